@@ -1,0 +1,191 @@
+package idp
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Level is a level of assurance, carried in the ID token's acr claim.
+type Level string
+
+// Levels of assurance, lowest first.
+const (
+	LevelLow         Level = "urn:onedoor:loa:low"
+	LevelSubstantial Level = "urn:onedoor:loa:substantial"
+	LevelHigh        Level = "urn:onedoor:loa:high"
+)
+
+// ParseLevel accepts the short names used on the command line and the full URNs.
+func ParseLevel(s string) (Level, error) {
+	switch s {
+	case "low", string(LevelLow):
+		return LevelLow, nil
+	case "substantial", string(LevelSubstantial):
+		return LevelSubstantial, nil
+	case "high", string(LevelHigh):
+		return LevelHigh, nil
+	}
+	return "", fmt.Errorf("level %q: want low, substantial or high: %w", s, ErrInvalid)
+}
+
+// Rank orders levels; unknown levels rank below low.
+func (l Level) Rank() int {
+	switch l {
+	case LevelLow:
+		return 1
+	case LevelSubstantial:
+		return 2
+	case LevelHigh:
+		return 3
+	}
+	return 0
+}
+
+// Citizen is one person in the citizen registry.
+type Citizen struct {
+	ID          string // stable subject identifier, never the personal ID
+	PersonalID  string // 12-digit personal identification number
+	FamilyName  string
+	GivenName   string
+	Birthdate   string // YYYY-MM-DD
+	Gender      string // female, male or other
+	Address     string
+	PhoneNumber string
+	CreatedAt   time.Time
+}
+
+// Name is the full name in Vietnamese order: family name first.
+func (c *Citizen) Name() string {
+	return strings.TrimSpace(c.FamilyName + " " + c.GivenName)
+}
+
+var personalIDRE = regexp.MustCompile(`^[0-9]{12}$`)
+
+// ValidPersonalID reports whether s is a 12-digit personal identification number.
+func ValidPersonalID(s string) bool { return personalIDRE.MatchString(s) }
+
+// Validate reports every problem with the citizen's registry fields at once.
+func (c *Citizen) Validate() error {
+	var probs []string
+	if !ValidPersonalID(c.PersonalID) {
+		probs = append(probs, "personal_id must be 12 digits")
+	}
+	if strings.TrimSpace(c.FamilyName) == "" {
+		probs = append(probs, "family_name is required")
+	}
+	if strings.TrimSpace(c.GivenName) == "" {
+		probs = append(probs, "given_name is required")
+	}
+	if d, err := time.Parse("2006-01-02", c.Birthdate); err != nil || d.After(time.Now()) {
+		probs = append(probs, "birthdate must be a past date as YYYY-MM-DD")
+	}
+	switch c.Gender {
+	case "female", "male", "other":
+	default:
+		probs = append(probs, "gender must be female, male or other")
+	}
+	if c.PhoneNumber != "" && !phoneRE.MatchString(c.PhoneNumber) {
+		probs = append(probs, "phone_number must be in E.164 form (+84...)")
+	}
+	if len(probs) > 0 {
+		return fmt.Errorf("%s: %w", strings.Join(probs, "; "), ErrInvalid)
+	}
+	return nil
+}
+
+var phoneRE = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+
+// Auth methods a client may use at the token endpoint.
+const (
+	AuthSecretBasic   = "client_secret_basic"
+	AuthSecretPost    = "client_secret_post"
+	AuthPrivateKeyJWT = "private_key_jwt"
+	AuthNone          = "none"
+)
+
+// Client is an OIDC relying party (an agency's site or a native app).
+type Client struct {
+	ID                     string
+	Name                   string
+	SecretHash             []byte // keyed hash of the secret; empty for none/private_key_jwt
+	RedirectURIs           []string
+	PostLogoutRedirectURIs []string
+	GrantTypes             []string
+	Scopes                 []string
+	AuthMethod             string
+	JWKS                   string // JSON Web Key Set document, for private_key_jwt
+	JWKSURI                string
+	PARRequired            bool
+	IDTokenAlg             string // ES256 (default) or RS256
+	CreatedAt              time.Time
+}
+
+// EIDAppClientID is the eID app's own public native client, created by the
+// migrations.
+const EIDAppClientID = "onedoor-eid-app"
+
+// Activation is the one-time code that lets a citizen enroll an eID app after
+// identity proofing at an authority's desk.
+type Activation struct {
+	CitizenID string
+	CodeHash  []byte // keyed hash of the code
+	Level     Level
+	ExpiresAt time.Time
+	Attempts  int
+	UsedAt    *time.Time
+	CreatedAt time.Time
+}
+
+// Device is one enrolled installation of the citizen's eID app.
+type Device struct {
+	ID        string
+	CitizenID string
+	Name      string
+	PublicKey string // ES256 public key as a JWK (JSON)
+	Level     Level  // the level proven at enrollment
+	CreatedAt time.Time
+	RevokedAt *time.Time
+}
+
+// Key states along a rotation.
+const (
+	KeyNext    = "next"    // published in JWKS, not yet signing
+	KeyActive  = "active"  // signing
+	KeyRetired = "retired" // published until PublishUntil, no longer signing
+)
+
+// SigningKey is a token signing key.
+type SigningKey struct {
+	ID           string // kid
+	Alg          string // ES256 or RS256
+	State        string
+	Private      []byte // PKCS#8 DER, encrypted at rest by the caller
+	Public       string // public JWK (JSON)
+	CreatedAt    time.Time
+	ActivatedAt  *time.Time
+	RetiredAt    *time.Time
+	PublishUntil *time.Time // retired keys stay in JWKS until then
+}
+
+// Grant records the claims a citizen agreed to share with a client.
+type Grant struct {
+	CitizenID string
+	ClientID  string
+	Claims    []string
+	UpdatedAt time.Time
+}
+
+// RefreshToken is a stored refresh token, by the signature of its value.
+type RefreshToken struct {
+	Signature string
+	RequestID string
+	ClientID  string
+	Subject   string
+	Active    bool
+	RotatedAt *time.Time
+	ExpiresAt time.Time
+	CreatedAt time.Time
+	Request   []byte // serialised request, owned by idp/oidc
+}

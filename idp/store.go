@@ -1,0 +1,127 @@
+package idp
+
+import (
+	"context"
+	"time"
+)
+
+// Durable stores live in SQLite (embedded default) or PostgreSQL. Adapters
+// translate "no rows" into ErrNotFound, unique violations into ErrConflict and
+// any failure to reach the database into an error wrapping ErrUnavailable.
+
+// ClientStore keeps the OIDC relying parties.
+type ClientStore interface {
+	CreateClient(ctx context.Context, c *Client) error // ErrConflict on duplicate ID
+	GetClient(ctx context.Context, id string) (*Client, error)
+	ListClients(ctx context.Context) ([]*Client, error)
+	DeleteClient(ctx context.Context, id string) error // ErrNotFound
+}
+
+// CitizenStore is the citizen registry: the single source of identity data.
+type CitizenStore interface {
+	// CreateCitizens inserts all citizens or none; ErrConflict when an ID or a
+	// personal ID is already present (in the store or twice in the batch).
+	CreateCitizens(ctx context.Context, cs []*Citizen) error
+	GetCitizen(ctx context.Context, id string) (*Citizen, error)
+	GetCitizenByPersonalID(ctx context.Context, personalID string) (*Citizen, error)
+	ListCitizens(ctx context.Context, f CitizenFilter) ([]*Citizen, error)
+}
+
+// CitizenFilter narrows ListCitizens. Zero values mean "no limit".
+type CitizenFilter struct {
+	Offset int
+	Limit  int
+}
+
+// ActivationStore keeps the one-time activation codes issued after identity
+// proofing. A citizen has at most one activation; creating a new one replaces
+// the previous.
+type ActivationStore interface {
+	PutActivation(ctx context.Context, a *Activation) error
+	GetActivation(ctx context.Context, citizenID string) (*Activation, error)
+	// UpdateActivation runs fn on the current record inside a transaction and
+	// stores what fn leaves in it, even when fn returns an error (so a failed
+	// attempt is counted); the error from fn is returned as is.
+	UpdateActivation(ctx context.Context, citizenID string, fn func(a *Activation) error) error
+}
+
+// DeviceStore keeps the citizens' enrolled eID app installations.
+type DeviceStore interface {
+	CreateDevice(ctx context.Context, d *Device) error
+	GetDevice(ctx context.Context, id string) (*Device, error)
+	ListDevices(ctx context.Context, citizenID string) ([]*Device, error)
+	// RevokeDevice sets RevokedAt; ErrNotFound when absent. Revoking twice keeps
+	// the first time.
+	RevokeDevice(ctx context.Context, id string, at time.Time) error
+}
+
+// KeyStore keeps the token signing keys, private parts encrypted at rest.
+type KeyStore interface {
+	CreateKey(ctx context.Context, k *SigningKey) error
+	ListKeys(ctx context.Context) ([]*SigningKey, error)
+	// UpdateKey runs fn on the stored key inside a transaction and saves it
+	// when fn returns nil.
+	UpdateKey(ctx context.Context, kid string, fn func(k *SigningKey) error) error
+}
+
+// GrantStore records which claims a citizen agreed to share with a client, so
+// the next login for the same claims needs only the approval.
+type GrantStore interface {
+	GetGrant(ctx context.Context, citizenID, clientID string) (*Grant, error)
+	PutGrant(ctx context.Context, g *Grant) error // insert or replace
+}
+
+// RefreshTokenStore keeps refresh tokens, the only tokens that must survive a
+// restart of every node. Request is an opaque serialisation owned by idp/oidc.
+type RefreshTokenStore interface {
+	CreateRefreshToken(ctx context.Context, t *RefreshToken) error
+	GetRefreshToken(ctx context.Context, signature string) (*RefreshToken, error)
+	// RotateRefreshToken marks one token as rotated at the given time; it stays
+	// readable so a client that lost the response can retry within a grace
+	// window. ErrNotFound when absent.
+	RotateRefreshToken(ctx context.Context, signature string, at time.Time) error
+	// RevokeRefreshTokens deactivates every token of a grant (the refresh-token
+	// family that shares one request ID).
+	RevokeRefreshTokens(ctx context.Context, requestID string) error
+	DeleteRefreshToken(ctx context.Context, signature string) error
+	// DeleteExpiredRefreshTokens removes tokens that expired before now.
+	DeleteExpiredRefreshTokens(ctx context.Context, now time.Time) (int64, error)
+}
+
+// Store is everything the durable backend provides.
+type Store interface {
+	ClientStore
+	CitizenStore
+	ActivationStore
+	DeviceStore
+	KeyStore
+	GrantStore
+	RefreshTokenStore
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Ephemeral holds short-lived state: authorization codes, PKCE and PAR
+// sessions, login requests, browser sessions, replay caches and rate-limit
+// counters. Every entry has a TTL. Embedded mode keeps it in SQLite, scale
+// mode in Redis. Keys are opaque strings chosen by the caller, who prefixes
+// them by purpose.
+type Ephemeral interface {
+	// Set stores value under key, replacing any previous value.
+	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// Create stores value only when key is absent or expired; otherwise it
+	// returns ErrConflict. It is the primitive for single-use entries.
+	Create(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// Get returns the value; ErrNotFound when absent or expired.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// Take returns the value and deletes it atomically: of concurrent callers
+	// exactly one gets the value, the others ErrNotFound.
+	Take(ctx context.Context, key string) ([]byte, error)
+	// Delete removes key; absent keys are not an error.
+	Delete(ctx context.Context, key string) error
+	// Incr atomically adds one to a counter and returns the new value. The TTL
+	// starts when the counter is created and is not extended by later calls.
+	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
