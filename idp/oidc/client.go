@@ -1,0 +1,79 @@
+package oidc
+
+import (
+	"crypto/rsa"
+	"encoding/json"
+	"fmt"
+
+	jose "github.com/go-jose/go-jose/v3"
+	"github.com/ory/fosite"
+
+	"github.com/onedoor/onedoor/idp"
+)
+
+// Client adapts an idp.Client to fosite's client interfaces.
+type Client struct {
+	fosite.DefaultOpenIDConnectClient
+	Record *idp.Client
+}
+
+var _ fosite.OpenIDConnectClient = (*Client)(nil)
+
+// newClient converts a stored client. A stored JWKS that does not parse makes
+// the client unusable for private_key_jwt but not for anything else.
+func newClient(c *idp.Client) *Client {
+	fc := &Client{Record: c}
+	fc.ID = c.ID
+	fc.Secret = c.SecretHash
+	fc.RedirectURIs = c.RedirectURIs
+	fc.GrantTypes = c.GrantTypes
+	fc.ResponseTypes = []string{"code"}
+	fc.Scopes = c.Scopes
+	fc.Public = c.AuthMethod == idp.AuthNone
+	fc.TokenEndpointAuthMethod = c.AuthMethod
+	fc.JSONWebKeysURI = c.JWKSURI
+	fc.TokenEndpointAuthSigningAlgorithm = "ES256"
+	if c.JWKS != "" {
+		var set jose.JSONWebKeySet
+		if err := json.Unmarshal([]byte(c.JWKS), &set); err == nil {
+			fc.JSONWebKeys = &set
+			fc.TokenEndpointAuthSigningAlgorithm = assertionAlg(&set)
+		}
+	}
+	return fc
+}
+
+// assertionAlg picks the client-assertion algorithm from the client's keys:
+// fosite accepts exactly one per client.
+func assertionAlg(set *jose.JSONWebKeySet) string {
+	for _, k := range set.Keys {
+		if k.Algorithm != "" {
+			return k.Algorithm
+		}
+		if _, ok := k.Key.(*rsa.PublicKey); ok {
+			return "RS256"
+		}
+	}
+	return "ES256"
+}
+
+// ValidateJWKS checks a client's key set document: public keys only, usable
+// for signatures.
+func ValidateJWKS(doc string) error {
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal([]byte(doc), &set); err != nil {
+		return fmt.Errorf("jwks: %v: %w", err, idp.ErrInvalid)
+	}
+	if len(set.Keys) == 0 {
+		return fmt.Errorf("jwks has no keys: %w", idp.ErrInvalid)
+	}
+	for _, k := range set.Keys {
+		if !k.IsPublic() {
+			return fmt.Errorf("jwks key %q contains private key material: %w", k.KeyID, idp.ErrInvalid)
+		}
+		if !k.Valid() {
+			return fmt.Errorf("jwks key %q is not valid: %w", k.KeyID, idp.ErrInvalid)
+		}
+	}
+	return nil
+}

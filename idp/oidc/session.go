@@ -1,0 +1,43 @@
+package oidc
+
+import (
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/token/jwt"
+)
+
+// Session is the fosite session of every OneDoor grant. It embeds the OpenID
+// session (ID token claims) and carries what the login established.
+type Session struct {
+	*openid.DefaultSession
+	// Released lists the claim names the citizen agreed to release.
+	Released []string `json:"released,omitempty"`
+	// DeviceID is the eID app installation that approved the login.
+	DeviceID string `json:"device_id,omitempty"`
+	// ClientID is kept for client_credentials grants, whose subject is the client.
+	ClientID string `json:"client_id,omitempty"`
+}
+
+// NewSession returns an empty session ready for fosite to fill or decode into.
+func NewSession() *Session {
+	return &Session{DefaultSession: &openid.DefaultSession{
+		Claims:    &jwt.IDTokenClaims{Extra: map[string]any{}},
+		Headers:   &jwt.Headers{Extra: map[string]any{}},
+		ExpiresAt: map[fosite.TokenType]time.Time{},
+	}}
+}
+
+// Clone implements fosite.Session.
+func (s *Session) Clone() fosite.Session {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	if s.DefaultSession != nil {
+		c.DefaultSession = s.DefaultSession.Clone().(*openid.DefaultSession)
+	}
+	c.Released = append([]string(nil), s.Released...)
+	return &c
+}

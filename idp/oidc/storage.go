@@ -1,0 +1,443 @@
+package oidc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/handler/pkce"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/accesstoken"
+)
+
+// Store is the durable part of what the fosite storage needs.
+type Store interface {
+	idp.ClientStore
+	idp.RefreshTokenStore
+}
+
+// Storage implements fosite's storage interfaces over OneDoor's stores:
+// clients and refresh tokens in the durable store, codes, PKCE, PAR and
+// replay caches in the ephemeral store. Access tokens are self-contained
+// JWTs, so nothing is written for them: their "signature" is the token.
+type Storage struct {
+	store    Store
+	eph      idp.Ephemeral
+	verifier *accesstoken.Verifier
+	life     Lifespans
+	now      func() time.Time
+}
+
+// Lifespans of the artefacts the storage keeps.
+type Lifespans struct {
+	AuthorizeCode time.Duration
+	AccessToken   time.Duration
+	RefreshToken  time.Duration
+	PAR           time.Duration
+	// RefreshGrace is how long a rotated refresh token may still be redeemed,
+	// so a mobile client that lost a response is not stranded.
+	RefreshGrace time.Duration
+}
+
+var (
+	_ fosite.Storage                     = (*Storage)(nil)
+	_ oauth2.CoreStorage                 = (*Storage)(nil)
+	_ oauth2.TokenRevocationStorage      = (*Storage)(nil)
+	_ openid.OpenIDConnectRequestStorage = (*Storage)(nil)
+	_ pkce.PKCERequestStorage            = (*Storage)(nil)
+	_ fosite.PARStorage                  = (*Storage)(nil)
+)
+
+// NewStorage returns the fosite storage adapter.
+func NewStorage(store Store, eph idp.Ephemeral, verifier *accesstoken.Verifier, life Lifespans, now func() time.Time) *Storage {
+	if now == nil {
+		now = time.Now
+	}
+	return &Storage{store: store, eph: eph, verifier: verifier, life: life, now: now}
+}
+
+// Ephemeral-store key prefixes.
+const (
+	prefixCode     = "oidc:code:"
+	prefixCodeUsed = "oidc:code-used:"
+	prefixPKCE     = "oidc:pkce:"
+	prefixOIDC     = "oidc:session:"
+	prefixPAR      = "oidc:par:"
+	prefixJTI      = "oidc:jti:"
+)
+
+// usedCodeTTL keeps an invalidated code's record long enough to detect reuse
+// and revoke what it issued.
+const usedCodeTTL = 15 * time.Minute
+
+// storeErr maps idp sentinels to fosite's; anything else (ErrUnavailable)
+// stays wrapped so the transport can answer 503.
+func storeErr(err error) error {
+	if errors.Is(err, idp.ErrNotFound) {
+		return fosite.ErrNotFound.WithWrap(err)
+	}
+	return err
+}
+
+// GetClient implements fosite.ClientManager.
+func (s *Storage) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	c, err := s.store.GetClient(ctx, id)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return newClient(c), nil
+}
+
+// ClientAssertionJWTValid implements fosite.ClientManager. It is a fast
+// pre-check only: SetClientAssertionJWT is the atomic one. An unavailable
+// store passes here so that the outage surfaces as 503 from the Set call, not
+// as a bogus "jti already used".
+func (s *Storage) ClientAssertionJWTValid(ctx context.Context, jti string) error {
+	_, err := s.eph.Get(ctx, prefixJTI+jti)
+	if err == nil {
+		return fosite.ErrJTIKnown
+	}
+	return nil
+}
+
+// SetClientAssertionJWT implements fosite.ClientManager: of two concurrent
+// requests with one jti exactly one succeeds.
+func (s *Storage) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
+	ttl := exp.Sub(s.now()) + time.Minute // beyond the verifier's leeway
+	if ttl < time.Minute {
+		ttl = time.Minute
+	}
+	err := s.eph.Create(ctx, prefixJTI+jti, []byte{1}, ttl)
+	if errors.Is(err, idp.ErrConflict) {
+		return fosite.ErrJTIKnown.WithHint("Claim 'jti' from 'client_assertion' MUST only be used once.")
+	}
+	return err
+}
+
+// CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
+func (s *Storage) CreateAuthorizeCodeSession(ctx context.Context, sig string, r fosite.Requester) error {
+	return s.putRequest(ctx, prefixCode+sig, r, s.life.AuthorizeCode)
+}
+
+// GetAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage. After
+// invalidation it returns the request together with
+// fosite.ErrInvalidatedAuthorizeCode so fosite can revoke what the code issued.
+func (s *Storage) GetAuthorizeCodeSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
+	r, err := s.getRequest(ctx, prefixCode+sig, session)
+	if !errors.Is(err, fosite.ErrNotFound) {
+		return r, err
+	}
+	r, err = s.getRequest(ctx, prefixCodeUsed+sig, session)
+	if err != nil {
+		return nil, err
+	}
+	return r, fosite.ErrInvalidatedAuthorizeCode
+}
+
+// InvalidateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage. Take
+// is atomic, so of two concurrent redemptions exactly one gets here first; the
+// other gets an error wrapping idp.ErrConflict (answered as invalid_grant).
+func (s *Storage) InvalidateAuthorizeCodeSession(ctx context.Context, sig string) error {
+	v, err := s.eph.Take(ctx, prefixCode+sig)
+	if errors.Is(err, idp.ErrNotFound) {
+		return fmt.Errorf("authorization code already used: %w", idp.ErrConflict)
+	}
+	if err != nil {
+		return err
+	}
+	return s.eph.Set(ctx, prefixCodeUsed+sig, v, usedCodeTTL)
+}
+
+// CreateAccessTokenSession implements oauth2.AccessTokenStorage. Access
+// tokens are self-contained; nothing is stored.
+func (s *Storage) CreateAccessTokenSession(context.Context, string, fosite.Requester) error {
+	return nil
+}
+
+// GetAccessTokenSession implements oauth2.AccessTokenStorage. The signature is
+// the token itself (see accessTokenStrategy), which is verified and turned
+// back into a request; revoked grants read as not found.
+func (s *Storage) GetAccessTokenSession(ctx context.Context, token string, session fosite.Session) (fosite.Requester, error) {
+	c, err := s.verifier.Verify(ctx, token)
+	if errors.Is(err, accesstoken.ErrInvalid) {
+		return nil, fosite.ErrNotFound.WithWrap(err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.requestFromClaims(ctx, c, session)
+}
+
+func (s *Storage) requestFromClaims(ctx context.Context, c *accesstoken.Claims, session fosite.Session) (fosite.Requester, error) {
+	client, err := s.GetClient(ctx, c.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	sess, _ := session.(*Session)
+	if sess == nil {
+		sess = NewSession()
+	}
+	sess.Subject = c.Subject
+	sess.Claims.Subject = c.Subject
+	sess.Released = c.Released
+	sess.SetExpiresAt(fosite.AccessToken, c.ExpiresAt.Time)
+	r := &fosite.Request{
+		ID:                c.GrantID,
+		RequestedAt:       c.IssuedAt.Time,
+		Client:            client,
+		RequestedScope:    c.Scopes(),
+		GrantedScope:      c.Scopes(),
+		RequestedAudience: fosite.Arguments(c.Audience),
+		GrantedAudience:   fosite.Arguments(c.Audience),
+		Form:              url.Values{},
+		Session:           sess,
+	}
+	return r, nil
+}
+
+// DeleteAccessTokenSession implements oauth2.AccessTokenStorage; a
+// self-contained token is withdrawn through RevokeAccessToken instead.
+func (s *Storage) DeleteAccessTokenSession(context.Context, string) error { return nil }
+
+// CreateRefreshTokenSession implements oauth2.RefreshTokenStorage.
+func (s *Storage) CreateRefreshTokenSession(ctx context.Context, sig, _ string, r fosite.Requester) error {
+	raw, err := encodeRequest(r)
+	if err != nil {
+		return err
+	}
+	now := s.now().UTC()
+	exp := r.GetSession().GetExpiresAt(fosite.RefreshToken)
+	if exp.IsZero() {
+		exp = now.Add(s.life.RefreshToken)
+	}
+	return s.store.CreateRefreshToken(ctx, &idp.RefreshToken{
+		Signature: sig,
+		RequestID: r.GetID(),
+		ClientID:  r.GetClient().GetID(),
+		Subject:   r.GetSession().GetSubject(),
+		Active:    true,
+		ExpiresAt: exp,
+		CreatedAt: now,
+		Request:   raw,
+	})
+}
+
+// GetRefreshTokenSession implements oauth2.RefreshTokenStorage. A rotated
+// token stays valid for the grace window; after that, or once revoked, it
+// returns the request with fosite.ErrInactiveToken, which makes fosite revoke
+// the whole family (reuse detection).
+func (s *Storage) GetRefreshTokenSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
+	t, err := s.store.GetRefreshToken(ctx, sig)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	r, err := s.decodeRequest(ctx, t.Request, session)
+	if err != nil {
+		return nil, err
+	}
+	if !t.Active || (t.RotatedAt != nil && s.now().Sub(*t.RotatedAt) > s.life.RefreshGrace) {
+		return r, fosite.ErrInactiveToken
+	}
+	return r, nil
+}
+
+// DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage.
+func (s *Storage) DeleteRefreshTokenSession(ctx context.Context, sig string) error {
+	return storeErr(s.store.DeleteRefreshToken(ctx, sig))
+}
+
+// RotateRefreshToken implements oauth2.RefreshTokenStorage.
+func (s *Storage) RotateRefreshToken(ctx context.Context, _ string, sig string) error {
+	return storeErr(s.store.RotateRefreshToken(ctx, sig, s.now()))
+}
+
+// RevokeRefreshToken implements oauth2.TokenRevocationStorage.
+func (s *Storage) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	return storeErr(s.store.RevokeRefreshTokens(ctx, requestID))
+}
+
+// RevokeAccessToken implements oauth2.TokenRevocationStorage: the grant goes
+// on the deny list for as long as its access tokens can live.
+func (s *Storage) RevokeAccessToken(ctx context.Context, requestID string) error {
+	return s.verifier.Revoke(ctx, requestID, s.life.AccessToken+time.Minute)
+}
+
+// CreatePKCERequestSession implements pkce.PKCERequestStorage.
+func (s *Storage) CreatePKCERequestSession(ctx context.Context, sig string, r fosite.Requester) error {
+	return s.putRequest(ctx, prefixPKCE+sig, r, s.life.AuthorizeCode)
+}
+
+// GetPKCERequestSession implements pkce.PKCERequestStorage.
+func (s *Storage) GetPKCERequestSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
+	return s.getRequest(ctx, prefixPKCE+sig, session)
+}
+
+// DeletePKCERequestSession implements pkce.PKCERequestStorage.
+func (s *Storage) DeletePKCERequestSession(ctx context.Context, sig string) error {
+	return s.eph.Delete(ctx, prefixPKCE+sig)
+}
+
+// CreateOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
+func (s *Storage) CreateOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) error {
+	return s.putRequest(ctx, prefixOIDC+code, r, s.life.AuthorizeCode)
+}
+
+// GetOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
+func (s *Storage) GetOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) (fosite.Requester, error) {
+	got, err := s.getRequest(ctx, prefixOIDC+code, r.GetSession())
+	if errors.Is(err, fosite.ErrNotFound) {
+		return nil, openid.ErrNoSessionFound
+	}
+	return got, err
+}
+
+// DeleteOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
+func (s *Storage) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
+	return s.eph.Delete(ctx, prefixOIDC+code)
+}
+
+// CreatePARSession implements fosite.PARStorage.
+func (s *Storage) CreatePARSession(ctx context.Context, uri string, r fosite.AuthorizeRequester) error {
+	return s.putRequest(ctx, prefixPAR+uri, r, s.life.PAR)
+}
+
+// GetPARSession implements fosite.PARStorage.
+func (s *Storage) GetPARSession(ctx context.Context, uri string) (fosite.AuthorizeRequester, error) {
+	v, err := s.eph.Get(ctx, prefixPAR+uri)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	r, err := s.decode(ctx, v, nil)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// DeletePARSession implements fosite.PARStorage.
+func (s *Storage) DeletePARSession(ctx context.Context, uri string) error {
+	return s.eph.Delete(ctx, prefixPAR+uri)
+}
+
+func (s *Storage) putRequest(ctx context.Context, key string, r fosite.Requester, ttl time.Duration) error {
+	raw, err := encodeRequest(r)
+	if err != nil {
+		return err
+	}
+	return s.eph.Set(ctx, key, raw, ttl)
+}
+
+func (s *Storage) getRequest(ctx context.Context, key string, session fosite.Session) (fosite.Requester, error) {
+	v, err := s.eph.Get(ctx, key)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return s.decodeRequest(ctx, v, session)
+}
+
+func (s *Storage) decodeRequest(ctx context.Context, raw []byte, session fosite.Session) (fosite.Requester, error) {
+	ar, err := s.decode(ctx, raw, session)
+	if err != nil {
+		return nil, err
+	}
+	return &ar.Request, nil
+}
+
+// storedRequest is the serialised form of a fosite request. Authorize-only
+// fields are kept for PAR.
+type storedRequest struct {
+	ID                string          `json:"id"`
+	RequestedAt       time.Time       `json:"requested_at"`
+	ClientID          string          `json:"client_id"`
+	RequestedScope    []string        `json:"requested_scope,omitempty"`
+	GrantedScope      []string        `json:"granted_scope,omitempty"`
+	RequestedAudience []string        `json:"requested_audience,omitempty"`
+	GrantedAudience   []string        `json:"granted_audience,omitempty"`
+	Form              url.Values      `json:"form,omitempty"`
+	Session           json.RawMessage `json:"session,omitempty"`
+	ResponseTypes     []string        `json:"response_types,omitempty"`
+	RedirectURI       string          `json:"redirect_uri,omitempty"`
+	State             string          `json:"state,omitempty"`
+	ResponseMode      string          `json:"response_mode,omitempty"`
+	DefaultMode       string          `json:"default_response_mode,omitempty"`
+}
+
+func encodeRequest(r fosite.Requester) ([]byte, error) {
+	sr := storedRequest{
+		ID:                r.GetID(),
+		RequestedAt:       r.GetRequestedAt(),
+		ClientID:          r.GetClient().GetID(),
+		RequestedScope:    r.GetRequestedScopes(),
+		GrantedScope:      r.GetGrantedScopes(),
+		RequestedAudience: r.GetRequestedAudience(),
+		GrantedAudience:   r.GetGrantedAudience(),
+		Form:              r.GetRequestForm(),
+	}
+	if sess := r.GetSession(); sess != nil {
+		raw, err := json.Marshal(sess)
+		if err != nil {
+			return nil, fmt.Errorf("encode session: %w", err)
+		}
+		sr.Session = raw
+	}
+	if ar, ok := r.(fosite.AuthorizeRequester); ok {
+		sr.ResponseTypes = ar.GetResponseTypes()
+		if u := ar.GetRedirectURI(); u != nil {
+			sr.RedirectURI = u.String()
+		}
+		sr.State = ar.GetState()
+		sr.ResponseMode = string(ar.GetResponseMode())
+		sr.DefaultMode = string(ar.GetDefaultResponseMode())
+	}
+	return json.Marshal(sr)
+}
+
+// decode rebuilds a request; the client is loaded fresh so a deleted client's
+// grants stop working at once.
+func (s *Storage) decode(ctx context.Context, raw []byte, session fosite.Session) (*fosite.AuthorizeRequest, error) {
+	var sr storedRequest
+	if err := json.Unmarshal(raw, &sr); err != nil {
+		return nil, fmt.Errorf("decode stored request: %w", err)
+	}
+	client, err := s.GetClient(ctx, sr.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	if session == nil {
+		session = NewSession()
+	}
+	if len(sr.Session) > 0 {
+		if err := json.Unmarshal(sr.Session, session); err != nil {
+			return nil, fmt.Errorf("decode stored session: %w", err)
+		}
+	}
+	ar := fosite.NewAuthorizeRequest()
+	ar.ID = sr.ID
+	ar.RequestedAt = sr.RequestedAt
+	ar.Client = client
+	ar.RequestedScope = sr.RequestedScope
+	ar.GrantedScope = sr.GrantedScope
+	ar.RequestedAudience = sr.RequestedAudience
+	ar.GrantedAudience = sr.GrantedAudience
+	if sr.Form != nil {
+		ar.Form = sr.Form
+	}
+	ar.Session = session
+	ar.ResponseTypes = sr.ResponseTypes
+	if sr.RedirectURI != "" {
+		if u, err := url.Parse(sr.RedirectURI); err == nil {
+			ar.RedirectURI = u
+		}
+	}
+	ar.State = sr.State
+	ar.ResponseMode = fosite.ResponseModeType(sr.ResponseMode)
+	ar.DefaultResponseMode = fosite.ResponseModeType(sr.DefaultMode)
+	return ar, nil
+}
