@@ -23,13 +23,15 @@ var _ fosite.OpenIDConnectClient = (*Client)(nil)
 // the client unusable for private_key_jwt but not for anything else.
 func newClient(c *idp.Client) *Client {
 	fc := &Client{Record: c}
-	fc.ID = c.ID
-	fc.Secret = c.SecretHash
-	fc.RedirectURIs = c.RedirectURIs
-	fc.GrantTypes = c.GrantTypes
-	fc.ResponseTypes = []string{"code"}
-	fc.Scopes = c.Scopes
-	fc.Public = c.AuthMethod == idp.AuthNone
+	fc.DefaultClient = &fosite.DefaultClient{
+		ID:            c.ID,
+		Secret:        c.SecretHash,
+		RedirectURIs:  c.RedirectURIs,
+		GrantTypes:    c.GrantTypes,
+		ResponseTypes: []string{"code"},
+		Scopes:        c.Scopes,
+		Public:        c.AuthMethod == idp.AuthNone,
+	}
 	fc.TokenEndpointAuthMethod = c.AuthMethod
 	fc.JSONWebKeysURI = c.JWKSURI
 	fc.TokenEndpointAuthSigningAlgorithm = "ES256"

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/ory/fosite"
@@ -89,7 +90,9 @@ func New(cfg Config, store Store, eph idp.Ephemeral, keys accesstoken.Keys) *Pro
 		RefreshTokenScopes:              []string{"offline_access"},
 		SendDebugMessagesToClients:      false,
 		MinParameterEntropy:             fosite.MinParameterEntropy,
-		RedirectSecureChecker:           fosite.IsRedirectURISecureStrict,
+		// The registration rule: https, http on loopback, reverse-domain
+		// private-use schemes for native apps (RFC 8252).
+		RedirectSecureChecker: func(_ context.Context, u *url.URL) bool { return idp.ValidRedirectURI(u.String()) == nil },
 	}
 	conf := &fositeConfig{Config: fc, tokenURLs: []string{TokenURL(cfg.Issuer), cfg.Issuer, cfg.Issuer + "/"}}
 

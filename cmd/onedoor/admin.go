@@ -1,0 +1,536 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/oidc"
+)
+
+// multiFlag collects a repeatable flag.
+type multiFlag []string
+
+func (f *multiFlag) String() string     { return strings.Join(*f, ",") }
+func (f *multiFlag) Set(v string) error { *f = append(*f, v); return nil }
+
+// adminMain parses storage flags plus the command's own and opens storage.
+func adminMain(ctx context.Context, name string, args []string, env func(string) string, extra func(fs *flag.FlagSet)) (*Main, *flag.FlagSet, error) {
+	m := NewMain()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	m.Config.storageFlags(fs)
+	if extra != nil {
+		extra(fs)
+	}
+	if err := parseFlags(fs, permute(fs, args), env); err != nil {
+		return nil, nil, flagError(err)
+	}
+	if err := m.Config.Validate(false); err != nil {
+		return nil, nil, err
+	}
+	if err := m.OpenStorage(ctx); err != nil {
+		if m.DB != nil {
+			_ = m.DB.Close()
+		}
+		return nil, nil, err
+	}
+	return m, fs, nil
+}
+
+// permute moves positional arguments after the flags so `show ID --data-dir
+// D` works as well as `show --data-dir D ID`.
+func permute(fs *flag.FlagSet, args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			pos = append(pos, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		if f := fs.Lookup(name); f != nil {
+			if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
+				continue
+			}
+			if i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+		}
+	}
+	return append(flags, pos...)
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func migrate(ctx context.Context, args []string, env func(string) string, stdout io.Writer) error {
+	m, _, err := adminMain(ctx, "migrate", args, env, nil)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return printJSON(stdout, map[string]any{"migrated": true})
+}
+
+// clientView is how admin commands print a client; the secret appears once,
+// at creation.
+type clientView struct {
+	ClientID               string    `json:"client_id"`
+	ClientSecret           string    `json:"client_secret,omitempty"`
+	Name                   string    `json:"name"`
+	RedirectURIs           []string  `json:"redirect_uris"`
+	PostLogoutRedirectURIs []string  `json:"post_logout_redirect_uris,omitempty"`
+	GrantTypes             []string  `json:"grant_types"`
+	Scope                  string    `json:"scope"`
+	AuthMethod             string    `json:"token_endpoint_auth_method"`
+	JWKSURI                string    `json:"jwks_uri,omitempty"`
+	HasJWKS                bool      `json:"jwks,omitempty"`
+	PARRequired            bool      `json:"require_pushed_authorization_requests"`
+	IDTokenAlg             string    `json:"id_token_signed_response_alg"`
+	CreatedAt              time.Time `json:"created_at"`
+}
+
+func viewClient(c *idp.Client) clientView {
+	return clientView{
+		ClientID: c.ID, Name: c.Name, RedirectURIs: nonNil(c.RedirectURIs), PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+		GrantTypes: c.GrantTypes, Scope: strings.Join(c.Scopes, " "), AuthMethod: c.AuthMethod, JWKSURI: c.JWKSURI,
+		HasJWKS: c.JWKS != "", PARRequired: c.PARRequired, IDTokenAlg: c.IDTokenAlg, CreatedAt: c.CreatedAt,
+	}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// ClientSpec is what `client create` (and the demo seeding) asks for.
+type ClientSpec struct {
+	ID, Name, Scope, AuthMethod, JWKSFile, JWKSURI, IDTokenAlg string
+	RedirectURIs, PostLogoutRedirectURIs, GrantTypes           []string
+	PARRequired                                                bool
+}
+
+// CreateClient validates spec, generates the secret (256 bits, shown once)
+// and stores the client with a keyed hash of the secret.
+func (m *Main) CreateClient(ctx context.Context, spec ClientSpec) (*idp.Client, string, error) {
+	c := &idp.Client{
+		ID: spec.ID, Name: spec.Name, RedirectURIs: spec.RedirectURIs, PostLogoutRedirectURIs: spec.PostLogoutRedirectURIs,
+		GrantTypes: spec.GrantTypes, Scopes: strings.Fields(spec.Scope), AuthMethod: spec.AuthMethod,
+		JWKSURI: spec.JWKSURI, PARRequired: spec.PARRequired, IDTokenAlg: spec.IDTokenAlg, CreatedAt: m.Now().UTC(),
+	}
+	if c.ID == "" {
+		c.ID = randomHex(12)
+	}
+	if c.AuthMethod == "" {
+		c.AuthMethod = idp.AuthSecretBasic
+	}
+	if c.IDTokenAlg == "" {
+		c.IDTokenAlg = "ES256"
+	}
+	if len(c.Scopes) == 0 {
+		c.Scopes = []string{"openid", "profile"}
+	}
+	if len(c.GrantTypes) == 0 {
+		c.GrantTypes = []string{"authorization_code"}
+		if slices.Contains(c.Scopes, "offline_access") {
+			c.GrantTypes = append(c.GrantTypes, "refresh_token")
+		}
+	}
+	var jwksErr error
+	if spec.JWKSFile != "" {
+		raw, err := os.ReadFile(spec.JWKSFile)
+		if err != nil {
+			jwksErr = fmt.Errorf("read --jwks: %w", err)
+		} else if err := oidc.ValidateJWKS(string(raw)); err != nil {
+			jwksErr = err
+		} else {
+			c.JWKS = string(raw)
+		}
+	}
+	var secret string
+	if c.AuthMethod == idp.AuthSecretBasic || c.AuthMethod == idp.AuthSecretPost {
+		secret = randomString(32)
+		c.SecretHash = oidc.HashSecret(m.ClientSecretKey(), secret)
+	}
+	if err := errors.Join(jwksErr, c.Validate()); err != nil {
+		return nil, "", err
+	}
+	if err := m.Store.CreateClient(ctx, c); err != nil {
+		return nil, "", err
+	}
+	return c, secret, nil
+}
+
+func clientCmd(ctx context.Context, args []string, env func(string) string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usageError("client: want create, list, show or delete")
+	}
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "create":
+		var spec ClientSpec
+		var redirects, postLogout, grants multiFlag
+		m, fs, err := adminMain(ctx, "client create", args, env, func(fs *flag.FlagSet) {
+			fs.StringVar(&spec.ID, "id", "", "client id (default: random)")
+			fs.StringVar(&spec.Name, "name", "", "display name shown to citizens")
+			fs.Var(&redirects, "redirect-uri", "redirect URI, matched exactly (repeatable)")
+			fs.Var(&postLogout, "post-logout-redirect-uri", "post-logout redirect URI (repeatable)")
+			fs.Var(&grants, "grant-type", "authorization_code, refresh_token or client_credentials (repeatable)")
+			fs.StringVar(&spec.Scope, "scope", "", `space-separated scopes (default "openid profile")`)
+			fs.StringVar(&spec.AuthMethod, "auth-method", idp.AuthSecretBasic, "client_secret_basic, client_secret_post, private_key_jwt or none")
+			fs.StringVar(&spec.JWKSFile, "jwks", "", "file with the client's public JSON Web Key Set (private_key_jwt)")
+			fs.StringVar(&spec.JWKSURI, "jwks-uri", "", "URL of the client's JSON Web Key Set (private_key_jwt)")
+			fs.BoolVar(&spec.PARRequired, "par-required", false, "require pushed authorization requests")
+			fs.StringVar(&spec.IDTokenAlg, "id-token-alg", "ES256", "ID token signing algorithm: ES256 or RS256")
+		})
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		if fs.NArg() > 0 {
+			return usageError("unexpected arguments: %v", fs.Args())
+		}
+		spec.RedirectURIs, spec.PostLogoutRedirectURIs, spec.GrantTypes = redirects, postLogout, grants
+		c, secret, err := m.CreateClient(ctx, spec)
+		if err != nil {
+			return err
+		}
+		v := viewClient(c)
+		v.ClientSecret = secret
+		return printJSON(stdout, v)
+	case "list":
+		m, _, err := adminMain(ctx, "client list", args, env, nil)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		cs, err := m.Store.ListClients(ctx)
+		if err != nil {
+			return err
+		}
+		out := make([]clientView, 0, len(cs))
+		for _, c := range cs {
+			out = append(out, viewClient(c))
+		}
+		return printJSON(stdout, out)
+	case "show", "delete":
+		var id string
+		m, fs, err := adminMain(ctx, "client "+sub, args, env, func(fs *flag.FlagSet) {
+			fs.StringVar(&id, "id", "", "client id")
+		})
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		if id == "" && fs.NArg() == 1 {
+			id = fs.Arg(0)
+		}
+		if id == "" {
+			return usageError("client %s: want a client id", sub)
+		}
+		if sub == "delete" {
+			if id == idp.EIDAppClientID {
+				return fmt.Errorf("the eID app's own client cannot be deleted")
+			}
+			if err := m.Store.DeleteClient(ctx, id); err != nil {
+				return err
+			}
+			return printJSON(stdout, map[string]any{"deleted": id})
+		}
+		c, err := m.Store.GetClient(ctx, id)
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, viewClient(c))
+	}
+	return usageError("client: unknown subcommand %q", sub)
+}
+
+// citizenRecord is the import and output form of a registry entry.
+type citizenRecord struct {
+	PersonalID  string `json:"personal_id"`
+	FamilyName  string `json:"family_name"`
+	GivenName   string `json:"given_name"`
+	Birthdate   string `json:"birthdate"`
+	Gender      string `json:"gender"`
+	Address     string `json:"address"`
+	PhoneNumber string `json:"phone_number"`
+}
+
+type citizenView struct {
+	Subject string `json:"sub"`
+	citizenRecord
+	CreatedAt time.Time    `json:"created_at"`
+	Devices   []deviceInfo `json:"devices,omitempty"`
+}
+
+type deviceInfo struct {
+	ID        string     `json:"device_id"`
+	Name      string     `json:"name"`
+	Level     idp.Level  `json:"level"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+func viewCitizen(c *idp.Citizen) citizenView {
+	return citizenView{Subject: c.ID, CreatedAt: c.CreatedAt, citizenRecord: citizenRecord{
+		PersonalID: c.PersonalID, FamilyName: c.FamilyName, GivenName: c.GivenName, Birthdate: c.Birthdate,
+		Gender: c.Gender, Address: c.Address, PhoneNumber: c.PhoneNumber,
+	}}
+}
+
+// ParseCitizens reads a JSON array or a CSV file with a header row naming
+// the same columns. Every row is validated; any problem rejects the whole file.
+func ParseCitizens(name string, data []byte) ([]citizenRecord, error) {
+	var recs []citizenRecord
+	trimmed := bytes.TrimSpace(data)
+	if strings.EqualFold(filepath.Ext(name), ".json") || (len(trimmed) > 0 && trimmed[0] == '[') {
+		dec := json.NewDecoder(bytes.NewReader(trimmed))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&recs); err != nil {
+			return nil, fmt.Errorf("%s: not a JSON array of citizens: %v", name, err)
+		}
+		if dec.More() {
+			return nil, fmt.Errorf("%s: trailing data after the JSON array", name)
+		}
+	} else {
+		r := csv.NewReader(bytes.NewReader(trimmed))
+		rows, err := r.ReadAll()
+		if err != nil {
+			return nil, fmt.Errorf("%s: CSV: %v", name, err)
+		}
+		if len(rows) == 0 {
+			return nil, fmt.Errorf("%s: empty CSV", name)
+		}
+		cols := map[string]int{}
+		for i, h := range rows[0] {
+			cols[strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))] = i
+		}
+		want := []string{"personal_id", "family_name", "given_name", "birthdate", "gender", "address", "phone_number"}
+		var missing []string
+		for _, w := range want {
+			if _, ok := cols[w]; !ok {
+				missing = append(missing, w)
+			}
+		}
+		if len(missing) > 0 || len(cols) != len(want) {
+			return nil, fmt.Errorf("%s: the CSV header must be exactly %s (missing: %v)", name, strings.Join(want, ","), missing)
+		}
+		for _, row := range rows[1:] {
+			get := func(k string) string { return strings.TrimSpace(row[cols[k]]) }
+			recs = append(recs, citizenRecord{
+				PersonalID: get("personal_id"), FamilyName: get("family_name"), GivenName: get("given_name"),
+				Birthdate: get("birthdate"), Gender: get("gender"), Address: get("address"), PhoneNumber: get("phone_number"),
+			})
+		}
+	}
+	var probs []string
+	seen := map[string]int{}
+	for i, rec := range recs {
+		c := idp.Citizen{PersonalID: rec.PersonalID, FamilyName: rec.FamilyName, GivenName: rec.GivenName,
+			Birthdate: rec.Birthdate, Gender: rec.Gender, Address: rec.Address, PhoneNumber: rec.PhoneNumber}
+		if err := c.Validate(); err != nil {
+			probs = append(probs, fmt.Sprintf("row %d: %v", i+1, strings.TrimSuffix(err.Error(), ": "+idp.ErrInvalid.Error())))
+		}
+		if j, dup := seen[rec.PersonalID]; dup && rec.PersonalID != "" {
+			probs = append(probs, fmt.Sprintf("row %d: personal_id repeats row %d", i+1, j))
+		}
+		seen[rec.PersonalID] = i + 1
+	}
+	if len(recs) == 0 {
+		probs = append(probs, "no citizens in the file")
+	}
+	if len(probs) > 0 {
+		return nil, fmt.Errorf("%s: nothing imported:\n  %s", name, strings.Join(probs, "\n  "))
+	}
+	return recs, nil
+}
+
+// ImportCitizens stores the records all or none, each with a new random
+// subject identifier.
+func (m *Main) ImportCitizens(ctx context.Context, recs []citizenRecord) error {
+	now := m.Now().UTC()
+	cs := make([]*idp.Citizen, 0, len(recs))
+	for _, r := range recs {
+		cs = append(cs, &idp.Citizen{ID: randomString(16), PersonalID: r.PersonalID, FamilyName: r.FamilyName, GivenName: r.GivenName,
+			Birthdate: r.Birthdate, Gender: r.Gender, Address: r.Address, PhoneNumber: r.PhoneNumber, CreatedAt: now})
+	}
+	if err := m.Store.CreateCitizens(ctx, cs); err != nil {
+		if errors.Is(err, idp.ErrConflict) {
+			return fmt.Errorf("nothing imported: a personal_id is already in the registry: %w", err)
+		}
+		return err
+	}
+	return nil
+}
+
+func citizenCmd(ctx context.Context, args []string, env func(string) string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usageError("citizen: want import, list, show, activate or revoke-device")
+	}
+	sub, args := args[0], args[1:]
+	var pid, level, device string
+	m, fs, err := adminMain(ctx, "citizen "+sub, args, env, func(fs *flag.FlagSet) {
+		switch sub {
+		case "show", "activate", "revoke-device":
+			fs.StringVar(&pid, "id", "", "personal identification number (12 digits)")
+		}
+		if sub == "activate" {
+			fs.StringVar(&level, "level", "substantial", "level proven at the desk: substantial or high")
+		}
+		if sub == "revoke-device" {
+			fs.StringVar(&device, "device", "", "device id")
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	switch sub {
+	case "import":
+		if fs.NArg() != 1 {
+			return usageError("citizen import: want exactly one FILE")
+		}
+		data, err := os.ReadFile(fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		recs, err := ParseCitizens(fs.Arg(0), data)
+		if err != nil {
+			return err
+		}
+		if err := m.ImportCitizens(ctx, recs); err != nil {
+			return err
+		}
+		return printJSON(stdout, map[string]any{"imported": len(recs)})
+	case "list":
+		cs, err := m.Store.ListCitizens(ctx, idp.CitizenFilter{})
+		if err != nil {
+			return err
+		}
+		out := make([]citizenView, 0, len(cs))
+		for _, c := range cs {
+			out = append(out, viewCitizen(c))
+		}
+		return printJSON(stdout, out)
+	}
+	if pid == "" && fs.NArg() == 1 {
+		pid = fs.Arg(0)
+	}
+	if !idp.ValidPersonalID(pid) {
+		return usageError("citizen %s: --id must be a 12-digit personal identification number", sub)
+	}
+	switch sub {
+	case "show":
+		c, err := m.Store.GetCitizenByPersonalID(ctx, pid)
+		if err != nil {
+			return err
+		}
+		v := viewCitizen(c)
+		ds, err := m.Store.ListDevices(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			v.Devices = append(v.Devices, deviceInfo{ID: d.ID, Name: d.Name, Level: d.Level, CreatedAt: d.CreatedAt, RevokedAt: d.RevokedAt})
+		}
+		return printJSON(stdout, v)
+	case "activate":
+		l, err := idp.ParseLevel(level)
+		if err != nil {
+			return usageError("citizen activate: %v", err)
+		}
+		code, exp, err := m.EID.Activate(ctx, pid, l)
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, map[string]any{"activation_code": code, "expires_at": exp.UTC().Format(time.RFC3339)})
+	case "revoke-device":
+		c, err := m.Store.GetCitizenByPersonalID(ctx, pid)
+		if err != nil {
+			return err
+		}
+		if err := m.EID.RevokeDevice(ctx, c.ID, device); err != nil {
+			return err
+		}
+		return printJSON(stdout, map[string]any{"revoked": device})
+	}
+	return usageError("citizen: unknown subcommand %q", sub)
+}
+
+func keysCmd(ctx context.Context, args []string, env func(string) string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usageError("keys: want list or rotate")
+	}
+	sub, args := args[0], args[1:]
+	var alg string
+	var force bool
+	m, _, err := adminMain(ctx, "keys "+sub, args, env, func(fs *flag.FlagSet) {
+		if sub == "rotate" {
+			fs.StringVar(&alg, "alg", "ES256", "algorithm whose key to rotate: ES256 or RS256")
+			fs.BoolVar(&force, "force", false, "promote the next key even if it was published only recently")
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if err := m.Keys.Ensure(ctx); err != nil {
+		return err
+	}
+	switch sub {
+	case "list":
+		ks, err := m.Keys.List(ctx)
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, ks)
+	case "rotate":
+		k, err := m.Keys.Rotate(ctx, alg, force)
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, map[string]any{"activated": k.ID, "alg": k.Alg})
+	}
+	return usageError("keys: unknown subcommand %q", sub)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

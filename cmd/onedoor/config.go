@@ -1,0 +1,194 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is everything OneDoor reads at start. Every flag has an ONEDOOR_*
+// environment equivalent (--idp-addr is ONEDOOR_IDP_ADDR); a flag given on
+// the command line wins.
+type Config struct {
+	IdPAddr       string
+	APIAddr       string
+	Issuer        string
+	DataDir       string
+	PostgresDSN   string
+	RedisURL      string
+	MasterKeyFile string
+	Demo          bool
+	DemoRPAddr    string
+	LogLevel      string
+
+	AccessTokenTTL  time.Duration
+	RefreshTokenTTL time.Duration
+	RefreshGrace    time.Duration
+	SessionTTL      time.Duration
+	ShutdownGrace   time.Duration
+}
+
+// DefaultConfig is the embedded default: SQLite in ./onedoor-data, no Redis.
+func DefaultConfig() Config {
+	return Config{
+		IdPAddr:         "127.0.0.1:8080",
+		APIAddr:         "127.0.0.1:8081",
+		Issuer:          "http://localhost:8080",
+		DataDir:         "./onedoor-data",
+		DemoRPAddr:      "127.0.0.1:8090",
+		LogLevel:        "info",
+		AccessTokenTTL:  10 * time.Minute,
+		RefreshTokenTTL: 30 * 24 * time.Hour,
+		RefreshGrace:    30 * time.Second,
+		SessionTTL:      8 * time.Hour,
+		ShutdownGrace:   10 * time.Second,
+	}
+}
+
+// storageFlags registers the flags every command that touches storage takes.
+func (c *Config) storageFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the embedded SQLite database and master key")
+	fs.StringVar(&c.PostgresDSN, "postgres-dsn", c.PostgresDSN, "PostgreSQL connection string; when set, durable data goes to PostgreSQL instead of SQLite")
+	fs.StringVar(&c.MasterKeyFile, "master-key-file", c.MasterKeyFile, "file holding the 32-byte master key (base64) that encrypts signing keys; default DATA-DIR/master.key; ONEDOOR_MASTER_KEY overrides")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+}
+
+// serveFlags registers the server's flags.
+func (c *Config) serveFlags(fs *flag.FlagSet) {
+	c.storageFlags(fs)
+	fs.StringVar(&c.IdPAddr, "idp-addr", c.IdPAddr, "listen address of the identity provider")
+	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "listen address of the mobile API")
+	fs.StringVar(&c.Issuer, "issuer", c.Issuer, "public URL of the identity provider (the OIDC issuer)")
+	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL (redis://host:port/db); when set, sessions, codes and counters go to Redis")
+	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed clearly fake demo data and serve a demo agency site")
+	fs.StringVar(&c.DemoRPAddr, "demo-rp-addr", c.DemoRPAddr, "listen address of the demo agency site (with --demo)")
+	fs.DurationVar(&c.AccessTokenTTL, "access-token-ttl", c.AccessTokenTTL, "access token lifetime")
+	fs.DurationVar(&c.RefreshTokenTTL, "refresh-token-ttl", c.RefreshTokenTTL, "refresh token lifetime")
+	fs.DurationVar(&c.RefreshGrace, "refresh-grace", c.RefreshGrace, "how long a rotated refresh token may still be redeemed")
+	fs.DurationVar(&c.SessionTTL, "session-ttl", c.SessionTTL, "single sign-on session lifetime")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "how long in-flight requests may take after SIGTERM")
+}
+
+// parseFlags parses args, then fills every flag not given on the command
+// line from its ONEDOOR_* environment variable.
+func parseFlags(fs *flag.FlagSet, args []string, env func(string) string) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] {
+			return
+		}
+		name := EnvName(f.Name)
+		if v := env(name); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %v", name, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// EnvName is the environment variable of a flag.
+func EnvName(flagName string) string {
+	return "ONEDOOR_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate(serve bool) error {
+	var probs []string
+	add := func(format string, a ...any) { probs = append(probs, fmt.Sprintf(format, a...)) }
+	if c.PostgresDSN == "" && strings.TrimSpace(c.DataDir) == "" {
+		add("--data-dir must not be empty")
+	}
+	if c.PostgresDSN != "" {
+		if u, err := url.Parse(c.PostgresDSN); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql" && !strings.Contains(c.PostgresDSN, "=")) {
+			add("--postgres-dsn must be a postgres:// URL or a key=value connection string")
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		add("--log-level must be debug, info, warn or error (got %q)", c.LogLevel)
+	}
+	if !serve {
+		return joinProblems(probs)
+	}
+	for _, a := range []struct{ name, v string }{{"--idp-addr", c.IdPAddr}, {"--api-addr", c.APIAddr}, {"--demo-rp-addr", c.DemoRPAddr}} {
+		if _, port, err := net.SplitHostPort(a.v); err != nil || port == "" {
+			add("%s must be host:port (got %q)", a.name, a.v)
+		}
+	}
+	if c.IdPAddr == c.APIAddr {
+		add("--idp-addr and --api-addr must differ")
+	}
+	c.Issuer = strings.TrimRight(c.Issuer, "/")
+	if u, err := url.Parse(c.Issuer); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" {
+		add("--issuer must be an absolute http(s) URL without query or fragment (got %q)", c.Issuer)
+	} else if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		add("--issuer must use https except on localhost (got %q)", c.Issuer)
+	}
+	if c.RedisURL != "" {
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			add("--redis-url must be a redis://, rediss:// or unix:// URL")
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"--access-token-ttl", c.AccessTokenTTL}, {"--refresh-token-ttl", c.RefreshTokenTTL}, {"--session-ttl", c.SessionTTL}, {"--shutdown-grace", c.ShutdownGrace}} {
+		if d.v <= 0 {
+			add("%s must be positive (got %s)", d.name, d.v)
+		}
+	}
+	if c.RefreshGrace < 0 || c.RefreshGrace > 5*time.Minute {
+		add("--refresh-grace must be between 0 and 5m (got %s)", c.RefreshGrace)
+	}
+	if c.AccessTokenTTL > time.Hour {
+		add("--access-token-ttl must be at most 1h: access tokens are bearer tokens (got %s)", c.AccessTokenTTL)
+	}
+	return joinProblems(probs)
+}
+
+func joinProblems(probs []string) error {
+	if len(probs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("invalid configuration:\n  - %s", strings.Join(probs, "\n  - "))
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// masterKeyPath is where the master key lives unless configured.
+func (c *Config) masterKeyPath() string {
+	if c.MasterKeyFile != "" {
+		return c.MasterKeyFile
+	}
+	return filepath.Join(c.DataDir, "master.key")
+}
+
+func (c *Config) logger(w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.LogLevel))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl}))
+}
+
+var _ = os.Getenv

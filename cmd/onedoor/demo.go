@@ -1,0 +1,304 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"sync"
+	"time"
+
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/web"
+)
+
+// Demo data. Every person and agency here is fake: personal ids start with
+// 000 (no such province code) and names carry "Demo".
+var demoCitizens = []citizenRecord{
+	{PersonalID: "000000000001", FamilyName: "Nguyễn", GivenName: "Văn Demo", Birthdate: "1990-01-15", Gender: "male", Address: "1 Phố Mẫu, Phường Thử Nghiệm, Hà Nội (địa chỉ giả)", PhoneNumber: "+84900000001"},
+	{PersonalID: "000000000002", FamilyName: "Trần", GivenName: "Thị Demo", Birthdate: "1985-06-30", Gender: "female", Address: "2 Đường Mẫu, Phường Ví Dụ, TP. Hồ Chí Minh (địa chỉ giả)", PhoneNumber: "+84900000002"},
+	{PersonalID: "000000000003", FamilyName: "Lê", GivenName: "Hoàng Demo", Birthdate: "2001-11-02", Gender: "male", Address: "3 Ngõ Mẫu, Phường Kiểm Thử, Đà Nẵng (địa chỉ giả)", PhoneNumber: "+84900000003"},
+	{PersonalID: "000000000004", FamilyName: "Phạm", GivenName: "Minh Demo", Birthdate: "1978-03-21", Gender: "other", Address: "4 Phố Mẫu, Phường Giả Lập, Cần Thơ (địa chỉ giả)", PhoneNumber: "+84900000004"},
+}
+
+// Demo client ids.
+const (
+	demoSiteClient      = "demo-agency-site"
+	demoJusticeClient   = "demo-justice-dept"
+	demoInsuranceClient = "demo-social-insurance"
+)
+
+// seedDemo adds the demo citizens (once) and recreates the demo clients, so
+// each run knows their fresh secrets.
+func (m *Main) seedDemo(ctx context.Context, rpBase string) (siteSecret string, err error) {
+	for _, r := range demoCitizens {
+		if _, err := m.Store.GetCitizenByPersonalID(ctx, r.PersonalID); errors.Is(err, idp.ErrNotFound) {
+			if err := m.ImportCitizens(ctx, []citizenRecord{r}); err != nil {
+				return "", err
+			}
+		} else if err != nil {
+			return "", err
+		}
+	}
+	specs := []ClientSpec{
+		{ID: demoSiteClient, Name: "Cổng Dịch vụ công Demo (demo agency site)", Scope: "openid profile address phone eid offline_access",
+			RedirectURIs: []string{rpBase + "/callback"}, PostLogoutRedirectURIs: []string{rpBase + "/"},
+			GrantTypes: []string{"authorization_code", "refresh_token"}},
+		{ID: demoJusticeClient, Name: "Sở Tư pháp Demo (demo justice department)", Scope: "registry.read", GrantTypes: []string{"client_credentials"}},
+		{ID: demoInsuranceClient, Name: "Bảo hiểm Xã hội Demo (demo social insurance)", Scope: "registry.read", GrantTypes: []string{"client_credentials"}},
+	}
+	for _, spec := range specs {
+		if err := m.Store.DeleteClient(ctx, spec.ID); err != nil && !errors.Is(err, idp.ErrNotFound) {
+			return "", err
+		}
+		_, secret, err := m.CreateClient(ctx, spec)
+		if err != nil {
+			return "", fmt.Errorf("demo client %s: %w", spec.ID, err)
+		}
+		if spec.ID == demoSiteClient {
+			siteSecret = secret
+		}
+	}
+	return siteSecret, nil
+}
+
+// startDemo seeds the demo data, serves the demo agency site and prints what
+// a newcomer can try next.
+func (m *Main) startDemo(ctx context.Context, out io.Writer) error {
+	ln, err := net.Listen("tcp", m.Config.DemoRPAddr)
+	if err != nil {
+		return fmt.Errorf("demo site: listen %s: %w", m.Config.DemoRPAddr, err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	rpBase := "http://localhost:" + port
+	secret, err := m.seedDemo(ctx, rpBase)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	code, _, err := m.EID.Activate(ctx, demoCitizens[0].PersonalID, idp.LevelHigh)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	rp := newDemoRP(m.Issuer, rpBase, demoSiteClient, secret)
+	m.serve(ln, rp)
+	home := filepath.Join(m.Config.DataDir, "eidsim")
+	fmt.Fprintf(out, `
+OneDoor is running with DEMO data: every citizen and agency here is fake.
+
+  Identity provider  %[1]s   (discovery: %[1]s%[2]s)
+  Demo agency site   %[3]s
+
+Try a whole login:
+  1. Enroll the reference eID app for the demo citizen %[4]s %[5]s (personal id %[6]s),
+     with the activation code an authority's desk would hand out (valid 15 minutes):
+
+       go run ./cmd/eidsim enroll --home %[7]s --idp %[1]s --personal-id %[6]s --activation-code %[8]s
+
+  2. Open %[3]s in a browser and click "Log in with OneDoor".
+     The login page shows a QR code and a match number. Copy the QR payload
+     (under "Can't scan the code?" on the page), then approve it:
+
+       go run ./cmd/eidsim approve --home %[7]s 'onedoor-eid://login?...'
+
+     The browser continues to the demo site, which shows the claims it received.
+  3. Log in to the app itself (code + PKCE as a native client):
+
+       go run ./cmd/eidsim login --home %[7]s
+
+A new activation code: go run ./cmd/onedoor citizen activate --id %[6]s --level high --data-dir %[9]s
+Press Ctrl-C to stop.
+`, m.Issuer, web.PathDiscovery, rpBase, demoCitizens[0].FamilyName, demoCitizens[0].GivenName, demoCitizens[0].PersonalID, home, code, m.Config.DataDir)
+	return nil
+}
+
+// demoRP is a small agency site that logs citizens in with OneDoor, as an
+// agency would: coreos/go-oidc and golang.org/x/oauth2, code flow with PKCE.
+type demoRP struct {
+	issuer, base, clientID, secret string
+
+	mu       sync.Mutex
+	provider *gooidc.Provider
+	pending  map[string]pendingLogin // by state
+	sessions map[string]*rpSession   // by cookie
+	mux      *http.ServeMux
+}
+
+type pendingLogin struct {
+	nonce, verifier string
+	at              time.Time
+}
+
+type rpSession struct {
+	Claims  map[string]any
+	IDToken string
+}
+
+func newDemoRP(issuer, base, clientID, secret string) *demoRP {
+	rp := &demoRP{issuer: issuer, base: base, clientID: clientID, secret: secret,
+		pending: map[string]pendingLogin{}, sessions: map[string]*rpSession{}, mux: http.NewServeMux()}
+	rp.mux.HandleFunc("GET /{$}", rp.home)
+	rp.mux.HandleFunc("GET /login", rp.login)
+	rp.mux.HandleFunc("GET /callback", rp.callback)
+	rp.mux.HandleFunc("POST /logout", rp.logout)
+	return rp
+}
+
+func (rp *demoRP) ServeHTTP(w http.ResponseWriter, r *http.Request) { rp.mux.ServeHTTP(w, r) }
+
+func (rp *demoRP) oauth(ctx context.Context) (*oauth2.Config, *gooidc.Provider, error) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if rp.provider == nil {
+		p, err := gooidc.NewProvider(ctx, rp.issuer)
+		if err != nil {
+			return nil, nil, err
+		}
+		rp.provider = p
+	}
+	return &oauth2.Config{
+		ClientID: rp.clientID, ClientSecret: rp.secret, Endpoint: rp.provider.Endpoint(),
+		RedirectURL: rp.base + "/callback", Scopes: []string{gooidc.ScopeOpenID, "profile", "address", "phone", "eid"},
+	}, rp.provider, nil
+}
+
+var demoPage = template.Must(template.New("rp").Parse(`<!doctype html>
+<html lang="vi"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Cổng Dịch vụ công Demo</title>
+<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#1b2430}
+.btn{background:#c8102e;color:#fff;border:0;border-radius:8px;padding:.7rem 1.1rem;font-size:1rem;text-decoration:none;cursor:pointer}
+table{border-collapse:collapse}td{border-bottom:1px solid #ddd;padding:.3rem .6rem}.demo{color:#c8102e;font-weight:600}</style></head>
+<body><p class="demo">DEMO — dữ liệu giả / fake data</p><h1>Cổng Dịch vụ công Demo</h1>
+{{if .Error}}<p id="rp-error">Đăng nhập không thành công / Login failed: {{.Error}}</p>{{end}}
+{{if .Session}}<p id="welcome">Xin chào / Welcome, <b id="user-name">{{index .Session.Claims "name"}}</b></p>
+<table id="claims">{{range $k, $v := .Session.Claims}}<tr><td>{{$k}}</td><td>{{$v}}</td></tr>{{end}}</table>
+<form method="post" action="/logout"><p><button class="btn" id="logout" type="submit">Đăng xuất / Log out</button></p></form>
+{{else}}<p>Sign in to use the agency's services.</p><p><a class="btn" id="login" href="/login">Đăng nhập với OneDoor / Log in with OneDoor</a></p>{{end}}
+</body></html>`))
+
+type demoView struct {
+	Session *rpSession
+	Error   string
+}
+
+func (rp *demoRP) session(r *http.Request) (string, *rpSession) {
+	c, err := r.Cookie("demo-rp")
+	if err != nil {
+		return "", nil
+	}
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	return c.Value, rp.sessions[c.Value]
+}
+
+func (rp *demoRP) home(w http.ResponseWriter, r *http.Request) {
+	_, s := rp.session(r)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = demoPage.Execute(w, demoView{Session: s})
+}
+
+func (rp *demoRP) login(w http.ResponseWriter, r *http.Request) {
+	conf, _, err := rp.oauth(r.Context())
+	if err != nil {
+		http.Error(w, "identity provider unreachable", http.StatusBadGateway)
+		return
+	}
+	state, nonce, verifier := randomString(16), randomString(16), oauth2.GenerateVerifier()
+	rp.mu.Lock()
+	for k, p := range rp.pending { // forget abandoned logins
+		if time.Since(p.at) > 10*time.Minute {
+			delete(rp.pending, k)
+		}
+	}
+	rp.pending[state] = pendingLogin{nonce: nonce, verifier: verifier, at: time.Now()}
+	rp.mu.Unlock()
+	http.Redirect(w, r, conf.AuthCodeURL(state, gooidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), http.StatusFound)
+}
+
+func (rp *demoRP) fail(w http.ResponseWriter, msg string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusBadRequest)
+	_ = demoPage.Execute(w, demoView{Error: msg})
+}
+
+func (rp *demoRP) callback(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	rp.mu.Lock()
+	p, ok := rp.pending[q.Get("state")]
+	delete(rp.pending, q.Get("state"))
+	rp.mu.Unlock()
+	if !ok {
+		rp.fail(w, "unknown state")
+		return
+	}
+	if e := q.Get("error"); e != "" {
+		rp.fail(w, e+": "+q.Get("error_description"))
+		return
+	}
+	if q.Get("iss") != rp.issuer { // RFC 9207 mix-up defence
+		rp.fail(w, "wrong issuer in the response")
+		return
+	}
+	conf, provider, err := rp.oauth(ctx)
+	if err != nil {
+		rp.fail(w, "identity provider unreachable")
+		return
+	}
+	tok, err := conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(p.verifier))
+	if err != nil {
+		rp.fail(w, "code exchange failed")
+		return
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := provider.Verifier(&gooidc.Config{ClientID: rp.clientID, SupportedSigningAlgs: []string{"ES256", "RS256"}}).Verify(ctx, raw)
+	if err != nil || idt.Nonce != p.nonce {
+		rp.fail(w, "ID token verification failed")
+		return
+	}
+	if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
+		rp.fail(w, "at_hash mismatch")
+		return
+	}
+	ui, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+	if err != nil {
+		rp.fail(w, "userinfo failed")
+		return
+	}
+	claims := map[string]any{}
+	_ = ui.Claims(&claims)
+	var idc map[string]any
+	_ = idt.Claims(&idc)
+	claims["acr"] = idc["acr"]
+	id := randomString(24)
+	rp.mu.Lock()
+	rp.sessions[id] = &rpSession{Claims: claims, IDToken: raw}
+	rp.mu.Unlock()
+	http.SetCookie(w, &http.Cookie{Name: "demo-rp", Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (rp *demoRP) logout(w http.ResponseWriter, r *http.Request) {
+	id, s := rp.session(r)
+	if s == nil {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	rp.mu.Lock()
+	delete(rp.sessions, id)
+	rp.mu.Unlock()
+	http.SetCookie(w, &http.Cookie{Name: "demo-rp", Value: "", Path: "/", MaxAge: -1})
+	u := rp.issuer + web.PathLogout + "?" + url.Values{
+		"id_token_hint": {s.IDToken}, "post_logout_redirect_uri": {rp.base + "/"}, "state": {randomString(12)},
+	}.Encode()
+	http.Redirect(w, r, u, http.StatusSeeOther)
+}

@@ -1,0 +1,96 @@
+// Command onedoor runs the OneDoor platform and its admin commands:
+//
+//	onedoor [serve] [flags]      run the identity provider (the default)
+//	onedoor migrate              apply database migrations
+//	onedoor client create|list|show|delete
+//	onedoor citizen import|list|show|activate|revoke-device
+//	onedoor keys list|rotate
+//
+// `onedoor --demo` runs everything on the embedded default with fake demo
+// data and a demo agency site.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// exit codes
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+// run dispatches to a command and returns the process exit code.
+func run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = serve(ctx, args, env, stdout, stderr)
+	case "migrate":
+		err = migrate(ctx, args, env, stdout)
+	case "client":
+		err = clientCmd(ctx, args, env, stdout)
+	case "citizen":
+		err = citizenCmd(ctx, args, env, stdout)
+	case "keys":
+		err = keysCmd(ctx, args, env, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		err = usageError("unknown command %q", cmd)
+	}
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "onedoor:", err)
+	var ue *usageErr
+	if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	return exitFail
+}
+
+const usage = `usage:
+  onedoor [serve] [--demo] [--idp-addr A] [--issuer URL] [--data-dir D | --postgres-dsn DSN] [--redis-url URL]
+  onedoor migrate [storage flags]
+  onedoor client create --name N --redirect-uri U... [--grant-type G...] [--scope "S S"] [--auth-method M] [--jwks FILE | --jwks-uri URL] [--par-required] [--id-token-alg ES256|RS256]
+  onedoor client list|show ID|delete ID
+  onedoor citizen import FILE.json|FILE.csv
+  onedoor citizen list | show --id N | activate --id N --level substantial|high | revoke-device --id N --device D
+  onedoor keys list | rotate [--alg ES256|RS256] [--force]
+Storage flags (every command): --data-dir, --postgres-dsn, --master-key-file. Each flag also reads ONEDOOR_<NAME>.
+`
+
+type usageErr struct{ msg string }
+
+func (e *usageErr) Error() string { return e.msg }
+
+func usageError(format string, a ...any) error { return &usageErr{fmt.Sprintf(format, a...)} }
+
+// flagError turns a flag parsing failure into a usage error.
+func flagError(err error) error {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return usageError("%v", err)
+}

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/eid"
+	"github.com/onedoor/onedoor/idp/keyset"
+	"github.com/onedoor/onedoor/idp/oidc"
+	"github.com/onedoor/onedoor/idp/postgres"
+	"github.com/onedoor/onedoor/idp/redis"
+	"github.com/onedoor/onedoor/idp/sqlite"
+	"github.com/onedoor/onedoor/idp/sqlstore"
+	"github.com/onedoor/onedoor/idp/web"
+)
+
+// Main is the composition root: it opens storage, builds every service and
+// serves them.
+type Main struct {
+	Config Config
+	Logger *slog.Logger
+	Now    func() time.Time
+
+	DB       *sql.DB
+	Store    *sqlstore.Store
+	Eph      idp.Ephemeral
+	Keys     *keyset.Manager
+	EID      *eid.Service
+	Provider *oidc.Provider
+	Web      *web.Server
+	// Issuer is the issuer actually served (derived from the listener when
+	// Config.Issuer is empty, as in tests on :0).
+	Issuer string
+	// IdPAddr is the bound address of the identity provider.
+	IdPAddr string
+
+	master  []byte
+	redis   goredis.UniversalClient
+	servers []*http.Server
+	ready   atomic.Bool
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// NewMain returns a Main with the default configuration.
+func NewMain() *Main {
+	return &Main{Config: DefaultConfig(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now}
+}
+
+// Secret-derivation purposes (HKDF info strings).
+const (
+	purposeFosite     = "fosite-global"
+	purposeClient     = "client-secret"
+	purposeActivation = "activation-code"
+	purposeKeys       = "key-encryption"
+	purposeCookie     = "cookie"
+)
+
+// OpenStorage opens the durable store (SQLite or PostgreSQL), runs the
+// migrations and loads the master key. Admin commands need only this.
+func (m *Main) OpenStorage(ctx context.Context) error {
+	c := &m.Config
+	var err error
+	if c.PostgresDSN != "" {
+		if m.DB, err = postgres.Open(ctx, c.PostgresDSN); err != nil {
+			return fmt.Errorf("open postgres: %w", err)
+		}
+		m.Store = postgres.New(m.DB, sqlstore.WithNow(m.Now))
+	} else {
+		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
+		if m.DB, err = sqlite.Open(filepath.Join(c.DataDir, "onedoor.db")); err != nil {
+			return fmt.Errorf("open sqlite: %w", err)
+		}
+		m.Store = sqlite.New(m.DB, sqlstore.WithNow(m.Now))
+	}
+	if err := m.Store.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	// Replicas on PostgreSQL must share one master key, so only the embedded
+	// default may create one.
+	create := c.PostgresDSN == "" || c.Demo
+	if m.master, err = keyset.LoadMasterKey(c.masterKeyPath(), create); err != nil {
+		if c.PostgresDSN != "" {
+			return fmt.Errorf("master key: %w (with PostgreSQL every replica needs the same key: set ONEDOOR_MASTER_KEY or --master-key-file)", err)
+		}
+		return fmt.Errorf("master key: %w", err)
+	}
+	sealer, err := keyset.NewSealer(keyset.DeriveKey(m.master, purposeKeys))
+	if err != nil {
+		return err
+	}
+	m.Keys = keyset.New(m.Store, sealer, keyset.Options{Now: m.Now})
+	// Admin commands use the eID service for activations only; Run rebuilds
+	// it with the served issuer and the configured ephemeral store.
+	iss := m.Config.Issuer
+	if iss == "" {
+		iss = "http://localhost"
+	}
+	m.EID = eid.New(m.Store, m.Store, eid.Config{Issuer: iss, CodeKey: keyset.DeriveKey(m.master, purposeActivation), Now: m.Now})
+	return nil
+}
+
+// ClientSecretKey keys the stored hash of client secrets.
+func (m *Main) ClientSecretKey() []byte { return keyset.DeriveKey(m.master, purposeClient) }
+
+// Run opens everything, starts serving and returns; Close stops.
+func (m *Main) Run(ctx context.Context) error {
+	c := &m.Config
+	if err := m.OpenStorage(ctx); err != nil {
+		return err
+	}
+	m.Eph = m.Store
+	if c.RedisURL != "" {
+		rdb, err := redis.Dial(ctx, c.RedisURL)
+		if err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+		m.redis = rdb
+		m.Eph = redis.New(rdb, "onedoor:")
+	}
+	if err := m.Keys.Ensure(ctx); err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	ln, err := net.Listen("tcp", c.IdPAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", c.IdPAddr, err)
+	}
+	m.IdPAddr = ln.Addr().String()
+	m.Issuer = c.Issuer
+	if m.Issuer == "" {
+		m.Issuer = "http://" + m.IdPAddr
+	}
+	codeKey := keyset.DeriveKey(m.master, purposeActivation)
+	m.EID = eid.New(m.Store, m.Eph, eid.Config{Issuer: m.Issuer, CodeKey: codeKey, Now: m.Now})
+	m.Provider = oidc.New(oidc.Config{
+		Issuer:       m.Issuer,
+		GlobalSecret: keyset.DeriveKey(m.master, purposeFosite),
+		SecretKey:    m.ClientSecretKey(),
+		Lifespans: oidc.Lifespans{
+			AuthorizeCode: time.Minute,
+			AccessToken:   c.AccessTokenTTL,
+			RefreshToken:  c.RefreshTokenTTL,
+			PAR:           90 * time.Second,
+			RefreshGrace:  c.RefreshGrace,
+		},
+		Now: m.Now,
+	}, m.Store, m.Eph, m.Keys)
+	m.Web = web.New(web.Config{
+		Issuer:     m.Issuer,
+		CookieKey:  keyset.DeriveKey(m.master, purposeCookie),
+		SessionTTL: c.SessionTTL,
+		Now:        m.Now,
+		Logger:     m.Logger,
+	}, m.Provider, m.Store, m.Eph, m.EID, m.Keys)
+	m.Web.SetReady(m.ready.Load)
+	m.ready.Store(true)
+
+	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	m.serve(ln, m.Web.Handler())
+	m.wg.Add(1)
+	go m.collectGarbage(ctx)
+	m.Logger.Info("identity provider listening", "addr", m.IdPAddr, "issuer", m.Issuer)
+	return nil
+}
+
+// serve starts an HTTP server on ln with timeouts that bound slow clients.
+func (m *Main) serve(ln net.Listener, h http.Handler) {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	}
+	m.servers = append(m.servers, srv)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Logger.Error("server stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+}
+
+// collectGarbage removes expired ephemeral entries and refresh tokens.
+func (m *Main) collectGarbage(ctx context.Context) {
+	defer m.wg.Done()
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := m.Store.GarbageCollect(ctx, m.Now()); err != nil && ctx.Err() == nil {
+				m.Logger.Warn("garbage collection", "err", err)
+			}
+		}
+	}
+}
+
+// Close drops readiness, lets in-flight requests finish within the grace
+// period, then closes the stores.
+func (m *Main) Close() error {
+	m.ready.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownGrace)
+	defer cancel()
+	var errs []error
+	for _, s := range m.servers {
+		if err := s.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.wg.Wait()
+	if m.redis != nil {
+		errs = append(errs, m.redis.Close())
+	}
+	if m.DB != nil {
+		errs = append(errs, m.DB.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// serve is the serve command.
+func serve(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+	m := NewMain()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	m.Config.serveFlags(fs)
+	if err := parseFlags(fs, args, env); err != nil {
+		return flagError(err)
+	}
+	if fs.NArg() > 0 {
+		return usageError("unexpected arguments: %v", fs.Args())
+	}
+	if err := m.Config.Validate(true); err != nil {
+		return err
+	}
+	m.Logger = m.Config.logger(stderr)
+	if err := m.Run(ctx); err != nil {
+		_ = m.Close()
+		return err
+	}
+	if m.Config.Demo {
+		if err := m.startDemo(ctx, stdout); err != nil {
+			_ = m.Close()
+			return err
+		}
+	} else {
+		fmt.Fprintf(stdout, "OneDoor identity provider: %s (discovery: %s%s)\n", m.Issuer, m.Issuer, web.PathDiscovery)
+	}
+	<-ctx.Done()
+	m.Logger.Info("shutting down")
+	return m.Close()
+}

@@ -1,0 +1,225 @@
+package eid
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/onedoor/onedoor/idp"
+)
+
+// Activation codes: 10 characters from an alphabet without 0/O, 1/I, shown
+// as XXXXX-XXXXX. 32 symbols give 50 bits; with a handful of attempts per
+// code, guessing is hopeless.
+const (
+	codeAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	codeLen      = 10
+	// MaxDeviceName is the longest device name, in characters.
+	MaxDeviceName     = 64
+	defaultDeviceName = "eID app"
+)
+
+// Activate issues a one-time activation code after identity proofing at the
+// given level (substantial or high), replacing any previous one. Only a keyed
+// hash of the code is stored. idp.ErrNotFound when no citizen has personalID.
+func (s *Service) Activate(ctx context.Context, personalID string, level idp.Level) (code string, expiresAt time.Time, err error) {
+	if level != idp.LevelSubstantial && level != idp.LevelHigh {
+		return "", time.Time{}, fmt.Errorf("activation level must be substantial or high: %w", idp.ErrInvalid)
+	}
+	if !idp.ValidPersonalID(personalID) {
+		return "", time.Time{}, fmt.Errorf("personal id must be 12 digits: %w", idp.ErrInvalid)
+	}
+	c, err := s.store.GetCitizenByPersonalID(ctx, personalID)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("activate: %w", err)
+	}
+	raw := make([]byte, codeLen)
+	if _, err := io.ReadFull(s.cfg.Rand, raw); err != nil {
+		return "", time.Time{}, fmt.Errorf("activation code: %w", err)
+	}
+	for i, b := range raw {
+		raw[i] = codeAlphabet[int(b)%len(codeAlphabet)] // 256 is a multiple of 32: uniform
+	}
+	now := s.now()
+	a := &idp.Activation{
+		CitizenID: c.ID,
+		CodeHash:  s.codeHash(c.ID, string(raw)),
+		Level:     level,
+		ExpiresAt: now.Add(s.cfg.ActivationTTL),
+		CreatedAt: now,
+	}
+	if err := s.store.PutActivation(ctx, a); err != nil {
+		return "", time.Time{}, fmt.Errorf("activate: %w", err)
+	}
+	return string(raw[:5]) + "-" + string(raw[5:]), a.ExpiresAt, nil
+}
+
+// codeHash binds the code to the citizen, so equal codes of two citizens
+// never share a hash.
+func (s *Service) codeHash(citizenID, code string) []byte {
+	m := hmac.New(sha256.New, s.cfg.CodeKey)
+	m.Write([]byte("onedoor eid activation\x00" + citizenID + "\x00" + code))
+	return m.Sum(nil)
+}
+
+// normalizeCode accepts what a person types: any case, dashes and spaces.
+func normalizeCode(code string) string {
+	code = strings.ToUpper(code)
+	return strings.Map(func(r rune) rune {
+		if r == '-' || unicode.IsSpace(r) {
+			return -1
+		}
+		return r
+	}, code)
+}
+
+// EnrollRequest is what an eID app sends to enroll; the JSON names are the
+// wire format of POST /eid/v1/enrollments.
+type EnrollRequest struct {
+	PersonalID     string          `json:"personal_id"`
+	ActivationCode string          `json:"activation_code"`
+	PublicKey      json.RawMessage `json:"public_key"` // EC P-256 public JWK
+	DeviceName     string          `json:"device_name"`
+}
+
+// errRefused marks an activation check that failed inside UpdateActivation.
+var errRefused = errors.New("activation refused")
+
+// Enroll binds a device key to the citizen whose activation code it presents.
+// Every refusal is ErrEnrollmentFailed: malformed keys and names are
+// described (they are checked before any lookup, so they reveal nothing),
+// while unknown, wrong, used, expired and locked codes all get the bare
+// sentinel. Store failures (idp.ErrUnavailable) are returned as they are.
+func (s *Service) Enroll(ctx context.Context, r EnrollRequest) (*idp.Device, error) {
+	pub, err := parseDeviceKey(r.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("public key: %v: %w", err, ErrEnrollmentFailed)
+	}
+	name, err := deviceName(r.DeviceName)
+	if err != nil {
+		return nil, fmt.Errorf("device name: %v: %w", err, ErrEnrollmentFailed)
+	}
+	code := normalizeCode(r.ActivationCode)
+	if !idp.ValidPersonalID(r.PersonalID) {
+		return nil, ErrEnrollmentFailed
+	}
+	c, err := s.store.GetCitizenByPersonalID(ctx, r.PersonalID)
+	if err != nil {
+		s.codeHash("", code) // keep the timing close to a wrong code
+		return nil, notFound(err, ErrEnrollmentFailed)
+	}
+	now := s.now()
+	var level idp.Level
+	err = s.store.UpdateActivation(ctx, c.ID, func(a *idp.Activation) error {
+		if a.UsedAt != nil || !now.Before(a.ExpiresAt) || a.Attempts >= s.cfg.MaxActivationAttempts {
+			return errRefused
+		}
+		a.Attempts++ // stored even when the code is wrong
+		if !hmac.Equal(s.codeHash(c.ID, code), a.CodeHash) {
+			return errRefused
+		}
+		a.UsedAt = &now
+		level = a.Level
+		return nil
+	})
+	if errors.Is(err, errRefused) {
+		return nil, ErrEnrollmentFailed
+	}
+	if err != nil {
+		return nil, notFound(err, ErrEnrollmentFailed)
+	}
+	id, err := s.newID()
+	if err != nil {
+		return nil, err
+	}
+	key, err := canonicalKey(pub, id)
+	if err != nil {
+		return nil, err
+	}
+	d := &idp.Device{ID: id, CitizenID: c.ID, Name: name, PublicKey: key, Level: level, CreatedAt: now}
+	// The code is spent already: a failure here needs a new code from the desk,
+	// but a code can never enroll two devices.
+	if err := s.store.CreateDevice(ctx, d); err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
+	}
+	return d, nil
+}
+
+func deviceName(n string) (string, error) {
+	n = strings.TrimSpace(n)
+	if n == "" {
+		return defaultDeviceName, nil
+	}
+	if !utf8.ValidString(n) || utf8.RuneCountInString(n) > MaxDeviceName {
+		return "", fmt.Errorf("at most %d characters of UTF-8", MaxDeviceName)
+	}
+	for _, r := range n {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) { // Cf: bidi overrides and other invisible format marks
+			return "", errors.New("no control or format characters")
+		}
+	}
+	return n, nil
+}
+
+// AuthenticateDevice verifies a device token (typ eid-device+jwt, ES256,
+// kid = iss = device ID, aud = audience, lifetime ≤ 2 minutes) and spends
+// its jti, so a token works once. Refusals wrap ErrDeviceAuth; store
+// failures are returned as they are.
+func (s *Service) AuthenticateDevice(ctx context.Context, token string, audience string) (*idp.Device, error) {
+	var c DeviceClaims
+	dev, err := s.verifier.Verify(token, TypeDeviceToken, audience, func(kid string) (*idp.Device, error) {
+		return s.store.GetDevice(ctx, kid)
+	}, &c)
+	if err != nil {
+		return nil, rekind(err, ErrDeviceAuth)
+	}
+	if c.ID == "" || len(c.ID) > maxJTILen {
+		return nil, rekind(refuse("jti required, at most %d bytes", maxJTILen), ErrDeviceAuth)
+	}
+	// Keep the jti as long as the token could still pass the exp check.
+	ttl := c.ExpiresAt.Add(s.cfg.Skew).Sub(s.now())
+	ttl = max(ttl, time.Second)
+	if err := s.eph.Create(ctx, "eid:jti:"+dev.ID+":"+c.ID, []byte{1}, ttl); err != nil {
+		if errors.Is(err, idp.ErrConflict) {
+			return nil, rekind(refuse("token replayed"), ErrDeviceAuth)
+		}
+		return nil, fmt.Errorf("device token replay check: %w", err)
+	}
+	return dev, nil
+}
+
+// Devices lists a citizen's devices, revoked ones included.
+func (s *Service) Devices(ctx context.Context, citizenID string) ([]*idp.Device, error) {
+	ds, err := s.store.ListDevices(ctx, citizenID)
+	if err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	return ds, nil
+}
+
+// RevokeDevice revokes one of the citizen's devices. A device of another
+// citizen is idp.ErrNotFound, like an absent one.
+func (s *Service) RevokeDevice(ctx context.Context, citizenID, deviceID string) error {
+	if !validID(deviceID) {
+		return fmt.Errorf("device: %w", idp.ErrNotFound)
+	}
+	d, err := s.store.GetDevice(ctx, deviceID)
+	if err != nil {
+		return fmt.Errorf("revoke device: %w", err)
+	}
+	if d.CitizenID != citizenID {
+		return fmt.Errorf("device: %w", idp.ErrNotFound)
+	}
+	if err := s.store.RevokeDevice(ctx, deviceID, s.now()); err != nil {
+		return fmt.Errorf("revoke device: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,218 @@
+package eidapp
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/onedoor/onedoor/idp/eid"
+)
+
+// Paths of the eID API under the issuer URL.
+const (
+	enrollPath       = "/eid/v1/enrollments"
+	loginRequestPath = "/eid/v1/login-requests/"
+	decisionSuffix   = "/decision"
+)
+
+// tokenLifetime is how long device tokens and approvals stay valid; the IdP
+// accepts at most eid.MaxTokenLifetime.
+const tokenLifetime = time.Minute
+
+// Enroll creates the device key, enrolls it at the IdP with the activation
+// code from identity proofing and saves device.json. It refuses to replace
+// an existing enrollment.
+func (a *App) Enroll(ctx context.Context, idpURL, personalID, activationCode, deviceName string) (*Enrollment, error) {
+	if a.dev != nil {
+		return nil, fmt.Errorf("already enrolled as device %s; remove %s/%s first", a.dev.DeviceID, a.Home, DeviceFile)
+	}
+	base, err := baseURL(idpURL)
+	if err != nil {
+		return nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate device key: %w", err)
+	}
+	jwk, err := json.Marshal(jose.JSONWebKey{Key: key.Public(), Algorithm: "ES256", Use: "sig"})
+	if err != nil {
+		return nil, fmt.Errorf("encode device key: %w", err)
+	}
+	req := eid.EnrollRequest{PersonalID: personalID, ActivationCode: activationCode, PublicKey: jwk, DeviceName: deviceName}
+	var resp struct {
+		DeviceID string `json:"device_id"`
+		Level    string `json:"level"`
+	}
+	if err := call(ctx, a.client(), http.MethodPost, base+enrollPath, "", req, &resp, http.StatusOK, http.StatusCreated); err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
+	}
+	if resp.DeviceID == "" || strings.ContainsAny(resp.DeviceID, "/?#%") {
+		return nil, fmt.Errorf("enroll: IdP answered without a usable device_id")
+	}
+	d := &device{
+		Enrollment: Enrollment{
+			IDP: base, DeviceID: resp.DeviceID, PersonalID: personalID,
+			DeviceName: deviceName, Level: resp.Level, EnrolledAt: a.now().UTC(),
+		},
+		key: key,
+	}
+	if err := a.saveDevice(d); err != nil {
+		return nil, err
+	}
+	a.dev = d
+	return a.Enrollment(), nil
+}
+
+// sign makes a compact JWS of type typ with the device key.
+func (d *device) sign(typ string, claims jwt.Claims) (string, error) {
+	t := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
+	t.Header = map[string]any{"alg": "ES256", "typ": typ, "kid": d.DeviceID}
+	s, err := t.SignedString(d.key)
+	if err != nil {
+		return "", fmt.Errorf("sign %s: %w", typ, err)
+	}
+	return s, nil
+}
+
+func (a *App) registered(d *device, audience string) jwt.RegisteredClaims {
+	now := a.now()
+	return jwt.RegisteredClaims{
+		Issuer:    d.DeviceID,
+		Audience:  jwt.ClaimStrings{audience},
+		IssuedAt:  jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(now.Add(tokenLifetime)),
+		ID:        rand.Text(),
+	}
+}
+
+// authorization is a fresh "DeviceJWT <token>" header value; each request
+// needs its own, since the IdP spends every jti.
+func (a *App) authorization(d *device, audience string) (string, error) {
+	tok, err := d.sign(eid.TypeDeviceToken, eid.DeviceClaims{RegisteredClaims: a.registered(d, audience)})
+	if err != nil {
+		return "", err
+	}
+	return "DeviceJWT " + tok, nil
+}
+
+// target reads a QR payload and checks it names the IdP the device is
+// enrolled with: a QR code can point anywhere, the device key must not.
+func (a *App) target(payload string) (d *device, issuer, requestID string, err error) {
+	if d, err = a.device(); err != nil {
+		return nil, "", "", err
+	}
+	issuer, requestID, err = eid.ParsePayload(strings.TrimSpace(payload))
+	if err != nil {
+		return nil, "", "", err
+	}
+	if strings.TrimSuffix(issuer, "/") != d.IDP {
+		return nil, "", "", fmt.Errorf("QR code is for %s, this device is enrolled with %s", issuer, d.IDP)
+	}
+	return d, d.IDP, requestID, nil
+}
+
+// Fetch gets the login request a QR payload names, as the app shows it.
+func (a *App) Fetch(ctx context.Context, payload string) (*eid.AppView, error) {
+	d, issuer, id, err := a.target(payload)
+	if err != nil {
+		return nil, err
+	}
+	return a.fetch(ctx, d, issuer, id)
+}
+
+func (a *App) fetch(ctx context.Context, d *device, issuer, id string) (*eid.AppView, error) {
+	auth, err := a.authorization(d, issuer)
+	if err != nil {
+		return nil, err
+	}
+	var v eid.AppView
+	if err := call(ctx, a.client(), http.MethodGet, issuer+loginRequestPath+url.PathEscape(id), auth, nil, &v, http.StatusOK); err != nil {
+		return nil, fmt.Errorf("fetch login request: %w", err)
+	}
+	if v.RequestID != id {
+		return nil, fmt.Errorf("fetch login request: IdP answered for request %q", v.RequestID)
+	}
+	return &v, nil
+}
+
+// Result is what the app answered to a login request.
+type Result struct {
+	RequestID   string   `json:"request_id"`
+	ClientID    string   `json:"client_id"`
+	ClientName  string   `json:"client_name"`
+	Purpose     string   `json:"purpose,omitempty"`
+	MatchNumber string   `json:"match_number"`
+	Decision    string   `json:"decision"` // eid.DecisionApprove or eid.DecisionDeny
+	Claims      []string `json:"claims"`   // shared; empty when denied
+	Status      string   `json:"status"`   // the IdP's status after the answer
+}
+
+// Approve fetches the login request a QR payload names and answers it with
+// an approval signed by the device key. share lists the claims to share; nil
+// means every requested claim. A deny shares nothing.
+func (a *App) Approve(ctx context.Context, payload string, deny bool, share []string) (*Result, error) {
+	d, issuer, id, err := a.target(payload)
+	if err != nil {
+		return nil, err
+	}
+	v, err := a.fetch(ctx, d, issuer, id)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{
+		RequestID: v.RequestID, ClientID: v.ClientID, ClientName: v.ClientName,
+		Purpose: v.Purpose, MatchNumber: v.MatchNumber,
+		Decision: eid.DecisionApprove, Claims: []string{},
+	}
+	switch {
+	case deny:
+		res.Decision = eid.DecisionDeny
+	case share == nil:
+		for _, c := range v.Claims {
+			res.Claims = append(res.Claims, c.Name)
+		}
+	default:
+		res.Claims = slices.Clone(share)
+	}
+	approval, err := d.sign(eid.TypeApproval, eid.ApprovalClaims{
+		RegisteredClaims: a.registered(d, issuer),
+		RequestID:        v.RequestID,
+		MatchNumber:      v.MatchNumber,
+		Decision:         res.Decision,
+		Claims:           res.Claims,
+	})
+	if err != nil {
+		return nil, err
+	}
+	auth, err := a.authorization(d, issuer)
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		Status string `json:"status"`
+	}
+	body := map[string]string{"approval": approval}
+	u := issuer + loginRequestPath + url.PathEscape(id) + decisionSuffix
+	if err := call(ctx, a.client(), http.MethodPost, u, auth, body, &out, http.StatusOK, http.StatusCreated, http.StatusNoContent); err != nil {
+		return nil, fmt.Errorf("answer login request: %w", err)
+	}
+	res.Status = out.Status
+	if res.Status == "" {
+		res.Status = string(eid.StatusApproved)
+		if deny {
+			res.Status = string(eid.StatusDenied)
+		}
+	}
+	return res, nil
+}

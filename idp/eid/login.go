@@ -1,0 +1,352 @@
+package eid
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/onedoor/onedoor/idp"
+)
+
+// ClaimRequest is one claim a relying party asks for.
+type ClaimRequest struct {
+	Name     string `json:"name"`
+	Optional bool   `json:"optional"`
+}
+
+// LoginRequest is a login waiting for the citizen's answer in the eID app.
+type LoginRequest struct {
+	ID           string         `json:"id"`
+	ClientID     string         `json:"client_id"`
+	ClientName   string         `json:"client_name"`
+	Claims       []ClaimRequest `json:"claims"`
+	Purpose      string         `json:"purpose"`
+	MatchNumber  string         `json:"match_number"` // two digits, shown in the browser and the app
+	Level        idp.Level      `json:"level"`        // minimum level required
+	BrowserKey   []byte         `json:"browser_key"`  // hash of a browser-binding secret; never shown to the app
+	Continuation []byte         `json:"continuation"` // opaque to eid: the web layer's resolved authorize request
+	CreatedAt    time.Time      `json:"created_at"`
+	ExpiresAt    time.Time      `json:"expires_at"`
+}
+
+// Decision is the citizen's answer to a login request.
+type Decision struct {
+	Approved  bool      `json:"approved"`
+	CitizenID string    `json:"citizen_id"`
+	DeviceID  string    `json:"device_id"`
+	Level     idp.Level `json:"level"`  // the device's level
+	Claims    []string  `json:"claims"` // what the citizen agreed to share; empty when denied
+	DecidedAt time.Time `json:"decided_at"`
+	Approval  string    `json:"approval"` // the signed approval JWS, evidence for consent records
+}
+
+// Status is where a login request stands.
+type Status string
+
+// Statuses of a login request.
+const (
+	StatusPending  Status = "pending"
+	StatusApproved Status = "approved"
+	StatusDenied   Status = "denied"
+	StatusExpired  Status = "expired"
+)
+
+// AppView is what the eID app is shown: the wire format of
+// GET /eid/v1/login-requests/{id}. It leaves out the browser key and the
+// continuation.
+type AppView struct {
+	RequestID   string         `json:"request_id"`
+	ClientID    string         `json:"client_id"`
+	ClientName  string         `json:"client_name"`
+	Claims      []ClaimRequest `json:"claims"`
+	Purpose     string         `json:"purpose"`
+	MatchNumber string         `json:"match_number"`
+	Level       idp.Level      `json:"level"`
+	ExpiresAt   time.Time      `json:"expires_at"`
+}
+
+// Limits on a login request.
+const (
+	maxClaims       = 64
+	maxClaimNameLen = 64
+	maxPurposeLen   = 512
+)
+
+func loginKey(id string) string    { return "eid:login:" + id }
+func decisionKey(id string) string { return "eid:decision:" + id }
+func takenKey(id string) string    { return "eid:taken:" + id }
+
+// decisionRecord keeps the request beside the decision, so a decision made in
+// the request's last second can still be redeemed.
+type decisionRecord struct {
+	Request  *LoginRequest `json:"request"`
+	Decision *Decision     `json:"decision"`
+}
+
+// NewLogin validates r, fills its ID, MatchNumber, CreatedAt and ExpiresAt
+// and stores it for Config.LoginTTL. An empty Level means substantial, the
+// least an enrolled device proves.
+func (s *Service) NewLogin(ctx context.Context, r *LoginRequest) error {
+	if r == nil || r.ClientID == "" {
+		return fmt.Errorf("login request needs a client: %w", idp.ErrInvalid)
+	}
+	if r.Level == "" {
+		r.Level = idp.LevelSubstantial
+	}
+	if r.Level.Rank() == 0 {
+		return fmt.Errorf("login request level %q unknown: %w", r.Level, idp.ErrInvalid)
+	}
+	if len(r.Claims) > maxClaims {
+		return fmt.Errorf("login request asks for more than %d claims: %w", maxClaims, idp.ErrInvalid)
+	}
+	seen := make(map[string]bool, len(r.Claims))
+	for _, c := range r.Claims {
+		if c.Name == "" || len(c.Name) > maxClaimNameLen || seen[c.Name] {
+			return fmt.Errorf("login request claim %q empty, too long or repeated: %w", c.Name, idp.ErrInvalid)
+		}
+		seen[c.Name] = true
+	}
+	if len(r.Purpose) > maxPurposeLen {
+		return fmt.Errorf("login request purpose longer than %d bytes: %w", maxPurposeLen, idp.ErrInvalid)
+	}
+	id, err := s.newID()
+	if err != nil {
+		return err
+	}
+	match, err := s.matchNumber()
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	r.ID, r.MatchNumber = id, match
+	r.CreatedAt, r.ExpiresAt = now, now.Add(s.cfg.LoginTTL)
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode login request: %w", err)
+	}
+	if err := s.eph.Create(ctx, loginKey(id), b, s.cfg.LoginTTL); err != nil {
+		return fmt.Errorf("store login request: %w", err)
+	}
+	return nil
+}
+
+// matchNumber draws "00".."99" uniformly (bytes ≥ 200 are redrawn).
+func (s *Service) matchNumber() (string, error) {
+	var b [1]byte
+	for {
+		if _, err := io.ReadFull(s.cfg.Rand, b[:]); err != nil {
+			return "", fmt.Errorf("match number: %w", err)
+		}
+		if b[0] < 200 {
+			return fmt.Sprintf("%02d", b[0]%100), nil
+		}
+	}
+}
+
+// Login returns a pending login request; idp.ErrNotFound when it is absent
+// or expired.
+func (s *Service) Login(ctx context.Context, id string) (*LoginRequest, error) {
+	if !validID(id) {
+		return nil, fmt.Errorf("login request: %w", idp.ErrNotFound)
+	}
+	b, err := s.eph.Get(ctx, loginKey(id))
+	if err != nil {
+		return nil, fmt.Errorf("login request: %w", err)
+	}
+	var r LoginRequest
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("decode login request: %w", err)
+	}
+	if !s.now().Before(r.ExpiresAt) {
+		return nil, fmt.Errorf("login request expired: %w", idp.ErrNotFound)
+	}
+	return &r, nil
+}
+
+// Status says where a login request stands; the decision comes with
+// approved and denied. A request that is gone without a decision, or was
+// never there, is expired.
+func (s *Service) Status(ctx context.Context, id string) (Status, *Decision, error) {
+	if !validID(id) {
+		return StatusExpired, nil, nil
+	}
+	b, err := s.eph.Get(ctx, decisionKey(id))
+	switch {
+	case err == nil:
+		var rec decisionRecord
+		if err := json.Unmarshal(b, &rec); err != nil || rec.Decision == nil {
+			return "", nil, fmt.Errorf("decode login decision: %w", errors.Join(err, idp.ErrInvalid))
+		}
+		if rec.Decision.Approved {
+			return StatusApproved, rec.Decision, nil
+		}
+		return StatusDenied, rec.Decision, nil
+	case !errors.Is(err, idp.ErrNotFound):
+		return "", nil, fmt.Errorf("login decision: %w", err)
+	}
+	if _, err := s.Login(ctx, id); err != nil {
+		if errors.Is(err, idp.ErrNotFound) {
+			return StatusExpired, nil, nil
+		}
+		return "", nil, err
+	}
+	return StatusPending, nil, nil
+}
+
+// AppView is the part of r the eID app shows the citizen.
+func (s *Service) AppView(r *LoginRequest) AppView {
+	claims := make([]ClaimRequest, len(r.Claims))
+	copy(claims, r.Claims)
+	return AppView{
+		RequestID:   r.ID,
+		ClientID:    r.ClientID,
+		ClientName:  r.ClientName,
+		Claims:      claims,
+		Purpose:     r.Purpose,
+		MatchNumber: r.MatchNumber,
+		Level:       r.Level,
+		ExpiresAt:   r.ExpiresAt.UTC().Truncate(time.Second),
+	}
+}
+
+// Decide records the citizen's answer: approval is a JWS (typ
+// eid-approval+jwt) signed by dev over the request ID, the match number, the
+// decision and the shared claims. A login is decided once: a second answer
+// is idp.ErrConflict. Refusals wrap idp.ErrInvalid (ErrDeviceAuth for a
+// revoked device, ErrLevelTooLow for an approval from a device below the
+// requested level); an absent or expired request is idp.ErrNotFound.
+func (s *Service) Decide(ctx context.Context, id string, dev *idp.Device, approval string) (*Decision, error) {
+	if dev == nil || dev.RevokedAt != nil {
+		return nil, rekind(refuse("device missing or revoked"), ErrDeviceAuth)
+	}
+	c, err := s.verifier.ParseApproval(approval, s.cfg.Issuer, dev)
+	if err != nil {
+		return nil, fmt.Errorf("approval: %w", err)
+	}
+	r, err := s.Login(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.RequestID != r.ID {
+		return nil, fmt.Errorf("approval is for another login request: %w", idp.ErrInvalid)
+	}
+	if subtle.ConstantTimeCompare([]byte(c.MatchNumber), []byte(r.MatchNumber)) != 1 {
+		return nil, fmt.Errorf("approval match number differs from the login request's: %w", idp.ErrInvalid)
+	}
+	d := &Decision{CitizenID: dev.CitizenID, DeviceID: dev.ID, Level: dev.Level, DecidedAt: s.now(), Approval: approval}
+	switch c.Decision {
+	case DecisionApprove:
+		// A deny is accepted from any device; only approvals need the level.
+		if dev.Level.Rank() < r.Level.Rank() {
+			return nil, fmt.Errorf("device has %s, request needs %s: %w", dev.Level, r.Level, ErrLevelTooLow)
+		}
+		if err := checkShared(r.Claims, c.Claims); err != nil {
+			return nil, err
+		}
+		d.Approved = true
+		d.Claims = c.Claims
+	case DecisionDeny:
+	default:
+		return nil, fmt.Errorf("approval decision must be %q or %q: %w", DecisionApprove, DecisionDeny, idp.ErrInvalid)
+	}
+	b, err := json.Marshal(decisionRecord{Request: r, Decision: d})
+	if err != nil {
+		return nil, fmt.Errorf("encode login decision: %w", err)
+	}
+	if err := s.eph.Create(ctx, decisionKey(id), b, s.cfg.LoginTTL); err != nil {
+		if errors.Is(err, idp.ErrConflict) {
+			return nil, fmt.Errorf("login request already decided: %w", idp.ErrConflict)
+		}
+		return nil, fmt.Errorf("store login decision: %w", err)
+	}
+	return d, nil
+}
+
+// checkShared enforces shared ⊆ requested, without repeats, and every
+// non-optional claim shared.
+func checkShared(requested []ClaimRequest, shared []string) error {
+	want := make(map[string]bool, len(requested)) // name -> optional
+	for _, c := range requested {
+		want[c.Name] = c.Optional
+	}
+	got := make(map[string]bool, len(shared))
+	for _, n := range shared {
+		if _, ok := want[n]; !ok {
+			return fmt.Errorf("approval shares claim %q that was not requested: %w", n, idp.ErrInvalid)
+		}
+		if got[n] {
+			return fmt.Errorf("approval shares claim %q twice: %w", n, idp.ErrInvalid)
+		}
+		got[n] = true
+	}
+	for _, c := range requested {
+		if !c.Optional && !got[c.Name] {
+			return fmt.Errorf("approval leaves out required claim %q: %w", c.Name, idp.ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// TakeDecision ends a decided login: it returns the decision and the
+// request it answers to one caller only, and deletes the request.
+// idp.ErrNotFound while pending, after expiry and on every later call.
+func (s *Service) TakeDecision(ctx context.Context, id string) (*LoginRequest, *Decision, error) {
+	if !validID(id) {
+		return nil, nil, fmt.Errorf("login decision: %w", idp.ErrNotFound)
+	}
+	b, err := s.eph.Get(ctx, decisionKey(id))
+	if err != nil {
+		return nil, nil, fmt.Errorf("login decision: %w", err)
+	}
+	var rec decisionRecord
+	if err := json.Unmarshal(b, &rec); err != nil || rec.Request == nil || rec.Decision == nil {
+		return nil, nil, fmt.Errorf("decode login decision: %w", errors.Join(err, idp.ErrInvalid))
+	}
+	// The decision itself stays until it expires, so Decide keeps answering
+	// ErrConflict: taking it must not open the request to a second answer.
+	if err := s.eph.Create(ctx, takenKey(id), []byte{1}, s.cfg.LoginTTL); err != nil {
+		if errors.Is(err, idp.ErrConflict) {
+			return nil, nil, fmt.Errorf("login decision already taken: %w", idp.ErrNotFound)
+		}
+		return nil, nil, fmt.Errorf("take login decision: %w", err)
+	}
+	// Cleanup only: the request expires within LoginTTL anyway.
+	_ = s.eph.Delete(ctx, loginKey(id))
+	return rec.Request, rec.Decision, nil
+}
+
+// Payload is the QR-code content for a login request:
+// onedoor-eid://login?request=<id>&issuer=<issuer>.
+func Payload(issuer, requestID string) string {
+	return "onedoor-eid://login?request=" + url.QueryEscape(requestID) + "&issuer=" + url.QueryEscape(issuer)
+}
+
+// ParsePayload reads a QR-code payload made by Payload.
+func ParsePayload(p string) (issuer, requestID string, err error) {
+	if len(p) > 2048 {
+		return "", "", fmt.Errorf("eid payload too long: %w", idp.ErrInvalid)
+	}
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "onedoor-eid" || u.Host != "login" || (u.Path != "" && u.Path != "/") || u.User != nil || u.Fragment != "" {
+		return "", "", fmt.Errorf("not an onedoor-eid://login payload: %w", idp.ErrInvalid)
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil || len(q["request"]) != 1 || len(q["issuer"]) != 1 {
+		return "", "", fmt.Errorf("eid payload needs one request and one issuer: %w", idp.ErrInvalid)
+	}
+	requestID, issuer = q.Get("request"), q.Get("issuer")
+	if !validID(requestID) {
+		return "", "", fmt.Errorf("eid payload request id malformed: %w", idp.ErrInvalid)
+	}
+	iu, err := url.Parse(issuer)
+	if err != nil || (iu.Scheme != "https" && iu.Scheme != "http") || iu.Host == "" || iu.User != nil || iu.RawQuery != "" || iu.Fragment != "" || strings.ContainsAny(issuer, " \t\r\n") {
+		return "", "", fmt.Errorf("eid payload issuer must be an absolute http(s) URL: %w", idp.ErrInvalid)
+	}
+	return issuer, requestID, nil
+}

@@ -1,0 +1,328 @@
+package eid_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/eid"
+)
+
+func TestService_NewLogin(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	r := f.newLogin(t, "")
+	if len(r.ID) != 22 || !regexp.MustCompile(`^[0-9]{2}$`).MatchString(r.MatchNumber) || r.Level != idp.LevelSubstantial {
+		t.Errorf("request = %+v", r)
+	}
+	if !r.CreatedAt.Equal(f.clock.Now()) || !r.ExpiresAt.Equal(f.clock.Now().Add(2*time.Minute)) {
+		t.Errorf("times = %v, %v", r.CreatedAt, r.ExpiresAt)
+	}
+	got, err := f.svc.Login(ctx, r.ID)
+	if err != nil || got.ClientID != "dvc" || string(got.BrowserKey) != "browser-key-hash" || got.MatchNumber != r.MatchNumber {
+		t.Errorf("Login = %+v, %v", got, err)
+	}
+	if st, d, err := f.svc.Status(ctx, r.ID); st != eid.StatusPending || d != nil || err != nil {
+		t.Errorf("Status = %s, %v, %v", st, d, err)
+	}
+	f.clock.Advance(2 * time.Minute)
+	if _, err := f.svc.Login(ctx, r.ID); !errors.Is(err, idp.ErrNotFound) {
+		t.Errorf("Login after expiry: err = %v, want ErrNotFound", err)
+	}
+	if st, _, err := f.svc.Status(ctx, r.ID); st != eid.StatusExpired || err != nil {
+		t.Errorf("Status after expiry = %s, %v", st, err)
+	}
+	for _, id := range []string{"", "nope", "../../etc/passwd"} {
+		if st, _, err := f.svc.Status(ctx, id); st != eid.StatusExpired || err != nil {
+			t.Errorf("Status(%q) = %s, %v", id, st, err)
+		}
+	}
+
+	bad := []eid.LoginRequest{
+		{},
+		{ClientID: "dvc", Level: "urn:other"},
+		{ClientID: "dvc", Claims: []eid.ClaimRequest{{Name: "name"}, {Name: "name", Optional: true}}},
+		{ClientID: "dvc", Claims: []eid.ClaimRequest{{Name: ""}}},
+		{ClientID: "dvc", Purpose: strings.Repeat("x", 513)},
+	}
+	for _, b := range bad {
+		if err := f.svc.NewLogin(ctx, &b); !errors.Is(err, idp.ErrInvalid) {
+			t.Errorf("NewLogin(%+v): err = %v, want ErrInvalid", b, err)
+		}
+	}
+}
+
+func TestService_MatchNumberUniform(t *testing.T) {
+	f := newFixture(t)
+	seen := map[string]bool{}
+	for range 2000 {
+		seen[f.newLogin(t, "").MatchNumber] = true
+	}
+	if len(seen) != 100 {
+		t.Errorf("%d distinct match numbers in 2000 draws, want all 100", len(seen))
+	}
+}
+
+func TestService_AppView(t *testing.T) {
+	f := newFixture(t)
+	r := f.newLogin(t, idp.LevelHigh)
+	b, err := json.Marshal(f.svc.AppView(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for k := range got {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	want := []string{"claims", "client_id", "client_name", "expires_at", "level", "match_number", "purpose", "request_id"}
+	if !slices.Equal(keys, want) {
+		t.Errorf("keys = %v, want %v", keys, want)
+	}
+	if got["expires_at"] != "2025-03-01T09:02:00Z" || got["request_id"] != r.ID || got["level"] != string(idp.LevelHigh) {
+		t.Errorf("view = %s", b)
+	}
+	if !strings.Contains(string(b), `"claims":[{"name":"name","optional":false},{"name":"phone_number","optional":true}]`) {
+		t.Errorf("claims in %s", b)
+	}
+	if b, _ := json.Marshal(f.svc.AppView(&eid.LoginRequest{})); !strings.Contains(string(b), `"claims":[]`) {
+		t.Errorf("no claims should be [], got %s", b)
+	}
+}
+
+func TestService_Decide(t *testing.T) {
+	ctx := context.Background()
+
+	t.Run("approve, then take once", func(t *testing.T) {
+		f := newFixture(t)
+		dev, key := f.enroll(t, idp.LevelHigh)
+		r := f.newLogin(t, idp.LevelHigh)
+		d, err := f.svc.Decide(ctx, r.ID, dev, f.approval(t, dev, key, r, eid.DecisionApprove, []string{"name"}, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.Approved || d.CitizenID != testCitizen.ID || d.DeviceID != dev.ID || d.Level != idp.LevelHigh || !slices.Equal(d.Claims, []string{"name"}) || d.Approval == "" {
+			t.Errorf("decision = %+v", d)
+		}
+		if st, sd, err := f.svc.Status(ctx, r.ID); st != eid.StatusApproved || sd == nil || sd.CitizenID != testCitizen.ID || err != nil {
+			t.Errorf("Status = %s, %+v, %v", st, sd, err)
+		}
+		gr, gd, err := f.svc.TakeDecision(ctx, r.ID)
+		if err != nil || gr.ID != r.ID || string(gr.BrowserKey) != "browser-key-hash" || !gd.Approved {
+			t.Fatalf("TakeDecision = %+v, %+v, %v", gr, gd, err)
+		}
+		if _, _, err := f.svc.TakeDecision(ctx, r.ID); !errors.Is(err, idp.ErrNotFound) {
+			t.Errorf("second TakeDecision: err = %v, want ErrNotFound", err)
+		}
+		if _, err := f.svc.Login(ctx, r.ID); !errors.Is(err, idp.ErrNotFound) {
+			t.Errorf("Login after TakeDecision: err = %v, want ErrNotFound", err)
+		}
+		again := f.approval(t, dev, key, r, eid.DecisionApprove, []string{"name"}, nil)
+		if _, err := f.svc.Decide(ctx, r.ID, dev, again); err == nil {
+			t.Errorf("Decide after TakeDecision succeeded")
+		}
+	})
+
+	t.Run("deny", func(t *testing.T) {
+		f := newFixture(t)
+		dev, key := f.enroll(t, idp.LevelSubstantial)
+		r := f.newLogin(t, idp.LevelHigh) // a deny needs no level
+		d, err := f.svc.Decide(ctx, r.ID, dev, f.approval(t, dev, key, r, eid.DecisionDeny, []string{"name"}, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Approved || len(d.Claims) != 0 {
+			t.Errorf("decision = %+v", d)
+		}
+		if st, _, _ := f.svc.Status(ctx, r.ID); st != eid.StatusDenied {
+			t.Errorf("Status = %s, want denied", st)
+		}
+		if _, gd, err := f.svc.TakeDecision(ctx, r.ID); err != nil || gd.Approved {
+			t.Errorf("TakeDecision = %+v, %v", gd, err)
+		}
+	})
+
+	t.Run("optional claim shared", func(t *testing.T) {
+		f := newFixture(t)
+		dev, key := f.enroll(t, idp.LevelHigh)
+		r := f.newLogin(t, "")
+		if _, err := f.svc.Decide(ctx, r.ID, dev, f.approval(t, dev, key, r, eid.DecisionApprove, []string{"phone_number", "name"}, nil)); err != nil {
+			t.Error(err)
+		}
+	})
+
+	t.Run("double decision", func(t *testing.T) {
+		f := newFixture(t)
+		dev, key := f.enroll(t, idp.LevelHigh)
+		r := f.newLogin(t, "")
+		if _, err := f.svc.Decide(ctx, r.ID, dev, f.approval(t, dev, key, r, eid.DecisionDeny, nil, nil)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := f.svc.Decide(ctx, r.ID, dev, f.approval(t, dev, key, r, eid.DecisionApprove, []string{"name"}, nil))
+		if !errors.Is(err, idp.ErrConflict) {
+			t.Errorf("err = %v, want ErrConflict", err)
+		}
+		if st, _, _ := f.svc.Status(ctx, r.ID); st != eid.StatusDenied {
+			t.Errorf("first answer lost: Status = %s", st)
+		}
+	})
+
+	t.Run("expired request", func(t *testing.T) {
+		f := newFixture(t)
+		dev, key := f.enroll(t, idp.LevelHigh)
+		r := f.newLogin(t, "")
+		f.clock.Advance(2 * time.Minute)
+		_, err := f.svc.Decide(ctx, r.ID, dev, f.approval(t, dev, key, r, eid.DecisionApprove, []string{"name"}, nil))
+		if !errors.Is(err, idp.ErrNotFound) {
+			t.Errorf("err = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("device level too low", func(t *testing.T) {
+		f := newFixture(t)
+		dev, key := f.enroll(t, idp.LevelSubstantial)
+		r := f.newLogin(t, idp.LevelHigh)
+		_, err := f.svc.Decide(ctx, r.ID, dev, f.approval(t, dev, key, r, eid.DecisionApprove, []string{"name"}, nil))
+		if !errors.Is(err, eid.ErrLevelTooLow) {
+			t.Errorf("err = %v, want ErrLevelTooLow", err)
+		}
+	})
+
+	t.Run("revoked device", func(t *testing.T) {
+		f := newFixture(t)
+		dev, key := f.enroll(t, idp.LevelHigh)
+		r := f.newLogin(t, "")
+		ap := f.approval(t, dev, key, r, eid.DecisionApprove, []string{"name"}, nil)
+		if err := f.svc.RevokeDevice(ctx, testCitizen.ID, dev.ID); err != nil {
+			t.Fatal(err)
+		}
+		dev, _ = f.store.GetDevice(ctx, dev.ID)
+		if _, err := f.svc.Decide(ctx, r.ID, dev, ap); !errors.Is(err, eid.ErrDeviceAuth) {
+			t.Errorf("err = %v, want ErrDeviceAuth", err)
+		}
+	})
+
+	refused := []struct {
+		name     string
+		decision string
+		claims   []string
+		mod      func(h map[string]any, c *eid.ApprovalClaims)
+		why      string
+	}{
+		{"wrong match number", eid.DecisionApprove, []string{"name"}, func(_ map[string]any, c *eid.ApprovalClaims) {
+			c.MatchNumber = otherMatch(c.MatchNumber)
+		}, "match number"},
+		{"wrong request id", eid.DecisionApprove, []string{"name"}, func(_ map[string]any, c *eid.ApprovalClaims) {
+			c.RequestID = "AAAAAAAAAAAAAAAAAAAAAA"
+		}, "another login request"},
+		{"claim not requested", eid.DecisionApprove, []string{"name", "address"}, nil, `"address" that was not requested`},
+		{"required claim missing", eid.DecisionApprove, []string{"phone_number"}, nil, `required claim "name"`},
+		{"claim repeated", eid.DecisionApprove, []string{"name", "name"}, nil, "twice"},
+		{"unknown decision", "maybe", []string{"name"}, nil, "decision must be"},
+		{"wrong audience", eid.DecisionApprove, []string{"name"}, func(_ map[string]any, c *eid.ApprovalClaims) {
+			c.Audience = jwt.ClaimStrings{"https://other.test"}
+		}, "audience"},
+		{"device token as approval", eid.DecisionApprove, []string{"name"}, func(h map[string]any, _ *eid.ApprovalClaims) {
+			h["typ"] = eid.TypeDeviceToken
+		}, "typ"},
+		{"kid of another device", eid.DecisionApprove, []string{"name"}, func(h map[string]any, c *eid.ApprovalClaims) {
+			h["kid"], c.Issuer = "AAAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAA"
+		}, "unknown device"},
+		{"expired approval", eid.DecisionApprove, []string{"name"}, func(_ map[string]any, c *eid.ApprovalClaims) {
+			c.IssuedAt = jwt.NewNumericDate(c.IssuedAt.Add(-3 * time.Minute))
+			c.ExpiresAt = jwt.NewNumericDate(c.ExpiresAt.Add(-3 * time.Minute))
+		}, "expired"},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			dev, key := f.enroll(t, idp.LevelHigh)
+			r := f.newLogin(t, "")
+			_, err := f.svc.Decide(ctx, r.ID, dev, f.approval(t, dev, key, r, tt.decision, tt.claims, tt.mod))
+			if !errors.Is(err, idp.ErrInvalid) || !strings.Contains(err.Error(), tt.why) {
+				t.Errorf("err = %v, want ErrInvalid about %q", err, tt.why)
+			}
+			if st, _, _ := f.svc.Status(ctx, r.ID); st != eid.StatusPending {
+				t.Errorf("Status after refusal = %s, want pending", st)
+			}
+		})
+	}
+
+	t.Run("signed by another enrolled device", func(t *testing.T) {
+		f := newFixture(t)
+		dev, _ := f.enroll(t, idp.LevelHigh)
+		_, otherKey := f.enroll(t, idp.LevelHigh)
+		r := f.newLogin(t, "")
+		_, err := f.svc.Decide(ctx, r.ID, dev, f.approval(t, dev, otherKey, r, eid.DecisionApprove, []string{"name"}, nil))
+		if !errors.Is(err, idp.ErrInvalid) {
+			t.Errorf("err = %v, want ErrInvalid", err)
+		}
+	})
+
+	t.Run("ephemeral store unavailable", func(t *testing.T) {
+		f := newFixture(t)
+		dev, key := f.enroll(t, idp.LevelHigh)
+		r := f.newLogin(t, "")
+		f.eph.setFail(errDown)
+		_, err := f.svc.Decide(ctx, r.ID, dev, f.approval(t, dev, key, r, eid.DecisionApprove, []string{"name"}, nil))
+		if !errors.Is(err, idp.ErrUnavailable) || errors.Is(err, idp.ErrInvalid) {
+			t.Errorf("Decide: err = %v, want ErrUnavailable", err)
+		}
+		if _, _, err := f.svc.Status(ctx, r.ID); !errors.Is(err, idp.ErrUnavailable) {
+			t.Errorf("Status: err = %v, want ErrUnavailable", err)
+		}
+	})
+}
+
+func otherMatch(m string) string {
+	if m == "00" {
+		return "01"
+	}
+	return "00"
+}
+
+func TestPayload(t *testing.T) {
+	id := "AbCdEfGhIjKlMnOpQrStU_"
+	p := eid.Payload("https://id.onedoor.test/base?", id)
+	if want := "onedoor-eid://login?request=" + id + "&issuer=https%3A%2F%2Fid.onedoor.test%2Fbase%3F"; p != want {
+		t.Errorf("Payload = %s, want %s", p, want)
+	}
+	p = eid.Payload("http://127.0.0.1:8080", id)
+	iss, rid, err := eid.ParsePayload(p)
+	if err != nil || iss != "http://127.0.0.1:8080" || rid != id {
+		t.Errorf("ParsePayload = %q, %q, %v", iss, rid, err)
+	}
+	// Parameter order is free: url.Values.Encode puts issuer first.
+	encoded := "onedoor-eid://login?" + url.Values{"request": {id}, "issuer": {"https://id.onedoor.test"}}.Encode()
+	if iss, rid, err := eid.ParsePayload(encoded); err != nil || iss != "https://id.onedoor.test" || rid != id {
+		t.Errorf("ParsePayload(%q) = %q, %q, %v", encoded, iss, rid, err)
+	}
+	bad := []string{
+		"",
+		"https://login?request=" + id + "&issuer=https%3A%2F%2Fa",
+		"onedoor-eid://evil?request=" + id + "&issuer=https%3A%2F%2Fa",
+		"onedoor-eid://login?request=short&issuer=https%3A%2F%2Fa",
+		"onedoor-eid://login?request=" + id + "&issuer=javascript%3Aalert(1)",
+		"onedoor-eid://login?request=" + id + "&issuer=https%3A%2F%2Fa&issuer=https%3A%2F%2Fb",
+		"onedoor-eid://login?request=" + id,
+		"onedoor-eid://login?request=" + id + "&issuer=https%3A%2F%2Fuser%40a",
+	}
+	for _, b := range bad {
+		if _, _, err := eid.ParsePayload(b); !errors.Is(err, idp.ErrInvalid) {
+			t.Errorf("ParsePayload(%q): err = %v, want ErrInvalid", b, err)
+		}
+	}
+}

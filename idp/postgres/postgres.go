@@ -1,0 +1,41 @@
+// Package postgres opens the scale-mode durable database.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/sqlstore"
+)
+
+// Open connects to PostgreSQL through pgx's database/sql driver and checks
+// the server answers. An unreachable server gives an error wrapping
+// idp.ErrUnavailable.
+func Open(ctx context.Context, dsn string) (*sql.DB, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w: %w", idp.ErrInvalid, err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(20)
+	db.SetMaxIdleConns(10)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	db.SetConnMaxLifetime(time.Hour) // follow failovers and DNS changes
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open postgres: %w: %w", idp.ErrUnavailable, err)
+	}
+	return db, nil
+}
+
+// New returns the store over db. Call Migrate before use.
+func New(db *sql.DB, opts ...sqlstore.Option) *sqlstore.Store {
+	return sqlstore.New(db, sqlstore.PostgreSQL, opts...)
+}

@@ -1,0 +1,119 @@
+package postgres_test
+
+import (
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/idptest"
+	"github.com/onedoor/onedoor/idp/postgres"
+	"github.com/onedoor/onedoor/idp/sqlstore"
+)
+
+// dsn returns the test database; CI must not silently skip it.
+func dsn(t *testing.T) string {
+	t.Helper()
+	d := os.Getenv("ONEDOOR_TEST_POSTGRES_DSN")
+	if d == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("ONEDOOR_TEST_POSTGRES_DSN is not set; CI must run the PostgreSQL suites")
+		}
+		t.Skip("ONEDOOR_TEST_POSTGRES_DSN is not set")
+	}
+	return d
+}
+
+// schemaDSN creates a fresh schema and returns a DSN whose connections use it.
+func schemaDSN(t *testing.T) string {
+	t.Helper()
+	base := dsn(t)
+	admin, err := postgres.Open(t.Context(), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := "t_" + strings.ToLower(rand.Text())
+	if _, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		defer admin.Close()
+		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	if u, err := url.Parse(base); err == nil && u.Scheme != "" {
+		q := u.Query()
+		q.Set("search_path", schema)
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	return base + " search_path=" + schema // key=value form
+}
+
+// openDB opens a pool on dsn, closed before the schema is dropped.
+func openDB(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	db, err := postgres.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func open(t *testing.T) *sqlstore.Store {
+	t.Helper()
+	s := postgres.New(openDB(t, schemaDSN(t)))
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestStore(t *testing.T) {
+	dsn(t)
+	idptest.RunStoreTests(t, func(t *testing.T) idp.Store { return open(t) })
+}
+
+func TestEphemeral(t *testing.T) {
+	dsn(t)
+	idptest.RunEphemeralTests(t, func(t *testing.T) idp.Ephemeral { return open(t) })
+}
+
+func TestGarbageCollect(t *testing.T) {
+	dsn(t)
+	idptest.RunGarbageCollectTests(t, func(t *testing.T) idptest.Collector { return open(t) })
+}
+
+func TestMigrate(t *testing.T) {
+	dsn(t)
+	idptest.RunMigrationTests(t, func(t *testing.T) (a, b idptest.Migrator) {
+		d := schemaDSN(t)
+		return postgres.New(openDB(t, d)), postgres.New(openDB(t, d))
+	})
+}
+
+func TestUnreachable(t *testing.T) {
+	const dead = "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=1"
+	if _, err := postgres.Open(t.Context(), dead); !errors.Is(err, idp.ErrUnavailable) {
+		t.Errorf("Open: got %v, want %v", err, idp.ErrUnavailable)
+	}
+	// A pool opened without a ping fails on first use instead.
+	db, err := sql.Open("pgx", dead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s := postgres.New(db)
+	if _, err := s.GetClient(t.Context(), idp.EIDAppClientID); !errors.Is(err, idp.ErrUnavailable) {
+		t.Errorf("GetClient: got %v, want %v", err, idp.ErrUnavailable)
+	}
+	if err := s.Set(t.Context(), "k", []byte("v"), 1e9); !errors.Is(err, idp.ErrUnavailable) {
+		t.Errorf("Set: got %v, want %v", err, idp.ErrUnavailable)
+	}
+}

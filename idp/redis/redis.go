@@ -1,0 +1,153 @@
+// Package redis implements idp.Ephemeral in Redis for scale mode, with
+// native TTLs instead of garbage collection.
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/redis/go-redis/v9"
+)
+
+// Ephemeral is idp.Ephemeral over a Redis client. Every key is prefixed, so
+// several deployments or areas can share one Redis.
+type Ephemeral struct {
+	c      redis.UniversalClient
+	prefix string
+}
+
+var _ idp.Ephemeral = (*Ephemeral)(nil)
+
+// New returns an Ephemeral over client whose keys all start with prefix.
+func New(client redis.UniversalClient, prefix string) *Ephemeral {
+	return &Ephemeral{c: client, prefix: prefix}
+}
+
+// Dial connects to the Redis at url (redis://[user:pass@]host:port/db or
+// rediss://) with short timeouts, so a dead Redis fails requests fast
+// instead of hanging them, and checks it answers.
+func Dial(ctx context.Context, url string) (redis.UniversalClient, error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		// The URL may hold a password; don't echo it.
+		return nil, fmt.Errorf("dial redis: bad url: %w", idp.ErrInvalid)
+	}
+	// Values given in the URL's query win.
+	setDefault(&opt.DialTimeout, 2*time.Second)
+	setDefault(&opt.ReadTimeout, time.Second)
+	setDefault(&opt.WriteTimeout, time.Second)
+	setDefault(&opt.PoolTimeout, 2*time.Second)
+	if opt.PoolSize == 0 {
+		opt.PoolSize = 20
+	}
+	if opt.DialerRetries == 0 {
+		opt.DialerRetries = 2 // the default 5 keeps a request waiting on a dead server
+	}
+	c := redis.NewClient(opt)
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("dial redis %s: %w: %w", opt.Addr, idp.ErrUnavailable, err)
+	}
+	return c, nil
+}
+
+func setDefault(d *time.Duration, v time.Duration) {
+	if *d == 0 {
+		*d = v
+	}
+}
+
+// redisErr maps redis.Nil to ErrNotFound and every other failure to
+// ErrUnavailable.
+func redisErr(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, redis.Nil):
+		return fmt.Errorf("%s: %w", op, idp.ErrNotFound)
+	}
+	return fmt.Errorf("%s: %w: %w", op, idp.ErrUnavailable, err)
+}
+
+func checkTTL(ttl time.Duration) error {
+	if ttl <= 0 {
+		return fmt.Errorf("ttl %v must be positive: %w", ttl, idp.ErrInvalid)
+	}
+	return nil
+}
+
+// px rounds ttl up to whole milliseconds, as SET PX and PEXPIRE need.
+func px(ttl time.Duration) time.Duration {
+	return (ttl + time.Millisecond - 1).Truncate(time.Millisecond)
+}
+
+// Set stores value under key, replacing any previous value.
+func (e *Ephemeral) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := checkTTL(ttl); err != nil {
+		return err
+	}
+	return redisErr("set ephemeral", e.c.Set(ctx, e.prefix+key, value, px(ttl)).Err())
+}
+
+// Create stores value only when key is absent (SET NX PX).
+func (e *Ephemeral) Create(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := checkTTL(ttl); err != nil {
+		return err
+	}
+	ok, err := e.c.SetNX(ctx, e.prefix+key, value, px(ttl)).Result()
+	if err != nil {
+		return redisErr("create ephemeral", err)
+	}
+	if !ok {
+		return fmt.Errorf("create ephemeral: %w", idp.ErrConflict)
+	}
+	return nil
+}
+
+// Get returns the value under key.
+func (e *Ephemeral) Get(ctx context.Context, key string) ([]byte, error) {
+	v, err := e.c.Get(ctx, e.prefix+key).Bytes()
+	return v, redisErr("get ephemeral", err)
+}
+
+// Take returns and deletes the value with GETDEL (Redis 6.2+).
+func (e *Ephemeral) Take(ctx context.Context, key string) ([]byte, error) {
+	v, err := e.c.GetDel(ctx, e.prefix+key).Bytes()
+	return v, redisErr("take ephemeral", err)
+}
+
+// Delete removes key; absent keys are not an error.
+func (e *Ephemeral) Delete(ctx context.Context, key string) error {
+	return redisErr("delete ephemeral", e.c.Del(ctx, e.prefix+key).Err())
+}
+
+// incr sets the TTL only on a counter that has none, i.e. one INCR just
+// created, so later calls never extend it; one script keeps it atomic.
+var incr = redis.NewScript(`
+local n = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < 0 then
+	redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return n`)
+
+// Incr adds one to the counter under key.
+func (e *Ephemeral) Incr(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	if err := checkTTL(ttl); err != nil {
+		return 0, err
+	}
+	n, err := incr.Run(ctx, e.c, []string{e.prefix + key}, px(ttl).Milliseconds()).Int64()
+	return n, redisErr("incr ephemeral", err)
+}
+
+// Ping reports whether Redis answers.
+func (e *Ephemeral) Ping(ctx context.Context) error {
+	return redisErr("ping", e.c.Ping(ctx).Err())
+}
+
+// Close does nothing: the client belongs to the caller, who may share it.
+func (e *Ephemeral) Close() error { return nil }

@@ -1,0 +1,100 @@
+package redis_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/idptest"
+	"github.com/onedoor/onedoor/idp/redis"
+)
+
+func prefix() string { return "idptest:" + rand.Text() + ":" }
+
+func TestEphemeral_Miniredis(t *testing.T) {
+	idptest.RunEphemeralTests(t, func(t *testing.T) idp.Ephemeral {
+		m := miniredis.RunT(t)
+		// miniredis only expires keys when told to; follow the wall clock.
+		done := make(chan struct{})
+		go func() {
+			last := time.Now()
+			tick := time.NewTicker(5 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case now := <-tick.C:
+					m.FastForward(now.Sub(last))
+					last = now
+				}
+			}
+		}()
+		t.Cleanup(func() { close(done) })
+		c := goredis.NewClient(&goredis.Options{Addr: m.Addr()})
+		t.Cleanup(func() { c.Close() })
+		return redis.New(c, prefix())
+	})
+}
+
+func TestEphemeral_Redis(t *testing.T) {
+	url := os.Getenv("ONEDOOR_TEST_REDIS_URL")
+	if url == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("ONEDOOR_TEST_REDIS_URL is not set; CI must run the Redis suite")
+		}
+		t.Skip("ONEDOOR_TEST_REDIS_URL is not set")
+	}
+	c, err := redis.Dial(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	idptest.RunEphemeralTests(t, func(t *testing.T) idp.Ephemeral {
+		p := prefix()
+		t.Cleanup(func() {
+			// Leave no test keys behind on a shared server. t.Context is
+			// already canceled here.
+			ctx := context.Background()
+			it := c.Scan(ctx, 0, p+"*", 100).Iterator()
+			for it.Next(ctx) {
+				c.Del(ctx, it.Val())
+			}
+			if err := it.Err(); err != nil {
+				t.Errorf("clean up keys %s*: %v", p, err)
+			}
+		})
+		return redis.New(c, p)
+	})
+}
+
+func TestUnreachable(t *testing.T) {
+	if _, err := redis.Dial(t.Context(), "redis://127.0.0.1:1/0"); !errors.Is(err, idp.ErrUnavailable) {
+		t.Errorf("Dial: got %v, want %v", err, idp.ErrUnavailable)
+	}
+	c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1", DialTimeout: time.Second, MaxRetries: -1})
+	defer c.Close()
+	e := redis.New(c, "x:")
+	if _, err := e.Get(t.Context(), "k"); !errors.Is(err, idp.ErrUnavailable) {
+		t.Errorf("Get: got %v, want %v", err, idp.ErrUnavailable)
+	}
+	if _, err := e.Incr(t.Context(), "k", time.Second); !errors.Is(err, idp.ErrUnavailable) {
+		t.Errorf("Incr: got %v, want %v", err, idp.ErrUnavailable)
+	}
+	if err := e.Create(t.Context(), "k", nil, time.Second); !errors.Is(err, idp.ErrUnavailable) {
+		t.Errorf("Create: got %v, want %v", err, idp.ErrUnavailable)
+	}
+}
+
+func TestDial_BadURL(t *testing.T) {
+	if _, err := redis.Dial(t.Context(), "http://user:secret@host"); !errors.Is(err, idp.ErrInvalid) {
+		t.Errorf("Dial: got %v, want %v", err, idp.ErrInvalid)
+	}
+}

@@ -1,0 +1,69 @@
+package sqlite_test
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/idptest"
+	"github.com/onedoor/onedoor/idp/sqlite"
+	"github.com/onedoor/onedoor/idp/sqlstore"
+)
+
+// open returns a migrated store on a fresh file.
+func open(t *testing.T) *sqlstore.Store {
+	t.Helper()
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "sub", "idp.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	s := sqlite.New(db)
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestStore(t *testing.T) {
+	idptest.RunStoreTests(t, func(t *testing.T) idp.Store { return open(t) })
+}
+
+func TestEphemeral(t *testing.T) {
+	idptest.RunEphemeralTests(t, func(t *testing.T) idp.Ephemeral { return open(t) })
+}
+
+func TestGarbageCollect(t *testing.T) {
+	idptest.RunGarbageCollectTests(t, func(t *testing.T) idptest.Collector { return open(t) })
+}
+
+func TestMigrate(t *testing.T) {
+	idptest.RunMigrationTests(t, func(t *testing.T) (a, b idptest.Migrator) {
+		path := filepath.Join(t.TempDir(), "idp.db")
+		for _, s := range []*idptest.Migrator{&a, &b} {
+			db, err := sqlite.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			*s = sqlite.New(db)
+		}
+		return a, b
+	})
+}
+
+func TestStore_ClosedDBUnavailable(t *testing.T) {
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "idp.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sqlite.New(db)
+	db.Close()
+	if err := s.Ping(t.Context()); !errors.Is(err, idp.ErrUnavailable) {
+		t.Errorf("Ping on a closed db: got %v, want %v", err, idp.ErrUnavailable)
+	}
+	if _, err := s.GetCitizen(t.Context(), "x"); !errors.Is(err, idp.ErrUnavailable) {
+		t.Errorf("GetCitizen on a closed db: got %v, want %v", err, idp.ErrUnavailable)
+	}
+}

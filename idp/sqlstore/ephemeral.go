@@ -1,0 +1,135 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/onedoor/onedoor/idp"
+)
+
+// Ephemeral entries live in idp_ephemeral with an expiry in unix ms. A row is
+// live while expires_at > now; expired rows count as absent everywhere and
+// GarbageCollect removes them.
+
+// expiry returns now and the expiry for ttl, both in unix ms.
+func (s *Store) expiry(ttl time.Duration) (now, exp int64, err error) {
+	if ttl <= 0 {
+		return 0, 0, fmt.Errorf("ttl %v must be positive: %w", ttl, idp.ErrInvalid)
+	}
+	now = ms(s.now())
+	// Round up to whole milliseconds, as Redis does with PX.
+	return now, now + (ttl + time.Millisecond - 1).Milliseconds(), nil
+}
+
+// Set stores value under key, replacing any previous value.
+func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	_, exp, err := s.expiry(ttl)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO idp_ephemeral (key, value, expires_at) VALUES ($1, $2, $3)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
+		key, blob(value), exp)
+	return dbErr("set ephemeral", err)
+}
+
+// Create stores value only when key is absent or expired. The conditional
+// upsert is one statement, so of concurrent creators exactly one changes a row.
+func (s *Store) Create(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	const op = "create ephemeral"
+	now, exp, err := s.expiry(ttl)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `INSERT INTO idp_ephemeral (key, value, expires_at) VALUES ($1, $2, $3)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+		WHERE idp_ephemeral.expires_at <= $4`,
+		key, blob(value), exp, now)
+	if err != nil {
+		return dbErr(op, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return dbErr(op, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", op, idp.ErrConflict)
+	}
+	return nil
+}
+
+// Get returns the live value under key.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	var v []byte
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM idp_ephemeral WHERE key = $1 AND expires_at > $2`,
+		key, ms(s.now())).Scan(&v)
+	if err != nil {
+		return nil, dbErr("get ephemeral", err)
+	}
+	return v, nil
+}
+
+// Take deletes and returns the live value in one statement, so only one of
+// concurrent callers sees it.
+func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
+	var v []byte
+	err := s.db.QueryRowContext(ctx, `DELETE FROM idp_ephemeral WHERE key = $1 AND expires_at > $2 RETURNING value`,
+		key, ms(s.now())).Scan(&v)
+	if err != nil {
+		return nil, dbErr("take ephemeral", err)
+	}
+	return v, nil
+}
+
+// Delete removes key; absent keys are not an error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM idp_ephemeral WHERE key = $1`, key)
+	return dbErr("delete ephemeral", err)
+}
+
+// Incr adds one to the counter under key. The counter is stored as decimal
+// text, like Redis does, and an expired one restarts at 1 with a fresh TTL.
+func (s *Store) Incr(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	const op = "incr ephemeral"
+	now, exp, err := s.expiry(ttl)
+	if err != nil {
+		return 0, err
+	}
+	next := `CAST(CAST(idp_ephemeral.value AS INTEGER) + 1 AS BLOB)`
+	if s.d == PostgreSQL {
+		next = `convert_to((convert_from(idp_ephemeral.value, 'UTF8')::BIGINT + 1)::TEXT, 'UTF8')`
+	}
+	var v []byte
+	err = s.db.QueryRowContext(ctx, `INSERT INTO idp_ephemeral (key, value, expires_at) VALUES ($1, $2, $3)
+		ON CONFLICT (key) DO UPDATE SET
+			value = CASE WHEN idp_ephemeral.expires_at <= $4 THEN excluded.value ELSE `+next+` END,
+			expires_at = CASE WHEN idp_ephemeral.expires_at <= $4 THEN excluded.expires_at ELSE idp_ephemeral.expires_at END
+		RETURNING value`,
+		key, []byte("1"), exp, now).Scan(&v)
+	if err != nil {
+		return 0, dbErr(op, err)
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: counter %q: %w", op, v, idp.ErrInvalid)
+	}
+	return n, nil
+}
+
+// GarbageCollect deletes expired ephemeral entries and refresh tokens that
+// expired before now. It returns the number of ephemeral entries deleted.
+func (s *Store) GarbageCollect(ctx context.Context, now time.Time) (ephemeralDeleted int64, err error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM idp_ephemeral WHERE expires_at <= $1`, ms(now))
+	if err != nil {
+		return 0, dbErr("garbage collect", err)
+	}
+	if ephemeralDeleted, err = res.RowsAffected(); err != nil {
+		return 0, dbErr("garbage collect", err)
+	}
+	if _, err := s.DeleteExpiredRefreshTokens(ctx, now); err != nil {
+		return ephemeralDeleted, err
+	}
+	return ephemeralDeleted, nil
+}

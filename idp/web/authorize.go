@@ -1,0 +1,311 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/token/jwt"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/eid"
+	"github.com/onedoor/onedoor/idp/oidc"
+)
+
+// authorize is the authorization endpoint. A request that cannot succeed is
+// refused before the citizen is asked anything.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ar, err := s.provider.NewAuthorizeRequest(ctx, r)
+	if err != nil {
+		s.authorizeError(w, r, ar, err)
+		return
+	}
+	usedPAR := strings.HasPrefix(r.Form.Get("request_uri"), "urn:ietf:params:oauth:request_uri:")
+	if err := s.validateAuthorize(ar, usedPAR); err != nil {
+		s.authorizeError(w, r, ar, err)
+		return
+	}
+	form := ar.GetRequestForm()
+	required := levelFromACRValues(form.Get("acr_values"))
+	claims := requestedClaims(ar.GetRequestedScopes(), form.Get("claims"))
+	prompt := strings.Fields(form.Get("prompt"))
+
+	sess, err := s.browserSession(ctx, r)
+	if err != nil {
+		s.unavailable(w, "ephemeral store", err)
+		return
+	}
+	if sess != nil && !slices.Contains(prompt, "login") && s.sessionSatisfies(sess, form, required) {
+		granted, err := s.grantedClaims(ctx, sess.CitizenID, ar.GetClient().GetID())
+		if err != nil {
+			s.unavailable(w, "durable store", err)
+			return
+		}
+		// Silent single sign-on releases only what the citizen already agreed
+		// to share with this client; an essential claim they have not agreed
+		// to needs the app.
+		if essentialCovered(claims, granted) {
+			s.finish(w, r, ar, sess, intersect(claims, granted), s.cfg.Now())
+			return
+		}
+		if slices.Contains(prompt, "none") {
+			s.authorizeError(w, r, ar, fosite.ErrConsentRequired.WithHint("The citizen has not agreed to share the requested claims."))
+			return
+		}
+	} else if slices.Contains(prompt, "none") {
+		s.authorizeError(w, r, ar, fosite.ErrLoginRequired.WithHint("No single sign-on session satisfies the request."))
+		return
+	}
+	s.startLogin(w, r, ar, claims, required)
+}
+
+// validateAuthorize checks what fosite only checks after login: PKCE with
+// S256, the code response type, per-client PAR, the claims parameter.
+func (s *Server) validateAuthorize(ar fosite.AuthorizeRequester, usedPAR bool) error {
+	form := ar.GetRequestForm()
+	if !ar.GetResponseTypes().ExactOne("code") {
+		return fosite.ErrUnsupportedResponseType.WithHint("Only the authorization code flow (response_type=code) is supported.")
+	}
+	if m := form.Get("response_mode"); m != "" && m != "query" {
+		return fosite.ErrInvalidRequest.WithHint("Only response_mode=query is supported.")
+	}
+	if c, ok := ar.GetClient().(*oidc.Client); ok && c.Record.PARRequired && !usedPAR {
+		return fosite.ErrInvalidRequest.WithHint("This client must use a pushed authorization request (RFC 9126).")
+	}
+	if form.Get("code_challenge") == "" {
+		return fosite.ErrInvalidRequest.WithHint("PKCE is required: send code_challenge with code_challenge_method=S256.")
+	}
+	if form.Get("code_challenge_method") != "S256" {
+		return fosite.ErrInvalidRequest.WithHint("Only the S256 code_challenge_method is accepted.")
+	}
+	if !validClaimsParam(form.Get("claims")) {
+		return fosite.ErrInvalidRequest.WithHint("The claims parameter is not valid JSON.")
+	}
+	if ma := form.Get("max_age"); ma != "" {
+		if n, err := strconv.Atoi(ma); err != nil || n < 0 {
+			return fosite.ErrInvalidRequest.WithHint("max_age must be a non-negative integer.")
+		}
+	}
+	if len(form.Get("purpose")) > 300 {
+		return fosite.ErrInvalidRequest.WithHint("purpose is longer than 300 characters.")
+	}
+	for _, p := range strings.Fields(form.Get("prompt")) {
+		if p != "none" && p != "login" && p != "consent" && p != "select_account" {
+			return fosite.ErrInvalidRequest.WithHintf("Unsupported prompt value %q.", p)
+		}
+	}
+	return nil
+}
+
+// authorizeError sends an error to the client's registered redirect URI with
+// iss (RFC 9207) and state, or renders an error page when the redirect URI
+// cannot be trusted: never a redirect to an unregistered URI.
+func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
+	if errors.Is(err, idp.ErrUnavailable) {
+		s.unavailable(w, "store", err)
+		return
+	}
+	rfc := fosite.ErrorToRFC6749Error(err)
+	if ar == nil || !ar.IsRedirectURIValid() || ar.GetRedirectURI() == nil {
+		s.renderError(w, r, rfc.CodeField, rfc.ErrorField, rfc.GetDescription())
+		return
+	}
+	u := *ar.GetRedirectURI()
+	u.Fragment = ""
+	q := u.Query()
+	q.Set("error", rfc.ErrorField)
+	if d := rfc.GetDescription(); d != "" {
+		q.Set("error_description", d)
+	}
+	if st := ar.GetState(); st != "" {
+		q.Set("state", st)
+	}
+	q.Set("iss", s.cfg.Issuer)
+	u.RawQuery = q.Encode()
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Location", u.String())
+	w.WriteHeader(http.StatusSeeOther)
+}
+
+// finish issues the authorization code for a citizen whose login is settled.
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, sess *browserSession, released []string, requestedAt time.Time) {
+	ctx := r.Context()
+	for _, sc := range ar.GetRequestedScopes() {
+		ar.GrantScope(sc)
+	}
+	for _, a := range ar.GetRequestedAudience() {
+		ar.GrantAudience(a)
+	}
+	os := oidc.NewSession()
+	os.Subject = sess.CitizenID
+	os.Username = ""
+	os.Released = released
+	os.DeviceID = sess.DeviceID
+	os.Claims = &jwt.IDTokenClaims{
+		Subject:                             sess.CitizenID,
+		Issuer:                              s.cfg.Issuer,
+		AuthTime:                            sess.AuthTime.UTC(),
+		RequestedAt:                         requestedAt.UTC(),
+		AuthenticationContextClassReference: string(sess.Level),
+		// hwk: proof of possession of the device key; user: presence checked
+		// by the app (RFC 8176).
+		AuthenticationMethodsReferences: []string{"hwk", "user"},
+		Extra:                           map[string]any{"sid": sess.SID, "azp": ar.GetClient().GetID()},
+	}
+	os.Headers = &jwt.Headers{Extra: map[string]any{}}
+	resp, err := s.provider.NewAuthorizeResponse(ctx, ar, os)
+	if err != nil {
+		s.authorizeError(w, r, ar, err)
+		return
+	}
+	if err := s.touchSession(ctx, sess, ar.GetClient().GetID()); err != nil {
+		s.log.Warn("record client in session", "err", err)
+	}
+	resp.AddParameter("iss", s.cfg.Issuer)
+	s.provider.WriteAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// sessionSatisfies decides whether the SSO session is good enough for this
+// request without asking the app again.
+func (s *Server) sessionSatisfies(sess *browserSession, form url.Values, required idp.Level) bool {
+	if sess.Level.Rank() < required.Rank() {
+		return false
+	}
+	if ma := form.Get("max_age"); ma != "" {
+		n, _ := strconv.Atoi(ma)
+		if s.cfg.Now().Sub(sess.AuthTime) > time.Duration(n)*time.Second {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) grantedClaims(ctx context.Context, citizenID, clientID string) ([]string, error) {
+	g, err := s.store.GetGrant(ctx, citizenID, clientID)
+	if errors.Is(err, idp.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return g.Claims, nil
+}
+
+// browserSession is the single sign-on session behind the session cookie.
+type browserSession struct {
+	SID       string    `json:"sid"`
+	CitizenID string    `json:"citizen_id"`
+	DeviceID  string    `json:"device_id"`
+	Level     idp.Level `json:"level"`
+	AuthTime  time.Time `json:"auth_time"`
+	Clients   []string  `json:"clients,omitempty"`
+	key       string
+	ttl       time.Duration
+}
+
+const sessionPrefix = "web:session:"
+
+func (s *Server) sessionCookieName() string {
+	if s.secure {
+		return "__Host-onedoor-session"
+	}
+	return "onedoor-session"
+}
+
+func (s *Server) loginCookieName() string {
+	if s.secure {
+		return "__Host-onedoor-login"
+	}
+	return "onedoor-login"
+}
+
+func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     name,
+		Value:    value,
+		Path:     "/",
+		MaxAge:   int(maxAge / time.Second),
+		Secure:   s.secure,
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func (s *Server) clearCookie(w http.ResponseWriter, name string) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, Secure: s.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+}
+
+// browserSession loads the SSO session; nil when there is none. The cookie is
+// a random handle; only its hash is a store key.
+func (s *Server) browserSession(ctx context.Context, r *http.Request) (*browserSession, error) {
+	c, err := r.Cookie(s.sessionCookieName())
+	if err != nil || len(c.Value) < 32 || len(c.Value) > 64 {
+		return nil, nil
+	}
+	key := sessionPrefix + hashHex(c.Value)
+	v, err := s.eph.Get(ctx, key)
+	if errors.Is(err, idp.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var bs browserSession
+	if err := json.Unmarshal(v, &bs); err != nil {
+		return nil, nil
+	}
+	bs.key = key
+	bs.ttl = s.cfg.SessionTTL - s.cfg.Now().Sub(bs.AuthTime)
+	if bs.ttl <= 0 {
+		return nil, nil
+	}
+	return &bs, nil
+}
+
+// newSession starts a fresh SSO session with a new identifier: the session id
+// rotates at every login, so a session fixed before login is worthless.
+func (s *Server) newSession(ctx context.Context, w http.ResponseWriter, r *http.Request, d *eid.Decision) (*browserSession, error) {
+	if old, err := r.Cookie(s.sessionCookieName()); err == nil {
+		_ = s.eph.Delete(ctx, sessionPrefix+hashHex(old.Value))
+	}
+	handle := randomToken()
+	bs := &browserSession{
+		SID:       randomToken()[:22],
+		CitizenID: d.CitizenID,
+		DeviceID:  d.DeviceID,
+		Level:     d.Level,
+		AuthTime:  d.DecidedAt.UTC(),
+		key:       sessionPrefix + hashHex(handle),
+		ttl:       s.cfg.SessionTTL,
+	}
+	if err := s.saveSession(ctx, bs); err != nil {
+		return nil, err
+	}
+	s.setCookie(w, s.sessionCookieName(), handle, s.cfg.SessionTTL)
+	return bs, nil
+}
+
+func (s *Server) saveSession(ctx context.Context, bs *browserSession) error {
+	v, err := json.Marshal(bs)
+	if err != nil {
+		return err
+	}
+	return s.eph.Set(ctx, bs.key, v, bs.ttl)
+}
+
+// touchSession records which clients a session has logged in to, for logout.
+func (s *Server) touchSession(ctx context.Context, bs *browserSession, clientID string) error {
+	if slices.Contains(bs.Clients, clientID) {
+		return nil
+	}
+	bs.Clients = append(bs.Clients, clientID)
+	return s.saveSession(ctx, bs)
+}

@@ -1,0 +1,91 @@
+package web
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/onedoor/onedoor/idp"
+)
+
+// discoveryDoc is the OpenID Provider metadata (OIDC Discovery 1.0, RFC 8414).
+type discoveryDoc struct {
+	Issuer                            string   `json:"issuer"`
+	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	PAREndpoint                       string   `json:"pushed_authorization_request_endpoint"`
+	RequirePAR                        bool     `json:"require_pushed_authorization_requests"`
+	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
+	RevocationEndpoint                string   `json:"revocation_endpoint"`
+	EndSessionEndpoint                string   `json:"end_session_endpoint"`
+	ScopesSupported                   []string `json:"scopes_supported"`
+	ResponseTypesSupported            []string `json:"response_types_supported"`
+	ResponseModesSupported            []string `json:"response_modes_supported"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
+	SubjectTypesSupported             []string `json:"subject_types_supported"`
+	IDTokenSigningAlgs                []string `json:"id_token_signing_alg_values_supported"`
+	TokenEndpointAuthMethods          []string `json:"token_endpoint_auth_methods_supported"`
+	TokenEndpointAuthSigningAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	IntrospectionEndpointAuthMethods  []string `json:"introspection_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthMethods     []string `json:"revocation_endpoint_auth_methods_supported"`
+	CodeChallengeMethods              []string `json:"code_challenge_methods_supported"`
+	ClaimsSupported                   []string `json:"claims_supported"`
+	ClaimsParameterSupported          bool     `json:"claims_parameter_supported"`
+	RequestParameterSupported         bool     `json:"request_parameter_supported"`
+	RequestURIParameterSupported      bool     `json:"request_uri_parameter_supported"`
+	ACRValuesSupported                []string `json:"acr_values_supported"`
+	UILocalesSupported                []string `json:"ui_locales_supported"`
+	AuthorizationResponseIssParameter bool     `json:"authorization_response_iss_parameter_supported"`
+	PromptValuesSupported             []string `json:"prompt_values_supported"`
+}
+
+func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
+	iss := s.cfg.Issuer
+	authMethods := []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
+	d := discoveryDoc{
+		Issuer:                            iss,
+		AuthorizationEndpoint:             iss + PathAuthorize,
+		TokenEndpoint:                     iss + PathToken,
+		UserinfoEndpoint:                  iss + PathUserinfo,
+		JWKSURI:                           iss + PathJWKS,
+		PAREndpoint:                       iss + PathPAR,
+		IntrospectionEndpoint:             iss + PathIntrospect,
+		RevocationEndpoint:                iss + PathRevoke,
+		EndSessionEndpoint:                iss + PathLogout,
+		ScopesSupported:                   []string{ScopeOpenID, ScopeProfile, ScopeAddress, ScopePhone, ScopeEID, ScopeOffline},
+		ResponseTypesSupported:            []string{"code"},
+		ResponseModesSupported:            []string{"query"},
+		GrantTypesSupported:               []string{"authorization_code", "refresh_token", "client_credentials"},
+		SubjectTypesSupported:             []string{"public"},
+		IDTokenSigningAlgs:                []string{"ES256", "RS256"},
+		TokenEndpointAuthMethods:          append(authMethods, "none"),
+		TokenEndpointAuthSigningAlgs:      []string{"ES256", "RS256", "PS256"},
+		IntrospectionEndpointAuthMethods:  authMethods,
+		RevocationEndpointAuthMethods:     append(authMethods, "none"),
+		CodeChallengeMethods:              []string{"S256"},
+		ClaimsSupported:                   append([]string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "phone_number_verified"}, knownClaims...),
+		ClaimsParameterSupported:          true,
+		ACRValuesSupported:                []string{string(idp.LevelLow), string(idp.LevelSubstantial), string(idp.LevelHigh)},
+		UILocalesSupported:                []string{"vi", "en"},
+		AuthorizationResponseIssParameter: true,
+		PromptValuesSupported:             []string{"none", "login", "consent", "select_account"},
+	}
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	writeJSONCached(w, d)
+}
+
+// jwks publishes the signing keys: next, active and retired keys until every
+// token they signed has expired.
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
+	doc, err := s.keys.JWKS(r.Context())
+	if err != nil {
+		s.unavailable(w, "key store", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(s.cfg.JWKSMaxAge.Seconds())))
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	_, _ = w.Write(doc)
+}

@@ -1,0 +1,210 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/eid"
+)
+
+// Paths of the eID app's API.
+const (
+	PathEnrollments   = "/eid/v1/enrollments"
+	PathLoginRequests = "/eid/v1/login-requests/"
+	PathDevices       = "/eid/v1/devices"
+)
+
+func (s *Server) eidRoutes(m *http.ServeMux) {
+	m.HandleFunc("POST "+PathEnrollments, s.enroll)
+	m.HandleFunc("GET "+PathLoginRequests+"{id}", s.appLoginRequest)
+	m.HandleFunc("POST "+PathLoginRequests+"{id}/decision", s.appDecision)
+	m.HandleFunc("GET "+PathDevices, s.appDevices)
+	m.HandleFunc("DELETE "+PathDevices+"/{id}", s.appRevokeDevice)
+}
+
+// decodeStrict reads a JSON body, rejecting unknown fields, duplicate
+// trailing documents and bodies over 64 KiB.
+func decodeStrict(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(strings.ToLower(ct), "application/json") {
+		return errors.New("Content-Type must be application/json")
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errors.New("the body is not the expected JSON object")
+	}
+	if dec.More() {
+		return errors.New("the body has more than one JSON value")
+	}
+	return nil
+}
+
+type enrollBody struct {
+	PersonalID     string          `json:"personal_id"`
+	ActivationCode string          `json:"activation_code"`
+	PublicKey      json.RawMessage `json:"public_key"`
+	DeviceName     string          `json:"device_name"`
+}
+
+// enroll binds a new eID app installation to a citizen with the one-time
+// activation code from identity proofing.
+func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
+	var b enrollBody
+	if err := decodeStrict(r, &b); err != nil {
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	d, err := s.eid.Enroll(r.Context(), eid.EnrollRequest{
+		PersonalID: b.PersonalID, ActivationCode: b.ActivationCode, PublicKey: b.PublicKey, DeviceName: b.DeviceName,
+	})
+	switch {
+	case errors.Is(err, idp.ErrUnavailable):
+		s.unavailable(w, "store", err)
+		return
+	case errors.Is(err, eid.ErrEnrollmentFailed):
+		// One message for every cause: nothing reveals whether the personal
+		// id exists or which part was wrong.
+		writeJSONError(w, http.StatusBadRequest, "enrollment_failed", "The personal ID and activation code do not match a valid activation.")
+		return
+	case err != nil:
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The enrollment request is not valid.")
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"device_id": d.ID, "level": d.Level})
+}
+
+// device authenticates the app by the device-signed JWT in the
+// Authorization header ("DeviceJWT <token>").
+func (s *Server) device(w http.ResponseWriter, r *http.Request) (*idp.Device, bool) {
+	h := r.Header.Get("Authorization")
+	const scheme = "devicejwt "
+	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+		w.Header().Set("WWW-Authenticate", `DeviceJWT realm="onedoor-eid"`)
+		writeJSONError(w, http.StatusUnauthorized, "invalid_token", "A device token is required.")
+		return nil, false
+	}
+	d, err := s.eid.AuthenticateDevice(r.Context(), strings.TrimSpace(h[len(scheme):]), s.cfg.Issuer)
+	if err != nil {
+		if errors.Is(err, idp.ErrUnavailable) {
+			s.unavailable(w, "store", err)
+			return nil, false
+		}
+		w.Header().Set("WWW-Authenticate", `DeviceJWT realm="onedoor-eid", error="invalid_token"`)
+		writeJSONError(w, http.StatusUnauthorized, "invalid_token", "The device token is not valid.")
+		return nil, false
+	}
+	return d, true
+}
+
+// appLoginRequest shows the app what a login request asks for.
+func (s *Server) appLoginRequest(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.device(w, r); !ok {
+		return
+	}
+	lr, err := s.eid.Login(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.loginRequestError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.eid.AppView(lr))
+}
+
+func (s *Server) loginRequestError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, idp.ErrUnavailable):
+		s.unavailable(w, "store", err)
+	case errors.Is(err, idp.ErrNotFound), errors.Is(err, idp.ErrExpired):
+		writeJSONError(w, http.StatusNotFound, "not_found", "The login request does not exist or has expired.")
+	case errors.Is(err, idp.ErrConflict):
+		writeJSONError(w, http.StatusConflict, "already_decided", "The login request has already been answered.")
+	case errors.Is(err, eid.ErrLevelTooLow):
+		writeJSONError(w, http.StatusForbidden, "insufficient_level", "This device's level of assurance is too low for the request.")
+	case errors.Is(err, idp.ErrInvalid):
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", publicReason(err))
+	default:
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The request could not be processed.")
+	}
+}
+
+// publicReason keeps validation messages (which name fields, never data) and
+// drops anything else.
+func publicReason(err error) string {
+	msg := err.Error()
+	if len(msg) > 200 {
+		msg = msg[:200]
+	}
+	return msg
+}
+
+type decisionBody struct {
+	Approval string `json:"approval"`
+}
+
+// appDecision records the citizen's answer, signed by the device key.
+func (s *Server) appDecision(w http.ResponseWriter, r *http.Request) {
+	dev, ok := s.device(w, r)
+	if !ok {
+		return
+	}
+	var b decisionBody
+	if err := decodeStrict(r, &b); err != nil {
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	d, err := s.eid.Decide(r.Context(), r.PathValue("id"), dev, b.Approval)
+	if err != nil {
+		s.loginRequestError(w, err)
+		return
+	}
+	st := eid.StatusDenied
+	if d.Approved {
+		st = eid.StatusApproved
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": st})
+}
+
+type deviceView struct {
+	ID        string     `json:"device_id"`
+	Name      string     `json:"name"`
+	Level     idp.Level  `json:"level"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	Current   bool       `json:"current"`
+}
+
+// appDevices lists the citizen's devices to the app.
+func (s *Server) appDevices(w http.ResponseWriter, r *http.Request) {
+	dev, ok := s.device(w, r)
+	if !ok {
+		return
+	}
+	ds, err := s.eid.Devices(r.Context(), dev.CitizenID)
+	if err != nil {
+		s.loginRequestError(w, err)
+		return
+	}
+	out := make([]deviceView, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, deviceView{ID: d.ID, Name: d.Name, Level: d.Level, CreatedAt: d.CreatedAt, RevokedAt: d.RevokedAt, Current: d.ID == dev.ID})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
+}
+
+// appRevokeDevice lets the citizen revoke one of their devices (a lost phone)
+// from another.
+func (s *Server) appRevokeDevice(w http.ResponseWriter, r *http.Request) {
+	dev, ok := s.device(w, r)
+	if !ok {
+		return
+	}
+	if err := s.eid.RevokeDevice(r.Context(), dev.CitizenID, r.PathValue("id")); err != nil {
+		s.loginRequestError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

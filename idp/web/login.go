@@ -1,0 +1,334 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+	qrcode "github.com/skip2/go-qrcode"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/eid"
+	"github.com/onedoor/onedoor/idp/oidc"
+)
+
+// Payload is what the QR code and the app link carry: the login request and
+// the issuer the app must talk to.
+func Payload(issuer, requestID string) string {
+	return "onedoor-eid://login?" + url.Values{"request": {requestID}, "issuer": {issuer}}.Encode()
+}
+
+// startLogin creates a login request for the eID app and shows the QR page.
+func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, claims []eid.ClaimRequest, required idp.Level) {
+	ctx := r.Context()
+	form := url.Values{}
+	for k, v := range ar.GetRequestForm() {
+		if k != "request_uri" { // a PAR request_uri is single use; keep what it resolved to
+			form[k] = v
+		}
+	}
+	name := ar.GetClient().GetID()
+	if c, ok := ar.GetClient().(*oidc.Client); ok && c.Record.Name != "" {
+		name = c.Record.Name
+	}
+	binding := randomToken()
+	lr := &eid.LoginRequest{
+		ClientID:     ar.GetClient().GetID(),
+		ClientName:   name,
+		Claims:       claims,
+		Purpose:      ar.GetRequestForm().Get("purpose"),
+		Level:        required,
+		BrowserKey:   hashToken(binding),
+		Continuation: []byte(form.Encode()),
+	}
+	if err := s.eid.NewLogin(ctx, lr); err != nil {
+		if errors.Is(err, idp.ErrUnavailable) {
+			s.unavailable(w, "ephemeral store", err)
+			return
+		}
+		s.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
+		return
+	}
+	s.setCookie(w, s.bindingCookie(lr.ID), binding, lr.ExpiresAt.Sub(s.cfg.Now())+time.Minute)
+	s.renderLogin(w, r, lr)
+}
+
+// bindingCookie names the cookie that binds one login request to the browser
+// that started it; one per request so two tabs do not clash.
+func (s *Server) bindingCookie(id string) string {
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	return s.loginCookieName() + "-" + id
+}
+
+func (s *Server) boundToBrowser(r *http.Request, lr *eid.LoginRequest) bool {
+	c, err := r.Cookie(s.bindingCookie(lr.ID))
+	if err != nil {
+		return false
+	}
+	return subtle.ConstantTimeCompare(hashToken(c.Value), lr.BrowserKey) == 1
+}
+
+// statusResponse is the body of the login status URL.
+type statusResponse struct {
+	Status     string `json:"status"`
+	RedirectTo string `json:"redirect_to,omitempty"`
+}
+
+// loginStatus answers the login page's polling (and clients without JS).
+func (s *Server) loginStatus(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := r.URL.Query().Get("id")
+	lr, err := s.eid.Login(ctx, id)
+	if err != nil {
+		if errors.Is(err, idp.ErrUnavailable) {
+			s.unavailable(w, "ephemeral store", err)
+			return
+		}
+		writeJSON(w, http.StatusOK, statusResponse{Status: string(eid.StatusExpired)})
+		return
+	}
+	st, _, err := s.eid.Status(ctx, id)
+	if err != nil {
+		if errors.Is(err, idp.ErrUnavailable) {
+			s.unavailable(w, "ephemeral store", err)
+			return
+		}
+		st = eid.StatusExpired
+	}
+	resp := statusResponse{Status: string(st)}
+	if (st == eid.StatusApproved || st == eid.StatusDenied) && s.boundToBrowser(r, lr) {
+		resp.RedirectTo = s.cfg.Issuer + PathContinue + "?id=" + url.QueryEscape(id)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// loginContinue resumes the authorization request once the app has answered.
+func (s *Server) loginContinue(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := r.URL.Query().Get("id")
+	lr, err := s.eid.Login(ctx, id)
+	if err != nil {
+		if errors.Is(err, idp.ErrUnavailable) {
+			s.unavailable(w, "ephemeral store", err)
+			return
+		}
+		s.renderMessage(w, r, http.StatusGone, msgExpired)
+		return
+	}
+	if !s.boundToBrowser(r, lr) {
+		s.renderMessage(w, r, http.StatusForbidden, msgOtherBrowser)
+		return
+	}
+	st, _, err := s.eid.Status(ctx, id)
+	if err != nil {
+		s.unavailable(w, "ephemeral store", err)
+		return
+	}
+	switch st {
+	case eid.StatusPending:
+		s.renderLogin(w, r, lr)
+		return
+	case eid.StatusExpired:
+		s.renderMessage(w, r, http.StatusGone, msgExpired)
+		return
+	}
+	lr, dec, err := s.eid.TakeDecision(ctx, id)
+	if err != nil {
+		if errors.Is(err, idp.ErrUnavailable) {
+			s.unavailable(w, "ephemeral store", err)
+			return
+		}
+		s.renderMessage(w, r, http.StatusGone, msgExpired)
+		return
+	}
+	s.clearCookie(w, s.bindingCookie(lr.ID))
+	ar, err := s.resumeRequest(ctx, r, lr)
+	if err != nil {
+		s.authorizeError(w, r, ar, err)
+		return
+	}
+	if !dec.Approved {
+		s.authorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The citizen declined the login in the eID app."))
+		return
+	}
+	sess, err := s.newSession(ctx, w, r, dec)
+	if err != nil {
+		s.unavailable(w, "ephemeral store", err)
+		return
+	}
+	if err := s.store.PutGrant(ctx, &idp.Grant{CitizenID: dec.CitizenID, ClientID: lr.ClientID, Claims: dec.Claims, UpdatedAt: s.cfg.Now()}); err != nil {
+		s.unavailable(w, "durable store", err)
+		return
+	}
+	s.finish(w, r, ar, sess, dec.Claims, lr.CreatedAt)
+}
+
+// resumeRequest re-validates the stored authorization request: the client,
+// its redirect URIs and scopes are checked again as they are now.
+func (s *Server) resumeRequest(ctx context.Context, r *http.Request, lr *eid.LoginRequest) (fosite.AuthorizeRequester, error) {
+	q, err := url.ParseQuery(string(lr.Continuation))
+	if err != nil {
+		return nil, fosite.ErrInvalidRequest.WithWrap(err)
+	}
+	r2 := r.Clone(ctx)
+	r2.Method = http.MethodGet
+	r2.URL = &url.URL{Path: PathAuthorize, RawQuery: q.Encode()}
+	r2.Form, r2.PostForm, r2.Body = nil, nil, http.NoBody
+	ar, err := s.provider.NewAuthorizeRequest(ctx, r2)
+	if err != nil {
+		return ar, err
+	}
+	if far, ok := ar.(*fosite.AuthorizeRequest); ok {
+		far.RequestedAt = lr.CreatedAt
+	}
+	return ar, nil
+}
+
+type loginPage struct {
+	T            map[string]string
+	Lang         string
+	OtherLang    string
+	OtherLangURL string
+	ClientName   string
+	Purpose      string
+	Claims       []claimView
+	MatchNumber  string
+	Payload      string
+	StatusURL    string
+	ContinueURL  string
+	QR           template.URL
+	ExpiresAt    string
+	Nonce        string
+}
+
+type claimView struct {
+	Label    string
+	Optional bool
+}
+
+func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, lr *eid.LoginRequest) {
+	lang := pickLang(r)
+	payload := Payload(s.cfg.Issuer, lr.ID)
+	png, err := qrcode.Encode(payload, qrcode.Medium, 256)
+	if err != nil {
+		s.renderMessage(w, r, http.StatusInternalServerError, msgError)
+		return
+	}
+	t := texts[lang]
+	p := loginPage{
+		T:           t,
+		Lang:        lang,
+		ClientName:  lr.ClientName,
+		Purpose:     lr.Purpose,
+		MatchNumber: lr.MatchNumber,
+		Payload:     payload,
+		StatusURL:   s.cfg.Issuer + PathStatus + "?id=" + url.QueryEscape(lr.ID),
+		ContinueURL: s.cfg.Issuer + PathContinue + "?id=" + url.QueryEscape(lr.ID),
+		QR:          template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png)),
+		ExpiresAt:   lr.ExpiresAt.UTC().Format(time.RFC3339),
+		Nonce:       randomToken()[:22],
+	}
+	p.OtherLang, p.OtherLangURL = otherLang(r, lang)
+	for _, c := range lr.Claims {
+		label := t["claim."+c.Name]
+		if label == "" {
+			label = c.Name
+		}
+		p.Claims = append(p.Claims, claimView{Label: label, Optional: c.Optional})
+	}
+	s.renderHTML(w, http.StatusOK, "login.html", p, p.Nonce)
+}
+
+func (s *Server) renderHTML(w http.ResponseWriter, status int, name string, data any, nonce string) {
+	var buf bytes.Buffer
+	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
+		s.log.Error("render page", "page", name, "err", err)
+		writeJSONError(w, http.StatusInternalServerError, "server_error", "The page could not be rendered.")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	csp := "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+	if nonce != "" {
+		csp += "; script-src 'nonce-" + nonce + "'; connect-src 'self'"
+	}
+	h.Set("Content-Security-Policy", csp)
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// pickLang chooses Vietnamese unless ui_locales or Accept-Language prefer English.
+func pickLang(r *http.Request) string {
+	if l := r.URL.Query().Get("lang"); l == "en" || l == "vi" {
+		return l
+	}
+	for _, src := range []string{r.FormValue("ui_locales"), r.Header.Get("Accept-Language")} {
+		for _, part := range strings.FieldsFunc(src, func(c rune) bool { return c == ' ' || c == ',' }) {
+			tag := strings.ToLower(strings.TrimSpace(strings.SplitN(part, ";", 2)[0]))
+			switch {
+			case strings.HasPrefix(tag, "vi"):
+				return "vi"
+			case strings.HasPrefix(tag, "en"):
+				return "en"
+			}
+		}
+	}
+	return "vi"
+}
+
+func otherLang(r *http.Request, lang string) (string, string) {
+	other := "en"
+	if lang == "en" {
+		other = "vi"
+	}
+	q := r.URL.Query()
+	q.Set("lang", other)
+	u := *r.URL
+	u.RawQuery = q.Encode()
+	return other, u.RequestURI()
+}
+
+type message struct{ key string }
+
+var (
+	msgExpired      = message{"msg.expired"}
+	msgOtherBrowser = message{"msg.other_browser"}
+	msgError        = message{"msg.error"}
+	msgLoggedOut    = message{"msg.logged_out"}
+)
+
+type messagePage struct {
+	T       map[string]string
+	Lang    string
+	Title   string
+	Message string
+	Detail  string
+}
+
+func (s *Server) renderMessage(w http.ResponseWriter, r *http.Request, status int, m message) {
+	lang := pickLang(r)
+	t := texts[lang]
+	s.renderHTML(w, status, "message.html", messagePage{T: t, Lang: lang, Title: t[m.key+".title"], Message: t[m.key]}, "")
+}
+
+// renderError is the page for authorization errors that cannot be sent to a
+// redirect URI.
+func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, code, desc string) {
+	lang := pickLang(r)
+	t := texts[lang]
+	if status < 400 {
+		status = http.StatusBadRequest
+	}
+	s.renderHTML(w, status, "message.html", messagePage{T: t, Lang: lang, Title: t["msg.error.title"], Message: t["msg.bad_request"], Detail: code + ": " + desc}, "")
+}

@@ -1,0 +1,125 @@
+package web
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+
+	"github.com/onedoor/onedoor/idp"
+)
+
+type logoutPage struct {
+	T      map[string]string
+	Lang   string
+	Action string
+	CSRF   string
+	Hidden map[string]string
+}
+
+// logout is RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0).
+// With a valid id_token_hint it ends the session at once; without one a GET
+// only asks the citizen to confirm, so a cross-site link cannot log anyone
+// out, and the confirmation POST must carry the CSRF token.
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	hint := r.FormValue("id_token_hint")
+	postURI := r.FormValue("post_logout_redirect_uri")
+	clientID := r.FormValue("client_id")
+	state := r.FormValue("state")
+	if hint != "" {
+		_, aud, _, err := s.provider.VerifyIDTokenHint(ctx, hint)
+		if err != nil {
+			s.renderError(w, r, http.StatusBadRequest, "invalid_request", "The id_token_hint is not valid.")
+			return
+		}
+		if clientID != "" && !slices.Contains(aud, clientID) {
+			s.renderError(w, r, http.StatusBadRequest, "invalid_request", "client_id does not match the id_token_hint.")
+			return
+		}
+		clientID = aud[0]
+	}
+	if postURI != "" {
+		if clientID == "" {
+			s.renderError(w, r, http.StatusBadRequest, "invalid_request", "post_logout_redirect_uri needs id_token_hint or client_id.")
+			return
+		}
+		c, err := s.store.GetClient(ctx, clientID)
+		if err != nil {
+			if errors.Is(err, idp.ErrUnavailable) {
+				s.unavailable(w, "durable store", err)
+				return
+			}
+			s.renderError(w, r, http.StatusBadRequest, "invalid_request", "Unknown client.")
+			return
+		}
+		if !slices.Contains(c.PostLogoutRedirectURIs, postURI) {
+			s.renderError(w, r, http.StatusBadRequest, "invalid_request", "post_logout_redirect_uri is not registered for this client.")
+			return
+		}
+	}
+	confirmed := r.Method == http.MethodPost && s.validCSRF(r) && sameOrigin(r, s.cfg.Issuer)
+	if hint == "" && !confirmed {
+		hidden := map[string]string{}
+		for _, k := range []string{"post_logout_redirect_uri", "client_id", "state", "ui_locales"} {
+			if v := r.FormValue(k); v != "" {
+				hidden[k] = v
+			}
+		}
+		lang := pickLang(r)
+		s.renderHTML(w, http.StatusOK, "logout.html", logoutPage{T: texts[lang], Lang: lang, Action: s.cfg.Issuer + PathLogout, CSRF: s.csrfToken(r), Hidden: hidden}, "")
+		return
+	}
+	if c, err := r.Cookie(s.sessionCookieName()); err == nil {
+		if err := s.eph.Delete(ctx, sessionPrefix+hashHex(c.Value)); err != nil {
+			s.unavailable(w, "ephemeral store", err)
+			return
+		}
+	}
+	s.clearCookie(w, s.sessionCookieName())
+	if postURI != "" {
+		u, _ := url.Parse(postURI)
+		if state != "" {
+			q := u.Query()
+			q.Set("state", state)
+			u.RawQuery = q.Encode()
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, u.String(), http.StatusSeeOther)
+		return
+	}
+	s.renderMessage(w, r, http.StatusOK, msgLoggedOut)
+}
+
+// csrfToken binds the logout confirmation to the browser's session cookie.
+func (s *Server) csrfToken(r *http.Request) string {
+	v := "no-session"
+	if c, err := r.Cookie(s.sessionCookieName()); err == nil {
+		v = c.Value
+	}
+	m := hmac.New(sha256.New, s.cfg.CookieKey)
+	m.Write([]byte("logout\x00" + v))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (s *Server) validCSRF(r *http.Request) bool {
+	got := r.PostFormValue("csrf")
+	return got != "" && hmac.Equal([]byte(got), []byte(s.csrfToken(r)))
+}
+
+// sameOrigin rejects cross-site form posts when the browser says where they
+// came from.
+func sameOrigin(r *http.Request, issuer string) bool {
+	o := r.Header.Get("Origin")
+	if o == "" || o == "null" {
+		return o == ""
+	}
+	iu, err := url.Parse(issuer)
+	if err != nil {
+		return false
+	}
+	return o == iu.Scheme+"://"+iu.Host
+}

@@ -1,0 +1,280 @@
+// Package web serves the identity provider over net/http: the OAuth 2.0 and
+// OpenID Connect endpoints (through fosite), the login page with its QR code,
+// and the eID app's API. fosite stays on net/http: fiber's adaptor aliases
+// fasthttp's reused buffers, which fosite keeps by reference.
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/eid"
+	"github.com/onedoor/onedoor/idp/oidc"
+)
+
+// Store is what the web layer reads from the durable store directly.
+type Store interface {
+	GetClient(ctx context.Context, id string) (*idp.Client, error)
+	GetCitizen(ctx context.Context, id string) (*idp.Citizen, error)
+	GetGrant(ctx context.Context, citizenID, clientID string) (*idp.Grant, error)
+	PutGrant(ctx context.Context, g *idp.Grant) error
+	Ping(ctx context.Context) error
+}
+
+// Keys publishes and resolves signing keys.
+type Keys interface {
+	JWKS(ctx context.Context) ([]byte, error)
+}
+
+// Config holds the web layer's settings.
+type Config struct {
+	Issuer string
+	// CookieKey keys the CSRF tokens (32 bytes from the master key).
+	CookieKey []byte
+	// SessionTTL is the lifetime of the single sign-on session.
+	SessionTTL time.Duration
+	// JWKSMaxAge is the Cache-Control max-age of the key set; a new key is
+	// published at least this long before it signs.
+	JWKSMaxAge time.Duration
+	Now        func() time.Time
+	Logger     *slog.Logger
+}
+
+// Server is the identity provider's HTTP surface.
+type Server struct {
+	cfg      Config
+	provider *oidc.Provider
+	store    Store
+	eph      idp.Ephemeral
+	eid      *eid.Service
+	keys     Keys
+	log      *slog.Logger
+	secure   bool
+	mux      *http.ServeMux
+	// Ready reports whether the server should receive traffic; cmd flips it
+	// off first on SIGTERM.
+	ready func() bool
+}
+
+// New returns the server; Handler gives its routes.
+func New(cfg Config, p *oidc.Provider, store Store, eph idp.Ephemeral, e *eid.Service, keys Keys) *Server {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.SessionTTL == 0 {
+		cfg.SessionTTL = 8 * time.Hour
+	}
+	if cfg.JWKSMaxAge == 0 {
+		cfg.JWKSMaxAge = 5 * time.Minute
+	}
+	s := &Server{
+		cfg: cfg, provider: p, store: store, eph: eph, eid: e, keys: keys,
+		log:    cfg.Logger,
+		secure: strings.HasPrefix(cfg.Issuer, "https://"),
+		ready:  func() bool { return true },
+	}
+	s.mux = http.NewServeMux()
+	s.routes()
+	return s
+}
+
+// SetReady installs the readiness switch.
+func (s *Server) SetReady(f func() bool) { s.ready = f }
+
+// Paths of the endpoints, relative to the issuer.
+const (
+	PathDiscovery  = "/.well-known/openid-configuration"
+	PathJWKS       = "/.well-known/jwks.json"
+	PathAuthorize  = "/authorize"
+	PathPAR        = "/par"
+	PathToken      = "/token"
+	PathUserinfo   = "/userinfo"
+	PathIntrospect = "/introspect"
+	PathRevoke     = "/revoke"
+	PathLogout     = "/logout"
+	PathStatus     = "/login/status"
+	PathContinue   = "/login/continue"
+)
+
+func (s *Server) routes() {
+	m := s.mux
+	m.HandleFunc("GET "+PathDiscovery, s.discovery)
+	m.HandleFunc("GET "+PathJWKS, s.jwks)
+	m.HandleFunc("GET "+PathAuthorize, s.authorize)
+	m.HandleFunc("POST "+PathAuthorize, s.authorize)
+	m.HandleFunc("POST "+PathPAR, s.par)
+	m.HandleFunc("POST "+PathToken, s.token)
+	m.HandleFunc("GET "+PathUserinfo, s.userinfo)
+	m.HandleFunc("POST "+PathUserinfo, s.userinfo)
+	m.HandleFunc("POST "+PathIntrospect, s.introspect)
+	m.HandleFunc("POST "+PathRevoke, s.revoke)
+	m.HandleFunc("GET "+PathLogout, s.logout)
+	m.HandleFunc("POST "+PathLogout, s.logout)
+	m.HandleFunc("GET "+PathStatus, s.loginStatus)
+	m.HandleFunc("GET "+PathContinue, s.loginContinue)
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	m.HandleFunc("GET /readyz", s.readyz)
+	s.eidRoutes(m)
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSONError(w, http.StatusNotFound, "not_found", "No such endpoint.")
+	})
+}
+
+// Limits on what a client may send.
+const (
+	maxURL  = 16 << 10
+	maxBody = 1 << 20
+)
+
+// Handler returns the routes wrapped in the limits, headers, logging and
+// panic recovery every request gets.
+func (s *Server) Handler() http.Handler {
+	return s.middleware(s.mux)
+}
+
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := s.cfg.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Error("panic in handler", "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+				if !rec.wrote {
+					writeJSONError(rec, http.StatusInternalServerError, "server_error", "The server could not complete the request.")
+				}
+			}
+			// Paths only: queries carry codes, tokens and personal data.
+			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", s.cfg.Now().Sub(start))
+		}()
+		h := rec.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		if len(r.RequestURI) > maxURL || len(r.URL.RawQuery) > maxURL {
+			writeJSONError(rec, http.StatusRequestURITooLong, "invalid_request", "The request URI is longer than 16 KB.")
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			if r.ContentLength > maxBody {
+				writeJSONError(rec, http.StatusRequestEntityTooLarge, "invalid_request", "The request body is larger than 1 MB.")
+				return
+			}
+			r.Body = http.MaxBytesReader(rec, r.Body, maxBody)
+			// Parse forms here so an oversized chunked body is a 413, not
+			// whatever a handler would make of a truncated form.
+			if isForm(r) {
+				if err := r.ParseForm(); err != nil {
+					var mbe *http.MaxBytesError
+					if errors.As(err, &mbe) {
+						writeJSONError(rec, http.StatusRequestEntityTooLarge, "invalid_request", "The request body is larger than 1 MB.")
+						return
+					}
+					writeJSONError(rec, http.StatusBadRequest, "invalid_request", "The request body is not a valid form.")
+					return
+				}
+			}
+		}
+		next.ServeHTTP(rec, r)
+	})
+}
+
+func isForm(r *http.Request) bool {
+	ct := r.Header.Get("Content-Type")
+	return strings.HasPrefix(strings.ToLower(ct), "application/x-www-form-urlencoded")
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status = code
+		r.wrote = true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if !s.ready() {
+		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The server is shutting down.")
+		return
+	}
+	if err := s.store.Ping(ctx); err != nil {
+		s.unavailable(w, "durable store", err)
+		return
+	}
+	if err := s.eph.Ping(ctx); err != nil {
+		s.unavailable(w, "ephemeral store", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// writeJSONError writes an OAuth-style error body.
+func writeJSONError(w http.ResponseWriter, status int, code, desc string) {
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+}
+
+// unavailable answers 503 with Retry-After: a store outage is never reported
+// as a denial or an invalid credential.
+func (s *Server) unavailable(w http.ResponseWriter, what string, err error) {
+	s.log.Warn("store unavailable", "store", what, "err", err)
+	w.Header().Set("Retry-After", "2")
+	writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The service is temporarily unavailable; try again shortly.")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func randomToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func hashToken(t string) []byte {
+	h := sha256.Sum256([]byte(t))
+	return h[:]
+}
+
+func hashHex(t string) string {
+	return base64.RawURLEncoding.EncodeToString(hashToken(t))
+}
+
+// writeJSONCached writes JSON leaving Cache-Control to the caller.
+func writeJSONCached(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	_ = json.NewEncoder(w).Encode(v)
+}
