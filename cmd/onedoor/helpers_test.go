@@ -1,5 +1,57 @@
 package main
 
-import "encoding/base64"
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+)
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+func jsonPart(t *testing.T, tok string, i int) map[string]any {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWS: %.20q", tok)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[i])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func headerOf(t *testing.T, tok string) map[string]any { return jsonPart(t, tok, 0) }
+
+func kidOf(t *testing.T, tok string) string {
+	kid, _ := headerOf(t, tok)["kid"].(string)
+	return kid
+}
+
+func fetchJWKS(t *testing.T, issuer string) []string {
+	t.Helper()
+	resp, err := http.Get(issuer + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var set struct {
+		Keys []struct {
+			KID string `json:"kid"`
+		} `json:"keys"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, k := range set.Keys {
+		out = append(out, k.KID)
+	}
+	return out
+}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+)
+
+// cli runs the onedoor command in-process and returns its exit code and output.
+func cli(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, func(k string) string { return env[k] }, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func decode(t *testing.T, s string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(s), v); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, s)
+	}
+}
+
+func TestCLI_Client(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errs := cli(t, nil, "client", "create", "--data-dir", dir, "--name", "Sở Demo", "--redirect-uri", "https://agency.example/cb",
+		"--redirect-uri", "https://agency.example/cb2", "--post-logout-redirect-uri", "https://agency.example/", "--scope", "openid profile eid", "--par-required", "--id-token-alg", "RS256")
+	if code != 0 {
+		t.Fatalf("create: exit %d: %s", code, errs)
+	}
+	var created map[string]any
+	decode(t, out, &created)
+	id, _ := created["client_id"].(string)
+	secret, _ := created["client_secret"].(string)
+	if id == "" || len(secret) < 43 {
+		t.Fatalf("create output = %v; want client_id and a 256-bit secret", created)
+	}
+	if created["require_pushed_authorization_requests"] != true || created["id_token_signed_response_alg"] != "RS256" {
+		t.Errorf("create output = %v", created)
+	}
+
+	code, out, _ = cli(t, nil, "client", "list", "--data-dir", dir)
+	var list []map[string]any
+	decode(t, out, &list)
+	if code != 0 || len(list) != 2 { // the eID app's own client plus ours
+		t.Fatalf("list: exit %d, %d clients: %s", code, len(list), out)
+	}
+	if strings.Contains(out, secret) || strings.Contains(out, `"client_secret":`) {
+		t.Error("list shows a secret")
+	}
+	if code, out, _ = cli(t, nil, "client", "show", id, "--data-dir", dir); code != 0 || !strings.Contains(out, "agency.example/cb2") {
+		t.Errorf("show: exit %d: %s", code, out)
+	}
+	if code, _, _ = cli(t, nil, "client", "delete", "--data-dir", dir, "--id", id); code != 0 {
+		t.Errorf("delete: exit %d", code)
+	}
+	if code, _, errs = cli(t, nil, "client", "show", "--data-dir", dir, id); code != 1 || !strings.Contains(errs, "not found") {
+		t.Errorf("show deleted: exit %d: %s", code, errs)
+	}
+	if code, _, _ = cli(t, nil, "client", "delete", "--data-dir", dir, "onedoor-eid-app"); code == 0 {
+		t.Error("the eID app's client was deleted")
+	}
+}
+
+func TestCLI_ClientCreateReportsEveryProblem(t *testing.T) {
+	code, _, errs := cli(t, nil, "client", "create", "--data-dir", t.TempDir(), "--name", "",
+		"--redirect-uri", "http://evil.example/cb", "--redirect-uri", "https://ok.example/cb#frag",
+		"--auth-method", "magic", "--grant-type", "password")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	for _, want := range []string{"name is required", "http is allowed only on localhost", "fragment", "auth method \"magic\"", "grant type \"password\""} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errs)
+		}
+	}
+	if code, _, _ := cli(t, nil, "client", "create", "--data-dir", t.TempDir(), "--bogus-flag"); code != 2 {
+		t.Errorf("unknown flag: exit %d, want 2", code)
+	}
+}
+
+const citizensJSON = `[
+ {"personal_id":"000000000101","family_name":"Đặng","given_name":"Thị Demo","birthdate":"1999-09-09","gender":"female","address":"Hà Nội (giả)","phone_number":"+84900000101"},
+ {"personal_id":"000000000102","family_name":"Võ","given_name":"Văn Demo","birthdate":"1970-01-01","gender":"male","address":"","phone_number":""}
+]`
+
+func TestCLI_CitizenImport(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(t.TempDir(), "c.json")
+	_ = os.WriteFile(f, []byte(citizensJSON), 0o600)
+	code, out, errs := cli(t, nil, "citizen", "import", "--data-dir", dir, f)
+	if code != 0 || !strings.Contains(out, `"imported": 2`) {
+		t.Fatalf("import: exit %d: %s %s", code, out, errs)
+	}
+	// The same file again conflicts and imports nothing more.
+	if code, _, _ = cli(t, nil, "citizen", "import", "--data-dir", dir, f); code != 1 {
+		t.Errorf("re-import: exit %d, want 1", code)
+	}
+
+	csvFile := filepath.Join(t.TempDir(), "c.csv")
+	_ = os.WriteFile(csvFile, []byte("personal_id,family_name,given_name,birthdate,gender,address,phone_number\n"+
+		"000000000103,Bùi,Văn Demo,1988-02-29,male,Huế (giả),+84900000103\n"+
+		"12345,Lỗi,Demo,1988-02-30,robot,x,0900\n"), 0o600)
+	code, _, errs = cli(t, nil, "citizen", "import", "--data-dir", dir, csvFile)
+	if code != 1 || !strings.Contains(errs, "row 2") || !strings.Contains(errs, "personal_id must be 12 digits") || !strings.Contains(errs, "gender") {
+		t.Fatalf("bad CSV: exit %d: %s", code, errs)
+	}
+	code, out, _ = cli(t, nil, "citizen", "list", "--data-dir", dir)
+	var list []map[string]any
+	decode(t, out, &list)
+	if code != 0 || len(list) != 2 {
+		t.Fatalf("after a rejected file the registry has %d citizens, want 2 (all or none)", len(list))
+	}
+	if list[0]["sub"] == list[0]["personal_id"] {
+		t.Error("subject equals the personal id")
+	}
+
+	code, out, _ = cli(t, nil, "citizen", "activate", "--data-dir", dir, "--id", "000000000101", "--level", "high")
+	var act struct {
+		Code      string    `json:"activation_code"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	decode(t, out, &act)
+	if code != 0 || act.Code == "" || time.Until(act.ExpiresAt) > 15*time.Minute || time.Until(act.ExpiresAt) < 14*time.Minute {
+		t.Errorf("activate: exit %d: %+v", code, act)
+	}
+	if code, _, _ = cli(t, nil, "citizen", "activate", "--data-dir", dir, "--id", "000000000101", "--level", "low"); code == 0 {
+		t.Error("activation at level low accepted")
+	}
+	if code, out, _ = cli(t, nil, "citizen", "show", "--data-dir", dir, "--id", "000000000102"); code != 0 || !strings.Contains(out, "Võ") {
+		t.Errorf("show: exit %d: %s", code, out)
+	}
+}
+
+func TestCLI_Keys(t *testing.T) {
+	dir := t.TempDir()
+	code, out, _ := cli(t, nil, "keys", "list", "--data-dir", dir)
+	var keys []map[string]any
+	decode(t, out, &keys)
+	if code != 0 || len(keys) != 4 { // active and next, for ES256 and RS256
+		t.Fatalf("keys list: exit %d: %s", code, out)
+	}
+	// A next key published moments ago must not start signing yet.
+	if code, _, errs := cli(t, nil, "keys", "rotate", "--data-dir", dir); code != 1 || !strings.Contains(errs, "published") {
+		t.Errorf("early rotate: exit %d: %s", code, errs)
+	}
+	if code, out, _ = cli(t, nil, "keys", "rotate", "--data-dir", dir, "--force"); code != 0 || !strings.Contains(out, "activated") {
+		t.Errorf("forced rotate: exit %d: %s", code, out)
+	}
+}
+
+func TestCLI_EnvAndValidation(t *testing.T) {
+	// Environment equivalents feed the flags; every problem is reported.
+	code, _, errs := cli(t, map[string]string{"ONEDOOR_IDP_ADDR": "nonsense", "ONEDOOR_ISSUER": "ftp://x", "ONEDOOR_LOG_LEVEL": "loud"}, "serve", "--data-dir", t.TempDir())
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	for _, want := range []string{"--idp-addr must be host:port", "--issuer must be an absolute http(s) URL", "--log-level"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errs)
+		}
+	}
+	if code, _, errs := cli(t, nil, "serve", "--issuer", "http://idp.example.gov.vn", "--data-dir", t.TempDir()); code != 1 || !strings.Contains(errs, "https") {
+		t.Errorf("http issuer off loopback: exit %d: %s", code, errs)
+	}
+	if code, _, _ := cli(t, nil, "frobnicate"); code != 2 {
+		t.Errorf("unknown command: exit %d, want 2", code)
+	}
+	if got := EnvName("postgres-dsn"); got != "ONEDOOR_POSTGRES_DSN" {
+		t.Errorf("EnvName = %q", got)
+	}
+}
+
+// A client created with the admin command while the server runs on the same
+// storage works at once.
+func TestCLI_RunningServerSeesNewClient(t *testing.T) {
+	e := startMain(t)
+	code, out, errs := cli(t, nil, "client", "create", "--data-dir", e.m.Config.DataDir, "--name", "Live agency",
+		"--grant-type", "client_credentials", "--scope", "registry.read")
+	if code != 0 {
+		t.Fatalf("create: %s", errs)
+	}
+	var c struct {
+		ID     string `json:"client_id"`
+		Secret string `json:"client_secret"`
+	}
+	decode(t, out, &c)
+	cc := clientcredentials.Config{ClientID: c.ID, ClientSecret: c.Secret, TokenURL: e.issuer + "/token", AuthStyle: oauth2.AuthStyleInHeader}
+	if _, err := cc.Token(context.Background()); err != nil {
+		t.Fatalf("new client rejected by the running server: %v", err)
+	}
+	if code, _, _ := cli(t, nil, "client", "delete", "--data-dir", e.m.Config.DataDir, c.ID); code != 0 {
+		t.Fatal("delete failed")
+	}
+	if _, err := cc.Token(context.Background()); err == nil {
+		t.Error("deleted client still gets tokens")
+	}
+}
