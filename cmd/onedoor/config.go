@@ -24,6 +24,7 @@ type Config struct {
 	DataDir       string
 	PostgresDSN   string
 	RedisURL      string
+	RedisPrefix   string
 	MasterKeyFile string
 	Demo          bool
 	DemoRPAddr    string
@@ -34,6 +35,8 @@ type Config struct {
 	RefreshGrace    time.Duration
 	SessionTTL      time.Duration
 	ShutdownGrace   time.Duration
+	// LoginRateLimit caps new login requests per client IP per minute.
+	LoginRateLimit int
 }
 
 // DefaultConfig is the embedded default: SQLite in ./onedoor-data, no Redis.
@@ -50,6 +53,8 @@ func DefaultConfig() Config {
 		RefreshGrace:    30 * time.Second,
 		SessionTTL:      8 * time.Hour,
 		ShutdownGrace:   10 * time.Second,
+		RedisPrefix:     "onedoor:",
+		LoginRateLimit:  60,
 	}
 }
 
@@ -68,6 +73,8 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "listen address of the mobile API")
 	fs.StringVar(&c.Issuer, "issuer", c.Issuer, "public URL of the identity provider (the OIDC issuer)")
 	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL (redis://host:port/db); when set, sessions, codes and counters go to Redis")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", c.RedisPrefix, "prefix of every Redis key, to share one Redis between deployments")
+	fs.IntVar(&c.LoginRateLimit, "login-rate-limit", c.LoginRateLimit, "new login requests allowed per client IP per minute")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed clearly fake demo data and serve a demo agency site")
 	fs.StringVar(&c.DemoRPAddr, "demo-rp-addr", c.DemoRPAddr, "listen address of the demo agency site (with --demo)")
 	fs.DurationVar(&c.AccessTokenTTL, "access-token-ttl", c.AccessTokenTTL, "access token lifetime")
@@ -152,6 +159,12 @@ func (c *Config) Validate(serve bool) error {
 		if d.v <= 0 {
 			add("%s must be positive (got %s)", d.name, d.v)
 		}
+	}
+	if c.LoginRateLimit <= 0 {
+		add("--login-rate-limit must be positive (got %d)", c.LoginRateLimit)
+	}
+	if c.RedisURL != "" && c.RedisPrefix == "" {
+		add("--redis-prefix must not be empty")
 	}
 	if c.RefreshGrace < 0 || c.RefreshGrace > 5*time.Minute {
 		add("--refresh-grace must be between 0 and 5m (got %s)", c.RefreshGrace)

@@ -275,3 +275,25 @@ func TestRS256Client(t *testing.T) {
 		t.Errorf("alg = %v", alg)
 	}
 }
+
+func TestLoginRequestsAreRateLimited(t *testing.T) {
+	e := startMain(t, func(c *Config) { c.LoginRateLimit = 3 })
+	id, secret := e.client(ClientSpec{Scope: "openid"})
+	r := e.rp(id, secret, gooidc.ScopeOpenID)
+	b := newBrowser()
+	for i := range 3 {
+		u, _, _, _ := authorizeURL(r)
+		if !b.showsLoginPage(t, u) {
+			t.Fatalf("login %d refused below the limit", i+1)
+		}
+	}
+	u, _, _, _ := authorizeURL(r)
+	resp, err := b.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("over the limit: status %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}

@@ -133,7 +133,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return fmt.Errorf("redis: %w", err)
 		}
 		m.redis = rdb
-		m.Eph = redis.New(rdb, "onedoor:")
+		m.Eph = redis.New(rdb, c.RedisPrefix)
 	}
 	if err := m.Keys.Ensure(ctx); err != nil {
 		return fmt.Errorf("signing keys: %w", err)
@@ -166,6 +166,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Issuer:     m.Issuer,
 		CookieKey:  keyset.DeriveKey(m.master, purposeCookie),
 		SessionTTL: c.SessionTTL,
+		LoginLimit: c.LoginRateLimit,
 		Now:        m.Now,
 		Logger:     m.Logger,
 	}, m.Provider, m.Store, m.Eph, m.EID, m.Keys)

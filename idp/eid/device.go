@@ -114,7 +114,7 @@ func (s *Service) Enroll(ctx context.Context, r EnrollRequest) (*idp.Device, err
 	c, err := s.store.GetCitizenByPersonalID(ctx, r.PersonalID)
 	if err != nil {
 		s.codeHash("", code) // keep the timing close to a wrong code
-		return nil, notFound(err, ErrEnrollmentFailed)
+		return nil, mapNotFound(err, ErrEnrollmentFailed)
 	}
 	now := s.now()
 	var level idp.Level
@@ -134,7 +134,7 @@ func (s *Service) Enroll(ctx context.Context, r EnrollRequest) (*idp.Device, err
 		return nil, ErrEnrollmentFailed
 	}
 	if err != nil {
-		return nil, notFound(err, ErrEnrollmentFailed)
+		return nil, mapNotFound(err, ErrEnrollmentFailed)
 	}
 	id, err := s.newID()
 	if err != nil {

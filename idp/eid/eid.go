@@ -170,9 +170,9 @@ func isB64URL(c byte) bool {
 	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
 }
 
-// notFound maps a store's ErrNotFound onto outcome, leaving every other error
+// mapNotFound maps a store's ErrNotFound onto outcome, leaving every other error
 // (ErrUnavailable above all) as it is.
-func notFound(err, outcome error) error {
+func mapNotFound(err, outcome error) error {
 	if errors.Is(err, idp.ErrNotFound) {
 		return outcome
 	}

@@ -199,6 +199,38 @@ func (s *Service) Status(ctx context.Context, id string) (Status, *Decision, err
 	return StatusPending, nil, nil
 }
 
+// Lookup returns a login request with its status. Once decided, the request
+// comes from the decision record, so a login approved in the request's last
+// second still reaches the browser that started it. An expired request
+// returns a nil request and StatusExpired.
+func (s *Service) Lookup(ctx context.Context, id string) (*LoginRequest, Status, error) {
+	if !validID(id) {
+		return nil, StatusExpired, nil
+	}
+	b, err := s.eph.Get(ctx, decisionKey(id))
+	switch {
+	case err == nil:
+		var rec decisionRecord
+		if err := json.Unmarshal(b, &rec); err != nil || rec.Decision == nil || rec.Request == nil {
+			return nil, "", fmt.Errorf("decode login decision: %w", errors.Join(err, idp.ErrInvalid))
+		}
+		if rec.Decision.Approved {
+			return rec.Request, StatusApproved, nil
+		}
+		return rec.Request, StatusDenied, nil
+	case !errors.Is(err, idp.ErrNotFound):
+		return nil, "", fmt.Errorf("login decision: %w", err)
+	}
+	r, err := s.Login(ctx, id)
+	if errors.Is(err, idp.ErrNotFound) {
+		return nil, StatusExpired, nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return r, StatusPending, nil
+}
+
 // AppView is the part of r the eID app shows the citizen.
 func (s *Service) AppView(r *LoginRequest) AppView {
 	claims := make([]ClaimRequest, len(r.Claims))

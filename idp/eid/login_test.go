@@ -326,3 +326,31 @@ func TestPayload(t *testing.T) {
 		}
 	}
 }
+
+func TestService_Lookup(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	dev, key := f.enroll(t, idp.LevelHigh)
+	r := f.newLogin(t, "")
+	if got, st, err := f.svc.Lookup(ctx, r.ID); err != nil || st != eid.StatusPending || got.ID != r.ID {
+		t.Fatalf("Lookup pending = %v, %s, %v", got, st, err)
+	}
+	// Approved in the request's last second, looked up after it expired:
+	// the browser must still be able to finish.
+	f.clock.Advance(2*time.Minute - time.Second)
+	var all []string
+	for _, c := range r.Claims {
+		all = append(all, c.Name)
+	}
+	if _, err := f.svc.Decide(ctx, r.ID, dev, f.approval(t, dev, key, r, eid.DecisionApprove, all, nil)); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(2 * time.Second)
+	got, st, err := f.svc.Lookup(ctx, r.ID)
+	if err != nil || st != eid.StatusApproved || got == nil || string(got.BrowserKey) != "browser-key-hash" {
+		t.Fatalf("Lookup after a last-second approval = %v, %s, %v", got, st, err)
+	}
+	if got, st, err := f.svc.Lookup(ctx, "unknown-id-xxxxxxxxxxx"); got != nil || st != eid.StatusExpired || err != nil {
+		t.Errorf("Lookup unknown = %v, %s, %v", got, st, err)
+	}
+}

@@ -108,7 +108,7 @@ func (v Verifier) Verify(token, typ, audience string, device func(kid string) (*
 	keyFunc := func(t *jwt.Token) (any, error) {
 		for name := range t.Header {
 			if !allowedHeader[name] {
-				return nil, refuse("header %q not allowed", name)
+				return nil, refuse("header %.32q not allowed", name)
 			}
 		}
 		if t.Header["typ"] != typ {

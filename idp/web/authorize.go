@@ -64,6 +64,9 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		s.authorizeError(w, r, ar, fosite.ErrLoginRequired.WithHint("No single sign-on session satisfies the request."))
 		return
 	}
+	if !s.allow(ctx, w, r, s.loginLimit()) {
+		return
+	}
 	s.startLogin(w, r, ar, claims, required)
 }
 

@@ -54,6 +54,9 @@ type enrollBody struct {
 // enroll binds a new eID app installation to a citizen with the one-time
 // activation code from identity proofing.
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
+	if !s.allow(r.Context(), w, r, limitEnroll) {
+		return
+	}
 	var b enrollBody
 	if err := decodeStrict(r, &b); err != nil {
 		writeJSONError(w, http.StatusBadRequest, "invalid_request", err.Error())

@@ -20,12 +20,6 @@ import (
 	"github.com/onedoor/onedoor/idp/oidc"
 )
 
-// Payload is what the QR code and the app link carry: the login request and
-// the issuer the app must talk to.
-func Payload(issuer, requestID string) string {
-	return "onedoor-eid://login?" + url.Values{"request": {requestID}, "issuer": {issuer}}.Encode()
-}
-
 // startLogin creates a login request for the eID app and shows the QR page.
 func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, claims []eid.ClaimRequest, required idp.Level) {
 	ctx := r.Context()
@@ -86,28 +80,14 @@ type statusResponse struct {
 
 // loginStatus answers the login page's polling (and clients without JS).
 func (s *Server) loginStatus(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	id := r.URL.Query().Get("id")
-	lr, err := s.eid.Login(ctx, id)
+	lr, st, err := s.eid.Lookup(r.Context(), r.URL.Query().Get("id"))
 	if err != nil {
-		if errors.Is(err, idp.ErrUnavailable) {
-			s.unavailable(w, "ephemeral store", err)
-			return
-		}
-		writeJSON(w, http.StatusOK, statusResponse{Status: string(eid.StatusExpired)})
+		s.unavailable(w, "ephemeral store", err)
 		return
-	}
-	st, _, err := s.eid.Status(ctx, id)
-	if err != nil {
-		if errors.Is(err, idp.ErrUnavailable) {
-			s.unavailable(w, "ephemeral store", err)
-			return
-		}
-		st = eid.StatusExpired
 	}
 	resp := statusResponse{Status: string(st)}
 	if (st == eid.StatusApproved || st == eid.StatusDenied) && s.boundToBrowser(r, lr) {
-		resp.RedirectTo = s.cfg.Issuer + PathContinue + "?id=" + url.QueryEscape(id)
+		resp.RedirectTo = s.cfg.Issuer + PathContinue + "?id=" + url.QueryEscape(lr.ID)
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -116,12 +96,12 @@ func (s *Server) loginStatus(w http.ResponseWriter, r *http.Request) {
 func (s *Server) loginContinue(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := r.URL.Query().Get("id")
-	lr, err := s.eid.Login(ctx, id)
+	lr, st, err := s.eid.Lookup(ctx, id)
 	if err != nil {
-		if errors.Is(err, idp.ErrUnavailable) {
-			s.unavailable(w, "ephemeral store", err)
-			return
-		}
+		s.unavailable(w, "ephemeral store", err)
+		return
+	}
+	if st == eid.StatusExpired {
 		s.renderMessage(w, r, http.StatusGone, msgExpired)
 		return
 	}
@@ -129,17 +109,8 @@ func (s *Server) loginContinue(w http.ResponseWriter, r *http.Request) {
 		s.renderMessage(w, r, http.StatusForbidden, msgOtherBrowser)
 		return
 	}
-	st, _, err := s.eid.Status(ctx, id)
-	if err != nil {
-		s.unavailable(w, "ephemeral store", err)
-		return
-	}
-	switch st {
-	case eid.StatusPending:
+	if st == eid.StatusPending {
 		s.renderLogin(w, r, lr)
-		return
-	case eid.StatusExpired:
-		s.renderMessage(w, r, http.StatusGone, msgExpired)
 		return
 	}
 	lr, dec, err := s.eid.TakeDecision(ctx, id)
@@ -218,7 +189,7 @@ type claimView struct {
 
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, lr *eid.LoginRequest) {
 	lang := pickLang(r)
-	payload := Payload(s.cfg.Issuer, lr.ID)
+	payload := eid.Payload(s.cfg.Issuer, lr.ID)
 	png, err := qrcode.Encode(payload, qrcode.Medium, 256)
 	if err != nil {
 		s.renderMessage(w, r, http.StatusInternalServerError, msgError)

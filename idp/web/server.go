@@ -46,6 +46,8 @@ type Config struct {
 	// JWKSMaxAge is the Cache-Control max-age of the key set; a new key is
 	// published at least this long before it signs.
 	JWKSMaxAge time.Duration
+	// LoginLimit caps new login requests per client IP per minute.
+	LoginLimit int
 	Now        func() time.Time
 	Logger     *slog.Logger
 }
@@ -76,6 +78,9 @@ func New(cfg Config, p *oidc.Provider, store Store, eph idp.Ephemeral, e *eid.Se
 	}
 	if cfg.SessionTTL == 0 {
 		cfg.SessionTTL = 8 * time.Hour
+	}
+	if cfg.LoginLimit == 0 {
+		cfg.LoginLimit = 60
 	}
 	if cfg.JWKSMaxAge == 0 {
 		cfg.JWKSMaxAge = 5 * time.Minute

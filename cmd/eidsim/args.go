@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// options are the parsed command line of one subcommand.
+type options struct {
+	cmd            string
+	home           string
+	idp            string
+	personalID     string
+	activationCode string
+	deviceName     string
+	deny           bool
+	share          []string // nil: every requested claim
+	json           bool
+	payload        string
+}
+
+// usageError is a command line mistake: exit code 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+const usageHead = `usage:
+  eidsim enroll  --home DIR --idp URL --personal-id N --activation-code C [--device-name NAME]
+  eidsim approve --home DIR [--deny] [--share claim,claim] [--json] PAYLOAD
+  eidsim login   --home DIR
+  eidsim show    --home DIR
+`
+
+var commands = []string{"enroll", "approve", "login", "show"}
+
+// flagSet declares cmd's flags into o.
+func flagSet(cmd string, o *options) (*flag.FlagSet, error) {
+	fs := flag.NewFlagSet("eidsim "+cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // run prints errors and usage once, its own way
+	fs.StringVar(&o.home, "home", "", "app home `DIR` (device.json, tokens.json)")
+	switch cmd {
+	case "enroll":
+		fs.StringVar(&o.idp, "idp", "", "IdP issuer `URL`")
+		fs.StringVar(&o.personalID, "personal-id", "", "12-digit personal identification `number`")
+		fs.StringVar(&o.activationCode, "activation-code", "", "activation `code` from the authority's desk")
+		fs.StringVar(&o.deviceName, "device-name", "eidsim", "device `name` shown to the citizen")
+	case "approve":
+		fs.BoolVar(&o.deny, "deny", false, "deny the login instead of approving it")
+		fs.Func("share", "comma-separated `claims` to share, repeatable (default: every requested claim)", func(s string) error {
+			if o.share == nil {
+				o.share = []string{} // set but empty: share nothing
+			}
+			for c := range strings.SplitSeq(s, ",") {
+				if c = strings.TrimSpace(c); c != "" {
+					o.share = append(o.share, c)
+				}
+			}
+			return nil
+		})
+		fs.BoolVar(&o.json, "json", false, "print the answer as JSON")
+	case "login", "show":
+	default:
+		return nil, usagef("unknown command %q", cmd)
+	}
+	return fs, nil
+}
+
+// parseArgs reads the command line after the program name. Flags may come
+// before or after the positional PAYLOAD; "--" ends the flags.
+func parseArgs(args []string) (*options, error) {
+	if len(args) == 0 {
+		return nil, usagef("missing command (one of %s)", strings.Join(commands, ", "))
+	}
+	o := &options{cmd: args[0]}
+	fs, err := flagSet(o.cmd, o)
+	if err != nil {
+		return nil, err
+	}
+	pos, err := parseInterspersed(fs, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return o, err
+	}
+	if err != nil {
+		return nil, usagef("%s: %v", o.cmd, err)
+	}
+	var missing []string
+	if o.home == "" {
+		missing = append(missing, "--home")
+	}
+	switch o.cmd {
+	case "enroll":
+		for _, f := range []struct{ name, val string }{{"--idp", o.idp}, {"--personal-id", o.personalID}, {"--activation-code", o.activationCode}} {
+			if f.val == "" {
+				missing = append(missing, f.name)
+			}
+		}
+	case "approve":
+		if len(pos) == 0 {
+			missing = append(missing, "PAYLOAD")
+		} else {
+			o.payload, pos = pos[0], pos[1:]
+		}
+	}
+	if len(missing) > 0 {
+		return nil, usagef("%s: missing %s", o.cmd, strings.Join(missing, ", "))
+	}
+	if len(pos) > 0 {
+		return nil, usagef("%s: unexpected argument %q", o.cmd, pos[0])
+	}
+	return o, nil
+}
+
+// parseInterspersed lets flags follow positional arguments, which the flag
+// package alone stops at.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// usage is the help text, with cmd's flags when cmd is known.
+func usage(cmd string) string {
+	var b bytes.Buffer
+	b.WriteString(usageHead)
+	if fs, err := flagSet(cmd, &options{}); err == nil {
+		fmt.Fprintf(&b, "\nflags of %s:\n", cmd)
+		fs.SetOutput(&b)
+		fs.PrintDefaults()
+	}
+	return b.String()
+}

@@ -1,0 +1,130 @@
+// Command eidsim is the reference eID app on the command line: it enrolls a
+// device, answers QR-code logins and logs in as the app's own client.
+//
+//	eidsim enroll  --home DIR --idp URL --personal-id N --activation-code C [--device-name NAME]
+//	eidsim approve --home DIR [--deny] [--share claim,claim] [--json] PAYLOAD
+//	eidsim login   --home DIR
+//	eidsim show    --home DIR
+//
+// Exit codes: 0 success, 1 failure, 2 usage error.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+	"unicode"
+
+	"github.com/onedoor/onedoor/idp/eid/eidapp"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := parseArgs(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usage(o.cmd))
+		return 0
+	}
+	if err != nil {
+		cmd := ""
+		if len(args) > 0 {
+			cmd = args[0]
+		}
+		fmt.Fprintf(stderr, "eidsim: %v\n\n%s", err, usage(cmd))
+		return 2
+	}
+	if err := execute(ctx, o, stdout); err != nil {
+		fmt.Fprintf(stderr, "eidsim %s: %v\n", o.cmd, err)
+		return 1
+	}
+	return 0
+}
+
+func execute(ctx context.Context, o *options, stdout io.Writer) error {
+	app, err := eidapp.Open(o.home)
+	if err != nil {
+		return err
+	}
+	switch o.cmd {
+	case "enroll":
+		e, err := app.Enroll(ctx, o.idp, o.personalID, o.activationCode, o.deviceName)
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, map[string]string{"device_id": e.DeviceID, "level": e.Level})
+	case "approve":
+		res, err := app.Approve(ctx, o.payload, o.deny, o.share)
+		if err != nil {
+			return err
+		}
+		if o.json {
+			return printJSON(stdout, res)
+		}
+		shared := "none"
+		if len(res.Claims) > 0 {
+			shared = strings.Join(res.Claims, ", ")
+		}
+		fmt.Fprintf(stdout, "relying party: %s (%s)\n", clean(res.ClientName), clean(res.ClientID))
+		if res.Purpose != "" {
+			fmt.Fprintf(stdout, "purpose:       %s\n", clean(res.Purpose))
+		}
+		fmt.Fprintf(stdout, "match number:  %s\n", clean(res.MatchNumber))
+		fmt.Fprintf(stdout, "claims shared: %s\n", clean(shared))
+		fmt.Fprintf(stdout, "decision:      %s (IdP status: %s)\n", res.Decision, clean(res.Status))
+		return nil
+	case "login":
+		t, err := app.Login(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "logged in to %s as %s\n", app.Enrollment().IDP, clean(t.Subject))
+		fmt.Fprintf(stdout, "scope %s; access token valid until %s\n", clean(t.Scope), t.ExpiresAt.Local().Format(time.DateTime))
+		fmt.Fprintf(stdout, "tokens stored in %s\n", filepath.Join(app.Home, eidapp.TokensFile))
+		return nil
+	case "show":
+		e := app.Enrollment()
+		if e == nil {
+			return fmt.Errorf("%w: no %s in %s", eidapp.ErrNotEnrolled, eidapp.DeviceFile, o.home)
+		}
+		fmt.Fprintf(stdout, "device id:   %s\n", e.DeviceID)
+		fmt.Fprintf(stdout, "idp:         %s\n", e.IDP)
+		fmt.Fprintf(stdout, "personal id: %s\n", e.PersonalID)
+		fmt.Fprintf(stdout, "device name: %s\n", clean(e.DeviceName))
+		fmt.Fprintf(stdout, "level:       %s\n", e.Level)
+		fmt.Fprintf(stdout, "enrolled at: %s\n", e.EnrolledAt.Local().Format(time.DateTime))
+		return nil
+	}
+	return fmt.Errorf("unknown command %q", o.cmd) // parseArgs refuses these first
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// clean keeps text that came from the IdP from driving the terminal.
+func clean(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) { // Cf: bidi overrides and other invisible marks
+			return '?'
+		}
+		return r
+	}, s)
+}

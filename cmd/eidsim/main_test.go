@@ -1,0 +1,191 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/onedoor/onedoor/idp/eid"
+)
+
+const payload = "onedoor-eid://login?request=AbCdEfGhIjKlMnOpQrStUv&issuer=http%3A%2F%2F127.0.0.1%3A1"
+
+func TestParseArgs(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want *options // nil: a usage error
+	}{
+		{"enroll", []string{"enroll", "--home", "h", "--idp", "https://id.test", "--personal-id", "001099012345", "--activation-code", "ABCDE-FGHJK"},
+			&options{cmd: "enroll", home: "h", idp: "https://id.test", personalID: "001099012345", activationCode: "ABCDE-FGHJK", deviceName: "eidsim"}},
+		{"enroll with = and a name", []string{"enroll", "-home=h", "--idp=u", "--personal-id=1", "--activation-code=c", "--device-name", "Pixel 9"},
+			&options{cmd: "enroll", home: "h", idp: "u", personalID: "1", activationCode: "c", deviceName: "Pixel 9"}},
+		{"enroll missing flags", []string{"enroll", "--home", "h", "--idp", "u"}, nil},
+		{"enroll positional", []string{"enroll", "--home", "h", "--idp", "u", "--personal-id", "1", "--activation-code", "c", "extra"}, nil},
+		{"approve flags first", []string{"approve", "--home", "h", "--deny", payload},
+			&options{cmd: "approve", home: "h", deny: true, payload: payload}},
+		{"approve flags after", []string{"approve", payload, "--deny", "--home", "h", "--json"},
+			&options{cmd: "approve", home: "h", deny: true, json: true, payload: payload}},
+		{"approve flags around", []string{"approve", "--home=h", payload, "--share", "name, birthdate,,"},
+			&options{cmd: "approve", home: "h", share: []string{"name", "birthdate"}, payload: payload}},
+		{"approve share repeated", []string{"approve", "--home=h", "--share=name", "--share", "address", payload},
+			&options{cmd: "approve", home: "h", share: []string{"name", "address"}, payload: payload}},
+		{"approve share nothing", []string{"approve", "--home=h", "--share=", payload},
+			&options{cmd: "approve", home: "h", share: []string{}, payload: payload}},
+		{"approve after --", []string{"approve", "--home", "h", "--", "-odd"},
+			&options{cmd: "approve", home: "h", payload: "-odd"}},
+		{"approve without payload", []string{"approve", "--home", "h", "--deny"}, nil},
+		{"approve two payloads", []string{"approve", "--home", "h", payload, payload}, nil},
+		{"approve without home", []string{"approve", payload}, nil},
+		{"approve unknown flag", []string{"approve", "--home", "h", "--force", payload}, nil},
+		{"approve flag without value", []string{"approve", payload, "--home"}, nil},
+		{"deny with a value", []string{"approve", "--home", "h", "--deny=maybe", payload}, nil},
+		{"login", []string{"login", "--home", "h"}, &options{cmd: "login", home: "h"}},
+		{"login extra", []string{"login", "--home", "h", "now"}, nil},
+		{"login with approve's flag", []string{"login", "--home", "h", "--deny"}, nil},
+		{"show", []string{"show", "--home", "/tmp/x"}, &options{cmd: "show", home: "/tmp/x"}},
+		{"unknown command", []string{"delete", "--home", "h"}, nil},
+		{"no command", nil, nil},
+		{"flag instead of command", []string{"--home", "h"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseArgs(tt.args)
+			if tt.want == nil {
+				if _, ok := errors.AsType[*usageError](err); !ok {
+					t.Errorf("parseArgs = %+v, %v; want a usage error", got, err)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("parseArgs = %+v, %v\nwant %+v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRun_ExitCodes(t *testing.T) {
+	ctx := context.Background()
+	empty := t.TempDir()
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{"usage error", []string{"approve", "--home", empty}, 2, "", "missing PAYLOAD"},
+		{"usage lists the command's flags", []string{"approve", "--bogus"}, 2, "", "-share claims"},
+		{"no command", nil, 2, "", "missing command"},
+		{"help", []string{"enroll", "-h"}, 0, "-activation-code code", ""},
+		{"show before enrolling", []string{"show", "--home", empty}, 1, "", "not enrolled"},
+		{"approve before enrolling", []string{"approve", "--home", empty, payload}, 1, "", "not enrolled"},
+		{"enroll at a bad URL", []string{"enroll", "--home", empty, "--idp", "ftp://x", "--personal-id", "1", "--activation-code", "c"}, 1, "", "http(s)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if code := run(ctx, tt.args, &out, &errOut); code != tt.code {
+				t.Errorf("exit code %d, want %d (stderr %q)", code, tt.code, errOut.String())
+			}
+			if !strings.Contains(out.String(), tt.stdout) || !strings.Contains(errOut.String(), tt.stderr) {
+				t.Errorf("stdout %q, stderr %q; want %q and %q", out.String(), errOut.String(), tt.stdout, tt.stderr)
+			}
+			if tt.code == 1 && strings.Contains(errOut.String(), "usage:") {
+				t.Errorf("a failure printed the usage")
+			}
+		})
+	}
+}
+
+// writeDevice makes a home as enroll leaves it, without an IdP.
+func writeDevice(t *testing.T, idpURL string) string {
+	t.Helper()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(k)
+	home := t.TempDir()
+	b, _ := json.Marshal(map[string]string{
+		"idp": idpURL, "device_id": "AbCdEfGhIjKlMnOpQrStUv", "personal_id": "001099012345",
+		"device_name": "eidsim", "level": "urn:onedoor:loa:high", "enrolled_at": "2025-03-01T09:00:00Z",
+		"private_key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+	})
+	if err := os.WriteFile(filepath.Join(home, "device.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return home
+}
+
+func TestRun_Show(t *testing.T) {
+	home := writeDevice(t, "https://id.onedoor.test")
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"show", "--home", home}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"device id:   AbCdEfGhIjKlMnOpQrStUv\n", "idp:         https://id.onedoor.test\n", "personal id: 001099012345\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output %q lacks %q", out.String(), want)
+		}
+	}
+}
+
+// TestRun_Approve checks what approve prints, against an IdP that answers
+// without checking (eidapp's tests check the protocol).
+func TestRun_Approve(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodGet && strings.HasPrefix(r.Header.Get("Authorization"), "DeviceJWT "):
+			_ = json.NewEncoder(w).Encode(eid.AppView{
+				RequestID: "AbCdEfGhIjKlMnOpQrStUv", ClientID: "dvc", ClientName: "Cổng\x1b[2J DVC",
+				Claims: []eid.ClaimRequest{{Name: "name"}, {Name: "phone_number", Optional: true}}, MatchNumber: "42",
+			})
+		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/decision"):
+			_, _ = w.Write([]byte(`{"status":"approved"}`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	home := writeDevice(t, srv.URL)
+	p := eid.Payload(srv.URL, "AbCdEfGhIjKlMnOpQrStUv")
+
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"approve", p, "--home", home, "--share", "name"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	want := "relying party: Cổng?[2J DVC (dvc)\nmatch number:  42\nclaims shared: name\ndecision:      approve (IdP status: approved)\n"
+	if out.String() != want {
+		t.Errorf("output\n%s\nwant\n%s", out.String(), want)
+	}
+
+	out.Reset()
+	if code := run(context.Background(), []string{"approve", "--json", "--home", home, p}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("--json output %q: %v", out.String(), err)
+	}
+	if got["match_number"] != "42" || got["decision"] != "approve" || !reflect.DeepEqual(got["claims"], []any{"name", "phone_number"}) {
+		t.Errorf("--json output = %v", got)
+	}
+}
+
+func TestParseArgs_Help(t *testing.T) {
+	if _, err := parseArgs([]string{"login", "--help"}); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("err = %v, want flag.ErrHelp", err)
+	}
+}
