@@ -117,3 +117,11 @@ func TestUnreachable(t *testing.T) {
 		t.Errorf("Set: got %v, want %v", err, idp.ErrUnavailable)
 	}
 }
+
+func TestFositeStorage(t *testing.T) {
+	dsn(t)
+	idptest.RunFositeStorageTests(t, func(t *testing.T) idptest.FositeBackend {
+		s := open(t)
+		return idptest.FositeBackend{Store: s, Eph: s}
+	})
+}

@@ -67,3 +67,10 @@ func TestStore_ClosedDBUnavailable(t *testing.T) {
 		t.Errorf("GetCitizen on a closed db: got %v, want %v", err, idp.ErrUnavailable)
 	}
 }
+
+func TestFositeStorage(t *testing.T) {
+	idptest.RunFositeStorageTests(t, func(t *testing.T) idptest.FositeBackend {
+		s := open(t)
+		return idptest.FositeBackend{Store: s, Eph: s}
+	})
+}
