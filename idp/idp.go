@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Level is a level of assurance, carried in the ID token's acr claim.
@@ -69,6 +71,11 @@ func ValidPersonalID(s string) bool { return personalIDRE.MatchString(s) }
 // Validate reports every problem with the citizen's registry fields at once.
 func (c *Citizen) Validate() error {
 	var probs []string
+	for _, f := range []struct{ name, v string }{{"family_name", c.FamilyName}, {"given_name", c.GivenName}, {"address", c.Address}, {"phone_number", c.PhoneNumber}} {
+		if !cleanText(f.v) {
+			probs = append(probs, f.name+" must be valid UTF-8 without control characters (at most 300 bytes)")
+		}
+	}
 	if !ValidPersonalID(c.PersonalID) {
 		probs = append(probs, "personal_id must be 12 digits")
 	}
@@ -93,6 +100,20 @@ func (c *Citizen) Validate() error {
 		return fmt.Errorf("%s: %w", strings.Join(probs, "; "), ErrInvalid)
 	}
 	return nil
+}
+
+// cleanText reports whether s is printable UTF-8 text of reasonable length:
+// registry data ends up in tokens, pages and logs.
+func cleanText(s string) bool {
+	if len(s) > 300 || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 var phoneRE = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)

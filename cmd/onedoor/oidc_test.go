@@ -112,6 +112,14 @@ func TestOnlySharedClaimsAreReleased(t *testing.T) {
 	// Refusing an essential claim cannot be an approval.
 	u, _, _, _ = authorizeURL(r)
 	payload, _ := newBrowser().loginPage(t, u)
+	// The app is told what this citizen already agreed to share here.
+	view, err := e.app.Fetch(context.Background(), payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(view.Agreed, ",") != "name,personal_id" {
+		t.Errorf("agreed = %v, want the claims shared last time", view.Agreed)
+	}
 	if _, err := e.app.Approve(context.Background(), payload, false, []string{"name"}); err == nil {
 		t.Error("approval without the essential personal_id was accepted")
 	}

@@ -69,6 +69,9 @@ type AppView struct {
 	MatchNumber string         `json:"match_number"`
 	Level       idp.Level      `json:"level"`
 	ExpiresAt   time.Time      `json:"expires_at"`
+	// Agreed lists the requested claims this citizen already agreed to share
+	// with this client: the app asks only for the approval, not the claims.
+	Agreed []string `json:"agreed,omitempty"`
 }
 
 // Limits on a login request.

@@ -106,7 +106,8 @@ func (s *Server) device(w http.ResponseWriter, r *http.Request) (*idp.Device, bo
 
 // appLoginRequest shows the app what a login request asks for.
 func (s *Server) appLoginRequest(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.device(w, r); !ok {
+	dev, ok := s.device(w, r)
+	if !ok {
 		return
 	}
 	lr, err := s.eid.Login(r.Context(), r.PathValue("id"))
@@ -114,7 +115,14 @@ func (s *Server) appLoginRequest(w http.ResponseWriter, r *http.Request) {
 		s.loginRequestError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.eid.AppView(lr))
+	view := s.eid.AppView(lr)
+	granted, err := s.grantedClaims(r.Context(), dev.CitizenID, lr.ClientID)
+	if err != nil {
+		s.unavailable(w, "durable store", err)
+		return
+	}
+	view.Agreed = intersect(lr.Claims, granted)
+	writeJSON(w, http.StatusOK, view)
 }
 
 func (s *Server) loginRequestError(w http.ResponseWriter, err error) {

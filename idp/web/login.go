@@ -175,11 +175,15 @@ type loginPage struct {
 	Claims       []claimView
 	MatchNumber  string
 	Payload      string
-	StatusURL    string
-	ContinueURL  string
-	QR           template.URL
-	ExpiresAt    string
-	Nonce        string
+	// AppLink is the payload as a link; html/template would neutralise the
+	// onedoor-eid: scheme, and the payload is built by us from a server id.
+	AppLink     template.URL
+	StatusURL   string
+	ContinueURL string
+	QR          template.URL
+	ExpiresAt   string
+	ExpiresAtVN string
+	Nonce       string
 }
 
 type claimView struct {
@@ -203,10 +207,12 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, lr *eid.Log
 		Purpose:     lr.Purpose,
 		MatchNumber: lr.MatchNumber,
 		Payload:     payload,
+		AppLink:     template.URL(payload), // #nosec G203 -- built by eid.Payload from the issuer and a server-made id
 		StatusURL:   s.cfg.Issuer + PathStatus + "?id=" + url.QueryEscape(lr.ID),
 		ContinueURL: s.cfg.Issuer + PathContinue + "?id=" + url.QueryEscape(lr.ID),
 		QR:          template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png)),
 		ExpiresAt:   lr.ExpiresAt.UTC().Format(time.RFC3339),
+		ExpiresAtVN: lr.ExpiresAt.In(vietnam).Format("15:04:05") + " (GMT+7)",
 		Nonce:       randomToken()[:22],
 	}
 	p.OtherLang, p.OtherLangURL = otherLang(r, lang)
@@ -269,6 +275,9 @@ func otherLang(r *http.Request, lang string) (string, string) {
 	u.RawQuery = q.Encode()
 	return other, u.RequestURI()
 }
+
+// vietnam is Indochina Time, fixed: Vietnam has no daylight saving time.
+var vietnam = time.FixedZone("ICT", 7*60*60)
 
 type message struct{ key string }
 

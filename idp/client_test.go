@@ -1,0 +1,84 @@
+package idp
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func TestValidRedirectURI(t *testing.T) {
+	for _, tt := range []struct {
+		uri string
+		ok  bool
+	}{
+		{"https://agency.gov.vn/callback", true},
+		{"http://localhost:8090/callback", true},
+		{"http://127.0.0.1:9/cb", true},
+		{"http://[::1]/cb", true},
+		{"vn.onedoor.eid:/callback", true},
+		{"http://agency.gov.vn/callback", false},
+		{"https://agency.gov.vn/cb#frag", false},
+		{"https://*.gov.vn/cb", false},
+		{"myapp:/cb", false},
+		{"/relative", false},
+		{"javascript:alert(1)", false},
+		{"https:///nohost", false},
+	} {
+		if err := ValidRedirectURI(tt.uri); (err == nil) != tt.ok {
+			t.Errorf("ValidRedirectURI(%q) = %v, want ok=%v", tt.uri, err, tt.ok)
+		}
+	}
+}
+
+// FuzzValidRedirectURI: an accepted URI is absolute, has no fragment and is
+// https, loopback http or a reverse-domain private scheme.
+func FuzzValidRedirectURI(f *testing.F) {
+	for _, s := range []string{"https://a.example/cb", "http://localhost/cb", "vn.app:/cb", "http://127.0.0.1.evil.example/", "https://a.example/cb#x", "HTTP://LOCALHOST/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		if ValidRedirectURI(raw) != nil {
+			return
+		}
+		u, err := url.Parse(raw)
+		if err != nil || !u.IsAbs() || u.Fragment != "" || strings.Contains(raw, "#") {
+			t.Fatalf("accepted %q", raw)
+		}
+		switch u.Scheme {
+		case "https":
+			if u.Host == "" {
+				t.Fatalf("accepted https without host: %q", raw)
+			}
+		case "http":
+			if !loopback(u.Hostname()) {
+				t.Fatalf("accepted non-loopback http: %q", raw)
+			}
+		default:
+			if !strings.Contains(u.Scheme, ".") {
+				t.Fatalf("accepted scheme %q", u.Scheme)
+			}
+		}
+	})
+}
+
+func TestClientValidate(t *testing.T) {
+	ok := Client{ID: "agency-1", Name: "Agency", RedirectURIs: []string{"https://a.example/cb"}, GrantTypes: []string{"authorization_code"},
+		Scopes: []string{"openid"}, AuthMethod: AuthSecretBasic, SecretHash: []byte{1}, IDTokenAlg: "ES256"}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("valid client: %v", err)
+	}
+	bad := ok
+	bad.AuthMethod = AuthNone
+	bad.GrantTypes = []string{"client_credentials"}
+	bad.IDTokenAlg = "HS256"
+	err := bad.Validate()
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "public client") || !strings.Contains(err.Error(), "ES256 or RS256") {
+		t.Errorf("Validate = %v; want every problem", err)
+	}
+	pkj := ok
+	pkj.AuthMethod, pkj.SecretHash = AuthPrivateKeyJWT, nil
+	if err := pkj.Validate(); err == nil {
+		t.Error("private_key_jwt without keys accepted")
+	}
+}
