@@ -231,7 +231,8 @@ func (s *Server) loginCookieName() string {
 }
 
 func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
-	http.SetCookie(w, &http.Cookie{
+	// Secure follows the issuer: https always, plain http only on loopback.
+	http.SetCookie(w, &http.Cookie{ // #nosec G124 -- Secure is set whenever the issuer is https
 		Name:     name,
 		Value:    value,
 		Path:     "/",
@@ -243,7 +244,8 @@ func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge tim
 }
 
 func (s *Server) clearCookie(w http.ResponseWriter, name string) {
-	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, Secure: s.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, // #nosec G124 -- as setCookie
+		Secure: s.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 }
 
 // browserSession loads the SSO session; nil when there is none. The cookie is

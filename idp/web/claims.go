@@ -98,14 +98,6 @@ func validClaimsParam(raw string) bool {
 	return json.Unmarshal([]byte(raw), &doc) == nil
 }
 
-func claimNames(cs []eid.ClaimRequest) []string {
-	out := make([]string, 0, len(cs))
-	for _, c := range cs {
-		out = append(out, c.Name)
-	}
-	return out
-}
-
 // essentialCovered reports whether every non-optional requested claim is in granted.
 func essentialCovered(req []eid.ClaimRequest, granted []string) bool {
 	for _, c := range req {

@@ -88,7 +88,8 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 			u.RawQuery = q.Encode()
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		http.Redirect(w, r, u.String(), http.StatusSeeOther)
+		// postURI matched one of the client's registered URIs exactly above.
+		http.Redirect(w, r, u.String(), http.StatusSeeOther) // #nosec G710 -- exact match against registered URIs
 		return
 	}
 	s.renderMessage(w, r, http.StatusOK, msgLoggedOut)
