@@ -305,3 +305,38 @@ func TestLoginRequestsAreRateLimited(t *testing.T) {
 		t.Errorf("over the limit: status %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 }
+
+func TestDeviceRevocation(t *testing.T) {
+	e := startMain(t)
+	id, secret := e.client(ClientSpec{Scope: "openid"})
+	r := e.rp(id, secret, gooidc.ScopeOpenID)
+	second := e.enroll(demoCitizens[0].PersonalID, idp.LevelHigh)
+
+	// The citizen revokes the first phone from the second one.
+	ds, err := second.Devices(context.Background())
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("devices = %v, %v", ds, err)
+	}
+	if err := second.RevokeDevice(context.Background(), e.app.Enrollment().DeviceID); err != nil {
+		t.Fatalf("revoke from the app: %v", err)
+	}
+	u, _, _, _ := authorizeURL(r)
+	payload, _ := newBrowser().loginPage(t, u)
+	if _, err := e.app.Approve(context.Background(), payload, false, nil); err == nil {
+		t.Error("a revoked device approved a login")
+	}
+	if _, err := second.Approve(context.Background(), payload, false, nil); err != nil {
+		t.Errorf("the remaining device cannot approve: %v", err)
+	}
+
+	// An operator revokes the second phone with the admin command.
+	code, _, errs := cli(t, nil, "citizen", "revoke-device", "--data-dir", e.m.Config.DataDir, "--id", demoCitizens[0].PersonalID, "--device", second.Enrollment().DeviceID)
+	if code != 0 {
+		t.Fatalf("revoke-device: %s", errs)
+	}
+	u, _, _, _ = authorizeURL(r)
+	payload, _ = newBrowser().loginPage(t, u)
+	if _, err := second.Approve(context.Background(), payload, false, nil); err == nil {
+		t.Error("a device revoked by the operator approved a login")
+	}
+}
