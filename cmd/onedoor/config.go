@@ -18,7 +18,7 @@ import (
 // environment equivalent (--idp-addr is ONEDOOR_IDP_ADDR); a flag given on
 // the command line wins.
 type Config struct {
-	IdPAddr       string
+	IDPAddr       string
 	APIAddr       string
 	Issuer        string
 	DataDir       string
@@ -42,7 +42,7 @@ type Config struct {
 // DefaultConfig is the embedded default: SQLite in ./onedoor-data, no Redis.
 func DefaultConfig() Config {
 	return Config{
-		IdPAddr:         "127.0.0.1:8080",
+		IDPAddr:         "127.0.0.1:8080",
 		APIAddr:         "127.0.0.1:8081",
 		Issuer:          "http://localhost:8080",
 		DataDir:         "./onedoor-data",
@@ -69,7 +69,7 @@ func (c *Config) storageFlags(fs *flag.FlagSet) {
 // serveFlags registers the server's flags.
 func (c *Config) serveFlags(fs *flag.FlagSet) {
 	c.storageFlags(fs)
-	fs.StringVar(&c.IdPAddr, "idp-addr", c.IdPAddr, "listen address of the identity provider")
+	fs.StringVar(&c.IDPAddr, "idp-addr", c.IDPAddr, "listen address of the identity provider")
 	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "listen address of the mobile API")
 	fs.StringVar(&c.Issuer, "issuer", c.Issuer, "public URL of the identity provider (the OIDC issuer)")
 	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL (redis://host:port/db); when set, sessions, codes and counters go to Redis")
@@ -133,12 +133,12 @@ func (c *Config) Validate(serve bool) error {
 	if !serve {
 		return joinProblems(probs)
 	}
-	for _, a := range []struct{ name, v string }{{"--idp-addr", c.IdPAddr}, {"--api-addr", c.APIAddr}, {"--demo-rp-addr", c.DemoRPAddr}} {
+	for _, a := range []struct{ name, v string }{{"--idp-addr", c.IDPAddr}, {"--api-addr", c.APIAddr}, {"--demo-rp-addr", c.DemoRPAddr}} {
 		if _, port, err := net.SplitHostPort(a.v); err != nil || port == "" {
 			add("%s must be host:port (got %q)", a.name, a.v)
 		}
 	}
-	if c.IdPAddr == c.APIAddr {
+	if c.IDPAddr == c.APIAddr {
 		add("--idp-addr and --api-addr must differ")
 	}
 	c.Issuer = strings.TrimRight(c.Issuer, "/")

@@ -49,7 +49,7 @@ func startMain(t *testing.T, opts ...envOption) *testEnv {
 	t.Helper()
 	ctx := context.Background()
 	m := NewMain()
-	m.Config.IdPAddr = "127.0.0.1:0"
+	m.Config.IDPAddr = "127.0.0.1:0"
 	m.Config.Issuer = ""
 	m.Config.DataDir = t.TempDir()
 	m.Config.RefreshGrace = 2 * time.Second

@@ -46,8 +46,8 @@ type Main struct {
 	// Issuer is the issuer actually served (derived from the listener when
 	// Config.Issuer is empty, as in tests on :0).
 	Issuer string
-	// IdPAddr is the bound address of the identity provider.
-	IdPAddr string
+	// IDPAddr is the bound address of the identity provider.
+	IDPAddr string
 
 	master  []byte
 	redis   goredis.UniversalClient
@@ -138,14 +138,14 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.Keys.Ensure(ctx); err != nil {
 		return fmt.Errorf("signing keys: %w", err)
 	}
-	ln, err := net.Listen("tcp", c.IdPAddr)
+	ln, err := net.Listen("tcp", c.IDPAddr)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", c.IdPAddr, err)
+		return fmt.Errorf("listen %s: %w", c.IDPAddr, err)
 	}
-	m.IdPAddr = ln.Addr().String()
+	m.IDPAddr = ln.Addr().String()
 	m.Issuer = c.Issuer
 	if m.Issuer == "" {
-		m.Issuer = "http://" + m.IdPAddr
+		m.Issuer = "http://" + m.IDPAddr
 	}
 	codeKey := keyset.DeriveKey(m.master, purposeActivation)
 	m.EID = eid.New(m.Store, m.Eph, eid.Config{Issuer: m.Issuer, CodeKey: codeKey, Now: m.Now})
@@ -177,7 +177,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.serve(ln, m.Web.Handler())
 	m.wg.Add(1)
 	go m.collectGarbage(ctx)
-	m.Logger.Info("identity provider listening", "addr", m.IdPAddr, "issuer", m.Issuer)
+	m.Logger.Info("identity provider listening", "addr", m.IDPAddr, "issuer", m.Issuer)
 	return nil
 }
 
