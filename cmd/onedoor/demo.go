@@ -283,7 +283,8 @@ func (rp *demoRP) callback(w http.ResponseWriter, r *http.Request) {
 	rp.mu.Lock()
 	rp.sessions[id] = &rpSession{Claims: claims, IDToken: raw}
 	rp.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: "demo-rp", Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	// The demo site runs on http://localhost only, so the cookie cannot be Secure.
+	http.SetCookie(w, &http.Cookie{Name: "demo-rp", Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode}) // #nosec G124 -- demo on http://localhost
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
@@ -296,7 +297,7 @@ func (rp *demoRP) logout(w http.ResponseWriter, r *http.Request) {
 	rp.mu.Lock()
 	delete(rp.sessions, id)
 	rp.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: "demo-rp", Value: "", Path: "/", MaxAge: -1})
+	http.SetCookie(w, &http.Cookie{Name: "demo-rp", Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode}) // #nosec G124 -- demo on http://localhost
 	u := rp.issuer + web.PathLogout + "?" + url.Values{
 		"id_token_hint": {s.IDToken}, "post_logout_redirect_uri": {rp.base + "/"}, "state": {randomString(12)},
 	}.Encode()
