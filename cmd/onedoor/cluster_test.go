@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,7 +34,7 @@ func buildOneDoor(t *testing.T) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatalf("go is not on PATH: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "onedoor")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -246,13 +245,8 @@ func (cl *cluster) checkKeys(t *testing.T) {
 
 // TestTwoNodes_ConcurrentFirstStart: two nodes that start at once on an
 // empty schema, as in a rollout of a new deployment, must agree on the
-// signing keys. They don't yet: keyset.Manager.Ensure checks and creates
-// under an in-process mutex only, so each node creates its own active and
-// next keys (reported). Set ONEDOOR_TEST_KNOWN_BUGS=1 to run it.
+// signing keys (keyset serialises key creation with a database lock).
 func TestTwoNodes_ConcurrentFirstStart(t *testing.T) {
-	if os.Getenv("ONEDOOR_TEST_KNOWN_BUGS") == "" {
-		t.Skip("known bug: concurrent first start creates duplicate active signing keys; ONEDOOR_TEST_KNOWN_BUGS=1 runs it")
-	}
 	cl := startCluster(t, true)
 	cl.checkKeys(t)
 }

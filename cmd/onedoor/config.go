@@ -35,6 +35,8 @@ type Config struct {
 	RefreshGrace    time.Duration
 	SessionTTL      time.Duration
 	ShutdownGrace   time.Duration
+	ShutdownDelay   time.Duration
+	RequestTimeout  time.Duration
 	// LoginRateLimit caps new login requests per client IP per minute.
 	LoginRateLimit int
 }
@@ -53,6 +55,8 @@ func DefaultConfig() Config {
 		RefreshGrace:    30 * time.Second,
 		SessionTTL:      8 * time.Hour,
 		ShutdownGrace:   10 * time.Second,
+		ShutdownDelay:   2 * time.Second,
+		RequestTimeout:  10 * time.Second,
 		RedisPrefix:     "onedoor:",
 		LoginRateLimit:  60,
 	}
@@ -82,6 +86,8 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RefreshGrace, "refresh-grace", c.RefreshGrace, "how long a rotated refresh token may still be redeemed")
 	fs.DurationVar(&c.SessionTTL, "session-ttl", c.SessionTTL, "single sign-on session lifetime")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "how long in-flight requests may take after SIGTERM")
+	fs.DurationVar(&c.ShutdownDelay, "shutdown-delay", c.ShutdownDelay, "how long /readyz answers 503 before the listener closes on SIGTERM, so load balancers stop sending first")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", c.RequestTimeout, "deadline of every request's store calls; past it the request answers 503")
 }
 
 // parseFlags parses args, then fills every flag not given on the command
@@ -155,10 +161,13 @@ func (c *Config) Validate(serve bool) error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"--access-token-ttl", c.AccessTokenTTL}, {"--refresh-token-ttl", c.RefreshTokenTTL}, {"--session-ttl", c.SessionTTL}, {"--shutdown-grace", c.ShutdownGrace}} {
+	}{{"--access-token-ttl", c.AccessTokenTTL}, {"--refresh-token-ttl", c.RefreshTokenTTL}, {"--session-ttl", c.SessionTTL}, {"--shutdown-grace", c.ShutdownGrace}, {"--request-timeout", c.RequestTimeout}} {
 		if d.v <= 0 {
 			add("%s must be positive (got %s)", d.name, d.v)
 		}
+	}
+	if c.ShutdownDelay < 0 {
+		add("--shutdown-delay must not be negative (got %s)", c.ShutdownDelay)
 	}
 	if c.LoginRateLimit <= 0 {
 		add("--login-rate-limit must be positive (got %d)", c.LoginRateLimit)

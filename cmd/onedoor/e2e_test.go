@@ -54,6 +54,7 @@ func startMain(t *testing.T, opts ...envOption) *testEnv {
 	m.Config.DataDir = t.TempDir()
 	m.Config.RefreshGrace = 2 * time.Second
 	m.Config.ShutdownGrace = 2 * time.Second
+	m.Config.ShutdownDelay = 0
 	// Tests share one Redis: a prefix per server keeps their state apart.
 	m.Config.RedisPrefix = "test-" + randomHex(4) + ":"
 	for _, o := range opts {

@@ -163,12 +163,13 @@ func (m *Main) Run(ctx context.Context) error {
 		Now: m.Now,
 	}, m.Store, m.Eph, m.Keys)
 	m.Web = web.New(web.Config{
-		Issuer:     m.Issuer,
-		CookieKey:  keyset.DeriveKey(m.master, purposeCookie),
-		SessionTTL: c.SessionTTL,
-		LoginLimit: c.LoginRateLimit,
-		Now:        m.Now,
-		Logger:     m.Logger,
+		Issuer:         m.Issuer,
+		CookieKey:      keyset.DeriveKey(m.master, purposeCookie),
+		SessionTTL:     c.SessionTTL,
+		LoginLimit:     c.LoginRateLimit,
+		RequestTimeout: c.RequestTimeout,
+		Now:            m.Now,
+		Logger:         m.Logger,
 	}, m.Provider, m.Store, m.Eph, m.EID, m.Keys)
 	m.Web.SetReady(m.ready.Load)
 	m.ready.Store(true)
@@ -221,7 +222,11 @@ func (m *Main) collectGarbage(ctx context.Context) {
 // Close drops readiness, lets in-flight requests finish within the grace
 // period, then closes the stores.
 func (m *Main) Close() error {
-	m.ready.Store(false)
+	if m.ready.Swap(false) && m.Config.ShutdownDelay > 0 {
+		// Readiness is down; give load balancers time to notice before the
+		// listener closes.
+		time.Sleep(m.Config.ShutdownDelay)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownGrace)
 	defer cancel()
 	var errs []error

@@ -118,6 +118,24 @@ func New(store idp.KeyStore, sealer *Sealer, opts Options) *Manager {
 func (m *Manager) Ensure(ctx context.Context) error {
 	m.mutate.Lock()
 	defer m.mutate.Unlock()
+	return m.locked(ctx, m.ensure)
+}
+
+// Locker serialises key changes across processes that share one store (two
+// replicas starting at once must not both create the first keys). A store
+// without it relies on the Manager's in-process mutex.
+type Locker interface {
+	WithLock(ctx context.Context, name string, fn func(ctx context.Context) error) error
+}
+
+func (m *Manager) locked(ctx context.Context, fn func(ctx context.Context) error) error {
+	if l, ok := m.store.(Locker); ok {
+		return l.WithLock(ctx, "signing-keys", fn)
+	}
+	return fn(ctx)
+}
+
+func (m *Manager) ensure(ctx context.Context) error {
 	recs, err := m.store.ListKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("ensure signing keys: %w", err)
@@ -165,6 +183,16 @@ func (m *Manager) Rotate(ctx context.Context, alg string, force bool) (*idp.Sign
 	}
 	m.mutate.Lock()
 	defer m.mutate.Unlock()
+	var promoted *idp.SigningKey
+	err := m.locked(ctx, func(ctx context.Context) error {
+		var err error
+		promoted, err = m.rotate(ctx, alg, force)
+		return err
+	})
+	return promoted, err
+}
+
+func (m *Manager) rotate(ctx context.Context, alg string, force bool) (*idp.SigningKey, error) {
 	recs, err := m.store.ListKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("rotate %s: %w", alg, err)

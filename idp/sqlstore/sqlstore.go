@@ -237,3 +237,24 @@ func (s *Store) createdAt(t *time.Time) {
 		*t = s.now().UTC().Truncate(time.Millisecond)
 	}
 }
+
+// WithLock runs fn while holding a lock named name across every process that
+// shares the database: a PostgreSQL transaction-level advisory lock, released
+// when fn returns. SQLite serves one process, whose own mutexes suffice.
+func (s *Store) WithLock(ctx context.Context, name string, fn func(ctx context.Context) error) error {
+	if s.d != PostgreSQL {
+		return fn(ctx)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return dbErr("lock "+name, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "onedoor-lock:"+name); err != nil {
+		return dbErr("lock "+name, err)
+	}
+	if err := fn(ctx); err != nil {
+		return err
+	}
+	return dbErr("unlock "+name, tx.Commit())
+}

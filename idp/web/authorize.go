@@ -29,6 +29,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	usedPAR := strings.HasPrefix(r.Form.Get("request_uri"), "urn:ietf:params:oauth:request_uri:")
+	if p := repeatedParam(r.Form); p != "" {
+		// RFC 6749 section 3.1: parameters must not be repeated.
+		s.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHintf("The %q parameter is repeated.", p))
+		return
+	}
 	if err := s.validateAuthorize(ar, usedPAR); err != nil {
 		s.authorizeError(w, r, ar, err)
 		return

@@ -48,8 +48,11 @@ type Config struct {
 	JWKSMaxAge time.Duration
 	// LoginLimit caps new login requests per client IP per minute.
 	LoginLimit int
-	Now        func() time.Time
-	Logger     *slog.Logger
+	// RequestTimeout bounds every request's store calls, so a hung database
+	// turns into a 503 instead of a hung client.
+	RequestTimeout time.Duration
+	Now            func() time.Time
+	Logger         *slog.Logger
 }
 
 // Server is the identity provider's HTTP surface.
@@ -78,6 +81,9 @@ func New(cfg Config, p *oidc.Provider, store Store, eph idp.Ephemeral, e *eid.Se
 	}
 	if cfg.SessionTTL == 0 {
 		cfg.SessionTTL = 8 * time.Hour
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 10 * time.Second
 	}
 	if cfg.LoginLimit == 0 {
 		cfg.LoginLimit = 60
@@ -192,7 +198,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				}
 			}
 		}
-		next.ServeHTTP(rec, r)
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		next.ServeHTTP(rec, r.WithContext(ctx))
 	})
 }
 
@@ -251,7 +259,8 @@ func writeJSONError(w http.ResponseWriter, status int, code, desc string) {
 // unavailable answers 503 with Retry-After: a store outage is never reported
 // as a denial or an invalid credential.
 func (s *Server) unavailable(w http.ResponseWriter, what string, err error) {
-	s.log.Warn("store unavailable", "store", what, "err", err)
+	// err.Error(), not err: fosite's errors print a stack trace with %+v.
+	s.log.Warn("store unavailable", "store", what, "err", err.Error())
 	w.Header().Set("Retry-After", "2")
 	writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The service is temporarily unavailable; try again shortly.")
 }

@@ -13,9 +13,48 @@ import (
 	"github.com/onedoor/onedoor/idp/oidc"
 )
 
+// grantTypes are the grant types the token endpoint serves.
+var grantTypes = []string{"authorization_code", "refresh_token", "client_credentials"}
+
+// precheckToken refuses what RFC 6749 refuses and fosite lets through or
+// reports with another code.
+func precheckToken(r *http.Request) error {
+	if p := repeatedParam(r.PostForm); p != "" {
+		return fosite.ErrInvalidRequest.WithHintf("The %q parameter is repeated (RFC 6749 section 3.2).", p)
+	}
+	gt := r.PostForm.Get("grant_type")
+	if gt == "" {
+		return fosite.ErrInvalidRequest.WithHint("The grant_type parameter is missing.")
+	}
+	if !slices.Contains(grantTypes, gt) {
+		return fosite.ErrUnsupportedGrantType.WithHintf("The grant type %q is not supported.", gt)
+	}
+	if _, _, basic := r.BasicAuth(); !basic && r.PostForm.Get("client_id") == "" && r.PostForm.Get("client_assertion") == "" {
+		return fosite.ErrInvalidClient.WithHint("The client did not authenticate.")
+	}
+	return nil
+}
+
+// repeatedParam names a parameter sent more than once, if any.
+func repeatedParam(form map[string][]string) string {
+	for k, v := range form {
+		if len(v) > 1 {
+			return k
+		}
+	}
+	return ""
+}
+
 // token is the token endpoint.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if err := precheckToken(r); err != nil {
+		if errors.Is(err, fosite.ErrInvalidClient) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="onedoor"`)
+		}
+		s.provider.WriteAccessError(ctx, w, fosite.NewAccessRequest(oidc.NewSession()), err)
+		return
+	}
 	ar, err := s.provider.NewAccessRequest(ctx, r, oidc.NewSession())
 	if err != nil {
 		s.tokenError(w, r, ar, err)
@@ -78,6 +117,10 @@ func (s *Server) par(w http.ResponseWriter, r *http.Request) {
 	ar, err := s.provider.NewPushedAuthorizeRequest(ctx, r)
 	if err != nil {
 		s.parError(w, r, ar, err)
+		return
+	}
+	if p := repeatedParam(r.PostForm); p != "" {
+		s.parError(w, r, ar, fosite.ErrInvalidRequest.WithHintf("The %q parameter is repeated.", p))
 		return
 	}
 	if err := s.validateAuthorize(ar, true); err != nil {
@@ -185,6 +228,10 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 func (s *Server) logServerError(endpoint string, err error) {
 	rfc := fosite.ErrorToRFC6749Error(err)
 	if rfc.ErrorField == fosite.ErrServerError.ErrorField {
-		s.log.Error("server error", "endpoint", endpoint, "debug", rfc.GetDescription()+" "+rfc.DebugField, "cause", rfc.Cause())
+		cause := ""
+		if c := rfc.Cause(); c != nil {
+			cause = c.Error()
+		}
+		s.log.Error("server error", "endpoint", endpoint, "debug", rfc.GetDescription()+" "+rfc.DebugField, "cause", cause)
 	}
 }
