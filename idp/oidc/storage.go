@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/ory/fosite"
@@ -86,13 +87,54 @@ func storeErr(err error) error {
 	return err
 }
 
-// GetClient implements fosite.ClientManager.
+// GetClient implements fosite.ClientManager. Within one request (see
+// WithRequestMemo) a client is read once: a code exchange otherwise reads it
+// for authentication and again for each stored session it decodes.
 func (s *Storage) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	memo, _ := ctx.Value(memoKey{}).(*clientMemo)
+	if c := memo.get(id); c != nil {
+		return c, nil
+	}
 	c, err := s.store.GetClient(ctx, id)
 	if err != nil {
 		return nil, storeErr(err)
 	}
-	return newClient(c), nil
+	fc := newClient(c)
+	memo.put(id, fc)
+	return fc, nil
+}
+
+type memoKey struct{}
+
+// clientMemo remembers the clients read during one request. It lives only as
+// long as the request, so a client deleted by an admin stops working at once.
+type clientMemo struct {
+	mu      sync.Mutex
+	clients map[string]*Client
+}
+
+func (m *clientMemo) get(id string) *Client {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.clients[id]
+}
+
+func (m *clientMemo) put(id string, c *Client) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.clients[id] = c
+}
+
+// WithRequestMemo returns a context in which the storage reads each client
+// at most once. Use one per HTTP request.
+func WithRequestMemo(ctx context.Context) context.Context {
+	return context.WithValue(ctx, memoKey{}, &clientMemo{clients: map[string]*Client{}})
 }
 
 // ClientAssertionJWTValid implements fosite.ClientManager. It is a fast

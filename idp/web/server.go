@@ -198,7 +198,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				}
 			}
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+		ctx, cancel := context.WithTimeout(oidc.WithRequestMemo(r.Context()), s.cfg.RequestTimeout)
 		defer cancel()
 		next.ServeHTTP(rec, r.WithContext(ctx))
 	})
