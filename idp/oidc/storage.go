@@ -137,15 +137,11 @@ func WithRequestMemo(ctx context.Context) context.Context {
 	return context.WithValue(ctx, memoKey{}, &clientMemo{clients: map[string]*Client{}})
 }
 
-// ClientAssertionJWTValid implements fosite.ClientManager. It is a fast
-// pre-check only: SetClientAssertionJWT is the atomic one. An unavailable
-// store passes here so that the outage surfaces as 503 from the Set call, not
-// as a bogus "jti already used".
-func (s *Storage) ClientAssertionJWTValid(ctx context.Context, jti string) error {
-	_, err := s.eph.Get(ctx, prefixJTI+jti)
-	if err == nil {
-		return fosite.ErrJTIKnown
-	}
+// ClientAssertionJWTValid implements fosite.ClientManager. It accepts every
+// jti: SetClientAssertionJWT, which fosite calls next, refuses a replay
+// atomically, so a read here would only cost a round trip (and would turn a
+// store outage into "jti already used" instead of a 503).
+func (s *Storage) ClientAssertionJWTValid(context.Context, string) error {
 	return nil
 }
 

@@ -23,7 +23,9 @@ func Open(ctx context.Context, dsn string) (*sql.DB, error) {
 	}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(20)
-	db.SetMaxIdleConns(10)
+	// As many idle as open: with fewer, a busy server closes and reopens
+	// connections (a backend fork and authentication each) all the time.
+	db.SetMaxIdleConns(20)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	db.SetConnMaxLifetime(time.Hour) // follow failovers and DNS changes
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -1,0 +1,647 @@
+package main
+
+// Benchmarks of the token endpoint's hot paths over real HTTP on loopback,
+// against a Main started on :0, per backend. They only run with -bench:
+//
+//	go test -run NONE -bench . -benchtime 2s ./cmd/onedoor
+//
+// With ONEDOOR_TEST_POSTGRES_DSN and ONEDOOR_TEST_REDIS_URL set, every
+// endpoint benchmark also runs on PostgreSQL + Redis (a fresh schema each).
+// Besides req/s and latency percentiles, each endpoint benchmark reports
+// sign-ratio: its rate divided by the raw ES256 sign rate (golang-jwt, same
+// GOMAXPROCS) measured once at the start of the same run, so figures from
+// machines of different speed compare. docs/benchmarks.md has the goals.
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/eid/eidapp"
+	"github.com/onedoor/onedoor/idp/postgres"
+)
+
+// benchParallelism times GOMAXPROCS is the number of concurrent clients
+// (32 on 2 cores, as the load script's -c 32).
+const benchParallelism = 16
+
+// benchRedirectURI is where codes are sent; nothing listens there, the
+// benchmark browser stops at the redirect.
+const benchRedirectURI = "http://127.0.0.1:9/callback"
+
+// BenchmarkES256Sign is the yardstick: golang-jwt signing an access-token
+// sized claim set with ES256, on every core.
+func BenchmarkES256Sign(b *testing.B) {
+	benchES256Sign(b)
+	b.ReportMetric(benchRate(b), "sign/s")
+}
+
+// BenchmarkES256Verify is golang-jwt verifying such a token.
+func BenchmarkES256Verify(b *testing.B) {
+	key := benchKey(b)
+	tok, err := benchJWT(key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			var c benchClaims
+			if _, err := jwt.ParseWithClaims(tok, &c, func(*jwt.Token) (any, error) { return &key.PublicKey, nil },
+				jwt.WithValidMethods([]string{"ES256"}), jwt.WithExpirationRequired()); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(benchRate(b), "verify/s")
+}
+
+func benchES256Sign(b *testing.B) {
+	key := benchKey(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := benchJWT(key); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// benchClaims resemble an access token's claims.
+type benchClaims struct {
+	jwt.RegisteredClaims
+	ClientID string `json:"client_id"`
+	Scope    string `json:"scope,omitempty"`
+	GrantID  string `json:"gid"`
+}
+
+func benchKey(b *testing.B) *ecdsa.PrivateKey {
+	b.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return k
+}
+
+func benchJWT(key *ecdsa.PrivateKey) (string, error) {
+	now := time.Now()
+	t := jwt.NewWithClaims(jwt.SigningMethodES256, &benchClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: "http://localhost:8080", Subject: "0123456789abcdef0123", ID: "Vh2aCMcW1cG3zWbHn0bEBw",
+			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(10 * time.Minute)),
+		},
+		ClientID: "0123456789abcdef01234567", Scope: "registry.read", GrantID: "4f0c1e9a-5b1d-4c9e-9a57-0d6b2b7c8e11",
+	})
+	t.Header["typ"] = "at+jwt"
+	t.Header["kid"] = "es256-0123456789ab"
+	return t.SignedString(key)
+}
+
+var benchSign struct {
+	once sync.Once
+	rate float64
+	err  error
+}
+
+// es256SignRate measures the raw ES256 sign rate once per run: GOMAXPROCS
+// goroutines sign, as in BenchmarkES256Sign, for three half-second rounds;
+// the median round counts, so a short burst of other work on the machine
+// does not skew every ratio of the run. (testing.Benchmark cannot be used
+// here: called from inside a running benchmark it waits forever for the
+// lock the running benchmark holds.)
+func es256SignRate(b *testing.B) float64 {
+	b.Helper()
+	benchSign.once.Do(func() {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			benchSign.err = err
+			return
+		}
+		var rounds []float64
+		for range 3 {
+			var n atomic.Int64
+			var wg sync.WaitGroup
+			var once sync.Once
+			start := time.Now()
+			deadline := start.Add(500 * time.Millisecond)
+			for range runtime.GOMAXPROCS(0) {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for time.Now().Before(deadline) {
+						if _, err := benchJWT(key); err != nil {
+							once.Do(func() { benchSign.err = err })
+							return
+						}
+						n.Add(1)
+					}
+				}()
+			}
+			wg.Wait()
+			rounds = append(rounds, float64(n.Load())/time.Since(start).Seconds())
+		}
+		slices.Sort(rounds)
+		benchSign.rate = rounds[1]
+	})
+	if benchSign.err != nil || benchSign.rate == 0 {
+		b.Fatalf("could not measure the ES256 sign rate: %v", benchSign.err)
+	}
+	b.Logf("raw ES256 sign rate in this run: %.0f/s", benchSign.rate)
+	return benchSign.rate
+}
+
+func benchRate(b *testing.B) float64 {
+	if s := b.Elapsed().Seconds(); s > 0 {
+		return float64(b.N) / s
+	}
+	return 0
+}
+
+// BenchmarkClientCredentials is the client_credentials grant with
+// client_secret_basic and with private_key_jwt. Assertions are signed before
+// the timer starts, so only the server's work is measured.
+func BenchmarkClientCredentials(b *testing.B) {
+	sign := es256SignRate(b)
+	for _, be := range benchBackends(b) {
+		b.Run(be.name, func(b *testing.B) {
+			e := startBench(b, be)
+			id, secret := e.client(b, ClientSpec{GrantTypes: []string{"client_credentials"}, Scope: "registry.read"})
+			form := url.Values{"grant_type": {"client_credentials"}, "scope": {"registry.read"}}.Encode()
+			b.Run("secret_basic", func(b *testing.B) {
+				e.run(b, sign, func(int) (*http.Request, error) {
+					return e.tokenRequest(form, id, secret), nil
+				})
+			})
+
+			key := benchKey(b)
+			jwksFile := filepath.Join(b.TempDir(), "jwks.json")
+			jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
+			if err := os.WriteFile(jwksFile, jwks, 0o600); err != nil {
+				b.Fatal(err)
+			}
+			pid, _ := e.client(b, ClientSpec{GrantTypes: []string{"client_credentials"}, Scope: "registry.read",
+				AuthMethod: idp.AuthPrivateKeyJWT, JWKSFile: jwksFile})
+			b.Run("private_key_jwt", func(b *testing.B) {
+				b.StopTimer()
+				forms := make([]string, b.N)
+				for i := range forms {
+					forms[i] = url.Values{"grant_type": {"client_credentials"}, "scope": {"registry.read"}, "client_id": {pid},
+						"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+						"client_assertion":      {benchAssertion(b, key, pid, e.issuer+"/token")}}.Encode()
+				}
+				b.StartTimer()
+				e.run(b, sign, func(i int) (*http.Request, error) {
+					return e.tokenRequest(forms[i], "", ""), nil
+				})
+			})
+		})
+	}
+}
+
+// BenchmarkCodeExchange redeems authorization codes (PKCE, client_secret_basic,
+// scope "openid profile": an access token and an ID token per exchange).
+// Codes are minted through single sign-on before the timer starts.
+func BenchmarkCodeExchange(b *testing.B) {
+	sign := es256SignRate(b)
+	for _, be := range benchBackends(b) {
+		b.Run(be.name, func(b *testing.B) {
+			e := startBench(b, be)
+			id, secret := e.client(b, ClientSpec{Scope: "openid profile", RedirectURIs: []string{benchRedirectURI},
+				GrantTypes: []string{"authorization_code"}})
+			mint := e.codeMinter(b, id)
+			b.Run("secret_basic", func(b *testing.B) {
+				b.StopTimer()
+				codes := mint.mint(b, b.N)
+				b.StartTimer()
+				e.run(b, sign, func(i int) (*http.Request, error) {
+					form := url.Values{"grant_type": {"authorization_code"}, "code": {codes[i]},
+						"redirect_uri": {benchRedirectURI}, "code_verifier": {mint.verifier}}.Encode()
+					return e.tokenRequest(form, id, secret), nil
+				})
+			})
+		})
+	}
+}
+
+// BenchmarkIntrospection introspects a client_credentials access token
+// (signature, deny list and both clients checked on every call).
+func BenchmarkIntrospection(b *testing.B) {
+	sign := es256SignRate(b)
+	for _, be := range benchBackends(b) {
+		b.Run(be.name, func(b *testing.B) {
+			e := startBench(b, be)
+			id, secret := e.client(b, ClientSpec{GrantTypes: []string{"client_credentials"}, Scope: "registry.read"})
+			tok := e.accessToken(b, id, secret)
+			form := url.Values{"token": {tok}}.Encode()
+			b.Run("secret_basic", func(b *testing.B) {
+				e.run(b, sign, func(int) (*http.Request, error) {
+					req := e.tokenRequest(form, id, secret)
+					req.URL.Path = "/introspect"
+					return req, nil
+				})
+			})
+		})
+	}
+}
+
+// benchBackend is one row of the backend table.
+type benchBackend struct {
+	name string
+	// config adjusts a Main's configuration (temp dirs and schemas are the
+	// benchmark's own).
+	config func(b *testing.B, c *Config)
+}
+
+// benchBackends is SQLite always, PostgreSQL + Redis when configured.
+func benchBackends(b *testing.B) []benchBackend {
+	bs := []benchBackend{{name: "sqlite", config: func(*testing.B, *Config) {}}}
+	base, redisURL := os.Getenv("ONEDOOR_TEST_POSTGRES_DSN"), os.Getenv("ONEDOOR_TEST_REDIS_URL")
+	if base == "" || redisURL == "" {
+		b.Log("postgres+redis skipped: ONEDOOR_TEST_POSTGRES_DSN and ONEDOOR_TEST_REDIS_URL not set")
+		return bs
+	}
+	return append(bs, benchBackend{name: "postgres+redis", config: func(b *testing.B, c *Config) {
+		c.PostgresDSN = benchSchema(b, base)
+		c.RedisURL = redisURL
+		c.MasterKeyFile = benchMasterKey(b)
+	}})
+}
+
+// benchSchema creates a fresh schema (as scaleBackends does for tests) and
+// returns a DSN using it.
+func benchSchema(b *testing.B, base string) string {
+	b.Helper()
+	ctx := context.Background()
+	db, err := postgres.Open(ctx, base)
+	if err != nil {
+		b.Fatal(err)
+	}
+	schema := "bench_" + strings.ToLower(randomHex(6))
+	if _, err := db.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_, _ = db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		_ = db.Close()
+	})
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	return base + sep + "search_path=" + schema
+}
+
+func benchMasterKey(b *testing.B) string {
+	p := filepath.Join(b.TempDir(), "master.key")
+	k := make([]byte, 32)
+	_, _ = rand.Read(k)
+	if err := os.WriteFile(p, []byte(b64(k)), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+// benchEnv is one running OneDoor and a client with a large pool of
+// keep-alive connections.
+type benchEnv struct {
+	m      *Main
+	issuer string
+	http   *http.Client
+}
+
+func startBench(b *testing.B, be benchBackend) *benchEnv {
+	b.Helper()
+	m := NewMain()
+	m.Config.IDPAddr = "127.0.0.1:0"
+	m.Config.Issuer = ""
+	m.Config.DataDir = b.TempDir()
+	m.Config.ShutdownGrace = 2 * time.Second
+	be.config(b, &m.Config)
+	m.Logger = slog.New(slog.NewTextHandler(benchWriter{b}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if err := m.Run(context.Background()); err != nil {
+		b.Fatalf("run: %v", err)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 1024
+	tr.MaxIdleConnsPerHost = 1024
+	c := &http.Client{Transport: tr, Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
+	b.Cleanup(func() {
+		tr.CloseIdleConnections()
+		_ = m.Close()
+	})
+	return &benchEnv{m: m, issuer: m.Issuer, http: c}
+}
+
+type benchWriter struct{ b *testing.B }
+
+func (w benchWriter) Write(p []byte) (int, error) {
+	w.b.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func (e *benchEnv) client(b *testing.B, spec ClientSpec) (id, secret string) {
+	b.Helper()
+	spec.Name = "Benchmark agency"
+	c, s, err := e.m.CreateClient(context.Background(), spec)
+	if err != nil {
+		b.Fatalf("create client: %v", err)
+	}
+	return c.ID, s
+}
+
+// tokenRequest builds a form POST to the token endpoint, with HTTP Basic
+// client authentication when id is set.
+func (e *benchEnv) tokenRequest(form, id, secret string) *http.Request {
+	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/token", strings.NewReader(form))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if id != "" {
+		req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	}
+	return req
+}
+
+// do sends req and drains the answer, so the connection is reused.
+func (e *benchEnv) do(req *http.Request) (int, []byte, error) {
+	resp, err := e.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		_, err = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, nil, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, body, err
+}
+
+// run sends b.N requests from benchParallelism×GOMAXPROCS goroutines; the
+// i-th request is newReq(i). Every answer must be 200. It reports req/s,
+// the ratio to the raw ES256 sign rate and latency percentiles.
+func (e *benchEnv) run(b *testing.B, signRate float64, newReq func(i int) (*http.Request, error)) {
+	// One request first, untimed: it fails fast with the server's answer.
+	b.StopTimer()
+	if b.N > 0 {
+		if err := e.check(newReq); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var next atomic.Int64
+	next.Store(1) // request 0 was the check
+	lat := make([][]time.Duration, 0, 64)
+	var mu sync.Mutex
+	var failures atomic.Int64
+	b.SetParallelism(benchParallelism)
+	b.ReportAllocs()
+	b.StartTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		mine := make([]time.Duration, 0, 1024)
+		defer func() {
+			mu.Lock()
+			lat = append(lat, mine)
+			mu.Unlock()
+		}()
+		for pb.Next() {
+			i := int(next.Add(1) - 1)
+			if i >= b.N { // the check request took one of the b.N
+				continue
+			}
+			req, err := newReq(i)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			start := time.Now()
+			status, body, err := e.do(req)
+			mine = append(mine, time.Since(start))
+			if err != nil || status != http.StatusOK {
+				if failures.Add(1) <= 3 {
+					b.Errorf("%s: status %d, err %v, body %.300s", req.URL.Path, status, err, body)
+				}
+			}
+		}
+	})
+	b.StopTimer()
+	rate := benchRate(b)
+	b.ReportMetric(rate, "req/s")
+	b.ReportMetric(rate/signRate, "sign-ratio")
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	if len(all) > 0 {
+		b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
+	}
+}
+
+// check sends request 0 and returns the server's answer when it is not 200.
+func (e *benchEnv) check(newReq func(int) (*http.Request, error)) error {
+	req, err := newReq(0)
+	if err != nil {
+		return err
+	}
+	status, body, err := e.do(req)
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK {
+		return fmt.Errorf("%s: status %d: %s", req.URL.Path, status, body)
+	}
+	return nil
+}
+
+// accessToken gets one client_credentials access token.
+func (e *benchEnv) accessToken(b *testing.B, id, secret string) string {
+	b.Helper()
+	req := e.tokenRequest(url.Values{"grant_type": {"client_credentials"}, "scope": {"registry.read"}}.Encode(), id, secret)
+	resp, err := e.http.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var t struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&t); err != nil || t.AccessToken == "" {
+		b.Fatalf("token: status %d, %v", resp.StatusCode, err)
+	}
+	return t.AccessToken
+}
+
+func benchAssertion(b *testing.B, key *ecdsa.PrivateKey, clientID, aud string) string {
+	now := time.Now()
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.RegisteredClaims{
+		Issuer: clientID, Subject: clientID, Audience: jwt.ClaimStrings{aud}, ID: randomString(16),
+		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(5 * time.Minute)),
+	})
+	tok.Header["kid"] = "k1"
+	s, err := tok.SignedString(key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// codeMinter is a browser with a single sign-on session: each /authorize it
+// sends is answered at once with a redirect carrying a fresh code.
+type codeMinter struct {
+	e                   *benchEnv
+	browser             *http.Client
+	clientID            string
+	verifier, challenge string
+}
+
+// codeMinter enrolls the demo citizen's eID app, logs the browser in once
+// (approved in the app) and returns the minter.
+func (e *benchEnv) codeMinter(b *testing.B, clientID string) *codeMinter {
+	b.Helper()
+	ctx := context.Background()
+	if err := e.m.ImportCitizens(ctx, demoCitizens[:1]); err != nil && !errors.Is(err, idp.ErrConflict) {
+		b.Fatalf("import: %v", err)
+	}
+	pid := demoCitizens[0].PersonalID
+	code, _, err := e.m.EID.Activate(ctx, pid, idp.LevelHigh)
+	if err != nil {
+		b.Fatalf("activate: %v", err)
+	}
+	app, err := eidapp.Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := app.Enroll(ctx, e.issuer, pid, code, "benchmark phone"); err != nil {
+		b.Fatalf("enroll: %v", err)
+	}
+	jar, _ := cookiejar.New(nil)
+	verifier := randomString(32)
+	sum := sha256.Sum256([]byte(verifier))
+	cm := &codeMinter{e: e, clientID: clientID, verifier: verifier, challenge: base64.RawURLEncoding.EncodeToString(sum[:]),
+		browser: &http.Client{Jar: jar, Transport: e.http.Transport, Timeout: 30 * time.Second, CheckRedirect: e.http.CheckRedirect}}
+
+	// The one login that goes through the app.
+	resp, err := cm.browser.Get(cm.authURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := qrRE.FindSubmatch(page)
+	if resp.StatusCode != http.StatusOK || m == nil {
+		b.Fatalf("authorize: status %d, no login page: %.300s", resp.StatusCode, page)
+	}
+	payload, statusURL := html.UnescapeString(string(m[1])), html.UnescapeString(string(m[2]))
+	if _, err := app.Approve(ctx, payload, false, nil); err != nil {
+		b.Fatalf("approve: %v", err)
+	}
+	resp, err = cm.browser.Get(statusURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var st struct {
+		Status     string `json:"status"`
+		RedirectTo string `json:"redirect_to"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if err != nil || st.Status != "approved" || st.RedirectTo == "" {
+		b.Fatalf("login status %+v, %v", st, err)
+	}
+	if _, err := cm.codeFrom(st.RedirectTo); err != nil {
+		b.Fatal(err)
+	}
+	return cm
+}
+
+func (cm *codeMinter) authURL() string {
+	return cm.e.issuer + "/authorize?" + url.Values{
+		"response_type": {"code"}, "client_id": {cm.clientID}, "redirect_uri": {benchRedirectURI},
+		"scope": {"openid profile"}, "state": {randomString(12)}, "nonce": {randomString(12)},
+		"code_challenge": {cm.challenge}, "code_challenge_method": {"S256"},
+	}.Encode()
+}
+
+// codeFrom GETs u and returns the code of the redirect to the client.
+func (cm *codeMinter) codeFrom(u string) (string, error) {
+	resp, err := cm.browser.Get(u)
+	if err != nil {
+		return "", err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther {
+		return "", fmt.Errorf("GET %s: status %d, want a redirect with a code: %.300s", u, resp.StatusCode, body)
+	}
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		return "", err
+	}
+	code := loc.Query().Get("code")
+	if code == "" || !strings.HasPrefix(loc.String(), benchRedirectURI) {
+		return "", fmt.Errorf("redirect without a code: %s", loc.Redacted())
+	}
+	return code, nil
+}
+
+// mint returns n fresh codes, minted by a few concurrent SSO requests.
+func (cm *codeMinter) mint(b *testing.B, n int) []string {
+	b.Helper()
+	codes := make([]string, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var once sync.Once
+	var firstErr error
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				c, err := cm.codeFrom(cm.authURL())
+				if err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+				codes[i] = c
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		b.Fatalf("mint codes: %v", firstErr)
+	}
+	return codes
+}
