@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -212,5 +211,3 @@ func (c *Config) logger(w io.Writer) *slog.Logger {
 	_ = lvl.UnmarshalText([]byte(c.LogLevel))
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl}))
 }
-
-var _ = os.Getenv
