@@ -154,7 +154,6 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 	}
 	os := oidc.NewSession()
 	os.Subject = sess.CitizenID
-	os.Username = ""
 	os.Released = released
 	os.DeviceID = sess.DeviceID
 	os.Claims = &jwt.IDTokenClaims{
@@ -168,7 +167,6 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 		AuthenticationMethodsReferences: []string{"hwk", "user"},
 		Extra:                           map[string]any{"sid": sess.SID, "azp": ar.GetClient().GetID()},
 	}
-	os.Headers = &jwt.Headers{Extra: map[string]any{}}
 	resp, err := s.provider.NewAuthorizeResponse(ctx, ar, os)
 	if err != nil {
 		s.authorizeError(w, r, ar, err)
