@@ -62,6 +62,14 @@ func TestStepUpAndPrompt(t *testing.T) {
 	if !b.showsLoginPage(t, u) {
 		t.Error("prompt=login did not ask the app")
 	}
+	u, _, _, _ = authorizeURL(r, oauth2.SetAuthURLParam("prompt", "consent"))
+	if !b.showsLoginPage(t, u) {
+		t.Error("prompt=consent did not ask the app")
+	}
+	u, _, _, _ = authorizeURL(r, oauth2.SetAuthURLParam("prompt", "none login"))
+	if loc := b.follow(t, u); loc.Query().Get("error") != "invalid_request" {
+		t.Errorf("prompt=none combined with login: %v", loc)
+	}
 	u, _, _, _ = authorizeURL(r, oauth2.SetAuthURLParam("acr_values", string(idp.LevelHigh)))
 	if !b.showsLoginPage(t, u) {
 		t.Error("acr_values above the session's level did not ask the app")

@@ -48,7 +48,9 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		s.unavailable(w, "ephemeral store", err)
 		return
 	}
-	if sess != nil && !slices.Contains(prompt, "login") && s.sessionSatisfies(sess, form, required) {
+	// prompt=login and prompt=consent both ask the citizen again in the app.
+	ask := slices.Contains(prompt, "login") || slices.Contains(prompt, "consent")
+	if sess != nil && !ask && s.sessionSatisfies(sess, form, required) {
 		granted, err := s.grantedClaims(ctx, sess.CitizenID, ar.GetClient().GetID())
 		if err != nil {
 			s.unavailable(w, "durable store", err)
@@ -105,10 +107,14 @@ func (s *Server) validateAuthorize(ar fosite.AuthorizeRequester, usedPAR bool) e
 	if len(form.Get("purpose")) > 300 {
 		return fosite.ErrInvalidRequest.WithHint("purpose is longer than 300 characters.")
 	}
-	for _, p := range strings.Fields(form.Get("prompt")) {
+	prompt := strings.Fields(form.Get("prompt"))
+	for _, p := range prompt {
 		if p != "none" && p != "login" && p != "consent" && p != "select_account" {
 			return fosite.ErrInvalidRequest.WithHintf("Unsupported prompt value %q.", p)
 		}
+	}
+	if slices.Contains(prompt, "none") && len(prompt) > 1 {
+		return fosite.ErrInvalidRequest.WithHint("prompt=none cannot be combined with other values.")
 	}
 	return nil
 }
