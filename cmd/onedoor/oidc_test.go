@@ -165,8 +165,15 @@ func TestDeniedLogin(t *testing.T) {
 		t.Error("a decided login request accepted a second answer")
 	}
 	// Another browser cannot pick up this login.
-	if st, next := newBrowser().status(t, statusURL); next != "" {
-		t.Errorf("foreign browser got redirect_to (%s, %s)", st, next)
+	other := newBrowser()
+	_, next2 := other.status(t, statusURL)
+	resp, err := other.Get(next2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusGone {
+		t.Errorf("a foreign browser continuing the login got %d", resp.StatusCode)
 	}
 }
 

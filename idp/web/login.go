@@ -86,7 +86,9 @@ func (s *Server) loginStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := statusResponse{Status: string(st)}
-	if (st == eid.StatusApproved || st == eid.StatusDenied) && s.boundToBrowser(r, lr) {
+	// The continuation itself checks that it is the browser that started the
+	// login; the URL tells a poller nothing it did not already know.
+	if st == eid.StatusApproved || st == eid.StatusDenied {
 		resp.RedirectTo = s.cfg.Issuer + PathContinue + "?id=" + url.QueryEscape(lr.ID)
 	}
 	writeJSON(w, http.StatusOK, resp)
