@@ -221,6 +221,9 @@ func (rp *demoRP) login(w http.ResponseWriter, r *http.Request) {
 	}
 	rp.pending[state] = pendingLogin{nonce: nonce, verifier: verifier, at: time.Now()}
 	rp.mu.Unlock()
+	// state is bound to this browser: a callback carrying another browser's
+	// state (login CSRF) is refused.
+	http.SetCookie(w, &http.Cookie{Name: "demo-rp-state", Value: state, Path: "/callback", MaxAge: 600, HttpOnly: true, SameSite: http.SameSiteLaxMode}) // #nosec G124 -- demo on http://localhost
 	http.Redirect(w, r, conf.AuthCodeURL(state, gooidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), http.StatusFound)
 }
 
@@ -233,6 +236,11 @@ func (rp *demoRP) fail(w http.ResponseWriter, msg string) {
 func (rp *demoRP) callback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
+	if c, err := r.Cookie("demo-rp-state"); err != nil || c.Value != q.Get("state") {
+		rp.fail(w, "this login was not started in this browser")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: "demo-rp-state", Value: "", Path: "/callback", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode}) // #nosec G124 -- demo on http://localhost
 	rp.mu.Lock()
 	p, ok := rp.pending[q.Get("state")]
 	delete(rp.pending, q.Get("state"))
