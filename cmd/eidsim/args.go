@@ -21,6 +21,7 @@ type options struct {
 	share          []string // nil: every requested claim
 	json           bool
 	payload        string
+	deviceID       string
 }
 
 // usageError is a command line mistake: exit code 2.
@@ -37,9 +38,11 @@ const usageHead = `usage:
   eidsim approve --home DIR [--deny] [--share claim,claim] [--json] PAYLOAD
   eidsim login   --home DIR
   eidsim show    --home DIR
+  eidsim devices --home DIR
+  eidsim revoke-device --home DIR DEVICE_ID
 `
 
-var commands = []string{"enroll", "approve", "login", "show"}
+var commands = []string{"enroll", "approve", "login", "show", "devices", "revoke-device"}
 
 // flagSet declares cmd's flags into o.
 func flagSet(cmd string, o *options) (*flag.FlagSet, error) {
@@ -66,7 +69,7 @@ func flagSet(cmd string, o *options) (*flag.FlagSet, error) {
 			return nil
 		})
 		fs.BoolVar(&o.json, "json", false, "print the answer as JSON")
-	case "login", "show":
+	case "login", "show", "devices", "revoke-device":
 	default:
 		return nil, usagef("unknown command %q", cmd)
 	}
@@ -107,6 +110,12 @@ func parseArgs(args []string) (*options, error) {
 			missing = append(missing, "PAYLOAD")
 		} else {
 			o.payload, pos = pos[0], pos[1:]
+		}
+	case "revoke-device":
+		if len(pos) == 0 {
+			missing = append(missing, "DEVICE_ID")
+		} else {
+			o.deviceID, pos = pos[0], pos[1:]
 		}
 	}
 	if len(missing) > 0 {

@@ -5,6 +5,8 @@
 //	eidsim approve --home DIR [--deny] [--share claim,claim] [--json] PAYLOAD
 //	eidsim login   --home DIR
 //	eidsim show    --home DIR
+//	eidsim devices --home DIR
+//	eidsim revoke-device --home DIR DEVICE_ID
 //
 // Exit codes: 0 success, 1 failure, 2 usage error.
 package main
@@ -108,6 +110,18 @@ func execute(ctx context.Context, o *options, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "device name: %s\n", clean(e.DeviceName))
 		fmt.Fprintf(stdout, "level:       %s\n", e.Level)
 		fmt.Fprintf(stdout, "enrolled at: %s\n", e.EnrolledAt.Local().Format(time.DateTime))
+		return nil
+	case "devices":
+		ds, err := app.Devices(ctx)
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, ds)
+	case "revoke-device":
+		if err := app.RevokeDevice(ctx, o.deviceID); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "revoked device %s\n", clean(o.deviceID))
 		return nil
 	}
 	return fmt.Errorf("unknown command %q", o.cmd) // parseArgs refuses these first
