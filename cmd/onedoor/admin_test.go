@@ -204,3 +204,17 @@ func TestCLI_RunningServerSeesNewClient(t *testing.T) {
 		t.Error("deleted client still gets tokens")
 	}
 }
+
+func TestCLI_MigrateTwice(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 2 {
+		code, out, errs := cli(t, nil, "migrate", "--data-dir", dir)
+		if code != 0 || !strings.Contains(out, `"migrated": true`) {
+			t.Fatalf("migrate #%d: exit %d: %s %s", i+1, code, out, errs)
+		}
+	}
+	// The eID app's own client exists without --demo.
+	if code, out, _ := cli(t, nil, "client", "show", "onedoor-eid-app", "--data-dir", dir); code != 0 || !strings.Contains(out, `"token_endpoint_auth_method": "none"`) {
+		t.Errorf("eID app client: exit %d: %s", code, out)
+	}
+}
