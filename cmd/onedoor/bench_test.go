@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"html"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -43,7 +42,6 @@ import (
 
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/eid/eidapp"
-	"github.com/onedoor/onedoor/idp/postgres"
 )
 
 // benchParallelism times GOMAXPROCS is the number of concurrent clients
@@ -292,44 +290,10 @@ func benchBackends(b *testing.B) []benchBackend {
 		return bs
 	}
 	return append(bs, benchBackend{name: "postgres+redis", config: func(b *testing.B, c *Config) {
-		c.PostgresDSN = benchSchema(b, base)
+		c.PostgresDSN = freshSchema(b, base)
 		c.RedisURL = redisURL
-		c.MasterKeyFile = benchMasterKey(b)
+		c.MasterKeyFile = sharedMasterKey(b)
 	}})
-}
-
-// benchSchema creates a fresh schema (as scaleBackends does for tests) and
-// returns a DSN using it.
-func benchSchema(b *testing.B, base string) string {
-	b.Helper()
-	ctx := context.Background()
-	db, err := postgres.Open(ctx, base)
-	if err != nil {
-		b.Fatal(err)
-	}
-	schema := "bench_" + strings.ToLower(randomHex(6))
-	if _, err := db.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_, _ = db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		_ = db.Close()
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema
-}
-
-func benchMasterKey(b *testing.B) string {
-	p := filepath.Join(b.TempDir(), "master.key")
-	k := make([]byte, 32)
-	_, _ = rand.Read(k)
-	if err := os.WriteFile(p, []byte(b64(k)), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	return p
 }
 
 // benchEnv is one running OneDoor and a client with a large pool of
@@ -342,34 +306,15 @@ type benchEnv struct {
 
 func startBench(b *testing.B, be benchBackend) *benchEnv {
 	b.Helper()
-	m := NewMain()
-	m.Config.IDPAddr = "127.0.0.1:0"
-	m.Config.Issuer = ""
-	m.Config.DataDir = b.TempDir()
-	m.Config.ShutdownGrace = 2 * time.Second
-	be.config(b, &m.Config)
-	m.Logger = slog.New(slog.NewTextHandler(benchWriter{b}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if err := m.Run(context.Background()); err != nil {
-		b.Fatalf("run: %v", err)
-	}
+	m := newTestMain(b, func(c *Config) { be.config(b, c) })
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = 1024
 	tr.MaxIdleConnsPerHost = 1024
 	c := &http.Client{Transport: tr, Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	}}
-	b.Cleanup(func() {
-		tr.CloseIdleConnections()
-		_ = m.Close()
-	})
+	b.Cleanup(tr.CloseIdleConnections)
 	return &benchEnv{m: m, issuer: m.Issuer, http: c}
-}
-
-type benchWriter struct{ b *testing.B }
-
-func (w benchWriter) Write(p []byte) (int, error) {
-	w.b.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 func (e *benchEnv) client(b *testing.B, spec ClientSpec) (id, secret string) {

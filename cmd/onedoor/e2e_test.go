@@ -43,15 +43,14 @@ type testEnv struct {
 
 type envOption func(c *Config)
 
-// startMain runs OneDoor on :0 with a temp SQLite file (or the given
-// backends) and enrolls one demo citizen's app.
-func startMain(t *testing.T, opts ...envOption) *testEnv {
-	t.Helper()
-	ctx := context.Background()
+// newTestMain runs OneDoor on :0 with a temp SQLite file (or the backends
+// the options choose) and stops it when the test ends.
+func newTestMain(tb testing.TB, opts ...envOption) *Main {
+	tb.Helper()
 	m := NewMain()
 	m.Config.IDPAddr = "127.0.0.1:0"
 	m.Config.Issuer = ""
-	m.Config.DataDir = t.TempDir()
+	m.Config.DataDir = tb.TempDir()
 	m.Config.RefreshGrace = 2 * time.Second
 	m.Config.ShutdownGrace = 2 * time.Second
 	m.Config.ShutdownDelay = 0
@@ -60,13 +59,20 @@ func startMain(t *testing.T, opts ...envOption) *testEnv {
 	for _, o := range opts {
 		o(&m.Config)
 	}
-	m.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if err := m.Run(ctx); err != nil {
-		t.Fatalf("run: %v", err)
+	m.Logger = slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if err := m.Run(context.Background()); err != nil {
+		tb.Fatalf("run: %v", err)
 	}
-	t.Cleanup(func() { _ = m.Close() })
+	tb.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
+// startMain runs OneDoor and enrolls one demo citizen's app.
+func startMain(t *testing.T, opts ...envOption) *testEnv {
+	t.Helper()
+	m := newTestMain(t, opts...)
 	env := &testEnv{t: t, m: m, issuer: m.Issuer}
-	if err := m.ImportCitizens(ctx, demoCitizens[:2]); err != nil && !errors.Is(err, idp.ErrConflict) {
+	if err := m.ImportCitizens(context.Background(), demoCitizens[:2]); err != nil && !errors.Is(err, idp.ErrConflict) {
 		t.Fatalf("import: %v", err)
 	}
 	env.app = env.enroll(demoCitizens[0].PersonalID, idp.LevelHigh)
@@ -90,7 +96,7 @@ func (e *testEnv) enroll(pid string, level idp.Level) *eidapp.App {
 	return app
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
@@ -304,16 +310,23 @@ func scaleBackends(t *testing.T) (dsn, redisURL string) {
 		}
 		t.Skip("ONEDOOR_TEST_POSTGRES_DSN and ONEDOOR_TEST_REDIS_URL not set")
 	}
+	return freshSchema(t, base), redisURL
+}
+
+// freshSchema creates a PostgreSQL schema dropped when the test ends and
+// returns a DSN whose connections use it.
+func freshSchema(tb testing.TB, base string) string {
+	tb.Helper()
 	ctx := context.Background()
 	db, err := postgres.Open(ctx, base)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	schema := "e2e_" + strings.ToLower(randomHex(6))
 	if _, err := db.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		_, _ = db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
 		_ = db.Close()
 	})
@@ -321,16 +334,16 @@ func scaleBackends(t *testing.T) (dsn, redisURL string) {
 	if strings.Contains(base, "?") {
 		sep = "&"
 	}
-	return base + sep + "search_path=" + schema, redisURL
+	return base + sep + "search_path=" + schema
 }
 
 // sharedMasterKey gives both nodes of a cluster test the same master key.
-func sharedMasterKey(t *testing.T) string {
-	p := filepath.Join(t.TempDir(), "master.key")
+func sharedMasterKey(tb testing.TB) string {
+	p := filepath.Join(tb.TempDir(), "master.key")
 	k := make([]byte, 32)
 	_, _ = rand.Read(k)
 	if err := os.WriteFile(p, []byte(b64(k)), 0o600); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return p
 }
