@@ -12,7 +12,7 @@ import (
 func TestDemoRP_CallbackNeedsThisBrowsersState(t *testing.T) {
 	rp := newDemoRP("http://127.0.0.1:1", "http://localhost:1", "demo", "secret")
 	req := httptest.NewRequest(http.MethodGet, "/callback?state=forged&code=x", nil)
-	req.AddCookie(&http.Cookie{Name: "demo-rp-state", Value: "mine"})
+	req.Header.Set("Cookie", "demo-rp-state=mine")
 	rec := httptest.NewRecorder()
 	rp.ServeHTTP(rec, req)
 	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "not started in this browser") {
