@@ -82,3 +82,24 @@ func TestClientValidate(t *testing.T) {
 		t.Error("private_key_jwt without keys accepted")
 	}
 }
+
+func TestCitizenNormalize(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"0912345678", "+84912345678"},
+		{"0912 345 678", "+84912345678"},
+		{"84912345678", "+84912345678"},
+		{"+84912345678", "+84912345678"},
+		{"(028) 3822-1234", "+842838221234"},
+		{"12345", "12345"},
+		{"", ""},
+	} {
+		if got := NormalizePhone(tt.in); got != tt.want {
+			t.Errorf("NormalizePhone(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	c := Citizen{PersonalID: " 000000000001 ", FamilyName: " Lê", GivenName: "Văn Demo ", Birthdate: "1990-01-01", Gender: "Nam", PhoneNumber: "0912345678"}
+	c.Normalize()
+	if err := c.Validate(); err != nil || c.Gender != "male" || c.FamilyName != "Lê" {
+		t.Errorf("normalised %+v: %v", c, err)
+	}
+}

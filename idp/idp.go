@@ -68,6 +68,46 @@ var personalIDRE = regexp.MustCompile(`^[0-9]{12}$`)
 // ValidPersonalID reports whether s is a 12-digit personal identification number.
 func ValidPersonalID(s string) bool { return personalIDRE.MatchString(s) }
 
+// Normalize brings registry fields to their canonical form: trimmed text,
+// gender as female/male/other (Vietnamese Nam/Nữ/Khác accepted), and
+// Vietnamese phone numbers in E.164 (0912345678 becomes +84912345678).
+func (c *Citizen) Normalize() {
+	c.PersonalID = strings.TrimSpace(c.PersonalID)
+	c.FamilyName = strings.TrimSpace(c.FamilyName)
+	c.GivenName = strings.TrimSpace(c.GivenName)
+	c.Birthdate = strings.TrimSpace(c.Birthdate)
+	c.Address = strings.TrimSpace(c.Address)
+	switch strings.ToLower(strings.TrimSpace(c.Gender)) {
+	case "female", "f", "nữ", "nu":
+		c.Gender = "female"
+	case "male", "m", "nam":
+		c.Gender = "male"
+	case "other", "khác", "khac":
+		c.Gender = "other"
+	}
+	c.PhoneNumber = NormalizePhone(c.PhoneNumber)
+}
+
+// NormalizePhone turns a Vietnamese number written locally (0912 345 678) or
+// without the plus (84912345678) into E.164; anything else is only trimmed.
+func NormalizePhone(p string) string {
+	p = strings.Map(func(r rune) rune {
+		if r == ' ' || r == '-' || r == '.' || r == '(' || r == ')' {
+			return -1
+		}
+		return r
+	}, strings.TrimSpace(p))
+	switch {
+	case p == "" || strings.HasPrefix(p, "+"):
+		return p
+	case strings.HasPrefix(p, "0") && len(p) >= 10 && len(p) <= 11:
+		return "+84" + p[1:]
+	case strings.HasPrefix(p, "84") && len(p) >= 11 && len(p) <= 12:
+		return "+" + p
+	}
+	return p
+}
+
 // Validate reports every problem with the citizen's registry fields at once.
 func (c *Citizen) Validate() error {
 	var probs []string

@@ -301,10 +301,17 @@ type deviceInfo struct {
 }
 
 func viewCitizen(c *idp.Citizen) citizenView {
-	return citizenView{Subject: c.ID, CreatedAt: c.CreatedAt, citizenRecord: citizenRecord{
-		PersonalID: c.PersonalID, FamilyName: c.FamilyName, GivenName: c.GivenName, Birthdate: c.Birthdate,
-		Gender: c.Gender, Address: c.Address, PhoneNumber: c.PhoneNumber,
-	}}
+	return citizenView{Subject: c.ID, CreatedAt: c.CreatedAt, citizenRecord: recordOf(*c)}
+}
+
+func (r citizenRecord) citizen() idp.Citizen {
+	return idp.Citizen{PersonalID: r.PersonalID, FamilyName: r.FamilyName, GivenName: r.GivenName,
+		Birthdate: r.Birthdate, Gender: r.Gender, Address: r.Address, PhoneNumber: r.PhoneNumber}
+}
+
+func recordOf(c idp.Citizen) citizenRecord {
+	return citizenRecord{PersonalID: c.PersonalID, FamilyName: c.FamilyName, GivenName: c.GivenName,
+		Birthdate: c.Birthdate, Gender: c.Gender, Address: c.Address, PhoneNumber: c.PhoneNumber}
 }
 
 // ParseCitizens reads a JSON array or a CSV file with a header row naming
@@ -354,9 +361,11 @@ func ParseCitizens(name string, data []byte) ([]citizenRecord, error) {
 	}
 	var probs []string
 	seen := map[string]int{}
-	for i, rec := range recs {
-		c := idp.Citizen{PersonalID: rec.PersonalID, FamilyName: rec.FamilyName, GivenName: rec.GivenName,
-			Birthdate: rec.Birthdate, Gender: rec.Gender, Address: rec.Address, PhoneNumber: rec.PhoneNumber}
+	for i := range recs {
+		c := recs[i].citizen()
+		c.Normalize()
+		recs[i] = recordOf(c)
+		rec := recs[i]
 		if err := c.Validate(); err != nil {
 			probs = append(probs, fmt.Sprintf("row %d: %v", i+1, strings.TrimSuffix(err.Error(), ": "+idp.ErrInvalid.Error())))
 		}
@@ -380,8 +389,9 @@ func (m *Main) ImportCitizens(ctx context.Context, recs []citizenRecord) error {
 	now := m.Now().UTC()
 	cs := make([]*idp.Citizen, 0, len(recs))
 	for _, r := range recs {
-		cs = append(cs, &idp.Citizen{ID: randomString(16), PersonalID: r.PersonalID, FamilyName: r.FamilyName, GivenName: r.GivenName,
-			Birthdate: r.Birthdate, Gender: r.Gender, Address: r.Address, PhoneNumber: r.PhoneNumber, CreatedAt: now})
+		c := r.citizen()
+		c.ID, c.CreatedAt = randomString(16), now
+		cs = append(cs, &c)
 	}
 	if err := m.Store.CreateCitizens(ctx, cs); err != nil {
 		if errors.Is(err, idp.ErrConflict) {

@@ -138,6 +138,18 @@ func TestCLI_CitizenImport(t *testing.T) {
 	if code, out, _ = cli(t, nil, "citizen", "show", "--data-dir", dir, "--id", "000000000102"); code != 0 || !strings.Contains(out, "Võ") {
 		t.Errorf("show: exit %d: %s", code, out)
 	}
+
+	// A registry export in local conventions is normalised on import.
+	local := filepath.Join(t.TempDir(), "local.csv")
+	_ = os.WriteFile(local, []byte("personal_id,family_name,given_name,birthdate,gender,address,phone_number\n"+
+		"000000000104, Hồ ,Thị Demo,1995-05-05,Nữ,Vinh (giả),0912 345 678\n"), 0o600)
+	if code, _, errs := cli(t, nil, "citizen", "import", "--data-dir", dir, local); code != 0 {
+		t.Fatalf("local-format import: %s", errs)
+	}
+	_, out, _ = cli(t, nil, "citizen", "show", "--data-dir", dir, "--id", "000000000104")
+	if !strings.Contains(out, `"phone_number": "+84912345678"`) || !strings.Contains(out, `"gender": "female"`) || !strings.Contains(out, `"family_name": "Hồ"`) {
+		t.Errorf("not normalised: %s", out)
+	}
 }
 
 func TestCLI_Keys(t *testing.T) {
