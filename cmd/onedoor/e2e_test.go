@@ -546,13 +546,24 @@ func runEndToEnd(t *testing.T, e *testEnv) {
 			}
 		}
 		// Garbage assertions are invalid_client, never a 500.
-		for _, a := range []string{"x", "a.b.c", clientAssertion(t, key, id, "https://elsewhere.example")} {
+		expired := func() string {
+			now := time.Now()
+			tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.RegisteredClaims{
+				Issuer: id, Subject: id, Audience: jwt.ClaimStrings{e.issuer + "/token"}, ID: randomString(16),
+				IssuedAt: jwt.NewNumericDate(now.Add(-time.Hour)), ExpiresAt: jwt.NewNumericDate(now.Add(-50 * time.Minute)),
+			})
+			tok.Header["kid"] = "k1"
+			s, _ := tok.SignedString(key)
+			return s
+		}()
+		other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		for _, a := range []string{"x", "a.b.c", clientAssertion(t, key, id, "https://elsewhere.example"), expired, clientAssertion(t, other, id, e.issuer)} {
 			status, body := postForm(t, e.issuer+"/token", url.Values{
 				"grant_type": {"client_credentials"}, "client_id": {id},
 				"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {a},
 			})
-			if status != http.StatusUnauthorized && status != http.StatusBadRequest {
-				t.Errorf("assertion %.20q: status %d %s", a, status, body)
+			if status != http.StatusUnauthorized || !strings.Contains(body, "invalid_client") {
+				t.Errorf("assertion %.20q: status %d %s, want 401 invalid_client", a, status, body)
 			}
 		}
 	})

@@ -105,8 +105,13 @@ func normaliseError(r *http.Request, err error) error {
 		// RFC 7523 3.2: a replayed assertion is an invalid client.
 		return fosite.ErrInvalidClient.WithHint("The client assertion was already used.")
 	}
-	if rfc.ErrorField == fosite.ErrServerError.ErrorField && r.PostForm.Get("client_assertion") != "" {
+	// fosite answers some malformed or expired client assertions with a 500
+	// (server_error, or an error it cannot even classify).
+	if rfc.CodeField >= 500 && r.PostForm.Get("client_assertion") != "" {
 		return fosite.ErrInvalidClient.WithHint("The client assertion could not be verified.")
+	}
+	if rfc.ErrorField == "error" { // unclassified: answer a standard code
+		return fosite.ErrServerError.WithWrap(err)
 	}
 	return err
 }
