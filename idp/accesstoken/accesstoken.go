@@ -42,7 +42,6 @@ type Claims struct {
 	AuthTime int64    `json:"auth_time,omitempty"`
 	ACR      string   `json:"acr,omitempty"`
 	Released []string `json:"rel,omitempty"` // claim names the citizen agreed to release
-	Subject  string   `json:"-"`
 }
 
 // Scopes splits the scope claim.
@@ -76,7 +75,6 @@ func (i *Issuer) Sign(ctx context.Context, c *Claims) (string, error) {
 	c.Issuer = i.issuer
 	c.IssuedAt = jwt.NewNumericDate(i.now())
 	c.ID = randomID()
-	c.RegisteredClaims.Subject = c.Subject
 	t := jwt.NewWithClaims(jwt.SigningMethodES256, c)
 	t.Header["typ"] = Type
 	t.Header["kid"] = k.ID
@@ -183,7 +181,6 @@ func (v *Verifier) Parse(ctx context.Context, token string) (*Claims, error) {
 	if c.GrantID == "" || c.ClientID == "" {
 		return nil, fmt.Errorf("missing gid or client_id: %w", ErrInvalid)
 	}
-	c.Subject = c.RegisteredClaims.Subject
 	return &c, nil
 }
 

@@ -99,7 +99,8 @@ func newFixture(t testing.TB) *fixture {
 }
 
 func (f *fixture) claims() *Claims {
-	c := &Claims{ClientID: "agency", Scope: "openid profile", GrantID: "grant-1", Subject: "citizen-1"}
+	c := &Claims{ClientID: "agency", Scope: "openid profile", GrantID: "grant-1"}
+	c.Subject = "citizen-1"
 	c.SetExpiry(f.now.Add(10 * time.Minute))
 	return c
 }

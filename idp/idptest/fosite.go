@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"net/url"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -146,25 +145,18 @@ func testFositeCode(t *testing.T, f *fositeFixture) {
 func testFositeCodeConcurrent(t *testing.T, f *fositeFixture) {
 	ctx := context.Background()
 	mustNil(t, f.s.CreateAuthorizeCodeSession(ctx, "sig-c", f.request(t)), "create")
-	const n = 20
-	var wins atomic.Int32
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := f.s.InvalidateAuthorizeCodeSession(ctx, "sig-c")
-			switch {
-			case err == nil:
-				wins.Add(1)
-			case !errors.Is(err, idp.ErrConflict):
-				t.Errorf("losing redemption: %v, want ErrConflict", err)
-			}
-		}()
+	errs := runConcurrently(20, func(int) error { return f.s.InvalidateAuthorizeCodeSession(ctx, "sig-c") })
+	wins := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case !errors.Is(err, idp.ErrConflict):
+			t.Errorf("losing redemption: %v, want ErrConflict", err)
+		}
 	}
-	wg.Wait()
-	if wins.Load() != 1 {
-		t.Fatalf("%d of %d concurrent redemptions won, want exactly 1", wins.Load(), n)
+	if wins != 1 {
+		t.Fatalf("%d of %d concurrent redemptions won, want exactly 1", wins, len(errs))
 	}
 }
 
@@ -247,7 +239,8 @@ func testFositeRefresh(t *testing.T, f *fositeFixture) {
 func testFositeAccessToken(t *testing.T, f *fositeFixture) {
 	ctx := context.Background()
 	ar := f.request(t)
-	c := &accesstoken.Claims{ClientID: f.client.ID, Scope: "openid", GrantID: ar.ID, Subject: "citizen-1"}
+	c := &accesstoken.Claims{ClientID: f.client.ID, Scope: "openid", GrantID: ar.ID}
+	c.Subject = "citizen-1"
 	c.SetExpiry(f.clock.Now().Add(f.life.AccessToken))
 	tok, err := f.issuer.Sign(ctx, c)
 	mustNil(t, err, "sign")
@@ -281,21 +274,15 @@ func testFositeJTI(t *testing.T, f *fositeFixture) {
 	mustNil(t, f.s.ClientAssertionJWTValid(ctx, "jti-1"), "unknown jti")
 	mustNil(t, f.s.SetClientAssertionJWT(ctx, "jti-1", exp), "set")
 	mustBe(t, f.s.SetClientAssertionJWT(ctx, "jti-1", exp), fosite.ErrJTIKnown, "set twice")
-	const n = 20
-	var wins atomic.Int32
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if f.s.SetClientAssertionJWT(ctx, "jti-race", exp) == nil {
-				wins.Add(1)
-			}
-		}()
+	errs := runConcurrently(20, func(int) error { return f.s.SetClientAssertionJWT(ctx, "jti-race", exp) })
+	wins := 0
+	for _, err := range errs {
+		if err == nil {
+			wins++
+		}
 	}
-	wg.Wait()
-	if wins.Load() != 1 {
-		t.Fatalf("%d of %d concurrent uses of one jti succeeded, want 1", wins.Load(), n)
+	if wins != 1 {
+		t.Fatalf("%d of %d concurrent uses of one jti succeeded, want 1", wins, len(errs))
 	}
 }
 

@@ -41,7 +41,6 @@ type Config struct {
 // Provider is the configured fosite provider plus what the HTTP layer needs.
 type Provider struct {
 	fosite.OAuth2Provider
-	Storage  *Storage
 	Verifier *accesstoken.Verifier
 	Config   Config
 	hints    *signer
@@ -144,7 +143,6 @@ func New(cfg Config, store Store, eph idp.Ephemeral, keys accesstoken.Keys) *Pro
 	}
 	return &Provider{
 		OAuth2Provider: &fosite.Fosite{Store: storage, Config: conf},
-		Storage:        storage,
 		Verifier:       verifier,
 		Config:         cfg,
 		hints:          es,

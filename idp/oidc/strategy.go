@@ -118,8 +118,8 @@ func (s *accessTokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.
 		ClientID: r.GetClient().GetID(),
 		Scope:    strings.Join(r.GetGrantedScopes(), " "),
 		GrantID:  r.GetID(),
-		Subject:  sess.GetSubject(),
 	}
+	c.Subject = sess.GetSubject()
 	c.SetExpiry(exp)
 	if aud := r.GetGrantedAudience(); len(aud) > 0 {
 		c.Audience = append(c.Audience, aud...)
