@@ -290,13 +290,17 @@ func TestEndToEnd_SQLite(t *testing.T) {
 }
 
 func TestEndToEnd_PostgresRedis(t *testing.T) {
+	runEndToEnd(t, startMain(t, scaleOption(t)))
+}
+
+// scaleOption runs Main as replicas run at scale: a fresh PostgreSQL schema,
+// Redis, and a master key file (which PostgreSQL deployments must provide).
+func scaleOption(t *testing.T) envOption {
 	dsn, redisURL := scaleBackends(t)
 	key := sharedMasterKey(t)
-	runEndToEnd(t, startMain(t, func(c *Config) {
-		c.PostgresDSN = dsn
-		c.RedisURL = redisURL
-		c.MasterKeyFile = key
-	}))
+	return func(c *Config) {
+		c.PostgresDSN, c.RedisURL, c.MasterKeyFile = dsn, redisURL, key
+	}
 }
 
 // scaleBackends returns a fresh PostgreSQL schema and the Redis URL, or

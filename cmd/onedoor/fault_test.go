@@ -410,14 +410,8 @@ func proxied(t *testing.T, raw string) (*tcpProxy, string) {
 // without a restart, and what was in flight before the outage (a minted code,
 // a pending login, an unused client assertion) was not lost or burnt by it.
 func TestRedisDown_Returns503AndRecovers(t *testing.T) {
-	dsn, redisURL := scaleBackends(t)
-	proxy, proxiedURL := proxied(t, redisURL)
-	key := sharedMasterKey(t)
-	e := startMain(t, func(c *Config) {
-		c.PostgresDSN = dsn
-		c.RedisURL = proxiedURL
-		c.MasterKeyFile = key
-	})
+	var proxy *tcpProxy
+	e := startMain(t, scaleOption(t), func(c *Config) { proxy, c.RedisURL = proxied(t, c.RedisURL) })
 	log := newStatusLog()
 	c := &http.Client{Transport: log, Timeout: 30 * time.Second}
 	e.app.HTTP = c
@@ -532,14 +526,8 @@ func TestRedisDown_Returns503AndRecovers(t *testing.T) {
 // (400 invalid_grant): it gets 503 and retries. The database/sql pool
 // reconnects by itself once PostgreSQL is back.
 func TestPostgresDown_Returns503(t *testing.T) {
-	dsn, redisURL := scaleBackends(t)
-	proxy, proxiedDSN := proxied(t, dsn)
-	key := sharedMasterKey(t)
-	e := startMain(t, func(c *Config) {
-		c.PostgresDSN = proxiedDSN
-		c.RedisURL = redisURL
-		c.MasterKeyFile = key
-	})
+	var proxy *tcpProxy
+	e := startMain(t, scaleOption(t), func(c *Config) { proxy, c.PostgresDSN = proxied(t, c.PostgresDSN) })
 	log := newStatusLog()
 	c := &http.Client{Transport: log, Timeout: 30 * time.Second}
 	e.app.HTTP = c
@@ -592,13 +580,9 @@ func TestPostgresDown_Returns503(t *testing.T) {
 // never answers (a partition, a stuck server) must not hold requests for as
 // long as the client waits: the per-request deadline turns it into a 503.
 func TestPostgresHung_Returns503(t *testing.T) {
-	dsn, redisURL := scaleBackends(t)
-	proxy, proxiedDSN := proxied(t, dsn)
-	key := sharedMasterKey(t)
-	e := startMain(t, func(c *Config) {
-		c.PostgresDSN = proxiedDSN
-		c.RedisURL = redisURL
-		c.MasterKeyFile = key
+	var proxy *tcpProxy
+	e := startMain(t, scaleOption(t), func(c *Config) {
+		proxy, c.PostgresDSN = proxied(t, c.PostgresDSN)
 		c.RequestTimeout = 2 * time.Second
 	})
 	log := newStatusLog()

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,8 @@ import (
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/eid"
 	"github.com/onedoor/onedoor/idp/eid/eidapp"
+	"github.com/onedoor/onedoor/idp/sqlite"
+	"github.com/onedoor/onedoor/idp/sqlstore"
 )
 
 var citizen = idp.Citizen{ID: "sub-0001", PersonalID: "001099012345", FamilyName: "Trần", GivenName: "Thị Bình"}
@@ -36,7 +39,7 @@ var citizen = idp.Citizen{ID: "sub-0001", PersonalID: "001099012345", FamilyName
 type fakeIDP struct {
 	*httptest.Server
 	svc   *eid.Service
-	store *memStore
+	store *sqlstore.Store
 	key   *ecdsa.PrivateKey // ID token signing key
 
 	mu    sync.Mutex
@@ -69,12 +72,22 @@ func newFakeIDP(t *testing.T) *fakeIDP {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The stores are real: SQLite on a temporary file.
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "idp.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	store := sqlite.New(db)
+	if err := store.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := citizen
+	if err := store.CreateCitizens(context.Background(), []*idp.Citizen{&c}); err != nil {
+		t.Fatal(err)
+	}
 	f := &fakeIDP{
-		store: &memStore{
-			citizens:    map[string]idp.Citizen{citizen.PersonalID: citizen},
-			activations: map[string]idp.Activation{},
-			devices:     map[string]idp.Device{},
-		},
+		store: store,
 		key:   k,
 		codes: map[string]authRequest{},
 	}
@@ -90,7 +103,7 @@ func newFakeIDP(t *testing.T) *fakeIDP {
 	mux.HandleFunc("POST /token", f.token)
 	f.Server = httptest.NewServer(mux)
 	t.Cleanup(f.Close)
-	f.svc = eid.New(f.store, &memEph{m: map[string]ephEntry{}}, eid.Config{Issuer: f.URL, CodeKey: make([]byte, 32)})
+	f.svc = eid.New(f.store, f.store, eid.Config{Issuer: f.URL, CodeKey: make([]byte, 32)})
 	return f
 }
 
