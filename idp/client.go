@@ -9,8 +9,14 @@ import (
 	"strings"
 )
 
+// GrantTypeJWTBearer is the RFC 7523 JWT-bearer grant. Only the eID app's
+// own client (EIDAppClientID) may register it: its assertions are signed by
+// an enrolled device key and answered with the device owner's tokens, which
+// no agency client may obtain.
+const GrantTypeJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer" //nolint:gosec // a grant type name, not a credential
+
 // Grant types a client may register.
-var grantTypes = []string{"authorization_code", "refresh_token", "client_credentials"}
+var grantTypes = []string{"authorization_code", "refresh_token", "client_credentials", GrantTypeJWTBearer}
 
 var scopeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9:._/-]{0,63}$`)
 
@@ -30,6 +36,14 @@ func (c *Client) Validate() error {
 	for _, g := range c.GrantTypes {
 		if !slices.Contains(grantTypes, g) {
 			add("grant type %q is not supported (authorization_code, refresh_token, client_credentials)", g)
+		}
+	}
+	if slices.Contains(c.GrantTypes, GrantTypeJWTBearer) {
+		if c.ID != EIDAppClientID {
+			add("the JWT-bearer grant is reserved to the eID app's client %s", EIDAppClientID)
+		}
+		if len(c.GrantTypes) != 1 || c.AuthMethod != AuthNone {
+			add("the eID app's client uses the JWT-bearer grant alone, as a public client")
 		}
 	}
 	code := slices.Contains(c.GrantTypes, "authorization_code")

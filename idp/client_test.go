@@ -103,3 +103,28 @@ func TestCitizenNormalize(t *testing.T) {
 		t.Errorf("normalised %+v: %v", c, err)
 	}
 }
+
+// The JWT-bearer grant answers a device assertion with the device owner's
+// tokens: an agency client that registered it could mint citizens' tokens.
+func TestClientValidate_JWTBearerOnlyForTheEIDApp(t *testing.T) {
+	app := Client{ID: EIDAppClientID, Name: "OneDoor eID app", GrantTypes: []string{GrantTypeJWTBearer},
+		Scopes: []string{"openid"}, AuthMethod: AuthNone, IDTokenAlg: "ES256"}
+	if err := app.Validate(); err != nil {
+		t.Fatalf("the eID app's client: %v", err)
+	}
+	for name, mod := range map[string]func(c *Client){
+		"agency client": func(c *Client) { c.ID = "agency-1" },
+		"with authorization_code": func(c *Client) {
+			c.GrantTypes = append(c.GrantTypes, "authorization_code")
+			c.RedirectURIs = []string{"vn.onedoor.eid:/callback"}
+		},
+		"confidential": func(c *Client) { c.AuthMethod, c.SecretHash = AuthSecretBasic, []byte{1} },
+	} {
+		c := app
+		c.GrantTypes = append([]string(nil), app.GrantTypes...)
+		mod(&c)
+		if err := c.Validate(); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "JWT-bearer") {
+			t.Errorf("%s: Validate = %v, want a JWT-bearer refusal", name, err)
+		}
+	}
+}

@@ -56,10 +56,11 @@ func testEIDAppClient(t *testing.T, s idp.Store) {
 		ID:           idp.EIDAppClientID,
 		Name:         "OneDoor eID app",
 		AuthMethod:   idp.AuthNone,
-		RedirectURIs: []string{"vn.onedoor.eid:/callback"},
-		GrantTypes:   []string{"authorization_code", "refresh_token"},
-		Scopes:       []string{"openid", "profile", "eid", "offline_access", "phone", "address"},
-		IDTokenAlg:   "ES256",
+		RedirectURIs: []string{},
+		// Migration 0004: the JWT-bearer grant only, no browser flow.
+		GrantTypes: []string{idp.GrantTypeJWTBearer},
+		Scopes:     []string{"openid", "profile", "eid", "phone", "address"},
+		IDTokenAlg: "ES256",
 
 		PostLogoutRedirectURIs: []string{},
 	}, "eID app client")

@@ -4,6 +4,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	jose "github.com/go-jose/go-jose/v3"
 	"github.com/ory/fosite"
@@ -24,13 +25,15 @@ var _ fosite.OpenIDConnectClient = (*Client)(nil)
 func newClient(c *idp.Client) *Client {
 	fc := &Client{Record: c}
 	fc.DefaultClient = &fosite.DefaultClient{
-		ID:            c.ID,
-		Secret:        c.SecretHash,
-		RedirectURIs:  c.RedirectURIs,
-		GrantTypes:    c.GrantTypes,
-		ResponseTypes: []string{"code"},
-		Scopes:        c.Scopes,
-		Public:        c.AuthMethod == idp.AuthNone,
+		ID:           c.ID,
+		Secret:       c.SecretHash,
+		RedirectURIs: c.RedirectURIs,
+		GrantTypes:   c.GrantTypes,
+		Scopes:       c.Scopes,
+		Public:       c.AuthMethod == idp.AuthNone,
+	}
+	if slices.Contains(c.GrantTypes, "authorization_code") {
+		fc.ResponseTypes = []string{"code"}
 	}
 	fc.TokenEndpointAuthMethod = c.AuthMethod
 	fc.JSONWebKeysURI = c.JWKSURI
@@ -43,6 +46,16 @@ func newClient(c *idp.Client) *Client {
 		}
 	}
 	return fc
+}
+
+// GetResponseTypes implements fosite.Client. Only a code-flow client may start
+// at /authorize: the eID app's client (JWT-bearer grant only) and service
+// clients get none, where fosite's default would be "code".
+func (c *Client) GetResponseTypes() fosite.Arguments {
+	if len(c.ResponseTypes) == 0 {
+		return fosite.Arguments{}
+	}
+	return c.ResponseTypes
 }
 
 // assertionAlg picks the client-assertion algorithm from the client's keys:

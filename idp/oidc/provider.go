@@ -36,6 +36,9 @@ type Config struct {
 	// IDTokenLifespan defaults to one hour.
 	IDTokenLifespan time.Duration
 	Now             func() time.Time
+	// DeviceGrant verifies the eID app's JWT-bearer grant assertions; nil
+	// leaves the grant unserved.
+	DeviceGrant DeviceAuthenticator
 }
 
 // Provider is the configured fosite provider plus what the HTTP layer needs.
@@ -60,8 +63,9 @@ func (c *fositeConfig) GetTokenURLs(context.Context) []string { return c.tokenUR
 func TokenURL(issuer string) string { return issuer + "/token" }
 
 // New builds the provider. The handler list is explicit: code flow with PKCE,
-// refresh, client credentials, OpenID Connect, PAR, introspection and
-// revocation; no implicit, hybrid or password grants.
+// refresh, client credentials, the eID app's JWT-bearer grant, OpenID
+// Connect, PAR, introspection and revocation; no implicit, hybrid or password
+// grants.
 func New(cfg Config, store Store, eph idp.Ephemeral, keys accesstoken.Keys) *Provider {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -140,6 +144,18 @@ func New(cfg Config, store Store, eph idp.Ephemeral, keys accesstoken.Keys) *Pro
 		if h, ok := res.(fosite.PushedAuthorizeEndpointHandler); ok {
 			fc.PushedAuthorizeEndpointHandlers.Append(h)
 		}
+	}
+	if cfg.DeviceGrant != nil {
+		fc.TokenEndpointHandlers.Append(&deviceGrantHandler{
+			auth:         cfg.DeviceGrant,
+			tokenURL:     TokenURL(cfg.Issuer),
+			issuer:       cfg.Issuer,
+			lifespan:     fc.GetAccessTokenLifespan(context.Background()),
+			idTokens:     strat,
+			idLife:       cfg.IDTokenLifespan,
+			HandleHelper: &oauth2.HandleHelper{AccessTokenStrategy: strat, AccessTokenStorage: storage, Config: conf},
+			now:          cfg.Now,
+		})
 	}
 	return &Provider{
 		OAuth2Provider: &fosite.Fosite{Store: storage, Config: conf},

@@ -16,6 +16,10 @@ type Session struct {
 	Released []string `json:"released,omitempty"`
 	// DeviceID is the eID app installation that approved the login.
 	DeviceID string `json:"device_id,omitempty"`
+	// KeyThumbprint is the RFC 7638 SHA-256 thumbprint (base64url) of the key
+	// the tokens are bound to (cnf.jkt): the eID app's device key for its
+	// own tokens.
+	KeyThumbprint string `json:"jkt,omitempty"`
 	// ClientID is kept for client_credentials grants, whose subject is the client.
 	ClientID string `json:"client_id,omitempty"`
 }

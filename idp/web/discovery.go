@@ -56,7 +56,7 @@ func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
 		ScopesSupported:                   []string{ScopeOpenID, ScopeProfile, ScopeAddress, ScopePhone, ScopeEID, ScopeOffline},
 		ResponseTypesSupported:            []string{"code"},
 		ResponseModesSupported:            []string{"query"},
-		GrantTypesSupported:               []string{"authorization_code", "refresh_token", "client_credentials"},
+		GrantTypesSupported:               []string{"authorization_code", "refresh_token", "client_credentials", idp.GrantTypeJWTBearer},
 		SubjectTypesSupported:             []string{"public"},
 		IDTokenSigningAlgs:                []string{"ES256", "RS256"},
 		TokenEndpointAuthMethods:          append(authMethods, "none"),

@@ -82,26 +82,22 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 }
 
 // device authenticates the app by the device-signed JWT in the
-// Authorization header ("DeviceJWT <token>").
+// Authorization header ("DeviceJWT <token>"), through eid.AuthenticateHeader.
 func (s *Server) device(w http.ResponseWriter, r *http.Request) (*idp.Device, bool) {
-	h := r.Header.Get("Authorization")
-	const scheme = "devicejwt "
-	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
-		w.Header().Set("WWW-Authenticate", `DeviceJWT realm="onedoor-eid"`)
+	d, err := s.eid.AuthenticateHeader(r.Context(), r.Header.Get("Authorization"), s.cfg.Issuer)
+	switch {
+	case err == nil:
+		return d, true
+	case errors.Is(err, idp.ErrUnavailable):
+		s.unavailable(w, "store", err)
+	case errors.Is(err, eid.ErrNoDeviceToken):
+		w.Header().Set("WWW-Authenticate", eid.DeviceAuthScheme+` realm="onedoor-eid"`)
 		writeJSONError(w, http.StatusUnauthorized, "invalid_token", "A device token is required.")
-		return nil, false
-	}
-	d, err := s.eid.AuthenticateDevice(r.Context(), strings.TrimSpace(h[len(scheme):]), s.cfg.Issuer)
-	if err != nil {
-		if errors.Is(err, idp.ErrUnavailable) {
-			s.unavailable(w, "store", err)
-			return nil, false
-		}
-		w.Header().Set("WWW-Authenticate", `DeviceJWT realm="onedoor-eid", error="invalid_token"`)
+	default:
+		w.Header().Set("WWW-Authenticate", eid.DeviceAuthScheme+` realm="onedoor-eid", error="invalid_token"`)
 		writeJSONError(w, http.StatusUnauthorized, "invalid_token", "The device token is not valid.")
-		return nil, false
 	}
-	return d, true
+	return nil, false
 }
 
 // appLoginRequest shows the app what a login request asks for.

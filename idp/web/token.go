@@ -14,7 +14,7 @@ import (
 )
 
 // grantTypes are the grant types the token endpoint serves.
-var grantTypes = []string{"authorization_code", "refresh_token", "client_credentials"}
+var grantTypes = []string{"authorization_code", "refresh_token", "client_credentials", oidc.GrantTypeJWTBearer}
 
 // precheckToken refuses what RFC 6749 refuses and fosite lets through or
 // reports with another code.
@@ -69,6 +69,14 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, a := range ar.GetRequestedAudience() {
 			ar.GrantAudience(a)
+		}
+	}
+	if os, ok := ar.GetSession().(*oidc.Session); ok && ar.GetGrantTypes().ExactOne(oidc.GrantTypeJWTBearer) {
+		// The eID app's own tokens release to the citizen's own app what its
+		// scopes name.
+		os.Released = nil
+		for _, c := range requestedClaims(ar.GetGrantedScopes(), "") {
+			os.Released = append(os.Released, c.Name)
 		}
 	}
 	resp, err := s.provider.NewAccessResponse(ctx, ar)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -228,14 +227,14 @@ func TestApp_Approve(t *testing.T) {
 func TestApp_Login(t *testing.T) {
 	ctx := context.Background()
 
-	t.Run("tokens obtained and stored", func(t *testing.T) {
+	t.Run("tokens obtained with the device key and stored", func(t *testing.T) {
 		f := newFakeIDP(t)
 		app := enrolled(t, f)
 		tok, err := app.Login(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if tok.Subject != citizen.ID || !strings.HasPrefix(tok.AccessToken, "at-") || !strings.HasPrefix(tok.RefreshToken, "rt-") ||
+		if tok.Subject != citizen.ID || !strings.HasPrefix(tok.AccessToken, "at-") ||
 			tok.IDToken == "" || tok.Scope != eidapp.Scope || tok.ExpiresAt.IsZero() {
 			t.Errorf("Tokens = %+v", tok)
 		}
@@ -246,6 +245,26 @@ func TestApp_Login(t *testing.T) {
 		if m := mode(t, filepath.Join(app.Home, eidapp.TokensFile)); m != 0o600 {
 			t.Errorf("tokens.json mode %o, want 600", m)
 		}
+		raw, _ := os.ReadFile(filepath.Join(app.Home, eidapp.TokensFile))
+		if strings.Contains(string(raw), "refresh_token") {
+			t.Errorf("tokens.json holds a refresh token: %s", raw)
+		}
+		// Each login signs a fresh assertion (its jti is spent at the IdP).
+		if _, err := app.Login(ctx); err != nil {
+			t.Errorf("second login: %v", err)
+		}
+	})
+
+	t.Run("revoked device obtains nothing", func(t *testing.T) {
+		f := newFakeIDP(t)
+		app := enrolled(t, f)
+		if err := f.svc.RevokeDevice(ctx, citizen.ID, app.Enrollment().DeviceID); err != nil {
+			t.Fatal(err)
+		}
+		_, err := app.Login(ctx)
+		if e, ok := errors.AsType[*eidapp.Error](err); !ok || e.Code != "invalid_grant" {
+			t.Fatalf("err = %v, want invalid_grant", err)
+		}
 	})
 
 	refused := []struct {
@@ -253,26 +272,15 @@ func TestApp_Login(t *testing.T) {
 		set  func(f *fakeIDP)
 		want string
 	}{
-		{"state changed", func(f *fakeIDP) { f.callbackParams = func(q url.Values) { q.Set("state", "x"+q.Get("state")) } }, "state"},
-		{"iss missing", func(f *fakeIDP) { f.callbackParams = func(q url.Values) { q.Del("iss") } }, "iss"},
-		{"iss of another IdP", func(f *fakeIDP) { f.callbackParams = func(q url.Values) { q.Set("iss", "https://evil.test") } }, "iss"},
-		{"error in the callback", func(f *fakeIDP) {
-			f.callbackParams = func(q url.Values) {
-				q.Del("code")
-				q.Set("error", "access_denied")
-				q.Set("error_description", "no\x1b[31m")
-			}
-		}, "access_denied: no?[31m"},
-		{"nonce changed", func(f *fakeIDP) { f.idTokenClaims = func(c jwt.MapClaims) { c["nonce"] = "other" } }, "nonce"},
 		{"ID token for another client", func(f *fakeIDP) { f.idTokenClaims = func(c jwt.MapClaims) { c["aud"] = "dvc" } }, "audience"},
-		{"no eid-qr on the page", func(f *fakeIDP) {
-			f.pageHTML = func(loginPage) string { return `<div id="qr" data-payload="x" data-status-url="/s"></div>` }
-		}, "eid-qr"},
-		{"status URL on another origin", func(f *fakeIDP) {
-			f.pageHTML = func(p loginPage) string {
-				return `<div id="eid-qr" data-payload="` + strings.ReplaceAll(p.Payload, "&", "&amp;") + `" data-status-url="https://evil.test/s"></div>`
-			}
+		{"ID token with a nonce", func(f *fakeIDP) { f.idTokenClaims = func(c jwt.MapClaims) { c["nonce"] = "injected" } }, "nonce"},
+		{"ID token without sub", func(f *fakeIDP) { f.idTokenClaims = func(c jwt.MapClaims) { delete(c, "sub") } }, "sub"},
+		{"token endpoint on another origin", func(f *fakeIDP) {
+			f.discoveryDoc = func(d map[string]string) { d["token_endpoint"] = "https://evil.test/token" }
 		}, "not on"},
+		{"issuer of another IdP", func(f *fakeIDP) {
+			f.discoveryDoc = func(d map[string]string) { d["issuer"] = "https://evil.test" }
+		}, "issuer"},
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {

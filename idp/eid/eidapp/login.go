@@ -2,13 +2,10 @@ package eidapp
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,52 +14,42 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
-	"golang.org/x/net/html"
-	"golang.org/x/oauth2"
 
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/eid"
 )
 
-// The app's own public OIDC client, created by the IdP's migrations.
+// The app's own public OIDC client, created by the IdP's migrations. It
+// obtains tokens only with the JWT-bearer grant.
 const (
-	ClientID    = idp.EIDAppClientID
-	RedirectURI = appScheme + ":/callback"
-	Scope       = "openid profile eid offline_access"
+	ClientID = idp.EIDAppClientID
+	Scope    = "openid profile eid"
 
-	appScheme = "vn.onedoor.eid"
+	grantTypeJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer" //nolint:gosec // a grant type name, not a credential
 )
 
-// How long Login waits for the IdP to see its own approval.
-var (
-	pollInterval = 200 * time.Millisecond
-	pollTimeout  = 10 * time.Second
-)
-
-// Tokens are the app's own tokens, kept in tokens.json.
+// Tokens are the app's own tokens, kept in tokens.json. There is no refresh
+// token: the app signs a new assertion with its device key instead.
 type Tokens struct {
-	AccessToken  string    `json:"access_token"`
-	RefreshToken string    `json:"refresh_token,omitempty"`
-	IDToken      string    `json:"id_token"`
-	TokenType    string    `json:"token_type"`
-	Scope        string    `json:"scope,omitempty"`
-	ExpiresAt    time.Time `json:"expires_at"`
-	Subject      string    `json:"subject"` // sub of the verified ID token
+	AccessToken string    `json:"access_token"`
+	IDToken     string    `json:"id_token"`
+	TokenType   string    `json:"token_type"`
+	Scope       string    `json:"scope,omitempty"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	Subject     string    `json:"subject"` // sub of the verified ID token
 }
 
 type discovery struct {
-	Issuer                string `json:"issuer"`
-	AuthorizationEndpoint string `json:"authorization_endpoint"`
-	TokenEndpoint         string `json:"token_endpoint"`
-	JWKSURI               string `json:"jwks_uri"`
+	Issuer        string `json:"issuer"`
+	TokenEndpoint string `json:"token_endpoint"`
+	JWKSURI       string `json:"jwks_uri"`
 }
 
-// Login obtains the app's own tokens the way a citizen's browser would: it
-// opens the authorization endpoint (code flow, PKCE S256, state, nonce),
-// reads the QR payload off the login page, approves it with the device key,
-// polls the page's status URL, follows the redirect to the app's redirect
-// URI, checks state and iss, redeems the code, verifies the ID token and
-// saves tokens.json.
+// Login obtains the app's own tokens with the RFC 7523 JWT-bearer grant: an
+// assertion (typ eid-grant+jwt) signed by the device key, for the token
+// endpoint, answered with an access token bound to the device key and an ID
+// token. No browser is involved: nobody can start this login for the app.
+// It verifies the ID token and saves tokens.json.
 func (a *App) Login(ctx context.Context) (*Tokens, error) {
 	d, err := a.device()
 	if err != nil {
@@ -72,55 +59,44 @@ func (a *App) Login(ctx context.Context) (*Tokens, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := oauth2.Config{
-		ClientID:    ClientID,
-		Endpoint:    oauth2.Endpoint{AuthURL: disc.AuthorizationEndpoint, TokenURL: disc.TokenEndpoint, AuthStyle: oauth2.AuthStyleInParams},
-		RedirectURL: RedirectURI,
-		Scopes:      strings.Fields(Scope),
-	}
-	verifier, state, nonce := oauth2.GenerateVerifier(), rand.Text(), rand.Text()
-	authURL := cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("nonce", nonce))
-
-	browser, err := a.browser()
+	c := eid.GrantClaims{RegisteredClaims: a.registered(d, disc.TokenEndpoint)}
+	c.Subject = d.DeviceID
+	assertion, err := d.sign(eid.TypeGrant, c)
 	if err != nil {
 		return nil, err
 	}
-	payload, statusURL, err := a.loginPage(ctx, browser, authURL, d.IDP)
-	if err != nil {
-		return nil, err
+	form := url.Values{
+		"grant_type": {grantTypeJWTBearer},
+		"assertion":  {assertion},
+		"client_id":  {ClientID},
+		"scope":      {Scope},
 	}
-	if _, err := a.Approve(ctx, payload, false, nil); err != nil {
-		return nil, err
+	var tr struct {
+		AccessToken  string `json:"access_token"`
+		TokenType    string `json:"token_type"`
+		ExpiresIn    int64  `json:"expires_in"`
+		Scope        string `json:"scope"`
+		IDToken      string `json:"id_token"`
+		RefreshToken string `json:"refresh_token"`
 	}
-	next, err := a.poll(ctx, browser, statusURL, d.IDP)
-	if err != nil {
-		return nil, err
-	}
-	code, err := a.callback(ctx, browser, next, state, disc.Issuer)
-	if err != nil {
-		return nil, err
-	}
-
-	tok, err := cfg.Exchange(context.WithValue(ctx, oauth2.HTTPClient, a.client()), code, oauth2.VerifierOption(verifier))
-	if err != nil {
-		if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok {
-			e := &Error{Code: printable(re.ErrorCode), Description: printable(re.ErrorDescription)}
-			if re.Response != nil {
-				e.StatusCode = re.Response.StatusCode
-			}
-			return nil, fmt.Errorf("token endpoint: %w", e)
-		}
+	if err := a.postForm(ctx, disc.TokenEndpoint, form, &tr); err != nil {
 		return nil, fmt.Errorf("token endpoint: %w", err)
 	}
-	rawID, _ := tok.Extra("id_token").(string)
-	sub, err := a.verifyIDToken(ctx, disc, rawID, nonce)
+	switch {
+	case tr.AccessToken == "":
+		return nil, errors.New("token endpoint: no access_token")
+	case !strings.EqualFold(tr.TokenType, "bearer"):
+		return nil, fmt.Errorf("token endpoint: token_type %q, want Bearer", printable(tr.TokenType))
+	case tr.ExpiresIn <= 0:
+		return nil, errors.New("token endpoint: no expires_in")
+	}
+	sub, err := a.verifyIDToken(ctx, disc, tr.IDToken, "")
 	if err != nil {
 		return nil, err
 	}
-	scope, _ := tok.Extra("scope").(string)
 	t := &Tokens{
-		AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, IDToken: rawID,
-		TokenType: tok.TokenType, Scope: scope, ExpiresAt: tok.Expiry.UTC(), Subject: sub,
+		AccessToken: tr.AccessToken, IDToken: tr.IDToken, TokenType: tr.TokenType, Scope: tr.Scope,
+		ExpiresAt: a.now().Add(time.Duration(tr.ExpiresIn) * time.Second).UTC(), Subject: sub,
 	}
 	b, err := json.MarshalIndent(t, "", "  ") //nolint:gosec // tokens.json is where the tokens live, mode 0600
 	if err != nil {
@@ -130,6 +106,22 @@ func (a *App) Login(ctx context.Context) (*Tokens, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// postForm sends a form (a token request) and decodes the JSON answer.
+func (a *App) postForm(ctx context.Context, u string, form url.Values, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(form.Encode()))
+	if err != nil {
+		return fmt.Errorf("POST %s: %w", u, err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	resp, err := a.client().Do(req)
+	if err != nil {
+		return fmt.Errorf("POST %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	return decode(resp, out, http.StatusOK)
 }
 
 // Tokens loads tokens.json.
@@ -155,211 +147,31 @@ func (a *App) discover(ctx context.Context, issuer string) (*discovery, error) {
 	if strings.TrimSuffix(disc.Issuer, "/") != issuer {
 		return nil, fmt.Errorf("discovery: issuer %q, want %q", printable(disc.Issuer), issuer)
 	}
-	if disc.AuthorizationEndpoint == "" {
-		disc.AuthorizationEndpoint = issuer + "/authorize"
-	}
 	if disc.TokenEndpoint == "" || disc.JWKSURI == "" {
 		return nil, errors.New("discovery: token_endpoint and jwks_uri required")
+	}
+	// The assertion names the token endpoint as its audience: it must be the
+	// enrolled IdP's own.
+	if err := sameOrigin(disc.TokenEndpoint, issuer); err != nil {
+		return nil, fmt.Errorf("discovery: token_endpoint: %w", err)
 	}
 	return &disc, nil
 }
 
-// browser is a client with its own cookie jar that stops at the app's
-// redirect URI instead of trying to fetch it.
-func (a *App) browser() (*http.Client, error) {
-	jar, err := cookiejar.New(nil)
+// sameOrigin insists that u is an absolute URL on the issuer's origin.
+func sameOrigin(u, issuer string) error {
+	pu, err := url.Parse(u)
 	if err != nil {
-		return nil, err
-	}
-	c := *a.client()
-	c.Jar = jar
-	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if req.URL.Scheme == appScheme {
-			return http.ErrUseLastResponse
-		}
-		if len(via) >= 10 {
-			return errors.New("stopped after 10 redirects")
-		}
-		return nil
-	}
-	return &c, nil
-}
-
-// loginPage loads the authorization endpoint and reads the eid-qr element of
-// the login page it ends on.
-func (a *App) loginPage(ctx context.Context, browser *http.Client, authURL, issuer string) (payload, statusURL string, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
-	if err != nil {
-		return "", "", fmt.Errorf("authorize: %w", err)
-	}
-	req.Header.Set("Accept", "text/html")
-	resp, err := browser.Do(req)
-	if err != nil {
-		return "", "", fmt.Errorf("authorize: %w", err)
-	}
-	defer resp.Body.Close()
-	if isRedirect(resp.StatusCode) { // straight back to the app: an OAuth error
-		_, err := callbackCode(resp, "", "")
-		return "", "", fmt.Errorf("authorize: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-		return "", "", fmt.Errorf("authorize: %w", errorFrom(resp.StatusCode, b))
-	}
-	payload, ref, err := findQR(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return "", "", fmt.Errorf("login page %s: %w", resp.Request.URL, err)
-	}
-	u, err := sameOrigin(resp.Request.URL, ref, issuer)
-	if err != nil {
-		return "", "", fmt.Errorf("login page status URL: %w", err)
-	}
-	return payload, u, nil
-}
-
-// findQR finds the element with id eid-qr and returns its data-payload and
-// data-status-url attributes, unescaped.
-func findQR(r io.Reader) (payload, statusURL string, err error) {
-	z := html.NewTokenizer(r)
-	for {
-		switch z.Next() {
-		case html.ErrorToken:
-			if errors.Is(z.Err(), io.EOF) {
-				return "", "", errors.New(`no element with id "eid-qr"`)
-			}
-			return "", "", z.Err()
-		case html.StartTagToken, html.SelfClosingTagToken:
-			var id string
-			t := z.Token()
-			for _, at := range t.Attr {
-				switch at.Key {
-				case "id":
-					id = at.Val
-				case "data-payload":
-					payload = at.Val
-				case "data-status-url":
-					statusURL = at.Val
-				}
-			}
-			if id != "eid-qr" {
-				payload, statusURL = "", ""
-				continue
-			}
-			if payload == "" || statusURL == "" {
-				return "", "", errors.New(`element "eid-qr" lacks data-payload or data-status-url`)
-			}
-			return payload, statusURL, nil
-		}
-	}
-}
-
-// sameOrigin resolves ref against base and insists it stays on the issuer's
-// origin: the cookie jar and the flow must not wander off.
-func sameOrigin(base *url.URL, ref, issuer string) (string, error) {
-	u, err := base.Parse(ref)
-	if err != nil {
-		return "", err
+		return err
 	}
 	iu, err := url.Parse(issuer)
 	if err != nil {
-		return "", err
+		return err
 	}
-	if u.Scheme != iu.Scheme || u.Host != iu.Host {
-		return "", fmt.Errorf("%s is not on %s://%s", u.Redacted(), iu.Scheme, iu.Host)
+	if pu.Scheme != iu.Scheme || pu.Host != iu.Host {
+		return fmt.Errorf("%s is not on %s://%s", pu.Redacted(), iu.Scheme, iu.Host)
 	}
-	return u.String(), nil
-}
-
-// poll asks the status URL until the login is approved and returns where
-// to go next.
-func (a *App) poll(ctx context.Context, browser *http.Client, statusURL, issuer string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, pollTimeout)
-	defer cancel()
-	base, err := url.Parse(statusURL)
-	if err != nil {
-		return "", err
-	}
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	for {
-		var st struct {
-			Status     string `json:"status"`
-			RedirectTo string `json:"redirect_to"`
-		}
-		if err := call(ctx, browser, http.MethodGet, statusURL, "", nil, &st, http.StatusOK); err != nil {
-			return "", fmt.Errorf("login status: %w", err)
-		}
-		switch eid.Status(st.Status) {
-		case eid.StatusApproved:
-			if st.RedirectTo == "" {
-				return "", errors.New("login status: approved without redirect_to")
-			}
-			next, err := sameOrigin(base, st.RedirectTo, issuer)
-			if err != nil {
-				return "", fmt.Errorf("login status redirect_to: %w", err)
-			}
-			return next, nil
-		case eid.StatusDenied, eid.StatusExpired:
-			return "", fmt.Errorf("login %s", st.Status)
-		case eid.StatusPending:
-		default:
-			return "", fmt.Errorf("login status %q unknown", printable(st.Status))
-		}
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("login still pending after %s: %w", pollTimeout, ctx.Err())
-		case <-tick.C:
-		}
-	}
-}
-
-// callback follows next to the redirect to the app's redirect URI and
-// returns the authorization code.
-func (a *App) callback(ctx context.Context, browser *http.Client, next, state, issuer string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, next, nil)
-	if err != nil {
-		return "", fmt.Errorf("finish login: %w", err)
-	}
-	resp, err := browser.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("finish login: %w", err)
-	}
-	defer resp.Body.Close()
-	if !isRedirect(resp.StatusCode) {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-		return "", fmt.Errorf("finish login: want a redirect to %s: %w", RedirectURI, errorFrom(resp.StatusCode, b))
-	}
-	code, err := callbackCode(resp, state, issuer)
-	if err != nil {
-		return "", fmt.Errorf("finish login: %w", err)
-	}
-	return code, nil
-}
-
-func isRedirect(status int) bool {
-	return status == http.StatusFound || status == http.StatusSeeOther
-}
-
-// callbackCode reads the redirect to the app's redirect URI: an OAuth error,
-// or a code with the expected state and iss (RFC 9207).
-func callbackCode(resp *http.Response, state, issuer string) (string, error) {
-	cb, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
-	if err != nil || cb.Scheme != appScheme || cb.Path != "/callback" || cb.Opaque != "" {
-		return "", fmt.Errorf("redirect to %q, want %s", printable(resp.Header.Get("Location")), RedirectURI)
-	}
-	q := cb.Query()
-	if e := q.Get("error"); e != "" {
-		return "", &Error{Code: printable(e), Description: printable(q.Get("error_description"))}
-	}
-	switch {
-	case q.Get("state") != state:
-		return "", errors.New("callback state does not match the request's")
-	case q.Get("iss") != issuer:
-		return "", fmt.Errorf("callback iss %q, want %q", printable(q.Get("iss")), issuer)
-	case q.Get("code") == "":
-		return "", errors.New("callback without code")
-	}
-	return q.Get("code"), nil
+	return nil
 }
 
 // verifyIDToken checks the ID token against the IdP's JWKS, the issuer, the
