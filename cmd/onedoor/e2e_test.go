@@ -613,7 +613,7 @@ func runEndToEnd(t *testing.T, e *testEnv) {
 		if err != nil {
 			t.Fatalf("eidsim login: %v", err)
 		}
-		if toks.AccessToken == "" || toks.RefreshToken == "" || toks.IDToken == "" {
+		if toks.AccessToken == "" || toks.IDToken == "" || toks.Subject == "" {
 			t.Errorf("app tokens incomplete: %+v", toks)
 		}
 	})

@@ -1,0 +1,345 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/oauth2"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/eid"
+	"github.com/onedoor/onedoor/idp/eid/eidapp"
+)
+
+const jwtBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+// deviceKey reads the enrolled device's ID and private key from the app's
+// device.json, to sign assertions the way the app does (and the ways it
+// must not).
+func deviceKey(t *testing.T, app *eidapp.App) (string, *ecdsa.PrivateKey) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(app.Home, eidapp.DeviceFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		DeviceID   string `json:"device_id"`
+		PrivateKey string `json:"private_key"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode([]byte(d.PrivateKey))
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.DeviceID, k.(*ecdsa.PrivateKey)
+}
+
+// assertion signs a grant assertion with app's device key; mod edits it.
+func assertion(t *testing.T, app *eidapp.App, aud string, mod func(h map[string]any, c jwt.MapClaims)) string {
+	t.Helper()
+	id, key := deviceKey(t, app)
+	now := time.Now()
+	c := jwt.MapClaims{"iss": id, "sub": id, "aud": aud, "iat": now.Unix(), "exp": now.Add(time.Minute).Unix(), "jti": randomString(16)}
+	h := map[string]any{"alg": "ES256", "typ": eid.TypeGrant, "kid": id}
+	if mod != nil {
+		mod(h, c)
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, c)
+	tok.Header = h
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+type tokenAnswer struct {
+	status int
+	body   map[string]any
+}
+
+func (a tokenAnswer) errorCode() string { s, _ := a.body["error"].(string); return s }
+
+func postGrant(t *testing.T, issuer string, form url.Values, basic ...string) tokenAnswer {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, issuer+"/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if len(basic) == 2 {
+		req.SetBasicAuth(basic[0], basic[1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("token answer %d is not JSON: %.300s", resp.StatusCode, b)
+	}
+	return tokenAnswer{resp.StatusCode, m}
+}
+
+func grantForm(a string) url.Values {
+	return url.Values{"grant_type": {jwtBearer}, "assertion": {a}, "client_id": {idp.EIDAppClientID}, "scope": {"openid profile eid"}}
+}
+
+func thumbprint(t *testing.T, key *ecdsa.PrivateKey) string {
+	t.Helper()
+	sum, err := (&jose.JSONWebKey{Key: key.Public()}).Thumbprint(crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(sum)
+}
+
+// TestEIDAppGrant: the eID app obtains its own tokens with an assertion
+// signed by its device key; nobody can obtain them through a browser.
+func TestEIDAppGrant(t *testing.T) {
+	ctx := context.Background()
+	e := startMain(t)
+	tokenURL := e.issuer + "/token"
+	// A device enrolled at substantial: the tokens carry the device's level.
+	app := e.enroll(demoCitizens[1].PersonalID, idp.LevelSubstantial)
+
+	t.Run("eidsim login obtains tokens for the device's citizen", func(t *testing.T) {
+		toks, err := app.Login(ctx)
+		if err != nil {
+			t.Fatalf("login: %v", err)
+		}
+		devID, key := deviceKey(t, app)
+		at := jsonPart(t, toks.AccessToken, 1)
+		if at["sub"] != toks.Subject || at["client_id"] != idp.EIDAppClientID || at["acr"] != string(idp.LevelSubstantial) {
+			t.Errorf("access token claims = %v", at)
+		}
+		// cnf.jkt and did are emitted by the access-token strategy (branch A);
+		// when present they must name this device and its key.
+		if cnf, ok := at["cnf"].(map[string]any); ok && cnf["jkt"] != thumbprint(t, key) {
+			t.Errorf("cnf = %v, want jkt %s", cnf, thumbprint(t, key))
+		}
+		if did, ok := at["did"]; ok && did != devID {
+			t.Errorf("did = %v, want %s", did, devID)
+		}
+		idt := jsonPart(t, toks.IDToken, 1)
+		amr, _ := idt["amr"].([]any)
+		aud, _ := idt["aud"].([]any)
+		if idt["acr"] != string(idp.LevelSubstantial) || !slices.Contains(amr, any("hwk")) || !slices.Equal(aud, []any{idp.EIDAppClientID}) {
+			t.Errorf("ID token claims = %v", idt)
+		}
+
+		req, _ := http.NewRequest(http.MethodGet, e.issuer+"/userinfo", nil)
+		req.Header.Set("Authorization", "Bearer "+toks.AccessToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ui map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&ui)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || ui["sub"] != toks.Subject || ui["personal_id"] != demoCitizens[1].PersonalID || ui["family_name"] != demoCitizens[1].FamilyName {
+			t.Errorf("userinfo = %d %v", resp.StatusCode, ui)
+		}
+	})
+
+	t.Run("no refresh token; a replayed assertion is invalid_grant", func(t *testing.T) {
+		a := assertion(t, app, tokenURL, nil)
+		got := postGrant(t, e.issuer, grantForm(a))
+		if got.status != http.StatusOK || got.body["access_token"] == nil || got.body["id_token"] == nil {
+			t.Fatalf("grant = %d %v", got.status, got.body)
+		}
+		if _, ok := got.body["refresh_token"]; ok {
+			t.Errorf("the grant issued a refresh token")
+		}
+		if got := postGrant(t, e.issuer, grantForm(a)); got.status != http.StatusBadRequest || got.errorCode() != "invalid_grant" {
+			t.Errorf("replay = %d %v, want invalid_grant", got.status, got.body)
+		}
+	})
+
+	agencyID, agencySecret := e.client(ClientSpec{GrantTypes: []string{"authorization_code"}, Scope: "openid profile"})
+	refused := []struct {
+		name  string
+		form  func() url.Values
+		basic []string
+		want  string
+	}{
+		{"aud is the issuer", func() url.Values { return grantForm(assertion(t, app, e.issuer, nil)) }, nil, "invalid_grant"},
+		{"aud of another server", func() url.Values { return grantForm(assertion(t, app, "https://evil.test/token", nil)) }, nil, "invalid_grant"},
+		{"device token typ", func() url.Values {
+			return grantForm(assertion(t, app, tokenURL, func(h map[string]any, _ jwt.MapClaims) { h["typ"] = eid.TypeDeviceToken }))
+		}, nil, "invalid_grant"},
+		{"approval typ", func() url.Values {
+			return grantForm(assertion(t, app, tokenURL, func(h map[string]any, _ jwt.MapClaims) { h["typ"] = eid.TypeApproval }))
+		}, nil, "invalid_grant"},
+		{"expired", func() url.Values {
+			return grantForm(assertion(t, app, tokenURL, func(_ map[string]any, c jwt.MapClaims) {
+				c["iat"], c["exp"] = time.Now().Add(-3*time.Minute).Unix(), time.Now().Add(-2*time.Minute).Unix()
+			}))
+		}, nil, "invalid_grant"},
+		{"lifetime over two minutes", func() url.Values {
+			return grantForm(assertion(t, app, tokenURL, func(_ map[string]any, c jwt.MapClaims) { c["exp"] = time.Now().Add(time.Hour).Unix() }))
+		}, nil, "invalid_grant"},
+		{"ES384 header", func() url.Values {
+			return grantForm(assertion(t, app, tokenURL, func(h map[string]any, _ jwt.MapClaims) { h["alg"] = "ES384" }))
+		}, nil, "invalid_grant"},
+		{"unknown device", func() url.Values {
+			return grantForm(assertion(t, app, tokenURL, func(h map[string]any, c jwt.MapClaims) {
+				h["kid"], c["iss"], c["sub"] = "AAAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAA"
+			}))
+		}, nil, "invalid_grant"},
+		{"garbage assertion", func() url.Values { return grantForm("a.b.c") }, nil, "invalid_grant"},
+		{"no assertion", func() url.Values { f := grantForm(""); f.Del("assertion"); return f }, nil, "invalid_request"},
+		{"offline_access", func() url.Values {
+			f := grantForm(assertion(t, app, tokenURL, nil))
+			f.Set("scope", "openid offline_access")
+			return f
+		}, nil, "invalid_scope"},
+		{"scope the app's client did not register", func() url.Values {
+			f := grantForm(assertion(t, app, tokenURL, nil))
+			f.Set("scope", "openid registry.read")
+			return f
+		}, nil, "invalid_scope"},
+		{"no client_id", func() url.Values { f := grantForm(assertion(t, app, tokenURL, nil)); f.Del("client_id"); return f }, nil, "invalid_client"},
+		{"an agency client", func() url.Values {
+			f := grantForm(assertion(t, app, tokenURL, nil))
+			f.Del("client_id")
+			return f
+		}, []string{agencyID, agencySecret}, "unauthorized_client"},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			got := postGrant(t, e.issuer, tt.form(), tt.basic...)
+			if got.status >= 500 || got.errorCode() != tt.want {
+				t.Errorf("answer = %d %v, want %s", got.status, got.body, tt.want)
+			}
+		})
+	}
+
+	t.Run("a revoked device obtains nothing", func(t *testing.T) {
+		lost := e.enroll(demoCitizens[1].PersonalID, idp.LevelHigh)
+		presigned := assertion(t, lost, tokenURL, nil)
+		if _, err := lost.Login(ctx); err != nil {
+			t.Fatalf("login before revocation: %v", err)
+		}
+		// The citizen revokes the lost phone from another device.
+		if err := app.RevokeDevice(ctx, lost.Enrollment().DeviceID); err != nil {
+			t.Fatal(err)
+		}
+		_, err := lost.Login(ctx)
+		if ae, ok := errors.AsType[*eidapp.Error](err); !ok || ae.Code != "invalid_grant" {
+			t.Errorf("login after revocation: %v, want invalid_grant", err)
+		}
+		if got := postGrant(t, e.issuer, grantForm(presigned)); got.errorCode() != "invalid_grant" {
+			t.Errorf("assertion signed before the revocation = %d %v, want invalid_grant", got.status, got.body)
+		}
+	})
+
+	t.Run("authorize for the app's client is refused", func(t *testing.T) {
+		verifier := oauth2.GenerateVerifier()
+		q := url.Values{
+			"client_id": {idp.EIDAppClientID}, "response_type": {"code"}, "scope": {"openid profile eid"},
+			"state": {randomString(12)}, "nonce": {randomString(12)},
+			"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"},
+		}
+		for _, redirect := range []string{"vn.onedoor.eid:/callback", "https://evil.test/cb", ""} {
+			q := cloneValues(q)
+			if redirect != "" {
+				q.Set("redirect_uri", redirect)
+			}
+			resp, err := newBrowser().Get(e.issuer + "/authorize?" + q.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK || resp.StatusCode >= 500 || strings.Contains(string(body), `id="eid-qr"`) {
+				t.Errorf("redirect_uri %q: status %d, body %.200s; want an error, never a QR page", redirect, resp.StatusCode, body)
+			}
+			if loc := resp.Header.Get("Location"); loc != "" {
+				t.Errorf("redirect_uri %q: redirected to %q", redirect, loc)
+			}
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "invalid_request") {
+				t.Errorf("redirect_uri %q: status %d, want 400 invalid_request; body %.300s", redirect, resp.StatusCode, body)
+			}
+		}
+		// Nor through a pushed request.
+		form := cloneValues(q)
+		form.Set("redirect_uri", "vn.onedoor.eid:/callback")
+		resp, err := http.PostForm(e.issuer+"/par", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("PAR for the app's client: status %d, want 400", resp.StatusCode)
+		}
+	})
+
+	t.Run("refresh tokens issued before the migration stop working", func(t *testing.T) {
+		migrated, err := e.m.Store.GetClient(ctx, idp.EIDAppClientID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The client as migration 0001 created it, and a refresh token it
+		// obtained through the browser flow.
+		old := *migrated
+		old.GrantTypes = []string{"authorization_code", "refresh_token"}
+		old.RedirectURIs = []string{"vn.onedoor.eid:/callback"}
+		old.Scopes = []string{"openid", "profile", "eid", "offline_access", "phone", "address"}
+		setClient(t, e, &old)
+		conf := &oauth2.Config{ClientID: idp.EIDAppClientID, RedirectURL: "vn.onedoor.eid:/callback", Scopes: []string{"openid", "offline_access"},
+			Endpoint: oauth2.Endpoint{AuthURL: e.issuer + "/authorize", TokenURL: tokenURL, AuthStyle: oauth2.AuthStyleInParams}}
+		state, verifier := randomString(12), oauth2.GenerateVerifier()
+		loc := e.login(newBrowser(), conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("nonce", randomString(12))), app, nil)
+		tok, err := conf.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+		if err != nil || tok.RefreshToken == "" {
+			t.Fatalf("old browser flow: %v, %+v", err, tok)
+		}
+		setClient(t, e, migrated) // what migration 0004 leaves
+		got := postGrant(t, e.issuer, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {idp.EIDAppClientID}})
+		if got.status != http.StatusBadRequest || (got.errorCode() != "unauthorized_client" && got.errorCode() != "invalid_grant") {
+			t.Errorf("refresh after the migration = %d %v, want refused", got.status, got.body)
+		}
+	})
+}
+
+func cloneValues(v url.Values) url.Values {
+	out := url.Values{}
+	for k, vs := range v {
+		out[k] = slices.Clone(vs)
+	}
+	return out
+}
+
+func setClient(t *testing.T, e *testEnv, c *idp.Client) {
+	t.Helper()
+	ctx := context.Background()
+	if err := e.m.Store.DeleteClient(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Store.CreateClient(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+}
