@@ -1,5 +1,6 @@
 // Command eidsim is the reference eID app on the command line: it enrolls a
-// device, answers QR-code logins and logs in as the app's own client.
+// device, answers QR-code logins and obtains the app's own tokens with its
+// device key (the JWT-bearer grant, docs/eid-app-protocol.md).
 //
 //	eidsim enroll  --home DIR --idp URL --personal-id N --activation-code C [--device-name NAME]
 //	eidsim approve --home DIR [--deny] [--share claim,claim] [--json] PAYLOAD

@@ -1,6 +1,7 @@
 // Package eidapp is the reference eID app as a library: it enrolls a device
-// key, answers QR-code login requests and logs in as the app's own OIDC
-// client. cmd/eidsim wraps it in a CLI; end-to-end tests drive it directly.
+// key, answers QR-code login requests and obtains the app's own tokens with
+// the JWT-bearer grant signed by the device key. cmd/eidsim wraps it in a
+// CLI; end-to-end tests drive it directly.
 package eidapp
 
 import (

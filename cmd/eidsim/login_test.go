@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/eid"
+	"github.com/onedoor/onedoor/idp/keyset"
+	"github.com/onedoor/onedoor/idp/oidc"
+	"github.com/onedoor/onedoor/idp/sqlite"
+	"github.com/onedoor/onedoor/idp/web"
+)
+
+// startIDP serves the real identity provider (SQLite store, eID service,
+// fosite provider, HTTP layer) on a test server with one citizen.
+func startIDP(t *testing.T) (issuer string, svc *eid.Service) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "idp.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	store := sqlite.New(db)
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CreateCitizens(ctx, []*idp.Citizen{{ID: "c-1", PersonalID: "001099012345", FamilyName: "Trần", GivenName: "Thị Bình"}}); err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := keyset.NewSealer(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := keyset.New(store, sealer, keyset.Options{})
+	if err := keys.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var h http.Handler
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
+	svc = eid.New(store, store, eid.Config{Issuer: srv.URL, CodeKey: bytes.Repeat([]byte{1}, 32)})
+	p := oidc.New(oidc.Config{
+		Issuer: srv.URL, GlobalSecret: bytes.Repeat([]byte{2}, 32), SecretKey: bytes.Repeat([]byte{3}, 32),
+		DeviceGrant: svc,
+	}, store, store, keys)
+	h = web.New(web.Config{Issuer: srv.URL, CookieKey: bytes.Repeat([]byte{4}, 32)}, p, store, store, svc, keys).Handler()
+	return srv.URL, svc
+}
+
+// TestRun_Login: eidsim enroll then eidsim login against the real IdP; the
+// login is the JWT-bearer grant signed by the device key.
+func TestRun_Login(t *testing.T) {
+	ctx := context.Background()
+	issuer, svc := startIDP(t)
+	code, _, err := svc.Activate(ctx, "001099012345", idp.LevelHigh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	var out, errOut bytes.Buffer
+	if c := run(ctx, []string{"enroll", "--home", home, "--idp", issuer, "--personal-id", "001099012345", "--activation-code", code}, &out, &errOut); c != 0 {
+		t.Fatalf("enroll: exit %d: %s", c, errOut.String())
+	}
+	out.Reset()
+	if c := run(ctx, []string{"login", "--home", home}, &out, &errOut); c != 0 {
+		t.Fatalf("login: exit %d: %s", c, errOut.String())
+	}
+	if !strings.Contains(out.String(), "logged in to "+issuer+" as c-1\n") {
+		t.Errorf("login output %q", out.String())
+	}
+	b, err := os.ReadFile(filepath.Join(home, "tokens.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var toks map[string]any
+	if err := json.Unmarshal(b, &toks); err != nil {
+		t.Fatal(err)
+	}
+	if toks["access_token"] == "" || toks["id_token"] == "" || toks["subject"] != "c-1" {
+		t.Errorf("tokens.json = %s", b)
+	}
+	if _, ok := toks["refresh_token"]; ok {
+		t.Errorf("tokens.json holds a refresh token")
+	}
+
+	// After the citizen revokes the device, login fails with invalid_grant.
+	var dev struct {
+		DeviceID string `json:"device_id"`
+	}
+	raw, _ := os.ReadFile(filepath.Join(home, "device.json"))
+	_ = json.Unmarshal(raw, &dev)
+	if err := svc.RevokeDevice(ctx, "c-1", dev.DeviceID); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	errOut.Reset()
+	if c := run(ctx, []string{"login", "--home", home}, &out, &errOut); c != 1 || !strings.Contains(errOut.String(), "invalid_grant") {
+		t.Errorf("login with a revoked device: exit %d, stderr %q", c, errOut.String())
+	}
+}
