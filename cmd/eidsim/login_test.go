@@ -77,7 +77,7 @@ func TestRun_Login(t *testing.T) {
 	if !strings.Contains(out.String(), "logged in to "+issuer+" as c-1\n") {
 		t.Errorf("login output %q", out.String())
 	}
-	b, err := os.ReadFile(filepath.Join(home, "tokens.json"))
+	b, err := os.ReadFile(filepath.Join(home, "tokens.json")) //nolint:gosec // the test's own temporary directory
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestRun_Login(t *testing.T) {
 	var dev struct {
 		DeviceID string `json:"device_id"`
 	}
-	raw, _ := os.ReadFile(filepath.Join(home, "device.json"))
+	raw, _ := os.ReadFile(filepath.Join(home, "device.json")) //nolint:gosec // the test's own temporary directory
 	_ = json.Unmarshal(raw, &dev)
 	if err := svc.RevokeDevice(ctx, "c-1", dev.DeviceID); err != nil {
 		t.Fatal(err)
