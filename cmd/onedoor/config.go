@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/onedoor/onedoor/idp/clientaddr"
+	"github.com/onedoor/onedoor/idp/web"
 )
 
 // Config is everything OneDoor reads at start. Every flag has an ONEDOOR_*
@@ -44,6 +45,9 @@ type Config struct {
 	// TrustedProxies is a comma-separated list of CIDRs whose
 	// X-Forwarded-For and Forwarded headers are believed.
 	TrustedProxies string
+	// Limits are the other rate limits (no flags: the defaults are sized for
+	// carrier-grade NAT; tests lower them).
+	Limits web.Limits
 }
 
 // DefaultConfig is the embedded default: SQLite in ./onedoor-data, no Redis.

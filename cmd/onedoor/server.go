@@ -171,6 +171,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Web = web.New(web.Config{
 		TrustedProxies: proxies,
+		Limits:         c.Limits,
 		Issuer:         m.Issuer,
 		CookieKey:      keyset.DeriveKey(m.master, purposeCookie),
 		SessionTTL:     c.SessionTTL,

@@ -54,7 +54,7 @@ type enrollBody struct {
 // enroll binds a new eID app installation to a citizen with the one-time
 // activation code from identity proofing.
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
-	if !s.allow(r.Context(), w, limitEnrollAddr, s.clientKey(r)) {
+	if !s.allow(r.Context(), w, s.limitEnrollAddr(), s.clientKey(r)) {
 		return
 	}
 	var b enrollBody
@@ -64,7 +64,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 	}
 	// Counted whether or not a citizen has this personal id, so the limit
 	// reveals nothing either.
-	if idp.ValidPersonalID(b.PersonalID) && !s.allow(r.Context(), w, limitEnrollPID, s.subjectKey("personal-id", b.PersonalID)) {
+	if idp.ValidPersonalID(b.PersonalID) && !s.allow(r.Context(), w, s.limitEnrollPID(), s.subjectKey("personal-id", b.PersonalID)) {
 		return
 	}
 	d, err := s.eid.Enroll(r.Context(), eid.EnrollRequest{
@@ -106,7 +106,7 @@ func (s *Server) device(w http.ResponseWriter, r *http.Request) (*idp.Device, bo
 		writeJSONError(w, http.StatusUnauthorized, "invalid_token", "The device token is not valid.")
 		return nil, false
 	}
-	if !s.allow(r.Context(), w, limitDevice, d.ID) {
+	if !s.allow(r.Context(), w, s.limitDevice(), d.ID) {
 		return nil, false
 	}
 	return d, true

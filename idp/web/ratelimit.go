@@ -20,32 +20,71 @@ type limit struct {
 	window time.Duration
 }
 
-// Per client address. Thousands of citizens can share one IPv4 address
-// behind carrier-grade NAT, so these stop floods from one source and nothing
-// more; IPv6 clients count per /64 (clientaddr.Key).
-var (
-	// limitPARAddr bounds the pushed requests (server state for 90 s) one
-	// address can create.
-	limitPARAddr = limit{name: "par-addr", max: 600, window: time.Minute}
-	// limitTokenPublicAddr bounds the token requests of public clients (no
-	// secret, no assertion) from one address.
-	limitTokenPublicAddr = limit{name: "token-public-addr", max: 600, window: time.Minute}
-	// limitEnrollAddr bounds enrollment attempts from one address.
-	limitEnrollAddr = limit{name: "enroll-addr", max: 300, window: time.Minute}
-)
+// Limits are the rate limits; a zero field takes its default. Limits per
+// client address stop floods from one source and nothing more: thousands of
+// citizens can share one IPv4 address behind carrier-grade NAT, so they are
+// generous (IPv6 clients count per /64, see clientaddr.Key). The strict
+// limits are per identity under attack: a personal id, a device, a client.
+type Limits struct {
+	// PARPerAddr bounds the pushed requests (server state for 90 s) from one
+	// address per minute. Default 600.
+	PARPerAddr int
+	// PARPerClient bounds one authenticated client's pushed requests per
+	// minute. Default 6000.
+	PARPerClient int
+	// TokenPublicPerAddr bounds the token requests without a client
+	// credential (public clients) from one address per minute. Default 600.
+	TokenPublicPerAddr int
+	// EnrollPerAddr bounds enrollment attempts from one address per minute.
+	// Default 300.
+	EnrollPerAddr int
+	// EnrollPerPersonalID bounds activation-code guesses per personal id per
+	// hour, whether or not a citizen has it (the activation also locks after
+	// a few wrong codes). Default 10.
+	EnrollPerPersonalID int
+	// PerDevice bounds what one enrolled device does per minute (login-request
+	// reads, decisions, device management). Default 60.
+	PerDevice int
+}
 
-// Per identity under attack: the strict limits.
-var (
-	// limitEnrollPID bounds activation-code guesses per personal id, whether
-	// or not a citizen has it (the activation itself also locks after a few
-	// wrong codes).
-	limitEnrollPID = limit{name: "enroll-pid", max: 10, window: time.Hour}
-	// limitDevice bounds what one enrolled device may do (login-request
-	// reads, decisions, device management) per minute.
-	limitDevice = limit{name: "device", max: 60, window: time.Minute}
-	// limitPARClient bounds the pushed requests of one authenticated client.
-	limitPARClient = limit{name: "par-client", max: 6000, window: time.Minute}
-)
+// DefaultLimits are the limits a zero Limits field takes.
+var DefaultLimits = Limits{
+	PARPerAddr:          600,
+	PARPerClient:        6000,
+	TokenPublicPerAddr:  600,
+	EnrollPerAddr:       300,
+	EnrollPerPersonalID: 10,
+	PerDevice:           60,
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	for _, f := range []struct{ v, def *int }{
+		{&l.PARPerAddr, &d.PARPerAddr}, {&l.PARPerClient, &d.PARPerClient},
+		{&l.TokenPublicPerAddr, &d.TokenPublicPerAddr}, {&l.EnrollPerAddr, &d.EnrollPerAddr},
+		{&l.EnrollPerPersonalID, &d.EnrollPerPersonalID}, {&l.PerDevice, &d.PerDevice},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	return l
+}
+
+func perMinute(name string, n int) limit {
+	return limit{name: name, max: int64(n), window: time.Minute}
+}
+
+func (s *Server) limitPARAddr() limit   { return perMinute("par-addr", s.cfg.Limits.PARPerAddr) }
+func (s *Server) limitPARClient() limit { return perMinute("par-client", s.cfg.Limits.PARPerClient) }
+func (s *Server) limitTokenPublicAddr() limit {
+	return perMinute("token-public-addr", s.cfg.Limits.TokenPublicPerAddr)
+}
+func (s *Server) limitEnrollAddr() limit { return perMinute("enroll-addr", s.cfg.Limits.EnrollPerAddr) }
+func (s *Server) limitEnrollPID() limit {
+	return limit{name: "enroll-pid", max: int64(s.cfg.Limits.EnrollPerPersonalID), window: time.Hour}
+}
+func (s *Server) limitDevice() limit { return perMinute("device", s.cfg.Limits.PerDevice) }
 
 // Size of a pushed authorization request (RFC 9126): a form over maxPARBody
 // bytes is 413, more than maxPARParams values 400.

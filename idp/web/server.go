@@ -56,6 +56,8 @@ type Config struct {
 	// TrustedProxies are the ranges whose X-Forwarded-For and Forwarded
 	// headers say who the client is; without them the peer address counts.
 	TrustedProxies []netip.Prefix
+	// Limits are the other rate limits; zero fields take DefaultLimits.
+	Limits Limits
 	// RequestTimeout bounds every request's store calls, so a hung database
 	// turns into a 503 instead of a hung client.
 	RequestTimeout time.Duration
@@ -99,6 +101,7 @@ func New(cfg Config, p *oidc.Provider, store Store, eph idp.Ephemeral, e *eid.Se
 	if cfg.LoginLimit == 0 {
 		cfg.LoginLimit = 600
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	if cfg.JWKSMaxAge == 0 {
 		cfg.JWKSMaxAge = 5 * time.Minute
 	}

@@ -71,7 +71,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.provider.WriteAccessError(ctx, w, fosite.NewAccessRequest(oidc.NewSession()), err)
 		return
 	}
-	if publicClient(r) && !s.allow(ctx, w, limitTokenPublicAddr, s.clientKey(r)) {
+	if publicClient(r) && !s.allow(ctx, w, s.limitTokenPublicAddr(), s.clientKey(r)) {
 		return
 	}
 	ar, err := s.provider.NewAccessRequest(ctx, r, oidc.NewSession())
@@ -138,7 +138,7 @@ func normaliseError(r *http.Request, err error) error {
 // par is the pushed authorization request endpoint (RFC 9126).
 func (s *Server) par(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if !s.allow(ctx, w, limitPARAddr, s.clientKey(r)) {
+	if !s.allow(ctx, w, s.limitPARAddr(), s.clientKey(r)) {
 		return
 	}
 	if countValues(r.Form) > maxPARParams {
@@ -160,7 +160,7 @@ func (s *Server) par(w http.ResponseWriter, r *http.Request) {
 	}
 	// Counted once the client is authenticated, so nobody can spend another
 	// client's allowance by naming it.
-	if !s.allow(ctx, w, limitPARClient, ar.GetClient().GetID()) {
+	if !s.allow(ctx, w, s.limitPARClient(), ar.GetClient().GetID()) {
 		return
 	}
 	resp, err := s.provider.NewPushedAuthorizeResponse(ctx, ar, oidc.NewSession())
