@@ -82,17 +82,17 @@ func TestService_Enroll_UnknownPersonalIDCostsTheSame(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	real := sqlite.New(db)
-	if err := real.Migrate(ctx); err != nil {
+	sqlStore := sqlite.New(db)
+	if err := sqlStore.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
 	withCode, withoutCode := testCitizen, testCitizen
 	withoutCode.ID, withoutCode.PersonalID = "c-0002", "001099054321"
-	if err := real.CreateCitizens(ctx, []*idp.Citizen{&withCode, &withoutCode}); err != nil {
+	if err := sqlStore.CreateCitizens(ctx, []*idp.Citizen{&withCode, &withoutCode}); err != nil {
 		t.Fatal(err)
 	}
-	store := &countingStore{Store: real}
-	svc := eid.New(store, real, eid.Config{Issuer: testIssuer, CodeKey: []byte("0123456789abcdef0123456789abcdef")})
+	store := &countingStore{Store: sqlStore}
+	svc := eid.New(store, sqlStore, eid.Config{Issuer: testIssuer, CodeKey: []byte("0123456789abcdef0123456789abcdef")})
 	var hashes int
 	eid.OnCodeHash(svc, func() { hashes++ })
 	if _, _, err := svc.Activate(ctx, withCode.PersonalID, idp.LevelHigh); err != nil {
@@ -124,7 +124,7 @@ func TestService_Enroll_UnknownPersonalIDCostsTheSame(t *testing.T) {
 		t.Errorf("citizen without activation: calls %v, %d hashes; wrong code: calls %v, %d hashes", noActivation, noActivationHashes, wrongCode, wrongHashes)
 	}
 	// The wrong code was counted against the real activation only.
-	a, err := real.GetActivation(ctx, withCode.ID)
+	a, err := sqlStore.GetActivation(ctx, withCode.ID)
 	if err != nil || a.Attempts != 1 {
 		t.Fatalf("activation after one wrong code: %+v, %v", a, err)
 	}

@@ -111,7 +111,7 @@ func New(cfg Config, p *oidc.Provider, store Store, eph idp.Ephemeral, e *eid.Se
 		secure: strings.HasPrefix(cfg.Issuer, "https://"),
 		ready:  func() bool { return true },
 		addrs:  clientaddr.New(cfg.TrustedProxies),
-		base:   IssuerPath(cfg.Issuer),
+		base:   issuerPath(cfg.Issuer),
 	}
 	s.mux = http.NewServeMux()
 	s.routes()
@@ -121,9 +121,9 @@ func New(cfg Config, p *oidc.Provider, store Store, eph idp.Ephemeral, e *eid.Se
 // SetReady installs the readiness switch.
 func (s *Server) SetReady(f func() bool) { s.ready = f }
 
-// IssuerPath is the path routes are mounted under: the issuer URL's path
+// issuerPath is the path routes are mounted under: the issuer URL's path
 // without its trailing slash ("" for https://id.example.gov.vn).
-func IssuerPath(issuer string) string {
+func issuerPath(issuer string) string {
 	u, err := url.Parse(issuer)
 	if err != nil {
 		return ""
