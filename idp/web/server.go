@@ -171,6 +171,7 @@ func (s *Server) routes() {
 		s.mux.HandleFunc("GET /readyz", s.readyz)
 	}
 	s.eidRoutes(m)
+	s.mux.HandleFunc("/", s.notFound)
 }
 
 // prefixMux registers "METHOD /path" patterns under the issuer's path.
@@ -184,37 +185,28 @@ func (m *prefixMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http
 	m.ServeMux.HandleFunc(method+" "+m.base+path, h)
 }
 
-// route dispatches to the registered routes. What none of them serves gets an
-// OAuth-style JSON error: 405 with Allow for a known path and another method,
-// 404 otherwise.
-func (s *Server) route(w http.ResponseWriter, r *http.Request) {
-	if _, pattern := s.mux.Handler(r); pattern != "" {
-		s.mux.ServeHTTP(w, r)
-		return
+// routeMethods are the methods any route may serve, in Allow order.
+var routeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// notFound answers what no route serves with an OAuth-style JSON error: 405
+// with Allow when the path is known under other methods, 404 otherwise. It
+// runs only on misses, so served requests are matched once.
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	probe := *r
+	for _, m := range routeMethods {
+		probe.Method = m
+		if _, pattern := s.mux.Handler(&probe); pattern != "/" && pattern != "" {
+			allow = append(allow, m)
+		}
 	}
-	// The mux's own answer says 404 or 405 and sets Allow; keep those, write
-	// the body ourselves.
-	h, _ := s.mux.Handler(r)
-	c := &headerCapture{header: http.Header{}, status: http.StatusNotFound}
-	h.ServeHTTP(c, r)
-	if c.status == http.StatusMethodNotAllowed {
-		w.Header().Set("Allow", c.header.Get("Allow"))
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
 		writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "The endpoint does not accept the "+r.Method+" method.")
 		return
 	}
 	writeJSONError(w, http.StatusNotFound, "not_found", "No such endpoint.")
 }
-
-// headerCapture records the status and headers the mux would answer with and
-// drops its plain-text body.
-type headerCapture struct {
-	header http.Header
-	status int
-}
-
-func (c *headerCapture) Header() http.Header         { return c.header }
-func (c *headerCapture) Write(b []byte) (int, error) { return len(b), nil }
-func (c *headerCapture) WriteHeader(code int)        { c.status = code }
 
 // Limits on what a client may send.
 const (
@@ -225,7 +217,7 @@ const (
 // Handler returns the routes wrapped in the limits, headers, logging and
 // panic recovery every request gets.
 func (s *Server) Handler() http.Handler {
-	return s.middleware(http.HandlerFunc(s.route))
+	return s.middleware(s.mux)
 }
 
 func (s *Server) middleware(next http.Handler) http.Handler {
