@@ -9,8 +9,12 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
+
+	"github.com/onedoor/onedoor/idp/clientaddr"
+	"github.com/onedoor/onedoor/idp/web"
 )
 
 // Config is everything OneDoor reads at start. Every flag has an ONEDOOR_*
@@ -36,8 +40,14 @@ type Config struct {
 	ShutdownGrace   time.Duration
 	ShutdownDelay   time.Duration
 	RequestTimeout  time.Duration
-	// LoginRateLimit caps new login requests per client IP per minute.
+	// LoginRateLimit caps new login requests per client address per minute.
 	LoginRateLimit int
+	// TrustedProxies is a comma-separated list of CIDRs whose
+	// X-Forwarded-For and Forwarded headers are believed.
+	TrustedProxies string
+	// Limits are the other rate limits (no flags: the defaults are sized for
+	// carrier-grade NAT; tests lower them).
+	Limits web.Limits
 }
 
 // DefaultConfig is the embedded default: SQLite in ./onedoor-data, no Redis.
@@ -57,7 +67,7 @@ func DefaultConfig() Config {
 		ShutdownDelay:   2 * time.Second,
 		RequestTimeout:  10 * time.Second,
 		RedisPrefix:     "onedoor:",
-		LoginRateLimit:  60,
+		LoginRateLimit:  600,
 	}
 }
 
@@ -77,7 +87,8 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Issuer, "issuer", c.Issuer, "public URL of the identity provider (the OIDC issuer)")
 	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL (redis://host:port/db); when set, sessions, codes and counters go to Redis")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", c.RedisPrefix, "prefix of every Redis key, to share one Redis between deployments")
-	fs.IntVar(&c.LoginRateLimit, "login-rate-limit", c.LoginRateLimit, "new login requests allowed per client IP per minute")
+	fs.IntVar(&c.LoginRateLimit, "login-rate-limit", c.LoginRateLimit, "new login requests allowed per client address (IPv6: per /64) per minute; sized for carrier-grade NAT")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "comma-separated CIDRs of the proxies whose X-Forwarded-For and Forwarded headers name the client; without it the peer address counts")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed clearly fake demo data and serve a demo agency site")
 	fs.StringVar(&c.DemoRPAddr, "demo-rp-addr", c.DemoRPAddr, "listen address of the demo agency site (with --demo)")
 	fs.DurationVar(&c.AccessTokenTTL, "access-token-ttl", c.AccessTokenTTL, "access token lifetime")
@@ -149,8 +160,19 @@ func (c *Config) Validate(serve bool) error {
 	c.Issuer = strings.TrimRight(c.Issuer, "/")
 	if u, err := url.Parse(c.Issuer); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" {
 		add("--issuer must be an absolute http(s) URL without query or fragment (got %q)", c.Issuer)
-	} else if u.Scheme == "http" && !isLoopback(u.Hostname()) {
-		add("--issuer must use https except on localhost (got %q)", c.Issuer)
+	} else {
+		if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+			add("--issuer must use https except on localhost (got %q)", c.Issuer)
+		}
+		if u.User != nil {
+			add("--issuer must not carry user information")
+		}
+		if !issuerPathRE.MatchString(u.EscapedPath()) {
+			add("--issuer path may hold only letters, digits and . _ ~ - between slashes (got %q)", u.EscapedPath())
+		}
+	}
+	if _, err := clientaddr.ParsePrefixes(c.TrustedProxies); err != nil {
+		add("--trusted-proxies: %v", err)
 	}
 	if c.RedisURL != "" {
 		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
@@ -182,6 +204,10 @@ func (c *Config) Validate(serve bool) error {
 	}
 	return joinProblems(probs)
 }
+
+// issuerPathRE is the issuer paths OneDoor mounts its routes under: plain
+// segments, nothing a route pattern or a cookie path would read differently.
+var issuerPathRE = regexp.MustCompile(`^(/[A-Za-z0-9._~-]+)*$`)
 
 func joinProblems(probs []string) error {
 	if len(probs) == 0 {

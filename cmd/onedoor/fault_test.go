@@ -765,7 +765,7 @@ func TestLimits(t *testing.T) {
 		{"semicolon in form", http.MethodPost, "/token", form, "grant_type=client_credentials;x=1", false, http.StatusBadRequest, "invalid_request"},
 		{"bad escape in query", http.MethodGet, "/authorize?client_id=%zz", "", "", false, http.StatusUnauthorized, ""}, // an HTML page: no trusted redirect URI
 		{"unknown path", http.MethodGet, "/no/such/endpoint", "", "", false, http.StatusNotFound, "not_found"},
-		{"wrong method", http.MethodGet, "/token", "", "", false, http.StatusNotFound, "not_found"},
+		{"wrong method", http.MethodGet, "/token", "", "", false, http.StatusMethodNotAllowed, "invalid_request"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := raw(t, tc.method, tc.path, tc.contentType, strings.NewReader(tc.body), tc.chunked)

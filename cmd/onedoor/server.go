@@ -19,6 +19,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/clientaddr"
 	"github.com/onedoor/onedoor/idp/eid"
 	"github.com/onedoor/onedoor/idp/keyset"
 	"github.com/onedoor/onedoor/idp/oidc"
@@ -76,15 +77,26 @@ const (
 func (m *Main) OpenStorage(ctx context.Context) error {
 	c := &m.Config
 	var err error
+	if c.PostgresDSN == "" {
+		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
+	}
+	// The key comes first, so a missing key fails before any connection.
+	// Replicas on PostgreSQL must share one master key, so only the embedded
+	// default may create one, with or without --demo.
+	if m.master, err = keyset.LoadMasterKey(c.masterKeyPath(), c.PostgresDSN == ""); err != nil {
+		if c.PostgresDSN != "" {
+			return fmt.Errorf("master key: %w (with PostgreSQL every replica needs the same key, and OneDoor never creates one, not even with --demo: set %s or --master-key-file)", err, keyset.MasterKeyEnv)
+		}
+		return fmt.Errorf("master key: %w", err)
+	}
 	if c.PostgresDSN != "" {
 		if m.DB, err = postgres.Open(ctx, c.PostgresDSN); err != nil {
 			return fmt.Errorf("open postgres: %w", err)
 		}
 		m.Store = postgres.New(m.DB, sqlstore.WithNow(m.Now))
 	} else {
-		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-			return fmt.Errorf("data dir: %w", err)
-		}
 		if m.DB, err = sqlite.Open(filepath.Join(c.DataDir, "onedoor.db")); err != nil {
 			return fmt.Errorf("open sqlite: %w", err)
 		}
@@ -92,15 +104,6 @@ func (m *Main) OpenStorage(ctx context.Context) error {
 	}
 	if err := m.Store.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
-	}
-	// Replicas on PostgreSQL must share one master key, so only the embedded
-	// default may create one.
-	create := c.PostgresDSN == "" || c.Demo
-	if m.master, err = keyset.LoadMasterKey(c.masterKeyPath(), create); err != nil {
-		if c.PostgresDSN != "" {
-			return fmt.Errorf("master key: %w (with PostgreSQL every replica needs the same key: set ONEDOOR_MASTER_KEY or --master-key-file)", err)
-		}
-		return fmt.Errorf("master key: %w", err)
 	}
 	sealer, err := keyset.NewSealer(keyset.DeriveKey(m.master, purposeKeys))
 	if err != nil {
@@ -163,7 +166,13 @@ func (m *Main) Run(ctx context.Context) error {
 		Now:         m.Now,
 		DeviceGrant: m.EID,
 	}, m.Store, m.Eph, m.Keys)
+	proxies, err := clientaddr.ParsePrefixes(c.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
+	}
 	m.Web = web.New(web.Config{
+		TrustedProxies: proxies,
+		Limits:         c.Limits,
 		Issuer:         m.Issuer,
 		CookieKey:      keyset.DeriveKey(m.master, purposeCookie),
 		SessionTTL:     c.SessionTTL,

@@ -65,6 +65,9 @@ func (s *Service) Activate(ctx context.Context, personalID string, level idp.Lev
 // codeHash binds the code to the citizen, so equal codes of two citizens
 // never share a hash.
 func (s *Service) codeHash(citizenID, code string) []byte {
+	if s.codeHashed != nil {
+		s.codeHashed()
+	}
 	m := hmac.New(sha256.New, s.cfg.CodeKey)
 	m.Write([]byte("onedoor eid activation\x00" + citizenID + "\x00" + code))
 	return m.Sum(nil)
@@ -90,6 +93,10 @@ type EnrollRequest struct {
 	DeviceName     string          `json:"device_name"`
 }
 
+// noCitizen is the citizen id an enrollment for an unknown personal id works
+// against: no citizen, hence no activation, has the empty id.
+const noCitizen = ""
+
 // errRefused marks an activation check that failed inside UpdateActivation.
 var errRefused = errors.New("activation refused")
 
@@ -111,19 +118,26 @@ func (s *Service) Enroll(ctx context.Context, r EnrollRequest) (*idp.Device, err
 	if !idp.ValidPersonalID(r.PersonalID) {
 		return nil, ErrEnrollmentFailed
 	}
+	// A personal id that no citizen has costs what a wrong code costs: the
+	// same store calls and the same hash, against a citizen id no record
+	// has, so neither the answer nor the time says whether it exists.
 	c, err := s.store.GetCitizenByPersonalID(ctx, r.PersonalID)
-	if err != nil {
-		s.codeHash("", code) // keep the timing close to a wrong code
-		return nil, mapNotFound(err, ErrEnrollmentFailed)
+	citizenID := noCitizen
+	switch {
+	case err == nil:
+		citizenID = c.ID
+	case !errors.Is(err, idp.ErrNotFound):
+		return nil, err
 	}
+	hash := s.codeHash(citizenID, code)
 	now := s.now()
 	var level idp.Level
-	err = s.store.UpdateActivation(ctx, c.ID, func(a *idp.Activation) error {
-		if a.UsedAt != nil || !now.Before(a.ExpiresAt) || a.Attempts >= s.cfg.MaxActivationAttempts {
+	err = s.store.UpdateActivation(ctx, citizenID, func(a *idp.Activation) error {
+		if c == nil || a.UsedAt != nil || !now.Before(a.ExpiresAt) || a.Attempts >= s.cfg.MaxActivationAttempts {
 			return errRefused
 		}
 		a.Attempts++ // stored even when the code is wrong
-		if !hmac.Equal(s.codeHash(c.ID, code), a.CodeHash) {
+		if !hmac.Equal(hash, a.CodeHash) {
 			return errRefused
 		}
 		a.UsedAt = &now
@@ -135,6 +149,9 @@ func (s *Service) Enroll(ctx context.Context, r EnrollRequest) (*idp.Device, err
 	}
 	if err != nil {
 		return nil, mapNotFound(err, ErrEnrollmentFailed)
+	}
+	if c == nil { // unreachable: no activation has the empty citizen id
+		return nil, ErrEnrollmentFailed
 	}
 	id, err := s.newID()
 	if err != nil {

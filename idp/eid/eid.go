@@ -121,6 +121,9 @@ type Service struct {
 	eph      idp.Ephemeral
 	cfg      Config
 	verifier Verifier
+	// codeHashed, when set (by tests), is called on every activation-code
+	// hash, so a test can count them.
+	codeHashed func()
 }
 
 // New returns a Service. It panics when cfg is invalid: call cfg.Validate at

@@ -71,7 +71,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		s.authorizeError(w, r, ar, fosite.ErrLoginRequired.WithHint("No single sign-on session satisfies the request."))
 		return
 	}
-	if !s.allow(ctx, w, r, s.loginLimit()) {
+	if !s.allow(ctx, w, s.loginLimit(), s.clientKey(r)) {
 		return
 	}
 	s.startLogin(w, r, ar, claims, required)
@@ -225,26 +225,33 @@ type browserSession struct {
 
 const sessionPrefix = "web:session:"
 
-func (s *Server) sessionCookieName() string {
-	if s.secure {
-		return "__Host-onedoor-session"
+func (s *Server) sessionCookieName() string { return s.cookiePrefix() + "onedoor-session" }
+
+func (s *Server) loginCookieName() string { return s.cookiePrefix() + "onedoor-login" }
+
+// cookiePrefix is __Host- on https at the host's root. Under an issuer path
+// the cookies are scoped to that path, which __Host- forbids, so they are
+// __Secure- instead.
+func (s *Server) cookiePrefix() string {
+	switch {
+	case !s.secure:
+		return ""
+	case s.base == "":
+		return "__Host-"
+	default:
+		return "__Secure-"
 	}
-	return "onedoor-session"
 }
 
-func (s *Server) loginCookieName() string {
-	if s.secure {
-		return "__Host-onedoor-login"
-	}
-	return "onedoor-login"
-}
+// cookiePath scopes cookies to the issuer's path.
+func (s *Server) cookiePath() string { return s.base + "/" }
 
 func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
 	// Secure follows the issuer: https always, plain http only on loopback.
 	http.SetCookie(w, &http.Cookie{ // #nosec G124 -- Secure is set whenever the issuer is https
 		Name:     name,
 		Value:    value,
-		Path:     "/",
+		Path:     s.cookiePath(),
 		MaxAge:   int(maxAge / time.Second),
 		Secure:   s.secure,
 		HttpOnly: true,
@@ -253,7 +260,7 @@ func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge tim
 }
 
 func (s *Server) clearCookie(w http.ResponseWriter, name string) {
-	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, // #nosec G124 -- as setCookie
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: s.cookiePath(), MaxAge: -1, // #nosec G124 -- as setCookie
 		Secure: s.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 }
 

@@ -19,7 +19,7 @@ const (
 	PathDevices       = "/eid/v1/devices"
 )
 
-func (s *Server) eidRoutes(m *http.ServeMux) {
+func (s *Server) eidRoutes(m *prefixMux) {
 	m.HandleFunc("POST "+PathEnrollments, s.enroll)
 	m.HandleFunc("GET "+PathLoginRequests+"{id}", s.appLoginRequest)
 	m.HandleFunc("POST "+PathLoginRequests+"{id}/decision", s.appDecision)
@@ -54,12 +54,17 @@ type enrollBody struct {
 // enroll binds a new eID app installation to a citizen with the one-time
 // activation code from identity proofing.
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
-	if !s.allow(r.Context(), w, r, limitEnroll) {
+	if !s.allow(r.Context(), w, s.limitEnrollAddr(), s.clientKey(r)) {
 		return
 	}
 	var b enrollBody
 	if err := decodeStrict(r, &b); err != nil {
 		writeJSONError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	// Counted whether or not a citizen has this personal id, so the limit
+	// reveals nothing either.
+	if idp.ValidPersonalID(b.PersonalID) && !s.allow(r.Context(), w, s.limitEnrollPID(), s.subjectKey("personal-id", b.PersonalID)) {
 		return
 	}
 	d, err := s.eid.Enroll(r.Context(), eid.EnrollRequest{
@@ -87,6 +92,9 @@ func (s *Server) device(w http.ResponseWriter, r *http.Request) (*idp.Device, bo
 	d, err := s.eid.AuthenticateHeader(r.Context(), r.Header.Get("Authorization"), s.cfg.Issuer)
 	switch {
 	case err == nil:
+		if !s.allow(r.Context(), w, s.limitDevice(), d.ID) {
+			return nil, false
+		}
 		return d, true
 	case errors.Is(err, idp.ErrUnavailable):
 		s.unavailable(w, "store", err)

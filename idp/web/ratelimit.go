@@ -2,38 +2,124 @@ package web
 
 import (
 	"context"
-	"net"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/onedoor/onedoor/idp/clientaddr"
 )
 
-// limit is a fixed-window rate limit on one abusable step, per client IP.
+// limit is a fixed-window rate limit on one abusable step: one ephemeral
+// Incr per check, keyed by the step, the subject and the window.
 type limit struct {
 	name   string
 	max    int64
 	window time.Duration
 }
 
-// Limits on the steps that create server state or guess secrets. The token
-// endpoint is not limited here: it authenticates clients with 256-bit
-// secrets or signed assertions, and a counter there would cost a store round
-// trip on the hottest path.
-var limitEnroll = limit{name: "enroll", max: 10, window: time.Minute} // activation-code guesses
+// Limits are the rate limits; a zero field takes its default. Limits per
+// client address stop floods from one source and nothing more: thousands of
+// citizens can share one IPv4 address behind carrier-grade NAT, so they are
+// generous (IPv6 clients count per /64, see clientaddr.Key). The strict
+// limits are per identity under attack: a personal id, a device, a client.
+type Limits struct {
+	// PARPerAddr bounds the pushed requests (server state for 90 s) from one
+	// address per minute. Default 600.
+	PARPerAddr int
+	// PARPerClient bounds one authenticated client's pushed requests per
+	// minute. Default 6000.
+	PARPerClient int
+	// TokenPublicPerAddr bounds the token requests without a client
+	// credential (public clients) from one address per minute. Default 600.
+	TokenPublicPerAddr int
+	// EnrollPerAddr bounds enrollment attempts from one address per minute.
+	// Default 300.
+	EnrollPerAddr int
+	// EnrollPerPersonalID bounds activation-code guesses per personal id per
+	// hour, whether or not a citizen has it (the activation also locks after
+	// a few wrong codes). Default 10.
+	EnrollPerPersonalID int
+	// PerDevice bounds what one enrolled device does per minute (login-request
+	// reads, decisions, device management). Default 60.
+	PerDevice int
+}
 
-// loginLimit bounds the login requests (server state) one IP can create.
+// DefaultLimits are the limits a zero Limits field takes.
+var DefaultLimits = Limits{
+	PARPerAddr:          600,
+	PARPerClient:        6000,
+	TokenPublicPerAddr:  600,
+	EnrollPerAddr:       300,
+	EnrollPerPersonalID: 10,
+	PerDevice:           60,
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	for _, f := range []struct{ v, def *int }{
+		{&l.PARPerAddr, &d.PARPerAddr}, {&l.PARPerClient, &d.PARPerClient},
+		{&l.TokenPublicPerAddr, &d.TokenPublicPerAddr}, {&l.EnrollPerAddr, &d.EnrollPerAddr},
+		{&l.EnrollPerPersonalID, &d.EnrollPerPersonalID}, {&l.PerDevice, &d.PerDevice},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	return l
+}
+
+func perMinute(name string, n int) limit {
+	return limit{name: name, max: int64(n), window: time.Minute}
+}
+
+func (s *Server) limitPARAddr() limit   { return perMinute("par-addr", s.cfg.Limits.PARPerAddr) }
+func (s *Server) limitPARClient() limit { return perMinute("par-client", s.cfg.Limits.PARPerClient) }
+func (s *Server) limitTokenPublicAddr() limit {
+	return perMinute("token-public-addr", s.cfg.Limits.TokenPublicPerAddr)
+}
+func (s *Server) limitEnrollAddr() limit { return perMinute("enroll-addr", s.cfg.Limits.EnrollPerAddr) }
+func (s *Server) limitEnrollPID() limit {
+	return limit{name: "enroll-pid", max: int64(s.cfg.Limits.EnrollPerPersonalID), window: time.Hour}
+}
+func (s *Server) limitDevice() limit { return perMinute("device", s.cfg.Limits.PerDevice) }
+
+// Size of a pushed authorization request (RFC 9126): a form over maxPARBody
+// bytes is 413, more than maxPARParams values 400.
+const (
+	maxPARBody   = 8 << 10
+	maxPARParams = 40
+)
+
+// loginLimit bounds the login requests (server state) one address can create.
 func (s *Server) loginLimit() limit {
 	return limit{name: "login", max: int64(s.cfg.LoginLimit), window: time.Minute}
 }
 
-// allow counts the request and reports whether it is within the limit. A
-// store outage does not turn into a denial: the limiter fails open and the
-// step itself then answers 503 if it needs the store.
-func (s *Server) allow(ctx context.Context, w http.ResponseWriter, r *http.Request, l limit) bool {
+// clientKey is the rate-limit key of the request's client address: the peer,
+// or what a trusted proxy says the client is.
+func (s *Server) clientKey(r *http.Request) string {
+	return clientaddr.Key(s.addrs.Request(r))
+}
+
+// subjectKey turns an identifier that is personal data (a personal id) into
+// an opaque counter key, so the ephemeral store holds no personal data.
+func (s *Server) subjectKey(kind, id string) string {
+	m := hmac.New(sha256.New, s.cfg.CookieKey)
+	m.Write([]byte("onedoor rate limit\x00" + kind + "\x00" + id))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+// allow counts the request against l for key and reports whether it is within
+// the limit; over it, it answers 429 with Retry-After. A store outage does
+// not turn into a denial: the limiter fails open and the step itself then
+// answers 503 if it needs the store.
+func (s *Server) allow(ctx context.Context, w http.ResponseWriter, l limit, key string) bool {
 	now := s.cfg.Now()
 	window := now.Truncate(l.window)
-	key := "rl:" + l.name + ":" + clientIP(r) + ":" + strconv.FormatInt(window.Unix(), 10)
-	n, err := s.eph.Incr(ctx, key, l.window+time.Second)
+	n, err := s.eph.Incr(ctx, "rl:"+l.name+":"+key+":"+strconv.FormatInt(window.Unix(), 10), l.window+time.Second)
 	if err != nil || n <= l.max {
 		return true
 	}
@@ -41,14 +127,4 @@ func (s *Server) allow(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	w.Header().Set("Retry-After", strconv.Itoa(retry))
 	writeJSONError(w, http.StatusTooManyRequests, "slow_down", "Too many requests; try again later.")
 	return false
-}
-
-// clientIP is the peer address. OneDoor does not trust X-Forwarded-For: a
-// deployment behind a proxy sets the real address at the proxy.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

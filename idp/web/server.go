@@ -13,11 +13,14 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/clientaddr"
 	"github.com/onedoor/onedoor/idp/eid"
 	"github.com/onedoor/onedoor/idp/oidc"
 )
@@ -38,6 +41,8 @@ type Keys interface {
 
 // Config holds the web layer's settings.
 type Config struct {
+	// Issuer is the public URL. When it has a path (https://id.example/idp)
+	// every route is served under that path and cookies are scoped to it.
 	Issuer string
 	// CookieKey keys the CSRF tokens (32 bytes from the master key).
 	CookieKey []byte
@@ -46,8 +51,13 @@ type Config struct {
 	// JWKSMaxAge is the Cache-Control max-age of the key set; a new key is
 	// published at least this long before it signs.
 	JWKSMaxAge time.Duration
-	// LoginLimit caps new login requests per client IP per minute.
+	// LoginLimit caps new login requests per client address per minute.
 	LoginLimit int
+	// TrustedProxies are the ranges whose X-Forwarded-For and Forwarded
+	// headers say who the client is; without them the peer address counts.
+	TrustedProxies []netip.Prefix
+	// Limits are the other rate limits; zero fields take DefaultLimits.
+	Limits Limits
 	// RequestTimeout bounds every request's store calls, so a hung database
 	// turns into a 503 instead of a hung client.
 	RequestTimeout time.Duration
@@ -66,6 +76,9 @@ type Server struct {
 	log      *slog.Logger
 	secure   bool
 	mux      *http.ServeMux
+	addrs    *clientaddr.Resolver
+	// base is the issuer's path ("" or "/idp"): every route lives under it.
+	base string
 	// Ready reports whether the server should receive traffic; cmd flips it
 	// off first on SIGTERM.
 	ready func() bool
@@ -86,8 +99,9 @@ func New(cfg Config, p *oidc.Provider, store Store, eph idp.Ephemeral, e *eid.Se
 		cfg.RequestTimeout = 10 * time.Second
 	}
 	if cfg.LoginLimit == 0 {
-		cfg.LoginLimit = 60
+		cfg.LoginLimit = 600
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	if cfg.JWKSMaxAge == 0 {
 		cfg.JWKSMaxAge = 5 * time.Minute
 	}
@@ -96,6 +110,8 @@ func New(cfg Config, p *oidc.Provider, store Store, eph idp.Ephemeral, e *eid.Se
 		log:    cfg.Logger,
 		secure: strings.HasPrefix(cfg.Issuer, "https://"),
 		ready:  func() bool { return true },
+		addrs:  clientaddr.New(cfg.TrustedProxies),
+		base:   issuerPath(cfg.Issuer),
 	}
 	s.mux = http.NewServeMux()
 	s.routes()
@@ -104,6 +120,16 @@ func New(cfg Config, p *oidc.Provider, store Store, eph idp.Ephemeral, e *eid.Se
 
 // SetReady installs the readiness switch.
 func (s *Server) SetReady(f func() bool) { s.ready = f }
+
+// issuerPath is the path routes are mounted under: the issuer URL's path
+// without its trailing slash ("" for https://id.example.gov.vn).
+func issuerPath(issuer string) string {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimRight(u.EscapedPath(), "/")
+}
 
 // Paths of the endpoints, relative to the issuer.
 const (
@@ -121,7 +147,7 @@ const (
 )
 
 func (s *Server) routes() {
-	m := s.mux
+	m := &prefixMux{ServeMux: s.mux, base: s.base}
 	m.HandleFunc("GET "+PathDiscovery, s.discovery)
 	m.HandleFunc("GET "+PathJWKS, s.jwks)
 	m.HandleFunc("GET "+PathAuthorize, s.authorize)
@@ -136,12 +162,50 @@ func (s *Server) routes() {
 	m.HandleFunc("POST "+PathLogout, s.logout)
 	m.HandleFunc("GET "+PathStatus, s.loginStatus)
 	m.HandleFunc("GET "+PathContinue, s.loginContinue)
-	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	healthz := func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }
+	m.HandleFunc("GET /healthz", healthz)
 	m.HandleFunc("GET /readyz", s.readyz)
+	if s.base != "" {
+		// Probes also work on the bare host, as load balancers expect.
+		s.mux.HandleFunc("GET /healthz", healthz)
+		s.mux.HandleFunc("GET /readyz", s.readyz)
+	}
 	s.eidRoutes(m)
-	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSONError(w, http.StatusNotFound, "not_found", "No such endpoint.")
-	})
+	s.mux.HandleFunc("/", s.notFound)
+}
+
+// prefixMux registers "METHOD /path" patterns under the issuer's path.
+type prefixMux struct {
+	*http.ServeMux
+	base string
+}
+
+func (m *prefixMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	method, path, _ := strings.Cut(pattern, " ")
+	m.ServeMux.HandleFunc(method+" "+m.base+path, h)
+}
+
+// routeMethods are the methods any route may serve, in Allow order.
+var routeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// notFound answers what no route serves with an OAuth-style JSON error: 405
+// with Allow when the path is known under other methods, 404 otherwise. It
+// runs only on misses, so served requests are matched once.
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	probe := *r
+	for _, m := range routeMethods {
+		probe.Method = m
+		if _, pattern := s.mux.Handler(&probe); pattern != "/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "The endpoint does not accept the "+r.Method+" method.")
+		return
+	}
+	writeJSONError(w, http.StatusNotFound, "not_found", "No such endpoint.")
 }
 
 // Limits on what a client may send.
@@ -179,18 +243,23 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			return
 		}
 		if r.Body != nil && r.Body != http.NoBody {
-			if r.ContentLength > maxBody {
-				writeJSONError(rec, http.StatusRequestEntityTooLarge, "invalid_request", "The request body is larger than 1 MB.")
+			limit, tooLarge := int64(maxBody), "The request body is larger than 1 MB."
+			if r.URL.Path == s.base+PathPAR {
+				// A pushed request becomes server state: keep it small.
+				limit, tooLarge = maxPARBody, "A pushed authorization request is limited to 8 KB."
+			}
+			if r.ContentLength > limit {
+				writeJSONError(rec, http.StatusRequestEntityTooLarge, "invalid_request", tooLarge)
 				return
 			}
-			r.Body = http.MaxBytesReader(rec, r.Body, maxBody)
+			r.Body = http.MaxBytesReader(rec, r.Body, limit)
 			// Parse forms here so an oversized chunked body is a 413, not
 			// whatever a handler would make of a truncated form.
 			if isForm(r) {
 				if err := r.ParseForm(); err != nil {
 					var mbe *http.MaxBytesError
 					if errors.As(err, &mbe) {
-						writeJSONError(rec, http.StatusRequestEntityTooLarge, "invalid_request", "The request body is larger than 1 MB.")
+						writeJSONError(rec, http.StatusRequestEntityTooLarge, "invalid_request", tooLarge)
 						return
 					}
 					writeJSONError(rec, http.StatusBadRequest, "invalid_request", "The request body is not a valid form.")

@@ -35,6 +35,22 @@ func precheckToken(r *http.Request) error {
 	return nil
 }
 
+// publicClient reports whether the request carries no client credential: a
+// public client (or one pretending to be), which nothing but a limit slows.
+func publicClient(r *http.Request) bool {
+	_, _, basic := r.BasicAuth()
+	return !basic && r.PostForm.Get("client_secret") == "" && r.PostForm.Get("client_assertion") == ""
+}
+
+// countValues counts the values of a form.
+func countValues(form map[string][]string) int {
+	n := 0
+	for _, v := range form {
+		n += len(v)
+	}
+	return n
+}
+
 // repeatedParam names a parameter sent more than once, if any.
 func repeatedParam(form map[string][]string) string {
 	for k, v := range form {
@@ -53,6 +69,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="onedoor"`)
 		}
 		s.provider.WriteAccessError(ctx, w, fosite.NewAccessRequest(oidc.NewSession()), err)
+		return
+	}
+	if publicClient(r) && !s.allow(ctx, w, s.limitTokenPublicAddr(), s.clientKey(r)) {
 		return
 	}
 	ar, err := s.provider.NewAccessRequest(ctx, r, oidc.NewSession())
@@ -127,6 +146,13 @@ func normaliseError(r *http.Request, err error) error {
 // par is the pushed authorization request endpoint (RFC 9126).
 func (s *Server) par(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if !s.allow(ctx, w, s.limitPARAddr(), s.clientKey(r)) {
+		return
+	}
+	if countValues(r.Form) > maxPARParams {
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", "A pushed authorization request has at most 40 parameters.")
+		return
+	}
 	ar, err := s.provider.NewPushedAuthorizeRequest(ctx, r)
 	if err != nil {
 		s.parError(w, r, ar, err)
@@ -138,6 +164,11 @@ func (s *Server) par(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.validateAuthorize(ar, true); err != nil {
 		s.parError(w, r, ar, err)
+		return
+	}
+	// Counted once the client is authenticated, so nobody can spend another
+	// client's allowance by naming it.
+	if !s.allow(ctx, w, s.limitPARClient(), ar.GetClient().GetID()) {
 		return
 	}
 	resp, err := s.provider.NewPushedAuthorizeResponse(ctx, ar, oidc.NewSession())
