@@ -14,11 +14,9 @@ import (
 	"github.com/onedoor/onedoor/idp"
 )
 
-// ClaimRequest is one claim a relying party asks for.
-type ClaimRequest struct {
-	Name     string `json:"name"`
-	Optional bool   `json:"optional"`
-}
+// ClaimRequest is one claim a relying party asks for, as the release policy
+// planned it.
+type ClaimRequest = idp.ClaimRequest
 
 // LoginRequest is a login waiting for the citizen's answer in the eID app.
 type LoginRequest struct {

@@ -51,8 +51,11 @@ type Config struct {
 	// RequestTimeout bounds every request's store calls, so a hung database
 	// turns into a 503 instead of a hung client.
 	RequestTimeout time.Duration
-	Now            func() time.Time
-	Logger         *slog.Logger
+	// Release decides what each client is shown and receives; nil means
+	// idp.GrantPolicy over the store.
+	Release idp.ReleasePolicy
+	Now     func() time.Time
+	Logger  *slog.Logger
 }
 
 // Server is the identity provider's HTTP surface.
@@ -62,6 +65,7 @@ type Server struct {
 	store    Store
 	eph      idp.Ephemeral
 	eid      *eid.Service
+	release  idp.ReleasePolicy
 	keys     Keys
 	log      *slog.Logger
 	secure   bool
@@ -96,6 +100,10 @@ func New(cfg Config, p *oidc.Provider, store Store, eph idp.Ephemeral, e *eid.Se
 		log:    cfg.Logger,
 		secure: strings.HasPrefix(cfg.Issuer, "https://"),
 		ready:  func() bool { return true },
+	}
+	s.release = cfg.Release
+	if s.release == nil {
+		s.release = &idp.GrantPolicy{Clients: store, Grants: store}
 	}
 	s.mux = http.NewServeMux()
 	s.routes()

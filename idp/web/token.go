@@ -183,7 +183,14 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 		s.unavailable(w, "durable store", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, citizenClaims(cit, c.Released))
+	// What the token recorded as agreed, narrowed to what the client may
+	// receive now: an operator narrowing a client takes effect at once.
+	released, err := s.release.Released(ctx, c.ClientID, c.Released)
+	if err != nil {
+		s.unavailable(w, "durable store", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, citizenClaims(cit, released))
 }
 
 // bearer extracts an access token from the Authorization header or, for
