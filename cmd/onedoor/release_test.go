@@ -208,7 +208,11 @@ func TestRelease_ExplicitClaims(t *testing.T) {
 // Narrowing a client takes effect at once: tokens issued before, and silent
 // SSO after, release only what the client may receive now.
 func TestRelease_OperatorNarrowsClient(t *testing.T) {
-	e := startMain(t)
+	t.Run("SQLite", func(t *testing.T) { testOperatorNarrowsClient(t, startMain(t)) })
+	t.Run("PostgresRedis", func(t *testing.T) { testOperatorNarrowsClient(t, startMain(t, scaleOption(t))) })
+}
+
+func testOperatorNarrowsClient(t *testing.T, e *testEnv) {
 	id, secret := e.client(ClientSpec{Scope: "openid profile eid"})
 	r := e.rp(id, secret, gooidc.ScopeOpenID, "profile", "eid")
 	b := newBrowser()
@@ -272,7 +276,11 @@ func TestRelease_IDTokenClaims(t *testing.T) {
 // The approval the app signed is kept with the grant, and verifies with the
 // device key long after the login.
 func TestRelease_GrantKeepsEvidence(t *testing.T) {
-	e := startMain(t)
+	t.Run("SQLite", func(t *testing.T) { testGrantKeepsEvidence(t, startMain(t)) })
+	t.Run("PostgresRedis", func(t *testing.T) { testGrantKeepsEvidence(t, startMain(t, scaleOption(t))) })
+}
+
+func testGrantKeepsEvidence(t *testing.T, e *testEnv) {
 	id, secret := e.client(ClientSpec{Scope: "openid profile eid"})
 	r := e.rp(id, secret, gooidc.ScopeOpenID, "profile", "eid")
 	u, state, nonce, verifier := authorizeURL(r)
