@@ -49,11 +49,23 @@ func ParseCitizens(name string, data []byte) ([]*Citizen, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v: %w", name, err, ErrInvalid)
 	}
+	cs := make([]*Citizen, 0, len(recs))
+	for _, r := range recs {
+		cs = append(cs, r.Citizen())
+	}
+	if err := CheckCitizens(cs); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return cs, nil
+}
+
+// CheckCitizens normalises a batch of citizens to import and reports every
+// problem at once, by row (1-based): invalid fields, a personal id repeated
+// within the batch, an empty batch. The error wraps ErrInvalid.
+func CheckCitizens(cs []*Citizen) error {
 	var probs []string
 	seen := map[string]int{}
-	cs := make([]*Citizen, 0, len(recs))
-	for i, r := range recs {
-		c := r.Citizen()
+	for i, c := range cs {
 		c.Normalize()
 		if err := c.Validate(); err != nil {
 			probs = append(probs, fmt.Sprintf("row %d: %v", i+1, strings.TrimSuffix(err.Error(), ": "+ErrInvalid.Error())))
@@ -62,15 +74,14 @@ func ParseCitizens(name string, data []byte) ([]*Citizen, error) {
 			probs = append(probs, fmt.Sprintf("row %d: personal_id repeats row %d", i+1, j))
 		}
 		seen[c.PersonalID] = i + 1
-		cs = append(cs, c)
 	}
 	if len(cs) == 0 {
 		probs = append(probs, "no citizens in the file")
 	}
 	if len(probs) > 0 {
-		return nil, fmt.Errorf("%s: nothing imported (%w):\n  %s", name, ErrInvalid, strings.Join(probs, "\n  "))
+		return fmt.Errorf("nothing imported (%w):\n  %s", ErrInvalid, strings.Join(probs, "\n  "))
 	}
-	return cs, nil
+	return nil
 }
 
 func parseCitizenRecords(name string, data []byte) ([]CitizenRecord, error) {

@@ -286,12 +286,10 @@ func viewCitizen(c *idp.Citizen) citizenView {
 func (m *Main) ImportCitizens(ctx context.Context, recs []citizenRecord) error {
 	cs := make([]*idp.Citizen, 0, len(recs))
 	for _, r := range recs {
-		c := r.Citizen()
-		c.Normalize()
-		if err := c.Validate(); err != nil {
-			return fmt.Errorf("nothing imported: %w", err)
-		}
-		cs = append(cs, c)
+		cs = append(cs, r.Citizen())
+	}
+	if err := idp.CheckCitizens(cs); err != nil {
+		return err
 	}
 	return m.importCitizens(ctx, cs)
 }
