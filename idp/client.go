@@ -1,6 +1,10 @@
 package idp
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/url"
@@ -66,6 +70,13 @@ func (c *Client) Validate() error {
 	for _, s := range c.Scopes {
 		if !scopeRE.MatchString(s) {
 			add("scope %q is not a valid scope token", s)
+		}
+	}
+	for i, name := range c.Claims {
+		if !KnownClaim(name) {
+			add("claim %q is not a registry claim (%s)", name, strings.Join(KnownClaims, ", "))
+		} else if slices.Contains(c.Claims[:i], name) {
+			add("claim %q is listed twice", name)
 		}
 	}
 	switch c.AuthMethod {
@@ -135,4 +146,56 @@ func loopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// ApplyDefaults fills what an operator left out of a registration: a random
+// client id, client_secret_basic, ES256 ID tokens, the scopes "openid
+// profile", and the authorization code grant (with refresh tokens when
+// offline_access is registered).
+func (c *Client) ApplyDefaults() {
+	if c.ID == "" {
+		b := make([]byte, 12)
+		_, _ = rand.Read(b)
+		c.ID = hex.EncodeToString(b)
+	}
+	if c.AuthMethod == "" {
+		c.AuthMethod = AuthSecretBasic
+	}
+	if c.IDTokenAlg == "" {
+		c.IDTokenAlg = "ES256"
+	}
+	if len(c.Scopes) == 0 {
+		c.Scopes = []string{ScopeOpenID, ScopeProfile}
+	}
+	if len(c.GrantTypes) == 0 {
+		c.GrantTypes = []string{"authorization_code"}
+		if slices.Contains(c.Scopes, ScopeOffline) {
+			c.GrantTypes = append(c.GrantTypes, "refresh_token")
+		}
+	}
+}
+
+// UsesSecret reports whether the client authenticates with a shared secret.
+func (c *Client) UsesSecret() bool {
+	return c.AuthMethod == AuthSecretBasic || c.AuthMethod == AuthSecretPost
+}
+
+// NewClientSecret returns a fresh client secret: 256 random bits,
+// base64url. It is shown once; only HashClientSecret of it is stored.
+func NewClientSecret() string { return randomString(32) }
+
+// HashClientSecret is the stored form of a client secret: HMAC-SHA256 under
+// the deployment's client-secret key. Secrets are 256-bit random values made
+// by NewClientSecret, so a keyed hash is as strong as a password hash against
+// guessing and costs microseconds at the token endpoint.
+func HashClientSecret(key []byte, secret string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(secret))
+	return m.Sum(nil)
+}
+
+// ParseClaimList reads a comma- or space-separated list of claim names, as
+// given to `onedoor client create --claims`.
+func ParseClaimList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
 }

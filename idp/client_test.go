@@ -128,3 +128,56 @@ func TestClientValidate_JWTBearerOnlyForTheEIDApp(t *testing.T) {
 		}
 	}
 }
+
+func TestClient_ApplyDefaults(t *testing.T) {
+	c := &Client{Name: "Agency", Scopes: []string{"openid", "offline_access"}, RedirectURIs: []string{"https://a.example/cb"}}
+	c.ApplyDefaults()
+	if len(c.ID) != 24 || c.AuthMethod != AuthSecretBasic || c.IDTokenAlg != "ES256" || strings.Join(c.GrantTypes, " ") != "authorization_code refresh_token" {
+		t.Errorf("defaults: %+v", c)
+	}
+	d := &Client{}
+	d.ApplyDefaults()
+	if strings.Join(d.Scopes, " ") != "openid profile" || strings.Join(d.GrantTypes, " ") != "authorization_code" || d.ID == c.ID {
+		t.Errorf("defaults of an empty registration: %+v", d)
+	}
+	set := &Client{ID: "x", AuthMethod: AuthNone, IDTokenAlg: "RS256", Scopes: []string{"registry.read"}, GrantTypes: []string{"client_credentials"}}
+	set.ApplyDefaults()
+	if set.ID != "x" || set.AuthMethod != AuthNone || set.IDTokenAlg != "RS256" || len(set.Scopes) != 1 || len(set.GrantTypes) != 1 {
+		t.Errorf("defaults overwrote what the operator set: %+v", set)
+	}
+}
+
+func TestClientSecret(t *testing.T) {
+	a, b := NewClientSecret(), NewClientSecret()
+	if len(a) != 43 || a == b {
+		t.Errorf("secrets %q, %q: want two distinct 256-bit base64url values", a, b)
+	}
+	key := []byte("k1")
+	if h := HashClientSecret(key, a); len(h) != 32 || string(h) != string(HashClientSecret(key, a)) ||
+		string(h) == string(HashClientSecret([]byte("k2"), a)) || string(h) == string(HashClientSecret(key, b)) {
+		t.Error("HashClientSecret is not a keyed, deterministic 256-bit hash")
+	}
+}
+
+func TestClient_ValidateClaims(t *testing.T) {
+	base := Client{ID: "c", Name: "C", AuthMethod: AuthNone, IDTokenAlg: "ES256", GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{"https://a.example/cb"}}
+	for _, tt := range []struct {
+		claims []string
+		want   string
+	}{
+		{[]string{"name", "phone_number", "personal_id"}, ""},
+		{[]string{"salary"}, `claim "salary" is not a registry claim`},
+		{[]string{"name", "name"}, `claim "name" is listed twice`},
+		{[]string{"sub"}, `claim "sub" is not a registry claim`},
+	} {
+		c := base
+		c.Claims = tt.claims
+		err := c.Validate()
+		if tt.want == "" && err != nil || tt.want != "" && (!errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("claims %v: got %v, want %q", tt.claims, err, tt.want)
+		}
+	}
+	if got := ParseClaimList("name, phone_number,,personal_id"); strings.Join(got, " ") != "name phone_number personal_id" {
+		t.Errorf("ParseClaimList = %q", got)
+	}
+}

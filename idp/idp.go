@@ -175,12 +175,15 @@ type Client struct {
 	PostLogoutRedirectURIs []string
 	GrantTypes             []string
 	Scopes                 []string
-	AuthMethod             string
-	JWKS                   string // JSON Web Key Set document, for private_key_jwt
-	JWKSURI                string
-	PARRequired            bool
-	IDTokenAlg             string // ES256 (default) or RS256
-	CreatedAt              time.Time
+	// Claims lists registry claims the client may receive beyond those its
+	// scopes stand for (see AllowedClaims).
+	Claims      []string
+	AuthMethod  string
+	JWKS        string // JSON Web Key Set document, for private_key_jwt
+	JWKSURI     string
+	PARRequired bool
+	IDTokenAlg  string // ES256 (default) or RS256
+	CreatedAt   time.Time
 }
 
 // EIDAppClientID is the eID app's own public native client, created by the
@@ -235,6 +238,9 @@ type Grant struct {
 	CitizenID string
 	ClientID  string
 	Claims    []string
+	// Evidence is the approval JWS the citizen's device signed over these
+	// claims; empty for grants recorded before it was kept.
+	Evidence  string
 	UpdatedAt time.Time
 }
 

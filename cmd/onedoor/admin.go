@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,8 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -108,6 +104,8 @@ type clientView struct {
 	PostLogoutRedirectURIs []string  `json:"post_logout_redirect_uris,omitempty"`
 	GrantTypes             []string  `json:"grant_types"`
 	Scope                  string    `json:"scope"`
+	Claims                 []string  `json:"claims"`
+	AllowedClaims          []string  `json:"allowed_claims"`
 	AuthMethod             string    `json:"token_endpoint_auth_method"`
 	JWKSURI                string    `json:"jwks_uri,omitempty"`
 	HasJWKS                bool      `json:"jwks,omitempty"`
@@ -119,7 +117,7 @@ type clientView struct {
 func viewClient(c *idp.Client) clientView {
 	return clientView{
 		ClientID: c.ID, Name: c.Name, RedirectURIs: nonNil(c.RedirectURIs), PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
-		GrantTypes: c.GrantTypes, Scope: strings.Join(c.Scopes, " "), AuthMethod: c.AuthMethod, JWKSURI: c.JWKSURI,
+		GrantTypes: c.GrantTypes, Scope: strings.Join(c.Scopes, " "), Claims: nonNil(c.Claims), AllowedClaims: nonNil(c.AllowedClaims()), AuthMethod: c.AuthMethod, JWKSURI: c.JWKSURI,
 		HasJWKS: c.JWKS != "", PARRequired: c.PARRequired, IDTokenAlg: c.IDTokenAlg, CreatedAt: c.CreatedAt,
 	}
 }
@@ -134,36 +132,20 @@ func nonNil(s []string) []string {
 // ClientSpec is what `client create` (and the demo seeding) asks for.
 type ClientSpec struct {
 	ID, Name, Scope, AuthMethod, JWKSFile, JWKSURI, IDTokenAlg string
-	RedirectURIs, PostLogoutRedirectURIs, GrantTypes           []string
+	RedirectURIs, PostLogoutRedirectURIs, GrantTypes, Claims   []string
 	PARRequired                                                bool
 }
 
-// CreateClient validates spec, generates the secret (256 bits, shown once)
-// and stores the client with a keyed hash of the secret.
+// CreateClient registers the client spec describes (idp.Client's defaults
+// and validation), generates its secret when it uses one (shown once) and
+// stores it with the secret's keyed hash.
 func (m *Main) CreateClient(ctx context.Context, spec ClientSpec) (*idp.Client, string, error) {
 	c := &idp.Client{
 		ID: spec.ID, Name: spec.Name, RedirectURIs: spec.RedirectURIs, PostLogoutRedirectURIs: spec.PostLogoutRedirectURIs,
-		GrantTypes: spec.GrantTypes, Scopes: strings.Fields(spec.Scope), AuthMethod: spec.AuthMethod,
+		GrantTypes: spec.GrantTypes, Scopes: strings.Fields(spec.Scope), Claims: spec.Claims, AuthMethod: spec.AuthMethod,
 		JWKSURI: spec.JWKSURI, PARRequired: spec.PARRequired, IDTokenAlg: spec.IDTokenAlg, CreatedAt: m.Now().UTC(),
 	}
-	if c.ID == "" {
-		c.ID = randomHex(12)
-	}
-	if c.AuthMethod == "" {
-		c.AuthMethod = idp.AuthSecretBasic
-	}
-	if c.IDTokenAlg == "" {
-		c.IDTokenAlg = "ES256"
-	}
-	if len(c.Scopes) == 0 {
-		c.Scopes = []string{"openid", "profile"}
-	}
-	if len(c.GrantTypes) == 0 {
-		c.GrantTypes = []string{"authorization_code"}
-		if slices.Contains(c.Scopes, "offline_access") {
-			c.GrantTypes = append(c.GrantTypes, "refresh_token")
-		}
-	}
+	c.ApplyDefaults()
 	var jwksErr error
 	if spec.JWKSFile != "" {
 		raw, err := os.ReadFile(spec.JWKSFile)
@@ -176,9 +158,9 @@ func (m *Main) CreateClient(ctx context.Context, spec ClientSpec) (*idp.Client, 
 		}
 	}
 	var secret string
-	if c.AuthMethod == idp.AuthSecretBasic || c.AuthMethod == idp.AuthSecretPost {
-		secret = randomString(32)
-		c.SecretHash = oidc.HashSecret(m.ClientSecretKey(), secret)
+	if c.UsesSecret() {
+		secret = idp.NewClientSecret()
+		c.SecretHash = idp.HashClientSecret(m.ClientSecretKey(), secret)
 	}
 	if err := errors.Join(jwksErr, c.Validate()); err != nil {
 		return nil, "", err
@@ -198,6 +180,7 @@ func clientCmd(ctx context.Context, args []string, env func(string) string, stdo
 	case "create":
 		var spec ClientSpec
 		var redirects, postLogout, grants multiFlag
+		var claims string
 		m, fs, err := adminMain(ctx, "client create", args, env, func(fs *flag.FlagSet) {
 			fs.StringVar(&spec.ID, "id", "", "client id (default: random)")
 			fs.StringVar(&spec.Name, "name", "", "display name shown to citizens")
@@ -205,6 +188,7 @@ func clientCmd(ctx context.Context, args []string, env func(string) string, stdo
 			fs.Var(&postLogout, "post-logout-redirect-uri", "post-logout redirect URI (repeatable)")
 			fs.Var(&grants, "grant-type", "authorization_code, refresh_token or client_credentials (repeatable)")
 			fs.StringVar(&spec.Scope, "scope", "", `space-separated scopes (default "openid profile")`)
+			fs.StringVar(&claims, "claims", "", "comma-separated registry claims the client may receive beyond its scopes' (e.g. name,phone_number)")
 			fs.StringVar(&spec.AuthMethod, "auth-method", idp.AuthSecretBasic, "client_secret_basic, client_secret_post, private_key_jwt or none")
 			fs.StringVar(&spec.JWKSFile, "jwks", "", "file with the client's public JSON Web Key Set (private_key_jwt)")
 			fs.StringVar(&spec.JWKSURI, "jwks-uri", "", "URL of the client's JSON Web Key Set (private_key_jwt)")
@@ -219,6 +203,7 @@ func clientCmd(ctx context.Context, args []string, env func(string) string, stdo
 			return usageError("unexpected arguments: %v", fs.Args())
 		}
 		spec.RedirectURIs, spec.PostLogoutRedirectURIs, spec.GrantTypes = redirects, postLogout, grants
+		spec.Claims = idp.ParseClaimList(claims)
 		c, secret, err := m.CreateClient(ctx, spec)
 		if err != nil {
 			return err
@@ -275,19 +260,11 @@ func clientCmd(ctx context.Context, args []string, env func(string) string, stdo
 }
 
 // citizenRecord is the import and output form of a registry entry.
-type citizenRecord struct {
-	PersonalID  string `json:"personal_id"`
-	FamilyName  string `json:"family_name"`
-	GivenName   string `json:"given_name"`
-	Birthdate   string `json:"birthdate"`
-	Gender      string `json:"gender"`
-	Address     string `json:"address"`
-	PhoneNumber string `json:"phone_number"`
-}
+type citizenRecord = idp.CitizenRecord
 
 type citizenView struct {
 	Subject string `json:"sub"`
-	citizenRecord
+	idp.CitizenRecord
 	CreatedAt time.Time    `json:"created_at"`
 	Devices   []deviceInfo `json:"devices,omitempty"`
 }
@@ -301,97 +278,27 @@ type deviceInfo struct {
 }
 
 func viewCitizen(c *idp.Citizen) citizenView {
-	return citizenView{Subject: c.ID, CreatedAt: c.CreatedAt, citizenRecord: recordOf(*c)}
+	return citizenView{Subject: c.ID, CreatedAt: c.CreatedAt, CitizenRecord: c.Record()}
 }
 
-func (r citizenRecord) citizen() idp.Citizen {
-	return idp.Citizen{PersonalID: r.PersonalID, FamilyName: r.FamilyName, GivenName: r.GivenName,
-		Birthdate: r.Birthdate, Gender: r.Gender, Address: r.Address, PhoneNumber: r.PhoneNumber}
-}
-
-func recordOf(c idp.Citizen) citizenRecord {
-	return citizenRecord{PersonalID: c.PersonalID, FamilyName: c.FamilyName, GivenName: c.GivenName,
-		Birthdate: c.Birthdate, Gender: c.Gender, Address: c.Address, PhoneNumber: c.PhoneNumber}
-}
-
-// ParseCitizens reads a JSON array or a CSV file with a header row naming
-// the same columns. Every row is validated; any problem rejects the whole file.
-func ParseCitizens(name string, data []byte) ([]citizenRecord, error) {
-	var recs []citizenRecord
-	trimmed := bytes.TrimSpace(data)
-	if strings.EqualFold(filepath.Ext(name), ".json") || (len(trimmed) > 0 && trimmed[0] == '[') {
-		dec := json.NewDecoder(bytes.NewReader(trimmed))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&recs); err != nil {
-			return nil, fmt.Errorf("%s: not a JSON array of citizens: %v", name, err)
-		}
-		if dec.More() {
-			return nil, fmt.Errorf("%s: trailing data after the JSON array", name)
-		}
-	} else {
-		r := csv.NewReader(bytes.NewReader(trimmed))
-		rows, err := r.ReadAll()
-		if err != nil {
-			return nil, fmt.Errorf("%s: CSV: %v", name, err)
-		}
-		if len(rows) == 0 {
-			return nil, fmt.Errorf("%s: empty CSV", name)
-		}
-		cols := map[string]int{}
-		for i, h := range rows[0] {
-			cols[strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))] = i
-		}
-		want := []string{"personal_id", "family_name", "given_name", "birthdate", "gender", "address", "phone_number"}
-		var missing []string
-		for _, w := range want {
-			if _, ok := cols[w]; !ok {
-				missing = append(missing, w)
-			}
-		}
-		if len(missing) > 0 || len(cols) != len(want) {
-			return nil, fmt.Errorf("%s: the CSV header must be exactly %s (missing: %v)", name, strings.Join(want, ","), missing)
-		}
-		for _, row := range rows[1:] {
-			get := func(k string) string { return strings.TrimSpace(row[cols[k]]) }
-			recs = append(recs, citizenRecord{
-				PersonalID: get("personal_id"), FamilyName: get("family_name"), GivenName: get("given_name"),
-				Birthdate: get("birthdate"), Gender: get("gender"), Address: get("address"), PhoneNumber: get("phone_number"),
-			})
-		}
-	}
-	var probs []string
-	seen := map[string]int{}
-	for i := range recs {
-		c := recs[i].citizen()
-		c.Normalize()
-		recs[i] = recordOf(c)
-		rec := recs[i]
-		if err := c.Validate(); err != nil {
-			probs = append(probs, fmt.Sprintf("row %d: %v", i+1, strings.TrimSuffix(err.Error(), ": "+idp.ErrInvalid.Error())))
-		}
-		if j, dup := seen[rec.PersonalID]; dup && rec.PersonalID != "" {
-			probs = append(probs, fmt.Sprintf("row %d: personal_id repeats row %d", i+1, j))
-		}
-		seen[rec.PersonalID] = i + 1
-	}
-	if len(recs) == 0 {
-		probs = append(probs, "no citizens in the file")
-	}
-	if len(probs) > 0 {
-		return nil, fmt.Errorf("%s: nothing imported:\n  %s", name, strings.Join(probs, "\n  "))
-	}
-	return recs, nil
-}
-
-// ImportCitizens stores the records all or none, each with a new random
-// subject identifier.
+// ImportCitizens normalises, validates and stores recs all or none, each
+// with a new subject identifier.
 func (m *Main) ImportCitizens(ctx context.Context, recs []citizenRecord) error {
-	now := m.Now().UTC()
 	cs := make([]*idp.Citizen, 0, len(recs))
 	for _, r := range recs {
-		c := r.citizen()
-		c.ID, c.CreatedAt = randomString(16), now
-		cs = append(cs, &c)
+		cs = append(cs, r.Citizen())
+	}
+	if err := idp.CheckCitizens(cs); err != nil {
+		return err
+	}
+	return m.importCitizens(ctx, cs)
+}
+
+// importCitizens stores citizens parsed by idp.ParseCitizens all or none.
+func (m *Main) importCitizens(ctx context.Context, cs []*idp.Citizen) error {
+	now := m.Now().UTC()
+	for _, c := range cs {
+		c.ID, c.CreatedAt = idp.NewSubject(), now
 	}
 	if err := m.Store.CreateCitizens(ctx, cs); err != nil {
 		if errors.Is(err, idp.ErrConflict) {
@@ -434,14 +341,14 @@ func citizenCmd(ctx context.Context, args []string, env func(string) string, std
 		if err != nil {
 			return err
 		}
-		recs, err := ParseCitizens(fs.Arg(0), data)
+		cs, err := idp.ParseCitizens(fs.Arg(0), data)
 		if err != nil {
 			return err
 		}
-		if err := m.ImportCitizens(ctx, recs); err != nil {
+		if err := m.importCitizens(ctx, cs); err != nil {
 			return err
 		}
-		return printJSON(stdout, map[string]any{"imported": len(recs)})
+		return printJSON(stdout, map[string]any{"imported": len(cs)})
 	case "list":
 		cs, err := m.Store.ListCitizens(ctx, idp.CitizenFilter{})
 		if err != nil {

@@ -70,6 +70,40 @@ func TestCLI_Client(t *testing.T) {
 	}
 }
 
+// `client create --claims` lets a client receive claims beyond its scopes';
+// show and list print them with the resulting allowance.
+func TestCLI_ClientClaims(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errs := cli(t, nil, "client", "create", "--data-dir", dir, "--name", "Sở Demo", "--redirect-uri", "https://agency.example/cb",
+		"--scope", "openid phone", "--claims", "name,personal_id")
+	if code != 0 {
+		t.Fatalf("create: exit %d: %s", code, errs)
+	}
+	var c struct {
+		ID      string   `json:"client_id"`
+		Claims  []string `json:"claims"`
+		Allowed []string `json:"allowed_claims"`
+	}
+	decode(t, out, &c)
+	if strings.Join(c.Claims, " ") != "name personal_id" || strings.Join(c.Allowed, " ") != "name phone_number personal_id" {
+		t.Errorf("create output: claims %v, allowed %v", c.Claims, c.Allowed)
+	}
+	_, out, _ = cli(t, nil, "client", "show", c.ID, "--data-dir", dir)
+	decode(t, out, &c)
+	if strings.Join(c.Allowed, " ") != "name phone_number personal_id" {
+		t.Errorf("show: allowed %v", c.Allowed)
+	}
+	_, out, _ = cli(t, nil, "client", "list", "--data-dir", dir)
+	if !strings.Contains(out, `"allowed_claims"`) {
+		t.Errorf("list lacks allowed_claims: %s", out)
+	}
+	code, _, errs = cli(t, nil, "client", "create", "--data-dir", dir, "--name", "X", "--redirect-uri", "https://agency.example/cb",
+		"--claims", "salary,name,name")
+	if code != 1 || !strings.Contains(errs, `claim "salary" is not a registry claim`) || !strings.Contains(errs, `claim "name" is listed twice`) {
+		t.Errorf("bad --claims: exit %d: %s", code, errs)
+	}
+}
+
 func TestCLI_ClientCreateReportsEveryProblem(t *testing.T) {
 	code, _, errs := cli(t, nil, "client", "create", "--data-dir", t.TempDir(), "--name", "",
 		"--redirect-uri", "http://evil.example/cb", "--redirect-uri", "https://ok.example/cb#frag",

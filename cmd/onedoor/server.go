@@ -178,8 +178,11 @@ func (m *Main) Run(ctx context.Context) error {
 		SessionTTL:     c.SessionTTL,
 		LoginLimit:     c.LoginRateLimit,
 		RequestTimeout: c.RequestTimeout,
-		Now:            m.Now,
-		Logger:         m.Logger,
+		// What each client is shown and receives: its registration and the
+		// grants citizens gave (consent records, #5, will take over).
+		Release: &idp.GrantPolicy{Clients: m.Store, Grants: m.Store},
+		Now:     m.Now,
+		Logger:  m.Logger,
 	}, m.Provider, m.Store, m.Eph, m.EID, m.Keys)
 	m.Web.SetReady(m.ready.Load)
 	m.ready.Store(true)

@@ -11,14 +11,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/onedoor/onedoor/idp"
 )
 
-// ClaimRequest is one claim a relying party asks for.
-type ClaimRequest struct {
-	Name     string `json:"name"`
-	Optional bool   `json:"optional"`
-}
+// ClaimRequest is one claim a relying party asks for, as the release policy
+// planned it.
+type ClaimRequest = idp.ClaimRequest
 
 // LoginRequest is a login waiting for the citizen's answer in the eID app.
 type LoginRequest struct {
@@ -384,4 +384,28 @@ func ParsePayload(p string) (issuer, requestID string, err error) {
 		return "", "", fmt.Errorf("eid payload issuer must be an absolute http(s) URL: %w", idp.ErrInvalid)
 	}
 	return issuer, requestID, nil
+}
+
+// VerifyEvidence checks an approval kept as evidence of what a citizen
+// agreed to (idp.Grant.Evidence): a JWS of type eid-approval+jwt for issuer,
+// signed by dev's key, issued no later than at (when the grant was
+// recorded). Its short validity is checked as of its own issue time, and a
+// device revoked after at still vouches for what it signed before.
+func VerifyEvidence(evidence, issuer string, dev *idp.Device, at time.Time) (*ApprovalClaims, error) {
+	if dev == nil {
+		return nil, refuse("no device")
+	}
+	var unverified ApprovalClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(evidence, &unverified); err != nil || unverified.IssuedAt == nil {
+		return nil, refuse("evidence is not an approval with iat")
+	}
+	issued := unverified.IssuedAt.Time
+	if issued.After(at) {
+		return nil, refuse("evidence issued after it was recorded")
+	}
+	d := *dev
+	if d.RevokedAt != nil && d.RevokedAt.After(at) {
+		d.RevokedAt = nil
+	}
+	return Verifier{Now: func() time.Time { return issued }}.ParseApproval(evidence, issuer, &d)
 }

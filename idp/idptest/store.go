@@ -80,6 +80,7 @@ func testClients(t *testing.T, s idp.Store) {
 		PostLogoutRedirectURIs: []string{"https://agency.example/"},
 		GrantTypes:             []string{"authorization_code"},
 		Scopes:                 []string{"openid", "profile"},
+		Claims:                 []string{"phone_number", "personal_id"},
 		AuthMethod:             idp.AuthPrivateKeyJWT,
 		JWKS:                   `{"keys":[]}`,
 		JWKSURI:                "https://agency.example/jwks",
@@ -501,7 +502,7 @@ func testGrants(t *testing.T, s idp.Store) {
 	_, err := s.GetGrant(ctx, "sub-1", "client-a")
 	mustBe(t, err, idp.ErrNotFound, "get missing grant")
 
-	g := &idp.Grant{CitizenID: "sub-1", ClientID: "client-a", Claims: []string{"name", "birthdate"}, UpdatedAt: base}
+	g := &idp.Grant{CitizenID: "sub-1", ClientID: "client-a", Claims: []string{"name", "birthdate"}, Evidence: "eyJh.eyJi.c2ln", UpdatedAt: base}
 	mustNil(t, s.PutGrant(ctx, g), "put grant")
 	got, err := s.GetGrant(ctx, g.CitizenID, g.ClientID)
 	mustNil(t, err, "get grant")
@@ -512,6 +513,8 @@ func testGrants(t *testing.T, s idp.Store) {
 	mustNil(t, s.PutGrant(ctx, g2), "replace grant")
 	got, err = s.GetGrant(ctx, g.CitizenID, g.ClientID)
 	mustNil(t, err, "get replaced grant")
+	// The evidence is replaced with the claims: a grant without evidence
+	// keeps none of the previous one's.
 	equal(t, got, g2, "replaced grant")
 
 	_, err = s.GetGrant(ctx, "sub-1", "client-b")

@@ -7,7 +7,6 @@ package oidc
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/url"
@@ -167,9 +166,7 @@ func New(cfg Config, store Store, eph idp.Ephemeral, keys accesstoken.Keys) *Pro
 
 // HashSecret returns the stored form of a client secret.
 func HashSecret(key []byte, secret string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(secret))
-	return m.Sum(nil)
+	return idp.HashClientSecret(key, secret)
 }
 
 // secretHasher is fosite's client-secret hasher. Client secrets are 256-bit

@@ -11,16 +11,16 @@ import (
 )
 
 const clientColumns = `id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types,
-	scopes, auth_method, jwks, jwks_uri, par_required, id_token_alg, created_at`
+	scopes, auth_method, jwks, jwks_uri, par_required, id_token_alg, created_at, claims`
 
 // CreateClient inserts c; ErrConflict when the ID exists.
 func (s *Store) CreateClient(ctx context.Context, c *idp.Client) error {
 	s.createdAt(&c.CreatedAt)
 	_, err := s.db.ExecContext(ctx, `INSERT INTO idp_clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		c.ID, c.Name, orNil(c.SecretHash), jsonList(c.RedirectURIs), jsonList(c.PostLogoutRedirectURIs),
 		jsonList(c.GrantTypes), jsonList(c.Scopes), c.AuthMethod, c.JWKS, c.JWKSURI, c.PARRequired,
-		c.IDTokenAlg, ms(c.CreatedAt))
+		c.IDTokenAlg, ms(c.CreatedAt), jsonList(c.Claims))
 	return dbErr("create client", err)
 }
 
@@ -61,20 +61,24 @@ func scanClient(r scanner) (*idp.Client, error) {
 	var (
 		c                                   idp.Client
 		redirects, postLogout, grants, scps string
+		claims                              string
 		created                             int64
 	)
 	err := r.Scan(&c.ID, &c.Name, &c.SecretHash, &redirects, &postLogout, &grants, &scps,
-		&c.AuthMethod, &c.JWKS, &c.JWKSURI, &c.PARRequired, &c.IDTokenAlg, &created)
+		&c.AuthMethod, &c.JWKS, &c.JWKSURI, &c.PARRequired, &c.IDTokenAlg, &created, &claims)
 	if err != nil {
 		return nil, err
 	}
 	for _, l := range []struct {
 		s   string
 		dst *[]string
-	}{{redirects, &c.RedirectURIs}, {postLogout, &c.PostLogoutRedirectURIs}, {grants, &c.GrantTypes}, {scps, &c.Scopes}} {
+	}{{redirects, &c.RedirectURIs}, {postLogout, &c.PostLogoutRedirectURIs}, {grants, &c.GrantTypes}, {scps, &c.Scopes}, {claims, &c.Claims}} {
 		if err := parseList(l.s, l.dst); err != nil {
 			return nil, err
 		}
+	}
+	if len(c.Claims) == 0 {
+		c.Claims = nil // clients registered before the column had none
 	}
 	c.SecretHash = orNil(c.SecretHash)
 	c.CreatedAt = fromMS(created)
@@ -368,8 +372,8 @@ func (s *Store) GetGrant(ctx context.Context, citizenID, clientID string) (*idp.
 		claims  string
 		updated int64
 	)
-	err := s.db.QueryRowContext(ctx, `SELECT claims, updated_at FROM idp_grants WHERE citizen_id = $1 AND client_id = $2`,
-		citizenID, clientID).Scan(&claims, &updated)
+	err := s.db.QueryRowContext(ctx, `SELECT claims, evidence, updated_at FROM idp_grants WHERE citizen_id = $1 AND client_id = $2`,
+		citizenID, clientID).Scan(&claims, &g.Evidence, &updated)
 	if err != nil {
 		return nil, dbErr("get grant", err)
 	}
@@ -385,9 +389,10 @@ func (s *Store) PutGrant(ctx context.Context, g *idp.Grant) error {
 	if g.UpdatedAt.IsZero() {
 		g.UpdatedAt = s.now().UTC().Truncate(time.Millisecond)
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO idp_grants (citizen_id, client_id, claims, updated_at)
-		VALUES ($1, $2, $3, $4)
-		ON CONFLICT (citizen_id, client_id) DO UPDATE SET claims = excluded.claims, updated_at = excluded.updated_at`,
-		g.CitizenID, g.ClientID, jsonList(g.Claims), ms(g.UpdatedAt))
+	_, err := s.db.ExecContext(ctx, `INSERT INTO idp_grants (citizen_id, client_id, claims, evidence, updated_at)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (citizen_id, client_id) DO UPDATE SET claims = excluded.claims, evidence = excluded.evidence,
+			updated_at = excluded.updated_at`,
+		g.CitizenID, g.ClientID, jsonList(g.Claims), g.Evidence, ms(g.UpdatedAt))
 	return dbErr("put grant", err)
 }

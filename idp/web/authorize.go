@@ -40,7 +40,14 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	form := ar.GetRequestForm()
 	required := levelFromACRValues(form.Get("acr_values"))
-	claims := requestedClaims(ar.GetRequestedScopes(), form.Get("claims"))
+	client := clientRecord(ar)
+	// What the citizen is asked (and may ever be released) is bounded by the
+	// client's registration, whatever the request says.
+	plan, err := s.release.Plan(ctx, client, claimsRequest(ar))
+	if err != nil {
+		s.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
+		return
+	}
 	prompt := strings.Fields(form.Get("prompt"))
 
 	sess, err := s.browserSession(ctx, r)
@@ -51,16 +58,16 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	// prompt=login and prompt=consent both ask the citizen again in the app.
 	ask := slices.Contains(prompt, "login") || slices.Contains(prompt, "consent")
 	if sess != nil && !ask && s.sessionSatisfies(sess, form, required) {
-		granted, err := s.grantedClaims(ctx, sess.CitizenID, ar.GetClient().GetID())
+		// Silent single sign-on releases only what the citizen already agreed
+		// to share with this client; an essential claim they have not agreed
+		// to needs the app.
+		agreed, covered, err := s.release.Silent(ctx, sess.CitizenID, client.ID, plan.Claims)
 		if err != nil {
 			s.unavailable(w, "durable store", err)
 			return
 		}
-		// Silent single sign-on releases only what the citizen already agreed
-		// to share with this client; an essential claim they have not agreed
-		// to needs the app.
-		if essentialCovered(claims, granted) {
-			s.finish(w, r, ar, sess, intersect(claims, granted), s.cfg.Now())
+		if covered {
+			s.finish(w, r, ar, sess, agreed, s.cfg.Now())
 			return
 		}
 		if slices.Contains(prompt, "none") {
@@ -74,7 +81,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	if !s.allow(ctx, w, s.loginLimit(), s.clientKey(r)) {
 		return
 	}
-	s.startLogin(w, r, ar, claims, required)
+	s.startLogin(w, r, ar, plan.Claims, required)
 }
 
 // validateAuthorize checks what fosite only checks after login: PKCE with
@@ -96,8 +103,8 @@ func (s *Server) validateAuthorize(ar fosite.AuthorizeRequester, usedPAR bool) e
 	if form.Get("code_challenge_method") != "S256" {
 		return fosite.ErrInvalidRequest.WithHint("Only the S256 code_challenge_method is accepted.")
 	}
-	if !validClaimsParam(form.Get("claims")) {
-		return fosite.ErrInvalidRequest.WithHint("The claims parameter is not valid JSON.")
+	if _, err := idp.ParseClaimsRequest(nil, form.Get("claims")); err != nil {
+		return fosite.ErrInvalidRequest.WithHint("The claims parameter is not a valid JSON object (OIDC Core 5.5).")
 	}
 	if ma := form.Get("max_age"); ma != "" {
 		if n, err := strconv.Atoi(ma); err != nil || n < 0 {
@@ -150,8 +157,41 @@ func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosit
 }
 
 // finish issues the authorization code for a citizen whose login is settled.
-func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, sess *browserSession, released []string, requestedAt time.Time) {
+// agreed is what the citizen agreed to share; the release policy narrows it
+// to what the client may receive now, and claims the request asked for in
+// the ID token go there, read from the registry (OIDC Core 5.5).
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, sess *browserSession, agreed []string, requestedAt time.Time) {
 	ctx := r.Context()
+	client := clientRecord(ar)
+	released, err := s.release.Released(ctx, client.ID, agreed)
+	if err != nil {
+		s.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
+		return
+	}
+	extra := map[string]any{"sid": sess.SID, "azp": client.ID}
+	plan, err := s.release.Plan(ctx, client, claimsRequest(ar))
+	if err != nil {
+		s.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
+		return
+	}
+	var inIDToken []string
+	for _, name := range plan.IDToken {
+		if slices.Contains(released, name) {
+			inIDToken = append(inIDToken, name)
+		}
+	}
+	if len(inIDToken) > 0 {
+		cit, err := s.store.GetCitizen(ctx, sess.CitizenID)
+		if err != nil {
+			s.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
+			return
+		}
+		for k, v := range citizenClaims(cit, inIDToken) {
+			if k != "sub" {
+				extra[k] = v
+			}
+		}
+	}
 	for _, sc := range ar.GetRequestedScopes() {
 		ar.GrantScope(sc)
 	}
@@ -171,7 +211,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 		// hwk: proof of possession of the device key; user: presence checked
 		// by the app (RFC 8176).
 		AuthenticationMethodsReferences: []string{"hwk", "user"},
-		Extra:                           map[string]any{"sid": sess.SID, "azp": ar.GetClient().GetID()},
+		Extra:                           extra,
 	}
 	resp, err := s.provider.NewAuthorizeResponse(ctx, ar, os)
 	if err != nil {
@@ -198,17 +238,6 @@ func (s *Server) sessionSatisfies(sess *browserSession, form url.Values, require
 		}
 	}
 	return true
-}
-
-func (s *Server) grantedClaims(ctx context.Context, citizenID, clientID string) ([]string, error) {
-	g, err := s.store.GetGrant(ctx, citizenID, clientID)
-	if errors.Is(err, idp.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return g.Claims, nil
 }
 
 // browserSession is the single sign-on session behind the session cookie.

@@ -1,122 +1,41 @@
 package web
 
 import (
-	"encoding/json"
-	"slices"
 	"strings"
 
+	"github.com/ory/fosite"
+
 	"github.com/onedoor/onedoor/idp"
-	"github.com/onedoor/onedoor/idp/eid"
+	"github.com/onedoor/onedoor/idp/oidc"
 )
 
-// Scope values OneDoor understands.
+// Scope values OneDoor understands (idp owns their meaning).
 const (
-	ScopeOpenID  = "openid"
-	ScopeProfile = "profile"
-	ScopeAddress = "address"
-	ScopePhone   = "phone"
-	ScopeEID     = "eid"
-	ScopeOffline = "offline_access"
+	ScopeOpenID  = idp.ScopeOpenID
+	ScopeProfile = idp.ScopeProfile
+	ScopeAddress = idp.ScopeAddress
+	ScopePhone   = idp.ScopePhone
+	ScopeEID     = idp.ScopeEID
+	ScopeOffline = idp.ScopeOffline
 )
 
-// ClaimPersonalID carries the 12-digit personal identification number; only
-// the eid scope or an explicit claims request releases it.
-const ClaimPersonalID = "personal_id"
+// ClaimPersonalID carries the 12-digit personal identification number.
+const ClaimPersonalID = idp.ClaimPersonalID
 
-// scopeClaims maps scopes to the registry claims they request (OIDC 5.4).
-var scopeClaims = map[string][]string{
-	ScopeProfile: {"name", "family_name", "given_name", "birthdate", "gender"},
-	ScopeAddress: {"address"},
-	ScopePhone:   {"phone_number"},
-	ScopeEID:     {ClaimPersonalID},
+// claimsRequest reads what an authorization request asks for. A malformed
+// claims parameter is refused earlier by validateAuthorize.
+func claimsRequest(ar fosite.AuthorizeRequester) idp.ClaimsRequest {
+	req, _ := idp.ParseClaimsRequest(ar.GetRequestedScopes(), ar.GetRequestForm().Get("claims"))
+	return req
 }
 
-// knownClaims is every claim the registry can supply, in display order.
-var knownClaims = []string{"name", "family_name", "given_name", "birthdate", "gender", "address", "phone_number", ClaimPersonalID}
-
-// requestedClaims works out what a request asks for. Claims implied by scopes
-// are voluntary (OIDC 5.4), except the personal id that the eid scope exists
-// to obtain; the claims parameter can mark any known claim essential.
-func requestedClaims(scopes []string, claimsParam string) []eid.ClaimRequest {
-	want := map[string]bool{} // name -> optional
-	for _, sc := range scopes {
-		for _, c := range scopeClaims[sc] {
-			want[c] = c != ClaimPersonalID
-		}
+// clientRecord is the registered client behind a fosite request.
+func clientRecord(ar fosite.Requester) *idp.Client {
+	if c, ok := ar.GetClient().(*oidc.Client); ok && c.Record != nil {
+		return c.Record
 	}
-	for name, essential := range parseClaimsParam(claimsParam) {
-		if !slices.Contains(knownClaims, name) {
-			continue
-		}
-		opt, seen := want[name]
-		switch {
-		case essential:
-			want[name] = false
-		case !seen:
-			want[name] = true
-		default:
-			want[name] = opt
-		}
-	}
-	var out []eid.ClaimRequest
-	for _, c := range knownClaims {
-		if opt, ok := want[c]; ok {
-			out = append(out, eid.ClaimRequest{Name: c, Optional: opt})
-		}
-	}
-	return out
-}
-
-// parseClaimsParam reads the OIDC claims request parameter (5.5): claim name
-// to whether it is essential, merged over userinfo and id_token. A malformed
-// value is rejected earlier by validateAuthorize.
-func parseClaimsParam(raw string) map[string]bool {
-	out := map[string]bool{}
-	if raw == "" {
-		return out
-	}
-	var doc map[string]map[string]*struct {
-		Essential bool `json:"essential"`
-	}
-	if err := json.Unmarshal([]byte(raw), &doc); err != nil {
-		return out
-	}
-	for _, member := range []string{"userinfo", "id_token"} {
-		for name, spec := range doc[member] {
-			out[name] = out[name] || (spec != nil && spec.Essential)
-		}
-	}
-	return out
-}
-
-// validClaimsParam reports whether raw is a well-formed claims parameter.
-func validClaimsParam(raw string) bool {
-	if raw == "" {
-		return true
-	}
-	var doc map[string]map[string]json.RawMessage
-	return json.Unmarshal([]byte(raw), &doc) == nil
-}
-
-// essentialCovered reports whether every non-optional requested claim is in granted.
-func essentialCovered(req []eid.ClaimRequest, granted []string) bool {
-	for _, c := range req {
-		if !c.Optional && !slices.Contains(granted, c.Name) {
-			return false
-		}
-	}
-	return true
-}
-
-// intersect keeps the requested claims that are in granted.
-func intersect(req []eid.ClaimRequest, granted []string) []string {
-	var out []string
-	for _, c := range req {
-		if slices.Contains(granted, c.Name) {
-			out = append(out, c.Name)
-		}
-	}
-	return out
+	// Not one of ours: it may receive nothing.
+	return &idp.Client{ID: ar.GetClient().GetID()}
 }
 
 // citizenClaims returns the values of the released claims from the registry,

@@ -64,7 +64,7 @@ func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
 		IntrospectionEndpointAuthMethods:  authMethods,
 		RevocationEndpointAuthMethods:     append(authMethods, "none"),
 		CodeChallengeMethods:              []string{"S256"},
-		ClaimsSupported:                   append([]string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "phone_number_verified"}, knownClaims...),
+		ClaimsSupported:                   append([]string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "phone_number_verified"}, idp.KnownClaims...),
 		ClaimsParameterSupported:          true,
 		ACRValuesSupported:                []string{string(idp.LevelLow), string(idp.LevelSubstantial), string(idp.LevelHigh)},
 		UILocalesSupported:                []string{"vi", "en"},

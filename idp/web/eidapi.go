@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -120,12 +121,21 @@ func (s *Server) appLoginRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	view := s.eid.AppView(lr)
-	granted, err := s.grantedClaims(r.Context(), dev.CitizenID, lr.ClientID)
+	// The request was planned when it started; an operator may have
+	// narrowed the client since: the app shows only what may be released.
+	names := make([]string, 0, len(view.Claims))
+	for _, c := range view.Claims {
+		names = append(names, c.Name)
+	}
+	allowed, err := s.release.Released(r.Context(), lr.ClientID, names)
+	if err == nil {
+		view.Claims = slices.DeleteFunc(view.Claims, func(c eid.ClaimRequest) bool { return !slices.Contains(allowed, c.Name) })
+		view.Agreed, _, err = s.release.Silent(r.Context(), dev.CitizenID, lr.ClientID, view.Claims)
+	}
 	if err != nil {
 		s.unavailable(w, "durable store", err)
 		return
 	}
-	view.Agreed = intersect(lr.Claims, granted)
 	writeJSON(w, http.StatusOK, view)
 }
 

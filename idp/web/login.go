@@ -21,7 +21,7 @@ import (
 )
 
 // startLogin creates a login request for the eID app and shows the QR page.
-func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, claims []eid.ClaimRequest, required idp.Level) {
+func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, claims []idp.ClaimRequest, required idp.Level) {
 	ctx := r.Context()
 	form := url.Values{}
 	for k, v := range ar.GetRequestForm() {
@@ -139,7 +139,9 @@ func (s *Server) loginContinue(w http.ResponseWriter, r *http.Request) {
 		s.unavailable(w, "ephemeral store", err)
 		return
 	}
-	if err := s.store.PutGrant(ctx, &idp.Grant{CitizenID: dec.CitizenID, ClientID: lr.ClientID, Claims: dec.Claims, UpdatedAt: s.cfg.Now()}); err != nil {
+	// The signed approval is kept as evidence of what the citizen agreed to.
+	if err := s.release.Record(ctx, &idp.Grant{CitizenID: dec.CitizenID, ClientID: lr.ClientID, Claims: dec.Claims,
+		Evidence: dec.Approval, UpdatedAt: s.cfg.Now()}); err != nil {
 		s.unavailable(w, "durable store", err)
 		return
 	}

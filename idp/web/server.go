@@ -61,8 +61,11 @@ type Config struct {
 	// RequestTimeout bounds every request's store calls, so a hung database
 	// turns into a 503 instead of a hung client.
 	RequestTimeout time.Duration
-	Now            func() time.Time
-	Logger         *slog.Logger
+	// Release decides what each client is shown and receives; nil means
+	// idp.GrantPolicy over the store.
+	Release idp.ReleasePolicy
+	Now     func() time.Time
+	Logger  *slog.Logger
 }
 
 // Server is the identity provider's HTTP surface.
@@ -72,6 +75,7 @@ type Server struct {
 	store    Store
 	eph      idp.Ephemeral
 	eid      *eid.Service
+	release  idp.ReleasePolicy
 	keys     Keys
 	log      *slog.Logger
 	secure   bool
@@ -112,6 +116,10 @@ func New(cfg Config, p *oidc.Provider, store Store, eph idp.Ephemeral, e *eid.Se
 		ready:  func() bool { return true },
 		addrs:  clientaddr.New(cfg.TrustedProxies),
 		base:   issuerPath(cfg.Issuer),
+	}
+	s.release = cfg.Release
+	if s.release == nil {
+		s.release = &idp.GrantPolicy{Clients: store, Grants: store}
 	}
 	s.mux = http.NewServeMux()
 	s.routes()

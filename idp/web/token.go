@@ -94,8 +94,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		// The eID app's own tokens release to the citizen's own app what its
 		// scopes name.
 		os.Released = nil
-		for _, c := range requestedClaims(ar.GetGrantedScopes(), "") {
-			os.Released = append(os.Released, c.Name)
+		for _, sc := range ar.GetGrantedScopes() {
+			os.Released = append(os.Released, idp.ScopeClaims(sc)...)
 		}
 	}
 	resp, err := s.provider.NewAccessResponse(ctx, ar)
@@ -222,7 +222,14 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 		s.unavailable(w, "durable store", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, citizenClaims(cit, c.Released))
+	// What the token recorded as agreed, narrowed to what the client may
+	// receive now: an operator narrowing a client takes effect at once.
+	released, err := s.release.Released(ctx, c.ClientID, c.Released)
+	if err != nil {
+		s.unavailable(w, "durable store", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, citizenClaims(cit, released))
 }
 
 // bearer extracts an access token from the Authorization header or, for

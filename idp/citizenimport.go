@@ -1,0 +1,139 @@
+package idp
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+// CitizenRecord is the import and display form of a registry entry: the JSON
+// members and CSV columns of `onedoor citizen import`.
+type CitizenRecord struct {
+	PersonalID  string `json:"personal_id"`
+	FamilyName  string `json:"family_name"`
+	GivenName   string `json:"given_name"`
+	Birthdate   string `json:"birthdate"`
+	Gender      string `json:"gender"`
+	Address     string `json:"address"`
+	PhoneNumber string `json:"phone_number"`
+}
+
+// citizenColumns are the CSV header, exactly.
+var citizenColumns = []string{"personal_id", "family_name", "given_name", "birthdate", "gender", "address", "phone_number"}
+
+// Citizen returns the registry entry the record describes, without subject
+// or creation time.
+func (r CitizenRecord) Citizen() *Citizen {
+	return &Citizen{PersonalID: r.PersonalID, FamilyName: r.FamilyName, GivenName: r.GivenName,
+		Birthdate: r.Birthdate, Gender: r.Gender, Address: r.Address, PhoneNumber: r.PhoneNumber}
+}
+
+// Record returns the import form of c.
+func (c *Citizen) Record() CitizenRecord {
+	return CitizenRecord{PersonalID: c.PersonalID, FamilyName: c.FamilyName, GivenName: c.GivenName,
+		Birthdate: c.Birthdate, Gender: c.Gender, Address: c.Address, PhoneNumber: c.PhoneNumber}
+}
+
+// ParseCitizens reads a JSON array of CitizenRecord or a CSV file whose
+// header row names exactly the same columns. Every row is normalised and
+// validated and personal ids must be distinct; any problem rejects the whole
+// file (wrapping ErrInvalid) with every problem listed by row. The citizens
+// come back without subject identifiers: see NewSubject.
+func ParseCitizens(name string, data []byte) ([]*Citizen, error) {
+	recs, err := parseCitizenRecords(name, data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v: %w", name, err, ErrInvalid)
+	}
+	cs := make([]*Citizen, 0, len(recs))
+	for _, r := range recs {
+		cs = append(cs, r.Citizen())
+	}
+	if err := CheckCitizens(cs); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return cs, nil
+}
+
+// CheckCitizens normalises a batch of citizens to import and reports every
+// problem at once, by row (1-based): invalid fields, a personal id repeated
+// within the batch, an empty batch. The error wraps ErrInvalid.
+func CheckCitizens(cs []*Citizen) error {
+	var probs []string
+	seen := map[string]int{}
+	for i, c := range cs {
+		c.Normalize()
+		if err := c.Validate(); err != nil {
+			probs = append(probs, fmt.Sprintf("row %d: %v", i+1, strings.TrimSuffix(err.Error(), ": "+ErrInvalid.Error())))
+		}
+		if j, dup := seen[c.PersonalID]; dup && c.PersonalID != "" {
+			probs = append(probs, fmt.Sprintf("row %d: personal_id repeats row %d", i+1, j))
+		}
+		seen[c.PersonalID] = i + 1
+	}
+	if len(cs) == 0 {
+		probs = append(probs, "no citizens in the file")
+	}
+	if len(probs) > 0 {
+		return fmt.Errorf("nothing imported (%w):\n  %s", ErrInvalid, strings.Join(probs, "\n  "))
+	}
+	return nil
+}
+
+func parseCitizenRecords(name string, data []byte) ([]CitizenRecord, error) {
+	var recs []CitizenRecord
+	trimmed := bytes.TrimSpace(data)
+	if strings.EqualFold(filepath.Ext(name), ".json") || (len(trimmed) > 0 && trimmed[0] == '[') {
+		dec := json.NewDecoder(bytes.NewReader(trimmed))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&recs); err != nil {
+			return nil, fmt.Errorf("not a JSON array of citizens: %v", err)
+		}
+		if dec.More() {
+			return nil, fmt.Errorf("trailing data after the JSON array")
+		}
+		return recs, nil
+	}
+	rows, err := csv.NewReader(bytes.NewReader(trimmed)).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("CSV: %v", err)
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("empty CSV")
+	}
+	cols := map[string]int{}
+	for i, h := range rows[0] {
+		cols[strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))] = i
+	}
+	var missing []string
+	for _, w := range citizenColumns {
+		if _, ok := cols[w]; !ok {
+			missing = append(missing, w)
+		}
+	}
+	if len(missing) > 0 || len(cols) != len(citizenColumns) {
+		return nil, fmt.Errorf("the CSV header must be exactly %s (missing: %v)", strings.Join(citizenColumns, ","), missing)
+	}
+	for _, row := range rows[1:] {
+		get := func(k string) string { return strings.TrimSpace(row[cols[k]]) }
+		recs = append(recs, CitizenRecord{
+			PersonalID: get("personal_id"), FamilyName: get("family_name"), GivenName: get("given_name"),
+			Birthdate: get("birthdate"), Gender: get("gender"), Address: get("address"), PhoneNumber: get("phone_number"),
+		})
+	}
+	return recs, nil
+}
+
+// NewSubject returns a fresh subject identifier for a citizen: 128 random
+// bits, unrelated to the personal id, so a `sub` reveals nothing.
+func NewSubject() string { return randomString(16) }
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

@@ -1,0 +1,81 @@
+package idp
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+const citizensJSON = `[
+ {"personal_id":"000000000101","family_name":"Đặng","given_name":"Thị Demo","birthdate":"1999-09-09","gender":"nữ","address":"Hà Nội (giả)","phone_number":"0900 000 101"},
+ {"personal_id":"000000000102","family_name":"Võ","given_name":"Văn Demo","birthdate":"1970-01-01","gender":"male","address":"","phone_number":""}
+]`
+
+func TestParseCitizens(t *testing.T) {
+	cs, err := ParseCitizens("c.json", []byte(citizensJSON))
+	if err != nil || len(cs) != 2 {
+		t.Fatalf("ParseCitizens = %d citizens, %v", len(cs), err)
+	}
+	if cs[0].Gender != "female" || cs[0].PhoneNumber != "+84900000101" || cs[0].ID != "" {
+		t.Errorf("first citizen not normalised or already has a subject: %+v", cs[0])
+	}
+	csv := "\ufeffpersonal_id,family_name,given_name,birthdate,gender,address,phone_number\n000000000103,Bùi,Demo,1988-02-29,male,x,+84900000103\n"
+	if cs, err := ParseCitizens("c.csv", []byte(csv)); err != nil || len(cs) != 1 || cs[0].FamilyName != "Bùi" {
+		t.Errorf("CSV: %v, %v", cs, err)
+	}
+	for _, tt := range []struct{ name, file, data, want string }{
+		{"unknown JSON member", "c.json", `[{"personal_id":"000000000001","extra":1}]`, "unknown field"},
+		{"trailing JSON", "c.json", citizensJSON + "[]", "trailing data"},
+		{"CSV header missing a column", "c.csv", "personal_id\n000000000001\n", "missing: [family_name"},
+		{"CSV header with an extra column", "c.csv", "personal_id,family_name,given_name,birthdate,gender,address,phone_number,salary\n", "header must be exactly"},
+		{"empty", "c.csv", "", "empty CSV"},
+		{"no rows", "c.json", "[]", "no citizens"},
+		{"every bad row reported", "c.json", `[{"personal_id":"1"},{"personal_id":"000000000001","family_name":"A","given_name":"B","birthdate":"2999-01-01","gender":"male"}]`, "row 2: birthdate"},
+		{"duplicate personal id", "c.json", `[` + strings.Repeat(`{"personal_id":"000000000001","family_name":"A","given_name":"B","birthdate":"1999-01-01","gender":"male"},`, 2) + `{"personal_id":"000000000002","family_name":"A","given_name":"B","birthdate":"1999-01-01","gender":"male"}]`, "row 2: personal_id repeats row 1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseCitizens(tt.file, []byte(tt.data))
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want ErrInvalid mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzParseCitizens: an accepted file holds only valid, distinct citizens,
+// and accepted records survive a JSON round trip unchanged.
+func FuzzParseCitizens(f *testing.F) {
+	f.Add("c.json", []byte(citizensJSON))
+	f.Add("c.csv", []byte("personal_id,family_name,given_name,birthdate,gender,address,phone_number\n000000000103,Bùi,Demo,1988-02-29,male,x,+84900000103\n"))
+	f.Add("c.csv", []byte("personal_id\n1\n"))
+	f.Add("c.json", []byte(`[{"personal_id":"000000000001","extra":1}]`))
+	f.Fuzz(func(t *testing.T, name string, data []byte) {
+		cs, err := ParseCitizens(name, data)
+		if err != nil {
+			return
+		}
+		seen := map[string]bool{}
+		recs := make([]CitizenRecord, 0, len(cs))
+		for _, c := range cs {
+			if err := c.Validate(); err != nil {
+				t.Fatalf("accepted invalid citizen %+v: %v", c, err)
+			}
+			if seen[c.PersonalID] {
+				t.Fatalf("accepted duplicate %s", c.PersonalID)
+			}
+			seen[c.PersonalID] = true
+			recs = append(recs, c.Record())
+		}
+		raw, _ := json.Marshal(recs)
+		again, err := ParseCitizens("again.json", raw)
+		if err != nil || len(again) != len(cs) {
+			t.Fatalf("round trip failed: %v", err)
+		}
+		for i := range cs {
+			if *again[i] != *cs[i] {
+				t.Fatalf("round trip changed %+v into %+v", cs[i], again[i])
+			}
+		}
+	})
+}

@@ -1,0 +1,26 @@
+package postgres_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/idptest"
+	"github.com/onedoor/onedoor/idp/postgres"
+)
+
+func TestReleasePolicy(t *testing.T) {
+	dsn(t)
+	idptest.RunReleasePolicyTests(t, func(t *testing.T) idp.Store { return open(t) },
+		func(s idp.Store) idp.ReleasePolicy { return &idp.GrantPolicy{Clients: s, Grants: s} })
+}
+
+func TestMigration0005(t *testing.T) {
+	init, err := os.ReadFile(filepath.Join("..", "sqlstore", "migrations", "postgres", "0001_init.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := openDB(t, schemaDSN(t))
+	idptest.RunMigration0005Tests(t, db, string(init), func() idptest.Migrator { return postgres.New(db) })
+}

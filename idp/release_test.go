@@ -1,0 +1,148 @@
+package idp
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// planString renders a plan as "name[?] ... | idtoken ...", ? marking optional.
+func planString(p *ReleasePlan) string {
+	var got []string
+	for _, c := range p.Claims {
+		s := c.Name
+		if c.Optional {
+			s += "?"
+		}
+		got = append(got, s)
+	}
+	out := strings.Join(got, " ")
+	if len(p.IDToken) > 0 {
+		out += " | " + strings.Join(p.IDToken, " ")
+	}
+	return out
+}
+
+func TestGrantPolicy_Plan(t *testing.T) {
+	all := &Client{Scopes: []string{"openid", "profile", "address", "phone", "eid"}}
+	profileOnly := &Client{Scopes: []string{"openid", "profile"}}
+	withClaims := &Client{Scopes: []string{"openid"}, Claims: []string{"phone_number", "birthdate"}}
+	tests := []struct {
+		name   string
+		client *Client
+		scopes []string
+		param  string
+		want   string
+	}{
+		{"openid only", all, []string{"openid"}, "", ""},
+		{"profile is voluntary", all, []string{"openid", "profile"}, "", "name? family_name? given_name? birthdate? gender?"},
+		{"eid releases the personal id as essential", all, []string{"openid", "eid"}, "", "personal_id"},
+		{"claims parameter marks essential", all, []string{"openid", "phone"}, `{"userinfo":{"phone_number":{"essential":true}}}`, "phone_number"},
+		{"claims parameter adds a voluntary claim", all, []string{"openid"}, `{"userinfo":{"birthdate":null}}`, "birthdate?"},
+		{"id_token member goes to the ID token", all, []string{"openid"}, `{"id_token":{"birthdate":{"essential":true},"name":null}}`, "name? birthdate | name birthdate"},
+		{"unknown claims are ignored", all, []string{"openid"}, `{"userinfo":{"salary":{"essential":true}},"id_token":{"salary":null}}`, ""},
+		// The abuse cases: the claims parameter cannot widen what the
+		// client may receive, essential or not (OIDC Core 5.5.1: a claim that
+		// is not available is no error).
+		{"essential personal_id outside the allowance is dropped", profileOnly, []string{"openid", "profile"},
+			`{"userinfo":{"personal_id":{"essential":true}}}`, "name? family_name? given_name? birthdate? gender?"},
+		{"id_token request outside the allowance is dropped", profileOnly, []string{"openid"},
+			`{"id_token":{"personal_id":{"essential":true},"phone_number":null,"name":null}}`, "name? | name"},
+		{"scopes the client did not register imply nothing", profileOnly, []string{"openid", "eid", "phone"}, "", ""},
+		{"explicit claims are allowed but not asked unrequested", withClaims, []string{"openid"}, "", ""},
+		{"explicit claims can be requested", withClaims, []string{"openid"},
+			`{"userinfo":{"phone_number":{"essential":true},"name":null},"id_token":{"birthdate":null}}`, "birthdate? phone_number | birthdate"},
+	}
+	p := &GrantPolicy{}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := ParseClaimsRequest(tt.scopes, tt.param)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan, err := p.Plan(t.Context(), tt.client, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g := planString(plan); g != tt.want {
+				t.Errorf("got %q, want %q", g, tt.want)
+			}
+		})
+	}
+}
+
+func TestClient_AllowedClaims(t *testing.T) {
+	for _, tt := range []struct {
+		c    Client
+		want string
+	}{
+		{Client{Scopes: []string{"openid", "profile"}}, "name family_name given_name birthdate gender"},
+		{Client{Scopes: []string{"openid", "eid", "phone"}}, "phone_number personal_id"},
+		{Client{Scopes: []string{"registry.read"}}, ""},
+		{Client{Scopes: []string{"openid"}, Claims: []string{"personal_id", "name"}}, "name personal_id"},
+		{Client{Scopes: []string{"openid", "address"}, Claims: []string{"address", "salary"}}, "address"},
+	} {
+		if got := strings.Join(tt.c.AllowedClaims(), " "); got != tt.want {
+			t.Errorf("scopes %v claims %v: got %q, want %q", tt.c.Scopes, tt.c.Claims, got, tt.want)
+		}
+	}
+}
+
+func TestParseClaimsRequest(t *testing.T) {
+	for _, raw := range []string{`{"userinfo":`, `[]`, `{"userinfo":[]}`, `"x"`} {
+		if _, err := ParseClaimsRequest(nil, raw); err == nil {
+			t.Errorf("ParseClaimsRequest(%q) accepted a malformed parameter", raw)
+		}
+	}
+	r, err := ParseClaimsRequest(nil, `{"userinfo":{"name":{"essential":"yes"},"gender":{"essential":true}},"id_token":{"birthdate":1},"other":{"x":null}}`)
+	if err != nil || r.UserInfo["name"] || !r.UserInfo["gender"] || r.IDToken["birthdate"] {
+		t.Errorf("got %+v, %v", r, err)
+	}
+	if _, ok := r.IDToken["birthdate"]; !ok {
+		t.Error("a claim with a non-object spec is not requested")
+	}
+}
+
+// FuzzPlan: whatever the client, scopes and claims parameter, the plan shows
+// only claims the client may receive, once each, never marks an essential
+// request optional, and puts in the ID token only claims it shows.
+func FuzzPlan(f *testing.F) {
+	f.Add("openid profile eid", "", "openid profile eid", `{"userinfo":{"birthdate":{"essential":true}}}`)
+	f.Add("openid phone address", "name", "openid phone", `{"id_token":{"name":null},"userinfo":{"name":{"essential":false}}}`)
+	f.Add("openid", "", "", `[]`)
+	f.Add("openid profile", "personal_id", "eid eid profile", `{"userinfo":{"personal_id":{"essential":"yes"}},"id_token":{"personal_id":{"essential":true}}}`)
+	f.Fuzz(func(t *testing.T, registered, claims, scopes, param string) {
+		c := &Client{Scopes: strings.Fields(registered), Claims: strings.Fields(claims)}
+		req, err := ParseClaimsRequest(strings.Fields(scopes), param)
+		if err != nil {
+			var v any
+			if json.Unmarshal([]byte(param), &v) != nil {
+				return
+			}
+		}
+		plan, err := (&GrantPolicy{}).Plan(t.Context(), c, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		allowed := c.AllowedClaims()
+		seen := map[string]bool{}
+		for _, cr := range plan.Claims {
+			if !slices.Contains(allowed, cr.Name) {
+				t.Fatalf("claim %q shown although the client may not receive it", cr.Name)
+			}
+			if seen[cr.Name] {
+				t.Fatalf("claim %q twice", cr.Name)
+			}
+			seen[cr.Name] = true
+			if cr.Optional && (req.UserInfo[cr.Name] || req.IDToken[cr.Name]) {
+				t.Fatalf("essential claim %q marked optional", cr.Name)
+			}
+		}
+		for _, n := range plan.IDToken {
+			if !seen[n] {
+				t.Fatalf("ID token claim %q is not shown to the citizen", n)
+			}
+		}
+	})
+}
