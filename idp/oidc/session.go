@@ -16,6 +16,9 @@ type Session struct {
 	Released []string `json:"released,omitempty"`
 	// DeviceID is the eID app installation that approved the login.
 	DeviceID string `json:"device_id,omitempty"`
+	// KeyThumbprint is the RFC 7638 JWK SHA-256 thumbprint of the key the
+	// grant's tokens are bound to (cnf.jkt in the access token), when bound.
+	KeyThumbprint string `json:"jkt,omitempty"`
 	// ClientID is kept for client_credentials grants, whose subject is the client.
 	ClientID string `json:"client_id,omitempty"`
 }
