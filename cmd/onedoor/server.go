@@ -160,7 +160,8 @@ func (m *Main) Run(ctx context.Context) error {
 			PAR:           90 * time.Second,
 			RefreshGrace:  c.RefreshGrace,
 		},
-		Now: m.Now,
+		Resources: c.Resources,
+		Now:       m.Now,
 	}, m.Store, m.Eph, m.Keys)
 	m.Web = web.New(web.Config{
 		Issuer:         m.Issuer,
