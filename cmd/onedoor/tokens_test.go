@@ -37,6 +37,10 @@ func TestTokenBoundaries_SQLite(t *testing.T) {
 	runTokenBoundaries(t, startMain(t, withResources(recordsAPI)))
 }
 
+func TestTokenBoundaries_PostgresRedis(t *testing.T) {
+	runTokenBoundaries(t, startMain(t, scaleOption(t), withResources(recordsAPI)))
+}
+
 // claimsOf decodes an access token's payload (the signature is checked by
 // the IdP whenever the token is used).
 func claimsOf(t *testing.T, tok string) map[string]any { return jsonPart(t, tok, 1) }
@@ -201,6 +205,42 @@ func runTokenBoundaries(t *testing.T, e *testEnv) {
 		next := refresh(t, site, tok.RefreshToken)
 		if got := audOf(t, next.AccessToken); !slices.Equal(got, []string{recordsAPI}) {
 			t.Errorf("refreshed aud = %v, want [%s]", got, recordsAPI)
+		}
+	})
+
+	t.Run("repeated resources, narrowed at the token endpoint", func(t *testing.T) {
+		state, nonce, verifier := randomString(12), randomString(12), oauth2.GenerateVerifier()
+		authURL := site.conf.AuthCodeURL(state, gooidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)) +
+			"&" + url.Values{"resource": {recordsAPI, userinfoURL}}.Encode()
+		loc := e.login(newBrowser(), authURL, e.app, nil)
+		status, body := tokenBasic(t, e.issuer, siteID, siteSecret, url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")},
+			"redirect_uri": {site.conf.RedirectURL}, "code_verifier": {verifier}, "resource": {recordsAPI}})
+		if status != http.StatusOK {
+			t.Fatalf("code exchange: %d %s", status, body)
+		}
+		var tok struct {
+			AccessToken  string `json:"access_token"`
+			RefreshToken string `json:"refresh_token"`
+		}
+		_ = json.Unmarshal([]byte(body), &tok)
+		if got := audOf(t, tok.AccessToken); !slices.Equal(got, []string{recordsAPI}) {
+			t.Errorf("narrowed aud = %v, want [%s]", got, recordsAPI)
+		}
+		mustUserinfo(t, e.issuer, tok.AccessToken, false, "token narrowed to the records API")
+		// The refresh token keeps the whole grant: without a resource both
+		// audiences, with one just that one.
+		next := refresh(t, site, tok.RefreshToken)
+		if got := audOf(t, next.AccessToken); !slices.Equal(got, []string{recordsAPI, userinfoURL}) {
+			t.Errorf("refreshed aud = %v, want both resources", got)
+		}
+		mustUserinfo(t, e.issuer, next.AccessToken, true, "token for both resources")
+		status, body = tokenBasic(t, e.issuer, siteID, siteSecret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {next.RefreshToken}, "resource": {userinfoURL}})
+		if status != http.StatusOK {
+			t.Fatalf("refresh for userinfo: %d %s", status, body)
+		}
+		_ = json.Unmarshal([]byte(body), &tok)
+		if got := audOf(t, tok.AccessToken); !slices.Equal(got, []string{userinfoURL}) {
+			t.Errorf("aud of a refresh for userinfo = %v", got)
 		}
 	})
 

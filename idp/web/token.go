@@ -316,7 +316,10 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 			s.unavailable(w, "store", err)
 			return
 		}
-		if c.ClientID != client.GetID() && !slices.Contains(c.Audience, client.GetID()) {
+		// A resource server is a client whose client_id is one of the
+		// token's audiences; the IdP's own userinfo is no client's.
+		rs := slices.Contains(c.Audience, client.GetID()) && client.GetID() != s.provider.DefaultAudience()
+		if c.ClientID != client.GetID() && !rs {
 			writeJSON(w, http.StatusOK, inactive)
 			return
 		}
