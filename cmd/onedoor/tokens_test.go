@@ -368,6 +368,32 @@ func runTokenBoundaries(t *testing.T, e *testEnv) {
 		})
 	})
 
+	t.Run("bad introspection and revocation requests get standard errors", func(t *testing.T) {
+		postID, postSecret := e.client(ClientSpec{GrantTypes: []string{"client_credentials"}, Scope: "registry.read", AuthMethod: idp.AuthSecretPost})
+		for _, tt := range []struct {
+			name, endpoint string
+			form           url.Values
+			status         int
+			code           string
+		}{
+			{"introspect without token", "/introspect", url.Values{"client_id": {postID}, "client_secret": {postSecret}}, 400, "invalid_request"},
+			{"revoke without token", "/revoke", url.Values{"client_id": {postID}, "client_secret": {postSecret}}, 400, "invalid_request"},
+			{"secret in the body for a Basic-only client", "/introspect", url.Values{"token": {citizen.AccessToken}, "client_id": {siteID}, "client_secret": {siteSecret}}, 401, "invalid_client"},
+			{"introspect with a garbage assertion", "/introspect", url.Values{"token": {citizen.AccessToken}, "client_id": {siteID},
+				"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {"a.b.c"}}, 401, "invalid_client"},
+			{"revoke with a wrong secret", "/revoke", url.Values{"token": {citizen.AccessToken}, "client_id": {siteID}, "client_secret": {"nope"}}, 401, "invalid_client"},
+			{"revoke by an unknown client", "/revoke", url.Values{"token": {citizen.AccessToken}, "client_id": {"nobody"}, "client_secret": {"x"}}, 401, "invalid_client"},
+			{"introspect with a repeated token", "/introspect", url.Values{"token": {"a", "b"}, "client_id": {postID}, "client_secret": {postSecret}}, 400, "invalid_request"},
+		} {
+			status, body := postForm(t, e.issuer+tt.endpoint, tt.form)
+			if status != tt.status || !strings.Contains(body, `"`+tt.code+`"`) {
+				t.Errorf("%s: %d %s, want %d %s", tt.name, status, body, tt.status, tt.code)
+			}
+		}
+		// The site's client authenticates with Basic only: its token is untouched.
+		mustUserinfo(t, e.issuer, citizen.AccessToken, true, "after refused revocations")
+	})
+
 	t.Run("discovery lists exactly the methods each endpoint accepts", func(t *testing.T) {
 		var d map[string]any
 		if err := site.provider.Claims(&d); err != nil {
