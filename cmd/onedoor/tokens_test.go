@@ -189,6 +189,22 @@ func runTokenBoundaries(t *testing.T, e *testEnv) {
 		if loc.Query().Get("error") != "invalid_target" || loc.Query().Get("state") != state {
 			t.Errorf("authorize with an unknown resource: %v, want error=invalid_target", loc)
 		}
+		// And in a pushed request (RFC 9126).
+		req, _ := http.NewRequest(http.MethodPost, e.issuer+"/par", strings.NewReader(url.Values{"response_type": {"code"}, "client_id": {siteID},
+			"redirect_uri": {site.conf.RedirectURL}, "scope": {"openid"}, "state": {state}, "nonce": {nonce},
+			"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"},
+			"resource": {"https://evil.example/api"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(siteID, siteSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"invalid_target"`) {
+			t.Errorf("PAR with an unknown resource: %d %s, want 400 invalid_target", resp.StatusCode, body)
+		}
 	})
 
 	t.Run("token for another resource server refused at userinfo, told to that server", func(t *testing.T) {
