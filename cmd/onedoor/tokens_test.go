@@ -217,6 +217,16 @@ func runTokenBoundaries(t *testing.T, e *testEnv) {
 		if got["active"] != true || got["client_id"] != siteID || got["sub"] != claimsOf(t, citizen.AccessToken)["sub"] || got["kind"] != "citizen" {
 			t.Errorf("resource server in aud introspects %v, want the token's state", got)
 		}
+		// A deleted client's tokens are inactive for the resource server too.
+		otherID, otherSecret := e.client(ClientSpec{Scope: "openid profile", GrantTypes: []string{"authorization_code"}})
+		other := e.codeFlowWith(e.rp(otherID, otherSecret, gooidc.ScopeOpenID, "profile"), oauth2.SetAuthURLParam("resource", recordsAPI))
+		if got := introspect(t, e.issuer, rsID, rsSecret, other.AccessToken); got["active"] != true {
+			t.Fatalf("resource server introspects %v", got)
+		}
+		if err := e.m.Store.DeleteClient(ctx, otherID); err != nil {
+			t.Fatal(err)
+		}
+		inactiveOnly(t, introspect(t, e.issuer, rsID, rsSecret, other.AccessToken), "token of a deleted client")
 		// A refresh keeps the grant's audience.
 		next := refresh(t, site, tok.RefreshToken)
 		if got := audOf(t, next.AccessToken); !slices.Equal(got, []string{recordsAPI}) {

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -27,9 +26,9 @@ func TestDiscovery_Golden(t *testing.T) {
 	if err := json.Indent(&pretty, rec.Body.Bytes(), "", "  "); err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "discovery.golden.json")
+	const golden = "testdata/discovery.golden.json"
 	if *update {
-		if err := os.WriteFile(golden, pretty.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(golden, pretty.Bytes(), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}

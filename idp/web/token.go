@@ -323,6 +323,18 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, inactive)
 			return
 		}
+		if rs {
+			// A deleted client's tokens are inactive (its own requests no
+			// longer authenticate, so only a resource server needs this).
+			if _, err := s.store.GetClient(ctx, c.ClientID); err != nil {
+				if errors.Is(err, idp.ErrNotFound) {
+					writeJSON(w, http.StatusOK, inactive)
+					return
+				}
+				s.unavailable(w, "durable store", err)
+				return
+			}
+		}
 		resp := introspection{Active: true, Scope: c.Scope, ClientID: c.ClientID, Subject: c.Subject,
 			Audience: c.Audience, Issuer: c.Issuer, TokenType: "access_token", JTI: c.ID, Kind: c.Kind, Cnf: c.Confirmation}
 		resp.ExpiresAt = c.ExpiresAt.Unix()
