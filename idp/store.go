@@ -88,6 +88,18 @@ type RefreshTokenStore interface {
 	DeleteExpiredRefreshTokens(ctx context.Context, now time.Time) (int64, error)
 }
 
+// RevocationStore is the durable deny list of access tokens: a key (built by
+// idp/accesstoken: a grant, a token or a device) stays revoked until its
+// time has passed, on every replica and across restarts of the ephemeral
+// store.
+type RevocationStore interface {
+	// Revoke denies key until the given time. It is idempotent; of two
+	// revocations of one key the later until wins.
+	Revoke(ctx context.Context, key string, until time.Time) error
+	// AnyRevoked reports whether any of the keys is revoked now.
+	AnyRevoked(ctx context.Context, keys ...string) (bool, error)
+}
+
 // Store is everything the durable backend provides.
 type Store interface {
 	ClientStore
@@ -97,6 +109,7 @@ type Store interface {
 	KeyStore
 	GrantStore
 	RefreshTokenStore
+	RevocationStore
 	Ping(ctx context.Context) error
 	Close() error
 }

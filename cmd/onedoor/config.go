@@ -13,7 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onedoor/onedoor/idp/accesstoken"
 	"github.com/onedoor/onedoor/idp/clientaddr"
+	"github.com/onedoor/onedoor/idp/oidc"
 	"github.com/onedoor/onedoor/idp/web"
 )
 
@@ -48,6 +50,29 @@ type Config struct {
 	// Limits are the other rate limits (no flags: the defaults are sized for
 	// carrier-grade NAT; tests lower them).
 	Limits web.Limits
+	// Resources are the resource servers (RFC 8707) access tokens may be
+	// minted for, besides the IdP's userinfo.
+	Resources []string
+}
+
+// commaList is a flag holding a comma-separated list.
+type commaList struct{ v *[]string }
+
+func (l commaList) String() string {
+	if l.v == nil {
+		return ""
+	}
+	return strings.Join(*l.v, ",")
+}
+
+func (l commaList) Set(s string) error {
+	*l.v = nil
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l.v = append(*l.v, p)
+		}
+	}
+	return nil
 }
 
 // DefaultConfig is the embedded default: SQLite in ./onedoor-data, no Redis.
@@ -91,6 +116,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "comma-separated CIDRs of the proxies whose X-Forwarded-For and Forwarded headers name the client; without it the peer address counts")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed clearly fake demo data and serve a demo agency site")
 	fs.StringVar(&c.DemoRPAddr, "demo-rp-addr", c.DemoRPAddr, "listen address of the demo agency site (with --demo)")
+	fs.Var(commaList{&c.Resources}, "resources", "comma-separated resource servers (absolute URIs, RFC 8707) access tokens may be minted for; the IdP's userinfo is always one and is the default audience")
 	fs.DurationVar(&c.AccessTokenTTL, "access-token-ttl", c.AccessTokenTTL, "access token lifetime")
 	fs.DurationVar(&c.RefreshTokenTTL, "refresh-token-ttl", c.RefreshTokenTTL, "refresh token lifetime")
 	fs.DurationVar(&c.RefreshGrace, "refresh-grace", c.RefreshGrace, "how long a rotated refresh token may still be redeemed")
@@ -199,7 +225,12 @@ func (c *Config) Validate(serve bool) error {
 	if c.RefreshGrace < 0 || c.RefreshGrace > 5*time.Minute {
 		add("--refresh-grace must be between 0 and 5m (got %s)", c.RefreshGrace)
 	}
-	if c.AccessTokenTTL > time.Hour {
+	for _, r := range c.Resources {
+		if err := oidc.ValidResource(r); err != nil {
+			add("--resources: %q must be an absolute URI without a fragment", r)
+		}
+	}
+	if c.AccessTokenTTL > accesstoken.MaxLifetime {
 		add("--access-token-ttl must be at most 1h: access tokens are bearer tokens (got %s)", c.AccessTokenTTL)
 	}
 	return joinProblems(probs)

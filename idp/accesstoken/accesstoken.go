@@ -1,7 +1,11 @@
 // Package accesstoken issues and verifies OneDoor's access tokens: ES256 JWTs
 // in the RFC 9068 profile (typ at+jwt). They are self-contained, so issuing
-// one writes nothing; revocation goes to a deny list keyed by the grant.
-// Relying services (userinfo now, the mobile API later) share this verifier.
+// one writes nothing. Every token names its audience (aud, RFC 9068 2.2) and
+// its kind (a citizen's or a client's own), and a relying service accepts
+// only tokens minted for it: VerifyFor. Revocation goes to a durable deny
+// list (idp.RevocationStore) keyed by grant, token and device, checked in one
+// read. Relying services (userinfo now, the mobile API later) share this
+// verifier.
 package accesstoken
 
 import (
@@ -11,6 +15,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,8 +28,26 @@ import (
 // Type is the JOSE typ of an access token (RFC 9068 section 2.1).
 const Type = "at+jwt"
 
+// MaxLifetime is the longest an access token may live. The verifier refuses
+// longer-lived tokens, so a grant or device denied for MaxLifetime has no
+// token left that outlives the denial.
+const MaxLifetime = time.Hour
+
 // ErrInvalid is returned for any token that fails verification.
 var ErrInvalid = errors.New("invalid access token")
+
+// Kind says for whom a token was minted.
+type Kind string
+
+// Token kinds.
+const (
+	// KindCitizen: a citizen's token, obtained by a client the citizen
+	// logged in to (or by the eID app itself). sub is the citizen.
+	KindCitizen Kind = "citizen"
+	// KindClient: a client acting for itself (client_credentials); sub is
+	// the client_id.
+	KindClient Kind = "client"
+)
 
 // Keys resolves the active ES256 signing key and published keys by kid.
 // *keyset.Manager implements it.
@@ -33,15 +56,26 @@ type Keys interface {
 	PublicKey(ctx context.Context, kid string) (*keyset.Key, error)
 }
 
+// Confirmation is the cnf claim (RFC 7800): the key the token is bound to.
+type Confirmation struct {
+	// JKT is the base64url SHA-256 JWK thumbprint (RFC 7638) of that key.
+	JKT string `json:"jkt,omitempty"`
+}
+
 // Claims are the access token's claims.
 type Claims struct {
 	jwt.RegisteredClaims
-	ClientID string   `json:"client_id"`
-	Scope    string   `json:"scope,omitempty"`
-	GrantID  string   `json:"gid"` // the fosite request id shared by a refresh family
-	AuthTime int64    `json:"auth_time,omitempty"`
-	ACR      string   `json:"acr,omitempty"`
-	Released []string `json:"rel,omitempty"` // claim names the citizen agreed to release
+	ClientID string `json:"client_id"`
+	Scope    string `json:"scope,omitempty"`
+	GrantID  string `json:"gid"` // the fosite request id shared by a refresh family
+	Kind     Kind   `json:"kind"`
+	// DeviceID is the eID device that approved the login or holds the token
+	// (citizen tokens).
+	DeviceID     string        `json:"did,omitempty"`
+	Confirmation *Confirmation `json:"cnf,omitempty"`
+	AuthTime     int64         `json:"auth_time,omitempty"`
+	ACR          string        `json:"acr,omitempty"`
+	Released     []string      `json:"rel,omitempty"` // claim names the citizen agreed to release
 }
 
 // Scopes splits the scope claim.
@@ -63,7 +97,11 @@ func NewIssuer(issuer string, keys Keys, now func() time.Time) *Issuer {
 }
 
 // Sign returns a signed token for c; Issuer, IssuedAt and ID are filled in.
+// The claims must name an audience and a kind.
 func (i *Issuer) Sign(ctx context.Context, c *Claims) (string, error) {
+	if len(c.Audience) == 0 || (c.Kind != KindCitizen && c.Kind != KindClient) {
+		return "", errors.New("access token without audience or kind")
+	}
 	k, err := i.keys.SigningKey(ctx, "ES256")
 	if err != nil {
 		return "", fmt.Errorf("access token key: %w", err)
@@ -81,56 +119,132 @@ func (i *Issuer) Sign(ctx context.Context, c *Claims) (string, error) {
 	return t.SignedString(priv)
 }
 
-// Revocations is where revoked grants are recorded until their tokens expire.
-type Revocations interface {
-	Get(ctx context.Context, key string) ([]byte, error)
-	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
-}
+// Deny-list keys. Each names what is revoked; a token is refused when its
+// grant, its own jti or its device is on the list.
+
+// GrantKey is the deny-list key of a grant (a refresh family and every
+// access token minted from it).
+func GrantKey(grantID string) string { return "grant:" + grantID }
+
+// TokenKey is the deny-list key of one access token.
+func TokenKey(jti string) string { return "token:" + jti }
+
+// DeviceKey is the deny-list key of an eID device: every access token it
+// approved or holds.
+func DeviceKey(deviceID string) string { return "device:" + deviceID }
 
 // Verifier checks access tokens.
 type Verifier struct {
 	issuer  string
 	keys    Keys
-	revoked Revocations
+	revoked idp.RevocationStore
 	skew    time.Duration
 	now     func() time.Time
 }
 
 // NewVerifier returns a verifier; revoked may be nil to skip the deny list
 // (only for tests of the signature path).
-func NewVerifier(issuer string, keys Keys, revoked Revocations, skew time.Duration, now func() time.Time) *Verifier {
+func NewVerifier(issuer string, keys Keys, revoked idp.RevocationStore, skew time.Duration, now func() time.Time) *Verifier {
 	if now == nil {
 		now = time.Now
 	}
 	return &Verifier{issuer: issuer, keys: keys, revoked: revoked, skew: skew, now: now}
 }
 
-func revocationKey(grantID string) string { return "at:revoked:" + grantID }
+// denyAll is how long a grant or device stays denied: longer than any token
+// minted before the denial (or in flight while it was written) can live.
+func (v *Verifier) denyAll() time.Time { return v.now().Add(MaxLifetime + v.skew + time.Minute) }
 
-// Revoke denies every access token of the grant until ttl has passed (the
-// access-token lifetime).
-func (v *Verifier) Revoke(ctx context.Context, grantID string, ttl time.Duration) error {
-	return v.revoked.Set(ctx, revocationKey(grantID), []byte{1}, ttl)
+// RevokeGrant denies every access token of the grant. Refresh tokens are
+// revoked separately, in the refresh store.
+func (v *Verifier) RevokeGrant(ctx context.Context, grantID string) error {
+	return v.revoked.Revoke(ctx, GrantKey(grantID), v.denyAll())
 }
 
-// Verify parses and checks token. Errors wrap ErrInvalid, or idp.ErrUnavailable
-// when the deny list could not be read: a store outage is never reported as
-// an invalid token.
+// RevokeDevice denies every access token the device approved or holds, for
+// MaxLifetime.
+func (v *Verifier) RevokeDevice(ctx context.Context, deviceID string) error {
+	return v.revoked.Revoke(ctx, DeviceKey(deviceID), v.denyAll())
+}
+
+// RevokeToken denies one access token until it expires; other tokens of its
+// grant are untouched.
+func (v *Verifier) RevokeToken(ctx context.Context, c *Claims) error {
+	until := v.now().Add(MaxLifetime)
+	if c.ExpiresAt != nil {
+		until = c.ExpiresAt.Time
+	}
+	return v.revoked.Revoke(ctx, TokenKey(c.ID), until.Add(v.skew+time.Second))
+}
+
+// Expect is what a relying service accepts.
+type Expect struct {
+	// Audience is the service's own identifier; the token's aud must
+	// contain it.
+	Audience string
+	// Kind is the kind of token the service serves.
+	Kind Kind
+}
+
+// VerifyFor checks token and that it was minted for exp: its aud contains
+// exp.Audience and its kind is exp.Kind. This is the entry point for every
+// relying service. Errors wrap ErrInvalid, or idp.ErrUnavailable when a
+// store could not be read.
+func (v *Verifier) VerifyFor(ctx context.Context, token string, exp Expect) (*Claims, error) {
+	if exp.Audience == "" || exp.Kind == "" {
+		return nil, fmt.Errorf("expectation without audience or kind: %w", ErrInvalid)
+	}
+	c, err := v.Parse(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(c.Audience, exp.Audience) {
+		return nil, fmt.Errorf("token not minted for this audience: %w", ErrInvalid)
+	}
+	if c.Kind != exp.Kind {
+		return nil, fmt.Errorf("token of kind %q, want %q: %w", c.Kind, exp.Kind, ErrInvalid)
+	}
+	if err := v.checkRevoked(ctx, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Verify checks token and the deny list but NOT its audience or kind. Only
+// the IdP itself uses it, where the caller's relation to the token is
+// checked separately (introspection, the fosite storage); a relying service
+// must use VerifyFor. Errors wrap ErrInvalid, or idp.ErrUnavailable when the
+// deny list could not be read: a store outage is never reported as an
+// invalid token.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	c, err := v.Parse(ctx, token)
 	if err != nil {
 		return nil, err
 	}
-	if v.revoked != nil {
-		_, err := v.revoked.Get(ctx, revocationKey(c.GrantID))
-		switch {
-		case err == nil:
-			return nil, fmt.Errorf("grant revoked: %w", ErrInvalid)
-		case !errors.Is(err, idp.ErrNotFound):
-			return nil, fmt.Errorf("revocation list: %w", err)
-		}
+	if err := v.checkRevoked(ctx, c); err != nil {
+		return nil, err
 	}
 	return c, nil
+}
+
+// checkRevoked asks the deny list about the token's grant, jti and device in
+// one read.
+func (v *Verifier) checkRevoked(ctx context.Context, c *Claims) error {
+	if v.revoked == nil {
+		return nil
+	}
+	keys := []string{GrantKey(c.GrantID), TokenKey(c.ID)}
+	if c.DeviceID != "" {
+		keys = append(keys, DeviceKey(c.DeviceID))
+	}
+	revoked, err := v.revoked.AnyRevoked(ctx, keys...)
+	if err != nil {
+		return fmt.Errorf("revocation list: %w", err)
+	}
+	if revoked {
+		return fmt.Errorf("token revoked: %w", ErrInvalid)
+	}
+	return nil
 }
 
 // Parse checks the signature and claims but not the deny list.
@@ -178,10 +292,37 @@ func (v *Verifier) Parse(ctx context.Context, token string) (*Claims, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	if c.GrantID == "" || c.ClientID == "" {
-		return nil, fmt.Errorf("missing gid or client_id: %w", ErrInvalid)
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return &c, nil
+}
+
+// validate checks what the JWT library does not: the claims every OneDoor
+// token carries, and that it lives no longer than MaxLifetime.
+func (c *Claims) validate() error {
+	switch {
+	case c.GrantID == "" || c.ClientID == "" || c.ID == "":
+		return errors.New("missing gid, client_id or jti")
+	case len(c.Audience) == 0 || slices.Contains(c.Audience, ""):
+		return errors.New("missing aud")
+	case c.Subject == "":
+		return errors.New("missing sub")
+	case c.IssuedAt == nil:
+		return errors.New("missing iat")
+	case c.ExpiresAt.Sub(c.IssuedAt.Time) > MaxLifetime:
+		return errors.New("lifetime longer than allowed")
+	}
+	switch c.Kind {
+	case KindCitizen:
+	case KindClient:
+		if c.Subject != c.ClientID {
+			return errors.New("client token whose sub is not its client_id")
+		}
+	default:
+		return fmt.Errorf("unknown kind %q", c.Kind)
+	}
+	return nil
 }
 
 // validKID accepts only the characters our key ids use, so no path or SQL

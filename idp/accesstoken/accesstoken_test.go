@@ -19,7 +19,11 @@ import (
 	"github.com/onedoor/onedoor/idp/keyset"
 )
 
-const issuer = "https://id.onedoor.test"
+const (
+	issuer   = "https://id.onedoor.test"
+	userinfo = issuer + "/userinfo"
+	mobile   = "https://api.onedoor.test"
+)
 
 // fakeKeys holds one ES256 and one RS256 key and counts lookups.
 type fakeKeys struct {
@@ -61,25 +65,33 @@ func (k *fakeKeys) PublicKey(_ context.Context, kid string) (*keyset.Key, error)
 	return nil, idp.ErrNotFound
 }
 
-// denyList is an in-memory Revocations.
+// denyList is an in-memory idp.RevocationStore that records each read; the
+// real ones run idptest's RevocationStore suite.
 type denyList struct {
-	m    map[string]bool
-	down bool
+	m     map[string]time.Time
+	now   func() time.Time
+	down  bool
+	reads [][]string
 }
 
-func (d *denyList) Get(_ context.Context, key string) ([]byte, error) {
-	if d.down {
-		return nil, idp.ErrUnavailable
+func (d *denyList) Revoke(_ context.Context, key string, until time.Time) error {
+	if until.After(d.m[key]) {
+		d.m[key] = until
 	}
-	if d.m[key] {
-		return []byte{1}, nil
-	}
-	return nil, idp.ErrNotFound
-}
-
-func (d *denyList) Set(_ context.Context, key string, _ []byte, _ time.Duration) error {
-	d.m[key] = true
 	return nil
+}
+
+func (d *denyList) AnyRevoked(_ context.Context, keys ...string) (bool, error) {
+	if d.down {
+		return false, idp.ErrUnavailable
+	}
+	d.reads = append(d.reads, keys)
+	for _, k := range keys {
+		if d.m[k].After(d.now()) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 type fixture struct {
@@ -91,16 +103,18 @@ type fixture struct {
 }
 
 func newFixture(t testing.TB) *fixture {
-	f := &fixture{keys: newFakeKeys(t), deny: &denyList{m: map[string]bool{}}, now: time.Now()}
+	f := &fixture{keys: newFakeKeys(t), now: time.Now()}
 	clock := func() time.Time { return f.now }
+	f.deny = &denyList{m: map[string]time.Time{}, now: clock}
 	f.v = NewVerifier(issuer, f.keys, f.deny, 30*time.Second, clock)
 	f.iss = NewIssuer(issuer, f.keys, clock)
 	return f
 }
 
 func (f *fixture) claims() *Claims {
-	c := &Claims{ClientID: "agency", Scope: "openid profile", GrantID: "grant-1"}
+	c := &Claims{ClientID: "agency", Scope: "openid profile", GrantID: "grant-1", Kind: KindCitizen, DeviceID: "device-1"}
 	c.Subject = "citizen-1"
+	c.Audience = jwt.ClaimStrings{userinfo}
 	c.SetExpiry(f.now.Add(10 * time.Minute))
 	return c
 }
@@ -108,8 +122,8 @@ func (f *fixture) claims() *Claims {
 // forge signs arbitrary claims and headers, bypassing the Issuer.
 func (f *fixture) forge(t *testing.T, method jwt.SigningMethod, key any, header map[string]any, mod func(c jwt.MapClaims)) string {
 	t.Helper()
-	c := jwt.MapClaims{"iss": issuer, "sub": "citizen-1", "client_id": "agency", "gid": "grant-1",
-		"iat": f.now.Unix(), "exp": f.now.Add(10 * time.Minute).Unix()}
+	c := jwt.MapClaims{"iss": issuer, "sub": "citizen-1", "client_id": "agency", "gid": "grant-1", "jti": "jti-1",
+		"aud": []string{userinfo}, "kind": "citizen", "iat": f.now.Unix(), "exp": f.now.Add(10 * time.Minute).Unix()}
 	if mod != nil {
 		mod(c)
 	}
@@ -212,6 +226,30 @@ func TestVerify_Rejects(t *testing.T) {
 		{"no client_id", func(t *testing.T) string {
 			return f.forge(t, jwt.SigningMethodES256, es, nil, func(c jwt.MapClaims) { delete(c, "client_id") })
 		}},
+		{"no jti", func(t *testing.T) string {
+			return f.forge(t, jwt.SigningMethodES256, es, nil, func(c jwt.MapClaims) { delete(c, "jti") })
+		}},
+		{"no aud (RFC 9068 2.2)", func(t *testing.T) string {
+			return f.forge(t, jwt.SigningMethodES256, es, nil, func(c jwt.MapClaims) { delete(c, "aud") })
+		}},
+		{"empty aud", func(t *testing.T) string {
+			return f.forge(t, jwt.SigningMethodES256, es, nil, func(c jwt.MapClaims) { c["aud"] = []string{} })
+		}},
+		{"no kind", func(t *testing.T) string {
+			return f.forge(t, jwt.SigningMethodES256, es, nil, func(c jwt.MapClaims) { delete(c, "kind") })
+		}},
+		{"unknown kind", func(t *testing.T) string {
+			return f.forge(t, jwt.SigningMethodES256, es, nil, func(c jwt.MapClaims) { c["kind"] = "admin" })
+		}},
+		{"client token whose sub is a citizen", func(t *testing.T) string {
+			return f.forge(t, jwt.SigningMethodES256, es, nil, func(c jwt.MapClaims) { c["kind"] = "client" })
+		}},
+		{"no iat", func(t *testing.T) string {
+			return f.forge(t, jwt.SigningMethodES256, es, nil, func(c jwt.MapClaims) { delete(c, "iat") })
+		}},
+		{"lives longer than MaxLifetime", func(t *testing.T) string {
+			return f.forge(t, jwt.SigningMethodES256, es, nil, func(c jwt.MapClaims) { c["exp"] = f.now.Add(MaxLifetime + time.Minute).Unix() })
+		}},
 		{"garbage", func(*testing.T) string { return "a.b.c" }},
 		{"oversized", func(*testing.T) string { return strings.Repeat("a", 9000) }},
 	}
@@ -242,7 +280,7 @@ func TestVerify_SkewTolerated(t *testing.T) {
 	}
 }
 
-func TestVerify_RevocationAndOutages(t *testing.T) {
+func TestVerify_Outages(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	tok, _ := f.iss.Sign(ctx, f.claims())
@@ -250,28 +288,151 @@ func TestVerify_RevocationAndOutages(t *testing.T) {
 	if _, err := f.v.Verify(ctx, tok); !errors.Is(err, idp.ErrUnavailable) || errors.Is(err, ErrInvalid) {
 		t.Errorf("deny list down: %v, want ErrUnavailable and not ErrInvalid", err)
 	}
+	if _, err := f.v.VerifyFor(ctx, tok, Expect{Audience: userinfo, Kind: KindCitizen}); !errors.Is(err, idp.ErrUnavailable) || errors.Is(err, ErrInvalid) {
+		t.Errorf("VerifyFor, deny list down: %v, want ErrUnavailable and not ErrInvalid", err)
+	}
 	f.deny.down = false
 	f.keys.down = true
 	if _, err := f.v.Verify(ctx, tok); !errors.Is(err, idp.ErrUnavailable) || errors.Is(err, ErrInvalid) {
 		t.Errorf("key store down: %v, want ErrUnavailable and not ErrInvalid", err)
 	}
-	f.keys.down = false
-	if err := f.v.Revoke(ctx, "grant-1", time.Minute); err != nil {
-		t.Fatal(err)
+}
+
+// SECURITY.md 67: a token minted for one service is worthless at another.
+func TestVerifyFor_AudienceAndKind(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	sign := func(kind Kind, sub string, aud ...string) string {
+		c := f.claims()
+		c.Kind, c.Subject, c.Audience = kind, sub, aud
+		tok, err := f.iss.Sign(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
 	}
-	if _, err := f.v.Verify(ctx, tok); !errors.Is(err, ErrInvalid) {
-		t.Errorf("revoked grant: %v, want ErrInvalid", err)
+	citizenForMobile := sign(KindCitizen, "citizen-1", mobile)
+	citizenForBoth := sign(KindCitizen, "citizen-1", mobile, userinfo)
+	clientForMobile := sign(KindClient, "agency", mobile)
+	tests := []struct {
+		name string
+		tok  string
+		exp  Expect
+		ok   bool
+	}{
+		{"citizen token for the mobile API at the mobile API", citizenForMobile, Expect{mobile, KindCitizen}, true},
+		{"citizen token for two audiences at either", citizenForBoth, Expect{userinfo, KindCitizen}, true},
+		{"citizen token for the mobile API at userinfo", citizenForMobile, Expect{userinfo, KindCitizen}, false},
+		{"client token where citizen tokens are expected", clientForMobile, Expect{mobile, KindCitizen}, false},
+		{"citizen token where client tokens are expected", citizenForMobile, Expect{mobile, KindClient}, false},
+		{"client token where client tokens are expected", clientForMobile, Expect{mobile, KindClient}, true},
+		{"a prefix of the audience", citizenForMobile, Expect{"https://api.onedoor", KindCitizen}, false},
+		{"no expected audience", citizenForMobile, Expect{Kind: KindCitizen}, false},
+		{"no expected kind", citizenForMobile, Expect{Audience: mobile}, false},
 	}
-	if _, err := f.v.Parse(ctx, tok); err != nil {
-		t.Errorf("Parse ignores the deny list: %v", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.v.VerifyFor(ctx, tt.tok, tt.exp)
+			if tt.ok && err != nil {
+				t.Fatalf("VerifyFor: %v", err)
+			}
+			if !tt.ok && !errors.Is(err, ErrInvalid) {
+				t.Fatalf("VerifyFor: %v, want ErrInvalid", err)
+			}
+		})
 	}
+	if _, err := f.iss.Sign(ctx, &Claims{ClientID: "agency", GrantID: "g", Kind: KindCitizen}); err == nil {
+		t.Error("the issuer signed a token without an audience")
+	}
+}
+
+func TestVerify_DenyList(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	mint := func(did string) (string, *Claims) {
+		c := f.claims()
+		c.DeviceID = did
+		tok, err := f.iss.Sign(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := f.v.Verify(ctx, tok)
+		if err != nil {
+			t.Fatalf("fresh token: %v", err)
+		}
+		return tok, got
+	}
+	refused := func(tok, what string) {
+		t.Helper()
+		if _, err := f.v.Verify(ctx, tok); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", what, err)
+		}
+		if _, err := f.v.VerifyFor(ctx, tok, Expect{userinfo, KindCitizen}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s (VerifyFor): %v, want ErrInvalid", what, err)
+		}
+	}
+
+	t.Run("one read names grant, token and device", func(t *testing.T) {
+		tok, c := mint("device-9")
+		f.deny.reads = nil
+		if _, err := f.v.Verify(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		if len(f.deny.reads) != 1 {
+			t.Fatalf("%d deny-list reads, want 1", len(f.deny.reads))
+		}
+		want := []string{GrantKey("grant-1"), TokenKey(c.ID), DeviceKey("device-9")}
+		if strings.Join(f.deny.reads[0], " ") != strings.Join(want, " ") {
+			t.Errorf("keys read = %v, want %v", f.deny.reads[0], want)
+		}
+	})
+	t.Run("a revoked token is refused, a later token of its grant is not", func(t *testing.T) {
+		tok, c := mint("device-1")
+		if err := f.v.RevokeToken(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		refused(tok, "revoked token")
+		later, _ := mint("device-1")
+		if _, err := f.v.Verify(ctx, later); err != nil {
+			t.Errorf("a later token of the same grant: %v", err)
+		}
+		// The denial lasts until the token expires, not forever.
+		if until := f.deny.m[TokenKey(c.ID)]; until.Before(c.ExpiresAt.Time) || until.After(c.ExpiresAt.Add(time.Minute)) {
+			t.Errorf("token denied until %v, token expires %v", until, c.ExpiresAt)
+		}
+	})
+	t.Run("a revoked device refuses its tokens", func(t *testing.T) {
+		tok, _ := mint("device-stolen")
+		other, _ := mint("device-2")
+		if err := f.v.RevokeDevice(ctx, "device-stolen"); err != nil {
+			t.Fatal(err)
+		}
+		refused(tok, "token of a revoked device")
+		if _, err := f.v.Verify(ctx, other); err != nil {
+			t.Errorf("another device's token: %v", err)
+		}
+		// Denied for at least the longest a token can live.
+		if until := f.deny.m[DeviceKey("device-stolen")]; until.Before(f.now.Add(MaxLifetime)) {
+			t.Errorf("device denied until %v, want at least now + %v", until, MaxLifetime)
+		}
+	})
+	t.Run("a revoked grant refuses every token of the grant", func(t *testing.T) {
+		tok, _ := mint("device-3")
+		if err := f.v.RevokeGrant(ctx, "grant-1"); err != nil {
+			t.Fatal(err)
+		}
+		refused(tok, "token of a revoked grant")
+		if _, err := f.v.Parse(ctx, tok); err != nil {
+			t.Errorf("Parse ignores the deny list: %v", err)
+		}
+	})
 }
 
 // FuzzVerify: no input panics, and no change to a valid token verifies.
 func FuzzVerify(f *testing.F) {
 	fx := newFixture(f)
 	c := fx.claims()
-	c.SetExpiry(time.Now().Add(24 * time.Hour))
+	c.SetExpiry(fx.now.Add(MaxLifetime))
 	valid, _ := fx.iss.Sign(context.Background(), c)
 	f.Add(valid, 0, byte(0))
 	f.Add("e30.e30.", 1, byte('A'))

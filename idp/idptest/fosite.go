@@ -71,7 +71,7 @@ func RunFositeStorageTests(t *testing.T, newBackend func(t *testing.T) FositeBac
 			keys := keyset.New(b.Store, sealer, keyset.Options{Now: clock.Now})
 			mustNil(t, keys.Ensure(context.Background()), "keys")
 			life := oidc.Lifespans{AuthorizeCode: time.Minute, AccessToken: 10 * time.Minute, RefreshToken: time.Hour, PAR: time.Minute, RefreshGrace: 30 * time.Second}
-			verifier := accesstoken.NewVerifier(fositeIssuer, keys, b.Eph, 30*time.Second, clock.Now)
+			verifier := accesstoken.NewVerifier(fositeIssuer, keys, b.Store, 30*time.Second, clock.Now)
 			c := &idp.Client{ID: "agency", Name: "Agency", RedirectURIs: []string{"https://agency.example/cb"},
 				GrantTypes: []string{"authorization_code", "refresh_token"}, Scopes: []string{"openid", "offline_access"},
 				AuthMethod: idp.AuthSecretBasic, SecretHash: []byte("h"), IDTokenAlg: "ES256"}
@@ -239,19 +239,31 @@ func testFositeRefresh(t *testing.T, f *fositeFixture) {
 func testFositeAccessToken(t *testing.T, f *fositeFixture) {
 	ctx := context.Background()
 	ar := f.request(t)
-	c := &accesstoken.Claims{ClientID: f.client.ID, Scope: "openid", GrantID: ar.ID}
-	c.Subject = "citizen-1"
-	c.SetExpiry(f.clock.Now().Add(f.life.AccessToken))
-	tok, err := f.issuer.Sign(ctx, c)
-	mustNil(t, err, "sign")
+	sign := func() string {
+		c := &accesstoken.Claims{ClientID: f.client.ID, Scope: "openid", GrantID: ar.ID, Kind: accesstoken.KindCitizen, DeviceID: "device-1"}
+		c.Subject = "citizen-1"
+		c.Audience = []string{fositeIssuer + "/userinfo"}
+		c.SetExpiry(f.clock.Now().Add(f.life.AccessToken))
+		tok, err := f.issuer.Sign(ctx, c)
+		mustNil(t, err, "sign")
+		return tok
+	}
+	tok := sign()
 	mustNil(t, f.s.CreateAccessTokenSession(ctx, tok, ar), "create")
 	got, err := f.s.GetAccessTokenSession(ctx, tok, oidc.NewSession())
 	mustNil(t, err, "get")
 	equal(t, got.GetID(), ar.ID, "grant id")
 	equal(t, got.GetSession().GetSubject(), "citizen-1", "subject")
+	equal(t, []string(got.GetGrantedAudience()), []string{fositeIssuer + "/userinfo"}, "audience")
+	if s, ok := got.GetSession().(*oidc.Session); !ok || s.DeviceID != "device-1" {
+		t.Errorf("session %T lost the device id", got.GetSession())
+	}
 	mustNil(t, f.s.RevokeAccessToken(ctx, ar.ID), "revoke")
 	_, err = f.s.GetAccessTokenSession(ctx, tok, oidc.NewSession())
 	mustBe(t, err, fosite.ErrNotFound, "get revoked")
+	// The grant stays revoked: a token of it minted afterwards is refused too.
+	_, err = f.s.GetAccessTokenSession(ctx, sign(), oidc.NewSession())
+	mustBe(t, err, fosite.ErrNotFound, "get a later token of the revoked grant")
 	_, err = f.s.GetAccessTokenSession(ctx, tok+"x", oidc.NewSession())
 	mustBe(t, err, fosite.ErrNotFound, "get tampered")
 }

@@ -81,7 +81,7 @@ type Collector interface {
 }
 
 // RunGarbageCollectTests checks GarbageCollect removes expired ephemeral
-// entries and refresh tokens and nothing else. newStore returns a fresh,
+// entries, refresh tokens and revocations, and nothing else. newStore returns a fresh,
 // migrated store.
 func RunGarbageCollectTests(t *testing.T, newStore func(t *testing.T) Collector) {
 	t.Run("GarbageCollect", func(t *testing.T) {
@@ -96,8 +96,15 @@ func RunGarbageCollectTests(t *testing.T, newStore func(t *testing.T) Collector)
 		mustNil(t, s.CreateRefreshToken(ctx, expired), "create expired refresh token")
 		mustNil(t, s.CreateRefreshToken(ctx, live), "create live refresh token")
 
+		mustNil(t, s.Revoke(ctx, "grant:ending", now.Add(30*time.Second)), "revoke until before the collection")
+		mustNil(t, s.Revoke(ctx, "grant:kept", now.Add(time.Hour)), "revoke until after the collection")
+
 		n, err := s.GarbageCollect(ctx, now.Add(time.Minute))
 		mustNil(t, err, "garbage collect")
+		// The ended denial's row is gone (the real clock has not reached its
+		// end yet, so only a deleted row reads as not revoked).
+		mustRevoked(t, s, false, "grant:ending")
+		mustRevoked(t, s, true, "grant:kept")
 		if n != 1 {
 			t.Errorf("GarbageCollect: got %d ephemeral entries deleted, want 1", n)
 		}

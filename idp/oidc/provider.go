@@ -9,7 +9,10 @@ import (
 	"crypto/hmac"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ory/fosite"
@@ -34,7 +37,12 @@ type Config struct {
 	Lifespans Lifespans
 	// IDTokenLifespan defaults to one hour.
 	IDTokenLifespan time.Duration
-	Now             func() time.Time
+	// Resources are the resource servers (RFC 8707) access tokens may be
+	// minted for besides the IdP's own userinfo endpoint, which is always
+	// known and is the default audience. Each is an absolute URI without a
+	// fragment (see ValidResource).
+	Resources []string
+	Now       func() time.Time
 	// DeviceGrant verifies the eID app's JWT-bearer grant assertions; nil
 	// leaves the grant unserved.
 	DeviceGrant DeviceAuthenticator
@@ -43,9 +51,13 @@ type Config struct {
 // Provider is the configured fosite provider plus what the HTTP layer needs.
 type Provider struct {
 	fosite.OAuth2Provider
-	Verifier *accesstoken.Verifier
-	Config   Config
-	hints    *signer
+	Verifier  *accesstoken.Verifier
+	Config    Config
+	hints     *signer
+	fosite    *fosite.Fosite
+	storage   *Storage
+	strategy  *strategy
+	resources map[string]bool
 }
 
 // fositeConfig widens fosite's token URLs to include the issuer: openid-client
@@ -61,10 +73,34 @@ func (c *fositeConfig) GetTokenURLs(context.Context) []string { return c.tokenUR
 // TokenURL is the token endpoint for an issuer.
 func TokenURL(issuer string) string { return issuer + "/token" }
 
+// UserinfoURL is the userinfo endpoint for an issuer: the default audience
+// of access tokens.
+func UserinfoURL(issuer string) string { return issuer + "/userinfo" }
+
+// ErrInvalidTarget is RFC 8707's error for a resource that is malformed or
+// not one of the provider's resource servers.
+var ErrInvalidTarget = &fosite.RFC6749Error{
+	ErrorField:       "invalid_target",
+	DescriptionField: "The requested resource is invalid, unknown, or malformed.",
+	CodeField:        http.StatusBadRequest,
+}
+
+// ValidResource checks the form RFC 8707 section 2 requires of a resource
+// indicator: an absolute URI without a fragment.
+func ValidResource(r string) error {
+	u, err := url.Parse(r)
+	if err != nil || !u.IsAbs() || u.Fragment != "" || strings.Contains(r, "#") || len(r) > 2048 {
+		return fmt.Errorf("resource %q must be an absolute URI without a fragment: %w", r, idp.ErrInvalid)
+	}
+	return nil
+}
+
 // New builds the provider. The handler list is explicit: code flow with PKCE,
 // refresh, client credentials, the eID app's JWT-bearer grant, OpenID
-// Connect, PAR, introspection and revocation; no implicit, hybrid or password
-// grants.
+// Connect and PAR; no implicit, hybrid or password grants. Introspection and
+// revocation are served by idp/web on top of AuthenticateClient, the verifier
+// and LookupRefreshToken: fosite's handlers read only Basic authentication and
+// revoke a whole family for one access token.
 func New(cfg Config, store Store, eph idp.Ephemeral, keys accesstoken.Keys) *Provider {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -97,8 +133,22 @@ func New(cfg Config, store Store, eph idp.Ephemeral, keys accesstoken.Keys) *Pro
 		RedirectSecureChecker: func(_ context.Context, u *url.URL) bool { return idp.ValidRedirectURI(u.String()) == nil },
 	}
 	conf := &fositeConfig{Config: fc, tokenURLs: []string{TokenURL(cfg.Issuer), cfg.Issuer, cfg.Issuer + "/"}}
+	resources := map[string]bool{UserinfoURL(cfg.Issuer): true}
+	for _, r := range cfg.Resources {
+		resources[r] = true
+	}
+	// fosite checks granted audiences again on refresh against the client's
+	// audience list; OneDoor's audiences are the provider's resource servers.
+	fc.AudienceMatchingStrategy = func(_ []string, needle []string) error {
+		for _, n := range needle {
+			if !resources[n] {
+				return ErrInvalidTarget.WithHintf("%q is not a resource server of this provider.", n)
+			}
+		}
+		return nil
+	}
 
-	verifier := accesstoken.NewVerifier(cfg.Issuer, keys, eph, 30*time.Second, cfg.Now)
+	verifier := accesstoken.NewVerifier(cfg.Issuer, keys, store, 30*time.Second, cfg.Now)
 	storage := NewStorage(store, eph, verifier, l, cfg.Now)
 	es := &signer{keys: keys, alg: "ES256"}
 	strat := &strategy{
@@ -113,6 +163,8 @@ func New(cfg Config, store Store, eph idp.Ephemeral, keys accesstoken.Keys) *Pro
 			verifier: verifier,
 			lifespan: l.AccessToken,
 			now:      cfg.Now,
+			// The IdP's own userinfo endpoint.
+			defaultAudience: UserinfoURL(cfg.Issuer),
 		},
 	}
 	factories := []compose.Factory{
@@ -122,8 +174,6 @@ func New(cfg Config, store Store, eph idp.Ephemeral, keys accesstoken.Keys) *Pro
 		compose.OAuth2PKCEFactory,
 		compose.OpenIDConnectExplicitFactory,
 		compose.OpenIDConnectRefreshFactory,
-		compose.OAuth2TokenIntrospectionFactory,
-		compose.OAuth2TokenRevocationFactory,
 		compose.PushedAuthorizeHandlerFactory,
 	}
 	for _, factory := range factories {
@@ -133,12 +183,6 @@ func New(cfg Config, store Store, eph idp.Ephemeral, keys accesstoken.Keys) *Pro
 		}
 		if h, ok := res.(fosite.TokenEndpointHandler); ok {
 			fc.TokenEndpointHandlers.Append(h)
-		}
-		if h, ok := res.(fosite.TokenIntrospector); ok {
-			fc.TokenIntrospectionHandlers.Append(h)
-		}
-		if h, ok := res.(fosite.RevocationHandler); ok {
-			fc.RevocationHandlers.Append(h)
 		}
 		if h, ok := res.(fosite.PushedAuthorizeEndpointHandler); ok {
 			fc.PushedAuthorizeEndpointHandlers.Append(h)
@@ -156,12 +200,104 @@ func New(cfg Config, store Store, eph idp.Ephemeral, keys accesstoken.Keys) *Pro
 			now:          cfg.Now,
 		})
 	}
+	f := &fosite.Fosite{Store: storage, Config: conf}
 	return &Provider{
-		OAuth2Provider: &fosite.Fosite{Store: storage, Config: conf},
+		OAuth2Provider: f,
 		Verifier:       verifier,
 		Config:         cfg,
 		hints:          es,
+		fosite:         f,
+		storage:        storage,
+		strategy:       strat,
+		resources:      resources,
 	}
+}
+
+// DefaultAudience is the audience of an access token minted without a
+// resource: the IdP's userinfo endpoint.
+func (p *Provider) DefaultAudience() string { return UserinfoURL(p.Config.Issuer) }
+
+// Resources returns the resource indicators (RFC 8707) of a request form,
+// each checked to be an absolute URI without a fragment and one of the
+// provider's resource servers; otherwise an error wrapping ErrInvalidTarget.
+// Repeated values are allowed (RFC 8707 section 2) and deduplicated.
+func (p *Provider) Resources(form url.Values) ([]string, error) {
+	vals := form["resource"]
+	if len(vals) > 8 {
+		return nil, ErrInvalidTarget.WithHint("Too many resource parameters.")
+	}
+	var out []string
+	for _, r := range vals {
+		if err := ValidResource(r); err != nil {
+			return nil, ErrInvalidTarget.WithHint("A resource must be an absolute URI without a fragment (RFC 8707).")
+		}
+		if !p.resources[r] {
+			return nil, ErrInvalidTarget.WithHintf("%q is not a resource server of this provider.", r)
+		}
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// AuthenticateClient authenticates the client of a request the way the
+// token endpoint does (client_secret_basic, client_secret_post,
+// private_key_jwt, or none for public clients), for the endpoints OneDoor
+// serves itself (introspection, revocation).
+func (p *Provider) AuthenticateClient(ctx context.Context, r *http.Request) (*Client, error) {
+	c, err := p.fosite.AuthenticateClient(ctx, r, r.PostForm)
+	if err != nil {
+		return nil, err
+	}
+	oc, ok := c.(*Client)
+	if !ok {
+		return nil, fosite.ErrInvalidClient
+	}
+	return oc, nil
+}
+
+// RefreshGrant is what a refresh token stands for.
+type RefreshGrant struct {
+	fosite.Requester
+	// Active is whether the token can be redeemed now: not revoked, not
+	// rotated beyond the grace window, not expired.
+	Active    bool
+	ExpiresAt time.Time
+}
+
+// LookupRefreshToken finds the grant of a refresh token; fosite.ErrNotFound
+// when token is not one of ours.
+func (p *Provider) LookupRefreshToken(ctx context.Context, token string) (*RefreshGrant, error) {
+	if token == "" || len(token) > 512 {
+		return nil, fosite.ErrNotFound
+	}
+	sess := NewSession()
+	r, err := p.storage.GetRefreshTokenSession(ctx, p.strategy.RefreshTokenSignature(ctx, token), sess)
+	inactive := errors.Is(err, fosite.ErrInactiveToken)
+	if err != nil && !inactive {
+		return nil, err
+	}
+	if r == nil {
+		return nil, fosite.ErrNotFound
+	}
+	g := &RefreshGrant{Requester: r, Active: !inactive, ExpiresAt: r.GetSession().GetExpiresAt(fosite.RefreshToken)}
+	if err := p.strategy.ValidateRefreshToken(ctx, r, token); err != nil {
+		if !errors.Is(err, fosite.ErrTokenExpired) {
+			return nil, fosite.ErrNotFound.WithWrap(err)
+		}
+		g.Active = false
+	}
+	return g, nil
+}
+
+// RevokeGrant revokes a refresh-token family and denies every access token
+// of the grant: a revoked grant stays revoked.
+func (p *Provider) RevokeGrant(ctx context.Context, grantID string) error {
+	if err := p.storage.RevokeRefreshToken(ctx, grantID); err != nil {
+		return err
+	}
+	return p.storage.RevokeAccessToken(ctx, grantID)
 }
 
 // HashSecret returns the stored form of a client secret.

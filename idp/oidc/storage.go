@@ -22,6 +22,7 @@ import (
 type Store interface {
 	idp.ClientStore
 	idp.RefreshTokenStore
+	idp.RevocationStore
 }
 
 // Storage implements fosite's storage interfaces over OneDoor's stores:
@@ -201,7 +202,7 @@ func (s *Storage) CreateAccessTokenSession(context.Context, string, fosite.Reque
 
 // GetAccessTokenSession implements oauth2.AccessTokenStorage. The signature is
 // the token itself (see accessTokenStrategy), which is verified and turned
-// back into a request; revoked grants read as not found.
+// back into a request; revoked tokens, grants and devices read as not found.
 func (s *Storage) GetAccessTokenSession(ctx context.Context, token string, session fosite.Session) (fosite.Requester, error) {
 	c, err := s.verifier.Verify(ctx, token)
 	if errors.Is(err, accesstoken.ErrInvalid) {
@@ -225,6 +226,13 @@ func (s *Storage) requestFromClaims(ctx context.Context, c *accesstoken.Claims, 
 	sess.Subject = c.Subject
 	sess.Claims.Subject = c.Subject
 	sess.Released = c.Released
+	sess.DeviceID = c.DeviceID
+	if c.Confirmation != nil {
+		sess.KeyThumbprint = c.Confirmation.JKT
+	}
+	if c.Kind == accesstoken.KindClient {
+		sess.ClientID = c.ClientID
+	}
 	sess.SetExpiresAt(fosite.AccessToken, c.ExpiresAt.Time)
 	r := &fosite.Request{
 		ID:                c.GrantID,
@@ -302,9 +310,11 @@ func (s *Storage) RevokeRefreshToken(ctx context.Context, requestID string) erro
 }
 
 // RevokeAccessToken implements oauth2.TokenRevocationStorage: the grant goes
-// on the deny list for as long as its access tokens can live.
+// on the durable deny list for as long as its access tokens can live. fosite
+// calls it when a family is revoked (refresh-token or code reuse); the
+// revocation endpoint revokes single access tokens by jti instead.
 func (s *Storage) RevokeAccessToken(ctx context.Context, requestID string) error {
-	return s.verifier.Revoke(ctx, requestID, s.life.AccessToken+time.Minute)
+	return s.verifier.RevokeGrant(ctx, requestID)
 }
 
 // CreatePKCERequestSession implements pkce.PKCERequestStorage.

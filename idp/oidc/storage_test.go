@@ -12,6 +12,7 @@ import (
 type countingStore struct {
 	idp.ClientStore
 	idp.RefreshTokenStore
+	idp.RevocationStore
 	reads atomic.Int32
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -101,13 +102,24 @@ type accessTokenStrategy struct {
 	issuer   *accesstoken.Issuer
 	verifier *accesstoken.Verifier
 	lifespan time.Duration
-	now      func() time.Time
+	// defaultAudience is the IdP's userinfo endpoint.
+	defaultAudience string
+	now             func() time.Time
 }
 
 func (s *accessTokenStrategy) AccessTokenSignature(_ context.Context, token string) string {
 	return token
 }
 
+// GenerateAccessToken mints the token of a token request. Its claims:
+//   - aud (always, RFC 9068 2.2): the resources of the token request (RFC
+//     8707), which must lie within the grant's audience; else the grant's
+//     audience; else the default. The grant keeps its whole audience, so a
+//     later refresh may ask for another of its resources.
+//   - kind: "client" for client_credentials (sub = client_id), else
+//     "citizen";
+//   - did: the device that approved the login or holds the token;
+//   - cnf.jkt: the key the grant is bound to, when it is.
 func (s *accessTokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.Requester) (string, string, error) {
 	sess := r.GetSession()
 	exp := sess.GetExpiresAt(fosite.AccessToken)
@@ -118,14 +130,21 @@ func (s *accessTokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.
 		ClientID: r.GetClient().GetID(),
 		Scope:    strings.Join(r.GetGrantedScopes(), " "),
 		GrantID:  r.GetID(),
+		Kind:     accesstoken.KindCitizen,
 	}
 	c.Subject = sess.GetSubject()
 	c.SetExpiry(exp)
-	if aud := r.GetGrantedAudience(); len(aud) > 0 {
-		c.Audience = append(c.Audience, aud...)
+	aud, err := s.audience(r)
+	if err != nil {
+		return "", "", err
 	}
+	c.Audience = aud
 	if os, ok := sess.(*Session); ok {
 		c.Released = os.Released
+		c.DeviceID = os.DeviceID
+		if os.KeyThumbprint != "" {
+			c.Confirmation = &accesstoken.Confirmation{JKT: os.KeyThumbprint}
+		}
 		if os.Claims != nil {
 			c.ACR = os.Claims.AuthenticationContextClassReference
 			if !os.Claims.AuthTime.IsZero() {
@@ -133,14 +152,41 @@ func (s *accessTokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.
 			}
 		}
 	}
-	if c.Subject == "" { // client_credentials: the client acts for itself
+	if ar, ok := r.(fosite.AccessRequester); (ok && ar.GetGrantTypes().ExactOne("client_credentials")) || c.Subject == "" {
+		// The client acts for itself.
+		c.Kind = accesstoken.KindClient
 		c.Subject = c.ClientID
+		c.DeviceID, c.Released, c.ACR, c.AuthTime = "", nil, "", 0
 	}
 	tok, err := s.issuer.Sign(ctx, c)
 	if err != nil {
 		return "", "", fmt.Errorf("sign access token: %w", err)
 	}
 	return tok, tok, nil
+}
+
+// audience picks the token's aud (see GenerateAccessToken). The web layer
+// has already answered invalid_target for resources outside the grant; this
+// check only keeps a new code path from minting wider tokens.
+func (s *accessTokenStrategy) audience(r fosite.Requester) ([]string, error) {
+	granted := []string(r.GetGrantedAudience())
+	if len(granted) == 0 {
+		granted = []string{s.defaultAudience}
+	}
+	asked := r.GetRequestForm()["resource"]
+	if len(asked) == 0 {
+		return granted, nil
+	}
+	var aud []string
+	for _, a := range asked {
+		if !slices.Contains(granted, a) {
+			return nil, ErrInvalidTarget.WithHintf("%q is not within the grant.", a)
+		}
+		if !slices.Contains(aud, a) {
+			aud = append(aud, a)
+		}
+	}
+	return aud, nil
 }
 
 func (s *accessTokenStrategy) ValidateAccessToken(ctx context.Context, _ fosite.Requester, token string) error {

@@ -34,6 +34,10 @@ func TestEphemeral(t *testing.T) {
 	idptest.RunEphemeralTests(t, func(t *testing.T) idp.Ephemeral { return open(t) })
 }
 
+func TestRevocations(t *testing.T) {
+	idptest.RunRevocationTests(t, func(t *testing.T) idp.RevocationStore { return open(t) })
+}
+
 func TestGarbageCollect(t *testing.T) {
 	idptest.RunGarbageCollectTests(t, func(t *testing.T) idptest.Collector { return open(t) })
 }

@@ -118,8 +118,8 @@ func (s *Store) Incr(ctx context.Context, key string, ttl time.Duration) (int64,
 	return n, nil
 }
 
-// GarbageCollect deletes expired ephemeral entries and refresh tokens that
-// expired before now. It returns the number of ephemeral entries deleted.
+// GarbageCollect deletes expired ephemeral entries, refresh tokens that
+// expired before now and revocations that have ended. It returns the number of ephemeral entries deleted.
 func (s *Store) GarbageCollect(ctx context.Context, now time.Time) (ephemeralDeleted int64, err error) {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM idp_ephemeral WHERE expires_at <= $1`, ms(now))
 	if err != nil {
@@ -129,6 +129,9 @@ func (s *Store) GarbageCollect(ctx context.Context, now time.Time) (ephemeralDel
 		return 0, dbErr("garbage collect", err)
 	}
 	if _, err := s.DeleteExpiredRefreshTokens(ctx, now); err != nil {
+		return ephemeralDeleted, err
+	}
+	if err := s.deleteExpiredRevocations(ctx, now); err != nil {
 		return ephemeralDeleted, err
 	}
 	return ephemeralDeleted, nil

@@ -123,6 +123,9 @@ func (s *Server) validateAuthorize(ar fosite.AuthorizeRequester, usedPAR bool) e
 	if slices.Contains(prompt, "none") && len(prompt) > 1 {
 		return fosite.ErrInvalidRequest.WithHint("prompt=none cannot be combined with other values.")
 	}
+	if _, err := s.provider.Resources(form); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -195,7 +198,20 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 	for _, sc := range ar.GetRequestedScopes() {
 		ar.GrantScope(sc)
 	}
-	for _, a := range ar.GetRequestedAudience() {
+	// The grant's audience: the resources asked for (RFC 8707, checked in
+	// validateAuthorize), or the IdP's userinfo. Kept as requested audience
+	// too, which fosite copies into token requests, so the token endpoint
+	// can tell which resources a code or refresh token may be exchanged for.
+	aud, err := s.provider.Resources(ar.GetRequestForm())
+	if err != nil {
+		s.authorizeError(w, r, ar, err)
+		return
+	}
+	if len(aud) == 0 {
+		aud = []string{s.provider.DefaultAudience()}
+	}
+	ar.SetRequestedAudience(aud)
+	for _, a := range aud {
 		ar.GrantAudience(a)
 	}
 	os := oidc.NewSession()

@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/onedoor/onedoor/idp"
@@ -28,7 +29,9 @@ type discoveryDoc struct {
 	TokenEndpointAuthMethods          []string `json:"token_endpoint_auth_methods_supported"`
 	TokenEndpointAuthSigningAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	IntrospectionEndpointAuthMethods  []string `json:"introspection_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthAlgs     []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
 	RevocationEndpointAuthMethods     []string `json:"revocation_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthAlgs        []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
 	CodeChallengeMethods              []string `json:"code_challenge_methods_supported"`
 	ClaimsSupported                   []string `json:"claims_supported"`
 	ClaimsParameterSupported          bool     `json:"claims_parameter_supported"`
@@ -42,7 +45,11 @@ type discoveryDoc struct {
 
 func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
 	iss := s.cfg.Issuer
+	// Exactly what each endpoint accepts: all three share the token
+	// endpoint's client authentication; introspection refuses public
+	// clients (auth none).
 	authMethods := []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
+	assertionAlgs := []string{"ES256", "RS256", "PS256"}
 	d := discoveryDoc{
 		Issuer:                            iss,
 		AuthorizationEndpoint:             iss + PathAuthorize,
@@ -59,10 +66,12 @@ func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
 		GrantTypesSupported:               []string{"authorization_code", "refresh_token", "client_credentials", idp.GrantTypeJWTBearer},
 		SubjectTypesSupported:             []string{"public"},
 		IDTokenSigningAlgs:                []string{"ES256", "RS256"},
-		TokenEndpointAuthMethods:          append(authMethods, "none"),
-		TokenEndpointAuthSigningAlgs:      []string{"ES256", "RS256", "PS256"},
+		TokenEndpointAuthMethods:          append(slices.Clip(authMethods), "none"),
+		TokenEndpointAuthSigningAlgs:      assertionAlgs,
 		IntrospectionEndpointAuthMethods:  authMethods,
-		RevocationEndpointAuthMethods:     append(authMethods, "none"),
+		IntrospectionEndpointAuthAlgs:     assertionAlgs,
+		RevocationEndpointAuthMethods:     append(slices.Clip(authMethods), "none"),
+		RevocationEndpointAuthAlgs:        assertionAlgs,
 		CodeChallengeMethods:              []string{"S256"},
 		ClaimsSupported:                   append([]string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "phone_number_verified"}, idp.KnownClaims...),
 		ClaimsParameterSupported:          true,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/ory/fosite"
@@ -51,10 +52,11 @@ func countValues(form map[string][]string) int {
 	return n
 }
 
-// repeatedParam names a parameter sent more than once, if any.
+// repeatedParam names a parameter sent more than once, if any. resource may
+// be repeated (RFC 8707 section 2).
 func repeatedParam(form map[string][]string) string {
 	for k, v := range form {
-		if len(v) > 1 {
+		if len(v) > 1 && k != "resource" {
 			return k
 		}
 	}
@@ -79,6 +81,13 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, r, ar, err)
 		return
 	}
+	// RFC 8707: the resources asked for here pick the access token's
+	// audience (see oidc's GenerateAccessToken); checked in memory.
+	resources, err := s.provider.Resources(r.PostForm)
+	if err != nil {
+		s.tokenError(w, r, ar, err)
+		return
+	}
 	if ar.GetGrantTypes().ExactOne("client_credentials") {
 		// A client acting for itself gets no user-facing scopes.
 		for _, sc := range ar.GetRequestedScopes() {
@@ -86,8 +95,21 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 				ar.GrantScope(sc)
 			}
 		}
-		for _, a := range ar.GetRequestedAudience() {
+		for _, a := range resources {
 			ar.GrantAudience(a)
+		}
+	} else {
+		// A code or refresh token may be exchanged only for resources its
+		// grant was authorised for (fosite copies them into the request).
+		granted := []string(ar.GetRequestedAudience())
+		if len(granted) == 0 {
+			granted = []string{s.provider.DefaultAudience()}
+		}
+		for _, a := range resources {
+			if !slices.Contains(granted, a) {
+				s.tokenError(w, r, ar, oidc.ErrInvalidTarget.WithHintf("The grant does not cover %q.", a))
+				return
+			}
 		}
 	}
 	if os, ok := ar.GetSession().(*oidc.Session); ok && ar.GetGrantTypes().ExactOne(oidc.GrantTypeJWTBearer) {
@@ -197,7 +219,9 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusUnauthorized, "invalid_request", "An access token is required.")
 		return
 	}
-	c, err := s.provider.Verifier.Verify(ctx, tok)
+	// Only citizen tokens minted for userinfo: a client's own token or a
+	// token for another resource server is worthless here.
+	c, err := s.provider.Verifier.VerifyFor(ctx, tok, accesstoken.Expect{Audience: s.provider.DefaultAudience(), Kind: accesstoken.KindCitizen})
 	if err != nil {
 		if errors.Is(err, accesstoken.ErrInvalid) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="onedoor", error="invalid_token"`)
@@ -244,34 +268,218 @@ func bearer(r *http.Request) string {
 	return ""
 }
 
-// introspect is the token introspection endpoint (RFC 7662). Inactive or
-// unknown tokens answer {"active": false}.
-func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
+// authenticateClient authenticates the caller of the introspection and
+// revocation endpoints with every method the token endpoint accepts. On
+// failure it has written the error and returns nil.
+func (s *Server) authenticateClient(w http.ResponseWriter, r *http.Request, endpoint string) *oidc.Client {
 	ctx := r.Context()
-	ir, err := s.provider.NewIntrospectionRequest(ctx, r, oidc.NewSession())
+	if p := repeatedParam(r.PostForm); p != "" {
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The "+strconv.Quote(p)+" parameter is repeated.")
+		return nil
+	}
+	if _, _, basic := r.BasicAuth(); !basic && r.PostForm.Get("client_id") == "" && r.PostForm.Get("client_assertion") == "" {
+		s.clientError(w, fosite.ErrInvalidClient.WithHint("The client did not authenticate."))
+		return nil
+	}
+	c, err := s.provider.AuthenticateClient(ctx, r)
 	if err != nil {
 		if errors.Is(err, idp.ErrUnavailable) {
 			s.unavailable(w, "store", err)
-			return
+			return nil
 		}
-		s.provider.WriteIntrospectionError(ctx, w, normaliseError(r, err))
-		return
+		err = normaliseError(r, err)
+		s.logServerError(endpoint, err)
+		s.clientError(w, err)
+		return nil
 	}
-	s.provider.WriteIntrospectionResponse(ctx, w, ir)
+	return c
 }
 
-// revoke is the token revocation endpoint (RFC 7009).
-func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
+// clientError writes an authentication failure (RFC 6749 5.2).
+func (s *Server) clientError(w http.ResponseWriter, err error) {
+	rfc := fosite.ErrorToRFC6749Error(err)
+	status := rfc.CodeField
+	if rfc.ErrorField == fosite.ErrInvalidClient.ErrorField {
+		status = http.StatusUnauthorized
+		w.Header().Set("WWW-Authenticate", `Basic realm="onedoor"`)
+	}
+	if status < 400 || status > 599 {
+		status = http.StatusBadRequest
+	}
+	writeJSONError(w, status, rfc.ErrorField, rfc.GetDescription())
+}
+
+// isJWT tells an access token (a JWS: three parts) from a refresh token
+// (fosite's HMAC token: two parts).
+func isJWT(token string) bool { return strings.Count(token, ".") == 2 }
+
+// introspection is an RFC 7662 response; only active carries for inactive
+// tokens.
+type introspection struct {
+	Active    bool                      `json:"active"`
+	Scope     string                    `json:"scope,omitempty"`
+	ClientID  string                    `json:"client_id,omitempty"`
+	Subject   string                    `json:"sub,omitempty"`
+	ExpiresAt int64                     `json:"exp,omitempty"`
+	IssuedAt  int64                     `json:"iat,omitempty"`
+	NotBefore int64                     `json:"nbf,omitempty"`
+	Audience  []string                  `json:"aud,omitempty"`
+	Issuer    string                    `json:"iss,omitempty"`
+	TokenType string                    `json:"token_type,omitempty"`
+	JTI       string                    `json:"jti,omitempty"`
+	Kind      accesstoken.Kind          `json:"kind,omitempty"`
+	Cnf       *accesstoken.Confirmation `json:"cnf,omitempty"`
+}
+
+// introspect is the token introspection endpoint (RFC 7662). A confidential
+// client authenticated like at the token endpoint learns the state of its
+// own tokens and of access tokens whose aud names it (it is their resource
+// server); every other token, unknown, expired or revoked, is
+// {"active": false}. Public clients cannot introspect.
+func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	err := s.provider.NewRevocationRequest(ctx, r)
-	if errors.Is(err, idp.ErrUnavailable) {
-		s.unavailable(w, "store", err)
+	client := s.authenticateClient(w, r, "introspect")
+	if client == nil {
 		return
 	}
-	if err != nil {
-		err = normaliseError(r, err)
+	if client.IsPublic() {
+		s.clientError(w, fosite.ErrInvalidClient.WithHint("Public clients cannot introspect tokens."))
+		return
 	}
-	s.provider.WriteRevocationResponse(ctx, w, err)
+	token := r.PostForm.Get("token")
+	if token == "" {
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The token parameter is missing.")
+		return
+	}
+	inactive := introspection{}
+	if isJWT(token) {
+		c, err := s.provider.Verifier.Verify(ctx, token)
+		if err != nil {
+			if errors.Is(err, accesstoken.ErrInvalid) {
+				writeJSON(w, http.StatusOK, inactive)
+				return
+			}
+			s.unavailable(w, "store", err)
+			return
+		}
+		// A resource server is a client whose client_id is one of the
+		// token's audiences; the IdP's own userinfo is no client's.
+		rs := slices.Contains(c.Audience, client.GetID()) && client.GetID() != s.provider.DefaultAudience()
+		if c.ClientID != client.GetID() && !rs {
+			writeJSON(w, http.StatusOK, inactive)
+			return
+		}
+		if rs {
+			// A deleted client's tokens are inactive (its own requests no
+			// longer authenticate, so only a resource server needs this).
+			if _, err := s.store.GetClient(ctx, c.ClientID); err != nil {
+				if errors.Is(err, idp.ErrNotFound) {
+					writeJSON(w, http.StatusOK, inactive)
+					return
+				}
+				s.unavailable(w, "durable store", err)
+				return
+			}
+		}
+		resp := introspection{Active: true, Scope: c.Scope, ClientID: c.ClientID, Subject: c.Subject,
+			Audience: c.Audience, Issuer: c.Issuer, TokenType: "access_token", JTI: c.ID, Kind: c.Kind, Cnf: c.Confirmation}
+		resp.ExpiresAt = c.ExpiresAt.Unix()
+		resp.IssuedAt = c.IssuedAt.Unix()
+		if c.NotBefore != nil {
+			resp.NotBefore = c.NotBefore.Unix()
+		}
+		writeJSON(w, http.StatusOK, resp)
+		return
+	}
+	g, err := s.provider.LookupRefreshToken(ctx, token)
+	switch {
+	case errors.Is(err, idp.ErrUnavailable):
+		s.unavailable(w, "store", err)
+		return
+	case err != nil:
+		if !errors.Is(err, fosite.ErrNotFound) {
+			s.log.Warn("introspect refresh token", "err", err.Error())
+		}
+		writeJSON(w, http.StatusOK, inactive)
+		return
+	}
+	// A refresh token concerns only the client it was issued to.
+	if !g.Active || g.GetClient().GetID() != client.GetID() {
+		writeJSON(w, http.StatusOK, inactive)
+		return
+	}
+	resp := introspection{Active: true, Scope: strings.Join(g.GetGrantedScopes(), " "), ClientID: g.GetClient().GetID(),
+		Subject: g.GetSession().GetSubject(), IssuedAt: g.GetRequestedAt().Unix(), Issuer: s.cfg.Issuer,
+		TokenType: "refresh_token", Kind: accesstoken.KindCitizen}
+	if !g.ExpiresAt.IsZero() {
+		resp.ExpiresAt = g.ExpiresAt.Unix()
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// revoke is the token revocation endpoint (RFC 7009), and precise: revoking
+// an access token denies that token alone until it expires (its refresh
+// token and later access tokens keep working); revoking a refresh token
+// revokes its family and denies every access token of the grant. Only the
+// token's own client may revoke it; for anyone else, as for unknown or
+// expired tokens, the answer is 200 and nothing happens.
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	client := s.authenticateClient(w, r, "revoke")
+	if client == nil {
+		return
+	}
+	token := r.PostForm.Get("token")
+	if token == "" {
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The token parameter is missing.")
+		return
+	}
+	done := func() {
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+	}
+	if isJWT(token) {
+		// Parse, not Verify: revoking an already revoked token is a no-op
+		// either way, and Parse needs no deny-list read.
+		c, err := s.provider.Verifier.Parse(ctx, token)
+		switch {
+		case errors.Is(err, accesstoken.ErrInvalid):
+			done()
+		case err != nil:
+			s.unavailable(w, "key store", err)
+		case c.ClientID != client.GetID():
+			done()
+		default:
+			if err := s.provider.Verifier.RevokeToken(ctx, c); err != nil {
+				s.unavailable(w, "durable store", err)
+				return
+			}
+			done()
+		}
+		return
+	}
+	g, err := s.provider.LookupRefreshToken(ctx, token)
+	switch {
+	case errors.Is(err, idp.ErrUnavailable):
+		s.unavailable(w, "store", err)
+		return
+	case err != nil:
+		done()
+		return
+	case g.GetClient().GetID() != client.GetID():
+		done()
+		return
+	}
+	if err := s.provider.RevokeGrant(ctx, g.GetID()); err != nil {
+		if errors.Is(err, idp.ErrUnavailable) {
+			s.unavailable(w, "durable store", err)
+			return
+		}
+		s.log.Error("revoke grant", "err", err.Error())
+		writeJSONError(w, http.StatusInternalServerError, "server_error", "The token could not be revoked.")
+		return
+	}
+	done()
 }
 
 // logServerError records why fosite answered server_error. fosite's debug
