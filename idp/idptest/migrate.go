@@ -2,6 +2,7 @@ package idptest
 
 import (
 	"context"
+	"database/sql"
 	"testing"
 	"time"
 
@@ -106,5 +107,70 @@ func RunGarbageCollectTests(t *testing.T, newStore func(t *testing.T) Collector)
 		mustBe(t, err, idp.ErrNotFound, "get collected refresh token")
 		_, err = s.GetRefreshToken(ctx, live.Signature)
 		mustNil(t, err, "get live refresh token")
+	})
+}
+
+// StepMigrator is a Migrator that can stop at a schema version.
+type StepMigrator interface {
+	Migrator
+	MigrateTo(ctx context.Context, version int) error
+}
+
+// RunRefreshFamilyMigrationTests seeds refresh tokens in the per-token
+// schema of migration 0001 and checks that migration 0003 turns them into
+// families without breaking a valid token: each family's unrotated token is
+// current, its latest rotated token is previous (usable in its grace
+// window), a revoked family stays revoked, and the approving device is read
+// from the stored session. newStore returns an unmigrated store and the
+// *sql.DB it runs on.
+func RunRefreshFamilyMigrationTests(t *testing.T, newStore func(t *testing.T) (*sql.DB, StepMigrator)) {
+	t.Run("RefreshFamilies", func(t *testing.T) {
+		db, s := newStore(t)
+		ctx := t.Context()
+		mustNil(t, s.MigrateTo(ctx, 2), "migrate to 0002")
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		msAt := func(d time.Duration) int64 { return now.Add(d).UnixMilli() }
+		req := []byte(`{"id":"q1","client_id":"client-a","session":{"subject":"sub-1","device_id":"phone-1"}}`)
+		rows := []struct {
+			sig, q  string
+			active  bool
+			rotated any
+			created int64
+			request []byte
+		}{
+			{"t1", "q1", true, msAt(-time.Hour), msAt(-2 * time.Hour), req},
+			{"t2", "q1", true, msAt(-10 * time.Second), msAt(-time.Hour), req},
+			{"t3", "q1", true, nil, msAt(-10 * time.Second), req},
+			{"u1", "q2", true, nil, msAt(-time.Minute), []byte(`{"id":"q2"}`)},
+			{"v1", "q3", false, msAt(-time.Minute), msAt(-2 * time.Minute), []byte(`{}`)},
+			{"v2", "q3", false, nil, msAt(-time.Minute), []byte(`{}`)},
+		}
+		for _, r := range rows {
+			_, err := db.ExecContext(ctx, `INSERT INTO idp_refresh_tokens (signature, request_id, client_id, subject,
+				active, rotated_at, expires_at, created_at, request) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+				r.sig, r.q, "client-a", "sub-1", r.active, r.rotated, msAt(30*24*time.Hour), r.created, r.request)
+			mustNil(t, err, "seed "+r.sig)
+		}
+		mustNil(t, s.Migrate(ctx), "migrate")
+
+		got, err := s.GetRefreshToken(ctx, "t3")
+		mustNil(t, err, "current token after migration")
+		equal(t, got, &idp.RefreshToken{Signature: "t3", PreviousSignature: "t2", RequestID: "q1", ClientID: "client-a",
+			Subject: "sub-1", DeviceID: "phone-1", Active: true, RotatedAt: ptr(now.Add(-10 * time.Second)),
+			ExpiresAt: now.Add(30 * 24 * time.Hour), CreatedAt: now.Add(-10 * time.Second), Request: req}, "family q1")
+		got, err = s.GetRefreshToken(ctx, "t2")
+		mustNil(t, err, "previous token after migration")
+		equal(t, got.Signature, "t3", "family of the previous token")
+		_, err = s.GetRefreshToken(ctx, "t1")
+		mustBe(t, err, idp.ErrNotFound, "an older rotated token")
+		got, err = s.GetRefreshToken(ctx, "u1")
+		mustNil(t, err, "single-token family")
+		equal(t, []any{got.Active, got.PreviousSignature, got.RotatedAt == nil, got.DeviceID}, []any{true, "", true, ""}, "family q2")
+		got, err = s.GetRefreshToken(ctx, "v2")
+		mustNil(t, err, "revoked family")
+		equal(t, []any{got.Active, got.PreviousSignature}, []any{false, "v1"}, "family q3")
+		// The migrated family rotates like a new one.
+		mustNil(t, s.RotateRefreshToken(ctx, &idp.RefreshRotation{RequestID: "q1", Redeemed: "t3", Signature: "t4",
+			At: now, GraceFrom: now.Add(-30 * time.Second), ExpiresAt: now.Add(time.Hour), Request: req}), "rotate migrated family")
 	})
 }

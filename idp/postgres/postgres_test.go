@@ -125,3 +125,11 @@ func TestFositeStorage(t *testing.T) {
 		return idptest.FositeBackend{Store: s, Eph: s}
 	})
 }
+
+func TestMigrateRefreshFamilies(t *testing.T) {
+	dsn(t)
+	idptest.RunRefreshFamilyMigrationTests(t, func(t *testing.T) (*sql.DB, idptest.StepMigrator) {
+		db := openDB(t, schemaDSN(t))
+		return db, postgres.New(db)
+	})
+}

@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -72,5 +73,16 @@ func TestFositeStorage(t *testing.T) {
 	idptest.RunFositeStorageTests(t, func(t *testing.T) idptest.FositeBackend {
 		s := open(t)
 		return idptest.FositeBackend{Store: s, Eph: s}
+	})
+}
+
+func TestMigrateRefreshFamilies(t *testing.T) {
+	idptest.RunRefreshFamilyMigrationTests(t, func(t *testing.T) (*sql.DB, idptest.StepMigrator) {
+		db, err := sqlite.Open(filepath.Join(t.TempDir(), "idp.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db, sqlite.New(db)
 	})
 }
