@@ -96,6 +96,7 @@ func RunGarbageCollectTests(t *testing.T, newStore func(t *testing.T) Collector)
 		expired.ExpiresAt, live.ExpiresAt = now.Add(-time.Hour), now.Add(time.Hour)
 		mustNil(t, s.CreateRefreshToken(ctx, expired), "create expired refresh token")
 		mustNil(t, s.CreateRefreshToken(ctx, live), "create live refresh token")
+		time.Sleep(10 * time.Millisecond) // "short" expires by the database's clock
 
 		n, err := s.GarbageCollect(ctx, now.Add(time.Minute))
 		mustNil(t, err, "garbage collect")
@@ -172,5 +173,35 @@ func RunRefreshFamilyMigrationTests(t *testing.T, newStore func(t *testing.T) (*
 		// The migrated family rotates like a new one.
 		mustNil(t, s.RotateRefreshToken(ctx, &idp.RefreshRotation{RequestID: "q1", Redeemed: "t3", Signature: "t4",
 			At: now, GraceFrom: now.Add(-30 * time.Second), ExpiresAt: now.Add(time.Hour), Request: req}), "rotate migrated family")
+	})
+}
+
+// RunEphemeralClockTests checks that ephemeral expiry follows the database's
+// clock: newPair returns two stores on one fresh database whose own clocks
+// are skewed by skewA and skewB, as two replicas' clocks may be.
+func RunEphemeralClockTests(t *testing.T, newPair func(t *testing.T, skewA, skewB time.Duration) (a, b idp.Ephemeral)) {
+	t.Run("ReplicaClockSkew", func(t *testing.T) {
+		fast, slow := newPair(t, 30*time.Second, -30*time.Second)
+		ctx := t.Context()
+		// A replica 30 s ahead must not make an entry live 30 s longer for
+		// one that is 30 s behind.
+		mustNil(t, fast.Set(ctx, "fast", []byte("v"), shortTTL), "set on the fast replica")
+		mustGet(t, slow, "fast", []byte("v"))
+		// A replica 30 s behind must not create entries that have already
+		// expired for one that is ahead.
+		mustNil(t, slow.Set(ctx, "slow", []byte("v"), longTTL), "set on the slow replica")
+		mustGet(t, fast, "slow", []byte("v"))
+		mustNil(t, slow.Create(ctx, "once", []byte("v"), longTTL), "create on the slow replica")
+		mustBe(t, fast.Create(ctx, "once", []byte("w"), longTTL), idp.ErrConflict, "create again on the fast replica")
+		n, err := slow.Incr(ctx, "n", longTTL)
+		mustNil(t, err, "incr")
+		if n, err = fast.Incr(ctx, "n", longTTL); err != nil || n != 2 {
+			t.Fatalf("incr on the other replica: %d, %v; want 2 (the counter expired early)", n, err)
+		}
+		time.Sleep(shortTTL + slack)
+		_, err = slow.Get(ctx, "fast")
+		mustBe(t, err, idp.ErrNotFound, "entry after its TTL, read by the slow replica")
+		_, err = slow.Take(ctx, "fast")
+		mustBe(t, err, idp.ErrNotFound, "take after TTL on the slow replica")
 	})
 }

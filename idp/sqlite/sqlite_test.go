@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/idptest"
@@ -84,5 +85,25 @@ func TestMigrateRefreshFamilies(t *testing.T) {
 		}
 		t.Cleanup(func() { db.Close() })
 		return db, sqlite.New(db)
+	})
+}
+
+func TestEphemeralDatabaseClock(t *testing.T) {
+	idptest.RunEphemeralClockTests(t, func(t *testing.T, skewA, skewB time.Duration) (a, b idp.Ephemeral) {
+		path := filepath.Join(t.TempDir(), "idp.db")
+		var out []idp.Ephemeral
+		for _, skew := range []time.Duration{skewA, skewB} {
+			db, err := sqlite.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			s := sqlite.New(db, sqlstore.WithNow(func() time.Time { return time.Now().Add(skew) }))
+			if err := s.Migrate(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, s)
+		}
+		return out[0], out[1]
 	})
 }

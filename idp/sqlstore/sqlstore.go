@@ -53,7 +53,8 @@ var (
 // Option configures a Store.
 type Option func(*Store)
 
-// WithNow sets the clock used for ephemeral expiry and default CreatedAt.
+// WithNow sets the clock used for a durable record's default CreatedAt.
+// Ephemeral expiry always uses the database's clock.
 func WithNow(now func() time.Time) Option {
 	return func(s *Store) { s.now = now }
 }
