@@ -13,7 +13,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/onedoor/onedoor/idp"
@@ -136,7 +139,13 @@ func (s *Store) forUpdate() string {
 	return ""
 }
 
-// dbErr translates a database error into the idp sentinels.
+// dbErr translates a database error into the idp sentinels. Only an outage
+// (the database cannot be reached, went away, is shutting down, timed out,
+// or is momentarily busy) wraps ErrUnavailable, which transports answer with
+// 503 and Retry-After. Any other failure (a constraint nobody expected, a
+// syntax error, a missing table, a corrupt row, a permission denied) is
+// permanent: it is wrapped as is, so the caller logs it and answers a plain
+// server error that clients do not retry forever.
 func dbErr(op string, err error) error {
 	switch {
 	case err == nil:
@@ -145,8 +154,59 @@ func dbErr(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, idp.ErrNotFound)
 	case isUniqueViolation(err):
 		return fmt.Errorf("%s: %v: %w", op, err, idp.ErrConflict)
+	case isOutage(err):
+		return fmt.Errorf("%s: %w: %w", op, idp.ErrUnavailable, err)
 	}
-	return fmt.Errorf("%s: %w: %w", op, idp.ErrUnavailable, err)
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// isOutage reports whether err means the database could not answer now but
+// may later. Drivers are recognised without importing them.
+func isOutage(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ETIMEDOUT) || errors.Is(err, syscall.EHOSTUNREACH) ||
+		errors.Is(err, syscall.ENETUNREACH) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true // dial, read and write failures on the connection
+	}
+	var pg interface{ SQLState() string }
+	if errors.As(err, &pg) {
+		code := pg.SQLState()
+		switch {
+		case strings.HasPrefix(code, "08"), // connection exception
+			strings.HasPrefix(code, "53"),    // insufficient resources (too many connections, disk full)
+			strings.HasPrefix(code, "57P"),   // admin/crash shutdown, cannot connect now
+			code == "57014",                  // query canceled (statement timeout)
+			code == "40001", code == "40P01", // serialization failure, deadlock: retry
+			code == "55P03", // lock not available
+			code == "25006": // read-only transaction: a standby during failover
+			return true
+		}
+		return false
+	}
+	var lite interface{ Code() int }
+	if errors.As(err, &lite) {
+		switch lite.Code() & 0xff { // primary result code
+		case 5, 6, 10, 13, 14: // BUSY, LOCKED, IOERR, FULL, CANTOPEN
+			return true
+		}
+		return false
+	}
+	msg := err.Error()
+	for _, s := range []string{"database is closed", "connection refused", "connection reset", "broken pipe",
+		"conn closed", "closed network connection", "timeout", "no such host", "server closed the connection"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // isUniqueViolation recognises both drivers' errors without importing them:
