@@ -3,6 +3,7 @@ package idptest
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"testing"
 	"time"
 
@@ -203,5 +204,51 @@ func RunEphemeralClockTests(t *testing.T, newPair func(t *testing.T, skewA, skew
 		mustBe(t, err, idp.ErrNotFound, "entry after its TTL, read by the slow replica")
 		_, err = slow.Take(ctx, "fast")
 		mustBe(t, err, idp.ErrNotFound, "take after TTL on the slow replica")
+	})
+}
+
+// LockingStore is a store whose WithLock serialises callers across
+// processes, with an ephemeral store to keep a counter in.
+type LockingStore interface {
+	idp.Ephemeral
+	WithLock(ctx context.Context, name string, fn func(ctx context.Context) error) error
+}
+
+// RunLockTests checks WithLock across two stores on one database (two
+// processes: an admin command and the server): read-modify-write sequences
+// under the lock lose no update. newPair returns two migrated stores over
+// separate connection pools to one database.
+func RunLockTests(t *testing.T, newPair func(t *testing.T) (a, b LockingStore)) {
+	t.Run("NoLostUpdate", func(t *testing.T) {
+		a, b := newPair(t)
+		ctx := t.Context()
+		mustNil(t, a.Set(ctx, "counter", []byte("0"), longTTL), "set counter")
+		const n = 16
+		errs := runConcurrently(n, func(i int) error {
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			return s.WithLock(ctx, "counter", func(ctx context.Context) error {
+				v, err := s.Get(ctx, "counter")
+				if err != nil {
+					return err
+				}
+				var c int
+				if _, err := fmt.Sscan(string(v), &c); err != nil {
+					return err
+				}
+				time.Sleep(2 * time.Millisecond) // what a key rotation does between its read and its write
+				return s.Set(ctx, "counter", []byte(fmt.Sprint(c+1)), longTTL)
+			})
+		})
+		for _, err := range errs {
+			mustNil(t, err, "locked increment")
+		}
+		mustGet(t, a, "counter", []byte(fmt.Sprint(n)))
+		// Another name is not held by the first.
+		mustNil(t, a.WithLock(ctx, "outer", func(ctx context.Context) error {
+			return b.WithLock(ctx, "inner", func(context.Context) error { return nil })
+		}), "nested locks of different names")
 	})
 }

@@ -150,3 +150,19 @@ func TestEphemeralDatabaseClock(t *testing.T) {
 		return out[0], out[1]
 	})
 }
+
+func TestLock(t *testing.T) {
+	dsn(t)
+	idptest.RunLockTests(t, func(t *testing.T) (a, b idptest.LockingStore) {
+		d := schemaDSN(t)
+		var out []idptest.LockingStore
+		for range 2 {
+			s := postgres.New(openDB(t, d))
+			if err := s.Migrate(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, s)
+		}
+		return out[0], out[1]
+	})
+}

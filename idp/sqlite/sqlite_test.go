@@ -107,3 +107,23 @@ func TestEphemeralDatabaseClock(t *testing.T) {
 		return out[0], out[1]
 	})
 }
+
+func TestLock(t *testing.T) {
+	idptest.RunLockTests(t, func(t *testing.T) (a, b idptest.LockingStore) {
+		path := filepath.Join(t.TempDir(), "idp.db")
+		var out []idptest.LockingStore
+		for range 2 {
+			db, err := sqlite.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			s := sqlite.New(db)
+			if err := s.Migrate(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, s)
+		}
+		return out[0], out[1]
+	})
+}

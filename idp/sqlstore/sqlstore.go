@@ -8,12 +8,14 @@ package sqlstore
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"strings"
 	"syscall"
@@ -300,11 +302,15 @@ func (s *Store) createdAt(t *time.Time) {
 }
 
 // WithLock runs fn while holding a lock named name across every process that
-// shares the database: a PostgreSQL transaction-level advisory lock, released
-// when fn returns. SQLite serves one process, whose own mutexes suffice.
+// shares the database. On PostgreSQL it is a transaction-level advisory
+// lock, released when fn returns. On SQLite, where an admin command and the
+// server may share the file, it is a row in idp_locks taken with one
+// conditional upsert and deleted when fn returns; a row left by a process
+// that died is taken over once its lease ends. Holding the SQLite write lock
+// instead would block fn's own writes on other pooled connections.
 func (s *Store) WithLock(ctx context.Context, name string, fn func(ctx context.Context) error) error {
 	if s.d != PostgreSQL {
-		return fn(ctx)
+		return s.withLockRow(ctx, name, fn)
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -318,4 +324,42 @@ func (s *Store) WithLock(ctx context.Context, name string, fn func(ctx context.C
 		return err
 	}
 	return dbErr("unlock "+name, tx.Commit())
+}
+
+// lockLease bounds how long a lock row outlives a process that died holding
+// it. Holders do short work (a key rotation), well within it.
+const lockLease = time.Minute
+
+func (s *Store) withLockRow(ctx context.Context, name string, fn func(ctx context.Context) error) error {
+	op := "lock " + name
+	holder := rand.Text()
+	now := s.sqlNow()
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		res, err := s.db.ExecContext(ctx, `INSERT INTO idp_locks (name, holder, expires_at) VALUES ($1, $2, `+now+` + $3)
+			ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+			WHERE idp_locks.expires_at <= `+now, name, holder, lockLease.Milliseconds())
+		if err != nil {
+			return dbErr(op, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return dbErr(op, err)
+		}
+		if n == 1 {
+			break
+		}
+		t := time.NewTimer(wait/2 + time.Duration(mrand.Int64N(int64(wait))))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return dbErr(op, ctx.Err())
+		case <-t.C:
+		}
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_, _ = s.db.ExecContext(ctx, `DELETE FROM idp_locks WHERE name = $1 AND holder = $2`, name, holder)
+	}()
+	return fn(ctx)
 }
