@@ -81,6 +81,9 @@ type RefreshTokenStore interface {
 	// GetRefreshToken returns the family whose current or previous token has
 	// the signature, revoked families included.
 	GetRefreshToken(ctx context.Context, signature string) (*RefreshToken, error)
+	// GetRefreshTokenFamily returns a family by request ID, revoked ones
+	// included.
+	GetRefreshTokenFamily(ctx context.Context, requestID string) (*RefreshToken, error)
 	// RotateRefreshToken applies r atomically: of concurrent rotations of one
 	// family each either applies or fails, so at most one child is live.
 	// ErrNotFound when the family is absent or revoked, or r.Redeemed is

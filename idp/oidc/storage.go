@@ -380,11 +380,28 @@ func (x *exchange) takeRotation(requestID string) *pendingRotation {
 // token of an active family is valid; so is the previous one for the grace
 // window after it was redeemed, so a client that lost the response can
 // retry. Anything else of a known family (the previous token after the
-// window, any token of a revoked family) returns the request with
-// fosite.ErrInactiveToken, which makes fosite revoke the family (reuse
-// detection).
+// window, an older token, any token of a revoked family) returns the
+// request with fosite.ErrInactiveToken, which makes fosite revoke the
+// family (reuse detection).
 func (s *Storage) GetRefreshTokenSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
 	t, err := s.store.GetRefreshToken(ctx, sig)
+	if errors.Is(err, idp.ErrNotFound) {
+		// An older token of a family the signature names (see
+		// refreshtoken.go): a token that was superseded twice, or the child
+		// that died when its parent was redeemed again. Its holder should not
+		// have it: reuse.
+		if id, ok := refreshFamily(sig); ok {
+			if f, ferr := s.store.GetRefreshTokenFamily(ctx, id); ferr == nil {
+				r, derr := s.decodeRequest(ctx, f.Request, session)
+				if derr != nil {
+					return nil, derr
+				}
+				return r, fosite.ErrInactiveToken
+			} else if !errors.Is(ferr, idp.ErrNotFound) {
+				return nil, ferr
+			}
+		}
+	}
 	if err != nil {
 		return nil, storeErr(err)
 	}
@@ -404,14 +421,25 @@ func (s *Storage) GetRefreshTokenSession(ctx context.Context, sig string, sessio
 }
 
 // DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage. fosite
-// calls it on reuse, before revoking the family: the family is deactivated,
-// not deleted, so its other token keeps reading as revoked.
+// calls it on reuse, before revoking the family by request ID: the family is
+// deactivated, not deleted, so its tokens keep reading as revoked. A token
+// nothing is known of is not an error (fosite would then skip revoking).
 func (s *Storage) DeleteRefreshTokenSession(ctx context.Context, sig string) error {
+	requestID := ""
 	t, err := s.store.GetRefreshToken(ctx, sig)
-	if err != nil {
-		return storeErr(err)
+	switch {
+	case err == nil:
+		requestID = t.RequestID
+	case errors.Is(err, idp.ErrNotFound):
+		id, ok := refreshFamily(sig)
+		if !ok {
+			return nil
+		}
+		requestID = id
+	default:
+		return err
 	}
-	return storeErr(s.store.RevokeRefreshTokens(ctx, t.RequestID))
+	return storeErr(s.store.RevokeRefreshTokens(ctx, requestID))
 }
 
 // RotateRefreshToken implements oauth2.RefreshTokenStorage. It writes

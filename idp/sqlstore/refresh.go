@@ -28,16 +28,25 @@ func (s *Store) CreateRefreshToken(ctx context.Context, t *idp.RefreshToken) err
 // GetRefreshToken returns the family whose current or previous token has the
 // signature. Both columns are indexed.
 func (s *Store) GetRefreshToken(ctx context.Context, signature string) (*idp.RefreshToken, error) {
+	return scanRefresh(s.db.QueryRowContext(ctx, `SELECT `+refreshColumns+` FROM idp_refresh_families
+		WHERE signature = $1 OR prev_signature = $1`, signature))
+}
+
+// GetRefreshTokenFamily returns a family by request ID.
+func (s *Store) GetRefreshTokenFamily(ctx context.Context, requestID string) (*idp.RefreshToken, error) {
+	return scanRefresh(s.db.QueryRowContext(ctx, `SELECT `+refreshColumns+` FROM idp_refresh_families
+		WHERE request_id = $1`, requestID))
+}
+
+func scanRefresh(row scanner) (*idp.RefreshToken, error) {
 	var (
 		t                idp.RefreshToken
 		prev             sql.NullString
 		rotated          sql.NullInt64
 		expires, created int64
 	)
-	err := s.db.QueryRowContext(ctx, `SELECT `+refreshColumns+` FROM idp_refresh_families
-		WHERE signature = $1 OR prev_signature = $1`, signature).
-		Scan(&t.Signature, &prev, &t.RequestID, &t.ClientID, &t.Subject, &t.DeviceID, &t.Active,
-			&rotated, &expires, &created, &t.Request)
+	err := row.Scan(&t.Signature, &prev, &t.RequestID, &t.ClientID, &t.Subject, &t.DeviceID, &t.Active,
+		&rotated, &expires, &created, &t.Request)
 	if err != nil {
 		return nil, dbErr("get refresh token", err)
 	}
