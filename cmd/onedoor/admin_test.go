@@ -218,7 +218,7 @@ func dumpDB(t *testing.T, dir string) string {
 	rows.Close()
 	var b strings.Builder
 	for _, tbl := range tables {
-		rows, err := db.Query(`SELECT * FROM "` + tbl + `"`)
+		rows, err := db.Query(`SELECT * FROM "` + tbl + `"`) //nolint:gosec // table names from sqlite_master
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -31,7 +31,7 @@ func (s *strategy) GenerateRefreshToken(ctx context.Context, r fosite.Requester)
 		return "", "", fmt.Errorf("refresh token for request id %q: unsupported id", id)
 	}
 	key := make([]byte, 0, 1+len(id)+refreshEntropy)
-	key = append(key, byte(len(id)))
+	key = append(key, byte(len(id))) //nolint:gosec // at most 255, checked above
 	key = append(key, id...)
 	random := make([]byte, refreshEntropy)
 	if _, err := rand.Read(random); err != nil {

@@ -17,12 +17,44 @@ import (
 // entry.
 
 // sqlNow is the database's clock in unix ms, for one statement.
-func (s *Store) sqlNow() string {
-	if s.d == PostgreSQL {
+func sqlNow(d Dialect) string {
+	if d == PostgreSQL {
 		return `(FLOOR(EXTRACT(EPOCH FROM statement_timestamp()) * 1000)::BIGINT)`
 	}
 	// julianday('now') is fixed for the duration of one statement.
 	return `(CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER))`
+}
+
+// clockQueries are the statements that read the database's clock, built
+// once per dialect.
+type clockQueries struct {
+	set, create, get, take, incr, collect, lock string
+}
+
+func newClockQueries(d Dialect) clockQueries {
+	now := sqlNow(d)
+	next := `CAST(CAST(idp_ephemeral.value AS INTEGER) + 1 AS BLOB)`
+	if d == PostgreSQL {
+		next = `convert_to((convert_from(idp_ephemeral.value, 'UTF8')::BIGINT + 1)::TEXT, 'UTF8')`
+	}
+	return clockQueries{
+		set: `INSERT INTO idp_ephemeral (key, value, expires_at) VALUES ($1, $2, ` + now + ` + $3)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
+		create: `INSERT INTO idp_ephemeral (key, value, expires_at) VALUES ($1, $2, ` + now + ` + $3)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+			WHERE idp_ephemeral.expires_at <= ` + now,
+		get:  `SELECT value FROM idp_ephemeral WHERE key = $1 AND expires_at > ` + now,
+		take: `DELETE FROM idp_ephemeral WHERE key = $1 AND expires_at > ` + now + ` RETURNING value`,
+		incr: `INSERT INTO idp_ephemeral (key, value, expires_at) VALUES ($1, $2, ` + now + ` + $3)
+			ON CONFLICT (key) DO UPDATE SET
+				value = CASE WHEN idp_ephemeral.expires_at <= ` + now + ` THEN excluded.value ELSE ` + next + ` END,
+				expires_at = CASE WHEN idp_ephemeral.expires_at <= ` + now + ` THEN excluded.expires_at ELSE idp_ephemeral.expires_at END
+			RETURNING value`,
+		collect: `DELETE FROM idp_ephemeral WHERE expires_at <= ` + now,
+		lock: `INSERT INTO idp_locks (name, holder, expires_at) VALUES ($1, $2, ` + now + ` + $3)
+			ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+			WHERE idp_locks.expires_at <= ` + now,
+	}
 }
 
 // ttlMS checks ttl and rounds it up to whole milliseconds, as Redis does
@@ -40,9 +72,7 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err != nil {
 		return err
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO idp_ephemeral (key, value, expires_at) VALUES ($1, $2, `+s.sqlNow()+` + $3)
-		ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
-		key, blob(value), t)
+	_, err = s.db.ExecContext(ctx, s.q.set, key, blob(value), t)
 	return dbErr("set ephemeral", err)
 }
 
@@ -54,11 +84,7 @@ func (s *Store) Create(ctx context.Context, key string, value []byte, ttl time.D
 	if err != nil {
 		return err
 	}
-	now := s.sqlNow()
-	res, err := s.db.ExecContext(ctx, `INSERT INTO idp_ephemeral (key, value, expires_at) VALUES ($1, $2, `+now+` + $3)
-		ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
-		WHERE idp_ephemeral.expires_at <= `+now,
-		key, blob(value), t)
+	res, err := s.db.ExecContext(ctx, s.q.create, key, blob(value), t)
 	if err != nil {
 		return dbErr(op, err)
 	}
@@ -75,8 +101,7 @@ func (s *Store) Create(ctx context.Context, key string, value []byte, ttl time.D
 // Get returns the live value under key.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	var v []byte
-	err := s.db.QueryRowContext(ctx, `SELECT value FROM idp_ephemeral WHERE key = $1 AND expires_at > `+s.sqlNow(),
-		key).Scan(&v)
+	err := s.db.QueryRowContext(ctx, s.q.get, key).Scan(&v)
 	if err != nil {
 		return nil, dbErr("get ephemeral", err)
 	}
@@ -87,8 +112,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 // concurrent callers sees it.
 func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
 	var v []byte
-	err := s.db.QueryRowContext(ctx, `DELETE FROM idp_ephemeral WHERE key = $1 AND expires_at > `+s.sqlNow()+` RETURNING value`,
-		key).Scan(&v)
+	err := s.db.QueryRowContext(ctx, s.q.take, key).Scan(&v)
 	if err != nil {
 		return nil, dbErr("take ephemeral", err)
 	}
@@ -109,17 +133,8 @@ func (s *Store) Incr(ctx context.Context, key string, ttl time.Duration) (int64,
 	if err != nil {
 		return 0, err
 	}
-	next := `CAST(CAST(idp_ephemeral.value AS INTEGER) + 1 AS BLOB)`
-	if s.d == PostgreSQL {
-		next = `convert_to((convert_from(idp_ephemeral.value, 'UTF8')::BIGINT + 1)::TEXT, 'UTF8')`
-	}
-	now := s.sqlNow()
 	var v []byte
-	err = s.db.QueryRowContext(ctx, `INSERT INTO idp_ephemeral (key, value, expires_at) VALUES ($1, $2, `+now+` + $3)
-		ON CONFLICT (key) DO UPDATE SET
-			value = CASE WHEN idp_ephemeral.expires_at <= `+now+` THEN excluded.value ELSE `+next+` END,
-			expires_at = CASE WHEN idp_ephemeral.expires_at <= `+now+` THEN excluded.expires_at ELSE idp_ephemeral.expires_at END
-		RETURNING value`,
+	err = s.db.QueryRowContext(ctx, s.q.incr,
 		key, []byte("1"), t).Scan(&v)
 	if err != nil {
 		return 0, dbErr(op, err)
@@ -135,7 +150,7 @@ func (s *Store) Incr(ctx context.Context, key string, ttl time.Duration) (int64,
 // clock and the refresh-token families that expired before now. It returns
 // the number of ephemeral entries deleted.
 func (s *Store) GarbageCollect(ctx context.Context, now time.Time) (ephemeralDeleted int64, err error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM idp_ephemeral WHERE expires_at <= `+s.sqlNow())
+	res, err := s.db.ExecContext(ctx, s.q.collect)
 	if err != nil {
 		return 0, dbErr("garbage collect", err)
 	}

@@ -48,6 +48,7 @@ type Store struct {
 	db  *sql.DB
 	d   Dialect
 	now func() time.Time
+	q   clockQueries
 }
 
 var (
@@ -66,7 +67,7 @@ func WithNow(now func() time.Time) Option {
 
 // New returns a Store over db. Call Migrate before use.
 func New(db *sql.DB, d Dialect, opts ...Option) *Store {
-	s := &Store{db: db, d: d, now: time.Now}
+	s := &Store{db: db, d: d, now: time.Now, q: newClockQueries(d)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -333,11 +334,8 @@ const lockLease = time.Minute
 func (s *Store) withLockRow(ctx context.Context, name string, fn func(ctx context.Context) error) error {
 	op := "lock " + name
 	holder := rand.Text()
-	now := s.sqlNow()
 	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
-		res, err := s.db.ExecContext(ctx, `INSERT INTO idp_locks (name, holder, expires_at) VALUES ($1, $2, `+now+` + $3)
-			ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-			WHERE idp_locks.expires_at <= `+now, name, holder, lockLease.Milliseconds())
+		res, err := s.db.ExecContext(ctx, s.q.lock, name, holder, lockLease.Milliseconds())
 		if err != nil {
 			return dbErr(op, err)
 		}
@@ -348,7 +346,7 @@ func (s *Store) withLockRow(ctx context.Context, name string, fn func(ctx contex
 		if n == 1 {
 			break
 		}
-		t := time.NewTimer(wait/2 + time.Duration(mrand.Int64N(int64(wait))))
+		t := time.NewTimer(wait/2 + time.Duration(mrand.Int64N(int64(wait)))) //nolint:gosec // jitter, not a secret
 		select {
 		case <-ctx.Done():
 			t.Stop()
