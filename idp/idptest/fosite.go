@@ -65,6 +65,7 @@ func RunFositeStorageTests(t *testing.T, newBackend func(t *testing.T) FositeBac
 		{"RefreshDeviceRevocation", testFositeRefreshDevice},
 		{"AuthorizeCodeRestoreAfterOutage", testFositeCodeRestore},
 		{"PARSingleUseConcurrent", testFositePARConcurrent},
+		{"PARRestoreAfterOutage", testFositePARRestore},
 		{"AccessTokenRevocation", testFositeAccessToken},
 		{"Client", testFositeClient},
 		{"ClientAssertionReplay", testFositeJTI},
@@ -236,6 +237,26 @@ func testFositePARConcurrent(t *testing.T, f *fositeFixture) {
 	if wins != 1 {
 		t.Fatalf("%d of %d concurrent uses of one request_uri succeeded, want 1", wins, len(errs))
 	}
+}
+
+// testFositePARRestore: an /authorize that took a pushed request and then
+// failed on an outage puts it back, so the browser's retry works; a use that
+// did not fail spends it.
+func testFositePARRestore(t *testing.T, f *fositeFixture) {
+	bg := context.Background()
+	ar := f.request(t)
+	ar.RedirectURI, _ = url.Parse("https://agency.example/cb")
+	ar.ResponseTypes = fosite.Arguments{"code"}
+	uri := "urn:ietf:params:oauth:request_uri:" + randomKey()
+	mustNil(t, f.s.CreatePARSession(bg, uri, ar), "create")
+	ctx := oidc.WithRequestMemo(bg)
+	_, err := f.s.GetPARSession(ctx, uri)
+	mustNil(t, err, "take")
+	mustNil(t, oidc.RestoreAfterOutage(ctx), "restore")
+	_, err = f.s.GetPARSession(oidc.WithRequestMemo(bg), uri)
+	mustNil(t, err, "use after the failed attempt")
+	_, err = f.s.GetPARSession(oidc.WithRequestMemo(bg), uri)
+	mustBe(t, err, fosite.ErrNotFound, "use after a successful one")
 }
 
 // redeem does what fosite's refresh handler does with the storage in one

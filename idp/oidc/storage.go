@@ -532,6 +532,7 @@ func (s *Storage) GetPARSession(ctx context.Context, uri string) (fosite.Authori
 	if err != nil {
 		return nil, storeErr(err)
 	}
+	exchangeOf(ctx).onUndo(func(ctx context.Context) error { return s.eph.Set(ctx, prefixPAR+uri, v, s.life.PAR) })
 	r, err := s.decode(ctx, v, nil)
 	if err != nil {
 		return nil, err

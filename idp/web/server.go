@@ -200,6 +200,14 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(oidc.WithRequestMemo(r.Context()), s.cfg.RequestTimeout)
 		defer cancel()
+		// Before a 503 goes out, put back what the request consumed (a code,
+		// a pushed request), so the retry the 503 asks for is not refused as
+		// a reuse.
+		rec.beforeOutage = func() {
+			if err := oidc.RestoreAfterOutage(ctx); err != nil {
+				s.log.Warn("restore after outage", "err", err.Error())
+			}
+		}
 		next.ServeHTTP(rec, r.WithContext(ctx))
 	})
 }
@@ -211,11 +219,15 @@ func isForm(r *http.Request) bool {
 
 type statusRecorder struct {
 	http.ResponseWriter
-	status int
-	wrote  bool
+	status       int
+	wrote        bool
+	beforeOutage func()
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
+	if code == http.StatusServiceUnavailable && !r.wrote && r.beforeOutage != nil {
+		r.beforeOutage()
+	}
 	if !r.wrote {
 		r.status = code
 		r.wrote = true
