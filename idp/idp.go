@@ -244,15 +244,36 @@ type Grant struct {
 	UpdatedAt time.Time
 }
 
-// RefreshToken is a stored refresh token, by the signature of its value.
+// RefreshToken is one refresh-token family (one grant), stored as one row
+// updated in place on every rotation. Signature is the current token;
+// PreviousSignature is the token it replaced, which the caller may still
+// honour until RotatedAt plus its grace window. Tokens are identified by
+// signatures (keyed hashes), never by their values.
 type RefreshToken struct {
-	Signature string
+	Signature         string
+	PreviousSignature string
+	RequestID         string // the family: the grant's request ID
+	ClientID          string
+	Subject           string
+	DeviceID          string // eID device that approved the grant or holds it; may be empty
+	Active            bool
+	RotatedAt         *time.Time // when PreviousSignature was redeemed
+	ExpiresAt         time.Time
+	CreatedAt         time.Time
+	Request           []byte // serialised request, owned by idp/oidc
+}
+
+// RefreshRotation replaces a family's current token in one conditional
+// write. Redeeming the current token makes it the previous one; redeeming
+// the previous token again while it was rotated after GraceFrom replaces the
+// current token (the child of the first redemption dies), so a family never
+// has two live children.
+type RefreshRotation struct {
 	RequestID string
-	ClientID  string
-	Subject   string
-	Active    bool
-	RotatedAt *time.Time
+	Redeemed  string // signature of the token presented
+	Signature string // signature of the new current token
+	At        time.Time
+	GraceFrom time.Time // a previous token rotated before this is spent
 	ExpiresAt time.Time
-	CreatedAt time.Time
-	Request   []byte // serialised request, owned by idp/oidc
+	Request   []byte
 }

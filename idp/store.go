@@ -71,20 +71,34 @@ type GrantStore interface {
 	PutGrant(ctx context.Context, g *Grant) error // insert or replace
 }
 
-// RefreshTokenStore keeps refresh tokens, the only tokens that must survive a
-// restart of every node. Request is an opaque serialisation owned by idp/oidc.
+// RefreshTokenStore keeps refresh-token families, the only tokens that must
+// survive a restart of every node: one row per family (grant), so a rotation
+// is one row write. Request is an opaque serialisation owned by idp/oidc.
 type RefreshTokenStore interface {
+	// CreateRefreshToken starts a family; ErrConflict when its request ID or
+	// signature exists.
 	CreateRefreshToken(ctx context.Context, t *RefreshToken) error
+	// GetRefreshToken returns the family whose current or previous token has
+	// the signature, revoked families included.
 	GetRefreshToken(ctx context.Context, signature string) (*RefreshToken, error)
-	// RotateRefreshToken marks one token as rotated at the given time; it stays
-	// readable so a client that lost the response can retry within a grace
-	// window. ErrNotFound when absent.
-	RotateRefreshToken(ctx context.Context, signature string, at time.Time) error
-	// RevokeRefreshTokens deactivates every token of a grant (the refresh-token
-	// family that shares one request ID).
+	// GetRefreshTokenFamily returns a family by request ID, revoked ones
+	// included.
+	GetRefreshTokenFamily(ctx context.Context, requestID string) (*RefreshToken, error)
+	// RotateRefreshToken applies r atomically: of concurrent rotations of one
+	// family each either applies or fails, so at most one child is live.
+	// ErrNotFound when the family is absent or revoked, or r.Redeemed is
+	// neither its current token nor its previous one within the grace window.
+	RotateRefreshToken(ctx context.Context, r *RefreshRotation) error
+	// RevokeRefreshTokens deactivates a family by request ID. Absent families
+	// are not an error.
 	RevokeRefreshTokens(ctx context.Context, requestID string) error
-	DeleteRefreshToken(ctx context.Context, signature string) error
-	// DeleteExpiredRefreshTokens removes tokens that expired before now.
+	// RevokeDeviceRefreshTokens deactivates every family approved by or held
+	// by the device.
+	RevokeDeviceRefreshTokens(ctx context.Context, deviceID string) error
+	// DeleteRefreshToken removes a family by request ID; ErrNotFound when
+	// absent.
+	DeleteRefreshToken(ctx context.Context, requestID string) error
+	// DeleteExpiredRefreshTokens removes families that expired before now.
 	DeleteExpiredRefreshTokens(ctx context.Context, now time.Time) (int64, error)
 }
 

@@ -421,17 +421,19 @@ func keysCmd(ctx context.Context, args []string, env func(string) string, stdout
 		return err
 	}
 	defer m.Close()
-	if err := m.Keys.Ensure(ctx); err != nil {
-		return err
-	}
 	switch sub {
 	case "list":
+		// Read only: listing never creates keys (an operator inspecting a
+		// database must not change it).
 		ks, err := m.Keys.List(ctx)
 		if err != nil {
 			return err
 		}
 		return printJSON(stdout, ks)
 	case "rotate":
+		if err := m.Keys.Ensure(ctx); err != nil {
+			return err
+		}
 		k, err := m.Keys.Rotate(ctx, alg, force)
 		if err != nil {
 			return err

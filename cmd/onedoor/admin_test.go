@@ -3,15 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/onedoor/onedoor/idp/sqlite"
 )
 
 // cli runs the onedoor command in-process and returns its exit code and output.
@@ -188,19 +193,87 @@ func TestCLI_CitizenImport(t *testing.T) {
 
 func TestCLI_Keys(t *testing.T) {
 	dir := t.TempDir()
+	// A database set up by another command has no signing keys yet.
+	if code, _, errs := cli(t, nil, "client", "create", "--data-dir", dir, "--name", "Sở Demo",
+		"--redirect-uri", "https://agency.example/cb", "--scope", "openid"); code != 0 {
+		t.Fatalf("client create: %s", errs)
+	}
+	// keys list is read only: it shows what is there and writes nothing.
+	before := dumpDB(t, dir)
 	code, out, _ := cli(t, nil, "keys", "list", "--data-dir", dir)
 	var keys []map[string]any
+	decode(t, out, &keys)
+	if code != 0 || len(keys) != 0 {
+		t.Fatalf("keys list before any key exists: exit %d: %s", code, out)
+	}
+	if after := dumpDB(t, dir); after != before {
+		t.Fatalf("keys list changed the database:\nbefore %s\nafter  %s", before, after)
+	}
+	// A next key published moments ago must not start signing yet; rotate
+	// creates the missing keys first.
+	if code, _, errs := cli(t, nil, "keys", "rotate", "--data-dir", dir); code != 1 || !strings.Contains(errs, "published") {
+		t.Errorf("early rotate: exit %d: %s", code, errs)
+	}
+	before = dumpDB(t, dir)
+	code, out, _ = cli(t, nil, "keys", "list", "--data-dir", dir)
 	decode(t, out, &keys)
 	if code != 0 || len(keys) != 4 { // active and next, for ES256 and RS256
 		t.Fatalf("keys list: exit %d: %s", code, out)
 	}
-	// A next key published moments ago must not start signing yet.
-	if code, _, errs := cli(t, nil, "keys", "rotate", "--data-dir", dir); code != 1 || !strings.Contains(errs, "published") {
-		t.Errorf("early rotate: exit %d: %s", code, errs)
+	if after := dumpDB(t, dir); after != before {
+		t.Fatalf("keys list changed the database:\nbefore %s\nafter  %s", before, after)
 	}
 	if code, out, _ = cli(t, nil, "keys", "rotate", "--data-dir", dir, "--force"); code != 0 || !strings.Contains(out, "activated") {
 		t.Errorf("forced rotate: exit %d: %s", code, out)
 	}
+}
+
+// dumpDB renders every row of every table of the data directory's SQLite
+// database, to compare a database before and after a command.
+func dumpDB(t *testing.T, dir string) string {
+	t.Helper()
+	db, err := sqlite.Open(filepath.Join(dir, "onedoor.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var tables []string
+	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, n)
+	}
+	rows.Close()
+	var b strings.Builder
+	for _, tbl := range tables {
+		rows, err := db.Query(`SELECT * FROM "` + tbl + `"`) //nolint:gosec // table names from sqlite_master
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		var lines []string
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, fmt.Sprintf("%v", vals))
+		}
+		rows.Close()
+		sort.Strings(lines)
+		fmt.Fprintf(&b, "%s: %d rows %x\n", tbl, len(lines), sha256.Sum256([]byte(strings.Join(lines, "\n"))))
+	}
+	return b.String()
 }
 
 func TestCLI_EnvAndValidation(t *testing.T) {

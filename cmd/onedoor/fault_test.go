@@ -8,6 +8,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -62,6 +63,10 @@ type tcpProxy struct {
 	mode  proxyMode
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
+	// killOn, when set, closes any connection on which the client sends
+	// these bytes (say, a statement's SQL text): an outage that strikes in
+	// the middle of a request, after its earlier statements succeeded.
+	killOn atomic.Pointer[[]byte]
 }
 
 func startProxy(t *testing.T, target string) *tcpProxy {
@@ -169,7 +174,25 @@ func (p *tcpProxy) forward(c net.Conn) {
 		_, _ = io.Copy(dst, src)
 		p.untrack(c, up) // one side ended: end both
 	}
-	go pipe(up, c)
+	go func() { // client to server, watched for killOn
+		defer wg.Done()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := c.Read(buf)
+			if n > 0 {
+				if k := p.killOn.Load(); k != nil && bytes.Contains(buf[:n], *k) {
+					break
+				}
+				if _, werr := up.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		p.untrack(c, up)
+	}()
 	go pipe(c, up)
 	wg.Wait()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"net/url"
 	"sync/atomic"
 	"testing"
@@ -35,6 +36,7 @@ const fositeIssuer = "https://id.onedoor.test"
 
 type fositeFixture struct {
 	s      *oidc.Storage
+	store  idp.Store
 	clock  *fositeClock
 	issuer *accesstoken.Issuer
 	client *idp.Client
@@ -57,6 +59,13 @@ func RunFositeStorageTests(t *testing.T, newBackend func(t *testing.T) FositeBac
 		{"OpenIDSession", testFositeOpenID},
 		{"PAR", testFositePAR},
 		{"RefreshRotation", testFositeRefresh},
+		{"RefreshGraceNoFork", testFositeRefreshGraceNoFork},
+		{"RefreshOlderTokenReuse", testFositeRefreshOlderToken},
+		{"RefreshConcurrentRedemption", testFositeRefreshConcurrent},
+		{"RefreshDeviceRevocation", testFositeRefreshDevice},
+		{"AuthorizeCodeRestoreAfterOutage", testFositeCodeRestore},
+		{"PARSingleUseConcurrent", testFositePARConcurrent},
+		{"PARRestoreAfterOutage", testFositePARRestore},
 		{"AccessTokenRevocation", testFositeAccessToken},
 		{"Client", testFositeClient},
 		{"ClientAssertionReplay", testFositeJTI},
@@ -78,6 +87,7 @@ func RunFositeStorageTests(t *testing.T, newBackend func(t *testing.T) FositeBac
 			mustNil(t, b.Store.CreateClient(context.Background(), c), "create client")
 			f := &fositeFixture{
 				s:      oidc.NewStorage(b.Store, b.Eph, verifier, life, clock.Now),
+				store:  b.Store,
 				clock:  clock,
 				issuer: accesstoken.NewIssuer(fositeIssuer, keys, clock.Now),
 				client: c,
@@ -197,28 +207,98 @@ func testFositePAR(t *testing.T, f *fositeFixture) {
 	equal(t, got.GetRedirectURI().String(), "https://agency.example/cb", "redirect uri")
 	equal(t, got.GetState(), ar.State, "state")
 	equal(t, []string(got.GetResponseTypes()), []string{"code"}, "response types")
-	mustNil(t, f.s.DeletePARSession(ctx, uri), "delete")
 	_, err = f.s.GetPARSession(ctx, uri)
-	mustBe(t, err, fosite.ErrNotFound, "get deleted")
+	mustBe(t, err, fosite.ErrNotFound, "get a used request_uri")
+	mustNil(t, f.s.DeletePARSession(ctx, uri), "delete after use")
+}
+
+// testFositePARConcurrent: two replicas (or two tabs) present one
+// request_uri at once; exactly one gets the pushed request.
+func testFositePARConcurrent(t *testing.T, f *fositeFixture) {
+	ctx := context.Background()
+	ar := f.request(t)
+	ar.RedirectURI, _ = url.Parse("https://agency.example/cb")
+	ar.ResponseTypes = fosite.Arguments{"code"}
+	uri := "urn:ietf:params:oauth:request_uri:" + randomKey()
+	mustNil(t, f.s.CreatePARSession(ctx, uri, ar), "create")
+	errs := runConcurrently(16, func(int) error {
+		_, err := f.s.GetPARSession(ctx, uri)
+		return err
+	})
+	wins := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case !errors.Is(err, fosite.ErrNotFound):
+			t.Errorf("losing use of a request_uri: %v", err)
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d of %d concurrent uses of one request_uri succeeded, want 1", wins, len(errs))
+	}
+}
+
+// testFositePARRestore: an /authorize that took a pushed request and then
+// failed on an outage puts it back, so the browser's retry works; a use that
+// did not fail spends it.
+func testFositePARRestore(t *testing.T, f *fositeFixture) {
+	bg := context.Background()
+	ar := f.request(t)
+	ar.RedirectURI, _ = url.Parse("https://agency.example/cb")
+	ar.ResponseTypes = fosite.Arguments{"code"}
+	uri := "urn:ietf:params:oauth:request_uri:" + randomKey()
+	mustNil(t, f.s.CreatePARSession(bg, uri, ar), "create")
+	ctx := oidc.WithRequestMemo(bg)
+	_, err := f.s.GetPARSession(ctx, uri)
+	mustNil(t, err, "take")
+	mustNil(t, oidc.RestoreAfterOutage(ctx), "restore")
+	_, err = f.s.GetPARSession(oidc.WithRequestMemo(bg), uri)
+	mustNil(t, err, "use after the failed attempt")
+	_, err = f.s.GetPARSession(oidc.WithRequestMemo(bg), uri)
+	mustBe(t, err, fosite.ErrNotFound, "use after a successful one")
+}
+
+// redeem does what fosite's refresh handler does with the storage in one
+// request: read the presented token, rotate it, store the child.
+func (f *fositeFixture) redeem(t *testing.T, presented, child string) error {
+	t.Helper()
+	ctx := oidc.WithRequestMemo(context.Background())
+	r, err := f.s.GetRefreshTokenSession(ctx, presented, oidc.NewSession())
+	if err != nil {
+		return err
+	}
+	if err := f.s.RotateRefreshToken(ctx, r.GetID(), presented); err != nil {
+		return err
+	}
+	return f.s.CreateRefreshTokenSession(ctx, child, "at", r)
+}
+
+// usable reports whether a refresh token would be accepted now.
+func (f *fositeFixture) usable(sig string) bool {
+	_, err := f.s.GetRefreshTokenSession(context.Background(), sig, oidc.NewSession())
+	return err == nil
 }
 
 func testFositeRefresh(t *testing.T, f *fositeFixture) {
 	ctx := context.Background()
 	ar := f.request(t)
+	ar.Session.(*oidc.Session).DeviceID = "phone-1"
 	mustNil(t, f.s.CreateRefreshTokenSession(ctx, "rt-1", "at", ar), "create rt-1")
 	got, err := f.s.GetRefreshTokenSession(ctx, "rt-1", oidc.NewSession())
 	mustNil(t, err, "get")
 	sameRequest(t, got, ar, "get")
 
 	// Rotation: the old token stays usable for the grace window only.
-	mustNil(t, f.s.RotateRefreshToken(ctx, ar.ID, "rt-1"), "rotate")
-	mustNil(t, f.s.CreateRefreshTokenSession(ctx, "rt-2", "at", ar), "create rt-2")
-	_, err = f.s.GetRefreshTokenSession(ctx, "rt-1", oidc.NewSession())
-	mustNil(t, err, "rotated token within grace")
+	mustNil(t, f.redeem(t, "rt-1", "rt-2"), "redeem rt-1")
+	if !f.usable("rt-1") || !f.usable("rt-2") {
+		t.Fatal("parent within grace or child not usable")
+	}
 	f.clock.Advance(f.life.RefreshGrace + time.Second)
 	got, err = f.s.GetRefreshTokenSession(ctx, "rt-1", oidc.NewSession())
 	mustBe(t, err, fosite.ErrInactiveToken, "rotated token after grace")
 	sameRequest(t, got, ar, "inactive token still returns its request")
+	mustBe(t, f.redeem(t, "rt-1", "rt-x"), fosite.ErrInactiveToken, "redeem parent after grace")
 	_, err = f.s.GetRefreshTokenSession(ctx, "rt-2", oidc.NewSession())
 	mustNil(t, err, "current token")
 
@@ -231,9 +311,142 @@ func testFositeRefresh(t *testing.T, f *fositeFixture) {
 	_, err = f.s.GetRefreshTokenSession(ctx, "rt-other", oidc.NewSession())
 	mustNil(t, err, "another family is untouched")
 
-	mustNil(t, f.s.DeleteRefreshTokenSession(ctx, "rt-2"), "delete")
-	_, err = f.s.GetRefreshTokenSession(ctx, "rt-2", oidc.NewSession())
-	mustBe(t, err, fosite.ErrNotFound, "get deleted")
+	// fosite's reuse path deletes the presented token first: the family
+	// stays, revoked.
+	mustNil(t, f.s.DeleteRefreshTokenSession(ctx, "rt-other"), "delete on reuse")
+	_, err = f.s.GetRefreshTokenSession(ctx, "rt-other", oidc.NewSession())
+	mustBe(t, err, fosite.ErrInactiveToken, "get after delete on reuse")
+	mustNil(t, f.s.DeleteRefreshTokenSession(ctx, "rt-unknown"), "delete unknown")
+}
+
+// testFositeRefreshGraceNoFork: a client that lost the response redeems the
+// parent again within the grace window. It gets a new child and the child of
+// the first redemption dies: never two live children, at most one usable
+// token besides the parent in its window.
+func testFositeRefreshGraceNoFork(t *testing.T, f *fositeFixture) {
+	ar := f.request(t)
+	mustNil(t, f.s.CreateRefreshTokenSession(context.Background(), "p", "at", ar), "create")
+	mustNil(t, f.redeem(t, "p", "c1"), "first redemption")
+	f.clock.Advance(f.life.RefreshGrace / 2)
+	mustNil(t, f.redeem(t, "p", "c2"), "second redemption within grace")
+	if f.usable("c1") {
+		t.Fatal("the first child is still usable after the parent was redeemed again: the family forked")
+	}
+	mustBe(t, f.redeem(t, "c1", "c1-child"), fosite.ErrNotFound, "redeem the dead first child")
+	if !f.usable("c2") {
+		t.Fatal("the second child is not usable")
+	}
+	// The grace window counts from the first redemption and is not stretched.
+	f.clock.Advance(f.life.RefreshGrace/2 + time.Second)
+	mustBe(t, f.redeem(t, "p", "c3"), fosite.ErrInactiveToken, "parent after the window")
+	// The second child rotates normally.
+	mustNil(t, f.redeem(t, "c2", "c4"), "redeem the live child")
+	if f.usable("p") || !f.usable("c2") || !f.usable("c4") {
+		t.Fatal("after rotating c2: want c2 (in grace) and c4 usable, p not")
+	}
+}
+
+// testFositeRefreshOlderToken: a token older than the family's previous
+// one (or the child that died when its parent was redeemed again) is
+// recognised by the family its signature names and reads as reused, so
+// fosite revokes the family. Signatures name their family as the strategy
+// makes them: request ID "." MAC.
+func testFositeRefreshOlderToken(t *testing.T, f *fositeFixture) {
+	ctx := context.Background()
+	ar := f.request(t)
+	sig := func(s string) string { return ar.ID + "." + s }
+	mustNil(t, f.s.CreateRefreshTokenSession(ctx, sig("a"), "at", ar), "create")
+	mustNil(t, f.redeem(t, sig("a"), sig("b")), "redeem a")
+	mustNil(t, f.redeem(t, sig("b"), sig("c")), "redeem b")
+	got, err := f.s.GetRefreshTokenSession(ctx, sig("a"), oidc.NewSession())
+	mustBe(t, err, fosite.ErrInactiveToken, "a token two rotations old")
+	sameRequest(t, got, ar, "an older token returns its family's request")
+	// What fosite does on reuse: delete the presented token, revoke the family.
+	mustNil(t, f.s.DeleteRefreshTokenSession(ctx, sig("a")), "delete the reused token")
+	_, err = f.s.GetRefreshTokenSession(ctx, sig("c"), oidc.NewSession())
+	mustBe(t, err, fosite.ErrInactiveToken, "current token after an older one was reused")
+
+	// A signature naming a family that does not exist is just unknown.
+	_, err = f.s.GetRefreshTokenSession(ctx, "no-such-family.x", oidc.NewSession())
+	mustBe(t, err, fosite.ErrNotFound, "a token of an unknown family")
+}
+
+// testFositeRefreshConcurrent: replicas redeem one token at once (a client
+// retrying on a timeout, or a thief racing its owner). Afterwards at most
+// one child is live.
+func testFositeRefreshConcurrent(t *testing.T, f *fositeFixture) {
+	ar := f.request(t)
+	mustNil(t, f.s.CreateRefreshTokenSession(context.Background(), "p", "at", ar), "create")
+	const n = 16
+	errs := runConcurrently(n, func(i int) error { return f.redeem(t, "p", fmt.Sprintf("c-%d", i)) })
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, fosite.ErrNotFound) {
+			t.Errorf("concurrent redemption: %v", err)
+		}
+	}
+	live := 0
+	for i := range n {
+		if f.usable(fmt.Sprintf("c-%d", i)) {
+			live++
+		}
+	}
+	if live != 1 {
+		t.Fatalf("%d live children after %d concurrent redemptions of one token, want 1", live, n)
+	}
+}
+
+// testFositeRefreshDevice: revoking the device that approved a grant stops
+// its refresh tokens.
+func testFositeRefreshDevice(t *testing.T, f *fositeFixture) {
+	ctx := context.Background()
+	mine, theirs := f.request(t), f.request(t)
+	mine.Session.(*oidc.Session).DeviceID = "stolen-phone"
+	theirs.Session.(*oidc.Session).DeviceID = "other-phone"
+	mustNil(t, f.s.CreateRefreshTokenSession(ctx, "mine", "at", mine), "create")
+	mustNil(t, f.s.CreateRefreshTokenSession(ctx, "theirs", "at", theirs), "create")
+	mustNil(t, f.redeem(t, "mine", "mine-2"), "rotate")
+	mustNil(t, f.store.RevokeDeviceRefreshTokens(ctx, "stolen-phone"), "revoke device")
+	for _, sig := range []string{"mine", "mine-2"} {
+		_, err := f.s.GetRefreshTokenSession(ctx, sig, oidc.NewSession())
+		mustBe(t, err, fosite.ErrInactiveToken, sig+" after its device was revoked")
+	}
+	if !f.usable("theirs") {
+		t.Fatal("another device's grant was revoked")
+	}
+}
+
+// testFositeCodeRestore: a code exchange that failed on an outage after it
+// took the code puts the code (and its PKCE and OpenID sessions) back, and
+// removes the refresh family it created, so a retry is not code reuse.
+func testFositeCodeRestore(t *testing.T, f *fositeFixture) {
+	ar := f.request(t)
+	bg := context.Background()
+	mustNil(t, f.s.CreateAuthorizeCodeSession(bg, "code-r", ar), "create code")
+	mustNil(t, f.s.CreatePKCERequestSession(bg, "code-r", ar), "create pkce")
+	mustNil(t, f.s.CreateOpenIDConnectSession(bg, "code-r", ar), "create oidc")
+
+	ctx := oidc.WithRequestMemo(bg)
+	mustNil(t, f.s.DeletePKCERequestSession(ctx, "code-r"), "take pkce")
+	mustNil(t, f.s.InvalidateAuthorizeCodeSession(ctx, "code-r"), "invalidate")
+	mustNil(t, f.s.CreateRefreshTokenSession(ctx, "rt-r", "at", ar), "create refresh")
+	mustNil(t, f.s.DeleteOpenIDConnectSession(ctx, "code-r"), "take oidc")
+	mustNil(t, oidc.RestoreAfterOutage(ctx), "restore")
+
+	_, err := f.s.GetAuthorizeCodeSession(bg, "code-r", oidc.NewSession())
+	mustNil(t, err, "code after restore (reuse would revoke)")
+	_, err = f.s.GetPKCERequestSession(bg, "code-r", oidc.NewSession())
+	mustNil(t, err, "pkce after restore")
+	_, err = f.s.GetOpenIDConnectSession(bg, "code-r", ar)
+	mustNil(t, err, "oidc session after restore")
+	_, err = f.s.GetRefreshTokenSession(bg, "rt-r", oidc.NewSession())
+	mustBe(t, err, fosite.ErrNotFound, "refresh token of the failed exchange")
+
+	// The retry goes through and the code is then spent as usual.
+	ctx = oidc.WithRequestMemo(bg)
+	mustNil(t, f.s.InvalidateAuthorizeCodeSession(ctx, "code-r"), "invalidate on retry")
+	mustNil(t, f.s.CreateRefreshTokenSession(ctx, "rt-r2", "at", ar), "create refresh on retry")
+	_, err = f.s.GetAuthorizeCodeSession(bg, "code-r", oidc.NewSession())
+	mustBe(t, err, fosite.ErrInvalidatedAuthorizeCode, "code after a successful retry")
 }
 
 func testFositeAccessToken(t *testing.T, f *fositeFixture) {

@@ -33,6 +33,8 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) idp.Store) {
 		{"Grants", testGrants},
 		{"RefreshTokens", testRefreshTokens},
 		{"RefreshTokenFamily", testRefreshTokenFamily},
+		{"RevokeDeviceRefreshTokens", testRevokeDeviceRefreshTokens},
+		{"RefreshRotationConcurrent", testRefreshRotationConcurrent},
 		{"DeleteExpiredRefreshTokens", testDeleteExpiredRefreshTokens},
 	}
 	for _, tt := range tests {
@@ -281,7 +283,8 @@ func testTimes(t *testing.T, s idp.Store) {
 
 	mustNil(t, s.CreateRefreshToken(ctx, &idp.RefreshToken{Signature: "r1", RequestID: "q", Active: true,
 		ExpiresAt: in, CreatedAt: in, Request: []byte("{}")}), "create refresh token")
-	mustNil(t, s.RotateRefreshToken(ctx, "r1", in), "rotate refresh token")
+	mustNil(t, s.RotateRefreshToken(ctx, &idp.RefreshRotation{RequestID: "q", Redeemed: "r1", Signature: "r2",
+		At: in, GraceFrom: in, ExpiresAt: in, Request: []byte("{}")}), "rotate refresh token")
 	r, err := s.GetRefreshToken(ctx, "r1")
 	mustNil(t, err, "get refresh token")
 	check("refresh token ExpiresAt", r.ExpiresAt)
@@ -536,50 +539,142 @@ func refreshToken(sig, requestID string) *idp.RefreshToken {
 	}
 }
 
+// rotation redeems the token redeemed of family q for a child at time when,
+// with a 30 s grace window.
+func rotation(q, redeemed, child string, when time.Time) *idp.RefreshRotation {
+	return &idp.RefreshRotation{RequestID: q, Redeemed: redeemed, Signature: child, At: when,
+		GraceFrom: when.Add(-30 * time.Second), ExpiresAt: when.Add(30 * 24 * time.Hour),
+		Request: []byte(`{"child":"` + child + `"}`)}
+}
+
 func testRefreshTokens(t *testing.T, s idp.Store) {
 	ctx := t.Context()
 	_, err := s.GetRefreshToken(ctx, "missing")
 	mustBe(t, err, idp.ErrNotFound, "get missing refresh token")
-	mustBe(t, s.RotateRefreshToken(ctx, "missing", base), idp.ErrNotFound, "rotate missing refresh token")
-	mustBe(t, s.DeleteRefreshToken(ctx, "missing"), idp.ErrNotFound, "delete missing refresh token")
+	mustBe(t, s.RotateRefreshToken(ctx, rotation("req-none", "missing", "x", base)), idp.ErrNotFound, "rotate missing family")
+	mustBe(t, s.DeleteRefreshToken(ctx, "req-none"), idp.ErrNotFound, "delete missing family")
 
 	r := refreshToken("sig-1", "req-1")
+	r.DeviceID = "device-1"
 	mustNil(t, s.CreateRefreshToken(ctx, r), "create refresh token")
 	dup := *r
-	mustBe(t, s.CreateRefreshToken(ctx, &dup), idp.ErrConflict, "create duplicate refresh token")
+	mustBe(t, s.CreateRefreshToken(ctx, &dup), idp.ErrConflict, "create duplicate family")
+	dup.Signature = "sig-other"
+	mustBe(t, s.CreateRefreshToken(ctx, &dup), idp.ErrConflict, "create a second row for one family")
 	got, err := s.GetRefreshToken(ctx, r.Signature)
 	mustNil(t, err, "get refresh token")
 	equal(t, got, r, "refresh token")
 
-	// Rotation keeps the token readable and active; a retry keeps the first time.
-	mustNil(t, s.RotateRefreshToken(ctx, r.Signature, at(time.Minute)), "rotate refresh token")
-	mustNil(t, s.RotateRefreshToken(ctx, r.Signature, at(time.Hour)), "rotate refresh token again")
-	got, err = s.GetRefreshToken(ctx, r.Signature)
-	mustNil(t, err, "get rotated refresh token")
-	r.RotatedAt = ptr(at(time.Minute))
-	equal(t, got, r, "rotated refresh token")
+	// Rotation updates the family in place: the redeemed token becomes the
+	// previous one, both read back the same family.
+	mustNil(t, s.RotateRefreshToken(ctx, rotation("req-1", "sig-1", "sig-2", at(time.Minute))), "rotate")
+	want := *r
+	want.Signature, want.PreviousSignature, want.RotatedAt = "sig-2", "sig-1", ptr(at(time.Minute))
+	want.ExpiresAt, want.Request = at(time.Minute+30*24*time.Hour), []byte(`{"child":"sig-2"}`)
+	for _, sig := range []string{"sig-1", "sig-2"} {
+		got, err = s.GetRefreshToken(ctx, sig)
+		mustNil(t, err, "get rotated family by "+sig)
+		equal(t, got, &want, "rotated family by "+sig)
+	}
 
-	mustNil(t, s.DeleteRefreshToken(ctx, r.Signature), "delete refresh token")
-	_, err = s.GetRefreshToken(ctx, r.Signature)
-	mustBe(t, err, idp.ErrNotFound, "get deleted refresh token")
+	// Redeeming the previous token again within the grace window replaces
+	// the child; the rotation time is kept, so the window does not stretch.
+	mustNil(t, s.RotateRefreshToken(ctx, rotation("req-1", "sig-1", "sig-3", at(time.Minute+10*time.Second))), "rotate previous within grace")
+	_, err = s.GetRefreshToken(ctx, "sig-2")
+	mustBe(t, err, idp.ErrNotFound, "the first child after the previous token was redeemed again")
+	got, err = s.GetRefreshToken(ctx, "sig-3")
+	mustNil(t, err, "get second child")
+	equal(t, got.PreviousSignature, "sig-1", "previous after a grace redemption")
+	equal(t, *got.RotatedAt, at(time.Minute), "rotation time after a grace redemption")
+
+	// After the window, and for any token that is neither current nor
+	// previous, the compare-and-set refuses.
+	mustBe(t, s.RotateRefreshToken(ctx, rotation("req-1", "sig-1", "sig-4", at(time.Minute+31*time.Second))), idp.ErrNotFound, "rotate previous after grace")
+	mustBe(t, s.RotateRefreshToken(ctx, rotation("req-1", "sig-2", "sig-4", at(time.Minute+11*time.Second))), idp.ErrNotFound, "rotate a dead child")
+	mustBe(t, s.RotateRefreshToken(ctx, rotation("req-2", "sig-3", "sig-4", at(time.Minute+11*time.Second))), idp.ErrNotFound, "rotate under another family")
+
+	// The current token rotates; the grace window starts again.
+	mustNil(t, s.RotateRefreshToken(ctx, rotation("req-1", "sig-3", "sig-4", at(2*time.Minute))), "rotate current")
+	_, err = s.GetRefreshToken(ctx, "sig-1")
+	mustBe(t, err, idp.ErrNotFound, "grandparent after two rotations")
+
+	mustNil(t, s.DeleteRefreshToken(ctx, "req-1"), "delete family")
+	_, err = s.GetRefreshToken(ctx, "sig-4")
+	mustBe(t, err, idp.ErrNotFound, "get deleted family")
 }
 
 func testRefreshTokenFamily(t *testing.T, s idp.Store) {
 	ctx := t.Context()
-	r1, r2, other := refreshToken("sig-1", "req-1"), refreshToken("sig-2", "req-1"), refreshToken("sig-3", "req-2")
-	for _, r := range []*idp.RefreshToken{r1, r2, other} {
+	r1, other := refreshToken("sig-1", "req-1"), refreshToken("sig-3", "req-2")
+	for _, r := range []*idp.RefreshToken{r1, other} {
 		mustNil(t, s.CreateRefreshToken(ctx, r), "create refresh token")
 	}
-	mustNil(t, s.RotateRefreshToken(ctx, r1.Signature, at(time.Minute)), "rotate refresh token")
+	mustNil(t, s.RotateRefreshToken(ctx, rotation("req-1", "sig-1", "sig-2", at(time.Minute))), "rotate refresh token")
 	mustNil(t, s.RevokeRefreshTokens(ctx, "req-1"), "revoke family")
-	mustNil(t, s.RevokeRefreshTokens(ctx, "req-none"), "revoke empty family")
-
-	r1.Active, r1.RotatedAt = false, ptr(at(time.Minute))
-	r2.Active = false
-	for _, want := range []*idp.RefreshToken{r1, r2, other} {
-		got, err := s.GetRefreshToken(ctx, want.Signature)
+	mustNil(t, s.RevokeRefreshTokens(ctx, "req-none"), "revoke absent family")
+	for _, sig := range []string{"sig-1", "sig-2"} {
+		got, err := s.GetRefreshToken(ctx, sig)
 		mustNil(t, err, "get refresh token after revocation")
-		equal(t, got, want, "refresh token "+want.Signature)
+		equal(t, got.Active, false, "revoked family by "+sig)
+	}
+	got, err := s.GetRefreshToken(ctx, "sig-3")
+	mustNil(t, err, "get other family")
+	equal(t, got, other, "another family after revocation")
+	// A revoked family does not rotate, and a revoked family stays revoked.
+	mustBe(t, s.RotateRefreshToken(ctx, rotation("req-1", "sig-2", "sig-5", at(2*time.Minute))), idp.ErrNotFound, "rotate revoked family")
+}
+
+// testRevokeDeviceRefreshTokens: a stolen phone is revoked; every family it
+// approved or holds stops, other devices' and device-less families do not.
+func testRevokeDeviceRefreshTokens(t *testing.T, s idp.Store) {
+	ctx := t.Context()
+	a1, a2, b, none := refreshToken("a1", "q-a1"), refreshToken("a2", "q-a2"), refreshToken("b", "q-b"), refreshToken("n", "q-n")
+	a1.DeviceID, a2.DeviceID, b.DeviceID = "phone-a", "phone-a", "phone-b"
+	for _, r := range []*idp.RefreshToken{a1, a2, b, none} {
+		mustNil(t, s.CreateRefreshToken(ctx, r), "create refresh token")
+	}
+	mustNil(t, s.RotateRefreshToken(ctx, rotation("q-a2", "a2", "a2-child", at(time.Minute))), "rotate")
+	mustNil(t, s.RevokeDeviceRefreshTokens(ctx, "phone-a"), "revoke device")
+	mustNil(t, s.RevokeDeviceRefreshTokens(ctx, "phone-unknown"), "revoke unknown device")
+	mustNil(t, s.RevokeDeviceRefreshTokens(ctx, ""), "revoke the empty device id")
+	for sig, active := range map[string]bool{"a1": false, "a2": false, "a2-child": false, "b": true, "n": true} {
+		got, err := s.GetRefreshToken(ctx, sig)
+		mustNil(t, err, "get "+sig)
+		equal(t, got.Active, active, "active "+sig)
+	}
+	mustBe(t, s.RotateRefreshToken(ctx, rotation("q-a1", "a1", "a1-child", at(time.Minute))), idp.ErrNotFound, "rotate a revoked device's family")
+}
+
+// testRefreshRotationConcurrent: many replicas redeem one token, or its
+// parent, at once. Afterwards exactly one child is live: the family row
+// names one current token, and every other child signature is unknown.
+func testRefreshRotationConcurrent(t *testing.T, s idp.Store) {
+	ctx := t.Context()
+	mustNil(t, s.CreateRefreshToken(ctx, refreshToken("p", "q")), "create")
+	const n = 16
+	errs := runConcurrently(n, func(i int) error {
+		return s.RotateRefreshToken(ctx, rotation("q", "p", fmt.Sprintf("child-%d", i), at(time.Second)))
+	})
+	wins := 0
+	for _, err := range errs {
+		if err == nil {
+			wins++
+		} else if !errors.Is(err, idp.ErrNotFound) {
+			t.Errorf("concurrent rotation: %v", err)
+		}
+	}
+	if wins == 0 {
+		t.Fatal("no concurrent rotation succeeded")
+	}
+	live := 0
+	for i := range n {
+		if got, err := s.GetRefreshToken(ctx, fmt.Sprintf("child-%d", i)); err == nil {
+			live++
+			equal(t, got.PreviousSignature, "p", "previous of the live child")
+		}
+	}
+	if live != 1 {
+		t.Fatalf("%d live children after %d concurrent redemptions, want 1", live, n)
 	}
 }
 

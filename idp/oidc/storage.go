@@ -133,9 +133,67 @@ func (m *clientMemo) put(id string, c *Client) {
 }
 
 // WithRequestMemo returns a context in which the storage reads each client
-// at most once. Use one per HTTP request.
+// at most once, passes a refresh rotation from RotateRefreshToken to
+// CreateRefreshTokenSession (one conditional write), and remembers what a
+// code exchange consumed so RestoreAfterOutage can put it back. Use one per
+// HTTP request.
 func WithRequestMemo(ctx context.Context) context.Context {
+	ctx = context.WithValue(ctx, exchangeKey{}, &exchange{})
 	return context.WithValue(ctx, memoKey{}, &clientMemo{clients: map[string]*Client{}})
+}
+
+type exchangeKey struct{}
+
+// exchange is what one token request's storage calls hand to each other.
+type exchange struct {
+	mu sync.Mutex
+	// rotation is the refresh token fosite rotated, waiting for its child.
+	rotation *pendingRotation
+	// undo restores what the request consumed (a code, its PKCE and OpenID
+	// sessions) and removes what it created, newest first.
+	undo []func(ctx context.Context) error
+}
+
+type pendingRotation struct{ requestID, redeemed string }
+
+func exchangeOf(ctx context.Context) *exchange {
+	x, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return x
+}
+
+func (x *exchange) onUndo(f func(ctx context.Context) error) {
+	if x == nil {
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.undo = append(x.undo, f)
+}
+
+// RestoreAfterOutage undoes what the request consumed in the stores before
+// it failed with idp.ErrUnavailable: the authorization code is redeemable
+// again (not "reused", so nothing gets revoked) and a refresh-token family
+// the failed exchange created is removed. A client may then retry the
+// exchange, as the 503 told it to. It returns the first failure; what could
+// not be restored stays consumed, which is safe.
+func RestoreAfterOutage(ctx context.Context) error {
+	x := exchangeOf(ctx)
+	if x == nil {
+		return nil
+	}
+	x.mu.Lock()
+	undo := x.undo
+	x.undo, x.rotation = nil, nil
+	x.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	var first error
+	for i := len(undo) - 1; i >= 0; i-- {
+		if err := undo[i](ctx); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // ClientAssertionJWTValid implements fosite.ClientManager. It accepts every
@@ -191,7 +249,20 @@ func (s *Storage) InvalidateAuthorizeCodeSession(ctx context.Context, sig string
 	if err != nil {
 		return err
 	}
-	return s.eph.Set(ctx, prefixCodeUsed+sig, v, usedCodeTTL)
+	if err := s.eph.Set(ctx, prefixCodeUsed+sig, v, usedCodeTTL); err != nil {
+		// Put the code back at once: the exchange fails with this outage.
+		exchangeOf(ctx).onUndo(func(ctx context.Context) error {
+			return s.eph.Set(ctx, prefixCode+sig, v, s.life.AuthorizeCode)
+		})
+		return err
+	}
+	exchangeOf(ctx).onUndo(func(ctx context.Context) error {
+		if err := s.eph.Set(ctx, prefixCode+sig, v, s.life.AuthorizeCode); err != nil {
+			return err
+		}
+		return s.eph.Delete(ctx, prefixCodeUsed+sig)
+	})
+	return nil
 }
 
 // CreateAccessTokenSession implements oauth2.AccessTokenStorage. Access
@@ -252,7 +323,9 @@ func (s *Storage) requestFromClaims(ctx context.Context, c *accesstoken.Claims, 
 // self-contained token is withdrawn through RevokeAccessToken instead.
 func (s *Storage) DeleteAccessTokenSession(context.Context, string) error { return nil }
 
-// CreateRefreshTokenSession implements oauth2.RefreshTokenStorage.
+// CreateRefreshTokenSession implements oauth2.RefreshTokenStorage. After
+// RotateRefreshToken in the same request it rotates the family in one
+// conditional write; otherwise it starts a family.
 func (s *Storage) CreateRefreshTokenSession(ctx context.Context, sig, _ string, r fosite.Requester) error {
 	raw, err := encodeRequest(r)
 	if err != nil {
@@ -263,24 +336,80 @@ func (s *Storage) CreateRefreshTokenSession(ctx context.Context, sig, _ string, 
 	if exp.IsZero() {
 		exp = now.Add(s.life.RefreshToken)
 	}
-	return s.store.CreateRefreshToken(ctx, &idp.RefreshToken{
+	x := exchangeOf(ctx)
+	if rot := x.takeRotation(r.GetID()); rot != nil {
+		return storeErr(s.store.RotateRefreshToken(ctx, &idp.RefreshRotation{
+			RequestID: rot.requestID,
+			Redeemed:  rot.redeemed,
+			Signature: sig,
+			At:        now,
+			GraceFrom: now.Add(-s.life.RefreshGrace),
+			ExpiresAt: exp,
+			Request:   raw,
+		}))
+	}
+	var device string
+	if os, ok := r.GetSession().(*Session); ok {
+		device = os.DeviceID
+	}
+	if err := s.store.CreateRefreshToken(ctx, &idp.RefreshToken{
 		Signature: sig,
 		RequestID: r.GetID(),
 		ClientID:  r.GetClient().GetID(),
 		Subject:   r.GetSession().GetSubject(),
+		DeviceID:  device,
 		Active:    true,
 		ExpiresAt: exp,
 		CreatedAt: now,
 		Request:   raw,
-	})
+	}); err != nil {
+		return err
+	}
+	id := r.GetID()
+	x.onUndo(func(ctx context.Context) error { return s.store.DeleteRefreshToken(ctx, id) })
+	return nil
 }
 
-// GetRefreshTokenSession implements oauth2.RefreshTokenStorage. A rotated
-// token stays valid for the grace window; after that, or once revoked, it
-// returns the request with fosite.ErrInactiveToken, which makes fosite revoke
-// the whole family (reuse detection).
+func (x *exchange) takeRotation(requestID string) *pendingRotation {
+	if x == nil {
+		return nil
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	rot := x.rotation
+	if rot == nil || rot.requestID != requestID {
+		return nil
+	}
+	x.rotation = nil
+	return rot
+}
+
+// GetRefreshTokenSession implements oauth2.RefreshTokenStorage. The current
+// token of an active family is valid; so is the previous one for the grace
+// window after it was redeemed, so a client that lost the response can
+// retry. Anything else of a known family (the previous token after the
+// window, an older token, any token of a revoked family) returns the
+// request with fosite.ErrInactiveToken, which makes fosite revoke the
+// family (reuse detection).
 func (s *Storage) GetRefreshTokenSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
 	t, err := s.store.GetRefreshToken(ctx, sig)
+	if errors.Is(err, idp.ErrNotFound) {
+		// An older token of a family the signature names (see
+		// refreshtoken.go): a token that was superseded twice, or the child
+		// that died when its parent was redeemed again. Its holder should not
+		// have it: reuse.
+		if id, ok := refreshFamily(sig); ok {
+			if f, ferr := s.store.GetRefreshTokenFamily(ctx, id); ferr == nil {
+				r, derr := s.decodeRequest(ctx, f.Request, session)
+				if derr != nil {
+					return nil, derr
+				}
+				return r, fosite.ErrInactiveToken
+			} else if !errors.Is(ferr, idp.ErrNotFound) {
+				return nil, ferr
+			}
+		}
+	}
 	if err != nil {
 		return nil, storeErr(err)
 	}
@@ -288,20 +417,51 @@ func (s *Storage) GetRefreshTokenSession(ctx context.Context, sig string, sessio
 	if err != nil {
 		return nil, err
 	}
-	if !t.Active || (t.RotatedAt != nil && s.now().Sub(*t.RotatedAt) > s.life.RefreshGrace) {
+	switch {
+	case !t.Active:
 		return r, fosite.ErrInactiveToken
+	case sig == t.Signature:
+		return r, nil
+	case t.RotatedAt != nil && s.now().Sub(*t.RotatedAt) <= s.life.RefreshGrace:
+		return r, nil
 	}
-	return r, nil
+	return r, fosite.ErrInactiveToken
 }
 
-// DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage.
+// DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage. fosite
+// calls it on reuse, before revoking the family by request ID: the family is
+// deactivated, not deleted, so its tokens keep reading as revoked. A token
+// nothing is known of is not an error (fosite would then skip revoking).
 func (s *Storage) DeleteRefreshTokenSession(ctx context.Context, sig string) error {
-	return storeErr(s.store.DeleteRefreshToken(ctx, sig))
+	requestID := ""
+	t, err := s.store.GetRefreshToken(ctx, sig)
+	switch {
+	case err == nil:
+		requestID = t.RequestID
+	case errors.Is(err, idp.ErrNotFound):
+		id, ok := refreshFamily(sig)
+		if !ok {
+			return nil
+		}
+		requestID = id
+	default:
+		return err
+	}
+	return storeErr(s.store.RevokeRefreshTokens(ctx, requestID))
 }
 
-// RotateRefreshToken implements oauth2.RefreshTokenStorage.
-func (s *Storage) RotateRefreshToken(ctx context.Context, _ string, sig string) error {
-	return storeErr(s.store.RotateRefreshToken(ctx, sig, s.now()))
+// RotateRefreshToken implements oauth2.RefreshTokenStorage. It writes
+// nothing: fosite calls CreateRefreshTokenSession for the child next, which
+// rotates the family in one conditional write. It needs WithRequestMemo.
+func (s *Storage) RotateRefreshToken(ctx context.Context, requestID string, sig string) error {
+	x := exchangeOf(ctx)
+	if x == nil {
+		return errors.New("refresh token rotation needs oidc.WithRequestMemo")
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.rotation = &pendingRotation{requestID: requestID, redeemed: sig}
+	return nil
 }
 
 // RevokeRefreshToken implements oauth2.TokenRevocationStorage.
@@ -327,9 +487,27 @@ func (s *Storage) GetPKCERequestSession(ctx context.Context, sig string, session
 	return s.getRequest(ctx, prefixPKCE+sig, session)
 }
 
-// DeletePKCERequestSession implements pkce.PKCERequestStorage.
+// DeletePKCERequestSession implements pkce.PKCERequestStorage. The session
+// is taken, so a code exchange that fails on an outage can put it back.
 func (s *Storage) DeletePKCERequestSession(ctx context.Context, sig string) error {
-	return s.eph.Delete(ctx, prefixPKCE+sig)
+	return s.takeForExchange(ctx, prefixPKCE+sig, s.life.AuthorizeCode)
+}
+
+// takeForExchange deletes key and remembers its value for RestoreAfterOutage.
+func (s *Storage) takeForExchange(ctx context.Context, key string, ttl time.Duration) error {
+	x := exchangeOf(ctx)
+	if x == nil {
+		return s.eph.Delete(ctx, key)
+	}
+	v, err := s.eph.Take(ctx, key)
+	if errors.Is(err, idp.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	x.onUndo(func(ctx context.Context) error { return s.eph.Set(ctx, key, v, ttl) })
+	return nil
 }
 
 // CreateOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
@@ -348,7 +526,7 @@ func (s *Storage) GetOpenIDConnectSession(ctx context.Context, code string, r fo
 
 // DeleteOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
 func (s *Storage) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
-	return s.eph.Delete(ctx, prefixOIDC+code)
+	return s.takeForExchange(ctx, prefixOIDC+code, s.life.AuthorizeCode)
 }
 
 // CreatePARSession implements fosite.PARStorage.
@@ -356,12 +534,15 @@ func (s *Storage) CreatePARSession(ctx context.Context, uri string, r fosite.Aut
 	return s.putRequest(ctx, prefixPAR+uri, r, s.life.PAR)
 }
 
-// GetPARSession implements fosite.PARStorage.
+// GetPARSession implements fosite.PARStorage. It takes the session
+// atomically, so a request_uri is used once even by concurrent requests on
+// several replicas.
 func (s *Storage) GetPARSession(ctx context.Context, uri string) (fosite.AuthorizeRequester, error) {
-	v, err := s.eph.Get(ctx, prefixPAR+uri)
+	v, err := s.eph.Take(ctx, prefixPAR+uri)
 	if err != nil {
 		return nil, storeErr(err)
 	}
+	exchangeOf(ctx).onUndo(func(ctx context.Context) error { return s.eph.Set(ctx, prefixPAR+uri, v, s.life.PAR) })
 	r, err := s.decode(ctx, v, nil)
 	if err != nil {
 		return nil, err
@@ -369,7 +550,8 @@ func (s *Storage) GetPARSession(ctx context.Context, uri string) (fosite.Authori
 	return r, nil
 }
 
-// DeletePARSession implements fosite.PARStorage.
+// DeletePARSession implements fosite.PARStorage; GetPARSession has already
+// taken the session, so this only tidies up.
 func (s *Storage) DeletePARSession(ctx context.Context, uri string) error {
 	return s.eph.Delete(ctx, prefixPAR+uri)
 }

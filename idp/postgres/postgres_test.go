@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/idptest"
@@ -128,5 +129,45 @@ func TestFositeStorage(t *testing.T) {
 	idptest.RunFositeStorageTests(t, func(t *testing.T) idptest.FositeBackend {
 		s := open(t)
 		return idptest.FositeBackend{Store: s, Eph: s}
+	})
+}
+
+func TestMigrateRefreshFamilies(t *testing.T) {
+	dsn(t)
+	idptest.RunRefreshFamilyMigrationTests(t, func(t *testing.T) (*sql.DB, idptest.StepMigrator) {
+		db := openDB(t, schemaDSN(t))
+		return db, postgres.New(db)
+	})
+}
+
+func TestEphemeralDatabaseClock(t *testing.T) {
+	dsn(t)
+	idptest.RunEphemeralClockTests(t, func(t *testing.T, skewA, skewB time.Duration) (a, b idp.Ephemeral) {
+		d := schemaDSN(t)
+		var out []idp.Ephemeral
+		for _, skew := range []time.Duration{skewA, skewB} {
+			s := postgres.New(openDB(t, d), sqlstore.WithNow(func() time.Time { return time.Now().Add(skew) }))
+			if err := s.Migrate(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, s)
+		}
+		return out[0], out[1]
+	})
+}
+
+func TestLock(t *testing.T) {
+	dsn(t)
+	idptest.RunLockTests(t, func(t *testing.T) (a, b idptest.LockingStore) {
+		d := schemaDSN(t)
+		var out []idptest.LockingStore
+		for range 2 {
+			s := postgres.New(openDB(t, d))
+			if err := s.Migrate(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, s)
+		}
+		return out[0], out[1]
 	})
 }

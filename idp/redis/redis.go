@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/onedoor/onedoor/idp"
@@ -62,16 +63,40 @@ func setDefault(d *time.Duration, v time.Duration) {
 	}
 }
 
-// redisErr maps redis.Nil to ErrNotFound and every other failure to
-// ErrUnavailable.
+// redisErr maps redis.Nil to ErrNotFound and outages (network failures,
+// timeouts, a server loading, failing over or out of memory) to
+// ErrUnavailable. An error reply that retrying cannot fix (an unknown
+// command, a wrong type, a permission denied) stays a plain error, which
+// transports answer as a server error without Retry-After.
 func redisErr(op string, err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, redis.Nil):
 		return fmt.Errorf("%s: %w", op, idp.ErrNotFound)
+	case permanent(err):
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	return fmt.Errorf("%s: %w: %w", op, idp.ErrUnavailable, err)
+}
+
+// transientReplies are the error replies of a server that will answer again.
+var transientReplies = []string{"LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "OOM", "MOVED", "ASK"}
+
+// permanent reports whether err is an error reply from the server that a
+// retry would get again.
+func permanent(err error) bool {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return false // network, timeout, pool: an outage
+	}
+	msg := re.Error()
+	for _, p := range transientReplies {
+		if strings.HasPrefix(msg, p) {
+			return false
+		}
+	}
+	return true
 }
 
 func checkTTL(ttl time.Duration) error {

@@ -98,3 +98,30 @@ func TestDial_BadURL(t *testing.T) {
 		t.Errorf("Dial: got %v, want %v", err, idp.ErrInvalid)
 	}
 }
+
+// TestPermanentErrorIsNotAnOutage: an error reply a retry would get again
+// (here WRONGTYPE, as after a key collision with another application) must
+// not read as an outage, or clients would be told to retry forever.
+func TestPermanentErrorIsNotAnOutage(t *testing.T) {
+	m := miniredis.RunT(t)
+	c := goredis.NewClient(&goredis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { c.Close() })
+	e := redis.New(c, "p:")
+	if err := c.RPush(t.Context(), "p:k", "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range map[string]error{
+		"Get":  func() error { _, err := e.Get(t.Context(), "k"); return err }(),
+		"Take": func() error { _, err := e.Take(t.Context(), "k"); return err }(),
+		"Incr": func() error { _, err := e.Incr(t.Context(), "k", time.Minute); return err }(),
+	} {
+		if err == nil || errors.Is(err, idp.ErrUnavailable) || errors.Is(err, idp.ErrNotFound) {
+			t.Errorf("%s on a key of the wrong type: got %v, want a permanent error", name, err)
+		}
+	}
+	// A server that is loading its data set will answer again: an outage.
+	m.SetError("LOADING Redis is loading the dataset in memory")
+	if _, err := e.Get(t.Context(), "k"); !errors.Is(err, idp.ErrUnavailable) {
+		t.Errorf("Get while loading: got %v, want %v", err, idp.ErrUnavailable)
+	}
+}

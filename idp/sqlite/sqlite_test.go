@@ -1,9 +1,11 @@
 package sqlite_test
 
 import (
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/idptest"
@@ -76,5 +78,56 @@ func TestFositeStorage(t *testing.T) {
 	idptest.RunFositeStorageTests(t, func(t *testing.T) idptest.FositeBackend {
 		s := open(t)
 		return idptest.FositeBackend{Store: s, Eph: s}
+	})
+}
+
+func TestMigrateRefreshFamilies(t *testing.T) {
+	idptest.RunRefreshFamilyMigrationTests(t, func(t *testing.T) (*sql.DB, idptest.StepMigrator) {
+		db, err := sqlite.Open(filepath.Join(t.TempDir(), "idp.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db, sqlite.New(db)
+	})
+}
+
+func TestEphemeralDatabaseClock(t *testing.T) {
+	idptest.RunEphemeralClockTests(t, func(t *testing.T, skewA, skewB time.Duration) (a, b idp.Ephemeral) {
+		path := filepath.Join(t.TempDir(), "idp.db")
+		var out []idp.Ephemeral
+		for _, skew := range []time.Duration{skewA, skewB} {
+			db, err := sqlite.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			s := sqlite.New(db, sqlstore.WithNow(func() time.Time { return time.Now().Add(skew) }))
+			if err := s.Migrate(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, s)
+		}
+		return out[0], out[1]
+	})
+}
+
+func TestLock(t *testing.T) {
+	idptest.RunLockTests(t, func(t *testing.T) (a, b idptest.LockingStore) {
+		path := filepath.Join(t.TempDir(), "idp.db")
+		var out []idptest.LockingStore
+		for range 2 {
+			db, err := sqlite.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			s := sqlite.New(db)
+			if err := s.Migrate(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, s)
+		}
+		return out[0], out[1]
 	})
 }

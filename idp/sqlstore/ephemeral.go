@@ -11,27 +11,68 @@ import (
 
 // Ephemeral entries live in idp_ephemeral with an expiry in unix ms. A row is
 // live while expires_at > now; expired rows count as absent everywhere and
-// GarbageCollect removes them.
+// GarbageCollect removes them. "now" is the database's clock, read inside
+// each statement: replicas whose clocks disagree still agree on what has
+// expired, and a replica whose clock is off neither extends nor shortens an
+// entry.
 
-// expiry returns now and the expiry for ttl, both in unix ms.
-func (s *Store) expiry(ttl time.Duration) (now, exp int64, err error) {
-	if ttl <= 0 {
-		return 0, 0, fmt.Errorf("ttl %v must be positive: %w", ttl, idp.ErrInvalid)
+// sqlNow is the database's clock in unix ms, for one statement.
+func sqlNow(d Dialect) string {
+	if d == PostgreSQL {
+		return `(FLOOR(EXTRACT(EPOCH FROM statement_timestamp()) * 1000)::BIGINT)`
 	}
-	now = ms(s.now())
-	// Round up to whole milliseconds, as Redis does with PX.
-	return now, now + (ttl + time.Millisecond - 1).Milliseconds(), nil
+	// julianday('now') is fixed for the duration of one statement.
+	return `(CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER))`
+}
+
+// clockQueries are the statements that read the database's clock, built
+// once per dialect.
+type clockQueries struct {
+	set, create, get, take, incr, collect, lock string
+}
+
+func newClockQueries(d Dialect) clockQueries {
+	now := sqlNow(d)
+	next := `CAST(CAST(idp_ephemeral.value AS INTEGER) + 1 AS BLOB)`
+	if d == PostgreSQL {
+		next = `convert_to((convert_from(idp_ephemeral.value, 'UTF8')::BIGINT + 1)::TEXT, 'UTF8')`
+	}
+	return clockQueries{
+		set: `INSERT INTO idp_ephemeral (key, value, expires_at) VALUES ($1, $2, ` + now + ` + $3)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
+		create: `INSERT INTO idp_ephemeral (key, value, expires_at) VALUES ($1, $2, ` + now + ` + $3)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+			WHERE idp_ephemeral.expires_at <= ` + now,
+		get:  `SELECT value FROM idp_ephemeral WHERE key = $1 AND expires_at > ` + now,
+		take: `DELETE FROM idp_ephemeral WHERE key = $1 AND expires_at > ` + now + ` RETURNING value`,
+		incr: `INSERT INTO idp_ephemeral (key, value, expires_at) VALUES ($1, $2, ` + now + ` + $3)
+			ON CONFLICT (key) DO UPDATE SET
+				value = CASE WHEN idp_ephemeral.expires_at <= ` + now + ` THEN excluded.value ELSE ` + next + ` END,
+				expires_at = CASE WHEN idp_ephemeral.expires_at <= ` + now + ` THEN excluded.expires_at ELSE idp_ephemeral.expires_at END
+			RETURNING value`,
+		collect: `DELETE FROM idp_ephemeral WHERE expires_at <= ` + now,
+		lock: `INSERT INTO idp_locks (name, holder, expires_at) VALUES ($1, $2, ` + now + ` + $3)
+			ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+			WHERE idp_locks.expires_at <= ` + now,
+	}
+}
+
+// ttlMS checks ttl and rounds it up to whole milliseconds, as Redis does
+// with PX.
+func ttlMS(ttl time.Duration) (int64, error) {
+	if ttl <= 0 {
+		return 0, fmt.Errorf("ttl %v must be positive: %w", ttl, idp.ErrInvalid)
+	}
+	return (ttl + time.Millisecond - 1).Milliseconds(), nil
 }
 
 // Set stores value under key, replacing any previous value.
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	_, exp, err := s.expiry(ttl)
+	t, err := ttlMS(ttl)
 	if err != nil {
 		return err
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO idp_ephemeral (key, value, expires_at) VALUES ($1, $2, $3)
-		ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
-		key, blob(value), exp)
+	_, err = s.db.ExecContext(ctx, s.q.set, key, blob(value), t)
 	return dbErr("set ephemeral", err)
 }
 
@@ -39,14 +80,11 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 // upsert is one statement, so of concurrent creators exactly one changes a row.
 func (s *Store) Create(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	const op = "create ephemeral"
-	now, exp, err := s.expiry(ttl)
+	t, err := ttlMS(ttl)
 	if err != nil {
 		return err
 	}
-	res, err := s.db.ExecContext(ctx, `INSERT INTO idp_ephemeral (key, value, expires_at) VALUES ($1, $2, $3)
-		ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
-		WHERE idp_ephemeral.expires_at <= $4`,
-		key, blob(value), exp, now)
+	res, err := s.db.ExecContext(ctx, s.q.create, key, blob(value), t)
 	if err != nil {
 		return dbErr(op, err)
 	}
@@ -63,8 +101,7 @@ func (s *Store) Create(ctx context.Context, key string, value []byte, ttl time.D
 // Get returns the live value under key.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	var v []byte
-	err := s.db.QueryRowContext(ctx, `SELECT value FROM idp_ephemeral WHERE key = $1 AND expires_at > $2`,
-		key, ms(s.now())).Scan(&v)
+	err := s.db.QueryRowContext(ctx, s.q.get, key).Scan(&v)
 	if err != nil {
 		return nil, dbErr("get ephemeral", err)
 	}
@@ -75,8 +112,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 // concurrent callers sees it.
 func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
 	var v []byte
-	err := s.db.QueryRowContext(ctx, `DELETE FROM idp_ephemeral WHERE key = $1 AND expires_at > $2 RETURNING value`,
-		key, ms(s.now())).Scan(&v)
+	err := s.db.QueryRowContext(ctx, s.q.take, key).Scan(&v)
 	if err != nil {
 		return nil, dbErr("take ephemeral", err)
 	}
@@ -93,21 +129,13 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // text, like Redis does, and an expired one restarts at 1 with a fresh TTL.
 func (s *Store) Incr(ctx context.Context, key string, ttl time.Duration) (int64, error) {
 	const op = "incr ephemeral"
-	now, exp, err := s.expiry(ttl)
+	t, err := ttlMS(ttl)
 	if err != nil {
 		return 0, err
 	}
-	next := `CAST(CAST(idp_ephemeral.value AS INTEGER) + 1 AS BLOB)`
-	if s.d == PostgreSQL {
-		next = `convert_to((convert_from(idp_ephemeral.value, 'UTF8')::BIGINT + 1)::TEXT, 'UTF8')`
-	}
 	var v []byte
-	err = s.db.QueryRowContext(ctx, `INSERT INTO idp_ephemeral (key, value, expires_at) VALUES ($1, $2, $3)
-		ON CONFLICT (key) DO UPDATE SET
-			value = CASE WHEN idp_ephemeral.expires_at <= $4 THEN excluded.value ELSE `+next+` END,
-			expires_at = CASE WHEN idp_ephemeral.expires_at <= $4 THEN excluded.expires_at ELSE idp_ephemeral.expires_at END
-		RETURNING value`,
-		key, []byte("1"), exp, now).Scan(&v)
+	err = s.db.QueryRowContext(ctx, s.q.incr,
+		key, []byte("1"), t).Scan(&v)
 	if err != nil {
 		return 0, dbErr(op, err)
 	}
@@ -118,10 +146,12 @@ func (s *Store) Incr(ctx context.Context, key string, ttl time.Duration) (int64,
 	return n, nil
 }
 
-// GarbageCollect deletes expired ephemeral entries, refresh tokens that
-// expired before now and revocations that have ended. It returns the number of ephemeral entries deleted.
+// GarbageCollect deletes the ephemeral entries expired by the database's
+// clock, the refresh-token families that expired before now and the
+// revocations that have ended. It returns the number of ephemeral entries
+// deleted.
 func (s *Store) GarbageCollect(ctx context.Context, now time.Time) (ephemeralDeleted int64, err error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM idp_ephemeral WHERE expires_at <= $1`, ms(now))
+	res, err := s.db.ExecContext(ctx, s.q.collect)
 	if err != nil {
 		return 0, dbErr("garbage collect", err)
 	}

@@ -55,11 +55,20 @@ func (d Dialect) migrations() ([]migration, error) {
 // runs once. Tables carry an idp_ prefix because other areas share the
 // database.
 func (s *Store) Migrate(ctx context.Context) error {
+	return s.MigrateTo(ctx, 0)
+}
+
+// MigrateTo applies the migrations up to and including version (all when
+// version is 0). Tests use it to seed rows in an old schema.
+func (s *Store) MigrateTo(ctx context.Context, version int) error {
 	migs, err := s.d.migrations()
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	for _, m := range migs {
+		if version > 0 && m.version > version {
+			break
+		}
 		op := "migrate " + m.name
 		err := s.inTx(ctx, op, func(q querier) error {
 			if s.d == PostgreSQL {

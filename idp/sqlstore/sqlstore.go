@@ -8,12 +8,17 @@ package sqlstore
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/onedoor/onedoor/idp"
@@ -43,6 +48,7 @@ type Store struct {
 	db  *sql.DB
 	d   Dialect
 	now func() time.Time
+	q   clockQueries
 }
 
 var (
@@ -53,14 +59,15 @@ var (
 // Option configures a Store.
 type Option func(*Store)
 
-// WithNow sets the clock used for ephemeral expiry and default CreatedAt.
+// WithNow sets the clock used for a durable record's default CreatedAt.
+// Ephemeral expiry always uses the database's clock.
 func WithNow(now func() time.Time) Option {
 	return func(s *Store) { s.now = now }
 }
 
 // New returns a Store over db. Call Migrate before use.
 func New(db *sql.DB, d Dialect, opts ...Option) *Store {
-	s := &Store{db: db, d: d, now: time.Now}
+	s := &Store{db: db, d: d, now: time.Now, q: newClockQueries(d)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -135,7 +142,13 @@ func (s *Store) forUpdate() string {
 	return ""
 }
 
-// dbErr translates a database error into the idp sentinels.
+// dbErr translates a database error into the idp sentinels. Only an outage
+// (the database cannot be reached, went away, is shutting down, timed out,
+// or is momentarily busy) wraps ErrUnavailable, which transports answer with
+// 503 and Retry-After. Any other failure (a constraint nobody expected, a
+// syntax error, a missing table, a corrupt row, a permission denied) is
+// permanent: it is wrapped as is, so the caller logs it and answers a plain
+// server error that clients do not retry forever.
 func dbErr(op string, err error) error {
 	switch {
 	case err == nil:
@@ -144,8 +157,59 @@ func dbErr(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, idp.ErrNotFound)
 	case isUniqueViolation(err):
 		return fmt.Errorf("%s: %v: %w", op, err, idp.ErrConflict)
+	case isOutage(err):
+		return fmt.Errorf("%s: %w: %w", op, idp.ErrUnavailable, err)
 	}
-	return fmt.Errorf("%s: %w: %w", op, idp.ErrUnavailable, err)
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// isOutage reports whether err means the database could not answer now but
+// may later. Drivers are recognised without importing them.
+func isOutage(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ETIMEDOUT) || errors.Is(err, syscall.EHOSTUNREACH) ||
+		errors.Is(err, syscall.ENETUNREACH) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true // dial, read and write failures on the connection
+	}
+	var pg interface{ SQLState() string }
+	if errors.As(err, &pg) {
+		code := pg.SQLState()
+		switch {
+		case strings.HasPrefix(code, "08"), // connection exception
+			strings.HasPrefix(code, "53"),    // insufficient resources (too many connections, disk full)
+			strings.HasPrefix(code, "57P"),   // admin/crash shutdown, cannot connect now
+			code == "57014",                  // query canceled (statement timeout)
+			code == "40001", code == "40P01", // serialization failure, deadlock: retry
+			code == "55P03", // lock not available
+			code == "25006": // read-only transaction: a standby during failover
+			return true
+		}
+		return false
+	}
+	var lite interface{ Code() int }
+	if errors.As(err, &lite) {
+		switch lite.Code() & 0xff { // primary result code
+		case 5, 6, 10, 13, 14: // BUSY, LOCKED, IOERR, FULL, CANTOPEN
+			return true
+		}
+		return false
+	}
+	msg := err.Error()
+	for _, s := range []string{"database is closed", "connection refused", "connection reset", "broken pipe",
+		"conn closed", "closed network connection", "timeout", "no such host", "server closed the connection"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // isUniqueViolation recognises both drivers' errors without importing them:
@@ -239,11 +303,15 @@ func (s *Store) createdAt(t *time.Time) {
 }
 
 // WithLock runs fn while holding a lock named name across every process that
-// shares the database: a PostgreSQL transaction-level advisory lock, released
-// when fn returns. SQLite serves one process, whose own mutexes suffice.
+// shares the database. On PostgreSQL it is a transaction-level advisory
+// lock, released when fn returns. On SQLite, where an admin command and the
+// server may share the file, it is a row in idp_locks taken with one
+// conditional upsert and deleted when fn returns; a row left by a process
+// that died is taken over once its lease ends. Holding the SQLite write lock
+// instead would block fn's own writes on other pooled connections.
 func (s *Store) WithLock(ctx context.Context, name string, fn func(ctx context.Context) error) error {
 	if s.d != PostgreSQL {
-		return fn(ctx)
+		return s.withLockRow(ctx, name, fn)
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -257,4 +325,39 @@ func (s *Store) WithLock(ctx context.Context, name string, fn func(ctx context.C
 		return err
 	}
 	return dbErr("unlock "+name, tx.Commit())
+}
+
+// lockLease bounds how long a lock row outlives a process that died holding
+// it. Holders do short work (a key rotation), well within it.
+const lockLease = time.Minute
+
+func (s *Store) withLockRow(ctx context.Context, name string, fn func(ctx context.Context) error) error {
+	op := "lock " + name
+	holder := rand.Text()
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		res, err := s.db.ExecContext(ctx, s.q.lock, name, holder, lockLease.Milliseconds())
+		if err != nil {
+			return dbErr(op, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return dbErr(op, err)
+		}
+		if n == 1 {
+			break
+		}
+		t := time.NewTimer(wait/2 + time.Duration(mrand.Int64N(int64(wait)))) //nolint:gosec // jitter, not a secret
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return dbErr(op, ctx.Err())
+		case <-t.C:
+		}
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_, _ = s.db.ExecContext(ctx, `DELETE FROM idp_locks WHERE name = $1 AND holder = $2`, name, holder)
+	}()
+	return fn(ctx)
 }

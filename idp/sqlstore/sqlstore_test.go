@@ -5,10 +5,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
+	"syscall"
 	"testing"
 
 	"github.com/onedoor/onedoor/idp"
 )
+
+// errPermanent marks cases that must not wrap any sentinel.
+var errPermanent = errors.New("permanent")
 
 type pgError struct{ code string }
 
@@ -37,10 +42,40 @@ func TestDBErr(t *testing.T) {
 		{"connection refused", errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), idp.ErrUnavailable},
 		{"deadline", context.DeadlineExceeded, idp.ErrUnavailable},
 		{"closed", sql.ErrConnDone, idp.ErrUnavailable},
+		{"database closed", errors.New("sql: database is closed"), idp.ErrUnavailable},
+		{"postgres admin shutdown", &pgError{"57P01"}, idp.ErrUnavailable},
+		{"postgres connection failure", &pgError{"08006"}, idp.ErrUnavailable},
+		{"postgres too many connections", &pgError{"53300"}, idp.ErrUnavailable},
+		{"postgres statement timeout", &pgError{"57014"}, idp.ErrUnavailable},
+		{"reset", fmt.Errorf("read: %w", syscall.ECONNRESET), idp.ErrUnavailable},
+		{"unexpected EOF", fmt.Errorf("receive message: %w", io.ErrUnexpectedEOF), idp.ErrUnavailable},
+		{"sqlite busy snapshot", &liteError{517}, idp.ErrUnavailable},
+		{"postgres undefined table", &pgError{"42P01"}, errPermanent},
+		{"postgres syntax error", &pgError{"42601"}, errPermanent},
+		{"postgres permission denied", &pgError{"42501"}, errPermanent},
+		{"postgres not null violation", &pgError{"23502"}, errPermanent},
+		{"postgres foreign key violation", &pgError{"23503"}, errPermanent},
+		{"sqlite no such table", &liteError{1}, errPermanent},
+		{"sqlite corrupt", &liteError{11}, errPermanent},
+		{"sqlite not null", &liteError{1299}, errPermanent},
+		{"scan of a corrupt row", errors.New(`sql: Scan error on column index 2, name "x": converting driver.Value type string ("x") to a int64: invalid syntax`), errPermanent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := dbErr("op", tt.err)
+			if tt.want == errPermanent {
+				// Permanent: no sentinel a caller would retry or deny on,
+				// and the cause kept for the log.
+				for _, s := range []error{idp.ErrUnavailable, idp.ErrNotFound, idp.ErrConflict} {
+					if errors.Is(got, s) {
+						t.Errorf("dbErr(%v) = %v, a permanent error wraps %v", tt.err, got, s)
+					}
+				}
+				if !errors.Is(got, tt.err) {
+					t.Errorf("dbErr(%v) = %v, want the cause kept", tt.err, got)
+				}
+				return
+			}
 			if !errors.Is(got, tt.want) {
 				t.Errorf("dbErr(%v) = %v, want wrapping %v", tt.err, got, tt.want)
 			}

@@ -138,6 +138,11 @@ func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosit
 		return
 	}
 	rfc := fosite.ErrorToRFC6749Error(err)
+	if rfc.ErrorField == "error" {
+		// Unclassified (a permanent store failure): a standard server_error.
+		rfc = fosite.ErrorToRFC6749Error(fosite.ErrServerError.WithWrap(err))
+	}
+	s.logServerError("authorize", rfc)
 	if ar == nil || !ar.IsRedirectURIValid() || ar.GetRedirectURI() == nil {
 		s.renderError(w, r, rfc.CodeField, rfc.ErrorField, rfc.GetDescription())
 		return

@@ -277,6 +277,14 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(oidc.WithRequestMemo(r.Context()), s.cfg.RequestTimeout)
 		defer cancel()
+		// Before a 503 goes out, put back what the request consumed (a code,
+		// a pushed request), so the retry the 503 asks for is not refused as
+		// a reuse.
+		rec.beforeOutage = func() {
+			if err := oidc.RestoreAfterOutage(ctx); err != nil {
+				s.log.Warn("restore after outage", "err", err.Error())
+			}
+		}
 		next.ServeHTTP(rec, r.WithContext(ctx))
 	})
 }
@@ -288,11 +296,15 @@ func isForm(r *http.Request) bool {
 
 type statusRecorder struct {
 	http.ResponseWriter
-	status int
-	wrote  bool
+	status       int
+	wrote        bool
+	beforeOutage func()
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
+	if code == http.StatusServiceUnavailable && !r.wrote && r.beforeOutage != nil {
+		r.beforeOutage()
+	}
 	if !r.wrote {
 		r.status = code
 		r.wrote = true
@@ -333,13 +345,31 @@ func writeJSONError(w http.ResponseWriter, status int, code, desc string) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
 }
 
-// unavailable answers 503 with Retry-After: a store outage is never reported
-// as a denial or an invalid credential.
+// unavailable answers a store failure. An outage (idp.ErrUnavailable) is a
+// 503 with Retry-After: never reported as a denial or an invalid credential.
+// Anything else is permanent (a missing table, a corrupt row, a permission
+// denied): it is logged with its cause and answered as a 500 server_error
+// without Retry-After, so that clients do not retry it forever.
 func (s *Server) unavailable(w http.ResponseWriter, what string, err error) {
+	if !errors.Is(err, idp.ErrUnavailable) {
+		s.internalError(w, what, err)
+		return
+	}
 	// err.Error(), not err: fosite's errors print a stack trace with %+v.
 	s.log.Warn("store unavailable", "store", what, "err", err.Error())
 	w.Header().Set("Retry-After", "2")
 	writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The service is temporarily unavailable; try again shortly.")
+}
+
+// internalError logs a permanent failure with its cause and answers 500
+// server_error.
+func (s *Server) internalError(w http.ResponseWriter, what string, err error) {
+	cause := "<nil>"
+	if err != nil {
+		cause = err.Error()
+	}
+	s.log.Error("server error", "store", what, "cause", cause)
+	writeJSONError(w, http.StatusInternalServerError, "server_error", "The server could not complete the request.")
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

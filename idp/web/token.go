@@ -133,6 +133,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 // client assertions are invalid_client.
 func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, err error) {
 	if errors.Is(err, idp.ErrUnavailable) {
+		// What the failed exchange consumed (a code) goes back before the
+		// 503 is written (see middleware), so the retry it asks for is not
+		// mistaken for code reuse.
 		s.unavailable(w, "store", err)
 		return
 	}
