@@ -30,7 +30,7 @@ const (
 	MaxAssertionLifetime = 10 * time.Minute
 	// AssertionLeeway is the clock skew allowed on exp, nbf and iat. The
 	// replay cache keeps a jti until exp + AssertionLeeway.
-	AssertionLeeway = 30 * time.Second
+	AssertionLeeway  = 30 * time.Second
 	maxAssertionSize = 8 << 10
 	maxJTILength     = 256
 	// maxKeyTries bounds signature checks when the assertion names no kid.
