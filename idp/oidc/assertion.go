@@ -154,7 +154,7 @@ func (a *clientAuth) verify(ctx context.Context, formClientID, raw string) (fosi
 	if err != nil {
 		return nil, err
 	}
-	actx := withAssertingClient(ctx, clientID)
+	actx := WithAssertingClient(ctx, clientID)
 	if err := a.storage.ClientAssertionJWTValid(actx, claims.ID); err != nil {
 		return nil, err
 	}
@@ -239,9 +239,10 @@ func matchingKeys(keys []josev3.JSONWebKey, kid string, alg jose.SignatureAlgori
 
 type assertingClientKey struct{}
 
-// withAssertingClient records, for the replay cache, which client an
-// assertion authenticated: fosite's ClientManager passes only the jti.
-func withAssertingClient(ctx context.Context, clientID string) context.Context {
+// WithAssertingClient names, for the replay cache, the client a client
+// assertion authenticated: fosite's ClientManager passes only the jti, and
+// SetClientAssertionJWT refuses a jti without a client.
+func WithAssertingClient(ctx context.Context, clientID string) context.Context {
 	return context.WithValue(ctx, assertingClientKey{}, clientID)
 }
 

@@ -45,7 +45,7 @@ func TestStorage_ClientAssertionJTIPerClient(t *testing.T) {
 	s := NewStorage(nil, eph, nil, Lifespans{}, func() time.Time { return now })
 	ctx := context.Background()
 	set := func(client, jti string, exp time.Time) error {
-		return s.SetClientAssertionJWT(withAssertingClient(ctx, client), jti, exp)
+		return s.SetClientAssertionJWT(WithAssertingClient(ctx, client), jti, exp)
 	}
 	exp := now.Add(5 * time.Minute)
 
