@@ -379,6 +379,12 @@ func TestPrivateKeyJWT_JTIPerClientAndBoundedExp(t *testing.T) {
 	status, body = tokenWithAssertion(t, e.issuer, id1, near.sign(t))
 	wantToken(t, "exp 9 minutes ahead", status, body)
 
+	// Without client_id the assertion's sub names the client.
+	a1.jti = ""
+	status, body = postForm(t, e.issuer+"/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"registry.read"},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {a1.sign(t)}})
+	wantToken(t, "no client_id", status, body)
+
 	// An assertion for client 1 presented as client 2 is refused.
 	a1.jti = ""
 	status, body = tokenWithAssertion(t, e.issuer, id2, a1.sign(t))

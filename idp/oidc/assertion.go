@@ -99,12 +99,14 @@ func (a *clientAuth) verify(ctx context.Context, formClientID, raw string) (fosi
 		return nil, badAssertion("The client assertion must be a JWT signed with ES256, RS256 or PS256.")
 	}
 	h := tok.Headers[0]
-	var unverified assertionClaims
-	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
-		return nil, badAssertion("The client assertion's claims do not parse.")
-	}
 	clientID := formClientID
 	if clientID == "" {
+		// The client is named by sub (RFC 7523 3); read before verification
+		// only to find its keys.
+		var unverified assertionClaims
+		if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
+			return nil, badAssertion("The client assertion's claims do not parse.")
+		}
 		clientID = unverified.Subject
 	}
 	if clientID == "" {
