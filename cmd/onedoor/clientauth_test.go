@@ -405,3 +405,50 @@ func TestPrivateKeyJWT_JTIPerClientAndBoundedExp(t *testing.T) {
 		t.Errorf("two authentication methods: status %d", resp.StatusCode)
 	}
 }
+
+// Every claim of an assertion is checked; each failure is invalid_client.
+func TestPrivateKeyJWT_ClaimsChecked(t *testing.T) {
+	e := startMain(t)
+	key := signer{"k1", newECKey(t)}
+	id := e.jwtClientWith(publicJWKS(t, key), "")
+	aud := e.issuer + "/token"
+	now := time.Now()
+	sign := func(claims jwt.MapClaims) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
+		tok.Header["kid"] = key.kid
+		s, err := tok.SignedString(key.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	valid := func() jwt.MapClaims {
+		return jwt.MapClaims{"iss": id, "sub": id, "aud": aud, "jti": randomString(16), "iat": now.Unix(), "exp": now.Add(time.Minute).Unix()}
+	}
+	status, body := tokenWithAssertion(t, e.issuer, id, sign(valid()))
+	wantToken(t, "valid", status, body)
+	for _, tc := range []struct {
+		name   string
+		change func(c jwt.MapClaims)
+	}{
+		{"no exp", func(c jwt.MapClaims) { delete(c, "exp") }},
+		{"expired", func(c jwt.MapClaims) { c["exp"] = now.Add(-2 * time.Minute).Unix() }},
+		{"exp a day ahead", func(c jwt.MapClaims) { c["exp"] = now.Add(24 * time.Hour).Unix() }},
+		{"nbf in the future", func(c jwt.MapClaims) { c["nbf"] = now.Add(5 * time.Minute).Unix() }},
+		{"iat in the future", func(c jwt.MapClaims) { c["iat"] = now.Add(5 * time.Minute).Unix() }},
+		{"no jti", func(c jwt.MapClaims) { delete(c, "jti") }},
+		{"jti too long", func(c jwt.MapClaims) { c["jti"] = strings.Repeat("j", 300) }},
+		{"iss another client", func(c jwt.MapClaims) { c["iss"] = "other" }},
+		{"sub another client", func(c jwt.MapClaims) { c["sub"] = "other" }},
+		{"aud another server", func(c jwt.MapClaims) { c["aud"] = "https://elsewhere.example/token" }},
+		{"aud the userinfo endpoint", func(c jwt.MapClaims) { c["aud"] = e.issuer + "/userinfo" }},
+		{"exp not a number", func(c jwt.MapClaims) { c["exp"] = "tomorrow" }},
+	} {
+		c := valid()
+		tc.change(c)
+		status, body := tokenWithAssertion(t, e.issuer, id, sign(c))
+		wantInvalidClient(t, tc.name, status, body)
+	}
+	status, body = tokenWithAssertion(t, e.issuer, id, strings.Repeat("a", 9000))
+	wantInvalidClient(t, "oversized assertion", status, body)
+}
