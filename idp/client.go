@@ -64,8 +64,8 @@ func (c *Client) Validate() error {
 			add("private_key_jwt needs exactly one of a JWKS document or a JWKS URI")
 		}
 		if c.JWKSURI != "" {
-			if u, err := url.Parse(c.JWKSURI); err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && loopback(u.Hostname()))) {
-				add("JWKS URI must be an https URL")
+			if u, err := url.Parse(c.JWKSURI); err != nil || u.Host == "" || u.User != nil || (u.Scheme != "https" && !(u.Scheme == "http" && loopback(u.Hostname()))) {
+				add("JWKS URI must be an https URL without user name or password")
 			}
 		}
 	case AuthNone:

@@ -124,6 +124,18 @@ func TestClientValidate(t *testing.T) {
 	if err := pkj.Validate(); err == nil {
 		t.Error("private_key_jwt without keys accepted")
 	}
+	for uri, valid := range map[string]bool{
+		"https://agency.example/jwks.json":           true,
+		"http://127.0.0.1:8080/jwks.json":            true,
+		"http://agency.example/jwks.json":            false,
+		"https://user:pass@agency.example/jwks.json": false,
+		"ftp://agency.example/jwks.json":             false,
+	} {
+		pkj.JWKSURI = uri
+		if err := pkj.Validate(); (err == nil) != valid {
+			t.Errorf("JWKS URI %q: Validate = %v, want valid=%v", uri, err, valid)
+		}
+	}
 }
 
 func TestCitizenNormalize(t *testing.T) {
