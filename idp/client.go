@@ -89,8 +89,8 @@ func (c *Client) Validate() error {
 			add("private_key_jwt needs exactly one of a JWKS document or a JWKS URI")
 		}
 		if c.JWKSURI != "" {
-			if u, err := url.Parse(c.JWKSURI); err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && loopback(u.Hostname()))) {
-				add("JWKS URI must be an https URL")
+			if u, err := url.Parse(c.JWKSURI); err != nil || u.Host == "" || u.User != nil || (u.Scheme != "https" && !(u.Scheme == "http" && loopback(u.Hostname()))) {
+				add("JWKS URI must be an https URL without user name or password")
 			}
 		}
 	case AuthNone:
@@ -123,6 +123,9 @@ func ValidRedirectURI(raw string) error {
 	if strings.Contains(raw, "*") {
 		return fmt.Errorf("must not contain wildcards")
 	}
+	if u.User != nil {
+		return fmt.Errorf("must not contain a user name or password")
+	}
 	switch u.Scheme {
 	case "https":
 		if u.Host == "" {
@@ -138,6 +141,41 @@ func ValidRedirectURI(raw string) error {
 		}
 	}
 	return nil
+}
+
+// RedirectURIAllowed reports whether raw, the redirect_uri of an
+// authorization request, may receive this client's responses. It must equal
+// a registered redirect URI exactly (RFC 9700 section 2.1). The one exception
+// is RFC 8252 section 7.3, and only for a public native client (auth method
+// none): a registered http URI on a loopback IP literal matches the same URI
+// on any port, because the app listens on whatever port it gets. A
+// confidential client's loopback URI on another port is unregistered. A URI
+// with a user name or password is never allowed, even if registered before
+// ValidRedirectURI refused them.
+func (c *Client) RedirectURIAllowed(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.User != nil || u.Fragment != "" || strings.Contains(raw, "#") {
+		return false
+	}
+	if slices.Contains(c.RedirectURIs, raw) {
+		return true
+	}
+	if c.AuthMethod != AuthNone || u.Scheme != "http" || u.Opaque != "" {
+		return false
+	}
+	if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
+		return false
+	}
+	for _, reg := range c.RedirectURIs {
+		r, err := url.Parse(reg)
+		if err != nil || r.User != nil || r.Scheme != "http" || r.Opaque != "" {
+			continue
+		}
+		if r.Hostname() == u.Hostname() && r.EscapedPath() == u.EscapedPath() && r.RawQuery == u.RawQuery {
+			return true
+		}
+	}
+	return false
 }
 
 func loopback(host string) bool {

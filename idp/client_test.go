@@ -24,9 +24,52 @@ func TestValidRedirectURI(t *testing.T) {
 		{"/relative", false},
 		{"javascript:alert(1)", false},
 		{"https:///nohost", false},
+		{"https://user:pass@agency.gov.vn/cb", false},
+		{"https://user@agency.gov.vn/cb", false},
+		{"http://user:pass@127.0.0.1:9/cb", false},
 	} {
 		if err := ValidRedirectURI(tt.uri); (err == nil) != tt.ok {
 			t.Errorf("ValidRedirectURI(%q) = %v, want ok=%v", tt.uri, err, tt.ok)
+		}
+	}
+}
+
+func TestClient_RedirectURIAllowed(t *testing.T) {
+	registered := []string{"https://agency.gov.vn/cb", "http://127.0.0.1:9/cb", "http://[::1]/cb?x=1", "http://localhost:8080/cb", "vn.agency.app:/cb"}
+	confidential := Client{AuthMethod: AuthSecretBasic, RedirectURIs: registered}
+	public := Client{AuthMethod: AuthNone, RedirectURIs: append(registered, "http://user:pw@127.0.0.1/legacy")}
+	for _, tt := range []struct {
+		uri                  string
+		confidential, public bool
+	}{
+		{"https://agency.gov.vn/cb", true, true},
+		{"http://127.0.0.1:9/cb", true, true},
+		{"vn.agency.app:/cb", true, true},
+		// The loopback port exception is for public native clients only.
+		{"http://127.0.0.1:54321/cb", false, true},
+		{"http://127.0.0.1/cb", false, true},
+		{"http://[::1]:4000/cb?x=1", false, true},
+		{"http://[::1]:4000/cb?x=2", false, false},
+		{"http://127.0.0.1:54321/other", false, false},
+		{"http://127.0.0.2:9/cb", false, false},
+		// localhost is a name, not a loopback IP literal (RFC 8252 8.3).
+		{"http://localhost:8081/cb", false, false},
+		{"https://agency.gov.vn:8443/cb", false, false},
+		{"https://agency.gov.vn/cb/", false, false},
+		{"https://AGENCY.gov.vn/cb", false, false},
+		{"https://agency.gov.vn/cb?x=1", false, false},
+		// Never userinfo, registered or not.
+		{"https://user:pass@agency.gov.vn/cb", false, false},
+		{"http://user:pass@127.0.0.1:9/cb", false, false},
+		{"http://user:pw@127.0.0.1/legacy", false, false},
+		{"http://127.0.0.1:5555/legacy", false, false},
+		{"https://agency.gov.vn/cb#x", false, false},
+	} {
+		if got := confidential.RedirectURIAllowed(tt.uri); got != tt.confidential {
+			t.Errorf("confidential client, %q: allowed = %v, want %v", tt.uri, got, tt.confidential)
+		}
+		if got := public.RedirectURIAllowed(tt.uri); got != tt.public {
+			t.Errorf("public client, %q: allowed = %v, want %v", tt.uri, got, tt.public)
 		}
 	}
 }
@@ -42,7 +85,7 @@ func FuzzValidRedirectURI(f *testing.F) {
 			return
 		}
 		u, err := url.Parse(raw)
-		if err != nil || !u.IsAbs() || u.Fragment != "" || strings.Contains(raw, "#") {
+		if err != nil || !u.IsAbs() || u.Fragment != "" || strings.Contains(raw, "#") || u.User != nil {
 			t.Fatalf("accepted %q", raw)
 		}
 		switch u.Scheme {
@@ -80,6 +123,18 @@ func TestClientValidate(t *testing.T) {
 	pkj.AuthMethod, pkj.SecretHash = AuthPrivateKeyJWT, nil
 	if err := pkj.Validate(); err == nil {
 		t.Error("private_key_jwt without keys accepted")
+	}
+	for uri, valid := range map[string]bool{
+		"https://agency.example/jwks.json":           true,
+		"http://127.0.0.1:8080/jwks.json":            true,
+		"http://agency.example/jwks.json":            false,
+		"https://user:pass@agency.example/jwks.json": false,
+		"ftp://agency.example/jwks.json":             false,
+	} {
+		pkj.JWKSURI = uri
+		if err := pkj.Validate(); (err == nil) != valid {
+			t.Errorf("JWKS URI %q: Validate = %v, want valid=%v", uri, err, valid)
+		}
 	}
 }
 

@@ -55,7 +55,7 @@ func deviceKey(t *testing.T, app *eidapp.App) (string, *ecdsa.PrivateKey) {
 }
 
 // assertion signs a grant assertion with app's device key; mod edits it.
-func assertion(t *testing.T, app *eidapp.App, aud string, mod func(h map[string]any, c jwt.MapClaims)) string {
+func deviceAssertion(t *testing.T, app *eidapp.App, aud string, mod func(h map[string]any, c jwt.MapClaims)) string {
 	t.Helper()
 	id, key := deviceKey(t, app)
 	now := time.Now()
@@ -165,7 +165,7 @@ func TestEIDAppGrant(t *testing.T) {
 	})
 
 	t.Run("no refresh token; a replayed assertion is invalid_grant", func(t *testing.T) {
-		a := assertion(t, app, tokenURL, nil)
+		a := deviceAssertion(t, app, tokenURL, nil)
 		got := postGrant(t, e.issuer, grantForm(a))
 		if got.status != http.StatusOK || got.body["access_token"] == nil || got.body["id_token"] == nil {
 			t.Fatalf("grant = %d %v", got.status, got.body)
@@ -185,45 +185,49 @@ func TestEIDAppGrant(t *testing.T) {
 		basic []string
 		want  string
 	}{
-		{"aud is the issuer", func() url.Values { return grantForm(assertion(t, app, e.issuer, nil)) }, nil, "invalid_grant"},
-		{"aud of another server", func() url.Values { return grantForm(assertion(t, app, "https://evil.test/token", nil)) }, nil, "invalid_grant"},
+		{"aud is the issuer", func() url.Values { return grantForm(deviceAssertion(t, app, e.issuer, nil)) }, nil, "invalid_grant"},
+		{"aud of another server", func() url.Values { return grantForm(deviceAssertion(t, app, "https://evil.test/token", nil)) }, nil, "invalid_grant"},
 		{"device token typ", func() url.Values {
-			return grantForm(assertion(t, app, tokenURL, func(h map[string]any, _ jwt.MapClaims) { h["typ"] = eid.TypeDeviceToken }))
+			return grantForm(deviceAssertion(t, app, tokenURL, func(h map[string]any, _ jwt.MapClaims) { h["typ"] = eid.TypeDeviceToken }))
 		}, nil, "invalid_grant"},
 		{"approval typ", func() url.Values {
-			return grantForm(assertion(t, app, tokenURL, func(h map[string]any, _ jwt.MapClaims) { h["typ"] = eid.TypeApproval }))
+			return grantForm(deviceAssertion(t, app, tokenURL, func(h map[string]any, _ jwt.MapClaims) { h["typ"] = eid.TypeApproval }))
 		}, nil, "invalid_grant"},
 		{"expired", func() url.Values {
-			return grantForm(assertion(t, app, tokenURL, func(_ map[string]any, c jwt.MapClaims) {
+			return grantForm(deviceAssertion(t, app, tokenURL, func(_ map[string]any, c jwt.MapClaims) {
 				c["iat"], c["exp"] = time.Now().Add(-3*time.Minute).Unix(), time.Now().Add(-2*time.Minute).Unix()
 			}))
 		}, nil, "invalid_grant"},
 		{"lifetime over two minutes", func() url.Values {
-			return grantForm(assertion(t, app, tokenURL, func(_ map[string]any, c jwt.MapClaims) { c["exp"] = time.Now().Add(time.Hour).Unix() }))
+			return grantForm(deviceAssertion(t, app, tokenURL, func(_ map[string]any, c jwt.MapClaims) { c["exp"] = time.Now().Add(time.Hour).Unix() }))
 		}, nil, "invalid_grant"},
 		{"ES384 header", func() url.Values {
-			return grantForm(assertion(t, app, tokenURL, func(h map[string]any, _ jwt.MapClaims) { h["alg"] = "ES384" }))
+			return grantForm(deviceAssertion(t, app, tokenURL, func(h map[string]any, _ jwt.MapClaims) { h["alg"] = "ES384" }))
 		}, nil, "invalid_grant"},
 		{"unknown device", func() url.Values {
-			return grantForm(assertion(t, app, tokenURL, func(h map[string]any, c jwt.MapClaims) {
+			return grantForm(deviceAssertion(t, app, tokenURL, func(h map[string]any, c jwt.MapClaims) {
 				h["kid"], c["iss"], c["sub"] = "AAAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAA"
 			}))
 		}, nil, "invalid_grant"},
 		{"garbage assertion", func() url.Values { return grantForm("a.b.c") }, nil, "invalid_grant"},
 		{"no assertion", func() url.Values { f := grantForm(""); f.Del("assertion"); return f }, nil, "invalid_request"},
 		{"offline_access", func() url.Values {
-			f := grantForm(assertion(t, app, tokenURL, nil))
+			f := grantForm(deviceAssertion(t, app, tokenURL, nil))
 			f.Set("scope", "openid offline_access")
 			return f
 		}, nil, "invalid_scope"},
 		{"scope the app's client did not register", func() url.Values {
-			f := grantForm(assertion(t, app, tokenURL, nil))
+			f := grantForm(deviceAssertion(t, app, tokenURL, nil))
 			f.Set("scope", "openid registry.read")
 			return f
 		}, nil, "invalid_scope"},
-		{"no client_id", func() url.Values { f := grantForm(assertion(t, app, tokenURL, nil)); f.Del("client_id"); return f }, nil, "invalid_client"},
+		{"no client_id", func() url.Values {
+			f := grantForm(deviceAssertion(t, app, tokenURL, nil))
+			f.Del("client_id")
+			return f
+		}, nil, "invalid_client"},
 		{"an agency client", func() url.Values {
-			f := grantForm(assertion(t, app, tokenURL, nil))
+			f := grantForm(deviceAssertion(t, app, tokenURL, nil))
 			f.Del("client_id")
 			return f
 		}, []string{agencyID, agencySecret}, "unauthorized_client"},
@@ -239,7 +243,7 @@ func TestEIDAppGrant(t *testing.T) {
 
 	t.Run("a revoked device obtains nothing", func(t *testing.T) {
 		lost := e.enroll(demoCitizens[1].PersonalID, idp.LevelHigh)
-		presigned := assertion(t, lost, tokenURL, nil)
+		presigned := deviceAssertion(t, lost, tokenURL, nil)
 		if _, err := lost.Login(ctx); err != nil {
 			t.Fatalf("login before revocation: %v", err)
 		}

@@ -492,13 +492,22 @@ func testFositeClient(t *testing.T, f *fositeFixture) {
 }
 
 func testFositeJTI(t *testing.T, f *fositeFixture) {
-	ctx := context.Background()
+	// jtis are remembered per client: the client authentication strategy
+	// names the client in the context.
+	ctx := oidc.WithAssertingClient(context.Background(), f.client.ID)
 	exp := f.clock.Now().Add(time.Minute)
 	// ClientAssertionJWTValid is only fosite's pre-check; the atomic Set is
 	// what refuses a replay.
 	mustNil(t, f.s.ClientAssertionJWTValid(ctx, "jti-1"), "unknown jti")
 	mustNil(t, f.s.SetClientAssertionJWT(ctx, "jti-1", exp), "set")
 	mustBe(t, f.s.SetClientAssertionJWT(ctx, "jti-1", exp), fosite.ErrJTIKnown, "set twice")
+	other := oidc.WithAssertingClient(context.Background(), f.client.ID+"-other")
+	mustNil(t, f.s.SetClientAssertionJWT(other, "jti-1", exp), "same jti, another client")
+	if err := f.s.SetClientAssertionJWT(context.Background(), "jti-2", exp); err == nil {
+		t.Error("a jti without a client was remembered")
+	}
+	far := f.clock.Now().Add(oidc.MaxAssertionLifetime + time.Minute)
+	mustBe(t, f.s.SetClientAssertionJWT(ctx, "jti-far", far), fosite.ErrInvalidClient, "exp beyond MaxAssertionLifetime")
 	errs := runConcurrently(20, func(int) error { return f.s.SetClientAssertionJWT(ctx, "jti-race", exp) })
 	wins := 0
 	for _, err := range errs {

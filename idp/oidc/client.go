@@ -1,7 +1,6 @@
 package oidc
 
 import (
-	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -37,12 +36,9 @@ func newClient(c *idp.Client) *Client {
 	}
 	fc.TokenEndpointAuthMethod = c.AuthMethod
 	fc.JSONWebKeysURI = c.JWKSURI
-	fc.TokenEndpointAuthSigningAlgorithm = "ES256"
 	if c.JWKS != "" {
-		var set jose.JSONWebKeySet
-		if err := json.Unmarshal([]byte(c.JWKS), &set); err == nil {
-			fc.JSONWebKeys = &set
-			fc.TokenEndpointAuthSigningAlgorithm = assertionAlg(&set)
+		if set, err := parseKeySet([]byte(c.JWKS), JWKSMaxKeys); err == nil {
+			fc.JSONWebKeys = set
 		}
 	}
 	return fc
@@ -56,20 +52,6 @@ func (c *Client) GetResponseTypes() fosite.Arguments {
 		return fosite.Arguments{}
 	}
 	return c.ResponseTypes
-}
-
-// assertionAlg picks the client-assertion algorithm from the client's keys:
-// fosite accepts exactly one per client.
-func assertionAlg(set *jose.JSONWebKeySet) string {
-	for _, k := range set.Keys {
-		if k.Algorithm != "" {
-			return k.Algorithm
-		}
-		if _, ok := k.Key.(*rsa.PublicKey); ok {
-			return "RS256"
-		}
-	}
-	return "ES256"
 }
 
 // ValidateJWKS checks a client's key set document: public keys only, usable

@@ -201,6 +201,17 @@ func New(cfg Config, store Store, eph idp.Ephemeral, keys accesstoken.Keys) *Pro
 		})
 	}
 	f := &fosite.Fosite{Store: storage, Config: conf}
+	// Client authentication: fosite's strategy for secrets and public
+	// clients; client assertions verified by clientAuth, with keys from the
+	// registration or fetched by OneDoor's own JWKS fetcher.
+	fc.JWKSFetcherStrategy = NewJWKSFetcher(cfg.Now)
+	fc.ClientAuthenticationStrategy = (&clientAuth{
+		fallback:  f.DefaultClientAuthenticationStrategy,
+		storage:   storage,
+		jwks:      fc.JWKSFetcherStrategy,
+		tokenURLs: conf.tokenURLs,
+		now:       cfg.Now,
+	}).authenticate
 	return &Provider{
 		OAuth2Provider: f,
 		Verifier:       verifier,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"sync"
 	"time"
 
@@ -197,25 +198,40 @@ func RestoreAfterOutage(ctx context.Context) error {
 }
 
 // ClientAssertionJWTValid implements fosite.ClientManager. It accepts every
-// jti: SetClientAssertionJWT, which fosite calls next, refuses a replay
+// jti: SetClientAssertionJWT, which is called next, refuses a replay
 // atomically, so a read here would only cost a round trip (and would turn a
 // store outage into "jti already used" instead of a 503).
 func (s *Storage) ClientAssertionJWTValid(context.Context, string) error {
 	return nil
 }
 
-// SetClientAssertionJWT implements fosite.ClientManager: of two concurrent
-// requests with one jti exactly one succeeds.
+// SetClientAssertionJWT implements fosite.ClientManager: it remembers a
+// client assertion's jti until exp + AssertionLeeway, and of two concurrent
+// requests with one jti exactly one succeeds. jtis are remembered per client
+// (two clients may pick the same jti): the client is the one the assertion
+// authenticated, which the client authentication strategy puts in the
+// context, because fosite's interface passes only the jti. An exp more than
+// MaxAssertionLifetime ahead is refused, so the cache stays bounded.
 func (s *Storage) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
-	ttl := exp.Sub(s.now()) + time.Minute // beyond the verifier's leeway
-	if ttl < time.Minute {
-		ttl = time.Minute
+	clientID := assertingClient(ctx)
+	if clientID == "" {
+		return errors.New("oidc: client assertion jti without an authenticated client")
 	}
-	err := s.eph.Create(ctx, prefixJTI+jti, []byte{1}, ttl)
+	now := s.now()
+	if exp.After(now.Add(MaxAssertionLifetime)) {
+		return fosite.ErrInvalidClient.WithHint("The client assertion's exp is more than 10 minutes ahead.")
+	}
+	ttl := max(exp.Sub(now)+AssertionLeeway, AssertionLeeway)
+	err := s.eph.Create(ctx, jtiKey(clientID, jti), []byte{1}, ttl)
 	if errors.Is(err, idp.ErrConflict) {
 		return fosite.ErrJTIKnown.WithHint("Claim 'jti' from 'client_assertion' MUST only be used once.")
 	}
 	return err
+}
+
+// jtiKey is unambiguous although client ids may contain ':'.
+func jtiKey(clientID, jti string) string {
+	return prefixJTI + strconv.Itoa(len(clientID)) + ":" + clientID + ":" + jti
 }
 
 // CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.

@@ -24,6 +24,10 @@ import (
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	ar, err := s.provider.NewAuthorizeRequest(ctx, r)
+	if rerr := checkRedirectURI(ar); rerr != nil {
+		// Before anything can redirect, even an error.
+		err = rerr
+	}
 	if err != nil {
 		s.authorizeError(w, r, ar, err)
 		return
@@ -87,6 +91,9 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 // validateAuthorize checks what fosite only checks after login: PKCE with
 // S256, the code response type, per-client PAR, the claims parameter.
 func (s *Server) validateAuthorize(ar fosite.AuthorizeRequester, usedPAR bool) error {
+	if err := checkRedirectURI(ar); err != nil {
+		return err
+	}
 	form := ar.GetRequestForm()
 	if !ar.GetResponseTypes().ExactOne("code") {
 		return fosite.ErrUnsupportedResponseType.WithHint("Only the authorization code flow (response_type=code) is supported.")
@@ -127,6 +134,32 @@ func (s *Server) validateAuthorize(ar fosite.AuthorizeRequester, usedPAR bool) e
 		return err
 	}
 	return nil
+}
+
+// checkRedirectURI matches the redirect URI exactly (idp.Client.
+// RedirectURIAllowed): fosite lets every client move a loopback redirect URI
+// to another port and ignores a userinfo component there. A refused URI is
+// removed from the request, so the error is rendered as a page and nothing
+// is sent to that URI.
+func checkRedirectURI(ar fosite.AuthorizeRequester) error {
+	if ar == nil || ar.GetRedirectURI() == nil {
+		return nil
+	}
+	c, ok := ar.GetClient().(*oidc.Client)
+	if !ok {
+		return nil
+	}
+	raw := ar.GetRequestForm().Get("redirect_uri")
+	if raw == "" {
+		raw = ar.GetRedirectURI().String()
+	}
+	if c.Record.RedirectURIAllowed(raw) {
+		return nil
+	}
+	if r, ok := ar.(*fosite.AuthorizeRequest); ok {
+		r.RedirectURI = nil
+	}
+	return fosite.ErrInvalidRequest.WithHint("The redirect_uri is not registered for this client.")
 }
 
 // authorizeError sends an error to the client's registered redirect URI with

@@ -21,17 +21,22 @@ type logoutPage struct {
 }
 
 // logout is RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0).
-// With a valid id_token_hint it ends the session at once; without one a GET
-// only asks the citizen to confirm, so a cross-site link cannot log anyone
-// out, and the confirmation POST must carry the CSRF token.
+// An id_token_hint issued in this browser's current session (same citizen,
+// same sid) ends the session at once. Otherwise a GET only asks the citizen
+// to confirm, and the confirmation POST must carry the CSRF token: a
+// cross-site link cannot log anyone out, not even with an ID token of
+// another citizen or of an earlier session (which any client that received
+// one could send). When the browser has no session there is nothing to end,
+// and a hint is answered at once.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	hint := r.FormValue("id_token_hint")
 	postURI := r.FormValue("post_logout_redirect_uri")
 	clientID := r.FormValue("client_id")
 	state := r.FormValue("state")
+	var hintSub, hintSID string
 	if hint != "" {
-		_, aud, _, err := s.provider.VerifyIDTokenHint(ctx, hint)
+		sub, aud, sid, err := s.provider.VerifyIDTokenHint(ctx, hint)
 		if err != nil {
 			s.renderError(w, r, http.StatusBadRequest, "invalid_request", "The id_token_hint is not valid.")
 			return
@@ -41,6 +46,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		clientID = aud[0]
+		hintSub, hintSID = sub, sid
 	}
 	if postURI != "" {
 		if clientID == "" {
@@ -62,9 +68,18 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	confirmed := r.Method == http.MethodPost && s.validCSRF(r) && sameOrigin(r, s.cfg.Issuer)
-	if hint == "" && !confirmed {
+	ask := hint == ""
+	if hint != "" && !confirmed {
+		sess, err := s.browserSession(ctx, r)
+		if err != nil {
+			s.unavailable(w, "ephemeral store", err)
+			return
+		}
+		ask = sess != nil && (hintSID == "" || sess.SID != hintSID || sess.CitizenID != hintSub)
+	}
+	if ask && !confirmed {
 		hidden := map[string]string{}
-		for _, k := range []string{"post_logout_redirect_uri", "client_id", "state", "ui_locales"} {
+		for _, k := range []string{"id_token_hint", "post_logout_redirect_uri", "client_id", "state", "ui_locales"} {
 			if v := r.FormValue(k); v != "" {
 				hidden[k] = v
 			}
