@@ -167,6 +167,17 @@ func (v *Verifier) RevokeDevice(ctx context.Context, deviceID string) error {
 	return v.revoked.Revoke(ctx, DeviceKey(deviceID), v.denyAll())
 }
 
+// DenyDevice is RevokeDevice for callers without a verifier (the eID service
+// revoking a device, an admin command): it writes the same deny-list entry,
+// with a margin wider than any verifier's clock skew.
+func DenyDevice(ctx context.Context, revoked idp.RevocationStore, deviceID string, now time.Time) error {
+	return revoked.Revoke(ctx, DeviceKey(deviceID), now.Add(MaxLifetime+denyMargin))
+}
+
+// denyMargin outlasts the clock skew verifiers allow (30 s here) and the
+// replicas' disagreement about now.
+const denyMargin = 5 * time.Minute
+
 // RevokeToken denies one access token until it expires; other tokens of its
 // grant are untouched.
 func (v *Verifier) RevokeToken(ctx context.Context, c *Claims) error {

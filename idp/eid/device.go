@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/accesstoken"
 )
 
 // Activation codes: 10 characters from an alphabet without 0/O, 1/I, shown
@@ -235,8 +236,37 @@ func (s *Service) RevokeDevice(ctx context.Context, citizenID, deviceID string) 
 	if d.CitizenID != citizenID {
 		return fmt.Errorf("device: %w", idp.ErrNotFound)
 	}
+	return s.revokeDerived(ctx, deviceID)
+}
+
+// revokeDerived revokes a device and everything derived from it: the device
+// row first, so it can mint and approve nothing more; then the refresh-token
+// families it approved or holds; then its access tokens (the did deny list).
+// Every step is idempotent, so a caller that got an outage retries the whole
+// revocation and completes it.
+func (s *Service) revokeDerived(ctx context.Context, deviceID string) error {
 	if err := s.store.RevokeDevice(ctx, deviceID, s.now()); err != nil {
 		return fmt.Errorf("revoke device: %w", err)
 	}
+	if err := s.store.RevokeDeviceRefreshTokens(ctx, deviceID); err != nil {
+		return fmt.Errorf("revoke the device's refresh tokens: %w", err)
+	}
+	if err := accesstoken.DenyDevice(ctx, s.store, deviceID, s.now()); err != nil {
+		return fmt.Errorf("deny the device's access tokens: %w", err)
+	}
 	return nil
+}
+
+// ActiveDevice returns the device when it exists and is not revoked;
+// otherwise an error wrapping idp.ErrNotFound. Sessions and pending logins
+// that a device approved end with the device.
+func (s *Service) ActiveDevice(ctx context.Context, deviceID string) (*idp.Device, error) {
+	d, err := s.store.GetDevice(ctx, deviceID)
+	if err != nil {
+		return nil, fmt.Errorf("device: %w", err)
+	}
+	if d.RevokedAt != nil {
+		return nil, fmt.Errorf("device revoked: %w", idp.ErrNotFound)
+	}
+	return d, nil
 }

@@ -39,6 +39,9 @@ type Store interface {
 	GetDevice(ctx context.Context, id string) (*idp.Device, error)
 	ListDevices(ctx context.Context, citizenID string) ([]*idp.Device, error)
 	RevokeDevice(ctx context.Context, id string, at time.Time) error
+	// What a device approved or holds, revoked with it.
+	RevokeDeviceRefreshTokens(ctx context.Context, deviceID string) error
+	idp.RevocationStore
 }
 
 var _ Store = idp.Store(nil)

@@ -371,6 +371,15 @@ func (s *Server) browserSession(ctx context.Context, r *http.Request) (*browserS
 	if bs.ttl <= 0 {
 		return nil, nil
 	}
+	// A session lives no longer than the device that approved it: after the
+	// device is revoked, the next /authorize in this browser asks again.
+	if _, err := s.eid.ActiveDevice(ctx, bs.DeviceID); err != nil {
+		if !errors.Is(err, idp.ErrNotFound) {
+			return nil, err
+		}
+		_ = s.eph.Delete(ctx, key)
+		return nil, nil
+	}
 	return &bs, nil
 }
 

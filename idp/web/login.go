@@ -134,6 +134,16 @@ func (s *Server) loginContinue(w http.ResponseWriter, r *http.Request) {
 		s.authorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The citizen declined the login in the eID app."))
 		return
 	}
+	// The device may have been revoked (a lost phone) between its approval
+	// and this continuation: nothing it approved may start a session.
+	if _, err := s.eid.ActiveDevice(ctx, dec.DeviceID); err != nil {
+		if !errors.Is(err, idp.ErrNotFound) {
+			s.unavailable(w, "durable store", err)
+			return
+		}
+		s.authorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The eID device that approved the login has been revoked."))
+		return
+	}
 	sess, err := s.newSession(ctx, w, r, dec)
 	if err != nil {
 		s.unavailable(w, "ephemeral store", err)
