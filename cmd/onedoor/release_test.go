@@ -312,3 +312,45 @@ func testGrantKeepsEvidence(t *testing.T, e *testEnv) {
 		t.Errorf("grant claims %v differ from the evidence's %v", g.Claims, c.Claims)
 	}
 }
+
+// A refresh re-issues the ID token: the registry claims in it are narrowed
+// to what the client may receive now, like userinfo.
+func TestRelease_RefreshedIDTokenNarrowed(t *testing.T) {
+	e := startMain(t)
+	spec := ClientSpec{Scope: "openid profile offline_access", Claims: []string{idp.ClaimPersonalID}, GrantTypes: []string{"authorization_code", "refresh_token"}}
+	id, secret := e.client(spec)
+	r := e.rp(id, secret, gooidc.ScopeOpenID, "profile", gooidc.ScopeOfflineAccess)
+	u, state, nonce, verifier := authorizeURL(r, oauth2.SetAuthURLParam("claims", `{"id_token":{"personal_id":{"essential":true}}}`))
+	tok, idt := e.exchange(r, e.login(newBrowser(), u, e.app, nil), state, nonce, verifier)
+	if idTokenClaims(t, idt)["personal_id"] == nil || tok.RefreshToken == "" {
+		t.Fatalf("before narrowing: ID token %v, refresh token %t", personalIn(idTokenClaims(t, idt)), tok.RefreshToken != "")
+	}
+	refreshed := func(r *rp, rt string) map[string]any {
+		t.Helper()
+		next := refresh(t, r, rt)
+		raw, _ := next.Extra("id_token").(string)
+		idt, err := r.verifier.Verify(context.Background(), raw)
+		if err != nil {
+			t.Fatalf("refreshed ID token: %v", err)
+		}
+		tok.RefreshToken = next.RefreshToken
+		return idTokenClaims(t, idt)
+	}
+	if c := refreshed(r, tok.RefreshToken); c["personal_id"] == nil {
+		t.Fatalf("refresh before narrowing dropped the personal id: %v", personalIn(c))
+	}
+	// The operator takes the personal id away from the client.
+	ctx := context.Background()
+	if err := e.m.Store.DeleteClient(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	spec.ID, spec.Name, spec.Claims, spec.RedirectURIs = id, "Test agency", nil, []string{"http://127.0.0.1:9/callback"}
+	_, secret, err := e.m.CreateClient(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = e.rp(id, secret, gooidc.ScopeOpenID, "profile", gooidc.ScopeOfflineAccess)
+	if c := refreshed(r, tok.RefreshToken); c["personal_id"] != nil {
+		t.Errorf("a refresh after narrowing still puts the personal id in the ID token: %v", personalIn(c))
+	}
+}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -110,6 +111,15 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 				s.tokenError(w, r, ar, oidc.ErrInvalidTarget.WithHintf("The grant does not cover %q.", a))
 				return
 			}
+		}
+	}
+	if os, ok := ar.GetSession().(*oidc.Session); ok && ar.GetGrantTypes().ExactOne("refresh_token") {
+		// A refresh re-issues the login's ID token claims and released
+		// claims: narrow them to what the client may receive now, so an
+		// operator narrowing a client reaches existing refresh families.
+		if err := s.narrowRefreshed(ctx, ar.GetClient().GetID(), os); err != nil {
+			s.tokenError(w, r, ar, err)
+			return
 		}
 	}
 	if os, ok := ar.GetSession().(*oidc.Session); ok && ar.GetGrantTypes().ExactOne(oidc.GrantTypeJWTBearer) {
@@ -496,4 +506,24 @@ func (s *Server) logServerError(endpoint string, err error) {
 		}
 		s.log.Error("server error", "endpoint", endpoint, "debug", rfc.GetDescription()+" "+rfc.DebugField, "cause", cause)
 	}
+}
+
+// narrowRefreshed drops from a refreshed session the registry claims the
+// release policy no longer lets the client receive.
+func (s *Server) narrowRefreshed(ctx context.Context, clientID string, os *oidc.Session) error {
+	allowed, err := s.release.Released(ctx, clientID, os.Released)
+	if err != nil {
+		return err
+	}
+	os.Released = allowed
+	if os.Claims == nil {
+		return nil
+	}
+	for name := range os.Claims.Extra {
+		base := strings.TrimSuffix(name, "_verified")
+		if idp.KnownClaim(base) && !slices.Contains(allowed, base) {
+			delete(os.Claims.Extra, name)
+		}
+	}
+	return nil
 }
