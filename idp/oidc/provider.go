@@ -44,6 +44,7 @@ type Provider struct {
 	Verifier *accesstoken.Verifier
 	Config   Config
 	hints    *signer
+	storage  *Storage
 }
 
 // fositeConfig widens fosite's token URLs to include the issuer: openid-client
@@ -146,6 +147,7 @@ func New(cfg Config, store Store, eph idp.Ephemeral, keys accesstoken.Keys) *Pro
 		Verifier:       verifier,
 		Config:         cfg,
 		hints:          es,
+		storage:        storage,
 	}
 }
 

@@ -125,3 +125,15 @@ func TestFositeStorage(t *testing.T) {
 		return idptest.FositeBackend{Store: s, Eph: s}
 	})
 }
+
+func TestClientsVersion(t *testing.T) {
+	dsn(t)
+	idptest.RunClientVersionTests(t, func(t *testing.T) (a, b idptest.ClientVersioner) {
+		d := schemaDSN(t)
+		sa, sb := postgres.New(openDB(t, d)), postgres.New(openDB(t, d))
+		if err := sa.Migrate(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return sa, sb
+	})
+}

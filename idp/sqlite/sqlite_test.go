@@ -74,3 +74,22 @@ func TestFositeStorage(t *testing.T) {
 		return idptest.FositeBackend{Store: s, Eph: s}
 	})
 }
+
+func TestClientsVersion(t *testing.T) {
+	idptest.RunClientVersionTests(t, func(t *testing.T) (a, b idptest.ClientVersioner) {
+		path := filepath.Join(t.TempDir(), "idp.db")
+		for _, s := range []*idptest.ClientVersioner{&a, &b} {
+			db, err := sqlite.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			st := sqlite.New(db)
+			if err := st.Migrate(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			*s = st
+		}
+		return a, b
+	})
+}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/onedoor/onedoor/idp"
@@ -43,6 +44,8 @@ type Store struct {
 	db  *sql.DB
 	d   Dialect
 	now func() time.Time
+	// clientWrites counts this process's client writes (see ClientWrites).
+	clientWrites atomic.Uint64
 }
 
 var (
