@@ -29,10 +29,12 @@ var testCitizen = idp.Citizen{
 	Gender:     "male",
 }
 
+// fixture is an eid.Service on the real SQLite store (durable and
+// ephemeral in one file), with the test's clock and error injection.
 type fixture struct {
 	clock *clock
-	store *memStore
-	eph   *memEph
+	store *faultStore
+	eph   *faultEph
 	svc   *eid.Service
 }
 
@@ -46,7 +48,8 @@ func newFixtureRand(t testing.TB, r io.Reader) *fixture {
 	t.Helper()
 	c := newClock()
 	citizen := testCitizen
-	f := &fixture{clock: c, store: newMemStore(&citizen), eph: newMemEph(c.Now)}
+	db := openStore(t, c.Now, &citizen)
+	f := &fixture{clock: c, store: &faultStore{Store: db}, eph: &faultEph{Store: db}}
 	f.svc = eid.New(f.store, f.eph, eid.Config{
 		Issuer:  testIssuer,
 		CodeKey: []byte("0123456789abcdef0123456789abcdef"),
