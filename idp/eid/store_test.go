@@ -143,7 +143,7 @@ func (s *faultStore) RevokeDevice(ctx context.Context, id string, at time.Time) 
 
 // activation reads a citizen's activation record straight from the store.
 func (s *faultStore) activation(citizenID string) (idp.Activation, bool) {
-	a, err := s.Store.GetActivation(context.Background(), citizenID)
+	a, err := s.GetActivation(context.Background(), citizenID)
 	if err != nil {
 		return idp.Activation{}, false
 	}
