@@ -32,7 +32,9 @@ const (
 )
 
 // clientCache keeps converted clients in memory (the fosite client with its
-// JWKS parsed once) and drops them all whenever any client changes.
+// JWKS parsed once) and drops them all whenever any client changes. A cached
+// *Client (and its Record) is shared by concurrent requests: treat it as
+// immutable.
 //
 // Correctness rests on one rule: a client read from the store is put into
 // the cache generation that was current when the read started. Every change
