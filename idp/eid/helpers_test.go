@@ -16,6 +16,7 @@ import (
 
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/eid"
+	"github.com/onedoor/onedoor/idp/sqlstore"
 )
 
 const testIssuer = "https://id.onedoor.test"
@@ -48,7 +49,12 @@ func newFixtureRand(t testing.TB, r io.Reader) *fixture {
 	t.Helper()
 	c := newClock()
 	citizen := testCitizen
-	db := openStore(t, c.Now, &citizen)
+	db, _ := openStore(t, c.Now, &citizen)
+	return newFixtureOn(db, c, r)
+}
+
+// newFixtureOn builds the fixture on an open store whose clock is c.
+func newFixtureOn(db *sqlstore.Store, c *clock, r io.Reader) *fixture {
 	f := &fixture{clock: c, store: &faultStore{Store: db}, eph: &faultEph{Store: db}}
 	f.svc = eid.New(f.store, f.eph, eid.Config{
 		Issuer:  testIssuer,

@@ -2,6 +2,7 @@ package eid_test
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"sync"
@@ -36,8 +37,8 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 // openStore returns the real SQLite store (durable and ephemeral) on a fresh
-// file, on the test's clock, holding the given citizens.
-func openStore(t testing.TB, now func() time.Time, cs ...*idp.Citizen) *sqlstore.Store {
+// file, on the test's clock, holding the given citizens, and its database.
+func openStore(t testing.TB, now func() time.Time, cs ...*idp.Citizen) (*sqlstore.Store, *sql.DB) {
 	t.Helper()
 	// Not t.TempDir(): fuzz seeds' directories contain '#', which
 	// sqlite.Open's "file:" URI would read as the start of a fragment.
@@ -60,7 +61,7 @@ func openStore(t testing.TB, now func() time.Time, cs ...*idp.Citizen) *sqlstore
 			t.Fatal(err)
 		}
 	}
-	return s
+	return s, db
 }
 
 // failSwitch makes a store answer with an error, standing in for a database
