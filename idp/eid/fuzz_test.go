@@ -43,8 +43,8 @@ func newFuzzWorlds(f *testing.F) *fuzzWorlds {
 func (w *fuzzWorlds) world(t testing.TB, key *ecdsa.PrivateKey) (*fixture, *idp.Device, *eid.LoginRequest) {
 	t.Helper()
 	ctx := context.Background()
-	for _, table := range []string{"idp_ephemeral", "idp_devices", "idp_activations"} {
-		if _, err := w.db.ExecContext(ctx, "DELETE FROM "+table); err != nil {
+	for _, q := range []string{"DELETE FROM idp_ephemeral", "DELETE FROM idp_devices", "DELETE FROM idp_activations"} {
+		if _, err := w.db.ExecContext(ctx, q); err != nil {
 			t.Fatal(err)
 		}
 	}
