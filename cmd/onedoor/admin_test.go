@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -299,7 +300,8 @@ func TestCLI_EnvAndValidation(t *testing.T) {
 }
 
 // A client created with the admin command while the server runs on the same
-// storage works at once.
+// storage works at once; deleted, it stops working within the client cache's
+// bound (oidc.ClientMaxStale), and stays refused.
 func TestCLI_RunningServerSeesNewClient(t *testing.T) {
 	e := startMain(t)
 	code, out, errs := cli(t, nil, "client", "create", "--data-dir", e.m.Config.DataDir, "--name", "Live agency",
@@ -319,8 +321,25 @@ func TestCLI_RunningServerSeesNewClient(t *testing.T) {
 	if code, _, _ := cli(t, nil, "client", "delete", "--data-dir", e.m.Config.DataDir, c.ID); code != 0 {
 		t.Fatal("delete failed")
 	}
-	if _, err := cc.Token(context.Background()); err == nil {
-		t.Error("deleted client still gets tokens")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := cc.Token(context.Background())
+		if err != nil {
+			var re *oauth2.RetrieveError
+			if !errors.As(err, &re) || re.ErrorCode != "invalid_client" {
+				t.Fatalf("deleted client: got %v, want invalid_client", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("deleted client still gets tokens")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for range 10 {
+		if _, err := cc.Token(context.Background()); err == nil {
+			t.Fatal("deleted client got a token again")
+		}
 	}
 }
 

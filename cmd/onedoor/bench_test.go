@@ -7,6 +7,8 @@ package main
 //
 // With ONEDOOR_TEST_POSTGRES_DSN and ONEDOOR_TEST_REDIS_URL set, every
 // endpoint benchmark also runs on PostgreSQL + Redis (a fresh schema each).
+// BenchmarkClientCredentials/bare/secret_basic is the bare baseline of the
+// load script in process: divide a backend's secret_basic req/s by it.
 // Besides req/s and latency percentiles, each endpoint benchmark reports
 // sign-ratio: its rate divided by the raw ES256 sign rate (golang-jwt, same
 // GOMAXPROCS) measured once at the start of the same run, so figures from
@@ -16,6 +18,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -26,6 +29,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -191,6 +195,13 @@ func benchRate(b *testing.B) float64 {
 // the timer starts, so only the server's work is measured.
 func BenchmarkClientCredentials(b *testing.B) {
 	sign := es256SignRate(b)
+	b.Run("bare/secret_basic", func(b *testing.B) {
+		e := startBare(b)
+		form := url.Values{"grant_type": {"client_credentials"}, "scope": {"registry.read"}}.Encode()
+		e.run(b, sign, func(int) (*http.Request, error) {
+			return e.tokenRequest(form, bareClientID, bareSecret), nil
+		})
+	})
 	for _, be := range benchBackends(b) {
 		b.Run(be.name, func(b *testing.B) {
 			e := startBench(b, be)
@@ -273,6 +284,57 @@ func BenchmarkIntrospection(b *testing.B) {
 	}
 }
 
+// The bare baseline, in process (the load script's is deploy/load/bare.go):
+// a plain net/http token endpoint doing only what a client_credentials
+// answer needs, to compare BenchmarkClientCredentials/<backend>/secret_basic
+// with in the same run.
+const (
+	bareClientID = "bare"
+	bareSecret   = "bare-secret-0123456789abcdef0123456789abcdef"
+)
+
+func startBare(b *testing.B) *benchEnv {
+	b.Helper()
+	key := benchKey(b)
+	hashKey := make([]byte, 32)
+	_, _ = rand.Read(hashKey)
+	hash := func(s string) []byte {
+		m := hmac.New(sha256.New, hashKey)
+		m.Write([]byte(s))
+		return m.Sum(nil)
+	}
+	stored := hash(bareSecret)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 1<<16)
+		if r.Method != http.MethodPost || r.ParseForm() != nil || r.PostForm.Get("grant_type") != "client_credentials" {
+			http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
+			return
+		}
+		id, secret, ok := r.BasicAuth()
+		if ok {
+			id, _ = url.QueryUnescape(id)
+			secret, _ = url.QueryUnescape(secret)
+		}
+		if !ok || id != bareClientID || !hmac.Equal(hash(secret), stored) {
+			http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+			return
+		}
+		tok, err := benchJWT(key)
+		if err != nil {
+			http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "bearer", "expires_in": 3600,
+			"scope": r.PostForm.Get("scope")})
+	}))
+	b.Cleanup(srv.Close)
+	e := startBenchClient(b)
+	e.issuer = srv.URL
+	return e
+}
+
 // benchBackend is one row of the backend table.
 type benchBackend struct {
 	name string
@@ -307,6 +369,13 @@ type benchEnv struct {
 func startBench(b *testing.B, be benchBackend) *benchEnv {
 	b.Helper()
 	m := newTestMain(b, func(c *Config) { be.config(b, c) })
+	e := startBenchClient(b)
+	e.m, e.issuer = m, m.Issuer
+	return e
+}
+
+// startBenchClient returns a benchEnv with only its HTTP client.
+func startBenchClient(b *testing.B) *benchEnv {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = 1024
 	tr.MaxIdleConnsPerHost = 1024
@@ -314,7 +383,7 @@ func startBench(b *testing.B, be benchBackend) *benchEnv {
 		return http.ErrUseLastResponse
 	}}
 	b.Cleanup(tr.CloseIdleConnections)
-	return &benchEnv{m: m, issuer: m.Issuer, http: c}
+	return &benchEnv{http: c}
 }
 
 func (e *benchEnv) client(b *testing.B, spec ClientSpec) (id, secret string) {

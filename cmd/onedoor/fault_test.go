@@ -576,6 +576,24 @@ func TestPostgresDown_Returns503(t *testing.T) {
 	}
 
 	proxy.set(proxyReset)
+	// Clients are served from memory while the last confirmed poll of the
+	// client version is recent (oidc.ClientMaxStale): client_credentials,
+	// which needs no other durable read, may still succeed for up to that
+	// long, then the outage shows. Wait for it; nothing but 200 and 503 is
+	// allowed.
+	deadline := time.Now().Add(15 * time.Second)
+	// The start of a login (a fresh browser at /authorize) needs only the
+	// client and the ephemeral store, so it is what shows the staleness.
+	for {
+		r := get(t, log.browser().Client, newAuthRequest(e.issuer, siteID, "openid profile").url)
+		if r.status == http.StatusServiceUnavailable {
+			break
+		}
+		if r.status != http.StatusOK || time.Now().After(deadline) {
+			t.Fatalf("authorize while PostgreSQL is down: %v, want 200 from memory and soon 503", r)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	want503(t, "client_credentials", postToken(t, c, e.issuer, ccForm, ccID, ccSecret))
 	want503(t, "client_credentials with a wrong secret", postToken(t, c, e.issuer, ccForm, ccID, "wrong"))
 	want503(t, "refresh", postToken(t, c, e.issuer, refreshForm, siteID, siteSecret))

@@ -192,6 +192,11 @@ func (m *Main) Run(ctx context.Context) error {
 	m.serve(ln, m.Web.Handler())
 	m.wg.Add(1)
 	go m.collectGarbage(ctx)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.Provider.WatchClients(ctx, func(err error) { m.Logger.Warn("client cache poll", "err", err) })
+	}()
 	m.Logger.Info("identity provider listening", "addr", m.IDPAddr, "issuer", m.Issuer)
 	return nil
 }

@@ -15,6 +15,11 @@
 // long as -d (each /authorize with the session cookie redirects straight to
 // the client with a code). Only the exchanges are timed.
 //
+// `load -serve-bare 127.0.0.1:18082 -client-id ID -secret S` serves the bare
+// baseline (bare.go): a net/http token endpoint doing only what a
+// client_credentials answer needs, for OneDoor's rate to be reported as a
+// ratio to it.
+//
 // `load -gen-key key.pem` writes a new P-256 key for private_key_jwt and
 // prints its public JSON Web Key Set, for `onedoor client create --jwks`.
 //
@@ -78,7 +83,7 @@ type options struct {
 
 func main() {
 	var o options
-	var genKey string
+	var genKey, bareAddr string
 	flag.StringVar(&o.issuer, "issuer", "http://localhost:18080", "issuer URL of the OneDoor under test (loopback only)")
 	flag.StringVar(&o.clientID, "client-id", "", "client id")
 	flag.StringVar(&o.secret, "secret", "", "client secret (client_secret_basic)")
@@ -94,7 +99,18 @@ func main() {
 	flag.StringVar(&o.activationCode, "activation-code", "", "activation code from `onedoor citizen activate` (code_exchange; not needed when -app-home is already enrolled)")
 	flag.StringVar(&o.appHome, "app-home", "", "eID app home directory (code_exchange; default: a temporary one)")
 	flag.StringVar(&genKey, "gen-key", "", "write a new P-256 private key to this file, print its JWKS and exit")
+	flag.StringVar(&bareAddr, "serve-bare", "", "serve the bare client_credentials baseline on this loopback ip:port until interrupted")
 	flag.Parse()
+
+	if bareAddr != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := serveBare(ctx, bareAddr, o.clientID, o.secret); err != nil {
+			fmt.Fprintln(os.Stderr, "load:", err)
+			os.Exit(1)
+		}
+		return
+	}
 
 	if genKey != "" {
 		if err := generateKey(genKey, o.kid, os.Stdout); err != nil {

@@ -3,7 +3,11 @@
 # runs the server on the embedded default (SQLite in a temporary data dir) at
 # http://localhost:18080, registers the clients with `onedoor client create`,
 # drives each mode for DURATION with CONCURRENCY clients and prints a table
-# with the ratios to the raw ES256 sign rate of the same machine.
+# with the ratios to the raw ES256 sign rate of the same machine and, for
+# client_credentials, to the bare baseline: a plain net/http token endpoint
+# (deploy/load/bare.go, Basic check against a keyed hash, one ES256 JWT,
+# JSON) served by the load binary on 127.0.0.1:18082 and driven the same
+# way immediately before OneDoor's client_credentials run.
 #
 #   bash deploy/load/run.sh
 #
@@ -24,18 +28,24 @@ DURATION=${DURATION:-10s}
 CONCURRENCY=${CONCURRENCY:-32}
 MODES=${MODES:-client_credentials private_key_jwt code_exchange introspection}
 ADDR=127.0.0.1:18080
+BARE_ADDR=127.0.0.1:18082
 ISSUER=http://localhost:18080
 REDIRECT_URI=http://127.0.0.1:9/callback
 CITIZEN=000000000001 # a fake demo citizen (personal ids starting 000 do not exist)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/onedoor-load.XXXXXX")
 server_pid=""
+bare_pid=""
 schema=""
 
 cleanup() {
 	if [ -n "$server_pid" ]; then
 		kill "$server_pid" 2>/dev/null || true
 		wait "$server_pid" 2>/dev/null || true
+	fi
+	if [ -n "$bare_pid" ]; then
+		kill "$bare_pid" 2>/dev/null || true
+		wait "$bare_pid" 2>/dev/null || true
 	fi
 	if [ -n "$schema" ]; then
 		psql -q "$ONEDOOR_LOAD_POSTGRES_DSN" -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
@@ -50,9 +60,13 @@ die() {
 }
 
 port_open() { (exec 3<>"/dev/tcp/${ADDR%:*}/${ADDR#*:}") 2>/dev/null; }
+bare_open() { (exec 3<>"/dev/tcp/${BARE_ADDR%:*}/${BARE_ADDR#*:}") 2>/dev/null; }
 
 if port_open; then
 	die "something already listens on $ADDR"
+fi
+if bare_open; then
+	die "something already listens on $BARE_ADDR"
 fi
 
 echo "== building onedoor and the load generator"
@@ -97,6 +111,29 @@ json_field() { sed -n "s/.*\"$1\": \"\([^\"]*\)\".*/\1/p" | head -1; }
 
 results="$work/results.txt"
 : >"$results"
+
+echo "== starting the bare client_credentials baseline on $BARE_ADDR"
+bare_secret=$(head -c24 /dev/urandom | base64 | tr -d '/+=')
+"$work/load" -serve-bare "$BARE_ADDR" -client-id bare -secret "$bare_secret" >"$work/bare.log" 2>&1 &
+bare_pid=$!
+for _ in $(seq 50); do
+	bare_open && break
+	kill -0 "$bare_pid" 2>/dev/null || { cat "$work/bare.log" >&2; die "the bare baseline exited"; }
+	sleep 0.1
+done
+bare_open || die "the bare baseline did not start listening on $BARE_ADDR"
+
+# run_bare NAME: the bare baseline, driven exactly like OneDoor's
+# client_credentials mode.
+run_bare() {
+	local out line
+	echo "== $1: bare baseline, client_credentials, c=$CONCURRENCY, $DURATION"
+	out=$("$work/load" -issuer "http://$BARE_ADDR" -mode client_credentials -c "$CONCURRENCY" -d "$DURATION" \
+		-client-id bare -secret "$bare_secret") || { echo "$out"; die "bare baseline failed"; }
+	echo "$out" | grep -v '^RESULT '
+	line=$(grep '^RESULT ' <<<"$out")
+	echo "backend=$1 ${line#RESULT }" | sed 's/mode=client_credentials/mode=bare_baseline/' >>"$results"
+}
 
 # run_backend NAME STORAGE-FLAGS... [-- SERVE-ONLY-FLAGS...]
 run_backend() {
@@ -159,6 +196,9 @@ run_backend() {
 			;;
 		*) die "unknown mode $mode" ;;
 		esac
+		if [ "$mode" = client_credentials ]; then
+			run_bare "$name"
+		fi
 		echo "== $name: $mode, c=$CONCURRENCY, $DURATION"
 		out=$("$work/load" -issuer "$ISSUER" -mode "$mode" -c "$CONCURRENCY" -d "$DURATION" "${args[@]}") ||
 			{ echo "$out"; die "$mode failed"; }
@@ -211,13 +251,17 @@ function field(k,   i, kv) {
 	return ""
 }
 BEGIN {
-	printf "%-15s %-19s %9s %9s %9s %7s %11s  %s\n", "backend", "mode", "req/s", "p50 ms", "p99 ms", "errors", "x ES256sign", "goal / Hydra v2.3.0 (same machine)"
+	printf "%-15s %-19s %9s %9s %9s %7s %11s %8s  %s\n", "backend", "mode", "req/s", "p50 ms", "p99 ms", "errors", "x ES256sign", "x bare", "goal / Hydra v2.3.0 (same machine)"
 }
 {
 	b = field("backend"); m = field("mode"); r = field("ok_per_s")
-	ratio = r / sign; note = ""
-	if (m == "client_credentials") note = sprintf("goal >= 0.1: %s", ratio >= 0.1 ? "met" : "NOT met")
+	ratio = r / sign; note = ""; xbare = "";
+	if (m == "bare_baseline") bare[b] = r
+	if (m == "client_credentials" && bare[b] > 0) {
+		xbare = sprintf("%.3f", r / bare[b])
+		note = sprintf("goal >= 0.5 x bare: %s", r / bare[b] >= 0.5 ? "met" : "NOT met")
+	}
 	if (m == "client_credentials" && b == "postgres+redis") note = note sprintf("; %.1fx Hydra on PostgreSQL (625/s; goal >= 10x)", r / 625)
 	if (m == "code_exchange" && b == "postgres+redis") note = sprintf("goal >= 0.03: %s; %.1fx Hydra (100/s; goal >= 5x)", ratio >= 0.03 ? "met" : "NOT met", r / 100)
-	printf "%-15s %-19s %9.0f %9.2f %9.2f %7d %11.4f  %s\n", b, m, r, field("p50_ms"), field("p99_ms"), field("errors"), ratio, note
+	printf "%-15s %-19s %9.0f %9.2f %9.2f %7d %11.4f %8s  %s\n", b, m, r, field("p50_ms"), field("p99_ms"), field("errors"), ratio, xbare, note
 }' "$results"

@@ -179,7 +179,9 @@ func TestService_Enroll(t *testing.T) {
 		}
 		other := testCitizen
 		other.ID, other.PersonalID = "c-0002", "001099099999"
-		f.store.citizens[other.PersonalID] = &other
+		if err := f.store.CreateCitizens(ctx, []*idp.Citizen{&other}); err != nil {
+			t.Fatal(err)
+		}
 		_, noActivation = f.svc.Enroll(ctx, eid.EnrollRequest{PersonalID: other.PersonalID, ActivationCode: wrongCode, PublicKey: publicJWK(t, newKey(t).Public())})
 		for name, err := range map[string]error{"wrong code": wrong, "unknown": unknown, "malformed": malformed, "no activation": noActivation} {
 			if err != eid.ErrEnrollmentFailed {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/eid"
+	"github.com/onedoor/onedoor/idp/sqlstore"
 )
 
 const testIssuer = "https://id.onedoor.test"
@@ -29,10 +30,12 @@ var testCitizen = idp.Citizen{
 	Gender:     "male",
 }
 
+// fixture is an eid.Service on the real SQLite store (durable and
+// ephemeral in one file), with the test's clock and error injection.
 type fixture struct {
 	clock *clock
-	store *memStore
-	eph   *memEph
+	store *faultStore
+	eph   *faultEph
 	svc   *eid.Service
 }
 
@@ -46,7 +49,13 @@ func newFixtureRand(t testing.TB, r io.Reader) *fixture {
 	t.Helper()
 	c := newClock()
 	citizen := testCitizen
-	f := &fixture{clock: c, store: newMemStore(&citizen), eph: newMemEph(c.Now)}
+	db, _ := openStore(t, c.Now, &citizen)
+	return newFixtureOn(db, c, r)
+}
+
+// newFixtureOn builds the fixture on an open store whose clock is c.
+func newFixtureOn(db *sqlstore.Store, c *clock, r io.Reader) *fixture {
+	f := &fixture{clock: c, store: &faultStore{Store: db}, eph: &faultEph{Store: db}}
 	f.svc = eid.New(f.store, f.eph, eid.Config{
 		Issuer:  testIssuer,
 		CodeKey: []byte("0123456789abcdef0123456789abcdef"),

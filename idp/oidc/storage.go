@@ -36,6 +36,7 @@ type Storage struct {
 	verifier *accesstoken.Verifier
 	life     Lifespans
 	now      func() time.Time
+	clients  *clientCache
 }
 
 // Lifespans of the artefacts the storage keeps.
@@ -63,7 +64,12 @@ func NewStorage(store Store, eph idp.Ephemeral, verifier *accesstoken.Verifier, 
 	if now == nil {
 		now = time.Now
 	}
-	return &Storage{store: store, eph: eph, verifier: verifier, life: life, now: now}
+	s := &Storage{store: store, eph: eph, verifier: verifier, life: life, now: now}
+	versions, _ := store.(ClientVersions)
+	s.clients = newClientCache(func(ctx context.Context, id string) (*idp.Client, error) {
+		return s.store.GetClient(ctx, id)
+	}, versions)
+	return s
 }
 
 // Ephemeral-store key prefixes.
@@ -89,27 +95,26 @@ func storeErr(err error) error {
 	return err
 }
 
-// GetClient implements fosite.ClientManager. Within one request (see
-// WithRequestMemo) a client is read once: a code exchange otherwise reads it
-// for authentication and again for each stored session it decodes.
+// GetClient implements fosite.ClientManager. Clients are served from memory
+// while the provider watches for changes (see clientcache.go and
+// Provider.WatchClients), and within one request (see WithRequestMemo) a
+// client is looked up once, so every step of a request sees the same client.
 func (s *Storage) GetClient(ctx context.Context, id string) (fosite.Client, error) {
 	memo, _ := ctx.Value(memoKey{}).(*clientMemo)
 	if c := memo.get(id); c != nil {
 		return c, nil
 	}
-	c, err := s.store.GetClient(ctx, id)
+	fc, err := s.clients.get(ctx, id)
 	if err != nil {
 		return nil, storeErr(err)
 	}
-	fc := newClient(c)
 	memo.put(id, fc)
 	return fc, nil
 }
 
 type memoKey struct{}
 
-// clientMemo remembers the clients read during one request. It lives only as
-// long as the request, so a client deleted by an admin stops working at once.
+// clientMemo remembers the clients looked up during one request.
 type clientMemo struct {
 	mu      sync.Mutex
 	clients map[string]*Client
@@ -645,8 +650,8 @@ func encodeRequest(r fosite.Requester) ([]byte, error) {
 	return json.Marshal(sr)
 }
 
-// decode rebuilds a request; the client is loaded fresh so a deleted client's
-// grants stop working at once.
+// decode rebuilds a request with the current client, so a deleted client's
+// grants stop working (within the client cache's bound, see clientcache.go).
 func (s *Storage) decode(ctx context.Context, raw []byte, session fosite.Session) (*fosite.AuthorizeRequest, error) {
 	var sr storedRequest
 	if err := json.Unmarshal(raw, &sr); err != nil {

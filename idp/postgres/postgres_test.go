@@ -171,3 +171,53 @@ func TestLock(t *testing.T) {
 		return out[0], out[1]
 	})
 }
+
+func TestClientsVersion(t *testing.T) {
+	dsn(t)
+	idptest.RunClientVersionTests(t, func(t *testing.T) (a, b idptest.ClientVersioner) {
+		d := schemaDSN(t)
+		sa, sb := postgres.New(openDB(t, d)), postgres.New(openDB(t, d))
+		if err := sa.Migrate(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return sa, sb
+	})
+}
+
+// Hand-written SQL counts as a client change too, even from a session whose
+// search_path is another schema: the trigger bumps the counter of the
+// changed table's schema.
+func TestClientsVersion_RawSQLOtherSearchPath(t *testing.T) {
+	base := dsn(t)
+	d := schemaDSN(t)
+	s := postgres.New(openDB(t, d))
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(d)
+	if err != nil || u.Query().Get("search_path") == "" {
+		t.Skip("needs a URL DSN")
+	}
+	schema := u.Query().Get("search_path")
+	other := openDB(t, base)
+	v0, err := s.ClientsVersion(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, q := range []string{
+		`UPDATE ` + schema + `.idp_clients SET name = 'Renamed' WHERE id = 'onedoor-eid-app'`,
+		`TRUNCATE ` + schema + `.idp_clients`,
+	} {
+		if _, err := other.ExecContext(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+		v, err := s.ClientsVersion(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v == v0 {
+			t.Errorf("statement %d (%s) did not change the clients version", i, q)
+		}
+		v0 = v
+	}
+}

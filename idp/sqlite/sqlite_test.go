@@ -131,3 +131,57 @@ func TestLock(t *testing.T) {
 		return out[0], out[1]
 	})
 }
+
+func TestClientsVersion(t *testing.T) {
+	idptest.RunClientVersionTests(t, func(t *testing.T) (a, b idptest.ClientVersioner) {
+		path := filepath.Join(t.TempDir(), "idp.db")
+		for _, s := range []*idptest.ClientVersioner{&a, &b} {
+			db, err := sqlite.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			st := sqlite.New(db)
+			if err := st.Migrate(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			*s = st
+		}
+		return a, b
+	})
+}
+
+// An operator's hand-written SQL counts as a client change too: the trigger,
+// not the store's methods, bumps the version.
+func TestClientsVersion_RawSQL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "idp.db")
+	db, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	s := sqlite.New(db)
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	v0, err := s.ClientsVersion(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, q := range []string{
+		`UPDATE idp_clients SET name = 'Renamed' WHERE id = 'onedoor-eid-app'`,
+		`DELETE FROM idp_clients`,
+	} {
+		if _, err := db.ExecContext(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+		v, err := s.ClientsVersion(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v == v0 {
+			t.Errorf("statement %d (%s) did not change the clients version", i, q)
+		}
+		v0 = v
+	}
+}

@@ -15,6 +15,7 @@ const clientColumns = `id, name, secret_hash, redirect_uris, post_logout_redirec
 
 // CreateClient inserts c; ErrConflict when the ID exists.
 func (s *Store) CreateClient(ctx context.Context, c *idp.Client) error {
+	defer s.clientWritten()
 	s.createdAt(&c.CreatedAt)
 	_, err := s.db.ExecContext(ctx, `INSERT INTO idp_clients (`+clientColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
@@ -53,6 +54,7 @@ func (s *Store) ListClients(ctx context.Context) ([]*idp.Client, error) {
 
 // DeleteClient removes a client; ErrNotFound when absent.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	defer s.clientWritten()
 	res, err := s.db.ExecContext(ctx, `DELETE FROM idp_clients WHERE id = $1`, id)
 	return notFoundIfNone("delete client", res, err)
 }

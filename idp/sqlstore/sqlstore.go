@@ -18,6 +18,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -49,6 +50,8 @@ type Store struct {
 	d   Dialect
 	now func() time.Time
 	q   clockQueries
+	// clientWrites counts this process's client writes (see ClientWrites).
+	clientWrites atomic.Uint64
 }
 
 var (
