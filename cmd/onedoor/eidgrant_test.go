@@ -135,13 +135,13 @@ func TestEIDAppGrant(t *testing.T) {
 		if at["sub"] != toks.Subject || at["client_id"] != idp.EIDAppClientID || at["acr"] != string(idp.LevelSubstantial) {
 			t.Errorf("access token claims = %v", at)
 		}
-		// cnf.jkt and did are emitted by the access-token strategy (branch A);
-		// when present they must name this device and its key.
-		if cnf, ok := at["cnf"].(map[string]any); ok && cnf["jkt"] != thumbprint(t, key) {
-			t.Errorf("cnf = %v, want jkt %s", cnf, thumbprint(t, key))
+		// The token is bound to the device key (cnf.jkt) and names the device
+		// (did), so revoking the device denies it.
+		if cnf, _ := at["cnf"].(map[string]any); cnf == nil || cnf["jkt"] != thumbprint(t, key) {
+			t.Errorf("cnf = %v, want jkt %s", at["cnf"], thumbprint(t, key))
 		}
-		if did, ok := at["did"]; ok && did != devID {
-			t.Errorf("did = %v, want %s", did, devID)
+		if at["did"] != devID || at["kind"] != "citizen" {
+			t.Errorf("did, kind = %v, %v, want %s, citizen", at["did"], at["kind"], devID)
 		}
 		idt := jsonPart(t, toks.IDToken, 1)
 		amr, _ := idt["amr"].([]any)

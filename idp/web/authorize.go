@@ -23,6 +23,21 @@ import (
 // refused before the citizen is asked anything.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	// Request objects are not supported (discovery says so), and checked
+	// before fosite sees the request: it would merge an unsigned one
+	// (alg none) into the request, and fetch a request_uri from anywhere.
+	if err := r.ParseForm(); err != nil {
+		s.renderError(w, r, http.StatusBadRequest, "invalid_request", "The request could not be parsed.")
+		return
+	}
+	if r.Form.Get("request") != "" {
+		s.renderError(w, r, http.StatusBadRequest, "request_not_supported", "Request objects are not supported; use a pushed authorization request.")
+		return
+	}
+	if u := r.Form.Get("request_uri"); u != "" && !strings.HasPrefix(u, "urn:ietf:params:oauth:request_uri:") {
+		s.renderError(w, r, http.StatusBadRequest, "request_uri_not_supported", "Only request_uri values issued by the pushed authorization request endpoint are accepted.")
+		return
+	}
 	ar, err := s.provider.NewAuthorizeRequest(ctx, r)
 	if rerr := checkRedirectURI(ar); rerr != nil {
 		// Before anything can redirect, even an error.

@@ -188,6 +188,12 @@ func (s *Server) par(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, "invalid_request", "A pushed authorization request has at most 40 parameters.")
 		return
 	}
+	if r.Form.Get("request") != "" || r.Form.Get("request_uri") != "" {
+		// RFC 9126 2.1: no request_uri; request objects are not supported.
+		// Refused before fosite, which would parse an unsigned one.
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", "Request objects and request_uri are not accepted at the pushed authorization request endpoint.")
+		return
+	}
 	ar, err := s.provider.NewPushedAuthorizeRequest(ctx, r)
 	if err != nil {
 		s.parError(w, r, ar, err)
