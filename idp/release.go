@@ -213,11 +213,13 @@ func (p *GrantPolicy) Silent(ctx context.Context, citizenID, clientID string, as
 // Released implements ReleasePolicy. A client that no longer exists
 // receives nothing.
 func (p *GrantPolicy) Released(ctx context.Context, clientID string, agreed []string) ([]string, error) {
-	allowed, err := p.allowed(ctx, clientID)
+	// A client that no longer exists receives nothing, and says so: its
+	// tokens are as good as revoked.
+	c, err := p.Clients.GetClient(ctx, clientID)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("release to client: %w", err)
 	}
-	return keep(agreed, allowed), nil
+	return keep(agreed, c.AllowedClaims()), nil
 }
 
 // Record implements ReleasePolicy: the grant replaces the previous one, so

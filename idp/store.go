@@ -14,7 +14,9 @@ type ClientStore interface {
 	CreateClient(ctx context.Context, c *Client) error // ErrConflict on duplicate ID
 	GetClient(ctx context.Context, id string) (*Client, error)
 	ListClients(ctx context.Context) ([]*Client, error)
-	DeleteClient(ctx context.Context, id string) error // ErrNotFound
+	// DeleteClient removes the client and its refresh-token families;
+	// ErrNotFound when absent.
+	DeleteClient(ctx context.Context, id string) error
 }
 
 // CitizenStore is the citizen registry: the single source of identity data.

@@ -242,7 +242,9 @@ func TestEIDAppGrant(t *testing.T) {
 	}
 
 	t.Run("a revoked device obtains nothing", func(t *testing.T) {
-		lost := e.enroll(demoCitizens[1].PersonalID, idp.LevelHigh)
+		// Enrolled at the level of the device that revokes it: a device may
+		// not revoke a better-proven one.
+		lost := e.enroll(demoCitizens[1].PersonalID, idp.LevelSubstantial)
 		presigned := deviceAssertion(t, lost, tokenURL, nil)
 		if _, err := lost.Login(ctx); err != nil {
 			t.Fatalf("login before revocation: %v", err)

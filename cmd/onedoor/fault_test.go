@@ -804,7 +804,7 @@ func TestLimits(t *testing.T) {
 			"--XX\r\nContent-Disposition: form-data; name=\"grant_type\"\r\n\r\n" + big + "\r\n--XX--\r\n", true, http.StatusBadRequest, "invalid_request"},
 		{"bad escape in form", http.MethodPost, "/token", form, "grant_type=client_credentials&x=%zz", false, http.StatusBadRequest, "invalid_request"},
 		{"semicolon in form", http.MethodPost, "/token", form, "grant_type=client_credentials;x=1", false, http.StatusBadRequest, "invalid_request"},
-		{"bad escape in query", http.MethodGet, "/authorize?client_id=%zz", "", "", false, http.StatusUnauthorized, ""}, // an HTML page: no trusted redirect URI
+		{"bad escape in query", http.MethodGet, "/authorize?client_id=%zz", "", "", false, http.StatusBadRequest, ""}, // an HTML page: no trusted redirect URI
 		{"unknown path", http.MethodGet, "/no/such/endpoint", "", "", false, http.StatusNotFound, "not_found"},
 		{"wrong method", http.MethodGet, "/token", "", "", false, http.StatusMethodNotAllowed, "invalid_request"},
 	} {

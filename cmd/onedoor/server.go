@@ -181,7 +181,7 @@ func (m *Main) Run(ctx context.Context) error {
 		RequestTimeout: c.RequestTimeout,
 		// What each client is shown and receives: its registration and the
 		// grants citizens gave (consent records, #5, will take over).
-		Release: &idp.GrantPolicy{Clients: m.Store, Grants: m.Store},
+		Release: &idp.GrantPolicy{Clients: m.Provider.Clients(), Grants: m.Store},
 		Now:     m.Now,
 		Logger:  m.Logger,
 	}, m.Provider, m.Store, m.Eph, m.EID, m.Keys)

@@ -239,6 +239,27 @@ func (s *Service) RevokeDevice(ctx context.Context, citizenID, deviceID string) 
 	return s.revokeDerived(ctx, deviceID)
 }
 
+// RevokeDeviceFrom is RevokeDevice asked by one of the citizen's own devices
+// (a lost phone revoked from another). A device may revoke itself or a device
+// enrolled at its level or below, never a higher one: a stolen
+// lower-assurance phone cannot shut the citizen's better-proven phone out
+// before it is reported (that takes an operator).
+func (s *Service) RevokeDeviceFrom(ctx context.Context, by *idp.Device, deviceID string) error {
+	if by == nil {
+		return fmt.Errorf("device: %w", idp.ErrNotFound)
+	}
+	if deviceID != by.ID && validID(deviceID) {
+		d, err := s.store.GetDevice(ctx, deviceID)
+		if err != nil {
+			return fmt.Errorf("revoke device: %w", err)
+		}
+		if d.CitizenID == by.CitizenID && d.Level.Rank() > by.Level.Rank() {
+			return fmt.Errorf("revoke a device enrolled at %s from one at %s: %w", d.Level, by.Level, ErrLevelTooLow)
+		}
+	}
+	return s.RevokeDevice(ctx, by.CitizenID, deviceID)
+}
+
 // revokeDerived revokes a device and everything derived from it: the device
 // row first, so it can mint and approve nothing more; then the refresh-token
 // families it approved or holds; then its access tokens (the did deny list).

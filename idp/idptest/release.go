@@ -133,8 +133,10 @@ func testReleasedNow(t *testing.T, s idp.Store, p idp.ReleasePolicy) {
 		t.Errorf("after narrowing: released %v, want nothing", got)
 	}
 	mustNil(t, s.DeleteClient(ctx, "site"), "delete client")
+	// A deleted client receives nothing, and the caller learns it is gone
+	// (userinfo then refuses the token).
 	got, err = p.Released(ctx, "site", agreed)
-	mustNil(t, err, "released to a deleted client")
+	mustBe(t, err, idp.ErrNotFound, "released to a deleted client")
 	if len(got) != 0 {
 		t.Errorf("deleted client: released %v, want nothing", got)
 	}

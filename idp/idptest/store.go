@@ -115,9 +115,19 @@ func testClients(t *testing.T, s idp.Store) {
 		}
 	}
 
+	// Deleting a client deletes its refresh-token families (and nobody
+	// else's), so registering the id again revives none.
+	own, other := refreshToken("sig-of-deleted", "req-of-deleted"), refreshToken("sig-of-other", "req-of-other")
+	own.ClientID, other.ClientID = c.ID, bare.ID
+	mustNil(t, s.CreateRefreshToken(ctx, own), "create the client's refresh token")
+	mustNil(t, s.CreateRefreshToken(ctx, other), "create another client's refresh token")
 	mustNil(t, s.DeleteClient(ctx, c.ID), "delete client")
 	_, err = s.GetClient(ctx, c.ID)
 	mustBe(t, err, idp.ErrNotFound, "get deleted client")
+	_, err = s.GetRefreshToken(ctx, own.Signature)
+	mustBe(t, err, idp.ErrNotFound, "get a deleted client's refresh token")
+	_, err = s.GetRefreshToken(ctx, other.Signature)
+	mustNil(t, err, "get another client's refresh token")
 	mustBe(t, s.DeleteClient(ctx, c.ID), idp.ErrNotFound, "delete client twice")
 	list, err = s.ListClients(ctx)
 	mustNil(t, err, "list clients")

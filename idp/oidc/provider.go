@@ -370,3 +370,21 @@ func (p *Provider) VerifyIDTokenHint(ctx context.Context, token string) (subject
 	}
 	return subject, audience, sid, nil
 }
+
+// Clients looks clients up the way the token endpoint does (request memo,
+// then the cache), for the release policy: userinfo then costs no client
+// read.
+func (p *Provider) Clients() idp.ClientLookup { return clientLookup{p.storage} }
+
+type clientLookup struct{ s *Storage }
+
+func (l clientLookup) GetClient(ctx context.Context, id string) (*idp.Client, error) {
+	fc, err := l.s.GetClient(ctx, id)
+	if err != nil {
+		if errors.Is(err, fosite.ErrNotFound) {
+			return nil, fmt.Errorf("client %s: %w", id, idp.ErrNotFound)
+		}
+		return nil, err
+	}
+	return fc.(*Client).Record, nil
+}

@@ -55,8 +55,21 @@ func (s *Store) ListClients(ctx context.Context) ([]*idp.Client, error) {
 // DeleteClient removes a client; ErrNotFound when absent.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	defer s.clientWritten()
-	res, err := s.db.ExecContext(ctx, `DELETE FROM idp_clients WHERE id = $1`, id)
-	return notFoundIfNone("delete client", res, err)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return dbErr("delete client", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	res, err := tx.ExecContext(ctx, `DELETE FROM idp_clients WHERE id = $1`, id)
+	if err := notFoundIfNone("delete client", res, err); err != nil {
+		return err
+	}
+	// Its refresh-token families go with it, so registering the same
+	// client id again revives none of them.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM idp_refresh_families WHERE client_id = $1`, id); err != nil {
+		return dbErr("delete client's refresh tokens", err)
+	}
+	return dbErr("delete client", tx.Commit())
 }
 
 func scanClient(r scanner) (*idp.Client, error) {

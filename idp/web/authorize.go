@@ -38,6 +38,12 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, http.StatusBadRequest, "request_uri_not_supported", "Only request_uri values issued by the pushed authorization request endpoint are accepted.")
 		return
 	}
+	if u := r.Form.Get("request_uri"); u != "" {
+		// RFC 9126 section 4: with a pushed request, only what was pushed
+		// counts; fosite would merge in anything else the front channel
+		// carries (a relayed URL could add a purpose, claims, prompt...).
+		r.Form = url.Values{"client_id": r.Form["client_id"], "request_uri": {u}}
+	}
 	ar, err := s.provider.NewAuthorizeRequest(ctx, r)
 	if rerr := checkRedirectURI(ar); rerr != nil {
 		// Before anything can redirect, even an error.

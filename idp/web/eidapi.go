@@ -227,7 +227,7 @@ func (s *Server) appRevokeDevice(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := s.eid.RevokeDevice(r.Context(), dev.CitizenID, r.PathValue("id")); err != nil {
+	if err := s.eid.RevokeDeviceFrom(r.Context(), dev, r.PathValue("id")); err != nil {
 		s.loginRequestError(w, err)
 		return
 	}

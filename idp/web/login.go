@@ -170,6 +170,9 @@ func (s *Server) resumeRequest(ctx context.Context, r *http.Request, lr *eid.Log
 	r2.URL = &url.URL{Path: PathAuthorize, RawQuery: q.Encode()}
 	r2.Form, r2.PostForm, r2.Body = nil, nil, http.NoBody
 	ar, err := s.provider.NewAuthorizeRequest(ctx, r2)
+	if rerr := checkRedirectURI(ar); rerr != nil {
+		err = rerr
+	}
 	if err != nil {
 		return ar, err
 	}

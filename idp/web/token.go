@@ -40,8 +40,10 @@ func precheckToken(r *http.Request) error {
 // publicClient reports whether the request carries no client credential: a
 // public client (or one pretending to be), which nothing but a limit slows.
 func publicClient(r *http.Request) bool {
-	_, _, basic := r.BasicAuth()
-	return !basic && r.PostForm.Get("client_secret") == "" && r.PostForm.Get("client_assertion") == ""
+	// Basic with an empty password is how some libraries send a public
+	// client's id: it is no credential.
+	_, pass, basic := r.BasicAuth()
+	return (!basic || pass == "") && r.PostForm.Get("client_secret") == "" && r.PostForm.Get("client_assertion") == ""
 }
 
 // countValues counts the values of a form.
@@ -111,6 +113,19 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 				s.tokenError(w, r, ar, oidc.ErrInvalidTarget.WithHintf("The grant does not cover %q.", a))
 				return
 			}
+		}
+	}
+	if os, ok := ar.GetSession().(*oidc.Session); ok && os.DeviceID != "" && !ar.GetGrantTypes().ExactOne(oidc.GrantTypeJWTBearer) {
+		// A code or refresh family is worth no more than the device that
+		// approved it: a code approved just before the device was revoked,
+		// or a family the revocation missed, yields nothing.
+		if _, err := s.eid.ActiveDevice(ctx, os.DeviceID); err != nil {
+			if !errors.Is(err, idp.ErrNotFound) {
+				s.tokenError(w, r, ar, err)
+				return
+			}
+			s.tokenError(w, r, ar, fosite.ErrInvalidGrant.WithHint("The eID device that approved this grant has been revoked."))
+			return
 		}
 	}
 	if os, ok := ar.GetSession().(*oidc.Session); ok && ar.GetGrantTypes().ExactOne("refresh_token") {
@@ -268,6 +283,11 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 	// What the token recorded as agreed, narrowed to what the client may
 	// receive now: an operator narrowing a client takes effect at once.
 	released, err := s.release.Released(ctx, c.ClientID, c.Released)
+	if errors.Is(err, idp.ErrNotFound) { // the client was deleted
+		w.Header().Set("WWW-Authenticate", `Bearer realm="onedoor", error="invalid_token"`)
+		writeJSONError(w, http.StatusUnauthorized, "invalid_token", "The access token is not valid.")
+		return
+	}
 	if err != nil {
 		s.unavailable(w, "durable store", err)
 		return
