@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -257,5 +258,24 @@ func RunLockTests(t *testing.T, newPair func(t *testing.T) (a, b LockingStore)) 
 		mustNil(t, a.WithLock(ctx, "outer", func(ctx context.Context) error {
 			return b.WithLock(ctx, "inner", func(context.Context) error { return nil })
 		}), "nested locks of different names")
+	})
+}
+
+// RunSchemaNewerTests checks that a store refuses a database migrated by a
+// newer binary instead of running against a schema it does not know (a
+// rollback, an old replica left running during an upgrade).
+func RunSchemaNewerTests(t *testing.T, newStore func(t *testing.T) (*sql.DB, StepMigrator)) {
+	t.Run("SchemaNewerThanBinary", func(t *testing.T) {
+		db, s := newStore(t)
+		ctx := t.Context()
+		mustNil(t, s.Migrate(ctx), "migrate")
+		mustNil(t, s.Migrate(ctx), "migrate again")
+		if _, err := db.ExecContext(ctx, `INSERT INTO idp_schema_migrations (version, name, applied_at) VALUES (9999, 'from the future', 0)`); err != nil {
+			t.Fatal(err)
+		}
+		err := s.Migrate(ctx)
+		if err == nil || !strings.Contains(err.Error(), "newer than this binary") {
+			t.Errorf("migrate a database from a newer binary: %v, want a refusal", err)
+		}
 	})
 }

@@ -498,7 +498,13 @@ func (m *Manager) parse(r *idp.SigningKey, old *entry) (*entry, error) {
 		}
 		e.public = &Key{ID: r.ID, Alg: r.Alg, Public: jwk.Key}
 	}
-	if r.State != idp.KeyActive || e.signer != nil || !slices.Contains(algs, r.Alg) {
+	if r.State != idp.KeyActive || !slices.Contains(algs, r.Alg) {
+		// A key that stopped being active (rotated, or withdrawn by hand)
+		// never signs again, even though this process decrypted it before.
+		e.signer = nil
+		return e, nil
+	}
+	if e.signer != nil {
 		return e, nil
 	}
 	der, err := m.sealer.Open(r.Private, []byte(r.ID))

@@ -140,6 +140,14 @@ func TestMigrateRefreshFamilies(t *testing.T) {
 	})
 }
 
+func TestMigrateRefusesNewerSchema(t *testing.T) {
+	dsn(t)
+	idptest.RunSchemaNewerTests(t, func(t *testing.T) (*sql.DB, idptest.StepMigrator) {
+		db := openDB(t, schemaDSN(t))
+		return db, postgres.New(db)
+	})
+}
+
 func TestEphemeralDatabaseClock(t *testing.T) {
 	dsn(t)
 	idptest.RunEphemeralClockTests(t, func(t *testing.T, skewA, skewB time.Duration) (a, b idp.Ephemeral) {

@@ -92,6 +92,17 @@ func TestMigrateRefreshFamilies(t *testing.T) {
 	})
 }
 
+func TestMigrateRefusesNewerSchema(t *testing.T) {
+	idptest.RunSchemaNewerTests(t, func(t *testing.T) (*sql.DB, idptest.StepMigrator) {
+		db, err := sqlite.Open(filepath.Join(t.TempDir(), "idp.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db, sqlite.New(db)
+	})
+}
+
 func TestEphemeralDatabaseClock(t *testing.T) {
 	idptest.RunEphemeralClockTests(t, func(t *testing.T, skewA, skewB time.Duration) (a, b idp.Ephemeral) {
 		path := filepath.Join(t.TempDir(), "idp.db")

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -102,5 +103,21 @@ func (s *Store) MigrateTo(ctx context.Context, version int) error {
 			return err
 		}
 	}
+	if version > 0 || len(migs) == 0 {
+		return nil
+	}
+	// A database migrated by a newer binary (a rollback, or an old replica
+	// left running during an upgrade) would fail in ways that look like
+	// outages: refuse to start instead, and say why.
+	var newest int
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM idp_schema_migrations`).Scan(&newest); err != nil {
+		return dbErr("read schema version", err)
+	}
+	if known := migs[len(migs)-1].version; newest > known {
+		return fmt.Errorf("the database schema is at version %d, newer than this binary's %d: run the newer onedoor (or restore the backup taken before the upgrade): %w", newest, known, ErrSchemaNewer)
+	}
 	return nil
 }
+
+// ErrSchemaNewer means the database was migrated by a newer binary.
+var ErrSchemaNewer = errors.New("database schema newer than this binary")
