@@ -16,16 +16,26 @@ import (
 // open returns a migrated store on a fresh file.
 func open(t *testing.T) *sqlstore.Store {
 	t.Helper()
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "sub", "idp.db"))
+	_, s := openAt(t, filepath.Join(t.TempDir(), "sub", "idp.db"), true)
+	return s
+}
+
+// openAt opens the database at path (several stores may share one file, as
+// processes do), migrated or not.
+func openAt(t *testing.T, path string, migrate bool, opts ...sqlstore.Option) (*sql.DB, *sqlstore.Store) {
+	t.Helper()
+	db, err := sqlite.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	s := sqlite.New(db)
-	if err := s.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
+	s := sqlite.New(db, opts...)
+	if migrate {
+		if err := s.Migrate(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return s
+	return db, s
 }
 
 func TestStore(t *testing.T) {
@@ -83,23 +93,13 @@ func TestFositeStorage(t *testing.T) {
 
 func TestMigrateRefreshFamilies(t *testing.T) {
 	idptest.RunRefreshFamilyMigrationTests(t, func(t *testing.T) (*sql.DB, idptest.StepMigrator) {
-		db, err := sqlite.Open(filepath.Join(t.TempDir(), "idp.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db, sqlite.New(db)
+		return openAt(t, filepath.Join(t.TempDir(), "idp.db"), false)
 	})
 }
 
 func TestMigrateRefusesNewerSchema(t *testing.T) {
 	idptest.RunSchemaNewerTests(t, func(t *testing.T) (*sql.DB, idptest.StepMigrator) {
-		db, err := sqlite.Open(filepath.Join(t.TempDir(), "idp.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db, sqlite.New(db)
+		return openAt(t, filepath.Join(t.TempDir(), "idp.db"), false)
 	})
 }
 
@@ -108,15 +108,7 @@ func TestEphemeralDatabaseClock(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "idp.db")
 		var out []idp.Ephemeral
 		for _, skew := range []time.Duration{skewA, skewB} {
-			db, err := sqlite.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			s := sqlite.New(db, sqlstore.WithNow(func() time.Time { return time.Now().Add(skew) }))
-			if err := s.Migrate(t.Context()); err != nil {
-				t.Fatal(err)
-			}
+			_, s := openAt(t, path, true, sqlstore.WithNow(func() time.Time { return time.Now().Add(skew) }))
 			out = append(out, s)
 		}
 		return out[0], out[1]
@@ -128,15 +120,7 @@ func TestLock(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "idp.db")
 		var out []idptest.LockingStore
 		for range 2 {
-			db, err := sqlite.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			s := sqlite.New(db)
-			if err := s.Migrate(t.Context()); err != nil {
-				t.Fatal(err)
-			}
+			_, s := openAt(t, path, true)
 			out = append(out, s)
 		}
 		return out[0], out[1]
@@ -147,16 +131,7 @@ func TestClientsVersion(t *testing.T) {
 	idptest.RunClientVersionTests(t, func(t *testing.T) (a, b idptest.ClientVersioner) {
 		path := filepath.Join(t.TempDir(), "idp.db")
 		for _, s := range []*idptest.ClientVersioner{&a, &b} {
-			db, err := sqlite.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			st := sqlite.New(db)
-			if err := st.Migrate(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-			*s = st
+			_, *s = openAt(t, path, true)
 		}
 		return a, b
 	})
@@ -165,16 +140,7 @@ func TestClientsVersion(t *testing.T) {
 // An operator's hand-written SQL counts as a client change too: the trigger,
 // not the store's methods, bumps the version.
 func TestClientsVersion_RawSQL(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "idp.db")
-	db, err := sqlite.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	s := sqlite.New(db)
-	if err := s.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	db, s := openAt(t, filepath.Join(t.TempDir(), "idp.db"), true)
 	v0, err := s.ClientsVersion(t.Context())
 	if err != nil {
 		t.Fatal(err)
