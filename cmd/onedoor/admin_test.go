@@ -356,3 +356,26 @@ func TestCLI_MigrateTwice(t *testing.T) {
 		t.Errorf("eID app client: exit %d: %s", code, out)
 	}
 }
+
+// Plain-text connections to shared stores on other hosts are allowed (a
+// private network may be trusted) but said at start: Redis holds login
+// decisions, codes and sessions.
+func TestConfig_WarnsOfPlaintextRemoteStores(t *testing.T) {
+	for _, tt := range []struct {
+		redis, pg string
+		warnings  int
+	}{
+		{"redis://127.0.0.1:6379/0", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", 0},
+		{"redis://localhost:6379/0", "postgres://postgres@[::1]:5432/test", 0},
+		{"rediss://redis.internal:6380/0", "postgres://onedoor@db.internal/onedoor?sslmode=verify-full", 0},
+		{"redis://10.20.0.5:6379/0", "postgres://onedoor@db.internal/onedoor?sslmode=verify-full", 1},
+		{"rediss://redis.internal:6380/0", "postgres://onedoor@10.20.0.6:5432/onedoor?sslmode=disable", 1},
+		{"redis://10.20.0.5:6379/0", "postgres://onedoor@10.20.0.6:5432/onedoor?sslmode=require", 2},
+	} {
+		c := NewMain().Config
+		c.RedisURL, c.PostgresDSN = tt.redis, tt.pg
+		if got := c.Warnings(); len(got) != tt.warnings {
+			t.Errorf("redis %s, postgres %s: warnings %q, want %d", tt.redis, tt.pg, got, tt.warnings)
+		}
+	}
+}

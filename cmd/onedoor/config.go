@@ -263,6 +263,32 @@ func (c *Config) masterKeyPath() string {
 	return filepath.Join(c.DataDir, "master.key")
 }
 
+// Warnings names what is allowed but risky: connections to the shared stores
+// in plain text outside this machine. Redis holds login decisions, codes and
+// sessions, so whoever can write on that path can log in as anyone.
+func (c *Config) Warnings() []string {
+	var out []string
+	if u, err := url.Parse(c.RedisURL); err == nil && u.Scheme == "redis" && !loopbackHost(u.Hostname()) {
+		out = append(out, "--redis-url is plain redis:// to another host: use rediss:// (TLS) unless the network path is private and trusted")
+	}
+	if u, err := url.Parse(c.PostgresDSN); err == nil && u.Host != "" && !loopbackHost(u.Hostname()) {
+		switch u.Query().Get("sslmode") {
+		case "verify-full", "verify-ca":
+		default:
+			out = append(out, "--postgres-dsn to another host without sslmode=verify-full: the connection can be read or altered on the way")
+		}
+	}
+	return out
+}
+
+func loopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
 func (c *Config) logger(w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.LogLevel))

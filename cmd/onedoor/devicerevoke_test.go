@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/onedoor/onedoor/idp"
 )
@@ -99,4 +101,41 @@ func runDeviceRevocationCascade(t *testing.T, e *testEnv, storage ...string) {
 		t.Fatalf("revoke-device: %s", errs)
 	}
 	alive(t, "device revoked by the operator", &kept, false)
+}
+
+// Security events leave a trace an operator can act on, with ids only: a
+// refresh token presented again after the grace window (its family is
+// revoked) and a device revoked by the citizen.
+func TestSecurityEventsAreLogged(t *testing.T) {
+	var logs syncBuffer
+	m := newTestMainLogging(t, &logs, slog.LevelInfo, func(c *Config) { c.RefreshGrace = time.Millisecond })
+	e := &testEnv{t: t, m: m, issuer: m.Issuer}
+	if err := m.ImportCitizens(context.Background(), demoCitizens[:1]); err != nil {
+		t.Fatal(err)
+	}
+	e.app = e.enroll(demoCitizens[0].PersonalID, idp.LevelHigh)
+	second := e.enroll(demoCitizens[0].PersonalID, idp.LevelHigh)
+	id, secret := e.client(ClientSpec{Scope: "openid profile offline_access", GrantTypes: []string{"authorization_code", "refresh_token"}})
+	r := e.rp(id, secret, "openid", "profile", "offline_access")
+	tok, _ := e.codeFlow(r, newBrowser(), e.app)
+	refresh(t, r, tok.RefreshToken)
+	time.Sleep(10 * time.Millisecond) // past the grace window
+	if _, err := refreshErr(r, tok.RefreshToken); err == nil {
+		t.Fatal("a rotated refresh token was redeemed after the grace window")
+	}
+	if err := second.RevokeDevice(context.Background(), e.app.Enrollment().DeviceID); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	for _, want := range []string{
+		`msg="refresh token reuse: family revoked" client_id=` + id,
+		`msg="device revoked by the citizen" device=` + e.app.Enrollment().DeviceID,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	if strings.Contains(out, tok.RefreshToken) || strings.Contains(out, demoCitizens[0].PersonalID) {
+		t.Error("the log carries a token or a personal id")
+	}
 }

@@ -47,6 +47,12 @@ type envOption func(c *Config)
 // the options choose) and stops it when the test ends.
 func newTestMain(tb testing.TB, opts ...envOption) *Main {
 	tb.Helper()
+	return newTestMainLogging(tb, testWriter{tb}, slog.LevelWarn, opts...)
+}
+
+// newTestMainLogging is newTestMain with the server's log going to w.
+func newTestMainLogging(tb testing.TB, w io.Writer, level slog.Level, opts ...envOption) *Main {
+	tb.Helper()
 	m := NewMain()
 	m.Config.IDPAddr = "127.0.0.1:0"
 	m.Config.Issuer = ""
@@ -59,7 +65,7 @@ func newTestMain(tb testing.TB, opts ...envOption) *Main {
 	for _, o := range opts {
 		o(&m.Config)
 	}
-	m.Logger = slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	m.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 	if err := m.Run(context.Background()); err != nil {
 		tb.Fatalf("run: %v", err)
 	}

@@ -197,6 +197,9 @@ func (m *Main) Run(ctx context.Context) error {
 		defer m.wg.Done()
 		m.Provider.WatchClients(ctx, func(err error) { m.Logger.Warn("client cache poll", "err", err) })
 	}()
+	for _, w := range c.Warnings() {
+		m.Logger.Warn("configuration", "warning", w)
+	}
 	m.Logger.Info("identity provider listening", "addr", m.IDPAddr, "issuer", m.Issuer)
 	return nil
 }

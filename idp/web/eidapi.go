@@ -231,5 +231,6 @@ func (s *Server) appRevokeDevice(w http.ResponseWriter, r *http.Request) {
 		s.loginRequestError(w, err)
 		return
 	}
+	s.log.Info("device revoked by the citizen", "device", r.PathValue("id"), "from_device", dev.ID)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -164,6 +164,16 @@ func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, ar fosite.Ac
 		s.unavailable(w, "store", err)
 		return
 	}
+	if errors.Is(err, fosite.ErrInactiveToken) && r.PostForm.Get("grant_type") == "refresh_token" {
+		// A superseded or revoked refresh token came back: fosite has
+		// revoked its family. A security event: a stolen token, or a client
+		// that lost track of its tokens. Ids only, never the token.
+		client := ""
+		if ar != nil && ar.GetClient() != nil {
+			client = ar.GetClient().GetID()
+		}
+		s.log.Warn("refresh token reuse: family revoked", "client_id", client)
+	}
 	err = normaliseError(r, err)
 	s.logServerError("token", err)
 	s.provider.WriteAccessError(r.Context(), w, ar, err)
