@@ -20,7 +20,9 @@ import (
 const GrantTypeJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer" //nolint:gosec // a grant type name, not a credential
 
 // Grant types a client may register.
-var grantTypes = []string{"authorization_code", "refresh_token", "client_credentials", GrantTypeJWTBearer}
+// GrantTypes are the grant types a client may register and the token
+// endpoint serves.
+var GrantTypes = []string{"authorization_code", "refresh_token", "client_credentials", GrantTypeJWTBearer}
 
 var scopeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9:._/-]{0,63}$`)
 
@@ -38,8 +40,8 @@ func (c *Client) Validate() error {
 		add("at least one grant type is required")
 	}
 	for _, g := range c.GrantTypes {
-		if !slices.Contains(grantTypes, g) {
-			add("grant type %q is not supported (authorization_code, refresh_token, client_credentials)", g)
+		if !slices.Contains(GrantTypes, g) {
+			add("grant type %q is not supported (%s)", g, strings.Join(GrantTypes, ", "))
 		}
 	}
 	if slices.Contains(c.GrantTypes, GrantTypeJWTBearer) {
@@ -89,7 +91,7 @@ func (c *Client) Validate() error {
 			add("private_key_jwt needs exactly one of a JWKS document or a JWKS URI")
 		}
 		if c.JWKSURI != "" {
-			if u, err := url.Parse(c.JWKSURI); err != nil || u.Host == "" || u.User != nil || (u.Scheme != "https" && !(u.Scheme == "http" && loopback(u.Hostname()))) {
+			if ValidJWKSURI(c.JWKSURI) != nil {
 				add("JWKS URI must be an https URL without user name or password")
 			}
 		}
@@ -132,7 +134,7 @@ func ValidRedirectURI(raw string) error {
 			return fmt.Errorf("needs a host")
 		}
 	case "http":
-		if !loopback(u.Hostname()) {
+		if !Loopback(u.Hostname()) {
 			return fmt.Errorf("http is allowed only on localhost or a loopback address")
 		}
 	default:
@@ -178,7 +180,9 @@ func (c *Client) RedirectURIAllowed(raw string) bool {
 	return false
 }
 
-func loopback(host string) bool {
+// Loopback reports whether host is localhost or a loopback address: the one
+// place plain http is allowed (native apps, tests, the demo).
+func Loopback(host string) bool {
 	if host == "localhost" {
 		return true
 	}
@@ -236,4 +240,17 @@ func HashClientSecret(key []byte, secret string) []byte {
 // given to `onedoor client create --claims`.
 func ParseClaimList(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
+}
+
+// ValidJWKSURI accepts an absolute https URL without credentials, or http on
+// loopback: where a client's keys may be fetched from.
+func ValidJWKSURI(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil {
+		return fmt.Errorf("jwks_uri is not an absolute URL: %w", ErrInvalid)
+	}
+	if u.Scheme != "https" && !(u.Scheme == "http" && Loopback(u.Hostname())) {
+		return fmt.Errorf("jwks_uri must use https: %w", ErrInvalid)
+	}
+	return nil
 }

@@ -94,7 +94,7 @@ func FuzzValidRedirectURI(f *testing.F) {
 				t.Fatalf("accepted https without host: %q", raw)
 			}
 		case "http":
-			if !loopback(u.Hostname()) {
+			if !Loopback(u.Hostname()) {
 				t.Fatalf("accepted non-loopback http: %q", raw)
 			}
 		default:

@@ -211,10 +211,9 @@ func (p *GrantPolicy) Silent(ctx context.Context, citizenID, clientID string, as
 }
 
 // Released implements ReleasePolicy. A client that no longer exists
-// receives nothing.
+// receives nothing, and the error (wrapping ErrNotFound) says so: its tokens
+// are as good as revoked.
 func (p *GrantPolicy) Released(ctx context.Context, clientID string, agreed []string) ([]string, error) {
-	// A client that no longer exists receives nothing, and says so: its
-	// tokens are as good as revoked.
 	c, err := p.Clients.GetClient(ctx, clientID)
 	if err != nil {
 		return nil, fmt.Errorf("release to client: %w", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -441,12 +440,6 @@ func keysCmd(ctx context.Context, args []string, env func(string) string, stdout
 		return printJSON(stdout, map[string]any{"activated": k.ID, "alg": k.Alg})
 	}
 	return usageError("keys: unknown subcommand %q", sub)
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 func randomString(n int) string {

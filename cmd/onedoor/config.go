@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/accesstoken"
 	"github.com/onedoor/onedoor/idp/clientaddr"
 	"github.com/onedoor/onedoor/idp/oidc"
@@ -187,7 +188,7 @@ func (c *Config) Validate(serve bool) error {
 	if u, err := url.Parse(c.Issuer); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" {
 		add("--issuer must be an absolute http(s) URL without query or fragment (got %q)", c.Issuer)
 	} else {
-		if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		if u.Scheme == "http" && !idp.Loopback(u.Hostname()) {
 			add("--issuer must use https except on localhost (got %q)", c.Issuer)
 		}
 		if u.User != nil {
@@ -247,14 +248,6 @@ func joinProblems(probs []string) error {
 	return fmt.Errorf("invalid configuration:\n  - %s", strings.Join(probs, "\n  - "))
 }
 
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 // masterKeyPath is where the master key lives unless configured.
 func (c *Config) masterKeyPath() string {
 	if c.MasterKeyFile != "" {
@@ -268,10 +261,10 @@ func (c *Config) masterKeyPath() string {
 // sessions, so whoever can write on that path can log in as anyone.
 func (c *Config) Warnings() []string {
 	var out []string
-	if u, err := url.Parse(c.RedisURL); err == nil && u.Scheme == "redis" && !loopbackHost(u.Hostname()) {
+	if u, err := url.Parse(c.RedisURL); err == nil && u.Scheme == "redis" && !idp.Loopback(u.Hostname()) {
 		out = append(out, "--redis-url is plain redis:// to another host: use rediss:// (TLS) unless the network path is private and trusted")
 	}
-	if u, err := url.Parse(c.PostgresDSN); err == nil && u.Host != "" && !loopbackHost(u.Hostname()) {
+	if u, err := url.Parse(c.PostgresDSN); err == nil && u.Host != "" && !idp.Loopback(u.Hostname()) {
 		switch u.Query().Get("sslmode") {
 		case "verify-full", "verify-ca":
 		default:
@@ -279,14 +272,6 @@ func (c *Config) Warnings() []string {
 		}
 	}
 	return out
-}
-
-func loopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 func (c *Config) logger(w io.Writer) *slog.Logger {

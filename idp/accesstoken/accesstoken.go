@@ -161,15 +161,10 @@ func (v *Verifier) RevokeGrant(ctx context.Context, grantID string) error {
 	return v.revoked.Revoke(ctx, GrantKey(grantID), v.denyAll())
 }
 
-// RevokeDevice denies every access token the device approved or holds, for
-// MaxLifetime.
-func (v *Verifier) RevokeDevice(ctx context.Context, deviceID string) error {
-	return v.revoked.Revoke(ctx, DeviceKey(deviceID), v.denyAll())
-}
-
-// DenyDevice is RevokeDevice for callers without a verifier (the eID service
-// revoking a device, an admin command): it writes the same deny-list entry,
-// with a margin wider than any verifier's clock skew.
+// DenyDevice denies every access token the device approved or holds (the did
+// claim) for MaxLifetime, with a margin wider than any verifier's clock skew.
+// The eID service calls it when a device is revoked, from the app or an
+// admin command.
 func DenyDevice(ctx context.Context, revoked idp.RevocationStore, deviceID string, now time.Time) error {
 	return revoked.Revoke(ctx, DeviceKey(deviceID), now.Add(MaxLifetime+denyMargin))
 }

@@ -404,7 +404,7 @@ func TestVerify_DenyList(t *testing.T) {
 	t.Run("a revoked device refuses its tokens", func(t *testing.T) {
 		tok, _ := mint("device-stolen")
 		other, _ := mint("device-2")
-		if err := f.v.RevokeDevice(ctx, "device-stolen"); err != nil {
+		if err := DenyDevice(ctx, f.deny, "device-stolen", time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		refused(tok, "token of a revoked device")

@@ -14,10 +14,6 @@ import (
 	"github.com/onedoor/onedoor/idp"
 )
 
-// GrantTypeJWTBearer is the RFC 7523 JWT-bearer grant, with which the eID app
-// obtains its own tokens from an assertion signed by its device key.
-const GrantTypeJWTBearer = idp.GrantTypeJWTBearer
-
 // DeviceAuthenticator verifies a device-signed grant assertion for the token
 // endpoint URL audience, spends its jti and returns the device with the
 // RFC 7638 thumbprint of its key. Refusals (revoked or unknown device, bad
@@ -46,7 +42,7 @@ type deviceGrantHandler struct {
 var _ fosite.TokenEndpointHandler = (*deviceGrantHandler)(nil)
 
 func (h *deviceGrantHandler) CanHandleTokenEndpointRequest(_ context.Context, r fosite.AccessRequester) bool {
-	return r.GetGrantTypes().ExactOne(GrantTypeJWTBearer)
+	return r.GetGrantTypes().ExactOne(idp.GrantTypeJWTBearer)
 }
 
 // CanSkipClientAuth is false: the request names its client (client_id), which
@@ -62,7 +58,7 @@ func (h *deviceGrantHandler) HandleTokenEndpointRequest(ctx context.Context, r f
 		return fosite.ErrUnknownRequest
 	}
 	client := r.GetClient()
-	if client.GetID() != idp.EIDAppClientID || !client.GetGrantTypes().Has(GrantTypeJWTBearer) {
+	if client.GetID() != idp.EIDAppClientID || !client.GetGrantTypes().Has(idp.GrantTypeJWTBearer) {
 		return fosite.ErrUnauthorizedClient.WithHint("Only the eID app's own client may use the JWT-bearer grant.")
 	}
 	form := r.GetRequestForm()

@@ -104,7 +104,7 @@ func tokenRequest(form url.Values) *http.Request {
 func TestDeviceGrant_Session(t *testing.T) {
 	ctx := context.Background()
 	g := newGrantEnv(t)
-	form := url.Values{"grant_type": {oidc.GrantTypeJWTBearer}, "assertion": {g.assertion(t)}, "client_id": {idp.EIDAppClientID}, "scope": {"openid eid"}}
+	form := url.Values{"grant_type": {idp.GrantTypeJWTBearer}, "assertion": {g.assertion(t)}, "client_id": {idp.EIDAppClientID}, "scope": {"openid eid"}}
 	ar, err := g.p.NewAccessRequest(ctx, tokenRequest(form), oidc.NewSession())
 	if err != nil {
 		t.Fatalf("NewAccessRequest: %v", err)
@@ -157,7 +157,7 @@ func TestDeviceGrant_Refused(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			a := g.assertion(t)
-			form := url.Values{"grant_type": {oidc.GrantTypeJWTBearer}, "assertion": {a}, "client_id": {idp.EIDAppClientID}}
+			form := url.Values{"grant_type": {idp.GrantTypeJWTBearer}, "assertion": {a}, "client_id": {idp.EIDAppClientID}}
 			if tt.mod == nil {
 				if _, err := g.p.NewAccessRequest(ctx, tokenRequest(form), oidc.NewSession()); err != nil {
 					t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +15,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v3"
 	"github.com/ory/fosite"
+
+	"github.com/onedoor/onedoor/idp"
 )
 
 // JWKSFetcher fetches the key sets private_key_jwt clients publish at their
@@ -37,7 +38,7 @@ import (
 type JWKSFetcher struct {
 	client *http.Client
 	now    func() time.Time
-	// MaxBody bounds a key set document; MaxKeys the keys kept from it.
+	// maxBody bounds a key set document; maxKeys the keys kept from it.
 	maxBody int64
 	maxKeys int
 	minTTL  time.Duration
@@ -257,21 +258,7 @@ func parseKeySet(body []byte, maxKeys int) (*jose.JSONWebKeySet, error) {
 }
 
 // checkJWKSURL allows https, and http only on a loopback address.
-func checkJWKSURL(location string) error {
-	u, err := url.Parse(location)
-	if err != nil || u.Host == "" || u.User != nil {
-		return errors.New("jwks_uri is not an absolute URL")
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if ip := net.ParseIP(u.Hostname()); (ip != nil && ip.IsLoopback()) || u.Hostname() == "localhost" {
-			return nil
-		}
-	}
-	return errors.New("jwks_uri must use https")
-}
+func checkJWKSURL(location string) error { return idp.ValidJWKSURI(location) }
 
 func invalidJWKS(err error) error {
 	return fosite.ErrInvalidClient.WithHint("The client's JSON Web Key Set could not be retrieved.").WithWrap(err).WithDebug(err.Error())

@@ -226,6 +226,10 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 	ctx := r.Context()
 	client := clientRecord(ar)
 	released, err := s.release.Released(ctx, client.ID, agreed)
+	if errors.Is(err, idp.ErrNotFound) { // the client was deleted during the login
+		s.authorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The client no longer exists."))
+		return
+	}
 	if err != nil {
 		s.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
 		return

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/oidc"
 )
 
 // discoveryDoc is the OpenID Provider metadata (OIDC Discovery 1.0, RFC 8414).
@@ -49,7 +50,10 @@ func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
 	// endpoint's client authentication; introspection refuses public
 	// clients (auth none).
 	authMethods := []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
-	assertionAlgs := []string{"ES256", "RS256", "PS256"}
+	var assertionAlgs []string
+	for _, a := range oidc.AssertionAlgs {
+		assertionAlgs = append(assertionAlgs, string(a))
+	}
 	d := discoveryDoc{
 		Issuer:                            iss,
 		AuthorizationEndpoint:             iss + PathAuthorize,
@@ -63,7 +67,7 @@ func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
 		ScopesSupported:                   []string{ScopeOpenID, ScopeProfile, ScopeAddress, ScopePhone, ScopeEID, ScopeOffline},
 		ResponseTypesSupported:            []string{"code"},
 		ResponseModesSupported:            []string{"query"},
-		GrantTypesSupported:               []string{"authorization_code", "refresh_token", "client_credentials", idp.GrantTypeJWTBearer},
+		GrantTypesSupported:               idp.GrantTypes,
 		SubjectTypesSupported:             []string{"public"},
 		IDTokenSigningAlgs:                []string{"ES256", "RS256"},
 		TokenEndpointAuthMethods:          append(slices.Clip(authMethods), "none"),

@@ -15,9 +15,6 @@ import (
 	"github.com/onedoor/onedoor/idp/oidc"
 )
 
-// grantTypes are the grant types the token endpoint serves.
-var grantTypes = []string{"authorization_code", "refresh_token", "client_credentials", oidc.GrantTypeJWTBearer}
-
 // precheckToken refuses what RFC 6749 refuses and fosite lets through or
 // reports with another code.
 func precheckToken(r *http.Request) error {
@@ -28,7 +25,7 @@ func precheckToken(r *http.Request) error {
 	if gt == "" {
 		return fosite.ErrInvalidRequest.WithHint("The grant_type parameter is missing.")
 	}
-	if !slices.Contains(grantTypes, gt) {
+	if !slices.Contains(idp.GrantTypes, gt) {
 		return fosite.ErrUnsupportedGrantType.WithHintf("The grant type %q is not supported.", gt)
 	}
 	if _, _, basic := r.BasicAuth(); !basic && r.PostForm.Get("client_id") == "" && r.PostForm.Get("client_assertion") == "" {
@@ -115,7 +112,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if os, ok := ar.GetSession().(*oidc.Session); ok && os.DeviceID != "" && !ar.GetGrantTypes().ExactOne(oidc.GrantTypeJWTBearer) {
+	if os, ok := ar.GetSession().(*oidc.Session); ok && os.DeviceID != "" && !ar.GetGrantTypes().ExactOne(idp.GrantTypeJWTBearer) {
 		// A code or refresh family is worth no more than the device that
 		// approved it: a code approved just before the device was revoked,
 		// or a family the revocation missed, yields nothing.
@@ -137,7 +134,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if os, ok := ar.GetSession().(*oidc.Session); ok && ar.GetGrantTypes().ExactOne(oidc.GrantTypeJWTBearer) {
+	if os, ok := ar.GetSession().(*oidc.Session); ok && ar.GetGrantTypes().ExactOne(idp.GrantTypeJWTBearer) {
 		// The eID app's own tokens release to the citizen's own app what its
 		// scopes name.
 		os.Released = nil
@@ -187,16 +184,10 @@ func normaliseError(r *http.Request, err error) error {
 	if errors.Is(err, idp.ErrConflict) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
 		return fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")
 	}
+	// Client assertions are verified by oidc's clientAuth, which answers
+	// every bad one (malformed, expired, replayed) with invalid_client, so
+	// a 5xx here is a real server failure.
 	rfc := fosite.ErrorToRFC6749Error(err)
-	if rfc.ErrorField == fosite.ErrJTIKnown.ErrorField {
-		// RFC 7523 3.2: a replayed assertion is an invalid client.
-		return fosite.ErrInvalidClient.WithHint("The client assertion was already used.")
-	}
-	// fosite answers some malformed or expired client assertions with a 500
-	// (server_error, or an error it cannot even classify).
-	if rfc.CodeField >= 500 && r.PostForm.Get("client_assertion") != "" {
-		return fosite.ErrInvalidClient.WithHint("The client assertion could not be verified.")
-	}
 	if rfc.ErrorField == "error" { // unclassified: answer a standard code
 		return fosite.ErrServerError.WithWrap(err)
 	}
@@ -421,7 +412,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		if rs {
 			// A deleted client's tokens are inactive (its own requests no
 			// longer authenticate, so only a resource server needs this).
-			if _, err := s.store.GetClient(ctx, c.ClientID); err != nil {
+			if _, err := s.provider.Clients().GetClient(ctx, c.ClientID); err != nil {
 				if errors.Is(err, idp.ErrNotFound) {
 					writeJSON(w, http.StatusOK, inactive)
 					return

@@ -24,8 +24,6 @@ import (
 const (
 	ClientID = idp.EIDAppClientID
 	Scope    = "openid profile eid"
-
-	grantTypeJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer" //nolint:gosec // a grant type name, not a credential
 )
 
 // Tokens are the app's own tokens, kept in tokens.json. There is no refresh
@@ -66,7 +64,7 @@ func (a *App) Login(ctx context.Context) (*Tokens, error) {
 		return nil, err
 	}
 	form := url.Values{
-		"grant_type": {grantTypeJWTBearer},
+		"grant_type": {idp.GrantTypeJWTBearer},
 		"assertion":  {assertion},
 		"client_id":  {ClientID},
 		"scope":      {Scope},
