@@ -112,35 +112,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if os, ok := ar.GetSession().(*oidc.Session); ok && os.DeviceID != "" && !ar.GetGrantTypes().ExactOne(idp.GrantTypeJWTBearer) {
-		// A code or refresh family is worth no more than the device that
-		// approved it: a code approved just before the device was revoked,
-		// or a family the revocation missed, yields nothing.
-		if _, err := s.eid.ActiveDevice(ctx, os.DeviceID); err != nil {
-			if !errors.Is(err, idp.ErrNotFound) {
-				s.tokenError(w, r, ar, err)
-				return
-			}
-			s.tokenError(w, r, ar, fosite.ErrInvalidGrant.WithHint("The eID device that approved this grant has been revoked."))
-			return
-		}
-	}
-	if os, ok := ar.GetSession().(*oidc.Session); ok && ar.GetGrantTypes().ExactOne("refresh_token") {
-		// A refresh re-issues the login's ID token claims and released
-		// claims: narrow them to what the client may receive now, so an
-		// operator narrowing a client reaches existing refresh families.
-		if err := s.narrowRefreshed(ctx, ar.GetClient().GetID(), os); err != nil {
-			s.tokenError(w, r, ar, err)
-			return
-		}
-	}
-	if os, ok := ar.GetSession().(*oidc.Session); ok && ar.GetGrantTypes().ExactOne(idp.GrantTypeJWTBearer) {
-		// The eID app's own tokens release to the citizen's own app what its
-		// scopes name.
-		os.Released = nil
-		for _, sc := range ar.GetGrantedScopes() {
-			os.Released = append(os.Released, idp.ScopeClaims(sc)...)
-		}
+	if err := s.settleSession(ctx, ar); err != nil {
+		s.tokenError(w, r, ar, err)
+		return
 	}
 	resp, err := s.provider.NewAccessResponse(ctx, ar)
 	if err != nil {
@@ -533,6 +507,42 @@ func (s *Server) logServerError(endpoint string, err error) {
 		}
 		s.log.Error("server error", "endpoint", endpoint, "debug", rfc.GetDescription()+" "+rfc.DebugField, "cause", cause)
 	}
+}
+
+// settleSession brings a grant's session up to date before tokens are
+// minted from it.
+func (s *Server) settleSession(ctx context.Context, ar fosite.AccessRequester) error {
+	os, ok := ar.GetSession().(*oidc.Session)
+	if !ok {
+		return nil
+	}
+	if ar.GetGrantTypes().ExactOne(idp.GrantTypeJWTBearer) {
+		// The eID app's own tokens release to the citizen's own app what
+		// its scopes name (the device was checked by the assertion).
+		os.Released = nil
+		for _, sc := range ar.GetGrantedScopes() {
+			os.Released = append(os.Released, idp.ScopeClaims(sc)...)
+		}
+		return nil
+	}
+	if os.DeviceID != "" {
+		// A code or refresh family is worth no more than the device that
+		// approved it: a code approved just before the device was revoked,
+		// or a family created while the revocation ran, yields nothing.
+		if _, err := s.eid.ActiveDevice(ctx, os.DeviceID); err != nil {
+			if errors.Is(err, idp.ErrNotFound) {
+				return fosite.ErrInvalidGrant.WithHint("The eID device that approved this grant has been revoked.")
+			}
+			return err
+		}
+	}
+	if ar.GetGrantTypes().ExactOne("refresh_token") {
+		// A refresh re-issues the login's ID token claims and released
+		// claims: narrow them to what the client may receive now, so an
+		// operator narrowing a client reaches existing refresh families.
+		return s.narrowRefreshed(ctx, ar.GetClient().GetID(), os)
+	}
+	return nil
 }
 
 // narrowRefreshed drops from a refreshed session the registry claims the
