@@ -111,7 +111,7 @@ Try a whole login:
        go run ./cmd/eidsim approve --home %[7]s 'onedoor-eid://login?...'
 
      The browser continues to the demo site, which shows the claims it received.
-  3. Log in to the app itself (code + PKCE as a native client):
+  3. Log in to the app itself (its own tokens, from an assertion signed by the device key):
 
        go run ./cmd/eidsim login --home %[7]s
 
