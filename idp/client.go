@@ -19,7 +19,6 @@ import (
 // no agency client may obtain.
 const GrantTypeJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer" //nolint:gosec // a grant type name, not a credential
 
-// Grant types a client may register.
 // GrantTypes are the grant types a client may register and the token
 // endpoint serves.
 var GrantTypes = []string{"authorization_code", "refresh_token", "client_credentials", GrantTypeJWTBearer}
