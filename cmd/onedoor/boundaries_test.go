@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -218,5 +220,38 @@ func TestToken_EmptyBasicPasswordCountsAsPublicClient(t *testing.T) {
 	}
 	if limited == 0 {
 		t.Errorf("10 public-client token requests (Basic auth, empty password) from one address, none limited (limit 2)")
+	}
+}
+
+// The login page's language switch shows the same login request again: with
+// a pushed request, whose request_uri works once, re-running /authorize
+// would fail.
+func TestPAR_LanguageSwitchKeepsTheLogin(t *testing.T) {
+	e := startMain(t)
+	id, secret := e.client(ClientSpec{Scope: "openid profile", PARRequired: true})
+	r := e.rp(id, secret, "openid", "profile")
+	u, _, _, _ := authorizeURL(r)
+	pu, _ := url.Parse(u)
+	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/par", strings.NewReader(pu.Query().Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(id, secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var par struct {
+		RequestURI string `json:"request_uri"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&par)
+	resp.Body.Close()
+	b := newBrowser()
+	vi := b.pageBody(t, e.issuer+"/authorize?"+url.Values{"client_id": {id}, "request_uri": {par.RequestURI}}.Encode())
+	m := regexp.MustCompile(`class="lang" href="([^"]+)"`).FindStringSubmatch(vi)
+	if m == nil {
+		t.Fatal("no language switch on the login page")
+	}
+	en := b.pageBody(t, html.UnescapeString(m[1]))
+	if !strings.Contains(en, `lang="en"`) || qrRE.FindString(en) != qrRE.FindString(vi) {
+		t.Error("the language switch did not show the same login request in English")
 	}
 }

@@ -232,7 +232,14 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, lr *eid.Log
 		ExpiresAtVN: lr.ExpiresAt.In(vietnam).Format("15:04:05") + " (GMT+7)",
 		Nonce:       randomToken()[:22],
 	}
-	p.OtherLang, p.OtherLangURL = otherLang(r, lang)
+	// The language switch shows this same login request again (through the
+	// continuation, which checks the browser binding): re-running /authorize
+	// would create a second request, and a pushed request_uri works once.
+	p.OtherLang = "en"
+	if lang == "en" {
+		p.OtherLang = "vi"
+	}
+	p.OtherLangURL = p.ContinueURL + "&lang=" + p.OtherLang
 	for _, c := range lr.Claims {
 		label := t["claim."+c.Name]
 		if label == "" {
@@ -279,18 +286,6 @@ func pickLang(r *http.Request) string {
 		}
 	}
 	return "vi"
-}
-
-func otherLang(r *http.Request, lang string) (string, string) {
-	other := "en"
-	if lang == "en" {
-		other = "vi"
-	}
-	q := r.URL.Query()
-	q.Set("lang", other)
-	u := *r.URL
-	u.RawQuery = q.Encode()
-	return other, u.RequestURI()
 }
 
 // vietnam is Indochina Time, fixed: Vietnam has no daylight saving time.
