@@ -68,24 +68,9 @@ func TestPAR_OnlyPushedParametersCount(t *testing.T) {
 	r := e.rp(id, secret, "openid", "profile")
 	u, _, _, _ := authorizeURL(r)
 	pu, _ := url.Parse(u)
-	form := pu.Query()
-	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/par", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(id, secret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var par struct {
-		RequestURI string `json:"request_uri"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&par)
-	resp.Body.Close()
-	if par.RequestURI == "" {
-		t.Fatalf("PAR status %d", resp.StatusCode)
-	}
+	requestURI := pushRequest(t, e.issuer, id, secret, pu.Query())
 	const injected = "ATTACKER PURPOSE refund approve now" // spaces: shown as is, never so in a URL
-	au := e.issuer + "/authorize?" + url.Values{"client_id": {id}, "request_uri": {par.RequestURI}, "purpose": {injected}}.Encode()
+	au := e.issuer + "/authorize?" + url.Values{"client_id": {id}, "request_uri": {requestURI}, "purpose": {injected}}.Encode()
 	body := newBrowser().pageBody(t, au)
 	if strings.Contains(body, injected) {
 		t.Errorf("a parameter added to the front channel next to request_uri is used (purpose shown to the citizen)")
@@ -184,10 +169,11 @@ func TestPAR_UnsignedRequestObjectCannotOverrideThePush(t *testing.T) {
 	if par.RequestURI == "" {
 		t.Fatalf("PAR: %d %s", status, body)
 	}
+	requestURI := par.RequestURI
 	// An unsigned request object: header {"alg":"none"}, empty signature.
 	hdr := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))
 	pl := base64.RawURLEncoding.EncodeToString([]byte(`{"redirect_uri":"` + cb2 + `"}`))
-	au := e.issuer + "/authorize?" + url.Values{"client_id": {id}, "request_uri": {par.RequestURI}, "request": {hdr + "." + pl + "."}}.Encode()
+	au := e.issuer + "/authorize?" + url.Values{"client_id": {id}, "request_uri": {requestURI}, "request": {hdr + "." + pl + "."}}.Encode()
 	resp, err := newBrowser().Get(au)
 	if err != nil {
 		t.Fatal(err)
@@ -232,20 +218,9 @@ func TestPAR_LanguageSwitchKeepsTheLogin(t *testing.T) {
 	r := e.rp(id, secret, "openid", "profile")
 	u, _, _, _ := authorizeURL(r)
 	pu, _ := url.Parse(u)
-	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/par", strings.NewReader(pu.Query().Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(id, secret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var par struct {
-		RequestURI string `json:"request_uri"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&par)
-	resp.Body.Close()
+	requestURI := pushRequest(t, e.issuer, id, secret, pu.Query())
 	b := newBrowser()
-	vi := b.pageBody(t, e.issuer+"/authorize?"+url.Values{"client_id": {id}, "request_uri": {par.RequestURI}}.Encode())
+	vi := b.pageBody(t, e.issuer+"/authorize?"+url.Values{"client_id": {id}, "request_uri": {requestURI}}.Encode())
 	m := regexp.MustCompile(`class="lang" href="([^"]+)"`).FindStringSubmatch(vi)
 	if m == nil {
 		t.Fatal("no language switch on the login page")

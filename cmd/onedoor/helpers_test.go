@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -62,4 +63,25 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// pushRequest pushes an authorization request (RFC 9126) for a secret
+// client and returns its request_uri.
+func pushRequest(t *testing.T, issuer, id, secret string, form url.Values) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, issuer+"/par", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var par struct {
+		RequestURI string `json:"request_uri"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&par); err != nil || resp.StatusCode != http.StatusCreated || par.RequestURI == "" {
+		t.Fatalf("PAR: status %d, %v", resp.StatusCode, err)
+	}
+	return par.RequestURI
 }

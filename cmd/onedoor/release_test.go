@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"html"
 	"io"
 	"net/http"
@@ -85,24 +84,6 @@ func TestRelease_RequestCannotWidenAllowance(t *testing.T) {
 	// The login page's labels (Vietnamese, the default).
 	personalID, phone := "Số định danh cá nhân", "Số điện thoại"
 
-	push := func(t *testing.T, form url.Values) string {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, e.issuer+"/par", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(id, secret)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var par struct {
-			RequestURI string `json:"request_uri"`
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&par); err != nil || resp.StatusCode != http.StatusCreated {
-			t.Fatalf("PAR: status %d, %v", resp.StatusCode, err)
-		}
-		return par.RequestURI
-	}
 	const wantPersonalID = `{"userinfo":{"personal_id":{"essential":true},"phone_number":{"essential":true}},"id_token":{"personal_id":{"essential":true},"phone_number":null}}`
 
 	for _, tt := range []struct {
@@ -122,7 +103,7 @@ func TestRelease_RequestCannotWidenAllowance(t *testing.T) {
 				form := pu.Query()
 				form.Set("claims", wantPersonalID)
 				// The query carries its own claims too: a merge must not widen.
-				u = e.issuer + "/authorize?" + url.Values{"client_id": {id}, "request_uri": {push(t, form)}, "claims": {wantPersonalID}}.Encode()
+				u = e.issuer + "/authorize?" + url.Values{"client_id": {id}, "request_uri": {pushRequest(t, e.issuer, id, secret, form)}, "claims": {wantPersonalID}}.Encode()
 			}
 			body := b.pageBody(t, u)
 			if strings.Contains(body, personalID) || strings.Contains(body, phone) {
