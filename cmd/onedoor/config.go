@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,8 +25,11 @@ import (
 // environment equivalent (--idp-addr is ONEDOOR_IDP_ADDR); a flag given on
 // the command line wins.
 type Config struct {
-	IDPAddr       string
-	APIAddr       string
+	IDPAddr string
+	APIAddr string
+	// APIURL is the mobile API's public URL: the audience of the tokens it
+	// accepts. Empty means http://localhost:PORT of APIAddr.
+	APIURL        string
 	Issuer        string
 	DataDir       string
 	PostgresDSN   string
@@ -110,6 +114,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	c.storageFlags(fs)
 	fs.StringVar(&c.IDPAddr, "idp-addr", c.IDPAddr, "listen address of the identity provider")
 	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "listen address of the mobile API")
+	fs.StringVar(&c.APIURL, "api-url", c.APIURL, "public URL of the mobile API, the audience of its tokens (default http://localhost:PORT of --api-addr)")
 	fs.StringVar(&c.Issuer, "issuer", c.Issuer, "public URL of the identity provider (the OIDC issuer)")
 	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL (redis://host:port/db); when set, sessions, codes and counters go to Redis")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", c.RedisPrefix, "prefix of every Redis key, to share one Redis between deployments")
@@ -183,6 +188,12 @@ func (c *Config) Validate(serve bool) error {
 	}
 	if c.IDPAddr == c.APIAddr {
 		add("--idp-addr and --api-addr must differ")
+	}
+	c.APIURL = c.apiURL()
+	if u, err := url.Parse(c.APIURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		add("--api-url must be an absolute http(s) URL without user, query or fragment (got %q)", c.APIURL)
+	} else if u.Scheme == "http" && !idp.Loopback(u.Hostname()) {
+		add("--api-url must use https except on localhost (got %q)", c.APIURL)
 	}
 	c.Issuer = strings.TrimRight(c.Issuer, "/")
 	if u, err := url.Parse(c.Issuer); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" {
@@ -278,4 +289,25 @@ func (c *Config) logger(w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.LogLevel))
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl}))
+}
+
+// resources are the resource servers tokens may be minted for: the mobile
+// API and those of --resources (the IdP's userinfo is always one).
+func (c *Config) resources() []string {
+	out := slices.Clone(c.Resources)
+	if api := c.apiURL(); api != "" && !slices.Contains(out, api) {
+		out = append(out, api)
+	}
+	return out
+}
+
+// apiURL is --api-url, or http://localhost:PORT of --api-addr.
+func (c *Config) apiURL() string {
+	if c.APIURL != "" {
+		return strings.TrimRight(c.APIURL, "/")
+	}
+	if _, port, err := net.SplitHostPort(c.APIAddr); err == nil && port != "" {
+		return "http://localhost:" + port
+	}
+	return ""
 }

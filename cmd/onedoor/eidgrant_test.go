@@ -24,6 +24,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/accesstoken"
 	"github.com/onedoor/onedoor/idp/eid"
 	"github.com/onedoor/onedoor/idp/eid/eidapp"
 )
@@ -347,5 +348,42 @@ func setClient(t *testing.T, e *testEnv, c *idp.Client) {
 	}
 	if err := e.m.Store.CreateClient(ctx, c); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The eID app obtains tokens for the mobile API (RFC 8707 resource = the
+// API's URL, a known resource by default): they are minted for that
+// audience alone, so the API accepts them and the IdP's userinfo does not.
+func TestEIDAppGrant_ForTheMobileAPI(t *testing.T) {
+	e := startMain(t)
+	api := e.m.Config.apiURL()
+	tokenURL := e.issuer + "/token"
+	grant := func(resources ...string) tokenAnswer {
+		form := grantForm(deviceAssertion(t, e.app, tokenURL, nil))
+		form["resource"] = resources
+		return postGrant(t, e.issuer, form)
+	}
+	a := grant(api)
+	tok, _ := a.body["access_token"].(string)
+	if tok == "" {
+		t.Fatalf("grant for the API: %v", a.body)
+	}
+	if aud := audOf(t, tok); !slices.Equal(aud, []string{api}) {
+		t.Errorf("aud = %v, want [%s]", aud, api)
+	}
+	if _, err := e.m.Provider.Verifier.VerifyFor(context.Background(), tok, accesstoken.Expect{Audience: api, Kind: accesstoken.KindCitizen}); err != nil {
+		t.Errorf("the API's verifier refuses its own token: %v", err)
+	}
+	mustUserinfo(t, e.issuer, tok, false, "a token minted for the API")
+
+	a = grant(api, e.issuer+"/userinfo")
+	tok, _ = a.body["access_token"].(string)
+	if aud := audOf(t, tok); len(aud) != 2 {
+		t.Errorf("two resources: aud = %v", aud)
+	}
+	mustUserinfo(t, e.issuer, tok, true, "a token minted for the API and userinfo")
+
+	if a := grant("https://evil.example/api"); a.errorCode() != "invalid_target" {
+		t.Errorf("unknown resource: %v, want invalid_target", a.body)
 	}
 }

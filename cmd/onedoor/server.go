@@ -163,7 +163,7 @@ func (m *Main) Run(ctx context.Context) error {
 			PAR:           90 * time.Second,
 			RefreshGrace:  c.RefreshGrace,
 		},
-		Resources:   c.Resources,
+		Resources:   c.resources(),
 		Now:         m.Now,
 		DeviceGrant: m.EID,
 	}, m.Store, m.Eph, m.Keys)

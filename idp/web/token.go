@@ -88,7 +88,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, r, ar, err)
 		return
 	}
-	if ar.GetGrantTypes().ExactOne("client_credentials") {
+	switch {
+	case ar.GetGrantTypes().ExactOne("client_credentials"):
 		// A client acting for itself gets no user-facing scopes.
 		for _, sc := range ar.GetRequestedScopes() {
 			if sc != ScopeOpenID && sc != ScopeOffline {
@@ -98,7 +99,13 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		for _, a := range resources {
 			ar.GrantAudience(a)
 		}
-	} else {
+	case ar.GetGrantTypes().ExactOne(idp.GrantTypeJWTBearer):
+		// The eID app's own tokens: for the resource servers it names (the
+		// mobile API), or the IdP's userinfo.
+		for _, a := range resources {
+			ar.GrantAudience(a)
+		}
+	default:
 		// A code or refresh token may be exchanged only for resources its
 		// grant was authorised for (fosite copies them into the request).
 		granted := []string(ar.GetRequestedAudience())
