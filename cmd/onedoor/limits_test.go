@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -415,5 +416,43 @@ func TestDemoWithPostgresNeverCreatesMasterKey(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(m.Config.DataDir, "master.key")); !os.IsNotExist(err) {
 		t.Errorf("a local master key was created: %v", err)
+	}
+}
+
+// New login requests are state kept for 2 minutes; a flood from many /64s
+// passes every per-address limit, so a deployment-wide limit keeps that
+// state bounded (SECURITY 63).
+func TestLoginRequests_BoundedAcrossAddresses(t *testing.T) {
+	e := startMain(t, func(c *Config) {
+		c.LoginRateLimit = 2
+		c.TrustedProxies = "127.0.0.0/8"
+		c.Limits = web.Limits{LoginTotal: 5}
+	})
+	id, secret := e.client(ClientSpec{Scope: "openid profile"})
+	r := e.rp(id, secret, "openid", "profile")
+	created, limited := 0, 0
+	for i := range 12 {
+		u, _, _, _ := authorizeURL(r)
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("2001:db8:0:%x::1", i))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusOK:
+			created++
+		case http.StatusTooManyRequests:
+			limited++
+			if resp.Header.Get("Retry-After") == "" {
+				t.Error("429 without Retry-After")
+			}
+		default:
+			t.Fatalf("authorize: %d", resp.StatusCode)
+		}
+	}
+	if created != 5 || limited != 7 {
+		t.Errorf("12 login requests from 12 /64s: %d created, %d limited; want 5 and 7", created, limited)
 	}
 }

@@ -103,7 +103,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		s.authorizeError(w, r, ar, fosite.ErrLoginRequired.WithHint("No single sign-on session satisfies the request."))
 		return
 	}
-	if !s.allow(ctx, w, s.loginLimit(), s.clientKey(r)) {
+	if !s.allow(ctx, w, s.loginLimit(), s.clientKey(r)) || !s.allow(ctx, w, s.limitLoginTotal(), "all") {
 		return
 	}
 	s.startLogin(w, r, ar, plan.Claims, required)

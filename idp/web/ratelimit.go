@@ -45,6 +45,12 @@ type Limits struct {
 	// PerDevice bounds what one enrolled device does per minute (login-request
 	// reads, decisions, device management). Default 60.
 	PerDevice int
+	// LoginTotal bounds the new login requests of the whole deployment per
+	// minute. Each is state kept for 2 minutes, and a flood from many
+	// addresses (an IPv6 /48 holds 65,536 /64s) passes every per-address
+	// limit: this keeps that state bounded (about twice this many entries).
+	// Default 60000 (1000/s).
+	LoginTotal int
 }
 
 // DefaultLimits are the limits a zero Limits field takes.
@@ -55,6 +61,7 @@ var DefaultLimits = Limits{
 	EnrollPerAddr:       300,
 	EnrollPerPersonalID: 10,
 	PerDevice:           60,
+	LoginTotal:          60000,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -63,6 +70,7 @@ func (l Limits) withDefaults() Limits {
 		{&l.PARPerAddr, &d.PARPerAddr}, {&l.PARPerClient, &d.PARPerClient},
 		{&l.TokenPublicPerAddr, &d.TokenPublicPerAddr}, {&l.EnrollPerAddr, &d.EnrollPerAddr},
 		{&l.EnrollPerPersonalID, &d.EnrollPerPersonalID}, {&l.PerDevice, &d.PerDevice},
+		{&l.LoginTotal, &d.LoginTotal},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def
@@ -85,6 +93,9 @@ func (s *Server) limitEnrollPID() limit {
 	return limit{name: "enroll-pid", max: int64(s.cfg.Limits.EnrollPerPersonalID), window: time.Hour}
 }
 func (s *Server) limitDevice() limit { return perMinute("device", s.cfg.Limits.PerDevice) }
+func (s *Server) limitLoginTotal() limit {
+	return perMinute("login-total", s.cfg.Limits.LoginTotal)
+}
 
 // Size of a pushed authorization request (RFC 9126): a form over maxPARBody
 // bytes is 413, more than maxPARParams values 400.
