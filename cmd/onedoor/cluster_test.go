@@ -102,7 +102,7 @@ func startNode(t *testing.T, bin, name string, env []string, port int, issuer st
 	t.Helper()
 	n := &node{name: name, url: "http://127.0.0.1:" + strconv.Itoa(port), out: &syncBuffer{}, done: make(chan struct{})}
 	args := append([]string{"serve",
-		"--idp-addr", "127.0.0.1:" + strconv.Itoa(port),
+		"--idp-addr", "127.0.0.1:" + strconv.Itoa(port), "--api-addr", "127.0.0.1:0",
 		"--api-addr", "127.0.0.1:" + strconv.Itoa(freePort(t)),
 		"--issuer", issuer,
 		"--data-dir", t.TempDir(),

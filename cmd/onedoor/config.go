@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -189,11 +188,14 @@ func (c *Config) Validate(serve bool) error {
 	if c.IDPAddr == c.APIAddr {
 		add("--idp-addr and --api-addr must differ")
 	}
-	c.APIURL = c.apiURL()
-	if u, err := url.Parse(c.APIURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		add("--api-url must be an absolute http(s) URL without user, query or fragment (got %q)", c.APIURL)
-	} else if u.Scheme == "http" && !idp.Loopback(u.Hostname()) {
-		add("--api-url must use https except on localhost (got %q)", c.APIURL)
+	// Empty: http://localhost:PORT of the bound --api-addr (see Run).
+	if c.APIURL != "" {
+		c.APIURL = strings.TrimRight(c.APIURL, "/")
+		if u, err := url.Parse(c.APIURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			add("--api-url must be an absolute http(s) URL without user, query or fragment (got %q)", c.APIURL)
+		} else if u.Scheme == "http" && !idp.Loopback(u.Hostname()) {
+			add("--api-url must use https except on localhost (got %q)", c.APIURL)
+		}
 	}
 	c.Issuer = strings.TrimRight(c.Issuer, "/")
 	if u, err := url.Parse(c.Issuer); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" {
@@ -289,25 +291,4 @@ func (c *Config) logger(w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.LogLevel))
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl}))
-}
-
-// resources are the resource servers tokens may be minted for: the mobile
-// API and those of --resources (the IdP's userinfo is always one).
-func (c *Config) resources() []string {
-	out := slices.Clone(c.Resources)
-	if api := c.apiURL(); api != "" && !slices.Contains(out, api) {
-		out = append(out, api)
-	}
-	return out
-}
-
-// apiURL is --api-url, or http://localhost:PORT of --api-addr.
-func (c *Config) apiURL() string {
-	if c.APIURL != "" {
-		return strings.TrimRight(c.APIURL, "/")
-	}
-	if _, port, err := net.SplitHostPort(c.APIAddr); err == nil && port != "" {
-		return "http://localhost:" + port
-	}
-	return ""
 }

@@ -97,6 +97,7 @@ OneDoor is running with DEMO data: every citizen and agency here is fake.
 
   Identity provider  %[1]s   (discovery: %[1]s%[2]s)
   Demo agency site   %[3]s
+  Mobile API         %[10]s   (contract: %[10]s/v1/openapi.json)
 
 Try a whole login:
   1. Enroll the reference eID app for the demo citizen %[4]s %[5]s (personal id %[6]s),
@@ -117,7 +118,7 @@ Try a whole login:
 
 A new activation code: go run ./cmd/onedoor citizen activate --id %[6]s --level high --data-dir %[9]s
 Press Ctrl-C to stop.
-`, m.Issuer, web.PathDiscovery, rpBase, demoCitizens[0].FamilyName, demoCitizens[0].GivenName, demoCitizens[0].PersonalID, home, code, m.Config.DataDir)
+`, m.Issuer, web.PathDiscovery, rpBase, demoCitizens[0].FamilyName, demoCitizens[0].GivenName, demoCitizens[0].PersonalID, home, code, m.Config.DataDir, m.APIURL)
 	return nil
 }
 

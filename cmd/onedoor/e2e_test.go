@@ -55,6 +55,7 @@ func newTestMainLogging(tb testing.TB, w io.Writer, level slog.Level, opts ...en
 	tb.Helper()
 	m := NewMain()
 	m.Config.IDPAddr = "127.0.0.1:0"
+	m.Config.APIAddr = "127.0.0.1:0"
 	m.Config.Issuer = ""
 	m.Config.DataDir = tb.TempDir()
 	m.Config.RefreshGrace = 2 * time.Second

@@ -356,7 +356,7 @@ func setClient(t *testing.T, e *testEnv, c *idp.Client) {
 // audience alone, so the API accepts them and the IdP's userinfo does not.
 func TestEIDAppGrant_ForTheMobileAPI(t *testing.T) {
 	e := startMain(t)
-	api := e.m.Config.apiURL()
+	api := e.m.APIURL
 	tokenURL := e.issuer + "/token"
 	grant := func(resources ...string) tokenAnswer {
 		form := grantForm(deviceAssertion(t, e.app, tokenURL, nil))

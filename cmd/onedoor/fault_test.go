@@ -948,6 +948,7 @@ func startFuzzEnv(f *testing.F) *fuzzEnv {
 	ctx := context.Background()
 	m := NewMain()
 	m.Config.IDPAddr = "127.0.0.1:0"
+	m.Config.APIAddr = "127.0.0.1:0"
 	m.Config.Issuer = ""
 	m.Config.DataDir = fuzzDataDir(f)
 	m.Config.ShutdownGrace = time.Second

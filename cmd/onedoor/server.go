@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +30,7 @@ import (
 	"github.com/onedoor/onedoor/idp/sqlite"
 	"github.com/onedoor/onedoor/idp/sqlstore"
 	"github.com/onedoor/onedoor/idp/web"
+	"github.com/onedoor/onedoor/mobileapi/fiberapi"
 )
 
 // Main is the composition root: it opens storage, builds every service and
@@ -49,6 +52,11 @@ type Main struct {
 	Issuer string
 	// IDPAddr is the bound address of the identity provider.
 	IDPAddr string
+	// API is the mobile API; APIAddr its bound address and APIURL its
+	// audience (derived from the listener when Config.APIURL is empty).
+	API     *fiberapi.Server
+	APIAddr string
+	APIURL  string
 
 	master  []byte
 	redis   goredis.UniversalClient
@@ -146,6 +154,19 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("listen %s: %w", c.IDPAddr, err)
 	}
 	m.IDPAddr = ln.Addr().String()
+	var apiLn net.Listener
+	if c.APIAddr != "" {
+		if apiLn, err = net.Listen("tcp", c.APIAddr); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("listen %s: %w", c.APIAddr, err)
+		}
+		m.APIAddr = apiLn.Addr().String()
+		m.APIURL = strings.TrimRight(c.APIURL, "/")
+		if m.APIURL == "" {
+			_, port, _ := net.SplitHostPort(m.APIAddr)
+			m.APIURL = "http://localhost:" + port
+		}
+	}
 	m.Issuer = c.Issuer
 	if m.Issuer == "" {
 		m.Issuer = "http://" + m.IDPAddr
@@ -163,7 +184,7 @@ func (m *Main) Run(ctx context.Context) error {
 			PAR:           90 * time.Second,
 			RefreshGrace:  c.RefreshGrace,
 		},
-		Resources:   c.resources(),
+		Resources:   m.resources(),
 		Now:         m.Now,
 		DeviceGrant: m.EID,
 	}, m.Store, m.Eph, m.Keys)
@@ -190,6 +211,20 @@ func (m *Main) Run(ctx context.Context) error {
 
 	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	m.serve(ln, m.Web.Handler())
+	if apiLn != nil {
+		m.API = fiberapi.New(fiberapi.Config{
+			APIURL: m.APIURL, Verifier: m.Provider.Verifier, Citizens: m.Store,
+			Ready: m.readyErr, RequestTimeout: c.RequestTimeout, Logger: m.Logger,
+		})
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			if err := m.API.Serve(apiLn); err != nil {
+				m.Logger.Error("mobile API stopped", "addr", m.APIAddr, "err", err)
+			}
+		}()
+		m.Logger.Info("mobile API listening", "addr", m.APIAddr, "audience", m.APIURL)
+	}
 	m.wg.Add(1)
 	go m.collectGarbage(ctx)
 	m.wg.Add(1)
@@ -257,6 +292,11 @@ func (m *Main) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	if m.API != nil {
+		if err := m.API.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if m.cancel != nil {
 		m.cancel()
 	}
@@ -300,4 +340,26 @@ func serve(ctx context.Context, args []string, env func(string) string, stdout, 
 	<-ctx.Done()
 	m.Logger.Info("shutting down")
 	return m.Close()
+}
+
+// readyErr is the mobile API's readiness: the process is not shutting down
+// and both stores answer.
+func (m *Main) readyErr(ctx context.Context) error {
+	if !m.ready.Load() {
+		return errors.New("shutting down")
+	}
+	if err := m.Store.Ping(ctx); err != nil {
+		return err
+	}
+	return m.Eph.Ping(ctx)
+}
+
+// resources are the resource servers tokens may be minted for: the mobile
+// API (as served) and those of --resources.
+func (m *Main) resources() []string {
+	out := slices.Clone(m.Config.Resources)
+	if m.APIURL != "" && !slices.Contains(out, m.APIURL) {
+		out = append(out, m.APIURL)
+	}
+	return out
 }
