@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
@@ -33,7 +35,7 @@ func contract(t *testing.T) validator.Validator {
 }
 
 // The mobile API on its own listener: the eID app's tokens minted for the
-// API's audience, and no other token, reach the citizen routes; every
+// API's audience alone, and no other token, reach the citizen routes; every
 // response matches the contract.
 func TestMobileAPI_Me(t *testing.T) {
 	e := startMain(t)
@@ -120,6 +122,8 @@ func TestMobileAPI_Me(t *testing.T) {
 		}
 		resp, body = call(t, "/v1/me", appToken(t))
 		wantStatus(t, "the app's token for userinfo", resp, body, http.StatusUnauthorized)
+		resp, body = call(t, "/v1/me", appToken(t, e.m.APIURL, e.issuer+"/userinfo"))
+		wantStatus(t, "the app's token for the API and userinfo", resp, body, http.StatusUnauthorized)
 
 		// An agency's citizen token, even one minted for the API, would
 		// release what the agency's registration does not allow.
@@ -153,4 +157,29 @@ func TestMobileAPI_Me(t *testing.T) {
 		resp, body := call(t, "/v1/me", tok)
 		wantStatus(t, "revoked device", resp, body, http.StatusUnauthorized)
 	})
+}
+
+// Closing right after Run must not hang: fasthttp's shutdown ignores a
+// listener it has not started serving yet.
+func TestMobileAPI_CloseRightAfterRun(t *testing.T) {
+	for range 20 {
+		m := NewMain()
+		m.Config.IDPAddr, m.Config.APIAddr, m.Config.Issuer = "127.0.0.1:0", "127.0.0.1:0", ""
+		m.Config.DataDir = t.TempDir()
+		m.Config.ShutdownDelay = 0
+		if err := m.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- m.Close() }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatal("Close right after Run did not return")
+		}
+		if c, err := net.Dial("tcp", m.APIAddr); err == nil {
+			c.Close()
+			t.Fatal("the API still accepts connections after Close")
+		}
+	}
 }

@@ -57,6 +57,7 @@ type Main struct {
 	API     *fiberapi.Server
 	APIAddr string
 	APIURL  string
+	apiLn   net.Listener
 
 	master  []byte
 	redis   goredis.UniversalClient
@@ -160,6 +161,7 @@ func (m *Main) Run(ctx context.Context) error {
 			_ = ln.Close()
 			return fmt.Errorf("listen %s: %w", c.APIAddr, err)
 		}
+		m.apiLn = apiLn
 		m.APIAddr = apiLn.Addr().String()
 		m.APIURL = strings.TrimRight(c.APIURL, "/")
 		if m.APIURL == "" {
@@ -219,7 +221,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			if err := m.API.Serve(apiLn); err != nil {
+			if err := m.API.Serve(apiLn); err != nil && m.ready.Load() {
 				m.Logger.Error("mobile API stopped", "addr", m.APIAddr, "err", err)
 			}
 		}()
@@ -296,6 +298,9 @@ func (m *Main) Close() error {
 		if err := m.API.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
 		}
+		// fasthttp's shutdown does nothing to a listener it has not started
+		// serving yet (a Close right after Run): closing it ends Serve.
+		_ = m.apiLn.Close()
 	}
 	if m.cancel != nil {
 		m.cancel()

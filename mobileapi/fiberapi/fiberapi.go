@@ -111,7 +111,12 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	if err := s.cfg.Ready(ctx); err != nil {
-		return s.problem(c, problem.From(errUnavailable(err)))
+		// Not logged: a probe polls this, and the stores' own failures are
+		// logged where requests meet them.
+		p := problem.From(errUnavailable(err))
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(p.RetryAfter/time.Second)))
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		return c.Status(p.Status).JSON(p, "application/problem+json")
 	}
 	return c.SendStatus(http.StatusNoContent)
 }
@@ -139,7 +144,7 @@ func (s *Server) citizen(c *fiber.Ctx) error {
 	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
 		return s.unauthorized(c, "", "An access token is required.")
 	}
-	token := strings.TrimSpace(h[len(scheme):]) // a copy: the header bytes are fiber's
+	token := strings.Clone(strings.TrimSpace(h[len(scheme):])) // the header bytes are fiber's, reused after the handler
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	claims, err := s.cfg.Verifier.VerifyFor(ctx, token, accesstoken.Expect{Audience: s.cfg.APIURL, Kind: accesstoken.KindCitizen})
@@ -150,6 +155,9 @@ func (s *Server) citizen(c *fiber.Ctx) error {
 		return s.problem(c, problem.From(errUnavailable(err)))
 	case claims.ClientID != idp.EIDAppClientID:
 		return s.unauthorized(c, "invalid_token", "Citizen routes take the eID app's tokens only.")
+	case len(claims.Audience) != 1:
+		// A token for several services could be replayed here by any of them.
+		return s.unauthorized(c, "invalid_token", "The access token must be minted for this API alone.")
 	}
 	c.Locals(localCitizen, strings.Clone(claims.Subject))
 	return c.Next()
