@@ -173,7 +173,10 @@ func TestMobileAPI_CloseRightAfterRun(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- m.Close() }()
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil {
+				t.Errorf("close: %v", err)
+			}
 		case <-time.After(20 * time.Second):
 			t.Fatal("Close right after Run did not return")
 		}
