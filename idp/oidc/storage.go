@@ -413,24 +413,7 @@ func (x *exchange) takeRotation(requestID string) *pendingRotation {
 // request with fosite.ErrInactiveToken, which makes fosite revoke the
 // family (reuse detection).
 func (s *Storage) GetRefreshTokenSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
-	t, err := s.store.GetRefreshToken(ctx, sig)
-	if errors.Is(err, idp.ErrNotFound) {
-		// An older token of a family the signature names (see
-		// refreshtoken.go): a token that was superseded twice, or the child
-		// that died when its parent was redeemed again. Its holder should not
-		// have it: reuse.
-		if id, ok := refreshFamily(sig); ok {
-			if f, ferr := s.store.GetRefreshTokenFamily(ctx, id); ferr == nil {
-				r, derr := s.decodeRequest(ctx, f.Request, session)
-				if derr != nil {
-					return nil, derr
-				}
-				return r, fosite.ErrInactiveToken
-			} else if !errors.Is(ferr, idp.ErrNotFound) {
-				return nil, ferr
-			}
-		}
-	}
+	t, err := s.lookupRefreshToken(ctx, sig)
 	if err != nil {
 		return nil, storeErr(err)
 	}
@@ -443,10 +426,23 @@ func (s *Storage) GetRefreshTokenSession(ctx context.Context, sig string, sessio
 		return r, fosite.ErrInactiveToken
 	case sig == t.Signature:
 		return r, nil
-	case t.RotatedAt != nil && s.now().Sub(*t.RotatedAt) <= s.life.RefreshGrace:
+	case sig == t.PreviousSignature && t.RotatedAt != nil && s.now().Sub(*t.RotatedAt) <= s.life.RefreshGrace:
 		return r, nil
 	}
+	// An older token of the family (superseded twice, or the child that died
+	// when its parent was redeemed again): its holder should not have it.
 	return r, fosite.ErrInactiveToken
+}
+
+// lookupRefreshToken reads a token's family: by its primary key when the
+// signature names it (the name is inside the token's MAC, see
+// refreshtoken.go), else by signature (tokens issued before families were
+// named).
+func (s *Storage) lookupRefreshToken(ctx context.Context, sig string) (*idp.RefreshToken, error) {
+	if id, ok := refreshFamily(sig); ok {
+		return s.store.GetRefreshTokenFamily(ctx, id)
+	}
+	return s.store.GetRefreshToken(ctx, sig)
 }
 
 // DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage. fosite
@@ -454,19 +450,16 @@ func (s *Storage) GetRefreshTokenSession(ctx context.Context, sig string, sessio
 // deactivated, not deleted, so its tokens keep reading as revoked. A token
 // nothing is known of is not an error (fosite would then skip revoking).
 func (s *Storage) DeleteRefreshTokenSession(ctx context.Context, sig string) error {
-	requestID := ""
-	t, err := s.store.GetRefreshToken(ctx, sig)
-	switch {
-	case err == nil:
-		requestID = t.RequestID
-	case errors.Is(err, idp.ErrNotFound):
-		id, ok := refreshFamily(sig)
-		if !ok {
+	requestID, named := refreshFamily(sig)
+	if !named {
+		t, err := s.store.GetRefreshToken(ctx, sig)
+		if errors.Is(err, idp.ErrNotFound) {
 			return nil
 		}
-		requestID = id
-	default:
-		return err
+		if err != nil {
+			return err
+		}
+		requestID = t.RequestID
 	}
 	return storeErr(s.store.RevokeRefreshTokens(ctx, requestID))
 }
