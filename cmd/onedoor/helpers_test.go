@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -65,11 +66,10 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// pushRequest pushes an authorization request (RFC 9126) for a secret
-// client and returns its request_uri.
-func pushRequest(t *testing.T, issuer, id, secret string, form url.Values) string {
+// postBasic posts form to u as a client authenticated with HTTP Basic.
+func postBasic(t *testing.T, u, id, secret string, form url.Values) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, issuer+"/par", strings.NewReader(form.Encode()))
+	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
 	resp, err := http.DefaultClient.Do(req)
@@ -77,11 +77,20 @@ func pushRequest(t *testing.T, issuer, id, secret string, form url.Values) strin
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// pushRequest pushes an authorization request (RFC 9126) for a secret
+// client and returns its request_uri.
+func pushRequest(t *testing.T, issuer, id, secret string, form url.Values) string {
+	t.Helper()
+	status, body := postBasic(t, issuer+"/par", id, secret, form)
 	var par struct {
 		RequestURI string `json:"request_uri"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&par); err != nil || resp.StatusCode != http.StatusCreated || par.RequestURI == "" {
-		t.Fatalf("PAR: status %d, %v", resp.StatusCode, err)
+	if err := json.Unmarshal([]byte(body), &par); err != nil || status != http.StatusCreated || par.RequestURI == "" {
+		t.Fatalf("PAR: status %d, %v", status, err)
 	}
 	return par.RequestURI
 }

@@ -90,16 +90,7 @@ func mustUserinfo(t *testing.T, issuer, tok string, ok bool, what string) {
 // tokenBasic posts a token request with client_secret_basic.
 func tokenBasic(t *testing.T, issuer, id, secret string, form url.Values) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, issuer+"/token", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
+	return postBasic(t, issuer+"/token", id, secret, form)
 }
 
 // introspectForm posts an introspection request with the given client

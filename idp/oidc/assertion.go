@@ -156,11 +156,9 @@ func (a *clientAuth) verify(ctx context.Context, formClientID, raw string) (fosi
 	if err != nil {
 		return nil, err
 	}
-	actx := WithAssertingClient(ctx, clientID)
-	if err := a.storage.ClientAssertionJWTValid(actx, claims.ID); err != nil {
-		return nil, err
-	}
-	if err := a.storage.SetClientAssertionJWT(actx, claims.ID, exp); err != nil {
+	// SetClientAssertionJWT refuses a replay atomically (ClientAssertionJWTValid
+	// would only cost a read).
+	if err := a.storage.SetClientAssertionJWT(WithAssertingClient(ctx, clientID), claims.ID, exp); err != nil {
 		if errors.Is(err, fosite.ErrJTIKnown) {
 			return nil, badAssertion("The client assertion was already used.")
 		}

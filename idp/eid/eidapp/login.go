@@ -70,12 +70,11 @@ func (a *App) Login(ctx context.Context) (*Tokens, error) {
 		"scope":      {Scope},
 	}
 	var tr struct {
-		AccessToken  string `json:"access_token"`
-		TokenType    string `json:"token_type"`
-		ExpiresIn    int64  `json:"expires_in"`
-		Scope        string `json:"scope"`
-		IDToken      string `json:"id_token"`
-		RefreshToken string `json:"refresh_token"`
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+		ExpiresIn   int64  `json:"expires_in"`
+		Scope       string `json:"scope"`
+		IDToken     string `json:"id_token"`
 	}
 	if err := a.postForm(ctx, disc.TokenEndpoint, form, &tr); err != nil {
 		return nil, fmt.Errorf("token endpoint: %w", err)
