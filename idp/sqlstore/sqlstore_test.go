@@ -91,12 +91,12 @@ func TestDBErr(t *testing.T) {
 
 func TestMigrationsLoad(t *testing.T) {
 	for _, d := range []Dialect{SQLite, PostgreSQL} {
-		ms, err := d.migrations()
+		ms, err := migrations(d)
 		if err != nil {
 			t.Fatalf("%s: %v", d, err)
 		}
-		if ms[0].version != 1 {
-			t.Errorf("%s: first migration version = %d, want 1", d, ms[0].version)
+		if ms[0].Version != 1 {
+			t.Errorf("%s: first migration version = %d, want 1", d, ms[0].Version)
 		}
 	}
 }
