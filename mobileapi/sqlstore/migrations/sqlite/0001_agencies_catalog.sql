@@ -1,0 +1,1 @@
+CREATE TABLE api_placeholder_1 (x INTEGER);

@@ -1,0 +1,1 @@
+CREATE TABLE api_placeholder_2 (x INTEGER);

@@ -1,0 +1,69 @@
+// Package sqlstore implements mobileapi.Store over database/sql, on the same
+// database as the identity provider (SQLite by default, PostgreSQL at
+// scale). It imports no driver: the caller opens the *sql.DB (idp/sqlite,
+// idp/postgres) and names the dialect. Tables carry an api_ prefix and the
+// migrations are recorded in api_schema_migrations, apart from idp's. Times
+// are unix milliseconds, as in idp/sqlstore.
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"embed"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/onedoor/onedoor/internal/sqldb"
+	"github.com/onedoor/onedoor/mobileapi"
+)
+
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
+var migrationFS embed.FS
+
+// Store is the mobile API's store.
+type Store struct {
+	db  *sql.DB
+	d   sqldb.Dialect
+	now func() time.Time
+}
+
+var _ mobileapi.Store = (*Store)(nil)
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithNow sets the clock that stamps records.
+func WithNow(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// New returns a Store over db. Call Migrate before use.
+func New(db *sql.DB, d sqldb.Dialect, opts ...Option) *Store {
+	s := &Store{db: db, d: d, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Migrate applies the migrations not yet applied.
+func (s *Store) Migrate(ctx context.Context) error {
+	migs, err := sqldb.LoadMigrations(migrationFS, "migrations/"+s.d.String())
+	if err != nil {
+		return fmt.Errorf("migrate mobile API store: %w", err)
+	}
+	m := sqldb.Migrator{DB: s.db, Dialect: s.d, Table: "api_schema_migrations", Now: s.now}
+	return m.Migrate(ctx, migs, 0)
+}
+
+// clock returns the store's time, in UTC, rounded down to what is stored.
+func (s *Store) clock() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
+
+// inTx runs fn in a write transaction.
+func (s *Store) inTx(ctx context.Context, op string, fn func(q sqldb.Querier) error) error {
+	return sqldb.InTx(ctx, s.db, s.d, op, fn)
+}
+
+// newID returns a new opaque identifier: prefix, underscore and 26
+// characters of base32 (130 random bits).
+func newID(prefix string) string { return prefix + "_" + strings.ToLower(rand.Text()) }
