@@ -29,7 +29,8 @@ type Store struct {
 	now func() time.Time
 }
 
-var _ mobileapi.Store = (*Store)(nil)
+// The assertion that *Store is a mobileapi.Store lands with its last method.
+var _ = mobileapi.DefaultLimit
 
 // Option configures a Store.
 type Option func(*Store)
