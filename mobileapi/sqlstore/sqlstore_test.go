@@ -1,0 +1,45 @@
+package sqlstore_test
+
+import (
+	"database/sql"
+	"testing"
+
+	idpsqlstore "github.com/onedoor/onedoor/idp/sqlstore"
+	"github.com/onedoor/onedoor/internal/dbtest"
+	"github.com/onedoor/onedoor/internal/sqldb"
+	"github.com/onedoor/onedoor/mobileapi/sqlstore"
+)
+
+// backends opens a migrated store on each engine. The identity provider's
+// schema is migrated too: the API shares its database.
+var backends = []struct {
+	name string
+	open func(t testing.TB) (*sql.DB, sqldb.Dialect)
+}{
+	{"sqlite", func(t testing.TB) (*sql.DB, sqldb.Dialect) { return dbtest.SQLite(t), sqldb.SQLite }},
+	{"postgres", func(t testing.TB) (*sql.DB, sqldb.Dialect) { return dbtest.Postgres(t), sqldb.PostgreSQL }},
+}
+
+func open(t testing.TB, open func(t testing.TB) (*sql.DB, sqldb.Dialect), opts ...sqlstore.Option) *sqlstore.Store {
+	t.Helper()
+	db, d := open(t)
+	if err := idpsqlstore.New(db, d).Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	s := sqlstore.New(db, d, opts...)
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestMigrateTwice(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			s := open(t, b.open)
+			if err := s.Migrate(t.Context()); err != nil {
+				t.Fatalf("second Migrate: %v", err)
+			}
+		})
+	}
+}
