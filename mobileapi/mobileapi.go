@@ -10,9 +10,11 @@ package mobileapi
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -409,10 +411,10 @@ type ApplicationStore interface {
 
 // QueueStore is each agency's lease-and-acknowledge queue of events.
 type QueueStore interface {
-	// Lease leases up to max events of the agency that are not leased (or
+	// Lease leases up to n events of the agency that are not leased (or
 	// whose lease expired), oldest first, for d. Concurrent callers never
 	// get the same event.
-	Lease(ctx context.Context, agencyCode string, max int, d time.Duration) ([]*Lease, error)
+	Lease(ctx context.Context, agencyCode string, n int, d time.Duration) ([]*Lease, error)
 	// Ack removes a leased event; ErrNotFound for an unknown lease (or
 	// another agency's), ErrConflict for an expired one.
 	Ack(ctx context.Context, agencyCode, leaseID string) error
@@ -425,10 +427,10 @@ type WebhookStore interface {
 	// DeleteWebhook deletes the webhook; its pending deliveries stop.
 	DeleteWebhook(ctx context.Context, agencyCode, id string) error
 	ListDeliveries(ctx context.Context, agencyCode, webhookID string, p Page) ([]*Delivery, string, error)
-	// ClaimDeliveries takes up to max pending deliveries that are due and
+	// ClaimDeliveries takes up to n pending deliveries that are due and
 	// hides them from other claimers for d (a worker that dies releases
 	// them when d passes).
-	ClaimDeliveries(ctx context.Context, max int, d time.Duration) ([]*Delivery, error)
+	ClaimDeliveries(ctx context.Context, n int, d time.Duration) ([]*Delivery, error)
 	// RecordAttempt appends an attempt and sets the next state: pending
 	// with next set, succeeded or failed (next nil).
 	RecordAttempt(ctx context.Context, deliveryID string, a Attempt, state DeliveryState, next *time.Time) error
@@ -468,3 +470,7 @@ type Blobs interface {
 	// Delete removes key; absent keys are not an error.
 	Delete(ctx context.Context, key string) error
 }
+
+// NewID returns a new opaque identifier: prefix, underscore and 26
+// lowercase base32 characters (130 random bits).
+func NewID(prefix string) string { return prefix + "_" + strings.ToLower(rand.Text()) }

@@ -20,9 +20,9 @@ var backends = []struct {
 	{"postgres", func(t testing.TB) (*sql.DB, sqldb.Dialect) { return dbtest.Postgres(t), sqldb.PostgreSQL }},
 }
 
-func open(t testing.TB, open func(t testing.TB) (*sql.DB, sqldb.Dialect), opts ...sqlstore.Option) *sqlstore.Store {
+func open(t testing.TB, opener func(t testing.TB) (*sql.DB, sqldb.Dialect), opts ...sqlstore.Option) *sqlstore.Store {
 	t.Helper()
-	db, d := open(t)
+	db, d := opener(t)
 	if err := idpsqlstore.New(db, d).Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
