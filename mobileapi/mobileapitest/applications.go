@@ -97,27 +97,27 @@ type appsEnv struct {
 
 // Fake parties: no real person or agency.
 const (
-	citizenA = "test-citizen-a"
-	citizenB = "test-citizen-b"
-	agencyX  = "TEST-AGENCY-X"
-	agencyY  = "TEST-AGENCY-Y"
+	appsCitizenA = "test-citizen-a"
+	appsCitizenB = "test-citizen-b"
+	appsAgencyX  = "TEST-AGENCY-X"
+	appsAgencyY  = "TEST-AGENCY-Y"
 )
 
-var allStatuses = []mobileapi.Status{
+var appsAllStatuses = []mobileapi.Status{
 	mobileapi.StatusDraft, mobileapi.StatusSubmitted, mobileapi.StatusInReview, mobileapi.StatusNeedsInformation,
 	mobileapi.StatusApproved, mobileapi.StatusRejected, mobileapi.StatusWithdrawn,
 }
 
-var idPattern = regexp.MustCompile(`^[a-z]+_[a-z2-7]{26}$`)
+var appsIDPattern = regexp.MustCompile(`^[a-z]+_[a-z2-7]{26}$`)
 
 func (e *appsEnv) checkID(what, id, prefix string) {
 	e.t.Helper()
-	if !idPattern.MatchString(id) || id[:len(prefix)+1] != prefix+"_" {
+	if !appsIDPattern.MatchString(id) || id[:len(prefix)+1] != prefix+"_" {
 		e.t.Errorf("%s ID %q: want %s_ and 26 base32 characters", what, id, prefix)
 	}
 }
 
-func wantErr(t *testing.T, err, target error, what string) {
+func appsWantErr(t *testing.T, err, target error, what string) {
 	t.Helper()
 	if !errors.Is(err, target) {
 		t.Errorf("%s: err = %v, want %v", what, err, target)
@@ -131,8 +131,8 @@ func (e *appsEnv) must(err error, what string) {
 	}
 }
 
-func citizen(id string) mobileapi.Scope  { return mobileapi.Scope{CitizenID: id} }
-func agency(code string) mobileapi.Scope { return mobileapi.Scope{AgencyCode: code} }
+func appsCitizen(id string) mobileapi.Scope  { return mobileapi.Scope{CitizenID: id} }
+func appsAgency(code string) mobileapi.Scope { return mobileapi.Scope{AgencyCode: code} }
 
 // create stores a draft of citizen's for agency.
 func (e *appsEnv) create(citizenID, agencyCode string) *mobileapi.Application {
@@ -149,9 +149,9 @@ func (e *appsEnv) create(citizenID, agencyCode string) *mobileapi.Application {
 func (e *appsEnv) move(a *mobileapi.Application, actor mobileapi.Actor, to mobileapi.Status) (*mobileapi.Application, error) {
 	t := mobileapi.Transition{ApplicationID: a.ID, Actor: actor, To: to}
 	if actor == mobileapi.ActorCitizen {
-		t.Scope, t.By = citizen(a.CitizenID), "citizen"
+		t.Scope, t.By = appsCitizen(a.CitizenID), "citizen"
 	} else {
-		t.Scope, t.By = agency(a.AgencyCode), "agency:"+a.AgencyCode
+		t.Scope, t.By = appsAgency(a.AgencyCode), "agency:"+a.AgencyCode
 	}
 	return e.s.Transition(e.ctx, t)
 }
@@ -231,7 +231,7 @@ func (e *appsEnv) file(name string) *mobileapi.File {
 		SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", DocumentCode: "ID_CARD"}
 }
 
-func ids[T any](xs []T, id func(T) string) []string {
+func appsIDs[T any](xs []T, id func(T) string) []string {
 	out := make([]string, 0, len(xs))
 	for _, x := range xs {
 		out = append(out, id(x))
@@ -239,12 +239,12 @@ func ids[T any](xs []T, id func(T) string) []string {
 	return out
 }
 
-func appID(a *mobileapi.Application) string   { return a.ID }
-func deliveryID(d *mobileapi.Delivery) string { return d.ID }
+func appsAppID(a *mobileapi.Application) string   { return a.ID }
+func appsDeliveryID(d *mobileapi.Delivery) string { return d.ID }
 
-func timePtr(t time.Time) *time.Time { return &t }
+func appsTimePtr(t time.Time) *time.Time { return &t }
 
-func sameApp(t *testing.T, what string, got, want *mobileapi.Application) {
+func appsSame(t *testing.T, what string, got, want *mobileapi.Application) {
 	t.Helper()
 	if !reflect.DeepEqual(got, want) {
 		g, _ := json.MarshalIndent(got, "", " ")
@@ -259,7 +259,7 @@ func appsLifecycle(e *appsEnv) {
 	t := e.t
 	t0 := e.clock.now()
 	a := &mobileapi.Application{
-		CitizenID: citizenA, ServiceID: "svc_test", ServiceCode: "TEST.001", ServiceVersion: 3, AgencyCode: agencyX,
+		CitizenID: appsCitizenA, ServiceID: "svc_test", ServiceCode: "TEST.001", ServiceVersion: 3, AgencyCode: appsAgencyX,
 		Form: json.RawMessage(`{"full_name":"Nguyễn Văn Thử"}`),
 		Prefilled: map[string]mobileapi.Provenance{
 			"/full_name": {Source: "population", Field: "name", AsOf: t0.Add(-time.Hour)},
@@ -268,24 +268,24 @@ func appsLifecycle(e *appsEnv) {
 	e.must(e.s.CreateApplication(e.ctx, a), "create")
 	e.checkID("application", a.ID, "app")
 	want := &mobileapi.Application{
-		ID: a.ID, CitizenID: citizenA, ServiceID: "svc_test", ServiceCode: "TEST.001", ServiceVersion: 3, AgencyCode: agencyX,
+		ID: a.ID, CitizenID: appsCitizenA, ServiceID: "svc_test", ServiceCode: "TEST.001", ServiceVersion: 3, AgencyCode: appsAgencyX,
 		Status: mobileapi.StatusDraft, Form: json.RawMessage(`{"full_name":"Nguyễn Văn Thử"}`), Prefilled: a.Prefilled,
 		Timeline: []mobileapi.TimelineEntry{{At: t0, By: "citizen", To: mobileapi.StatusDraft}},
 		Version:  1, CreatedAt: t0, UpdatedAt: t0,
 	}
-	sameApp(t, "created", a, want)
-	sameApp(t, "read back", e.get(citizen(citizenA), a.ID), want)
-	_, err := e.s.GetApplication(e.ctx, agency(agencyX), a.ID)
-	wantErr(t, err, idp.ErrNotFound, "agency reads a draft")
+	appsSame(t, "created", a, want)
+	appsSame(t, "read back", e.get(appsCitizen(appsCitizenA), a.ID), want)
+	_, err := e.s.GetApplication(e.ctx, appsAgency(appsAgencyX), a.ID)
+	appsWantErr(t, err, idp.ErrNotFound, "agency reads a draft")
 
 	t1 := e.clock.advance(time.Minute)
-	b, err := e.s.UpdateForm(e.ctx, citizen(citizenA), a.ID, 1, json.RawMessage(`{"full_name":"Nguyễn Văn Thử","note":"x"}`))
+	b, err := e.s.UpdateForm(e.ctx, appsCitizen(appsCitizenA), a.ID, 1, json.RawMessage(`{"full_name":"Nguyễn Văn Thử","note":"x"}`))
 	e.must(err, "update form")
 	want.Form, want.Version, want.UpdatedAt = json.RawMessage(`{"full_name":"Nguyễn Văn Thử","note":"x"}`), 2, t1
-	sameApp(t, "after form update", b, want)
+	appsSame(t, "after form update", b, want)
 
 	att := e.file("id-card.pdf")
-	b, err = e.s.AddAttachment(e.ctx, citizen(citizenA), a.ID, 2, att)
+	b, err = e.s.AddAttachment(e.ctx, appsCitizen(appsCitizenA), a.ID, 2, att)
 	e.must(err, "add attachment")
 	e.checkID("attachment", att.ID, "att")
 	if wk := "applications/" + a.ID + "/attachments/" + att.ID; att.BlobKey != wk {
@@ -295,118 +295,118 @@ func appsLifecycle(e *appsEnv) {
 		t.Errorf("attachment created at %v, want %v", att.CreatedAt, t1)
 	}
 	want.Attachments, want.Version = []mobileapi.File{*att}, 3
-	sameApp(t, "after attachment", b, want)
+	appsSame(t, "after attachment", b, want)
 
 	t2 := e.clock.advance(time.Minute)
-	b, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: citizen(citizenA), ApplicationID: a.ID, IfVersion: 3,
+	b, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsCitizen(appsCitizenA), ApplicationID: a.ID, IfVersion: 3,
 		Actor: mobileapi.ActorCitizen, By: "citizen", To: mobileapi.StatusSubmitted})
 	e.must(err, "submit")
-	want.Status, want.Version, want.UpdatedAt, want.SubmittedAt = mobileapi.StatusSubmitted, 4, t2, timePtr(t2)
+	want.Status, want.Version, want.UpdatedAt, want.SubmittedAt = mobileapi.StatusSubmitted, 4, t2, appsTimePtr(t2)
 	want.Timeline = append(want.Timeline, mobileapi.TimelineEntry{At: t2, By: "citizen", From: mobileapi.StatusDraft, To: mobileapi.StatusSubmitted})
-	sameApp(t, "submitted", b, want)
-	sameApp(t, "the agency's view", e.get(agency(agencyX), a.ID), want)
+	appsSame(t, "submitted", b, want)
+	appsSame(t, "the agency's view", e.get(appsAgency(appsAgencyX), a.ID), want)
 
-	ls := e.lease(agencyX, 10, time.Minute)
+	ls := e.lease(appsAgencyX, 10, time.Minute)
 	if len(ls) != 1 {
 		t.Fatalf("leases after submission = %d, want 1", len(ls))
 	}
 	e.checkID("lease", ls[0].ID, "lse")
 	e.checkID("event", ls[0].Event.ID, "evt")
-	wantEvent := mobileapi.Event{ID: ls[0].Event.ID, Type: mobileapi.EventSubmitted, AgencyCode: agencyX, ApplicationID: a.ID,
+	wantEvent := mobileapi.Event{ID: ls[0].Event.ID, Type: mobileapi.EventSubmitted, AgencyCode: appsAgencyX, ApplicationID: a.ID,
 		ServiceID: "svc_test", ServiceCode: "TEST.001", OccurredAt: t2}
 	if ls[0].Event != wantEvent || !ls[0].ExpiresAt.Equal(t2.Add(time.Minute)) {
 		t.Errorf("lease = %+v, want event %+v expiring at %v", ls[0], wantEvent, t2.Add(time.Minute))
 	}
-	e.must(e.s.Ack(e.ctx, agencyX, ls[0].ID), "ack")
+	e.must(e.s.Ack(e.ctx, appsAgencyX, ls[0].ID), "ack")
 
 	t3 := e.clock.advance(time.Minute)
-	b, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: agency(agencyX), ApplicationID: a.ID, IfVersion: 4,
-		Actor: mobileapi.ActorAgency, By: "agency:" + agencyX, To: mobileapi.StatusInReview})
+	b, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsAgency(appsAgencyX), ApplicationID: a.ID, IfVersion: 4,
+		Actor: mobileapi.ActorAgency, By: "agency:" + appsAgencyX, To: mobileapi.StatusInReview})
 	e.must(err, "review")
 	want.Status, want.Version, want.UpdatedAt = mobileapi.StatusInReview, 5, t3
-	want.Timeline = append(want.Timeline, mobileapi.TimelineEntry{At: t3, By: "agency:" + agencyX, From: mobileapi.StatusSubmitted, To: mobileapi.StatusInReview})
-	sameApp(t, "in review", b, want)
+	want.Timeline = append(want.Timeline, mobileapi.TimelineEntry{At: t3, By: "agency:" + appsAgencyX, From: mobileapi.StatusSubmitted, To: mobileapi.StatusInReview})
+	appsSame(t, "in review", b, want)
 
 	t4 := e.clock.advance(time.Minute)
 	ask := &mobileapi.Message{Title: mobileapi.Text{VI: "Cần bổ sung", EN: "Information needed"}, Body: "Thiếu giấy khai sinh."}
-	b, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: agency(agencyX), ApplicationID: a.ID, IfVersion: 5,
-		Actor: mobileapi.ActorAgency, By: "agency:" + agencyX, To: mobileapi.StatusNeedsInformation,
+	b, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsAgency(appsAgencyX), ApplicationID: a.ID, IfVersion: 5,
+		Actor: mobileapi.ActorAgency, By: "agency:" + appsAgencyX, To: mobileapi.StatusNeedsInformation,
 		Message: "Thiếu giấy khai sinh.", Inbox: ask})
 	e.must(err, "ask for information")
 	want.Status, want.Version, want.UpdatedAt = mobileapi.StatusNeedsInformation, 6, t4
-	want.Timeline = append(want.Timeline, mobileapi.TimelineEntry{At: t4, By: "agency:" + agencyX, From: mobileapi.StatusInReview,
+	want.Timeline = append(want.Timeline, mobileapi.TimelineEntry{At: t4, By: "agency:" + appsAgencyX, From: mobileapi.StatusInReview,
 		To: mobileapi.StatusNeedsInformation, Message: "Thiếu giấy khai sinh."})
-	sameApp(t, "needs information", b, want)
+	appsSame(t, "needs information", b, want)
 	e.checkID("message", ask.ID, "msg")
-	wantAsk := mobileapi.Message{ID: ask.ID, CitizenID: citizenA, ApplicationID: a.ID, Status: mobileapi.StatusNeedsInformation,
-		AgencyCode: agencyX, Title: ask.Title, Body: ask.Body, CreatedAt: t4}
+	wantAsk := mobileapi.Message{ID: ask.ID, CitizenID: appsCitizenA, ApplicationID: a.ID, Status: mobileapi.StatusNeedsInformation,
+		AgencyCode: appsAgencyX, Title: ask.Title, Body: ask.Body, CreatedAt: t4}
 	if !reflect.DeepEqual(*ask, wantAsk) {
 		t.Errorf("inbox message filled in = %+v, want %+v", *ask, wantAsk)
 	}
-	if got := e.inbox(citizenA); len(got) != 1 || !reflect.DeepEqual(*got[0], wantAsk) {
+	if got := e.inbox(appsCitizenA); len(got) != 1 || !reflect.DeepEqual(*got[0], wantAsk) {
 		t.Errorf("inbox = %+v, want [%+v]", got, wantAsk)
 	}
-	if ls := e.lease(agencyX, 10, time.Minute); len(ls) != 0 {
+	if ls := e.lease(appsAgencyX, 10, time.Minute); len(ls) != 0 {
 		t.Errorf("an agency's transition queued %d events", len(ls))
 	}
 
 	t5 := e.clock.advance(time.Minute)
-	b, err = e.s.UpdateForm(e.ctx, citizen(citizenA), a.ID, 6, json.RawMessage(`{"full_name":"Nguyễn Văn Thử","note":"y"}`))
+	b, err = e.s.UpdateForm(e.ctx, appsCitizen(appsCitizenA), a.ID, 6, json.RawMessage(`{"full_name":"Nguyễn Văn Thử","note":"y"}`))
 	e.must(err, "update form in needs_information")
 	att2 := e.file("birth-certificate.pdf")
-	b, err = e.s.AddAttachment(e.ctx, citizen(citizenA), a.ID, b.Version, att2)
+	b, err = e.s.AddAttachment(e.ctx, appsCitizen(appsCitizenA), a.ID, b.Version, att2)
 	e.must(err, "add attachment in needs_information")
 	want.Form, want.Version, want.UpdatedAt = json.RawMessage(`{"full_name":"Nguyễn Văn Thử","note":"y"}`), 8, t5
 	want.Attachments = append(want.Attachments, *att2)
-	sameApp(t, "completed", b, want)
+	appsSame(t, "completed", b, want)
 
 	t6 := e.clock.advance(time.Minute)
-	b, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: citizen(citizenA), ApplicationID: a.ID, IfVersion: 8,
+	b, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsCitizen(appsCitizenA), ApplicationID: a.ID, IfVersion: 8,
 		Actor: mobileapi.ActorCitizen, By: "citizen", To: mobileapi.StatusSubmitted})
 	e.must(err, "resubmit")
-	want.Status, want.Version, want.UpdatedAt, want.SubmittedAt = mobileapi.StatusSubmitted, 9, t6, timePtr(t6)
+	want.Status, want.Version, want.UpdatedAt, want.SubmittedAt = mobileapi.StatusSubmitted, 9, t6, appsTimePtr(t6)
 	want.Timeline = append(want.Timeline, mobileapi.TimelineEntry{At: t6, By: "citizen", From: mobileapi.StatusNeedsInformation, To: mobileapi.StatusSubmitted})
-	sameApp(t, "resubmitted", b, want)
-	ls = e.lease(agencyX, 10, time.Minute)
+	appsSame(t, "resubmitted", b, want)
+	ls = e.lease(appsAgencyX, 10, time.Minute)
 	if len(ls) != 1 || ls[0].Event.Type != mobileapi.EventResubmitted || ls[0].Event.OccurredAt != t6 {
 		t.Fatalf("leases after resubmission = %+v, want one resubmitted event", ls)
 	}
-	e.must(e.s.Ack(e.ctx, agencyX, ls[0].ID), "ack")
+	e.must(e.s.Ack(e.ctx, appsAgencyX, ls[0].ID), "ack")
 
 	t7 := e.clock.advance(time.Minute)
 	doc := &mobileapi.File{Name: "giay-khai-sinh.pdf", ContentType: "application/pdf", Size: 4321,
 		SHA256: "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"}
-	e.must(e.s.AddDocument(e.ctx, agencyX, a.ID, doc), "add document")
+	e.must(e.s.AddDocument(e.ctx, appsAgencyX, a.ID, doc), "add document")
 	e.checkID("document", doc.ID, "doc")
 	if wk := "applications/" + a.ID + "/documents/" + doc.ID; doc.BlobKey != wk || doc.CreatedAt != t7 {
 		t.Errorf("document = %+v, want blob key %q created at %v", doc, wk, t7)
 	}
-	sameApp(t, "an unpublished document changes nothing", e.get(citizen(citizenA), a.ID), want)
+	appsSame(t, "an unpublished document changes nothing", e.get(appsCitizen(appsCitizenA), a.ID), want)
 
 	t8 := e.clock.advance(time.Minute)
 	done := &mobileapi.Message{Title: mobileapi.Text{VI: "Đã duyệt", EN: "Approved"}, Body: "Mời nhận kết quả."}
-	b, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: agency(agencyX), ApplicationID: a.ID, IfVersion: 9,
-		Actor: mobileapi.ActorAgency, By: "agency:" + agencyX, To: mobileapi.StatusApproved, Documents: []string{doc.ID}, Inbox: done})
+	b, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsAgency(appsAgencyX), ApplicationID: a.ID, IfVersion: 9,
+		Actor: mobileapi.ActorAgency, By: "agency:" + appsAgencyX, To: mobileapi.StatusApproved, Documents: []string{doc.ID}, Inbox: done})
 	e.must(err, "approve")
-	want.Status, want.Version, want.UpdatedAt, want.DecidedAt = mobileapi.StatusApproved, 10, t8, timePtr(t8)
+	want.Status, want.Version, want.UpdatedAt, want.DecidedAt = mobileapi.StatusApproved, 10, t8, appsTimePtr(t8)
 	want.Results = []mobileapi.File{*doc}
-	want.Timeline = append(want.Timeline, mobileapi.TimelineEntry{At: t8, By: "agency:" + agencyX, From: mobileapi.StatusSubmitted, To: mobileapi.StatusApproved})
-	sameApp(t, "approved", b, want)
-	sameApp(t, "approved, read back", e.get(citizen(citizenA), a.ID), want)
+	want.Timeline = append(want.Timeline, mobileapi.TimelineEntry{At: t8, By: "agency:" + appsAgencyX, From: mobileapi.StatusSubmitted, To: mobileapi.StatusApproved})
+	appsSame(t, "approved", b, want)
+	appsSame(t, "approved, read back", e.get(appsCitizen(appsCitizenA), a.ID), want)
 	if !reflect.DeepEqual(done.Results, []mobileapi.File{*doc}) || done.Status != mobileapi.StatusApproved {
 		t.Errorf("decision message = %+v, want the document as its result", done)
 	}
-	if got := e.inbox(citizenA); len(got) != 2 || !reflect.DeepEqual(*got[0], *done) || !reflect.DeepEqual(*got[1], wantAsk) {
+	if got := e.inbox(appsCitizenA); len(got) != 2 || !reflect.DeepEqual(*got[0], *done) || !reflect.DeepEqual(*got[1], wantAsk) {
 		t.Errorf("inbox = %+v, want the decision then the request", got)
 	}
 
 	_, err = e.move(b, mobileapi.ActorCitizen, mobileapi.StatusWithdrawn)
-	wantErr(t, err, idp.ErrConflict, "withdraw after the decision")
-	sameApp(t, "after a refused withdrawal", e.get(citizen(citizenA), a.ID), want)
+	appsWantErr(t, err, idp.ErrConflict, "withdraw after the decision")
+	appsSame(t, "after a refused withdrawal", e.get(appsCitizen(appsCitizenA), a.ID), want)
 }
 
 func appsCreateValidation(e *appsEnv) {
-	ok := mobileapi.Application{CitizenID: citizenA, ServiceID: "svc_test", ServiceCode: "TEST.001", ServiceVersion: 1, AgencyCode: agencyX}
+	ok := mobileapi.Application{CitizenID: appsCitizenA, ServiceID: "svc_test", ServiceCode: "TEST.001", ServiceVersion: 1, AgencyCode: appsAgencyX}
 	for name, mut := range map[string]func(a *mobileapi.Application){
 		"no citizen":      func(a *mobileapi.Application) { a.CitizenID = "" },
 		"no service":      func(a *mobileapi.Application) { a.ServiceID = "" },
@@ -417,7 +417,7 @@ func appsCreateValidation(e *appsEnv) {
 	} {
 		a := ok
 		mut(&a)
-		wantErr(e.t, e.s.CreateApplication(e.ctx, &a), idp.ErrInvalid, name)
+		appsWantErr(e.t, e.s.CreateApplication(e.ctx, &a), idp.ErrInvalid, name)
 	}
 	a := ok
 	a.Status, a.Version = mobileapi.StatusApproved, 7 // ignored: a new application is a draft
@@ -425,7 +425,7 @@ func appsCreateValidation(e *appsEnv) {
 	if a.Status != mobileapi.StatusDraft || a.Version != 1 || string(a.Form) != "{}" {
 		e.t.Errorf("created %+v, want a draft at version 1 with an empty form", a)
 	}
-	if ls, _, err := e.s.ListApplications(e.ctx, mobileapi.ApplicationQuery{Scope: citizen(citizenA)}); err != nil || len(ls) != 1 {
+	if ls, _, err := e.s.ListApplications(e.ctx, mobileapi.ApplicationQuery{Scope: appsCitizen(appsCitizenA)}); err != nil || len(ls) != 1 {
 		e.t.Errorf("list after one valid create = %d, %v; want 1", len(ls), err)
 	}
 }
@@ -434,79 +434,79 @@ func appsCreateValidation(e *appsEnv) {
 // call, and that a scope must name exactly one party.
 func appsScope(e *appsEnv) {
 	t := e.t
-	draft := e.create(citizenA, agencyX)
-	sub := e.reach(citizenA, agencyX, mobileapi.StatusSubmitted)
-	needs := e.reach(citizenA, agencyX, mobileapi.StatusNeedsInformation)
+	draft := e.create(appsCitizenA, appsAgencyX)
+	sub := e.reach(appsCitizenA, appsAgencyX, mobileapi.StatusSubmitted)
+	needs := e.reach(appsCitizenA, appsAgencyX, mobileapi.StatusNeedsInformation)
 	before := map[string]*mobileapi.Application{}
 	for _, a := range []*mobileapi.Application{draft, sub, needs} {
-		before[a.ID] = e.get(citizen(citizenA), a.ID)
+		before[a.ID] = e.get(appsCitizen(appsCitizenA), a.ID)
 	}
 
 	for _, a := range []*mobileapi.Application{draft, sub, needs} {
-		_, err := e.s.GetApplication(e.ctx, citizen(citizenB), a.ID)
-		wantErr(t, err, idp.ErrNotFound, "another citizen gets "+string(a.Status))
-		_, err = e.s.UpdateForm(e.ctx, citizen(citizenB), a.ID, 0, json.RawMessage(`{}`))
-		wantErr(t, err, idp.ErrNotFound, "another citizen updates "+string(a.Status))
-		_, err = e.s.UpdateForm(e.ctx, citizen(citizenB), a.ID, 99, json.RawMessage(`{}`))
-		wantErr(t, err, idp.ErrNotFound, "another citizen updates "+string(a.Status)+" with a stale version")
-		_, err = e.s.AddAttachment(e.ctx, citizen(citizenB), a.ID, 0, e.file("x.pdf"))
-		wantErr(t, err, idp.ErrNotFound, "another citizen attaches to "+string(a.Status))
-		_, err = e.s.DeleteDraft(e.ctx, citizen(citizenB), a.ID, 0)
-		wantErr(t, err, idp.ErrNotFound, "another citizen deletes "+string(a.Status))
-		_, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: citizen(citizenB), ApplicationID: a.ID,
+		_, err := e.s.GetApplication(e.ctx, appsCitizen(appsCitizenB), a.ID)
+		appsWantErr(t, err, idp.ErrNotFound, "another citizen gets "+string(a.Status))
+		_, err = e.s.UpdateForm(e.ctx, appsCitizen(appsCitizenB), a.ID, 0, json.RawMessage(`{}`))
+		appsWantErr(t, err, idp.ErrNotFound, "another citizen updates "+string(a.Status))
+		_, err = e.s.UpdateForm(e.ctx, appsCitizen(appsCitizenB), a.ID, 99, json.RawMessage(`{}`))
+		appsWantErr(t, err, idp.ErrNotFound, "another citizen updates "+string(a.Status)+" with a stale version")
+		_, err = e.s.AddAttachment(e.ctx, appsCitizen(appsCitizenB), a.ID, 0, e.file("x.pdf"))
+		appsWantErr(t, err, idp.ErrNotFound, "another citizen attaches to "+string(a.Status))
+		_, err = e.s.DeleteDraft(e.ctx, appsCitizen(appsCitizenB), a.ID, 0)
+		appsWantErr(t, err, idp.ErrNotFound, "another citizen deletes "+string(a.Status))
+		_, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsCitizen(appsCitizenB), ApplicationID: a.ID,
 			Actor: mobileapi.ActorCitizen, By: "citizen", To: mobileapi.StatusWithdrawn})
-		wantErr(t, err, idp.ErrNotFound, "another citizen withdraws "+string(a.Status))
-		_, err = e.s.GetApplication(e.ctx, agency(agencyY), a.ID)
-		wantErr(t, err, idp.ErrNotFound, "another agency gets "+string(a.Status))
-		_, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: agency(agencyY), ApplicationID: a.ID,
-			Actor: mobileapi.ActorAgency, By: "agency:" + agencyY, To: mobileapi.StatusRejected})
-		wantErr(t, err, idp.ErrNotFound, "another agency rejects "+string(a.Status))
-		wantErr(t, e.s.AddDocument(e.ctx, agencyY, a.ID, e.file("y.pdf")), idp.ErrNotFound, "another agency adds a document to "+string(a.Status))
+		appsWantErr(t, err, idp.ErrNotFound, "another citizen withdraws "+string(a.Status))
+		_, err = e.s.GetApplication(e.ctx, appsAgency(appsAgencyY), a.ID)
+		appsWantErr(t, err, idp.ErrNotFound, "another agency gets "+string(a.Status))
+		_, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsAgency(appsAgencyY), ApplicationID: a.ID,
+			Actor: mobileapi.ActorAgency, By: "agency:" + appsAgencyY, To: mobileapi.StatusRejected})
+		appsWantErr(t, err, idp.ErrNotFound, "another agency rejects "+string(a.Status))
+		appsWantErr(t, e.s.AddDocument(e.ctx, appsAgencyY, a.ID, e.file("y.pdf")), idp.ErrNotFound, "another agency adds a document to "+string(a.Status))
 	}
 	// The competent agency does not see drafts.
-	_, err := e.s.GetApplication(e.ctx, agency(agencyX), draft.ID)
-	wantErr(t, err, idp.ErrNotFound, "agency gets a draft")
-	_, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: agency(agencyX), ApplicationID: draft.ID,
-		Actor: mobileapi.ActorAgency, By: "agency:" + agencyX, To: mobileapi.StatusInReview})
-	wantErr(t, err, idp.ErrNotFound, "agency moves a draft")
-	wantErr(t, e.s.AddDocument(e.ctx, agencyX, draft.ID, e.file("z.pdf")), idp.ErrNotFound, "agency adds a document to a draft")
+	_, err := e.s.GetApplication(e.ctx, appsAgency(appsAgencyX), draft.ID)
+	appsWantErr(t, err, idp.ErrNotFound, "agency gets a draft")
+	_, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsAgency(appsAgencyX), ApplicationID: draft.ID,
+		Actor: mobileapi.ActorAgency, By: "agency:" + appsAgencyX, To: mobileapi.StatusInReview})
+	appsWantErr(t, err, idp.ErrNotFound, "agency moves a draft")
+	appsWantErr(t, e.s.AddDocument(e.ctx, appsAgencyX, draft.ID, e.file("z.pdf")), idp.ErrNotFound, "agency adds a document to a draft")
 	// The agency does not edit the citizen's form or attachments.
-	if _, err := e.s.UpdateForm(e.ctx, agency(agencyX), needs.ID, 0, json.RawMessage(`{"x":1}`)); err == nil {
+	if _, err := e.s.UpdateForm(e.ctx, appsAgency(appsAgencyX), needs.ID, 0, json.RawMessage(`{"x":1}`)); err == nil {
 		t.Error("the agency updated the citizen's form")
 	}
-	if _, err := e.s.AddAttachment(e.ctx, agency(agencyX), needs.ID, 0, e.file("x.pdf")); err == nil {
+	if _, err := e.s.AddAttachment(e.ctx, appsAgency(appsAgencyX), needs.ID, 0, e.file("x.pdf")); err == nil {
 		t.Error("the agency added a citizen's attachment")
 	}
 	// Unknown IDs.
-	_, err = e.s.GetApplication(e.ctx, citizen(citizenA), "app_unknown")
-	wantErr(t, err, idp.ErrNotFound, "unknown application")
-	wantErr(t, e.s.AddDocument(e.ctx, agencyX, "app_unknown", e.file("z.pdf")), idp.ErrNotFound, "document for an unknown application")
+	_, err = e.s.GetApplication(e.ctx, appsCitizen(appsCitizenA), "app_unknown")
+	appsWantErr(t, err, idp.ErrNotFound, "unknown application")
+	appsWantErr(t, e.s.AddDocument(e.ctx, appsAgencyX, "app_unknown", e.file("z.pdf")), idp.ErrNotFound, "document for an unknown application")
 
 	// Malformed scopes and actors.
-	for _, sc := range []mobileapi.Scope{{}, {CitizenID: citizenA, AgencyCode: agencyX}} {
+	for _, sc := range []mobileapi.Scope{{}, {CitizenID: appsCitizenA, AgencyCode: appsAgencyX}} {
 		_, err := e.s.GetApplication(e.ctx, sc, sub.ID)
-		wantErr(t, err, idp.ErrInvalid, fmt.Sprintf("get with scope %+v", sc))
+		appsWantErr(t, err, idp.ErrInvalid, fmt.Sprintf("get with scope %+v", sc))
 		_, _, err = e.s.ListApplications(e.ctx, mobileapi.ApplicationQuery{Scope: sc})
-		wantErr(t, err, idp.ErrInvalid, fmt.Sprintf("list with scope %+v", sc))
+		appsWantErr(t, err, idp.ErrInvalid, fmt.Sprintf("list with scope %+v", sc))
 		_, err = e.s.UpdateForm(e.ctx, sc, draft.ID, 0, json.RawMessage(`{}`))
-		wantErr(t, err, idp.ErrInvalid, fmt.Sprintf("update with scope %+v", sc))
+		appsWantErr(t, err, idp.ErrInvalid, fmt.Sprintf("update with scope %+v", sc))
 		_, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: sc, ApplicationID: sub.ID, Actor: mobileapi.ActorCitizen, To: mobileapi.StatusWithdrawn})
-		wantErr(t, err, idp.ErrInvalid, fmt.Sprintf("transition with scope %+v", sc))
+		appsWantErr(t, err, idp.ErrInvalid, fmt.Sprintf("transition with scope %+v", sc))
 	}
-	_, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: citizen(citizenA), ApplicationID: sub.ID,
+	_, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsCitizen(appsCitizenA), ApplicationID: sub.ID,
 		Actor: mobileapi.ActorAgency, To: mobileapi.StatusInReview})
-	wantErr(t, err, idp.ErrInvalid, "the citizen acting as the agency")
-	_, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: agency(agencyX), ApplicationID: sub.ID,
+	appsWantErr(t, err, idp.ErrInvalid, "the citizen acting as the agency")
+	_, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsAgency(appsAgencyX), ApplicationID: sub.ID,
 		Actor: mobileapi.ActorCitizen, To: mobileapi.StatusWithdrawn})
-	wantErr(t, err, idp.ErrInvalid, "the agency acting as the citizen")
-	_, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: agency(agencyX), ApplicationID: sub.ID,
+	appsWantErr(t, err, idp.ErrInvalid, "the agency acting as the citizen")
+	_, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsAgency(appsAgencyX), ApplicationID: sub.ID,
 		Actor: mobileapi.ActorAgency, To: "lost"})
-	wantErr(t, err, idp.ErrInvalid, "an unknown status")
+	appsWantErr(t, err, idp.ErrInvalid, "an unknown status")
 
 	for _, a := range []*mobileapi.Application{draft, sub, needs} {
-		sameApp(t, "after refused calls", e.get(citizen(citizenA), a.ID), before[a.ID])
+		appsSame(t, "after refused calls", e.get(appsCitizen(appsCitizenA), a.ID), before[a.ID])
 	}
-	if ls := e.lease(agencyY, 10, time.Minute); len(ls) != 0 {
+	if ls := e.lease(appsAgencyY, 10, time.Minute); len(ls) != 0 {
 		t.Errorf("another agency's queue holds %d events", len(ls))
 	}
 }
@@ -517,14 +517,14 @@ func appsScope(e *appsEnv) {
 func appsTransitions(e *appsEnv) {
 	t := e.t
 	for _, actor := range []mobileapi.Actor{mobileapi.ActorCitizen, mobileapi.ActorAgency} {
-		for _, from := range allStatuses {
-			for _, to := range allStatuses {
-				a := e.reach(citizenA, agencyX, from)
+		for _, from := range appsAllStatuses {
+			for _, to := range appsAllStatuses {
+				a := e.reach(appsCitizenA, appsAgencyX, from)
 				b, err := e.move(a, actor, to)
 				name := fmt.Sprintf("actor %d from %s to %s", actor, from, to)
 				switch {
 				case actor == mobileapi.ActorAgency && from == mobileapi.StatusDraft:
-					wantErr(t, err, idp.ErrNotFound, name+" (drafts are the citizen's alone)")
+					appsWantErr(t, err, idp.ErrNotFound, name+" (drafts are the citizen's alone)")
 				case mobileapi.CanTransition(actor, from, to):
 					if err != nil {
 						t.Errorf("%s: %v", name, err)
@@ -532,8 +532,8 @@ func appsTransitions(e *appsEnv) {
 						t.Errorf("%s: got status %s version %d with %d timeline entries", name, b.Status, b.Version, len(b.Timeline))
 					}
 				default:
-					wantErr(t, err, idp.ErrConflict, name)
-					sameApp(t, name+" changed the application", e.get(citizen(citizenA), a.ID), a)
+					appsWantErr(t, err, idp.ErrConflict, name)
+					appsSame(t, name+" changed the application", e.get(appsCitizen(appsCitizenA), a.ID), a)
 				}
 			}
 		}
@@ -543,14 +543,14 @@ func appsTransitions(e *appsEnv) {
 // appsWithdrawEvent checks the withdrawn event, queued after the
 // submission, and the submission time kept.
 func appsWithdrawEvent(e *appsEnv) {
-	a := e.reach(citizenA, agencyX, mobileapi.StatusInReview)
+	a := e.reach(appsCitizenA, appsAgencyX, mobileapi.StatusInReview)
 	tw := e.clock.advance(time.Minute)
 	b := e.mustMove(a, mobileapi.ActorCitizen, mobileapi.StatusWithdrawn)
 	if b.SubmittedAt == nil || !b.SubmittedAt.Equal(*a.SubmittedAt) || b.DecidedAt != nil {
 		e.t.Errorf("withdrawn: submitted %v decided %v; want the submission kept and no decision", b.SubmittedAt, b.DecidedAt)
 	}
-	ls := e.lease(agencyX, 10, time.Minute)
-	got := ids(ls, func(l *mobileapi.Lease) string { return string(l.Event.Type) })
+	ls := e.lease(appsAgencyX, 10, time.Minute)
+	got := appsIDs(ls, func(l *mobileapi.Lease) string { return string(l.Event.Type) })
 	if !slices.Equal(got, []string{"submitted", "withdrawn"}) || ls[1].Event.OccurredAt != tw {
 		e.t.Errorf("events = %v, want submitted then withdrawn at %v", got, tw)
 	}
@@ -558,34 +558,34 @@ func appsWithdrawEvent(e *appsEnv) {
 
 func appsIfMatch(e *appsEnv) {
 	t := e.t
-	a := e.create(citizenA, agencyX)
-	_, err := e.s.UpdateForm(e.ctx, citizen(citizenA), a.ID, 2, json.RawMessage(`{"a":1}`))
-	wantErr(t, err, mobileapi.ErrPrecondition, "update with a future version")
-	b, err := e.s.UpdateForm(e.ctx, citizen(citizenA), a.ID, 1, json.RawMessage(`{"a":1}`))
+	a := e.create(appsCitizenA, appsAgencyX)
+	_, err := e.s.UpdateForm(e.ctx, appsCitizen(appsCitizenA), a.ID, 2, json.RawMessage(`{"a":1}`))
+	appsWantErr(t, err, mobileapi.ErrPrecondition, "update with a future version")
+	b, err := e.s.UpdateForm(e.ctx, appsCitizen(appsCitizenA), a.ID, 1, json.RawMessage(`{"a":1}`))
 	e.must(err, "update with the current version")
-	_, err = e.s.UpdateForm(e.ctx, citizen(citizenA), a.ID, 1, json.RawMessage(`{"a":2}`))
-	wantErr(t, err, mobileapi.ErrPrecondition, "update with a stale version")
-	_, err = e.s.AddAttachment(e.ctx, citizen(citizenA), a.ID, 1, e.file("x.pdf"))
-	wantErr(t, err, mobileapi.ErrPrecondition, "attach with a stale version")
-	_, err = e.s.DeleteDraft(e.ctx, citizen(citizenA), a.ID, 1)
-	wantErr(t, err, mobileapi.ErrPrecondition, "delete with a stale version")
-	_, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: citizen(citizenA), ApplicationID: a.ID, IfVersion: 1,
+	_, err = e.s.UpdateForm(e.ctx, appsCitizen(appsCitizenA), a.ID, 1, json.RawMessage(`{"a":2}`))
+	appsWantErr(t, err, mobileapi.ErrPrecondition, "update with a stale version")
+	_, err = e.s.AddAttachment(e.ctx, appsCitizen(appsCitizenA), a.ID, 1, e.file("x.pdf"))
+	appsWantErr(t, err, mobileapi.ErrPrecondition, "attach with a stale version")
+	_, err = e.s.DeleteDraft(e.ctx, appsCitizen(appsCitizenA), a.ID, 1)
+	appsWantErr(t, err, mobileapi.ErrPrecondition, "delete with a stale version")
+	_, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsCitizen(appsCitizenA), ApplicationID: a.ID, IfVersion: 1,
 		Actor: mobileapi.ActorCitizen, To: mobileapi.StatusSubmitted})
-	wantErr(t, err, mobileapi.ErrPrecondition, "submit with a stale version")
-	sameApp(t, "after stale writes", e.get(citizen(citizenA), a.ID), b)
+	appsWantErr(t, err, mobileapi.ErrPrecondition, "submit with a stale version")
+	appsSame(t, "after stale writes", e.get(appsCitizen(appsCitizenA), a.ID), b)
 
-	c, err := e.s.UpdateForm(e.ctx, citizen(citizenA), a.ID, 0, json.RawMessage(`{"a":3}`))
+	c, err := e.s.UpdateForm(e.ctx, appsCitizen(appsCitizenA), a.ID, 0, json.RawMessage(`{"a":3}`))
 	e.must(err, "update with any version")
 	if c.Version != 3 || string(c.Form) != `{"a":3}` {
 		t.Errorf("after an unconditional update: version %d form %s", c.Version, c.Form)
 	}
-	s, err := e.s.Transition(e.ctx, mobileapi.Transition{Scope: citizen(citizenA), ApplicationID: a.ID, IfVersion: 3,
+	s, err := e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsCitizen(appsCitizenA), ApplicationID: a.ID, IfVersion: 3,
 		Actor: mobileapi.ActorCitizen, To: mobileapi.StatusSubmitted})
 	e.must(err, "submit with the current version")
-	_, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: agency(agencyX), ApplicationID: a.ID, IfVersion: 3,
+	_, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsAgency(appsAgencyX), ApplicationID: a.ID, IfVersion: 3,
 		Actor: mobileapi.ActorAgency, To: mobileapi.StatusInReview})
-	wantErr(t, err, mobileapi.ErrPrecondition, "review with a stale version")
-	sameApp(t, "after a stale review", e.get(agency(agencyX), a.ID), s)
+	appsWantErr(t, err, mobileapi.ErrPrecondition, "review with a stale version")
+	appsSame(t, "after a stale review", e.get(appsAgency(appsAgencyX), a.ID), s)
 }
 
 // appsConcurrentWriters races writers holding the same version, and
@@ -594,7 +594,7 @@ func appsIfMatch(e *appsEnv) {
 func appsConcurrentWriters(e *appsEnv) {
 	t := e.t
 	const writers = 8
-	a := e.create(citizenA, agencyX)
+	a := e.create(appsCitizenA, appsAgencyX)
 	race := func(fn func(i int) error) (won int) {
 		var (
 			wg sync.WaitGroup
@@ -620,12 +620,12 @@ func appsConcurrentWriters(e *appsEnv) {
 		return won
 	}
 	if won := race(func(i int) error {
-		_, err := e.s.UpdateForm(e.ctx, citizen(citizenA), a.ID, 1, json.RawMessage(fmt.Sprintf(`{"writer":%d}`, i)))
+		_, err := e.s.UpdateForm(e.ctx, appsCitizen(appsCitizenA), a.ID, 1, json.RawMessage(fmt.Sprintf(`{"writer":%d}`, i)))
 		return err
 	}); won != 1 {
 		t.Errorf("%d writers of version 1 succeeded, want 1", won)
 	}
-	if b := e.get(citizen(citizenA), a.ID); b.Version != 2 {
+	if b := e.get(appsCitizen(appsCitizenA), a.ID); b.Version != 2 {
 		t.Errorf("version after the race = %d, want 2", b.Version)
 	}
 	if won := race(func(int) error {
@@ -634,65 +634,65 @@ func appsConcurrentWriters(e *appsEnv) {
 	}); won != 1 {
 		t.Errorf("%d submissions of one draft succeeded, want 1", won)
 	}
-	b := e.get(citizen(citizenA), a.ID)
-	if ls := e.lease(agencyX, 10, time.Minute); len(ls) != 1 || b.Version != 3 || len(b.Timeline) != 2 {
+	b := e.get(appsCitizen(appsCitizenA), a.ID)
+	if ls := e.lease(appsAgencyX, 10, time.Minute); len(ls) != 1 || b.Version != 3 || len(b.Timeline) != 2 {
 		t.Errorf("after racing submissions: %d events, version %d, %d timeline entries; want 1, 3, 2", len(ls), b.Version, len(b.Timeline))
 	}
 }
 
 func appsEditableOnly(e *appsEnv) {
 	t := e.t
-	for _, st := range allStatuses {
-		a := e.reach(citizenA, agencyX, st)
-		_, errU := e.s.UpdateForm(e.ctx, citizen(citizenA), a.ID, 0, json.RawMessage(`{"b":1}`))
-		_, errA := e.s.AddAttachment(e.ctx, citizen(citizenA), a.ID, 0, e.file("x.pdf"))
+	for _, st := range appsAllStatuses {
+		a := e.reach(appsCitizenA, appsAgencyX, st)
+		_, errU := e.s.UpdateForm(e.ctx, appsCitizen(appsCitizenA), a.ID, 0, json.RawMessage(`{"b":1}`))
+		_, errA := e.s.AddAttachment(e.ctx, appsCitizen(appsCitizenA), a.ID, 0, e.file("x.pdf"))
 		if st.Editable() {
 			if errU != nil || errA != nil {
 				t.Errorf("%s: update %v, attach %v; want both to succeed", st, errU, errA)
 			}
 			continue
 		}
-		wantErr(t, errU, idp.ErrConflict, "update the form of a "+string(st))
-		wantErr(t, errA, idp.ErrConflict, "attach to a "+string(st))
-		_, err := e.s.DeleteDraft(e.ctx, citizen(citizenA), a.ID, 0)
-		wantErr(t, err, idp.ErrConflict, "delete a "+string(st))
-		sameApp(t, "refused edits of a "+string(st), e.get(citizen(citizenA), a.ID), a)
+		appsWantErr(t, errU, idp.ErrConflict, "update the form of a "+string(st))
+		appsWantErr(t, errA, idp.ErrConflict, "attach to a "+string(st))
+		_, err := e.s.DeleteDraft(e.ctx, appsCitizen(appsCitizenA), a.ID, 0)
+		appsWantErr(t, err, idp.ErrConflict, "delete a "+string(st))
+		appsSame(t, "refused edits of a "+string(st), e.get(appsCitizen(appsCitizenA), a.ID), a)
 	}
-	a := e.create(citizenA, agencyX)
-	_, err := e.s.UpdateForm(e.ctx, citizen(citizenA), a.ID, 0, json.RawMessage(`"text"`))
-	wantErr(t, err, idp.ErrInvalid, "a form that is not an object")
-	_, err = e.s.AddAttachment(e.ctx, citizen(citizenA), a.ID, 0, &mobileapi.File{ContentType: "application/pdf", SHA256: "00"})
-	wantErr(t, err, idp.ErrInvalid, "an attachment without a name")
+	a := e.create(appsCitizenA, appsAgencyX)
+	_, err := e.s.UpdateForm(e.ctx, appsCitizen(appsCitizenA), a.ID, 0, json.RawMessage(`"text"`))
+	appsWantErr(t, err, idp.ErrInvalid, "a form that is not an object")
+	_, err = e.s.AddAttachment(e.ctx, appsCitizen(appsCitizenA), a.ID, 0, &mobileapi.File{ContentType: "application/pdf", SHA256: "00"})
+	appsWantErr(t, err, idp.ErrInvalid, "an attachment without a name")
 }
 
 func appsDeleteDraft(e *appsEnv) {
 	t := e.t
-	keep := e.create(citizenA, agencyX)
-	a := e.create(citizenA, agencyX)
+	keep := e.create(appsCitizenA, appsAgencyX)
+	a := e.create(appsCitizenA, appsAgencyX)
 	var want []string
 	for _, n := range []string{"a.pdf", "b.pdf"} {
 		f := e.file(n)
-		_, err := e.s.AddAttachment(e.ctx, citizen(citizenA), a.ID, 0, f)
+		_, err := e.s.AddAttachment(e.ctx, appsCitizen(appsCitizenA), a.ID, 0, f)
 		e.must(err, "attach")
 		want = append(want, f.BlobKey)
 	}
-	keys, err := e.s.DeleteDraft(e.ctx, citizen(citizenA), a.ID, 3)
+	keys, err := e.s.DeleteDraft(e.ctx, appsCitizen(appsCitizenA), a.ID, 3)
 	e.must(err, "delete draft")
 	sort.Strings(keys)
 	sort.Strings(want)
 	if !slices.Equal(keys, want) {
 		t.Errorf("blob keys = %v, want %v", keys, want)
 	}
-	_, err = e.s.GetApplication(e.ctx, citizen(citizenA), a.ID)
-	wantErr(t, err, idp.ErrNotFound, "get a deleted draft")
-	_, err = e.s.DeleteDraft(e.ctx, citizen(citizenA), a.ID, 0)
-	wantErr(t, err, idp.ErrNotFound, "delete a deleted draft")
-	ls, _, err := e.s.ListApplications(e.ctx, mobileapi.ApplicationQuery{Scope: citizen(citizenA)})
+	_, err = e.s.GetApplication(e.ctx, appsCitizen(appsCitizenA), a.ID)
+	appsWantErr(t, err, idp.ErrNotFound, "get a deleted draft")
+	_, err = e.s.DeleteDraft(e.ctx, appsCitizen(appsCitizenA), a.ID, 0)
+	appsWantErr(t, err, idp.ErrNotFound, "delete a deleted draft")
+	ls, _, err := e.s.ListApplications(e.ctx, mobileapi.ApplicationQuery{Scope: appsCitizen(appsCitizenA)})
 	e.must(err, "list")
-	if got := ids(ls, appID); !slices.Equal(got, []string{keep.ID}) {
+	if got := appsIDs(ls, appsAppID); !slices.Equal(got, []string{keep.ID}) {
 		t.Errorf("list after delete = %v, want [%s]", got, keep.ID)
 	}
-	keys, err = e.s.DeleteDraft(e.ctx, citizen(citizenA), keep.ID, 0)
+	keys, err = e.s.DeleteDraft(e.ctx, appsCitizen(appsCitizenA), keep.ID, 0)
 	if err != nil || len(keys) != 0 {
 		t.Errorf("delete a draft without attachments = %v, %v", keys, err)
 	}
@@ -702,19 +702,19 @@ func appsDeleteDraft(e *appsEnv) {
 // publishes only the application's unpublished documents.
 func appsDocuments(e *appsEnv) {
 	t := e.t
-	a := e.create(citizenA, agencyX)
-	_, err := e.s.AddAttachment(e.ctx, citizen(citizenA), a.ID, 0, e.file("attachment.pdf"))
+	a := e.create(appsCitizenA, appsAgencyX)
+	_, err := e.s.AddAttachment(e.ctx, appsCitizen(appsCitizenA), a.ID, 0, e.file("attachment.pdf"))
 	e.must(err, "attach")
 	a = e.mustMove(a, mobileapi.ActorCitizen, mobileapi.StatusSubmitted)
-	other := e.reach(citizenB, agencyX, mobileapi.StatusSubmitted)
+	other := e.reach(appsCitizenB, appsAgencyX, mobileapi.StatusSubmitted)
 	d1, d2, foreign := e.file("d1.pdf"), e.file("d2.pdf"), e.file("foreign.pdf")
-	e.must(e.s.AddDocument(e.ctx, agencyX, a.ID, d1), "add document")
+	e.must(e.s.AddDocument(e.ctx, appsAgencyX, a.ID, d1), "add document")
 	e.clock.advance(time.Second) // results are listed in upload order
-	e.must(e.s.AddDocument(e.ctx, agencyX, a.ID, d2), "add document")
-	e.must(e.s.AddDocument(e.ctx, agencyX, other.ID, foreign), "add document")
-	wantErr(t, e.s.AddDocument(e.ctx, agencyX, a.ID, &mobileapi.File{Name: "x"}), idp.ErrInvalid, "a document without a type")
+	e.must(e.s.AddDocument(e.ctx, appsAgencyX, a.ID, d2), "add document")
+	e.must(e.s.AddDocument(e.ctx, appsAgencyX, other.ID, foreign), "add document")
+	appsWantErr(t, e.s.AddDocument(e.ctx, appsAgencyX, a.ID, &mobileapi.File{Name: "x"}), idp.ErrInvalid, "a document without a type")
 
-	b, err := e.s.Transition(e.ctx, mobileapi.Transition{Scope: agency(agencyX), ApplicationID: a.ID,
+	b, err := e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsAgency(appsAgencyX), ApplicationID: a.ID,
 		Actor: mobileapi.ActorAgency, To: mobileapi.StatusInReview, Documents: []string{d1.ID}})
 	e.must(err, "publish with review")
 	if !reflect.DeepEqual(b.Results, []mobileapi.File{*d1}) {
@@ -727,22 +727,22 @@ func appsDocuments(e *appsEnv) {
 		"a document listed twice":           {d2.ID, d2.ID},
 		"an attachment instead of document": {a.Attachments[0].ID},
 	} {
-		_, err := e.s.Transition(e.ctx, mobileapi.Transition{Scope: agency(agencyX), ApplicationID: a.ID,
+		_, err := e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsAgency(appsAgencyX), ApplicationID: a.ID,
 			Actor: mobileapi.ActorAgency, To: mobileapi.StatusApproved, Documents: docs})
-		wantErr(t, err, idp.ErrInvalid, "publish "+name)
+		appsWantErr(t, err, idp.ErrInvalid, "publish "+name)
 	}
-	sameApp(t, "after refused publications", e.get(citizen(citizenA), a.ID), b)
-	c, err := e.s.Transition(e.ctx, mobileapi.Transition{Scope: agency(agencyX), ApplicationID: a.ID,
+	appsSame(t, "after refused publications", e.get(appsCitizen(appsCitizenA), a.ID), b)
+	c, err := e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsAgency(appsAgencyX), ApplicationID: a.ID,
 		Actor: mobileapi.ActorAgency, To: mobileapi.StatusApproved, Documents: []string{d2.ID}})
 	e.must(err, "approve with the second document")
 	if !reflect.DeepEqual(c.Results, []mobileapi.File{*d1, *d2}) {
 		t.Errorf("results = %+v, want both documents", c.Results)
 	}
-	wantErr(t, e.s.AddDocument(e.ctx, agencyX, a.ID, e.file("late.pdf")), idp.ErrConflict, "a document after the decision")
-	w := e.reach(citizenA, agencyX, mobileapi.StatusWithdrawn)
-	wantErr(t, e.s.AddDocument(e.ctx, agencyX, w.ID, e.file("late.pdf")), idp.ErrConflict, "a document after withdrawal")
+	appsWantErr(t, e.s.AddDocument(e.ctx, appsAgencyX, a.ID, e.file("late.pdf")), idp.ErrConflict, "a document after the decision")
+	w := e.reach(appsCitizenA, appsAgencyX, mobileapi.StatusWithdrawn)
+	appsWantErr(t, e.s.AddDocument(e.ctx, appsAgencyX, w.ID, e.file("late.pdf")), idp.ErrConflict, "a document after withdrawal")
 	// The other application's document is still unpublished and usable.
-	o, err := e.s.Transition(e.ctx, mobileapi.Transition{Scope: agency(agencyX), ApplicationID: other.ID,
+	o, err := e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsAgency(appsAgencyX), ApplicationID: other.ID,
 		Actor: mobileapi.ActorAgency, To: mobileapi.StatusRejected, Documents: []string{foreign.ID}})
 	e.must(err, "reject with its document")
 	if len(o.Results) != 1 || o.Results[0].ID != foreign.ID || o.DecidedAt == nil {
@@ -755,42 +755,42 @@ func appsDocuments(e *appsEnv) {
 // delivery, publication or inbox message.
 func appsTransitionAtomic(e *appsEnv) {
 	t := e.t
-	e.webhook(agencyX)
-	a := e.create(citizenA, agencyX)
+	e.webhook(appsAgencyX)
+	a := e.create(appsCitizenA, appsAgencyX)
 	msg := &mobileapi.Message{Title: mobileapi.Text{VI: "Đã nộp", EN: "Submitted"}}
-	_, err := e.s.Transition(e.ctx, mobileapi.Transition{Scope: citizen(citizenA), ApplicationID: a.ID,
+	_, err := e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsCitizen(appsCitizenA), ApplicationID: a.ID,
 		Actor: mobileapi.ActorCitizen, To: mobileapi.StatusSubmitted, Documents: []string{"doc_unknown"}, Inbox: msg})
-	wantErr(t, err, idp.ErrInvalid, "submit naming a document")
-	sameApp(t, "after a failed submission", e.get(citizen(citizenA), a.ID), a)
+	appsWantErr(t, err, idp.ErrInvalid, "submit naming a document")
+	appsSame(t, "after a failed submission", e.get(appsCitizen(appsCitizenA), a.ID), a)
 	if msg.ID != "" {
 		t.Errorf("the failed transition filled in its message: %+v", msg)
 	}
-	if ls := e.lease(agencyX, 10, time.Minute); len(ls) != 0 {
+	if ls := e.lease(appsAgencyX, 10, time.Minute); len(ls) != 0 {
 		t.Errorf("a failed submission queued %d events", len(ls))
 	}
 	if ds := e.claim(10, time.Minute); len(ds) != 0 {
 		t.Errorf("a failed submission created %d deliveries", len(ds))
 	}
-	if ms := e.inbox(citizenA); len(ms) != 0 {
+	if ms := e.inbox(appsCitizenA); len(ms) != 0 {
 		t.Errorf("a failed submission left %d messages", len(ms))
 	}
 
 	a = e.mustMove(a, mobileapi.ActorCitizen, mobileapi.StatusSubmitted)
 	a = e.mustMove(a, mobileapi.ActorAgency, mobileapi.StatusInReview)
 	good := e.file("result.pdf")
-	e.must(e.s.AddDocument(e.ctx, agencyX, a.ID, good), "add document")
-	_, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: agency(agencyX), ApplicationID: a.ID,
+	e.must(e.s.AddDocument(e.ctx, appsAgencyX, a.ID, good), "add document")
+	_, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsAgency(appsAgencyX), ApplicationID: a.ID,
 		Actor: mobileapi.ActorAgency, To: mobileapi.StatusApproved, Documents: []string{good.ID, "doc_unknown"}, Inbox: msg})
-	wantErr(t, err, idp.ErrInvalid, "approve with an unknown document")
-	sameApp(t, "after a failed approval", e.get(citizen(citizenA), a.ID), a)
-	if ms := e.inbox(citizenA); len(ms) != 0 || msg.ID != "" {
+	appsWantErr(t, err, idp.ErrInvalid, "approve with an unknown document")
+	appsSame(t, "after a failed approval", e.get(appsCitizen(appsCitizenA), a.ID), a)
+	if ms := e.inbox(appsCitizenA); len(ms) != 0 || msg.ID != "" {
 		t.Errorf("a failed approval left %d messages", len(ms))
 	}
-	b, err := e.s.Transition(e.ctx, mobileapi.Transition{Scope: agency(agencyX), ApplicationID: a.ID,
+	b, err := e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsAgency(appsAgencyX), ApplicationID: a.ID,
 		Actor: mobileapi.ActorAgency, To: mobileapi.StatusApproved, Documents: []string{good.ID}, Inbox: msg})
 	e.must(err, "approve with the good document, still unpublished")
-	if len(b.Results) != 1 || len(e.inbox(citizenA)) != 1 {
-		t.Errorf("approved with %d results and %d messages", len(b.Results), len(e.inbox(citizenA)))
+	if len(b.Results) != 1 || len(e.inbox(appsCitizenA)) != 1 {
+		t.Errorf("approved with %d results and %d messages", len(b.Results), len(e.inbox(appsCitizenA)))
 	}
 }
 
@@ -803,32 +803,32 @@ func appsListPagination(e *appsEnv) {
 		if i >= 10 {
 			e.clock.advance(time.Second)
 		}
-		all = append(all, e.create(citizenA, agencyX))
+		all = append(all, e.create(appsCitizenA, appsAgencyX))
 	}
-	e.create(citizenB, agencyX)
+	e.create(appsCitizenB, appsAgencyX)
 	sort.Slice(all, func(i, j int) bool {
 		if !all[i].UpdatedAt.Equal(all[j].UpdatedAt) {
 			return all[i].UpdatedAt.After(all[j].UpdatedAt)
 		}
 		return all[i].ID > all[j].ID
 	})
-	want := ids(all, appID)
+	want := appsIDs(all, appsAppID)
 
 	var got []string
 	cursor, pages := "", 0
 	for {
-		ls, next, err := e.s.ListApplications(e.ctx, mobileapi.ApplicationQuery{Scope: citizen(citizenA), Page: mobileapi.Page{Cursor: cursor, Limit: 10}})
+		ls, next, err := e.s.ListApplications(e.ctx, mobileapi.ApplicationQuery{Scope: appsCitizen(appsCitizenA), Page: mobileapi.Page{Cursor: cursor, Limit: 10}})
 		e.must(err, "list page")
 		pages++
 		for _, a := range ls {
 			if a.Timeline != nil || a.Attachments != nil || a.Results != nil {
 				t.Errorf("list item %s is not a summary", a.ID)
 			}
-			if a.CitizenID != citizenA || a.Version != 1 || a.Status != mobileapi.StatusDraft {
+			if a.CitizenID != appsCitizenA || a.Version != 1 || a.Status != mobileapi.StatusDraft {
 				t.Errorf("list item %+v", a)
 			}
 		}
-		got = append(got, ids(ls, appID)...)
+		got = append(got, appsIDs(ls, appsAppID)...)
 		if next == "" {
 			break
 		}
@@ -840,14 +840,14 @@ func appsListPagination(e *appsEnv) {
 	if pages != 3 || !slices.Equal(got, want) {
 		t.Errorf("paged in %d pages:\n got %v\nwant %v", pages, got, want)
 	}
-	ls, next, err := e.s.ListApplications(e.ctx, mobileapi.ApplicationQuery{Scope: citizen(citizenA)})
+	ls, next, err := e.s.ListApplications(e.ctx, mobileapi.ApplicationQuery{Scope: appsCitizen(appsCitizenA)})
 	e.must(err, "list with the default limit")
 	if len(ls) != mobileapi.DefaultLimit || next == "" {
 		t.Errorf("default page: %d items, next %q", len(ls), next)
 	}
 	for _, c := range []string{"!!!", "bm9wZQ", "MTIz", "eC5hcHBfeA"} {
-		_, _, err := e.s.ListApplications(e.ctx, mobileapi.ApplicationQuery{Scope: citizen(citizenA), Page: mobileapi.Page{Cursor: c}})
-		wantErr(t, err, idp.ErrInvalid, "malformed cursor "+c)
+		_, _, err := e.s.ListApplications(e.ctx, mobileapi.ApplicationQuery{Scope: appsCitizen(appsCitizenA), Page: mobileapi.Page{Cursor: c}})
+		appsWantErr(t, err, idp.ErrInvalid, "malformed cursor "+c)
 	}
 }
 
@@ -859,19 +859,19 @@ func appsListWhileChanging(e *appsEnv) {
 	var all []*mobileapi.Application
 	for range 12 {
 		e.clock.advance(time.Second)
-		all = append(all, e.create(citizenA, agencyX))
+		all = append(all, e.create(appsCitizenA, appsAgencyX))
 	}
 	slices.Reverse(all) // newest first
 	page := func(cursor string) ([]string, string) {
-		ls, next, err := e.s.ListApplications(e.ctx, mobileapi.ApplicationQuery{Scope: citizen(citizenA), Page: mobileapi.Page{Cursor: cursor, Limit: 4}})
+		ls, next, err := e.s.ListApplications(e.ctx, mobileapi.ApplicationQuery{Scope: appsCitizen(appsCitizenA), Page: mobileapi.Page{Cursor: cursor, Limit: 4}})
 		e.must(err, "list page")
-		return ids(ls, appID), next
+		return appsIDs(ls, appsAppID), next
 	}
 	p1, next := page("")
 	e.clock.advance(time.Second)
 	changed := map[string]bool{all[1].ID: true, all[6].ID: true} // one seen, one not yet
 	for id := range changed {
-		_, err := e.s.UpdateForm(e.ctx, citizen(citizenA), id, 0, json.RawMessage(`{"changed":true}`))
+		_, err := e.s.UpdateForm(e.ctx, appsCitizen(appsCitizenA), id, 0, json.RawMessage(`{"changed":true}`))
 		e.must(err, "update")
 	}
 	got := slices.Clone(p1)
@@ -897,38 +897,38 @@ func appsListWhileChanging(e *appsEnv) {
 
 func appsListFilterAndScope(e *appsEnv) {
 	t := e.t
-	draft := e.create(citizenA, agencyX)
+	draft := e.create(appsCitizenA, appsAgencyX)
 	e.clock.advance(time.Second)
-	sub := e.reach(citizenA, agencyX, mobileapi.StatusSubmitted)
+	sub := e.reach(appsCitizenA, appsAgencyX, mobileapi.StatusSubmitted)
 	e.clock.advance(time.Second)
-	rev := e.reach(citizenB, agencyX, mobileapi.StatusInReview)
+	rev := e.reach(appsCitizenB, appsAgencyX, mobileapi.StatusInReview)
 	e.clock.advance(time.Second)
-	other := e.reach(citizenA, agencyY, mobileapi.StatusSubmitted)
+	other := e.reach(appsCitizenA, appsAgencyY, mobileapi.StatusSubmitted)
 	list := func(q mobileapi.ApplicationQuery) []string {
 		t.Helper()
 		ls, _, err := e.s.ListApplications(e.ctx, q)
 		e.must(err, "list")
-		return ids(ls, appID)
+		return appsIDs(ls, appsAppID)
 	}
 	for name, tc := range map[string]struct {
 		q    mobileapi.ApplicationQuery
 		want []string
 	}{
-		"citizen A":                  {mobileapi.ApplicationQuery{Scope: citizen(citizenA)}, []string{other.ID, sub.ID, draft.ID}},
-		"citizen A's submitted":      {mobileapi.ApplicationQuery{Scope: citizen(citizenA), Statuses: []mobileapi.Status{mobileapi.StatusSubmitted}}, []string{other.ID, sub.ID}},
-		"citizen A's drafts":         {mobileapi.ApplicationQuery{Scope: citizen(citizenA), Statuses: []mobileapi.Status{mobileapi.StatusDraft, mobileapi.StatusApproved}}, []string{draft.ID}},
-		"agency X":                   {mobileapi.ApplicationQuery{Scope: agency(agencyX)}, []string{rev.ID, sub.ID}},
-		"agency X's in review":       {mobileapi.ApplicationQuery{Scope: agency(agencyX), Statuses: []mobileapi.Status{mobileapi.StatusInReview}}, []string{rev.ID}},
-		"agency X asking for drafts": {mobileapi.ApplicationQuery{Scope: agency(agencyX), Statuses: []mobileapi.Status{mobileapi.StatusDraft}}, nil},
-		"agency Y":                   {mobileapi.ApplicationQuery{Scope: agency(agencyY)}, []string{other.ID}},
-		"an unknown citizen":         {mobileapi.ApplicationQuery{Scope: citizen("test-citizen-none")}, nil},
+		"citizen A":                  {mobileapi.ApplicationQuery{Scope: appsCitizen(appsCitizenA)}, []string{other.ID, sub.ID, draft.ID}},
+		"citizen A's submitted":      {mobileapi.ApplicationQuery{Scope: appsCitizen(appsCitizenA), Statuses: []mobileapi.Status{mobileapi.StatusSubmitted}}, []string{other.ID, sub.ID}},
+		"citizen A's drafts":         {mobileapi.ApplicationQuery{Scope: appsCitizen(appsCitizenA), Statuses: []mobileapi.Status{mobileapi.StatusDraft, mobileapi.StatusApproved}}, []string{draft.ID}},
+		"agency X":                   {mobileapi.ApplicationQuery{Scope: appsAgency(appsAgencyX)}, []string{rev.ID, sub.ID}},
+		"agency X's in review":       {mobileapi.ApplicationQuery{Scope: appsAgency(appsAgencyX), Statuses: []mobileapi.Status{mobileapi.StatusInReview}}, []string{rev.ID}},
+		"agency X asking for drafts": {mobileapi.ApplicationQuery{Scope: appsAgency(appsAgencyX), Statuses: []mobileapi.Status{mobileapi.StatusDraft}}, nil},
+		"agency Y":                   {mobileapi.ApplicationQuery{Scope: appsAgency(appsAgencyY)}, []string{other.ID}},
+		"an unknown citizen":         {mobileapi.ApplicationQuery{Scope: appsCitizen("test-citizen-none")}, nil},
 	} {
 		if got := list(tc.q); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: got %v, want %v", name, got, tc.want)
 		}
 	}
-	_, _, err := e.s.ListApplications(e.ctx, mobileapi.ApplicationQuery{Scope: citizen(citizenA), Statuses: []mobileapi.Status{"lost"}})
-	wantErr(t, err, idp.ErrInvalid, "an unknown status filter")
+	_, _, err := e.s.ListApplications(e.ctx, mobileapi.ApplicationQuery{Scope: appsCitizen(appsCitizenA), Statuses: []mobileapi.Status{"lost"}})
+	appsWantErr(t, err, idp.ErrInvalid, "an unknown status filter")
 }
 
 func appsLeaseOrder(e *appsEnv) {
@@ -936,19 +936,19 @@ func appsLeaseOrder(e *appsEnv) {
 	var want []string // applications, in the order of their events
 	for range 3 {
 		e.clock.advance(time.Second)
-		want = append(want, e.reach(citizenA, agencyX, mobileapi.StatusSubmitted).ID)
+		want = append(want, e.reach(appsCitizenA, appsAgencyX, mobileapi.StatusSubmitted).ID)
 	}
-	e.reach(citizenA, agencyY, mobileapi.StatusSubmitted)
+	e.reach(appsCitizenA, appsAgencyY, mobileapi.StatusSubmitted)
 	now := e.clock.advance(time.Second)
-	l1 := e.lease(agencyX, 2, 5*time.Minute)
-	l2 := e.lease(agencyX, 2, 5*time.Minute)
-	l3 := e.lease(agencyX, 2, 5*time.Minute)
+	l1 := e.lease(appsAgencyX, 2, 5*time.Minute)
+	l2 := e.lease(appsAgencyX, 2, 5*time.Minute)
+	l3 := e.lease(appsAgencyX, 2, 5*time.Minute)
 	appOf := func(l *mobileapi.Lease) string { return l.Event.ApplicationID }
-	if got := append(ids(l1, appOf), ids(l2, appOf)...); !slices.Equal(got, want) || len(l1) != 2 || len(l3) != 0 {
-		t.Errorf("leased %v then %v then %d, want %v oldest first, two at most", ids(l1, appOf), ids(l2, appOf), len(l3), want)
+	if got := append(appsIDs(l1, appOf), appsIDs(l2, appOf)...); !slices.Equal(got, want) || len(l1) != 2 || len(l3) != 0 {
+		t.Errorf("leased %v then %v then %d, want %v oldest first, two at most", appsIDs(l1, appOf), appsIDs(l2, appOf), len(l3), want)
 	}
 	for _, l := range append(l1, l2...) {
-		if l.Event.AgencyCode != agencyX || !l.ExpiresAt.Equal(now.Add(5*time.Minute)) {
+		if l.Event.AgencyCode != appsAgencyX || !l.ExpiresAt.Equal(now.Add(5*time.Minute)) {
 			t.Errorf("lease %+v", l)
 		}
 	}
@@ -956,8 +956,8 @@ func appsLeaseOrder(e *appsEnv) {
 		n int
 		d time.Duration
 	}{{0, time.Minute}, {-1, time.Minute}, {1, 0}} {
-		_, err := e.s.Lease(e.ctx, agencyX, bad.n, bad.d)
-		wantErr(t, err, idp.ErrInvalid, fmt.Sprintf("lease %d for %v", bad.n, bad.d))
+		_, err := e.s.Lease(e.ctx, appsAgencyX, bad.n, bad.d)
+		appsWantErr(t, err, idp.ErrInvalid, fmt.Sprintf("lease %d for %v", bad.n, bad.d))
 	}
 }
 
@@ -967,9 +967,9 @@ func appsLeaseConcurrent(e *appsEnv) {
 	t := e.t
 	const events, workers = 40, 8
 	for range events {
-		e.reach(citizenA, agencyX, mobileapi.StatusSubmitted)
+		e.reach(appsCitizenA, appsAgencyX, mobileapi.StatusSubmitted)
 	}
-	e.reach(citizenA, agencyY, mobileapi.StatusSubmitted)
+	e.reach(appsCitizenA, appsAgencyY, mobileapi.StatusSubmitted)
 	var (
 		mu     sync.Mutex
 		seen   = map[string]int{}
@@ -982,7 +982,7 @@ func appsLeaseConcurrent(e *appsEnv) {
 		go func() {
 			defer wg.Done()
 			for {
-				ls, err := e.s.Lease(e.ctx, agencyX, 3, time.Minute)
+				ls, err := e.s.Lease(e.ctx, appsAgencyX, 3, time.Minute)
 				if err != nil {
 					errs <- err
 					return
@@ -994,7 +994,7 @@ func appsLeaseConcurrent(e *appsEnv) {
 				for _, l := range ls {
 					seen[l.Event.ID]++
 					leases[l.ID] = true
-					if l.Event.AgencyCode != agencyX {
+					if l.Event.AgencyCode != appsAgencyX {
 						t.Errorf("leased agency %s's event", l.Event.AgencyCode)
 					}
 				}
@@ -1019,63 +1019,63 @@ func appsLeaseConcurrent(e *appsEnv) {
 
 func appsLeaseExpiry(e *appsEnv) {
 	t := e.t
-	e.reach(citizenA, agencyX, mobileapi.StatusSubmitted)
-	l1 := e.lease(agencyX, 5, time.Minute)
+	e.reach(appsCitizenA, appsAgencyX, mobileapi.StatusSubmitted)
+	l1 := e.lease(appsAgencyX, 5, time.Minute)
 	if len(l1) != 1 {
 		t.Fatalf("leased %d, want 1", len(l1))
 	}
-	if ls := e.lease(agencyX, 5, time.Minute); len(ls) != 0 {
+	if ls := e.lease(appsAgencyX, 5, time.Minute); len(ls) != 0 {
 		t.Errorf("a leased event was leased again")
 	}
 	e.clock.advance(59 * time.Second)
-	if ls := e.lease(agencyX, 5, time.Minute); len(ls) != 0 {
+	if ls := e.lease(appsAgencyX, 5, time.Minute); len(ls) != 0 {
 		t.Errorf("an event was leased again before its lease expired")
 	}
 	e.clock.advance(time.Second)
-	l2 := e.lease(agencyX, 5, time.Minute)
+	l2 := e.lease(appsAgencyX, 5, time.Minute)
 	if len(l2) != 1 || l2[0].Event != l1[0].Event || l2[0].ID == l1[0].ID {
 		t.Fatalf("after expiry leased %+v, want the same event under a new lease", l2)
 	}
-	wantErr(t, e.s.Ack(e.ctx, agencyX, l1[0].ID), idp.ErrConflict, "ack an expired lease whose event was leased again")
-	wantErr(t, e.s.Ack(e.ctx, agencyY, l2[0].ID), idp.ErrNotFound, "ack another agency's lease")
-	wantErr(t, e.s.Ack(e.ctx, agencyX, "lse_unknown"), idp.ErrNotFound, "ack an unknown lease")
-	e.must(e.s.Ack(e.ctx, agencyX, l2[0].ID), "ack the current lease")
-	wantErr(t, e.s.Ack(e.ctx, agencyX, l2[0].ID), idp.ErrNotFound, "ack twice")
+	appsWantErr(t, e.s.Ack(e.ctx, appsAgencyX, l1[0].ID), idp.ErrConflict, "ack an expired lease whose event was leased again")
+	appsWantErr(t, e.s.Ack(e.ctx, appsAgencyY, l2[0].ID), idp.ErrNotFound, "ack another agency's lease")
+	appsWantErr(t, e.s.Ack(e.ctx, appsAgencyX, "lse_unknown"), idp.ErrNotFound, "ack an unknown lease")
+	e.must(e.s.Ack(e.ctx, appsAgencyX, l2[0].ID), "ack the current lease")
+	appsWantErr(t, e.s.Ack(e.ctx, appsAgencyX, l2[0].ID), idp.ErrNotFound, "ack twice")
 	e.clock.advance(time.Hour)
-	if ls := e.lease(agencyX, 5, time.Minute); len(ls) != 0 {
+	if ls := e.lease(appsAgencyX, 5, time.Minute); len(ls) != 0 {
 		t.Errorf("an acknowledged event came back: %+v", ls)
 	}
 
-	e.reach(citizenA, agencyX, mobileapi.StatusSubmitted)
-	l3 := e.lease(agencyX, 5, time.Minute)
+	e.reach(appsCitizenA, appsAgencyX, mobileapi.StatusSubmitted)
+	l3 := e.lease(appsAgencyX, 5, time.Minute)
 	e.clock.advance(2 * time.Minute)
-	wantErr(t, e.s.Ack(e.ctx, agencyX, l3[0].ID), idp.ErrConflict, "ack an expired lease")
-	if ls := e.lease(agencyX, 5, time.Minute); len(ls) != 1 || ls[0].Event != l3[0].Event {
+	appsWantErr(t, e.s.Ack(e.ctx, appsAgencyX, l3[0].ID), idp.ErrConflict, "ack an expired lease")
+	if ls := e.lease(appsAgencyX, 5, time.Minute); len(ls) != 1 || ls[0].Event != l3[0].Event {
 		t.Errorf("the event of a refused ack is not back in the queue: %+v", ls)
 	}
 }
 
 func appsWebhooks(e *appsEnv) {
 	t := e.t
-	all := e.webhook(agencyX)
+	all := e.webhook(appsAgencyX)
 	e.checkID("webhook", all.ID, "whk")
 	e.clock.advance(time.Second)
-	sub := e.webhook(agencyX, mobileapi.EventSubmitted)
+	sub := e.webhook(appsAgencyX, mobileapi.EventSubmitted)
 	e.clock.advance(time.Second)
-	y := e.webhook(agencyY)
+	y := e.webhook(appsAgencyY)
 	for name, w := range map[string]*mobileapi.Webhook{
 		"no agency":     {URL: "https://hooks.example.test/", AgencyCode: ""},
-		"relative URL":  {URL: "/hook", AgencyCode: agencyX},
-		"no URL":        {AgencyCode: agencyX},
-		"unknown event": {URL: "https://hooks.example.test/", AgencyCode: agencyX, Events: []mobileapi.EventType{"decided"}},
+		"relative URL":  {URL: "/hook", AgencyCode: appsAgencyX},
+		"no URL":        {AgencyCode: appsAgencyX},
+		"unknown event": {URL: "https://hooks.example.test/", AgencyCode: appsAgencyX, Events: []mobileapi.EventType{"decided"}},
 	} {
-		wantErr(t, e.s.CreateWebhook(e.ctx, w), idp.ErrInvalid, "webhook with "+name)
+		appsWantErr(t, e.s.CreateWebhook(e.ctx, w), idp.ErrInvalid, "webhook with "+name)
 	}
 
 	var got []*mobileapi.Webhook
 	cursor := ""
 	for range 3 {
-		ws, next, err := e.s.ListWebhooks(e.ctx, agencyX, mobileapi.Page{Cursor: cursor, Limit: 1})
+		ws, next, err := e.s.ListWebhooks(e.ctx, appsAgencyX, mobileapi.Page{Cursor: cursor, Limit: 1})
 		e.must(err, "list webhooks")
 		got = append(got, ws...)
 		if cursor = next; cursor == "" {
@@ -1085,60 +1085,60 @@ func appsWebhooks(e *appsEnv) {
 	if !reflect.DeepEqual(got, []*mobileapi.Webhook{all, sub}) || cursor != "" {
 		t.Errorf("webhooks = %+v, want %+v and %+v", got, all, sub)
 	}
-	_, _, err := e.s.ListWebhooks(e.ctx, agencyX, mobileapi.Page{Cursor: "!!"})
-	wantErr(t, err, idp.ErrInvalid, "malformed cursor")
+	_, _, err := e.s.ListWebhooks(e.ctx, appsAgencyX, mobileapi.Page{Cursor: "!!"})
+	appsWantErr(t, err, idp.ErrInvalid, "malformed cursor")
 
 	ts := e.clock.advance(time.Second)
-	a := e.reach(citizenA, agencyX, mobileapi.StatusSubmitted)
+	a := e.reach(appsCitizenA, appsAgencyX, mobileapi.StatusSubmitted)
 	e.clock.advance(time.Second)
-	e.reach(citizenB, agencyY, mobileapi.StatusSubmitted)
+	e.reach(appsCitizenB, appsAgencyY, mobileapi.StatusSubmitted)
 	e.clock.advance(time.Second)
 	tw := e.clock.advance(time.Second)
 	e.mustMove(a, mobileapi.ActorCitizen, mobileapi.StatusWithdrawn)
 
-	ds := e.deliveries(agencyX, all.ID)
-	if got := ids(ds, func(d *mobileapi.Delivery) string { return string(d.Event.Type) }); !slices.Equal(got, []string{"withdrawn", "submitted"}) {
+	ds := e.deliveries(appsAgencyX, all.ID)
+	if got := appsIDs(ds, func(d *mobileapi.Delivery) string { return string(d.Event.Type) }); !slices.Equal(got, []string{"withdrawn", "submitted"}) {
 		t.Fatalf("deliveries to the hook for all events = %v, want withdrawn then submitted", got)
 	}
 	d := ds[1]
 	e.checkID("delivery", d.ID, "dlv")
-	wantEvent := mobileapi.Event{ID: d.Event.ID, Type: mobileapi.EventSubmitted, AgencyCode: agencyX, ApplicationID: a.ID,
+	wantEvent := mobileapi.Event{ID: d.Event.ID, Type: mobileapi.EventSubmitted, AgencyCode: appsAgencyX, ApplicationID: a.ID,
 		ServiceID: "svc_test", ServiceCode: "TEST.001", OccurredAt: ts}
-	if d.Event != wantEvent || d.WebhookID != all.ID || d.AgencyCode != agencyX || d.URL != all.URL ||
+	if d.Event != wantEvent || d.WebhookID != all.ID || d.AgencyCode != appsAgencyX || d.URL != all.URL ||
 		d.State != mobileapi.DeliveryPending || len(d.Attempts) != 0 || d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(ts) || !d.CreatedAt.Equal(ts) {
 		t.Errorf("delivery = %+v, want event %+v pending now", d, wantEvent)
 	}
 	if ds[0].Event.OccurredAt != tw {
 		t.Errorf("withdrawal delivered as of %v, want %v", ds[0].Event.OccurredAt, tw)
 	}
-	if ds := e.deliveries(agencyX, sub.ID); len(ds) != 1 || ds[0].Event.Type != mobileapi.EventSubmitted {
+	if ds := e.deliveries(appsAgencyX, sub.ID); len(ds) != 1 || ds[0].Event.Type != mobileapi.EventSubmitted {
 		t.Errorf("deliveries to the hook for submissions = %+v, want the submission alone", ds)
 	}
-	if ds := e.deliveries(agencyY, y.ID); len(ds) != 1 || ds[0].Event.AgencyCode != agencyY {
+	if ds := e.deliveries(appsAgencyY, y.ID); len(ds) != 1 || ds[0].Event.AgencyCode != appsAgencyY {
 		t.Errorf("deliveries to agency Y = %+v, want its own submission alone", ds)
 	}
-	p1, next, err := e.s.ListDeliveries(e.ctx, agencyX, all.ID, mobileapi.Page{Limit: 1})
+	p1, next, err := e.s.ListDeliveries(e.ctx, appsAgencyX, all.ID, mobileapi.Page{Limit: 1})
 	e.must(err, "list deliveries")
-	p2, last, err := e.s.ListDeliveries(e.ctx, agencyX, all.ID, mobileapi.Page{Cursor: next, Limit: 1})
+	p2, last, err := e.s.ListDeliveries(e.ctx, appsAgencyX, all.ID, mobileapi.Page{Cursor: next, Limit: 1})
 	e.must(err, "list deliveries")
 	if len(p1) != 1 || len(p2) != 1 || p1[0].ID != ds[0].ID || p2[0].ID != ds[1].ID || last != "" {
-		t.Errorf("delivery pages %v %v (last cursor %q), want %v", ids(p1, deliveryID), ids(p2, deliveryID), last, ids(ds, deliveryID))
+		t.Errorf("delivery pages %v %v (last cursor %q), want %v", appsIDs(p1, appsDeliveryID), appsIDs(p2, appsDeliveryID), last, appsIDs(ds, appsDeliveryID))
 	}
-	_, _, err = e.s.ListDeliveries(e.ctx, agencyY, all.ID, mobileapi.Page{})
-	wantErr(t, err, idp.ErrNotFound, "another agency's deliveries")
-	wantErr(t, e.s.DeleteWebhook(e.ctx, agencyY, all.ID), idp.ErrNotFound, "delete another agency's webhook")
-	if ds := e.deliveries(agencyX, all.ID); len(ds) != 2 {
+	_, _, err = e.s.ListDeliveries(e.ctx, appsAgencyY, all.ID, mobileapi.Page{})
+	appsWantErr(t, err, idp.ErrNotFound, "another agency's deliveries")
+	appsWantErr(t, e.s.DeleteWebhook(e.ctx, appsAgencyY, all.ID), idp.ErrNotFound, "delete another agency's webhook")
+	if ds := e.deliveries(appsAgencyX, all.ID); len(ds) != 2 {
 		t.Errorf("a refused delete changed the deliveries: %d", len(ds))
 	}
 }
 
 func appsDeliveryRetry(e *appsEnv) {
 	t := e.t
-	w := e.webhook(agencyX)
-	e.reach(citizenA, agencyX, mobileapi.StatusSubmitted)
+	w := e.webhook(appsAgencyX)
+	e.reach(appsCitizenA, appsAgencyX, mobileapi.StatusSubmitted)
 	ds := e.claim(10, time.Minute)
 	if len(ds) != 1 || ds[0].URL != w.URL || ds[0].WebhookID != w.ID || ds[0].Event.Type != mobileapi.EventSubmitted ||
-		ds[0].Event.AgencyCode != agencyX {
+		ds[0].Event.AgencyCode != appsAgencyX {
 		t.Fatalf("claimed %+v, want the submission for %s", ds, w.URL)
 	}
 	d := ds[0]
@@ -1174,7 +1174,7 @@ func appsDeliveryRetry(e *appsEnv) {
 	if again := e.claim(10, time.Minute); len(again) != 0 {
 		t.Errorf("a delivered event was claimed: %+v", again)
 	}
-	got := e.deliveries(agencyX, w.ID)
+	got := e.deliveries(appsAgencyX, w.ID)
 	wantAttempts := []mobileapi.Attempt{
 		{At: at, StatusCode: 503, Duration: 212 * time.Millisecond},
 		{At: at2, Error: "connection refused", Duration: time.Second},
@@ -1183,16 +1183,16 @@ func appsDeliveryRetry(e *appsEnv) {
 	if len(got) != 1 || got[0].State != mobileapi.DeliverySucceeded || got[0].NextAttemptAt != nil || !reflect.DeepEqual(got[0].Attempts, wantAttempts) {
 		t.Errorf("delivery = %+v, want succeeded with attempts %+v", got, wantAttempts)
 	}
-	wantErr(t, e.s.RecordAttempt(e.ctx, d.ID, mobileapi.Attempt{At: at2}, mobileapi.DeliveryFailed, nil), idp.ErrConflict, "record on a finished delivery")
-	wantErr(t, e.s.RecordAttempt(e.ctx, "dlv_unknown", mobileapi.Attempt{At: at2}, mobileapi.DeliveryFailed, nil), idp.ErrNotFound, "record on an unknown delivery")
+	appsWantErr(t, e.s.RecordAttempt(e.ctx, d.ID, mobileapi.Attempt{At: at2}, mobileapi.DeliveryFailed, nil), idp.ErrConflict, "record on a finished delivery")
+	appsWantErr(t, e.s.RecordAttempt(e.ctx, "dlv_unknown", mobileapi.Attempt{At: at2}, mobileapi.DeliveryFailed, nil), idp.ErrNotFound, "record on an unknown delivery")
 
-	e.reach(citizenA, agencyX, mobileapi.StatusSubmitted)
+	e.reach(appsCitizenA, appsAgencyX, mobileapi.StatusSubmitted)
 	f := e.claim(10, time.Minute)
 	if len(f) != 1 {
 		t.Fatalf("claimed %d, want the new delivery", len(f))
 	}
-	wantErr(t, e.s.RecordAttempt(e.ctx, f[0].ID, mobileapi.Attempt{At: at2}, mobileapi.DeliveryPending, nil), idp.ErrInvalid, "pending without a next attempt")
-	wantErr(t, e.s.RecordAttempt(e.ctx, f[0].ID, mobileapi.Attempt{At: at2}, "lost", nil), idp.ErrInvalid, "an unknown state")
+	appsWantErr(t, e.s.RecordAttempt(e.ctx, f[0].ID, mobileapi.Attempt{At: at2}, mobileapi.DeliveryPending, nil), idp.ErrInvalid, "pending without a next attempt")
+	appsWantErr(t, e.s.RecordAttempt(e.ctx, f[0].ID, mobileapi.Attempt{At: at2}, "lost", nil), idp.ErrInvalid, "an unknown state")
 	e.must(e.s.RecordAttempt(e.ctx, f[0].ID, mobileapi.Attempt{At: at2, StatusCode: 410}, mobileapi.DeliveryFailed, nil), "give up")
 	e.clock.advance(time.Hour)
 	if again := e.claim(10, time.Minute); len(again) != 0 {
@@ -1204,11 +1204,11 @@ func appsDeliveryRetry(e *appsEnv) {
 // is claimed exactly once.
 func appsClaimConcurrent(e *appsEnv) {
 	t := e.t
-	e.webhook(agencyX)
-	e.webhook(agencyY, mobileapi.EventSubmitted)
+	e.webhook(appsAgencyX)
+	e.webhook(appsAgencyY, mobileapi.EventSubmitted)
 	for range 15 {
-		e.reach(citizenA, agencyX, mobileapi.StatusSubmitted)
-		e.reach(citizenB, agencyY, mobileapi.StatusSubmitted)
+		e.reach(appsCitizenA, appsAgencyX, mobileapi.StatusSubmitted)
+		e.reach(appsCitizenB, appsAgencyY, mobileapi.StatusSubmitted)
 	}
 	const workers = 8
 	var (
@@ -1255,17 +1255,17 @@ func appsClaimConcurrent(e *appsEnv) {
 
 func appsWebhookDelete(e *appsEnv) {
 	t := e.t
-	gone := e.webhook(agencyX)
-	kept := e.webhook(agencyX)
-	e.reach(citizenA, agencyX, mobileapi.StatusSubmitted)
+	gone := e.webhook(appsAgencyX)
+	kept := e.webhook(appsAgencyX)
+	e.reach(appsCitizenA, appsAgencyX, mobileapi.StatusSubmitted)
 	claimed := e.claim(1, time.Minute) // a worker holds one delivery
 	if len(claimed) != 1 {
 		t.Fatalf("claimed %d, want 1", len(claimed))
 	}
-	e.reach(citizenA, agencyX, mobileapi.StatusSubmitted)
-	e.must(e.s.DeleteWebhook(e.ctx, agencyX, gone.ID), "delete webhook")
-	wantErr(t, e.s.DeleteWebhook(e.ctx, agencyX, gone.ID), idp.ErrNotFound, "delete twice")
-	e.reach(citizenA, agencyX, mobileapi.StatusSubmitted)
+	e.reach(appsCitizenA, appsAgencyX, mobileapi.StatusSubmitted)
+	e.must(e.s.DeleteWebhook(e.ctx, appsAgencyX, gone.ID), "delete webhook")
+	appsWantErr(t, e.s.DeleteWebhook(e.ctx, appsAgencyX, gone.ID), idp.ErrNotFound, "delete twice")
+	e.reach(appsCitizenA, appsAgencyX, mobileapi.StatusSubmitted)
 
 	e.clock.advance(time.Hour)
 	var got []*mobileapi.Delivery
@@ -1285,16 +1285,16 @@ func appsWebhookDelete(e *appsEnv) {
 		t.Errorf("claimed %d deliveries for the kept webhook, want 3", len(got))
 	}
 	if claimed[0].WebhookID == gone.ID {
-		wantErr(t, e.s.RecordAttempt(e.ctx, claimed[0].ID, mobileapi.Attempt{At: e.clock.now(), StatusCode: 200},
+		appsWantErr(t, e.s.RecordAttempt(e.ctx, claimed[0].ID, mobileapi.Attempt{At: e.clock.now(), StatusCode: 200},
 			mobileapi.DeliverySucceeded, nil), idp.ErrNotFound, "record on a deleted webhook's delivery")
 	}
-	ws, _, err := e.s.ListWebhooks(e.ctx, agencyX, mobileapi.Page{})
+	ws, _, err := e.s.ListWebhooks(e.ctx, appsAgencyX, mobileapi.Page{})
 	e.must(err, "list webhooks")
 	if len(ws) != 1 || ws[0].ID != kept.ID {
 		t.Errorf("webhooks after delete = %+v", ws)
 	}
-	_, _, err = e.s.ListDeliveries(e.ctx, agencyX, gone.ID, mobileapi.Page{})
-	wantErr(t, err, idp.ErrNotFound, "deliveries of a deleted webhook")
+	_, _, err = e.s.ListDeliveries(e.ctx, appsAgencyX, gone.ID, mobileapi.Page{})
+	appsWantErr(t, err, idp.ErrNotFound, "deliveries of a deleted webhook")
 }
 
 func appsInbox(e *appsEnv) {
@@ -1302,9 +1302,9 @@ func appsInbox(e *appsEnv) {
 	var sent []*mobileapi.Message
 	for i := range 3 {
 		e.clock.advance(time.Second)
-		a := e.reach(citizenA, agencyX, mobileapi.StatusSubmitted)
+		a := e.reach(appsCitizenA, appsAgencyX, mobileapi.StatusSubmitted)
 		m := &mobileapi.Message{Title: mobileapi.Text{VI: fmt.Sprintf("Tin %d", i), EN: fmt.Sprintf("Message %d", i)}, Body: "Nội dung thử."}
-		_, err := e.s.Transition(e.ctx, mobileapi.Transition{Scope: agency(agencyX), ApplicationID: a.ID,
+		_, err := e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsAgency(appsAgencyX), ApplicationID: a.ID,
 			Actor: mobileapi.ActorAgency, To: mobileapi.StatusInReview, Inbox: m})
 		e.must(err, "review with a message")
 		sent = append(sent, m)
@@ -1313,7 +1313,7 @@ func appsInbox(e *appsEnv) {
 	var got []*mobileapi.Message
 	cursor := ""
 	for range 3 {
-		ms, next, err := e.s.ListInbox(e.ctx, citizenA, mobileapi.Page{Cursor: cursor, Limit: 2})
+		ms, next, err := e.s.ListInbox(e.ctx, appsCitizenA, mobileapi.Page{Cursor: cursor, Limit: 2})
 		e.must(err, "list inbox")
 		got = append(got, ms...)
 		if cursor = next; cursor == "" {
@@ -1323,14 +1323,14 @@ func appsInbox(e *appsEnv) {
 	if !reflect.DeepEqual(got, sent) || cursor != "" {
 		t.Errorf("inbox:\n got %+v\nwant %+v", got, sent)
 	}
-	_, _, err := e.s.ListInbox(e.ctx, citizenA, mobileapi.Page{Cursor: "%%"})
-	wantErr(t, err, idp.ErrInvalid, "malformed cursor")
-	if n, err := e.s.UnreadCount(e.ctx, citizenA); err != nil || n != 3 {
+	_, _, err := e.s.ListInbox(e.ctx, appsCitizenA, mobileapi.Page{Cursor: "%%"})
+	appsWantErr(t, err, idp.ErrInvalid, "malformed cursor")
+	if n, err := e.s.UnreadCount(e.ctx, appsCitizenA); err != nil || n != 3 {
 		t.Errorf("unread = %d, %v; want 3", n, err)
 	}
 
 	readAt := e.clock.advance(time.Minute)
-	m, err := e.s.MarkRead(e.ctx, citizenA, sent[1].ID)
+	m, err := e.s.MarkRead(e.ctx, appsCitizenA, sent[1].ID)
 	e.must(err, "mark read")
 	want := *sent[1]
 	want.ReadAt = &readAt
@@ -1338,25 +1338,25 @@ func appsInbox(e *appsEnv) {
 		t.Errorf("read message = %+v, want %+v", *m, want)
 	}
 	e.clock.advance(time.Minute)
-	m, err = e.s.MarkRead(e.ctx, citizenA, sent[1].ID)
+	m, err = e.s.MarkRead(e.ctx, appsCitizenA, sent[1].ID)
 	e.must(err, "mark read again")
 	if m.ReadAt == nil || !m.ReadAt.Equal(readAt) {
 		t.Errorf("read again at %v, want the first read time %v kept", m.ReadAt, readAt)
 	}
-	if n, err := e.s.UnreadCount(e.ctx, citizenA); err != nil || n != 2 {
+	if n, err := e.s.UnreadCount(e.ctx, appsCitizenA); err != nil || n != 2 {
 		t.Errorf("unread = %d, %v; want 2", n, err)
 	}
-	_, err = e.s.MarkRead(e.ctx, citizenB, sent[0].ID)
-	wantErr(t, err, idp.ErrNotFound, "mark another citizen's message read")
-	_, err = e.s.MarkRead(e.ctx, citizenA, "msg_unknown")
-	wantErr(t, err, idp.ErrNotFound, "mark an unknown message read")
-	if ms := e.inbox(citizenB); len(ms) != 0 {
+	_, err = e.s.MarkRead(e.ctx, appsCitizenB, sent[0].ID)
+	appsWantErr(t, err, idp.ErrNotFound, "mark another citizen's message read")
+	_, err = e.s.MarkRead(e.ctx, appsCitizenA, "msg_unknown")
+	appsWantErr(t, err, idp.ErrNotFound, "mark an unknown message read")
+	if ms := e.inbox(appsCitizenB); len(ms) != 0 {
 		t.Errorf("citizen B's inbox = %+v, want empty", ms)
 	}
-	if n, err := e.s.UnreadCount(e.ctx, citizenB); err != nil || n != 0 {
+	if n, err := e.s.UnreadCount(e.ctx, appsCitizenB); err != nil || n != 0 {
 		t.Errorf("citizen B's unread = %d, %v", n, err)
 	}
-	if ms := e.inbox(citizenA); ms[1].ReadAt == nil || ms[0].ReadAt != nil || ms[2].ReadAt != nil {
+	if ms := e.inbox(appsCitizenA); ms[1].ReadAt == nil || ms[0].ReadAt != nil || ms[2].ReadAt != nil {
 		t.Errorf("read times in the inbox: %v %v %v", ms[0].ReadAt, ms[1].ReadAt, ms[2].ReadAt)
 	}
 }

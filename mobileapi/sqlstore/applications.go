@@ -37,27 +37,29 @@ const applicationColumns = `id, citizen_id, service_id, service_code, service_ve
 
 const fileColumns = `id, name, content_type, size, sha256, document_code, blob_key, created_at`
 
-// CreateApplication stores a new draft (ID, Status, Version, times and the
-// first timeline entry are set here) with its first timeline entry.
+// CreateApplication stores a new draft with its first timeline entry. ID,
+// Status, Version, the times and Timeline are set here; a is filled in.
 func (s *Store) CreateApplication(ctx context.Context, a *mobileapi.Application) error {
 	const op = "create application"
 	switch {
 	case a.CitizenID == "":
-		return invalid(op, "citizen_id is required")
+		return invalidInput(op, "citizen_id is required")
 	case a.ServiceID == "":
-		return invalid(op, "service_id is required")
+		return invalidInput(op, "service_id is required")
 	case a.ServiceVersion < 1:
-		return invalid(op, "service_version must be positive")
+		return invalidInput(op, "service_version must be positive")
 	case a.AgencyCode == "":
-		return invalid(op, "agency_code is required")
+		return invalidInput(op, "agency_code is required")
 	}
 	form, err := formText(op, a.Form)
 	if err != nil {
 		return err
 	}
-	prefilled, err := json.Marshal(a.Prefilled)
-	if err != nil || a.Prefilled == nil {
-		prefilled = []byte("{}")
+	prefilled := []byte("{}")
+	if len(a.Prefilled) > 0 {
+		if prefilled, err = json.Marshal(a.Prefilled); err != nil {
+			return invalidInput(op, "prefilled cannot be encoded")
+		}
 	}
 	now := s.clock()
 	b := *a
@@ -97,7 +99,7 @@ func (s *Store) GetApplication(ctx context.Context, scope mobileapi.Scope, id st
 		return nil, err
 	}
 	var a *mobileapi.Application
-	err := s.readTx(ctx, op, func(q sqldb.Querier) error {
+	err := s.snapshot(ctx, op, func(q sqldb.Querier) error {
 		var err error
 		a, err = s.loadApplication(ctx, q, op, scope, id, false)
 		if err != nil {
@@ -131,7 +133,7 @@ func (s *Store) ListApplications(ctx context.Context, q mobileapi.ApplicationQue
 		var in []string
 		for _, st := range q.Statuses {
 			if !st.Valid() {
-				return nil, "", invalid(op, "status: unknown value")
+				return nil, "", invalidInput(op, "status: unknown value")
 			}
 			in = append(in, arg(string(st)))
 		}
@@ -140,7 +142,7 @@ func (s *Store) ListApplications(ctx context.Context, q mobileapi.ApplicationQue
 	if q.Cursor != "" {
 		at, id, err := decodeCursor(q.Cursor)
 		if err != nil {
-			return nil, "", invalid(op, "cursor is malformed")
+			return nil, "", invalidInput(op, "cursor is malformed")
 		}
 		where = append(where, "(updated_at < "+arg(at)+" OR (updated_at = "+arg(at)+" AND id < "+arg(id)+"))")
 	}
@@ -322,7 +324,7 @@ func (s *Store) Transition(ctx context.Context, t mobileapi.Transition) (*mobile
 		return nil, err
 	}
 	if !t.To.Valid() {
-		return nil, invalid(op, "to: unknown status")
+		return nil, invalidInput(op, "to: unknown status")
 	}
 	by := t.By
 	switch {
@@ -335,7 +337,7 @@ func (s *Store) Transition(ctx context.Context, t mobileapi.Transition) (*mobile
 			by = "agency:" + t.Scope.AgencyCode
 		}
 	default:
-		return nil, invalid(op, "actor does not match the scope")
+		return nil, invalidInput(op, "actor does not match the scope")
 	}
 	var msg *mobileapi.Message
 	a, err := s.change(ctx, op, t.Scope, t.ApplicationID, t.IfVersion, func(q sqldb.Querier, a *mobileapi.Application, now time.Time) error {
@@ -515,13 +517,13 @@ func publishDocuments(ctx context.Context, q sqldb.Querier, op, agencyCode, appl
 	var out []mobileapi.File
 	for i, id := range ids {
 		if slices.Contains(ids[:i], id) {
-			return nil, invalid(op, "documents: listed twice")
+			return nil, invalidInput(op, "documents: listed twice")
 		}
 		f, err := scanFile(q.QueryRowContext(ctx, `SELECT `+fileColumns+` FROM api_application_files
 			WHERE id = $1 AND application_id = $2 AND kind = $3 AND agency_code = $4 AND published_at IS NULL`,
 			id, applicationID, kindDocument, agencyCode), nil)
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && agencyCode == "") {
-			return nil, invalid(op, "documents: not an unpublished document of this application")
+			return nil, invalidInput(op, "documents: not an unpublished document of this application")
 		}
 		if err != nil {
 			return nil, sqldb.Err(op, err)
@@ -590,9 +592,9 @@ func scanFile(r sqldb.Scanner, kind *string) (*mobileapi.File, error) {
 	return &f, nil
 }
 
-// readTx runs fn in a read-only transaction that sees one snapshot:
+// snapshot runs fn in a read-only transaction that sees one snapshot:
 // REPEATABLE READ on PostgreSQL, a deferred transaction on SQLite.
-func (s *Store) readTx(ctx context.Context, op string, fn func(q sqldb.Querier) error) error {
+func (s *Store) snapshot(ctx context.Context, op string, fn func(q sqldb.Querier) error) error {
 	var opts *sql.TxOptions
 	if s.d == sqldb.PostgreSQL {
 		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
@@ -611,7 +613,7 @@ func (s *Store) readTx(ctx context.Context, op string, fn func(q sqldb.Querier) 
 // checkScope requires exactly one of the citizen and the agency.
 func checkScope(op string, scope mobileapi.Scope) error {
 	if (scope.CitizenID == "") == (scope.AgencyCode == "") {
-		return invalid(op, "scope must name exactly one of a citizen and an agency")
+		return invalidInput(op, "scope must name exactly one of a citizen and an agency")
 	}
 	return nil
 }
@@ -623,7 +625,7 @@ func citizenOnly(op string, scope mobileapi.Scope) error {
 		return err
 	}
 	if scope.CitizenID == "" {
-		return invalid(op, "scope: only the citizen changes an application's form and attachments")
+		return invalidInput(op, "scope: only the citizen changes an application's form and attachments")
 	}
 	return nil
 }
@@ -638,15 +640,15 @@ func checkVersion(op string, a *mobileapi.Application, ifVersion int64) error {
 func checkFile(op string, f *mobileapi.File) error {
 	switch {
 	case f == nil:
-		return invalid(op, "file is required")
+		return invalidInput(op, "file is required")
 	case f.Name == "":
-		return invalid(op, "name is required")
+		return invalidInput(op, "name is required")
 	case f.ContentType == "":
-		return invalid(op, "content_type is required")
+		return invalidInput(op, "content_type is required")
 	case f.Size < 0:
-		return invalid(op, "size must not be negative")
+		return invalidInput(op, "size must not be negative")
 	case f.SHA256 == "":
-		return invalid(op, "sha256 is required")
+		return invalidInput(op, "sha256 is required")
 	}
 	return nil
 }
@@ -658,12 +660,12 @@ func formText(op string, form json.RawMessage) (string, error) {
 		return "{}", nil
 	}
 	if b[0] != '{' || !json.Valid(b) {
-		return "", invalid(op, "form must be a JSON object")
+		return "", invalidInput(op, "form must be a JSON object")
 	}
 	return string(b), nil
 }
 
-func invalid(op, msg string) error { return fmt.Errorf("%s: %s: %w", op, msg, idp.ErrInvalid) }
+func invalidInput(op, msg string) error { return fmt.Errorf("%s: %s: %w", op, msg, idp.ErrInvalid) }
 
 // pageLimit applies Page.Limit's rules: 0 is the default, and it is
 // clamped to [1, MaxLimit].

@@ -24,14 +24,14 @@ func (s *Store) ListInbox(ctx context.Context, citizenID string, p mobileapi.Pag
 	if p.Cursor != "" {
 		at, id, err := decodeCursor(p.Cursor)
 		if err != nil {
-			return nil, "", invalid(op, "cursor is malformed")
+			return nil, "", invalidInput(op, "cursor is malformed")
 		}
 		query += ` AND (created_at < $2 OR (created_at = $2 AND id < $3))`
 		args = append(args, at, id)
 	}
 	args = append(args, limit+1)
 	var out []*mobileapi.Message
-	err := s.readTx(ctx, op, func(q sqldb.Querier) error {
+	err := s.snapshot(ctx, op, func(q sqldb.Querier) error {
 		var err error
 		out, err = queryMessages(ctx, q, op, query+` ORDER BY created_at DESC, id DESC LIMIT $`+strconv.Itoa(len(args)), args...)
 		return err

@@ -19,11 +19,11 @@ func (s *Store) Lease(ctx context.Context, agencyCode string, n int, d time.Dura
 	const op = "lease events"
 	switch {
 	case agencyCode == "":
-		return nil, invalid(op, "agency_code is required")
+		return nil, invalidInput(op, "agency_code is required")
 	case n < 1:
-		return nil, invalid(op, "max must be positive")
+		return nil, invalidInput(op, "max must be positive")
 	case d < time.Millisecond:
-		return nil, invalid(op, "duration must be at least a millisecond")
+		return nil, invalidInput(op, "duration must be at least a millisecond")
 	}
 	n = min(n, mobileapi.MaxLimit)
 	var out []*mobileapi.Lease

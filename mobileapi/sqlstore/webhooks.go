@@ -18,16 +18,16 @@ import (
 func (s *Store) CreateWebhook(ctx context.Context, w *mobileapi.Webhook) error {
 	const op = "create webhook"
 	if w.AgencyCode == "" {
-		return invalid(op, "agency_code is required")
+		return invalidInput(op, "agency_code is required")
 	}
 	if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return invalid(op, "url must be an absolute http(s) URL")
+		return invalidInput(op, "url must be an absolute http(s) URL")
 	}
 	for _, e := range w.Events {
 		switch e {
 		case mobileapi.EventSubmitted, mobileapi.EventResubmitted, mobileapi.EventWithdrawn:
 		default:
-			return invalid(op, "events: unknown event type")
+			return invalidInput(op, "events: unknown event type")
 		}
 	}
 	events := w.Events
@@ -58,7 +58,7 @@ func (s *Store) ListWebhooks(ctx context.Context, agencyCode string, p mobileapi
 	if p.Cursor != "" {
 		at, id, err := decodeCursor(p.Cursor)
 		if err != nil {
-			return nil, "", invalid(op, "cursor is malformed")
+			return nil, "", invalidInput(op, "cursor is malformed")
 		}
 		query += ` AND (created_at > $2 OR (created_at = $2 AND id > $3))`
 		args = append(args, at, id)
@@ -132,14 +132,14 @@ func (s *Store) ListDeliveries(ctx context.Context, agencyCode, webhookID string
 	if p.Cursor != "" {
 		at, id, err := decodeCursor(p.Cursor)
 		if err != nil {
-			return nil, "", invalid(op, "cursor is malformed")
+			return nil, "", invalidInput(op, "cursor is malformed")
 		}
 		query += ` AND (d.created_at < $2 OR (d.created_at = $2 AND d.id < $3))`
 		args = append(args, at, id)
 	}
 	args = append(args, limit+1)
 	var out []*mobileapi.Delivery
-	err := s.readTx(ctx, op, func(q sqldb.Querier) error {
+	err := s.snapshot(ctx, op, func(q sqldb.Querier) error {
 		var found string
 		if err := q.QueryRowContext(ctx, `SELECT id FROM api_webhooks WHERE id = $1 AND agency_code = $2`,
 			webhookID, agencyCode).Scan(&found); err != nil {
@@ -166,9 +166,9 @@ func (s *Store) ClaimDeliveries(ctx context.Context, n int, d time.Duration) ([]
 	const op = "claim deliveries"
 	switch {
 	case n < 1:
-		return nil, invalid(op, "max must be positive")
+		return nil, invalidInput(op, "max must be positive")
 	case d < time.Millisecond:
-		return nil, invalid(op, "duration must be at least a millisecond")
+		return nil, invalidInput(op, "duration must be at least a millisecond")
 	}
 	n = min(n, mobileapi.MaxLimit)
 	var out []*mobileapi.Delivery
@@ -213,14 +213,14 @@ func (s *Store) RecordAttempt(ctx context.Context, deliveryID string, a mobileap
 	switch state {
 	case mobileapi.DeliveryPending:
 		if next == nil {
-			return invalid(op, "next_attempt_at is required while pending")
+			return invalidInput(op, "next_attempt_at is required while pending")
 		}
 	case mobileapi.DeliverySucceeded, mobileapi.DeliveryFailed:
 		if next != nil {
-			return invalid(op, "next_attempt_at is only for a pending delivery")
+			return invalidInput(op, "next_attempt_at is only for a pending delivery")
 		}
 	default:
-		return invalid(op, "state: unknown value")
+		return invalidInput(op, "state: unknown value")
 	}
 	return s.inTx(ctx, op, func(q sqldb.Querier) error {
 		var cur, attempts string
