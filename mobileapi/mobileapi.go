@@ -213,6 +213,7 @@ type Application struct {
 	CitizenID      string
 	ServiceID      string
 	ServiceVersion int
+	ServiceCode    string // the service's stable code, copied into the agency's events
 	AgencyCode     string // the competent agency
 	Status         Status
 	Form           json.RawMessage
