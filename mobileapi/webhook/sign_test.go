@@ -8,8 +8,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,6 +43,58 @@ func newKeys(t *testing.T) *keyset.Manager {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// shared is one key manager for the worker tests: generating the RSA keys
+// Ensure also creates takes a while, more so under the race detector.
+var shared struct {
+	once sync.Once
+	m    *keyset.Manager
+	db   interface{ Close() error }
+	dir  string
+	err  error
+}
+
+func sharedKeys(t *testing.T) *keyset.Manager {
+	t.Helper()
+	shared.once.Do(func() {
+		shared.dir, shared.err = os.MkdirTemp("", "webhook-keys")
+		if shared.err != nil {
+			return
+		}
+		db, err := sqlite.Open(filepath.Join(shared.dir, "idp.db"))
+		if err != nil {
+			shared.err = err
+			return
+		}
+		shared.db = db
+		st := sqlite.New(db)
+		if shared.err = st.Migrate(context.Background()); shared.err != nil {
+			return
+		}
+		sealer, err := keyset.NewSealer(make([]byte, 32))
+		if err != nil {
+			shared.err = err
+			return
+		}
+		shared.m = keyset.New(st, sealer, keyset.Options{})
+		shared.err = shared.m.Ensure(context.Background())
+	})
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.m
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.db != nil {
+		shared.db.Close()
+	}
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
 }
 
 // jwks is what an agency fetches from the IdP's /jwks.

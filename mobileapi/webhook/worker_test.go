@@ -151,7 +151,7 @@ func start(t *testing.T, mod func(w *Worker)) *fixture {
 	c := &clock{t: time.Now().UTC().Truncate(time.Second)}
 	st := newMemStore(c.Now)
 	w := &Worker{
-		Store: st, Signer: KeySigner{Keys: newKeys(t)}, Now: c.Now, AllowPrivate: true,
+		Store: st, Signer: KeySigner{Keys: sharedKeys(t)}, Now: c.Now, AllowPrivate: true,
 		Backoff: func(int) time.Duration { return time.Minute }, PollInterval: 20 * time.Millisecond,
 		Logger: slog.New(slog.DiscardHandler),
 	}
@@ -176,7 +176,7 @@ func start(t *testing.T, mod func(w *Worker)) *fixture {
 }
 
 func TestDeliverSigned(t *testing.T) {
-	keys := newKeys(t)
+	keys := sharedKeys(t)
 	type received struct {
 		header http.Header
 		body   []byte
