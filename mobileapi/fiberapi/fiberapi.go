@@ -83,6 +83,7 @@ func New(cfg Config) *Server {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
 		return c.Send(mobileapi.OpenAPI)
 	})
+	s.docsRoutes()
 	v1 := s.app.Group("/v1", s.citizen)
 	v1.Get("/me", s.me)
 	return s
