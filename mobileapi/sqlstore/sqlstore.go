@@ -8,11 +8,9 @@ package sqlstore
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"embed"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/onedoor/onedoor/internal/sqldb"
@@ -29,8 +27,7 @@ type Store struct {
 	now func() time.Time
 }
 
-// The assertion that *Store is a mobileapi.Store lands with its last method.
-var _ = mobileapi.DefaultLimit
+var _ mobileapi.Store = (*Store)(nil)
 
 // Option configures a Store.
 type Option func(*Store)
@@ -65,6 +62,4 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(q sqldb.Querier) er
 	return sqldb.InTx(ctx, s.db, s.d, op, fn)
 }
 
-// newID returns a new opaque identifier: prefix, underscore and 26
-// characters of base32 (130 random bits).
-func newID(prefix string) string { return prefix + "_" + strings.ToLower(rand.Text()) }
+func newID(prefix string) string { return mobileapi.NewID(prefix) }
