@@ -18,8 +18,6 @@ import (
 	"strings"
 	"unicode"
 
-	"golang.org/x/text/runes"
-	"golang.org/x/text/transform"
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/onedoor/onedoor/mobileapi"
@@ -117,23 +115,24 @@ func Get(code string) (Province, bool) {
 	return Province{}, false
 }
 
-// folder removes combining marks after canonical decomposition: "ế" is
-// "e" plus two marks, so it becomes "e".
-var folder = transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)))
-
 // Fold brings text to the form names are compared in: lower case,
 // diacritics removed (đ becomes d, which decomposition alone does not
 // do), runs of white space made one space, trimmed. Invalid UTF-8 becomes
-// U+FFFD.
+// U+FFFD. It is safe for concurrent use (no shared transformer state).
 func Fold(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.ToLower(s)
-	// Lower-casing can make a letter that decomposes ("Å" Angstrom sign
-	// becomes "å"), so marks go after it.
-	if folded, _, err := transform.String(folder, s); err == nil {
-		s = folded
-	}
-	s = strings.NewReplacer("đ", "d", "ð", "d").Replace(s)
+	// Lower-casing first: it can make a letter that decomposes (the
+	// Angstrom sign "Å" becomes "å"), and then NFD splits every letter
+	// from its marks ("ế" is "e" and two marks), which go.
+	s = norm.NFD.String(strings.ToLower(strings.ToValidUTF8(s, "\uFFFD")))
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case unicode.Is(unicode.Mn, r):
+			return -1
+		case r == 'đ' || r == 'ð':
+			return 'd'
+		}
+		return r
+	}, s)
 	return strings.Join(strings.Fields(s), " ")
 }
 

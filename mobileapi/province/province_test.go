@@ -3,6 +3,7 @@ package province
 import (
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"unicode/utf8"
 )
@@ -191,6 +192,26 @@ func FuzzFromAddress(f *testing.F) {
 			t.Fatalf("FromAddress(%q) = %q but of its folding %q", s, code, c2)
 		}
 	})
+}
+
+// The catalog search folds from many goroutines; run with -race.
+func TestFoldConcurrently(t *testing.T) {
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 200 {
+				if Fold("Thành phố Hồ Chí Minh") != "thanh pho ho chi minh" {
+					t.Error("wrong fold")
+					return
+				}
+				if c, _ := FromAddress("Quận 1, TP.HCM"); c != "HCM" {
+					t.Error("wrong unit")
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func BenchmarkFromAddress(b *testing.B) {
