@@ -25,6 +25,12 @@ var GrantTypes = []string{"authorization_code", "refresh_token", "client_credent
 
 var scopeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9:._/-]{0,63}$`)
 
+// agencyCodeRE is the form of an agency's code (the mobile API's contract).
+var agencyCodeRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// ValidAgencyCode reports whether code has the form of an agency's code.
+func ValidAgencyCode(code string) bool { return agencyCodeRE.MatchString(code) }
+
 // Validate reports every problem with a client registration at once.
 func (c *Client) Validate() error {
 	var probs []string
@@ -71,6 +77,19 @@ func (c *Client) Validate() error {
 	for _, s := range c.Scopes {
 		if !scopeRE.MatchString(s) {
 			add("scope %q is not a valid scope token", s)
+		}
+	}
+	if c.Agency != "" && !ValidAgencyCode(c.Agency) {
+		add("agency must be an agency code: 1-64 letters, digits and ._- starting with a letter or digit")
+	}
+	if slices.Contains(c.Scopes, ScopeAgency) {
+		// The scope stands for the agency's own access; a citizen's token
+		// (a code or refresh grant) must never carry it.
+		if c.Agency == "" {
+			add("the %s scope needs a client bound to an agency (--agency)", ScopeAgency)
+		}
+		if len(c.GrantTypes) != 1 || c.GrantTypes[0] != "client_credentials" {
+			add("the %s scope is granted only by client_credentials: register it on a client with that grant type alone", ScopeAgency)
 		}
 	}
 	for i, name := range c.Claims {
@@ -192,7 +211,8 @@ func Loopback(host string) bool {
 // ApplyDefaults fills what an operator left out of a registration: a random
 // client id, client_secret_basic, ES256 ID tokens, the scopes "openid
 // profile", and the authorization code grant (with refresh tokens when
-// offline_access is registered).
+// offline_access is registered), or client_credentials when the agency scope
+// is registered.
 func (c *Client) ApplyDefaults() {
 	if c.ID == "" {
 		b := make([]byte, 12)
@@ -207,6 +227,9 @@ func (c *Client) ApplyDefaults() {
 	}
 	if len(c.Scopes) == 0 {
 		c.Scopes = []string{ScopeOpenID, ScopeProfile}
+	}
+	if len(c.GrantTypes) == 0 && slices.Contains(c.Scopes, ScopeAgency) {
+		c.GrantTypes = []string{"client_credentials"}
 	}
 	if len(c.GrantTypes) == 0 {
 		c.GrantTypes = []string{"authorization_code"}

@@ -236,3 +236,50 @@ func TestClient_ValidateClaims(t *testing.T) {
 		t.Errorf("ParseClaimList = %q", got)
 	}
 }
+
+// The agency scope is an agency's own access: only a client bound to an
+// agency may register it, and only for client_credentials, so no citizen's
+// token (a code or refresh grant) can carry it.
+func TestClientValidate_Agency(t *testing.T) {
+	base := Client{ID: "hn-backend", Name: "Hoan Kiem back end", GrantTypes: []string{"client_credentials"}, Scopes: []string{ScopeAgency},
+		AuthMethod: AuthSecretBasic, SecretHash: []byte{1}, IDTokenAlg: "ES256", Agency: "HN-HOANKIEM"}
+	for _, tt := range []struct {
+		name string
+		mod  func(c *Client)
+		want string // "" valid
+	}{
+		{"bound, client_credentials", func(*Client) {}, ""},
+		{"bound, other scopes too", func(c *Client) { c.Scopes = []string{ScopeAgency, "registry.read"} }, ""},
+		{"bound without the scope", func(c *Client) { c.Scopes = []string{"registry.read"} }, ""},
+		{"bound, logging citizens in", func(c *Client) {
+			c.Scopes, c.GrantTypes, c.RedirectURIs = []string{"openid"}, []string{"authorization_code", "client_credentials"}, []string{"https://a.example/cb"}
+		}, ""},
+		{"short code", func(c *Client) { c.Agency = "B" }, ""},
+		{"the scope without an agency", func(c *Client) { c.Agency = "" }, "agency scope needs a client bound to an agency"},
+		{"the scope with authorization_code", func(c *Client) {
+			c.GrantTypes, c.RedirectURIs = []string{"client_credentials", "authorization_code"}, []string{"https://a.example/cb"}
+		}, "granted only by client_credentials"},
+		{"the scope with authorization_code alone", func(c *Client) {
+			c.GrantTypes, c.RedirectURIs = []string{"authorization_code"}, []string{"https://a.example/cb"}
+		}, "granted only by client_credentials"},
+		{"malformed code", func(c *Client) { c.Agency = "-HN" }, "agency must be an agency code"},
+		{"code with a space", func(c *Client) { c.Agency = "HN HK" }, "agency must be an agency code"},
+		{"code too long", func(c *Client) { c.Agency = strings.Repeat("A", 65) }, "agency must be an agency code"},
+	} {
+		c := base
+		tt.mod(&c)
+		err := c.Validate()
+		if tt.want == "" && err != nil || tt.want != "" && (!errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%s: Validate = %v, want %q", tt.name, err, tt.want)
+		}
+	}
+	// Registering only the agency scope defaults to client_credentials.
+	d := &Client{Name: "X", Scopes: []string{ScopeAgency}, Agency: "BTP"}
+	d.ApplyDefaults()
+	if strings.Join(d.GrantTypes, " ") != "client_credentials" {
+		t.Errorf("default grant types for scope agency: %v", d.GrantTypes)
+	}
+	if !ValidAgencyCode("HN-HOANKIEM") || !ValidAgencyCode("btp.01_x") || ValidAgencyCode("") || ValidAgencyCode("ä") {
+		t.Error("ValidAgencyCode")
+	}
+}

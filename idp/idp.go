@@ -183,7 +183,11 @@ type Client struct {
 	JWKSURI     string
 	PARRequired bool
 	IDTokenAlg  string // ES256 (default) or RS256
-	CreatedAt   time.Time
+	// Agency is the code of the agency the client acts for (an agency's
+	// back end calling the mobile API); empty for none. Its own tokens
+	// (client_credentials) carry it, so the API needs no lookup.
+	Agency    string
+	CreatedAt time.Time
 }
 
 // EIDAppClientID is the eID app's own public native client, created by the

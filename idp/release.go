@@ -16,6 +16,9 @@ const (
 	ScopePhone   = "phone"
 	ScopeEID     = "eid"
 	ScopeOffline = "offline_access"
+	// ScopeAgency is an agency's own access to the mobile API: granted only
+	// to a client bound to an agency (Client.Agency), by client_credentials.
+	ScopeAgency = "agency"
 )
 
 // ClaimPersonalID carries the 12-digit personal identification number; only

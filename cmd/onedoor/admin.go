@@ -15,6 +15,7 @@ import (
 
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/oidc"
+	"github.com/onedoor/onedoor/mobileapi"
 )
 
 // multiFlag collects a repeatable flag.
@@ -110,6 +111,7 @@ type clientView struct {
 	HasJWKS                bool      `json:"jwks,omitempty"`
 	PARRequired            bool      `json:"require_pushed_authorization_requests"`
 	IDTokenAlg             string    `json:"id_token_signed_response_alg"`
+	Agency                 string    `json:"agency"`
 	CreatedAt              time.Time `json:"created_at"`
 }
 
@@ -117,7 +119,7 @@ func viewClient(c *idp.Client) clientView {
 	return clientView{
 		ClientID: c.ID, Name: c.Name, RedirectURIs: nonNil(c.RedirectURIs), PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		GrantTypes: c.GrantTypes, Scope: strings.Join(c.Scopes, " "), Claims: nonNil(c.Claims), AllowedClaims: nonNil(c.AllowedClaims()), AuthMethod: c.AuthMethod, JWKSURI: c.JWKSURI,
-		HasJWKS: c.JWKS != "", PARRequired: c.PARRequired, IDTokenAlg: c.IDTokenAlg, CreatedAt: c.CreatedAt,
+		HasJWKS: c.JWKS != "", PARRequired: c.PARRequired, IDTokenAlg: c.IDTokenAlg, Agency: c.Agency, CreatedAt: c.CreatedAt,
 	}
 }
 
@@ -133,6 +135,38 @@ type ClientSpec struct {
 	ID, Name, Scope, AuthMethod, JWKSFile, JWKSURI, IDTokenAlg string
 	RedirectURIs, PostLogoutRedirectURIs, GrantTypes, Claims   []string
 	PARRequired                                                bool
+	// Agency is the code of the agency the client acts for; it must exist
+	// among the mobile API's agencies.
+	Agency string
+}
+
+// AgencyLookup finds one of the mobile API's agencies by its code
+// (mobileapi.AgencyStore implements it); the error wraps idp.ErrNotFound
+// when there is none.
+type AgencyLookup interface {
+	GetAgency(ctx context.Context, code string) (*mobileapi.Agency, error)
+}
+
+// openAgencies gives OpenStorage the mobile API's agencies over the database
+// it opened. While it is nil (the mobile API's store not wired in), no
+// client can be bound to an agency.
+var openAgencies func(ctx context.Context, m *Main) (AgencyLookup, error)
+
+// checkAgency reports whether code names an existing agency. The agencies
+// live in the mobile API's store, not the IdP's, so the reference is
+// checked here, when the operator binds a client.
+func (m *Main) checkAgency(ctx context.Context, code string) error {
+	if m.Agencies == nil {
+		return fmt.Errorf("--agency: the mobile API's agencies are not available to check %q: %w", code, idp.ErrUnavailable)
+	}
+	_, err := m.Agencies.GetAgency(ctx, code)
+	if errors.Is(err, idp.ErrNotFound) {
+		return fmt.Errorf("--agency: no agency has the code %q: %w", code, idp.ErrInvalid)
+	}
+	if err != nil {
+		return fmt.Errorf("--agency %q: %w", code, err)
+	}
+	return nil
 }
 
 // CreateClient registers the client spec describes (idp.Client's defaults
@@ -142,9 +176,13 @@ func (m *Main) CreateClient(ctx context.Context, spec ClientSpec) (*idp.Client, 
 	c := &idp.Client{
 		ID: spec.ID, Name: spec.Name, RedirectURIs: spec.RedirectURIs, PostLogoutRedirectURIs: spec.PostLogoutRedirectURIs,
 		GrantTypes: spec.GrantTypes, Scopes: strings.Fields(spec.Scope), Claims: spec.Claims, AuthMethod: spec.AuthMethod,
-		JWKSURI: spec.JWKSURI, PARRequired: spec.PARRequired, IDTokenAlg: spec.IDTokenAlg, CreatedAt: m.Now().UTC(),
+		JWKSURI: spec.JWKSURI, PARRequired: spec.PARRequired, IDTokenAlg: spec.IDTokenAlg, Agency: spec.Agency, CreatedAt: m.Now().UTC(),
 	}
 	c.ApplyDefaults()
+	var agencyErr error
+	if c.Agency != "" && idp.ValidAgencyCode(c.Agency) { // a malformed code is Validate's to report
+		agencyErr = m.checkAgency(ctx, c.Agency)
+	}
 	var jwksErr error
 	if spec.JWKSFile != "" {
 		raw, err := os.ReadFile(spec.JWKSFile)
@@ -161,7 +199,7 @@ func (m *Main) CreateClient(ctx context.Context, spec ClientSpec) (*idp.Client, 
 		secret = idp.NewClientSecret()
 		c.SecretHash = idp.HashClientSecret(m.ClientSecretKey(), secret)
 	}
-	if err := errors.Join(jwksErr, c.Validate()); err != nil {
+	if err := errors.Join(jwksErr, agencyErr, c.Validate()); err != nil {
 		return nil, "", err
 	}
 	if err := m.Store.CreateClient(ctx, c); err != nil {
@@ -193,6 +231,7 @@ func clientCmd(ctx context.Context, args []string, env func(string) string, stdo
 			fs.StringVar(&spec.JWKSURI, "jwks-uri", "", "URL of the client's JSON Web Key Set (private_key_jwt)")
 			fs.BoolVar(&spec.PARRequired, "par-required", false, "require pushed authorization requests")
 			fs.StringVar(&spec.IDTokenAlg, "id-token-alg", "ES256", "ID token signing algorithm: ES256 or RS256")
+			fs.StringVar(&spec.Agency, "agency", "", "code of the agency the client acts for (its own tokens carry it; needed for scope agency)")
 		})
 		if err != nil {
 			return err

@@ -58,6 +58,9 @@ type Main struct {
 	APIAddr string
 	APIURL  string
 	apiLn   net.Listener
+	// Agencies are the mobile API's agencies, which `client create
+	// --agency` checks; OpenStorage sets them through openAgencies.
+	Agencies AgencyLookup
 
 	master  []byte
 	redis   goredis.UniversalClient
@@ -126,6 +129,11 @@ func (m *Main) OpenStorage(ctx context.Context) error {
 		iss = "http://localhost"
 	}
 	m.EID = eid.New(m.Store, m.Store, eid.Config{Issuer: iss, CodeKey: keyset.DeriveKey(m.master, purposeActivation), Now: m.Now})
+	if openAgencies != nil {
+		if m.Agencies, err = openAgencies(ctx, m); err != nil {
+			return fmt.Errorf("agencies: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -186,9 +194,12 @@ func (m *Main) Run(ctx context.Context) error {
 			PAR:           90 * time.Second,
 			RefreshGrace:  c.RefreshGrace,
 		},
-		Resources:   m.resources(),
-		Now:         m.Now,
-		DeviceGrant: m.EID,
+		Resources: m.resources(),
+		// An agency's own token (scope agency) is for the mobile API
+		// unless it names another resource.
+		AgencyAudience: m.APIURL,
+		Now:            m.Now,
+		DeviceGrant:    m.EID,
 	}, m.Store, m.Eph, m.Keys)
 	proxies, err := clientaddr.ParsePrefixes(c.TrustedProxies)
 	if err != nil {

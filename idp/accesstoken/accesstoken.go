@@ -76,6 +76,10 @@ type Claims struct {
 	AuthTime     int64         `json:"auth_time,omitempty"`
 	ACR          string        `json:"acr,omitempty"`
 	Released     []string      `json:"rel,omitempty"` // claim names the citizen agreed to release
+	// Agency is the code of the agency a client's own token acts for
+	// (idp.Client.Agency), so a resource server knows it without a lookup.
+	// Only client tokens carry it.
+	Agency string `json:"agency,omitempty"`
 }
 
 // Scopes splits the scope claim.
@@ -321,6 +325,9 @@ func (c *Claims) validate() error {
 	}
 	switch c.Kind {
 	case KindCitizen:
+		if c.Agency != "" {
+			return errors.New("citizen token with an agency")
+		}
 	case KindClient:
 		if c.Subject != c.ClientID {
 			return errors.New("client token whose sub is not its client_id")

@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync/atomic"
@@ -159,6 +161,48 @@ func TestVerify_Valid(t *testing.T) {
 	}
 }
 
+// A client token of an agency-bound client names the agency.
+func TestVerify_AgencyClaim(t *testing.T) {
+	f := newFixture(t)
+	c := f.claims()
+	c.Kind, c.Subject, c.DeviceID, c.Agency = KindClient, c.ClientID, "", "HN-HOANKIEM"
+	tok, err := f.iss.Sign(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := jsonClaims(t, tok)["agency"]; got != "HN-HOANKIEM" {
+		t.Errorf("agency claim = %v", got)
+	}
+	v, err := f.v.VerifyFor(context.Background(), tok, Expect{Audience: userinfo, Kind: KindClient})
+	if err != nil || v.Agency != "HN-HOANKIEM" {
+		t.Errorf("VerifyFor = %+v, %v", v, err)
+	}
+	// Without one, the claim is absent, not empty.
+	c = f.claims()
+	tok, err = f.iss.Sign(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := jsonClaims(t, tok)["agency"]; ok {
+		t.Error("a token without an agency has an agency claim")
+	}
+}
+
+// jsonClaims decodes a token's payload without checking it.
+func jsonClaims(t *testing.T, tok string) map[string]any {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 // SECURITY.md 31: what the verifier must refuse.
 func TestVerify_Rejects(t *testing.T) {
 	f := newFixture(t)
@@ -243,6 +287,9 @@ func TestVerify_Rejects(t *testing.T) {
 		}},
 		{"client token whose sub is a citizen", func(t *testing.T) string {
 			return f.forge(t, jwt.SigningMethodES256, es, nil, func(c jwt.MapClaims) { c["kind"] = "client" })
+		}},
+		{"citizen token with an agency", func(t *testing.T) string {
+			return f.forge(t, jwt.SigningMethodES256, es, nil, func(c jwt.MapClaims) { c["agency"] = "BTP" })
 		}},
 		{"no iat", func(t *testing.T) string {
 			return f.forge(t, jwt.SigningMethodES256, es, nil, func(c jwt.MapClaims) { delete(c, "iat") })

@@ -88,6 +88,7 @@ func testClients(t *testing.T, s idp.Store) {
 		JWKSURI:                "https://agency.example/jwks",
 		PARRequired:            true,
 		IDTokenAlg:             "RS256",
+		Agency:                 "HN-HOANKIEM",
 		CreatedAt:              base,
 	}
 	mustNil(t, s.CreateClient(ctx, c), "create client")

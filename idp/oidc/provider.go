@@ -42,7 +42,12 @@ type Config struct {
 	// known and is the default audience. Each is an absolute URI without a
 	// fragment (see ValidResource).
 	Resources []string
-	Now       func() time.Time
+	// AgencyAudience is the audience of an agency's own token (scope
+	// agency, client_credentials) asked for without a resource: the mobile
+	// API's URL. It is a resource server whether or not Resources lists
+	// it. Empty: such tokens get the default audience.
+	AgencyAudience string
+	Now            func() time.Time
 	// DeviceGrant verifies the eID app's JWT-bearer grant assertions; nil
 	// leaves the grant unserved.
 	DeviceGrant DeviceAuthenticator
@@ -137,6 +142,9 @@ func New(cfg Config, store Store, eph idp.Ephemeral, keys accesstoken.Keys) *Pro
 	for _, r := range cfg.Resources {
 		resources[r] = true
 	}
+	if cfg.AgencyAudience != "" {
+		resources[cfg.AgencyAudience] = true
+	}
 	// fosite checks granted audiences again on refresh against the client's
 	// audience list; OneDoor's audiences are the provider's resource servers.
 	fc.AudienceMatchingStrategy = func(_ []string, needle []string) error {
@@ -227,6 +235,10 @@ func New(cfg Config, store Store, eph idp.Ephemeral, keys accesstoken.Keys) *Pro
 // DefaultAudience is the audience of an access token minted without a
 // resource: the IdP's userinfo endpoint.
 func (p *Provider) DefaultAudience() string { return UserinfoURL(p.Config.Issuer) }
+
+// AgencyAudience is the audience of an agency's own token asked for without
+// a resource (see Config.AgencyAudience); empty when none is configured.
+func (p *Provider) AgencyAudience() string { return p.Config.AgencyAudience }
 
 // Resources returns the resource indicators (RFC 8707) of a request form,
 // each checked to be an absolute URI without a fragment and one of the

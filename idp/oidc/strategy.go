@@ -118,6 +118,8 @@ func (s *accessTokenStrategy) AccessTokenSignature(_ context.Context, token stri
 //     later refresh may ask for another of its resources.
 //   - kind: "client" for client_credentials (sub = client_id), else
 //     "citizen";
+//   - agency: the agency a client's own token acts for, when its client is
+//     bound to one (never on a citizen's token);
 //   - did: the device that approved the login or holds the token;
 //   - cnf.jkt: the key the grant is bound to, when it is.
 func (s *accessTokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.Requester) (string, string, error) {
@@ -157,6 +159,9 @@ func (s *accessTokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.
 		c.Kind = accesstoken.KindClient
 		c.Subject = c.ClientID
 		c.DeviceID, c.Released, c.ACR, c.AuthTime = "", nil, "", 0
+		if oc, ok := r.GetClient().(*Client); ok {
+			c.Agency = oc.Record.Agency
+		}
 	}
 	tok, err := s.issuer.Sign(ctx, c)
 	if err != nil {

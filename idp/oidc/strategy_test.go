@@ -118,6 +118,33 @@ func TestAccessToken_Claims(t *testing.T) {
 			}
 		})
 	}
+	// An agency-bound client's own token names the agency; a citizen's token
+	// obtained by the same client never does.
+	boundClient := newClient(&idp.Client{ID: "agency", Agency: "HN-HOANKIEM", GrantTypes: []string{"client_credentials", "authorization_code"}})
+	for _, tt := range []struct {
+		grant string
+		sess  *Session
+		want  string
+	}{
+		{"client_credentials", NewSession(), "HN-HOANKIEM"},
+		{"authorization_code", citizen(), ""},
+		{"refresh_token", citizen(), ""},
+	} {
+		ar := accessRequest(tt.grant, nil, url.Values{}, tt.sess)
+		ar.Client = boundClient
+		tok, _, err := s.GenerateAccessToken(ctx, ar)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := s.verifier.Verify(ctx, tok)
+		if err != nil {
+			t.Fatalf("%s: verify: %v", tt.grant, err)
+		}
+		if c.Agency != tt.want {
+			t.Errorf("%s: agency %q, want %q", tt.grant, c.Agency, tt.want)
+		}
+	}
+
 	// A resource outside the grant is never minted, whatever the caller
 	// checked before.
 	_, _, err := s.GenerateAccessToken(ctx, accessRequest("refresh_token", []string{UserinfoURL(testIssuer)}, url.Values{"resource": {api}}, citizen()))

@@ -140,6 +140,14 @@ func TestMigrateRefreshFamilies(t *testing.T) {
 	})
 }
 
+func TestMigrateClientAgency(t *testing.T) {
+	dsn(t)
+	idptest.RunClientAgencyMigrationTests(t, func(t *testing.T) (*sql.DB, idptest.StepMigrator) {
+		db := openDB(t, schemaDSN(t))
+		return db, postgres.New(db)
+	})
+}
+
 func TestMigrateRefusesNewerSchema(t *testing.T) {
 	dsn(t)
 	idptest.RunSchemaNewerTests(t, func(t *testing.T) (*sql.DB, idptest.StepMigrator) {

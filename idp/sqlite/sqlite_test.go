@@ -97,6 +97,12 @@ func TestMigrateRefreshFamilies(t *testing.T) {
 	})
 }
 
+func TestMigrateClientAgency(t *testing.T) {
+	idptest.RunClientAgencyMigrationTests(t, func(t *testing.T) (*sql.DB, idptest.StepMigrator) {
+		return openAt(t, filepath.Join(t.TempDir(), "idp.db"), false)
+	})
+}
+
 func TestMigrateRefusesNewerSchema(t *testing.T) {
 	idptest.RunSchemaNewerTests(t, func(t *testing.T) (*sql.DB, idptest.StepMigrator) {
 		return openAt(t, filepath.Join(t.TempDir(), "idp.db"), false)

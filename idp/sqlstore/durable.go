@@ -11,17 +11,17 @@ import (
 )
 
 const clientColumns = `id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types,
-	scopes, auth_method, jwks, jwks_uri, par_required, id_token_alg, created_at, claims`
+	scopes, auth_method, jwks, jwks_uri, par_required, id_token_alg, created_at, claims, agency`
 
 // CreateClient inserts c; ErrConflict when the ID exists.
 func (s *Store) CreateClient(ctx context.Context, c *idp.Client) error {
 	defer s.clientWritten()
 	s.createdAt(&c.CreatedAt)
 	_, err := s.db.ExecContext(ctx, `INSERT INTO idp_clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 		c.ID, c.Name, orNil(c.SecretHash), jsonList(c.RedirectURIs), jsonList(c.PostLogoutRedirectURIs),
 		jsonList(c.GrantTypes), jsonList(c.Scopes), c.AuthMethod, c.JWKS, c.JWKSURI, c.PARRequired,
-		c.IDTokenAlg, ms(c.CreatedAt), jsonList(c.Claims))
+		c.IDTokenAlg, ms(c.CreatedAt), jsonList(c.Claims), c.Agency)
 	return dbErr("create client", err)
 }
 
@@ -80,7 +80,7 @@ func scanClient(r scanner) (*idp.Client, error) {
 		created                             int64
 	)
 	err := r.Scan(&c.ID, &c.Name, &c.SecretHash, &redirects, &postLogout, &grants, &scps,
-		&c.AuthMethod, &c.JWKS, &c.JWKSURI, &c.PARRequired, &c.IDTokenAlg, &created, &claims)
+		&c.AuthMethod, &c.JWKS, &c.JWKSURI, &c.PARRequired, &c.IDTokenAlg, &created, &claims, &c.Agency)
 	if err != nil {
 		return nil, err
 	}

@@ -125,6 +125,10 @@ func (s *Server) validateAuthorize(ar fosite.AuthorizeRequester, usedPAR bool) e
 	if c, ok := ar.GetClient().(*oidc.Client); ok && c.Record.PARRequired && !usedPAR {
 		return fosite.ErrInvalidRequest.WithHint("This client must use a pushed authorization request (RFC 9126).")
 	}
+	if slices.Contains(ar.GetRequestedScopes(), idp.ScopeAgency) {
+		// An agency's own scope: a citizen's token never carries it.
+		return fosite.ErrInvalidScope.WithHint("The agency scope is granted only by client_credentials.")
+	}
 	if form.Get("code_challenge") == "" {
 		return fosite.ErrInvalidRequest.WithHint("PKCE is required: send code_challenge with code_challenge_method=S256.")
 	}

@@ -90,11 +90,35 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case ar.GetGrantTypes().ExactOne("client_credentials"):
-		// A client acting for itself gets no user-facing scopes.
+		// A client acting for itself gets no user-facing scopes. fosite has
+		// checked the scopes against the registration; the agency scope
+		// also needs the agency (a client registered with the scope before
+		// the rule existed has none).
+		agency := false
 		for _, sc := range ar.GetRequestedScopes() {
+			if sc == idp.ScopeAgency {
+				if c, ok := ar.GetClient().(*oidc.Client); !ok || c.Record.Agency == "" {
+					s.tokenError(w, r, ar, fosite.ErrInvalidScope.WithHint("The agency scope is only for a client bound to an agency."))
+					return
+				}
+				agency = true
+			}
 			if sc != ScopeOpenID && sc != ScopeOffline {
 				ar.GrantScope(sc)
 			}
+		}
+		// The audience: the resources asked for; else the audience
+		// parameter (fosite checked it against the resource servers); else,
+		// for an agency's own token, the mobile API.
+		if len(resources) == 0 {
+			for _, a := range ar.GetRequestedAudience() {
+				if !slices.Contains(resources, a) {
+					resources = append(resources, a)
+				}
+			}
+		}
+		if len(resources) == 0 && agency && s.provider.AgencyAudience() != "" {
+			resources = []string{s.provider.AgencyAudience()}
 		}
 		for _, a := range resources {
 			ar.GrantAudience(a)
@@ -350,6 +374,7 @@ type introspection struct {
 	JTI       string                    `json:"jti,omitempty"`
 	Kind      accesstoken.Kind          `json:"kind,omitempty"`
 	Cnf       *accesstoken.Confirmation `json:"cnf,omitempty"`
+	Agency    string                    `json:"agency,omitempty"`
 }
 
 // introspect is the token introspection endpoint (RFC 7662). A confidential
@@ -403,7 +428,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		resp := introspection{Active: true, Scope: c.Scope, ClientID: c.ClientID, Subject: c.Subject,
-			Audience: c.Audience, Issuer: c.Issuer, TokenType: "access_token", JTI: c.ID, Kind: c.Kind, Cnf: c.Confirmation}
+			Audience: c.Audience, Issuer: c.Issuer, TokenType: "access_token", JTI: c.ID, Kind: c.Kind, Cnf: c.Confirmation, Agency: c.Agency}
 		resp.ExpiresAt = c.ExpiresAt.Unix()
 		resp.IssuedAt = c.IssuedAt.Unix()
 		if c.NotBefore != nil {
