@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 )
 
@@ -22,7 +23,22 @@ type options struct {
 	json           bool
 	payload        string
 	deviceID       string
+	// api: the mobile API call.
+	api     string
+	include bool
+	headers []header
+	method  string
+	path    string
+	body    string
+	hasBody bool
 }
+
+// header is one -H 'Name: value'; an empty value removes the header.
+type header struct{ name, value string }
+
+// defaultAPI is the mobile API's URL when neither --api nor EIDSIM_API says
+// otherwise: where `onedoor serve` publishes it by default.
+const defaultAPI = "http://localhost:8081"
 
 // usageError is a command line mistake: exit code 2.
 type usageError struct{ msg string }
@@ -40,9 +56,10 @@ const usageHead = `usage:
   eidsim show    --home DIR
   eidsim devices --home DIR
   eidsim revoke-device --home DIR DEVICE_ID
+  eidsim api --home DIR [--api URL] [--include] [-H 'Name: value']... METHOD PATH [BODY|@FILE]
 `
 
-var commands = []string{"enroll", "approve", "login", "show", "devices", "revoke-device"}
+var commands = []string{"enroll", "approve", "login", "show", "devices", "revoke-device", "api"}
 
 // flagSet declares cmd's flags into o.
 func flagSet(cmd string, o *options) (*flag.FlagSet, error) {
@@ -69,6 +86,24 @@ func flagSet(cmd string, o *options) (*flag.FlagSet, error) {
 			return nil
 		})
 		fs.BoolVar(&o.json, "json", false, "print the answer as JSON")
+	case "api":
+		api := os.Getenv("EIDSIM_API")
+		if api == "" {
+			api = defaultAPI
+		}
+		fs.StringVar(&o.api, "api", api, "mobile API `URL`: its --api-url, the audience of its tokens (env EIDSIM_API)")
+		fs.BoolVar(&o.include, "include", false, "print the status line and the response headers before the body")
+		fs.BoolVar(&o.include, "i", false, "short for --include")
+		addHeader := func(s string) error {
+			h, err := parseHeader(s)
+			if err != nil {
+				return err
+			}
+			o.headers = append(o.headers, h)
+			return nil
+		}
+		fs.Func("H", "request header `'Name: value'`, repeatable; replaces a default (Content-Type), 'Name:' removes it", addHeader)
+		fs.Func("header", "same as -H", addHeader)
 	case "login", "show", "devices", "revoke-device":
 	default:
 		return nil, usagef("unknown command %q", cmd)
@@ -117,6 +152,24 @@ func parseArgs(args []string) (*options, error) {
 		} else {
 			o.deviceID, pos = pos[0], pos[1:]
 		}
+	case "api":
+		switch len(pos) {
+		case 0:
+			missing = append(missing, "METHOD", "PATH")
+		case 1:
+			missing = append(missing, "PATH")
+		default:
+			o.method, o.path, pos = strings.ToUpper(pos[0]), pos[1], pos[2:]
+			if len(pos) > 0 {
+				o.body, o.hasBody, pos = pos[0], true, pos[1:]
+			}
+			if !validToken(o.method) {
+				return nil, usagef("api: METHOD %q is not an HTTP method", o.method)
+			}
+			if !strings.HasPrefix(o.path, "/") || strings.HasPrefix(o.path, "//") {
+				return nil, usagef("api: PATH %q must start with one / (it is relative to the API URL)", o.path)
+			}
+		}
 	}
 	if len(missing) > 0 {
 		return nil, usagef("%s: missing %s", o.cmd, strings.Join(missing, ", "))
@@ -125,6 +178,34 @@ func parseArgs(args []string) (*options, error) {
 		return nil, usagef("%s: unexpected argument %q", o.cmd, pos[0])
 	}
 	return o, nil
+}
+
+// parseHeader reads -H 'Name: value'.
+func parseHeader(s string) (header, error) {
+	name, value, ok := strings.Cut(s, ":")
+	name = strings.TrimSpace(name)
+	if !ok || !validToken(name) {
+		return header{}, fmt.Errorf("header %q is not 'Name: value'", s)
+	}
+	value = strings.TrimSpace(value)
+	if strings.ContainsAny(value, "\r\n\x00") {
+		return header{}, fmt.Errorf("header %s: the value has a line break", name)
+	}
+	return header{name: name, value: value}, nil
+}
+
+// validToken reports whether s is an RFC 9110 token: a method or a header
+// name.
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r > 0x7e || r <= ' ' || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) {
+			return false
+		}
+	}
+	return true
 }
 
 // parseInterspersed lets flags follow positional arguments, which the flag

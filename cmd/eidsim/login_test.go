@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/onedoor/onedoor/idp"
@@ -16,12 +17,30 @@ import (
 	"github.com/onedoor/onedoor/idp/keyset"
 	"github.com/onedoor/onedoor/idp/oidc"
 	"github.com/onedoor/onedoor/idp/sqlite"
+	"github.com/onedoor/onedoor/idp/sqlstore"
 	"github.com/onedoor/onedoor/idp/web"
 )
 
 // startIDP serves the real identity provider (SQLite store, eID service,
 // fosite provider, HTTP layer) on a test server with one citizen.
 func startIDP(t *testing.T) (issuer string, svc *eid.Service) {
+	t.Helper()
+	p := startIDPFor(t)
+	return p.issuer, p.svc
+}
+
+// idpEnv is a running identity provider.
+type idpEnv struct {
+	issuer   string
+	svc      *eid.Service
+	store    *sqlstore.Store
+	provider *oidc.Provider
+	grants   atomic.Int64 // token requests served
+}
+
+// startIDPFor is startIDP whose access tokens may also be minted for the
+// resource servers named.
+func startIDPFor(t *testing.T, resources ...string) *idpEnv {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(filepath.Join(t.TempDir(), "idp.db"))
@@ -44,16 +63,23 @@ func startIDP(t *testing.T) (issuer string, svc *eid.Service) {
 	if err := keys.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
+	e := &idpEnv{store: store}
 	var h http.Handler
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			e.grants.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
-	svc = eid.New(store, store, eid.Config{Issuer: srv.URL, CodeKey: bytes.Repeat([]byte{1}, 32)})
-	p := oidc.New(oidc.Config{
+	e.issuer = srv.URL
+	e.svc = eid.New(store, store, eid.Config{Issuer: srv.URL, CodeKey: bytes.Repeat([]byte{1}, 32)})
+	e.provider = oidc.New(oidc.Config{
 		Issuer: srv.URL, GlobalSecret: bytes.Repeat([]byte{2}, 32), SecretKey: bytes.Repeat([]byte{3}, 32),
-		DeviceGrant: svc,
+		Resources: resources, DeviceGrant: e.svc,
 	}, store, store, keys)
-	h = web.New(web.Config{Issuer: srv.URL, CookieKey: bytes.Repeat([]byte{4}, 32)}, p, store, store, svc, keys).Handler()
-	return srv.URL, svc
+	h = web.New(web.Config{Issuer: srv.URL, CookieKey: bytes.Repeat([]byte{4}, 32)}, e.provider, store, store, e.svc, keys).Handler()
+	return e
 }
 
 // TestRun_Login: eidsim enroll then eidsim login against the real IdP; the

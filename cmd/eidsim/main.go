@@ -8,6 +8,12 @@
 //	eidsim show    --home DIR
 //	eidsim devices --home DIR
 //	eidsim revoke-device --home DIR DEVICE_ID
+//	eidsim api --home DIR [--api URL] [--include] [-H 'Name: value']... METHOD PATH [BODY|@FILE]
+//
+// api calls the mobile API as the enrolled citizen: it obtains an access
+// token minted for the API alone with the device key (cached in the home
+// until shortly before it expires), sends METHOD to the API URL followed by
+// PATH, prints the response body and exits 0 on a 2xx answer, 1 otherwise.
 //
 // Exit codes: 0 success, 1 failure, 2 usage error.
 package main
@@ -118,6 +124,8 @@ func execute(ctx context.Context, o *options, stdout io.Writer) error {
 			return err
 		}
 		return printJSON(stdout, ds)
+	case "api":
+		return callAPI(ctx, app, o, stdout)
 	case "revoke-device":
 		if err := app.RevokeDevice(ctx, o.deviceID); err != nil {
 			return err

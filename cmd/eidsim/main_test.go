@@ -25,6 +25,7 @@ import (
 const payload = "onedoor-eid://login?request=AbCdEfGhIjKlMnOpQrStUv&issuer=http%3A%2F%2F127.0.0.1%3A1"
 
 func TestParseArgs(t *testing.T) {
+	t.Setenv("EIDSIM_API", "") // the default, whatever the environment says
 	tests := []struct {
 		name string
 		args []string
@@ -61,6 +62,21 @@ func TestParseArgs(t *testing.T) {
 		{"devices", []string{"devices", "--home", "/tmp/x"}, &options{cmd: "devices", home: "/tmp/x"}},
 		{"revoke-device", []string{"revoke-device", "DEV1", "--home", "/tmp/x"}, &options{cmd: "revoke-device", home: "/tmp/x", deviceID: "DEV1"}},
 		{"revoke-device without id", []string{"revoke-device", "--home", "/tmp/x"}, nil},
+		{"api flags first", []string{"api", "--home", "h", "--api", "http://api.test", "-H", "Content-Type: text/plain", "--include", "post", "/v1/x", "{}"},
+			&options{cmd: "api", home: "h", api: "http://api.test", include: true, headers: []header{{"Content-Type", "text/plain"}},
+				method: "POST", path: "/v1/x", body: "{}", hasBody: true}},
+		{"api flags after", []string{"api", "GET", "/v1/me?x=1", "--home", "h", "-i", "--header", "X-A: 1", "-H", "X-A:2"},
+			&options{cmd: "api", home: "h", api: defaultAPI, include: true, headers: []header{{"X-A", "1"}, {"X-A", "2"}}, method: "GET", path: "/v1/me?x=1"}},
+		{"api removing a header", []string{"api", "--home", "h", "-H", "Content-Type:", "PUT", "/v1/x", "@body.json"},
+			&options{cmd: "api", home: "h", api: defaultAPI, headers: []header{{"Content-Type", ""}}, method: "PUT", path: "/v1/x", body: "@body.json", hasBody: true}},
+		{"api without method", []string{"api", "--home", "h"}, nil},
+		{"api without path", []string{"api", "--home", "h", "GET"}, nil},
+		{"api absolute URL", []string{"api", "--home", "h", "GET", "https://evil.example/v1/me"}, nil},
+		{"api scheme-relative path", []string{"api", "--home", "h", "GET", "//evil.example/v1/me"}, nil},
+		{"api bad method", []string{"api", "--home", "h", "GE(T", "/v1/me"}, nil},
+		{"api header without a colon", []string{"api", "--home", "h", "-H", "Content-Type", "GET", "/v1/me"}, nil},
+		{"api header with a bad name", []string{"api", "--home", "h", "-H", "Content Type: x", "GET", "/v1/me"}, nil},
+		{"api two bodies", []string{"api", "--home", "h", "POST", "/v1/x", "{}", "{}"}, nil},
 		{"unknown command", []string{"delete", "--home", "h"}, nil},
 		{"no command", nil, nil},
 		{"flag instead of command", []string{"--home", "h"}, nil},

@@ -57,35 +57,9 @@ func (a *App) Login(ctx context.Context) (*Tokens, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := eid.GrantClaims{RegisteredClaims: a.registered(d, disc.TokenEndpoint)}
-	c.Subject = d.DeviceID
-	assertion, err := d.sign(eid.TypeGrant, c)
+	tr, err := a.grant(ctx, d, disc, url.Values{"scope": {Scope}})
 	if err != nil {
 		return nil, err
-	}
-	form := url.Values{
-		"grant_type": {idp.GrantTypeJWTBearer},
-		"assertion":  {assertion},
-		"client_id":  {ClientID},
-		"scope":      {Scope},
-	}
-	var tr struct {
-		AccessToken string `json:"access_token"`
-		TokenType   string `json:"token_type"`
-		ExpiresIn   int64  `json:"expires_in"`
-		Scope       string `json:"scope"`
-		IDToken     string `json:"id_token"`
-	}
-	if err := a.postForm(ctx, disc.TokenEndpoint, form, &tr); err != nil {
-		return nil, fmt.Errorf("token endpoint: %w", err)
-	}
-	switch {
-	case tr.AccessToken == "":
-		return nil, errors.New("token endpoint: no access_token")
-	case !strings.EqualFold(tr.TokenType, "bearer"):
-		return nil, fmt.Errorf("token endpoint: token_type %q, want Bearer", printable(tr.TokenType))
-	case tr.ExpiresIn <= 0:
-		return nil, errors.New("token endpoint: no expires_in")
 	}
 	sub, err := a.verifyIDToken(ctx, disc, tr.IDToken, "")
 	if err != nil {
@@ -103,6 +77,47 @@ func (a *App) Login(ctx context.Context) (*Tokens, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// tokenResponse is the token endpoint's answer to the JWT-bearer grant.
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope"`
+	IDToken     string `json:"id_token"`
+}
+
+// grant redeems a fresh assertion signed by the device key at the token
+// endpoint (the JWT-bearer grant); params add scope or resource.
+func (a *App) grant(ctx context.Context, d *device, disc *discovery, params url.Values) (*tokenResponse, error) {
+	c := eid.GrantClaims{RegisteredClaims: a.registered(d, disc.TokenEndpoint)}
+	c.Subject = d.DeviceID
+	assertion, err := d.sign(eid.TypeGrant, c)
+	if err != nil {
+		return nil, err
+	}
+	form := url.Values{
+		"grant_type": {idp.GrantTypeJWTBearer},
+		"assertion":  {assertion},
+		"client_id":  {ClientID},
+	}
+	for k, v := range params {
+		form[k] = v
+	}
+	var tr tokenResponse
+	if err := a.postForm(ctx, disc.TokenEndpoint, form, &tr); err != nil {
+		return nil, fmt.Errorf("token endpoint: %w", err)
+	}
+	switch {
+	case tr.AccessToken == "":
+		return nil, errors.New("token endpoint: no access_token")
+	case !strings.EqualFold(tr.TokenType, "bearer"):
+		return nil, fmt.Errorf("token endpoint: token_type %q, want Bearer", printable(tr.TokenType))
+	case tr.ExpiresIn <= 0:
+		return nil, errors.New("token endpoint: no expires_in")
+	}
+	return &tr, nil
 }
 
 // postForm sends a form (a token request) and decodes the JSON answer.
