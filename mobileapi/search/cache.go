@@ -1,0 +1,122 @@
+package search
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/onedoor/onedoor/mobileapi"
+)
+
+// Source is what a Cache reads the catalog from (mobileapi.CatalogStore
+// has both methods).
+type Source interface {
+	ListServices(ctx context.Context) ([]*mobileapi.Service, error)
+	CatalogVersion(ctx context.Context) (int64, error)
+}
+
+// Check and rebuild bounds of a Cache.
+const (
+	// checkEvery bounds how often the catalog version is read: a change on
+	// another replica shows here within this time, and a busy replica
+	// asks the store once per interval, not once per search.
+	checkEvery = 500 * time.Millisecond
+	// refreshTimeout bounds a shared refresh, which runs detached from the
+	// caller that started it so that its cancellation does not fail the
+	// others waiting on the same refresh.
+	refreshTimeout = 10 * time.Second
+)
+
+// Cache keeps an Index of a catalog current on one replica: it rebuilds
+// the index when the catalog version changes, looking at most every 500 ms.
+// It is safe for concurrent use; concurrent callers share one look and one
+// rebuild.
+type Cache struct {
+	src   Source
+	now   func() time.Time
+	group singleflight.Group
+
+	mu      sync.Mutex
+	index   *Index    // nil until the first build
+	checked time.Time // last look at the version, successful or not
+}
+
+// NewCache returns a cache over src; it reads nothing until the first
+// Index call.
+func NewCache(src Source) *Cache {
+	return &Cache{src: src, now: time.Now}
+}
+
+// Index returns an index of the current catalog. When the store fails, the
+// last index built is returned without error (stale search beats no
+// search); without one the store's error is.
+func (c *Cache) Index(ctx context.Context) (*Index, error) {
+	c.mu.Lock()
+	ix, fresh := c.index, c.index != nil && c.now().Sub(c.checked) < checkEvery
+	c.mu.Unlock()
+	if fresh {
+		return ix, nil
+	}
+	ch := c.group.DoChan("refresh", func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
+		defer cancel()
+		return c.refresh(ctx)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*Index), nil
+	case <-ctx.Done():
+		// The refresh goes on for the other callers; this one serves the
+		// index it has, if any.
+		if ix != nil {
+			return ix, nil
+		}
+		return nil, ctx.Err()
+	}
+}
+
+// refresh looks at the catalog version and rebuilds the index if it moved.
+func (c *Cache) refresh(ctx context.Context) (*Index, error) {
+	c.mu.Lock()
+	old := c.index
+	c.mu.Unlock()
+	// The version is read before the services: were the catalog to change
+	// in between, the index holds newer services under an older version
+	// and the next look rebuilds it, where the other order could keep
+	// older services under the newer version for good.
+	version, err := c.src.CatalogVersion(ctx)
+	if err == nil && old != nil && version == old.version {
+		c.keep(old)
+		return old, nil
+	}
+	var services []*mobileapi.Service
+	if err == nil {
+		services, err = c.src.ListServices(ctx)
+	}
+	if err != nil {
+		if old == nil {
+			return nil, fmt.Errorf("loading the catalog for search: %w", err)
+		}
+		// Look again only after the interval, so a failing store is not
+		// asked on every search.
+		c.keep(old)
+		return old, nil
+	}
+	ix := New(services)
+	ix.version = version
+	c.keep(ix)
+	return ix, nil
+}
+
+// keep makes ix the current index, looked at now.
+func (c *Cache) keep(ix *Index) {
+	c.mu.Lock()
+	c.index, c.checked = ix, c.now()
+	c.mu.Unlock()
+}

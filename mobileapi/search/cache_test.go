@@ -1,0 +1,259 @@
+package search
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/mobileapi"
+)
+
+// catalogSource is a catalog held in memory, counting the reads; gate,
+// when set, holds ListServices until closed.
+type catalogSource struct {
+	mu       sync.Mutex
+	services []*mobileapi.Service
+	version  int64
+	err      error // of both methods
+	listErr  error // of ListServices alone
+	gate     chan struct{}
+
+	versions, lists atomic.Int32
+}
+
+func (s *catalogSource) ListServices(ctx context.Context) ([]*mobileapi.Service, error) {
+	s.lists.Add(1)
+	s.mu.Lock()
+	gate := s.gate
+	s.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := errors.Join(s.err, s.listErr); err != nil {
+		return nil, err
+	}
+	return s.services, nil
+}
+
+func (s *catalogSource) CatalogVersion(context.Context) (int64, error) {
+	s.versions.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return 0, s.err
+	}
+	return s.version, nil
+}
+
+func (s *catalogSource) set(services []*mobileapi.Service, version int64, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.services, s.version, s.err = services, version, err
+}
+
+// clock is a settable time.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func newTestCache(src Source) (*Cache, *clock) {
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	c := NewCache(src)
+	c.now = clk.now
+	return c, clk
+}
+
+func mustIndex(t *testing.T, c *Cache) *Index {
+	t.Helper()
+	ix, err := c.Index(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ix
+}
+
+func TestCacheRebuildsOnlyWhenTheVersionChanges(t *testing.T) {
+	src := &catalogSource{}
+	src.set(catalog()[:2], 7, nil)
+	c, clk := newTestCache(src)
+
+	ix := mustIndex(t, c)
+	if ix.Len() != 2 || ix.Version() != 7 {
+		t.Fatalf("first index: %d services, version %d", ix.Len(), ix.Version())
+	}
+	// Within the interval the store is not asked.
+	clk.add(checkEvery - time.Millisecond)
+	if got := mustIndex(t, c); got != ix || src.versions.Load() != 1 {
+		t.Fatalf("within the interval: same index %v, %d version reads", got == ix, src.versions.Load())
+	}
+	// After it, the version is read; unchanged, nothing is rebuilt.
+	clk.add(time.Millisecond)
+	if got := mustIndex(t, c); got != ix || src.versions.Load() != 2 || src.lists.Load() != 1 {
+		t.Fatalf("same version: same index %v, %d version reads, %d lists", got == ix, src.versions.Load(), src.lists.Load())
+	}
+	// The catalog changes on another replica: the next look rebuilds.
+	src.set(catalog(), 8, nil)
+	if got := mustIndex(t, c); got != ix {
+		t.Fatal("rebuilt before the interval passed")
+	}
+	clk.add(checkEvery)
+	ix2 := mustIndex(t, c)
+	if ix2 == ix || ix2.Len() != len(catalog()) || ix2.Version() != 8 || src.lists.Load() != 2 {
+		t.Fatalf("after the change: %d services, version %d, %d lists", ix2.Len(), ix2.Version(), src.lists.Load())
+	}
+	if hits := ix2.Search(Query{Text: "ly lich tu phap"}); len(hits) != 1 {
+		t.Errorf("new service not found: %v", hits)
+	}
+}
+
+func TestCacheServesTheOldIndexWhenTheStoreFails(t *testing.T) {
+	src := &catalogSource{}
+	down := fmt.Errorf("catalog: %w", idp.ErrUnavailable)
+	src.set(nil, 1, down)
+	c, clk := newTestCache(src)
+
+	// No index yet: the error.
+	if ix, err := c.Index(context.Background()); !errors.Is(err, idp.ErrUnavailable) || ix != nil {
+		t.Fatalf("no index and a failing store: %v, %v", ix, err)
+	}
+	// Without an index, the next call tries again at once.
+	src.set(catalog(), 1, nil)
+	ix := mustIndex(t, c)
+
+	src.set(catalog(), 2, down)
+	clk.add(checkEvery)
+	if got := mustIndex(t, c); got != ix {
+		t.Fatal("the old index was not served while the store fails")
+	}
+	// The failure counts as a look: no retry within the interval.
+	reads := src.versions.Load()
+	_ = mustIndex(t, c)
+	if src.versions.Load() != reads {
+		t.Error("a failing store was asked again within the interval")
+	}
+	// ListServices failing alone (the version moved) keeps the old one too.
+	src.set(catalog(), 2, nil)
+	src.mu.Lock()
+	src.listErr = down
+	src.mu.Unlock()
+	clk.add(checkEvery)
+	if got := mustIndex(t, c); got != ix || src.lists.Load() != 2 {
+		t.Fatalf("failing list: old index %v, %d lists", got == ix, src.lists.Load())
+	}
+	// Once the store is back, the new version is built.
+	src.mu.Lock()
+	src.listErr = nil
+	src.mu.Unlock()
+	clk.add(checkEvery)
+	if got := mustIndex(t, c); got == ix || got.Version() != 2 {
+		t.Fatalf("recovered store: version %d", got.Version())
+	}
+
+	// A caller whose context ends while a refresh is slow gets the index
+	// there is.
+	src.set(catalog(), 3, nil)
+	src.mu.Lock()
+	src.gate = make(chan struct{})
+	src.mu.Unlock()
+	t.Cleanup(func() { close(src.gate) })
+	clk.add(checkEvery)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if got, err := c.Index(ctx); got == nil || got.Version() != 2 || err != nil {
+		t.Fatalf("cancelled caller with an index: %v, %v", got, err)
+	}
+}
+
+func TestCacheSharesOneRebuild(t *testing.T) {
+	src := &catalogSource{gate: make(chan struct{})}
+	src.set(catalog(), 3, nil)
+	c, _ := newTestCache(src)
+
+	const callers = 32
+	var wg sync.WaitGroup
+	results := make(chan *Index, callers)
+	for range callers {
+		wg.Go(func() {
+			ix, err := c.Index(context.Background())
+			if err != nil {
+				t.Error(err)
+			}
+			results <- ix
+		})
+	}
+	// Let every caller reach the shared refresh, then release it.
+	deadline := time.Now().Add(5 * time.Second)
+	for src.lists.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(src.gate)
+	wg.Wait()
+	close(results)
+	var first *Index
+	for ix := range results {
+		if first == nil {
+			first = ix
+		}
+		if ix == nil || ix != first {
+			t.Fatal("callers got different indexes")
+		}
+	}
+	// Callers arriving after the shared refresh ended find the index
+	// fresh; a late one may have started a second look, never a second
+	// list of an unchanged catalog.
+	if n := src.lists.Load(); n != 1 {
+		t.Errorf("%d lists for %d concurrent callers", n, callers)
+	}
+}
+
+func TestCacheCancelledCallerDoesNotFailOthers(t *testing.T) {
+	src := &catalogSource{gate: make(chan struct{})}
+	src.set(catalog(), 1, nil)
+	c, _ := newTestCache(src)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() {
+		_, err := c.Index(ctx)
+		first <- err
+	}()
+	for src.lists.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	second := make(chan *Index, 1)
+	go func() {
+		ix, err := c.Index(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		second <- ix
+	}()
+	cancel()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled caller: %v", err)
+	}
+	close(src.gate)
+	if ix := <-second; ix == nil || ix.Len() != len(catalog()) {
+		t.Fatal("the other caller did not get the index")
+	}
+}
