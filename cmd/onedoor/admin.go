@@ -147,11 +147,6 @@ type AgencyLookup interface {
 	GetAgency(ctx context.Context, code string) (*mobileapi.Agency, error)
 }
 
-// openAgencies gives OpenStorage the mobile API's agencies over the database
-// it opened. While it is nil (the mobile API's store not wired in), no
-// client can be bound to an agency.
-var openAgencies func(ctx context.Context, m *Main) (AgencyLookup, error)
-
 // checkAgency reports whether code names an existing agency. The agencies
 // live in the mobile API's store, not the IdP's, so the reference is
 // checked here, when the operator binds a client.

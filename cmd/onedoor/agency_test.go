@@ -15,50 +15,16 @@ import (
 	"github.com/onedoor/onedoor/mobileapi"
 )
 
-// createAgencies makes agencies exist where `client create --agency` looks
-// for them. Once OpenStorage wires the mobile API's store (openAgencies),
-// they are created there. Until then the test stands in for that store's
-// GetAgency with a fixed set of codes, for every Main it opens.
+// createAgencies registers agencies in the mobile API's store, where
+// `client create --agency` looks for them.
 func createAgencies(t *testing.T, m *Main, codes ...string) {
 	t.Helper()
-	ctx := context.Background()
-	if m.Agencies != nil {
-		store, ok := m.Agencies.(interface {
-			CreateAgency(ctx context.Context, a *mobileapi.Agency) error
-		})
-		if !ok {
-			t.Fatalf("the agencies (%T) cannot create an agency", m.Agencies)
-		}
-		for _, c := range codes {
-			a := &mobileapi.Agency{Code: c, Name: mobileapi.Text{VI: "Cơ quan thử " + c, EN: "Test agency " + c}}
-			if err := store.CreateAgency(ctx, a); err != nil && !errors.Is(err, idp.ErrConflict) {
-				t.Fatalf("create agency %s: %v", c, err)
-			}
-		}
-		return
-	}
-	if openAgencies != nil {
-		t.Fatal("openAgencies is wired but gave this Main no agencies")
-	}
-	t.Log("the mobile API's agencies are not wired into OpenStorage: a stand-in answers GetAgency")
-	known := agencyCodes{}
 	for _, c := range codes {
-		known[c] = true
+		a := &mobileapi.Agency{Code: c, Name: mobileapi.Text{VI: "Cơ quan thử " + c, EN: "Test agency " + c}}
+		if err := m.APIStore.CreateAgency(context.Background(), a); err != nil && !errors.Is(err, idp.ErrConflict) {
+			t.Fatalf("create agency %s: %v", c, err)
+		}
 	}
-	m.Agencies = known
-	openAgencies = func(context.Context, *Main) (AgencyLookup, error) { return known, nil }
-	t.Cleanup(func() { openAgencies = nil })
-}
-
-// agencyCodes stands in for the mobile API's GetAgency until its store is
-// wired (see createAgencies).
-type agencyCodes map[string]bool
-
-func (a agencyCodes) GetAgency(_ context.Context, code string) (*mobileapi.Agency, error) {
-	if !a[code] {
-		return nil, fmt.Errorf("agency %s: %w", code, idp.ErrNotFound)
-	}
-	return &mobileapi.Agency{Code: code}, nil
 }
 
 func TestAgencyTokens_SQLite(t *testing.T) {

@@ -57,6 +57,23 @@ type Config struct {
 	// Resources are the resource servers (RFC 8707) access tokens may be
 	// minted for, besides the IdP's userinfo.
 	Resources []string
+	// BlobDir holds attachments and result documents; empty means
+	// DATA-DIR/blobs. Replicas must share it (until an S3 store lands).
+	BlobDir string
+	// APICitizenRateLimit and APIAgencyRateLimit are the mobile API's
+	// requests per minute per citizen and per agency client.
+	APICitizenRateLimit, APIAgencyRateLimit int
+	// WebhookAllowPrivate lets webhooks reach loopback and private
+	// addresses: for the demo and tests, never in production (SSRF).
+	WebhookAllowPrivate bool
+}
+
+// blobDir is where files are kept.
+func (c *Config) blobDir() string {
+	if c.BlobDir != "" {
+		return c.BlobDir
+	}
+	return filepath.Join(c.DataDir, "blobs")
 }
 
 // commaList is a flag holding a comma-separated list.
@@ -82,21 +99,23 @@ func (l commaList) Set(s string) error {
 // DefaultConfig is the embedded default: SQLite in ./onedoor-data, no Redis.
 func DefaultConfig() Config {
 	return Config{
-		IDPAddr:         "127.0.0.1:8080",
-		APIAddr:         "127.0.0.1:8081",
-		Issuer:          "http://localhost:8080",
-		DataDir:         "./onedoor-data",
-		DemoRPAddr:      "127.0.0.1:8090",
-		LogLevel:        "info",
-		AccessTokenTTL:  10 * time.Minute,
-		RefreshTokenTTL: 30 * 24 * time.Hour,
-		RefreshGrace:    30 * time.Second,
-		SessionTTL:      8 * time.Hour,
-		ShutdownGrace:   10 * time.Second,
-		ShutdownDelay:   2 * time.Second,
-		RequestTimeout:  10 * time.Second,
-		RedisPrefix:     "onedoor:",
-		LoginRateLimit:  600,
+		IDPAddr:             "127.0.0.1:8080",
+		APIAddr:             "127.0.0.1:8081",
+		APICitizenRateLimit: 600,
+		APIAgencyRateLimit:  6000,
+		Issuer:              "http://localhost:8080",
+		DataDir:             "./onedoor-data",
+		DemoRPAddr:          "127.0.0.1:8090",
+		LogLevel:            "info",
+		AccessTokenTTL:      10 * time.Minute,
+		RefreshTokenTTL:     30 * 24 * time.Hour,
+		RefreshGrace:        30 * time.Second,
+		SessionTTL:          8 * time.Hour,
+		ShutdownGrace:       10 * time.Second,
+		ShutdownDelay:       2 * time.Second,
+		RequestTimeout:      10 * time.Second,
+		RedisPrefix:         "onedoor:",
+		LoginRateLimit:      600,
 	}
 }
 
@@ -129,6 +148,10 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "how long in-flight requests may take after SIGTERM")
 	fs.DurationVar(&c.ShutdownDelay, "shutdown-delay", c.ShutdownDelay, "how long /readyz answers 503 before the listener closes on SIGTERM, so load balancers stop sending first")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", c.RequestTimeout, "deadline of every request's store calls; past it the request answers 503")
+	fs.StringVar(&c.BlobDir, "blob-dir", c.BlobDir, "directory of uploaded attachments and result documents (default DATA-DIR/blobs); replicas must share it")
+	fs.IntVar(&c.APICitizenRateLimit, "api-citizen-rate-limit", c.APICitizenRateLimit, "mobile API requests allowed per citizen per minute")
+	fs.IntVar(&c.APIAgencyRateLimit, "api-agency-rate-limit", c.APIAgencyRateLimit, "mobile API requests allowed per agency client per minute")
+	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "let agency webhooks reach loopback and private addresses (demo and tests only: it opens the server to SSRF)")
 }
 
 // parseFlags parses args, then fills every flag not given on the command

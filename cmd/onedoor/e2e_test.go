@@ -35,7 +35,7 @@ import (
 
 // testEnv is one running OneDoor with an enrolled eID app.
 type testEnv struct {
-	t      *testing.T
+	t      testing.TB
 	m      *Main
 	app    *eidapp.App
 	issuer string
@@ -151,7 +151,7 @@ var qrRE = regexp.MustCompile(`id="eid-qr" data-payload="([^"]+)" data-status-ur
 
 // loginPage opens an authorization URL and returns the QR payload and status
 // URL from the login page.
-func (b *browser) loginPage(t *testing.T, authURL string) (payload, statusURL string) {
+func (b *browser) loginPage(t testing.TB, authURL string) (payload, statusURL string) {
 	t.Helper()
 	resp, err := b.Get(authURL)
 	if err != nil {
@@ -170,7 +170,7 @@ func (b *browser) loginPage(t *testing.T, authURL string) (payload, statusURL st
 }
 
 // status polls the status URL once.
-func (b *browser) status(t *testing.T, statusURL string) (string, string) {
+func (b *browser) status(t testing.TB, statusURL string) (string, string) {
 	t.Helper()
 	resp, err := b.Get(statusURL)
 	if err != nil {
@@ -188,7 +188,7 @@ func (b *browser) status(t *testing.T, statusURL string) (string, string) {
 }
 
 // follow GETs u and returns the redirect target it answers with.
-func (b *browser) follow(t *testing.T, u string) *url.URL {
+func (b *browser) follow(t testing.TB, u string) *url.URL {
 	t.Helper()
 	resp, err := b.Get(u)
 	if err != nil {

@@ -34,7 +34,7 @@ const jwtBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 // deviceKey reads the enrolled device's ID and private key from the app's
 // device.json, to sign assertions the way the app does (and the ways it
 // must not).
-func deviceKey(t *testing.T, app *eidapp.App) (string, *ecdsa.PrivateKey) {
+func deviceKey(t testing.TB, app *eidapp.App) (string, *ecdsa.PrivateKey) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(app.Home, eidapp.DeviceFile))
 	if err != nil {
@@ -56,7 +56,7 @@ func deviceKey(t *testing.T, app *eidapp.App) (string, *ecdsa.PrivateKey) {
 }
 
 // assertion signs a grant assertion with app's device key; mod edits it.
-func deviceAssertion(t *testing.T, app *eidapp.App, aud string, mod func(h map[string]any, c jwt.MapClaims)) string {
+func deviceAssertion(t testing.TB, app *eidapp.App, aud string, mod func(h map[string]any, c jwt.MapClaims)) string {
 	t.Helper()
 	id, key := deviceKey(t, app)
 	now := time.Now()
@@ -81,7 +81,7 @@ type tokenAnswer struct {
 
 func (a tokenAnswer) errorCode() string { s, _ := a.body["error"].(string); return s }
 
-func postGrant(t *testing.T, issuer string, form url.Values, basic ...string) tokenAnswer {
+func postGrant(t testing.TB, issuer string, form url.Values, basic ...string) tokenAnswer {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, issuer+"/token", strings.NewReader(form.Encode()))
 	if err != nil {

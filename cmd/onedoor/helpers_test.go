@@ -67,7 +67,7 @@ func randomHex(n int) string {
 }
 
 // postBasic posts form to u as a client authenticated with HTTP Basic.
-func postBasic(t *testing.T, u, id, secret string, form url.Values) (int, string) {
+func postBasic(t testing.TB, u, id, secret string, form url.Values) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

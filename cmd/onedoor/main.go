@@ -52,6 +52,8 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		err = citizenCmd(ctx, args, env, stdout)
 	case "keys":
 		err = keysCmd(ctx, args, env, stdout)
+	case "agency":
+		err = agencyCmd(ctx, args, env, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -78,6 +80,8 @@ const usage = `usage:
   onedoor citizen import FILE.json|FILE.csv
   onedoor citizen list | show --id N | activate --id N --level substantial|high | revoke-device --id N --device D
   onedoor keys list | rotate [--alg ES256|RS256] [--force]
+  onedoor agency create --code CODE --name NAME [--name-en NAME] [--parent CODE] [--province CODE]
+  onedoor agency list
 Storage flags (every command): --data-dir, --postgres-dsn, --master-key-file. Each flag also reads ONEDOOR_<NAME>.
 `
 

@@ -21,6 +21,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/accesstoken"
 	"github.com/onedoor/onedoor/idp/clientaddr"
 	"github.com/onedoor/onedoor/idp/eid"
 	"github.com/onedoor/onedoor/idp/keyset"
@@ -30,7 +31,12 @@ import (
 	"github.com/onedoor/onedoor/idp/sqlite"
 	"github.com/onedoor/onedoor/idp/sqlstore"
 	"github.com/onedoor/onedoor/idp/web"
+	"github.com/onedoor/onedoor/internal/sqldb"
+	"github.com/onedoor/onedoor/mobileapi/blob/fsblob"
 	"github.com/onedoor/onedoor/mobileapi/fiberapi"
+	"github.com/onedoor/onedoor/mobileapi/search"
+	apisql "github.com/onedoor/onedoor/mobileapi/sqlstore"
+	"github.com/onedoor/onedoor/mobileapi/webhook"
 )
 
 // Main is the composition root: it opens storage, builds every service and
@@ -40,8 +46,10 @@ type Main struct {
 	Logger *slog.Logger
 	Now    func() time.Time
 
-	DB       *sql.DB
-	Store    *sqlstore.Store
+	DB    *sql.DB
+	Store *sqlstore.Store
+	// APIStore is the mobile API's store, on the same database.
+	APIStore *apisql.Store
 	Eph      idp.Ephemeral
 	Keys     *keyset.Manager
 	EID      *eid.Service
@@ -55,11 +63,15 @@ type Main struct {
 	// API is the mobile API; APIAddr its bound address and APIURL its
 	// audience (derived from the listener when Config.APIURL is empty).
 	API     *fiberapi.Server
-	APIAddr string
-	APIURL  string
-	apiLn   net.Listener
+	Blobs   *fsblob.Store
+	Catalog *search.Cache
+	// Webhooks delivers agency events to their endpoints.
+	Webhooks *webhook.Worker
+	APIAddr  string
+	APIURL   string
+	apiLn    net.Listener
 	// Agencies are the mobile API's agencies, which `client create
-	// --agency` checks; OpenStorage sets them through openAgencies.
+	// --agency` checks.
 	Agencies AgencyLookup
 
 	master  []byte
@@ -117,6 +129,14 @@ func (m *Main) OpenStorage(ctx context.Context) error {
 	if err := m.Store.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
+	dialect := sqldb.SQLite
+	if c.PostgresDSN != "" {
+		dialect = sqldb.PostgreSQL
+	}
+	m.APIStore = apisql.New(m.DB, dialect, apisql.WithNow(m.Now))
+	if err := m.APIStore.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
 	sealer, err := keyset.NewSealer(keyset.DeriveKey(m.master, purposeKeys))
 	if err != nil {
 		return err
@@ -129,11 +149,7 @@ func (m *Main) OpenStorage(ctx context.Context) error {
 		iss = "http://localhost"
 	}
 	m.EID = eid.New(m.Store, m.Store, eid.Config{Issuer: iss, CodeKey: keyset.DeriveKey(m.master, purposeActivation), Now: m.Now})
-	if openAgencies != nil {
-		if m.Agencies, err = openAgencies(ctx, m); err != nil {
-			return fmt.Errorf("agencies: %w", err)
-		}
-	}
+	m.Agencies = m.APIStore
 	return nil
 }
 
@@ -225,9 +241,26 @@ func (m *Main) Run(ctx context.Context) error {
 	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	m.serve(ln, m.Web.Handler())
 	if apiLn != nil {
+		if m.Blobs, err = fsblob.New(c.blobDir()); err != nil {
+			return err
+		}
+		m.Catalog = search.NewCache(m.APIStore)
+		m.Webhooks = &webhook.Worker{Store: m.APIStore, Signer: webhook.KeySigner{Keys: m.Keys}, AllowPrivate: c.WebhookAllowPrivate,
+			Now: m.Now, Logger: m.Logger}
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			if err := m.Webhooks.Run(ctx); err != nil {
+				m.Logger.Error("webhook worker stopped", "err", err)
+			}
+		}()
 		m.API = fiberapi.New(fiberapi.Config{
-			APIURL: m.APIURL, Verifier: m.Provider.Verifier, Citizens: m.Store,
-			Ready: m.readyErr, RequestTimeout: c.RequestTimeout, Logger: m.Logger,
+			// Signatures are checked once per token; the deny list at most
+			// a second apart, so a revocation still lands within a second.
+			APIURL: m.APIURL, Verifier: accesstoken.NewCache(m.Provider.Verifier, time.Second, 100_000), Citizens: m.Store, Clients: m.Provider.Clients(),
+			Store: m.APIStore, Blobs: m.Blobs, Catalog: m.Catalog, Ephemeral: m.Eph, SharedLimits: c.RedisURL != "",
+			CitizenRateLimit: c.APICitizenRateLimit, AgencyRateLimit: c.APIAgencyRateLimit,
+			Notify: m.Webhooks.Notify, Ready: m.readyErr, RequestTimeout: c.RequestTimeout, Now: m.Now, Logger: m.Logger,
 		})
 		m.wg.Add(1)
 		go func() {

@@ -88,7 +88,7 @@ func mustUserinfo(t *testing.T, issuer, tok string, ok bool, what string) {
 }
 
 // tokenBasic posts a token request with client_secret_basic.
-func tokenBasic(t *testing.T, issuer, id, secret string, form url.Values) (int, string) {
+func tokenBasic(t testing.TB, issuer, id, secret string, form url.Values) (int, string) {
 	t.Helper()
 	return postBasic(t, issuer+"/token", id, secret, form)
 }

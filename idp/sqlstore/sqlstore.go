@@ -82,8 +82,6 @@ func (s *Store) forUpdate() string { return s.d.ForUpdate() }
 
 func dbErr(op string, err error) error { return sqldb.Err(op, err) }
 
-func isOutage(err error) bool { return sqldb.IsOutage(err) }
-
 func notFoundIfNone(op string, res sql.Result, err error) error {
 	return sqldb.NotFoundIfNone(op, res, err)
 }

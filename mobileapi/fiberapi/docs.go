@@ -2,13 +2,12 @@ package fiberapi
 
 import (
 	"io/fs"
-	"net/http"
 	"path"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/onedoor/onedoor/idp/problem"
+	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/mobileapi/docs"
 )
 
@@ -46,7 +45,7 @@ func (s *Server) docsRoutes() {
 	s.app.Get(strings.TrimSuffix(docs.AssetPrefix, "/")+"/:name", func(c *fiber.Ctx) error {
 		b, ok := assets[c.Params("name")] // a flat name: the map holds no path with a slash
 		if !ok {
-			return s.problem(c, problem.Problem{Type: "about:blank", Title: http.StatusText(http.StatusNotFound), Status: http.StatusNotFound})
+			return s.fail(c, idp.ErrNotFound)
 		}
 		ct, ok := assetTypes[path.Ext(c.Params("name"))]
 		if !ok {

@@ -10,11 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/compress"
 	"github.com/gofiber/fiber/v2/middleware/etag"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
@@ -23,6 +24,7 @@ import (
 	"github.com/onedoor/onedoor/idp/accesstoken"
 	"github.com/onedoor/onedoor/idp/problem"
 	"github.com/onedoor/onedoor/mobileapi"
+	"github.com/onedoor/onedoor/mobileapi/search"
 )
 
 // Verifier checks the IdP's access tokens in process.
@@ -35,27 +37,59 @@ type Citizens interface {
 	GetCitizen(ctx context.Context, id string) (*idp.Citizen, error)
 }
 
+// Clients looks up registered clients (cached by the IdP), so a deleted or
+// re-bound agency client's tokens stop working at once.
+type Clients interface {
+	GetClient(ctx context.Context, id string) (*idp.Client, error)
+}
+
+// Catalog is the search index over the services, kept fresh on every
+// replica.
+type Catalog interface {
+	Index(ctx context.Context) (*search.Index, error)
+}
+
 // Config configures the server.
 type Config struct {
 	// APIURL is the API's audience: only tokens minted for it are accepted.
 	APIURL   string
 	Verifier Verifier
 	Citizens Citizens
+	Clients  Clients
+	Store    mobileapi.Store
+	Blobs    mobileapi.Blobs
+	Catalog  Catalog
+	// Ephemeral keeps Idempotency-Key responses (and, when SharedLimits
+	// is set, rate-limit counters shared by every replica).
+	Ephemeral    idp.Ephemeral
+	SharedLimits bool
+	// RateLimit is how many requests one citizen or agency client may make
+	// per minute (default 600 and 6000).
+	CitizenRateLimit, AgencyRateLimit int
+	// MaxUpload bounds an uploaded file (default 10 MiB).
+	MaxUpload int64
+	// Notify is called after a change that raised an agency event, to wake
+	// the webhook worker.
+	Notify func()
 	// Ready reports whether the server should receive traffic (nil: ready).
 	Ready          func(ctx context.Context) error
 	RequestTimeout time.Duration
+	Now            func() time.Time
 	Logger         *slog.Logger
 }
 
 // Server is the mobile API.
 type Server struct {
-	app *fiber.App
-	cfg Config
+	app     *fiber.App
+	cfg     Config
+	schemas *schemaCache
+	homes   *homeCache
 }
 
 // Limits on what a client may send.
 const (
-	maxBody = 1 << 20
+	maxJSONBody      = 1 << 20
+	defaultMaxUpload = 10 << 20
 )
 
 // New returns the server with its routes.
@@ -66,17 +100,33 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxUpload == 0 {
+		cfg.MaxUpload = defaultMaxUpload
+	}
+	if cfg.CitizenRateLimit == 0 {
+		cfg.CitizenRateLimit = 600
+	}
+	if cfg.AgencyRateLimit == 0 {
+		cfg.AgencyRateLimit = 6000
+	}
+	s := &Server{cfg: cfg, schemas: newSchemaCache(512), homes: newHomeCache(homeTTL, 4096)}
 	s.app = fiber.New(fiber.Config{
-		AppName:               "onedoor-mobileapi",
-		BodyLimit:             maxBody,
-		ReadTimeout:           15 * time.Second,
-		WriteTimeout:          30 * time.Second,
+		AppName: "onedoor-mobileapi",
+		// Multipart uploads are the largest bodies; JSON bodies are held to
+		// maxJSONBody by their handlers. A file somewhat over MaxUpload gets
+		// a 413 problem from the handler; a body past this limit is cut off
+		// by fasthttp before any handler runs.
+		BodyLimit:             int(cfg.MaxUpload) + 1<<20,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          60 * time.Second,
 		IdleTimeout:           90 * time.Second,
 		DisableStartupMessage: true,
 		ErrorHandler:          s.errorHandler,
 	})
-	s.app.Use(recover.New(), requestid.New(), etag.New())
+	s.app.Use(recover.New(), requestid.New(), compress.New(), etag.New())
 	s.app.Get("/healthz", func(c *fiber.Ctx) error { return c.SendStatus(http.StatusNoContent) })
 	s.app.Get("/readyz", s.readyz)
 	s.app.Get("/v1/openapi.json", func(c *fiber.Ctx) error {
@@ -84,8 +134,37 @@ func New(cfg Config) *Server {
 		return c.Send(mobileapi.OpenAPI)
 	})
 	s.docsRoutes()
-	v1 := s.app.Group("/v1", s.citizen)
+
+	v1 := s.app.Group("/v1", s.citizen, s.limiter(cfg.CitizenRateLimit, localCitizen))
 	v1.Get("/me", s.me)
+	v1.Get("/home", s.home)
+	v1.Get("/services", s.searchServices)
+	v1.Get("/services/:id", s.getService)
+	v1.Get("/applications", s.listApplications)
+	v1.Post("/applications", s.createApplication)
+	v1.Get("/applications/:id", s.getApplication)
+	v1.Patch("/applications/:id", s.updateApplication)
+	v1.Delete("/applications/:id", s.deleteApplication)
+	v1.Post("/applications/:id/attachments", s.uploadAttachment)
+	v1.Post("/applications/:id/submit", s.submitApplication)
+	v1.Post("/applications/:id/withdraw", s.withdrawApplication)
+	v1.Get("/applications/:id/results/:result_id", s.getResult)
+	v1.Get("/inbox", s.listInbox)
+	v1.Post("/inbox/:id/read", s.markRead)
+
+	ag := s.app.Group("/agency/v1", s.agency, s.limiter(cfg.AgencyRateLimit, localAgencyClient))
+	ag.Put("/services/:code", s.putService)
+	ag.Get("/applications", s.agencyListApplications)
+	ag.Get("/applications/:id", s.agencyGetApplication)
+	ag.Get("/applications/:id/attachments/:attachment_id", s.agencyGetFile)
+	ag.Post("/applications/:id/documents", s.agencyUploadDocument)
+	ag.Post("/applications/:id/transitions", s.agencyTransition)
+	ag.Post("/queue/leases", s.agencyLease)
+	ag.Post("/queue/leases/:lease_id/ack", s.agencyAck)
+	ag.Get("/webhooks", s.agencyListWebhooks)
+	ag.Post("/webhooks", s.agencyCreateWebhook)
+	ag.Delete("/webhooks/:id", s.agencyDeleteWebhook)
+	ag.Get("/webhooks/:id/deliveries", s.agencyListDeliveries)
 	return s
 }
 
@@ -115,9 +194,8 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 		// Not logged: a probe polls this, and the stores' own failures are
 		// logged where requests meet them.
 		p := problem.From(errUnavailable(err))
-		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(p.RetryAfter/time.Second)))
-		c.Set(fiber.HeaderCacheControl, "no-store")
-		return c.Status(p.Status).JSON(p, "application/problem+json")
+		p.Title = tUnavailable.In(lang(c))
+		return s.sendProblem(c, apiProblem{Problem: p})
 	}
 	return c.SendStatus(http.StatusNoContent)
 }
@@ -129,23 +207,36 @@ func errUnavailable(err error) error {
 	return errors.Join(err, idp.ErrUnavailable)
 }
 
-// localCitizen is the key of the verified citizen id in the request locals.
-const localCitizen = "onedoor.citizen"
+// Request locals set by the authentication middleware.
+const (
+	localCitizen      = "onedoor.citizen"
+	localAgency       = "onedoor.agency"
+	localAgencyClient = "onedoor.agency.client"
+)
+
+// bearer returns a copy of the request's bearer token: the header bytes
+// are fiber's and reused after the handler.
+func bearer(c *fiber.Ctx) string {
+	h := c.Get(fiber.HeaderAuthorization)
+	const scheme = "bearer "
+	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+		return ""
+	}
+	return strings.Clone(strings.TrimSpace(h[len(scheme):]))
+}
 
 // citizen admits only the eID app's citizen tokens minted for this API:
 // an agency's token for the same citizen (even one minted for the API) is
 // refused, so an agency never reads here what its registration does not
 // allow it to receive.
 func (s *Server) citizen(c *fiber.Ctx) error {
-	if c.Path() == "/v1/openapi.json" {
+	if p := c.Path(); p == "/v1/openapi.json" || p == "/v1/docs" || strings.HasPrefix(p, "/v1/docs/") {
 		return c.Next()
 	}
-	h := c.Get(fiber.HeaderAuthorization)
-	const scheme = "bearer "
-	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+	token := bearer(c)
+	if token == "" {
 		return s.unauthorized(c, "", "An access token is required.")
 	}
-	token := strings.Clone(strings.TrimSpace(h[len(scheme):])) // the header bytes are fiber's, reused after the handler
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	claims, err := s.cfg.Verifier.VerifyFor(ctx, token, accesstoken.Expect{Audience: s.cfg.APIURL, Kind: accesstoken.KindCitizen})
@@ -153,7 +244,7 @@ func (s *Server) citizen(c *fiber.Ctx) error {
 	case errors.Is(err, accesstoken.ErrInvalid):
 		return s.unauthorized(c, "invalid_token", "The access token is not valid for this API.")
 	case err != nil:
-		return s.problem(c, problem.From(errUnavailable(err)))
+		return s.fail(c, errUnavailable(err))
 	case claims.ClientID != idp.EIDAppClientID:
 		return s.unauthorized(c, "invalid_token", "Citizen routes take the eID app's tokens only.")
 	case len(claims.Audience) != 1:
@@ -164,58 +255,56 @@ func (s *Server) citizen(c *fiber.Ctx) error {
 	return c.Next()
 }
 
+// ScopeAgency is the scope of agency clients' tokens for /agency/v1.
+const ScopeAgency = "agency"
+
+// agency admits client_credentials tokens with scope agency, minted for
+// this API, of a client that is still registered and still bound to the
+// agency the token names.
+func (s *Server) agency(c *fiber.Ctx) error {
+	token := bearer(c)
+	if token == "" {
+		return s.unauthorized(c, "", "An access token is required.")
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	claims, err := s.cfg.Verifier.VerifyFor(ctx, token, accesstoken.Expect{Audience: s.cfg.APIURL, Kind: accesstoken.KindClient})
+	switch {
+	case errors.Is(err, accesstoken.ErrInvalid):
+		return s.unauthorized(c, "invalid_token", "The access token is not valid for this API.")
+	case err != nil:
+		return s.fail(c, errUnavailable(err))
+	case len(claims.Audience) != 1:
+		return s.unauthorized(c, "invalid_token", "The access token must be minted for this API alone.")
+	case !slices.Contains(claims.Scopes(), ScopeAgency) || claims.Agency == "":
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="onedoor-api", error="insufficient_scope", scope="agency"`)
+		return s.fail(c, forbidden("Agency routes take tokens with scope agency of a client bound to an agency."))
+	}
+	cl, err := s.cfg.Clients.GetClient(ctx, claims.ClientID)
+	switch {
+	case errors.Is(err, idp.ErrNotFound):
+		return s.unauthorized(c, "invalid_token", "The client of the access token no longer exists.")
+	case err != nil:
+		return s.fail(c, errUnavailable(err))
+	case cl.Agency != claims.Agency:
+		return s.unauthorized(c, "invalid_token", "The client is no longer bound to the token's agency.")
+	}
+	c.Locals(localAgency, strings.Clone(claims.Agency))
+	c.Locals(localAgencyClient, strings.Clone(claims.ClientID))
+	return c.Next()
+}
+
+func citizenOf(c *fiber.Ctx) string { id, _ := c.Locals(localCitizen).(string); return id }
+
+func agencyOf(c *fiber.Ctx) string { a, _ := c.Locals(localAgency).(string); return a }
+
 func (s *Server) unauthorized(c *fiber.Ctx, code, detail string) error {
 	h := `Bearer realm="onedoor-api"`
 	if code != "" {
 		h += `, error="` + code + `"`
 	}
 	c.Set(fiber.HeaderWWWAuthenticate, h)
-	return s.problem(c, problem.Problem{Type: "urn:onedoor:problem:unauthorized", Title: "Unauthorized", Status: http.StatusUnauthorized, Detail: detail})
-}
-
-// me is the signed-in citizen, from the registry.
-type me struct {
-	ID          string  `json:"id"`
-	PersonalID  string  `json:"personal_id"`
-	Name        string  `json:"name"`
-	FamilyName  string  `json:"family_name"`
-	GivenName   string  `json:"given_name"`
-	Birthdate   string  `json:"birthdate"`
-	Gender      string  `json:"gender"`
-	Address     string  `json:"address"`
-	PhoneNumber *string `json:"phone_number"`
-}
-
-func (s *Server) me(c *fiber.Ctx) error {
-	id, _ := c.Locals(localCitizen).(string)
-	ctx, cancel := s.ctx(c)
-	defer cancel()
-	cit, err := s.cfg.Citizens.GetCitizen(ctx, id)
-	if errors.Is(err, idp.ErrNotFound) {
-		return s.unauthorized(c, "invalid_token", "The access token's citizen does not exist.")
-	}
-	if err != nil {
-		return s.problem(c, problem.From(err))
-	}
-	out := me{ID: cit.ID, PersonalID: cit.PersonalID, Name: cit.Name(), FamilyName: cit.FamilyName,
-		GivenName: cit.GivenName, Birthdate: cit.Birthdate, Gender: cit.Gender, Address: cit.Address}
-	if cit.PhoneNumber != "" {
-		out.PhoneNumber = &cit.PhoneNumber
-	}
-	c.Set(fiber.HeaderCacheControl, "private, no-cache")
-	return c.JSON(out)
-}
-
-// problem writes an RFC 9457 problem. Internal causes are logged, never sent.
-func (s *Server) problem(c *fiber.Ctx, p problem.Problem) error {
-	if p.Status >= 500 {
-		s.cfg.Logger.Warn("api problem", "path", c.Path(), "status", p.Status, "title", p.Title)
-	}
-	if p.RetryAfter > 0 {
-		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(p.RetryAfter/time.Second)))
-	}
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.Status(p.Status).JSON(p, "application/problem+json")
+	return s.sendProblem(c, apiProblem{Problem: problem.Problem{Type: typeUnauthorized, Title: tUnauthorized.In(lang(c)), Status: http.StatusUnauthorized, Detail: detail}})
 }
 
 // errorHandler turns fiber's own errors (no route, wrong method, body too
@@ -223,8 +312,27 @@ func (s *Server) problem(c *fiber.Ctx, p problem.Problem) error {
 func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	var fe *fiber.Error
 	if errors.As(err, &fe) {
-		return s.problem(c, problem.Problem{Type: "about:blank", Title: http.StatusText(fe.Code), Status: fe.Code})
+		switch fe.Code {
+		case http.StatusRequestEntityTooLarge:
+			return s.fail(c, tooLarge("The request body is too large."))
+		case http.StatusNotFound:
+			return s.fail(c, idp.ErrNotFound)
+		}
+		return s.sendProblem(c, apiProblem{Problem: problem.Problem{Type: "about:blank", Title: http.StatusText(fe.Code), Status: fe.Code}})
 	}
-	s.cfg.Logger.Error("api handler", "path", c.Path(), "err", err.Error())
-	return s.problem(c, problem.From(err))
+	return s.fail(c, err)
+}
+
+// Static is a fiber server whose one route answers GET /static with body
+// from memory, behind the same middleware as the API: the floor the mobile
+// API's benchmarks measure their routes against.
+func Static(body []byte) *Server {
+	s := &Server{cfg: Config{Logger: slog.Default()}}
+	s.app = fiber.New(fiber.Config{DisableStartupMessage: true})
+	s.app.Use(recover.New(), requestid.New(), compress.New(), etag.New())
+	s.app.Get("/static", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
+		return c.Send(body)
+	})
+	return s
 }

@@ -80,6 +80,7 @@ type Index struct {
 	vocab    []string
 	postings [][]posting
 	byCode   map[string][]int32
+	byID     map[string]*mobileapi.Service
 	// byName lists the docs by name in Vietnamese (0) and English (1);
 	// rank is the inverse, a doc's position there.
 	byName  [2][]int32
@@ -109,7 +110,7 @@ type scratch struct {
 
 // New builds an index over services (nil entries are skipped).
 func New(services []*mobileapi.Service) *Index {
-	ix := &Index{byCode: make(map[string][]int32)}
+	ix := &Index{byCode: make(map[string][]int32), byID: make(map[string]*mobileapi.Service, len(services))}
 	// Words are numbered in order of appearance first and renumbered in
 	// sorted order at the end. Folding goes word by word through a memo:
 	// a catalog repeats a small vocabulary.
@@ -151,6 +152,7 @@ func New(services []*mobileapi.Service) *Index {
 		if c := fold(s.Code); c != "" {
 			ix.byCode[c] = append(ix.byCode[c], d)
 		}
+		ix.byID[s.ID] = s
 	}
 
 	ix.vocab = make([]string, 0, len(number))
@@ -196,6 +198,9 @@ func New(services []*mobileapi.Service) *Index {
 	}
 	return ix
 }
+
+// Get returns the indexed service with the given id, or nil.
+func (ix *Index) Get(id string) *mobileapi.Service { return ix.byID[id] }
 
 // Len returns the number of services indexed.
 func (ix *Index) Len() int { return len(ix.docs) }

@@ -293,3 +293,11 @@ func FuzzSearch(f *testing.F) {
 		}
 	})
 }
+
+func TestGet(t *testing.T) {
+	s := &mobileapi.Service{ID: "svc_1", Code: "1.1", Name: mobileapi.Text{VI: "Đăng ký khai sinh", EN: "Birth registration"}}
+	ix := New([]*mobileapi.Service{s, nil})
+	if ix.Get("svc_1") != s || ix.Get("svc_2") != nil {
+		t.Error("Get does not find services by id")
+	}
+}

@@ -1,0 +1,407 @@
+package fiberapi
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/mobileapi"
+)
+
+func agencyScope(c *fiber.Ctx) mobileapi.Scope { return mobileapi.Scope{AgencyCode: agencyOf(c)} }
+
+// agencyView is an application as its competent agency sees it, with the
+// applicant from the register.
+func (s *Server) agencyView(ctx context.Context, a *mobileapi.Application) (agencyApplicationView, error) {
+	cit, err := s.cfg.Citizens.GetCitizen(ctx, a.CitizenID)
+	if err != nil && !errors.Is(err, idp.ErrNotFound) {
+		return agencyApplicationView{}, err
+	}
+	return agencyApplicationView{applicationView: application(a, agencyFileHref), Applicant: applicant(cit)}, nil
+}
+
+func (s *Server) sendAgencyApplication(c *fiber.Ctx, a *mobileapi.Application) error {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	v, err := s.agencyView(ctx, a)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	etag := appETag(a)
+	c.Set(fiber.HeaderETag, etag)
+	c.Set(fiber.HeaderCacheControl, "private, no-cache")
+	if c.Method() == http.MethodGet && notModified(c, etag) {
+		return c.SendStatus(http.StatusNotModified)
+	}
+	return c.JSON(v)
+}
+
+func (s *Server) agencyListApplications(c *fiber.Ctx) error {
+	p, err := page(c)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	q := mobileapi.ApplicationQuery{Scope: agencyScope(c), Page: p}
+	if st := mobileapi.Status(c.Query("status")); st != "" {
+		if !st.Valid() || st == mobileapi.StatusDraft {
+			return s.fail(c, invalidParam("status", "Unknown status (agencies never see drafts)."))
+		}
+		q.Statuses = []mobileapi.Status{mobileapi.Status(strings.Clone(string(st)))}
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	apps, next, err := s.cfg.Store.ListApplications(ctx, q)
+	if err != nil {
+		return s.fail(c, cursorErr(err))
+	}
+	idx, err := s.cfg.Catalog.Index(ctx)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	items := make([]agencyApplicationSummaryView, 0, len(apps))
+	for _, a := range apps {
+		cit, err := s.cfg.Citizens.GetCitizen(ctx, a.CitizenID)
+		if err != nil && !errors.Is(err, idp.ErrNotFound) {
+			return s.fail(c, err)
+		}
+		v := agencyApplicationSummaryView{ID: a.ID, ServiceID: a.ServiceID, AgencyCode: a.AgencyCode, Status: a.Status,
+			Applicant: applicant(cit), SubmittedAt: a.SubmittedAt, UpdatedAt: a.UpdatedAt}
+		if svc := idx.Get(a.ServiceID); svc != nil {
+			v.ServiceCode = svc.Code
+		}
+		items = append(items, v)
+	}
+	c.Set(fiber.HeaderCacheControl, "private, no-cache")
+	return c.JSON(newList(items, next))
+}
+
+func (s *Server) agencyGetApplication(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	a, err := s.cfg.Store.GetApplication(ctx, agencyScope(c), strings.Clone(c.Params("id")))
+	if err != nil {
+		return s.fail(c, err)
+	}
+	return s.sendAgencyApplication(c, a)
+}
+
+// agencyGetFile downloads a citizen's attachment or one of the agency's own
+// published result documents.
+func (s *Server) agencyGetFile(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	a, err := s.cfg.Store.GetApplication(ctx, agencyScope(c), strings.Clone(c.Params("id")))
+	if err != nil {
+		return s.fail(c, err)
+	}
+	fid := c.Params("attachment_id")
+	for _, l := range [][]mobileapi.File{a.Attachments, a.Results} {
+		if i := slices.IndexFunc(l, func(f mobileapi.File) bool { return f.ID == fid }); i >= 0 {
+			return s.sendFile(c, l[i])
+		}
+	}
+	return s.fail(c, idp.ErrNotFound)
+}
+
+func (s *Server) agencyUploadDocument(c *fiber.Ctx) error {
+	id := strings.Clone(c.Params("id"))
+	return s.idempotent(c, "agency:"+agencyOf(c), func() error {
+		ctx, cancel := s.ctx(c)
+		defer cancel()
+		a, err := s.cfg.Store.GetApplication(ctx, agencyScope(c), id)
+		if err != nil {
+			return s.fail(c, err)
+		}
+		if a.Status.Decided() || a.Status == mobileapi.StatusWithdrawn {
+			return s.fail(c, conflict(idp.ErrConflict, "The application is closed."))
+		}
+		up, err := s.receiveFile(c, "doc", func(fid string) string { return "applications/" + a.ID + "/documents/" + fid })
+		if err != nil {
+			return s.fail(c, err)
+		}
+		up.file.DocumentCode = ""
+		if err := s.cfg.Store.AddDocument(ctx, agencyOf(c), a.ID, &up.file); err != nil {
+			s.dropBlob(up.file.BlobKey)
+			return s.fail(c, conflict(err, "The application is closed."))
+		}
+		created := up.file.CreatedAt
+		if created.IsZero() {
+			created = s.cfg.Now().UTC()
+		}
+		return c.Status(http.StatusCreated).JSON(documentView{ID: up.file.ID, Name: up.file.Name, ContentType: up.file.ContentType,
+			Size: up.file.Size, SHA256: up.file.SHA256, CreatedAt: created})
+	})
+}
+
+type transitionRequest struct {
+	To        mobileapi.Status `json:"to"`
+	Message   *string          `json:"message"`
+	Documents []string         `json:"documents"`
+}
+
+// agencyTransition moves an application; a decision (and a request for
+// information) reaches the citizen's inbox in the same transaction.
+func (s *Server) agencyTransition(c *fiber.Ctx) error {
+	if len(c.Body()) > maxJSONBody {
+		return s.fail(c, tooLarge("The body is too large."))
+	}
+	var in transitionRequest
+	if err := decodeJSON(c, fiber.MIMEApplicationJSON, &in); err != nil {
+		return s.fail(c, err)
+	}
+	var errs []fieldError
+	switch in.To {
+	case mobileapi.StatusInReview, mobileapi.StatusNeedsInformation, mobileapi.StatusApproved, mobileapi.StatusRejected:
+	default:
+		errs = append(errs, fieldError{Pointer: "/to", Message: "One of in_review, needs_information, approved, rejected."})
+	}
+	msg := ""
+	if in.Message != nil {
+		msg = *in.Message
+	}
+	if len(msg) > 4000 {
+		errs = append(errs, fieldError{Pointer: "/message", Message: "At most 4000 bytes."})
+	}
+	if (in.To == mobileapi.StatusNeedsInformation || in.To == mobileapi.StatusRejected) && strings.TrimSpace(msg) == "" {
+		errs = append(errs, fieldError{Pointer: "/message", Message: "Say what is needed or why the application is rejected."})
+	}
+	if len(in.Documents) > 20 {
+		errs = append(errs, fieldError{Pointer: "/documents", Message: "At most 20 documents."})
+	}
+	if len(in.Documents) > 0 && in.To != mobileapi.StatusApproved && in.To != mobileapi.StatusRejected {
+		errs = append(errs, fieldError{Pointer: "/documents", Message: "Documents are published with a decision."})
+	}
+	if len(errs) > 0 {
+		return s.fail(c, unprocessable(errs))
+	}
+	ifv, err := ifMatch(c)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	id := strings.Clone(c.Params("id"))
+	a, err := s.cfg.Store.GetApplication(ctx, agencyScope(c), id)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	t := mobileapi.Transition{Scope: agencyScope(c), ApplicationID: id, IfVersion: ifv, Actor: mobileapi.ActorAgency,
+		By: "agency:" + agencyOf(c), To: in.To, Message: msg, Documents: in.Documents}
+	if announced(in.To) {
+		var name mobileapi.Text
+		if svc, err := s.cfg.Store.GetServiceVersion(ctx, a.ServiceID, a.ServiceVersion); err == nil {
+			name = svc.Name
+		} else if !errors.Is(err, idp.ErrNotFound) {
+			return s.fail(c, err)
+		}
+		t.Inbox = &mobileapi.Message{AgencyCode: agencyOf(c), Title: decisionTitle(in.To, name), Body: msg}
+	}
+	upd, err := s.cfg.Store.Transition(ctx, t)
+	if errors.Is(err, idp.ErrInvalid) && !errors.Is(err, idp.ErrUnavailable) {
+		return s.fail(c, unprocessable([]fieldError{{Pointer: "/documents", Message: "Every document must be an unpublished document uploaded for this application."}}))
+	}
+	if err != nil {
+		return s.fail(c, conflict(err, "This transition is not allowed from the application's status."))
+	}
+	s.homes.forget(upd.CitizenID)
+	return s.sendAgencyApplication(c, upd)
+}
+
+type leaseRequest struct {
+	Max          *int `json:"max"`
+	LeaseSeconds *int `json:"lease_seconds"`
+}
+
+type leaseView struct {
+	LeaseID     string                `json:"lease_id"`
+	ExpiresAt   time.Time             `json:"expires_at"`
+	Event       mobileapi.EventType   `json:"event"`
+	Application agencyApplicationView `json:"application"`
+}
+
+// agencyLease hands out queued applications to one worker at a time.
+func (s *Server) agencyLease(c *fiber.Ctx) error {
+	in := leaseRequest{}
+	if len(c.Body()) > 0 {
+		if len(c.Body()) > maxJSONBody {
+			return s.fail(c, tooLarge("The body is too large."))
+		}
+		if err := decodeJSON(c, fiber.MIMEApplicationJSON, &in); err != nil {
+			return s.fail(c, err)
+		}
+	}
+	max, secs := 10, 300
+	var errs []fieldError
+	if in.Max != nil {
+		if max = *in.Max; max < 1 || max > 100 {
+			errs = append(errs, fieldError{Pointer: "/max", Message: "From 1 to 100."})
+		}
+	}
+	if in.LeaseSeconds != nil {
+		if secs = *in.LeaseSeconds; secs < 10 || secs > 3600 {
+			errs = append(errs, fieldError{Pointer: "/lease_seconds", Message: "From 10 to 3600."})
+		}
+	}
+	if len(errs) > 0 {
+		return s.fail(c, unprocessable(errs))
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	leases, err := s.cfg.Store.Lease(ctx, agencyOf(c), max, time.Duration(secs)*time.Second)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	out := struct {
+		Items []leaseView `json:"items"`
+	}{Items: make([]leaseView, 0, len(leases))}
+	for _, l := range leases {
+		a, err := s.cfg.Store.GetApplication(ctx, agencyScope(c), l.Event.ApplicationID)
+		if err != nil {
+			return s.fail(c, err)
+		}
+		v, err := s.agencyView(ctx, a)
+		if err != nil {
+			return s.fail(c, err)
+		}
+		out.Items = append(out.Items, leaseView{LeaseID: l.ID, ExpiresAt: l.ExpiresAt, Event: l.Event.Type, Application: v})
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(out)
+}
+
+func (s *Server) agencyAck(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	if err := s.cfg.Store.Ack(ctx, agencyOf(c), strings.Clone(c.Params("lease_id"))); err != nil {
+		return s.fail(c, conflict(err, "The lease expired; the application went back to the queue."))
+	}
+	return c.SendStatus(http.StatusNoContent)
+}
+
+type webhookCreate struct {
+	URL         string                `json:"url"`
+	Events      []mobileapi.EventType `json:"events"`
+	Description string                `json:"description"`
+}
+
+// validWebhookURL allows https, and http only to a loopback host (tests,
+// the demo).
+func validWebhookURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" || len(raw) > 2000 {
+		return false
+	}
+	switch u.Scheme {
+	case "https":
+		return true
+	case "http":
+		h := u.Hostname()
+		if h == "localhost" {
+			return true
+		}
+		ip := net.ParseIP(h)
+		return ip != nil && ip.IsLoopback()
+	}
+	return false
+}
+
+func (s *Server) agencyCreateWebhook(c *fiber.Ctx) error {
+	if len(c.Body()) > maxJSONBody {
+		return s.fail(c, tooLarge("The body is too large."))
+	}
+	return s.idempotent(c, "agency:"+agencyOf(c), func() error {
+		var in webhookCreate
+		if err := decodeJSON(c, fiber.MIMEApplicationJSON, &in); err != nil {
+			return s.fail(c, err)
+		}
+		var errs []fieldError
+		if !validWebhookURL(in.URL) {
+			errs = append(errs, fieldError{Pointer: "/url", Message: "An https URL (http only on loopback), without credentials or fragment."})
+		}
+		for i, e := range in.Events {
+			if e != mobileapi.EventSubmitted && e != mobileapi.EventResubmitted && e != mobileapi.EventWithdrawn {
+				errs = append(errs, fieldError{Pointer: "/events/" + strconv.Itoa(i), Message: "One of submitted, resubmitted, withdrawn."})
+			}
+		}
+		if len(in.Description) > 500 {
+			errs = append(errs, fieldError{Pointer: "/description", Message: "At most 500 bytes."})
+		}
+		if len(errs) > 0 {
+			return s.fail(c, unprocessable(errs))
+		}
+		ctx, cancel := s.ctx(c)
+		defer cancel()
+		w := &mobileapi.Webhook{AgencyCode: agencyOf(c), URL: in.URL, Events: slices.Compact(slices.Sorted(slices.Values(in.Events))), Description: in.Description}
+		if err := s.cfg.Store.CreateWebhook(ctx, w); err != nil {
+			return s.fail(c, conflict(err, "A webhook with this URL exists."))
+		}
+		c.Set(fiber.HeaderLocation, "/agency/v1/webhooks/"+w.ID)
+		return c.Status(http.StatusCreated).JSON(webhook(w))
+	})
+}
+
+func (s *Server) agencyListWebhooks(c *fiber.Ctx) error {
+	p, err := page(c)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	ws, next, err := s.cfg.Store.ListWebhooks(ctx, agencyOf(c), p)
+	if err != nil {
+		return s.fail(c, cursorErr(err))
+	}
+	items := make([]webhookView, 0, len(ws))
+	for _, w := range ws {
+		items = append(items, webhook(w))
+	}
+	c.Set(fiber.HeaderCacheControl, "private, no-cache")
+	return c.JSON(newList(items, next))
+}
+
+func (s *Server) agencyDeleteWebhook(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	if err := s.cfg.Store.DeleteWebhook(ctx, agencyOf(c), strings.Clone(c.Params("id"))); err != nil {
+		return s.fail(c, err)
+	}
+	return c.SendStatus(http.StatusNoContent)
+}
+
+func (s *Server) agencyListDeliveries(c *fiber.Ctx) error {
+	p, err := page(c)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	state := mobileapi.DeliveryState(c.Query("state"))
+	switch state {
+	case "", mobileapi.DeliveryPending, mobileapi.DeliverySucceeded, mobileapi.DeliveryFailed:
+	default:
+		return s.fail(c, invalidParam("state", "One of pending, succeeded, failed."))
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	ds, next, err := s.cfg.Store.ListDeliveries(ctx, agencyOf(c), strings.Clone(c.Params("id")), p)
+	if err != nil {
+		return s.fail(c, cursorErr(err))
+	}
+	items := make([]deliveryView, 0, len(ds))
+	for _, d := range ds {
+		// The state filter narrows each page; the cursor still walks every
+		// delivery, so a page may hold fewer than limit items.
+		if state == "" || d.State == state {
+			items = append(items, delivery(d))
+		}
+	}
+	c.Set(fiber.HeaderCacheControl, "private, no-cache")
+	return c.JSON(newList(items, next))
+}

@@ -1,0 +1,595 @@
+package fiberapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/mobileapi"
+	"github.com/onedoor/onedoor/mobileapi/form"
+	"github.com/onedoor/onedoor/mobileapi/province"
+)
+
+func citizenScope(c *fiber.Ctx) mobileapi.Scope { return mobileapi.Scope{CitizenID: citizenOf(c)} }
+
+// sendApplication writes the citizen's view of an application with its
+// ETag, answering 304 when the client holds it.
+func (s *Server) sendApplication(c *fiber.Ctx, status int, a *mobileapi.Application) error {
+	if c.Method() != http.MethodGet {
+		s.homes.forget(a.CitizenID)
+	}
+	etag := appETag(a)
+	c.Set(fiber.HeaderETag, etag)
+	c.Set(fiber.HeaderCacheControl, "private, no-cache")
+	if status == http.StatusOK && c.Method() == http.MethodGet && notModified(c, etag) {
+		return c.SendStatus(http.StatusNotModified)
+	}
+	return c.Status(status).JSON(application(a, resultHref))
+}
+
+type applicationCreate struct {
+	ServiceID  string `json:"service_id"`
+	AgencyCode string `json:"agency_code"`
+}
+
+// createApplication creates a draft pre-filled from the citizen register,
+// routed to the competent agency.
+func (s *Server) createApplication(c *fiber.Ctx) error {
+	if len(c.Body()) > maxJSONBody {
+		return s.fail(c, tooLarge("The body is too large."))
+	}
+	return s.idempotent(c, "citizen:"+citizenOf(c), func() error {
+		var in applicationCreate
+		if err := decodeJSON(c, fiber.MIMEApplicationJSON, &in); err != nil {
+			return s.fail(c, err)
+		}
+		if in.ServiceID == "" {
+			return s.fail(c, unprocessable([]fieldError{{Pointer: "/service_id", Message: "Required."}}))
+		}
+		ctx, cancel := s.ctx(c)
+		defer cancel()
+		svc, err := s.cfg.Store.GetService(ctx, in.ServiceID)
+		if errors.Is(err, idp.ErrNotFound) && !errors.Is(err, idp.ErrUnavailable) {
+			return s.fail(c, unprocessable([]fieldError{{Pointer: "/service_id", Message: "No such service."}}))
+		}
+		if err != nil {
+			return s.fail(c, err)
+		}
+		cit, err := s.cfg.Citizens.GetCitizen(ctx, citizenOf(c))
+		if err != nil {
+			return s.fail(c, err)
+		}
+		agency, err := s.competentAgency(ctx, svc, cit, in.AgencyCode)
+		if err != nil {
+			return s.fail(c, err)
+		}
+		f, err := s.schemas.get(svc)
+		if err != nil {
+			return s.fail(c, fmt.Errorf("service %s schema: %w", svc.ID, err))
+		}
+		doc, prov := f.Prefill(cit, cit.CreatedAt)
+		a := &mobileapi.Application{CitizenID: cit.ID, ServiceID: svc.ID, ServiceCode: svc.Code, ServiceVersion: svc.Version, AgencyCode: agency,
+			Status: mobileapi.StatusDraft, Form: doc, Prefilled: prov}
+		if err := s.cfg.Store.CreateApplication(ctx, a); err != nil {
+			return s.fail(c, err)
+		}
+		c.Set(fiber.HeaderLocation, "/v1/applications/"+a.ID)
+		return s.sendApplication(c, http.StatusCreated, a)
+	})
+}
+
+// competentAgency picks the agency that handles the application: the one
+// the citizen chose among the service's handlers, else the only handler,
+// else the handler of the province the registry address names.
+func (s *Server) competentAgency(ctx context.Context, svc *mobileapi.Service, cit *idp.Citizen, chosen string) (string, error) {
+	handlers := svc.Handlers()
+	if chosen != "" {
+		if !slices.Contains(handlers, chosen) {
+			return "", unprocessable([]fieldError{{Pointer: "/agency_code", Message: "Not one of the service's handling agencies."}})
+		}
+		return chosen, nil
+	}
+	if len(handlers) == 1 {
+		return handlers[0], nil
+	}
+	if prov, ok := province.FromAddress(cit.Address); ok {
+		for _, code := range handlers {
+			a, err := s.cfg.Store.GetAgency(ctx, code)
+			if err != nil {
+				return "", err
+			}
+			if a.ProvinceCode == prov {
+				return code, nil
+			}
+		}
+	}
+	return "", unprocessable([]fieldError{{Pointer: "/agency_code",
+		Message: "Your registry address names none of the handling agencies' provinces: choose one of the service's handling_agencies."}})
+}
+
+func (s *Server) getApplication(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), strings.Clone(c.Params("id")))
+	if err != nil {
+		return s.fail(c, err)
+	}
+	return s.sendApplication(c, http.StatusOK, a)
+}
+
+func (s *Server) listApplications(c *fiber.Ctx) error {
+	p, err := page(c)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	q := mobileapi.ApplicationQuery{Scope: citizenScope(c), Page: p}
+	if st := mobileapi.Status(c.Query("status")); st != "" {
+		if !st.Valid() {
+			return s.fail(c, invalidParam("status", "Unknown status."))
+		}
+		q.Statuses = []mobileapi.Status{mobileapi.Status(strings.Clone(string(st)))}
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	apps, next, err := s.cfg.Store.ListApplications(ctx, q)
+	if err != nil {
+		return s.fail(c, cursorErr(err))
+	}
+	items, err := s.summaries(ctx, apps)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	c.Set(fiber.HeaderCacheControl, "private, no-cache")
+	return c.JSON(newList(items, next))
+}
+
+// summaries names each application's service (from the catalog index, so
+// a list costs no extra queries).
+func (s *Server) summaries(ctx context.Context, apps []*mobileapi.Application) ([]applicationSummaryView, error) {
+	out := make([]applicationSummaryView, 0, len(apps))
+	if len(apps) == 0 {
+		return out, nil
+	}
+	idx, err := s.cfg.Catalog.Index(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range apps {
+		v := applicationSummaryView{ID: a.ID, ServiceID: a.ServiceID, AgencyCode: a.AgencyCode, Status: a.Status,
+			CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
+		if svc := idx.Get(a.ServiceID); svc != nil {
+			v.ServiceName = svc.Name
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// updateApplication applies an RFC 7396 merge patch whose only writable
+// member is form. Without If-Match the patch is applied to the version
+// read, retried if another write slipped in, so no write is lost.
+func (s *Server) updateApplication(c *fiber.Ctx) error {
+	if len(c.Body()) > maxJSONBody {
+		return s.fail(c, tooLarge("The body is too large."))
+	}
+	var patch map[string]json.RawMessage
+	if err := decodeJSON(c, "application/merge-patch+json", &patch); err != nil {
+		return s.fail(c, err)
+	}
+	var errs []fieldError
+	for k := range patch {
+		if k != "form" {
+			errs = append(errs, fieldError{Pointer: "/" + escapePointer(k), Message: "Only form may be changed."})
+		}
+	}
+	fp, ok := patch["form"]
+	if !ok {
+		errs = append(errs, fieldError{Pointer: "/form", Message: "Required."})
+	} else if t := bytes.TrimSpace(fp); len(t) == 0 || t[0] != '{' {
+		errs = append(errs, fieldError{Pointer: "/form", Message: "Must be an object."})
+	}
+	if len(errs) > 0 {
+		slices.SortFunc(errs, func(a, b fieldError) int { return strings.Compare(a.Pointer, b.Pointer) })
+		return s.fail(c, unprocessable(errs))
+	}
+	ifv, err := ifMatch(c)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	id := strings.Clone(c.Params("id"))
+	for attempt := 0; ; attempt++ {
+		a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), id)
+		if err != nil {
+			return s.fail(c, err)
+		}
+		if !a.Status.Editable() {
+			return s.fail(c, conflict(idp.ErrConflict, "Only a draft or an application that needs information can be changed."))
+		}
+		if ifv > 0 && ifv != a.Version {
+			return s.fail(c, mobileapi.ErrPrecondition)
+		}
+		merged, err := form.MergePatch(a.Form, fp)
+		if err != nil {
+			return s.fail(c, unprocessable([]fieldError{{Pointer: "/form", Message: "The patch could not be applied."}}))
+		}
+		if err := s.checkForm(ctx, lang(c), a, merged, false); err != nil {
+			return s.fail(c, err)
+		}
+		upd, err := s.cfg.Store.UpdateForm(ctx, citizenScope(c), id, a.Version, merged)
+		if errors.Is(err, mobileapi.ErrPrecondition) && ifv == 0 && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return s.fail(c, conflict(err, "Only a draft or an application that needs information can be changed."))
+		}
+		return s.sendApplication(c, http.StatusOK, upd)
+	}
+}
+
+// checkForm validates a form against the schema of the application's
+// service version: partially for a draft being edited, fully on submit,
+// listing every problem under /form.
+func (s *Server) checkForm(ctx context.Context, lang string, a *mobileapi.Application, doc json.RawMessage, full bool) error {
+	svc, err := s.cfg.Store.GetServiceVersion(ctx, a.ServiceID, a.ServiceVersion)
+	if err != nil {
+		return err
+	}
+	f, err := s.schemas.get(svc)
+	if err != nil {
+		return fmt.Errorf("service %s schema: %w", svc.ID, err)
+	}
+	if full {
+		err = f.Validate(doc)
+	} else {
+		err = f.ValidatePartial(doc)
+	}
+	var errs []fieldError
+	var ve *form.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		errs = fieldErrors("/form", lang, ve)
+	case err != nil:
+		errs = []fieldError{{Pointer: "/form", Message: "The form is not valid JSON."}}
+	}
+	if full {
+		// Every problem at once: the form's and the missing documents.
+		for _, d := range svc.RequiredDocuments {
+			if d.Required && !slices.ContainsFunc(a.Attachments, func(f mobileapi.File) bool { return f.DocumentCode == d.Code }) {
+				errs = append(errs, fieldError{Pointer: "/attachments", Message: map[string]string{
+					"vi": "Thiếu giấy tờ bắt buộc: " + d.Name.VI + " (" + d.Code + ").",
+					"en": "Missing required document: " + d.Name.EN + " (" + d.Code + ").",
+				}[lang]})
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return unprocessable(errs)
+	}
+	return nil
+}
+
+func escapePointer(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
+}
+
+func (s *Server) deleteApplication(c *fiber.Ctx) error {
+	ifv, err := ifMatch(c)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	keys, err := s.cfg.Store.DeleteDraft(ctx, citizenScope(c), strings.Clone(c.Params("id")), ifv)
+	if err != nil {
+		return s.fail(c, conflict(err, "Only a draft can be deleted; withdraw a submitted application instead."))
+	}
+	s.homes.forget(citizenOf(c))
+	for _, k := range keys {
+		if err := s.cfg.Blobs.Delete(ctx, k); err != nil {
+			s.cfg.Logger.Warn("delete attachment blob", "err", err)
+		}
+	}
+	return c.SendStatus(http.StatusNoContent)
+}
+
+// submitApplication validates the whole form and the required documents,
+// then submits exactly the version it validated.
+func (s *Server) submitApplication(c *fiber.Ctx) error {
+	ifv, err := ifMatch(c)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	id := strings.Clone(c.Params("id"))
+	for attempt := 0; ; attempt++ {
+		a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), id)
+		if err != nil {
+			return s.fail(c, err)
+		}
+		if ifv > 0 && ifv != a.Version {
+			return s.fail(c, mobileapi.ErrPrecondition)
+		}
+		if !a.Status.Editable() {
+			return s.fail(c, conflict(idp.ErrConflict, "Only a draft or an application that needs information can be submitted."))
+		}
+		if err := s.checkForm(ctx, lang(c), a, a.Form, true); err != nil {
+			return s.fail(c, err)
+		}
+		upd, err := s.cfg.Store.Transition(ctx, mobileapi.Transition{Scope: citizenScope(c), ApplicationID: id, IfVersion: a.Version,
+			Actor: mobileapi.ActorCitizen, By: "citizen", To: mobileapi.StatusSubmitted})
+		if errors.Is(err, mobileapi.ErrPrecondition) && ifv == 0 && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return s.fail(c, conflict(err, "Only a draft or an application that needs information can be submitted."))
+		}
+		s.notify()
+		return s.sendApplication(c, http.StatusOK, upd)
+	}
+}
+
+type withdrawRequest struct {
+	Message string `json:"message"`
+}
+
+func (s *Server) withdrawApplication(c *fiber.Ctx) error {
+	var in withdrawRequest
+	if len(c.Body()) > 0 {
+		if len(c.Body()) > maxJSONBody {
+			return s.fail(c, tooLarge("The body is too large."))
+		}
+		if err := decodeJSON(c, fiber.MIMEApplicationJSON, &in); err != nil {
+			return s.fail(c, err)
+		}
+		if len(in.Message) > 2000 {
+			return s.fail(c, unprocessable([]fieldError{{Pointer: "/message", Message: "At most 2000 bytes."}}))
+		}
+	}
+	ifv, err := ifMatch(c)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	upd, err := s.cfg.Store.Transition(ctx, mobileapi.Transition{Scope: citizenScope(c), ApplicationID: strings.Clone(c.Params("id")),
+		IfVersion: ifv, Actor: mobileapi.ActorCitizen, By: "citizen", To: mobileapi.StatusWithdrawn, Message: in.Message})
+	if err != nil {
+		return s.fail(c, conflict(err, "Only a submitted application without a decision can be withdrawn."))
+	}
+	s.notify()
+	return s.sendApplication(c, http.StatusOK, upd)
+}
+
+func (s *Server) notify() {
+	if s.cfg.Notify != nil {
+		s.cfg.Notify()
+	}
+}
+
+// allowedTypes are the file types accepted, sniffed from the content (the
+// client's Content-Type is not trusted).
+var allowedTypes = []string{"application/pdf", "image/jpeg", "image/png"}
+
+// upload is a received file, already in the blob store.
+type upload struct {
+	file         mobileapi.File
+	documentCode string
+}
+
+// receiveFile reads the multipart field "file", checks its type and size
+// and stores it under key(id). Nothing is kept on failure.
+func (s *Server) receiveFile(c *fiber.Ctx, prefix string, key func(id string) string) (*upload, error) {
+	ct, _, _ := strings.Cut(c.Get(fiber.HeaderContentType), ";")
+	if !strings.EqualFold(strings.TrimSpace(ct), fiber.MIMEMultipartForm) {
+		return nil, unsupportedMedia(fiber.MIMEMultipartForm)
+	}
+	mf, err := c.MultipartForm()
+	if err != nil {
+		return nil, invalidBody("", "Malformed multipart body.")
+	}
+	files := mf.File["file"]
+	if len(files) != 1 {
+		return nil, unprocessable([]fieldError{{Pointer: "/file", Message: "Exactly one file is required in field file."}})
+	}
+	fh := files[0]
+	if fh.Size > s.cfg.MaxUpload {
+		return nil, tooLarge(fmt.Sprintf("A file is at most %d bytes.", s.cfg.MaxUpload))
+	}
+	if fh.Size == 0 {
+		return nil, unprocessable([]fieldError{{Pointer: "/file", Message: "The file is empty."}})
+	}
+	up := &upload{}
+	if v := mf.Value["document_code"]; len(v) == 1 {
+		up.documentCode = strings.Clone(v[0])
+	}
+	r, err := fh.Open()
+	if err != nil {
+		return nil, fmt.Errorf("open upload: %w", err)
+	}
+	defer r.Close()
+	typ, body, err := sniff(r)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(allowedTypes, typ) {
+		return nil, &badRequest{status: http.StatusUnsupportedMediaType, typ: typeMediaType, title: tMediaType,
+			detail: "Files must be PDF, JPEG or PNG."}
+	}
+	id := mobileapi.NewID(prefix)
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	info, err := s.cfg.Blobs.Put(ctx, key(id), body, s.cfg.MaxUpload)
+	if err != nil {
+		return nil, err
+	}
+	up.file = mobileapi.File{ID: id, Name: cleanName(fh.Filename, typ), ContentType: typ, Size: info.Size, SHA256: info.SHA256,
+		DocumentCode: up.documentCode, BlobKey: key(id)}
+	return up, nil
+}
+
+// sniff detects the content type from the first bytes.
+func sniff(r multipart.File) (string, io.Reader, error) {
+	head := make([]byte, 512)
+	n, err := io.ReadFull(r, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return "", nil, fmt.Errorf("read upload: %w", err)
+	}
+	head = head[:n]
+	typ, _, _ := strings.Cut(http.DetectContentType(head), ";")
+	return typ, io.MultiReader(bytes.NewReader(head), r), nil
+}
+
+// cleanName keeps a file name safe to show and to put in a header: its
+// base name, printable, at most 200 bytes.
+func cleanName(name, typ string) string {
+	name = path.Base(strings.ReplaceAll(name, `\`, "/"))
+	name = strings.Map(func(r rune) rune {
+		if !unicode.IsPrint(r) || r == '"' {
+			return -1
+		}
+		return r
+	}, name)
+	for len(name) > 200 {
+		_, size := lastRune(name)
+		name = name[:len(name)-size]
+	}
+	if name == "" || name == "." || name == "/" {
+		name = "file" + map[string]string{"application/pdf": ".pdf", "image/jpeg": ".jpg", "image/png": ".png"}[typ]
+	}
+	return name
+}
+
+func lastRune(s string) (rune, int) {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i]&0xC0 != 0x80 {
+			return rune(s[i]), len(s) - i
+		}
+	}
+	return 0, len(s)
+}
+
+func (s *Server) uploadAttachment(c *fiber.Ctx) error {
+	ifv, err := ifMatch(c)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	id := strings.Clone(c.Params("id"))
+	return s.idempotent(c, "citizen:"+citizenOf(c), func() error {
+		ctx, cancel := s.ctx(c)
+		defer cancel()
+		a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), id)
+		if err != nil {
+			return s.fail(c, err)
+		}
+		if !a.Status.Editable() {
+			return s.fail(c, conflict(idp.ErrConflict, "Files can be attached to a draft or an application that needs information."))
+		}
+		if ifv > 0 && ifv != a.Version {
+			return s.fail(c, mobileapi.ErrPrecondition)
+		}
+		up, err := s.receiveFile(c, "att", func(fid string) string { return "applications/" + a.ID + "/attachments/" + fid })
+		if err != nil {
+			return s.fail(c, err)
+		}
+		if up.documentCode != "" {
+			svc, err := s.cfg.Store.GetServiceVersion(ctx, a.ServiceID, a.ServiceVersion)
+			if err != nil {
+				s.dropBlob(up.file.BlobKey)
+				return s.fail(c, err)
+			}
+			if !slices.ContainsFunc(svc.RequiredDocuments, func(d mobileapi.RequiredDocument) bool { return d.Code == up.documentCode }) {
+				s.dropBlob(up.file.BlobKey)
+				return s.fail(c, unprocessable([]fieldError{{Pointer: "/document_code", Message: "Not one of the service's documents."}}))
+			}
+		}
+		upd, err := s.cfg.Store.AddAttachment(ctx, citizenScope(c), a.ID, ifv, &up.file)
+		if err != nil {
+			s.dropBlob(up.file.BlobKey)
+			return s.fail(c, conflict(err, "Files can be attached to a draft or an application that needs information."))
+		}
+		s.homes.forget(a.CitizenID)
+		c.Set(fiber.HeaderLocation, "/v1/applications/"+a.ID)
+		c.Set(fiber.HeaderETag, appETag(upd))
+		return c.Status(http.StatusCreated).JSON(attachmentView{ID: up.file.ID, Name: up.file.Name, ContentType: up.file.ContentType,
+			Size: up.file.Size, SHA256: up.file.SHA256, DocumentCode: nullable(up.file.DocumentCode), CreatedAt: fileCreated(upd, up.file.ID)})
+	})
+}
+
+// fileCreated is the stored creation time of a file of a.
+func fileCreated(a *mobileapi.Application, id string) time.Time {
+	for _, f := range a.Attachments {
+		if f.ID == id {
+			return f.CreatedAt
+		}
+	}
+	return a.UpdatedAt
+}
+
+// dropBlob deletes a stored file whose record could not be written.
+func (s *Server) dropBlob(key string) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	defer cancel()
+	if err := s.cfg.Blobs.Delete(ctx, key); err != nil {
+		s.cfg.Logger.Warn("delete orphan blob", "err", err)
+	}
+}
+
+func (s *Server) getResult(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), strings.Clone(c.Params("id")))
+	if err != nil {
+		return s.fail(c, err)
+	}
+	rid := c.Params("result_id")
+	i := slices.IndexFunc(a.Results, func(f mobileapi.File) bool { return f.ID == rid })
+	if i < 0 {
+		return s.fail(c, idp.ErrNotFound)
+	}
+	return s.sendFile(c, a.Results[i])
+}
+
+// sendFile streams a stored file with its digest (RFC 9530 Repr-Digest)
+// and an ETag from its content.
+func (s *Server) sendFile(c *fiber.Ctx, f mobileapi.File) error {
+	etag := `"` + f.SHA256 + `"`
+	c.Set(fiber.HeaderETag, etag)
+	c.Set(fiber.HeaderCacheControl, "private, no-cache")
+	if notModified(c, etag) {
+		return c.SendStatus(http.StatusNotModified)
+	}
+	sum, err := hex.DecodeString(f.SHA256)
+	if err != nil {
+		return s.fail(c, fmt.Errorf("stored digest of %s: %w", f.ID, err))
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	r, err := s.cfg.Blobs.Open(ctx, f.BlobKey)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	c.Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum)+":")
+	c.Set(fiber.HeaderContentType, f.ContentType)
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename*=UTF-8''`+url.PathEscape(f.Name))
+	c.Set("X-Content-Type-Options", "nosniff")
+	return c.SendStream(r, int(f.Size))
+}

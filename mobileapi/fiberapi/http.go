@@ -1,0 +1,268 @@
+package fiberapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/problem"
+	"github.com/onedoor/onedoor/mobileapi"
+)
+
+// Problem types beyond idp/problem's.
+const (
+	typePrecondition = problem.TypePrefix + "precondition-failed"
+	typeUnauthorized = problem.TypePrefix + "unauthorized"
+	typeForbidden    = problem.TypePrefix + "forbidden"
+	typeTooLarge     = problem.TypePrefix + "too-large"
+	typeMediaType    = problem.TypePrefix + "unsupported-media-type"
+	typeRateLimited  = problem.TypePrefix + "rate-limited"
+)
+
+// fieldError is one bad field of a problem: exactly one of Pointer (a body
+// member) and Parameter (a query, path or header parameter).
+type fieldError struct {
+	Pointer   string `json:"pointer,omitempty"`
+	Parameter string `json:"parameter,omitempty"`
+	Message   string `json:"message"`
+}
+
+// apiProblem is a problem document with the fields the contract adds.
+type apiProblem struct {
+	problem.Problem
+	Instance string       `json:"instance,omitempty"`
+	Errors   []fieldError `json:"errors,omitempty"`
+}
+
+// badRequest is a request error the handler found itself; it carries the
+// status and the fields to list.
+type badRequest struct {
+	status int
+	typ    string
+	title  text
+	detail string
+	errs   []fieldError
+}
+
+func (e *badRequest) Error() string { return e.detail }
+
+func invalidParam(name, msg string) error {
+	return &badRequest{status: http.StatusBadRequest, typ: problem.TypeInvalid, title: tInvalid,
+		errs: []fieldError{{Parameter: name, Message: msg}}}
+}
+
+func invalidBody(pointer, msg string) error {
+	return &badRequest{status: http.StatusBadRequest, typ: problem.TypeInvalid, title: tInvalid,
+		errs: []fieldError{{Pointer: pointer, Message: msg}}}
+}
+
+func unprocessable(errs []fieldError) error {
+	return &badRequest{status: http.StatusUnprocessableEntity, typ: problem.TypeInvalid, title: tUnprocessable,
+		detail: fmt.Sprintf("%d", len(errs)), errs: errs}
+}
+
+// conflict is a 409 with an explanation that names no data.
+func conflict(err error, detail string) error {
+	if errors.Is(err, idp.ErrConflict) && !errors.Is(err, idp.ErrUnavailable) {
+		return &badRequest{status: http.StatusConflict, typ: problem.TypeConflict, title: tConflict, detail: detail}
+	}
+	return err
+}
+
+func forbidden(detail string) error {
+	return &badRequest{status: http.StatusForbidden, typ: typeForbidden, title: tForbidden, detail: detail}
+}
+
+func tooLarge(detail string) error {
+	return &badRequest{status: http.StatusRequestEntityTooLarge, typ: typeTooLarge, title: tTooLarge, detail: detail}
+}
+
+func unsupportedMedia(want string) error {
+	return &badRequest{status: http.StatusUnsupportedMediaType, typ: typeMediaType, title: tMediaType,
+		detail: "Content-Type must be " + want + "."}
+}
+
+// text is a server-written text in both languages.
+type text = mobileapi.Text
+
+var (
+	tInvalid       = text{VI: "Yêu cầu không hợp lệ", EN: "Invalid request"}
+	tUnprocessable = text{VI: "Dữ liệu chưa hợp lệ", EN: "Invalid data"}
+	tForbidden     = text{VI: "Không được phép", EN: "Forbidden"}
+	tTooLarge      = text{VI: "Nội dung quá lớn", EN: "Content too large"}
+	tMediaType     = text{VI: "Kiểu nội dung không được hỗ trợ", EN: "Unsupported media type"}
+	tPrecondition  = text{VI: "Phiên bản đã thay đổi", EN: "Precondition failed"}
+	tNotFound      = text{VI: "Không tìm thấy", EN: "Not found"}
+	tConflict      = text{VI: "Xung đột trạng thái", EN: "Conflict"}
+	tUnavailable   = text{VI: "Dịch vụ tạm thời gián đoạn", EN: "Service temporarily unavailable"}
+	tInternal      = text{VI: "Lỗi hệ thống", EN: "Internal error"}
+	tUnauthorized  = text{VI: "Chưa xác thực", EN: "Unauthorized"}
+	tRateLimited   = text{VI: "Quá nhiều yêu cầu", EN: "Too many requests"}
+)
+
+// lang is the language the client asked for: "en" when Accept-Language
+// prefers English, else Vietnamese.
+func lang(c *fiber.Ctx) string {
+	if c.AcceptsLanguages("vi", "en") == "en" {
+		return "en"
+	}
+	return "vi"
+}
+
+// fail writes err as a problem: the handler's own request errors as they
+// are, the stores' sentinels through idp/problem. Causes of 5xx are logged,
+// never sent.
+func (s *Server) fail(c *fiber.Ctx, err error) error {
+	l := lang(c)
+	var br *badRequest
+	if errors.As(err, &br) {
+		p := apiProblem{Problem: problem.Problem{Type: br.typ, Title: br.title.In(l), Status: br.status, Detail: br.detail}, Errors: br.errs}
+		if br.status == http.StatusUnprocessableEntity {
+			p.Detail = fmt.Sprintf("%d %s", len(br.errs), map[string]string{"vi": "trường chưa hợp lệ.", "en": "invalid fields."}[l])
+		}
+		return s.sendProblem(c, p)
+	}
+	if errors.Is(err, mobileapi.ErrPrecondition) && !errors.Is(err, idp.ErrUnavailable) {
+		return s.sendProblem(c, apiProblem{Problem: problem.Problem{Type: typePrecondition, Title: tPrecondition.In(l), Status: http.StatusPreconditionFailed,
+			Detail: "The application changed since the ETag in If-Match; fetch it again."}})
+	}
+	p := problem.From(err)
+	switch p.Status {
+	case http.StatusInternalServerError:
+		s.cfg.Logger.Error("api handler", "path", c.Path(), "err", err.Error())
+		p.Title = tInternal.In(l)
+	case http.StatusServiceUnavailable:
+		s.cfg.Logger.Warn("api store unavailable", "path", c.Path(), "err", err.Error())
+		p.Title = tUnavailable.In(l)
+	case http.StatusNotFound:
+		p.Title = tNotFound.In(l)
+	case http.StatusConflict:
+		p.Title = tConflict.In(l)
+	case http.StatusBadRequest:
+		p.Title = tInvalid.In(l)
+	}
+	return s.sendProblem(c, apiProblem{Problem: p})
+}
+
+func (s *Server) sendProblem(c *fiber.Ctx, p apiProblem) error {
+	if p.RetryAfter > 0 {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(p.RetryAfter/1e9)))
+	}
+	if p.Instance == "" {
+		p.Instance = strings.Clone(c.Path())
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set(fiber.HeaderETag, "") // a problem is never cached or revalidated
+	c.Response().Header.Del(fiber.HeaderETag)
+	return c.Status(p.Status).JSON(p, problem.ContentType)
+}
+
+// decodeJSON reads the body as exactly one JSON value of the given media
+// type into v, refusing unknown members.
+func decodeJSON(c *fiber.Ctx, mediaType string, v any) error {
+	ct, _, _ := strings.Cut(c.Get(fiber.HeaderContentType), ";")
+	if !strings.EqualFold(strings.TrimSpace(ct), mediaType) {
+		return unsupportedMedia(mediaType)
+	}
+	dec := json.NewDecoder(bytes.NewReader(c.Body()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return invalidBody("", jsonMessage(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return invalidBody("", "The body must hold one JSON value.")
+	}
+	return nil
+}
+
+// jsonMessage describes a decoding error without echoing the input.
+func jsonMessage(err error) string {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		return fmt.Sprintf("Member %q must be of type %s.", te.Field, te.Type.Kind())
+	case errors.As(err, &se):
+		return fmt.Sprintf("Malformed JSON at byte %d.", se.Offset)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "Unknown member " + strings.TrimPrefix(err.Error(), "json: unknown field ") + "."
+	case errors.Is(err, io.EOF):
+		return "The body is empty."
+	}
+	return "Malformed JSON."
+}
+
+// page reads the cursor and limit parameters.
+func page(c *fiber.Ctx) (mobileapi.Page, error) {
+	p := mobileapi.Page{Cursor: strings.Clone(c.Query("cursor"))}
+	if len(p.Cursor) > 512 {
+		return p, invalidParam("cursor", "The cursor is too long.")
+	}
+	if l := c.Query("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > mobileapi.MaxLimit {
+			return p, invalidParam("limit", fmt.Sprintf("limit must be an integer from 1 to %d.", mobileapi.MaxLimit))
+		}
+		p.Limit = n
+	}
+	return p, nil
+}
+
+// cursorErr reports a store's refusal of a cursor as a bad parameter.
+func cursorErr(err error) error {
+	if errors.Is(err, idp.ErrInvalid) && !errors.Is(err, idp.ErrUnavailable) {
+		return invalidParam("cursor", "The cursor is not valid; start again from the first page.")
+	}
+	return err
+}
+
+// nullable returns nil for "", so JSON has null.
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// appETag is an application's entity tag: its version, which every write
+// increases.
+func appETag(a *mobileapi.Application) string { return `"v` + strconv.FormatInt(a.Version, 10) + `"` }
+
+// ifMatch returns the version If-Match names, 0 without the header. An
+// ETag that is not one of ours is stale by definition: 412.
+func ifMatch(c *fiber.Ctx) (int64, error) {
+	h := strings.TrimSpace(c.Get(fiber.HeaderIfMatch))
+	if h == "" || h == "*" {
+		return 0, nil
+	}
+	h = strings.TrimPrefix(h, "W/")
+	if v, ok := strings.CutPrefix(strings.Trim(h, `"`), "v"); ok {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
+			return n, nil
+		}
+	}
+	return 0, mobileapi.ErrPrecondition
+}
+
+// notModified answers 304 when If-None-Match names etag.
+func notModified(c *fiber.Ctx, etag string) bool {
+	inm := c.Get(fiber.HeaderIfNoneMatch)
+	if inm == "" {
+		return false
+	}
+	for _, t := range strings.Split(inm, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == etag || t == "*" {
+			return true
+		}
+	}
+	return false
+}
