@@ -192,11 +192,11 @@ func BenchmarkMobileAPI_Home(b *testing.B) {
 	conc := 32
 	for b.Loop() {
 		base := maxRate(b, static, "", conc, 2*time.Second)
-		real := maxRate(b, home, tok, conc, 2*time.Second)
-		p50, p99 := latencyAt(b, home, tok, real/2, 3*time.Second)
-		b.ReportMetric(real, "home-req/s")
+		got := maxRate(b, home, tok, conc, 2*time.Second)
+		p50, p99 := latencyAt(b, home, tok, got/2, 3*time.Second)
+		b.ReportMetric(got, "home-req/s")
 		b.ReportMetric(base, "static-req/s")
-		b.ReportMetric(real/base, "ratio")
+		b.ReportMetric(got/base, "ratio")
 		b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms@half")
 		b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms@half")
 		b.ReportMetric(float64(len(body)), "body-bytes")
@@ -225,9 +225,9 @@ func BenchmarkMobileAPI_Search(b *testing.B) {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		real := maxRate(b, u, tok, 32, 2*time.Second)
-		p50, p99 := latencyAt(b, u, tok, real/2, 3*time.Second)
-		b.ReportMetric(real, "search-req/s")
+		got := maxRate(b, u, tok, 32, 2*time.Second)
+		p50, p99 := latencyAt(b, u, tok, got/2, 3*time.Second)
+		b.ReportMetric(got, "search-req/s")
 		b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms@half")
 		b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms@half")
 	}

@@ -117,7 +117,9 @@ func multipartFile(t testing.TB, name string, content []byte, fields ...string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	fw.Write(content)
+	if _, err := fw.Write(content); err != nil {
+		t.Fatal(err)
+	}
 	w.Close()
 	return buf.Bytes(), w.FormDataContentType()
 }

@@ -29,9 +29,9 @@ type cached struct {
 	checked time.Time
 }
 
-// NewCache returns a cache over v holding up to max tokens.
-func NewCache(v *Verifier, recheck time.Duration, max int) *Cache {
-	return &Cache{v: v, recheck: recheck, max: max, now: v.now, m: map[[sha256.Size]byte]*cached{}}
+// NewCache returns a cache over v holding up to size tokens.
+func NewCache(v *Verifier, recheck time.Duration, size int) *Cache {
+	return &Cache{v: v, recheck: recheck, max: size, now: v.now, m: map[[sha256.Size]byte]*cached{}}
 }
 
 // VerifyFor is Verifier.VerifyFor with the cache. The returned claims are

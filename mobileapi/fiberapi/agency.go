@@ -239,10 +239,10 @@ func (s *Server) agencyLease(c *fiber.Ctx) error {
 			return s.fail(c, err)
 		}
 	}
-	max, secs := 10, 300
+	n, secs := 10, 300
 	var errs []fieldError
 	if in.Max != nil {
-		if max = *in.Max; max < 1 || max > 100 {
+		if n = *in.Max; n < 1 || n > 100 {
 			errs = append(errs, fieldError{Pointer: "/max", Message: "From 1 to 100."})
 		}
 	}
@@ -256,7 +256,7 @@ func (s *Server) agencyLease(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	leases, err := s.cfg.Store.Lease(ctx, agencyOf(c), max, time.Duration(secs)*time.Second)
+	leases, err := s.cfg.Store.Lease(ctx, agencyOf(c), n, time.Duration(secs)*time.Second)
 	if err != nil {
 		return s.fail(c, err)
 	}

@@ -191,13 +191,13 @@ func (s *Server) putService(c *fiber.Ctx) error {
 func (in *serviceInput) check() []fieldError {
 	var errs []fieldError
 	bad := func(p, m string) { errs = append(errs, fieldError{Pointer: p, Message: m}) }
-	text := func(p string, t *mobileapi.Text, max int) {
+	text := func(p string, t *mobileapi.Text, limit int) {
 		switch {
 		case t == nil:
 			bad(p, "Required.")
 		case strings.TrimSpace(t.VI) == "" || strings.TrimSpace(t.EN) == "":
 			bad(p, "Both vi and en are required.")
-		case len(t.VI) > max || len(t.EN) > max:
+		case len(t.VI) > limit || len(t.EN) > limit:
 			bad(p, "Too long.")
 		}
 	}
@@ -265,7 +265,9 @@ type schemaCache struct {
 	m   map[string]*form.Form
 }
 
-func newSchemaCache(max int) *schemaCache { return &schemaCache{max: max, m: map[string]*form.Form{}} }
+func newSchemaCache(size int) *schemaCache {
+	return &schemaCache{max: size, m: map[string]*form.Form{}}
+}
 
 func (sc *schemaCache) get(svc *mobileapi.Service) (*form.Form, error) {
 	k := svc.ID + "@" + strconv.Itoa(svc.Version)

@@ -53,8 +53,8 @@ type homeEntry struct {
 
 const homeTTL = time.Second
 
-func newHomeCache(ttl time.Duration, max int) *homeCache {
-	return &homeCache{ttl: ttl, max: max, m: map[string]homeEntry{}}
+func newHomeCache(ttl time.Duration, size int) *homeCache {
+	return &homeCache{ttl: ttl, max: size, m: map[string]homeEntry{}}
 }
 
 func (h *homeCache) get(citizen string, now time.Time) []byte {
