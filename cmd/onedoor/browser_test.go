@@ -101,7 +101,7 @@ func startDemoSite(t *testing.T, env *testEnv) string {
 	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	base := "http://localhost:" + port
-	secret, err := env.m.seedDemo(context.Background(), base)
+	secret, _, err := env.m.seedDemo(context.Background(), base)
 	if err != nil {
 		_ = ln.Close()
 		t.Fatalf("seed demo: %v", err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/web"
+	"github.com/onedoor/onedoor/mobileapi/democatalog"
 )
 
 // Demo data. Every person and agency here is fake: personal ids start with
@@ -34,18 +35,52 @@ const (
 	demoSiteClient      = "demo-agency-site"
 	demoJusticeClient   = "demo-justice-dept"
 	demoInsuranceClient = "demo-social-insurance"
+	// demoWardClient is the back office of the ward that handles the demo
+	// citizen's civil-status applications (Hà Nội, Hoàn Kiếm).
+	demoWardClient = "demo-hn-hoankiem"
+	demoWardAgency = "HN-HOANKIEM"
 )
+
+// seedCatalog adds the demo agencies and services that are missing and
+// leaves the rest as they are (an agency may have changed its services).
+func (m *Main) seedCatalog(ctx context.Context) error {
+	agencies, services, err := democatalog.Load()
+	if err != nil {
+		return err
+	}
+	for _, a := range agencies { // parents come first in the file
+		if err := m.APIStore.CreateAgency(ctx, a); err != nil && !errors.Is(err, idp.ErrConflict) {
+			return fmt.Errorf("demo agency %s: %w", a.Code, err)
+		}
+	}
+	for _, s := range services {
+		_, err := m.APIStore.GetServiceByCode(ctx, s.Code)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, idp.ErrNotFound) {
+			return err
+		}
+		if _, err := m.APIStore.PutService(ctx, s, 0); err != nil {
+			return fmt.Errorf("demo service %s: %w", s.Code, err)
+		}
+	}
+	return nil
+}
 
 // seedDemo adds the demo citizens (once) and recreates the demo clients, so
 // each run knows their fresh secrets.
-func (m *Main) seedDemo(ctx context.Context, rpBase string) (siteSecret string, err error) {
+func (m *Main) seedDemo(ctx context.Context, rpBase string) (siteSecret, wardSecret string, err error) {
+	if err := m.seedCatalog(ctx); err != nil {
+		return "", "", err
+	}
 	for _, r := range demoCitizens {
 		if _, err := m.Store.GetCitizenByPersonalID(ctx, r.PersonalID); errors.Is(err, idp.ErrNotFound) {
 			if err := m.ImportCitizens(ctx, []citizenRecord{r}); err != nil {
-				return "", err
+				return "", "", err
 			}
 		} else if err != nil {
-			return "", err
+			return "", "", err
 		}
 	}
 	specs := []ClientSpec{
@@ -54,20 +89,25 @@ func (m *Main) seedDemo(ctx context.Context, rpBase string) (siteSecret string, 
 			GrantTypes: []string{"authorization_code", "refresh_token"}},
 		{ID: demoJusticeClient, Name: "Sở Tư pháp Demo (demo justice department)", Scope: "registry.read", GrantTypes: []string{"client_credentials"}},
 		{ID: demoInsuranceClient, Name: "Bảo hiểm Xã hội Demo (demo social insurance)", Scope: "registry.read", GrantTypes: []string{"client_credentials"}},
+		{ID: demoWardClient, Name: "UBND phường Hoàn Kiếm Demo (demo ward back office)", Scope: "agency", Agency: demoWardAgency,
+			GrantTypes: []string{"client_credentials"}},
 	}
 	for _, spec := range specs {
 		if err := m.Store.DeleteClient(ctx, spec.ID); err != nil && !errors.Is(err, idp.ErrNotFound) {
-			return "", err
+			return "", "", err
 		}
 		_, secret, err := m.CreateClient(ctx, spec)
 		if err != nil {
-			return "", fmt.Errorf("demo client %s: %w", spec.ID, err)
+			return "", "", fmt.Errorf("demo client %s: %w", spec.ID, err)
 		}
-		if spec.ID == demoSiteClient {
+		switch spec.ID {
+		case demoSiteClient:
 			siteSecret = secret
+		case demoWardClient:
+			wardSecret = secret
 		}
 	}
-	return siteSecret, nil
+	return siteSecret, wardSecret, nil
 }
 
 // startDemo seeds the demo data, serves the demo agency site and prints what
@@ -79,7 +119,7 @@ func (m *Main) startDemo(ctx context.Context, out io.Writer) error {
 	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	rpBase := "http://localhost:" + port
-	secret, err := m.seedDemo(ctx, rpBase)
+	secret, wardSecret, err := m.seedDemo(ctx, rpBase)
 	if err != nil {
 		_ = ln.Close()
 		return err
@@ -116,9 +156,21 @@ Try a whole login:
 
        go run ./cmd/eidsim login --home %[7]s
 
+Apply for a public service through the mobile API, as the citizen's app does:
+
+       go run ./cmd/eidsim api --home %[7]s --api %[10]s GET '/v1/services?q=dang+ky+khai+sinh'
+       go run ./cmd/eidsim api --home %[7]s --api %[10]s POST /v1/applications '{"service_id":"SERVICE_ID"}'
+
+  The ward that handles it (%[11]s) works through the agency side with its
+  back-office client %[12]s (secret: %[13]s):
+
+       curl -s -u %[12]s:%[13]s -d grant_type=client_credentials -d scope=agency %[1]s/token
+       curl -s -H "Authorization: Bearer TOKEN" -X POST %[10]s/agency/v1/queue/leases -H 'Content-Type: application/json' -d '{}'
+
 A new activation code: go run ./cmd/onedoor citizen activate --id %[6]s --level high --data-dir %[9]s
 Press Ctrl-C to stop.
-`, m.Issuer, web.PathDiscovery, rpBase, demoCitizens[0].FamilyName, demoCitizens[0].GivenName, demoCitizens[0].PersonalID, home, code, m.Config.DataDir, m.APIURL)
+`, m.Issuer, web.PathDiscovery, rpBase, demoCitizens[0].FamilyName, demoCitizens[0].GivenName, demoCitizens[0].PersonalID, home, code, m.Config.DataDir, m.APIURL,
+		demoWardAgency, demoWardClient, wardSecret)
 	return nil
 }
 
