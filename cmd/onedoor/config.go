@@ -66,6 +66,9 @@ type Config struct {
 	// WebhookAllowPrivate lets webhooks reach loopback and private
 	// addresses: for the demo and tests, never in production (SSRF).
 	WebhookAllowPrivate bool
+	// WebhookBackoff is the first retry's upper bound (no flag: tests
+	// shorten it); 0 means the worker's default.
+	WebhookBackoff time.Duration
 }
 
 // blobDir is where files are kept.

@@ -247,6 +247,9 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Catalog = search.NewCache(m.APIStore)
 		m.Webhooks = &webhook.Worker{Store: m.APIStore, Signer: webhook.KeySigner{Keys: m.Keys}, AllowPrivate: c.WebhookAllowPrivate,
 			Now: m.Now, Logger: m.Logger}
+		if c.WebhookBackoff > 0 {
+			m.Webhooks.Backoff = webhook.FullJitter(c.WebhookBackoff, webhook.BackoffCap)
+		}
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
