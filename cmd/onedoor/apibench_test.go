@@ -13,12 +13,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -128,6 +131,28 @@ func latencyAt(b *testing.B, u, token string, rate float64, d time.Duration) (p5
 	return all[len(all)/2], all[len(all)*99/100]
 }
 
+// holdForLoadScript keeps the benchmark's servers up for an external load
+// generator when ONEDOOR_BENCH_HOLD is a duration: it writes the URLs and
+// the token to ONEDOOR_BENCH_HOLD_FILE (default /tmp/onedoor-apibench.json)
+// and waits, so the figures can be taken by a tool in another process
+// (vegeta, wrk) as well as by the in-process generator.
+func holdForLoadScript(b *testing.B, targets map[string]string) {
+	d, err := time.ParseDuration(os.Getenv("ONEDOOR_BENCH_HOLD"))
+	if err != nil || d <= 0 {
+		return
+	}
+	f := os.Getenv("ONEDOOR_BENCH_HOLD_FILE")
+	if f == "" {
+		f = filepath.Join(os.TempDir(), "onedoor-apibench.json")
+	}
+	raw, _ := json.Marshal(targets)
+	if err := os.WriteFile(f, raw, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("serving %s for %s", f, d)
+	time.Sleep(d)
+}
+
 // serveStatic serves the fiber baseline on a loopback port.
 func serveStatic(b *testing.B, body []byte) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -211,6 +236,7 @@ func BenchmarkMobileAPI_Home(b *testing.B) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	static := serveStatic(b, body)
+	holdForLoadScript(b, map[string]string{"home": home, "static": static, "token": tok})
 	conc := 32
 	for b.Loop() {
 		base := maxRate(b, static, "", conc, 2*time.Second)
