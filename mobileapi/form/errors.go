@@ -3,6 +3,7 @@ package form
 import (
 	"fmt"
 	"math/big"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -160,6 +161,11 @@ func (p *problems) addValidation(e *jsonschema.ValidationError, prefix string) {
 				"Trường này không có trong biểu mẫu.")
 		}
 	case *kind.PropertyNames:
+		// jsonschema v6.0.3 stores the validator's location slice itself
+		// here, which later validation overwrites: take the object's place
+		// from the schema location where it is a plain chain of properties,
+		// else name the property at the form's root.
+		at = prefix + propertyNamesAt(e.SchemaURL)
 		p.add(at+pointer(k.Property), "propertyNames", "has a name that is not allowed (propertyNames)",
 			"Tên trường không được phép.")
 	default:
@@ -309,4 +315,29 @@ func formatVI(f string) string {
 		return "Phải là địa chỉ email."
 	}
 	return "Không đúng định dạng " + f + "."
+}
+
+// propertyNamesAt is the instance pointer of the object a propertyNames
+// keyword at schemaURL applies to, when the schema path is properties
+// only ("#/properties/a/properties/b/propertyNames" is /a/b); "" otherwise.
+func propertyNamesAt(schemaURL string) string {
+	_, frag, ok := strings.Cut(schemaURL, "#")
+	if !ok {
+		return ""
+	}
+	if u, err := url.PathUnescape(frag); err == nil {
+		frag = u
+	}
+	segs := strings.Split(strings.TrimPrefix(frag, "/"), "/")
+	if len(segs) == 0 || segs[len(segs)-1] != "propertyNames" || len(segs)%2 != 1 {
+		return ""
+	}
+	var b strings.Builder
+	for i := 0; i+1 < len(segs); i += 2 {
+		if segs[i] != "properties" {
+			return ""
+		}
+		b.WriteString("/" + segs[i+1]) // already escaped as a JSON Pointer token
+	}
+	return b.String()
 }

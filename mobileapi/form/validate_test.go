@@ -279,3 +279,19 @@ func BenchmarkValidate(b *testing.B) {
 		}
 	})
 }
+
+func TestPropertyNamesAt(t *testing.T) {
+	for in, want := range map[string]string{
+		"urn:form#/properties/tags/propertyNames":              "/tags",
+		"urn:form#/properties/a/properties/b~1c/propertyNames": "/a/b~1c",
+		"urn:form#/propertyNames":                              "",
+		"urn:form#/$defs/x/propertyNames":                      "",
+		"urn:form#/properties/a/items/propertyNames":           "",
+		"urn:form": "",
+		"urn:form#/properties/caf%C3%A9/propertyNames": "/café",
+	} {
+		if got := propertyNamesAt(in); got != want {
+			t.Errorf("propertyNamesAt(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
