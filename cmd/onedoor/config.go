@@ -256,6 +256,14 @@ func (c *Config) Validate(serve bool) error {
 	if c.ShutdownDelay < 0 {
 		add("--shutdown-delay must not be negative (got %s)", c.ShutdownDelay)
 	}
+	if c.PostgresDSN != "" && c.BlobDir == "" {
+		// Replicas on PostgreSQL would each keep files on their own disk and
+		// answer each other's downloads with an error.
+		add("with --postgres-dsn, --blob-dir must name the directory every replica shares for attachments and results")
+	}
+	if c.APICitizenRateLimit <= 0 || c.APIAgencyRateLimit <= 0 {
+		add("--api-citizen-rate-limit and --api-agency-rate-limit must be positive (got %d and %d)", c.APICitizenRateLimit, c.APIAgencyRateLimit)
+	}
 	if c.LoginRateLimit <= 0 {
 		add("--login-rate-limit must be positive (got %d)", c.LoginRateLimit)
 	}
@@ -309,6 +317,9 @@ func (c *Config) Warnings() []string {
 		default:
 			out = append(out, "--postgres-dsn to another host without sslmode=verify-full: the connection can be read or altered on the way")
 		}
+	}
+	if c.WebhookAllowPrivate {
+		out = append(out, "--webhook-allow-private: agency webhooks may reach loopback and private addresses (for the demo and tests only)")
 	}
 	return out
 }

@@ -584,6 +584,11 @@ func (s *Server) sendFile(c *fiber.Ctx, f mobileapi.File) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	r, err := s.cfg.Blobs.Open(ctx, f.BlobKey)
+	if errors.Is(err, idp.ErrNotFound) {
+		// The record exists, so its file must: a blob directory that is
+		// not the one the other replicas write to, or a lost file.
+		return s.fail(c, fmt.Errorf("file %s of a stored record is missing from the blob store (is --blob-dir shared by every replica?)", f.ID))
+	}
 	if err != nil {
 		return s.fail(c, err)
 	}

@@ -125,8 +125,11 @@ func New(cfg Config) *Server {
 		IdleTimeout:           90 * time.Second,
 		DisableStartupMessage: true,
 		ErrorHandler:          s.errorHandler,
+		// Give large request buffers back after each request instead of
+		// pooling them: a burst of big uploads must not pin its memory.
+		ReduceMemoryUsage: true,
 	})
-	s.app.Use(recover.New(), requestid.New(), compress.New(), etag.New())
+	s.app.Use(recover.New(), requestid.New(), s.accessLog, compress.New(), etag.New())
 	s.app.Get("/healthz", func(c *fiber.Ctx) error { return c.SendStatus(http.StatusNoContent) })
 	s.app.Get("/readyz", s.readyz)
 	s.app.Get("/v1/openapi.json", func(c *fiber.Ctx) error {

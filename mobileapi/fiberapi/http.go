@@ -137,10 +137,10 @@ func (s *Server) fail(c *fiber.Ctx, err error) error {
 	p := problem.From(err)
 	switch p.Status {
 	case http.StatusInternalServerError:
-		s.cfg.Logger.Error("api handler", "path", c.Path(), "err", err.Error())
+		s.cfg.Logger.Error("api handler", "route", c.Route().Path, "request_id", requestID(c), "err", err.Error())
 		p.Title = tInternal.In(l)
 	case http.StatusServiceUnavailable:
-		s.cfg.Logger.Warn("api store unavailable", "path", c.Path(), "err", err.Error())
+		s.cfg.Logger.Warn("api store unavailable", "route", c.Route().Path, "request_id", requestID(c), "err", err.Error())
 		p.Title = tUnavailable.In(l)
 	case http.StatusNotFound:
 		p.Title = tNotFound.In(l)

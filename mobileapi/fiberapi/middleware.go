@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,72 +19,59 @@ import (
 	"github.com/onedoor/onedoor/idp/problem"
 )
 
-// limiter is fiber's rate limiter keyed by the authenticated principal (the
-// citizen, or the agency client), never by the peer address, which behind a
-// load balancer is the balancer's. Counters live in process on the embedded
-// default and in the shared ephemeral store (Redis) at scale.
+// limiter limits requests per authenticated principal (the citizen, or the
+// agency client), never per peer address, which behind a load balancer is
+// the balancer's. On one replica it is fiber's limiter in memory. At scale
+// the count is shared through the ephemeral store (Redis) with one atomic
+// INCR per request and a short deadline: fiber's limiter holds one lock per
+// process across two round trips to its storage, which serialised every
+// request of a replica behind a slow Redis. A store outage never turns into
+// a refusal: the limit fails open.
 func (s *Server) limiter(perMinute int, local string) fiber.Handler {
-	cfg := limiter.Config{
-		Max:        perMinute,
-		Expiration: time.Minute,
-		KeyGenerator: func(c *fiber.Ctx) string {
-			who, _ := c.Locals(local).(string)
-			return "api:rl:" + local + ":" + who
-		},
-		LimitReached: func(c *fiber.Ctx) error {
-			return s.sendProblem(c, apiProblem{Problem: problem.Problem{Type: typeRateLimited, Title: tRateLimited.In(lang(c)),
-				Status: http.StatusTooManyRequests, Detail: "Too many requests; retry after the time in Retry-After."}})
-		},
+	if !s.cfg.SharedLimits || s.cfg.Ephemeral == nil {
+		return limiter.New(limiter.Config{
+			Max:        perMinute,
+			Expiration: time.Minute,
+			KeyGenerator: func(c *fiber.Ctx) string {
+				who, _ := c.Locals(local).(string)
+				return local + ":" + who
+			},
+			LimitReached: s.rateLimited,
+		})
 	}
-	if s.cfg.SharedLimits && s.cfg.Ephemeral != nil {
-		cfg.Storage = &ephemeralStorage{eph: s.cfg.Ephemeral, timeout: s.cfg.RequestTimeout}
+	return func(c *fiber.Ctx) error {
+		who, _ := c.Locals(local).(string)
+		now := s.cfg.Now()
+		window := now.Truncate(time.Minute)
+		key := "api:rl:" + local + ":" + who + ":" + strconv.FormatInt(window.Unix(), 10)
+		ctx, cancel := context.WithTimeout(c.UserContext(), limiterDeadline)
+		n, err := s.cfg.Ephemeral.Incr(ctx, key, time.Minute+time.Second)
+		cancel()
+		if err != nil || n <= int64(perMinute) {
+			return c.Next()
+		}
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(window.Add(time.Minute).Sub(now).Seconds())+1))
+		return s.rateLimited(c)
 	}
-	return limiter.New(cfg)
 }
 
-// ephemeralStorage is fiber.Storage over the IdP's ephemeral store, so
-// every replica counts against one limit. fiber's limiter reads and writes
-// without a cross-process lock, so concurrent replicas may under-count a
-// little; the limit is a brake on abuse, not a quota.
-type ephemeralStorage struct {
-	eph     idp.Ephemeral
-	timeout time.Duration
-}
+// limiterDeadline bounds the shared counter's round trip; past it the
+// request goes on uncounted.
+const limiterDeadline = 100 * time.Millisecond
 
-func (e *ephemeralStorage) Get(key string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
-	defer cancel()
-	v, err := e.eph.Get(ctx, key)
-	if errors.Is(err, idp.ErrNotFound) {
-		return nil, nil
-	}
-	return v, err
+func (s *Server) rateLimited(c *fiber.Ctx) error {
+	return s.sendProblem(c, apiProblem{Problem: problem.Problem{Type: typeRateLimited, Title: tRateLimited.In(lang(c)),
+		Status: http.StatusTooManyRequests, Detail: "Too many requests; retry after the time in Retry-After."}})
 }
-
-func (e *ephemeralStorage) Set(key string, val []byte, exp time.Duration) error {
-	if key == "" || len(val) == 0 {
-		return nil
-	}
-	if exp <= 0 {
-		exp = time.Minute
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
-	defer cancel()
-	return e.eph.Set(ctx, key, val, exp)
-}
-
-func (e *ephemeralStorage) Delete(key string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
-	defer cancel()
-	return e.eph.Delete(ctx, key)
-}
-
-func (e *ephemeralStorage) Reset() error { return nil }
-func (e *ephemeralStorage) Close() error { return nil }
 
 // idempotencyTTL is how long a key's response is kept (the contract says
 // 24 hours).
 const idempotencyTTL = 24 * time.Hour
+
+// pendingLease bounds how long a request in progress holds its key: a
+// process killed mid-request must not block the client's retries for a
+// day.
+func (s *Server) pendingLease() time.Duration { return 2*s.cfg.RequestTimeout + 5*time.Second }
 
 // stored is a kept response for an Idempotency-Key.
 type stored struct {
@@ -117,7 +106,7 @@ func (s *Server) idempotent(c *fiber.Ctx, principal string, create func() error)
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	pending, _ := json.Marshal(stored{Pending: true, Fingerprint: fingerprint})
-	err := s.cfg.Ephemeral.Create(ctx, ephKey, pending, idempotencyTTL)
+	err := s.cfg.Ephemeral.Create(ctx, ephKey, pending, s.pendingLease())
 	if errors.Is(err, idp.ErrConflict) {
 		raw, gerr := s.cfg.Ephemeral.Get(ctx, ephKey)
 		if gerr != nil {
@@ -144,12 +133,19 @@ func (s *Server) idempotent(c *fiber.Ctx, principal string, create func() error)
 	if err != nil {
 		return s.fail(c, errUnavailable(err))
 	}
-	herr := create()
-	status := c.Response().StatusCode()
 	// A background context: the record must be settled even if the
 	// request's deadline passed while creating.
 	bg, cancel2 := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RequestTimeout)
 	defer cancel2()
+	settled := false
+	defer func() {
+		if !settled { // a panic in create: free the key for a retry
+			_ = s.cfg.Ephemeral.Delete(bg, ephKey)
+		}
+	}()
+	herr := create()
+	status := c.Response().StatusCode()
+	settled = true
 	if herr != nil || status < 200 || status > 299 {
 		if derr := s.cfg.Ephemeral.Delete(bg, ephKey); derr != nil {
 			s.cfg.Logger.Warn("idempotency key release", "err", derr)
@@ -167,4 +163,44 @@ func (s *Server) idempotent(c *fiber.Ctx, principal string, create func() error)
 		s.cfg.Logger.Warn("idempotency key store", "err", err)
 	}
 	return nil
+}
+
+// accessLog writes one line per request at info: method, route pattern (no
+// identifiers from the path), status, duration, request id and who called
+// (citizen or the agency client). Never tokens, bodies or personal data.
+// Probes log at debug.
+func (s *Server) accessLog(c *fiber.Ctx) error {
+	start := time.Now()
+	if err := c.Next(); err != nil {
+		if herr := s.errorHandler(c, err); herr != nil {
+			return herr
+		}
+	}
+	level := slog.LevelInfo
+	if p := c.Path(); p == "/healthz" || p == "/readyz" {
+		level = slog.LevelDebug
+	}
+	if !s.cfg.Logger.Enabled(c.UserContext(), level) {
+		return nil
+	}
+	attrs := []slog.Attr{
+		slog.String("method", c.Method()),
+		slog.String("route", c.Route().Path),
+		slog.Int("status", c.Response().StatusCode()),
+		slog.Duration("duration", time.Since(start)),
+		slog.String("request_id", requestID(c)),
+	}
+	if cl, ok := c.Locals(localAgencyClient).(string); ok {
+		attrs = append(attrs, slog.String("client_id", cl))
+	} else if _, ok := c.Locals(localCitizen).(string); ok {
+		attrs = append(attrs, slog.String("caller", "citizen"))
+	}
+	s.cfg.Logger.LogAttrs(c.UserContext(), level, "api request", attrs...)
+	return nil
+}
+
+// requestID is the id requestid gave the request (echoed in X-Request-ID).
+func requestID(c *fiber.Ctx) string {
+	id, _ := c.Locals("requestid").(string)
+	return id
 }

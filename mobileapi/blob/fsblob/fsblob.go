@@ -152,7 +152,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, maxSize int64)
 	}
 	tmp, f, err := s.createTemp()
 	if err != nil {
-		return mobileapi.BlobInfo{}, fmt.Errorf("blob %s: %w", key, err)
+		return mobileapi.BlobInfo{}, fmt.Errorf("blob %s: %w", key, outage(err))
 	}
 	defer func() { _ = s.root.Remove(tmp) }() // also after success: the key is a second link
 	info, err := copyTo(ctx, f, r, maxSize)
@@ -163,12 +163,23 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, maxSize int64)
 		err = cerr
 	}
 	if err != nil {
-		return mobileapi.BlobInfo{}, fmt.Errorf("blob %s: %w", key, err)
+		return mobileapi.BlobInfo{}, fmt.Errorf("blob %s: %w", key, outage(err))
 	}
 	if err := s.link(tmp, key); err != nil {
-		return mobileapi.BlobInfo{}, fmt.Errorf("blob %s: %w", key, err)
+		return mobileapi.BlobInfo{}, fmt.Errorf("blob %s: %w", key, outage(err))
 	}
 	return info, nil
+}
+
+// outage marks the file system errors an operator fixes without a release
+// (a full or read-only disk, an I/O failure) as idp.ErrUnavailable, so
+// clients get 503 with Retry-After rather than a server error.
+func outage(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EIO) ||
+		errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+		return errors.Join(err, idp.ErrUnavailable)
+	}
+	return err
 }
 
 // createTemp creates an empty temporary file (0600) under tmpDir.

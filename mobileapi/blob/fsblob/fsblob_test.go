@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -501,4 +502,15 @@ func FuzzValidKey(f *testing.F) {
 			t.Fatalf("Open(%q) = %v", k, err)
 		}
 	})
+}
+
+func TestOutage(t *testing.T) {
+	for _, err := range []error{syscall.ENOSPC, syscall.EROFS, syscall.EIO, &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}} {
+		if !errors.Is(outage(err), idp.ErrUnavailable) {
+			t.Errorf("outage(%v) is not ErrUnavailable", err)
+		}
+	}
+	if errors.Is(outage(syscall.EACCES), idp.ErrUnavailable) {
+		t.Error("a permission error is a configuration error, not an outage")
+	}
 }
