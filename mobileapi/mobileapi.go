@@ -21,6 +21,9 @@ import (
 // ErrPrecondition means the caller's expected version is stale (If-Match).
 var ErrPrecondition = errors.New("precondition failed")
 
+// ErrNotOwner means another agency owns the service.
+var ErrNotOwner = errors.New("owned by another agency")
+
 // Text is a text in Vietnamese and English.
 type Text struct {
 	VI string `json:"vi"`
@@ -365,7 +368,8 @@ type CatalogStore interface {
 	// PutService creates the service named by s.Code, or stores a new
 	// version of it when anything changed (ID and CreatedAt are kept, Version
 	// increases). ifVersion > 0 requires the current version to be that
-	// one (ErrPrecondition otherwise). It reports whether it created the
+	// one (ErrPrecondition otherwise). A service another agency owns is
+	// ErrNotOwner. It reports whether it created the
 	// service; s is filled in with what was stored.
 	PutService(ctx context.Context, s *Service, ifVersion int) (created bool, err error)
 	// GetService returns the latest version.

@@ -168,6 +168,9 @@ func (s *Server) putService(c *fiber.Ctx) error {
 		Fee: *in.Fee, ProcessingDays: in.ProcessingTime.WorkingDays, RequiredDocuments: in.RequiredDocuments,
 		HandlingAgencies: in.HandlingAgencies, Schema: in.Schema}
 	created, err := s.cfg.Store.PutService(ctx, svc, int(ifv))
+	if errors.Is(err, mobileapi.ErrNotOwner) && !errors.Is(err, idp.ErrUnavailable) {
+		return s.fail(c, forbidden("Another agency owns this service code."))
+	}
 	if errors.Is(err, idp.ErrInvalid) && !errors.Is(err, idp.ErrUnavailable) {
 		return s.fail(c, unprocessable([]fieldError{{Pointer: "/handling_agencies", Message: "Every handling agency must be a registered agency."}}))
 	}

@@ -5,6 +5,7 @@
 package fiberapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/etag"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
+	"github.com/valyala/fasthttp"
 
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/accesstoken"
@@ -129,6 +131,19 @@ func New(cfg Config) *Server {
 		// pooling them: a burst of big uploads must not pin its memory.
 		ReduceMemoryUsage: true,
 	})
+	// Bodies are read before any handler runs, and fasthttp allocates
+	// them at their announced length: only an upload route, with a bearer
+	// token, may send more than a JSON body's worth, and other requests get
+	// less time to send it.
+	s.app.Server().HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+		p, _, _ := bytes.Cut(h.RequestURI(), []byte("?"))
+		upload := h.IsPost() && len(h.Peek(fiber.HeaderAuthorization)) > 0 &&
+			(bytes.HasSuffix(p, []byte("/attachments")) || bytes.HasSuffix(p, []byte("/documents")))
+		if upload {
+			return fasthttp.RequestConfig{}
+		}
+		return fasthttp.RequestConfig{MaxRequestBodySize: maxJSONBody + 4<<10, ReadTimeout: 10 * time.Second}
+	}
 	s.app.Use(recover.New(), requestid.New(), s.accessLog, compress.New(), etag.New())
 	s.app.Get("/healthz", func(c *fiber.Ctx) error { return c.SendStatus(http.StatusNoContent) })
 	s.app.Get("/readyz", s.readyz)

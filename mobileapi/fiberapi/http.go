@@ -172,6 +172,9 @@ func decodeJSON(c *fiber.Ctx, mediaType string, v any) error {
 	if !strings.EqualFold(strings.TrimSpace(ct), mediaType) {
 		return unsupportedMedia(mediaType)
 	}
+	if err := checkJSON(c.Body()); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(c.Body()))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -181,6 +184,70 @@ func decodeJSON(c *fiber.Ctx, mediaType string, v any) error {
 		return invalidBody("", "The body must hold one JSON value.")
 	}
 	return nil
+}
+
+// maxJSONDepth bounds the nesting of a request body.
+const maxJSONDepth = 64
+
+// checkJSON refuses what encoding/json would accept silently: a member
+// named twice in one object (readers disagree on which wins: SECURITY.md),
+// NUL characters (PostgreSQL cannot store them in text) and deep nesting.
+func checkJSON(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	type frame struct {
+		object bool
+		keys   map[string]bool
+		key    bool // the next string token is a key
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) && len(stack) == 0 {
+			return nil
+		}
+		if err != nil {
+			return invalidBody("", jsonMessage(err))
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{', '[':
+				if top != nil && top.object {
+					top.key = true
+				}
+				if len(stack) >= maxJSONDepth {
+					return invalidBody("", "The body is nested too deeply.")
+				}
+				stack = append(stack, &frame{object: v == '{', keys: map[string]bool{}, key: v == '{'})
+			default:
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].object {
+					stack[len(stack)-1].key = true
+				}
+			}
+			continue
+		case string:
+			if strings.IndexByte(v, 0) >= 0 {
+				return invalidBody("", "NUL characters are not allowed.")
+			}
+			if top != nil && top.object && top.key {
+				if top.keys[v] {
+					return invalidBody("", fmt.Sprintf("Member %q appears twice in one object.", v))
+				}
+				top.keys[v] = true
+				top.key = false
+				continue
+			}
+		}
+		if top != nil && top.object {
+			top.key = true
+		}
+	}
 }
 
 // jsonMessage describes a decoding error without echoing the input.

@@ -4,6 +4,7 @@ package mobileapitest
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -845,7 +846,10 @@ func appsListPagination(e *appsEnv) {
 	if len(ls) != mobileapi.DefaultLimit || next == "" {
 		t.Errorf("default page: %d items, next %q", len(ls), next)
 	}
-	for _, c := range []string{"!!!", "bm9wZQ", "MTIz", "eC5hcHBfeA"} {
+	// The last two hold a NUL and invalid UTF-8 in the id part, which
+	// PostgreSQL refuses as text: still ErrInvalid, not a server error.
+	for _, c := range []string{"!!!", "bm9wZQ", "MTIz", "eC5hcHBfeA", base64.RawURLEncoding.EncodeToString([]byte("1700000000000.app_\x00")),
+		base64.RawURLEncoding.EncodeToString([]byte("1700000000000.app_\xff\xfe"))} {
 		_, _, err := e.s.ListApplications(e.ctx, mobileapi.ApplicationQuery{Scope: appsCitizen(appsCitizenA), Page: mobileapi.Page{Cursor: c}})
 		appsWantErr(t, err, idp.ErrInvalid, "malformed cursor "+c)
 	}

@@ -416,7 +416,6 @@ func catServiceVersions(t *testing.T, s AgencyCatalog) {
 		{"name.en", func(s *mobileapi.Service) { s.Name.EN = "Birth registration (new)" }},
 		{"description.vi", func(s *mobileapi.Service) { s.Description.VI = "Mô tả mới." }},
 		{"description.en", func(s *mobileapi.Service) { s.Description.EN = "New description." }},
-		{"agency_code", func(s *mobileapi.Service) { s.AgencyCode = "HN" }},
 		{"category", func(s *mobileapi.Service) { s.Category = "residence" }},
 		{"fee.amount", func(s *mobileapi.Service) { s.Fee.Amount = 0 }},
 		{"fee.currency", func(s *mobileapi.Service) { s.Fee.Currency = "USD" }},
@@ -532,6 +531,14 @@ func catServiceUnknownAgencies(t *testing.T, s AgencyCatalog) {
 	noOwner.AgencyCode = "NOPE"
 	_, err = s.PutService(ctx, noOwner, 1)
 	catWantErr(t, "PutService(new version with an unknown owner)", err, idp.ErrInvalid)
+	catCheckStored(t, s, v1)
+
+	// Another agency cannot take the code over, even racing its creation:
+	// the owner is checked under the service's row lock.
+	other := catService("1.001193")
+	other.AgencyCode = "HN"
+	_, err = s.PutService(ctx, other, 0)
+	catWantErr(t, "PutService(another agency's code)", err, mobileapi.ErrNotOwner)
 	catCheckStored(t, s, v1)
 }
 

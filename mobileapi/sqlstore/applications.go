@@ -696,6 +696,11 @@ func decodeCursor(c string) (int64, string, error) {
 	if !ok || id == "" {
 		return 0, "", errors.New("no id")
 	}
+	// Ids are short ASCII; anything else (a NUL, invalid UTF-8) would reach
+	// PostgreSQL as a text parameter it refuses.
+	if len(id) > 64 || strings.ContainsFunc(id, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+		return 0, "", errors.New("malformed id")
+	}
 	v, err := strconv.ParseInt(ms, 10, 64)
 	if err != nil {
 		return 0, "", err

@@ -98,6 +98,11 @@ func (s *Store) PutService(ctx context.Context, svc *mobileapi.Service, ifVersio
 		if err != nil {
 			return sqldb.Err(op, err)
 		}
+		// Checked here, under the row lock: a check before the transaction
+		// let two agencies racing on a new code both "win".
+		if cur.AgencyCode != in.AgencyCode {
+			return fmt.Errorf("%s %s: %w", op, in.Code, mobileapi.ErrNotOwner)
+		}
 		if sameDefinition(cur, in) {
 			out = cur
 			return nil
