@@ -46,6 +46,9 @@ func TestMobileAPI_Abuse(t *testing.T) {
 			{"patch with JSON", http.MethodPatch, "/v1/applications/" + appID, `{"form":{}}`, nil, 415},
 			{"patch form not an object", http.MethodPatch, "/v1/applications/" + appID, `{"form":[1]}`, merge, 422},
 			{"patch a wrong type", http.MethodPatch, "/v1/applications/" + appID, `{"form":{"child_birthdate":"not a date"}}`, merge, 422},
+			{"patch a value the register vouches for", http.MethodPatch, "/v1/applications/" + appID, `{"form":{"applicant_personal_id":"000000000002"}}`, merge, 422},
+			{"duplicate member", http.MethodPost, "/v1/applications", `{"service_id":"svc_decoy","service_id":"` + svcID + `"}`, nil, 400},
+			{"NUL in a message", http.MethodPost, "/v1/applications/" + appID + "/withdraw", `{"message":"a\u0000b"}`, nil, 400},
 			{"foreign If-Match", http.MethodPatch, "/v1/applications/" + appID, `{"form":{}}`, append([]string{"If-Match", `"abc"`}, merge...), 412},
 			{"bad limit", http.MethodGet, "/v1/applications?limit=0", "", nil, 400},
 			{"huge limit", http.MethodGet, "/v1/applications?limit=1000", "", nil, 400},
@@ -88,7 +91,7 @@ func TestMobileAPI_Abuse(t *testing.T) {
 	})
 
 	t.Run("validation lists every bad field, in the asked language", func(t *testing.T) {
-		r := cit.do(http.MethodPatch, "/v1/applications/"+appID, []byte(`{"form":{"child_birthdate":"x","applicant_personal_id":"12"}}`),
+		r := cit.do(http.MethodPatch, "/v1/applications/"+appID, []byte(`{"form":{"child_birthdate":"x","child_name":""}}`),
 			append([]string{"Accept-Language", "en"}, merge...)...)
 		p := r.json(t)
 		errs, _ := p["errors"].([]any)

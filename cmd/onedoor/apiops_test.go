@@ -60,3 +60,29 @@ func TestMobileAPI_MissingBlob(t *testing.T) {
 		t.Errorf("missing file: %d %s, want 500", r.status, r.body)
 	}
 }
+
+// One application holds at most 20 files, one agency at most 10 webhooks.
+func TestMobileAPI_Quotas(t *testing.T) {
+	e := startMain(t)
+	seedAgencies(t, e.m)
+	ministry := e.agencyAPI(t, "T-BTP")
+	hanoi := e.agencyAPI(t, "T-UBND-HN")
+	cit := e.citizenAPI(t, e.app)
+	svcID := ministry.must(http.StatusCreated, http.MethodPut, "/agency/v1/services/T-QUOTA", []byte(birthService)).json(t)["id"].(string)
+	a := cit.must(http.StatusCreated, http.MethodPost, "/v1/applications", []byte(`{"service_id":"`+svcID+`","agency_code":"T-UBND-HN"}`)).json(t)["id"].(string)
+	for i := range 21 {
+		body, ct := multipartFile(t, "f.pdf", []byte("%PDF-1.4\n%%EOF\n"))
+		want := http.StatusCreated
+		if i == 20 {
+			want = http.StatusUnprocessableEntity
+		}
+		cit.must(want, http.MethodPost, "/v1/applications/"+a+"/attachments", body, "Content-Type", ct)
+	}
+	for i := range 11 {
+		want := http.StatusCreated
+		if i == 10 {
+			want = http.StatusUnprocessableEntity
+		}
+		hanoi.must(want, http.MethodPost, "/agency/v1/webhooks", []byte(`{"url":"https://agency.example/h`+strings.Repeat("x", i)+`"}`))
+	}
+}

@@ -3,6 +3,7 @@ package fiberapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -287,6 +288,9 @@ func (s *Server) agencyAck(c *fiber.Ctx) error {
 	return c.SendStatus(http.StatusNoContent)
 }
 
+// maxWebhooks bounds an agency's webhooks.
+const maxWebhooks = 10
+
 type webhookCreate struct {
 	URL         string                `json:"url"`
 	Events      []mobileapi.EventType `json:"events"`
@@ -340,6 +344,14 @@ func (s *Server) agencyCreateWebhook(c *fiber.Ctx) error {
 		}
 		ctx, cancel := s.ctx(c)
 		defer cancel()
+		// Each event is signed and sent once per webhook: a bounded fan-out.
+		existing, _, err := s.cfg.Store.ListWebhooks(ctx, agencyOf(c), mobileapi.Page{Limit: maxWebhooks})
+		if err != nil {
+			return s.fail(c, err)
+		}
+		if len(existing) >= maxWebhooks {
+			return s.fail(c, unprocessable([]fieldError{{Pointer: "/url", Message: fmt.Sprintf("An agency has at most %d webhooks; delete one first.", maxWebhooks)}}))
+		}
 		w := &mobileapi.Webhook{AgencyCode: agencyOf(c), URL: in.URL, Events: slices.Compact(slices.Sorted(slices.Values(in.Events))), Description: in.Description}
 		if err := s.cfg.Store.CreateWebhook(ctx, w); err != nil {
 			return s.fail(c, conflict(err, "A webhook with this URL exists."))

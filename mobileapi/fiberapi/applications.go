@@ -230,6 +230,17 @@ func (s *Server) updateApplication(c *fiber.Ctx) error {
 		if err != nil {
 			return s.fail(c, unprocessable([]fieldError{{Pointer: "/form", Message: "The patch could not be applied."}}))
 		}
+		// What the register vouches for (prefilled) stays as the register
+		// holds it: the agency trusts those values without checking them.
+		if changed := form.ChangedPrefilled(a.Form, merged, a.Prefilled); len(changed) > 0 {
+			errs := make([]fieldError, 0, len(changed))
+			for _, p := range changed {
+				errs = append(errs, fieldError{Pointer: "/form" + p, Message: map[string]string{
+					"vi": "Thông tin lấy từ cơ sở dữ liệu quốc gia, không sửa ở đây; đề nghị cơ quan quản lý điều chỉnh.",
+					"en": "Pre-filled from the register and not editable here; ask the register to correct it."}[lang(c)]})
+			}
+			return s.fail(c, unprocessable(errs))
+		}
 		if err := s.checkForm(ctx, lang(c), a, merged, false); err != nil {
 			return s.fail(c, err)
 		}
@@ -385,6 +396,10 @@ func (s *Server) notify() {
 	}
 }
 
+// maxAttachments bounds the files of one application, and so what one
+// citizen can make the blob store hold.
+const maxAttachments = 20
+
 // allowedTypes are the file types accepted, sniffed from the content (the
 // client's Content-Type is not trusted).
 var allowedTypes = []string{"application/pdf", "image/jpeg", "image/png"}
@@ -505,6 +520,9 @@ func (s *Server) uploadAttachment(c *fiber.Ctx) error {
 		}
 		if ifv > 0 && ifv != a.Version {
 			return s.fail(c, mobileapi.ErrPrecondition)
+		}
+		if len(a.Attachments) >= maxAttachments {
+			return s.fail(c, unprocessable([]fieldError{{Pointer: "/file", Message: fmt.Sprintf("An application holds at most %d files.", maxAttachments)}}))
 		}
 		up, err := s.receiveFile(c, "att", func(fid string) string { return "applications/" + a.ID + "/attachments/" + fid })
 		if err != nil {

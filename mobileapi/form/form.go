@@ -103,6 +103,11 @@ func Compile(schema json.RawMessage) (*Form, error) {
 		p.add("", "json", "is not one JSON value (json)", "Không phải là một giá trị JSON hợp lệ.")
 		return nil, p.err()
 	}
+	// Cost first: compiling validates the examples, which is where an
+	// exponential schema would start to cost.
+	if checkCost(doc, &p); len(p.list) > 0 {
+		return nil, p.err()
+	}
 	ck := checker{p: &p}
 	ck.root(doc)
 

@@ -2,6 +2,8 @@ package form
 
 import (
 	"encoding/json"
+	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -116,4 +118,24 @@ func setPath(doc map[string]any, path []string, v any) bool {
 	}
 	doc[last] = v
 	return true
+}
+
+// ChangedPrefilled returns, sorted, the pointers of prefilled whose value
+// differs between two versions of a form: a value the register vouches
+// for must not be replaced under that provenance.
+func ChangedPrefilled(before, after json.RawMessage, prefilled map[string]mobileapi.Provenance) []string {
+	var a, b any
+	if json.Unmarshal(before, &a) != nil || json.Unmarshal(after, &b) != nil {
+		return nil
+	}
+	var out []string
+	for ptr := range prefilled {
+		va, oka := resolve(a, ptr)
+		vb, okb := resolve(b, ptr)
+		if oka != okb || !reflect.DeepEqual(va, vb) {
+			out = append(out, ptr)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

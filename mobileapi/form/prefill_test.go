@@ -2,6 +2,7 @@ package form
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"strings"
 	"testing"
@@ -131,4 +132,18 @@ func splitPointer(ptr string) []string {
 		toks[i] = strings.NewReplacer("~1", "/", "~0", "~").Replace(t)
 	}
 	return toks
+}
+
+func TestChangedPrefilled(t *testing.T) {
+	prov := map[string]mobileapi.Provenance{"/name": {}, "/addr/city": {}, "/gone": {}}
+	before := json.RawMessage(`{"name":"A","addr":{"city":"HN","street":"1"},"gone":"x","free":1}`)
+	for after, want := range map[string]string{
+		`{"name":"A","addr":{"city":"HN","street":"2"},"gone":"x","free":2}`: "[]",
+		`{"name":"B","addr":{"city":"HN"},"gone":"x"}`:                       "[/name]",
+		`{"name":"A","addr":{"city":"HCM"}}`:                                 "[/addr/city /gone]",
+	} {
+		if got := fmt.Sprint(ChangedPrefilled(before, json.RawMessage(after), prov)); got != want && !(want == "[]" && got == "[]") {
+			t.Errorf("ChangedPrefilled(%s) = %s, want %s", after, got, want)
+		}
+	}
 }
