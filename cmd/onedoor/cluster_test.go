@@ -214,7 +214,7 @@ func startCluster(t *testing.T, concurrently bool) *cluster {
 	cl.env = childEnv(b64(k))
 	portA, portB := freePort(t), freePort(t)
 	cl.issuer = "http://127.0.0.1:" + strconv.Itoa(portA)
-	storage := []string{"--postgres-dsn", dsn, "--redis-url", redisURL}
+	storage := []string{"--postgres-dsn", dsn, "--redis-url", redisURL, "--blob-dir", t.TempDir()}
 	cl.a = startNode(t, cl.bin, "A", cl.env, portA, cl.issuer, storage...)
 	if !concurrently {
 		cl.a.waitReady(t, cl.c)
