@@ -220,6 +220,19 @@ func TestMobileAPI_Abuse(t *testing.T) {
 		waitFor(t, func() bool {
 			return victim.do(http.MethodGet, "/agency/v1/applications", nil).status == http.StatusUnauthorized
 		})
+
+		// Registering the id again (a replaced secret) does not revive the
+		// old registration's tokens.
+		time.Sleep(1100 * time.Millisecond) // the new registration starts in a later second than the token
+		old := claims["client_id"].(string)
+		if _, _, err := e.m.CreateClient(context.Background(), ClientSpec{ID: old, Name: "again", Scope: "agency", Agency: "T-UBND-HCM",
+			GrantTypes: []string{"client_credentials"}}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second) // the client cache's poll
+		if r := victim.do(http.MethodGet, "/agency/v1/applications", nil); r.status != http.StatusUnauthorized {
+			t.Errorf("a token of the deleted registration works again after re-registration: %d", r.status)
+		}
 	})
 
 	t.Run("agencies see only what is routed to them", func(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -84,5 +85,38 @@ func TestMobileAPI_Quotas(t *testing.T) {
 			want = http.StatusUnprocessableEntity
 		}
 		hanoi.must(want, http.MethodPost, "/agency/v1/webhooks", []byte(`{"url":"https://agency.example/h`+strings.Repeat("x", i)+`"}`))
+	}
+}
+
+// Path identifiers that are not short visible ASCII name nothing: 404, not
+// a database error (PostgreSQL refuses invalid UTF-8).
+func TestMobileAPI_OddPathIDs(t *testing.T) {
+	e := startMain(t, scaleOption(t))
+	cit := e.citizenAPI(t, e.app)
+	for _, p := range []string{"/v1/applications/app_%FF%FE", "/v1/services/svc_%00", "/v1/applications/" + strings.Repeat("a", 100)} {
+		req, _ := http.NewRequest(http.MethodGet, cit.base+p, nil)
+		req.Header.Set("Authorization", "Bearer "+cit.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s: %d, want 404", p, resp.StatusCode)
+		}
+	}
+	raw := "GET /v1/applications/app_\xff\xfe HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + cit.token + "\r\nConnection: close\r\n\r\n"
+	conn, err := net.Dial("tcp", e.m.APIAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, _ := conn.Read(buf)
+	if !strings.HasPrefix(string(buf[:n]), "HTTP/1.1 404") {
+		t.Errorf("raw invalid UTF-8 path: %q", buf[:n])
 	}
 }

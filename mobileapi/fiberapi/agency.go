@@ -88,7 +88,7 @@ func (s *Server) agencyListApplications(c *fiber.Ctx) error {
 func (s *Server) agencyGetApplication(c *fiber.Ctx) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	a, err := s.cfg.Store.GetApplication(ctx, agencyScope(c), strings.Clone(c.Params("id")))
+	a, err := s.cfg.Store.GetApplication(ctx, agencyScope(c), idParam(c, "id"))
 	if err != nil {
 		return s.fail(c, err)
 	}
@@ -100,11 +100,11 @@ func (s *Server) agencyGetApplication(c *fiber.Ctx) error {
 func (s *Server) agencyGetFile(c *fiber.Ctx) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	a, err := s.cfg.Store.GetApplication(ctx, agencyScope(c), strings.Clone(c.Params("id")))
+	a, err := s.cfg.Store.GetApplication(ctx, agencyScope(c), idParam(c, "id"))
 	if err != nil {
 		return s.fail(c, err)
 	}
-	fid := c.Params("attachment_id")
+	fid := idParam(c, "attachment_id")
 	for _, l := range [][]mobileapi.File{a.Attachments, a.Results} {
 		if i := slices.IndexFunc(l, func(f mobileapi.File) bool { return f.ID == fid }); i >= 0 {
 			return s.sendFile(c, l[i])
@@ -114,7 +114,7 @@ func (s *Server) agencyGetFile(c *fiber.Ctx) error {
 }
 
 func (s *Server) agencyUploadDocument(c *fiber.Ctx) error {
-	id := strings.Clone(c.Params("id"))
+	id := idParam(c, "id")
 	return s.idempotent(c, "agency:"+agencyOf(c), func() error {
 		ctx, cancel := s.ctx(c)
 		defer cancel()
@@ -190,7 +190,7 @@ func (s *Server) agencyTransition(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	id := strings.Clone(c.Params("id"))
+	id := idParam(c, "id")
 	a, err := s.cfg.Store.GetApplication(ctx, agencyScope(c), id)
 	if err != nil {
 		return s.fail(c, err)
@@ -282,7 +282,7 @@ func (s *Server) agencyLease(c *fiber.Ctx) error {
 func (s *Server) agencyAck(c *fiber.Ctx) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	if err := s.cfg.Store.Ack(ctx, agencyOf(c), strings.Clone(c.Params("lease_id"))); err != nil {
+	if err := s.cfg.Store.Ack(ctx, agencyOf(c), idParam(c, "lease_id")); err != nil {
 		return s.fail(c, conflict(err, "The lease expired; the application went back to the queue."))
 	}
 	return c.SendStatus(http.StatusNoContent)
@@ -383,7 +383,7 @@ func (s *Server) agencyListWebhooks(c *fiber.Ctx) error {
 func (s *Server) agencyDeleteWebhook(c *fiber.Ctx) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	if err := s.cfg.Store.DeleteWebhook(ctx, agencyOf(c), strings.Clone(c.Params("id"))); err != nil {
+	if err := s.cfg.Store.DeleteWebhook(ctx, agencyOf(c), idParam(c, "id")); err != nil {
 		return s.fail(c, err)
 	}
 	return c.SendStatus(http.StatusNoContent)
@@ -402,7 +402,7 @@ func (s *Server) agencyListDeliveries(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	ds, next, err := s.cfg.Store.ListDeliveries(ctx, agencyOf(c), strings.Clone(c.Params("id")), p)
+	ds, next, err := s.cfg.Store.ListDeliveries(ctx, agencyOf(c), idParam(c, "id"), p)
 	if err != nil {
 		return s.fail(c, cursorErr(err))
 	}

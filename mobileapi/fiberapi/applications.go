@@ -126,7 +126,7 @@ func (s *Server) competentAgency(ctx context.Context, svc *mobileapi.Service, ci
 func (s *Server) getApplication(c *fiber.Ctx) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), strings.Clone(c.Params("id")))
+	a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), idParam(c, "id"))
 	if err != nil {
 		return s.fail(c, err)
 	}
@@ -214,7 +214,7 @@ func (s *Server) updateApplication(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	id := strings.Clone(c.Params("id"))
+	id := idParam(c, "id")
 	for attempt := 0; ; attempt++ {
 		a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), id)
 		if err != nil {
@@ -308,7 +308,7 @@ func (s *Server) deleteApplication(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	keys, err := s.cfg.Store.DeleteDraft(ctx, citizenScope(c), strings.Clone(c.Params("id")), ifv)
+	keys, err := s.cfg.Store.DeleteDraft(ctx, citizenScope(c), idParam(c, "id"), ifv)
 	if err != nil {
 		return s.fail(c, conflict(err, "Only a draft can be deleted; withdraw a submitted application instead."))
 	}
@@ -330,7 +330,7 @@ func (s *Server) submitApplication(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	id := strings.Clone(c.Params("id"))
+	id := idParam(c, "id")
 	for attempt := 0; ; attempt++ {
 		a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), id)
 		if err != nil {
@@ -381,7 +381,7 @@ func (s *Server) withdrawApplication(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	upd, err := s.cfg.Store.Transition(ctx, mobileapi.Transition{Scope: citizenScope(c), ApplicationID: strings.Clone(c.Params("id")),
+	upd, err := s.cfg.Store.Transition(ctx, mobileapi.Transition{Scope: citizenScope(c), ApplicationID: idParam(c, "id"),
 		IfVersion: ifv, Actor: mobileapi.ActorCitizen, By: "citizen", To: mobileapi.StatusWithdrawn, Message: in.Message})
 	if err != nil {
 		return s.fail(c, conflict(err, "Only a submitted application without a decision can be withdrawn."))
@@ -507,7 +507,7 @@ func (s *Server) uploadAttachment(c *fiber.Ctx) error {
 	if err != nil {
 		return s.fail(c, err)
 	}
-	id := strings.Clone(c.Params("id"))
+	id := idParam(c, "id")
 	return s.idempotent(c, "citizen:"+citizenOf(c), func() error {
 		ctx, cancel := s.ctx(c)
 		defer cancel()
@@ -574,11 +574,11 @@ func (s *Server) dropBlob(key string) {
 func (s *Server) getResult(c *fiber.Ctx) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), strings.Clone(c.Params("id")))
+	a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), idParam(c, "id"))
 	if err != nil {
 		return s.fail(c, err)
 	}
-	rid := c.Params("result_id")
+	rid := idParam(c, "result_id")
 	i := slices.IndexFunc(a.Results, func(f mobileapi.File) bool { return f.ID == rid })
 	if i < 0 {
 		return s.fail(c, idp.ErrNotFound)

@@ -85,7 +85,7 @@ func decodeOffset(cur string) (int, error) {
 func (s *Server) getService(c *fiber.Ctx) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	svc, err := s.cfg.Store.GetService(ctx, strings.Clone(c.Params("id")))
+	svc, err := s.cfg.Store.GetService(ctx, idParam(c, "id"))
 	if err != nil {
 		return s.fail(c, err)
 	}

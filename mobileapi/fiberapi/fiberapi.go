@@ -306,6 +306,10 @@ func (s *Server) agency(c *fiber.Ctx) error {
 		return s.fail(c, errUnavailable(err))
 	case cl.Agency != claims.Agency:
 		return s.unauthorized(c, "invalid_token", "The client is no longer bound to the token's agency.")
+	case claims.IssuedAt == nil || claims.IssuedAt.Before(cl.CreatedAt.Truncate(time.Second)):
+		// Issued to an earlier registration under the same id (deleted and
+		// created again, as when a leaked secret is replaced).
+		return s.unauthorized(c, "invalid_token", "The access token was issued to an earlier registration of this client.")
 	}
 	c.Locals(localAgency, strings.Clone(claims.Agency))
 	c.Locals(localAgencyClient, strings.Clone(claims.ClientID))

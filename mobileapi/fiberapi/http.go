@@ -333,3 +333,15 @@ func notModified(c *fiber.Ctx, etag string) bool {
 	}
 	return false
 }
+
+// idParam is a path identifier copied out of fiber's buffer. Identifiers
+// are short visible ASCII; anything else names no record and is replaced
+// by one that names none, rather than reaching the database (PostgreSQL
+// refuses invalid UTF-8 as text).
+func idParam(c *fiber.Ctx, name string) string {
+	v := c.Params(name)
+	if v == "" || len(v) > 64 || strings.ContainsFunc(v, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+		return "-"
+	}
+	return strings.Clone(v)
+}

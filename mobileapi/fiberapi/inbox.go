@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -207,7 +206,7 @@ func (s *Server) listInbox(c *fiber.Ctx) error {
 func (s *Server) markRead(c *fiber.Ctx) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	m, err := s.cfg.Store.MarkRead(ctx, citizenOf(c), strings.Clone(c.Params("id")))
+	m, err := s.cfg.Store.MarkRead(ctx, citizenOf(c), idParam(c, "id"))
 	if err != nil {
 		return s.fail(c, err)
 	}
