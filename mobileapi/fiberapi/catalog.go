@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -112,6 +113,9 @@ func (s *Server) agencyRefs(c *fiber.Ctx, codes []string) ([]agencyRef, error) {
 	return out, nil
 }
 
+// maxServicesPerAgency bounds one agency's catalog.
+const maxServicesPerAgency = 1000
+
 // serviceInput is the body of PUT /agency/v1/services/{code}.
 type serviceInput struct {
 	Name              *mobileapi.Text              `json:"name"`
@@ -159,9 +163,21 @@ func (s *Server) putService(c *fiber.Ctx) error {
 	agency := agencyOf(c)
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	if cur, err := s.cfg.Store.GetServiceByCode(ctx, code); err == nil && cur.AgencyCode != agency {
+	cur, err := s.cfg.Store.GetServiceByCode(ctx, code)
+	switch {
+	case err == nil && cur.AgencyCode != agency:
 		return s.fail(c, forbidden("Another agency owns this service code."))
-	} else if err != nil && !errors.Is(err, idp.ErrNotFound) {
+	case errors.Is(err, idp.ErrNotFound) && !errors.Is(err, idp.ErrUnavailable):
+		// A new service: each agency's catalog is bounded, as every replica
+		// indexes all of it.
+		idx, err := s.cfg.Catalog.Index(ctx)
+		if err != nil {
+			return s.fail(c, err)
+		}
+		if idx.CountOwnedBy(agency) >= maxServicesPerAgency {
+			return s.fail(c, unprocessable([]fieldError{{Pointer: "", Message: fmt.Sprintf("An agency publishes at most %d services.", maxServicesPerAgency)}}))
+		}
+	case err != nil:
 		return s.fail(c, err)
 	}
 	svc := &mobileapi.Service{Code: code, Name: *in.Name, Description: *in.Description, AgencyCode: agency, Category: in.Category,
@@ -177,6 +193,7 @@ func (s *Server) putService(c *fiber.Ctx) error {
 	if err != nil {
 		return s.fail(c, err)
 	}
+	s.cfg.Catalog.Invalidate()
 	refs, err := s.agencyRefs(c, svc.Handlers())
 	if err != nil {
 		return s.fail(c, err)

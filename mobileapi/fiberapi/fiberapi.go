@@ -49,6 +49,8 @@ type Clients interface {
 // replica.
 type Catalog interface {
 	Index(ctx context.Context) (*search.Index, error)
+	// Invalidate makes the next Index look for changes at once.
+	Invalidate()
 }
 
 // Config configures the server.

@@ -50,6 +50,15 @@ func NewCache(src Source) *Cache {
 	return &Cache{src: src, now: time.Now}
 }
 
+// Invalidate makes the next Index look at the catalog version at once:
+// this replica's own catalog writes are searchable immediately, others'
+// within the polling interval.
+func (c *Cache) Invalidate() {
+	c.mu.Lock()
+	c.checked = time.Time{}
+	c.mu.Unlock()
+}
+
 // Index returns an index of the current catalog. When the store fails, the
 // last index built is returned without error (stale search beats no
 // search); without one the store's error is.
@@ -107,6 +116,12 @@ func (c *Cache) refresh(ctx context.Context) (*Index, error) {
 		// asked on every search.
 		c.keep(old)
 		return old, nil
+	}
+	// The index answers with summaries; forms are read from the store
+	// when needed, so an agency's large schemas are not held on every
+	// replica for as long as the index lives.
+	for _, s := range services {
+		s.Schema = nil
 	}
 	ix := New(services)
 	ix.version = version

@@ -257,3 +257,20 @@ func TestCacheCancelledCallerDoesNotFailOthers(t *testing.T) {
 		t.Fatal("the other caller did not get the index")
 	}
 }
+
+// Invalidate makes the next look at once, within the polling interval.
+func TestCacheInvalidate(t *testing.T) {
+	src := &catalogSource{}
+	c := NewCache(src)
+	if _, err := c.Index(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	before := src.versions.Load()
+	if _, err := c.Index(t.Context()); err != nil || src.versions.Load() != before {
+		t.Fatalf("a second look within the interval read the store (%v)", err)
+	}
+	c.Invalidate()
+	if _, err := c.Index(t.Context()); err != nil || src.versions.Load() != before+1 {
+		t.Errorf("after Invalidate the version was read %d more times, want 1 (%v)", src.versions.Load()-before, err)
+	}
+}

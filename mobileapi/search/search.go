@@ -199,6 +199,17 @@ func New(services []*mobileapi.Service) *Index {
 	return ix
 }
 
+// CountOwnedBy returns how many indexed services the agency owns.
+func (ix *Index) CountOwnedBy(agency string) int {
+	n := 0
+	for _, d := range ix.docs {
+		if d.svc.AgencyCode == agency {
+			n++
+		}
+	}
+	return n
+}
+
 // Get returns the indexed service with the given id, or nil.
 func (ix *Index) Get(id string) *mobileapi.Service { return ix.byID[id] }
 

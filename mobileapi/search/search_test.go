@@ -301,3 +301,10 @@ func TestGet(t *testing.T) {
 		t.Error("Get does not find services by id")
 	}
 }
+
+func TestCountOwnedBy(t *testing.T) {
+	ix := New([]*mobileapi.Service{{ID: "1", AgencyCode: "A"}, {ID: "2", AgencyCode: "B"}, {ID: "3", AgencyCode: "A"}})
+	if ix.CountOwnedBy("A") != 2 || ix.CountOwnedBy("C") != 0 {
+		t.Errorf("CountOwnedBy: %d, %d", ix.CountOwnedBy("A"), ix.CountOwnedBy("C"))
+	}
+}
