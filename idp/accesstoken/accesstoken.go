@@ -80,6 +80,11 @@ type Claims struct {
 	// (idp.Client.Agency), so a resource server knows it without a lookup.
 	// Only client tokens carry it.
 	Agency string `json:"agency,omitempty"`
+	// ClientRegistered is when the client's registration was created (unix
+	// ms), on a client's own tokens: a client id deleted and registered
+	// again (a replaced secret) does not revive the old registration's
+	// tokens, even within the same second.
+	ClientRegistered int64 `json:"creg,omitempty"`
 }
 
 // Scopes splits the scope claim.

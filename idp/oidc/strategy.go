@@ -161,6 +161,7 @@ func (s *accessTokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.
 		c.DeviceID, c.Released, c.ACR, c.AuthTime = "", nil, "", 0
 		if oc, ok := r.GetClient().(*Client); ok {
 			c.Agency = oc.Record.Agency
+			c.ClientRegistered = oc.Record.CreatedAt.UnixMilli()
 		}
 	}
 	tok, err := s.issuer.Sign(ctx, c)

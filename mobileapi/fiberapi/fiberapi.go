@@ -129,6 +129,9 @@ func New(cfg Config) *Server {
 		IdleTimeout:           90 * time.Second,
 		DisableStartupMessage: true,
 		ErrorHandler:          s.errorHandler,
+		// Multipart bodies are parsed by the upload handlers, after the
+		// token is checked, not by fiber before any handler runs.
+		DisablePreParseMultipartForm: true,
 		// Give large request buffers back after each request instead of
 		// pooling them: a burst of big uploads must not pin its memory.
 		ReduceMemoryUsage: true,
@@ -308,7 +311,7 @@ func (s *Server) agency(c *fiber.Ctx) error {
 		return s.fail(c, errUnavailable(err))
 	case cl.Agency != claims.Agency:
 		return s.unauthorized(c, "invalid_token", "The client is no longer bound to the token's agency.")
-	case claims.IssuedAt == nil || claims.IssuedAt.Before(cl.CreatedAt.Truncate(time.Second)):
+	case claims.ClientRegistered != cl.CreatedAt.UnixMilli():
 		// Issued to an earlier registration under the same id (deleted and
 		// created again, as when a leaked secret is replaced).
 		return s.unauthorized(c, "invalid_token", "The access token was issued to an earlier registration of this client.")
