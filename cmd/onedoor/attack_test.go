@@ -1,10 +1,10 @@
 package main
 
 // Attack tests of the mobile API, written by a security review without
-// knowledge of the authors' intent. Every TestAttack_* test either
-// demonstrates a finding (it FAILS on the code it was written against; the
-// message names the weakness) or pins down an attack that held (it passes,
-// so a regression shows up). See the report for severities and fixes.
+// knowledge of the authors' intent. Each TestAttack_* test pins an attack
+// down: the findings (first) failed on the code the review read and pass
+// since their fixes; the TestAttack_Held_* ones held from the start. A
+// failure names the weakness that came back.
 
 import (
 	"bufio"
@@ -109,7 +109,7 @@ func raw(t testing.TB, timeout time.Duration, method, u, token string, body []by
 }
 
 // ---------------------------------------------------------------------------
-// Findings (these fail on the reviewed code)
+// Findings (fixed after the review)
 // ---------------------------------------------------------------------------
 
 // A form schema whose $defs fan out through anyOf or allOf (each level
