@@ -425,6 +425,10 @@ type QueueStore interface {
 	Ack(ctx context.Context, agencyCode, leaseID string) error
 }
 
+// ClaimsPerAgency bounds one agency's webhook deliveries in flight, so its
+// slow endpoints cannot starve other agencies' deliveries.
+const ClaimsPerAgency = 2
+
 // WebhookStore holds webhooks and their durable deliveries.
 type WebhookStore interface {
 	CreateWebhook(ctx context.Context, w *Webhook) error
@@ -434,7 +438,8 @@ type WebhookStore interface {
 	ListDeliveries(ctx context.Context, agencyCode, webhookID string, p Page) ([]*Delivery, string, error)
 	// ClaimDeliveries takes up to n pending deliveries that are due and
 	// hides them from other claimers for d (a worker that dies releases
-	// them when d passes).
+	// them when d passes). No agency has more than ClaimsPerAgency
+	// deliveries claimed at once, across every claimer.
 	ClaimDeliveries(ctx context.Context, n int, d time.Duration) ([]*Delivery, error)
 	// RecordAttempt appends an attempt and sets the next state: pending
 	// with next set, succeeded or failed (next nil).

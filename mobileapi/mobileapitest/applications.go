@@ -58,6 +58,7 @@ func RunApplications(t *testing.T, newStore func(t *testing.T, now func() time.T
 		{"Webhooks", appsWebhooks},
 		{"DeliveryRetry", appsDeliveryRetry},
 		{"ClaimConcurrent", appsClaimConcurrent},
+		{"ClaimFairness", appsClaimFairness},
 		{"WebhookDeleteStopsDeliveries", appsWebhookDelete},
 		{"Inbox", appsInbox},
 	}
@@ -1239,6 +1240,12 @@ func appsClaimConcurrent(e *appsEnv) {
 					seen[d.ID]++
 				}
 				mu.Unlock()
+				for _, d := range ds { // delivered, so the agency's claims free up
+					if err := e.s.RecordAttempt(e.ctx, d.ID, mobileapi.Attempt{At: e.clock.now(), StatusCode: 204}, mobileapi.DeliverySucceeded, nil); err != nil {
+						errs <- err
+						return
+					}
+				}
 			}
 		}()
 	}
@@ -1254,6 +1261,43 @@ func appsClaimConcurrent(e *appsEnv) {
 		if n != 1 {
 			t.Errorf("delivery %s claimed %d times", id, n)
 		}
+	}
+}
+
+// appsClaimFairness: one agency's deliveries in flight are capped, so
+// another agency's due delivery is claimed even while the first has a
+// backlog of hanging ones; the cap frees as attempts are recorded or claims
+// lapse.
+func appsClaimFairness(e *appsEnv) {
+	t := e.t
+	e.webhook(appsAgencyX)
+	e.webhook(appsAgencyY)
+	for range 6 {
+		e.reach(appsCitizenA, appsAgencyX, mobileapi.StatusSubmitted)
+	}
+	first := e.claim(10, time.Minute)
+	if len(first) != mobileapi.ClaimsPerAgency {
+		t.Fatalf("claimed %d of one agency's deliveries, want the cap %d", len(first), mobileapi.ClaimsPerAgency)
+	}
+	if more := e.claim(10, time.Minute); len(more) != 0 {
+		t.Errorf("claimed %d more while the agency is at its cap", len(more))
+	}
+	e.reach(appsCitizenB, appsAgencyY, mobileapi.StatusSubmitted)
+	other := e.claim(10, time.Minute)
+	if len(other) != 1 || other[0].AgencyCode != appsAgencyY {
+		t.Errorf("another agency's delivery: claimed %+v", other)
+	}
+	e.must(e.s.RecordAttempt(e.ctx, first[0].ID, mobileapi.Attempt{At: e.clock.now(), StatusCode: 204}, mobileapi.DeliverySucceeded, nil), "record")
+	if next := e.claim(10, time.Minute); len(next) != 1 || next[0].AgencyCode != appsAgencyX {
+		t.Errorf("after one attempt was recorded: claimed %d", len(next))
+	}
+	e.clock.advance(2 * time.Minute) // the claims lapse (a worker died)
+	per := map[string]int{}
+	for _, d := range e.claim(10, time.Minute) {
+		per[d.AgencyCode]++
+	}
+	if per[appsAgencyX] != mobileapi.ClaimsPerAgency || per[appsAgencyY] != 1 {
+		t.Errorf("after the claims lapsed: claimed %v, want %d of the first agency and the other's one", per, mobileapi.ClaimsPerAgency)
 	}
 }
 
@@ -1279,6 +1323,9 @@ func appsWebhookDelete(e *appsEnv) {
 			break
 		}
 		got = append(got, ds...)
+		for _, d := range ds { // delivered: the agency's claims are freed
+			e.must(e.s.RecordAttempt(e.ctx, d.ID, mobileapi.Attempt{At: e.clock.now(), StatusCode: 204}, mobileapi.DeliverySucceeded, nil), "record")
+		}
 	}
 	for _, d := range got {
 		if d.WebhookID != kept.ID {

@@ -175,12 +175,42 @@ func (s *Store) ClaimDeliveries(ctx context.Context, n int, d time.Duration) ([]
 	err := s.inTx(ctx, op, func(q sqldb.Querier) error {
 		now := sqldb.MS(s.clock())
 		var err error
+		// Each agency gets at most ClaimsPerAgency deliveries in flight across
+		// every worker and replica, so one agency's slow or hanging
+		// endpoints cannot hold the slots other agencies' events wait for.
+		busy := map[string]int{}
+		rows, err := q.QueryContext(ctx, `SELECT agency_code, COUNT(*) FROM api_webhook_deliveries
+			WHERE state = 'pending' AND claimed_until > $1 GROUP BY agency_code`, now)
+		if err != nil {
+			return sqldb.Err(op, err)
+		}
+		for rows.Next() {
+			var a string
+			var c int
+			if err := rows.Scan(&a, &c); err != nil {
+				rows.Close()
+				return sqldb.Err(op, err)
+			}
+			busy[a] = c
+		}
+		if err := rows.Close(); err != nil {
+			return sqldb.Err(op, err)
+		}
 		// state is a literal so that SQLite uses the partial index.
-		out, err = queryDeliveries(ctx, q, op, `SELECT `+deliveryColumns+` FROM api_webhook_deliveries d
+		candidates, err := queryDeliveries(ctx, q, op, `SELECT `+deliveryColumns+` FROM api_webhook_deliveries d
 			WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND d.claimed_until <= $1
-			ORDER BY d.next_attempt_at, d.id LIMIT $2`+s.skipLocked(), now, n)
+			ORDER BY d.next_attempt_at, d.id LIMIT $2`+s.skipLocked(), now, 4*n)
 		if err != nil {
 			return err
+		}
+		for _, dl := range candidates {
+			if len(out) == n {
+				break
+			}
+			if busy[dl.AgencyCode] < mobileapi.ClaimsPerAgency {
+				busy[dl.AgencyCode]++
+				out = append(out, dl)
+			}
 		}
 		until := now + d.Milliseconds()
 		for _, dl := range out {
