@@ -1,12 +1,9 @@
 package postgres_test
 
 import (
-	"crypto/rand"
 	"database/sql"
 	"errors"
 	"net/url"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,47 +11,14 @@ import (
 	"github.com/onedoor/onedoor/idp/idptest"
 	"github.com/onedoor/onedoor/idp/postgres"
 	"github.com/onedoor/onedoor/idp/sqlstore"
+	"github.com/onedoor/onedoor/internal/dbtest"
 )
 
-// dsn returns the test database; CI must not silently skip it.
-func dsn(t *testing.T) string {
-	t.Helper()
-	d := os.Getenv("ONEDOOR_TEST_POSTGRES_DSN")
-	if d == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("ONEDOOR_TEST_POSTGRES_DSN is not set; CI must run the PostgreSQL suites")
-		}
-		t.Skip("ONEDOOR_TEST_POSTGRES_DSN is not set")
-	}
-	return d
-}
+// dsn and schemaDSN are the shared test helpers (internal/dbtest): the test
+// database, which CI must not skip, and a fresh schema on it.
+func dsn(t *testing.T) string { return dbtest.PostgresDSN(t) }
 
-// schemaDSN creates a fresh schema and returns a DSN whose connections use it.
-func schemaDSN(t *testing.T) string {
-	t.Helper()
-	base := dsn(t)
-	admin, err := postgres.Open(t.Context(), base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema := "t_" + strings.ToLower(rand.Text())
-	if _, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		defer admin.Close()
-		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	if u, err := url.Parse(base); err == nil && u.Scheme != "" {
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		return u.String()
-	}
-	return base + " search_path=" + schema // key=value form
-}
+func schemaDSN(t *testing.T) string { return dbtest.SchemaDSN(t) }
 
 // openDB opens a pool on dsn, closed before the schema is dropped.
 func openDB(t *testing.T, dsn string) *sql.DB {
