@@ -52,11 +52,8 @@ func (s *Server) agencyListApplications(c *fiber.Ctx) error {
 		return s.fail(c, err)
 	}
 	q := mobileapi.ApplicationQuery{Scope: agencyScope(c), Page: p}
-	if st := mobileapi.Status(c.Query("status")); st != "" {
-		if !st.Valid() || st == mobileapi.StatusDraft {
-			return s.fail(c, invalidParam("status", "Unknown status (agencies never see drafts)."))
-		}
-		q.Statuses = []mobileapi.Status{mobileapi.Status(strings.Clone(string(st)))}
+	if q.Statuses, err = statusFilter(c, true); err != nil {
+		return s.fail(c, err)
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()

@@ -139,11 +139,8 @@ func (s *Server) listApplications(c *fiber.Ctx) error {
 		return s.fail(c, err)
 	}
 	q := mobileapi.ApplicationQuery{Scope: citizenScope(c), Page: p}
-	if st := mobileapi.Status(c.Query("status")); st != "" {
-		if !st.Valid() {
-			return s.fail(c, invalidParam("status", "Unknown status."))
-		}
-		q.Statuses = []mobileapi.Status{mobileapi.Status(strings.Clone(string(st)))}
+	if q.Statuses, err = statusFilter(c, false); err != nil {
+		return s.fail(c, err)
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()

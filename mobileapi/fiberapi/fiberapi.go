@@ -256,26 +256,39 @@ func (s *Server) citizen(c *fiber.Ctx) error {
 	if p := c.Path(); p == "/v1/openapi.json" || p == "/v1/docs" || strings.HasPrefix(p, "/v1/docs/") {
 		return c.Next()
 	}
-	token := bearer(c)
-	if token == "" {
-		return s.unauthorized(c, "", "An access token is required.")
-	}
-	ctx, cancel := s.ctx(c)
-	defer cancel()
-	claims, err := s.cfg.Verifier.VerifyFor(ctx, token, accesstoken.Expect{Audience: s.cfg.APIURL, Kind: accesstoken.KindCitizen})
+	claims, ok, err := s.verify(c, accesstoken.KindCitizen)
 	switch {
-	case errors.Is(err, accesstoken.ErrInvalid):
-		return s.unauthorized(c, "invalid_token", "The access token is not valid for this API.")
-	case err != nil:
-		return s.fail(c, errUnavailable(err))
+	case !ok:
+		return err
 	case claims.ClientID != idp.EIDAppClientID:
 		return s.unauthorized(c, "invalid_token", "Citizen routes take the eID app's tokens only.")
-	case len(claims.Audience) != 1:
-		// A token for several services could be replayed here by any of them.
-		return s.unauthorized(c, "invalid_token", "The access token must be minted for this API alone.")
 	}
 	c.Locals(localCitizen, strings.Clone(claims.Subject))
 	return c.Next()
+}
+
+// verify checks the request's bearer token: minted by the IdP for this API
+// alone, of the given kind, not revoked. When ok is false the answer (401,
+// or 503 when the deny list cannot be read) is already written and err is
+// what the middleware returns.
+func (s *Server) verify(c *fiber.Ctx, kind accesstoken.Kind) (claims *accesstoken.Claims, ok bool, err error) {
+	token := bearer(c)
+	if token == "" {
+		return nil, false, s.unauthorized(c, "", "An access token is required.")
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	claims, err = s.cfg.Verifier.VerifyFor(ctx, token, accesstoken.Expect{Audience: s.cfg.APIURL, Kind: kind})
+	switch {
+	case errors.Is(err, accesstoken.ErrInvalid):
+		return nil, false, s.unauthorized(c, "invalid_token", "The access token is not valid for this API.")
+	case err != nil:
+		return nil, false, s.fail(c, errUnavailable(err))
+	case len(claims.Audience) != 1:
+		// A token for several services could be replayed here by any of them.
+		return nil, false, s.unauthorized(c, "invalid_token", "The access token must be minted for this API alone.")
+	}
+	return claims, true, nil
 }
 
 // ScopeAgency is the scope of agency clients' tokens for /agency/v1.
@@ -285,24 +298,16 @@ const ScopeAgency = "agency"
 // this API, of a client that is still registered and still bound to the
 // agency the token names.
 func (s *Server) agency(c *fiber.Ctx) error {
-	token := bearer(c)
-	if token == "" {
-		return s.unauthorized(c, "", "An access token is required.")
+	claims, ok, err := s.verify(c, accesstoken.KindClient)
+	if !ok {
+		return err
 	}
-	ctx, cancel := s.ctx(c)
-	defer cancel()
-	claims, err := s.cfg.Verifier.VerifyFor(ctx, token, accesstoken.Expect{Audience: s.cfg.APIURL, Kind: accesstoken.KindClient})
-	switch {
-	case errors.Is(err, accesstoken.ErrInvalid):
-		return s.unauthorized(c, "invalid_token", "The access token is not valid for this API.")
-	case err != nil:
-		return s.fail(c, errUnavailable(err))
-	case len(claims.Audience) != 1:
-		return s.unauthorized(c, "invalid_token", "The access token must be minted for this API alone.")
-	case !slices.Contains(claims.Scopes(), ScopeAgency) || claims.Agency == "":
+	if !slices.Contains(claims.Scopes(), ScopeAgency) || claims.Agency == "" {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="onedoor-api", error="insufficient_scope", scope="agency"`)
 		return s.fail(c, forbidden("Agency routes take tokens with scope agency of a client bound to an agency."))
 	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
 	cl, err := s.cfg.Clients.GetClient(ctx, claims.ClientID)
 	switch {
 	case errors.Is(err, idp.ErrNotFound):

@@ -345,3 +345,18 @@ func idParam(c *fiber.Ctx, name string) string {
 	}
 	return strings.Clone(v)
 }
+
+// statusFilter reads the status parameter of a list: none, or one status
+// (agencies never see drafts).
+func statusFilter(c *fiber.Ctx, agency bool) ([]mobileapi.Status, error) {
+	st := mobileapi.Status(c.Query("status"))
+	switch {
+	case st == "":
+		return nil, nil
+	case !st.Valid():
+		return nil, invalidParam("status", "Unknown status.")
+	case agency && st == mobileapi.StatusDraft:
+		return nil, invalidParam("status", "Agencies never see drafts.")
+	}
+	return []mobileapi.Status{mobileapi.Status(strings.Clone(string(st)))}, nil
+}
