@@ -1,0 +1,146 @@
+package consent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Channel is the way data left the platform.
+type Channel string
+
+// Channels.
+const (
+	ChannelIDToken     Channel = "id_token"    // claims in an ID token
+	ChannelUserInfo    Channel = "userinfo"    // the IdP's userinfo endpoint
+	ChannelBroker      Channel = "broker"      // an agency's data request
+	ChannelPrefill     Channel = "prefill"     // a form pre-filled for the citizen
+	ChannelApplication Channel = "application" // an agency reading an application's applicant
+	ChannelOperator    Channel = "operator"    // an operator's look-up
+)
+
+// Outcome says whether the data was released.
+type Outcome string
+
+// Outcomes. A refused data request is logged too, so the citizen sees who
+// tried.
+const (
+	OutcomeReleased Outcome = "released"
+	OutcomeRefused  Outcome = "refused"
+)
+
+// Actor is who received (or asked for) the data.
+type Actor struct {
+	Agency   string `json:"agency,omitempty"`
+	ClientID string `json:"client_id,omitempty"`
+	Operator string `json:"operator,omitempty"` // an operator's name, for look-ups
+}
+
+// Entry is one release of a citizen's personal data. Each citizen's entries
+// form a hash chain: Hash covers every field below it except the flag, and
+// Prev is the previous entry's Hash (zero for the first), so editing,
+// removing or reordering a stored entry breaks the chain at that entry.
+type Entry struct {
+	ID        string // "log_…"
+	CitizenID string
+	Seq       int64 // position in the citizen's chain, from 1
+	At        time.Time
+	Actor     Actor
+	Channel   Channel
+	Items     []string
+	Purpose   string // purpose code
+	ConsentID string // the record relied on, for BasisConsent
+	Basis     Basis
+	Law       string // for a legal basis
+	Outcome   Outcome
+	Reason    string // why a request was refused (which item lacked which basis)
+	Prev      []byte
+	Hash      []byte
+
+	// The citizen's "this wasn't me": outside the hash, the only thing
+	// about an entry that may change.
+	FlaggedAt *time.Time
+	FlagNote  string
+}
+
+// hashed is the canonical form an entry's hash covers. Its fields are
+// never reordered or renamed: stored hashes depend on them.
+type hashed struct {
+	V         int      `json:"v"`
+	ID        string   `json:"id"`
+	CitizenID string   `json:"citizen"`
+	Seq       int64    `json:"seq"`
+	At        int64    `json:"at"` // Unix milliseconds, as stored
+	Actor     Actor    `json:"actor"`
+	Channel   Channel  `json:"channel"`
+	Items     []string `json:"items"`
+	Purpose   string   `json:"purpose"`
+	ConsentID string   `json:"consent"`
+	Basis     Basis    `json:"basis"`
+	Law       string   `json:"law"`
+	Outcome   Outcome  `json:"outcome"`
+	Reason    string   `json:"reason"`
+	Prev      []byte   `json:"prev"`
+}
+
+// ComputeHash returns the hash the entry should have: SHA-256 over its
+// canonical JSON, which includes Prev.
+func (e *Entry) ComputeHash() []byte {
+	items := e.Items
+	if items == nil {
+		items = []string{}
+	}
+	b, err := json.Marshal(hashed{V: 1, ID: e.ID, CitizenID: e.CitizenID, Seq: e.Seq, At: e.At.UnixMilli(),
+		Actor: e.Actor, Channel: e.Channel, Items: items, Purpose: e.Purpose, ConsentID: e.ConsentID,
+		Basis: e.Basis, Law: e.Law, Outcome: e.Outcome, Reason: e.Reason, Prev: e.Prev})
+	if err != nil {
+		panic(fmt.Sprintf("consent: hashing an entry: %v", err)) // only strings and numbers: cannot fail
+	}
+	sum := sha256.Sum256(b)
+	return sum[:]
+}
+
+// Seal links e after prev (nil for a citizen's first entry): it sets Seq,
+// Prev and Hash. Stores call it under the citizen's chain lock.
+func (e *Entry) Seal(prev *Head) {
+	e.Seq, e.Prev = 1, nil
+	if prev != nil {
+		e.Seq, e.Prev = prev.Seq+1, prev.Hash
+	}
+	e.At = e.At.Truncate(time.Millisecond)
+	e.Hash = e.ComputeHash()
+}
+
+// Head is the last entry of a citizen's chain.
+type Head struct {
+	CitizenID string
+	Seq       int64
+	Hash      []byte
+}
+
+// EntryQuery selects log entries.
+type EntryQuery struct {
+	CitizenID string // required, except for Flagged
+	Flagged   bool   // only flagged entries (across citizens when CitizenID is empty)
+	Page      Page
+}
+
+// LogStore keeps the access log. Entries are append-only: no method
+// changes an entry except its flag.
+type LogStore interface {
+	// Append adds e at the end of its citizen's chain in one transaction:
+	// it takes the chain head under a lock, calls e.Seal, inserts the entry
+	// and moves the head, so concurrent appends for one citizen (on any
+	// replica) form one valid chain. e.ID, CitizenID and At are the
+	// caller's.
+	Append(ctx context.Context, e *Entry) error
+	// ListEntries pages entries newest first.
+	ListEntries(ctx context.Context, q EntryQuery) ([]*Entry, string, error)
+	// GetEntry returns one entry of the citizen's; ErrNotFound for another's.
+	GetEntry(ctx context.Context, citizenID, id string) (*Entry, error)
+	// FlagEntry records "this wasn't me" once (a second flag keeps the
+	// first) and returns the entry.
+	FlagEntry(ctx context.Context, citizenID, id, note string, at time.Time) (*Entry, error)
+}
