@@ -45,6 +45,14 @@ func main() {
 
 // run executes one command line and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help") {
+		// Every command's flags, with their defaults.
+		fmt.Fprint(stdout, usageHead)
+		for _, c := range commands {
+			fmt.Fprint(stdout, strings.TrimPrefix(usage(c), usageHead))
+		}
+		return 0
+	}
 	o, err := parseArgs(args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, usage(o.cmd))

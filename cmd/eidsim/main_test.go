@@ -208,3 +208,19 @@ func TestParseArgs_Help(t *testing.T) {
 		t.Errorf("err = %v, want flag.ErrHelp", err)
 	}
 }
+
+// `eidsim --help` prints every command's flags with their defaults and
+// exits 0.
+func TestRun_HelpListsEveryFlag(t *testing.T) {
+	for _, arg := range []string{"--help", "-h", "help"} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), []string{arg}, &out, &errb); code != 0 || errb.Len() != 0 {
+			t.Fatalf("eidsim %s: exit %d, stderr %q", arg, code, errb.String())
+		}
+		for _, want := range []string{"flags of enroll:", "flags of approve:", "-activation-code", `(default "eidsim")`} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("eidsim %s lacks %q", arg, want)
+			}
+		}
+	}
+}

@@ -27,6 +27,10 @@ func (f *multiFlag) Set(v string) error { *f = append(*f, v); return nil }
 // adminMain parses storage flags plus the command's own and opens storage.
 func adminMain(ctx context.Context, name string, args []string, env func(string) string, extra func(fs *flag.FlagSet)) (*Main, *flag.FlagSet, error) {
 	m := NewMain()
+	// Only migrate may create a database: any other admin command on a
+	// mistyped --data-dir or an empty PostgreSQL database would otherwise
+	// work on a new, empty one and look as if the data were gone.
+	m.existingOnly = name != "migrate"
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	m.Config.storageFlags(fs)
 	if extra != nil {
@@ -79,6 +83,26 @@ func permute(fs *flag.FlagSet, args []string) []string {
 	return append(flags, pos...)
 }
 
+// printJSON writes v as indented JSON. An object gets a "store" member
+// naming the database the command used (never a password), so an operator
+// sees at once which data a command touched.
+func (m *Main) printJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if len(b) > 1 && b[0] == '{' {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(b, &obj); err == nil {
+			if _, taken := obj["store"]; !taken {
+				obj["store"], _ = json.Marshal(m.Config.StoreName())
+			}
+			return printJSON(w, obj)
+		}
+	}
+	return printJSON(w, v)
+}
+
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -91,7 +115,7 @@ func migrate(ctx context.Context, args []string, env func(string) string, stdout
 		return err
 	}
 	defer m.Close()
-	return printJSON(stdout, map[string]any{"migrated": true})
+	return m.printJSON(stdout, map[string]any{"migrated": true})
 }
 
 // clientView is how admin commands print a client; the secret appears once,
@@ -243,7 +267,7 @@ func clientCmd(ctx context.Context, args []string, env func(string) string, stdo
 		}
 		v := viewClient(c)
 		v.ClientSecret = secret
-		return printJSON(stdout, v)
+		return m.printJSON(stdout, v)
 	case "list":
 		m, _, err := adminMain(ctx, "client list", args, env, nil)
 		if err != nil {
@@ -258,7 +282,7 @@ func clientCmd(ctx context.Context, args []string, env func(string) string, stdo
 		for _, c := range cs {
 			out = append(out, viewClient(c))
 		}
-		return printJSON(stdout, out)
+		return m.printJSON(stdout, out)
 	case "show", "delete":
 		var id string
 		m, fs, err := adminMain(ctx, "client "+sub, args, env, func(fs *flag.FlagSet) {
@@ -281,13 +305,13 @@ func clientCmd(ctx context.Context, args []string, env func(string) string, stdo
 			if err := m.Store.DeleteClient(ctx, id); err != nil {
 				return err
 			}
-			return printJSON(stdout, map[string]any{"deleted": id})
+			return m.printJSON(stdout, map[string]any{"deleted": id})
 		}
 		c, err := m.Store.GetClient(ctx, id)
 		if err != nil {
 			return err
 		}
-		return printJSON(stdout, viewClient(c))
+		return m.printJSON(stdout, viewClient(c))
 	}
 	return usageError("client: unknown subcommand %q", sub)
 }
@@ -381,7 +405,7 @@ func citizenCmd(ctx context.Context, args []string, env func(string) string, std
 		if err := m.importCitizens(ctx, cs); err != nil {
 			return err
 		}
-		return printJSON(stdout, map[string]any{"imported": len(cs)})
+		return m.printJSON(stdout, map[string]any{"imported": len(cs)})
 	case "list":
 		cs, err := m.Store.ListCitizens(ctx, idp.CitizenFilter{})
 		if err != nil {
@@ -391,7 +415,7 @@ func citizenCmd(ctx context.Context, args []string, env func(string) string, std
 		for _, c := range cs {
 			out = append(out, viewCitizen(c))
 		}
-		return printJSON(stdout, out)
+		return m.printJSON(stdout, out)
 	}
 	if pid == "" && fs.NArg() == 1 {
 		pid = fs.Arg(0)
@@ -413,7 +437,7 @@ func citizenCmd(ctx context.Context, args []string, env func(string) string, std
 		for _, d := range ds {
 			v.Devices = append(v.Devices, deviceInfo{ID: d.ID, Name: d.Name, Level: d.Level, CreatedAt: d.CreatedAt, RevokedAt: d.RevokedAt})
 		}
-		return printJSON(stdout, v)
+		return m.printJSON(stdout, v)
 	case "activate":
 		l, err := idp.ParseLevel(level)
 		if err != nil {
@@ -423,7 +447,7 @@ func citizenCmd(ctx context.Context, args []string, env func(string) string, std
 		if err != nil {
 			return err
 		}
-		return printJSON(stdout, map[string]any{"activation_code": code, "expires_at": exp.UTC().Format(time.RFC3339)})
+		return m.printJSON(stdout, map[string]any{"activation_code": code, "expires_at": exp.UTC().Format(time.RFC3339)})
 	case "revoke-device":
 		c, err := m.Store.GetCitizenByPersonalID(ctx, pid)
 		if err != nil {
@@ -432,7 +456,7 @@ func citizenCmd(ctx context.Context, args []string, env func(string) string, std
 		if err := m.EID.RevokeDevice(ctx, c.ID, device); err != nil {
 			return err
 		}
-		return printJSON(stdout, map[string]any{"revoked": device})
+		return m.printJSON(stdout, map[string]any{"revoked": device})
 	}
 	return usageError("citizen: unknown subcommand %q", sub)
 }
@@ -462,7 +486,7 @@ func keysCmd(ctx context.Context, args []string, env func(string) string, stdout
 		if err != nil {
 			return err
 		}
-		return printJSON(stdout, ks)
+		return m.printJSON(stdout, ks)
 	case "rotate":
 		if err := m.Keys.Ensure(ctx); err != nil {
 			return err
@@ -471,7 +495,7 @@ func keysCmd(ctx context.Context, args []string, env func(string) string, stdout
 		if err != nil {
 			return err
 		}
-		return printJSON(stdout, map[string]any{"activated": k.ID, "alg": k.Alg})
+		return m.printJSON(stdout, map[string]any{"activated": k.ID, "alg": k.Alg})
 	}
 	return usageError("keys: unknown subcommand %q", sub)
 }

@@ -28,6 +28,17 @@ func cli(t *testing.T, env map[string]string, args ...string) (int, string, stri
 	return code, out.String(), errb.String()
 }
 
+// migratedDir is a data directory with a migrated database: admin commands
+// other than migrate refuse to create one.
+func migratedDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if code, _, errs := cli(t, nil, "migrate", "--data-dir", dir); code != 0 {
+		t.Fatalf("migrate: %d %s", code, errs)
+	}
+	return dir
+}
+
 func decode(t *testing.T, s string, v any) {
 	t.Helper()
 	if err := json.Unmarshal([]byte(s), v); err != nil {
@@ -36,7 +47,7 @@ func decode(t *testing.T, s string, v any) {
 }
 
 func TestCLI_Client(t *testing.T) {
-	dir := t.TempDir()
+	dir := migratedDir(t)
 	code, out, errs := cli(t, nil, "client", "create", "--data-dir", dir, "--name", "Sở Demo", "--redirect-uri", "https://agency.example/cb",
 		"--redirect-uri", "https://agency.example/cb2", "--post-logout-redirect-uri", "https://agency.example/", "--scope", "openid profile eid", "--par-required", "--id-token-alg", "RS256")
 	if code != 0 {
@@ -79,7 +90,7 @@ func TestCLI_Client(t *testing.T) {
 // `client create --claims` lets a client receive claims beyond its scopes';
 // show and list print them with the resulting allowance.
 func TestCLI_ClientClaims(t *testing.T) {
-	dir := t.TempDir()
+	dir := migratedDir(t)
 	code, out, errs := cli(t, nil, "client", "create", "--data-dir", dir, "--name", "Sở Demo", "--redirect-uri", "https://agency.example/cb",
 		"--scope", "openid phone", "--claims", "name,personal_id")
 	if code != 0 {
@@ -111,7 +122,7 @@ func TestCLI_ClientClaims(t *testing.T) {
 }
 
 func TestCLI_ClientCreateReportsEveryProblem(t *testing.T) {
-	code, _, errs := cli(t, nil, "client", "create", "--data-dir", t.TempDir(), "--name", "",
+	code, _, errs := cli(t, nil, "client", "create", "--data-dir", migratedDir(t), "--name", "",
 		"--redirect-uri", "http://evil.example/cb", "--redirect-uri", "https://ok.example/cb#frag",
 		"--auth-method", "magic", "--grant-type", "password")
 	if code != 1 {
@@ -133,7 +144,7 @@ const citizensJSON = `[
 ]`
 
 func TestCLI_CitizenImport(t *testing.T) {
-	dir := t.TempDir()
+	dir := migratedDir(t)
 	f := filepath.Join(t.TempDir(), "c.json")
 	_ = os.WriteFile(f, []byte(citizensJSON), 0o600)
 	code, out, errs := cli(t, nil, "citizen", "import", "--data-dir", dir, f)
@@ -193,7 +204,7 @@ func TestCLI_CitizenImport(t *testing.T) {
 }
 
 func TestCLI_Keys(t *testing.T) {
-	dir := t.TempDir()
+	dir := migratedDir(t)
 	// A database set up by another command has no signing keys yet.
 	if code, _, errs := cli(t, nil, "client", "create", "--data-dir", dir, "--name", "Sở Demo",
 		"--redirect-uri", "https://agency.example/cb", "--scope", "openid"); code != 0 {
@@ -344,7 +355,7 @@ func TestCLI_RunningServerSeesNewClient(t *testing.T) {
 }
 
 func TestCLI_MigrateTwice(t *testing.T) {
-	dir := t.TempDir()
+	dir := migratedDir(t)
 	for i := range 2 {
 		code, out, errs := cli(t, nil, "migrate", "--data-dir", dir)
 		if code != 0 || !strings.Contains(out, `"migrated": true`) {

@@ -68,7 +68,7 @@ func agencyCmd(ctx context.Context, args []string, env func(string) string, stdo
 			}
 			return fmt.Errorf("agency create: %w", err)
 		}
-		return printJSON(stdout, viewAgency(a))
+		return m.printJSON(stdout, viewAgency(a))
 	case "list":
 		as, err := m.APIStore.ListAgencies(ctx)
 		if err != nil {
@@ -78,7 +78,7 @@ func agencyCmd(ctx context.Context, args []string, env func(string) string, stdo
 		for _, a := range as {
 			out = append(out, viewAgency(a))
 		}
-		return printJSON(stdout, out)
+		return m.printJSON(stdout, out)
 	}
 	return usageError("agency: unknown subcommand %q", sub)
 }

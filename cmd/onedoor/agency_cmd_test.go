@@ -8,7 +8,7 @@ import (
 // Agencies form a tree; codes are unique; a parent must exist first; the
 // list is JSON.
 func TestCLI_Agency(t *testing.T) {
-	env := map[string]string{"ONEDOOR_DATA_DIR": t.TempDir()}
+	env := map[string]string{"ONEDOOR_DATA_DIR": migratedDir(t)}
 	code, out, errOut := cli(t, env, "agency", "create", "--code", "BTP", "--name", "Bộ Tư pháp (demo)", "--name-en", "Ministry of Justice (demo)")
 	if code != 0 {
 		t.Fatalf("create: %d %s %s", code, out, errOut)

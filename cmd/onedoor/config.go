@@ -106,7 +106,6 @@ func DefaultConfig() Config {
 		APIAddr:             "127.0.0.1:8081",
 		APICitizenRateLimit: 600,
 		APIAgencyRateLimit:  6000,
-		Issuer:              "http://localhost:8080",
 		DataDir:             "./onedoor-data",
 		DemoRPAddr:          "127.0.0.1:8090",
 		LogLevel:            "info",
@@ -136,7 +135,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.IDPAddr, "idp-addr", c.IDPAddr, "listen address of the identity provider")
 	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "listen address of the mobile API")
 	fs.StringVar(&c.APIURL, "api-url", c.APIURL, "public URL of the mobile API, the audience of its tokens (default http://localhost:PORT of --api-addr)")
-	fs.StringVar(&c.Issuer, "issuer", c.Issuer, "public URL of the identity provider (the OIDC issuer)")
+	fs.StringVar(&c.Issuer, "issuer", c.Issuer, "public URL of the identity provider, the OIDC issuer (default http://localhost:PORT of a loopback --idp-addr; required otherwise)")
 	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL (redis://host:port/db); when set, sessions, codes and counters go to Redis")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", c.RedisPrefix, "prefix of every Redis key, to share one Redis between deployments")
 	fs.IntVar(&c.LoginRateLimit, "login-rate-limit", c.LoginRateLimit, "new login requests allowed per client address (IPv6: per /64) per minute; sized for carrier-grade NAT")
@@ -162,6 +161,9 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 func parseFlags(fs *flag.FlagSet, args []string, env func(string) string) error {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return &helpRequest{fs: fs}
+		}
 		return err
 	}
 	set := map[string]bool{}
@@ -179,6 +181,21 @@ func parseFlags(fs *flag.FlagSet, args []string, env func(string) string) error 
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// helpRequest is -h or --help: run prints the usage and the command's
+// flags with their defaults to stdout and exits 0.
+type helpRequest struct{ fs *flag.FlagSet }
+
+func (h *helpRequest) Error() string { return "help requested" }
+func (h *helpRequest) Unwrap() error { return flag.ErrHelp }
+
+// print writes every flag of the command with its default and its
+// environment variable.
+func (h *helpRequest) print(w io.Writer) {
+	fmt.Fprintf(w, "\nflags of %s (each also read from ONEDOOR_<NAME>):\n", h.fs.Name())
+	h.fs.SetOutput(w)
+	h.fs.PrintDefaults()
 }
 
 // EnvName is the environment variable of a flag.
@@ -211,6 +228,13 @@ func (c *Config) Validate(serve bool) error {
 			add("%s must be host:port (got %q)", a.name, a.v)
 		}
 	}
+	if c.Issuer == "" {
+		// The default issuer is the loopback address the IdP listens on; a
+		// server reachable from elsewhere must say how it is reached.
+		if host, _, err := net.SplitHostPort(c.IDPAddr); err == nil && !loopbackHost(host) {
+			add("--issuer is required when --idp-addr listens beyond loopback (got --idp-addr %q): set the public https URL clients use", c.IDPAddr)
+		}
+	}
 	if c.IDPAddr == c.APIAddr {
 		add("--idp-addr and --api-addr must differ")
 	}
@@ -224,17 +248,19 @@ func (c *Config) Validate(serve bool) error {
 		}
 	}
 	c.Issuer = strings.TrimRight(c.Issuer, "/")
-	if u, err := url.Parse(c.Issuer); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" {
-		add("--issuer must be an absolute http(s) URL without query or fragment (got %q)", c.Issuer)
-	} else {
-		if u.Scheme == "http" && !idp.Loopback(u.Hostname()) {
-			add("--issuer must use https except on localhost (got %q)", c.Issuer)
-		}
-		if u.User != nil {
-			add("--issuer must not carry user information")
-		}
-		if !issuerPathRE.MatchString(u.EscapedPath()) {
-			add("--issuer path may hold only letters, digits and . _ ~ - between slashes (got %q)", u.EscapedPath())
+	if c.Issuer != "" {
+		if u, err := url.Parse(c.Issuer); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" {
+			add("--issuer must be an absolute http(s) URL without query or fragment (got %q)", c.Issuer)
+		} else {
+			if u.Scheme == "http" && !idp.Loopback(u.Hostname()) {
+				add("--issuer must use https except on localhost (got %q)", c.Issuer)
+			}
+			if u.User != nil {
+				add("--issuer must not carry user information")
+			}
+			if !issuerPathRE.MatchString(u.EscapedPath()) {
+				add("--issuer path may hold only letters, digits and . _ ~ - between slashes (got %q)", u.EscapedPath())
+			}
 		}
 	}
 	if _, err := clientaddr.ParsePrefixes(c.TrustedProxies); err != nil {
@@ -318,10 +344,72 @@ func (c *Config) Warnings() []string {
 			out = append(out, "--postgres-dsn to another host without sslmode=verify-full: the connection can be read or altered on the way")
 		}
 	}
+	if u, err := url.Parse(c.Issuer); err == nil && c.Issuer != "" && idp.Loopback(u.Hostname()) {
+		if host, port, err := net.SplitHostPort(c.IDPAddr); err == nil && loopbackHost(host) && port != "0" && issuerPort(u) != port {
+			out = append(out, fmt.Sprintf("--issuer %s names port %s but --idp-addr listens on %s: browsers and clients will not reach this server at the issuer", c.Issuer, issuerPort(u), port))
+		}
+	}
 	if c.WebhookAllowPrivate {
 		out = append(out, "--webhook-allow-private: agency webhooks may reach loopback and private addresses (for the demo and tests only)")
 	}
 	return out
+}
+
+// sqlitePath is the embedded default's database file.
+func (c *Config) sqlitePath() string { return filepath.Join(c.DataDir, "onedoor.db") }
+
+// StoreName names the durable store for people: the SQLite file's absolute
+// path, or PostgreSQL's host, port and database without user or password.
+func (c *Config) StoreName() string {
+	if c.PostgresDSN == "" {
+		return "sqlite:" + absPath(c.sqlitePath())
+	}
+	if u, err := url.Parse(c.PostgresDSN); err == nil && u.Scheme != "" && u.Host != "" {
+		name := "postgres://" + u.Host + u.Path
+		if sp := u.Query().Get("search_path"); sp != "" {
+			name += "?search_path=" + sp
+		}
+		return name
+	}
+	// key=value form: keep only where it points.
+	var parts []string
+	for _, kv := range strings.Fields(c.PostgresDSN) {
+		if k, _, ok := strings.Cut(kv, "="); ok && (k == "host" || k == "port" || k == "dbname") {
+			parts = append(parts, kv)
+		}
+	}
+	return "postgres:" + strings.Join(parts, " ")
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+// loopbackHost reports whether a listen host can only be reached from this
+// machine.
+func loopbackHost(host string) bool {
+	return host == "localhost" || idp.Loopback(host)
+}
+
+// issuerPort is the port a URL is reached on, its scheme's default included.
+func issuerPort(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if u.Scheme == "https" {
+		return "443"
+	}
+	return "80"
+}
+
+// defaultIssuer is the issuer of a server that was given none: the
+// loopback URL of the port it listens on.
+func defaultIssuer(boundAddr string) string {
+	_, port, _ := net.SplitHostPort(boundAddr)
+	return "http://localhost:" + port
 }
 
 func (c *Config) logger(w io.Writer) *slog.Logger {

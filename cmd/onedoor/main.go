@@ -40,6 +40,11 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
+	// `onedoor client --help`: help in place of a subcommand.
+	if cmd != "serve" && len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help") {
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
 	var err error
 	switch cmd {
 	case "serve":
@@ -61,6 +66,12 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		err = usageError("unknown command %q", cmd)
 	}
 	if err == nil {
+		return exitOK
+	}
+	var help *helpRequest
+	if errors.As(err, &help) {
+		fmt.Fprint(stdout, usage)
+		help.print(stdout)
 		return exitOK
 	}
 	fmt.Fprintln(stderr, "onedoor:", err)

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -78,8 +77,11 @@ type Main struct {
 	redis   goredis.UniversalClient
 	servers []*http.Server
 	ready   atomic.Bool
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	// existingOnly: refuse to create the database (admin commands other
+	// than migrate).
+	existingOnly bool
+	cancel       context.CancelFunc
+	wg           sync.WaitGroup
 }
 
 // NewMain returns a Main with the default configuration.
@@ -102,6 +104,11 @@ func (m *Main) OpenStorage(ctx context.Context) error {
 	c := &m.Config
 	var err error
 	if c.PostgresDSN == "" {
+		if m.existingOnly {
+			if _, err := os.Stat(c.sqlitePath()); err != nil {
+				return fmt.Errorf("no OneDoor database at %s: point --data-dir (or %s) at the server's data directory, or create one with `onedoor migrate`", absPath(c.sqlitePath()), EnvName("data-dir"))
+			}
+		}
 		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 			return fmt.Errorf("data dir: %w", err)
 		}
@@ -111,17 +118,23 @@ func (m *Main) OpenStorage(ctx context.Context) error {
 	// default may create one, with or without --demo.
 	if m.master, err = keyset.LoadMasterKey(c.masterKeyPath(), c.PostgresDSN == ""); err != nil {
 		if c.PostgresDSN != "" {
-			return fmt.Errorf("master key: %w (with PostgreSQL every replica needs the same key, and OneDoor never creates one, not even with --demo: set %s or --master-key-file)", err, keyset.MasterKeyEnv)
+			return fmt.Errorf("%w (with PostgreSQL every replica needs the same key, and OneDoor never creates one, not even with --demo: set %s or --master-key-file)", err, keyset.MasterKeyEnv)
 		}
-		return fmt.Errorf("master key: %w", err)
+		return err // it names the master key
 	}
 	if c.PostgresDSN != "" {
 		if m.DB, err = postgres.Open(ctx, c.PostgresDSN); err != nil {
-			return fmt.Errorf("open postgres: %w", err)
+			return err // it names PostgreSQL
 		}
 		m.Store = postgres.New(m.DB, sqlstore.WithNow(m.Now))
+		if m.existingOnly {
+			var n int
+			if err := m.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM idp_schema_migrations`).Scan(&n); err != nil || n == 0 {
+				return fmt.Errorf("no OneDoor schema in %s: check --postgres-dsn (or %s), or create it with `onedoor migrate`", c.StoreName(), EnvName("postgres-dsn"))
+			}
+		}
 	} else {
-		if m.DB, err = sqlite.Open(filepath.Join(c.DataDir, "onedoor.db")); err != nil {
+		if m.DB, err = sqlite.Open(c.sqlitePath()); err != nil {
 			return fmt.Errorf("open sqlite: %w", err)
 		}
 		m.Store = sqlite.New(m.DB, sqlstore.WithNow(m.Now))
@@ -195,7 +208,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Issuer = c.Issuer
 	if m.Issuer == "" {
-		m.Issuer = "http://" + m.IDPAddr
+		m.Issuer = defaultIssuer(m.IDPAddr)
 	}
 	codeKey := keyset.DeriveKey(m.master, purposeActivation)
 	m.EID = eid.New(m.Store, m.Eph, eid.Config{Issuer: m.Issuer, CodeKey: codeKey, Now: m.Now})
@@ -284,7 +297,7 @@ func (m *Main) Run(ctx context.Context) error {
 	for _, w := range c.Warnings() {
 		m.Logger.Warn("configuration", "warning", w)
 	}
-	m.Logger.Info("identity provider listening", "addr", m.IDPAddr, "issuer", m.Issuer)
+	m.Logger.Info("identity provider listening", "addr", m.IDPAddr, "issuer", m.Issuer, "store", c.StoreName())
 	return nil
 }
 
@@ -387,7 +400,7 @@ func serve(ctx context.Context, args []string, env func(string) string, stdout, 
 			return err
 		}
 	} else {
-		fmt.Fprintf(stdout, "OneDoor identity provider: %s (discovery: %s%s)\n", m.Issuer, m.Issuer, web.PathDiscovery)
+		fmt.Fprintf(stdout, "OneDoor identity provider: %s (discovery: %s%s; store: %s)\n", m.Issuer, m.Issuer, web.PathDiscovery, m.Config.StoreName())
 	}
 	<-ctx.Done()
 	m.Logger.Info("shutting down")

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/onedoor/onedoor/internal/dbtest"
+)
+
+// A mistyped --data-dir must not look like lost data: admin commands other
+// than migrate refuse a directory without a database, name the absolute path
+// they looked at and the flag that sets it, and create nothing.
+func TestCLI_AdminCommandsNeverCreateADatabase(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "typo")
+	for _, args := range [][]string{
+		{"client", "list"}, {"citizen", "list"}, {"keys", "list"}, {"agency", "list"},
+		{"client", "create", "--name", "X", "--redirect-uri", "https://agency.example/cb"},
+	} {
+		code, _, errs := cli(t, nil, append(args, "--data-dir", dir)...)
+		if code != 1 || !strings.Contains(errs, filepath.Join(dir, "onedoor.db")) || !strings.Contains(errs, "--data-dir") {
+			t.Errorf("%v: exit %d, stderr %q; want 1 naming %s and --data-dir", args, code, errs, dir)
+		}
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the data directory was created: %v", err)
+	}
+	// migrate is how a database is made, and it says where.
+	code, out, errs := cli(t, nil, "migrate", "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, `"store": "sqlite:`+filepath.Join(dir, "onedoor.db")+`"`) {
+		t.Fatalf("migrate: exit %d: %s %s", code, out, errs)
+	}
+	if code, out, errs = cli(t, nil, "agency", "create", "--data-dir", dir, "--code", "X1", "--name", "Sở Thử (demo)"); code != 0 || !strings.Contains(out, `"store": "sqlite:`) {
+		t.Fatalf("agency create: exit %d: %s %s", code, out, errs)
+	}
+}
+
+// The same on PostgreSQL: a database (or schema) without OneDoor's tables is
+// refused, naming where it points and never the password.
+func TestCLI_AdminCommandsRefuseAnEmptyPostgres(t *testing.T) {
+	dsn := dbtest.SchemaDSN(t)
+	key := filepath.Join(t.TempDir(), "master.key")
+	if err := os.WriteFile(key, []byte("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := cli(t, nil, "client", "list", "--postgres-dsn", dsn, "--master-key-file", key)
+	if code != 1 || !strings.Contains(errs, "no OneDoor schema") || !strings.Contains(errs, "--postgres-dsn") {
+		t.Fatalf("client list on an empty schema: exit %d, %q", code, errs)
+	}
+	code, out, errs := cli(t, nil, "migrate", "--postgres-dsn", dsn, "--master-key-file", key)
+	if code != 0 || !strings.Contains(out, `"store": "postgres://`) {
+		t.Fatalf("migrate: exit %d: %s %s", code, out, errs)
+	}
+	if code, _, errs = cli(t, nil, "client", "list", "--postgres-dsn", dsn, "--master-key-file", key); code != 0 {
+		t.Fatalf("client list after migrate: exit %d %s", code, errs)
+	}
+}
+
+func TestConfig_StoreNameHidesThePassword(t *testing.T) {
+	for dsn, want := range map[string]string{
+		"postgres://app:s3cret@db.example:5432/onedoor?sslmode=verify-full": "postgres://db.example:5432/onedoor",
+		"host=db.example port=5432 dbname=onedoor user=app password=s3cret": "postgres:host=db.example port=5432 dbname=onedoor",
+	} {
+		c := DefaultConfig()
+		c.PostgresDSN = dsn
+		if got := c.StoreName(); got != want {
+			t.Errorf("StoreName(%q) = %q, want %q", dsn, got, want)
+		}
+	}
+}
+
+// --help anywhere prints the usage and every flag with its default, on
+// stdout, and exits 0.
+func TestCLI_HelpExitsZero(t *testing.T) {
+	for _, args := range [][]string{
+		{"--help"}, {"-h"}, {"help"}, {"serve", "--help"}, {"client", "--help"}, {"client", "create", "--help"},
+		{"citizen", "-h"}, {"citizen", "show", "--help"}, {"keys", "help"}, {"agency", "--help"}, {"migrate", "--help"},
+	} {
+		code, out, errs := cli(t, nil, args...)
+		if code != 0 || !strings.Contains(out, "usage:") || errs != "" {
+			t.Errorf("%v: exit %d, stdout %d bytes, stderr %q", args, code, len(out), errs)
+		}
+	}
+	_, out, _ := cli(t, nil, "--help")
+	for _, f := range []string{"-idp-addr", "-issuer", "-data-dir", "-postgres-dsn", `(default "127.0.0.1:8080")`} {
+		if !strings.Contains(out, f) {
+			t.Errorf("onedoor --help lacks %s", f)
+		}
+	}
+}
+
+// The issuer follows the port the IdP listens on, so `--idp-addr
+// 127.0.0.1:9000` alone gives a working issuer; a server reachable from
+// elsewhere must say how it is reached; a loopback issuer on another port
+// than the listener is warned about.
+func TestConfig_IssuerDefaultsFromTheListenAddress(t *testing.T) {
+	if got := defaultIssuer("127.0.0.1:9000"); got != "http://localhost:9000" {
+		t.Errorf("defaultIssuer = %q", got)
+	}
+	c := DefaultConfig()
+	c.IDPAddr = "127.0.0.1:9000"
+	if err := c.Validate(true); err != nil {
+		t.Errorf("loopback without --issuer: %v", err)
+	}
+	for _, addr := range []string{"0.0.0.0:8080", ":8080", "10.0.0.5:8080"} {
+		c := DefaultConfig()
+		c.IDPAddr = addr
+		if err := c.Validate(true); err == nil || !strings.Contains(err.Error(), "--issuer is required") {
+			t.Errorf("--idp-addr %s without --issuer: %v", addr, err)
+		}
+	}
+	c = DefaultConfig()
+	c.IDPAddr, c.Issuer = "127.0.0.1:8080", "http://localhost:9000"
+	if w := strings.Join(c.Warnings(), "\n"); !strings.Contains(w, "port 9000") {
+		t.Errorf("mismatched loopback ports: warnings %q", w)
+	}
+	c.Issuer = "http://localhost:8080"
+	if w := c.Warnings(); len(w) != 0 {
+		t.Errorf("matching ports: warnings %q", w)
+	}
+}
+
+// A server started with no --issuer on a random loopback port serves the
+// issuer http://localhost:PORT.
+func TestRun_DefaultIssuer(t *testing.T) {
+	e := startMain(t, func(c *Config) { c.Issuer = "" })
+	if !strings.HasPrefix(e.m.Issuer, "http://localhost:") || !strings.HasSuffix(e.m.Issuer, ":"+e.m.IDPAddr[strings.LastIndex(e.m.IDPAddr, ":")+1:]) {
+		t.Fatalf("issuer %q for %s", e.m.Issuer, e.m.IDPAddr)
+	}
+}
