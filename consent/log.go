@@ -92,9 +92,15 @@ func (e *Entry) ComputeHash() []byte {
 	if items == nil {
 		items = []string{}
 	}
+	// A first entry's Prev hashes as null whether it reads back from a
+	// store as nil or as an empty slice.
+	prev := e.Prev
+	if len(prev) == 0 {
+		prev = nil
+	}
 	b, err := json.Marshal(hashed{V: 1, ID: e.ID, CitizenID: e.CitizenID, Seq: e.Seq, At: e.At.UnixMilli(),
 		Actor: e.Actor, Channel: e.Channel, Items: items, Purpose: e.Purpose, ConsentID: e.ConsentID,
-		Basis: e.Basis, Law: e.Law, Outcome: e.Outcome, Reason: e.Reason, Prev: e.Prev})
+		Basis: e.Basis, Law: e.Law, Outcome: e.Outcome, Reason: e.Reason, Prev: prev})
 	if err != nil {
 		panic(fmt.Sprintf("consent: hashing an entry: %v", err)) // only strings and numbers: cannot fail
 	}

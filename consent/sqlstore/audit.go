@@ -1,0 +1,305 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/onedoor/onedoor/consent"
+	"github.com/onedoor/onedoor/internal/sqldb"
+)
+
+// CommitHeads commits the chain heads that moved since the last
+// checkpoint (see consent.AuditStore). The lock row makes replicas take
+// turns on PostgreSQL; on SQLite the write transaction does. Appends go on
+// meanwhile on PostgreSQL: a head that moves after it was read is simply
+// committed again by the next checkpoint.
+func (s *Store) CommitHeads(ctx context.Context, limit int, build consent.BuildFunc) (*consent.Checkpoint, error) {
+	const op = "commit chain heads"
+	if limit <= 0 || build == nil {
+		return nil, invalid(op, "a positive limit and a build function are required")
+	}
+	var out *consent.Checkpoint
+	err := s.inTx(ctx, op, func(q sqldb.Querier) error {
+		var one int
+		if err := q.QueryRowContext(ctx, `SELECT id FROM consent_checkpoint_lock WHERE id = 1`+s.d.ForUpdate()).Scan(&one); err != nil {
+			return dbErr(op, err)
+		}
+		last, err := lastCheckpoint(ctx, q, op)
+		if err != nil {
+			return err
+		}
+		heads, err := pendingHeads(ctx, q, op, limit)
+		if err != nil || len(heads) == 0 {
+			return err
+		}
+		c, err := build(last, heads, func(indexes []int64) ([][]byte, error) { return readHashes(ctx, q, op, indexes) })
+		if err != nil {
+			return &callerError{err: err}
+		}
+		var size int64
+		if last != nil {
+			size = last.Size
+		}
+		if err := checkCommit(op, c, size, heads); err != nil {
+			return err
+		}
+		for _, l := range c.Leaves {
+			if _, err := q.ExecContext(ctx, `INSERT INTO consent_tree_leaves (idx, citizen_id, seq, hash) VALUES ($1, $2, $3, $4)`,
+				l.Index, l.CitizenID, l.Seq, l.Hash); err != nil {
+				return dbErr(op, err)
+			}
+			if _, err := q.ExecContext(ctx, `INSERT INTO consent_tree_citizens (citizen_id, seq) VALUES ($1, $2)
+				ON CONFLICT (citizen_id) DO UPDATE SET seq = excluded.seq`, l.CitizenID, l.Seq); err != nil {
+				return dbErr(op, err)
+			}
+		}
+		for _, h := range c.Hashes {
+			if _, err := q.ExecContext(ctx, `INSERT INTO consent_tree_hashes (idx, hash) VALUES ($1, $2)`, h.Index, h.Hash); err != nil {
+				return dbErr(op, err)
+			}
+		}
+		cp := c.Checkpoint
+		if cp.CreatedAt.IsZero() {
+			cp.CreatedAt = s.clock()
+		}
+		cp.CreatedAt = cp.CreatedAt.UTC().Truncate(time.Millisecond)
+		if _, err := q.ExecContext(ctx, `INSERT INTO consent_checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4)`,
+			cp.Size, cp.Root, cp.Note, sqldb.MS(cp.CreatedAt)); err != nil {
+			return dbErr(op, err)
+		}
+		out = &cp
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// checkCommit refuses a commit that does not extend the tree by exactly
+// the heads it was given.
+func checkCommit(op string, c *consent.Commit, size int64, heads []consent.Head) error {
+	if c == nil || len(c.Leaves) != len(heads) || c.Checkpoint.Size != size+int64(len(heads)) || c.Checkpoint.Note == "" {
+		return invalid(op, "the commit does not add one leaf per head and a checkpoint")
+	}
+	for i, l := range c.Leaves {
+		h := heads[i]
+		if l.Index != size+int64(i) || l.CitizenID != h.CitizenID || l.Seq != h.Seq || string(l.Hash) != string(h.Hash) {
+			return invalid(op, "leaf "+strconv.Itoa(i)+" does not match its head")
+		}
+	}
+	return checkText(op, "checkpoint note", c.Checkpoint.Note, maxEvidence)
+}
+
+func pendingHeads(ctx context.Context, q sqldb.Querier, op string, limit int) ([]consent.Head, error) {
+	rows, err := q.QueryContext(ctx, `SELECT h.citizen_id, h.seq, h.hash FROM consent_chain_heads h
+		LEFT JOIN consent_tree_citizens c ON c.citizen_id = h.citizen_id
+		WHERE h.seq > 0 AND (c.seq IS NULL OR c.seq <> h.seq)
+		ORDER BY h.citizen_id LIMIT $1`, limit)
+	if err != nil {
+		return nil, dbErr(op, err)
+	}
+	defer rows.Close()
+	var out []consent.Head
+	for rows.Next() {
+		var h consent.Head
+		if err := rows.Scan(&h.CitizenID, &h.Seq, &h.Hash); err != nil {
+			return nil, dbErr(op, err)
+		}
+		out = append(out, h)
+	}
+	return out, dbErr(op, rows.Err())
+}
+
+// readHashes reads stored tree hashes in the order asked; a missing one
+// is an error (the tree is incomplete).
+func readHashes(ctx context.Context, q sqldb.Querier, op string, indexes []int64) ([][]byte, error) {
+	out := make([][]byte, len(indexes))
+	if len(indexes) == 0 {
+		return out, nil
+	}
+	pos := map[int64][]int{}
+	args := make([]any, 0, len(indexes))
+	ph := make([]string, 0, len(indexes))
+	for i, idx := range indexes {
+		if _, ok := pos[idx]; !ok {
+			args = append(args, idx)
+			ph = append(ph, "$"+strconv.Itoa(len(args)))
+		}
+		pos[idx] = append(pos[idx], i)
+	}
+	rows, err := q.QueryContext(ctx, `SELECT idx, hash FROM consent_tree_hashes WHERE idx IN (`+strings.Join(ph, ", ")+`)`, args...) // #nosec G202 -- placeholders only
+	if err != nil {
+		return nil, dbErr(op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			idx int64
+			h   []byte
+		)
+		if err := rows.Scan(&idx, &h); err != nil {
+			return nil, dbErr(op, err)
+		}
+		for _, i := range pos[idx] {
+			out[i] = h
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbErr(op, err)
+	}
+	for i, h := range out {
+		if h == nil {
+			return nil, fmt.Errorf("%s: tree hash %d is missing: %w", op, indexes[i], consent.ErrNotFound)
+		}
+	}
+	return out, nil
+}
+
+const checkpointColumns = `size, root, note, created_at`
+
+func scanCheckpoint(op string, sc sqldb.Scanner) (*consent.Checkpoint, error) {
+	var (
+		c       consent.Checkpoint
+		created int64
+	)
+	if err := sc.Scan(&c.Size, &c.Root, &c.Note, &created); err != nil {
+		return nil, dbErr(op, err)
+	}
+	c.CreatedAt = sqldb.FromMS(created)
+	return &c, nil
+}
+
+func lastCheckpoint(ctx context.Context, q sqldb.Querier, op string) (*consent.Checkpoint, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+checkpointColumns+` FROM consent_checkpoints ORDER BY size DESC LIMIT 1`)
+	if err != nil {
+		return nil, dbErr(op, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return nil, dbErr(op, rows.Err())
+	}
+	return scanCheckpoint(op, rows)
+}
+
+// LastCheckpoint returns the newest checkpoint.
+func (s *Store) LastCheckpoint(ctx context.Context) (*consent.Checkpoint, error) {
+	const op = "last checkpoint"
+	c, err := lastCheckpoint(ctx, s.db, op)
+	if err == nil && c == nil {
+		return nil, fmt.Errorf("%s: %w", op, consent.ErrNotFound)
+	}
+	return c, err
+}
+
+// Checkpoints pages checkpoints by size.
+func (s *Store) Checkpoints(ctx context.Context, after int64, limit int) ([]*consent.Checkpoint, error) {
+	const op = "list checkpoints"
+	rows, err := s.db.QueryContext(ctx, `SELECT `+checkpointColumns+` FROM consent_checkpoints WHERE size > $1 ORDER BY size LIMIT $2`,
+		after, clampLimit(limit))
+	if err != nil {
+		return nil, dbErr(op, err)
+	}
+	defer rows.Close()
+	var out []*consent.Checkpoint
+	for rows.Next() {
+		c, err := scanCheckpoint(op, rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, dbErr(op, rows.Err())
+}
+
+// clampLimit bounds the pages of the audit walk.
+func clampLimit(n int) int {
+	if n <= 0 || n > 10000 {
+		return 10000
+	}
+	return n
+}
+
+func (s *Store) queryLeaves(ctx context.Context, op, query string, args ...any) ([]consent.Leaf, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, dbErr(op, err)
+	}
+	defer rows.Close()
+	var out []consent.Leaf
+	for rows.Next() {
+		var l consent.Leaf
+		if err := rows.Scan(&l.Index, &l.CitizenID, &l.Seq, &l.Hash); err != nil {
+			return nil, dbErr(op, err)
+		}
+		out = append(out, l)
+	}
+	return out, dbErr(op, rows.Err())
+}
+
+// Leaves pages the tree's leaves by index.
+func (s *Store) Leaves(ctx context.Context, from int64, limit int) ([]consent.Leaf, error) {
+	return s.queryLeaves(ctx, "list tree leaves", `SELECT idx, citizen_id, seq, hash FROM consent_tree_leaves
+		WHERE idx >= $1 ORDER BY idx LIMIT $2`, from, clampLimit(limit))
+}
+
+// CitizenLeaves pages one citizen's leaves by seq.
+func (s *Store) CitizenLeaves(ctx context.Context, citizenID string, after int64, limit int) ([]consent.Leaf, error) {
+	const op = "list citizen's tree leaves"
+	if err := checkID(op, "citizen", citizenID); err != nil {
+		return nil, err
+	}
+	return s.queryLeaves(ctx, op, `SELECT idx, citizen_id, seq, hash FROM consent_tree_leaves
+		WHERE citizen_id = $1 AND seq > $2 ORDER BY seq, idx LIMIT $3`, citizenID, after, clampLimit(limit))
+}
+
+// Citizens pages the citizens with entries, a head or leaves.
+func (s *Store) Citizens(ctx context.Context, after string, limit int) ([]string, error) {
+	const op = "list audited citizens"
+	if err := checkText(op, "after", after, maxID); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT citizen_id FROM (
+			SELECT citizen_id FROM consent_log UNION SELECT citizen_id FROM consent_chain_heads
+			UNION SELECT citizen_id FROM consent_tree_leaves) c
+		WHERE citizen_id > $1 ORDER BY citizen_id LIMIT $2`, after, clampLimit(limit))
+	if err != nil {
+		return nil, dbErr(op, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, dbErr(op, err)
+		}
+		out = append(out, c)
+	}
+	return out, dbErr(op, rows.Err())
+}
+
+// Chain pages a citizen's entries by seq, as stored.
+func (s *Store) Chain(ctx context.Context, citizenID string, after int64, limit int) ([]*consent.Entry, error) {
+	const op = "read chain"
+	if err := checkID(op, "citizen", citizenID); err != nil {
+		return nil, err
+	}
+	return s.queryEntries(ctx, op, `SELECT `+entryColumns+` FROM consent_log WHERE citizen_id = $1 AND seq > $2
+		ORDER BY seq LIMIT $3`, citizenID, after, clampLimit(limit))
+}
+
+// ChainHead returns the citizen's stored head.
+func (s *Store) ChainHead(ctx context.Context, citizenID string) (*consent.Head, error) {
+	const op = "read chain head"
+	if err := checkID(op, "citizen", citizenID); err != nil {
+		return nil, err
+	}
+	h := consent.Head{CitizenID: citizenID}
+	if err := s.db.QueryRowContext(ctx, `SELECT seq, hash FROM consent_chain_heads WHERE citizen_id = $1`, citizenID).Scan(&h.Seq, &h.Hash); err != nil {
+		return nil, dbErr(op, err)
+	}
+	return &h, nil
+}

@@ -1,0 +1,235 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/onedoor/onedoor/consent"
+	"github.com/onedoor/onedoor/internal/sqldb"
+)
+
+const entryColumns = `id, citizen_id, seq, at, agency, client_id, operator, channel, items, purpose, consent_id, basis, law,
+	outcome, reason, prev, hash, flagged_at, flag_note`
+
+func scanEntry(op string, sc sqldb.Scanner) (*consent.Entry, error) {
+	var (
+		e                       consent.Entry
+		at                      int64
+		channel, basis, outcome string
+		items                   string
+		flagged                 sql.NullInt64
+	)
+	if err := sc.Scan(&e.ID, &e.CitizenID, &e.Seq, &at, &e.Actor.Agency, &e.Actor.ClientID, &e.Actor.Operator, &channel,
+		&items, &e.Purpose, &e.ConsentID, &basis, &e.Law, &outcome, &e.Reason, &e.Prev, &e.Hash, &flagged, &e.FlagNote); err != nil {
+		return nil, dbErr(op, err)
+	}
+	var err error
+	if e.Items, err = decodeList(op, items); err != nil {
+		return nil, err
+	}
+	if len(e.Prev) == 0 {
+		e.Prev = nil
+	}
+	e.At, e.FlaggedAt = sqldb.FromMS(at), sqldb.FromNullMS(flagged)
+	e.Channel, e.Basis, e.Outcome = consent.Channel(channel), consent.Basis(basis), consent.Outcome(outcome)
+	return &e, nil
+}
+
+func checkEntry(op string, e *consent.Entry) error {
+	if e == nil {
+		return invalid(op, "no entry")
+	}
+	if err := checkID(op, "id", e.ID); err != nil {
+		return err
+	}
+	if err := checkID(op, "citizen", e.CitizenID); err != nil {
+		return err
+	}
+	if e.At.IsZero() {
+		return invalid(op, "time is required")
+	}
+	if e.Channel == "" {
+		return invalid(op, "channel is required")
+	}
+	if e.Outcome != consent.OutcomeReleased && e.Outcome != consent.OutcomeRefused {
+		return invalid(op, "outcome must be released or refused")
+	}
+	if e.Basis != "" && !e.Basis.Valid() {
+		return invalid(op, "unknown basis")
+	}
+	for _, f := range []struct{ name, v string }{{"agency", e.Actor.Agency}, {"client", e.Actor.ClientID}, {"operator", e.Actor.Operator},
+		{"channel", string(e.Channel)}, {"purpose", e.Purpose}, {"consent", e.ConsentID}} {
+		if err := checkText(op, f.name, f.v, maxID); err != nil {
+			return err
+		}
+	}
+	for _, f := range []struct{ name, v string }{{"law", e.Law}, {"reason", e.Reason}} {
+		if err := checkText(op, f.name, f.v, maxText); err != nil {
+			return err
+		}
+	}
+	return checkItems(op, "items", e.Items, false)
+}
+
+// Append adds e at the end of its citizen's chain. The chain head row is
+// created if missing and locked (FOR UPDATE on PostgreSQL; SQLite's
+// BEGIN IMMEDIATE already serialises writers), so appends for one citizen
+// from any number of connections, pools or replicas form one chain.
+func (s *Store) Append(ctx context.Context, e *consent.Entry) error {
+	const op = "append log entry"
+	if err := checkEntry(op, e); err != nil {
+		return err
+	}
+	sealed := *e
+	sealed.At = e.At.UTC()
+	sealed.FlaggedAt, sealed.FlagNote = nil, ""
+	err := s.inTx(ctx, op, func(q sqldb.Querier) error {
+		if _, err := q.ExecContext(ctx, `INSERT INTO consent_chain_heads (citizen_id, seq, hash) VALUES ($1, 0, NULL)
+			ON CONFLICT (citizen_id) DO NOTHING`, sealed.CitizenID); err != nil {
+			return dbErr(op, err)
+		}
+		var head consent.Head
+		if err := q.QueryRowContext(ctx, `SELECT seq, hash FROM consent_chain_heads WHERE citizen_id = $1`+s.d.ForUpdate(),
+			sealed.CitizenID).Scan(&head.Seq, &head.Hash); err != nil {
+			return dbErr(op, err)
+		}
+		head.CitizenID = sealed.CitizenID
+		if head.Seq == 0 {
+			sealed.Seal(nil)
+		} else {
+			sealed.Seal(&head)
+		}
+		if _, err := q.ExecContext(ctx, `INSERT INTO consent_log (`+entryColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, NULL, '')`,
+			sealed.ID, sealed.CitizenID, sealed.Seq, sqldb.MS(sealed.At), sealed.Actor.Agency, sealed.Actor.ClientID,
+			sealed.Actor.Operator, string(sealed.Channel), encodeList(sealed.Items), sealed.Purpose, sealed.ConsentID,
+			string(sealed.Basis), sealed.Law, string(sealed.Outcome), sealed.Reason, nullBytes(sealed.Prev), sealed.Hash); err != nil {
+			return dbErr(op, err)
+		}
+		_, err := q.ExecContext(ctx, `UPDATE consent_chain_heads SET seq = $1, hash = $2 WHERE citizen_id = $3`,
+			sealed.Seq, sealed.Hash, sealed.CitizenID)
+		return dbErr(op, err)
+	})
+	if err != nil {
+		return err
+	}
+	*e = sealed
+	return nil
+}
+
+// ListEntries pages a citizen's entries newest first (by Seq), or the
+// flagged entries newest flag first.
+func (s *Store) ListEntries(ctx context.Context, eq consent.EntryQuery) ([]*consent.Entry, string, error) {
+	const op = "list log entries"
+	if eq.CitizenID == "" && !eq.Flagged {
+		return nil, "", invalid(op, "citizen is required")
+	}
+	if err := checkText(op, "citizen", eq.CitizenID, maxID); err != nil {
+		return nil, "", err
+	}
+	limit := pageLimit(eq.Page)
+	var args []any
+	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
+	where, order := "1 = 1", ""
+	if eq.CitizenID != "" {
+		where += " AND citizen_id = " + arg(eq.CitizenID)
+	}
+	if eq.Flagged {
+		where += " AND flagged_at IS NOT NULL"
+		order = "flagged_at DESC, id DESC"
+		if eq.Page.Cursor != "" {
+			at, ids, err := decodeCursor(eq.Page.Cursor, 2)
+			if err != nil {
+				return nil, "", invalid(op, "cursor is malformed")
+			}
+			a, i := arg(at), arg(ids[0])
+			where += " AND (flagged_at < " + a + " OR (flagged_at = " + a + " AND id < " + i + "))"
+		}
+	} else {
+		order = "seq DESC"
+		if eq.Page.Cursor != "" {
+			seq, _, err := decodeCursor(eq.Page.Cursor, 1)
+			if err != nil {
+				return nil, "", invalid(op, "cursor is malformed")
+			}
+			where += " AND seq < " + arg(seq)
+		}
+	}
+	query := `SELECT ` + entryColumns + ` FROM consent_log WHERE ` + where + // #nosec G202 -- constant fragments and placeholders
+		` ORDER BY ` + order + ` LIMIT ` + arg(limit+1)
+	out, err := s.queryEntries(ctx, op, query, args...)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[limit-1]
+		if eq.Flagged {
+			next = encodeCursor(strconv.FormatInt(sqldb.MS(*last.FlaggedAt), 10), last.ID)
+		} else {
+			next = encodeCursor(strconv.FormatInt(last.Seq, 10))
+		}
+	}
+	return out, next, nil
+}
+
+func (s *Store) queryEntries(ctx context.Context, op, query string, args ...any) ([]*consent.Entry, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, dbErr(op, err)
+	}
+	defer rows.Close()
+	out := []*consent.Entry{}
+	for rows.Next() {
+		e, err := scanEntry(op, rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, dbErr(op, rows.Err())
+}
+
+// GetEntry returns one of the citizen's entries (any citizen's for "").
+func (s *Store) GetEntry(ctx context.Context, citizenID, id string) (*consent.Entry, error) {
+	const op = "get log entry"
+	if err := checkScoped(op, citizenID, id); err != nil {
+		return nil, err
+	}
+	return scanEntry(op, s.db.QueryRowContext(ctx, `SELECT `+entryColumns+` FROM consent_log
+		WHERE id = $1 AND ($2 = '' OR citizen_id = $2)`, id, citizenID))
+}
+
+// maxFlagNote bounds the citizen's note on a flag.
+const maxFlagNote = 2000
+
+// FlagEntry records the citizen's "this wasn't me" once: the first flag
+// and its note are kept.
+func (s *Store) FlagEntry(ctx context.Context, citizenID, id, note string, at time.Time) (*consent.Entry, error) {
+	const op = "flag log entry"
+	if err := checkID(op, "citizen", citizenID); err != nil {
+		return nil, err
+	}
+	if err := checkID(op, "id", id); err != nil {
+		return nil, err
+	}
+	if err := checkText(op, "note", note, maxFlagNote); err != nil {
+		return nil, err
+	}
+	if at.IsZero() {
+		at = s.clock()
+	}
+	if _, err := s.db.ExecContext(ctx, `UPDATE consent_log SET flagged_at = $1, flag_note = $2
+		WHERE id = $3 AND citizen_id = $4 AND flagged_at IS NULL`, sqldb.MS(at), note, id, citizenID); err != nil {
+		return nil, dbErr(op, err)
+	}
+	e, err := s.GetEntry(ctx, citizenID, id)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return e, nil
+}

@@ -1,0 +1,234 @@
+// Package sqlstore implements consent.Store and consent.AuditStore over
+// database/sql, in the same database as the identity provider and the
+// mobile API (SQLite by default, PostgreSQL at scale). It imports no
+// driver: the caller opens the *sql.DB and names the dialect. Tables carry
+// a consent_ prefix and the migrations are recorded in
+// consent_schema_migrations. Times are unix milliseconds.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/onedoor/onedoor/consent"
+	"github.com/onedoor/onedoor/internal/sqldb"
+)
+
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
+var migrationFS embed.FS
+
+// Store is consent's durable store.
+type Store struct {
+	db  *sql.DB
+	d   sqldb.Dialect
+	now func() time.Time
+}
+
+var (
+	_ consent.Store      = (*Store)(nil)
+	_ consent.AuditStore = (*Store)(nil)
+)
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithNow sets the clock that stamps what the caller leaves unset.
+func WithNow(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// New returns a Store over db. Call Migrate before use.
+func New(db *sql.DB, d sqldb.Dialect, opts ...Option) *Store {
+	s := &Store{db: db, d: d, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Migrate applies the migrations not yet applied.
+func (s *Store) Migrate(ctx context.Context) error {
+	migs, err := sqldb.LoadMigrations(migrationFS, "migrations/"+s.d.String())
+	if err != nil {
+		return fmt.Errorf("migrate consent store: %w", err)
+	}
+	m := sqldb.Migrator{DB: s.db, Dialect: s.d, Table: "consent_schema_migrations", Now: s.now}
+	if err := m.Migrate(ctx, migs, 0); err != nil {
+		return dbErr("migrate consent store", err)
+	}
+	return nil
+}
+
+// clock returns the store's time, in UTC, rounded down to what is stored.
+func (s *Store) clock() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
+
+// inTx runs fn in a write transaction; every error comes out as consent's.
+func (s *Store) inTx(ctx context.Context, op string, fn func(q sqldb.Querier) error) error {
+	return dbErr(op, sqldb.InTx(ctx, s.db, s.d, op, fn))
+}
+
+// consentErrs are the sentinels an error already carries when it needs no
+// translation.
+var consentErrs = []error{consent.ErrNotFound, consent.ErrConflict, consent.ErrInvalid, consent.ErrUnavailable, consent.ErrWithdrawn}
+
+// dbErr translates a database error into consent's sentinels. sqldb's
+// helpers speak idp's sentinels, so their errors are recognised by what
+// they wrap (the driver's error), never by idp's. An error that already
+// carries a consent sentinel, or a caller's own (a signer's), passes
+// through unchanged.
+func dbErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, e := range consentErrs {
+		if errors.Is(err, e) {
+			return err
+		}
+	}
+	var own *callerError
+	if errors.As(err, &own) {
+		return own.err
+	}
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%s: %w", op, consent.ErrNotFound)
+	case sqldb.IsUniqueViolation(err):
+		return fmt.Errorf("%s: %v: %w", op, err, consent.ErrConflict)
+	case sqldb.IsOutage(err):
+		return fmt.Errorf("%s: %w: %w", op, consent.ErrUnavailable, err)
+	case isBadText(err):
+		// Checked inputs never get here; a PostgreSQL encoding refusal
+		// still means bad input, not a broken store.
+		return fmt.Errorf("%s: %v: %w", op, err, consent.ErrInvalid)
+	}
+	if strings.HasPrefix(err.Error(), op+":") {
+		return err
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// callerError carries an error from a caller's callback (the receipt
+// signer) out of a transaction untranslated.
+type callerError struct{ err error }
+
+func (e *callerError) Error() string { return e.err.Error() }
+func (e *callerError) Unwrap() error { return e.err }
+
+func isBadText(err error) bool {
+	var pg interface{ SQLState() string }
+	if errors.As(err, &pg) {
+		switch pg.SQLState() {
+		case "22021", "22P05", "22P02": // character not in repertoire, untranslatable, invalid text representation
+			return true
+		}
+	}
+	return false
+}
+
+func invalid(op, msg string) error { return fmt.Errorf("%s: %s: %w", op, msg, consent.ErrInvalid) }
+
+// maxText bounds free text (notes, laws, reasons, evidence is larger).
+const (
+	maxID       = 200
+	maxText     = 4000
+	maxEvidence = 64 << 10
+	maxItems    = 200
+)
+
+// checkText refuses what PostgreSQL cannot store in TEXT (invalid UTF-8,
+// NUL), so both engines accept and refuse the same input.
+func checkText(op, field, v string, limit int) error {
+	if !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
+		return invalid(op, field+" must be UTF-8 text without NUL")
+	}
+	if len(v) > limit {
+		return invalid(op, field+" is too long")
+	}
+	return nil
+}
+
+// checkID checks a required identifier or code.
+func checkID(op, field, v string) error {
+	if v == "" {
+		return invalid(op, field+" is required")
+	}
+	return checkText(op, field, v, maxID)
+}
+
+// checkItems checks a list of data items: each a non-empty name.
+func checkItems(op, field string, items []string, required bool) error {
+	if required && len(items) == 0 {
+		return invalid(op, field+" are required")
+	}
+	if len(items) > maxItems {
+		return invalid(op, "too many "+field)
+	}
+	for _, it := range items {
+		if err := checkID(op, field, it); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func encodeList(items []string) string {
+	if items == nil {
+		items = []string{}
+	}
+	b, _ := json.Marshal(items) // strings only: cannot fail
+	return string(b)
+}
+
+func decodeList(op, s string) ([]string, error) {
+	var out []string
+	if err := json.Unmarshal([]byte(s), &out); err != nil {
+		return nil, fmt.Errorf("%s: decode list column: %w", op, err)
+	}
+	return out, nil
+}
+
+// pageLimit applies consent.Page's clamp.
+func pageLimit(p consent.Page) int { return p.Clamp() }
+
+// encodeCursor makes an opaque cursor of parts (numbers and ids).
+func encodeCursor(parts ...string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strings.Join(parts, "\x1f")))
+}
+
+// decodeCursor reads a cursor of n parts; the first is a number, the
+// others ids (UTF-8 without control characters, since a NUL or invalid
+// UTF-8 would reach PostgreSQL as a parameter it refuses).
+func decodeCursor(c string, n int) (int64, []string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	parts := strings.Split(string(b), "\x1f")
+	if len(parts) != n {
+		return 0, nil, errors.New("wrong number of parts")
+	}
+	v, err := strconv.ParseInt(parts[0], 10, 64)
+	if err != nil {
+		return 0, nil, err
+	}
+	for _, p := range parts[1:] {
+		if p == "" || len(p) > maxID || !utf8.ValidString(p) || strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 }) {
+			return 0, nil, errors.New("malformed id")
+		}
+	}
+	return v, parts[1:], nil
+}
+
+func nullBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
