@@ -1,6 +1,10 @@
 package main
 
 import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,5 +131,43 @@ func TestRun_DefaultIssuer(t *testing.T) {
 	e := startMain(t, func(c *Config) { c.Issuer = "" })
 	if !strings.HasPrefix(e.m.Issuer, "http://localhost:") || !strings.HasSuffix(e.m.Issuer, ":"+e.m.IDPAddr[strings.LastIndex(e.m.IDPAddr, ":")+1:]) {
 		t.Fatalf("issuer %q for %s", e.m.Issuer, e.m.IDPAddr)
+	}
+}
+
+// Every IdP request leaves one info line with its route, status, client id
+// and request id, and never the secret, code or token it carried; `/` tells
+// a visitor what the server is.
+func TestIdP_RequestLogAndFrontPage(t *testing.T) {
+	var logs syncBuffer
+	m := newTestMainLogging(t, &logs, slog.LevelInfo)
+	e := &testEnv{t: t, m: m, issuer: m.Issuer}
+	id, secret := e.client(ClientSpec{GrantTypes: []string{"client_credentials"}, Scope: "openid"})
+	if code, body := tokenBasic(t, e.issuer, id, secret, url.Values{"grant_type": {"client_credentials"}}); code != http.StatusOK {
+		t.Fatalf("token: %d %s", code, body)
+	}
+	if code, _ := tokenBasic(t, e.issuer, id, "wrong-"+secret, url.Values{"grant_type": {"authorization_code"}, "code": {"a-secret-code-value"}}); code != http.StatusUnauthorized {
+		t.Fatalf("bad secret: %d", code)
+	}
+	req, _ := http.NewRequest(http.MethodGet, e.issuer+"/", nil)
+	req.Header.Set("X-Request-Id", "lb-7f3a")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), e.issuer+"/.well-known/openid-configuration") || resp.Header.Get("X-Request-Id") != "lb-7f3a" {
+		t.Fatalf("front page: %d %q %s", resp.StatusCode, resp.Header.Get("X-Request-Id"), page)
+	}
+	out := logs.String()
+	for _, want := range []string{"route=/token status=200", "route=/token status=401", "client_id=" + id, "route=/{$} status=200", "request_id=lb-7f3a"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("request log lacks %q:\n%s", want, out)
+		}
+	}
+	for _, secretish := range []string{secret, "a-secret-code-value"} {
+		if strings.Contains(out, secretish) {
+			t.Errorf("the log holds a credential")
+		}
 	}
 }

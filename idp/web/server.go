@@ -179,6 +179,7 @@ func (s *Server) routes() {
 		s.mux.HandleFunc("GET /readyz", s.readyz)
 	}
 	s.eidRoutes(m)
+	m.HandleFunc("GET /{$}", s.home)
 	s.mux.HandleFunc("/", s.notFound)
 }
 
@@ -232,6 +233,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.cfg.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		reqID := requestID(r.Header.Get("X-Request-Id"))
+		rec.Header().Set("X-Request-Id", reqID)
+		routed := r
 		defer func() {
 			if p := recover(); p != nil {
 				s.log.Error("panic in handler", "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
@@ -239,8 +243,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 					writeJSONError(rec, http.StatusInternalServerError, "server_error", "The server could not complete the request.")
 				}
 			}
-			// Paths only: queries carry codes, tokens and personal data.
-			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", s.cfg.Now().Sub(start))
+			s.logRequest(routed, rec.status, s.cfg.Now().Sub(start), reqID)
 		}()
 		h := rec.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
@@ -285,8 +288,59 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				s.log.Warn("restore after outage", "err", err.Error())
 			}
 		}
-		next.ServeHTTP(rec, r.WithContext(ctx))
+		// The mux records the matched route on the request it is given.
+		routed = r.WithContext(ctx)
+		next.ServeHTTP(rec, routed)
 	})
+}
+
+// logRequest leaves a trace of every request at info (probes at debug): the
+// route pattern rather than the path and the client id rather than any
+// credential, so no token, code or personal data reaches the log.
+func (s *Server) logRequest(r *http.Request, status int, d time.Duration, reqID string) {
+	route := r.Pattern
+	if route == "" || route == "/" {
+		route = "unmatched"
+	} else if _, p, ok := strings.Cut(route, " "); ok {
+		route = p
+	}
+	lvl := slog.LevelInfo
+	if strings.HasSuffix(route, "/healthz") || strings.HasSuffix(route, "/readyz") {
+		lvl = slog.LevelDebug
+	}
+	if !s.log.Enabled(r.Context(), lvl) {
+		return
+	}
+	s.log.Log(r.Context(), lvl, "request", "method", r.Method, "route", route, "status", status,
+		"duration", d, "client_id", requestClientID(r), "request_id", reqID)
+}
+
+// requestClientID is the client a request names, from HTTP Basic (its user
+// part only) or the client_id parameter; client ids are public.
+func requestClientID(r *http.Request) string {
+	id := ""
+	if u, _, ok := r.BasicAuth(); ok {
+		if dec, err := url.QueryUnescape(u); err == nil {
+			id = dec
+		}
+	} else if r.Form != nil {
+		id = r.Form.Get("client_id")
+	} else {
+		id = r.URL.Query().Get("client_id")
+	}
+	if len(id) > 128 {
+		id = id[:128]
+	}
+	return id
+}
+
+// requestID keeps a caller's X-Request-Id when it is a plain token (a load
+// balancer's), else makes one, so a log line can be matched to a report.
+func requestID(given string) string {
+	if n := len(given); n > 0 && n <= 64 && strings.Trim(given, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == "" {
+		return given
+	}
+	return strings.ToLower(rand.Text())[:16]
 }
 
 func isForm(r *http.Request) bool {

@@ -1,0 +1,20 @@
+package web
+
+import (
+	"net/http"
+)
+
+// homeTexts is the issuer's front page: someone who opens the IdP's URL in
+// a browser learns what it is and where a relying party starts.
+var homeTexts = map[string][2]string{
+	"vi": {"Máy chủ định danh OneDoor", "Đây là máy chủ định danh (OpenID Connect) của cổng dịch vụ công OneDoor. Công dân đăng nhập qua trang web của cơ quan; cơ quan tích hợp theo tài liệu khám phá dưới đây."},
+	"en": {"OneDoor identity provider", "This is the OpenID Connect identity provider of the OneDoor public-service platform. Citizens log in through an agency's site; agencies integrate from the discovery document below."},
+}
+
+func (s *Server) home(w http.ResponseWriter, r *http.Request) {
+	lang := pickLang(r)
+	t := texts[lang]
+	h := homeTexts[lang]
+	s.renderHTML(w, http.StatusOK, "message.html", messagePage{T: t, Lang: lang, Title: h[0], Message: h[1],
+		Detail: s.cfg.Issuer + PathDiscovery}, "")
+}
