@@ -162,6 +162,9 @@ type ClientSpec struct {
 	// Agency is the code of the agency the client acts for; it must exist
 	// among the mobile API's agencies.
 	Agency string
+	// Secret, when set, is the secret to register instead of a random one
+	// (the demo derives its clients' secrets from the master key).
+	Secret string
 }
 
 // AgencyLookup finds one of the mobile API's agencies by its code
@@ -216,6 +219,9 @@ func (m *Main) CreateClient(ctx context.Context, spec ClientSpec) (*idp.Client, 
 	var secret string
 	if c.UsesSecret() {
 		secret = idp.NewClientSecret()
+		if spec.Secret != "" {
+			secret = spec.Secret
+		}
 		c.SecretHash = idp.HashClientSecret(m.ClientSecretKey(), secret)
 	}
 	if err := errors.Join(jwksErr, agencyErr, c.Validate()); err != nil {

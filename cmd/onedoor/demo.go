@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/keyset"
 	"github.com/onedoor/onedoor/idp/web"
 	"github.com/onedoor/onedoor/mobileapi/democatalog"
 )
@@ -68,8 +71,10 @@ func (m *Main) seedCatalog(ctx context.Context) error {
 	return nil
 }
 
-// seedDemo adds the demo citizens (once) and recreates the demo clients, so
-// each run knows their fresh secrets.
+// seedDemo adds the demo citizens, agencies, services and clients that are
+// missing and leaves the rest as they are: a second --demo on the same data
+// rewrites nothing. The clients' secrets are derived from the master key, so
+// every run knows them without storing them.
 func (m *Main) seedDemo(ctx context.Context, rpBase string) (siteSecret, wardSecret string, err error) {
 	if err := m.seedCatalog(ctx); err != nil {
 		return "", "", err
@@ -93,21 +98,43 @@ func (m *Main) seedDemo(ctx context.Context, rpBase string) (siteSecret, wardSec
 			GrantTypes: []string{"client_credentials"}},
 	}
 	for _, spec := range specs {
-		if err := m.Store.DeleteClient(ctx, spec.ID); err != nil && !errors.Is(err, idp.ErrNotFound) {
+		spec.Secret = m.demoSecret(spec.ID)
+		existing, err := m.Store.GetClient(ctx, spec.ID)
+		switch {
+		case err == nil:
+			if !slices.Equal(existing.RedirectURIs, spec.RedirectURIs) {
+				m.Logger.Warn("demo client kept as it is: its redirect URIs are not this demo site's; delete it to have it recreated",
+					"client_id", spec.ID, "registered", existing.RedirectURIs, "demo_site", spec.RedirectURIs)
+			}
+		case errors.Is(err, idp.ErrNotFound):
+			if _, _, err := m.CreateClient(ctx, spec); err != nil {
+				return "", "", fmt.Errorf("demo client %s: %w", spec.ID, err)
+			}
+		default:
 			return "", "", err
-		}
-		_, secret, err := m.CreateClient(ctx, spec)
-		if err != nil {
-			return "", "", fmt.Errorf("demo client %s: %w", spec.ID, err)
 		}
 		switch spec.ID {
 		case demoSiteClient:
-			siteSecret = secret
+			siteSecret = spec.Secret
 		case demoWardClient:
-			wardSecret = secret
+			wardSecret = spec.Secret
 		}
 	}
 	return siteSecret, wardSecret, nil
+}
+
+// demoSecret is a demo client's secret: derived from the master key, so it
+// is the same on every run over the same data and differs between
+// deployments.
+func (m *Main) demoSecret(clientID string) string {
+	return base64.RawURLEncoding.EncodeToString(keyset.DeriveKey(m.master, "demo-client-secret:"+clientID))
+}
+
+// holdsDemoData reports whether the database was seeded by --demo, so a
+// server started without it can say that its citizens are fake.
+func (m *Main) holdsDemoData(ctx context.Context) bool {
+	_, err := m.Store.GetClient(ctx, demoSiteClient)
+	return err == nil
 }
 
 // startDemo seeds the demo data, serves the demo agency site and prints what

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -169,5 +170,42 @@ func TestIdP_RequestLogAndFrontPage(t *testing.T) {
 		if strings.Contains(out, secretish) {
 			t.Errorf("the log holds a credential")
 		}
+	}
+}
+
+// A second --demo on the same data rewrites no client: the secrets it knows
+// still work, an operator's change to a demo client stays, and a server
+// without --demo on that data says it holds demo data.
+func TestDemo_SecondSeedingRewritesNothing(t *testing.T) {
+	var logs syncBuffer
+	m := newTestMainLogging(t, &logs, slog.LevelWarn)
+	ctx := t.Context()
+	_, ward1, err := m.seedDemo(ctx, "http://localhost:9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := m.Store.GetClient(ctx, demoSiteClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ward2, err := m.seedDemo(ctx, "http://localhost:10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := m.Store.GetClient(ctx, demoSiteClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ward1 != ward2 || !after.CreatedAt.Equal(before.CreatedAt) || !slices.Equal(after.RedirectURIs, before.RedirectURIs) {
+		t.Fatalf("second seeding rewrote the demo clients: %v -> %v", before.RedirectURIs, after.RedirectURIs)
+	}
+	if !strings.Contains(logs.String(), "demo client kept as it is") {
+		t.Errorf("no warning about the other demo site address:\n%s", logs.String())
+	}
+	if code, body := tokenBasic(t, m.Issuer, demoWardClient, ward2, url.Values{"grant_type": {"client_credentials"}, "scope": {"agency"}}); code != http.StatusOK {
+		t.Fatalf("the demo secret no longer works: %d %s", code, body)
+	}
+	if !m.holdsDemoData(ctx) {
+		t.Error("holdsDemoData is false after seeding")
 	}
 }

@@ -400,6 +400,9 @@ func serve(ctx context.Context, args []string, env func(string) string, stdout, 
 			return err
 		}
 	} else {
+		if m.holdsDemoData(ctx) {
+			m.Logger.Warn("this database holds DEMO data (fake citizens and clients from an earlier --demo run): do not serve real citizens from it", "store", m.Config.StoreName())
+		}
 		fmt.Fprintf(stdout, "OneDoor identity provider: %s (discovery: %s%s; store: %s)\n", m.Issuer, m.Issuer, web.PathDiscovery, m.Config.StoreName())
 	}
 	<-ctx.Done()
