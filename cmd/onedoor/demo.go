@@ -233,7 +233,19 @@ func newDemoRP(issuer, base, clientID, secret string) *demoRP {
 	return rp
 }
 
-func (rp *demoRP) ServeHTTP(w http.ResponseWriter, r *http.Request) { rp.mux.ServeHTTP(w, r) }
+// ServeHTTP sends a browser that opened the site under another host name
+// (127.0.0.1 for localhost) to the registered one first: the login's state
+// cookie is set for the host the callback returns to, or it would be lost on
+// the way back.
+func (rp *demoRP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if u, err := url.Parse(rp.base); err == nil && r.Host != u.Host && r.Method == http.MethodGet {
+		target := *r.URL
+		target.Scheme, target.Host = u.Scheme, u.Host
+		http.Redirect(w, r, target.String(), http.StatusFound)
+		return
+	}
+	rp.mux.ServeHTTP(w, r)
+}
 
 func (rp *demoRP) oauth(ctx context.Context) (*oauth2.Config, *gooidc.Provider, error) {
 	rp.mu.Lock()
