@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -91,6 +92,9 @@ func parseCitizenRecords(name string, data []byte) ([]CitizenRecord, error) {
 		dec := json.NewDecoder(bytes.NewReader(trimmed))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&recs); err != nil {
+			if strings.Contains(err.Error(), "unknown field") {
+				return nil, fmt.Errorf("%v: each citizen has exactly these fields: %s", err, strings.Join(citizenColumns, ", "))
+			}
 			return nil, fmt.Errorf("not a JSON array of citizens: %v", err)
 		}
 		if dec.More() {
@@ -115,8 +119,14 @@ func parseCitizenRecords(name string, data []byte) ([]CitizenRecord, error) {
 			missing = append(missing, w)
 		}
 	}
-	if len(missing) > 0 || len(cols) != len(citizenColumns) {
-		return nil, fmt.Errorf("the CSV header must be exactly %s (missing: %v)", strings.Join(citizenColumns, ","), missing)
+	var unknown []string
+	for _, h := range rows[0] {
+		if h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")); !slices.Contains(citizenColumns, h) {
+			unknown = append(unknown, h)
+		}
+	}
+	if len(missing) > 0 || len(unknown) > 0 || len(cols) != len(citizenColumns) {
+		return nil, fmt.Errorf("the CSV header must be exactly %s (missing: %v, unknown: %v)", strings.Join(citizenColumns, ","), missing, unknown)
 	}
 	for _, row := range rows[1:] {
 		get := func(k string) string { return strings.TrimSpace(row[cols[k]]) }

@@ -79,3 +79,15 @@ func FuzzParseCitizens(f *testing.F) {
 		}
 	})
 }
+
+// An unknown field in an import names the fields a record may have.
+func TestParseCitizens_UnknownFieldListsTheExpectedOnes(t *testing.T) {
+	_, err := ParseCitizens("c.json", []byte(`[{"personal_id":"000000000101","family_name":"Võ","given_name":"Demo","birthdate":"1990-01-01","gender":"male","address":"x","phone_number":"+84900000101","email":"a@b"}]`))
+	if err == nil || !strings.Contains(err.Error(), `"email"`) || !strings.Contains(err.Error(), "personal_id, family_name, given_name, birthdate, gender, address, phone_number") {
+		t.Fatalf("unknown JSON field: %v", err)
+	}
+	_, err = ParseCitizens("c.csv", []byte("personal_id,family_name,given_name,birthdate,gender,address,phone_number,email\n"))
+	if err == nil || !strings.Contains(err.Error(), "unknown: [email]") {
+		t.Fatalf("unknown CSV column: %v", err)
+	}
+}

@@ -283,3 +283,21 @@ func TestClientValidate_Agency(t *testing.T) {
 		t.Error("ValidAgencyCode")
 	}
 }
+
+// A client that cannot send a browser anywhere (no authorization_code) may
+// not register redirect URIs: they would be a mistake nobody notices.
+func TestClientValidate_RedirectURIsNeedTheCodeGrant(t *testing.T) {
+	c := &Client{ID: "svc", Name: "Service", GrantTypes: []string{"client_credentials"}, AuthMethod: AuthSecretBasic,
+		RedirectURIs: []string{"https://agency.example/cb"}, SecretHash: []byte("h"), IDTokenAlg: "ES256"}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "redirect URIs are only for clients with the authorization_code grant") {
+		t.Fatalf("redirect URI on a client_credentials client: %v", err)
+	}
+	c.RedirectURIs, c.PostLogoutRedirectURIs = nil, []string{"https://agency.example/"}
+	if err := c.Validate(); err == nil {
+		t.Fatal("post-logout redirect URI on a client_credentials client accepted")
+	}
+	c.PostLogoutRedirectURIs = nil
+	if err := c.Validate(); err != nil {
+		t.Fatalf("plain client_credentials client: %v", err)
+	}
+}

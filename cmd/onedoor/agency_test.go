@@ -42,7 +42,7 @@ func runAgencyTokens(t *testing.T, e *testEnv) {
 	const code = "HN-HOANKIEM"
 	createAgencies(t, e.m, code)
 	api := e.m.APIURL
-	id, secret := e.client(ClientSpec{Name: "Hoan Kiem back end", Scope: "agency", Agency: code})
+	id, secret := e.client(ClientSpec{Name: "Hoan Kiem back end", Scope: "agency", Agency: code, GrantTypes: []string{"client_credentials"}})
 	cc := func(t *testing.T, id, secret string, form url.Values) tokenAnswer {
 		t.Helper()
 		form.Set("grant_type", "client_credentials")
