@@ -72,3 +72,29 @@ func TestStore_TwoPools(t *testing.T) {
 		return stores[0], stores[1]
 	})
 }
+
+func TestStore_Audit(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			consenttest.RunAudit(t, func(t *testing.T) consenttest.AuditStores { return open(t, b.open) })
+		})
+	}
+}
+
+// TestStore_AuditTwoPools runs a checkpointer and writers on each of two
+// pools on one PostgreSQL schema, as two replicas would.
+func TestStore_AuditTwoPools(t *testing.T) {
+	consenttest.RunAuditTwoPools(t, func(t *testing.T) (consenttest.AuditStores, consenttest.AuditStores) {
+		dsn := dbtest.SchemaDSN(t)
+		var stores []*sqlstore.Store
+		for range 2 {
+			db, err := postgres.Open(t.Context(), dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			stores = append(stores, migrated(t, db, sqldb.PostgreSQL))
+		}
+		return stores[0], stores[1]
+	})
+}

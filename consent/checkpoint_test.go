@@ -1,0 +1,77 @@
+package consent
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"testing"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// TestFrontier_MatchesTreeHash checks Verify's O(log n) tree builder
+// against tlog's own TreeHash over the stored hashes, at every size.
+func TestFrontier_MatchesTreeHash(t *testing.T) {
+	var (
+		f      frontier
+		stored []tlog.Hash
+	)
+	reader := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			out[i] = stored[x]
+		}
+		return out, nil
+	})
+	for n := range int64(70) {
+		data := leafData(fmt.Sprint("cit", n), n+1, []byte{byte(n)})
+		hs, err := tlog.StoredHashes(n, data, reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored = append(stored, hs...)
+		f.push(tlog.RecordHash(data))
+		want, err := tlog.TreeHash(n+1, reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.root(); got != want {
+			t.Fatalf("size %d: frontier root %v, tlog %v", n+1, got, want)
+		}
+	}
+}
+
+func TestCheckpointKeys_Deterministic(t *testing.T) {
+	seed := sha256.Sum256([]byte("seed"))
+	s1, _, err := CheckpointKeys(seed[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, v2, err := CheckpointKeys(seed[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := sha256.Sum256([]byte("other"))
+	_, v3, err := CheckpointKeys(other[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := note.Sign(&note.Note{Text: checkpointText(3, tlog.Hash{1})}, s1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := note.Open(msg, note.VerifierList(v2)); err != nil {
+		t.Fatalf("the same seed on another replica does not verify: %v", err)
+	}
+	if _, err := note.Open(msg, note.VerifierList(v3)); err == nil {
+		t.Fatal("another seed's key verified the checkpoint")
+	}
+	if _, _, err := CheckpointKeys(seed[:31]); err == nil {
+		t.Fatal("a short seed was accepted")
+	}
+	size, root, err := parseCheckpointText(checkpointText(3, tlog.Hash{1}))
+	if err != nil || size != 3 || !bytes.Equal(root, (&tlog.Hash{1})[:]) {
+		t.Fatalf("checkpoint text round trip: %d %x %v", size, root, err)
+	}
+}

@@ -1,0 +1,341 @@
+package consent
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Problem is the first broken thing Verify found: an entry whose hash,
+// link or position is wrong, a committed leaf that no longer matches the
+// entry it names, or a checkpoint whose signature or root is wrong.
+type Problem struct {
+	CitizenID string `json:"citizen,omitempty"`
+	Seq       int64  `json:"seq,omitempty"`
+	EntryID   string `json:"entry_id,omitempty"`
+	// Leaf is the tree leaf involved, if any.
+	Leaf *int64 `json:"leaf,omitempty"`
+	// Checkpoint is the size of the checkpoint involved, if any.
+	Checkpoint int64  `json:"checkpoint_size,omitempty"`
+	What       string `json:"what"`
+}
+
+func (p *Problem) Error() string {
+	var b bytes.Buffer
+	b.WriteString("audit log broken")
+	if p.CitizenID != "" {
+		fmt.Fprintf(&b, ": citizen %s", p.CitizenID)
+	}
+	if p.Seq != 0 {
+		fmt.Fprintf(&b, " seq %d", p.Seq)
+	}
+	if p.EntryID != "" {
+		fmt.Fprintf(&b, " entry %s", p.EntryID)
+	}
+	if p.Leaf != nil {
+		fmt.Fprintf(&b, " leaf %d", *p.Leaf)
+	}
+	if p.Checkpoint != 0 {
+		fmt.Fprintf(&b, " checkpoint of size %d", p.Checkpoint)
+	}
+	b.WriteString(": " + p.What)
+	return b.String()
+}
+
+// Report is what Verify checked, and the first problem when there is one.
+type Report struct {
+	Citizens    int64    `json:"citizens"`
+	Entries     int64    `json:"entries"`
+	Leaves      int64    `json:"leaves"`
+	Checkpoints int64    `json:"checkpoints"`
+	TreeSize    int64    `json:"tree_size"`
+	Root        string   `json:"root,omitempty"` // base64, of the last checkpoint
+	Broken      *Problem `json:"broken,omitempty"`
+}
+
+// Intact reports whether nothing was found broken.
+func (r *Report) Intact() bool { return r.Broken == nil }
+
+const verifyPage = 1000
+
+// Verify checks the whole access log: every citizen's chain (each Hash
+// recomputed, each Prev the previous Hash, Seq from 1 without gaps, the
+// stored head at an entry of the chain), every committed leaf against the
+// entry it names, and every checkpoint (its signature by v, and its root
+// against the tree recomputed from the leaves). It stops at the first
+// problem, in citizen and seq order, then in tree order. The error is for
+// a store that could not be read, never for what is broken.
+//
+// Verify may run while the platform appends: it reads each chain's head
+// before its entries and the last checkpoint before the leaves, and
+// checks only what those name.
+func Verify(ctx context.Context, s AuditStore, v note.Verifier) (*Report, error) {
+	r := &Report{}
+	after := ""
+	for {
+		citizens, err := s.Citizens(ctx, after, verifyPage)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range citizens {
+			r.Citizens++
+			if p, err := verifyChain(ctx, s, c, r); err != nil || p != nil {
+				r.Broken = p
+				return r, err
+			}
+		}
+		if len(citizens) < verifyPage {
+			break
+		}
+		after = citizens[len(citizens)-1]
+	}
+	p, err := verifyTree(ctx, s, v, r)
+	r.Broken = p
+	return r, err
+}
+
+// verifyChain walks one citizen's chain with its leaves beside it.
+func verifyChain(ctx context.Context, s AuditStore, citizen string, r *Report) (*Problem, error) {
+	head, err := s.ChainHead(ctx, citizen)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	var (
+		prev       *Entry
+		leaves     []Leaf
+		leafAfter  int64
+		leavesDone bool
+	)
+	// nextLeaf returns the citizen's next leaf in seq order, or nil.
+	nextLeaf := func() (*Leaf, error) {
+		if len(leaves) == 0 && !leavesDone {
+			page, err := s.CitizenLeaves(ctx, citizen, leafAfter, verifyPage)
+			if err != nil {
+				return nil, err
+			}
+			leaves, leavesDone = page, len(page) < verifyPage
+			if len(page) > 0 {
+				leafAfter = page[len(page)-1].Seq
+			}
+		}
+		if len(leaves) == 0 {
+			return nil, nil
+		}
+		return &leaves[0], nil
+	}
+	broken := func(e *Entry, what string) *Problem {
+		return &Problem{CitizenID: citizen, Seq: e.Seq, EntryID: e.ID, What: what}
+	}
+	var (
+		headSeen bool
+		rereads  int
+	)
+	for {
+		page, err := s.Chain(ctx, citizen, lastSeq(prev), verifyPage)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range page {
+			r.Entries++
+			want := lastSeq(prev) + 1
+			switch {
+			case e.CitizenID != citizen:
+				return broken(e, "the entry belongs to another citizen's chain"), nil
+			case e.Seq != want:
+				return broken(e, fmt.Sprintf("entry %d of the chain is missing", want)), nil
+			case !bytes.Equal(e.ComputeHash(), e.Hash):
+				return broken(e, "its stored hash does not match its contents: the entry was changed"), nil
+			case prev == nil && len(e.Prev) != 0:
+				return broken(e, "the first entry links to a previous one"), nil
+			case prev != nil && !bytes.Equal(e.Prev, prev.Hash):
+				return broken(e, fmt.Sprintf("it does not link to entry %d: entry %d was changed, or this one was rewritten", prev.Seq, prev.Seq)), nil
+			}
+			for {
+				l, err := nextLeaf()
+				if err != nil {
+					return nil, err
+				}
+				if l == nil || l.Seq > e.Seq {
+					break
+				}
+				if l.Seq < e.Seq {
+					return &Problem{CitizenID: citizen, Seq: l.Seq, Leaf: &l.Index, What: "a checkpoint committed an entry the chain no longer has"}, nil
+				}
+				if !bytes.Equal(l.Hash, e.Hash) {
+					idx := l.Index
+					return &Problem{CitizenID: citizen, Seq: e.Seq, EntryID: e.ID, Leaf: &idx,
+						What: "the entry differs from what a checkpoint committed: the chain was rewritten"}, nil
+				}
+				leaves = leaves[1:]
+			}
+			if head != nil && e.Seq == head.Seq {
+				headSeen = true
+				if !bytes.Equal(e.Hash, head.Hash) {
+					return broken(e, "the chain head names another hash for this entry"), nil
+				}
+			}
+			prev = e
+		}
+		if len(page) == verifyPage {
+			continue
+		}
+		// A leaf past the end may be an append and a checkpoint that came
+		// after this page was read: read on before calling it a removal.
+		l, err := nextLeaf()
+		if err != nil {
+			return nil, err
+		}
+		if l == nil || rereads >= 2 {
+			break
+		}
+		rereads++
+	}
+	if head != nil && head.Seq > 0 && !headSeen {
+		return &Problem{CitizenID: citizen, Seq: head.Seq, What: fmt.Sprintf("the chain head names entry %d but the chain ends at %d: entries were removed", head.Seq, lastSeq(prev))}, nil
+	}
+	if prev != nil && head == nil {
+		return broken(prev, "the chain has no head"), nil
+	}
+	l, err := nextLeaf()
+	if err != nil {
+		return nil, err
+	}
+	if l != nil {
+		return &Problem{CitizenID: citizen, Seq: l.Seq, Leaf: &l.Index, What: fmt.Sprintf("a checkpoint committed entry %d but the chain ends at %d: entries were removed", l.Seq, lastSeq(prev))}, nil
+	}
+	return nil, nil
+}
+
+func lastSeq(e *Entry) int64 {
+	if e == nil {
+		return 0
+	}
+	return e.Seq
+}
+
+// verifyTree recomputes the tree from the leaves, up to the last
+// checkpoint, and checks every checkpoint's signature and root on the way.
+func verifyTree(ctx context.Context, s AuditStore, v note.Verifier, r *Report) (*Problem, error) {
+	last, err := s.LastCheckpoint(ctx)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.TreeSize, r.Root = last.Size, base64.StdEncoding.EncodeToString(last.Root)
+	var (
+		f       frontier
+		n       int64
+		cps     []*Checkpoint
+		cpAfter int64
+	)
+	// checkNext checks the checkpoints of size n (the tree's size now).
+	checkNext := func() (*Problem, error) {
+		for {
+			if len(cps) == 0 && cpAfter < last.Size {
+				page, err := s.Checkpoints(ctx, cpAfter, verifyPage)
+				if err != nil {
+					return nil, err
+				}
+				if len(page) == 0 {
+					return &Problem{Checkpoint: last.Size, What: "the checkpoints end before the last one"}, nil
+				}
+				cps, cpAfter = page, page[len(page)-1].Size
+			}
+			if len(cps) == 0 || cps[0].Size > n || cps[0].Size > last.Size {
+				return nil, nil
+			}
+			cp := cps[0]
+			cps = cps[1:]
+			r.Checkpoints++
+			if p := checkCheckpoint(cp, v); p != nil {
+				return p, nil
+			}
+			root := f.root()
+			if cp.Size != n || !bytes.Equal(root[:], cp.Root) {
+				return &Problem{Checkpoint: cp.Size, What: "the leaves no longer hash to the checkpoint's root: committed leaves were changed"}, nil
+			}
+		}
+	}
+	for n < last.Size {
+		page, err := s.Leaves(ctx, n, verifyPage)
+		if err != nil {
+			return nil, err
+		}
+		if len(page) == 0 {
+			return &Problem{Checkpoint: last.Size, What: fmt.Sprintf("the tree has %d leaves, fewer than the checkpoint signed", n)}, nil
+		}
+		for _, l := range page {
+			if n >= last.Size {
+				break
+			}
+			if l.Index != n {
+				return &Problem{CitizenID: l.CitizenID, Seq: l.Seq, Leaf: &n, What: "the leaf is missing from the tree"}, nil
+			}
+			f.push(tlog.RecordHash(leafData(l.CitizenID, l.Seq, l.Hash)))
+			n++
+			r.Leaves++
+			if p, err := checkNext(); err != nil || p != nil {
+				if p != nil && p.Leaf == nil && p.CitizenID == "" {
+					idx := l.Index
+					p.Leaf = &idx
+				}
+				return p, err
+			}
+		}
+	}
+	return nil, nil
+}
+
+// checkCheckpoint checks a checkpoint's signature and that its signed text
+// says its size and root.
+func checkCheckpoint(cp *Checkpoint, v note.Verifier) *Problem {
+	n, err := note.Open([]byte(cp.Note), note.VerifierList(v))
+	if err != nil {
+		return &Problem{Checkpoint: cp.Size, What: "the checkpoint's signature does not verify: " + err.Error()}
+	}
+	size, root, err := parseCheckpointText(n.Text)
+	if err != nil {
+		return &Problem{Checkpoint: cp.Size, What: "the signed checkpoint is malformed: " + err.Error()}
+	}
+	if size != cp.Size || !bytes.Equal(root, cp.Root) {
+		return &Problem{Checkpoint: cp.Size, What: "the stored size or root differs from what was signed"}
+	}
+	return nil
+}
+
+// frontier is the right edge of a Merkle tree being built leaf by leaf:
+// the roots of its complete subtrees, largest first. It gives the root of
+// the tree so far in O(log n) memory, where tlog.TreeHash would need every
+// stored hash.
+type frontier struct {
+	hashes []tlog.Hash
+	sizes  []int64
+}
+
+func (f *frontier) push(h tlog.Hash) {
+	f.hashes, f.sizes = append(f.hashes, h), append(f.sizes, 1)
+	for k := len(f.sizes); k >= 2 && f.sizes[k-1] == f.sizes[k-2]; k = len(f.sizes) {
+		f.hashes[k-2] = tlog.NodeHash(f.hashes[k-2], f.hashes[k-1])
+		f.sizes[k-2] *= 2
+		f.hashes, f.sizes = f.hashes[:k-1], f.sizes[:k-1]
+	}
+}
+
+// root is the tree's root hash (RFC 6962's MTH, as tlog.TreeHash).
+func (f *frontier) root() tlog.Hash {
+	if len(f.hashes) == 0 {
+		return tlog.Hash{}
+	}
+	h := f.hashes[len(f.hashes)-1]
+	for i := len(f.hashes) - 2; i >= 0; i-- {
+		h = tlog.NodeHash(f.hashes[i], h)
+	}
+	return h
+}
