@@ -6,8 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/mobileapi"
 )
@@ -30,9 +34,13 @@ func viewAgency(a *mobileapi.Agency) agencyView {
 // communes) that own and handle services and to which clients are bound.
 func agencyCmd(ctx context.Context, args []string, env func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError("agency: want create or list")
+		return usageError("agency: want create, list, grant-basis, revoke-basis or bases")
 	}
 	sub, args := args[0], args[1:]
+	switch sub {
+	case "grant-basis", "revoke-basis", "bases":
+		return basisCmd(ctx, sub, args, env, stdout)
+	}
 	var code, name, nameEN, parent, prov string
 	m, fs, err := adminMain(ctx, "agency "+sub, args, env, func(fs *flag.FlagSet) {
 		if sub == "create" {
@@ -81,4 +89,126 @@ func agencyCmd(ctx context.Context, args []string, env func(string) string, stdo
 		return m.printJSON(stdout, out)
 	}
 	return usageError("agency: unknown subcommand %q", sub)
+}
+
+// basisView is a legal basis as the admin commands print it.
+type basisView struct {
+	ID        string     `json:"id"`
+	Agency    string     `json:"agency"`
+	Purpose   string     `json:"purpose"`
+	Items     []string   `json:"items"`
+	Basis     string     `json:"basis"`
+	Law       string     `json:"law"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+func viewBasis(b *consent.LegalBasis) basisView {
+	return basisView{ID: b.ID, Agency: b.Agency, Purpose: b.Purpose, Items: nonNil(b.Items), Basis: string(b.Basis), Law: b.Law,
+		CreatedAt: b.CreatedAt, RevokedAt: b.RevokedAt}
+}
+
+// purposeCodeRE is the form of a purpose code, as clients register them.
+var purposeCodeRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// basisCmd registers, revokes and lists the legal bases under which an
+// agency receives data items for a purpose without asking the citizen,
+// because a law says so.
+func basisCmd(ctx context.Context, sub string, args []string, env func(string) string, stdout io.Writer) error {
+	var (
+		agency, purpose, basis, law string
+		items                       []string
+	)
+	m, fs, err := adminMain(ctx, "agency "+sub, args, env, func(fs *flag.FlagSet) {
+		switch sub {
+		case "grant-basis":
+			fs.StringVar(&agency, "agency", "", "code of the agency that receives the data (it must exist)")
+			fs.StringVar(&purpose, "purpose", "", "the purpose code the law covers")
+			fs.Var(commaList{&items}, "items", "comma-separated data items the law covers ("+strings.Join(idp.KnownClaims, ", ")+")")
+			fs.StringVar(&basis, "basis", "", "legal_obligation or public_task")
+			fs.StringVar(&law, "law", "", "the law, article and clause that allow it")
+		case "bases":
+			fs.StringVar(&agency, "agency", "", "only this agency's bases")
+			fs.StringVar(&purpose, "purpose", "", "only bases for this purpose")
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	switch sub {
+	case "grant-basis":
+		if fs.NArg() != 0 {
+			return usageError("agency grant-basis: unexpected argument %q", fs.Arg(0))
+		}
+		var probs []string
+		if agency == "" || purpose == "" || len(items) == 0 || basis == "" || strings.TrimSpace(law) == "" {
+			return usageError("agency grant-basis: --agency, --purpose, --items, --basis and --law are required")
+		}
+		if !purposeCodeRE.MatchString(purpose) {
+			probs = append(probs, fmt.Sprintf("--purpose must be 1 to 64 letters, digits, '.', '_' or '-' (got %q)", purpose))
+		}
+		if b := consent.Basis(basis); !b.Legal() {
+			probs = append(probs, fmt.Sprintf("--basis must be legal_obligation or public_task (got %q)", basis))
+		}
+		seen := map[string]bool{}
+		for _, it := range items {
+			if !slices.Contains(idp.KnownClaims, it) {
+				probs = append(probs, fmt.Sprintf("--items: %q is not a registry item (%s)", it, strings.Join(idp.KnownClaims, ", ")))
+			}
+			if seen[it] {
+				probs = append(probs, fmt.Sprintf("--items: %q is named twice", it))
+			}
+			seen[it] = true
+		}
+		if idp.ValidAgencyCode(agency) {
+			if err := m.checkAgency(ctx, agency); err != nil {
+				probs = append(probs, err.Error())
+			}
+		} else {
+			probs = append(probs, fmt.Sprintf("--agency: %q is not an agency code", agency))
+		}
+		if len(probs) > 0 {
+			return fmt.Errorf("agency grant-basis:\n  - %s", strings.Join(probs, "\n  - "))
+		}
+		b := &consent.LegalBasis{Agency: agency, Purpose: purpose, Items: items, Basis: consent.Basis(basis), Law: strings.TrimSpace(law)}
+		if err := m.Consent.PutLegalBasis(ctx, b); err != nil {
+			switch {
+			case errors.Is(err, consent.ErrConflict):
+				return fmt.Errorf("agency grant-basis: %s already has a legal basis for %q (revoke it first: onedoor agency bases --agency %s)", agency, purpose, agency)
+			case errors.Is(err, consent.ErrInvalid):
+				return fmt.Errorf("agency grant-basis: %w", err)
+			}
+			return fmt.Errorf("agency grant-basis: %w", err)
+		}
+		return printJSON(stdout, viewBasis(b))
+	case "revoke-basis":
+		if fs.NArg() != 1 {
+			return usageError("agency revoke-basis: want the basis id (see onedoor agency bases)")
+		}
+		id := fs.Arg(0)
+		if err := m.Consent.RevokeLegalBasis(ctx, id, m.Now()); err != nil {
+			if errors.Is(err, consent.ErrNotFound) || errors.Is(err, consent.ErrInvalid) {
+				return fmt.Errorf("agency revoke-basis: no live legal basis has the id %q", id)
+			}
+			return fmt.Errorf("agency revoke-basis: %w", err)
+		}
+		return printJSON(stdout, map[string]any{"id": id, "revoked": true})
+	}
+	// bases
+	if fs.NArg() != 0 {
+		return usageError("agency bases: unexpected argument %q", fs.Arg(0))
+	}
+	bs, err := m.Consent.LegalBases(ctx, agency, purpose)
+	if errors.Is(err, consent.ErrInvalid) {
+		return usageError("agency bases: %v", err)
+	}
+	if err != nil {
+		return err
+	}
+	out := make([]basisView, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, viewBasis(b))
+	}
+	return printJSON(stdout, out)
 }

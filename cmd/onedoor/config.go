@@ -69,6 +69,9 @@ type Config struct {
 	// WebhookBackoff is the first retry's upper bound (no flag: tests
 	// shorten it); 0 means the worker's default.
 	WebhookBackoff time.Duration
+	// AuditCheckpointInterval is how often the access log's chain heads
+	// are committed to a signed checkpoint.
+	AuditCheckpointInterval time.Duration
 }
 
 // blobDir is where files are kept.
@@ -118,6 +121,8 @@ func DefaultConfig() Config {
 		RequestTimeout:      10 * time.Second,
 		RedisPrefix:         "onedoor:",
 		LoginRateLimit:      600,
+
+		AuditCheckpointInterval: time.Minute,
 	}
 }
 
@@ -153,6 +158,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.BlobDir, "blob-dir", c.BlobDir, "directory of uploaded attachments and result documents (default DATA-DIR/blobs); replicas must share it")
 	fs.IntVar(&c.APICitizenRateLimit, "api-citizen-rate-limit", c.APICitizenRateLimit, "mobile API requests allowed per citizen per minute")
 	fs.IntVar(&c.APIAgencyRateLimit, "api-agency-rate-limit", c.APIAgencyRateLimit, "mobile API requests allowed per agency client per minute")
+	fs.DurationVar(&c.AuditCheckpointInterval, "audit-checkpoint-interval", c.AuditCheckpointInterval, "how often the access log's chain heads are committed to a signed checkpoint (what `onedoor audit verify` holds an operator's rewrite against)")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "let agency webhooks reach loopback and private addresses (demo and tests only: it opens the server to SSRF)")
 }
 
@@ -274,7 +280,8 @@ func (c *Config) Validate(serve bool) error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"--access-token-ttl", c.AccessTokenTTL}, {"--refresh-token-ttl", c.RefreshTokenTTL}, {"--session-ttl", c.SessionTTL}, {"--shutdown-grace", c.ShutdownGrace}, {"--request-timeout", c.RequestTimeout}} {
+	}{{"--access-token-ttl", c.AccessTokenTTL}, {"--refresh-token-ttl", c.RefreshTokenTTL}, {"--session-ttl", c.SessionTTL}, {"--shutdown-grace", c.ShutdownGrace}, {"--request-timeout", c.RequestTimeout},
+		{"--audit-checkpoint-interval", c.AuditCheckpointInterval}} {
 		if d.v <= 0 {
 			add("%s must be positive (got %s)", d.name, d.v)
 		}

@@ -5,6 +5,8 @@
 //	onedoor client create|list|show|delete
 //	onedoor citizen import|list|show|activate|revoke-device
 //	onedoor keys list|rotate
+//	onedoor agency create|list|grant-basis|revoke-basis|bases
+//	onedoor audit verify|checkpoint|flags
 //
 // `onedoor --demo` runs everything on the embedded default with fake demo
 // data and a demo agency site.
@@ -59,6 +61,8 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		err = keysCmd(ctx, args, env, stdout)
 	case "agency":
 		err = agencyCmd(ctx, args, env, stdout)
+	case "audit":
+		err = auditCmd(ctx, args, env, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -93,6 +97,9 @@ const usage = `usage:
   onedoor keys list | rotate [--alg ES256|RS256] [--force]
   onedoor agency create --code CODE --name NAME [--name-en NAME] [--parent CODE] [--province CODE]
   onedoor agency list
+  onedoor agency grant-basis --agency CODE --purpose CODE --items a,b --basis legal_obligation|public_task --law "..."
+  onedoor agency bases [--agency CODE] [--purpose CODE] | revoke-basis ID
+  onedoor audit verify | checkpoint | flags [--citizen SUB]
 Storage flags (every command): --data-dir, --postgres-dsn, --master-key-file. Each flag also reads ONEDOOR_<NAME>.
 `
 

@@ -19,6 +19,10 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/onedoor/onedoor/consent"
+	consentsql "github.com/onedoor/onedoor/consent/sqlstore"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/accesstoken"
 	"github.com/onedoor/onedoor/idp/clientaddr"
@@ -49,6 +53,13 @@ type Main struct {
 	Store *sqlstore.Store
 	// APIStore is the mobile API's store, on the same database.
 	APIStore *apisql.Store
+	// Consent keeps consent records, legal bases and the access log, on
+	// the same database.
+	Consent *consentsql.Store
+	// Checkpointer commits the access log's chain heads to signed
+	// checkpoints (every --audit-checkpoint-interval while serving).
+	Checkpointer *consent.Checkpointer
+
 	Eph      idp.Ephemeral
 	Keys     *keyset.Manager
 	EID      *eid.Service
@@ -96,6 +107,9 @@ const (
 	purposeActivation = "activation-code"
 	purposeKeys       = "key-encryption"
 	purposeCookie     = "cookie"
+	// purposeAudit seeds the Ed25519 key that signs the access log's
+	// checkpoints: every replica derives the same key, and none is stored.
+	purposeAudit = "onedoor audit checkpoint v1"
 )
 
 // OpenStorage opens the durable store (SQLite or PostgreSQL), runs the
@@ -150,6 +164,15 @@ func (m *Main) OpenStorage(ctx context.Context) error {
 	if err := m.APIStore.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
+	m.Consent = consentsql.New(m.DB, dialect, consentsql.WithNow(m.Now))
+	if err := m.Consent.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	auditSigner, _, err := m.AuditKeys()
+	if err != nil {
+		return err
+	}
+	m.Checkpointer = &consent.Checkpointer{Store: m.Consent, Signer: auditSigner, Now: m.Now}
 	sealer, err := keyset.NewSealer(keyset.DeriveKey(m.master, purposeKeys))
 	if err != nil {
 		return err
@@ -164,6 +187,16 @@ func (m *Main) OpenStorage(ctx context.Context) error {
 	m.EID = eid.New(m.Store, m.Store, eid.Config{Issuer: iss, CodeKey: keyset.DeriveKey(m.master, purposeActivation), Now: m.Now})
 	m.Agencies = m.APIStore
 	return nil
+}
+
+// AuditKeys are the signer and verifier of the access log's checkpoints,
+// derived from the master key.
+func (m *Main) AuditKeys() (note.Signer, note.Verifier, error) {
+	s, v, err := consent.CheckpointKeys(keyset.DeriveKey(m.master, purposeAudit))
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit checkpoint key: %w", err)
+	}
+	return s, v, nil
 }
 
 // ClientSecretKey keys the stored hash of client secrets.
@@ -290,6 +323,8 @@ func (m *Main) Run(ctx context.Context) error {
 	m.wg.Add(1)
 	go m.collectGarbage(ctx)
 	m.wg.Add(1)
+	go m.checkpointAudit(ctx)
+	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		m.Provider.WatchClients(ctx, func(err error) { m.Logger.Warn("client cache poll", "err", err) })
@@ -335,6 +370,21 @@ func (m *Main) collectGarbage(ctx context.Context) {
 				m.Logger.Warn("garbage collection", "err", err)
 			}
 		}
+	}
+}
+
+// checkpointAudit commits the access log's moved chain heads to a signed
+// checkpoint every interval, and once more on the way out so a graceful
+// stop leaves nothing uncommitted. Replicas take turns on the store's lock.
+func (m *Main) checkpointAudit(ctx context.Context) {
+	defer m.wg.Done()
+	m.Checkpointer.Run(ctx, m.Config.AuditCheckpointInterval, func(err error) {
+		m.Logger.Warn("audit checkpoint", "err", err)
+	})
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := m.Checkpointer.Commit(ctx); err != nil {
+		m.Logger.Warn("audit checkpoint at shutdown", "err", err)
 	}
 }
 

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/onedoor/onedoor/consent"
+	"github.com/onedoor/onedoor/internal/dbtest"
+)
+
+// Legal bases: only for an existing agency, known items and a legal basis
+// with its law; one live basis per agency and purpose; revoked by id.
+func TestCLI_AgencyBasis(t *testing.T) {
+	env := map[string]string{"ONEDOOR_DATA_DIR": t.TempDir()}
+	if code, out, errOut := cli(t, env, "agency", "create", "--code", "BYT", "--name", "Bộ Y tế (demo)"); code != 0 {
+		t.Fatalf("agency create: %d %s %s", code, out, errOut)
+	}
+	grant := []string{"agency", "grant-basis", "--agency", "BYT", "--purpose", "kham-benh", "--items", "name,birthdate",
+		"--basis", "legal_obligation", "--law", "Luật Khám bệnh, chữa bệnh 2023, Điều 10"}
+	code, out, errOut := cli(t, env, grant...)
+	if code != 0 {
+		t.Fatalf("grant-basis: %d %s %s", code, out, errOut)
+	}
+	var b basisView
+	decode(t, out, &b)
+	if !strings.HasPrefix(b.ID, "lb_") || b.Agency != "BYT" || b.Purpose != "kham-benh" || strings.Join(b.Items, ",") != "name,birthdate" ||
+		b.Basis != "legal_obligation" || b.Law != "Luật Khám bệnh, chữa bệnh 2023, Điều 10" || b.CreatedAt.IsZero() {
+		t.Errorf("granted %+v", b)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{grant[2:], 1, "already has a legal basis"},
+		{[]string{"--agency", "NOPE", "--purpose", "p", "--items", "name", "--basis", "public_task", "--law", "L"}, 1, `no agency has the code "NOPE"`},
+		{[]string{"--agency", "BYT", "--purpose", "p", "--items", "name,blood_type", "--basis", "public_task", "--law", "L"}, 1, `"blood_type" is not a registry item`},
+		{[]string{"--agency", "BYT", "--purpose", "p", "--items", "name", "--basis", "consent", "--law", "L"}, 1, "--basis must be legal_obligation or public_task"},
+		{[]string{"--agency", "BYT", "--purpose", "p q", "--items", "name", "--basis", "public_task", "--law", "L"}, 1, "--purpose must be"},
+		{[]string{"--agency", "BYT", "--purpose", "p", "--items", "name", "--basis", "public_task", "--law", "L\x00"}, 1, "invalid"},
+		{[]string{"--agency", "BYT", "--purpose", "p", "--items", "name", "--basis", "public_task"}, 2, "are required"},
+	} {
+		code, _, errOut := cli(t, env, append([]string{"agency", "grant-basis"}, tc.args...)...)
+		if code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("grant-basis %q: exit %d %q, want %d saying %q", tc.args, code, errOut, tc.code, tc.want)
+		}
+	}
+	if code, _, _ := cli(t, env, "agency", "grant-basis", "--agency", "BYT", "--purpose", "tiem-chung", "--items", "name",
+		"--basis", "public_task", "--law", "Luật Phòng bệnh"); code != 0 {
+		t.Fatal("second purpose refused")
+	}
+	var list []basisView
+	code, out, _ = cli(t, env, "agency", "bases", "--agency", "BYT")
+	decode(t, out, &list)
+	if code != 0 || len(list) != 2 {
+		t.Fatalf("bases: %d %+v", code, list)
+	}
+	code, out, _ = cli(t, env, "agency", "bases", "--purpose", "kham-benh")
+	decode(t, out, &list)
+	if code != 0 || len(list) != 1 || list[0].ID != b.ID {
+		t.Fatalf("bases --purpose: %d %+v", code, list)
+	}
+	if code, out, errOut := cli(t, env, "agency", "revoke-basis", b.ID); code != 0 || !strings.Contains(out, `"revoked": true`) {
+		t.Fatalf("revoke-basis: %d %s %s", code, out, errOut)
+	}
+	if code, _, errOut := cli(t, env, "agency", "revoke-basis", b.ID); code != 1 || !strings.Contains(errOut, "no live legal basis") {
+		t.Errorf("revoke twice: %d %s", code, errOut)
+	}
+	if code, _, _ := cli(t, env, "agency", "revoke-basis"); code != 2 {
+		t.Errorf("revoke-basis without an id: exit %d, want 2", code)
+	}
+	code, out, _ = cli(t, env, "agency", "bases")
+	decode(t, out, &list)
+	if code != 0 || len(list) != 1 || list[0].Purpose != "tiem-chung" {
+		t.Fatalf("bases after revoke: %d %+v", code, list)
+	}
+	if code, _, _ := cli(t, env, grant...); code != 0 {
+		t.Error("a new basis after revoking the old one was refused")
+	}
+}
+
+func TestCLI_AuditVerify_SQLite(t *testing.T) {
+	runAuditVerify(t, map[string]string{"ONEDOOR_DATA_DIR": t.TempDir()})
+}
+
+func TestCLI_AuditVerify_Postgres(t *testing.T) {
+	runAuditVerify(t, map[string]string{"ONEDOOR_POSTGRES_DSN": dbtest.SchemaDSN(t), "ONEDOOR_MASTER_KEY_FILE": sharedMasterKey(t)})
+}
+
+// runAuditVerify edits the access log by hand, as an operator with SQL
+// access could, and checks `onedoor audit verify` names the entry: an
+// edited row by its hash, a rewritten chain (every later hash recomputed)
+// by the checkpoint that committed its old head.
+func runAuditVerify(t *testing.T, env map[string]string) {
+	ctx := context.Background()
+	m, _, err := adminMain(ctx, "test", nil, func(k string) string { return env[k] }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var victim []*consent.Entry
+	for i := range 4 {
+		e := &consent.Entry{ID: consent.NewID("log"), CitizenID: "sub-victim", At: time.Now(), Actor: consent.Actor{Agency: "BYT", ClientID: "his"},
+			Channel: consent.ChannelBroker, Items: []string{"name", "birthdate"}, Purpose: "kham-benh", Basis: consent.BasisLegalObligation,
+			Law: "Luật KCB 2023", Outcome: consent.OutcomeReleased}
+		if err := m.Consent.Append(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		victim = append(victim, e)
+		if err := m.Consent.Append(ctx, &consent.Entry{ID: consent.NewID("log"), CitizenID: fmt.Sprint("sub-other-", i%2), At: time.Now(),
+			Channel: consent.ChannelUserInfo, Items: []string{"name"}, Outcome: consent.OutcomeReleased}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errOut := cli(t, env, "audit", "checkpoint")
+	if code != 0 || !strings.Contains(out, `"tree_size": 3`) {
+		t.Fatalf("audit checkpoint: %d %s %s", code, out, errOut)
+	}
+	code, out, errOut = cli(t, env, "audit", "verify")
+	var r consent.Report
+	decode(t, out, &r)
+	if code != 0 || !r.Intact() || r.Entries != 8 || r.Citizens != 3 || r.Checkpoints != 1 || r.TreeSize != 3 {
+		t.Fatalf("verify an untouched log: %d %+v %s", code, r, errOut)
+	}
+
+	// One row edited by hand.
+	if _, err := m.DB.ExecContext(ctx, `UPDATE consent_log SET agency = $1 WHERE id = $2`, "BCA", victim[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = cli(t, env, "audit", "verify")
+	r = consent.Report{}
+	decode(t, out, &r)
+	if code != 1 || r.Broken == nil || r.Broken.EntryID != victim[1].ID || r.Broken.Seq != 2 ||
+		!strings.Contains(errOut, "citizen sub-victim seq 2 entry "+victim[1].ID) {
+		t.Fatalf("verify after editing a row: exit %d, report %+v, stderr %s", code, r.Broken, errOut)
+	}
+	if _, err := m.DB.ExecContext(ctx, `UPDATE consent_log SET agency = $1 WHERE id = $2`, "BYT", victim[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := cli(t, env, "audit", "verify"); code != 0 {
+		t.Fatalf("verify after undoing the edit: %d %s", code, errOut)
+	}
+
+	// The row rewritten and every later hash recomputed, head included:
+	// the chain holds, the checkpoint does not.
+	chain, err := m.Consent.Chain(ctx, "sub-victim", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prev *consent.Head
+	for _, e := range chain {
+		if e.Seq == 2 {
+			e.Actor.Agency = "BCA"
+		}
+		if e.Seq >= 2 {
+			e.Seal(prev)
+			if _, err := m.DB.ExecContext(ctx, `UPDATE consent_log SET agency = $1, prev = $2, hash = $3 WHERE id = $4`,
+				e.Actor.Agency, e.Prev, e.Hash, e.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		prev = &consent.Head{CitizenID: e.CitizenID, Seq: e.Seq, Hash: e.Hash}
+	}
+	if _, err := m.DB.ExecContext(ctx, `UPDATE consent_chain_heads SET hash = $1 WHERE citizen_id = $2`, prev.Hash, "sub-victim"); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = cli(t, env, "audit", "verify")
+	r = consent.Report{}
+	decode(t, out, &r)
+	if code != 1 || r.Broken == nil || r.Broken.EntryID != victim[3].ID || r.Broken.Leaf == nil ||
+		!strings.Contains(errOut, "differs from what a checkpoint committed") {
+		t.Fatalf("verify after rewriting the chain: exit %d, report %+v, stderr %s", code, r.Broken, errOut)
+	}
+}
+
+// `audit flags` lists what citizens flagged "this wasn't me", newest
+// first, optionally for one citizen.
+func TestCLI_AuditFlags(t *testing.T) {
+	env := map[string]string{"ONEDOOR_DATA_DIR": t.TempDir()}
+	ctx := context.Background()
+	m, _, err := adminMain(ctx, "test", nil, func(k string) string { return env[k] }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var ids []string
+	for _, c := range []string{"sub-a", "sub-a", "sub-b"} {
+		e := &consent.Entry{ID: consent.NewID("log"), CitizenID: c, At: time.Now(), Actor: consent.Actor{Agency: "BYT", ClientID: "his"},
+			Channel: consent.ChannelBroker, Items: []string{"name"}, Outcome: consent.OutcomeReleased}
+		if err := m.Consent.Append(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.ID)
+	}
+	code, out, _ := cli(t, env, "audit", "flags")
+	if code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("no flags: %d %s", code, out)
+	}
+	if _, err := m.Consent.FlagEntry(ctx, "sub-a", ids[1], "Tôi không đến bệnh viện này", time.Now().Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Consent.FlagEntry(ctx, "sub-b", ids[2], "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var list []entryView
+	code, out, _ = cli(t, env, "audit", "flags")
+	decode(t, out, &list)
+	if code != 0 || len(list) != 2 || list[0].ID != ids[2] || list[1].ID != ids[1] || list[1].FlagNote != "Tôi không đến bệnh viện này" ||
+		list[1].FlaggedAt == nil || list[1].Agency != "BYT" || list[1].Seq != 2 {
+		t.Fatalf("flags: %d %+v", code, list)
+	}
+	code, out, _ = cli(t, env, "audit", "flags", "--citizen", "sub-a")
+	decode(t, out, &list)
+	if code != 0 || len(list) != 1 || list[0].ID != ids[1] {
+		t.Fatalf("flags --citizen: %d %+v", code, list)
+	}
+	for _, args := range [][]string{{"audit"}, {"audit", "nope"}, {"audit", "verify", "extra"}} {
+		if code, _, _ := cli(t, env, args...); code != 2 {
+			t.Errorf("%q: exit %d, want 2", args, code)
+		}
+	}
+}
+
+// The server commits checkpoints every --audit-checkpoint-interval, and
+// the interval must be positive.
+func TestServe_AuditCheckpoints(t *testing.T) {
+	c := DefaultConfig()
+	c.AuditCheckpointInterval = 0
+	if err := c.Validate(true); err == nil || !strings.Contains(err.Error(), "--audit-checkpoint-interval must be positive") {
+		t.Errorf("zero interval: %v", err)
+	}
+	m := newTestMain(t, func(c *Config) { c.AuditCheckpointInterval = 50 * time.Millisecond })
+	ctx := context.Background()
+	if err := m.Consent.Append(ctx, &consent.Entry{ID: consent.NewID("log"), CitizenID: "sub-1", At: time.Now(),
+		Channel: consent.ChannelUserInfo, Items: []string{"name"}, Outcome: consent.OutcomeReleased}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		cp, err := m.Consent.LastCheckpoint(ctx)
+		if err == nil && cp.Size == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint within 5s: %+v, %v", cp, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, v, err := m.AuditKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := consent.Verify(ctx, m.Consent, v); err != nil || !r.Intact() || r.Checkpoints != 1 {
+		t.Fatalf("verify: %+v, %v", r, err)
+	}
+}
