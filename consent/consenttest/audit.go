@@ -46,6 +46,7 @@ func RunAudit(t *testing.T, newStore func(t *testing.T) AuditStores) {
 		{"Empty", auditEmpty},
 		{"CommitsMovedHeadsOnly", auditMovedHeads},
 		{"Batches", auditBatches},
+		{"ManyHeadsOneCheckpoint", auditManyHeads},
 		{"OtherKeyRefused", auditOtherKey},
 		{"ConcurrentCheckpointsAndAppends", func(t *testing.T, s AuditStores) { auditConcurrent(t, s, s) }},
 	} {
@@ -158,6 +159,31 @@ func auditBatches(t *testing.T, s AuditStores) {
 	}
 	r := mustVerify(t, s, verifier)
 	if r.Checkpoints != 3 || r.Leaves != 7 {
+		t.Fatalf("report: %+v", r)
+	}
+}
+
+// auditManyHeads commits more heads than a store writes in one statement.
+func auditManyHeads(t *testing.T, s AuditStores) {
+	signer, verifier := Keys(t, "a")
+	const n = 450
+	for i := range n {
+		appendN(t, s, fmt.Sprintf("cit_%04d", i), 1)
+	}
+	cp, err := (&consent.Checkpointer{Store: s, Signer: signer}).Commit(t.Context())
+	if err != nil || cp == nil || cp.Size != n {
+		t.Fatalf("checkpoint of %d heads: %+v, %v", n, cp, err)
+	}
+	cps, err := s.Checkpoints(t.Context(), 0, 10)
+	if err != nil || len(cps) != 1 {
+		t.Fatalf("checkpoints: %d, %v", len(cps), err)
+	}
+	appendN(t, s, "cit_0007", 1)
+	if cp, err := (&consent.Checkpointer{Store: s, Signer: signer}).Commit(t.Context()); err != nil || cp.Size != n+1 {
+		t.Fatalf("checkpoint after one more append: %+v, %v", cp, err)
+	}
+	r := mustVerify(t, s, verifier)
+	if r.Leaves != n+1 || r.Citizens != n || r.Checkpoints != 2 {
 		t.Fatalf("report: %+v", r)
 	}
 }

@@ -46,19 +46,26 @@ func (s *Store) CommitHeads(ctx context.Context, limit int, build consent.BuildF
 		if err := checkCommit(op, c, size, heads); err != nil {
 			return err
 		}
+		leaves := make([][]any, 0, len(c.Leaves))
+		marks := make([][]any, 0, len(c.Leaves))
 		for _, l := range c.Leaves {
-			if _, err := q.ExecContext(ctx, `INSERT INTO consent_tree_leaves (idx, citizen_id, seq, hash) VALUES ($1, $2, $3, $4)`,
-				l.Index, l.CitizenID, l.Seq, l.Hash); err != nil {
-				return dbErr(op, err)
-			}
-			if _, err := q.ExecContext(ctx, `INSERT INTO consent_tree_citizens (citizen_id, seq) VALUES ($1, $2)
-				ON CONFLICT (citizen_id) DO UPDATE SET seq = excluded.seq`, l.CitizenID, l.Seq); err != nil {
-				return dbErr(op, err)
-			}
+			leaves = append(leaves, []any{l.Index, l.CitizenID, l.Seq, l.Hash})
+			marks = append(marks, []any{l.CitizenID, l.Seq})
 		}
+		hashes := make([][]any, 0, len(c.Hashes))
 		for _, h := range c.Hashes {
-			if _, err := q.ExecContext(ctx, `INSERT INTO consent_tree_hashes (idx, hash) VALUES ($1, $2)`, h.Index, h.Hash); err != nil {
-				return dbErr(op, err)
+			hashes = append(hashes, []any{h.Index, h.Hash})
+		}
+		for _, ins := range []struct {
+			prefix, suffix string
+			rows           [][]any
+		}{
+			{`INSERT INTO consent_tree_leaves (idx, citizen_id, seq, hash) VALUES `, ``, leaves},
+			{`INSERT INTO consent_tree_citizens (citizen_id, seq) VALUES `, ` ON CONFLICT (citizen_id) DO UPDATE SET seq = excluded.seq`, marks},
+			{`INSERT INTO consent_tree_hashes (idx, hash) VALUES `, ``, hashes},
+		} {
+			if err := insertRows(ctx, q, op, ins.prefix, ins.suffix, ins.rows); err != nil {
+				return err
 			}
 		}
 		cp := c.Checkpoint
@@ -77,6 +84,40 @@ func (s *Store) CommitHeads(ctx context.Context, limit int, build consent.BuildF
 		return nil, err
 	}
 	return out, nil
+}
+
+// insertRows inserts rows with multi-row VALUES, a few hundred at a time,
+// so a checkpoint of thousands of heads is a handful of round trips.
+func insertRows(ctx context.Context, q sqldb.Querier, op, prefix, suffix string, rows [][]any) error {
+	const chunk = 200
+	for len(rows) > 0 {
+		n := min(chunk, len(rows))
+		var (
+			b    strings.Builder
+			args []any
+		)
+		b.WriteString(prefix)
+		for i, r := range rows[:n] {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(")
+			for j, v := range r {
+				if j > 0 {
+					b.WriteString(", ")
+				}
+				args = append(args, v)
+				b.WriteString("$" + strconv.Itoa(len(args)))
+			}
+			b.WriteString(")")
+		}
+		b.WriteString(suffix)
+		if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
+			return dbErr(op, err)
+		}
+		rows = rows[n:]
+	}
+	return nil
 }
 
 // checkCommit refuses a commit that does not extend the tree by exactly

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -87,16 +88,10 @@ func (s *Store) Append(ctx context.Context, e *consent.Entry) error {
 	sealed.At = e.At.UTC()
 	sealed.FlaggedAt, sealed.FlagNote = nil, ""
 	err := s.inTx(ctx, op, func(q sqldb.Querier) error {
-		if _, err := q.ExecContext(ctx, `INSERT INTO consent_chain_heads (citizen_id, seq, hash) VALUES ($1, 0, NULL)
-			ON CONFLICT (citizen_id) DO NOTHING`, sealed.CitizenID); err != nil {
-			return dbErr(op, err)
+		head, err := s.lockHead(ctx, q, op, sealed.CitizenID)
+		if err != nil {
+			return err
 		}
-		var head consent.Head
-		if err := q.QueryRowContext(ctx, `SELECT seq, hash FROM consent_chain_heads WHERE citizen_id = $1`+s.d.ForUpdate(),
-			sealed.CitizenID).Scan(&head.Seq, &head.Hash); err != nil {
-			return dbErr(op, err)
-		}
-		head.CitizenID = sealed.CitizenID
 		if head.Seq == 0 {
 			sealed.Seal(nil)
 		} else {
@@ -109,7 +104,7 @@ func (s *Store) Append(ctx context.Context, e *consent.Entry) error {
 			string(sealed.Basis), sealed.Law, string(sealed.Outcome), sealed.Reason, nullBytes(sealed.Prev), sealed.Hash); err != nil {
 			return dbErr(op, err)
 		}
-		_, err := q.ExecContext(ctx, `UPDATE consent_chain_heads SET seq = $1, hash = $2 WHERE citizen_id = $3`,
+		_, err = q.ExecContext(ctx, `UPDATE consent_chain_heads SET seq = $1, hash = $2 WHERE citizen_id = $3`,
 			sealed.Seq, sealed.Hash, sealed.CitizenID)
 		return dbErr(op, err)
 	})
@@ -118,6 +113,24 @@ func (s *Store) Append(ctx context.Context, e *consent.Entry) error {
 	}
 	*e = sealed
 	return nil
+}
+
+// lockHead returns the citizen's chain head, locked until the transaction
+// ends. A citizen's first append creates the row (seq 0): of two racing
+// first appends, the second's insert waits for the first and then finds
+// the row, whose lock it then waits for.
+func (s *Store) lockHead(ctx context.Context, q sqldb.Querier, op, citizenID string) (consent.Head, error) {
+	head := consent.Head{CitizenID: citizenID}
+	query := `SELECT seq, hash FROM consent_chain_heads WHERE citizen_id = $1` + s.d.ForUpdate()
+	err := q.QueryRowContext(ctx, query, citizenID).Scan(&head.Seq, &head.Hash)
+	if !errors.Is(err, sql.ErrNoRows) {
+		return head, dbErr(op, err)
+	}
+	if _, err := q.ExecContext(ctx, `INSERT INTO consent_chain_heads (citizen_id, seq, hash) VALUES ($1, 0, NULL)
+		ON CONFLICT (citizen_id) DO NOTHING`, citizenID); err != nil {
+		return head, dbErr(op, err)
+	}
+	return head, dbErr(op, q.QueryRowContext(ctx, query, citizenID).Scan(&head.Seq, &head.Hash))
 }
 
 // ListEntries pages a citizen's entries newest first (by Seq), or the

@@ -98,3 +98,11 @@ func TestStore_AuditTwoPools(t *testing.T) {
 		return stores[0], stores[1]
 	})
 }
+
+func TestStore_Service(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			consenttest.RunService(t, func(t *testing.T) consent.Store { return open(t, b.open) })
+		})
+	}
+}
