@@ -328,7 +328,7 @@ func (s *Store) Chain(ctx context.Context, citizenID string, after int64, limit 
 	if err := checkID(op, "citizen", citizenID); err != nil {
 		return nil, err
 	}
-	return s.queryEntries(ctx, op, `SELECT `+entryColumns+` FROM consent_log WHERE citizen_id = $1 AND seq > $2
+	return s.queryEntriesAs(ctx, op, true, `SELECT `+entryColumns+` FROM consent_log WHERE citizen_id = $1 AND seq > $2
 		ORDER BY seq LIMIT $3`, citizenID, after, clampLimit(limit))
 }
 

@@ -16,6 +16,14 @@ const entryColumns = `id, citizen_id, seq, at, agency, client_id, operator, chan
 	outcome, reason, prev, hash, flagged_at, flag_note`
 
 func scanEntry(op string, sc sqldb.Scanner) (*consent.Entry, error) {
+	return scanEntryAs(op, sc, false)
+}
+
+// scanEntryAs reads an entry. asStored is for verification: an items
+// column someone replaced with something that is not a JSON list comes
+// back as one item naming the raw text, so the entry fails its hash and is
+// reported, instead of stopping the check with a read error.
+func scanEntryAs(op string, sc sqldb.Scanner, asStored bool) (*consent.Entry, error) {
 	var (
 		e                       consent.Entry
 		at                      int64
@@ -29,7 +37,10 @@ func scanEntry(op string, sc sqldb.Scanner) (*consent.Entry, error) {
 	}
 	var err error
 	if e.Items, err = decodeList(op, items); err != nil {
-		return nil, err
+		if !asStored {
+			return nil, err
+		}
+		e.Items = []string{"undecodable items column: " + items}
 	}
 	if len(e.Prev) == 0 {
 		e.Prev = nil
@@ -191,6 +202,10 @@ func (s *Store) ListEntries(ctx context.Context, eq consent.EntryQuery) ([]*cons
 }
 
 func (s *Store) queryEntries(ctx context.Context, op, query string, args ...any) ([]*consent.Entry, error) {
+	return s.queryEntriesAs(ctx, op, false, query, args...)
+}
+
+func (s *Store) queryEntriesAs(ctx context.Context, op string, asStored bool, query string, args ...any) ([]*consent.Entry, error) {
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, dbErr(op, err)
@@ -198,7 +213,7 @@ func (s *Store) queryEntries(ctx context.Context, op, query string, args ...any)
 	defer rows.Close()
 	out := []*consent.Entry{}
 	for rows.Next() {
-		e, err := scanEntry(op, rows)
+		e, err := scanEntryAs(op, rows, asStored)
 		if err != nil {
 			return nil, err
 		}

@@ -133,6 +133,15 @@ func TestTamper_EditedRow(t *testing.T) {
 	})
 }
 
+// TestTamper_UnreadableRow: a column replaced with something the store
+// cannot decode is still reported as that entry, not as a read error.
+func TestTamper_UnreadableRow(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *tamperEnv) {
+		e.exec(`UPDATE consent_log SET items = $1 WHERE id = $2`, `not json`, e.victim[2].ID)
+		e.wantBroken("cit_victim", 3, e.victim[2].ID, "does not match its contents")
+	})
+}
+
 func TestTamper_EditedRowWithItsHash(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *tamperEnv) {
 		en := *e.victim[1]
