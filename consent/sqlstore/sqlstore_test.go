@@ -2,7 +2,9 @@ package sqlstore_test
 
 import (
 	"database/sql"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/consent/consenttest"
@@ -103,6 +105,53 @@ func TestStore_Service(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			consenttest.RunService(t, func(t *testing.T) consent.Store { return open(t, b.open) })
+		})
+	}
+}
+
+// TestStore_OutageIsUnavailable: a database that went away is
+// ErrUnavailable from every method, never a driver error callers cannot
+// classify.
+func TestStore_OutageIsUnavailable(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			db, d := b.open(t)
+			s := migrated(t, db, d)
+			db.Close()
+			ctx := t.Context()
+			now := time.Now()
+			sign := func(*consent.Record) (*consent.Receipt, error) { return &consent.Receipt{JWS: "x"}, nil }
+			rec := &consent.Record{ID: "cns_1", CitizenID: "c", ClientID: "k", Purpose: consent.Purpose{Code: "p"}, Items: []string{"name"},
+				Method: consent.MethodWebForm, ExpiresAt: now.Add(time.Hour)}
+			calls := map[string]error{
+				"PutRecord":   s.PutRecord(ctx, rec, sign),
+				"Append":      s.Append(ctx, &consent.Entry{ID: "log_1", CitizenID: "c", At: now, Channel: consent.ChannelBroker, Outcome: consent.OutcomeReleased}),
+				"PutBasis":    s.PutLegalBasis(ctx, &consent.LegalBasis{Agency: "A", Purpose: "p", Items: []string{"name"}, Basis: consent.BasisPublicTask, Law: "L"}),
+				"RevokeBasis": s.RevokeLegalBasis(ctx, "lb_1", now),
+			}
+			_, calls["GetRecord"] = s.GetRecord(ctx, "c", "cns_1")
+			_, calls["LiveRecord"] = s.LiveRecord(ctx, "c", "k", "p")
+			_, _, calls["ListRecords"] = s.ListRecords(ctx, consent.RecordQuery{CitizenID: "c"})
+			_, calls["WithdrawRecord"] = s.WithdrawRecord(ctx, "c", "cns_1", now, sign)
+			_, calls["Receipts"] = s.Receipts(ctx, "c", "cns_1")
+			_, calls["GetReceipt"] = s.GetReceipt(ctx, "c", "rcpt_1")
+			_, calls["LegalBases"] = s.LegalBases(ctx, "A", "")
+			_, _, calls["ListEntries"] = s.ListEntries(ctx, consent.EntryQuery{CitizenID: "c"})
+			_, calls["GetEntry"] = s.GetEntry(ctx, "c", "log_1")
+			_, calls["FlagEntry"] = s.FlagEntry(ctx, "c", "log_1", "", now)
+			_, calls["CommitHeads"] = s.CommitHeads(ctx, 10, func(*consent.Checkpoint, []consent.Head, func([]int64) ([][]byte, error)) (*consent.Commit, error) {
+				return nil, errors.New("not reached")
+			})
+			_, calls["LastCheckpoint"] = s.LastCheckpoint(ctx)
+			_, calls["Citizens"] = s.Citizens(ctx, "", 10)
+			_, calls["Chain"] = s.Chain(ctx, "c", 0, 10)
+			_, calls["ChainHead"] = s.ChainHead(ctx, "c")
+			_, calls["Leaves"] = s.Leaves(ctx, 0, 10)
+			for name, err := range calls {
+				if !errors.Is(err, consent.ErrUnavailable) {
+					t.Errorf("%s on a closed database: got %v, want ErrUnavailable", name, err)
+				}
+			}
 		})
 	}
 }
