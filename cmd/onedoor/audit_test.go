@@ -14,7 +14,7 @@ import (
 // Legal bases: only for an existing agency, known items and a legal basis
 // with its law; one live basis per agency and purpose; revoked by id.
 func TestCLI_AgencyBasis(t *testing.T) {
-	env := map[string]string{"ONEDOOR_DATA_DIR": t.TempDir()}
+	env := map[string]string{"ONEDOOR_DATA_DIR": migratedDir(t)}
 	if code, out, errOut := cli(t, env, "agency", "create", "--code", "BYT", "--name", "Bộ Y tế (demo)"); code != 0 {
 		t.Fatalf("agency create: %d %s %s", code, out, errOut)
 	}
@@ -96,6 +96,9 @@ func TestCLI_AuditVerify_Postgres(t *testing.T) {
 // by the checkpoint that committed its old head.
 func runAuditVerify(t *testing.T, env map[string]string) {
 	ctx := context.Background()
+	if code, _, errOut := cli(t, env, "migrate"); code != 0 {
+		t.Fatalf("migrate: %s", errOut)
+	}
 	m, _, err := adminMain(ctx, "test", nil, func(k string) string { return env[k] }, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +182,7 @@ func runAuditVerify(t *testing.T, env map[string]string) {
 // `audit flags` lists what citizens flagged "this wasn't me", newest
 // first, optionally for one citizen.
 func TestCLI_AuditFlags(t *testing.T) {
-	env := map[string]string{"ONEDOOR_DATA_DIR": t.TempDir()}
+	env := map[string]string{"ONEDOOR_DATA_DIR": migratedDir(t)}
 	ctx := context.Background()
 	m, _, err := adminMain(ctx, "test", nil, func(k string) string { return env[k] }, nil)
 	if err != nil {
@@ -255,5 +258,17 @@ func TestServe_AuditCheckpoints(t *testing.T) {
 	}
 	if r, err := consent.Verify(ctx, m.Consent, v); err != nil || !r.Intact() || r.Checkpoints != 1 {
 		t.Fatalf("verify: %+v, %v", r, err)
+	}
+}
+
+func TestCLI_AuditHelp(t *testing.T) {
+	for _, args := range [][]string{{"audit", "--help"}, {"audit", "verify", "--help"}, {"audit", "flags", "-h"}, {"agency", "grant-basis", "--help"}} {
+		code, out, errs := cli(t, nil, args...)
+		if code != 0 || !strings.Contains(out, "onedoor audit verify") || errs != "" {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errs)
+		}
+	}
+	if _, out, _ := cli(t, nil, "agency", "grant-basis", "--help"); !strings.Contains(out, "-law") || !strings.Contains(out, "birthdate") {
+		t.Errorf("grant-basis --help does not list its flags:\n%s", out)
 	}
 }
