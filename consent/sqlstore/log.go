@@ -108,11 +108,19 @@ func (s *Store) Append(ctx context.Context, e *consent.Entry) error {
 		} else {
 			sealed.Seal(&head)
 		}
-		if _, err := q.ExecContext(ctx, `INSERT INTO consent_log (`+entryColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, NULL, '')`,
-			sealed.ID, sealed.CitizenID, sealed.Seq, sqldb.MS(sealed.At), sealed.Actor.Agency, sealed.Actor.ClientID,
+		args := []any{sealed.ID, sealed.CitizenID, sealed.Seq, sqldb.MS(sealed.At), sealed.Actor.Agency, sealed.Actor.ClientID,
 			sealed.Actor.Operator, string(sealed.Channel), encodeList(sealed.Items), sealed.Purpose, sealed.ConsentID,
-			string(sealed.Basis), sealed.Law, string(sealed.Outcome), sealed.Reason, nullBytes(sealed.Prev), sealed.Hash); err != nil {
+			string(sealed.Basis), sealed.Law, string(sealed.Outcome), sealed.Reason, nullBytes(sealed.Prev), sealed.Hash}
+		const insert = `INSERT INTO consent_log (` + entryColumns + `)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, NULL, '')`
+		if s.d == sqldb.PostgreSQL {
+			// One round trip for the entry and the head: appends are on
+			// the path of every release.
+			_, err = q.ExecContext(ctx, `WITH entry AS (`+insert+` RETURNING seq)
+				UPDATE consent_chain_heads SET seq = (SELECT seq FROM entry), hash = $17 WHERE citizen_id = $2`, args...)
+			return dbErr(op, err)
+		}
+		if _, err := q.ExecContext(ctx, insert, args...); err != nil {
 			return dbErr(op, err)
 		}
 		_, err = q.ExecContext(ctx, `UPDATE consent_chain_heads SET seq = $1, hash = $2 WHERE citizen_id = $3`,
