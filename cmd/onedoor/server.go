@@ -374,18 +374,15 @@ func (m *Main) collectGarbage(ctx context.Context) {
 }
 
 // checkpointAudit commits the access log's moved chain heads to a signed
-// checkpoint every interval, and once more on the way out so a graceful
-// stop leaves nothing uncommitted. Replicas take turns on the store's lock.
+// checkpoint every interval. Replicas take turns on the store's lock.
+// Nothing is committed on the way out, so a stop never waits on the
+// database: the heads stay in the store and the next checkpoint, on any
+// replica or after a restart, commits them.
 func (m *Main) checkpointAudit(ctx context.Context) {
 	defer m.wg.Done()
 	m.Checkpointer.Run(ctx, m.Config.AuditCheckpointInterval, func(err error) {
 		m.Logger.Warn("audit checkpoint", "err", err)
 	})
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if _, err := m.Checkpointer.Commit(ctx); err != nil {
-		m.Logger.Warn("audit checkpoint at shutdown", "err", err)
-	}
 }
 
 // Close drops readiness, lets in-flight requests finish within the grace
