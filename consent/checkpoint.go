@@ -31,8 +31,7 @@ func CheckpointKeys(seed []byte) (note.Signer, note.Verifier, error) {
 	if len(seed) != ed25519.SeedSize {
 		return nil, nil, fmt.Errorf("consent: checkpoint key seed must be %d bytes: %w", ed25519.SeedSize, ErrInvalid)
 	}
-	pub := ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
-	vkey, err := note.NewEd25519VerifierKey(CheckpointKeyName, pub)
+	vkey, err := CheckpointVerifierKey(seed)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -49,6 +48,17 @@ func CheckpointKeys(seed []byte) (note.Signer, note.Verifier, error) {
 		return nil, nil, err
 	}
 	return signer, verifier, nil
+}
+
+// CheckpointVerifierKey is the encoded public key of the checkpoints
+// signed with the key of seed ("onedoor-audit+hash+key", as
+// golang.org/x/mod/sumdb/note writes it): what an outside witness needs to
+// check the checkpoints it keeps.
+func CheckpointVerifierKey(seed []byte) (string, error) {
+	if len(seed) != ed25519.SeedSize {
+		return "", fmt.Errorf("consent: checkpoint key seed must be %d bytes: %w", ed25519.SeedSize, ErrInvalid)
+	}
+	return note.NewEd25519VerifierKey(CheckpointKeyName, ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey))
 }
 
 // leafData is what a leaf's record hash covers: the citizen, the seq and

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"strings"
 	"testing"
 
 	"golang.org/x/mod/sumdb/note"
@@ -66,6 +67,17 @@ func TestCheckpointKeys_Deterministic(t *testing.T) {
 	}
 	if _, err := note.Open(msg, note.VerifierList(v3)); err == nil {
 		t.Fatal("another seed's key verified the checkpoint")
+	}
+	vkey, err := CheckpointVerifierKey(seed[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	published, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := note.Open(msg, note.VerifierList(published)); err != nil || !strings.HasPrefix(vkey, CheckpointKeyName+"+") {
+		t.Fatalf("the published key %q does not verify: %v", vkey, err)
 	}
 	if _, _, err := CheckpointKeys(seed[:31]); err == nil {
 		t.Fatal("a short seed was accepted")

@@ -93,9 +93,14 @@ func auditCmd(ctx context.Context, args []string, env func(string) string, stdou
 				return err
 			}
 		}
-		out := map[string]any{"tree_size": 0}
+		vkey, err := m.AuditVerifierKey()
+		if err != nil {
+			return err
+		}
+		out := map[string]any{"tree_size": 0, "verifier_key": vkey}
 		if cp != nil {
-			out = map[string]any{"tree_size": cp.Size, "root": base64.StdEncoding.EncodeToString(cp.Root), "created_at": cp.CreatedAt, "note": cp.Note}
+			out = map[string]any{"tree_size": cp.Size, "root": base64.StdEncoding.EncodeToString(cp.Root), "created_at": cp.CreatedAt,
+				"note": cp.Note, "verifier_key": vkey}
 		}
 		return printJSON(stdout, out)
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/internal/dbtest"
 )
@@ -119,8 +121,20 @@ func runAuditVerify(t *testing.T, env map[string]string) {
 		}
 	}
 	code, out, errOut := cli(t, env, "audit", "checkpoint")
-	if code != 0 || !strings.Contains(out, `"tree_size": 3`) {
+	var cp struct {
+		TreeSize    int64  `json:"tree_size"`
+		Note        string `json:"note"`
+		VerifierKey string `json:"verifier_key"`
+	}
+	decode(t, out, &cp)
+	if code != 0 || cp.TreeSize != 3 {
 		t.Fatalf("audit checkpoint: %d %s %s", code, out, errOut)
+	}
+	// Whoever keeps the printed note can check it with the printed key.
+	if v, err := note.NewVerifier(cp.VerifierKey); err != nil {
+		t.Fatalf("verifier key %q: %v", cp.VerifierKey, err)
+	} else if _, err := note.Open([]byte(cp.Note), note.VerifierList(v)); err != nil {
+		t.Fatalf("the printed checkpoint does not verify with the printed key: %v", err)
 	}
 	code, out, errOut = cli(t, env, "audit", "verify")
 	var r consent.Report

@@ -199,6 +199,12 @@ func (m *Main) AuditKeys() (note.Signer, note.Verifier, error) {
 	return s, v, nil
 }
 
+// AuditVerifierKey is the checkpoints' public key, to give to whoever
+// keeps copies of them.
+func (m *Main) AuditVerifierKey() (string, error) {
+	return consent.CheckpointVerifierKey(keyset.DeriveKey(m.master, purposeAudit))
+}
+
 // ClientSecretKey keys the stored hash of client secrets.
 func (m *Main) ClientSecretKey() []byte { return keyset.DeriveKey(m.master, purposeClient) }
 
