@@ -138,6 +138,21 @@ func auditMovedHeads(t *testing.T, s AuditStores) {
 	if err != nil || last.Size != 4 || last.Note != cp.Note {
 		t.Fatalf("LastCheckpoint: %+v, %v", last, err)
 	}
+	var pages [][]string
+	for after := ""; ; {
+		page, err := s.Citizens(t.Context(), after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		pages = append(pages, page)
+		after = page[len(page)-1]
+	}
+	if fmt.Sprint(pages) != "[[cit_1 cit_2] [cit_3]]" {
+		t.Fatalf("citizens in pages of 2: %v", pages)
+	}
 	r := mustVerify(t, s, verifier)
 	if r.Citizens != 3 || r.Entries != 8 || r.Leaves != 4 || r.Checkpoints != 2 || r.TreeSize != 4 {
 		t.Fatalf("report: %+v", r)

@@ -303,10 +303,13 @@ func (s *Store) Citizens(ctx context.Context, after string, limit int) ([]string
 	if err := checkText(op, "after", after, maxID); err != nil {
 		return nil, err
 	}
+	// Each part reads its index from after and stops at limit, so a page
+	// costs the same at the end of a large log as at its start.
 	rows, err := s.db.QueryContext(ctx, `SELECT citizen_id FROM (
-			SELECT citizen_id FROM consent_log UNION SELECT citizen_id FROM consent_chain_heads
-			UNION SELECT citizen_id FROM consent_tree_leaves) c
-		WHERE citizen_id > $1 ORDER BY citizen_id LIMIT $2`, after, clampLimit(limit))
+			SELECT citizen_id FROM (SELECT DISTINCT citizen_id FROM consent_log WHERE citizen_id > $1 ORDER BY citizen_id LIMIT $2) l
+			UNION SELECT citizen_id FROM (SELECT citizen_id FROM consent_chain_heads WHERE citizen_id > $1 ORDER BY citizen_id LIMIT $2) h
+			UNION SELECT citizen_id FROM (SELECT DISTINCT citizen_id FROM consent_tree_leaves WHERE citizen_id > $1 ORDER BY citizen_id LIMIT $2) t
+		) c ORDER BY citizen_id LIMIT $2`, after, clampLimit(limit))
 	if err != nil {
 		return nil, dbErr(op, err)
 	}
