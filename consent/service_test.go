@@ -44,7 +44,7 @@ func newService(t *testing.T) *fixture {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	f := &fixture{key: key, now: time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)}
 	f.svc = &consent.Service{Store: st, Signer: es256{key}, Issuer: "https://id.example.gov.vn",
-		Now: func() time.Time { return f.now },
+		Now:  func() time.Time { return f.now },
 		Deny: func(_ context.Context, id string) error { f.denied = append(f.denied, id); return nil }}
 	return f
 }

@@ -239,9 +239,9 @@ func newDemoRP(issuer, base, clientID, secret string) *demoRP {
 // the way back.
 func (rp *demoRP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if u, err := url.Parse(rp.base); err == nil && r.Host != u.Host && r.Method == http.MethodGet {
-		target := *r.URL
-		target.Scheme, target.Host = u.Scheme, u.Host
-		http.Redirect(w, r, target.String(), http.StatusFound)
+		// To the home page, not the path asked for: nothing the browser
+		// sent goes into the Location.
+		http.Redirect(w, r, rp.base+"/", http.StatusFound)
 		return
 	}
 	rp.mux.ServeHTTP(w, r)
