@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/onedoor/onedoor/consent"
 )
 
 // GrantTypeJWTBearer is the RFC 7523 JWT-bearer grant. Only the eID app's
@@ -97,6 +99,17 @@ func (c *Client) Validate() error {
 			add("the %s scope is granted only by client_credentials: register it on a client with that grant type alone", ScopeAgency)
 		}
 	}
+	for i, p := range c.Purposes {
+		if err := ValidPurpose(p); err != nil {
+			add("purpose %q: %v", p.Code, err)
+		}
+		if slices.ContainsFunc(c.Purposes[:i], func(q consent.Purpose) bool { return q.Code == p.Code }) {
+			add("purpose %q is registered twice", p.Code)
+		}
+	}
+	if len(c.Purposes) > maxPurposes {
+		add("at most %d purposes", maxPurposes)
+	}
 	for i, name := range c.Claims {
 		if !KnownClaim(name) {
 			add("claim %q is not a registry claim (%s)", name, strings.Join(KnownClaims, ", "))
@@ -132,6 +145,61 @@ func (c *Client) Validate() error {
 		return fmt.Errorf("%s: %w", strings.Join(probs, "; "), ErrInvalid)
 	}
 	return nil
+}
+
+// maxPurposes bounds a client's catalog of purposes.
+const maxPurposes = 32
+
+var purposeCodeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+// ValidPurpose checks one entry of a client's catalog: a code of lower-case
+// letters, digits and ._- (it travels in requests and the access log) and a
+// text of 1-300 printable characters (shown to the citizen as the reason).
+func ValidPurpose(p consent.Purpose) error {
+	if !purposeCodeRE.MatchString(p.Code) {
+		return fmt.Errorf("code must be 1-64 lower-case letters, digits and ._- starting with a letter or digit: %w", ErrInvalid)
+	}
+	if strings.TrimSpace(p.Text) == "" || !cleanText(p.Text) {
+		return fmt.Errorf("text must be 1-300 bytes of printable UTF-8: %w", ErrInvalid)
+	}
+	return nil
+}
+
+// ParsePurpose reads CODE:TEXT, as given to `onedoor client create
+// --purpose`.
+func ParsePurpose(s string) (consent.Purpose, error) {
+	code, text, ok := strings.Cut(s, ":")
+	p := consent.Purpose{Code: strings.TrimSpace(code), Text: strings.TrimSpace(text)}
+	if !ok {
+		return p, fmt.Errorf("purpose %q: want CODE:TEXT: %w", s, ErrInvalid)
+	}
+	if err := ValidPurpose(p); err != nil {
+		return p, fmt.Errorf("purpose %q: %w", p.Code, err)
+	}
+	return p, nil
+}
+
+// DefaultPurpose is the purpose of a login that names none: the client's
+// first registered purpose, else consent.LoginPurpose.
+func (c *Client) DefaultPurpose() consent.Purpose {
+	if len(c.Purposes) > 0 {
+		return c.Purposes[0]
+	}
+	return consent.LoginPurpose
+}
+
+// Purpose returns the registered purpose with the code. A client that
+// registered none has consent.LoginPurpose alone.
+func (c *Client) Purpose(code string) (consent.Purpose, bool) {
+	if len(c.Purposes) == 0 {
+		return consent.LoginPurpose, code == consent.LoginPurpose.Code
+	}
+	for _, p := range c.Purposes {
+		if p.Code == code {
+			return p, true
+		}
+	}
+	return consent.Purpose{}, false
 }
 
 // ValidRedirectURI accepts https URLs, http on loopback (native apps, RFC

@@ -7,6 +7,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/onedoor/onedoor/consent"
 )
 
 // Level is a level of assurance, carried in the ID token's acr claim.
@@ -186,7 +188,12 @@ type Client struct {
 	// Agency is the code of the agency the client acts for (an agency's
 	// back end calling the mobile API); empty for none. Its own tokens
 	// (client_credentials) carry it, so the API needs no lookup.
-	Agency    string
+	Agency string
+	// Purposes is the client's catalog of purposes, why it asks for data
+	// (`onedoor client create --purpose CODE:TEXT`), in registration order:
+	// a login names one (RFC 9396 authorization_details) or gets the first,
+	// and the citizen's consent is recorded per purpose.
+	Purposes  []consent.Purpose
 	CreatedAt time.Time
 }
 

@@ -148,6 +148,8 @@ func (f *fixture) approval(t testing.TB, dev *idp.Device, key *ecdsa.PrivateKey,
 		RequestID:        r.ID,
 		MatchNumber:      r.MatchNumber,
 		Decision:         decision,
+		ClientID:         r.ClientID,
+		Purpose:          r.PurposeCode,
 		Claims:           claims,
 	}
 	if mod != nil {
@@ -160,12 +162,13 @@ func (f *fixture) approval(t testing.TB, dev *idp.Device, key *ecdsa.PrivateKey,
 func (f *fixture) newLogin(t testing.TB, level idp.Level) *eid.LoginRequest {
 	t.Helper()
 	r := &eid.LoginRequest{
-		ClientID:   "dvc",
-		ClientName: "Cổng Dịch vụ công",
-		Claims:     []eid.ClaimRequest{{Name: "name"}, {Name: "phone_number", Optional: true}},
-		Purpose:    "Nộp hồ sơ",
-		Level:      level,
-		BrowserKey: []byte("browser-key-hash"),
+		ClientID:    "dvc",
+		ClientName:  "Cổng Dịch vụ công",
+		Claims:      []eid.ClaimRequest{{Name: "name"}, {Name: "phone_number", Optional: true}},
+		PurposeCode: "application",
+		Purpose:     "Nộp hồ sơ",
+		Level:       level,
+		BrowserKey:  []byte("browser-key-hash"),
 	}
 	if err := f.svc.NewLogin(context.Background(), r); err != nil {
 		t.Fatalf("NewLogin: %v", err)

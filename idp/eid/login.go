@@ -22,17 +22,21 @@ type ClaimRequest = idp.ClaimRequest
 
 // LoginRequest is a login waiting for the citizen's answer in the eID app.
 type LoginRequest struct {
-	ID           string         `json:"id"`
-	ClientID     string         `json:"client_id"`
-	ClientName   string         `json:"client_name"`
-	Claims       []ClaimRequest `json:"claims"`
-	Purpose      string         `json:"purpose"`
-	MatchNumber  string         `json:"match_number"` // two digits, shown in the browser and the app
-	Level        idp.Level      `json:"level"`        // minimum level required
-	BrowserKey   []byte         `json:"browser_key"`  // hash of a browser-binding secret; never shown to the app
-	Continuation []byte         `json:"continuation"` // opaque to eid: the web layer's resolved authorize request
-	CreatedAt    time.Time      `json:"created_at"`
-	ExpiresAt    time.Time      `json:"expires_at"`
+	ID         string         `json:"id"`
+	ClientID   string         `json:"client_id"`
+	ClientName string         `json:"client_name"`
+	Claims     []ClaimRequest `json:"claims"`
+	// PurposeCode and Purpose are the purpose from the client's catalog the
+	// login asks consent for: its code (signed in the approval) and the
+	// text shown to the citizen.
+	PurposeCode  string    `json:"purpose_code"`
+	Purpose      string    `json:"purpose"`
+	MatchNumber  string    `json:"match_number"` // two digits, shown in the browser and the app
+	Level        idp.Level `json:"level"`        // minimum level required
+	BrowserKey   []byte    `json:"browser_key"`  // hash of a browser-binding secret; never shown to the app
+	Continuation []byte    `json:"continuation"` // opaque to eid: the web layer's resolved authorize request
+	CreatedAt    time.Time `json:"created_at"`
+	ExpiresAt    time.Time `json:"expires_at"`
 }
 
 // Decision is the citizen's answer to a login request.
@@ -61,14 +65,17 @@ const (
 // GET /eid/v1/login-requests/{id}. It leaves out the browser key and the
 // continuation.
 type AppView struct {
-	RequestID   string         `json:"request_id"`
-	ClientID    string         `json:"client_id"`
-	ClientName  string         `json:"client_name"`
-	Claims      []ClaimRequest `json:"claims"`
-	Purpose     string         `json:"purpose"`
-	MatchNumber string         `json:"match_number"`
-	Level       idp.Level      `json:"level"`
-	ExpiresAt   time.Time      `json:"expires_at"`
+	RequestID  string         `json:"request_id"`
+	ClientID   string         `json:"client_id"`
+	ClientName string         `json:"client_name"`
+	Claims     []ClaimRequest `json:"claims"`
+	// PurposeCode is what the approval must name as its purpose; Purpose
+	// is the text shown.
+	PurposeCode string    `json:"purpose_code"`
+	Purpose     string    `json:"purpose"`
+	MatchNumber string    `json:"match_number"`
+	Level       idp.Level `json:"level"`
+	ExpiresAt   time.Time `json:"expires_at"`
 	// Agreed lists the requested claims this citizen already agreed to share
 	// with this client: the app asks only for the approval, not the claims.
 	Agreed []string `json:"agreed,omitempty"`
@@ -115,7 +122,7 @@ func (s *Service) NewLogin(ctx context.Context, r *LoginRequest) error {
 		}
 		seen[c.Name] = true
 	}
-	if len(r.Purpose) > maxPurposeLen {
+	if len(r.Purpose) > maxPurposeLen || len(r.PurposeCode) > maxClaimNameLen {
 		return fmt.Errorf("login request purpose longer than %d bytes: %w", maxPurposeLen, idp.ErrInvalid)
 	}
 	id, err := s.newID()
@@ -243,6 +250,7 @@ func (s *Service) AppView(r *LoginRequest) AppView {
 		ClientID:    r.ClientID,
 		ClientName:  r.ClientName,
 		Claims:      claims,
+		PurposeCode: r.PurposeCode,
 		Purpose:     r.Purpose,
 		MatchNumber: r.MatchNumber,
 		Level:       r.Level,
@@ -252,7 +260,8 @@ func (s *Service) AppView(r *LoginRequest) AppView {
 
 // Decide records the citizen's answer: approval is a JWS (typ
 // eid-approval+jwt) signed by dev over the request ID, the match number, the
-// decision and the shared claims. A login is decided once: a second answer
+// decision and, to approve, the recipient's client ID, the purpose's code
+// and the shared claims, which must be those of the request. A login is decided once: a second answer
 // is idp.ErrConflict. Refusals wrap idp.ErrInvalid (ErrDeviceAuth for a
 // revoked device, ErrLevelTooLow for an approval from a device below the
 // requested level); an absent or expired request is idp.ErrNotFound.
@@ -280,6 +289,15 @@ func (s *Service) Decide(ctx context.Context, id string, dev *idp.Device, approv
 		// A deny is accepted from any device; only approvals need the level.
 		if dev.Level.Rank() < r.Level.Rank() {
 			return nil, fmt.Errorf("device has %s, request needs %s: %w", dev.Level, r.Level, ErrLevelTooLow)
+		}
+		// The evidence must say what was agreed, to whom and why: a list,
+		// recipient or purpose changed between display and approval is
+		// refused.
+		if c.ClientID != r.ClientID {
+			return nil, fmt.Errorf("approval names another recipient than the login request: %w", idp.ErrInvalid)
+		}
+		if c.Purpose != r.PurposeCode {
+			return nil, fmt.Errorf("approval names another purpose than the login request: %w", idp.ErrInvalid)
 		}
 		if err := checkShared(r.Claims, c.Claims); err != nil {
 			return nil, err

@@ -88,7 +88,7 @@ func TestService_AppView(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	want := []string{"claims", "client_id", "client_name", "expires_at", "level", "match_number", "purpose", "request_id"}
+	want := []string{"claims", "client_id", "client_name", "expires_at", "level", "match_number", "purpose", "purpose_code", "request_id"}
 	if !slices.Equal(keys, want) {
 		t.Errorf("keys = %v, want %v", keys, want)
 	}
@@ -228,6 +228,18 @@ func TestService_Decide(t *testing.T) {
 		{"wrong request id", eid.DecisionApprove, []string{"name"}, func(_ map[string]any, c *eid.ApprovalClaims) {
 			c.RequestID = "AAAAAAAAAAAAAAAAAAAAAA"
 		}, "another login request"},
+		// Consent evidence: an approval signed for another recipient or
+		// purpose than the request shows (a consent for client A replayed
+		// for client B, a purpose swapped after display) is refused.
+		{"approval for another client", eid.DecisionApprove, []string{"name"}, func(_ map[string]any, c *eid.ApprovalClaims) {
+			c.ClientID = "other-agency"
+		}, "another recipient"},
+		{"approval without a recipient", eid.DecisionApprove, []string{"name"}, func(_ map[string]any, c *eid.ApprovalClaims) {
+			c.ClientID = ""
+		}, "another recipient"},
+		{"approval for another purpose", eid.DecisionApprove, []string{"name"}, func(_ map[string]any, c *eid.ApprovalClaims) {
+			c.Purpose = "marketing"
+		}, "another purpose"},
 		{"claim not requested", eid.DecisionApprove, []string{"name", "address"}, nil, `"address" that was not requested`},
 		{"required claim missing", eid.DecisionApprove, []string{"phone_number"}, nil, `required claim "name"`},
 		{"claim repeated", eid.DecisionApprove, []string{"name", "name"}, nil, "twice"},

@@ -42,12 +42,17 @@ type DeviceClaims struct {
 }
 
 // ApprovalClaims are the claims of an approval: iss is the device ID, aud the
-// issuer; Claims names the claims the citizen agreed to share.
+// issuer; Claims names the claims the citizen agreed to share, with the
+// recipient (ClientID) and the purpose (its code) they were shown, so the
+// signed approval is evidence of the whole consent: an approval for another
+// recipient or purpose, or for claims that were not asked, is refused.
 type ApprovalClaims struct {
 	jwt.RegisteredClaims
 	RequestID   string   `json:"request_id"`
 	MatchNumber string   `json:"match_number"`
 	Decision    string   `json:"decision"` // DecisionApprove or DecisionDeny
+	ClientID    string   `json:"client_id,omitempty"`
+	Purpose     string   `json:"purpose,omitempty"` // the purpose's code
 	Claims      []string `json:"claims"`
 }
 

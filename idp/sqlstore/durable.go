@@ -3,25 +3,36 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"time"
 
+	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
 )
 
+func purposeList(ps []consent.Purpose) string {
+	if ps == nil {
+		ps = []consent.Purpose{}
+	}
+	b, _ := json.Marshal(ps) // strings only: cannot fail
+	return string(b)
+}
+
 const clientColumns = `id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types,
-	scopes, auth_method, jwks, jwks_uri, par_required, id_token_alg, created_at, claims, agency`
+	scopes, auth_method, jwks, jwks_uri, par_required, id_token_alg, created_at, claims, agency, purposes`
 
 // CreateClient inserts c; ErrConflict when the ID exists.
 func (s *Store) CreateClient(ctx context.Context, c *idp.Client) error {
 	defer s.clientWritten()
 	s.createdAt(&c.CreatedAt)
 	_, err := s.db.ExecContext(ctx, `INSERT INTO idp_clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		c.ID, c.Name, orNil(c.SecretHash), jsonList(c.RedirectURIs), jsonList(c.PostLogoutRedirectURIs),
 		jsonList(c.GrantTypes), jsonList(c.Scopes), c.AuthMethod, c.JWKS, c.JWKSURI, c.PARRequired,
-		c.IDTokenAlg, ms(c.CreatedAt), jsonList(c.Claims), c.Agency)
+		c.IDTokenAlg, ms(c.CreatedAt), jsonList(c.Claims), c.Agency, purposeList(c.Purposes))
 	return dbErr("create client", err)
 }
 
@@ -76,13 +87,19 @@ func scanClient(r scanner) (*idp.Client, error) {
 	var (
 		c                                   idp.Client
 		redirects, postLogout, grants, scps string
-		claims                              string
+		claims, purposes                    string
 		created                             int64
 	)
 	err := r.Scan(&c.ID, &c.Name, &c.SecretHash, &redirects, &postLogout, &grants, &scps,
-		&c.AuthMethod, &c.JWKS, &c.JWKSURI, &c.PARRequired, &c.IDTokenAlg, &created, &claims, &c.Agency)
+		&c.AuthMethod, &c.JWKS, &c.JWKSURI, &c.PARRequired, &c.IDTokenAlg, &created, &claims, &c.Agency, &purposes)
 	if err != nil {
 		return nil, err
+	}
+	if err := json.Unmarshal([]byte(purposes), &c.Purposes); err != nil {
+		return nil, fmt.Errorf("decode purposes column: %w", err)
+	}
+	if len(c.Purposes) == 0 {
+		c.Purposes = nil
 	}
 	for _, l := range []struct {
 		s   string

@@ -151,16 +151,20 @@ type Result struct {
 	RequestID   string   `json:"request_id"`
 	ClientID    string   `json:"client_id"`
 	ClientName  string   `json:"client_name"`
+	PurposeCode string   `json:"purpose_code,omitempty"`
 	Purpose     string   `json:"purpose,omitempty"`
 	MatchNumber string   `json:"match_number"`
 	Decision    string   `json:"decision"` // eid.DecisionApprove or eid.DecisionDeny
 	Claims      []string `json:"claims"`   // shared; empty when denied
-	Status      string   `json:"status"`   // the IdP's status after the answer
+	// Declined lists the optional claims asked for and not shared.
+	Declined []string `json:"declined,omitempty"`
+	Status   string   `json:"status"` // the IdP's status after the answer
 }
 
 // Approve fetches the login request a QR payload names and answers it with
-// an approval signed by the device key. share lists the claims to share; nil
-// means every requested claim. A deny shares nothing.
+// an approval signed by the device key over the recipient, the purpose and
+// the claims shared. share lists the claims to share; nil means every
+// requested claim. A deny shares nothing.
 func (a *App) Approve(ctx context.Context, payload string, deny bool, share []string) (*Result, error) {
 	d, issuer, id, err := a.target(payload)
 	if err != nil {
@@ -172,7 +176,7 @@ func (a *App) Approve(ctx context.Context, payload string, deny bool, share []st
 	}
 	res := &Result{
 		RequestID: v.RequestID, ClientID: v.ClientID, ClientName: v.ClientName,
-		Purpose: v.Purpose, MatchNumber: v.MatchNumber,
+		PurposeCode: v.PurposeCode, Purpose: v.Purpose, MatchNumber: v.MatchNumber,
 		Decision: eid.DecisionApprove, Claims: []string{},
 	}
 	switch {
@@ -185,13 +189,24 @@ func (a *App) Approve(ctx context.Context, payload string, deny bool, share []st
 	default:
 		res.Claims = slices.Clone(share)
 	}
-	approval, err := d.sign(eid.TypeApproval, eid.ApprovalClaims{
+	if !deny {
+		for _, c := range v.Claims {
+			if c.Optional && !slices.Contains(res.Claims, c.Name) {
+				res.Declined = append(res.Declined, c.Name)
+			}
+		}
+	}
+	ac := eid.ApprovalClaims{
 		RegisteredClaims: a.registered(d, issuer),
 		RequestID:        v.RequestID,
 		MatchNumber:      v.MatchNumber,
 		Decision:         res.Decision,
 		Claims:           res.Claims,
-	})
+	}
+	if !deny {
+		ac.ClientID, ac.Purpose = v.ClientID, v.PurposeCode
+	}
+	approval, err := d.sign(eid.TypeApproval, ac)
 	if err != nil {
 		return nil, err
 	}
