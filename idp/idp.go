@@ -244,17 +244,6 @@ type SigningKey struct {
 	PublishUntil *time.Time // retired keys stay in JWKS until then
 }
 
-// Grant records the claims a citizen agreed to share with a client.
-type Grant struct {
-	CitizenID string
-	ClientID  string
-	Claims    []string
-	// Evidence is the approval JWS the citizen's device signed over these
-	// claims; empty for grants recorded before it was kept.
-	Evidence  string
-	UpdatedAt time.Time
-}
-
 // RefreshToken is one refresh-token family (one grant), stored as one row
 // updated in place on every rotation. Signature is the current token;
 // PreviousSignature is the token it replaced, which the caller may still

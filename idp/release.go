@@ -2,10 +2,14 @@ package idp
 
 import (
 	"context"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"time"
+
+	"github.com/onedoor/onedoor/consent"
 )
 
 // Scope values OneDoor understands.
@@ -69,12 +73,14 @@ type ClaimRequest struct {
 	Optional bool   `json:"optional"`
 }
 
-// ClaimsRequest is what an authorization request asks for: its scopes and
-// its claims parameter (OIDC Core 5.5), claim name to whether it is essential.
+// ClaimsRequest is what an authorization request asks for: its scopes, its
+// claims parameter (OIDC Core 5.5), claim name to whether it is essential,
+// and its OneDoor authorization_details object (RFC 9396), if any.
 type ClaimsRequest struct {
 	Scopes   []string
 	UserInfo map[string]bool
 	IDToken  map[string]bool
+	Details  *AuthorizationDetail
 }
 
 // ParseClaimsRequest reads the scopes and the claims request parameter of an
@@ -106,6 +112,11 @@ func ParseClaimsRequest(scopes []string, raw string) (ClaimsRequest, error) {
 
 // ReleasePlan is what a login for one client asks for, after the policy.
 type ReleasePlan struct {
+	// Purpose is why the client asks (from its catalog) and Recipient its
+	// name: both are shown to the citizen with the claims, and the consent
+	// is recorded for this purpose.
+	Purpose   consent.Purpose
+	Recipient string
 	// Claims is the list shown to the citizen (login page and eID app):
 	// only claims the client may receive, in display order, essential ones
 	// not optional.
@@ -115,24 +126,74 @@ type ReleasePlan struct {
 	IDToken []string
 }
 
+// Agreement is what a login may release and the consent it rests on.
+type Agreement struct {
+	// Agreed are the asked claims the citizen agreed to share.
+	Agreed []string
+	// ConsentID is the consent record; empty when nothing was agreed and
+	// no record exists (a login asking for no claims).
+	ConsentID string
+	// Covered: every asked claim has the citizen's answer (agreed, or an
+	// optional one declined), so the login needs no question in the app.
+	Covered bool
+}
+
+// Approval is the citizen's answer in the eID app to one login's plan.
+type Approval struct {
+	CitizenID string
+	Client    *Client
+	Plan      *ReleasePlan
+	// Shared are the claims the citizen agreed to share; Evidence the
+	// device-signed approval JWS that says so.
+	Shared   []string
+	Evidence string
+}
+
+// TokenRelease is what a token carries about its release: the claims agreed
+// at login and the consent they rest on.
+type TokenRelease struct {
+	ClientID  string
+	CitizenID string
+	ConsentID string
+	Agreed    []string
+}
+
+// Release is what a token may release now, and why.
+type Release struct {
+	// Claims are the registry claims to release.
+	Claims []string
+	// ConsentID and Purpose (its code) name the consent the release rests
+	// on; empty for the eID app's own tokens and when nothing rests on
+	// one.
+	ConsentID string
+	Purpose   string
+}
+
+// ErrConsentWithdrawn: the consent a token or grant rests on was withdrawn,
+// has expired, or is not the citizen's consent for this client. Nothing
+// derived from it may be released.
+var ErrConsentWithdrawn = fmt.Errorf("consent withdrawn or not valid for this client: %w", consent.ErrWithdrawn)
+
 // ReleasePolicy decides which claims a client is shown, may release without
 // asking, and receives. The login page, silent single sign-on, the eID app's
-// view of a login, the ID token and userinfo all ask it; consent records (#5)
-// will implement it too.
+// view of a login, the ID token and userinfo all ask it.
 type ReleasePolicy interface {
 	// Plan works out what a login for client c asks the citizen, given the
 	// request. Claims the client may not receive are dropped without error
 	// (OIDC Core 5.5.1: an unavailable claim, essential or not, is no error).
 	Plan(ctx context.Context, c *Client, req ClaimsRequest) (*ReleasePlan, error)
 	// Silent says what a login may release without asking the citizen: the
-	// asked claims they already agreed to share with the client and the
-	// client may still receive, and whether that covers every essential one.
-	Silent(ctx context.Context, citizenID, clientID string, asked []ClaimRequest) (agreed []string, covered bool, err error)
-	// Released is what userinfo or an ID token may release now for a token
-	// that recorded agreed: an operator narrowing a client takes effect at once.
-	Released(ctx context.Context, clientID string, agreed []string) ([]string, error)
-	// Record keeps what the citizen agreed to share, with the evidence.
-	Record(ctx context.Context, g *Grant) error
+	// remembered consent for the same client and purpose, the asked claims
+	// it covers, and whether every asked claim has the citizen's answer.
+	Silent(ctx context.Context, citizenID string, c *Client, plan *ReleasePlan) (*Agreement, error)
+	// Released is what userinfo or an ID token may release now: the agreed
+	// claims narrowed to what the client may receive and to the consent's
+	// current items. ErrConsentWithdrawn when the consent no longer holds;
+	// ErrNotFound (wrapped) when the client no longer exists.
+	Released(ctx context.Context, t TokenRelease) (*Release, error)
+	// Record keeps what the citizen agreed to share, with the evidence, and
+	// returns the consent.
+	Record(ctx context.Context, a *Approval) (*Agreement, error)
 }
 
 // ClientLookup finds a registered client; ClientStore is one, and so is any
@@ -141,20 +202,26 @@ type ClientLookup interface {
 	GetClient(ctx context.Context, id string) (*Client, error)
 }
 
-// GrantPolicy is the ReleasePolicy over the client registry and the grants
-// citizens gave in the eID app.
-type GrantPolicy struct {
+// ConsentNotice is the version of the notice a login shows (the login page
+// and the eID app's list): kept in each consent record.
+const ConsentNotice = "onedoor-login-1"
+
+// ConsentPolicy is the ReleasePolicy over the client registry and the
+// citizens' consent records (package consent): the IdP keeps no grants of
+// its own.
+type ConsentPolicy struct {
 	Clients ClientLookup
-	Grants  GrantStore
+	Consent *consent.Service
 }
 
-var _ ReleasePolicy = (*GrantPolicy)(nil)
+var _ ReleasePolicy = (*ConsentPolicy)(nil)
 
 // Plan implements ReleasePolicy. Claims implied by scopes are voluntary (OIDC
 // Core 5.4), except the personal id that the eid scope exists to obtain; the
 // claims parameter can ask for any claim the client may receive and mark it
-// essential.
-func (p *GrantPolicy) Plan(_ context.Context, c *Client, req ClaimsRequest) (*ReleasePlan, error) {
+// essential. An authorization_details object narrows the request to its
+// items, all required (what one transaction needs), and names the purpose.
+func (p *ConsentPolicy) Plan(_ context.Context, c *Client, req ClaimsRequest) (*ReleasePlan, error) {
 	allowed := c.AllowedClaims()
 	want := map[string]bool{} // name -> optional
 	for _, sc := range req.Scopes {
@@ -175,77 +242,134 @@ func (p *GrantPolicy) Plan(_ context.Context, c *Client, req ClaimsRequest) (*Re
 			}
 		}
 	}
-	plan := &ReleasePlan{}
+	plan := &ReleasePlan{Purpose: c.DefaultPurpose(), Recipient: c.Name}
+	if plan.Recipient == "" {
+		plan.Recipient = c.ID
+	}
+	if d := req.Details; d != nil {
+		if err := d.check(c); err != nil {
+			return nil, err
+		}
+		plan.Purpose, _ = c.Purpose(d.Purpose)
+		want = map[string]bool{}
+		for _, it := range d.Items {
+			want[it] = false
+		}
+	}
 	for _, name := range allowed {
-		if opt, ok := want[name]; ok {
+		opt, ok := want[name]
+		if ok {
 			plan.Claims = append(plan.Claims, ClaimRequest{Name: name, Optional: opt})
 		}
-		if _, ok := req.IDToken[name]; ok {
+		if _, asked := req.IDToken[name]; asked && ok {
 			plan.IDToken = append(plan.IDToken, name)
 		}
 	}
 	return plan, nil
 }
 
-// Silent implements ReleasePolicy.
-func (p *GrantPolicy) Silent(ctx context.Context, citizenID, clientID string, asked []ClaimRequest) ([]string, bool, error) {
-	allowed, err := p.allowed(ctx, clientID)
+// Silent implements ReleasePolicy: a remembered consent counts only for the
+// same client and purpose, and only when it answers every asked claim (each
+// agreed, or optional and declined before); a claim the citizen was never
+// asked about needs the app.
+func (p *ConsentPolicy) Silent(ctx context.Context, citizenID string, c *Client, plan *ReleasePlan) (*Agreement, error) {
+	rec, err := p.Consent.Remembered(ctx, citizenID, c.ID, plan.Purpose.Code)
 	if err != nil {
-		return nil, false, err
+		return nil, consentErr(err)
 	}
-	g, err := p.Grants.GetGrant(ctx, citizenID, clientID)
-	if errors.Is(err, ErrNotFound) {
-		g, err = &Grant{}, nil
+	if rec == nil {
+		return &Agreement{Covered: len(plan.Claims) == 0}, nil
 	}
-	if err != nil {
-		return nil, false, err
-	}
-	var agreed []string
-	covered := true
-	for _, c := range asked {
-		ok := slices.Contains(g.Claims, c.Name) && slices.Contains(allowed, c.Name)
-		if ok {
-			agreed = append(agreed, c.Name)
-		} else if !c.Optional {
-			covered = false
+	allowed := c.AllowedClaims()
+	a := &Agreement{ConsentID: rec.ID, Covered: true}
+	for _, cr := range plan.Claims {
+		switch {
+		case slices.Contains(rec.Items, cr.Name) && slices.Contains(allowed, cr.Name):
+			a.Agreed = append(a.Agreed, cr.Name)
+		case cr.Optional && slices.Contains(rec.Declined, cr.Name):
+		default:
+			a.Covered = false
 		}
 	}
-	return agreed, covered, nil
+	return a, nil
 }
 
-// Released implements ReleasePolicy. A client that no longer exists
-// receives nothing, and the error (wrapping ErrNotFound) says so: its tokens
-// are as good as revoked.
-func (p *GrantPolicy) Released(ctx context.Context, clientID string, agreed []string) ([]string, error) {
-	c, err := p.Clients.GetClient(ctx, clientID)
+// Released implements ReleasePolicy. The eID app's own tokens release the
+// citizen's data to the citizen and rest on no consent; every other token
+// rests on its consent (a token minted before consent records existed, on
+// the client's remembered consent for its default purpose).
+func (p *ConsentPolicy) Released(ctx context.Context, t TokenRelease) (*Release, error) {
+	c, err := p.Clients.GetClient(ctx, t.ClientID)
 	if err != nil {
 		return nil, fmt.Errorf("release to client: %w", err)
 	}
-	return keep(agreed, c.AllowedClaims()), nil
+	out := keep(t.Agreed, c.AllowedClaims())
+	if t.ClientID == EIDAppClientID {
+		return &Release{Claims: out}, nil
+	}
+	var rec *consent.Record
+	if t.ConsentID != "" {
+		rec, err = p.Consent.Active(ctx, t.ConsentID)
+		if errors.Is(err, consent.ErrWithdrawn) || errors.Is(err, consent.ErrNotFound) {
+			return nil, ErrConsentWithdrawn
+		}
+		if err != nil {
+			return nil, consentErr(err)
+		}
+		// A consent given to client A is worth nothing to client B, and
+		// one citizen's to another.
+		if rec.ClientID != t.ClientID || rec.CitizenID != t.CitizenID {
+			return nil, ErrConsentWithdrawn
+		}
+	} else if len(out) > 0 {
+		if rec, err = p.Consent.Remembered(ctx, t.CitizenID, t.ClientID, c.DefaultPurpose().Code); err != nil {
+			return nil, consentErr(err)
+		}
+	}
+	if rec == nil {
+		return &Release{}, nil
+	}
+	return &Release{Claims: keep(out, rec.Items), ConsentID: rec.ID, Purpose: rec.Purpose.Code}, nil
 }
 
-// Record implements ReleasePolicy: the grant replaces the previous one, so
-// the stored claims are always those of the stored evidence, narrowed to what
-// the client may receive.
-func (p *GrantPolicy) Record(ctx context.Context, g *Grant) error {
-	allowed, err := p.allowed(ctx, g.ClientID)
-	if err != nil {
-		return err
+// Record implements ReleasePolicy: a consent.Service grant with the approval
+// as evidence. Only claims that were asked and the client may receive are
+// recorded; optional asked claims not shared are recorded as declined.
+func (p *ConsentPolicy) Record(ctx context.Context, a *Approval) (*Agreement, error) {
+	allowed := a.Client.AllowedClaims()
+	r := &consent.Record{
+		CitizenID: a.CitizenID,
+		ClientID:  a.Client.ID,
+		Agency:    a.Client.Agency,
+		Recipient: a.Plan.Recipient,
+		Purpose:   a.Plan.Purpose,
+		Notice:    ConsentNotice,
+		Method:    consent.MethodEIDApp,
+		Evidence:  a.Evidence,
+		Items:     []string{},
 	}
-	rec := *g
-	rec.Claims = keep(g.Claims, allowed)
-	return p.Grants.PutGrant(ctx, &rec)
+	for _, cr := range a.Plan.Claims {
+		switch {
+		case slices.Contains(a.Shared, cr.Name) && slices.Contains(allowed, cr.Name):
+			r.Items = append(r.Items, cr.Name)
+		case cr.Optional:
+			r.Declined = append(r.Declined, cr.Name)
+		}
+	}
+	rec, _, err := p.Consent.Grant(ctx, r)
+	if err != nil {
+		return nil, consentErr(err)
+	}
+	return &Agreement{Agreed: rec.Items, ConsentID: rec.ID, Covered: true}, nil
 }
 
-func (p *GrantPolicy) allowed(ctx context.Context, clientID string) ([]string, error) {
-	c, err := p.Clients.GetClient(ctx, clientID)
-	if errors.Is(err, ErrNotFound) {
-		return nil, nil
+// consentErr maps a consent store outage onto the IdP's, so the web layer
+// answers 503 and never a denial.
+func consentErr(err error) error {
+	if errors.Is(err, consent.ErrUnavailable) && !errors.Is(err, ErrUnavailable) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return c.AllowedClaims(), nil
+	return err
 }
 
 // keep returns the names in list that are also in allowed, in list's order,
@@ -258,4 +382,183 @@ func keep(list, allowed []string) []string {
 		}
 	}
 	return out
+}
+
+// AuthorizationDetailsType is OneDoor's RFC 9396 authorization details
+// type: a relying party asks for exactly the items one transaction needs,
+// for one of its registered purposes.
+const AuthorizationDetailsType = "onedoor_personal_data"
+
+// AuthorizationDetail is one object of that type.
+type AuthorizationDetail struct {
+	Type    string   `json:"type"`
+	Purpose string   `json:"purpose,omitempty"`
+	Items   []string `json:"items"`
+}
+
+// ErrInvalidAuthorizationDetails is the RFC 9396 error: the parameter is
+// malformed, names an unknown type or a purpose the client did not
+// register, or asks for an item the client may not receive.
+var ErrInvalidAuthorizationDetails = fmt.Errorf("invalid authorization_details: %w", ErrInvalid)
+
+// maxAuthorizationDetails bounds the parameter's size.
+const maxAuthorizationDetails = 4 << 10
+
+// ParseAuthorizationDetails reads the authorization_details parameter for
+// client c: a JSON array holding one object of AuthorizationDetailsType
+// whose items are claims c may receive, without repeats, and whose purpose,
+// when given, is one c registered (else c's first). It can only narrow
+// what c may receive. An empty parameter is nil.
+func ParseAuthorizationDetails(raw string, c *Client) (*AuthorizationDetail, error) {
+	if raw == "" {
+		return nil, nil
+	}
+	bad := func(why string) error { return fmt.Errorf("%s: %w", why, ErrInvalidAuthorizationDetails) }
+	if len(raw) > maxAuthorizationDetails {
+		return nil, bad("longer than 4 KiB")
+	}
+	var objs []json.RawMessage
+	if err := json.Unmarshal([]byte(raw), &objs); err != nil {
+		return nil, bad("not a JSON array of objects")
+	}
+	var found *AuthorizationDetail
+	for _, o := range objs {
+		var head struct {
+			Type *string `json:"type"`
+		}
+		if err := json.Unmarshal(o, &head); err != nil || head.Type == nil {
+			return nil, bad("every object needs a type")
+		}
+		if *head.Type != AuthorizationDetailsType {
+			return nil, bad("unknown type (supported: " + AuthorizationDetailsType + ")")
+		}
+		if found != nil {
+			return nil, bad("one " + AuthorizationDetailsType + " object per request")
+		}
+		var d AuthorizationDetail
+		dec := json.NewDecoder(bytes.NewReader(o))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&d); err != nil {
+			return nil, bad("an " + AuthorizationDetailsType + " object has type, purpose and items only")
+		}
+		found = &d
+	}
+	if found == nil {
+		return nil, bad("no " + AuthorizationDetailsType + " object")
+	}
+	if found.Purpose == "" {
+		found.Purpose = c.DefaultPurpose().Code
+	}
+	if err := found.check(c); err != nil {
+		return nil, err
+	}
+	return found, nil
+}
+
+// check enforces what ParseAuthorizationDetails promises, against c as it
+// is registered now.
+func (d *AuthorizationDetail) check(c *Client) error {
+	bad := func(why string) error { return fmt.Errorf("%s: %w", why, ErrInvalidAuthorizationDetails) }
+	if _, ok := c.Purpose(d.Purpose); !ok {
+		return bad("the purpose is not one the client registered")
+	}
+	if len(d.Items) == 0 {
+		return bad("items must name at least one claim")
+	}
+	allowed := c.AllowedClaims()
+	for i, it := range d.Items {
+		if !slices.Contains(allowed, it) {
+			return bad("an item is not a claim the client may receive")
+		}
+		if slices.Contains(d.Items[:i], it) {
+			return bad("an item is listed twice")
+		}
+	}
+	return nil
+}
+
+// LegacyGrant is a row of the IdP's former grant store (idp_grants): the
+// claims a citizen agreed to share with a client before consent records.
+type LegacyGrant struct {
+	CitizenID string
+	ClientID  string
+	Claims    []string
+	Evidence  string // the approval JWS; empty for grants older than 0005
+	UpdatedAt time.Time
+}
+
+// LegacyGrantStore reads and removes the former grants, for MoveGrants.
+type LegacyGrantStore interface {
+	// LegacyGrants returns up to limit rows, in no particular order.
+	LegacyGrants(ctx context.Context, limit int) ([]*LegacyGrant, error)
+	// DeleteLegacyGrant removes one row; absent rows are not an error.
+	DeleteLegacyGrant(ctx context.Context, citizenID, clientID string) error
+}
+
+// MoveGrants turns the former grants into consent records, once: each row
+// becomes a consent for the client's default purpose (its first, or
+// "login") with the claims the client may still receive and the kept
+// evidence, and is then deleted. It is idempotent: a row for which a live
+// consent exists (its own, recorded before a crash, or a newer one) is only
+// deleted, and a second run finds nothing left to move. A grant of a client
+// that no longer exists is dropped. It returns how many consents it
+// recorded.
+func MoveGrants(ctx context.Context, src LegacyGrantStore, clients ClientLookup, cs *consent.Service) (int, error) {
+	moved := 0
+	for {
+		gs, err := src.LegacyGrants(ctx, 100)
+		if err != nil {
+			return moved, fmt.Errorf("move grants: %w", err)
+		}
+		if len(gs) == 0 {
+			return moved, nil
+		}
+		for _, g := range gs {
+			n, err := moveGrant(ctx, g, clients, cs)
+			if err != nil {
+				return moved, fmt.Errorf("move grant of client %s: %w", g.ClientID, err)
+			}
+			moved += n
+			if err := src.DeleteLegacyGrant(ctx, g.CitizenID, g.ClientID); err != nil {
+				return moved, fmt.Errorf("move grants: %w", err)
+			}
+		}
+	}
+}
+
+func moveGrant(ctx context.Context, g *LegacyGrant, clients ClientLookup, cs *consent.Service) (int, error) {
+	c, err := clients.GetClient(ctx, g.ClientID)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	items := keep(g.Claims, c.AllowedClaims())
+	if items == nil {
+		items = []string{}
+	}
+	purpose := c.DefaultPurpose()
+	// A live consent for the same client and purpose is either this row's,
+	// recorded by an earlier run interrupted before the delete, or one the
+	// citizen gave since (another replica already serving): both win.
+	_, err = cs.Store.LiveRecord(ctx, g.CitizenID, g.ClientID, purpose.Code)
+	switch {
+	case err == nil:
+		return 0, nil
+	case !errors.Is(err, consent.ErrNotFound):
+		return 0, consentErr(err)
+	}
+	method := consent.MethodEIDApp
+	name := c.Name
+	if name == "" {
+		name = c.ID
+	}
+	if _, _, err := cs.Grant(ctx, &consent.Record{
+		CitizenID: g.CitizenID, ClientID: g.ClientID, Agency: c.Agency, Recipient: name, Purpose: purpose,
+		Items: items, Notice: "onedoor-grant-0005", Method: method, Evidence: g.Evidence,
+	}); err != nil {
+		return 0, consentErr(err)
+	}
+	return 1, nil
 }

@@ -24,7 +24,7 @@ func planString(p *ReleasePlan) string {
 	return out
 }
 
-func TestGrantPolicy_Plan(t *testing.T) {
+func TestConsentPolicy_Plan(t *testing.T) {
 	all := &Client{Scopes: []string{"openid", "profile", "address", "phone", "eid"}}
 	profileOnly := &Client{Scopes: []string{"openid", "profile"}}
 	withClaims := &Client{Scopes: []string{"openid"}, Claims: []string{"phone_number", "birthdate"}}
@@ -54,7 +54,7 @@ func TestGrantPolicy_Plan(t *testing.T) {
 		{"explicit claims can be requested", withClaims, []string{"openid"},
 			`{"userinfo":{"phone_number":{"essential":true},"name":null},"id_token":{"birthdate":null}}`, "birthdate? phone_number | birthdate"},
 	}
-	p := &GrantPolicy{}
+	p := &ConsentPolicy{}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req, err := ParseClaimsRequest(tt.scopes, tt.param)
@@ -121,7 +121,7 @@ func FuzzPlan(f *testing.F) {
 				return
 			}
 		}
-		plan, err := (&GrantPolicy{}).Plan(t.Context(), c, req)
+		plan, err := (&ConsentPolicy{}).Plan(t.Context(), c, req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -66,13 +66,6 @@ type KeyStore interface {
 	UpdateKey(ctx context.Context, kid string, fn func(k *SigningKey) error) error
 }
 
-// GrantStore records which claims a citizen agreed to share with a client, so
-// the next login for the same claims needs only the approval.
-type GrantStore interface {
-	GetGrant(ctx context.Context, citizenID, clientID string) (*Grant, error)
-	PutGrant(ctx context.Context, g *Grant) error // insert or replace
-}
-
 // RefreshTokenStore keeps refresh-token families, the only tokens that must
 // survive a restart of every node: one row per family (grant), so a rotation
 // is one row write. Request is an opaque serialisation owned by idp/oidc.
@@ -123,7 +116,7 @@ type Store interface {
 	ActivationStore
 	DeviceStore
 	KeyStore
-	GrantStore
+	LegacyGrantStore
 	RefreshTokenStore
 	RevocationStore
 	Ping(ctx context.Context) error

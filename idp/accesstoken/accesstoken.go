@@ -3,8 +3,8 @@
 // one writes nothing. Every token names its audience (aud, RFC 9068 2.2) and
 // its kind (a citizen's or a client's own), and a relying service accepts
 // only tokens minted for it: VerifyFor. Revocation goes to a durable deny
-// list (idp.RevocationStore) keyed by grant, token and device, checked in one
-// read. Relying services (userinfo now, the mobile API later) share this
+// list (idp.RevocationStore) keyed by grant, token, device and consent,
+// checked in one read. Relying services (userinfo now, the mobile API later) share this
 // verifier.
 package accesstoken
 
@@ -76,6 +76,9 @@ type Claims struct {
 	AuthTime     int64         `json:"auth_time,omitempty"`
 	ACR          string        `json:"acr,omitempty"`
 	Released     []string      `json:"rel,omitempty"` // claim names the citizen agreed to release
+	// ConsentID is the citizen's consent record the release rests on: its
+	// withdrawal denies the token (ConsentKey).
+	ConsentID string `json:"cid,omitempty"`
 	// Agency is the code of the agency a client's own token acts for
 	// (idp.Client.Agency), so a resource server knows it without a lookup.
 	// Only client tokens carry it.
@@ -141,6 +144,17 @@ func TokenKey(jti string) string { return "token:" + jti }
 // DeviceKey is the deny-list key of an eID device: every access token it
 // approved or holds.
 func DeviceKey(deviceID string) string { return "device:" + deviceID }
+
+// ConsentKey is the deny-list key of a citizen's consent: every access
+// token released under it.
+func ConsentKey(consentID string) string { return "consent:" + consentID }
+
+// DenyConsent denies every access token released under the consent (the
+// cid claim) for MaxLifetime, with the same margin as DenyDevice: the
+// consent service calls it when the citizen withdraws.
+func DenyConsent(ctx context.Context, revoked idp.RevocationStore, consentID string, now time.Time) error {
+	return revoked.Revoke(ctx, ConsentKey(consentID), now.Add(MaxLifetime+denyMargin))
+}
 
 // Verifier checks access tokens.
 type Verifier struct {
@@ -242,8 +256,8 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	return c, nil
 }
 
-// checkRevoked asks the deny list about the token's grant, jti and device in
-// one read.
+// checkRevoked asks the deny list about the token's grant, jti, device and
+// consent in one read.
 func (v *Verifier) checkRevoked(ctx context.Context, c *Claims) error {
 	if v.revoked == nil {
 		return nil
@@ -251,6 +265,9 @@ func (v *Verifier) checkRevoked(ctx context.Context, c *Claims) error {
 	keys := []string{GrantKey(c.GrantID), TokenKey(c.ID)}
 	if c.DeviceID != "" {
 		keys = append(keys, DeviceKey(c.DeviceID))
+	}
+	if c.ConsentID != "" {
+		keys = append(keys, ConsentKey(c.ConsentID))
 	}
 	revoked, err := v.revoked.AnyRevoked(ctx, keys...)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
 )
 
@@ -30,7 +31,8 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) idp.Store) {
 		{"Devices", testDevices},
 		{"Keys", testKeys},
 		{"UpdateKeyConcurrent", testUpdateKeyConcurrent},
-		{"Grants", testGrants},
+		{"ClientPurposes", testClientPurposes},
+		{"LegacyGrants", testLegacyGrants},
 		{"RefreshTokens", testRefreshTokens},
 		{"RefreshTokenFamily", testRefreshTokenFamily},
 		{"RevokeDeviceRefreshTokens", testRevokeDeviceRefreshTokens},
@@ -511,30 +513,26 @@ func testUpdateKeyConcurrent(t *testing.T, s idp.Store) {
 	}
 }
 
-func testGrants(t *testing.T, s idp.Store) {
+func testClientPurposes(t *testing.T, s idp.Store) {
 	ctx := t.Context()
-	_, err := s.GetGrant(ctx, "sub-1", "client-a")
-	mustBe(t, err, idp.ErrNotFound, "get missing grant")
+	c := &idp.Client{ID: "with-purposes", Name: "P", AuthMethod: idp.AuthNone, GrantTypes: []string{"authorization_code"},
+		RedirectURIs: []string{"https://p.example/cb"}, Scopes: []string{"openid"}, IDTokenAlg: "ES256", CreatedAt: base,
+		Purposes: []consent.Purpose{{Code: "tax", Text: "Khai thuế / Tax return"}, {Code: "benefit", Text: "Trợ cấp"}}}
+	mustNil(t, s.CreateClient(ctx, c), "create client")
+	got, err := s.GetClient(ctx, c.ID)
+	mustNil(t, err, "get client")
+	equal(t, got.Purposes, c.Purposes, "purposes, in registration order")
+}
 
-	g := &idp.Grant{CitizenID: "sub-1", ClientID: "client-a", Claims: []string{"name", "birthdate"}, Evidence: "eyJh.eyJi.c2ln", UpdatedAt: base}
-	mustNil(t, s.PutGrant(ctx, g), "put grant")
-	got, err := s.GetGrant(ctx, g.CitizenID, g.ClientID)
-	mustNil(t, err, "get grant")
-	equal(t, got, g, "grant")
-
-	g2 := &idp.Grant{CitizenID: "sub-1", ClientID: "client-a", Claims: []string{"name", "address", "phone_number"},
-		UpdatedAt: at(time.Hour)}
-	mustNil(t, s.PutGrant(ctx, g2), "replace grant")
-	got, err = s.GetGrant(ctx, g.CitizenID, g.ClientID)
-	mustNil(t, err, "get replaced grant")
-	// The evidence is replaced with the claims: a grant without evidence
-	// keeps none of the previous one's.
-	equal(t, got, g2, "replaced grant")
-
-	_, err = s.GetGrant(ctx, "sub-1", "client-b")
-	mustBe(t, err, idp.ErrNotFound, "get grant of another client")
-	_, err = s.GetGrant(ctx, "sub-2", "client-a")
-	mustBe(t, err, idp.ErrNotFound, "get grant of another citizen")
+// testLegacyGrants: the former grant table is only read and emptied.
+func testLegacyGrants(t *testing.T, s idp.Store) {
+	ctx := t.Context()
+	gs, err := s.LegacyGrants(ctx, 10)
+	mustNil(t, err, "legacy grants")
+	if len(gs) != 0 {
+		t.Errorf("a fresh store has %d legacy grants", len(gs))
+	}
+	mustNil(t, s.DeleteLegacyGrant(ctx, "sub-1", "client-a"), "delete an absent legacy grant")
 }
 
 func refreshToken(sig, requestID string) *idp.RefreshToken {

@@ -16,6 +16,10 @@ type Session struct {
 	Released []string `json:"released,omitempty"`
 	// DeviceID is the eID app installation that approved the login.
 	DeviceID string `json:"device_id,omitempty"`
+	// ConsentID is the citizen's consent record the release rests on: the
+	// code, the refresh family and every access token carry it, and its
+	// withdrawal ends them.
+	ConsentID string `json:"consent_id,omitempty"`
 	// KeyThumbprint is the RFC 7638 SHA-256 thumbprint (base64url) of the key
 	// the tokens are bound to (cnf.jkt): the eID app's device key for its
 	// own tokens.

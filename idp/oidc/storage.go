@@ -319,6 +319,7 @@ func (s *Storage) requestFromClaims(ctx context.Context, c *accesstoken.Claims, 
 	sess.Claims.Subject = c.Subject
 	sess.Released = c.Released
 	sess.DeviceID = c.DeviceID
+	sess.ConsentID = c.ConsentID
 	if c.Confirmation != nil {
 		sess.KeyThumbprint = c.Confirmation.JKT
 	}

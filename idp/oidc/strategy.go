@@ -121,6 +121,7 @@ func (s *accessTokenStrategy) AccessTokenSignature(_ context.Context, token stri
 //   - agency: the agency a client's own token acts for, when its client is
 //     bound to one (never on a citizen's token);
 //   - did: the device that approved the login or holds the token;
+//   - cid: the consent the release rests on;
 //   - cnf.jkt: the key the grant is bound to, when it is.
 func (s *accessTokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.Requester) (string, string, error) {
 	sess := r.GetSession()
@@ -144,6 +145,7 @@ func (s *accessTokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.
 	if os, ok := sess.(*Session); ok {
 		c.Released = os.Released
 		c.DeviceID = os.DeviceID
+		c.ConsentID = os.ConsentID
 		if os.KeyThumbprint != "" {
 			c.Confirmation = &accesstoken.Confirmation{JKT: os.KeyThumbprint}
 		}
@@ -158,7 +160,7 @@ func (s *accessTokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.
 		// The client acts for itself.
 		c.Kind = accesstoken.KindClient
 		c.Subject = c.ClientID
-		c.DeviceID, c.Released, c.ACR, c.AuthTime = "", nil, "", 0
+		c.DeviceID, c.Released, c.ConsentID, c.ACR, c.AuthTime = "", nil, "", "", 0
 		if oc, ok := r.GetClient().(*Client); ok {
 			c.Agency = oc.Record.Agency
 			c.ClientRegistered = oc.Record.CreatedAt.UnixMilli()

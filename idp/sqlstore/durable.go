@@ -397,34 +397,36 @@ func scanKey(r scanner) (*idp.SigningKey, error) {
 	return &k, nil
 }
 
-// GetGrant returns what the citizen agreed to share with the client.
-func (s *Store) GetGrant(ctx context.Context, citizenID, clientID string) (*idp.Grant, error) {
-	var (
-		g       = idp.Grant{CitizenID: citizenID, ClientID: clientID}
-		claims  string
-		updated int64
-	)
-	err := s.db.QueryRowContext(ctx, `SELECT claims, evidence, updated_at FROM idp_grants WHERE citizen_id = $1 AND client_id = $2`,
-		citizenID, clientID).Scan(&claims, &g.Evidence, &updated)
+// LegacyGrants returns up to limit rows of idp_grants, which only the move
+// into consent records (idp.MoveGrants) still reads.
+func (s *Store) LegacyGrants(ctx context.Context, limit int) ([]*idp.LegacyGrant, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT citizen_id, client_id, claims, evidence, updated_at FROM idp_grants
+		ORDER BY citizen_id, client_id LIMIT $1`, limit)
 	if err != nil {
-		return nil, dbErr("get grant", err)
+		return nil, dbErr("list legacy grants", err)
 	}
-	if err := parseList(claims, &g.Claims); err != nil {
-		return nil, err
+	defer rows.Close()
+	var out []*idp.LegacyGrant
+	for rows.Next() {
+		var (
+			g       idp.LegacyGrant
+			claims  string
+			updated int64
+		)
+		if err := rows.Scan(&g.CitizenID, &g.ClientID, &claims, &g.Evidence, &updated); err != nil {
+			return nil, dbErr("list legacy grants", err)
+		}
+		if err := parseList(claims, &g.Claims); err != nil {
+			return nil, err
+		}
+		g.UpdatedAt = fromMS(updated)
+		out = append(out, &g)
 	}
-	g.UpdatedAt = fromMS(updated)
-	return &g, nil
+	return out, dbErr("list legacy grants", rows.Err())
 }
 
-// PutGrant inserts or replaces a grant.
-func (s *Store) PutGrant(ctx context.Context, g *idp.Grant) error {
-	if g.UpdatedAt.IsZero() {
-		g.UpdatedAt = s.now().UTC().Truncate(time.Millisecond)
-	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO idp_grants (citizen_id, client_id, claims, evidence, updated_at)
-		VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (citizen_id, client_id) DO UPDATE SET claims = excluded.claims, evidence = excluded.evidence,
-			updated_at = excluded.updated_at`,
-		g.CitizenID, g.ClientID, jsonList(g.Claims), g.Evidence, ms(g.UpdatedAt))
-	return dbErr("put grant", err)
+// DeleteLegacyGrant removes one row of idp_grants once it is moved.
+func (s *Store) DeleteLegacyGrant(ctx context.Context, citizenID, clientID string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM idp_grants WHERE citizen_id = $1 AND client_id = $2`, citizenID, clientID)
+	return dbErr("delete legacy grant", err)
 }
