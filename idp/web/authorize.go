@@ -69,6 +69,10 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	// What the citizen is asked (and may ever be released) is bounded by the
 	// client's registration, whatever the request says.
 	plan, err := s.release.Plan(ctx, client, claimsRequest(ar))
+	if errors.Is(err, idp.ErrInvalidAuthorizationDetails) {
+		s.authorizeError(w, r, ar, errInvalidAuthorizationDetails.WithHint(publicReason(err)))
+		return
+	}
 	if err != nil {
 		s.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
 		return
@@ -86,13 +90,13 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		// Silent single sign-on releases only what the citizen already agreed
 		// to share with this client; an essential claim they have not agreed
 		// to needs the app.
-		agreed, covered, err := s.release.Silent(ctx, sess.CitizenID, client.ID, plan.Claims)
+		agr, err := s.release.Silent(ctx, sess.CitizenID, client, plan)
 		if err != nil {
 			s.unavailable(w, "durable store", err)
 			return
 		}
-		if covered {
-			s.finish(w, r, ar, sess, agreed, s.cfg.Now())
+		if agr.Covered {
+			s.finish(w, r, ar, sess, agr, s.cfg.Now())
 			return
 		}
 		if slices.Contains(prompt, "none") {
@@ -106,7 +110,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	if !s.allow(ctx, w, s.loginLimit(), s.clientKey(r)) || !s.allow(ctx, w, s.limitLoginTotal(), "all") {
 		return
 	}
-	s.startLogin(w, r, ar, plan.Claims, required)
+	s.startLogin(w, r, ar, plan, required)
 }
 
 // validateAuthorize checks what fosite only checks after login: PKCE with
@@ -137,6 +141,11 @@ func (s *Server) validateAuthorize(ar fosite.AuthorizeRequester, usedPAR bool) e
 	}
 	if _, err := idp.ParseClaimsRequest(nil, form.Get("claims")); err != nil {
 		return fosite.ErrInvalidRequest.WithHint("The claims parameter is not a valid JSON object (OIDC Core 5.5).")
+	}
+	// RFC 9396: one OneDoor object naming a registered purpose and claims
+	// the client may receive; it narrows the request, never widens it.
+	if _, err := idp.ParseAuthorizationDetails(form.Get("authorization_details"), clientRecord(ar)); err != nil {
+		return errInvalidAuthorizationDetails.WithHint(publicReason(err))
 	}
 	if ma := form.Get("max_age"); ma != "" {
 		if n, err := strconv.Atoi(ma); err != nil || n < 0 {
@@ -223,21 +232,26 @@ func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosit
 }
 
 // finish issues the authorization code for a citizen whose login is settled.
-// agreed is what the citizen agreed to share; the release policy narrows it
-// to what the client may receive now, and claims the request asked for in
-// the ID token go there, read from the registry (OIDC Core 5.5).
-func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, sess *browserSession, agreed []string, requestedAt time.Time) {
+// agr is what the citizen agreed to share and the consent it rests on; the
+// release policy narrows it to what the client may receive now, and claims
+// the request asked for in the ID token go there, read from the registry
+// (OIDC Core 5.5). The code, and every token from it, carries the consent.
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, sess *browserSession, agr *idp.Agreement, requestedAt time.Time) {
 	ctx := r.Context()
 	client := clientRecord(ar)
-	released, err := s.release.Released(ctx, client.ID, agreed)
-	if errors.Is(err, idp.ErrNotFound) { // the client was deleted during the login
+	rel, err := s.release.Released(ctx, idp.TokenRelease{ClientID: client.ID, CitizenID: sess.CitizenID, ConsentID: agr.ConsentID, Agreed: agr.Agreed})
+	switch {
+	case errors.Is(err, idp.ErrNotFound): // the client was deleted during the login
 		s.authorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The client no longer exists."))
 		return
-	}
-	if err != nil {
+	case errors.Is(err, idp.ErrConsentWithdrawn): // withdrawn during the login
+		s.authorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The citizen withdrew the consent."))
+		return
+	case err != nil:
 		s.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
 		return
 	}
+	released := rel.Claims
 	extra := map[string]any{"sid": sess.SID, "azp": client.ID}
 	plan, err := s.release.Plan(ctx, client, claimsRequest(ar))
 	if err != nil {
@@ -285,6 +299,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 	os.Subject = sess.CitizenID
 	os.Released = released
 	os.DeviceID = sess.DeviceID
+	os.ConsentID = agr.ConsentID
 	os.Claims = &jwt.IDTokenClaims{
 		Subject:                             sess.CitizenID,
 		Issuer:                              s.cfg.Issuer,

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"net/http"
 	"strings"
 
 	"github.com/ory/fosite"
@@ -23,10 +24,20 @@ const (
 const ClaimPersonalID = idp.ClaimPersonalID
 
 // claimsRequest reads what an authorization request asks for. A malformed
-// claims parameter is refused earlier by validateAuthorize.
+// claims parameter or authorization_details is refused earlier by
+// validateAuthorize (and the policy checks the details again).
 func claimsRequest(ar fosite.AuthorizeRequester) idp.ClaimsRequest {
 	req, _ := idp.ParseClaimsRequest(ar.GetRequestedScopes(), ar.GetRequestForm().Get("claims"))
+	req.Details, _ = idp.ParseAuthorizationDetails(ar.GetRequestForm().Get("authorization_details"), clientRecord(ar))
 	return req
+}
+
+// errInvalidAuthorizationDetails is RFC 9396's error for a malformed or
+// widening authorization_details parameter.
+var errInvalidAuthorizationDetails = &fosite.RFC6749Error{
+	ErrorField:       "invalid_authorization_details",
+	DescriptionField: "The authorization_details parameter is not acceptable.",
+	CodeField:        http.StatusBadRequest,
 }
 
 // clientRecord is the registered client behind a fosite request.

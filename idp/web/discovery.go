@@ -42,6 +42,9 @@ type discoveryDoc struct {
 	UILocalesSupported                []string `json:"ui_locales_supported"`
 	AuthorizationResponseIssParameter bool     `json:"authorization_response_iss_parameter_supported"`
 	PromptValuesSupported             []string `json:"prompt_values_supported"`
+	// RFC 9396: the one authorization details type /authorize and /par
+	// accept (idp.AuthorizationDetailsType).
+	AuthorizationDetailsTypes []string `json:"authorization_details_types_supported"`
 }
 
 func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
@@ -83,6 +86,7 @@ func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
 		UILocalesSupported:                []string{"vi", "en"},
 		AuthorizationResponseIssParameter: true,
 		PromptValuesSupported:             []string{"none", "login", "consent", "select_account"},
+		AuthorizationDetailsTypes:         []string{idp.AuthorizationDetailsType},
 	}
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	w.Header().Set("Access-Control-Allow-Origin", "*")

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/eid"
 )
@@ -123,19 +124,26 @@ func (s *Server) appLoginRequest(w http.ResponseWriter, r *http.Request) {
 	view := s.eid.AppView(lr)
 	// The request was planned when it started; an operator may have
 	// narrowed the client since: the app shows only what may be released.
-	names := make([]string, 0, len(view.Claims))
-	for _, c := range view.Claims {
-		names = append(names, c.Name)
-	}
-	allowed, err := s.release.Released(r.Context(), lr.ClientID, names)
-	if err == nil {
-		view.Claims = slices.DeleteFunc(view.Claims, func(c eid.ClaimRequest) bool { return !slices.Contains(allowed, c.Name) })
-		view.Agreed, _, err = s.release.Silent(r.Context(), dev.CitizenID, lr.ClientID, view.Claims)
+	client, err := s.store.GetClient(r.Context(), lr.ClientID)
+	if errors.Is(err, idp.ErrNotFound) {
+		writeJSONError(w, http.StatusNotFound, "not_found", "The login request does not exist or has expired.")
+		return
 	}
 	if err != nil {
 		s.unavailable(w, "durable store", err)
 		return
 	}
+	allowed := client.AllowedClaims()
+	view.Claims = slices.DeleteFunc(view.Claims, func(c eid.ClaimRequest) bool { return !slices.Contains(allowed, c.Name) })
+	// What this citizen already agreed to share with this client for this
+	// purpose: the app asks only for the approval, not those claims.
+	plan := &idp.ReleasePlan{Purpose: consent.Purpose{Code: lr.PurposeCode, Text: lr.Purpose}, Recipient: lr.ClientName, Claims: view.Claims}
+	agr, err := s.release.Silent(r.Context(), dev.CitizenID, client, plan)
+	if err != nil {
+		s.unavailable(w, "consent store", err)
+		return
+	}
+	view.Agreed = agr.Agreed
 	writeJSON(w, http.StatusOK, view)
 }
 

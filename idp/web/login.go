@@ -15,13 +15,13 @@ import (
 	"github.com/ory/fosite"
 	qrcode "github.com/skip2/go-qrcode"
 
+	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/eid"
-	"github.com/onedoor/onedoor/idp/oidc"
 )
 
 // startLogin creates a login request for the eID app and shows the QR page.
-func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, claims []idp.ClaimRequest, required idp.Level) {
+func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, plan *idp.ReleasePlan, required idp.Level) {
 	ctx := r.Context()
 	form := url.Values{}
 	for k, v := range ar.GetRequestForm() {
@@ -29,16 +29,16 @@ func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, ar fosite.Au
 			form[k] = v
 		}
 	}
-	name := ar.GetClient().GetID()
-	if c, ok := ar.GetClient().(*oidc.Client); ok && c.Record.Name != "" {
-		name = c.Record.Name
-	}
 	binding := randomToken()
+	// The purpose shown is the one from the client's catalog the consent
+	// is recorded for: a free-text purpose parameter is not shown (anyone
+	// relaying the request could write it).
 	lr := &eid.LoginRequest{
 		ClientID:     ar.GetClient().GetID(),
-		ClientName:   name,
-		Claims:       claims,
-		Purpose:      ar.GetRequestForm().Get("purpose"),
+		ClientName:   plan.Recipient,
+		Claims:       plan.Claims,
+		PurposeCode:  plan.Purpose.Code,
+		Purpose:      plan.Purpose.Text,
 		Level:        required,
 		BrowserKey:   hashToken(binding),
 		Continuation: []byte(form.Encode()),
@@ -149,13 +149,16 @@ func (s *Server) loginContinue(w http.ResponseWriter, r *http.Request) {
 		s.unavailable(w, "ephemeral store", err)
 		return
 	}
-	// The signed approval is kept as evidence of what the citizen agreed to.
-	if err := s.release.Record(ctx, &idp.Grant{CitizenID: dec.CitizenID, ClientID: lr.ClientID, Claims: dec.Claims,
-		Evidence: dec.Approval, UpdatedAt: s.cfg.Now()}); err != nil {
-		s.unavailable(w, "durable store", err)
+	// The consent is what the request showed (the list, purpose and
+	// recipient the approval signed), with the signed approval as evidence.
+	plan := &idp.ReleasePlan{Purpose: consent.Purpose{Code: lr.PurposeCode, Text: lr.Purpose}, Recipient: lr.ClientName, Claims: lr.Claims}
+	agr, err := s.release.Record(ctx, &idp.Approval{CitizenID: dec.CitizenID, Client: clientRecord(ar), Plan: plan,
+		Shared: dec.Claims, Evidence: dec.Approval})
+	if err != nil {
+		s.unavailable(w, "consent store", err)
 		return
 	}
-	s.finish(w, r, ar, sess, dec.Claims, lr.CreatedAt)
+	s.finish(w, r, ar, sess, agr, lr.CreatedAt)
 }
 
 // resumeRequest re-validates the stored authorization request: the client,
@@ -204,6 +207,7 @@ type loginPage struct {
 }
 
 type claimView struct {
+	Name     string
 	Label    string
 	Optional bool
 }
@@ -245,7 +249,7 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, lr *eid.Log
 		if label == "" {
 			label = c.Name
 		}
-		p.Claims = append(p.Claims, claimView{Label: label, Optional: c.Optional})
+		p.Claims = append(p.Claims, claimView{Name: c.Name, Label: label, Optional: c.Optional})
 	}
 	s.renderHTML(w, http.StatusOK, "login.html", p, p.Nonce)
 }

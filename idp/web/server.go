@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/clientaddr"
 	"github.com/onedoor/onedoor/idp/eid"
@@ -29,8 +30,6 @@ import (
 type Store interface {
 	GetClient(ctx context.Context, id string) (*idp.Client, error)
 	GetCitizen(ctx context.Context, id string) (*idp.Citizen, error)
-	GetGrant(ctx context.Context, citizenID, clientID string) (*idp.Grant, error)
-	PutGrant(ctx context.Context, g *idp.Grant) error
 	Ping(ctx context.Context) error
 }
 
@@ -61,8 +60,12 @@ type Config struct {
 	// RequestTimeout bounds every request's store calls, so a hung database
 	// turns into a 503 instead of a hung client.
 	RequestTimeout time.Duration
+	// Consent records what citizens agree to share, signs its receipts and
+	// keeps the access log every ID token and userinfo answer is written
+	// to before it leaves. Required.
+	Consent *consent.Service
 	// Release decides what each client is shown and receives; nil means
-	// idp.GrantPolicy over the store.
+	// idp.ConsentPolicy over the store's clients and Consent.
 	Release idp.ReleasePolicy
 	Now     func() time.Time
 	Logger  *slog.Logger
@@ -76,6 +79,7 @@ type Server struct {
 	eph      idp.Ephemeral
 	eid      *eid.Service
 	release  idp.ReleasePolicy
+	consent  *consent.Service
 	keys     Keys
 	log      *slog.Logger
 	secure   bool
@@ -117,9 +121,13 @@ func New(cfg Config, p *oidc.Provider, store Store, eph idp.Ephemeral, e *eid.Se
 		addrs:  clientaddr.New(cfg.TrustedProxies),
 		base:   issuerPath(cfg.Issuer),
 	}
+	if cfg.Consent == nil {
+		panic("web: New needs a consent service (Config.Consent)")
+	}
+	s.consent = cfg.Consent
 	s.release = cfg.Release
 	if s.release == nil {
-		s.release = &idp.GrantPolicy{Clients: store, Grants: store}
+		s.release = &idp.ConsentPolicy{Clients: store, Consent: cfg.Consent}
 	}
 	s.mux = http.NewServeMux()
 	s.routes()

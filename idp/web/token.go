@@ -10,6 +10,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/accesstoken"
 	"github.com/onedoor/onedoor/idp/oidc"
@@ -143,13 +144,20 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if err := s.settleSession(ctx, ar); err != nil {
+	rel, err := s.settleSession(ctx, ar)
+	if err != nil {
 		s.tokenError(w, r, ar, err)
 		return
 	}
 	resp, err := s.provider.NewAccessResponse(ctx, ar)
 	if err != nil {
 		s.tokenError(w, r, ar, err)
+		return
+	}
+	// The tokens are minted, not sent: the ID token's release is logged
+	// and the consent's receipt attached first, or nothing leaves.
+	if err := s.beforeTokensLeave(ctx, ar, resp, rel); err != nil {
+		s.releaseFailed(w, r, ar, err)
 		return
 	}
 	s.provider.WriteAccessResponse(ctx, w, ar, resp)
@@ -287,9 +295,10 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// What the token recorded as agreed, narrowed to what the client may
-	// receive now: an operator narrowing a client takes effect at once.
-	released, err := s.release.Released(ctx, c.ClientID, c.Released)
-	if errors.Is(err, idp.ErrNotFound) { // the client was deleted
+	// receive now and to the consent's current items: an operator narrowing
+	// a client, or the citizen withdrawing, takes effect at once.
+	rel, err := s.release.Released(ctx, idp.TokenRelease{ClientID: c.ClientID, CitizenID: c.Subject, ConsentID: c.ConsentID, Agreed: c.Released})
+	if errors.Is(err, idp.ErrNotFound) || errors.Is(err, idp.ErrConsentWithdrawn) { // the client was deleted, the consent withdrawn
 		w.Header().Set("WWW-Authenticate", `Bearer realm="onedoor", error="invalid_token"`)
 		writeJSONError(w, http.StatusUnauthorized, "invalid_token", "The access token is not valid.")
 		return
@@ -298,7 +307,13 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 		s.unavailable(w, "durable store", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, citizenClaims(cit, released))
+	out := citizenClaims(cit, rel.Claims)
+	// No release without its entry in the citizen's access log.
+	if err := s.logRelease(ctx, consent.ChannelUserInfo, c.ClientID, c.Subject, rel, personalClaims(out)); err != nil {
+		s.unavailable(w, "consent store", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // bearer extracts an access token from the Authorization header or, for
@@ -454,6 +469,18 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, inactive)
 		return
 	}
+	// A family whose consent was withdrawn is refused at its next refresh:
+	// it is inactive now.
+	if os, ok := g.GetSession().(*oidc.Session); ok && os.ConsentID != "" {
+		if _, err := s.consent.Active(ctx, os.ConsentID); err != nil {
+			if errors.Is(err, consent.ErrWithdrawn) || errors.Is(err, consent.ErrNotFound) {
+				writeJSON(w, http.StatusOK, inactive)
+				return
+			}
+			s.unavailable(w, "consent store", consentOutage(err))
+			return
+		}
+	}
 	resp := introspection{Active: true, Scope: strings.Join(g.GetGrantedScopes(), " "), ClientID: g.GetClient().GetID(),
 		Subject: g.GetSession().GetSubject(), IssuedAt: g.GetRequestedAt().Unix(), Issuer: s.cfg.Issuer,
 		TokenType: "refresh_token", Kind: accesstoken.KindCitizen}
@@ -542,20 +569,26 @@ func (s *Server) logServerError(endpoint string, err error) {
 }
 
 // settleSession brings a grant's session up to date before tokens are
-// minted from it.
-func (s *Server) settleSession(ctx context.Context, ar fosite.AccessRequester) error {
+// minted from it, and returns what a citizen's code or refresh grant may
+// release now (nil for other grants).
+func (s *Server) settleSession(ctx context.Context, ar fosite.AccessRequester) (*idp.Release, error) {
 	os, ok := ar.GetSession().(*oidc.Session)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	if ar.GetGrantTypes().ExactOne(idp.GrantTypeJWTBearer) {
 		// The eID app's own tokens release to the citizen's own app what
-		// its scopes name (the device was checked by the assertion).
+		// its scopes name (the device was checked by the assertion). They
+		// rest on no consent and are not logged: the citizen is both the
+		// subject and the recipient, and no third party receives anything.
 		os.Released = nil
 		for _, sc := range ar.GetGrantedScopes() {
 			os.Released = append(os.Released, idp.ScopeClaims(sc)...)
 		}
-		return nil
+		return nil, nil
+	}
+	if !ar.GetGrantTypes().ExactOne("authorization_code") && !ar.GetGrantTypes().ExactOne("refresh_token") {
+		return nil, nil
 	}
 	if os.DeviceID != "" {
 		// A code or refresh family is worth no more than the device that
@@ -563,36 +596,49 @@ func (s *Server) settleSession(ctx context.Context, ar fosite.AccessRequester) e
 		// or a family created while the revocation ran, yields nothing.
 		if _, err := s.eid.ActiveDevice(ctx, os.DeviceID); err != nil {
 			if errors.Is(err, idp.ErrNotFound) {
-				return fosite.ErrInvalidGrant.WithHint("The eID device that approved this grant has been revoked.")
+				return nil, fosite.ErrInvalidGrant.WithHint("The eID device that approved this grant has been revoked.")
 			}
-			return err
+			return nil, err
 		}
 	}
-	if ar.GetGrantTypes().ExactOne("refresh_token") {
-		// A refresh re-issues the login's ID token claims and released
-		// claims: narrow them to what the client may receive now, so an
-		// operator narrowing a client reaches existing refresh families.
-		return s.narrowRefreshed(ctx, ar.GetClient().GetID(), os)
+	// A code or refresh re-issues the login's ID token claims and released
+	// claims: narrow them to what the client may receive now and to what
+	// the consent still covers, so an operator narrowing a client or a
+	// citizen withdrawing reaches existing codes and refresh families.
+	rel, err := s.narrow(ctx, ar.GetClient().GetID(), os)
+	if errors.Is(err, idp.ErrConsentWithdrawn) {
+		if ar.GetGrantTypes().ExactOne("refresh_token") {
+			// The family is finished; revoke it so it stops at once
+			// everywhere, not only at this check.
+			if rerr := s.provider.RevokeGrant(ctx, ar.GetID()); rerr != nil {
+				s.log.Warn("revoke the family of a withdrawn consent", "err", rerr.Error())
+			}
+		}
+		return nil, fosite.ErrInvalidGrant.WithHint("The citizen withdrew the consent this grant rests on, or it has expired.")
 	}
-	return nil
+	return rel, err
 }
 
-// narrowRefreshed drops from a refreshed session the registry claims the
-// release policy no longer lets the client receive.
-func (s *Server) narrowRefreshed(ctx context.Context, clientID string, os *oidc.Session) error {
-	allowed, err := s.release.Released(ctx, clientID, os.Released)
+// narrow drops from a session the registry claims the release policy no
+// longer lets the client receive, and binds a session minted before
+// consent records to the consent it now rests on.
+func (s *Server) narrow(ctx context.Context, clientID string, os *oidc.Session) (*idp.Release, error) {
+	rel, err := s.release.Released(ctx, idp.TokenRelease{ClientID: clientID, CitizenID: os.Subject, ConsentID: os.ConsentID, Agreed: os.Released})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	os.Released = allowed
+	os.Released = rel.Claims
+	if os.ConsentID == "" {
+		os.ConsentID = rel.ConsentID
+	}
 	if os.Claims == nil {
-		return nil
+		return rel, nil
 	}
 	for name := range os.Claims.Extra {
 		base := strings.TrimSuffix(name, "_verified")
-		if idp.KnownClaim(base) && !slices.Contains(allowed, base) {
+		if idp.KnownClaim(base) && !slices.Contains(rel.Claims, base) {
 			delete(os.Claims.Extra, name)
 		}
 	}
-	return nil
+	return rel, nil
 }
