@@ -172,7 +172,7 @@ func basisCmd(ctx context.Context, sub string, args []string, env func(string) s
 			return fmt.Errorf("agency grant-basis:\n  - %s", strings.Join(probs, "\n  - "))
 		}
 		b := &consent.LegalBasis{Agency: agency, Purpose: purpose, Items: items, Basis: consent.Basis(basis), Law: strings.TrimSpace(law)}
-		if err := m.Consent.PutLegalBasis(ctx, b); err != nil {
+		if err := m.ConsentStore.PutLegalBasis(ctx, b); err != nil {
 			switch {
 			case errors.Is(err, consent.ErrConflict):
 				return fmt.Errorf("agency grant-basis: %s already has a legal basis for %q (revoke it first: onedoor agency bases --agency %s)", agency, purpose, agency)
@@ -187,7 +187,7 @@ func basisCmd(ctx context.Context, sub string, args []string, env func(string) s
 			return usageError("agency revoke-basis: want the basis id (see onedoor agency bases)")
 		}
 		id := fs.Arg(0)
-		if err := m.Consent.RevokeLegalBasis(ctx, id, m.Now()); err != nil {
+		if err := m.ConsentStore.RevokeLegalBasis(ctx, id, m.Now()); err != nil {
 			if errors.Is(err, consent.ErrNotFound) || errors.Is(err, consent.ErrInvalid) {
 				return fmt.Errorf("agency revoke-basis: no live legal basis has the id %q", id)
 			}
@@ -199,7 +199,7 @@ func basisCmd(ctx context.Context, sub string, args []string, env func(string) s
 	if fs.NArg() != 0 {
 		return usageError("agency bases: unexpected argument %q", fs.Arg(0))
 	}
-	bs, err := m.Consent.LegalBases(ctx, agency, purpose)
+	bs, err := m.ConsentStore.LegalBases(ctx, agency, purpose)
 	if errors.Is(err, consent.ErrInvalid) {
 		return usageError("agency bases: %v", err)
 	}

@@ -72,7 +72,7 @@ func auditCmd(ctx context.Context, args []string, env func(string) string, stdou
 		if err != nil {
 			return err
 		}
-		r, err := consent.Verify(ctx, m.Consent, verifier)
+		r, err := consent.Verify(ctx, m.ConsentStore, verifier)
 		if err != nil {
 			return fmt.Errorf("audit verify: %w", err)
 		}
@@ -89,7 +89,7 @@ func auditCmd(ctx context.Context, args []string, env func(string) string, stdou
 			return err
 		}
 		if cp == nil {
-			if cp, err = m.Consent.LastCheckpoint(ctx); err != nil && !errors.Is(err, consent.ErrNotFound) {
+			if cp, err = m.ConsentStore.LastCheckpoint(ctx); err != nil && !errors.Is(err, consent.ErrNotFound) {
 				return err
 			}
 		}
@@ -108,7 +108,7 @@ func auditCmd(ctx context.Context, args []string, env func(string) string, stdou
 	out := []entryView{}
 	cursor := ""
 	for {
-		page, next, err := m.Consent.ListEntries(ctx, consent.EntryQuery{CitizenID: citizen, Flagged: true, Page: consent.Page{Cursor: cursor, Limit: consent.MaxLimit}})
+		page, next, err := m.ConsentStore.ListEntries(ctx, consent.EntryQuery{CitizenID: citizen, Flagged: true, Page: consent.Page{Cursor: cursor, Limit: consent.MaxLimit}})
 		if errors.Is(err, consent.ErrInvalid) {
 			return usageError("audit flags: %v", err)
 		}

@@ -111,11 +111,11 @@ func runAuditVerify(t *testing.T, env map[string]string) {
 		e := &consent.Entry{ID: consent.NewID("log"), CitizenID: "sub-victim", At: time.Now(), Actor: consent.Actor{Agency: "BYT", ClientID: "his"},
 			Channel: consent.ChannelBroker, Items: []string{"name", "birthdate"}, Purpose: "kham-benh", Basis: consent.BasisLegalObligation,
 			Law: "Luật KCB 2023", Outcome: consent.OutcomeReleased}
-		if err := m.Consent.Append(ctx, e); err != nil {
+		if err := m.ConsentStore.Append(ctx, e); err != nil {
 			t.Fatal(err)
 		}
 		victim = append(victim, e)
-		if err := m.Consent.Append(ctx, &consent.Entry{ID: consent.NewID("log"), CitizenID: fmt.Sprint("sub-other-", i%2), At: time.Now(),
+		if err := m.ConsentStore.Append(ctx, &consent.Entry{ID: consent.NewID("log"), CitizenID: fmt.Sprint("sub-other-", i%2), At: time.Now(),
 			Channel: consent.ChannelUserInfo, Items: []string{"name"}, Outcome: consent.OutcomeReleased}); err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +163,7 @@ func runAuditVerify(t *testing.T, env map[string]string) {
 
 	// The row rewritten and every later hash recomputed, head included:
 	// the chain holds, the checkpoint does not.
-	chain, err := m.Consent.Chain(ctx, "sub-victim", 0, 100)
+	chain, err := m.ConsentStore.Chain(ctx, "sub-victim", 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestCLI_AuditFlags(t *testing.T) {
 	for _, c := range []string{"sub-a", "sub-a", "sub-b"} {
 		e := &consent.Entry{ID: consent.NewID("log"), CitizenID: c, At: time.Now(), Actor: consent.Actor{Agency: "BYT", ClientID: "his"},
 			Channel: consent.ChannelBroker, Items: []string{"name"}, Outcome: consent.OutcomeReleased}
-		if err := m.Consent.Append(ctx, e); err != nil {
+		if err := m.ConsentStore.Append(ctx, e); err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, e.ID)
@@ -216,10 +216,10 @@ func TestCLI_AuditFlags(t *testing.T) {
 	if code != 0 || strings.TrimSpace(out) != "[]" {
 		t.Fatalf("no flags: %d %s", code, out)
 	}
-	if _, err := m.Consent.FlagEntry(ctx, "sub-a", ids[1], "Tôi không đến bệnh viện này", time.Now().Add(-time.Minute)); err != nil {
+	if _, err := m.ConsentStore.FlagEntry(ctx, "sub-a", ids[1], "Tôi không đến bệnh viện này", time.Now().Add(-time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Consent.FlagEntry(ctx, "sub-b", ids[2], "", time.Now()); err != nil {
+	if _, err := m.ConsentStore.FlagEntry(ctx, "sub-b", ids[2], "", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	var list []entryView
@@ -251,13 +251,13 @@ func TestServe_AuditCheckpoints(t *testing.T) {
 	}
 	m := newTestMain(t, func(c *Config) { c.AuditCheckpointInterval = 50 * time.Millisecond })
 	ctx := context.Background()
-	if err := m.Consent.Append(ctx, &consent.Entry{ID: consent.NewID("log"), CitizenID: "sub-1", At: time.Now(),
+	if err := m.ConsentStore.Append(ctx, &consent.Entry{ID: consent.NewID("log"), CitizenID: "sub-1", At: time.Now(),
 		Channel: consent.ChannelUserInfo, Items: []string{"name"}, Outcome: consent.OutcomeReleased}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		cp, err := m.Consent.LastCheckpoint(ctx)
+		cp, err := m.ConsentStore.LastCheckpoint(ctx)
 		if err == nil && cp.Size == 1 {
 			break
 		}

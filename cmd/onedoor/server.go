@@ -53,9 +53,12 @@ type Main struct {
 	Store *sqlstore.Store
 	// APIStore is the mobile API's store, on the same database.
 	APIStore *apisql.Store
-	// Consent keeps consent records, legal bases and the access log, on
-	// the same database.
-	Consent *consentsql.Store
+	// ConsentStore keeps consent records, legal bases, receipts and the
+	// access log, on the same database; Consent is the one path by which
+	// personal data is released (the IdP's ID tokens and userinfo go
+	// through it).
+	ConsentStore *consentsql.Store
+	Consent      *consent.Service
 	// Checkpointer commits the access log's chain heads to signed
 	// checkpoints (every --audit-checkpoint-interval while serving).
 	Checkpointer *consent.Checkpointer
@@ -164,15 +167,15 @@ func (m *Main) OpenStorage(ctx context.Context) error {
 	if err := m.APIStore.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	m.Consent = consentsql.New(m.DB, dialect, consentsql.WithNow(m.Now))
-	if err := m.Consent.Migrate(ctx); err != nil {
+	m.ConsentStore = consentsql.New(m.DB, dialect, consentsql.WithNow(m.Now))
+	if err := m.ConsentStore.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	auditSigner, _, err := m.AuditKeys()
 	if err != nil {
 		return err
 	}
-	m.Checkpointer = &consent.Checkpointer{Store: m.Consent, Signer: auditSigner, Now: m.Now}
+	m.Checkpointer = &consent.Checkpointer{Store: m.ConsentStore, Signer: auditSigner, Now: m.Now}
 	sealer, err := keyset.NewSealer(keyset.DeriveKey(m.master, purposeKeys))
 	if err != nil {
 		return err
@@ -186,6 +189,18 @@ func (m *Main) OpenStorage(ctx context.Context) error {
 	}
 	m.EID = eid.New(m.Store, m.Store, eid.Config{Issuer: iss, CodeKey: keyset.DeriveKey(m.master, purposeActivation), Now: m.Now})
 	m.Agencies = m.APIStore
+	// Receipts are signed with the platform key the JWKS publishes; a
+	// withdrawal denies the consent's access tokens on every replica
+	// (each verifier rereads the deny list within a second).
+	m.Consent = &consent.Service{
+		Store:  m.ConsentStore,
+		Signer: keyset.JWSSigner{Keys: m.Keys},
+		Issuer: iss,
+		Deny: func(ctx context.Context, consentID string) error {
+			return accesstoken.DenyConsent(ctx, m.Store, consentID, m.Now())
+		},
+		Now: m.Now,
+	}
 	return nil
 }
 
@@ -249,6 +264,15 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Issuer == "" {
 		m.Issuer = defaultIssuer(m.IDPAddr)
 	}
+	m.Consent.Issuer = m.Issuer
+	// The grants the IdP kept before consent records become consent
+	// records, once (idp_grants is emptied as they move; see migration
+	// 0010). Their receipts need the signing key and the served issuer.
+	if n, err := idp.MoveGrants(ctx, m.Store, m.Store, m.Consent); err != nil {
+		return fmt.Errorf("move grants into consent records: %w", err)
+	} else if n > 0 {
+		m.Logger.Info("grants moved into consent records", "count", n)
+	}
 	codeKey := keyset.DeriveKey(m.master, purposeActivation)
 	m.EID = eid.New(m.Store, m.Eph, eid.Config{Issuer: m.Issuer, CodeKey: codeKey, Now: m.Now})
 	m.Provider = oidc.New(oidc.Config{
@@ -282,8 +306,9 @@ func (m *Main) Run(ctx context.Context) error {
 		LoginLimit:     c.LoginRateLimit,
 		RequestTimeout: c.RequestTimeout,
 		// What each client is shown and receives: its registration and the
-		// grants citizens gave (consent records, #5, will take over).
-		Release: &idp.GrantPolicy{Clients: m.Provider.Clients(), Grants: m.Store},
+		// citizens' consent records.
+		Consent: m.Consent,
+		Release: &idp.ConsentPolicy{Clients: m.Provider.Clients(), Consent: m.Consent},
 		Now:     m.Now,
 		Logger:  m.Logger,
 	}, m.Provider, m.Store, m.Eph, m.EID, m.Keys)

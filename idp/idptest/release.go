@@ -6,14 +6,27 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/accesstoken"
+	"github.com/onedoor/onedoor/idp/keyset"
 )
 
-// NewConsent returns a consent service over a fresh consent store beside s
-// (the same database), with a receipt signer.
-type NewConsent func(t *testing.T, s idp.Store) *consent.Service
+// ConsentService returns the consent service the IdP runs with: over cs (a
+// consent store beside s, in the same database), receipts signed with the
+// platform key kept in s, withdrawals denying the consent's access tokens
+// on s's deny list.
+func ConsentService(t *testing.T, s idp.Store, cs consent.Store) *consent.Service {
+	t.Helper()
+	sealer, err := keyset.NewSealer(make([]byte, 32))
+	mustNil(t, err, "sealer")
+	keys := keyset.New(s, sealer, keyset.Options{})
+	mustNil(t, keys.Ensure(t.Context()), "signing keys")
+	return &consent.Service{Store: cs, Signer: keyset.JWSSigner{Keys: keys}, Issuer: "https://id.onedoor.test",
+		Deny: func(ctx context.Context, id string) error { return accesstoken.DenyConsent(ctx, s, id, time.Now()) }}
+}
 
 // RunReleasePolicyTests checks idp.ConsentPolicy over a durable store and a
 // consent store against the abuse cases of issues #3 and #7: nothing a
@@ -22,7 +35,10 @@ type NewConsent func(t *testing.T, s idp.Store) *consent.Service
 // counts for its own client and purpose only, and asks again for new
 // claims; a withdrawn consent, or one of another client, releases nothing;
 // and what the citizen agreed is recorded with its evidence.
-func RunReleasePolicyTests(t *testing.T, newStore func(t *testing.T) idp.Store, newConsent NewConsent) {
+//
+// newEnv returns a fresh migrated durable store and a consent service beside
+// it (ConsentService).
+func RunReleasePolicyTests(t *testing.T, newEnv func(t *testing.T) (idp.Store, *consent.Service)) {
 	for _, tt := range []struct {
 		name string
 		run  func(t *testing.T, s idp.Store, cs *consent.Service, p idp.ReleasePolicy)
@@ -34,9 +50,8 @@ func RunReleasePolicyTests(t *testing.T, newStore func(t *testing.T) idp.Store, 
 		{"RecordKeepsEvidenceWithinAllowance", testRecord},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newStore(t)
+			s, cs := newEnv(t)
 			t.Cleanup(func() { s.Close() })
-			cs := newConsent(t, s)
 			withTimeout(subtestTimeout, func() { tt.run(t, s, cs, &idp.ConsentPolicy{Clients: s, Consent: cs}) })
 		})
 	}
@@ -296,9 +311,9 @@ func testRecord(t *testing.T, s idp.Store, cs *consent.Service, p idp.ReleasePol
 // client's first purpose (or login) with their evidence, narrowed to what
 // the client may receive; a second run moves nothing, and a row left behind
 // by a run interrupted after recording is only removed. db is a fresh,
-// empty database; store returns a store over it; newConsent a consent
-// service beside it.
-func RunMoveGrantsTests(t *testing.T, db *sql.DB, store func() Migrator, newConsent NewConsent) {
+// empty database; store returns a store over it; newConsent a migrated consent
+// service beside it (ConsentService).
+func RunMoveGrantsTests(t *testing.T, db *sql.DB, store func() Migrator, newConsent func(t *testing.T, s idp.Store) *consent.Service) {
 	ctx := context.Background()
 	s := store()
 	type migrateTo interface {

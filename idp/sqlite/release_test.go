@@ -1,18 +1,44 @@
 package sqlite_test
 
 import (
+	"database/sql"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/onedoor/onedoor/consent"
+	consentsql "github.com/onedoor/onedoor/consent/sqlstore"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/idptest"
 	"github.com/onedoor/onedoor/idp/sqlite"
+	"github.com/onedoor/onedoor/internal/sqldb"
 )
 
+// consentBeside opens the consent store in db, as cmd/onedoor does.
+func consentBeside(t *testing.T, db *sql.DB, s idp.Store) *consent.Service {
+	t.Helper()
+	cs := consentsql.New(db, sqldb.SQLite)
+	if err := cs.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return idptest.ConsentService(t, s, cs)
+}
+
 func TestReleasePolicy(t *testing.T) {
-	idptest.RunReleasePolicyTests(t, func(t *testing.T) idp.Store { return open(t) },
-		func(s idp.Store) idp.ReleasePolicy { return &idp.GrantPolicy{Clients: s, Grants: s} })
+	idptest.RunReleasePolicyTests(t, func(t *testing.T) (idp.Store, *consent.Service) {
+		db, s := openAt(t, filepath.Join(t.TempDir(), "idp.db"), true)
+		return s, consentBeside(t, db, s)
+	})
+}
+
+func TestMoveGrants(t *testing.T) {
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "idp.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	idptest.RunMoveGrantsTests(t, db, func() idptest.Migrator { return sqlite.New(db) },
+		func(t *testing.T, s idp.Store) *consent.Service { return consentBeside(t, db, s) })
 }
 
 func TestMigration0005(t *testing.T) {
