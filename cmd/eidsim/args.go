@@ -20,6 +20,7 @@ type options struct {
 	deviceName     string
 	deny           bool
 	share          []string // nil: every requested claim
+	decline        []string // non-nil: every requested claim but these
 	json           bool
 	payload        string
 	deviceID       string
@@ -51,7 +52,7 @@ func usagef(format string, args ...any) error {
 
 const usageHead = `usage:
   eidsim enroll  --home DIR --idp URL --personal-id N --activation-code C [--device-name NAME]
-  eidsim approve --home DIR [--deny] [--share claim,claim] [--json] PAYLOAD
+  eidsim approve --home DIR [--deny] [--share claim,claim | --decline claim,claim] [--json] PAYLOAD
   eidsim login   --home DIR
   eidsim show    --home DIR
   eidsim devices --home DIR
@@ -81,6 +82,17 @@ func flagSet(cmd string, o *options) (*flag.FlagSet, error) {
 			for c := range strings.SplitSeq(s, ",") {
 				if c = strings.TrimSpace(c); c != "" {
 					o.share = append(o.share, c)
+				}
+			}
+			return nil
+		})
+		fs.Func("decline", "comma-separated optional `claims` to decline, repeatable: share every other requested claim", func(s string) error {
+			if o.decline == nil {
+				o.decline = []string{}
+			}
+			for c := range strings.SplitSeq(s, ",") {
+				if c = strings.TrimSpace(c); c != "" {
+					o.decline = append(o.decline, c)
 				}
 			}
 			return nil
@@ -141,6 +153,9 @@ func parseArgs(args []string) (*options, error) {
 			}
 		}
 	case "approve":
+		if o.share != nil && o.decline != nil {
+			return nil, usagef("approve: --share and --decline cannot be combined")
+		}
 		if len(pos) == 0 {
 			missing = append(missing, "PAYLOAD")
 		} else {

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/onedoor/onedoor/consent"
+	consentsql "github.com/onedoor/onedoor/consent/sqlstore"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/eid"
 	"github.com/onedoor/onedoor/idp/keyset"
@@ -19,6 +21,7 @@ import (
 	"github.com/onedoor/onedoor/idp/sqlite"
 	"github.com/onedoor/onedoor/idp/sqlstore"
 	"github.com/onedoor/onedoor/idp/web"
+	"github.com/onedoor/onedoor/internal/sqldb"
 )
 
 // startIDP serves the real identity provider (SQLite store, eID service,
@@ -35,6 +38,7 @@ type idpEnv struct {
 	svc      *eid.Service
 	store    *sqlstore.Store
 	provider *oidc.Provider
+	consent  *consent.Service
 	grants   atomic.Int64 // token requests served
 }
 
@@ -78,7 +82,12 @@ func startIDPFor(t *testing.T, resources ...string) *idpEnv {
 		Issuer: srv.URL, GlobalSecret: bytes.Repeat([]byte{2}, 32), SecretKey: bytes.Repeat([]byte{3}, 32),
 		Resources: resources, DeviceGrant: e.svc,
 	}, store, store, keys)
-	h = web.New(web.Config{Issuer: srv.URL, CookieKey: bytes.Repeat([]byte{4}, 32)}, e.provider, store, store, e.svc, keys).Handler()
+	cs := consentsql.New(db, sqldb.SQLite)
+	if err := cs.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.consent = &consent.Service{Store: cs, Signer: keyset.JWSSigner{Keys: keys}, Issuer: srv.URL}
+	h = web.New(web.Config{Issuer: srv.URL, CookieKey: bytes.Repeat([]byte{4}, 32), Consent: e.consent}, e.provider, store, store, e.svc, keys).Handler()
 	return e
 }
 

@@ -3,7 +3,7 @@
 // device key (the JWT-bearer grant, docs/eid-app-protocol.md).
 //
 //	eidsim enroll  --home DIR --idp URL --personal-id N --activation-code C [--device-name NAME]
-//	eidsim approve --home DIR [--deny] [--share claim,claim] [--json] PAYLOAD
+//	eidsim approve --home DIR [--deny] [--share claim,claim | --decline claim,claim] [--json] PAYLOAD
 //	eidsim login   --home DIR
 //	eidsim show    --home DIR
 //	eidsim devices --home DIR
@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -86,7 +87,22 @@ func execute(ctx context.Context, o *options, stdout io.Writer) error {
 		}
 		return printJSON(stdout, map[string]string{"device_id": e.DeviceID, "level": e.Level})
 	case "approve":
-		res, err := app.Approve(ctx, o.payload, o.deny, o.share)
+		share := o.share
+		if o.decline != nil {
+			// Every requested claim but the declined ones: the IdP refuses
+			// the approval if one of them was required.
+			v, err := app.Fetch(ctx, o.payload)
+			if err != nil {
+				return err
+			}
+			share = []string{}
+			for _, c := range v.Claims {
+				if !slices.Contains(o.decline, c.Name) {
+					share = append(share, c.Name)
+				}
+			}
+		}
+		res, err := app.Approve(ctx, o.payload, o.deny, share)
 		if err != nil {
 			return err
 		}
@@ -99,10 +115,13 @@ func execute(ctx context.Context, o *options, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "relying party: %s (%s)\n", clean(res.ClientName), clean(res.ClientID))
 		if res.Purpose != "" {
-			fmt.Fprintf(stdout, "purpose:       %s\n", clean(res.Purpose))
+			fmt.Fprintf(stdout, "purpose:       %s (%s)\n", clean(res.Purpose), clean(res.PurposeCode))
 		}
 		fmt.Fprintf(stdout, "match number:  %s\n", clean(res.MatchNumber))
 		fmt.Fprintf(stdout, "claims shared: %s\n", clean(shared))
+		if len(res.Declined) > 0 {
+			fmt.Fprintf(stdout, "declined:      %s\n", clean(strings.Join(res.Declined, ", ")))
+		}
 		fmt.Fprintf(stdout, "decision:      %s (IdP status: %s)\n", res.Decision, clean(res.Status))
 		return nil
 	case "login":

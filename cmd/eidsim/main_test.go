@@ -170,6 +170,7 @@ func TestRun_Approve(t *testing.T) {
 			_ = json.NewEncoder(w).Encode(eid.AppView{
 				RequestID: "AbCdEfGhIjKlMnOpQrStUv", ClientID: "dvc", ClientName: "Cổng\x1b[2J DVC",
 				Claims: []eid.ClaimRequest{{Name: "name"}, {Name: "phone_number", Optional: true}}, MatchNumber: "42",
+				PurposeCode: "tax", Purpose: "Khai thuế",
 			})
 		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/decision"):
 			_, _ = w.Write([]byte(`{"status":"approved"}`))
@@ -185,7 +186,7 @@ func TestRun_Approve(t *testing.T) {
 	if code := run(context.Background(), []string{"approve", p, "--home", home, "--share", "name"}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
-	want := "relying party: Cổng?[2J DVC (dvc)\nmatch number:  42\nclaims shared: name\ndecision:      approve (IdP status: approved)\n"
+	want := "relying party: Cổng?[2J DVC (dvc)\npurpose:       Khai thuế (tax)\nmatch number:  42\nclaims shared: name\ndeclined:      phone_number\ndecision:      approve (IdP status: approved)\n"
 	if out.String() != want {
 		t.Errorf("output\n%s\nwant\n%s", out.String(), want)
 	}
@@ -200,6 +201,22 @@ func TestRun_Approve(t *testing.T) {
 	}
 	if got["match_number"] != "42" || got["decision"] != "approve" || !reflect.DeepEqual(got["claims"], []any{"name", "phone_number"}) {
 		t.Errorf("--json output = %v", got)
+	}
+
+	// --decline shares every requested claim but the declined ones.
+	out.Reset()
+	if code := run(context.Background(), []string{"approve", "--json", "--decline", "phone_number", "--home", home, p}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	got = nil
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got["claims"], []any{"name"}) || !reflect.DeepEqual(got["declined"], []any{"phone_number"}) || got["purpose_code"] != "tax" {
+		t.Errorf("--decline output = %v", got)
+	}
+	if code := run(context.Background(), []string{"approve", "--decline", "x", "--share", "name", "--home", home, p}, &out, &errOut); code != 2 {
+		t.Errorf("--share with --decline: exit %d, want 2", code)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/oidc"
 	"github.com/onedoor/onedoor/mobileapi"
@@ -121,30 +122,38 @@ func migrate(ctx context.Context, args []string, env func(string) string, stdout
 // clientView is how admin commands print a client; the secret appears once,
 // at creation.
 type clientView struct {
-	ClientID               string    `json:"client_id"`
-	ClientSecret           string    `json:"client_secret,omitempty"`
-	Name                   string    `json:"name"`
-	RedirectURIs           []string  `json:"redirect_uris"`
-	PostLogoutRedirectURIs []string  `json:"post_logout_redirect_uris,omitempty"`
-	GrantTypes             []string  `json:"grant_types"`
-	Scope                  string    `json:"scope"`
-	Claims                 []string  `json:"claims"`
-	AllowedClaims          []string  `json:"allowed_claims"`
-	AuthMethod             string    `json:"token_endpoint_auth_method"`
-	JWKSURI                string    `json:"jwks_uri,omitempty"`
-	HasJWKS                bool      `json:"jwks,omitempty"`
-	PARRequired            bool      `json:"require_pushed_authorization_requests"`
-	IDTokenAlg             string    `json:"id_token_signed_response_alg"`
-	Agency                 string    `json:"agency"`
-	CreatedAt              time.Time `json:"created_at"`
+	ClientID               string   `json:"client_id"`
+	ClientSecret           string   `json:"client_secret,omitempty"`
+	Name                   string   `json:"name"`
+	RedirectURIs           []string `json:"redirect_uris"`
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
+	GrantTypes             []string `json:"grant_types"`
+	Scope                  string   `json:"scope"`
+	Claims                 []string `json:"claims"`
+	AllowedClaims          []string `json:"allowed_claims"`
+	AuthMethod             string   `json:"token_endpoint_auth_method"`
+	JWKSURI                string   `json:"jwks_uri,omitempty"`
+	HasJWKS                bool     `json:"jwks,omitempty"`
+	PARRequired            bool     `json:"require_pushed_authorization_requests"`
+	IDTokenAlg             string   `json:"id_token_signed_response_alg"`
+	Agency                 string   `json:"agency"`
+	// Purposes is the client's catalog; a client that registered none
+	// asks for the login purpose.
+	Purposes  []consent.Purpose `json:"purposes"`
+	CreatedAt time.Time         `json:"created_at"`
 }
 
 func viewClient(c *idp.Client) clientView {
-	return clientView{
+	v := clientView{
 		ClientID: c.ID, Name: c.Name, RedirectURIs: nonNil(c.RedirectURIs), PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		GrantTypes: c.GrantTypes, Scope: strings.Join(c.Scopes, " "), Claims: nonNil(c.Claims), AllowedClaims: nonNil(c.AllowedClaims()), AuthMethod: c.AuthMethod, JWKSURI: c.JWKSURI,
 		HasJWKS: c.JWKS != "", PARRequired: c.PARRequired, IDTokenAlg: c.IDTokenAlg, Agency: c.Agency, CreatedAt: c.CreatedAt,
+		Purposes: c.Purposes,
 	}
+	if len(v.Purposes) == 0 {
+		v.Purposes = []consent.Purpose{c.DefaultPurpose()}
+	}
+	return v
 }
 
 func nonNil(s []string) []string {
@@ -165,6 +174,8 @@ type ClientSpec struct {
 	// Secret, when set, is the secret to register instead of a random one
 	// (the demo derives its clients' secrets from the master key).
 	Secret string
+	// Purposes is the client's catalog of purposes, first the default.
+	Purposes []consent.Purpose
 }
 
 // AgencyLookup finds one of the mobile API's agencies by its code
@@ -199,6 +210,7 @@ func (m *Main) CreateClient(ctx context.Context, spec ClientSpec) (*idp.Client, 
 		ID: spec.ID, Name: spec.Name, RedirectURIs: spec.RedirectURIs, PostLogoutRedirectURIs: spec.PostLogoutRedirectURIs,
 		GrantTypes: spec.GrantTypes, Scopes: strings.Fields(spec.Scope), Claims: spec.Claims, AuthMethod: spec.AuthMethod,
 		JWKSURI: spec.JWKSURI, PARRequired: spec.PARRequired, IDTokenAlg: spec.IDTokenAlg, Agency: spec.Agency, CreatedAt: m.Now().UTC(),
+		Purposes: spec.Purposes,
 	}
 	c.ApplyDefaults()
 	var agencyErr error
@@ -241,7 +253,7 @@ func clientCmd(ctx context.Context, args []string, env func(string) string, stdo
 	switch sub {
 	case "create":
 		var spec ClientSpec
-		var redirects, postLogout, grants multiFlag
+		var redirects, postLogout, grants, purposes multiFlag
 		var claims string
 		m, fs, err := adminMain(ctx, "client create", args, env, func(fs *flag.FlagSet) {
 			fs.StringVar(&spec.ID, "id", "", "client id (default: random)")
@@ -257,6 +269,7 @@ func clientCmd(ctx context.Context, args []string, env func(string) string, stdo
 			fs.BoolVar(&spec.PARRequired, "par-required", false, "require pushed authorization requests")
 			fs.StringVar(&spec.IDTokenAlg, "id-token-alg", "ES256", "ID token signing algorithm: ES256 or RS256")
 			fs.StringVar(&spec.Agency, "agency", "", "code of the agency the client acts for (its own tokens carry it; needed for scope agency)")
+			fs.Var(&purposes, "purpose", "a purpose the client asks for data for, as CODE:TEXT (repeatable; the first is the default; none: \"login\")")
 		})
 		if err != nil {
 			return err
@@ -267,6 +280,15 @@ func clientCmd(ctx context.Context, args []string, env func(string) string, stdo
 		}
 		spec.RedirectURIs, spec.PostLogoutRedirectURIs, spec.GrantTypes = redirects, postLogout, grants
 		spec.Claims = idp.ParseClaimList(claims)
+		var perrs []error
+		for _, raw := range purposes {
+			p, err := idp.ParsePurpose(raw)
+			perrs = append(perrs, err)
+			spec.Purposes = append(spec.Purposes, p)
+		}
+		if err := errors.Join(perrs...); err != nil {
+			return err
+		}
 		c, secret, err := m.CreateClient(ctx, spec)
 		if err != nil {
 			return err

@@ -255,8 +255,8 @@ func TestRelease_IDTokenClaims(t *testing.T) {
 	}
 }
 
-// The approval the app signed is kept with the grant, and verifies with the
-// device key long after the login.
+// The approval the app signed is kept with the consent record, and verifies
+// with the device key long after the login.
 func TestRelease_GrantKeepsEvidence(t *testing.T) {
 	t.Run("SQLite", func(t *testing.T) { testGrantKeepsEvidence(t, startMain(t)) })
 	t.Run("PostgresRedis", func(t *testing.T) { testGrantKeepsEvidence(t, startMain(t, scaleOption(t))) })
@@ -268,12 +268,12 @@ func testGrantKeepsEvidence(t *testing.T, e *testEnv) {
 	u, state, nonce, verifier := authorizeURL(r)
 	_, idt := e.exchange(r, e.login(newBrowser(), u, e.app, []string{"personal_id", "birthdate"}), state, nonce, verifier)
 	ctx := context.Background()
-	g, err := e.m.Store.GetGrant(ctx, idt.Subject, id)
-	if err != nil {
-		t.Fatal(err)
+	g, err := e.m.Consent.Remembered(ctx, idt.Subject, id, "login")
+	if err != nil || g == nil {
+		t.Fatalf("consent record: %v, %v", g, err)
 	}
 	if g.Evidence == "" {
-		t.Fatal("the grant keeps no evidence")
+		t.Fatal("the consent keeps no evidence")
 	}
 	dev, err := e.m.Store.GetDevice(ctx, e.app.Enrollment().DeviceID)
 	if err != nil {
@@ -288,10 +288,13 @@ func testGrantKeepsEvidence(t *testing.T, e *testEnv) {
 	}
 	sorted := slices.Clone(c.Claims)
 	sort.Strings(sorted)
-	got := slices.Clone(g.Claims)
+	got := slices.Clone(g.Items)
 	sort.Strings(got)
 	if !slices.Equal(sorted, got) {
-		t.Errorf("grant claims %v differ from the evidence's %v", g.Claims, c.Claims)
+		t.Errorf("consent items %v differ from the evidence's %v", g.Items, c.Claims)
+	}
+	if c.ClientID != id || c.Purpose != "login" {
+		t.Errorf("evidence names client %q purpose %q, want %q login", c.ClientID, c.Purpose, id)
 	}
 }
 
