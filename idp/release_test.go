@@ -2,9 +2,12 @@ package idp
 
 import (
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/onedoor/onedoor/consent"
 )
 
 // planString renders a plan as "name[?] ... | idtoken ...", ? marking optional.
@@ -145,4 +148,80 @@ func FuzzPlan(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzParseAuthorizationDetails: whatever the parameter, accepted details
+// name one registered purpose and only claims the client may receive, once
+// each: authorization_details can only narrow.
+func FuzzParseAuthorizationDetails(f *testing.F) {
+	f.Add(`[{"type":"onedoor_personal_data","purpose":"tax","items":["name","gender"]}]`)
+	f.Add(`[{"type":"onedoor_personal_data","items":["personal_id"]}]`)
+	f.Add(`[{"type":"onedoor_personal_data","purpose":"login","items":["name"]},{"type":"x"}]`)
+	f.Add(`[{"type":"onedoor_personal_data","items":["name"],"purpose":null}]`)
+	f.Add(`{}`)
+	c := &Client{Scopes: []string{"openid", "profile"}, Purposes: []consent.Purpose{{Code: "tax", Text: "Tax"}, {Code: "benefit", Text: "Benefit"}}}
+	f.Fuzz(func(t *testing.T, raw string) {
+		d, err := ParseAuthorizationDetails(raw, c)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidAuthorizationDetails) {
+				t.Fatalf("error %v is not ErrInvalidAuthorizationDetails", err)
+			}
+			return
+		}
+		if raw == "" {
+			if d != nil {
+				t.Fatal("details from an empty parameter")
+			}
+			return
+		}
+		if _, ok := c.Purpose(d.Purpose); !ok {
+			t.Fatalf("purpose %q is not registered", d.Purpose)
+		}
+		if len(d.Items) == 0 {
+			t.Fatal("no items")
+		}
+		for i, it := range d.Items {
+			if !slices.Contains(c.AllowedClaims(), it) || slices.Contains(d.Items[:i], it) {
+				t.Fatalf("item %q outside the allowance or repeated", it)
+			}
+		}
+		plan, err := (&ConsentPolicy{}).Plan(t.Context(), c, ClaimsRequest{Scopes: []string{"openid", "profile", "eid"}, Details: d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(plan.Claims) != len(d.Items) {
+			t.Fatalf("plan %v is not the items %v", plan.Claims, d.Items)
+		}
+	})
+}
+
+func TestClient_Purposes(t *testing.T) {
+	c := &Client{}
+	if c.DefaultPurpose() != consent.LoginPurpose {
+		t.Errorf("default purpose of a client without a catalog: %v", c.DefaultPurpose())
+	}
+	if _, ok := c.Purpose("login"); !ok {
+		t.Error("a client without a catalog has no login purpose")
+	}
+	for _, bad := range []string{"tax", "Tax:Khai thuế", ":text", "tax:", "tax:\x1b[2J", "a b:text"} {
+		if _, err := ParsePurpose(bad); err == nil {
+			t.Errorf("ParsePurpose(%q) accepted", bad)
+		}
+	}
+	p, err := ParsePurpose(" tax : Khai thuế: năm 2026 ")
+	if err != nil || p != (consent.Purpose{Code: "tax", Text: "Khai thuế: năm 2026"}) {
+		t.Errorf("ParsePurpose = %+v, %v", p, err)
+	}
+	c = &Client{ID: "x", Name: "X", GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{"https://x.example/cb"},
+		AuthMethod: AuthNone, IDTokenAlg: "ES256", Purposes: []consent.Purpose{p, p}}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "registered twice") {
+		t.Errorf("a purpose registered twice: %v", err)
+	}
+	c.Purposes = c.Purposes[:1]
+	if err := c.Validate(); err != nil {
+		t.Errorf("a valid purpose refused: %v", err)
+	}
+	if _, ok := c.Purpose("login"); ok {
+		t.Error("a client with a catalog answers to the login purpose")
+	}
 }
