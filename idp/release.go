@@ -169,7 +169,7 @@ type Release struct {
 	Purpose   string
 }
 
-// ErrConsentWithdrawn: the consent a token or grant rests on was withdrawn,
+// ErrConsentWithdrawn means the consent a token or grant rests on was withdrawn,
 // has expired, or is not the citizen's consent for this client. Nothing
 // derived from it may be released.
 var ErrConsentWithdrawn = fmt.Errorf("consent withdrawn or not valid for this client: %w", consent.ErrWithdrawn)

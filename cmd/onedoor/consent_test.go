@@ -129,7 +129,7 @@ func entries(t *testing.T, m *Main, citizen string) []*consent.Entry {
 // returns its claims.
 func verifyReceipt(t *testing.T, issuer, receipt string) map[string]any {
 	t.Helper()
-	sig, err := jose.ParseSigned(receipt, []jose.SignatureAlgorithm{jose.ES256})
+	sig, err := jose.ParseSignedCompact(receipt, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
 		t.Fatalf("receipt: %v", err)
 	}

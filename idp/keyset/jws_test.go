@@ -22,7 +22,7 @@ func TestJWSSigner_VerifiesWithJWKS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sig, err := jose.ParseSigned(jws, []jose.SignatureAlgorithm{jose.ES256})
+	sig, err := jose.ParseSignedCompact(jws, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
 		t.Fatal(err)
 	}
