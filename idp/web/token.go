@@ -197,6 +197,13 @@ func normaliseError(r *http.Request, err error) error {
 	if errors.Is(err, idp.ErrConflict) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
 		return fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")
 	}
+	// fosite reads the code again when it mints the tokens and calls a
+	// missing code a server error; a concurrent redemption can take it
+	// between the two reads (while it moves to the used codes): a spent
+	// code, invalid_grant.
+	if r != nil && r.PostForm.Get("grant_type") == "authorization_code" && errors.Is(err, fosite.ErrNotFound) {
+		return fosite.ErrInvalidGrant.WithHint("The authorization code has already been used or has expired.")
+	}
 	// Client assertions are verified by oidc's clientAuth, which answers
 	// every bad one (malformed, expired, replayed) with invalid_client, so
 	// a 5xx here is a real server failure.
