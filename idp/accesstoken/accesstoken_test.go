@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -461,6 +462,34 @@ func TestVerify_DenyList(t *testing.T) {
 		// Denied for at least the longest a token can live.
 		if until := f.deny.m[DeviceKey("device-stolen")]; until.Before(f.now.Add(MaxLifetime)) {
 			t.Errorf("device denied until %v, want at least now + %v", until, MaxLifetime)
+		}
+	})
+	t.Run("a withdrawn consent refuses its tokens, in the same read", func(t *testing.T) {
+		c := f.claims()
+		c.ConsentID = "cns_withdrawn"
+		tok, err := f.iss.Sign(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := f.v.Verify(ctx, tok); err != nil || got.ConsentID != "cns_withdrawn" {
+			t.Fatalf("fresh token with a consent: %+v, %v", got, err)
+		}
+		f.deny.reads = nil
+		other := f.claims()
+		other.ConsentID = "cns_kept"
+		otherTok, _ := f.iss.Sign(ctx, other)
+		if err := DenyConsent(ctx, f.deny, "cns_withdrawn", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		refused(tok, "token of a withdrawn consent")
+		if _, err := f.v.Verify(ctx, otherTok); err != nil {
+			t.Errorf("another consent's token: %v", err)
+		}
+		if !slices.Contains(f.deny.reads[0], ConsentKey("cns_withdrawn")) || len(f.deny.reads[0]) != 4 {
+			t.Errorf("keys read = %v, want grant, token, device and consent in one read", f.deny.reads[0])
+		}
+		if until := f.deny.m[ConsentKey("cns_withdrawn")]; until.Before(f.now.Add(MaxLifetime)) {
+			t.Errorf("consent denied until %v, want at least now + %v", until, MaxLifetime)
 		}
 	})
 	t.Run("a revoked grant refuses every token of the grant", func(t *testing.T) {
