@@ -318,6 +318,11 @@ func TestConsent_AuthorizationDetails(t *testing.T) {
 	if got := sortedKeys(userinfo(t, r, tok)); !slices.Equal(got, []string{"family_name"}) {
 		t.Errorf("userinfo after a narrowed login: %v", got)
 	}
+	// RFC 9396 section 7: the token response returns what was granted.
+	granted, _ := json.Marshal(tok.Extra("authorization_details"))
+	if string(granted) != `[{"items":["family_name"],"purpose":"benefit","type":"onedoor_personal_data"}]` {
+		t.Errorf("token response authorization_details = %s", granted)
+	}
 	if rec, _ := e.m.Consent.Remembered(context.Background(), idt.Subject, id, purposeBenefit.Code); rec == nil || !slices.Equal(rec.Items, []string{"family_name"}) {
 		t.Errorf("consent for the benefit purpose: %+v", rec)
 	}

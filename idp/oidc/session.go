@@ -1,6 +1,7 @@
 package oidc
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/ory/fosite"
@@ -20,6 +21,9 @@ type Session struct {
 	// code, the refresh family and every access token carry it, and its
 	// withdrawal ends them.
 	ConsentID string `json:"consent_id,omitempty"`
+	// AuthorizationDetails are the RFC 9396 authorization details granted
+	// (a JSON array), returned with every token response of the grant.
+	AuthorizationDetails json.RawMessage `json:"authorization_details,omitempty"`
 	// KeyThumbprint is the RFC 7638 SHA-256 thumbprint (base64url) of the key
 	// the tokens are bound to (cnf.jkt): the eID app's device key for its
 	// own tokens.
@@ -47,5 +51,6 @@ func (s *Session) Clone() fosite.Session {
 		c.DefaultSession = s.DefaultSession.Clone().(*openid.DefaultSession)
 	}
 	c.Released = append([]string(nil), s.Released...)
+	c.AuthorizationDetails = append(json.RawMessage(nil), s.AuthorizationDetails...)
 	return &c
 }

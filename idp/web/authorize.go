@@ -300,6 +300,13 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 	os.Released = released
 	os.DeviceID = sess.DeviceID
 	os.ConsentID = agr.ConsentID
+	if d := claimsRequest(ar).Details; d != nil {
+		// RFC 9396 section 7: the token responses return what was granted:
+		// the asked items the citizen shared.
+		granted := *d
+		granted.Items = slices.DeleteFunc(slices.Clone(d.Items), func(it string) bool { return !slices.Contains(released, it) })
+		os.AuthorizationDetails, _ = json.Marshal([]idp.AuthorizationDetail{granted}) // strings only
+	}
 	os.Claims = &jwt.IDTokenClaims{
 		Subject:                             sess.CitizenID,
 		Issuer:                              s.cfg.Issuer,

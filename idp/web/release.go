@@ -16,7 +16,8 @@ import (
 
 // beforeTokensLeave runs between minting a code or refresh grant's tokens
 // and sending them: an ID token carrying personal claims is logged in the
-// citizen's access log, and a code exchange gets its consent's receipt
+// citizen's access log, the granted authorization_details are returned
+// (RFC 9396 section 7), and a code exchange gets its consent's receipt
 // (consent_receipt), delivered to the relying party. An error means
 // nothing may be sent.
 func (s *Server) beforeTokensLeave(ctx context.Context, ar fosite.AccessRequester, resp fosite.AccessResponder, rel *idp.Release) error {
@@ -29,6 +30,9 @@ func (s *Server) beforeTokensLeave(ctx context.Context, ar fosite.AccessRequeste
 		if err := s.logRelease(ctx, consent.ChannelIDToken, clientID, os.Subject, rel, personalClaims(os.Claims.Extra)); err != nil {
 			return err
 		}
+	}
+	if len(os.AuthorizationDetails) > 0 {
+		resp.SetExtra("authorization_details", os.AuthorizationDetails)
 	}
 	if ar.GetGrantTypes().ExactOne("authorization_code") && os.ConsentID != "" && clientID != idp.EIDAppClientID {
 		jws, err := s.receipt(ctx, os.Subject, os.ConsentID)
