@@ -270,7 +270,7 @@ func TestServe_AuditCheckpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, err := consent.Verify(ctx, m.Consent, v); err != nil || !r.Intact() || r.Checkpoints != 1 {
+	if r, err := consent.Verify(ctx, m.ConsentStore, v); err != nil || !r.Intact() || r.Checkpoints != 1 {
 		t.Fatalf("verify: %+v, %v", r, err)
 	}
 }
