@@ -254,6 +254,10 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 	released := rel.Claims
 	extra := map[string]any{"sid": sess.SID, "azp": client.ID}
 	plan, err := s.release.Plan(ctx, client, claimsRequest(ar))
+	if errors.Is(err, idp.ErrInvalidAuthorizationDetails) { // the client was narrowed during the login
+		s.authorizeError(w, r, ar, errInvalidAuthorizationDetails.WithHint(publicReason(err)))
+		return
+	}
 	if err != nil {
 		s.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
 		return
@@ -299,7 +303,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 	os.Subject = sess.CitizenID
 	os.Released = released
 	os.DeviceID = sess.DeviceID
-	os.ConsentID = agr.ConsentID
+	os.ConsentID = rel.ConsentID
 	if d := claimsRequest(ar).Details; d != nil {
 		// RFC 9396 section 7: the token responses return what was granted:
 		// the asked items the citizen shared.
