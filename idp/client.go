@@ -66,7 +66,7 @@ func (c *Client) Validate() error {
 	if code && len(c.RedirectURIs) == 0 {
 		add("authorization_code requires at least one redirect URI")
 	}
-	if !code && len(c.RedirectURIs)+len(c.PostLogoutRedirectURIs) > 0 {
+	if !code && len(c.RedirectURIs) > 0 {
 		// A client without the code grant never sends a browser back: a
 		// redirect URI on it is a mistake in the registration.
 		add("redirect URIs are only for clients with the authorization_code grant (this one has %s)", strings.Join(c.GrantTypes, ", "))

@@ -292,11 +292,7 @@ func TestClientValidate_RedirectURIsNeedTheCodeGrant(t *testing.T) {
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "redirect URIs are only for clients with the authorization_code grant") {
 		t.Fatalf("redirect URI on a client_credentials client: %v", err)
 	}
-	c.RedirectURIs, c.PostLogoutRedirectURIs = nil, []string{"https://agency.example/"}
-	if err := c.Validate(); err == nil {
-		t.Fatal("post-logout redirect URI on a client_credentials client accepted")
-	}
-	c.PostLogoutRedirectURIs = nil
+	c.RedirectURIs = nil
 	if err := c.Validate(); err != nil {
 		t.Fatalf("plain client_credentials client: %v", err)
 	}
