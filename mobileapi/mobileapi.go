@@ -370,7 +370,8 @@ type CatalogStore interface {
 	// increases). ifVersion > 0 requires the current version to be that
 	// one (ErrPrecondition otherwise). A service another agency owns is
 	// ErrNotOwner. It reports whether it created the
-	// service; s is filled in with what was stored.
+	// service; s is filled in with what was stored. Creating a service
+	// when the agency owns MaxServicesPerAgency already is ErrQuota.
 	PutService(ctx context.Context, s *Service, ifVersion int) (created bool, err error)
 	// GetService returns the latest version.
 	GetService(ctx context.Context, id string) (*Service, error)
@@ -402,11 +403,16 @@ type ApplicationStore interface {
 	// DeleteDraft deletes a draft (ErrConflict for any other status) and
 	// returns the blob keys of its attachments for the caller to delete.
 	DeleteDraft(ctx context.Context, scope Scope, id string, ifVersion int64) ([]string, error)
-	// AddAttachment adds a file to an editable application.
+	// AddAttachment adds a file to an editable application; ErrQuota when
+	// it holds MaxAttachments already.
 	AddAttachment(ctx context.Context, scope Scope, id string, ifVersion int64, f *File) (*Application, error)
 	// AddDocument stores a result document the competent agency uploaded;
 	// it is published by a later transition naming it.
 	AddDocument(ctx context.Context, agencyCode, applicationID string, f *File) error
+	// GetDocument returns a result document agencyCode uploaded to the
+	// application, published or not (an Idempotency-Key replay re-reads
+	// it); ErrNotFound otherwise.
+	GetDocument(ctx context.Context, agencyCode, applicationID, id string) (*File, error)
 	// Transition moves an application, atomically with its timeline entry,
 	// the agency event it raises (queue and webhook deliveries), its
 	// published documents and its inbox message. An illegal transition
@@ -431,6 +437,8 @@ const ClaimsPerAgency = 2
 
 // WebhookStore holds webhooks and their durable deliveries.
 type WebhookStore interface {
+	// CreateWebhook stores a new webhook; ErrQuota when the agency has
+	// MaxWebhooks already.
 	CreateWebhook(ctx context.Context, w *Webhook) error
 	ListWebhooks(ctx context.Context, agencyCode string, p Page) ([]*Webhook, string, error)
 	// DeleteWebhook deletes the webhook; its pending deliveries stop.

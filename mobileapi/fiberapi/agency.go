@@ -3,7 +3,6 @@ package fiberapi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -112,32 +111,47 @@ func (s *Server) agencyGetFile(c *fiber.Ctx) error {
 
 func (s *Server) agencyUploadDocument(c *fiber.Ctx) error {
 	id := idParam(c, "id")
-	return s.idempotent(c, "agency:"+agencyOf(c), func() error {
+	return s.idempotent(c, "agency:"+agencyOf(c), s.replayDocument(c), func() (string, error) {
 		ctx, cancel := s.ctx(c)
 		defer cancel()
 		a, err := s.cfg.Store.GetApplication(ctx, agencyScope(c), id)
 		if err != nil {
-			return s.fail(c, err)
+			return "", s.fail(c, err)
 		}
 		if a.Status.Decided() || a.Status == mobileapi.StatusWithdrawn {
-			return s.fail(c, conflict(idp.ErrConflict, "The application is closed."))
+			return "", s.fail(c, conflict(idp.ErrConflict, "The application is closed."))
 		}
 		up, err := s.receiveFile(c, "doc", func(fid string) string { return "applications/" + a.ID + "/documents/" + fid })
 		if err != nil {
-			return s.fail(c, err)
+			return "", s.fail(c, err)
 		}
 		up.file.DocumentCode = ""
 		if err := s.cfg.Store.AddDocument(ctx, agencyOf(c), a.ID, &up.file); err != nil {
 			s.dropBlob(up.file.BlobKey)
-			return s.fail(c, conflict(err, "The application is closed."))
+			return "", s.fail(c, conflict(err, "The application is closed."))
 		}
-		created := up.file.CreatedAt
-		if created.IsZero() {
-			created = s.cfg.Now().UTC()
-		}
-		return c.Status(http.StatusCreated).JSON(documentView{ID: up.file.ID, Name: up.file.Name, ContentType: up.file.ContentType,
-			Size: up.file.Size, SHA256: up.file.SHA256, CreatedAt: created})
+		return a.ID + "/" + up.file.ID, sendDocument(c, &up.file)
 	})
+}
+
+func sendDocument(c *fiber.Ctx, f *mobileapi.File) error {
+	return c.Status(http.StatusCreated).JSON(documentView{ID: f.ID, Name: f.Name, ContentType: f.ContentType,
+		Size: f.Size, SHA256: f.SHA256, CreatedAt: f.CreatedAt})
+}
+
+// replayDocument answers a retried upload with the document as stored.
+func (s *Server) replayDocument(c *fiber.Ctx) func(ctx context.Context, ref string) error {
+	return func(ctx context.Context, ref string) error {
+		appID, docID, err := splitRef(ref)
+		if err != nil {
+			return err
+		}
+		f, err := s.cfg.Store.GetDocument(ctx, agencyOf(c), appID, docID)
+		if err != nil {
+			return err
+		}
+		return sendDocument(c, f)
+	}
 }
 
 type transitionRequest struct {
@@ -286,7 +300,7 @@ func (s *Server) agencyAck(c *fiber.Ctx) error {
 }
 
 // maxWebhooks bounds an agency's webhooks.
-const maxWebhooks = 10
+const maxWebhooks = mobileapi.MaxWebhooks
 
 type webhookCreate struct {
 	URL         string                `json:"url"`
@@ -319,10 +333,10 @@ func (s *Server) agencyCreateWebhook(c *fiber.Ctx) error {
 	if len(c.Body()) > maxJSONBody {
 		return s.fail(c, tooLarge("The body is too large."))
 	}
-	return s.idempotent(c, "agency:"+agencyOf(c), func() error {
+	return s.idempotent(c, "agency:"+agencyOf(c), s.replayWebhook(c), func() (string, error) {
 		var in webhookCreate
 		if err := decodeJSON(c, fiber.MIMEApplicationJSON, &in); err != nil {
-			return s.fail(c, err)
+			return "", s.fail(c, err)
 		}
 		var errs []fieldError
 		if !validWebhookURL(in.URL) {
@@ -337,25 +351,48 @@ func (s *Server) agencyCreateWebhook(c *fiber.Ctx) error {
 			errs = append(errs, fieldError{Pointer: "/description", Message: "At most 500 bytes."})
 		}
 		if len(errs) > 0 {
-			return s.fail(c, unprocessable(errs))
+			return "", s.fail(c, unprocessable(errs))
 		}
 		ctx, cancel := s.ctx(c)
 		defer cancel()
 		// Each event is signed and sent once per webhook: a bounded fan-out.
 		existing, _, err := s.cfg.Store.ListWebhooks(ctx, agencyOf(c), mobileapi.Page{Limit: maxWebhooks})
 		if err != nil {
-			return s.fail(c, err)
+			return "", s.fail(c, err)
 		}
-		if len(existing) >= maxWebhooks {
-			return s.fail(c, unprocessable([]fieldError{{Pointer: "/url", Message: fmt.Sprintf("An agency has at most %d webhooks; delete one first.", maxWebhooks)}}))
+		if len(existing) >= maxWebhooks { // the store checks again, under its lock
+			return "", s.fail(c, webhookQuota())
 		}
 		w := &mobileapi.Webhook{AgencyCode: agencyOf(c), URL: in.URL, Events: slices.Compact(slices.Sorted(slices.Values(in.Events))), Description: in.Description}
 		if err := s.cfg.Store.CreateWebhook(ctx, w); err != nil {
-			return s.fail(c, conflict(err, "A webhook with this URL exists."))
+			if quotaReached(err) {
+				return "", s.fail(c, webhookQuota())
+			}
+			return "", s.fail(c, conflict(err, "A webhook with this URL exists."))
 		}
-		c.Set(fiber.HeaderLocation, "/agency/v1/webhooks/"+w.ID)
-		return c.Status(http.StatusCreated).JSON(webhook(w))
+		return w.ID, sendWebhook(c, w)
 	})
+}
+
+func sendWebhook(c *fiber.Ctx, w *mobileapi.Webhook) error {
+	c.Set(fiber.HeaderLocation, "/agency/v1/webhooks/"+w.ID)
+	return c.Status(http.StatusCreated).JSON(webhook(w))
+}
+
+// replayWebhook answers a retried registration with the webhook as stored
+// (an agency has at most mobileapi.MaxWebhooks, so one page holds them).
+func (s *Server) replayWebhook(c *fiber.Ctx) func(ctx context.Context, ref string) error {
+	return func(ctx context.Context, ref string) error {
+		ws, _, err := s.cfg.Store.ListWebhooks(ctx, agencyOf(c), mobileapi.Page{Limit: mobileapi.MaxLimit})
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(ws, func(w *mobileapi.Webhook) bool { return w.ID == ref })
+		if i < 0 {
+			return errReplayGone
+		}
+		return sendWebhook(c, ws[i])
+	}
 }
 
 func (s *Server) agencyListWebhooks(c *fiber.Ctx) error {

@@ -15,7 +15,6 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/gofiber/fiber/v2"
@@ -54,44 +53,57 @@ func (s *Server) createApplication(c *fiber.Ctx) error {
 	if len(c.Body()) > maxJSONBody {
 		return s.fail(c, tooLarge("The body is too large."))
 	}
-	return s.idempotent(c, "citizen:"+citizenOf(c), func() error {
+	return s.idempotent(c, "citizen:"+citizenOf(c), s.replayApplication(c), func() (string, error) {
 		var in applicationCreate
 		if err := decodeJSON(c, fiber.MIMEApplicationJSON, &in); err != nil {
-			return s.fail(c, err)
+			return "", s.fail(c, err)
 		}
 		if in.ServiceID == "" {
-			return s.fail(c, unprocessable([]fieldError{{Pointer: "/service_id", Message: "Required."}}))
+			return "", s.fail(c, unprocessable([]fieldError{{Pointer: "/service_id", Message: "Required."}}))
 		}
 		ctx, cancel := s.ctx(c)
 		defer cancel()
 		svc, err := s.cfg.Store.GetService(ctx, in.ServiceID)
 		if errors.Is(err, idp.ErrNotFound) && !errors.Is(err, idp.ErrUnavailable) {
-			return s.fail(c, unprocessable([]fieldError{{Pointer: "/service_id", Message: "No such service."}}))
+			return "", s.fail(c, unprocessable([]fieldError{{Pointer: "/service_id", Message: "No such service."}}))
 		}
 		if err != nil {
-			return s.fail(c, err)
+			return "", s.fail(c, err)
 		}
 		cit, err := s.cfg.Citizens.GetCitizen(ctx, citizenOf(c))
 		if err != nil {
-			return s.fail(c, err)
+			return "", s.fail(c, err)
 		}
 		agency, err := s.competentAgency(ctx, svc, cit, in.AgencyCode)
 		if err != nil {
-			return s.fail(c, err)
+			return "", s.fail(c, err)
 		}
 		f, err := s.schemas.get(svc)
 		if err != nil {
-			return s.fail(c, fmt.Errorf("service %s schema: %w", svc.ID, err))
+			return "", s.fail(c, fmt.Errorf("service %s schema: %w", svc.ID, err))
 		}
 		doc, prov := f.Prefill(cit, cit.CreatedAt)
 		a := &mobileapi.Application{CitizenID: cit.ID, ServiceID: svc.ID, ServiceCode: svc.Code, ServiceVersion: svc.Version, AgencyCode: agency,
 			Status: mobileapi.StatusDraft, Form: doc, Prefilled: prov}
 		if err := s.cfg.Store.CreateApplication(ctx, a); err != nil {
-			return s.fail(c, err)
+			return "", s.fail(c, err)
+		}
+		c.Set(fiber.HeaderLocation, "/v1/applications/"+a.ID)
+		return a.ID, s.sendApplication(c, http.StatusCreated, a)
+	})
+}
+
+// replayApplication answers a retried creation with the draft as it now
+// stands.
+func (s *Server) replayApplication(c *fiber.Ctx) func(ctx context.Context, ref string) error {
+	return func(ctx context.Context, ref string) error {
+		a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), ref)
+		if err != nil {
+			return err
 		}
 		c.Set(fiber.HeaderLocation, "/v1/applications/"+a.ID)
 		return s.sendApplication(c, http.StatusCreated, a)
-	})
+	}
 }
 
 // competentAgency picks the agency that handles the application: the one
@@ -395,7 +407,7 @@ func (s *Server) notify() {
 
 // maxAttachments bounds the files of one application, and so what one
 // citizen can make the blob store hold.
-const maxAttachments = 20
+const maxAttachments = mobileapi.MaxAttachments
 
 // allowedTypes are the file types accepted, sniffed from the content (the
 // client's Content-Type is not trusted).
@@ -505,58 +517,76 @@ func (s *Server) uploadAttachment(c *fiber.Ctx) error {
 		return s.fail(c, err)
 	}
 	id := idParam(c, "id")
-	return s.idempotent(c, "citizen:"+citizenOf(c), func() error {
+	return s.idempotent(c, "citizen:"+citizenOf(c), s.replayAttachment(c), func() (string, error) {
 		ctx, cancel := s.ctx(c)
 		defer cancel()
 		a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), id)
 		if err != nil {
-			return s.fail(c, err)
+			return "", s.fail(c, err)
 		}
 		if !a.Status.Editable() {
-			return s.fail(c, conflict(idp.ErrConflict, "Files can be attached to a draft or an application that needs information."))
+			return "", s.fail(c, conflict(idp.ErrConflict, "Files can be attached to a draft or an application that needs information."))
 		}
 		if ifv > 0 && ifv != a.Version {
-			return s.fail(c, mobileapi.ErrPrecondition)
+			return "", s.fail(c, mobileapi.ErrPrecondition)
 		}
-		if len(a.Attachments) >= maxAttachments {
-			return s.fail(c, unprocessable([]fieldError{{Pointer: "/file", Message: fmt.Sprintf("An application holds at most %d files.", maxAttachments)}}))
+		if len(a.Attachments) >= maxAttachments { // the store checks again, under its lock
+			return "", s.fail(c, attachmentQuota())
 		}
 		up, err := s.receiveFile(c, "att", func(fid string) string { return "applications/" + a.ID + "/attachments/" + fid })
 		if err != nil {
-			return s.fail(c, err)
+			return "", s.fail(c, err)
 		}
 		if up.documentCode != "" {
 			svc, err := s.cfg.Store.GetServiceVersion(ctx, a.ServiceID, a.ServiceVersion)
 			if err != nil {
 				s.dropBlob(up.file.BlobKey)
-				return s.fail(c, err)
+				return "", s.fail(c, err)
 			}
 			if !slices.ContainsFunc(svc.RequiredDocuments, func(d mobileapi.RequiredDocument) bool { return d.Code == up.documentCode }) {
 				s.dropBlob(up.file.BlobKey)
-				return s.fail(c, unprocessable([]fieldError{{Pointer: "/document_code", Message: "Not one of the service's documents."}}))
+				return "", s.fail(c, unprocessable([]fieldError{{Pointer: "/document_code", Message: "Not one of the service's documents."}}))
 			}
 		}
 		upd, err := s.cfg.Store.AddAttachment(ctx, citizenScope(c), a.ID, ifv, &up.file)
 		if err != nil {
 			s.dropBlob(up.file.BlobKey)
-			return s.fail(c, conflict(err, "Files can be attached to a draft or an application that needs information."))
+			if quotaReached(err) {
+				return "", s.fail(c, attachmentQuota())
+			}
+			return "", s.fail(c, conflict(err, "Files can be attached to a draft or an application that needs information."))
 		}
 		s.homes.forget(a.CitizenID)
-		c.Set(fiber.HeaderLocation, "/v1/applications/"+a.ID)
-		c.Set(fiber.HeaderETag, appETag(upd))
-		return c.Status(http.StatusCreated).JSON(attachmentView{ID: up.file.ID, Name: up.file.Name, ContentType: up.file.ContentType,
-			Size: up.file.Size, SHA256: up.file.SHA256, DocumentCode: nullable(up.file.DocumentCode), CreatedAt: fileCreated(upd, up.file.ID)})
+		return a.ID + "/" + up.file.ID, s.sendAttachment(c, upd, up.file.ID)
 	})
 }
 
-// fileCreated is the stored creation time of a file of a.
-func fileCreated(a *mobileapi.Application, id string) time.Time {
-	for _, f := range a.Attachments {
-		if f.ID == id {
-			return f.CreatedAt
-		}
+// sendAttachment answers an upload with the stored file of a.
+func (s *Server) sendAttachment(c *fiber.Ctx, a *mobileapi.Application, id string) error {
+	i := slices.IndexFunc(a.Attachments, func(f mobileapi.File) bool { return f.ID == id })
+	if i < 0 {
+		return errReplayGone
 	}
-	return a.UpdatedAt
+	f := a.Attachments[i]
+	c.Set(fiber.HeaderLocation, "/v1/applications/"+a.ID)
+	c.Set(fiber.HeaderETag, appETag(a))
+	return c.Status(http.StatusCreated).JSON(attachmentView{ID: f.ID, Name: f.Name, ContentType: f.ContentType,
+		Size: f.Size, SHA256: f.SHA256, DocumentCode: nullable(f.DocumentCode), CreatedAt: f.CreatedAt})
+}
+
+// replayAttachment answers a retried upload with the file as stored.
+func (s *Server) replayAttachment(c *fiber.Ctx) func(ctx context.Context, ref string) error {
+	return func(ctx context.Context, ref string) error {
+		appID, fileID, err := splitRef(ref)
+		if err != nil {
+			return err
+		}
+		a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), appID)
+		if err != nil {
+			return err
+		}
+		return s.sendAttachment(c, a, fileID)
+	}
 }
 
 // dropBlob deletes a stored file whose record could not be written.

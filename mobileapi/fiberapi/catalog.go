@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -114,7 +113,7 @@ func (s *Server) agencyRefs(c *fiber.Ctx, codes []string) ([]agencyRef, error) {
 }
 
 // maxServicesPerAgency bounds one agency's catalog.
-const maxServicesPerAgency = 1000
+const maxServicesPerAgency = mobileapi.MaxServicesPerAgency
 
 // serviceInput is the body of PUT /agency/v1/services/{code}.
 type serviceInput struct {
@@ -174,8 +173,8 @@ func (s *Server) putService(c *fiber.Ctx) error {
 		if err != nil {
 			return s.fail(c, err)
 		}
-		if idx.CountOwnedBy(agency) >= maxServicesPerAgency {
-			return s.fail(c, unprocessable([]fieldError{{Pointer: "", Message: fmt.Sprintf("An agency publishes at most %d services.", maxServicesPerAgency)}}))
+		if idx.CountOwnedBy(agency) >= maxServicesPerAgency { // the store checks again, under its lock
+			return s.fail(c, serviceQuota())
 		}
 	case err != nil:
 		return s.fail(c, err)
@@ -184,6 +183,9 @@ func (s *Server) putService(c *fiber.Ctx) error {
 		Fee: *in.Fee, ProcessingDays: in.ProcessingTime.WorkingDays, RequiredDocuments: in.RequiredDocuments,
 		HandlingAgencies: in.HandlingAgencies, Schema: in.Schema}
 	created, err := s.cfg.Store.PutService(ctx, svc, int(ifv))
+	if quotaReached(err) {
+		return s.fail(c, serviceQuota())
+	}
 	if errors.Is(err, mobileapi.ErrNotOwner) && !errors.Is(err, idp.ErrUnavailable) {
 		return s.fail(c, forbidden("Another agency owns this service code."))
 	}

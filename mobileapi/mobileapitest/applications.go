@@ -61,6 +61,8 @@ func RunApplications(t *testing.T, newStore func(t *testing.T, now func() time.T
 		{"ClaimFairness", appsClaimFairness},
 		{"WebhookDeleteStopsDeliveries", appsWebhookDelete},
 		{"Inbox", appsInbox},
+		{"QuotaAttachments", appsQuotaAttachments},
+		{"QuotaWebhooks", appsQuotaWebhooks},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -53,6 +53,7 @@ func RunCatalog(t *testing.T, newStore func(t *testing.T) AgencyCatalog) {
 		{"CatalogVersion", catCatalogVersion},
 		{"ServiceConcurrentPuts", catServiceConcurrentPuts},
 		{"ServiceConcurrentPreconditions", catServiceConcurrentPreconditions},
+		{"QuotaServices", catQuotaServices},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
 	}

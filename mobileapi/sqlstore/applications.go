@@ -265,6 +265,16 @@ func (s *Store) AddAttachment(ctx context.Context, scope mobileapi.Scope, id str
 		if !a.Status.Editable() {
 			return fmt.Errorf("%s: status %s is not editable: %w", op, a.Status, idp.ErrConflict)
 		}
+		// Counted under the application's row lock (BEGIN IMMEDIATE on
+		// SQLite): concurrent uploads cannot pass the quota together.
+		var n int
+		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM api_application_files WHERE application_id = $1 AND kind = $2`,
+			a.ID, kindAttachment).Scan(&n); err != nil {
+			return sqldb.Err(op, err)
+		}
+		if n >= mobileapi.MaxAttachments {
+			return fmt.Errorf("%s: %d files: %w", op, n, mobileapi.ErrQuota)
+		}
 		g.CreatedAt = now
 		return insertFile(ctx, q, op, a.ID, kindAttachment, "", &g)
 	})
@@ -312,6 +322,51 @@ func (s *Store) AddDocument(ctx context.Context, agencyCode, applicationID strin
 	}
 	*f = g
 	return nil
+}
+
+// GetDocument returns a result document agencyCode uploaded to an
+// application routed to it, published or not.
+func (s *Store) GetDocument(ctx context.Context, agencyCode, applicationID, id string) (*mobileapi.File, error) {
+	const op = "get document"
+	f, err := scanFile(s.db.QueryRowContext(ctx, `SELECT f.`+strings.ReplaceAll(fileColumns, ", ", ", f.")+`
+		FROM api_application_files f JOIN api_applications a ON a.id = f.application_id
+		WHERE f.id = $1 AND f.application_id = $2 AND f.kind = $3 AND f.agency_code = $4 AND a.agency_code = $4`,
+		id, applicationID, kindDocument, agencyCode), nil)
+	if err != nil {
+		return nil, sqldb.Err(op, err)
+	}
+	return f, nil
+}
+
+// ReferencedBlobs returns which of keys an attachment or a result document
+// (published or not) names.
+func (s *Store) ReferencedBlobs(ctx context.Context, keys []string) (map[string]bool, error) {
+	const op = "referenced blobs"
+	out := make(map[string]bool, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(keys))
+	marks := make([]string, len(keys))
+	for i, k := range keys {
+		args[i], marks[i] = k, fmt.Sprintf("$%d", i+1)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT blob_key FROM api_application_files WHERE blob_key IN (`+strings.Join(marks, ", ")+`)`, args...)
+	if err != nil {
+		return nil, sqldb.Err(op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, sqldb.Err(op, err)
+		}
+		out[k] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, sqldb.Err(op, err)
+	}
+	return out, nil
 }
 
 // Transition moves an application in one transaction: the status and

@@ -71,6 +71,9 @@ func (s *Store) PutService(ctx context.Context, svc *mobileapi.Service, ifVersio
 			if ifVersion > 0 {
 				return fmt.Errorf("%s %s: no such service, expected version %d: %w", op, in.Code, ifVersion, mobileapi.ErrPrecondition)
 			}
+			if err := s.checkServiceQuota(ctx, q, op, in.AgencyCode); err != nil {
+				return err
+			}
 			now := s.clock()
 			id = newID("svc")
 			// A concurrent put of the same code may insert first: PostgreSQL
@@ -154,6 +157,25 @@ func insertService(ctx context.Context, q sqldb.Querier, op, id string, in *mobi
 		return false, sqldb.Err(op, err)
 	}
 	return n == 1, nil
+}
+
+// checkServiceQuota refuses a new service of an agency that owns
+// MaxServicesPerAgency. The agency's row is locked first on PostgreSQL
+// (SQLite's BEGIN IMMEDIATE orders every writer), so concurrent creations
+// count one after another.
+func (s *Store) checkServiceQuota(ctx context.Context, q sqldb.Querier, op, agency string) error {
+	var code string
+	if err := q.QueryRowContext(ctx, `SELECT code FROM api_agencies WHERE code = $1`+s.d.ForUpdate(), agency).Scan(&code); err != nil {
+		return sqldb.Err(op, err)
+	}
+	var n int
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM api_services WHERE agency_code = $1`, agency).Scan(&n); err != nil {
+		return sqldb.Err(op, err)
+	}
+	if n >= mobileapi.MaxServicesPerAgency {
+		return fmt.Errorf("%s: agency %s owns %d services: %w", op, agency, n, mobileapi.ErrQuota)
+	}
+	return nil
 }
 
 // stored returns in as stored under id at version v.

@@ -27,7 +27,10 @@ type Store struct {
 	now func() time.Time
 }
 
-var _ mobileapi.Store = (*Store)(nil)
+var (
+	_ mobileapi.Store          = (*Store)(nil)
+	_ mobileapi.BlobReferences = (*Store)(nil)
+)
 
 // Option configures a Store.
 type Option func(*Store)

@@ -40,10 +40,29 @@ func (s *Store) CreateWebhook(ctx context.Context, w *mobileapi.Webhook) error {
 	}
 	v := *w
 	v.ID, v.Events, v.CreatedAt = newID("whk"), events, s.clock()
-	_, err = s.db.ExecContext(ctx, `INSERT INTO api_webhooks (id, agency_code, url, events, description, created_at)
+	err = s.inTx(ctx, op, func(q sqldb.Querier) error {
+		// The count and the insert are one step for each agency: BEGIN
+		// IMMEDIATE orders every writer on SQLite; on PostgreSQL a
+		// transaction lock on the agency's code does (webhooks name their
+		// agency by code, without a row to lock where a test made none).
+		if s.d == sqldb.PostgreSQL {
+			if _, err := q.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "api_webhooks:"+v.AgencyCode); err != nil {
+				return sqldb.Err(op, err)
+			}
+		}
+		var n int
+		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM api_webhooks WHERE agency_code = $1`, v.AgencyCode).Scan(&n); err != nil {
+			return sqldb.Err(op, err)
+		}
+		if n >= mobileapi.MaxWebhooks {
+			return fmt.Errorf("%s: %d webhooks: %w", op, n, mobileapi.ErrQuota)
+		}
+		_, err := q.ExecContext(ctx, `INSERT INTO api_webhooks (id, agency_code, url, events, description, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6)`, v.ID, v.AgencyCode, v.URL, string(list), v.Description, sqldb.MS(v.CreatedAt))
-	if err != nil {
 		return sqldb.Err(op, err)
+	})
+	if err != nil {
+		return err
 	}
 	*w = v
 	return nil

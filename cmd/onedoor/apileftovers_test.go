@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// A stolen Redis dump (or a curious operator reading the ephemeral store)
+// must find no citizen's data in the Idempotency-Key records: they keep the
+// request's hash, the status and what was created, and a retry reads the
+// resource again. A retry after the resource was deleted creates nothing.
+func TestMobileAPI_IdempotencyKeepsNoPersonalData_SQLite(t *testing.T) {
+	runIdempotencyNoPersonalData(t, startMain(t, allowPrivateWebhooks))
+}
+
+func TestMobileAPI_IdempotencyKeepsNoPersonalData_PostgresRedis(t *testing.T) {
+	runIdempotencyNoPersonalData(t, startMain(t, scaleOption(t), allowPrivateWebhooks))
+}
+
+func runIdempotencyNoPersonalData(t *testing.T, e *testEnv) {
+	seedAgencies(t, e.m)
+	ministry := e.agencyAPI(t, "T-BTP")
+	hanoi := e.agencyAPI(t, "T-UBND-HN")
+	cit := e.citizenAPI(t, e.app)
+	svcID := ministry.must(http.StatusCreated, http.MethodPut, "/agency/v1/services/T-IDEM", []byte(birthService)).json(t)["id"].(string)
+	sub := claimsOf(t, cit.token)["sub"].(string)
+	record := func(principal, key string) string {
+		t.Helper()
+		k := sha256.Sum256([]byte(principal + "\x00" + key))
+		raw, err := e.m.Eph.Get(context.Background(), "api:idem:"+hex.EncodeToString(k[:]))
+		if err != nil {
+			t.Fatalf("idempotency record of %s: %v", key, err)
+		}
+		return string(raw)
+	}
+	personal := []string{demoCitizens[0].PersonalID, demoCitizens[0].FamilyName, demoCitizens[0].GivenName, `"form"`, "prefilled"}
+	noPersonalData := func(what, rec string, extra ...string) {
+		t.Helper()
+		for _, p := range append(personal, extra...) {
+			if strings.Contains(rec, p) {
+				t.Errorf("the idempotency record of %s holds %q: %s", what, p, rec)
+			}
+		}
+		if len(rec) > 256 {
+			t.Errorf("the idempotency record of %s is %d bytes, want a reference: %s", what, len(rec), rec)
+		}
+	}
+	merge := []string{"Content-Type", "application/merge-patch+json"}
+
+	// The draft: pre-filled with the citizen's name and personal id.
+	create := []byte(`{"service_id":"` + svcID + `"}`)
+	first := cit.must(http.StatusCreated, http.MethodPost, "/v1/applications", create, "Idempotency-Key", "idem-draft").json(t)
+	appID := first["id"].(string)
+	if first["form"].(map[string]any)["applicant_personal_id"] != demoCitizens[0].PersonalID {
+		t.Fatalf("the draft is not pre-filled: %v", first["form"])
+	}
+	noPersonalData("a draft", record("citizen:"+sub, "idem-draft"))
+
+	// A replay reads the draft as it now stands.
+	cit.must(http.StatusOK, http.MethodPatch, "/v1/applications/"+appID, []byte(`{"form":{"child_name":"Con Thử"}}`), merge...)
+	r := cit.must(http.StatusCreated, http.MethodPost, "/v1/applications", create, "Idempotency-Key", "idem-draft")
+	again := r.json(t)
+	if again["id"] != appID || again["form"].(map[string]any)["child_name"] != "Con Thử" || r.header.Get("Idempotent-Replayed") != "true" ||
+		r.header.Get("Location") != "/v1/applications/"+appID || r.header.Get("ETag") != `"v2"` {
+		t.Errorf("replay: %v %v", r.header, again)
+	}
+
+	// An attachment: its name is the citizen's, and stays out of the record.
+	body, ct := multipartFile(t, "giay-chung-sinh-nguyen-van-demo.pdf", []byte("%PDF-1.4\n%%EOF\n"), "document_code", "birth_certificate")
+	att := cit.must(http.StatusCreated, http.MethodPost, "/v1/applications/"+appID+"/attachments", body, "Content-Type", ct, "Idempotency-Key", "idem-att").json(t)
+	noPersonalData("an attachment", record("citizen:"+sub, "idem-att"), "giay-chung-sinh")
+	if re := cit.must(http.StatusCreated, http.MethodPost, "/v1/applications/"+appID+"/attachments", body, "Content-Type", ct, "Idempotency-Key", "idem-att").json(t); re["id"] != att["id"] || re["name"] != att["name"] || re["sha256"] != att["sha256"] {
+		t.Errorf("replayed upload %v, first %v", re, att)
+	}
+
+	// The agency's result document and webhook.
+	cit.must(http.StatusOK, http.MethodPatch, "/v1/applications/"+appID, []byte(`{"form":{"child_birthdate":"2026-11-01"}}`), merge...)
+	cit.must(http.StatusOK, http.MethodPost, "/v1/applications/"+appID+"/submit", nil)
+	agency := "agency:T-UBND-HN"
+	body, ct = multipartFile(t, "giay-khai-sinh-con-thu.pdf", []byte("%PDF-1.4\n%%EOF\n"))
+	doc := hanoi.must(http.StatusCreated, http.MethodPost, "/agency/v1/applications/"+appID+"/documents", body, "Content-Type", ct, "Idempotency-Key", "idem-doc").json(t)
+	noPersonalData("a document", record(agency, "idem-doc"), "giay-khai-sinh")
+	if re := hanoi.must(http.StatusCreated, http.MethodPost, "/agency/v1/applications/"+appID+"/documents", body, "Content-Type", ct, "Idempotency-Key", "idem-doc").json(t); re["id"] != doc["id"] || re["name"] != doc["name"] {
+		t.Errorf("replayed document %v, first %v", re, doc)
+	}
+	hook := []byte(`{"url":"https://agency.example/hooks/idem"}`)
+	w := hanoi.must(http.StatusCreated, http.MethodPost, "/agency/v1/webhooks", hook, "Idempotency-Key", "idem-hook").json(t)
+	if rec := record(agency, "idem-hook"); strings.Contains(rec, "agency.example") {
+		t.Errorf("the webhook's record holds its URL: %s", rec)
+	}
+	if re := hanoi.must(http.StatusCreated, http.MethodPost, "/agency/v1/webhooks", hook, "Idempotency-Key", "idem-hook").json(t); re["id"] != w["id"] {
+		t.Errorf("replayed webhook %v, first %v", re["id"], w["id"])
+	}
+
+	// Deleted since: the retry is told so (409) and creates nothing again.
+	hanoi.must(http.StatusNoContent, http.MethodDelete, "/agency/v1/webhooks/"+w["id"].(string), nil)
+	if r := hanoi.do(http.MethodPost, "/agency/v1/webhooks", hook, "Idempotency-Key", "idem-hook"); r.status != http.StatusConflict {
+		t.Errorf("replay of a deleted webhook: %d %s, want 409", r.status, r.body)
+	}
+	if l := hanoi.must(http.StatusOK, http.MethodGet, "/agency/v1/webhooks", nil).json(t); len(l["items"].([]any)) != 0 {
+		t.Errorf("the replay of a deleted webhook created one: %v", l)
+	}
+	draft := cit.must(http.StatusCreated, http.MethodPost, "/v1/applications", create, "Idempotency-Key", "idem-deleted").json(t)["id"].(string)
+	cit.must(http.StatusNoContent, http.MethodDelete, "/v1/applications/"+draft, nil)
+	if r := cit.do(http.MethodPost, "/v1/applications", create, "Idempotency-Key", "idem-deleted"); r.status != http.StatusConflict {
+		t.Errorf("replay of a deleted draft: %d %s, want 409", r.status, r.body)
+	}
+	if l := cit.must(http.StatusOK, http.MethodGet, "/v1/applications?status=draft", nil).json(t); len(l["items"].([]any)) != 0 {
+		t.Errorf("the replay of a deleted draft created one: %v", l["items"])
+	}
+}

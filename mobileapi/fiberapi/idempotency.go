@@ -1,0 +1,149 @@
+package fiberapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/problem"
+)
+
+// idempotencyTTL is how long a key's record is kept (the contract says 24
+// hours).
+const idempotencyTTL = 24 * time.Hour
+
+// pendingLease bounds how long a request in progress holds its key: a
+// process killed mid-request must not block the client's retries for a
+// day.
+func (s *Server) pendingLease() time.Duration { return 2*s.cfg.RequestTimeout + 5*time.Second }
+
+// idemRecord is what the ephemeral store keeps for an Idempotency-Key: the
+// request's hash, and once the creation succeeded its status and a
+// reference to what it created. Never the response: a draft's body holds
+// the citizen's pre-filled personal data, which must not sit in Redis for
+// a day beside the store that is its one copy.
+type idemRecord struct {
+	Pending     bool   `json:"pending,omitempty"`
+	Fingerprint string `json:"fp"`
+	Status      int    `json:"status,omitempty"`
+	// Ref names the created resource for the route's replay (an id, or
+	// "application id/file id").
+	Ref string `json:"ref,omitempty"`
+}
+
+// errReplayGone is what a replay function returns when the resource the key
+// created no longer exists.
+var errReplayGone = errors.New("the created resource no longer exists")
+
+// idempotent runs create at most once per Idempotency-Key of one principal
+// (fiber's idempotency middleware keys on the header alone, so one client
+// could replay another's response; it also cannot tell a reused key with
+// another body). create writes the response and returns the reference of
+// what it created. A retry with the same key and body is answered by
+// replay(ref), which reads the resource again and writes it as create did,
+// with Idempotent-Replayed: true; when the resource is gone (a deleted
+// draft, a deleted webhook) the retry answers 409 and nothing is created
+// again, since the first request did succeed. Another body answers 422; a
+// retry while the first is running answers 409. Failed requests release the
+// key so they can be retried.
+func (s *Server) idempotent(c *fiber.Ctx, principal string, replay func(ctx context.Context, ref string) error, create func() (string, error)) error {
+	key := c.Get("Idempotency-Key")
+	if key == "" || s.cfg.Ephemeral == nil {
+		_, err := create()
+		return err
+	}
+	if len(key) > 255 || strings.ContainsFunc(key, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+		return s.fail(c, invalidParam("Idempotency-Key", "The key must be 1 to 255 visible ASCII characters."))
+	}
+	fp := sha256.New()
+	fp.Write([]byte(c.Method() + " " + c.Path() + "\n" + c.Get(fiber.HeaderContentType) + "\n"))
+	fp.Write(c.Body())
+	fingerprint := hex.EncodeToString(fp.Sum(nil))
+	ephKey := idempotencyKey(principal, key)
+
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	pending, _ := json.Marshal(idemRecord{Pending: true, Fingerprint: fingerprint})
+	err := s.cfg.Ephemeral.Create(ctx, ephKey, pending, s.pendingLease())
+	if errors.Is(err, idp.ErrConflict) {
+		raw, gerr := s.cfg.Ephemeral.Get(ctx, ephKey)
+		if gerr != nil {
+			return s.fail(c, errUnavailable(gerr))
+		}
+		var prev idemRecord
+		if json.Unmarshal(raw, &prev) != nil {
+			return s.fail(c, errors.New("corrupt idempotency record"))
+		}
+		switch {
+		case prev.Fingerprint != fingerprint:
+			return s.fail(c, &badRequest{status: http.StatusUnprocessableEntity, typ: problem.TypeInvalid, title: tUnprocessable,
+				detail: "This Idempotency-Key was used with another request.", errs: []fieldError{{Parameter: "Idempotency-Key", Message: "The key was already used with another request."}}})
+		case prev.Pending:
+			return s.fail(c, &badRequest{status: http.StatusConflict, typ: problem.TypeConflict, title: tConflict,
+				detail: "A request with this Idempotency-Key is still running; retry later."})
+		}
+		c.Set("Idempotent-Replayed", "true")
+		err := replay(ctx, prev.Ref)
+		if errors.Is(err, errReplayGone) || (errors.Is(err, idp.ErrNotFound) && !errors.Is(err, idp.ErrUnavailable)) {
+			return s.fail(c, &badRequest{status: http.StatusConflict, typ: problem.TypeConflict, title: tConflict,
+				detail: "The request with this Idempotency-Key succeeded, but what it created no longer exists; use a new key to create it again."})
+		}
+		if err != nil {
+			return s.fail(c, err)
+		}
+		c.Status(prev.Status)
+		return nil
+	}
+	if err != nil {
+		return s.fail(c, errUnavailable(err))
+	}
+	// A background context: the record must be settled even if the
+	// request's deadline passed while creating.
+	bg, cancel2 := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RequestTimeout)
+	defer cancel2()
+	settled := false
+	defer func() {
+		if !settled { // a panic in create: free the key for a retry
+			_ = s.cfg.Ephemeral.Delete(bg, ephKey)
+		}
+	}()
+	ref, herr := create()
+	status := c.Response().StatusCode()
+	settled = true
+	if herr != nil || status < 200 || status > 299 || ref == "" {
+		if derr := s.cfg.Ephemeral.Delete(bg, ephKey); derr != nil {
+			s.cfg.Logger.Warn("idempotency key release", "err", derr)
+		}
+		return herr
+	}
+	raw, _ := json.Marshal(idemRecord{Fingerprint: fingerprint, Status: status, Ref: ref})
+	if err := s.cfg.Ephemeral.Set(bg, ephKey, raw, idempotencyTTL); err != nil {
+		s.cfg.Logger.Warn("idempotency key store", "err", err)
+	}
+	return nil
+}
+
+// idempotencyKey is the ephemeral key of a principal's Idempotency-Key:
+// hashed, so neither the principal nor the client's key is stored in the
+// clear.
+func idempotencyKey(principal, key string) string {
+	ek := sha256.Sum256([]byte(principal + "\x00" + key))
+	return "api:idem:" + hex.EncodeToString(ek[:])
+}
+
+// splitRef splits a reference "parent/child" of a created file.
+func splitRef(ref string) (parent, child string, err error) {
+	parent, child, ok := strings.Cut(ref, "/")
+	if !ok || parent == "" || child == "" {
+		return "", "", errReplayGone
+	}
+	return parent, child, nil
+}
