@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/onedoor/onedoor/idp"
 )
 
 // A stolen Redis dump (or a curious operator reading the ephemeral store)
@@ -111,5 +113,82 @@ func runIdempotencyNoPersonalData(t *testing.T, e *testEnv) {
 	}
 	if l := cit.must(http.StatusOK, http.MethodGet, "/v1/applications?status=draft", nil).json(t); len(l["items"].([]any)) != 0 {
 		t.Errorf("the replay of a deleted draft created one: %v", l["items"])
+	}
+}
+
+// badToken is a well-formed ES256 JWT the IdP never signed: checking it
+// costs a signature verification.
+const badToken = "eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiJ4In0.MEUCIQDxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+
+func authLimit(n int) envOption {
+	return func(c *Config) { c.APIAuthFailureLimit, c.TrustedProxies = n, "127.0.0.1/32" }
+}
+
+// An address that keeps sending bad tokens (or none) is refused with 429
+// before any token is verified; the real client address counts (behind a
+// trusted proxy, the one it names), so other addresses are untouched, and
+// a citizen behind the same address whose token was already verified goes
+// on working.
+func TestMobileAPI_FailedAuthenticationLimitedPerAddress(t *testing.T) {
+	e := startMain(t, authLimit(5))
+	cit := e.citizenAPI(t, e.app)
+	cit.must(http.StatusOK, http.MethodGet, "/v1/me", nil) // verified once, so known
+	attacker := &apiClient{t: t, base: cit.base, token: badToken, v: cit.v}
+	from := func(addr string) []string { return []string{"X-Forwarded-For", addr} }
+	nat := from("203.0.113.7")
+	for i := range 5 {
+		c := attacker
+		if i == 0 {
+			c = &apiClient{t: t, base: cit.base, v: cit.v} // no token counts too
+		}
+		if r := c.do(http.MethodGet, "/v1/me", nil, nat...); r.status != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d %s, want 401", i+1, r.status, r.body)
+		}
+	}
+	for _, c := range []*apiClient{attacker, {t: t, base: cit.base, v: cit.v}} {
+		r := c.do(http.MethodGet, "/v1/applications", nil, nat...)
+		if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" || !strings.HasPrefix(r.header.Get("Content-Type"), "application/problem+json") {
+			t.Errorf("over the limit: %d %v %s, want 429 problem with Retry-After", r.status, r.header, r.body)
+		}
+	}
+	// A token never verified is refused before its signature is checked,
+	// valid as it is: the cost of the limit for a neighbour with a new token.
+	fresh := e.citizenAPI(t, e.enroll(demoCitizens[1].PersonalID, idp.LevelHigh))
+	if r := fresh.do(http.MethodGet, "/v1/me", nil, nat...); r.status != http.StatusTooManyRequests {
+		t.Errorf("a new token from the limited address: %d, want 429 before verification", r.status)
+	}
+	// The citizen already verified behind the same address is not locked out.
+	cit.must(http.StatusOK, http.MethodGet, "/v1/me", nil, nat...)
+	// Other addresses are untouched.
+	if r := attacker.do(http.MethodGet, "/v1/me", nil, from("203.0.113.8")...); r.status != http.StatusUnauthorized {
+		t.Errorf("another address: %d, want 401", r.status)
+	}
+	fresh.must(http.StatusOK, http.MethodGet, "/v1/me", nil, from("198.51.100.1")...)
+	// Agency routes share the address's count.
+	if r := attacker.do(http.MethodGet, "/agency/v1/applications", nil, nat...); r.status != http.StatusTooManyRequests {
+		t.Errorf("agency route from the limited address: %d, want 429", r.status)
+	}
+}
+
+// Two replicas on one PostgreSQL and Redis count one address's failures
+// together.
+func TestMobileAPI_FailedAuthenticationLimitSharedByReplicas(t *testing.T) {
+	scale := scaleOption(t)
+	prefix := "test-" + randomHex(4) + ":"
+	shared := func(c *Config) { c.RedisPrefix = prefix }
+	a := newTestMain(t, scale, authLimit(5), shared)
+	b := newTestMain(t, scale, authLimit(5), shared)
+	v := contract(t)
+	at := func(m *Main) *apiClient { return &apiClient{t: t, base: "http://" + m.APIAddr, token: badToken, v: v} }
+	nat := []string{"X-Forwarded-For", "203.0.113.9"}
+	for i, m := range []*Main{a, a, a, b, b} {
+		if r := at(m).do(http.MethodGet, "/v1/me", nil, nat...); r.status != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d, want 401", i+1, r.status)
+		}
+	}
+	for i, m := range []*Main{b, a, a} {
+		if r := at(m).do(http.MethodGet, "/v1/me", nil, nat...); r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
+			t.Errorf("request %d over the shared limit: %d, want 429 with Retry-After", i+1, r.status)
+		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/onedoor/onedoor/idp/clientaddr"
 	"github.com/onedoor/onedoor/idp/oidc"
 	"github.com/onedoor/onedoor/idp/web"
+	"github.com/onedoor/onedoor/mobileapi/fiberapi"
 )
 
 // Config is everything OneDoor reads at start. Every flag has an ONEDOOR_*
@@ -63,6 +64,10 @@ type Config struct {
 	// APICitizenRateLimit and APIAgencyRateLimit are the mobile API's
 	// requests per minute per citizen and per agency client.
 	APICitizenRateLimit, APIAgencyRateLimit int
+	// APIAuthFailureLimit is how many failed authentications one client
+	// address may cause on the mobile API per minute (sized for
+	// carrier-grade NAT: fiberapi.DefaultAuthFailureLimit).
+	APIAuthFailureLimit int
 	// WebhookAllowPrivate lets webhooks reach loopback and private
 	// addresses: for the demo and tests, never in production (SSRF).
 	WebhookAllowPrivate bool
@@ -109,6 +114,7 @@ func DefaultConfig() Config {
 		APIAddr:             "127.0.0.1:8081",
 		APICitizenRateLimit: 600,
 		APIAgencyRateLimit:  6000,
+		APIAuthFailureLimit: fiberapi.DefaultAuthFailureLimit,
 		DataDir:             "./onedoor-data",
 		DemoRPAddr:          "127.0.0.1:8090",
 		LogLevel:            "info",
@@ -159,6 +165,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.APICitizenRateLimit, "api-citizen-rate-limit", c.APICitizenRateLimit, "mobile API requests allowed per citizen per minute")
 	fs.IntVar(&c.APIAgencyRateLimit, "api-agency-rate-limit", c.APIAgencyRateLimit, "mobile API requests allowed per agency client per minute")
 	fs.DurationVar(&c.AuditCheckpointInterval, "audit-checkpoint-interval", c.AuditCheckpointInterval, "how often the access log's chain heads are committed to a signed checkpoint (what `onedoor audit verify` holds an operator's rewrite against)")
+	fs.IntVar(&c.APIAuthFailureLimit, "api-auth-failure-limit", c.APIAuthFailureLimit, "mobile API requests without a valid token allowed per client address (IPv6: per /64) per minute; past it they get 429 before any token check")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "let agency webhooks reach loopback and private addresses (demo and tests only: it opens the server to SSRF)")
 }
 
@@ -293,6 +300,9 @@ func (c *Config) Validate(serve bool) error {
 		// Replicas on PostgreSQL would each keep files on their own disk and
 		// answer each other's downloads with an error.
 		add("with --postgres-dsn, --blob-dir must name the directory every replica shares for attachments and results")
+	}
+	if c.APIAuthFailureLimit <= 0 {
+		add("--api-auth-failure-limit must be positive (got %d)", c.APIAuthFailureLimit)
 	}
 	if c.APICitizenRateLimit <= 0 || c.APIAgencyRateLimit <= 0 {
 		add("--api-citizen-rate-limit and --api-agency-rate-limit must be positive (got %d and %d)", c.APICitizenRateLimit, c.APIAgencyRateLimit)

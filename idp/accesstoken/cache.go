@@ -84,6 +84,18 @@ func (c *Cache) VerifyFor(ctx context.Context, token string, exp Expect) (*Claim
 	return cl, nil
 }
 
+// Known reports whether token was verified and has not expired: a caller
+// may let such a token through where it refuses unverified ones (the mobile
+// API over an address's limit of failed authentications) without paying
+// for a signature check. VerifyFor still decides.
+func (c *Cache) Known(token string) bool {
+	key := sha256.Sum256([]byte(token))
+	c.mu.Lock()
+	e := c.m[key]
+	c.mu.Unlock()
+	return e != nil && e.c.ExpiresAt != nil && c.now().Before(e.c.ExpiresAt.Add(c.v.skew))
+}
+
 func (c *Cache) forget(key [sha256.Size]byte) {
 	c.mu.Lock()
 	delete(c.m, key)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/accesstoken"
+	"github.com/onedoor/onedoor/idp/clientaddr"
 	"github.com/onedoor/onedoor/idp/problem"
 	"github.com/onedoor/onedoor/mobileapi"
 	"github.com/onedoor/onedoor/mobileapi/search"
@@ -70,6 +72,13 @@ type Config struct {
 	// RateLimit is how many requests one citizen or agency client may make
 	// per minute (default 600 and 6000).
 	CitizenRateLimit, AgencyRateLimit int
+	// AuthFailureLimit is how many failed authentications one client
+	// address may cause per minute (default DefaultAuthFailureLimit).
+	AuthFailureLimit int
+	// TrustedProxies are the proxies whose X-Forwarded-For and Forwarded
+	// headers name the client (idp/clientaddr); without them the peer
+	// address counts.
+	TrustedProxies []netip.Prefix
 	// MaxUpload bounds an uploaded file (default 10 MiB).
 	MaxUpload int64
 	// Notify is called after a change that raised an agency event, to wake
@@ -88,6 +97,10 @@ type Server struct {
 	cfg     Config
 	schemas *schemaCache
 	homes   *homeCache
+	// addrs resolves client addresses; authFails counts their failed
+	// authentications.
+	addrs     *clientaddr.Resolver
+	authFails *authFailures
 }
 
 // Limits on what a client may send.
@@ -116,7 +129,11 @@ func New(cfg Config) *Server {
 	if cfg.AgencyRateLimit == 0 {
 		cfg.AgencyRateLimit = 6000
 	}
-	s := &Server{cfg: cfg, schemas: newSchemaCache(512), homes: newHomeCache(homeTTL, 4096)}
+	if cfg.AuthFailureLimit == 0 {
+		cfg.AuthFailureLimit = DefaultAuthFailureLimit
+	}
+	s := &Server{cfg: cfg, schemas: newSchemaCache(512), homes: newHomeCache(homeTTL, 4096),
+		addrs: clientaddr.New(cfg.TrustedProxies), authFails: &authFailures{max: int64(cfg.AuthFailureLimit)}}
 	s.app = fiber.New(fiber.Config{
 		AppName: "onedoor-mobileapi",
 		// Multipart uploads are the largest bodies; JSON bodies are held to
@@ -273,20 +290,26 @@ func (s *Server) citizen(c *fiber.Ctx) error {
 // what the middleware returns.
 func (s *Server) verify(c *fiber.Ctx, kind accesstoken.Kind) (claims *accesstoken.Claims, ok bool, err error) {
 	token := bearer(c)
+	// An address that keeps failing is refused before any signature is
+	// checked: each bad token would otherwise cost an ES256 verification.
+	addr, limited, err := s.authLimited(c, token)
+	if limited {
+		return nil, false, err
+	}
 	if token == "" {
-		return nil, false, s.unauthorized(c, "", "An access token is required.")
+		return nil, false, s.authFailed(c, addr, "", "An access token is required.")
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	claims, err = s.cfg.Verifier.VerifyFor(ctx, token, accesstoken.Expect{Audience: s.cfg.APIURL, Kind: kind})
 	switch {
 	case errors.Is(err, accesstoken.ErrInvalid):
-		return nil, false, s.unauthorized(c, "invalid_token", "The access token is not valid for this API.")
+		return nil, false, s.authFailed(c, addr, "invalid_token", "The access token is not valid for this API.")
 	case err != nil:
 		return nil, false, s.fail(c, errUnavailable(err))
 	case len(claims.Audience) != 1:
 		// A token for several services could be replayed here by any of them.
-		return nil, false, s.unauthorized(c, "invalid_token", "The access token must be minted for this API alone.")
+		return nil, false, s.authFailed(c, addr, "invalid_token", "The access token must be minted for this API alone.")
 	}
 	return claims, true, nil
 }

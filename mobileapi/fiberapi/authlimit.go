@@ -1,0 +1,147 @@
+package fiberapi
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/onedoor/onedoor/idp/clientaddr"
+	"github.com/onedoor/onedoor/idp/problem"
+)
+
+// DefaultAuthFailureLimit is how many failed authentications (no token, a
+// bad one) one client address may cause per minute before its requests are
+// refused without a token check.
+//
+// Sizing: one IPv4 address of a carrier-grade NAT can carry thousands of
+// citizens, and a citizen's app fails authentication about once per access
+// token lifetime (10 minutes: the expired token is answered 401 and the
+// app fetches a new one), so 600 a minute leaves room for some 6,000
+// active apps behind one address, the IdP's per-address sizing. A
+// neighbour's flood of bad tokens costs the others little even so: over the
+// limit, a token this replica has already verified (and cached) is still
+// accepted, so only an app presenting a brand-new token from that address
+// waits, at most until the minute ends. IPv6 clients count per /64.
+const DefaultAuthFailureLimit = 600
+
+// authFailures counts failed authentications per client address in fixed
+// one-minute windows. The check before a token is verified reads only this
+// replica's memory; with SharedLimits every failure is also counted in the
+// ephemeral store (one INCR), and the shared count it returns raises the
+// local one, so an address over the limit on any replica is refused here
+// after at most one more verification.
+type authFailures struct {
+	max int64
+
+	mu     sync.Mutex
+	window time.Time
+	counts map[string]int64
+}
+
+// maxTrackedAddrs bounds the addresses counted in one window; past it,
+// new addresses share one counter, so a flood from many addresses (an IPv6
+// /48 holds 65,536 /64s) costs bounded memory and is still limited.
+const maxTrackedAddrs = 100_000
+
+func (a *authFailures) slot(key string, now time.Time) string {
+	w := now.Truncate(time.Minute)
+	if !w.Equal(a.window) {
+		a.window, a.counts = w, map[string]int64{}
+	}
+	if _, ok := a.counts[key]; !ok && len(a.counts) >= maxTrackedAddrs {
+		return "overflow"
+	}
+	return key
+}
+
+// over reports whether key is over the limit in the current window, and
+// the seconds until the window ends.
+func (a *authFailures) over(key string, now time.Time) (bool, int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := a.counts[a.slot(key, now)]
+	return n >= a.max, retryAfter(now)
+}
+
+// add counts one failure (at least shared, the count the ephemeral store
+// returned) and returns the count.
+func (a *authFailures) add(key string, now time.Time, shared int64) int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	k := a.slot(key, now)
+	n := max(a.counts[k]+1, shared)
+	a.counts[k] = n
+	return n
+}
+
+func retryAfter(now time.Time) int {
+	return int(now.Truncate(time.Minute).Add(time.Minute).Sub(now).Seconds()) + 1
+}
+
+// clientKey is the rate-limit key of the request's client address: the
+// peer, or what a trusted proxy (--trusted-proxies) says the client is.
+func (s *Server) clientKey(c *fiber.Ctx) string {
+	var peer netip.Addr
+	if ip, ok := netip.AddrFromSlice(c.Context().RemoteIP()); ok {
+		peer = ip
+	}
+	var xff, fwd []string
+	for _, v := range c.Request().Header.PeekAll(fiber.HeaderXForwardedFor) {
+		xff = append(xff, string(v))
+	}
+	for _, v := range c.Request().Header.PeekAll("Forwarded") {
+		fwd = append(fwd, string(v))
+	}
+	return clientaddr.Key(s.addrs.Client(peer, xff, fwd))
+}
+
+// Known is implemented by a token verifier that remembers the tokens it
+// verified (accesstoken.Cache).
+type Known interface {
+	Known(token string) bool
+}
+
+// authLimited answers 429 when the request's address is over its limit of
+// failed authentications, unless the token is one already verified: it
+// runs before any signature is checked.
+func (s *Server) authLimited(c *fiber.Ctx, token string) (string, bool, error) {
+	key := s.clientKey(c)
+	over, after := s.authFails.over(key, s.cfg.Now())
+	if !over {
+		return key, false, nil
+	}
+	if k, ok := s.cfg.Verifier.(Known); ok && token != "" && k.Known(token) {
+		return key, false, nil
+	}
+	return key, true, s.tooManyFailures(c, after)
+}
+
+// authFailed counts a failed authentication of the address key and
+// answers it: 401 with detail, or 429 once the address passed its limit.
+func (s *Server) authFailed(c *fiber.Ctx, key, code, detail string) error {
+	now := s.cfg.Now()
+	var shared int64
+	if s.cfg.SharedLimits && s.cfg.Ephemeral != nil {
+		window := now.Truncate(time.Minute)
+		ctx, cancel := context.WithTimeout(c.UserContext(), limiterDeadline)
+		// A store error counts locally only: the limit never turns an
+		// outage into refusals.
+		shared, _ = s.cfg.Ephemeral.Incr(ctx, "api:authfail:"+key+":"+strconv.FormatInt(window.Unix(), 10), time.Minute+time.Second)
+		cancel()
+	}
+	if s.authFails.add(key, now, shared) > s.authFails.max {
+		return s.tooManyFailures(c, retryAfter(now))
+	}
+	return s.unauthorized(c, code, detail)
+}
+
+func (s *Server) tooManyFailures(c *fiber.Ctx, after int) error {
+	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(after))
+	return s.sendProblem(c, apiProblem{Problem: problem.Problem{Type: typeRateLimited, Title: tRateLimited.In(lang(c)),
+		Status: http.StatusTooManyRequests, Detail: "Too many failed authentications from this address; retry after the time in Retry-After."}})
+}
