@@ -4,9 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"log/slog"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/onedoor/onedoor/idp"
 )
@@ -190,5 +194,48 @@ func TestMobileAPI_FailedAuthenticationLimitSharedByReplicas(t *testing.T) {
 		if r := at(m).do(http.MethodGet, "/v1/me", nil, nat...); r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
 			t.Errorf("request %d over the shared limit: %d, want 429 with Retry-After", i+1, r.status)
 		}
+	}
+}
+
+// During a store outage every request fails; the log keeps the first
+// failure of each cause in full and then one line per cause per interval
+// with the count, rather than a line per request.
+func TestMobileAPI_OutageWarningsAggregated(t *testing.T) {
+	var buf syncBuffer
+	m := newTestMainLogging(t, &buf, slog.LevelWarn, func(c *Config) { c.APIOutageLogEvery = 300 * time.Millisecond })
+	e := &testEnv{t: t, m: m, issuer: m.Issuer}
+	if err := m.ImportCitizens(context.Background(), demoCitizens[:1]); err != nil {
+		t.Fatal(err)
+	}
+	e.app = e.enroll(demoCitizens[0].PersonalID, idp.LevelHigh)
+	cit := e.citizenAPI(t, e.app)
+	cit.must(http.StatusOK, http.MethodGet, "/v1/applications", nil)
+	cit.faultOK = true
+	if err := m.DB.Close(); err != nil { // the outage
+		t.Fatal(err)
+	}
+	const failing = 40
+	for range failing {
+		if r := cit.do(http.MethodGet, "/v1/applications", nil); r.status != http.StatusServiceUnavailable {
+			t.Fatalf("during the outage: %d %s, want 503", r.status, r.body)
+		}
+	}
+	time.Sleep(700 * time.Millisecond) // the interval ends
+	firsts, counted := 0, 0
+	countRE := regexp.MustCompile(`count=(\d+)`)
+	for _, line := range strings.Split(buf.String(), "\n") {
+		switch {
+		case strings.Contains(line, `msg="api store unavailable (repeated)"`):
+			n, _ := strconv.Atoi(countRE.FindStringSubmatch(line)[1])
+			counted += n
+		case strings.Contains(line, `msg="api store unavailable"`):
+			firsts++
+			if !strings.Contains(line, "route=") || !strings.Contains(line, "request_id=") || !strings.Contains(line, "cause=") {
+				t.Errorf("the first failure's line lacks its context: %s", line)
+			}
+		}
+	}
+	if firsts < 1 || firsts > 3 || firsts+counted != failing {
+		t.Errorf("%d first lines and %d counted for %d failing requests, want a few lines that count all:\n%s", firsts, counted, failing, buf.String())
 	}
 }

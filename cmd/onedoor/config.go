@@ -68,6 +68,10 @@ type Config struct {
 	// address may cause on the mobile API per minute (sized for
 	// carrier-grade NAT: fiberapi.DefaultAuthFailureLimit).
 	APIAuthFailureLimit int
+	// APIOutageLogEvery is how often the mobile API repeats a store
+	// outage's warning per cause (no flag: tests shorten it); 0 means
+	// fiberapi's default.
+	APIOutageLogEvery time.Duration
 	// WebhookAllowPrivate lets webhooks reach loopback and private
 	// addresses: for the demo and tests, never in production (SSRF).
 	WebhookAllowPrivate bool

@@ -340,7 +340,7 @@ func (m *Main) Run(ctx context.Context) error {
 			APIURL: m.APIURL, Verifier: accesstoken.NewCache(m.Provider.Verifier, time.Second, 100_000), Citizens: m.Store, Clients: m.Provider.Clients(),
 			Store: m.APIStore, Blobs: m.Blobs, Catalog: m.Catalog, Ephemeral: m.Eph, SharedLimits: c.RedisURL != "",
 			CitizenRateLimit: c.APICitizenRateLimit, AgencyRateLimit: c.APIAgencyRateLimit,
-			AuthFailureLimit: c.APIAuthFailureLimit, TrustedProxies: proxies,
+			AuthFailureLimit: c.APIAuthFailureLimit, TrustedProxies: proxies, OutageLogEvery: c.APIOutageLogEvery,
 			Notify: m.Webhooks.Notify, Ready: m.readyErr, RequestTimeout: c.RequestTimeout, Now: m.Now, Logger: m.Logger,
 		})
 		m.wg.Add(1)

@@ -75,6 +75,9 @@ type Config struct {
 	// AuthFailureLimit is how many failed authentications one client
 	// address may cause per minute (default DefaultAuthFailureLimit).
 	AuthFailureLimit int
+	// OutageLogEvery is how often a store outage's warning is repeated per
+	// cause, with a count (default DefaultOutageLogEvery).
+	OutageLogEvery time.Duration
 	// TrustedProxies are the proxies whose X-Forwarded-For and Forwarded
 	// headers name the client (idp/clientaddr); without them the peer
 	// address counts.
@@ -101,6 +104,7 @@ type Server struct {
 	// authentications.
 	addrs     *clientaddr.Resolver
 	authFails *authFailures
+	outages   *outageLog
 }
 
 // Limits on what a client may send.
@@ -133,7 +137,8 @@ func New(cfg Config) *Server {
 		cfg.AuthFailureLimit = DefaultAuthFailureLimit
 	}
 	s := &Server{cfg: cfg, schemas: newSchemaCache(512), homes: newHomeCache(homeTTL, 4096),
-		addrs: clientaddr.New(cfg.TrustedProxies), authFails: &authFailures{max: int64(cfg.AuthFailureLimit)}}
+		addrs: clientaddr.New(cfg.TrustedProxies), authFails: &authFailures{max: int64(cfg.AuthFailureLimit)},
+		outages: newOutageLog(cfg.Logger, cfg.OutageLogEvery)}
 	s.app = fiber.New(fiber.Config{
 		AppName: "onedoor-mobileapi",
 		// Multipart uploads are the largest bodies; JSON bodies are held to
@@ -213,7 +218,11 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 
 // Shutdown stops accepting connections and waits for in-flight requests
 // until ctx ends.
-func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.app.ShutdownWithContext(ctx)
+	s.outages.close()
+	return err
+}
 
 // Test runs one request through the app without a listener.
 func (s *Server) Test(req *http.Request) (*http.Response, error) { return s.app.Test(req, -1) }

@@ -140,7 +140,7 @@ func (s *Server) fail(c *fiber.Ctx, err error) error {
 		s.cfg.Logger.Error("api handler", "route", c.Route().Path, "request_id", requestID(c), "err", err.Error())
 		p.Title = tInternal.In(l)
 	case http.StatusServiceUnavailable:
-		s.cfg.Logger.Warn("api store unavailable", "route", c.Route().Path, "request_id", requestID(c), "err", err.Error())
+		s.outages.warn(c.Route().Path, requestID(c), err)
 		p.Title = tUnavailable.In(l)
 	case http.StatusNotFound:
 		p.Title = tNotFound.In(l)
