@@ -1,18 +1,24 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/mobileapi"
 )
 
 // A stolen Redis dump (or a curious operator reading the ephemeral store)
@@ -238,4 +244,115 @@ func TestMobileAPI_OutageWarningsAggregated(t *testing.T) {
 	if firsts < 1 || firsts > 3 || firsts+counted != failing {
 		t.Errorf("%d first lines and %d counted for %d failing requests, want a few lines that count all:\n%s", firsts, counted, failing, buf.String())
 	}
+}
+
+// Orphaned blobs (a file whose record was never written, a deleted draft's
+// file whose delete failed) are swept once older than the grace period;
+// files that records name, and young files (uploads in flight), are kept.
+func TestBlobSweep_SQLite(t *testing.T) {
+	runBlobSweep(t, startMain(t, func(c *Config) { c.BlobSweepEvery = 50 * time.Millisecond }), "serve")
+}
+
+func TestBlobSweep_Postgres(t *testing.T) {
+	runBlobSweep(t, startMain(t, scaleOption(t), func(c *Config) { c.BlobSweepEvery = time.Hour }), "direct")
+}
+
+// `onedoor blobs sweep` does the same beside a running server.
+func TestBlobSweep_AdminCommand(t *testing.T) {
+	runBlobSweep(t, startMain(t, func(c *Config) { c.BlobSweepEvery = time.Hour }), "admin")
+}
+
+func runBlobSweep(t *testing.T, e *testEnv, how string) {
+	ctx := context.Background()
+	seedAgencies(t, e.m)
+	ministry := e.agencyAPI(t, "T-BTP")
+	hanoi := e.agencyAPI(t, "T-UBND-HN")
+	cit := e.citizenAPI(t, e.app)
+	svcID := ministry.must(http.StatusCreated, http.MethodPut, "/agency/v1/services/T-SWEEP", []byte(birthService)).json(t)["id"].(string)
+	create := []byte(`{"service_id":"` + svcID + `","agency_code":"T-UBND-HN"}`)
+	pdf := []byte("%PDF-1.4\n%%EOF\n")
+	upload := func(appID, name string) string {
+		b, ct := multipartFile(t, name, pdf, "document_code", "birth_certificate")
+		return cit.must(http.StatusCreated, http.MethodPost, "/v1/applications/"+appID+"/attachments", b, "Content-Type", ct).json(t)["id"].(string)
+	}
+	// Kept: an attachment, and an agency's unpublished result document.
+	app := cit.must(http.StatusCreated, http.MethodPost, "/v1/applications", create).json(t)["id"].(string)
+	att := upload(app, "cs.pdf")
+	cit.must(http.StatusOK, http.MethodPatch, "/v1/applications/"+app, []byte(`{"form":{"child_name":"Con","child_birthdate":"2026-11-01"}}`), "Content-Type", "application/merge-patch+json")
+	cit.must(http.StatusOK, http.MethodPost, "/v1/applications/"+app+"/submit", nil)
+	b, ct := multipartFile(t, "kq.pdf", pdf)
+	doc := hanoi.must(http.StatusCreated, http.MethodPost, "/agency/v1/applications/"+app+"/documents", b, "Content-Type", ct).json(t)["id"].(string)
+	// Orphans: a deleted draft whose file stayed (its delete failed), and
+	// a file stored by a request that died before its record.
+	draft := cit.must(http.StatusCreated, http.MethodPost, "/v1/applications", create).json(t)["id"].(string)
+	upload(draft, "lost.pdf")
+	sub := claimsOf(t, cit.token)["sub"].(string)
+	if _, err := e.m.APIStore.DeleteDraft(ctx, mobileapi.Scope{CitizenID: sub}, draft, 0); err != nil {
+		t.Fatal(err)
+	}
+	crashed := "applications/" + app + "/attachments/att_crashedbeforeitsrecord"
+	young := "applications/" + app + "/attachments/att_uploadinflight"
+	for _, k := range []string{crashed, young} {
+		if _, err := e.m.Blobs.Put(ctx, k, bytes.NewReader(pdf), 100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := e.m.Config.blobDir()
+	var files []string
+	if err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && !strings.Contains(p, ".tmp") {
+			files = append(files, p)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 5 {
+		t.Fatalf("%d files stored, want 5: %v", len(files), files)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	for _, f := range files {
+		if !strings.HasSuffix(f, "att_uploadinflight") {
+			if err := os.Chtimes(f, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	exists := func(k string) bool {
+		_, err := os.Stat(filepath.Join(dir, filepath.FromSlash(k)))
+		return err == nil
+	}
+	switch how {
+	case "serve":
+		waitFor(t, func() bool { return !exists(crashed) }) // `serve` sweeps by itself
+	case "direct":
+		n, err := e.m.sweepBlobs(ctx, e.m.Blobs, mobileapi.OrphanGrace)
+		if err != nil || n != 2 {
+			t.Fatalf("sweep: %d deleted, %v; want 2", n, err)
+		}
+	case "admin":
+		var out, errOut bytes.Buffer
+		noEnv := func(string) string { return "" }
+		if code := run(ctx, []string{"blobs", "sweep", "--data-dir", e.m.Config.DataDir, "--grace", "1s"}, noEnv, &out, &errOut); code != exitUsage {
+			t.Errorf("a grace shorter than uploads in flight: exit %d, want usage", code)
+		}
+		if code := run(ctx, []string{"blobs", "sweep", "--data-dir", e.m.Config.DataDir}, noEnv, &out, &errOut); code != exitOK {
+			t.Fatalf("blobs sweep: exit %d: %s", code, errOut.String())
+		}
+		if got := strings.TrimSpace(out.String()); !strings.Contains(got, `"deleted": 2`) && !strings.Contains(got, `"deleted":2`) {
+			t.Errorf("blobs sweep printed %s, want 2 deleted", got)
+		}
+	}
+	var left []string
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && !strings.Contains(p, ".tmp") {
+			left = append(left, filepath.Base(p))
+		}
+		return err
+	})
+	slices.Sort(left)
+	if want := []string{att, doc, "att_uploadinflight"}; !slices.Equal(left, slices.Sorted(slices.Values(want))) {
+		t.Errorf("after the sweep: %v, want %v", left, want)
+	}
+	hanoi.must(http.StatusOK, http.MethodGet, "/agency/v1/applications/"+app+"/attachments/"+att, nil)
 }

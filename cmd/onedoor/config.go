@@ -81,6 +81,9 @@ type Config struct {
 	// AuditCheckpointInterval is how often the access log's chain heads
 	// are committed to a signed checkpoint.
 	AuditCheckpointInterval time.Duration
+	// BlobSweepEvery is how often `serve` sweeps orphaned blobs (no flag:
+	// tests shorten it); 0 means every 15 minutes.
+	BlobSweepEvery time.Duration
 }
 
 // blobDir is where files are kept.

@@ -63,6 +63,8 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		err = agencyCmd(ctx, args, env, stdout)
 	case "audit":
 		err = auditCmd(ctx, args, env, stdout)
+	case "blobs":
+		err = blobsCmd(ctx, args, env, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -100,6 +102,7 @@ const usage = `usage:
   onedoor agency grant-basis --agency CODE --purpose CODE --items a,b --basis legal_obligation|public_task --law "..."
   onedoor agency bases [--agency CODE] [--purpose CODE] | revoke-basis ID
   onedoor audit verify | checkpoint | flags [--citizen SUB]
+  onedoor blobs sweep [--blob-dir D] [--grace 1h]
 Storage flags (every command): --data-dir, --postgres-dsn, --master-key-file. Each flag also reads ONEDOOR_<NAME>.
 `
 

@@ -351,6 +351,12 @@ func (m *Main) Run(ctx context.Context) error {
 			}
 		}()
 		m.Logger.Info("mobile API listening", "addr", m.APIAddr, "audience", m.APIURL)
+		every := c.BlobSweepEvery
+		if every <= 0 {
+			every = defaultBlobSweepEvery
+		}
+		m.wg.Add(1)
+		go m.sweepLoop(ctx, every)
 	}
 	m.wg.Add(1)
 	go m.collectGarbage(ctx)

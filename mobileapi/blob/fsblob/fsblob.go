@@ -297,3 +297,43 @@ func (s *Store) Delete(_ context.Context, key string) error {
 	}
 	return nil
 }
+
+var _ mobileapi.SweptBlobs = (*Store)(nil)
+
+// ListBlobs calls fn with the key of every blob last written before cutoff
+// (a blob's time is its temporary file's, written just before it was
+// linked into place). Temporary files and names that are not keys are
+// skipped.
+func (s *Store) ListBlobs(ctx context.Context, cutoff time.Time, fn func(key string) error) error {
+	return fs.WalkDir(s.root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) { // removed while walking
+				return nil
+			}
+			return fmt.Errorf("list blobs: %w", err)
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		if d.IsDir() {
+			if name == tmpDir {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() || ValidKey(name) != nil {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return fmt.Errorf("list blobs: %w", err)
+		}
+		if !info.ModTime().Before(cutoff) {
+			return nil
+		}
+		return fn(name)
+	})
+}

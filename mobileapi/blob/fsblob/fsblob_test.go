@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -512,5 +513,44 @@ func TestOutage(t *testing.T) {
 	}
 	if errors.Is(outage(syscall.EACCES), idp.ErrUnavailable) {
 		t.Error("a permission error is a configuration error, not an outage")
+	}
+}
+
+// ListBlobs names every stored key older than the cutoff, and nothing
+// else: not temporary files, not younger blobs, not stray names.
+func TestListBlobs(t *testing.T) {
+	dir := t.TempDir()
+	s, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	old := time.Now().Add(-2 * time.Hour)
+	for _, k := range []string{"applications/a/attachments/x", "applications/a/documents/y", "young"} {
+		if _, err := s.Put(ctx, k, strings.NewReader("bytes"), 100); err != nil {
+			t.Fatal(err)
+		}
+		if k != "young" {
+			if err := os.Chtimes(filepath.Join(dir, filepath.FromSlash(k)), old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, stray := range []string{filepath.Join(tmpDir, "partial"), "Not A Key"} {
+		if err := os.WriteFile(filepath.Join(dir, stray), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(filepath.Join(dir, stray), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	if err := s.ListBlobs(ctx, time.Now().Add(-time.Hour), func(k string) error { got = append(got, k); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if want := []string{"applications/a/attachments/x", "applications/a/documents/y"}; !slices.Equal(got, want) {
+		t.Errorf("ListBlobs = %v, want %v", got, want)
 	}
 }
