@@ -66,3 +66,29 @@ func TestCache(t *testing.T) {
 		t.Errorf("expired: %v", err)
 	}
 }
+
+// Known names only tokens the cache verified and that have not expired.
+func TestCache_Known(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	c := NewCache(f.v, time.Second, 100)
+	cl := f.claims()
+	cl.SetExpiry(f.now.Add(time.Minute))
+	tok, err := f.iss.Sign(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Known(tok) {
+		t.Error("a token never verified is known")
+	}
+	if _, err := c.VerifyFor(ctx, tok, Expect{userinfo, KindCitizen}); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Known(tok) || c.Known(tok+"x") || c.Known("garbage") {
+		t.Error("Known after verification: want the verified token alone")
+	}
+	f.now = f.now.Add(time.Hour)
+	if c.Known(tok) {
+		t.Error("an expired token is known")
+	}
+}

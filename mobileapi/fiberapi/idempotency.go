@@ -37,6 +37,11 @@ type idemRecord struct {
 	// Ref names the created resource for the route's replay (an id, or
 	// "application id/file id").
 	Ref string `json:"ref,omitempty"`
+	// Headers and Body are what records written by earlier releases kept
+	// (the whole response); such records are replayed as they are until
+	// they expire, at most a day after the upgrade.
+	Headers map[string]string `json:"headers,omitempty"`
+	Body    []byte            `json:"body,omitempty"`
 }
 
 // errReplayGone is what a replay function returns when the resource the key
@@ -91,6 +96,12 @@ func (s *Server) idempotent(c *fiber.Ctx, principal string, replay func(ctx cont
 				detail: "A request with this Idempotency-Key is still running; retry later."})
 		}
 		c.Set("Idempotent-Replayed", "true")
+		if prev.Ref == "" && prev.Body != nil {
+			for k, v := range prev.Headers {
+				c.Set(k, v)
+			}
+			return c.Status(prev.Status).Send(prev.Body)
+		}
 		err := replay(ctx, prev.Ref)
 		if errors.Is(err, errReplayGone) || (errors.Is(err, idp.ErrNotFound) && !errors.Is(err, idp.ErrUnavailable)) {
 			return s.fail(c, &badRequest{status: http.StatusConflict, typ: problem.TypeConflict, title: tConflict,
