@@ -162,10 +162,18 @@ func insertService(ctx context.Context, q sqldb.Querier, op, id string, in *mobi
 // checkServiceQuota refuses a new service of an agency that owns
 // MaxServicesPerAgency. The agency's row is locked first on PostgreSQL
 // (SQLite's BEGIN IMMEDIATE orders every writer), so concurrent creations
-// count one after another.
+// count one after another. FOR NO KEY UPDATE, not FOR UPDATE: it excludes
+// other creators but not the key-share locks that inserting any service
+// version referencing the agency takes, so a put holding a service's row
+// never waits here behind a creator that waits for that row (a deadlock
+// the concurrent-puts conformance test found).
 func (s *Store) checkServiceQuota(ctx context.Context, q sqldb.Querier, op, agency string) error {
+	lock := ""
+	if s.d == sqldb.PostgreSQL {
+		lock = " FOR NO KEY UPDATE"
+	}
 	var code string
-	if err := q.QueryRowContext(ctx, `SELECT code FROM api_agencies WHERE code = $1`+s.d.ForUpdate(), agency).Scan(&code); err != nil {
+	if err := q.QueryRowContext(ctx, `SELECT code FROM api_agencies WHERE code = $1`+lock, agency).Scan(&code); err != nil {
 		return sqldb.Err(op, err)
 	}
 	var n int
