@@ -63,6 +63,7 @@ func RunApplications(t *testing.T, newStore func(t *testing.T, now func() time.T
 		{"Inbox", appsInbox},
 		{"QuotaAttachments", appsQuotaAttachments},
 		{"QuotaWebhooks", appsQuotaWebhooks},
+		{"GetDocumentAndBlobReferences", appsGetDocumentAndBlobReferences},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,9 +3,11 @@ package mobileapitest
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 
+	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/mobileapi"
 )
 
@@ -115,5 +117,49 @@ func catQuotaServices(t *testing.T, s AgencyCatalog) {
 	upd.Description.EN = "A new version at the quota."
 	if created, err := s.PutService(t.Context(), upd, 0); err != nil || created {
 		t.Errorf("a new version at the quota: created %v, %v", created, err)
+	}
+}
+
+// appsGetDocumentAndBlobReferences: an agency re-reads its own documents,
+// published or not, and nobody else's; every file record names its blob
+// until the record goes.
+func appsGetDocumentAndBlobReferences(e *appsEnv) {
+	t := e.t
+	a := e.reach(appsCitizenA, appsAgencyX, mobileapi.StatusSubmitted)
+	doc := e.file("result.pdf")
+	e.must(e.s.AddDocument(e.ctx, appsAgencyX, a.ID, doc), "add document")
+	got, err := e.s.GetDocument(e.ctx, appsAgencyX, a.ID, doc.ID)
+	e.must(err, "get unpublished document")
+	if !reflect.DeepEqual(got, doc) {
+		t.Errorf("GetDocument = %+v, want %+v", got, doc)
+	}
+	_, err = e.s.GetDocument(e.ctx, appsAgencyY, a.ID, doc.ID)
+	appsWantErr(t, err, idp.ErrNotFound, "another agency's document")
+	other := e.reach(appsCitizenB, appsAgencyX, mobileapi.StatusSubmitted)
+	_, err = e.s.GetDocument(e.ctx, appsAgencyX, other.ID, doc.ID)
+	appsWantErr(t, err, idp.ErrNotFound, "the document under another application")
+
+	draft := e.create(appsCitizenA, appsAgencyX)
+	att := e.file("attachment.pdf")
+	_, err = e.s.AddAttachment(e.ctx, appsCitizen(appsCitizenA), draft.ID, 0, att)
+	e.must(err, "attach")
+	_, err = e.s.GetDocument(e.ctx, appsAgencyX, draft.ID, att.ID)
+	appsWantErr(t, err, idp.ErrNotFound, "an attachment as a document")
+
+	refs, ok := e.s.(mobileapi.BlobReferences)
+	if !ok {
+		t.Skip("the store does not implement mobileapi.BlobReferences")
+	}
+	used, err := refs.ReferencedBlobs(e.ctx, []string{doc.BlobKey, att.BlobKey, "applications/x/attachments/none"})
+	e.must(err, "referenced blobs")
+	if !reflect.DeepEqual(used, map[string]bool{doc.BlobKey: true, att.BlobKey: true}) {
+		t.Errorf("ReferencedBlobs = %v, want the document's and the attachment's", used)
+	}
+	_, err = e.s.DeleteDraft(e.ctx, appsCitizen(appsCitizenA), draft.ID, 0)
+	e.must(err, "delete draft")
+	used, err = refs.ReferencedBlobs(e.ctx, []string{doc.BlobKey, att.BlobKey})
+	e.must(err, "referenced blobs")
+	if !reflect.DeepEqual(used, map[string]bool{doc.BlobKey: true}) {
+		t.Errorf("ReferencedBlobs after the draft's deletion = %v, want the document's alone", used)
 	}
 }

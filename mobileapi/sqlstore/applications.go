@@ -351,6 +351,7 @@ func (s *Store) ReferencedBlobs(ctx context.Context, keys []string) (map[string]
 	for i, k := range keys {
 		args[i], marks[i] = k, fmt.Sprintf("$%d", i+1)
 	}
+	//nolint:gosec // only placeholders are concatenated; the keys are bound
 	rows, err := s.db.QueryContext(ctx, `SELECT blob_key FROM api_application_files WHERE blob_key IN (`+strings.Join(marks, ", ")+`)`, args...)
 	if err != nil {
 		return nil, sqldb.Err(op, err)
