@@ -285,7 +285,7 @@ func runBlobSweep(t *testing.T, e *testEnv, how string) {
 	// Orphans: a deleted draft whose file stayed (its delete failed), and
 	// a file stored by a request that died before its record.
 	draft := cit.must(http.StatusCreated, http.MethodPost, "/v1/applications", create).json(t)["id"].(string)
-	upload(draft, "lost.pdf")
+	lost := "applications/" + draft + "/attachments/" + upload(draft, "lost.pdf")
 	sub := claimsOf(t, cit.token)["sub"].(string)
 	if _, err := e.m.APIStore.DeleteDraft(ctx, mobileapi.Scope{CitizenID: sub}, draft, 0); err != nil {
 		t.Fatal(err)
@@ -324,7 +324,7 @@ func runBlobSweep(t *testing.T, e *testEnv, how string) {
 	}
 	switch how {
 	case "serve":
-		waitFor(t, func() bool { return !exists(crashed) }) // `serve` sweeps by itself
+		waitFor(t, func() bool { return !exists(crashed) && !exists(lost) }) // `serve` sweeps by itself
 	case "direct":
 		n, err := e.m.sweepBlobs(ctx, e.m.Blobs, mobileapi.OrphanGrace)
 		if err != nil || n != 2 {
