@@ -256,3 +256,18 @@ func TestFetch_LogsEveryOutcome(t *testing.T) {
 		t.Fatal("the two entries are not chained")
 	}
 }
+
+// Declining every optional item is a decision worth remembering: the record
+// holds no item, only the declined ones.
+func TestGrant_EverythingDeclinedIsARecord(t *testing.T) {
+	f := newService(t)
+	r, _, err := f.svc.Grant(t.Context(), &consent.Record{CitizenID: "sub-1", ClientID: "rp", Purpose: consent.Purpose{Code: "p1", Text: "t"},
+		Declined: []string{"address"}, Method: consent.MethodEIDApp, Evidence: "jws"})
+	if err != nil || len(r.Items) != 0 || !slices.Equal(r.Declined, []string{"address"}) {
+		t.Fatalf("all declined: %+v %v", r, err)
+	}
+	if _, _, err := f.svc.Grant(t.Context(), &consent.Record{CitizenID: "sub-1", ClientID: "rp", Purpose: consent.Purpose{Code: "p2", Text: "t"},
+		Method: consent.MethodEIDApp, Evidence: "jws"}); !errors.Is(err, consent.ErrInvalid) {
+		t.Fatalf("a record about nothing: %v", err)
+	}
+}

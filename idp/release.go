@@ -336,6 +336,11 @@ func (p *ConsentPolicy) Released(ctx context.Context, t TokenRelease) (*Release,
 // as evidence. Only claims that were asked and the client may receive are
 // recorded; optional asked claims not shared are recorded as declined.
 func (p *ConsentPolicy) Record(ctx context.Context, a *Approval) (*Agreement, error) {
+	if len(a.Plan.Claims) == 0 {
+		// A login that asks for no personal data (openid alone) releases
+		// only the subject: there is nothing to consent to.
+		return &Agreement{Covered: true}, nil
+	}
 	allowed := a.Client.AllowedClaims()
 	r := &consent.Record{
 		CitizenID: a.CitizenID,

@@ -732,7 +732,7 @@ func badInput(e *env) {
 		"nul item":        mod(func(r *consent.Record) { r.Items = []string{"name", "a\x00b"} }),
 		"utf8 item":       mod(func(r *consent.Record) { r.Items = []string{"\xc3\x28"} }),
 		"empty item":      mod(func(r *consent.Record) { r.Items = []string{""} }),
-		"no items":        mod(func(r *consent.Record) { r.Items = nil }),
+		"no items":        mod(func(r *consent.Record) { r.Items, r.Declined = nil, nil }),
 		"nul evidence":    mod(func(r *consent.Record) { r.Evidence = "a\x00" }),
 		"utf8 recipient":  mod(func(r *consent.Record) { r.Recipient = "\xff" }),
 		"utf8 notice":     mod(func(r *consent.Record) { r.Notice = "\xff" }),

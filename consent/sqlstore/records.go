@@ -58,7 +58,9 @@ func checkRecord(op string, r *consent.Record) error {
 	if err := checkText(op, "evidence", r.Evidence, maxEvidence); err != nil {
 		return err
 	}
-	if err := checkItems(op, "items", r.Items, true); err != nil {
+	// A record is a decision about at least one item: shared, or (every
+	// optional one) declined.
+	if err := checkItems(op, "items", r.Items, len(r.Declined) == 0); err != nil {
 		return err
 	}
 	if err := checkItems(op, "declined items", r.Declined, false); err != nil {
