@@ -1,0 +1,403 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/oauth2"
+
+	"github.com/onedoor/onedoor/docs/snippets/agencyrp"
+	"github.com/onedoor/onedoor/docs/snippets/resourceserver"
+	"github.com/onedoor/onedoor/idp"
+)
+
+// The guides in docs/ are tested here: every snippet they show is a file
+// the guide includes verbatim, and every such file is run against a real
+// OneDoor, so a guide cannot drift from the code.
+
+const docsDir = "../../docs"
+
+func readDoc(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(docsDir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// includesVerbatim fails unless the guide shows the snippet file exactly.
+func includesVerbatim(t *testing.T, doc, docName, snippet string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(docsDir, snippet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(doc, "\n"+string(b)+"```") {
+		t.Errorf("%s does not include %s verbatim in a fenced block: copy the file into it", docName, snippet)
+	}
+}
+
+var fenceRE = regexp.MustCompile("(?ms)^```([a-z]*)\n(.*?)^```")
+
+// fencedBlocks returns the contents of the guide's fenced blocks of language
+// lang that contain marker.
+func fencedBlocks(doc, lang, marker string) []string {
+	var out []string
+	for _, m := range fenceRE.FindAllStringSubmatch(doc, -1) {
+		if m[1] == lang && strings.Contains(m[2], marker) {
+			out = append(out, m[2])
+		}
+	}
+	return out
+}
+
+// shellWords splits one shell command line as sh would for the guides'
+// commands: quotes, backslash-newline continuations and trailing comments.
+func shellWords(t *testing.T, s string) []string {
+	t.Helper()
+	s = strings.ReplaceAll(s, "\\\n", " ")
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\'':
+			j := strings.IndexByte(s[i+1:], c)
+			if j < 0 {
+				t.Fatalf("unbalanced quote in %q", s)
+			}
+			cur.WriteString(s[i+1 : i+1+j])
+			i += j + 1
+			inWord = true
+		case c == '#' && !inWord:
+			i = len(s)
+		case c == ' ' || c == '\t' || c == '\n':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words
+}
+
+// The guide's `client create` command prints exactly the members its JSON
+// shows, with the same values wherever they do not change per run.
+func TestGuide_ClientCreateOutput(t *testing.T) {
+	doc := readDoc(t, "agency-integration.md")
+	cmds := fencedBlocks(doc, "sh", "onedoor client create --name")
+	outs := fencedBlocks(doc, "json", `"token_endpoint_auth_method"`)
+	if len(cmds) == 0 || len(outs) == 0 {
+		t.Fatal("the guide has no client create command followed by its output")
+	}
+	args := shellWords(t, cmds[0])
+	if args[0] != "onedoor" {
+		t.Fatalf("command %q", args)
+	}
+	dir := migratedDir(t)
+	code, out, errs := cli(t, nil, append(args[1:], "--data-dir", dir)...)
+	if code != 0 {
+		t.Fatalf("the guide's command fails: %d %s", code, errs)
+	}
+	var got, want map[string]any
+	decode(t, out, &got)
+	decode(t, outs[0], &want)
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("client create prints %q (%v); the guide does not show it", k, got[k])
+		}
+	}
+	volatile := []string{"client_id", "client_secret", "created_at", "store"}
+	for k, v := range want {
+		g, ok := got[k]
+		switch {
+		case !ok:
+			t.Errorf("the guide shows %q; client create does not print it", k)
+		case slices.Contains(volatile, k):
+		default:
+			gj, _ := json.Marshal(g)
+			wj, _ := json.Marshal(v)
+			if string(gj) != string(wj) {
+				t.Errorf("%s: client create prints %s, the guide shows %s", k, gj, wj)
+			}
+		}
+	}
+	if s, _ := got["store"].(string); !strings.HasPrefix(s, "sqlite:") || !strings.HasPrefix(want["store"].(string), "sqlite:") {
+		t.Errorf("store = %q, guide %q", s, want["store"])
+	}
+}
+
+// The guide's example of a mistyped data directory prints what the command
+// really prints.
+func TestGuide_MissingDatabase(t *testing.T) {
+	doc := readDoc(t, "agency-integration.md")
+	blocks := fencedBlocks(doc, "sh", "--data-dir ./typo")
+	if len(blocks) != 1 {
+		t.Fatal("the guide has no example of a missing database")
+	}
+	cmdLine, want, _ := strings.Cut(blocks[0], "\n")
+	dir := t.TempDir()
+	want = strings.ReplaceAll(strings.TrimSpace(want), "/home/op/typo", filepath.Join(dir, "typo"))
+	args := shellWords(t, cmdLine[strings.Index(cmdLine, "onedoor client"):])
+	args[len(args)-1] = filepath.Join(dir, "typo")
+	code, _, errs := cli(t, nil, args[1:]...)
+	if code != 1 || strings.TrimSpace(errs) != want {
+		t.Errorf("exit %d, stderr:\n%s\nthe guide shows:\n%s", code, errs, want)
+	}
+}
+
+// rpLogin drives a citizen's login at a relying party listening at base:
+// its /login, OneDoor's page approved in the eID app, then the callback,
+// whose JSON answer it returns.
+func (e *testEnv) rpLogin(base string) (status int, body map[string]any) {
+	e.t.Helper()
+	b := newBrowser()
+	start := b.follow(e.t, base+"/login")
+	if !strings.HasPrefix(start.String(), e.issuer+"/authorize?") {
+		e.t.Fatalf("/login redirects to %s", start)
+	}
+	q := start.Query()
+	if q.Get("code_challenge_method") != "S256" || q.Get("state") == "" || q.Get("nonce") == "" {
+		e.t.Errorf("the guide's authorization request lacks PKCE, state or nonce: %s", start)
+	}
+	back := e.login(b, start.String(), e.app, nil)
+	resp, err := b.Get(back.String())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(raw, &body); err != nil {
+		e.t.Fatalf("callback answered %d %s", resp.StatusCode, raw)
+	}
+	return resp.StatusCode, body
+}
+
+// checkLoggedIn checks what a relying party got: a verified ID token for the
+// citizen and userinfo with the claims of profile and eid.
+func checkLoggedIn(t *testing.T, status int, body map[string]any) {
+	t.Helper()
+	idt, _ := body["id_token"].(map[string]any)
+	ui, _ := body["userinfo"].(map[string]any)
+	if status != http.StatusOK || idt == nil || ui == nil {
+		t.Fatalf("callback: %d %v", status, body)
+	}
+	if idt["sub"] == "" || idt["sub"] != ui["sub"] || idt["acr"] != string(idp.LevelHigh) {
+		t.Errorf("ID token %v, userinfo %v", idt, ui)
+	}
+	if ui["personal_id"] != demoCitizens[0].PersonalID || ui["family_name"] != demoCitizens[0].FamilyName {
+		t.Errorf("userinfo = %v", ui)
+	}
+}
+
+func TestGuide_GoOIDC(t *testing.T) {
+	includesVerbatim(t, readDoc(t, "agency-integration.md"), "agency-integration.md", "snippets/agencyrp/rp.go")
+	e := startMain(t)
+	var h http.Handler
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	defer srv.Close()
+	cb := srv.URL + "/oidc/callback"
+	id, secret := e.client(ClientSpec{Name: "Sở Tư pháp (Go)", Scope: "openid profile eid", RedirectURIs: []string{cb}})
+	var err error
+	h, err = agencyrp.New(context.Background(), agencyrp.Config{Issuer: e.issuer, ClientID: id, ClientSecret: secret, RedirectURL: cb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body := e.rpLogin(srv.URL)
+	checkLoggedIn(t, status, body)
+}
+
+// The openid-client snippet runs in Node with the exact version the
+// package-lock.json pins. Without node the test is skipped, except in CI.
+func TestGuide_OpenIDClient(t *testing.T) {
+	dir := filepath.Join(docsDir, "snippets", "node")
+	includesVerbatim(t, readDoc(t, "agency-integration.md"), "agency-integration.md", "snippets/node/rp.mjs")
+	node, err := exec.LookPath("node")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("node is not installed; CI runs the openid-client guide (Node 20 or later)")
+		}
+		t.Skip("node is not installed: the openid-client guide is not run (install Node 20 or later)")
+	}
+	npmCI(t, dir)
+
+	e := startMain(t)
+	port := freePort(t)
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	id, secret := e.client(ClientSpec{Name: "Sở Tư pháp (Node)", Scope: "openid profile eid", RedirectURIs: []string{base + "/oidc/callback"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "rp.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "ONEDOOR_ISSUER="+e.issuer, "CLIENT_ID="+id, "CLIENT_SECRET="+secret,
+		"REDIRECT_URI="+base+"/oidc/callback", "PORT="+strconv.Itoa(port))
+	cmd.Stderr = testWriter{t}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); _ = cmd.Wait() }()
+	ready := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "listening on ") {
+				ready <- nil
+			}
+		}
+		ready <- errors.New("rp.mjs exited before listening")
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("rp.mjs did not start in 30 s")
+	}
+	status, body := e.rpLogin(base)
+	checkLoggedIn(t, status, body)
+}
+
+// npmCI installs the snippet's dependencies exactly as package-lock.json
+// pins them, from npm's cache when it has them; it does nothing when they
+// are installed already.
+func npmCI(t *testing.T, dir string) {
+	t.Helper()
+	var pkg, lock struct {
+		Dependencies map[string]string         `json:"dependencies"`
+		Packages     map[string]map[string]any `json:"packages"`
+		Version      string                    `json:"version"`
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "package.json"))
+	if err := json.Unmarshal(b, &pkg); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = os.ReadFile(filepath.Join(dir, "package-lock.json"))
+	if err := json.Unmarshal(b, &lock); err != nil {
+		t.Fatal(err)
+	}
+	pinned := pkg.Dependencies["openid-client"]
+	if lock.Packages["node_modules/openid-client"]["version"] != pinned || !regexp.MustCompile(`^6\.\d+\.\d+$`).MatchString(pinned) {
+		t.Fatalf("package.json pins openid-client %q, package-lock.json %v: want one exact 6.x version", pinned, lock.Packages["node_modules/openid-client"]["version"])
+	}
+	var installed struct {
+		Version string `json:"version"`
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "node_modules", "openid-client", "package.json")); err == nil && json.Unmarshal(b, &installed) == nil && installed.Version == pinned {
+		return
+	}
+	cmd := exec.Command("npm", "ci", "--prefer-offline", "--no-audit", "--no-fund")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
+	}
+}
+
+// The resource server snippet accepts a citizen's token minted for it and
+// refuses tokens minted for another audience, ID tokens and altered tokens.
+func TestGuide_ResourceServer(t *testing.T) {
+	includesVerbatim(t, readDoc(t, "agency-integration.md"), "agency-integration.md", "snippets/resourceserver/verify.go")
+	e := startMain(t, withResources(recordsAPI))
+	ctx := context.Background()
+	v, err := resourceserver.NewVerifier(ctx, e.issuer, recordsAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, secret := e.client(ClientSpec{Scope: "openid profile eid"})
+	r := e.rp(id, secret, "openid", "profile", "eid")
+	tok, _ := e.codeFlow(r, newBrowser(), e.app, oauth2.SetAuthURLParam("resource", recordsAPI))
+	c, err := v.Verify(ctx, tok.AccessToken)
+	if err != nil {
+		t.Fatalf("the guide's verifier refuses a token minted for it: %v", err)
+	}
+	if c.Kind != "citizen" || c.ClientID != id || c.ACR != string(idp.LevelHigh) || !slices.Contains(c.Audience, recordsAPI) {
+		t.Errorf("claims = %+v", c)
+	}
+
+	// The middleware serves it, and refuses anything else.
+	api := httptest.NewServer(v.CitizenOnly(func(w http.ResponseWriter, _ *http.Request, c *resourceserver.Claims) {
+		_, _ = io.WriteString(w, c.Subject)
+	}))
+	defer api.Close()
+	call := func(token string) int {
+		req, _ := http.NewRequest(http.MethodGet, api.URL, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := call(tok.AccessToken); st != http.StatusOK {
+		t.Errorf("citizen token for the API: %d", st)
+	}
+	forUserinfo, _ := e.codeFlow(r, newBrowser(), e.app)
+	idToken, _ := forUserinfo.Extra("id_token").(string)
+	cc, ccSecret := e.client(ClientSpec{GrantTypes: []string{"client_credentials"}, Scope: "registry.read"})
+	_, body := postBasic(t, e.issuer+"/token", cc, ccSecret, map[string][]string{"grant_type": {"client_credentials"}, "resource": {recordsAPI}})
+	var clientTok struct {
+		AccessToken string `json:"access_token"`
+	}
+	_ = json.Unmarshal([]byte(body), &clientTok)
+	if clientTok.AccessToken == "" {
+		t.Fatalf("client_credentials: %s", body)
+	}
+	if c, err := v.Verify(ctx, clientTok.AccessToken); err != nil || c.Kind != "client" || c.Subject != cc {
+		t.Errorf("client token: %+v %v", c, err)
+	}
+	tampered := tok.AccessToken[:len(tok.AccessToken)-4] + "AAAA"
+	for name, bad := range map[string]string{
+		"a token for userinfo":      forUserinfo.AccessToken,
+		"an ID token":               idToken,
+		"a tampered signature":      tampered,
+		"a client's token":          clientTok.AccessToken,
+		"no token":                  "",
+		"a token of another issuer": foreignToken(t),
+	} {
+		if st := call(bad); st != http.StatusUnauthorized {
+			t.Errorf("%s: %d, want 401", name, st)
+		}
+	}
+}
+
+// foreignToken is an at+jwt signed by a key OneDoor never published.
+func foreignToken(t *testing.T) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"iss": "https://elsewhere.example", "sub": "x", "aud": recordsAPI,
+		"client_id": "x", "kind": "citizen", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Minute).Unix()})
+	tok.Header["typ"] = "at+jwt"
+	tok.Header["kid"] = "not-onedoor"
+	s, err := tok.SignedString(newECKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
