@@ -167,16 +167,18 @@ func enrollRaw(t *testing.T, e *testEnv, v validator.Validator, pid string, leve
 	return d
 }
 
-// requestID starts a login in a browser and returns its login request id.
-func startLoginRequest(t *testing.T, e *testEnv, clientID string, extra url.Values) string {
+// startLoginRequest starts a login in a new browser and returns its login
+// request id, the browser and the page's status URL.
+func startLoginRequest(t *testing.T, e *testEnv, clientID string, extra url.Values) (string, *browser, string) {
 	t.Helper()
 	a := newAuthRequest(e.issuer, clientID, "openid profile eid")
-	payload, _ := newBrowser().loginPage(t, a.url+"&"+extra.Encode())
+	b := newBrowser()
+	payload, statusURL := b.loginPage(t, a.url+"&"+extra.Encode())
 	_, id, err := eid.ParsePayload(payload)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return id
+	return id, b, statusURL
 }
 
 // Real responses of the eID API, successes and the error catalogue of
@@ -228,7 +230,7 @@ func TestEIDAPI_Contract(t *testing.T) {
 
 	// A login request: the view, a decision, a second decision.
 	site, _ := e.client(ClientSpec{Scope: "openid profile eid"})
-	id := startLoginRequest(t, e, site, url.Values{"purpose": {"Cấp bản sao trích lục"}})
+	id, b, statusURL := startLoginRequest(t, e, site, url.Values{"purpose": {"Cấp bản sao trích lục"}})
 	d.must(http.StatusNotFound, http.MethodGet, "/eid/v1/login-requests/"+id+"x", d.auth(), nil)
 	view := d.must(http.StatusOK, http.MethodGet, "/eid/v1/login-requests/"+id, d.auth(), nil).body
 	if view["request_id"] != id || view["purpose"] != "Cấp bản sao trích lục" {
@@ -248,17 +250,32 @@ func TestEIDAPI_Contract(t *testing.T) {
 	if r := d.must(http.StatusConflict, http.MethodPost, "/eid/v1/login-requests/"+id+"/decision", d.auth(), d.approval(view, eid.DecisionDeny, nil)); r.err() != "already_decided" {
 		t.Errorf("second decision: %v", r.body)
 	}
-	// Fetching an answered request still shows it until it expires.
+	// Fetching an answered request still shows it until the browser
+	// continues; then it is gone.
 	d.must(http.StatusOK, http.MethodGet, "/eid/v1/login-requests/"+id, d.auth(), nil)
+	st, next := b.status(t, statusURL)
+	if st != "approved" || next == "" {
+		t.Fatalf("browser status %q %q", st, next)
+	}
+	// Only the browser that started the login may continue it.
+	if resp, err := newBrowser().Get(next); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("continue from another browser: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if loc := b.follow(t, next); loc.Query().Get("code") == "" {
+		t.Errorf("continue: %s", loc)
+	}
+	d.must(http.StatusNotFound, http.MethodGet, "/eid/v1/login-requests/"+id, d.auth(), nil)
 
 	// A request for level high, answered from a substantial device.
-	high := startLoginRequest(t, e, site, url.Values{"acr_values": {string(idp.LevelHigh)}})
+	high, _, _ := startLoginRequest(t, e, site, url.Values{"acr_values": {string(idp.LevelHigh)}})
 	hv := d.must(http.StatusOK, http.MethodGet, "/eid/v1/login-requests/"+high, d.auth(), nil).body
 	if r := d.must(http.StatusForbidden, http.MethodPost, "/eid/v1/login-requests/"+high+"/decision", d.auth(), d.approval(hv, eid.DecisionApprove, all)); r.err() != "insufficient_level" {
 		t.Errorf("low device, high request: %v", r.body)
 	}
 	// A denial.
-	deny := startLoginRequest(t, e, site, nil)
+	deny, _, _ := startLoginRequest(t, e, site, nil)
 	dv := d.must(http.StatusOK, http.MethodGet, "/eid/v1/login-requests/"+deny, d.auth(), nil).body
 	if r := d.must(http.StatusOK, http.MethodPost, "/eid/v1/login-requests/"+deny+"/decision", d.auth(), d.approval(dv, eid.DecisionDeny, nil)); r.body["status"] != "denied" {
 		t.Errorf("deny: %v", r.body)
@@ -283,7 +300,15 @@ func TestEIDAPI_Contract(t *testing.T) {
 	if revoked != 1 {
 		t.Errorf("devices after a revocation: %v", r.body)
 	}
-	d.must(http.StatusNotFound, http.MethodDelete, "/eid/v1/devices/"+e.app.Enrollment().DeviceID, d.auth(), nil)
+	// Revoking it again is no error; another citizen's device is not found.
+	d.must(http.StatusNoContent, http.MethodDelete, "/eid/v1/devices/"+lost.id, d.auth(), nil)
+	if r := d.must(http.StatusNotFound, http.MethodDelete, "/eid/v1/devices/"+e.app.Enrollment().DeviceID, d.auth(), nil); r.err() != "not_found" {
+		t.Errorf("another citizen's device: %v", r.body)
+	}
+	// A device may revoke itself.
+	self := enrollRaw(t, e, v, pid, idp.LevelSubstantial)
+	self.must(http.StatusNoContent, http.MethodDelete, "/eid/v1/devices/"+self.id, self.auth(), nil)
+	self.must(http.StatusUnauthorized, http.MethodGet, "/eid/v1/devices", self.auth(), nil)
 
 	// The per-device rate limit.
 	var last eidResp
