@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -400,4 +401,44 @@ func foreignToken(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// The citizen import guide's examples import, normalised as it says.
+func TestGuide_CitizenImport(t *testing.T) {
+	doc := readDoc(t, "citizen-import.md")
+	jsonEx := fencedBlocks(doc, "json", "personal_id")
+	csvEx := fencedBlocks(doc, "csv", "personal_id")
+	if len(jsonEx) != 1 || len(csvEx) != 1 {
+		t.Fatalf("want one JSON and one CSV example, got %d and %d", len(jsonEx), len(csvEx))
+	}
+	dir := migratedDir(t)
+	for name, body := range map[string]string{"citizens.json": jsonEx[0], "citizens.csv": csvEx[0]} {
+		f := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errs := cli(t, nil, "citizen", "import", "--data-dir", dir, f)
+		if code != 0 || !strings.Contains(out, `"imported": 2`) {
+			t.Fatalf("%s: exit %d: %s %s", name, code, out, errs)
+		}
+	}
+	code, out, _ := cli(t, nil, "citizen", "show", "--data-dir", dir, "--id", "000000000203")
+	var c map[string]any
+	decode(t, out, &c)
+	if code != 0 || c["family_name"] != "Hồ" || c["gender"] != "female" || c["phone_number"] != "+84912345678" || c["address"] != "12 Đường Thử, Vinh (địa chỉ giả)" {
+		t.Errorf("the guide's first CSV row is stored as %v", c)
+	}
+	// An unknown member names the fields there are.
+	f := filepath.Join(t.TempDir(), "bad.json")
+	_ = os.WriteFile(f, []byte(`[{"personal_id": "000000000205", "email": "x@example.vn"}]`), 0o600)
+	code, _, errs := cli(t, nil, "citizen", "import", "--data-dir", dir, f)
+	if code != 1 || !strings.Contains(errs, "personal_id, family_name, given_name, birthdate, gender, address, phone_number") {
+		t.Errorf("unknown member: exit %d: %s", code, errs)
+	}
+	rt := reflect.TypeFor[idp.CitizenRecord]()
+	for i := range rt.NumField() {
+		if field := rt.Field(i).Tag.Get("json"); !strings.Contains(doc, "| `"+field+"` |") {
+			t.Errorf("the guide's table does not describe %s", field)
+		}
+	}
 }
