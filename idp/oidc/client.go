@@ -17,7 +17,10 @@ type Client struct {
 	Record *idp.Client
 }
 
-var _ fosite.OpenIDConnectClient = (*Client)(nil)
+var (
+	_ fosite.OpenIDConnectClient = (*Client)(nil)
+	_ fosite.ResponseModeClient  = (*Client)(nil)
+)
 
 // newClient converts a stored client. A stored JWKS that does not parse makes
 // the client unusable for private_key_jwt but not for anything else.
@@ -52,6 +55,13 @@ func (c *Client) GetResponseTypes() fosite.Arguments {
 		return fosite.Arguments{}
 	}
 	return c.ResponseTypes
+}
+
+// GetResponseModes implements fosite.ResponseModeClient: an explicit
+// response_mode=query, which discovery advertises, is accepted; without this
+// fosite refuses any explicit response_mode. Other modes stay refused.
+func (c *Client) GetResponseModes() []fosite.ResponseModeType {
+	return []fosite.ResponseModeType{fosite.ResponseModeQuery}
 }
 
 // ValidateJWKS checks a client's key set document: public keys only, usable
