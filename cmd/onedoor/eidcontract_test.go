@@ -8,8 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +24,7 @@ import (
 // eidContract validates responses against docs/eid-api.openapi.json.
 func eidContract(t testing.TB) validator.Validator {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(docsDir, "eid-api.openapi.json"))
+	b, err := readRepoFile(docsDir, "eid-api.openapi.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,17 +35,22 @@ const docsDir = "../../docs"
 
 func readDoc(t *testing.T, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(docsDir, name))
+	b, err := readRepoFile(docsDir, name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return string(b)
 }
 
+// readRepoFile reads one of the repository's own files.
+func readRepoFile(parts ...string) ([]byte, error) {
+	return os.ReadFile(filepath.Join(parts...)) // #nosec G304 -- the repository's docs, named by the tests
+}
+
 // includesVerbatim fails unless the guide shows the snippet file exactly.
 func includesVerbatim(t *testing.T, doc, docName, snippet string) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(docsDir, snippet))
+	b, err := readRepoFile(docsDir, snippet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,11 +301,11 @@ func npmCI(t *testing.T, dir string) {
 		Packages     map[string]map[string]any `json:"packages"`
 		Version      string                    `json:"version"`
 	}
-	b, _ := os.ReadFile(filepath.Join(dir, "package.json"))
+	b, _ := readRepoFile(dir, "package.json")
 	if err := json.Unmarshal(b, &pkg); err != nil {
 		t.Fatal(err)
 	}
-	b, _ = os.ReadFile(filepath.Join(dir, "package-lock.json"))
+	b, _ = readRepoFile(dir, "package-lock.json")
 	if err := json.Unmarshal(b, &lock); err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +316,7 @@ func npmCI(t *testing.T, dir string) {
 	var installed struct {
 		Version string `json:"version"`
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "node_modules", "openid-client", "package.json")); err == nil && json.Unmarshal(b, &installed) == nil && installed.Version == pinned {
+	if b, err := readRepoFile(dir, "node_modules", "openid-client", "package.json"); err == nil && json.Unmarshal(b, &installed) == nil && installed.Version == pinned {
 		return
 	}
 	cmd := exec.Command("npm", "ci", "--prefer-offline", "--no-audit", "--no-fund")

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +39,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 	endpoint.AuthStyle = oauth2.AuthStyleInHeader
 	rp := &site{
 		issuer:   cfg.Issuer,
+		secure:   strings.HasPrefix(cfg.RedirectURL, "https://"), // http only on loopback, for development
 		provider: provider,
 		oauth: &oauth2.Config{
 			ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, Endpoint: endpoint,
@@ -59,6 +61,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 
 type site struct {
 	issuer   string
+	secure   bool
 	provider *oidc.Provider
 	oauth    *oauth2.Config
 	verifier *oidc.IDTokenVerifier
@@ -78,7 +81,7 @@ func (s *site) login(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.pending[id] = l
 	s.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: "login", Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: 300})
+	http.SetCookie(w, &http.Cookie{Name: "login", Value: id, Path: "/", HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode, MaxAge: 300}) // #nosec G124 -- Secure whenever the site is https
 	// PKCE S256, state and nonce are all required by OneDoor.
 	http.Redirect(w, r, s.oauth.AuthCodeURL(l.state, oidc.Nonce(l.nonce), oauth2.S256ChallengeOption(l.verifier)), http.StatusFound)
 }

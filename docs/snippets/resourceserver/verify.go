@@ -78,7 +78,7 @@ func NewVerifier(ctx context.Context, issuer, audience string) (*Verifier, error
 // signature against OneDoor's JWKS, iss, aud (this API), exp and iat. The
 // caller then decides on Kind, Scope and ClientID.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil || len(jws.Signatures) != 1 {
 		return nil, errors.New("not an ES256 JWS")
 	}
