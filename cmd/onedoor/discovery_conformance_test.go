@@ -306,16 +306,16 @@ func TestDiscovery_EveryAdvertisedValueWorks(t *testing.T) {
 			noCheck(t, "subject_types_supported", strings.Join(list("subject_types_supported"), " "))
 		}
 		// public: the same sub at two clients.
-		other, otherSecret := e.client(ClientSpec{Scope: "openid"})
-		_, idt2 := e.codeFlow(e.rp(other, otherSecret, "openid"), newBrowser(), e.app)
+		other, otherSecret := e.client(ClientSpec{Scope: "openid profile"})
+		_, idt2 := e.codeFlow(e.rp(other, otherSecret, "openid", "profile"), newBrowser(), e.app)
 		if idt2.Subject != idt.Subject {
 			t.Errorf("sub %q at one client, %q at another", idt.Subject, idt2.Subject)
 		}
 	})
 	check("id_token_signing_alg_values_supported", func(t *testing.T) {
 		for _, alg := range list("id_token_signing_alg_values_supported") {
-			id, secret := e.client(ClientSpec{Scope: "openid", IDTokenAlg: alg})
-			tk, _ := e.codeFlow(e.rp(id, secret, "openid"), newBrowser(), e.app) // verified against jwks_uri
+			id, secret := e.client(ClientSpec{Scope: "openid profile", IDTokenAlg: alg})
+			tk, _ := e.codeFlow(e.rp(id, secret, "openid", "profile"), newBrowser(), e.app) // verified against jwks_uri
 			if got := headerOf(t, tk.Extra("id_token").(string))["alg"]; got != alg {
 				t.Errorf("client registered for %s got an ID token signed %v", alg, got)
 			}
@@ -426,6 +426,21 @@ func TestDiscovery_EveryAdvertisedValueWorks(t *testing.T) {
 				}
 			default:
 				noCheck(t, "prompt_values_supported", p)
+			}
+		}
+	})
+
+	check("authorization_details_types_supported", func(t *testing.T) {
+		for _, typ := range list("authorization_details_types_supported") {
+			if typ != idp.AuthorizationDetailsType {
+				noCheck(t, "authorization_details_types_supported", typ)
+				continue
+			}
+			details := `[{"type":"` + typ + `","items":["family_name"]}]`
+			tk, _ := e.codeFlow(r, newBrowser(), e.app, oauth2.SetAuthURLParam("authorization_details", details), oauth2.SetAuthURLParam("prompt", "login"))
+			granted, _ := json.Marshal(tk.Extra("authorization_details"))
+			if !strings.Contains(string(granted), `"family_name"`) || !strings.Contains(string(granted), typ) {
+				t.Errorf("authorization_details of type %s: granted %s", typ, granted)
 			}
 		}
 	})

@@ -144,7 +144,8 @@ func (d *rawDevice) auth() string {
 
 func (d *rawDevice) approval(view map[string]any, decision string, share []string) map[string]any {
 	return map[string]any{"approval": d.sign(eid.TypeApproval, eid.ApprovalClaims{RegisteredClaims: d.registered(time.Minute),
-		RequestID: view["request_id"].(string), MatchNumber: view["match_number"].(string), Decision: decision, Claims: share})}
+		RequestID: view["request_id"].(string), MatchNumber: view["match_number"].(string), Decision: decision, Claims: share,
+		ClientID: view["client_id"].(string), Purpose: view["purpose_code"].(string)})}
 }
 
 // enrollRaw enrolls a new key for the citizen pid at level.
@@ -228,10 +229,10 @@ func TestEIDAPI_Contract(t *testing.T) {
 
 	// A login request: the view, a decision, a second decision.
 	site, _ := e.client(ClientSpec{Scope: "openid profile eid"})
-	id, b, statusURL := startLoginRequest(t, e, site, url.Values{"purpose": {"Cấp bản sao trích lục"}})
+	id, b, statusURL := startLoginRequest(t, e, site, nil)
 	d.must(http.StatusNotFound, http.MethodGet, "/eid/v1/login-requests/"+id+"x", d.auth(), nil)
 	view := d.must(http.StatusOK, http.MethodGet, "/eid/v1/login-requests/"+id, d.auth(), nil).body
-	if view["request_id"] != id || view["purpose"] != "Cấp bản sao trích lục" {
+	if view["request_id"] != id || view["client_id"] != site || view["purpose_code"] != "login" {
 		t.Errorf("view: %v", view)
 	}
 	// An approval that leaves out the essential personal_id.
