@@ -25,6 +25,7 @@ import (
 	"github.com/onedoor/onedoor/docs/snippets/agencyrp"
 	"github.com/onedoor/onedoor/docs/snippets/resourceserver"
 	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/eid/eidapp"
 )
 
 // The guides in docs/ are tested here: every snippet they show is a file
@@ -445,5 +446,38 @@ func TestGuide_CitizenImport(t *testing.T) {
 		if field := rt.Field(i).Tag.Get("json"); !strings.Contains(doc, "| `"+field+"` |") {
 			t.Errorf("the guide's table does not describe %s", field)
 		}
+	}
+}
+
+// The README's levels of assurance: a login is at the approving device's
+// level (never low), amr names the device key and the citizen's approval,
+// unknown acr_values are ignored, and activation at low is refused.
+func TestGuide_LevelsOfAssurance(t *testing.T) {
+	e := startMain(t)
+	id, secret := e.client(ClientSpec{Scope: "openid profile"})
+	r := e.rp(id, secret, "openid", "profile")
+	sub := e.enroll(demoCitizens[1].PersonalID, idp.LevelSubstantial)
+	for _, tc := range []struct {
+		name  string
+		app   *eidapp.App
+		extra []oauth2.AuthCodeOption
+		want  idp.Level
+	}{
+		{"substantial device, no acr_values", sub, nil, idp.LevelSubstantial},
+		{"high device, acr_values low", e.app, []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("acr_values", string(idp.LevelLow))}, idp.LevelHigh},
+		{"substantial device, unknown acr_values", sub, []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("acr_values", "urn:example:unknown")}, idp.LevelSubstantial},
+	} {
+		_, idt := e.codeFlow(r, newBrowser(), tc.app, tc.extra...)
+		var c struct {
+			ACR string   `json:"acr"`
+			AMR []string `json:"amr"`
+		}
+		_ = idt.Claims(&c)
+		if c.ACR != string(tc.want) || !slices.Equal(c.AMR, []string{"hwk", "user"}) {
+			t.Errorf("%s: acr %q amr %v, want %s and [hwk user]", tc.name, c.ACR, c.AMR, tc.want)
+		}
+	}
+	if _, _, err := e.m.EID.Activate(context.Background(), demoCitizens[1].PersonalID, idp.LevelLow); err == nil {
+		t.Error("an activation code at level low was issued")
 	}
 }
