@@ -481,3 +481,81 @@ func TestGuide_LevelsOfAssurance(t *testing.T) {
 		t.Error("an activation code at level low was issued")
 	}
 }
+
+// The guide's activation, enrollment and approval lines, run as written
+// (the server's address, the code and the payload filled in): the eidsim
+// binary enrolls a device and approves a real login with it.
+func TestGuide_TestCitizenAndDevice(t *testing.T) {
+	doc := readDoc(t, "agency-integration.md")
+	blocks := fencedBlocks(doc, "sh", "eidsim enroll")
+	if len(blocks) != 1 {
+		t.Fatal("the guide has no activation, enrollment and approval lines")
+	}
+	lines := strings.Split(strings.TrimSpace(blocks[0]), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("want activate, enroll and approve, got %q", lines)
+	}
+	e := startMain(t)
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eidsim := filepath.Join(t.TempDir(), "eidsim")
+	if out, err := exec.Command(goBin, "build", "-o", eidsim, "../eidsim").CombinedOutput(); err != nil {
+		t.Fatalf("build eidsim: %v\n%s", err, out)
+	}
+	home := filepath.Join(t.TempDir(), "citizen1")
+	fill := func(args []string, code, payload string) []string {
+		for i, a := range args {
+			switch a {
+			case "/tmp/citizen1":
+				args[i] = home
+			case "http://localhost:8080":
+				args[i] = e.issuer
+			case "CODE":
+				args[i] = code
+			case "onedoor-eid://login?...":
+				args[i] = payload
+			}
+		}
+		return args
+	}
+	run := func(line, code, payload string) string {
+		t.Helper()
+		args := shellWords(t, line)
+		if len(args) < 4 || strings.Join(args[:3], " ") != "go run ./cmd/eidsim" {
+			t.Fatalf("not an eidsim line: %q", line)
+		}
+		out, err := exec.Command(eidsim, fill(args[3:], code, payload)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", line, err, out)
+		}
+		return string(out)
+	}
+
+	args := shellWords(t, lines[0])
+	code, out, errs := cli(t, nil, append(args[1:], "--data-dir", e.m.Config.DataDir)...)
+	var act struct {
+		Code string `json:"activation_code"`
+	}
+	decode(t, out, &act)
+	if code != 0 || act.Code == "" {
+		t.Fatalf("%s: exit %d %s", lines[0], code, errs)
+	}
+	run(lines[1], act.Code, "")
+
+	id, secret := e.client(ClientSpec{Scope: "openid profile eid"})
+	r := e.rp(id, secret, "openid", "profile", "eid")
+	b := newBrowser()
+	u, state, nonce, verifier := authorizeURL(r, oauth2.SetAuthURLParam("acr_values", string(idp.LevelHigh)))
+	payload, statusURL := b.loginPage(t, u)
+	run(lines[2], "", payload)
+	st, next := b.status(t, statusURL)
+	if st != "approved" {
+		t.Fatalf("after eidsim approve the page says %q", st)
+	}
+	_, idt := e.exchange(r, b.follow(t, next), state, nonce, verifier)
+	if idt.Subject == "" {
+		t.Error("no subject")
+	}
+}
