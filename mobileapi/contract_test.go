@@ -15,7 +15,7 @@ import (
 
 const problemRef = "#/components/schemas/Problem"
 
-// route is one operation issue 6 names, with what the contract must say of it.
+// route is one operation issues 6 and 7 name, with what the contract must say of it.
 type route struct {
 	method, path string
 	list         bool // cursor-paged: cursor and limit parameters, next_cursor in the 200 body
@@ -41,6 +41,14 @@ var routes = []route{
 	{method: http.MethodGet, path: "/v1/applications/{id}/results/{result_id}"},
 	{method: http.MethodGet, path: "/v1/inbox", list: true},
 	{method: http.MethodPost, path: "/v1/inbox/{id}/read"},
+	{method: http.MethodGet, path: "/v1/consents", list: true},
+	{method: http.MethodGet, path: "/v1/consents/{id}"},
+	{method: http.MethodDelete, path: "/v1/consents/{id}"},
+	{method: http.MethodGet, path: "/v1/consents/{id}/receipts"},
+	{method: http.MethodGet, path: "/v1/consents/{id}/receipts/{receipt_id}"},
+	{method: http.MethodGet, path: "/v1/access-log", list: true},
+	{method: http.MethodGet, path: "/v1/access-log/export"},
+	{method: http.MethodPost, path: "/v1/access-log/{id}/flag"},
 	{method: http.MethodPut, path: "/agency/v1/services/{code}", ifMatch: true},
 	{method: http.MethodGet, path: "/agency/v1/applications", list: true},
 	{method: http.MethodGet, path: "/agency/v1/applications/{id}"},
@@ -53,6 +61,7 @@ var routes = []route{
 	{method: http.MethodPost, path: "/agency/v1/webhooks", creates: true},
 	{method: http.MethodDelete, path: "/agency/v1/webhooks/{id}"},
 	{method: http.MethodGet, path: "/agency/v1/webhooks/{id}/deliveries", list: true},
+	{method: http.MethodPost, path: "/agency/v1/data-requests"},
 }
 
 // public are the operations that take no token.

@@ -72,6 +72,9 @@ type Config struct {
 	// outage's warning per cause (no flag: tests shorten it); 0 means
 	// fiberapi's default.
 	APIOutageLogEvery time.Duration
+	// APIDataRequestRateLimit is how many data requests one agency (all
+	// its clients together) may make per minute.
+	APIDataRequestRateLimit int
 	// WebhookAllowPrivate lets webhooks reach loopback and private
 	// addresses: for the demo and tests, never in production (SSRF).
 	WebhookAllowPrivate bool
@@ -136,6 +139,9 @@ func DefaultConfig() Config {
 		LoginRateLimit:      600,
 
 		AuditCheckpointInterval: time.Minute,
+		// A data request is a release logged in the citizen's chain: an
+		// agency's batch jobs go at 50 a second, not at the full API rate.
+		APIDataRequestRateLimit: 3000,
 	}
 }
 
@@ -173,6 +179,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.APIAgencyRateLimit, "api-agency-rate-limit", c.APIAgencyRateLimit, "mobile API requests allowed per agency client per minute")
 	fs.DurationVar(&c.AuditCheckpointInterval, "audit-checkpoint-interval", c.AuditCheckpointInterval, "how often the access log's chain heads are committed to a signed checkpoint (what `onedoor audit verify` holds an operator's rewrite against)")
 	fs.IntVar(&c.APIAuthFailureLimit, "api-auth-failure-limit", c.APIAuthFailureLimit, "mobile API requests without a valid token allowed per client address (IPv6: per /64) per minute; past it they get 429 before any token check")
+	fs.IntVar(&c.APIDataRequestRateLimit, "api-data-request-rate-limit", c.APIDataRequestRateLimit, "data requests (POST /agency/v1/data-requests) allowed per agency, all its clients together, per minute")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "let agency webhooks reach loopback and private addresses (demo and tests only: it opens the server to SSRF)")
 }
 
@@ -311,8 +318,9 @@ func (c *Config) Validate(serve bool) error {
 	if c.APIAuthFailureLimit <= 0 {
 		add("--api-auth-failure-limit must be positive (got %d)", c.APIAuthFailureLimit)
 	}
-	if c.APICitizenRateLimit <= 0 || c.APIAgencyRateLimit <= 0 {
-		add("--api-citizen-rate-limit and --api-agency-rate-limit must be positive (got %d and %d)", c.APICitizenRateLimit, c.APIAgencyRateLimit)
+	if c.APICitizenRateLimit <= 0 || c.APIAgencyRateLimit <= 0 || c.APIDataRequestRateLimit <= 0 {
+		add("--api-citizen-rate-limit, --api-agency-rate-limit and --api-data-request-rate-limit must be positive (got %d, %d and %d)",
+			c.APICitizenRateLimit, c.APIAgencyRateLimit, c.APIDataRequestRateLimit)
 	}
 	if c.LoginRateLimit <= 0 {
 		add("--login-rate-limit must be positive (got %d)", c.LoginRateLimit)

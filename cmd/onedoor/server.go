@@ -339,7 +339,10 @@ func (m *Main) Run(ctx context.Context) error {
 			// a second apart, so a revocation still lands within a second.
 			APIURL: m.APIURL, Verifier: accesstoken.NewCache(m.Provider.Verifier, time.Second, 100_000), Citizens: m.Store, Clients: m.Provider.Clients(),
 			Store: m.APIStore, Blobs: m.Blobs, Catalog: m.Catalog, Ephemeral: m.Eph, SharedLimits: c.RedisURL != "",
-			CitizenRateLimit: c.APICitizenRateLimit, AgencyRateLimit: c.APIAgencyRateLimit,
+			// Every release of personal data through the API goes through
+			// the consent service, reading the citizen store in place.
+			Consent: m.Consent, Registry: idp.Registry{Citizens: m.Store},
+			CitizenRateLimit: c.APICitizenRateLimit, AgencyRateLimit: c.APIAgencyRateLimit, DataRequestRateLimit: c.APIDataRequestRateLimit,
 			AuthFailureLimit: c.APIAuthFailureLimit, TrustedProxies: proxies, OutageLogEvery: c.APIOutageLogEvery,
 			Notify: m.Webhooks.Notify, Ready: m.readyErr, RequestTimeout: c.RequestTimeout, Now: m.Now, Logger: m.Logger,
 		})

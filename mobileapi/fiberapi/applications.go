@@ -15,10 +15,12 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/mobileapi"
 	"github.com/onedoor/onedoor/mobileapi/form"
@@ -82,7 +84,10 @@ func (s *Server) createApplication(c *fiber.Ctx) error {
 		if err != nil {
 			return "", s.fail(c, fmt.Errorf("service %s schema: %w", svc.ID, err))
 		}
-		doc, prov := f.Prefill(cit, cit.CreatedAt)
+		doc, prov, err := s.prefill(ctx, f, cit.ID, svc.Code, agency)
+		if err != nil {
+			return "", s.fail(c, err)
+		}
 		a := &mobileapi.Application{CitizenID: cit.ID, ServiceID: svc.ID, ServiceCode: svc.Code, ServiceVersion: svc.Version, AgencyCode: agency,
 			Status: mobileapi.StatusDraft, Form: doc, Prefilled: prov}
 		if err := s.cfg.Store.CreateApplication(ctx, a); err != nil {
@@ -104,6 +109,30 @@ func (s *Server) replayApplication(c *fiber.Ctx) func(ctx context.Context, ref s
 		c.Set(fiber.HeaderLocation, "/v1/applications/"+a.ID)
 		return s.sendApplication(c, http.StatusCreated, a)
 	}
+}
+
+// prefill fills the draft's x-prefill fields from the register through
+// the data broker, as the citizen's own request for this service (the
+// purpose) handled by its competent agency: only the items the form names
+// are read, and the release is in the citizen's access log before the
+// draft exists. Without a broker configured nothing is pre-filled.
+func (s *Server) prefill(ctx context.Context, f *form.Form, citizenID, service, agency string) (json.RawMessage, map[string]mobileapi.Provenance, error) {
+	items := f.PrefillItems()
+	if s.cfg.Consent == nil || s.cfg.Registry == nil || len(items) == 0 {
+		doc, prov := f.PrefillWith(func(string) (string, time.Time, bool) { return "", time.Time{}, false })
+		return doc, prov, nil
+	}
+	vals, _, err := s.cfg.Consent.Fetch(ctx, s.cfg.Registry, consent.Request{CitizenID: citizenID, Actor: consent.Actor{Agency: agency},
+		Channel: consent.ChannelPrefill, Purpose: service, Items: items, OwnRequest: true})
+	if err != nil {
+		return nil, nil, consentErr(err)
+	}
+	doc, prov := f.PrefillWith(func(field string) (string, time.Time, bool) {
+		v, ok := vals[form.ItemOf(field)]
+		str, isStr := v.Value.(string)
+		return str, v.UpdatedAt, ok && isStr
+	})
+	return doc, prov, nil
 }
 
 // competentAgency picks the agency that handles the application: the one

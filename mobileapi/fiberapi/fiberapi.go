@@ -23,6 +23,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/valyala/fasthttp"
 
+	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/accesstoken"
 	"github.com/onedoor/onedoor/idp/clientaddr"
@@ -39,6 +40,9 @@ type Verifier interface {
 // Citizens is the citizen registry, the one copy of the data.
 type Citizens interface {
 	GetCitizen(ctx context.Context, id string) (*idp.Citizen, error)
+	// GetCitizenByPersonalID finds a citizen by the 12-digit number agencies
+	// know them by (data requests).
+	GetCitizenByPersonalID(ctx context.Context, personalID string) (*idp.Citizen, error)
 }
 
 // Clients looks up registered clients (cached by the IdP), so a deleted or
@@ -65,6 +69,13 @@ type Config struct {
 	Store    mobileapi.Store
 	Blobs    mobileapi.Blobs
 	Catalog  Catalog
+	// Consent is the one path by which personal data leaves: the data
+	// broker, form pre-fill and agencies' reads of applicants go through it
+	// and are logged. Registry is the register it reads (the citizen
+	// store). Without them the consent routes are absent and drafts are
+	// not pre-filled.
+	Consent  *consent.Service
+	Registry consent.Registry
 	// Ephemeral keeps Idempotency-Key responses (and, when SharedLimits
 	// is set, rate-limit counters shared by every replica).
 	Ephemeral    idp.Ephemeral
@@ -82,6 +93,9 @@ type Config struct {
 	// headers name the client (idp/clientaddr); without them the peer
 	// address counts.
 	TrustedProxies []netip.Prefix
+	// DataRequestRateLimit is how many data requests one agency (all its
+	// clients together) may make per minute (default 3000).
+	DataRequestRateLimit int
 	// MaxUpload bounds an uploaded file (default 10 MiB).
 	MaxUpload int64
 	// Notify is called after a change that raised an agency event, to wake
@@ -132,6 +146,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.AgencyRateLimit == 0 {
 		cfg.AgencyRateLimit = 6000
+	}
+	if cfg.DataRequestRateLimit == 0 {
+		cfg.DataRequestRateLimit = 3000
 	}
 	if cfg.AuthFailureLimit == 0 {
 		cfg.AuthFailureLimit = DefaultAuthFailureLimit
@@ -196,6 +213,16 @@ func New(cfg Config) *Server {
 	v1.Get("/applications/:id/results/:result_id", s.getResult)
 	v1.Get("/inbox", s.listInbox)
 	v1.Post("/inbox/:id/read", s.markRead)
+	if cfg.Consent != nil {
+		v1.Get("/consents", s.listConsents)
+		v1.Get("/consents/:id", s.getConsent)
+		v1.Delete("/consents/:id", s.withdrawConsent)
+		v1.Get("/consents/:id/receipts", s.listReceipts)
+		v1.Get("/consents/:id/receipts/:receipt_id", s.getReceipt)
+		v1.Get("/access-log", s.listAccessLog)
+		v1.Get("/access-log/export", s.exportAccessLog)
+		v1.Post("/access-log/:id/flag", s.flagEntry)
+	}
 
 	ag := s.app.Group("/agency/v1", s.agency, s.limiter(cfg.AgencyRateLimit, localAgencyClient))
 	ag.Put("/services/:code", s.putService)
@@ -210,6 +237,9 @@ func New(cfg Config) *Server {
 	ag.Post("/webhooks", s.agencyCreateWebhook)
 	ag.Delete("/webhooks/:id", s.agencyDeleteWebhook)
 	ag.Get("/webhooks/:id/deliveries", s.agencyListDeliveries)
+	if cfg.Consent != nil && cfg.Registry != nil {
+		ag.Post("/data-requests", s.limiter(cfg.DataRequestRateLimit, localAgency), s.dataRequest)
+	}
 	return s
 }
 
@@ -261,6 +291,8 @@ const (
 	localCitizen      = "onedoor.citizen"
 	localAgency       = "onedoor.agency"
 	localAgencyClient = "onedoor.agency.client"
+	// localAgencyAuth is the client's token endpoint auth method.
+	localAgencyAuth = "onedoor.agency.auth"
 )
 
 // bearer returns a copy of the request's bearer token: the header bytes
@@ -355,6 +387,7 @@ func (s *Server) agency(c *fiber.Ctx) error {
 	}
 	c.Locals(localAgency, strings.Clone(claims.Agency))
 	c.Locals(localAgencyClient, strings.Clone(claims.ClientID))
+	c.Locals(localAgencyAuth, cl.AuthMethod)
 	return c.Next()
 }
 

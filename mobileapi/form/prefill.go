@@ -75,14 +75,44 @@ func registryField(ref string) (string, bool) {
 // rather than the draft carrying a value marked as the registry's that
 // can never be submitted. A nil citizen gives an empty form.
 func (f *Form) Prefill(c *idp.Citizen, asOf time.Time) (json.RawMessage, map[string]mobileapi.Provenance) {
+	if c == nil {
+		return json.RawMessage(`{}`), map[string]mobileapi.Provenance{}
+	}
+	return f.PrefillWith(func(field string) (string, time.Time, bool) {
+		v := registryFields[field](c)
+		return v, asOf, v != ""
+	})
+}
+
+// ItemOf is the data item (the IdP's claim name, what consent and the
+// access log speak of) of a registry field.
+func ItemOf(field string) string {
+	if field == "full_name" {
+		return "name"
+	}
+	return field
+}
+
+// PrefillItems lists, sorted and once each, the data items the form's
+// x-prefill names: all that pre-filling it may read about the citizen.
+func (f *Form) PrefillItems() []string {
+	var out []string
+	for _, p := range f.prefills {
+		out = append(out, ItemOf(p.field))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// PrefillWith is Prefill over values read elsewhere (the data broker):
+// get returns a registry field's value and when the register last changed
+// it, ok false when it holds none.
+func (f *Form) PrefillWith(get func(field string) (v string, asOf time.Time, ok bool)) (json.RawMessage, map[string]mobileapi.Provenance) {
 	doc := map[string]any{}
 	prov := map[string]mobileapi.Provenance{}
-	if c == nil {
-		return json.RawMessage(`{}`), prov
-	}
 	for _, p := range f.prefills {
-		v := registryFields[p.field](c)
-		if v == "" || p.schema.Validate(v) != nil {
+		v, asOf, ok := get(p.field)
+		if !ok || v == "" || p.schema.Validate(v) != nil {
 			continue
 		}
 		if !setPath(doc, p.path, v) {
