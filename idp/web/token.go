@@ -201,13 +201,16 @@ func normaliseError(r *http.Request, err error) error {
 	// missing code a server error; a concurrent redemption can take it
 	// between the two reads (while it moves to the used codes): a spent
 	// code, invalid_grant.
-	if r != nil && r.PostForm.Get("grant_type") == "authorization_code" && errors.Is(err, fosite.ErrNotFound) {
+	// Only an unclassified not-found is that: an unknown client is also a
+	// not-found underneath, and stays invalid_client.
+	rfc := fosite.ErrorToRFC6749Error(err)
+	unclassified := rfc.ErrorField == "error" || rfc.ErrorField == fosite.ErrServerError.ErrorField
+	if r != nil && r.PostForm.Get("grant_type") == "authorization_code" && errors.Is(err, fosite.ErrNotFound) && unclassified {
 		return fosite.ErrInvalidGrant.WithHint("The authorization code has already been used or has expired.")
 	}
 	// Client assertions are verified by oidc's clientAuth, which answers
 	// every bad one (malformed, expired, replayed) with invalid_client, so
 	// a 5xx here is a real server failure.
-	rfc := fosite.ErrorToRFC6749Error(err)
 	if rfc.ErrorField == "error" { // unclassified: answer a standard code
 		return fosite.ErrServerError.WithWrap(err)
 	}
