@@ -271,6 +271,11 @@ func (s *Service) Decide(ctx context.Context, req Request) (*Decision, error) {
 		}
 		rec = r
 	}
+	// A consent was given to a client acting for one agency: a client later
+	// bound to another agency does not carry it along.
+	if rec != nil && rec.Agency != req.Actor.Agency {
+		rec = nil
+	}
 	if rec != nil && rec.Covers(req.Items) {
 		return &Decision{Basis: BasisConsent, ConsentID: rec.ID}, nil
 	}

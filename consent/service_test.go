@@ -187,6 +187,7 @@ func TestDecide(t *testing.T) {
 		{"legal basis of another agency", consent.Request{Actor: consent.Actor{ClientID: "x", Agency: "THUE"}, Purpose: "insurance", Items: []string{"name"}}, false, "", []string{"name"}},
 		{"legal basis lacks an item", consent.Request{Actor: consent.Actor{ClientID: "bhxh-app", Agency: "BHXH"}, Purpose: "insurance", Items: []string{"address"}}, false, "", []string{"address"}},
 		{"citizen's own request", consent.Request{Actor: consent.Actor{Agency: "SO-TP"}, Purpose: "svc", Items: []string{"address"}, OwnRequest: true}, true, consent.BasisCitizenRequest, nil},
+		{"client re-bound to another agency", consent.Request{Actor: consent.Actor{ClientID: "rp", Agency: "THUE"}, Purpose: "p1", Items: []string{"name"}}, false, "", []string{"name"}},
 		{"token's consent narrows", consent.Request{ConsentID: r.ID, Items: []string{"name", "birthdate"}}, false, "", []string{"birthdate"}},
 	}
 	for _, c := range cases {

@@ -375,7 +375,7 @@ func (s *Store) Receipts(ctx context.Context, citizenID, consentID string) ([]*c
 		return nil, fmt.Errorf("%s: %w", op, consent.ErrNotFound)
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT `+receiptColumns+` FROM consent_receipts WHERE consent_id = $1
-		ORDER BY created_at, version, id`, consentID)
+		ORDER BY created_at, version, kind, id`, consentID)
 	if err != nil {
 		return nil, dbErr(op, err)
 	}
