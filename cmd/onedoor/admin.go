@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"strings"
 	"time"
 
@@ -362,6 +363,23 @@ type deviceInfo struct {
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 }
 
+// logOperatorLookup puts an operator's look-up of a citizen's record into
+// that citizen's access log before anything is printed: the citizen sees
+// that the platform's operators read their data, and when.
+func (m *Main) logOperatorLookup(ctx context.Context, citizenID string) error {
+	operator := "operator"
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		operator = u.Username
+	}
+	_, err := m.Consent.Log(ctx, consent.Request{CitizenID: citizenID, Actor: consent.Actor{Operator: operator},
+		Channel: consent.ChannelOperator, Purpose: "operator-lookup", Items: idp.KnownClaims},
+		&consent.Decision{Basis: consent.BasisPublicTask, Law: "operating the citizen register"}, consent.OutcomeReleased)
+	if err != nil {
+		return fmt.Errorf("access log: %w (nothing was shown)", err)
+	}
+	return nil
+}
+
 func viewCitizen(c *idp.Citizen) citizenView {
 	return citizenView{Subject: c.ID, CreatedAt: c.CreatedAt, CitizenRecord: c.Record()}
 }
@@ -441,6 +459,9 @@ func citizenCmd(ctx context.Context, args []string, env func(string) string, std
 		}
 		out := make([]citizenView, 0, len(cs))
 		for _, c := range cs {
+			if err := m.logOperatorLookup(ctx, c.ID); err != nil {
+				return err
+			}
 			out = append(out, viewCitizen(c))
 		}
 		return m.printJSON(stdout, out)
@@ -455,6 +476,9 @@ func citizenCmd(ctx context.Context, args []string, env func(string) string, std
 	case "show":
 		c, err := m.Store.GetCitizenByPersonalID(ctx, pid)
 		if err != nil {
+			return err
+		}
+		if err := m.logOperatorLookup(ctx, c.ID); err != nil {
 			return err
 		}
 		v := viewCitizen(c)

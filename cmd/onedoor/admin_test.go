@@ -17,6 +17,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp/sqlite"
 )
 
@@ -406,5 +407,42 @@ func TestConfig_APIURL(t *testing.T) {
 	c.APIURL = "https://api.example.gov.vn/"
 	if err := c.Validate(true); err != nil || c.APIURL != "https://api.example.gov.vn" {
 		t.Errorf("https API URL: %q, %v", c.APIURL, err)
+	}
+}
+
+// An operator's look-up of a citizen is in that citizen's access log.
+func TestCLI_OperatorLookupsAreLogged(t *testing.T) {
+	dir := migratedDir(t)
+	f := filepath.Join(t.TempDir(), "c.json")
+	if err := os.WriteFile(f, []byte(`[{"personal_id":"000000000301","family_name":"Đỗ","given_name":"Demo","birthdate":"1990-01-01","gender":"female","address":"1 Phố Mẫu (giả)","phone_number":"+84900000301"}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := cli(t, nil, "citizen", "import", "--data-dir", dir, f); code != 0 {
+		t.Fatalf("import: %s", errs)
+	}
+	if code, _, errs := cli(t, nil, "citizen", "show", "--data-dir", dir, "--id", "000000000301"); code != 0 {
+		t.Fatalf("show: %s", errs)
+	}
+	if code, _, errs := cli(t, nil, "citizen", "list", "--data-dir", dir); code != 0 {
+		t.Fatalf("list: %s", errs)
+	}
+	m := NewMain()
+	m.Config.DataDir = dir
+	if err := m.OpenStorage(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	c, err := m.Store.GetCitizenByPersonalID(t.Context(), "000000000301")
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, _, err := m.ConsentStore.ListEntries(t.Context(), consent.EntryQuery{CitizenID: c.ID})
+	if err != nil || len(es) != 2 {
+		t.Fatalf("entries %d, %v; want the show and the list", len(es), err)
+	}
+	for _, e := range es {
+		if e.Channel != consent.ChannelOperator || e.Actor.Operator == "" || e.Outcome != consent.OutcomeReleased {
+			t.Errorf("entry %+v", e)
+		}
 	}
 }
