@@ -44,6 +44,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/eid/eidapp"
 )
@@ -258,6 +259,31 @@ func BenchmarkCodeExchange(b *testing.B) {
 						"redirect_uri": {benchRedirectURI}, "code_verifier": {mint.verifier}}.Encode()
 					return e.tokenRequest(form, id, secret), nil
 				})
+			})
+			// The same exchange with personal claims in the ID token: the
+			// registry read and the access-log append (issue #5) on top.
+			// Its rate over secret_basic's is what the log costs.
+			cid, csecret := e.client(b, ClientSpec{Scope: "openid profile", RedirectURIs: []string{benchRedirectURI},
+				GrantTypes: []string{"authorization_code"}})
+			cmint := e.codeMinterClaims(b, cid, `{"id_token":{"name":null,"birthdate":null}}`)
+			b.Run("id_token_claims_logged", func(b *testing.B) {
+				b.StopTimer()
+				codes := cmint.mint(b, b.N)
+				b.StartTimer()
+				e.run(b, sign, func(i int) (*http.Request, error) {
+					form := url.Values{"grant_type": {"authorization_code"}, "code": {codes[i]},
+						"redirect_uri": {benchRedirectURI}, "code_verifier": {cmint.verifier}}.Encode()
+					return e.tokenRequest(form, cid, csecret), nil
+				})
+				b.StopTimer()
+				c, err := e.m.Store.GetCitizenByPersonalID(context.Background(), demoCitizens[0].PersonalID)
+				if err != nil {
+					b.Fatal(err)
+				}
+				es, _, err := e.m.ConsentStore.ListEntries(context.Background(), consent.EntryQuery{CitizenID: c.ID, Page: consent.Page{Limit: 1}})
+				if err != nil || len(es) == 0 || es[0].Channel != consent.ChannelIDToken {
+					b.Fatalf("the exchanges were not logged: %+v %v", es, err)
+				}
 			})
 		})
 	}
@@ -535,11 +561,18 @@ type codeMinter struct {
 	browser             *http.Client
 	clientID            string
 	verifier, challenge string
+	claims              string // the claims parameter, when set
 }
 
 // codeMinter enrolls the demo citizen's eID app, logs the browser in once
 // (approved in the app) and returns the minter.
 func (e *benchEnv) codeMinter(b *testing.B, clientID string) *codeMinter {
+	b.Helper()
+	return e.codeMinterClaims(b, clientID, "")
+}
+
+// codeMinterClaims is codeMinter with a claims parameter on every login.
+func (e *benchEnv) codeMinterClaims(b *testing.B, clientID, claims string) *codeMinter {
 	b.Helper()
 	ctx := context.Background()
 	if err := e.m.ImportCitizens(ctx, demoCitizens[:1]); err != nil && !errors.Is(err, idp.ErrConflict) {
@@ -560,7 +593,7 @@ func (e *benchEnv) codeMinter(b *testing.B, clientID string) *codeMinter {
 	jar, _ := cookiejar.New(nil)
 	verifier := randomString(32)
 	sum := sha256.Sum256([]byte(verifier))
-	cm := &codeMinter{e: e, clientID: clientID, verifier: verifier, challenge: base64.RawURLEncoding.EncodeToString(sum[:]),
+	cm := &codeMinter{e: e, clientID: clientID, verifier: verifier, challenge: base64.RawURLEncoding.EncodeToString(sum[:]), claims: claims,
 		browser: &http.Client{Jar: jar, Transport: e.http.Transport, Timeout: 30 * time.Second, CheckRedirect: e.http.CheckRedirect}}
 
 	// The one login that goes through the app.
@@ -598,11 +631,15 @@ func (e *benchEnv) codeMinter(b *testing.B, clientID string) *codeMinter {
 }
 
 func (cm *codeMinter) authURL() string {
-	return cm.e.issuer + "/authorize?" + url.Values{
+	q := url.Values{
 		"response_type": {"code"}, "client_id": {cm.clientID}, "redirect_uri": {benchRedirectURI},
 		"scope": {"openid profile"}, "state": {randomString(12)}, "nonce": {randomString(12)},
 		"code_challenge": {cm.challenge}, "code_challenge_method": {"S256"},
-	}.Encode()
+	}
+	if cm.claims != "" {
+		q.Set("claims", cm.claims)
+	}
+	return cm.e.issuer + "/authorize?" + q.Encode()
 }
 
 // codeFrom GETs u and returns the code of the redirect to the client.
