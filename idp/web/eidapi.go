@@ -122,6 +122,13 @@ func (s *Server) appLoginRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	view := s.eid.AppView(lr)
+	if lr.ClientID == AccountClientID {
+		// The citizen signing in to their own account page: no client, no
+		// claims, nothing released.
+		view.Claims = nil
+		writeJSON(w, http.StatusOK, view)
+		return
+	}
 	// The request was planned when it started; an operator may have
 	// narrowed the client since: the app shows only what may be released.
 	client, err := s.store.GetClient(r.Context(), lr.ClientID)

@@ -125,6 +125,10 @@ func (s *Server) loginContinue(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.clearCookie(w, s.bindingCookie(lr.ID))
+	if lr.ClientID == AccountClientID {
+		s.accountLoginDone(w, r, dec)
+		return
+	}
 	ar, err := s.resumeRequest(ctx, r, lr)
 	if err != nil {
 		s.authorizeError(w, r, ar, err)
@@ -310,12 +314,18 @@ type messagePage struct {
 	Title   string
 	Message string
 	Detail  string
+	// BackURL leads back to the account page from its own messages.
+	BackURL string
 }
 
 func (s *Server) renderMessage(w http.ResponseWriter, r *http.Request, status int, m message) {
 	lang := pickLang(r)
 	t := texts[lang]
-	s.renderHTML(w, status, "message.html", messagePage{T: t, Lang: lang, Title: t[m.key+".title"], Message: t[m.key]}, "")
+	p := messagePage{T: t, Lang: lang, Title: t[m.key+".title"], Message: t[m.key]}
+	if strings.HasPrefix(m.key, "msg.account_") {
+		p.BackURL = s.cfg.Issuer + PathAccount + "?lang=" + lang
+	}
+	s.renderHTML(w, status, "message.html", p, "")
 }
 
 // renderError is the page for authorization errors that cannot be sent to a

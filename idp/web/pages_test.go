@@ -9,7 +9,7 @@ import (
 
 // Every text a template uses exists in both languages.
 func TestTemplateTexts(t *testing.T) {
-	re := regexp.MustCompile(`\.T\.([a-z_]+)|index \.T "([a-z_.]+)"`)
+	re := regexp.MustCompile(`\.T\.([a-z_]+)|index \$?\.T "([a-z_.]+)"`)
 	files, _ := fs.Glob(templateFS, "templates/*.html")
 	for _, f := range files {
 		b, _ := fs.ReadFile(templateFS, f)

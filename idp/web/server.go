@@ -187,6 +187,7 @@ func (s *Server) routes() {
 		s.mux.HandleFunc("GET /readyz", s.readyz)
 	}
 	s.eidRoutes(m)
+	s.accountRoutes(m)
 	m.HandleFunc("GET /{$}", s.home)
 	s.mux.HandleFunc("/", s.notFound)
 }
