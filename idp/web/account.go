@@ -199,7 +199,8 @@ func (s *Server) accountLogin(w http.ResponseWriter, r *http.Request) {
 		Purpose:      texts[lang]["account.purpose"],
 		Level:        idp.LevelSubstantial,
 		BrowserKey:   hashToken(binding),
-		Continuation: []byte(accountPurpose),
+		// The continuation keeps only the page's language.
+		Continuation: []byte(url.Values{"lang": {lang}}.Encode()),
 	}
 	if err := s.eid.NewLogin(ctx, lr); err != nil {
 		if errors.Is(err, idp.ErrUnavailable) {
@@ -216,7 +217,7 @@ func (s *Server) accountLogin(w http.ResponseWriter, r *http.Request) {
 // accountLoginDone ends a first-party login (loginContinue has checked the
 // browser binding and taken the decision): the session starts as after any
 // login, and the browser goes to the account page.
-func (s *Server) accountLoginDone(w http.ResponseWriter, r *http.Request, dec *eid.Decision) {
+func (s *Server) accountLoginDone(w http.ResponseWriter, r *http.Request, lr *eid.LoginRequest, dec *eid.Decision) {
 	ctx := r.Context()
 	if !dec.Approved {
 		s.renderMessage(w, r, http.StatusForbidden, msgAccountDeclined)
@@ -234,8 +235,12 @@ func (s *Server) accountLoginDone(w http.ResponseWriter, r *http.Request, dec *e
 		s.unavailable(w, "ephemeral store", err)
 		return
 	}
+	lang := pickLang(r)
+	if q, err := url.ParseQuery(string(lr.Continuation)); err == nil && (q.Get("lang") == "en" || q.Get("lang") == "vi") {
+		lang = q.Get("lang")
+	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, s.cfg.Issuer+PathAccount+"?lang="+pickLang(r), http.StatusSeeOther)
+	http.Redirect(w, r, s.cfg.Issuer+PathAccount+"?lang="+lang, http.StatusSeeOther)
 }
 
 // accountWithdraw withdraws one of the session's citizen's consents through

@@ -126,7 +126,7 @@ func (s *Server) loginContinue(w http.ResponseWriter, r *http.Request) {
 	}
 	s.clearCookie(w, s.bindingCookie(lr.ID))
 	if lr.ClientID == AccountClientID {
-		s.accountLoginDone(w, r, dec)
+		s.accountLoginDone(w, r, lr, dec)
 		return
 	}
 	ar, err := s.resumeRequest(ctx, r, lr)
