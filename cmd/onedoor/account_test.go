@@ -243,15 +243,21 @@ func TestAccount_Abuse(t *testing.T) {
 		tok = refresh(t, r, tok.RefreshToken) // works before
 		resp, _ := b.post(t, v.actions[0], url.Values{"csrf": {v.csrf}}, origin)
 		loc := resp.Header.Get("Location")
-		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, e.issuer+"/account?done=withdrawn") {
+		if resp.StatusCode != http.StatusSeeOther || loc != e.issuer+"/account?lang=en&withdrawn="+rec.ID {
 			t.Fatalf("withdraw: %d, Location %q", resp.StatusCode, loc)
 		}
 		after := b.account(t, loc)
-		if !strings.Contains(after.body, `id="notice" role="status"`) || len(after.actions) != 0 || !strings.Contains(after.body, "Withdrawn at") {
+		if !strings.Contains(after.body, `id="notice" role="status"`) || !strings.Contains(after.body, "Cục Thuế</p>") || len(after.actions) != 0 || !strings.Contains(after.body, "Withdrawn at") {
 			t.Errorf("after withdrawal the page shows: %.800s", after.body)
 		}
 		if active(t, rec.CitizenID, rec.ID) {
 			t.Fatal("the consent is still active")
+		}
+		// A crafted confirmation link for an active or unknown consent shows none.
+		for _, crafted := range []string{"cns_unknown", "x"} {
+			if strings.Contains(b.account(t, e.issuer+"/account?withdrawn="+crafted).body, `id="notice"`) {
+				t.Errorf("a crafted link (%s) shows a withdrawal notice", crafted)
+			}
 		}
 		_, err := refreshErr(r, tok.RefreshToken)
 		var re *oauth2.RetrieveError

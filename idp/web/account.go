@@ -100,9 +100,17 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 	}
 	p.SignedIn = true
 	p.CSRF = s.accountCSRF(r)
-	switch r.URL.Query().Get("done") {
-	case "withdrawn":
-		p.Notice = t["account.withdrawn_notice"]
+	// The confirmation names the record and is shown only when it really is
+	// this citizen's and withdrawn: a crafted link cannot fake one.
+	if id := r.URL.Query().Get("withdrawn"); id != "" {
+		rec, err := s.consent.Store.GetRecord(ctx, sess.CitizenID, id)
+		switch {
+		case err == nil && rec.WithdrawnAt != nil:
+			p.Notice = t["account.withdrawn_notice"] + " " + rec.Recipient
+		case err != nil && !errors.Is(err, consent.ErrNotFound) && !errors.Is(err, consent.ErrInvalid):
+			s.unavailable(w, "consent store", consentOutage(err))
+			return
+		}
 	}
 	cursor := r.URL.Query().Get("cursor")
 	if len(cursor) > 200 {
@@ -266,7 +274,8 @@ func (s *Server) accountWithdraw(w http.ResponseWriter, r *http.Request) {
 		s.renderMessage(w, r, http.StatusForbidden, msgAccountForbidden)
 		return
 	}
-	_, _, err = s.consent.Withdraw(ctx, sess.CitizenID, r.PathValue("id"))
+	id := r.PathValue("id")
+	_, _, err = s.consent.Withdraw(ctx, sess.CitizenID, id)
 	switch {
 	case errors.Is(err, consent.ErrNotFound), errors.Is(err, consent.ErrInvalid):
 		// Another citizen's consent looks exactly like none at all.
@@ -280,7 +289,7 @@ func (s *Server) accountWithdraw(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, s.cfg.Issuer+PathAccount+"?done=withdrawn&lang="+pickLang(r), http.StatusSeeOther)
+	http.Redirect(w, r, s.cfg.Issuer+PathAccount+"?"+url.Values{"withdrawn": {id}, "lang": {pickLang(r)}}.Encode(), http.StatusSeeOther)
 }
 
 // accountReceipt downloads one of the session's citizen's receipts: the JWS
