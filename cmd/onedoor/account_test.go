@@ -6,12 +6,14 @@ import (
 	"html"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
@@ -441,4 +443,151 @@ func TestAccount_ExpiredSession(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("withdraw with an expired session: %d", resp.StatusCode)
 	}
+}
+
+// TestBrowser_AccountWithdraw: in a real Chromium at a phone's width, a
+// citizen logs in to a relying party with the eID app, opens the account
+// page, sees the consent, withdraws it with the page's own button, and the
+// relying party's refresh token is then refused; nothing on the way
+// violates the pages' CSP.
+func TestBrowser_AccountWithdraw(t *testing.T) {
+	chromium := chromiumPath(t)
+	e := startMain(t)
+	// The relying party's redirect URI, served here so the browser lands
+	// somewhere real and the test reads the code from it.
+	codes := make(chan url.Values, 1)
+	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case codes <- r.URL.Query():
+		default:
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, `<!doctype html><title>RP</title><p id="rp-done">ok</p>`)
+	}))
+	t.Cleanup(cb.Close)
+	id, secret := e.client(ClientSpec{Name: "Cục Thuế", Scope: "openid profile phone offline_access",
+		GrantTypes: []string{"authorization_code", "refresh_token"}, Purposes: []consent.Purpose{purposeTax},
+		RedirectURIs: []string{cb.URL + "/callback"}})
+	r := e.rp(id, secret, gooidc.ScopeOpenID, "profile", gooidc.ScopeOfflineAccess)
+	r.conf.RedirectURL = cb.URL + "/callback"
+	authURL, state, nonce, verifier := authorizeURL(r)
+
+	tab := newTab(t, chromium, "en-US,en")
+	console := watchConsole(tab, t)
+	ctx, cancel := context.WithTimeout(tab, 4*browserStep)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(1))); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(authURL), chromedp.WaitVisible(chromedp.ID("eid-qr"))); err != nil {
+		t.Fatalf("login page: %v", err)
+	}
+	payload, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("eid-qr"), "data-payload"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.app.Approve(ctx, payload.Value, false, nil); err != nil {
+		t.Fatalf("approve: %v", err)
+	}
+	var q url.Values
+	select {
+	case q = <-codes:
+	case <-ctx.Done():
+		t.Fatal("the browser never reached the relying party")
+	}
+	loc := &url.URL{RawQuery: q.Encode()}
+	tok, _ := e.exchange(r, loc, state, nonce, verifier)
+	tok = refresh(t, r, tok.RefreshToken)
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(e.issuer+"/account"), chromedp.WaitVisible(chromedp.ID("account-title"))); err != nil {
+		t.Fatalf("account page: %v", err)
+	}
+	list, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("consents")))
+	if err != nil || !strings.Contains(list, "Cục Thuế") || !strings.Contains(list, purposeTax.Text) || !strings.Contains(list, "Active") {
+		t.Fatalf("consent list: %q %v", list, err)
+	}
+	// Usable at 390 px: nothing wider than the viewport, the button reachable
+	// by keyboard and named for the recipient.
+	wide, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth`))
+	if err != nil || wide {
+		t.Errorf("the account page scrolls sideways at 390 px (%v)", err)
+	}
+	focused, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(function () {
+		var b = document.querySelector("button.withdraw"); b.focus();
+		return document.activeElement === b ? b.getAttribute("aria-label") : "";
+	})()`))
+	if err != nil || focused != "Withdraw consent from Cục Thuế" {
+		t.Errorf("withdraw button focus/label: %q %v", focused, err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, browserStep)
+	defer wcancel()
+	if err := chromedp.Do(wctx, chromedp.Click(chromedp.CSS("button.withdraw")), chromedp.WaitVisible(chromedp.ID("notice"))); err != nil {
+		page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + " " + document.body.innerText`))
+		t.Fatalf("withdraw: %v; page %q; console %v", err, page, console.messages())
+	}
+	notice, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("notice")))
+	status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#consents .status")))
+	if !strings.Contains(notice, "Cục Thuế") || !strings.Contains(status, "Withdrawn at") {
+		t.Errorf("after withdrawal: notice %q, status %q", notice, status)
+	}
+	_, err = refreshErr(r, tok.RefreshToken)
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+		t.Errorf("refresh after withdrawal in the browser: %v, want invalid_grant", err)
+	}
+	console.checkClean(t)
+}
+
+// TestAccount_FirstPartyLoginRefused: a login declined in the app, or
+// approved by a device revoked before the browser continues, starts no
+// session.
+func TestAccount_FirstPartyLoginRefused(t *testing.T) {
+	e := startMain(t)
+	origin := map[string]string{"Origin": e.issuer, "Sec-Fetch-Site": "same-origin"}
+	start := func(b *browser) (payload, statusURL string) {
+		t.Helper()
+		resp, body := b.post(t, e.issuer+"/account/login", url.Values{}, origin)
+		m := qrRE.FindStringSubmatch(body)
+		if resp.StatusCode != http.StatusOK || m == nil {
+			t.Fatalf("account login: %d", resp.StatusCode)
+		}
+		return html.UnescapeString(m[1]), html.UnescapeString(m[2])
+	}
+	cont := func(b *browser, statusURL string) int {
+		t.Helper()
+		_, next := b.status(t, statusURL)
+		resp, err := b.Get(next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	t.Run("Declined", func(t *testing.T) {
+		b := newBrowser()
+		payload, statusURL := start(b)
+		if _, err := e.app.Approve(context.Background(), payload, true, nil); err != nil {
+			t.Fatal(err)
+		}
+		if st := cont(b, statusURL); st != http.StatusForbidden || b.account(t, e.issuer+"/account").signedIn {
+			t.Errorf("declined login: %d", st)
+		}
+	})
+	t.Run("DeviceRevoked", func(t *testing.T) {
+		b := newBrowser()
+		payload, statusURL := start(b)
+		if _, err := e.app.Approve(context.Background(), payload, false, nil); err != nil {
+			t.Fatal(err)
+		}
+		c, err := e.m.Store.GetCitizenByPersonalID(context.Background(), demoCitizens[0].PersonalID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.m.EID.RevokeDevice(context.Background(), c.ID, e.app.Enrollment().DeviceID); err != nil {
+			t.Fatal(err)
+		}
+		if st := cont(b, statusURL); st != http.StatusForbidden || b.account(t, e.issuer+"/account").signedIn {
+			t.Errorf("revoked device's login: %d", st)
+		}
+	})
 }

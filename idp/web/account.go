@@ -344,11 +344,21 @@ func (s *Server) accountCSRF(r *http.Request) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// sameSite refuses a form post another site made: Sec-Fetch-Site, when the
-// browser sends it, must say same-origin, and Origin must be the issuer's.
+// sameSite refuses a form post another site made. A browser that sends
+// Sec-Fetch-Site (which no page script can set) must say same-origin; then
+// Origin may be "null", as Chromium sends it under our Referrer-Policy
+// no-referrer, but not another origin. Without Sec-Fetch-Site, Origin must
+// be the issuer's or absent (a non-browser client).
 func sameSite(r *http.Request, issuer string) bool {
-	if sfs := r.Header.Get("Sec-Fetch-Site"); sfs != "" && sfs != "same-origin" {
+	sfs := r.Header.Get("Sec-Fetch-Site")
+	if sfs == "" {
+		return sameOrigin(r, issuer)
+	}
+	if sfs != "same-origin" {
 		return false
+	}
+	if o := r.Header.Get("Origin"); o == "null" {
+		return true
 	}
 	return sameOrigin(r, issuer)
 }
