@@ -51,7 +51,7 @@ func TestAccountCSRF(t *testing.T) {
 	req := func(cookie string) *http.Request {
 		r := httptest.NewRequest(http.MethodGet, "/account", nil)
 		if cookie != "" {
-			r.AddCookie(&http.Cookie{Name: s.sessionCookieName(), Value: cookie})
+			r.AddCookie(&http.Cookie{Name: s.sessionCookieName(), Value: cookie, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 		}
 		return r
 	}
