@@ -6,9 +6,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -49,7 +51,26 @@ type Service struct {
 	// Lifetime is how long a consent lasts; 0 means one year.
 	Lifetime time.Duration
 	Now      func() time.Time
+	// Once reports whether key is new within ttl on every replica (the
+	// ephemeral store's create-if-absent). It keeps refusals from flooding
+	// a citizen's log: one per citizen, actor and purpose per
+	// RefusalWindow. Nil logs every refusal.
+	Once func(ctx context.Context, key string, ttl time.Duration) (bool, error)
+	// Logger reports refusals that could not be logged; nil discards.
+	Logger *slog.Logger
+
+	refusalsOnce sync.Once
+	refusals     chan struct{} // bounds the refusals being logged
+	pending      sync.WaitGroup
 }
+
+// RefusalWindow is how long one logged refusal stands for every later
+// refusal of the same actor, citizen and purpose.
+const RefusalWindow = time.Hour
+
+// maxRefusalsInFlight bounds the background appends of refusals; beyond it
+// refusals are not logged (they are refusals: nothing was released).
+const maxRefusalsInFlight = 256
 
 func (s *Service) now() time.Time {
 	if s.Now != nil {
@@ -349,16 +370,15 @@ func (s *Service) Log(ctx context.Context, req Request, d *Decision, outcome Out
 
 // Fetch is the data broker: it decides the request, reads the allowed
 // items from the register, appends the log entry and only then returns the
-// data. A refusal is logged as refused and returned as *RefusedError.
+// data. A refusal is returned as *RefusedError at once and logged in the
+// background (logRefusal).
 func (s *Service) Fetch(ctx context.Context, reg Registry, req Request) (map[string]Value, *Entry, error) {
 	d, err := s.Decide(ctx, req)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !d.Allowed() {
-		if _, err := s.Log(ctx, req, d, OutcomeRefused); err != nil {
-			return nil, nil, err
-		}
+		s.logRefusal(ctx, req, d)
 		return nil, nil, &RefusedError{Missing: d.Missing}
 	}
 	vals, err := reg.Read(ctx, req.CitizenID, req.Items)
@@ -370,4 +390,50 @@ func (s *Service) Fetch(ctx context.Context, reg Registry, req Request) (map[str
 		return nil, nil, err
 	}
 	return vals, e, nil
+}
+
+// logRefusal appends a refused request to the citizen's log after the
+// answer has gone, and at most once per RefusalWindow for the same actor,
+// citizen and purpose. Off the request path, a refusal about a registered
+// citizen costs what one about an unknown personal id costs, so the
+// answer's timing does not tell an agency who is registered; and an agency
+// cannot flood a citizen's log with refusals.
+func (s *Service) logRefusal(ctx context.Context, req Request, d *Decision) {
+	s.refusalsOnce.Do(func() { s.refusals = make(chan struct{}, maxRefusalsInFlight) })
+	select {
+	case s.refusals <- struct{}{}:
+	default:
+		s.warn("refusal not logged: too many in flight")
+		return
+	}
+	s.pending.Add(1)
+	go func() {
+		defer func() { <-s.refusals; s.pending.Done() }()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if s.Once != nil {
+			sum := sha256.Sum256([]byte(strings.Join([]string{req.CitizenID, req.Actor.Agency, req.Actor.ClientID, req.Purpose}, "\x00")))
+			first, err := s.Once(ctx, "consent:refused:"+base64.RawURLEncoding.EncodeToString(sum[:16]), RefusalWindow)
+			if err != nil {
+				s.warn("refusal not logged", "err", err)
+				return
+			}
+			if !first {
+				return
+			}
+		}
+		if _, err := s.Log(ctx, req, d, OutcomeRefused); err != nil {
+			s.warn("refusal not logged", "err", err)
+		}
+	}()
+}
+
+// Drain waits for the refusals being logged; a server calls it on the way
+// out, tests before they read the log.
+func (s *Service) Drain() { s.pending.Wait() }
+
+func (s *Service) warn(msg string, args ...any) {
+	if s.Logger != nil {
+		s.Logger.Warn("consent: "+msg, args...)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -249,6 +250,7 @@ func TestFetch_LogsEveryOutcome(t *testing.T) {
 	if !errors.As(err, &re) || re.Missing["address"] == "" {
 		t.Fatalf("refusal: %v", err)
 	}
+	f.svc.Drain() // refusals are logged after the answer
 	got, _, err := f.svc.Store.ListEntries(ctx, consent.EntryQuery{CitizenID: "sub-1"})
 	if err != nil || len(got) != 2 || got[0].Outcome != consent.OutcomeRefused || got[0].Reason == "" || got[1].Outcome != consent.OutcomeReleased {
 		t.Fatalf("log: %+v %v", got, err)
@@ -270,5 +272,39 @@ func TestGrant_EverythingDeclinedIsARecord(t *testing.T) {
 	if _, _, err := f.svc.Grant(t.Context(), &consent.Record{CitizenID: "sub-1", ClientID: "rp", Purpose: consent.Purpose{Code: "p2", Text: "t"},
 		Method: consent.MethodEIDApp, Evidence: "jws"}); !errors.Is(err, consent.ErrInvalid) {
 		t.Fatalf("a record about nothing: %v", err)
+	}
+}
+
+// Refusals are logged off the request path and at most once per window for
+// the same actor, citizen and purpose, so an agency can neither time the
+// answer to learn who is registered nor flood a citizen's log.
+func TestFetch_RefusalsAreCoalesced(t *testing.T) {
+	f := newService(t)
+	ctx := t.Context()
+	seen := map[string]bool{}
+	var mu sync.Mutex
+	f.svc.Once = func(_ context.Context, key string, _ time.Duration) (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		first := !seen[key]
+		seen[key] = true
+		return first, nil
+	}
+	req := consent.Request{CitizenID: "sub-1", Actor: consent.Actor{ClientID: "curious", Agency: "X"}, Channel: consent.ChannelBroker,
+		Purpose: "p1", Items: []string{"name"}}
+	for range 50 {
+		if _, _, err := f.svc.Fetch(ctx, registry{}, req); err == nil {
+			t.Fatal("released without a basis")
+		}
+	}
+	other := req
+	other.Purpose = "p2"
+	if _, _, err := f.svc.Fetch(ctx, registry{}, other); err == nil {
+		t.Fatal("released without a basis")
+	}
+	f.svc.Drain()
+	got, _, err := f.svc.Store.ListEntries(ctx, consent.EntryQuery{CitizenID: "sub-1"})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("%d entries (%v), want one per purpose", len(got), err)
 	}
 }

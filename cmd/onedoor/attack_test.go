@@ -975,3 +975,35 @@ func TestAttack_Held_DeepAndHugeJSON(t *testing.T) {
 		t.Errorf("duplicate form keys: %d", r.status)
 	}
 }
+
+// From the attack review of the data broker: an agency with no basis may
+// not flood a citizen's access log with refusals (one per agency, client
+// and purpose per window), and a refusal about a registered citizen is
+// logged after its answer, so it costs the same as one about an unknown
+// personal id (the timing is measured by the review, not asserted here).
+func TestAttack_BrokerRefusalsDoNotFloodTheLog_SQLite(t *testing.T) {
+	attackBrokerFlood(t, startMain(t))
+}
+
+func TestAttack_BrokerRefusalsDoNotFloodTheLog_PostgresRedis(t *testing.T) {
+	attackBrokerFlood(t, startMain(t, scaleOption(t)))
+}
+
+func attackBrokerFlood(t *testing.T, e *testEnv) {
+	seedAgencies(t, e.m)
+	cit := e.citizenAPI(t, e.app)
+	nosy, _ := e.brokerAPI(t, "T-UBND-HCM")
+	pid := demoCitizens[0].PersonalID
+	before := len(logEntries(t, cit, "en"))
+	for i := range 60 {
+		for _, who := range []string{pid, "999999999998"} {
+			if r := nosy.do(http.MethodPost, "/agency/v1/data-requests", dataRequest(who, "curious", "name", "address")); r.status != http.StatusForbidden {
+				t.Fatalf("request %d: %d %s", i, r.status, r.body)
+			}
+		}
+	}
+	e.m.Consent.Drain()
+	if added := len(logEntries(t, cit, "en")) - before; added != 1 {
+		t.Errorf("60 refusals added %d entries to the citizen's log, want 1", added)
+	}
+}

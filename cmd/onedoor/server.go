@@ -238,6 +238,16 @@ func (m *Main) Run(ctx context.Context) error {
 		m.redis = rdb
 		m.Eph = redis.New(rdb, c.RedisPrefix)
 	}
+	// One logged refusal per agency, citizen and purpose per window, across
+	// replicas.
+	m.Consent.Once = func(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+		err := m.Eph.Create(ctx, key, []byte{1}, ttl)
+		if errors.Is(err, idp.ErrConflict) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	m.Consent.Logger = m.Logger
 	if err := m.Keys.Ensure(ctx); err != nil {
 		return fmt.Errorf("signing keys: %w", err)
 	}
@@ -454,6 +464,9 @@ func (m *Main) Close() error {
 		m.cancel()
 	}
 	m.wg.Wait()
+	if m.Consent != nil {
+		m.Consent.Drain() // refusals still being logged
+	}
 	if m.redis != nil {
 		errs = append(errs, m.redis.Close())
 	}

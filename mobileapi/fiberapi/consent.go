@@ -446,9 +446,10 @@ func (s *Server) exportAccessLog(c *fiber.Ctx) error {
 	defer cancel()
 	n := s.names(lang(c))
 	out := struct {
-		Subject    string            `json:"subject"`
-		ExportedAt time.Time         `json:"exported_at"`
-		Entries    []exportEntryView `json:"entries"`
+		Subject     string            `json:"subject"`
+		ExportedAt  time.Time         `json:"exported_at"`
+		Entries     []exportEntryView `json:"entries"`
+		OlderCursor *string           `json:"older_cursor"`
 	}{Subject: citizenOf(c), ExportedAt: s.cfg.Now().UTC(), Entries: []exportEntryView{}}
 	q := consent.EntryQuery{CitizenID: citizenOf(c), Page: consent.Page{Limit: consent.MaxLimit}}
 	for {
@@ -466,6 +467,12 @@ func (s *Server) exportAccessLog(c *fiber.Ctx) error {
 		if next == "" || len(es) == 0 {
 			break
 		}
+		if len(out.Entries) >= maxExport {
+			// One response stays bounded in memory however long the log
+			// grows; the rest pages through GET /v1/access-log.
+			out.OlderCursor = &next
+			break
+		}
 		q.Page.Cursor = next
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
@@ -473,6 +480,9 @@ func (s *Server) exportAccessLog(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="onedoor-access-log.json"`)
 	return c.JSON(out)
 }
+
+// maxExport bounds the entries of one export.
+const maxExport = 10_000
 
 type flagRequest struct {
 	Note *string `json:"note"`
