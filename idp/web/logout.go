@@ -67,7 +67,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	confirmed := r.Method == http.MethodPost && s.validCSRF(r) && sameOrigin(r, s.cfg.Issuer)
+	confirmed := r.Method == http.MethodPost && s.validCSRF(r) && sameSite(r, s.cfg.Issuer)
 	ask := hint == ""
 	if hint != "" && !confirmed {
 		sess, err := s.browserSession(ctx, r)
