@@ -166,6 +166,14 @@ func TestIdP_RequestLogAndFrontPage(t *testing.T) {
 			t.Errorf("request log lacks %q:\n%s", want, out)
 		}
 	}
+	// ID and secret swapped, a common mistake: the secret must not be logged.
+	if code, _ := tokenBasic(t, e.issuer, secret, id, url.Values{"grant_type": {"client_credentials"}}); code != http.StatusUnauthorized {
+		t.Fatalf("swapped credentials: %d", code)
+	}
+	if !strings.Contains(logs.String(), "client_id=unverified:") {
+		t.Errorf("a failed authentication's client id is not hashed:\n%s", logs.String())
+	}
+	out = logs.String()
 	for _, secretish := range []string{secret, "a-secret-code-value"} {
 		if strings.Contains(out, secretish) {
 			t.Errorf("the log holds a credential")
@@ -207,5 +215,33 @@ func TestDemo_SecondSeedingRewritesNothing(t *testing.T) {
 	}
 	if !m.holdsDemoData(ctx) {
 		t.Error("holdsDemoData is false after seeding")
+	}
+}
+
+// An admin command run with another master key than the server's refuses
+// before it stores anything (a client secret or an audit checkpoint nobody
+// could use or verify), and on SQLite never creates a key beside a database.
+func TestCLI_WrongMasterKeyRefused(t *testing.T) {
+	e := startMain(t)
+	dir := e.m.Config.DataDir
+	wrong := filepath.Join(t.TempDir(), "other.key")
+	if err := os.WriteFile(wrong, []byte("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"client", "list"}, {"audit", "checkpoint"}, {"client", "create", "--name", "X", "--grant-type", "client_credentials"}} {
+		code, _, errs := cli(t, nil, append(args, "--data-dir", dir, "--master-key-file", wrong)...)
+		if code != 1 || !strings.Contains(errs, "does not open this database's signing keys") {
+			t.Errorf("%v with another key: exit %d, %q", args, code, errs)
+		}
+	}
+	missing := filepath.Join(t.TempDir(), "absent.key")
+	if code, _, _ := cli(t, nil, "client", "list", "--data-dir", dir, "--master-key-file", missing); code != 1 {
+		t.Errorf("missing key file: exit %d", code)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("an admin command created a master key: %v", err)
+	}
+	if code, _, errs := cli(t, nil, "client", "list", "--data-dir", dir); code != 0 {
+		t.Errorf("the right key: exit %d %s", code, errs)
 	}
 }

@@ -133,7 +133,7 @@ func (m *Main) OpenStorage(ctx context.Context) error {
 	// The key comes first, so a missing key fails before any connection.
 	// Replicas on PostgreSQL must share one master key, so only the embedded
 	// default may create one, with or without --demo.
-	if m.master, err = keyset.LoadMasterKey(c.masterKeyPath(), c.PostgresDSN == ""); err != nil {
+	if m.master, err = keyset.LoadMasterKey(c.masterKeyPath(), c.PostgresDSN == "" && !m.existingOnly); err != nil {
 		if c.PostgresDSN != "" {
 			return fmt.Errorf("%w (with PostgreSQL every replica needs the same key, and OneDoor never creates one, not even with --demo: set %s or --master-key-file)", err, keyset.MasterKeyEnv)
 		}
@@ -181,6 +181,15 @@ func (m *Main) OpenStorage(ctx context.Context) error {
 		return err
 	}
 	m.Keys = keyset.New(m.Store, sealer, keyset.Options{Now: m.Now})
+	if m.existingOnly {
+		// An admin command with another master key than the server's would
+		// store secrets and checkpoints nobody can use or verify: the key
+		// must open the signing keys already there.
+		if _, err := m.Keys.SigningKey(ctx, "ES256"); err != nil && !errors.Is(err, idp.ErrNotFound) {
+			return fmt.Errorf("the master key (%s or %s) does not open this database's signing keys: use the key the server runs with: %w",
+				c.masterKeyPath(), keyset.MasterKeyEnv, err)
+		}
+	}
 	// Admin commands use the eID service for activations only; Run rebuilds
 	// it with the served issuer and the configured ephemeral store.
 	iss := m.Config.Issuer

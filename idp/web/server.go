@@ -320,8 +320,15 @@ func (s *Server) logRequest(r *http.Request, status int, d time.Duration, reqID 
 	if !s.log.Enabled(r.Context(), lvl) {
 		return
 	}
+	// A client id that failed authentication may be anything the caller
+	// typed, a secret pasted in the wrong field included: only a hash of it.
+	client := requestClientID(r)
+	if status == http.StatusUnauthorized && client != "" {
+		sum := sha256.Sum256([]byte(client))
+		client = "unverified:" + base64.RawURLEncoding.EncodeToString(sum[:6])
+	}
 	s.log.Log(r.Context(), lvl, "request", "method", r.Method, "route", route, "status", status,
-		"duration", d, "client_id", requestClientID(r), "request_id", reqID)
+		"duration", d, "client_id", client, "request_id", reqID)
 }
 
 // requestClientID is the client a request names, from HTTP Basic (its user
