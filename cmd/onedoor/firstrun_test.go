@@ -245,3 +245,37 @@ func TestCLI_WrongMasterKeyRefused(t *testing.T) {
 		t.Errorf("the right key: exit %d %s", code, errs)
 	}
 }
+
+// Admin commands other than migrate never migrate: on a database behind
+// this binary they refuse and say to run migrate, so a newer binary on an
+// operator's machine does not upgrade the schema under running replicas.
+func TestCLI_AdminCommandsDoNotMigrate(t *testing.T) {
+	dir := migratedDir(t)
+	m := NewMain()
+	m.Config.DataDir = dir
+	if err := m.OpenStorage(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// As if this binary were newer than the one that migrated.
+	var version int
+	var name string
+	var applied int64
+	if err := m.DB.QueryRowContext(t.Context(), `SELECT version, name, applied_at FROM api_schema_migrations ORDER BY version DESC LIMIT 1`).Scan(&version, &name, &applied); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.DB.ExecContext(t.Context(), `DELETE FROM api_schema_migrations WHERE version = $1`, version); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := cli(t, nil, "agency", "list", "--data-dir", dir)
+	if code != 1 || !strings.Contains(errs, "api_schema_migrations") || !strings.Contains(errs, "onedoor migrate") {
+		t.Fatalf("agency list on a database behind: exit %d, %q", code, errs)
+	}
+	// The migration's own effects are still there: put its record back.
+	if _, err := m.DB.ExecContext(t.Context(), `INSERT INTO api_schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`, version, name, applied); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	if code, _, errs := cli(t, nil, "agency", "list", "--data-dir", dir); code != 0 {
+		t.Fatalf("agency list once the schema is current: %s", errs)
+	}
+}

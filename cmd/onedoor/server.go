@@ -156,20 +156,32 @@ func (m *Main) OpenStorage(ctx context.Context) error {
 		}
 		m.Store = sqlite.New(m.DB, sqlstore.WithNow(m.Now))
 	}
-	if err := m.Store.Migrate(ctx); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+	// serve and migrate apply migrations; other admin commands only check,
+	// so a newer binary on an operator's machine never upgrades a database
+	// under running replicas.
+	schema := func(migrate, check func(context.Context) error) error {
+		if m.existingOnly {
+			return check(ctx)
+		}
+		if err := migrate(ctx); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		return nil
+	}
+	if err := schema(m.Store.Migrate, m.Store.CheckSchema); err != nil {
+		return err
 	}
 	dialect := sqldb.SQLite
 	if c.PostgresDSN != "" {
 		dialect = sqldb.PostgreSQL
 	}
 	m.APIStore = apisql.New(m.DB, dialect, apisql.WithNow(m.Now))
-	if err := m.APIStore.Migrate(ctx); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+	if err := schema(m.APIStore.Migrate, m.APIStore.CheckSchema); err != nil {
+		return err
 	}
 	m.ConsentStore = consentsql.New(m.DB, dialect, consentsql.WithNow(m.Now))
-	if err := m.ConsentStore.Migrate(ctx); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+	if err := schema(m.ConsentStore.Migrate, m.ConsentStore.CheckSchema); err != nil {
+		return err
 	}
 	auditSigner, _, err := m.AuditKeys()
 	if err != nil {

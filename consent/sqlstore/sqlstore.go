@@ -66,6 +66,16 @@ func (s *Store) Migrate(ctx context.Context) error {
 	return nil
 }
 
+// CheckSchema reports whether the database holds exactly this binary's
+// migrations, changing nothing (sqldb.Migrator.Check).
+func (s *Store) CheckSchema(ctx context.Context) error {
+	migs, err := sqldb.LoadMigrations(migrationFS, "migrations/"+s.d.String())
+	if err != nil {
+		return fmt.Errorf("consent store: %w", err)
+	}
+	return sqldb.Migrator{DB: s.db, Dialect: s.d, Table: "consent_schema_migrations"}.Check(ctx, migs)
+}
+
 // clock returns the store's time, in UTC, rounded down to what is stored.
 func (s *Store) clock() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
 

@@ -34,5 +34,15 @@ func (s *Store) MigrateTo(ctx context.Context, version int) error {
 	return m.Migrate(ctx, migs, version)
 }
 
+// CheckSchema reports whether the database holds exactly this binary's
+// migrations, changing nothing (sqldb.Migrator.Check).
+func (s *Store) CheckSchema(ctx context.Context) error {
+	migs, err := migrations(s.d)
+	if err != nil {
+		return err
+	}
+	return sqldb.Migrator{DB: s.db, Dialect: s.d, Table: "idp_schema_migrations"}.Check(ctx, migs)
+}
+
 // ErrSchemaNewer means the database was migrated by a newer binary.
 var ErrSchemaNewer = sqldb.ErrSchemaNewer

@@ -129,3 +129,34 @@ func (m Migrator) Migrate(ctx context.Context, migs []Migration, upTo int) error
 	}
 	return nil
 }
+
+// ErrSchemaBehind means the database lacks migrations this binary has.
+var ErrSchemaBehind = errors.New("database schema older than this binary")
+
+// Check reports, without changing anything, whether the database holds
+// exactly migs: ErrSchemaBehind when some are missing, ErrSchemaNewer when
+// a newer binary migrated it. Admin commands check instead of migrating, so
+// a newer binary on an operator's machine never upgrades a database under
+// running replicas.
+func (m Migrator) Check(ctx context.Context, migs []Migration) error {
+	if len(migs) == 0 {
+		return nil
+	}
+	var newest, count int
+	err := m.DB.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0), COUNT(*) FROM `+m.Table).Scan(&newest, &count)
+	if err != nil {
+		if IsOutage(err) {
+			return Err("read schema version", err)
+		}
+		newest, count = 0, 0 // no table yet: nothing applied
+	}
+	known := migs[len(migs)-1].Version
+	switch {
+	case newest > known:
+		return fmt.Errorf("%s: the database schema is at version %d, newer than this binary's %d: use the newer onedoor: %w", m.Table, newest, known, ErrSchemaNewer)
+	case count < len(migs):
+		return fmt.Errorf("%s: the database schema lacks %d migration(s) of this binary (at version %d of %d): run `onedoor migrate` with this binary, knowing that older replicas will then refuse to start: %w",
+			m.Table, len(migs)-count, newest, known, ErrSchemaBehind)
+	}
+	return nil
+}

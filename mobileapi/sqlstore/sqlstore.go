@@ -57,6 +57,16 @@ func (s *Store) Migrate(ctx context.Context) error {
 	return m.Migrate(ctx, migs, 0)
 }
 
+// CheckSchema reports whether the database holds exactly this binary's
+// migrations, changing nothing (sqldb.Migrator.Check).
+func (s *Store) CheckSchema(ctx context.Context) error {
+	migs, err := sqldb.LoadMigrations(migrationFS, "migrations/"+s.d.String())
+	if err != nil {
+		return fmt.Errorf("mobile API store: %w", err)
+	}
+	return sqldb.Migrator{DB: s.db, Dialect: s.d, Table: "api_schema_migrations"}.Check(ctx, migs)
+}
+
 // clock returns the store's time, in UTC, rounded down to what is stored.
 func (s *Store) clock() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
 
