@@ -260,10 +260,17 @@ func BenchmarkMobileAPI_Search(b *testing.B) {
 	words := []string{"Đăng ký", "Cấp lại", "Cấp đổi", "Gia hạn", "Xác nhận", "Thay đổi", "Chứng thực", "Đề nghị"}
 	things := []string{"khai sinh", "kết hôn", "thường trú", "tạm trú", "giấy phép lái xe", "căn cước", "hộ kinh doanh",
 		"bảo hiểm xã hội", "trợ cấp thất nghiệp", "giấy phép xây dựng", "quyền sử dụng đất", "lý lịch tư pháp", "khai tử", "nhận cha mẹ con"}
+	// Five agencies of 1,000 services each: an agency may own no more.
+	for i := range 5 {
+		if err := e.m.APIStore.CreateAgency(ctx, &mobileapi.Agency{Code: fmt.Sprintf("B-AG%d", i),
+			Name: mobileapi.Text{VI: fmt.Sprintf("Cơ quan thử %d", i), EN: fmt.Sprintf("Benchmark agency %d", i)}}); err != nil {
+			b.Fatal(err)
+		}
+	}
 	for i := range 5000 {
 		name := fmt.Sprintf("%s %s (thủ tục %d)", words[i%len(words)], things[(i/len(words))%len(things)], i)
 		s := &mobileapi.Service{Code: fmt.Sprintf("B.%05d", i), Name: mobileapi.Text{VI: name, EN: fmt.Sprintf("Procedure %d", i)},
-			Description: mobileapi.Text{VI: "Thủ tục hành chính thử nghiệm " + name, EN: "A benchmark procedure"}, AgencyCode: "T-BTP",
+			Description: mobileapi.Text{VI: "Thủ tục hành chính thử nghiệm " + name, EN: "A benchmark procedure"}, AgencyCode: fmt.Sprintf("B-AG%d", i/1000),
 			Category: "civil_status", Fee: mobileapi.Fee{Currency: "VND"}, Schema: []byte(`{"type":"object","properties":{}}`)}
 		if _, err := e.m.APIStore.PutService(ctx, s, 0); err != nil {
 			b.Fatal(err)
