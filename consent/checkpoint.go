@@ -104,8 +104,14 @@ func parseCheckpointText(text string) (int64, []byte, error) {
 type Checkpointer struct {
 	Store  AuditStore
 	Signer note.Signer
+	// Verifier is Signer's public half: the last checkpoint must verify
+	// with it before the tree is extended, so a checkpoint signed with
+	// another key (an admin command run with the wrong master key) is
+	// never built upon.
+	Verifier note.Verifier
 	// Batch bounds the heads one checkpoint commits (and so how long the
-	// store's lock is held); 0 means 5000. Commit loops until none is left.
+	// store's lock is held); 0 means 5000. One call commits one batch at
+	// most: the next call (tick) takes the rest.
 	Batch int
 	Now   func() time.Time
 }
@@ -117,32 +123,40 @@ func (c *Checkpointer) now() time.Time {
 	return time.Now()
 }
 
-// Commit commits every head that moved since the last checkpoint and
-// returns the newest checkpoint it made, or nil when none moved.
+// Commit commits up to Batch heads that moved since the last checkpoint
+// in one new checkpoint and returns it, or nil when none moved. It makes
+// one checkpoint at most: under steady appends a loop until nothing moved
+// would never end, and each replica's tick would sign a checkpoint per
+// append.
 func (c *Checkpointer) Commit(ctx context.Context) (*Checkpoint, error) {
+	cp, _, err := c.commit(ctx)
+	return cp, err
+}
+
+// commit is Commit that also says how many heads the checkpoint committed.
+func (c *Checkpointer) commit(ctx context.Context) (*Checkpoint, int, error) {
 	batch := c.Batch
 	if batch <= 0 {
 		batch = 5000
 	}
-	var last *Checkpoint
-	for {
-		cp, err := c.Store.CommitHeads(ctx, batch, c.build)
-		if err != nil {
-			return last, fmt.Errorf("audit checkpoint: %w", err)
-		}
-		if cp == nil {
-			return last, nil
-		}
-		last = cp
-		if err := ctx.Err(); err != nil {
-			return last, err
-		}
+	var heads int
+	cp, err := c.Store.CommitHeads(ctx, batch, func(last *Checkpoint, hs []Head, read func([]int64) ([][]byte, error)) (*Commit, error) {
+		heads = len(hs)
+		return c.build(last, hs, read)
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("audit checkpoint: %w", err)
 	}
+	if cp == nil {
+		heads = 0
+	}
+	return cp, heads, nil
 }
 
-// Run commits a checkpoint every interval until ctx ends, reporting
-// failures to onErr (which may be nil).
-func (c *Checkpointer) Run(ctx context.Context, interval time.Duration, onErr func(error)) {
+// Run commits one checkpoint every interval until ctx ends, reporting
+// each checkpoint made to onCommit with the number of heads it committed,
+// and failures to onErr (either may be nil).
+func (c *Checkpointer) Run(ctx context.Context, interval time.Duration, onCommit func(cp *Checkpoint, heads int), onErr func(error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -150,8 +164,12 @@ func (c *Checkpointer) Run(ctx context.Context, interval time.Duration, onErr fu
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := c.Commit(ctx); err != nil && ctx.Err() == nil && onErr != nil {
+			cp, heads, err := c.commit(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil && onErr != nil:
 				onErr(err)
+			case err == nil && cp != nil && onCommit != nil:
+				onCommit(cp, heads)
 			}
 		}
 	}
@@ -161,12 +179,47 @@ func (c *Checkpointer) Run(ctx context.Context, interval time.Duration, onErr fu
 // signed checkpoint: someone changed it, and no checkpoint is added on top.
 var ErrTreeMismatch = errors.New("the stored audit tree does not match the last signed checkpoint")
 
+// ErrCheckpointKey means the last checkpoint does not verify with the
+// checkpointer's own key: it was signed by another key (most likely an
+// admin command run with the wrong master key) or changed, and no
+// checkpoint is added on top.
+var ErrCheckpointKey = errors.New("the last checkpoint does not verify with this checkpoint key")
+
+// ErrUncoveredLeaves means the tree holds leaves past the last signed
+// checkpoint: the checkpoint that committed them was removed.
+var ErrUncoveredLeaves = errors.New("the audit tree has leaves no signed checkpoint covers: a checkpoint was removed; run onedoor audit verify")
+
+// checkLast checks the last checkpoint's signature, and that its signed
+// text says its stored size and root, with the checkpointer's verifier.
+func (c *Checkpointer) checkLast(last *Checkpoint) error {
+	n, err := note.Open([]byte(last.Note), note.VerifierList(c.Verifier))
+	if err != nil {
+		var unverified *note.UnverifiedNoteError
+		if errors.As(err, &unverified) && len(unverified.Note.UnverifiedSigs) > 0 {
+			sig := unverified.Note.UnverifiedSigs[0]
+			return fmt.Errorf("%w (size %d): it is signed by another key (%s+%08x): was a checkpoint made with the wrong master key?",
+				ErrCheckpointKey, last.Size, sig.Name, sig.Hash)
+		}
+		return fmt.Errorf("%w (size %d): %v: the checkpoint was changed, or signed by another key (wrong master key?)", ErrCheckpointKey, last.Size, err)
+	}
+	size, root, err := parseCheckpointText(n.Text)
+	if err != nil || size != last.Size || !bytes.Equal(root, last.Root) {
+		return fmt.Errorf("%w (size %d): the stored size or root differs from what was signed", ErrTreeMismatch, last.Size)
+	}
+	return nil
+}
+
 // build extends the tree by one leaf per head and signs the new root. It
 // first checks that the stored tree still hashes to the last signed root,
 // so a checkpoint never vouches for a tree someone rewrote.
 func (c *Checkpointer) build(last *Checkpoint, heads []Head, read func([]int64) ([][]byte, error)) (*Commit, error) {
-	if c.Signer == nil {
-		return nil, errors.New("no checkpoint signer configured")
+	if c.Signer == nil || c.Verifier == nil {
+		return nil, errors.New("no checkpoint signer and verifier configured")
+	}
+	if last != nil {
+		if err := c.checkLast(last); err != nil {
+			return nil, err
+		}
 	}
 	var size int64
 	if last != nil {

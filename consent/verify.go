@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -55,7 +56,11 @@ type Report struct {
 	Checkpoints int64    `json:"checkpoints"`
 	TreeSize    int64    `json:"tree_size"`
 	Root        string   `json:"root,omitempty"` // base64, of the last checkpoint
-	Broken      *Problem `json:"broken,omitempty"`
+	// LastCheckpointSize and LastCheckpointAt are the newest checkpoint's
+	// size and time: how much of the log is signed, and since when.
+	LastCheckpointSize int64      `json:"last_checkpoint_size"`
+	LastCheckpointAt   *time.Time `json:"last_checkpoint_at,omitempty"`
+	Broken             *Problem   `json:"broken,omitempty"`
 }
 
 // Intact reports whether nothing was found broken.
@@ -220,15 +225,15 @@ func lastSeq(e *Entry) int64 {
 
 // verifyTree recomputes the tree from the leaves, up to the last
 // checkpoint, and checks every checkpoint's signature and root on the way.
+// A leaf past the last checkpoint is a problem: no signature covers it,
+// and every later checkpoint would collide with it.
 func verifyTree(ctx context.Context, s AuditStore, v note.Verifier, r *Report) (*Problem, error) {
 	last, err := s.LastCheckpoint(ctx)
 	if errors.Is(err, ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
+		last = &Checkpoint{}
+	} else if err != nil {
 		return nil, err
 	}
-	r.TreeSize, r.Root = last.Size, base64.StdEncoding.EncodeToString(last.Root)
 	var (
 		f       frontier
 		n       int64
@@ -263,34 +268,65 @@ func verifyTree(ctx context.Context, s AuditStore, v note.Verifier, r *Report) (
 			}
 		}
 	}
-	for n < last.Size {
-		page, err := s.Leaves(ctx, n, verifyPage)
+	for rereads := 0; ; rereads++ {
+		r.TreeSize, r.LastCheckpointSize = last.Size, last.Size
+		if last.Size > 0 {
+			at := last.CreatedAt
+			r.Root, r.LastCheckpointAt = base64.StdEncoding.EncodeToString(last.Root), &at
+		}
+		for n < last.Size {
+			page, err := s.Leaves(ctx, n, verifyPage)
+			if err != nil {
+				return nil, err
+			}
+			if len(page) == 0 {
+				return &Problem{Checkpoint: last.Size, What: fmt.Sprintf("the tree has %d leaves, fewer than the checkpoint signed", n)}, nil
+			}
+			for _, l := range page {
+				if n >= last.Size {
+					break
+				}
+				if l.Index != n {
+					return &Problem{CitizenID: l.CitizenID, Seq: l.Seq, Leaf: &n, What: "the leaf is missing from the tree"}, nil
+				}
+				f.push(tlog.RecordHash(leafData(l.CitizenID, l.Seq, l.Hash)))
+				n++
+				r.Leaves++
+				if p, err := checkNext(); err != nil || p != nil {
+					if p != nil && p.Leaf == nil && p.CitizenID == "" {
+						idx := l.Index
+						p.Leaf = &idx
+					}
+					return p, err
+				}
+			}
+		}
+		extra, err := s.Leaves(ctx, n, 1)
 		if err != nil {
 			return nil, err
 		}
-		if len(page) == 0 {
-			return &Problem{Checkpoint: last.Size, What: fmt.Sprintf("the tree has %d leaves, fewer than the checkpoint signed", n)}, nil
+		if len(extra) == 0 {
+			return nil, nil
 		}
-		for _, l := range page {
-			if n >= last.Size {
-				break
-			}
-			if l.Index != n {
-				return &Problem{CitizenID: l.CitizenID, Seq: l.Seq, Leaf: &n, What: "the leaf is missing from the tree"}, nil
-			}
-			f.push(tlog.RecordHash(leafData(l.CitizenID, l.Seq, l.Hash)))
-			n++
-			r.Leaves++
-			if p, err := checkNext(); err != nil || p != nil {
-				if p != nil && p.Leaf == nil && p.CitizenID == "" {
-					idx := l.Index
-					p.Leaf = &idx
-				}
-				return p, err
-			}
+		// A checkpoint stores its leaves and itself in one transaction:
+		// leaves past the one read first may be a checkpoint made since.
+		// Read on to it; a few times at most, since checkpoints come once
+		// an interval.
+		newer, err := s.LastCheckpoint(ctx)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
 		}
+		if err == nil && newer.Size > last.Size {
+			if rereads >= 3 {
+				return nil, nil // still racing checkpointers: what was read is checked
+			}
+			last = newer
+			continue
+		}
+		l := extra[0]
+		return &Problem{CitizenID: l.CitizenID, Seq: l.Seq, Leaf: &l.Index,
+			What: fmt.Sprintf("the tree has leaves no signed checkpoint covers, from leaf %d (the last checkpoint has size %d): a checkpoint was removed", l.Index, last.Size)}, nil
 	}
-	return nil, nil
 }
 
 // checkCheckpoint checks a checkpoint's signature and that its signed text

@@ -183,11 +183,11 @@ func (m *Main) OpenStorage(ctx context.Context) error {
 	if err := schema(m.ConsentStore.Migrate, m.ConsentStore.CheckSchema); err != nil {
 		return err
 	}
-	auditSigner, _, err := m.AuditKeys()
+	auditSigner, auditVerifier, err := m.AuditKeys()
 	if err != nil {
 		return err
 	}
-	m.Checkpointer = &consent.Checkpointer{Store: m.ConsentStore, Signer: auditSigner, Now: m.Now}
+	m.Checkpointer = &consent.Checkpointer{Store: m.ConsentStore, Signer: auditSigner, Verifier: auditVerifier, Now: m.Now}
 	sealer, err := keyset.NewSealer(keyset.DeriveKey(m.master, purposeKeys))
 	if err != nil {
 		return err
@@ -446,13 +446,16 @@ func (m *Main) collectGarbage(ctx context.Context) {
 }
 
 // checkpointAudit commits the access log's moved chain heads to a signed
-// checkpoint every interval. Replicas take turns on the store's lock.
+// checkpoint every interval (one checkpoint a tick, logged). Replicas
+// take turns on the store's lock.
 // Nothing is committed on the way out, so a stop never waits on the
 // database: the heads stay in the store and the next checkpoint, on any
 // replica or after a restart, commits them.
 func (m *Main) checkpointAudit(ctx context.Context) {
 	defer m.wg.Done()
-	m.Checkpointer.Run(ctx, m.Config.AuditCheckpointInterval, func(err error) {
+	m.Checkpointer.Run(ctx, m.Config.AuditCheckpointInterval, func(cp *consent.Checkpoint, heads int) {
+		m.Logger.Info("audit checkpoint", "size", cp.Size, "heads", heads)
+	}, func(err error) {
 		m.Logger.Warn("audit checkpoint", "err", err)
 	})
 }

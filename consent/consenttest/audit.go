@@ -2,6 +2,9 @@ package consenttest
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"strings"
 	"crypto/sha256"
 	"fmt"
 	"sync"
@@ -46,6 +49,8 @@ func RunAudit(t *testing.T, newStore func(t *testing.T) AuditStores) {
 		{"Empty", auditEmpty},
 		{"CommitsMovedHeadsOnly", auditMovedHeads},
 		{"Batches", auditBatches},
+		{"SteadyAppends", auditSteadyAppends},
+		{"WrongKeyNotExtended", auditWrongKeyNotExtended},
 		{"ManyHeadsOneCheckpoint", auditManyHeads},
 		{"OtherKeyRefused", auditOtherKey},
 		{"ConcurrentCheckpointsAndAppends", func(t *testing.T, s AuditStores) { auditConcurrent(t, s, s) }},
@@ -89,7 +94,7 @@ func auditEmpty(t *testing.T, s AuditStores) {
 	if r.Citizens != 0 || r.Entries != 0 || r.Checkpoints != 0 {
 		t.Fatalf("empty log report: %+v", r)
 	}
-	cp, err := (&consent.Checkpointer{Store: s, Signer: signer}).Commit(t.Context())
+	cp, err := (&consent.Checkpointer{Store: s, Signer: signer, Verifier: verifier}).Commit(t.Context())
 	if err != nil || cp != nil {
 		t.Fatalf("checkpoint of an empty log: %+v, %v", cp, err)
 	}
@@ -97,7 +102,7 @@ func auditEmpty(t *testing.T, s AuditStores) {
 
 func auditMovedHeads(t *testing.T, s AuditStores) {
 	signer, verifier := Keys(t, "a")
-	c := &consent.Checkpointer{Store: s, Signer: signer}
+	c := &consent.Checkpointer{Store: s, Signer: signer, Verifier: verifier}
 	appendN(t, s, "cit_1", 3)
 	appendN(t, s, "cit_2", 1)
 	appendN(t, s, "cit_3", 2)
@@ -159,14 +164,25 @@ func auditMovedHeads(t *testing.T, s AuditStores) {
 	}
 }
 
+// auditBatches: one Commit makes one checkpoint of Batch heads at most;
+// the next call takes the rest.
 func auditBatches(t *testing.T, s AuditStores) {
 	signer, verifier := Keys(t, "a")
 	for i := range 7 {
 		appendN(t, s, fmt.Sprintf("cit_%02d", i), 1+i%3)
 	}
-	cp, err := (&consent.Checkpointer{Store: s, Signer: signer, Batch: 3}).Commit(t.Context())
-	if err != nil || cp == nil || cp.Size != 7 {
-		t.Fatalf("batched checkpoints: %+v, %v", cp, err)
+	c := &consent.Checkpointer{Store: s, Signer: signer, Verifier: verifier, Batch: 3}
+	for _, want := range []int64{3, 6, 7} {
+		cp, err := c.Commit(t.Context())
+		if err != nil || cp == nil || cp.Size != want {
+			t.Fatalf("batched checkpoint: %+v, %v; want size %d", cp, err, want)
+		}
+		if cps, err := s.Checkpoints(t.Context(), 0, 100); err != nil || cps[len(cps)-1].Size != want {
+			t.Fatalf("one Commit made more than one checkpoint: %d, %v", len(cps), err)
+		}
+	}
+	if cp, err := c.Commit(t.Context()); err != nil || cp != nil {
+		t.Fatalf("nothing left to commit: %+v, %v", cp, err)
 	}
 	cps, err := s.Checkpoints(t.Context(), 0, 100)
 	if err != nil || len(cps) != 3 || cps[0].Size != 3 || cps[1].Size != 6 {
@@ -178,6 +194,74 @@ func auditBatches(t *testing.T, s AuditStores) {
 	}
 }
 
+// auditSteadyAppends: under appends that never stop, each Commit still
+// returns after one checkpoint, and Run makes one a tick at most.
+func auditSteadyAppends(t *testing.T, s AuditStores) {
+	signer, verifier := Keys(t, "a")
+	c := &consent.Checkpointer{Store: s, Signer: signer, Verifier: verifier}
+	ctx, cancel := context.WithCancel(t.Context())
+	var appender sync.WaitGroup
+	appends := make(chan error, 1)
+	appender.Go(func() {
+		for i := 0; ctx.Err() == nil; i++ {
+			if err := s.Append(ctx, entry(fmt.Sprintf("cit_%d", i%5), fmt.Sprint(i))); err != nil && ctx.Err() == nil {
+				appends <- err
+				return
+			}
+		}
+	})
+	defer func() { cancel(); appender.Wait() }()
+	for range 5 {
+		before, _ := s.Checkpoints(t.Context(), 0, 10000)
+		done := make(chan error, 1)
+		go func() { _, err := c.Commit(ctx); done <- err }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Commit did not return under steady appends")
+		}
+		after, _ := s.Checkpoints(t.Context(), 0, 10000)
+		if len(after)-len(before) > 1 {
+			t.Fatalf("one Commit made %d checkpoints", len(after)-len(before))
+		}
+	}
+	var (
+		mu      sync.Mutex
+		made    []int
+		runDone = make(chan struct{})
+	)
+	const interval, ticks = 30 * time.Millisecond, 10
+	runCtx, stop := context.WithTimeout(ctx, interval*ticks+interval/2)
+	defer stop()
+	go func() {
+		defer close(runDone)
+		c.Run(runCtx, interval, func(cp *consent.Checkpoint, heads int) {
+			mu.Lock()
+			made = append(made, heads)
+			mu.Unlock()
+		}, func(err error) { t.Error(err) })
+	}()
+	<-runDone
+	if len(made) == 0 || len(made) > ticks {
+		t.Fatalf("Run over %d ticks made %d checkpoints", ticks, len(made))
+	}
+	for _, h := range made {
+		if h < 1 || h > 5 {
+			t.Fatalf("a checkpoint of %d heads (5 citizens append)", h)
+		}
+	}
+	cancel()
+	appender.Wait()
+	select {
+	case err := <-appends:
+		t.Fatal(err)
+	default:
+	}
+}
+
 // auditManyHeads commits more heads than a store writes in one statement.
 func auditManyHeads(t *testing.T, s AuditStores) {
 	signer, verifier := Keys(t, "a")
@@ -185,7 +269,7 @@ func auditManyHeads(t *testing.T, s AuditStores) {
 	for i := range n {
 		appendN(t, s, fmt.Sprintf("cit_%04d", i), 1)
 	}
-	cp, err := (&consent.Checkpointer{Store: s, Signer: signer}).Commit(t.Context())
+	cp, err := (&consent.Checkpointer{Store: s, Signer: signer, Verifier: verifier}).Commit(t.Context())
 	if err != nil || cp == nil || cp.Size != n {
 		t.Fatalf("checkpoint of %d heads: %+v, %v", n, cp, err)
 	}
@@ -194,7 +278,7 @@ func auditManyHeads(t *testing.T, s AuditStores) {
 		t.Fatalf("checkpoints: %d, %v", len(cps), err)
 	}
 	appendN(t, s, "cit_0007", 1)
-	if cp, err := (&consent.Checkpointer{Store: s, Signer: signer}).Commit(t.Context()); err != nil || cp.Size != n+1 {
+	if cp, err := (&consent.Checkpointer{Store: s, Signer: signer, Verifier: verifier}).Commit(t.Context()); err != nil || cp.Size != n+1 {
 		t.Fatalf("checkpoint after one more append: %+v, %v", cp, err)
 	}
 	r := mustVerify(t, s, verifier)
@@ -204,10 +288,10 @@ func auditManyHeads(t *testing.T, s AuditStores) {
 }
 
 func auditOtherKey(t *testing.T, s AuditStores) {
-	signer, _ := Keys(t, "a")
+	signer, verifier := Keys(t, "a")
 	_, other := Keys(t, "b")
 	appendN(t, s, "cit_1", 2)
-	if _, err := (&consent.Checkpointer{Store: s, Signer: signer}).Commit(t.Context()); err != nil {
+	if _, err := (&consent.Checkpointer{Store: s, Signer: signer, Verifier: verifier}).Commit(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	r, err := consent.Verify(t.Context(), s, other)
@@ -216,6 +300,31 @@ func auditOtherKey(t *testing.T, s AuditStores) {
 	}
 	if r.Intact() || r.Broken.Checkpoint != 1 {
 		t.Fatalf("checkpoint signed by another key: report %+v", r)
+	}
+}
+
+// auditWrongKeyNotExtended: a checkpointer never builds on a checkpoint
+// it cannot verify (one made with the wrong master key), and says why.
+func auditWrongKeyNotExtended(t *testing.T, s AuditStores) {
+	signer, verifier := Keys(t, "a")
+	wrongSigner, wrongVerifier := Keys(t, "b")
+	right := &consent.Checkpointer{Store: s, Signer: signer, Verifier: verifier}
+	wrong := &consent.Checkpointer{Store: s, Signer: wrongSigner, Verifier: wrongVerifier}
+	appendN(t, s, "cit_1", 1)
+	if _, err := wrong.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, s, "cit_2", 1)
+	cp, err := right.Commit(t.Context())
+	if cp != nil || !errors.Is(err, consent.ErrCheckpointKey) || !strings.Contains(err.Error(), "wrong master key") {
+		t.Fatalf("extending a checkpoint signed by another key: %+v, %v", cp, err)
+	}
+	if last, err := s.LastCheckpoint(t.Context()); err != nil || last.Size != 1 {
+		t.Fatalf("last checkpoint after the refusal: %+v, %v", last, err)
+	}
+	// Verify with the right key names the wrong-key checkpoint.
+	if r, err := consent.Verify(t.Context(), s, verifier); err != nil || r.Intact() || r.Broken.Checkpoint != 1 {
+		t.Fatalf("verify of a wrong-key checkpoint: %+v, %v", r, err)
 	}
 }
 
@@ -230,7 +339,7 @@ func auditConcurrent(t *testing.T, a, b AuditStores) {
 		commits atomic.Int64
 	)
 	for _, s := range []AuditStores{a, b} {
-		c := &consent.Checkpointer{Store: s, Signer: signer, Batch: 4}
+		c := &consent.Checkpointer{Store: s, Signer: signer, Verifier: verifier, Batch: 4}
 		wg.Go(func() {
 			for !stop.Load() {
 				cp, err := c.Commit(t.Context())
@@ -266,7 +375,7 @@ func auditConcurrent(t *testing.T, a, b AuditStores) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if _, err := (&consent.Checkpointer{Store: a, Signer: signer}).Commit(t.Context()); err != nil {
+	if _, err := (&consent.Checkpointer{Store: a, Signer: signer, Verifier: verifier}).Commit(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	r := mustVerify(t, b, verifier)

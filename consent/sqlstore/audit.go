@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -46,6 +48,15 @@ func (s *Store) CommitHeads(ctx context.Context, limit int, build consent.BuildF
 		if err := checkCommit(op, c, size, heads); err != nil {
 			return err
 		}
+		// Leaves past the last checkpoint mean its row was removed: say
+		// so, rather than fail on the leaves' key below.
+		var past int64
+		switch err := q.QueryRowContext(ctx, `SELECT idx FROM consent_tree_leaves WHERE idx >= $1 ORDER BY idx LIMIT 1`, size).Scan(&past); {
+		case err == nil:
+			return fmt.Errorf("%s: leaf %d: %w", op, past, consent.ErrUncoveredLeaves)
+		case !errors.Is(err, sql.ErrNoRows):
+			return dbErr(op, err)
+		}
 		leaves := make([][]any, 0, len(c.Leaves))
 		marks := make([][]any, 0, len(c.Leaves))
 		for _, l := range c.Leaves {
@@ -64,7 +75,11 @@ func (s *Store) CommitHeads(ctx context.Context, limit int, build consent.BuildF
 			{`INSERT INTO consent_tree_citizens (citizen_id, seq) VALUES `, ` ON CONFLICT (citizen_id) DO UPDATE SET seq = excluded.seq`, marks},
 			{`INSERT INTO consent_tree_hashes (idx, hash) VALUES `, ``, hashes},
 		} {
-			if err := insertRows(ctx, q, op, ins.prefix, ins.suffix, ins.rows); err != nil {
+			if err := insertRows(ctx, q, op, ins.prefix, ins.suffix, ins.rows); errors.Is(err, consent.ErrConflict) {
+				// A leaf or hash already at an index past the last
+				// checkpoint: the same removal as above.
+				return fmt.Errorf("%s: %w", op, consent.ErrUncoveredLeaves)
+			} else if err != nil {
 				return err
 			}
 		}

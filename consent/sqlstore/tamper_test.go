@@ -38,7 +38,7 @@ func newTamperEnv(t *testing.T, opener func(t testing.TB) (*sql.DB, sqldb.Dialec
 	db, d := opener(t)
 	s := migrated(t, db, d)
 	signer, verifier := consenttest.Keys(t, "a")
-	e := &tamperEnv{t: t, db: db, s: s, cp: &consent.Checkpointer{Store: s, Signer: signer}, verifier: verifier}
+	e := &tamperEnv{t: t, db: db, s: s, cp: &consent.Checkpointer{Store: s, Signer: signer, Verifier: verifier}, verifier: verifier}
 	for i := range 4 {
 		en := &consent.Entry{ID: consent.NewID("log"), CitizenID: "cit_victim", At: time.Now(), Actor: consent.Actor{Agency: "BOYTE", ClientID: "c1"},
 			Channel: consent.ChannelBroker, Items: []string{"name"}, Purpose: fmt.Sprint("p", i), Basis: consent.BasisConsent, ConsentID: "cns_1",
@@ -258,6 +258,78 @@ func TestTamper_UncommittedTail(t *testing.T) {
 		r := e.verify()
 		if r.Intact() || r.Broken.Seq != 5 || !strings.Contains(r.Broken.What, "head") {
 			t.Fatalf("removed uncommitted entry: %+v", r.Broken)
+		}
+	})
+}
+
+// TestTamper_RemovedLastCheckpoint: with the newest checkpoint row
+// deleted, its leaves are covered by no signature. Verify names the
+// first of them (it used to say intact), and the checkpointer says what
+// happened instead of failing on a duplicate key forever.
+func TestTamper_RemovedLastCheckpoint(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *tamperEnv) {
+		extra := &consent.Entry{ID: consent.NewID("log"), CitizenID: "cit_victim", At: time.Now(), Channel: consent.ChannelPrefill, Outcome: consent.OutcomeReleased}
+		if err := e.s.Append(t.Context(), extra); err != nil {
+			t.Fatal(err)
+		}
+		cp, err := e.cp.Commit(t.Context())
+		if err != nil || cp == nil || cp.Size != 4 {
+			t.Fatalf("second checkpoint: %+v, %v", cp, err)
+		}
+		r := e.verify()
+		if !r.Intact() || r.LastCheckpointSize != 4 || r.LastCheckpointAt == nil || !r.LastCheckpointAt.Equal(cp.CreatedAt) {
+			t.Fatalf("report before the removal: %+v", r)
+		}
+		e.exec(`DELETE FROM consent_checkpoints WHERE size = $1`, 4)
+		r = e.verify()
+		if r.Intact() || r.Broken.Leaf == nil || *r.Broken.Leaf != 3 || r.Broken.CitizenID != "cit_victim" || r.Broken.Seq != 5 ||
+			!strings.Contains(r.Broken.What, "no signed checkpoint covers") || r.LastCheckpointSize != 3 {
+			t.Fatalf("removed checkpoint: %+v %v", r, r.Broken)
+		}
+		if err := e.s.Append(t.Context(), &consent.Entry{ID: consent.NewID("log"), CitizenID: "cit_other0", At: time.Now(),
+			Channel: consent.ChannelUserInfo, Outcome: consent.OutcomeReleased}); err != nil {
+			t.Fatal(err)
+		}
+		cp, err = e.cp.Commit(t.Context())
+		if cp != nil || !errors.Is(err, consent.ErrUncoveredLeaves) || !strings.Contains(err.Error(), "run onedoor audit verify") {
+			t.Fatalf("checkpoint over uncovered leaves: %+v, %v", cp, err)
+		}
+	})
+}
+
+// TestTamper_WrongKeyCheckpoint: a checkpoint signed with another key on
+// top of the tree (an admin command run with the wrong master key) is not
+// built upon.
+func TestTamper_WrongKeyCheckpoint(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *tamperEnv) {
+		wrongSigner, wrongVerifier := consenttest.Keys(t, "wrong master key")
+		wrong := &consent.Checkpointer{Store: e.s, Signer: wrongSigner, Verifier: wrongVerifier}
+		if err := e.s.Append(t.Context(), &consent.Entry{ID: consent.NewID("log"), CitizenID: "cit_other0", At: time.Now(),
+			Channel: consent.ChannelUserInfo, Outcome: consent.OutcomeReleased}); err != nil {
+			t.Fatal(err)
+		}
+		if cp, err := wrong.Commit(t.Context()); cp != nil || !errors.Is(err, consent.ErrCheckpointKey) {
+			t.Fatalf("the wrong key extending the right checkpoint: %+v, %v", cp, err)
+		}
+		// Forge it in, as the old checkpointer would have.
+		last, err := e.s.LastCheckpoint(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.exec(`DELETE FROM consent_checkpoints WHERE size = $1`, last.Size)
+		e.exec(`DELETE FROM consent_tree_leaves`)
+		e.exec(`DELETE FROM consent_tree_hashes`)
+		e.exec(`DELETE FROM consent_tree_citizens`)
+		if cp, err := wrong.Commit(t.Context()); err != nil || cp == nil {
+			t.Fatalf("wrong-key checkpoint of an empty tree: %+v, %v", cp, err)
+		}
+		if err := e.s.Append(t.Context(), &consent.Entry{ID: consent.NewID("log"), CitizenID: "cit_other1", At: time.Now(),
+			Channel: consent.ChannelUserInfo, Outcome: consent.OutcomeReleased}); err != nil {
+			t.Fatal(err)
+		}
+		cp, err := e.cp.Commit(t.Context())
+		if cp != nil || !errors.Is(err, consent.ErrCheckpointKey) || !strings.Contains(err.Error(), "wrong master key") {
+			t.Fatalf("extending a wrong-key checkpoint: %+v, %v", cp, err)
 		}
 	})
 }
