@@ -50,12 +50,12 @@ func (p *Problem) Error() string {
 
 // Report is what Verify checked, and the first problem when there is one.
 type Report struct {
-	Citizens    int64    `json:"citizens"`
-	Entries     int64    `json:"entries"`
-	Leaves      int64    `json:"leaves"`
-	Checkpoints int64    `json:"checkpoints"`
-	TreeSize    int64    `json:"tree_size"`
-	Root        string   `json:"root,omitempty"` // base64, of the last checkpoint
+	Citizens    int64  `json:"citizens"`
+	Entries     int64  `json:"entries"`
+	Leaves      int64  `json:"leaves"`
+	Checkpoints int64  `json:"checkpoints"`
+	TreeSize    int64  `json:"tree_size"`
+	Root        string `json:"root,omitempty"` // base64, of the last checkpoint
 	// LastCheckpointSize and LastCheckpointAt are the newest checkpoint's
 	// size and time: how much of the log is signed, and since when.
 	LastCheckpointSize int64      `json:"last_checkpoint_size"`

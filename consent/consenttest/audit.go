@@ -3,10 +3,10 @@ package consenttest
 import (
 	"bytes"
 	"context"
-	"errors"
-	"strings"
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
