@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/internal/dbtest"
+	"github.com/onedoor/onedoor/internal/sqldb"
 )
 
 // Legal bases: only for an existing agency, known items and a legal basis
@@ -139,8 +141,59 @@ func runAuditVerify(t *testing.T, env map[string]string) {
 	code, out, errOut = cli(t, env, "audit", "verify")
 	var r consent.Report
 	decode(t, out, &r)
-	if code != 0 || !r.Intact() || r.Entries != 8 || r.Citizens != 3 || r.Checkpoints != 1 || r.TreeSize != 3 {
+	if code != 0 || !r.Intact() || r.Entries != 8 || r.Citizens != 3 || r.Checkpoints != 1 || r.TreeSize != 3 ||
+		r.LastCheckpointSize != 3 || r.LastCheckpointAt == nil || time.Since(*r.LastCheckpointAt) > time.Minute {
 		t.Fatalf("verify an untouched log: %d %+v %s", code, r, errOut)
+	}
+
+	// `audit checkpoint` run with the wrong master key refuses to build on
+	// the checkpoints the right key signed, and says why.
+	if err := m.ConsentStore.Append(ctx, &consent.Entry{ID: consent.NewID("log"), CitizenID: "sub-other-0", At: time.Now(),
+		Channel: consent.ChannelUserInfo, Items: []string{"name"}, Outcome: consent.OutcomeReleased}); err != nil {
+		t.Fatal(err)
+	}
+	wrongEnv := map[string]string{"ONEDOOR_MASTER_KEY_FILE": sharedMasterKey(t)}
+	for k, v := range env {
+		if k != "ONEDOOR_MASTER_KEY_FILE" {
+			wrongEnv[k] = v
+		}
+	}
+	if code, out, errOut := cli(t, wrongEnv, "audit", "checkpoint"); code == 0 || !strings.Contains(errOut, "wrong master key") {
+		t.Fatalf("audit checkpoint with the wrong master key: %d %s %s", code, out, errOut)
+	}
+	if code, out, errOut := cli(t, env, "audit", "checkpoint"); code != 0 || !strings.Contains(out, `"tree_size": 4`) {
+		t.Fatalf("audit checkpoint with the right key: %d %s %s", code, out, errOut)
+	}
+
+	// The newest checkpoint's row deleted: its leaf is covered by no
+	// signature, which verify reports (and the next checkpoint explains).
+	last, err := m.ConsentStore.LastCheckpoint(ctx)
+	if err != nil || last.Size != 4 {
+		t.Fatalf("last checkpoint: %+v, %v", last, err)
+	}
+	if _, err := m.DB.ExecContext(ctx, `DELETE FROM consent_checkpoints WHERE size = 4`); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = cli(t, env, "audit", "verify")
+	r = consent.Report{}
+	decode(t, out, &r)
+	if code != 1 || r.Broken == nil || r.Broken.Leaf == nil || *r.Broken.Leaf != 3 || r.LastCheckpointSize != 3 ||
+		!strings.Contains(errOut, "no signed checkpoint covers") {
+		t.Fatalf("verify after removing the last checkpoint: exit %d, report %+v, stderr %s", code, r.Broken, errOut)
+	}
+	if err := m.ConsentStore.Append(ctx, &consent.Entry{ID: consent.NewID("log"), CitizenID: "sub-other-1", At: time.Now(),
+		Channel: consent.ChannelUserInfo, Items: []string{"name"}, Outcome: consent.OutcomeReleased}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := cli(t, env, "audit", "checkpoint"); code == 0 || !strings.Contains(errOut, "a checkpoint was removed; run onedoor audit verify") {
+		t.Fatalf("audit checkpoint over uncovered leaves: %d %s", code, errOut)
+	}
+	if _, err := m.DB.ExecContext(ctx, `INSERT INTO consent_checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4)`,
+		last.Size, last.Root, last.Note, sqldb.MS(last.CreatedAt)); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := cli(t, env, "audit", "verify"); code != 0 {
+		t.Fatalf("verify after restoring the checkpoint: %d %s", code, errOut)
 	}
 
 	// One row edited by hand.
@@ -249,7 +302,8 @@ func TestServe_AuditCheckpoints(t *testing.T) {
 	if err := c.Validate(true); err == nil || !strings.Contains(err.Error(), "--audit-checkpoint-interval must be positive") {
 		t.Errorf("zero interval: %v", err)
 	}
-	m := newTestMain(t, func(c *Config) { c.AuditCheckpointInterval = 50 * time.Millisecond })
+	var logs syncBuffer
+	m := newTestMainLogging(t, &logs, slog.LevelInfo, func(c *Config) { c.AuditCheckpointInterval = 50 * time.Millisecond })
 	ctx := context.Background()
 	if err := m.ConsentStore.Append(ctx, &consent.Entry{ID: consent.NewID("log"), CitizenID: "sub-1", At: time.Now(),
 		Channel: consent.ChannelUserInfo, Items: []string{"name"}, Outcome: consent.OutcomeReleased}); err != nil {
@@ -263,6 +317,13 @@ func TestServe_AuditCheckpoints(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no checkpoint within 5s: %+v, %v", cp, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Each checkpoint logs one line with its size and heads.
+	for !strings.Contains(logs.String(), `msg="audit checkpoint" size=1 heads=1`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line for the checkpoint:\n%s", logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
