@@ -198,6 +198,7 @@ func svcDecideAndFetch(t *testing.T, s *consent.Service, _ *jwsSigner) {
 	if !errors.As(err, &refused) || len(refused.Missing) != 2 || reg.reads != 0 {
 		t.Fatalf("fetch without a basis: %v (reads %d)", err, reg.reads)
 	}
+	s.Drain() // refusals are logged after their answers
 
 	// A consent covering one item only: still refused, saying why for
 	// each item.
@@ -209,6 +210,7 @@ func svcDecideAndFetch(t *testing.T, s *consent.Service, _ *jwsSigner) {
 	if !errors.As(err, &refused) || !strings.Contains(refused.Missing["birthdate"], "no consent") || !strings.Contains(refused.Missing["name"], "not every item") {
 		t.Fatalf("fetch beyond the consent: %v", err)
 	}
+	s.Drain()
 
 	// Consent covering both: released, logged with the consent.
 	if _, _, err := s.Grant(ctx, grantReq("cit_1", "his", "kham-benh", "name", "birthdate")); err != nil {
@@ -239,6 +241,7 @@ func svcDecideAndFetch(t *testing.T, s *consent.Service, _ *jwsSigner) {
 	if _, _, err := s.Fetch(ctx, reg, other); !errors.As(err, &refused) {
 		t.Fatalf("fetch after the basis was revoked: %v", err)
 	}
+	s.Drain()
 
 	// The citizen's log holds every attempt, newest first, in one chain.
 	ents, _, err := s.Store.ListEntries(ctx, consent.EntryQuery{CitizenID: "cit_1"})
