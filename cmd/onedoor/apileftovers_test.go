@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -262,6 +264,64 @@ func TestBlobSweep_AdminCommand(t *testing.T) {
 	runBlobSweep(t, startMain(t, func(c *Config) { c.BlobSweepEvery = time.Hour }), "admin")
 }
 
+// A sweep pointed at a blob directory whose files the database does not
+// know (the wrong database, the wrong directory) deletes nothing: the admin
+// command says which database and directory and how to proceed, --dry-run
+// lists the files, --force deletes them; `serve` never forces.
+func TestBlobSweep_RefusesToDeleteMostFiles(t *testing.T) {
+	var logs syncBuffer
+	m := newTestMainLogging(t, &logs, slog.LevelWarn, func(c *Config) { c.BlobSweepEvery = 20 * time.Millisecond })
+	ctx := context.Background()
+	dir := m.Config.blobDir()
+	old := time.Now().Add(-2 * time.Hour)
+	var keys []string
+	for i := range 30 {
+		k := fmt.Sprintf("applications/app_other%02d/attachments/att_x", i)
+		if _, err := m.Blobs.Put(ctx, k, strings.NewReader("%PDF-1.4"), 100); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(filepath.Join(dir, filepath.FromSlash(k)), old, old); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	left := func() int {
+		n := 0
+		for _, k := range keys {
+			if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(k))); err == nil {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, func() bool { return strings.Contains(logs.String(), "refused to delete 30 of 30") })
+	if n := left(); n != 30 {
+		t.Fatalf("the periodic sweep deleted %d files it should have refused", 30-n)
+	}
+	noEnv := func(string) string { return "" }
+	sweep := func(extra ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := run(ctx, append([]string{"blobs", "sweep", "--data-dir", m.Config.DataDir}, extra...), noEnv, &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	code, _, msg := sweep()
+	if code == exitOK || !strings.Contains(msg, "refused to delete 30 of 30") || !strings.Contains(msg, m.Config.StoreName()) ||
+		!strings.Contains(msg, absPath(dir)) || !strings.Contains(msg, "--dry-run") || !strings.Contains(msg, "--force") || left() != 30 {
+		t.Fatalf("blobs sweep over a foreign directory: exit %d, %q, %d files left; want a refusal naming the database and directory", code, msg, left())
+	}
+	code, out, msg := sweep("--dry-run")
+	var dry struct {
+		Seen        int      `json:"seen"`
+		WouldDelete []string `json:"would_delete"`
+	}
+	if err := json.Unmarshal([]byte(out), &dry); code != exitOK || err != nil || dry.Seen != 30 || len(dry.WouldDelete) != 30 || left() != 30 {
+		t.Fatalf("--dry-run: exit %d %s %s (%v); %d files left, want 30 listed and kept", code, out, msg, err, left())
+	}
+	if code, out, msg := sweep("--force"); code != exitOK || !strings.Contains(strings.ReplaceAll(out, " ", ""), `"deleted":30`) || left() != 0 {
+		t.Fatalf("--force: exit %d %s %s; %d files left, want all deleted", code, out, msg, left())
+	}
+}
+
 func runBlobSweep(t *testing.T, e *testEnv, how string) {
 	ctx := context.Background()
 	seedAgencies(t, e.m)
@@ -326,9 +386,9 @@ func runBlobSweep(t *testing.T, e *testEnv, how string) {
 	case "serve":
 		waitFor(t, func() bool { return !exists(crashed) && !exists(lost) }) // `serve` sweeps by itself
 	case "direct":
-		n, err := e.m.sweepBlobs(ctx, e.m.Blobs, mobileapi.OrphanGrace)
-		if err != nil || n != 2 {
-			t.Fatalf("sweep: %d deleted, %v; want 2", n, err)
+		res, err := e.m.sweepBlobs(ctx, e.m.Blobs, dir, mobileapi.OrphanGrace, mobileapi.SweepOptions{})
+		if err != nil || res.Deleted != 2 {
+			t.Fatalf("sweep: %d deleted, %v; want 2", res.Deleted, err)
 		}
 	case "admin":
 		var out, errOut bytes.Buffer
