@@ -182,6 +182,72 @@ func TestMobileAPI_FailedAuthenticationLimitedPerAddress(t *testing.T) {
 	}
 }
 
+// An attacker with more addresses than the limiter counts (IPv6 /64s are
+// cheap) fills its table; a new address past it, a citizen's, is not
+// refused for the attacker's failures (it used to share one overflow
+// counter with the per-address limit), and the overflow is logged once.
+func TestMobileAPI_FailedAuthenticationTableFull(t *testing.T) {
+	awayFromMinuteEnd(t)
+	var logs syncBuffer
+	m := newTestMainLogging(t, &logs, slog.LevelWarn, authLimit(5), func(c *Config) { c.APIAuthFailureAddrs = 3 })
+	e := &testEnv{t: t, m: m, issuer: m.Issuer}
+	if err := m.ImportCitizens(context.Background(), demoCitizens[:1]); err != nil {
+		t.Fatal(err)
+	}
+	cit := e.citizenAPI(t, e.enroll(demoCitizens[0].PersonalID, idp.LevelHigh))
+	attacker := &apiClient{t: t, base: cit.base, token: badToken, v: cit.v}
+	from := func(i int) []string { return []string{"X-Forwarded-For", fmt.Sprintf("2001:db8:%x::1", i)} }
+	for i := range 3 { // the table is full
+		for range 6 {
+			attacker.do(http.MethodGet, "/v1/me", nil, from(i)...)
+		}
+		if r := attacker.do(http.MethodGet, "/v1/me", nil, from(i)...); r.status != http.StatusTooManyRequests {
+			t.Fatalf("tracked address %d over its limit: %d, want 429", i, r.status)
+		}
+	}
+	for i := 3; i < 10; i++ { // many failures from addresses past the table
+		for range 6 {
+			if r := attacker.do(http.MethodGet, "/v1/me", nil, from(i)...); r.status != http.StatusUnauthorized {
+				t.Fatalf("untracked address %d: %d, want 401", i, r.status)
+			}
+		}
+	}
+	// A citizen's new address, with a token never verified, is served.
+	cit.must(http.StatusOK, http.MethodGet, "/v1/me", nil, from(100)...)
+	if n := strings.Count(logs.String(), "auth failure limiter full"); n != 1 {
+		t.Errorf("the full table was logged %d times, want once per minute:\n%s", n, logs.String())
+	}
+}
+
+// With shared limits, an address past the full table is still limited per
+// address by the shared count.
+func TestMobileAPI_FailedAuthenticationTableFullShared(t *testing.T) {
+	awayFromMinuteEnd(t)
+	m := newTestMain(t, scaleOption(t), authLimit(5), func(c *Config) {
+		c.APIAuthFailureAddrs, c.RedisPrefix = 1, "test-"+randomHex(4)+":"
+	})
+	attacker := &apiClient{t: t, base: "http://" + m.APIAddr, token: badToken, v: contract(t)}
+	attacker.do(http.MethodGet, "/v1/me", nil, "X-Forwarded-For", "203.0.113.20") // the table is full
+	over := []string{"X-Forwarded-For", "203.0.113.21"}
+	for i := range 5 {
+		if r := attacker.do(http.MethodGet, "/v1/me", nil, over...); r.status != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d, want 401", i+1, r.status)
+		}
+	}
+	if r := attacker.do(http.MethodGet, "/v1/me", nil, over...); r.status != http.StatusTooManyRequests {
+		t.Errorf("untracked address over its shared limit: %d, want 429", r.status)
+	}
+}
+
+// awayFromMinuteEnd waits out the end of the limiter's one-minute window
+// when it is near, so a test's counts stay in one window.
+func awayFromMinuteEnd(t *testing.T) {
+	t.Helper()
+	if left := time.Until(time.Now().Truncate(time.Minute).Add(time.Minute)); left < 15*time.Second {
+		time.Sleep(left + 100*time.Millisecond)
+	}
+}
+
 // Two replicas on one PostgreSQL and Redis count one address's failures
 // together.
 func TestMobileAPI_FailedAuthenticationLimitSharedByReplicas(t *testing.T) {
