@@ -35,7 +35,7 @@ func TestSweepBlobs_RefusesMostFiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer blobs.Close()
+		t.Cleanup(func() { _ = blobs.Close() })
 		old := time.Now().Add(-2 * time.Hour)
 		for i := range tc.files {
 			k := fmt.Sprintf("applications/app_%02d/attachments/att_x", i)
