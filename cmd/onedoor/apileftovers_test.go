@@ -21,6 +21,7 @@ import (
 
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/mobileapi"
+	"github.com/onedoor/onedoor/mobileapi/blob/fsblob"
 )
 
 // A stolen Redis dump (or a curious operator reading the ephemeral store)
@@ -339,17 +340,28 @@ func TestBlobSweep_RefusesToDeleteMostFiles(t *testing.T) {
 	m := newTestMainLogging(t, &logs, slog.LevelWarn, func(c *Config) { c.BlobSweepEvery = 20 * time.Millisecond })
 	ctx := context.Background()
 	dir := m.Config.blobDir()
+	// The files appear at once (a rename), old already: the running
+	// periodic sweep would delete a first few, which are few enough.
+	stageDir := filepath.Join(m.Config.DataDir, "stage")
+	stage, err := fsblob.New(stageDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stage.Close()
 	old := time.Now().Add(-2 * time.Hour)
 	var keys []string
 	for i := range 30 {
 		k := fmt.Sprintf("applications/app_other%02d/attachments/att_x", i)
-		if _, err := m.Blobs.Put(ctx, k, strings.NewReader("%PDF-1.4"), 100); err != nil {
+		if _, err := stage.Put(ctx, k, strings.NewReader("%PDF-1.4"), 100); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Chtimes(filepath.Join(dir, filepath.FromSlash(k)), old, old); err != nil {
+		if err := os.Chtimes(filepath.Join(stageDir, filepath.FromSlash(k)), old, old); err != nil {
 			t.Fatal(err)
 		}
 		keys = append(keys, k)
+	}
+	if err := os.Rename(filepath.Join(stageDir, "applications"), filepath.Join(dir, "applications")); err != nil {
+		t.Fatal(err)
 	}
 	left := func() int {
 		n := 0
@@ -360,7 +372,11 @@ func TestBlobSweep_RefusesToDeleteMostFiles(t *testing.T) {
 		}
 		return n
 	}
-	waitFor(t, func() bool { return strings.Contains(logs.String(), "refused to delete 30 of 30") })
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "refused to delete 30 of 30"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the periodic sweep logged no refusal:\n%s", logs.String())
+		}
+	}
 	if n := left(); n != 30 {
 		t.Fatalf("the periodic sweep deleted %d files it should have refused", 30-n)
 	}
