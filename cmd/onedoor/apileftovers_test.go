@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/mobileapi"
+	"github.com/onedoor/onedoor/mobileapi/blob/fsblob"
 )
 
 // A stolen Redis dump (or a curious operator reading the ephemeral store)
@@ -180,6 +183,72 @@ func TestMobileAPI_FailedAuthenticationLimitedPerAddress(t *testing.T) {
 	}
 }
 
+// An attacker with more addresses than the limiter counts (IPv6 /64s are
+// cheap) fills its table; a new address past it, a citizen's, is not
+// refused for the attacker's failures (it used to share one overflow
+// counter with the per-address limit), and the overflow is logged once.
+func TestMobileAPI_FailedAuthenticationTableFull(t *testing.T) {
+	awayFromMinuteEnd(t)
+	var logs syncBuffer
+	m := newTestMainLogging(t, &logs, slog.LevelWarn, authLimit(5), func(c *Config) { c.APIAuthFailureAddrs = 3 })
+	e := &testEnv{t: t, m: m, issuer: m.Issuer}
+	if err := m.ImportCitizens(context.Background(), demoCitizens[:1]); err != nil {
+		t.Fatal(err)
+	}
+	cit := e.citizenAPI(t, e.enroll(demoCitizens[0].PersonalID, idp.LevelHigh))
+	attacker := &apiClient{t: t, base: cit.base, token: badToken, v: cit.v}
+	from := func(i int) []string { return []string{"X-Forwarded-For", fmt.Sprintf("2001:db8:%x::1", i)} }
+	for i := range 3 { // the table is full
+		for range 6 {
+			attacker.do(http.MethodGet, "/v1/me", nil, from(i)...)
+		}
+		if r := attacker.do(http.MethodGet, "/v1/me", nil, from(i)...); r.status != http.StatusTooManyRequests {
+			t.Fatalf("tracked address %d over its limit: %d, want 429", i, r.status)
+		}
+	}
+	for i := 3; i < 10; i++ { // many failures from addresses past the table
+		for range 6 {
+			if r := attacker.do(http.MethodGet, "/v1/me", nil, from(i)...); r.status != http.StatusUnauthorized {
+				t.Fatalf("untracked address %d: %d, want 401", i, r.status)
+			}
+		}
+	}
+	// A citizen's new address, with a token never verified, is served.
+	cit.must(http.StatusOK, http.MethodGet, "/v1/me", nil, from(100)...)
+	if n := strings.Count(logs.String(), "auth failure limiter full"); n != 1 {
+		t.Errorf("the full table was logged %d times, want once per minute:\n%s", n, logs.String())
+	}
+}
+
+// With shared limits, an address past the full table is still limited per
+// address by the shared count.
+func TestMobileAPI_FailedAuthenticationTableFullShared(t *testing.T) {
+	awayFromMinuteEnd(t)
+	m := newTestMain(t, scaleOption(t), authLimit(5), func(c *Config) {
+		c.APIAuthFailureAddrs, c.RedisPrefix = 1, "test-"+randomHex(4)+":"
+	})
+	attacker := &apiClient{t: t, base: "http://" + m.APIAddr, token: badToken, v: contract(t)}
+	attacker.do(http.MethodGet, "/v1/me", nil, "X-Forwarded-For", "203.0.113.20") // the table is full
+	over := []string{"X-Forwarded-For", "203.0.113.21"}
+	for i := range 5 {
+		if r := attacker.do(http.MethodGet, "/v1/me", nil, over...); r.status != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d, want 401", i+1, r.status)
+		}
+	}
+	if r := attacker.do(http.MethodGet, "/v1/me", nil, over...); r.status != http.StatusTooManyRequests {
+		t.Errorf("untracked address over its shared limit: %d, want 429", r.status)
+	}
+}
+
+// awayFromMinuteEnd waits out the end of the limiter's one-minute window
+// when it is near, so a test's counts stay in one window.
+func awayFromMinuteEnd(t *testing.T) {
+	t.Helper()
+	if left := time.Until(time.Now().Truncate(time.Minute).Add(time.Minute)); left < 15*time.Second {
+		time.Sleep(left + 100*time.Millisecond)
+	}
+}
+
 // Two replicas on one PostgreSQL and Redis count one address's failures
 // together.
 func TestMobileAPI_FailedAuthenticationLimitSharedByReplicas(t *testing.T) {
@@ -262,6 +331,79 @@ func TestBlobSweep_AdminCommand(t *testing.T) {
 	runBlobSweep(t, startMain(t, func(c *Config) { c.BlobSweepEvery = time.Hour }), "admin")
 }
 
+// A sweep pointed at a blob directory whose files the database does not
+// know (the wrong database, the wrong directory) deletes nothing: the admin
+// command says which database and directory and how to proceed, --dry-run
+// lists the files, --force deletes them; `serve` never forces.
+func TestBlobSweep_RefusesToDeleteMostFiles(t *testing.T) {
+	var logs syncBuffer
+	m := newTestMainLogging(t, &logs, slog.LevelWarn, func(c *Config) { c.BlobSweepEvery = 20 * time.Millisecond })
+	ctx := context.Background()
+	dir := m.Config.blobDir()
+	// The files appear at once (a rename), old already: the running
+	// periodic sweep would delete a first few, which are few enough.
+	stageDir := filepath.Join(m.Config.DataDir, "stage")
+	stage, err := fsblob.New(stageDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stage.Close()
+	old := time.Now().Add(-2 * time.Hour)
+	var keys []string
+	for i := range 30 {
+		k := fmt.Sprintf("applications/app_other%02d/attachments/att_x", i)
+		if _, err := stage.Put(ctx, k, strings.NewReader("%PDF-1.4"), 100); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(filepath.Join(stageDir, filepath.FromSlash(k)), old, old); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	if err := os.Rename(filepath.Join(stageDir, "applications"), filepath.Join(dir, "applications")); err != nil {
+		t.Fatal(err)
+	}
+	left := func() int {
+		n := 0
+		for _, k := range keys {
+			if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(k))); err == nil {
+				n++
+			}
+		}
+		return n
+	}
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "refused to delete 30 of 30"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the periodic sweep logged no refusal:\n%s", logs.String())
+		}
+	}
+	if n := left(); n != 30 {
+		t.Fatalf("the periodic sweep deleted %d files it should have refused", 30-n)
+	}
+	noEnv := func(string) string { return "" }
+	sweep := func(extra ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := run(ctx, append([]string{"blobs", "sweep", "--data-dir", m.Config.DataDir}, extra...), noEnv, &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	code, _, msg := sweep()
+	if code == exitOK || !strings.Contains(msg, "refused to delete 30 of 30") || !strings.Contains(msg, m.Config.StoreName()) ||
+		!strings.Contains(msg, absPath(dir)) || !strings.Contains(msg, "--dry-run") || !strings.Contains(msg, "--force") || left() != 30 {
+		t.Fatalf("blobs sweep over a foreign directory: exit %d, %q, %d files left; want a refusal naming the database and directory", code, msg, left())
+	}
+	code, out, msg := sweep("--dry-run")
+	var dry struct {
+		Seen        int      `json:"seen"`
+		WouldDelete []string `json:"would_delete"`
+	}
+	if err := json.Unmarshal([]byte(out), &dry); code != exitOK || err != nil || dry.Seen != 30 || len(dry.WouldDelete) != 30 || left() != 30 {
+		t.Fatalf("--dry-run: exit %d %s %s (%v); %d files left, want 30 listed and kept", code, out, msg, err, left())
+	}
+	if code, out, msg := sweep("--force"); code != exitOK || !strings.Contains(strings.ReplaceAll(out, " ", ""), `"deleted":30`) || left() != 0 {
+		t.Fatalf("--force: exit %d %s %s; %d files left, want all deleted", code, out, msg, left())
+	}
+}
+
 func runBlobSweep(t *testing.T, e *testEnv, how string) {
 	ctx := context.Background()
 	seedAgencies(t, e.m)
@@ -326,9 +468,9 @@ func runBlobSweep(t *testing.T, e *testEnv, how string) {
 	case "serve":
 		waitFor(t, func() bool { return !exists(crashed) && !exists(lost) }) // `serve` sweeps by itself
 	case "direct":
-		n, err := e.m.sweepBlobs(ctx, e.m.Blobs, mobileapi.OrphanGrace)
-		if err != nil || n != 2 {
-			t.Fatalf("sweep: %d deleted, %v; want 2", n, err)
+		res, err := e.m.sweepBlobs(ctx, e.m.Blobs, dir, mobileapi.OrphanGrace, mobileapi.SweepOptions{})
+		if err != nil || res.Deleted != 2 {
+			t.Fatalf("sweep: %d deleted, %v; want 2", res.Deleted, err)
 		}
 	case "admin":
 		var out, errOut bytes.Buffer

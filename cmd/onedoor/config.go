@@ -68,6 +68,10 @@ type Config struct {
 	// address may cause on the mobile API per minute (sized for
 	// carrier-grade NAT: fiberapi.DefaultAuthFailureLimit).
 	APIAuthFailureLimit int
+	// APIAuthFailureAddrs is how many client addresses that limit counts
+	// per minute per replica (no flag: tests shrink it); 0 means
+	// fiberapi.DefaultAuthFailureAddrs.
+	APIAuthFailureAddrs int
 	// APIOutageLogEvery is how often the mobile API repeats a store
 	// outage's warning per cause (no flag: tests shorten it); 0 means
 	// fiberapi's default.

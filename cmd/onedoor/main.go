@@ -102,7 +102,7 @@ const usage = `usage:
   onedoor agency grant-basis --agency CODE --purpose CODE --items a,b --basis legal_obligation|public_task --law "..."
   onedoor agency bases [--agency CODE] [--purpose CODE] | revoke-basis ID
   onedoor audit verify | checkpoint | flags [--citizen SUB]
-  onedoor blobs sweep [--blob-dir D] [--grace 1h]
+  onedoor blobs sweep [--blob-dir D] [--grace 1h] [--dry-run] [--force]
 Storage flags (every command): --data-dir, --postgres-dsn, --master-key-file. Each flag also reads ONEDOOR_<NAME>.
 `
 

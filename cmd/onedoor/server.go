@@ -374,7 +374,7 @@ func (m *Main) Run(ctx context.Context) error {
 			// the consent service, reading the citizen store in place.
 			Consent: m.Consent, Registry: idp.Registry{Citizens: m.Store},
 			CitizenRateLimit: c.APICitizenRateLimit, AgencyRateLimit: c.APIAgencyRateLimit, DataRequestRateLimit: c.APIDataRequestRateLimit,
-			AuthFailureLimit: c.APIAuthFailureLimit, TrustedProxies: proxies, OutageLogEvery: c.APIOutageLogEvery,
+			AuthFailureLimit: c.APIAuthFailureLimit, AuthFailureAddrs: c.APIAuthFailureAddrs, TrustedProxies: proxies, OutageLogEvery: c.APIOutageLogEvery,
 			Notify: m.Webhooks.Notify, Ready: m.readyErr, RequestTimeout: c.RequestTimeout, Now: m.Now, Logger: m.Logger,
 		})
 		m.wg.Add(1)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -19,14 +20,18 @@ const defaultBlobSweepEvery = 15 * time.Minute
 // document names, holding a lock on the database so one process at a time
 // sweeps (replicas, and an admin command beside them). Sweeping is
 // idempotent, so a process that waited for the lock sweeps what is left.
-func (m *Main) sweepBlobs(ctx context.Context, blobs mobileapi.SweptBlobs, grace time.Duration) (int, error) {
-	var n int
+// A refusal (too many orphans) names the database and the directory.
+func (m *Main) sweepBlobs(ctx context.Context, blobs mobileapi.SweptBlobs, dir string, grace time.Duration, opts mobileapi.SweepOptions) (mobileapi.SweepResult, error) {
+	var res mobileapi.SweepResult
 	err := m.Store.WithLock(ctx, "api-blob-sweep", func(ctx context.Context) error {
 		var err error
-		n, err = mobileapi.SweepBlobs(ctx, blobs, m.APIStore, m.Now().Add(-grace))
+		res, err = mobileapi.SweepBlobs(ctx, blobs, m.APIStore, m.Now().Add(-grace), opts)
 		return err
 	})
-	return n, err
+	if tm := (*mobileapi.TooManyOrphansError)(nil); errors.As(err, &tm) {
+		err = fmt.Errorf("%w; database %s, blob directory %s: check that they belong together (the --postgres-dsn, --data-dir and --blob-dir the servers use), list the files with `onedoor blobs sweep --dry-run`, and delete them with --force only if they are truly orphans", err, m.Config.StoreName(), absPath(dir))
+	}
+	return res, err
 }
 
 // sweepLoop sweeps orphaned blobs every interval (with jitter, so replicas
@@ -41,12 +46,13 @@ func (m *Main) sweepLoop(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		n, err := m.sweepBlobs(ctx, m.Blobs, mobileapi.OrphanGrace)
+		// Never forced: a refusal is logged for an operator to look at.
+		res, err := m.sweepBlobs(ctx, m.Blobs, m.Config.blobDir(), mobileapi.OrphanGrace, mobileapi.SweepOptions{})
 		switch {
 		case err != nil && ctx.Err() == nil:
-			m.Logger.Warn("blob sweep", "deleted", n, "err", err)
-		case n > 0:
-			m.Logger.Info("blob sweep", "deleted", n)
+			m.Logger.Error("blob sweep", "seen", res.Seen, "orphans", res.Orphans, "deleted", res.Deleted, "err", err)
+		case res.Deleted > 0:
+			m.Logger.Info("blob sweep", "deleted", res.Deleted)
 		}
 	}
 }
@@ -62,10 +68,13 @@ func blobsCmd(ctx context.Context, args []string, env func(string) string, stdou
 		return usageError("blobs: want sweep")
 	}
 	var blobDir string
+	var opts mobileapi.SweepOptions
 	grace := mobileapi.OrphanGrace
 	m, fs, err := adminMain(ctx, "blobs sweep", args[1:], env, func(fs *flag.FlagSet) {
 		fs.StringVar(&blobDir, "blob-dir", "", "the blob directory the servers use (default DATA-DIR/blobs; required with --postgres-dsn)")
 		fs.DurationVar(&grace, "grace", grace, "sweep only blobs older than this (at least 5m: uploads in flight keep theirs)")
+		fs.BoolVar(&opts.DryRun, "dry-run", false, "delete nothing; list the blobs that would be deleted")
+		fs.BoolVar(&opts.Force, "force", false, "delete the orphans even when they are more than 10% of the blobs (the sweep refuses otherwise: usually a wrong database or directory)")
 	})
 	if err != nil {
 		return err
@@ -85,9 +94,16 @@ func blobsCmd(ctx context.Context, args []string, env func(string) string, stdou
 		return err
 	}
 	defer blobs.Close()
-	n, err := m.sweepBlobs(ctx, blobs, grace)
+	res, err := m.sweepBlobs(ctx, blobs, m.Config.blobDir(), grace, opts)
 	if err != nil {
-		return fmt.Errorf("blobs sweep: %w (deleted %d)", err, n)
+		return fmt.Errorf("blobs sweep: %w (deleted %d)", err, res.Deleted)
 	}
-	return printJSON(stdout, map[string]int{"deleted": n})
+	if opts.DryRun {
+		keys := res.Keys
+		if keys == nil {
+			keys = []string{}
+		}
+		return printJSON(stdout, map[string]any{"seen": res.Seen, "would_delete": keys})
+	}
+	return printJSON(stdout, map[string]int{"seen": res.Seen, "deleted": res.Deleted})
 }

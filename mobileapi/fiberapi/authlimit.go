@@ -2,6 +2,7 @@ package fiberapi
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -36,46 +37,67 @@ const DefaultAuthFailureLimit = 600
 // local one, so an address over the limit on any replica is refused here
 // after at most one more verification.
 type authFailures struct {
-	max int64
+	max      int64
+	maxAddrs int
+	logger   *slog.Logger
 
 	mu     sync.Mutex
 	window time.Time
 	counts map[string]int64
+	// overflowed is how many failures of untracked addresses this window
+	// saw (logged once, at the first).
+	overflowed int64
 }
 
-// maxTrackedAddrs bounds the addresses counted in one window; past it,
-// new addresses share one counter, so a flood from many addresses (an IPv6
-// /48 holds 65,536 /64s) costs bounded memory and is still limited.
-const maxTrackedAddrs = 100_000
+// DefaultAuthFailureAddrs bounds the addresses counted in one window, so a
+// flood from many addresses (an IPv6 /48 holds 65,536 /64s) costs bounded
+// memory. Past it a new address is not counted here: lumping them all
+// into one counter with a per-address limit would let an attacker with
+// many addresses lock every citizen's new address out until the minute
+// ends. Such an address is still limited by the shared count (SharedLimits)
+// and, from the next window, here.
+const DefaultAuthFailureAddrs = 100_000
 
-func (a *authFailures) slot(key string, now time.Time) string {
+// tracked reports whether key has (or may get) a counter this window.
+func (a *authFailures) tracked(key string, now time.Time) bool {
 	w := now.Truncate(time.Minute)
 	if !w.Equal(a.window) {
-		a.window, a.counts = w, map[string]int64{}
+		a.window, a.counts, a.overflowed = w, map[string]int64{}, 0
 	}
-	if _, ok := a.counts[key]; !ok && len(a.counts) >= maxTrackedAddrs {
-		return "overflow"
+	if _, ok := a.counts[key]; ok || len(a.counts) < a.maxAddrs {
+		return true
 	}
-	return key
+	return false
 }
 
 // over reports whether key is over the limit in the current window, and
-// the seconds until the window ends.
+// the seconds until the window ends. An untracked address is not over.
 func (a *authFailures) over(key string, now time.Time) (bool, int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	n := a.counts[a.slot(key, now)]
-	return n >= a.max, retryAfter(now)
+	if !a.tracked(key, now) {
+		return false, retryAfter(now)
+	}
+	return a.counts[key] >= a.max, retryAfter(now)
 }
 
 // add counts one failure (at least shared, the count the ephemeral store
-// returned) and returns the count.
+// returned) and returns the count: for an address the table has no room
+// for, only the shared count.
 func (a *authFailures) add(key string, now time.Time, shared int64) int64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	k := a.slot(key, now)
-	n := max(a.counts[k]+1, shared)
-	a.counts[k] = n
+	if !a.tracked(key, now) {
+		if a.overflowed == 0 {
+			// Once per window: the addresses are not logged (personal data).
+			a.logger.Warn("api auth failure limiter full: new addresses are not counted on this replica until the minute ends (only by the shared count, with Redis)",
+				"tracked", len(a.counts), "window", a.window)
+		}
+		a.overflowed++
+		return shared
+	}
+	n := max(a.counts[key]+1, shared)
+	a.counts[key] = n
 	return n
 }
 

@@ -86,6 +86,9 @@ type Config struct {
 	// AuthFailureLimit is how many failed authentications one client
 	// address may cause per minute (default DefaultAuthFailureLimit).
 	AuthFailureLimit int
+	// AuthFailureAddrs is how many client addresses the limit counts per
+	// minute (default DefaultAuthFailureAddrs).
+	AuthFailureAddrs int
 	// OutageLogEvery is how often a store outage's warning is repeated per
 	// cause, with a count (default DefaultOutageLogEvery).
 	OutageLogEvery time.Duration
@@ -153,8 +156,11 @@ func New(cfg Config) *Server {
 	if cfg.AuthFailureLimit == 0 {
 		cfg.AuthFailureLimit = DefaultAuthFailureLimit
 	}
+	if cfg.AuthFailureAddrs == 0 {
+		cfg.AuthFailureAddrs = DefaultAuthFailureAddrs
+	}
 	s := &Server{cfg: cfg, schemas: newSchemaCache(512), homes: newHomeCache(homeTTL, 4096),
-		addrs: clientaddr.New(cfg.TrustedProxies), authFails: &authFailures{max: int64(cfg.AuthFailureLimit)},
+		addrs: clientaddr.New(cfg.TrustedProxies), authFails: &authFailures{max: int64(cfg.AuthFailureLimit), maxAddrs: cfg.AuthFailureAddrs, logger: cfg.Logger},
 		outages: newOutageLog(cfg.Logger, cfg.OutageLogEvery)}
 	s.app = fiber.New(fiber.Config{
 		AppName: "onedoor-mobileapi",
