@@ -61,18 +61,26 @@ func TestStore_MigrateTwice(t *testing.T) {
 // schema, as two replicas would.
 func TestStore_TwoPools(t *testing.T) {
 	consenttest.RunTwoPools(t, func(t *testing.T) (consent.Store, consent.Store) {
-		dsn := dbtest.SchemaDSN(t)
-		var stores []consent.Store
-		for range 2 {
-			db, err := postgres.Open(t.Context(), dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			stores = append(stores, migrated(t, db, sqldb.PostgreSQL))
-		}
-		return stores[0], stores[1]
+		a, b := twoPools(t)
+		return a, b
 	})
+}
+
+// twoPools opens two stores, each with its own *sql.DB pool, on one fresh
+// PostgreSQL schema: two replicas.
+func twoPools(t *testing.T) (*sqlstore.Store, *sqlstore.Store) {
+	t.Helper()
+	dsn := dbtest.SchemaDSN(t)
+	var stores []*sqlstore.Store
+	for range 2 {
+		db, err := postgres.Open(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		stores = append(stores, migrated(t, db, sqldb.PostgreSQL))
+	}
+	return stores[0], stores[1]
 }
 
 func TestStore_Audit(t *testing.T) {
@@ -87,17 +95,8 @@ func TestStore_Audit(t *testing.T) {
 // pools on one PostgreSQL schema, as two replicas would.
 func TestStore_AuditTwoPools(t *testing.T) {
 	consenttest.RunAuditTwoPools(t, func(t *testing.T) (consenttest.AuditStores, consenttest.AuditStores) {
-		dsn := dbtest.SchemaDSN(t)
-		var stores []*sqlstore.Store
-		for range 2 {
-			db, err := postgres.Open(t.Context(), dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			stores = append(stores, migrated(t, db, sqldb.PostgreSQL))
-		}
-		return stores[0], stores[1]
+		a, b := twoPools(t)
+		return a, b
 	})
 }
 
