@@ -208,6 +208,9 @@ func auditSteadyAppends(t *testing.T, s AuditStores) {
 				appends <- err
 				return
 			}
+			// Steady, not a hog: a loop with no pause keeps SQLite's one
+			// writer busy so that the checkpointer waits past the test.
+			time.Sleep(time.Millisecond)
 		}
 	})
 	defer func() { cancel(); appender.Wait() }()
@@ -233,7 +236,8 @@ func auditSteadyAppends(t *testing.T, s AuditStores) {
 		made    []int
 		runDone = make(chan struct{})
 	)
-	const interval, ticks = 30 * time.Millisecond, 10
+	// Two seconds: SQLite's one writer is shared with the appender, under -race on two busy cores.
+	const interval, ticks = 50 * time.Millisecond, 40
 	runCtx, stop := context.WithTimeout(ctx, interval*ticks+interval/2)
 	defer stop()
 	go func() {
