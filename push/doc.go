@@ -1,3 +1,5 @@
-// Package push will deliver results and approval requests to the citizen's
-// app (issue #6).
+// Package push delivers results and approval requests to the citizen's app:
+// installations and preferences, private-by-default notifications, a
+// transactional outbox drained by workers, and the providers (FCM, APNs,
+// Web Push) beneath it, one package per provider.
 package push
