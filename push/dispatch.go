@@ -1,0 +1,291 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Defaults of the Dispatcher's settings.
+const (
+	DefaultBatch        = 200
+	DefaultConcurrency  = 64
+	DefaultPollInterval = time.Second
+	DefaultSendTimeout  = 10 * time.Second
+	BackoffBase         = 5 * time.Second
+	BackoffCap          = time.Hour
+)
+
+// FCMQuota is FCM's default sending quota per project: 600,000 messages a
+// minute.
+const FCMQuota = rate.Limit(600_000.0 / 60)
+
+// Dispatcher sends the outbox's due messages to the citizens' installations
+// until its context ends. Several dispatchers, in one process or many, may
+// share a store: each claims its own messages.
+type Dispatcher struct {
+	Store OutboxStore
+	// Providers by platform. An installation whose platform has none is
+	// not sent to (the message is dead for it) and a warning is logged.
+	Providers map[Platform]Provider
+	// Limits hold each provider to its quota: a send waits for its token
+	// (back-pressure) rather than drawing a 429. Nil: unlimited.
+	Limits map[Platform]*rate.Limiter
+	// Live, when set, is told of each message on its first attempt, for
+	// the citizen's live streams.
+	Live        Publisher
+	Batch       int
+	Concurrency int // messages in flight at once
+	// Lease is how long a claim hides a message from other dispatchers;
+	// default a minute beyond what a full batch may take.
+	Lease        time.Duration
+	PollInterval time.Duration
+	SendTimeout  time.Duration
+	MaxAttempts  int
+	// Backoff returns the delay before retry n (n ≥ 1); default
+	// FullJitter(BackoffBase, BackoffCap).
+	Backoff func(n int) time.Duration
+	// Observe, when set, is told of every send (for metrics).
+	Observe func(SendResult)
+	Now     func() time.Time
+	Logger  *slog.Logger
+
+	once sync.Once
+	wake chan struct{}
+}
+
+// SendResult describes one send to one installation, for metrics.
+type SendResult struct {
+	Platform Platform
+	Duration time.Duration
+	// Err is nil, or the provider's error (a *ProviderError or transient).
+	Err error
+}
+
+func (d *Dispatcher) init() {
+	d.once.Do(func() {
+		d.wake = make(chan struct{}, 1)
+		if d.Batch <= 0 {
+			d.Batch = DefaultBatch
+		}
+		if d.Concurrency <= 0 {
+			d.Concurrency = DefaultConcurrency
+		}
+		if d.PollInterval <= 0 {
+			d.PollInterval = DefaultPollInterval
+		}
+		if d.SendTimeout <= 0 {
+			d.SendTimeout = DefaultSendTimeout
+		}
+		if d.Lease <= 0 {
+			d.Lease = time.Minute + time.Duration(d.Batch/d.Concurrency+1)*d.SendTimeout
+		}
+		if d.MaxAttempts <= 0 {
+			d.MaxAttempts = MaxAttempts
+		}
+		if d.Backoff == nil {
+			d.Backoff = FullJitter(BackoffBase, BackoffCap)
+		}
+		if d.Now == nil {
+			d.Now = time.Now
+		}
+		if d.Logger == nil {
+			d.Logger = slog.Default()
+		}
+	})
+}
+
+// Notify wakes the dispatcher to claim at once, as after a transaction
+// enqueued a message; it never blocks.
+func (d *Dispatcher) Notify() {
+	d.init()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run dispatches until ctx ends and returns nil. A batch in flight when ctx
+// ends is finished with a fresh deadline of SendTimeout and recorded, so a
+// graceful stop sends nothing twice; a crash leaves its claims to lapse and
+// the messages are sent again (at least once: the app drops duplicates by
+// message id).
+func (d *Dispatcher) Run(ctx context.Context) error {
+	if d.Store == nil {
+		return errors.New("push dispatcher needs a store")
+	}
+	d.init()
+	for {
+		n, err := d.RunOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			d.Logger.Warn("push: dispatch", "err", err)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if n == d.Batch && err == nil {
+			continue // more may be due
+		}
+		t := time.NewTimer(d.PollInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-d.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// RunOnce claims one batch, sends it and records the outcomes; it returns
+// how many messages it claimed.
+func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
+	d.init()
+	jobs, err := d.Store.Claim(ctx, d.Batch, d.Lease)
+	if err != nil {
+		return 0, fmt.Errorf("claim: %w", err)
+	}
+	if len(jobs) == 0 {
+		return 0, nil
+	}
+	// The batch outlives ctx by at most SendTimeout: what was sent gets
+	// recorded.
+	sendCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(d.SendTimeout, cancel) })
+	defer stop()
+	outs := make([]Outcome, len(jobs))
+	sem := make(chan struct{}, d.Concurrency)
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			outs[i] = d.process(sendCtx, j)
+		})
+	}
+	wg.Wait()
+	if err := d.Store.Record(context.WithoutCancel(ctx), outs); err != nil {
+		return len(jobs), fmt.Errorf("record %d outcomes: %w", len(outs), err)
+	}
+	return len(jobs), nil
+}
+
+// process sends one message to every installation that has not taken it.
+func (d *Dispatcher) process(ctx context.Context, j *Job) Outcome {
+	m := j.Message
+	now := d.Now()
+	out := Outcome{MessageID: m.ID, Claim: j.Claim, Delivered: slices.Clone(m.Delivered)}
+	if !m.ExpiresAt.IsZero() && !now.Before(m.ExpiresAt) {
+		out.State, out.LastError = StateDead, "expired before it could be delivered"
+		return out
+	}
+	prefs := j.Preferences
+	if prefs == nil {
+		prefs = DefaultPreferences(m.CitizenID)
+	}
+	ch := prefs.Channel(m.Kind, m.ServiceCode)
+	if m.Attempts == 1 && ch != ChannelOff && d.Live != nil {
+		if err := d.Live.Publish(ctx, m.CitizenID, EventOf(m)); err != nil {
+			d.Logger.Warn("push: live event not published", "message", m.ID, "err", err)
+		}
+	}
+	if ch != ChannelPush {
+		out.State = StateSkipped
+		return out
+	}
+	if m.Kind != KindLoginApproval {
+		if until := prefs.QuietUntil(now); !until.IsZero() {
+			out.State, out.NextAttemptAt, out.Deferred = StateQueued, until, true
+			return out
+		}
+	}
+	var (
+		pending    int
+		retry      bool
+		retryAfter time.Duration
+		permanent  []string
+	)
+	fullText := prefs.FullText(m.ServiceCode)
+	for _, in := range j.Installations {
+		if slices.Contains(m.Delivered, in.ID) {
+			continue
+		}
+		pending++
+		err := d.send(ctx, in, Compose(m, in.Locale, fullText))
+		var pe *ProviderError
+		switch {
+		case err == nil:
+			out.Delivered = append(out.Delivered, in.ID)
+		case errors.Is(err, ErrUnregistered):
+			out.Unregistered = append(out.Unregistered, in.ID)
+		case errors.As(err, &pe) && !pe.Retryable:
+			permanent = append(permanent, err.Error())
+		default:
+			retry = true
+			if errors.As(err, &pe) {
+				retryAfter = max(retryAfter, pe.RetryAfter)
+			}
+			out.LastError = err.Error()
+		}
+	}
+	switch {
+	case pending == 0 && len(out.Delivered) == 0:
+		out.State = StateSkipped // the citizen has no installation
+	case retry && m.Attempts >= d.MaxAttempts:
+		out.State = StateDead
+	case retry:
+		out.State = StateFailed
+		out.NextAttemptAt = now.Add(max(d.Backoff(m.Attempts), min(retryAfter, BackoffCap)))
+	case len(out.Delivered) == 0 && len(permanent) > 0:
+		out.State = StateDead
+	default:
+		out.State = StateAccepted
+	}
+	if out.LastError == "" && len(permanent) > 0 {
+		out.LastError = permanent[0]
+	}
+	return out
+}
+
+func (d *Dispatcher) send(ctx context.Context, in *Installation, n *Notification) error {
+	p := d.Providers[in.Platform]
+	if p == nil {
+		return &ProviderError{Platform: in.Platform, Reason: "no provider configured"}
+	}
+	if l := d.Limits[in.Platform]; l != nil {
+		if err := l.Wait(ctx); err != nil {
+			return fmt.Errorf("%s: waiting for quota: %w", in.Platform, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.SendTimeout)
+	defer cancel()
+	start := time.Now()
+	err := p.Send(ctx, in.Target(), n)
+	if d.Observe != nil {
+		d.Observe(SendResult{Platform: in.Platform, Duration: time.Since(start), Err: err})
+	}
+	return err
+}
+
+// FullJitter returns exponential backoff with full jitter: retry n waits a
+// random duration below min(limit, base × 2^(n-1)), and at least a second.
+func FullJitter(base, limit time.Duration) func(n int) time.Duration {
+	return func(n int) time.Duration {
+		ceil := limit
+		if n >= 1 && n < 40 {
+			if c := base << (n - 1); c > 0 && c < limit {
+				ceil = c
+			}
+		}
+		return max(time.Second, rand.N(ceil)) //nolint:gosec // jitter, not a secret
+	}
+}

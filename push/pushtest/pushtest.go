@@ -1,0 +1,421 @@
+// Package pushtest is the conformance suite every push.Store passes.
+package pushtest
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/push"
+)
+
+// Clock is a settable clock for the suite.
+type Clock struct{ ns atomic.Int64 }
+
+// NewClock returns a clock at t.
+func NewClock(t time.Time) *Clock {
+	c := &Clock{}
+	c.ns.Store(t.UnixNano())
+	return c
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time { return time.Unix(0, c.ns.Load()).UTC() }
+
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// Opener returns a new, empty, migrated store whose clock is now.
+type Opener func(t *testing.T, now func() time.Time) push.Store
+
+// Run runs the suite against stores open returns.
+func Run(t *testing.T, open Opener) {
+	for _, tc := range []struct {
+		name string
+		fn   func(*testing.T, push.Store, *Clock)
+	}{
+		{"RegisterInstallation", testRegister},
+		{"AddressBelongsToOneCitizen", testAddressOwner},
+		{"InstallationQuota", testQuota},
+		{"DeleteInstallation", testDelete},
+		{"DeviceRevocationRemovesInstallations", testDeviceDelete},
+		{"Preferences", testPreferences},
+		{"ClaimHidesAndLapses", testClaim},
+		{"RecordOutcomes", testRecord},
+		{"StaleClaimIsIgnored", testStaleClaim},
+		{"DeferGivesTheAttemptBack", testDefer},
+		{"UnregisteredInstallationsAreRemoved", testUnregistered},
+		{"MessagesAreScoped", testScoped},
+		{"MessagesAfter", testAfter},
+		{"ConcurrentClaimsAreDisjoint", testConcurrentClaims},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewClock(time.Date(2026, 7, 1, 3, 0, 0, 0, time.UTC))
+			tc.fn(t, open(t, c.Now), c)
+		})
+	}
+}
+
+func fcm(citizen, token string) *push.Installation {
+	return &push.Installation{CitizenID: citizen, Platform: push.FCM, Token: token, Locale: "vi"}
+}
+
+func register(t *testing.T, s push.Store, in *push.Installation) *push.Installation {
+	t.Helper()
+	if _, err := s.RegisterInstallation(t.Context(), in); err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	return in
+}
+
+func testRegister(t *testing.T, s push.Store, c *Clock) {
+	ctx := t.Context()
+	a := fcm("c1", "token-a")
+	created, err := s.RegisterInstallation(ctx, a)
+	if err != nil || !created || a.ID == "" {
+		t.Fatalf("register: created=%v id=%q err=%v", created, a.ID, err)
+	}
+	again := fcm("c1", "token-a")
+	again.Locale, again.DeviceID = "en", "dev-1"
+	created, err = s.RegisterInstallation(ctx, again)
+	if err != nil || created || again.ID != a.ID {
+		t.Fatalf("re-register: created=%v id=%q (want %q) err=%v", created, again.ID, a.ID, err)
+	}
+	c.Advance(time.Second)
+	sub := &push.Subscription{Endpoint: "https://push.example.test/s/1", Keys: push.SubscriptionKeys{P256DH: "pk", Auth: "au"}}
+	w := register(t, s, &push.Installation{CitizenID: "c1", Platform: push.WebPush, Subscription: sub, Locale: "vi"})
+	list, err := s.ListInstallations(ctx, "c1")
+	if err != nil || len(list) != 2 {
+		t.Fatalf("list: %d, %v", len(list), err)
+	}
+	if list[0].ID != a.ID || list[0].Locale != "en" || list[0].DeviceID != "dev-1" || list[0].Token != "token-a" {
+		t.Errorf("first = %+v", list[0])
+	}
+	if list[1].ID != w.ID || list[1].Subscription == nil || *list[1].Subscription != *sub {
+		t.Errorf("second = %+v", list[1])
+	}
+	for _, bad := range []*push.Installation{
+		{CitizenID: "c1", Platform: "sms", Token: "x"},
+		{CitizenID: "c1", Platform: push.FCM},
+		{CitizenID: "c1", Platform: push.WebPush, Token: "x"},
+		{CitizenID: "", Platform: push.FCM, Token: "x"},
+	} {
+		if _, err := s.RegisterInstallation(ctx, bad); !errors.Is(err, idp.ErrInvalid) {
+			t.Errorf("register %+v: %v, want ErrInvalid", bad, err)
+		}
+	}
+}
+
+func testAddressOwner(t *testing.T, s push.Store, _ *Clock) {
+	ctx := t.Context()
+	register(t, s, fcm("c1", "shared"))
+	if _, err := s.RegisterInstallation(ctx, fcm("c2", "shared")); !errors.Is(err, idp.ErrConflict) {
+		t.Fatalf("another citizen's token: %v, want ErrConflict", err)
+	}
+	// The same token on another platform is another address.
+	register(t, s, &push.Installation{CitizenID: "c2", Platform: push.APNs, Token: "shared", Locale: "vi"})
+	if l, _ := s.ListInstallations(ctx, "c1"); len(l) != 1 || l[0].Platform != push.FCM {
+		t.Errorf("c1's installations changed: %+v", l)
+	}
+}
+
+func testQuota(t *testing.T, s push.Store, _ *Clock) {
+	for i := range push.MaxInstallations {
+		register(t, s, fcm("c1", fmt.Sprint("t", i)))
+	}
+	if _, err := s.RegisterInstallation(t.Context(), fcm("c1", "one-more")); !errors.Is(err, push.ErrQuota) {
+		t.Fatalf("beyond the quota: %v, want ErrQuota", err)
+	}
+	// Re-registering one that exists is not a new one.
+	if _, err := s.RegisterInstallation(t.Context(), fcm("c1", "t0")); err != nil {
+		t.Fatalf("re-register at the quota: %v", err)
+	}
+}
+
+func testDelete(t *testing.T, s push.Store, _ *Clock) {
+	ctx := t.Context()
+	a := register(t, s, fcm("c1", "a"))
+	if err := s.DeleteInstallation(ctx, "c2", a.ID); !errors.Is(err, idp.ErrNotFound) {
+		t.Fatalf("delete another's: %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteInstallation(ctx, "c1", a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteInstallation(ctx, "c1", a.ID); !errors.Is(err, idp.ErrNotFound) {
+		t.Fatalf("delete twice: %v", err)
+	}
+	// The token is free again, for anyone.
+	register(t, s, fcm("c2", "a"))
+}
+
+func testDeviceDelete(t *testing.T, s push.Store, _ *Clock) {
+	ctx := t.Context()
+	a := fcm("c1", "a")
+	a.DeviceID = "dev-stolen"
+	register(t, s, a)
+	b := fcm("c1", "b")
+	b.DeviceID = "dev-other"
+	register(t, s, b)
+	register(t, s, fcm("c1", "browserless"))
+	n, err := s.DeleteDeviceInstallations(ctx, "dev-stolen")
+	if err != nil || n != 1 {
+		t.Fatalf("delete device: %d, %v", n, err)
+	}
+	l, _ := s.ListInstallations(ctx, "c1")
+	if len(l) != 2 || slices.ContainsFunc(l, func(in *push.Installation) bool { return in.DeviceID == "dev-stolen" }) {
+		t.Fatalf("after revocation: %+v", l)
+	}
+	if _, err := s.DeleteDeviceInstallations(ctx, ""); !errors.Is(err, idp.ErrInvalid) {
+		t.Errorf("empty device id: %v, want ErrInvalid (it would match every browser)", err)
+	}
+}
+
+func testPreferences(t *testing.T, s push.Store, _ *Clock) {
+	ctx := t.Context()
+	p, err := s.GetPreferences(ctx, "c1")
+	if err != nil || p.TimeZone != push.DefaultTimeZone || p.Channel(push.KindResult, "X") != push.ChannelPush {
+		t.Fatalf("defaults: %+v, %v", p, err)
+	}
+	p.Quiet = &push.QuietHours{Start: "22:00", End: "07:00"}
+	p.Kinds = map[push.Kind]push.Channel{push.KindStatusChange: push.ChannelInbox}
+	p.Services = map[string]push.ServicePreferences{"SVC": {Kinds: map[push.Kind]push.Channel{push.KindResult: push.ChannelOff}, FullText: true}}
+	if err := s.PutPreferences(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetPreferences(ctx, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Quiet == nil || *got.Quiet != *p.Quiet || got.Channel(push.KindStatusChange, "") != push.ChannelInbox ||
+		got.Channel(push.KindResult, "SVC") != push.ChannelOff || !got.FullText("SVC") || got.FullText("OTHER") {
+		t.Fatalf("round trip: %+v", got)
+	}
+	bad := *p
+	bad.TimeZone = "Mars/Olympus"
+	if err := s.PutPreferences(ctx, &bad); !errors.Is(err, idp.ErrInvalid) {
+		t.Fatalf("bad zone: %v", err)
+	}
+	if got, _ := s.GetPreferences(ctx, "c1"); got.TimeZone != push.DefaultTimeZone {
+		t.Errorf("a refused update changed the stored preferences: %q", got.TimeZone)
+	}
+}
+
+func enqueue(t *testing.T, s push.Store, ms ...*push.Message) {
+	t.Helper()
+	if err := s.Enqueue(t.Context(), ms...); err != nil {
+		t.Fatalf("enqueue: %v", err)
+	}
+}
+
+func msg(citizen string) *push.Message {
+	return &push.Message{CitizenID: citizen, Kind: push.KindResult, ServiceCode: "SVC", AgencyCode: "AG",
+		ApplicationID: "app-1", Title: push.Text{VI: "Kết quả", EN: "Result"}, Body: "Approved"}
+}
+
+func claim(t *testing.T, s push.Store, n int) []*push.Job {
+	t.Helper()
+	jobs, err := s.Claim(t.Context(), n, time.Minute)
+	if err != nil {
+		t.Fatalf("claim: %v", err)
+	}
+	return jobs
+}
+
+func testClaim(t *testing.T, s push.Store, c *Clock) {
+	in := register(t, s, fcm("c1", "a"))
+	m := msg("c1")
+	enqueue(t, s, m)
+	if m.ID == "" || m.Seq == 0 || m.State != push.StateQueued {
+		t.Fatalf("enqueued: %+v", m)
+	}
+	jobs := claim(t, s, 10)
+	if len(jobs) != 1 {
+		t.Fatalf("claimed %d, want 1", len(jobs))
+	}
+	j := jobs[0]
+	if j.Message.ID != m.ID || j.Message.Attempts != 1 || j.Message.Title.EN != "Result" || j.Claim == "" {
+		t.Errorf("job message = %+v", j.Message)
+	}
+	if len(j.Installations) != 1 || j.Installations[0].ID != in.ID || j.Preferences == nil {
+		t.Errorf("job = %+v", j)
+	}
+	if again := claim(t, s, 10); len(again) != 0 {
+		t.Fatalf("claimed a claimed message again: %d", len(again))
+	}
+	c.Advance(time.Minute + time.Millisecond)
+	again := claim(t, s, 10)
+	if len(again) != 1 || again[0].Message.Attempts != 2 || again[0].Claim == j.Claim {
+		t.Fatalf("after the lease lapsed: %+v", again)
+	}
+}
+
+func testRecord(t *testing.T, s push.Store, c *Clock) {
+	ctx := t.Context()
+	ok, retry := msg("c1"), msg("c1")
+	enqueue(t, s, ok, retry)
+	jobs := claim(t, s, 10)
+	if len(jobs) != 2 {
+		t.Fatalf("claimed %d", len(jobs))
+	}
+	next := c.Now().Add(time.Hour)
+	err := s.Record(ctx, []push.Outcome{
+		{MessageID: ok.ID, Claim: jobs[0].Claim, State: push.StateAccepted, Delivered: []string{"ins_1"}},
+		{MessageID: retry.ID, Claim: jobs[0].Claim, State: push.StateFailed, NextAttemptAt: next, LastError: "fcm: status 503", Delivered: []string{"ins_2"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetMessage(ctx, "c1", ok.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != push.StateAccepted || got.Title != (push.Text{}) || got.Body != "" || !slices.Equal(got.Delivered, []string{"ins_1"}) {
+		t.Errorf("accepted message = %+v (its text must be erased)", got)
+	}
+	if n := len(claim(t, s, 10)); n != 0 {
+		t.Fatalf("claimed %d before the retry was due", n)
+	}
+	c.Advance(time.Hour)
+	jobs = claim(t, s, 10)
+	if len(jobs) != 1 || jobs[0].Message.ID != retry.ID || jobs[0].Message.Attempts != 2 ||
+		!slices.Equal(jobs[0].Message.Delivered, []string{"ins_2"}) || jobs[0].Message.LastError != "fcm: status 503" || jobs[0].Message.Body != "Approved" {
+		t.Fatalf("retry = %+v", jobs)
+	}
+}
+
+func testStaleClaim(t *testing.T, s push.Store, c *Clock) {
+	m := msg("c1")
+	enqueue(t, s, m)
+	first := claim(t, s, 1)[0]
+	c.Advance(2 * time.Minute)
+	second := claim(t, s, 1)[0]
+	if err := s.Record(t.Context(), []push.Outcome{{MessageID: m.ID, Claim: first.Claim, State: push.StateDead}}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.GetMessage(t.Context(), "c1", m.ID)
+	if got.State != push.StateSent {
+		t.Fatalf("a lapsed claim's outcome was recorded: state %s", got.State)
+	}
+	if err := s.Record(t.Context(), []push.Outcome{{MessageID: m.ID, Claim: second.Claim, State: push.StateAccepted}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetMessage(t.Context(), "c1", m.ID); got.State != push.StateAccepted {
+		t.Fatalf("state %s", got.State)
+	}
+}
+
+func testDefer(t *testing.T, s push.Store, c *Clock) {
+	m := msg("c1")
+	enqueue(t, s, m)
+	j := claim(t, s, 1)[0]
+	until := c.Now().Add(4 * time.Hour)
+	if err := s.Record(t.Context(), []push.Outcome{{MessageID: m.ID, Claim: j.Claim, State: push.StateQueued, NextAttemptAt: until, Deferred: true}}); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(4 * time.Hour)
+	jobs := claim(t, s, 1)
+	if len(jobs) != 1 || jobs[0].Message.Attempts != 1 {
+		t.Fatalf("after quiet hours: %+v (a deferral is not an attempt)", jobs)
+	}
+}
+
+func testUnregistered(t *testing.T, s push.Store, _ *Clock) {
+	a, b := register(t, s, fcm("c1", "a")), register(t, s, fcm("c1", "b"))
+	m := msg("c1")
+	enqueue(t, s, m)
+	j := claim(t, s, 1)[0]
+	if err := s.Record(t.Context(), []push.Outcome{{MessageID: m.ID, Claim: j.Claim, State: push.StateAccepted,
+		Delivered: []string{b.ID}, Unregistered: []string{a.ID}}}); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := s.ListInstallations(t.Context(), "c1")
+	if len(l) != 1 || l[0].ID != b.ID {
+		t.Fatalf("installations = %+v, want only %s", l, b.ID)
+	}
+}
+
+func testScoped(t *testing.T, s push.Store, _ *Clock) {
+	ctx := t.Context()
+	m := msg("c1")
+	enqueue(t, s, m)
+	if _, err := s.GetMessage(ctx, "c2", m.ID); !errors.Is(err, idp.ErrNotFound) {
+		t.Errorf("another citizen's message: %v", err)
+	}
+	if got, err := s.GetMessage(ctx, "c1", m.ID); err != nil || got.ID != m.ID {
+		t.Errorf("own message: %v", err)
+	}
+	if _, err := s.GetSentMessage(ctx, "OTHER", m.ID); !errors.Is(err, idp.ErrNotFound) {
+		t.Errorf("another agency's message: %v", err)
+	}
+	if got, err := s.GetSentMessage(ctx, "AG", m.ID); err != nil || got.State != push.StateQueued {
+		t.Errorf("sender's receipt: %+v, %v", got, err)
+	}
+	if _, err := s.GetSentMessage(ctx, "", m.ID); err == nil {
+		t.Error("empty agency code matched")
+	}
+	if err := s.Enqueue(ctx, &push.Message{CitizenID: "c1", Kind: "gossip"}); !errors.Is(err, idp.ErrInvalid) {
+		t.Errorf("unknown kind: %v", err)
+	}
+}
+
+func testAfter(t *testing.T, s push.Store, _ *Clock) {
+	var ms []*push.Message
+	for range 5 {
+		m := msg("c1")
+		ms = append(ms, m)
+		enqueue(t, s, m)
+		enqueue(t, s, msg("c2"))
+	}
+	got, err := s.MessagesAfter(t.Context(), "c1", ms[1].Seq, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ID != ms[2].ID || got[1].ID != ms[3].ID {
+		t.Fatalf("after %d: %+v", ms[1].Seq, got)
+	}
+}
+
+func testConcurrentClaims(t *testing.T, s push.Store, _ *Clock) {
+	const n = 60
+	for range n {
+		enqueue(t, s, msg("c1"))
+	}
+	var (
+		mu   sync.Mutex
+		seen = map[string]int{}
+		wg   sync.WaitGroup
+	)
+	for range 4 {
+		wg.Go(func() {
+			for {
+				jobs, err := s.Claim(t.Context(), 7, time.Minute)
+				if err != nil {
+					t.Errorf("claim: %v", err)
+					return
+				}
+				if len(jobs) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, j := range jobs {
+					seen[j.Message.ID]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Fatalf("claimed %d distinct messages, want %d", len(seen), n)
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Errorf("message %s claimed %d times", id, c)
+		}
+	}
+}

@@ -1,0 +1,304 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/onedoor/onedoor/internal/sqldb"
+	"github.com/onedoor/onedoor/push"
+)
+
+// Enqueue implements push.OutboxStore in a transaction of its own.
+func (s *Store) Enqueue(ctx context.Context, msgs ...*push.Message) error {
+	return s.inTx(ctx, "enqueue messages", func(q sqldb.Querier) error { return s.EnqueueTx(ctx, q, msgs...) })
+}
+
+// EnqueueTx stores msgs, due now, inside the caller's transaction q: the
+// state change that causes a message and the message commit together or
+// not at all. Each message gets an ID (unless it has one), its Seq and
+// CreatedAt.
+func (s *Store) EnqueueTx(ctx context.Context, q sqldb.Querier, msgs ...*push.Message) error {
+	const op = "enqueue messages"
+	now := s.clock()
+	for _, m := range msgs {
+		switch {
+		case m.CitizenID == "":
+			return invalidInput(op, "citizen_id is required")
+		case !m.Kind.Valid():
+			return invalidInput(op, "unknown kind")
+		}
+		if m.ID == "" {
+			m.ID = push.NewMessageID()
+		}
+		m.State, m.Attempts, m.NextAttemptAt, m.Delivered = push.StateQueued, 0, now, nil
+		m.CreatedAt, m.UpdatedAt = now, now
+		var expires int64
+		if !m.ExpiresAt.IsZero() {
+			expires = sqldb.MS(m.ExpiresAt)
+		}
+		err := q.QueryRowContext(ctx, `INSERT INTO push_messages (id, citizen_id, kind, service_code, agency_code,
+			application_id, inbox_message_id, title_vi, title_en, body, priority, collapse_key, expires_at,
+			state, attempts, next_attempt_at, claim_id, claimed_until, delivered, last_error, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, $15, '', 0, '[]', '', $15, $15)
+			RETURNING seq`,
+			m.ID, m.CitizenID, string(m.Kind), m.ServiceCode, m.AgencyCode, m.ApplicationID, m.InboxMessageID,
+			m.Title.VI, m.Title.EN, m.Body, int(m.Priority), m.CollapseKey, expires, string(m.State), sqldb.MS(now)).Scan(&m.Seq)
+		if err != nil {
+			return sqldb.Err(op, err)
+		}
+	}
+	return nil
+}
+
+const messageColumns = `seq, id, citizen_id, kind, service_code, agency_code, application_id, inbox_message_id,
+	title_vi, title_en, body, priority, collapse_key, expires_at, state, attempts, next_attempt_at, delivered,
+	last_error, created_at, updated_at`
+
+func scanMessage(r sqldb.Scanner) (*push.Message, error) {
+	var (
+		m                           push.Message
+		kind, state, delivered      string
+		priority                    int
+		expires, next, created, upd int64
+	)
+	if err := r.Scan(&m.Seq, &m.ID, &m.CitizenID, &kind, &m.ServiceCode, &m.AgencyCode, &m.ApplicationID, &m.InboxMessageID,
+		&m.Title.VI, &m.Title.EN, &m.Body, &priority, &m.CollapseKey, &expires, &state, &m.Attempts, &next, &delivered,
+		&m.LastError, &created, &upd); err != nil {
+		return nil, err
+	}
+	m.Kind, m.State, m.Priority = push.Kind(kind), push.State(state), push.Priority(priority)
+	if expires != 0 {
+		m.ExpiresAt = sqldb.FromMS(expires)
+	}
+	m.NextAttemptAt, m.CreatedAt, m.UpdatedAt = sqldb.FromMS(next), sqldb.FromMS(created), sqldb.FromMS(upd)
+	if err := json.Unmarshal([]byte(delivered), &m.Delivered); err != nil {
+		return nil, fmt.Errorf("message %s: delivered: %w", m.ID, err)
+	}
+	return &m, nil
+}
+
+// due is the claimable condition: not final, due, and not claimed (or its
+// claim lapsed: a dispatcher died).
+const due = `state IN ('queued', 'sent', 'failed') AND next_attempt_at <= $1 AND claimed_until <= $1`
+
+// Claim implements push.OutboxStore: one statement claims the batch (on
+// PostgreSQL skipping rows another claimer holds), then the citizens'
+// installations and preferences are read in two queries.
+func (s *Store) Claim(ctx context.Context, n int, lease time.Duration) ([]*push.Job, error) {
+	const op = "claim messages"
+	if n < 1 || lease < time.Millisecond {
+		return nil, invalidInput(op, "n and lease must be positive")
+	}
+	var jobs []*push.Job
+	err := s.inTx(ctx, op, func(q sqldb.Querier) error {
+		now := s.clock()
+		claim := newID("clm_")
+		inner := `SELECT seq FROM push_messages WHERE ` + due + ` ORDER BY next_attempt_at, seq LIMIT $2`
+		if s.d == sqldb.PostgreSQL {
+			inner += ` FOR UPDATE SKIP LOCKED`
+		}
+		rows, err := q.QueryContext(ctx, `UPDATE push_messages SET state = 'sent', attempts = attempts + 1, claim_id = $3,
+			claimed_until = $4, updated_at = $1 WHERE seq IN (`+inner+`) RETURNING `+messageColumns,
+			sqldb.MS(now), n, claim, sqldb.MS(now.Add(lease)))
+		if err != nil {
+			return sqldb.Err(op, err)
+		}
+		defer rows.Close()
+		byCitizen := map[string][]*push.Job{}
+		for rows.Next() {
+			m, err := scanMessage(rows)
+			if err != nil {
+				return sqldb.Err(op, err)
+			}
+			j := &push.Job{Claim: claim, Message: m}
+			jobs = append(jobs, j)
+			byCitizen[m.CitizenID] = append(byCitizen[m.CitizenID], j)
+		}
+		if err := rows.Err(); err != nil {
+			return sqldb.Err(op, err)
+		}
+		rows.Close()
+		if len(jobs) == 0 {
+			return nil
+		}
+		citizens := make([]any, 0, len(byCitizen))
+		for c := range byCitizen {
+			citizens = append(citizens, c)
+		}
+		in := placeholders(1, len(citizens))
+		rows, err = q.QueryContext(ctx, `SELECT `+installationColumns+` FROM push_installations WHERE citizen_id IN (`+in+`) ORDER BY created_at, id`, citizens...)
+		if err != nil {
+			return sqldb.Err(op, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			ins, err := scanInstallation(rows)
+			if err != nil {
+				return sqldb.Err(op, err)
+			}
+			for _, j := range byCitizen[ins.CitizenID] {
+				j.Installations = append(j.Installations, ins)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return sqldb.Err(op, err)
+		}
+		rows.Close()
+		rows, err = q.QueryContext(ctx, `SELECT citizen_id, doc, updated_at FROM push_preferences WHERE citizen_id IN (`+in+`)`, citizens...)
+		if err != nil {
+			return sqldb.Err(op, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				citizen, doc string
+				updated      int64
+			)
+			if err := rows.Scan(&citizen, &doc, &updated); err != nil {
+				return sqldb.Err(op, err)
+			}
+			p, err := decodePrefs(citizen, doc, updated)
+			if err != nil {
+				return err
+			}
+			for _, j := range byCitizen[citizen] {
+				j.Preferences = p
+			}
+		}
+		return sqldb.Err(op, rows.Err())
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, j := range jobs {
+		if j.Preferences == nil {
+			j.Preferences = push.DefaultPreferences(j.Message.CitizenID)
+		}
+	}
+	return jobs, nil
+}
+
+// Record implements push.OutboxStore. An outcome whose claim lapsed and was
+// taken by another dispatcher changes nothing: that one records its own.
+// A final message loses its full text.
+func (s *Store) Record(ctx context.Context, outs []push.Outcome) error {
+	const op = "record message outcomes"
+	if len(outs) == 0 {
+		return nil
+	}
+	return s.inTx(ctx, op, func(q sqldb.Querier) error {
+		now := s.clock()
+		var dead []any
+		for _, o := range outs {
+			delivered := o.Delivered
+			if delivered == nil {
+				delivered = []string{}
+			}
+			b, err := json.Marshal(delivered)
+			if err != nil {
+				return fmt.Errorf("%s: %w", op, err)
+			}
+			next := sqldb.MS(now)
+			if !o.NextAttemptAt.IsZero() {
+				next = sqldb.MS(o.NextAttemptAt)
+			}
+			giveBack := 0
+			if o.Deferred {
+				giveBack = 1
+			}
+			text := ``
+			if o.State.Final() {
+				text = `, title_vi = '', title_en = '', body = ''`
+			}
+			_, err = q.ExecContext(ctx, `UPDATE push_messages SET state = $1, attempts = attempts - $2, next_attempt_at = $3,
+				claim_id = '', claimed_until = 0, delivered = $4, last_error = $5, updated_at = $6`+text+`
+				WHERE id = $7 AND claim_id = $8`,
+				string(o.State), giveBack, next, string(b), truncate(o.LastError, 500), sqldb.MS(now), o.MessageID, o.Claim)
+			if err != nil {
+				return sqldb.Err(op, err)
+			}
+			for _, id := range o.Unregistered {
+				dead = append(dead, id)
+			}
+		}
+		if len(dead) > 0 {
+			if _, err := q.ExecContext(ctx, `DELETE FROM push_installations WHERE id IN (`+placeholders(1, len(dead))+`)`, dead...); err != nil {
+				return sqldb.Err(op, err)
+			}
+		}
+		return nil
+	})
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// GetMessage implements push.OutboxStore.
+func (s *Store) GetMessage(ctx context.Context, citizenID, id string) (*push.Message, error) {
+	const op = "get message"
+	m, err := scanMessage(s.db.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM push_messages WHERE id = $1 AND citizen_id = $2`, id, citizenID))
+	if err != nil {
+		return nil, sqldb.Err(op, err)
+	}
+	return m, nil
+}
+
+// GetSentMessage implements push.OutboxStore.
+func (s *Store) GetSentMessage(ctx context.Context, agencyCode, id string) (*push.Message, error) {
+	const op = "get sent message"
+	if agencyCode == "" {
+		return nil, invalidInput(op, "agency_code is required")
+	}
+	m, err := scanMessage(s.db.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM push_messages WHERE id = $1 AND agency_code = $2`, id, agencyCode))
+	if err != nil {
+		return nil, sqldb.Err(op, err)
+	}
+	return m, nil
+}
+
+// MessagesAfter implements push.OutboxStore.
+func (s *Store) MessagesAfter(ctx context.Context, citizenID string, after int64, limit int) ([]*push.Message, error) {
+	const op = "list messages"
+	limit = min(max(limit, 1), 1000)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+messageColumns+` FROM push_messages WHERE citizen_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+		citizenID, after, limit)
+	if err != nil {
+		return nil, sqldb.Err(op, err)
+	}
+	defer rows.Close()
+	var out []*push.Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, sqldb.Err(op, err)
+		}
+		out = append(out, m)
+	}
+	return out, sqldb.Err(op, rows.Err())
+}
+
+// Sweep deletes final messages last changed before before, so the outbox
+// keeps receipts and the live stream's catch-up for a retention period,
+// not forever. It returns how many it deleted.
+func (s *Store) Sweep(ctx context.Context, before time.Time) (int, error) {
+	const op = "sweep messages"
+	res, err := s.db.ExecContext(ctx, `DELETE FROM push_messages WHERE state IN ('accepted', 'dead', 'skipped') AND updated_at < $1`, sqldb.MS(before))
+	if err != nil {
+		return 0, sqldb.Err(op, err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), sqldb.Err(op, err)
+}
+
+// Depth returns how many messages are not final, for metrics.
+func (s *Store) Depth(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM push_messages WHERE state IN ('queued', 'sent', 'failed')`).Scan(&n)
+	return n, sqldb.Err("count queued messages", err)
+}

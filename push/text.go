@@ -1,0 +1,50 @@
+package push
+
+// genericText is what a push says when the citizen did not opt its service
+// into full text: enough to decide whether to open the app, nothing that
+// names a person, an application or a result on a locked screen.
+var genericText = map[Kind][2]struct{ title, body string }{
+	KindStatusChange: {
+		{"Cổng Dịch vụ công", "Hồ sơ của bạn có cập nhật mới."},
+		{"Public services", "There is an update on your application."},
+	},
+	KindResult: {
+		{"Cổng Dịch vụ công", "Đã có kết quả giải quyết hồ sơ của bạn."},
+		{"Public services", "A result is ready for your application."},
+	},
+	KindLoginApproval: {
+		{"Yêu cầu đăng nhập", "Mở ứng dụng để xác nhận hoặc từ chối đăng nhập."},
+		{"Login request", "Open the app to approve or deny a login."},
+	},
+	KindNotice: {
+		{"Cổng Dịch vụ công", "Bạn có thông báo mới."},
+		{"Public services", "You have a new notice."},
+	},
+}
+
+// Compose returns the notification a message becomes on one installation:
+// the generic text in the installation's locale, or the message's own text
+// when fullText is set and it has one.
+func Compose(m *Message, locale string, fullText bool) *Notification {
+	lang := 0
+	if locale == "en" {
+		lang = 1
+	}
+	t, ok := genericText[m.Kind]
+	if !ok {
+		t = genericText[KindNotice]
+	}
+	n := &Notification{
+		MessageID:   m.ID,
+		Kind:        string(m.Kind),
+		Title:       t[lang].title,
+		Body:        t[lang].body,
+		CollapseKey: m.CollapseKey,
+		Priority:    m.Priority,
+		Expires:     m.ExpiresAt,
+	}
+	if title := m.Title.In(locale); fullText && title != "" {
+		n.Title, n.Body = title, m.Body
+	}
+	return n
+}
