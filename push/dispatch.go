@@ -209,7 +209,6 @@ func (d *Dispatcher) process(ctx context.Context, j *Job) Outcome {
 		}
 	}
 	var (
-		pending    int
 		retry      bool
 		retryAfter time.Duration
 		permanent  []string
@@ -219,7 +218,6 @@ func (d *Dispatcher) process(ctx context.Context, j *Job) Outcome {
 		if slices.Contains(m.Delivered, in.ID) {
 			continue
 		}
-		pending++
 		err := d.send(ctx, in, Compose(m, in.Locale, fullText))
 		var pe *ProviderError
 		switch {
@@ -238,17 +236,17 @@ func (d *Dispatcher) process(ctx context.Context, j *Job) Outcome {
 		}
 	}
 	switch {
-	case pending == 0 && len(out.Delivered) == 0:
-		out.State = StateSkipped // the citizen has no installation
 	case retry && m.Attempts >= d.MaxAttempts:
 		out.State = StateDead
 	case retry:
 		out.State = StateFailed
 		out.NextAttemptAt = now.Add(max(d.Backoff(m.Attempts), min(retryAfter, BackoffCap)))
-	case len(out.Delivered) == 0 && len(permanent) > 0:
+	case len(out.Delivered) > 0:
+		out.State = StateAccepted
+	case len(permanent) > 0:
 		out.State = StateDead
 	default:
-		out.State = StateAccepted
+		out.State = StateSkipped // no installation, or none left registered
 	}
 	if out.LastError == "" && len(permanent) > 0 {
 		out.LastError = permanent[0]

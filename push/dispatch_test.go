@@ -1,0 +1,300 @@
+package push_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/onedoor/onedoor/internal/dbtest"
+	"github.com/onedoor/onedoor/internal/sqldb"
+	"github.com/onedoor/onedoor/push"
+	"github.com/onedoor/onedoor/push/pushtest"
+	"github.com/onedoor/onedoor/push/sqlstore"
+)
+
+// recorder is a provider that records what it is asked to send and answers
+// from a script: the dispatcher's own logic is under test here; the real
+// providers are tested against protocol-faithful servers in their packages.
+type recorder struct {
+	platform push.Platform
+	mu       sync.Mutex
+	sent     []sent
+	answer   func(t push.Target) error
+}
+
+type sent struct {
+	Token string
+	N     push.Notification
+}
+
+func (r *recorder) Platform() push.Platform { return r.platform }
+
+func (r *recorder) Send(_ context.Context, t push.Target, n *push.Notification) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.answer != nil {
+		if err := r.answer(t); err != nil {
+			return err
+		}
+	}
+	r.sent = append(r.sent, sent{Token: t.Token, N: *n})
+	return nil
+}
+
+func (r *recorder) tokens() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, s := range r.sent {
+		out = append(out, s.Token)
+	}
+	return out
+}
+
+type liveLog struct {
+	mu     sync.Mutex
+	events []push.Event
+}
+
+func (l *liveLog) Publish(_ context.Context, _ string, e push.Event) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, e)
+	return nil
+}
+
+type fixture struct {
+	store *sqlstore.Store
+	clock *pushtest.Clock
+	fcm   *recorder
+	live  *liveLog
+	d     *push.Dispatcher
+}
+
+func newFixture(t *testing.T) *fixture {
+	c := pushtest.NewClock(time.Date(2026, 7, 1, 3, 0, 0, 0, time.UTC)) // 10:00 in Hanoi
+	s := sqlstore.New(dbtest.SQLite(t), sqldb.SQLite, sqlstore.WithNow(c.Now))
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{store: s, clock: c, fcm: &recorder{platform: push.FCM}, live: &liveLog{}}
+	f.d = &push.Dispatcher{Store: s, Providers: map[push.Platform]push.Provider{push.FCM: f.fcm}, Live: f.live,
+		Now: c.Now, Backoff: func(int) time.Duration { return time.Minute }}
+	return f
+}
+
+func (f *fixture) install(t *testing.T, citizen, token string) *push.Installation {
+	t.Helper()
+	in := &push.Installation{CitizenID: citizen, Platform: push.FCM, Token: token, Locale: "en"}
+	if _, err := f.store.RegisterInstallation(t.Context(), in); err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+func (f *fixture) enqueue(t *testing.T, m *push.Message) *push.Message {
+	t.Helper()
+	if err := f.store.Enqueue(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func (f *fixture) run(t *testing.T) {
+	t.Helper()
+	if _, err := f.d.RunOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) state(t *testing.T, m *push.Message) *push.Message {
+	t.Helper()
+	got, err := f.store.GetMessage(t.Context(), m.CitizenID, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func result(citizen string) *push.Message {
+	return &push.Message{CitizenID: citizen, Kind: push.KindResult, ServiceCode: "SVC", AgencyCode: "AG",
+		Title: push.Text{VI: "Kết quả: đã duyệt", EN: "Result: approved"}, Body: "Your permit"}
+}
+
+func TestDispatch_DeliversGenericTextToEveryInstallation(t *testing.T) {
+	f := newFixture(t)
+	f.install(t, "c1", "phone")
+	f.install(t, "c1", "tablet")
+	f.install(t, "c2", "someone-else")
+	m := f.enqueue(t, result("c1"))
+	f.run(t)
+	if got := f.fcm.tokens(); !slices.Equal(got, []string{"phone", "tablet"}) && !slices.Equal(got, []string{"tablet", "phone"}) {
+		t.Fatalf("sent to %v", got)
+	}
+	for _, s := range f.fcm.sent {
+		if s.N.MessageID != m.ID || s.N.Title != "Public services" || s.N.Body == "Your permit" {
+			t.Errorf("notification %+v names the result", s.N)
+		}
+	}
+	got := f.state(t, m)
+	if got.State != push.StateAccepted || len(got.Delivered) != 2 || got.Body != "" {
+		t.Errorf("message after delivery = %+v", got)
+	}
+	if len(f.live.events) != 1 || f.live.events[0].MessageID != m.ID {
+		t.Errorf("live events = %+v", f.live.events)
+	}
+}
+
+func TestDispatch_RetryGoesOnlyToWhatFailed(t *testing.T) {
+	f := newFixture(t)
+	f.install(t, "c1", "ok")
+	f.install(t, "c1", "flaky")
+	fail := true
+	f.fcm.answer = func(tg push.Target) error {
+		if tg.Token == "flaky" && fail {
+			return &push.ProviderError{Platform: push.FCM, StatusCode: 429, Retryable: true, RetryAfter: 10 * time.Minute}
+		}
+		return nil
+	}
+	m := f.enqueue(t, result("c1"))
+	f.run(t)
+	got := f.state(t, m)
+	if got.State != push.StateFailed || !got.NextAttemptAt.Equal(f.clock.Now().Add(10*time.Minute)) {
+		t.Fatalf("after a 429 with Retry-After 600: state %s next %v (Retry-After outweighs a shorter backoff)", got.State, got.NextAttemptAt)
+	}
+	f.run(t) // not due yet
+	if n := len(f.fcm.sent); n != 1 {
+		t.Fatalf("sent %d before the retry was due", n)
+	}
+	fail = false
+	f.clock.Advance(10 * time.Minute)
+	f.run(t)
+	if got := f.fcm.tokens(); !slices.Equal(got, []string{"ok", "flaky"}) {
+		t.Fatalf("sent to %v; the retry must not resend to the installation that took it", got)
+	}
+	if got := f.state(t, m); got.State != push.StateAccepted || got.Attempts != 2 {
+		t.Fatalf("after the retry: %+v", got)
+	}
+	if len(f.live.events) != 1 {
+		t.Errorf("a retry published the live event again: %d events", len(f.live.events))
+	}
+}
+
+func TestDispatch_DeadTokenIsPrunedAtOnce(t *testing.T) {
+	f := newFixture(t)
+	f.install(t, "c1", "gone")
+	f.fcm.answer = func(push.Target) error {
+		return &push.ProviderError{Platform: push.FCM, StatusCode: 404, Reason: "UNREGISTERED", Unregistered: true}
+	}
+	m := f.enqueue(t, result("c1"))
+	f.run(t)
+	if l, _ := f.store.ListInstallations(t.Context(), "c1"); len(l) != 0 {
+		t.Fatalf("the dead token is still installed: %+v", l)
+	}
+	if got := f.state(t, m); got.State != push.StateSkipped {
+		t.Errorf("state %s, want skipped (nothing left to push to)", got.State)
+	}
+}
+
+func TestDispatch_DeadLetterAfterMaxAttempts(t *testing.T) {
+	f := newFixture(t)
+	f.install(t, "c1", "down")
+	f.d.MaxAttempts = 3
+	f.fcm.answer = func(push.Target) error { return errors.New("dial tcp: connection refused") }
+	m := f.enqueue(t, result("c1"))
+	for range 3 {
+		f.run(t)
+		f.clock.Advance(time.Hour)
+	}
+	got := f.state(t, m)
+	if got.State != push.StateDead || got.Attempts != 3 || got.LastError == "" || got.Title != (push.Text{}) {
+		t.Fatalf("after three failures: %+v", got)
+	}
+	f.run(t)
+	if n := len(f.fcm.sent); n != 0 {
+		t.Fatalf("a dead message was sent")
+	}
+}
+
+func TestDispatch_PermanentRefusalIsDead(t *testing.T) {
+	f := newFixture(t)
+	f.install(t, "c1", "bad")
+	f.fcm.answer = func(push.Target) error {
+		return &push.ProviderError{Platform: push.FCM, StatusCode: 400, Reason: "INVALID_ARGUMENT"}
+	}
+	m := f.enqueue(t, result("c1"))
+	f.run(t)
+	if got := f.state(t, m); got.State != push.StateDead || got.Attempts != 1 {
+		t.Fatalf("after a permanent refusal: %+v", got)
+	}
+}
+
+func TestDispatch_Preferences(t *testing.T) {
+	f := newFixture(t)
+	f.install(t, "c1", "phone")
+	p := push.DefaultPreferences("c1")
+	p.Kinds = map[push.Kind]push.Channel{push.KindStatusChange: push.ChannelInbox, push.KindNotice: push.ChannelOff}
+	p.Services = map[string]push.ServicePreferences{"SVC": {FullText: true}}
+	p.Quiet = &push.QuietHours{Start: "09:00", End: "11:00"} // it is 10:00 in Hanoi
+	if err := f.store.PutPreferences(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	inbox := f.enqueue(t, &push.Message{CitizenID: "c1", Kind: push.KindStatusChange})
+	off := f.enqueue(t, &push.Message{CitizenID: "c1", Kind: push.KindNotice})
+	quiet := f.enqueue(t, result("c1"))
+	login := f.enqueue(t, &push.Message{CitizenID: "c1", Kind: push.KindLoginApproval, Priority: push.High})
+	f.run(t)
+	if got := f.fcm.tokens(); len(got) != 1 || f.fcm.sent[0].N.MessageID != login.ID || f.fcm.sent[0].N.Priority != push.High {
+		t.Fatalf("during quiet hours sent %+v; only the login approval goes through", f.fcm.sent)
+	}
+	if got := f.state(t, inbox); got.State != push.StateSkipped {
+		t.Errorf("inbox-only: %s", got.State)
+	}
+	if got := f.state(t, off); got.State != push.StateSkipped {
+		t.Errorf("off: %s", got.State)
+	}
+	q := f.state(t, quiet)
+	if q.State != push.StateQueued || q.Attempts != 0 || !q.NextAttemptAt.Equal(f.clock.Now().Add(time.Hour)) {
+		t.Errorf("in quiet hours: %+v, want queued until 11:00 with no attempt counted", q)
+	}
+	var ids []string
+	for _, e := range f.live.events {
+		ids = append(ids, e.MessageID)
+	}
+	if slices.Contains(ids, off.ID) || !slices.Contains(ids, inbox.ID) {
+		t.Errorf("live events %v: inbox-only is streamed, off is not", ids)
+	}
+	f.clock.Advance(time.Hour)
+	f.run(t)
+	if n := len(f.fcm.sent); n != 2 || f.fcm.sent[1].N.Title != "Result: approved" {
+		t.Fatalf("after quiet hours: %+v (the opted-in service's full text)", f.fcm.sent)
+	}
+}
+
+func TestDispatch_ExpiredIsDead(t *testing.T) {
+	f := newFixture(t)
+	f.install(t, "c1", "phone")
+	m := result("c1")
+	m.ExpiresAt = f.clock.Now().Add(time.Second)
+	f.enqueue(t, m)
+	f.clock.Advance(2 * time.Second)
+	f.run(t)
+	if got := f.state(t, m); got.State != push.StateDead || len(f.fcm.sent) != 0 {
+		t.Fatalf("expired message: %+v, sent %d", got, len(f.fcm.sent))
+	}
+}
+
+func TestDispatch_MissingProviderIsRefusedNotRetried(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.store.RegisterInstallation(t.Context(), &push.Installation{CitizenID: "c1", Platform: push.APNs, Token: "ab12", Locale: "vi"}); err != nil {
+		t.Fatal(err)
+	}
+	m := f.enqueue(t, result("c1"))
+	f.run(t)
+	if got := f.state(t, m); got.State != push.StateDead {
+		t.Fatalf("no APNs provider: %s", got.State)
+	}
+}
