@@ -90,7 +90,9 @@ type Provider interface {
 // Web Push 404/410): the installation is removed.
 var ErrUnregistered = errors.New("push: the installation is no longer registered")
 
-// ProviderError is a push service's refusal of one send.
+// ProviderError is a push service's refusal of one send, or a provider
+// package's own refusal before sending (StatusCode 0: a payload too large,
+// a malformed target), which no retry would get past.
 type ProviderError struct {
 	Platform   Platform
 	StatusCode int
