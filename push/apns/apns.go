@@ -53,7 +53,7 @@ type Config struct {
 	Topic string
 	// Endpoint defaults to Production.
 	Endpoint string
-	// HTTPClient must speak HTTP/2; the default one does nothing else.
+	// HTTPClient must speak HTTP/2; it defaults to NewHTTPClient(nil).
 	// The client never follows redirects, whatever HTTPClient says.
 	HTTPClient *http.Client
 	// Now defaults to time.Now; tests move it to age the provider token.
@@ -103,7 +103,7 @@ func New(cfg Config) (*Client, error) {
 
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = defaultHTTPClient()
+		hc = NewHTTPClient(nil)
 	}
 	// A copy, so that refusing redirects does not change the caller's client.
 	noRedirects := *hc
@@ -121,18 +121,26 @@ func New(cfg Config) (*Client, error) {
 	}, nil
 }
 
-// defaultHTTPClient speaks HTTP/2 only, and pings a connection that has
-// been quiet for a minute, so that a connection APNs dropped silently is
-// noticed before a send waits on it.
-func defaultHTTPClient() *http.Client {
-	protocols := new(http.Protocols)
-	protocols.SetHTTP2(true)
+// NewHTTPClient is the client New uses when Config.HTTPClient is nil, on
+// tlsConfig (nil: the system's roots, TLS 1.2 or later). It speaks HTTP/2
+// only. It keeps to one connection: a cold burst of sends shares the first
+// dial rather than opening a connection each (which net/http otherwise does
+// before it knows the server speaks h2), and one connection's streams are
+// plenty. It pings a connection that has been quiet for a minute, so that
+// one APNs dropped silently is noticed before a send waits on it.
+func NewHTTPClient(tlsConfig *tls.Config) *http.Client {
+	if tlsConfig == nil {
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	h2only := new(http.Protocols)
+	h2only.SetHTTP2(true)
 	return &http.Client{
 		Transport: &http.Transport{
 			Proxy:               http.ProxyFromEnvironment,
-			TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
+			TLSClientConfig:     tlsConfig,
 			TLSHandshakeTimeout: 10 * time.Second,
-			Protocols:           protocols,
+			Protocols:           h2only,
+			MaxConnsPerHost:     1,
 			HTTP2:               &http.HTTP2Config{SendPingTimeout: time.Minute, PingTimeout: 15 * time.Second},
 		},
 		Timeout: 30 * time.Second,

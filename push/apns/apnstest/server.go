@@ -83,7 +83,7 @@ type Server struct {
 	failures      []Failure
 	tokens        map[string]time.Time // well-signed provider token → its iat
 	conns         map[string]*connTokens
-	transports    []*http.Transport
+	clients       []*http.Client
 	requests      int
 	connections   int
 }
@@ -143,10 +143,10 @@ func randomID() string {
 
 func (s *Server) close() {
 	s.mu.Lock()
-	transports := s.transports
+	clients := s.clients
 	s.mu.Unlock()
-	for _, tr := range transports {
-		tr.CloseIdleConnections()
+	for _, c := range clients {
+		c.CloseIdleConnections()
 	}
 	s.srv.Close()
 }
@@ -155,19 +155,14 @@ func (s *Server) close() {
 func (s *Server) URL() string { return s.srv.URL }
 
 // Config is a push/apns Config for this server: its key, ids, topic and
-// URL, and an HTTP/2-only client that trusts its certificate. Each call
-// gives a client of its own (its own connections).
+// URL, and apns.NewHTTPClient trusting the server's certificate. Each call
+// gives a client of its own (its own connection).
 func (s *Server) Config() apns.Config {
 	roots := x509.NewCertPool()
 	roots.AddCert(s.srv.Certificate())
-	h2only := new(http.Protocols)
-	h2only.SetHTTP2(true)
-	tr := &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-		Protocols:       h2only,
-	}
+	hc := apns.NewHTTPClient(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12})
 	s.mu.Lock()
-	s.transports = append(s.transports, tr)
+	s.clients = append(s.clients, hc)
 	s.mu.Unlock()
 	return apns.Config{
 		Key:        s.keyPEM,
@@ -175,7 +170,7 @@ func (s *Server) Config() apns.Config {
 		TeamID:     s.teamID,
 		Topic:      Topic,
 		Endpoint:   s.srv.URL,
-		HTTPClient: &http.Client{Transport: tr},
+		HTTPClient: hc,
 	}
 }
 
