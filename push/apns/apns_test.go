@@ -308,7 +308,7 @@ func TestClient_Send_Refusals(t *testing.T) {
 	}{
 		{name: "410 Unregistered", failure: apnstest.Failure{Status: 410, Reason: "Unregistered"}, unregistered: true},
 		{name: "410 ExpiredToken", failure: apnstest.Failure{Status: 410, Reason: "ExpiredToken"}, unregistered: true},
-		{name: "400 BadDeviceToken", failure: apnstest.Failure{Status: 400, Reason: "BadDeviceToken"}, unregistered: true},
+		{name: "400 BadDeviceToken", failure: apnstest.Failure{Status: 400, Reason: "BadDeviceToken"}}, // also the wrong environment: keep the installation
 		{name: "400 DeviceTokenNotForTopic", failure: apnstest.Failure{Status: 400, Reason: "DeviceTokenNotForTopic"}},
 		{name: "400 BadCollapseId", failure: apnstest.Failure{Status: 400, Reason: "BadCollapseId"}},
 		{name: "403 InvalidProviderToken", failure: apnstest.Failure{Status: 403, Reason: "InvalidProviderToken"}},

@@ -25,8 +25,11 @@ const maxRetryAfter = 24 * time.Hour
 const reasonExpiredProviderToken = "ExpiredProviderToken"
 
 // classify maps an APNs refusal to the push contract:
-//   - 410 (Unregistered, ExpiredToken) and 400 BadDeviceToken: the token is
-//     dead for this app and environment;
+//   - 410 (Unregistered, ExpiredToken): the token is dead for this app;
+//   - 400 BadDeviceToken is permanent but does not remove the installation:
+//     APNs also answers it when the endpoint is the wrong environment
+//     (sandbox for production), and deleting on it would wipe every
+//     installation over one misconfiguration;
 //   - 429 (TooManyRequests, TooManyProviderTokenUpdates) and 5xx: retry,
 //     after Retry-After when given;
 //   - 403 ExpiredProviderToken: retry at once (the caller renews the token);
@@ -34,8 +37,7 @@ const reasonExpiredProviderToken = "ExpiredProviderToken"
 func classify(status int, reason string, retryAfter time.Duration) *push.ProviderError {
 	e := &push.ProviderError{Platform: push.APNs, StatusCode: status, Reason: reason}
 	switch {
-	case status == http.StatusGone,
-		status == http.StatusBadRequest && reason == reasonBadDeviceToken:
+	case status == http.StatusGone:
 		e.Unregistered = true
 	case status == http.StatusForbidden && reason == reasonExpiredProviderToken:
 		e.Retryable = true

@@ -64,7 +64,7 @@ func TestClassify(t *testing.T) {
 		{410, "Unregistered", false, true},
 		{410, "ExpiredToken", false, true},
 		{410, "", false, true},
-		{400, "BadDeviceToken", false, true},
+		{400, "BadDeviceToken", false, false}, // maybe the wrong environment: not a dead token
 		{400, "DeviceTokenNotForTopic", false, false},
 		{400, "BadPriority", false, false},
 		{403, "ExpiredProviderToken", true, false},
