@@ -173,6 +173,7 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 		})
 	}
 	wg.Wait()
+	d.guardPruning(jobs, outs)
 	if err := d.Store.Record(context.WithoutCancel(ctx), outs); err != nil {
 		return len(jobs), fmt.Errorf("record %d outcomes: %w", len(outs), err)
 	}
@@ -252,6 +253,29 @@ func (d *Dispatcher) process(ctx context.Context, j *Job) Outcome {
 		out.LastError = permanent[0]
 	}
 	return out
+}
+
+// MassUnregistered is how many installations of one batch may be reported
+// unregistered before the dispatcher suspects its own configuration (a
+// wrong project, environment or endpoint makes every token look dead) and
+// keeps them instead of deleting them: when more than half of at least
+// this many sends say so.
+const MassUnregistered = 20
+
+func (d *Dispatcher) guardPruning(jobs []*Job, outs []Outcome) {
+	var sends, unreg int
+	for i, j := range jobs {
+		sends += len(j.Installations) - len(j.Message.Delivered)
+		unreg += len(outs[i].Unregistered)
+	}
+	if unreg < MassUnregistered || unreg*2 <= sends {
+		return
+	}
+	d.Logger.Error("push: providers reported most installations of a batch unregistered; keeping them (check the provider configuration)",
+		"unregistered", unreg, "sends", sends)
+	for i := range outs {
+		outs[i].Unregistered = nil
+	}
 }
 
 func (d *Dispatcher) send(ctx context.Context, in *Installation, n *Notification) error {

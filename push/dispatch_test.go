@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -296,5 +297,20 @@ func TestDispatch_MissingProviderIsRefusedNotRetried(t *testing.T) {
 	f.run(t)
 	if got := f.state(t, m); got.State != push.StateDead {
 		t.Fatalf("no APNs provider: %s", got.State)
+	}
+}
+
+func TestDispatch_MassUnregisteredKeepsInstallations(t *testing.T) {
+	f := newFixture(t)
+	for i := range push.MassUnregistered + 5 {
+		f.install(t, "c"+strconv.Itoa(i), "t"+strconv.Itoa(i))
+		f.enqueue(t, result("c"+strconv.Itoa(i)))
+	}
+	f.fcm.answer = func(push.Target) error { // as from a wrong project or environment
+		return &push.ProviderError{Platform: push.FCM, StatusCode: 404, Reason: "UNREGISTERED", Unregistered: true}
+	}
+	f.run(t)
+	if l, _ := f.store.ListInstallations(t.Context(), "c0"); len(l) != 1 {
+		t.Fatalf("a batch where every token looks dead deleted installations: %+v", l)
 	}
 }

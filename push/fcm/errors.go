@@ -58,10 +58,10 @@ func classify(statusCode int, header http.Header, body []byte, now time.Time) *p
 		e.Reason = status
 	}
 	switch {
-	case code == "UNREGISTERED",
-		// Only Google's own NOT_FOUND: a 404 page from a misconfigured
-		// proxy or endpoint must not unregister every installation.
-		statusCode == http.StatusNotFound && status == "NOT_FOUND":
+	case code == "UNREGISTERED":
+		// Only FCM's own code removes an installation: a bare NOT_FOUND
+		// may name the project (a wrong --fcm-credentials) or come from a
+		// misconfigured proxy, and would unregister every installation.
 		e.Unregistered = true
 	case code == "THIRD_PARTY_AUTH_ERROR":
 		// FCM's APNs or Web Push credentials are wrong: a console fix,

@@ -34,7 +34,7 @@ func TestClassify(t *testing.T) {
 		{"unregistered", 404, statusBody(404, "NOT_FOUND", "UNREGISTERED"), "",
 			push.ProviderError{Reason: "UNREGISTERED", Unregistered: true}},
 		{"not found", 404, statusBody(404, "NOT_FOUND", ""), "",
-			push.ProviderError{Reason: "NOT_FOUND", Unregistered: true}},
+			push.ProviderError{Reason: "NOT_FOUND"}},
 		{"404 page from elsewhere is not an unregistration", 404, []byte("<html>Not Found</html>"), "",
 			push.ProviderError{}},
 		{"UNREGISTERED under another status", 400, statusBody(400, "INVALID_ARGUMENT", "UNREGISTERED"), "",

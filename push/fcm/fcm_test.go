@@ -213,7 +213,7 @@ func TestClient_SendErrors(t *testing.T) {
 		{
 			name:   "404 NOT_FOUND without FCM code",
 			script: func(s *fcmtest.Server) { s.FailNext(1, fcmtest.Failure{HTTPStatus: 404}) },
-			want:   push.ProviderError{StatusCode: 404, Reason: "NOT_FOUND", Unregistered: true},
+			want:   push.ProviderError{StatusCode: 404, Reason: "NOT_FOUND"},
 		},
 		{
 			name: "quota exceeded with Retry-After seconds",
