@@ -285,6 +285,9 @@ type Message struct {
 	Results       []File
 	CreatedAt     time.Time
 	ReadAt        *time.Time
+	// NotificationID is the push the message raised ("" when push is
+	// off); set by Transition, not stored with the message.
+	NotificationID string
 }
 
 // Transition asks to move an application to another status.

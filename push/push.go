@@ -216,6 +216,9 @@ type OutboxStore interface {
 	GetMessage(ctx context.Context, citizenID, id string) (*Message, error)
 	// GetSentMessage returns a message the agency caused, for its receipt.
 	GetSentMessage(ctx context.Context, agencyCode, id string) (*Message, error)
+	// ListSentMessages returns the messages the agency caused about one
+	// application, oldest first (receipts).
+	ListSentMessages(ctx context.Context, agencyCode, applicationID string) ([]*Message, error)
 	// MessagesAfter returns up to limit of the citizen's messages with Seq
 	// greater than after, in Seq order (a live stream's catch-up).
 	MessagesAfter(ctx context.Context, citizenID string, after int64, limit int) ([]*Message, error)

@@ -102,8 +102,11 @@ type Config struct {
 	// MaxUpload bounds an uploaded file (default 10 MiB).
 	MaxUpload int64
 	// Notify is called after a change that raised an agency event, to wake
-	// the webhook worker.
+	// the webhook worker and the push dispatcher.
 	Notify func()
+	// Push, when set, serves devices, notification preferences,
+	// notifications and the live stream.
+	Push *PushConfig
 	// Ready reports whether the server should receive traffic (nil: ready).
 	Ready          func(ctx context.Context) error
 	RequestTimeout time.Duration
@@ -122,6 +125,7 @@ type Server struct {
 	addrs     *clientaddr.Resolver
 	authFails *authFailures
 	outages   *outageLog
+	streams   *streams
 }
 
 // Limits on what a client may send.
@@ -161,7 +165,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, schemas: newSchemaCache(512), homes: newHomeCache(homeTTL, 4096),
 		addrs: clientaddr.New(cfg.TrustedProxies), authFails: &authFailures{max: int64(cfg.AuthFailureLimit), maxAddrs: cfg.AuthFailureAddrs, logger: cfg.Logger},
-		outages: newOutageLog(cfg.Logger, cfg.OutageLogEvery)}
+		outages: newOutageLog(cfg.Logger, cfg.OutageLogEvery), streams: newStreams()}
 	s.app = fiber.New(fiber.Config{
 		AppName: "onedoor-mobileapi",
 		// Multipart uploads are the largest bodies; JSON bodies are held to
@@ -194,7 +198,10 @@ func New(cfg Config) *Server {
 		}
 		return fasthttp.RequestConfig{MaxRequestBodySize: maxJSONBody + 4<<10, ReadTimeout: 10 * time.Second}
 	}
-	s.app.Use(recover.New(), requestid.New(), s.accessLog, compress.New(), etag.New())
+	// The live stream is written as events happen: neither compressed
+	// (compress buffers) nor hashed for an ETag (etag reads the whole body).
+	stream := func(c *fiber.Ctx) bool { return c.Path() == "/v1/events" }
+	s.app.Use(recover.New(), requestid.New(), s.accessLog, compress.New(compress.Config{Next: stream}), etag.New(etag.Config{Next: stream}))
 	s.app.Get("/healthz", func(c *fiber.Ctx) error { return c.SendStatus(http.StatusNoContent) })
 	s.app.Get("/readyz", s.readyz)
 	s.app.Get("/v1/openapi.json", func(c *fiber.Ctx) error {
@@ -246,6 +253,7 @@ func New(cfg Config) *Server {
 	if cfg.Consent != nil && cfg.Registry != nil {
 		ag.Post("/data-requests", s.limiter(cfg.DataRequestRateLimit, localAgency), s.dataRequest)
 	}
+	s.pushRoutes(v1, ag)
 	return s
 }
 
@@ -255,6 +263,7 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 // Shutdown stops accepting connections and waits for in-flight requests
 // until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.streams.close() // live streams would hold the shutdown open
 	err := s.app.ShutdownWithContext(ctx)
 	s.outages.close()
 	return err
@@ -294,7 +303,9 @@ func errUnavailable(err error) error {
 
 // Request locals set by the authentication middleware.
 const (
-	localCitizen      = "onedoor.citizen"
+	localCitizen = "onedoor.citizen"
+	// localDevice is the eID device of a citizen token ("" when none).
+	localDevice       = "onedoor.device"
 	localAgency       = "onedoor.agency"
 	localAgencyClient = "onedoor.agency.client"
 	// localAgencyAuth is the client's token endpoint auth method.
@@ -328,6 +339,7 @@ func (s *Server) citizen(c *fiber.Ctx) error {
 		return s.unauthorized(c, "invalid_token", "Citizen routes take the eID app's tokens only.")
 	}
 	c.Locals(localCitizen, strings.Clone(claims.Subject))
+	c.Locals(localDevice, strings.Clone(claims.DeviceID))
 	return c.Next()
 }
 
@@ -398,6 +410,8 @@ func (s *Server) agency(c *fiber.Ctx) error {
 }
 
 func citizenOf(c *fiber.Ctx) string { id, _ := c.Locals(localCitizen).(string); return id }
+
+func deviceOf(c *fiber.Ctx) string { d, _ := c.Locals(localDevice).(string); return d }
 
 func agencyOf(c *fiber.Ctx) string { a, _ := c.Locals(localAgency).(string); return a }
 

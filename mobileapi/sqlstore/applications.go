@@ -16,6 +16,7 @@ import (
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/internal/sqldb"
 	"github.com/onedoor/onedoor/mobileapi"
+	"github.com/onedoor/onedoor/push"
 )
 
 // The applications' part of mobileapi.Store.
@@ -445,6 +446,20 @@ func (s *Store) Transition(ctx context.Context, t mobileapi.Transition) (*mobile
 			m.Results, m.CreatedAt, m.ReadAt = results, now, nil
 			if err := insertMessage(ctx, q, op, &m); err != nil {
 				return err
+			}
+			if s.outbox != nil {
+				kind := push.KindStatusChange
+				if t.To.Decided() {
+					kind = push.KindResult
+				}
+				n := &push.Message{CitizenID: a.CitizenID, Kind: kind, ServiceCode: a.ServiceCode, AgencyCode: a.AgencyCode,
+					ApplicationID: a.ID, InboxMessageID: m.ID, Title: push.Text{VI: m.Title.VI, EN: m.Title.EN}, Body: m.Body,
+					// A newer status replaces an older one not yet shown.
+					CollapseKey: a.ID}
+				if err := s.outbox.EnqueueTx(ctx, q, n); err != nil {
+					return err
+				}
+				m.NotificationID = n.ID
 			}
 			msg = &m
 		}

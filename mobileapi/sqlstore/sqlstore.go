@@ -15,6 +15,7 @@ import (
 
 	"github.com/onedoor/onedoor/internal/sqldb"
 	"github.com/onedoor/onedoor/mobileapi"
+	"github.com/onedoor/onedoor/push"
 )
 
 //go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
@@ -22,10 +23,21 @@ var migrationFS embed.FS
 
 // Store is the mobile API's store.
 type Store struct {
-	db  *sql.DB
-	d   sqldb.Dialect
-	now func() time.Time
+	db     *sql.DB
+	d      sqldb.Dialect
+	now    func() time.Time
+	outbox Outbox
 }
+
+// Outbox enqueues notifications inside the caller's transaction
+// (push/sqlstore), so that an inbox message and its push commit together.
+type Outbox interface {
+	EnqueueTx(ctx context.Context, q sqldb.Querier, msgs ...*push.Message) error
+}
+
+// WithOutbox makes every inbox message a transition writes enqueue its
+// notification in the same transaction.
+func WithOutbox(o Outbox) Option { return func(s *Store) { s.outbox = o } }
 
 var (
 	_ mobileapi.Store          = (*Store)(nil)

@@ -355,6 +355,12 @@ func testScoped(t *testing.T, s push.Store, _ *Clock) {
 	if got, err := s.GetSentMessage(ctx, "AG", m.ID); err != nil || got.State != push.StateQueued {
 		t.Errorf("sender's receipt: %+v, %v", got, err)
 	}
+	if l, err := s.ListSentMessages(ctx, "AG", "app-1"); err != nil || len(l) != 1 || l[0].ID != m.ID {
+		t.Errorf("sender's list: %+v, %v", l, err)
+	}
+	if l, err := s.ListSentMessages(ctx, "OTHER", "app-1"); err != nil || len(l) != 0 {
+		t.Errorf("another agency's list: %+v, %v", l, err)
+	}
 	if _, err := s.GetSentMessage(ctx, "", m.ID); err == nil {
 		t.Error("empty agency code matched")
 	}

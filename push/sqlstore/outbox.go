@@ -262,12 +262,18 @@ func (s *Store) GetSentMessage(ctx context.Context, agencyCode, id string) (*pus
 	return m, nil
 }
 
-// MessagesAfter implements push.OutboxStore.
-func (s *Store) MessagesAfter(ctx context.Context, citizenID string, after int64, limit int) ([]*push.Message, error) {
-	const op = "list messages"
-	limit = min(max(limit, 1), 1000)
-	rows, err := s.db.QueryContext(ctx, `SELECT `+messageColumns+` FROM push_messages WHERE citizen_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
-		citizenID, after, limit)
+// ListSentMessages implements push.OutboxStore.
+func (s *Store) ListSentMessages(ctx context.Context, agencyCode, applicationID string) ([]*push.Message, error) {
+	const op = "list sent messages"
+	if agencyCode == "" || applicationID == "" {
+		return nil, invalidInput(op, "agency_code and application_id are required")
+	}
+	return s.queryMessages(ctx, op, `SELECT `+messageColumns+` FROM push_messages WHERE agency_code = $1 AND application_id = $2 ORDER BY seq LIMIT 1000`,
+		agencyCode, applicationID)
+}
+
+func (s *Store) queryMessages(ctx context.Context, op, query string, args ...any) ([]*push.Message, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, sqldb.Err(op, err)
 	}
@@ -281,6 +287,14 @@ func (s *Store) MessagesAfter(ctx context.Context, citizenID string, after int64
 		out = append(out, m)
 	}
 	return out, sqldb.Err(op, rows.Err())
+}
+
+// MessagesAfter implements push.OutboxStore.
+func (s *Store) MessagesAfter(ctx context.Context, citizenID string, after int64, limit int) ([]*push.Message, error) {
+	const op = "list messages"
+	limit = min(max(limit, 1), 1000)
+	return s.queryMessages(ctx, op, `SELECT `+messageColumns+` FROM push_messages WHERE citizen_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+		citizenID, after, limit)
 }
 
 // Sweep deletes final messages last changed before before, so the outbox

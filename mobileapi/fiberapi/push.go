@@ -1,0 +1,571 @@
+package fiberapi
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/accesstoken"
+	"github.com/onedoor/onedoor/idp/problem"
+	"github.com/onedoor/onedoor/push"
+)
+
+// PushConfig serves the citizen's devices, notification preferences,
+// notifications and live stream.
+type PushConfig struct {
+	Store push.Store
+	Hub   push.Hub
+	// VAPIDPublicKey is the applicationServerKey a page subscribes with;
+	// empty when Web Push is not configured (webpush registrations are
+	// then refused).
+	VAPIDPublicKey string
+	// Platforms are the platforms a provider is configured for; a
+	// registration for another is refused (nothing could reach it).
+	Platforms []push.Platform
+	// AllowLoopbackHTTP accepts http:// Web Push endpoints on loopback
+	// (tests and the demo).
+	AllowLoopbackHTTP bool
+	// MaxStreams bounds one citizen's live streams on this replica
+	// (default 5).
+	MaxStreams int
+	// Heartbeat is how often an idle stream gets a comment line and its
+	// token is checked again (default 15 s).
+	Heartbeat time.Duration
+}
+
+// Limits on push input.
+const (
+	maxFCMToken  = 4096
+	maxAPNsToken = 200
+)
+
+type deviceCreate struct {
+	Platform     push.Platform      `json:"platform"`
+	Token        string             `json:"token"`
+	Subscription *push.Subscription `json:"subscription"`
+	Locale       string             `json:"locale"`
+}
+
+type deviceView struct {
+	ID          string        `json:"id"`
+	Platform    push.Platform `json:"platform"`
+	Locale      string        `json:"locale"`
+	EIDDeviceID *string       `json:"eid_device_id"`
+	// PushService is a Web Push subscription's push service origin, so
+	// the citizen can tell browsers apart; the endpoint itself is secret.
+	PushService *string   `json:"push_service,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+func device(in *push.Installation) deviceView {
+	v := deviceView{ID: in.ID, Platform: in.Platform, Locale: in.Locale, EIDDeviceID: nullable(in.DeviceID),
+		CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt}
+	if in.Subscription != nil {
+		if u, err := url.Parse(in.Subscription.Endpoint); err == nil {
+			origin := u.Scheme + "://" + u.Host
+			v.PushService = &origin
+		}
+	}
+	return v
+}
+
+func (s *Server) pushRoutes(v1, ag fiber.Router) {
+	if s.cfg.Push == nil {
+		return
+	}
+	v1.Post("/devices", s.registerDevice)
+	v1.Get("/devices", s.listDevices)
+	v1.Delete("/devices/:id", s.deleteDevice)
+	v1.Get("/notification-preferences", s.getPreferences)
+	v1.Put("/notification-preferences", s.putPreferences)
+	v1.Get("/notifications/:id", s.getNotification)
+	v1.Get("/events", s.events)
+	ag.Get("/applications/:id/notifications", s.agencyNotifications)
+}
+
+// validateDevice checks a registration, listing every bad field.
+func (s *Server) validateDevice(in *deviceCreate) []fieldError {
+	var errs []fieldError
+	pc := s.cfg.Push
+	switch in.Platform {
+	case push.FCM, push.APNs, push.WebPush:
+		configured := false
+		for _, p := range pc.Platforms {
+			configured = configured || p == in.Platform
+		}
+		if !configured {
+			errs = append(errs, fieldError{Pointer: "/platform", Message: "This platform is not configured on this deployment."})
+		}
+	default:
+		errs = append(errs, fieldError{Pointer: "/platform", Message: "One of fcm, apns, webpush."})
+	}
+	switch in.Platform {
+	case push.FCM:
+		if in.Token == "" || len(in.Token) > maxFCMToken || strings.ContainsFunc(in.Token, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_:.", r))
+		}) {
+			errs = append(errs, fieldError{Pointer: "/token", Message: "An FCM registration token."})
+		}
+	case push.APNs:
+		if len(in.Token) < 32 || len(in.Token) > maxAPNsToken || len(in.Token)%2 != 0 || strings.ContainsFunc(in.Token, func(r rune) bool {
+			return !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F')
+		}) {
+			errs = append(errs, fieldError{Pointer: "/token", Message: "An APNs device token: hexadecimal."})
+		}
+	case push.WebPush:
+		if in.Token != "" {
+			errs = append(errs, fieldError{Pointer: "/token", Message: "A webpush device has a subscription, not a token."})
+		}
+		if in.Subscription == nil {
+			errs = append(errs, fieldError{Pointer: "/subscription", Message: "Required for webpush."})
+		} else if err := in.Subscription.Validate(pc.AllowLoopbackHTTP); err != nil {
+			ptr, msg, _ := strings.Cut(err.Error(), ": ")
+			errs = append(errs, fieldError{Pointer: "/" + strings.ReplaceAll(ptr, ".", "/"), Message: msg})
+		}
+	}
+	if in.Platform != push.WebPush && in.Subscription != nil {
+		errs = append(errs, fieldError{Pointer: "/subscription", Message: "Only for webpush."})
+	}
+	switch in.Locale {
+	case "":
+		in.Locale = "vi"
+	case "vi", "en":
+	default:
+		errs = append(errs, fieldError{Pointer: "/locale", Message: "vi or en."})
+	}
+	return errs
+}
+
+// registerDevice registers the app installation the request comes from.
+// It is tied to the eID device of the token, so revoking the device
+// removes it.
+func (s *Server) registerDevice(c *fiber.Ctx) error {
+	if len(c.Body()) > maxJSONBody {
+		return s.fail(c, tooLarge("The body is too large."))
+	}
+	return s.idempotent(c, "citizen:"+citizenOf(c), s.replayDevice(c), func() (string, error) {
+		var in deviceCreate
+		if err := decodeJSON(c, fiber.MIMEApplicationJSON, &in); err != nil {
+			return "", s.fail(c, err)
+		}
+		if errs := s.validateDevice(&in); len(errs) > 0 {
+			return "", s.fail(c, unprocessable(errs))
+		}
+		ctx, cancel := s.ctx(c)
+		defer cancel()
+		ins := &push.Installation{CitizenID: citizenOf(c), Platform: in.Platform, Token: in.Token,
+			Subscription: in.Subscription, Locale: in.Locale, DeviceID: deviceOf(c)}
+		created, err := s.cfg.Push.Store.RegisterInstallation(ctx, ins)
+		switch {
+		case errors.Is(err, push.ErrQuota):
+			return "", s.fail(c, &badRequest{status: http.StatusConflict, typ: problem.TypeConflict, title: tConflict,
+				detail: fmt.Sprintf("At most %d devices receive notifications; remove one first.", push.MaxInstallations)})
+		case err != nil:
+			return "", s.fail(c, conflict(err, "This device is registered to another account; remove it there first."))
+		}
+		status := http.StatusOK
+		if created {
+			status = http.StatusCreated
+			c.Location("/v1/devices/" + ins.ID)
+		}
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		return ins.ID, c.Status(status).JSON(device(ins))
+	})
+}
+
+func (s *Server) replayDevice(c *fiber.Ctx) func(ctx context.Context, ref string) error {
+	return func(ctx context.Context, ref string) error {
+		list, err := s.cfg.Push.Store.ListInstallations(ctx, citizenOf(c))
+		if err != nil {
+			return err
+		}
+		for _, in := range list {
+			if in.ID == ref {
+				c.Set(fiber.HeaderCacheControl, "no-store")
+				return c.JSON(device(in))
+			}
+		}
+		return errReplayGone
+	}
+}
+
+func (s *Server) listDevices(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	list, err := s.cfg.Push.Store.ListInstallations(ctx, citizenOf(c))
+	if err != nil {
+		return s.fail(c, err)
+	}
+	views := make([]deviceView, 0, len(list))
+	for _, in := range list {
+		views = append(views, device(in))
+	}
+	c.Set(fiber.HeaderCacheControl, "private, no-cache")
+	return c.JSON(newList(views, ""))
+}
+
+func (s *Server) deleteDevice(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	if err := s.cfg.Push.Store.DeleteInstallation(ctx, citizenOf(c), idParam(c, "id")); err != nil {
+		return s.fail(c, err)
+	}
+	return c.SendStatus(http.StatusNoContent)
+}
+
+type quietView struct {
+	Start string `json:"start"`
+	End   string `json:"end"`
+}
+
+type servicePrefsView struct {
+	Kinds    map[push.Kind]push.Channel `json:"kinds,omitempty"`
+	FullText bool                       `json:"full_text"`
+}
+
+type prefsView struct {
+	TimeZone   string                      `json:"time_zone"`
+	QuietHours *quietView                  `json:"quiet_hours"`
+	Kinds      map[push.Kind]push.Channel  `json:"kinds"`
+	Services   map[string]servicePrefsView `json:"services"`
+	UpdatedAt  *time.Time                  `json:"updated_at"`
+}
+
+func prefs(p *push.Preferences) prefsView {
+	v := prefsView{TimeZone: p.TimeZone, Kinds: map[push.Kind]push.Channel{}, Services: map[string]servicePrefsView{}}
+	for _, k := range push.Kinds {
+		v.Kinds[k] = p.Channel(k, "")
+	}
+	if p.Quiet != nil {
+		v.QuietHours = &quietView{Start: p.Quiet.Start, End: p.Quiet.End}
+	}
+	for code, sp := range p.Services {
+		v.Services[code] = servicePrefsView{Kinds: sp.Kinds, FullText: sp.FullText}
+	}
+	if !p.UpdatedAt.IsZero() {
+		t := p.UpdatedAt
+		v.UpdatedAt = &t
+	}
+	return v
+}
+
+type prefsUpdate struct {
+	TimeZone   string                      `json:"time_zone"`
+	QuietHours *quietView                  `json:"quiet_hours"`
+	Kinds      map[push.Kind]push.Channel  `json:"kinds"`
+	Services   map[string]servicePrefsView `json:"services"`
+}
+
+func (s *Server) getPreferences(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	p, err := s.cfg.Push.Store.GetPreferences(ctx, citizenOf(c))
+	if err != nil {
+		return s.fail(c, err)
+	}
+	c.Set(fiber.HeaderCacheControl, "private, no-cache")
+	return c.JSON(prefs(p))
+}
+
+// putPreferences replaces the citizen's preferences. Login approvals are
+// always pushed: a citizen who silenced them could not log in.
+func (s *Server) putPreferences(c *fiber.Ctx) error {
+	var in prefsUpdate
+	if err := decodeJSON(c, fiber.MIMEApplicationJSON, &in); err != nil {
+		return s.fail(c, err)
+	}
+	p := &push.Preferences{CitizenID: citizenOf(c), TimeZone: in.TimeZone, Kinds: in.Kinds}
+	if p.TimeZone == "" {
+		p.TimeZone = push.DefaultTimeZone
+	}
+	if in.QuietHours != nil {
+		p.Quiet = &push.QuietHours{Start: in.QuietHours.Start, End: in.QuietHours.End}
+	}
+	var errs []fieldError
+	if c, ok := in.Kinds[push.KindLoginApproval]; ok && c != push.ChannelPush {
+		errs = append(errs, fieldError{Pointer: "/kinds/login_approval", Message: "Login approvals are always pushed."})
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	if len(in.Services) > 0 {
+		p.Services = make(map[string]push.ServicePreferences, len(in.Services))
+		for code, sp := range in.Services {
+			if len(p.Services) >= push.MaxServicePreferences {
+				break // Validate reports it
+			}
+			p.Services[code] = push.ServicePreferences{Kinds: sp.Kinds, FullText: sp.FullText}
+		}
+		if len(in.Services) <= push.MaxServicePreferences {
+			for code := range in.Services {
+				if _, err := s.cfg.Store.GetServiceByCode(ctx, code); errors.Is(err, idp.ErrNotFound) && !errors.Is(err, idp.ErrUnavailable) {
+					errs = append(errs, fieldError{Pointer: "/services/" + jsonPointerEscape(code), Message: "No such service."})
+				} else if err != nil {
+					return s.fail(c, err)
+				}
+			}
+		} else {
+			p.Services[""] = push.ServicePreferences{} // over the bound: Validate names it
+		}
+	}
+	if err := p.Validate(); err != nil {
+		var f *push.InvalidField
+		if !errors.As(err, &f) {
+			return s.fail(c, err)
+		}
+		errs = append(errs, fieldError{Pointer: f.Pointer, Message: f.Message})
+	}
+	if len(errs) > 0 {
+		return s.fail(c, unprocessable(errs))
+	}
+	if err := s.cfg.Push.Store.PutPreferences(ctx, p); err != nil {
+		return s.fail(c, err)
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(prefs(p))
+}
+
+// jsonPointerEscape escapes a member name for a JSON Pointer (RFC 6901).
+func jsonPointerEscape(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
+}
+
+type notificationView struct {
+	ID             string     `json:"id"`
+	Kind           push.Kind  `json:"kind"`
+	ServiceCode    *string    `json:"service_code"`
+	ApplicationID  *string    `json:"application_id"`
+	InboxMessageID *string    `json:"inbox_message_id"`
+	State          push.State `json:"state"`
+	CreatedAt      time.Time  `json:"created_at"`
+}
+
+func notification(m *push.Message) notificationView {
+	return notificationView{ID: m.ID, Kind: m.Kind, ServiceCode: nullable(m.ServiceCode), ApplicationID: nullable(m.ApplicationID),
+		InboxMessageID: nullable(m.InboxMessageID), State: m.State, CreatedAt: m.CreatedAt}
+}
+
+// getNotification is what the app fetches, after unlock, for the opaque id
+// a push carried: what the notification is about, to open it.
+func (s *Server) getNotification(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	m, err := s.cfg.Push.Store.GetMessage(ctx, citizenOf(c), idParam(c, "id"))
+	if err != nil {
+		return s.fail(c, err)
+	}
+	c.Set(fiber.HeaderCacheControl, "private, no-cache")
+	return c.JSON(notification(m))
+}
+
+type notificationReceiptView struct {
+	ID        string     `json:"id"`
+	Kind      push.Kind  `json:"kind"`
+	State     push.State `json:"state"`
+	Attempts  int        `json:"attempts"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+}
+
+// agencyNotifications lists the notifications an application's
+// transitions raised, with their delivery state: the agency learns whether
+// the citizen was reached, not on which device.
+func (s *Server) agencyNotifications(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	id := idParam(c, "id")
+	if _, err := s.cfg.Store.GetApplication(ctx, agencyScope(c), id); err != nil {
+		return s.fail(c, err)
+	}
+	ms, err := s.cfg.Push.Store.ListSentMessages(ctx, agencyOf(c), id)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	views := make([]notificationReceiptView, 0, len(ms))
+	for _, m := range ms {
+		views = append(views, notificationReceiptView{ID: m.ID, Kind: m.Kind, State: m.State, Attempts: m.Attempts, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt})
+	}
+	c.Set(fiber.HeaderCacheControl, "private, no-cache")
+	return c.JSON(newList(views, ""))
+}
+
+// streams counts each citizen's live streams on this replica.
+type streams struct {
+	mu   sync.Mutex
+	n    map[string]int
+	done chan struct{} // closed at Shutdown: every stream ends
+	once sync.Once
+}
+
+func newStreams() *streams { return &streams{n: map[string]int{}, done: make(chan struct{})} }
+
+func (st *streams) acquire(citizen string, limit int) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.n[citizen] >= limit {
+		return false
+	}
+	st.n[citizen]++
+	return true
+}
+
+func (st *streams) release(citizen string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.n[citizen]--; st.n[citizen] <= 0 {
+		delete(st.n, citizen)
+	}
+}
+
+func (st *streams) close() { st.once.Do(func() { close(st.done) }) }
+
+// catchUpPage is how many stored events one read of a reconnecting
+// stream's catch-up returns; catchUpMax bounds the catch-up (older events
+// are in the inbox and applications anyway).
+const (
+	catchUpPage = 100
+	catchUpMax  = 1000
+)
+
+// events is the live stream (server-sent events) for the app in the
+// foreground. It subscribes before reading what the client missed (after
+// Last-Event-ID) from the store, so nothing committed in between is lost;
+// an event may come twice, and the app drops it by message_id. The token
+// is checked again at each heartbeat: a revoked device's stream ends.
+func (s *Server) events(c *fiber.Ctx) error {
+	pc := s.cfg.Push
+	citizen := citizenOf(c)
+	var last int64
+	if v := c.Get("Last-Event-ID"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return s.fail(c, invalidParam("Last-Event-ID", "The id of the last event received."))
+		}
+		last = n
+	}
+	limit := pc.MaxStreams
+	if limit <= 0 {
+		limit = 5
+	}
+	if !s.streams.acquire(citizen, limit) {
+		c.Set(fiber.HeaderRetryAfter, "30")
+		return s.sendProblem(c, apiProblem{Problem: problem.Problem{Type: typeRateLimited, Title: tRateLimited.In(lang(c)),
+			Status: http.StatusTooManyRequests, Detail: fmt.Sprintf("At most %d live streams per citizen.", limit)}})
+	}
+	ctx, cancelSub := context.WithCancel(context.Background())
+	ch, unsubscribe, err := pc.Hub.Subscribe(ctx, citizen)
+	if err != nil {
+		cancelSub()
+		s.streams.release(citizen)
+		return s.fail(c, errUnavailable(err))
+	}
+	token := bearer(c)
+	heartbeat := pc.Heartbeat
+	if heartbeat <= 0 {
+		heartbeat = 15 * time.Second
+	}
+	conn := c.Context().Conn()
+	c.Set(fiber.HeaderContentType, "text/event-stream")
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set("X-Accel-Buffering", "no") // proxies must not buffer the stream
+	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer s.streams.release(citizen)
+		defer cancelSub()
+		defer unsubscribe()
+		sent := map[string]bool{}
+		write := func(e push.Event) bool {
+			if sent[e.MessageID] {
+				return true
+			}
+			if len(sent) >= 4096 { // a long stream: duplicates only come early, from the catch-up
+				clear(sent)
+			}
+			sent[e.MessageID] = true
+			b, _ := json.Marshal(e)
+			_ = conn.SetWriteDeadline(time.Now().Add(heartbeat + 10*time.Second))
+			_, err := fmt.Fprintf(w, "id: %d\nevent: notification\ndata: %s\n\n", e.Seq, b)
+			return err == nil && w.Flush() == nil
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(heartbeat + 10*time.Second))
+		if _, err := fmt.Fprintf(w, "retry: 3000\n\n"); err != nil || w.Flush() != nil {
+			return
+		}
+		if !s.catchUp(ctx, citizen, last, write) {
+			return
+		}
+		tick := time.NewTicker(heartbeat)
+		defer tick.Stop()
+		for {
+			select {
+			case e, ok := <-ch:
+				if !ok {
+					return // too slow, or the hub lost events: reconnect and catch up
+				}
+				if !write(e) {
+					return
+				}
+			case <-tick.C:
+				vctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_, err := s.cfg.Verifier.VerifyFor(vctx, token, accesstoken.Expect{Audience: s.cfg.APIURL, Kind: accesstoken.KindCitizen})
+				cancel()
+				if errors.Is(err, accesstoken.ErrInvalid) {
+					_, _ = fmt.Fprintf(w, "event: end\ndata: {\"reason\":\"token\"}\n\n")
+					_ = w.Flush()
+					return
+				}
+				_ = conn.SetWriteDeadline(time.Now().Add(heartbeat + 10*time.Second))
+				if _, err := w.WriteString(": ping\n\n"); err != nil || w.Flush() != nil {
+					return
+				}
+			case <-s.streams.done:
+				return
+			}
+		}
+	})
+	return nil
+}
+
+// catchUp writes the citizen's stored events after last, skipping those
+// the citizen turned off.
+func (s *Server) catchUp(ctx context.Context, citizen string, last int64, write func(push.Event) bool) bool {
+	if last == 0 {
+		return true // a first connection starts from now
+	}
+	pc := s.cfg.Push
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	p, err := pc.Store.GetPreferences(rctx, citizen)
+	if err != nil {
+		return false
+	}
+	for n := 0; n < catchUpMax; n += catchUpPage {
+		ms, err := pc.Store.MessagesAfter(rctx, citizen, last, catchUpPage)
+		if err != nil {
+			return false
+		}
+		for _, m := range ms {
+			last = m.Seq
+			if p.Channel(m.Kind, m.ServiceCode) == push.ChannelOff {
+				continue
+			}
+			if !write(push.EventOf(m)) {
+				return false
+			}
+		}
+		if len(ms) < catchUpPage {
+			break
+		}
+	}
+	return true
+}
