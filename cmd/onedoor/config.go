@@ -91,6 +91,7 @@ type Config struct {
 	// BlobSweepEvery is how often `serve` sweeps orphaned blobs (no flag:
 	// tests shorten it); 0 means every 15 minutes.
 	BlobSweepEvery time.Duration
+	PushConfig
 }
 
 // blobDir is where files are kept.
@@ -185,6 +186,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.APIAuthFailureLimit, "api-auth-failure-limit", c.APIAuthFailureLimit, "mobile API requests without a valid token allowed per client address (IPv6: per /64) per minute; past it they get 429 before any token check")
 	fs.IntVar(&c.APIDataRequestRateLimit, "api-data-request-rate-limit", c.APIDataRequestRateLimit, "data requests (POST /agency/v1/data-requests) allowed per agency, all its clients together, per minute")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "let agency webhooks reach loopback and private addresses (demo and tests only: it opens the server to SSRF)")
+	c.PushConfig.flags(fs)
 }
 
 // parseFlags parses args, then fills every flag not given on the command
@@ -384,6 +386,9 @@ func (c *Config) Warnings() []string {
 		if host, port, err := net.SplitHostPort(c.IDPAddr); err == nil && loopbackHost(host) && port != "0" && issuerPort(u) != port {
 			out = append(out, fmt.Sprintf("--issuer %s names port %s but --idp-addr listens on %s: browsers and clients will not reach this server at the issuer", c.Issuer, issuerPort(u), port))
 		}
+	}
+	if c.PushAllowPrivate {
+		out = append(out, "--push-allow-private: Web Push may reach loopback and private addresses (for the demo and tests only)")
 	}
 	if c.WebhookAllowPrivate {
 		out = append(out, "--webhook-allow-private: agency webhooks may reach loopback and private addresses (for the demo and tests only)")

@@ -13,6 +13,7 @@
 package main
 
 import (
+	_ "time/tzdata" // quiet hours are counted in citizens' zones, on any host
 	"context"
 	"errors"
 	"flag"

@@ -40,6 +40,8 @@ import (
 	"github.com/onedoor/onedoor/mobileapi/search"
 	apisql "github.com/onedoor/onedoor/mobileapi/sqlstore"
 	"github.com/onedoor/onedoor/mobileapi/webhook"
+	"github.com/onedoor/onedoor/push"
+	pushsql "github.com/onedoor/onedoor/push/sqlstore"
 )
 
 // Main is the composition root: it opens storage, builds every service and
@@ -80,9 +82,15 @@ type Main struct {
 	Catalog *search.Cache
 	// Webhooks delivers agency events to their endpoints.
 	Webhooks *webhook.Worker
-	APIAddr  string
-	APIURL   string
-	apiLn    net.Listener
+	// PushStore holds installations, preferences and the outbox; the
+	// Dispatcher sends it through Providers and tells Hub's live streams.
+	PushStore  *pushsql.Store
+	Providers  map[push.Platform]push.Provider
+	Hub        push.Hub
+	Dispatcher *push.Dispatcher
+	APIAddr    string
+	APIURL     string
+	apiLn      net.Listener
 	// Agencies are the mobile API's agencies, which `client create
 	// --agency` checks.
 	Agencies AgencyLookup
@@ -175,7 +183,12 @@ func (m *Main) OpenStorage(ctx context.Context) error {
 	if c.PostgresDSN != "" {
 		dialect = sqldb.PostgreSQL
 	}
-	m.APIStore = apisql.New(m.DB, dialect, apisql.WithNow(m.Now))
+	m.PushStore = pushsql.New(m.DB, dialect, pushsql.WithNow(m.Now))
+	if err := schema(m.PushStore.Migrate, m.PushStore.CheckSchema); err != nil {
+		return err
+	}
+	// A transition's inbox message and its push commit together.
+	m.APIStore = apisql.New(m.DB, dialect, apisql.WithNow(m.Now), apisql.WithOutbox(m.PushStore))
 	if err := schema(m.APIStore.Migrate, m.APIStore.CheckSchema); err != nil {
 		return err
 	}
@@ -305,7 +318,13 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Logger.Info("grants moved into consent records", "count", n)
 	}
 	codeKey := keyset.DeriveKey(m.master, purposeActivation)
-	m.EID = eid.New(m.Store, m.Eph, eid.Config{Issuer: m.Issuer, CodeKey: codeKey, Now: m.Now})
+	m.EID = eid.New(m.Store, m.Eph, eid.Config{Issuer: m.Issuer, CodeKey: codeKey, Now: m.Now,
+		// A revoked device's push installations go with it: a stolen phone
+		// gets no more notifications.
+		OnRevoke: func(ctx context.Context, deviceID string) error {
+			_, err := m.PushStore.DeleteDeviceInstallations(ctx, deviceID)
+			return err
+		}})
 	m.Provider = oidc.New(oidc.Config{
 		Issuer:       m.Issuer,
 		GlobalSecret: keyset.DeriveKey(m.master, purposeFosite),
@@ -365,6 +384,10 @@ func (m *Main) Run(ctx context.Context) error {
 				m.Logger.Error("webhook worker stopped", "err", err)
 			}
 		}()
+		pushCfg, err := m.startPush(ctx)
+		if err != nil {
+			return err
+		}
 		m.API = fiberapi.New(fiberapi.Config{
 			// Signatures are checked once per token; the deny list at most
 			// a second apart, so a revocation still lands within a second.
@@ -375,7 +398,8 @@ func (m *Main) Run(ctx context.Context) error {
 			Consent: m.Consent, Registry: idp.Registry{Citizens: m.Store},
 			CitizenRateLimit: c.APICitizenRateLimit, AgencyRateLimit: c.APIAgencyRateLimit, DataRequestRateLimit: c.APIDataRequestRateLimit,
 			AuthFailureLimit: c.APIAuthFailureLimit, AuthFailureAddrs: c.APIAuthFailureAddrs, TrustedProxies: proxies, OutageLogEvery: c.APIOutageLogEvery,
-			Notify: m.Webhooks.Notify, Ready: m.readyErr, RequestTimeout: c.RequestTimeout, Now: m.Now, Logger: m.Logger,
+			Push:   pushCfg,
+			Notify: func() { m.Webhooks.Notify(); m.Dispatcher.Notify() }, Ready: m.readyErr, RequestTimeout: c.RequestTimeout, Now: m.Now, Logger: m.Logger,
 		})
 		m.wg.Add(1)
 		go func() {

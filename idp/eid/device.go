@@ -262,7 +262,8 @@ func (s *Service) RevokeDeviceFrom(ctx context.Context, by *idp.Device, deviceID
 
 // revokeDerived revokes a device and everything derived from it: the device
 // row first, so it can mint and approve nothing more; then the refresh-token
-// families it approved or holds; then its access tokens (the did deny list).
+// families it approved or holds; then its access tokens (the did deny list);
+// then what other areas derived (OnRevoke: push installations).
 // Every step is idempotent, so a caller that got an outage retries the whole
 // revocation and completes it.
 func (s *Service) revokeDerived(ctx context.Context, deviceID string) error {
@@ -274,6 +275,11 @@ func (s *Service) revokeDerived(ctx context.Context, deviceID string) error {
 	}
 	if err := accesstoken.DenyDevice(ctx, s.store, deviceID, s.now()); err != nil {
 		return fmt.Errorf("deny the device's access tokens: %w", err)
+	}
+	if s.cfg.OnRevoke != nil {
+		if err := s.cfg.OnRevoke(ctx, deviceID); err != nil {
+			return fmt.Errorf("revoke what derives from the device: %w", err)
+		}
 	}
 	return nil
 }

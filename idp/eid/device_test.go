@@ -467,6 +467,32 @@ func TestService_RevokeDevice(t *testing.T) {
 	}
 }
 
+func TestService_RevokeDeviceRunsOnRevoke(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	dev, _ := f.enroll(t, idp.LevelHigh)
+	var revoked []string
+	fail := true
+	svc := eid.New(f.store, f.eph, eid.Config{Issuer: testIssuer, CodeKey: []byte("0123456789abcdef0123456789abcdef"), Now: f.clock.Now,
+		OnRevoke: func(_ context.Context, id string) error {
+			revoked = append(revoked, id)
+			if fail {
+				return errors.New("push store down")
+			}
+			return nil
+		}})
+	if err := svc.RevokeDevice(ctx, testCitizen.ID, dev.ID); err == nil {
+		t.Fatal("a revocation whose derived revocations failed reported success")
+	}
+	fail = false // the caller retries the whole revocation
+	if err := svc.RevokeDevice(ctx, testCitizen.ID, dev.ID); err != nil {
+		t.Fatal(err)
+	}
+	if len(revoked) != 2 || revoked[1] != dev.ID {
+		t.Errorf("OnRevoke calls = %v", revoked)
+	}
+}
+
 func TestConfig_Validate(t *testing.T) {
 	if err := (eid.Config{Issuer: testIssuer, CodeKey: make([]byte, 32)}).Validate(); err != nil {
 		t.Errorf("minimal config: %v", err)

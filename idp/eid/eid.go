@@ -56,6 +56,10 @@ type Config struct {
 	MaxActivationAttempts int              // default 5
 	LoginTTL              time.Duration    // default 2m, at most 2m
 	Skew                  time.Duration    // default 30s clock skew allowed for device JWTs
+	// OnRevoke, when set, revokes what other areas derived from a device
+	// (its push installations). It runs last in every revocation and must
+	// be idempotent: a revocation that failed is retried whole.
+	OnRevoke func(ctx context.Context, deviceID string) error
 }
 
 // Limits of the configuration.

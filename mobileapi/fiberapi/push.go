@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/accesstoken"
 	"github.com/onedoor/onedoor/idp/problem"
+	"github.com/onedoor/onedoor/mobileapi"
 	"github.com/onedoor/onedoor/push"
 )
 
@@ -85,6 +87,7 @@ func (s *Server) pushRoutes(v1, ag fiber.Router) {
 	if s.cfg.Push == nil {
 		return
 	}
+	v1.Get("/push-config", s.pushConfig)
 	v1.Post("/devices", s.registerDevice)
 	v1.Get("/devices", s.listDevices)
 	v1.Delete("/devices/:id", s.deleteDevice)
@@ -93,6 +96,23 @@ func (s *Server) pushRoutes(v1, ag fiber.Router) {
 	v1.Get("/notifications/:id", s.getNotification)
 	v1.Get("/events", s.events)
 	ag.Get("/applications/:id/notifications", s.agencyNotifications)
+}
+
+type pushConfigView struct {
+	Platforms      []push.Platform `json:"platforms"`
+	VAPIDPublicKey *string         `json:"vapid_public_key"`
+}
+
+// pushConfig tells the app which platforms it may register for and, for a
+// browser, the applicationServerKey to subscribe with.
+func (s *Server) pushConfig(c *fiber.Ctx) error {
+	pc := s.cfg.Push
+	platforms := pc.Platforms
+	if platforms == nil {
+		platforms = []push.Platform{}
+	}
+	c.Set(fiber.HeaderCacheControl, "private, max-age=3600")
+	return c.JSON(pushConfigView{Platforms: platforms, VAPIDPublicKey: nullable(pc.VAPIDPublicKey)})
 }
 
 // validateDevice checks a registration, listing every bad field.
@@ -202,9 +222,17 @@ func (s *Server) replayDevice(c *fiber.Ctx) func(ctx context.Context, ref string
 }
 
 func (s *Server) listDevices(c *fiber.Ctx) error {
+	p, err := page(c)
+	if err != nil {
+		return s.fail(c, err)
+	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	list, err := s.cfg.Push.Store.ListInstallations(ctx, citizenOf(c))
+	if err != nil {
+		return s.fail(c, err)
+	}
+	list, next, err := pageOf(list, func(in *push.Installation) string { return in.ID }, p)
 	if err != nil {
 		return s.fail(c, err)
 	}
@@ -213,7 +241,31 @@ func (s *Server) listDevices(c *fiber.Ctx) error {
 		views = append(views, device(in))
 	}
 	c.Set(fiber.HeaderCacheControl, "private, no-cache")
-	return c.JSON(newList(views, ""))
+	return c.JSON(newList(views, next))
+}
+
+// pageOf pages a short list the store returns whole (a citizen's devices,
+// an application's notifications): the cursor is the last id of the page
+// before.
+func pageOf[T any](items []T, id func(T) string, p mobileapi.Page) ([]T, string, error) {
+	start := 0
+	if p.Cursor != "" {
+		i := slices.IndexFunc(items, func(x T) bool { return id(x) == p.Cursor })
+		if i < 0 {
+			return nil, "", invalidParam("cursor", "The cursor is not valid; start again from the first page.")
+		}
+		start = i + 1
+	}
+	limit := p.Limit
+	if limit <= 0 {
+		limit = mobileapi.DefaultLimit
+	}
+	end := min(start+limit, len(items))
+	next := ""
+	if end < len(items) {
+		next = id(items[end-1])
+	}
+	return items[start:end], next, nil
 }
 
 func (s *Server) deleteDevice(c *fiber.Ctx) error {
@@ -382,6 +434,10 @@ type notificationReceiptView struct {
 // transitions raised, with their delivery state: the agency learns whether
 // the citizen was reached, not on which device.
 func (s *Server) agencyNotifications(c *fiber.Ctx) error {
+	p, err := page(c)
+	if err != nil {
+		return s.fail(c, err)
+	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	id := idParam(c, "id")
@@ -392,12 +448,16 @@ func (s *Server) agencyNotifications(c *fiber.Ctx) error {
 	if err != nil {
 		return s.fail(c, err)
 	}
+	ms, next, err := pageOf(ms, func(m *push.Message) string { return m.ID }, p)
+	if err != nil {
+		return s.fail(c, err)
+	}
 	views := make([]notificationReceiptView, 0, len(ms))
 	for _, m := range ms {
 		views = append(views, notificationReceiptView{ID: m.ID, Kind: m.Kind, State: m.State, Attempts: m.Attempts, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt})
 	}
 	c.Set(fiber.HeaderCacheControl, "private, no-cache")
-	return c.JSON(newList(views, ""))
+	return c.JSON(newList(views, next))
 }
 
 // streams counts each citizen's live streams on this replica.

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/onedoor/onedoor/idp/keyset"
+	"github.com/onedoor/onedoor/mobileapi/fiberapi"
+	"github.com/onedoor/onedoor/mobileapi/webhook"
+	"github.com/onedoor/onedoor/push"
+	"github.com/onedoor/onedoor/push/apns"
+	"github.com/onedoor/onedoor/push/fcm"
+	"github.com/onedoor/onedoor/push/webpush"
+)
+
+// PushConfig configures the push providers.
+type PushConfig struct {
+	// FCMCredentials is the service-account JSON file of the Firebase
+	// project; FCMEndpoint overrides https://fcm.googleapis.com.
+	FCMCredentials, FCMEndpoint string
+	// APNsKey is the .p8 token-signing key file; APNsKeyID, APNsTeamID
+	// and APNsTopic (the app's bundle id) go with it.
+	APNsKey, APNsKeyID, APNsTeamID, APNsTopic, APNsEndpoint string
+	// APNsHTTPClient overrides the APNs client (no flag: tests trust a
+	// local APNs server's certificate with it).
+	APNsHTTPClient *http.Client
+	// VAPIDPrivateKey is the Web Push signing key file; without it the key
+	// is derived from the master key, the same on every replica.
+	VAPIDPrivateKey string
+	// VAPIDSubject is the contact push services see (mailto: or https:).
+	VAPIDSubject string
+	// PushAllowPrivate lets Web Push reach loopback and private
+	// endpoints: for the demo and tests only (the endpoints come from
+	// citizens: SSRF).
+	PushAllowPrivate bool
+	// PushBackoff is the first retry's upper bound and PushPoll the idle
+	// dispatcher's poll (no flags: tests shorten them).
+	PushBackoff, PushPoll time.Duration
+	// PushRetention is how long final messages stay for receipts and the
+	// live stream's catch-up.
+	PushRetention time.Duration
+}
+
+func (c *PushConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.FCMCredentials, "fcm-credentials", c.FCMCredentials, "Firebase service-account JSON file: pushes to Android (and iOS through FCM) go out by FCM HTTP v1")
+	fs.StringVar(&c.FCMEndpoint, "fcm-endpoint", c.FCMEndpoint, "FCM API base URL (default https://fcm.googleapis.com)")
+	fs.StringVar(&c.APNsKey, "apns-key", c.APNsKey, "APNs token-signing key (.p8) file: pushes to iOS go out by APNs")
+	fs.StringVar(&c.APNsKeyID, "apns-key-id", c.APNsKeyID, "the APNs key's id")
+	fs.StringVar(&c.APNsTeamID, "apns-team-id", c.APNsTeamID, "the Apple developer team id")
+	fs.StringVar(&c.APNsTopic, "apns-topic", c.APNsTopic, "the iOS app's bundle id")
+	fs.StringVar(&c.APNsEndpoint, "apns-endpoint", c.APNsEndpoint, "APNs base URL (default https://api.push.apple.com; https://api.sandbox.push.apple.com for development builds)")
+	fs.StringVar(&c.VAPIDPrivateKey, "vapid-private-key", c.VAPIDPrivateKey, "Web Push (VAPID) P-256 key file, PEM or base64url; default: derived from the master key")
+	fs.StringVar(&c.VAPIDSubject, "vapid-subject", c.VAPIDSubject, "contact push services see in VAPID tokens, mailto: or https: (default mailto:push@ the issuer's host)")
+	fs.BoolVar(&c.PushAllowPrivate, "push-allow-private", c.PushAllowPrivate, "let Web Push reach loopback and private endpoints (demo and tests only: endpoints come from citizens)")
+	fs.DurationVar(&c.PushRetention, "push-retention", c.PushRetention, "how long delivered and dead notifications are kept for receipts and the live stream's catch-up")
+}
+
+// purposeVAPID derives the default Web Push key.
+const purposeVAPID = "onedoor vapid v1"
+
+// vapidKey reads --vapid-private-key, or derives the key from the master
+// key so every replica signs with the same one and subscriptions outlive
+// restarts.
+func (m *Main) vapidKey() (*ecdsa.PrivateKey, error) {
+	if f := m.Config.VAPIDPrivateKey; f != "" {
+		b, err := os.ReadFile(f) //nolint:gosec // an operator's path
+		if err != nil {
+			return nil, fmt.Errorf("--vapid-private-key: %w", err)
+		}
+		k, err := webpush.ParseKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("--vapid-private-key %s: %w", f, err)
+		}
+		return k, nil
+	}
+	seed := keyset.DeriveKey(m.master, purposeVAPID)
+	for i := uint32(0); ; i++ {
+		// A scalar at or above the group order (odds 2^-32) is skipped.
+		h := sha256.New()
+		h.Write(seed)
+		_ = binary.Write(h, binary.BigEndian, i)
+		if k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), h.Sum(nil)); err == nil {
+			return k, nil
+		}
+	}
+}
+
+// startPush builds the providers, the live hub and the dispatcher, and
+// returns what the mobile API serves push with.
+func (m *Main) startPush(ctx context.Context) (*fiberapi.PushConfig, error) {
+	c := &m.Config
+	providers := map[push.Platform]push.Provider{}
+	if c.FCMCredentials != "" {
+		b, err := os.ReadFile(c.FCMCredentials)
+		if err != nil {
+			return nil, fmt.Errorf("--fcm-credentials: %w", err)
+		}
+		p, err := fcm.New(fcm.Config{Credentials: b, Endpoint: c.FCMEndpoint})
+		if err != nil {
+			return nil, fmt.Errorf("--fcm-credentials: %w", err)
+		}
+		providers[push.FCM] = p
+	}
+	if c.APNsKey != "" {
+		b, err := os.ReadFile(c.APNsKey)
+		if err != nil {
+			return nil, fmt.Errorf("--apns-key: %w", err)
+		}
+		p, err := apns.New(apns.Config{Key: b, KeyID: c.APNsKeyID, TeamID: c.APNsTeamID, Topic: c.APNsTopic,
+			Endpoint: c.APNsEndpoint, HTTPClient: c.APNsHTTPClient})
+		if err != nil {
+			return nil, fmt.Errorf("APNs: %w", err)
+		}
+		providers[push.APNs] = p
+	}
+	if c.Demo {
+		// Without credentials the demo's app pushes go to a sink that logs
+		// them: a newcomer sees them without a Firebase project.
+		for _, p := range []push.Platform{push.FCM, push.APNs} {
+			if providers[p] == nil {
+				providers[p] = &push.Sink{For: p, Logger: m.Logger}
+			}
+		}
+	}
+	key, err := m.vapidKey()
+	if err != nil {
+		return nil, err
+	}
+	subject := c.VAPIDSubject
+	if subject == "" {
+		host := "localhost"
+		if u, err := url.Parse(m.Issuer); err == nil && u.Hostname() != "" {
+			host = u.Hostname()
+		}
+		subject = "mailto:push@" + host
+	}
+	wp, err := webpush.New(webpush.Config{PrivateKey: key, Subject: subject, HTTPClient: webhook.NewHTTPClient(c.PushAllowPrivate),
+		AllowLoopbackHTTP: c.PushAllowPrivate})
+	if err != nil {
+		return nil, fmt.Errorf("Web Push: %w", err)
+	}
+	providers[push.WebPush] = wp
+	platforms := make([]push.Platform, 0, len(providers))
+	for _, p := range []push.Platform{push.FCM, push.APNs, push.WebPush} {
+		if providers[p] != nil {
+			platforms = append(platforms, p)
+		}
+	}
+	m.Providers = providers
+	m.Hub = &push.LocalHub{}
+	m.Dispatcher = &push.Dispatcher{Store: m.PushStore, Providers: providers, Live: m.Hub,
+		Limits:       map[push.Platform]*rate.Limiter{push.FCM: rate.NewLimiter(push.FCMQuota, 1000)},
+		PollInterval: c.PushPoll, Now: m.Now, Logger: m.Logger}
+	if c.PushBackoff > 0 {
+		m.Dispatcher.Backoff = push.FullJitter(c.PushBackoff, push.BackoffCap)
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := m.Dispatcher.Run(ctx); err != nil {
+			m.Logger.Error("push dispatcher stopped", "err", err)
+		}
+	}()
+	m.wg.Add(1)
+	go m.sweepPush(ctx)
+	return &fiberapi.PushConfig{Store: m.PushStore, Hub: m.Hub, VAPIDPublicKey: wp.PublicKey(), Platforms: platforms,
+		AllowLoopbackHTTP: c.PushAllowPrivate}, nil
+}
+
+// sweepPush deletes final messages past the retention, hourly.
+func (m *Main) sweepPush(ctx context.Context) {
+	defer m.wg.Done()
+	keep := m.Config.PushRetention
+	if keep <= 0 {
+		keep = 30 * 24 * time.Hour
+	}
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := m.PushStore.Sweep(ctx, m.Now().Add(-keep)); err != nil && ctx.Err() == nil {
+			m.Logger.Warn("push: sweep", "err", err)
+		} else if n > 0 {
+			m.Logger.Info("push: swept final messages", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
