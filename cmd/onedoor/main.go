@@ -13,7 +13,6 @@
 package main
 
 import (
-	_ "time/tzdata" // quiet hours are counted in citizens' zones, on any host
 	"context"
 	"errors"
 	"flag"
@@ -22,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // quiet hours are counted in citizens' zones, on any host
 )
 
 func main() {
