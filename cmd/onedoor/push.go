@@ -50,6 +50,10 @@ type PushConfig struct {
 	// PushRetention is how long final messages stay for receipts and the
 	// live stream's catch-up.
 	PushRetention time.Duration
+	// MetricsAddr is where /metrics is served (Prometheus); empty: not
+	// served. It is for the operators' network: bind it to an internal
+	// address.
+	MetricsAddr string
 }
 
 func (c *PushConfig) flags(fs *flag.FlagSet) {
@@ -63,6 +67,7 @@ func (c *PushConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.VAPIDPrivateKey, "vapid-private-key", c.VAPIDPrivateKey, "Web Push (VAPID) P-256 key file, PEM or base64url; default: derived from the master key")
 	fs.StringVar(&c.VAPIDSubject, "vapid-subject", c.VAPIDSubject, "contact push services see in VAPID tokens, mailto: or https: (default mailto:push@ the issuer's host)")
 	fs.BoolVar(&c.PushAllowPrivate, "push-allow-private", c.PushAllowPrivate, "let Web Push reach loopback and private endpoints (demo and tests only: endpoints come from citizens)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "listen address of Prometheus /metrics (push queue depth, sends, provider errors and latency); empty: off. Bind it to an internal address")
 	fs.DurationVar(&c.PushRetention, "push-retention", c.PushRetention, "how long delivered and dead notifications are kept for receipts and the live stream's catch-up")
 }
 
@@ -164,6 +169,13 @@ func (m *Main) startPush(ctx context.Context) (*fiberapi.PushConfig, error) {
 		PollInterval: c.PushPoll, Now: m.Now, Logger: m.Logger}
 	if c.PushBackoff > 0 {
 		m.Dispatcher.Backoff = push.FullJitter(c.PushBackoff, push.BackoffCap)
+	}
+	if c.MetricsAddr != "" {
+		reg, pm := m.newMetrics()
+		m.Dispatcher.Observe = pm.observe
+		if err := m.serveMetrics(reg); err != nil {
+			return nil, fmt.Errorf("--metrics-addr: %w", err)
+		}
 	}
 	m.wg.Add(1)
 	go func() {

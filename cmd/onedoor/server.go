@@ -88,9 +88,11 @@ type Main struct {
 	Providers  map[push.Platform]push.Provider
 	Hub        push.Hub
 	Dispatcher *push.Dispatcher
-	APIAddr    string
-	APIURL     string
-	apiLn      net.Listener
+	// MetricsAddr is the bound address of /metrics, when served.
+	MetricsAddr string
+	APIAddr     string
+	APIURL      string
+	apiLn       net.Listener
 	// Agencies are the mobile API's agencies, which `client create
 	// --agency` checks.
 	Agencies AgencyLookup

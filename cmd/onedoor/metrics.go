@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/onedoor/onedoor/push"
+)
+
+// pushMetrics are the push queue's and providers' Prometheus metrics.
+type pushMetrics struct {
+	sends   *prometheus.CounterVec
+	latency *prometheus.HistogramVec
+}
+
+// newMetrics registers the process's and push's collectors on a registry
+// of their own (no global state: tests run several Mains in one process).
+func (m *Main) newMetrics() (*prometheus.Registry, *pushMetrics) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	pm := &pushMetrics{
+		sends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "onedoor_push_sends_total",
+			Help: "Sends to a push provider, by platform and outcome (ok, unregistered, retryable, permanent, transport) and the provider's reason code.",
+		}, []string{"platform", "outcome", "reason"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "onedoor_push_send_seconds",
+			Help:    "Time a push provider took to answer one send.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		}, []string{"platform"}),
+	}
+	reg.MustRegister(pm.sends, pm.latency)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "onedoor_push_queue_depth",
+		Help: "Notifications not yet final (queued, being sent, or waiting for a retry), across every replica.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := m.PushStore.Depth(ctx)
+		if err != nil {
+			return -1 // an unreadable queue is an alert of its own
+		}
+		return float64(n)
+	}))
+	return reg, pm
+}
+
+// observe records one send.
+func (pm *pushMetrics) observe(r push.SendResult) {
+	outcome, reason := "ok", ""
+	var pe *push.ProviderError
+	switch {
+	case r.Err == nil:
+	case errors.As(r.Err, &pe):
+		reason = pe.Reason
+		switch {
+		case pe.Unregistered:
+			outcome = "unregistered"
+		case pe.Retryable:
+			outcome = "retryable"
+		default:
+			outcome = "permanent"
+		}
+	default:
+		outcome = "transport"
+	}
+	// Provider reason codes are a short closed set; anything else is not
+	// a label (cardinality).
+	if len(reason) > 40 || strings.ContainsFunc(reason, func(c rune) bool {
+		return !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_')
+	}) {
+		reason = "other"
+	}
+	pm.sends.WithLabelValues(string(r.Platform), outcome, reason).Inc()
+	pm.latency.WithLabelValues(string(r.Platform)).Observe(r.Duration.Seconds())
+}
+
+// serveMetrics serves /metrics on --metrics-addr: a listener of its own,
+// for the operators' network only, never the public one.
+func (m *Main) serveMetrics(reg *prometheus.Registry) error {
+	ln, err := net.Listen("tcp", m.Config.MetricsAddr)
+	if err != nil {
+		return err
+	}
+	m.MetricsAddr = ln.Addr().String()
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Timeout: 10 * time.Second}))
+	m.serve(ln, mux)
+	m.Logger.Info("metrics listening", "addr", m.MetricsAddr)
+	return nil
+}

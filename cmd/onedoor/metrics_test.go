@@ -1,0 +1,51 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/onedoor/onedoor/push"
+)
+
+// /metrics is served on its own listener with the push queue's depth and
+// the sends by outcome; the API's listener does not serve it.
+func TestMetrics(t *testing.T) {
+	e := startMain(t, func(c *Config) { c.MetricsAddr = "127.0.0.1:0" })
+	if e.m.MetricsAddr == "" {
+		t.Fatal("no metrics address")
+	}
+	// Sends are recorded through the dispatcher's hook.
+	e.m.Dispatcher.Observe(push.SendResult{Platform: push.FCM, Duration: 20 * time.Millisecond})
+	e.m.Dispatcher.Observe(push.SendResult{Platform: push.APNs, Err: &push.ProviderError{Platform: push.APNs, StatusCode: 410, Reason: "Unregistered", Unregistered: true}})
+	e.m.Dispatcher.Observe(push.SendResult{Platform: push.WebPush, Err: &push.ProviderError{Platform: push.WebPush, StatusCode: 500, Reason: "a reason with spaces", Retryable: true}})
+	e.m.Dispatcher.Observe(push.SendResult{Platform: push.FCM, Err: errors.New("dial tcp: refused")})
+	resp, err := http.Get("http://" + e.m.MetricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		"onedoor_push_queue_depth 0",
+		`onedoor_push_sends_total{outcome="ok",platform="fcm",reason=""} 1`,
+		`onedoor_push_sends_total{outcome="unregistered",platform="apns",reason="Unregistered"} 1`,
+		`onedoor_push_sends_total{outcome="retryable",platform="webpush",reason="other"} 1`,
+		`onedoor_push_sends_total{outcome="transport",platform="fcm",reason=""} 1`,
+		"onedoor_push_send_seconds_bucket",
+		"go_goroutines",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if resp, err := http.Get("http://" + e.m.APIAddr + "/metrics"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Error("the public API listener serves /metrics")
+		}
+	}
+}
