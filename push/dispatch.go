@@ -52,6 +52,11 @@ type Dispatcher struct {
 	// Backoff returns the delay before retry n (n ≥ 1); default
 	// FullJitter(BackoffBase, BackoffCap).
 	Backoff func(n int) time.Duration
+	// Broadcasts, when set, are sent a page at a time when no message is
+	// due; InProvince tells which citizens live in a province (a
+	// province's broadcast).
+	Broadcasts BroadcastStore
+	InProvince func(ctx context.Context, province string, citizenIDs []string) (map[string]bool, error)
 	// Observe, when set, is told of every send (for metrics).
 	Observe func(SendResult)
 	Now     func() time.Time
@@ -132,6 +137,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 		if n == d.Batch && err == nil {
 			continue // more may be due
+		}
+		if more, err := d.RunBroadcastStep(ctx); err != nil && ctx.Err() == nil {
+			d.Logger.Warn("push: broadcast", "err", err)
+		} else if more {
+			continue // messages first, then the next page
 		}
 		t := time.NewTimer(d.PollInterval)
 		select {
@@ -310,4 +320,100 @@ func FullJitter(base, limit time.Duration) func(n int) time.Duration {
 		}
 		return max(time.Second, rand.N(ceil)) //nolint:gosec // jitter, not a secret
 	}
+}
+
+// RunBroadcastStep claims one unfinished broadcast and sends it to the
+// next BroadcastPage installations; it reports whether there was one.
+// Sends wait for the providers' quotas (Limits), so a national broadcast
+// slows down instead of drawing 429s.
+func (d *Dispatcher) RunBroadcastStep(ctx context.Context) (bool, error) {
+	d.init()
+	if d.Broadcasts == nil {
+		return false, nil
+	}
+	b, claim, err := d.Broadcasts.ClaimBroadcast(ctx, d.Lease)
+	if err != nil || b == nil {
+		return false, err
+	}
+	now := d.Now()
+	p := BroadcastProgress{ID: b.ID, Claim: claim, CursorCitizen: b.CursorCitizen, CursorInstallation: b.CursorInstallation, State: BroadcastSending}
+	if !b.ExpiresAt.IsZero() && !now.Before(b.ExpiresAt) {
+		p.State = BroadcastExpired
+		return true, d.Broadcasts.AdvanceBroadcast(context.WithoutCancel(ctx), p)
+	}
+	ins, prefs, err := d.Broadcasts.BroadcastTargets(ctx, b.CursorCitizen, b.CursorInstallation, BroadcastPage)
+	if err != nil {
+		return true, fmt.Errorf("broadcast %s: targets: %w", b.ID, err)
+	}
+	if len(ins) < BroadcastPage {
+		p.State = BroadcastDone
+	}
+	if len(ins) > 0 {
+		last := ins[len(ins)-1]
+		p.CursorCitizen, p.CursorInstallation = last.CitizenID, last.ID
+	}
+	in := map[string]bool{}
+	if b.Province != "" && d.InProvince != nil && len(ins) > 0 {
+		var citizens []string
+		for _, i := range ins {
+			citizens = append(citizens, i.CitizenID)
+		}
+		if in, err = d.InProvince(ctx, b.Province, citizens); err != nil {
+			return true, fmt.Errorf("broadcast %s: audience: %w", b.ID, err)
+		}
+	}
+	m := &Message{ID: b.ID, Kind: KindNotice, AgencyCode: b.AgencyCode, Title: b.Title, Body: b.Body, ExpiresAt: b.ExpiresAt}
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, d.Concurrency)
+		deferred = map[string]bool{}
+	)
+	for _, i := range ins {
+		if b.Province != "" && !in[i.CitizenID] {
+			continue // not in the audience: not counted
+		}
+		pr := prefs[i.CitizenID]
+		if pr == nil {
+			pr = DefaultPreferences(i.CitizenID)
+		}
+		if pr.Channel(KindNotice, "") != ChannelPush {
+			p.Skipped++
+			continue
+		}
+		if until := pr.QuietUntil(now); !until.IsZero() {
+			if !deferred[i.CitizenID] {
+				deferred[i.CitizenID] = true
+				p.Deferred = append(p.Deferred, &Message{CitizenID: i.CitizenID, Kind: KindNotice, AgencyCode: b.AgencyCode,
+					Title: b.Title, Body: b.Body, ExpiresAt: b.ExpiresAt, CollapseKey: b.ID})
+			}
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			err := d.send(ctx, i, Compose(m, i.Locale, false))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				p.Sent++
+			case errors.Is(err, ErrUnregistered):
+				p.Unregistered = append(p.Unregistered, i.ID)
+				p.Failed++
+			default:
+				p.Failed++ // a broadcast is not retried per device: it is a notice, not a decision
+			}
+		})
+	}
+	wg.Wait()
+	if len(p.Unregistered) >= MassUnregistered && len(p.Unregistered)*2 > p.Sent+p.Failed {
+		d.Logger.Error("push: providers reported most installations of a broadcast page unregistered; keeping them (check the provider configuration)",
+			"broadcast", b.ID, "unregistered", len(p.Unregistered))
+		p.Unregistered = nil
+	}
+	if err := d.Broadcasts.AdvanceBroadcast(context.WithoutCancel(ctx), p); err != nil {
+		return true, fmt.Errorf("broadcast %s: %w", b.ID, err)
+	}
+	return true, nil
 }

@@ -3,6 +3,7 @@ package push_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync"
@@ -312,5 +313,81 @@ func TestDispatch_MassUnregisteredKeepsInstallations(t *testing.T) {
 	f.run(t)
 	if l, _ := f.store.ListInstallations(t.Context(), "c0"); len(l) != 1 {
 		t.Fatalf("a batch where every token looks dead deleted installations: %+v", l)
+	}
+}
+
+func TestDispatch_Broadcast(t *testing.T) {
+	f := newFixture(t)
+	f.d.Broadcasts = f.store
+	const citizens = push.BroadcastPage + 100 // two pages and a bit
+	for i := range citizens {
+		f.install(t, fmt.Sprintf("c%04d", i), fmt.Sprintf("t%04d", i))
+	}
+	quiet := push.DefaultPreferences("c0004")
+	quiet.Quiet = &push.QuietHours{Start: "09:00", End: "11:00"} // it is 10:00 in Hanoi
+	off := push.DefaultPreferences("c0002")
+	off.Kinds = map[push.Kind]push.Channel{push.KindNotice: push.ChannelOff}
+	for _, p := range []*push.Preferences{quiet, off} {
+		if err := f.store.PutPreferences(t.Context(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The audience is the province's: even-numbered citizens.
+	f.d.InProvince = func(_ context.Context, province string, ids []string) (map[string]bool, error) {
+		out := map[string]bool{}
+		for _, id := range ids {
+			var n int
+			fmt.Sscanf(id, "c%04d", &n)
+			out[id] = province == "HN" && n%2 == 0
+		}
+		return out, nil
+	}
+	b := &push.Broadcast{Province: "HN", Title: push.Text{VI: "Hạn nộp thuế", EN: "Tax deadline"}, Body: "31/12"}
+	if err := f.store.CreateBroadcast(t.Context(), b); err != nil {
+		t.Fatal(err)
+	}
+	steps := 0
+	for {
+		more, err := f.d.RunBroadcastStep(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !more {
+			break
+		}
+		steps++
+	}
+	got, err := f.store.GetBroadcast(t.Context(), b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	even := (citizens + 1) / 2
+	if got.State != push.BroadcastDone || got.Sent != even-2 || got.Skipped != 1 || steps != 2 {
+		t.Fatalf("broadcast = %+v after %d steps; want done, %d sent, 1 skipped (off), 1 deferred (quiet)", got, steps, even-2)
+	}
+	for _, s := range f.fcm.sent {
+		var n int
+		fmt.Sscanf(s.Token, "t%04d", &n)
+		if n%2 != 0 || s.N.MessageID != b.ID || s.N.Title != "Public services" {
+			t.Fatalf("sent %+v to %s, outside the audience or not generic", s.N, s.Token)
+		}
+	}
+	if n := len(f.fcm.sent); n != even-2 {
+		t.Fatalf("sent %d pushes, want %d", n, even-2)
+	}
+	// The citizen in quiet hours gets an ordinary message, held back
+	// until they end.
+	ms, err := f.store.MessagesAfter(t.Context(), "c0004", 0, 10)
+	if err != nil || len(ms) != 1 || ms[0].Kind != push.KindNotice {
+		t.Fatalf("the citizen in quiet hours has %+v, %v", ms, err)
+	}
+	f.run(t)
+	if n := len(f.fcm.sent); n != even-2 {
+		t.Fatalf("sent during quiet hours")
+	}
+	f.clock.Advance(time.Hour)
+	f.run(t)
+	if last := f.fcm.sent[len(f.fcm.sent)-1]; last.Token != "t0004" {
+		t.Fatalf("after quiet hours the last push went to %s", last.Token)
 	}
 }

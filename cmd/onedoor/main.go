@@ -7,6 +7,7 @@
 //	onedoor keys list|rotate
 //	onedoor agency create|list|grant-basis|revoke-basis|bases
 //	onedoor audit verify|checkpoint|flags
+//	onedoor push broadcast|broadcasts
 //
 // `onedoor --demo` runs everything on the embedded default with fake demo
 // data and a demo agency site.
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		err = auditCmd(ctx, args, env, stdout)
 	case "blobs":
 		err = blobsCmd(ctx, args, env, stdout)
+	case "push":
+		err = pushCmd(ctx, args, env, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -104,6 +107,7 @@ const usage = `usage:
   onedoor agency bases [--agency CODE] [--purpose CODE] | revoke-basis ID
   onedoor audit verify | checkpoint | flags [--citizen SUB]
   onedoor blobs sweep [--blob-dir D] [--grace 1h] [--dry-run] [--force]
+  onedoor push broadcast --title T [--title-en T] [--body B] [--province CODE] [--ttl 168h] | broadcasts
 Storage flags (every command): --data-dir, --postgres-dsn, --master-key-file. Each flag also reads ONEDOOR_<NAME>.
 `
 

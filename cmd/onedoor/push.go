@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -15,8 +16,10 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/keyset"
 	"github.com/onedoor/onedoor/mobileapi/fiberapi"
+	"github.com/onedoor/onedoor/mobileapi/province"
 	"github.com/onedoor/onedoor/mobileapi/webhook"
 	"github.com/onedoor/onedoor/push"
 	"github.com/onedoor/onedoor/push/apns"
@@ -164,7 +167,7 @@ func (m *Main) startPush(ctx context.Context) (*fiberapi.PushConfig, error) {
 	}
 	m.Providers = providers
 	m.Hub = &push.LocalHub{}
-	m.Dispatcher = &push.Dispatcher{Store: m.PushStore, Providers: providers, Live: m.Hub,
+	m.Dispatcher = &push.Dispatcher{Store: m.PushStore, Broadcasts: m.PushStore, InProvince: m.inProvince, Providers: providers, Live: m.Hub,
 		Limits:       map[push.Platform]*rate.Limiter{push.FCM: rate.NewLimiter(push.FCMQuota, 1000)},
 		PollInterval: c.PushPoll, Now: m.Now, Logger: m.Logger}
 	if c.PushBackoff > 0 {
@@ -186,7 +189,7 @@ func (m *Main) startPush(ctx context.Context) (*fiberapi.PushConfig, error) {
 	}()
 	m.wg.Add(1)
 	go m.sweepPush(ctx)
-	return &fiberapi.PushConfig{Store: m.PushStore, Hub: m.Hub, VAPIDPublicKey: wp.PublicKey(), Platforms: platforms,
+	return &fiberapi.PushConfig{Store: m.PushStore, Broadcasts: m.PushStore, Hub: m.Hub, VAPIDPublicKey: wp.PublicKey(), Platforms: platforms,
 		AllowLoopbackHTTP: c.PushAllowPrivate}, nil
 }
 
@@ -211,4 +214,22 @@ func (m *Main) sweepPush(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// inProvince tells which citizens' registry addresses are in a province,
+// for a province's broadcast.
+func (m *Main) inProvince(ctx context.Context, code string, citizenIDs []string) (map[string]bool, error) {
+	out := make(map[string]bool, len(citizenIDs))
+	for _, id := range citizenIDs {
+		c, err := m.Store.GetCitizen(ctx, id)
+		if errors.Is(err, idp.ErrNotFound) && !errors.Is(err, idp.ErrUnavailable) {
+			continue // a deleted citizen's installation: not in any audience
+		}
+		if err != nil {
+			return nil, err
+		}
+		p, ok := province.FromAddress(c.Address)
+		out[id] = ok && p == code
+	}
+	return out, nil
 }

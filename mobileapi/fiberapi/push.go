@@ -27,7 +27,10 @@ import (
 // notifications and live stream.
 type PushConfig struct {
 	Store push.Store
-	Hub   push.Hub
+	// Broadcasts, when set, lets the app fetch a broadcast's notice by the
+	// id its push carried.
+	Broadcasts push.BroadcastStore
+	Hub        push.Hub
 	// VAPIDPublicKey is the applicationServerKey a page subscribes with;
 	// empty when Web Push is not configured (webpush registrations are
 	// then refused).
@@ -400,7 +403,11 @@ type notificationView struct {
 	ApplicationID  *string    `json:"application_id"`
 	InboxMessageID *string    `json:"inbox_message_id"`
 	State          push.State `json:"state"`
-	CreatedAt      time.Time  `json:"created_at"`
+	// Title and Body are a broadcast's notice (other notifications name
+	// what to open instead).
+	Title     *text     `json:"title,omitempty"`
+	Body      *string   `json:"body,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 func notification(m *push.Message) notificationView {
@@ -413,7 +420,17 @@ func notification(m *push.Message) notificationView {
 func (s *Server) getNotification(c *fiber.Ctx) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	m, err := s.cfg.Push.Store.GetMessage(ctx, citizenOf(c), idParam(c, "id"))
+	id := idParam(c, "id")
+	if bs := s.cfg.Push.Broadcasts; bs != nil && strings.HasPrefix(id, "brd_") {
+		b, err := bs.GetBroadcast(ctx, id)
+		if err != nil {
+			return s.fail(c, err)
+		}
+		title, body := text{VI: b.Title.VI, EN: b.Title.EN}, b.Body
+		c.Set(fiber.HeaderCacheControl, "private, no-cache")
+		return c.JSON(notificationView{ID: b.ID, Kind: push.KindNotice, State: push.StateAccepted, Title: &title, Body: &body, CreatedAt: b.CreatedAt})
+	}
+	m, err := s.cfg.Push.Store.GetMessage(ctx, citizenOf(c), id)
 	if err != nil {
 		return s.fail(c, err)
 	}

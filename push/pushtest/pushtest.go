@@ -30,14 +30,21 @@ func (c *Clock) Now() time.Time { return time.Unix(0, c.ns.Load()).UTC() }
 // Advance moves the clock forward.
 func (c *Clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
+// Store is what the suite tests: messages, installations, preferences and
+// broadcasts.
+type Store interface {
+	push.Store
+	push.BroadcastStore
+}
+
 // Opener returns a new, empty, migrated store whose clock is now.
-type Opener func(t *testing.T, now func() time.Time) push.Store
+type Opener func(t *testing.T, now func() time.Time) Store
 
 // Run runs the suite against stores open returns.
 func Run(t *testing.T, open Opener) {
 	for _, tc := range []struct {
 		name string
-		fn   func(*testing.T, push.Store, *Clock)
+		fn   func(*testing.T, Store, *Clock)
 	}{
 		{"RegisterInstallation", testRegister},
 		{"AddressBelongsToOneCitizen", testAddressOwner},
@@ -59,13 +66,77 @@ func Run(t *testing.T, open Opener) {
 			tc.fn(t, open(t, c.Now), c)
 		})
 	}
+	t.Run("BroadcastCursorAndClaim", func(t *testing.T) {
+		c := NewClock(time.Date(2026, 7, 1, 3, 0, 0, 0, time.UTC))
+		testBroadcast(t, open(t, c.Now), c)
+	})
+}
+
+func testBroadcast(t *testing.T, s Store, c *Clock) {
+	ctx := t.Context()
+	for _, id := range []string{"c3", "c1", "c2"} {
+		register(t, s, fcm(id, "t-"+id))
+	}
+	register(t, s, fcm("c1", "t-c1-tablet"))
+	b := &push.Broadcast{Title: push.Text{VI: "Thông báo"}, Body: "x"}
+	if err := s.CreateBroadcast(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateBroadcast(ctx, &push.Broadcast{}); !errors.Is(err, idp.ErrInvalid) {
+		t.Errorf("a broadcast without a title: %v", err)
+	}
+	got, claim, err := s.ClaimBroadcast(ctx, time.Minute)
+	if err != nil || got == nil || got.ID != b.ID || got.State != push.BroadcastSending {
+		t.Fatalf("claim: %+v, %v", got, err)
+	}
+	if again, _, err := s.ClaimBroadcast(ctx, time.Minute); err != nil || again != nil {
+		t.Fatalf("a claimed broadcast was claimed again: %+v, %v", again, err)
+	}
+	ins, _, err := s.BroadcastTargets(ctx, "", "", 3)
+	if err != nil || len(ins) != 3 || ins[0].CitizenID != "c1" || ins[1].CitizenID != "c1" || ins[2].CitizenID != "c2" {
+		t.Fatalf("first page: %+v, %v", ins, err)
+	}
+	rest, _, err := s.BroadcastTargets(ctx, ins[2].CitizenID, ins[2].ID, 3)
+	if err != nil || len(rest) != 1 || rest[0].CitizenID != "c3" {
+		t.Fatalf("second page: %+v, %v", rest, err)
+	}
+	step := push.BroadcastProgress{ID: b.ID, Claim: claim, CursorCitizen: ins[2].CitizenID, CursorInstallation: ins[2].ID, Sent: 3, State: push.BroadcastSending,
+		Deferred: []*push.Message{{CitizenID: "c2", Kind: push.KindNotice}}}
+	if err := s.AdvanceBroadcast(ctx, step); err != nil {
+		t.Fatal(err)
+	}
+	if ms, _ := s.MessagesAfter(ctx, "c2", 0, 10); len(ms) != 1 {
+		t.Errorf("deferred message not enqueued: %+v", ms)
+	}
+	// The claim was released by the step; a stale claim changes nothing.
+	got, claim2, err := s.ClaimBroadcast(ctx, time.Minute)
+	if err != nil || got == nil || got.CursorCitizen != "c2" || got.Sent != 3 {
+		t.Fatalf("after a step: %+v, %v", got, err)
+	}
+	step.Sent, step.State = 100, push.BroadcastDone
+	if err := s.AdvanceBroadcast(ctx, step); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetBroadcast(ctx, b.ID); got.Sent != 3 || got.State != push.BroadcastSending {
+		t.Fatalf("a stale claim advanced the broadcast: %+v", got)
+	}
+	if err := s.AdvanceBroadcast(ctx, push.BroadcastProgress{ID: b.ID, Claim: claim2, CursorCitizen: "c3", CursorInstallation: rest[0].ID, Sent: 1, State: push.BroadcastDone}); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(time.Hour)
+	if got, _, _ := s.ClaimBroadcast(ctx, time.Minute); got != nil {
+		t.Fatalf("a done broadcast was claimed: %+v", got)
+	}
+	if l, err := s.ListBroadcasts(ctx, 10); err != nil || len(l) != 1 || l[0].Sent != 4 || l[0].State != push.BroadcastDone {
+		t.Fatalf("list: %+v, %v", l, err)
+	}
 }
 
 func fcm(citizen, token string) *push.Installation {
 	return &push.Installation{CitizenID: citizen, Platform: push.FCM, Token: token, Locale: "vi"}
 }
 
-func register(t *testing.T, s push.Store, in *push.Installation) *push.Installation {
+func register(t *testing.T, s Store, in *push.Installation) *push.Installation {
 	t.Helper()
 	if _, err := s.RegisterInstallation(t.Context(), in); err != nil {
 		t.Fatalf("register: %v", err)
@@ -73,7 +144,7 @@ func register(t *testing.T, s push.Store, in *push.Installation) *push.Installat
 	return in
 }
 
-func testRegister(t *testing.T, s push.Store, c *Clock) {
+func testRegister(t *testing.T, s Store, c *Clock) {
 	ctx := t.Context()
 	a := fcm("c1", "token-a")
 	created, err := s.RegisterInstallation(ctx, a)
@@ -111,7 +182,7 @@ func testRegister(t *testing.T, s push.Store, c *Clock) {
 	}
 }
 
-func testAddressOwner(t *testing.T, s push.Store, _ *Clock) {
+func testAddressOwner(t *testing.T, s Store, _ *Clock) {
 	ctx := t.Context()
 	register(t, s, fcm("c1", "shared"))
 	if _, err := s.RegisterInstallation(ctx, fcm("c2", "shared")); !errors.Is(err, idp.ErrConflict) {
@@ -124,7 +195,7 @@ func testAddressOwner(t *testing.T, s push.Store, _ *Clock) {
 	}
 }
 
-func testQuota(t *testing.T, s push.Store, _ *Clock) {
+func testQuota(t *testing.T, s Store, _ *Clock) {
 	for i := range push.MaxInstallations {
 		register(t, s, fcm("c1", fmt.Sprint("t", i)))
 	}
@@ -137,7 +208,7 @@ func testQuota(t *testing.T, s push.Store, _ *Clock) {
 	}
 }
 
-func testDelete(t *testing.T, s push.Store, _ *Clock) {
+func testDelete(t *testing.T, s Store, _ *Clock) {
 	ctx := t.Context()
 	a := register(t, s, fcm("c1", "a"))
 	if err := s.DeleteInstallation(ctx, "c2", a.ID); !errors.Is(err, idp.ErrNotFound) {
@@ -153,7 +224,7 @@ func testDelete(t *testing.T, s push.Store, _ *Clock) {
 	register(t, s, fcm("c2", "a"))
 }
 
-func testDeviceDelete(t *testing.T, s push.Store, _ *Clock) {
+func testDeviceDelete(t *testing.T, s Store, _ *Clock) {
 	ctx := t.Context()
 	a := fcm("c1", "a")
 	a.DeviceID = "dev-stolen"
@@ -175,7 +246,7 @@ func testDeviceDelete(t *testing.T, s push.Store, _ *Clock) {
 	}
 }
 
-func testPreferences(t *testing.T, s push.Store, _ *Clock) {
+func testPreferences(t *testing.T, s Store, _ *Clock) {
 	ctx := t.Context()
 	p, err := s.GetPreferences(ctx, "c1")
 	if err != nil || p.TimeZone != push.DefaultTimeZone || p.Channel(push.KindResult, "X") != push.ChannelPush {
@@ -205,7 +276,7 @@ func testPreferences(t *testing.T, s push.Store, _ *Clock) {
 	}
 }
 
-func enqueue(t *testing.T, s push.Store, ms ...*push.Message) {
+func enqueue(t *testing.T, s Store, ms ...*push.Message) {
 	t.Helper()
 	if err := s.Enqueue(t.Context(), ms...); err != nil {
 		t.Fatalf("enqueue: %v", err)
@@ -217,7 +288,7 @@ func msg(citizen string) *push.Message {
 		ApplicationID: "app-1", Title: push.Text{VI: "Kết quả", EN: "Result"}, Body: "Approved"}
 }
 
-func claim(t *testing.T, s push.Store, n int) []*push.Job {
+func claim(t *testing.T, s Store, n int) []*push.Job {
 	t.Helper()
 	jobs, err := s.Claim(t.Context(), n, time.Minute)
 	if err != nil {
@@ -226,7 +297,7 @@ func claim(t *testing.T, s push.Store, n int) []*push.Job {
 	return jobs
 }
 
-func testClaim(t *testing.T, s push.Store, c *Clock) {
+func testClaim(t *testing.T, s Store, c *Clock) {
 	in := register(t, s, fcm("c1", "a"))
 	m := msg("c1")
 	enqueue(t, s, m)
@@ -254,7 +325,7 @@ func testClaim(t *testing.T, s push.Store, c *Clock) {
 	}
 }
 
-func testRecord(t *testing.T, s push.Store, c *Clock) {
+func testRecord(t *testing.T, s Store, c *Clock) {
 	ctx := t.Context()
 	ok, retry := msg("c1"), msg("c1")
 	enqueue(t, s, ok, retry)
@@ -288,7 +359,7 @@ func testRecord(t *testing.T, s push.Store, c *Clock) {
 	}
 }
 
-func testStaleClaim(t *testing.T, s push.Store, c *Clock) {
+func testStaleClaim(t *testing.T, s Store, c *Clock) {
 	m := msg("c1")
 	enqueue(t, s, m)
 	first := claim(t, s, 1)[0]
@@ -309,7 +380,7 @@ func testStaleClaim(t *testing.T, s push.Store, c *Clock) {
 	}
 }
 
-func testDefer(t *testing.T, s push.Store, c *Clock) {
+func testDefer(t *testing.T, s Store, c *Clock) {
 	m := msg("c1")
 	enqueue(t, s, m)
 	j := claim(t, s, 1)[0]
@@ -324,7 +395,7 @@ func testDefer(t *testing.T, s push.Store, c *Clock) {
 	}
 }
 
-func testUnregistered(t *testing.T, s push.Store, _ *Clock) {
+func testUnregistered(t *testing.T, s Store, _ *Clock) {
 	a, b := register(t, s, fcm("c1", "a")), register(t, s, fcm("c1", "b"))
 	m := msg("c1")
 	enqueue(t, s, m)
@@ -339,7 +410,7 @@ func testUnregistered(t *testing.T, s push.Store, _ *Clock) {
 	}
 }
 
-func testScoped(t *testing.T, s push.Store, _ *Clock) {
+func testScoped(t *testing.T, s Store, _ *Clock) {
 	ctx := t.Context()
 	m := msg("c1")
 	enqueue(t, s, m)
@@ -369,7 +440,7 @@ func testScoped(t *testing.T, s push.Store, _ *Clock) {
 	}
 }
 
-func testAfter(t *testing.T, s push.Store, _ *Clock) {
+func testAfter(t *testing.T, s Store, _ *Clock) {
 	var ms []*push.Message
 	for range 5 {
 		m := msg("c1")
@@ -386,7 +457,7 @@ func testAfter(t *testing.T, s push.Store, _ *Clock) {
 	}
 }
 
-func testConcurrentClaims(t *testing.T, s push.Store, _ *Clock) {
+func testConcurrentClaims(t *testing.T, s Store, _ *Clock) {
 	const n = 60
 	for range n {
 		enqueue(t, s, msg("c1"))

@@ -7,7 +7,6 @@ import (
 
 	"github.com/onedoor/onedoor/internal/dbtest"
 	"github.com/onedoor/onedoor/internal/sqldb"
-	"github.com/onedoor/onedoor/push"
 	"github.com/onedoor/onedoor/push/pushtest"
 	"github.com/onedoor/onedoor/push/sqlstore"
 )
@@ -33,7 +32,7 @@ func open(t testing.TB, b func(t testing.TB) (*sql.DB, sqldb.Dialect), opts ...s
 func TestStore(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			pushtest.Run(t, func(t *testing.T, now func() time.Time) push.Store {
+			pushtest.Run(t, func(t *testing.T, now func() time.Time) pushtest.Store {
 				return open(t, b.open, sqlstore.WithNow(now))
 			})
 		})
