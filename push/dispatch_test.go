@@ -337,7 +337,7 @@ func TestDispatch_Broadcast(t *testing.T) {
 		out := map[string]bool{}
 		for _, id := range ids {
 			var n int
-			fmt.Sscanf(id, "c%04d", &n)
+			_, _ = fmt.Sscanf(id, "c%04d", &n)
 			out[id] = province == "HN" && n%2 == 0
 		}
 		return out, nil
@@ -367,7 +367,7 @@ func TestDispatch_Broadcast(t *testing.T) {
 	}
 	for _, s := range f.fcm.sent {
 		var n int
-		fmt.Sscanf(s.Token, "t%04d", &n)
+		_, _ = fmt.Sscanf(s.Token, "t%04d", &n)
 		if n%2 != 0 || s.N.MessageID != b.ID || s.N.Title != "Public services" {
 			t.Fatalf("sent %+v to %s, outside the audience or not generic", s.N, s.Token)
 		}

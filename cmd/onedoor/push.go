@@ -59,7 +59,7 @@ type PushConfig struct {
 	MetricsAddr string
 }
 
-func (c *PushConfig) flags(fs *flag.FlagSet) {
+func (c *PushConfig) pushFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.FCMCredentials, "fcm-credentials", c.FCMCredentials, "Firebase service-account JSON file: pushes to Android (and iOS through FCM) go out by FCM HTTP v1")
 	fs.StringVar(&c.FCMEndpoint, "fcm-endpoint", c.FCMEndpoint, "FCM API base URL (default https://fcm.googleapis.com)")
 	fs.StringVar(&c.APNsKey, "apns-key", c.APNsKey, "APNs token-signing key (.p8) file: pushes to iOS go out by APNs")
@@ -128,7 +128,7 @@ func (m *Main) startPush(ctx context.Context) (*fiberapi.PushConfig, error) {
 		p, err := apns.New(apns.Config{Key: b, KeyID: c.APNsKeyID, TeamID: c.APNsTeamID, Topic: c.APNsTopic,
 			Endpoint: c.APNsEndpoint, HTTPClient: c.APNsHTTPClient})
 		if err != nil {
-			return nil, fmt.Errorf("APNs: %w", err)
+			return nil, fmt.Errorf("apns: %w", err)
 		}
 		providers[push.APNs] = p
 	}
@@ -156,7 +156,7 @@ func (m *Main) startPush(ctx context.Context) (*fiberapi.PushConfig, error) {
 	wp, err := webpush.New(webpush.Config{PrivateKey: key, Subject: subject, HTTPClient: webhook.NewHTTPClient(c.PushAllowPrivate),
 		AllowLoopbackHTTP: c.PushAllowPrivate})
 	if err != nil {
-		return nil, fmt.Errorf("Web Push: %w", err)
+		return nil, fmt.Errorf("web push: %w", err)
 	}
 	providers[push.WebPush] = wp
 	platforms := make([]push.Platform, 0, len(providers))

@@ -142,7 +142,7 @@ func (s *Store) BroadcastTargets(ctx context.Context, afterCitizen, afterInstall
 	if len(citizens) == 0 {
 		return out, prefs, nil
 	}
-	rows, err = s.db.QueryContext(ctx, `SELECT citizen_id, doc, updated_at FROM push_preferences WHERE citizen_id IN (`+placeholders(1, len(citizens))+`)`, citizens...)
+	rows, err = s.db.QueryContext(ctx, `SELECT citizen_id, doc, updated_at FROM push_preferences WHERE citizen_id IN (`+placeholders(1, len(citizens))+`)`, citizens...) //nolint:gosec // placeholders only
 	if err != nil {
 		return nil, nil, sqldb.Err(op, err)
 	}
