@@ -1,14 +1,17 @@
 package push
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/time/rate"
 )
@@ -19,6 +22,7 @@ const (
 	DefaultConcurrency  = 64
 	DefaultPollInterval = time.Second
 	DefaultSendTimeout  = 10 * time.Second
+	DefaultRetryFor     = 24 * time.Hour
 	BackoffBase         = 5 * time.Second
 	BackoffCap          = time.Hour
 )
@@ -48,7 +52,11 @@ type Dispatcher struct {
 	Lease        time.Duration
 	PollInterval time.Duration
 	SendTimeout  time.Duration
-	MaxAttempts  int
+	// A message that keeps failing is retried for RetryFor (default a
+	// day: a provider outage of hours loses nothing) or MaxAttempts
+	// attempts, whichever comes first.
+	RetryFor    time.Duration
+	MaxAttempts int
 	// Backoff returns the delay before retry n (n ≥ 1); default
 	// FullJitter(BackoffBase, BackoffCap).
 	Backoff func(n int) time.Duration
@@ -62,8 +70,9 @@ type Dispatcher struct {
 	Now     func() time.Time
 	Logger  *slog.Logger
 
-	once sync.Once
-	wake chan struct{}
+	once     sync.Once
+	wake     chan struct{}
+	failures failureLog
 }
 
 // SendResult describes one send to one installation, for metrics.
@@ -94,6 +103,9 @@ func (d *Dispatcher) init() {
 		}
 		if d.MaxAttempts <= 0 {
 			d.MaxAttempts = MaxAttempts
+		}
+		if d.RetryFor <= 0 {
+			d.RetryFor = DefaultRetryFor
 		}
 		if d.Backoff == nil {
 			d.Backoff = FullJitter(BackoffBase, BackoffCap)
@@ -172,6 +184,7 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(d.SendTimeout, cancel) })
 	defer stop()
+	d.publish(sendCtx, jobs)
 	outs := make([]Outcome, len(jobs))
 	sem := make(chan struct{}, d.Concurrency)
 	var wg sync.WaitGroup
@@ -190,13 +203,50 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 	return len(jobs), nil
 }
 
-// process sends one message to every installation that has not taken it.
+// firstClaim reports whether m is claimed for the first time: it has been
+// neither retried nor held back (both move NextAttemptAt), so its live
+// event is not yet out.
+func firstClaim(m *Message) bool { return m.NextAttemptAt.Equal(m.CreatedAt) }
+
+// publish tells the live streams of the batch's new messages, in Seq
+// order, so a stream sees each citizen's events in the order of their ids
+// (a client reconnects with the last id it saw).
+func (d *Dispatcher) publish(ctx context.Context, jobs []*Job) {
+	if d.Live == nil {
+		return
+	}
+	sorted := slices.Clone(jobs)
+	slices.SortFunc(sorted, func(a, b *Job) int { return cmp.Compare(a.Message.Seq, b.Message.Seq) })
+	for _, j := range sorted {
+		m := j.Message
+		prefs := j.Preferences
+		if prefs == nil {
+			prefs = DefaultPreferences(m.CitizenID)
+		}
+		if !firstClaim(m) || prefs.Channel(m.Kind, m.ServiceCode) == ChannelOff {
+			continue
+		}
+		if err := d.Live.Publish(ctx, m.CitizenID, EventOf(m)); err != nil {
+			d.Logger.Warn("push: live event not published", "message", m.ID, "err", err)
+		}
+	}
+}
+
+// process sends one message to every installation that has not taken it,
+// all at once: one citizen's slow push services hold one slot for one
+// SendTimeout, not the batch for one per installation.
 func (d *Dispatcher) process(ctx context.Context, j *Job) Outcome {
 	m := j.Message
 	now := d.Now()
 	out := Outcome{MessageID: m.ID, Claim: j.Claim, Delivered: slices.Clone(m.Delivered)}
-	if !m.ExpiresAt.IsZero() && !now.Before(m.ExpiresAt) {
+	switch {
+	case !m.ExpiresAt.IsZero() && !now.Before(m.ExpiresAt):
 		out.State, out.LastError = StateDead, "expired before it could be delivered"
+		return out
+	case m.Attempts > d.MaxAttempts:
+		// Claimed this often without an outcome recorded (Claim counts
+		// the attempt in its own transaction): a poison message.
+		out.State, out.LastError = StateDead, "claimed too often without an outcome"
 		return out
 	}
 	prefs := j.Preferences
@@ -204,11 +254,6 @@ func (d *Dispatcher) process(ctx context.Context, j *Job) Outcome {
 		prefs = DefaultPreferences(m.CitizenID)
 	}
 	ch := prefs.Channel(m.Kind, m.ServiceCode)
-	if m.Attempts == 1 && ch != ChannelOff && d.Live != nil {
-		if err := d.Live.Publish(ctx, m.CitizenID, EventOf(m)); err != nil {
-			d.Logger.Warn("push: live event not published", "message", m.ID, "err", err)
-		}
-	}
 	if ch != ChannelPush {
 		out.State = StateSkipped
 		return out
@@ -223,31 +268,38 @@ func (d *Dispatcher) process(ctx context.Context, j *Job) Outcome {
 		retry      bool
 		retryAfter time.Duration
 		permanent  []string
+		mu         sync.Mutex
+		wg         sync.WaitGroup
 	)
 	fullText := prefs.FullText(m.ServiceCode)
 	for _, in := range j.Installations {
 		if slices.Contains(m.Delivered, in.ID) {
 			continue
 		}
-		err := d.send(ctx, in, Compose(m, in.Locale, fullText))
-		var pe *ProviderError
-		switch {
-		case err == nil:
-			out.Delivered = append(out.Delivered, in.ID)
-		case errors.Is(err, ErrUnregistered):
-			out.Unregistered = append(out.Unregistered, in.ID)
-		case errors.As(err, &pe) && !pe.Retryable:
-			permanent = append(permanent, err.Error())
-		default:
-			retry = true
-			if errors.As(err, &pe) {
-				retryAfter = max(retryAfter, pe.RetryAfter)
+		wg.Go(func() {
+			err := d.send(ctx, in, Compose(m, in.Locale, fullText))
+			mu.Lock()
+			defer mu.Unlock()
+			var pe *ProviderError
+			switch {
+			case err == nil:
+				out.Delivered = append(out.Delivered, in.ID)
+			case errors.Is(err, ErrUnregistered):
+				out.Unregistered = append(out.Unregistered, in.ID)
+			case errors.As(err, &pe) && !pe.Retryable:
+				permanent = append(permanent, safeError(err))
+			default:
+				retry = true
+				if errors.As(err, &pe) {
+					retryAfter = max(retryAfter, pe.RetryAfter)
+				}
+				out.LastError = safeError(err)
 			}
-			out.LastError = err.Error()
-		}
+		})
 	}
+	wg.Wait()
 	switch {
-	case retry && m.Attempts >= d.MaxAttempts:
+	case retry && (m.Attempts >= d.MaxAttempts || now.Sub(m.CreatedAt) >= d.RetryFor):
 		out.State = StateDead
 	case retry:
 		out.State = StateFailed
@@ -305,7 +357,62 @@ func (d *Dispatcher) send(ctx context.Context, in *Installation, n *Notification
 	if d.Observe != nil {
 		d.Observe(SendResult{Platform: in.Platform, Duration: time.Since(start), Err: err})
 	}
+	if err != nil && !errors.Is(err, ErrUnregistered) {
+		d.failures.note(d.Logger, in.Platform, err, time.Now())
+	}
 	return err
+}
+
+// safeError is an error's text as the outbox keeps it: valid UTF-8, at
+// most 300 bytes cut at a character boundary. Push services choose much
+// of it (a status line, a reason) and PostgreSQL refuses invalid UTF-8.
+func safeError(err error) string {
+	s := strings.ToValidUTF8(err.Error(), "?")
+	if len(s) <= 300 {
+		return s
+	}
+	cut := 300
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
+// failureLog logs failing sends without flooding: the first failure of a
+// platform and reason at once, then one line a minute with the count.
+type failureLog struct {
+	mu   sync.Mutex
+	seen map[string]*failureCount
+}
+
+type failureCount struct {
+	since time.Time
+	n     int
+}
+
+func (f *failureLog) note(log *slog.Logger, p Platform, err error, now time.Time) {
+	reason := "transport"
+	var pe *ProviderError
+	if errors.As(err, &pe) {
+		reason = fmt.Sprintf("status %d %s", pe.StatusCode, pe.Reason)
+	}
+	key := string(p) + " " + reason
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.seen == nil {
+		f.seen = map[string]*failureCount{}
+	}
+	c := f.seen[key]
+	switch {
+	case c == nil:
+		f.seen[key] = &failureCount{since: now}
+		log.Warn("push: a send failed (repeats are counted and logged once a minute)", "platform", string(p), "reason", reason, "err", safeError(err))
+	case now.Sub(c.since) >= time.Minute:
+		log.Warn("push: sends failing", "platform", string(p), "reason", reason, "count", c.n+1, "since", c.since)
+		c.since, c.n = now, 0
+	default:
+		c.n++
+	}
 }
 
 // FullJitter returns exponential backoff with full jitter: retry n waits a

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -390,4 +391,121 @@ func TestDispatch_Broadcast(t *testing.T) {
 	if last := f.fcm.sent[len(f.fcm.sent)-1]; last.Token != "t0004" {
 		t.Fatalf("after quiet hours the last push went to %s", last.Token)
 	}
+}
+
+func TestDispatch_AnOutageOfHoursLosesNothing(t *testing.T) {
+	f := newFixture(t)
+	f.install(t, "c1", "phone")
+	down := true
+	f.fcm.answer = func(push.Target) error {
+		if down {
+			return errors.New("dial tcp: connection refused")
+		}
+		return nil
+	}
+	f.d.Backoff = push.FullJitter(push.BackoffBase, push.BackoffCap)
+	m := f.enqueue(t, result("c1"))
+	for range 12 { // twelve failed attempts over up to six hours
+		f.run(t)
+		f.clock.Advance(time.Hour)
+	}
+	if got := f.state(t, m); got.State != push.StateFailed {
+		t.Fatalf("after hours of outage: %s (attempts %d); the message must wait for the provider", got.State, got.Attempts)
+	}
+	down = false
+	f.run(t)
+	if got := f.state(t, m); got.State != push.StateAccepted {
+		t.Fatalf("after the outage: %s", got.State)
+	}
+	// A day of failures ends it.
+	down = true
+	late := f.enqueue(t, result("c1"))
+	f.clock.Advance(25 * time.Hour)
+	f.run(t)
+	if got := f.state(t, late); got.State != push.StateDead {
+		t.Fatalf("a message failing for more than RetryFor: %s", got.State)
+	}
+}
+
+func TestDispatch_PoisonMessageIsDeadWithoutSending(t *testing.T) {
+	f := newFixture(t)
+	f.install(t, "c1", "phone")
+	f.d.MaxAttempts = 3
+	m := f.enqueue(t, result("c1"))
+	// A dispatcher that dies before recording (the message crashes it)
+	// leaves each claim to lapse.
+	for range 3 {
+		if _, err := f.store.Claim(t.Context(), 10, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Advance(2 * time.Second)
+	}
+	f.run(t)
+	if got := f.state(t, m); got.State != push.StateDead || len(f.fcm.sent) != 0 {
+		t.Fatalf("a message claimed beyond MaxAttempts: %s, sent %d", got.State, len(f.fcm.sent))
+	}
+}
+
+func TestDispatch_LiveEventsInSeqOrder(t *testing.T) {
+	f := newFixture(t)
+	f.d.Concurrency = 16
+	var ms []*push.Message
+	for range 50 {
+		ms = append(ms, f.enqueue(t, result("c1")))
+	}
+	f.run(t)
+	if len(f.live.events) != 50 {
+		t.Fatalf("%d events", len(f.live.events))
+	}
+	for i, e := range f.live.events {
+		if e.MessageID != ms[i].ID {
+			t.Fatalf("event %d is %s, want %s: a stream must see its ids in order", i, e.MessageID, ms[i].ID)
+		}
+	}
+}
+
+func TestDispatch_SlowInstallationsAreSentAtOnce(t *testing.T) {
+	f := newFixture(t)
+	for i := range push.MaxInstallations {
+		f.install(t, "c1", "slow"+strconv.Itoa(i))
+	}
+	var inFlight, most atomic.Int32
+	release := make(chan struct{})
+	f.fcm.answer = func(push.Target) error { return nil }
+	f.d.Providers[push.FCM] = &gate{inner: f.fcm, inFlight: &inFlight, most: &most, release: release, want: push.MaxInstallations}
+	f.enqueue(t, result("c1"))
+	f.run(t)
+	if most.Load() != push.MaxInstallations {
+		t.Fatalf("at most %d sends in flight for one message, want all %d at once", most.Load(), push.MaxInstallations)
+	}
+}
+
+// gate holds sends until want of them are in flight at once.
+type gate struct {
+	inner          push.Provider
+	inFlight, most *atomic.Int32
+	release        chan struct{}
+	want           int32
+	once           sync.Once
+}
+
+func (g *gate) Platform() push.Platform { return g.inner.Platform() }
+
+func (g *gate) Send(ctx context.Context, t push.Target, n *push.Notification) error {
+	v := g.inFlight.Add(1)
+	for {
+		m := g.most.Load()
+		if v <= m || g.most.CompareAndSwap(m, v) {
+			break
+		}
+	}
+	if v == g.want {
+		g.once.Do(func() { close(g.release) })
+	}
+	select {
+	case <-g.release:
+	case <-time.After(2 * time.Second): // sequential sends would wait here
+	}
+	g.inFlight.Add(-1)
+	return g.inner.Send(ctx, t, n)
 }

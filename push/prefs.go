@@ -89,10 +89,10 @@ func (p *Preferences) Validate() error {
 	}
 	for k, c := range p.Kinds {
 		if !k.Valid() {
-			return invalid("/kinds/"+string(k), "unknown kind")
+			return invalid("/kinds/"+pointerKey(string(k)), "unknown kind")
 		}
 		if !c.Valid() {
-			return invalid("/kinds/"+string(k), "unknown channel")
+			return invalid("/kinds/"+pointerKey(string(k)), "unknown channel")
 		}
 	}
 	if len(p.Services) > MaxServicePreferences {
@@ -104,10 +104,10 @@ func (p *Preferences) Validate() error {
 		}
 		for k, c := range sp.Kinds {
 			if !k.Valid() {
-				return invalid("/services/"+code+"/kinds/"+string(k), "unknown kind")
+				return invalid("/services/"+pointerKey(code)+"/kinds/"+pointerKey(string(k)), "unknown kind")
 			}
 			if !c.Valid() {
-				return invalid("/services/"+code+"/kinds/"+string(k), "unknown channel")
+				return invalid("/services/"+pointerKey(code)+"/kinds/"+pointerKey(string(k)), "unknown channel")
 			}
 		}
 	}
@@ -126,6 +126,15 @@ func (e *InvalidField) Error() string { return e.Pointer + ": " + e.Message }
 func (e *InvalidField) Unwrap() error { return idp.ErrInvalid }
 
 func invalid(pointer, msg string) error { return &InvalidField{Pointer: pointer, Message: msg} }
+
+// pointerKey is a member name as a JSON Pointer token (RFC 6901), cut to 64
+// bytes: the names come from the request.
+func pointerKey(s string) string {
+	if len(s) > 64 {
+		s = strings.ToValidUTF8(s[:64], "")
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
+}
 
 // Channel returns how a message of kind about service reaches the citizen.
 // Login approvals are always pushed: the citizen is waiting for one.
@@ -175,17 +184,24 @@ func (p *Preferences) QuietUntil(t time.Time) time.Time {
 		d := midnight.AddDate(0, 0, day)
 		return time.Date(d.Year(), d.Month(), d.Day(), minute/60, minute%60, 0, 0, loc)
 	}
+	var until time.Time
 	switch {
 	case start < end: // 13:00–15:00
 		if now >= start && now < end {
-			return at(0, end)
+			until = at(0, end)
 		}
 	case now >= start: // 22:00–07:00, before midnight
-		return at(1, end)
+		until = at(1, end)
 	case now < end: // after midnight
-		return at(0, end)
+		until = at(0, end)
 	}
-	return time.Time{}
+	if !until.After(t) {
+		// The end falls in a repeated or skipped hour (a daylight-saving
+		// change): time.Date picked an instant already past. Not holding
+		// back beats holding back forever.
+		return time.Time{}
+	}
+	return until
 }
 
 // clock parses "HH:MM" into minutes after midnight.

@@ -2,8 +2,10 @@ package push
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/onedoor/onedoor/idp"
 )
@@ -99,5 +101,43 @@ func TestComposeIsGenericUnlessOptedIn(t *testing.T) {
 	}
 	if n := Compose(m, "en", false); n.Title != "Public services" {
 		t.Errorf("English generic title: %q", n.Title)
+	}
+}
+
+func TestQuietUntil_DaylightSavingNeverHoldsForever(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Skip("no zone data")
+	}
+	p := &Preferences{TimeZone: "America/New_York", Quiet: &QuietHours{Start: "22:00", End: "01:30"}}
+	// 2026-11-01: 01:30 happens twice; at the second 01:15 (06:15Z) the
+	// first 01:30 is already past.
+	at := time.Date(2026, 11, 1, 6, 15, 0, 0, time.UTC)
+	if until := p.QuietUntil(at); !until.IsZero() && !until.After(at) {
+		t.Fatalf("QuietUntil(%v) = %v (%v), in the past", at, until, until.In(ny))
+	}
+}
+
+func TestCompose_FullTextIsClipped(t *testing.T) {
+	long := strings.Repeat("Quyết định số 123/QĐ-UBND về việc cấp phép. ", 200) // ~9 KB of multi-byte text
+	n := Compose(&Message{ID: "ntf_1", Kind: KindResult, Title: Text{VI: long}, Body: long}, "vi", true)
+	if len(n.Title) > maxTitle || len(n.Body) > maxBody || !utf8.ValidString(n.Title) || !utf8.ValidString(n.Body) || !strings.HasSuffix(n.Body, "…") {
+		t.Fatalf("title %d bytes, body %d bytes, valid %v %v", len(n.Title), len(n.Body), utf8.ValidString(n.Title), utf8.ValidString(n.Body))
+	}
+}
+
+func TestSafeError(t *testing.T) {
+	bad := errors.New("malformed HTTP status \"Đ\xff\xfe\"" + strings.Repeat("ồ", 400))
+	s := safeError(bad)
+	if !utf8.ValidString(s) || len(s) > 300 {
+		t.Fatalf("safeError: %d bytes, valid %v", len(s), utf8.ValidString(s))
+	}
+}
+
+func TestValidate_PointersAreEscaped(t *testing.T) {
+	err := (&Preferences{Services: map[string]ServicePreferences{"a/b~c": {Kinds: map[Kind]Channel{"x/y": ChannelPush}}}}).Validate()
+	var f *InvalidField
+	if !errors.As(err, &f) || f.Pointer != "/services/a~1b~0c/kinds/x~1y" {
+		t.Fatalf("pointer %v", err)
 	}
 }

@@ -85,8 +85,10 @@ const (
 // Final reports whether no further attempt will be made.
 func (s State) Final() bool { return s == StateAccepted || s == StateDead || s == StateSkipped }
 
-// MaxAttempts is how many times a message is tried before it is dead.
-const MaxAttempts = 8
+// MaxAttempts bounds how many times a message is tried before it is dead
+// (with the backoff's one-hour cap, more than a day of retries); the
+// dispatcher's RetryFor usually ends it first.
+const MaxAttempts = 40
 
 // Message is one notification to one citizen, kept in the outbox from the
 // transaction that caused it until every installation took it. Title and

@@ -1,5 +1,7 @@
 package push
 
+import "unicode/utf8"
+
 // genericText is what a push says when the citizen did not opt its service
 // into full text: enough to decide whether to open the app, nothing that
 // names a person, an application or a result on a locked screen.
@@ -44,7 +46,28 @@ func Compose(m *Message, locale string, fullText bool) *Notification {
 		Expires:     m.ExpiresAt,
 	}
 	if title := m.Title.In(locale); fullText && title != "" {
-		n.Title, n.Body = title, m.Body
+		// Cut to what every provider's payload holds with room to spare
+		// (Web Push fits 3993 bytes): the app shows the rest after unlock.
+		n.Title, n.Body = clip(title, maxTitle), clip(m.Body, maxBody)
 	}
 	return n
+}
+
+// Full text is cut to these many bytes.
+const (
+	maxTitle = 200
+	maxBody  = 1000
+)
+
+// clip cuts s to at most n bytes at a character boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const more = "…"
+	cut := n - len(more)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + more
 }
