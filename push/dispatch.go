@@ -67,6 +67,9 @@ type Dispatcher struct {
 	InProvince func(ctx context.Context, province string, citizenIDs []string) (map[string]bool, error)
 	// Observe, when set, is told of every send (for metrics).
 	Observe func(SendResult)
+	// Finished, when set, is told of every message that became final
+	// (accepted, dead or skipped), once its outcome is stored.
+	Finished func(State)
 	Now     func() time.Time
 	Logger  *slog.Logger
 
@@ -199,6 +202,14 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 	d.guardPruning(jobs, outs)
 	if err := d.Store.Record(context.WithoutCancel(ctx), outs); err != nil {
 		return len(jobs), fmt.Errorf("record %d outcomes: %w", len(outs), err)
+	}
+	for _, o := range outs {
+		if o.State == StateDead {
+			d.Logger.Warn("push: a message is dead", "message", o.MessageID, "last_error", o.LastError)
+		}
+		if d.Finished != nil && o.State.Final() {
+			d.Finished(o.State)
+		}
 	}
 	return len(jobs), nil
 }

@@ -152,3 +152,34 @@ func decodeBase64(s string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// DefaultWebPushHosts are the browsers' push services (Chrome's FCM,
+// Firefox's autopush, Edge's WNS, Safari's): endpoints come from
+// citizens, so only these are reached, not any public URL.
+var DefaultWebPushHosts = []string{"fcm.googleapis.com", "push.services.mozilla.com", "notify.windows.com", "push.apple.com"}
+
+// PushServiceAllowed reports whether endpoint's host is one of hosts or a
+// subdomain of one. A loopback endpoint is allowed when allowLoopback is
+// (tests and the demo).
+func PushServiceAllowed(endpoint string, hosts []string, allowLoopback bool) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return false
+	}
+	host := strings.ToLower(u.Hostname())
+	if allowLoopback && (host == "localhost" || isLoopbackIP(host)) {
+		return true
+	}
+	for _, h := range hosts {
+		h = strings.ToLower(strings.TrimPrefix(h, "."))
+		if h != "" && (host == h || strings.HasSuffix(host, "."+h)) {
+			return true
+		}
+	}
+	return false
+}
+
+func isLoopbackIP(host string) bool {
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}

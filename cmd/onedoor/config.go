@@ -147,6 +147,7 @@ func DefaultConfig() Config {
 		// A data request is a release logged in the citizen's chain: an
 		// agency's batch jobs go at 50 a second, not at the full API rate.
 		APIDataRequestRateLimit: 3000,
+		PushConfig:              PushConfig{PushRetention: 30 * 24 * time.Hour},
 	}
 }
 
@@ -270,6 +271,15 @@ func (c *Config) Validate(serve bool) error {
 	}
 	if c.IDPAddr == c.APIAddr {
 		add("--idp-addr and --api-addr must differ")
+	}
+	if c.PushRetention <= 0 {
+		add("--push-retention must be positive (got %s)", c.PushRetention)
+	}
+	if c.APNsKey == "" && (c.APNsKeyID != "" || c.APNsTeamID != "" || c.APNsTopic != "" || c.APNsEndpoint != "") {
+		add("--apns-key-id, --apns-team-id, --apns-topic and --apns-endpoint need --apns-key (the .p8 key file)")
+	}
+	if c.APNsKey != "" && (c.APNsKeyID == "" || c.APNsTeamID == "" || c.APNsTopic == "") {
+		add("--apns-key needs --apns-key-id, --apns-team-id and --apns-topic")
 	}
 	// Empty: http://localhost:PORT of the bound --api-addr (see Run).
 	if c.APIURL != "" {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +16,7 @@ import (
 
 // pushMetrics are the push queue's and providers' Prometheus metrics.
 type pushMetrics struct {
+	final   *prometheus.CounterVec
 	sends   *prometheus.CounterVec
 	latency *prometheus.HistogramVec
 }
@@ -37,7 +37,11 @@ func (m *Main) newMetrics() (*prometheus.Registry, *pushMetrics) {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
 		}, []string{"platform"}),
 	}
-	reg.MustRegister(pm.sends, pm.latency)
+	pm.final = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "onedoor_push_messages_total",
+		Help: "Notifications that became final, by state: accepted (every device's push service took it), dead (given up), skipped (preferences, or no device).",
+	}, []string{"state"})
+	reg.MustRegister(pm.sends, pm.latency, pm.final)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "onedoor_push_queue_depth",
 		Help: "Notifications not yet final (queued, being sent, or waiting for a retry), across every replica.",
@@ -52,6 +56,32 @@ func (m *Main) newMetrics() (*prometheus.Registry, *pushMetrics) {
 	}))
 	return reg, pm
 }
+
+// knownReasons are the documented error codes of FCM HTTP v1 and APNs,
+// and the provider packages' own refusals.
+var knownReasons = func() map[string]bool {
+	m := map[string]bool{"": true}
+	for _, r := range []string{
+		// FCM (google.rpc.Status and FcmError codes)
+		"UNREGISTERED", "INVALID_ARGUMENT", "QUOTA_EXCEEDED", "UNAVAILABLE", "INTERNAL", "SENDER_ID_MISMATCH",
+		"THIRD_PARTY_AUTH_ERROR", "NOT_FOUND", "PERMISSION_DENIED", "UNAUTHENTICATED", "RESOURCE_EXHAUSTED",
+		// APNs
+		"BadCollapseId", "BadDeviceToken", "BadExpirationDate", "BadMessageId", "BadPriority", "BadTopic",
+		"DeviceTokenNotForTopic", "DuplicateHeaders", "IdleTimeout", "InvalidPushType", "MissingDeviceToken",
+		"MissingTopic", "PayloadEmpty", "TopicDisallowed", "BadCertificate", "BadCertificateEnvironment",
+		"ExpiredProviderToken", "Forbidden", "InvalidProviderToken", "MissingProviderToken", "UnrelatedKeyIdInToken",
+		"BadPath", "MethodNotAllowed", "ExpiredToken", "Unregistered", "PayloadTooLarge", "TooManyProviderTokenUpdates",
+		"TooManyRequests", "InternalServerError", "ServiceUnavailable", "Shutdown",
+		// refusals before sending
+		"InvalidSubscription", "Expired",
+	} {
+		m[r] = true
+	}
+	return m
+}()
+
+// finished counts a message that became final.
+func (pm *pushMetrics) finished(s push.State) { pm.final.WithLabelValues(string(s)).Inc() }
 
 // observe records one send.
 func (pm *pushMetrics) observe(r push.SendResult) {
@@ -72,11 +102,9 @@ func (pm *pushMetrics) observe(r push.SendResult) {
 	default:
 		outcome = "transport"
 	}
-	// Provider reason codes are a short closed set; anything else is not
-	// a label (cardinality).
-	if len(reason) > 40 || strings.ContainsFunc(reason, func(c rune) bool {
-		return !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_')
-	}) {
+	// Only the providers' documented codes become label values: a Web Push
+	// service is chosen by a citizen and may answer anything (cardinality).
+	if !knownReasons[reason] {
 		reason = "other"
 	}
 	pm.sends.WithLabelValues(string(r.Platform), outcome, reason).Inc()

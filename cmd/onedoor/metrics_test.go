@@ -23,6 +23,9 @@ func TestMetrics(t *testing.T) {
 	e.m.Dispatcher.Observe(push.SendResult{Platform: push.APNs, Err: &push.ProviderError{Platform: push.APNs, StatusCode: 410, Reason: "Unregistered", Unregistered: true}})
 	e.m.Dispatcher.Observe(push.SendResult{Platform: push.WebPush, Err: &push.ProviderError{Platform: push.WebPush, StatusCode: 500, Reason: "a reason with spaces", Retryable: true}})
 	e.m.Dispatcher.Observe(push.SendResult{Platform: push.FCM, Err: errors.New("dial tcp: refused")})
+	// A Web Push service picks its own reasons: they must not become series.
+	e.m.Dispatcher.Observe(push.SendResult{Platform: push.WebPush, Err: &push.ProviderError{Platform: push.WebPush, StatusCode: 400, Reason: "attacker_chosen_1"}})
+	e.m.Dispatcher.Finished(push.StateDead)
 	resp, err := http.Get("http://" + e.m.MetricsAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -37,6 +40,8 @@ func TestMetrics(t *testing.T) {
 		`onedoor_push_sends_total{outcome="transport",platform="fcm",reason=""} 1`,
 		"onedoor_push_send_seconds_bucket",
 		"go_goroutines",
+		`onedoor_push_messages_total{state="dead"} 1`,
+		`onedoor_push_sends_total{outcome="permanent",platform="webpush",reason="other"} 1`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
@@ -47,5 +52,11 @@ func TestMetrics(t *testing.T) {
 		if resp.StatusCode == http.StatusOK {
 			t.Error("the public API listener serves /metrics")
 		}
+	}
+}
+
+func TestMetrics_NoChosenReasonBecomesALabel(t *testing.T) {
+	if knownReasons["attacker_chosen_1"] || !knownReasons["UNREGISTERED"] || !knownReasons["Unregistered"] {
+		t.Fatal("allowlist")
 	}
 }

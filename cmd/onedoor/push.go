@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -43,6 +44,9 @@ type PushConfig struct {
 	VAPIDPrivateKey string
 	// VAPIDSubject is the contact push services see (mailto: or https:).
 	VAPIDSubject string
+	// WebPushHosts are the browser push services subscriptions may point
+	// at (default push.DefaultWebPushHosts).
+	WebPushHosts []string
 	// PushAllowPrivate lets Web Push reach loopback and private
 	// endpoints: for the demo and tests only (the endpoints come from
 	// citizens: SSRF).
@@ -69,6 +73,7 @@ func (c *PushConfig) pushFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.APNsEndpoint, "apns-endpoint", c.APNsEndpoint, "APNs base URL (default https://api.push.apple.com; https://api.sandbox.push.apple.com for development builds)")
 	fs.StringVar(&c.VAPIDPrivateKey, "vapid-private-key", c.VAPIDPrivateKey, "Web Push (VAPID) P-256 key file, PEM or base64url; default: derived from the master key")
 	fs.StringVar(&c.VAPIDSubject, "vapid-subject", c.VAPIDSubject, "contact push services see in VAPID tokens, mailto: or https: (default mailto:push@ the issuer's host)")
+	fs.Var(commaList{&c.WebPushHosts}, "webpush-hosts", "comma-separated browser push services (hosts and their subdomains) Web Push subscriptions may point at (default "+strings.Join(push.DefaultWebPushHosts, ",")+")")
 	fs.BoolVar(&c.PushAllowPrivate, "push-allow-private", c.PushAllowPrivate, "let Web Push reach loopback and private endpoints (demo and tests only: endpoints come from citizens)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "listen address of Prometheus /metrics (push queue depth, sends, provider errors and latency); empty: off. Bind it to an internal address")
 	fs.DurationVar(&c.PushRetention, "push-retention", c.PushRetention, "how long delivered and dead notifications are kept for receipts and the live stream's catch-up")
@@ -175,7 +180,7 @@ func (m *Main) startPush(ctx context.Context) (*fiberapi.PushConfig, error) {
 	}
 	if c.MetricsAddr != "" {
 		reg, pm := m.newMetrics()
-		m.Dispatcher.Observe = pm.observe
+		m.Dispatcher.Observe, m.Dispatcher.Finished = pm.observe, pm.finished
 		if err := m.serveMetrics(reg); err != nil {
 			return nil, fmt.Errorf("--metrics-addr: %w", err)
 		}
@@ -190,16 +195,13 @@ func (m *Main) startPush(ctx context.Context) (*fiberapi.PushConfig, error) {
 	m.wg.Add(1)
 	go m.sweepPush(ctx)
 	return &fiberapi.PushConfig{Store: m.PushStore, Broadcasts: m.PushStore, Hub: m.Hub, VAPIDPublicKey: wp.PublicKey(), Platforms: platforms,
-		AllowLoopbackHTTP: c.PushAllowPrivate}, nil
+		AllowLoopbackHTTP: c.PushAllowPrivate, WebPushHosts: c.WebPushHosts}, nil
 }
 
 // sweepPush deletes final messages past the retention, hourly.
 func (m *Main) sweepPush(ctx context.Context) {
 	defer m.wg.Done()
 	keep := m.Config.PushRetention
-	if keep <= 0 {
-		keep = 30 * 24 * time.Hour
-	}
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {

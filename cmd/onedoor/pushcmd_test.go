@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"strings"
 	"testing"
 )
@@ -36,6 +37,27 @@ func TestCLI_PushBroadcast(t *testing.T) {
 	} {
 		if code, _, errs := cli(t, nil, args...); code == 0 || errs == "" {
 			t.Errorf("%v: exit %d, %q; want a usage error", args, code, errs)
+		}
+	}
+}
+
+func TestConfig_PushFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--push-retention", "-1h"}, "--push-retention must be positive"},
+		{[]string{"--apns-topic", "vn.gov.onedoor"}, "need --apns-key"},
+		{[]string{"--apns-key", "k.p8"}, "--apns-key needs"},
+	} {
+		c := DefaultConfig()
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		c.serveFlags(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(true); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
 		}
 	}
 }

@@ -41,6 +41,9 @@ type PushConfig struct {
 	// AllowLoopbackHTTP accepts http:// Web Push endpoints on loopback
 	// (tests and the demo).
 	AllowLoopbackHTTP bool
+	// WebPushHosts are the push services a subscription may point at
+	// (default push.DefaultWebPushHosts).
+	WebPushHosts []string
 	// MaxStreams bounds one citizen's live streams on this replica
 	// (default 5).
 	MaxStreams int
@@ -118,6 +121,13 @@ func (s *Server) pushConfig(c *fiber.Ctx) error {
 	return c.JSON(pushConfigView{Platforms: platforms, VAPIDPublicKey: nullable(pc.VAPIDPublicKey)})
 }
 
+func webPushHosts(pc *PushConfig) []string {
+	if len(pc.WebPushHosts) > 0 {
+		return pc.WebPushHosts
+	}
+	return push.DefaultWebPushHosts
+}
+
 // validateDevice checks a registration, listing every bad field.
 func (s *Server) validateDevice(in *deviceCreate) []fieldError {
 	var errs []fieldError
@@ -156,6 +166,8 @@ func (s *Server) validateDevice(in *deviceCreate) []fieldError {
 		} else if err := in.Subscription.Validate(pc.AllowLoopbackHTTP); err != nil {
 			ptr, msg, _ := strings.Cut(err.Error(), ": ")
 			errs = append(errs, fieldError{Pointer: "/" + strings.ReplaceAll(ptr, ".", "/"), Message: msg})
+		} else if !push.PushServiceAllowed(in.Subscription.Endpoint, webPushHosts(pc), pc.AllowLoopbackHTTP) {
+			errs = append(errs, fieldError{Pointer: "/subscription/endpoint", Message: "Not a browser push service this deployment delivers to."})
 		}
 	}
 	if in.Platform != push.WebPush && in.Subscription != nil {
@@ -439,12 +451,23 @@ func (s *Server) getNotification(c *fiber.Ctx) error {
 }
 
 type notificationReceiptView struct {
-	ID        string     `json:"id"`
-	Kind      push.Kind  `json:"kind"`
-	State     push.State `json:"state"`
-	Attempts  int        `json:"attempts"`
-	CreatedAt time.Time  `json:"created_at"`
-	UpdatedAt time.Time  `json:"updated_at"`
+	ID        string    `json:"id"`
+	Kind      push.Kind `json:"kind"`
+	Delivery  string    `json:"delivery"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// reachOf is what an agency learns of a message's state: whether the
+// citizen was reached, not why not (their preferences, quiet hours or
+// devices are theirs).
+func reachOf(s push.State) string {
+	switch s {
+	case push.StateAccepted:
+		return "delivered"
+	case push.StateDead, push.StateSkipped:
+		return "not_delivered"
+	}
+	return "pending"
 }
 
 // agencyNotifications lists the notifications an application's
@@ -471,7 +494,7 @@ func (s *Server) agencyNotifications(c *fiber.Ctx) error {
 	}
 	views := make([]notificationReceiptView, 0, len(ms))
 	for _, m := range ms {
-		views = append(views, notificationReceiptView{ID: m.ID, Kind: m.Kind, State: m.State, Attempts: m.Attempts, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt})
+		views = append(views, notificationReceiptView{ID: m.ID, Kind: m.Kind, Delivery: reachOf(m.State), CreatedAt: m.CreatedAt})
 	}
 	c.Set(fiber.HeaderCacheControl, "private, no-cache")
 	return c.JSON(newList(views, next))
