@@ -32,6 +32,8 @@ type options struct {
 	path    string
 	body    string
 	hasBody bool
+	// events: stop after this many notifications (0: never).
+	max int
 }
 
 // header is one -H 'Name: value'; an empty value removes the header.
@@ -58,9 +60,10 @@ const usageHead = `usage:
   eidsim devices --home DIR
   eidsim revoke-device --home DIR DEVICE_ID
   eidsim api --home DIR [--api URL] [--include] [-H 'Name: value']... METHOD PATH [BODY|@FILE]
+  eidsim events --home DIR [--api URL] [--max N]
 `
 
-var commands = []string{"enroll", "approve", "login", "show", "devices", "revoke-device", "api"}
+var commands = []string{"enroll", "approve", "login", "show", "devices", "revoke-device", "api", "events"}
 
 // flagSet declares cmd's flags into o.
 func flagSet(cmd string, o *options) (*flag.FlagSet, error) {
@@ -99,11 +102,7 @@ func flagSet(cmd string, o *options) (*flag.FlagSet, error) {
 		})
 		fs.BoolVar(&o.json, "json", false, "print the answer as JSON")
 	case "api":
-		api := os.Getenv("EIDSIM_API")
-		if api == "" {
-			api = defaultAPI
-		}
-		fs.StringVar(&o.api, "api", api, "mobile API `URL`: its --api-url, the audience of its tokens (env EIDSIM_API)")
+		apiFlag(fs, o)
 		fs.BoolVar(&o.include, "include", false, "print the status line and the response headers before the body")
 		fs.BoolVar(&o.include, "i", false, "short for --include")
 		addHeader := func(s string) error {
@@ -116,11 +115,23 @@ func flagSet(cmd string, o *options) (*flag.FlagSet, error) {
 		}
 		fs.Func("H", "request header `'Name: value'`, repeatable; replaces a default (Content-Type), 'Name:' removes it", addHeader)
 		fs.Func("header", "same as -H", addHeader)
+	case "events":
+		apiFlag(fs, o)
+		fs.IntVar(&o.max, "max", 0, "exit after `N` notifications (0: follow the stream until interrupted)")
 	case "login", "show", "devices", "revoke-device":
 	default:
 		return nil, usagef("unknown command %q", cmd)
 	}
 	return fs, nil
+}
+
+// apiFlag declares --api, the mobile API's URL.
+func apiFlag(fs *flag.FlagSet, o *options) {
+	api := os.Getenv("EIDSIM_API")
+	if api == "" {
+		api = defaultAPI
+	}
+	fs.StringVar(&o.api, "api", api, "mobile API `URL`: its --api-url, the audience of its tokens (env EIDSIM_API)")
 }
 
 // parseArgs reads the command line after the program name. Flags may come
@@ -166,6 +177,10 @@ func parseArgs(args []string) (*options, error) {
 			missing = append(missing, "DEVICE_ID")
 		} else {
 			o.deviceID, pos = pos[0], pos[1:]
+		}
+	case "events":
+		if o.max < 0 {
+			return nil, usagef("events: --max %d: want 0 or more", o.max)
 		}
 	case "api":
 		switch len(pos) {

@@ -9,11 +9,19 @@
 //	eidsim devices --home DIR
 //	eidsim revoke-device --home DIR DEVICE_ID
 //	eidsim api --home DIR [--api URL] [--include] [-H 'Name: value']... METHOD PATH [BODY|@FILE]
+//	eidsim events --home DIR [--api URL] [--max N]
 //
 // api calls the mobile API as the enrolled citizen: it obtains an access
 // token minted for the API alone with the device key (cached in the home
 // until shortly before it expires), sends METHOD to the API URL followed by
 // PATH, prints the response body and exits 0 on a 2xx answer, 1 otherwise.
+//
+// events registers the app for FCM pushes (with a stable token of its own)
+// when the API offers them, then follows the citizen's live stream
+// (GET /v1/events) and prints one JSON line per notification, with what
+// GET /v1/notifications/{id} says of it. It keeps the last event's id in the
+// home and resumes after it, across reconnections and runs; it exits 0
+// after --max notifications or when interrupted.
 //
 // Exit codes: 0 success, 1 failure, 2 usage error.
 package main
@@ -67,14 +75,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "eidsim: %v\n\n%s", err, usage(cmd))
 		return 2
 	}
-	if err := execute(ctx, o, stdout); err != nil {
+	if err := execute(ctx, o, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "eidsim %s: %v\n", o.cmd, err)
 		return 1
 	}
 	return 0
 }
 
-func execute(ctx context.Context, o *options, stdout io.Writer) error {
+func execute(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	app, err := eidapp.Open(o.home)
 	if err != nil {
 		return err
@@ -153,6 +161,8 @@ func execute(ctx context.Context, o *options, stdout io.Writer) error {
 		return printJSON(stdout, ds)
 	case "api":
 		return callAPI(ctx, app, o, stdout)
+	case "events":
+		return followEvents(ctx, app, o, stdout, stderr)
 	case "revoke-device":
 		if err := app.RevokeDevice(ctx, o.deviceID); err != nil {
 			return err

@@ -77,6 +77,11 @@ func TestParseArgs(t *testing.T) {
 		{"api header without a colon", []string{"api", "--home", "h", "-H", "Content-Type", "GET", "/v1/me"}, nil},
 		{"api header with a bad name", []string{"api", "--home", "h", "-H", "Content Type: x", "GET", "/v1/me"}, nil},
 		{"api two bodies", []string{"api", "--home", "h", "POST", "/v1/x", "{}", "{}"}, nil},
+		{"events", []string{"events", "--home", "h"}, &options{cmd: "events", home: "h", api: defaultAPI}},
+		{"events with flags", []string{"events", "--max", "3", "--home", "h", "--api", "http://api.test"}, &options{cmd: "events", home: "h", api: "http://api.test", max: 3}},
+		{"events negative max", []string{"events", "--home", "h", "--max", "-1"}, nil},
+		{"events positional", []string{"events", "--home", "h", "GET"}, nil},
+		{"events with api's flag", []string{"events", "--home", "h", "--include"}, nil},
 		{"unknown command", []string{"delete", "--home", "h"}, nil},
 		{"no command", nil, nil},
 		{"flag instead of command", []string{"--home", "h"}, nil},
@@ -234,7 +239,7 @@ func TestRun_HelpListsEveryFlag(t *testing.T) {
 		if code := run(context.Background(), []string{arg}, &out, &errb); code != 0 || errb.Len() != 0 {
 			t.Fatalf("eidsim %s: exit %d, stderr %q", arg, code, errb.String())
 		}
-		for _, want := range []string{"flags of enroll:", "flags of approve:", "-activation-code", `(default "eidsim")`} {
+		for _, want := range []string{"flags of enroll:", "flags of approve:", "-activation-code", `(default "eidsim")`, "eidsim events --home DIR", "flags of events:", "-max N"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("eidsim %s lacks %q", arg, want)
 			}

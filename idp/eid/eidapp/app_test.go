@@ -304,3 +304,60 @@ func TestApp_Login(t *testing.T) {
 		}
 	})
 }
+
+// TestApp_PushState: the push token is made once and kept, the last event
+// id is saved beside it, both in a 0600 file that survives reopening.
+func TestApp_PushState(t *testing.T) {
+	home := t.TempDir()
+	app, err := eidapp.Open(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := app.LastEventID(); n != 0 || err != nil {
+		t.Fatalf("LastEventID of a fresh home = %d, %v", n, err)
+	}
+	tok, err := app.PushToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tok) != 43 || strings.ContainsFunc(tok, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}) {
+		t.Errorf("token %q: want 43 base64url characters", tok)
+	}
+	if err := app.SetLastEventID(42); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(home, eidapp.PushFile)
+	if m := mode(t, path); m != 0o600 {
+		t.Errorf("%s mode %o, want 600", eidapp.PushFile, m)
+	}
+	again, err := eidapp.Open(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := again.PushToken(); got != tok || err != nil {
+		t.Errorf("PushToken after reopening = %q, %v; want the same token", got, err)
+	}
+	if n, err := again.LastEventID(); n != 42 || err != nil {
+		t.Errorf("LastEventID after reopening = %d, %v; want 42", n, err)
+	}
+	if err := again.SetLastEventID(-1); err == nil {
+		t.Error("SetLastEventID(-1) succeeded")
+	}
+	other, err := eidapp.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := other.PushToken(); o == tok {
+		t.Error("two homes got the same token")
+	}
+
+	// A damaged file is an error, not a new installation.
+	if err := os.WriteFile(path, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := again.PushToken(); err == nil || !strings.Contains(err.Error(), eidapp.PushFile) {
+		t.Errorf("PushToken over a damaged file: %v", err)
+	}
+}
