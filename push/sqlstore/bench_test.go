@@ -200,72 +200,102 @@ func createRawTable(ctx context.Context, db *sql.DB, d sqldb.Dialect) error {
 
 // dispatchSettings are the Dispatcher settings compared; dispatchers is
 // how many share the store (claim and record of one overlap the sends of
-// another).
+// another). noop also runs them with a provider that does nothing: the
+// outbox's own ceiling, comparable with a job queue's no-op worker.
 var dispatchSettings = []struct {
 	dispatchers, batch, concurrency int
+	noop                            bool
 }{
-	{1, push.DefaultBatch, push.DefaultConcurrency},
-	{2, push.DefaultBatch, push.DefaultConcurrency},
-	{2, 500, 128},
-	{4, 200, 64},
+	{1, push.DefaultBatch, push.DefaultConcurrency, true},
+	{2, push.DefaultBatch, push.DefaultConcurrency, false},
+	{2, 500, 128, true},
 }
 
 // BenchmarkDispatch enqueues b.N messages for b.N citizens, each with one
 // FCM installation, then times Dispatchers draining them through the real
-// FCM client to the fake (HTTP/2 over TLS, as FCM serves), in the same
-// process. Setup is outside the timer.
+// FCM client to the fake (HTTP/2 over TLS, as FCM serves) in the same
+// process, or to a provider that does nothing. Setup is outside the timer.
 func BenchmarkDispatch(b *testing.B) {
 	for _, be := range backends {
 		for _, ds := range dispatchSettings {
-			name := fmt.Sprintf("%s/dispatchers=%d/batch=%d/concurrency=%d", be.name, ds.dispatchers, ds.batch, ds.concurrency)
-			b.Run(name, func(b *testing.B) {
-				ctx := b.Context()
-				s := open(b, be.open)
-				srv := fcmtest.NewServer(b, fcmtest.WithTLS())
-				c, err := fcm.New(fcm.Config{Credentials: srv.Credentials(), Endpoint: srv.URL(), HTTPClient: srv.Client()})
-				if err != nil {
-					b.Fatal(err)
+			for _, provider := range []string{"fcm", "noop"} {
+				if provider == "noop" && !ds.noop {
+					continue
 				}
-				// Take the OAuth token and open the connection first.
-				if err := c.Send(ctx, push.Target{Platform: push.FCM, Token: "warm"}, &push.Notification{MessageID: "warm", Kind: "notice"}); err != nil {
-					b.Fatal(err)
-				}
-				seed(b, s, b.N)
-				ts := &timedStore{OutboxStore: s}
-				logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-				b.ResetTimer()
-				var wg sync.WaitGroup
-				for range ds.dispatchers {
-					d := &push.Dispatcher{Store: ts, Providers: map[push.Platform]push.Provider{push.FCM: c},
-						Batch: ds.batch, Concurrency: ds.concurrency, Logger: logger}
-					wg.Go(func() {
-						// Run's loop, ending when nothing is due.
-						for {
-							n, err := d.RunOnce(ctx)
-							if err != nil {
-								b.Error(err)
-								return
-							}
-							if n == 0 {
-								return
-							}
+				name := fmt.Sprintf("%s/%s/dispatchers=%d/batch=%d/concurrency=%d", be.name, provider, ds.dispatchers, ds.batch, ds.concurrency)
+				b.Run(name, func(b *testing.B) {
+					s := open(b, be.open)
+					var (
+						p    push.Provider
+						sent func() int
+					)
+					if provider == "fcm" {
+						srv := fcmtest.NewServer(b, fcmtest.WithTLS())
+						c, err := fcm.New(fcm.Config{Credentials: srv.Credentials(), Endpoint: srv.URL(), HTTPClient: srv.Client()})
+						if err != nil {
+							b.Fatal(err)
 						}
-					})
-				}
-				wg.Wait()
-				b.StopTimer()
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-				b.ReportMetric(float64(ts.claim.Microseconds())/float64(b.N), "claim-µs/msg")
-				b.ReportMetric(float64(ts.record.Microseconds())/float64(b.N), "record-µs/msg")
-				if got := srv.MessageCount() - 1; got != b.N {
-					b.Errorf("fake FCM took %d messages, want %d", got, b.N)
-				}
-				if depth, err := s.Depth(ctx); err != nil || depth != 0 {
-					b.Errorf("Depth() = %d, %v; want 0", depth, err)
-				}
-			})
+						// Take the OAuth token and open the connection first.
+						if err := c.Send(b.Context(), push.Target{Platform: push.FCM, Token: "warm"}, &push.Notification{MessageID: "warm", Kind: "notice"}); err != nil {
+							b.Fatal(err)
+						}
+						p, sent = c, func() int { return srv.MessageCount() - 1 }
+					} else {
+						n := &noopProvider{}
+						p, sent = n, func() int { return int(n.sent.Load()) }
+					}
+					dispatch(b, s, p, ds.dispatchers, ds.batch, ds.concurrency)
+					if got := sent(); got != b.N {
+						b.Errorf("the provider took %d messages, want %d", got, b.N)
+					}
+				})
+			}
 		}
 	}
+}
+
+func dispatch(b *testing.B, s *sqlstore.Store, p push.Provider, dispatchers, batch, concurrency int) {
+	ctx := b.Context()
+	seed(b, s, b.N)
+	ts := &timedStore{OutboxStore: s}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range dispatchers {
+		d := &push.Dispatcher{Store: ts, Providers: map[push.Platform]push.Provider{push.FCM: p},
+			Batch: batch, Concurrency: concurrency, Logger: logger}
+		wg.Go(func() {
+			// Run's loop, ending when nothing is due.
+			for {
+				n, err := d.RunOnce(ctx)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				if n == 0 {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64(ts.claim.Microseconds())/float64(b.N), "claim-µs/msg")
+	b.ReportMetric(float64(ts.record.Microseconds())/float64(b.N), "record-µs/msg")
+	if depth, err := s.Depth(ctx); err != nil || depth != 0 {
+		b.Errorf("Depth() = %d, %v; want 0", depth, err)
+	}
+}
+
+// noopProvider takes every message and does nothing.
+type noopProvider struct{ sent atomic.Int64 }
+
+func (*noopProvider) Platform() push.Platform { return push.FCM }
+
+func (n *noopProvider) Send(context.Context, push.Target, *push.Notification) error {
+	n.sent.Add(1)
+	return nil
 }
 
 // timedStore sums the time spent in Claim and Record, to tell the store's
