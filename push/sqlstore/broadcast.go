@@ -142,7 +142,7 @@ func (s *Store) BroadcastTargets(ctx context.Context, afterCitizen, afterInstall
 	if len(citizens) == 0 {
 		return out, prefs, nil
 	}
-	rows, err = s.db.QueryContext(ctx, `SELECT citizen_id, doc, updated_at FROM push_preferences WHERE citizen_id IN (`+placeholders(1, len(citizens))+`)`, citizens...) //nolint:gosec // placeholders only
+	rows, err = s.db.QueryContext(ctx, `SELECT citizen_id, doc, updated_at FROM push_preferences WHERE citizen_id IN (`+s.placeholders(1, len(citizens))+`)`, citizens...) //nolint:gosec // placeholders only
 	if err != nil {
 		return nil, nil, sqldb.Err(op, err)
 	}
@@ -186,7 +186,7 @@ func (s *Store) AdvanceBroadcast(ctx context.Context, p push.BroadcastProgress) 
 			for i, id := range p.Unregistered {
 				ids[i] = id
 			}
-			if _, err := q.ExecContext(ctx, `DELETE FROM push_installations WHERE id IN (`+placeholders(1, len(ids))+`)`, ids...); err != nil {
+			if _, err := q.ExecContext(ctx, `DELETE FROM push_installations WHERE id IN (`+s.placeholders(1, len(ids))+`)`, ids...); err != nil {
 				return sqldb.Err(op, err)
 			}
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/onedoor/onedoor/internal/sqldb"
@@ -18,10 +20,10 @@ func (s *Store) Enqueue(ctx context.Context, msgs ...*push.Message) error {
 // EnqueueTx stores msgs, due now, inside the caller's transaction q: the
 // state change that causes a message and the message commit together or
 // not at all. Each message gets an ID (unless it has one), its Seq and
-// CreatedAt.
+// CreatedAt. Up to enqueueChunk messages go in one INSERT: a statement per
+// message cost a round trip on PostgreSQL and a parse on SQLite each.
 func (s *Store) EnqueueTx(ctx context.Context, q sqldb.Querier, msgs ...*push.Message) error {
 	const op = "enqueue messages"
-	now := s.clock()
 	for _, m := range msgs {
 		switch {
 		case m.CitizenID == "":
@@ -29,25 +31,76 @@ func (s *Store) EnqueueTx(ctx context.Context, q sqldb.Querier, msgs ...*push.Me
 		case !m.Kind.Valid():
 			return invalidInput(op, "unknown kind")
 		}
-		if m.ID == "" {
-			m.ID = push.NewMessageID()
+	}
+	now := s.clock()
+	for chunk := range slices.Chunk(msgs, enqueueChunk) {
+		byID := make(map[string]*push.Message, len(chunk))
+		args := make([]any, 0, len(chunk)*enqueueArgs)
+		var b strings.Builder
+		b.WriteString(`INSERT INTO push_messages (id, citizen_id, kind, service_code, agency_code, application_id,
+			inbox_message_id, title_vi, title_en, body, priority, collapse_key, expires_at, next_attempt_at, created_at,
+			updated_at, state, attempts, claim_id, claimed_until, delivered, last_error) VALUES `)
+		for i, m := range chunk {
+			if m.ID == "" {
+				m.ID = push.NewMessageID()
+			}
+			m.State, m.Attempts, m.NextAttemptAt, m.Delivered = push.StateQueued, 0, now, nil
+			m.CreatedAt, m.UpdatedAt = now, now
+			var expires int64
+			if !m.ExpiresAt.IsZero() {
+				expires = sqldb.MS(m.ExpiresAt)
+			}
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(" + s.placeholders(len(args)+1, enqueueArgs) + ", 'queued', 0, '', 0, '[]', '')")
+			args = append(args, m.ID, m.CitizenID, string(m.Kind), m.ServiceCode, m.AgencyCode, m.ApplicationID,
+				m.InboxMessageID, m.Title.VI, m.Title.EN, m.Body, int(m.Priority), m.CollapseKey, expires,
+				sqldb.MS(now), sqldb.MS(now), sqldb.MS(now))
+			byID[m.ID] = m
 		}
-		m.State, m.Attempts, m.NextAttemptAt, m.Delivered = push.StateQueued, 0, now, nil
-		m.CreatedAt, m.UpdatedAt = now, now
-		var expires int64
-		if !m.ExpiresAt.IsZero() {
-			expires = sqldb.MS(m.ExpiresAt)
-		}
-		err := q.QueryRowContext(ctx, `INSERT INTO push_messages (id, citizen_id, kind, service_code, agency_code,
-			application_id, inbox_message_id, title_vi, title_en, body, priority, collapse_key, expires_at,
-			state, attempts, next_attempt_at, claim_id, claimed_until, delivered, last_error, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, $15, '', 0, '[]', '', $15, $15)
-			RETURNING seq`,
-			m.ID, m.CitizenID, string(m.Kind), m.ServiceCode, m.AgencyCode, m.ApplicationID, m.InboxMessageID,
-			m.Title.VI, m.Title.EN, m.Body, int(m.Priority), m.CollapseKey, expires, string(m.State), sqldb.MS(now)).Scan(&m.Seq)
-		if err != nil {
+		b.WriteString(` RETURNING id, seq`)
+		if err := s.scanSeqs(ctx, q, b.String(), args, byID); err != nil {
 			return sqldb.Err(op, err)
 		}
+	}
+	return nil
+}
+
+// enqueueChunk messages of enqueueArgs parameters each stay far below
+// SQLite's 32,766 and PostgreSQL's 65,535 parameters per statement.
+const (
+	enqueueChunk = 500
+	enqueueArgs  = 16
+)
+
+// scanSeqs runs an INSERT … RETURNING id, seq and sets each message's Seq
+// (neither engine promises RETURNING's order).
+func (s *Store) scanSeqs(ctx context.Context, q sqldb.Querier, query string, args []any, byID map[string]*push.Message) error {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var (
+			id  string
+			seq int64
+		)
+		if err := rows.Scan(&id, &seq); err != nil {
+			return err
+		}
+		if m := byID[id]; m != nil {
+			m.Seq = seq
+			n++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if n != len(byID) {
+		return fmt.Errorf("inserted %d of %d messages", n, len(byID))
 	}
 	return nil
 }
@@ -127,7 +180,7 @@ func (s *Store) Claim(ctx context.Context, n int, lease time.Duration) ([]*push.
 		for c := range byCitizen {
 			citizens = append(citizens, c)
 		}
-		in := placeholders(1, len(citizens))
+		in := s.placeholders(1, len(citizens))
 		rows, err = q.QueryContext(ctx, `SELECT `+installationColumns+` FROM push_installations WHERE citizen_id IN (`+in+`) ORDER BY created_at, id`, citizens...)
 		if err != nil {
 			return sqldb.Err(op, err)
@@ -182,55 +235,81 @@ func (s *Store) Claim(ctx context.Context, n int, lease time.Duration) ([]*push.
 
 // Record implements push.OutboxStore. An outcome whose claim lapsed and was
 // taken by another dispatcher changes nothing: that one records its own.
-// A final message loses its full text.
+// A final message loses its full text. The outcomes are written by one
+// UPDATE per recordChunk joined to a VALUES list: a statement per outcome
+// made recording a batch cost more than claiming and sending it.
 func (s *Store) Record(ctx context.Context, outs []push.Outcome) error {
 	const op = "record message outcomes"
 	if len(outs) == 0 {
 		return nil
 	}
 	return s.inTx(ctx, op, func(q sqldb.Querier) error {
-		now := s.clock()
+		now := sqldb.MS(s.clock())
 		var dead []any
-		for _, o := range outs {
-			delivered := o.Delivered
-			if delivered == nil {
-				delivered = []string{}
+		for chunk := range slices.Chunk(outs, recordChunk) {
+			args := make([]any, 1, 1+len(chunk)*recordArgs)
+			args[0] = now
+			var values strings.Builder
+			for i, o := range chunk {
+				delivered := o.Delivered
+				if delivered == nil {
+					delivered = []string{}
+				}
+				b, err := json.Marshal(delivered)
+				if err != nil {
+					return fmt.Errorf("%s: %w", op, err)
+				}
+				next := now
+				if !o.NextAttemptAt.IsZero() {
+					next = sqldb.MS(o.NextAttemptAt)
+				}
+				giveBack, final := 0, 0
+				if o.Deferred {
+					giveBack = 1
+				}
+				if o.State.Final() {
+					final = 1
+				}
+				if i > 0 {
+					values.WriteString(", ")
+				}
+				// Casts type the parameters alike on both engines.
+				n := len(args)
+				fmt.Fprintf(&values, "(%s, %s, %s, CAST(%s AS INTEGER), CAST(%s AS BIGINT), %s, %s, CAST(%s AS INTEGER))",
+					s.arg(n+1), s.arg(n+2), s.arg(n+3), s.arg(n+4), s.arg(n+5), s.arg(n+6), s.arg(n+7), s.arg(n+8))
+				args = append(args, o.MessageID, o.Claim, string(o.State), giveBack, next, string(b), truncate(o.LastError, 500), final)
+				for _, id := range o.Unregistered {
+					dead = append(dead, id)
+				}
 			}
-			b, err := json.Marshal(delivered)
-			if err != nil {
-				return fmt.Errorf("%s: %w", op, err)
-			}
-			next := sqldb.MS(now)
-			if !o.NextAttemptAt.IsZero() {
-				next = sqldb.MS(o.NextAttemptAt)
-			}
-			giveBack := 0
-			if o.Deferred {
-				giveBack = 1
-			}
-			text := ``
-			if o.State.Final() {
-				text = `, title_vi = '', title_en = '', body = ''`
-			}
-			_, err = q.ExecContext(ctx, `UPDATE push_messages SET state = $1, attempts = attempts - $2, next_attempt_at = $3,
-				claim_id = '', claimed_until = 0, delivered = $4, last_error = $5, updated_at = $6`+text+`
-				WHERE id = $7 AND claim_id = $8`,
-				string(o.State), giveBack, next, string(b), truncate(o.LastError, 500), sqldb.MS(now), o.MessageID, o.Claim)
+			// VALUES columns are column1… on both engines.
+			_, err := q.ExecContext(ctx, `UPDATE push_messages AS m SET state = v.column3, attempts = m.attempts - v.column4,
+				next_attempt_at = v.column5, claim_id = '', claimed_until = 0, delivered = v.column6, last_error = v.column7,
+				updated_at = `+s.arg(1)+`,
+				title_vi = CASE WHEN v.column8 = 1 THEN '' ELSE m.title_vi END,
+				title_en = CASE WHEN v.column8 = 1 THEN '' ELSE m.title_en END,
+				body = CASE WHEN v.column8 = 1 THEN '' ELSE m.body END
+				FROM (VALUES `+values.String()+`) AS v
+				WHERE m.id = v.column1 AND m.claim_id = v.column2`, args...)
 			if err != nil {
 				return sqldb.Err(op, err)
 			}
-			for _, id := range o.Unregistered {
-				dead = append(dead, id)
-			}
 		}
-		if len(dead) > 0 {
-			if _, err := q.ExecContext(ctx, `DELETE FROM push_installations WHERE id IN (`+placeholders(1, len(dead))+`)`, dead...); err != nil {
+		for chunk := range slices.Chunk(dead, recordChunk) {
+			if _, err := q.ExecContext(ctx, `DELETE FROM push_installations WHERE id IN (`+s.placeholders(1, len(chunk))+`)`, chunk...); err != nil {
 				return sqldb.Err(op, err)
 			}
 		}
 		return nil
 	})
 }
+
+// recordChunk outcomes of recordArgs parameters each stay far below
+// SQLite's 32,766 and PostgreSQL's 65,535 parameters per statement.
+const (
+	recordChunk = 500
+	recordArgs  = 8
+)
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

@@ -2,11 +2,13 @@ package sqlstore_test
 
 import (
 	"database/sql"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/onedoor/onedoor/internal/dbtest"
 	"github.com/onedoor/onedoor/internal/sqldb"
+	"github.com/onedoor/onedoor/push"
 	"github.com/onedoor/onedoor/push/pushtest"
 	"github.com/onedoor/onedoor/push/sqlstore"
 )
@@ -48,6 +50,94 @@ func TestMigrateTwiceAndCheck(t *testing.T) {
 			}
 			if err := s.CheckSchema(t.Context()); err != nil {
 				t.Fatalf("CheckSchema: %v", err)
+			}
+		})
+	}
+}
+
+// TestManyMessages crosses the statement chunks of EnqueueTx and Record
+// (500 rows each) and the claim's citizen lists.
+func TestManyMessages(t *testing.T) {
+	const citizens, messages = 600, 1100
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			s := open(t, b.open)
+			installation := map[string]string{} // citizen -> installation id
+			for i := range citizens {
+				in := &push.Installation{CitizenID: "c" + strconv.Itoa(i), Platform: push.FCM, Token: "tok" + strconv.Itoa(i), Locale: "vi"}
+				if _, err := s.RegisterInstallation(ctx, in); err != nil {
+					t.Fatal(err)
+				}
+				installation[in.CitizenID] = in.ID
+			}
+			msgs := make([]*push.Message, messages)
+			for i := range msgs {
+				msgs[i] = &push.Message{CitizenID: "c" + strconv.Itoa(i%citizens), Kind: push.KindResult,
+					Title: push.Text{VI: "Kết quả " + strconv.Itoa(i)}, Body: "Approved"}
+			}
+			if err := s.Enqueue(ctx, msgs...); err != nil {
+				t.Fatal(err)
+			}
+			seqs := map[int64]bool{}
+			for _, m := range msgs {
+				if m.Seq == 0 || seqs[m.Seq] {
+					t.Fatalf("message %s has seq %d (zero or taken)", m.ID, m.Seq)
+				}
+				seqs[m.Seq] = true
+			}
+			// Seq orders a citizen's stream.
+			got, err := s.MessagesAfter(ctx, "c0", 0, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 2 || got[0].ID != msgs[0].ID || got[1].ID != msgs[citizens].ID || got[0].Seq != msgs[0].Seq {
+				t.Fatalf("c0's stream = %+v, want %s then %s", got, msgs[0].ID, msgs[citizens].ID)
+			}
+
+			jobs, err := s.Claim(ctx, messages, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(jobs) != messages {
+				t.Fatalf("claimed %d of %d", len(jobs), messages)
+			}
+			outs := make([]push.Outcome, len(jobs))
+			for i, j := range jobs {
+				c := j.Message.CitizenID
+				if len(j.Installations) != 1 || j.Installations[0].ID != installation[c] {
+					t.Fatalf("job for %s has installations %+v", c, j.Installations)
+				}
+				outs[i] = push.Outcome{MessageID: j.Message.ID, Claim: j.Claim, State: push.StateAccepted, Delivered: []string{installation[c]}}
+				if i%2 == 1 {
+					outs[i] = push.Outcome{MessageID: j.Message.ID, Claim: j.Claim, State: push.StateFailed,
+						NextAttemptAt: time.Now().Add(time.Hour), LastError: "fcm: status 503"}
+				}
+				if n, _ := strconv.Atoi(c[1:]); n < citizens-10 {
+					outs[i].Unregistered = []string{installation[c]}
+				}
+			}
+			if err := s.Record(ctx, outs); err != nil {
+				t.Fatal(err)
+			}
+			for i, o := range outs {
+				m, err := s.GetMessage(ctx, jobs[i].Message.CitizenID, o.MessageID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				final := m.State.Final()
+				if m.State != o.State || final == (m.Body != "") || m.LastError != o.LastError || len(m.Delivered) != len(o.Delivered) {
+					t.Fatalf("message %d after Record = %+v, want state %s", i, m, o.State)
+				}
+			}
+			for i := range citizens {
+				l, err := s.ListInstallations(ctx, "c"+strconv.Itoa(i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := i >= citizens-10; (len(l) == 1) != want {
+					t.Fatalf("citizen c%d has %d installations, want kept=%v", i, len(l), want)
+				}
 			}
 		})
 	}
