@@ -40,6 +40,10 @@ type PushConfig struct {
 	VAPIDPrivateKey string
 	// VAPIDSubject is the contact push services see (mailto: or https:).
 	VAPIDSubject string
+	// WebPushHTTPClient overrides the Web Push client (no flag: tests
+	// trust a local push service's certificate with it; it bypasses the
+	// guard against private addresses).
+	WebPushHTTPClient *http.Client
 	// PushAllowPrivate lets Web Push reach loopback and private
 	// endpoints: for the demo and tests only (the endpoints come from
 	// citizens: SSRF).
@@ -47,6 +51,10 @@ type PushConfig struct {
 	// PushBackoff is the first retry's upper bound and PushPoll the idle
 	// dispatcher's poll (no flags: tests shorten them).
 	PushBackoff, PushPoll time.Duration
+	// PushLease is how long a dispatcher's claim hides a batch from the
+	// other replicas' dispatchers: after a crash, its messages go out again
+	// once it passes. 0 means the dispatcher's default (over a minute).
+	PushLease time.Duration
 	// PushRetention is how long final messages stay for receipts and the
 	// live stream's catch-up.
 	PushRetention time.Duration
@@ -63,6 +71,7 @@ func (c *PushConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.VAPIDPrivateKey, "vapid-private-key", c.VAPIDPrivateKey, "Web Push (VAPID) P-256 key file, PEM or base64url; default: derived from the master key")
 	fs.StringVar(&c.VAPIDSubject, "vapid-subject", c.VAPIDSubject, "contact push services see in VAPID tokens, mailto: or https: (default mailto:push@ the issuer's host)")
 	fs.BoolVar(&c.PushAllowPrivate, "push-allow-private", c.PushAllowPrivate, "let Web Push reach loopback and private endpoints (demo and tests only: endpoints come from citizens)")
+	fs.DurationVar(&c.PushLease, "push-lease", c.PushLease, "how long a claimed batch of notifications is hidden from other replicas; a crashed replica's batch is sent again once it passes (default: a minute beyond a full batch's send timeout; shorter than a batch takes to send causes duplicates)")
 	fs.DurationVar(&c.PushRetention, "push-retention", c.PushRetention, "how long delivered and dead notifications are kept for receipts and the live stream's catch-up")
 }
 
@@ -145,7 +154,11 @@ func (m *Main) startPush(ctx context.Context) (*fiberapi.PushConfig, error) {
 		}
 		subject = "mailto:push@" + host
 	}
-	wp, err := webpush.New(webpush.Config{PrivateKey: key, Subject: subject, HTTPClient: webhook.NewHTTPClient(c.PushAllowPrivate),
+	wpClient := c.WebPushHTTPClient
+	if wpClient == nil {
+		wpClient = webhook.NewHTTPClient(c.PushAllowPrivate)
+	}
+	wp, err := webpush.New(webpush.Config{PrivateKey: key, Subject: subject, HTTPClient: wpClient,
 		AllowLoopbackHTTP: c.PushAllowPrivate})
 	if err != nil {
 		return nil, fmt.Errorf("Web Push: %w", err)
@@ -161,7 +174,7 @@ func (m *Main) startPush(ctx context.Context) (*fiberapi.PushConfig, error) {
 	m.Hub = &push.LocalHub{}
 	m.Dispatcher = &push.Dispatcher{Store: m.PushStore, Providers: providers, Live: m.Hub,
 		Limits:       map[push.Platform]*rate.Limiter{push.FCM: rate.NewLimiter(push.FCMQuota, 1000)},
-		PollInterval: c.PushPoll, Now: m.Now, Logger: m.Logger}
+		PollInterval: c.PushPoll, Lease: c.PushLease, Now: m.Now, Logger: m.Logger}
 	if c.PushBackoff > 0 {
 		m.Dispatcher.Backoff = push.FullJitter(c.PushBackoff, push.BackoffCap)
 	}
