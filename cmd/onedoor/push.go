@@ -161,7 +161,7 @@ func (m *Main) startPush(ctx context.Context) (*fiberapi.PushConfig, error) {
 	wp, err := webpush.New(webpush.Config{PrivateKey: key, Subject: subject, HTTPClient: wpClient,
 		AllowLoopbackHTTP: c.PushAllowPrivate})
 	if err != nil {
-		return nil, fmt.Errorf("Web Push: %w", err)
+		return nil, fmt.Errorf("web push provider: %w", err)
 	}
 	providers[push.WebPush] = wp
 	platforms := make([]push.Platform, 0, len(providers))
