@@ -70,8 +70,8 @@ type Dispatcher struct {
 	// Finished, when set, is told of every message that became final
 	// (accepted, dead or skipped), once its outcome is stored.
 	Finished func(State)
-	Now     func() time.Time
-	Logger  *slog.Logger
+	Now      func() time.Time
+	Logger   *slog.Logger
 
 	once     sync.Once
 	wake     chan struct{}

@@ -323,6 +323,9 @@ func (c *Config) Validate(serve bool) error {
 			add("%s must be positive (got %s)", d.name, d.v)
 		}
 	}
+	if c.PushLease != 0 && c.PushLease < time.Second {
+		add("--push-lease must be at least 1s, or 0 for the default (got %s)", c.PushLease)
+	}
 	if c.ShutdownDelay < 0 {
 		add("--shutdown-delay must not be negative (got %s)", c.ShutdownDelay)
 	}

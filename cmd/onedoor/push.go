@@ -25,6 +25,7 @@ import (
 	"github.com/onedoor/onedoor/push"
 	"github.com/onedoor/onedoor/push/apns"
 	"github.com/onedoor/onedoor/push/fcm"
+	pushredis "github.com/onedoor/onedoor/push/redis"
 	"github.com/onedoor/onedoor/push/webpush"
 )
 
@@ -47,6 +48,10 @@ type PushConfig struct {
 	// WebPushHosts are the browser push services subscriptions may point
 	// at (default push.DefaultWebPushHosts).
 	WebPushHosts []string
+	// WebPushHTTPClient overrides the Web Push client (no flag: tests
+	// trust a local push service's certificate with it; it bypasses the
+	// guard against private addresses).
+	WebPushHTTPClient *http.Client
 	// PushAllowPrivate lets Web Push reach loopback and private
 	// endpoints: for the demo and tests only (the endpoints come from
 	// citizens: SSRF).
@@ -54,6 +59,10 @@ type PushConfig struct {
 	// PushBackoff is the first retry's upper bound and PushPoll the idle
 	// dispatcher's poll (no flags: tests shorten them).
 	PushBackoff, PushPoll time.Duration
+	// PushLease is how long a dispatcher's claim hides a batch from the
+	// other replicas' dispatchers: after a crash, its messages go out again
+	// once it passes. 0 means the dispatcher's default (over a minute).
+	PushLease time.Duration
 	// PushRetention is how long final messages stay for receipts and the
 	// live stream's catch-up.
 	PushRetention time.Duration
@@ -76,6 +85,7 @@ func (c *PushConfig) pushFlags(fs *flag.FlagSet) {
 	fs.Var(commaList{&c.WebPushHosts}, "webpush-hosts", "comma-separated browser push services (hosts and their subdomains) Web Push subscriptions may point at (default "+strings.Join(push.DefaultWebPushHosts, ",")+")")
 	fs.BoolVar(&c.PushAllowPrivate, "push-allow-private", c.PushAllowPrivate, "let Web Push reach loopback and private endpoints (demo and tests only: endpoints come from citizens)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "listen address of Prometheus /metrics (push queue depth, sends, provider errors and latency); empty: off. Bind it to an internal address")
+	fs.DurationVar(&c.PushLease, "push-lease", c.PushLease, "how long a claimed batch of notifications is hidden from other replicas; a crashed replica's batch is sent again once it passes (default: a minute beyond a full batch's send timeout; shorter than a batch takes to send causes duplicates)")
 	fs.DurationVar(&c.PushRetention, "push-retention", c.PushRetention, "how long delivered and dead notifications are kept for receipts and the live stream's catch-up")
 }
 
@@ -158,7 +168,11 @@ func (m *Main) startPush(ctx context.Context) (*fiberapi.PushConfig, error) {
 		}
 		subject = "mailto:push@" + host
 	}
-	wp, err := webpush.New(webpush.Config{PrivateKey: key, Subject: subject, HTTPClient: webhook.NewHTTPClient(c.PushAllowPrivate),
+	wpClient := c.WebPushHTTPClient
+	if wpClient == nil {
+		wpClient = webhook.NewHTTPClient(c.PushAllowPrivate)
+	}
+	wp, err := webpush.New(webpush.Config{PrivateKey: key, Subject: subject, HTTPClient: wpClient,
 		AllowLoopbackHTTP: c.PushAllowPrivate})
 	if err != nil {
 		return nil, fmt.Errorf("web push: %w", err)
@@ -172,9 +186,23 @@ func (m *Main) startPush(ctx context.Context) (*fiberapi.PushConfig, error) {
 	}
 	m.Providers = providers
 	m.Hub = &push.LocalHub{}
+	if m.redis != nil {
+		// Live events reach a stream held by any replica.
+		h, err := pushredis.NewHub(ctx, m.redis, pushredis.WithPrefix(c.RedisPrefix), pushredis.WithLogger(m.Logger))
+		if err != nil {
+			return nil, fmt.Errorf("push live hub on redis: %w", err)
+		}
+		m.Hub = h
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			<-ctx.Done()
+			_ = h.Close()
+		}()
+	}
 	m.Dispatcher = &push.Dispatcher{Store: m.PushStore, Broadcasts: m.PushStore, InProvince: m.inProvince, Providers: providers, Live: m.Hub,
 		Limits:       map[push.Platform]*rate.Limiter{push.FCM: rate.NewLimiter(push.FCMQuota, 1000)},
-		PollInterval: c.PushPoll, Now: m.Now, Logger: m.Logger}
+		PollInterval: c.PushPoll, Lease: c.PushLease, Now: m.Now, Logger: m.Logger}
 	if c.PushBackoff > 0 {
 		m.Dispatcher.Backoff = push.FullJitter(c.PushBackoff, push.BackoffCap)
 	}

@@ -283,6 +283,9 @@ func (s *Server) agencyTransition(c *fiber.Ctx) error {
 		return s.fail(c, conflict(err, "This transition is not allowed from the application's status."))
 	}
 	s.homes.forget(upd.CitizenID)
+	if t.Inbox != nil {
+		s.notify() // its push is queued: wake the dispatcher rather than wait for its poll
+	}
 	return s.sendAgencyApplication(c, upd)
 }
 

@@ -101,8 +101,8 @@ type Config struct {
 	DataRequestRateLimit int
 	// MaxUpload bounds an uploaded file (default 10 MiB).
 	MaxUpload int64
-	// Notify is called after a change that raised an agency event, to wake
-	// the webhook worker and the push dispatcher.
+	// Notify is called after a change that raised an agency event or
+	// queued a push, to wake the webhook worker and the push dispatcher.
 	Notify func()
 	// Push, when set, serves devices, notification preferences,
 	// notifications and the live stream.

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
@@ -455,7 +456,7 @@ func (s *Store) Transition(ctx context.Context, t mobileapi.Transition) (*mobile
 				n := &push.Message{CitizenID: a.CitizenID, Kind: kind, ServiceCode: a.ServiceCode, AgencyCode: a.AgencyCode,
 					ApplicationID: a.ID, InboxMessageID: m.ID, Title: push.Text{VI: m.Title.VI, EN: m.Title.EN}, Body: m.Body,
 					// A newer status replaces an older one not yet shown.
-					CollapseKey: a.ID}
+					CollapseKey: collapseKey(a.ID)}
 				if err := s.outbox.EnqueueTx(ctx, q, n); err != nil {
 					return err
 				}
@@ -777,4 +778,13 @@ func decodeCursor(c string) (int64, string, error) {
 		return 0, "", err
 	}
 	return v, id, nil
+}
+
+// collapseKey is the provider collapse key of an application's pushes: one
+// per application, so a newer status replaces an older one not yet shown,
+// yet not the application's id, which a push must not carry (providers and
+// the lock screen see collapse keys).
+func collapseKey(applicationID string) string {
+	h := sha256.Sum256([]byte("onedoor push collapse\x00" + applicationID))
+	return base64.RawURLEncoding.EncodeToString(h[:16])
 }

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -87,7 +88,17 @@ func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
 	if !validateOnly {
 		s.messages = append(s.messages, *m)
 	}
+	delay := s.delay
 	s.mu.Unlock()
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done(): // the client went away; the message stays delivered
+			t.Stop()
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]string{
 		"name": fmt.Sprintf("projects/%s/messages/0:%d%%%s", s.projectID, n+1, s.keyID[:16]),
 	})

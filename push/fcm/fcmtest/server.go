@@ -13,6 +13,7 @@
 //	srv.Unregister("gone")                       // 404 UNREGISTERED for this token
 //	srv.FailNext(2, fcmtest.Failure{HTTPStatus: 429, ErrorCode: "QUOTA_EXCEEDED", RetryAfter: "30"})
 //	... c.Send(ctx, target, n) ...
+//	srv.SetDelay(200 * time.Millisecond)          // slow answers: batches stay in flight
 //	msgs := srv.Messages()
 package fcmtest
 
@@ -86,6 +87,7 @@ type Server struct {
 	unregistered map[string]bool
 	failures     []Failure
 	messages     []Message
+	delay        time.Duration
 }
 
 // NewServer starts a fake FCM with its own service account (project,
@@ -240,6 +242,16 @@ func (s *Server) FailNext(n int, f Failure) {
 	for range n {
 		s.failures = append(s.failures, f)
 	}
+}
+
+// SetDelay makes every accepted send answer d after it was recorded, as a
+// slow or distant FCM does: a batch stays in flight, and a client that
+// gives up (or dies) in between has had its message delivered without
+// learning so.
+func (s *Server) SetDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay = max(d, 0)
 }
 
 // sharedKey is the RSA key of every Server in the process: generating a

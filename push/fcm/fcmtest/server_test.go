@@ -406,3 +406,45 @@ func TestServer_UnknownPath(t *testing.T) {
 		t.Errorf("GET messages:send: %d %s, want a plain 404", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 }
+
+// A slow FCM records a send on receipt: a client that gives up before the
+// answer has had its message delivered all the same.
+func TestServer_SendDelay(t *testing.T) {
+	srv := fcmtest.NewServer(t)
+	tok := accessToken(t, srv)
+	srv.SetDelay(time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL()+"/v1/projects/"+srv.ProjectID()+"/messages:send", strings.NewReader(okBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	done := make(chan error, 1)
+	go func() {
+		resp, err := srv.Client().Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	for srv.MessageCount() == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("the send answered before the delay: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err == nil {
+		t.Error("the send answered within the hour's delay")
+	}
+	srv.SetDelay(0)
+	if a := send(t, srv, tok, srv.ProjectID(), okBody); a.status != 200 {
+		t.Errorf("without the delay: %d %s", a.status, a.body)
+	}
+	if got := srv.MessageCount(); got != 2 {
+		t.Errorf("MessageCount() = %d, want 2 (the abandoned send was delivered)", got)
+	}
+}
