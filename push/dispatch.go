@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/time/rate"
+
+	"github.com/onedoor/onedoor/internal/backoff"
 )
 
 // Defaults of the Dispatcher's settings.
@@ -426,19 +427,8 @@ func (f *failureLog) note(log *slog.Logger, p Platform, err error, now time.Time
 	}
 }
 
-// FullJitter returns exponential backoff with full jitter: retry n waits a
-// random duration below min(limit, base × 2^(n-1)), and at least a second.
-func FullJitter(base, limit time.Duration) func(n int) time.Duration {
-	return func(n int) time.Duration {
-		ceil := limit
-		if n >= 1 && n < 40 {
-			if c := base << (n - 1); c > 0 && c < limit {
-				ceil = c
-			}
-		}
-		return max(time.Second, rand.N(ceil)) //nolint:gosec // jitter, not a secret
-	}
-}
+// FullJitter is the shared retry schedule (internal/backoff).
+var FullJitter = backoff.FullJitter
 
 // RunBroadcastStep claims one unfinished broadcast and sends it to the
 // next BroadcastPage installations; it reports whether there was one.

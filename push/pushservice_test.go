@@ -2,7 +2,7 @@ package push
 
 import "testing"
 
-func TestPushServiceAllowed(t *testing.T) {
+func TestServiceAllowed(t *testing.T) {
 	for _, tc := range []struct {
 		endpoint string
 		loopback bool
@@ -20,7 +20,7 @@ func TestPushServiceAllowed(t *testing.T) {
 		{"http://localhost:8080/push", true, true},
 		{"https://10.0.0.1/push", true, false},
 	} {
-		if got := PushServiceAllowed(tc.endpoint, DefaultWebPushHosts, tc.loopback); got != tc.want {
+		if got := ServiceAllowed(tc.endpoint, DefaultWebPushHosts, tc.loopback); got != tc.want {
 			t.Errorf("%s (loopback %v): %v, want %v", tc.endpoint, tc.loopback, got, tc.want)
 		}
 	}

@@ -158,10 +158,10 @@ func decodeBase64(s string) ([]byte, error) {
 // citizens, so only these are reached, not any public URL.
 var DefaultWebPushHosts = []string{"fcm.googleapis.com", "push.services.mozilla.com", "notify.windows.com", "push.apple.com"}
 
-// PushServiceAllowed reports whether endpoint's host is one of hosts or a
+// ServiceAllowed reports whether endpoint's host is one of hosts or a
 // subdomain of one. A loopback endpoint is allowed when allowLoopback is
 // (tests and the demo).
-func PushServiceAllowed(endpoint string, hosts []string, allowLoopback bool) bool {
+func ServiceAllowed(endpoint string, hosts []string, allowLoopback bool) bool {
 	u, err := url.Parse(endpoint)
 	if err != nil {
 		return false

@@ -166,7 +166,7 @@ func (s *Server) validateDevice(in *deviceCreate) []fieldError {
 		} else if err := in.Subscription.Validate(pc.AllowLoopbackHTTP); err != nil {
 			ptr, msg, _ := strings.Cut(err.Error(), ": ")
 			errs = append(errs, fieldError{Pointer: "/" + strings.ReplaceAll(ptr, ".", "/"), Message: msg})
-		} else if !push.PushServiceAllowed(in.Subscription.Endpoint, webPushHosts(pc), pc.AllowLoopbackHTTP) {
+		} else if !push.ServiceAllowed(in.Subscription.Endpoint, webPushHosts(pc), pc.AllowLoopbackHTTP) {
 			errs = append(errs, fieldError{Pointer: "/subscription/endpoint", Message: "Not a browser push service this deployment delivers to."})
 		}
 	}

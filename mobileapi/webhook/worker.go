@@ -9,7 +9,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -19,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/onedoor/onedoor/internal/backoff"
 	"github.com/onedoor/onedoor/mobileapi"
 )
 
@@ -306,20 +306,8 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// FullJitter returns exponential backoff with full jitter: retry n waits a
-// random duration below min(limit, base × 2^(n-1)), and at least a second
-// so a failing endpoint is never hammered.
-func FullJitter(base, limit time.Duration) func(n int) time.Duration {
-	return func(n int) time.Duration {
-		ceil := limit
-		if n >= 1 && n < 40 {
-			if c := base << (n - 1); c > 0 && c < limit {
-				ceil = c
-			}
-		}
-		return max(time.Second, rand.N(ceil)) //nolint:gosec // jitter, not a secret
-	}
-}
+// FullJitter is the shared retry schedule (internal/backoff).
+var FullJitter = backoff.FullJitter
 
 // RetryAfter parses a Retry-After value (delay in seconds or an HTTP date)
 // into a delay from now, at most BackoffCap; 0 when absent or malformed.

@@ -138,30 +138,11 @@ func (s *Store) BroadcastTargets(ctx context.Context, afterCitizen, afterInstall
 		return nil, nil, sqldb.Err(op, err)
 	}
 	rows.Close()
-	prefs := map[string]*push.Preferences{}
-	if len(citizens) == 0 {
-		return out, prefs, nil
-	}
-	rows, err = s.db.QueryContext(ctx, `SELECT citizen_id, doc, updated_at FROM push_preferences WHERE citizen_id IN (`+s.placeholders(1, len(citizens))+`)`, citizens...) //nolint:gosec // placeholders only
+	prefs, err := s.preferencesOf(ctx, s.db, op, citizens)
 	if err != nil {
-		return nil, nil, sqldb.Err(op, err)
+		return nil, nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			citizen, doc string
-			updated      int64
-		)
-		if err := rows.Scan(&citizen, &doc, &updated); err != nil {
-			return nil, nil, sqldb.Err(op, err)
-		}
-		p, err := decodePrefs(citizen, doc, updated)
-		if err != nil {
-			return nil, nil, err
-		}
-		prefs[citizen] = p
-	}
-	return out, prefs, sqldb.Err(op, rows.Err())
+	return out, prefs, nil
 }
 
 // AdvanceBroadcast implements push.BroadcastStore.

@@ -199,28 +199,16 @@ func (s *Store) Claim(ctx context.Context, n int, lease time.Duration) ([]*push.
 			return sqldb.Err(op, err)
 		}
 		rows.Close()
-		rows, err = q.QueryContext(ctx, `SELECT citizen_id, doc, updated_at FROM push_preferences WHERE citizen_id IN (`+in+`)`, citizens...)
+		prefs, err := s.preferencesOf(ctx, q, op, citizens)
 		if err != nil {
-			return sqldb.Err(op, err)
+			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				citizen, doc string
-				updated      int64
-			)
-			if err := rows.Scan(&citizen, &doc, &updated); err != nil {
-				return sqldb.Err(op, err)
-			}
-			p, err := decodePrefs(citizen, doc, updated)
-			if err != nil {
-				return err
-			}
-			for _, j := range byCitizen[citizen] {
+		for c, p := range prefs {
+			for _, j := range byCitizen[c] {
 				j.Preferences = p
 			}
 		}
-		return sqldb.Err(op, rows.Err())
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -394,4 +382,33 @@ func (s *Store) Depth(ctx context.Context) (int, error) {
 	var n int
 	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM push_messages WHERE state IN ('queued', 'sent', 'failed')`).Scan(&n)
 	return n, sqldb.Err("count queued messages", err)
+}
+
+// preferencesOf reads the stored preferences of the citizens (those who
+// set none are absent), for a claimed batch or a broadcast page.
+func (s *Store) preferencesOf(ctx context.Context, q sqldb.Querier, op string, citizens []any) (map[string]*push.Preferences, error) {
+	out := map[string]*push.Preferences{}
+	if len(citizens) == 0 {
+		return out, nil
+	}
+	rows, err := q.QueryContext(ctx, `SELECT citizen_id, doc, updated_at FROM push_preferences WHERE citizen_id IN (`+s.placeholders(1, len(citizens))+`)`, citizens...) //nolint:gosec // placeholders only
+	if err != nil {
+		return nil, sqldb.Err(op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			citizen, doc string
+			updated      int64
+		)
+		if err := rows.Scan(&citizen, &doc, &updated); err != nil {
+			return nil, sqldb.Err(op, err)
+		}
+		p, err := decodePrefs(citizen, doc, updated)
+		if err != nil {
+			return nil, err
+		}
+		out[citizen] = p
+	}
+	return out, sqldb.Err(op, rows.Err())
 }
