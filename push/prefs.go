@@ -89,10 +89,10 @@ func (p *Preferences) Validate() error {
 	}
 	for k, c := range p.Kinds {
 		if !k.Valid() {
-			return invalid("/kinds/"+pointerKey(string(k)), "unknown kind")
+			return invalid("/kinds/"+PointerToken(string(k)), "unknown kind")
 		}
 		if !c.Valid() {
-			return invalid("/kinds/"+pointerKey(string(k)), "unknown channel")
+			return invalid("/kinds/"+PointerToken(string(k)), "unknown channel")
 		}
 	}
 	if len(p.Services) > MaxServicePreferences {
@@ -104,10 +104,10 @@ func (p *Preferences) Validate() error {
 		}
 		for k, c := range sp.Kinds {
 			if !k.Valid() {
-				return invalid("/services/"+pointerKey(code)+"/kinds/"+pointerKey(string(k)), "unknown kind")
+				return invalid("/services/"+PointerToken(code)+"/kinds/"+PointerToken(string(k)), "unknown kind")
 			}
 			if !c.Valid() {
-				return invalid("/services/"+pointerKey(code)+"/kinds/"+pointerKey(string(k)), "unknown channel")
+				return invalid("/services/"+PointerToken(code)+"/kinds/"+PointerToken(string(k)), "unknown channel")
 			}
 		}
 	}
@@ -127,9 +127,9 @@ func (e *InvalidField) Unwrap() error { return idp.ErrInvalid }
 
 func invalid(pointer, msg string) error { return &InvalidField{Pointer: pointer, Message: msg} }
 
-// pointerKey is a member name as a JSON Pointer token (RFC 6901), cut to 64
+// PointerToken is a member name as a JSON Pointer token (RFC 6901), cut to 64
 // bytes: the names come from the request.
-func pointerKey(s string) string {
+func PointerToken(s string) string {
 	if len(s) > 64 {
 		s = strings.ToValidUTF8(s[:64], "")
 	}

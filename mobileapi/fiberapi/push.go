@@ -377,7 +377,7 @@ func (s *Server) putPreferences(c *fiber.Ctx) error {
 		if len(in.Services) <= push.MaxServicePreferences {
 			for code := range in.Services {
 				if _, err := s.cfg.Store.GetServiceByCode(ctx, code); errors.Is(err, idp.ErrNotFound) && !errors.Is(err, idp.ErrUnavailable) {
-					errs = append(errs, fieldError{Pointer: "/services/" + jsonPointerEscape(code), Message: "No such service."})
+					errs = append(errs, fieldError{Pointer: "/services/" + push.PointerToken(code), Message: "No such service."})
 				} else if err != nil {
 					return s.fail(c, err)
 				}
@@ -401,11 +401,6 @@ func (s *Server) putPreferences(c *fiber.Ctx) error {
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.JSON(prefs(p))
-}
-
-// jsonPointerEscape escapes a member name for a JSON Pointer (RFC 6901).
-func jsonPointerEscape(s string) string {
-	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
 }
 
 type notificationView struct {
