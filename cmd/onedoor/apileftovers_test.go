@@ -102,6 +102,22 @@ func runIdempotencyNoPersonalData(t *testing.T, e *testEnv) {
 	if re := hanoi.must(http.StatusCreated, http.MethodPost, "/agency/v1/applications/"+appID+"/documents", body, "Content-Type", ct, "Idempotency-Key", "idem-doc").json(t); re["id"] != doc["id"] || re["name"] != doc["name"] {
 		t.Errorf("replayed document %v, first %v", re, doc)
 	}
+	// A decision whose answer was lost: the retry replays the application
+	// (200, no second transition, no second inbox message) instead of a
+	// 409 for a status it already reached.
+	review := []byte(`{"to":"in_review"}`)
+	tr := hanoi.must(http.StatusOK, http.MethodPost, "/agency/v1/applications/"+appID+"/transitions", review, "Idempotency-Key", "idem-review").json(t)
+	noPersonalData("a transition", record(agency, "idem-review"))
+	rr := hanoi.must(http.StatusOK, http.MethodPost, "/agency/v1/applications/"+appID+"/transitions", review, "Idempotency-Key", "idem-review")
+	if re := rr.json(t); re["status"] != "in_review" || re["version"] != tr["version"] || rr.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("replayed transition %v (%v), first %v", re, rr.header, tr)
+	}
+	if r := hanoi.do(http.MethodPost, "/agency/v1/applications/"+appID+"/transitions", review); r.status != http.StatusConflict {
+		t.Errorf("the same transition without the key: %d %s, want 409", r.status, r.body)
+	}
+	if r := hanoi.do(http.MethodPost, "/agency/v1/applications/"+appID+"/transitions", []byte(`{"to":"approved"}`), "Idempotency-Key", "idem-review"); r.status != http.StatusUnprocessableEntity {
+		t.Errorf("the key reused for another decision: %d %s, want 422", r.status, r.body)
+	}
 	hook := []byte(`{"url":"https://agency.example/hooks/idem"}`)
 	w := hanoi.must(http.StatusCreated, http.MethodPost, "/agency/v1/webhooks", hook, "Idempotency-Key", "idem-hook").json(t)
 	if rec := record(agency, "idem-hook"); strings.Contains(rec, "agency.example") {

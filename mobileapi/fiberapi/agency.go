@@ -257,12 +257,22 @@ func (s *Server) agencyTransition(c *fiber.Ctx) error {
 	if err != nil {
 		return s.fail(c, err)
 	}
+	// A retried decision (the agency's answer was lost) replays the
+	// application instead of failing on the status it already reached.
+	return s.idempotent(c, "agency:"+agencyOf(c), s.replayAgencyApplication(c), func() (string, error) {
+		return s.transition(c, in, msg, ifv)
+	})
+}
+
+// transition makes the agency's transition and answers with the
+// application; it returns the application's id once it moved.
+func (s *Server) transition(c *fiber.Ctx, in transitionRequest, msg string, ifv int64) (string, error) {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	id := idParam(c, "id")
 	a, err := s.cfg.Store.GetApplication(ctx, agencyScope(c), id)
 	if err != nil {
-		return s.fail(c, err)
+		return "", s.fail(c, err)
 	}
 	t := mobileapi.Transition{Scope: agencyScope(c), ApplicationID: id, IfVersion: ifv, Actor: mobileapi.ActorAgency,
 		By: "agency:" + agencyOf(c), To: in.To, Message: msg, Documents: in.Documents}
@@ -271,22 +281,34 @@ func (s *Server) agencyTransition(c *fiber.Ctx) error {
 		if svc, err := s.cfg.Store.GetServiceVersion(ctx, a.ServiceID, a.ServiceVersion); err == nil {
 			name = svc.Name
 		} else if !errors.Is(err, idp.ErrNotFound) {
-			return s.fail(c, err)
+			return "", s.fail(c, err)
 		}
 		t.Inbox = &mobileapi.Message{AgencyCode: agencyOf(c), Title: decisionTitle(in.To, name), Body: msg}
 	}
 	upd, err := s.cfg.Store.Transition(ctx, t)
 	if errors.Is(err, idp.ErrInvalid) && !errors.Is(err, idp.ErrUnavailable) {
-		return s.fail(c, unprocessable([]fieldError{{Pointer: "/documents", Message: "Every document must be an unpublished document uploaded for this application."}}))
+		return "", s.fail(c, unprocessable([]fieldError{{Pointer: "/documents", Message: "Every document must be an unpublished document uploaded for this application."}}))
 	}
 	if err != nil {
-		return s.fail(c, conflict(err, "This transition is not allowed from the application's status."))
+		return "", s.fail(c, conflict(err, "This transition is not allowed from the application's status."))
 	}
 	s.homes.forget(upd.CitizenID)
 	if t.Inbox != nil {
 		s.notify() // its push is queued: wake the dispatcher rather than wait for its poll
 	}
-	return s.sendAgencyApplication(c, upd)
+	return upd.ID, s.sendAgencyApplication(c, upd)
+}
+
+// replayAgencyApplication answers a retried transition with the
+// application as it now stands.
+func (s *Server) replayAgencyApplication(c *fiber.Ctx) func(ctx context.Context, ref string) error {
+	return func(ctx context.Context, ref string) error {
+		a, err := s.cfg.Store.GetApplication(ctx, agencyScope(c), ref)
+		if err != nil {
+			return err
+		}
+		return s.sendAgencyApplication(c, a)
+	}
 }
 
 type leaseRequest struct {
