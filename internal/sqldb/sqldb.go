@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -57,7 +58,11 @@ type Querier interface {
 // InTx runs fn in a write transaction; fn returns translated errors, InTx
 // translates only its own. On SQLite a deferred transaction that reads first
 // fails with SQLITE_BUSY when it later upgrades under contention, so take the
-// write lock up front with BEGIN IMMEDIATE on a dedicated connection.
+// write lock up front with BEGIN IMMEDIATE on a dedicated connection; and the
+// process's writers queue for it in Go first (writeTurn), in order, instead
+// of in SQLite's busy handler, which sleeps between polls (up to 100 ms), lets
+// a later writer overtake an earlier one, and so fails an unlucky one with
+// SQLITE_BUSY once busy_timeout has passed under steady contention.
 func InTx(ctx context.Context, db *sql.DB, d Dialect, op string, fn func(q Querier) error) error {
 	if d != SQLite {
 		tx, err := db.BeginTx(ctx, nil)
@@ -70,6 +75,11 @@ func InTx(ctx context.Context, db *sql.DB, d Dialect, op string, fn func(q Queri
 		}
 		return Err(op, tx.Commit())
 	}
+	done, err := writeTurn(ctx, db)
+	if err != nil {
+		return Err(op, err)
+	}
+	defer done()
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return Err(op, err)
@@ -87,6 +97,30 @@ func InTx(ctx context.Context, db *sql.DB, d Dialect, op string, fn func(q Queri
 		return Err(op, err)
 	}
 	return nil
+}
+
+// writers holds one turn (a channel of capacity one) per SQLite database
+// handle: the process opens one handle per file, so it orders all of the
+// process's writers; other processes (admin commands) still meet them in
+// SQLite's busy handler. A waiter holds no pooled connection, so readers
+// are not starved of connections by queued writers.
+var writers sync.Map // *sql.DB -> chan struct{}
+
+// writeTurn waits, first come first served, until no other write
+// transaction of the process runs on db, or until ctx ends, and returns
+// the function that gives the turn back.
+func writeTurn(ctx context.Context, db *sql.DB) (func(), error) {
+	v, ok := writers.Load(db)
+	if !ok {
+		v, _ = writers.LoadOrStore(db, make(chan struct{}, 1))
+	}
+	turn := v.(chan struct{})
+	select {
+	case turn <- struct{}{}:
+		return func() { <-turn }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // rollback ends a manual transaction. A connection that may still be inside
