@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -513,4 +514,27 @@ func runBlobSweep(t *testing.T, e *testEnv, how string) {
 		t.Errorf("after the sweep: %v, want %v", left, want)
 	}
 	hanoi.must(http.StatusOK, http.MethodGet, "/agency/v1/applications/"+app+"/attachments/"+att, nil)
+}
+
+// A readiness probe polling the IdP during an outage logs the change
+// once, not a warning per probe.
+func TestIdP_ReadyzLogsTheChangeOnce(t *testing.T) {
+	var buf syncBuffer
+	m := newTestMainLogging(t, &buf, slog.LevelInfo)
+	if err := m.DB.Close(); err != nil { // the outage
+		t.Fatal(err)
+	}
+	for range 10 {
+		rec := httptest.NewRecorder()
+		m.Web.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+			t.Fatalf("readyz during the outage: %d %v %s, want 503 with Retry-After", rec.Code, rec.Header(), rec.Body)
+		}
+	}
+	if n := strings.Count(buf.String(), `msg="not ready"`); n != 1 {
+		t.Errorf("%d \"not ready\" lines for 10 probes, want 1:\n%s", n, buf.String())
+	}
+	if strings.Contains(buf.String(), `msg="store unavailable"`) {
+		t.Errorf("a probe logged a per-request warning:\n%s", buf.String())
+	}
 }

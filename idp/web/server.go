@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/onedoor/onedoor/consent"
@@ -90,6 +91,9 @@ type Server struct {
 	// Ready reports whether the server should receive traffic; cmd flips it
 	// off first on SIGTERM.
 	ready func() bool
+	// notReady remembers that the last readiness probe failed, so that a
+	// probe polling every few seconds logs the change, not every failure.
+	notReady atomic.Bool
 }
 
 // New returns the server; Handler gives its routes.
@@ -396,13 +400,20 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The server is shutting down.")
 		return
 	}
-	if err := s.store.Ping(ctx); err != nil {
-		s.unavailable(w, "durable store", err)
+	what, err := "durable store", s.store.Ping(ctx)
+	if err == nil {
+		what, err = "ephemeral store", s.eph.Ping(ctx)
+	}
+	if err != nil {
+		if !s.notReady.Swap(true) {
+			s.log.Warn("not ready", "store", what, "err", err.Error())
+		}
+		w.Header().Set("Retry-After", "2")
+		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The service is temporarily unavailable; try again shortly.")
 		return
 	}
-	if err := s.eph.Ping(ctx); err != nil {
-		s.unavailable(w, "ephemeral store", err)
-		return
+	if s.notReady.Swap(false) {
+		s.log.Info("ready again")
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
