@@ -357,8 +357,11 @@ func TestBrowser_DeniedLogin(t *testing.T) {
 		t.Errorf("denial response: code present %v, iss %q (want %q)", q.Has("code"), q.Get("iss"), env.issuer)
 	}
 	msg, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("rp-error")))
-	if err != nil || !strings.Contains(msg, "access_denied") {
-		t.Errorf("site error = %q (%v), want access_denied", msg, err)
+	if err != nil || msg != demoTexts["vi"]["problem.declined"] {
+		t.Errorf("site error = %q (%v), want %q", msg, err, demoTexts["vi"]["problem.declined"])
+	}
+	if retry, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("retry"), "href")); err != nil || retry.Value != "/login" {
+		t.Errorf("try-again link = %q (%v)", retry.Value, err)
 	}
 	console.checkClean(t)
 }

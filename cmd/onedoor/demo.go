@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"html/template"
 	"io"
 	"net"
 	"net/http"
@@ -172,7 +171,7 @@ Try a whole login:
 
        go run ./cmd/eidsim enroll --home %[7]s --idp %[1]s --personal-id %[6]s --activation-code %[8]s
 
-  2. Open %[3]s in a browser and click "Log in with OneDoor".
+  2. Open %[3]s in a browser and click "Đăng nhập với OneDoor" (Log in with OneDoor).
      The login page shows a QR code and a match number. Copy the QR payload
      (under "Can't scan the code?" on the page), then approve it:
 
@@ -230,6 +229,7 @@ func newDemoRP(issuer, base, clientID, secret string) *demoRP {
 	rp.mux.HandleFunc("GET /login", rp.login)
 	rp.mux.HandleFunc("GET /callback", rp.callback)
 	rp.mux.HandleFunc("POST /logout", rp.logout)
+	rp.mux.HandleFunc("GET /problem", rp.problemPage)
 	return rp
 }
 
@@ -263,25 +263,6 @@ func (rp *demoRP) oauth(ctx context.Context) (*oauth2.Config, *gooidc.Provider, 
 	}, rp.provider, nil
 }
 
-var demoPage = template.Must(template.New("rp").Parse(`<!doctype html>
-<html lang="vi"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Cổng Dịch vụ công Demo</title>
-<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#1b2430}
-.btn{background:#c8102e;color:#fff;border:0;border-radius:8px;padding:.7rem 1.1rem;font-size:1rem;text-decoration:none;cursor:pointer}
-table{border-collapse:collapse}td{border-bottom:1px solid #ddd;padding:.3rem .6rem}.demo{color:#c8102e;font-weight:600}</style></head>
-<body><p class="demo">DEMO — dữ liệu giả / fake data</p><h1>Cổng Dịch vụ công Demo</h1>
-{{if .Error}}<p id="rp-error">Đăng nhập không thành công / Login failed: {{.Error}}</p>{{end}}
-{{if .Session}}<p id="welcome">Xin chào / Welcome, <b id="user-name">{{index .Session.Claims "name"}}</b></p>
-<table id="claims">{{range $k, $v := .Session.Claims}}<tr><td>{{$k}}</td><td>{{$v}}</td></tr>{{end}}</table>
-<form method="post" action="/logout"><p><button class="btn" id="logout" type="submit">Đăng xuất / Log out</button></p></form>
-{{else}}<p>Sign in to use the agency's services.</p><p><a class="btn" id="login" href="/login">Đăng nhập với OneDoor / Log in with OneDoor</a></p>{{end}}
-</body></html>`))
-
-type demoView struct {
-	Session *rpSession
-	Error   string
-}
-
 func (rp *demoRP) session(r *http.Request) (string, *rpSession) {
 	c, err := r.Cookie("demo-rp")
 	if err != nil {
@@ -294,14 +275,18 @@ func (rp *demoRP) session(r *http.Request) (string, *rpSession) {
 
 func (rp *demoRP) home(w http.ResponseWriter, r *http.Request) {
 	_, s := rp.session(r)
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = demoPage.Execute(w, demoView{Session: s})
+	lang := demoLang(w, r)
+	if s == nil {
+		rp.render(w, http.StatusOK, newDemoView(lang))
+		return
+	}
+	rp.render(w, http.StatusOK, signedInView(lang, s))
 }
 
 func (rp *demoRP) login(w http.ResponseWriter, r *http.Request) {
 	conf, _, err := rp.oauth(r.Context())
 	if err != nil {
-		http.Error(w, "identity provider unreachable", http.StatusBadGateway)
+		rp.problem(w, r, problemUnavailable, "idp_unreachable")
 		return
 	}
 	state, nonce, verifier := randomString(16), randomString(16), oauth2.GenerateVerifier()
@@ -316,20 +301,21 @@ func (rp *demoRP) login(w http.ResponseWriter, r *http.Request) {
 	// state is bound to this browser: a callback carrying another browser's
 	// state (login CSRF) is refused.
 	http.SetCookie(w, &http.Cookie{Name: "demo-rp-state", Value: state, Path: "/callback", MaxAge: 600, HttpOnly: true, SameSite: http.SameSiteLaxMode}) // #nosec G124 -- demo on http://localhost
-	http.Redirect(w, r, conf.AuthCodeURL(state, gooidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), http.StatusFound)
-}
-
-func (rp *demoRP) fail(w http.ResponseWriter, msg string) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(http.StatusBadRequest)
-	_ = demoPage.Execute(w, demoView{Error: msg})
+	// ui_locales: the IdP's login page speaks the language this site does.
+	// A constant, not the value demoLang read from the request.
+	uiLocales := "vi"
+	if demoLang(w, r) == "en" {
+		uiLocales = "en"
+	}
+	http.Redirect(w, r, conf.AuthCodeURL(state, gooidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier),
+		oauth2.SetAuthURLParam("ui_locales", uiLocales)), http.StatusFound)
 }
 
 func (rp *demoRP) callback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
 	if c, err := r.Cookie("demo-rp-state"); err != nil || c.Value != q.Get("state") {
-		rp.fail(w, "this login was not started in this browser")
+		rp.problem(w, r, problemStartAgain, "")
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: "demo-rp-state", Value: "", Path: "/callback", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode}) // #nosec G124 -- demo on http://localhost
@@ -338,40 +324,44 @@ func (rp *demoRP) callback(w http.ResponseWriter, r *http.Request) {
 	delete(rp.pending, q.Get("state"))
 	rp.mu.Unlock()
 	if !ok {
-		rp.fail(w, "unknown state")
+		rp.problem(w, r, problemStartAgain, "")
 		return
 	}
 	if e := q.Get("error"); e != "" {
-		rp.fail(w, e+": "+q.Get("error_description"))
+		rp.problem(w, r, problemIDP, e) // error_description is not shown: anyone can write it
 		return
 	}
 	if q.Get("iss") != rp.issuer { // RFC 9207 mix-up defence
-		rp.fail(w, "wrong issuer in the response")
+		rp.problem(w, r, problemFailed, "wrong_issuer")
+		return
+	}
+	if q.Get("code") == "" {
+		rp.problem(w, r, problemFailed, "missing_code")
 		return
 	}
 	conf, provider, err := rp.oauth(ctx)
 	if err != nil {
-		rp.fail(w, "identity provider unreachable")
+		rp.problem(w, r, problemUnavailable, "idp_unreachable")
 		return
 	}
 	tok, err := conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(p.verifier))
 	if err != nil {
-		rp.fail(w, "code exchange failed")
+		rp.problem(w, r, problemFailed, "code_exchange")
 		return
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	idt, err := provider.Verifier(&gooidc.Config{ClientID: rp.clientID, SupportedSigningAlgs: []string{"ES256", "RS256"}}).Verify(ctx, raw)
 	if err != nil || idt.Nonce != p.nonce {
-		rp.fail(w, "ID token verification failed")
+		rp.problem(w, r, problemFailed, "id_token")
 		return
 	}
 	if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
-		rp.fail(w, "at_hash mismatch")
+		rp.problem(w, r, problemFailed, "at_hash")
 		return
 	}
 	ui, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
 	if err != nil {
-		rp.fail(w, "userinfo failed")
+		rp.problem(w, r, problemFailed, "userinfo")
 		return
 	}
 	claims := map[string]any{}
