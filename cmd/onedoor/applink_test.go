@@ -253,6 +253,10 @@ func TestConfig_AppLinkFlags(t *testing.T) {
 			t.Errorf("Validate = %v, want a problem with %s", err, want)
 		}
 	}
+	c.Issuer = "http://localhost:8080"
+	if w := strings.Join(c.Warnings(), "\n"); !strings.Contains(w, "over https only") {
+		t.Errorf("no warning about app links on an http issuer: %q", w)
+	}
 	c = DefaultConfig()
 	c.AndroidApp = "vn.gov.onedoor.eid"
 	if err := c.Validate(true); err == nil || !strings.Contains(err.Error(), "go together") {

@@ -452,6 +452,9 @@ func (c *Config) Warnings() []string {
 			out = append(out, fmt.Sprintf("--issuer %s names port %s but --idp-addr listens on %s: browsers and clients will not reach this server at the issuer", c.Issuer, issuerPort(u), port))
 		}
 	}
+	if u, err := url.Parse(c.Issuer); err == nil && u.Scheme == "http" && (len(c.IOSAppIDs) > 0 || c.AndroidApp != "") {
+		out = append(out, "--ios-app-id/--android-app with an http --issuer: iOS and Android fetch the association files and claim app links over https only, so the app link will always show the fallback page")
+	}
 	if c.PushAllowPrivate {
 		out = append(out, "--push-allow-private: Web Push may reach loopback and private addresses (for the demo and tests only)")
 	}
