@@ -27,6 +27,23 @@ var GrantTypes = []string{"authorization_code", "refresh_token", "client_credent
 
 var scopeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9:._/-]{0,63}$`)
 
+// BuiltinScopes are the scopes the IdP itself gives a meaning to: the OIDC
+// ones discovery lists and the agency scope.
+var BuiltinScopes = []string{ScopeOpenID, ScopeProfile, ScopeAddress, ScopePhone, ScopeEID, ScopeOffline, ScopeAgency}
+
+// ScopeRule says which scopes a client may register, for flag help and errors.
+var ScopeRule = "accepted are " + strings.Join(BuiltinScopes, ", ") +
+	", and a resource server's own API scope named with a dot, colon or slash (e.g. registry.read); email is not offered (the registry holds no e-mail address)"
+
+// KnownScope reports whether a client may register s: one of BuiltinScopes,
+// or an API scope a resource server defines and checks itself (OneDoor only
+// carries it in the token's scope). API scopes must be namespaced, so that
+// a mistyped or assumed OIDC scope ("profil", "email") is refused rather
+// than registered as a meaningless API scope.
+func KnownScope(s string) bool {
+	return slices.Contains(BuiltinScopes, s) || (scopeRE.MatchString(s) && strings.ContainsAny(s, ".:/"))
+}
+
 // agencyCodeRE is the form of an agency's code (the mobile API's contract).
 var agencyCodeRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
@@ -71,6 +88,10 @@ func (c *Client) Validate() error {
 		// redirect URI on it is a mistake in the registration.
 		add("redirect URIs are only for clients with the authorization_code grant (this one has %s)", strings.Join(c.GrantTypes, ", "))
 	}
+	if !code && len(c.PostLogoutRedirectURIs) > 0 {
+		// Nobody logs in through it, so nobody logs out through it either.
+		add("post-logout redirect URIs are only for clients with the authorization_code grant (this one has %s)", strings.Join(c.GrantTypes, ", "))
+	}
 	for _, u := range c.RedirectURIs {
 		if err := ValidRedirectURI(u); err != nil {
 			add("redirect URI %q: %v", u, err)
@@ -82,8 +103,11 @@ func (c *Client) Validate() error {
 		}
 	}
 	for _, s := range c.Scopes {
-		if !scopeRE.MatchString(s) {
+		switch {
+		case !scopeRE.MatchString(s):
 			add("scope %q is not a valid scope token", s)
+		case !KnownScope(s):
+			add("scope %q is unknown: %s", s, ScopeRule)
 		}
 	}
 	if c.Agency != "" && !ValidAgencyCode(c.Agency) {

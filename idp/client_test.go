@@ -297,3 +297,34 @@ func TestClientValidate_RedirectURIsNeedTheCodeGrant(t *testing.T) {
 		t.Fatalf("plain client_credentials client: %v", err)
 	}
 }
+
+// Only the IdP's scopes and namespaced API scopes may be registered: a
+// mistyped or assumed OIDC scope is refused with the rule.
+func TestClientValidate_UnknownScopes(t *testing.T) {
+	for scope, known := range map[string]bool{
+		"openid": true, "profile": true, "address": true, "phone": true, "eid": true, "offline_access": true, "agency": true,
+		"registry.read": true, "records:write": true, "https://api.example.gov.vn/records": true,
+		"email": false, "profil": false, "admin": false, "registry": false,
+	} {
+		c := &Client{ID: "svc", Name: "Service", GrantTypes: []string{"client_credentials"}, AuthMethod: AuthSecretBasic,
+			SecretHash: []byte("h"), IDTokenAlg: "ES256", Scopes: []string{scope}}
+		if scope == ScopeAgency {
+			c.Agency = "BTP"
+		}
+		err := c.Validate()
+		if known && err != nil {
+			t.Errorf("scope %q refused: %v", scope, err)
+		}
+		if !known && (err == nil || !strings.Contains(err.Error(), "registry.read")) {
+			t.Errorf("scope %q: Validate = %v, want a refusal naming the accepted scopes", scope, err)
+		}
+	}
+}
+
+func TestClientValidate_PostLogoutURIsNeedTheCodeGrant(t *testing.T) {
+	c := &Client{ID: "svc", Name: "Service", GrantTypes: []string{"client_credentials"}, AuthMethod: AuthSecretBasic,
+		PostLogoutRedirectURIs: []string{"https://agency.example/"}, SecretHash: []byte("h"), IDTokenAlg: "ES256"}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "post-logout redirect URIs are only for clients with the authorization_code grant") {
+		t.Fatalf("post-logout redirect URI on a client_credentials client: %v", err)
+	}
+}

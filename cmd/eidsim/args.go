@@ -61,6 +61,8 @@ const usageHead = `usage:
   eidsim revoke-device --home DIR DEVICE_ID
   eidsim api --home DIR [--api URL] [--include] [-H 'Name: value']... METHOD PATH [BODY|@FILE]
   eidsim events --home DIR [--api URL] [--max N]
+PAYLOAD is the login page's QR payload (onedoor-eid://login?request=ID&issuer=URL) or its
+https app link (ISSUER/app/login?request=ID); either must name the IdP the device is enrolled with.
 `
 
 var commands = []string{"enroll", "approve", "login", "show", "devices", "revoke-device", "api", "events"}

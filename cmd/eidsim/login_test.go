@@ -142,3 +142,49 @@ func TestRun_Login(t *testing.T) {
 		t.Errorf("login with a revoked device: exit %d, stderr %q", c, errOut.String())
 	}
 }
+
+// TestRun_ApproveAppLink: eidsim approve takes the https app link of the
+// same-device button as well as the QR payload, against the real IdP, and
+// refuses a link to another IdP.
+func TestRun_ApproveAppLink(t *testing.T) {
+	ctx := context.Background()
+	p := startIDPFor(t)
+	issuer, svc := p.issuer, p.svc
+	if err := p.store.CreateClient(ctx, &idp.Client{ID: "dvc", Name: "Cổng DVC", RedirectURIs: []string{"https://dvc.example/cb"},
+		GrantTypes: []string{"authorization_code"}, Scopes: []string{"openid", "profile"}, AuthMethod: idp.AuthNone, IDTokenAlg: "ES256"}); err != nil {
+		t.Fatal(err)
+	}
+	code, _, err := svc.Activate(ctx, "001099012345", idp.LevelHigh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	var out, errOut bytes.Buffer
+	if c := run(ctx, []string{"enroll", "--home", home, "--idp", issuer, "--personal-id", "001099012345", "--activation-code", code}, &out, &errOut); c != 0 {
+		t.Fatalf("enroll: exit %d: %s", c, errOut.String())
+	}
+	lr := &eid.LoginRequest{ClientID: "dvc", ClientName: "Cổng DVC", Claims: []eid.ClaimRequest{{Name: "name"}},
+		PurposeCode: "login", Purpose: "Đăng nhập", Level: idp.LevelSubstantial, BrowserKey: []byte("browser-key-hash")}
+	if err := svc.NewLogin(ctx, lr); err != nil {
+		t.Fatal(err)
+	}
+	link := eid.AppLink(issuer, lr.ID)
+	other := eid.AppLink("https://evil.example", lr.ID)
+	out.Reset()
+	errOut.Reset()
+	if c := run(ctx, []string{"approve", "--home", home, other}, &out, &errOut); c != 1 || !strings.Contains(errOut.String(), "https://evil.example") {
+		t.Errorf("approve a link to another IdP: exit %d: %s", c, errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	if c := run(ctx, []string{"approve", "--home", home, "--json", link}, &out, &errOut); c != 0 {
+		t.Fatalf("approve %s: exit %d: %s", link, c, errOut.String())
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil || got["decision"] != "approve" || got["match_number"] != lr.MatchNumber {
+		t.Errorf("approve output = %s (%v)", out.String(), err)
+	}
+	if _, st, err := svc.Lookup(ctx, lr.ID); err != nil || st != eid.StatusApproved {
+		t.Errorf("request after approve: %s, %v", st, err)
+	}
+}

@@ -11,6 +11,10 @@
 //	eidsim api --home DIR [--api URL] [--include] [-H 'Name: value']... METHOD PATH [BODY|@FILE]
 //	eidsim events --home DIR [--api URL] [--max N]
 //
+// approve takes the login page's QR payload or its https app link
+// (ISSUER/app/login?request=ID, what the same-device button opens), as the
+// real app does when the operating system hands it that link.
+//
 // api calls the mobile API as the enrolled citizen: it obtains an access
 // token minted for the API alone with the device key (cached in the home
 // until shortly before it expires), sends METHOD to the API URL followed by

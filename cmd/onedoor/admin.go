@@ -87,7 +87,8 @@ func permute(fs *flag.FlagSet, args []string) []string {
 
 // printJSON writes v as indented JSON. An object gets a "store" member
 // naming the database the command used (never a password), so an operator
-// sees at once which data a command touched.
+// sees at once which data a command touched. Every admin command prints an
+// object (a list goes under a named member) so that each output has it.
 func (m *Main) printJSON(w io.Writer, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -262,7 +263,7 @@ func clientCmd(ctx context.Context, args []string, env func(string) string, stdo
 			fs.Var(&redirects, "redirect-uri", "redirect URI, matched exactly (repeatable)")
 			fs.Var(&postLogout, "post-logout-redirect-uri", "post-logout redirect URI (repeatable)")
 			fs.Var(&grants, "grant-type", "authorization_code, refresh_token or client_credentials (repeatable)")
-			fs.StringVar(&spec.Scope, "scope", "", `space-separated scopes (default "openid profile")`)
+			fs.StringVar(&spec.Scope, "scope", "", `space-separated scopes (default "openid profile"); `+idp.ScopeRule)
 			fs.StringVar(&claims, "claims", "", "comma-separated registry claims the client may receive beyond its scopes' (e.g. name,phone_number)")
 			fs.StringVar(&spec.AuthMethod, "auth-method", idp.AuthSecretBasic, "client_secret_basic, client_secret_post, private_key_jwt or none")
 			fs.StringVar(&spec.JWKSFile, "jwks", "", "file with the client's public JSON Web Key Set (private_key_jwt)")
@@ -311,7 +312,7 @@ func clientCmd(ctx context.Context, args []string, env func(string) string, stdo
 		for _, c := range cs {
 			out = append(out, viewClient(c))
 		}
-		return m.printJSON(stdout, out)
+		return m.printJSON(stdout, map[string]any{"clients": out})
 	case "show", "delete":
 		var id string
 		m, fs, err := adminMain(ctx, "client "+sub, args, env, func(fs *flag.FlagSet) {
@@ -464,7 +465,7 @@ func citizenCmd(ctx context.Context, args []string, env func(string) string, std
 			}
 			out = append(out, viewCitizen(c))
 		}
-		return m.printJSON(stdout, out)
+		return m.printJSON(stdout, map[string]any{"citizens": out})
 	}
 	if pid == "" && fs.NArg() == 1 {
 		pid = fs.Arg(0)
@@ -538,7 +539,7 @@ func keysCmd(ctx context.Context, args []string, env func(string) string, stdout
 		if err != nil {
 			return err
 		}
-		return m.printJSON(stdout, ks)
+		return m.printJSON(stdout, map[string]any{"keys": ks})
 	case "rotate":
 		if err := m.Keys.Ensure(ctx); err != nil {
 			return err

@@ -47,6 +47,22 @@ func decode(t *testing.T, s string, v any) {
 	}
 }
 
+// decodeList reads a list command's output: an object with the list under
+// key beside the store it used.
+func decodeList(t *testing.T, s, key string, v any) {
+	t.Helper()
+	var obj map[string]json.RawMessage
+	decode(t, s, &obj)
+	if _, ok := obj["store"]; !ok {
+		t.Errorf("output names no store: %s", s)
+	}
+	raw, ok := obj[key]
+	if !ok {
+		t.Fatalf("output has no %q: %s", key, s)
+	}
+	decode(t, string(raw), v)
+}
+
 func TestCLI_Client(t *testing.T) {
 	dir := migratedDir(t)
 	code, out, errs := cli(t, nil, "client", "create", "--data-dir", dir, "--name", "Sở Demo", "--redirect-uri", "https://agency.example/cb",
@@ -67,7 +83,7 @@ func TestCLI_Client(t *testing.T) {
 
 	code, out, _ = cli(t, nil, "client", "list", "--data-dir", dir)
 	var list []map[string]any
-	decode(t, out, &list)
+	decodeList(t, out, "clients", &list)
 	if code != 0 || len(list) != 2 { // the eID app's own client plus ours
 		t.Fatalf("list: exit %d, %d clients: %s", code, len(list), out)
 	}
@@ -167,7 +183,7 @@ func TestCLI_CitizenImport(t *testing.T) {
 	}
 	code, out, _ = cli(t, nil, "citizen", "list", "--data-dir", dir)
 	var list []map[string]any
-	decode(t, out, &list)
+	decodeList(t, out, "citizens", &list)
 	if code != 0 || len(list) != 2 {
 		t.Fatalf("after a rejected file the registry has %d citizens, want 2 (all or none)", len(list))
 	}
@@ -215,7 +231,7 @@ func TestCLI_Keys(t *testing.T) {
 	before := dumpDB(t, dir)
 	code, out, _ := cli(t, nil, "keys", "list", "--data-dir", dir)
 	var keys []map[string]any
-	decode(t, out, &keys)
+	decodeList(t, out, "keys", &keys)
 	if code != 0 || len(keys) != 0 {
 		t.Fatalf("keys list before any key exists: exit %d: %s", code, out)
 	}
@@ -229,7 +245,7 @@ func TestCLI_Keys(t *testing.T) {
 	}
 	before = dumpDB(t, dir)
 	code, out, _ = cli(t, nil, "keys", "list", "--data-dir", dir)
-	decode(t, out, &keys)
+	decodeList(t, out, "keys", &keys)
 	if code != 0 || len(keys) != 4 { // active and next, for ES256 and RS256
 		t.Fatalf("keys list: exit %d: %s", code, out)
 	}
@@ -443,6 +459,51 @@ func TestCLI_OperatorLookupsAreLogged(t *testing.T) {
 	for _, e := range es {
 		if e.Channel != consent.ChannelOperator || e.Actor.Operator == "" || e.Outcome != consent.OutcomeReleased {
 			t.Errorf("entry %+v", e)
+		}
+	}
+}
+
+// `client create` refuses a scope the IdP does not know, exits non-zero and
+// lists what it accepts; a namespaced API scope and the built-in ones pass.
+func TestCLI_ClientCreateRefusesUnknownScopes(t *testing.T) {
+	dir := migratedDir(t)
+	for _, scope := range []string{"openid email", "openid profil", "admin"} {
+		code, out, errs := cli(t, nil, "client", "create", "--data-dir", dir, "--name", "X", "--redirect-uri", "https://agency.example/cb", "--scope", scope)
+		bad := strings.Fields(scope)[len(strings.Fields(scope))-1]
+		if code != exitFail || out != "" || !strings.Contains(errs, fmt.Sprintf("scope %q is unknown", bad)) ||
+			!strings.Contains(errs, "openid, profile, address, phone, eid, offline_access, agency") || !strings.Contains(errs, "registry.read") {
+			t.Errorf("--scope %q: exit %d: %s%s", scope, code, out, errs)
+		}
+	}
+	if code, _, errs := cli(t, nil, "client", "create", "--data-dir", dir, "--name", "X", "--redirect-uri", "https://agency.example/cb",
+		"--scope", "openid profile address phone eid offline_access"); code != 0 {
+		t.Errorf("built-in scopes refused: %s", errs)
+	}
+	if code, _, errs := cli(t, nil, "client", "create", "--data-dir", dir, "--name", "X", "--grant-type", "client_credentials",
+		"--scope", "registry.read https://api.example.gov.vn/records"); code != 0 {
+		t.Errorf("API scopes refused: %s", errs)
+	}
+	// Nothing was stored by the refused commands.
+	_, out, _ := cli(t, nil, "client", "list", "--data-dir", dir)
+	var list []map[string]any
+	if decodeList(t, out, "clients", &list); len(list) != 3 {
+		t.Errorf("%d clients stored, want the eID app's and the two accepted", len(list))
+	}
+	// --help states the rule.
+	if _, out, _ := cli(t, nil, "client", "create", "--help"); !strings.Contains(out, "registry.read") {
+		t.Errorf("client create --help does not state the scope rule:\n%s", out)
+	}
+}
+
+// A client that cannot send a browser back (client_credentials only) may
+// not register redirect or post-logout redirect URIs.
+func TestCLI_ClientCreateRefusesRedirectsWithoutCodeGrant(t *testing.T) {
+	dir := migratedDir(t)
+	for _, flag := range []string{"--redirect-uri", "--post-logout-redirect-uri"} {
+		code, _, errs := cli(t, nil, "client", "create", "--data-dir", dir, "--name", "X", "--grant-type", "client_credentials",
+			"--scope", "registry.read", flag, "https://agency.example/cb")
+		if code != exitFail || !strings.Contains(errs, "only for clients with the authorization_code grant") {
+			t.Errorf("%s on a client_credentials client: exit %d: %s", flag, code, errs)
 		}
 	}
 }

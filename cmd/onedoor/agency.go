@@ -86,7 +86,7 @@ func agencyCmd(ctx context.Context, args []string, env func(string) string, stdo
 		for _, a := range as {
 			out = append(out, viewAgency(a))
 		}
-		return m.printJSON(stdout, out)
+		return m.printJSON(stdout, map[string]any{"agencies": out})
 	}
 	return usageError("agency: unknown subcommand %q", sub)
 }
@@ -181,7 +181,7 @@ func basisCmd(ctx context.Context, sub string, args []string, env func(string) s
 			}
 			return fmt.Errorf("agency grant-basis: %w", err)
 		}
-		return printJSON(stdout, viewBasis(b))
+		return m.printJSON(stdout, viewBasis(b))
 	case "revoke-basis":
 		if fs.NArg() != 1 {
 			return usageError("agency revoke-basis: want the basis id (see onedoor agency bases)")
@@ -193,7 +193,7 @@ func basisCmd(ctx context.Context, sub string, args []string, env func(string) s
 			}
 			return fmt.Errorf("agency revoke-basis: %w", err)
 		}
-		return printJSON(stdout, map[string]any{"id": id, "revoked": true})
+		return m.printJSON(stdout, map[string]any{"id": id, "revoked": true})
 	}
 	// bases
 	if fs.NArg() != 0 {
@@ -210,5 +210,5 @@ func basisCmd(ctx context.Context, sub string, args []string, env func(string) s
 	for _, b := range bs {
 		out = append(out, viewBasis(b))
 	}
-	return printJSON(stdout, out)
+	return m.printJSON(stdout, map[string]any{"bases": out})
 }

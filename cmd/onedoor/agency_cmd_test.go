@@ -39,7 +39,7 @@ func TestCLI_Agency(t *testing.T) {
 	}
 	code, out, _ = cli(t, env, "agency", "list")
 	var list []agencyView
-	decode(t, out, &list)
+	decodeList(t, out, "agencies", &list)
 	if code != 0 || len(list) != 3 || list[1].Code != "BTP-HT" || list[1].ParentCode != "BTP" || list[2].ProvinceCode != "HN" {
 		t.Errorf("list: %d %+v", code, list)
 	}

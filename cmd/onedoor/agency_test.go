@@ -226,7 +226,7 @@ func TestCLI_ClientAgency(t *testing.T) {
 	}
 	code, out, _ = cli(t, nil, "client", "list", "--data-dir", dir)
 	var list []map[string]any
-	decode(t, out, &list)
+	decodeList(t, out, "clients", &list)
 	for _, c := range list {
 		want := ""
 		if c["client_id"] == id {

@@ -76,7 +76,7 @@ func auditCmd(ctx context.Context, args []string, env func(string) string, stdou
 		if err != nil {
 			return fmt.Errorf("audit verify: %w", err)
 		}
-		if err := printJSON(stdout, r); err != nil {
+		if err := m.printJSON(stdout, r); err != nil {
 			return err
 		}
 		if !r.Intact() {
@@ -102,7 +102,7 @@ func auditCmd(ctx context.Context, args []string, env func(string) string, stdou
 			out = map[string]any{"tree_size": cp.Size, "root": base64.StdEncoding.EncodeToString(cp.Root), "created_at": cp.CreatedAt,
 				"note": cp.Note, "verifier_key": vkey}
 		}
-		return printJSON(stdout, out)
+		return m.printJSON(stdout, out)
 	}
 	// flags: every flagged entry, newest flag first.
 	out := []entryView{}
@@ -123,5 +123,5 @@ func auditCmd(ctx context.Context, args []string, env func(string) string, stdou
 		}
 		cursor = next
 	}
-	return printJSON(stdout, out)
+	return m.printJSON(stdout, map[string]any{"entries": out})
 }

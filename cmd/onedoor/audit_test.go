@@ -58,12 +58,12 @@ func TestCLI_AgencyBasis(t *testing.T) {
 	}
 	var list []basisView
 	code, out, _ = cli(t, env, "agency", "bases", "--agency", "BYT")
-	decode(t, out, &list)
+	decodeList(t, out, "bases", &list)
 	if code != 0 || len(list) != 2 {
 		t.Fatalf("bases: %d %+v", code, list)
 	}
 	code, out, _ = cli(t, env, "agency", "bases", "--purpose", "kham-benh")
-	decode(t, out, &list)
+	decodeList(t, out, "bases", &list)
 	if code != 0 || len(list) != 1 || list[0].ID != b.ID {
 		t.Fatalf("bases --purpose: %d %+v", code, list)
 	}
@@ -77,7 +77,7 @@ func TestCLI_AgencyBasis(t *testing.T) {
 		t.Errorf("revoke-basis without an id: exit %d, want 2", code)
 	}
 	code, out, _ = cli(t, env, "agency", "bases")
-	decode(t, out, &list)
+	decodeList(t, out, "bases", &list)
 	if code != 0 || len(list) != 1 || list[0].Purpose != "tiem-chung" {
 		t.Fatalf("bases after revoke: %d %+v", code, list)
 	}
@@ -266,7 +266,8 @@ func TestCLI_AuditFlags(t *testing.T) {
 		ids = append(ids, e.ID)
 	}
 	code, out, _ := cli(t, env, "audit", "flags")
-	if code != 0 || strings.TrimSpace(out) != "[]" {
+	var list []entryView
+	if decodeList(t, out, "entries", &list); code != 0 || len(list) != 0 {
 		t.Fatalf("no flags: %d %s", code, out)
 	}
 	if _, err := m.ConsentStore.FlagEntry(ctx, "sub-a", ids[1], "Tôi không đến bệnh viện này", time.Now().Add(-time.Minute)); err != nil {
@@ -275,15 +276,14 @@ func TestCLI_AuditFlags(t *testing.T) {
 	if _, err := m.ConsentStore.FlagEntry(ctx, "sub-b", ids[2], "", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	var list []entryView
 	code, out, _ = cli(t, env, "audit", "flags")
-	decode(t, out, &list)
+	decodeList(t, out, "entries", &list)
 	if code != 0 || len(list) != 2 || list[0].ID != ids[2] || list[1].ID != ids[1] || list[1].FlagNote != "Tôi không đến bệnh viện này" ||
 		list[1].FlaggedAt == nil || list[1].Agency != "BYT" || list[1].Seq != 2 {
 		t.Fatalf("flags: %d %+v", code, list)
 	}
 	code, out, _ = cli(t, env, "audit", "flags", "--citizen", "sub-a")
-	decode(t, out, &list)
+	decodeList(t, out, "entries", &list)
 	if code != 0 || len(list) != 1 || list[0].ID != ids[1] {
 		t.Fatalf("flags --citizen: %d %+v", code, list)
 	}

@@ -18,6 +18,8 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/onedoor/onedoor/idp/eid"
 )
 
 // These tests drive a real headless Chromium through the demo agency site and
@@ -221,10 +223,13 @@ func readLogin(ctx context.Context, t *testing.T) loginPage {
 	if !matchNumberRE.MatchString(p.MatchNumber) {
 		t.Errorf("match number = %q, want two digits", p.MatchNumber)
 	}
-	// Same-device login: the app link carries the same payload.
+	// Same-device login: the https app link names the same request of the
+	// same issuer as the QR payload.
 	link, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("eid-app-link"), "href"))
-	if err != nil || link.Value != p.Payload {
-		t.Errorf("app link href = %q (%v), want the QR payload", link.Value, err)
+	qrIssuer, qrID, qrErr := eid.ParsePayload(p.Payload)
+	if linkIssuer, linkID, lerr := eid.ParsePayload(link.Value); err != nil || qrErr != nil || lerr != nil ||
+		!strings.HasPrefix(link.Value, "https://") && !strings.HasPrefix(link.Value, "http://") || linkIssuer != qrIssuer || linkID != qrID {
+		t.Errorf("app link href = %q (%v), want the https app link of the QR payload's request", link.Value, err)
 	}
 	if summary, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("details summary"))); err != nil || strings.TrimSpace(summary) == "" {
 		t.Errorf("the payload box has no label (%v)", err)
@@ -511,4 +516,42 @@ func screenshot(ctx context.Context, t *testing.T, path string) []byte {
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// TestBrowser_AppLinkFallback: on a device without the app, the login
+// page's "open the app" button shows the fallback page (no app claims the
+// https link), which leads back to the same login request.
+func TestBrowser_AppLinkFallback(t *testing.T) {
+	chromium := chromiumPath(t)
+	env := startMain(t, func(c *Config) { c.PlayStoreURL = "https://play.google.com/store/apps/details?id=vn.gov.onedoor.eid" })
+	site := startDemoSite(t, env)
+	tab := newTab(t, chromium, "")
+	console := watchConsole(tab, t)
+	ctx, cancel := context.WithTimeout(tab, browserStep)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(site+"/"), chromedp.WaitVisible(chromedp.ID("login"))); err != nil {
+		t.Fatalf("demo site: %v", err)
+	}
+	first := openLogin(ctx, t)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("eid-app-link")), chromedp.WaitVisible(chromedp.ID("app-needed"))); err != nil {
+		t.Fatalf("open the app link: %v", err)
+	}
+	title, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("h1")))
+	if err != nil || title != "The eID app is needed" {
+		t.Errorf("fallback page title = %q (%v)", title, err)
+	}
+	open, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("app-open"), "href"))
+	if err != nil || open.Value != first.Payload {
+		t.Errorf("open-the-app href = %q (%v), want the QR payload", open.Value, err)
+	}
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#play-store").length + 10*document.querySelectorAll("#app-store").length`)); err != nil || n != 1 {
+		t.Errorf("store links: %d (%v), want Google Play alone", n, err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("back-login")), chromedp.WaitVisible(chromedp.ID("eid-qr"))); err != nil {
+		t.Fatalf("back to the login page: %v", err)
+	}
+	if again := readLogin(ctx, t); again.Payload != first.Payload || again.MatchNumber != first.MatchNumber {
+		t.Errorf("back to another login request: %+v, want %+v", again, first)
+	}
+	console.checkClean(t)
 }

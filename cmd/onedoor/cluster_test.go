@@ -229,10 +229,12 @@ func startCluster(t *testing.T, concurrently bool) *cluster {
 // one active and one next key per algorithm.
 func (cl *cluster) checkKeys(t *testing.T) {
 	t.Helper()
-	var keys []keyset.KeyInfo
-	admin(t, cl.bin, cl.env, &keys, "keys", "list", "--postgres-dsn", cl.dsn)
+	var list struct {
+		Keys []keyset.KeyInfo `json:"keys"`
+	}
+	admin(t, cl.bin, cl.env, &list, "keys", "list", "--postgres-dsn", cl.dsn)
 	states := map[string]int{}
-	for _, k := range keys {
+	for _, k := range list.Keys {
 		states[k.Alg+" "+k.State]++
 	}
 	for _, alg := range []string{"ES256", "RS256"} {

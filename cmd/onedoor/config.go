@@ -91,6 +91,13 @@ type Config struct {
 	// BlobSweepEvery is how often `serve` sweeps orphaned blobs (no flag:
 	// tests shorten it); 0 means every 15 minutes.
 	BlobSweepEvery time.Duration
+	// IOSAppIDs, AndroidApp and AndroidCertSHA256 are the eID apps that
+	// claim the https app link (ISSUER/app/login); AppStoreURL and
+	// PlayStoreURL are their store pages, shown when the app is missing.
+	IOSAppIDs                 []string
+	AndroidApp                string
+	AndroidCertSHA256         []string
+	AppStoreURL, PlayStoreURL string
 	PushConfig
 }
 
@@ -186,6 +193,11 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.AuditCheckpointInterval, "audit-checkpoint-interval", c.AuditCheckpointInterval, "how often the access log's chain heads are committed to a signed checkpoint (what `onedoor audit verify` holds an operator's rewrite against)")
 	fs.IntVar(&c.APIAuthFailureLimit, "api-auth-failure-limit", c.APIAuthFailureLimit, "mobile API requests without a valid token allowed per client address (IPv6: per /64) per minute; past it they get 429 before any token check")
 	fs.IntVar(&c.APIDataRequestRateLimit, "api-data-request-rate-limit", c.APIDataRequestRateLimit, "data requests (POST /agency/v1/data-requests) allowed per agency, all its clients together, per minute")
+	fs.Var(commaList{&c.IOSAppIDs}, "ios-app-id", "comma-separated iOS eID apps (TEAMID.bundle.id) that open the https app link ISSUER/app/login; served in /.well-known/apple-app-site-association (404 when unset)")
+	fs.StringVar(&c.AndroidApp, "android-app", c.AndroidApp, "package name of the Android eID app that opens the https app link; served in /.well-known/assetlinks.json (404 when unset) with --android-cert-sha256")
+	fs.Var(commaList{&c.AndroidCertSHA256}, "android-cert-sha256", "comma-separated SHA-256 fingerprints (AA:BB:…, as keytool prints them) of the Android eID app's signing certificates")
+	fs.StringVar(&c.AppStoreURL, "app-store-url", c.AppStoreURL, "https URL of the eID app on the App Store, linked from the page shown when the app is not installed (hidden when unset)")
+	fs.StringVar(&c.PlayStoreURL, "play-store-url", c.PlayStoreURL, "https URL of the eID app on Google Play, linked from the page shown when the app is not installed (hidden when unset)")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "let agency webhooks reach loopback and private addresses (demo and tests only: it opens the server to SSRF)")
 	c.pushFlags(fs)
 }
@@ -355,10 +367,50 @@ func (c *Config) Validate(serve bool) error {
 			add("--resources: %q must be an absolute URI without a fragment", r)
 		}
 	}
+	c.validateAppLinks(add)
 	if c.AccessTokenTTL > accesstoken.MaxLifetime {
 		add("--access-token-ttl must be at most 1h: access tokens are bearer tokens (got %s)", c.AccessTokenTTL)
 	}
 	return joinProblems(probs)
+}
+
+// Forms of the app link settings: Apple's app identifier prefix (team id)
+// and bundle id, a Java package name, a SHA-256 fingerprint as keytool
+// prints it.
+var (
+	iosAppIDRE    = regexp.MustCompile(`^[A-Z0-9]{10}\.[A-Za-z0-9][A-Za-z0-9.-]*$`)
+	androidAppRE  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$`)
+	sha256PrintRE = regexp.MustCompile(`^[0-9A-F]{2}(:[0-9A-F]{2}){31}$`)
+)
+
+// validateAppLinks checks the app link flags and normalises the
+// fingerprints to upper case, as assetlinks.json wants them.
+func (c *Config) validateAppLinks(add func(string, ...any)) {
+	for _, id := range c.IOSAppIDs {
+		if !iosAppIDRE.MatchString(id) {
+			add("--ios-app-id %q must be TEAMID.bundle.id (a 10-character team id, e.g. A1B2C3D4E5.vn.gov.onedoor.eid)", id)
+		}
+	}
+	if c.AndroidApp != "" && !androidAppRE.MatchString(c.AndroidApp) {
+		add("--android-app %q must be a package name such as vn.gov.onedoor.eid", c.AndroidApp)
+	}
+	if (c.AndroidApp == "") != (len(c.AndroidCertSHA256) == 0) {
+		add("--android-app and --android-cert-sha256 go together: Android verifies the app link against the app's signing certificate")
+	}
+	for i, f := range c.AndroidCertSHA256 {
+		c.AndroidCertSHA256[i] = strings.ToUpper(f)
+		if !sha256PrintRE.MatchString(c.AndroidCertSHA256[i]) {
+			add("--android-cert-sha256 %q must be 32 hex bytes separated by colons (keytool -list -v prints it)", f)
+		}
+	}
+	for _, s := range []struct{ name, v string }{{"--app-store-url", c.AppStoreURL}, {"--play-store-url", c.PlayStoreURL}} {
+		if s.v == "" {
+			continue
+		}
+		if u, err := url.Parse(s.v); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+			add("%s must be an https URL (got %q)", s.name, s.v)
+		}
+	}
 }
 
 // issuerPathRE is the issuer paths OneDoor mounts its routes under: plain
@@ -399,6 +451,9 @@ func (c *Config) Warnings() []string {
 		if host, port, err := net.SplitHostPort(c.IDPAddr); err == nil && loopbackHost(host) && port != "0" && issuerPort(u) != port {
 			out = append(out, fmt.Sprintf("--issuer %s names port %s but --idp-addr listens on %s: browsers and clients will not reach this server at the issuer", c.Issuer, issuerPort(u), port))
 		}
+	}
+	if u, err := url.Parse(c.Issuer); err == nil && u.Scheme == "http" && (len(c.IOSAppIDs) > 0 || c.AndroidApp != "") {
+		out = append(out, "--ios-app-id/--android-app with an http --issuer: iOS and Android fetch the association files and claim app links over https only, so the app link will always show the fallback page")
 	}
 	if c.PushAllowPrivate {
 		out = append(out, "--push-allow-private: Web Push may reach loopback and private addresses (for the demo and tests only)")

@@ -77,7 +77,7 @@ func pushCmd(ctx context.Context, args []string, env func(string) string, stdout
 		for _, b := range bs {
 			views = append(views, viewBroadcast(b))
 		}
-		return printJSON(stdout, map[string]any{"store": m.Config.StoreName(), "broadcasts": views})
+		return m.printJSON(stdout, map[string]any{"broadcasts": views})
 	}
 	switch {
 	case titleVI == "":
@@ -94,5 +94,5 @@ func pushCmd(ctx context.Context, args []string, env func(string) string, stdout
 	if err := m.PushStore.CreateBroadcast(ctx, b); err != nil {
 		return err
 	}
-	return printJSON(stdout, viewBroadcast(b))
+	return m.printJSON(stdout, viewBroadcast(b))
 }

@@ -361,8 +361,10 @@ func (m *Main) Run(ctx context.Context) error {
 		// citizens' consent records.
 		Consent: m.Consent,
 		Release: &idp.ConsentPolicy{Clients: m.Provider.Clients(), Consent: m.Consent},
-		Now:     m.Now,
-		Logger:  m.Logger,
+		AppLinks: web.AppLinks{IOSAppIDs: c.IOSAppIDs, AndroidPackage: c.AndroidApp, AndroidCertSHA256: c.AndroidCertSHA256,
+			AppStoreURL: c.AppStoreURL, PlayStoreURL: c.PlayStoreURL},
+		Now:    m.Now,
+		Logger: m.Logger,
 	}, m.Provider, m.Store, m.Eph, m.EID, m.Keys)
 	m.Web.SetReady(m.ready.Load)
 	m.ready.Store(true)

@@ -103,7 +103,7 @@ func blobsCmd(ctx context.Context, args []string, env func(string) string, stdou
 		if keys == nil {
 			keys = []string{}
 		}
-		return printJSON(stdout, map[string]any{"seen": res.Seen, "would_delete": keys})
+		return m.printJSON(stdout, map[string]any{"seen": res.Seen, "would_delete": keys})
 	}
-	return printJSON(stdout, map[string]int{"seen": res.Seen, "deleted": res.Deleted})
+	return m.printJSON(stdout, map[string]int{"seen": res.Seen, "deleted": res.Deleted})
 }

@@ -217,6 +217,7 @@ func FuzzPayload(f *testing.F) {
 	f.Add("https://a&issuer=https://b", "AAAAAAAAAAAAAAAAAAAAAA", "")
 	f.Fuzz(func(t *testing.T, issuer, id, raw string) {
 		_, _, _ = eid.ParsePayload(raw)
+		_, _, _ = eid.ParsePayload(eid.AppLink(issuer, id))
 		iss, rid, err := eid.ParsePayload(eid.Payload(issuer, id))
 		if err == nil && (iss != issuer || rid != id) {
 			t.Fatalf("Payload(%q, %q) parsed as %q, %q", issuer, id, iss, rid)

@@ -380,12 +380,31 @@ func Payload(issuer, requestID string) string {
 	return "onedoor-eid://login?request=" + url.QueryEscape(requestID) + "&issuer=" + url.QueryEscape(issuer)
 }
 
-// ParsePayload reads a QR-code payload made by Payload.
+// AppLinkPath is where, under the issuer, the https app link lives.
+const AppLinkPath = "/app/login"
+
+// AppLink is the https form of Payload, for the same-device button:
+// {issuer}/app/login?request=<id>. It carries what the QR code carries, the
+// request's public id, and names the issuer by its own URL. A phone with the
+// app installed opens it in the app (a universal link, an Android App Link);
+// anywhere else the IdP answers it with a page leading to the app.
+func AppLink(issuer, requestID string) string {
+	return strings.TrimRight(issuer, "/") + AppLinkPath + "?request=" + url.QueryEscape(requestID)
+}
+
+// ValidRequestID reports whether s has the form of a login request's id.
+func ValidRequestID(s string) bool { return validID(s) }
+
+// ParsePayload reads a QR-code payload made by Payload, or an https app
+// link made by AppLink (whose issuer is the link without its path suffix).
 func ParsePayload(p string) (issuer, requestID string, err error) {
 	if len(p) > 2048 {
 		return "", "", fmt.Errorf("eid payload too long: %w", idp.ErrInvalid)
 	}
 	u, err := url.Parse(p)
+	if err == nil && (u.Scheme == "https" || u.Scheme == "http") {
+		return parseAppLink(u)
+	}
 	if err != nil || u.Scheme != "onedoor-eid" || u.Host != "login" || (u.Path != "" && u.Path != "/") || u.User != nil || u.Fragment != "" {
 		return "", "", fmt.Errorf("not an onedoor-eid://login payload: %w", idp.ErrInvalid)
 	}
@@ -394,6 +413,23 @@ func ParsePayload(p string) (issuer, requestID string, err error) {
 		return "", "", fmt.Errorf("eid payload needs one request and one issuer: %w", idp.ErrInvalid)
 	}
 	requestID, issuer = q.Get("request"), q.Get("issuer")
+	return checkPayload(issuer, requestID)
+}
+
+// parseAppLink reads {issuer}/app/login?request=<id>.
+func parseAppLink(u *url.URL) (issuer, requestID string, err error) {
+	base, ok := strings.CutSuffix(u.EscapedPath(), AppLinkPath)
+	if !ok || u.Host == "" || u.User != nil || u.Fragment != "" || u.Opaque != "" {
+		return "", "", fmt.Errorf("not an %s app link: %w", AppLinkPath, idp.ErrInvalid)
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil || len(q["request"]) != 1 || len(q) != 1 {
+		return "", "", fmt.Errorf("app link needs exactly one request parameter: %w", idp.ErrInvalid)
+	}
+	return checkPayload(u.Scheme+"://"+u.Host+base, q.Get("request"))
+}
+
+func checkPayload(issuer, requestID string) (string, string, error) {
 	if !validID(requestID) {
 		return "", "", fmt.Errorf("eid payload request id malformed: %w", idp.ErrInvalid)
 	}

@@ -366,3 +366,37 @@ func TestService_Lookup(t *testing.T) {
 		t.Errorf("Lookup unknown = %v, %s, %v", got, st, err)
 	}
 }
+
+// TestAppLink: the https app link carries the request's public id and names
+// the issuer by its own URL; ParsePayload reads it like the QR payload.
+func TestAppLink(t *testing.T) {
+	id := "AbCdEfGhIjKlMnOpQrStU_"
+	for _, issuer := range []string{"https://id.onedoor.test", "https://id.onedoor.test/idp", "http://127.0.0.1:8080"} {
+		l := eid.AppLink(issuer, id)
+		if want := issuer + "/app/login?request=" + id; l != want {
+			t.Errorf("AppLink = %s, want %s", l, want)
+		}
+		if iss, rid, err := eid.ParsePayload(l); err != nil || iss != issuer || rid != id {
+			t.Errorf("ParsePayload(%q) = %q, %q, %v", l, iss, rid, err)
+		}
+	}
+	if l := eid.AppLink("https://id.onedoor.test/", id); l != "https://id.onedoor.test/app/login?request="+id {
+		t.Errorf("AppLink with a trailing slash = %s", l)
+	}
+	for _, b := range []string{
+		"https://id.onedoor.test/app/login",
+		"https://id.onedoor.test/app/login?request=short",
+		"https://id.onedoor.test/app/login?request=" + id + "&request=" + id,
+		"https://id.onedoor.test/app/login?request=" + id + "&issuer=https%3A%2F%2Fevil.example",
+		"https://id.onedoor.test/app/login?request=" + id + "#x",
+		"https://user@id.onedoor.test/app/login?request=" + id,
+		"https://id.onedoor.test/app/logout?request=" + id,
+		"https://id.onedoor.test/app/login/x?request=" + id,
+		"https:///app/login?request=" + id,
+		"ftp://id.onedoor.test/app/login?request=" + id,
+	} {
+		if _, _, err := eid.ParsePayload(b); !errors.Is(err, idp.ErrInvalid) {
+			t.Errorf("ParsePayload(%q): err = %v, want ErrInvalid", b, err)
+		}
+	}
+}

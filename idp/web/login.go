@@ -199,9 +199,9 @@ type loginPage struct {
 	Claims       []claimView
 	MatchNumber  string
 	Payload      string
-	// AppLink is the payload as a link; html/template would neutralise the
-	// onedoor-eid: scheme, and the payload is built by us from a server id.
-	AppLink     template.URL
+	// AppLink is the https app link (eid.AppLink): the app opens it where
+	// installed, the browser shows the fallback page elsewhere.
+	AppLink     string
 	StatusURL   string
 	ContinueURL string
 	QR          template.URL
@@ -232,7 +232,7 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, lr *eid.Log
 		Purpose:     lr.Purpose,
 		MatchNumber: lr.MatchNumber,
 		Payload:     payload,
-		AppLink:     template.URL(payload), // #nosec G203 -- built by eid.Payload from the issuer and a server-made id
+		AppLink:     eid.AppLink(s.cfg.Issuer, lr.ID),
 		StatusURL:   s.cfg.Issuer + PathStatus + "?id=" + url.QueryEscape(lr.ID),
 		ContinueURL: s.cfg.Issuer + PathContinue + "?id=" + url.QueryEscape(lr.ID),
 		QR:          template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png)), // #nosec G203 -- our own PNG, base64-encoded

@@ -68,8 +68,11 @@ type Config struct {
 	// Release decides what each client is shown and receives; nil means
 	// idp.ConsentPolicy over the store's clients and Consent.
 	Release idp.ReleasePolicy
-	Now     func() time.Time
-	Logger  *slog.Logger
+	// AppLinks are the apps that claim the https app link and their
+	// stores (see applink.go); zero serves only the fallback page.
+	AppLinks AppLinks
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // Server is the identity provider's HTTP surface.
@@ -191,6 +194,7 @@ func (s *Server) routes() {
 		s.mux.HandleFunc("GET /readyz", s.readyz)
 	}
 	s.eidRoutes(m)
+	s.appLinkRoutes(m)
 	s.accountRoutes(m)
 	m.HandleFunc("GET /{$}", s.home)
 	s.mux.HandleFunc("/", s.notFound)
