@@ -106,3 +106,94 @@ func TestInTx_WaitEndsWithContext(t *testing.T) {
 		t.Fatalf("after the holder finished: %v", err)
 	}
 }
+
+// TestInTx_PanicEndsTheTransaction: a panic inside fn (which the servers
+// recover from) rolls back, so the write lock is not left held by a pooled
+// connection and later writes go on.
+func TestInTx_PanicEndsTheTransaction(t *testing.T) {
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "w.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE t (n INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	func() {
+		defer func() { _ = recover() }()
+		_ = sqldb.InTx(ctx, db, sqldb.SQLite, "panics", func(q sqldb.Querier) error {
+			if _, err := q.ExecContext(ctx, `INSERT INTO t (n) VALUES (1)`); err != nil {
+				return err
+			}
+			panic("boom")
+		})
+	}()
+	for i := range 10 { // every pooled connection in turn
+		if err := sqldb.InTx(ctx, db, sqldb.SQLite, "after", func(q sqldb.Querier) error {
+			_, err := q.ExecContext(ctx, `INSERT INTO t (n) VALUES (2)`)
+			return err
+		}); err != nil {
+			t.Fatalf("write %d after a panic: %v", i, err)
+		}
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM t WHERE n = 1`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the panicking transaction's row: %d (%v), want rolled back", n, err)
+	}
+}
+
+// TestEphemeral_WritesQueueWithTransactions: the ephemeral store's
+// one-statement writes (logins, sessions, rate limits) wait for their turn
+// beside long write transactions instead of failing with SQLITE_BUSY.
+func TestEphemeral_WritesQueueWithTransactions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("keeps the database busy for about 6 s")
+	}
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "w.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	st := sqlite.New(db)
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_ = sqldb.InTx(ctx, db, sqldb.SQLite, "busy", func(sqldb.Querier) error {
+					time.Sleep(20 * time.Millisecond)
+					return nil
+				})
+			}
+		})
+	}
+	var errs []error
+	var mu sync.Mutex
+	var writers sync.WaitGroup
+	for i := range 15 {
+		writers.Go(func() {
+			err := st.Set(ctx, "k"+string(rune('a'+i)), []byte("v"), time.Minute)
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		})
+	}
+	writers.Wait()
+	close(stop)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("an ephemeral write failed beside busy transactions: %v", err)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/internal/sqldb"
 )
 
 // Ephemeral entries live in idp_ephemeral with an expiry in unix ms. A row is
@@ -72,6 +73,11 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err != nil {
 		return err
 	}
+	done, err := s.writeTurn(ctx)
+	if err != nil {
+		return dbErr("set ephemeral", err)
+	}
+	defer done()
 	_, err = s.db.ExecContext(ctx, s.q.set, key, blob(value), t)
 	return dbErr("set ephemeral", err)
 }
@@ -84,6 +90,11 @@ func (s *Store) Create(ctx context.Context, key string, value []byte, ttl time.D
 	if err != nil {
 		return err
 	}
+	done, err := s.writeTurn(ctx)
+	if err != nil {
+		return dbErr(op, err)
+	}
+	defer done()
 	res, err := s.db.ExecContext(ctx, s.q.create, key, blob(value), t)
 	if err != nil {
 		return dbErr(op, err)
@@ -111,9 +122,13 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 // Take deletes and returns the live value in one statement, so only one of
 // concurrent callers sees it.
 func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
-	var v []byte
-	err := s.db.QueryRowContext(ctx, s.q.take, key).Scan(&v)
+	done, err := s.writeTurn(ctx)
 	if err != nil {
+		return nil, dbErr("take ephemeral", err)
+	}
+	defer done()
+	var v []byte
+	if err := s.db.QueryRowContext(ctx, s.q.take, key).Scan(&v); err != nil {
 		return nil, dbErr("take ephemeral", err)
 	}
 	return v, nil
@@ -121,7 +136,12 @@ func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
 
 // Delete removes key; absent keys are not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM idp_ephemeral WHERE key = $1`, key)
+	done, err := s.writeTurn(ctx)
+	if err != nil {
+		return dbErr("delete ephemeral", err)
+	}
+	defer done()
+	_, err = s.db.ExecContext(ctx, `DELETE FROM idp_ephemeral WHERE key = $1`, key)
 	return dbErr("delete ephemeral", err)
 }
 
@@ -133,6 +153,11 @@ func (s *Store) Incr(ctx context.Context, key string, ttl time.Duration) (int64,
 	if err != nil {
 		return 0, err
 	}
+	done, err := s.writeTurn(ctx)
+	if err != nil {
+		return 0, dbErr(op, err)
+	}
+	defer done()
 	var v []byte
 	err = s.db.QueryRowContext(ctx, s.q.incr,
 		key, []byte("1"), t).Scan(&v)
@@ -151,6 +176,11 @@ func (s *Store) Incr(ctx context.Context, key string, ttl time.Duration) (int64,
 // revocations that have ended. It returns the number of ephemeral entries
 // deleted.
 func (s *Store) GarbageCollect(ctx context.Context, now time.Time) (ephemeralDeleted int64, err error) {
+	done, err := s.writeTurn(ctx)
+	if err != nil {
+		return 0, dbErr("garbage collect", err)
+	}
+	defer done()
 	res, err := s.db.ExecContext(ctx, s.q.collect)
 	if err != nil {
 		return 0, dbErr("garbage collect", err)
@@ -165,4 +195,12 @@ func (s *Store) GarbageCollect(ctx context.Context, now time.Time) (ephemeralDel
 		return ephemeralDeleted, err
 	}
 	return ephemeralDeleted, nil
+}
+
+// writeTurn queues a one-statement write behind the process's other SQLite
+// writers (sqldb.WriteTurn): logins, sessions and rate limits live here,
+// and must not fail with SQLITE_BUSY while transactions keep the database
+// busy.
+func (s *Store) writeTurn(ctx context.Context) (func(), error) {
+	return sqldb.WriteTurn(ctx, s.db, s.d)
 }

@@ -88,15 +88,35 @@ func InTx(ctx context.Context, db *sql.DB, d Dialect, op string, fn func(q Queri
 	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return Err(op, err)
 	}
+	// Whatever way fn leaves (an error, a panic the servers recover from),
+	// the transaction ends before the connection goes back to the pool:
+	// one left open would hold SQLite's write lock for good.
+	ended := false
+	defer func() {
+		if !ended {
+			rollback(conn)
+		}
+	}()
 	if err := fn(conn); err != nil {
-		rollback(conn)
 		return err
 	}
 	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
-		rollback(conn)
 		return Err(op, err)
 	}
+	ended = true
 	return nil
+}
+
+// WriteTurn is for a write outside InTx (one statement on the pool): on
+// SQLite it waits for the process's write turn as InTx does, so that such
+// writes queue in order beside the transactions instead of failing with
+// SQLITE_BUSY under their contention. Call the returned function when the
+// statement is done; on PostgreSQL it does nothing.
+func WriteTurn(ctx context.Context, db *sql.DB, d Dialect) (func(), error) {
+	if d != SQLite {
+		return func() {}, nil
+	}
+	return writeTurn(ctx, db)
 }
 
 // writers holds one turn (a channel of capacity one) per SQLite database
