@@ -124,7 +124,7 @@ func basisCmd(ctx context.Context, sub string, args []string, env func(string) s
 		case "grant-basis":
 			fs.StringVar(&agency, "agency", "", "code of the agency that receives the data (it must exist)")
 			fs.StringVar(&purpose, "purpose", "", "the purpose code the law covers")
-			fs.Var(commaList{&items}, "items", "comma-separated data items the law covers ("+strings.Join(idp.KnownClaims, ", ")+")")
+			fs.Var(&commaList{v: &items}, "items", "comma-separated data items the law covers ("+strings.Join(idp.KnownClaims, ", ")+")")
 			fs.StringVar(&basis, "basis", "", "legal_obligation or public_task")
 			fs.StringVar(&law, "law", "", "the law, article and clause that allow it")
 		case "bases":

@@ -275,3 +275,21 @@ func TestConfig_AppLinkFlags(t *testing.T) {
 		t.Errorf("parse: %v, %v, %q", err, c.IOSAppIDs, c.PlayStoreURL)
 	}
 }
+
+// A list flag given twice adds up (two signing certificates during a key
+// rotation) instead of keeping only the last; its first use replaces the
+// default.
+func TestConfig_ListFlagsAddUp(t *testing.T) {
+	c := DefaultConfig()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	c.serveFlags(fs)
+	if err := fs.Parse([]string{"--android-cert-sha256", "AA:BB", "--android-cert-sha256", "CC:DD,EE:FF", "--webpush-hosts", "push.example"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.AndroidCertSHA256, " "); got != "AA:BB CC:DD EE:FF" {
+		t.Errorf("--android-cert-sha256 twice = %q, want all three", got)
+	}
+	if got := strings.Join(c.WebPushHosts, " "); got != "push.example" {
+		t.Errorf("--webpush-hosts = %q, want the default replaced", got)
+	}
+}

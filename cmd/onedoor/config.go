@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/postgres"
 	"github.com/onedoor/onedoor/idp/accesstoken"
 	"github.com/onedoor/onedoor/idp/clientaddr"
 	"github.com/onedoor/onedoor/idp/oidc"
@@ -109,18 +110,25 @@ func (c *Config) blobDir() string {
 	return filepath.Join(c.DataDir, "blobs")
 }
 
-// commaList is a flag holding a comma-separated list.
-type commaList struct{ v *[]string }
+// commaList is a flag of comma-separated values. Given more than once, the
+// values add up (two signing certificates during a key rotation); the first
+// use replaces the default.
+type commaList struct {
+	v   *[]string
+	set bool
+}
 
-func (l commaList) String() string {
-	if l.v == nil {
+func (l *commaList) String() string {
+	if l == nil || l.v == nil {
 		return ""
 	}
 	return strings.Join(*l.v, ",")
 }
 
-func (l commaList) Set(s string) error {
-	*l.v = nil
+func (l *commaList) Set(s string) error {
+	if !l.set {
+		*l.v, l.set = nil, true
+	}
 	for _, p := range strings.Split(s, ",") {
 		if p = strings.TrimSpace(p); p != "" {
 			*l.v = append(*l.v, p)
@@ -179,7 +187,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "comma-separated CIDRs of the proxies whose X-Forwarded-For and Forwarded headers name the client; without it the peer address counts")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed clearly fake demo data and serve a demo agency site")
 	fs.StringVar(&c.DemoRPAddr, "demo-rp-addr", c.DemoRPAddr, "listen address of the demo agency site (with --demo)")
-	fs.Var(commaList{&c.Resources}, "resources", "comma-separated resource servers (absolute URIs, RFC 8707) access tokens may be minted for; the IdP's userinfo is always one and is the default audience")
+	fs.Var(&commaList{v: &c.Resources}, "resources", "comma-separated resource servers (absolute URIs, RFC 8707) access tokens may be minted for; the IdP's userinfo is always one and is the default audience")
 	fs.DurationVar(&c.AccessTokenTTL, "access-token-ttl", c.AccessTokenTTL, "access token lifetime")
 	fs.DurationVar(&c.RefreshTokenTTL, "refresh-token-ttl", c.RefreshTokenTTL, "refresh token lifetime")
 	fs.DurationVar(&c.RefreshGrace, "refresh-grace", c.RefreshGrace, "how long a rotated refresh token may still be redeemed")
@@ -193,9 +201,9 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.AuditCheckpointInterval, "audit-checkpoint-interval", c.AuditCheckpointInterval, "how often the access log's chain heads are committed to a signed checkpoint (what `onedoor audit verify` holds an operator's rewrite against)")
 	fs.IntVar(&c.APIAuthFailureLimit, "api-auth-failure-limit", c.APIAuthFailureLimit, "mobile API requests without a valid token allowed per client address (IPv6: per /64) per minute; past it they get 429 before any token check")
 	fs.IntVar(&c.APIDataRequestRateLimit, "api-data-request-rate-limit", c.APIDataRequestRateLimit, "data requests (POST /agency/v1/data-requests) allowed per agency, all its clients together, per minute")
-	fs.Var(commaList{&c.IOSAppIDs}, "ios-app-id", "comma-separated iOS eID apps (TEAMID.bundle.id) that open the https app link ISSUER/app/login; served in /.well-known/apple-app-site-association (404 when unset)")
+	fs.Var(&commaList{v: &c.IOSAppIDs}, "ios-app-id", "comma-separated iOS eID apps (TEAMID.bundle.id) that open the https app link ISSUER/app/login; served in /.well-known/apple-app-site-association (404 when unset)")
 	fs.StringVar(&c.AndroidApp, "android-app", c.AndroidApp, "package name of the Android eID app that opens the https app link; served in /.well-known/assetlinks.json (404 when unset) with --android-cert-sha256")
-	fs.Var(commaList{&c.AndroidCertSHA256}, "android-cert-sha256", "comma-separated SHA-256 fingerprints (AA:BB:…, as keytool prints them) of the Android eID app's signing certificates")
+	fs.Var(&commaList{v: &c.AndroidCertSHA256}, "android-cert-sha256", "comma-separated SHA-256 fingerprints (AA:BB:…, as keytool prints them) of the Android eID app's signing certificates")
 	fs.StringVar(&c.AppStoreURL, "app-store-url", c.AppStoreURL, "https URL of the eID app on the App Store, linked from the page shown when the app is not installed (hidden when unset)")
 	fs.StringVar(&c.PlayStoreURL, "play-store-url", c.PlayStoreURL, "https URL of the eID app on Google Play, linked from the page shown when the app is not installed (hidden when unset)")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "let agency webhooks reach loopback and private addresses (demo and tests only: it opens the server to SSRF)")
@@ -473,21 +481,7 @@ func (c *Config) StoreName() string {
 	if c.PostgresDSN == "" {
 		return "sqlite:" + absPath(c.sqlitePath())
 	}
-	if u, err := url.Parse(c.PostgresDSN); err == nil && u.Scheme != "" && u.Host != "" {
-		name := "postgres://" + u.Host + u.Path
-		if sp := u.Query().Get("search_path"); sp != "" {
-			name += "?search_path=" + sp
-		}
-		return name
-	}
-	// key=value form: keep only where it points.
-	var parts []string
-	for _, kv := range strings.Fields(c.PostgresDSN) {
-		if k, _, ok := strings.Cut(kv, "="); ok && (k == "host" || k == "port" || k == "dbname") {
-			parts = append(parts, kv)
-		}
-	}
-	return "postgres:" + strings.Join(parts, " ")
+	return postgres.Describe(c.PostgresDSN)
 }
 
 func absPath(p string) string {

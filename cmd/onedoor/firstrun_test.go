@@ -65,7 +65,12 @@ func TestCLI_AdminCommandsRefuseAnEmptyPostgres(t *testing.T) {
 func TestConfig_StoreNameHidesThePassword(t *testing.T) {
 	for dsn, want := range map[string]string{
 		"postgres://app:s3cret@db.example:5432/onedoor?sslmode=verify-full": "postgres://db.example:5432/onedoor",
-		"host=db.example port=5432 dbname=onedoor user=app password=s3cret": "postgres:host=db.example port=5432 dbname=onedoor",
+		"host=db.example port=5432 dbname=onedoor user=app password=s3cret": "postgres://db.example:5432/onedoor",
+		// A quoted password that holds spaces and "host=": pgx connects
+		// with it, so its parser, not a split on spaces, must read it.
+		"host=db.example dbname=app password='pa ss host=leak'":   "postgres://db.example:5432/app",
+		"postgres://app:s3cret@db.example/onedoor?search_path=t1": "postgres://db.example:5432/onedoor?search_path=t1",
+		"postgres://app:s3?cr/et@db.example/onedoor":              "postgres (the DSN does not parse)",
 	} {
 		c := DefaultConfig()
 		c.PostgresDSN = dsn

@@ -82,7 +82,7 @@ func (c *PushConfig) pushFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.APNsEndpoint, "apns-endpoint", c.APNsEndpoint, "APNs base URL (default https://api.push.apple.com; https://api.sandbox.push.apple.com for development builds)")
 	fs.StringVar(&c.VAPIDPrivateKey, "vapid-private-key", c.VAPIDPrivateKey, "Web Push (VAPID) P-256 key file, PEM or base64url; default: derived from the master key")
 	fs.StringVar(&c.VAPIDSubject, "vapid-subject", c.VAPIDSubject, "contact push services see in VAPID tokens, mailto: or https: (default mailto:push@ the issuer's host)")
-	fs.Var(commaList{&c.WebPushHosts}, "webpush-hosts", "comma-separated browser push services (hosts and their subdomains) Web Push subscriptions may point at (default "+strings.Join(push.DefaultWebPushHosts, ",")+")")
+	fs.Var(&commaList{v: &c.WebPushHosts}, "webpush-hosts", "comma-separated browser push services (hosts and their subdomains) Web Push subscriptions may point at (default "+strings.Join(push.DefaultWebPushHosts, ",")+")")
 	fs.BoolVar(&c.PushAllowPrivate, "push-allow-private", c.PushAllowPrivate, "let Web Push reach loopback and private endpoints (demo and tests only: endpoints come from citizens)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "listen address of Prometheus /metrics (push queue depth, sends, provider errors and latency); empty: off. Bind it to an internal address")
 	fs.DurationVar(&c.PushLease, "push-lease", c.PushLease, "how long a claimed batch of notifications is hidden from other replicas; a crashed replica's batch is sent again once it passes (default: a minute beyond a full batch's send timeout; shorter than a batch takes to send causes duplicates)")

@@ -5,9 +5,13 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net"
+	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/sqlstore"
@@ -40,4 +44,20 @@ func Open(ctx context.Context, dsn string) (*sql.DB, error) {
 // New returns the store over db. Call Migrate before use.
 func New(db *sql.DB, opts ...sqlstore.Option) *sqlstore.Store {
 	return sqlstore.New(db, sqlstore.PostgreSQL, opts...)
+}
+
+// Describe names the database dsn points at for people (logs, admin
+// output): host, port, database and search_path, never the user or the
+// password. It reads dsn with pgx's own parser, so a key=value DSN whose
+// quoted password holds spaces or "host=" cannot leak part of it.
+func Describe(dsn string) string {
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return "postgres (the DSN does not parse)"
+	}
+	name := fmt.Sprintf("postgres://%s/%s", net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))), cfg.Database)
+	if sp := cfg.RuntimeParams["search_path"]; sp != "" {
+		name += "?search_path=" + url.QueryEscape(sp)
+	}
+	return name
 }
