@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -8,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -91,6 +94,12 @@ type Config struct {
 	// BlobSweepEvery is how often `serve` sweeps orphaned blobs (no flag:
 	// tests shorten it); 0 means every 15 minutes.
 	BlobSweepEvery time.Duration
+	// Brand* name the platform in the header of every IdP page; BrandFile
+	// is a JSON theme (web.Brand's fields) the flags override.
+	BrandName, BrandHelpURL, BrandHotline, BrandPrivacyURL, BrandFile string
+	// LoginTTL is how long a login request waits for the app (no flag:
+	// tests shorten it); 0 means eid.MaxLoginTTL.
+	LoginTTL time.Duration
 	PushConfig
 }
 
@@ -187,7 +196,41 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.APIAuthFailureLimit, "api-auth-failure-limit", c.APIAuthFailureLimit, "mobile API requests without a valid token allowed per client address (IPv6: per /64) per minute; past it they get 429 before any token check")
 	fs.IntVar(&c.APIDataRequestRateLimit, "api-data-request-rate-limit", c.APIDataRequestRateLimit, "data requests (POST /agency/v1/data-requests) allowed per agency, all its clients together, per minute")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "let agency webhooks reach loopback and private addresses (demo and tests only: it opens the server to SSRF)")
+	fs.StringVar(&c.BrandName, "brand-name", c.BrandName, "platform name in the header of the login, logout, account and error pages (default OneDoor)")
+	fs.StringVar(&c.BrandHelpURL, "brand-help-url", c.BrandHelpURL, "absolute http(s) URL of the citizens' help page, linked from every page's header (none when unset)")
+	fs.StringVar(&c.BrandHotline, "brand-hotline", c.BrandHotline, "hotline phone number shown in every page's header (none when unset)")
+	fs.StringVar(&c.BrandPrivacyURL, "brand-privacy-url", c.BrandPrivacyURL, "absolute http(s) URL of the privacy policy, linked from every page's header (none when unset)")
+	fs.StringVar(&c.BrandFile, "brand-file", c.BrandFile, `JSON theme {"name", "names": {"vi", "en"}, "help_url", "hotline", "privacy_url"}; the --brand-* flags override its fields`)
 	c.pushFlags(fs)
+}
+
+// Brand is the pages' header: the --brand-file theme with the --brand-*
+// flags over it. Problems name what is wrong.
+func (c *Config) Brand() (web.Brand, []string) {
+	var b web.Brand
+	var probs []string
+	if c.BrandFile != "" {
+		raw, err := os.ReadFile(c.BrandFile)
+		if err != nil {
+			probs = append(probs, fmt.Sprintf("--brand-file: %v", err))
+		} else {
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&b); err != nil {
+				probs = append(probs, fmt.Sprintf("--brand-file %s: not a brand theme (fields name, names, help_url, hotline, privacy_url): %v", c.BrandFile, err))
+			}
+		}
+	}
+	for _, f := range []struct{ flag, into *string }{{&c.BrandName, &b.Name}, {&c.BrandHelpURL, &b.HelpURL}, {&c.BrandHotline, &b.Hotline}, {&c.BrandPrivacyURL, &b.PrivacyURL}} {
+		if *f.flag != "" {
+			*f.into = strings.TrimSpace(*f.flag)
+		}
+	}
+	if c.BrandName != "" {
+		// A name on the command line is the name in every language.
+		b.Names = nil
+	}
+	return b, append(probs, b.Problems()...)
 }
 
 // parseFlags parses args, then fills every flag not given on the command
@@ -354,6 +397,9 @@ func (c *Config) Validate(serve bool) error {
 		if err := oidc.ValidResource(r); err != nil {
 			add("--resources: %q must be an absolute URI without a fragment", r)
 		}
+	}
+	if _, bp := c.Brand(); len(bp) > 0 {
+		probs = append(probs, bp...)
 	}
 	if c.AccessTokenTTL > accesstoken.MaxLifetime {
 		add("--access-token-ttl must be at most 1h: access tokens are bearer tokens (got %s)", c.AccessTokenTTL)

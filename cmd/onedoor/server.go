@@ -320,7 +320,11 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Logger.Info("grants moved into consent records", "count", n)
 	}
 	codeKey := keyset.DeriveKey(m.master, purposeActivation)
-	m.EID = eid.New(m.Store, m.Eph, eid.Config{Issuer: m.Issuer, CodeKey: codeKey, Now: m.Now,
+	brand, bp := c.Brand()
+	if len(bp) > 0 {
+		return joinProblems(bp)
+	}
+	m.EID = eid.New(m.Store, m.Eph, eid.Config{Issuer: m.Issuer, CodeKey: codeKey, Now: m.Now, LoginTTL: c.LoginTTL,
 		// A revoked device's push installations go with it: a stolen phone
 		// gets no more notifications.
 		OnRevoke: func(ctx context.Context, deviceID string) error {
@@ -359,10 +363,12 @@ func (m *Main) Run(ctx context.Context) error {
 		RequestTimeout: c.RequestTimeout,
 		// What each client is shown and receives: its registration and the
 		// citizens' consent records.
-		Consent: m.Consent,
-		Release: &idp.ConsentPolicy{Clients: m.Provider.Clients(), Consent: m.Consent},
-		Now:     m.Now,
-		Logger:  m.Logger,
+		Consent:         m.Consent,
+		Release:         &idp.ConsentPolicy{Clients: m.Provider.Clients(), Consent: m.Consent},
+		Brand:           brand,
+		RefreshTokenTTL: c.RefreshTokenTTL,
+		Now:             m.Now,
+		Logger:          m.Logger,
 	}, m.Provider, m.Store, m.Eph, m.EID, m.Keys)
 	m.Web.SetReady(m.ready.Load)
 	m.ready.Store(true)

@@ -13,8 +13,8 @@ var homeTexts = map[string][2]string{
 
 func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	lang := pickLang(r)
-	t := texts[lang]
 	h := homeTexts[lang]
-	s.renderHTML(w, http.StatusOK, "message.html", messagePage{T: t, Lang: lang, Title: h[0], Message: h[1],
-		Detail: s.cfg.Issuer + PathDiscovery}, "")
+	p := s.messagePage(lang)
+	p.Title, p.Message, p.Detail = h[0], h[1], s.cfg.Issuer+PathDiscovery
+	s.renderHTML(w, http.StatusOK, "message.html", p, "")
 }
