@@ -1,10 +1,13 @@
 package main
 
 import (
+	"flag"
 	"html"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -232,4 +235,65 @@ func TestLoginRestart(t *testing.T) {
 		t.Fatalf("after the restarted login at %s, want the client's callback with state %q", loc, state)
 	}
 	e.exchange(r, loc, state, nonce, verifier)
+}
+
+// TestConfig_Brand: the --brand-* flags and --brand-file make the pages'
+// header; flags override the file, and bad URLs, numbers or files stop
+// the server at start with every problem named.
+func TestConfig_Brand(t *testing.T) {
+	dir := t.TempDir()
+	theme := filepath.Join(dir, "brand.json")
+	if err := os.WriteFile(theme, []byte(`{"name":"Cổng DVC","names":{"en":"Public Service Portal"},"help_url":"https://help.example.gov.vn/","hotline":"1900 1234","privacy_url":"https://example.gov.vn/privacy"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := DefaultConfig()
+	c.BrandFile, c.BrandHotline = theme, "024 3333 4444"
+	b, probs := c.Brand()
+	if len(probs) > 0 || b.Name != "Cổng DVC" || b.Names["en"] != "Public Service Portal" || b.HelpURL != "https://help.example.gov.vn/" || b.Hotline != "024 3333 4444" {
+		t.Errorf("brand from file and flags: %+v %v", b, probs)
+	}
+	if err := c.Validate(true); err != nil {
+		t.Errorf("valid brand refused: %v", err)
+	}
+
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"name":"x","colour":"red"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c = DefaultConfig()
+	c.BrandFile, c.BrandHelpURL, c.BrandPrivacyURL, c.BrandHotline = bad, "/help", "javascript:alert(1)", "call us"
+	err := c.Validate(true)
+	for _, want := range []string{"--brand-file", `unknown field "colour"`, "--brand-help-url must be an absolute http(s) URL", "--brand-privacy-url must be an absolute http(s) URL", "--brand-hotline"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: %v; want a problem naming %s", err, want)
+		}
+	}
+	c = DefaultConfig()
+	c.BrandFile = filepath.Join(dir, "missing.json")
+	if err := c.Validate(true); err == nil || !strings.Contains(err.Error(), "--brand-file") {
+		t.Errorf("missing brand file: %v", err)
+	}
+
+	// The flags reach the pages; an unset link is not shown.
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	c = DefaultConfig()
+	c.serveFlags(fs)
+	if err := parseFlags(fs, []string{"--brand-name", "Cổng Dịch vụ công", "--brand-help-url", "https://help.example.gov.vn/"}, func(n string) string {
+		if n == "ONEDOOR_BRAND_HOTLINE" {
+			return "1900 0000"
+		}
+		return ""
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e := startMain(t, func(cfg *Config) { cfg.BrandName, cfg.BrandHelpURL, cfg.BrandHotline = c.BrandName, c.BrandHelpURL, c.BrandHotline })
+	status, _, body := newBrowser().get(t, e.issuer+"/logout?lang=vi")
+	for _, want := range []string{`<header role="banner"`, `id="brand-name">Cổng Dịch vụ công<`, `id="brand-help" href="https://help.example.gov.vn/"`, `id="brand-hotline"`, "đăng xuất khỏi Cổng Dịch vụ công trên trình duyệt này"} {
+		if status != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("logout page (%d) lacks %s", status, want)
+		}
+	}
+	if strings.Contains(body, "brand-privacy") {
+		t.Error("the logout page links an unset privacy policy")
+	}
 }
