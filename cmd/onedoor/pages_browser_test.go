@@ -220,7 +220,7 @@ func TestScreenshots(t *testing.T) {
 		t.Skip("set ONEDOOR_SCREENSHOTS=dir to save screenshots of the IdP's pages")
 	}
 	chromium := chromiumPath(t)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil { // #nosec G703 -- the developer's own ONEDOOR_SCREENSHOTS
 		t.Fatal(err)
 	}
 	e := startMain(t, shortLogin, brandOption)

@@ -286,7 +286,9 @@ func TestConfig_Brand(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	e := startMain(t, func(cfg *Config) { cfg.BrandName, cfg.BrandHelpURL, cfg.BrandHotline = c.BrandName, c.BrandHelpURL, c.BrandHotline })
+	e := startMain(t, func(cfg *Config) {
+		cfg.BrandName, cfg.BrandHelpURL, cfg.BrandHotline = c.BrandName, c.BrandHelpURL, c.BrandHotline
+	})
 	status, _, body := newBrowser().get(t, e.issuer+"/logout?lang=vi")
 	for _, want := range []string{`<header role="banner"`, `id="brand-name">Cổng Dịch vụ công<`, `id="brand-help" href="https://help.example.gov.vn/"`, `id="brand-hotline"`, "đăng xuất khỏi Cổng Dịch vụ công trên trình duyệt này"} {
 		if status != http.StatusOK || !strings.Contains(body, want) {
