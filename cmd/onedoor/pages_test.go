@@ -164,8 +164,14 @@ func shortLogin(c *Config) { c.LoginTTL = 2 * time.Second }
 // TestLoginRestart: an expired login request can be started again, by the
 // browser that made it only, once, and with its parameters as they were:
 // the new login ends at the client with the original state, nonce and PKCE.
-func TestLoginRestart(t *testing.T) {
-	e := startMain(t, shortLogin)
+func TestLoginRestart(t *testing.T) { runLoginRestart(t, startMain(t, shortLogin)) }
+
+// The restart record lives in Redis with a TTL in scale mode.
+func TestLoginRestart_PostgresRedis(t *testing.T) {
+	runLoginRestart(t, startMain(t, shortLogin, scaleOption(t)))
+}
+
+func runLoginRestart(t *testing.T, e *testEnv) {
 	id, secret := e.client(ClientSpec{Name: "Cục Thuế", Scope: "openid profile offline_access",
 		GrantTypes: []string{"authorization_code", "refresh_token"}, Purposes: []consent.Purpose{purposeTax}})
 	r := e.rp(id, secret, gooidc.ScopeOpenID, "profile")

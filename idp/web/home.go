@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"strings"
 )
 
 // homeTexts is the issuer's front page: someone who opens the IdP's URL in
@@ -15,6 +16,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	lang := pickLang(r)
 	h := homeTexts[lang]
 	p := s.messagePage(lang)
-	p.Title, p.Message, p.Detail = h[0], h[1], s.cfg.Issuer+PathDiscovery
+	name := strings.NewReplacer(DefaultBrandName, p.Brand.Name)
+	p.Title, p.Message, p.Detail = name.Replace(h[0]), name.Replace(h[1]), s.cfg.Issuer+PathDiscovery
 	s.renderHTML(w, http.StatusOK, "message.html", p, "")
 }
