@@ -149,21 +149,23 @@ func htmlEscape(s string) string {
 }
 
 // TestLoginPage_AccessDuration: with offline_access the page states the
-// refresh tokens' lifetime in days; without, that access ends with the
-// session.
+// refresh tokens' lifetime in days (when the client may hold refresh
+// tokens); without, that access ends with the session.
 func TestLoginPage_AccessDuration(t *testing.T) {
 	s := testServer(Brand{})
 	for _, c := range []struct {
 		scope      string
+		refreshes  bool
 		days, hrs  int
 		wantEN     string
 		wantVIPart string
 	}{
-		{"openid profile offline_access", 30, 0, "for up to 30 days after it last renews it", "tối đa 30 ngày"},
-		{"openid profile", 0, 8, "your login session ends (at most 8 hours)", "(tối đa 8 giờ)"},
+		{"openid profile offline_access", true, 30, 0, "for up to 30 days after it last renews it", "tối đa 30 ngày"},
+		{"openid profile offline_access", false, 0, 8, "your login session ends (at most 8 hours)", "(tối đa 8 giờ)"},
+		{"openid profile", true, 0, 8, "your login session ends (at most 8 hours)", "(tối đa 8 giờ)"},
 	} {
 		lr := &eid.LoginRequest{ClientID: "c", Continuation: []byte("scope=" + strings.ReplaceAll(c.scope, " ", "+"))}
-		d, h := s.accessDuration(lr)
+		d, h := s.accessDuration(lr, c.refreshes)
 		if d != c.days || h != c.hrs {
 			t.Errorf("%s: %d days, %d hours; want %d, %d", c.scope, d, h, c.days, c.hrs)
 		}

@@ -273,7 +273,7 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, lr *eid.Log
 	p.OtherLangURL = p.ContinueURL + "&lang=" + p.OtherLang
 	p.StartAgainURL = s.restartURL(lr.ID, lang)
 	if lr.ClientID != AccountClientID {
-		p.AccessDays, p.SessionHours = s.accessDuration(lr)
+		p.AccessDays, p.SessionHours = s.accessDuration(lr, s.clientRefreshes(r.Context(), lr.ClientID))
 	}
 	for _, c := range lr.Claims {
 		label := t["claim."+c.Name]

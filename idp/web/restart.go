@@ -180,11 +180,23 @@ func (s *Server) restartAuthorize(w http.ResponseWriter, r *http.Request, rec *r
 
 // accessDuration is what the login page says about how long the site keeps
 // access: the refresh tokens' lifetime in days when it asks offline_access
-// (the only scope that gets one), else the session's lifetime in hours.
-func (s *Server) accessDuration(lr *eid.LoginRequest) (days, hours int) {
+// and may hold refresh tokens (fosite issues one only then), else the
+// session's lifetime in hours.
+func (s *Server) accessDuration(lr *eid.LoginRequest, refreshes bool) (days, hours int) {
 	q, _ := url.ParseQuery(string(lr.Continuation))
-	if slices.Contains(strings.Fields(q.Get("scope")), "offline_access") && s.cfg.RefreshTokenTTL > 0 {
+	if refreshes && slices.Contains(strings.Fields(q.Get("scope")), "offline_access") && s.cfg.RefreshTokenTTL > 0 {
 		return max(1, int(s.cfg.RefreshTokenTTL/(24*time.Hour))), 0
 	}
 	return 0, max(1, int(s.cfg.SessionTTL/time.Hour))
+}
+
+// clientRefreshes reports whether a client is registered for refresh
+// tokens; when the store cannot say, the page errs on the side of the
+// longer access.
+func (s *Server) clientRefreshes(ctx context.Context, clientID string) bool {
+	c, err := s.store.GetClient(ctx, clientID)
+	if err != nil {
+		return true
+	}
+	return slices.Contains(c.GrantTypes, "refresh_token")
 }
