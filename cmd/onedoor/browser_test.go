@@ -505,7 +505,7 @@ func screenshot(ctx context.Context, t *testing.T, path string) []byte {
 	if len(b) < 1000 || !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) {
 		t.Fatalf("screenshot is not a PNG (%d bytes)", len(b))
 	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
+	if err := os.WriteFile(path, b, 0o600); err != nil { // #nosec G703 -- a test's temp dir or the developer's ONEDOOR_SCREENSHOTS
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s (%d bytes)", path, len(b))
@@ -532,6 +532,7 @@ func TestBrowser_AppLinkFallback(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(site+"/"), chromedp.WaitVisible(chromedp.ID("login"))); err != nil {
 		t.Fatalf("demo site: %v", err)
 	}
+	setWidth(ctx, t, 390) // the same-device link is shown on phones only
 	first := openLogin(ctx, t)
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("eid-app-link")), chromedp.WaitVisible(chromedp.ID("app-needed"))); err != nil {
 		t.Fatalf("open the app link: %v", err)
@@ -552,6 +553,18 @@ func TestBrowser_AppLinkFallback(t *testing.T) {
 	}
 	if again := readLogin(ctx, t); again.Payload != first.Payload || again.MatchNumber != first.MatchNumber {
 		t.Errorf("back to another login request: %+v, want %+v", again, first)
+	}
+	// On iOS the fallback page is where a same-device login waits (the
+	// link to the page's own domain stays in the browser): once the app
+	// approves, the page moves on by itself to the agency's site.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("eid-app-link")), chromedp.WaitVisible(chromedp.ID("app-needed"))); err != nil {
+		t.Fatalf("open the app link again: %v", err)
+	}
+	if _, err := env.app.Approve(ctx, first.Payload, false, nil); err != nil {
+		t.Fatalf("approve: %v", err)
+	}
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("welcome"))); err != nil {
+		t.Fatalf("the fallback page did not move on after the approval: %v", err)
 	}
 	console.checkClean(t)
 }

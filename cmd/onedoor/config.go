@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -8,16 +10,17 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/onedoor/onedoor/idp"
-	"github.com/onedoor/onedoor/idp/postgres"
 	"github.com/onedoor/onedoor/idp/accesstoken"
 	"github.com/onedoor/onedoor/idp/clientaddr"
 	"github.com/onedoor/onedoor/idp/oidc"
+	"github.com/onedoor/onedoor/idp/postgres"
 	"github.com/onedoor/onedoor/idp/web"
 	"github.com/onedoor/onedoor/mobileapi/fiberapi"
 )
@@ -99,6 +102,12 @@ type Config struct {
 	AndroidApp                string
 	AndroidCertSHA256         []string
 	AppStoreURL, PlayStoreURL string
+	// Brand* name the platform in the header of every IdP page; BrandFile
+	// is a JSON theme (web.Brand's fields) the flags override.
+	BrandName, BrandHelpURL, BrandHotline, BrandPrivacyURL, BrandFile string
+	// LoginTTL is how long a login request waits for the app (no flag:
+	// tests shorten it); 0 means eid.MaxLoginTTL.
+	LoginTTL time.Duration
 	PushConfig
 }
 
@@ -207,7 +216,41 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AppStoreURL, "app-store-url", c.AppStoreURL, "https URL of the eID app on the App Store, linked from the page shown when the app is not installed (hidden when unset)")
 	fs.StringVar(&c.PlayStoreURL, "play-store-url", c.PlayStoreURL, "https URL of the eID app on Google Play, linked from the page shown when the app is not installed (hidden when unset)")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "let agency webhooks reach loopback and private addresses (demo and tests only: it opens the server to SSRF)")
+	fs.StringVar(&c.BrandName, "brand-name", c.BrandName, "platform name in the header of the login, logout, account and error pages (default OneDoor)")
+	fs.StringVar(&c.BrandHelpURL, "brand-help-url", c.BrandHelpURL, "absolute http(s) URL of the citizens' help page, linked from every page's header (none when unset)")
+	fs.StringVar(&c.BrandHotline, "brand-hotline", c.BrandHotline, "hotline phone number shown in every page's header (none when unset)")
+	fs.StringVar(&c.BrandPrivacyURL, "brand-privacy-url", c.BrandPrivacyURL, "absolute http(s) URL of the privacy policy, linked from every page's header (none when unset)")
+	fs.StringVar(&c.BrandFile, "brand-file", c.BrandFile, `JSON theme {"name", "names": {"vi", "en"}, "help_url", "hotline", "privacy_url"}; the --brand-* flags override its fields`)
 	c.pushFlags(fs)
+}
+
+// Brand is the pages' header: the --brand-file theme with the --brand-*
+// flags over it. Problems name what is wrong.
+func (c *Config) Brand() (web.Brand, []string) {
+	var b web.Brand
+	var probs []string
+	if c.BrandFile != "" {
+		raw, err := os.ReadFile(c.BrandFile)
+		if err != nil {
+			probs = append(probs, fmt.Sprintf("--brand-file: %v", err))
+		} else {
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&b); err != nil {
+				probs = append(probs, fmt.Sprintf("--brand-file %s: not a brand theme (fields name, names, help_url, hotline, privacy_url): %v", c.BrandFile, err))
+			}
+		}
+	}
+	for _, f := range []struct{ flag, into *string }{{&c.BrandName, &b.Name}, {&c.BrandHelpURL, &b.HelpURL}, {&c.BrandHotline, &b.Hotline}, {&c.BrandPrivacyURL, &b.PrivacyURL}} {
+		if *f.flag != "" {
+			*f.into = strings.TrimSpace(*f.flag)
+		}
+	}
+	if c.BrandName != "" {
+		// A name on the command line is the name in every language.
+		b.Names = nil
+	}
+	return b, append(probs, b.Problems()...)
 }
 
 // parseFlags parses args, then fills every flag not given on the command
@@ -376,6 +419,9 @@ func (c *Config) Validate(serve bool) error {
 		}
 	}
 	c.validateAppLinks(add)
+	if _, bp := c.Brand(); len(bp) > 0 {
+		probs = append(probs, bp...)
+	}
 	if c.AccessTokenTTL > accesstoken.MaxLifetime {
 		add("--access-token-ttl must be at most 1h: access tokens are bearer tokens (got %s)", c.AccessTokenTTL)
 	}

@@ -9,9 +9,6 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// phoneWidth is the CSS width of a common phone screen.
-const phoneWidth = 390
-
 // checkFits fails when the page is wider than a phone screen: a long token,
 // id or URL that does not wrap makes the citizen scroll sideways.
 func checkFits(ctx context.Context, t *testing.T, page string) {

@@ -320,7 +320,11 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Logger.Info("grants moved into consent records", "count", n)
 	}
 	codeKey := keyset.DeriveKey(m.master, purposeActivation)
-	m.EID = eid.New(m.Store, m.Eph, eid.Config{Issuer: m.Issuer, CodeKey: codeKey, Now: m.Now,
+	brand, bp := c.Brand()
+	if len(bp) > 0 {
+		return joinProblems(bp)
+	}
+	m.EID = eid.New(m.Store, m.Eph, eid.Config{Issuer: m.Issuer, CodeKey: codeKey, Now: m.Now, LoginTTL: c.LoginTTL,
 		// A revoked device's push installations go with it: a stolen phone
 		// gets no more notifications.
 		OnRevoke: func(ctx context.Context, deviceID string) error {
@@ -363,8 +367,10 @@ func (m *Main) Run(ctx context.Context) error {
 		Release: &idp.ConsentPolicy{Clients: m.Provider.Clients(), Consent: m.Consent},
 		AppLinks: web.AppLinks{IOSAppIDs: c.IOSAppIDs, AndroidPackage: c.AndroidApp, AndroidCertSHA256: c.AndroidCertSHA256,
 			AppStoreURL: c.AppStoreURL, PlayStoreURL: c.PlayStoreURL},
-		Now:    m.Now,
-		Logger: m.Logger,
+		Brand:           brand,
+		RefreshTokenTTL: c.RefreshTokenTTL,
+		Now:             m.Now,
+		Logger:          m.Logger,
 	}, m.Provider, m.Store, m.Eph, m.EID, m.Keys)
 	m.Web.SetReady(m.ready.Load)
 	m.ready.Store(true)

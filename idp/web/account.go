@@ -48,6 +48,7 @@ func (s *Server) accountRoutes(m *prefixMux) {
 
 type accountPage struct {
 	T         map[string]string
+	Brand     brandView
 	Lang      string
 	OtherLang string
 	SignedIn  bool
@@ -86,8 +87,8 @@ type receiptView struct {
 func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	lang := pickLang(r)
-	t := texts[lang]
-	p := accountPage{T: t, Lang: lang, OtherLang: otherLang(lang)}
+	t := s.t(lang)
+	p := accountPage{T: t, Lang: lang, OtherLang: otherLang(lang), Brand: s.cfg.Brand.view(lang)}
 	sess, err := s.browserSession(ctx, r)
 	if err != nil {
 		s.unavailable(w, "ephemeral store", err)
@@ -198,13 +199,22 @@ func (s *Server) accountLogin(w http.ResponseWriter, r *http.Request) {
 	if !s.allow(ctx, w, s.loginLimit(), s.clientKey(r)) || !s.allow(ctx, w, s.limitLoginTotal(), "all") {
 		return
 	}
-	lang := pickLang(r)
+	lr, ok := s.newAccountLogin(w, r, pickLang(r))
+	if ok {
+		s.renderLogin(w, r, lr)
+	}
+}
+
+// newAccountLogin creates a first-party login request in language lang and
+// binds it to this browser; on failure it has answered.
+func (s *Server) newAccountLogin(w http.ResponseWriter, r *http.Request, lang string) (*eid.LoginRequest, bool) {
+	ctx := r.Context()
 	binding := randomToken()
 	lr := &eid.LoginRequest{
 		ClientID:    AccountClientID,
-		ClientName:  "OneDoor",
+		ClientName:  s.cfg.Brand.view(lang).Name,
 		PurposeCode: accountPurpose,
-		Purpose:     texts[lang]["account.purpose"],
+		Purpose:     s.t(lang)["account.purpose"],
 		Level:       idp.LevelSubstantial,
 		BrowserKey:  hashToken(binding),
 		// The continuation keeps only the page's language.
@@ -213,13 +223,17 @@ func (s *Server) accountLogin(w http.ResponseWriter, r *http.Request) {
 	if err := s.eid.NewLogin(ctx, lr); err != nil {
 		if errors.Is(err, idp.ErrUnavailable) {
 			s.unavailable(w, "ephemeral store", err)
-			return
+			return nil, false
 		}
 		s.internalError(w, "ephemeral store", err)
-		return
+		return nil, false
 	}
-	s.setCookie(w, s.bindingCookie(lr.ID), binding, lr.ExpiresAt.Sub(s.cfg.Now())+time.Minute)
-	s.renderLogin(w, r, lr)
+	if err := s.saveRestart(ctx, lr, false); err != nil {
+		s.unavailable(w, "ephemeral store", err)
+		return nil, false
+	}
+	s.setCookie(w, s.bindingCookie(lr.ID), binding, s.bindingLifetime(lr))
+	return lr, true
 }
 
 // accountLoginDone ends a first-party login (loginContinue has checked the

@@ -87,6 +87,7 @@ func writeAppLinkFile(w http.ResponseWriter, body []byte) {
 
 type appLinkPage struct {
 	T            map[string]string
+	Brand        brandView
 	Lang         string
 	OtherLang    string
 	OtherLangURL string
@@ -97,6 +98,11 @@ type appLinkPage struct {
 	AppStoreURL  string
 	PlayStoreURL string
 	LoginURL     string
+	// StatusURL is the login's status, polled so that the page moves on
+	// by itself once the app has answered: on iOS this page is where a
+	// same-device login waits, app installed or not.
+	StatusURL string
+	Nonce     string
 }
 
 // appLogin is the https app link seen in a browser: the app did not claim
@@ -129,7 +135,8 @@ func (s *Server) appLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := appLinkPage{
-		T:            texts[lang],
+		T:            s.t(lang),
+		Brand:        s.cfg.Brand.view(lang),
 		Lang:         lang,
 		OtherLang:    "en",
 		OpenURL:      template.URL(eid.Payload(s.cfg.Issuer, lr.ID)), // #nosec G203 -- built by eid.Payload from the issuer and a server-made id
@@ -137,13 +144,15 @@ func (s *Server) appLogin(w http.ResponseWriter, r *http.Request) {
 		PlayStoreURL: s.cfg.AppLinks.PlayStoreURL,
 		// The continuation shows the login page again in the browser
 		// that started it, and says so in any other.
-		LoginURL: continueURL,
+		LoginURL:  continueURL,
+		StatusURL: s.cfg.Issuer + PathStatus + "?id=" + url.QueryEscape(lr.ID),
+		Nonce:     randomToken()[:22],
 	}
 	if lang == "en" {
 		p.OtherLang = "vi"
 	}
 	p.OtherLangURL = s.cfg.Issuer + PathAppLogin + "?request=" + url.QueryEscape(lr.ID) + "&lang=" + p.OtherLang
-	s.renderHTML(w, http.StatusOK, "applink.html", p, "")
+	s.renderHTML(w, http.StatusOK, "applink.html", p, p.Nonce)
 }
 
 var msgBadAppLink = message{"msg.bad_app_link"}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"strings"
 )
 
 // homeTexts is the issuer's front page: someone who opens the IdP's URL in
@@ -13,8 +14,9 @@ var homeTexts = map[string][2]string{
 
 func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	lang := pickLang(r)
-	t := texts[lang]
 	h := homeTexts[lang]
-	s.renderHTML(w, http.StatusOK, "message.html", messagePage{T: t, Lang: lang, Title: h[0], Message: h[1],
-		Detail: s.cfg.Issuer + PathDiscovery}, "")
+	p := s.messagePage(lang)
+	name := strings.NewReplacer(DefaultBrandName, p.Brand.Name)
+	p.Title, p.Message, p.Detail = name.Replace(h[0]), name.Replace(h[1]), s.cfg.Issuer+PathDiscovery
+	s.renderHTML(w, http.StatusOK, "message.html", p, "")
 }

@@ -21,7 +21,16 @@ import (
 )
 
 // startLogin creates a login request for the eID app and shows the QR page.
-func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, plan *idp.ReleasePlan, required idp.Level) {
+func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, plan *idp.ReleasePlan, required idp.Level, usedPAR bool) {
+	if lr, ok := s.newLogin(w, r, ar, plan, required, usedPAR); ok {
+		s.renderLogin(w, r, lr)
+	}
+}
+
+// newLogin creates a login request for the authorization request ar, bound
+// to this browser, and keeps what is needed to start it again; on failure it
+// has answered.
+func (s *Server) newLogin(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, plan *idp.ReleasePlan, required idp.Level, usedPAR bool) (*eid.LoginRequest, bool) {
 	ctx := r.Context()
 	form := url.Values{}
 	for k, v := range ar.GetRequestForm() {
@@ -46,13 +55,17 @@ func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, ar fosite.Au
 	if err := s.eid.NewLogin(ctx, lr); err != nil {
 		if errors.Is(err, idp.ErrUnavailable) {
 			s.unavailable(w, "ephemeral store", err)
-			return
+			return nil, false
 		}
 		s.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
-		return
+		return nil, false
 	}
-	s.setCookie(w, s.bindingCookie(lr.ID), binding, lr.ExpiresAt.Sub(s.cfg.Now())+time.Minute)
-	s.renderLogin(w, r, lr)
+	if err := s.saveRestart(ctx, lr, usedPAR); err != nil {
+		s.unavailable(w, "ephemeral store", err)
+		return nil, false
+	}
+	s.setCookie(w, s.bindingCookie(lr.ID), binding, s.bindingLifetime(lr))
+	return lr, true
 }
 
 // bindingCookie names the cookie that binds one login request to the browser
@@ -104,7 +117,7 @@ func (s *Server) loginContinue(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if st == eid.StatusExpired {
-		s.renderMessage(w, r, http.StatusGone, msgExpired)
+		s.renderExpired(w, r, id)
 		return
 	}
 	if !s.boundToBrowser(r, lr) {
@@ -121,10 +134,11 @@ func (s *Server) loginContinue(w http.ResponseWriter, r *http.Request) {
 			s.unavailable(w, "ephemeral store", err)
 			return
 		}
-		s.renderMessage(w, r, http.StatusGone, msgExpired)
+		s.renderExpired(w, r, id)
 		return
 	}
 	s.clearCookie(w, s.bindingCookie(lr.ID))
+	s.dropRestart(ctx, lr.ID)
 	if lr.ClientID == AccountClientID {
 		s.accountLoginDone(w, r, lr, dec)
 		return
@@ -191,6 +205,7 @@ func (s *Server) resumeRequest(ctx context.Context, r *http.Request, lr *eid.Log
 
 type loginPage struct {
 	T            map[string]string
+	Brand        brandView
 	Lang         string
 	OtherLang    string
 	OtherLangURL string
@@ -208,6 +223,13 @@ type loginPage struct {
 	ExpiresAt   string
 	ExpiresAtVN string
 	Nonce       string
+	// StartAgainURL restarts the same authorization request once this one
+	// has expired.
+	StartAgainURL string
+	// AccessDays is how long a site granted offline_access may keep it;
+	// SessionHours how long the single sign-on session lasts otherwise.
+	AccessDays   int
+	SessionHours int
 }
 
 type claimView struct {
@@ -224,9 +246,10 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, lr *eid.Log
 		s.renderMessage(w, r, http.StatusInternalServerError, msgError)
 		return
 	}
-	t := texts[lang]
+	t := s.t(lang)
 	p := loginPage{
 		T:           t,
+		Brand:       s.cfg.Brand.view(lang),
 		Lang:        lang,
 		ClientName:  lr.ClientName,
 		Purpose:     lr.Purpose,
@@ -248,6 +271,10 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, lr *eid.Log
 		p.OtherLang = "vi"
 	}
 	p.OtherLangURL = p.ContinueURL + "&lang=" + p.OtherLang
+	p.StartAgainURL = s.restartURL(lr.ID, lang)
+	if lr.ClientID != AccountClientID {
+		p.AccessDays, p.SessionHours = s.accessDuration(lr, s.clientRefreshes(r.Context(), lr.ClientID))
+	}
 	for _, c := range lr.Claims {
 		label := t["claim."+c.Name]
 		if label == "" {
@@ -306,35 +333,93 @@ var (
 	msgOtherBrowser = message{"msg.other_browser"}
 	msgError        = message{"msg.error"}
 	msgLoggedOut    = message{"msg.logged_out"}
+	msgForbidden    = message{"msg.forbidden"}
 )
 
 type messagePage struct {
 	T       map[string]string
+	Brand   brandView
 	Lang    string
 	Title   string
 	Message string
 	Detail  string
+	// Code is the OAuth error code, shown small as a reference for the
+	// helpdesk; never the server's English description.
+	Code string
 	// BackURL leads back to the account page from its own messages.
 	BackURL string
+	// StartAgainURL restarts an expired login request this browser made;
+	// Expired without it says to go back to the agency's site.
+	StartAgainURL string
+	Expired       bool
+	// LogoutURL offers a plain logout after a refused logout request.
+	LogoutURL string
+	HomeURL   string
+}
+
+// t is the page strings in lang, with the deployment's brand name.
+func (s *Server) t(lang string) map[string]string {
+	if t, ok := s.texts[lang]; ok {
+		return t
+	}
+	return texts[lang]
+}
+
+func (s *Server) messagePage(lang string) messagePage {
+	return messagePage{T: s.t(lang), Brand: s.cfg.Brand.view(lang), Lang: lang}
 }
 
 func (s *Server) renderMessage(w http.ResponseWriter, r *http.Request, status int, m message) {
 	lang := pickLang(r)
-	t := texts[lang]
-	p := messagePage{T: t, Lang: lang, Title: t[m.key+".title"], Message: t[m.key]}
+	p := s.messagePage(lang)
+	p.Title, p.Message = p.T[m.key+".title"], p.T[m.key]
 	if strings.HasPrefix(m.key, "msg.account_") {
 		p.BackURL = s.cfg.Issuer + PathAccount + "?lang=" + lang
+	}
+	if m == msgExpired {
+		p.Expired = true
+		p.HomeURL = s.cfg.Issuer + "/?lang=" + lang
 	}
 	s.renderHTML(w, status, "message.html", p, "")
 }
 
 // renderError is the page for authorization errors that cannot be sent to a
-// redirect URI.
+// redirect URI. The citizen reads what the code means for them in their
+// language; fosite's English description (desc) only picks among the
+// explanations and is never shown.
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, code, desc string) {
 	lang := pickLang(r)
-	t := texts[lang]
 	if status < 400 {
 		status = http.StatusBadRequest
 	}
-	s.renderHTML(w, status, "message.html", messagePage{T: t, Lang: lang, Title: t["msg.error.title"], Message: t["msg.bad_request"], Detail: code + ": " + desc}, "")
+	p := s.messagePage(lang)
+	p.Title, p.Message, p.Code = p.T["msg.error.title"], p.T[errorText(code, desc)], code
+	p.HomeURL = s.cfg.Issuer + "/?lang=" + lang
+	s.renderHTML(w, status, "message.html", p, "")
+}
+
+// errorText is the key of the citizen's explanation of an OAuth error code
+// (RFC 6749 4.1.2.1, OIDC Core 3.1.2.6, RFC 9126, RFC 9396, RFC 8707).
+func errorText(code, desc string) string {
+	switch code {
+	case "invalid_client", "unauthorized_client":
+		return "err.client"
+	case "invalid_scope", "invalid_target", "invalid_authorization_details":
+		return "err.scope"
+	case "access_denied", "consent_required":
+		return "err.denied"
+	case "login_required", "interaction_required", "account_selection_required":
+		return "err.login"
+	case "server_error", "temporarily_unavailable":
+		return "err.server"
+	case "invalid_request":
+		// The redirect URI is the one problem the citizen should be warned
+		// about: someone may be relaying them to a site of their own.
+		if strings.Contains(desc, "redirect_uri") || strings.Contains(desc, "redirect URI") {
+			return "err.redirect"
+		}
+	case "invalid_request_uri", "invalid_redirect_uri":
+		return "err.redirect"
+	}
+	return "err.request"
 }

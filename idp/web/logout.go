@@ -14,6 +14,7 @@ import (
 
 type logoutPage struct {
 	T      map[string]string
+	Brand  brandView
 	Lang   string
 	Action string
 	CSRF   string
@@ -38,11 +39,11 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	if hint != "" {
 		sub, aud, sid, err := s.provider.VerifyIDTokenHint(ctx, hint)
 		if err != nil {
-			s.renderError(w, r, http.StatusBadRequest, "invalid_request", "The id_token_hint is not valid.")
+			s.renderLogoutError(w, r)
 			return
 		}
 		if clientID != "" && !slices.Contains(aud, clientID) {
-			s.renderError(w, r, http.StatusBadRequest, "invalid_request", "client_id does not match the id_token_hint.")
+			s.renderLogoutError(w, r)
 			return
 		}
 		clientID = aud[0]
@@ -50,7 +51,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	if postURI != "" {
 		if clientID == "" {
-			s.renderError(w, r, http.StatusBadRequest, "invalid_request", "post_logout_redirect_uri needs id_token_hint or client_id.")
+			s.renderLogoutError(w, r)
 			return
 		}
 		c, err := s.store.GetClient(ctx, clientID)
@@ -59,11 +60,11 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 				s.unavailable(w, "durable store", err)
 				return
 			}
-			s.renderError(w, r, http.StatusBadRequest, "invalid_request", "Unknown client.")
+			s.renderLogoutError(w, r)
 			return
 		}
 		if !slices.Contains(c.PostLogoutRedirectURIs, postURI) {
-			s.renderError(w, r, http.StatusBadRequest, "invalid_request", "post_logout_redirect_uri is not registered for this client.")
+			s.renderLogoutError(w, r)
 			return
 		}
 	}
@@ -85,7 +86,9 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		lang := pickLang(r)
-		s.renderHTML(w, http.StatusOK, "logout.html", logoutPage{T: texts[lang], Lang: lang, Action: s.cfg.Issuer + PathLogout, CSRF: s.csrfToken(r), Hidden: hidden}, "")
+		// The action keeps the page's language for the logged-out page.
+		s.renderHTML(w, http.StatusOK, "logout.html", logoutPage{T: s.t(lang), Brand: s.cfg.Brand.view(lang), Lang: lang,
+			Action: s.cfg.Issuer + PathLogout + "?lang=" + lang, CSRF: s.csrfToken(r), Hidden: hidden}, "")
 		return
 	}
 	if c, err := r.Cookie(s.sessionCookieName()); err == nil {
@@ -108,6 +111,17 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.renderMessage(w, r, http.StatusOK, msgLoggedOut)
+}
+
+// renderLogoutError refuses a logout request the client got wrong (its
+// hint, client or post-logout URI), offering a plain logout instead: the
+// citizen can always end their session here.
+func (s *Server) renderLogoutError(w http.ResponseWriter, r *http.Request) {
+	lang := pickLang(r)
+	p := s.messagePage(lang)
+	p.Title, p.Message, p.Code = p.T["msg.error.title"], p.T["err.logout"], "invalid_request"
+	p.LogoutURL = s.cfg.Issuer + PathLogout + "?lang=" + lang
+	s.renderHTML(w, http.StatusBadRequest, "message.html", p, "")
 }
 
 // csrfToken binds the logout confirmation to the browser's session cookie.

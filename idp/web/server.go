@@ -71,8 +71,14 @@ type Config struct {
 	// AppLinks are the apps that claim the https app link and their
 	// stores (see applink.go); zero serves only the fallback page.
 	AppLinks AppLinks
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// Brand names the platform in every page's header, with its help line
+	// and privacy policy.
+	Brand Brand
+	// RefreshTokenTTL is the refresh tokens' lifetime, which the login page
+	// states as the duration of access when offline_access is asked.
+	RefreshTokenTTL time.Duration
+	Now             func() time.Time
+	Logger          *slog.Logger
 }
 
 // Server is the identity provider's HTTP surface.
@@ -89,6 +95,8 @@ type Server struct {
 	secure   bool
 	mux      *http.ServeMux
 	addrs    *clientaddr.Resolver
+	// texts are the page strings per language with the brand's name.
+	texts map[string]map[string]string
 	// base is the issuer's path ("" or "/idp"): every route lives under it.
 	base string
 	// Ready reports whether the server should receive traffic; cmd flips it
@@ -127,6 +135,7 @@ func New(cfg Config, p *oidc.Provider, store Store, eph idp.Ephemeral, e *eid.Se
 		ready:  func() bool { return true },
 		addrs:  clientaddr.New(cfg.TrustedProxies),
 		base:   issuerPath(cfg.Issuer),
+		texts:  cfg.Brand.pageTexts(),
 	}
 	if cfg.Consent == nil {
 		panic("web: New needs a consent service (Config.Consent)")
@@ -167,6 +176,7 @@ const (
 	PathLogout     = "/logout"
 	PathStatus     = "/login/status"
 	PathContinue   = "/login/continue"
+	PathRestart    = "/login/restart"
 )
 
 func (s *Server) routes() {
@@ -185,6 +195,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST "+PathLogout, s.logout)
 	m.HandleFunc("GET "+PathStatus, s.loginStatus)
 	m.HandleFunc("GET "+PathContinue, s.loginContinue)
+	m.HandleFunc("POST "+PathRestart, s.loginRestart)
 	healthz := func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }
 	m.HandleFunc("GET /healthz", healthz)
 	m.HandleFunc("GET /readyz", s.readyz)
