@@ -537,6 +537,7 @@ func TestBrowser_AppLinkFallback(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("eid-app-link")), chromedp.WaitVisible(chromedp.ID("app-needed"))); err != nil {
 		t.Fatalf("open the app link: %v", err)
 	}
+	checkAxe(ctx, t, "the app-link fallback page (390 px)")
 	title, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("h1")))
 	if err != nil || title != "The eID app is needed" {
 		t.Errorf("fallback page title = %q (%v)", title, err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,8 +10,10 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// checkFits fails when the page is wider than a phone screen: a long token,
-// id or URL that does not wrap makes the citizen scroll sideways.
+// checkFits fails when the page is wider than a phone screen (a long token,
+// id or URL that does not wrap makes the citizen scroll sideways), or when
+// axe-core finds a serious or critical problem on it, on the phone or on a
+// desktop screen.
 func checkFits(ctx context.Context, t *testing.T, page string) {
 	t.Helper()
 	w, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
@@ -19,6 +22,14 @@ func checkFits(ctx context.Context, t *testing.T, page string) {
 	}
 	if w > phoneWidth {
 		t.Errorf("%s is %d px wide on a %d px screen", page, w, phoneWidth)
+	}
+	checkAxe(ctx, t, fmt.Sprintf("%s (%d px)", page, phoneWidth))
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(desktopWidth, 900)); err != nil {
+		t.Fatal(err)
+	}
+	checkAxe(ctx, t, fmt.Sprintf("%s (%d px)", page, desktopWidth))
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(phoneWidth, 844, chromedp.EmulateMobile)); err != nil {
+		t.Fatal(err)
 	}
 }
 

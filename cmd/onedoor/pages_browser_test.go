@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -136,17 +137,7 @@ func TestBrowser_A11y(t *testing.T) {
 			ctx, cancel := context.WithTimeout(tab, 4*browserStep)
 			setWidth(ctx, t, width)
 			walkPages(ctx, t, e, r, lang, width, func(name string) {
-				vs, err := a11ytest.Check(ctx)
-				if err != nil {
-					t.Fatalf("axe on %s: %v", name, err)
-				}
-				for _, v := range vs {
-					if v.Severe() {
-						t.Errorf("%s (%s, %d px): %s", name, lang, width, v)
-					} else {
-						t.Logf("%s (%s, %d px): %s", name, lang, width, v)
-					}
-				}
+				checkAxe(ctx, t, fmt.Sprintf("%s (%s, %d px)", name, lang, width))
 			})
 			cancel()
 		}
@@ -247,4 +238,21 @@ func widthName(w int64) string {
 		return "390"
 	}
 	return "1280"
+}
+
+// checkAxe runs axe-core on the tab's page and fails on serious or
+// critical findings (the others are logged).
+func checkAxe(ctx context.Context, t *testing.T, page string) {
+	t.Helper()
+	vs, err := a11ytest.Check(ctx)
+	if err != nil {
+		t.Fatalf("axe on %s: %v", page, err)
+	}
+	for _, v := range vs {
+		if v.Severe() {
+			t.Errorf("%s: %s", page, v)
+		} else {
+			t.Logf("%s: %s", page, v)
+		}
+	}
 }
