@@ -55,8 +55,8 @@ var demoTexts = map[string]map[string]string{
 		"verified":        "đã xác minh",
 		"vietnam_time":    "giờ Việt Nam",
 
-		"problem.declined.title":    "Bạn đã từ chối đăng nhập",
-		"problem.declined":          "Bạn đã từ chối yêu cầu đăng nhập trên ứng dụng định danh điện tử, nên cơ quan không nhận được thông tin nào của bạn. Nếu đó là nhầm lẫn, bạn có thể thử lại.",
+		"problem.declined.title":    "Đăng nhập không được chấp thuận",
+		"problem.declined":          "Yêu cầu đăng nhập đã bị từ chối: bạn đã từ chối trên ứng dụng định danh điện tử, hoặc thiết bị của bạn không còn được dùng để đăng nhập. Cơ quan không nhận được thông tin nào của bạn. Bạn có thể thử lại.",
 		"problem.idp.title":         "Đăng nhập không thành công",
 		"problem.idp":               "OneDoor không thể hoàn tất việc đăng nhập. Vui lòng thử lại; nếu vẫn không được, hãy liên hệ bộ phận hỗ trợ của cơ quan và cung cấp mã tham chiếu bên dưới.",
 		"problem.unavailable.title": "Dịch vụ đăng nhập tạm thời gián đoạn",
@@ -122,8 +122,8 @@ var demoTexts = map[string]map[string]string{
 		"verified":        "verified",
 		"vietnam_time":    "Vietnam time",
 
-		"problem.declined.title":    "You declined the login",
-		"problem.declined":          "You declined the login request in your eID app, so the agency received none of your information. If that was a mistake, you can try again.",
+		"problem.declined.title":    "The login was not approved",
+		"problem.declined":          "The login request was refused: you declined it in your eID app, or your device can no longer be used to log in. The agency received none of your information. You can try again.",
 		"problem.idp.title":         "The login did not succeed",
 		"problem.idp":               "OneDoor could not complete the login. Please try again; if it keeps failing, contact the agency's help desk and quote the reference below.",
 		"problem.unavailable.title": "The login service is temporarily unavailable",

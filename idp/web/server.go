@@ -102,9 +102,10 @@ type Server struct {
 	// Ready reports whether the server should receive traffic; cmd flips it
 	// off first on SIGTERM.
 	ready func() bool
-	// notReady remembers that the last readiness probe failed, so that a
-	// probe polling every few seconds logs the change, not every failure.
-	notReady atomic.Bool
+	// notReady is why the last readiness probe failed ("" when it passed),
+	// so that a probe polling every few seconds logs each change of cause,
+	// not every failure.
+	notReady atomic.Pointer[string]
 }
 
 // New returns the server; Handler gives its routes.
@@ -420,14 +421,15 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		what, err = "ephemeral store", s.eph.Ping(ctx)
 	}
 	if err != nil {
-		if !s.notReady.Swap(true) {
+		cause := what + ": " + err.Error()
+		if prev := s.notReady.Swap(&cause); prev == nil || *prev != cause {
 			s.log.Warn("not ready", "store", what, "err", err.Error())
 		}
 		w.Header().Set("Retry-After", "2")
 		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The service is temporarily unavailable; try again shortly.")
 		return
 	}
-	if s.notReady.Swap(false) {
+	if s.notReady.Swap(nil) != nil {
 		s.log.Info("ready again")
 	}
 	w.WriteHeader(http.StatusNoContent)
