@@ -272,7 +272,7 @@ func (s *Store) Record(ctx context.Context, outs []push.Outcome) error {
 			}
 			// VALUES columns are column1… on both engines.
 			_, err := q.ExecContext(ctx, `UPDATE push_messages AS m SET state = v.column3, attempts = m.attempts - v.column4,
-				next_attempt_at = v.column5, claim_id = '', claimed_until = 0, delivered = v.column6, last_error = v.column7,
+				quiet_deferred = v.column4, next_attempt_at = v.column5, claim_id = '', claimed_until = 0, delivered = v.column6, last_error = v.column7,
 				updated_at = `+s.arg(1)+`,
 				title_vi = CASE WHEN v.column8 = 1 THEN '' ELSE m.title_vi END,
 				title_en = CASE WHEN v.column8 = 1 THEN '' ELSE m.title_en END,
