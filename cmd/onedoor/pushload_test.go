@@ -88,6 +88,7 @@ func pushLoad(t *testing.T, dsn, redisURL string) {
 	idpPort, apiPort := freePort(t), freePort(t)
 	issuer, apiURL := "http://127.0.0.1:"+strconv.Itoa(idpPort), "http://localhost:"+strconv.Itoa(apiPort)
 	prefix := "load-" + randomHex(4) + ":"
+	blobDir := t.TempDir()
 
 	// Setup in process: citizens, their eID devices, API tokens, FCM
 	// installations, a submitted application each and an agency's token.
@@ -95,6 +96,9 @@ func pushLoad(t *testing.T, dsn, redisURL string) {
 		c.DataDir, c.MasterKeyFile = dataDir, key
 		c.IDPAddr, c.Issuer, c.APIAddr, c.APIURL = "127.0.0.1:"+strconv.Itoa(idpPort), issuer, "127.0.0.1:"+strconv.Itoa(apiPort), apiURL
 		c.PostgresDSN, c.RedisURL, c.RedisPrefix = dsn, redisURL, prefix
+		if dsn != "" {
+			c.BlobDir = blobDir
+		}
 		c.FCMCredentials, c.FCMEndpoint = creds, fake.URL()
 		c.APICitizenRateLimit, c.APIAgencyRateLimit = 100_000, 100_000
 	})
@@ -152,7 +156,7 @@ func pushLoad(t *testing.T, dsn, redisURL string) {
 		"--fcm-credentials", creds, "--fcm-endpoint", fake.URL(), "--log-level", "warn",
 		"--api-citizen-rate-limit", "100000", "--api-agency-rate-limit", "100000"}
 	if dsn != "" {
-		args = append(args, "--postgres-dsn", dsn, "--redis-url", redisURL, "--redis-prefix", prefix)
+		args = append(args, "--postgres-dsn", dsn, "--redis-url", redisURL, "--redis-prefix", prefix, "--blob-dir", blobDir)
 	}
 	n := &node{name: "load", url: issuer, out: &syncBuffer{}, done: make(chan struct{})}
 	n.cmd = exec.Command(bin, args...)
