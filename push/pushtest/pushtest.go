@@ -492,6 +492,24 @@ func testPreferencesReleaseDeferred(t *testing.T, s Store, c *Clock) {
 			if got, _ := s.GetMessage(ctx, citizen, retry.ID); !got.NextAttemptAt.Equal(backoff) || got.State != push.StateFailed {
 				t.Errorf("a retry is due %v (%s), want %v", got.NextAttemptAt, got.State, backoff)
 			}
+			// Preferences put while a message is claimed: the deferral
+			// decided on the old ones does not stand.
+			late := msg(citizen)
+			enqueue(t, s, late)
+			j := claim(t, s, 1)[0]
+			c.Advance(time.Second)
+			if err := s.PutPreferences(ctx, &push.Preferences{CitizenID: citizen, TimeZone: "UTC"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Record(ctx, []push.Outcome{{MessageID: late.ID, Claim: j.Claim, State: push.StateQueued,
+				NextAttemptAt: c.Now().Add(6 * time.Hour), Deferred: true}}); err != nil {
+				t.Fatal(err)
+			}
+			if jobs := claim(t, s, 10); len(jobs) != 1 || jobs[0].Message.ID != late.ID {
+				t.Errorf("a deferral on replaced preferences: claimed %+v, want %s at once", jobs, late.ID)
+			} else if err := s.Record(ctx, []push.Outcome{{MessageID: late.ID, Claim: jobs[0].Claim, State: push.StateAccepted}}); err != nil {
+				t.Fatal(err)
+			}
 			c.Advance(7 * time.Hour)
 			for _, j := range claim(t, s, 10) { // clear the queue for the next case
 				_ = s.Record(ctx, []push.Outcome{{MessageID: j.Message.ID, Claim: j.Claim, State: push.StateAccepted}})
