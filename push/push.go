@@ -58,7 +58,9 @@ func (in *Installation) Target() Target {
 }
 
 // Address is the provider address that identifies an installation: the
-// token, or the Web Push endpoint. One address belongs to one citizen.
+// token, or the Web Push endpoint. A citizen has one installation per
+// address; another citizen may hold one of the same address (see
+// InstallationStore.RegisterInstallation).
 func (in *Installation) Address() string {
 	if in.Subscription != nil {
 		return in.Subscription.Endpoint
@@ -172,7 +174,8 @@ type Outcome struct {
 	// NextAttemptAt is when a failed or deferred message is due again.
 	NextAttemptAt time.Time
 	// Deferred marks an outcome that was not an attempt (quiet hours):
-	// the attempt the claim counted is given back.
+	// the attempt the claim counted is given back, and the message is
+	// marked held back, so that new preferences make it due again.
 	Deferred  bool
 	LastError string
 }
@@ -180,9 +183,23 @@ type Outcome struct {
 // InstallationStore holds installations.
 type InstallationStore interface {
 	// RegisterInstallation stores in, or updates the locale and device of
-	// the citizen's installation with the same address (created false).
-	// An address another citizen registered is idp.ErrConflict;
+	// the citizen's installation with the same address (created false);
 	// MaxInstallations reached is ErrQuota.
+	//
+	// An address another citizen registered is neither refused nor taken
+	// over: the caller gets an installation of their own, as if the address
+	// were new. Refusing it (409) told anyone whether a token was
+	// registered; handing it over would let whoever learned a token
+	// redirect its owner's pushes. Both are wrong for the honest case too:
+	// a token is per app installation, not per person, so on a shared
+	// phone, or an iOS reinstall that keeps its APNs token, a second
+	// citizen signing in legitimately presents the first one's token. Who
+	// holds the phone now is not something a registration can prove, so
+	// each citizen keeps their own installation: the phone gets both
+	// citizens' pushes, which carry only an opaque id the app fetches with
+	// its own citizen's token (another's is 404), until the first citizen
+	// removes theirs, revokes that eID device, or the provider reports the
+	// token gone.
 	RegisterInstallation(ctx context.Context, in *Installation) (created bool, err error)
 	ListInstallations(ctx context.Context, citizenID string) ([]*Installation, error)
 	// DeleteInstallation deletes the citizen's installation; another's is
@@ -198,6 +215,10 @@ type PreferenceStore interface {
 	// GetPreferences returns the citizen's preferences, the defaults when
 	// none were stored.
 	GetPreferences(ctx context.Context, citizenID string) (*Preferences, error)
+	// PutPreferences stores p and makes the citizen's messages held back
+	// by quiet hours (Outcome.Deferred) due at once, so the new
+	// preferences decide when they go: quiet hours removed or moved must
+	// not keep a message waiting for the old end.
 	PutPreferences(ctx context.Context, p *Preferences) error
 }
 

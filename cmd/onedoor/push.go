@@ -59,6 +59,10 @@ type PushConfig struct {
 	// PushBackoff is the first retry's upper bound and PushPoll the idle
 	// dispatcher's poll (no flags: tests shorten them).
 	PushBackoff, PushPoll time.Duration
+	// PushHeartbeat is how often an idle live stream gets a comment line
+	// and its token is checked again (no flag: tests shorten it; 0 is
+	// fiberapi's default).
+	PushHeartbeat time.Duration
 	// PushLease is how long a dispatcher's claim hides a batch from the
 	// other replicas' dispatchers: after a crash, its messages go out again
 	// once it passes. 0 means the dispatcher's default (over a minute).
@@ -223,7 +227,7 @@ func (m *Main) startPush(ctx context.Context) (*fiberapi.PushConfig, error) {
 	m.wg.Add(1)
 	go m.sweepPush(ctx)
 	return &fiberapi.PushConfig{Store: m.PushStore, Broadcasts: m.PushStore, Hub: m.Hub, VAPIDPublicKey: wp.PublicKey(), Platforms: platforms,
-		AllowLoopbackHTTP: c.PushAllowPrivate, WebPushHosts: c.WebPushHosts}, nil
+		AllowLoopbackHTTP: c.PushAllowPrivate, WebPushHosts: c.WebPushHosts, Heartbeat: c.PushHeartbeat}, nil
 }
 
 // sweepPush deletes final messages past the retention, hourly.

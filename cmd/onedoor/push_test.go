@@ -221,14 +221,27 @@ func runPush(t *testing.T, pe *pushEnv) {
 			t.Errorf("devices: %v, want %v", got, mine)
 		}
 
-		// Nobody else takes, sees or removes them.
+		// Nobody else takes, sees or removes them: another citizen
+		// registering the same address is answered as for a new one and
+		// gets an installation of their own.
+		before := cit.must(http.StatusOK, http.MethodGet, "/v1/devices", nil).body
+		var theirs []string
 		for _, body := range [][]byte{fcmBody, wpBody} {
-			if r := other.do(http.MethodPost, "/v1/devices", body); r.status != http.StatusConflict {
-				t.Errorf("another citizen registers the same address: %d %s, want 409", r.status, r.body)
+			r := other.must(http.StatusCreated, http.MethodPost, "/v1/devices", body)
+			id, _ := r.json(t)["id"].(string)
+			if slices.Contains(mine, id) || r.header.Get("Location") != "/v1/devices/"+id {
+				t.Errorf("another citizen registers the same address: %s %v", r.body, r.header)
 			}
+			theirs = append(theirs, id)
 		}
-		if got := deviceIDs(t, other); len(got) != 0 {
-			t.Errorf("another citizen lists %v", got)
+		if got := deviceIDs(t, other); !slices.Equal(got, theirs) {
+			t.Errorf("another citizen lists %v, want only their own %v", got, theirs)
+		}
+		if after := cit.must(http.StatusOK, http.MethodGet, "/v1/devices", nil).body; string(after) != string(before) {
+			t.Errorf("the citizen's devices changed: %s, were %s", after, before)
+		}
+		for _, id := range theirs {
+			other.must(http.StatusNoContent, http.MethodDelete, "/v1/devices/"+id, nil)
 		}
 		for _, id := range mine {
 			if r := other.do(http.MethodDelete, "/v1/devices/"+id, nil); r.status != http.StatusNotFound {

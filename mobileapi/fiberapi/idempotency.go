@@ -102,6 +102,10 @@ func (s *Server) idempotent(c *fiber.Ctx, principal string, replay func(ctx cont
 			}
 			return c.Status(prev.Status).Send(prev.Body)
 		}
+		// The first answer's status is set before replay, so a replay can
+		// write what goes with it (a 201's Location), and again after, in
+		// case replay's writing reset it.
+		c.Status(prev.Status)
 		err := replay(ctx, prev.Ref)
 		if errors.Is(err, errReplayGone) || (errors.Is(err, idp.ErrNotFound) && !errors.Is(err, idp.ErrUnavailable)) {
 			return s.fail(c, &badRequest{status: http.StatusConflict, typ: problem.TypeConflict, title: tConflict,

@@ -208,7 +208,10 @@ func (s *Server) registerDevice(c *fiber.Ctx) error {
 			return "", s.fail(c, &badRequest{status: http.StatusConflict, typ: problem.TypeConflict, title: tConflict,
 				detail: fmt.Sprintf("At most %d devices receive notifications; remove one first.", push.MaxInstallations)})
 		case err != nil:
-			return "", s.fail(c, conflict(err, "This device is registered to another account; remove it there first."))
+			// ErrConflict is only the citizen's own concurrent registration
+			// of the same address: another citizen's is no conflict (see
+			// push.InstallationStore.RegisterInstallation).
+			return "", s.fail(c, conflict(err, "This device is being registered by another request; retry."))
 		}
 		status := http.StatusOK
 		if created {
@@ -229,6 +232,9 @@ func (s *Server) replayDevice(c *fiber.Ctx) func(ctx context.Context, ref string
 		for _, in := range list {
 			if in.ID == ref {
 				c.Set(fiber.HeaderCacheControl, "no-store")
+				if c.Response().StatusCode() == http.StatusCreated {
+					c.Location("/v1/devices/" + in.ID)
+				}
 				return c.JSON(device(in))
 			}
 		}
@@ -399,6 +405,7 @@ func (s *Server) putPreferences(c *fiber.Ctx) error {
 	if err := s.cfg.Push.Store.PutPreferences(ctx, p); err != nil {
 		return s.fail(c, err)
 	}
+	s.notify() // messages quiet hours held back may be due now
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.JSON(prefs(p))
 }

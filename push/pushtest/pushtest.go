@@ -47,7 +47,7 @@ func Run(t *testing.T, open Opener) {
 		fn   func(*testing.T, Store, *Clock)
 	}{
 		{"RegisterInstallation", testRegister},
-		{"AddressBelongsToOneCitizen", testAddressOwner},
+		{"SharedAddressIsNoOracle", testAddressOwner},
 		{"InstallationQuota", testQuota},
 		{"DeleteInstallation", testDelete},
 		{"DeviceRevocationRemovesInstallations", testDeviceDelete},
@@ -56,6 +56,7 @@ func Run(t *testing.T, open Opener) {
 		{"RecordOutcomes", testRecord},
 		{"StaleClaimIsIgnored", testStaleClaim},
 		{"DeferGivesTheAttemptBack", testDefer},
+		{"NewPreferencesReleaseDeferred", testPreferencesReleaseDeferred},
 		{"UnregisteredInstallationsAreRemoved", testUnregistered},
 		{"MessagesAreScoped", testScoped},
 		{"MessagesAfter", testAfter},
@@ -182,11 +183,50 @@ func testRegister(t *testing.T, s Store, c *Clock) {
 	}
 }
 
-func testAddressOwner(t *testing.T, s Store, _ *Clock) {
+// testAddressOwner: a second citizen registering an address another holds
+// is answered as for a new address, and gets an installation of their own;
+// the first citizen's is neither shown to them nor changed.
+func testAddressOwner(t *testing.T, s Store, c *Clock) {
 	ctx := t.Context()
-	register(t, s, fcm("c1", "shared"))
-	if _, err := s.RegisterInstallation(ctx, fcm("c2", "shared")); !errors.Is(err, idp.ErrConflict) {
-		t.Fatalf("another citizen's token: %v, want ErrConflict", err)
+	first := register(t, s, &push.Installation{CitizenID: "c1", Platform: push.FCM, Token: "shared", Locale: "en", DeviceID: "dev-1"})
+	before, _ := s.ListInstallations(ctx, "c1")
+	c.Advance(time.Second)
+	second := &push.Installation{CitizenID: "c2", Platform: push.FCM, Token: "shared", Locale: "vi", DeviceID: "dev-2"}
+	created, err := s.RegisterInstallation(ctx, second)
+	if err != nil || !created || second.ID == "" || second.ID == first.ID || !second.CreatedAt.Equal(c.Now().Truncate(time.Millisecond)) {
+		t.Fatalf("another citizen's token: created %v, %+v, %v; want a new installation of their own", created, second, err)
+	}
+	c.Advance(time.Second)
+	fresh := &push.Installation{CitizenID: "c2", Platform: push.FCM, Token: "unused", Locale: "vi", DeviceID: "dev-2"}
+	if created, err := s.RegisterInstallation(ctx, fresh); err != nil || !created {
+		t.Fatalf("a fresh token: %v, %v", created, err)
+	}
+	l2, _ := s.ListInstallations(ctx, "c2")
+	if len(l2) != 2 || l2[0].ID != second.ID || l2[0].CitizenID != "c2" || l2[0].DeviceID != "dev-2" || l2[0].Locale != "vi" {
+		t.Errorf("c2's installations: %+v", l2)
+	}
+	// Registering it again updates c2's own, not c1's.
+	if created, err := s.RegisterInstallation(ctx, &push.Installation{CitizenID: "c2", Platform: push.FCM, Token: "shared", Locale: "en"}); err != nil || created {
+		t.Errorf("c2 again: %v, %v", created, err)
+	}
+	if err := s.DeleteInstallation(ctx, "c2", first.ID); !errors.Is(err, idp.ErrNotFound) {
+		t.Errorf("c2 deletes c1's installation: %v, want ErrNotFound", err)
+	}
+	if after, _ := s.ListInstallations(ctx, "c1"); len(after) != 1 || *after[0] != *before[0] {
+		t.Errorf("c1's installation changed: %+v, was %+v", after, before)
+	}
+	// Each citizen's messages reach the address through their own.
+	m1, m2 := msg("c1"), msg("c2")
+	enqueue(t, s, m1, m2)
+	for _, j := range claim(t, s, 10) {
+		want := first.ID
+		if j.Message.CitizenID == "c2" {
+			want = second.ID
+		}
+		if !slices.ContainsFunc(j.Installations, func(in *push.Installation) bool { return in.ID == want }) ||
+			slices.ContainsFunc(j.Installations, func(in *push.Installation) bool { return in.CitizenID != j.Message.CitizenID }) {
+			t.Errorf("%s's job reaches %+v, want %s", j.Message.CitizenID, j.Installations, want)
+		}
 	}
 	// The same token on another platform is another address.
 	register(t, s, &push.Installation{CitizenID: "c2", Platform: push.APNs, Token: "shared", Locale: "vi"})
@@ -392,6 +432,89 @@ func testDefer(t *testing.T, s Store, c *Clock) {
 	jobs := claim(t, s, 1)
 	if len(jobs) != 1 || jobs[0].Message.Attempts != 1 {
 		t.Fatalf("after quiet hours: %+v (a deferral is not an attempt)", jobs)
+	}
+}
+
+// testPreferencesReleaseDeferred: a message held back by quiet hours is due
+// again once the citizen puts new preferences (without quiet hours, or
+// other ones: the dispatcher decides again), not at the old end. Other
+// citizens' messages and retries waiting for their backoff keep their time.
+func testPreferencesReleaseDeferred(t *testing.T, s Store, c *Clock) {
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name  string
+		quiet *push.QuietHours
+	}{
+		{"quiet hours removed", nil},
+		{"other quiet hours", &push.QuietHours{Start: "01:00", End: "02:00"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			citizen := "c-" + tc.name
+			held, retry, other := msg(citizen), msg(citizen), msg("someone-else")
+			enqueue(t, s, held, retry, other)
+			jobs := claim(t, s, 10)
+			if len(jobs) != 3 {
+				t.Fatalf("claimed %d", len(jobs))
+			}
+			until, backoff := c.Now().Add(6*time.Hour), c.Now().Add(time.Hour)
+			var outs []push.Outcome
+			for _, j := range jobs {
+				o := push.Outcome{MessageID: j.Message.ID, Claim: j.Claim, State: push.StateQueued, NextAttemptAt: until, Deferred: true}
+				if j.Message.ID == retry.ID {
+					o = push.Outcome{MessageID: j.Message.ID, Claim: j.Claim, State: push.StateFailed, NextAttemptAt: backoff, LastError: "fcm: status 503"}
+				}
+				outs = append(outs, o)
+			}
+			if err := s.Record(ctx, outs); err != nil {
+				t.Fatal(err)
+			}
+			c.Advance(time.Minute)
+			if n := len(claim(t, s, 10)); n != 0 {
+				t.Fatalf("claimed %d during quiet hours", n)
+			}
+			p := &push.Preferences{CitizenID: citizen, TimeZone: "UTC", Quiet: tc.quiet}
+			if err := s.PutPreferences(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+			jobs = claim(t, s, 10)
+			if len(jobs) != 1 || jobs[0].Message.ID != held.ID || jobs[0].Message.Attempts != 1 {
+				t.Fatalf("after new preferences: %+v, want only the held-back message, at its first attempt", jobs)
+			}
+			if q := jobs[0].Preferences.Quiet; (q == nil) != (tc.quiet == nil) || q != nil && *q != *tc.quiet {
+				t.Errorf("the claim carries quiet hours %+v, want %+v", q, tc.quiet)
+			}
+			if err := s.Record(ctx, []push.Outcome{{MessageID: held.ID, Claim: jobs[0].Claim, State: push.StateAccepted}}); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := s.GetMessage(ctx, "someone-else", other.ID); !got.NextAttemptAt.Equal(until) {
+				t.Errorf("another citizen's held-back message is due %v, want %v", got.NextAttemptAt, until)
+			}
+			if got, _ := s.GetMessage(ctx, citizen, retry.ID); !got.NextAttemptAt.Equal(backoff) || got.State != push.StateFailed {
+				t.Errorf("a retry is due %v (%s), want %v", got.NextAttemptAt, got.State, backoff)
+			}
+			// Preferences put while a message is claimed: the deferral
+			// decided on the old ones does not stand.
+			late := msg(citizen)
+			enqueue(t, s, late)
+			j := claim(t, s, 1)[0]
+			c.Advance(time.Second)
+			if err := s.PutPreferences(ctx, &push.Preferences{CitizenID: citizen, TimeZone: "UTC"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Record(ctx, []push.Outcome{{MessageID: late.ID, Claim: j.Claim, State: push.StateQueued,
+				NextAttemptAt: c.Now().Add(6 * time.Hour), Deferred: true}}); err != nil {
+				t.Fatal(err)
+			}
+			if jobs := claim(t, s, 10); len(jobs) != 1 || jobs[0].Message.ID != late.ID {
+				t.Errorf("a deferral on replaced preferences: claimed %+v, want %s at once", jobs, late.ID)
+			} else if err := s.Record(ctx, []push.Outcome{{MessageID: late.ID, Claim: jobs[0].Claim, State: push.StateAccepted}}); err != nil {
+				t.Fatal(err)
+			}
+			c.Advance(7 * time.Hour)
+			for _, j := range claim(t, s, 10) { // clear the queue for the next case
+				_ = s.Record(ctx, []push.Outcome{{MessageID: j.Message.ID, Claim: j.Claim, State: push.StateAccepted}})
+			}
+		})
 	}
 }
 

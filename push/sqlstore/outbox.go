@@ -223,6 +223,9 @@ func (s *Store) Claim(ctx context.Context, n int, lease time.Duration) ([]*push.
 
 // Record implements push.OutboxStore. An outcome whose claim lapsed and was
 // taken by another dispatcher changes nothing: that one records its own.
+// A deferral decided on preferences the citizen replaced since the claim
+// (a message's updated_at is its claim's time) is due at once, to be decided
+// again on the new ones.
 // A final message loses its full text. The outcomes are written by one
 // UPDATE per recordChunk joined to a VALUES list: a statement per outcome
 // made recording a batch cost more than claiming and sending it.
@@ -235,8 +238,9 @@ func (s *Store) Record(ctx context.Context, outs []push.Outcome) error {
 		now := sqldb.MS(s.clock())
 		var dead []any
 		for chunk := range slices.Chunk(outs, recordChunk) {
-			args := make([]any, 1, 1+len(chunk)*recordArgs)
-			args[0] = now
+			// now twice: SQLite's anonymous parameters bind by position.
+			args := make([]any, 2, 2+len(chunk)*recordArgs)
+			args[0], args[1] = now, now
 			var values strings.Builder
 			for i, o := range chunk {
 				delivered := o.Delivered
@@ -272,8 +276,10 @@ func (s *Store) Record(ctx context.Context, outs []push.Outcome) error {
 			}
 			// VALUES columns are column1… on both engines.
 			_, err := q.ExecContext(ctx, `UPDATE push_messages AS m SET state = v.column3, attempts = m.attempts - v.column4,
-				next_attempt_at = v.column5, claim_id = '', claimed_until = 0, delivered = v.column6, last_error = v.column7,
-				updated_at = `+s.arg(1)+`,
+				quiet_deferred = v.column4,
+				next_attempt_at = CASE WHEN v.column4 = 1 AND EXISTS (SELECT 1 FROM push_preferences AS p
+					WHERE p.citizen_id = m.citizen_id AND p.updated_at > m.updated_at) THEN `+s.arg(1)+` ELSE v.column5 END, claim_id = '', claimed_until = 0, delivered = v.column6, last_error = v.column7,
+				updated_at = `+s.arg(2)+`,
 				title_vi = CASE WHEN v.column8 = 1 THEN '' ELSE m.title_vi END,
 				title_en = CASE WHEN v.column8 = 1 THEN '' ELSE m.title_en END,
 				body = CASE WHEN v.column8 = 1 THEN '' ELSE m.body END

@@ -87,8 +87,7 @@ func newID(prefix string) string {
 
 func invalidInput(op, msg string) error { return fmt.Errorf("%s: %s: %w", op, msg, idp.ErrInvalid) }
 
-// addressHash keys an installation's provider address: a token or endpoint
-// belongs to one citizen.
+// addressHash keys an installation's provider address, unique per citizen.
 func addressHash(p push.Platform, address string) string {
 	h := sha256.Sum256([]byte(string(p) + "\x00" + address))
 	return hex.EncodeToString(h[:])
@@ -119,10 +118,12 @@ func (s *Store) RegisterInstallation(ctx context.Context, in *push.Installation)
 	created := false
 	err := s.inTx(ctx, op, func(q sqldb.Querier) error {
 		now := s.clock()
-		var id, owner string
+		var id string
 		var createdAt int64
-		err := q.QueryRowContext(ctx, `SELECT id, citizen_id, created_at FROM push_installations WHERE address_hash = $1`+s.d.ForUpdate(), hash).
-			Scan(&id, &owner, &createdAt)
+		// Only the citizen's own installations are looked at: whether
+		// another citizen holds the address must not change the answer.
+		err := q.QueryRowContext(ctx, `SELECT id, created_at FROM push_installations WHERE citizen_id = $1 AND address_hash = $2`+s.d.ForUpdate(),
+			in.CitizenID, hash).Scan(&id, &createdAt)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			var n int
@@ -141,8 +142,6 @@ func (s *Store) RegisterInstallation(ctx context.Context, in *push.Installation)
 			return sqldb.Err(op, err)
 		case err != nil:
 			return sqldb.Err(op, err)
-		case owner != in.CitizenID:
-			return fmt.Errorf("%s: the address is registered to another citizen: %w", op, idp.ErrConflict)
 		}
 		in.ID, in.CreatedAt, in.UpdatedAt = id, sqldb.FromMS(createdAt), now
 		_, err = q.ExecContext(ctx, `UPDATE push_installations SET locale = $1, device_id = $2, address = $3, updated_at = $4 WHERE id = $5`,
@@ -263,7 +262,10 @@ func (s *Store) GetPreferences(ctx context.Context, citizenID string) (*push.Pre
 	return decodePrefs(citizenID, doc, updated)
 }
 
-// PutPreferences implements push.PreferenceStore.
+// PutPreferences implements push.PreferenceStore. In the same transaction
+// the citizen's messages held back by quiet hours become due: the
+// dispatcher holds them back again if the new preferences still say so,
+// until the new end.
 func (s *Store) PutPreferences(ctx context.Context, p *push.Preferences) error {
 	const op = "put notification preferences"
 	if p.CitizenID == "" {
@@ -284,11 +286,21 @@ func (s *Store) PutPreferences(ctx context.Context, p *push.Preferences) error {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	now := s.clock()
-	p.UpdatedAt = now
-	_, err = s.db.ExecContext(ctx, `INSERT INTO push_preferences (citizen_id, doc, updated_at) VALUES ($1, $2, $3)
-		ON CONFLICT (citizen_id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at`,
-		p.CitizenID, string(b), sqldb.MS(now))
-	return sqldb.Err(op, err)
+	err = s.inTx(ctx, op, func(q sqldb.Querier) error {
+		if _, err := q.ExecContext(ctx, `INSERT INTO push_preferences (citizen_id, doc, updated_at) VALUES ($1, $2, $3)
+			ON CONFLICT (citizen_id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at`,
+			p.CitizenID, string(b), sqldb.MS(now)); err != nil {
+			return sqldb.Err(op, err)
+		}
+		_, err := q.ExecContext(ctx, `UPDATE push_messages SET next_attempt_at = $2, updated_at = $2
+			WHERE citizen_id = $1 AND state = 'queued' AND quiet_deferred = 1 AND next_attempt_at > $2`,
+			p.CitizenID, sqldb.MS(now))
+		return sqldb.Err(op, err)
+	})
+	if err == nil {
+		p.UpdatedAt = now
+	}
+	return err
 }
 
 // placeholders returns parameters from, …, from+n-1 for a list of n

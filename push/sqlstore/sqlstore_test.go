@@ -142,3 +142,48 @@ func TestManyMessages(t *testing.T) {
 		})
 	}
 }
+
+// TestMigrationPerCitizenAddress seeds rows before migration 3 and checks
+// they survive it: installations keep their ids and owners, and a message
+// quiet hours held back is marked so new preferences release it.
+func TestMigrationPerCitizenAddress(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			db, d := b.open(t)
+			now := time.Date(2026, 7, 1, 3, 0, 0, 0, time.UTC)
+			s := sqlstore.New(db, d, sqlstore.WithNow(func() time.Time { return now }))
+			if err := s.MigrateTo(ctx, 2); err != nil {
+				t.Fatal(err)
+			}
+			ms := now.UnixMilli()
+			if _, err := db.ExecContext(ctx, `INSERT INTO push_installations (id, citizen_id, platform, address_hash, address, locale, device_id, created_at, updated_at)
+				VALUES ('ins_old', 'c1', 'fcm', 'h1', 'tok', 'en', 'dev-1', $1, $1)`, ms); err != nil {
+				t.Fatal(err)
+			}
+			for i, next := range []int64{ms + 3_600_000, ms} { // held back by quiet hours; due
+				if _, err := db.ExecContext(ctx, `INSERT INTO push_messages (id, citizen_id, kind, service_code, agency_code, application_id,
+					inbox_message_id, title_vi, title_en, body, priority, collapse_key, expires_at, next_attempt_at, created_at, updated_at,
+					state, attempts, claim_id, claimed_until, delivered, last_error)
+					VALUES ($1, 'c1', 'result', '', '', '', '', '', '', '', 0, '', 0, $2, $3, $3, 'queued', 0, '', 0, '[]', '')`,
+					"ntf_"+strconv.Itoa(i), next, ms); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			l, err := s.ListInstallations(ctx, "c1")
+			if err != nil || len(l) != 1 || l[0].ID != "ins_old" || l[0].Token != "tok" || l[0].DeviceID != "dev-1" || l[0].Locale != "en" {
+				t.Fatalf("installations after the migration: %+v, %v", l, err)
+			}
+			if err := s.PutPreferences(ctx, push.DefaultPreferences("c1")); err != nil {
+				t.Fatal(err)
+			}
+			jobs, err := s.Claim(ctx, 10, time.Minute)
+			if err != nil || len(jobs) != 2 {
+				t.Fatalf("claimed %d, %v; want both messages once the preferences changed", len(jobs), err)
+			}
+		})
+	}
+}
