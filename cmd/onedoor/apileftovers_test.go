@@ -119,6 +119,9 @@ func runIdempotencyNoPersonalData(t *testing.T, e *testEnv) {
 	if r := hanoi.do(http.MethodPost, "/agency/v1/applications/"+appID+"/transitions", []byte(`{"to":"approved"}`), "Idempotency-Key", "idem-review"); r.status != http.StatusUnprocessableEntity {
 		t.Errorf("the key reused for another decision: %d %s, want 422", r.status, r.body)
 	}
+	if r := hanoi.do(http.MethodPost, "/agency/v1/applications/"+appID+"/transitions", review, "Idempotency-Key", "idem-review", "If-Match", `"v1"`); r.status != http.StatusUnprocessableEntity {
+		t.Errorf("the key reused on another version (If-Match): %d %s, want 422", r.status, r.body)
+	}
 	hook := []byte(`{"url":"https://agency.example/hooks/idem"}`)
 	w := hanoi.must(http.StatusCreated, http.MethodPost, "/agency/v1/webhooks", hook, "Idempotency-Key", "idem-hook").json(t)
 	if rec := record(agency, "idem-hook"); strings.Contains(rec, "agency.example") {

@@ -69,7 +69,9 @@ func (s *Server) idempotent(c *fiber.Ctx, principal string, replay func(ctx cont
 		return s.fail(c, invalidParam("Idempotency-Key", "The key must be 1 to 255 visible ASCII characters."))
 	}
 	fp := sha256.New()
-	fp.Write([]byte(c.Method() + " " + c.Path() + "\n" + c.Get(fiber.HeaderContentType) + "\n"))
+	// If-Match is part of the request: the same decision on another
+	// version of the application is another request, not a retry.
+	fp.Write([]byte(c.Method() + " " + c.Path() + "\n" + c.Get(fiber.HeaderContentType) + "\n" + c.Get(fiber.HeaderIfMatch) + "\n"))
 	fp.Write(c.Body())
 	fingerprint := hex.EncodeToString(fp.Sum(nil))
 	ephKey := idempotencyKey(principal, key)
