@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -182,7 +183,7 @@ func TestEphemeral_WritesQueueWithTransactions(t *testing.T) {
 	var writers sync.WaitGroup
 	for i := range 15 {
 		writers.Go(func() {
-			err := st.Set(ctx, "k"+string(rune('a'+i)), []byte("v"), time.Minute)
+			err := st.Set(ctx, "k"+strconv.Itoa(i), []byte("v"), time.Minute)
 			mu.Lock()
 			errs = append(errs, err)
 			mu.Unlock()
