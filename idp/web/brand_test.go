@@ -122,7 +122,7 @@ func TestRenderError_NoFositeText(t *testing.T) {
 		{"server_error", "The authorization server encountered an unexpected condition: pq: relation does not exist", "err.server"},
 		{"login_required", "The Authorization Server requires End-User authentication.", "err.login"},
 		{"request_uri_not_supported", "Only request_uri values issued by the pushed authorization request endpoint are accepted.", "err.request"},
-		{"invalid_request_uri", "The request_uri in the authorization request returns an error or contains invalid data.", "err.redirect"},
+		{"invalid_request_uri", "The request_uri in the authorization request returns an error or contains invalid data.", "err.request"}, // an expired or used PAR request, not a relaying site
 	} {
 		for _, lang := range []string{"vi", "en"} {
 			w := httptest.NewRecorder()
@@ -196,5 +196,17 @@ func TestLoginPage_QRAlt(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("%s login page lacks %s", lang, want)
 		}
+	}
+}
+
+// The duration of access is rounded up: the page must not understate it.
+func TestAccessDuration_RoundsUp(t *testing.T) {
+	s := testServer(Brand{})
+	s.cfg.RefreshTokenTTL, s.cfg.SessionTTL = 36*time.Hour, 90*time.Minute
+	if d, _ := s.accessDuration(&eid.LoginRequest{Continuation: []byte("scope=openid+offline_access")}, true); d != 2 {
+		t.Errorf("36 h of refresh tokens = %d days, want 2", d)
+	}
+	if _, h := s.accessDuration(&eid.LoginRequest{Continuation: []byte("scope=openid")}, true); h != 2 {
+		t.Errorf("a 90-minute session = %d hours, want 2", h)
 	}
 }

@@ -285,7 +285,10 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, lr *eid.Log
 	s.renderHTML(w, http.StatusOK, "login.html", p, p.Nonce)
 }
 
-func (s *Server) renderHTML(w http.ResponseWriter, status int, name string, data any, nonce string) {
+// formTargets are origins beside the IdP's own that the page's form may
+// lead to (a logout confirmation's 303 to the client's registered
+// post-logout URI: Chromium applies form-action to the redirect too).
+func (s *Server) renderHTML(w http.ResponseWriter, status int, name string, data any, nonce string, formTargets ...string) {
 	var buf bytes.Buffer
 	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
 		s.log.Error("render page", "page", name, "err", err)
@@ -295,7 +298,8 @@ func (s *Server) renderHTML(w http.ResponseWriter, status int, name string, data
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
-	csp := "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+	csp := "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'self'" + strings.Join(append([]string{""}, formTargets...), " ") +
+		"; frame-ancestors 'none'; base-uri 'none'"
 	if nonce != "" {
 		csp += "; script-src 'nonce-" + nonce + "'; connect-src 'self'"
 	}
@@ -418,7 +422,7 @@ func errorText(code, desc string) string {
 		if strings.Contains(desc, "redirect_uri") || strings.Contains(desc, "redirect URI") {
 			return "err.redirect"
 		}
-	case "invalid_request_uri", "invalid_redirect_uri":
+	case "invalid_redirect_uri":
 		return "err.redirect"
 	}
 	return "err.request"

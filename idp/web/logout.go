@@ -87,8 +87,12 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		}
 		lang := pickLang(r)
 		// The action keeps the page's language for the logged-out page.
+		var targets []string
+		if u, err := url.Parse(postURI); err == nil && postURI != "" && u.Scheme != "" && u.Host != "" {
+			targets = append(targets, u.Scheme+"://"+u.Host) // registered, checked above
+		}
 		s.renderHTML(w, http.StatusOK, "logout.html", logoutPage{T: s.t(lang), Brand: s.cfg.Brand.view(lang), Lang: lang,
-			Action: s.cfg.Issuer + PathLogout + "?lang=" + lang, CSRF: s.csrfToken(r), Hidden: hidden}, "")
+			Action: s.cfg.Issuer + PathLogout + "?lang=" + lang, CSRF: s.csrfToken(r), Hidden: hidden}, "", targets...)
 		return
 	}
 	if c, err := r.Cookie(s.sessionCookieName()); err == nil {

@@ -26,9 +26,11 @@ import (
 // a restarted request is that browser's login, never another's (whose code
 // would land with the victim's state and PKCE).
 
-// restartWindow is how long after a login request expires it can be
-// started again.
-const restartWindow = 30 * time.Minute
+// restartWindow is how long after the first login request of an
+// authorization request expires it can still be started again; restarts do
+// not extend it, so one authorization request (and the personal hints it
+// may carry) is kept at most this long past its first login.
+const restartWindow = 10 * time.Minute
 
 const restartPrefix = "web:restart:"
 
@@ -37,6 +39,9 @@ type restartRecord struct {
 	BrowserKey   []byte `json:"browser_key"`
 	Continuation []byte `json:"continuation"`
 	UsedPAR      bool   `json:"used_par,omitempty"`
+	// Until closes the window: the first login's expiry plus
+	// restartWindow, kept across restarts.
+	Until time.Time `json:"until"`
 }
 
 // bindingLifetime is how long the binding cookie of lr lives: until the
@@ -46,11 +51,23 @@ func (s *Server) bindingLifetime(lr *eid.LoginRequest) time.Duration {
 }
 
 func (s *Server) saveRestart(ctx context.Context, lr *eid.LoginRequest, usedPAR bool) error {
-	v, err := json.Marshal(restartRecord{ClientID: lr.ClientID, BrowserKey: lr.BrowserKey, Continuation: lr.Continuation, UsedPAR: usedPAR})
+	return s.saveRestartUntil(ctx, lr, usedPAR, lr.ExpiresAt.Add(restartWindow))
+}
+
+// saveRestartUntil keeps lr's restart record until the window closes at
+// until (or drops it when it already has).
+func (s *Server) saveRestartUntil(ctx context.Context, lr *eid.LoginRequest, usedPAR bool, until time.Time) error {
+	ttl := until.Sub(s.cfg.Now())
+	if ttl <= 0 {
+		s.dropRestart(ctx, lr.ID)
+		return nil
+	}
+	v, err := json.Marshal(restartRecord{ClientID: lr.ClientID, BrowserKey: lr.BrowserKey, Continuation: lr.Continuation,
+		UsedPAR: usedPAR, Until: until})
 	if err != nil {
 		return err
 	}
-	return s.eph.Set(ctx, restartPrefix+lr.ID, v, s.bindingLifetime(lr))
+	return s.eph.Set(ctx, restartPrefix+lr.ID, v, ttl)
 }
 
 // dropRestart forgets how to restart a login that has been answered.
@@ -128,10 +145,37 @@ func (s *Server) loginRestart(w http.ResponseWriter, r *http.Request) {
 		s.renderMessage(w, r, http.StatusGone, msgExpired)
 		return
 	}
+	lang := pickLang(r)
+	// Only an expired request is started again: a pending one is still
+	// good (its page is shown again), an answered one is over. Two live
+	// requests for one authorization request would give two codes.
+	_, st, err := s.eid.Lookup(ctx, id)
+	if err != nil {
+		s.unavailable(w, "ephemeral store", err)
+		return
+	}
+	switch st {
+	case eid.StatusExpired:
+	case eid.StatusPending:
+		http.Redirect(w, r, s.cfg.Issuer+PathContinue+"?"+url.Values{"id": {id}, "lang": {lang}}.Encode(), http.StatusSeeOther) // #nosec G710 -- our issuer and a checked id
+		return
+	default:
+		s.dropRestart(ctx, id)
+		s.renderMessage(w, r, http.StatusGone, msgExpired)
+		return
+	}
 	if !s.allow(ctx, w, s.loginLimit(), s.clientKey(r)) || !s.allow(ctx, w, s.limitLoginTotal(), "all") {
 		return
 	}
-	lang := pickLang(r)
+	// Single use, even between two restarts racing in this browser: the
+	// record is taken, not read.
+	if _, err := s.eph.Take(ctx, restartPrefix+id); errors.Is(err, idp.ErrNotFound) {
+		s.renderMessage(w, r, http.StatusGone, msgExpired)
+		return
+	} else if err != nil {
+		s.unavailable(w, "ephemeral store", err)
+		return
+	}
 	var lr *eid.LoginRequest
 	var ok bool
 	if rec.ClientID == AccountClientID {
@@ -142,8 +186,12 @@ func (s *Server) loginRestart(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	// Single use: the new login request carries its own restart.
-	s.dropRestart(ctx, id)
+	// The new login request carries the restart, within the first one's
+	// window; the old request's binding cookie has served.
+	if err := s.saveRestartUntil(ctx, lr, rec.UsedPAR, rec.Until); err != nil {
+		s.log.Warn("keep login restart", "err", err.Error())
+	}
+	s.clearCookie(w, s.bindingCookie(id))
 	w.Header().Set("Cache-Control", "no-store")
 	// Show the new request through its continuation (which checks the
 	// binding), so reloading the page does not post again.
@@ -185,9 +233,9 @@ func (s *Server) restartAuthorize(w http.ResponseWriter, r *http.Request, rec *r
 func (s *Server) accessDuration(lr *eid.LoginRequest, refreshes bool) (days, hours int) {
 	q, _ := url.ParseQuery(string(lr.Continuation))
 	if refreshes && slices.Contains(strings.Fields(q.Get("scope")), "offline_access") && s.cfg.RefreshTokenTTL > 0 {
-		return max(1, int(s.cfg.RefreshTokenTTL/(24*time.Hour))), 0
+		return ceilDiv(s.cfg.RefreshTokenTTL, 24*time.Hour), 0
 	}
-	return 0, max(1, int(s.cfg.SessionTTL/time.Hour))
+	return 0, ceilDiv(s.cfg.SessionTTL, time.Hour)
 }
 
 // clientRefreshes reports whether a client is registered for refresh
@@ -199,4 +247,10 @@ func (s *Server) clientRefreshes(ctx context.Context, clientID string) bool {
 		return true
 	}
 	return slices.Contains(c.GrantTypes, "refresh_token")
+}
+
+// ceilDiv is d in whole units, rounded up: the page must not understate
+// how long access lasts.
+func ceilDiv(d, unit time.Duration) int {
+	return max(1, int((d+unit-1)/unit))
 }
