@@ -165,7 +165,20 @@ const (
 	EventSubmitted   EventType = "submitted"
 	EventResubmitted EventType = "resubmitted"
 	EventWithdrawn   EventType = "withdrawn"
+	// EventConsentWithdrawn tells the recipient's agency that a citizen (or
+	// an operator) withdrew a consent. It goes to webhooks only, never to
+	// the lease queue (which is about applications), and only to webhooks
+	// that name it: a webhook registered for "all" events (an empty list)
+	// keeps receiving the application events alone, so receivers written
+	// for application events never meet a body without an application.
+	EventConsentWithdrawn EventType = "consent.withdrawn"
 )
+
+// ApplicationEvents are the event types an empty subscription means.
+var ApplicationEvents = []EventType{EventSubmitted, EventResubmitted, EventWithdrawn}
+
+// WebhookEventTypes are the event types a webhook may subscribe to.
+var WebhookEventTypes = []EventType{EventSubmitted, EventResubmitted, EventWithdrawn, EventConsentWithdrawn}
 
 // EventFor returns the agency event a citizen's transition raises, if any.
 func EventFor(from, to Status) (EventType, bool) {
@@ -271,6 +284,17 @@ type Event struct {
 	ServiceID     string
 	ServiceCode   string
 	OccurredAt    time.Time
+	// Consent is set for EventConsentWithdrawn alone, whose application
+	// fields are empty.
+	Consent *ConsentEvent
+}
+
+// ConsentEvent is the consent an EventConsentWithdrawn is about.
+type ConsentEvent struct {
+	ID       string `json:"id"`        // the consent record, "cns_…"
+	ClientID string `json:"client_id"` // the recipient client
+	Purpose  string `json:"purpose"`   // the purpose code
+	Receipt  string `json:"receipt"`   // the signed withdrawal receipt (JWS)
 }
 
 // Message is a message in a citizen's inbox.

@@ -101,6 +101,9 @@ type Main struct {
 	redis   goredis.UniversalClient
 	servers []*http.Server
 	ready   atomic.Bool
+	// webhookWorker is Webhooks once it runs, for the consent store to
+	// wake after a withdrawal queued deliveries (set after serving starts).
+	webhookWorker atomic.Pointer[webhook.Worker]
 	// existingOnly: refuse to create the database (admin commands other
 	// than migrate).
 	existingOnly bool
@@ -194,7 +197,9 @@ func (m *Main) OpenStorage(ctx context.Context) error {
 	if err := schema(m.APIStore.Migrate, m.APIStore.CheckSchema); err != nil {
 		return err
 	}
-	m.ConsentStore = consentsql.New(m.DB, dialect, consentsql.WithNow(m.Now))
+	// A withdrawal and its consent.withdrawn webhook deliveries commit together.
+	m.ConsentStore = consentsql.New(m.DB, dialect, consentsql.WithNow(m.Now),
+		consentsql.WithWithdrawHook(m.consentWithdrawn, m.wakeWebhooks))
 	if err := schema(m.ConsentStore.Migrate, m.ConsentStore.CheckSchema); err != nil {
 		return err
 	}
@@ -387,6 +392,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if c.WebhookBackoff > 0 {
 			m.Webhooks.Backoff = webhook.FullJitter(c.WebhookBackoff, webhook.BackoffCap)
 		}
+		m.webhookWorker.Store(m.Webhooks)
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()

@@ -329,8 +329,22 @@ func (s *Store) WithdrawRecord(ctx context.Context, citizenID, id string, at tim
 		}
 		view := *r
 		view.Items, view.Declined = slices.Clone(r.Items), slices.Clone(r.Declined)
-		if err := s.keepReceipt(ctx, q, op, &view, consent.ReceiptWithdrawn, sign); err != nil {
+		var kept *consent.Receipt
+		keep := func(r *consent.Record) (*consent.Receipt, error) {
+			rc, err := sign(r)
+			kept = rc // keepReceipt completes it in place
+			return rc, err
+		}
+		if err := s.keepReceipt(ctx, q, op, &view, consent.ReceiptWithdrawn, keep); err != nil {
 			return err
+		}
+		if s.withdrawHook != nil {
+			hv := *r
+			hv.Items, hv.Declined = slices.Clone(r.Items), slices.Clone(r.Declined)
+			rc := *kept
+			if err := s.withdrawHook(ctx, q, &hv, &rc); err != nil {
+				return dbErr(op+": withdraw hook", err)
+			}
 		}
 		out = r
 		return nil
@@ -340,6 +354,9 @@ func (s *Store) WithdrawRecord(ctx context.Context, citizenID, id string, at tim
 			return out, err
 		}
 		return nil, err
+	}
+	if s.withdrawn != nil {
+		s.withdrawn()
 	}
 	return out, nil
 }

@@ -31,6 +31,9 @@ type Store struct {
 	db  *sql.DB
 	d   sqldb.Dialect
 	now func() time.Time
+	// withdrawHook and withdrawn: see WithWithdrawHook.
+	withdrawHook WithdrawHook
+	withdrawn    func()
 }
 
 var (
@@ -43,6 +46,21 @@ type Option func(*Store)
 
 // WithNow sets the clock that stamps what the caller leaves unset.
 func WithNow(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// WithdrawHook runs inside WithdrawRecord's transaction, after the record
+// is marked withdrawn and its receipt kept, with that transaction's q: what
+// it writes commits with the withdrawal or not at all, and its error rolls
+// the withdrawal back. rec and rc are the withdrawn record and its receipt;
+// it must not keep them.
+type WithdrawHook func(ctx context.Context, q sqldb.Querier, rec *consent.Record, rc *consent.Receipt) error
+
+// WithWithdrawHook sets the hook every withdrawal runs in its transaction
+// (cmd/onedoor queues the recipient agency's consent.withdrawn webhook
+// deliveries there), and committed, if not nil, to run after a withdrawal
+// commits (to wake the webhook worker).
+func WithWithdrawHook(hook WithdrawHook, committed func()) Option {
+	return func(s *Store) { s.withdrawHook, s.withdrawn = hook, committed }
+}
 
 // New returns a Store over db. Call Migrate before use.
 func New(db *sql.DB, d sqldb.Dialect, opts ...Option) *Store {

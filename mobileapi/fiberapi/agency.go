@@ -426,8 +426,8 @@ func (s *Server) agencyCreateWebhook(c *fiber.Ctx) error {
 			errs = append(errs, fieldError{Pointer: "/url", Message: "An https URL (http only on loopback), without credentials or fragment."})
 		}
 		for i, e := range in.Events {
-			if e != mobileapi.EventSubmitted && e != mobileapi.EventResubmitted && e != mobileapi.EventWithdrawn {
-				errs = append(errs, fieldError{Pointer: "/events/" + strconv.Itoa(i), Message: "One of submitted, resubmitted, withdrawn."})
+			if !slices.Contains(mobileapi.WebhookEventTypes, e) {
+				errs = append(errs, fieldError{Pointer: "/events/" + strconv.Itoa(i), Message: "One of submitted, resubmitted, withdrawn, consent.withdrawn."})
 			}
 		}
 		if len(in.Description) > 500 {

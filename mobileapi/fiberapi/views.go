@@ -251,13 +251,19 @@ type webhookEventView struct {
 	Type          mobileapi.EventType `json:"type"`
 	OccurredAt    time.Time           `json:"occurred_at"`
 	AgencyCode    string              `json:"agency_code"`
-	ApplicationID string              `json:"application_id"`
-	ServiceID     string              `json:"service_id"`
-	ServiceCode   string              `json:"service_code"`
-	Href          string              `json:"href"`
+	// The application fields are absent from a consent event, which has
+	// Consent instead.
+	ApplicationID string                  `json:"application_id,omitempty"`
+	ServiceID     string                  `json:"service_id,omitempty"`
+	ServiceCode   string                  `json:"service_code,omitempty"`
+	Href          string                  `json:"href,omitempty"`
+	Consent       *mobileapi.ConsentEvent `json:"consent,omitempty"`
 }
 
 func eventView(e mobileapi.Event) webhookEventView {
+	if e.Consent != nil {
+		return webhookEventView{ID: e.ID, Type: e.Type, OccurredAt: e.OccurredAt, AgencyCode: e.AgencyCode, Consent: e.Consent}
+	}
 	return webhookEventView{ID: e.ID, Type: e.Type, OccurredAt: e.OccurredAt, AgencyCode: e.AgencyCode, ApplicationID: e.ApplicationID,
 		ServiceID: e.ServiceID, ServiceCode: e.ServiceCode, Href: "/agency/v1/applications/" + e.ApplicationID}
 }
@@ -273,7 +279,7 @@ type webhookView struct {
 func webhook(w *mobileapi.Webhook) webhookView {
 	ev := w.Events
 	if len(ev) == 0 {
-		ev = []mobileapi.EventType{mobileapi.EventSubmitted, mobileapi.EventResubmitted, mobileapi.EventWithdrawn}
+		ev = mobileapi.ApplicationEvents
 	}
 	return webhookView{ID: w.ID, URL: w.URL, Events: ev, Description: nullable(w.Description), CreatedAt: w.CreatedAt}
 }

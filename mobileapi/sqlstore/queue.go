@@ -110,31 +110,10 @@ func (s *Store) enqueueEvent(ctx context.Context, q sqldb.Querier, op string, e 
 	if err != nil {
 		return sqldb.Err(op, err)
 	}
-	rows, err := q.QueryContext(ctx, `SELECT id, events FROM api_webhooks WHERE agency_code = $1 ORDER BY created_at, id`+s.forShare(), e.AgencyCode)
+	hooks, err := s.subscribed(ctx, q, op, e.AgencyCode, e.Type)
 	if err != nil {
-		return sqldb.Err(op, err)
+		return err
 	}
-	defer rows.Close()
-	var hooks []string
-	for rows.Next() {
-		var (
-			id, events string
-			types      []mobileapi.EventType
-		)
-		if err := rows.Scan(&id, &events); err != nil {
-			return sqldb.Err(op, err)
-		}
-		if err := json.Unmarshal([]byte(events), &types); err != nil {
-			return fmt.Errorf("%s: webhook %s: events: %w", op, id, err)
-		}
-		if len(types) == 0 || slices.Contains(types, e.Type) {
-			hooks = append(hooks, id)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return sqldb.Err(op, err)
-	}
-	rows.Close()
 	for _, h := range hooks {
 		_, err := q.ExecContext(ctx, `INSERT INTO api_webhook_deliveries (id, webhook_id, agency_code, event_id, event_type,
 			application_id, service_id, service_code, occurred_at, state, attempts, next_attempt_at, claimed_until, created_at)
@@ -179,4 +158,79 @@ func (s *Store) forShare() string {
 		return " FOR SHARE"
 	}
 	return ""
+}
+
+// subscribed returns the agency's webhooks that receive events of type t:
+// those naming it, and, for an application event, those naming none. The
+// webhooks are share-locked on PostgreSQL so that a concurrent
+// DeleteWebhook waits and then deletes the new deliveries too, instead of
+// the caller's insert failing on the foreign key.
+func (s *Store) subscribed(ctx context.Context, q sqldb.Querier, op, agencyCode string, t mobileapi.EventType) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, events FROM api_webhooks WHERE agency_code = $1 ORDER BY created_at, id`+s.forShare(), agencyCode)
+	if err != nil {
+		return nil, sqldb.Err(op, err)
+	}
+	defer rows.Close()
+	var hooks []string
+	for rows.Next() {
+		var (
+			id, events string
+			types      []mobileapi.EventType
+		)
+		if err := rows.Scan(&id, &events); err != nil {
+			return nil, sqldb.Err(op, err)
+		}
+		if err := json.Unmarshal([]byte(events), &types); err != nil {
+			return nil, fmt.Errorf("%s: webhook %s: events: %w", op, id, err)
+		}
+		if len(types) == 0 {
+			types = mobileapi.ApplicationEvents
+		}
+		if slices.Contains(types, t) {
+			hooks = append(hooks, id)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, sqldb.Err(op, err)
+	}
+	return hooks, nil
+}
+
+// EnqueueConsentWithdrawn creates, inside q (the caller's transaction: the
+// consent store's withdrawal), one pending delivery due now of a
+// consent.withdrawn event for each of the agency's webhooks subscribed to
+// it, and returns how many. The event does not enter the agency's lease
+// queue. An empty agency (a client bound to none) gets nothing.
+func (s *Store) EnqueueConsentWithdrawn(ctx context.Context, q sqldb.Querier, agencyCode string, c mobileapi.ConsentEvent, at time.Time) (int, error) {
+	const op = "enqueue consent event"
+	if agencyCode == "" {
+		return 0, nil
+	}
+	if c.ID == "" || c.Receipt == "" {
+		return 0, invalidInput(op, "the consent id and receipt are required")
+	}
+	if at.IsZero() {
+		at = s.clock()
+	}
+	at = at.UTC().Truncate(time.Millisecond)
+	hooks, err := s.subscribed(ctx, q, op, agencyCode, mobileapi.EventConsentWithdrawn)
+	if err != nil || len(hooks) == 0 {
+		return 0, err
+	}
+	body, err := json.Marshal(c)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", op, err)
+	}
+	eventID := newID("evt")
+	for _, h := range hooks {
+		_, err := q.ExecContext(ctx, `INSERT INTO api_webhook_deliveries (id, webhook_id, agency_code, event_id, event_type,
+			application_id, service_id, service_code, occurred_at, state, attempts, next_attempt_at, claimed_until, created_at, consent)
+			VALUES ($1, $2, $3, $4, $5, '', '', '', $6, $7, '[]', $6, 0, $6, $8)`,
+			newID("dlv"), h, agencyCode, eventID, string(mobileapi.EventConsentWithdrawn), sqldb.MS(at),
+			string(mobileapi.DeliveryPending), string(body))
+		if err != nil {
+			return 0, sqldb.Err(op, err)
+		}
+	}
+	return len(hooks), nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -24,9 +25,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w *mobileapi.Webhook) error {
 		return invalidInput(op, "url must be an absolute http(s) URL")
 	}
 	for _, e := range w.Events {
-		switch e {
-		case mobileapi.EventSubmitted, mobileapi.EventResubmitted, mobileapi.EventWithdrawn:
-		default:
+		if !slices.Contains(mobileapi.WebhookEventTypes, e) {
 			return invalidInput(op, "events: unknown event type")
 		}
 	}
@@ -139,7 +138,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, agencyCode, id string) error 
 
 const deliveryColumns = `d.id, d.webhook_id, d.agency_code, (SELECT w.url FROM api_webhooks w WHERE w.id = d.webhook_id),
 	d.event_id, d.event_type, d.application_id, d.service_id, d.service_code, d.occurred_at,
-	d.state, d.attempts, d.next_attempt_at, d.created_at`
+	d.state, d.attempts, d.next_attempt_at, d.created_at, d.consent`
 
 // ListDeliveries returns the deliveries of the agency's webhook, newest
 // first, with their attempts; ErrNotFound for another agency's webhook.
@@ -307,12 +306,13 @@ func queryDeliveries(ctx context.Context, q sqldb.Querier, op, query string, arg
 			d                mobileapi.Delivery
 			hookURL          sql.NullString
 			typ, state, list string
+			cns              string
 			occurred, create int64
 			next             sql.NullInt64
 			attempts         []storedAttempt
 		)
 		if err := rows.Scan(&d.ID, &d.WebhookID, &d.AgencyCode, &hookURL, &d.Event.ID, &typ, &d.Event.ApplicationID,
-			&d.Event.ServiceID, &d.Event.ServiceCode, &occurred, &state, &list, &next, &create); err != nil {
+			&d.Event.ServiceID, &d.Event.ServiceCode, &occurred, &state, &list, &next, &create, &cns); err != nil {
 			return nil, sqldb.Err(op, err)
 		}
 		if err := json.Unmarshal([]byte(list), &attempts); err != nil {
@@ -321,6 +321,12 @@ func queryDeliveries(ctx context.Context, q sqldb.Querier, op, query string, arg
 		for _, a := range attempts {
 			d.Attempts = append(d.Attempts, mobileapi.Attempt{At: sqldb.FromMS(a.At), StatusCode: a.StatusCode,
 				Error: a.Error, Duration: time.Duration(a.DurationMS) * time.Millisecond})
+		}
+		if cns != "" {
+			d.Event.Consent = new(mobileapi.ConsentEvent)
+			if err := json.Unmarshal([]byte(cns), d.Event.Consent); err != nil {
+				return nil, fmt.Errorf("%s: delivery %s: consent: %w", op, d.ID, err)
+			}
 		}
 		d.URL = hookURL.String
 		d.Event.Type, d.Event.AgencyCode, d.Event.OccurredAt = mobileapi.EventType(typ), d.AgencyCode, sqldb.FromMS(occurred)

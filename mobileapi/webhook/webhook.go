@@ -4,8 +4,11 @@
 // # Request
 //
 // Each delivery is an HTTP POST of the event as JSON (WebhookEvent in
-// openapi.json: id, type, occurred_at, agency_code, application_id,
-// service_id, service_code, href) with these headers:
+// openapi.json: id, type, occurred_at, agency_code, then application_id,
+// service_id, service_code and href for an application event, or consent
+// {id, client_id, purpose, receipt} for consent.withdrawn, whose receipt is
+// the withdrawal receipt JWS the identity provider signed, verifiable
+// against its JWKS like the grant receipt) with these headers:
 //
 //	Content-Type: application/json
 //	User-Agent: OneDoor-Webhook/1
@@ -93,14 +96,21 @@ type Event struct {
 	Type          mobileapi.EventType `json:"type"`
 	OccurredAt    time.Time           `json:"occurred_at"`
 	AgencyCode    string              `json:"agency_code"`
-	ApplicationID string              `json:"application_id"`
-	ServiceID     string              `json:"service_id"`
-	ServiceCode   string              `json:"service_code"`
-	Href          string              `json:"href"`
+	// The application fields are absent from a consent.withdrawn event,
+	// which carries Consent instead.
+	ApplicationID string                  `json:"application_id,omitempty"`
+	ServiceID     string                  `json:"service_id,omitempty"`
+	ServiceCode   string                  `json:"service_code,omitempty"`
+	Href          string                  `json:"href,omitempty"`
+	Consent       *mobileapi.ConsentEvent `json:"consent,omitempty"`
 }
 
 // NewEvent returns the JSON form of e.
 func NewEvent(e mobileapi.Event) Event {
+	if e.Consent != nil {
+		c := *e.Consent
+		return Event{ID: e.ID, Type: e.Type, OccurredAt: e.OccurredAt.UTC(), AgencyCode: e.AgencyCode, Consent: &c}
+	}
 	return Event{
 		ID:            e.ID,
 		Type:          e.Type,
