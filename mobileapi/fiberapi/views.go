@@ -247,10 +247,10 @@ type homeView struct {
 }
 
 type webhookEventView struct {
-	ID            string              `json:"id"`
-	Type          mobileapi.EventType `json:"type"`
-	OccurredAt    time.Time           `json:"occurred_at"`
-	AgencyCode    string              `json:"agency_code"`
+	ID         string              `json:"id"`
+	Type       mobileapi.EventType `json:"type"`
+	OccurredAt time.Time           `json:"occurred_at"`
+	AgencyCode string              `json:"agency_code"`
 	// The application fields are absent from a consent event, which has
 	// Consent instead.
 	ApplicationID string                  `json:"application_id,omitempty"`

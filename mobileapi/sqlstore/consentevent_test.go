@@ -133,7 +133,6 @@ func TestConsentWithdrawn_DeliveriesCommitWithTheWithdrawal(t *testing.T) {
 	}
 }
 
-
 func sign(r *consent.Record) (*consent.Receipt, error) {
 	return &consent.Receipt{JWS: "eyJhbGciOiJFUzI1NiJ9." + r.ID + "." + time.Now().Format("150405.000000000")}, nil
 }

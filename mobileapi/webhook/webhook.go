@@ -92,10 +92,10 @@ const (
 
 // Event is the body of a delivery, WebhookEvent in openapi.json.
 type Event struct {
-	ID            string              `json:"id"`
-	Type          mobileapi.EventType `json:"type"`
-	OccurredAt    time.Time           `json:"occurred_at"`
-	AgencyCode    string              `json:"agency_code"`
+	ID         string              `json:"id"`
+	Type       mobileapi.EventType `json:"type"`
+	OccurredAt time.Time           `json:"occurred_at"`
+	AgencyCode string              `json:"agency_code"`
 	// The application fields are absent from a consent.withdrawn event,
 	// which carries Consent instead.
 	ApplicationID string                  `json:"application_id,omitempty"`
