@@ -246,12 +246,33 @@ func TestEventJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := spec.Components.Schemas["WebhookEvent"]
-	if len(s.Properties) != len(m) {
-		t.Errorf("event has %d members, the contract %d", len(m), len(s.Properties))
+	// An application event has every member but consent.
+	if len(s.Properties)-1 != len(m) || m["consent"] != nil {
+		t.Errorf("event has %d members, the contract %d besides consent", len(m), len(s.Properties)-1)
 	}
 	for _, r := range s.Required {
 		if _, ok := m[r]; !ok {
 			t.Errorf("event lacks %s", r)
+		}
+	}
+	// A consent event has the required members and consent alone.
+	ce := mobileapi.Event{ID: "evt_2", Type: mobileapi.EventConsentWithdrawn, AgencyCode: "AG", OccurredAt: testEvent.OccurredAt,
+		Consent: &mobileapi.ConsentEvent{ID: "cns_1", ClientID: "portal", Purpose: "p", Receipt: "a.b.c"}}
+	b, err = json.Marshal(NewEvent(ce))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = nil
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := m["consent"].(map[string]any)
+	if len(m) != len(s.Required)+1 || len(c) != 4 || c["id"] != "cns_1" || c["client_id"] != "portal" || c["purpose"] != "p" || c["receipt"] != "a.b.c" {
+		t.Errorf("consent event %s", b)
+	}
+	for _, r := range s.Required {
+		if _, ok := m[r]; !ok {
+			t.Errorf("consent event lacks %s", r)
 		}
 	}
 }
