@@ -538,13 +538,16 @@ func (st *streams) close() { st.once.Do(func() { close(st.done) }) }
 const (
 	catchUpPage = 100
 	catchUpMax  = 1000
+	// revocationCheck is how often a live stream's token is checked
+	// again.
+	revocationCheck = 2 * time.Second
 )
 
 // events is the live stream (server-sent events) for the app in the
 // foreground. It subscribes before reading what the client missed (after
 // Last-Event-ID) from the store, so nothing committed in between is lost;
 // an event may come twice, and the app drops it by message_id. The token
-// is checked again at each heartbeat: a revoked device's stream ends.
+// is checked again every revocationCheck: a revoked device's stream ends.
 func (s *Server) events(c *fiber.Ctx) error {
 	pc := s.cfg.Push
 	citizen := citizenOf(c)
@@ -608,6 +611,12 @@ func (s *Server) events(c *fiber.Ctx) error {
 		}
 		tick := time.NewTicker(heartbeat)
 		defer tick.Stop()
+		// The token is checked more often than the heartbeat: a stolen
+		// phone's stream must end within seconds of the revocation (the
+		// check is the verifier's cache, whose deny list is a second old at
+		// most), not at the next ping.
+		recheck := time.NewTicker(min(heartbeat, revocationCheck))
+		defer recheck.Stop()
 		for {
 			select {
 			case e, ok := <-ch:
@@ -617,7 +626,7 @@ func (s *Server) events(c *fiber.Ctx) error {
 				if !write(e) {
 					return
 				}
-			case <-tick.C:
+			case <-recheck.C:
 				vctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 				_, err := s.cfg.Verifier.VerifyFor(vctx, token, accesstoken.Expect{Audience: s.cfg.APIURL, Kind: accesstoken.KindCitizen})
 				cancel()
@@ -626,6 +635,7 @@ func (s *Server) events(c *fiber.Ctx) error {
 					_ = w.Flush()
 					return
 				}
+			case <-tick.C:
 				_ = conn.SetWriteDeadline(time.Now().Add(heartbeat + 10*time.Second))
 				if _, err := w.WriteString(": ping\n\n"); err != nil || w.Flush() != nil {
 					return
