@@ -4,10 +4,12 @@ import (
 	"html"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
 
 	"github.com/onedoor/onedoor/consent"
 )
@@ -57,5 +59,30 @@ func TestLoginRestart_OnlyOnceExpired(t *testing.T) {
 	}
 	if resp, _ := a.post(t, restart, nil, nil); resp.StatusCode != http.StatusGone {
 		t.Errorf("restart after the login finished: %d, want 410", resp.StatusCode)
+	}
+}
+
+// Over the login rate limit, a restart (a browser's form post) is answered
+// with a page in the citizen's language and Retry-After, not OAuth JSON.
+func TestLoginRestart_RateLimitedIsAPage(t *testing.T) {
+	e := startMain(t, shortLogin, func(c *Config) { c.LoginRateLimit = 1 })
+	id, secret := e.client(ClientSpec{Name: "X", Scope: "openid profile", Purposes: []consent.Purpose{purposeTax}})
+	r := e.rp(id, secret, gooidc.ScopeOpenID, "profile")
+	authURL, _, _, _ := authorizeURL(r, oauth2.SetAuthURLParam("ui_locales", "en"))
+	a := newBrowser()
+	_, statusURL := a.loginPage(t, authURL)
+	su, _ := url.Parse(statusURL)
+	a.waitExpired(t, statusURL)
+	restart := e.issuer + "/login/restart?id=" + url.QueryEscape(su.Query().Get("id")) + "&lang=en"
+	// Another login from this address uses up this minute's one login.
+	other, _, _, _ := authorizeURL(r, oauth2.SetAuthURLParam("ui_locales", "en"))
+	a.get(t, other)
+	resp, body := a.post(t, restart, nil, nil)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(body, "Too many attempts") {
+		t.Fatalf("rate-limited restart: %d %v %.300s, want a 429 page", resp.StatusCode, resp.Header, body)
+	}
+	if !strings.Contains(body, `id="message-title"`) {
+		t.Errorf("the 429 page is not the message page: %.300s", body)
 	}
 }

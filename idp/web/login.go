@@ -338,6 +338,7 @@ var (
 	msgError        = message{"msg.error"}
 	msgLoggedOut    = message{"msg.logged_out"}
 	msgForbidden    = message{"msg.forbidden"}
+	msgSlowDown     = message{"msg.slow_down"}
 )
 
 type messagePage struct {

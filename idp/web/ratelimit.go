@@ -128,14 +128,33 @@ func (s *Server) subjectKey(kind, id string) string {
 // not turn into a denial: the limiter fails open and the step itself then
 // answers 503 if it needs the store.
 func (s *Server) allow(ctx context.Context, w http.ResponseWriter, l limit, key string) bool {
+	retry, ok := s.count(ctx, l, key)
+	if !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(retry))
+		writeJSONError(w, http.StatusTooManyRequests, "slow_down", "Too many requests; try again later.")
+	}
+	return ok
+}
+
+// allowPage is allow for a browser's form post: over the limit it answers
+// a page in the citizen's language, not JSON.
+func (s *Server) allowPage(w http.ResponseWriter, r *http.Request, l limit, key string) bool {
+	retry, ok := s.count(r.Context(), l, key)
+	if !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(retry))
+		s.renderMessage(w, r, http.StatusTooManyRequests, msgSlowDown)
+	}
+	return ok
+}
+
+// count counts the request against l for key; over the limit it returns
+// false and the seconds until the window ends.
+func (s *Server) count(ctx context.Context, l limit, key string) (retryAfter int, ok bool) {
 	now := s.cfg.Now()
 	window := now.Truncate(l.window)
 	n, err := s.eph.Incr(ctx, "rl:"+l.name+":"+key+":"+strconv.FormatInt(window.Unix(), 10), l.window+time.Second)
 	if err != nil || n <= l.max {
-		return true
+		return 0, true
 	}
-	retry := int(window.Add(l.window).Sub(now).Seconds()) + 1
-	w.Header().Set("Retry-After", strconv.Itoa(retry))
-	writeJSONError(w, http.StatusTooManyRequests, "slow_down", "Too many requests; try again later.")
-	return false
+	return int(window.Add(l.window).Sub(now).Seconds()) + 1, false
 }

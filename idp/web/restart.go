@@ -164,7 +164,7 @@ func (s *Server) loginRestart(w http.ResponseWriter, r *http.Request) {
 		s.renderMessage(w, r, http.StatusGone, msgExpired)
 		return
 	}
-	if !s.allow(ctx, w, s.loginLimit(), s.clientKey(r)) || !s.allow(ctx, w, s.limitLoginTotal(), "all") {
+	if !s.allowPage(w, r, s.loginLimit(), s.clientKey(r)) || !s.allowPage(w, r, s.limitLoginTotal(), "all") {
 		return
 	}
 	// Single use, even between two restarts racing in this browser: the
