@@ -29,7 +29,8 @@ func TestMigrate_0004EIDAppGrant(t *testing.T) {
 	created := time.UnixMilli(1700000000000).UTC()
 	before := &idp.Client{
 		ID: idp.EIDAppClientID, Name: "Ứng dụng eID", AuthMethod: idp.AuthNone, IDTokenAlg: "ES256", CreatedAt: created,
-		RedirectURIs: []string{"vn.onedoor.eid:/callback"}, PostLogoutRedirectURIs: []string{"vn.onedoor.eid:/logout"},
+		// As migration 0001 seeded it: a redirect URI, no post-logout URI.
+		RedirectURIs: []string{"vn.onedoor.eid:/callback"}, PostLogoutRedirectURIs: []string{},
 		GrantTypes: []string{"authorization_code", "refresh_token"},
 		Scopes:     []string{"openid", "profile", "eid", "offline_access", "phone", "address"},
 	}
