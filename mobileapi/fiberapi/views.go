@@ -6,6 +6,8 @@ import (
 
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/mobileapi"
+	// The delivery log shows each event as it was delivered: one body.
+	whk "github.com/onedoor/onedoor/mobileapi/webhook"
 )
 
 // The JSON views of the contract (mobileapi/openapi.json). Domain types
@@ -246,28 +248,6 @@ type homeView struct {
 	SuggestedServices []serviceSummaryView     `json:"suggested_services"`
 }
 
-type webhookEventView struct {
-	ID         string              `json:"id"`
-	Type       mobileapi.EventType `json:"type"`
-	OccurredAt time.Time           `json:"occurred_at"`
-	AgencyCode string              `json:"agency_code"`
-	// The application fields are absent from a consent event, which has
-	// Consent instead.
-	ApplicationID string                  `json:"application_id,omitempty"`
-	ServiceID     string                  `json:"service_id,omitempty"`
-	ServiceCode   string                  `json:"service_code,omitempty"`
-	Href          string                  `json:"href,omitempty"`
-	Consent       *mobileapi.ConsentEvent `json:"consent,omitempty"`
-}
-
-func eventView(e mobileapi.Event) webhookEventView {
-	if e.Consent != nil {
-		return webhookEventView{ID: e.ID, Type: e.Type, OccurredAt: e.OccurredAt, AgencyCode: e.AgencyCode, Consent: e.Consent}
-	}
-	return webhookEventView{ID: e.ID, Type: e.Type, OccurredAt: e.OccurredAt, AgencyCode: e.AgencyCode, ApplicationID: e.ApplicationID,
-		ServiceID: e.ServiceID, ServiceCode: e.ServiceCode, Href: "/agency/v1/applications/" + e.ApplicationID}
-}
-
 type webhookView struct {
 	ID          string                `json:"id"`
 	URL         string                `json:"url"`
@@ -294,7 +274,7 @@ type attemptView struct {
 type deliveryView struct {
 	ID            string                  `json:"id"`
 	WebhookID     string                  `json:"webhook_id"`
-	Event         webhookEventView        `json:"event"`
+	Event         whk.Event               `json:"event"`
 	State         mobileapi.DeliveryState `json:"state"`
 	Attempts      []attemptView           `json:"attempts"`
 	NextAttemptAt *time.Time              `json:"next_attempt_at"`
@@ -302,7 +282,7 @@ type deliveryView struct {
 }
 
 func delivery(d *mobileapi.Delivery) deliveryView {
-	v := deliveryView{ID: d.ID, WebhookID: d.WebhookID, Event: eventView(d.Event), State: d.State,
+	v := deliveryView{ID: d.ID, WebhookID: d.WebhookID, Event: whk.NewEvent(d.Event), State: d.State,
 		Attempts: make([]attemptView, 0, len(d.Attempts)), NextAttemptAt: d.NextAttemptAt, CreatedAt: d.CreatedAt}
 	if d.State != mobileapi.DeliveryPending {
 		v.NextAttemptAt = nil
