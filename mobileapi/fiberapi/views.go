@@ -6,8 +6,7 @@ import (
 
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/mobileapi"
-	// The delivery log shows each event as it was delivered: one body.
-	whk "github.com/onedoor/onedoor/mobileapi/webhook"
+	whk "github.com/onedoor/onedoor/mobileapi/webhook" // the delivery log shows each event as delivered
 )
 
 // The JSON views of the contract (mobileapi/openapi.json). Domain types
