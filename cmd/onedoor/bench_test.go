@@ -289,6 +289,22 @@ func BenchmarkCodeExchange(b *testing.B) {
 	}
 }
 
+// BenchmarkAuthorizeSSO is the authorize step of a login with a single
+// sign-on session: the request is checked, the session reused and a code
+// issued (its record written once: code, PKCE and OpenID Connect together).
+func BenchmarkAuthorizeSSO(b *testing.B) {
+	for _, be := range benchBackends(b) {
+		b.Run(be.name, func(b *testing.B) {
+			e := startBench(b, be)
+			id, _ := e.client(b, ClientSpec{Scope: "openid profile", RedirectURIs: []string{benchRedirectURI},
+				GrantTypes: []string{"authorization_code"}})
+			mint := e.codeMinter(b, id)
+			b.ResetTimer()
+			mint.mint(b, b.N)
+		})
+	}
+}
+
 // BenchmarkIntrospection introspects a client_credentials access token
 // (signature, deny list and both clients checked on every call).
 func BenchmarkIntrospection(b *testing.B) {
@@ -401,7 +417,7 @@ func startBench(b *testing.B, be benchBackend) *benchEnv {
 }
 
 // startBenchClient returns a benchEnv with only its HTTP client.
-func startBenchClient(b *testing.B) *benchEnv {
+func startBenchClient(b testing.TB) *benchEnv {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = 1024
 	tr.MaxIdleConnsPerHost = 1024
@@ -412,7 +428,7 @@ func startBenchClient(b *testing.B) *benchEnv {
 	return &benchEnv{http: c}
 }
 
-func (e *benchEnv) client(b *testing.B, spec ClientSpec) (id, secret string) {
+func (e *benchEnv) client(b testing.TB, spec ClientSpec) (id, secret string) {
 	b.Helper()
 	spec.Name = "Benchmark agency"
 	c, s, err := e.m.CreateClient(context.Background(), spec)
@@ -566,13 +582,13 @@ type codeMinter struct {
 
 // codeMinter enrolls the demo citizen's eID app, logs the browser in once
 // (approved in the app) and returns the minter.
-func (e *benchEnv) codeMinter(b *testing.B, clientID string) *codeMinter {
+func (e *benchEnv) codeMinter(b testing.TB, clientID string) *codeMinter {
 	b.Helper()
 	return e.codeMinterClaims(b, clientID, "")
 }
 
 // codeMinterClaims is codeMinter with a claims parameter on every login.
-func (e *benchEnv) codeMinterClaims(b *testing.B, clientID, claims string) *codeMinter {
+func (e *benchEnv) codeMinterClaims(b testing.TB, clientID, claims string) *codeMinter {
 	b.Helper()
 	ctx := context.Background()
 	if err := e.m.ImportCitizens(ctx, demoCitizens[:1]); err != nil && !errors.Is(err, idp.ErrConflict) {
@@ -665,7 +681,7 @@ func (cm *codeMinter) codeFrom(u string) (string, error) {
 }
 
 // mint returns n fresh codes, minted by a few concurrent SSO requests.
-func (cm *codeMinter) mint(b *testing.B, n int) []string {
+func (cm *codeMinter) mint(b testing.TB, n int) []string {
 	b.Helper()
 	codes := make([]string, n)
 	var next atomic.Int64

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -49,6 +50,20 @@ func buildOneDoor(t *testing.T) string {
 // freePort asks the kernel for a port that is free now.
 func freePort(t *testing.T) int {
 	t.Helper()
+	// A port from below Linux's ephemeral range (32768-60999): a child
+	// process binds it some time after this check, and a port the kernel
+	// hands out for :0 can meanwhile become the local end of any outgoing
+	// connection on the machine (seen: "address already in use" when a node
+	// restarted on its port). Ports below the range are only ever taken by
+	// an explicit bind.
+	for range 100 {
+		p := 20000 + mathrand.IntN(12000)
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err == nil {
+			_ = ln.Close()
+			return p
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -170,28 +170,58 @@ func testFositeCodeConcurrent(t *testing.T, f *fositeFixture) {
 	}
 }
 
+// testFositePKCE: the PKCE record is the code's record (one write per
+// login); it is read while the code is live and absent without a challenge.
 func testFositePKCE(t *testing.T, f *fositeFixture) {
 	ctx := context.Background()
 	ar := f.request(t)
+	mustNil(t, f.s.CreateAuthorizeCodeSession(ctx, "sig-p", ar), "create code")
 	mustNil(t, f.s.CreatePKCERequestSession(ctx, "sig-p", ar), "create")
 	got, err := f.s.GetPKCERequestSession(ctx, "sig-p", oidc.NewSession())
 	mustNil(t, err, "get")
 	equal(t, got.GetRequestForm().Get("code_challenge"), "abc", "challenge")
 	mustNil(t, f.s.DeletePKCERequestSession(ctx, "sig-p"), "delete")
+	mustNil(t, f.s.InvalidateAuthorizeCodeSession(ctx, "sig-p"), "invalidate code")
 	_, err = f.s.GetPKCERequestSession(ctx, "sig-p", oidc.NewSession())
-	mustBe(t, err, fosite.ErrNotFound, "get deleted")
+	mustBe(t, err, fosite.ErrNotFound, "get after the code was used")
+
+	plain := f.request(t)
+	plain.Form.Del("code_challenge")
+	mustNil(t, f.s.CreateAuthorizeCodeSession(ctx, "sig-p2", plain), "create code without PKCE")
+	_, err = f.s.GetPKCERequestSession(ctx, "sig-p2", oidc.NewSession())
+	mustBe(t, err, fosite.ErrNotFound, "get without a challenge")
+	_, err = f.s.GetPKCERequestSession(ctx, "unknown", oidc.NewSession())
+	mustBe(t, err, fosite.ErrNotFound, "get unknown")
 }
 
+// testFositeOpenID: the OpenID Connect record is the code's record, looked up
+// by the code (key.signature); fosite reads it after invalidating the code in
+// the same exchange, so a used code's record still answers.
 func testFositeOpenID(t *testing.T, f *fositeFixture) {
 	ctx := context.Background()
 	ar := f.request(t)
-	mustNil(t, f.s.CreateOpenIDConnectSession(ctx, "code-o", ar), "create")
-	got, err := f.s.GetOpenIDConnectSession(ctx, "code-o", ar)
+	code := "key-o.sig-o"
+	mustNil(t, f.s.CreateAuthorizeCodeSession(ctx, "sig-o", ar), "create code")
+	mustNil(t, f.s.CreateOpenIDConnectSession(ctx, code, ar), "create")
+	got, err := f.s.GetOpenIDConnectSession(ctx, code, ar)
 	mustNil(t, err, "get")
 	sameRequest(t, got, ar, "get")
-	mustNil(t, f.s.DeleteOpenIDConnectSession(ctx, "code-o"), "delete")
-	_, err = f.s.GetOpenIDConnectSession(ctx, "code-o", ar)
-	mustBe(t, err, openid.ErrNoSessionFound, "get deleted")
+	mustNil(t, f.s.InvalidateAuthorizeCodeSession(ctx, "sig-o"), "invalidate code")
+	got, err = f.s.GetOpenIDConnectSession(ctx, code, ar)
+	mustNil(t, err, "get after invalidation")
+	sameRequest(t, got, ar, "get after invalidation")
+	mustNil(t, f.s.DeleteOpenIDConnectSession(ctx, code), "delete")
+
+	for _, c := range []string{"unknown.sig", "no-signature", ""} {
+		_, err = f.s.GetOpenIDConnectSession(ctx, c, ar)
+		mustBe(t, err, openid.ErrNoSessionFound, "get "+c)
+	}
+	// Without the openid scope fosite keeps no OpenID Connect record.
+	oauthOnly := f.request(t)
+	oauthOnly.GrantedScope = fosite.Arguments{"offline_access"}
+	mustNil(t, f.s.CreateAuthorizeCodeSession(ctx, "sig-o2", oauthOnly), "create oauth code")
+	_, err = f.s.GetOpenIDConnectSession(ctx, "key.sig-o2", ar)
+	mustBe(t, err, openid.ErrNoSessionFound, "get without openid")
 }
 
 func testFositePAR(t *testing.T, f *fositeFixture) {
@@ -416,27 +446,28 @@ func testFositeRefreshDevice(t *testing.T, f *fositeFixture) {
 }
 
 // testFositeCodeRestore: a code exchange that failed on an outage after it
-// took the code puts the code (and its PKCE and OpenID sessions) back, and
-// removes the refresh family it created, so a retry is not code reuse.
+// took the code puts the code (whose record is also its PKCE and OpenID
+// sessions) back, and removes the refresh family it created, so a retry is
+// not code reuse.
 func testFositeCodeRestore(t *testing.T, f *fositeFixture) {
 	ar := f.request(t)
 	bg := context.Background()
 	mustNil(t, f.s.CreateAuthorizeCodeSession(bg, "code-r", ar), "create code")
 	mustNil(t, f.s.CreatePKCERequestSession(bg, "code-r", ar), "create pkce")
-	mustNil(t, f.s.CreateOpenIDConnectSession(bg, "code-r", ar), "create oidc")
+	mustNil(t, f.s.CreateOpenIDConnectSession(bg, "key.code-r", ar), "create oidc")
 
 	ctx := oidc.WithRequestMemo(bg)
 	mustNil(t, f.s.DeletePKCERequestSession(ctx, "code-r"), "take pkce")
 	mustNil(t, f.s.InvalidateAuthorizeCodeSession(ctx, "code-r"), "invalidate")
 	mustNil(t, f.s.CreateRefreshTokenSession(ctx, "rt-r", "at", ar), "create refresh")
-	mustNil(t, f.s.DeleteOpenIDConnectSession(ctx, "code-r"), "take oidc")
+	mustNil(t, f.s.DeleteOpenIDConnectSession(ctx, "key.code-r"), "take oidc")
 	mustNil(t, oidc.RestoreAfterOutage(ctx), "restore")
 
 	_, err := f.s.GetAuthorizeCodeSession(bg, "code-r", oidc.NewSession())
 	mustNil(t, err, "code after restore (reuse would revoke)")
 	_, err = f.s.GetPKCERequestSession(bg, "code-r", oidc.NewSession())
 	mustNil(t, err, "pkce after restore")
-	_, err = f.s.GetOpenIDConnectSession(bg, "code-r", ar)
+	_, err = f.s.GetOpenIDConnectSession(bg, "key.code-r", ar)
 	mustNil(t, err, "oidc session after restore")
 	_, err = f.s.GetRefreshTokenSession(bg, "rt-r", oidc.NewSession())
 	mustBe(t, err, fosite.ErrNotFound, "refresh token of the failed exchange")

@@ -126,6 +126,7 @@ func New(cfg Config, store Store, eph idp.Ephemeral, keys accesstoken.Keys) *Pro
 		ScopeStrategy:                   fosite.ExactScopeStrategy,
 		AudienceMatchingStrategy:        fosite.DefaultAudienceMatchingStrategy,
 		EnforcePKCE:                     true,
+		SanitationWhiteList:             CodeRecordParams(),
 		EnablePKCEPlainChallengeMethod:  false,
 		PushedAuthorizeRequestURIPrefix: "urn:ietf:params:oauth:request_uri:",
 		PushedAuthorizeContextLifespan:  l.PAR,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/handler/pkce"
+	enigma "github.com/ory/fosite/token/hmac"
 
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/accesstoken"
@@ -76,8 +78,6 @@ func NewStorage(store Store, eph idp.Ephemeral, verifier *accesstoken.Verifier, 
 const (
 	prefixCode     = "oidc:code:"
 	prefixCodeUsed = "oidc:code-used:"
-	prefixPKCE     = "oidc:pkce:"
-	prefixOIDC     = "oidc:session:"
 	prefixPAR      = "oidc:par:"
 	prefixJTI      = "oidc:jti:"
 )
@@ -492,56 +492,87 @@ func (s *Storage) RevokeAccessToken(ctx context.Context, requestID string) error
 	return s.verifier.RevokeGrant(ctx, requestID)
 }
 
-// CreatePKCERequestSession implements pkce.PKCERequestStorage.
-func (s *Storage) CreatePKCERequestSession(ctx context.Context, sig string, r fosite.Requester) error {
-	return s.putRequest(ctx, prefixPKCE+sig, r, s.life.AuthorizeCode)
+// codeRecordParams are the authorize parameters kept in an authorization
+// code's record: those of fosite's code, PKCE and OpenID Connect records
+// together. fosite writes three records per login, each with its subset of
+// the form; here the code's record carries the union, so a login writes one
+// record and the exchange reads it instead of two more.
+var codeRecordParams = []string{
+	"redirect_uri",                            // code
+	"code_challenge", "code_challenge_method", // PKCE
+	"max_age", "prompt", "acr_values", "id_token_hint", "nonce", // OpenID Connect
 }
 
-// GetPKCERequestSession implements pkce.PKCERequestStorage.
-func (s *Storage) GetPKCERequestSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
-	return s.getRequest(ctx, prefixPKCE+sig, session)
-}
+// CodeRecordParams is fosite's sanitation allow list for the code's record
+// (fosite.Config.SanitationWhiteList).
+func CodeRecordParams() []string { return slices.Clone(codeRecordParams) }
 
-// DeletePKCERequestSession implements pkce.PKCERequestStorage. The session
-// is taken, so a code exchange that fails on an outage can put it back.
-func (s *Storage) DeletePKCERequestSession(ctx context.Context, sig string) error {
-	return s.takeForExchange(ctx, prefixPKCE+sig, s.life.AuthorizeCode)
-}
-
-// takeForExchange deletes key and remembers its value for RestoreAfterOutage.
-func (s *Storage) takeForExchange(ctx context.Context, key string, ttl time.Duration) error {
-	x := exchangeOf(ctx)
-	if x == nil {
-		return s.eph.Delete(ctx, key)
-	}
-	v, err := s.eph.Take(ctx, key)
-	if errors.Is(err, idp.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	x.onUndo(func(ctx context.Context) error { return s.eph.Set(ctx, key, v, ttl) })
+// CreatePKCERequestSession implements pkce.PKCERequestStorage. fosite calls
+// it right after CreateAuthorizeCodeSession with the same request; the code's
+// record already holds the challenge, so nothing is written.
+func (s *Storage) CreatePKCERequestSession(context.Context, string, fosite.Requester) error {
 	return nil
 }
 
-// CreateOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
-func (s *Storage) CreateOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) error {
-	return s.putRequest(ctx, prefixOIDC+code, r, s.life.AuthorizeCode)
+// GetPKCERequestSession implements pkce.PKCERequestStorage: the challenge is
+// read from the code's record. fosite checks PKCE before it invalidates the
+// code, so only a live code is read: a used code's challenge is never needed.
+func (s *Storage) GetPKCERequestSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
+	r, err := s.getRequest(ctx, prefixCode+sig, session)
+	if err != nil {
+		return nil, err
+	}
+	if f := r.GetRequestForm(); f.Get("code_challenge") == "" && f.Get("code_challenge_method") == "" {
+		// fosite writes no PKCE record for such a request.
+		return nil, fosite.ErrNotFound
+	}
+	return r, nil
 }
 
-// GetOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
+// DeletePKCERequestSession implements pkce.PKCERequestStorage. The record is
+// the code's, which InvalidateAuthorizeCodeSession takes exactly once.
+func (s *Storage) DeletePKCERequestSession(context.Context, string) error { return nil }
+
+// CreateOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
+// Like PKCE's, the OpenID Connect parameters are in the code's record.
+func (s *Storage) CreateOpenIDConnectSession(context.Context, string, fosite.Requester) error {
+	return nil
+}
+
+// GetOpenIDConnectSession implements openid.OpenIDConnectRequestStorage. fosite
+// asks for it after the code handler has invalidated the code in the same
+// exchange, so the used record is read when the live one is gone. A replayed
+// code never gets here: the code handler refuses it first.
 func (s *Storage) GetOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) (fosite.Requester, error) {
-	got, err := s.getRequest(ctx, prefixOIDC+code, r.GetSession())
+	sig := codeSignature(code)
+	if sig == "" {
+		return nil, openid.ErrNoSessionFound
+	}
+	got, err := s.getRequest(ctx, prefixCode+sig, r.GetSession())
+	if errors.Is(err, fosite.ErrNotFound) {
+		got, err = s.getRequest(ctx, prefixCodeUsed+sig, r.GetSession())
+	}
 	if errors.Is(err, fosite.ErrNotFound) {
 		return nil, openid.ErrNoSessionFound
 	}
-	return got, err
+	if err != nil {
+		return nil, err
+	}
+	if !got.GetGrantedScopes().Has("openid") {
+		// fosite writes no OpenID Connect record without the openid scope.
+		return nil, openid.ErrNoSessionFound
+	}
+	return got, nil
 }
 
-// DeleteOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
-func (s *Storage) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
-	return s.takeForExchange(ctx, prefixOIDC+code, s.life.AuthorizeCode)
+// DeleteOpenIDConnectSession implements openid.OpenIDConnectRequestStorage;
+// the code's record is the code handler's to remove.
+func (s *Storage) DeleteOpenIDConnectSession(context.Context, string) error { return nil }
+
+// codeSignature is the signature part of an HMAC authorization code
+// (key.signature), as fosite's HMAC strategy computes it.
+func codeSignature(code string) string {
+	return (*enigma.HMACStrategy)(nil).Signature(code)
 }
 
 // CreatePARSession implements fosite.PARStorage.
