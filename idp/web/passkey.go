@@ -461,4 +461,3 @@ var (
 	msgPasskeyNotFound = message{"msg.account_passkey_not_found"}
 	msgPasskeyBadName  = message{"msg.account_passkey_name"}
 )
-

@@ -83,7 +83,7 @@ type Config struct {
 	Passkeys     *passkey.RP
 	PasskeyStore idp.PasskeyStore
 	Now          func() time.Time
-	Logger          *slog.Logger
+	Logger       *slog.Logger
 }
 
 // Server is the identity provider's HTTP surface.
