@@ -285,7 +285,7 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, lr *eid.Log
 		}
 		p.Claims = append(p.Claims, claimView{Name: c.Name, Label: label, Optional: c.Optional})
 	}
-	s.renderHTML(w, http.StatusOK, "login.html", p, p.Nonce)
+	s.renderHTML(w, http.StatusOK, "login.html", p, p.Nonce, s.passkeyFormTargets(p.Passkey, lr)...)
 }
 
 // formTargets are origins beside the IdP's own that the page's form may

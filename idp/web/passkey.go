@@ -125,6 +125,24 @@ func (s *Server) offerPasskey(r *http.Request, lr *eid.LoginRequest) *passkeyOff
 	return o
 }
 
+// passkeyFormTargets is where the passkey form's answer may redirect: the
+// client's registered redirect URI (Chromium applies form-action to the
+// redirect a form post answers with).
+func (s *Server) passkeyFormTargets(o *passkeyOffer, lr *eid.LoginRequest) []string {
+	if o == nil || lr.ClientID == AccountClientID {
+		return nil
+	}
+	q, err := url.ParseQuery(string(lr.Continuation))
+	if err != nil {
+		return nil
+	}
+	u, err := url.Parse(q.Get("redirect_uri"))
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil
+	}
+	return []string{u.Scheme + "://" + u.Host}
+}
+
 // pendingBound returns the login request when it is pending and this
 // browser started it.
 func (s *Server) pendingBound(ctx context.Context, r *http.Request, id string) (*eid.LoginRequest, error) {
