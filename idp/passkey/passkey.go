@@ -138,9 +138,6 @@ func (rp *RP) take(ctx context.Context, kind, handle string) (*state, error) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, ErrNoCeremony
 	}
-	if !st.Session.Expires.IsZero() && !rp.now().Before(st.Session.Expires) {
-		return nil, ErrNoCeremony
-	}
 	return &st, nil
 }
 
@@ -283,7 +280,9 @@ func (rp *RP) BeginLogin(ctx context.Context, handle string, bind []byte) ([]byt
 }
 
 // FinishLogin verifies an assertion for the ceremony behind handle and
-// records the use. It returns the passkey and the ceremony's bind.
+// records the use. It returns the passkey and the ceremony's bind; with
+// ErrCloned, the passkey whose counter did not advance. The ceremony's
+// expiry is the ephemeral entry's TTL and go-webauthn's own check.
 func (rp *RP) FinishLogin(ctx context.Context, handle string, body []byte) (*idp.Passkey, []byte, error) {
 	st, err := rp.take(ctx, "login", handle)
 	if err != nil {
@@ -295,7 +294,7 @@ func (rp *RP) FinishLogin(ctx context.Context, handle string, body []byte) (*idp
 	}
 	p, err := rp.Verify(ctx, &st.Session, parsed)
 	if err != nil {
-		return nil, nil, err
+		return p, nil, err // p is set with ErrCloned, for the log
 	}
 	return p, st.Bind, nil
 }

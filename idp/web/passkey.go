@@ -201,7 +201,7 @@ func (s *Server) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) {
 	}
 	pk, bind, err := s.cfg.Passkeys.FinishLogin(ctx, s.ceremonyHandle(w, r), []byte(r.PostFormValue("credential")))
 	switch {
-	case errors.Is(err, passkey.ErrCloned):
+	case errors.Is(err, passkey.ErrCloned) && pk != nil:
 		// Ids only: no personal data in the log.
 		s.log.Warn("passkey refused: signature counter did not advance (possible cloned authenticator)", "passkey_id", pk.ID)
 		back("failed")
