@@ -35,6 +35,7 @@ func (s *Store) CitizenByUserHandle(ctx context.Context, handle []byte) (string,
 	return id, nil
 }
 
+// #nosec G101 -- column names, not a credential
 const passkeyColumns = `id, citizen_id, credential_id, public_key, sign_count, aaguid, backup_eligible, transports, level, name, created_at, last_used_at`
 
 // CreatePasskey inserts p; ErrConflict when its id or credential id exists.

@@ -27,8 +27,8 @@ import (
 // so and the app is needed. A passkey session records the passkey; it ends
 // when the passkey is removed.
 const (
-	PathPasskeyLoginBegin  = "/login/passkey/begin"
-	PathPasskeyLoginFinish = "/login/passkey/finish"
+	PathPasskeyLoginBegin  = "/login/passkey/begin"  // #nosec G101 -- a route, not a credential
+	PathPasskeyLoginFinish = "/login/passkey/finish" // #nosec G101 -- a route, not a credential
 	PathPasskeyAddBegin    = "/account/passkeys/begin"
 	PathPasskeyAddFinish   = "/account/passkeys/finish"
 	PathPasskeyRename      = "/account/passkeys/{id}/rename"

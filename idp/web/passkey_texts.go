@@ -2,7 +2,7 @@ package web
 
 // passkeyTexts are the passkey pages' strings, merged into texts.
 var passkeyTexts = map[string]map[string]string{
-	"vi": {
+	"vi": { // #nosec G101 -- page texts, not credentials
 		"passkey.login_title":                 "Hoặc dùng khóa truy cập (passkey)",
 		"passkey.login_help":                  "Nếu bạn đã thêm khóa truy cập trên thiết bị này tại trang tài khoản, bạn có thể đăng nhập bằng vân tay, khuôn mặt hoặc mã PIN của thiết bị. Khóa truy cập không thay thế được ứng dụng khi trang này cần mức đảm bảo cao hoặc cần bạn đồng ý chia sẻ thông tin mới.",
 		"passkey.login_button":                "Đăng nhập bằng khóa truy cập",
@@ -36,7 +36,7 @@ var passkeyTexts = map[string]map[string]string{
 		"msg.account_passkey_name.title":      "Tên không hợp lệ",
 		"msg.account_passkey_name":            "Tên khóa truy cập phải có từ 1 đến 64 ký tự.",
 	},
-	"en": {
+	"en": { // #nosec G101 -- page texts, not credentials
 		"passkey.login_title":                 "Or use a passkey",
 		"passkey.login_help":                  "If you added a passkey on this device from your account page, you can log in with the device's fingerprint, face or PIN. A passkey cannot replace the app when this site needs high assurance or your agreement to share new information.",
 		"passkey.login_button":                "Log in with a passkey",

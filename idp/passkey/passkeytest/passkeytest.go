@@ -111,8 +111,8 @@ func (a *Authenticator) Create(options []byte, o Options) ([]byte, error) {
 		return nil, err
 	}
 	auth := a.authData(flags, 0)
-	auth = append(auth, make([]byte, 16)...) // AAGUID
-	auth = binary.BigEndian.AppendUint16(auth, uint16(len(a.CredentialID)))
+	auth = append(auth, make([]byte, 16)...)                                // AAGUID
+	auth = binary.BigEndian.AppendUint16(auth, uint16(len(a.CredentialID))) // #nosec G115 -- 32 bytes
 	auth = append(auth, a.CredentialID...)
 	auth = append(auth, cose...)
 	att, err := webauthncbor.Marshal(map[string]any{"fmt": "none", "attStmt": map[string]any{}, "authData": auth})
