@@ -136,6 +136,7 @@ func TestBrowser_Passkey(t *testing.T) {
 	if notice != "Passkey added." || !strings.Contains(list, "Laptop ở nhà") {
 		t.Fatalf("after adding: notice %q, list %q", notice, list)
 	}
+	checkAxe(ctx, t, "account page with a passkey")
 	got, err := chromedp.Call(ctx, webauthn.GetCredentials, webauthn.GetCredentialsParams{AuthenticatorID: authn})
 	stored := got.Credentials
 	if err != nil || len(stored) != 1 || !stored[0].IsResidentCredential {
@@ -154,6 +155,7 @@ func TestBrowser_Passkey(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(authURL), chromedp.WaitVisible(chromedp.ID("passkey-login"))); err != nil {
 		t.Fatalf("login page passkey button: %v; %s", err, pageText(ctx))
 	}
+	checkAxe(ctx, t, "login page with a passkey")
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("passkey-login"))); err != nil {
 		t.Fatal(err)
 	}

@@ -111,7 +111,16 @@ func passkeyEnv(t *testing.T, e *testEnv) (*rp, *browser, *passkeytest.Authentic
 }
 
 func TestPasskey_LoginToRelyingParty(t *testing.T) {
-	e := startMain(t)
+	runPasskeyLogin(t, startMain(t))
+}
+
+// TestPasskey_LoginToRelyingPartyAtScale: the same on PostgreSQL and Redis
+// (ceremonies in Redis, passkeys in PostgreSQL).
+func TestPasskey_LoginToRelyingPartyAtScale(t *testing.T) {
+	runPasskeyLogin(t, startMain(t, scaleOption(t)))
+}
+
+func runPasskeyLogin(t *testing.T, e *testEnv) {
 	r, _, a := passkeyEnv(t, e)
 	b := newBrowser()
 	authURL, state, nonce, verifier := authorizeURL(r)
