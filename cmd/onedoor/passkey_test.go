@@ -71,9 +71,15 @@ func passkeyLogin(t *testing.T, e *testEnv, b *browser, authURL string, a *passk
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	return passkeyAnswer(t, e, b, resp.StatusCode, body, a, o)
+}
+
+// passkeyAnswer answers the passkey ceremony of the login page body.
+func passkeyAnswer(t *testing.T, e *testEnv, b *browser, status int, body []byte, a *passkeytest.Authenticator, o passkeytest.Options) *url.URL {
+	t.Helper()
 	m := passkeyRequestRE.FindSubmatch(body)
 	if m == nil {
-		t.Fatalf("no passkey form on the login page (%d)", resp.StatusCode)
+		t.Fatalf("no passkey form on the login page (%d)", status)
 	}
 	id := html.UnescapeString(string(m[1]))
 	resp, opts := b.post(t, e.issuer+"/login/passkey/begin?id="+url.QueryEscape(id), url.Values{}, sameOriginHeaders(e))
@@ -488,4 +494,21 @@ func replaceInAttestation(t *testing.T, resp, got, want []byte) []byte {
 	r["attestationObject"] = b64url(bytes.ReplaceAll(att, got, want))
 	out, _ := json.Marshal(m)
 	return out
+}
+
+// TestPasskey_AccountLogin: a passkey signs in to the account page too, and
+// that session can list and remove passkeys but not add one.
+func TestPasskey_AccountLogin(t *testing.T) {
+	e := startMain(t)
+	_, _, a := passkeyEnv(t, e)
+	b := newBrowser()
+	resp, body := b.post(t, e.issuer+"/account/login?lang=en", url.Values{}, sameOriginHeaders(e))
+	loc := passkeyAnswer(t, e, b, resp.StatusCode, []byte(body), a, passkeytest.Options{})
+	if !strings.HasSuffix(loc.Path, "/account") || loc.Query().Get("passkey") != "" {
+		t.Fatalf("account passkey login went to %s", loc)
+	}
+	v := b.account(t, e.issuer+"/account")
+	if !v.signedIn || !passkeyItemRE.MatchString(v.body) || !strings.Contains(v.body, `id="passkey-add-needs-app"`) {
+		t.Errorf("account page after a passkey login: signed in %v, lists the passkey %v", v.signedIn, passkeyItemRE.MatchString(v.body))
+	}
 }
