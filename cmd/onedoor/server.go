@@ -29,6 +29,7 @@ import (
 	"github.com/onedoor/onedoor/idp/eid"
 	"github.com/onedoor/onedoor/idp/keyset"
 	"github.com/onedoor/onedoor/idp/oidc"
+	"github.com/onedoor/onedoor/idp/passkey"
 	"github.com/onedoor/onedoor/idp/postgres"
 	"github.com/onedoor/onedoor/idp/redis"
 	"github.com/onedoor/onedoor/idp/sqlite"
@@ -358,7 +359,14 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
+	// Passkeys: the relying party is the issuer's host (RP ID) and origin.
+	passkeys, err := passkey.New(passkey.Config{Issuer: m.Issuer, DisplayName: brand.Name, Store: m.Store, Ephemeral: m.Eph, Now: m.Now})
+	if err != nil {
+		return err
+	}
 	m.Web = web.New(web.Config{
+		Passkeys:       passkeys,
+		PasskeyStore:   m.Store,
 		TrustedProxies: proxies,
 		Limits:         c.Limits,
 		Issuer:         m.Issuer,

@@ -201,3 +201,8 @@ func TestClientsVersion_RawSQLOtherSearchPath(t *testing.T) {
 		v0 = v
 	}
 }
+
+func TestPasskeys(t *testing.T) {
+	dsn(t)
+	idptest.RunPasskeyStoreTests(t, func(t *testing.T) idp.PasskeyStore { return open(t) })
+}

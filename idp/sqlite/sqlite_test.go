@@ -168,3 +168,7 @@ func TestClientsVersion_RawSQL(t *testing.T) {
 		v0 = v
 	}
 }
+
+func TestPasskeys(t *testing.T) {
+	idptest.RunPasskeyStoreTests(t, func(t *testing.T) idp.PasskeyStore { return open(t) })
+}

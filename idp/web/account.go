@@ -58,6 +58,10 @@ type accountPage struct {
 	Consents  []consentView
 	NextURL   string
 	FirstURL  string
+	// Passkeys is the passkey block (passkey.go); nil when off. Nonce is
+	// its script's.
+	Passkeys *accountPasskeys
+	Nonce    string
 }
 
 type consentView struct {
@@ -165,7 +169,14 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 	if cursor != "" {
 		p.FirstURL = s.cfg.Issuer + PathAccount + "?lang=" + lang
 	}
-	s.renderHTML(w, http.StatusOK, "account.html", p, "")
+	if p.Passkeys, err = s.accountPasskeyBlock(ctx, r, sess, t); err != nil {
+		s.unavailable(w, "passkey store", err)
+		return
+	}
+	if p.Passkeys != nil {
+		p.Nonce = randomToken()[:22]
+	}
+	s.renderHTML(w, http.StatusOK, "account.html", p, p.Nonce)
 }
 
 func otherLang(lang string) string {

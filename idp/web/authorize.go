@@ -311,6 +311,10 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 		granted.Items = slices.DeleteFunc(slices.Clone(d.Items), func(it string) bool { return !slices.Contains(released, it) })
 		os.AuthorizationDetails, _ = json.Marshal([]idp.AuthorizationDetail{granted}) // strings only
 	}
+	amr := []string{"hwk", "user"}
+	if len(sess.AMR) > 0 {
+		amr = sess.AMR
+	}
 	os.Claims = &jwt.IDTokenClaims{
 		Subject:                             sess.CitizenID,
 		Issuer:                              s.cfg.Issuer,
@@ -318,8 +322,8 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 		RequestedAt:                         requestedAt.UTC(),
 		AuthenticationContextClassReference: string(sess.Level),
 		// hwk: proof of possession of the device key; user: presence checked
-		// by the app (RFC 8176).
-		AuthenticationMethodsReferences: []string{"hwk", "user"},
+		// by the app (RFC 8176). A passkey login says its own (passkeyAMR).
+		AuthenticationMethodsReferences: amr,
 		Extra:                           extra,
 	}
 	resp, err := s.provider.NewAuthorizeResponse(ctx, ar, os)
@@ -357,6 +361,10 @@ type browserSession struct {
 	Level     idp.Level `json:"level"`
 	AuthTime  time.Time `json:"auth_time"`
 	Clients   []string  `json:"clients,omitempty"`
+	// PasskeyID is the passkey a passkey login used (passkey.go); AMR
+	// replaces the eID app's methods then.
+	PasskeyID string   `json:"passkey_id,omitempty"`
+	AMR       []string `json:"amr,omitempty"`
 	key       string
 	ttl       time.Duration
 }
@@ -426,6 +434,9 @@ func (s *Server) browserSession(ctx context.Context, r *http.Request) (*browserS
 	if bs.ttl <= 0 {
 		return nil, nil
 	}
+	if bs.PasskeyID != "" {
+		return s.passkeySession(ctx, &bs)
+	}
 	// A session lives no longer than the device that approved it: after the
 	// device is revoked, the next /authorize in this browser asks again.
 	if _, err := s.eid.ActiveDevice(ctx, bs.DeviceID); err != nil {
@@ -440,7 +451,7 @@ func (s *Server) browserSession(ctx context.Context, r *http.Request) (*browserS
 
 // newSession starts a fresh SSO session with a new identifier: the session id
 // rotates at every login, so a session fixed before login is worthless.
-func (s *Server) newSession(ctx context.Context, w http.ResponseWriter, r *http.Request, d *eid.Decision) (*browserSession, error) {
+func (s *Server) newSession(ctx context.Context, w http.ResponseWriter, r *http.Request, d *eid.Decision, opts ...func(*browserSession)) (*browserSession, error) {
 	if old, err := r.Cookie(s.sessionCookieName()); err == nil {
 		_ = s.eph.Delete(ctx, sessionPrefix+hashHex(old.Value))
 	}
@@ -453,6 +464,9 @@ func (s *Server) newSession(ctx context.Context, w http.ResponseWriter, r *http.
 		AuthTime:  d.DecidedAt.UTC(),
 		key:       sessionPrefix + hashHex(handle),
 		ttl:       s.cfg.SessionTTL,
+	}
+	for _, o := range opts {
+		o(bs)
 	}
 	if err := s.saveSession(ctx, bs); err != nil {
 		return nil, err

@@ -230,6 +230,8 @@ type loginPage struct {
 	// SessionHours how long the single sign-on session lasts otherwise.
 	AccessDays   int
 	SessionHours int
+	// Passkey offers a passkey beside the app (passkey.go); nil when not.
+	Passkey *passkeyOffer
 }
 
 type claimView struct {
@@ -272,6 +274,7 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, lr *eid.Log
 	}
 	p.OtherLangURL = p.ContinueURL + "&lang=" + p.OtherLang
 	p.StartAgainURL = s.restartURL(lr.ID, lang)
+	p.Passkey = s.offerPasskey(r, lr)
 	if lr.ClientID != AccountClientID {
 		p.AccessDays, p.SessionHours = s.accessDuration(lr, s.clientRefreshes(r.Context(), lr.ClientID))
 	}
@@ -282,7 +285,7 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, lr *eid.Log
 		}
 		p.Claims = append(p.Claims, claimView{Name: c.Name, Label: label, Optional: c.Optional})
 	}
-	s.renderHTML(w, http.StatusOK, "login.html", p, p.Nonce)
+	s.renderHTML(w, http.StatusOK, "login.html", p, p.Nonce, s.passkeyFormTargets(p.Passkey, lr)...)
 }
 
 // formTargets are origins beside the IdP's own that the page's form may

@@ -25,6 +25,7 @@ import (
 	"github.com/onedoor/onedoor/idp/clientaddr"
 	"github.com/onedoor/onedoor/idp/eid"
 	"github.com/onedoor/onedoor/idp/oidc"
+	"github.com/onedoor/onedoor/idp/passkey"
 )
 
 // Store is what the web layer reads from the durable store directly.
@@ -77,8 +78,12 @@ type Config struct {
 	// RefreshTokenTTL is the refresh tokens' lifetime, which the login page
 	// states as the duration of access when offline_access is asked.
 	RefreshTokenTTL time.Duration
-	Now             func() time.Time
-	Logger          *slog.Logger
+	// Passkeys runs the WebAuthn ceremonies and PasskeyStore keeps the
+	// passkeys (passkey.go); nil turns passkeys off.
+	Passkeys     *passkey.RP
+	PasskeyStore idp.PasskeyStore
+	Now          func() time.Time
+	Logger       *slog.Logger
 }
 
 // Server is the identity provider's HTTP surface.
@@ -208,6 +213,7 @@ func (s *Server) routes() {
 	s.eidRoutes(m)
 	s.appLinkRoutes(m)
 	s.accountRoutes(m)
+	s.passkeyRoutes(m)
 	m.HandleFunc("GET /{$}", s.home)
 	s.mux.HandleFunc("/", s.notFound)
 }

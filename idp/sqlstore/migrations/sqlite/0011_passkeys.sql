@@ -1,0 +1,24 @@
+-- Passkeys: WebAuthn discoverable credentials a citizen adds from the
+-- account page. The user handle is a random opaque value per citizen (never
+-- the personal ID); a credential id is registered once, for one citizen.
+
+CREATE TABLE idp_passkey_users (
+	citizen_id TEXT PRIMARY KEY,
+	user_handle BLOB NOT NULL UNIQUE
+);
+
+CREATE TABLE idp_passkeys (
+	id TEXT PRIMARY KEY,
+	citizen_id TEXT NOT NULL,
+	credential_id BLOB NOT NULL UNIQUE,
+	public_key BLOB NOT NULL,
+	sign_count INTEGER NOT NULL,
+	aaguid BLOB NOT NULL,
+	backup_eligible INTEGER NOT NULL DEFAULT 0,
+	transports TEXT NOT NULL DEFAULT '[]',
+	level TEXT NOT NULL,
+	name TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	last_used_at INTEGER
+);
+CREATE INDEX idp_passkeys_citizen_id ON idp_passkeys (citizen_id);

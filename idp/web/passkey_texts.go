@@ -1,0 +1,81 @@
+package web
+
+// passkeyTexts are the passkey pages' strings, merged into texts.
+var passkeyTexts = map[string]map[string]string{
+	"vi": { // #nosec G101 -- page texts, not credentials
+		"passkey.login_title":                 "Hoặc dùng khóa truy cập (passkey)",
+		"passkey.login_help":                  "Nếu bạn đã thêm khóa truy cập trên thiết bị này tại trang tài khoản, bạn có thể đăng nhập bằng vân tay, khuôn mặt hoặc mã PIN của thiết bị. Khóa truy cập không thay thế được ứng dụng khi trang này cần mức đảm bảo cao hoặc cần bạn đồng ý chia sẻ thông tin mới.",
+		"passkey.login_button":                "Đăng nhập bằng khóa truy cập",
+		"passkey.needs_js":                    "Đăng nhập bằng khóa truy cập cần bật JavaScript.",
+		"passkey.failed":                      "Không đăng nhập được bằng khóa truy cập. Hãy thử lại hoặc dùng ứng dụng định danh điện tử.",
+		"passkey.consent":                     "Trang này yêu cầu thông tin mà bạn chưa đồng ý chia sẻ. Khóa truy cập không thể thay bạn đồng ý: hãy quét mã QR bằng ứng dụng định danh điện tử.",
+		"passkey.level":                       "Trang này cần mức đảm bảo mà khóa truy cập không đạt được. Hãy dùng ứng dụng định danh điện tử.",
+		"passkey.js_failed":                   "Không dùng được khóa truy cập (đã hủy, hết thời gian hoặc không được hỗ trợ). Bạn có thể thử lại.",
+		"passkey.js_working":                  "Đang chờ thiết bị xác nhận khóa truy cập…",
+		"passkey.account_title":               "Khóa truy cập (passkey)",
+		"passkey.account_intro":               "Khóa truy cập cho phép đăng nhập trên thiết bị này bằng vân tay, khuôn mặt hoặc mã PIN, ở mức đảm bảo đáng kể. Dịch vụ cần mức cao vẫn dùng ứng dụng định danh điện tử.",
+		"passkey.none":                        "Bạn chưa có khóa truy cập nào.",
+		"passkey.created":                     "Tạo lúc",
+		"passkey.last_used":                   "dùng gần nhất",
+		"passkey.new_name":                    "Tên mới",
+		"passkey.rename":                      "Đổi tên",
+		"passkey.remove":                      "Xóa khóa truy cập",
+		"passkey.name_label":                  "Tên khóa truy cập (ví dụ: Máy tính ở nhà)",
+		"passkey.add":                         "Thêm khóa truy cập",
+		"passkey.add_needs_app":               "Để thêm khóa truy cập, hãy đăng xuất rồi đăng nhập lại bằng ứng dụng định danh điện tử (trong vòng 10 phút trước khi thêm).",
+		"passkey.default_name":                "Khóa truy cập",
+		"passkey.notice.added":                "Đã thêm khóa truy cập.",
+		"passkey.notice.renamed":              "Đã đổi tên khóa truy cập.",
+		"passkey.notice.removed":              "Đã xóa khóa truy cập. Các phiên đăng nhập bằng khóa này đã kết thúc.",
+		"passkey.notice.failed":               "Không thêm được khóa truy cập. Hãy thử lại.",
+		"passkey.notice.duplicate":            "Khóa truy cập này đã được đăng ký.",
+		"msg.account_passkey_app.title":       "Cần đăng nhập bằng ứng dụng",
+		"msg.account_passkey_app":             "Chỉ có thể thêm khóa truy cập ngay sau khi đăng nhập bằng ứng dụng định danh điện tử (trong vòng 10 phút). Hãy đăng xuất và đăng nhập lại bằng ứng dụng.",
+		"msg.account_passkey_not_found.title": "Không tìm thấy",
+		"msg.account_passkey_not_found":       "Không tìm thấy khóa truy cập này trong tài khoản của bạn.",
+		"msg.account_passkey_name.title":      "Tên không hợp lệ",
+		"msg.account_passkey_name":            "Tên khóa truy cập phải có từ 1 đến 64 ký tự.",
+	},
+	"en": { // #nosec G101 -- page texts, not credentials
+		"passkey.login_title":                 "Or use a passkey",
+		"passkey.login_help":                  "If you added a passkey on this device from your account page, you can log in with the device's fingerprint, face or PIN. A passkey cannot replace the app when this site needs high assurance or your agreement to share new information.",
+		"passkey.login_button":                "Log in with a passkey",
+		"passkey.needs_js":                    "Logging in with a passkey needs JavaScript.",
+		"passkey.failed":                      "The passkey login did not succeed. Try again or use the eID app.",
+		"passkey.consent":                     "This site asks for information you have not agreed to share. A passkey cannot agree for you: scan the QR code with the eID app.",
+		"passkey.level":                       "This site needs a level of assurance a passkey does not reach. Use the eID app.",
+		"passkey.js_failed":                   "The passkey could not be used (cancelled, timed out or not supported). You can try again.",
+		"passkey.js_working":                  "Waiting for your device to confirm the passkey…",
+		"passkey.account_title":               "Passkeys",
+		"passkey.account_intro":               "A passkey lets you log in on this device with its fingerprint, face or PIN, at substantial assurance. Services that need high assurance still use the eID app.",
+		"passkey.none":                        "You have no passkeys.",
+		"passkey.created":                     "Created",
+		"passkey.last_used":                   "last used",
+		"passkey.new_name":                    "New name",
+		"passkey.rename":                      "Rename",
+		"passkey.remove":                      "Remove passkey",
+		"passkey.name_label":                  "Passkey name (for example: Home laptop)",
+		"passkey.add":                         "Add a passkey",
+		"passkey.add_needs_app":               "To add a passkey, log out and log in again with the eID app (within 10 minutes before adding it).",
+		"passkey.default_name":                "Passkey",
+		"passkey.notice.added":                "Passkey added.",
+		"passkey.notice.renamed":              "Passkey renamed.",
+		"passkey.notice.removed":              "Passkey removed. Sessions logged in with it have ended.",
+		"passkey.notice.failed":               "The passkey could not be added. Try again.",
+		"passkey.notice.duplicate":            "This passkey is already registered.",
+		"msg.account_passkey_app.title":       "Log in with the app",
+		"msg.account_passkey_app":             "A passkey can only be added right after logging in with the eID app (within 10 minutes). Log out and log in again with the app.",
+		"msg.account_passkey_not_found.title": "Not found",
+		"msg.account_passkey_not_found":       "This passkey was not found in your account.",
+		"msg.account_passkey_name.title":      "Invalid name",
+		"msg.account_passkey_name":            "A passkey name must be 1 to 64 characters.",
+	},
+}
+
+func init() {
+	for lang, m := range passkeyTexts {
+		for k, v := range m {
+			texts[lang][k] = v
+		}
+	}
+}
