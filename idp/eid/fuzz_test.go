@@ -183,6 +183,7 @@ func FuzzDecide(f *testing.F) {
 	wrongMatch := w.approval(f, dev, key, r, eid.DecisionApprove, []string{"name"}, func(_ map[string]any, c *eid.ApprovalClaims) {
 		c.MatchNumber = otherMatch(c.MatchNumber)
 	})
+	wrongMatchTwin := twin(f, wrongMatch)
 	f.Add(r.ID, valid)
 	f.Add(r.ID, deny)
 	f.Add(r.ID, wrongMatch)
@@ -200,10 +201,14 @@ func FuzzDecide(f *testing.F) {
 			}
 			return
 		}
-		if id != r.ID || (approval != valid && approval != validTwin && approval != deny) {
+		picked := approval == wrongMatch || approval == wrongMatchTwin
+		if id != r.ID || (approval != valid && approval != validTwin && approval != deny && !picked) {
 			t.Fatalf("Decide(%q, %q) accepted", id, approval)
 		}
-		if d.Approved != (approval != deny) {
+		if picked != (d.Reason == eid.ReasonWrongMatch) {
+			t.Fatalf("decision = %+v", d)
+		}
+		if d.Approved != (approval != deny && !picked) {
 			t.Fatalf("decision = %+v", d)
 		}
 	})
