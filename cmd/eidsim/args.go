@@ -19,7 +19,7 @@ type options struct {
 	activationCode string
 	deviceName     string
 	deny           bool
-	match          string // the number picked; "" for an app link
+	match          string   // the number picked; "" for an app link
 	share          []string // nil: every requested claim
 	decline        []string // non-nil: every requested claim but these
 	json           bool
