@@ -237,6 +237,17 @@ func readLogin(ctx context.Context, t *testing.T) loginPage {
 	return p
 }
 
+// shownNumber reads the match number the login page in the tab shows, as
+// the citizen does before picking it in the app.
+func shownNumber(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	n, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("match-number")))
+	if err != nil || !matchNumberRE.MatchString(n) {
+		t.Fatalf("match number on the page = %q, %v", n, err)
+	}
+	return n
+}
+
 func (p loginPage) checkLang(t *testing.T, lang string) {
 	t.Helper()
 	title, waiting := viTitle, viWaiting
@@ -282,12 +293,12 @@ func TestBrowser_LoginWithEIDApp(t *testing.T) {
 		t.Errorf("client name = %q", p.ClientName)
 	}
 
-	res, err := env.app.Approve(ctx, p.Payload, false, nil)
+	res, err := env.app.Approve(ctx, p.Payload, p.MatchNumber, false, nil)
 	if err != nil {
 		t.Fatalf("approve: %v", err)
 	}
-	if res.MatchNumber != p.MatchNumber {
-		t.Errorf("the app shows match number %q, the page %q", res.MatchNumber, p.MatchNumber)
+	if !contains(res.MatchChoices, p.MatchNumber) {
+		t.Errorf("the app offers %v, the page shows %q", res.MatchChoices, p.MatchNumber)
 	}
 	// The page's script sees the approval and takes the browser back to the site.
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("welcome"))); err != nil {
@@ -338,7 +349,7 @@ func TestBrowser_DeniedLogin(t *testing.T) {
 		t.Fatalf("demo site: %v", err)
 	}
 	p := openLogin(ctx, t)
-	if _, err := env.app.Approve(ctx, p.Payload, true, nil); err != nil {
+	if _, err := env.app.Approve(ctx, p.Payload, p.MatchNumber, true, nil); err != nil {
 		t.Fatalf("deny: %v", err)
 	}
 	// The page says so for a moment before it continues.
@@ -561,7 +572,7 @@ func TestBrowser_AppLinkFallback(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("eid-app-link")), chromedp.WaitVisible(chromedp.ID("app-needed"))); err != nil {
 		t.Fatalf("open the app link again: %v", err)
 	}
-	if _, err := env.app.Approve(ctx, first.Payload, false, nil); err != nil {
+	if _, err := env.app.Approve(ctx, first.Payload, first.MatchNumber, false, nil); err != nil {
 		t.Fatalf("approve: %v", err)
 	}
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("welcome"))); err != nil {

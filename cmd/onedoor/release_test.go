@@ -121,10 +121,10 @@ func TestRelease_RequestCannotWidenAllowance(t *testing.T) {
 				}
 			}
 			// A modified app cannot slip the claim into its approval.
-			if _, err := e.app.Approve(context.Background(), payload, false, []string{"name", "personal_id"}); err == nil {
+			if _, err := e.app.Approve(context.Background(), payload, pick(payload), false, []string{"name", "personal_id"}); err == nil {
 				t.Fatal("an approval sharing personal_id was accepted")
 			}
-			if _, err := e.app.Approve(context.Background(), payload, false, nil); err != nil {
+			if _, err := e.app.Approve(context.Background(), payload, pick(payload), false, nil); err != nil {
 				t.Fatal(err)
 			}
 			_, next := b.status(t, statusURL)
