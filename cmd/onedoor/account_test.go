@@ -354,6 +354,7 @@ func TestAccount_FirstPartyLogin(t *testing.T) {
 	origin := map[string]string{"Origin": e.issuer, "Sec-Fetch-Site": "same-origin"}
 	resp, body := b.post(t, e.issuer+"/account/login?lang=en", url.Values{}, origin)
 	m := qrRE.FindStringSubmatch(body)
+	noteLoginPage([]byte(body))
 	if resp.StatusCode != http.StatusOK || m == nil {
 		t.Fatalf("account login: %d %.300s", resp.StatusCode, body)
 	}
@@ -548,6 +549,7 @@ func TestAccount_FirstPartyLoginRefused(t *testing.T) {
 		t.Helper()
 		resp, body := b.post(t, e.issuer+"/account/login", url.Values{}, origin)
 		m := qrRE.FindStringSubmatch(body)
+		noteLoginPage([]byte(body))
 		if resp.StatusCode != http.StatusOK || m == nil {
 			t.Fatalf("account login: %d", resp.StatusCode)
 		}

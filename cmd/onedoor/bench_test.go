@@ -604,6 +604,7 @@ func (e *benchEnv) codeMinterClaims(b *testing.B, clientID, claims string) *code
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	m := qrRE.FindSubmatch(page)
+	noteLoginPage(page)
 	if resp.StatusCode != http.StatusOK || m == nil {
 		b.Fatalf("authorize: status %d, no login page: %.300s", resp.StatusCode, page)
 	}

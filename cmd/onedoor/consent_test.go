@@ -67,6 +67,7 @@ func openConsentLogin(t *testing.T, b *browser, authURL string) *consentPage {
 		t.Fatalf("authorize: status %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	m := qrRE.FindSubmatch(body)
+	noteLoginPage(body)
 	if m == nil {
 		t.Fatalf("no login page: %.300s", body)
 	}

@@ -215,6 +215,7 @@ func (b *browser) loginPage(t testing.TB, authURL string) (payload, statusURL st
 		t.Fatalf("authorize: status %d, Location %q, body %.300s", resp.StatusCode, resp.Header.Get("Location"), body)
 	}
 	m := qrRE.FindSubmatch(body)
+	noteLoginPage(body)
 	if m == nil {
 		t.Fatalf("no eid-qr element in the login page: %.500s", body)
 	}

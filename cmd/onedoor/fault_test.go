@@ -1020,6 +1020,7 @@ func (fe *fuzzEnv) login(f *testing.F) *http.Cookie {
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	m := qrRE.FindSubmatch(page)
+	noteLoginPage(page)
 	if m == nil {
 		fail("login page", fmt.Errorf("status %d, no QR code", resp.StatusCode))
 	}

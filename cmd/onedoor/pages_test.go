@@ -217,6 +217,7 @@ func runLoginRestart(t *testing.T, e *testEnv) {
 	}
 	status, _, body = a.get(t, next)
 	m := qrRE.FindStringSubmatch(body)
+	noteLoginPage([]byte(body))
 	if status != http.StatusOK || m == nil {
 		t.Fatalf("restarted login page: %d %.300s", status, body)
 	}

@@ -110,6 +110,7 @@ func TestRelease_RequestCannotWidenAllowance(t *testing.T) {
 				t.Error("the login page shows a claim the client may not receive")
 			}
 			m := qrRE.FindStringSubmatch(body)
+			noteLoginPage([]byte(body))
 			payload, statusURL := html.UnescapeString(m[1]), html.UnescapeString(m[2])
 			view, err := e.app.Fetch(context.Background(), payload)
 			if err != nil {
