@@ -19,6 +19,7 @@ type options struct {
 	activationCode string
 	deviceName     string
 	deny           bool
+	match          string   // the number picked; "" for an app link
 	share          []string // nil: every requested claim
 	decline        []string // non-nil: every requested claim but these
 	json           bool
@@ -54,7 +55,7 @@ func usagef(format string, args ...any) error {
 
 const usageHead = `usage:
   eidsim enroll  --home DIR --idp URL --personal-id N --activation-code C [--device-name NAME]
-  eidsim approve --home DIR [--deny] [--share claim,claim | --decline claim,claim] [--json] PAYLOAD
+  eidsim approve --home DIR [--match NN] [--deny] [--share claim,claim | --decline claim,claim] [--json] PAYLOAD
   eidsim login   --home DIR
   eidsim show    --home DIR
   eidsim devices --home DIR
@@ -63,6 +64,10 @@ const usageHead = `usage:
   eidsim events --home DIR [--api URL] [--max N]
 PAYLOAD is the login page's QR payload (onedoor-eid://login?request=ID&issuer=URL) or its
 https app link (ISSUER/app/login?request=ID); either must name the IdP the device is enrolled with.
+A QR payload is approved across devices: --match NN picks the number the browser's page shows
+among the app's three (without it, approve fails and lists them; a wrong pick denies the login).
+An app link is approved on the same device: no pick; the IdP answers with a return URL, printed,
+which the browser that started the login must open to continue.
 `
 
 var commands = []string{"enroll", "approve", "login", "show", "devices", "revoke-device", "api", "events"}
@@ -79,6 +84,7 @@ func flagSet(cmd string, o *options) (*flag.FlagSet, error) {
 		fs.StringVar(&o.activationCode, "activation-code", "", "activation `code` from the authority's desk")
 		fs.StringVar(&o.deviceName, "device-name", "eidsim", "device `name` shown to the citizen")
 	case "approve":
+		fs.StringVar(&o.match, "match", "", "the two-digit `NN` the browser's login page shows, picked among the app's three choices (required to approve a QR payload)")
 		fs.BoolVar(&o.deny, "deny", false, "deny the login instead of approving it")
 		fs.Func("share", "comma-separated `claims` to share, repeatable (default: every requested claim)", func(s string) error {
 			if o.share == nil {
@@ -168,6 +174,9 @@ func parseArgs(args []string) (*options, error) {
 	case "approve":
 		if o.share != nil && o.decline != nil {
 			return nil, usagef("approve: --share and --decline cannot be combined")
+		}
+		if o.match != "" && (len(o.match) != 2 || o.match[0] < '0' || o.match[0] > '9' || o.match[1] < '0' || o.match[1] > '9') {
+			return nil, usagef("approve: --match %q: want the two digits the login page shows", o.match)
 		}
 		if len(pos) == 0 {
 			missing = append(missing, "PAYLOAD")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -181,7 +182,10 @@ func TestRun_ApproveAppLink(t *testing.T) {
 		t.Fatalf("approve %s: exit %d: %s", link, c, errOut.String())
 	}
 	var got map[string]any
-	if err := json.Unmarshal(out.Bytes(), &got); err != nil || got["decision"] != "approve" || got["match_number"] != lr.MatchNumber {
+	// An app link is the same device: no pick, a return URL with the code
+	// for the browser that started the login.
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil || got["decision"] != "approve" || got["mode"] != eid.ModeSameDevice ||
+		got["match_number"] != nil || !strings.HasPrefix(fmt.Sprint(got["return_url"]), issuer+"/login/continue?id="+lr.ID+"&code=") {
 		t.Errorf("approve output = %s (%v)", out.String(), err)
 	}
 	if _, st, err := svc.Lookup(ctx, lr.ID); err != nil || st != eid.StatusApproved {

@@ -3,7 +3,7 @@
 // device key (the JWT-bearer grant, docs/eid-app-protocol.md).
 //
 //	eidsim enroll  --home DIR --idp URL --personal-id N --activation-code C [--device-name NAME]
-//	eidsim approve --home DIR [--deny] [--share claim,claim | --decline claim,claim] [--json] PAYLOAD
+//	eidsim approve --home DIR [--match NN] [--deny] [--share claim,claim | --decline claim,claim] [--json] PAYLOAD
 //	eidsim login   --home DIR
 //	eidsim show    --home DIR
 //	eidsim devices --home DIR
@@ -13,7 +13,13 @@
 //
 // approve takes the login page's QR payload or its https app link
 // (ISSUER/app/login?request=ID, what the same-device button opens), as the
-// real app does when the operating system hands it that link.
+// real app does when the operating system hands it that link. The QR
+// payload is approved across devices: the app offers three numbers and
+// --match picks the one the browser's login page shows (a wrong pick denies
+// the login; without --match approve fails and lists the three). The app
+// link is approved on the same device: no pick, and the IdP answers with a
+// return URL, printed, that the browser which started the login opens to
+// continue (with its one-time code).
 //
 // api calls the mobile API as the enrolled citizen: it obtains an access
 // token minted for the API alone with the device key (cached in the home
@@ -114,7 +120,10 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 				}
 			}
 		}
-		res, err := app.Approve(ctx, o.payload, o.deny, share)
+		res, err := app.Approve(ctx, o.payload, o.match, o.deny, share)
+		if errors.Is(err, eidapp.ErrWrongMatch) && res != nil && o.json {
+			_ = printJSON(stdout, res)
+		}
 		if err != nil {
 			return err
 		}
@@ -129,12 +138,17 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		if res.Purpose != "" {
 			fmt.Fprintf(stdout, "purpose:       %s (%s)\n", clean(res.Purpose), clean(res.PurposeCode))
 		}
-		fmt.Fprintf(stdout, "match number:  %s\n", clean(res.MatchNumber))
+		if res.MatchNumber != "" {
+			fmt.Fprintf(stdout, "match number:  %s (picked among %s)\n", clean(res.MatchNumber), clean(strings.Join(res.MatchChoices, ", ")))
+		}
 		fmt.Fprintf(stdout, "claims shared: %s\n", clean(shared))
 		if len(res.Declined) > 0 {
 			fmt.Fprintf(stdout, "declined:      %s\n", clean(strings.Join(res.Declined, ", ")))
 		}
 		fmt.Fprintf(stdout, "decision:      %s (IdP status: %s)\n", res.Decision, clean(res.Status))
+		if res.ReturnURL != "" {
+			fmt.Fprintf(stdout, "return to:     %s\n", clean(res.ReturnURL))
+		}
 		return nil
 	case "login":
 		t, err := app.Login(ctx)

@@ -47,6 +47,8 @@ func TestParseArgs(t *testing.T) {
 			&options{cmd: "approve", home: "h", share: []string{"name", "address"}, payload: payload}},
 		{"approve share nothing", []string{"approve", "--home=h", "--share=", payload},
 			&options{cmd: "approve", home: "h", share: []string{}, payload: payload}},
+		{"approve with a pick", []string{"approve", "--home=h", "--match", "07", payload},
+			&options{cmd: "approve", home: "h", match: "07", payload: payload}},
 		{"approve after --", []string{"approve", "--home", "h", "--", "-odd"},
 			&options{cmd: "approve", home: "h", payload: "-odd"}},
 		{"approve without payload", []string{"approve", "--home", "h", "--deny"}, nil},
@@ -174,7 +176,7 @@ func TestRun_Approve(t *testing.T) {
 		case r.Method == http.MethodGet && strings.HasPrefix(r.Header.Get("Authorization"), "DeviceJWT "):
 			_ = json.NewEncoder(w).Encode(eid.AppView{
 				RequestID: "AbCdEfGhIjKlMnOpQrStUv", ClientID: "dvc", ClientName: "Cổng\x1b[2J DVC",
-				Claims: []eid.ClaimRequest{{Name: "name"}, {Name: "phone_number", Optional: true}}, MatchNumber: "42",
+				Claims: []eid.ClaimRequest{{Name: "name"}, {Name: "phone_number", Optional: true}}, MatchChoices: []string{"17", "42", "88"},
 				PurposeCode: "tax", Purpose: "Khai thuế",
 			})
 		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/decision"):
@@ -188,16 +190,30 @@ func TestRun_Approve(t *testing.T) {
 	p := eid.Payload(srv.URL, "AbCdEfGhIjKlMnOpQrStUv")
 
 	var out, errOut bytes.Buffer
-	if code := run(context.Background(), []string{"approve", p, "--home", home, "--share", "name"}, &out, &errOut); code != 0 {
+	// A QR payload needs the pick: without it approve sends nothing and
+	// lists the app's three numbers.
+	if code := run(context.Background(), []string{"approve", p, "--home", home}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "17, 42, 88") || out.Len() != 0 {
+		t.Errorf("approve without --match: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+	errOut.Reset()
+	if code := run(context.Background(), []string{"approve", p, "--home", home, "--match", "4"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "--match") {
+		t.Errorf("approve --match 4: exit %d, stderr %q", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := run(context.Background(), []string{"approve", p, "--home", home, "--match", "43"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "17, 42, 88") {
+		t.Errorf("approve --match 43 (not offered): exit %d, stderr %q", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := run(context.Background(), []string{"approve", p, "--home", home, "--share", "name", "--match", "42"}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
-	want := "relying party: Cổng?[2J DVC (dvc)\npurpose:       Khai thuế (tax)\nmatch number:  42\nclaims shared: name\ndeclined:      phone_number\ndecision:      approve (IdP status: approved)\n"
+	want := "relying party: Cổng?[2J DVC (dvc)\npurpose:       Khai thuế (tax)\nmatch number:  42 (picked among 17, 42, 88)\nclaims shared: name\ndeclined:      phone_number\ndecision:      approve (IdP status: approved)\n"
 	if out.String() != want {
 		t.Errorf("output\n%s\nwant\n%s", out.String(), want)
 	}
 
 	out.Reset()
-	if code := run(context.Background(), []string{"approve", "--json", "--home", home, p}, &out, &errOut); code != 0 {
+	if code := run(context.Background(), []string{"approve", "--json", "--match", "42", "--home", home, p}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 	var got map[string]any
@@ -210,7 +226,7 @@ func TestRun_Approve(t *testing.T) {
 
 	// --decline shares every requested claim but the declined ones.
 	out.Reset()
-	if code := run(context.Background(), []string{"approve", "--json", "--decline", "phone_number", "--home", home, p}, &out, &errOut); code != 0 {
+	if code := run(context.Background(), []string{"approve", "--json", "--match", "42", "--decline", "phone_number", "--home", home, p}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 	got = nil

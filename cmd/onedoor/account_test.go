@@ -354,6 +354,7 @@ func TestAccount_FirstPartyLogin(t *testing.T) {
 	origin := map[string]string{"Origin": e.issuer, "Sec-Fetch-Site": "same-origin"}
 	resp, body := b.post(t, e.issuer+"/account/login?lang=en", url.Values{}, origin)
 	m := qrRE.FindStringSubmatch(body)
+	noteLoginPage([]byte(body))
 	if resp.StatusCode != http.StatusOK || m == nil {
 		t.Fatalf("account login: %d %.300s", resp.StatusCode, body)
 	}
@@ -361,7 +362,7 @@ func TestAccount_FirstPartyLogin(t *testing.T) {
 	if !strings.Contains(body, "See and manage your data sharing consents") {
 		t.Error("the login page does not say what the login is for")
 	}
-	res, err := e.app.Approve(context.Background(), payload, false, nil)
+	res, err := e.app.Approve(context.Background(), payload, pick(payload), false, nil)
 	if err != nil {
 		t.Fatalf("approve: %v", err)
 	}
@@ -486,7 +487,7 @@ func TestBrowser_AccountWithdraw(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.app.Approve(ctx, payload.Value, false, nil); err != nil {
+	if _, err := e.app.Approve(ctx, payload.Value, shownNumber(ctx, t), false, nil); err != nil {
 		t.Fatalf("approve: %v", err)
 	}
 	var q url.Values
@@ -548,6 +549,7 @@ func TestAccount_FirstPartyLoginRefused(t *testing.T) {
 		t.Helper()
 		resp, body := b.post(t, e.issuer+"/account/login", url.Values{}, origin)
 		m := qrRE.FindStringSubmatch(body)
+		noteLoginPage([]byte(body))
 		if resp.StatusCode != http.StatusOK || m == nil {
 			t.Fatalf("account login: %d", resp.StatusCode)
 		}
@@ -566,7 +568,7 @@ func TestAccount_FirstPartyLoginRefused(t *testing.T) {
 	t.Run("Declined", func(t *testing.T) {
 		b := newBrowser()
 		payload, statusURL := start(b)
-		if _, err := e.app.Approve(context.Background(), payload, true, nil); err != nil {
+		if _, err := e.app.Approve(context.Background(), payload, pick(payload), true, nil); err != nil {
 			t.Fatal(err)
 		}
 		if st := cont(b, statusURL); st != http.StatusForbidden || b.account(t, e.issuer+"/account").signedIn {
@@ -576,7 +578,7 @@ func TestAccount_FirstPartyLoginRefused(t *testing.T) {
 	t.Run("DeviceRevoked", func(t *testing.T) {
 		b := newBrowser()
 		payload, statusURL := start(b)
-		if _, err := e.app.Approve(context.Background(), payload, false, nil); err != nil {
+		if _, err := e.app.Approve(context.Background(), payload, pick(payload), false, nil); err != nil {
 			t.Fatal(err)
 		}
 		c, err := e.m.Store.GetCitizenByPersonalID(context.Background(), demoCitizens[0].PersonalID)

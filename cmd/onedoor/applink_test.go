@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"html"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/onedoor/onedoor/idp/eid"
+	"github.com/onedoor/onedoor/idp/eid/eidapp"
 	"github.com/onedoor/onedoor/idp/web"
 )
 
@@ -100,8 +102,8 @@ func TestAppLink_FallbackPage(t *testing.T) {
 		if got := attr(t, page, "play-store", "href"); got != testPlay {
 			t.Errorf("Google Play link = %q", got)
 		}
-		if got := attr(t, page, "app-open", "href"); got != payload {
-			t.Errorf("open-the-app link = %q, want the QR payload %q", got, payload)
+		if got := attr(t, page, "app-open", "href"); got != eid.SameDevicePayload(e.issuer, reqID) {
+			t.Errorf("open-the-app link = %q, want the same-device payload of %q", got, payload)
 		}
 	}
 
@@ -120,17 +122,22 @@ func TestAppLink_FallbackPage(t *testing.T) {
 		t.Errorf("back link in another browser: %d, want 403", resp.StatusCode)
 	}
 
-	// The app opened by the link approves; the browser, polling, goes on to
-	// the client.
-	if _, err := e.app.Approve(context.Background(), link, false, nil); err != nil {
-		t.Fatalf("approve through the app link: %v", err)
+	// The app opened by the link approves on the same device, without a
+	// pick; the browser that started the login continues through the
+	// return URL the app opens, and not through its polling alone.
+	res, err := e.app.Approve(context.Background(), link, "", false, nil)
+	if err != nil || res.ReturnURL == "" {
+		t.Fatalf("approve through the app link: %+v, %v", res, err)
 	}
 	statusURL := html.UnescapeString(qrRE.FindStringSubmatch(login)[2])
 	st, next := b.status(t, statusURL)
 	if st != "approved" {
 		t.Fatalf("status after approval = %q", st)
 	}
-	if loc := b.follow(t, next); loc.Query().Get("code") == "" {
+	if resp, page := b.getPage(t, next, "en"); resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "Continue from the app") {
+		t.Errorf("continuation without the return code: %d\n%.300s", resp.StatusCode, page)
+	}
+	if loc := b.follow(t, res.ReturnURL); loc.Query().Get("code") == "" {
 		t.Errorf("continuation went to %s, want the client's redirect with a code", loc)
 	}
 	// Once answered, the link leads to the continuation, which refuses to
@@ -139,6 +146,129 @@ func TestAppLink_FallbackPage(t *testing.T) {
 		t.Errorf("app link of an answered request goes to %s, want the continuation", loc)
 	} else if resp, _ := b.getPage(t, loc.String(), "en"); resp.StatusCode != http.StatusGone && resp.StatusCode != http.StatusForbidden {
 		t.Errorf("continuation of a finished request: %d, want a refusal", resp.StatusCode)
+	}
+}
+
+// TestAppLink_ReturnCode: the attacks on a same-device approval. The
+// attacker starts a login in their own browser and sends the app link to a
+// citizen, whose app approves it on the citizen's phone.
+func TestAppLink_ReturnCode(t *testing.T) {
+	e := startMain(t)
+	id, secret := e.client(ClientSpec{Scope: "openid profile"})
+	r := e.rp(id, secret, "openid", "profile")
+	start := func() (*browser, string, string) {
+		u, _, _, _ := authorizeURL(r)
+		b := newBrowser()
+		payload, statusURL := b.loginPage(t, u)
+		_, reqID, _ := eid.ParsePayload(payload)
+		return b, eid.AppLink(e.issuer, reqID), statusURL
+	}
+	approve := func(link string) string {
+		t.Helper()
+		res, err := e.app.Approve(context.Background(), link, "", false, nil)
+		if err != nil || res.Status != "approved" || res.ReturnURL == "" {
+			t.Fatalf("same-device approval: %+v, %v", res, err)
+		}
+		return res.ReturnURL
+	}
+	refused := func(b *browser, u string, want int) {
+		t.Helper()
+		if resp, page := b.getPage(t, u, "en"); resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d\n%.300s", u, resp.StatusCode, want, page)
+		}
+	}
+
+	t.Run("the starting browser needs the code", func(t *testing.T) {
+		attacker, link, statusURL := start()
+		ret := approve(link)
+		st, next := attacker.status(t, statusURL)
+		if st != "approved" {
+			t.Fatalf("status = %s", st)
+		}
+		refused(attacker, next, http.StatusForbidden)
+		refused(attacker, next+"&code=", http.StatusForbidden)
+		refused(attacker, next+"&code=AAAAAAAAAAAAAAAAAAAAAA", http.StatusForbidden)
+		// The citizen's phone browser opens the return URL: not the
+		// browser that started the login, so the login ends there.
+		refused(newBrowser(), ret, http.StatusForbidden)
+		// Forwarded afterwards, the code continues nothing.
+		resp, _ := attacker.getPage(t, ret, "en")
+		if resp.StatusCode == http.StatusSeeOther || resp.StatusCode == http.StatusFound {
+			t.Fatalf("the starting browser continued with a code a citizen forwarded: %s", resp.Header.Get("Location"))
+		}
+	})
+
+	t.Run("single use", func(t *testing.T) {
+		b, link, _ := start()
+		ret := approve(link)
+		if loc := b.follow(t, ret); loc.Query().Get("code") == "" {
+			t.Fatalf("return URL went to %s", loc)
+		}
+		resp, _ := b.getPage(t, ret, "en")
+		if resp.StatusCode != http.StatusGone && resp.StatusCode != http.StatusForbidden {
+			t.Errorf("return URL used twice: %d", resp.StatusCode)
+		}
+	})
+
+	t.Run("bound to its request", func(t *testing.T) {
+		b1, link1, _ := start()
+		ret1 := approve(link1)
+		b2, link2, _ := start()
+		ret2 := approve(link2)
+		u1, _ := url.Parse(ret1)
+		u2, _ := url.Parse(ret2)
+		swapped := e.issuer + web.PathContinue + "?id=" + url.QueryEscape(u2.Query().Get("id")) + "&code=" + url.QueryEscape(u1.Query().Get("code"))
+		refused(b2, swapped, http.StatusForbidden)
+		if loc := b2.follow(t, ret2); loc.Query().Get("code") == "" {
+			t.Errorf("request 2 after a swapped code: %s", loc)
+		}
+		if loc := b1.follow(t, ret1); loc.Query().Get("code") == "" {
+			t.Errorf("request 1: %s", loc)
+		}
+	})
+
+	t.Run("a QR code approval needs no code", func(t *testing.T) {
+		u, _, _, _ := authorizeURL(r)
+		b := newBrowser()
+		if loc := e.login(b, u, e.app, nil); loc.Query().Get("code") == "" {
+			t.Errorf("cross-device login went to %s", loc)
+		}
+	})
+}
+
+// TestLogin_WrongPick: the app, opened from a QR code that someone else's
+// browser shows, picks a number that is not the page's: the login is
+// denied for good, and the browser's continuation says so to the client.
+func TestLogin_WrongPick(t *testing.T) {
+	e := startMain(t)
+	id, secret := e.client(ClientSpec{Scope: "openid profile"})
+	r := e.rp(id, secret, "openid", "profile")
+	u, _, _, _ := authorizeURL(r)
+	b := newBrowser()
+	payload, statusURL := b.loginPage(t, u)
+	v, err := e.app.Fetch(context.Background(), payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := ""
+	for _, c := range v.MatchChoices {
+		if c != pick(payload) {
+			wrong = c
+		}
+	}
+	res, err := e.app.Approve(context.Background(), payload, wrong, false, nil)
+	if !errors.Is(err, eidapp.ErrWrongMatch) || res.Status != "denied" {
+		t.Fatalf("wrong pick: %+v, %v", res, err)
+	}
+	if _, err := e.app.Approve(context.Background(), payload, pick(payload), false, nil); err == nil {
+		t.Error("the right pick was taken after a wrong one")
+	}
+	st, next := b.status(t, statusURL)
+	if st != "denied" {
+		t.Fatalf("status = %s, want denied", st)
+	}
+	if loc := b.follow(t, next); loc.Query().Get("error") != "access_denied" {
+		t.Errorf("continuation went to %s, want access_denied", loc)
 	}
 }
 

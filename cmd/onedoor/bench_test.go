@@ -620,11 +620,12 @@ func (e *benchEnv) codeMinterClaims(b testing.TB, clientID, claims string) *code
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	m := qrRE.FindSubmatch(page)
+	noteLoginPage(page)
 	if resp.StatusCode != http.StatusOK || m == nil {
 		b.Fatalf("authorize: status %d, no login page: %.300s", resp.StatusCode, page)
 	}
 	payload, statusURL := html.UnescapeString(string(m[1])), html.UnescapeString(string(m[2]))
-	if _, err := app.Approve(ctx, payload, false, nil); err != nil {
+	if _, err := app.Approve(ctx, payload, pick(payload), false, nil); err != nil {
 		b.Fatalf("approve: %v", err)
 	}
 	resp, err = cm.browser.Get(statusURL)

@@ -237,6 +237,17 @@ func readLogin(ctx context.Context, t *testing.T) loginPage {
 	return p
 }
 
+// shownNumber reads the match number the login page in the tab shows, as
+// the citizen does before picking it in the app.
+func shownNumber(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	n, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("match-number")))
+	if err != nil || !matchNumberRE.MatchString(n) {
+		t.Fatalf("match number on the page = %q, %v", n, err)
+	}
+	return n
+}
+
 func (p loginPage) checkLang(t *testing.T, lang string) {
 	t.Helper()
 	title, waiting := viTitle, viWaiting
@@ -282,12 +293,12 @@ func TestBrowser_LoginWithEIDApp(t *testing.T) {
 		t.Errorf("client name = %q", p.ClientName)
 	}
 
-	res, err := env.app.Approve(ctx, p.Payload, false, nil)
+	res, err := env.app.Approve(ctx, p.Payload, p.MatchNumber, false, nil)
 	if err != nil {
 		t.Fatalf("approve: %v", err)
 	}
-	if res.MatchNumber != p.MatchNumber {
-		t.Errorf("the app shows match number %q, the page %q", res.MatchNumber, p.MatchNumber)
+	if !contains(res.MatchChoices, p.MatchNumber) {
+		t.Errorf("the app offers %v, the page shows %q", res.MatchChoices, p.MatchNumber)
 	}
 	// The page's script sees the approval and takes the browser back to the site.
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("welcome"))); err != nil {
@@ -338,7 +349,7 @@ func TestBrowser_DeniedLogin(t *testing.T) {
 		t.Fatalf("demo site: %v", err)
 	}
 	p := openLogin(ctx, t)
-	if _, err := env.app.Approve(ctx, p.Payload, true, nil); err != nil {
+	if _, err := env.app.Approve(ctx, p.Payload, p.MatchNumber, true, nil); err != nil {
 		t.Fatalf("deny: %v", err)
 	}
 	// The page says so for a moment before it continues.
@@ -543,8 +554,8 @@ func TestBrowser_AppLinkFallback(t *testing.T) {
 		t.Errorf("fallback page title = %q (%v)", title, err)
 	}
 	open, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("app-open"), "href"))
-	if err != nil || open.Value != first.Payload {
-		t.Errorf("open-the-app href = %q (%v), want the QR payload", open.Value, err)
+	if issuer, id, perr := eid.ParsePayload(first.Payload); err != nil || perr != nil || open.Value != eid.SameDevicePayload(issuer, id) {
+		t.Errorf("open-the-app href = %q (%v), want the same-device form of the QR payload %q", open.Value, err, first.Payload)
 	}
 	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#play-store").length + 10*document.querySelectorAll("#app-store").length`)); err != nil || n != 1 {
 		t.Errorf("store links: %d (%v), want Google Play alone", n, err)
@@ -556,16 +567,25 @@ func TestBrowser_AppLinkFallback(t *testing.T) {
 		t.Errorf("back to another login request: %+v, want %+v", again, first)
 	}
 	// On iOS the fallback page is where a same-device login waits (the
-	// link to the page's own domain stays in the browser): once the app
-	// approves, the page moves on by itself to the agency's site.
+	// link to the page's own domain stays in the browser). Its button
+	// opens the app in the same-device mode: no pick; the page, polling,
+	// learns of the approval but cannot finish without the return code;
+	// the return URL the app opens in this browser does.
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("eid-app-link")), chromedp.WaitVisible(chromedp.ID("app-needed"))); err != nil {
 		t.Fatalf("open the app link again: %v", err)
 	}
-	if _, err := env.app.Approve(ctx, first.Payload, false, nil); err != nil {
-		t.Fatalf("approve: %v", err)
+	res, err := env.app.Approve(ctx, open.Value, "", false, nil)
+	if err != nil || res.ReturnURL == "" {
+		t.Fatalf("same-device approve: %+v, %v", res, err)
 	}
-	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("welcome"))); err != nil {
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("message"))); err != nil {
 		t.Fatalf("the fallback page did not move on after the approval: %v", err)
+	}
+	if msg, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("h1"))); err != nil || msg != "Continue from the app" {
+		t.Errorf("the polling page without the return code shows %q (%v)", msg, err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(res.ReturnURL), chromedp.WaitVisible(chromedp.ID("welcome"))); err != nil {
+		t.Fatalf("the return URL did not lead to the agency's site: %v", err)
 	}
 	console.checkClean(t)
 }

@@ -334,7 +334,7 @@ func TestTwoNodes_LoginStartedOnOneCompletesOnOther(t *testing.T) {
 		Scopes:   []string{gooidc.ScopeOpenID, "profile", gooidc.ScopeOfflineAccess},
 		Endpoint: oauth2.Endpoint{AuthURL: a.url + "/authorize", TokenURL: b.url + "/token", AuthStyle: oauth2.AuthStyleInHeader}}
 	payload, statusURL := br.loginPage(t, conf.AuthCodeURL(state, gooidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)))
-	if _, err := app.Approve(ctx, payload, false, nil); err != nil {
+	if _, err := app.Approve(ctx, payload, pick(payload), false, nil); err != nil {
 		t.Fatalf("approve at A: %v", err)
 	}
 

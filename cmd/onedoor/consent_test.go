@@ -67,6 +67,7 @@ func openConsentLogin(t *testing.T, b *browser, authURL string) *consentPage {
 		t.Fatalf("authorize: status %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	m := qrRE.FindSubmatch(body)
+	noteLoginPage(body)
 	if m == nil {
 		t.Fatalf("no login page: %.300s", body)
 	}
@@ -93,7 +94,7 @@ func openConsentLogin(t *testing.T, b *browser, authURL string) *consentPage {
 // follows the browser back to the client.
 func approveOn(t *testing.T, b *browser, p *consentPage, app *eidapp.App, share []string) *url.URL {
 	t.Helper()
-	if _, err := app.Approve(context.Background(), p.payload, false, share); err != nil {
+	if _, err := app.Approve(context.Background(), p.payload, pick(p.payload), false, share); err != nil {
 		t.Fatalf("approve: %v", err)
 	}
 	st, next := b.status(t, p.statusURL)
@@ -368,13 +369,13 @@ func TestConsent_TamperedApproval(t *testing.T) {
 	p := openConsentLogin(t, newBrowser(), u)
 	// An item the page did not show (a list widened between display and
 	// approval) is refused by the IdP.
-	if _, err := e.app.Approve(context.Background(), p.payload, false, []string{"name", "personal_id"}); err == nil {
+	if _, err := e.app.Approve(context.Background(), p.payload, pick(p.payload), false, []string{"name", "personal_id"}); err == nil {
 		t.Error("an approval sharing a claim the login did not ask was accepted")
 	}
 	// Leaving out a required item is refused too.
 	u, _, _, _ = authorizeURL(r, oauth2.SetAuthURLParam("claims", `{"userinfo":{"gender":{"essential":true}}}`))
 	p = openConsentLogin(t, newBrowser(), u)
-	if _, err := e.app.Approve(context.Background(), p.payload, false, []string{"name"}); err == nil {
+	if _, err := e.app.Approve(context.Background(), p.payload, pick(p.payload), false, []string{"name"}); err == nil {
 		t.Error("an approval leaving out a required claim was accepted")
 	}
 	cit, err := e.m.Store.GetCitizenByPersonalID(context.Background(), demoCitizens[0].PersonalID)

@@ -77,7 +77,7 @@ func TestBrowser_DemoSite(t *testing.T) {
 
 	p := openLogin(ctx, t)
 	p.checkLang(t, "vi") // the site asks the IdP for its own language
-	if _, err := env.app.Approve(ctx, p.Payload, false, nil); err != nil {
+	if _, err := env.app.Approve(ctx, p.Payload, p.MatchNumber, false, nil); err != nil {
 		t.Fatalf("approve: %v", err)
 	}
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("welcome"))); err != nil {

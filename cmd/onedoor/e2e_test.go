@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -29,6 +30,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/eid"
 	"github.com/onedoor/onedoor/idp/eid/eidapp"
 	"github.com/onedoor/onedoor/idp/postgres"
 )
@@ -142,12 +144,62 @@ type browser struct {
 
 func newBrowser() *browser {
 	jar, _ := cookiejar.New(nil)
-	return &browser{&http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
+	return &browser{&http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: citizenEyes{http.DefaultTransport}, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	}}}
 }
 
-var qrRE = regexp.MustCompile(`id="eid-qr" data-payload="([^"]+)" data-status-url="([^"]+)"`)
+var (
+	qrRE    = regexp.MustCompile(`id="eid-qr" data-payload="([^"]+)" data-status-url="([^"]+)"`)
+	matchRE = regexp.MustCompile(`id="match-number">([0-9]{2})<`)
+)
+
+// shownMatch holds, by login request id, the match number a login page
+// showed in a browser: what the citizen reads there and picks in the app.
+var shownMatch sync.Map
+
+// citizenEyes reads every login page its browser receives as the citizen
+// would, noting the match number it shows for pick.
+type citizenEyes struct{ next http.RoundTripper }
+
+func (c citizenEyes) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(r)
+	if err != nil || resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	noteLoginPage(body)
+	return resp, nil
+}
+
+// noteLoginPage records the match number a login page shows.
+func noteLoginPage(body []byte) {
+	q, m := qrRE.FindSubmatch(body), matchRE.FindSubmatch(body)
+	if q == nil || m == nil {
+		return
+	}
+	if _, id, err := eid.ParsePayload(html.UnescapeString(string(q[1]))); err == nil {
+		shownMatch.Store(id, string(m[1]))
+	}
+}
+
+// pick is the number the citizen picks in the app opened by payload: the
+// one the login page showed in a browser for a QR payload, none for an app
+// link (the same-device approval returns a code instead).
+func pick(payload string) string {
+	_, id, err := eid.ParsePayload(payload)
+	if err != nil || eid.PayloadMode(payload) == eid.ModeSameDevice {
+		return ""
+	}
+	n, _ := shownMatch.Load(id)
+	s, _ := n.(string)
+	return s
+}
 
 // loginPage opens an authorization URL and returns the QR payload and status
 // URL from the login page.
@@ -163,6 +215,7 @@ func (b *browser) loginPage(t testing.TB, authURL string) (payload, statusURL st
 		t.Fatalf("authorize: status %d, Location %q, body %.300s", resp.StatusCode, resp.Header.Get("Location"), body)
 	}
 	m := qrRE.FindSubmatch(body)
+	noteLoginPage(body)
 	if m == nil {
 		t.Fatalf("no eid-qr element in the login page: %.500s", body)
 	}
@@ -214,7 +267,7 @@ func (e *testEnv) login(b *browser, authURL string, app *eidapp.App, share []str
 	if st, _ := b.status(e.t, statusURL); st != "pending" {
 		e.t.Fatalf("status before approval = %q, want pending", st)
 	}
-	if _, err := app.Approve(context.Background(), payload, false, share); err != nil {
+	if _, err := app.Approve(context.Background(), payload, pick(payload), false, share); err != nil {
 		e.t.Fatalf("approve: %v", err)
 	}
 	st, next := b.status(e.t, statusURL)

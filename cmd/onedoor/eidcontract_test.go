@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -142,10 +143,18 @@ func (d *rawDevice) auth() string {
 	return eid.DeviceAuthScheme + " " + d.sign(eid.TypeDeviceToken, d.registered(time.Minute))
 }
 
-func (d *rawDevice) approval(view map[string]any, decision string, share []string) map[string]any {
-	return map[string]any{"approval": d.sign(eid.TypeApproval, eid.ApprovalClaims{RegisteredClaims: d.registered(time.Minute),
-		RequestID: view["request_id"].(string), MatchNumber: view["match_number"].(string), Decision: decision, Claims: share,
-		ClientID: view["client_id"].(string), Purpose: view["purpose_code"].(string)})}
+// approval answers view with the number its login page showed in the
+// browser (the view itself holds only the three choices); mod, when given,
+// changes the claims before signing.
+func (d *rawDevice) approval(view map[string]any, decision string, share []string, mod ...func(*eid.ApprovalClaims)) map[string]any {
+	id := view["request_id"].(string)
+	c := eid.ApprovalClaims{RegisteredClaims: d.registered(time.Minute),
+		RequestID: id, MatchNumber: pick(eid.Payload(d.issuer, id)), Decision: decision, Claims: share,
+		ClientID: view["client_id"].(string), Purpose: view["purpose_code"].(string)}
+	for _, m := range mod {
+		m(&c)
+	}
+	return map[string]any{"approval": d.sign(eid.TypeApproval, c)}
 }
 
 // enrollRaw enrolls a new key for the citizen pid at level.
@@ -235,6 +244,9 @@ func TestEIDAPI_Contract(t *testing.T) {
 	if view["request_id"] != id || view["client_id"] != site || view["purpose_code"] != "login" {
 		t.Errorf("view: %v", view)
 	}
+	if ch, _ := view["match_choices"].([]any); len(ch) != 3 || view["match_number"] != nil || !slices.Contains(ch, any(pick(eid.Payload(e.issuer, id)))) {
+		t.Errorf("view: match_choices %v, match_number %v; want the page's number among three, and not named", view["match_choices"], view["match_number"])
+	}
 	// An approval that leaves out the essential personal_id.
 	if r := d.must(http.StatusBadRequest, http.MethodPost, "/eid/v1/login-requests/"+id+"/decision", d.auth(), d.approval(view, eid.DecisionApprove, []string{"name"})); r.err() != "invalid_request" {
 		t.Errorf("incomplete approval: %v", r.body)
@@ -272,6 +284,33 @@ func TestEIDAPI_Contract(t *testing.T) {
 	hv := d.must(http.StatusOK, http.MethodGet, "/eid/v1/login-requests/"+high, d.auth(), nil).body
 	if r := d.must(http.StatusForbidden, http.MethodPost, "/eid/v1/login-requests/"+high+"/decision", d.auth(), d.approval(hv, eid.DecisionApprove, all)); r.err() != "insufficient_level" {
 		t.Errorf("low device, high request: %v", r.body)
+	}
+	// A wrong pick: a 200 denial with its reason, and no second try.
+	wrong, _, _ := startLoginRequest(t, e, site, nil)
+	wv := d.must(http.StatusOK, http.MethodGet, "/eid/v1/login-requests/"+wrong, d.auth(), nil).body
+	other := ""
+	for _, c := range wv["match_choices"].([]any) {
+		if c != pick(eid.Payload(e.issuer, wrong)) {
+			other = c.(string)
+		}
+	}
+	if r := d.must(http.StatusOK, http.MethodPost, "/eid/v1/login-requests/"+wrong+"/decision", d.auth(),
+		d.approval(wv, eid.DecisionApprove, all, func(c *eid.ApprovalClaims) { c.MatchNumber = other })); r.body["status"] != "denied" || r.body["reason"] != eid.ReasonWrongMatch {
+		t.Errorf("wrong pick: %v", r.body)
+	}
+	if r := d.must(http.StatusConflict, http.MethodPost, "/eid/v1/login-requests/"+wrong+"/decision", d.auth(), d.approval(wv, eid.DecisionApprove, all)); r.err() != "already_decided" {
+		t.Errorf("the right pick after a wrong one: %v", r.body)
+	}
+	// A same-device approval: no pick, a return URL.
+	same, sb, _ := startLoginRequest(t, e, site, nil)
+	sv := d.must(http.StatusOK, http.MethodGet, "/eid/v1/login-requests/"+same, d.auth(), nil).body
+	r = d.must(http.StatusOK, http.MethodPost, "/eid/v1/login-requests/"+same+"/decision", d.auth(),
+		d.approval(sv, eid.DecisionApprove, all, func(c *eid.ApprovalClaims) { c.MatchNumber, c.Mode = "", eid.ModeSameDevice }))
+	ret, _ := r.body["return_url"].(string)
+	if r.body["status"] != "approved" || !strings.HasPrefix(ret, e.issuer+"/login/continue?id="+same+"&code=") {
+		t.Errorf("same-device decision: %v", r.body)
+	} else if loc := sb.follow(t, ret); loc.Query().Get("code") == "" {
+		t.Errorf("return URL in the starting browser went to %s", loc)
 	}
 	// A denial.
 	deny, _, _ := startLoginRequest(t, e, site, nil)

@@ -483,7 +483,7 @@ func TestRedisDown_Returns503AndRecovers(t *testing.T) {
 	if st, _ := pending.status(t, status2); st != "pending" {
 		t.Fatalf("login status after recovery = %q, want pending", st)
 	}
-	if _, err := e.app.Approve(context.Background(), payload2, false, nil); err != nil {
+	if _, err := e.app.Approve(context.Background(), payload2, pick(payload2), false, nil); err != nil {
 		t.Fatalf("approve after recovery: %v", err)
 	}
 	st, next := pending.status(t, status2)
@@ -1020,11 +1020,12 @@ func (fe *fuzzEnv) login(f *testing.F) *http.Cookie {
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	m := qrRE.FindSubmatch(page)
+	noteLoginPage(page)
 	if m == nil {
 		fail("login page", fmt.Errorf("status %d, no QR code", resp.StatusCode))
 	}
 	payload, statusURL := html.UnescapeString(string(m[1])), html.UnescapeString(string(m[2]))
-	if _, err := app.Approve(ctx, payload, false, nil); err != nil {
+	if _, err := app.Approve(ctx, payload, pick(payload), false, nil); err != nil {
 		fail("approve", err)
 	}
 	resp, err = b.Get(statusURL)

@@ -516,6 +516,8 @@ func TestGuide_TestCitizenAndDevice(t *testing.T) {
 				args[i] = code
 			case "onedoor-eid://login?...":
 				args[i] = payload
+			case "NN":
+				args[i] = pick(payload) // the number the login page showed
 			}
 		}
 		return args

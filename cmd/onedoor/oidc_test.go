@@ -83,7 +83,7 @@ func TestStepUpAndPrompt(t *testing.T) {
 	// A device enrolled at substantial cannot approve a login that needs high.
 	u, _, _, _ = authorizeURL(r, oauth2.SetAuthURLParam("acr_values", string(idp.LevelHigh)), oauth2.SetAuthURLParam("prompt", "login"))
 	payload, _ := newBrowser().loginPage(t, u)
-	if _, err := sub.Approve(context.Background(), payload, false, nil); err == nil {
+	if _, err := sub.Approve(context.Background(), payload, pick(payload), false, nil); err == nil {
 		t.Error("a substantial device approved a high-level login")
 	}
 
@@ -128,7 +128,7 @@ func TestOnlySharedClaimsAreReleased(t *testing.T) {
 	if strings.Join(view.Agreed, ",") != "name,personal_id" {
 		t.Errorf("agreed = %v, want the claims shared last time", view.Agreed)
 	}
-	if _, err := e.app.Approve(context.Background(), payload, false, []string{"name"}); err == nil {
+	if _, err := e.app.Approve(context.Background(), payload, pick(payload), false, []string{"name"}); err == nil {
 		t.Error("approval without the essential personal_id was accepted")
 	}
 	// Silent SSO releases no more than was agreed.
@@ -149,7 +149,7 @@ func TestDeniedLogin(t *testing.T) {
 	b := newBrowser()
 	u, state, _, _ := authorizeURL(r)
 	payload, statusURL := b.loginPage(t, u)
-	if _, err := e.app.Approve(context.Background(), payload, true, nil); err != nil {
+	if _, err := e.app.Approve(context.Background(), payload, pick(payload), true, nil); err != nil {
 		t.Fatal(err)
 	}
 	st, next := b.status(t, statusURL)
@@ -161,7 +161,7 @@ func TestDeniedLogin(t *testing.T) {
 		t.Errorf("denied login redirect = %v", loc)
 	}
 	// The answer cannot be changed afterwards.
-	if _, err := e.app.Approve(context.Background(), payload, false, nil); err == nil {
+	if _, err := e.app.Approve(context.Background(), payload, pick(payload), false, nil); err == nil {
 		t.Error("a decided login request accepted a second answer")
 	}
 	// Another browser cannot pick up this login.
@@ -337,10 +337,10 @@ func TestDeviceRevocation(t *testing.T) {
 	}
 	u, _, _, _ := authorizeURL(r)
 	payload, _ := newBrowser().loginPage(t, u)
-	if _, err := e.app.Approve(context.Background(), payload, false, nil); err == nil {
+	if _, err := e.app.Approve(context.Background(), payload, pick(payload), false, nil); err == nil {
 		t.Error("a revoked device approved a login")
 	}
-	if _, err := second.Approve(context.Background(), payload, false, nil); err != nil {
+	if _, err := second.Approve(context.Background(), payload, pick(payload), false, nil); err != nil {
 		t.Errorf("the remaining device cannot approve: %v", err)
 	}
 
@@ -351,7 +351,7 @@ func TestDeviceRevocation(t *testing.T) {
 	}
 	u, _, _, _ = authorizeURL(r)
 	payload, _ = newBrowser().loginPage(t, u)
-	if _, err := second.Approve(context.Background(), payload, false, nil); err == nil {
+	if _, err := second.Approve(context.Background(), payload, pick(payload), false, nil); err == nil {
 		t.Error("a device revoked by the operator approved a login")
 	}
 }

@@ -217,6 +217,7 @@ func runLoginRestart(t *testing.T, e *testEnv) {
 	}
 	status, _, body = a.get(t, next)
 	m := qrRE.FindStringSubmatch(body)
+	noteLoginPage([]byte(body))
 	if status != http.StatusOK || m == nil {
 		t.Fatalf("restarted login page: %d %.300s", status, body)
 	}
@@ -230,7 +231,7 @@ func runLoginRestart(t *testing.T, e *testEnv) {
 	if resp, _ := a.post(t, restart, nil, nil); resp.StatusCode != http.StatusGone {
 		t.Errorf("second restart of the same request: %d, want 410", resp.StatusCode)
 	}
-	if _, err := e.app.Approve(t.Context(), payload, false, nil); err != nil {
+	if _, err := e.app.Approve(t.Context(), payload, pick(payload), false, nil); err != nil {
 		t.Fatalf("approve: %v", err)
 	}
 	if st, _ := a.status(t, newStatus); st != "approved" {

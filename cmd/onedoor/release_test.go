@@ -110,6 +110,7 @@ func TestRelease_RequestCannotWidenAllowance(t *testing.T) {
 				t.Error("the login page shows a claim the client may not receive")
 			}
 			m := qrRE.FindStringSubmatch(body)
+			noteLoginPage([]byte(body))
 			payload, statusURL := html.UnescapeString(m[1]), html.UnescapeString(m[2])
 			view, err := e.app.Fetch(context.Background(), payload)
 			if err != nil {
@@ -121,10 +122,10 @@ func TestRelease_RequestCannotWidenAllowance(t *testing.T) {
 				}
 			}
 			// A modified app cannot slip the claim into its approval.
-			if _, err := e.app.Approve(context.Background(), payload, false, []string{"name", "personal_id"}); err == nil {
+			if _, err := e.app.Approve(context.Background(), payload, pick(payload), false, []string{"name", "personal_id"}); err == nil {
 				t.Fatal("an approval sharing personal_id was accepted")
 			}
-			if _, err := e.app.Approve(context.Background(), payload, false, nil); err != nil {
+			if _, err := e.app.Approve(context.Background(), payload, pick(payload), false, nil); err != nil {
 				t.Fatal(err)
 			}
 			_, next := b.status(t, statusURL)

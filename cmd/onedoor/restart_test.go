@@ -51,7 +51,7 @@ func TestLoginRestart_OnlyOnceExpired(t *testing.T) {
 	if m := qrRE.FindStringSubmatch(body); m == nil || html.UnescapeString(m[1]) != payload {
 		t.Fatalf("the page after a pending restart is not the same request: %.300s", body)
 	}
-	if _, err := e.app.Approve(t.Context(), payload, false, nil); err != nil {
+	if _, err := e.app.Approve(t.Context(), payload, pick(payload), false, nil); err != nil {
 		t.Fatalf("approve: %v", err)
 	}
 	if loc := a.follow(t, e.issuer+"/login/continue?id="+url.QueryEscape(oldID)); loc.Query().Get("code") == "" {

@@ -554,7 +554,10 @@ func randomString(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-var qrRE = regexp.MustCompile(`id="eid-qr" data-payload="([^"]+)" data-status-url="([^"]+)"`)
+var (
+	qrRE    = regexp.MustCompile(`id="eid-qr" data-payload="([^"]+)" data-status-url="([^"]+)"`)
+	matchRE = regexp.MustCompile(`id="match-number">([0-9]{2})<`)
+)
 
 // mintCodes logs a browser in once through the eID app, then mints codes
 // through single sign-on with o.concurrency workers for up to o.duration.
@@ -633,12 +636,13 @@ func mintCodes(ctx context.Context, hc *http.Client, o options) ([]string, strin
 	if err != nil {
 		return nil, "", err
 	}
-	m := qrRE.FindSubmatch(page)
-	if resp.StatusCode != http.StatusOK || m == nil {
+	m, n := qrRE.FindSubmatch(page), matchRE.FindSubmatch(page)
+	if resp.StatusCode != http.StatusOK || m == nil || n == nil {
 		return nil, "", fmt.Errorf("authorize: status %d and no login page: %.300s", resp.StatusCode, page)
 	}
 	payload, statusURL := html.UnescapeString(string(m[1])), html.UnescapeString(string(m[2]))
-	if _, err := app.Approve(ctx, payload, false, nil); err != nil {
+	// The number the page shows, picked in the app as a citizen would.
+	if _, err := app.Approve(ctx, payload, string(n[1]), false, nil); err != nil {
 		return nil, "", fmt.Errorf("approve in the eID app: %w", err)
 	}
 	_, body, err := get(statusURL)

@@ -183,6 +183,7 @@ func FuzzDecide(f *testing.F) {
 	wrongMatch := w.approval(f, dev, key, r, eid.DecisionApprove, []string{"name"}, func(_ map[string]any, c *eid.ApprovalClaims) {
 		c.MatchNumber = otherMatch(c.MatchNumber)
 	})
+	wrongMatchTwin := twin(f, wrongMatch)
 	f.Add(r.ID, valid)
 	f.Add(r.ID, deny)
 	f.Add(r.ID, wrongMatch)
@@ -200,27 +201,50 @@ func FuzzDecide(f *testing.F) {
 			}
 			return
 		}
-		if id != r.ID || (approval != valid && approval != validTwin && approval != deny) {
+		picked := approval == wrongMatch || approval == wrongMatchTwin
+		if id != r.ID || (approval != valid && approval != validTwin && approval != deny && !picked) {
 			t.Fatalf("Decide(%q, %q) accepted", id, approval)
 		}
-		if d.Approved != (approval != deny) {
+		if picked != (d.Reason == eid.ReasonWrongMatch) {
+			t.Fatalf("decision = %+v", d)
+		}
+		if d.Approved != (approval != deny && !picked) {
 			t.Fatalf("decision = %+v", d)
 		}
 	})
 }
 
-// FuzzPayload: ParsePayload never panics, and whatever it accepts from
-// Payload comes back unchanged.
+// FuzzPayload: ParsePayload never panics, whatever it accepts from Payload
+// or SameDevicePayload comes back unchanged, and only the QR form is read as
+// cross-device.
 func FuzzPayload(f *testing.F) {
 	f.Add("https://id.onedoor.test", "AbCdEfGhIjKlMnOpQrStUv", "onedoor-eid://login?issuer=x&request=y")
 	f.Add("http://127.0.0.1:8080/base", "AAAAAAAAAAAAAAAAAAAAAA", "onedoor-eid://login/?request=%zz")
 	f.Add("https://a&issuer=https://b", "AAAAAAAAAAAAAAAAAAAAAA", "")
+	f.Add("https://id.onedoor.test", "AbCdEfGhIjKlMnOpQrStUv", "onedoor-eid://login?issuer=x&request=y&mode=same_device&mode=same_device")
+	f.Add("https://id.onedoor.test&mode=same_device", "AbCdEfGhIjKlMnOpQrStUv", "onedoor-eid://login?mode=cross_device")
 	f.Fuzz(func(t *testing.T, issuer, id, raw string) {
-		_, _, _ = eid.ParsePayload(raw)
-		_, _, _ = eid.ParsePayload(eid.AppLink(issuer, id))
-		iss, rid, err := eid.ParsePayload(eid.Payload(issuer, id))
-		if err == nil && (iss != issuer || rid != id) {
-			t.Fatalf("Payload(%q, %q) parsed as %q, %q", issuer, id, iss, rid)
+		if _, _, err := eid.ParsePayload(raw); err == nil {
+			_ = eid.PayloadMode(raw)
+		}
+		for _, same := range []bool{false, true} {
+			p := eid.Payload(issuer, id)
+			if same {
+				p = eid.SameDevicePayload(issuer, id)
+			}
+			iss, rid, err := eid.ParsePayload(p)
+			if err != nil {
+				continue
+			}
+			if iss != issuer || rid != id {
+				t.Fatalf("%q parsed as %q, %q", p, iss, rid)
+			}
+			if got := eid.PayloadMode(p) == eid.ModeSameDevice; got != same {
+				t.Fatalf("PayloadMode(%q) same-device = %v, want %v", p, got, same)
+			}
+		}
+		if _, _, err := eid.ParsePayload(eid.AppLink(issuer, id)); err == nil && eid.PayloadMode(eid.AppLink(issuer, id)) != eid.ModeSameDevice {
+			t.Fatalf("app link %q not read as same-device", eid.AppLink(issuer, id))
 		}
 	})
 }

@@ -2,12 +2,14 @@ package eid
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,9 +31,12 @@ type LoginRequest struct {
 	// PurposeCode and Purpose are the purpose from the client's catalog the
 	// login asks consent for: its code (signed in the approval) and the
 	// text shown to the citizen.
-	PurposeCode  string    `json:"purpose_code"`
-	Purpose      string    `json:"purpose"`
-	MatchNumber  string    `json:"match_number"` // two digits, shown in the browser and the app
+	PurposeCode string `json:"purpose_code"`
+	Purpose     string `json:"purpose"`
+	MatchNumber string `json:"match_number"` // two digits, shown in the browser only
+	// MatchChoices are the three numbers the app offers, MatchNumber among
+	// them in a random place; drawn once, so every fetch shows the same.
+	MatchChoices []string  `json:"match_choices"`
 	Level        idp.Level `json:"level"`        // minimum level required
 	BrowserKey   []byte    `json:"browser_key"`  // hash of a browser-binding secret; never shown to the app
 	Continuation []byte    `json:"continuation"` // opaque to eid: the web layer's resolved authorize request
@@ -48,6 +53,51 @@ type Decision struct {
 	Claims    []string  `json:"claims"` // what the citizen agreed to share; empty when denied
 	DecidedAt time.Time `json:"decided_at"`
 	Approval  string    `json:"approval"` // the signed approval JWS, evidence for consent records
+	// Reason says why a login was denied by the IdP rather than the
+	// citizen: ReasonWrongMatch. Empty otherwise.
+	Reason string `json:"reason,omitempty"`
+	// Mode is how the app was opened (ModeCrossDevice or ModeSameDevice),
+	// as its signed approval says.
+	Mode string `json:"mode"`
+	// ReturnCodeHash is the SHA-256 of a same-device approval's return
+	// code: the browser's continuation must present the code.
+	ReturnCodeHash []byte `json:"return_code_hash,omitempty"`
+	// ReturnCode is the return code itself, set on the Decision that
+	// Decide returns for the app and never stored.
+	ReturnCode string `json:"-"`
+}
+
+// How the app was opened, signed in the approval (ApprovalClaims.Mode). The
+// app knows it from the form of what opened it: the QR payload means
+// another device shows the login page, the https app link (or the
+// same-device payload) means this phone does.
+const (
+	// ModeCrossDevice: the citizen picks, among MatchChoices, the number
+	// the browser's page shows. An approval without a mode is this one.
+	ModeCrossDevice = "cross_device"
+	// ModeSameDevice: the approval returns the citizen to the browser with
+	// a one-time return code that the continuation requires.
+	ModeSameDevice = "same_device"
+)
+
+// ReasonWrongMatch is the Decision.Reason of an approval whose match number
+// is not the request's: the login is denied, not left open to another try.
+const ReasonWrongMatch = "wrong_match"
+
+// NeedsReturnCode reports whether the browser's continuation must present
+// the return code: an approval made on the same device.
+func (d *Decision) NeedsReturnCode() bool {
+	return d.Approved && d.Mode == ModeSameDevice
+}
+
+// ReturnCodeMatches compares code with the one issued for d in constant
+// time; false when d issued none.
+func (d *Decision) ReturnCodeMatches(code string) bool {
+	if len(d.ReturnCodeHash) == 0 || code == "" {
+		return false
+	}
+	h := sha256.Sum256([]byte(code))
+	return subtle.ConstantTimeCompare(h[:], d.ReturnCodeHash) == 1
 }
 
 // Status is where a login request stands.
@@ -71,11 +121,13 @@ type AppView struct {
 	Claims     []ClaimRequest `json:"claims"`
 	// PurposeCode is what the approval must name as its purpose; Purpose
 	// is the text shown.
-	PurposeCode string    `json:"purpose_code"`
-	Purpose     string    `json:"purpose"`
-	MatchNumber string    `json:"match_number"`
-	Level       idp.Level `json:"level"`
-	ExpiresAt   time.Time `json:"expires_at"`
+	PurposeCode string `json:"purpose_code"`
+	Purpose     string `json:"purpose"`
+	// MatchChoices are three two-digit numbers, one of them the number the
+	// browser's page shows; nothing here says which.
+	MatchChoices []string  `json:"match_choices"`
+	Level        idp.Level `json:"level"`
+	ExpiresAt    time.Time `json:"expires_at"`
 	// Agreed lists the requested claims this citizen already agreed to share
 	// with this client: the app asks only for the approval, not the claims.
 	Agreed []string `json:"agreed,omitempty"`
@@ -99,7 +151,7 @@ type decisionRecord struct {
 	Decision *Decision     `json:"decision"`
 }
 
-// NewLogin validates r, fills its ID, MatchNumber, CreatedAt and ExpiresAt
+// NewLogin validates r, fills its ID, MatchNumber, MatchChoices, CreatedAt and ExpiresAt
 // and stores it for Config.LoginTTL. An empty Level means substantial, the
 // least an enrolled device proves.
 func (s *Service) NewLogin(ctx context.Context, r *LoginRequest) error {
@@ -129,12 +181,12 @@ func (s *Service) NewLogin(ctx context.Context, r *LoginRequest) error {
 	if err != nil {
 		return err
 	}
-	match, err := s.matchNumber()
+	match, choices, err := s.matchChoices()
 	if err != nil {
 		return err
 	}
 	now := s.now()
-	r.ID, r.MatchNumber = id, match
+	r.ID, r.MatchNumber, r.MatchChoices = id, match, choices
 	r.CreatedAt, r.ExpiresAt = now, now.Add(s.cfg.LoginTTL)
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -146,15 +198,42 @@ func (s *Service) NewLogin(ctx context.Context, r *LoginRequest) error {
 	return nil
 }
 
-// matchNumber draws "00".."99" uniformly (bytes ≥ 200 are redrawn).
-func (s *Service) matchNumber() (string, error) {
+// matchChoices draws the match number and two other numbers, all
+// uniform among "00".."99", and shuffles the three: neither the decoys'
+// values nor the order tell which one the browser shows.
+func (s *Service) matchChoices() (string, []string, error) {
+	choices := make([]string, 0, 3)
+	for len(choices) < 3 {
+		n, err := s.uniform(100)
+		if err != nil {
+			return "", nil, fmt.Errorf("match number: %w", err)
+		}
+		if c := fmt.Sprintf("%02d", n); !slices.Contains(choices, c) {
+			choices = append(choices, c)
+		}
+	}
+	match := choices[0]
+	for i := len(choices) - 1; i > 0; i-- { // Fisher–Yates
+		j, err := s.uniform(i + 1)
+		if err != nil {
+			return "", nil, fmt.Errorf("match number: %w", err)
+		}
+		choices[i], choices[j] = choices[j], choices[i]
+	}
+	return match, choices, nil
+}
+
+// uniform draws 0..n-1 (n ≤ 256) uniformly from the configured randomness:
+// bytes at or above the largest multiple of n are redrawn.
+func (s *Service) uniform(n int) (int, error) {
+	limit := 256 - 256%n
 	var b [1]byte
 	for {
 		if _, err := io.ReadFull(s.cfg.Rand, b[:]); err != nil {
-			return "", fmt.Errorf("match number: %w", err)
+			return 0, err
 		}
-		if b[0] < 200 {
-			return fmt.Sprintf("%02d", b[0]%100), nil
+		if int(b[0]) < limit {
+			return int(b[0]) % n, nil
 		}
 	}
 }
@@ -252,19 +331,31 @@ func (s *Service) AppView(r *LoginRequest) AppView {
 		Claims:      claims,
 		PurposeCode: r.PurposeCode,
 		Purpose:     r.Purpose,
-		MatchNumber: r.MatchNumber,
-		Level:       r.Level,
-		ExpiresAt:   r.ExpiresAt.UTC().Truncate(time.Second),
+		// A copy: the view goes out, the request's order stays as drawn.
+		MatchChoices: slices.Clone(r.MatchChoices),
+		Level:        r.Level,
+		ExpiresAt:    r.ExpiresAt.UTC().Truncate(time.Second),
 	}
 }
 
 // Decide records the citizen's answer: approval is a JWS (typ
-// eid-approval+jwt) signed by dev over the request ID, the match number, the
-// decision and, to approve, the recipient's client ID, the purpose's code
-// and the shared claims, which must be those of the request. A login is decided once: a second answer
-// is idp.ErrConflict. Refusals wrap idp.ErrInvalid (ErrDeviceAuth for a
-// revoked device, ErrLevelTooLow for an approval from a device below the
-// requested level); an absent or expired request is idp.ErrNotFound.
+// eid-approval+jwt) signed by dev over the request ID, the decision, how the
+// app was opened (its mode), the match number the citizen picked and, to
+// approve, the recipient's client ID, the purpose's code and the shared
+// claims, which must be those of the request. A login is decided once: a
+// second answer is idp.ErrConflict.
+//
+// An approval whose pick is not the request's match number (required across
+// devices, checked on the same device when sent) is recorded as a denial
+// with Reason ReasonWrongMatch: the returned Decision is not approved and
+// the request cannot be tried again. A same-device approval's Decision
+// carries the one-time ReturnCode the browser's continuation requires.
+//
+// Refusals, which leave the request pending, wrap idp.ErrInvalid
+// (ErrDeviceAuth for a revoked device, ErrLevelTooLow for an approval from a
+// device below the requested level); an absent or expired request is
+// idp.ErrNotFound. The pick is compared last, after every refusal, so a
+// refused approval never tells whether its number was right.
 func (s *Service) Decide(ctx context.Context, id string, dev *idp.Device, approval string) (*Decision, error) {
 	if dev == nil || dev.RevokedAt != nil {
 		return nil, rekind(refuse("device missing or revoked"), ErrDeviceAuth)
@@ -280,10 +371,14 @@ func (s *Service) Decide(ctx context.Context, id string, dev *idp.Device, approv
 	if c.RequestID != r.ID {
 		return nil, fmt.Errorf("approval is for another login request: %w", idp.ErrInvalid)
 	}
-	if subtle.ConstantTimeCompare([]byte(c.MatchNumber), []byte(r.MatchNumber)) != 1 {
-		return nil, fmt.Errorf("approval match number differs from the login request's: %w", idp.ErrInvalid)
+	mode := c.Mode
+	if mode == "" {
+		mode = ModeCrossDevice
 	}
-	d := &Decision{CitizenID: dev.CitizenID, DeviceID: dev.ID, Level: dev.Level, DecidedAt: s.now(), Approval: approval}
+	if mode != ModeCrossDevice && mode != ModeSameDevice {
+		return nil, fmt.Errorf("approval mode must be %q or %q: %w", ModeCrossDevice, ModeSameDevice, idp.ErrInvalid)
+	}
+	d := &Decision{CitizenID: dev.CitizenID, DeviceID: dev.ID, Level: dev.Level, DecidedAt: s.now(), Approval: approval, Mode: mode}
 	switch c.Decision {
 	case DecisionApprove:
 		// A deny is accepted from any device; only approvals need the level.
@@ -302,17 +397,40 @@ func (s *Service) Decide(ctx context.Context, id string, dev *idp.Device, approv
 		if err := checkShared(r.Claims, c.Claims); err != nil {
 			return nil, err
 		}
+		// The app was shown three numbers, not which one is right: a
+		// citizen who cannot see the browser's page (a relayed link or
+		// QR code) picks wrong two times in three, and that ends the
+		// login rather than leaving it open to another guess.
+		if mode == ModeCrossDevice || c.MatchNumber != "" {
+			if subtle.ConstantTimeCompare([]byte(c.MatchNumber), []byte(r.MatchNumber)) != 1 {
+				d.Reason = ReasonWrongMatch
+				return s.record(ctx, r, d)
+			}
+		}
 		d.Approved = true
 		d.Claims = c.Claims
+		if mode == ModeSameDevice {
+			code, err := s.newID()
+			if err != nil {
+				return nil, fmt.Errorf("return code: %w", err)
+			}
+			h := sha256.Sum256([]byte(code))
+			d.ReturnCode, d.ReturnCodeHash = code, h[:]
+		}
 	case DecisionDeny:
 	default:
 		return nil, fmt.Errorf("approval decision must be %q or %q: %w", DecisionApprove, DecisionDeny, idp.ErrInvalid)
 	}
+	return s.record(ctx, r, d)
+}
+
+// record stores d as the one decision on r.
+func (s *Service) record(ctx context.Context, r *LoginRequest, d *Decision) (*Decision, error) {
 	b, err := json.Marshal(decisionRecord{Request: r, Decision: d})
 	if err != nil {
 		return nil, fmt.Errorf("encode login decision: %w", err)
 	}
-	if err := s.eph.Create(ctx, decisionKey(id), b, s.cfg.LoginTTL); err != nil {
+	if err := s.eph.Create(ctx, decisionKey(r.ID), b, s.cfg.LoginTTL); err != nil {
 		if errors.Is(err, idp.ErrConflict) {
 			return nil, fmt.Errorf("login request already decided: %w", idp.ErrConflict)
 		}
@@ -380,6 +498,29 @@ func Payload(issuer, requestID string) string {
 	return "onedoor-eid://login?request=" + url.QueryEscape(requestID) + "&issuer=" + url.QueryEscape(issuer)
 }
 
+// SameDevicePayload is Payload marked as opened on the phone that shows the
+// login page (the fallback page's button for an app that did not claim the
+// https app link): the app approves it in ModeSameDevice.
+func SameDevicePayload(issuer, requestID string) string {
+	return Payload(issuer, requestID) + "&mode=" + ModeSameDevice
+}
+
+// PayloadMode is the mode an app opened by p approves in: ModeSameDevice
+// for the https app link and SameDevicePayload, ModeCrossDevice for the QR
+// code's Payload. p must have passed ParsePayload. Whoever forwards a link
+// can choose either form, and each has its own proof: a pick of the number
+// the browser shows, or a return code that reaches only this phone.
+func PayloadMode(p string) string {
+	u, err := url.Parse(p)
+	if err != nil {
+		return ModeCrossDevice
+	}
+	if u.Scheme == "https" || u.Scheme == "http" || u.Query().Get("mode") == ModeSameDevice {
+		return ModeSameDevice
+	}
+	return ModeCrossDevice
+}
+
 // AppLinkPath is where, under the issuer, the https app link lives.
 const AppLinkPath = "/app/login"
 
@@ -411,6 +552,9 @@ func ParsePayload(p string) (issuer, requestID string, err error) {
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil || len(q["request"]) != 1 || len(q["issuer"]) != 1 {
 		return "", "", fmt.Errorf("eid payload needs one request and one issuer: %w", idp.ErrInvalid)
+	}
+	if m, ok := q["mode"]; ok && (len(m) != 1 || m[0] != ModeSameDevice) {
+		return "", "", fmt.Errorf("eid payload mode must be %s when present: %w", ModeSameDevice, idp.ErrInvalid)
 	}
 	requestID, issuer = q.Get("request"), q.Get("issuer")
 	return checkPayload(issuer, requestID)

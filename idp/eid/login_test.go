@@ -21,7 +21,7 @@ func TestService_NewLogin(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	r := f.newLogin(t, "")
-	if len(r.ID) != 22 || !regexp.MustCompile(`^[0-9]{2}$`).MatchString(r.MatchNumber) || r.Level != idp.LevelSubstantial {
+	if len(r.ID) != 22 || !regexp.MustCompile(`^[0-9]{2}$`).MatchString(r.MatchNumber) || !slices.Contains(r.MatchChoices, r.MatchNumber) || r.Level != idp.LevelSubstantial {
 		t.Errorf("request = %+v", r)
 	}
 	if !r.CreatedAt.Equal(f.clock.Now()) || !r.ExpiresAt.Equal(f.clock.Now().Add(2*time.Minute)) {
@@ -88,7 +88,9 @@ func TestService_AppView(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	want := []string{"claims", "client_id", "client_name", "expires_at", "level", "match_number", "purpose", "purpose_code", "request_id"}
+	// No match_number: the app is told the three choices, not which one
+	// the browser shows.
+	want := []string{"claims", "client_id", "client_name", "expires_at", "level", "match_choices", "purpose", "purpose_code", "request_id"}
 	if !slices.Equal(keys, want) {
 		t.Errorf("keys = %v, want %v", keys, want)
 	}
@@ -222,9 +224,14 @@ func TestService_Decide(t *testing.T) {
 		mod      func(h map[string]any, c *eid.ApprovalClaims)
 		why      string
 	}{
-		{"wrong match number", eid.DecisionApprove, []string{"name"}, func(_ map[string]any, c *eid.ApprovalClaims) {
+		{"unknown mode", eid.DecisionApprove, []string{"name"}, func(_ map[string]any, c *eid.ApprovalClaims) {
+			c.Mode = "no_proof"
+		}, "mode must be"},
+		// The pick is compared last: a refused approval with a wrong
+		// pick says nothing of the pick and leaves the request pending.
+		{"wrong pick in an otherwise refused approval", eid.DecisionApprove, []string{"name", "address"}, func(_ map[string]any, c *eid.ApprovalClaims) {
 			c.MatchNumber = otherMatch(c.MatchNumber)
-		}, "match number"},
+		}, "not requested"},
 		{"wrong request id", eid.DecisionApprove, []string{"name"}, func(_ map[string]any, c *eid.ApprovalClaims) {
 			c.RequestID = "AAAAAAAAAAAAAAAAAAAAAA"
 		}, "another login request"},
@@ -304,6 +311,210 @@ func otherMatch(m string) string {
 		return "01"
 	}
 	return "00"
+}
+
+// TestService_MatchChoices: three distinct two-digit numbers, the request's
+// among them exactly once, stored with the request so every fetch shows the
+// same three, in an order that does not give the right one away.
+func TestService_MatchChoices(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	two := regexp.MustCompile(`^[0-9]{2}$`)
+	var at [3]int
+	decoys := map[string]bool{}
+	const n = 600
+	for range n {
+		r := f.newLogin(t, "")
+		v := f.svc.AppView(r)
+		if len(v.MatchChoices) != 3 {
+			t.Fatalf("choices = %v, want 3", v.MatchChoices)
+		}
+		right := 0
+		for i, c := range v.MatchChoices {
+			if !two.MatchString(c) || slices.Index(v.MatchChoices, c) != i {
+				t.Fatalf("choices = %v: not three distinct two-digit numbers", v.MatchChoices)
+			}
+			if c == r.MatchNumber {
+				right++
+				at[i]++
+			} else {
+				decoys[c] = true
+			}
+		}
+		if right != 1 {
+			t.Fatalf("choices %v hold the match number %s %d times", v.MatchChoices, r.MatchNumber, right)
+		}
+		got, err := f.svc.Login(ctx, r.ID)
+		if err != nil || !slices.Equal(f.svc.AppView(got).MatchChoices, v.MatchChoices) {
+			t.Fatalf("choices fetched again = %v, %v; first %v", got.MatchChoices, err, v.MatchChoices)
+		}
+	}
+	// Each place holds the right number a third of the time (200 of 600;
+	// below 140 has odds under 1e-6).
+	for i, c := range at {
+		if c < 140 {
+			t.Errorf("the right number was in place %d %d times in %d: %v", i, c, n, at)
+		}
+	}
+	if len(decoys) < 95 {
+		t.Errorf("only %d distinct decoys in %d requests: the decoys are predictable", len(decoys), n)
+	}
+}
+
+// TestService_Decide_WrongPick: an app that was never told the number and
+// picks another one ends the login: denied, reason wrong_match, and no
+// second answer is taken (not even the right number).
+func TestService_Decide_WrongPick(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []string{"", eid.ModeCrossDevice, eid.ModeSameDevice} {
+		t.Run("mode "+mode, func(t *testing.T) {
+			f := newFixture(t)
+			dev, key := f.enroll(t, idp.LevelHigh)
+			r := f.newLogin(t, "")
+			wrong := ""
+			for _, c := range f.svc.AppView(r).MatchChoices {
+				if c != r.MatchNumber {
+					wrong = c
+				}
+			}
+			d, err := f.svc.Decide(ctx, r.ID, dev, f.approval(t, dev, key, r, eid.DecisionApprove, []string{"name"}, func(_ map[string]any, c *eid.ApprovalClaims) {
+				c.MatchNumber, c.Mode = wrong, mode
+			}))
+			if err != nil || d.Approved || d.Reason != eid.ReasonWrongMatch || d.ReturnCode != "" {
+				t.Fatalf("Decide = %+v, %v; want a wrong_match denial", d, err)
+			}
+			if st, sd, _ := f.svc.Status(ctx, r.ID); st != eid.StatusDenied || sd.Reason != eid.ReasonWrongMatch {
+				t.Errorf("Status = %s, %+v", st, sd)
+			}
+			_, err = f.svc.Decide(ctx, r.ID, dev, f.approval(t, dev, key, r, eid.DecisionApprove, []string{"name"}, func(_ map[string]any, c *eid.ApprovalClaims) {
+				c.Mode = mode
+			}))
+			if !errors.Is(err, idp.ErrConflict) {
+				t.Errorf("retry with the right number: err = %v, want ErrConflict", err)
+			}
+			if _, gd, err := f.svc.TakeDecision(ctx, r.ID); err != nil || gd.Approved || gd.Reason != eid.ReasonWrongMatch {
+				t.Errorf("TakeDecision = %+v, %v", gd, err)
+			}
+		})
+	}
+
+	t.Run("no pick across devices", func(t *testing.T) {
+		f := newFixture(t)
+		dev, key := f.enroll(t, idp.LevelHigh)
+		r := f.newLogin(t, "")
+		d, err := f.svc.Decide(ctx, r.ID, dev, f.approval(t, dev, key, r, eid.DecisionApprove, []string{"name"}, func(_ map[string]any, c *eid.ApprovalClaims) {
+			c.MatchNumber = ""
+		}))
+		if err != nil || d.Approved || d.Reason != eid.ReasonWrongMatch {
+			t.Errorf("Decide = %+v, %v; want a wrong_match denial", d, err)
+		}
+	})
+
+	t.Run("a deny needs no pick", func(t *testing.T) {
+		f := newFixture(t)
+		dev, key := f.enroll(t, idp.LevelHigh)
+		r := f.newLogin(t, "")
+		d, err := f.svc.Decide(ctx, r.ID, dev, f.approval(t, dev, key, r, eid.DecisionDeny, nil, func(_ map[string]any, c *eid.ApprovalClaims) {
+			c.MatchNumber = ""
+		}))
+		if err != nil || d.Approved || d.Reason != "" {
+			t.Errorf("Decide = %+v, %v; want a plain denial", d, err)
+		}
+	})
+
+	t.Run("blind picks win a third of the time", func(t *testing.T) {
+		f := newFixture(t)
+		dev, key := f.enroll(t, idp.LevelHigh)
+		won := 0
+		const n = 300
+		for range n {
+			r := f.newLogin(t, "")
+			blind := f.svc.AppView(r).MatchChoices[0] // all an app knows
+			d, err := f.svc.Decide(ctx, r.ID, dev, f.approval(t, dev, key, r, eid.DecisionApprove, []string{"name"}, func(_ map[string]any, c *eid.ApprovalClaims) {
+				c.MatchNumber = blind
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Approved {
+				won++
+			}
+		}
+		if won < 60 || won > 140 { // 100 expected; outside has odds under 1e-6
+			t.Errorf("a blind pick won %d of %d logins, want about a third", won, n)
+		}
+	})
+}
+
+// TestService_Decide_SameDevice: an approval made on the phone that shows
+// the login page needs no pick and returns a one-time code, kept hashed.
+func TestService_Decide_SameDevice(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	dev, key := f.enroll(t, idp.LevelHigh)
+	r := f.newLogin(t, "")
+	d, err := f.svc.Decide(ctx, r.ID, dev, f.approval(t, dev, key, r, eid.DecisionApprove, []string{"name"}, func(_ map[string]any, c *eid.ApprovalClaims) {
+		c.MatchNumber, c.Mode = "", eid.ModeSameDevice
+	}))
+	if err != nil || !d.Approved || d.Mode != eid.ModeSameDevice || len(d.ReturnCode) != 22 || !d.NeedsReturnCode() {
+		t.Fatalf("Decide = %+v, %v", d, err)
+	}
+	_, sd, err := f.svc.Status(ctx, r.ID)
+	if err != nil || sd.ReturnCode != "" || !sd.NeedsReturnCode() {
+		t.Fatalf("stored decision = %+v, %v: the code must be kept hashed only", sd, err)
+	}
+	if !sd.ReturnCodeMatches(d.ReturnCode) {
+		t.Error("the return code does not match its stored decision")
+	}
+	for _, bad := range []string{"", d.ReturnCode + "x", d.ReturnCode[:21], strings.ToUpper(d.ReturnCode)} {
+		if bad != d.ReturnCode && sd.ReturnCodeMatches(bad) {
+			t.Errorf("ReturnCodeMatches(%q) = true", bad)
+		}
+	}
+	// Bound to its request: another request's decision refuses the code.
+	r2 := f.newLogin(t, "")
+	if _, err := f.svc.Decide(ctx, r2.ID, dev, f.approval(t, dev, key, r2, eid.DecisionApprove, []string{"name"}, func(_ map[string]any, c *eid.ApprovalClaims) {
+		c.MatchNumber, c.Mode = "", eid.ModeSameDevice
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if _, sd2, _ := f.svc.Status(ctx, r2.ID); sd2.ReturnCodeMatches(d.ReturnCode) {
+		t.Error("request 1's return code matches request 2")
+	}
+	// Across devices no code is issued nor needed.
+	r3 := f.newLogin(t, "")
+	d3, err := f.svc.Decide(ctx, r3.ID, dev, f.approval(t, dev, key, r3, eid.DecisionApprove, []string{"name"}, nil))
+	if err != nil || !d3.Approved || d3.Mode != eid.ModeCrossDevice || d3.ReturnCode != "" || d3.NeedsReturnCode() || d3.ReturnCodeMatches("") {
+		t.Errorf("cross-device Decide = %+v, %v", d3, err)
+	}
+}
+
+// TestPayloadMode: the form of what opened the app sets its mode; the
+// same-device payload parses like the QR payload and takes no other mode.
+func TestPayloadMode(t *testing.T) {
+	id := "AbCdEfGhIjKlMnOpQrStU_"
+	iss := "https://id.onedoor.test"
+	for p, want := range map[string]string{
+		eid.Payload(iss, id):           eid.ModeCrossDevice,
+		eid.AppLink(iss, id):           eid.ModeSameDevice,
+		eid.SameDevicePayload(iss, id): eid.ModeSameDevice,
+	} {
+		if gi, gid, err := eid.ParsePayload(p); err != nil || gi != iss || gid != id {
+			t.Errorf("ParsePayload(%q) = %q, %q, %v", p, gi, gid, err)
+		}
+		if got := eid.PayloadMode(p); got != want {
+			t.Errorf("PayloadMode(%q) = %s, want %s", p, got, want)
+		}
+	}
+	for _, b := range []string{
+		eid.Payload(iss, id) + "&mode=cross_device",
+		eid.Payload(iss, id) + "&mode=none",
+		eid.SameDevicePayload(iss, id) + "&mode=" + eid.ModeSameDevice,
+	} {
+		if _, _, err := eid.ParsePayload(b); !errors.Is(err, idp.ErrInvalid) {
+			t.Errorf("ParsePayload(%q): err = %v, want ErrInvalid", b, err)
+		}
+	}
 }
 
 func TestPayload(t *testing.T) {

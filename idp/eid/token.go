@@ -48,9 +48,12 @@ type DeviceClaims struct {
 // recipient or purpose, or for claims that were not asked, is refused.
 type ApprovalClaims struct {
 	jwt.RegisteredClaims
-	RequestID   string   `json:"request_id"`
-	MatchNumber string   `json:"match_number"`
-	Decision    string   `json:"decision"` // DecisionApprove or DecisionDeny
+	RequestID string `json:"request_id"`
+	// MatchNumber is the number the citizen picked among the request's
+	// match_choices; required to approve in ModeCrossDevice.
+	MatchNumber string   `json:"match_number,omitempty"`
+	Decision    string   `json:"decision"`       // DecisionApprove or DecisionDeny
+	Mode        string   `json:"mode,omitempty"` // ModeCrossDevice (the default) or ModeSameDevice
 	ClientID    string   `json:"client_id,omitempty"`
 	Purpose     string   `json:"purpose,omitempty"` // the purpose's code
 	Claims      []string `json:"claims"`

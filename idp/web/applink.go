@@ -91,9 +91,9 @@ type appLinkPage struct {
 	Lang         string
 	OtherLang    string
 	OtherLangURL string
-	// OpenURL is the custom-scheme payload, for a phone whose app is
-	// installed but did not claim the https link (iOS keeps a link to the
-	// page's own domain in the browser).
+	// OpenURL is the custom-scheme payload in its same-device form, for a
+	// phone whose app is installed but did not claim the https link (iOS
+	// keeps a link to the page's own domain in the browser).
 	OpenURL      template.URL
 	AppStoreURL  string
 	PlayStoreURL string
@@ -135,11 +135,13 @@ func (s *Server) appLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := appLinkPage{
-		T:            s.t(lang),
-		Brand:        s.cfg.Brand.view(lang),
-		Lang:         lang,
-		OtherLang:    "en",
-		OpenURL:      template.URL(eid.Payload(s.cfg.Issuer, lr.ID)), // #nosec G203 -- built by eid.Payload from the issuer and a server-made id
+		T:         s.t(lang),
+		Brand:     s.cfg.Brand.view(lang),
+		Lang:      lang,
+		OtherLang: "en",
+		// The same-device form: the app approves it with a return code,
+		// as it does the https link it stands in for.
+		OpenURL:      template.URL(eid.SameDevicePayload(s.cfg.Issuer, lr.ID)), // #nosec G203 -- built by eid.SameDevicePayload from the issuer and a server-made id
 		AppStoreURL:  s.cfg.AppLinks.AppStoreURL,
 		PlayStoreURL: s.cfg.AppLinks.PlayStoreURL,
 		// The continuation shows the login page again in the browser

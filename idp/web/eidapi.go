@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -201,11 +202,36 @@ func (s *Server) appDecision(w http.ResponseWriter, r *http.Request) {
 		s.loginRequestError(w, err)
 		return
 	}
-	st := eid.StatusDenied
+	resp := decisionResponse{Status: eid.StatusDenied, Reason: d.Reason}
 	if d.Approved {
-		st = eid.StatusApproved
+		resp.Status = eid.StatusApproved
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": st})
+	if d.Reason == eid.ReasonWrongMatch {
+		// A relayed login (someone else's browser shows the number) or a
+		// slip; the citizen starts again. Nothing personal in the log.
+		client := ""
+		if lr, _, err := s.eid.Lookup(r.Context(), r.PathValue("id")); err == nil && lr != nil {
+			client = lr.ClientID
+		}
+		s.log.Warn("eid approval picked the wrong match number: login denied",
+			"request_hash", hashHex(r.PathValue("id"))[:16], "client_id", client)
+	}
+	if d.ReturnCode != "" {
+		// Same device: the app opens this in the phone's browser, and only
+		// the browser that started the login continues with it.
+		resp.ReturnURL = s.cfg.Issuer + PathContinue + "?id=" + url.QueryEscape(r.PathValue("id")) + "&code=" + url.QueryEscape(d.ReturnCode)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// decisionResponse is the answer to an app's decision.
+type decisionResponse struct {
+	Status eid.Status `json:"status"`
+	// Reason is why the IdP denied an approval: eid.ReasonWrongMatch.
+	Reason string `json:"reason,omitempty"`
+	// ReturnURL returns the citizen to the browser after a same-device
+	// approval, with the one-time return code.
+	ReturnURL string `json:"return_url,omitempty"`
 }
 
 type deviceView struct {

@@ -120,8 +120,7 @@ func (s *Server) loginContinue(w http.ResponseWriter, r *http.Request) {
 		s.renderExpired(w, r, id)
 		return
 	}
-	if !s.boundToBrowser(r, lr) {
-		s.renderMessage(w, r, http.StatusForbidden, msgOtherBrowser)
+	if !s.checkReturn(w, r, lr, st) {
 		return
 	}
 	if st == eid.StatusPending {
@@ -177,6 +176,47 @@ func (s *Server) loginContinue(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.finish(w, r, ar, sess, agr, lr.CreatedAt)
+}
+
+// checkReturn lets the continuation go on only in the browser that started
+// the login and, after a same-device approval, with the return code the app
+// opened it with; on refusal it has answered. An attacker who started the
+// login in their own browser and sent the app link to a citizen has the
+// binding but not the code: the code went to the citizen's phone. A code
+// presented by another browser (a citizen talked into forwarding the page
+// the app opened, or an app that returned to another browser) ends the login
+// at once, so it cannot be carried to the starting browser afterwards.
+func (s *Server) checkReturn(w http.ResponseWriter, r *http.Request, lr *eid.LoginRequest, st eid.Status) bool {
+	ctx := r.Context()
+	bound := s.boundToBrowser(r, lr)
+	var dec *eid.Decision
+	if st == eid.StatusApproved {
+		var err error
+		if _, dec, err = s.eid.Status(ctx, lr.ID); err != nil {
+			s.unavailable(w, "ephemeral store", err)
+			return false
+		}
+	}
+	code := r.URL.Query().Get("code")
+	needs := dec != nil && dec.NeedsReturnCode()
+	switch {
+	case !bound:
+		if needs && dec.ReturnCodeMatches(code) {
+			if _, _, err := s.eid.TakeDecision(ctx, lr.ID); err != nil && errors.Is(err, idp.ErrUnavailable) {
+				s.unavailable(w, "ephemeral store", err)
+				return false
+			}
+			s.dropRestart(ctx, lr.ID)
+			s.log.Warn("same-device return code presented by another browser: login ended",
+				"request_hash", hashHex(lr.ID)[:16], "client_id", lr.ClientID)
+		}
+		s.renderMessage(w, r, http.StatusForbidden, msgOtherBrowser)
+		return false
+	case needs && !dec.ReturnCodeMatches(code):
+		s.renderMessage(w, r, http.StatusForbidden, msgReturnCode)
+		return false
+	}
+	return true
 }
 
 // resumeRequest re-validates the stored authorization request: the client,
@@ -338,6 +378,7 @@ type message struct{ key string }
 var (
 	msgExpired      = message{"msg.expired"}
 	msgOtherBrowser = message{"msg.other_browser"}
+	msgReturnCode   = message{"msg.return_code"}
 	msgError        = message{"msg.error"}
 	msgLoggedOut    = message{"msg.logged_out"}
 	msgForbidden    = message{"msg.forbidden"}

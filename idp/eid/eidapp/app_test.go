@@ -104,7 +104,7 @@ func TestApp_Enroll(t *testing.T) {
 	}
 	// The reopened app's key is the enrolled one: the IdP accepts its answer.
 	r := startLogin(t, f)
-	if _, err := again.Approve(ctx, eid.Payload(f.URL, r.ID), false, nil); err != nil {
+	if _, err := again.Approve(ctx, eid.Payload(f.URL, r.ID), r.MatchNumber, false, nil); err != nil {
 		t.Errorf("Approve from the reopened app: %v", err)
 	}
 
@@ -124,14 +124,15 @@ func TestApp_Approve(t *testing.T) {
 	t.Run("all requested claims", func(t *testing.T) {
 		r := startLogin(t, f)
 		v, err := app.Fetch(ctx, eid.Payload(f.URL, r.ID))
-		if err != nil || v.ClientName != "Cổng Dịch vụ công" || v.MatchNumber != r.MatchNumber || len(v.Claims) != 3 {
+		if err != nil || v.ClientName != "Cổng Dịch vụ công" || !slices.Contains(v.MatchChoices, r.MatchNumber) || len(v.Claims) != 3 {
 			t.Fatalf("Fetch = %+v, %v", v, err)
 		}
-		res, err := app.Approve(ctx, eid.Payload(f.URL, r.ID), false, nil)
+		res, err := app.Approve(ctx, eid.Payload(f.URL, r.ID), r.MatchNumber, false, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := eidapp.Result{RequestID: r.ID, ClientID: "dvc", ClientName: "Cổng Dịch vụ công", MatchNumber: r.MatchNumber,
+		want := eidapp.Result{RequestID: r.ID, ClientID: "dvc", ClientName: "Cổng Dịch vụ công", Mode: eid.ModeCrossDevice,
+			MatchChoices: v.MatchChoices, MatchNumber: r.MatchNumber,
 			Decision: eid.DecisionApprove, Claims: []string{"name", "birthdate", "phone_number"}, Status: "approved"}
 		if !reflect.DeepEqual(*res, want) {
 			t.Errorf("Result = %+v, want %+v", *res, want)
@@ -142,9 +143,52 @@ func TestApp_Approve(t *testing.T) {
 		}
 	})
 
+	// The citizen reads the number on the browser's page (r.MatchNumber
+	// here: the page renders it) and picks it among the app's choices.
+	t.Run("QR code without a pick", func(t *testing.T) {
+		r := startLogin(t, f)
+		_, err := app.Approve(ctx, eid.Payload(f.URL, r.ID), "", false, nil)
+		if !errors.Is(err, eidapp.ErrPickNeeded) || !strings.Contains(err.Error(), r.MatchNumber) {
+			t.Errorf("err = %v, want ErrPickNeeded listing the choices", err)
+		}
+		if _, err := app.Approve(ctx, eid.Payload(f.URL, r.ID), "1x", false, nil); !errors.Is(err, eidapp.ErrPickNeeded) {
+			t.Errorf("a pick not among the choices: err = %v", err)
+		}
+		if st, _, _ := f.svc.Status(ctx, r.ID); st != eid.StatusPending {
+			t.Errorf("IdP status = %s, want pending: nothing was sent", st)
+		}
+	})
+
+	t.Run("wrong pick", func(t *testing.T) {
+		r := startLogin(t, f)
+		v, err := app.Fetch(ctx, eid.Payload(f.URL, r.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wrong := v.MatchChoices[slices.IndexFunc(v.MatchChoices, func(c string) bool { return c != r.MatchNumber })]
+		res, err := app.Approve(ctx, eid.Payload(f.URL, r.ID), wrong, false, nil)
+		if !errors.Is(err, eidapp.ErrWrongMatch) || res == nil || res.Status != "denied" || res.Reason != eid.ReasonWrongMatch {
+			t.Fatalf("Approve = %+v, %v; want ErrWrongMatch", res, err)
+		}
+		if _, err := app.Approve(ctx, eid.Payload(f.URL, r.ID), r.MatchNumber, false, nil); err == nil {
+			t.Error("a second pick was taken")
+		}
+	})
+
+	t.Run("same device: no pick, a return URL", func(t *testing.T) {
+		for _, link := range []func(issuer, id string) string{eid.AppLink, eid.SameDevicePayload} {
+			r := startLogin(t, f)
+			p := link(f.URL, r.ID)
+			res, err := app.Approve(ctx, p, "", false, nil)
+			if err != nil || res.Mode != eid.ModeSameDevice || res.Status != "approved" || !strings.HasPrefix(res.ReturnURL, f.URL+"/login/continue?id="+r.ID+"&code=") {
+				t.Fatalf("Approve(%s) = %+v, %v", p, res, err)
+			}
+		}
+	})
+
 	t.Run("share a subset", func(t *testing.T) {
 		r := startLogin(t, f)
-		res, err := app.Approve(ctx, eid.Payload(f.URL, r.ID), false, []string{"birthdate", "name"})
+		res, err := app.Approve(ctx, eid.Payload(f.URL, r.ID), r.MatchNumber, false, []string{"birthdate", "name"})
 		if err != nil || !slices.Equal(res.Claims, []string{"birthdate", "name"}) {
 			t.Fatalf("Approve = %+v, %v", res, err)
 		}
@@ -152,7 +196,7 @@ func TestApp_Approve(t *testing.T) {
 
 	t.Run("deny", func(t *testing.T) {
 		r := startLogin(t, f)
-		res, err := app.Approve(ctx, eid.Payload(f.URL, r.ID), true, []string{"name"})
+		res, err := app.Approve(ctx, eid.Payload(f.URL, r.ID), r.MatchNumber, true, []string{"name"})
 		if err != nil || res.Decision != eid.DecisionDeny || res.Status != "denied" || len(res.Claims) != 0 {
 			t.Fatalf("Approve(deny) = %+v, %v", res, err)
 		}
@@ -163,7 +207,7 @@ func TestApp_Approve(t *testing.T) {
 
 	t.Run("required claim left out", func(t *testing.T) {
 		r := startLogin(t, f)
-		_, err := app.Approve(ctx, eid.Payload(f.URL, r.ID), false, []string{"name"})
+		_, err := app.Approve(ctx, eid.Payload(f.URL, r.ID), r.MatchNumber, false, []string{"name"})
 		var e *eidapp.Error
 		if !errors.As(err, &e) || e.StatusCode != http.StatusBadRequest || !strings.Contains(e.Description, `required claim "birthdate"`) {
 			t.Errorf("err = %v", err)
@@ -172,10 +216,10 @@ func TestApp_Approve(t *testing.T) {
 
 	t.Run("answered twice", func(t *testing.T) {
 		r := startLogin(t, f)
-		if _, err := app.Approve(ctx, eid.Payload(f.URL, r.ID), false, nil); err != nil {
+		if _, err := app.Approve(ctx, eid.Payload(f.URL, r.ID), r.MatchNumber, false, nil); err != nil {
 			t.Fatal(err)
 		}
-		_, err := app.Approve(ctx, eid.Payload(f.URL, r.ID), true, nil)
+		_, err := app.Approve(ctx, eid.Payload(f.URL, r.ID), r.MatchNumber, true, nil)
 		if e, ok := errors.AsType[*eidapp.Error](err); !ok || e.StatusCode != http.StatusConflict {
 			t.Errorf("err = %v, want a 409", err)
 		}
@@ -183,7 +227,7 @@ func TestApp_Approve(t *testing.T) {
 
 	t.Run("QR code for another IdP", func(t *testing.T) {
 		r := startLogin(t, f)
-		_, err := app.Approve(ctx, eid.Payload("https://evil.test", r.ID), false, nil)
+		_, err := app.Approve(ctx, eid.Payload("https://evil.test", r.ID), r.MatchNumber, false, nil)
 		if err == nil || !strings.Contains(err.Error(), "enrolled with") {
 			t.Errorf("err = %v", err)
 		}

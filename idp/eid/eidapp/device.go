@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -148,24 +149,50 @@ func (a *App) fetch(ctx context.Context, d *device, issuer, id string) (*eid.App
 
 // Result is what the app answered to a login request.
 type Result struct {
-	RequestID   string   `json:"request_id"`
-	ClientID    string   `json:"client_id"`
-	ClientName  string   `json:"client_name"`
-	PurposeCode string   `json:"purpose_code,omitempty"`
-	Purpose     string   `json:"purpose,omitempty"`
-	MatchNumber string   `json:"match_number"`
-	Decision    string   `json:"decision"` // eid.DecisionApprove or eid.DecisionDeny
-	Claims      []string `json:"claims"`   // shared; empty when denied
+	RequestID   string `json:"request_id"`
+	ClientID    string `json:"client_id"`
+	ClientName  string `json:"client_name"`
+	PurposeCode string `json:"purpose_code,omitempty"`
+	Purpose     string `json:"purpose,omitempty"`
+	// Mode is how the payload opened the app: eid.ModeCrossDevice (a QR
+	// code: the citizen picks the number) or eid.ModeSameDevice (an app
+	// link: the IdP answers with ReturnURL).
+	Mode string `json:"mode"`
+	// MatchChoices are the numbers the app offered; MatchNumber the one
+	// picked (empty when none was).
+	MatchChoices []string `json:"match_choices"`
+	MatchNumber  string   `json:"match_number,omitempty"`
+	Decision     string   `json:"decision"` // eid.DecisionApprove or eid.DecisionDeny
+	Claims       []string `json:"claims"`   // shared; empty when denied
 	// Declined lists the optional claims asked for and not shared.
 	Declined []string `json:"declined,omitempty"`
-	Status   string   `json:"status"` // the IdP's status after the answer
+	Status   string   `json:"status"`           // the IdP's status after the answer
+	Reason   string   `json:"reason,omitempty"` // why the IdP denied it: eid.ReasonWrongMatch
+	// ReturnURL is where a same-device approval sends the citizen back:
+	// the browser that started the login continues there, with a one-time
+	// code, and nowhere else.
+	ReturnURL string `json:"return_url,omitempty"`
 }
 
-// Approve fetches the login request a QR payload names and answers it with
-// an approval signed by the device key over the recipient, the purpose and
-// the claims shared. share lists the claims to share; nil means every
-// requested claim. A deny shares nothing.
-func (a *App) Approve(ctx context.Context, payload string, deny bool, share []string) (*Result, error) {
+// ErrPickNeeded means a login opened from a QR code was to be approved
+// without the number the browser's page shows: the app knows only the
+// three choices, and the citizen must pick.
+var ErrPickNeeded = errors.New("pick the number the login page shows")
+
+// ErrWrongMatch means the IdP denied the login because the number picked
+// was not the one the browser's page shows; the login must start again.
+var ErrWrongMatch = errors.New("the number picked is not the one the login page shows: the IdP denied the login")
+
+// Approve fetches the login request a QR payload or app link names and
+// answers it with an approval signed by the device key over the recipient,
+// the purpose and the claims shared. match is the number the citizen picked
+// among the request's choices, reading it on the browser's page: required to
+// approve from a QR code (ErrPickNeeded, with the choices, without it), not
+// asked for from an app link (the IdP then returns a ReturnURL instead).
+// share lists the claims to share; nil means every requested claim. A deny
+// shares nothing and needs no pick. A pick the IdP finds wrong returns the
+// Result (status denied) with ErrWrongMatch.
+func (a *App) Approve(ctx context.Context, payload, match string, deny bool, share []string) (*Result, error) {
 	d, issuer, id, err := a.target(payload)
 	if err != nil {
 		return nil, err
@@ -174,9 +201,17 @@ func (a *App) Approve(ctx context.Context, payload string, deny bool, share []st
 	if err != nil {
 		return nil, err
 	}
+	mode := eid.PayloadMode(strings.TrimSpace(payload))
+	if match != "" && !slices.Contains(v.MatchChoices, match) {
+		return nil, fmt.Errorf("%w: %q is not among the choices %s", ErrPickNeeded, match, strings.Join(v.MatchChoices, ", "))
+	}
+	if !deny && match == "" && mode == eid.ModeCrossDevice {
+		return nil, fmt.Errorf("%w: one of %s", ErrPickNeeded, strings.Join(v.MatchChoices, ", "))
+	}
 	res := &Result{
 		RequestID: v.RequestID, ClientID: v.ClientID, ClientName: v.ClientName,
-		PurposeCode: v.PurposeCode, Purpose: v.Purpose, MatchNumber: v.MatchNumber,
+		PurposeCode: v.PurposeCode, Purpose: v.Purpose, Mode: mode,
+		MatchChoices: v.MatchChoices, MatchNumber: match,
 		Decision: eid.DecisionApprove, Claims: []string{},
 	}
 	switch {
@@ -199,8 +234,9 @@ func (a *App) Approve(ctx context.Context, payload string, deny bool, share []st
 	ac := eid.ApprovalClaims{
 		RegisteredClaims: a.registered(d, issuer),
 		RequestID:        v.RequestID,
-		MatchNumber:      v.MatchNumber,
+		MatchNumber:      match,
 		Decision:         res.Decision,
+		Mode:             mode,
 		Claims:           res.Claims,
 	}
 	if !deny {
@@ -215,14 +251,26 @@ func (a *App) Approve(ctx context.Context, payload string, deny bool, share []st
 		return nil, err
 	}
 	var out struct {
-		Status string `json:"status"`
+		Status    string `json:"status"`
+		Reason    string `json:"reason"`
+		ReturnURL string `json:"return_url"`
 	}
 	body := map[string]string{"approval": approval}
 	u := issuer + loginRequestPath + url.PathEscape(id) + decisionSuffix
 	if err := call(ctx, a.client(), http.MethodPost, u, auth, body, &out, http.StatusOK, http.StatusCreated, http.StatusNoContent); err != nil {
 		return nil, fmt.Errorf("answer login request: %w", err)
 	}
-	res.Status = out.Status
+	res.Status, res.Reason = out.Status, out.Reason
+	if out.ReturnURL != "" {
+		// Only ever a page of the IdP the device is enrolled with.
+		if err := sameOrigin(out.ReturnURL, issuer); err != nil {
+			return nil, fmt.Errorf("answer login request: return URL: %w", err)
+		}
+		res.ReturnURL = out.ReturnURL
+	}
+	if res.Reason == eid.ReasonWrongMatch {
+		return res, ErrWrongMatch
+	}
 	if res.Status == "" {
 		res.Status = string(eid.StatusApproved)
 		if deny {

@@ -167,7 +167,14 @@ func (f *fakeIDP) decision(w http.ResponseWriter, r *http.Request) {
 	if d.Approved {
 		st = eid.StatusApproved
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": string(st)})
+	out := map[string]string{"status": string(st)}
+	if d.Reason != "" {
+		out["reason"] = d.Reason
+	}
+	if d.ReturnCode != "" {
+		out["return_url"] = "http://" + r.Host + "/login/continue?id=" + r.PathValue("id") + "&code=" + d.ReturnCode
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (f *fakeIDP) discovery(w http.ResponseWriter, _ *http.Request) {
