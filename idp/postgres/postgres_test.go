@@ -201,3 +201,15 @@ func TestClientsVersion_RawSQLOtherSearchPath(t *testing.T) {
 		v0 = v
 	}
 }
+
+func TestSessions(t *testing.T) {
+	dsn(t)
+	idptest.RunSessionTests(t, func(t *testing.T) (a, b idptest.SessionBackend) {
+		d := schemaDSN(t)
+		sa, sb := postgres.New(openDB(t, d)), postgres.New(openDB(t, d))
+		if err := sa.Migrate(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return sa, sb
+	})
+}

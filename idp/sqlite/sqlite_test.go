@@ -168,3 +168,12 @@ func TestClientsVersion_RawSQL(t *testing.T) {
 		v0 = v
 	}
 }
+
+func TestSessions(t *testing.T) {
+	idptest.RunSessionTests(t, func(t *testing.T) (a, b idptest.SessionBackend) {
+		path := filepath.Join(t.TempDir(), "idp.db")
+		_, a = openAt(t, path, true)
+		_, b = openAt(t, path, false)
+		return a, b
+	})
+}
