@@ -451,8 +451,12 @@ func TestBrowser_LogoutWithBackchannel(t *testing.T) {
 			default:
 			}
 		}
+		page := "rp-callback"
+		if r.URL.Path == "/bye" {
+			page = "rp-bye"
+		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = io.WriteString(w, `<!doctype html><html lang="en"><title>RP</title><p id="rp-`+strings.Trim(r.URL.Path, "/")+`">ok</p></html>`)
+		_, _ = io.WriteString(w, `<!doctype html><html lang="en"><title>RP</title><p id="`+page+`">ok</p></html>`)
 	}))
 	t.Cleanup(site.Close)
 	rcv := newBCLRP(t)

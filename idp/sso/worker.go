@@ -29,7 +29,7 @@ import (
 const BackchannelLogoutEvent = "http://schemas.openid.net/event/backchannel-logout"
 
 // LogoutTokenType is the logout token's JOSE typ (section 2.4).
-const LogoutTokenType = "logout+jwt"
+const LogoutTokenType = "logout+jwt" //nolint:gosec // a JOSE type name, not a credential
 
 // Defaults of the Worker's settings.
 const (
