@@ -315,8 +315,15 @@ func runCitizenLock(t *testing.T, e *testEnv, storage ...string) {
 }
 
 // The account page's devices, sessions and lock: the abuse cases first.
-func TestAccount_DevicesSessionsLock(t *testing.T) {
-	e := startMain(t)
+func TestAccount_DevicesSessionsLock_SQLite(t *testing.T) {
+	runAccountDevicesSessionsLock(t, startMain(t))
+}
+
+func TestAccount_DevicesSessionsLock_PostgresRedis(t *testing.T) {
+	runAccountDevicesSessionsLock(t, startMain(t, scaleOption(t)))
+}
+
+func runAccountDevicesSessionsLock(t *testing.T, e *testEnv) {
 	pid := demoCitizens[0].PersonalID
 	origin := map[string]string{"Origin": e.issuer, "Sec-Fetch-Site": "same-origin"}
 	rcv := newBCLRP(t)
@@ -325,7 +332,7 @@ func TestAccount_DevicesSessionsLock(t *testing.T) {
 	second := e.enroll(pid, idp.LevelSubstantial)
 	b, other := newBrowser(), newBrowser()
 	tok, idt := e.codeFlow(r, b, e.app)
-	_, idtOther := e.codeFlow(r, other, second)
+	tokOther, idtOther := e.codeFlow(r, other, second)
 	appB := e.enroll(demoCitizens[1].PersonalID, idp.LevelHigh)
 	bB := newBrowser()
 	_, idtB := e.codeFlow(r, bB, appB)
@@ -402,6 +409,11 @@ func TestAccount_DevicesSessionsLock(t *testing.T) {
 			t.Fatalf("revoke device: %d", resp.StatusCode)
 		}
 		rcv.waitSID(t, sidOther)
+		mustUserinfo(t, e.issuer, tokOther.AccessToken, false, "the revoked device's access token")
+		if _, err := refreshErr(r, tokOther.RefreshToken); err == nil {
+			t.Error("the revoked device's refresh token still works")
+		}
+		mustUserinfo(t, e.issuer, tok.AccessToken, true, "this browser's access token")
 		u, _, _, _ := authorizeURL(r)
 		if !other.showsLoginPage(t, u) {
 			t.Error("the revoked device's browser is still signed in")
