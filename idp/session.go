@@ -42,7 +42,8 @@ type SessionStore interface {
 	// CreateSession records a new session; ErrConflict when its SID exists.
 	CreateSession(ctx context.Context, s *Session) error
 	// TouchSession records that the session logged in to the client;
-	// ErrNotFound when the session is absent, ended or expired.
+	// ErrNotFound when the session is absent, ErrExpired when it has ended
+	// or expired.
 	TouchSession(ctx context.Context, sid, clientID string, at time.Time) error
 	// ListSessions returns the citizen's live sessions at now, newest first,
 	// with their clients.

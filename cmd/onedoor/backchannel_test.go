@@ -514,3 +514,31 @@ func TestBrowser_LogoutWithBackchannel(t *testing.T) {
 	}
 	console.checkClean(t)
 }
+
+// A session started before the session index existed (an upgrade with
+// sessions live in Redis) is indexed at its next login to a client, and its
+// logout then reaches that client.
+func TestSessions_UnindexedSessionIsIndexedOnUse(t *testing.T) {
+	e := startMain(t)
+	idA, secretA := e.client(ClientSpec{Scope: "openid"})
+	rcv := newBCLRP(t)
+	idB, secretB := e.bclClient(t, rcv, ClientSpec{Scope: "openid", GrantTypes: []string{"authorization_code"}})
+	b := newBrowser()
+	_, idt := e.codeFlow(e.rp(idA, secretA, gooidc.ScopeOpenID), b, e.app)
+	for _, q := range []string{`DELETE FROM idp_sso_session_clients`, `DELETE FROM idp_sso_sessions`} {
+		if _, err := e.m.DB.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok, idtB := e.ssoFlow(e.rp(idB, secretB, gooidc.ScopeOpenID), b)
+	if sidOf(t, idtB) != sidOf(t, idt) {
+		t.Fatal("single sign-on started another session")
+	}
+	hint, _ := tok.Extra("id_token").(string)
+	resp, err := b.Get(e.issuer + "/logout?" + url.Values{"id_token_hint": {hint}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	rcv.waitSID(t, sidOf(t, idt))
+}

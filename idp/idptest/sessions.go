@@ -101,8 +101,9 @@ func testSessionsTouchEnded(t *testing.T, s, _ SessionBackend) {
 	if len(ended) != 1 {
 		t.Fatalf("ended %v, want s1", sids(ended))
 	}
-	mustBe(t, s.TouchSession(ctx, "s1", "rp-1", now), idp.ErrNotFound, "touch an ended session")
-	mustBe(t, s.TouchSession(ctx, "s1", "rp-1", now.Add(9*time.Hour)), idp.ErrNotFound, "touch an expired session")
+	mustBe(t, s.TouchSession(ctx, "s1", "rp-1", now), idp.ErrExpired, "touch an ended session")
+	mustNil(t, s.CreateSession(ctx, newSession("s2", "cit-a", "dev-1", now)), "create s2")
+	mustBe(t, s.TouchSession(ctx, "s2", "rp-1", now.Add(9*time.Hour)), idp.ErrExpired, "touch an expired session")
 }
 
 func testSessionsEndQueues(t *testing.T, s, _ SessionBackend) {

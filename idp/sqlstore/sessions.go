@@ -51,7 +51,7 @@ func (s *Store) TouchSession(ctx context.Context, sid, clientID string, at time.
 			return dbErr(op, err)
 		}
 		if ended.Valid || expires <= ms(at) {
-			return fmt.Errorf("%s: the session has ended: %w", op, idp.ErrNotFound)
+			return fmt.Errorf("%s: the session has ended: %w", op, idp.ErrExpired)
 		}
 		_, err = q.ExecContext(ctx, `INSERT INTO idp_sso_session_clients (sid, client_id, first_at) VALUES ($1, $2, $3)
 			ON CONFLICT (sid, client_id) DO NOTHING`, sid, clientID, ms(at))

@@ -50,7 +50,8 @@ func (s *Service) Start(ctx context.Context, ss *idp.Session) error {
 }
 
 // Touch records that the session logged in to the client; an error wrapping
-// idp.ErrNotFound when the session has ended.
+// idp.ErrExpired when the session has ended, idp.ErrNotFound when it is not
+// indexed.
 func (s *Service) Touch(ctx context.Context, sid, clientID string) error {
 	return s.store.TouchSession(ctx, sid, clientID, s.now())
 }

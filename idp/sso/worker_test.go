@@ -441,3 +441,27 @@ func TestService_EndDeletesEphemeralAndQueuesOnce(t *testing.T) {
 		}
 	})
 }
+
+// A worker that claimed a delivery and died (a crash, a SIGKILL'd replica)
+// holds it only until its lease lapses; another worker then delivers it.
+func TestWorker_CrashedClaimIsRetriedAfterLease(t *testing.T) {
+	backends(t, func(t *testing.T, a, b *sqlstore.Store) {
+		km := keys(t, a)
+		rp := newRP(t, km, "rp")
+		createClient(t, a, "rp", rp.srv.URL+"/bcl", "ES256")
+		endSession(t, sso.New(a, a, nil), "s1", "rp")
+		// The crashed worker's claim: never recorded.
+		if ds, err := a.ClaimLogouts(t.Context(), 10, 300*time.Millisecond); err != nil || len(ds) != 1 {
+			t.Fatalf("claim: %v %v", ds, err)
+		}
+		runWorker(t, &sso.Worker{Store: b, Keys: keys(t, b), Issuer: issuer, PollInterval: 20 * time.Millisecond})
+		time.Sleep(100 * time.Millisecond)
+		if rp.attempts() != 0 {
+			t.Fatal("a leased delivery was sent before its lease lapsed")
+		}
+		waitFor(t, "delivery after the lease", func() bool { return state(t, a, "s1").State == idp.LogoutDelivered })
+		if rp.attempts() != 1 {
+			t.Errorf("RP saw %d attempts, want 1", rp.attempts())
+		}
+	})
+}

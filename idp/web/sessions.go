@@ -53,6 +53,12 @@ func (s *Server) touchIndex(ctx context.Context, bs *browserSession, clientID st
 	}
 	err := s.cfg.Sessions.Touch(ctx, bs.SID, clientID)
 	if errors.Is(err, idp.ErrNotFound) {
+		if err := s.indexSession(ctx, bs); err != nil && !errors.Is(err, idp.ErrConflict) {
+			return err
+		}
+		err = s.cfg.Sessions.Touch(ctx, bs.SID, clientID)
+	}
+	if errors.Is(err, idp.ErrExpired) {
 		return errSessionEnded
 	}
 	return err
