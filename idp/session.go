@@ -109,9 +109,10 @@ type LogoutStore interface {
 
 // SubjectRefreshRevoker revokes every refresh-token family of a citizen.
 type SubjectRefreshRevoker interface {
-	// RevokeSubjectRefreshTokens deactivates the subject's active families
-	// and returns their request IDs (the grants whose access tokens are to
-	// be denied too).
+	// RevokeSubjectRefreshTokens deactivates the subject's families and
+	// returns the request IDs of its unexpired ones, revoked now or before
+	// (the grants whose access tokens are to be denied too; a retry after a
+	// failure denies them all again).
 	RevokeSubjectRefreshTokens(ctx context.Context, subject string) ([]string, error)
 }
 

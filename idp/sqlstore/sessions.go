@@ -293,26 +293,32 @@ func (s *Store) ListLogouts(ctx context.Context, sid string) ([]*idp.LogoutDeliv
 	return out, err
 }
 
-// RevokeSubjectRefreshTokens deactivates the subject's active families.
+// RevokeSubjectRefreshTokens deactivates the subject's families and returns
+// the request IDs of all its unexpired ones, revoked now or before, so that
+// a caller retrying after a failure denies their access tokens again.
 func (s *Store) RevokeSubjectRefreshTokens(ctx context.Context, subject string) ([]string, error) {
 	const op = "revoke subject refresh tokens"
 	var ids []string
 	err := s.inTx(ctx, op, func(q querier) error {
 		ids = nil
-		rows, err := q.QueryContext(ctx, `UPDATE idp_refresh_families SET active = $2 WHERE subject = $1 AND active = $3 RETURNING request_id`,
-			subject, false, true)
+		rows, err := q.QueryContext(ctx, `SELECT request_id FROM idp_refresh_families WHERE subject = $1 AND expires_at > $2 ORDER BY request_id`,
+			subject, ms(s.now()))
 		if err != nil {
 			return dbErr(op, err)
 		}
-		defer rows.Close()
 		for rows.Next() {
 			var id string
 			if err := rows.Scan(&id); err != nil {
+				rows.Close()
 				return dbErr(op, err)
 			}
 			ids = append(ids, id)
 		}
-		return dbErr(op, rows.Err())
+		if err := rows.Close(); err != nil {
+			return dbErr(op, err)
+		}
+		_, err = q.ExecContext(ctx, `UPDATE idp_refresh_families SET active = $2 WHERE subject = $1 AND active = $3`, subject, false, true)
+		return dbErr(op, err)
 	})
 	return ids, err
 }
