@@ -542,3 +542,58 @@ func TestSessions_UnindexedSessionIsIndexedOnUse(t *testing.T) {
 	resp.Body.Close()
 	rcv.waitSID(t, sidOf(t, idt))
 }
+
+// The account page's lock works from the keyboard alone, in Vietnamese,
+// through its confirmation page (checked with axe), and signs the browser
+// out.
+func TestBrowser_AccountLockByKeyboard(t *testing.T) {
+	chromium := chromiumPath(t)
+	e := startMain(t)
+	tab := newTab(t, chromium, "vi-VN,vi")
+	console := watchConsole(tab, t)
+	ctx, cancel := context.WithTimeout(tab, 4*browserStep)
+	defer cancel()
+	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + " " + document.body.innerText`))
+			t.Fatalf("%s: %v; page %.400q", what, err, page)
+		}
+	}
+	run("account sign-in", chromedp.Navigate(e.issuer+"/account?lang=vi"), chromedp.WaitVisible(chromedp.ID("account-login")),
+		chromedp.Click(chromedp.ID("account-login")), chromedp.WaitVisible(chromedp.ID("eid-qr")))
+	payload, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("eid-qr"), "data-payload"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.app.Approve(ctx, payload.Value, false, nil); err != nil {
+		t.Fatalf("approve: %v", err)
+	}
+	run("account page", chromedp.WaitVisible(chromedp.ID("lock-account")))
+	// Tab from the page's start reaches the lock button: no trap, no
+	// pointer needed.
+	reached := false
+	for range 40 {
+		run("tab", chromedp.KeyEvent("\t"))
+		id, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement ? document.activeElement.id : ""`))
+		if id == "lock-account" {
+			reached = true
+			break
+		}
+	}
+	if !reached {
+		t.Fatal("the lock button is not reachable with Tab")
+	}
+	run("confirmation", chromedp.KeyEvent("\r"), chromedp.WaitVisible(chromedp.ID("confirm")))
+	checkAxe(ctx, t, "lock confirmation")
+	run("confirm", chromedp.Focus(chromedp.ID("confirm")), chromedp.KeyEvent("\r"), chromedp.WaitVisible(chromedp.ID("message-title")))
+	title, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("message-title")))
+	if title != "Đã khóa tài khoản" {
+		t.Errorf("after the lock: %q", title)
+	}
+	if d, err := e.m.Store.GetDevice(context.Background(), e.app.Enrollment().DeviceID); err != nil || d.RevokedAt == nil {
+		t.Errorf("the device is not revoked after the lock (%v)", err)
+	}
+	run("signed out", chromedp.Navigate(e.issuer+"/account?lang=vi"), chromedp.WaitVisible(chromedp.ID("account-login")))
+	console.checkClean(t)
+}

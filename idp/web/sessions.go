@@ -444,7 +444,7 @@ func init() {
 			"account.session_device":              "Approved by",
 			"account.session_current":             "this browser",
 			"account.session_revoke":              "End session",
-			"account.session_revoke_for":          "End the session started at",
+			"account.session_revoke_for":          "End session started at",
 			"account.session_revoked":             "Session ended. The agency sites have been told.",
 			"account.lock_title":                  "Lock my account",
 			"account.lock_intro":                  "Lost your phone, or think someone else uses your account? Locking revokes the device that signed this browser in, ends every session and revokes all access granted to agencies.",
