@@ -597,3 +597,29 @@ func TestBrowser_AccountLockByKeyboard(t *testing.T) {
 	run("signed out", chromedp.Navigate(e.issuer+"/account?lang=vi"), chromedp.WaitVisible(chromedp.ID("account-login")))
 	console.checkClean(t)
 }
+
+// Ending this browser's own session on the account page signs it out, and
+// the clients it logged in to are told.
+func TestAccount_EndOwnSessionSignsOut(t *testing.T) {
+	e := startMain(t)
+	rcv := newBCLRP(t)
+	id, secret := e.bclClient(t, rcv, ClientSpec{})
+	r := e.rp(id, secret, gooidc.ScopeOpenID, "profile", gooidc.ScopeOfflineAccess)
+	b := newBrowser()
+	_, idt := e.codeFlow(r, b, e.app)
+	sid := sidOf(t, idt)
+	v := b.account(t, e.issuer+"/account?lang=en")
+	resp, body := b.post(t, e.issuer+"/account/sessions/"+url.PathEscape(sid)+"/revoke?lang=en", url.Values{"csrf": {v.csrf}},
+		map[string]string{"Origin": e.issuer, "Sec-Fetch-Site": "same-origin"})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="message-title"`) {
+		t.Fatalf("end own session: %d %.300s", resp.StatusCode, body)
+	}
+	if again := b.account(t, e.issuer+"/account"); again.signedIn {
+		t.Error("still signed in after ending this browser's session")
+	}
+	rcv.waitSID(t, sid)
+	// The device is untouched: the citizen signs in again with one approval.
+	if d, err := e.m.Store.GetDevice(context.Background(), e.app.Enrollment().DeviceID); err != nil || d.RevokedAt != nil {
+		t.Errorf("ending a session revoked the device (%v)", err)
+	}
+}
