@@ -193,7 +193,8 @@ type Client struct {
 	// (`onedoor client create --purpose CODE:TEXT`), in registration order:
 	// a login names one (RFC 9396 authorization_details) or gets the first,
 	// and the citizen's consent is recorded per purpose.
-	Purposes []consent.Purpose
+	Purposes  []consent.Purpose
+	CreatedAt time.Time
 	// BackchannelLogoutURI receives OIDC Back-Channel Logout 1.0 logout
 	// tokens when a session the client logged in through ends; empty for
 	// none.
@@ -201,7 +202,6 @@ type Client struct {
 	// BackchannelLogoutSessionRequired says the client needs sid in logout
 	// tokens; OneDoor always sends it.
 	BackchannelLogoutSessionRequired bool
-	CreatedAt                        time.Time
 }
 
 // EIDAppClientID is the eID app's own public native client, created by the
