@@ -162,6 +162,16 @@ func (c *Client) Validate() error {
 	default:
 		add("auth method %q is not supported (client_secret_basic, client_secret_post, private_key_jwt, none)", c.AuthMethod)
 	}
+	if c.BackchannelLogoutURI != "" {
+		if !code {
+			add("a back-channel logout URI is only for clients with the authorization_code grant")
+		}
+		if err := ValidBackchannelLogoutURI(c.BackchannelLogoutURI); err != nil {
+			add("back-channel logout URI %q: %v", c.BackchannelLogoutURI, err)
+		}
+	} else if c.BackchannelLogoutSessionRequired {
+		add("backchannel_logout_session_required needs a back-channel logout URI")
+	}
 	if c.IDTokenAlg != "ES256" && c.IDTokenAlg != "RS256" {
 		add("ID token algorithm must be ES256 or RS256")
 	}

@@ -195,6 +195,13 @@ type Client struct {
 	// and the citizen's consent is recorded per purpose.
 	Purposes  []consent.Purpose
 	CreatedAt time.Time
+	// BackchannelLogoutURI receives OIDC Back-Channel Logout 1.0 logout
+	// tokens when a session the client logged in through ends; empty for
+	// none.
+	BackchannelLogoutURI string
+	// BackchannelLogoutSessionRequired says the client needs sid in logout
+	// tokens; OneDoor always sends it.
+	BackchannelLogoutSessionRequired bool
 }
 
 // EIDAppClientID is the eID app's own public native client, created by the

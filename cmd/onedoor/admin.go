@@ -143,6 +143,9 @@ type clientView struct {
 	// asks for the login purpose.
 	Purposes  []consent.Purpose `json:"purposes"`
 	CreatedAt time.Time         `json:"created_at"`
+	// OIDC Back-Channel Logout 1.0 registration.
+	BackchannelLogoutURI             string `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired bool   `json:"backchannel_logout_session_required,omitempty"`
 }
 
 func viewClient(c *idp.Client) clientView {
@@ -150,7 +153,7 @@ func viewClient(c *idp.Client) clientView {
 		ClientID: c.ID, Name: c.Name, RedirectURIs: nonNil(c.RedirectURIs), PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		GrantTypes: c.GrantTypes, Scope: strings.Join(c.Scopes, " "), Claims: nonNil(c.Claims), AllowedClaims: nonNil(c.AllowedClaims()), AuthMethod: c.AuthMethod, JWKSURI: c.JWKSURI,
 		HasJWKS: c.JWKS != "", PARRequired: c.PARRequired, IDTokenAlg: c.IDTokenAlg, Agency: c.Agency, CreatedAt: c.CreatedAt,
-		Purposes: c.Purposes,
+		Purposes: c.Purposes, BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
 	}
 	if len(v.Purposes) == 0 {
 		v.Purposes = []consent.Purpose{c.DefaultPurpose()}
@@ -178,6 +181,10 @@ type ClientSpec struct {
 	Secret string
 	// Purposes is the client's catalog of purposes, first the default.
 	Purposes []consent.Purpose
+	// BackchannelLogoutURI receives logout tokens (OIDC Back-Channel
+	// Logout 1.0); BackchannelLogoutSessionRequired is registered as given.
+	BackchannelLogoutURI             string
+	BackchannelLogoutSessionRequired bool
 }
 
 // AgencyLookup finds one of the mobile API's agencies by its code
@@ -214,6 +221,7 @@ func (m *Main) CreateClient(ctx context.Context, spec ClientSpec) (*idp.Client, 
 		JWKSURI: spec.JWKSURI, PARRequired: spec.PARRequired, IDTokenAlg: spec.IDTokenAlg, Agency: spec.Agency, CreatedAt: m.Now().UTC(),
 		Purposes: spec.Purposes,
 	}
+	c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired = spec.BackchannelLogoutURI, spec.BackchannelLogoutSessionRequired
 	c.ApplyDefaults()
 	var agencyErr error
 	if c.Agency != "" && idp.ValidAgencyCode(c.Agency) { // a malformed code is Validate's to report
@@ -271,6 +279,8 @@ func clientCmd(ctx context.Context, args []string, env func(string) string, stdo
 			fs.BoolVar(&spec.PARRequired, "par-required", false, "require pushed authorization requests")
 			fs.StringVar(&spec.IDTokenAlg, "id-token-alg", "ES256", "ID token signing algorithm: ES256 or RS256")
 			fs.StringVar(&spec.Agency, "agency", "", "code of the agency the client acts for (its own tokens carry it; needed for scope agency)")
+			fs.StringVar(&spec.BackchannelLogoutURI, "backchannel-logout-uri", "", "URL that receives OIDC back-channel logout tokens when a session the client logged in through ends (https; http only on loopback)")
+			fs.BoolVar(&spec.BackchannelLogoutSessionRequired, "backchannel-logout-session-required", false, "the client needs sid in logout tokens (OneDoor always sends it)")
 			fs.Var(&purposes, "purpose", "a purpose the client asks for data for, as CODE:TEXT (repeatable; the first is the default; none: \"login\")")
 		})
 		if err != nil {
@@ -415,7 +425,7 @@ func (m *Main) importCitizens(ctx context.Context, cs []*idp.Citizen) error {
 
 func citizenCmd(ctx context.Context, args []string, env func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError("citizen: want import, list, show, activate or revoke-device")
+		return usageError("citizen: want import, list, show, activate, revoke-device or lock")
 	}
 	sub, args := args[0], args[1:]
 	var pid, level, device string
@@ -423,6 +433,8 @@ func citizenCmd(ctx context.Context, args []string, env func(string) string, std
 		switch sub {
 		case "show", "activate", "revoke-device":
 			fs.StringVar(&pid, "id", "", "personal identification number (12 digits)")
+		case "lock":
+			fs.StringVar(&pid, "personal-id", "", "personal identification number (12 digits)")
 		}
 		if sub == "activate" {
 			fs.StringVar(&level, "level", "substantial", "level proven at the desk: substantial or high")
@@ -471,6 +483,9 @@ func citizenCmd(ctx context.Context, args []string, env func(string) string, std
 		pid = fs.Arg(0)
 	}
 	if !idp.ValidPersonalID(pid) {
+		if sub == "lock" {
+			return usageError("citizen lock: --personal-id must be a 12-digit personal identification number")
+		}
 		return usageError("citizen %s: --id must be a 12-digit personal identification number", sub)
 	}
 	switch sub {
@@ -510,6 +525,16 @@ func citizenCmd(ctx context.Context, args []string, env func(string) string, std
 			return err
 		}
 		return m.printJSON(stdout, map[string]any{"revoked": device})
+	case "lock":
+		c, err := m.Store.GetCitizenByPersonalID(ctx, pid)
+		if err != nil {
+			return err
+		}
+		res, err := m.LockCitizen(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		return m.printJSON(stdout, res)
 	}
 	return usageError("citizen: unknown subcommand %q", sub)
 }

@@ -446,6 +446,34 @@ func TestDiscovery_EveryAdvertisedValueWorks(t *testing.T) {
 		}
 	})
 
+	// Back-channel logout, with sid: a registered RP receives a logout
+	// token naming the ID token's session (backchannel_test.go).
+	var bclSID string
+	var bclRcv *bclRP
+	check("backchannel_logout_supported", func(t *testing.T) {
+		if d["backchannel_logout_supported"] != true {
+			t.Fatal("not advertised")
+		}
+		bclRcv = newBCLRP(t)
+		id, secret := e.bclClient(t, bclRcv, ClientSpec{Scope: "openid", GrantTypes: []string{"authorization_code"}})
+		bb := newBrowser()
+		tk, idt := e.codeFlow(e.rp(id, secret, "openid"), bb, e.app)
+		hint, _ := tk.Extra("id_token").(string)
+		resp, err := bb.Get(e.issuer + "/logout?" + url.Values{"id_token_hint": {hint}}.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		bclSID = sidOf(t, idt)
+		bclRcv.waitSID(t, bclSID)
+	})
+	check("backchannel_logout_session_supported", func(t *testing.T) {
+		if d["backchannel_logout_session_supported"] != true || bclSID == "" {
+			t.Fatal("not advertised, or no logout token was received")
+		}
+		// waitSID above matched the logout token's sid to the ID token's.
+	})
+
 	for m := range d {
 		if !checked[m] {
 			t.Errorf("discovery member %q has no check in this test: exercise what it advertises", m)

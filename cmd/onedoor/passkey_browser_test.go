@@ -113,12 +113,7 @@ func TestBrowser_Passkey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The citizen picks in the app the number the page shows.
-	match, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("match-number")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.app.Approve(ctx, payload.Value, strings.TrimSpace(match), false, nil); err != nil {
+	if _, err := e.app.Approve(ctx, payload.Value, shownNumber(ctx, t), false, nil); err != nil {
 		t.Fatalf("approve: %v", err)
 	}
 	_, appToken := e.exchange(r, waitCode(ctx, t, codes), state, nonce, verifier)

@@ -34,6 +34,7 @@ import (
 	"github.com/onedoor/onedoor/idp/redis"
 	"github.com/onedoor/onedoor/idp/sqlite"
 	"github.com/onedoor/onedoor/idp/sqlstore"
+	"github.com/onedoor/onedoor/idp/sso"
 	"github.com/onedoor/onedoor/idp/web"
 	"github.com/onedoor/onedoor/internal/sqldb"
 	"github.com/onedoor/onedoor/mobileapi/blob/fsblob"
@@ -83,6 +84,10 @@ type Main struct {
 	Catalog *search.Cache
 	// Webhooks delivers agency events to their endpoints.
 	Webhooks *webhook.Worker
+	// Sessions ends single sign-on sessions; Logouts delivers their
+	// back-channel logouts (sessions.go).
+	Sessions *sso.Service
+	Logouts  *sso.Worker
 	// PushStore holds installations, preferences and the outbox; the
 	// Dispatcher sends it through Providers and tells Hub's live streams.
 	PushStore  *pushsql.Store
@@ -231,6 +236,7 @@ func (m *Main) OpenStorage(ctx context.Context) error {
 	}
 	m.EID = eid.New(m.Store, m.Store, eid.Config{Issuer: iss, CodeKey: keyset.DeriveKey(m.master, purposeActivation), Now: m.Now})
 	m.Agencies = m.APIStore
+	m.Sessions = sso.New(m.Store, m.Store, m.Now)
 	// Receipts are signed with the platform key the JWKS publishes; a
 	// withdrawal denies the consent's access tokens on every replica
 	// (each verifier rereads the deny list within a second).
@@ -335,6 +341,9 @@ func (m *Main) Run(ctx context.Context) error {
 		// gets no more notifications.
 		OnRevoke: func(ctx context.Context, deviceID string) error {
 			_, err := m.PushStore.DeleteDeviceInstallations(ctx, deviceID)
+			if err == nil {
+				err = m.endDeviceSessions(ctx, deviceID)
+			}
 			return err
 		}})
 	m.Provider = oidc.New(oidc.Config{
@@ -364,9 +373,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.newSessions()
 	m.Web = web.New(web.Config{
 		Passkeys:       passkeys,
 		PasskeyStore:   m.Store,
+		Sessions:       m.Sessions,
 		TrustedProxies: proxies,
 		Limits:         c.Limits,
 		Issuer:         m.Issuer,
@@ -442,6 +453,8 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.wg.Add(1)
 	go m.collectGarbage(ctx)
+	m.wg.Add(1)
+	go m.runLogouts(ctx)
 	m.wg.Add(1)
 	go m.checkpointAudit(ctx)
 	m.wg.Add(1)

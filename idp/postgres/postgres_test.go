@@ -206,3 +206,15 @@ func TestPasskeys(t *testing.T) {
 	dsn(t)
 	idptest.RunPasskeyStoreTests(t, func(t *testing.T) idp.PasskeyStore { return open(t) })
 }
+
+func TestSessions(t *testing.T) {
+	dsn(t)
+	idptest.RunSessionTests(t, func(t *testing.T) (a, b idptest.SessionBackend) {
+		d := schemaDSN(t)
+		sa, sb := postgres.New(openDB(t, d)), postgres.New(openDB(t, d))
+		if err := sa.Migrate(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return sa, sb
+	})
+}

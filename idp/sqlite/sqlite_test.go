@@ -172,3 +172,12 @@ func TestClientsVersion_RawSQL(t *testing.T) {
 func TestPasskeys(t *testing.T) {
 	idptest.RunPasskeyStoreTests(t, func(t *testing.T) idp.PasskeyStore { return open(t) })
 }
+
+func TestSessions(t *testing.T) {
+	idptest.RunSessionTests(t, func(t *testing.T) (a, b idptest.SessionBackend) {
+		path := filepath.Join(t.TempDir(), "idp.db")
+		_, a = openAt(t, path, true)
+		_, b = openAt(t, path, false)
+		return a, b
+	})
+}

@@ -22,17 +22,19 @@ func purposeList(ps []consent.Purpose) string {
 }
 
 const clientColumns = `id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types,
-	scopes, auth_method, jwks, jwks_uri, par_required, id_token_alg, created_at, claims, agency, purposes`
+	scopes, auth_method, jwks, jwks_uri, par_required, id_token_alg, created_at, claims, agency, purposes,
+	backchannel_logout_uri, backchannel_logout_session_required`
 
 // CreateClient inserts c; ErrConflict when the ID exists.
 func (s *Store) CreateClient(ctx context.Context, c *idp.Client) error {
 	defer s.clientWritten()
 	s.createdAt(&c.CreatedAt)
 	_, err := s.db.ExecContext(ctx, `INSERT INTO idp_clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
 		c.ID, c.Name, orNil(c.SecretHash), jsonList(c.RedirectURIs), jsonList(c.PostLogoutRedirectURIs),
 		jsonList(c.GrantTypes), jsonList(c.Scopes), c.AuthMethod, c.JWKS, c.JWKSURI, c.PARRequired,
-		c.IDTokenAlg, ms(c.CreatedAt), jsonList(c.Claims), c.Agency, purposeList(c.Purposes))
+		c.IDTokenAlg, ms(c.CreatedAt), jsonList(c.Claims), c.Agency, purposeList(c.Purposes),
+		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired)
 	return dbErr("create client", err)
 }
 
@@ -91,7 +93,8 @@ func scanClient(r scanner) (*idp.Client, error) {
 		created                             int64
 	)
 	err := r.Scan(&c.ID, &c.Name, &c.SecretHash, &redirects, &postLogout, &grants, &scps,
-		&c.AuthMethod, &c.JWKS, &c.JWKSURI, &c.PARRequired, &c.IDTokenAlg, &created, &claims, &c.Agency, &purposes)
+		&c.AuthMethod, &c.JWKS, &c.JWKSURI, &c.PARRequired, &c.IDTokenAlg, &created, &claims, &c.Agency, &purposes,
+		&c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired)
 	if err != nil {
 		return nil, err
 	}

@@ -194,6 +194,9 @@ func (s *Store) GarbageCollect(ctx context.Context, now time.Time) (ephemeralDel
 	if err := s.deleteExpiredRevocations(ctx, now); err != nil {
 		return ephemeralDeleted, err
 	}
+	if err := s.deleteEndedSessions(ctx, now); err != nil {
+		return ephemeralDeleted, err
+	}
 	return ephemeralDeleted, nil
 }
 

@@ -44,6 +44,7 @@ func (s *Server) accountRoutes(m *prefixMux) {
 	m.HandleFunc("POST "+PathAccountLogin, s.accountLogin)
 	m.HandleFunc("POST "+PathAccountWithdraw, s.accountWithdraw)
 	m.HandleFunc("GET "+PathAccountReceipt, s.accountReceipt)
+	s.accountSessionRoutes(m)
 }
 
 type accountPage struct {
@@ -62,6 +63,8 @@ type accountPage struct {
 	// its script's.
 	Passkeys *accountPasskeys
 	Nonce    string
+	// Security is the devices, sessions and lock sections (sessions.go).
+	Security securityView
 }
 
 type consentView struct {
@@ -105,6 +108,10 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 	}
 	p.SignedIn = true
 	p.CSRF = s.accountCSRF(r)
+	if p.Security, err = s.security(ctx, r, sess, t); err != nil {
+		s.unavailable(w, "store", err)
+		return
+	}
 	// The confirmation names the record and is shown only when it really is
 	// this citizen's and withdrawn: a crafted link cannot fake one.
 	if id := r.URL.Query().Get("withdrawn"); id != "" {

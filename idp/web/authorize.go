@@ -332,6 +332,12 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 		return
 	}
 	if err := s.touchSession(ctx, sess, ar.GetClient().GetID()); err != nil {
+		if errors.Is(err, errSessionEnded) {
+			// Ended (a logout, a lock) since it was read: the client would
+			// get a session no back-channel logout covers.
+			s.authorizeError(w, r, ar, fosite.ErrLoginRequired.WithHint("The single sign-on session has ended."))
+			return
+		}
 		s.log.Warn("record client in session", "err", err)
 	}
 	resp.AddParameter("iss", s.cfg.Issuer)
@@ -468,6 +474,9 @@ func (s *Server) newSession(ctx context.Context, w http.ResponseWriter, r *http.
 	for _, o := range opts {
 		o(bs)
 	}
+	if err := s.indexSession(ctx, bs); err != nil {
+		return nil, err
+	}
 	if err := s.saveSession(ctx, bs); err != nil {
 		return nil, err
 	}
@@ -487,6 +496,9 @@ func (s *Server) saveSession(ctx context.Context, bs *browserSession) error {
 func (s *Server) touchSession(ctx context.Context, bs *browserSession, clientID string) error {
 	if slices.Contains(bs.Clients, clientID) {
 		return nil
+	}
+	if err := s.touchIndex(ctx, bs, clientID); err != nil {
+		return err
 	}
 	bs.Clients = append(bs.Clients, clientID)
 	return s.saveSession(ctx, bs)

@@ -45,6 +45,9 @@ type discoveryDoc struct {
 	// RFC 9396: the one authorization details type /authorize and /par
 	// accept (idp.AuthorizationDetailsType).
 	AuthorizationDetailsTypes []string `json:"authorization_details_types_supported"`
+	// OIDC Back-Channel Logout 1.0: logout tokens always carry sid.
+	BackchannelLogoutSupported        bool `json:"backchannel_logout_supported"`
+	BackchannelLogoutSessionSupported bool `json:"backchannel_logout_session_supported"`
 }
 
 func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
@@ -87,6 +90,9 @@ func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
 		AuthorizationResponseIssParameter: true,
 		PromptValuesSupported:             []string{"none", "login", "consent", "select_account"},
 		AuthorizationDetailsTypes:         []string{idp.AuthorizationDetailsType},
+	}
+	if s.cfg.Sessions != nil {
+		d.BackchannelLogoutSupported, d.BackchannelLogoutSessionSupported = true, true
 	}
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	w.Header().Set("Access-Control-Allow-Origin", "*")

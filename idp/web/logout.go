@@ -96,6 +96,13 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c, err := r.Cookie(s.sessionCookieName()); err == nil {
+		// First the durable record, which queues the back-channel logouts
+		// to every client the session logged in to: on a failure the
+		// session is still there for the retry.
+		if err := s.endIndexed(ctx, sessionPrefix+hashHex(c.Value)); err != nil {
+			s.unavailable(w, "store", err)
+			return
+		}
 		if err := s.eph.Delete(ctx, sessionPrefix+hashHex(c.Value)); err != nil {
 			s.unavailable(w, "ephemeral store", err)
 			return

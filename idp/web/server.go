@@ -26,6 +26,7 @@ import (
 	"github.com/onedoor/onedoor/idp/eid"
 	"github.com/onedoor/onedoor/idp/oidc"
 	"github.com/onedoor/onedoor/idp/passkey"
+	"github.com/onedoor/onedoor/idp/sso"
 )
 
 // Store is what the web layer reads from the durable store directly.
@@ -75,6 +76,10 @@ type Config struct {
 	// Brand names the platform in every page's header, with its help line
 	// and privacy policy.
 	Brand Brand
+	// Sessions indexes single sign-on sessions and ends them with
+	// back-channel logouts (idp/sso); nil keeps sessions in the ephemeral
+	// store alone, without the account page's sessions and lock.
+	Sessions *sso.Service
 	// RefreshTokenTTL is the refresh tokens' lifetime, which the login page
 	// states as the duration of access when offline_access is asked.
 	RefreshTokenTTL time.Duration

@@ -1,0 +1,352 @@
+package idptest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/onedoor/onedoor/idp"
+)
+
+// SessionBackend is a durable store with the session index, the
+// back-channel logout queue and subject-wide refresh revocation.
+type SessionBackend interface {
+	idp.Store
+	idp.SessionStore
+	idp.LogoutStore
+	idp.SubjectRefreshRevoker
+}
+
+// RunSessionTests runs the session index and logout queue suite. newPair
+// returns two stores over one fresh, migrated database (two replicas).
+func RunSessionTests(t *testing.T, newPair func(t *testing.T) (a, b SessionBackend)) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, a, b SessionBackend)
+	}{
+		{"CreateListTouch", testSessionsCreateList},
+		{"TouchEnded", testSessionsTouchEnded},
+		{"EndQueuesLogoutsOnce", testSessionsEndQueues},
+		{"EndByCitizenAndDevice", testSessionsEndFilters},
+		{"EndNeedsFilter", testSessionsEndNeedsFilter},
+		{"ConcurrentEndQueuesOnce", testSessionsConcurrentEnd},
+		{"ClaimLeaseRecord", testLogoutClaimLease},
+		{"TwoReplicasNeverClaimOneRow", testLogoutTwoReplicas},
+		{"ClientBackchannelFields", testClientBackchannel},
+		{"RevokeSubjectRefreshTokens", testRevokeSubjectRefresh},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, b := newPair(t)
+			withTimeout(subtestTimeout, func() { tt.run(t, a, b) })
+		})
+	}
+}
+
+func bclClient(t *testing.T, s idp.Store, id, uri string) {
+	t.Helper()
+	mustNil(t, s.CreateClient(context.Background(), &idp.Client{ID: id, Name: id, RedirectURIs: []string{"https://" + id + ".example/cb"},
+		GrantTypes: []string{"authorization_code"}, Scopes: []string{"openid"}, AuthMethod: idp.AuthNone, IDTokenAlg: "ES256",
+		BackchannelLogoutURI: uri}), "create client "+id)
+}
+
+func newSession(sid, citizen, device string, now time.Time) *idp.Session {
+	return &idp.Session{SID: sid, CitizenID: citizen, DeviceID: device, Level: idp.LevelSubstantial, Key: "web:session:" + sid,
+		AuthTime: now, ExpiresAt: now.Add(8 * time.Hour)}
+}
+
+func testSessionsCreateList(t *testing.T, s, _ SessionBackend) {
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	mustNil(t, s.CreateSession(ctx, newSession("s1", "cit-a", "dev-1", now.Add(-time.Minute))), "create s1")
+	mustNil(t, s.CreateSession(ctx, newSession("s2", "cit-a", "dev-2", now)), "create s2")
+	mustNil(t, s.CreateSession(ctx, newSession("s3", "cit-b", "dev-3", now)), "create s3")
+	mustBe(t, s.CreateSession(ctx, newSession("s1", "cit-a", "dev-1", now)), idp.ErrConflict, "create s1 again")
+	mustNil(t, s.TouchSession(ctx, "s1", "rp-1", now), "touch")
+	mustNil(t, s.TouchSession(ctx, "s1", "rp-2", now.Add(time.Second)), "touch")
+	mustNil(t, s.TouchSession(ctx, "s1", "rp-1", now.Add(2*time.Second)), "touch again")
+	mustBe(t, s.TouchSession(ctx, "absent", "rp-1", now), idp.ErrNotFound, "touch absent")
+	got, err := s.ListSessions(ctx, "cit-a", now)
+	mustNil(t, err, "list")
+	if len(got) != 2 || got[0].SID != "s2" || got[1].SID != "s1" {
+		t.Fatalf("ListSessions(cit-a) = %v, want s2 then s1", sids(got))
+	}
+	equal(t, got[1].Clients, []string{"rp-1", "rp-2"}, "clients of s1")
+	equal(t, got[1].AuthTime, now.Add(-time.Minute), "auth time")
+	equal(t, got[1].Key, "web:session:s1", "key")
+	// Expired sessions are not listed.
+	got, err = s.ListSessions(ctx, "cit-a", now.Add(9*time.Hour))
+	mustNil(t, err, "list later")
+	if len(got) != 0 {
+		t.Errorf("ListSessions after expiry = %v, want none", sids(got))
+	}
+}
+
+func sids(ss []*idp.Session) []string {
+	var out []string
+	for _, s := range ss {
+		out = append(out, s.SID)
+	}
+	return out
+}
+
+func testSessionsTouchEnded(t *testing.T, s, _ SessionBackend) {
+	ctx := t.Context()
+	now := time.Now()
+	mustNil(t, s.CreateSession(ctx, newSession("s1", "cit-a", "dev-1", now)), "create")
+	ended, err := s.EndSessions(ctx, idp.SessionFilter{SID: "s1"}, now)
+	mustNil(t, err, "end")
+	if len(ended) != 1 {
+		t.Fatalf("ended %v, want s1", sids(ended))
+	}
+	mustBe(t, s.TouchSession(ctx, "s1", "rp-1", now), idp.ErrExpired, "touch an ended session")
+	mustNil(t, s.CreateSession(ctx, newSession("s2", "cit-a", "dev-1", now)), "create s2")
+	mustBe(t, s.TouchSession(ctx, "s2", "rp-1", now.Add(9*time.Hour)), idp.ErrExpired, "touch an expired session")
+}
+
+func testSessionsEndQueues(t *testing.T, s, _ SessionBackend) {
+	ctx := t.Context()
+	now := time.Now()
+	bclClient(t, s, "rp-bcl", "https://rp-bcl.example/bcl")
+	bclClient(t, s, "rp-plain", "")
+	mustNil(t, s.CreateSession(ctx, newSession("s1", "cit-a", "dev-1", now)), "create")
+	mustNil(t, s.TouchSession(ctx, "s1", "rp-bcl", now), "touch")
+	mustNil(t, s.TouchSession(ctx, "s1", "rp-plain", now), "touch")
+	mustNil(t, s.TouchSession(ctx, "s1", "rp-deleted", now), "touch") // a client id no longer registered
+	ended, err := s.EndSessions(ctx, idp.SessionFilter{SID: "s1"}, now)
+	mustNil(t, err, "end")
+	if len(ended) != 1 || ended[0].CitizenID != "cit-a" || ended[0].Key != "web:session:s1" {
+		t.Fatalf("ended = %+v", ended)
+	}
+	equal(t, ended[0].Clients, []string{"rp-bcl", "rp-deleted", "rp-plain"}, "clients of the ended session")
+	ds, err := s.ListLogouts(ctx, "s1")
+	mustNil(t, err, "list logouts")
+	if len(ds) != 1 || ds[0].ClientID != "rp-bcl" || ds[0].Subject != "cit-a" || ds[0].State != idp.LogoutPending ||
+		ds[0].URI != "https://rp-bcl.example/bcl" || ds[0].IDTokenAlg != "ES256" {
+		t.Fatalf("logouts = %+v, want one pending for rp-bcl", ds)
+	}
+	// Ending again ends nothing and queues nothing more.
+	again, err := s.EndSessions(ctx, idp.SessionFilter{SID: "s1"}, now)
+	mustNil(t, err, "end again")
+	if len(again) != 0 {
+		t.Errorf("second end ended %v", sids(again))
+	}
+	ds, _ = s.ListLogouts(ctx, "s1")
+	if len(ds) != 1 {
+		t.Errorf("after a second end: %d deliveries, want 1", len(ds))
+	}
+}
+
+func testSessionsEndFilters(t *testing.T, s, _ SessionBackend) {
+	ctx := t.Context()
+	now := time.Now()
+	for _, x := range []struct{ sid, cit, dev string }{{"a1", "cit-a", "dev-1"}, {"a2", "cit-a", "dev-2"}, {"a3", "cit-a", "dev-2"}, {"b1", "cit-b", "dev-3"}} {
+		mustNil(t, s.CreateSession(ctx, newSession(x.sid, x.cit, x.dev, now)), "create "+x.sid)
+	}
+	// Another citizen's session is not ended by naming its sid with mine.
+	got, err := s.EndSessions(ctx, idp.SessionFilter{SID: "b1", CitizenID: "cit-a"}, now)
+	mustNil(t, err, "end b1 as cit-a")
+	if len(got) != 0 {
+		t.Fatalf("ended %v naming another citizen's sid", sids(got))
+	}
+	got, err = s.EndSessions(ctx, idp.SessionFilter{DeviceID: "dev-2"}, now)
+	mustNil(t, err, "end by device")
+	if len(got) != 2 {
+		t.Fatalf("end by device ended %v, want a2 and a3", sids(got))
+	}
+	got, err = s.EndSessions(ctx, idp.SessionFilter{CitizenID: "cit-a"}, now)
+	mustNil(t, err, "end by citizen")
+	if len(got) != 1 || got[0].SID != "a1" {
+		t.Fatalf("end by citizen ended %v, want a1", sids(got))
+	}
+	left, err := s.ListSessions(ctx, "cit-b", now)
+	mustNil(t, err, "list cit-b")
+	if len(left) != 1 {
+		t.Errorf("cit-b's sessions = %v, want b1 untouched", sids(left))
+	}
+}
+
+func testSessionsEndNeedsFilter(t *testing.T, s, _ SessionBackend) {
+	_, err := s.EndSessions(t.Context(), idp.SessionFilter{}, time.Now())
+	mustBe(t, err, idp.ErrInvalid, "end with an empty filter")
+}
+
+func testSessionsConcurrentEnd(t *testing.T, a, b SessionBackend) {
+	ctx := t.Context()
+	now := time.Now()
+	bclClient(t, a, "rp-bcl", "https://rp-bcl.example/bcl")
+	mustNil(t, a.CreateSession(ctx, newSession("s1", "cit-a", "dev-1", now)), "create")
+	mustNil(t, a.TouchSession(ctx, "s1", "rp-bcl", now), "touch")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	total := 0
+	for i := range 8 {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			got, err := s.EndSessions(ctx, idp.SessionFilter{CitizenID: "cit-a"}, now)
+			if err != nil {
+				t.Errorf("end: %v", err)
+				return
+			}
+			mu.Lock()
+			total += len(got)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if total != 1 {
+		t.Errorf("8 concurrent ends ended %d sessions, want 1", total)
+	}
+	ds, err := a.ListLogouts(ctx, "s1")
+	mustNil(t, err, "list")
+	if len(ds) != 1 {
+		t.Errorf("%d deliveries, want 1", len(ds))
+	}
+}
+
+func endedWithLogout(t *testing.T, s SessionBackend, sid, client string) {
+	t.Helper()
+	ctx := t.Context()
+	now := time.Now()
+	mustNil(t, s.CreateSession(ctx, newSession(sid, "cit-"+sid, "dev-"+sid, now)), "create "+sid)
+	mustNil(t, s.TouchSession(ctx, sid, client, now), "touch "+sid)
+	_, err := s.EndSessions(ctx, idp.SessionFilter{SID: sid}, now)
+	mustNil(t, err, "end "+sid)
+}
+
+func testLogoutClaimLease(t *testing.T, s, _ SessionBackend) {
+	ctx := t.Context()
+	bclClient(t, s, "rp-bcl", "http://127.0.0.1:9/bcl")
+	endedWithLogout(t, s, "s1", "rp-bcl")
+	ds, err := s.ClaimLogouts(ctx, 10, time.Minute)
+	mustNil(t, err, "claim")
+	if len(ds) != 1 || ds[0].LeaseID == "" || ds[0].Attempts != 0 {
+		t.Fatalf("claimed %+v, want one with a lease", ds)
+	}
+	// Claimed: hidden from the next claim.
+	again, err := s.ClaimLogouts(ctx, 10, time.Minute)
+	mustNil(t, err, "claim again")
+	if len(again) != 0 {
+		t.Fatalf("claimed a leased delivery again")
+	}
+	mustBe(t, s.RecordLogout(ctx, ds[0].ID, "not-the-lease", idp.LogoutAttempt{State: idp.LogoutDelivered, At: time.Now()}), idp.ErrConflict, "record without the lease")
+	next := time.Now().Add(-time.Second) // due at once
+	mustNil(t, s.RecordLogout(ctx, ds[0].ID, ds[0].LeaseID, idp.LogoutAttempt{State: idp.LogoutPending, Next: &next, StatusCode: 500,
+		Error: "status 500", At: time.Now()}), "record a failure")
+	mustBe(t, s.RecordLogout(ctx, ds[0].ID, ds[0].LeaseID, idp.LogoutAttempt{State: idp.LogoutDelivered, At: time.Now()}), idp.ErrConflict, "record twice under one lease")
+	ds2, err := s.ClaimLogouts(ctx, 10, time.Minute)
+	mustNil(t, err, "claim the retry")
+	if len(ds2) != 1 || ds2[0].Attempts != 1 || ds2[0].LastStatus != 500 || ds2[0].LeaseID == ds[0].LeaseID {
+		t.Fatalf("retry claimed %+v", ds2)
+	}
+	mustNil(t, s.RecordLogout(ctx, ds2[0].ID, ds2[0].LeaseID, idp.LogoutAttempt{State: idp.LogoutDelivered, StatusCode: 204, At: time.Now()}), "record success")
+	list, err := s.ListLogouts(ctx, "s1")
+	mustNil(t, err, "list")
+	if list[0].State != idp.LogoutDelivered || list[0].Attempts != 2 {
+		t.Errorf("after success: %+v", list[0])
+	}
+	none, err := s.ClaimLogouts(ctx, 10, time.Minute)
+	mustNil(t, err, "claim after success")
+	if len(none) != 0 {
+		t.Errorf("a delivered logout was claimed again")
+	}
+	// A lapsed lease makes the delivery claimable again.
+	endedWithLogout(t, s, "s2", "rp-bcl")
+	short, err := s.ClaimLogouts(ctx, 10, time.Millisecond)
+	mustNil(t, err, "claim s2")
+	if len(short) != 1 {
+		t.Fatalf("claimed %d, want s2's", len(short))
+	}
+	time.Sleep(20 * time.Millisecond)
+	lapsed, err := s.ClaimLogouts(ctx, 10, time.Minute)
+	mustNil(t, err, "claim after the lease lapsed")
+	if len(lapsed) != 1 {
+		t.Fatalf("after the lease lapsed: claimed %d, want 1", len(lapsed))
+	}
+	mustBe(t, s.RecordLogout(ctx, short[0].ID, short[0].LeaseID, idp.LogoutAttempt{State: idp.LogoutDelivered, At: time.Now()}), idp.ErrConflict, "record under a lapsed lease")
+}
+
+func testLogoutTwoReplicas(t *testing.T, a, b SessionBackend) {
+	ctx := t.Context()
+	bclClient(t, a, "rp-bcl", "http://127.0.0.1:9/bcl")
+	const n = 20
+	for i := range n {
+		endedWithLogout(t, a, fmt.Sprintf("s%02d", i), "rp-bcl")
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for i := range 4 {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			for range 10 {
+				ds, err := s.ClaimLogouts(ctx, 3, time.Minute)
+				if err != nil {
+					t.Errorf("claim: %v", err)
+					return
+				}
+				mu.Lock()
+				for _, d := range ds {
+					seen[d.ID]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Errorf("claimed %d distinct deliveries, want %d", len(seen), n)
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Errorf("delivery %s claimed %d times", id, c)
+		}
+	}
+}
+
+func testClientBackchannel(t *testing.T, s, _ SessionBackend) {
+	ctx := t.Context()
+	c := &idp.Client{ID: "rp", Name: "RP", RedirectURIs: []string{"https://rp.example/cb"}, GrantTypes: []string{"authorization_code"},
+		Scopes: []string{"openid"}, AuthMethod: idp.AuthNone, IDTokenAlg: "RS256",
+		BackchannelLogoutURI: "https://rp.example/bcl", BackchannelLogoutSessionRequired: true}
+	mustNil(t, s.CreateClient(ctx, c), "create")
+	got, err := s.GetClient(ctx, "rp")
+	mustNil(t, err, "get")
+	if got.BackchannelLogoutURI != c.BackchannelLogoutURI || !got.BackchannelLogoutSessionRequired {
+		t.Errorf("client read back %q %v", got.BackchannelLogoutURI, got.BackchannelLogoutSessionRequired)
+	}
+}
+
+func testRevokeSubjectRefresh(t *testing.T, s, _ SessionBackend) {
+	ctx := t.Context()
+	for i, sub := range []string{"cit-a", "cit-a", "cit-b"} {
+		rt := refreshToken(fmt.Sprintf("sig-%d", i), fmt.Sprintf("req-%d", i))
+		rt.Subject, rt.ExpiresAt = sub, time.Now().Add(time.Hour)
+		mustNil(t, s.CreateRefreshToken(ctx, rt), "create refresh")
+	}
+	ids, err := s.RevokeSubjectRefreshTokens(ctx, "cit-a")
+	mustNil(t, err, "revoke")
+	if len(ids) != 2 {
+		t.Fatalf("revoked %v, want req-0 and req-1", ids)
+	}
+	for i, want := range []bool{false, false, true} {
+		f, err := s.GetRefreshTokenFamily(ctx, fmt.Sprintf("req-%d", i))
+		mustNil(t, err, "get family")
+		if f.Active != want {
+			t.Errorf("family req-%d active = %v, want %v", i, f.Active, want)
+		}
+	}
+	// A retry names the same grants, so their access tokens are denied
+	// again even if the first caller failed after deactivating them.
+	ids, err = s.RevokeSubjectRefreshTokens(ctx, "cit-a")
+	mustNil(t, err, "revoke again")
+	equal(t, ids, []string{"req-0", "req-1"}, "grants named by a second revocation")
+}

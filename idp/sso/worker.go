@@ -1,0 +1,283 @@
+package sso
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/keyset"
+	"github.com/onedoor/onedoor/internal/backoff"
+)
+
+// BackchannelLogoutEvent is the event a logout token carries (OIDC
+// Back-Channel Logout 1.0 section 2.4).
+const BackchannelLogoutEvent = "http://schemas.openid.net/event/backchannel-logout"
+
+// LogoutTokenType is the logout token's JOSE typ (section 2.4).
+const LogoutTokenType = "logout+jwt" //nolint:gosec // a JOSE type name, not a credential
+
+// Defaults of the Worker's settings.
+const (
+	DefaultMaxAttempts    = 8
+	DefaultRequestTimeout = 5 * time.Second
+	DefaultPollInterval   = 2 * time.Second
+	DefaultConcurrency    = 4
+	DefaultTokenLifetime  = 2 * time.Minute
+	BackoffBase           = 5 * time.Second
+	BackoffCap            = 30 * time.Minute
+)
+
+// Keys resolves the active signing key of an algorithm (keyset.Manager).
+type Keys interface {
+	SigningKey(ctx context.Context, alg string) (*keyset.Key, error)
+}
+
+// Worker delivers queued back-channel logouts until its context ends.
+// Replicas share the queue: each claims its own rows under a lease.
+type Worker struct {
+	Store  idp.LogoutStore
+	Keys   Keys
+	Issuer string
+	// HTTPClient sends the logout tokens; nil means a client with
+	// RequestTimeout. Redirects are never followed whatever it says: the
+	// token goes to the URI the operator registered and nowhere else.
+	HTTPClient     *http.Client
+	MaxAttempts    int                       // then the delivery is dead; default DefaultMaxAttempts
+	Backoff        func(n int) time.Duration // delay after n failed attempts; default full jitter
+	RequestTimeout time.Duration
+	PollInterval   time.Duration
+	Concurrency    int
+	TokenLifetime  time.Duration
+	Now            func() time.Time
+	Logger         *slog.Logger
+
+	once   sync.Once
+	wake   chan struct{}
+	client *http.Client
+}
+
+func (w *Worker) init() {
+	w.once.Do(func() {
+		w.wake = make(chan struct{}, 1)
+		if w.MaxAttempts <= 0 {
+			w.MaxAttempts = DefaultMaxAttempts
+		}
+		if w.Backoff == nil {
+			w.Backoff = backoff.FullJitter(BackoffBase, BackoffCap)
+		}
+		if w.RequestTimeout <= 0 {
+			w.RequestTimeout = DefaultRequestTimeout
+		}
+		if w.PollInterval <= 0 {
+			w.PollInterval = DefaultPollInterval
+		}
+		if w.Concurrency <= 0 {
+			w.Concurrency = DefaultConcurrency
+		}
+		if w.TokenLifetime <= 0 {
+			w.TokenLifetime = DefaultTokenLifetime
+		}
+		if w.Now == nil {
+			w.Now = time.Now
+		}
+		if w.Logger == nil {
+			w.Logger = slog.Default()
+		}
+		c := &http.Client{}
+		if w.HTTPClient != nil {
+			cp := *w.HTTPClient
+			c = &cp
+		}
+		if c.Timeout == 0 || c.Timeout > w.RequestTimeout {
+			c.Timeout = w.RequestTimeout
+		}
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		w.client = c
+	})
+}
+
+// Notify wakes the worker to claim at once; it never blocks.
+func (w *Worker) Notify() {
+	w.init()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers until ctx ends, then waits for the attempts in flight.
+func (w *Worker) Run(ctx context.Context) error {
+	if w.Store == nil || w.Keys == nil || w.Issuer == "" {
+		return errors.New("back-channel logout worker needs a store, keys and the issuer")
+	}
+	w.init()
+	lease := max(time.Minute, 3*w.RequestTimeout)
+	poll := time.NewTicker(w.PollInterval)
+	defer poll.Stop()
+	failing := false
+	for {
+		ds, err := w.Store.ClaimLogouts(ctx, w.Concurrency, lease)
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			w.Logger.Warn("back-channel logout claim", "err", err.Error())
+			failing = true
+		case err == nil && failing:
+			w.Logger.Info("back-channel logout claim recovered")
+			failing = false
+		}
+		var wg sync.WaitGroup
+		for _, d := range ds {
+			// An attempt is not cut short by shutdown: it is recorded
+			// whole, or its lease lapses and it is retried.
+			wg.Go(func() { w.Deliver(context.WithoutCancel(ctx), d) })
+		}
+		wg.Wait()
+		if err == nil && len(ds) == w.Concurrency {
+			continue // there may be more due
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.wake:
+		case <-poll.C:
+		}
+	}
+}
+
+// Deliver makes one attempt at a claimed delivery and records it.
+func (w *Worker) Deliver(ctx context.Context, d *idp.LogoutDelivery) {
+	w.init()
+	log := w.Logger.With("delivery", d.ID, "client_id", d.ClientID)
+	n := d.Attempts + 1
+	a := idp.LogoutAttempt{At: w.Now().UTC()}
+	if d.URI == "" || idp.ValidBackchannelLogoutURI(d.URI) != nil {
+		// Deleted client, or one that no longer registers a URI: nothing
+		// will ever accept this logout.
+		a.State, a.Error = idp.LogoutDead, "the client has no valid back-channel logout URI"
+		w.record(ctx, log, d, a)
+		return
+	}
+	tok, err := LogoutToken(ctx, w.Keys, w.Issuer, d, w.Now(), w.TokenLifetime)
+	if err != nil {
+		// Ours, not the client's: no attempt counted; the lease lapses.
+		log.Error("back-channel logout token", "err", err.Error())
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, w.RequestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, d.URI, strings.NewReader(url.Values{"logout_token": {tok}}.Encode()))
+	if err != nil {
+		a.State, a.Error = idp.LogoutDead, "the back-channel logout URI is not valid"
+		w.record(ctx, log, d, a)
+		return
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Cache-Control", "no-store")
+	res, err := w.client.Do(req) // #nosec G704 -- the operator-registered URI, redirects refused
+	if err == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
+		res.Body.Close()
+		a.StatusCode = res.StatusCode
+	} else {
+		a.Error = describe(err)
+	}
+	switch {
+	case err == nil && (res.StatusCode == http.StatusOK || res.StatusCode == http.StatusNoContent):
+		a.State = idp.LogoutDelivered
+	case n >= w.MaxAttempts:
+		a.State = idp.LogoutDead
+		if a.Error == "" {
+			a.Error = "status " + strconv.Itoa(a.StatusCode)
+		}
+		log.Warn("back-channel logout undeliverable", "attempts", n, "status", a.StatusCode, "error", a.Error)
+	default:
+		if a.Error == "" {
+			a.Error = "status " + strconv.Itoa(a.StatusCode)
+		}
+		next := w.Now().Add(w.Backoff(n)).UTC()
+		a.State, a.Next = idp.LogoutPending, &next
+	}
+	w.record(ctx, log, d, a)
+}
+
+func (w *Worker) record(ctx context.Context, log *slog.Logger, d *idp.LogoutDelivery, a idp.LogoutAttempt) {
+	ctx, cancel := context.WithTimeout(ctx, w.RequestTimeout)
+	defer cancel()
+	if err := w.Store.RecordLogout(ctx, d.ID, d.LeaseID, a); err != nil {
+		log.Warn("back-channel logout record", "err", err.Error())
+		return
+	}
+	log.Info("back-channel logout attempt", "state", a.State, "status", a.StatusCode)
+}
+
+// describe says why no response came, without the URL (url.Error repeats
+// it) or anything long.
+func describe(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if ue.Timeout() {
+			return "no response in time"
+		}
+		err = ue.Err
+	}
+	s := err.Error()
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return strings.ToValidUTF8(s, "")
+}
+
+// LogoutToken signs the logout token for d with the algorithm the client
+// registered for its ID tokens (OIDC Back-Channel Logout 1.0 section 2.4):
+// iss, aud, iat, exp, jti, sub, sid and the back-channel logout event; never
+// a nonce.
+func LogoutToken(ctx context.Context, keys Keys, issuer string, d *idp.LogoutDelivery, now time.Time, lifetime time.Duration) (string, error) {
+	alg := d.IDTokenAlg
+	if alg != "RS256" {
+		alg = "ES256"
+	}
+	k, err := keys.SigningKey(ctx, alg)
+	if err != nil {
+		return "", fmt.Errorf("logout token: %w", err)
+	}
+	var method jwt.SigningMethod
+	var priv any
+	switch p := k.Private.(type) {
+	case *ecdsa.PrivateKey:
+		method, priv = jwt.SigningMethodES256, p
+	case *rsa.PrivateKey:
+		method, priv = jwt.SigningMethodRS256, p
+	default:
+		return "", fmt.Errorf("logout token: key %s has an unsupported type", k.ID)
+	}
+	jti := make([]byte, 16)
+	_, _ = rand.Read(jti)
+	t := jwt.NewWithClaims(method, jwt.MapClaims{
+		"iss":    issuer,
+		"aud":    d.ClientID,
+		"iat":    now.Unix(),
+		"exp":    now.Add(lifetime).Unix(),
+		"jti":    base64.RawURLEncoding.EncodeToString(jti),
+		"sub":    d.Subject,
+		"sid":    d.SID,
+		"events": map[string]any{BackchannelLogoutEvent: map[string]any{}},
+	})
+	t.Header["typ"] = LogoutTokenType
+	t.Header["kid"] = k.ID
+	return t.SignedString(priv)
+}
