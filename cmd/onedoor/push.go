@@ -192,7 +192,7 @@ func (m *Main) startPush(ctx context.Context) (*fiberapi.PushConfig, error) {
 	m.Hub = &push.LocalHub{}
 	if m.redis != nil {
 		// Live events reach a stream held by any replica.
-		h, err := pushredis.NewHub(ctx, m.redis, pushredis.WithPrefix(c.RedisPrefix), pushredis.WithLogger(m.Logger))
+		h, err := pushredis.NewHub(ctx, m.redis, m.hubOptions(c.RedisPrefix)...)
 		if err != nil {
 			return nil, fmt.Errorf("push live hub on redis: %w", err)
 		}

@@ -318,6 +318,7 @@ func (s *Service) Decide(ctx context.Context, id string, dev *idp.Device, approv
 		}
 		return nil, fmt.Errorf("store login decision: %w", err)
 	}
+	s.wake(ctx, id)
 	return d, nil
 }
 

@@ -91,22 +91,6 @@ type statusResponse struct {
 	RedirectTo string `json:"redirect_to,omitempty"`
 }
 
-// loginStatus answers the login page's polling (and clients without JS).
-func (s *Server) loginStatus(w http.ResponseWriter, r *http.Request) {
-	lr, st, err := s.eid.Lookup(r.Context(), r.URL.Query().Get("id"))
-	if err != nil {
-		s.unavailable(w, "ephemeral store", err)
-		return
-	}
-	resp := statusResponse{Status: string(st)}
-	// The continuation itself checks that it is the browser that started the
-	// login; the URL tells a poller nothing it did not already know.
-	if st == eid.StatusApproved || st == eid.StatusDenied {
-		resp.RedirectTo = s.cfg.Issuer + PathContinue + "?id=" + url.QueryEscape(lr.ID)
-	}
-	writeJSON(w, http.StatusOK, resp)
-}
-
 // loginContinue resumes the authorization request once the app has answered.
 func (s *Server) loginContinue(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
