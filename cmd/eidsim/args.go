@@ -54,7 +54,8 @@ func usagef(format string, args ...any) error {
 
 const usageHead = `usage:
   eidsim enroll  --home DIR --idp URL --personal-id N --activation-code C [--device-name NAME]
-  eidsim approve --home DIR [--deny] [--share claim,claim | --decline claim,claim] [--json] PAYLOAD
+  eidsim approve --home DIR [--deny] [--share claim,claim | --decline claim,claim] [--json] PAYLOAD|ID
+  eidsim pending --home DIR
   eidsim login   --home DIR
   eidsim show    --home DIR
   eidsim devices --home DIR
@@ -63,9 +64,10 @@ const usageHead = `usage:
   eidsim events --home DIR [--api URL] [--max N]
 PAYLOAD is the login page's QR payload (onedoor-eid://login?request=ID&issuer=URL) or its
 https app link (ISSUER/app/login?request=ID); either must name the IdP the device is enrolled with.
+ID is a login request's id as pending lists it (a login the IdP sent to this citizen's devices).
 `
 
-var commands = []string{"enroll", "approve", "login", "show", "devices", "revoke-device", "api", "events"}
+var commands = []string{"enroll", "approve", "pending", "login", "show", "devices", "revoke-device", "api", "events"}
 
 // flagSet declares cmd's flags into o.
 func flagSet(cmd string, o *options) (*flag.FlagSet, error) {
@@ -120,7 +122,7 @@ func flagSet(cmd string, o *options) (*flag.FlagSet, error) {
 	case "events":
 		apiFlag(fs, o)
 		fs.IntVar(&o.max, "max", 0, "exit after `N` notifications (0: follow the stream until interrupted)")
-	case "login", "show", "devices", "revoke-device":
+	case "login", "show", "devices", "revoke-device", "pending":
 	default:
 		return nil, usagef("unknown command %q", cmd)
 	}

@@ -33,19 +33,19 @@ type Config struct {
 	APIAddr string
 	// APIURL is the mobile API's public URL: the audience of the tokens it
 	// accepts. Empty means http://localhost:PORT of APIAddr.
-	APIURL        string
-	Issuer        string
-	DataDir       string
-	PostgresDSN   string
-	RedisURL      string
-	RedisPrefix   string
+	APIURL      string
+	Issuer      string
+	DataDir     string
+	PostgresDSN string
+	RedisURL    string
+	RedisPrefix string
 	// RedisShardedPubSub makes wake-ups and live streams use sharded
 	// Pub/Sub (SPUBLISH/SSUBSCRIBE, Redis 7), for a Redis cluster.
 	RedisShardedPubSub bool
 	MasterKeyFile      string
-	Demo          bool
-	DemoRPAddr    string
-	LogLevel      string
+	Demo               bool
+	DemoRPAddr         string
+	LogLevel           string
 
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration

@@ -210,6 +210,7 @@ func (m *Main) startPush(ctx context.Context) (*fiberapi.PushConfig, error) {
 	if c.PushBackoff > 0 {
 		m.Dispatcher.Backoff = push.FullJitter(c.PushBackoff, push.BackoffCap)
 	}
+	m.loginPushes.Store(m.Dispatcher)
 	if c.MetricsAddr != "" {
 		reg, pm := m.newMetrics()
 		m.Dispatcher.Observe, m.Dispatcher.Finished = pm.observe, pm.finished

@@ -98,10 +98,13 @@ type Main struct {
 	// --agency` checks.
 	Agencies AgencyLookup
 
-	master  []byte
-	redis   goredis.UniversalClient
+	master []byte
+	redis  goredis.UniversalClient
 	// wakeHub carries login wake-ups across replicas (with Redis).
 	wakeHub *pushredis.Hub
+	// loginPushes is the dispatcher that login prompts wake, once push
+	// runs (the IdP serves before it starts).
+	loginPushes atomic.Pointer[push.Dispatcher]
 	servers []*http.Server
 	ready   atomic.Bool
 	// webhookWorker is Webhooks once it runs, for the consent store to
@@ -381,6 +384,7 @@ func (m *Main) Run(ctx context.Context) error {
 			AppStoreURL: c.AppStoreURL, PlayStoreURL: c.PlayStoreURL},
 		Brand:           brand,
 		RefreshTokenTTL: c.RefreshTokenTTL,
+		Prompter:        pushPrompter{m: m},
 		Now:             m.Now,
 		Logger:          m.Logger,
 	}, m.Provider, m.Store, m.Eph, m.EID, m.Keys)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/eid"
+	"github.com/onedoor/onedoor/idp/web"
 	"github.com/onedoor/onedoor/push"
 	pushredis "github.com/onedoor/onedoor/push/redis"
 )
@@ -66,4 +68,27 @@ func (h hubWakeups) Subscribe(ctx context.Context, topic string) (<-chan struct{
 		}
 	}()
 	return woken, end, nil
+}
+
+// pushPrompter sends a targeted login's approval request (login_hint) to
+// the citizen's installations through the push outbox: a login-approval
+// message, which ignores quiet hours and carries only the generic text and
+// an opaque id; the app lists the request over the eID API.
+type pushPrompter struct{ m *Main }
+
+var _ web.Prompter = pushPrompter{}
+
+func (p pushPrompter) PromptLogin(ctx context.Context, citizenID string, lr *eid.LoginRequest) error {
+	if p.m.PushStore == nil {
+		return nil
+	}
+	msg := &push.Message{ID: push.NewMessageID(), CitizenID: citizenID, Kind: push.KindLoginApproval,
+		Priority: push.High, CollapseKey: "login", ExpiresAt: lr.ExpiresAt}
+	if err := p.m.PushStore.Enqueue(ctx, msg); err != nil {
+		return fmt.Errorf("enqueue login approval push: %w", err)
+	}
+	if d := p.m.loginPushes.Load(); d != nil {
+		d.Notify()
+	}
+	return nil
 }

@@ -58,6 +58,10 @@ type Limits struct {
 	// WaitersPerAddr bounds the status requests held open for one client
 	// address (generous: a NAT holds many citizens). Default 200.
 	WaitersPerAddr int
+	// PromptsPerCitizen bounds the approval prompts (login_hint) one
+	// citizen is sent per 10 minutes (push fatigue); beyond it the login
+	// falls back to the QR code. Default 5.
+	PromptsPerCitizen int
 }
 
 // DefaultLimits are the limits a zero Limits field takes.
@@ -71,6 +75,7 @@ var DefaultLimits = Limits{
 	LoginTotal:          60000,
 	WaitersPerReplica:   20000,
 	WaitersPerAddr:      200,
+	PromptsPerCitizen:   5,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -81,6 +86,7 @@ func (l Limits) withDefaults() Limits {
 		{&l.EnrollPerPersonalID, &d.EnrollPerPersonalID}, {&l.PerDevice, &d.PerDevice},
 		{&l.LoginTotal, &d.LoginTotal},
 		{&l.WaitersPerReplica, &d.WaitersPerReplica}, {&l.WaitersPerAddr, &d.WaitersPerAddr},
+		{&l.PromptsPerCitizen, &d.PromptsPerCitizen},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def

@@ -31,6 +31,7 @@ import (
 type Store interface {
 	GetClient(ctx context.Context, id string) (*idp.Client, error)
 	GetCitizen(ctx context.Context, id string) (*idp.Citizen, error)
+	GetCitizenByPersonalID(ctx context.Context, personalID string) (*idp.Citizen, error)
 	Ping(ctx context.Context) error
 }
 
@@ -77,8 +78,11 @@ type Config struct {
 	// RefreshTokenTTL is the refresh tokens' lifetime, which the login page
 	// states as the duration of access when offline_access is asked.
 	RefreshTokenTTL time.Duration
-	Now             func() time.Time
-	Logger          *slog.Logger
+	// Prompter sends a login_hint's approval request to the citizen's
+	// devices; nil sends nothing (the app still lists it).
+	Prompter Prompter
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // Server is the identity provider's HTTP surface.
