@@ -250,3 +250,37 @@ func runLoginHint(t *testing.T, e *testEnv) {
 		}
 	})
 }
+
+// The pending list's answers match docs/eid-api.openapi.json.
+func TestEIDAPI_ContractPending(t *testing.T) {
+	v := eidContract(t)
+	e := startMain(t)
+	pid := demoCitizens[1].PersonalID
+	d := enrollRaw(t, e, v, pid, idp.LevelSubstantial)
+	if r := d.must(http.StatusOK, http.MethodGet, "/eid/v1/login-requests?pending", d.auth(), nil); len(r.body["login_requests"].([]any)) != 0 {
+		t.Errorf("nothing sent yet: %v", r.body)
+	}
+	site, _ := e.client(ClientSpec{Scope: "openid profile eid"})
+	a := newAuthRequest(e.issuer, site, "openid profile eid")
+	resp, err := newBrowser().Get(a.url + "&login_hint=" + pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var items []any
+	eventually(t, "the hinted request listed", func() bool {
+		items, _ = d.must(http.StatusOK, http.MethodGet, "/eid/v1/login-requests?pending", d.auth(), nil).body["login_requests"].([]any)
+		return len(items) == 1
+	})
+	view := items[0].(map[string]any)
+	if view["client_id"] != site || view["match_number"] == "" {
+		t.Errorf("listed view: %v", view)
+	}
+	d.must(http.StatusOK, http.MethodGet, "/eid/v1/login-requests/"+view["request_id"].(string), d.auth(), nil)
+	for _, q := range []string{"", "?pending&all=1", "?state=pending"} {
+		if r := d.must(http.StatusBadRequest, http.MethodGet, "/eid/v1/login-requests"+q, d.auth(), nil); r.err() != "invalid_request" {
+			t.Errorf("GET login-requests%s: %v", q, r.body)
+		}
+	}
+	d.must(http.StatusUnauthorized, http.MethodGet, "/eid/v1/login-requests?pending", "", nil)
+}

@@ -105,8 +105,8 @@ type Main struct {
 	// loginPushes is the dispatcher that login prompts wake, once push
 	// runs (the IdP serves before it starts).
 	loginPushes atomic.Pointer[push.Dispatcher]
-	servers []*http.Server
-	ready   atomic.Bool
+	servers     []*http.Server
+	ready       atomic.Bool
 	// webhookWorker is Webhooks once it runs, for the consent store to
 	// wake after a withdrawal queued deliveries (set after serving starts).
 	webhookWorker atomic.Pointer[webhook.Worker]

@@ -55,7 +55,7 @@ type Hub struct {
 	// cluster a message then travels only within its channel's shard
 	// instead of to every node.
 	sharded bool
-	local  push.LocalHub
+	local   push.LocalHub
 
 	mu     sync.Mutex
 	ps     *redis.PubSub     // the connection's current incarnation
