@@ -47,15 +47,15 @@ type Prompt struct {
 
 // ReservePrompt counts an approval prompt against key (an opaque subject
 // key: the same for a personal id whether or not a citizen has it) and
-// reports whether it is within max per window. Counting is one atomic
+// reports whether it is within limit per window. Counting is one atomic
 // increment in the ephemeral store.
-func (s *Service) ReservePrompt(ctx context.Context, key string, max int, window time.Duration) (*Prompt, bool, error) {
+func (s *Service) ReservePrompt(ctx context.Context, key string, limit int, window time.Duration) (*Prompt, bool, error) {
 	w := s.now().Truncate(window)
 	n, err := s.eph.Incr(ctx, promptsKey(key, w), window+time.Second)
 	if err != nil {
 		return nil, false, fmt.Errorf("count approval prompts: %w", err)
 	}
-	if n > int64(max) {
+	if n > int64(limit) {
 		return nil, false, nil
 	}
 	return &Prompt{window: w, n: n}, true, nil
@@ -75,12 +75,12 @@ func (s *Service) Index(ctx context.Context, r *LoginRequest, p *Prompt) error {
 
 // PendingFor returns the pending login requests targeted at citizenID,
 // oldest first. It reads the prompt slots of this window and the last
-// (at most 2*max reads; a request lives less than a window).
-func (s *Service) PendingFor(ctx context.Context, citizenID string, max int, window time.Duration) ([]*LoginRequest, error) {
+// (at most 2*limit reads; a request lives less than a window).
+func (s *Service) PendingFor(ctx context.Context, citizenID string, limit int, window time.Duration) ([]*LoginRequest, error) {
 	w := s.now().Truncate(window)
 	var out []*LoginRequest
 	for _, win := range []time.Time{w.Add(-window), w} {
-		for n := int64(1); n <= int64(max); n++ {
+		for n := int64(1); n <= int64(limit); n++ {
 			id, err := s.eph.Get(ctx, slotKey(citizenID, win, n))
 			if errors.Is(err, idp.ErrNotFound) {
 				continue

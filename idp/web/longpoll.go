@@ -113,7 +113,8 @@ func (s *Server) loginStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	defer context.AfterFunc(s.waiters.stop, cancel)()
+	stop := context.AfterFunc(s.waiters.stop, cancel)
+	defer stop()
 	lr, st, err := s.eid.WaitLookup(ctx, id, wait, s.cfg.RequestTimeout)
 	if err != nil {
 		s.unavailable(w, "ephemeral store", err)
