@@ -256,3 +256,41 @@ func TestLongPoll_PageAsksToWait(t *testing.T) {
 		t.Error("the login page's script does not long-poll with wait=25")
 	}
 }
+
+// BenchmarkLoginStatus_RequestsPerLogin counts the status requests a
+// login page makes while the citizen takes 6 s to approve: the old page's
+// short poll (every 1.5 s) against the long poll (wait=25). Run with
+// -benchtime=1x; each iteration is one login.
+func BenchmarkLoginStatus_RequestsPerLogin(b *testing.B) {
+	const approveAfter = 6 * time.Second
+	for _, mode := range []struct {
+		name     string
+		wait     string
+		interval time.Duration
+	}{{"short-poll-1.5s", "", 1500 * time.Millisecond}, {"long-poll-25s", "25", 0}} {
+		b.Run(mode.name, func(b *testing.B) {
+			m := newTestMain(b)
+			env := &testEnv{t: b, m: m, issuer: m.Issuer}
+			if err := m.ImportCitizens(context.Background(), demoCitizens[:1]); err != nil && !errors.Is(err, idp.ErrConflict) {
+				b.Fatal(err)
+			}
+			app := env.enroll(demoCitizens[0].PersonalID, idp.LevelHigh)
+			id, secret := env.client(ClientSpec{Scope: "openid profile", GrantTypes: []string{"authorization_code"}})
+			r := env.rp(id, secret, "openid", "profile")
+			requests := 0
+			for b.Loop() {
+				auth := r.conf.AuthCodeURL(randomString(12), oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("nonce", randomString(12)))
+				payload, statusURL := newBrowser().loginPage(b, auth)
+				time.AfterFunc(approveAfter, func() { _, _ = app.Approve(context.Background(), payload, false, nil) })
+				for {
+					requests++
+					if got := waitStatus(b, statusURL, mode.wait, ""); got.status != "pending" {
+						break
+					}
+					time.Sleep(mode.interval)
+				}
+			}
+			b.ReportMetric(float64(requests)/float64(b.N), "requests/login")
+		})
+	}
+}
