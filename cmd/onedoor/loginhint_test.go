@@ -218,10 +218,30 @@ func runLoginHint(t *testing.T, e *testEnv) {
 		or := e.rp(other, otherSecret, "openid", "profile")
 		tok, _ := e.codeFlow(r, newBrowser(), bobApp)
 		raw, _ := tok.Extra("id_token").(string)
-		if p := openHinted(t, newBrowser(), r, oauth2.SetAuthURLParam("id_token_hint", raw)); !p.push {
-			t.Error("id_token_hint for this client: want the push page")
+		b := newBrowser()
+		p := openHinted(t, b, r, oauth2.SetAuthURLParam("id_token_hint", raw))
+		if !p.push {
+			t.Fatal("id_token_hint for this client: want the push page")
 		}
-		eventually(t, "bob's request listed", func() bool { return len(pendingIDs(t, bobApp)) >= 1 })
+		var reqID string
+		eventually(t, "bob's request listed", func() bool {
+			for k := range pendingIDs(t, bobApp) {
+				reqID = k
+			}
+			return reqID != ""
+		})
+		// The login completes: the hint's subject is the citizen who approved.
+		payload, _ := bobApp.RequestPayload(reqID)
+		if _, err := bobApp.Approve(ctx, payload, false, nil); err != nil {
+			t.Fatal(err)
+		}
+		st, next := b.status(t, p.statusURL)
+		if st != "approved" {
+			t.Fatalf("status %q", st)
+		}
+		if loc := b.follow(t, next); loc.Query().Get("code") == "" {
+			t.Errorf("hinted login ended at %s, want a code", loc)
+		}
 		if p := openHinted(t, newBrowser(), or, oauth2.SetAuthURLParam("id_token_hint", raw)); p.push || !p.qr {
 			t.Error("id_token_hint issued to another client: want the plain QR page")
 		}
