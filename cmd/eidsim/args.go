@@ -55,7 +55,8 @@ func usagef(format string, args ...any) error {
 
 const usageHead = `usage:
   eidsim enroll  --home DIR --idp URL --personal-id N --activation-code C [--device-name NAME]
-  eidsim approve --home DIR [--match NN] [--deny] [--share claim,claim | --decline claim,claim] [--json] PAYLOAD
+  eidsim approve --home DIR [--match NN] [--deny] [--share claim,claim | --decline claim,claim] [--json] PAYLOAD|ID
+  eidsim pending --home DIR
   eidsim login   --home DIR
   eidsim show    --home DIR
   eidsim devices --home DIR
@@ -68,9 +69,11 @@ A QR payload is approved across devices: --match NN picks the number the browser
 among the app's three (without it, approve fails and lists them; a wrong pick denies the login).
 An app link is approved on the same device: no pick; the IdP answers with a return URL, printed,
 which the browser that started the login must open to continue.
+ID is a login request's id as pending lists it (a login the IdP sent to this citizen's devices): it is
+approved across devices, so --match NN picks the number the browser's page shows, as for a QR payload.
 `
 
-var commands = []string{"enroll", "approve", "login", "show", "devices", "revoke-device", "api", "events"}
+var commands = []string{"enroll", "approve", "pending", "login", "show", "devices", "revoke-device", "api", "events"}
 
 // flagSet declares cmd's flags into o.
 func flagSet(cmd string, o *options) (*flag.FlagSet, error) {
@@ -126,7 +129,7 @@ func flagSet(cmd string, o *options) (*flag.FlagSet, error) {
 	case "events":
 		apiFlag(fs, o)
 		fs.IntVar(&o.max, "max", 0, "exit after `N` notifications (0: follow the stream until interrupted)")
-	case "login", "show", "devices", "revoke-device":
+	case "login", "show", "devices", "revoke-device", "pending":
 	default:
 		return nil, usagef("unknown command %q", cmd)
 	}

@@ -9,9 +9,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/onedoor/onedoor/consent"
 	consentsql "github.com/onedoor/onedoor/consent/sqlstore"
@@ -190,5 +192,69 @@ func TestRun_ApproveAppLink(t *testing.T) {
 	}
 	if _, st, err := svc.Lookup(ctx, lr.ID); err != nil || st != eid.StatusApproved {
 		t.Errorf("request after approve: %s, %v", st, err)
+	}
+}
+
+// TestRun_PendingApprove: eidsim pending lists a login sent to the
+// citizen's devices (login_hint), and eidsim approve takes its id.
+func TestRun_PendingApprove(t *testing.T) {
+	ctx := context.Background()
+	p := startIDPFor(t)
+	issuer, svc := p.issuer, p.svc
+	if err := p.store.CreateClient(ctx, &idp.Client{ID: "dvc", Name: "Cổng DVC", RedirectURIs: []string{"https://dvc.example/cb"},
+		GrantTypes: []string{"authorization_code"}, Scopes: []string{"openid", "profile"}, AuthMethod: idp.AuthNone, IDTokenAlg: "ES256"}); err != nil {
+		t.Fatal(err)
+	}
+	code, _, err := svc.Activate(ctx, "001099012345", idp.LevelHigh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	var out, errOut bytes.Buffer
+	if c := run(ctx, []string{"enroll", "--home", home, "--idp", issuer, "--personal-id", "001099012345", "--activation-code", code}, &out, &errOut); c != 0 {
+		t.Fatalf("enroll: exit %d: %s", c, errOut.String())
+	}
+	pending := func() []eid.AppView {
+		t.Helper()
+		out.Reset()
+		errOut.Reset()
+		if c := run(ctx, []string{"pending", "--home", home}, &out, &errOut); c != 0 {
+			t.Fatalf("pending: exit %d: %s", c, errOut.String())
+		}
+		var vs []eid.AppView
+		if err := json.Unmarshal(out.Bytes(), &vs); err != nil {
+			t.Fatalf("pending output %q: %v", out.String(), err)
+		}
+		return vs
+	}
+	if vs := pending(); len(vs) != 0 {
+		t.Fatalf("pending before any login: %v", vs)
+	}
+	// What the web layer does for login_hint=001099012345 (10-minute window).
+	prompt, ok, err := svc.ReservePrompt(ctx, "test-key", 5, 10*time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("ReservePrompt: %v %v", ok, err)
+	}
+	lr := &eid.LoginRequest{ClientID: "dvc", ClientName: "Cổng DVC", Claims: []eid.ClaimRequest{{Name: "name"}},
+		PurposeCode: "login", Purpose: "Đăng nhập", Level: idp.LevelSubstantial, BrowserKey: []byte("k"), Target: "c-1"}
+	if err := svc.NewLogin(ctx, lr); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Index(ctx, lr, prompt); err != nil {
+		t.Fatal(err)
+	}
+	if vs := pending(); len(vs) != 1 || vs[0].RequestID != lr.ID || !slices.Contains(vs[0].MatchChoices, lr.MatchNumber) {
+		t.Fatalf("pending = %+v, want %s", vs, lr.ID)
+	}
+	out.Reset()
+	errOut.Reset()
+	if c := run(ctx, []string{"approve", "--home", home, "--match", lr.MatchNumber, lr.ID}, &out, &errOut); c != 0 {
+		t.Fatalf("approve %s: exit %d: %s", lr.ID, c, errOut.String())
+	}
+	if _, st, err := svc.Lookup(ctx, lr.ID); err != nil || st != eid.StatusApproved {
+		t.Errorf("request after approve: %s, %v", st, err)
+	}
+	if vs := pending(); len(vs) != 0 {
+		t.Errorf("pending after approval: %v", vs)
 	}
 }

@@ -3,7 +3,8 @@
 // device key (the JWT-bearer grant, docs/eid-app-protocol.md).
 //
 //	eidsim enroll  --home DIR --idp URL --personal-id N --activation-code C [--device-name NAME]
-//	eidsim approve --home DIR [--match NN] [--deny] [--share claim,claim | --decline claim,claim] [--json] PAYLOAD
+//	eidsim approve --home DIR [--match NN] [--deny] [--share claim,claim | --decline claim,claim] [--json] PAYLOAD|ID
+//	eidsim pending --home DIR
 //	eidsim login   --home DIR
 //	eidsim show    --home DIR
 //	eidsim devices --home DIR
@@ -104,7 +105,21 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 			return err
 		}
 		return printJSON(stdout, map[string]string{"device_id": e.DeviceID, "level": e.Level})
+	case "pending":
+		v, err := app.Pending(ctx)
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, v)
 	case "approve":
+		if eidapp.IsRequestID(o.payload) {
+			// A request pending lists: the payload its QR code would carry.
+			p, err := app.RequestPayload(o.payload)
+			if err != nil {
+				return err
+			}
+			o.payload = p
+		}
 		share := o.share
 		if o.decline != nil {
 			// Every requested claim but the declined ones: the IdP refuses

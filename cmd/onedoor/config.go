@@ -33,16 +33,19 @@ type Config struct {
 	APIAddr string
 	// APIURL is the mobile API's public URL: the audience of the tokens it
 	// accepts. Empty means http://localhost:PORT of APIAddr.
-	APIURL        string
-	Issuer        string
-	DataDir       string
-	PostgresDSN   string
-	RedisURL      string
-	RedisPrefix   string
-	MasterKeyFile string
-	Demo          bool
-	DemoRPAddr    string
-	LogLevel      string
+	APIURL      string
+	Issuer      string
+	DataDir     string
+	PostgresDSN string
+	RedisURL    string
+	RedisPrefix string
+	// RedisShardedPubSub makes wake-ups and live streams use sharded
+	// Pub/Sub (SPUBLISH/SSUBSCRIBE, Redis 7), for a Redis cluster.
+	RedisShardedPubSub bool
+	MasterKeyFile      string
+	Demo               bool
+	DemoRPAddr         string
+	LogLevel           string
 
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
@@ -192,6 +195,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Issuer, "issuer", c.Issuer, "public URL of the identity provider, the OIDC issuer (default http://localhost:PORT of a loopback --idp-addr; required otherwise)")
 	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL (redis://host:port/db); when set, sessions, codes and counters go to Redis")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", c.RedisPrefix, "prefix of every Redis key, to share one Redis between deployments")
+	fs.BoolVar(&c.RedisShardedPubSub, "redis-sharded-pubsub", c.RedisShardedPubSub, "use sharded Pub/Sub (SPUBLISH/SSUBSCRIBE, Redis 7+) for login wake-ups and live streams, as a Redis cluster needs; every replica must agree")
 	fs.IntVar(&c.LoginRateLimit, "login-rate-limit", c.LoginRateLimit, "new login requests allowed per client address (IPv6: per /64) per minute; sized for carrier-grade NAT")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "comma-separated CIDRs of the proxies whose X-Forwarded-For and Forwarded headers name the client; without it the peer address counts")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed clearly fake demo data and serve a demo agency site")
@@ -406,6 +410,9 @@ func (c *Config) Validate(serve bool) error {
 	}
 	if c.LoginRateLimit <= 0 {
 		add("--login-rate-limit must be positive (got %d)", c.LoginRateLimit)
+	}
+	if c.RedisShardedPubSub && c.RedisURL == "" {
+		add("--redis-sharded-pubsub needs --redis-url")
 	}
 	if c.RedisURL != "" && c.RedisPrefix == "" {
 		add("--redis-prefix must not be empty")

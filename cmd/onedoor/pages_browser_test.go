@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -254,5 +255,61 @@ func checkAxe(ctx context.Context, t *testing.T, page string) {
 		} else {
 			t.Logf("%s: %s", page, v)
 		}
+	}
+}
+
+// TestBrowser_PushLogin: a login sent to the citizen's devices
+// (login_hint) shows the match number without a QR code, passes axe in
+// both languages, keeps the QR code a keyboard press away, and the page
+// leaves as soon as the app approves (the long poll is woken).
+func TestBrowser_PushLogin(t *testing.T) {
+	chromium := chromiumPath(t)
+	e := startMain(t, brandOption)
+	r := pagesClient(e)
+	tab := newTab(t, chromium, "")
+	run := func(ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	for _, lang := range []string{"vi", "en"} {
+		ctx, cancel := context.WithTimeout(tab, 2*browserStep)
+		authURL, _, _, _ := authorizeURL(r, oauth2.SetAuthURLParam("ui_locales", lang), oauth2.SetAuthURLParam("login_hint", demoCitizens[0].PersonalID))
+		run(ctx, "push page", chromedp.Navigate(authURL), chromedp.WaitVisible(chromedp.ID("match-number")))
+		if n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#eid-qr").length`)); n != 0 {
+			t.Errorf("%s: push page shows a QR code", lang)
+		}
+		checkAxe(ctx, t, "push login ("+lang+")")
+		run(ctx, "show the QR code", chromedp.Focus(chromedp.ID("show-qr")), chromedp.KeyEvent("\r"), chromedp.WaitVisible(chromedp.ID("eid-qr")))
+		cancel()
+	}
+
+	ctx, cancel := context.WithTimeout(tab, 2*browserStep)
+	defer cancel()
+	authURL, _, _, _ := authorizeURL(r, oauth2.SetAuthURLParam("login_hint", demoCitizens[0].PersonalID))
+	run(ctx, "push page", chromedp.Navigate(authURL), chromedp.WaitVisible(chromedp.ID("match-number")))
+	var id string
+	eventually(t, "the request listed to the app", func() bool {
+		vs, err := e.app.Pending(ctx)
+		if err != nil || len(vs) == 0 {
+			return false
+		}
+		id = vs[len(vs)-1].RequestID
+		return true
+	})
+	time.Sleep(500 * time.Millisecond) // the page's long poll is waiting
+	payload, _ := e.app.RequestPayload(id)
+	shown := shownNumber(ctx, t)
+	start := time.Now()
+	if _, err := e.app.Approve(ctx, payload, shown, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the page leaves for the continuation", func() bool {
+		href, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href`))
+		return err == nil && !strings.Contains(href, "/authorize")
+	})
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("the page left %v after the approval, want at once", d)
 	}
 }

@@ -192,7 +192,7 @@ func (m *Main) startPush(ctx context.Context) (*fiberapi.PushConfig, error) {
 	m.Hub = &push.LocalHub{}
 	if m.redis != nil {
 		// Live events reach a stream held by any replica.
-		h, err := pushredis.NewHub(ctx, m.redis, pushredis.WithPrefix(c.RedisPrefix), pushredis.WithLogger(m.Logger))
+		h, err := pushredis.NewHub(ctx, m.redis, m.hubOptions(c.RedisPrefix)...)
 		if err != nil {
 			return nil, fmt.Errorf("push live hub on redis: %w", err)
 		}
@@ -210,6 +210,7 @@ func (m *Main) startPush(ctx context.Context) (*fiberapi.PushConfig, error) {
 	if c.PushBackoff > 0 {
 		m.Dispatcher.Backoff = push.FullJitter(c.PushBackoff, push.BackoffCap)
 	}
+	m.loginPushes.Store(m.Dispatcher)
 	if c.MetricsAddr != "" {
 		reg, pm := m.newMetrics()
 		m.Dispatcher.Observe, m.Dispatcher.Finished = pm.observe, pm.finished

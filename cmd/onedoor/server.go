@@ -43,6 +43,7 @@ import (
 	apisql "github.com/onedoor/onedoor/mobileapi/sqlstore"
 	"github.com/onedoor/onedoor/mobileapi/webhook"
 	"github.com/onedoor/onedoor/push"
+	pushredis "github.com/onedoor/onedoor/push/redis"
 	pushsql "github.com/onedoor/onedoor/push/sqlstore"
 )
 
@@ -103,10 +104,15 @@ type Main struct {
 	// --agency` checks.
 	Agencies AgencyLookup
 
-	master  []byte
-	redis   goredis.UniversalClient
-	servers []*http.Server
-	ready   atomic.Bool
+	master []byte
+	redis  goredis.UniversalClient
+	// wakeHub carries login wake-ups across replicas (with Redis).
+	wakeHub *pushredis.Hub
+	// loginPushes is the dispatcher that login prompts wake, once push
+	// runs (the IdP serves before it starts).
+	loginPushes atomic.Pointer[push.Dispatcher]
+	servers     []*http.Server
+	ready       atomic.Bool
 	// webhookWorker is Webhooks once it runs, for the consent store to
 	// wake after a withdrawal queued deliveries (set after serving starts).
 	webhookWorker atomic.Pointer[webhook.Worker]
@@ -336,7 +342,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if len(bp) > 0 {
 		return joinProblems(bp)
 	}
-	m.EID = eid.New(m.Store, m.Eph, eid.Config{Issuer: m.Issuer, CodeKey: codeKey, Now: m.Now, LoginTTL: c.LoginTTL,
+	wakeups, err := m.startWakeups(ctx)
+	if err != nil {
+		return err
+	}
+	m.EID = eid.New(m.Store, m.Eph, eid.Config{Issuer: m.Issuer, CodeKey: codeKey, Now: m.Now, LoginTTL: c.LoginTTL, Wakeups: wakeups,
 		// A revoked device's push installations go with it: a stolen phone
 		// gets no more notifications.
 		OnRevoke: func(ctx context.Context, deviceID string) error {
@@ -393,6 +403,7 @@ func (m *Main) Run(ctx context.Context) error {
 			AppStoreURL: c.AppStoreURL, PlayStoreURL: c.PlayStoreURL},
 		Brand:           brand,
 		RefreshTokenTTL: c.RefreshTokenTTL,
+		Prompter:        pushPrompter{m: m},
 		Now:             m.Now,
 		Logger:          m.Logger,
 	}, m.Provider, m.Store, m.Eph, m.EID, m.Keys)
@@ -532,6 +543,10 @@ func (m *Main) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownGrace)
 	defer cancel()
 	var errs []error
+	if m.Web != nil {
+		// Held login status requests answer now, not after up to 25 s.
+		m.Web.StopWaiting()
+	}
 	for _, s := range m.servers {
 		if err := s.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
@@ -551,6 +566,9 @@ func (m *Main) Close() error {
 	m.wg.Wait()
 	if m.Consent != nil {
 		m.Consent.Drain() // refusals still being logged
+	}
+	if m.wakeHub != nil {
+		errs = append(errs, m.wakeHub.Close())
 	}
 	if m.redis != nil {
 		errs = append(errs, m.redis.Close())

@@ -60,6 +60,9 @@ type Config struct {
 	// (its push installations). It runs last in every revocation and must
 	// be idempotent: a revocation that failed is retried whole.
 	OnRevoke func(ctx context.Context, deviceID string) error
+	// Wakeups tells the login page's waiters, on every replica, that a
+	// login was decided; default an in-process idp.LocalWakeups.
+	Wakeups idp.Wakeups
 }
 
 // Limits of the configuration.
@@ -87,6 +90,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Skew == 0 {
 		c.Skew = 30 * time.Second
+	}
+	if c.Wakeups == nil {
+		c.Wakeups = &idp.LocalWakeups{}
 	}
 	c.Issuer = strings.TrimSuffix(c.Issuer, "/")
 	return c

@@ -42,6 +42,9 @@ type LoginRequest struct {
 	Continuation []byte    `json:"continuation"` // opaque to eid: the web layer's resolved authorize request
 	CreatedAt    time.Time `json:"created_at"`
 	ExpiresAt    time.Time `json:"expires_at"`
+	// Target, when set, is the only citizen whose devices may see and
+	// answer the request (a login_hint); see targeted.go.
+	Target string `json:"target,omitempty"`
 }
 
 // Decision is the citizen's answer to a login request.
@@ -371,6 +374,9 @@ func (s *Service) Decide(ctx context.Context, id string, dev *idp.Device, approv
 	if c.RequestID != r.ID {
 		return nil, fmt.Errorf("approval is for another login request: %w", idp.ErrInvalid)
 	}
+	if !r.For(dev) {
+		return nil, fmt.Errorf("login request: %w", idp.ErrNotFound)
+	}
 	mode := c.Mode
 	if mode == "" {
 		mode = ModeCrossDevice
@@ -436,6 +442,7 @@ func (s *Service) record(ctx context.Context, r *LoginRequest, d *Decision) (*De
 		}
 		return nil, fmt.Errorf("store login decision: %w", err)
 	}
+	s.wake(ctx, r.ID)
 	return d, nil
 }
 

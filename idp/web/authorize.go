@@ -110,7 +110,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	if !s.allow(ctx, w, s.loginLimit(), s.clientKey(r)) || !s.allow(ctx, w, s.limitLoginTotal(), "all") {
 		return
 	}
-	s.startLogin(w, r, ar, plan, required, usedPAR)
+	s.startLogin(w, r, ar, plan, required, usedPAR, s.hintTarget(ctx, ar))
 }
 
 // validateAuthorize checks what fosite only checks after login: PKCE with

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -25,6 +26,7 @@ const (
 func (s *Server) eidRoutes(m *prefixMux) {
 	m.HandleFunc("POST "+PathEnrollments, s.enroll)
 	m.HandleFunc("GET "+PathLoginRequests+"{id}", s.appLoginRequest)
+	m.HandleFunc("GET "+strings.TrimSuffix(PathLoginRequests, "/"), s.appPendingLogins)
 	m.HandleFunc("POST "+PathLoginRequests+"{id}/decision", s.appDecision)
 	m.HandleFunc("GET "+PathDevices, s.appDevices)
 	m.HandleFunc("DELETE "+PathDevices+"/{id}", s.appRevokeDevice)
@@ -118,41 +120,53 @@ func (s *Server) appLoginRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lr, err := s.eid.Login(r.Context(), r.PathValue("id"))
+	if err == nil && !lr.For(dev) {
+		// Sent to another citizen (login_hint): as if it did not exist.
+		err = idp.ErrNotFound
+	}
 	if err != nil {
 		s.loginRequestError(w, err)
 		return
 	}
-	view := s.eid.AppView(lr)
-	if lr.ClientID == AccountClientID {
-		// The citizen signing in to their own account page: no client, no
-		// claims, nothing released.
-		view.Claims = nil
-		writeJSON(w, http.StatusOK, view)
-		return
-	}
-	// The request was planned when it started; an operator may have
-	// narrowed the client since: the app shows only what may be released.
-	client, err := s.store.GetClient(r.Context(), lr.ClientID)
+	view, err := s.appView(r.Context(), dev, lr)
 	if errors.Is(err, idp.ErrNotFound) {
 		writeJSONError(w, http.StatusNotFound, "not_found", "The login request does not exist or has expired.")
 		return
 	}
 	if err != nil {
-		s.unavailable(w, "durable store", err)
+		s.unavailable(w, "store", err)
 		return
+	}
+	writeJSON(w, http.StatusOK, view)
+}
+
+// appView is what dev's app is shown of lr; idp.ErrNotFound when its
+// client is gone.
+func (s *Server) appView(ctx context.Context, dev *idp.Device, lr *eid.LoginRequest) (eid.AppView, error) {
+	view := s.eid.AppView(lr)
+	if lr.ClientID == AccountClientID {
+		// The citizen signing in to their own account page: no client, no
+		// claims, nothing released.
+		view.Claims = nil
+		return view, nil
+	}
+	// The request was planned when it started; an operator may have
+	// narrowed the client since: the app shows only what may be released.
+	client, err := s.store.GetClient(ctx, lr.ClientID)
+	if err != nil {
+		return view, err
 	}
 	allowed := client.AllowedClaims()
 	view.Claims = slices.DeleteFunc(view.Claims, func(c eid.ClaimRequest) bool { return !slices.Contains(allowed, c.Name) })
 	// What this citizen already agreed to share with this client for this
 	// purpose: the app asks only for the approval, not those claims.
 	plan := &idp.ReleasePlan{Purpose: consent.Purpose{Code: lr.PurposeCode, Text: lr.Purpose}, Recipient: lr.ClientName, Claims: view.Claims}
-	agr, err := s.release.Silent(r.Context(), dev.CitizenID, client, plan)
+	agr, err := s.release.Silent(ctx, dev.CitizenID, client, plan)
 	if err != nil {
-		s.unavailable(w, "consent store", err)
-		return
+		return view, err
 	}
 	view.Agreed = agr.Agreed
-	writeJSON(w, http.StatusOK, view)
+	return view, nil
 }
 
 func (s *Server) loginRequestError(w http.ResponseWriter, err error) {

@@ -21,16 +21,17 @@ import (
 )
 
 // startLogin creates a login request for the eID app and shows the QR page.
-func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, plan *idp.ReleasePlan, required idp.Level, usedPAR bool) {
-	if lr, ok := s.newLogin(w, r, ar, plan, required, usedPAR); ok {
+func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, plan *idp.ReleasePlan, required idp.Level, usedPAR bool, target *loginTarget) {
+	if lr, ok := s.newLogin(w, r, ar, plan, required, usedPAR, target); ok {
 		s.renderLogin(w, r, lr)
 	}
 }
 
 // newLogin creates a login request for the authorization request ar, bound
 // to this browser, and keeps what is needed to start it again; on failure it
-// has answered.
-func (s *Server) newLogin(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, plan *idp.ReleasePlan, required idp.Level, usedPAR bool) (*eid.LoginRequest, bool) {
+// has answered. With a target (login_hint) it is sent to that citizen's
+// devices; a restart (target nil) is a QR login.
+func (s *Server) newLogin(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, plan *idp.ReleasePlan, required idp.Level, usedPAR bool, target *loginTarget) (*eid.LoginRequest, bool) {
 	ctx := r.Context()
 	form := url.Values{}
 	for k, v := range ar.GetRequestForm() {
@@ -52,6 +53,9 @@ func (s *Server) newLogin(w http.ResponseWriter, r *http.Request, ar fosite.Auth
 		BrowserKey:   hashToken(binding),
 		Continuation: []byte(form.Encode()),
 	}
+	if target != nil {
+		lr.Target = target.citizenID
+	}
 	if err := s.eid.NewLogin(ctx, lr); err != nil {
 		if errors.Is(err, idp.ErrUnavailable) {
 			s.unavailable(w, "ephemeral store", err)
@@ -65,6 +69,9 @@ func (s *Server) newLogin(w http.ResponseWriter, r *http.Request, ar fosite.Auth
 		return nil, false
 	}
 	s.setCookie(w, s.bindingCookie(lr.ID), binding, s.bindingLifetime(lr))
+	if target != nil {
+		s.prompt(ctx, lr, target)
+	}
 	return lr, true
 }
 
@@ -89,22 +96,6 @@ func (s *Server) boundToBrowser(r *http.Request, lr *eid.LoginRequest) bool {
 type statusResponse struct {
 	Status     string `json:"status"`
 	RedirectTo string `json:"redirect_to,omitempty"`
-}
-
-// loginStatus answers the login page's polling (and clients without JS).
-func (s *Server) loginStatus(w http.ResponseWriter, r *http.Request) {
-	lr, st, err := s.eid.Lookup(r.Context(), r.URL.Query().Get("id"))
-	if err != nil {
-		s.unavailable(w, "ephemeral store", err)
-		return
-	}
-	resp := statusResponse{Status: string(st)}
-	// The continuation itself checks that it is the browser that started the
-	// login; the URL tells a poller nothing it did not already know.
-	if st == eid.StatusApproved || st == eid.StatusDenied {
-		resp.RedirectTo = s.cfg.Issuer + PathContinue + "?id=" + url.QueryEscape(lr.ID)
-	}
-	writeJSON(w, http.StatusOK, resp)
 }
 
 // loginContinue resumes the authorization request once the app has answered.
@@ -266,6 +257,11 @@ type loginPage struct {
 	// StartAgainURL restarts the same authorization request once this one
 	// has expired.
 	StartAgainURL string
+	// Push: the login was sent to the citizen's devices (login_hint); the
+	// page shows the match number and waits, with QRURL to show the QR
+	// code instead.
+	Push  bool
+	QRURL string
 	// AccessDays is how long a site granted offline_access may keep it;
 	// SessionHours how long the single sign-on session lasts otherwise.
 	AccessDays   int
@@ -315,6 +311,9 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, lr *eid.Log
 	p.OtherLangURL = p.ContinueURL + "&lang=" + p.OtherLang
 	p.StartAgainURL = s.restartURL(lr.ID, lang)
 	p.Passkey = s.offerPasskey(r, lr)
+	if lr.Target != "" && r.URL.Query().Get("qr") != "1" {
+		p.Push, p.QRURL = true, p.ContinueURL+"&qr=1&lang="+lang
+	}
 	if lr.ClientID != AccountClientID {
 		p.AccessDays, p.SessionHours = s.accessDuration(lr, s.clientRefreshes(r.Context(), lr.ClientID))
 	}

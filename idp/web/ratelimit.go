@@ -51,6 +51,17 @@ type Limits struct {
 	// limit: this keeps that state bounded (about twice this many entries).
 	// Default 60000 (1000/s).
 	LoginTotal int
+	// WaitersPerReplica bounds the login status requests one replica holds
+	// open (?wait=); over it a status request is answered 503 with
+	// Retry-After. Default 20000.
+	WaitersPerReplica int
+	// WaitersPerAddr bounds the status requests held open for one client
+	// address (generous: a NAT holds many citizens). Default 200.
+	WaitersPerAddr int
+	// PromptsPerCitizen bounds the approval prompts (login_hint) one
+	// citizen is sent per 10 minutes (push fatigue); beyond it the login
+	// falls back to the QR code. Default 5.
+	PromptsPerCitizen int
 }
 
 // DefaultLimits are the limits a zero Limits field takes.
@@ -62,6 +73,9 @@ var DefaultLimits = Limits{
 	EnrollPerPersonalID: 10,
 	PerDevice:           60,
 	LoginTotal:          60000,
+	WaitersPerReplica:   20000,
+	WaitersPerAddr:      200,
+	PromptsPerCitizen:   5,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -71,6 +85,8 @@ func (l Limits) withDefaults() Limits {
 		{&l.TokenPublicPerAddr, &d.TokenPublicPerAddr}, {&l.EnrollPerAddr, &d.EnrollPerAddr},
 		{&l.EnrollPerPersonalID, &d.EnrollPerPersonalID}, {&l.PerDevice, &d.PerDevice},
 		{&l.LoginTotal, &d.LoginTotal},
+		{&l.WaitersPerReplica, &d.WaitersPerReplica}, {&l.WaitersPerAddr, &d.WaitersPerAddr},
+		{&l.PromptsPerCitizen, &d.PromptsPerCitizen},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def

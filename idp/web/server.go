@@ -33,6 +33,7 @@ import (
 type Store interface {
 	GetClient(ctx context.Context, id string) (*idp.Client, error)
 	GetCitizen(ctx context.Context, id string) (*idp.Citizen, error)
+	GetCitizenByPersonalID(ctx context.Context, personalID string) (*idp.Citizen, error)
 	Ping(ctx context.Context) error
 }
 
@@ -87,8 +88,11 @@ type Config struct {
 	// passkeys (passkey.go); nil turns passkeys off.
 	Passkeys     *passkey.RP
 	PasskeyStore idp.PasskeyStore
-	Now          func() time.Time
-	Logger       *slog.Logger
+	// Prompter sends a login_hint's approval request to the citizen's
+	// devices; nil sends nothing (the app still lists it).
+	Prompter Prompter
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // Server is the identity provider's HTTP surface.
@@ -116,6 +120,8 @@ type Server struct {
 	// so that a probe polling every few seconds logs each change of cause,
 	// not every failure.
 	notReady atomic.Pointer[string]
+	// waiters are the long-polled status requests held open.
+	waiters *waiters
 }
 
 // New returns the server; Handler gives its routes.
@@ -141,12 +147,13 @@ func New(cfg Config, p *oidc.Provider, store Store, eph idp.Ephemeral, e *eid.Se
 	}
 	s := &Server{
 		cfg: cfg, provider: p, store: store, eph: eph, eid: e, keys: keys,
-		log:    cfg.Logger,
-		secure: strings.HasPrefix(cfg.Issuer, "https://"),
-		ready:  func() bool { return true },
-		addrs:  clientaddr.New(cfg.TrustedProxies),
-		base:   issuerPath(cfg.Issuer),
-		texts:  cfg.Brand.pageTexts(),
+		log:     cfg.Logger,
+		secure:  strings.HasPrefix(cfg.Issuer, "https://"),
+		ready:   func() bool { return true },
+		addrs:   clientaddr.New(cfg.TrustedProxies),
+		base:    issuerPath(cfg.Issuer),
+		texts:   cfg.Brand.pageTexts(),
+		waiters: newWaiters(),
 	}
 	if cfg.Consent == nil {
 		panic("web: New needs a consent service (Config.Consent)")
@@ -318,7 +325,13 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				}
 			}
 		}
-		ctx, cancel := context.WithTimeout(oidc.WithRequestMemo(r.Context()), s.cfg.RequestTimeout)
+		timeout := s.cfg.RequestTimeout
+		if r.URL.Path == s.base+PathStatus {
+			// A long poll waits up to MaxStatusWait; each of its store
+			// calls still gets RequestTimeout of its own.
+			timeout += MaxStatusWait
+		}
+		ctx, cancel := context.WithTimeout(oidc.WithRequestMemo(r.Context()), timeout)
 		defer cancel()
 		// Before a 503 goes out, put back what the request consumed (a code,
 		// a pushed request), so the retry the 503 asks for is not refused as

@@ -51,7 +51,11 @@ type Hub struct {
 	prefix string
 	health time.Duration
 	log    *slog.Logger
-	local  push.LocalHub
+	// sharded uses Redis 7's sharded Pub/Sub (SPUBLISH, SSUBSCRIBE): on a
+	// cluster a message then travels only within its channel's shard
+	// instead of to every node.
+	sharded bool
+	local   push.LocalHub
 
 	mu     sync.Mutex
 	ps     *redis.PubSub     // the connection's current incarnation
@@ -98,6 +102,11 @@ func WithPrefix(p string) Option { return func(h *Hub) { h.prefix = p } }
 // connection (a peer that vanished without closing it). The default is 5s.
 func WithHealthCheck(d time.Duration) Option { return func(h *Hub) { h.health = d } }
 
+// WithSharded makes the hub use sharded Pub/Sub (SPUBLISH, SSUBSCRIBE,
+// Redis 7 or later), for a Redis that runs as a cluster. Every replica
+// must agree: a sharded subscriber does not hear a plain PUBLISH.
+func WithSharded() Option { return func(h *Hub) { h.sharded = true } }
+
 // WithLogger sets where lost connections and malformed events are logged.
 // The default is slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(h *Hub) { h.log = l } }
@@ -114,7 +123,7 @@ func NewHub(ctx context.Context, rdb redis.UniversalClient, opts ...Option) (*Hu
 	if h.health <= 0 {
 		return nil, fmt.Errorf("push/redis: health check interval %v must be positive", h.health)
 	}
-	h.ps = rdb.Subscribe(ctx)
+	h.ps = h.newPubSub(ctx)
 	// A PING dials the connection now, so a dead Redis fails start-up.
 	if err := h.ps.Ping(ctx); err != nil {
 		_ = h.ps.Close()
@@ -160,7 +169,11 @@ func (h *Hub) Publish(ctx context.Context, citizenID string, e push.Event) error
 	if err != nil {
 		return fmt.Errorf("push/redis: encode live event: %w", err)
 	}
-	if err := h.rdb.Publish(ctx, h.channel(citizenID), b).Err(); err != nil {
+	publish := h.rdb.Publish
+	if h.sharded {
+		publish = h.rdb.SPublish
+	}
+	if err := publish(ctx, h.channel(citizenID), b).Err(); err != nil {
 		return fmt.Errorf("push/redis: publish live event: %w", err)
 	}
 	return nil
@@ -191,7 +204,7 @@ func (h *Hub) Subscribe(ctx context.Context, citizenID string) (<-chan push.Even
 		// t.pending. The caller's cancellation is dropped: go-redis treats a
 		// canceled write as a broken connection.
 		wait = &command{subscribe: true, done: make(chan struct{})}
-		if err := h.ps.Subscribe(context.WithoutCancel(ctx), name); err != nil {
+		if err := h.subscribe(context.WithoutCancel(ctx), name); err != nil {
 			h.reset(err)
 			h.mu.Unlock()
 			return nil, nil, fmt.Errorf("push/redis: subscribe: %w", err)
@@ -232,6 +245,28 @@ func (h *Hub) Subscribe(ctx context.Context, citizenID string) (<-chan push.Even
 	return ch, unsubscribe, nil
 }
 
+func (h *Hub) newPubSub(ctx context.Context) *redis.PubSub {
+	if h.sharded {
+		return h.rdb.SSubscribe(ctx)
+	}
+	return h.rdb.Subscribe(ctx)
+}
+
+// subscribe and unsubscribeChannel write on h.ps; h.mu is held.
+func (h *Hub) subscribe(ctx context.Context, name string) error {
+	if h.sharded {
+		return h.ps.SSubscribe(ctx, name)
+	}
+	return h.ps.Subscribe(ctx, name)
+}
+
+func (h *Hub) unsubscribeChannel(ctx context.Context, name string) error {
+	if h.sharded {
+		return h.ps.SUnsubscribe(ctx, name)
+	}
+	return h.ps.Unsubscribe(ctx, name)
+}
+
 // unsubscribe ends stream s, and the replica's subscription with the last.
 // It does not wait for Redis to confirm.
 func (h *Hub) unsubscribe(name string, t *topic, s <-chan push.Event) {
@@ -246,7 +281,7 @@ func (h *Hub) unsubscribe(name string, t *topic, s <-chan push.Event) {
 	if len(t.subs) > 0 {
 		return
 	}
-	if err := h.ps.Unsubscribe(context.Background(), name); err != nil {
+	if err := h.unsubscribeChannel(context.Background(), name); err != nil {
 		h.reset(err)
 		return
 	}
@@ -261,7 +296,7 @@ func (h *Hub) reset(cause error) {
 	}
 	n := h.drop(errLost)
 	old := h.ps
-	h.ps = h.rdb.Subscribe(context.Background()) // dials when first used
+	h.ps = h.newPubSub(context.Background()) // dials when first used
 	h.gen++
 	_ = old.Close()
 	level := slog.LevelWarn
@@ -407,7 +442,7 @@ func (h *Hub) answer(gen uint64, s *redis.Subscription) {
 	c := t.pending[0]
 	t.pending[0] = nil
 	t.pending = t.pending[1:]
-	if c.subscribe != (s.Kind == "subscribe") {
+	if c.subscribe != (s.Kind == "subscribe" || s.Kind == "ssubscribe") {
 		h.reset(fmt.Errorf("push/redis: got %s for a %s", s.Kind, kind(c.subscribe)))
 		return
 	}

@@ -602,3 +602,31 @@ func TestNewHub_Unreachable(t *testing.T) {
 }
 
 var _ io.Closer = (*redis.Hub)(nil)
+
+// TestHub_Sharded runs the hub on sharded Pub/Sub (SPUBLISH, SSUBSCRIBE),
+// as on a Redis cluster: an event reaches the other replica, churn is
+// confirmed in order, and a plain PUBLISH is not heard.
+func TestHub_Sharded(t *testing.T) {
+	prefix := uniquePrefix()
+	c := newClient(t, "", "")
+	h1 := newHub(t, c, prefix, redis.WithSharded())
+	h2 := newHub(t, newClient(t, "", ""), prefix, redis.WithSharded())
+	ch1, unsub1 := subscribe(t, h1, "alice")
+	ch2, _ := subscribe(t, h2, "alice")
+	publish(t, h2, "alice", 1)
+	wantSeq(t, ch1, 1)
+	wantSeq(t, ch2, 1)
+	chs, err := c.PubSubShardChannels(t.Context(), prefix+"*").Result()
+	if err != nil || len(chs) != 1 {
+		t.Fatalf("shard channels %q (%v), want one", chs, err)
+	}
+	if n, err := c.Publish(t.Context(), chs[0], `{"seq":9}`).Result(); err != nil || n != 0 {
+		t.Errorf("plain PUBLISH reached %d subscribers (%v), want 0", n, err)
+	}
+	unsub1()
+	waitClosed(t, ch1)
+	ch1, _ = subscribe(t, h1, "alice")
+	publish(t, h1, "alice", 2)
+	wantSeq(t, ch1, 2)
+	wantSeq(t, ch2, 2)
+}
