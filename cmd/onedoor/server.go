@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -379,8 +380,11 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	// Passkeys: the relying party is the issuer's host (RP ID) and origin.
-	passkeys, err := passkey.New(passkey.Config{Issuer: m.Issuer, DisplayName: brand.Name, Store: m.Store, Ephemeral: m.Eph, Now: m.Now})
-	if err != nil {
+	// WebAuthn needs a domain: an issuer at an IP address has none.
+	var passkeys *passkey.RP
+	if iu, _ := url.Parse(m.Issuer); iu != nil && net.ParseIP(iu.Hostname()) != nil {
+		m.Logger.Warn("passkeys are off: the issuer's host is an IP address, and WebAuthn needs a domain", "issuer", m.Issuer)
+	} else if passkeys, err = passkey.New(passkey.Config{Issuer: m.Issuer, DisplayName: brand.Name, Store: m.Store, Ephemeral: m.Eph, Now: m.Now}); err != nil {
 		return err
 	}
 	m.newSessions()
