@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/oauth2"
 
@@ -442,6 +447,30 @@ func TestDiscovery_EveryAdvertisedValueWorks(t *testing.T) {
 			granted, _ := json.Marshal(tk.Extra("authorization_details"))
 			if !strings.Contains(string(granted), `"family_name"`) || !strings.Contains(string(granted), typ) {
 				t.Errorf("authorization_details of type %s: granted %s", typ, granted)
+			}
+		}
+	})
+
+	check("dpop_signing_alg_values_supported", func(t *testing.T) {
+		id, secret := e.client(ClientSpec{GrantTypes: []string{"client_credentials"}, Scope: "registry.read"})
+		for _, alg := range list("dpop_signing_alg_values_supported") {
+			c := &dpopClient{alg: jose.SignatureAlgorithm(alg)}
+			var err error
+			switch alg {
+			case "ES256":
+				c.key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			case "PS256":
+				c.key, err = rsa.GenerateKey(rand.Reader, 2048)
+			default:
+				noCheck(t, "dpop_signing_alg_values_supported", alg)
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := dpopToken(t, e.issuer, id, secret, url.Values{"grant_type": {"client_credentials"}, "scope": {"registry.read"}}, c)
+			if r.status != http.StatusOK || r.str("token_type") != "DPoP" || cnfOf(t, r.str("access_token")) != c.jkt(t) {
+				t.Errorf("DPoP proof with %s: %d %v", alg, r.status, r.body)
 			}
 		}
 	})

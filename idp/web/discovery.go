@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/dpop"
 	"github.com/onedoor/onedoor/idp/oidc"
 )
 
@@ -45,6 +46,8 @@ type discoveryDoc struct {
 	// RFC 9396: the one authorization details type /authorize and /par
 	// accept (idp.AuthorizationDetailsType).
 	AuthorizationDetailsTypes []string `json:"authorization_details_types_supported"`
+	// RFC 9449 section 5.1: the algorithms of the DPoP proofs accepted.
+	DPoPSigningAlgs []string `json:"dpop_signing_alg_values_supported"`
 }
 
 func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
@@ -87,6 +90,7 @@ func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
 		AuthorizationResponseIssParameter: true,
 		PromptValuesSupported:             []string{"none", "login", "consent", "select_account"},
 		AuthorizationDetailsTypes:         []string{idp.AuthorizationDetailsType},
+		DPoPSigningAlgs:                   dpop.Algs,
 	}
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	w.Header().Set("Access-Control-Allow-Origin", "*")
