@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -550,4 +551,59 @@ func TestDPoP_MobileAPI(t *testing.T) {
 		plain := &apiClient{t: t, base: cit.base, token: r.str("access_token"), v: cit.v}
 		wantRefused(plain.do(http.MethodGet, "/agency/v1/applications", nil), "invalid_token", "bound agency token as Bearer")
 	})
+}
+
+// TestDPoP_SecondReplica: two replicas behind one issuer, sharing
+// PostgreSQL and Redis. A nonce one hands out is good at the other
+// (stateless, keyed from the shared master key), and a proof spent at one
+// is a replay at the other (the jti is in Redis).
+func TestDPoP_SecondReplica(t *testing.T) {
+	dsn, redisURL := scaleBackends(t)
+	key := sharedMasterKey(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	issuer := "http://" + addr
+	prefix := "test-" + randomHex(4) + ":"
+	shared := func(listen string) envOption {
+		return func(c *Config) {
+			c.PostgresDSN, c.RedisURL, c.MasterKeyFile, c.RedisPrefix = dsn, redisURL, key, prefix
+			c.Issuer, c.IDPAddr = issuer, listen
+		}
+	}
+	a := newTestMain(t, shared(addr))
+	b := newTestMain(t, shared("127.0.0.1:0"))
+	id, secret, err := a.CreateClient(context.Background(), ClientSpec{Name: "Replicated", GrantTypes: []string{"client_credentials"}, Scope: "registry.read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"registry.read"}}.Encode()
+	// post sends a proof to one replica; htu is the issuer's token URL,
+	// whichever replica the load balancer picks.
+	post := func(m *Main, proof string) tokenReply {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+m.IDPAddr+"/token", strings.NewReader(form))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(id.ID, secret)
+		req.Header.Set("DPoP", proof)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		r := tokenReply{status: resp.StatusCode, header: resp.Header}
+		_ = json.NewDecoder(resp.Body).Decode(&r.body)
+		return r
+	}
+	c := newDPoPClient(t)
+	r := post(a, c.proof(t, http.MethodPost, issuer+"/token", ""))
+	wantTokenError(t, r, "use_dpop_nonce", "no nonce at replica A")
+	c.nonce = r.header.Get("DPoP-Nonce")
+	p := c.proof(t, http.MethodPost, issuer+"/token", "")
+	if r := post(b, p); r.status != http.StatusOK || cnfOf(t, r.str("access_token")) != c.jkt(t) {
+		t.Fatalf("replica B with replica A's nonce: %d %v", r.status, r.body)
+	}
+	wantTokenError(t, post(a, p), "invalid_dpop_proof", "proof spent at B replayed at A")
 }
