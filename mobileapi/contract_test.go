@@ -187,20 +187,24 @@ func checkSecurity(t *testing.T, key, path string, op *highv3.Operation) {
 		}
 		return
 	}
-	scheme, scope := "citizenToken", ""
+	// Two alternatives: the token as a Bearer token, or the same token
+	// bound to a key with a DPoP proof (RFC 9449).
+	schemes, scope := []string{"citizenToken", "citizenDPoP"}, ""
 	if strings.HasPrefix(path, "/agency/v1/") {
-		scheme, scope = "agencyToken", "agency"
+		schemes, scope = []string{"agencyToken", "agencyDPoP"}, "agency"
 	}
-	if len(op.Security) != 1 {
-		t.Fatalf("%d security requirements, want exactly one (%s)", len(op.Security), scheme)
+	if len(op.Security) != len(schemes) {
+		t.Fatalf("%d security requirements, want %v", len(op.Security), schemes)
 	}
-	req := op.Security[0]
-	scopes, ok := req.Requirements.Get(scheme)
-	if !ok || req.Requirements.Len() != 1 || req.ContainsEmptyRequirement {
-		t.Fatalf("security requirement is not %s alone", scheme)
-	}
-	if scope != "" && (len(scopes) != 1 || scopes[0] != scope) {
-		t.Errorf("%s scopes %v, want [%s]", scheme, scopes, scope)
+	for i, scheme := range schemes {
+		req := op.Security[i]
+		scopes, ok := req.Requirements.Get(scheme)
+		if !ok || req.Requirements.Len() != 1 || req.ContainsEmptyRequirement {
+			t.Fatalf("security requirement %d is not %s alone", i, scheme)
+		}
+		if scope != "" && (len(scopes) != 1 || scopes[0] != scope) {
+			t.Errorf("%s scopes %v, want [%s]", scheme, scopes, scope)
+		}
 	}
 }
 

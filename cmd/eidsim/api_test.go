@@ -17,6 +17,7 @@ import (
 
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/accesstoken"
+	"github.com/onedoor/onedoor/idp/dpop"
 	"github.com/onedoor/onedoor/idp/eid/eidapp"
 	"github.com/onedoor/onedoor/mobileapi/fiberapi"
 )
@@ -49,7 +50,9 @@ func startAPIEnv(t *testing.T) *apiEnv {
 	apiURL := "http://" + ln.Addr().String()
 	var verify func(ctx context.Context, tok string) (*accesstoken.Claims, error)
 	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		// The app sends its device-bound token with a DPoP proof.
+		scheme, tok := dpop.Authorization(r.Header.Get("Authorization"))
+		ok := scheme == "DPoP" && r.Header.Get("DPoP") != ""
 		c, err := verify(r.Context(), tok)
 		if !ok || err != nil {
 			w.Header().Set("Content-Type", "application/problem+json")
@@ -74,7 +77,7 @@ func startAPIEnv(t *testing.T) *apiEnv {
 	verify = func(ctx context.Context, tok string) (*accesstoken.Claims, error) {
 		return p.provider.Verifier.VerifyFor(ctx, tok, accesstoken.Expect{Audience: echo.URL, Kind: accesstoken.KindCitizen})
 	}
-	srv := fiberapi.New(fiberapi.Config{APIURL: apiURL, Verifier: p.provider.Verifier, Citizens: p.store,
+	srv := fiberapi.New(fiberapi.Config{APIURL: apiURL, Verifier: p.provider.Verifier, Citizens: p.store, DPoP: dpop.New(dpop.Config{}, p.store),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/dpop"
 	"github.com/onedoor/onedoor/idp/eid/eidapp"
 	"github.com/onedoor/onedoor/idp/sqlite"
 	"github.com/onedoor/onedoor/internal/sqldb"
@@ -66,7 +67,7 @@ func startFakeAPI(t *testing.T, scripts ...func(w io.Writer, flush func(), r *ht
 		}
 		f.grants++
 		f.token = fmt.Sprintf("tok-%d", f.grants)
-		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": f.token, "token_type": "Bearer", "expires_in": 300})
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": f.token, "token_type": "DPoP", "expires_in": 300})
 	})
 	api := http.NewServeMux()
 	api.HandleFunc("GET /v1/push-config", func(w http.ResponseWriter, _ *http.Request) {
@@ -116,7 +117,7 @@ func startFakeAPI(t *testing.T, scripts ...func(w io.Writer, flush func(), r *ht
 	})
 	mux.Handle("/api/", http.StripPrefix("/api", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
-		ok := f.token != "" && r.Header.Get("Authorization") == "Bearer "+f.token
+		ok := f.token != "" && r.Header.Get("Authorization") == "DPoP "+f.token && r.Header.Get("DPoP") != ""
 		f.mu.Unlock()
 		if !ok {
 			w.Header().Set("Content-Type", "application/problem+json")
@@ -264,7 +265,7 @@ func TestRun_Events(t *testing.T) {
 	}
 
 	conns, devices, grants := f.seen()
-	want := []conn{{"Bearer tok-1", ""}, {"Bearer tok-1", "2"}, {"Bearer tok-2", "3"}}
+	want := []conn{{"DPoP tok-1", ""}, {"DPoP tok-1", "2"}, {"DPoP tok-2", "3"}}
 	if fmt.Sprint(conns) != fmt.Sprint(want) {
 		t.Errorf("connections %v, want %v", conns, want)
 	}
@@ -300,7 +301,7 @@ func TestRun_Events(t *testing.T) {
 			t.Errorf("printed %s; want event 5 alone", out)
 		}
 		conns, devices, grants := f.seen()
-		if c := conns[len(conns)-1]; c != (conn{"Bearer tok-2", "4"}) {
+		if c := conns[len(conns)-1]; c != (conn{"DPoP tok-2", "4"}) {
 			t.Errorf("connection %v: want the cached token and Last-Event-ID 4", c)
 		}
 		if grants != 2 || len(devices) != 2 || devices[1]["token"] != pushToken {
@@ -417,7 +418,7 @@ func TestRun_EventsAgainstTheAPI(t *testing.T) {
 		default:
 		}
 	}}
-	srv := fiberapi.New(fiberapi.Config{APIURL: apiURL, Verifier: p.provider.Verifier, Citizens: p.store,
+	srv := fiberapi.New(fiberapi.Config{APIURL: apiURL, Verifier: p.provider.Verifier, Citizens: p.store, DPoP: dpop.New(dpop.Config{}, p.store),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Push:   &fiberapi.PushConfig{Store: store, Hub: hub, Platforms: []push.Platform{push.FCM, push.APNs}}})
 	go func() { _ = srv.Serve(ln) }()

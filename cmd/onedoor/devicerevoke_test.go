@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,7 @@ func TestDeviceRevocationRevokesWhatItApproved_PostgresRedis(t *testing.T) {
 type approved struct {
 	refresh, access, appAccess string
 	browser                    *browser
+	appKey                     *dpopClient // the device key the app's token is bound to
 }
 
 func runDeviceRevocationCascade(t *testing.T, e *testEnv, storage ...string) {
@@ -52,14 +54,19 @@ func runDeviceRevocationCascade(t *testing.T, e *testEnv, storage ...string) {
 		if err != nil {
 			t.Fatalf("the app's own tokens: %v", err)
 		}
-		return approved{refresh: tok.RefreshToken, access: tok.AccessToken, appAccess: own.AccessToken, browser: b}
+		_, key := deviceKey(t, app)
+		return approved{refresh: tok.RefreshToken, access: tok.AccessToken, appAccess: own.AccessToken, browser: b, appKey: &dpopClient{key: key}}
 	}
 	lost, kept := collect(t, "first"), collect(t, "second")
 
 	alive := func(t *testing.T, what string, a *approved, want bool) {
 		t.Helper()
 		mustUserinfo(t, e.issuer, a.access, want, what+": the agency's access token")
-		mustUserinfo(t, e.issuer, a.appAccess, want, what+": the eID app's own access token")
+		// The app's own token is bound to the device key: sent with DPoP.
+		st, _, body := userinfoWith(t, e.issuer, "DPoP", a.appAccess, a.appKey)
+		if (want && st != http.StatusOK) || (!want && (st != http.StatusUnauthorized || body["error"] != "invalid_token")) {
+			t.Errorf("%s: the eID app's own access token: userinfo %d %v, want ok=%v", what, st, body, want)
+		}
 		if got := introspect(t, e.issuer, id, secret, a.access)["active"] == true; got != want {
 			t.Errorf("%s: introspection active = %v, want %v", what, got, want)
 		}

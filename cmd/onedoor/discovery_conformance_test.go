@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/oauth2"
 
@@ -472,6 +477,30 @@ func TestDiscovery_EveryAdvertisedValueWorks(t *testing.T) {
 			t.Fatal("not advertised, or no logout token was received")
 		}
 		// waitSID above matched the logout token's sid to the ID token's.
+	})
+
+	check("dpop_signing_alg_values_supported", func(t *testing.T) {
+		id, secret := e.client(ClientSpec{GrantTypes: []string{"client_credentials"}, Scope: "registry.read"})
+		for _, alg := range list("dpop_signing_alg_values_supported") {
+			c := &dpopClient{alg: jose.SignatureAlgorithm(alg)}
+			var err error
+			switch alg {
+			case "ES256":
+				c.key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			case "PS256":
+				c.key, err = rsa.GenerateKey(rand.Reader, 2048)
+			default:
+				noCheck(t, "dpop_signing_alg_values_supported", alg)
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := dpopToken(t, e.issuer, id, secret, url.Values{"grant_type": {"client_credentials"}, "scope": {"registry.read"}}, c)
+			if r.status != http.StatusOK || r.str("token_type") != "DPoP" || cnfOf(t, r.str("access_token")) != c.jkt(t) {
+				t.Errorf("DPoP proof with %s: %d %v", alg, r.status, r.body)
+			}
+		}
 	})
 
 	for m := range d {

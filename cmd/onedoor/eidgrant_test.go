@@ -151,17 +151,11 @@ func TestEIDAppGrant(t *testing.T) {
 			t.Errorf("ID token claims = %v", idt)
 		}
 
-		req, _ := http.NewRequest(http.MethodGet, e.issuer+"/userinfo", nil)
-		req.Header.Set("Authorization", "Bearer "+toks.AccessToken)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ui map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&ui)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || ui["sub"] != toks.Subject || ui["personal_id"] != demoCitizens[1].PersonalID || ui["family_name"] != demoCitizens[1].FamilyName {
-			t.Errorf("userinfo = %d %v", resp.StatusCode, ui)
+		// A device-bound token: userinfo wants it with a DPoP proof by the
+		// device key (RFC 9449 section 7).
+		status, _, ui := userinfoWith(t, e.issuer, "DPoP", toks.AccessToken, &dpopClient{key: key})
+		if status != http.StatusOK || ui["sub"] != toks.Subject || ui["personal_id"] != demoCitizens[1].PersonalID || ui["family_name"] != demoCitizens[1].FamilyName {
+			t.Errorf("userinfo = %d %v", status, ui)
 		}
 	})
 
@@ -320,13 +314,19 @@ func TestEIDAppGrant(t *testing.T) {
 			Endpoint: oauth2.Endpoint{AuthURL: e.issuer + "/authorize", TokenURL: tokenURL, AuthStyle: oauth2.AuthStyleInParams}}
 		state, verifier := randomString(12), oauth2.GenerateVerifier()
 		loc := e.login(newBrowser(), conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("nonce", randomString(12))), app, nil)
-		tok, err := conf.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(verifier))
-		if err != nil || tok.RefreshToken == "" {
-			t.Fatalf("old browser flow: %v, %+v", err, tok)
+		// A public client's refresh token is DPoP-bound: the exchange
+		// carries a proof.
+		pop := newDPoPClient(t)
+		form := codeForm(loc.Query().Get("code"), verifier)
+		form.Set("redirect_uri", conf.RedirectURL)
+		form.Set("client_id", idp.EIDAppClientID)
+		tok := dpopToken(t, e.issuer, "", "", form, pop)
+		if tok.status != http.StatusOK || tok.str("refresh_token") == "" {
+			t.Fatalf("old browser flow: %d %v", tok.status, tok.body)
 		}
 		setClient(t, e, migrated) // what migration 0004 leaves
-		got := postGrant(t, e.issuer, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {idp.EIDAppClientID}})
-		if got.status != http.StatusBadRequest || (got.errorCode() != "unauthorized_client" && got.errorCode() != "invalid_grant") {
+		got := dpopToken(t, e.issuer, "", "", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.str("refresh_token")}, "client_id": {idp.EIDAppClientID}}, pop)
+		if got.status != http.StatusBadRequest || (got.str("error") != "unauthorized_client" && got.str("error") != "invalid_grant") {
 			t.Errorf("refresh after the migration = %d %v, want refused", got.status, got.body)
 		}
 	})
@@ -381,7 +381,11 @@ func TestEIDAppGrant_ForTheMobileAPI(t *testing.T) {
 	if aud := audOf(t, tok); len(aud) != 2 {
 		t.Errorf("two resources: aud = %v", aud)
 	}
-	mustUserinfo(t, e.issuer, tok, true, "a token minted for the API and userinfo")
+	// The device-bound token, with a proof by the device key.
+	_, key := deviceKey(t, e.app)
+	if st, _, body := userinfoWith(t, e.issuer, "DPoP", tok, &dpopClient{key: key}); st != http.StatusOK {
+		t.Errorf("a token minted for the API and userinfo: userinfo %d %v, want 200", st, body)
+	}
 
 	if a := grant("https://evil.example/api"); a.errorCode() != "invalid_target" {
 		t.Errorf("unknown resource: %v, want invalid_target", a.body)

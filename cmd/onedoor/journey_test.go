@@ -37,6 +37,10 @@ type apiClient struct {
 	v     validator.Validator
 	// faultOK lets a test that provokes a server fault see its 5xx.
 	faultOK bool
+	// pop signs DPoP proofs for a key-bound token, for the API's public
+	// URL (apiURL, --api-url), which base (the listener) need not be.
+	pop    *dpopClient
+	apiURL string
 }
 
 type apiResp struct {
@@ -65,7 +69,13 @@ func (a *apiClient) do(method, path string, body []byte, hdr ...string) apiResp 
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	if a.token != "" {
+	switch {
+	case a.token != "" && a.pop != nil:
+		// A key-bound token goes with a DPoP proof for this request.
+		req.Header.Set("Authorization", "DPoP "+a.token)
+		htu, _, _ := strings.Cut(a.apiURL+path, "?")
+		req.Header.Set("DPoP", a.pop.proof(a.t, method, htu, a.token))
+	case a.token != "":
 		req.Header.Set("Authorization", "Bearer "+a.token)
 	}
 	if body != nil {
@@ -136,7 +146,9 @@ func (e *testEnv) citizenAPI(t testing.TB, app *eidapp.App) *apiClient {
 	if tok == "" {
 		t.Fatalf("the app's grant: %v", ans.body)
 	}
-	return &apiClient{t: t, base: "http://" + e.m.APIAddr, token: tok, v: contract(t)}
+	// The token is bound to the device key: the app proves it (DPoP).
+	_, key := deviceKey(t, app)
+	return &apiClient{t: t, base: "http://" + e.m.APIAddr, token: tok, v: contract(t), pop: &dpopClient{key: key}, apiURL: e.m.APIURL}
 }
 
 // agencyAPI registers a client bound to agency and returns a client with its

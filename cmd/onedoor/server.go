@@ -27,6 +27,7 @@ import (
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/accesstoken"
 	"github.com/onedoor/onedoor/idp/clientaddr"
+	"github.com/onedoor/onedoor/idp/dpop"
 	"github.com/onedoor/onedoor/idp/eid"
 	"github.com/onedoor/onedoor/idp/keyset"
 	"github.com/onedoor/onedoor/idp/oidc"
@@ -70,6 +71,7 @@ type Main struct {
 	Checkpointer *consent.Checkpointer
 
 	Eph      idp.Ephemeral
+	DPoP     *dpop.Verifier
 	Keys     *keyset.Manager
 	EID      *eid.Service
 	Provider *oidc.Provider
@@ -136,6 +138,9 @@ const (
 	purposeActivation = "activation-code"
 	purposeKeys       = "key-encryption"
 	purposeCookie     = "cookie"
+	// purposeDPoP keys the DPoP server nonces: every replica accepts the
+	// nonces any other handed out.
+	purposeDPoP = "dpop-nonce"
 	// purposeAudit seeds the Ed25519 key that signs the access log's
 	// checkpoints: every replica derives the same key, and none is stored.
 	purposeAudit = "onedoor audit checkpoint v1"
@@ -388,7 +393,12 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.newSessions()
+	// One DPoP verifier for the IdP and the mobile API: jtis are spent in
+	// the shared ephemeral store, nonces keyed from the master key.
+	m.DPoP = dpop.New(dpop.Config{NonceKey: keyset.DeriveKey(m.master, purposeDPoP), Now: m.Now}, m.Eph)
 	m.Web = web.New(web.Config{
+		DPoP:           m.DPoP,
+		DPoPNonce:      c.DPoPNonce,
 		Passkeys:       passkeys,
 		PasskeyStore:   m.Store,
 		Sessions:       m.Sessions,
@@ -448,6 +458,9 @@ func (m *Main) Run(ctx context.Context) error {
 			Consent: m.Consent, Registry: idp.Registry{Citizens: m.Store},
 			CitizenRateLimit: c.APICitizenRateLimit, AgencyRateLimit: c.APIAgencyRateLimit, DataRequestRateLimit: c.APIDataRequestRateLimit,
 			AuthFailureLimit: c.APIAuthFailureLimit, AuthFailureAddrs: c.APIAuthFailureAddrs, TrustedProxies: proxies, OutageLogEvery: c.APIOutageLogEvery,
+			// DPoP proofs are checked by the IdP's verifier: one replay
+			// cache, and htu built from --api-url.
+			DPoP: m.DPoP, RequireCitizenDPoP: c.APIRequireDPoP,
 			Push:   pushCfg,
 			Notify: func() { m.Webhooks.Notify(); m.Dispatcher.Notify() }, Ready: m.readyErr, RequestTimeout: c.RequestTimeout, Now: m.Now, Logger: m.Logger,
 		})

@@ -167,7 +167,7 @@ func (s *Server) validateAuthorize(ar fosite.AuthorizeRequester, usedPAR bool) e
 	if _, err := s.provider.Resources(form); err != nil {
 		return err
 	}
-	return nil
+	return checkDPoPJKT(form, nil)
 }
 
 // checkRedirectURI matches the redirect URI exactly (idp.Client.
@@ -304,6 +304,9 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 	os.Released = released
 	os.DeviceID = sess.DeviceID
 	os.ConsentID = rel.ConsentID
+	// dpop_jkt (RFC 9449 section 10): the code, and what it is exchanged
+	// for, is bound to that key.
+	os.KeyThumbprint = ar.GetRequestForm().Get("dpop_jkt")
 	if d := claimsRequest(ar).Details; d != nil {
 		// RFC 9396 section 7: the token responses return what was granted:
 		// the asked items the citizen shared.

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/dpop"
 	"github.com/onedoor/onedoor/idp/oidc"
 )
 
@@ -48,6 +49,8 @@ type discoveryDoc struct {
 	// OIDC Back-Channel Logout 1.0: logout tokens always carry sid.
 	BackchannelLogoutSupported        bool `json:"backchannel_logout_supported"`
 	BackchannelLogoutSessionSupported bool `json:"backchannel_logout_session_supported"`
+	// RFC 9449 section 5.1: the algorithms of the DPoP proofs accepted.
+	DPoPSigningAlgs []string `json:"dpop_signing_alg_values_supported"`
 }
 
 func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
@@ -90,6 +93,7 @@ func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
 		AuthorizationResponseIssParameter: true,
 		PromptValuesSupported:             []string{"none", "login", "consent", "select_account"},
 		AuthorizationDetailsTypes:         []string{idp.AuthorizationDetailsType},
+		DPoPSigningAlgs:                   dpop.Algs,
 	}
 	if s.cfg.Sessions != nil {
 		d.BackchannelLogoutSupported, d.BackchannelLogoutSessionSupported = true, true

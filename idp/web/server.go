@@ -23,6 +23,7 @@ import (
 	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/clientaddr"
+	"github.com/onedoor/onedoor/idp/dpop"
 	"github.com/onedoor/onedoor/idp/eid"
 	"github.com/onedoor/onedoor/idp/oidc"
 	"github.com/onedoor/onedoor/idp/passkey"
@@ -91,8 +92,16 @@ type Config struct {
 	// Prompter sends a login_hint's approval request to the citizen's
 	// devices; nil sends nothing (the app still lists it).
 	Prompter Prompter
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// DPoP verifies DPoP proofs (RFC 9449) at the token endpoint, PAR and
+	// userinfo; nil builds one without server nonces over the ephemeral
+	// store.
+	DPoP *dpop.Verifier
+	// DPoPNonce makes the token endpoint require a server nonce in every
+	// DPoP proof (use_dpop_nonce): a proof then cannot be made ahead of
+	// time, whatever the client's clock.
+	DPoPNonce bool
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
 // Server is the identity provider's HTTP surface.
@@ -102,6 +111,7 @@ type Server struct {
 	store    Store
 	eph      idp.Ephemeral
 	eid      *eid.Service
+	dpop     *dpop.Verifier
 	release  idp.ReleasePolicy
 	consent  *consent.Service
 	keys     Keys
@@ -142,11 +152,14 @@ func New(cfg Config, p *oidc.Provider, store Store, eph idp.Ephemeral, e *eid.Se
 		cfg.LoginLimit = 600
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
+	if cfg.DPoP == nil {
+		cfg.DPoP = dpop.New(dpop.Config{Now: cfg.Now}, eph)
+	}
 	if cfg.JWKSMaxAge == 0 {
 		cfg.JWKSMaxAge = 5 * time.Minute
 	}
 	s := &Server{
-		cfg: cfg, provider: p, store: store, eph: eph, eid: e, keys: keys,
+		cfg: cfg, provider: p, store: store, eph: eph, eid: e, keys: keys, dpop: cfg.DPoP,
 		log:     cfg.Logger,
 		secure:  strings.HasPrefix(cfg.Issuer, "https://"),
 		ready:   func() bool { return true },

@@ -13,6 +13,7 @@ import (
 	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/accesstoken"
+	"github.com/onedoor/onedoor/idp/dpop"
 	"github.com/onedoor/onedoor/idp/oidc"
 )
 
@@ -67,6 +68,7 @@ func repeatedParam(form map[string][]string) string {
 // token is the token endpoint.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	s.setDPoPNonce(w)
 	if err := precheckToken(r); err != nil {
 		if errors.Is(err, fosite.ErrInvalidClient) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="onedoor"`)
@@ -75,6 +77,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if publicClient(r) && !s.allow(ctx, w, s.limitTokenPublicAddr(), s.clientKey(r)) {
+		return
+	}
+	// The DPoP proof is checked before anything of the grant is touched.
+	proof, err := s.tokenProof(r, PathToken, s.cfg.DPoPNonce)
+	if err != nil {
+		s.tokenError(w, r, fosite.NewAccessRequest(oidc.NewSession()), err)
 		return
 	}
 	ar, err := s.provider.NewAccessRequest(ctx, r, oidc.NewSession())
@@ -144,6 +152,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	// Before the code or refresh token is spent: a refusal leaves the
+	// grant as it was.
+	if err := bindDPoP(ar, proof); err != nil {
+		s.tokenError(w, r, ar, err)
+		return
+	}
 	rel, err := s.settleSession(ctx, ar)
 	if err != nil {
 		s.tokenError(w, r, ar, err)
@@ -153,6 +167,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.tokenError(w, r, ar, err)
 		return
+	}
+	if proof != nil {
+		resp.SetTokenType("DPoP")
 	}
 	// The tokens are minted, not sent: the ID token's release is logged
 	// and the consent's receipt attached first, or nothing leaves.
@@ -246,6 +263,20 @@ func (s *Server) par(w http.ResponseWriter, r *http.Request) {
 		s.parError(w, r, ar, err)
 		return
 	}
+	// A DPoP proof at PAR binds the code to its key, as dpop_jkt does
+	// (RFC 9449 section 10.1). No nonce is asked here: the proof only names
+	// a key, which the token request proves again.
+	proof, err := s.tokenProof(r, PathPAR, false)
+	if err == nil {
+		err = checkDPoPJKT(r.PostForm, proof)
+	}
+	if err != nil {
+		s.parError(w, r, ar, err)
+		return
+	}
+	if proof != nil {
+		ar.GetRequestForm().Set("dpop_jkt", proof.JKT)
+	}
 	// Counted once the client is authenticated, so nobody can spend another
 	// client's allowance by naming it.
 	if !s.allow(ctx, w, s.limitPARClient(), ar.GetClient().GetID()) {
@@ -271,9 +302,13 @@ func (s *Server) parError(w http.ResponseWriter, r *http.Request, ar fosite.Auth
 // the registry.
 func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	tok := bearer(r)
+	scheme, tok := dpop.Authorization(r.Header.Get("Authorization"))
+	if tok == "" && r.Header.Get("Authorization") == "" && r.Method == http.MethodPost {
+		scheme, tok = "Bearer", r.PostForm.Get("access_token")
+	}
 	if tok == "" {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="onedoor"`)
+		w.Header().Add("WWW-Authenticate", `Bearer realm="onedoor"`)
+		w.Header().Add("WWW-Authenticate", dpop.Challenge("", ""))
 		writeJSONError(w, http.StatusUnauthorized, "invalid_request", "An access token is required.")
 		return
 	}
@@ -282,23 +317,23 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 	c, err := s.provider.Verifier.VerifyFor(ctx, tok, accesstoken.Expect{Audience: s.provider.DefaultAudience(), Kind: accesstoken.KindCitizen})
 	if err != nil {
 		if errors.Is(err, accesstoken.ErrInvalid) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="onedoor", error="invalid_token"`)
-			writeJSONError(w, http.StatusUnauthorized, "invalid_token", "The access token is not valid.")
+			s.invalidToken(w, scheme, "invalid_token", "The access token is not valid.")
 			return
 		}
 		s.unavailable(w, "store", err)
 		return
 	}
+	if !s.userinfoProof(w, r, scheme, tok, c) {
+		return
+	}
 	if !slices.Contains(c.Scopes(), ScopeOpenID) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="onedoor", error="insufficient_scope", scope="openid"`)
-		writeJSONError(w, http.StatusForbidden, "insufficient_scope", "The access token lacks the openid scope.")
+		s.invalidToken(w, scheme, "insufficient_scope", "The access token lacks the openid scope.")
 		return
 	}
 	cit, err := s.store.GetCitizen(ctx, c.Subject)
 	if err != nil {
 		if errors.Is(err, idp.ErrNotFound) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="onedoor", error="invalid_token"`)
-			writeJSONError(w, http.StatusUnauthorized, "invalid_token", "The access token is not valid.")
+			s.invalidToken(w, scheme, "invalid_token", "The access token is not valid.")
 			return
 		}
 		s.unavailable(w, "durable store", err)
@@ -309,8 +344,7 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 	// a client, or the citizen withdrawing, takes effect at once.
 	rel, err := s.release.Released(ctx, idp.TokenRelease{ClientID: c.ClientID, CitizenID: c.Subject, ConsentID: c.ConsentID, Agreed: c.Released})
 	if errors.Is(err, idp.ErrNotFound) || errors.Is(err, idp.ErrConsentWithdrawn) { // the client was deleted, the consent withdrawn
-		w.Header().Set("WWW-Authenticate", `Bearer realm="onedoor", error="invalid_token"`)
-		writeJSONError(w, http.StatusUnauthorized, "invalid_token", "The access token is not valid.")
+		s.invalidToken(w, scheme, "invalid_token", "The access token is not valid.")
 		return
 	}
 	if err != nil {
@@ -324,18 +358,6 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// bearer extracts an access token from the Authorization header or, for
-// POST, the form body (RFC 6750 2.1, 2.2).
-func bearer(r *http.Request) string {
-	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
-	}
-	if r.Method == http.MethodPost {
-		return r.PostForm.Get("access_token")
-	}
-	return ""
 }
 
 // authenticateClient authenticates the caller of the introspection and
@@ -454,6 +476,10 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		}
 		resp := introspection{Active: true, Scope: c.Scope, ClientID: c.ClientID, Subject: c.Subject,
 			Audience: c.Audience, Issuer: c.Issuer, TokenType: "access_token", JTI: c.ID, Kind: c.Kind, Cnf: c.Confirmation, Agency: c.Agency}
+		if c.Confirmation != nil && c.Confirmation.JKT != "" {
+			// RFC 9449 section 6.2: a key-bound token is of type DPoP.
+			resp.TokenType = "DPoP"
+		}
 		resp.ExpiresAt = c.ExpiresAt.Unix()
 		resp.IssuedAt = c.IssuedAt.Unix()
 		if c.NotBefore != nil {
@@ -494,6 +520,9 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	resp := introspection{Active: true, Scope: strings.Join(g.GetGrantedScopes(), " "), ClientID: g.GetClient().GetID(),
 		Subject: g.GetSession().GetSubject(), IssuedAt: g.GetRequestedAt().Unix(), Issuer: s.cfg.Issuer,
 		TokenType: "refresh_token", Kind: accesstoken.KindCitizen}
+	if os, ok := g.GetSession().(*oidc.Session); ok && os.KeyThumbprint != "" {
+		resp.Cnf = &accesstoken.Confirmation{JKT: os.KeyThumbprint}
+	}
 	if !g.ExpiresAt.IsZero() {
 		resp.ExpiresAt = g.ExpiresAt.Unix()
 	}

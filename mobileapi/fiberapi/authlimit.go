@@ -12,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/onedoor/onedoor/idp/clientaddr"
+	"github.com/onedoor/onedoor/idp/dpop"
 	"github.com/onedoor/onedoor/idp/problem"
 )
 
@@ -160,6 +161,18 @@ func (s *Server) authFailed(c *fiber.Ctx, key, code, detail string) error {
 		return s.tooManyFailures(c, retryAfter(now))
 	}
 	return s.unauthorized(c, code, detail)
+}
+
+// authFailedDPoP is authFailed answered with the DPoP challenge (RFC 9449
+// section 7.1), and a fresh nonce when one is asked for.
+func (s *Server) authFailedDPoP(c *fiber.Ctx, key, code, detail string) error {
+	c.Locals(localDPoPChallenge, dpop.Challenge(code, ""))
+	if code == "use_dpop_nonce" && s.cfg.DPoP != nil {
+		if n := s.cfg.DPoP.Nonce(); n != "" {
+			c.Set("DPoP-Nonce", n)
+		}
+	}
+	return s.authFailed(c, key, code, detail)
 }
 
 func (s *Server) tooManyFailures(c *fiber.Ctx, after int) error {

@@ -27,6 +27,7 @@ import (
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/accesstoken"
 	"github.com/onedoor/onedoor/idp/clientaddr"
+	"github.com/onedoor/onedoor/idp/dpop"
 	"github.com/onedoor/onedoor/idp/problem"
 	"github.com/onedoor/onedoor/mobileapi"
 	"github.com/onedoor/onedoor/mobileapi/search"
@@ -35,6 +36,13 @@ import (
 // Verifier checks the IdP's access tokens in process.
 type Verifier interface {
 	VerifyFor(ctx context.Context, token string, e accesstoken.Expect) (*accesstoken.Claims, error)
+}
+
+// ProofVerifier checks DPoP proofs; *dpop.Verifier implements it.
+type ProofVerifier interface {
+	Verify(ctx context.Context, header []string, c dpop.Check) (*dpop.Proof, error)
+	// Nonce is a fresh server nonce ("" when nonces are off).
+	Nonce() string
 }
 
 // Citizens is the citizen registry, the one copy of the data.
@@ -108,10 +116,16 @@ type Config struct {
 	// notifications and the live stream.
 	Push *PushConfig
 	// Ready reports whether the server should receive traffic (nil: ready).
-	Ready          func(ctx context.Context) error
-	RequestTimeout time.Duration
-	Now            func() time.Time
-	Logger         *slog.Logger
+	// DPoP verifies DPoP proofs (idp/dpop, shared with the IdP); nil
+	// refuses the DPoP scheme.
+	DPoP ProofVerifier
+	// RequireCitizenDPoP refuses the eID app's key-bound tokens presented
+	// as Bearer tokens (RFC 9449 section 7.1).
+	RequireCitizenDPoP bool
+	Ready              func(ctx context.Context) error
+	RequestTimeout     time.Duration
+	Now                func() time.Time
+	Logger             *slog.Logger
 }
 
 // Server is the mobile API.
@@ -310,17 +324,23 @@ const (
 	localAgencyClient = "onedoor.agency.client"
 	// localAgencyAuth is the client's token endpoint auth method.
 	localAgencyAuth = "onedoor.agency.auth"
+	// localDPoPChallenge is the WWW-Authenticate of a DPoP refusal.
+	localDPoPChallenge = "onedoor.dpop.challenge"
 )
 
-// bearer returns a copy of the request's bearer token: the header bytes
-// are fiber's and reused after the handler.
+// authorization returns the request's Authorization scheme ("Bearer" or
+// "DPoP") and a copy of its token: the header bytes are fiber's and reused
+// after the handler.
+func authorization(c *fiber.Ctx) (scheme, token string) {
+	scheme, token = dpop.Authorization(c.Get(fiber.HeaderAuthorization))
+	return scheme, strings.Clone(token)
+}
+
+// bearer returns the request's access token, under either scheme (verify
+// has checked the scheme fits the token).
 func bearer(c *fiber.Ctx) string {
-	h := c.Get(fiber.HeaderAuthorization)
-	const scheme = "bearer "
-	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
-		return ""
-	}
-	return strings.Clone(strings.TrimSpace(h[len(scheme):]))
+	_, token := authorization(c)
+	return token
 }
 
 // citizen admits only the eID app's citizen tokens minted for this API:
@@ -348,7 +368,7 @@ func (s *Server) citizen(c *fiber.Ctx) error {
 // or 503 when the deny list cannot be read) is already written and err is
 // what the middleware returns.
 func (s *Server) verify(c *fiber.Ctx, kind accesstoken.Kind) (claims *accesstoken.Claims, ok bool, err error) {
-	token := bearer(c)
+	scheme, token := authorization(c)
 	// An address that keeps failing is refused before any signature is
 	// checked: each bad token would otherwise cost an ES256 verification.
 	addr, limited, err := s.authLimited(c, token)
@@ -370,7 +390,49 @@ func (s *Server) verify(c *fiber.Ctx, kind accesstoken.Kind) (claims *accesstoke
 		// A token for several services could be replayed here by any of them.
 		return nil, false, s.authFailed(c, addr, "invalid_token", "The access token must be minted for this API alone.")
 	}
+	if ok, err := s.checkDPoP(c, addr, kind, scheme, token, claims); !ok {
+		return nil, false, err
+	}
 	return claims, true, nil
+}
+
+// checkDPoP checks how a verified token was presented (RFC 9449 section
+// 7): a key-bound token with the DPoP scheme and a proof by its key for
+// this request (htu from the API's configured URL, never the Host header)
+// and this token (ath); an unbound token as a Bearer token only. A bound
+// token sent as Bearer is refused for an agency's own token always, and
+// for the eID app's tokens when RequireCitizenDPoP is set. When ok is false
+// the answer is written and err is what the middleware returns.
+func (s *Server) checkDPoP(c *fiber.Ctx, addr string, kind accesstoken.Kind, scheme, token string, claims *accesstoken.Claims) (ok bool, err error) {
+	bound := claims.Confirmation != nil && claims.Confirmation.JKT != ""
+	switch {
+	case scheme == "Bearer" && bound && (kind == accesstoken.KindClient || s.cfg.RequireCitizenDPoP):
+		return false, s.authFailedDPoP(c, addr, "invalid_token", "The access token is bound to a key: present it with the DPoP scheme and a DPoP proof.")
+	case scheme == "Bearer":
+		return true, nil
+	case !bound:
+		return false, s.authFailedDPoP(c, addr, "invalid_token", "The access token is not bound to a key: present it as a Bearer token.")
+	case s.cfg.DPoP == nil:
+		return false, s.authFailedDPoP(c, addr, "invalid_dpop_proof", "This API does not verify DPoP proofs.")
+	}
+	var hdr []string
+	for _, v := range c.Request().Header.PeekAll("DPoP") {
+		hdr = append(hdr, string(v)) // copies: fiber reuses the bytes
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	p, perr := s.cfg.DPoP.Verify(ctx, hdr, dpop.Check{Method: c.Method(), URL: s.cfg.APIURL + strings.Clone(c.Path()), AccessToken: token})
+	switch {
+	case errors.Is(perr, dpop.ErrUseNonce):
+		return false, s.authFailedDPoP(c, addr, "use_dpop_nonce", "Resource server requires nonce in DPoP proof.")
+	case errors.Is(perr, dpop.ErrInvalidProof):
+		return false, s.authFailedDPoP(c, addr, "invalid_dpop_proof", "The DPoP proof is missing or not valid.")
+	case perr != nil:
+		return false, s.fail(c, errUnavailable(perr))
+	case p.JKT != claims.Confirmation.JKT:
+		return false, s.authFailedDPoP(c, addr, "invalid_dpop_proof", "The DPoP proof is not signed by the key the access token is bound to.")
+	}
+	return true, nil
 }
 
 // ScopeAgency is the scope of agency clients' tokens for /agency/v1.
@@ -419,6 +481,9 @@ func (s *Server) unauthorized(c *fiber.Ctx, code, detail string) error {
 	h := `Bearer realm="onedoor-api"`
 	if code != "" {
 		h += `, error="` + code + `"`
+	}
+	if ch, ok := c.Locals(localDPoPChallenge).(string); ok {
+		h = ch
 	}
 	c.Set(fiber.HeaderWWWAuthenticate, h)
 	return s.sendProblem(c, apiProblem{Problem: problem.Problem{Type: typeUnauthorized, Title: tUnauthorized.In(lang(c)), Status: http.StatusUnauthorized, Detail: detail}})

@@ -160,9 +160,20 @@ func (a *App) DoAPI(ctx context.Context, api string, req *http.Request) (*http.R
 	return a.sendWith(ctx, retry, tok.AccessToken)
 }
 
+// sendWith sends req with the device-bound token and a DPoP proof by the
+// device key for this request and token (RFC 9449 section 7).
 func (a *App) sendWith(ctx context.Context, req *http.Request, token string) (*http.Response, error) {
+	d, err := a.device()
+	if err != nil {
+		return nil, err
+	}
+	proof, err := a.dpopProof(d, req.Method, req.URL.String(), token, "")
+	if err != nil {
+		return nil, err
+	}
 	r := req.Clone(ctx) // the body is shared, not copied
-	r.Header.Set("Authorization", "Bearer "+token)
+	r.Header.Set("Authorization", "DPoP "+token)
+	r.Header.Set("DPoP", proof)
 	resp, err := a.client().Do(r) //nolint:gosec // DoAPI checked it is beneath the API URL
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), err)

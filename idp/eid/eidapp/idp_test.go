@@ -222,7 +222,7 @@ func (f *fakeIDP) token(w http.ResponseWriter, r *http.Request) {
 	t.Header["kid"] = "k1"
 	idt, _ := t.SignedString(f.key)
 	writeJSON(w, http.StatusOK, map[string]any{
-		"access_token": "at-" + rand.Text(), "token_type": "bearer", "expires_in": 300,
+		"access_token": "at-" + rand.Text(), "token_type": "DPoP", "expires_in": 300,
 		"id_token": idt, "scope": eidapp.Scope,
 	})
 }

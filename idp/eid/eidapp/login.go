@@ -16,6 +16,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/dpop"
 	"github.com/onedoor/onedoor/idp/eid"
 )
 
@@ -106,34 +107,63 @@ func (a *App) grant(ctx context.Context, d *device, disc *discovery, params url.
 		form[k] = v
 	}
 	var tr tokenResponse
-	if err := a.postForm(ctx, disc.TokenEndpoint, form, &tr); err != nil {
+	if err := a.postToken(ctx, d, disc.TokenEndpoint, form, &tr); err != nil {
 		return nil, fmt.Errorf("token endpoint: %w", err)
 	}
 	switch {
 	case tr.AccessToken == "":
 		return nil, errors.New("token endpoint: no access_token")
-	case !strings.EqualFold(tr.TokenType, "bearer"):
-		return nil, fmt.Errorf("token endpoint: token_type %q, want Bearer", printable(tr.TokenType))
+	case !strings.EqualFold(tr.TokenType, "DPoP"):
+		return nil, fmt.Errorf("token endpoint: token_type %q, want DPoP", printable(tr.TokenType))
 	case tr.ExpiresIn <= 0:
 		return nil, errors.New("token endpoint: no expires_in")
 	}
 	return &tr, nil
 }
 
-// postForm sends a form (a token request) and decodes the JSON answer.
-func (a *App) postForm(ctx context.Context, u string, form url.Values, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(form.Encode()))
-	if err != nil {
-		return fmt.Errorf("POST %s: %w", u, err)
+// postToken sends a token request with a DPoP proof signed by the device key
+// (RFC 9449), so the tokens are bound to it and of type DPoP, and decodes
+// the JSON answer. A use_dpop_nonce answer is retried once with the
+// DPoP-Nonce it carries.
+func (a *App) postToken(ctx context.Context, d *device, u string, form url.Values, out any) error {
+	nonce := ""
+	for try := 0; ; try++ {
+		proof, err := a.dpopProof(d, http.MethodPost, u, "", nonce)
+		if err != nil {
+			return err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(form.Encode()))
+		if err != nil {
+			return fmt.Errorf("POST %s: %w", u, err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Accept", "application/json")
+		req.Header.Set("DPoP", proof)
+		resp, err := a.client().Do(req)
+		if err != nil {
+			return fmt.Errorf("POST %s: %w", u, err)
+		}
+		err = decode(resp, out, http.StatusOK)
+		resp.Body.Close()
+		var e *Error
+		if n := resp.Header.Get("DPoP-Nonce"); try == 0 && n != "" && errors.As(err, &e) && e.Code == "use_dpop_nonce" {
+			nonce = n
+			continue
+		}
+		return err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	resp, err := a.client().Do(req)
+}
+
+// dpopProof signs a DPoP proof with the device key for a request to u (its
+// query and fragment are not part of htu) carrying token, if any.
+func (a *App) dpopProof(d *device, method, u, token, nonce string) (string, error) {
+	htu, _, _ := strings.Cut(u, "#")
+	htu, _, _ = strings.Cut(htu, "?")
+	p, err := dpop.NewProof(d.key, dpop.ProofRequest{Method: method, URL: htu, AccessToken: token, Nonce: nonce, Now: a.now()})
 	if err != nil {
-		return fmt.Errorf("POST %s: %w", u, err)
+		return "", fmt.Errorf("DPoP proof: %w", err)
 	}
-	defer resp.Body.Close()
-	return decode(resp, out, http.StatusOK)
+	return p, nil
 }
 
 // Tokens loads tokens.json.
