@@ -195,6 +195,10 @@ type Client struct {
 	// and the citizen's consent is recorded per purpose.
 	Purposes  []consent.Purpose
 	CreatedAt time.Time
+	// Registration: the fields below are set only on a client an agency
+	// registered itself (RFC 7591, see registration.go); an operator's
+	// client has them all zero.
+	Registration ClientRegistration
 }
 
 // EIDAppClientID is the eID app's own public native client, created by the

@@ -201,3 +201,11 @@ func TestClientsVersion_RawSQLOtherSearchPath(t *testing.T) {
 		v0 = v
 	}
 }
+
+func TestMigrateClientRegistration(t *testing.T) {
+	dsn(t)
+	idptest.RunRegistrationMigrationTests(t, func(t *testing.T) (*sql.DB, idptest.StepMigrator) {
+		db := openDB(t, schemaDSN(t))
+		return db, postgres.New(db)
+	})
+}

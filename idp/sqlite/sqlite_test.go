@@ -168,3 +168,9 @@ func TestClientsVersion_RawSQL(t *testing.T) {
 		v0 = v
 	}
 }
+
+func TestMigrateClientRegistration(t *testing.T) {
+	idptest.RunRegistrationMigrationTests(t, func(t *testing.T) (*sql.DB, idptest.StepMigrator) {
+		return openAt(t, filepath.Join(t.TempDir(), "idp.db"), false)
+	})
+}

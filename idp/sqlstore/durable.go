@@ -22,17 +22,16 @@ func purposeList(ps []consent.Purpose) string {
 }
 
 const clientColumns = `id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types,
-	scopes, auth_method, jwks, jwks_uri, par_required, id_token_alg, created_at, claims, agency, purposes`
+	scopes, auth_method, jwks, jwks_uri, par_required, id_token_alg, created_at, claims, agency, purposes,
+	status, registration_hash, initial_token_id, approved_by, approved_at`
 
 // CreateClient inserts c; ErrConflict when the ID exists.
 func (s *Store) CreateClient(ctx context.Context, c *idp.Client) error {
 	defer s.clientWritten()
 	s.createdAt(&c.CreatedAt)
 	_, err := s.db.ExecContext(ctx, `INSERT INTO idp_clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
-		c.ID, c.Name, orNil(c.SecretHash), jsonList(c.RedirectURIs), jsonList(c.PostLogoutRedirectURIs),
-		jsonList(c.GrantTypes), jsonList(c.Scopes), c.AuthMethod, c.JWKS, c.JWKSURI, c.PARRequired,
-		c.IDTokenAlg, ms(c.CreatedAt), jsonList(c.Claims), c.Agency, purposeList(c.Purposes))
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
+		clientValues(c)...)
 	return dbErr("create client", err)
 }
 
@@ -83,6 +82,22 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	return dbErr("delete client", tx.Commit())
 }
 
+// statusActive is how the status column spells idp.ClientActive.
+const statusActive = "active"
+
+// clientValues are c's values in clientColumns' order.
+func clientValues(c *idp.Client) []any {
+	status := c.Registration.Status
+	if status == idp.ClientActive {
+		status = statusActive
+	}
+	return []any{c.ID, c.Name, orNil(c.SecretHash), jsonList(c.RedirectURIs), jsonList(c.PostLogoutRedirectURIs),
+		jsonList(c.GrantTypes), jsonList(c.Scopes), c.AuthMethod, c.JWKS, c.JWKSURI, c.PARRequired,
+		c.IDTokenAlg, ms(c.CreatedAt), jsonList(c.Claims), c.Agency, purposeList(c.Purposes),
+		status, orNil(c.Registration.TokenHash), c.Registration.InitialTokenID, c.Registration.ApprovedBy,
+		nullMS(c.Registration.ApprovedAt)}
+}
+
 func scanClient(r scanner) (*idp.Client, error) {
 	var (
 		c                                   idp.Client
@@ -90,11 +105,18 @@ func scanClient(r scanner) (*idp.Client, error) {
 		claims, purposes                    string
 		created                             int64
 	)
+	var approvedAt sql.NullInt64
 	err := r.Scan(&c.ID, &c.Name, &c.SecretHash, &redirects, &postLogout, &grants, &scps,
-		&c.AuthMethod, &c.JWKS, &c.JWKSURI, &c.PARRequired, &c.IDTokenAlg, &created, &claims, &c.Agency, &purposes)
+		&c.AuthMethod, &c.JWKS, &c.JWKSURI, &c.PARRequired, &c.IDTokenAlg, &created, &claims, &c.Agency, &purposes,
+		&c.Registration.Status, &c.Registration.TokenHash, &c.Registration.InitialTokenID, &c.Registration.ApprovedBy, &approvedAt)
 	if err != nil {
 		return nil, err
 	}
+	if c.Registration.Status == statusActive {
+		c.Registration.Status = idp.ClientActive
+	}
+	c.Registration.TokenHash = orNil(c.Registration.TokenHash)
+	c.Registration.ApprovedAt = fromNullMS(approvedAt)
 	if err := json.Unmarshal([]byte(purposes), &c.Purposes); err != nil {
 		return nil, fmt.Errorf("decode purposes column: %w", err)
 	}
