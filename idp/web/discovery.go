@@ -45,6 +45,9 @@ type discoveryDoc struct {
 	// RFC 9396: the one authorization details type /authorize and /par
 	// accept (idp.AuthorizationDetailsType).
 	AuthorizationDetailsTypes []string `json:"authorization_details_types_supported"`
+	// RFC 7591: where agencies register clients (with an operator's
+	// initial access token); absent when self-registration is off.
+	RegistrationEndpoint string `json:"registration_endpoint,omitempty"`
 }
 
 func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
@@ -87,6 +90,9 @@ func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
 		AuthorizationResponseIssParameter: true,
 		PromptValuesSupported:             []string{"none", "login", "consent", "select_account"},
 		AuthorizationDetailsTypes:         []string{idp.AuthorizationDetailsType},
+	}
+	if s.cfg.Registration != nil {
+		d.RegistrationEndpoint = iss + PathRegister
 	}
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	w.Header().Set("Access-Control-Allow-Origin", "*")

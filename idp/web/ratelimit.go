@@ -51,6 +51,12 @@ type Limits struct {
 	// limit: this keeps that state bounded (about twice this many entries).
 	// Default 60000 (1000/s).
 	LoginTotal int
+	// RegisterPerAddr bounds the registration requests (RFC 7591/7592)
+	// from one address per minute. Default 30.
+	RegisterPerAddr int
+	// RegisterPerToken bounds the registrations tried with one initial
+	// access token, known or not, per minute. Default 10.
+	RegisterPerToken int
 }
 
 // DefaultLimits are the limits a zero Limits field takes.
@@ -62,6 +68,8 @@ var DefaultLimits = Limits{
 	EnrollPerPersonalID: 10,
 	PerDevice:           60,
 	LoginTotal:          60000,
+	RegisterPerAddr:     30,
+	RegisterPerToken:    10,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -71,6 +79,7 @@ func (l Limits) withDefaults() Limits {
 		{&l.TokenPublicPerAddr, &d.TokenPublicPerAddr}, {&l.EnrollPerAddr, &d.EnrollPerAddr},
 		{&l.EnrollPerPersonalID, &d.EnrollPerPersonalID}, {&l.PerDevice, &d.PerDevice},
 		{&l.LoginTotal, &d.LoginTotal},
+		{&l.RegisterPerAddr, &d.RegisterPerAddr}, {&l.RegisterPerToken, &d.RegisterPerToken},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def
@@ -95,6 +104,13 @@ func (s *Server) limitEnrollPID() limit {
 func (s *Server) limitDevice() limit { return perMinute("device", s.cfg.Limits.PerDevice) }
 func (s *Server) limitLoginTotal() limit {
 	return perMinute("login-total", s.cfg.Limits.LoginTotal)
+}
+
+func (s *Server) limitRegisterAddr() limit {
+	return perMinute("register-addr", s.cfg.Limits.RegisterPerAddr)
+}
+func (s *Server) limitRegisterToken() limit {
+	return perMinute("register-token", s.cfg.Limits.RegisterPerToken)
 }
 
 // Size of a pushed authorization request (RFC 9126): a form over maxPARBody

@@ -77,8 +77,11 @@ type Config struct {
 	// RefreshTokenTTL is the refresh tokens' lifetime, which the login page
 	// states as the duration of access when offline_access is asked.
 	RefreshTokenTTL time.Duration
-	Now             func() time.Time
-	Logger          *slog.Logger
+	// Registration enables agency self-registration (RFC 7591/7592) at
+	// /register; nil serves no such endpoint.
+	Registration *Registration
+	Now          func() time.Time
+	Logger       *slog.Logger
 }
 
 // Server is the identity provider's HTTP surface.
@@ -208,6 +211,7 @@ func (s *Server) routes() {
 	s.eidRoutes(m)
 	s.appLinkRoutes(m)
 	s.accountRoutes(m)
+	s.registrationRoutes(m)
 	m.HandleFunc("GET /{$}", s.home)
 	s.mux.HandleFunc("/", s.notFound)
 }
