@@ -10,7 +10,7 @@ import (
 	"github.com/onedoor/onedoor/idp"
 )
 
-const initialTokenColumns = `id, token_hash, agency, max_uses, uses, expires_at, revoked_at, created_by, created_at`
+const initialTokenColumns = `id, token_hash, agency, max_uses, uses, expires_at, revoked_at, created_by, created_at` //nolint:gosec // column names, not a credential
 
 // CreateInitialToken stores t; ErrConflict on a duplicate ID or hash.
 func (s *Store) CreateInitialToken(ctx context.Context, t *idp.InitialToken) error {
