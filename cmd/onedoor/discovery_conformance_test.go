@@ -12,6 +12,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/onedoor/onedoor/idp"
 )
@@ -443,6 +444,24 @@ func TestDiscovery_EveryAdvertisedValueWorks(t *testing.T) {
 			if !strings.Contains(string(granted), `"family_name"`) || !strings.Contains(string(granted), typ) {
 				t.Errorf("authorization_details of type %s: granted %s", typ, granted)
 			}
+		}
+	})
+
+	check("registration_endpoint", func(t *testing.T) {
+		// RFC 7591 with an operator's initial access token; the client
+		// registered is pending until approved, then works.
+		createAgencies(t, e.m, "DISC-AG")
+		reg := register(t, e, issue(t, e, "DISC-AG", 1), map[string]any{"client_name": "Discovered",
+			"grant_types": []string{"client_credentials"}, "scope": "registry.read"})
+		if reg.uri != str("registration_endpoint")+"/"+reg.id {
+			t.Errorf("registration_client_uri %q is not under %q", reg.uri, str("registration_endpoint"))
+		}
+		if _, err := e.m.ApproveClient(ctx, reg.id, nil, nil, "op"); err != nil {
+			t.Fatal(err)
+		}
+		cc := clientcredentials.Config{ClientID: reg.id, ClientSecret: reg.secret, TokenURL: str("token_endpoint"), AuthStyle: oauth2.AuthStyleInHeader}
+		if _, err := cc.Token(ctx); err != nil {
+			t.Errorf("approved registered client: %v", err)
 		}
 	})
 
