@@ -3,6 +3,8 @@ package idp
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -148,4 +150,15 @@ func (c *Client) Narrow(scopes, claims []string) error {
 		}
 	}
 	return nil
+}
+
+// ReviewDigest fingerprints everything an operator reviews of a client (all
+// its metadata, none of its secrets). `client show` prints it and `client
+// approve --digest` must repeat it, so that an agency's PUT between the
+// operator's look and the approval is never approved unseen.
+func ReviewDigest(c *Client) string {
+	b, _ := json.Marshal([]any{c.ID, c.Name, c.RedirectURIs, c.PostLogoutRedirectURIs, c.GrantTypes, c.Scopes, c.Claims,
+		c.AuthMethod, c.JWKS, c.JWKSURI, c.PARRequired, c.IDTokenAlg, c.Agency, c.Purposes}) // plain values: cannot fail
+	sum := sha256.Sum256(b)
+	return base64.RawURLEncoding.EncodeToString(sum[:12])
 }

@@ -63,3 +63,25 @@ func TestInitialTokenUsable(t *testing.T) {
 		t.Error("the two kinds of token hash alike")
 	}
 }
+
+func TestReviewDigest(t *testing.T) {
+	c := &Client{ID: "x", Name: "A", Scopes: []string{"openid"}, SecretHash: []byte{1}}
+	d := ReviewDigest(c)
+	same := *c
+	same.SecretHash = []byte{2} // secrets are not reviewed
+	if ReviewDigest(&same) != d {
+		t.Error("digest depends on the secret")
+	}
+	for _, f := range []func(*Client){
+		func(c *Client) { c.Scopes = []string{"openid", "phone"} },
+		func(c *Client) { c.RedirectURIs = []string{"https://a.test/cb"} },
+		func(c *Client) { c.JWKSURI = "https://a.test/k" },
+		func(c *Client) { c.Purposes = []consent.Purpose{{Code: "p", Text: "t"}} },
+	} {
+		o := *c
+		f(&o)
+		if ReviewDigest(&o) == d {
+			t.Errorf("digest unchanged by %+v", o)
+		}
+	}
+}

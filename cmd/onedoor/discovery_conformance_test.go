@@ -456,7 +456,7 @@ func TestDiscovery_EveryAdvertisedValueWorks(t *testing.T) {
 		if reg.uri != str("registration_endpoint")+"/"+reg.id {
 			t.Errorf("registration_client_uri %q is not under %q", reg.uri, str("registration_endpoint"))
 		}
-		if _, err := e.m.ApproveClient(ctx, reg.id, nil, nil, "op"); err != nil {
+		if _, err := e.m.ApproveClient(ctx, reg.id, digestOf(t, e, reg.id), nil, nil, "op"); err != nil {
 			t.Fatal(err)
 		}
 		cc := clientcredentials.Config{ClientID: reg.id, ClientSecret: reg.secret, TokenURL: str("token_endpoint"), AuthStyle: oauth2.AuthStyleInHeader}

@@ -98,7 +98,7 @@ const usage = `usage:
   onedoor migrate [storage flags]
   onedoor client create --name N --redirect-uri U... [--grant-type G...] [--scope "S S"] [--auth-method M] [--jwks FILE | --jwks-uri URL] [--par-required] [--id-token-alg ES256|RS256]
   onedoor client list [--pending] | show ID | delete ID
-  onedoor client approve --id ID [--scopes "S S"] [--claims a,b] | reject --id ID
+  onedoor client approve --id ID --digest D [--scopes "S S"] [--claims a,b] | reject --id ID
   onedoor citizen import FILE.json|FILE.csv
   onedoor citizen list | show --id N | activate --id N --level substantial|high | revoke-device --id N --device D
   onedoor keys list | rotate [--alg ES256|RS256] [--force]

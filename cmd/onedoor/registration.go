@@ -60,12 +60,16 @@ func (m *Main) IssueInitialToken(ctx context.Context, agency string, ttl time.Du
 
 // ApproveClient makes a pending registered client usable, with only the
 // given scopes and claims of those it asked for (nil keeps them all), and
-// records who approved it and when.
-func (m *Main) ApproveClient(ctx context.Context, id string, scopes, claims []string, operator string) (*idp.Client, error) {
+// records who approved it and when. digest is the idp.ReviewDigest the
+// operator was shown: a client changed since is not approved.
+func (m *Main) ApproveClient(ctx context.Context, id, digest string, scopes, claims []string, operator string) (*idp.Client, error) {
 	var out *idp.Client
 	err := m.Store.UpdateClient(ctx, id, func(c *idp.Client) error {
 		if c.Registration.Status != idp.ClientPending {
 			return fmt.Errorf("client %s is not pending approval (status %s): %w", id, statusName(c), idp.ErrInvalid)
+		}
+		if digest != idp.ReviewDigest(c) {
+			return fmt.Errorf("client %s changed since it was shown (or --digest is wrong): review `onedoor client show %s` again and approve with its review_digest: %w", id, id, idp.ErrInvalid)
 		}
 		if err := c.Narrow(scopes, claims); err != nil {
 			return err
@@ -107,6 +111,7 @@ func statusName(c *idp.Client) string {
 // registrationView is what admin commands add to a client's view.
 type registrationView struct {
 	Status         string     `json:"status"`
+	ReviewDigest   string     `json:"review_digest,omitempty"`
 	SelfRegistered bool       `json:"self_registered,omitempty"`
 	InitialToken   string     `json:"initial_token_id,omitempty"`
 	DecidedBy      string     `json:"decided_by,omitempty"`
@@ -114,17 +119,22 @@ type registrationView struct {
 }
 
 func viewRegistration(c *idp.Client) registrationView {
-	return registrationView{Status: statusName(c), SelfRegistered: c.Registered(), InitialToken: c.Registration.InitialTokenID,
+	v := registrationView{Status: statusName(c), SelfRegistered: c.Registered(), InitialToken: c.Registration.InitialTokenID,
 		DecidedBy: c.Registration.ApprovedBy, DecidedAt: c.Registration.ApprovedAt}
+	if c.Registration.Status == idp.ClientPending {
+		v.ReviewDigest = idp.ReviewDigest(c)
+	}
+	return v
 }
 
 // clientDecisionCmd runs `client approve` and `client reject`.
 func clientDecisionCmd(ctx context.Context, sub string, args []string, env func(string) string, stdout io.Writer) error {
-	var id string
+	var id, digest string
 	var scopes, claims optionalString
 	m, fs, err := adminMain(ctx, "client "+sub, args, env, func(fs *flag.FlagSet) {
 		fs.StringVar(&id, "id", "", "client id")
 		if sub == "approve" {
+			fs.StringVar(&digest, "digest", "", "the review_digest `client show` printed for what you reviewed (required)")
 			fs.Var(&scopes, "scopes", "space- or comma-separated scopes to grant, of those requested (default: all requested)")
 			fs.Var(&claims, "claims", "comma-separated claims to grant, of those requested (default: all requested; \"\" for none)")
 		}
@@ -142,6 +152,9 @@ func clientDecisionCmd(ctx context.Context, sub string, args []string, env func(
 		return usageError("client %s: want --id CLIENT_ID", sub)
 	}
 	var c *idp.Client
+	if sub == "approve" && digest == "" {
+		return usageError("client approve: --digest is required: the review_digest of `onedoor client show %s`", id)
+	}
 	if sub == "approve" {
 		var sc, cl []string
 		if scopes.set {
@@ -156,7 +169,7 @@ func clientDecisionCmd(ctx context.Context, sub string, args []string, env func(
 				cl = []string{}
 			}
 		}
-		c, err = m.ApproveClient(ctx, id, sc, cl, operatorName())
+		c, err = m.ApproveClient(ctx, id, digest, sc, cl, operatorName())
 	} else {
 		c, err = m.RejectClient(ctx, id, operatorName())
 	}

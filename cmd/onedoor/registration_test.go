@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -258,17 +259,17 @@ func runRegistration(t *testing.T, e *testEnv) {
 		if status != http.StatusOK || body2["onedoor_status"] != "rejected" {
 			t.Errorf("agency reads its rejected client: %d %v", status, body2)
 		}
-		if _, err := e.m.ApproveClient(ctx, sec.id, nil, nil, "op"); !errors.Is(err, idp.ErrInvalid) {
+		if _, err := e.m.ApproveClient(ctx, sec.id, digestOf(t, e, sec.id), nil, nil, "op"); !errors.Is(err, idp.ErrInvalid) {
 			t.Errorf("approve a rejected client: %v", err)
 		}
 	})
 
 	t.Run("approval narrows: a scope removed at approval is refused later", func(t *testing.T) {
 		r := register(t, e, issue(t, e, "AG-A", 1), backend("agency registry.read"))
-		if _, err := e.m.ApproveClient(ctx, r.id, []string{"registry.write"}, nil, "op"); !errors.Is(err, idp.ErrInvalid) {
+		if _, err := e.m.ApproveClient(ctx, r.id, digestOf(t, e, r.id), []string{"registry.write"}, nil, "op"); !errors.Is(err, idp.ErrInvalid) {
 			t.Errorf("approval widening to an unrequested scope: %v", err)
 		}
-		c, err := e.m.ApproveClient(ctx, r.id, []string{"agency"}, nil, "op")
+		c, err := e.m.ApproveClient(ctx, r.id, digestOf(t, e, r.id), []string{"agency"}, nil, "op")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -284,7 +285,7 @@ func runRegistration(t *testing.T, e *testEnv) {
 		if status != http.StatusBadRequest || !strings.Contains(body, "invalid_scope") {
 			t.Errorf("scope removed at approval: %d %s, want invalid_scope", status, body)
 		}
-		if _, err := e.m.ApproveClient(ctx, r.id, nil, nil, "op"); !errors.Is(err, idp.ErrInvalid) {
+		if _, err := e.m.ApproveClient(ctx, r.id, digestOf(t, e, r.id), nil, nil, "op"); !errors.Is(err, idp.ErrInvalid) {
 			t.Errorf("approve twice: %v", err)
 		}
 	})
@@ -322,7 +323,7 @@ func runRegistration(t *testing.T, e *testEnv) {
 
 	t.Run("PUT rotates the token; widening an approved client returns it to review", func(t *testing.T) {
 		r := register(t, e, issue(t, e, "AG-A", 1), backend("agency"))
-		if _, err := e.m.ApproveClient(ctx, r.id, nil, nil, "op"); err != nil {
+		if _, err := e.m.ApproveClient(ctx, r.id, digestOf(t, e, r.id), nil, nil, "op"); err != nil {
 			t.Fatal(err)
 		}
 		// A key rotation is no widening.
@@ -356,7 +357,7 @@ func runRegistration(t *testing.T, e *testEnv) {
 		}
 		status, cbody = ccAssert(t, r.id, "agency")
 		wantInvalidClient(t, "client back in review", status, cbody)
-		if _, err := e.m.ApproveClient(ctx, r.id, []string{"agency"}, nil, "op"); err != nil {
+		if _, err := e.m.ApproveClient(ctx, r.id, digestOf(t, e, r.id), []string{"agency"}, nil, "op"); err != nil {
 			t.Fatal(err)
 		}
 		status, cbody = ccAssert(t, r.id, "agency")
@@ -467,6 +468,16 @@ func privateJWK(t *testing.T, key any) jose.JSONWebKey {
 	return jose.JSONWebKey{Key: key, KeyID: "k1"}
 }
 
+// digestOf is the review digest `client show` prints for the client now.
+func digestOf(t *testing.T, e *testEnv, id string) string {
+	t.Helper()
+	c, err := e.m.Store.GetClient(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return idp.ReviewDigest(c)
+}
+
 func toStrings(v any) []string {
 	l, _ := v.([]any)
 	out := []string{}
@@ -571,8 +582,28 @@ func TestCLI_AgencyOnboarding(t *testing.T) {
 	if len(pending) != 2 || pending[0].Status != "pending" || pending[0].Agency != "AG-A" || !pending[0].SelfRegistered {
 		t.Fatalf("pending list: %+v", pending)
 	}
+	if code, _, errs := cli(t, nil, "client", "approve", "--id", a.id, "--data-dir", dir); code == 0 || !strings.Contains(errs, "--digest") {
+		t.Errorf("approve without a digest: %d %s", code, errs)
+	}
+	var shown clientView
+	decode(t, run("client", "show", a.id), &shown)
+	if shown.ReviewDigest == "" || shown.Scope != "agency registry.read" {
+		t.Fatalf("client show of a pending client: %+v", shown)
+	}
+	// The agency changes its client after the operator looked: the
+	// digest no longer matches and nothing unseen is approved.
+	md := maps.Clone(secretMD)
+	md["client_id"], md["scope"] = a.id, "agency registry.read registry.write"
+	status, body := regCall(t, http.MethodPut, a.uri, a.token, md)
+	if status != http.StatusOK {
+		t.Fatalf("PUT while pending: %d %v", status, body)
+	}
+	if code, _, errs := cli(t, nil, "client", "approve", "--id", a.id, "--digest", shown.ReviewDigest, "--data-dir", dir); code == 0 || !strings.Contains(errs, "changed since") {
+		t.Errorf("approve with a stale digest: %d %s", code, errs)
+	}
+	decode(t, run("client", "show", a.id), &shown)
 	var approved clientView
-	decode(t, run("client", "approve", "--id", a.id, "--scopes", "agency"), &approved)
+	decode(t, run("client", "approve", "--id", a.id, "--digest", shown.ReviewDigest, "--scopes", "agency"), &approved)
 	if approved.Status != "active" || approved.Scope != "agency" || approved.DecidedBy == "" || approved.DecidedAt == nil {
 		t.Errorf("approved: %+v", approved)
 	}
