@@ -311,13 +311,19 @@ func runRegistration(t *testing.T, e *testEnv) {
 		opID, _ := e.client(ClientSpec{GrantTypes: []string{"client_credentials"}, Scope: "registry.read"})
 		status, body = regCall(t, http.MethodGet, e.issuer+"/register/"+opID, a.token, nil)
 		wantRegError(t, "an operator's client", status, body, http.StatusUnauthorized, "invalid_token")
-		// Metadata cannot move a client to another agency.
-		if _, err := e.m.Store.GetClient(ctx, b.id); err != nil {
-			t.Fatal(err)
-		}
 		status, body = regCall(t, http.MethodGet, a.uri, a.token, nil)
 		if status != http.StatusOK || body["client_id"] != a.id || body["registration_access_token"] != nil {
 			t.Errorf("GET own client: %d %v", status, body)
+		}
+		// Metadata cannot move a client to another agency.
+		move := backend("agency")
+		move["client_id"], move["onedoor_agency"] = a.id, "AG-B"
+		status, body = regCall(t, http.MethodPut, a.uri, a.token, move)
+		if status != http.StatusOK || body["onedoor_agency"] != "AG-A" || !slices.Contains(toStrings(body["onedoor_ignored_members"]), "onedoor_agency") {
+			t.Errorf("PUT naming another agency: %d %v", status, body)
+		}
+		if c, err := e.m.Store.GetClient(ctx, a.id); err != nil || c.Agency != "AG-A" {
+			t.Errorf("client's agency after the PUT: %v %v", c, err)
 		}
 	})
 
