@@ -432,7 +432,7 @@ func (s *Server) manageClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch r.Method {
-	case http.MethodGet:
+	case http.MethodGet, http.MethodHead:
 		writeJSON(w, http.StatusOK, s.registrationResponse(c))
 	case http.MethodDelete:
 		// As `onedoor client delete`: its refresh tokens go with it.
