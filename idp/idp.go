@@ -202,6 +202,10 @@ type Client struct {
 	// BackchannelLogoutSessionRequired says the client needs sid in logout
 	// tokens; OneDoor always sends it.
 	BackchannelLogoutSessionRequired bool
+	// Registration: the fields below are set only on a client an agency
+	// registered itself (RFC 7591, see registration.go); an operator's
+	// client has them all zero.
+	Registration ClientRegistration
 }
 
 // EIDAppClientID is the eID app's own public native client, created by the

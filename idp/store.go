@@ -19,6 +19,32 @@ type ClientStore interface {
 	DeleteClient(ctx context.Context, id string) error
 }
 
+// RegistrationStore keeps what agency self-registration (RFC 7591/7592)
+// adds to the clients: the operators' initial access tokens and the
+// changes to a registered client.
+type RegistrationStore interface {
+	// CreateInitialToken stores t; ErrConflict on a duplicate ID or hash.
+	CreateInitialToken(ctx context.Context, t *InitialToken) error
+	// GetInitialToken returns the token with the keyed hash, whatever its
+	// state (the caller checks Usable); ErrNotFound when none has it.
+	GetInitialToken(ctx context.Context, hash []byte) (*InitialToken, error)
+	// ListInitialTokens returns every token, newest first.
+	ListInitialTokens(ctx context.Context) ([]*InitialToken, error)
+	// RevokeInitialToken sets RevokedAt (the first time wins); ErrNotFound
+	// when absent.
+	RevokeInitialToken(ctx context.Context, id string, at time.Time) error
+	// RegisterClient consumes one use of the initial token tokenID and
+	// inserts c in one transaction: ErrNotFound (and no client) when the
+	// token is absent, revoked, expired at now or used up, so concurrent
+	// registrations never exceed its uses; ErrConflict on a duplicate
+	// client ID.
+	RegisterClient(ctx context.Context, tokenID string, now time.Time, c *Client) error
+	// UpdateClient runs fn on the stored client inside a transaction and
+	// saves every field fn leaves (but ID and CreatedAt) when it returns
+	// nil; ErrNotFound when absent.
+	UpdateClient(ctx context.Context, id string, fn func(c *Client) error) error
+}
+
 // CitizenStore is the citizen registry: the single source of identity data.
 type CitizenStore interface {
 	// CreateCitizens inserts all citizens or none; ErrConflict when an ID or a
@@ -119,6 +145,7 @@ type Store interface {
 	LegacyGrantStore
 	RefreshTokenStore
 	RevocationStore
+	RegistrationStore
 	Ping(ctx context.Context) error
 	Close() error
 }

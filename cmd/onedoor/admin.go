@@ -146,6 +146,9 @@ type clientView struct {
 	// OIDC Back-Channel Logout 1.0 registration.
 	BackchannelLogoutURI             string `json:"backchannel_logout_uri,omitempty"`
 	BackchannelLogoutSessionRequired bool   `json:"backchannel_logout_session_required,omitempty"`
+	// Status is active, or pending/rejected for a self-registered client
+	// (registration.go).
+	registrationView
 }
 
 func viewClient(c *idp.Client) clientView {
@@ -158,6 +161,7 @@ func viewClient(c *idp.Client) clientView {
 	if len(v.Purposes) == 0 {
 		v.Purposes = []consent.Purpose{c.DefaultPurpose()}
 	}
+	v.registrationView = viewRegistration(c)
 	return v
 }
 
@@ -257,10 +261,12 @@ func (m *Main) CreateClient(ctx context.Context, spec ClientSpec) (*idp.Client, 
 
 func clientCmd(ctx context.Context, args []string, env func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError("client: want create, list, show or delete")
+		return usageError("client: want create, list, show, delete, approve or reject")
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
+	case "approve", "reject":
+		return clientDecisionCmd(ctx, sub, args, env, stdout)
 	case "create":
 		var spec ClientSpec
 		var redirects, postLogout, grants, purposes multiFlag
@@ -309,7 +315,10 @@ func clientCmd(ctx context.Context, args []string, env func(string) string, stdo
 		v.ClientSecret = secret
 		return m.printJSON(stdout, v)
 	case "list":
-		m, _, err := adminMain(ctx, "client list", args, env, nil)
+		var pending bool
+		m, _, err := adminMain(ctx, "client list", args, env, func(fs *flag.FlagSet) {
+			fs.BoolVar(&pending, "pending", false, "only self-registered clients awaiting approval")
+		})
 		if err != nil {
 			return err
 		}
@@ -317,6 +326,9 @@ func clientCmd(ctx context.Context, args []string, env func(string) string, stdo
 		cs, err := m.Store.ListClients(ctx)
 		if err != nil {
 			return err
+		}
+		if pending {
+			cs = pendingOnly(cs)
 		}
 		out := make([]clientView, 0, len(cs))
 		for _, c := range cs {

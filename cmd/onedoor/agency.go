@@ -34,12 +34,14 @@ func viewAgency(a *mobileapi.Agency) agencyView {
 // communes) that own and handle services and to which clients are bound.
 func agencyCmd(ctx context.Context, args []string, env func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError("agency: want create, list, grant-basis, revoke-basis or bases")
+		return usageError("agency: want create, list, token, grant-basis, revoke-basis or bases")
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
 	case "grant-basis", "revoke-basis", "bases":
 		return basisCmd(ctx, sub, args, env, stdout)
+	case "token":
+		return agencyTokenCmd(ctx, args, env, stdout)
 	}
 	var code, name, nameEN, parent, prov string
 	m, fs, err := adminMain(ctx, "agency "+sub, args, env, func(fs *flag.FlagSet) {

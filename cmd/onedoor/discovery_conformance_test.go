@@ -17,6 +17,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/onedoor/onedoor/idp"
 )
@@ -500,6 +501,24 @@ func TestDiscovery_EveryAdvertisedValueWorks(t *testing.T) {
 			if r.status != http.StatusOK || r.str("token_type") != "DPoP" || cnfOf(t, r.str("access_token")) != c.jkt(t) {
 				t.Errorf("DPoP proof with %s: %d %v", alg, r.status, r.body)
 			}
+		}
+	})
+
+	check("registration_endpoint", func(t *testing.T) {
+		// RFC 7591 with an operator's initial access token; the client
+		// registered is pending until approved, then works.
+		createAgencies(t, e.m, "DISC-AG")
+		reg := register(t, e, issue(t, e, "DISC-AG", 1), map[string]any{"client_name": "Discovered",
+			"grant_types": []string{"client_credentials"}, "scope": "registry.read"})
+		if reg.uri != str("registration_endpoint")+"/"+reg.id {
+			t.Errorf("registration_client_uri %q is not under %q", reg.uri, str("registration_endpoint"))
+		}
+		if _, err := e.m.ApproveClient(ctx, reg.id, digestOf(t, e, reg.id), nil, nil, "op"); err != nil {
+			t.Fatal(err)
+		}
+		cc := clientcredentials.Config{ClientID: reg.id, ClientSecret: reg.secret, TokenURL: str("token_endpoint"), AuthStyle: oauth2.AuthStyleInHeader}
+		if _, err := cc.Token(ctx); err != nil {
+			t.Errorf("approved registered client: %v", err)
 		}
 	})
 

@@ -2,10 +2,10 @@
 //
 //	onedoor [serve] [flags]      run the identity provider (the default)
 //	onedoor migrate              apply database migrations
-//	onedoor client create|list|show|delete
+//	onedoor client create|list|show|delete|approve|reject
 //	onedoor citizen import|list|show|activate|revoke-device
 //	onedoor keys list|rotate
-//	onedoor agency create|list|grant-basis|revoke-basis|bases
+//	onedoor agency create|list|token|grant-basis|revoke-basis|bases
 //	onedoor audit verify|checkpoint|flags
 //	onedoor push broadcast|broadcasts
 //
@@ -97,12 +97,14 @@ const usage = `usage:
   onedoor [serve] [--demo] [--idp-addr A] [--issuer URL] [--data-dir D | --postgres-dsn DSN] [--redis-url URL]
   onedoor migrate [storage flags]
   onedoor client create --name N --redirect-uri U... [--grant-type G...] [--scope "S S"] [--auth-method M] [--jwks FILE | --jwks-uri URL] [--par-required] [--id-token-alg ES256|RS256]
-  onedoor client list|show ID|delete ID
+  onedoor client list [--pending] | show ID | delete ID
+  onedoor client approve --id ID --digest D [--scopes "S S"] [--claims a,b] | reject --id ID
   onedoor citizen import FILE.json|FILE.csv
   onedoor citizen list | show --id N | activate --id N --level substantial|high | revoke-device --id N --device D
   onedoor keys list | rotate [--alg ES256|RS256] [--force]
   onedoor agency create --code CODE --name NAME [--name-en NAME] [--parent CODE] [--province CODE]
   onedoor agency list
+  onedoor agency token --agency CODE [--ttl 24h] [--max-uses 1] | token list | token revoke --id ID
   onedoor agency grant-basis --agency CODE --purpose CODE --items a,b --basis legal_obligation|public_task --law "..."
   onedoor agency bases [--agency CODE] [--purpose CODE] | revoke-basis ID
   onedoor audit verify | checkpoint | flags [--citizen SUB]

@@ -418,8 +418,11 @@ func (m *Main) Run(ctx context.Context) error {
 		Brand:           brand,
 		RefreshTokenTTL: c.RefreshTokenTTL,
 		Prompter:        pushPrompter{m: m},
-		Now:             m.Now,
-		Logger:          m.Logger,
+		// Agencies register clients with an operator's initial access
+		// token (`onedoor agency token`); they stay pending until approved.
+		Registration: &web.Registration{Store: m.Store, SecretKey: m.ClientSecretKey()},
+		Now:          m.Now,
+		Logger:       m.Logger,
 	}, m.Provider, m.Store, m.Eph, m.EID, m.Keys)
 	m.Web.SetReady(m.ready.Load)
 	m.ready.Store(true)

@@ -20,7 +20,7 @@ func TestCLI_EveryCommandNamesItsStore(t *testing.T) {
 	second := e.enroll(demoCitizens[0].PersonalID, idp.LevelHigh)
 
 	// Each step may use what an earlier one printed.
-	var clientID, basisID string
+	var clientID, basisID, tokenID string
 	file := filepath.Join(t.TempDir(), "c.csv")
 	if err := os.WriteFile(file, []byte("personal_id,family_name,given_name,birthdate,gender,address,phone_number\n"+
 		"000000000191,Lê,Văn Demo,1990-01-01,male,Huế (giả),+84900000191\n"), 0o600); err != nil {
@@ -49,6 +49,17 @@ func TestCLI_EveryCommandNamesItsStore(t *testing.T) {
 			after: func(out map[string]json.RawMessage) { _ = json.Unmarshal(out["id"], &basisID) }},
 		{args: []string{"agency", "bases"}},
 		{args: []string{"agency", "revoke-basis", "BASIS"}},
+		{args: []string{"agency", "token", "--agency", "BYT"},
+			after: func(out map[string]json.RawMessage) {
+				var tok struct {
+					ID string `json:"id"`
+				}
+				_ = json.Unmarshal(out["token"], &tok)
+				tokenID = tok.ID
+			}},
+		{args: []string{"agency", "token", "list"}},
+		{args: []string{"agency", "token", "revoke", "--id", "TOKEN"}},
+		{args: []string{"client", "list", "--pending"}},
 		{args: []string{"audit", "verify"}},
 		{args: []string{"audit", "checkpoint"}},
 		{args: []string{"audit", "flags"}},
@@ -60,7 +71,7 @@ func TestCLI_EveryCommandNamesItsStore(t *testing.T) {
 	for _, s := range steps {
 		args := make([]string, 0, len(s.args)+2)
 		for _, a := range s.args {
-			args = append(args, strings.NewReplacer("CLIENT", clientID, "BASIS", basisID).Replace(a))
+			args = append(args, strings.NewReplacer("CLIENT", clientID, "BASIS", basisID, "TOKEN", tokenID).Replace(a))
 		}
 		args = append(args, "--data-dir", dir)
 		name := strings.Join(s.args[:min(2, len(s.args))], " ")

@@ -38,6 +38,9 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) idp.Store) {
 		{"RevokeDeviceRefreshTokens", testRevokeDeviceRefreshTokens},
 		{"RefreshRotationConcurrent", testRefreshRotationConcurrent},
 		{"DeleteExpiredRefreshTokens", testDeleteExpiredRefreshTokens},
+		{"InitialTokens", testInitialTokens},
+		{"RegisterClientConcurrent", testRegisterConcurrent},
+		{"UpdateClient", testUpdateClient},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

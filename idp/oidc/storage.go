@@ -69,7 +69,14 @@ func NewStorage(store Store, eph idp.Ephemeral, verifier *accesstoken.Verifier, 
 	s := &Storage{store: store, eph: eph, verifier: verifier, life: life, now: now}
 	versions, _ := store.(ClientVersions)
 	s.clients = newClientCache(func(ctx context.Context, id string) (*idp.Client, error) {
-		return s.store.GetClient(ctx, id)
+		c, err := s.store.GetClient(ctx, id)
+		if err == nil && !c.Active() {
+			// A self-registered client awaiting an operator's approval (or
+			// rejected) does not exist for OAuth: it cannot authorize, get
+			// or introspect tokens, or push requests (invalid_client).
+			return nil, fmt.Errorf("client %s is %s: %w", id, c.Registration.Status, idp.ErrNotFound)
+		}
+		return c, err
 	}, versions)
 	return s
 }

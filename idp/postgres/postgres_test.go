@@ -218,3 +218,11 @@ func TestSessions(t *testing.T) {
 		return sa, sb
 	})
 }
+
+func TestMigrateClientRegistration(t *testing.T) {
+	dsn(t)
+	idptest.RunRegistrationMigrationTests(t, func(t *testing.T) (*sql.DB, idptest.StepMigrator) {
+		db := openDB(t, schemaDSN(t))
+		return db, postgres.New(db)
+	})
+}

@@ -181,3 +181,9 @@ func TestSessions(t *testing.T) {
 		return a, b
 	})
 }
+
+func TestMigrateClientRegistration(t *testing.T) {
+	idptest.RunRegistrationMigrationTests(t, func(t *testing.T) (*sql.DB, idptest.StepMigrator) {
+		return openAt(t, filepath.Join(t.TempDir(), "idp.db"), false)
+	})
+}

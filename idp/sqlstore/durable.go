@@ -23,18 +23,16 @@ func purposeList(ps []consent.Purpose) string {
 
 const clientColumns = `id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types,
 	scopes, auth_method, jwks, jwks_uri, par_required, id_token_alg, created_at, claims, agency, purposes,
-	backchannel_logout_uri, backchannel_logout_session_required`
+	backchannel_logout_uri, backchannel_logout_session_required,
+	status, registration_hash, initial_token_id, approved_by, approved_at`
 
 // CreateClient inserts c; ErrConflict when the ID exists.
 func (s *Store) CreateClient(ctx context.Context, c *idp.Client) error {
 	defer s.clientWritten()
 	s.createdAt(&c.CreatedAt)
 	_, err := s.db.ExecContext(ctx, `INSERT INTO idp_clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
-		c.ID, c.Name, orNil(c.SecretHash), jsonList(c.RedirectURIs), jsonList(c.PostLogoutRedirectURIs),
-		jsonList(c.GrantTypes), jsonList(c.Scopes), c.AuthMethod, c.JWKS, c.JWKSURI, c.PARRequired,
-		c.IDTokenAlg, ms(c.CreatedAt), jsonList(c.Claims), c.Agency, purposeList(c.Purposes),
-		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`,
+		clientValues(c)...)
 	return dbErr("create client", err)
 }
 
@@ -85,6 +83,23 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	return dbErr("delete client", tx.Commit())
 }
 
+// statusActive is how the status column spells idp.ClientActive.
+const statusActive = "active"
+
+// clientValues are c's values in clientColumns' order.
+func clientValues(c *idp.Client) []any {
+	status := c.Registration.Status
+	if status == idp.ClientActive {
+		status = statusActive
+	}
+	return []any{c.ID, c.Name, orNil(c.SecretHash), jsonList(c.RedirectURIs), jsonList(c.PostLogoutRedirectURIs),
+		jsonList(c.GrantTypes), jsonList(c.Scopes), c.AuthMethod, c.JWKS, c.JWKSURI, c.PARRequired,
+		c.IDTokenAlg, ms(c.CreatedAt), jsonList(c.Claims), c.Agency, purposeList(c.Purposes),
+		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired,
+		status, orNil(c.Registration.TokenHash), c.Registration.InitialTokenID, c.Registration.ApprovedBy,
+		nullMS(c.Registration.ApprovedAt)}
+}
+
 func scanClient(r scanner) (*idp.Client, error) {
 	var (
 		c                                   idp.Client
@@ -92,12 +107,19 @@ func scanClient(r scanner) (*idp.Client, error) {
 		claims, purposes                    string
 		created                             int64
 	)
+	var approvedAt sql.NullInt64
 	err := r.Scan(&c.ID, &c.Name, &c.SecretHash, &redirects, &postLogout, &grants, &scps,
 		&c.AuthMethod, &c.JWKS, &c.JWKSURI, &c.PARRequired, &c.IDTokenAlg, &created, &claims, &c.Agency, &purposes,
-		&c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired)
+		&c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired,
+		&c.Registration.Status, &c.Registration.TokenHash, &c.Registration.InitialTokenID, &c.Registration.ApprovedBy, &approvedAt)
 	if err != nil {
 		return nil, err
 	}
+	if c.Registration.Status == statusActive {
+		c.Registration.Status = idp.ClientActive
+	}
+	c.Registration.TokenHash = orNil(c.Registration.TokenHash)
+	c.Registration.ApprovedAt = fromNullMS(approvedAt)
 	if err := json.Unmarshal([]byte(purposes), &c.Purposes); err != nil {
 		return nil, fmt.Errorf("decode purposes column: %w", err)
 	}

@@ -51,6 +51,9 @@ type discoveryDoc struct {
 	BackchannelLogoutSessionSupported bool `json:"backchannel_logout_session_supported"`
 	// RFC 9449 section 5.1: the algorithms of the DPoP proofs accepted.
 	DPoPSigningAlgs []string `json:"dpop_signing_alg_values_supported"`
+	// RFC 7591: where agencies register clients (with an operator's
+	// initial access token); absent when self-registration is off.
+	RegistrationEndpoint string `json:"registration_endpoint,omitempty"`
 }
 
 func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
@@ -97,6 +100,9 @@ func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
 	}
 	if s.cfg.Sessions != nil {
 		d.BackchannelLogoutSupported, d.BackchannelLogoutSessionSupported = true, true
+	}
+	if s.cfg.Registration != nil {
+		d.RegistrationEndpoint = iss + PathRegister
 	}
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	w.Header().Set("Access-Control-Allow-Origin", "*")

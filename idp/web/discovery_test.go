@@ -18,7 +18,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // accepts is a promise to every relying party (go test ./idp/web -update
 // rewrites it after a deliberate change).
 func TestDiscovery_Golden(t *testing.T) {
-	s := &Server{cfg: Config{Issuer: "https://id.onedoor.test", Sessions: sso.New(nil, nil, nil)}}
+	s := &Server{cfg: Config{Issuer: "https://id.onedoor.test", Sessions: sso.New(nil, nil, nil), Registration: &Registration{}}}
 	rec := httptest.NewRecorder()
 	s.discovery(rec, httptest.NewRequest(http.MethodGet, PathDiscovery, nil))
 	if rec.Code != http.StatusOK {

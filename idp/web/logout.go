@@ -63,7 +63,8 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 			s.renderLogoutError(w, r)
 			return
 		}
-		if !slices.Contains(c.PostLogoutRedirectURIs, postURI) {
+		// A pending client's URIs are unreviewed: no redirect to them.
+		if !c.Active() || !slices.Contains(c.PostLogoutRedirectURIs, postURI) {
 			s.renderLogoutError(w, r)
 			return
 		}

@@ -62,6 +62,12 @@ type Limits struct {
 	// citizen is sent per 10 minutes (push fatigue); beyond it the login
 	// falls back to the QR code. Default 5.
 	PromptsPerCitizen int
+	// RegisterPerAddr bounds the registration requests (RFC 7591/7592)
+	// from one address per minute. Default 30.
+	RegisterPerAddr int
+	// RegisterPerToken bounds the registrations tried with one initial
+	// access token, known or not, per minute. Default 10.
+	RegisterPerToken int
 }
 
 // DefaultLimits are the limits a zero Limits field takes.
@@ -76,6 +82,8 @@ var DefaultLimits = Limits{
 	WaitersPerReplica:   20000,
 	WaitersPerAddr:      200,
 	PromptsPerCitizen:   5,
+	RegisterPerAddr:     30,
+	RegisterPerToken:    10,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -87,6 +95,7 @@ func (l Limits) withDefaults() Limits {
 		{&l.LoginTotal, &d.LoginTotal},
 		{&l.WaitersPerReplica, &d.WaitersPerReplica}, {&l.WaitersPerAddr, &d.WaitersPerAddr},
 		{&l.PromptsPerCitizen, &d.PromptsPerCitizen},
+		{&l.RegisterPerAddr, &d.RegisterPerAddr}, {&l.RegisterPerToken, &d.RegisterPerToken},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def
@@ -111,6 +120,13 @@ func (s *Server) limitEnrollPID() limit {
 func (s *Server) limitDevice() limit { return perMinute("device", s.cfg.Limits.PerDevice) }
 func (s *Server) limitLoginTotal() limit {
 	return perMinute("login-total", s.cfg.Limits.LoginTotal)
+}
+
+func (s *Server) limitRegisterAddr() limit {
+	return perMinute("register-addr", s.cfg.Limits.RegisterPerAddr)
+}
+func (s *Server) limitRegisterToken() limit {
+	return perMinute("register-token", s.cfg.Limits.RegisterPerToken)
 }
 
 // Size of a pushed authorization request (RFC 9126): a form over maxPARBody

@@ -100,8 +100,11 @@ type Config struct {
 	// DPoP proof (use_dpop_nonce): a proof then cannot be made ahead of
 	// time, whatever the client's clock.
 	DPoPNonce bool
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// Registration enables agency self-registration (RFC 7591/7592) at
+	// /register; nil serves no such endpoint.
+	Registration *Registration
+	Now          func() time.Time
+	Logger       *slog.Logger
 }
 
 // Server is the identity provider's HTTP surface.
@@ -239,6 +242,7 @@ func (s *Server) routes() {
 	s.appLinkRoutes(m)
 	s.accountRoutes(m)
 	s.passkeyRoutes(m)
+	s.registrationRoutes(m)
 	m.HandleFunc("GET /{$}", s.home)
 	s.mux.HandleFunc("/", s.notFound)
 }
