@@ -195,6 +195,51 @@ func TestPAR_LimitedPerAuthenticatedClient(t *testing.T) {
 	}
 }
 
+// TestToken_LimitedPerAuthenticatedClient: a confidential client's token
+// requests are bounded per minute wherever they come from; strangers with a
+// wrong secret do not spend them, and other clients are unaffected.
+func TestToken_LimitedPerAuthenticatedClient(t *testing.T) {
+	e := startMain(t, func(c *Config) { c.Limits = web.Limits{TokenPerClient: 2} })
+	id, secret := e.client(ClientSpec{GrantTypes: []string{"client_credentials"}, Scope: "registry.read"})
+	other, otherSecret := e.client(ClientSpec{GrantTypes: []string{"client_credentials"}, Scope: "registry.read"})
+	token := func(id, secret string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, e.issuer+"/token",
+			strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "scope": {"registry.read"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Error string `json:"error"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "" {
+			t.Error("429 without Retry-After")
+		}
+		return resp.StatusCode, body.Error
+	}
+	for range 3 {
+		if st, _ := token(id, "wrong"); st != http.StatusUnauthorized {
+			t.Fatalf("wrong secret: status %d, want 401", st)
+		}
+	}
+	for i := range 2 {
+		if st, code := token(id, secret); st != http.StatusOK {
+			t.Fatalf("token %d: status %d %s", i+1, st, code)
+		}
+	}
+	if st, code := token(id, secret); st != http.StatusTooManyRequests || code != "slow_down" {
+		t.Fatalf("over the per-client limit: %d %s, want 429 slow_down", st, code)
+	}
+	if st, code := token(other, otherSecret); st != http.StatusOK {
+		t.Fatalf("another client: %d %s", st, code)
+	}
+}
+
 func TestPAR_SizeIsBounded(t *testing.T) {
 	e := startMain(t)
 	id, secret := e.client(ClientSpec{Scope: "openid"})

@@ -32,6 +32,13 @@ type Limits struct {
 	// PARPerClient bounds one authenticated client's pushed requests per
 	// minute. Default 6000.
 	PARPerClient int
+	// TokenPerClient bounds one authenticated (confidential) client's token
+	// requests per minute: a leaked credential or a client stuck in a loop
+	// costs the platform a bounded amount, and other clients nothing.
+	// Public clients (the eID app, used by every citizen) are bounded per
+	// address and per device instead. Default 60000 (1000/s: a national
+	// deadline brings one agency site hundreds of logins a second).
+	TokenPerClient int
 	// TokenPublicPerAddr bounds the token requests without a client
 	// credential (public clients) from one address per minute. Default 600.
 	TokenPublicPerAddr int
@@ -75,6 +82,7 @@ var DefaultLimits = Limits{
 	PARPerAddr:          600,
 	PARPerClient:        6000,
 	TokenPublicPerAddr:  600,
+	TokenPerClient:      60000,
 	EnrollPerAddr:       300,
 	EnrollPerPersonalID: 10,
 	PerDevice:           60,
@@ -90,7 +98,8 @@ func (l Limits) withDefaults() Limits {
 	d := DefaultLimits
 	for _, f := range []struct{ v, def *int }{
 		{&l.PARPerAddr, &d.PARPerAddr}, {&l.PARPerClient, &d.PARPerClient},
-		{&l.TokenPublicPerAddr, &d.TokenPublicPerAddr}, {&l.EnrollPerAddr, &d.EnrollPerAddr},
+		{&l.TokenPublicPerAddr, &d.TokenPublicPerAddr}, {&l.TokenPerClient, &d.TokenPerClient},
+		{&l.EnrollPerAddr, &d.EnrollPerAddr},
 		{&l.EnrollPerPersonalID, &d.EnrollPerPersonalID}, {&l.PerDevice, &d.PerDevice},
 		{&l.LoginTotal, &d.LoginTotal},
 		{&l.WaitersPerReplica, &d.WaitersPerReplica}, {&l.WaitersPerAddr, &d.WaitersPerAddr},
@@ -112,6 +121,9 @@ func (s *Server) limitPARAddr() limit   { return perMinute("par-addr", s.cfg.Lim
 func (s *Server) limitPARClient() limit { return perMinute("par-client", s.cfg.Limits.PARPerClient) }
 func (s *Server) limitTokenPublicAddr() limit {
 	return perMinute("token-public-addr", s.cfg.Limits.TokenPublicPerAddr)
+}
+func (s *Server) limitTokenClient() limit {
+	return perMinute("token-client", s.cfg.Limits.TokenPerClient)
 }
 func (s *Server) limitEnrollAddr() limit { return perMinute("enroll-addr", s.cfg.Limits.EnrollPerAddr) }
 func (s *Server) limitEnrollPID() limit {

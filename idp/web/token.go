@@ -90,6 +90,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, r, ar, err)
 		return
 	}
+	// Counted once the client is authenticated, so strangers naming it
+	// with a wrong secret do not spend its allowance.
+	if !ar.GetClient().IsPublic() && !s.allow(ctx, w, s.limitTokenClient(), ar.GetClient().GetID()) {
+		return
+	}
 	// RFC 8707: the resources asked for here pick the access token's
 	// audience (see oidc's GenerateAccessToken); checked in memory.
 	resources, err := s.provider.Resources(r.PostForm)
