@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/onedoor/onedoor/idp/eid"
 )
 
 // options are the parsed command line of one subcommand.
@@ -253,19 +255,47 @@ func validToken(s string) bool {
 }
 
 // parseInterspersed lets flags follow positional arguments, which the flag
-// package alone stops at.
+// package alone stops at. A login request id is base64url and may begin
+// with '-': it is taken as an argument, not as an unknown flag.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		head, rest, id := args, []string(nil), ""
+		for i, a := range args {
+			if a == "--" {
+				break
+			}
+			if len(a) > 1 && a[0] == '-' && eid.ValidRequestID(a) {
+				head, rest, id = args[:i], args[i+1:], a
+				break
+			}
+		}
+		p, done, err := parseFlags(fs, head)
+		if err != nil {
 			return nil, err
+		}
+		pos = append(pos, p...)
+		if id == "" || done { // an id after "--" was never looked for
+			return pos, nil
+		}
+		pos = append(pos, id)
+		args = rest
+	}
+}
+
+// parseFlags parses flags among positional arguments until "--" (done:
+// the rest is positional) or the end.
+func parseFlags(fs *flag.FlagSet, args []string) (pos []string, done bool, err error) {
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, false, err
 		}
 		rest := fs.Args()
 		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-			return append(pos, rest...), nil
+			return append(pos, rest...), true, nil
 		}
 		if len(rest) == 0 {
-			return pos, nil
+			return pos, false, nil
 		}
 		pos = append(pos, rest[0])
 		args = rest[1:]

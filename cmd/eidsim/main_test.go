@@ -51,6 +51,12 @@ func TestParseArgs(t *testing.T) {
 			&options{cmd: "approve", home: "h", match: "07", payload: payload}},
 		{"approve after --", []string{"approve", "--home", "h", "--", "-odd"},
 			&options{cmd: "approve", home: "h", payload: "-odd"}},
+		// Request ids are base64url: one in 64 begins with '-'.
+		{"approve an id that looks like a flag", []string{"approve", "--home", "h", "--match", "42", "-Do9c-Euv278EMii04ch7Q"},
+			&options{cmd: "approve", home: "h", match: "42", payload: "-Do9c-Euv278EMii04ch7Q"}},
+		{"approve an id that looks like a flag, flags after", []string{"approve", "-Do9c-Euv278EMii04ch7Q", "--home", "h", "--deny"},
+			&options{cmd: "approve", home: "h", deny: true, payload: "-Do9c-Euv278EMii04ch7Q"}},
+		{"approve a short dash argument is still a flag", []string{"approve", "--home", "h", "-Do9c", payload}, nil},
 		{"approve without payload", []string{"approve", "--home", "h", "--deny"}, nil},
 		{"approve two payloads", []string{"approve", "--home", "h", payload, payload}, nil},
 		{"approve without home", []string{"approve", payload}, nil},
