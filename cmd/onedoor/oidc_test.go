@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -90,6 +91,59 @@ func TestStepUpAndPrompt(t *testing.T) {
 	// The same request approved by a high device reaches high.
 	hb := newBrowser()
 	u, state, nonce, verifier := authorizeURL(r, oauth2.SetAuthURLParam("acr_values", string(idp.LevelHigh)))
+	_, idt := e.exchange(r, e.login(hb, u, e.app, nil), state, nonce, verifier)
+	var c struct {
+		ACR string `json:"acr"`
+	}
+	_ = idt.Claims(&c)
+	if c.ACR != string(idp.LevelHigh) {
+		t.Errorf("acr = %q, want high", c.ACR)
+	}
+}
+
+// TestEssentialACR: an essential acr in the claims parameter (OIDC Core
+// 5.5.1.1) is a requirement, not a preference: a session below it steps up,
+// a device below it cannot approve, and a level OneDoor does not have is
+// refused instead of answered with a lower acr.
+func TestEssentialACR(t *testing.T) {
+	e := startMain(t)
+	id, secret := e.client(ClientSpec{Scope: "openid profile"})
+	r := e.rp(id, secret, gooidc.ScopeOpenID, "profile")
+	essential := func(values ...string) oauth2.AuthCodeOption {
+		b, _ := json.Marshal(map[string]any{"id_token": map[string]any{"acr": map[string]any{"essential": true, "values": values}}})
+		return oauth2.SetAuthURLParam("claims", string(b))
+	}
+	b := newBrowser()
+	sub := e.enroll(demoCitizens[1].PersonalID, idp.LevelSubstantial)
+	e.codeFlow(r, b, sub) // a session at substantial
+
+	u, _, _, _ := authorizeURL(r, essential(string(idp.LevelHigh)))
+	if !b.showsLoginPage(t, u) {
+		t.Fatal("an essential high acr was answered from a substantial session")
+	}
+	payload, _ := newBrowser().loginPage(t, u)
+	if _, err := sub.Approve(context.Background(), payload, pick(payload), false, nil); err == nil {
+		t.Error("a substantial device approved a login whose essential acr is high")
+	}
+	// Either listed level satisfies: the substantial session does.
+	u, _, _, _ = authorizeURL(r, essential(string(idp.LevelSubstantial), string(idp.LevelHigh)))
+	if b.showsLoginPage(t, u) {
+		t.Error("an essential acr listing the session's level asked the app again")
+	}
+	// A voluntary acr is a preference: no step-up forced by it alone.
+	vol, _ := json.Marshal(map[string]any{"id_token": map[string]any{"acr": map[string]any{"values": []string{string(idp.LevelHigh)}}}})
+	u, _, _, _ = authorizeURL(r, oauth2.SetAuthURLParam("claims", string(vol)))
+	if b.showsLoginPage(t, u) {
+		t.Error("a voluntary acr asked the app again")
+	}
+	// A level OneDoor does not have cannot be met: an error, not a login.
+	u, _, _, _ = authorizeURL(r, essential("urn:example:loa:4"))
+	if loc := b.follow(t, u); loc.Query().Get("error") != "unmet_authentication_requirements" || loc.Query().Get("iss") != e.issuer {
+		t.Errorf("unknown essential acr: %v", loc)
+	}
+	// High through the app with a high device.
+	hb := newBrowser()
+	u, state, nonce, verifier := authorizeURL(r, essential(string(idp.LevelHigh)))
 	_, idt := e.exchange(r, e.login(hb, u, e.app, nil), state, nonce, verifier)
 	var c struct {
 		ACR string `json:"acr"`

@@ -64,7 +64,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form := ar.GetRequestForm()
-	required := levelFromACRValues(form.Get("acr_values"))
+	required, err := requiredLevel(form)
+	if err != nil {
+		s.authorizeError(w, r, ar, err)
+		return
+	}
 	client := clientRecord(ar)
 	// What the citizen is asked (and may ever be released) is bounded by the
 	// client's registration, whatever the request says.

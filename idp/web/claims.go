@@ -1,7 +1,9 @@
 package web
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/ory/fosite"
@@ -90,4 +92,53 @@ func levelFromACRValues(v string) idp.Level {
 		}
 	}
 	return best
+}
+
+// errUnmetAuthentication is OpenID Connect's answer when an essential acr
+// cannot be met (OpenID Connect Core 5.5.1.1; the code is from OpenID
+// Connect Unmet Authentication Requirements 1.0).
+var errUnmetAuthentication = &fosite.RFC6749Error{
+	ErrorField:       "unmet_authentication_requirements",
+	DescriptionField: "The authentication requirements cannot be met.",
+	CodeField:        http.StatusBadRequest,
+}
+
+// requiredLevel is the level a login must reach: the highest named in
+// acr_values, raised by an essential acr in the claims parameter (OIDC Core
+// 5.5.1.1), whose least listed level is the floor: any listed level
+// satisfies it, and none below may be returned. An essential acr naming no
+// level OneDoor has cannot be met.
+func requiredLevel(form url.Values) (idp.Level, error) {
+	level := levelFromACRValues(form.Get("acr_values"))
+	var doc struct {
+		IDToken map[string]json.RawMessage `json:"id_token"`
+	}
+	if err := json.Unmarshal([]byte(form.Get("claims")), &doc); err != nil {
+		return level, nil // no claims parameter, or validateAuthorize refuses it
+	}
+	var spec *struct {
+		Essential bool     `json:"essential"`
+		Value     *string  `json:"value"`
+		Values    []string `json:"values"`
+	}
+	if err := json.Unmarshal(doc.IDToken["acr"], &spec); err != nil || spec == nil || !spec.Essential {
+		return level, nil // voluntary: a preference, not a requirement
+	}
+	names := spec.Values
+	if spec.Value != nil {
+		names = append(names, *spec.Value)
+	}
+	var floor idp.Level
+	for _, n := range names {
+		if l, err := idp.ParseLevel(n); err == nil && (floor == "" || l.Rank() < floor.Rank()) {
+			floor = l
+		}
+	}
+	switch {
+	case floor == "" && len(names) > 0:
+		return "", errUnmetAuthentication.WithHint("The essential acr names no level this provider has: see acr_values_supported.")
+	case floor.Rank() > level.Rank():
+		return floor, nil
+	}
+	return level, nil
 }

@@ -223,7 +223,12 @@ func (s *Server) restartAuthorize(w http.ResponseWriter, r *http.Request, rec *r
 		s.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
 		return nil, false
 	}
-	return s.newLogin(w, r, ar, plan, levelFromACRValues(form.Get("acr_values")), rec.UsedPAR, nil)
+	required, err := requiredLevel(form)
+	if err != nil {
+		s.authorizeError(w, r, ar, err)
+		return nil, false
+	}
+	return s.newLogin(w, r, ar, plan, required, rec.UsedPAR, nil)
 }
 
 // accessDuration is what the login page says about how long the site keeps
