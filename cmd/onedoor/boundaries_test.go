@@ -230,3 +230,47 @@ func TestPAR_LanguageSwitchKeepsTheLogin(t *testing.T) {
 		t.Error("the language switch did not show the same login request in English")
 	}
 }
+
+// TestPAR_RequestURIMisuse: a request_uri (RFC 9126) is single use and
+// belongs to the client that pushed it: a replay, or another client naming
+// it, gets an error page and no login.
+func TestPAR_RequestURIMisuse(t *testing.T) {
+	e := startMain(t)
+	id, secret := e.client(ClientSpec{Scope: "openid profile", PARRequired: true})
+	other, _ := e.client(ClientSpec{Scope: "openid profile"})
+	r := e.rp(id, secret, "openid", "profile")
+	push := func() string {
+		u, _, _, _ := authorizeURL(r)
+		pu, _ := url.Parse(u)
+		return pushRequest(t, e.issuer, id, secret, pu.Query())
+	}
+	refused := func(what, clientID, requestURI string) {
+		t.Helper()
+		resp, err := newBrowser().Get(e.issuer + "/authorize?" + url.Values{"client_id": {clientID}, "request_uri": {requestURI}}.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), `id="eid-qr"`) || resp.StatusCode == http.StatusOK {
+			t.Errorf("%s: status %d with a login page, want an error", what, resp.StatusCode)
+		}
+		// An error may go back to the pushing client's registered redirect
+		// URI (its own request named it), never a code, never elsewhere.
+		if loc := resp.Header.Get("Location"); loc != "" {
+			lu, err := url.Parse(loc)
+			if err != nil || !strings.HasPrefix(loc, r.conf.RedirectURL+"?") || lu.Query().Get("error") == "" || lu.Query().Has("code") {
+				t.Errorf("%s: redirected to %q, want only an error to the pushing client's redirect URI", what, loc)
+			}
+		}
+	}
+
+	used := push()
+	newBrowser().pageBody(t, e.issuer+"/authorize?"+url.Values{"client_id": {id}, "request_uri": {used}}.Encode())
+	refused("request_uri used twice", id, used)
+
+	theirs := push()
+	refused("another client's request_uri", other, theirs)
+
+	refused("a request_uri never issued", id, "urn:ietf:params:oauth:request_uri:"+randomString(32))
+}
