@@ -8,6 +8,20 @@ import (
 	"unicode/utf8"
 )
 
+// PasskeyAuthenticator is how a passkey is named where an eID device id
+// would be: in a session, an access token's did, a refresh family. What a
+// passkey login yields is then revoked with the passkey, by the same deny
+// list and family revocation as a device's.
+func PasskeyAuthenticator(passkeyID string) string { return passkeyAuthPrefix + passkeyID }
+
+// PasskeyOfAuthenticator returns the passkey id an authenticator id names,
+// and whether it names one.
+func PasskeyOfAuthenticator(id string) (string, bool) {
+	return strings.CutPrefix(id, passkeyAuthPrefix)
+}
+
+const passkeyAuthPrefix = "passkey:"
+
 // Passkey is a WebAuthn discoverable credential a citizen registered from
 // the account page after an eID-app login. A passkey login reaches at most
 // LevelSubstantial, and never more than the session it was added from.

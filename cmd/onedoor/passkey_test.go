@@ -416,7 +416,13 @@ func TestPasskey_RemovedPasskeyEndsSession(t *testing.T) {
 	r, ab, a := passkeyEnv(t, e)
 	b := newBrowser()
 	authURL, state, nonce, verifier := authorizeURL(r)
-	e.exchange(r, passkeyLogin(t, e, b, authURL, a, passkeytest.Options{}), state, nonce, verifier)
+	tok, _ := e.exchange(r, passkeyLogin(t, e, b, authURL, a, passkeytest.Options{}), state, nonce, verifier)
+	// A code the passkey's session issued, not yet redeemed.
+	authURL, _, _, pendingVerifier := authorizeURL(r)
+	pending := b.follow(t, authURL).Query().Get("code")
+	if pending == "" {
+		t.Fatal("single sign-on issued no code")
+	}
 	// The app session removes the passkey.
 	av := ab.account(t, e.issuer+"/account")
 	pk := passkeyItemRE.FindStringSubmatch(av.body)
@@ -436,6 +442,13 @@ func TestPasskey_RemovedPasskeyEndsSession(t *testing.T) {
 	}
 	if loc := passkeyLogin(t, e, newBrowser(), authURL, a, passkeytest.Options{}); loc.Query().Get("passkey") != "failed" {
 		t.Errorf("a removed passkey logs in: %s", loc)
+	}
+	// What the passkey yielded goes with it: its access token and its code.
+	if status, _ := userinfoStatus(t, e.issuer, tok.AccessToken); status == http.StatusOK {
+		t.Error("an access token from a removed passkey's login still answers at userinfo")
+	}
+	if _, err := r.conf.Exchange(context.Background(), pending, oauth2.VerifierOption(pendingVerifier)); err == nil {
+		t.Error("a code from a removed passkey's session was exchanged")
 	}
 }
 

@@ -397,10 +397,21 @@ func (m *Main) Run(ctx context.Context) error {
 	// the shared ephemeral store, nonces keyed from the master key.
 	m.DPoP = dpop.New(dpop.Config{NonceKey: keyset.DeriveKey(m.master, purposeDPoP), Now: m.Now}, m.Eph)
 	m.Web = web.New(web.Config{
-		DPoP:           m.DPoP,
-		DPoPNonce:      c.DPoPNonce,
-		Passkeys:       passkeys,
-		PasskeyStore:   m.Store,
+		DPoP:         m.DPoP,
+		DPoPNonce:    c.DPoPNonce,
+		Passkeys:     passkeys,
+		PasskeyStore: m.Store,
+		// What a removed passkey yielded goes with it, as a device's does.
+		OnPasskeyRemoved: func(ctx context.Context, id string) error {
+			auth := idp.PasskeyAuthenticator(id)
+			if err := m.Store.RevokeDeviceRefreshTokens(ctx, auth); err != nil {
+				return err
+			}
+			if err := accesstoken.DenyDevice(ctx, m.Store, auth, m.Now()); err != nil {
+				return err
+			}
+			return m.endDeviceSessions(ctx, auth)
+		},
 		Sessions:       m.Sessions,
 		TrustedProxies: proxies,
 		Limits:         c.Limits,

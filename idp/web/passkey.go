@@ -295,6 +295,10 @@ func (s *Server) concludeLogin(w http.ResponseWriter, r *http.Request, lr *eid.L
 func withPasskey(p *idp.Passkey) func(*browserSession) {
 	return func(bs *browserSession) {
 		bs.PasskeyID = p.ID
+		// What this session yields (tokens, refresh families, the session
+		// index) names the passkey as its authenticator, so removing the
+		// passkey revokes it all (Config.OnPasskeyRemoved).
+		bs.DeviceID = idp.PasskeyAuthenticator(p.ID)
 		bs.AMR = passkeyAMR
 	}
 }
@@ -452,14 +456,21 @@ func (s *Server) passkeyRename(w http.ResponseWriter, r *http.Request) {
 	s.passkeyChanged(w, r, s.cfg.PasskeyStore.RenamePasskey(r.Context(), sess.CitizenID, r.PathValue("id"), name), "renamed")
 }
 
-// passkeyDelete removes one of the session's citizen's passkeys; the
-// sessions it started end at their next use (passkeySession).
+// passkeyDelete removes one of the session's citizen's passkeys and what it
+// yielded: its sessions end (with back-channel logouts), its access tokens
+// are denied and its refresh families revoked (Config.OnPasskeyRemoved); a
+// session that is not in the index ends at its next use (passkeySession).
 func (s *Server) passkeyDelete(w http.ResponseWriter, r *http.Request) {
 	sess, ok := s.accountForm(w, r, r.PostFormValue("csrf"))
 	if !ok || s.cfg.PasskeyStore == nil {
 		return
 	}
-	s.passkeyChanged(w, r, s.cfg.PasskeyStore.DeletePasskey(r.Context(), sess.CitizenID, r.PathValue("id")), "removed")
+	id := r.PathValue("id")
+	err := s.cfg.PasskeyStore.DeletePasskey(r.Context(), sess.CitizenID, id)
+	if err == nil && s.cfg.OnPasskeyRemoved != nil {
+		err = s.cfg.OnPasskeyRemoved(r.Context(), id)
+	}
+	s.passkeyChanged(w, r, err, "removed")
 }
 
 func (s *Server) passkeyChanged(w http.ResponseWriter, r *http.Request, err error, notice string) {

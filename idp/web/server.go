@@ -89,6 +89,9 @@ type Config struct {
 	// passkeys (passkey.go); nil turns passkeys off.
 	Passkeys     *passkey.RP
 	PasskeyStore idp.PasskeyStore
+	// OnPasskeyRemoved revokes what a removed passkey yielded, named by
+	// idp.PasskeyAuthenticator: sessions, access tokens, refresh families.
+	OnPasskeyRemoved func(ctx context.Context, passkeyID string) error
 	// Prompter sends a login_hint's approval request to the citizen's
 	// devices; nil sends nothing (the app still lists it).
 	Prompter Prompter

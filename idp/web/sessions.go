@@ -278,6 +278,12 @@ func (s *Server) accountRevokeDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	by, err := s.eid.ActiveDevice(ctx, sess.DeviceID)
+	if errors.Is(err, idp.ErrNotFound) {
+		// A passkey session revokes no device: a device is revoked by one
+		// at least as strong, which a passkey never is.
+		s.renderMessage(w, r, http.StatusForbidden, msgAccountDeviceLevel)
+		return
+	}
 	if err != nil {
 		s.unavailable(w, "durable store", err)
 		return
@@ -354,6 +360,17 @@ func (s *Server) accountLock(w http.ResponseWriter, r *http.Request) {
 	if err := s.eid.RevokeDevice(ctx, sess.CitizenID, sess.DeviceID); err != nil && !errors.Is(err, idp.ErrNotFound) {
 		s.unavailable(w, "durable store", err)
 		return
+	}
+	if sess.PasskeyID != "" && s.cfg.PasskeyStore != nil {
+		// Signed in with a passkey: that passkey goes, as the device would.
+		err := s.cfg.PasskeyStore.DeletePasskey(ctx, sess.CitizenID, sess.PasskeyID)
+		if err == nil && s.cfg.OnPasskeyRemoved != nil {
+			err = s.cfg.OnPasskeyRemoved(ctx, sess.PasskeyID)
+		}
+		if err != nil && !errors.Is(err, idp.ErrNotFound) {
+			s.unavailable(w, "durable store", err)
+			return
+		}
 	}
 	if _, err := s.cfg.Sessions.End(ctx, idp.SessionFilter{CitizenID: sess.CitizenID}); err != nil {
 		s.unavailable(w, "store", err)

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -638,9 +639,9 @@ func (s *Server) settleSession(ctx context.Context, ar fosite.AccessRequester) (
 		// A code or refresh family is worth no more than the device that
 		// approved it: a code approved just before the device was revoked,
 		// or a family created while the revocation ran, yields nothing.
-		if _, err := s.eid.ActiveDevice(ctx, os.DeviceID); err != nil {
+		if err := s.authenticatorActive(ctx, os.Subject, os.DeviceID); err != nil {
 			if errors.Is(err, idp.ErrNotFound) {
-				return nil, fosite.ErrInvalidGrant.WithHint("The eID device that approved this grant has been revoked.")
+				return nil, fosite.ErrInvalidGrant.WithHint("The eID device or passkey that approved this grant has been revoked.")
 			}
 			return nil, err
 		}
@@ -685,4 +686,26 @@ func (s *Server) narrow(ctx context.Context, clientID string, os *oidc.Session) 
 		}
 	}
 	return rel, nil
+}
+
+// authenticatorActive checks that what approved a grant still stands: the
+// eID device, or the citizen's passkey (idp.PasskeyAuthenticator);
+// idp.ErrNotFound when it was revoked or removed.
+func (s *Server) authenticatorActive(ctx context.Context, citizenID, id string) error {
+	pk, ok := idp.PasskeyOfAuthenticator(id)
+	if !ok {
+		_, err := s.eid.ActiveDevice(ctx, id)
+		return err
+	}
+	if s.cfg.PasskeyStore == nil {
+		return fmt.Errorf("passkeys are off: %w", idp.ErrNotFound)
+	}
+	p, err := s.cfg.PasskeyStore.GetPasskey(ctx, pk)
+	if err != nil {
+		return err
+	}
+	if p.CitizenID != citizenID {
+		return fmt.Errorf("passkey of another citizen: %w", idp.ErrNotFound)
+	}
+	return nil
 }
