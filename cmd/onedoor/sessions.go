@@ -47,8 +47,8 @@ type LockResult struct {
 
 // LockCitizen locks a citizen's account, as for a lost phone: every device
 // is revoked with what derives from it (refresh tokens, access tokens, push
-// installations), every session ends with back-channel logouts to the
-// clients it logged in to, and every refresh-token family is revoked with
+// installations), every passkey is removed, every session ends with
+// back-channel logouts to the clients it logged in to, and every refresh-token family is revoked with
 // its access tokens. Each step is idempotent: after a failure, run it again.
 func (m *Main) LockCitizen(ctx context.Context, citizenID string) (*LockResult, error) {
 	res := &LockResult{Subject: citizenID, RevokedDevices: []string{}}
@@ -69,6 +69,10 @@ func (m *Main) LockCitizen(ctx context.Context, citizenID string) (*LockResult, 
 		}
 		res.PushInstallsDel += n
 		res.RevokedDevices = append(res.RevokedDevices, d.ID)
+	}
+	// A passkey would log in again whoever holds it.
+	if err := idp.DeleteCitizenPasskeys(ctx, m.Store, citizenID); err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
 	}
 	ended, err := m.Sessions.End(ctx, idp.SessionFilter{CitizenID: citizenID})
 	if err != nil {

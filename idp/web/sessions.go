@@ -306,6 +306,15 @@ func (s *Server) accountRevokeDevice(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, s.cfg.Issuer+PathAccount+"?"+url.Values{"revoked": {"device"}, "lang": {pickLang(r)}}.Encode(), http.StatusSeeOther)
 }
 
+// deletePasskeys removes every passkey of the citizen (a lock): a passkey
+// would otherwise log in again whoever holds it.
+func (s *Server) deletePasskeys(ctx context.Context, citizenID string) error {
+	if s.cfg.PasskeyStore == nil {
+		return nil
+	}
+	return idp.DeleteCitizenPasskeys(ctx, s.cfg.PasskeyStore, citizenID)
+}
+
 // accountRevokeSession ends one of the citizen's sessions (a browser left
 // signed in elsewhere); its clients receive back-channel logouts. Ending
 // this browser's own session signs it out.
@@ -353,6 +362,10 @@ func (s *Server) accountLock(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.eid.RevokeDevice(ctx, sess.CitizenID, sess.DeviceID); err != nil && !errors.Is(err, idp.ErrNotFound) {
 		s.unavailable(w, "durable store", err)
+		return
+	}
+	if err := s.deletePasskeys(ctx, sess.CitizenID); err != nil {
+		s.unavailable(w, "passkey store", err)
 		return
 	}
 	if _, err := s.cfg.Sessions.End(ctx, idp.SessionFilter{CitizenID: sess.CitizenID}); err != nil {
