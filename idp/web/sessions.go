@@ -277,7 +277,13 @@ func (s *Server) accountRevokeDevice(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf(t["account.device_confirm"], target.Name), "account.device_revoke")
 		return
 	}
-	by, err := s.eid.ActiveDevice(ctx, sess.DeviceID)
+	by, err := s.revokingDevice(ctx, sess)
+	if errors.Is(err, idp.ErrNotFound) {
+		// Its device was revoked meanwhile: the session no longer signs in.
+		s.clearCookie(w, s.sessionCookieName())
+		s.renderMessage(w, r, http.StatusUnauthorized, msgAccountSignedOut)
+		return
+	}
 	if err != nil {
 		s.unavailable(w, "durable store", err)
 		return
@@ -304,6 +310,17 @@ func (s *Server) accountRevokeDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, s.cfg.Issuer+PathAccount+"?"+url.Values{"revoked": {"device"}, "lang": {pickLang(r)}}.Encode(), http.StatusSeeOther)
+}
+
+// revokingDevice is what revokes a device on behalf of the session: the
+// device that signed it in or, for a passkey session (which has none), the
+// citizen at the passkey's level, so that a citizen who lost their phone
+// can revoke it from a passkey session, within the same level rule.
+func (s *Server) revokingDevice(ctx context.Context, sess *browserSession) (*idp.Device, error) {
+	if sess.PasskeyID != "" && sess.DeviceID == "" {
+		return &idp.Device{CitizenID: sess.CitizenID, Level: sess.Level}, nil
+	}
+	return s.eid.ActiveDevice(ctx, sess.DeviceID)
 }
 
 // deletePasskeys removes every passkey of the citizen (a lock): a passkey
