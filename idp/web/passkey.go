@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"crypto/hmac"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -459,7 +460,53 @@ func (s *Server) passkeyDelete(w http.ResponseWriter, r *http.Request) {
 	if !ok || s.cfg.PasskeyStore == nil {
 		return
 	}
-	s.passkeyChanged(w, r, s.cfg.PasskeyStore.DeletePasskey(r.Context(), sess.CitizenID, r.PathValue("id")), "removed")
+	ctx, id := r.Context(), r.PathValue("id")
+	// The sessions it started are found before it goes: once it is gone, a
+	// read of one of them drops its entry, and with it what names the
+	// passkey.
+	sids, err := s.passkeySessions(ctx, sess.CitizenID, id)
+	if err != nil {
+		s.unavailable(w, "store", err)
+		return
+	}
+	err = s.cfg.PasskeyStore.DeletePasskey(ctx, sess.CitizenID, id)
+	if err == nil {
+		// Ended in the durable index too: their clients get back-channel
+		// logouts, and the account page stops listing them.
+		for _, sid := range sids {
+			if _, err = s.cfg.Sessions.End(ctx, idp.SessionFilter{CitizenID: sess.CitizenID, SID: sid}); err != nil {
+				break
+			}
+		}
+	}
+	s.passkeyChanged(w, r, err, "removed")
+}
+
+// passkeySessions returns the ids of the citizen's live sessions that the
+// passkey started.
+func (s *Server) passkeySessions(ctx context.Context, citizenID, passkeyID string) ([]string, error) {
+	if s.cfg.Sessions == nil {
+		return nil, nil
+	}
+	live, err := s.cfg.Sessions.List(ctx, citizenID)
+	if err != nil {
+		return nil, err
+	}
+	var sids []string
+	for _, ss := range live {
+		v, err := s.eph.Get(ctx, ss.Key)
+		if errors.Is(err, idp.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var bs browserSession
+		if json.Unmarshal(v, &bs) == nil && bs.PasskeyID == passkeyID {
+			sids = append(sids, ss.SID)
+		}
+	}
+	return sids, nil
 }
 
 func (s *Server) passkeyChanged(w http.ResponseWriter, r *http.Request, err error, notice string) {
