@@ -2,6 +2,7 @@ package idp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -93,4 +94,22 @@ type PasskeyStore interface {
 	// error wraps ErrConflict (a cloned authenticator, or a replay that
 	// raced another login). ErrNotFound when the passkey is gone.
 	UsePasskey(ctx context.Context, id string, signCount uint32, at time.Time) error
+}
+
+// DeleteCitizenPasskeys removes every passkey of the citizen (a lock of
+// the account) and returns their ids, for revoking what each yielded; one
+// already removed meanwhile is no error.
+func DeleteCitizenPasskeys(ctx context.Context, ps PasskeyStore, citizenID string) ([]string, error) {
+	list, err := ps.ListPasskeys(ctx, citizenID)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(list))
+	for _, p := range list {
+		if err := ps.DeletePasskey(ctx, citizenID, p.ID); err != nil && !errors.Is(err, ErrNotFound) {
+			return ids, err
+		}
+		ids = append(ids, p.ID)
+	}
+	return ids, nil
 }

@@ -402,24 +402,15 @@ func (m *Main) Run(ctx context.Context) error {
 		Passkeys:     passkeys,
 		PasskeyStore: m.Store,
 		// What a removed passkey yielded goes with it, as a device's does.
-		OnPasskeyRemoved: func(ctx context.Context, id string) error {
-			auth := idp.PasskeyAuthenticator(id)
-			if err := m.Store.RevokeDeviceRefreshTokens(ctx, auth); err != nil {
-				return err
-			}
-			if err := accesstoken.DenyDevice(ctx, m.Store, auth, m.Now()); err != nil {
-				return err
-			}
-			return m.endDeviceSessions(ctx, auth)
-		},
-		Sessions:       m.Sessions,
-		TrustedProxies: proxies,
-		Limits:         c.Limits,
-		Issuer:         m.Issuer,
-		CookieKey:      keyset.DeriveKey(m.master, purposeCookie),
-		SessionTTL:     c.SessionTTL,
-		LoginLimit:     c.LoginRateLimit,
-		RequestTimeout: c.RequestTimeout,
+		OnPasskeyRemoved: m.passkeyRemoved,
+		Sessions:         m.Sessions,
+		TrustedProxies:   proxies,
+		Limits:           c.Limits,
+		Issuer:           m.Issuer,
+		CookieKey:        keyset.DeriveKey(m.master, purposeCookie),
+		SessionTTL:       c.SessionTTL,
+		LoginLimit:       c.LoginRateLimit,
+		RequestTimeout:   c.RequestTimeout,
 		// What each client is shown and receives: its registration and the
 		// citizens' consent records.
 		Consent: m.Consent,

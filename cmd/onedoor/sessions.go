@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/accesstoken"
 	"github.com/onedoor/onedoor/idp/sso"
 )
 
@@ -36,6 +37,20 @@ func (m *Main) endDeviceSessions(ctx context.Context, deviceID string) error {
 	return err
 }
 
+// passkeyRemoved revokes what a removed passkey yielded, as a revoked
+// device's: its refresh families, its access tokens (the did deny list) and
+// its sessions, whose clients receive back-channel logouts.
+func (m *Main) passkeyRemoved(ctx context.Context, passkeyID string) error {
+	auth := idp.PasskeyAuthenticator(passkeyID)
+	if err := m.Store.RevokeDeviceRefreshTokens(ctx, auth); err != nil {
+		return err
+	}
+	if err := accesstoken.DenyDevice(ctx, m.Store, auth, m.Now()); err != nil {
+		return err
+	}
+	return m.endDeviceSessions(ctx, auth)
+}
+
 // LockResult is what `citizen lock` did.
 type LockResult struct {
 	Subject         string   `json:"sub"`
@@ -47,8 +62,8 @@ type LockResult struct {
 
 // LockCitizen locks a citizen's account, as for a lost phone: every device
 // is revoked with what derives from it (refresh tokens, access tokens, push
-// installations), every session ends with back-channel logouts to the
-// clients it logged in to, and every refresh-token family is revoked with
+// installations), every passkey is removed, every session ends with
+// back-channel logouts to the clients it logged in to, and every refresh-token family is revoked with
 // its access tokens. Each step is idempotent: after a failure, run it again.
 func (m *Main) LockCitizen(ctx context.Context, citizenID string) (*LockResult, error) {
 	res := &LockResult{Subject: citizenID, RevokedDevices: []string{}}
@@ -69,6 +84,17 @@ func (m *Main) LockCitizen(ctx context.Context, citizenID string) (*LockResult, 
 		}
 		res.PushInstallsDel += n
 		res.RevokedDevices = append(res.RevokedDevices, d.ID)
+	}
+	// A passkey would log in again whoever holds it.
+	ids, err := idp.DeleteCitizenPasskeys(ctx, m.Store, citizenID)
+	for _, id := range ids {
+		if err != nil {
+			break
+		}
+		err = m.passkeyRemoved(ctx, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
 	}
 	ended, err := m.Sessions.End(ctx, idp.SessionFilter{CitizenID: citizenID})
 	if err != nil {

@@ -277,11 +277,11 @@ func (s *Server) accountRevokeDevice(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf(t["account.device_confirm"], target.Name), "account.device_revoke")
 		return
 	}
-	by, err := s.eid.ActiveDevice(ctx, sess.DeviceID)
+	by, err := s.revokingDevice(ctx, sess)
 	if errors.Is(err, idp.ErrNotFound) {
-		// A passkey session revokes no device: a device is revoked by one
-		// at least as strong, which a passkey never is.
-		s.renderMessage(w, r, http.StatusForbidden, msgAccountDeviceLevel)
+		// Its device was revoked meanwhile: the session no longer signs in.
+		s.clearCookie(w, s.sessionCookieName())
+		s.renderMessage(w, r, http.StatusUnauthorized, msgAccountSignedOut)
 		return
 	}
 	if err != nil {
@@ -310,6 +310,33 @@ func (s *Server) accountRevokeDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, s.cfg.Issuer+PathAccount+"?"+url.Values{"revoked": {"device"}, "lang": {pickLang(r)}}.Encode(), http.StatusSeeOther)
+}
+
+// revokingDevice is what revokes a device on behalf of the session: the
+// device that signed it in or, for a passkey session (which has none), the
+// citizen at the passkey's level, so that a citizen who lost their phone
+// can revoke it from a passkey session, within the same level rule.
+func (s *Server) revokingDevice(ctx context.Context, sess *browserSession) (*idp.Device, error) {
+	if sess.PasskeyID != "" {
+		return &idp.Device{CitizenID: sess.CitizenID, Level: sess.Level}, nil
+	}
+	return s.eid.ActiveDevice(ctx, sess.DeviceID)
+}
+
+// deletePasskeys removes every passkey of the citizen (a lock): a passkey
+// would otherwise log in again whoever holds it.
+func (s *Server) deletePasskeys(ctx context.Context, citizenID string) error {
+	if s.cfg.PasskeyStore == nil {
+		return nil
+	}
+	ids, err := idp.DeleteCitizenPasskeys(ctx, s.cfg.PasskeyStore, citizenID)
+	for _, id := range ids {
+		if err != nil || s.cfg.OnPasskeyRemoved == nil {
+			break
+		}
+		err = s.cfg.OnPasskeyRemoved(ctx, id)
+	}
+	return err
 }
 
 // accountRevokeSession ends one of the citizen's sessions (a browser left
@@ -357,20 +384,32 @@ func (s *Server) accountLock(w http.ResponseWriter, r *http.Request) {
 		s.confirm(w, r, s.cfg.Issuer+PathAccountLock, "account.lock_confirm_title", t["account.lock_confirm"], "account.lock")
 		return
 	}
-	if err := s.eid.RevokeDevice(ctx, sess.CitizenID, sess.DeviceID); err != nil && !errors.Is(err, idp.ErrNotFound) {
-		s.unavailable(w, "durable store", err)
-		return
-	}
-	if sess.PasskeyID != "" && s.cfg.PasskeyStore != nil {
-		// Signed in with a passkey: that passkey goes, as the device would.
-		err := s.cfg.PasskeyStore.DeletePasskey(ctx, sess.CitizenID, sess.PasskeyID)
-		if err == nil && s.cfg.OnPasskeyRemoved != nil {
-			err = s.cfg.OnPasskeyRemoved(ctx, sess.PasskeyID)
-		}
-		if err != nil && !errors.Is(err, idp.ErrNotFound) {
+	// The device that signed this browser in goes. Signed in with a
+	// passkey, the citizen is most likely locking because the phone is
+	// gone: every device goes.
+	revoke := []string{sess.DeviceID}
+	if sess.PasskeyID != "" {
+		ds, err := s.eid.Devices(ctx, sess.CitizenID)
+		if err != nil {
 			s.unavailable(w, "durable store", err)
 			return
 		}
+		revoke = revoke[:0]
+		for _, d := range ds {
+			if d.RevokedAt == nil {
+				revoke = append(revoke, d.ID)
+			}
+		}
+	}
+	for _, id := range revoke {
+		if err := s.eid.RevokeDevice(ctx, sess.CitizenID, id); err != nil && !errors.Is(err, idp.ErrNotFound) {
+			s.unavailable(w, "durable store", err)
+			return
+		}
+	}
+	if err := s.deletePasskeys(ctx, sess.CitizenID); err != nil {
+		s.unavailable(w, "passkey store", err)
+		return
 	}
 	if _, err := s.cfg.Sessions.End(ctx, idp.SessionFilter{CitizenID: sess.CitizenID}); err != nil {
 		s.unavailable(w, "store", err)
