@@ -72,26 +72,29 @@ func fapi2Problems(c *Client) []string {
 // alg PS256, and a declared alg is ES256 or PS256. An RSA key without alg
 // could sign RS256, so it must say PS256.
 func fapi2KeyProblems(doc string) []string {
+	// Members are read by their exact names, as go-jose reads them (its
+	// JSON is case-sensitive, encoding/json's struct matching is not).
 	var set struct {
-		Keys []struct {
-			Kty string `json:"kty"`
-			Crv string `json:"crv"`
-			Alg string `json:"alg"`
-			Kid string `json:"kid"`
-		} `json:"keys"`
+		Keys []map[string]json.RawMessage `json:"keys"`
 	}
 	if err := json.Unmarshal([]byte(doc), &set); err != nil {
 		return nil // ValidateJWKS reports a document that does not parse
 	}
+	member := func(k map[string]json.RawMessage, name string) string {
+		var v string
+		_ = json.Unmarshal(k[name], &v) // absent or not a string: ""
+		return v
+	}
 	var probs []string
 	for _, k := range set.Keys {
+		kty, crv, alg, kid := member(k, "kty"), member(k, "crv"), member(k, "alg"), member(k, "kid")
 		switch {
-		case k.Alg != "" && !slices.Contains(FAPI2Algs, k.Alg):
-			probs = append(probs, fmt.Sprintf("key %q has alg %q (ES256 or PS256 only)", k.Kid, k.Alg))
-		case k.Kty == "EC" && k.Crv == "P-256" && (k.Alg == "" || k.Alg == "ES256"):
-		case k.Kty == "RSA" && k.Alg == "PS256":
+		case alg != "" && !slices.Contains(FAPI2Algs, alg):
+			probs = append(probs, fmt.Sprintf("key %q has alg %q (ES256 or PS256 only)", kid, alg))
+		case kty == "EC" && crv == "P-256" && (alg == "" || alg == "ES256"):
+		case kty == "RSA" && alg == "PS256":
 		default:
-			probs = append(probs, fmt.Sprintf("key %q must be a P-256 EC key (ES256) or an RSA key with alg PS256", k.Kid))
+			probs = append(probs, fmt.Sprintf("key %q must be a P-256 EC key (ES256) or an RSA key with alg PS256", kid))
 		}
 	}
 	return probs

@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -83,4 +84,39 @@ func TestReviewChanges_LeavingTheProfile(t *testing.T) {
 	if ReviewDigest(prev) == ReviewDigest(&next) {
 		t.Error("the review digest ignores the profile")
 	}
+}
+
+// FuzzFAPI2KeyProblems: an agency's key set comes from /register. Whatever
+// it holds, the check neither panics nor reports more problems than keys,
+// and a key set it accepts holds only keys that cannot sign RS256.
+func FuzzFAPI2KeyProblems(f *testing.F) {
+	for _, k := range []string{fapi2ECKey, fapi2PS256Key, fapi2RSANoAlg, fapi2RS256Key, fapi2P384Key, fapi2WrongPair} {
+		f.Add(`{"keys":[` + k + `]}`)
+	}
+	f.Add(`{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`)
+	f.Add(`{"keys":null}`)
+	f.Add(`[]`)
+	f.Add(`{"keys":[{"kty":"RSA","ALG":"PS256","kid":"case","n":"n","e":"AQAB"}]}`)
+	f.Fuzz(func(t *testing.T, doc string) {
+		probs := fapi2KeyProblems(doc)
+		// What go-jose would read: exact member names.
+		var set struct {
+			Keys []map[string]any `json:"keys"`
+		}
+		if err := json.Unmarshal([]byte(doc), &set); err != nil {
+			return
+		}
+		if len(probs) > len(set.Keys) {
+			t.Errorf("%d problems for %d keys", len(probs), len(set.Keys))
+		}
+		if len(probs) == 0 {
+			for _, k := range set.Keys {
+				kty, _ := k["kty"].(string)
+				alg, _ := k["alg"].(string)
+				if alg == "RS256" || (kty == "RSA" && alg != "PS256") || (kty != "RSA" && kty != "EC") {
+					t.Errorf("accepted a key of type %q alg %q", kty, alg)
+				}
+			}
+		}
+	})
 }

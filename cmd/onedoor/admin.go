@@ -302,6 +302,14 @@ func clientCmd(ctx context.Context, args []string, env func(string) string, stdo
 		}
 		spec.RedirectURIs, spec.PostLogoutRedirectURIs, spec.GrantTypes = redirects, postLogout, grants
 		spec.Claims = idp.ParseClaimList(claims)
+		if spec.Profile == idp.ProfileFAPI2 {
+			// The profile has one method: --auth-method may be left out.
+			explicit := false
+			fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "auth-method" })
+			if !explicit {
+				spec.AuthMethod = idp.AuthPrivateKeyJWT
+			}
+		}
 		var perrs []error
 		for _, raw := range purposes {
 			p, err := idp.ParsePurpose(raw)

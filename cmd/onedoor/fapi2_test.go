@@ -333,8 +333,9 @@ func TestCLI_ClientCreateFAPI2(t *testing.T) {
 	if err := os.WriteFile(jwks, publicJWKS(t, signer{kid: "k", key: key}), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// --auth-method may be left out: the profile has one.
 	code, out, errs := cli(t, nil, "client", "create", "--data-dir", dir, "--name", "Bank", "--profile", "fapi2",
-		"--auth-method", "private_key_jwt", "--jwks", jwks, "--redirect-uri", fapi2Redirect, "--scope", "openid offline_access")
+		"--jwks", jwks, "--redirect-uri", fapi2Redirect, "--scope", "openid offline_access")
 	if code != 0 {
 		t.Fatalf("create: exit %d: %s", code, errs)
 	}
@@ -344,11 +345,11 @@ func TestCLI_ClientCreateFAPI2(t *testing.T) {
 		t.Errorf("created: %v", created)
 	}
 	code, _, errs = cli(t, nil, "client", "create", "--data-dir", dir, "--name", "Bank", "--profile", "fapi2",
-		"--redirect-uri", "http://127.0.0.1:9/cb", "--grant-type", "client_credentials", "--id-token-alg", "RS256")
+		"--auth-method", "client_secret_post", "--redirect-uri", "http://127.0.0.1:9/cb", "--grant-type", "client_credentials", "--id-token-alg", "RS256")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1", code)
 	}
-	for _, want := range []string{"private_key_jwt", "https URL", `grant type "client_credentials" is not allowed`, "ID token algorithm must be ES256"} {
+	for _, want := range []string{`must authenticate with private_key_jwt (not "client_secret_post")`, "https URL", `grant type "client_credentials" is not allowed`, "ID token algorithm must be ES256"} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errs)
 		}
