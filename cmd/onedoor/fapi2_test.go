@@ -355,3 +355,30 @@ func TestCLI_ClientCreateFAPI2(t *testing.T) {
 		}
 	}
 }
+
+// The guide's fapi2 `client create` runs as written (its key file made).
+func TestGuide_FAPI2ClientCreate(t *testing.T) {
+	blocks := fencedBlocks(readDoc(t, "agency-integration.md"), "sh", "--profile fapi2")
+	if len(blocks) != 1 {
+		t.Fatal("the guide has no fapi2 client create command")
+	}
+	args := shellWords(t, blocks[0])
+	jwks := filepath.Join(t.TempDir(), "bank-jwks.json")
+	if err := os.WriteFile(jwks, publicJWKS(t, signer{kid: "k", key: newECKey(t)}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range args {
+		if a == "bank-jwks.json" {
+			args[i] = jwks
+		}
+	}
+	code, out, errs := cli(t, nil, append(args[1:], "--data-dir", migratedDir(t))...)
+	if code != 0 {
+		t.Fatalf("the guide's command fails: %d %s", code, errs)
+	}
+	var got map[string]any
+	decode(t, out, &got)
+	if got["profile"] != "fapi2" || got["token_endpoint_auth_method"] != "private_key_jwt" {
+		t.Errorf("created: %v", got)
+	}
+}
