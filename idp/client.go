@@ -175,6 +175,15 @@ func (c *Client) Validate() error {
 	if c.IDTokenAlg != "ES256" && c.IDTokenAlg != "RS256" {
 		add("ID token algorithm must be ES256 or RS256")
 	}
+	switch c.Profile {
+	case "":
+	case ProfileFAPI2:
+		for _, p := range fapi2Problems(c) {
+			add("profile fapi2: %s", p)
+		}
+	default:
+		add("profile %q is not supported (%s, or none)", c.Profile, ProfileFAPI2)
+	}
 	if len(probs) > 0 {
 		return fmt.Errorf("%s: %w", strings.Join(probs, "; "), ErrInvalid)
 	}
@@ -325,6 +334,13 @@ func (c *Client) ApplyDefaults() {
 		b := make([]byte, 12)
 		_, _ = rand.Read(b)
 		c.ID = hex.EncodeToString(b)
+	}
+	if c.Profile == ProfileFAPI2 {
+		// The profile's one authentication method; PAR is not optional.
+		if c.AuthMethod == "" {
+			c.AuthMethod = AuthPrivateKeyJWT
+		}
+		c.PARRequired = true
 	}
 	if c.AuthMethod == "" {
 		c.AuthMethod = AuthSecretBasic

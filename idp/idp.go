@@ -185,6 +185,9 @@ type Client struct {
 	JWKSURI     string
 	PARRequired bool
 	IDTokenAlg  string // ES256 (default) or RS256
+	// Profile is the security profile the client is held to: "" for
+	// none, or ProfileFAPI2 (see client.go).
+	Profile string
 	// Agency is the code of the agency the client acts for (an agency's
 	// back end calling the mobile API); empty for none. Its own tokens
 	// (client_credentials) carry it, so the API needs no lookup.

@@ -120,6 +120,10 @@ func ReviewChanges(prev, next *Client) []string {
 	if prev.AuthMethod != next.AuthMethod {
 		out = append(out, "token_endpoint_auth_method")
 	}
+	if prev.Profile != "" && next.Profile != prev.Profile {
+		// Leaving a security profile loosens every rule it held.
+		out = append(out, "onedoor_profile")
+	}
 	return out
 }
 
@@ -158,7 +162,7 @@ func (c *Client) Narrow(scopes, claims []string) error {
 // operator's look and the approval is never approved unseen.
 func ReviewDigest(c *Client) string {
 	b, _ := json.Marshal([]any{c.ID, c.Name, c.RedirectURIs, c.PostLogoutRedirectURIs, c.GrantTypes, c.Scopes, c.Claims,
-		c.AuthMethod, c.JWKS, c.JWKSURI, c.PARRequired, c.IDTokenAlg, c.Agency, c.Purposes}) // plain values: cannot fail
+		c.AuthMethod, c.JWKS, c.JWKSURI, c.PARRequired, c.IDTokenAlg, c.Agency, c.Purposes, c.Profile}) // plain values: cannot fail
 	sum := sha256.Sum256(b)
 	return base64.RawURLEncoding.EncodeToString(sum[:12])
 }

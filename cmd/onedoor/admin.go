@@ -138,6 +138,7 @@ type clientView struct {
 	HasJWKS                bool     `json:"jwks,omitempty"`
 	PARRequired            bool     `json:"require_pushed_authorization_requests"`
 	IDTokenAlg             string   `json:"id_token_signed_response_alg"`
+	Profile                string   `json:"profile,omitempty"`
 	Agency                 string   `json:"agency"`
 	// Purposes is the client's catalog; a client that registered none
 	// asks for the login purpose.
@@ -155,7 +156,7 @@ func viewClient(c *idp.Client) clientView {
 	v := clientView{
 		ClientID: c.ID, Name: c.Name, RedirectURIs: nonNil(c.RedirectURIs), PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		GrantTypes: c.GrantTypes, Scope: strings.Join(c.Scopes, " "), Claims: nonNil(c.Claims), AllowedClaims: nonNil(c.AllowedClaims()), AuthMethod: c.AuthMethod, JWKSURI: c.JWKSURI,
-		HasJWKS: c.JWKS != "", PARRequired: c.PARRequired, IDTokenAlg: c.IDTokenAlg, Agency: c.Agency, CreatedAt: c.CreatedAt,
+		HasJWKS: c.JWKS != "", PARRequired: c.PARRequired, IDTokenAlg: c.IDTokenAlg, Profile: c.Profile, Agency: c.Agency, CreatedAt: c.CreatedAt,
 		Purposes: c.Purposes, BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
 	}
 	if len(v.Purposes) == 0 {
@@ -180,6 +181,8 @@ type ClientSpec struct {
 	// Agency is the code of the agency the client acts for; it must exist
 	// among the mobile API's agencies.
 	Agency string
+	// Profile is the security profile ("" or idp.ProfileFAPI2).
+	Profile string
 	// Secret, when set, is the secret to register instead of a random one
 	// (the demo derives its clients' secrets from the master key).
 	Secret string
@@ -223,7 +226,7 @@ func (m *Main) CreateClient(ctx context.Context, spec ClientSpec) (*idp.Client, 
 		ID: spec.ID, Name: spec.Name, RedirectURIs: spec.RedirectURIs, PostLogoutRedirectURIs: spec.PostLogoutRedirectURIs,
 		GrantTypes: spec.GrantTypes, Scopes: strings.Fields(spec.Scope), Claims: spec.Claims, AuthMethod: spec.AuthMethod,
 		JWKSURI: spec.JWKSURI, PARRequired: spec.PARRequired, IDTokenAlg: spec.IDTokenAlg, Agency: spec.Agency, CreatedAt: m.Now().UTC(),
-		Purposes: spec.Purposes,
+		Purposes: spec.Purposes, Profile: spec.Profile,
 	}
 	c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired = spec.BackchannelLogoutURI, spec.BackchannelLogoutSessionRequired
 	c.ApplyDefaults()
@@ -284,6 +287,7 @@ func clientCmd(ctx context.Context, args []string, env func(string) string, stdo
 			fs.StringVar(&spec.JWKSURI, "jwks-uri", "", "URL of the client's JSON Web Key Set (private_key_jwt)")
 			fs.BoolVar(&spec.PARRequired, "par-required", false, "require pushed authorization requests")
 			fs.StringVar(&spec.IDTokenAlg, "id-token-alg", "ES256", "ID token signing algorithm: ES256 or RS256")
+			fs.StringVar(&spec.Profile, "profile", "", "security profile: fapi2 (FAPI 2.0: PAR, private_key_jwt, DPoP, ES256/PS256, https redirect URIs) or empty for none")
 			fs.StringVar(&spec.Agency, "agency", "", "code of the agency the client acts for (its own tokens carry it; needed for scope agency)")
 			fs.StringVar(&spec.BackchannelLogoutURI, "backchannel-logout-uri", "", "URL that receives OIDC back-channel logout tokens when a session the client logged in through ends (https; http only on loopback)")
 			fs.BoolVar(&spec.BackchannelLogoutSessionRequired, "backchannel-logout-session-required", false, "the client needs sid in logout tokens (OneDoor always sends it)")
@@ -298,6 +302,14 @@ func clientCmd(ctx context.Context, args []string, env func(string) string, stdo
 		}
 		spec.RedirectURIs, spec.PostLogoutRedirectURIs, spec.GrantTypes = redirects, postLogout, grants
 		spec.Claims = idp.ParseClaimList(claims)
+		if spec.Profile == idp.ProfileFAPI2 {
+			// The profile has one method: --auth-method may be left out.
+			explicit := false
+			fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "auth-method" })
+			if !explicit {
+				spec.AuthMethod = idp.AuthPrivateKeyJWT
+			}
+		}
 		var perrs []error
 		for _, raw := range purposes {
 			p, err := idp.ParsePurpose(raw)

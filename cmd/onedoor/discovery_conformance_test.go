@@ -522,6 +522,21 @@ func TestDiscovery_EveryAdvertisedValueWorks(t *testing.T) {
 		}
 	})
 
+	check("onedoor_profiles_supported", func(t *testing.T) {
+		for _, p := range list("onedoor_profiles_supported") {
+			if p != idp.ProfileFAPI2 {
+				noCheck(t, "onedoor_profiles_supported", p)
+				continue
+			}
+			// A fapi2 client's whole flow; TestFAPI2_* has the refusals.
+			f := newFAPI2Client(t, e, &clock{})
+			code, verifier := f.login(t, true)
+			if r := f.exchange(t, code, verifier, f.dpop); r.status != http.StatusOK || r.str("token_type") != "DPoP" {
+				t.Errorf("fapi2 exchange: %d %v", r.status, r.body)
+			}
+		}
+	})
+
 	for m := range d {
 		if !checked[m] {
 			t.Errorf("discovery member %q has no check in this test: exercise what it advertises", m)

@@ -30,7 +30,8 @@ import (
 type dpopClient struct {
 	key   crypto.Signer // ECDSA P-256 (ES256) unless alg says otherwise
 	alg   jose.SignatureAlgorithm
-	nonce string // the last DPoP-Nonce the server sent
+	nonce string           // the last DPoP-Nonce the server sent
+	now   func() time.Time // the proofs' iat; nil: the wall clock
 }
 
 func newDPoPClient(t testing.TB) *dpopClient {
@@ -61,7 +62,11 @@ func (c *dpopClient) proof(t testing.TB, method, u, accessToken string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	claims := map[string]any{"jti": rand.Text(), "htm": method, "htu": u, "iat": time.Now().Unix()}
+	iat := time.Now()
+	if c.now != nil {
+		iat = c.now()
+	}
+	claims := map[string]any{"jti": rand.Text(), "htm": method, "htu": u, "iat": iat.Unix()}
 	if c.nonce != "" {
 		claims["nonce"] = c.nonce
 	}

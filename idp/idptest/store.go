@@ -94,6 +94,7 @@ func testClients(t *testing.T, s idp.Store) {
 		PARRequired:            true,
 		IDTokenAlg:             "RS256",
 		Agency:                 "HN-HOANKIEM",
+		Profile:                idp.ProfileFAPI2, // stored as given; Validate is the caller's
 		CreatedAt:              base,
 	}
 	mustNil(t, s.CreateClient(ctx, c), "create client")

@@ -123,6 +123,9 @@ func (a *clientAuth) verify(ctx context.Context, formClientID, raw string) (fosi
 	if !ok || c.Record.AuthMethod != idp.AuthPrivateKeyJWT {
 		return nil, badAssertion("This client does not authenticate with private_key_jwt.")
 	}
+	if c.Record.IsFAPI2() && !slices.Contains(idp.FAPI2Algs, h.Algorithm) {
+		return nil, badAssertion("This client's FAPI 2.0 profile accepts client assertions signed with ES256 or PS256 only.")
+	}
 
 	keys, err := a.keys(ctx, c, false)
 	if err != nil {

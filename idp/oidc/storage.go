@@ -247,8 +247,30 @@ func jtiKey(clientID, jti string) string {
 }
 
 // CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
+// A FAPI 2.0 client's code expires at most idp.FAPI2CodeLifetime after it
+// is issued, by the provider's clock: the expiry is kept in the session,
+// where the token endpoint checks it (CodeExpired), whatever the global
+// lifespan.
 func (s *Storage) CreateAuthorizeCodeSession(ctx context.Context, sig string, r fosite.Requester) error {
-	return s.putRequest(ctx, prefixCode+sig, r, s.life.AuthorizeCode)
+	ttl := s.life.AuthorizeCode
+	if c, ok := r.GetClient().(*Client); ok && c.Record.IsFAPI2() && r.GetSession() != nil {
+		ttl = min(ttl, idp.FAPI2CodeLifetime)
+		r.GetSession().SetExpiresAt(fosite.AuthorizeCode, s.now().UTC().Add(ttl))
+	}
+	return s.putRequest(ctx, prefixCode+sig, r, ttl)
+}
+
+// CodeExpired reports whether the authorization code an exchange redeems
+// has outlived the expiry CreateAuthorizeCodeSession gave a FAPI 2.0
+// client's code, on the provider's clock (fosite checks the global lifespan
+// on the wall clock).
+func CodeExpired(ar fosite.Requester, now time.Time) bool {
+	c, ok := ar.GetClient().(*Client)
+	if !ok || !c.Record.IsFAPI2() || ar.GetSession() == nil {
+		return false
+	}
+	exp := ar.GetSession().GetExpiresAt(fosite.AuthorizeCode)
+	return exp.IsZero() || now.After(exp)
 }
 
 // GetAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage. After

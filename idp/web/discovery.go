@@ -51,6 +51,11 @@ type discoveryDoc struct {
 	BackchannelLogoutSessionSupported bool `json:"backchannel_logout_session_supported"`
 	// RFC 9449 section 5.1: the algorithms of the DPoP proofs accepted.
 	DPoPSigningAlgs []string `json:"dpop_signing_alg_values_supported"`
+	// The security profiles a client may be held to (idp.ProfileFAPI2),
+	// OneDoor's own member: the profile is per client, so
+	// require_pushed_authorization_requests stays false here and is true
+	// in each fapi2 client's registration.
+	ProfilesSupported []string `json:"onedoor_profiles_supported"`
 	// RFC 7591: where agencies register clients (with an operator's
 	// initial access token); absent when self-registration is off.
 	RegistrationEndpoint string `json:"registration_endpoint,omitempty"`
@@ -97,6 +102,7 @@ func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
 		PromptValuesSupported:             []string{"none", "login", "consent", "select_account"},
 		AuthorizationDetailsTypes:         []string{idp.AuthorizationDetailsType},
 		DPoPSigningAlgs:                   dpop.Algs,
+		ProfilesSupported:                 []string{idp.ProfileFAPI2},
 	}
 	if s.cfg.Sessions != nil {
 		d.BackchannelLogoutSupported, d.BackchannelLogoutSessionSupported = true, true

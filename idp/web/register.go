@@ -57,6 +57,9 @@ const (
 	// memberClaims are registry claims asked for beyond the scopes'
 	// (`client create --claims`).
 	memberClaims = "onedoor_claims"
+	// memberProfile is the client's security profile, "fapi2" or absent
+	// (`client create --profile`).
+	memberProfile = "onedoor_profile"
 )
 
 // ClientMetadata is the client metadata a registration request carries
@@ -76,6 +79,7 @@ type ClientMetadata struct {
 	RequirePAR              bool              `json:"require_pushed_authorization_requests"`
 	Purposes                []consent.Purpose `json:"onedoor_purposes"`
 	Claims                  []string          `json:"onedoor_claims"`
+	Profile                 string            `json:"onedoor_profile,omitempty"`
 	// ClientID is only read on a PUT, where it must name the client.
 	ClientID string `json:"-"`
 }
@@ -124,7 +128,7 @@ func ParseClientMetadata(body []byte) (*ClientMetadata, []string, error) {
 		"response_types": &m.ResponseTypes, "token_endpoint_auth_method": &m.TokenEndpointAuthMethod,
 		"jwks_uri": &m.JWKSURI, "scope": &m.Scope, "post_logout_redirect_uris": &m.PostLogoutRedirectURIs,
 		"id_token_signed_response_alg": &m.IDTokenAlg, "require_pushed_authorization_requests": &m.RequirePAR,
-		memberPurposes: &m.Purposes, memberClaims: &m.Claims, "client_id": &m.ClientID,
+		memberPurposes: &m.Purposes, memberClaims: &m.Claims, memberProfile: &m.Profile, "client_id": &m.ClientID,
 	}
 	var ignored []string
 	for name, raw := range members {
@@ -173,7 +177,7 @@ func (m *ClientMetadata) client(secretKey []byte, agency string, prev *idp.Clien
 		Name: m.ClientName, RedirectURIs: m.RedirectURIs, PostLogoutRedirectURIs: m.PostLogoutRedirectURIs,
 		GrantTypes: m.GrantTypes, Scopes: strings.Fields(m.Scope), Claims: m.Claims, AuthMethod: m.TokenEndpointAuthMethod,
 		JWKSURI: m.JWKSURI, PARRequired: m.RequirePAR, IDTokenAlg: m.IDTokenAlg, Agency: agency, Purposes: m.Purposes,
-		CreatedAt: now,
+		Profile: m.Profile, CreatedAt: now,
 	}
 	if len(c.Claims) == 0 {
 		c.Claims = nil
@@ -255,6 +259,7 @@ func (s *Server) registrationResponse(c *idp.Client) registrationResponse {
 		ResponseTypes: []string{}, TokenEndpointAuthMethod: c.AuthMethod, JWKSURI: c.JWKSURI,
 		Scope: strings.Join(c.Scopes, " "), PostLogoutRedirectURIs: nonNilList(c.PostLogoutRedirectURIs),
 		IDTokenAlg: c.IDTokenAlg, RequirePAR: c.PARRequired, Purposes: c.Purposes, Claims: nonNilList(c.Claims),
+		Profile: c.Profile,
 	}
 	if md.Purposes == nil {
 		md.Purposes = []consent.Purpose{}

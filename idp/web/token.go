@@ -160,6 +160,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	// Before the code or refresh token is spent: a refusal leaves the
 	// grant as it was.
+	if err := s.checkFAPI2(ar, proof); err != nil {
+		s.tokenError(w, r, ar, err)
+		return
+	}
 	if err := bindDPoP(ar, proof); err != nil {
 		s.tokenError(w, r, ar, err)
 		return
