@@ -1,0 +1,260 @@
+package main
+
+// OpenID CIBA Core 1.0: an agency's counter asks the citizen's eID app to
+// approve a login, the app shows the binding message, the counter polls
+// (or is pinged) and redeems the approval once.
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/eid"
+	"github.com/onedoor/onedoor/idp/eid/eidapp"
+	"github.com/onedoor/onedoor/idp/web"
+)
+
+type cibaClient struct {
+	e          *testEnv
+	id, secret string
+}
+
+func (e *testEnv) cibaClient(mode, notify string) *cibaClient {
+	id, secret := e.client(ClientSpec{Scope: "openid profile", GrantTypes: []string{idp.GrantTypeCIBA},
+		RedirectURIs: []string{}, BackchannelTokenDeliveryMode: mode, BackchannelClientNotificationEndpoint: notify})
+	return &cibaClient{e: e, id: id, secret: secret}
+}
+
+func (c *cibaClient) post(path string, form url.Values) (int, map[string]any) {
+	c.e.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, c.e.issuer+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(c.id), url.QueryEscape(c.secret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		c.e.t.Fatalf("%s: %d %.200s", path, resp.StatusCode, b)
+	}
+	return resp.StatusCode, out
+}
+
+func (c *cibaClient) start(pid, binding string, extra ...string) (int, map[string]any) {
+	f := url.Values{"scope": {"openid profile"}, "login_hint": {pid}, "binding_message": {binding}}
+	for i := 0; i+1 < len(extra); i += 2 {
+		f.Set(extra[i], extra[i+1])
+	}
+	return c.post(web.PathBCAuthorize, f)
+}
+
+func (c *cibaClient) mustStart(pid, binding string, extra ...string) string {
+	c.e.t.Helper()
+	st, out := c.start(pid, binding, extra...)
+	if st != http.StatusOK {
+		c.e.t.Fatalf("bc-authorize: %d %v", st, out)
+	}
+	if out["interval"] != float64(5) || out["expires_in"].(float64) <= 0 {
+		c.e.t.Errorf("bc-authorize response %v", out)
+	}
+	return out["auth_req_id"].(string)
+}
+
+func (c *cibaClient) redeem(id string) (int, map[string]any) {
+	return c.post("/token", url.Values{"grant_type": {idp.GrantTypeCIBA}, "auth_req_id": {id}})
+}
+
+func wantErr(t *testing.T, what string, st int, out map[string]any, code string) {
+	t.Helper()
+	if out["error"] != code || st < 400 {
+		t.Errorf("%s: %d %v, want %s", what, st, out, code)
+	}
+}
+
+// pendingByBinding finds the app's pending request showing binding.
+func pendingByBinding(t *testing.T, app *eidapp.App, binding string) *eid.AppView {
+	t.Helper()
+	var found *eid.AppView
+	eventually(t, "pending "+binding, func() bool {
+		vs, err := app.Pending(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range vs {
+			if v.BindingMessage == binding {
+				found = &v
+				return true
+			}
+		}
+		return false
+	})
+	if len(found.MatchChoices) != 0 {
+		t.Errorf("a CIBA request offers match choices %v", found.MatchChoices)
+	}
+	return found
+}
+
+func approveCIBA(t *testing.T, app *eidapp.App, v *eid.AppView, deny bool) (*eidapp.Result, error) {
+	t.Helper()
+	p, err := app.RequestPayload(v.RequestID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return app.Approve(context.Background(), p, "", deny, nil)
+}
+
+func TestCIBA_SQLite(t *testing.T) {
+	runCIBA(t, startMain(t, func(c *Config) { c.Limits = web.Limits{PromptsPerCitizen: 8} }))
+}
+
+func TestCIBA_PostgresRedis(t *testing.T) {
+	runCIBA(t, startMain(t, scaleOption(t), func(c *Config) { c.Limits = web.Limits{PromptsPerCitizen: 8} }))
+}
+
+func runCIBA(t *testing.T, e *testEnv) {
+	alice := demoCitizens[0].PersonalID // e.app is hers
+	poll := e.cibaClient(idp.CIBAModePoll, "")
+	other := e.cibaClient(idp.CIBAModePoll, "")
+
+	// Refusals before anything is sent.
+	plain := &cibaClient{e: e}
+	plain.id, plain.secret = e.client(ClientSpec{Scope: "openid profile", GrantTypes: []string{"authorization_code"}})
+	st, out := plain.start(alice, "Quầy 3")
+	wantErr(t, "client without the CIBA grant", st, out, "unauthorized_client")
+	for _, bad := range []string{"", "a\u202eb", "line\nbreak", strings.Repeat("x", 41)} {
+		st, out := poll.start(alice, bad)
+		wantErr(t, "binding message "+bad, st, out, "invalid_binding_message")
+	}
+	st, out = poll.post(web.PathBCAuthorize, url.Values{"scope": {"openid"}, "login_hint_token": {"x"}, "binding_message": {"A"}})
+	wantErr(t, "login_hint_token", st, out, "invalid_request")
+	st, out = poll.start(alice, "Quầy 3", "scope", "profile")
+	wantErr(t, "no openid", st, out, "invalid_scope")
+	st, out = poll.start(alice, "Quầy 3", "id_token_hint", "x.y.z")
+	wantErr(t, "two hints", st, out, "invalid_request")
+
+	// An unknown personal id is answered as a known one.
+	unknown := poll.mustStart("099999999999", "Quầy 9")
+
+	approved := poll.mustStart(alice, "Quầy 1 · mã 4711")
+	denied := poll.mustStart(alice, "Quầy 2")
+	twice := poll.mustStart(alice, "Quầy 4")
+
+	// Too fast: the first poll comes before the interval.
+	st, out = poll.redeem(approved)
+	wantErr(t, "first poll", st, out, "slow_down")
+
+	v := pendingByBinding(t, e.app, "Quầy 1 · mã 4711")
+	if v.ClientID != poll.id || len(v.Claims) == 0 {
+		t.Errorf("app view %+v", v)
+	}
+	if res, err := approveCIBA(t, e.app, v, false); err != nil || res.Status != string(eid.StatusApproved) {
+		t.Fatalf("approve: %v %+v", err, res)
+	}
+	if _, err := approveCIBA(t, e.app, pendingByBinding(t, e.app, "Quầy 2"), true); err != nil {
+		t.Fatalf("deny: %v", err)
+	}
+	// TestCIBA_ApprovedTwice: the second answer is refused.
+	tv := pendingByBinding(t, e.app, "Quầy 4")
+	if _, err := approveCIBA(t, e.app, tv, false); err != nil {
+		t.Fatalf("approve: %v", err)
+	}
+	if _, err := approveCIBA(t, e.app, tv, false); err == nil {
+		t.Error("a CIBA request approved twice")
+	}
+	// Another client cannot redeem it.
+	st, out = other.redeem(approved)
+	wantErr(t, "another client", st, out, "invalid_grant")
+
+	time.Sleep(5200 * time.Millisecond)
+	st, out = poll.redeem(unknown)
+	wantErr(t, "unknown personal id", st, out, "authorization_pending")
+	st, out = poll.redeem(denied)
+	wantErr(t, "denied", st, out, "access_denied")
+	st, out = poll.redeem(approved)
+	if st != http.StatusOK || out["id_token"] == nil || out["access_token"] == nil || out["refresh_token"] != nil {
+		t.Fatalf("tokens: %d %v", st, out)
+	}
+	claims := claimsOf(t, out["id_token"].(string))
+	if claims["sub"] != e.citizenID(t, alice) || claims["acr"] != string(idp.LevelHigh) || claims["aud"] != poll.id && !audHas(claims["aud"], poll.id) {
+		t.Errorf("ID token claims %v", claims)
+	}
+	if info := cibaUserinfo(t, e, out["access_token"].(string)); info["sub"] != claims["sub"] || info["name"] == nil {
+		t.Errorf("userinfo %v: want the released profile", info)
+	}
+	st, out = poll.redeem(approved)
+	wantErr(t, "redeemed twice", st, out, "invalid_grant")
+	st, out = poll.redeem(twice)
+	if st != http.StatusOK {
+		t.Errorf("approved-twice request: %d %v", st, out)
+	}
+
+	// Ping mode: the client is told, then redeems.
+	var mu sync.Mutex
+	var pinged []string
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b struct {
+			AuthReqID string `json:"auth_req_id"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&b)
+		if r.Header.Get("Authorization") == "Bearer ping-token-123" {
+			mu.Lock()
+			pinged = append(pinged, b.AuthReqID)
+			mu.Unlock()
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer recv.Close()
+	ping := e.cibaClient(idp.CIBAModePing, recv.URL+"/ciba")
+	st, out = ping.start(alice, "Tổng đài")
+	wantErr(t, "ping without a notification token", st, out, "invalid_request")
+	pid := ping.mustStart(alice, "Tổng đài", "client_notification_token", "ping-token-123")
+	if _, err := approveCIBA(t, e.app, pendingByBinding(t, e.app, "Tổng đài"), false); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "ping", func() bool { mu.Lock(); defer mu.Unlock(); return len(pinged) == 1 && pinged[0] == pid })
+	time.Sleep(5200 * time.Millisecond)
+	if st, out := ping.redeem(pid); st != http.StatusOK {
+		t.Errorf("ping redeem: %d %v", st, out)
+	}
+
+	// Expiry.
+	exp := poll.mustStart(alice, "Hết hạn", "requested_expiry", "1")
+	time.Sleep(1100 * time.Millisecond)
+	st, out = poll.redeem(exp)
+	wantErr(t, "expired", st, out, "expired_token")
+}
+
+func audHas(a any, id string) bool {
+	l, _ := a.([]any)
+	for _, x := range l {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+func cibaUserinfo(t *testing.T, e *testEnv, at string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, e.issuer+"/userinfo", nil)
+	req.Header.Set("Authorization", "Bearer "+at)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return out
+}
