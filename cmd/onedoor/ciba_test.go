@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -200,21 +201,7 @@ func runCIBA(t *testing.T, e *testEnv) {
 	}
 
 	// Ping mode: the client is told, then redeems.
-	var mu sync.Mutex
-	var pinged []string
-	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var b struct {
-			AuthReqID string `json:"auth_req_id"`
-		}
-		_ = json.NewDecoder(r.Body).Decode(&b)
-		if r.Header.Get("Authorization") == "Bearer ping-token-123" {
-			mu.Lock()
-			pinged = append(pinged, b.AuthReqID)
-			mu.Unlock()
-		}
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	defer recv.Close()
+	recv := newPingReceiver(t, "ping-token-123")
 	ping := e.cibaClient(idp.CIBAModePing, recv.URL+"/ciba")
 	st, out = ping.start(alice, "Tổng đài")
 	wantErr(t, "ping without a notification token", st, out, "invalid_request")
@@ -222,7 +209,7 @@ func runCIBA(t *testing.T, e *testEnv) {
 	if _, err := approveCIBA(t, e.app, pendingByBinding(t, e.app, "Tổng đài"), false); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "ping", func() bool { mu.Lock(); defer mu.Unlock(); return len(pinged) == 1 && pinged[0] == pid })
+	eventually(t, "ping", func() bool { return recv.pinged(pid) })
 	time.Sleep(5200 * time.Millisecond)
 	if st, out := ping.redeem(pid); st != http.StatusOK {
 		t.Errorf("ping redeem: %d %v", st, out)
@@ -256,5 +243,68 @@ func cibaUserinfo(t *testing.T, e *testEnv, at string) map[string]any {
 	defer resp.Body.Close()
 	var out map[string]any
 	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return out
+}
+
+// pingReceiver is a client's notification endpoint that records the
+// auth_req_ids pinged with the bearer token.
+type pingReceiver struct {
+	*httptest.Server
+	token string
+	mu    sync.Mutex
+	got   []string
+}
+
+func newPingReceiver(t *testing.T, token string) *pingReceiver {
+	p := &pingReceiver{token: token}
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b struct {
+			AuthReqID string `json:"auth_req_id"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&b)
+		if r.Header.Get("Authorization") == "Bearer "+p.token && r.Method == http.MethodPost {
+			p.mu.Lock()
+			p.got = append(p.got, b.AuthReqID)
+			p.mu.Unlock()
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(p.Close)
+	return p
+}
+
+func (p *pingReceiver) pinged(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Contains(p.got, id)
+}
+
+// cibaBothModes runs one approved CIBA login per delivery mode (poll and
+// ping) for e.app's citizen and returns the token responses by mode.
+func cibaBothModes(t *testing.T, e *testEnv) map[string]map[string]any {
+	t.Helper()
+	alice := demoCitizens[0].PersonalID
+	recv := newPingReceiver(t, "disc-ping-token")
+	poll := e.cibaClient(idp.CIBAModePoll, "")
+	ping := e.cibaClient(idp.CIBAModePing, recv.URL+"/cb")
+	ids := map[string]string{
+		idp.CIBAModePoll: poll.mustStart(alice, "Discovery poll"),
+		idp.CIBAModePing: ping.mustStart(alice, "Discovery ping", "client_notification_token", "disc-ping-token"),
+	}
+	for _, m := range []string{"poll", "ping"} {
+		if _, err := approveCIBA(t, e.app, pendingByBinding(t, e.app, "Discovery "+m), false); err != nil {
+			t.Fatalf("approve %s: %v", m, err)
+		}
+	}
+	eventually(t, "ping", func() bool { return recv.pinged(ids[idp.CIBAModePing]) })
+	time.Sleep(5200 * time.Millisecond)
+	out := map[string]map[string]any{}
+	for m, c := range map[string]*cibaClient{idp.CIBAModePoll: poll, idp.CIBAModePing: ping} {
+		st, body := c.redeem(ids[m])
+		if st != http.StatusOK {
+			t.Errorf("%s mode redeem: %d %v", m, st, body)
+		}
+		out[m] = body
+	}
 	return out
 }
