@@ -7,16 +7,19 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/eid"
 	"github.com/onedoor/onedoor/idp/eid/eidapp"
@@ -307,4 +310,78 @@ func cibaBothModes(t *testing.T, e *testEnv) map[string]map[string]any {
 		out[m] = body
 	}
 	return out
+}
+
+// TestCIBA_ApprovedTwice: a CIBA request is answered once; the second
+// approval is refused (409 already_decided) and the one approval yields
+// tokens once. The DPoP proof at the token endpoint binds them, the
+// consent the app signed is recorded with its receipt, and another
+// citizen's app never sees the request.
+func TestCIBA_ApprovedTwice(t *testing.T) {
+	e := startMain(t)
+	ctx := context.Background()
+	alice := demoCitizens[0].PersonalID
+	bobApp := e.enroll(demoCitizens[1].PersonalID, idp.LevelHigh)
+	c := e.cibaClient(idp.CIBAModePoll, "")
+	id := c.mustStart(alice, "Quầy 7 · 2468")
+
+	v := pendingByBinding(t, e.app, "Quầy 7 · 2468")
+	if vs, err := bobApp.Pending(ctx); err != nil || len(vs) != 0 {
+		t.Errorf("another citizen's app lists %v (%v)", vs, err)
+	}
+	p, _ := bobApp.RequestPayload(v.RequestID)
+	if _, err := bobApp.Approve(ctx, p, "", false, nil); err == nil {
+		t.Error("another citizen's app approved the request")
+	}
+	if res, err := approveCIBA(t, e.app, v, false); err != nil || res.Mode != eid.ModeCIBA {
+		t.Fatalf("approve: %v %+v", err, res)
+	}
+	_, err := approveCIBA(t, e.app, v, false)
+	var ae *eidapp.Error
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusConflict {
+		t.Errorf("second approval: %v, want 409", err)
+	}
+	if _, err := approveCIBA(t, e.app, v, true); err == nil {
+		t.Error("a deny after the approval was accepted")
+	}
+
+	time.Sleep(5200 * time.Millisecond)
+	key := newDPoPClient(t)
+	form := url.Values{"grant_type": {idp.GrantTypeCIBA}, "auth_req_id": {id}}
+	r := dpopToken(t, e.issuer, c.id, c.secret, form, key)
+	if r.status != http.StatusOK || r.str("token_type") != "DPoP" || cnfOf(t, r.str("access_token")) != key.jkt(t) {
+		t.Fatalf("DPoP-bound CIBA tokens: %d %v", r.status, r.body)
+	}
+	if r.str("consent_receipt") == "" {
+		t.Error("no consent receipt")
+	}
+	sub := e.citizenID(t, alice)
+	if rec, err := e.m.Consent.Remembered(ctx, sub, c.id, consent.LoginPurpose.Code); err != nil || rec == nil {
+		t.Errorf("consent record: %v %v", rec, err)
+	}
+	r = dpopToken(t, e.issuer, c.id, c.secret, form, key)
+	if r.status != http.StatusBadRequest || r.str("error") != "invalid_grant" {
+		t.Errorf("second redemption: %d %v", r.status, r.body)
+	}
+}
+
+// TestCIBA_PushFatigue: the requests one agency (or several) may send to
+// one personal id are counted with the login_hint prompts; over the
+// limit they are refused, and alike for a personal id nobody has.
+func TestCIBA_PushFatigue(t *testing.T) {
+	e := startMain(t, func(c *Config) { c.Limits = web.Limits{PromptsPerCitizen: 2} })
+	c := e.cibaClient(idp.CIBAModePoll, "")
+	for _, pid := range []string{demoCitizens[0].PersonalID, "099999999998"} {
+		for i := range 2 {
+			if st, out := c.start(pid, "Lần "+strconv.Itoa(i)); st != http.StatusOK {
+				t.Fatalf("request %d: %d %v", i, st, out)
+			}
+		}
+		st, out := c.start(pid, "Lần 3")
+		wantErr(t, "third request", st, out, "access_denied")
+	}
+	vs, err := e.app.Pending(context.Background())
+	if err != nil || len(vs) != 2 {
+		t.Errorf("the app lists %d requests (%v), want 2", len(vs), err)
+	}
 }
