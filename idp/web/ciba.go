@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/token/jwt"
@@ -130,7 +131,7 @@ func checkBindingMessage(m string) error {
 	if strings.TrimSpace(m) == "" {
 		return errInvalidBindingMessage.WithHint("binding_message is required: a short text the clerk shows and the citizen's app shows too.")
 	}
-	if !utf8Valid(m) || len([]rune(m)) > maxBindingMessage {
+	if !utf8.ValidString(m) || utf8.RuneCountInString(m) > maxBindingMessage {
 		return errInvalidBindingMessage.WithHintf("binding_message must be at most %d characters of UTF-8.", maxBindingMessage)
 	}
 	for _, r := range m {
@@ -139,10 +140,6 @@ func checkBindingMessage(m string) error {
 		}
 	}
 	return nil
-}
-
-func utf8Valid(s string) bool {
-	return strings.ToValidUTF8(s, "\uFFFD") == s && !strings.ContainsRune(s, '\uFFFD')
 }
 
 // cibaRecord is a backchannel authentication request as the token endpoint
