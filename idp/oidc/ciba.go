@@ -55,7 +55,9 @@ func (h *cibaGrantHandler) CanHandleTokenEndpointRequest(_ context.Context, r fo
 
 // CanSkipClientAuth is false: only the client that made the request may
 // redeem it, and CIBA clients are confidential.
-func (h *cibaGrantHandler) CanSkipClientAuth(context.Context, fosite.AccessRequester) bool { return false }
+func (h *cibaGrantHandler) CanSkipClientAuth(context.Context, fosite.AccessRequester) bool {
+	return false
+}
 
 func (h *cibaGrantHandler) HandleTokenEndpointRequest(ctx context.Context, r fosite.AccessRequester) error {
 	if !h.CanHandleTokenEndpointRequest(ctx, r) {

@@ -41,12 +41,13 @@ const (
 	maxRequestedExpiry = 600
 )
 
-// errUnknownUserID etc. are CIBA Core 1.0 section 13's errors OneDoor uses.
+// errInvalidBindingMessage is CIBA Core 1.0 section 13's error for a
+// binding_message OneDoor does not accept. (unknown_user_id is never sent:
+// see bcAuthorize; login_hint_token is unsupported, so
+// expired_login_hint_token never arises.)
 var (
 	errInvalidBindingMessage = &fosite.RFC6749Error{ErrorField: "invalid_binding_message", CodeField: http.StatusBadRequest,
 		DescriptionField: "The binding_message is invalid or unacceptable."}
-	errExpiredLoginHintToken = &fosite.RFC6749Error{ErrorField: "expired_login_hint_token", CodeField: http.StatusBadRequest,
-		DescriptionField: "The login_hint_token has expired."}
 )
 
 // bcRequest is a parsed backchannel authentication request.
