@@ -385,3 +385,28 @@ func TestCIBA_PushFatigue(t *testing.T) {
 		t.Errorf("the app lists %d requests (%v), want 2", len(vs), err)
 	}
 }
+
+// `client create` registers the CIBA grant with its delivery mode, and
+// refuses a ping client without a notification endpoint.
+func TestCLI_ClientCreateCIBA(t *testing.T) {
+	dir := migratedDir(t)
+	code, out, errs := cli(t, nil, "client", "create", "--data-dir", dir, "--name", "Quầy", "--scope", "openid profile",
+		"--grant-type", idp.GrantTypeCIBA, "--backchannel-token-delivery-mode", "ping",
+		"--backchannel-client-notification-endpoint", "https://quay.example/ciba")
+	if code != 0 {
+		t.Fatalf("create: exit %d: %s", code, errs)
+	}
+	var c struct {
+		Mode     string `json:"backchannel_token_delivery_mode"`
+		Endpoint string `json:"backchannel_client_notification_endpoint"`
+	}
+	decode(t, out, &c)
+	if c.Mode != "ping" || c.Endpoint != "https://quay.example/ciba" {
+		t.Errorf("create output %s", out)
+	}
+	code, _, errs = cli(t, nil, "client", "create", "--data-dir", dir, "--name", "Quầy", "--grant-type", idp.GrantTypeCIBA,
+		"--backchannel-token-delivery-mode", "ping", "--auth-method", "none")
+	if code != 1 || !strings.Contains(errs, "notification endpoint") || !strings.Contains(errs, "confidential") {
+		t.Errorf("bad CIBA client: exit %d: %s", code, errs)
+	}
+}
