@@ -410,3 +410,41 @@ func TestCLI_ClientCreateCIBA(t *testing.T) {
 		t.Errorf("bad CIBA client: exit %d: %s", code, errs)
 	}
 }
+
+// TestEIDAPI_ContractCIBA: the app's side of a CIBA request, checked
+// against docs/eid-api.openapi.json: the pending list and the view carry
+// the binding message and no match choices; a cross-device approval is
+// refused, the ciba-mode approval over the message is taken once.
+func TestEIDAPI_ContractCIBA(t *testing.T) {
+	v := eidContract(t)
+	e := startMain(t)
+	pid := demoCitizens[1].PersonalID
+	d := enrollRaw(t, e, v, pid, idp.LevelSubstantial)
+	c := e.cibaClient(idp.CIBAModePoll, "")
+	c.mustStart(pid, "Quầy 5 · 1357")
+
+	var view map[string]any
+	eventually(t, "pending", func() bool {
+		l, _ := d.must(http.StatusOK, http.MethodGet, "/eid/v1/login-requests?pending", d.auth(), nil).body["login_requests"].([]any)
+		if len(l) == 1 {
+			view = l[0].(map[string]any)
+		}
+		return view != nil
+	})
+	id := view["request_id"].(string)
+	one := d.must(http.StatusOK, http.MethodGet, "/eid/v1/login-requests/"+id, d.auth(), nil).body
+	for _, w := range []map[string]any{view, one} {
+		if ch, _ := w["match_choices"].([]any); w["binding_message"] != "Quầy 5 · 1357" || len(ch) != 0 {
+			t.Errorf("CIBA view %v", w)
+		}
+	}
+	path := "/eid/v1/login-requests/" + id + "/decision"
+	if r := d.must(http.StatusBadRequest, http.MethodPost, path, d.auth(), d.approval(view, eid.DecisionApprove, []string{"name"})); r.err() != "invalid_request" {
+		t.Errorf("cross-device approval of a CIBA request: %v", r.body)
+	}
+	ciba := func(c *eid.ApprovalClaims) { c.Mode, c.MatchNumber, c.BindingMessage = eid.ModeCIBA, "", "Quầy 5 · 1357" }
+	if r := d.must(http.StatusOK, http.MethodPost, path, d.auth(), d.approval(view, eid.DecisionApprove, []string{"name"}, ciba)); r.body["status"] != "approved" {
+		t.Errorf("ciba approval: %v", r.body)
+	}
+	d.must(http.StatusConflict, http.MethodPost, path, d.auth(), d.approval(view, eid.DecisionApprove, []string{"name"}, ciba))
+}
