@@ -176,6 +176,16 @@ func runCIBA(t *testing.T, e *testEnv) {
 	if _, err := approveCIBA(t, e.app, tv, false); err == nil {
 		t.Error("a CIBA request approved twice")
 	}
+	// Stolen phone: approved from a second device of Alice's that is
+	// revoked before the counter redeems.
+	lost := poll.mustStart(alice, "Quầy 6")
+	lostApp := e.enroll(alice, idp.LevelHigh)
+	if _, err := approveCIBA(t, lostApp, pendingByBinding(t, lostApp, "Quầy 6"), false); err != nil {
+		t.Fatalf("approve from the second device: %v", err)
+	}
+	if err := e.app.RevokeDevice(context.Background(), lostApp.Enrollment().DeviceID); err != nil {
+		t.Fatal(err)
+	}
 	// Another client cannot redeem it.
 	st, out = other.redeem(approved)
 	wantErr(t, "another client", st, out, "invalid_grant")
@@ -185,6 +195,8 @@ func runCIBA(t *testing.T, e *testEnv) {
 	wantErr(t, "unknown personal id", st, out, "authorization_pending")
 	st, out = poll.redeem(denied)
 	wantErr(t, "denied", st, out, "access_denied")
+	st, out = poll.redeem(lost)
+	wantErr(t, "approved by a device revoked since", st, out, "access_denied")
 	st, out = poll.redeem(approved)
 	if st != http.StatusOK || out["id_token"] == nil || out["access_token"] == nil || out["refresh_token"] != nil {
 		t.Fatalf("tokens: %d %v", st, out)
@@ -442,7 +454,9 @@ func TestEIDAPI_ContractCIBA(t *testing.T) {
 	if r := d.must(http.StatusBadRequest, http.MethodPost, path, d.auth(), d.approval(view, eid.DecisionApprove, []string{"name"})); r.err() != "invalid_request" {
 		t.Errorf("cross-device approval of a CIBA request: %v", r.body)
 	}
-	ciba := func(c *eid.ApprovalClaims) { c.Mode, c.MatchNumber, c.BindingMessage = eid.ModeCIBA, "", "Quầy 5 · 1357" }
+	ciba := func(c *eid.ApprovalClaims) {
+		c.Mode, c.MatchNumber, c.BindingMessage = eid.ModeCIBA, "", "Quầy 5 · 1357"
+	}
 	if r := d.must(http.StatusOK, http.MethodPost, path, d.auth(), d.approval(view, eid.DecisionApprove, []string{"name"}, ciba)); r.body["status"] != "approved" {
 		t.Errorf("ciba approval: %v", r.body)
 	}
