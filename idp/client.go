@@ -23,7 +23,20 @@ const GrantTypeJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer" //nolin
 
 // GrantTypes are the grant types a client may register and the token
 // endpoint serves.
-var GrantTypes = []string{"authorization_code", "refresh_token", "client_credentials", GrantTypeJWTBearer}
+var GrantTypes = []string{"authorization_code", "refresh_token", "client_credentials", GrantTypeJWTBearer, GrantTypeCIBA}
+
+// GrantTypeCIBA is OpenID Connect Client-Initiated Backchannel
+// Authentication (CIBA Core 1.0): an agency's counter or call centre asks
+// the citizen's eID app to approve a login, and redeems the approval at the
+// token endpoint.
+const GrantTypeCIBA = "urn:openid:params:grant-type:ciba"
+
+// CIBA token delivery modes OneDoor serves (push is not: tokens never go to
+// a client endpoint).
+const (
+	CIBAModePoll = "poll"
+	CIBAModePing = "ping"
+)
 
 var scopeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9:._/-]{0,63}$`)
 
@@ -172,6 +185,7 @@ func (c *Client) Validate() error {
 	} else if c.BackchannelLogoutSessionRequired {
 		add("backchannel_logout_session_required needs a back-channel logout URI")
 	}
+	c.validateCIBA(add)
 	if c.IDTokenAlg != "ES256" && c.IDTokenAlg != "RS256" {
 		add("ID token algorithm must be ES256 or RS256")
 	}
@@ -398,4 +412,33 @@ func ValidJWKSURI(raw string) error {
 		return fmt.Errorf("jwks_uri must use https: %w", ErrInvalid)
 	}
 	return nil
+}
+
+// validateCIBA checks the CIBA registration: a confidential client (the
+// request is made from the agency's back end, authenticated), a delivery
+// mode, and a notification endpoint exactly in ping mode.
+func (c *Client) validateCIBA(add func(string, ...any)) {
+	if !slices.Contains(c.GrantTypes, GrantTypeCIBA) {
+		if c.BackchannelTokenDeliveryMode != "" || c.BackchannelClientNotificationEndpoint != "" {
+			add("a backchannel token delivery mode or notification endpoint needs the %s grant", GrantTypeCIBA)
+		}
+		return
+	}
+	if c.AuthMethod == AuthNone {
+		add("the CIBA grant is for confidential clients (a secret or private_key_jwt)")
+	}
+	switch c.BackchannelTokenDeliveryMode {
+	case CIBAModePoll:
+		if c.BackchannelClientNotificationEndpoint != "" {
+			add("a client notification endpoint is only for the ping delivery mode")
+		}
+	case CIBAModePing:
+		if c.BackchannelClientNotificationEndpoint == "" {
+			add("the ping delivery mode needs a client notification endpoint")
+		} else if err := ValidBackchannelLogoutURI(c.BackchannelClientNotificationEndpoint); err != nil {
+			add("client notification endpoint %q: %v", c.BackchannelClientNotificationEndpoint, err)
+		}
+	default:
+		add("the CIBA grant needs a backchannel token delivery mode: poll or ping")
+	}
 }

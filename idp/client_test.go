@@ -328,3 +328,33 @@ func TestClientValidate_PostLogoutURIsNeedTheCodeGrant(t *testing.T) {
 		t.Fatalf("post-logout redirect URI on a client_credentials client: %v", err)
 	}
 }
+
+func TestClientValidate_CIBA(t *testing.T) {
+	base := Client{ID: "counter", Name: "Counter", GrantTypes: []string{GrantTypeCIBA}, Scopes: []string{"openid"},
+		AuthMethod: AuthSecretBasic, SecretHash: []byte{1}, IDTokenAlg: "ES256", BackchannelTokenDeliveryMode: CIBAModePoll}
+	if err := base.Validate(); err != nil {
+		t.Fatalf("poll client: %v", err)
+	}
+	ping := base
+	ping.BackchannelTokenDeliveryMode, ping.BackchannelClientNotificationEndpoint = CIBAModePing, "http://127.0.0.1:8080/ciba"
+	if err := ping.Validate(); err != nil {
+		t.Fatalf("ping client on loopback: %v", err)
+	}
+	for name, mod := range map[string]func(c *Client){
+		"public":                func(c *Client) { c.AuthMethod, c.SecretHash = AuthNone, nil },
+		"no mode":               func(c *Client) { c.BackchannelTokenDeliveryMode = "" },
+		"push mode":             func(c *Client) { c.BackchannelTokenDeliveryMode = "push" },
+		"ping without endpoint": func(c *Client) { c.BackchannelTokenDeliveryMode = CIBAModePing },
+		"ping over plain http": func(c *Client) {
+			c.BackchannelTokenDeliveryMode, c.BackchannelClientNotificationEndpoint = CIBAModePing, "http://counter.example/ciba"
+		},
+		"endpoint in poll mode":  func(c *Client) { c.BackchannelClientNotificationEndpoint = "https://counter.example/ciba" },
+		"mode without the grant": func(c *Client) { c.GrantTypes = []string{"client_credentials"} },
+	} {
+		c := base
+		mod(&c)
+		if err := c.Validate(); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: Validate = %v, want ErrInvalid", name, err)
+		}
+	}
+}

@@ -205,6 +205,12 @@ type Client struct {
 	// BackchannelLogoutSessionRequired says the client needs sid in logout
 	// tokens; OneDoor always sends it.
 	BackchannelLogoutSessionRequired bool
+	// BackchannelTokenDeliveryMode is the client's CIBA token delivery
+	// mode (CIBAModePoll or CIBAModePing), set only with GrantTypeCIBA.
+	BackchannelTokenDeliveryMode string
+	// BackchannelClientNotificationEndpoint receives the ping of a CIBA
+	// client in ping mode (https, http only on loopback).
+	BackchannelClientNotificationEndpoint string
 	// Registration: the fields below are set only on a client an agency
 	// registered itself (RFC 7591, see registration.go); an operator's
 	// client has them all zero.

@@ -147,6 +147,9 @@ type clientView struct {
 	// OIDC Back-Channel Logout 1.0 registration.
 	BackchannelLogoutURI             string `json:"backchannel_logout_uri,omitempty"`
 	BackchannelLogoutSessionRequired bool   `json:"backchannel_logout_session_required,omitempty"`
+	// OpenID CIBA Core 1.0 registration.
+	BackchannelTokenDeliveryMode          string `json:"backchannel_token_delivery_mode,omitempty"`
+	BackchannelClientNotificationEndpoint string `json:"backchannel_client_notification_endpoint,omitempty"`
 	// Status is active, or pending/rejected for a self-registered client
 	// (registration.go).
 	registrationView
@@ -158,6 +161,7 @@ func viewClient(c *idp.Client) clientView {
 		GrantTypes: c.GrantTypes, Scope: strings.Join(c.Scopes, " "), Claims: nonNil(c.Claims), AllowedClaims: nonNil(c.AllowedClaims()), AuthMethod: c.AuthMethod, JWKSURI: c.JWKSURI,
 		HasJWKS: c.JWKS != "", PARRequired: c.PARRequired, IDTokenAlg: c.IDTokenAlg, Profile: c.Profile, Agency: c.Agency, CreatedAt: c.CreatedAt,
 		Purposes: c.Purposes, BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
+		BackchannelTokenDeliveryMode: c.BackchannelTokenDeliveryMode, BackchannelClientNotificationEndpoint: c.BackchannelClientNotificationEndpoint,
 	}
 	if len(v.Purposes) == 0 {
 		v.Purposes = []consent.Purpose{c.DefaultPurpose()}
@@ -192,6 +196,10 @@ type ClientSpec struct {
 	// Logout 1.0); BackchannelLogoutSessionRequired is registered as given.
 	BackchannelLogoutURI             string
 	BackchannelLogoutSessionRequired bool
+	// BackchannelTokenDeliveryMode (poll or ping) and, for ping,
+	// BackchannelClientNotificationEndpoint: the CIBA grant's registration.
+	BackchannelTokenDeliveryMode          string
+	BackchannelClientNotificationEndpoint string
 }
 
 // AgencyLookup finds one of the mobile API's agencies by its code
@@ -229,6 +237,7 @@ func (m *Main) CreateClient(ctx context.Context, spec ClientSpec) (*idp.Client, 
 		Purposes: spec.Purposes, Profile: spec.Profile,
 	}
 	c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired = spec.BackchannelLogoutURI, spec.BackchannelLogoutSessionRequired
+	c.BackchannelTokenDeliveryMode, c.BackchannelClientNotificationEndpoint = spec.BackchannelTokenDeliveryMode, spec.BackchannelClientNotificationEndpoint
 	c.ApplyDefaults()
 	var agencyErr error
 	if c.Agency != "" && idp.ValidAgencyCode(c.Agency) { // a malformed code is Validate's to report
@@ -279,7 +288,7 @@ func clientCmd(ctx context.Context, args []string, env func(string) string, stdo
 			fs.StringVar(&spec.Name, "name", "", "display name shown to citizens")
 			fs.Var(&redirects, "redirect-uri", "redirect URI, matched exactly (repeatable)")
 			fs.Var(&postLogout, "post-logout-redirect-uri", "post-logout redirect URI (repeatable)")
-			fs.Var(&grants, "grant-type", "authorization_code, refresh_token or client_credentials (repeatable)")
+			fs.Var(&grants, "grant-type", "authorization_code, refresh_token, client_credentials or "+idp.GrantTypeCIBA+" (repeatable)")
 			fs.StringVar(&spec.Scope, "scope", "", `space-separated scopes (default "openid profile"); `+idp.ScopeRule)
 			fs.StringVar(&claims, "claims", "", "comma-separated registry claims the client may receive beyond its scopes' (e.g. name,phone_number)")
 			fs.StringVar(&spec.AuthMethod, "auth-method", idp.AuthSecretBasic, "client_secret_basic, client_secret_post, private_key_jwt or none")
@@ -291,6 +300,8 @@ func clientCmd(ctx context.Context, args []string, env func(string) string, stdo
 			fs.StringVar(&spec.Agency, "agency", "", "code of the agency the client acts for (its own tokens carry it; needed for scope agency)")
 			fs.StringVar(&spec.BackchannelLogoutURI, "backchannel-logout-uri", "", "URL that receives OIDC back-channel logout tokens when a session the client logged in through ends (https; http only on loopback)")
 			fs.BoolVar(&spec.BackchannelLogoutSessionRequired, "backchannel-logout-session-required", false, "the client needs sid in logout tokens (OneDoor always sends it)")
+			fs.StringVar(&spec.BackchannelTokenDeliveryMode, "backchannel-token-delivery-mode", "", "CIBA token delivery mode with --grant-type "+idp.GrantTypeCIBA+": poll or ping")
+			fs.StringVar(&spec.BackchannelClientNotificationEndpoint, "backchannel-client-notification-endpoint", "", "URL the CIBA ping goes to when a request is decided (ping mode; https, http only on loopback)")
 			fs.Var(&purposes, "purpose", "a purpose the client asks for data for, as CODE:TEXT (repeatable; the first is the default; none: \"login\")")
 		})
 		if err != nil {

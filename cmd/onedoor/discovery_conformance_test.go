@@ -20,6 +20,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/web"
 )
 
 // Discovery advertises only what works: every member of the discovery
@@ -81,6 +82,8 @@ func TestDiscovery_EveryAdvertisedValueWorks(t *testing.T) {
 		t.Fatalf("jwt-bearer: %v", err)
 	}
 	appIDClaims := jsonPart(t, appTokens.IDToken, 1)
+	// CIBA: one approved backchannel login per delivery mode.
+	ciba := cibaBothModes(t, e)
 
 	check("issuer", func(t *testing.T) {
 		if str("issuer") != e.issuer || idClaims["iss"] != e.issuer {
@@ -298,6 +301,10 @@ func TestDiscovery_EveryAdvertisedValueWorks(t *testing.T) {
 				if len(tokens) == 0 {
 					t.Error("no client_credentials token")
 				}
+			case idp.GrantTypeCIBA:
+				if ciba[idp.CIBAModePoll]["id_token"] == nil {
+					t.Error("the CIBA grant gave no ID token")
+				}
 			case "urn:ietf:params:oauth:grant-type:jwt-bearer":
 				if appTokens.AccessToken == "" {
 					t.Error("jwt-bearer gave no access token")
@@ -504,6 +511,27 @@ func TestDiscovery_EveryAdvertisedValueWorks(t *testing.T) {
 		}
 	})
 
+	check("backchannel_authentication_endpoint", func(t *testing.T) {
+		if str("backchannel_authentication_endpoint") != e.issuer+web.PathBCAuthorize || ciba[idp.CIBAModePoll]["access_token"] == nil {
+			t.Errorf("backchannel_authentication_endpoint %q, poll-mode tokens %v", str("backchannel_authentication_endpoint"), ciba[idp.CIBAModePoll])
+		}
+	})
+	check("backchannel_token_delivery_modes_supported", func(t *testing.T) {
+		for _, m := range list("backchannel_token_delivery_modes_supported") {
+			if ciba[m] == nil || ciba[m]["access_token"] == nil {
+				noCheck(t, "backchannel_token_delivery_modes_supported", m)
+			}
+		}
+	})
+	check("backchannel_user_code_parameter_supported", func(t *testing.T) {
+		if d["backchannel_user_code_parameter_supported"] != false {
+			t.Errorf("user code advertised: %v", d["backchannel_user_code_parameter_supported"])
+		}
+		c := e.cibaClient(idp.CIBAModePoll, "")
+		if st, out := c.start(demoCitizens[0].PersonalID, "x", "user_code", "1234"); out["error"] != "invalid_request" {
+			t.Errorf("user_code accepted: %d %v", st, out)
+		}
+	})
 	check("registration_endpoint", func(t *testing.T) {
 		// RFC 7591 with an operator's initial access token; the client
 		// registered is pending until approved, then works.

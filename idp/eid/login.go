@@ -45,6 +45,11 @@ type LoginRequest struct {
 	// Target, when set, is the only citizen whose devices may see and
 	// answer the request (a login_hint); see targeted.go.
 	Target string `json:"target,omitempty"`
+	// BindingMessage marks a CIBA request (an agency's counter or call
+	// centre, no browser): the text the agency shows and the app shows
+	// beside it. Such a request is approved in ModeCIBA, with no match
+	// pick, and the approval signs the message.
+	BindingMessage string `json:"binding_message,omitempty"`
 }
 
 // Decision is the citizen's answer to a login request.
@@ -81,6 +86,11 @@ const (
 	// ModeSameDevice: the approval returns the citizen to the browser with
 	// a one-time return code that the continuation requires.
 	ModeSameDevice = "same_device"
+	// ModeCIBA: a backchannel (CIBA) request, opened from the pending
+	// list. There is no browser page and so no number to pick: the
+	// citizen compares the binding message the agency's clerk shows or
+	// reads out with the one the app shows, and the approval signs it.
+	ModeCIBA = "ciba"
 )
 
 // ReasonWrongMatch is the Decision.Reason of an approval whose match number
@@ -134,6 +144,10 @@ type AppView struct {
 	// Agreed lists the requested claims this citizen already agreed to share
 	// with this client: the app asks only for the approval, not the claims.
 	Agreed []string `json:"agreed,omitempty"`
+	// BindingMessage is set on a CIBA request: the app shows it, the
+	// citizen compares it with the agency's, and the approval (ModeCIBA)
+	// signs it. Match choices are empty then.
+	BindingMessage string `json:"binding_message,omitempty"`
 }
 
 // Limits on a login request.
@@ -327,7 +341,7 @@ func (s *Service) Lookup(ctx context.Context, id string) (*LoginRequest, Status,
 func (s *Service) AppView(r *LoginRequest) AppView {
 	claims := make([]ClaimRequest, len(r.Claims))
 	copy(claims, r.Claims)
-	return AppView{
+	v := AppView{
 		RequestID:   r.ID,
 		ClientID:    r.ClientID,
 		ClientName:  r.ClientName,
@@ -339,6 +353,10 @@ func (s *Service) AppView(r *LoginRequest) AppView {
 		Level:        r.Level,
 		ExpiresAt:    r.ExpiresAt.UTC().Truncate(time.Second),
 	}
+	if r.BindingMessage != "" {
+		v.MatchChoices, v.BindingMessage = []string{}, r.BindingMessage
+	}
+	return v
 }
 
 // Decide records the citizen's answer: approval is a JWS (typ
@@ -381,7 +399,13 @@ func (s *Service) Decide(ctx context.Context, id string, dev *idp.Device, approv
 	if mode == "" {
 		mode = ModeCrossDevice
 	}
-	if mode != ModeCrossDevice && mode != ModeSameDevice {
+	ciba := r.BindingMessage != ""
+	switch {
+	case ciba && mode != ModeCIBA:
+		// No browser shows a number or takes a return code: a CIBA
+		// request is approved only as one, over its binding message.
+		return nil, fmt.Errorf("a backchannel login request is approved in mode %q: %w", ModeCIBA, idp.ErrInvalid)
+	case !ciba && mode != ModeCrossDevice && mode != ModeSameDevice:
 		return nil, fmt.Errorf("approval mode must be %q or %q: %w", ModeCrossDevice, ModeSameDevice, idp.ErrInvalid)
 	}
 	d := &Decision{CitizenID: dev.CitizenID, DeviceID: dev.ID, Level: dev.Level, DecidedAt: s.now(), Approval: approval, Mode: mode}
@@ -403,11 +427,15 @@ func (s *Service) Decide(ctx context.Context, id string, dev *idp.Device, approv
 		if err := checkShared(r.Claims, c.Claims); err != nil {
 			return nil, err
 		}
+		if ciba && subtle.ConstantTimeCompare([]byte(c.BindingMessage), []byte(r.BindingMessage)) != 1 {
+			// The app must have shown the message the agency shows.
+			return nil, fmt.Errorf("approval names another binding message than the login request: %w", idp.ErrInvalid)
+		}
 		// The app was shown three numbers, not which one is right: a
 		// citizen who cannot see the browser's page (a relayed link or
 		// QR code) picks wrong two times in three, and that ends the
 		// login rather than leaving it open to another guess.
-		if mode == ModeCrossDevice || c.MatchNumber != "" {
+		if !ciba && (mode == ModeCrossDevice || c.MatchNumber != "") {
 			if subtle.ConstantTimeCompare([]byte(c.MatchNumber), []byte(r.MatchNumber)) != 1 {
 				d.Reason = ReasonWrongMatch
 				return s.record(ctx, r, d)

@@ -57,6 +57,9 @@ type ApprovalClaims struct {
 	ClientID    string   `json:"client_id,omitempty"`
 	Purpose     string   `json:"purpose,omitempty"` // the purpose's code
 	Claims      []string `json:"claims"`
+	// BindingMessage is the CIBA request's binding message the app showed
+	// (ModeCIBA approvals only).
+	BindingMessage string `json:"binding_message,omitempty"`
 }
 
 // Verifier checks the compact JWS an eID app signs with its device key. Both

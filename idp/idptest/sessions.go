@@ -323,6 +323,29 @@ func testClientBackchannel(t *testing.T, s, _ SessionBackend) {
 	if got.BackchannelLogoutURI != c.BackchannelLogoutURI || !got.BackchannelLogoutSessionRequired {
 		t.Errorf("client read back %q %v", got.BackchannelLogoutURI, got.BackchannelLogoutSessionRequired)
 	}
+	// CIBA registration (migration 0015) round-trips, and through an update.
+	ciba := &idp.Client{ID: "counter", Name: "Counter", GrantTypes: []string{idp.GrantTypeCIBA}, Scopes: []string{"openid"},
+		AuthMethod: idp.AuthSecretBasic, SecretHash: []byte{1}, IDTokenAlg: "ES256",
+		BackchannelTokenDeliveryMode: idp.CIBAModePing, BackchannelClientNotificationEndpoint: "https://counter.example/ciba"}
+	mustNil(t, s.CreateClient(ctx, ciba), "create CIBA client")
+	got, err = s.GetClient(ctx, "counter")
+	mustNil(t, err, "get CIBA client")
+	if got.BackchannelTokenDeliveryMode != idp.CIBAModePing || got.BackchannelClientNotificationEndpoint != ciba.BackchannelClientNotificationEndpoint {
+		t.Errorf("CIBA client read back %q %q", got.BackchannelTokenDeliveryMode, got.BackchannelClientNotificationEndpoint)
+	}
+	if u, ok := s.(interface {
+		UpdateClient(context.Context, string, func(*idp.Client) error) error
+	}); ok {
+		mustNil(t, u.UpdateClient(ctx, "counter", func(c *idp.Client) error {
+			c.BackchannelTokenDeliveryMode, c.BackchannelClientNotificationEndpoint = idp.CIBAModePoll, ""
+			return nil
+		}), "update CIBA client")
+		got, err = s.GetClient(ctx, "counter")
+		mustNil(t, err, "get CIBA client")
+		if got.BackchannelTokenDeliveryMode != idp.CIBAModePoll || got.BackchannelClientNotificationEndpoint != "" {
+			t.Errorf("CIBA client after update %q %q", got.BackchannelTokenDeliveryMode, got.BackchannelClientNotificationEndpoint)
+		}
+	}
 }
 
 func testRevokeSubjectRefresh(t *testing.T, s, _ SessionBackend) {

@@ -63,6 +63,7 @@ type Provider struct {
 	storage   *Storage
 	strategy  *strategy
 	resources map[string]bool
+	ciba      *cibaGrantHandler
 }
 
 // fositeConfig widens fosite's token URLs to include the issuer: openid-client
@@ -209,6 +210,14 @@ func New(cfg Config, store Store, eph idp.Ephemeral, keys accesstoken.Keys) *Pro
 			now:          cfg.Now,
 		})
 	}
+	ciba := &cibaGrantHandler{
+		lifespan:     fc.GetAccessTokenLifespan(context.Background()),
+		idTokens:     strat,
+		idLife:       cfg.IDTokenLifespan,
+		HandleHelper: &oauth2.HandleHelper{AccessTokenStrategy: strat, AccessTokenStorage: storage, Config: conf},
+		now:          cfg.Now,
+	}
+	fc.TokenEndpointHandlers.Append(ciba)
 	f := &fosite.Fosite{Store: storage, Config: conf}
 	// Client authentication: fosite's strategy for secrets and public
 	// clients; client assertions verified by clientAuth, with keys from the
@@ -230,6 +239,7 @@ func New(cfg Config, store Store, eph idp.Ephemeral, keys accesstoken.Keys) *Pro
 		storage:        storage,
 		strategy:       strat,
 		resources:      resources,
+		ciba:           ciba,
 	}
 }
 

@@ -24,14 +24,15 @@ func purposeList(ps []consent.Purpose) string {
 const clientColumns = `id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types,
 	scopes, auth_method, jwks, jwks_uri, par_required, id_token_alg, created_at, claims, agency, purposes,
 	backchannel_logout_uri, backchannel_logout_session_required,
-	status, registration_hash, initial_token_id, approved_by, approved_at, profile`
+	status, registration_hash, initial_token_id, approved_by, approved_at, profile,
+	backchannel_token_delivery_mode, backchannel_client_notification_endpoint`
 
 // CreateClient inserts c; ErrConflict when the ID exists.
 func (s *Store) CreateClient(ctx context.Context, c *idp.Client) error {
 	defer s.clientWritten()
 	s.createdAt(&c.CreatedAt)
 	_, err := s.db.ExecContext(ctx, `INSERT INTO idp_clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)`,
 		clientValues(c)...)
 	return dbErr("create client", err)
 }
@@ -97,7 +98,8 @@ func clientValues(c *idp.Client) []any {
 		c.IDTokenAlg, ms(c.CreatedAt), jsonList(c.Claims), c.Agency, purposeList(c.Purposes),
 		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired,
 		status, orNil(c.Registration.TokenHash), c.Registration.InitialTokenID, c.Registration.ApprovedBy,
-		nullMS(c.Registration.ApprovedAt), c.Profile}
+		nullMS(c.Registration.ApprovedAt), c.Profile,
+		c.BackchannelTokenDeliveryMode, c.BackchannelClientNotificationEndpoint}
 }
 
 func scanClient(r scanner) (*idp.Client, error) {
@@ -111,7 +113,8 @@ func scanClient(r scanner) (*idp.Client, error) {
 	err := r.Scan(&c.ID, &c.Name, &c.SecretHash, &redirects, &postLogout, &grants, &scps,
 		&c.AuthMethod, &c.JWKS, &c.JWKSURI, &c.PARRequired, &c.IDTokenAlg, &created, &claims, &c.Agency, &purposes,
 		&c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired,
-		&c.Registration.Status, &c.Registration.TokenHash, &c.Registration.InitialTokenID, &c.Registration.ApprovedBy, &approvedAt, &c.Profile)
+		&c.Registration.Status, &c.Registration.TokenHash, &c.Registration.InitialTokenID, &c.Registration.ApprovedBy, &approvedAt, &c.Profile,
+		&c.BackchannelTokenDeliveryMode, &c.BackchannelClientNotificationEndpoint)
 	if err != nil {
 		return nil, err
 	}

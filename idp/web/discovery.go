@@ -59,6 +59,10 @@ type discoveryDoc struct {
 	// RFC 7591: where agencies register clients (with an operator's
 	// initial access token); absent when self-registration is off.
 	RegistrationEndpoint string `json:"registration_endpoint,omitempty"`
+	// OpenID CIBA Core 1.0 section 4: poll and ping, no user code.
+	BackchannelAuthenticationEndpoint string   `json:"backchannel_authentication_endpoint"`
+	BackchannelTokenDeliveryModes     []string `json:"backchannel_token_delivery_modes_supported"`
+	BackchannelUserCodeSupported      bool     `json:"backchannel_user_code_parameter_supported"`
 }
 
 func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
@@ -103,6 +107,8 @@ func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
 		AuthorizationDetailsTypes:         []string{idp.AuthorizationDetailsType},
 		DPoPSigningAlgs:                   dpop.Algs,
 		ProfilesSupported:                 []string{idp.ProfileFAPI2},
+		BackchannelAuthenticationEndpoint: iss + PathBCAuthorize,
+		BackchannelTokenDeliveryModes:     []string{idp.CIBAModePoll, idp.CIBAModePing},
 	}
 	if s.cfg.Sessions != nil {
 		d.BackchannelLogoutSupported, d.BackchannelLogoutSessionSupported = true, true

@@ -216,6 +216,7 @@ func (s *Server) appDecision(w http.ResponseWriter, r *http.Request) {
 		s.loginRequestError(w, err)
 		return
 	}
+	s.cibaDecided(r.Context(), r.PathValue("id"))
 	resp := decisionResponse{Status: eid.StatusDenied, Reason: d.Reason}
 	if d.Approved {
 		resp.Status = eid.StatusApproved

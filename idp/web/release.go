@@ -34,7 +34,7 @@ func (s *Server) beforeTokensLeave(ctx context.Context, ar fosite.AccessRequeste
 	if len(os.AuthorizationDetails) > 0 {
 		resp.SetExtra("authorization_details", os.AuthorizationDetails)
 	}
-	if ar.GetGrantTypes().ExactOne("authorization_code") && os.ConsentID != "" && clientID != idp.EIDAppClientID {
+	if (ar.GetGrantTypes().ExactOne("authorization_code") || ar.GetGrantTypes().ExactOne(idp.GrantTypeCIBA)) && os.ConsentID != "" && clientID != idp.EIDAppClientID {
 		jws, err := s.receipt(ctx, os.Subject, os.ConsentID)
 		if err != nil {
 			return err

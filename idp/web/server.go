@@ -182,6 +182,7 @@ func New(cfg Config, p *oidc.Provider, store Store, eph idp.Ephemeral, e *eid.Se
 	if s.release == nil {
 		s.release = &idp.ConsentPolicy{Clients: store, Consent: cfg.Consent}
 	}
+	p.SetCIBAResolver(s)
 	s.mux = http.NewServeMux()
 	s.routes()
 	return s
@@ -224,6 +225,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST "+PathAuthorize, s.authorize)
 	m.HandleFunc("POST "+PathPAR, s.par)
 	m.HandleFunc("POST "+PathToken, s.token)
+	m.HandleFunc("POST "+PathBCAuthorize, s.bcAuthorize)
 	m.HandleFunc("GET "+PathUserinfo, s.userinfo)
 	m.HandleFunc("POST "+PathUserinfo, s.userinfo)
 	m.HandleFunc("POST "+PathIntrospect, s.introspect)

@@ -636,7 +636,7 @@ func (s *Server) settleSession(ctx context.Context, ar fosite.AccessRequester) (
 		}
 		return nil, nil
 	}
-	if !ar.GetGrantTypes().ExactOne("authorization_code") && !ar.GetGrantTypes().ExactOne("refresh_token") {
+	if !ar.GetGrantTypes().ExactOne("authorization_code") && !ar.GetGrantTypes().ExactOne("refresh_token") && !ar.GetGrantTypes().ExactOne(idp.GrantTypeCIBA) {
 		return nil, nil
 	}
 	if os.DeviceID != "" {

@@ -202,6 +202,11 @@ func (a *App) Approve(ctx context.Context, payload, match string, deny bool, sha
 		return nil, err
 	}
 	mode := eid.PayloadMode(strings.TrimSpace(payload))
+	if v.BindingMessage != "" {
+		// A backchannel (CIBA) request: no browser, no pick; the citizen
+		// compares the binding message with the agency's.
+		mode, match = eid.ModeCIBA, ""
+	}
 	if match != "" && !slices.Contains(v.MatchChoices, match) {
 		return nil, fmt.Errorf("%w: %q is not among the choices %s", ErrPickNeeded, match, strings.Join(v.MatchChoices, ", "))
 	}
@@ -240,7 +245,7 @@ func (a *App) Approve(ctx context.Context, payload, match string, deny bool, sha
 		Claims:           res.Claims,
 	}
 	if !deny {
-		ac.ClientID, ac.Purpose = v.ClientID, v.PurposeCode
+		ac.ClientID, ac.Purpose, ac.BindingMessage = v.ClientID, v.PurposeCode, v.BindingMessage
 	}
 	approval, err := d.sign(eid.TypeApproval, ac)
 	if err != nil {
