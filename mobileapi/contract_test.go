@@ -175,7 +175,7 @@ func checkProblems(t *testing.T, op *highv3.Operation) {
 	}
 }
 
-// checkSecurity: public operations take no token; /v1 takes citizenToken,
+// checkSecurity: public operations take no token; /v1 takes citizenDPoP,
 // /agency/v1 agencyToken with scope agency.
 func checkSecurity(t *testing.T, key, path string, op *highv3.Operation) {
 	t.Helper()
@@ -187,9 +187,10 @@ func checkSecurity(t *testing.T, key, path string, op *highv3.Operation) {
 		}
 		return
 	}
-	// Two alternatives: the token as a Bearer token, or the same token
-	// bound to a key with a DPoP proof (RFC 9449).
-	schemes, scope := []string{"citizenToken", "citizenDPoP"}, ""
+	// The eID app's tokens are always key-bound: citizen routes take them
+	// with a DPoP proof only (RFC 9449). An agency's token may be a Bearer
+	// token, or bound to a key with a DPoP proof.
+	schemes, scope := []string{"citizenDPoP"}, ""
 	if strings.HasPrefix(path, "/agency/v1/") {
 		schemes, scope = []string{"agencyToken", "agencyDPoP"}, "agency"
 	}

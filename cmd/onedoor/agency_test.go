@@ -46,7 +46,7 @@ func runAgencyTokens(t *testing.T, e *testEnv) {
 	cc := func(t *testing.T, id, secret string, form url.Values) tokenAnswer {
 		t.Helper()
 		form.Set("grant_type", "client_credentials")
-		return postGrant(t, e.issuer, form, id, secret)
+		return postGrant(t, e.issuer, form, nil, id, secret)
 	}
 	agencyToken := func(t *testing.T, a tokenAnswer, wantAud ...string) map[string]any {
 		t.Helper()
@@ -156,7 +156,7 @@ func runAgencyTokens(t *testing.T, e *testEnv) {
 			f := grantForm(deviceAssertion(t, e.app, e.issuer+"/token", nil))
 			f.Set("resource", api)
 			return f
-		}())
+		}(), appKey(t, e.app))
 		appTok, _ := g.body["access_token"].(string)
 		if g.status != http.StatusOK || claimsOf(t, appTok)["agency"] != nil {
 			t.Errorf("the eID app's token: %d %v", g.status, g.body)

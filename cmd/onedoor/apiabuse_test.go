@@ -195,7 +195,7 @@ func TestMobileAPI_Abuse(t *testing.T) {
 		if r := (&apiClient{t: t, base: cit.base, token: hanoi.token, v: cit.v}).do(http.MethodGet, "/v1/me", nil); r.status != http.StatusUnauthorized {
 			t.Errorf("an agency token on citizen routes: %d", r.status)
 		}
-		if r := (&apiClient{t: t, base: cit.base, token: cit.token, v: cit.v}).do(http.MethodGet, "/agency/v1/applications", nil); r.status != http.StatusUnauthorized {
+		if r := (&apiClient{t: t, base: cit.base, token: cit.token, v: cit.v, pop: cit.pop, apiURL: cit.apiURL}).do(http.MethodGet, "/agency/v1/applications", nil); r.status != http.StatusUnauthorized {
 			t.Errorf("a citizen token on agency routes: %d", r.status)
 		}
 		// A client without the agency scope.

@@ -95,7 +95,7 @@ func TestMobileAPI_OddPathIDs(t *testing.T) {
 	cit := e.citizenAPI(t, e.app)
 	for _, p := range []string{"/v1/applications/app_%FF%FE", "/v1/services/svc_%00", "/v1/applications/" + strings.Repeat("a", 100)} {
 		req, _ := http.NewRequest(http.MethodGet, cit.base+p, nil)
-		req.Header.Set("Authorization", "Bearer "+cit.token)
+		authorize(t, req, cit.token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -105,7 +105,10 @@ func TestMobileAPI_OddPathIDs(t *testing.T) {
 			t.Errorf("GET %s: %d, want 404", p, resp.StatusCode)
 		}
 	}
-	raw := "GET /v1/applications/app_\xff\xfe HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + cit.token + "\r\nConnection: close\r\n\r\n"
+	// The proof names the path percent-encoded (a JSON string cannot hold
+	// the raw bytes); htu comparison decodes both.
+	proof := cit.pop.proof(t, http.MethodGet, cit.apiURL+"/v1/applications/app_%FF%FE", cit.token)
+	raw := "GET /v1/applications/app_\xff\xfe HTTP/1.1\r\nHost: x\r\nAuthorization: DPoP " + cit.token + "\r\nDPoP: " + proof + "\r\nConnection: close\r\n\r\n"
 	conn, err := net.Dial("tcp", e.m.APIAddr)
 	if err != nil {
 		t.Fatal(err)

@@ -89,9 +89,7 @@ func raw(t testing.TB, timeout time.Duration, method, u, token string, body []by
 	if err != nil {
 		t.Fatal(err)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
+	authorize(t, req, token) // the eID app's token with a DPoP proof, as the app sends it
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -696,7 +694,7 @@ func TestAttack_Held_TokenConfusion(t *testing.T) {
 		if len(resources) > 0 {
 			form["resource"] = resources
 		}
-		ans := postGrant(t, f.e.issuer, form)
+		ans := postGrant(t, f.e.issuer, form, appKey(t, f.e.app))
 		tok, _ := ans.body["access_token"].(string)
 		if tok == "" {
 			t.Fatalf("grant: %v", ans.body)

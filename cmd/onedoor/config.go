@@ -57,9 +57,6 @@ type Config struct {
 	// DPoPNonce makes the token endpoint require a server nonce in DPoP
 	// proofs (RFC 9449 section 8): on by default.
 	DPoPNonce bool
-	// APIRequireDPoP refuses the eID app's key-bound tokens sent to the
-	// mobile API as Bearer tokens.
-	APIRequireDPoP bool
 	// LoginRateLimit caps new login requests per client address per minute.
 	LoginRateLimit int
 	// TrustedProxies is a comma-separated list of CIDRs whose
@@ -214,7 +211,6 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SessionTTL, "session-ttl", c.SessionTTL, "single sign-on session lifetime")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "how long in-flight requests may take after SIGTERM")
 	fs.DurationVar(&c.ShutdownDelay, "shutdown-delay", c.ShutdownDelay, "how long /readyz answers 503 before the listener closes on SIGTERM, so load balancers stop sending first")
-	fs.BoolVar(&c.APIRequireDPoP, "api-require-dpop", c.APIRequireDPoP, "refuse the eID app's key-bound tokens at the mobile API unless sent with a DPoP proof (RFC 9449)")
 	fs.BoolVar(&c.DPoPNonce, "dpop-nonce", c.DPoPNonce, "require a server nonce (DPoP-Nonce) in DPoP proofs at the token endpoint")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", c.RequestTimeout, "deadline of every request's store calls; past it the request answers 503")
 	fs.StringVar(&c.BlobDir, "blob-dir", c.BlobDir, "directory of uploaded attachments and result documents (default DATA-DIR/blobs); replicas must share it")

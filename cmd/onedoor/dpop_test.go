@@ -54,13 +54,22 @@ func (c *dpopClient) jkt(t testing.TB) string {
 
 func (c *dpopClient) proof(t testing.TB, method, u, accessToken string) string {
 	t.Helper()
+	p, err := c.sign(method, u, accessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// sign is proof for callers without a testing.TB (benchmark workers).
+func (c *dpopClient) sign(method, u, accessToken string) (string, error) {
 	alg := c.alg
 	if alg == "" {
 		alg = jose.ES256
 	}
 	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: c.key}, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	iat := time.Now()
 	if c.now != nil {
@@ -74,11 +83,7 @@ func (c *dpopClient) proof(t testing.TB, method, u, accessToken string) string {
 		sum := sha256.Sum256([]byte(accessToken))
 		claims["ath"] = base64.RawURLEncoding.EncodeToString(sum[:])
 	}
-	p, err := josejwt.Signed(sig).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return josejwt.Signed(sig).Claims(claims).Serialize()
 }
 
 type tokenReply struct {
@@ -509,12 +514,14 @@ func BenchmarkUserinfo_DPoP(b *testing.B) {
 	})
 }
 
-// TestDPoP_MobileAPI: with --api-require-dpop the eID app's device-bound
-// token works at the citizen routes only with a proof by the device key,
-// for the API's public URL; an agency token bound at the token endpoint
-// works only with its proof.
+// TestDPoP_MobileAPI: the eID app's device-bound token works at the
+// citizen routes only with a proof by the device key, for this request
+// (method, the API's public URL and path) and this token, used once; an
+// agency token bound at the token endpoint works only with its proof.
+// Every refusal is a 401 with the DPoP challenge and a problem (checked
+// against the contract by apiClient) carrying nothing of the route.
 func TestDPoP_MobileAPI(t *testing.T) {
-	e := startMain(t, func(c *Config) { c.APIRequireDPoP = true })
+	e := startMain(t)             // the default configuration: no flag turns this on
 	cit := e.citizenAPI(t, e.app) // signs proofs with the device key
 	cit.must(http.StatusOK, http.MethodGet, "/v1/me", nil)
 
@@ -522,24 +529,59 @@ func TestDPoP_MobileAPI(t *testing.T) {
 		t.Helper()
 		// A refusal carries a problem and nothing of the route's answer.
 		if r.status != http.StatusUnauthorized || strings.Contains(string(r.body), "personal_id") || strings.Contains(string(r.body), `"items"`) ||
+			!strings.HasPrefix(r.header.Get("Content-Type"), "application/problem+json") ||
 			!strings.HasPrefix(r.header.Get("WWW-Authenticate"), "DPoP ") ||
 			!strings.Contains(r.header.Get("WWW-Authenticate"), `error="`+code+`"`) {
 			t.Errorf("%s: %d %q %s, want 401 %s", what, r.status, r.header.Get("WWW-Authenticate"), r.body, code)
 		}
 	}
 	bearer := &apiClient{t: t, base: cit.base, token: cit.token, v: cit.v}
-	wantRefused(bearer.do(http.MethodGet, "/v1/me", nil), "invalid_token", "device-bound token as Bearer")
+	for _, path := range []string{"/v1/me", "/v1/home", "/v1/applications", "/v1/inbox", "/v1/consents", "/v1/devices", "/v1/events"} {
+		wantRefused(bearer.do(http.MethodGet, path, nil), "invalid_token", "the app's token as Bearer on "+path)
+	}
+	// A Bearer request carrying a valid proof is no better: the scheme is
+	// what RFC 9449 section 7.1 looks at.
+	wantRefused(bearer.do(http.MethodGet, "/v1/me", nil, "DPoP", cit.pop.proof(t, http.MethodGet, cit.apiURL+"/v1/me", cit.token)),
+		"invalid_token", "Bearer with a proof")
 	thief := &apiClient{t: t, base: cit.base, token: cit.token, v: cit.v, pop: newDPoPClient(t), apiURL: cit.apiURL}
-	wantRefused(thief.do(http.MethodGet, "/v1/me", nil), "invalid_dpop_proof", "proof by another key")
+	wantRefused(thief.do(http.MethodGet, "/v1/me", nil), "invalid_dpop_proof", "proof by another key than cnf.jkt")
 	// htu is the configured --api-url, not what the Host header says.
 	spoofed := &apiClient{t: t, base: cit.base, token: cit.token, v: cit.v, pop: cit.pop, apiURL: "http://evil.example"}
 	wantRefused(spoofed.do(http.MethodGet, "/v1/me", nil), "invalid_dpop_proof", "proof for another host")
 	wantRefused(cit.do(http.MethodGet, "/v1/me", nil, "DPoP", cit.pop.proof(t, http.MethodPost, cit.apiURL+"/v1/me", cit.token)), "invalid_dpop_proof", "proof for POST")
+	wantRefused(cit.do(http.MethodGet, "/v1/me", nil, "DPoP", cit.pop.proof(t, http.MethodGet, cit.apiURL+"/v1/home", cit.token)), "invalid_dpop_proof", "proof for another path")
+	wantRefused(cit.do(http.MethodGet, "/v1/me", nil, "DPoP", cit.pop.proof(t, http.MethodGet, cit.apiURL+"/v1/me", "another token")), "invalid_dpop_proof", "proof for another token (ath)")
+	wantRefused(cit.do(http.MethodGet, "/v1/me", nil, "DPoP", cit.pop.proof(t, http.MethodGet, cit.apiURL+"/v1/me", "")), "invalid_dpop_proof", "proof without ath")
+	noProof := &apiClient{t: t, base: cit.base, token: cit.token, v: cit.v}
+	wantRefused(noProof.do(http.MethodGet, "/v1/me", nil, "Authorization", "DPoP "+cit.token), "invalid_dpop_proof", "DPoP scheme without a proof")
 
 	t.Run("replayed proof", func(t *testing.T) {
 		p := cit.pop.proof(t, http.MethodGet, cit.apiURL+"/v1/me", cit.token)
 		cit.must(http.StatusOK, http.MethodGet, "/v1/me", nil, "DPoP", p)
 		wantRefused(cit.do(http.MethodGet, "/v1/me", nil, "DPoP", p), "invalid_dpop_proof", "replayed proof")
+	})
+
+	t.Run("live stream: a proof per connection", func(t *testing.T) {
+		for range 2 { // a reconnection signs a new proof
+			s := openEvents(t, cit, "")
+			s.close()
+		}
+		p := cit.pop.proof(t, http.MethodGet, cit.apiURL+"/v1/events", cit.token)
+		req, _ := http.NewRequest(http.MethodGet, cit.base+"/v1/events", nil)
+		req.Header.Set("Authorization", "DPoP "+cit.token)
+		req.Header.Set("DPoP", p)
+		req.Header.Set("Accept", "text/event-stream")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("events with a fresh proof: %d", resp.StatusCode)
+		}
+		wantRefused(cit.do(http.MethodGet, "/v1/events", nil, "DPoP", p, "Accept", "text/event-stream"), "invalid_dpop_proof", "events with a spent proof")
 	})
 
 	t.Run("agency token bound by DPoP", func(t *testing.T) {

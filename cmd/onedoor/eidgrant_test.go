@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,27 +82,103 @@ type tokenAnswer struct {
 
 func (a tokenAnswer) errorCode() string { s, _ := a.body["error"].(string); return s }
 
-func postGrant(t testing.TB, issuer string, form url.Values, basic ...string) tokenAnswer {
+// postGrant posts form to the token endpoint, with Basic authentication
+// (basic: id, secret) and, when pop is set, a DPoP proof signed by it (the
+// eID app's grant needs one, by the device key: appKey); a use_dpop_nonce
+// answer is retried once with its nonce. An access token issued with a
+// proof is remembered (appTokens), so the helpers that send it to the API
+// sign proofs for it.
+func postGrant(t testing.TB, issuer string, form url.Values, pop crypto.Signer, basic ...string) tokenAnswer {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, issuer+"/token", strings.NewReader(form.Encode()))
-	if err != nil {
+	c := &dpopClient{key: pop} // per call: the nonce is this exchange's
+	for try := 0; ; try++ {
+		req, err := http.NewRequest(http.MethodPost, issuer+"/token", strings.NewReader(form.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if len(basic) == 2 {
+			req.SetBasicAuth(basic[0], basic[1])
+		}
+		if pop != nil {
+			req.Header.Set("DPoP", c.proof(t, http.MethodPost, issuer+"/token", ""))
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("token answer %d is not JSON: %.300s", resp.StatusCode, b)
+		}
+		a := tokenAnswer{resp.StatusCode, m}
+		if pop != nil && a.errorCode() == "use_dpop_nonce" && try == 0 {
+			c.nonce = resp.Header.Get("DPoP-Nonce")
+			continue
+		}
+		if tok, _ := m["access_token"].(string); pop != nil && tok != "" {
+			api := ""
+			if r := form["resource"]; len(r) == 1 && !strings.HasPrefix(r[0], issuer) {
+				api = r[0]
+			}
+			appTokens.Store(tok, appProof{key: pop, apiURL: api})
+		}
+		return a
+	}
+}
+
+// appKey is the device key of app, which signs its DPoP proofs.
+func appKey(t testing.TB, app *eidapp.App) crypto.Signer {
+	t.Helper()
+	_, k := deviceKey(t, app)
+	return k
+}
+
+// appTokens remembers, for each access token postGrant obtained with a
+// proof (the eID app's, bound to its device key), the key and the API URL
+// its proofs name, so authorize can present it as the app does.
+var appTokens sync.Map // access token → appProof
+
+type appProof struct {
+	key    crypto.Signer
+	apiURL string // the resource the token was minted for ("": the request's own URL)
+}
+
+// authorize sets req's Authorization for token: a token postGrant obtained
+// with a DPoP proof goes with the DPoP scheme and a fresh proof by its key
+// for this request (htu: the API's public URL --api-url and the path),
+// anything else as a Bearer token.
+func authorize(t testing.TB, req *http.Request, token string) {
+	t.Helper()
+	if err := authorizeReq(req, token); err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if len(basic) == 2 {
-		req.SetBasicAuth(basic[0], basic[1])
+}
+
+// authorizeReq is authorize for callers without a testing.TB.
+func authorizeReq(req *http.Request, token string) error {
+	if token == "" {
+		return nil
 	}
-	resp, err := http.DefaultClient.Do(req)
+	v, ok := appTokens.Load(token)
+	if !ok {
+		req.Header.Set("Authorization", "Bearer "+token)
+		return nil
+	}
+	p := v.(appProof)
+	base := p.apiURL
+	if base == "" {
+		base = req.URL.Scheme + "://" + req.URL.Host
+	}
+	proof, err := (&dpopClient{key: p.key}).sign(req.Method, base+req.URL.EscapedPath(), token)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatalf("token answer %d is not JSON: %.300s", resp.StatusCode, b)
-	}
-	return tokenAnswer{resp.StatusCode, m}
+	req.Header.Set("Authorization", "DPoP "+token)
+	req.Header.Set("DPoP", proof)
+	return nil
 }
 
 func grantForm(a string) url.Values {
@@ -161,15 +238,36 @@ func TestEIDAppGrant(t *testing.T) {
 
 	t.Run("no refresh token; a replayed assertion is invalid_grant", func(t *testing.T) {
 		a := deviceAssertion(t, app, tokenURL, nil)
-		got := postGrant(t, e.issuer, grantForm(a))
+		got := postGrant(t, e.issuer, grantForm(a), appKey(t, app))
 		if got.status != http.StatusOK || got.body["access_token"] == nil || got.body["id_token"] == nil {
 			t.Fatalf("grant = %d %v", got.status, got.body)
 		}
 		if _, ok := got.body["refresh_token"]; ok {
 			t.Errorf("the grant issued a refresh token")
 		}
-		if got := postGrant(t, e.issuer, grantForm(a)); got.status != http.StatusBadRequest || got.errorCode() != "invalid_grant" {
+		if got := postGrant(t, e.issuer, grantForm(a), appKey(t, app)); got.status != http.StatusBadRequest || got.errorCode() != "invalid_grant" {
 			t.Errorf("replay = %d %v, want invalid_grant", got.status, got.body)
+		}
+	})
+
+	// No unbound app token exists: the grant needs a proof by the device
+	// key, checked before the assertion is spent.
+	t.Run("a grant without a DPoP proof is refused", func(t *testing.T) {
+		a := deviceAssertion(t, app, tokenURL, nil)
+		got := postGrant(t, e.issuer, grantForm(a), nil)
+		if got.status != http.StatusBadRequest || got.errorCode() != "invalid_dpop_proof" || got.body["access_token"] != nil {
+			t.Fatalf("grant without a proof = %d %v, want 400 invalid_dpop_proof", got.status, got.body)
+		}
+		if got := postGrant(t, e.issuer, grantForm(a), appKey(t, app)); got.status != http.StatusOK || got.body["token_type"] != "DPoP" {
+			t.Errorf("the same assertion with a proof = %d %v, want 200 DPoP", got.status, got.body)
+		} else if cnfOf(t, got.body["access_token"].(string)) != thumbprint(t, appKey(t, app).(*ecdsa.PrivateKey)) {
+			t.Errorf("the app's token is not bound to the device key")
+		}
+	})
+	t.Run("a proof by another key than the device's is refused", func(t *testing.T) {
+		got := postGrant(t, e.issuer, grantForm(deviceAssertion(t, app, tokenURL, nil)), newDPoPClient(t).key)
+		if got.status != http.StatusBadRequest || got.errorCode() != "invalid_dpop_proof" || got.body["access_token"] != nil {
+			t.Errorf("grant with another key's proof = %d %v, want 400 invalid_dpop_proof", got.status, got.body)
 		}
 	})
 
@@ -229,7 +327,7 @@ func TestEIDAppGrant(t *testing.T) {
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
-			got := postGrant(t, e.issuer, tt.form(), tt.basic...)
+			got := postGrant(t, e.issuer, tt.form(), appKey(t, app), tt.basic...)
 			if got.status >= 500 || got.errorCode() != tt.want {
 				t.Errorf("answer = %d %v, want %s", got.status, got.body, tt.want)
 			}
@@ -252,7 +350,7 @@ func TestEIDAppGrant(t *testing.T) {
 		if ae, ok := errors.AsType[*eidapp.Error](err); !ok || ae.Code != "invalid_grant" {
 			t.Errorf("login after revocation: %v, want invalid_grant", err)
 		}
-		if got := postGrant(t, e.issuer, grantForm(presigned)); got.errorCode() != "invalid_grant" {
+		if got := postGrant(t, e.issuer, grantForm(presigned), appKey(t, lost)); got.errorCode() != "invalid_grant" {
 			t.Errorf("assertion signed before the revocation = %d %v, want invalid_grant", got.status, got.body)
 		}
 	})
@@ -361,7 +459,7 @@ func TestEIDAppGrant_ForTheMobileAPI(t *testing.T) {
 	grant := func(resources ...string) tokenAnswer {
 		form := grantForm(deviceAssertion(t, e.app, tokenURL, nil))
 		form["resource"] = resources
-		return postGrant(t, e.issuer, form)
+		return postGrant(t, e.issuer, form, appKey(t, e.app))
 	}
 	a := grant(api)
 	tok, _ := a.body["access_token"].(string)

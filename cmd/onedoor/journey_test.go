@@ -141,7 +141,7 @@ func (e *testEnv) citizenAPI(t testing.TB, app *eidapp.App) *apiClient {
 	t.Helper()
 	form := grantForm(deviceAssertion(t, app, e.issuer+"/token", nil))
 	form["resource"] = []string{e.m.APIURL}
-	ans := postGrant(t, e.issuer, form)
+	ans := postGrant(t, e.issuer, form, appKey(t, app))
 	tok, _ := ans.body["access_token"].(string)
 	if tok == "" {
 		t.Fatalf("the app's grant: %v", ans.body)

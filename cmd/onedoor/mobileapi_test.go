@@ -47,9 +47,7 @@ func TestMobileAPI_Me(t *testing.T) {
 	call := func(t *testing.T, path, token string, hdr ...string) (*http.Response, []byte) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
+		authorize(t, req, token) // the eID app's tokens with a DPoP proof
 		for i := 0; i+1 < len(hdr); i += 2 {
 			req.Header.Set(hdr[i], hdr[i+1])
 		}
@@ -82,7 +80,7 @@ func TestMobileAPI_Me(t *testing.T) {
 		t.Helper()
 		form := grantForm(deviceAssertion(t, e.app, e.issuer+"/token", nil))
 		form["resource"] = resources
-		a := postGrant(t, e.issuer, form)
+		a := postGrant(t, e.issuer, form, appKey(t, e.app))
 		tok, _ := a.body["access_token"].(string)
 		if tok == "" {
 			t.Fatalf("the app's grant: %v", a.body)

@@ -663,7 +663,7 @@ func openEvents(t *testing.T, a *apiClient, lastID string) *eventStream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
+	authorize(t, req, a.token) // a proof for every (re)connection
 	req.Header.Set("Accept", "text/event-stream")
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)

@@ -191,7 +191,7 @@ func pushLoad(t *testing.T, dsn, redisURL string) {
 	t.Cleanup(func() { stop(); readers.Wait() })
 	open := func(c *citizen) {
 		req, _ := http.NewRequestWithContext(sctx, http.MethodGet, c.api.base+"/v1/events", nil)
-		req.Header.Set("Authorization", "Bearer "+c.api.token)
+		authorize(t, req, c.api.token)
 		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatalf("open a stream: %v", err)

@@ -464,8 +464,9 @@ func (m *Main) Run(ctx context.Context) error {
 			CitizenRateLimit: c.APICitizenRateLimit, AgencyRateLimit: c.APIAgencyRateLimit, DataRequestRateLimit: c.APIDataRequestRateLimit,
 			AuthFailureLimit: c.APIAuthFailureLimit, AuthFailureAddrs: c.APIAuthFailureAddrs, TrustedProxies: proxies, OutageLogEvery: c.APIOutageLogEvery,
 			// DPoP proofs are checked by the IdP's verifier: one replay
-			// cache, and htu built from --api-url.
-			DPoP: m.DPoP, RequireCitizenDPoP: c.APIRequireDPoP,
+			// cache, and htu built from --api-url. The eID app's tokens
+			// work on citizen routes only with a proof.
+			DPoP:   m.DPoP,
 			Push:   pushCfg,
 			Notify: func() { m.Webhooks.Notify(); m.Dispatcher.Notify() }, Ready: m.readyErr, RequestTimeout: c.RequestTimeout, Now: m.Now, Logger: m.Logger,
 		})

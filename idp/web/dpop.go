@@ -76,11 +76,11 @@ func bindDPoP(ar fosite.AccessRequester, proof *dpop.Proof) error {
 	}
 	gt := ar.GetGrantTypes()
 	// The eID app's grant binds its tokens to the device key that signed
-	// the assertion (oidc's deviceGrantHandler); a proof, when sent, must be
-	// signed by that key too.
-	deviceGrant := gt.ExactOne(idp.GrantTypeJWTBearer)
+	// the assertion (oidc's deviceGrantHandler): its proof, always required
+	// (the token endpoint refused the request without one), must be signed
+	// by that key too.
 	if proof == nil {
-		if os.KeyThumbprint != "" && !deviceGrant {
+		if os.KeyThumbprint != "" || gt.ExactOne(idp.GrantTypeJWTBearer) {
 			return errInvalidDPoPProof.WithHint("This grant is bound to a DPoP key: send a DPoP proof signed with it.")
 		}
 		// fosite copies a code's granted scopes only when it mints the

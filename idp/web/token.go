@@ -82,6 +82,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	// The DPoP proof is checked before anything of the grant is touched.
 	proof, err := s.tokenProof(r, PathToken, s.cfg.DPoPNonce)
+	if err == nil && proof == nil && r.PostForm.Get("grant_type") == idp.GrantTypeJWTBearer {
+		// The eID app's tokens are always DPoP-bound to its device key and
+		// the mobile API takes them only with proofs: a grant without one
+		// is refused before its assertion (and jti) is spent.
+		err = errInvalidDPoPProof.WithHint("The JWT-bearer grant needs a DPoP proof signed with the device key.")
+	}
 	if err != nil {
 		s.tokenError(w, r, fosite.NewAccessRequest(oidc.NewSession()), err)
 		return

@@ -115,17 +115,14 @@ type Config struct {
 	// Push, when set, serves devices, notification preferences,
 	// notifications and the live stream.
 	Push *PushConfig
-	// Ready reports whether the server should receive traffic (nil: ready).
 	// DPoP verifies DPoP proofs (idp/dpop, shared with the IdP); nil
-	// refuses the DPoP scheme.
+	// refuses the DPoP scheme, and with it every citizen route.
 	DPoP ProofVerifier
-	// RequireCitizenDPoP refuses the eID app's key-bound tokens presented
-	// as Bearer tokens (RFC 9449 section 7.1).
-	RequireCitizenDPoP bool
-	Ready              func(ctx context.Context) error
-	RequestTimeout     time.Duration
-	Now                func() time.Time
-	Logger             *slog.Logger
+	// Ready reports whether the server should receive traffic (nil: ready).
+	Ready          func(ctx context.Context) error
+	RequestTimeout time.Duration
+	Now            func() time.Time
+	Logger         *slog.Logger
 }
 
 // Server is the mobile API.
@@ -397,19 +394,24 @@ func (s *Server) verify(c *fiber.Ctx, kind accesstoken.Kind) (claims *accesstoke
 }
 
 // checkDPoP checks how a verified token was presented (RFC 9449 section
-// 7): a key-bound token with the DPoP scheme and a proof by its key for
-// this request (htu from the API's configured URL, never the Host header)
-// and this token (ath); an unbound token as a Bearer token only. A bound
-// token sent as Bearer is refused for an agency's own token always, and
-// for the eID app's tokens when RequireCitizenDPoP is set. When ok is false
-// the answer is written and err is what the middleware returns.
+// 7): a key-bound token only with the DPoP scheme and a proof by its key
+// for this request (htu from the API's configured URL, never the Host
+// header) and this token (ath); an unbound token only as a Bearer token.
+// The eID app's tokens are always bound to its device key (its grant
+// needs a proof): one presented as Bearer, or one without cnf.jkt, is
+// refused, so a token lifted from the app is worthless without the key.
+// When ok is false the answer is written and err is what the middleware
+// returns.
 func (s *Server) checkDPoP(c *fiber.Ctx, addr string, kind accesstoken.Kind, scheme, token string, claims *accesstoken.Claims) (ok bool, err error) {
 	bound := claims.Confirmation != nil && claims.Confirmation.JKT != ""
+	app := kind == accesstoken.KindCitizen && claims.ClientID == idp.EIDAppClientID
 	switch {
-	case scheme == "Bearer" && bound && (kind == accesstoken.KindClient || s.cfg.RequireCitizenDPoP):
+	case scheme == "Bearer" && (bound || app):
 		return false, s.authFailedDPoP(c, addr, "invalid_token", "The access token is bound to a key: present it with the DPoP scheme and a DPoP proof.")
 	case scheme == "Bearer":
 		return true, nil
+	case !bound && app:
+		return false, s.authFailedDPoP(c, addr, "invalid_token", "The eID app's access token is not bound to the device key: obtain a new one with a DPoP proof.")
 	case !bound:
 		return false, s.authFailedDPoP(c, addr, "invalid_token", "The access token is not bound to a key: present it as a Bearer token.")
 	case s.cfg.DPoP == nil:
