@@ -274,3 +274,38 @@ func TestPAR_RequestURIMisuse(t *testing.T) {
 
 	refused("a request_uri never issued", id, "urn:ietf:params:oauth:request_uri:"+randomString(32))
 }
+
+// TestPAR_RequestURIExpires: a request_uri is usable only for its lifetime
+// (expires_in); after it the login is refused.
+func TestPAR_RequestURIExpires(t *testing.T) {
+	for _, be := range []struct {
+		name string
+		opt  func(*testing.T) envOption
+	}{{"SQLite", func(*testing.T) envOption { return func(*Config) {} }}, {"PostgresRedis", scaleOption}} {
+		t.Run(be.name, func(t *testing.T) {
+			e := startMain(t, be.opt(t), func(c *Config) { c.PARLifetime = time.Second })
+			id, secret := e.client(ClientSpec{Scope: "openid profile", PARRequired: true})
+			r := e.rp(id, secret, "openid", "profile")
+			u, _, _, _ := authorizeURL(r)
+			pu, _ := url.Parse(u)
+			status, body := postBasic(t, e.issuer+"/par", id, secret, pu.Query())
+			var par struct {
+				RequestURI string `json:"request_uri"`
+				ExpiresIn  int    `json:"expires_in"`
+			}
+			if err := json.Unmarshal([]byte(body), &par); err != nil || status != http.StatusCreated || par.ExpiresIn != 1 {
+				t.Fatalf("PAR: %d %s, want 201 with expires_in 1", status, body)
+			}
+			time.Sleep(1500 * time.Millisecond)
+			resp, err := newBrowser().Get(e.issuer + "/authorize?" + url.Values{"client_id": {id}, "request_uri": {par.RequestURI}}.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			page, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK || strings.Contains(string(page), `id="eid-qr"`) || resp.Header.Get("Location") != "" {
+				t.Errorf("expired request_uri: status %d, Location %q; want an error page and no login", resp.StatusCode, resp.Header.Get("Location"))
+			}
+		})
+	}
+}

@@ -62,6 +62,9 @@ type Config struct {
 	// TrustedProxies is a comma-separated list of CIDRs whose
 	// X-Forwarded-For and Forwarded headers are believed.
 	TrustedProxies string
+	// PARLifetime is how long a pushed authorization request's request_uri
+	// can be used (RFC 9126; no flag: 90 s fits a redirect; tests shorten it).
+	PARLifetime time.Duration
 	// Limits are the other rate limits (no flags: the defaults are sized for
 	// carrier-grade NAT; tests lower them).
 	Limits web.Limits
@@ -164,6 +167,7 @@ func DefaultConfig() Config {
 		DemoRPAddr:          "127.0.0.1:8090",
 		LogLevel:            "info",
 		AccessTokenTTL:      10 * time.Minute,
+		PARLifetime:         90 * time.Second,
 		RefreshTokenTTL:     30 * 24 * time.Hour,
 		RefreshGrace:        30 * time.Second,
 		SessionTTL:          8 * time.Hour,

@@ -370,7 +370,7 @@ func (m *Main) Run(ctx context.Context) error {
 			AuthorizeCode: time.Minute,
 			AccessToken:   c.AccessTokenTTL,
 			RefreshToken:  c.RefreshTokenTTL,
-			PAR:           90 * time.Second,
+			PAR:           c.PARLifetime,
 			RefreshGrace:  c.RefreshGrace,
 		},
 		Resources: m.resources(),
