@@ -3,7 +3,6 @@ package oidc
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/ory/fosite"
@@ -84,29 +83,7 @@ func (h *cibaGrantHandler) PopulateTokenEndpointResponse(ctx context.Context, r 
 	if !h.CanHandleTokenEndpointRequest(ctx, r) {
 		return fosite.ErrUnknownRequest
 	}
-	if _, err := h.IssueAccessToken(ctx, h.lifespan, r, resp); err != nil {
-		return err
-	}
-	if !r.GetGrantedScopes().Has("openid") {
-		return nil
-	}
-	// As the device grant: the ID token comes from the grant alone, none of
-	// the token request's form belongs in it.
-	idr := &fosite.Request{
-		ID:             r.GetID(),
-		RequestedAt:    r.GetRequestedAt(),
-		Client:         r.GetClient(),
-		GrantedScope:   r.GetGrantedScopes(),
-		Form:           url.Values{},
-		Session:        r.GetSession().Clone(),
-		RequestedScope: r.GetRequestedScopes(),
-	}
-	idt, err := h.idTokens.GenerateIDToken(ctx, h.idLife, idr)
-	if err != nil {
-		return err
-	}
-	resp.SetExtra("id_token", idt)
-	return nil
+	return issueWithIDToken(ctx, h.HandleHelper, h.idTokens, h.lifespan, h.idLife, r, resp)
 }
 
 // SetCIBAResolver lets the web layer, built after the provider, serve the

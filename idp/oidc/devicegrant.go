@@ -126,15 +126,22 @@ func (h *deviceGrantHandler) PopulateTokenEndpointResponse(ctx context.Context, 
 	if !h.CanHandleTokenEndpointRequest(ctx, r) {
 		return fosite.ErrUnknownRequest
 	}
-	if _, err := h.IssueAccessToken(ctx, h.lifespan, r, resp); err != nil {
+	return issueWithIDToken(ctx, h.HandleHelper, h.idTokens, h.lifespan, h.idLife, r, resp)
+}
+
+// issueWithIDToken answers a grant whose citizen was authenticated outside
+// the authorization endpoint (the eID app's own grant, CIBA): an access
+// token and, with openid, an ID token generated from the grant alone. None
+// of the authorization-request parameters fosite's strategy would read from
+// the form (nonce, prompt, max_age, id_token_hint) belong to such a grant.
+func issueWithIDToken(ctx context.Context, hh *oauth2.HandleHelper, idTokens openid.OpenIDConnectTokenStrategy,
+	lifespan, idLife time.Duration, r fosite.AccessRequester, resp fosite.AccessResponder) error {
+	if _, err := hh.IssueAccessToken(ctx, lifespan, r, resp); err != nil {
 		return err
 	}
 	if !r.GetGrantedScopes().Has("openid") {
 		return nil
 	}
-	// The ID token is generated from the grant alone: none of the
-	// authorization-request parameters fosite's strategy would read from the
-	// form (nonce, prompt, max_age, id_token_hint) belong to this grant.
 	idr := &fosite.Request{
 		ID:             r.GetID(),
 		RequestedAt:    r.GetRequestedAt(),
@@ -144,7 +151,7 @@ func (h *deviceGrantHandler) PopulateTokenEndpointResponse(ctx context.Context, 
 		Session:        r.GetSession().Clone(),
 		RequestedScope: r.GetRequestedScopes(),
 	}
-	idt, err := h.idTokens.GenerateIDToken(ctx, h.idLife, idr)
+	idt, err := idTokens.GenerateIDToken(ctx, idLife, idr)
 	if err != nil {
 		return err
 	}
