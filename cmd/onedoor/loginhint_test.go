@@ -9,6 +9,7 @@ import (
 	"html"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -228,12 +229,16 @@ func runLoginHint(t *testing.T, e *testEnv) {
 		if !p.push {
 			t.Fatal("id_token_hint for this client: want the push page")
 		}
-		var reqID string
+		// Bob may have other requests pending (an earlier subtest hinted
+		// him): this page's is the one its status URL names.
+		su, err := url.Parse(p.statusURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqID := su.Query().Get("id")
 		eventually(t, "bob's request listed", func() bool {
-			for k := range pendingIDs(t, bobApp) {
-				reqID = k
-			}
-			return reqID != ""
+			_, ok := pendingIDs(t, bobApp)[reqID]
+			return ok
 		})
 		// The login completes: the hint's subject is the citizen who approved.
 		payload, _ := bobApp.RequestPayload(reqID)
