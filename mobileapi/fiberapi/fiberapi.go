@@ -24,6 +24,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/onedoor/onedoor/consent"
+	"github.com/onedoor/onedoor/represent"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/accesstoken"
 	"github.com/onedoor/onedoor/idp/clientaddr"
@@ -118,6 +119,10 @@ type Config struct {
 	// DPoP verifies DPoP proofs (idp/dpop, shared with the IdP); nil
 	// refuses the DPoP scheme, and with it every citizen route.
 	DPoP ProofVerifier
+	// Represent says whom a citizen may act for and keeps mandates; nil
+	// leaves out the representation and mandate routes, and an application
+	// can then only be filed for oneself.
+	Represent *represent.Service
 	// Ready reports whether the server should receive traffic (nil: ready).
 	Ready          func(ctx context.Context) error
 	RequestTimeout time.Duration
