@@ -99,6 +99,10 @@ type Record struct {
 	Notice    string   // version of the notice shown
 	Method    Method
 	Evidence  string // the device-signed approval JWS, or the form submission
+	// GivenBy is the representative who gave the consent for the citizen
+	// (a guardian for a ward), whose device signed the Evidence; nil when
+	// the citizen gave it.
+	GivenBy *OnBehalf
 	Version   int64  // 1 for a new record, +1 on each re-grant
 	GrantedAt time.Time
 	UpdatedAt time.Time

@@ -38,6 +38,18 @@ type Actor struct {
 	Operator string `json:"operator,omitempty"` // an operator's name, for look-ups
 }
 
+// OnBehalf names the representative who acted for the citizen (a guardian,
+// or the holder of a mandate) when the citizen did not act themselves: the
+// release or consent happened because someone else chose it for them, and
+// the citizen's log says who and on what basis.
+type OnBehalf struct {
+	CitizenID string `json:"citizen"` // the representative's subject
+	// Basis is the representation's basis: legal_representative,
+	// guardian or mandate (package represent).
+	Basis     string `json:"basis"`
+	MandateID string `json:"mandate,omitempty"`
+}
+
 // Entry is one release of a citizen's personal data. Each citizen's entries
 // form a hash chain: Hash covers every field below it except the flag, and
 // Prev is the previous entry's Hash (zero for the first), so editing,
@@ -56,7 +68,9 @@ type Entry struct {
 	Law       string // for a legal basis
 	Outcome   Outcome
 	Reason    string // why a request was refused (which item lacked which basis)
-	Prev      []byte
+	// OnBehalf is set when a representative acted for the citizen.
+	OnBehalf *OnBehalf
+	Prev     []byte
 	Hash      []byte
 
 	// The citizen's "this wasn't me": outside the hash, the only thing
@@ -83,6 +97,9 @@ type hashed struct {
 	Outcome   Outcome  `json:"outcome"`
 	Reason    string   `json:"reason"`
 	Prev      []byte   `json:"prev"`
+	// OnBehalf is left out when empty, so the hashes of entries stored
+	// before representation existed still verify.
+	OnBehalf *OnBehalf `json:"on_behalf,omitempty"`
 }
 
 // ComputeHash returns the hash the entry should have: SHA-256 over its
@@ -100,7 +117,7 @@ func (e *Entry) ComputeHash() []byte {
 	}
 	b, err := json.Marshal(hashed{V: 1, ID: e.ID, CitizenID: e.CitizenID, Seq: e.Seq, At: e.At.UnixMilli(),
 		Actor: e.Actor, Channel: e.Channel, Items: items, Purpose: e.Purpose, ConsentID: e.ConsentID,
-		Basis: e.Basis, Law: e.Law, Outcome: e.Outcome, Reason: e.Reason, Prev: prev})
+		Basis: e.Basis, Law: e.Law, Outcome: e.Outcome, Reason: e.Reason, Prev: prev, OnBehalf: e.OnBehalf})
 	if err != nil {
 		panic(fmt.Sprintf("consent: hashing an entry: %v", err)) // only strings and numbers: cannot fail
 	}

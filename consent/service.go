@@ -210,6 +210,10 @@ func (s *Service) receipt(ctx context.Context, r *Record, kind ReceiptKind, at t
 	if r.WithdrawnAt != nil {
 		c["consent"].(map[string]any)["withdrawn_at"] = r.WithdrawnAt.Unix()
 	}
+	if r.GivenBy != nil {
+		// RFC 8693's act: who gave the consent for the citizen.
+		c["consent"].(map[string]any)["given_by"] = r.GivenBy
+	}
 	jws, err := s.Signer.SignJWS(ctx, ReceiptType, c)
 	if err != nil {
 		return nil, fmt.Errorf("consent: sign receipt: %w", err)
@@ -237,6 +241,10 @@ type Request struct {
 	// OwnRequest: the citizen is asking for their own data to be used, in
 	// the app (form pre-fill); the basis is BasisCitizenRequest.
 	OwnRequest bool
+	// OnBehalf is the representative who acts for the citizen, when one
+	// does (a guardian pre-filling a child's form, a login as a ward): the
+	// log entry records them.
+	OnBehalf *OnBehalf
 }
 
 // Decision is the basis a request was decided on.
@@ -355,7 +363,7 @@ func covers(have, want []string) bool {
 // releases nothing when it fails: no release without its entry.
 func (s *Service) Log(ctx context.Context, req Request, d *Decision, outcome Outcome) (*Entry, error) {
 	e := &Entry{ID: NewID("log"), CitizenID: req.CitizenID, At: s.now().UTC(), Actor: req.Actor, Channel: req.Channel,
-		Items: slices.Clone(req.Items), Purpose: req.Purpose, Outcome: outcome}
+		Items: slices.Clone(req.Items), Purpose: req.Purpose, Outcome: outcome, OnBehalf: req.OnBehalf}
 	if d != nil {
 		e.Basis, e.ConsentID, e.Law = d.Basis, d.ConsentID, d.Law
 		if !d.Allowed() {

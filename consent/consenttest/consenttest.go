@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) consent.Store) {
 		{"DuplicateEntryID", logDuplicateID},
 		{"ListEntriesPagination", logPagination},
 		{"FlagOnce", logFlagOnce},
+		{"OnBehalf", onBehalf},
 		{"BadInput", badInput},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -828,4 +829,43 @@ func badInput(e *env) {
 	if got, err := e.s.LegalBases(e.ctx, "", ""); err != nil || len(got) != 0 {
 		t.Fatalf("legal bases after bad input: %d, %v", len(got), err)
 	}
+}
+
+// onBehalf: a consent given, and a release made, by a representative for
+// the citizen read back with who acted; the entry's hash covers it, and an
+// entry without one hashes as entries did before representation existed.
+func onBehalf(e *env) {
+	t := e.t
+	by := &consent.OnBehalf{CitizenID: "cit_guardian", Basis: "guardian"}
+	r := record("cit_ward", "client-w", "p1", "name")
+	r.GivenBy = by
+	e.put(r, nil)
+	got, err := e.s.GetRecord(e.ctx, "cit_ward", r.ID)
+	if err != nil || got.GivenBy == nil || *got.GivenBy != *by {
+		t.Fatalf("record given by a guardian read back as %+v, %v", got, err)
+	}
+	plain := e.put(record("cit_ward", "client-x", "p1", "name"), nil)
+	if got, err := e.s.GetRecord(e.ctx, "cit_ward", plain.ID); err != nil || got.GivenBy != nil {
+		t.Fatalf("record given by the citizen read back as %+v, %v", got, err)
+	}
+	en := entry("cit_ward", "rep")
+	en.OnBehalf = &consent.OnBehalf{CitizenID: "cit_employee", Basis: "mandate", MandateID: "mdt_1"}
+	if err := e.s.Append(e.ctx, en); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.s.Append(e.ctx, entry("cit_ward", "own")); err != nil {
+		t.Fatal(err)
+	}
+	chain := checkChain(t, e.s, "cit_ward", 2)
+	if chain[0].OnBehalf == nil || *chain[0].OnBehalf != *en.OnBehalf || chain[1].OnBehalf != nil {
+		t.Fatalf("entries read back with representatives %+v and %+v", chain[0].OnBehalf, chain[1].OnBehalf)
+	}
+	forged := *chain[0]
+	forged.OnBehalf = nil
+	if bytes.Equal(forged.ComputeHash(), chain[0].Hash) {
+		t.Fatal("the hash does not cover the representative")
+	}
+	bad := entry("cit_ward", "bad")
+	bad.OnBehalf = &consent.OnBehalf{Basis: "guardian"}
+	wantErr(t, "representative without a citizen", e.s.Append(e.ctx, bad), consent.ErrInvalid)
 }

@@ -13,7 +13,7 @@ import (
 )
 
 const entryColumns = `id, citizen_id, seq, at, agency, client_id, operator, channel, items, purpose, consent_id, basis, law,
-	outcome, reason, prev, hash, flagged_at, flag_note`
+	outcome, reason, prev, hash, flagged_at, flag_note, on_behalf`
 
 func scanEntry(op string, sc sqldb.Scanner) (*consent.Entry, error) {
 	return scanEntryAs(op, sc, false)
@@ -30,12 +30,20 @@ func scanEntryAs(op string, sc sqldb.Scanner, asStored bool) (*consent.Entry, er
 		channel, basis, outcome string
 		items                   string
 		flagged                 sql.NullInt64
+		onBehalf                string
 	)
 	if err := sc.Scan(&e.ID, &e.CitizenID, &e.Seq, &at, &e.Actor.Agency, &e.Actor.ClientID, &e.Actor.Operator, &channel,
-		&items, &e.Purpose, &e.ConsentID, &basis, &e.Law, &outcome, &e.Reason, &e.Prev, &e.Hash, &flagged, &e.FlagNote); err != nil {
+		&items, &e.Purpose, &e.ConsentID, &basis, &e.Law, &outcome, &e.Reason, &e.Prev, &e.Hash, &flagged, &e.FlagNote, &onBehalf); err != nil {
 		return nil, dbErr(op, err)
 	}
 	var err error
+	if e.OnBehalf, err = decodeOnBehalf(op, onBehalf); err != nil {
+		if !asStored {
+			return nil, err
+		}
+		// Tampered: keep what it says so the entry fails its hash.
+		e.OnBehalf = &consent.OnBehalf{CitizenID: "undecodable on_behalf column: " + onBehalf}
+	}
 	if e.Items, err = decodeList(op, items); err != nil {
 		if !asStored {
 			return nil, err
@@ -83,6 +91,9 @@ func checkEntry(op string, e *consent.Entry) error {
 			return err
 		}
 	}
+	if err := checkOnBehalf(op, "on behalf", e.OnBehalf); err != nil {
+		return err
+	}
 	return checkItems(op, "items", e.Items, false)
 }
 
@@ -110,9 +121,10 @@ func (s *Store) Append(ctx context.Context, e *consent.Entry) error {
 		}
 		args := []any{sealed.ID, sealed.CitizenID, sealed.Seq, sqldb.MS(sealed.At), sealed.Actor.Agency, sealed.Actor.ClientID,
 			sealed.Actor.Operator, string(sealed.Channel), encodeList(sealed.Items), sealed.Purpose, sealed.ConsentID,
-			string(sealed.Basis), sealed.Law, string(sealed.Outcome), sealed.Reason, nullBytes(sealed.Prev), sealed.Hash}
+			string(sealed.Basis), sealed.Law, string(sealed.Outcome), sealed.Reason, nullBytes(sealed.Prev), sealed.Hash,
+			encodeOnBehalf(sealed.OnBehalf)}
 		const insert = `INSERT INTO consent_log (` + entryColumns + `)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, NULL, '')`
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, NULL, '', $18)`
 		if s.d == sqldb.PostgreSQL {
 			// One round trip for the entry and the head: appends are on
 			// the path of every release.

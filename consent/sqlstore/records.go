@@ -14,7 +14,7 @@ import (
 )
 
 const recordColumns = `id, citizen_id, client_id, agency, recipient, purpose_code, purpose_text, items, declined, basis,
-	notice, method, evidence, version, granted_at, updated_at, expires_at, withdrawn_at`
+	notice, method, evidence, version, granted_at, updated_at, expires_at, withdrawn_at, given_by`
 
 func scanRecord(op string, sc sqldb.Scanner) (*consent.Record, error) {
 	var (
@@ -23,12 +23,16 @@ func scanRecord(op string, sc sqldb.Scanner) (*consent.Record, error) {
 		basis, method             string
 		granted, updated, expires int64
 		withdrawn                 sql.NullInt64
+		givenBy                   string
 	)
 	if err := sc.Scan(&r.ID, &r.CitizenID, &r.ClientID, &r.Agency, &r.Recipient, &r.Purpose.Code, &r.Purpose.Text,
-		&items, &declined, &basis, &r.Notice, &method, &r.Evidence, &r.Version, &granted, &updated, &expires, &withdrawn); err != nil {
+		&items, &declined, &basis, &r.Notice, &method, &r.Evidence, &r.Version, &granted, &updated, &expires, &withdrawn, &givenBy); err != nil {
 		return nil, dbErr(op, err)
 	}
 	var err error
+	if r.GivenBy, err = decodeOnBehalf(op, givenBy); err != nil {
+		return nil, err
+	}
 	if r.Items, err = decodeList(op, items); err != nil {
 		return nil, err
 	}
@@ -56,6 +60,9 @@ func checkRecord(op string, r *consent.Record) error {
 		}
 	}
 	if err := checkText(op, "evidence", r.Evidence, maxEvidence); err != nil {
+		return err
+	}
+	if err := checkOnBehalf(op, "given by", r.GivenBy); err != nil {
 		return err
 	}
 	// A record is a decision about at least one item: shared, or (every
@@ -133,10 +140,10 @@ func (s *Store) putRecord(ctx context.Context, op string, r *consent.Record, sig
 		case errors.Is(err, consent.ErrNotFound):
 			st.Version = 1
 			_, err = q.ExecContext(ctx, `INSERT INTO consent_records (`+recordColumns+`)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, NULL)`,
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, NULL, $18)`,
 				st.ID, st.CitizenID, st.ClientID, st.Agency, st.Recipient, st.Purpose.Code, st.Purpose.Text,
 				encodeList(st.Items), encodeList(st.Declined), string(st.Basis), st.Notice, string(st.Method), st.Evidence,
-				st.Version, sqldb.MS(st.GrantedAt), sqldb.MS(st.UpdatedAt), sqldb.MS(st.ExpiresAt))
+				st.Version, sqldb.MS(st.GrantedAt), sqldb.MS(st.UpdatedAt), sqldb.MS(st.ExpiresAt), encodeOnBehalf(st.GivenBy))
 			if err != nil {
 				return dbErr(op, err)
 			}
@@ -145,10 +152,10 @@ func (s *Store) putRecord(ctx context.Context, op string, r *consent.Record, sig
 		default:
 			st.ID, st.Version, st.GrantedAt = cur.ID, cur.Version+1, cur.GrantedAt
 			_, err = q.ExecContext(ctx, `UPDATE consent_records SET agency = $1, recipient = $2, purpose_text = $3, items = $4,
-				declined = $5, notice = $6, method = $7, evidence = $8, version = $9, updated_at = $10, expires_at = $11
-				WHERE id = $12`,
+				declined = $5, notice = $6, method = $7, evidence = $8, version = $9, updated_at = $10, expires_at = $11,
+				given_by = $12 WHERE id = $13`,
 				st.Agency, st.Recipient, st.Purpose.Text, encodeList(st.Items), encodeList(st.Declined), st.Notice,
-				string(st.Method), st.Evidence, st.Version, sqldb.MS(st.UpdatedAt), sqldb.MS(st.ExpiresAt), st.ID)
+				string(st.Method), st.Evidence, st.Version, sqldb.MS(st.UpdatedAt), sqldb.MS(st.ExpiresAt), encodeOnBehalf(st.GivenBy), st.ID)
 			if err != nil {
 				return dbErr(op, err)
 			}

@@ -222,6 +222,41 @@ func decodeList(op, s string) ([]string, error) {
 	return out, nil
 }
 
+// encodeOnBehalf stores a representative as JSON, or "" for none.
+func encodeOnBehalf(o *consent.OnBehalf) string {
+	if o == nil {
+		return ""
+	}
+	b, _ := json.Marshal(o) // strings only: cannot fail
+	return string(b)
+}
+
+func decodeOnBehalf(op, s string) (*consent.OnBehalf, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var o consent.OnBehalf
+	if err := json.Unmarshal([]byte(s), &o); err != nil {
+		return nil, fmt.Errorf("%s: decode representative column: %w", op, err)
+	}
+	return &o, nil
+}
+
+// checkOnBehalf checks a representative: absent, or naming a citizen and
+// a basis.
+func checkOnBehalf(op, field string, o *consent.OnBehalf) error {
+	if o == nil {
+		return nil
+	}
+	if err := checkID(op, field+" citizen", o.CitizenID); err != nil {
+		return err
+	}
+	if err := checkID(op, field+" basis", o.Basis); err != nil {
+		return err
+	}
+	return checkText(op, field+" mandate", o.MandateID, maxID)
+}
+
 // pageLimit applies consent.Page's clamp.
 func pageLimit(p consent.Page) int { return p.Clamp() }
 

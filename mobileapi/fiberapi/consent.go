@@ -234,6 +234,14 @@ type entryView struct {
 	Description string          `json:"description"`
 	FlaggedAt   *time.Time      `json:"flagged_at"`
 	FlagNote    *string         `json:"flag_note"`
+	OnBehalf    *onBehalfView   `json:"on_behalf"`
+}
+
+// onBehalfView names the representative who acted for the citizen.
+type onBehalfView struct {
+	Name      string  `json:"name"`
+	Basis     string  `json:"basis"`
+	MandateID *string `json:"mandate_id"`
 }
 
 // exportEntryView is an entry in the export, with what links it into the
@@ -333,7 +341,27 @@ func (n *names) entry(ctx context.Context, e *consent.Entry) (entryView, error) 
 		b := e.Basis
 		v.Basis = &b
 	}
+	if e.OnBehalf != nil {
+		name, err := n.citizenName(ctx, e.OnBehalf.CitizenID)
+		if err != nil {
+			return entryView{}, err
+		}
+		v.OnBehalf = &onBehalfView{Name: name, Basis: e.OnBehalf.Basis, MandateID: nullable(e.OnBehalf.MandateID)}
+	}
 	return v, nil
+}
+
+// citizenName is a representative's name as the log shows it; one no
+// longer registered is named as such rather than hiding the entry.
+func (n *names) citizenName(ctx context.Context, id string) (string, error) {
+	c, err := n.s.cfg.Citizens.GetCitizen(ctx, id)
+	switch {
+	case errors.Is(err, idp.ErrNotFound):
+		return map[string]string{"vi": "(người không còn trong sổ đăng ký)", "en": "(no longer registered)"}[n.lang], nil
+	case err != nil:
+		return "", err
+	}
+	return c.Name(), nil
 }
 
 // itemNames are the data items as the citizen reads them.
