@@ -102,8 +102,8 @@ type Record struct {
 	// GivenBy is the representative who gave the consent for the citizen
 	// (a guardian for a ward), whose device signed the Evidence; nil when
 	// the citizen gave it.
-	GivenBy *OnBehalf
-	Version   int64  // 1 for a new record, +1 on each re-grant
+	GivenBy   *OnBehalf
+	Version   int64 // 1 for a new record, +1 on each re-grant
 	GrantedAt time.Time
 	UpdatedAt time.Time
 	ExpiresAt time.Time

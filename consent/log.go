@@ -71,7 +71,7 @@ type Entry struct {
 	// OnBehalf is set when a representative acted for the citizen.
 	OnBehalf *OnBehalf
 	Prev     []byte
-	Hash      []byte
+	Hash     []byte
 
 	// The citizen's "this wasn't me": outside the hash, the only thing
 	// about an entry that may change.
