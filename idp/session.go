@@ -105,6 +105,9 @@ type LogoutStore interface {
 	// ListLogouts returns the deliveries of a session, for operators and
 	// tests.
 	ListLogouts(ctx context.Context, sid string) ([]*LogoutDelivery, error)
+	// PendingLogouts counts the deliveries not yet final (due, leased or
+	// waiting for a retry): the queue's depth, for monitoring.
+	PendingLogouts(ctx context.Context) (int, error)
 }
 
 // SubjectRefreshRevoker revokes every refresh-token family of a citizen.

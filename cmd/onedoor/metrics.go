@@ -42,6 +42,7 @@ func (m *Main) newMetrics() (*prometheus.Registry, *pushMetrics) {
 		Help: "Notifications that became final, by state: accepted (every device's push service took it), dead (given up), skipped (preferences, or no device).",
 	}, []string{"state"})
 	reg.MustRegister(pm.sends, pm.latency, pm.final)
+	m.registerIDPMetrics(reg)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "onedoor_push_queue_depth",
 		Help: "Notifications not yet final (queued, being sent, or waiting for a retry), across every replica.",
@@ -55,6 +56,70 @@ func (m *Main) newMetrics() (*prometheus.Registry, *pushMetrics) {
 		return float64(n)
 	}))
 	return reg, pm
+}
+
+// idpMetrics count the identity provider's events that operators watch
+// (web.Observer). They exist whether or not /metrics is served, so the IdP
+// needs no nil checks; newMetrics registers them.
+type idpMetrics struct {
+	dpopRefused    *prometheus.CounterVec
+	passkeyClones  prometheus.Counter
+	suppressedPush prometheus.Counter
+}
+
+func newIDPMetrics() *idpMetrics {
+	return &idpMetrics{
+		dpopRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "onedoor_dpop_refusals_total",
+			Help: "DPoP proofs the IdP refused, by endpoint (token, par, userinfo) and reason (invalid, nonce). A rise in invalid is a client bug or replayed proofs; nonce refusals are normal at a client's first request.",
+		}, []string{"endpoint", "reason"}),
+		passkeyClones: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "onedoor_passkey_clone_suspected_total",
+			Help: "Passkey logins refused because the authenticator's signature counter did not advance (a copied authenticator).",
+		}),
+		suppressedPush: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "onedoor_login_prompts_suppressed_total",
+			Help: "login_hint logins shown as a QR code instead of a prompt to the citizen's app, because the citizen had had too many prompts (push fatigue).",
+		}),
+	}
+}
+
+func (im *idpMetrics) DPoPRefused(endpoint, reason string) {
+	im.dpopRefused.WithLabelValues(endpoint, reason).Inc()
+}
+func (im *idpMetrics) PasskeyCloneSuspected() { im.passkeyClones.Inc() }
+func (im *idpMetrics) PromptSuppressed()      { im.suppressedPush.Inc() }
+
+// registerIDPMetrics registers the IdP's counters and gauges: the login
+// status requests held open (?wait=) and the back-channel logout queue.
+func (m *Main) registerIDPMetrics(reg *prometheus.Registry) {
+	im := m.idpMetrics
+	if im == nil {
+		im = newIDPMetrics()
+		m.idpMetrics = im
+	}
+	reg.MustRegister(im.dpopRefused, im.passkeyClones, im.suppressedPush)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "onedoor_login_status_waits",
+		Help: "Login status requests this replica holds open until the app decides (?wait=); bounded per replica and per client address.",
+	}, func() float64 {
+		if m.Web == nil {
+			return 0
+		}
+		return float64(m.Web.Waiting())
+	}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "onedoor_backchannel_logout_queue_depth",
+		Help: "Back-channel logout deliveries not yet final (due, being sent, or waiting for a retry), across every replica.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := m.Store.PendingLogouts(ctx)
+		if err != nil {
+			return -1 // an unreadable queue is an alert of its own
+		}
+		return float64(n)
+	}))
 }
 
 // knownReasons are the documented error codes of FCM HTTP v1 and APNs,

@@ -26,6 +26,20 @@ func TestMetrics(t *testing.T) {
 	// A Web Push service picks its own reasons: they must not become series.
 	e.m.Dispatcher.Observe(push.SendResult{Platform: push.WebPush, Err: &push.ProviderError{Platform: push.WebPush, StatusCode: 400, Reason: "attacker_chosen_1"}})
 	e.m.Dispatcher.Finished(push.StateDead)
+	// A malformed DPoP proof at the token endpoint is counted.
+	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("DPoP", "not.a.proof")
+	id, secret := e.client(ClientSpec{Name: "Metrics RP", GrantTypes: []string{"client_credentials"}})
+	req.SetBasicAuth(id, secret)
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("a malformed DPoP proof: %d, want 400", resp.StatusCode)
+		}
+	}
 	resp, err := http.Get("http://" + e.m.MetricsAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -42,6 +56,11 @@ func TestMetrics(t *testing.T) {
 		"go_goroutines",
 		`onedoor_push_messages_total{state="dead"} 1`,
 		`onedoor_push_sends_total{outcome="permanent",platform="webpush",reason="other"} 1`,
+		`onedoor_dpop_refusals_total{endpoint="token",reason="invalid"} 1`,
+		"onedoor_passkey_clone_suspected_total 0",
+		"onedoor_login_prompts_suppressed_total 0",
+		"onedoor_login_status_waits 0",
+		"onedoor_backchannel_logout_queue_depth 0",
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -76,6 +76,8 @@ type Main struct {
 	EID      *eid.Service
 	Provider *oidc.Provider
 	Web      *web.Server
+	// idpMetrics counts what operators watch in the IdP (web.Observer).
+	idpMetrics *idpMetrics
 	// Issuer is the issuer actually served (derived from the listener when
 	// Config.Issuer is empty, as in tests on :0).
 	Issuer string
@@ -396,7 +398,9 @@ func (m *Main) Run(ctx context.Context) error {
 	// One DPoP verifier for the IdP and the mobile API: jtis are spent in
 	// the shared ephemeral store, nonces keyed from the master key.
 	m.DPoP = dpop.New(dpop.Config{NonceKey: keyset.DeriveKey(m.master, purposeDPoP), Now: m.Now}, m.Eph)
+	m.idpMetrics = newIDPMetrics()
 	m.Web = web.New(web.Config{
+		Observer:     m.idpMetrics,
 		DPoP:         m.DPoP,
 		DPoPNonce:    c.DPoPNonce,
 		Passkeys:     passkeys,

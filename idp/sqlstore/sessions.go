@@ -293,6 +293,14 @@ func (s *Store) ListLogouts(ctx context.Context, sid string) ([]*idp.LogoutDeliv
 	return out, err
 }
 
+// PendingLogouts counts the pending deliveries (the partial index on
+// pending rows serves it).
+func (s *Store) PendingLogouts(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM idp_logout_deliveries WHERE state = 'pending'`).Scan(&n)
+	return n, dbErr("count pending logouts", err)
+}
+
 // RevokeSubjectRefreshTokens deactivates the subject's families and returns
 // the request IDs of all its unexpired ones, revoked now or before, so that
 // a caller retrying after a failure denies their access tokens again.

@@ -310,10 +310,17 @@ func TestWorker_DeadAfterMaxAttempts(t *testing.T) {
 		rp := newRP(t, km, "rp")
 		rp.status = func(int) int { return http.StatusServiceUnavailable }
 		createClient(t, s, "rp", rp.srv.URL+"/bcl", "ES256")
+		endSession(t, sso.New(s, s, nil), "s1", "rp")
+		// The queue's depth counts it until it is final.
+		if n, err := s.PendingLogouts(t.Context()); err != nil || n != 1 {
+			t.Fatalf("pending logouts before the worker runs: %d, %v; want 1", n, err)
+		}
 		w := &sso.Worker{Store: s, Keys: km, Issuer: issuer, PollInterval: 20 * time.Millisecond, Backoff: noBackoff, MaxAttempts: 3}
 		runWorker(t, w)
-		endSession(t, sso.New(s, s, nil), "s1", "rp")
 		waitFor(t, "dead", func() bool { return state(t, s, "s1").State == idp.LogoutDead })
+		if n, err := s.PendingLogouts(t.Context()); err != nil || n != 0 {
+			t.Errorf("pending logouts once dead: %d, %v; want 0", n, err)
+		}
 		time.Sleep(100 * time.Millisecond) // nothing more is sent
 		if d := state(t, s, "s1"); d.Attempts != 3 || rp.attempts() != 3 || d.LastStatus != 503 {
 			t.Errorf("dead after %d attempts (RP saw %d, last status %d); want 3, 3, 503", d.Attempts, rp.attempts(), d.LastStatus)

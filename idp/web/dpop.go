@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"regexp"
+	"strings"
 
 	"github.com/ory/fosite"
 
@@ -47,10 +48,13 @@ func (s *Server) tokenProof(r *http.Request, path string, nonce bool) (*dpop.Pro
 		return nil, nil
 	}
 	p, err := s.dpop.Verify(r.Context(), hdr, dpop.Check{Method: r.Method, URL: s.cfg.Issuer + path, RequireNonce: nonce})
+	endpoint := strings.TrimPrefix(path, "/")
 	switch {
 	case errors.Is(err, dpop.ErrUseNonce):
+		s.observe().DPoPRefused(endpoint, "nonce")
 		return nil, errUseDPoPNonce
 	case errors.Is(err, dpop.ErrInvalidProof):
+		s.observe().DPoPRefused(endpoint, "invalid")
 		return nil, errInvalidDPoPProof.WithHint("The DPoP proof is not valid.").WithDebug(err.Error())
 	case err != nil:
 		return nil, err
@@ -157,12 +161,15 @@ func (s *Server) userinfoProof(w http.ResponseWriter, r *http.Request, scheme, t
 		if n := s.dpop.Nonce(); n != "" {
 			w.Header().Set("DPoP-Nonce", n)
 		}
+		s.observe().DPoPRefused("userinfo", "nonce")
 		s.invalidToken(w, "DPoP", "use_dpop_nonce", "Resource server requires nonce in DPoP proof.")
 	case errors.Is(err, dpop.ErrInvalidProof):
+		s.observe().DPoPRefused("userinfo", "invalid")
 		s.invalidToken(w, "DPoP", "invalid_dpop_proof", "The DPoP proof is missing or not valid.")
 	case err != nil:
 		s.unavailable(w, "ephemeral store", err)
 	case p.JKT != c.Confirmation.JKT:
+		s.observe().DPoPRefused("userinfo", "invalid")
 		s.invalidToken(w, "DPoP", "invalid_dpop_proof", "The DPoP proof is not signed by the key the access token is bound to.")
 	default:
 		return true

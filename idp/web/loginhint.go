@@ -81,6 +81,7 @@ func (s *Server) hintTarget(ctx context.Context, ar fosite.AuthorizeRequester) *
 		return nil
 	}
 	if !ok {
+		s.observe().PromptSuppressed()
 		return nil // push fatigue: the QR code, silently
 	}
 	return &loginTarget{citizenID: citizenID, prompt: p}

@@ -204,6 +204,7 @@ func (s *Server) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, passkey.ErrCloned) && pk != nil:
 		// Ids only: no personal data in the log.
 		s.log.Warn("passkey refused: signature counter did not advance (possible cloned authenticator)", "passkey_id", pk.ID)
+		s.observe().PasskeyCloneSuspected()
 		back("failed")
 		return
 	case errors.Is(err, passkey.ErrNoCeremony), errors.Is(err, passkey.ErrRefused):

@@ -106,8 +106,11 @@ type Config struct {
 	// Registration enables agency self-registration (RFC 7591/7592) at
 	// /register; nil serves no such endpoint.
 	Registration *Registration
-	Now          func() time.Time
-	Logger       *slog.Logger
+	// Observer counts what operators watch (DPoP refusals, suspected
+	// passkey clones, suppressed prompts); nil counts nothing.
+	Observer Observer
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // Server is the identity provider's HTTP surface.
