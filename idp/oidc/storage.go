@@ -355,6 +355,7 @@ func (s *Storage) requestFromClaims(ctx context.Context, c *accesstoken.Claims, 
 	if c.Kind == accesstoken.KindClient {
 		sess.ClientID = c.ClientID
 	}
+	sess.Act, sess.Representation, sess.RevocationKeys = c.Act, c.Representation, c.RevocationKeys
 	sess.SetExpiresAt(fosite.AccessToken, c.ExpiresAt.Time)
 	r := &fosite.Request{
 		ID:                c.GrantID,

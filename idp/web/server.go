@@ -28,6 +28,7 @@ import (
 	"github.com/onedoor/onedoor/idp/oidc"
 	"github.com/onedoor/onedoor/idp/passkey"
 	"github.com/onedoor/onedoor/idp/sso"
+	"github.com/onedoor/onedoor/represent"
 )
 
 // Store is what the web layer reads from the durable store directly.
@@ -106,7 +107,10 @@ type Config struct {
 	// Registration enables agency self-registration (RFC 7591/7592) at
 	// /register; nil serves no such endpoint.
 	Registration *Registration
-	Now          func() time.Time
+	// Represent says whom a citizen may act for (scope representation);
+	// nil refuses that scope at /authorize (invalid_scope).
+	Represent *represent.Service
+	Now       func() time.Time
 	Logger       *slog.Logger
 }
 
