@@ -111,7 +111,7 @@ type Config struct {
 	// nil refuses that scope at /authorize (invalid_scope).
 	Represent *represent.Service
 	Now       func() time.Time
-	Logger       *slog.Logger
+	Logger    *slog.Logger
 }
 
 // Server is the identity provider's HTTP surface.
