@@ -400,15 +400,17 @@ func (s *Storage) CreateRefreshTokenSession(ctx context.Context, sig, _ string, 
 			Request:   raw,
 		}))
 	}
-	var device string
+	device, subject := "", r.GetSession().GetSubject()
 	if os, ok := r.GetSession().(*Session); ok {
-		device = os.DeviceID
+		// The family is the acting citizen's, whomever they act for: their
+		// "sign out everywhere" (RevokeSubjectRefreshTokens) ends it too.
+		device, subject = os.DeviceID, os.Actor()
 	}
 	if err := s.store.CreateRefreshToken(ctx, &idp.RefreshToken{
 		Signature: sig,
 		RequestID: r.GetID(),
 		ClientID:  r.GetClient().GetID(),
-		Subject:   r.GetSession().GetSubject(),
+		Subject:   subject,
 		DeviceID:  device,
 		Active:    true,
 		ExpiresAt: exp,
