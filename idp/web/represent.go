@@ -166,6 +166,11 @@ func (s *Server) recheckRepresentation(ctx context.Context, os *oidc.Session) er
 	if os.Claims != nil && os.Claims.Extra != nil {
 		os.Claims.Extra[ClaimRepresentation] = os.Representation
 	}
+	// The access token ends with the representation (the strategy caps
+	// its exp too); so does the expires_in the client is told.
+	if u := os.RepresentedUntil; !u.IsZero() && u.Before(os.GetExpiresAt(fosite.AccessToken)) {
+		os.SetExpiresAt(fosite.AccessToken, u)
+	}
 	return nil
 }
 
