@@ -283,6 +283,14 @@ func testRepresentationLogin(t *testing.T, e *repEnv) {
 		}
 	})
 
+	t.Run("a backchannel (CIBA) request cannot carry representation", func(t *testing.T) {
+		id, secret := e.client(ClientSpec{Scope: "openid profile representation", GrantTypes: []string{idp.GrantTypeCIBA},
+			RedirectURIs: []string{}, BackchannelTokenDeliveryMode: idp.CIBAModePoll})
+		c := &cibaClient{e: e.testEnv, id: id, secret: secret}
+		st, out := c.start(demoCitizens[0].PersonalID, "Quầy 1", "scope", "openid representation")
+		wantErr(t, "CIBA with representation", st, out, "invalid_scope")
+	})
+
 	t.Run("mandate revoked ends its tokens", func(t *testing.T) {
 		tok, idt, _ := e.loginAs(r, repOtherTax)
 		claims := idTokenClaims(t, idt)
