@@ -375,3 +375,45 @@ func mustPurpose(t *testing.T, e *repEnv) string {
 	}
 	return c.DefaultPurpose().Code
 }
+
+// The view of a representation login, with the parties offered, matches
+// docs/eid-api.openapi.json, and so does the refusal of an act_as for a
+// party the citizen does not represent.
+func TestRepresentation_Contract(t *testing.T) {
+	v := eidContract(t)
+	e := startRepEnv(t)
+	d := enrollRaw(t, e.testEnv, v, demoCitizens[0].PersonalID, idp.LevelHigh)
+	b := newBrowser()
+	u, _, _, _ := authorizeURL(e.rp(e.clientID, e.secret, e.repScopes...))
+	payload, statusURL := b.loginPage(t, u)
+	_, id, err := eid.ParsePayload(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := d.must(http.StatusOK, http.MethodGet, "/eid/v1/login-requests/"+id, d.auth(), nil).body
+	reps, _ := view["representations"].([]any)
+	if view["representation"] != true || len(reps) != 3 {
+		t.Fatalf("view: %v", view)
+	}
+	claims := eid.ApprovalClaims{RegisteredClaims: d.registered(time.Minute), RequestID: id, MatchNumber: pick(payload),
+		Decision: eid.DecisionApprove, ClientID: e.clientID, Purpose: view["purpose_code"].(string), Claims: []string{}, ActAs: repUnknownTax}
+	for _, c := range view["claims"].([]any) {
+		if cm := c.(map[string]any); cm["optional"] == false {
+			claims.Claims = append(claims.Claims, cm["name"].(string))
+		}
+	}
+	r := d.must(http.StatusBadRequest, http.MethodPost, "/eid/v1/login-requests/"+id+"/decision", d.auth(),
+		map[string]string{"approval": d.sign(eid.TypeApproval, claims)})
+	if r.err() != "invalid_request" {
+		t.Errorf("act_as for a stranger: %v", r.body)
+	}
+	if st, _ := b.status(t, statusURL); st != "pending" {
+		t.Errorf("after the refusal: %s", st)
+	}
+	claims.ActAs = repCompanyTax
+	claims.RegisteredClaims = d.registered(time.Minute)
+	if r := d.must(http.StatusOK, http.MethodPost, "/eid/v1/login-requests/"+id+"/decision", d.auth(),
+		map[string]string{"approval": d.sign(eid.TypeApproval, claims)}); r.body["status"] != "approved" {
+		t.Errorf("act_as the company: %v", r.body)
+	}
+}
