@@ -328,6 +328,38 @@ func testRepresentationLogin(t *testing.T, e *repEnv) {
 		e.refusedAs(r, repOtherTax)
 	})
 
+	t.Run("legal representative replaced ends their tokens for the company", func(t *testing.T) {
+		tok, idt, _ := e.loginAs(r, repCompanyTax)
+		if idt.Subject != e.company.ID {
+			t.Fatalf("sub %q", idt.Subject)
+		}
+		replaced := *e.company
+		replaced.LegalRepresentative = demoCitizens[1].PersonalID
+		changes, err := e.m.Represent.Store.PutOrganisations(ctx, []*represent.Organisation{&replaced})
+		if err != nil || len(changes) != 1 {
+			t.Fatalf("import: %v %v", changes, err)
+		}
+		if err := e.m.Represent.OrganisationsChanged(ctx, changes); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			if st, _ := userinfoStatus(t, e.issuer, tok.AccessToken); st == http.StatusUnauthorized {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the old representative's access token still works")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		_, err = refreshErr(r, tok.RefreshToken)
+		var re *oauth2.RetrieveError
+		if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+			t.Errorf("refresh after the representative was replaced: %v, want invalid_grant", err)
+		}
+		e.refusedAs(r, repCompanyTax)
+	})
+
 	// Last: it moves the clock past the ward's majority.
 	t.Run("guardian acts for the ward until they come of age", func(t *testing.T) {
 		tok, idt, _ := e.loginAs(r, repWardPID)
