@@ -42,7 +42,7 @@ var scopeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9:._/-]{0,63}$`)
 
 // BuiltinScopes are the scopes the IdP itself gives a meaning to: the OIDC
 // ones discovery lists and the agency scope.
-var BuiltinScopes = []string{ScopeOpenID, ScopeProfile, ScopeAddress, ScopePhone, ScopeEID, ScopeOffline, ScopeAgency}
+var BuiltinScopes = []string{ScopeOpenID, ScopeProfile, ScopeAddress, ScopePhone, ScopeEID, ScopeOffline, ScopeAgency, ScopeRepresentation}
 
 // ScopeRule says which scopes a client may register, for flag help and errors.
 var ScopeRule = "accepted are " + strings.Join(BuiltinScopes, ", ") +

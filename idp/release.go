@@ -23,6 +23,12 @@ const (
 	// ScopeAgency is an agency's own access to the mobile API: granted only
 	// to a client bound to an agency (Client.Agency), by client_credentials.
 	ScopeAgency = "agency"
+	// ScopeRepresentation lets the citizen choose, in the eID app, whom
+	// they act for in this login: themselves, an organisation they
+	// represent, a ward, a party that mandated them (package represent).
+	// Tokens then name the party as sub and the citizen in act (RFC 8693).
+	// It stands for no registry claim of the citizen's.
+	ScopeRepresentation = "representation"
 )
 
 // ClaimPersonalID carries the 12-digit personal identification number; only

@@ -22,6 +22,7 @@ type options struct {
 	deviceName     string
 	deny           bool
 	match          string   // the number picked; "" for an app link
+	as             string   // the party acted for (tax code or personal id); "" themselves
 	share          []string // nil: every requested claim
 	decline        []string // non-nil: every requested claim but these
 	json           bool
@@ -57,7 +58,7 @@ func usagef(format string, args ...any) error {
 
 const usageHead = `usage:
   eidsim enroll  --home DIR --idp URL --personal-id N --activation-code C [--device-name NAME]
-  eidsim approve --home DIR [--match NN] [--deny] [--share claim,claim | --decline claim,claim] [--json] PAYLOAD|ID
+  eidsim approve --home DIR [--match NN] [--deny] [--as TAX_CODE|PERSONAL_ID] [--share claim,claim | --decline claim,claim] [--json] PAYLOAD|ID
   eidsim pending --home DIR
   eidsim login   --home DIR
   eidsim show    --home DIR
@@ -73,6 +74,9 @@ An app link is approved on the same device: no pick; the IdP answers with a retu
 which the browser that started the login must open to continue.
 ID is a login request's id as pending lists it (a login the IdP sent to this citizen's devices): it is
 approved across devices, so --match NN picks the number the browser's page shows, as for a QR payload.
+A login asking the representation scope lists, in pending and approve --json, the parties this citizen
+may act for ("representations"); --as names one (its tax code or personal id), without it the citizen
+acts for themselves.
 `
 
 var commands = []string{"enroll", "approve", "pending", "login", "show", "devices", "revoke-device", "api", "events"}
@@ -91,6 +95,7 @@ func flagSet(cmd string, o *options) (*flag.FlagSet, error) {
 	case "approve":
 		fs.StringVar(&o.match, "match", "", "the two-digit `NN` the browser's login page shows, picked among the app's three choices (required to approve a QR payload)")
 		fs.BoolVar(&o.deny, "deny", false, "deny the login instead of approving it")
+		fs.StringVar(&o.as, "as", "", "act for this party: an organisation's `TAX_CODE` or a ward's or mandator's PERSONAL_ID, among the representations the request offers (login asking scope representation)")
 		fs.Func("share", "comma-separated `claims` to share, repeatable (default: every requested claim)", func(s string) error {
 			if o.share == nil {
 				o.share = []string{} // set but empty: share nothing

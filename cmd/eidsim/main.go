@@ -3,7 +3,7 @@
 // device key (the JWT-bearer grant, docs/eid-app-protocol.md).
 //
 //	eidsim enroll  --home DIR --idp URL --personal-id N --activation-code C [--device-name NAME]
-//	eidsim approve --home DIR [--match NN] [--deny] [--share claim,claim | --decline claim,claim] [--json] PAYLOAD|ID
+//	eidsim approve --home DIR [--match NN] [--deny] [--as TAX_CODE|PERSONAL_ID] [--share claim,claim | --decline claim,claim] [--json] PAYLOAD|ID
 //	eidsim pending --home DIR
 //	eidsim login   --home DIR
 //	eidsim show    --home DIR
@@ -135,7 +135,7 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 				}
 			}
 		}
-		res, err := app.Approve(ctx, o.payload, o.match, o.deny, share)
+		res, err := app.ApproveAs(ctx, o.payload, o.match, o.deny, share, o.as)
 		if errors.Is(err, eidapp.ErrWrongMatch) && res != nil && o.json {
 			_ = printJSON(stdout, res)
 		}
@@ -155,6 +155,9 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		}
 		if res.MatchNumber != "" {
 			fmt.Fprintf(stdout, "match number:  %s (picked among %s)\n", clean(res.MatchNumber), clean(strings.Join(res.MatchChoices, ", ")))
+		}
+		if res.ActAs != "" {
+			fmt.Fprintf(stdout, "acting for:    %s (%s)\n", clean(res.ActAsName), clean(res.ActAs))
 		}
 		fmt.Fprintf(stdout, "claims shared: %s\n", clean(shared))
 		if len(res.Declined) > 0 {

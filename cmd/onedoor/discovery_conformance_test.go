@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/oauth2"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/web"
+	"github.com/onedoor/onedoor/represent"
 )
 
 // Discovery advertises only what works: every member of the discovery
@@ -61,9 +63,13 @@ func TestDiscovery_EveryAdvertisedValueWorks(t *testing.T) {
 
 	// One citizen login with every scope, the claims parameter, an explicit
 	// response_mode and a ui_locale: the evidence several members share.
+	// representation is exercised by a login of its own, acting for a
+	// company (it never answers by single sign-on, which the checks of
+	// this login's browser below rely on).
 	allScopes := list("scopes_supported")
+	loginScopes := slices.DeleteFunc(slices.Clone(allScopes), func(s string) bool { return s == idp.ScopeRepresentation })
 	site, siteSecret := e.client(ClientSpec{Scope: strings.Join(allScopes, " "), GrantTypes: []string{"authorization_code", "refresh_token"}})
-	r := e.rp(site, siteSecret, allScopes...)
+	r := e.rp(site, siteSecret, loginScopes...)
 	if r.conf.Endpoint.AuthURL != str("authorization_endpoint") || r.conf.Endpoint.TokenURL != str("token_endpoint") {
 		t.Fatalf("go-oidc read other endpoints: %+v", r.conf.Endpoint)
 	}
@@ -84,6 +90,14 @@ func TestDiscovery_EveryAdvertisedValueWorks(t *testing.T) {
 	appIDClaims := jsonPart(t, appTokens.IDToken, 1)
 	// CIBA: one approved backchannel login per delivery mode.
 	ciba := cibaBothModes(t, e)
+	var repIDClaims, repUIClaims map[string]any
+	var repScopes []string
+	if slices.Contains(allScopes, idp.ScopeRepresentation) {
+		repTok, repIDT := representationLogin(t, e, e.rp(site, siteSecret, allScopes...))
+		_ = repIDT.Claims(&repIDClaims)
+		repUIClaims = jsonUserinfo(t, e.issuer, repTok.AccessToken)
+		repScopes = strings.Fields(repTok.Extra("scope").(string))
+	}
 
 	check("issuer", func(t *testing.T) {
 		if str("issuer") != e.issuer || idClaims["iss"] != e.issuer {
@@ -108,7 +122,7 @@ func TestDiscovery_EveryAdvertisedValueWorks(t *testing.T) {
 		})
 	}
 	check("scopes_supported", func(t *testing.T) {
-		granted := strings.Fields(tok.Extra("scope").(string))
+		granted := append(strings.Fields(tok.Extra("scope").(string)), repScopes...)
 		for _, s := range allScopes {
 			if !slices.Contains(granted, s) {
 				t.Errorf("scope %s requested, registered and not granted (%v)", s, granted)
@@ -348,7 +362,7 @@ func TestDiscovery_EveryAdvertisedValueWorks(t *testing.T) {
 	})
 	check("claims_supported", func(t *testing.T) {
 		for _, c := range list("claims_supported") {
-			if idClaims[c] == nil && uiClaims[c] == nil && appIDClaims[c] == nil {
+			if idClaims[c] == nil && uiClaims[c] == nil && appIDClaims[c] == nil && repIDClaims[c] == nil && repUIClaims[c] == nil {
 				t.Errorf("claim %s is in no ID token or userinfo answer of a login with every scope", c)
 			}
 		}
@@ -570,4 +584,41 @@ func TestDiscovery_EveryAdvertisedValueWorks(t *testing.T) {
 			t.Errorf("discovery member %q has no check in this test: exercise what it advertises", m)
 		}
 	}
+}
+
+// representationLogin logs demo citizen 1 in to r acting for a (fake)
+// company they are the legal representative of.
+func representationLogin(t *testing.T, e *testEnv, r *rp) (*oauth2.Token, *gooidc.IDToken) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := e.m.Represent.Store.PutOrganisations(ctx, []*represent.Organisation{{TaxCode: "0100000081",
+		Name: "Công ty TNHH Khám Phá (giả)", NameEn: "Discovery Co. (fake)", LegalRepresentative: demoCitizens[0].PersonalID,
+		Status: represent.OrgActive}}); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser()
+	u, state, nonce, verifier := authorizeURL(r)
+	payload, statusURL := b.loginPage(t, u)
+	if _, err := e.app.ApproveAs(ctx, payload, pick(payload), false, nil, "0100000081"); err != nil {
+		t.Fatalf("approve as the company: %v", err)
+	}
+	_, next := b.status(t, statusURL)
+	return e.exchange(r, b.follow(t, next), state, nonce, verifier)
+}
+
+// jsonUserinfo is the userinfo answer to a bearer token.
+func jsonUserinfo(t *testing.T, issuer, tok string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, issuer+"/userinfo", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("userinfo: %d %v", resp.StatusCode, err)
+	}
+	return out
 }

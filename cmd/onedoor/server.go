@@ -450,8 +450,10 @@ func (m *Main) Run(ctx context.Context) error {
 		// Agencies register clients with an operator's initial access
 		// token (`onedoor agency token`); they stay pending until approved.
 		Registration: &web.Registration{Store: m.Store, SecretKey: m.ClientSecretKey()},
-		Now:          m.Now,
-		Logger:       m.Logger,
+		// Whom a citizen may act for: scope representation (idp/web/represent.go).
+		Represent: m.Represent,
+		Now:       m.Now,
+		Logger:    m.Logger,
 	}, m.Provider, m.Store, m.Eph, m.EID, m.Keys)
 	m.Web.SetReady(m.ready.Load)
 	m.ready.Store(true)

@@ -88,7 +88,39 @@ type Claims struct {
 	// again (a replaced secret) does not revive the old registration's
 	// tokens, even within the same second.
 	ClientRegistered int64 `json:"creg,omitempty"`
+	// Act names the citizen acting for the subject (RFC 8693 section 4.1)
+	// when sub is a party they represent: an organisation, a ward, a
+	// party that mandated them. Representation says on what basis, and
+	// RevocationKeys are the deny-list keys of everything the
+	// representation rests on (represent.Representation.Chain): ending
+	// any of them before its time denies the token.
+	Act            *Actor          `json:"act,omitempty"`
+	Representation *Representation `json:"representation,omitempty"`
+	RevocationKeys []string        `json:"rk,omitempty"`
 }
+
+// Actor is the act claim (RFC 8693 section 4.1): the acting citizen's
+// subject identifier.
+type Actor struct {
+	Subject string `json:"sub"`
+}
+
+// Representation is the representation claim of a token whose subject is
+// represented: the basis ("legal_representative", "guardian",
+// "mandate"), the mandate it rests on, the party's type ("organisation",
+// "person") and, for a mandate, the services and catalog categories it is
+// bounded to (absent: every service).
+type Representation struct {
+	Basis      string   `json:"basis"`
+	MandateID  string   `json:"mandate_id,omitempty"`
+	Type       string   `json:"type"`
+	Services   []string `json:"services,omitempty"`
+	Categories []string `json:"categories,omitempty"`
+}
+
+// MaxRevocationKeys bounds the rk claim: a mandate chain is at most a few
+// deep (represent.DefaultMaxDepth), each level one key.
+const MaxRevocationKeys = 16
 
 // Scopes splits the scope claim.
 func (c *Claims) Scopes() []string { return strings.Fields(c.Scope) }
@@ -285,6 +317,9 @@ func (v *Verifier) checkRevoked(ctx context.Context, c *Claims) error {
 	if c.ConsentID != "" {
 		keys = append(keys, ConsentKey(c.ConsentID))
 	}
+	// A representation ended before its time (a mandate revoked, a legal
+	// representative replaced) is denied under its own keys.
+	keys = append(keys, c.RevocationKeys...)
 	revoked, err := v.revoked.AnyRevoked(ctx, keys...)
 	if err != nil {
 		return fmt.Errorf("revocation list: %w", err)
@@ -366,9 +401,18 @@ func (c *Claims) validate() error {
 		if c.Agency != "" {
 			return errors.New("citizen token with an agency")
 		}
+		if (c.Act == nil) != (c.Representation == nil) || (c.Act != nil && (c.Act.Subject == "" || c.Act.Subject == c.Subject)) {
+			return errors.New("act and representation go together, naming another citizen than sub")
+		}
+		if len(c.RevocationKeys) > MaxRevocationKeys || slices.Contains(c.RevocationKeys, "") {
+			return errors.New("bad rk")
+		}
 	case KindClient:
 		if c.Subject != c.ClientID {
 			return errors.New("client token whose sub is not its client_id")
+		}
+		if c.Act != nil || c.Representation != nil || len(c.RevocationKeys) > 0 {
+			return errors.New("client token acting for someone")
 		}
 	default:
 		return fmt.Errorf("unknown kind %q", c.Kind)

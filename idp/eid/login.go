@@ -16,6 +16,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/represent"
 )
 
 // ClaimRequest is one claim a relying party asks for, as the release policy
@@ -50,6 +51,11 @@ type LoginRequest struct {
 	// beside it. Such a request is approved in ModeCIBA, with no match
 	// pick, and the approval signs the message.
 	BindingMessage string `json:"binding_message,omitempty"`
+	// Representation: the relying party asked the representation scope,
+	// so the citizen may choose, in the app, a party to act for (the
+	// approval's act_as). Without it an approval naming a party is
+	// refused.
+	Representation bool `json:"representation,omitempty"`
 }
 
 // Decision is the citizen's answer to a login request.
@@ -73,6 +79,42 @@ type Decision struct {
 	// ReturnCode is the return code itself, set on the Decision that
 	// Decide returns for the app and never stored.
 	ReturnCode string `json:"-"`
+	// ActAs is the party the citizen chose to act for (the approval's
+	// act_as, checked when it was decided); nil: themselves.
+	ActAs *represent.Party `json:"act_as,omitempty"`
+}
+
+// ActAsFunc resolves an approval's act_as (a tax code or a personal id)
+// to a party citizenID may act for now. A party they do not represent, or
+// nobody's ref, wraps represent.ErrNotRepresented (or ErrNotFound,
+// ErrInvalid); an outage wraps idp.ErrUnavailable.
+type ActAsFunc func(ctx context.Context, citizenID, ref string) (*represent.Party, error)
+
+// RepresentationChoice is one party the app offers the citizen to act for
+// (AppView.Representations).
+type RepresentationChoice struct {
+	Type       represent.PartyType `json:"type"` // organisation or person
+	Name       string              `json:"name"`
+	TaxCode    string              `json:"tax_code,omitempty"`    // an organisation's
+	PersonalID string              `json:"personal_id,omitempty"` // a person's
+	// Ref is what the approval's act_as names: the tax code or personal id.
+	Ref        string          `json:"ref"`
+	Basis      represent.Basis `json:"basis"`
+	MandateID  string          `json:"mandate_id,omitempty"`
+	Services   []string        `json:"services,omitempty"`
+	Categories []string        `json:"categories,omitempty"`
+	Until      *time.Time      `json:"until,omitempty"`
+}
+
+// Choices are the representations as the app shows them.
+func Choices(rs []represent.Representation) []RepresentationChoice {
+	out := make([]RepresentationChoice, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, RepresentationChoice{Type: r.Party.Type, Name: r.Party.Name, TaxCode: r.Party.TaxCode,
+			PersonalID: r.Party.PersonalID, Ref: r.Party.Ref(), Basis: r.Basis, MandateID: r.MandateID,
+			Services: r.Services, Categories: r.Categories, Until: r.Until})
+	}
+	return out
 }
 
 // How the app was opened, signed in the approval (ApprovalClaims.Mode). The
@@ -148,6 +190,12 @@ type AppView struct {
 	// citizen compares it with the agency's, and the approval (ModeCIBA)
 	// signs it. Match choices are empty then.
 	BindingMessage string `json:"binding_message,omitempty"`
+	// Representation: the relying party asked the representation scope;
+	// Representations are the parties this citizen may act for (computed
+	// for the device that fetches the view). The approval names the
+	// chosen one's Ref in act_as, or nothing to act for themselves.
+	Representation  bool                   `json:"representation,omitempty"`
+	Representations []RepresentationChoice `json:"representations,omitempty"`
 }
 
 // Limits on a login request.
@@ -356,6 +404,7 @@ func (s *Service) AppView(r *LoginRequest) AppView {
 	if r.BindingMessage != "" {
 		v.MatchChoices, v.BindingMessage = []string{}, r.BindingMessage
 	}
+	v.Representation = r.Representation
 	return v
 }
 
@@ -378,6 +427,15 @@ func (s *Service) AppView(r *LoginRequest) AppView {
 // idp.ErrNotFound. The pick is compared last, after every refusal, so a
 // refused approval never tells whether its number was right.
 func (s *Service) Decide(ctx context.Context, id string, dev *idp.Device, approval string) (*Decision, error) {
+	return s.DecideAs(ctx, id, dev, approval, nil)
+}
+
+// DecideAs is Decide where the approval may name, in act_as, a party the
+// citizen acts for: actAs resolves it for the device's citizen. An act_as
+// for a request that did not ask representation, or that actAs (nil:
+// none) refuses, is refused (idp.ErrInvalid) and the request stays
+// pending.
+func (s *Service) DecideAs(ctx context.Context, id string, dev *idp.Device, approval string, actAs ActAsFunc) (*Decision, error) {
 	if dev == nil || dev.RevokedAt != nil {
 		return nil, rekind(refuse("device missing or revoked"), ErrDeviceAuth)
 	}
@@ -431,6 +489,13 @@ func (s *Service) Decide(ctx context.Context, id string, dev *idp.Device, approv
 			// The app must have shown the message the agency shows.
 			return nil, fmt.Errorf("approval names another binding message than the login request: %w", idp.ErrInvalid)
 		}
+		if c.ActAs != "" {
+			p, err := checkActAs(ctx, r, dev, c.ActAs, actAs)
+			if err != nil {
+				return nil, err
+			}
+			d.ActAs = p
+		}
 		// The app was shown three numbers, not which one is right: a
 		// citizen who cannot see the browser's page (a relayed link or
 		// QR code) picks wrong two times in three, and that ends the
@@ -456,6 +521,30 @@ func (s *Service) Decide(ctx context.Context, id string, dev *idp.Device, approv
 		return nil, fmt.Errorf("approval decision must be %q or %q: %w", DecisionApprove, DecisionDeny, idp.ErrInvalid)
 	}
 	return s.record(ctx, r, d)
+}
+
+// checkActAs resolves an approval's act_as for the device's citizen.
+func checkActAs(ctx context.Context, r *LoginRequest, dev *idp.Device, ref string, actAs ActAsFunc) (*represent.Party, error) {
+	if !r.Representation || actAs == nil {
+		// The relying party did not ask (or cannot receive) a
+		// representation: an agency refuses it by not registering the scope.
+		return nil, fmt.Errorf("approval names act_as but the login request did not ask representation: %w", idp.ErrInvalid)
+	}
+	if len(ref) > 64 {
+		return nil, fmt.Errorf("act_as too long: %w", idp.ErrInvalid)
+	}
+	p, err := actAs(ctx, dev.CitizenID, ref)
+	switch {
+	case errors.Is(err, idp.ErrUnavailable) || errors.Is(err, represent.ErrUnavailable):
+		return nil, fmt.Errorf("act_as: %w", errors.Join(err, idp.ErrUnavailable))
+	case err != nil || p == nil:
+		// One answer whether the party exists or not: the app learns only
+		// that this citizen does not represent it.
+		return nil, fmt.Errorf("act_as names a party this citizen does not represent: %w", idp.ErrInvalid)
+	case p.ID == dev.CitizenID:
+		return nil, fmt.Errorf("act_as names the citizen themselves: leave it out: %w", idp.ErrInvalid)
+	}
+	return p, nil
 }
 
 // record stores d as the one decision on r.

@@ -60,6 +60,9 @@ type ApprovalClaims struct {
 	// BindingMessage is the CIBA request's binding message the app showed
 	// (ModeCIBA approvals only).
 	BindingMessage string `json:"binding_message,omitempty"`
+	// ActAs is the tax code or personal id of the party the citizen chose
+	// to act for (a login asking representation); absent: themselves.
+	ActAs string `json:"act_as,omitempty"`
 }
 
 // Verifier checks the compact JWS an eID app signs with its device key. Both

@@ -67,6 +67,10 @@ func (h *deviceGrantHandler) HandleTokenEndpointRequest(ctx context.Context, r f
 		return fosite.ErrInvalidRequest.WithHint("The assertion parameter is missing.")
 	}
 	for _, sc := range r.GetRequestedScopes() {
+		if sc == idp.ScopeRepresentation {
+			// The app's own tokens are always the citizen's own.
+			return fosite.ErrInvalidScope.WithHint("The JWT-bearer grant does not act for anyone else.")
+		}
 		if sc == "offline_access" {
 			return fosite.ErrInvalidScope.WithHint("The JWT-bearer grant issues no refresh token: sign a new assertion instead.")
 		}

@@ -152,6 +152,7 @@ func TestDeviceGrant_Refused(t *testing.T) {
 		{"garbage assertion", func(f url.Values) { f.Set("assertion", "x.y.z") }, fosite.ErrInvalidGrant},
 		{"no assertion", func(f url.Values) { f.Del("assertion") }, fosite.ErrInvalidRequest},
 		{"offline_access", func(f url.Values) { f.Set("scope", "openid offline_access") }, fosite.ErrInvalidScope},
+		{"representation", func(f url.Values) { f.Set("scope", "openid representation") }, fosite.ErrInvalidScope},
 		{"unregistered scope", func(f url.Values) { f.Set("scope", "registry.read") }, fosite.ErrInvalidScope},
 		{"audience parameter", func(f url.Values) { f.Set("audience", "https://api.example") }, fosite.ErrInvalidRequest},
 	} {

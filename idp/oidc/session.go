@@ -7,6 +7,8 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/token/jwt"
+
+	"github.com/onedoor/onedoor/idp/accesstoken"
 )
 
 // Session is the fosite session of every OneDoor grant. It embeds the OpenID
@@ -30,6 +32,24 @@ type Session struct {
 	KeyThumbprint string `json:"jkt,omitempty"`
 	// ClientID is kept for client_credentials grants, whose subject is the client.
 	ClientID string `json:"client_id,omitempty"`
+	// Act is the citizen acting when the subject is a party they represent
+	// (RFC 8693 act); Representation its basis, RevocationKeys the deny-list
+	// keys it rests on and RepresentedUntil when it ends by itself (a
+	// ward's majority), which caps every access token. The device (DeviceID)
+	// stays the acting citizen's.
+	Act              *accesstoken.Actor          `json:"act,omitempty"`
+	Representation   *accesstoken.Representation `json:"representation,omitempty"`
+	RevocationKeys   []string                    `json:"rk,omitempty"`
+	RepresentedUntil time.Time                   `json:"represented_until,omitzero"`
+}
+
+// Actor is the citizen who acts in the grant: Act's subject when the
+// subject is represented, the subject otherwise.
+func (s *Session) Actor() string {
+	if s.Act != nil {
+		return s.Act.Subject
+	}
+	return s.Subject
 }
 
 // NewSession returns an empty session ready for fosite to fill or decode into.
@@ -52,5 +72,16 @@ func (s *Session) Clone() fosite.Session {
 	}
 	c.Released = append([]string(nil), s.Released...)
 	c.AuthorizationDetails = append(json.RawMessage(nil), s.AuthorizationDetails...)
+	c.RevocationKeys = append([]string(nil), s.RevocationKeys...)
+	if s.Act != nil {
+		a := *s.Act
+		c.Act = &a
+	}
+	if s.Representation != nil {
+		r := *s.Representation
+		r.Services = append([]string(nil), s.Representation.Services...)
+		r.Categories = append([]string(nil), s.Representation.Categories...)
+		c.Representation = &r
+	}
 	return &c
 }

@@ -355,6 +355,7 @@ func (s *Storage) requestFromClaims(ctx context.Context, c *accesstoken.Claims, 
 	if c.Kind == accesstoken.KindClient {
 		sess.ClientID = c.ClientID
 	}
+	sess.Act, sess.Representation, sess.RevocationKeys = c.Act, c.Representation, c.RevocationKeys
 	sess.SetExpiresAt(fosite.AccessToken, c.ExpiresAt.Time)
 	r := &fosite.Request{
 		ID:                c.GrantID,
@@ -399,15 +400,17 @@ func (s *Storage) CreateRefreshTokenSession(ctx context.Context, sig, _ string, 
 			Request:   raw,
 		}))
 	}
-	var device string
+	device, subject := "", r.GetSession().GetSubject()
 	if os, ok := r.GetSession().(*Session); ok {
-		device = os.DeviceID
+		// The family is the acting citizen's, whomever they act for: their
+		// "sign out everywhere" (RevokeSubjectRefreshTokens) ends it too.
+		device, subject = os.DeviceID, os.Actor()
 	}
 	if err := s.store.CreateRefreshToken(ctx, &idp.RefreshToken{
 		Signature: sig,
 		RequestID: r.GetID(),
 		ClientID:  r.GetClient().GetID(),
-		Subject:   r.GetSession().GetSubject(),
+		Subject:   subject,
 		DeviceID:  device,
 		Active:    true,
 		ExpiresAt: exp,

@@ -122,7 +122,10 @@ func (s *accessTokenStrategy) AccessTokenSignature(_ context.Context, token stri
 //     bound to one (never on a citizen's token);
 //   - did: the device that approved the login or holds the token;
 //   - cid: the consent the release rests on;
-//   - cnf.jkt: the key the grant is bound to, when it is.
+//   - cnf.jkt: the key the grant is bound to, when it is;
+//   - act, representation, rk: the acting citizen, the basis and the
+//     revocation keys when sub is a party the citizen represents; exp is
+//     then capped at the representation's own end.
 func (s *accessTokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.Requester) (string, string, error) {
 	sess := r.GetSession()
 	exp := sess.GetExpiresAt(fosite.AccessToken)
@@ -149,6 +152,14 @@ func (s *accessTokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.
 		if os.KeyThumbprint != "" {
 			c.Confirmation = &accesstoken.Confirmation{JKT: os.KeyThumbprint}
 		}
+		if os.Act != nil {
+			c.Act, c.Representation, c.RevocationKeys = os.Act, os.Representation, os.RevocationKeys
+			if !os.RepresentedUntil.IsZero() && os.RepresentedUntil.Before(exp) {
+				// A ward comes of age, a mandate ends: no token outlives it.
+				exp = os.RepresentedUntil
+				c.SetExpiry(exp)
+			}
+		}
 		if os.Claims != nil {
 			c.ACR = os.Claims.AuthenticationContextClassReference
 			if !os.Claims.AuthTime.IsZero() {
@@ -161,6 +172,7 @@ func (s *accessTokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.
 		c.Kind = accesstoken.KindClient
 		c.Subject = c.ClientID
 		c.DeviceID, c.Released, c.ConsentID, c.ACR, c.AuthTime = "", nil, "", "", 0
+		c.Act, c.Representation, c.RevocationKeys = nil, nil, nil
 		if oc, ok := r.GetClient().(*Client); ok {
 			c.Agency = oc.Record.Agency
 			c.ClientRegistered = oc.Record.CreatedAt.UnixMilli()

@@ -17,6 +17,7 @@ import (
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/eid"
 	"github.com/onedoor/onedoor/idp/oidc"
+	"github.com/onedoor/onedoor/represent"
 )
 
 // authorize is the authorization endpoint. A request that cannot succeed is
@@ -90,6 +91,15 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	// prompt=login and prompt=consent both ask the citizen again in the app.
 	ask := slices.Contains(prompt, "login") || slices.Contains(prompt, "consent")
+	if wantsRepresentation(ar.GetRequestedScopes()) {
+		// Whom the citizen acts for is chosen in the app at each login:
+		// single sign-on never answers it silently.
+		ask = true
+		if slices.Contains(prompt, "none") {
+			s.authorizeError(w, r, ar, fosite.ErrInteractionRequired.WithHint("A login with representation is always approved in the eID app."))
+			return
+		}
+	}
 	if sess != nil && !ask && s.sessionSatisfies(sess, form, required) {
 		// Silent single sign-on releases only what the citizen already agreed
 		// to share with this client; an essential claim they have not agreed
@@ -100,7 +110,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if agr.Covered {
-			s.finish(w, r, ar, sess, agr, s.cfg.Now())
+			s.finish(w, r, ar, sess, agr, s.cfg.Now(), nil)
 			return
 		}
 		if slices.Contains(prompt, "none") {
@@ -132,6 +142,10 @@ func (s *Server) validateAuthorize(ar fosite.AuthorizeRequester, usedPAR bool) e
 	}
 	if c, ok := ar.GetClient().(*oidc.Client); ok && c.Record.PARRequired && !usedPAR {
 		return fosite.ErrInvalidRequest.WithHint("This client must use a pushed authorization request (RFC 9126).")
+	}
+	if wantsRepresentation(ar.GetRequestedScopes()) && s.cfg.Represent == nil {
+		// No silent downgrade to a login as the citizen themselves.
+		return fosite.ErrInvalidScope.WithHint("Representation is not offered by this provider.")
 	}
 	if slices.Contains(ar.GetRequestedScopes(), idp.ScopeAgency) {
 		// An agency's own scope: a citizen's token never carries it.
@@ -240,10 +254,19 @@ func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosit
 // release policy narrows it to what the client may receive now, and claims
 // the request asked for in the ID token go there, read from the registry
 // (OIDC Core 5.5). The code, and every token from it, carries the consent.
-func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, sess *browserSession, agr *idp.Agreement, requestedAt time.Time) {
+//
+// With act (a representation login), the subject of every token is the
+// party, whose claims (a ward's registry data, an organisation's) are
+// released, never the acting citizen's own; the browser session stays the
+// citizen's.
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, sess *browserSession, agr *idp.Agreement, requestedAt time.Time, act *acting) {
 	ctx := r.Context()
 	client := clientRecord(ar)
-	rel, err := s.release.Released(ctx, idp.TokenRelease{ClientID: client.ID, CitizenID: sess.CitizenID, ConsentID: agr.ConsentID, Agreed: agr.Agreed})
+	subject := sess.CitizenID
+	if act != nil {
+		subject = act.rep.Party.ID
+	}
+	rel, err := s.release.Released(ctx, idp.TokenRelease{ClientID: client.ID, CitizenID: subject, ConsentID: agr.ConsentID, Agreed: agr.Agreed})
 	switch {
 	case errors.Is(err, idp.ErrNotFound): // the client was deleted during the login
 		s.authorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The client no longer exists."))
@@ -272,8 +295,11 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 			inIDToken = append(inIDToken, name)
 		}
 	}
+	if act != nil && act.rep.Party.Type == represent.TypeOrganisation {
+		inIDToken = nil // an organisation has no registry claims
+	}
 	if len(inIDToken) > 0 {
-		cit, err := s.store.GetCitizen(ctx, sess.CitizenID)
+		cit, err := s.store.GetCitizen(ctx, subject)
 		if err != nil {
 			s.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
 			return
@@ -305,6 +331,17 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 	}
 	os := oidc.NewSession()
 	os.Subject = sess.CitizenID
+	if act != nil {
+		applyActing(os, act)
+		more, err := s.actingClaims(ctx, os.Subject, os.Act, os.Representation)
+		if err != nil {
+			s.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
+			return
+		}
+		for k, v := range more {
+			extra[k] = v
+		}
+	}
 	os.Released = released
 	os.DeviceID = sess.DeviceID
 	os.ConsentID = rel.ConsentID
@@ -323,7 +360,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 		amr = sess.AMR
 	}
 	os.Claims = &jwt.IDTokenClaims{
-		Subject:                             sess.CitizenID,
+		Subject:                             os.Subject,
 		Issuer:                              s.cfg.Issuer,
 		AuthTime:                            sess.AuthTime.UTC(),
 		RequestedAt:                         requestedAt.UTC(),

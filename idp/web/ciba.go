@@ -203,7 +203,9 @@ func (s *Server) bcAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, sc := range req.Scopes {
-		if sc == ScopeOffline || sc == idp.ScopeAgency {
+		if sc == ScopeOffline || sc == idp.ScopeAgency || sc == ScopeRepresentation {
+			// Representation is chosen in the app during a browser login;
+			// a clerk's backchannel request cannot carry the choice.
 			s.bcError(w, fosite.ErrInvalidScope.WithHintf("The scope %q is not granted by CIBA.", sc))
 			return
 		}

@@ -110,6 +110,10 @@ func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
 		BackchannelAuthenticationEndpoint: iss + PathBCAuthorize,
 		BackchannelTokenDeliveryModes:     []string{idp.CIBAModePoll, idp.CIBAModePing},
 	}
+	if s.cfg.Represent != nil {
+		d.ScopesSupported = append(d.ScopesSupported, ScopeRepresentation)
+		d.ClaimsSupported = append(d.ClaimsSupported, ClaimAct, ClaimRepresentation, ClaimOrganisation)
+	}
 	if s.cfg.Sessions != nil {
 		d.BackchannelLogoutSupported, d.BackchannelLogoutSessionSupported = true, true
 	}

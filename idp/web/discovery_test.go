@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/onedoor/onedoor/idp/sso"
+	"github.com/onedoor/onedoor/represent"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -18,7 +19,8 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // accepts is a promise to every relying party (go test ./idp/web -update
 // rewrites it after a deliberate change).
 func TestDiscovery_Golden(t *testing.T) {
-	s := &Server{cfg: Config{Issuer: "https://id.onedoor.test", Sessions: sso.New(nil, nil, nil), Registration: &Registration{}}}
+	s := &Server{cfg: Config{Issuer: "https://id.onedoor.test", Sessions: sso.New(nil, nil, nil), Registration: &Registration{},
+		Represent: &represent.Service{}}}
 	rec := httptest.NewRecorder()
 	s.discovery(rec, httptest.NewRequest(http.MethodGet, PathDiscovery, nil))
 	if rec.Code != http.StatusOK {

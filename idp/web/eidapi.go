@@ -14,6 +14,7 @@ import (
 	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/eid"
+	"github.com/onedoor/onedoor/represent"
 )
 
 // Paths of the eID app's API.
@@ -166,6 +167,17 @@ func (s *Server) appView(ctx context.Context, dev *idp.Device, lr *eid.LoginRequ
 		return view, err
 	}
 	view.Agreed = agr.Agreed
+	if lr.Representation && s.cfg.Represent != nil {
+		// Only now is the citizen known: the device that fetches the view.
+		rs, err := s.cfg.Represent.Representations(ctx, dev.CitizenID)
+		if errors.Is(err, represent.ErrNotFound) {
+			rs, err = nil, nil // not in the registry representation reads: nobody to act for
+		}
+		if err != nil {
+			return view, representErr(err)
+		}
+		view.Representations = eid.Choices(rs)
+	}
 	return view, nil
 }
 
@@ -211,7 +223,7 @@ func (s *Server) appDecision(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
-	d, err := s.eid.Decide(r.Context(), r.PathValue("id"), dev, b.Approval)
+	d, err := s.eid.DecideAs(r.Context(), r.PathValue("id"), dev, b.Approval, s.actAs())
 	if err != nil {
 		s.loginRequestError(w, err)
 		return

@@ -18,6 +18,7 @@ import (
 	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/eid"
+	"github.com/onedoor/onedoor/represent"
 )
 
 // startLogin creates a login request for the eID app and shows the QR page.
@@ -52,6 +53,8 @@ func (s *Server) newLogin(w http.ResponseWriter, r *http.Request, ar fosite.Auth
 		Level:        required,
 		BrowserKey:   hashToken(binding),
 		Continuation: []byte(form.Encode()),
+		// The app offers the parties the citizen may act for.
+		Representation: wantsRepresentation(ar.GetRequestedScopes()),
 	}
 	if target != nil {
 		lr.Target = target.citizenID
@@ -152,6 +155,22 @@ func (s *Server) loginContinue(w http.ResponseWriter, r *http.Request) {
 		s.authorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The eID device that approved the login has been revoked."))
 		return
 	}
+	var act *acting
+	if dec.ActAs != nil {
+		// Checked again now: a mandate revoked since the approval ends
+		// the login here.
+		act, err = s.representation(ctx, dec.CitizenID, dec.ActAs.ID)
+		if errors.Is(err, represent.ErrNotRepresented) || (err == nil && !wantsRepresentation(ar.GetRequestedScopes())) {
+			s.authorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The citizen no longer represents the party chosen in the eID app."))
+			return
+		}
+		if err != nil {
+			s.unavailable(w, "representation store", err)
+			return
+		}
+	}
+	// The browser's single sign-on session is the citizen's own, whomever
+	// they act for in this login.
 	sess, err := s.newSession(ctx, w, r, dec)
 	if err != nil {
 		s.unavailable(w, "ephemeral store", err)
@@ -159,14 +178,25 @@ func (s *Server) loginContinue(w http.ResponseWriter, r *http.Request) {
 	}
 	// The consent is what the request showed (the list, purpose and
 	// recipient the approval signed), with the signed approval as evidence.
+	// A guardian shares their ward's data: the consent is the ward's (the
+	// subject of the data), its evidence the guardian's approval, which
+	// names the ward in act_as. An organisation has no registry data: no
+	// consent.
 	plan := &idp.ReleasePlan{Purpose: consent.Purpose{Code: lr.PurposeCode, Text: lr.Purpose}, Recipient: lr.ClientName, Claims: lr.Claims}
-	agr, err := s.release.Record(ctx, &idp.Approval{CitizenID: dec.CitizenID, Client: clientRecord(ar), Plan: plan,
-		Shared: dec.Claims, Evidence: dec.Approval})
-	if err != nil {
-		s.unavailable(w, "consent store", err)
-		return
+	owner := dec.CitizenID
+	agr := &idp.Agreement{Covered: true}
+	if act != nil {
+		owner = act.rep.Party.ID
 	}
-	s.finish(w, r, ar, sess, agr, lr.CreatedAt)
+	if act == nil || act.rep.Party.Type == represent.TypePerson {
+		agr, err = s.release.Record(ctx, &idp.Approval{CitizenID: owner, Client: clientRecord(ar), Plan: plan,
+			Shared: dec.Claims, Evidence: dec.Approval})
+		if err != nil {
+			s.unavailable(w, "consent store", err)
+			return
+		}
+	}
+	s.finish(w, r, ar, sess, agr, lr.CreatedAt, act)
 }
 
 // checkReturn lets the continuation go on only in the browser that started

@@ -106,7 +106,8 @@ type passkeyOffer struct {
 // passkey: the feature is on, the level needed is at most substantial, and
 // the request does not insist on asking for consent.
 func (s *Server) offerPasskey(r *http.Request, lr *eid.LoginRequest) *passkeyOffer {
-	if s.cfg.Passkeys == nil || lr.Level.Rank() > idp.LevelSubstantial.Rank() {
+	if s.cfg.Passkeys == nil || lr.Level.Rank() > idp.LevelSubstantial.Rank() || lr.Representation {
+		// A passkey cannot say whom the citizen acts for: only the app.
 		return nil
 	}
 	if q, err := url.ParseQuery(string(lr.Continuation)); err != nil || slices.Contains(strings.Fields(q.Get("prompt")), "consent") {
@@ -274,7 +275,7 @@ func (s *Server) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) {
 		s.unavailable(w, "ephemeral store", err)
 		return
 	}
-	s.finish(w, r, ar, sess, agr, lr.CreatedAt)
+	s.finish(w, r, ar, sess, agr, lr.CreatedAt, nil)
 }
 
 // concludeLogin ends the login request so the app can no longer answer it;

@@ -28,6 +28,7 @@ import (
 	"github.com/onedoor/onedoor/idp/oidc"
 	"github.com/onedoor/onedoor/idp/passkey"
 	"github.com/onedoor/onedoor/idp/sso"
+	"github.com/onedoor/onedoor/represent"
 )
 
 // Store is what the web layer reads from the durable store directly.
@@ -109,8 +110,11 @@ type Config struct {
 	// Observer counts what operators watch (DPoP refusals, suspected
 	// passkey clones, suppressed prompts); nil counts nothing.
 	Observer Observer
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// Represent says whom a citizen may act for (scope representation);
+	// nil refuses that scope at /authorize (invalid_scope).
+	Represent *represent.Service
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
 // Server is the identity provider's HTTP surface.

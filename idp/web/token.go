@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/onedoor/onedoor/idp/accesstoken"
 	"github.com/onedoor/onedoor/idp/dpop"
 	"github.com/onedoor/onedoor/idp/oidc"
+	"github.com/onedoor/onedoor/represent"
 )
 
 // precheckToken refuses what RFC 6749 refuses and fosite lets through or
@@ -346,6 +348,12 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 		s.invalidToken(w, scheme, "insufficient_scope", "The access token lacks the openid scope.")
 		return
 	}
+	if c.Act != nil && represent.IsOrgSubject(c.Subject) {
+		s.userinfoOrganisation(ctx, w, scheme, c)
+		return
+	}
+	// A ward's data when a guardian acts for them (sub is the ward's):
+	// never the acting citizen's own.
 	cit, err := s.store.GetCitizen(ctx, c.Subject)
 	if err != nil {
 		if errors.Is(err, idp.ErrNotFound) {
@@ -368,6 +376,14 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := citizenClaims(cit, rel.Claims)
+	if c.Act != nil {
+		more, err := s.actingClaims(ctx, c.Subject, c.Act, c.Representation)
+		if err != nil {
+			s.unavailable(w, "representation store", err)
+			return
+		}
+		maps.Copy(out, more)
+	}
 	// No release without its entry in the citizen's access log.
 	if err := s.logRelease(ctx, consent.ChannelUserInfo, c.ClientID, c.Subject, rel, personalClaims(out)); err != nil {
 		s.unavailable(w, "consent store", err)
@@ -438,6 +454,9 @@ type introspection struct {
 	Kind      accesstoken.Kind          `json:"kind,omitempty"`
 	Cnf       *accesstoken.Confirmation `json:"cnf,omitempty"`
 	Agency    string                    `json:"agency,omitempty"`
+	// Act and Representation: a represented subject's (RFC 8693 section 4.1).
+	Act            *accesstoken.Actor          `json:"act,omitempty"`
+	Representation *accesstoken.Representation `json:"representation,omitempty"`
 }
 
 // introspect is the token introspection endpoint (RFC 7662). A confidential
@@ -491,7 +510,8 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		resp := introspection{Active: true, Scope: c.Scope, ClientID: c.ClientID, Subject: c.Subject,
-			Audience: c.Audience, Issuer: c.Issuer, TokenType: "access_token", JTI: c.ID, Kind: c.Kind, Cnf: c.Confirmation, Agency: c.Agency}
+			Audience: c.Audience, Issuer: c.Issuer, TokenType: "access_token", JTI: c.ID, Kind: c.Kind, Cnf: c.Confirmation, Agency: c.Agency,
+			Act: c.Act, Representation: c.Representation}
 		if c.Confirmation != nil && c.Confirmation.JKT != "" {
 			// RFC 9449 section 6.2: a key-bound token is of type DPoP.
 			resp.TokenType = "DPoP"
@@ -521,6 +541,18 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, inactive)
 		return
 	}
+	// A family whose representation ended is refused at its next refresh:
+	// it is inactive now.
+	if os, ok := g.GetSession().(*oidc.Session); ok && os.Act != nil {
+		if _, err := s.representation(ctx, os.Act.Subject, os.Subject); err != nil {
+			if errors.Is(err, represent.ErrNotRepresented) {
+				writeJSON(w, http.StatusOK, inactive)
+				return
+			}
+			s.unavailable(w, "representation store", err)
+			return
+		}
+	}
 	// A family whose consent was withdrawn is refused at its next refresh:
 	// it is inactive now.
 	if os, ok := g.GetSession().(*oidc.Session); ok && os.ConsentID != "" {
@@ -538,6 +570,9 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		TokenType: "refresh_token", Kind: accesstoken.KindCitizen}
 	if os, ok := g.GetSession().(*oidc.Session); ok && os.KeyThumbprint != "" {
 		resp.Cnf = &accesstoken.Confirmation{JKT: os.KeyThumbprint}
+	}
+	if os, ok := g.GetSession().(*oidc.Session); ok && os.Act != nil {
+		resp.Act, resp.Representation = os.Act, os.Representation
 	}
 	if !g.ExpiresAt.IsZero() {
 		resp.ExpiresAt = g.ExpiresAt.Unix()
@@ -649,9 +684,22 @@ func (s *Server) settleSession(ctx context.Context, ar fosite.AccessRequester) (
 		// A code or refresh family is worth no more than the device that
 		// approved it: a code approved just before the device was revoked,
 		// or a family created while the revocation ran, yields nothing.
-		if err := s.authenticatorActive(ctx, os.Subject, os.DeviceID); err != nil {
+		if err := s.authenticatorActive(ctx, os.Actor(), os.DeviceID); err != nil {
 			if errors.Is(err, idp.ErrNotFound) {
 				return nil, fosite.ErrInvalidGrant.WithHint("The eID device or passkey that approved this grant has been revoked.")
+			}
+			return nil, err
+		}
+	}
+	if os.Act != nil {
+		// A representation ends at once (a mandate revoked, a ward come of
+		// age, a legal representative replaced): re-checked at the code
+		// and at every refresh, with the consent below.
+		if err := s.recheckRepresentation(ctx, os); err != nil {
+			if errors.Is(err, fosite.ErrInvalidGrant) && ar.GetGrantTypes().ExactOne("refresh_token") {
+				if rerr := s.provider.RevokeGrant(ctx, ar.GetID()); rerr != nil {
+					s.log.Warn("revoke the family of an ended representation", "err", rerr.Error())
+				}
 			}
 			return nil, err
 		}

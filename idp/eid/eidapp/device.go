@@ -172,6 +172,10 @@ type Result struct {
 	// the browser that started the login continues there, with a one-time
 	// code, and nowhere else.
 	ReturnURL string `json:"return_url,omitempty"`
+	// ActAs is the party the citizen acts for (its tax code or personal
+	// id), and ActAsName its name as the app offered it; empty: themselves.
+	ActAs     string `json:"act_as,omitempty"`
+	ActAsName string `json:"act_as_name,omitempty"`
 }
 
 // ErrPickNeeded means a login opened from a QR code was to be approved
@@ -193,6 +197,15 @@ var ErrWrongMatch = errors.New("the number picked is not the one the login page 
 // shares nothing and needs no pick. A pick the IdP finds wrong returns the
 // Result (status denied) with ErrWrongMatch.
 func (a *App) Approve(ctx context.Context, payload, match string, deny bool, share []string) (*Result, error) {
+	return a.ApproveAs(ctx, payload, match, deny, share, "")
+}
+
+// ApproveAs is Approve acting for the party actAs names (a tax code or a
+// personal id, as the request's representations list it); "" is the
+// citizen themselves. The approval signs it (act_as); the IdP refuses a
+// party the citizen does not represent, or a login that did not ask the
+// representation scope, and the request stays pending.
+func (a *App) ApproveAs(ctx context.Context, payload, match string, deny bool, share []string, actAs string) (*Result, error) {
 	d, issuer, id, err := a.target(payload)
 	if err != nil {
 		return nil, err
@@ -246,6 +259,12 @@ func (a *App) Approve(ctx context.Context, payload, match string, deny bool, sha
 	}
 	if !deny {
 		ac.ClientID, ac.Purpose, ac.BindingMessage = v.ClientID, v.PurposeCode, v.BindingMessage
+		ac.ActAs, res.ActAs = actAs, actAs
+		for _, c := range v.Representations {
+			if c.Ref == actAs && actAs != "" {
+				res.ActAsName = c.Name
+			}
+		}
 	}
 	approval, err := d.sign(eid.TypeApproval, ac)
 	if err != nil {
