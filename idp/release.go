@@ -153,6 +153,9 @@ type Approval struct {
 	// device-signed approval JWS that says so.
 	Shared   []string
 	Evidence string
+	// OnBehalf is the representative who approved for the citizen (a
+	// guardian for a ward); the consent record says they gave it.
+	OnBehalf *consent.OnBehalf
 }
 
 // TokenRelease is what a token carries about its release: the claims agreed
@@ -357,6 +360,7 @@ func (p *ConsentPolicy) Record(ctx context.Context, a *Approval) (*Agreement, er
 		Notice:    ConsentNotice,
 		Method:    consent.MethodEIDApp,
 		Evidence:  a.Evidence,
+		GivenBy:   a.OnBehalf,
 		Items:     []string{},
 	}
 	for _, cr := range a.Plan.Claims {

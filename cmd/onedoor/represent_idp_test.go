@@ -13,6 +13,7 @@ import (
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/eid"
 	"github.com/onedoor/onedoor/idp/eid/eidapp"
@@ -384,7 +385,21 @@ func testRepresentationLogin(t *testing.T, e *repEnv) {
 		// The consent is the ward's.
 		rec, err := e.m.Consent.Remembered(ctx, e.ward, e.clientID, mustPurpose(t, e))
 		if err != nil || rec == nil || rec.ID != at["cid"] {
-			t.Errorf("the ward's consent: %+v %v (cid %v)", rec, err, at["cid"])
+			t.Fatalf("the ward's consent: %+v %v (cid %v)", rec, err, at["cid"])
+		}
+		// It says the guardian gave it, and the ward's access log says the
+		// guardian's login released the ward's data.
+		if rec.GivenBy == nil || rec.GivenBy.CitizenID != e.actor || rec.GivenBy.Basis != "guardian" {
+			t.Errorf("the ward's consent was given by %+v, want the guardian %s", rec.GivenBy, e.actor)
+		}
+		entries, _, err := e.m.ConsentStore.ListEntries(ctx, consent.EntryQuery{CitizenID: e.ward})
+		if err != nil || len(entries) == 0 {
+			t.Fatalf("the ward's access log: %d entries, %v", len(entries), err)
+		}
+		for _, en := range entries {
+			if en.OnBehalf == nil || en.OnBehalf.CitizenID != e.actor || en.OnBehalf.Basis != "guardian" {
+				t.Errorf("the ward's log entry %s (%s) names %+v on behalf, want the guardian", en.ID, en.Channel, en.OnBehalf)
+			}
 		}
 
 		e.clk.advance(e.majority.Sub(e.clk.Now()) + time.Minute)

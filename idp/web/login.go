@@ -190,7 +190,7 @@ func (s *Server) loginContinue(w http.ResponseWriter, r *http.Request) {
 	}
 	if act == nil || act.rep.Party.Type == represent.TypePerson {
 		agr, err = s.release.Record(ctx, &idp.Approval{CitizenID: owner, Client: clientRecord(ar), Plan: plan,
-			Shared: dec.Claims, Evidence: dec.Approval})
+			Shared: dec.Claims, Evidence: dec.Approval, OnBehalf: act.onBehalf()})
 		if err != nil {
 			s.unavailable(w, "consent store", err)
 			return

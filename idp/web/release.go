@@ -27,7 +27,7 @@ func (s *Server) beforeTokensLeave(ctx context.Context, ar fosite.AccessRequeste
 	}
 	clientID := ar.GetClient().GetID()
 	if idt, _ := resp.GetExtra("id_token").(string); idt != "" && os.Claims != nil {
-		if err := s.logRelease(ctx, consent.ChannelIDToken, clientID, os.Subject, rel, personalClaims(os.Claims.Extra)); err != nil {
+		if err := s.logRelease(ctx, consent.ChannelIDToken, clientID, os.Subject, rel, personalClaims(os.Claims.Extra), tokenOnBehalf(os.Act, os.Representation)); err != nil {
 			return err
 		}
 	}
@@ -64,7 +64,8 @@ func (s *Server) receipt(ctx context.Context, citizenID, consentID string) (stri
 // client, on the consent rel rests on. The eID app's own tokens are no
 // release to a third party (settleSession), and a release of no personal
 // claim (sub alone) is not logged.
-func (s *Server) logRelease(ctx context.Context, ch consent.Channel, clientID, citizenID string, rel *idp.Release, items []string) error {
+// onBehalf names the representative who logged in for the citizen, if one did.
+func (s *Server) logRelease(ctx context.Context, ch consent.Channel, clientID, citizenID string, rel *idp.Release, items []string, onBehalf *consent.OnBehalf) error {
 	if clientID == idp.EIDAppClientID || len(items) == 0 {
 		return nil
 	}
@@ -77,7 +78,7 @@ func (s *Server) logRelease(ctx context.Context, ch consent.Channel, clientID, c
 		agency = c.Agency
 	}
 	req := consent.Request{CitizenID: citizenID, Actor: consent.Actor{Agency: agency, ClientID: clientID}, Channel: ch,
-		Purpose: rel.Purpose, Items: items, ConsentID: rel.ConsentID}
+		Purpose: rel.Purpose, Items: items, ConsentID: rel.ConsentID, OnBehalf: onBehalf}
 	d := &consent.Decision{Basis: consent.BasisConsent, ConsentID: rel.ConsentID}
 	if _, err := s.consent.Log(ctx, req, d, consent.OutcomeReleased); err != nil {
 		return fmt.Errorf("access log: %w", consentOutage(err))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/accesstoken"
 	"github.com/onedoor/onedoor/idp/eid"
@@ -39,6 +40,24 @@ const (
 type acting struct {
 	actor string // the acting citizen's subject
 	rep   *represent.Representation
+}
+
+// onBehalf is the representative the consent record and the access log
+// name: nil when the citizen acts for themselves.
+func (a *acting) onBehalf() *consent.OnBehalf {
+	if a == nil || a.rep == nil {
+		return nil
+	}
+	return &consent.OnBehalf{CitizenID: a.actor, Basis: string(a.rep.Basis), MandateID: a.rep.MandateID}
+}
+
+// tokenOnBehalf is the same, read back from a token's act and
+// representation claims.
+func tokenOnBehalf(act *accesstoken.Actor, rep *accesstoken.Representation) *consent.OnBehalf {
+	if act == nil || rep == nil {
+		return nil
+	}
+	return &consent.OnBehalf{CitizenID: act.Subject, Basis: rep.Basis, MandateID: rep.MandateID}
 }
 
 // wantsRepresentation reports whether an authorization request asks the

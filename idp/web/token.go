@@ -385,7 +385,7 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 		maps.Copy(out, more)
 	}
 	// No release without its entry in the citizen's access log.
-	if err := s.logRelease(ctx, consent.ChannelUserInfo, c.ClientID, c.Subject, rel, personalClaims(out)); err != nil {
+	if err := s.logRelease(ctx, consent.ChannelUserInfo, c.ClientID, c.Subject, rel, personalClaims(out), tokenOnBehalf(c.Act, c.Representation)); err != nil {
 		s.unavailable(w, "consent store", err)
 		return
 	}
