@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -293,4 +294,35 @@ func mustOrg(t *testing.T, m *Main, taxCode string) *represent.Organisation {
 		t.Fatal(err)
 	}
 	return o
+}
+
+// The representation guide's CSV example imports as it says, and its
+// table describes every field.
+func TestGuide_OrgImport(t *testing.T) {
+	doc := readDoc(t, "representation.md")
+	ex := fencedBlocks(doc, "csv", "tax_code")
+	if len(ex) != 1 {
+		t.Fatalf("want one CSV example, got %d", len(ex))
+	}
+	dir := migratedDir(t)
+	m := openDir(t, dir)
+	if err := m.ImportCitizens(t.Context(), demoCitizens[:2]); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := cli(t, nil, "org", "import", "--data-dir", dir, writeTemp(t, "orgs.csv", ex[0]))
+	if code != 0 || !strings.Contains(out, `"imported": 2`) {
+		t.Fatalf("the guide's example: exit %d: %s %s", code, out, errs)
+	}
+	code, out, _ = cli(t, nil, "org", "show", "--data-dir", dir, "0100000002-001")
+	var o map[string]any
+	decode(t, out, &o)
+	if code != 0 || o["status"] != "active" || o["name"] != "Chi nhánh Demo Hai" {
+		t.Errorf("the guide's second row is stored as %v", o)
+	}
+	rt := reflect.TypeFor[represent.OrganisationRecord]()
+	for i := range rt.NumField() {
+		if field, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ","); !strings.Contains(doc, "| `"+field+"` |") {
+			t.Errorf("the guide's table does not describe %s", field)
+		}
+	}
 }
