@@ -193,6 +193,17 @@ func TestCLI_CitizenGuardian(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"source": "court"`) && !strings.Contains(out, `"source":"court"`) {
 		t.Fatalf("appoint: exit %d: %s %s", code, out, errs)
 	}
+	for _, pid := range []string{ward, guardian} {
+		code, out, _ := cli(t, nil, "citizen", "show", "--data-dir", dir, "--id", pid)
+		var v struct {
+			Guardianships []map[string]any `json:"guardianships"`
+		}
+		decode(t, out, &v)
+		if code != 0 || len(v.Guardianships) != 1 || v.Guardianships[0]["ward"] != ward || v.Guardianships[0]["guardian"] != guardian ||
+			v.Guardianships[0]["source"] != "court" || v.Guardianships[0]["until"] != until {
+			t.Errorf("citizen show %s: %s", pid, out)
+		}
+	}
 	code, _, errs = cli(t, nil, "citizen", "guardian", "--data-dir", dir, "--ward", ward, "--guardian", guardian)
 	if code != 1 || !strings.Contains(errs, "already a court-appointed guardian") {
 		t.Fatalf("appoint twice: exit %d: %s", code, errs)
