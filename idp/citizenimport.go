@@ -130,7 +130,7 @@ func parseCitizenRecords(name string, data []byte) ([]CitizenRecord, error) {
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&recs); err != nil {
 			if strings.Contains(err.Error(), "unknown field") {
-				return nil, fmt.Errorf("%v: each citizen has exactly these fields: %s", err, strings.Join(citizenColumns, ", "))
+				return nil, fmt.Errorf("%v: each citizen has exactly these fields: %s, and optionally %s", err, strings.Join(citizenColumns, ", "), guardiansColumn)
 			}
 			return nil, fmt.Errorf("not a JSON array of citizens: %v", err)
 		}

@@ -399,6 +399,19 @@ type citizenView struct {
 	idp.CitizenRecord
 	CreatedAt time.Time    `json:"created_at"`
 	Devices   []deviceInfo `json:"devices,omitempty"`
+	// Guardianships in force, the citizen's as ward or as guardian
+	// (`citizen show` only).
+	Guardianships []guardianshipInfo `json:"guardianships,omitempty"`
+}
+
+// guardianshipInfo names both sides by personal id; Until is a court's
+// last day, in Vietnam.
+type guardianshipInfo struct {
+	Ward      string    `json:"ward"`
+	Guardian  string    `json:"guardian"`
+	Source    string    `json:"source"`
+	Until     string    `json:"until,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 type deviceInfo struct {
@@ -554,6 +567,9 @@ func citizenCmd(ctx context.Context, args []string, env func(string) string, std
 		}
 		for _, d := range ds {
 			v.Devices = append(v.Devices, deviceInfo{ID: d.ID, Name: d.Name, Level: d.Level, CreatedAt: d.CreatedAt, RevokedAt: d.RevokedAt})
+		}
+		if v.Guardianships, err = m.guardianshipInfo(ctx, c); err != nil {
+			return err
 		}
 		return m.printJSON(stdout, v)
 	case "activate":

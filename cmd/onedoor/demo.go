@@ -34,9 +34,9 @@ var demoCitizens = []citizenRecord{
 }
 
 // demoHousehold is a family for representation: the first demo citizen,
-// a second parent and their child, who stays ten years old whenever the
-// demo runs (the birthdate counts back from now), so the parents act for
-// the child as its registry guardians.
+// a second parent and their child, ten years old when the demo data is
+// first seeded (the birthdate counts back from now), so the parents act
+// for the child as its registry guardians for years of demos.
 func demoHousehold(now time.Time) []citizenRecord {
 	return []citizenRecord{
 		{PersonalID: "000000000005", FamilyName: "Vũ", GivenName: "Thị Demo", Birthdate: "1992-09-09", Gender: "female", Address: demoCitizens[0].Address, PhoneNumber: "+84900000005"},

@@ -220,3 +220,35 @@ func guardianCmd(ctx context.Context, args []string, env func(string) string, st
 	}
 	return m.printJSON(stdout, out)
 }
+
+// guardianshipInfo lists c's guardianships in force, naming the other side
+// by personal id: a look-up of that citizen too, so it is logged as one.
+func (m *Main) guardianshipInfo(ctx context.Context, c *idp.Citizen) ([]guardianshipInfo, error) {
+	gs, err := m.Store.Guardianships(ctx, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]guardianshipInfo, 0, len(gs))
+	for _, g := range gs {
+		other := g.GuardianID
+		if other == c.ID {
+			other = g.WardID
+		}
+		o, err := m.Store.GetCitizen(ctx, other)
+		if err != nil {
+			return nil, err
+		}
+		if err := m.logOperatorLookup(ctx, o.ID); err != nil {
+			return nil, err
+		}
+		gi := guardianshipInfo{Ward: c.PersonalID, Guardian: o.PersonalID, Source: g.Source, CreatedAt: g.CreatedAt}
+		if g.WardID != c.ID {
+			gi.Ward, gi.Guardian = o.PersonalID, c.PersonalID
+		}
+		if g.Until != nil {
+			gi.Until = g.Until.In(represent.Zone).AddDate(0, 0, -1).Format("2006-01-02")
+		}
+		out = append(out, gi)
+	}
+	return out, nil
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -192,6 +193,17 @@ func TestCLI_CitizenGuardian(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"source": "court"`) && !strings.Contains(out, `"source":"court"`) {
 		t.Fatalf("appoint: exit %d: %s %s", code, out, errs)
 	}
+	for _, pid := range []string{ward, guardian} {
+		code, out, _ := cli(t, nil, "citizen", "show", "--data-dir", dir, "--id", pid)
+		var v struct {
+			Guardianships []map[string]any `json:"guardianships"`
+		}
+		decode(t, out, &v)
+		if code != 0 || len(v.Guardianships) != 1 || v.Guardianships[0]["ward"] != ward || v.Guardianships[0]["guardian"] != guardian ||
+			v.Guardianships[0]["source"] != "court" || v.Guardianships[0]["until"] != until {
+			t.Errorf("citizen show %s: %s", pid, out)
+		}
+	}
 	code, _, errs = cli(t, nil, "citizen", "guardian", "--data-dir", dir, "--ward", ward, "--guardian", guardian)
 	if code != 1 || !strings.Contains(errs, "already a court-appointed guardian") {
 		t.Fatalf("appoint twice: exit %d: %s", code, errs)
@@ -293,4 +305,35 @@ func mustOrg(t *testing.T, m *Main, taxCode string) *represent.Organisation {
 		t.Fatal(err)
 	}
 	return o
+}
+
+// The representation guide's CSV example imports as it says, and its
+// table describes every field.
+func TestGuide_OrgImport(t *testing.T) {
+	doc := readDoc(t, "representation.md")
+	ex := fencedBlocks(doc, "csv", "tax_code")
+	if len(ex) != 1 {
+		t.Fatalf("want one CSV example, got %d", len(ex))
+	}
+	dir := migratedDir(t)
+	m := openDir(t, dir)
+	if err := m.ImportCitizens(t.Context(), demoCitizens[:2]); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := cli(t, nil, "org", "import", "--data-dir", dir, writeTemp(t, "orgs.csv", ex[0]))
+	if code != 0 || !strings.Contains(out, `"imported": 2`) {
+		t.Fatalf("the guide's example: exit %d: %s %s", code, out, errs)
+	}
+	code, out, _ = cli(t, nil, "org", "show", "--data-dir", dir, "0100000002-001")
+	var o map[string]any
+	decode(t, out, &o)
+	if code != 0 || o["status"] != "active" || o["name"] != "Chi nhánh Demo Hai" {
+		t.Errorf("the guide's second row is stored as %v", o)
+	}
+	rt := reflect.TypeFor[represent.OrganisationRecord]()
+	for i := range rt.NumField() {
+		if field, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ","); !strings.Contains(doc, "| `"+field+"` |") {
+			t.Errorf("the guide's table does not describe %s", field)
+		}
+	}
 }
