@@ -24,7 +24,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/onedoor/onedoor/consent"
-	"github.com/onedoor/onedoor/represent"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/accesstoken"
 	"github.com/onedoor/onedoor/idp/clientaddr"
@@ -32,6 +31,7 @@ import (
 	"github.com/onedoor/onedoor/idp/problem"
 	"github.com/onedoor/onedoor/mobileapi"
 	"github.com/onedoor/onedoor/mobileapi/search"
+	"github.com/onedoor/onedoor/represent"
 )
 
 // Verifier checks the IdP's access tokens in process.
