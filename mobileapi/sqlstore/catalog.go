@@ -280,9 +280,7 @@ func checkService(op string, svc *mobileapi.Service) (*mobileapi.Service, error)
 	in := *svc
 	in.ID, in.Version, in.UpdatedAt = "", 0, time.Time{}
 	switch in.Representation {
-	case "":
-		in.Representation = mobileapi.RepresentationAllowed
-	case mobileapi.RepresentationAllowed, mobileapi.RepresentationRefused:
+	case "", mobileapi.RepresentationAllowed, mobileapi.RepresentationRefused:
 	default:
 		return nil, fmt.Errorf("%s: representation must be allowed or refused: %w", op, idp.ErrInvalid)
 	}

@@ -17,5 +17,6 @@ UPDATE api_applications SET service_category = COALESCE((SELECT v.category FROM 
 -- representatives), newest change first.
 CREATE INDEX api_applications_subject ON api_applications (subject_id, updated_at DESC, id DESC);
 
--- Whether a service accepts applications filed for someone else.
-ALTER TABLE api_service_versions ADD COLUMN representation TEXT NOT NULL DEFAULT 'allowed';
+-- Whether a service accepts applications filed for someone else:
+-- 'refused', or 'allowed' ('' means allowed, as on every older version).
+ALTER TABLE api_service_versions ADD COLUMN representation TEXT NOT NULL DEFAULT '';
