@@ -300,7 +300,7 @@ func (s *Server) updateApplication(c *fiber.Ctx) error {
 	defer cancel()
 	id := idParam(c, "id")
 	for attempt := 0; ; attempt++ {
-		a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), id)
+		a, err := s.forChange(ctx, c, id)
 		if err != nil {
 			return s.fail(c, err)
 		}
@@ -395,7 +395,7 @@ func (s *Server) deleteApplication(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), idParam(c, "id"))
+	a, err := s.forChange(ctx, c, idParam(c, "id"))
 	if err != nil {
 		return s.fail(c, err)
 	}
@@ -426,7 +426,7 @@ func (s *Server) submitApplication(c *fiber.Ctx) error {
 	defer cancel()
 	id := idParam(c, "id")
 	for attempt := 0; ; attempt++ {
-		a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), id)
+		a, err := s.forChange(ctx, c, id)
 		if err != nil {
 			return s.fail(c, err)
 		}
@@ -478,7 +478,7 @@ func (s *Server) withdrawApplication(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), idParam(c, "id"))
+	a, err := s.forChange(ctx, c, idParam(c, "id"))
 	if err != nil {
 		return s.fail(c, err)
 	}
@@ -615,7 +615,7 @@ func (s *Server) uploadAttachment(c *fiber.Ctx) error {
 	return s.idempotent(c, "citizen:"+citizenOf(c), s.replayAttachment(c), func() (string, error) {
 		ctx, cancel := s.ctx(c)
 		defer cancel()
-		a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), id)
+		a, err := s.forChange(ctx, c, id)
 		if err != nil {
 			return "", s.fail(c, err)
 		}

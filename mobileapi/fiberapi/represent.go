@@ -201,3 +201,21 @@ func (s *Server) forgetHomes(a *mobileapi.Application, others ...string) {
 		s.homes.forget(o)
 	}
 }
+
+// forChange reads the application the caller asks to change: one they may
+// see but did not file (their ward's, their company's) is errNotApplicant,
+// one they may not see is not found. Only the refusal costs the
+// representation look-up.
+func (s *Server) forChange(ctx context.Context, c *fiber.Ctx, id string) (*mobileapi.Application, error) {
+	a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), id)
+	if errors.Is(err, idp.ErrNotFound) && !errors.Is(err, idp.ErrUnavailable) && s.cfg.Represent != nil {
+		scope, serr := s.readScope(ctx, c)
+		if serr != nil {
+			return nil, serr
+		}
+		if _, rerr := s.cfg.Store.GetApplication(ctx, scope, id); rerr == nil {
+			return nil, errNotApplicant
+		}
+	}
+	return a, err
+}
