@@ -449,6 +449,18 @@ func (m *Main) importCitizens(ctx context.Context, cs []*idp.Citizen) error {
 	for _, c := range cs {
 		c.ID, c.CreatedAt = idp.NewSubject(), now
 	}
+	// Every guardian named must be in the file or registered; the store
+	// checks again in its transaction, this lists each by row.
+	err := idp.CheckGuardians(cs, func(pid string) (bool, error) {
+		_, err := m.Store.GetCitizenByPersonalID(ctx, pid)
+		if errors.Is(err, idp.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	if err != nil {
+		return err
+	}
 	if err := m.Store.CreateCitizens(ctx, cs); err != nil {
 		if errors.Is(err, idp.ErrConflict) {
 			return fmt.Errorf("nothing imported: a personal_id is already in the registry: %w", err)
@@ -460,9 +472,12 @@ func (m *Main) importCitizens(ctx context.Context, cs []*idp.Citizen) error {
 
 func citizenCmd(ctx context.Context, args []string, env func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError("citizen: want import, list, show, activate, revoke-device or lock")
+		return usageError("citizen: want import, list, show, activate, revoke-device, lock or guardian")
 	}
 	sub, args := args[0], args[1:]
+	if sub == "guardian" {
+		return guardianCmd(ctx, args, env, stdout)
+	}
 	var pid, level, device string
 	m, fs, err := adminMain(ctx, "citizen "+sub, args, env, func(fs *flag.FlagSet) {
 		switch sub {
