@@ -206,11 +206,7 @@ func (s *Server) competentAgency(ctx context.Context, svc *mobileapi.Service, ad
 func (s *Server) getApplication(c *fiber.Ctx) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	scope, err := s.readScope(ctx, c)
-	if err != nil {
-		return s.fail(c, err)
-	}
-	a, err := s.cfg.Store.GetApplication(ctx, scope, idParam(c, "id"))
+	a, err := s.readable(ctx, c, idParam(c, "id"))
 	if err != nil {
 		return s.fail(c, err)
 	}
@@ -699,11 +695,7 @@ func (s *Server) dropBlob(key string) {
 func (s *Server) getResult(c *fiber.Ctx) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	scope, err := s.readScope(ctx, c)
-	if err != nil {
-		return s.fail(c, err)
-	}
-	a, err := s.cfg.Store.GetApplication(ctx, scope, idParam(c, "id"))
+	a, err := s.readable(ctx, c, idParam(c, "id"))
 	if err != nil {
 		return s.fail(c, err)
 	}

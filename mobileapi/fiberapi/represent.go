@@ -219,3 +219,18 @@ func (s *Server) forChange(ctx context.Context, c *fiber.Ctx, id string) (*mobil
 	}
 	return a, err
 }
+
+// readable reads an application the caller may see: their own (or one
+// about them) without asking the representation service, else one about
+// a party they represent now for its service.
+func (s *Server) readable(ctx context.Context, c *fiber.Ctx, id string) (*mobileapi.Application, error) {
+	a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), id)
+	if errors.Is(err, idp.ErrNotFound) && !errors.Is(err, idp.ErrUnavailable) && s.cfg.Represent != nil {
+		scope, serr := s.readScope(ctx, c)
+		if serr != nil {
+			return nil, serr
+		}
+		return s.cfg.Store.GetApplication(ctx, scope, id)
+	}
+	return a, err
+}
