@@ -83,8 +83,22 @@ type Service struct {
 	// province for a national service); empty means the owner alone.
 	HandlingAgencies []string
 	Schema           json.RawMessage // JSON Schema 2020-12 of the form
-	UpdatedAt        time.Time
+	// Representation says whether an application may be filed for someone
+	// else (an organisation, a ward, a mandator): RepresentationAllowed
+	// (also when empty) or RepresentationRefused.
+	Representation string
+	UpdatedAt      time.Time
 }
+
+// Representation policies of a service.
+const (
+	RepresentationAllowed = "allowed"
+	RepresentationRefused = "refused"
+)
+
+// AcceptsRepresentation reports whether applications may be filed for
+// someone else.
+func (s *Service) AcceptsRepresentation() bool { return s.Representation != RepresentationRefused }
 
 // Handlers returns the agencies that may handle the service's applications.
 func (s *Service) Handlers() []string {
@@ -223,20 +237,47 @@ type File struct {
 	CreatedAt    time.Time
 }
 
+// Subject types: whom an application is for.
+const (
+	SubjectPerson       = "person"
+	SubjectOrganisation = "organisation"
+)
+
+// Subject is whom an application is for: the applicant themself, a person
+// they represent (a ward, a mandator) or an organisation. Name and Ref (the
+// personal id or tax code) are as they were when the application was filed.
+type Subject struct {
+	Type string // SubjectPerson or SubjectOrganisation
+	ID   string // the party's subject identifier (a citizen's sub, or "org:…")
+	Name string
+	Ref  string
+}
+
 // Application is a citizen's application for a service.
 type Application struct {
-	ID             string
-	CitizenID      string
+	ID string
+	// CitizenID is the applicant: the citizen who filed it and alone changes
+	// it (for themself or for Subject).
+	CitizenID string
+	// ApplicantName is the applicant's name when they filed ("" on
+	// applications older than representation).
+	ApplicantName string
+	// Subject is whom it is for; an empty ID means the applicant
+	// (CreateApplication fills it in).
+	Subject        Subject
 	ServiceID      string
 	ServiceVersion int
 	ServiceCode    string // the service's stable code, copied into the agency's events
-	AgencyCode     string // the competent agency
-	Status         Status
-	Form           json.RawMessage
-	Prefilled      map[string]Provenance // keyed by JSON Pointer into Form
-	Timeline       []TimelineEntry
-	Attachments    []File
-	Results        []File
+	// ServiceCategory is the service version's category: mandates may be
+	// bounded by category.
+	ServiceCategory string
+	AgencyCode      string // the competent agency
+	Status          Status
+	Form            json.RawMessage
+	Prefilled       map[string]Provenance // keyed by JSON Pointer into Form
+	Timeline        []TimelineEntry
+	Attachments     []File
+	Results         []File
 	// Version increases with every change; it is the ETag that If-Match
 	// compares.
 	Version     int64
@@ -246,13 +287,73 @@ type Application struct {
 	DecidedAt   *time.Time
 }
 
+// ForSomeoneElse reports whether the applicant filed it for another party.
+func (a *Application) ForSomeoneElse() bool { return a.Subject.ID != "" && a.Subject.ID != a.CitizenID }
+
 // Scope is whose applications a caller may see: exactly one of a citizen
-// (their own) or an agency (those routed to it). Another's application is
-// not found.
+// or an agency (those routed to it). A citizen sees the applications they
+// filed, those about them, and those about a party in Represents (within
+// its bounds). Only the applicant changes an application. Another's
+// application is not found.
 type Scope struct {
 	CitizenID  string
 	AgencyCode string
+	// Represents are the parties the citizen may act for now (the
+	// representation service's answer, never the client's).
+	Represents []Represented
 }
+
+// MaxRepresented bounds the parties one scope names.
+const MaxRepresented = 200
+
+// Represented is a party a citizen represents, as a Scope names it.
+// Services and Categories bound a mandate's representation; both empty
+// means every service.
+type Represented struct {
+	PartyID    string
+	Services   []string
+	Categories []string
+}
+
+// Covers reports whether the representation extends to the service.
+func (r Represented) Covers(serviceCode, category string) bool {
+	if len(r.Services) == 0 && len(r.Categories) == 0 {
+		return true
+	}
+	for _, s := range r.Services {
+		if s == serviceCode {
+			return true
+		}
+	}
+	for _, c := range r.Categories {
+		if c == category {
+			return true
+		}
+	}
+	return false
+}
+
+// Visible reports whether the scope sees a: the agency those routed to it
+// once submitted; the citizen those they filed, those about them, and
+// those about a party they represent for that service.
+func (s Scope) Visible(a *Application) bool {
+	if s.CitizenID == "" {
+		return s.AgencyCode != "" && a.AgencyCode == s.AgencyCode && a.Status != StatusDraft
+	}
+	if a.CitizenID == s.CitizenID || a.Subject.ID == s.CitizenID {
+		return true
+	}
+	for _, r := range s.Represents {
+		if r.PartyID == a.Subject.ID && r.Covers(a.ServiceCode, a.ServiceCategory) {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrNotApplicant means a citizen who may see an application, but did not
+// file it, tried to change it.
+var ErrNotApplicant = errors.New("only the applicant changes an application")
 
 // Page asks for one page of a list. Cursor is the previous page's opaque
 // NextCursor; a malformed cursor is idp.ErrInvalid.
@@ -271,6 +372,8 @@ const (
 type ApplicationQuery struct {
 	Scope    Scope
 	Statuses []Status // empty: all
+	// SubjectID, when set, keeps the applications about that party.
+	SubjectID string
 	Page
 }
 
@@ -328,9 +431,17 @@ type Transition struct {
 	Documents []string
 	// Inbox, when set, is put in the citizen's inbox in the same
 	// transaction (its ID, CitizenID, ApplicationID, Status, Results and
-	// CreatedAt are filled in).
+	// CreatedAt are filled in): the applicant's copy.
 	Inbox *Message
+	// Recipients are the other citizens who get a copy of Inbox (and its
+	// push) in the same transaction: the subject, a ward's guardians, an
+	// organisation's representatives. The applicant and duplicates are
+	// skipped; at most MaxRecipients.
+	Recipients []string
 }
+
+// MaxRecipients bounds the copies of one inbox message.
+const MaxRecipients = 50
 
 // Lease is an event leased to one worker of an agency until it is
 // acknowledged or ExpiresAt passes.

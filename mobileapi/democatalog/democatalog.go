@@ -72,6 +72,9 @@ type serviceJSON struct {
 	RequiredDocuments []mobileapi.RequiredDocument `json:"required_documents"`
 	HandlingAgencies  []string                     `json:"handling_agencies"`
 	Schema            json.RawMessage              `json:"schema"`
+	// Representation is "refused" for a service one must apply for in
+	// person (an identity card); empty allows it.
+	Representation string `json:"representation"`
 }
 
 // Load returns the demo agencies, parents before their children so that
@@ -125,6 +128,7 @@ func Load() (agencies []*mobileapi.Agency, services []*mobileapi.Service, err er
 			RequiredDocuments: s.RequiredDocuments,
 			HandlingAgencies:  s.HandlingAgencies,
 			Schema:            schema.Bytes(),
+			Representation:    s.Representation,
 		})
 	}
 	return agencies, services, nil

@@ -32,7 +32,24 @@ func (s *Server) agencyView(ctx context.Context, c *fiber.Ctx, a *mobileapi.Appl
 	if err := s.logApplicant(ctx, agencyActor(c), a, cit); err != nil {
 		return agencyApplicationView{}, err
 	}
-	return agencyApplicationView{applicationView: application(a, agencyFileHref), Applicant: applicant(cit)}, nil
+	if err := s.logSubject(ctx, agencyActor(c), a); err != nil {
+		return agencyApplicationView{}, err
+	}
+	return agencyApplicationView{applicationView: application(a, agencyFileHref), Applicant: applicant(cit),
+		Subject: subjectOfApp(a, false)}, nil
+}
+
+// logSubject appends the access-log entry for showing the agency the
+// person an application was filed for (their name and personal id), in
+// that person's own log: a ward sees which agency saw them, and why.
+func (s *Server) logSubject(ctx context.Context, actor consent.Actor, a *mobileapi.Application) error {
+	if s.cfg.Consent == nil || !a.ForSomeoneElse() || a.Subject.Type != mobileapi.SubjectPerson {
+		return nil
+	}
+	req := consent.Request{CitizenID: a.Subject.ID, Actor: actor, Channel: consent.ChannelApplication,
+		Purpose: a.ServiceCode, Items: []string{idp.ClaimPersonalID, "name"}}
+	_, err := s.cfg.Consent.Log(ctx, req, &consent.Decision{Basis: consent.BasisCitizenRequest}, consent.OutcomeReleased)
+	return consentErr(err)
 }
 
 // agencyActor is the agency client calling, as the access log names it.
@@ -123,8 +140,11 @@ func (s *Server) agencyListApplications(c *fiber.Ctx) error {
 			if err := s.logApplicant(gctx, actor, a, cit); err != nil {
 				return err
 			}
+			if err := s.logSubject(gctx, actor, a); err != nil {
+				return err
+			}
 			v := agencyApplicationSummaryView{ID: a.ID, ServiceID: a.ServiceID, AgencyCode: a.AgencyCode, Status: a.Status,
-				Applicant: applicant(cit), SubmittedAt: a.SubmittedAt, UpdatedAt: a.UpdatedAt}
+				Applicant: applicant(cit), Subject: subjectOfApp(a, false), SubmittedAt: a.SubmittedAt, UpdatedAt: a.UpdatedAt}
 			if svc := idx.Get(a.ServiceID); svc != nil {
 				v.ServiceCode = svc.Code
 			}
@@ -284,6 +304,12 @@ func (s *Server) transition(c *fiber.Ctx, in transitionRequest, msg string, ifv 
 			return "", s.fail(c, err)
 		}
 		t.Inbox = &mobileapi.Message{AgencyCode: agencyOf(c), Title: decisionTitle(in.To, name), Body: msg}
+		// Filed for someone else: the subject and whoever represents them
+		// in their own right get the same message, as the transaction
+		// writes it.
+		if t.Recipients, err = s.recipients(ctx, a); err != nil {
+			return "", s.fail(c, err)
+		}
 	}
 	upd, err := s.cfg.Store.Transition(ctx, t)
 	if errors.Is(err, idp.ErrInvalid) && !errors.Is(err, idp.ErrUnavailable) {
@@ -292,7 +318,7 @@ func (s *Server) transition(c *fiber.Ctx, in transitionRequest, msg string, ifv 
 	if err != nil {
 		return "", s.fail(c, conflict(err, "This transition is not allowed from the application's status."))
 	}
-	s.homes.forget(upd.CitizenID)
+	s.forgetHomes(upd, t.Recipients...)
 	if t.Inbox != nil {
 		s.notify() // its push is queued: wake the dispatcher rather than wait for its poll
 	}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/onedoor/onedoor/mobileapi"
 	"github.com/onedoor/onedoor/mobileapi/form"
 	"github.com/onedoor/onedoor/mobileapi/province"
+	"github.com/onedoor/onedoor/represent"
 )
 
 func citizenScope(c *fiber.Ctx) mobileapi.Scope { return mobileapi.Scope{CitizenID: citizenOf(c)} }
@@ -33,7 +35,7 @@ func citizenScope(c *fiber.Ctx) mobileapi.Scope { return mobileapi.Scope{Citizen
 // ETag, answering 304 when the client holds it.
 func (s *Server) sendApplication(c *fiber.Ctx, status int, a *mobileapi.Application) error {
 	if c.Method() != http.MethodGet {
-		s.homes.forget(a.CitizenID)
+		s.forgetHomes(a)
 	}
 	etag := appETag(a)
 	c.Set(fiber.HeaderETag, etag)
@@ -47,7 +49,12 @@ func (s *Server) sendApplication(c *fiber.Ctx, status int, a *mobileapi.Applicat
 type applicationCreate struct {
 	ServiceID  string `json:"service_id"`
 	AgencyCode string `json:"agency_code"`
+	// Subject, when set, files the application for a party the citizen
+	// represents; absent, for themself.
+	Subject *subjectInput `json:"subject"`
 }
+
+var personalIDRE = regexp.MustCompile(`^[0-9]{12}$`)
 
 // createApplication creates a draft pre-filled from the citizen register,
 // routed to the competent agency.
@@ -76,7 +83,37 @@ func (s *Server) createApplication(c *fiber.Ctx) error {
 		if err != nil {
 			return "", s.fail(c, err)
 		}
-		agency, err := s.competentAgency(ctx, svc, cit, in.AgencyCode)
+		party, err := s.subjectOf(ctx, cit.ID, in.Subject, svc)
+		if err != nil {
+			return "", s.fail(c, err)
+		}
+		a := &mobileapi.Application{CitizenID: cit.ID, ApplicantName: cit.Name(), ServiceID: svc.ID, ServiceCode: svc.Code,
+			ServiceCategory: svc.Category, ServiceVersion: svc.Version, Status: mobileapi.StatusDraft,
+			Subject: mobileapi.Subject{Type: mobileapi.SubjectPerson, ID: cit.ID, Name: cit.Name(), Ref: cit.PersonalID}}
+		// The register data a draft is pre-filled with, and the address
+		// the competent agency is found by, are the subject's: a ward's,
+		// never the guardian's. An organisation has no register entry in
+		// the citizen registry, so nothing is pre-filled for it.
+		prefillFor, address := cit.ID, cit.Address
+		if party != nil {
+			a.Subject = mobileapi.Subject{Type: string(party.Type), ID: party.ID, Name: party.Name, Ref: party.Ref()}
+			prefillFor, address = "", ""
+			switch party.Type {
+			case represent.TypePerson:
+				ward, err := s.cfg.Citizens.GetCitizen(ctx, party.ID)
+				if err != nil {
+					return "", s.fail(c, err)
+				}
+				prefillFor, address = ward.ID, ward.Address
+			case represent.TypeOrganisation:
+				if o, err := s.cfg.Represent.Store.GetOrganisationByID(ctx, party.ID); err == nil {
+					address = o.Address
+				} else if !errors.Is(err, represent.ErrNotFound) {
+					return "", s.fail(c, repErr(err))
+				}
+			}
+		}
+		agency, err := s.competentAgency(ctx, svc, address, in.AgencyCode)
 		if err != nil {
 			return "", s.fail(c, err)
 		}
@@ -84,12 +121,11 @@ func (s *Server) createApplication(c *fiber.Ctx) error {
 		if err != nil {
 			return "", s.fail(c, fmt.Errorf("service %s schema: %w", svc.ID, err))
 		}
-		doc, prov, err := s.prefill(ctx, f, cit.ID, svc.Code, agency)
+		doc, prov, err := s.prefill(ctx, f, prefillFor, svc.Code, agency)
 		if err != nil {
 			return "", s.fail(c, err)
 		}
-		a := &mobileapi.Application{CitizenID: cit.ID, ServiceID: svc.ID, ServiceCode: svc.Code, ServiceVersion: svc.Version, AgencyCode: agency,
-			Status: mobileapi.StatusDraft, Form: doc, Prefilled: prov}
+		a.AgencyCode, a.Form, a.Prefilled = agency, doc, prov
 		if err := s.cfg.Store.CreateApplication(ctx, a); err != nil {
 			return "", s.fail(c, err)
 		}
@@ -115,10 +151,13 @@ func (s *Server) replayApplication(c *fiber.Ctx) func(ctx context.Context, ref s
 // the data broker, as the citizen's own request for this service (the
 // purpose) handled by its competent agency: only the items the form names
 // are read, and the release is in the citizen's access log before the
-// draft exists. Without a broker configured nothing is pre-filled.
+// draft exists. citizenID is the subject's (a guardian's request for a
+// ward is the ward's, made by their representative, and logged in the
+// ward's log); "" pre-fills nothing (an organisation). Without a broker
+// configured nothing is pre-filled.
 func (s *Server) prefill(ctx context.Context, f *form.Form, citizenID, service, agency string) (json.RawMessage, map[string]mobileapi.Provenance, error) {
 	items := f.PrefillItems()
-	if s.cfg.Consent == nil || s.cfg.Registry == nil || len(items) == 0 {
+	if s.cfg.Consent == nil || s.cfg.Registry == nil || len(items) == 0 || citizenID == "" {
 		doc, prov := f.PrefillWith(func(string) (string, time.Time, bool) { return "", time.Time{}, false })
 		return doc, prov, nil
 	}
@@ -138,7 +177,7 @@ func (s *Server) prefill(ctx context.Context, f *form.Form, citizenID, service, 
 // competentAgency picks the agency that handles the application: the one
 // the citizen chose among the service's handlers, else the only handler,
 // else the handler of the province the registry address names.
-func (s *Server) competentAgency(ctx context.Context, svc *mobileapi.Service, cit *idp.Citizen, chosen string) (string, error) {
+func (s *Server) competentAgency(ctx context.Context, svc *mobileapi.Service, address, chosen string) (string, error) {
 	handlers := svc.Handlers()
 	if chosen != "" {
 		if !slices.Contains(handlers, chosen) {
@@ -149,7 +188,7 @@ func (s *Server) competentAgency(ctx context.Context, svc *mobileapi.Service, ci
 	if len(handlers) == 1 {
 		return handlers[0], nil
 	}
-	if prov, ok := province.FromAddress(cit.Address); ok {
+	if prov, ok := province.FromAddress(address); ok {
 		for _, code := range handlers {
 			a, err := s.cfg.Store.GetAgency(ctx, code)
 			if err != nil {
@@ -167,7 +206,7 @@ func (s *Server) competentAgency(ctx context.Context, svc *mobileapi.Service, ci
 func (s *Server) getApplication(c *fiber.Ctx) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), idParam(c, "id"))
+	a, err := s.readable(ctx, c, idParam(c, "id"))
 	if err != nil {
 		return s.fail(c, err)
 	}
@@ -179,12 +218,15 @@ func (s *Server) listApplications(c *fiber.Ctx) error {
 	if err != nil {
 		return s.fail(c, err)
 	}
-	q := mobileapi.ApplicationQuery{Scope: citizenScope(c), Page: p}
+	q := mobileapi.ApplicationQuery{Page: p}
 	if q.Statuses, err = statusFilter(c, false); err != nil {
 		return s.fail(c, err)
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
+	if q.Scope, err = s.readScope(ctx, c); err != nil {
+		return s.fail(c, err)
+	}
 	apps, next, err := s.cfg.Store.ListApplications(ctx, q)
 	if err != nil {
 		return s.fail(c, cursorErr(err))
@@ -210,7 +252,7 @@ func (s *Server) summaries(ctx context.Context, apps []*mobileapi.Application) (
 	}
 	for _, a := range apps {
 		v := applicationSummaryView{ID: a.ID, ServiceID: a.ServiceID, AgencyCode: a.AgencyCode, Status: a.Status,
-			CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
+			Subject: subjectOfApp(a, true), CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
 		if svc := idx.Get(a.ServiceID); svc != nil {
 			v.ServiceName = svc.Name
 		}
@@ -254,8 +296,11 @@ func (s *Server) updateApplication(c *fiber.Ctx) error {
 	defer cancel()
 	id := idParam(c, "id")
 	for attempt := 0; ; attempt++ {
-		a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), id)
+		a, err := s.forChange(ctx, c, id)
 		if err != nil {
+			return s.fail(c, err)
+		}
+		if err := s.mayChange(ctx, c, a); err != nil {
 			return s.fail(c, err)
 		}
 		if !a.Status.Editable() {
@@ -346,11 +391,18 @@ func (s *Server) deleteApplication(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	keys, err := s.cfg.Store.DeleteDraft(ctx, citizenScope(c), idParam(c, "id"), ifv)
+	a, err := s.forChange(ctx, c, idParam(c, "id"))
+	if err != nil {
+		return s.fail(c, err)
+	}
+	if err := s.mayChange(ctx, c, a); err != nil {
+		return s.fail(c, err)
+	}
+	keys, err := s.cfg.Store.DeleteDraft(ctx, citizenScope(c), a.ID, ifv)
 	if err != nil {
 		return s.fail(c, conflict(err, "Only a draft can be deleted; withdraw a submitted application instead."))
 	}
-	s.homes.forget(citizenOf(c))
+	s.forgetHomes(a)
 	for _, k := range keys {
 		if err := s.cfg.Blobs.Delete(ctx, k); err != nil {
 			s.cfg.Logger.Warn("delete attachment blob", "err", err)
@@ -370,8 +422,11 @@ func (s *Server) submitApplication(c *fiber.Ctx) error {
 	defer cancel()
 	id := idParam(c, "id")
 	for attempt := 0; ; attempt++ {
-		a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), id)
+		a, err := s.forChange(ctx, c, id)
 		if err != nil {
+			return s.fail(c, err)
+		}
+		if err := s.mayChange(ctx, c, a); err != nil {
 			return s.fail(c, err)
 		}
 		if ifv > 0 && ifv != a.Version {
@@ -419,7 +474,14 @@ func (s *Server) withdrawApplication(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	upd, err := s.cfg.Store.Transition(ctx, mobileapi.Transition{Scope: citizenScope(c), ApplicationID: idParam(c, "id"),
+	a, err := s.forChange(ctx, c, idParam(c, "id"))
+	if err != nil {
+		return s.fail(c, err)
+	}
+	if err := s.mayChange(ctx, c, a); err != nil {
+		return s.fail(c, err)
+	}
+	upd, err := s.cfg.Store.Transition(ctx, mobileapi.Transition{Scope: citizenScope(c), ApplicationID: a.ID,
 		IfVersion: ifv, Actor: mobileapi.ActorCitizen, By: "citizen", To: mobileapi.StatusWithdrawn, Message: in.Message})
 	if err != nil {
 		return s.fail(c, conflict(err, "Only a submitted application without a decision can be withdrawn."))
@@ -549,8 +611,11 @@ func (s *Server) uploadAttachment(c *fiber.Ctx) error {
 	return s.idempotent(c, "citizen:"+citizenOf(c), s.replayAttachment(c), func() (string, error) {
 		ctx, cancel := s.ctx(c)
 		defer cancel()
-		a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), id)
+		a, err := s.forChange(ctx, c, id)
 		if err != nil {
+			return "", s.fail(c, err)
+		}
+		if err := s.mayChange(ctx, c, a); err != nil {
 			return "", s.fail(c, err)
 		}
 		if !a.Status.Editable() {
@@ -585,7 +650,7 @@ func (s *Server) uploadAttachment(c *fiber.Ctx) error {
 			}
 			return "", s.fail(c, conflict(err, "Files can be attached to a draft or an application that needs information."))
 		}
-		s.homes.forget(a.CitizenID)
+		s.forgetHomes(a)
 		return a.ID + "/" + up.file.ID, s.sendAttachment(c, upd, up.file.ID)
 	})
 }
@@ -630,7 +695,7 @@ func (s *Server) dropBlob(key string) {
 func (s *Server) getResult(c *fiber.Ctx) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), idParam(c, "id"))
+	a, err := s.readable(ctx, c, idParam(c, "id"))
 	if err != nil {
 		return s.fail(c, err)
 	}

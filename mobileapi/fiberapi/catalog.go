@@ -125,6 +125,9 @@ type serviceInput struct {
 	RequiredDocuments []mobileapi.RequiredDocument `json:"required_documents"`
 	HandlingAgencies  []string                     `json:"handling_agencies"`
 	Schema            json.RawMessage              `json:"schema"`
+	// Representation is "allowed" (the default) or "refused": whether an
+	// application may be filed for someone else.
+	Representation string `json:"representation"`
 }
 
 var serviceCodeRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -181,7 +184,7 @@ func (s *Server) putService(c *fiber.Ctx) error {
 	}
 	svc := &mobileapi.Service{Code: code, Name: *in.Name, Description: *in.Description, AgencyCode: agency, Category: in.Category,
 		Fee: *in.Fee, ProcessingDays: in.ProcessingTime.WorkingDays, RequiredDocuments: in.RequiredDocuments,
-		HandlingAgencies: in.HandlingAgencies, Schema: in.Schema}
+		HandlingAgencies: in.HandlingAgencies, Schema: in.Schema, Representation: in.Representation}
 	created, err := s.cfg.Store.PutService(ctx, svc, int(ifv))
 	if quotaReached(err) {
 		return s.fail(c, serviceQuota())
@@ -262,6 +265,11 @@ func (in *serviceInput) check() []fieldError {
 	}
 	if len(in.Schema) == 0 {
 		bad("/schema", "Required.")
+	}
+	switch in.Representation {
+	case "", mobileapi.RepresentationAllowed, mobileapi.RepresentationRefused:
+	default:
+		bad("/representation", "One of allowed, refused.")
 	}
 	return errs
 }

@@ -130,6 +130,9 @@ func (s *Server) fail(c *fiber.Ctx, err error) error {
 		}
 		return s.sendProblem(c, p)
 	}
+	if errors.Is(err, mobileapi.ErrNotApplicant) && !errors.Is(err, idp.ErrUnavailable) {
+		return s.fail(c, errNotApplicant)
+	}
 	if errors.Is(err, mobileapi.ErrPrecondition) && !errors.Is(err, idp.ErrUnavailable) {
 		return s.sendProblem(c, apiProblem{Problem: problem.Problem{Type: typePrecondition, Title: tPrecondition.In(l), Status: http.StatusPreconditionFailed,
 			Detail: "The application changed since the ETag in If-Match; fetch it again."}})

@@ -1,6 +1,7 @@
 package fiberapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/mobileapi"
 	"github.com/onedoor/onedoor/mobileapi/search"
+	"github.com/onedoor/onedoor/represent"
 )
 
 func (s *Server) me(c *fiber.Ctx) error {
@@ -33,11 +35,18 @@ const (
 	homeActions     = 20
 	homeResults     = 5
 	homeSuggestions = 6
+	// homeParties bounds the represented parties the home shows, each
+	// costing one indexed query.
+	homeParties = 10
 )
 
 // homeCache keeps each citizen's home screen for a moment: it is the
 // app's hottest read and the costliest to assemble. This replica's writes
 // for the citizen drop it at once; another replica's show within homeTTL.
+// So do changes the home's represented parties depend on and no write of
+// the citizen's announces: a mandate granted or revoked, a guardianship
+// ended, an employee's application for the citizen's organisation. The
+// bound is homeTTL (one second) on every replica.
 type homeCache struct {
 	mu  sync.Mutex
 	ttl time.Duration
@@ -145,6 +154,9 @@ func (s *Server) home(c *fiber.Ctx) error {
 			}
 		}
 	}
+	if out.Represented, err = s.representedHome(ctx, scope.CitizenID); err != nil {
+		return s.fail(c, err)
+	}
 	out.SuggestedServices = suggest(idx, actions, decided)
 	body, err := json.Marshal(out)
 	if err != nil {
@@ -154,6 +166,37 @@ func (s *Server) home(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "private, no-cache")
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return c.Send(body)
+}
+
+// representedHome is a section per party the citizen acts for (at most
+// homeParties), each with the party's applications waiting for action
+// that the citizen may see: drafts and needs_information, as on the
+// citizen's own home.
+func (s *Server) representedHome(ctx context.Context, citizenID string) ([]representedHomeView, error) {
+	out := []representedHomeView{}
+	rs, err := s.representations(ctx, citizenID)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rs {
+		if len(out) >= homeParties {
+			break
+		}
+		scope := mobileapi.Scope{CitizenID: citizenID, Represents: represented([]represent.Representation{r})}
+		apps, _, err := s.cfg.Store.ListApplications(ctx, mobileapi.ApplicationQuery{Scope: scope, SubjectID: r.Party.ID,
+			Statuses: []mobileapi.Status{mobileapi.StatusDraft, mobileapi.StatusNeedsInformation}, Page: mobileapi.Page{Limit: homeActions}})
+		if err != nil {
+			return nil, err
+		}
+		items, err := s.summaries(ctx, apps)
+		if err != nil {
+			return nil, err
+		}
+		party := subjectView{Type: string(r.Party.Type), ID: r.Party.ID, Name: r.Party.Name, TaxCode: r.Party.TaxCode,
+			PersonalID: r.Party.PersonalID}
+		out = append(out, representedHomeView{Party: party, Basis: string(r.Basis), ActionNeeded: items})
+	}
+	return out, nil
 }
 
 // suggest picks services the citizen has not applied for, in catalog

@@ -39,6 +39,7 @@ type serviceView struct {
 	RequiredDocuments []mobileapi.RequiredDocument `json:"required_documents"`
 	HandlingAgencies  []agencyRef                  `json:"handling_agencies"`
 	Schema            json.RawMessage              `json:"schema"`
+	Representation    string                       `json:"representation"`
 	UpdatedAt         time.Time                    `json:"updated_at"`
 }
 
@@ -52,8 +53,12 @@ func serviceFull(s *mobileapi.Service, agencies []agencyRef) serviceView {
 	if docs == nil {
 		docs = []mobileapi.RequiredDocument{}
 	}
+	rep := s.Representation
+	if rep == "" {
+		rep = mobileapi.RepresentationAllowed
+	}
 	return serviceView{serviceSummaryView: serviceSummary(s), RequiredDocuments: docs, HandlingAgencies: agencies,
-		Schema: s.Schema, UpdatedAt: s.UpdatedAt}
+		Schema: s.Schema, Representation: rep, UpdatedAt: s.UpdatedAt}
 }
 
 type timelineView struct {
@@ -92,8 +97,45 @@ type documentView struct {
 	CreatedAt   time.Time `json:"created_at"`
 }
 
+// applicantRefView is who filed an application, as citizens see it.
+type applicantRefView struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+}
+
+// subjectView is whom an application is for. Agencies know people by
+// personal id: their view leaves out a person's subject identifier.
+type subjectView struct {
+	Type       string `json:"type"`
+	ID         string `json:"id,omitempty"`
+	Name       string `json:"name"`
+	TaxCode    string `json:"tax_code,omitempty"`
+	PersonalID string `json:"personal_id,omitempty"`
+}
+
+// subjectOfApp is a's subject; an application older than representation
+// is its applicant's own.
+func subjectOfApp(a *mobileapi.Application, citizen bool) subjectView {
+	sub := a.Subject
+	if sub.ID == "" {
+		sub = mobileapi.Subject{Type: mobileapi.SubjectPerson, ID: a.CitizenID, Name: a.ApplicantName}
+	}
+	v := subjectView{Type: sub.Type, ID: sub.ID, Name: sub.Name}
+	if v.Type == mobileapi.SubjectOrganisation {
+		v.TaxCode = sub.Ref
+	} else {
+		v.PersonalID = sub.Ref
+		if !citizen {
+			v.ID = ""
+		}
+	}
+	return v
+}
+
 type applicationView struct {
 	ID             string                          `json:"id"`
+	Applicant      applicantRefView                `json:"applicant"`
+	Subject        subjectView                     `json:"subject"`
 	ServiceID      string                          `json:"service_id"`
 	ServiceVersion int                             `json:"service_version"`
 	AgencyCode     string                          `json:"agency_code"`
@@ -126,7 +168,8 @@ func results(appID string, fs []mobileapi.File, href func(appID, fileID string) 
 }
 
 func application(a *mobileapi.Application, href func(appID, fileID string) string) applicationView {
-	v := applicationView{ID: a.ID, ServiceID: a.ServiceID, ServiceVersion: a.ServiceVersion, AgencyCode: a.AgencyCode,
+	v := applicationView{ID: a.ID, Applicant: applicantRefView{ID: a.CitizenID, Name: a.ApplicantName}, Subject: subjectOfApp(a, true),
+		ServiceID: a.ServiceID, ServiceVersion: a.ServiceVersion, AgencyCode: a.AgencyCode,
 		Status: a.Status, Form: a.Form, Prefilled: a.Prefilled, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 		Timeline: make([]timelineView, 0, len(a.Timeline)), Attachments: make([]attachmentView, 0, len(a.Attachments)),
 		Results: results(a.ID, a.Results, href)}
@@ -157,6 +200,7 @@ type applicationSummaryView struct {
 	ServiceName mobileapi.Text   `json:"service_name"`
 	AgencyCode  string           `json:"agency_code"`
 	Status      mobileapi.Status `json:"status"`
+	Subject     subjectView      `json:"subject"`
 	CreatedAt   time.Time        `json:"created_at"`
 	UpdatedAt   time.Time        `json:"updated_at"`
 }
@@ -175,9 +219,13 @@ func applicant(c *idp.Citizen) applicantView {
 	return applicantView{PersonalID: c.PersonalID, Name: c.Name(), Birthdate: c.Birthdate, Address: c.Address}
 }
 
+// agencyApplicationView shadows the citizen view's applicant and subject
+// with the agency's: the applicant from the register, the subject without
+// a person's subject identifier.
 type agencyApplicationView struct {
 	applicationView
 	Applicant applicantView `json:"applicant"`
+	Subject   subjectView   `json:"subject"`
 }
 
 type agencyApplicationSummaryView struct {
@@ -187,6 +235,7 @@ type agencyApplicationSummaryView struct {
 	AgencyCode  string           `json:"agency_code"`
 	Status      mobileapi.Status `json:"status"`
 	Applicant   applicantView    `json:"applicant"`
+	Subject     subjectView      `json:"subject"`
 	SubmittedAt *time.Time       `json:"submitted_at"`
 	UpdatedAt   time.Time        `json:"updated_at"`
 }
@@ -239,9 +288,18 @@ type recentResultView struct {
 	Result        resultView     `json:"result"`
 }
 
+// representedHomeView is one party the citizen acts for on the home
+// screen, with its applications waiting for action.
+type representedHomeView struct {
+	Party        subjectView              `json:"party"`
+	Basis        string                   `json:"basis"`
+	ActionNeeded []applicationSummaryView `json:"action_needed"`
+}
+
 type homeView struct {
 	Me                meView                   `json:"me"`
 	ActionNeeded      []applicationSummaryView `json:"action_needed"`
+	Represented       []representedHomeView    `json:"represented"`
 	UnreadCount       int                      `json:"unread_count"`
 	RecentResults     []recentResultView       `json:"recent_results"`
 	SuggestedServices []serviceSummaryView     `json:"suggested_services"`

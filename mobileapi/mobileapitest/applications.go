@@ -64,6 +64,8 @@ func RunApplications(t *testing.T, newStore func(t *testing.T, now func() time.T
 		{"QuotaAttachments", appsQuotaAttachments},
 		{"QuotaWebhooks", appsQuotaWebhooks},
 		{"GetDocumentAndBlobReferences", appsGetDocumentAndBlobReferences},
+		{"Representation", appsRepresentation},
+		{"InboxRecipients", appsInboxRecipients},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -277,6 +279,8 @@ func appsLifecycle(e *appsEnv) {
 		Status: mobileapi.StatusDraft, Form: json.RawMessage(`{"full_name":"Nguyễn Văn Thử"}`), Prefilled: a.Prefilled,
 		Timeline: []mobileapi.TimelineEntry{{At: t0, By: "citizen", To: mobileapi.StatusDraft}},
 		Version:  1, CreatedAt: t0, UpdatedAt: t0,
+		// Filed for nobody else: the applicant is the subject.
+		Subject: mobileapi.Subject{Type: mobileapi.SubjectPerson, ID: appsCitizenA},
 	}
 	appsSame(t, "created", a, want)
 	appsSame(t, "read back", e.get(appsCitizen(appsCitizenA), a.ID), want)

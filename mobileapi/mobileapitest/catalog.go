@@ -54,6 +54,7 @@ func RunCatalog(t *testing.T, newStore func(t *testing.T) AgencyCatalog) {
 		{"ServiceConcurrentPuts", catServiceConcurrentPuts},
 		{"ServiceConcurrentPreconditions", catServiceConcurrentPreconditions},
 		{"QuotaServices", catQuotaServices},
+		{"ServiceRepresentation", catServiceRepresentation},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
 	}

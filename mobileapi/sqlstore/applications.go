@@ -35,7 +35,8 @@ const (
 )
 
 const applicationColumns = `id, citizen_id, service_id, service_code, service_version, agency_code, status,
-	form, prefilled, version, created_at, updated_at, submitted_at, decided_at`
+	form, prefilled, version, created_at, updated_at, submitted_at, decided_at,
+	applicant_name, subject_type, subject_id, subject_name, subject_ref, service_category`
 
 const fileColumns = `id, name, content_type, size, sha256, document_code, blob_key, created_at`
 
@@ -52,6 +53,8 @@ func (s *Store) CreateApplication(ctx context.Context, a *mobileapi.Application)
 		return invalidInput(op, "service_version must be positive")
 	case a.AgencyCode == "":
 		return invalidInput(op, "agency_code is required")
+	case a.Subject.ID != "" && a.Subject.Type != mobileapi.SubjectPerson && a.Subject.Type != mobileapi.SubjectOrganisation:
+		return invalidInput(op, "subject type must be person or organisation")
 	}
 	form, err := formText(op, a.Form)
 	if err != nil {
@@ -73,14 +76,18 @@ func (s *Store) CreateApplication(ctx context.Context, a *mobileapi.Application)
 	b.SubmittedAt, b.DecidedAt = nil, nil
 	b.Attachments, b.Results = nil, nil
 	b.Timeline = []mobileapi.TimelineEntry{{At: now, By: "citizen", To: mobileapi.StatusDraft}}
+	if b.Subject.ID == "" || b.Subject.ID == b.CitizenID {
+		b.Subject = mobileapi.Subject{Type: mobileapi.SubjectPerson, ID: b.CitizenID, Name: cmpOr(b.Subject.Name, b.ApplicantName), Ref: b.Subject.Ref}
+	}
 	if len(b.Prefilled) == 0 {
 		b.Prefilled = nil
 	}
 	err = s.inTx(ctx, op, func(q sqldb.Querier) error {
 		_, err := q.ExecContext(ctx, `INSERT INTO api_applications (`+applicationColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, $13, $14, $15, $16, $17, $18)`,
 			b.ID, b.CitizenID, b.ServiceID, b.ServiceCode, b.ServiceVersion, b.AgencyCode, b.Status,
-			form, string(prefilled), b.Version, sqldb.MS(now), sqldb.MS(now))
+			form, string(prefilled), b.Version, sqldb.MS(now), sqldb.MS(now),
+			b.ApplicantName, b.Subject.Type, b.Subject.ID, b.Subject.Name, b.Subject.Ref, b.ServiceCategory)
 		if err != nil {
 			return sqldb.Err(op, err)
 		}
@@ -127,7 +134,7 @@ func (s *Store) ListApplications(ctx context.Context, q mobileapi.ApplicationQue
 	)
 	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
 	if q.Scope.CitizenID != "" {
-		where = append(where, "citizen_id = "+arg(q.Scope.CitizenID))
+		where = append(where, citizenWhere(q.Scope, arg))
 	} else {
 		where = append(where, "agency_code = "+arg(q.Scope.AgencyCode), "status <> "+arg(string(mobileapi.StatusDraft)))
 	}
@@ -140,6 +147,9 @@ func (s *Store) ListApplications(ctx context.Context, q mobileapi.ApplicationQue
 			in = append(in, arg(string(st)))
 		}
 		where = append(where, "status IN ("+strings.Join(in, ", ")+")")
+	}
+	if q.SubjectID != "" {
+		where = append(where, "subject_id = "+arg(q.SubjectID))
 	}
 	if q.Cursor != "" {
 		at, id, err := decodeCursor(q.Cursor)
@@ -173,6 +183,40 @@ func (s *Store) ListApplications(ctx context.Context, q mobileapi.ApplicationQue
 		next = encodeCursor(sqldb.MS(last.UpdatedAt), last.ID)
 	}
 	return out, next, nil
+}
+
+// citizenWhere is the condition of a citizen's scope (Scope.Visible): each
+// disjunct is served by an index (citizen_id or subject_id first).
+func citizenWhere(scope mobileapi.Scope, arg func(any) string) string {
+	me := arg(scope.CitizenID)
+	or := []string{"citizen_id = " + me, "subject_id = " + me}
+	var unbounded []string
+	for _, r := range scope.Represents {
+		if len(r.Services) == 0 && len(r.Categories) == 0 {
+			unbounded = append(unbounded, arg(r.PartyID))
+			continue
+		}
+		var terms []string
+		if len(r.Services) > 0 {
+			in := make([]string, len(r.Services))
+			for i, c := range r.Services {
+				in[i] = arg(c)
+			}
+			terms = append(terms, "service_code IN ("+strings.Join(in, ", ")+")")
+		}
+		if len(r.Categories) > 0 {
+			in := make([]string, len(r.Categories))
+			for i, c := range r.Categories {
+				in[i] = arg(c)
+			}
+			terms = append(terms, "service_category IN ("+strings.Join(in, ", ")+")")
+		}
+		or = append(or, "(subject_id = "+arg(r.PartyID)+" AND ("+strings.Join(terms, " OR ")+"))")
+	}
+	if len(unbounded) > 0 {
+		or = append(or, "subject_id IN ("+strings.Join(unbounded, ", ")+")")
+	}
+	return "(" + strings.Join(or, " OR ") + ")"
 }
 
 // UpdateForm replaces the form of the citizen's editable application.
@@ -445,22 +489,19 @@ func (s *Store) Transition(ctx context.Context, t mobileapi.Transition) (*mobile
 				m.AgencyCode = a.AgencyCode
 			}
 			m.Results, m.CreatedAt, m.ReadAt = results, now, nil
-			if err := insertMessage(ctx, q, op, &m); err != nil {
-				return err
-			}
-			if s.outbox != nil {
-				kind := push.KindStatusChange
-				if t.To.Decided() {
-					kind = push.KindResult
+			// The applicant's copy first, then one per other recipient,
+			// each with its own push: all or none commit.
+			for i, to := range recipients(a.CitizenID, t.Recipients) {
+				c := m
+				if i > 0 {
+					c.ID, c.CitizenID, c.NotificationID = newID("msg"), to, ""
 				}
-				n := &push.Message{CitizenID: a.CitizenID, Kind: kind, ServiceCode: a.ServiceCode, AgencyCode: a.AgencyCode,
-					ApplicationID: a.ID, InboxMessageID: m.ID, Title: push.Text{VI: m.Title.VI, EN: m.Title.EN}, Body: m.Body,
-					// A newer status replaces an older one not yet shown.
-					CollapseKey: collapseKey(a.ID)}
-				if err := s.outbox.EnqueueTx(ctx, q, n); err != nil {
+				if err := s.deliver(ctx, q, op, a, t.To, &c); err != nil {
 					return err
 				}
-				m.NotificationID = n.ID
+				if i == 0 {
+					m = c
+				}
 			}
 			msg = &m
 		}
@@ -473,6 +514,41 @@ func (s *Store) Transition(ctx context.Context, t mobileapi.Transition) (*mobile
 		*t.Inbox = *msg
 	}
 	return a, nil
+}
+
+// recipients are the applicant, then every other citizen named once, at
+// most MaxRecipients in all.
+func recipients(applicant string, others []string) []string {
+	out := []string{applicant}
+	for _, o := range others {
+		if o != "" && !slices.Contains(out, o) && len(out) < mobileapi.MaxRecipients {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// deliver inserts one inbox message and, with an outbox, its push.
+func (s *Store) deliver(ctx context.Context, q sqldb.Querier, op string, a *mobileapi.Application, to mobileapi.Status, m *mobileapi.Message) error {
+	if err := insertMessage(ctx, q, op, m); err != nil {
+		return err
+	}
+	if s.outbox == nil {
+		return nil
+	}
+	kind := push.KindStatusChange
+	if to.Decided() {
+		kind = push.KindResult
+	}
+	n := &push.Message{CitizenID: m.CitizenID, Kind: kind, ServiceCode: a.ServiceCode, AgencyCode: a.AgencyCode,
+		ApplicationID: a.ID, InboxMessageID: m.ID, Title: push.Text{VI: m.Title.VI, EN: m.Title.EN}, Body: m.Body,
+		// A newer status replaces an older one not yet shown.
+		CollapseKey: collapseKey(a.ID)}
+	if err := s.outbox.EnqueueTx(ctx, q, n); err != nil {
+		return err
+	}
+	m.NotificationID = n.ID
+	return nil
 }
 
 // change runs fn on the scope's application, locked in a write
@@ -521,19 +597,14 @@ func (s *Store) loadApplication(ctx context.Context, q sqldb.Querier, op string,
 	if err != nil {
 		return nil, sqldb.Err(op, err)
 	}
-	if !visible(scope, a) {
+	if !scope.Visible(a) {
 		return nil, fmt.Errorf("%s: %w", op, idp.ErrNotFound)
 	}
-	return a, nil
-}
-
-// visible reports whether the scope sees a: the citizen their own, the
-// agency those routed to it once submitted.
-func visible(scope mobileapi.Scope, a *mobileapi.Application) bool {
-	if scope.CitizenID != "" {
-		return a.CitizenID == scope.CitizenID
+	// A lock is taken to change it: a citizen changes only what they filed.
+	if lock && scope.CitizenID != "" && a.CitizenID != scope.CitizenID {
+		return nil, fmt.Errorf("%s: %w", op, mobileapi.ErrNotApplicant)
 	}
-	return a.AgencyCode == scope.AgencyCode && a.Status != mobileapi.StatusDraft
+	return a, nil
 }
 
 // loadChildren reads a's timeline, attachments and published results.
@@ -632,7 +703,8 @@ func scanApplication(r sqldb.Scanner) (*mobileapi.Application, error) {
 		submitted, decided sql.NullInt64
 	)
 	if err := r.Scan(&a.ID, &a.CitizenID, &a.ServiceID, &a.ServiceCode, &a.ServiceVersion, &a.AgencyCode, &status,
-		&form, &prefilled, &a.Version, &created, &updated, &submitted, &decided); err != nil {
+		&form, &prefilled, &a.Version, &created, &updated, &submitted, &decided,
+		&a.ApplicantName, &a.Subject.Type, &a.Subject.ID, &a.Subject.Name, &a.Subject.Ref, &a.ServiceCategory); err != nil {
 		return nil, err
 	}
 	a.Status = mobileapi.Status(status)
@@ -735,6 +807,13 @@ func formText(op string, form json.RawMessage) (string, error) {
 		return "", invalidInput(op, "form must be a JSON object")
 	}
 	return string(b), nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func invalidInput(op, msg string) error { return fmt.Errorf("%s: %s: %w", op, msg, idp.ErrInvalid) }

@@ -22,7 +22,7 @@ import (
 // serviceColumns read one version of a service joined with its identity.
 const serviceColumns = `s.id, s.code, v.version, v.name_vi, v.name_en, v.description_vi, v.description_en,
 	v.agency_code, v.category, v.fee_amount, v.fee_currency, v.processing_days, v.required_documents,
-	v.handling_agencies, v.form_schema, v.updated_at`
+	v.handling_agencies, v.form_schema, v.updated_at, v.representation`
 
 // latestService joins each service with its current version.
 const latestService = ` FROM api_services s
@@ -200,10 +200,11 @@ func insertVersion(ctx context.Context, q sqldb.Querier, op string, v *mobileapi
 	}
 	_, err := q.ExecContext(ctx, `INSERT INTO api_service_versions (service_id, version, name_vi, name_en,
 			description_vi, description_en, agency_code, category, fee_amount, fee_currency, processing_days,
-			required_documents, handling_agencies, form_schema, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			required_documents, handling_agencies, form_schema, updated_at, representation)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		v.ID, v.Version, v.Name.VI, v.Name.EN, v.Description.VI, v.Description.EN, v.AgencyCode, v.Category,
-		v.Fee.Amount, v.Fee.Currency, v.ProcessingDays, string(docs), string(handlers), schema, sqldb.MS(v.UpdatedAt))
+		v.Fee.Amount, v.Fee.Currency, v.ProcessingDays, string(docs), string(handlers), schema, sqldb.MS(v.UpdatedAt),
+		v.Representation)
 	return sqldb.Err(op, err)
 }
 
@@ -278,6 +279,11 @@ func checkService(op string, svc *mobileapi.Service) (*mobileapi.Service, error)
 	}
 	in := *svc
 	in.ID, in.Version, in.UpdatedAt = "", 0, time.Time{}
+	switch in.Representation {
+	case "", mobileapi.RepresentationAllowed, mobileapi.RepresentationRefused:
+	default:
+		return nil, fmt.Errorf("%s: representation must be allowed or refused: %w", op, idp.ErrInvalid)
+	}
 	in.RequiredDocuments = make([]mobileapi.RequiredDocument, 0, len(svc.RequiredDocuments))
 	seen := map[string]bool{}
 	for i, d := range svc.RequiredDocuments {
@@ -345,7 +351,7 @@ func sameDefinition(a, b *mobileapi.Service) bool {
 		a.Category == b.Category && a.Fee == b.Fee && a.ProcessingDays == b.ProcessingDays &&
 		slices.Equal(a.RequiredDocuments, b.RequiredDocuments) &&
 		slices.Equal(a.HandlingAgencies, b.HandlingAgencies) &&
-		sameJSON(a.Schema, b.Schema)
+		sameJSON(a.Schema, b.Schema) && a.Representation == b.Representation
 }
 
 func sameJSON(a, b []byte) bool {
@@ -438,7 +444,7 @@ func scanService(r sqldb.Scanner) (*mobileapi.Service, error) {
 	)
 	err := r.Scan(&svc.ID, &svc.Code, &svc.Version, &svc.Name.VI, &svc.Name.EN, &svc.Description.VI,
 		&svc.Description.EN, &svc.AgencyCode, &svc.Category, &svc.Fee.Amount, &svc.Fee.Currency,
-		&svc.ProcessingDays, &docs, &handlers, &schema, &updated)
+		&svc.ProcessingDays, &docs, &handlers, &schema, &updated, &svc.Representation)
 	if err != nil {
 		return nil, err
 	}

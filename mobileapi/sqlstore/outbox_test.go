@@ -86,3 +86,55 @@ func TestTransition_NotificationCommitsWithTheInboxMessage(t *testing.T) {
 		})
 	}
 }
+
+// TestTransition_EveryRecipientGetsItsPush: an application filed for
+// someone else sends its decision to each recipient's inbox with its own
+// push, in the one transaction.
+func TestTransition_EveryRecipientGetsItsPush(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			db, d := b.open(t)
+			if err := idpsqlstore.New(db, d).Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			ps := pushsql.New(db, d)
+			if err := ps.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			s := sqlstore.New(db, d, sqlstore.WithOutbox(ps))
+			if err := s.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			a := &mobileapi.Application{CitizenID: "cit-parent", ServiceID: "svc_test", ServiceCode: "TEST.001", ServiceVersion: 1,
+				AgencyCode: "AG", Form: json.RawMessage(`{}`),
+				Subject: mobileapi.Subject{Type: mobileapi.SubjectPerson, ID: "cit-child", Name: "Bé Thử", Ref: "000000000099"}}
+			if err := s.CreateApplication(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Transition(ctx, mobileapi.Transition{Scope: mobileapi.Scope{CitizenID: "cit-parent"}, ApplicationID: a.ID,
+				Actor: mobileapi.ActorCitizen, To: mobileapi.StatusSubmitted}); err != nil {
+				t.Fatal(err)
+			}
+			inbox := &mobileapi.Message{Title: mobileapi.Text{VI: "Đã duyệt", EN: "Approved"}}
+			if _, err := s.Transition(ctx, mobileapi.Transition{Scope: mobileapi.Scope{AgencyCode: "AG"}, ApplicationID: a.ID,
+				Actor: mobileapi.ActorAgency, To: mobileapi.StatusApproved, Inbox: inbox,
+				Recipients: []string{"cit-child", "cit-other-parent"}}); err != nil {
+				t.Fatal(err)
+			}
+			for _, who := range []string{"cit-parent", "cit-child", "cit-other-parent"} {
+				ms, err := ps.MessagesAfter(ctx, who, 0, 10)
+				if err != nil {
+					t.Fatal(err)
+				}
+				inb, _, err := s.ListInbox(ctx, who, mobileapi.Page{Limit: 10})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(ms) != 1 || len(inb) != 1 || ms[0].InboxMessageID != inb[0].ID || ms[0].CitizenID != who || ms[0].Kind != push.KindResult {
+					t.Errorf("%s: pushes %+v, inbox %+v", who, ms, inb)
+				}
+			}
+		})
+	}
+}
