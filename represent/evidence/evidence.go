@@ -206,7 +206,7 @@ func Parse(jws string) (*Evidence, error) {
 	if !ok || pub.Curve != elliptic.P256() {
 		return nil, refuse("the jwk header is not an EC P-256 key")
 	}
-	obj, err := jose.ParseSigned(jws, []jose.SignatureAlgorithm{jose.ES256})
+	obj, err := jose.ParseSignedCompact(jws, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
 		return nil, refuse("the JWS does not parse")
 	}
