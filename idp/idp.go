@@ -58,6 +58,12 @@ type Citizen struct {
 	Address     string
 	PhoneNumber string
 	CreatedAt   time.Time
+	// Guardians are the personal ids of the citizen's parents or guardians
+	// recorded with them (citizen import's guardians): CreateCitizens
+	// records each as a registry guardianship in the same transaction. It
+	// is input only: reads leave it empty, and CitizenStore.Guardianships
+	// returns what was recorded.
+	Guardians []string
 }
 
 // Name is the full name in Vietnamese order: family name first.

@@ -3,6 +3,8 @@ package idp
 import (
 	"context"
 	"time"
+
+	"github.com/onedoor/onedoor/represent"
 )
 
 // Durable stores live in SQLite (embedded default) or PostgreSQL. Adapters
@@ -49,10 +51,28 @@ type RegistrationStore interface {
 type CitizenStore interface {
 	// CreateCitizens inserts all citizens or none; ErrConflict when an ID or a
 	// personal ID is already present (in the store or twice in the batch).
+	// Each citizen's Guardians (personal ids, in the batch or stored) become
+	// registry guardianships in the same transaction; ErrInvalid when one
+	// is nobody or the citizen themselves.
 	CreateCitizens(ctx context.Context, cs []*Citizen) error
 	GetCitizen(ctx context.Context, id string) (*Citizen, error)
 	GetCitizenByPersonalID(ctx context.Context, personalID string) (*Citizen, error)
 	ListCitizens(ctx context.Context, f CitizenFilter) ([]*Citizen, error)
+	// AddGuardianship records a guardianship (a court's, from `onedoor
+	// citizen guardian`) between two stored citizens: ErrNotFound when
+	// either is not, ErrInvalid when they are one, ErrConflict when the
+	// same guardianship is already in force. One ended before is
+	// recorded anew.
+	AddGuardianship(ctx context.Context, g represent.Guardianship) error
+	// EndGuardianship ends, at at, every guardianship in force of the
+	// guardian over the ward (whatever its source); ErrNotFound when none
+	// is.
+	EndGuardianship(ctx context.Context, wardID, guardianID string, at time.Time) error
+	// Guardianships returns the guardianships not ended that the citizen
+	// is the ward or the guardian of, oldest first. A court's past its
+	// Until, and a registry one past the ward's majority, are still
+	// returned: representation decides with its clock.
+	Guardianships(ctx context.Context, citizenID string) ([]represent.Guardianship, error)
 }
 
 // CitizenFilter narrows ListCitizens. Zero values mean "no limit".

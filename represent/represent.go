@@ -159,7 +159,9 @@ type Registry interface {
 	// PersonByPersonalID returns a citizen by personal id; ErrNotFound.
 	PersonByPersonalID(ctx context.Context, personalID string) (*Person, error)
 	// Guardianships returns every guardianship the citizen is the guardian
-	// or the ward of, ended or not.
+	// or the ward of that an operator has not ended (Guardianship has no
+	// end: an ended one must not be returned). One past its Until, or past
+	// the ward's majority, may still be: the Service decides with its clock.
 	Guardianships(ctx context.Context, citizenID string) ([]Guardianship, error)
 }
 

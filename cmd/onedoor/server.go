@@ -47,6 +47,8 @@ import (
 	"github.com/onedoor/onedoor/push"
 	pushredis "github.com/onedoor/onedoor/push/redis"
 	pushsql "github.com/onedoor/onedoor/push/sqlstore"
+	"github.com/onedoor/onedoor/represent"
+	repsql "github.com/onedoor/onedoor/represent/sqlstore"
 )
 
 // Main is the composition root: it opens storage, builds every service and
@@ -69,6 +71,12 @@ type Main struct {
 	// Checkpointer commits the access log's chain heads to signed
 	// checkpoints (every --audit-checkpoint-interval while serving).
 	Checkpointer *consent.Checkpointer
+	// RepStore keeps the business registry and the mandates, on the same
+	// database; Represent derives whom a citizen may act for from it and
+	// the citizen registry's guardianships, and denies the tokens of a
+	// representation that ends early.
+	RepStore  *repsql.Store
+	Represent *represent.Service
 
 	Eph      idp.Ephemeral
 	DPoP     *dpop.Verifier
@@ -220,6 +228,21 @@ func (m *Main) OpenStorage(ctx context.Context) error {
 		consentsql.WithWithdrawHook(m.consentWithdrawn, m.wakeWebhooks))
 	if err := schema(m.ConsentStore.Migrate, m.ConsentStore.CheckSchema); err != nil {
 		return err
+	}
+	m.RepStore = repsql.New(m.DB, dialect, repsql.WithNow(m.Now))
+	if err := schema(m.RepStore.Migrate, m.RepStore.CheckSchema); err != nil {
+		return err
+	}
+	// A representation that ends before its time (a mandate revoked, a
+	// legal representative replaced, a guardianship ended) denies the
+	// tokens carrying its keys on every replica, as a withdrawal does.
+	m.Represent = &represent.Service{
+		Store:    m.RepStore,
+		Registry: idp.RepresentRegistry{Citizens: m.Store},
+		Deny: func(ctx context.Context, keys ...string) error {
+			return accesstoken.DenyKeys(ctx, m.Store, m.Now(), keys...)
+		},
+		Now: m.Now,
 	}
 	auditSigner, auditVerifier, err := m.AuditKeys()
 	if err != nil {
@@ -460,7 +483,7 @@ func (m *Main) Run(ctx context.Context) error {
 			Store: m.APIStore, Blobs: m.Blobs, Catalog: m.Catalog, Ephemeral: m.Eph, SharedLimits: c.RedisURL != "",
 			// Every release of personal data through the API goes through
 			// the consent service, reading the citizen store in place.
-			Consent: m.Consent, Registry: idp.Registry{Citizens: m.Store},
+			Consent: m.Consent, Registry: idp.Registry{Citizens: m.Store}, Represent: m.Represent,
 			CitizenRateLimit: c.APICitizenRateLimit, AgencyRateLimit: c.APIAgencyRateLimit, DataRequestRateLimit: c.APIDataRequestRateLimit,
 			AuthFailureLimit: c.APIAuthFailureLimit, AuthFailureAddrs: c.APIAuthFailureAddrs, TrustedProxies: proxies, OutageLogEvery: c.APIOutageLogEvery,
 			// DPoP proofs are checked by the IdP's verifier: one replay

@@ -156,6 +156,22 @@ func DenyConsent(ctx context.Context, revoked idp.RevocationStore, consentID str
 	return revoked.Revoke(ctx, ConsentKey(consentID), now.Add(MaxLifetime+denyMargin))
 }
 
+// DenyKeys denies every access token carrying any of the keys (a
+// representation's revocation keys, the rep claim's chain) for
+// MaxLifetime, with the same margin as DenyConsent: representation calls
+// it when a mandate is revoked, a legal representative replaced or a
+// guardianship ended. It stops at the first failure; denying again is
+// harmless.
+func DenyKeys(ctx context.Context, revoked idp.RevocationStore, now time.Time, keys ...string) error {
+	until := now.Add(MaxLifetime + denyMargin)
+	for _, k := range keys {
+		if err := revoked.Revoke(ctx, k, until); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Verifier checks access tokens.
 type Verifier struct {
 	issuer  string

@@ -533,3 +533,23 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestDenyKeys(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	if err := DenyKeys(ctx, f.deny, f.now); err != nil {
+		t.Fatalf("no keys: %v", err)
+	}
+	keys := []string{"rep:mandate:mdt_1", "rep:legalrep:org:x:sub"}
+	if err := DenyKeys(ctx, f.deny, f.now, keys...); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if until := f.deny.m[k]; until.Before(f.now.Add(MaxLifetime)) {
+			t.Errorf("%s denied until %v, want at least now + %v", k, until, MaxLifetime)
+		}
+	}
+	if ok, err := f.deny.AnyRevoked(ctx, "rep:mandate:mdt_2"); ok || err != nil {
+		t.Errorf("another key denied: %v %v", ok, err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/represent"
 )
 
 // RunStoreTests runs the durable-store suite; newStore returns a fresh,
@@ -24,6 +25,9 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) idp.Store) {
 		{"Citizens", testCitizens},
 		{"CitizensAllOrNone", testCitizensAllOrNone},
 		{"ListCitizensPaging", testListCitizens},
+		{"Guardianships", testGuardianships},
+		{"RegistryGuardiansAllOrNone", testRegistryGuardiansAllOrNone},
+		{"EndGuardianshipConcurrent", testEndGuardianshipConcurrent},
 		{"TimesUTCMillisecond", testTimes},
 		{"Activations", testActivations},
 		{"UpdateActivationKeepsFailedAttempt", testUpdateActivationError},
@@ -729,4 +733,115 @@ func runConcurrently(n int, f func(i int) error) []error {
 	close(start)
 	wg.Wait()
 	return errs
+}
+
+// guardianshipsOf reads the guardianships in force of a citizen as
+// "ward>guardian/source" strings.
+func guardianshipsOf(t *testing.T, s idp.Store, id string) []string {
+	t.Helper()
+	gs, err := s.Guardianships(t.Context(), id)
+	mustNil(t, err, "guardianships of "+id)
+	out := []string{}
+	for _, g := range gs {
+		out = append(out, g.WardID+">"+g.GuardianID+"/"+g.Source)
+	}
+	return out
+}
+
+func testGuardianships(t *testing.T, s idp.Store) {
+	ctx := t.Context()
+	mother, father, stored := citizen(1), citizen(2), citizen(3)
+	mustNil(t, s.CreateCitizens(ctx, []*idp.Citizen{stored}), "create a stored guardian")
+	child := citizen(4)
+	child.Birthdate = "2015-02-03"
+	// Guardians from the same batch (listed after the ward) and one
+	// already stored; a repeat counts once.
+	child.Guardians = []string{mother.PersonalID, father.PersonalID, stored.PersonalID, mother.PersonalID}
+	mustNil(t, s.CreateCitizens(ctx, []*idp.Citizen{child, mother, father}), "create a household")
+	got, err := s.GetCitizen(ctx, child.ID)
+	mustNil(t, err, "get ward")
+	if len(got.Guardians) != 0 {
+		t.Errorf("reads fill Guardians: %v", got.Guardians)
+	}
+	equal(t, guardianshipsOf(t, s, child.ID), []string{
+		"sub-0004>sub-0001/registry", "sub-0004>sub-0002/registry", "sub-0004>sub-0003/registry"}, "ward's guardianships")
+	equal(t, guardianshipsOf(t, s, mother.ID), []string{"sub-0004>sub-0001/registry"}, "guardian's guardianships")
+	equal(t, guardianshipsOf(t, s, "nobody"), []string{}, "a stranger's")
+	gs, err := s.Guardianships(ctx, child.ID)
+	mustNil(t, err, "guardianships")
+	if g := gs[0]; g.Until != nil || !g.CreatedAt.Equal(base) {
+		t.Errorf("registry guardianship until %v created %v, want none and %v", g.Until, g.CreatedAt, base)
+	}
+
+	// A court appoints a guardian until a date, and another without one.
+	adult := citizen(5)
+	mustNil(t, s.CreateCitizens(ctx, []*idp.Citizen{adult}), "create an adult ward")
+	until := base.Add(90 * 24 * time.Hour)
+	at := base.Add(time.Hour)
+	mustNil(t, s.AddGuardianship(ctx, represent.Guardianship{WardID: adult.ID, GuardianID: mother.ID, Source: represent.GuardianCourt, Until: &until, CreatedAt: at}), "court guardianship")
+	mustNil(t, s.AddGuardianship(ctx, represent.Guardianship{WardID: child.ID, GuardianID: stored.ID, Source: represent.GuardianCourt}), "open-ended court guardianship")
+	gs, err = s.Guardianships(ctx, adult.ID)
+	mustNil(t, err, "guardianships")
+	equal(t, gs, []represent.Guardianship{{WardID: adult.ID, GuardianID: mother.ID, Source: represent.GuardianCourt, Until: &until, CreatedAt: at}}, "court guardianship")
+	mustBe(t, s.AddGuardianship(ctx, represent.Guardianship{WardID: adult.ID, GuardianID: mother.ID, Source: represent.GuardianCourt}), idp.ErrConflict, "the same guardianship twice")
+	mustBe(t, s.AddGuardianship(ctx, represent.Guardianship{WardID: adult.ID, GuardianID: "nobody", Source: represent.GuardianCourt}), idp.ErrNotFound, "an unknown guardian")
+	mustBe(t, s.AddGuardianship(ctx, represent.Guardianship{WardID: "nobody", GuardianID: mother.ID, Source: represent.GuardianCourt}), idp.ErrNotFound, "an unknown ward")
+	mustBe(t, s.AddGuardianship(ctx, represent.Guardianship{WardID: adult.ID, GuardianID: adult.ID, Source: represent.GuardianCourt}), idp.ErrInvalid, "one's own guardian")
+	mustBe(t, s.AddGuardianship(ctx, represent.Guardianship{WardID: adult.ID, GuardianID: father.ID, Source: "aunt"}), idp.ErrInvalid, "an unknown source")
+	mustBe(t, s.AddGuardianship(ctx, represent.Guardianship{WardID: adult.ID, GuardianID: father.ID, Source: represent.GuardianRegistry, Until: &until}), idp.ErrInvalid, "a registry guardianship with an end date")
+
+	// Ending one leaves the others; ending it again finds nothing; it may
+	// be appointed anew.
+	mustNil(t, s.EndGuardianship(ctx, child.ID, stored.ID, at), "end")
+	equal(t, guardianshipsOf(t, s, child.ID), []string{"sub-0004>sub-0001/registry", "sub-0004>sub-0002/registry"}, "after ending both of one guardian")
+	mustBe(t, s.EndGuardianship(ctx, child.ID, stored.ID, at), idp.ErrNotFound, "end twice")
+	mustBe(t, s.EndGuardianship(ctx, adult.ID, father.ID, at), idp.ErrNotFound, "end what never was")
+	mustNil(t, s.AddGuardianship(ctx, represent.Guardianship{WardID: child.ID, GuardianID: stored.ID, Source: represent.GuardianCourt, CreatedAt: at}), "appoint anew")
+	equal(t, guardianshipsOf(t, s, stored.ID), []string{"sub-0004>sub-0003/court"}, "appointed anew")
+}
+
+func testRegistryGuardiansAllOrNone(t *testing.T, s idp.Store) {
+	ctx := t.Context()
+	parent := citizen(1)
+	mustNil(t, s.CreateCitizens(ctx, []*idp.Citizen{parent}), "create parent")
+	self := citizen(2)
+	self.Guardians = []string{self.PersonalID}
+	unknown := citizen(3)
+	unknown.Guardians = []string{parent.PersonalID, "079099999999"}
+	for name, batch := range map[string][]*idp.Citizen{
+		"own guardian":     {citizen(4), self},
+		"unknown guardian": {citizen(5), unknown},
+	} {
+		mustBe(t, s.CreateCitizens(ctx, batch), idp.ErrInvalid, name)
+		for _, c := range batch {
+			_, err := s.GetCitizen(ctx, c.ID)
+			mustBe(t, err, idp.ErrNotFound, name+": citizen left behind")
+		}
+	}
+	equal(t, guardianshipsOf(t, s, parent.ID), []string{}, "guardianships left behind")
+}
+
+func testEndGuardianshipConcurrent(t *testing.T, s idp.Store) {
+	ctx := t.Context()
+	g, w := citizen(1), citizen(2)
+	w.Guardians = []string{g.PersonalID}
+	mustNil(t, s.CreateCitizens(ctx, []*idp.Citizen{g, w}), "create")
+	const n = 6
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = s.EndGuardianship(ctx, w.ID, g.ID, base) })
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		if err == nil {
+			ok++
+		} else if !errors.Is(err, idp.ErrNotFound) {
+			t.Errorf("end: %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Errorf("%d ends succeeded, want 1", ok)
+	}
 }

@@ -164,7 +164,7 @@ func (s *Store) CreateCitizens(ctx context.Context, cs []*idp.Citizen) error {
 				return dbErr(op, err)
 			}
 		}
-		return nil
+		return s.createRegistryGuardians(ctx, q, op, cs)
 	})
 }
 
