@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -409,5 +411,60 @@ func runMandateAPI(t *testing.T, e *mandateEnv) {
 }
 
 func TestMandateAPI_SQLite(t *testing.T) { runMandateAPI(t, startMandateEnv(t)) }
+
+// The reference CLI: eidsim's mandate commands on the homes the tests'
+// apps enrolled, against the running API.
+func TestMandateAPI_Eidsim(t *testing.T) {
+	e := startMandateEnv(t)
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("go is not on PATH: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "eidsim")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, goBin, "build", "-o", bin, "../eidsim").CombinedOutput(); err != nil {
+		t.Fatalf("go build eidsim: %v\n%s", err, out)
+	}
+	eidsim := func(app *eidapp.App, args ...string) (string, error) {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, bin, append(args, "--home", app.Home, "--api", e.m.APIURL)...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return string(out) + stderr.String(), err
+		}
+		return string(out), nil
+	}
+	var m eidapp.Mandate
+	out, err := eidsim(e.aliceApp, "mandate", "grant", "--organisation", e.org, "--grantee", demoCitizens[1].PersonalID,
+		"--service", e.service, "--category", "civil_status", "--valid-until", e.until.In(time.FixedZone("ICT", 7*3600)).Format(time.DateOnly))
+	if err != nil || json.Unmarshal([]byte(out), &m) != nil || m.State != "pending" {
+		t.Fatalf("mandate grant: %v\n%s", err, out)
+	}
+	if out, err := eidsim(e.bobApp, "mandate", "list"); err != nil || !strings.Contains(out, m.ID) || !strings.Contains(out, `"direction": "received"`) {
+		t.Fatalf("mandate list: %v\n%s", err, out)
+	}
+	if out, err := eidsim(e.bobApp, "mandate", "accept", m.ID); err != nil || !strings.Contains(out, `"state": "active"`) {
+		t.Fatalf("mandate accept: %v\n%s", err, out)
+	}
+	if out, err := eidsim(e.bobApp, "representations"); err != nil || !strings.Contains(out, `"basis": "mandate"`) || !strings.Contains(out, e.org) {
+		t.Fatalf("representations: %v\n%s", err, out)
+	}
+	if out, err := eidsim(e.aliceApp, "mandate", "revoke", m.ID); err != nil || !strings.Contains(out, `"state": "revoked"`) {
+		t.Fatalf("mandate revoke: %v\n%s", err, out)
+	}
+	if out, err := eidsim(e.bobApp, "representations"); err != nil || strings.TrimSpace(out) != "[]" {
+		t.Errorf("representations after the revocation: %v\n%s", err, out)
+	}
+	// A refusal exits 1 and lists the bad fields.
+	out, err = eidsim(e.carolApp, "mandate", "grant", "--organisation", e.org, "--grantee", demoCitizens[0].PersonalID,
+		"--service", "9.999999", "--valid-until", "2030-01-01")
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(out, "/services/0") {
+		t.Errorf("a refused grant: %v\n%s", err, out)
+	}
+}
 
 func TestMandateAPI_PostgresRedis(t *testing.T) { runMandateAPI(t, startMandateEnv(t, scaleOption(t))) }
