@@ -340,6 +340,42 @@ func runMandateAPI(t *testing.T, e *mandateEnv) {
 		}
 	})
 
+	t.Run("a guardian grants a mandate for the ward", func(t *testing.T) {
+		ctx := context.Background()
+		ward := demoCitizens[3]
+		if err := e.m.ImportCitizens(ctx, demoCitizens[3:4]); err != nil && !errors.Is(err, idp.ErrConflict) {
+			t.Fatalf("import: %v", err)
+		}
+		if err := e.m.Store.AddGuardianship(ctx, represent.Guardianship{WardID: e.citizenID(t, ward.PersonalID), GuardianID: e.citizenID(t, demoCitizens[0].PersonalID),
+			Source: represent.GuardianCourt}); err != nil {
+			t.Fatalf("guardianship: %v", err)
+		}
+		terms := e.terms(bobPID)
+		terms.Organisation, terms.Person = "", ward.PersonalID
+		// The ward cannot hold a mandate to act for themselves.
+		self := terms
+		self.Grantee = ward.PersonalID
+		r := e.alice.must(http.StatusUnprocessableEntity, http.MethodPost, "/v1/mandates", e.grantBody(t, e.aliceApp, self, nil))
+		if problemField(t, r, "/grantee") == "" {
+			t.Errorf("a mandate to the ward: %s", r.body)
+		}
+		m := e.alice.must(http.StatusCreated, http.MethodPost, "/v1/mandates", e.grantBody(t, e.aliceApp, terms, nil)).json(t)
+		if p, _ := m["party"].(map[string]any); p["type"] != "person" || p["personal_id"] != ward.PersonalID || p["tax_code"] != nil {
+			t.Errorf("party %v", m["party"])
+		}
+		e.bob.must(http.StatusOK, http.MethodPost, "/v1/mandates/"+m["id"].(string)+"/accept", nil)
+		found := false
+		for _, it := range representations(t, e.bob) {
+			if p, _ := it["party"].(map[string]any); p["personal_id"] == ward.PersonalID && it["basis"] == "mandate" {
+				found = true
+			}
+		}
+		if !found {
+			t.Error("bob does not represent the ward under the mandate")
+		}
+		e.bob.must(http.StatusOK, http.MethodDelete, "/v1/mandates/"+m["id"].(string), nil)
+	})
+
 	t.Run("the list is paged", func(t *testing.T) {
 		all := e.alice.must(http.StatusOK, http.MethodGet, "/v1/mandates", nil).json(t)["items"].([]any)
 		if len(all) < 2 {
