@@ -372,7 +372,7 @@ func (s *Server) grantMandate(c *fiber.Ctx) error {
 		if s.cfg.Ephemeral == nil { // wired in every deployment; without it a signature could be replayed
 			return "", s.fail(c, errUnavailable(errors.New("mandate evidence: no replay cache configured")))
 		}
-		ev, err := evidence.Verify(ctx, in.Signature, evidence.Check{Audience: s.cfg.APIURL, JKT: jktOf(c), Device: deviceOf(c),
+		_, err = evidence.Verify(ctx, in.Signature, evidence.Check{Audience: s.cfg.APIURL, JKT: jktOf(c), Device: deviceOf(c),
 			Terms: terms, Now: s.cfg.Now(), Spent: func(err error) bool { return errors.Is(err, idp.ErrConflict) }}, s.cfg.Ephemeral)
 		if errors.Is(err, evidence.ErrInvalid) {
 			msg := strings.TrimSuffix(err.Error(), ": "+evidence.ErrInvalid.Error())
@@ -383,7 +383,7 @@ func (s *Server) grantMandate(c *fiber.Ctx) error {
 		}
 		req := represent.GrantRequest{GrantorID: citizenOf(c), Organisation: terms.Organisation, Person: terms.Person,
 			Grantee: in.Grantee, Services: in.Services, Categories: in.Categories, ValidUntil: terms.ValidUntil,
-			MayDelegate: in.MayDelegate, Evidence: in.Signature, EvidenceDevice: ev.Issuer}
+			MayDelegate: in.MayDelegate, Evidence: in.Signature, EvidenceDevice: deviceOf(c)}
 		if terms.ValidFrom != nil {
 			req.ValidFrom = *terms.ValidFrom
 		}
