@@ -3,6 +3,7 @@ package idp
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -73,7 +74,7 @@ func FuzzParseCitizens(f *testing.F) {
 			t.Fatalf("round trip failed: %v", err)
 		}
 		for i := range cs {
-			if *again[i] != *cs[i] {
+			if !reflect.DeepEqual(again[i], cs[i]) {
 				t.Fatalf("round trip changed %+v into %+v", cs[i], again[i])
 			}
 		}
@@ -89,5 +90,61 @@ func TestParseCitizens_UnknownFieldListsTheExpectedOnes(t *testing.T) {
 	_, err = ParseCitizens("c.csv", []byte("personal_id,family_name,given_name,birthdate,gender,address,phone_number,email\n"))
 	if err == nil || !strings.Contains(err.Error(), "unknown: [email]") {
 		t.Fatalf("unknown CSV column: %v", err)
+	}
+}
+
+func TestParseCitizens_Guardians(t *testing.T) {
+	const head = "personal_id,family_name,given_name,birthdate,gender,address,phone_number"
+	old := head + "\n000000000101,Võ,Demo,1990-01-01,male,x,\n"
+	cs, err := ParseCitizens("old.csv", []byte(old))
+	if err != nil || len(cs) != 1 || cs[0].Guardians != nil {
+		t.Fatalf("the old exact header: %v %+v", err, cs)
+	}
+	rows := "guardians," + head + "\n" +
+		"000000000102;000000000999 ; ,000000000201,Võ,Con,2015-01-01,female,x,\n" +
+		",000000000102,Võ,Mẹ,1985-01-01,female,x,\n"
+	cs, err = ParseCitizens("family.csv", []byte(rows))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cs[0].Guardians, []string{"000000000102", "000000000999"}) || cs[1].Guardians != nil {
+		t.Errorf("guardians = %q, %q", cs[0].Guardians, cs[1].Guardians)
+	}
+	js := `[{"personal_id":"000000000201","family_name":"Võ","given_name":"Con","birthdate":"2015-01-01","gender":"female","address":"x","phone_number":"","guardians":["000000000102"]}]`
+	cs, err = ParseCitizens("family.json", []byte(js))
+	if err != nil || !reflect.DeepEqual(cs[0].Guardians, []string{"000000000102"}) {
+		t.Fatalf("JSON guardians: %v %+v", err, cs)
+	}
+	// Every bad guardian is listed by row, and nothing comes back.
+	bad := `[{"personal_id":"000000000201","family_name":"Võ","given_name":"Con","birthdate":"2015-01-01","gender":"female","address":"x","phone_number":"","guardians":["12","000000000201","000000000102","000000000102"]},
+		{"personal_id":"000000000202","family_name":"Võ","given_name":"Em","birthdate":"2016-01-01","gender":"male","address":"x","phone_number":"","guardians":["1","2","3","4","5"]}]`
+	cs, err = ParseCitizens("bad.json", []byte(bad))
+	if !errors.Is(err, ErrInvalid) || cs != nil {
+		t.Fatalf("bad guardians: %v", err)
+	}
+	for _, w := range []string{"row 1: guardians must be 12-digit personal ids (1 is not)", "row 1: a citizen cannot be their own guardian",
+		"row 1: guardian 000000000102 is listed twice", "row 2: at most 4 guardians"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("%q lacks %q", err, w)
+		}
+	}
+	_, err = ParseCitizens("x.csv", []byte("guardians,guardians,"+head+"\n"))
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "optionally with guardians") {
+		t.Errorf("a repeated guardians column: %v", err)
+	}
+
+	// CheckGuardians: in the batch, registered, or neither.
+	cs, _ = ParseCitizens("family.csv", []byte(rows))
+	registered := func(pid string) (bool, error) { return pid == "000000000999", nil }
+	if err := CheckGuardians(cs, registered); err != nil {
+		t.Errorf("guardians in the file and registered: %v", err)
+	}
+	err = CheckGuardians(cs, func(string) (bool, error) { return false, nil })
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "row 1: guardian 000000000999 is neither in the file nor registered") {
+		t.Errorf("an unknown guardian: %v", err)
+	}
+	down := errors.New("down")
+	if err := CheckGuardians(cs, func(string) (bool, error) { return false, down }); !errors.Is(err, down) {
+		t.Errorf("a failing registry: %v", err)
 	}
 }

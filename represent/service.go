@@ -462,7 +462,7 @@ func (s *Service) delegable(ctx context.Context, m *Mandate, now time.Time) (*Re
 	if err != nil {
 		return nil, err
 	}
-	var reason error = ErrNotRepresented
+	reason := ErrNotRepresented
 	for _, h := range held {
 		if h.Party.ID != m.Party.ID {
 			continue

@@ -399,6 +399,19 @@ type citizenView struct {
 	idp.CitizenRecord
 	CreatedAt time.Time    `json:"created_at"`
 	Devices   []deviceInfo `json:"devices,omitempty"`
+	// Guardianships in force, the citizen's as ward or as guardian
+	// (`citizen show` only).
+	Guardianships []guardianshipInfo `json:"guardianships,omitempty"`
+}
+
+// guardianshipInfo names both sides by personal id; Until is a court's
+// last day, in Vietnam.
+type guardianshipInfo struct {
+	Ward      string    `json:"ward"`
+	Guardian  string    `json:"guardian"`
+	Source    string    `json:"source"`
+	Until     string    `json:"until,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 type deviceInfo struct {
@@ -449,6 +462,18 @@ func (m *Main) importCitizens(ctx context.Context, cs []*idp.Citizen) error {
 	for _, c := range cs {
 		c.ID, c.CreatedAt = idp.NewSubject(), now
 	}
+	// Every guardian named must be in the file or registered; the store
+	// checks again in its transaction, this lists each by row.
+	err := idp.CheckGuardians(cs, func(pid string) (bool, error) {
+		_, err := m.Store.GetCitizenByPersonalID(ctx, pid)
+		if errors.Is(err, idp.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	if err != nil {
+		return err
+	}
 	if err := m.Store.CreateCitizens(ctx, cs); err != nil {
 		if errors.Is(err, idp.ErrConflict) {
 			return fmt.Errorf("nothing imported: a personal_id is already in the registry: %w", err)
@@ -460,9 +485,12 @@ func (m *Main) importCitizens(ctx context.Context, cs []*idp.Citizen) error {
 
 func citizenCmd(ctx context.Context, args []string, env func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError("citizen: want import, list, show, activate, revoke-device or lock")
+		return usageError("citizen: want import, list, show, activate, revoke-device, lock or guardian")
 	}
 	sub, args := args[0], args[1:]
+	if sub == "guardian" {
+		return guardianCmd(ctx, args, env, stdout)
+	}
 	var pid, level, device string
 	m, fs, err := adminMain(ctx, "citizen "+sub, args, env, func(fs *flag.FlagSet) {
 		switch sub {
@@ -539,6 +567,9 @@ func citizenCmd(ctx context.Context, args []string, env func(string) string, std
 		}
 		for _, d := range ds {
 			v.Devices = append(v.Devices, deviceInfo{ID: d.ID, Name: d.Name, Level: d.Level, CreatedAt: d.CreatedAt, RevokedAt: d.RevokedAt})
+		}
+		if v.Guardianships, err = m.guardianshipInfo(ctx, c); err != nil {
+			return err
 		}
 		return m.printJSON(stdout, v)
 	case "activate":

@@ -21,6 +21,7 @@ import (
 	"github.com/onedoor/onedoor/idp/keyset"
 	"github.com/onedoor/onedoor/idp/web"
 	"github.com/onedoor/onedoor/mobileapi/democatalog"
+	"github.com/onedoor/onedoor/represent"
 )
 
 // Demo data. Every person and agency here is fake: personal ids start with
@@ -30,6 +31,54 @@ var demoCitizens = []citizenRecord{
 	{PersonalID: "000000000002", FamilyName: "Trần", GivenName: "Thị Demo", Birthdate: "1985-06-30", Gender: "female", Address: "2 Đường Mẫu, Phường Ví Dụ, TP. Hồ Chí Minh (địa chỉ giả)", PhoneNumber: "+84900000002"},
 	{PersonalID: "000000000003", FamilyName: "Lê", GivenName: "Hoàng Demo", Birthdate: "2001-11-02", Gender: "male", Address: "3 Ngõ Mẫu, Phường Kiểm Thử, Đà Nẵng (địa chỉ giả)", PhoneNumber: "+84900000003"},
 	{PersonalID: "000000000004", FamilyName: "Phạm", GivenName: "Minh Demo", Birthdate: "1978-03-21", Gender: "other", Address: "4 Phố Mẫu, Phường Giả Lập, Cần Thơ (địa chỉ giả)", PhoneNumber: "+84900000004"},
+}
+
+// demoHousehold is a family for representation: the first demo citizen,
+// a second parent and their child, ten years old when the demo data is
+// first seeded (the birthdate counts back from now), so the parents act
+// for the child as its registry guardians for years of demos.
+func demoHousehold(now time.Time) []citizenRecord {
+	return []citizenRecord{
+		{PersonalID: "000000000005", FamilyName: "Vũ", GivenName: "Thị Demo", Birthdate: "1992-09-09", Gender: "female", Address: demoCitizens[0].Address, PhoneNumber: "+84900000005"},
+		{PersonalID: "000000000006", FamilyName: "Nguyễn", GivenName: "Bé Demo", Birthdate: now.In(represent.Zone).AddDate(-10, 0, 0).Format("2006-01-02"),
+			Gender: "female", Address: demoCitizens[0].Address, Guardians: []string{demoCitizens[0].PersonalID, "000000000005"}},
+	}
+}
+
+// demoOrganisations are fake companies (tax codes of 0100000000x, names
+// saying Demo) whose legal representatives are demo citizens.
+var demoOrganisations = []represent.OrganisationRecord{
+	{TaxCode: "0100000001", Name: "Công ty TNHH Demo Một", NameEn: "DEMO ONE LLC", Address: "1 Phố Mẫu, Phường Thử Nghiệm, Hà Nội (địa chỉ giả)",
+		LegalRepresentative: demoCitizens[0].PersonalID, Status: represent.OrgActive},
+	{TaxCode: "0100000002", Name: "Công ty Cổ phần Demo Hai", NameEn: "DEMO TWO JSC", Address: "2 Đường Mẫu, Phường Ví Dụ, TP. Hồ Chí Minh (địa chỉ giả)",
+		LegalRepresentative: demoCitizens[1].PersonalID, Status: represent.OrgActive},
+}
+
+// seedRepresentation adds the demo household and companies that are
+// missing and leaves the rest as they are.
+func (m *Main) seedRepresentation(ctx context.Context) error {
+	for _, r := range demoHousehold(m.Now()) {
+		if _, err := m.Store.GetCitizenByPersonalID(ctx, r.PersonalID); errors.Is(err, idp.ErrNotFound) {
+			if err := m.ImportCitizens(ctx, []citizenRecord{r}); err != nil {
+				return fmt.Errorf("demo household: %w", err)
+			}
+		} else if err != nil {
+			return err
+		}
+	}
+	var missing []*represent.Organisation
+	for _, r := range demoOrganisations {
+		if _, err := m.RepStore.GetOrganisation(ctx, r.TaxCode); errors.Is(err, represent.ErrNotFound) {
+			missing = append(missing, &represent.Organisation{TaxCode: r.TaxCode, Name: r.Name, NameEn: r.NameEn, Address: r.Address,
+				LegalRepresentative: r.LegalRepresentative, Status: r.Status})
+		} else if err != nil {
+			return err
+		}
+	}
+	if _, err := m.RepStore.PutOrganisations(ctx, missing); err != nil {
+		return fmt.Errorf("demo organisations: %w", err)
+	}
+	return nil
 }
 
 // Demo client ids.
@@ -86,6 +135,9 @@ func (m *Main) seedDemo(ctx context.Context, rpBase string) (siteSecret, wardSec
 		} else if err != nil {
 			return "", "", err
 		}
+	}
+	if err := m.seedRepresentation(ctx); err != nil {
+		return "", "", err
 	}
 	specs := []ClientSpec{
 		{ID: demoSiteClient, Name: "Cổng Dịch vụ công Demo (demo agency site)", Scope: "openid profile address phone eid offline_access",
@@ -193,10 +245,15 @@ Apply for a public service through the mobile API, as the citizen's app does:
        curl -s -u %[12]s:%[13]s -d grant_type=client_credentials -d scope=agency %[1]s/token
        curl -s -H "Authorization: Bearer TOKEN" -X POST %[10]s/agency/v1/queue/leases -H 'Content-Type: application/json' -d '{}'
 
+Representation (fake too): %[4]s %[5]s is the legal representative of %[14]s (tax code %[15]s)
+and, with %[16]s, a guardian of their child %[17]s (personal id %[18]s):
+       go run ./cmd/onedoor org list --data-dir %[9]s
+
 A new activation code: go run ./cmd/onedoor citizen activate --id %[6]s --level high --data-dir %[9]s
 Press Ctrl-C to stop.
 `, m.Issuer, web.PathDiscovery, rpBase, demoCitizens[0].FamilyName, demoCitizens[0].GivenName, demoCitizens[0].PersonalID, home, code, m.Config.DataDir, m.APIURL,
-		demoWardAgency, demoWardClient, wardSecret)
+		demoWardAgency, demoWardClient, wardSecret,
+		demoOrganisations[0].Name, demoOrganisations[0].TaxCode, "Vũ Thị Demo", "Nguyễn Bé Demo", "000000000006")
 	return nil
 }
 

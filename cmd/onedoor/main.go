@@ -3,7 +3,8 @@
 //	onedoor [serve] [flags]      run the identity provider (the default)
 //	onedoor migrate              apply database migrations
 //	onedoor client create|list|show|delete|approve|reject
-//	onedoor citizen import|list|show|activate|revoke-device
+//	onedoor citizen import|list|show|activate|revoke-device|guardian
+//	onedoor org import|list|show
 //	onedoor keys list|rotate
 //	onedoor agency create|list|token|grant-basis|revoke-basis|bases
 //	onedoor audit verify|checkpoint|flags
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		err = clientCmd(ctx, args, env, stdout)
 	case "citizen":
 		err = citizenCmd(ctx, args, env, stdout)
+	case "org":
+		err = orgCmd(ctx, args, env, stdout)
 	case "keys":
 		err = keysCmd(ctx, args, env, stdout)
 	case "agency":
@@ -101,6 +104,8 @@ const usage = `usage:
   onedoor client approve --id ID --digest D [--scopes "S S"] [--claims a,b] | reject --id ID
   onedoor citizen import FILE.json|FILE.csv
   onedoor citizen list | show --id N | activate --id N --level substantial|high | revoke-device --id N --device D
+  onedoor citizen guardian --ward N --guardian N [--until YYYY-MM-DD] [--end]
+  onedoor org import FILE.json|FILE.csv | list [--after TAX_CODE] [--limit N] | show TAX_CODE
   onedoor keys list | rotate [--alg ES256|RS256] [--force]
   onedoor agency create --code CODE --name NAME [--name-en NAME] [--parent CODE] [--province CODE]
   onedoor agency list

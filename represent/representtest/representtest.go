@@ -184,6 +184,12 @@ func orgAllOrNone(t *testing.T, s represent.Store) {
 		_, err := s.PutOrganisations(ctx, batch)
 		mustBe(t, err, represent.ErrInvalid, name)
 	}
+	// A failure in the database, after rows were written, leaves none:
+	// the second organisation takes the first's id.
+	clash := Org(20, "001090000002")
+	clash.ID = first.ID
+	_, err = s.PutOrganisations(ctx, []*represent.Organisation{Org(19, "001090000002"), clash})
+	mustBe(t, err, represent.ErrConflict, "an id taken by another tax code")
 	list, err := s.ListOrganisations(ctx, "", 0)
 	must(t, err, "list")
 	if len(list) != 1 || list[0].LegalRepresentative != "001090000001" {
