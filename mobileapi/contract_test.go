@@ -74,6 +74,14 @@ var routes = []route{
 	{method: http.MethodGet, path: "/v1/notifications/{id}"},
 	{method: http.MethodGet, path: "/v1/events", stream: true},
 	{method: http.MethodGet, path: "/agency/v1/applications/{id}/notifications", list: true},
+	// Representation (issue 10). Whom a citizen may act for is a handful
+	// of parties: one page.
+	{method: http.MethodGet, path: "/v1/representations"},
+	{method: http.MethodGet, path: "/v1/mandates", list: true},
+	{method: http.MethodPost, path: "/v1/mandates", creates: true},
+	{method: http.MethodGet, path: "/v1/mandates/{id}"},
+	{method: http.MethodPost, path: "/v1/mandates/{id}/accept"},
+	{method: http.MethodDelete, path: "/v1/mandates/{id}"},
 }
 
 // public are the operations that take no token.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/onedoor/onedoor/idp/eid"
 )
@@ -38,6 +39,12 @@ type options struct {
 	hasBody bool
 	// events: stop after this many notifications (0: never).
 	max int
+	// mandate grant: the terms; mandate accept, revoke: the mandate.
+	organisation, person, grantee string
+	services, categories          []string
+	validFrom, validUntil         time.Time
+	mayDelegate                   bool
+	mandateID                     string
 }
 
 // header is one -H 'Name: value'; an empty value removes the header.
@@ -66,12 +73,19 @@ const usageHead = `usage:
   eidsim revoke-device --home DIR DEVICE_ID
   eidsim api --home DIR [--api URL] [--include] [-H 'Name: value']... METHOD PATH [BODY|@FILE]
   eidsim events --home DIR [--api URL] [--max N]
+  eidsim representations --home DIR [--api URL]
+  eidsim mandate grant --home DIR [--api URL] --organisation TAX|--person PID --grantee PID
+                       --service CODE... [--category C]... [--valid-from DATE] --valid-until DATE [--may-delegate]
+  eidsim mandate list --home DIR [--api URL]
+  eidsim mandate accept|revoke --home DIR [--api URL] ID
 PAYLOAD is the login page's QR payload (onedoor-eid://login?request=ID&issuer=URL) or its
 https app link (ISSUER/app/login?request=ID); either must name the IdP the device is enrolled with.
 A QR payload is approved across devices: --match NN picks the number the browser's page shows
 among the app's three (without it, approve fails and lists them; a wrong pick denies the login).
 An app link is approved on the same device: no pick; the IdP answers with a return URL, printed,
 which the browser that started the login must open to continue.
+DATE is YYYY-MM-DD (a whole day in Vietnam time: --valid-until includes it, --valid-from starts
+with it) or an RFC 3339 date-time. mandate grant signs the terms with the device key.
 ID is a login request's id as pending lists it (a login the IdP sent to this citizen's devices): it is
 approved across devices, so --match NN picks the number the browser's page shows, as for a QR payload.
 A login asking the representation scope lists, in pending and approve --json, the parties this citizen
@@ -79,7 +93,8 @@ may act for ("representations"); --as names one (its tax code or personal id), w
 acts for themselves.
 `
 
-var commands = []string{"enroll", "approve", "pending", "login", "show", "devices", "revoke-device", "api", "events"}
+var commands = []string{"enroll", "approve", "pending", "login", "show", "devices", "revoke-device", "api", "events",
+	"representations", "mandate grant", "mandate list", "mandate accept", "mandate revoke"}
 
 // flagSet declares cmd's flags into o.
 func flagSet(cmd string, o *options) (*flag.FlagSet, error) {
@@ -136,6 +151,18 @@ func flagSet(cmd string, o *options) (*flag.FlagSet, error) {
 	case "events":
 		apiFlag(fs, o)
 		fs.IntVar(&o.max, "max", 0, "exit after `N` notifications (0: follow the stream until interrupted)")
+	case "representations", "mandate list", "mandate accept", "mandate revoke":
+		apiFlag(fs, o)
+	case "mandate grant":
+		apiFlag(fs, o)
+		fs.StringVar(&o.organisation, "organisation", "", "tax `code` of the organisation the grantee may act for")
+		fs.StringVar(&o.person, "person", "", "personal `id` of the ward the grantee may act for")
+		fs.StringVar(&o.grantee, "grantee", "", "personal `id` of the citizen who receives the mandate")
+		fs.Func("service", "service `code` the mandate covers, repeatable (or comma-separated)", listFlag(&o.services))
+		fs.Func("category", "catalog `category` the mandate covers, repeatable (or comma-separated)", listFlag(&o.categories))
+		fs.Func("valid-from", "when it starts: `DATE` (default now)", dateFlag(&o.validFrom, false))
+		fs.Func("valid-until", "when it ends: `DATE` (that day included)", dateFlag(&o.validUntil, true))
+		fs.BoolVar(&o.mayDelegate, "may-delegate", false, "let the grantee grant sub-mandates of no more than this one")
 	case "login", "show", "devices", "revoke-device", "pending":
 	default:
 		return nil, usagef("unknown command %q", cmd)
@@ -159,6 +186,12 @@ func parseArgs(args []string) (*options, error) {
 		return nil, usagef("missing command (one of %s)", strings.Join(commands, ", "))
 	}
 	o := &options{cmd: args[0]}
+	if o.cmd == "mandate" {
+		if len(args) < 2 || strings.HasPrefix(args[1], "-") {
+			return nil, usagef("mandate: missing what to do (grant, list, accept or revoke)")
+		}
+		o.cmd, args = "mandate "+args[1], args[1:]
+	}
 	fs, err := flagSet(o.cmd, o)
 	if err != nil {
 		return nil, err
@@ -199,6 +232,28 @@ func parseArgs(args []string) (*options, error) {
 		} else {
 			o.deviceID, pos = pos[0], pos[1:]
 		}
+	case "mandate grant":
+		switch {
+		case o.organisation == "" && o.person == "":
+			missing = append(missing, "--organisation or --person")
+		case o.organisation != "" && o.person != "":
+			return nil, usagef("mandate grant: --organisation and --person cannot be combined")
+		}
+		if o.grantee == "" {
+			missing = append(missing, "--grantee")
+		}
+		if len(o.services) == 0 && len(o.categories) == 0 {
+			missing = append(missing, "--service or --category")
+		}
+		if o.validUntil.IsZero() {
+			missing = append(missing, "--valid-until")
+		}
+	case "mandate accept", "mandate revoke":
+		if len(pos) == 0 {
+			missing = append(missing, "ID")
+		} else {
+			o.mandateID, pos = pos[0], pos[1:]
+		}
 	case "events":
 		if o.max < 0 {
 			return nil, usagef("events: --max %d: want 0 or more", o.max)
@@ -229,6 +284,41 @@ func parseArgs(args []string) (*options, error) {
 		return nil, usagef("%s: unexpected argument %q", o.cmd, pos[0])
 	}
 	return o, nil
+}
+
+// listFlag appends a repeatable, comma-separated flag's values.
+func listFlag(dst *[]string) func(string) error {
+	return func(s string) error {
+		for v := range strings.SplitSeq(s, ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				*dst = append(*dst, v)
+			}
+		}
+		return nil
+	}
+}
+
+// vietnam is where a DATE is a day.
+var vietnam = time.FixedZone("ICT", 7*60*60)
+
+// dateFlag reads a DATE: YYYY-MM-DD, a day in Vietnam time (its end when
+// end is set: the day is included), or an RFC 3339 date-time.
+func dateFlag(dst *time.Time, end bool) func(string) error {
+	return func(s string) error {
+		if d, err := time.ParseInLocation(time.DateOnly, s, vietnam); err == nil {
+			if end {
+				d = d.AddDate(0, 0, 1)
+			}
+			*dst = d
+			return nil
+		}
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return fmt.Errorf("%q is neither YYYY-MM-DD nor an RFC 3339 date-time", s)
+		}
+		*dst = t
+		return nil
+	}
 }
 
 // parseHeader reads -H 'Name: value'.

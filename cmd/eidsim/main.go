@@ -11,6 +11,11 @@
 //	eidsim revoke-device --home DIR DEVICE_ID
 //	eidsim api --home DIR [--api URL] [--include] [-H 'Name: value']... METHOD PATH [BODY|@FILE]
 //	eidsim events --home DIR [--api URL] [--max N]
+//	eidsim representations --home DIR [--api URL]
+//	eidsim mandate grant --home DIR [--api URL] --organisation TAX|--person PID --grantee PID
+//	                     --service CODE... [--category C]... [--valid-from DATE] --valid-until DATE [--may-delegate]
+//	eidsim mandate list --home DIR [--api URL]
+//	eidsim mandate accept|revoke --home DIR [--api URL] ID
 //
 // approve takes the login page's QR payload or its https app link
 // (ISSUER/app/login?request=ID, what the same-device button opens), as the
@@ -33,6 +38,11 @@
 // GET /v1/notifications/{id} says of it. It keeps the last event's id in the
 // home and resumes after it, across reconnections and runs; it exits 0
 // after --max notifications or when interrupted.
+//
+// representations prints whom the citizen may act for, and why. mandate
+// grant signs the mandate's terms with the device key (the evidence the API
+// keeps) and grants it; list, accept and revoke print the mandates as the
+// API answers them, as JSON.
 //
 // Exit codes: 0 success, 1 failure, 2 usage error.
 package main
@@ -199,6 +209,41 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		return callAPI(ctx, app, o, stdout)
 	case "events":
 		return followEvents(ctx, app, o, stdout, stderr)
+	case "representations":
+		rs, err := app.Representations(ctx, o.api)
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, nonNil(rs))
+	case "mandate grant":
+		t := eidapp.MandateTerms{Organisation: o.organisation, Person: o.person, Grantee: o.grantee,
+			Services: o.services, Categories: o.categories, ValidUntil: o.validUntil, MayDelegate: o.mayDelegate}
+		if !o.validFrom.IsZero() {
+			t.ValidFrom = &o.validFrom
+		}
+		m, err := app.GrantMandate(ctx, o.api, t)
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, m)
+	case "mandate list":
+		ms, err := app.Mandates(ctx, o.api)
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, nonNil(ms))
+	case "mandate accept":
+		m, err := app.AcceptMandate(ctx, o.api, o.mandateID)
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, m)
+	case "mandate revoke":
+		m, err := app.RevokeMandate(ctx, o.api, o.mandateID)
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, m)
 	case "revoke-device":
 		if err := app.RevokeDevice(ctx, o.deviceID); err != nil {
 			return err
@@ -207,6 +252,14 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return fmt.Errorf("unknown command %q", o.cmd) // parseArgs refuses these first
+}
+
+// nonNil prints an empty list as [], not null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 func printJSON(w io.Writer, v any) error {

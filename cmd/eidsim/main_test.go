@@ -18,6 +18,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/onedoor/onedoor/idp/eid"
 )
@@ -90,6 +91,28 @@ func TestParseArgs(t *testing.T) {
 		{"events negative max", []string{"events", "--home", "h", "--max", "-1"}, nil},
 		{"events positional", []string{"events", "--home", "h", "GET"}, nil},
 		{"events with api's flag", []string{"events", "--home", "h", "--include"}, nil},
+		{"representations", []string{"representations", "--home", "h"}, &options{cmd: "representations", home: "h", api: defaultAPI}},
+		{"representations positional", []string{"representations", "--home", "h", "x"}, nil},
+		{"mandate grant", []string{"mandate", "grant", "--home", "h", "--organisation", "0101234567", "--grantee", "001099000002",
+			"--service", "1.001193", "--service=2.000001,3.1", "--category", "business", "--valid-until", "2027-06-01", "--may-delegate"},
+			&options{cmd: "mandate grant", home: "h", api: defaultAPI, organisation: "0101234567", grantee: "001099000002",
+				services: []string{"1.001193", "2.000001", "3.1"}, categories: []string{"business"}, mayDelegate: true,
+				validUntil: time.Date(2027, 6, 2, 0, 0, 0, 0, vietnam)}},
+		{"mandate grant for a ward from a time", []string{"mandate", "grant", "--home", "h", "--person", "001099000010", "--grantee", "001099000002",
+			"--category", "education", "--valid-from", "2027-01-01T08:00:00+07:00", "--valid-until", "2027-01-31"},
+			&options{cmd: "mandate grant", home: "h", api: defaultAPI, person: "001099000010", grantee: "001099000002",
+				categories: []string{"education"}, validFrom: rfc3339(t, "2027-01-01T08:00:00+07:00"), validUntil: time.Date(2027, 2, 1, 0, 0, 0, 0, vietnam)}},
+		{"mandate grant for both", []string{"mandate", "grant", "--home", "h", "--person", "001099000010", "--organisation", "0101234567",
+			"--grantee", "001099000002", "--service", "x", "--valid-until", "2027-01-31"}, nil},
+		{"mandate grant without terms", []string{"mandate", "grant", "--home", "h", "--organisation", "0101234567", "--grantee", "001099000002", "--valid-until", "2027-01-31"}, nil},
+		{"mandate grant without end", []string{"mandate", "grant", "--home", "h", "--organisation", "0101234567", "--grantee", "001099000002", "--service", "x"}, nil},
+		{"mandate grant bad date", []string{"mandate", "grant", "--home", "h", "--organisation", "0101234567", "--grantee", "001099000002", "--service", "x", "--valid-until", "31/01/2027"}, nil},
+		{"mandate list", []string{"mandate", "list", "--home", "h"}, &options{cmd: "mandate list", home: "h", api: defaultAPI}},
+		{"mandate accept", []string{"mandate", "accept", "mdt_abc", "--home", "h"}, &options{cmd: "mandate accept", home: "h", api: defaultAPI, mandateID: "mdt_abc"}},
+		{"mandate revoke", []string{"mandate", "revoke", "--home", "h", "--api", "http://api.test", "mdt_abc"}, &options{cmd: "mandate revoke", home: "h", api: "http://api.test", mandateID: "mdt_abc"}},
+		{"mandate accept without id", []string{"mandate", "accept", "--home", "h"}, nil},
+		{"mandate without what", []string{"mandate", "--home", "h"}, nil},
+		{"mandate unknown", []string{"mandate", "delete", "--home", "h"}, nil},
 		{"unknown command", []string{"delete", "--home", "h"}, nil},
 		{"no command", nil, nil},
 		{"flag instead of command", []string{"--home", "h"}, nil},
@@ -247,6 +270,15 @@ func TestRun_Approve(t *testing.T) {
 	}
 }
 
+func rfc3339(t *testing.T, s string) time.Time {
+	t.Helper()
+	v, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 func TestParseArgs_Help(t *testing.T) {
 	if _, err := parseArgs([]string{"login", "--help"}); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("err = %v, want flag.ErrHelp", err)
@@ -261,7 +293,8 @@ func TestRun_HelpListsEveryFlag(t *testing.T) {
 		if code := run(context.Background(), []string{arg}, &out, &errb); code != 0 || errb.Len() != 0 {
 			t.Fatalf("eidsim %s: exit %d, stderr %q", arg, code, errb.String())
 		}
-		for _, want := range []string{"flags of enroll:", "flags of approve:", "-activation-code", `(default "eidsim")`, "eidsim events --home DIR", "flags of events:", "-max N"} {
+		for _, want := range []string{"flags of enroll:", "flags of approve:", "-activation-code", `(default "eidsim")`, "eidsim events --home DIR", "flags of events:", "-max N",
+			"flags of mandate grant:", "-may-delegate", "eidsim representations --home DIR"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("eidsim %s lacks %q", arg, want)
 			}

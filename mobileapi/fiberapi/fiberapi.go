@@ -270,6 +270,7 @@ func New(cfg Config) *Server {
 		ag.Post("/data-requests", s.limiter(cfg.DataRequestRateLimit, localAgency), s.dataRequest)
 	}
 	s.pushRoutes(v1, ag)
+	s.representRoutes(v1)
 	return s
 }
 
@@ -321,7 +322,10 @@ func errUnavailable(err error) error {
 const (
 	localCitizen = "onedoor.citizen"
 	// localDevice is the eID device of a citizen token ("" when none).
-	localDevice       = "onedoor.device"
+	localDevice = "onedoor.device"
+	// localJKT is the thumbprint of the key a citizen token is bound to
+	// (cnf.jkt): the eID device key, which signs mandates.
+	localJKT          = "onedoor.jkt"
 	localAgency       = "onedoor.agency"
 	localAgencyClient = "onedoor.agency.client"
 	// localAgencyAuth is the client's token endpoint auth method.
@@ -362,6 +366,9 @@ func (s *Server) citizen(c *fiber.Ctx) error {
 	}
 	c.Locals(localCitizen, strings.Clone(claims.Subject))
 	c.Locals(localDevice, strings.Clone(claims.DeviceID))
+	if claims.Confirmation != nil {
+		c.Locals(localJKT, strings.Clone(claims.Confirmation.JKT))
+	}
 	return c.Next()
 }
 
@@ -481,6 +488,8 @@ func (s *Server) agency(c *fiber.Ctx) error {
 func citizenOf(c *fiber.Ctx) string { id, _ := c.Locals(localCitizen).(string); return id }
 
 func deviceOf(c *fiber.Ctx) string { d, _ := c.Locals(localDevice).(string); return d }
+
+func jktOf(c *fiber.Ctx) string { k, _ := c.Locals(localJKT).(string); return k }
 
 func agencyOf(c *fiber.Ctx) string { a, _ := c.Locals(localAgency).(string); return a }
 
