@@ -3,7 +3,6 @@ package fiberapi
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -22,15 +21,6 @@ import (
 type subjectInput struct {
 	Organisation *string `json:"organisation"`
 	Person       *string `json:"person"`
-}
-
-// repErr maps the representation service's failures to the API's: an
-// outage stays a 503, anything unforeseen a 500.
-func repErr(err error) error {
-	if errors.Is(err, represent.ErrUnavailable) && !errors.Is(err, idp.ErrUnavailable) {
-		return fmt.Errorf("%w: %w", idp.ErrUnavailable, err)
-	}
-	return err
 }
 
 var (
