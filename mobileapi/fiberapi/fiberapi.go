@@ -363,6 +363,12 @@ func (s *Server) citizen(c *fiber.Ctx) error {
 		return err
 	case claims.ClientID != idp.EIDAppClientID:
 		return s.unauthorized(c, "invalid_token", "Citizen routes take the eID app's tokens only.")
+	case claims.Act != nil || claims.Representation != nil || len(claims.RevocationKeys) > 0:
+		// The subject of a represented token is the party, not the caller:
+		// whom a citizen acts for here is chosen per request (subject),
+		// never by the token. The app's grant never mints one; refuse it
+		// rather than take an organisation for a citizen.
+		return s.unauthorized(c, "invalid_token", "Citizen routes take the citizen's own tokens, not tokens acting for someone else.")
 	}
 	c.Locals(localCitizen, strings.Clone(claims.Subject))
 	c.Locals(localDevice, strings.Clone(claims.DeviceID))
