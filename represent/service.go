@@ -627,6 +627,35 @@ func (s *Service) Representatives(ctx context.Context, p Party) ([]string, error
 	return nil, nil
 }
 
+// RepresentativesFor returns every citizen who may act for the party on
+// the service now: its representatives in their own right, then the
+// holders of mandates that cover the service and whose chain still holds.
+// A decision on an application is copied to each of them.
+func (s *Service) RepresentativesFor(ctx context.Context, p Party, serviceCode, category string) ([]string, error) {
+	out, err := s.Representatives(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := s.Store.MandatesOf(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	for _, m := range ms {
+		if slices.Contains(out, m.GranteeID) || m.State(now) != MandateActive || !m.Covers(serviceCode, category) {
+			continue
+		}
+		switch _, err := s.mandateRep(ctx, m, now, 0); {
+		case errors.Is(err, ErrNotRepresented):
+		case err != nil:
+			return nil, err
+		default:
+			out = append(out, m.GranteeID)
+		}
+	}
+	return out, nil
+}
+
 // OrganisationsChanged denies the tokens of legal representatives an
 // import replaced (or of organisations no longer active), and so of every
 // mandate resting on them: their tokens carry the legal representative's

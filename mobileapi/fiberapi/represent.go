@@ -156,8 +156,8 @@ func represented(rs []represent.Representation) []mobileapi.Represented {
 
 // recipients are the citizens besides the applicant whom an inbox message
 // about a reaches: the subject when a person, and whoever represents the
-// subject in their own right now (a ward's guardians, an organisation's
-// legal representative).
+// subject for this service now (a ward's guardians, an organisation's
+// legal representative, the holders of mandates covering the service).
 func (s *Server) recipients(ctx context.Context, a *mobileapi.Application) ([]string, error) {
 	if !a.ForSomeoneElse() {
 		return nil, nil
@@ -169,7 +169,8 @@ func (s *Server) recipients(ctx context.Context, a *mobileapi.Application) ([]st
 	if s.cfg.Represent == nil {
 		return out, nil
 	}
-	reps, err := s.cfg.Represent.Representatives(ctx, represent.Party{Type: represent.PartyType(a.Subject.Type), ID: a.Subject.ID, Name: a.Subject.Name})
+	reps, err := s.cfg.Represent.RepresentativesFor(ctx, represent.Party{Type: represent.PartyType(a.Subject.Type), ID: a.Subject.ID, Name: a.Subject.Name},
+		a.ServiceCode, a.ServiceCategory)
 	if errors.Is(err, represent.ErrNotFound) {
 		return out, nil
 	}

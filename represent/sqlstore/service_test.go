@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -419,6 +420,37 @@ func TestServiceAcceptAndRevoke(t *testing.T) {
 		wg.Wait()
 		if (errs[0] == nil) == (errs[1] == nil) || !(errors.Is(errs[0], represent.ErrConflict) || errors.Is(errs[1], represent.ErrConflict)) {
 			t.Errorf("concurrent revocations: %v, %v; want one success and one ErrConflict", errs[0], errs[1])
+		}
+	})
+}
+
+// A decision is copied to whoever may act for the party on that service:
+// the legal representative and the holders of accepted mandates covering
+// it, not those of a pending mandate, of another service, or of one
+// revoked.
+func TestServiceRepresentativesFor(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		rep, tax, other, pending := e.adult(), e.adult(), e.adult(), e.adult()
+		o := e.org("0100000001", rep, represent.OrgActive)
+		grant := func(grantee *idp.Citizen, service string) represent.GrantRequest {
+			return represent.GrantRequest{GrantorID: rep.ID, Organisation: "0100000001", Grantee: grantee.PersonalID,
+				Services: []string{service}, ValidUntil: start.AddDate(1, 0, 0)}
+		}
+		m := e.grant(grant(tax, "tax-return"))
+		e.grant(grant(other, "social-insurance"))
+		if _, err := e.svc.Grant(ctx, grant(pending, "tax-return")); err != nil { // never accepted
+			t.Fatal(err)
+		}
+		got, err := e.svc.RepresentativesFor(ctx, o.Party(), "tax-return", "")
+		if err != nil || !slices.Equal(got, []string{rep.ID, tax.ID}) {
+			t.Errorf("representatives for tax-return: %v, %v; want the legal representative and the tax mandate's holder", got, err)
+		}
+		if _, err := e.svc.Revoke(ctx, rep.ID, m.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := e.svc.RepresentativesFor(ctx, o.Party(), "tax-return", ""); err != nil || !slices.Equal(got, []string{rep.ID}) {
+			t.Errorf("after the revocation: %v, %v; want the legal representative alone", got, err)
 		}
 	})
 }
