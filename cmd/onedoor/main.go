@@ -5,6 +5,7 @@
 //	onedoor client create|list|show|delete|approve|reject
 //	onedoor citizen import|list|show|activate|revoke-device|guardian
 //	onedoor org import|list|show
+//	onedoor mandate list|show|revoke
 //	onedoor keys list|rotate
 //	onedoor agency create|list|token|grant-basis|revoke-basis|bases
 //	onedoor audit verify|checkpoint|flags
@@ -62,6 +63,8 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		err = citizenCmd(ctx, args, env, stdout)
 	case "org":
 		err = orgCmd(ctx, args, env, stdout)
+	case "mandate":
+		err = mandateCmd(ctx, args, env, stdout)
 	case "keys":
 		err = keysCmd(ctx, args, env, stdout)
 	case "agency":
@@ -106,6 +109,7 @@ const usage = `usage:
   onedoor citizen list | show --id N | activate --id N --level substantial|high | revoke-device --id N --device D
   onedoor citizen guardian --ward N --guardian N [--until YYYY-MM-DD] [--end]
   onedoor org import FILE.json|FILE.csv | list [--after TAX_CODE] [--limit N] | show TAX_CODE
+  onedoor mandate list --personal-id N | show ID | revoke ID
   onedoor keys list | rotate [--alg ES256|RS256] [--force]
   onedoor agency create --code CODE --name NAME [--name-en NAME] [--parent CODE] [--province CODE]
   onedoor agency list
