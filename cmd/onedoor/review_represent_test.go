@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/represent"
 )
@@ -71,5 +73,51 @@ func TestReview_RevokedMandateHolderLosesTheApplications(t *testing.T) {
 	}
 	if ms := inboxFor(t, m, employee, id); len(ms) != 0 {
 		t.Errorf("the decision made after the revocation reached the former mandate holder's inbox: %d message(s)", len(ms))
+	}
+}
+
+// TestReview_GuardianConsentBindsTheAdultWard: a guardian logs in to a
+// client acting for their ward and shares the ward's profile; the consent
+// record is the ward's (given_by the guardian). The guardianship ends (a
+// court's decision; the ward coming of age is the same), and the ward signs
+// in elsewhere in the same browser; the client then gets the ward's
+// registry data by single sign-on (prompt=none), on the strength of the
+// consent their former guardian gave, without the ward ever being asked. A representation ended must not keep releasing data on its
+// consent (SECURITY.md 65, 66; docs/representation.md: it ends "at once").
+func TestReview_GuardianConsentBindsTheAdultWard(t *testing.T) {
+	e := startRepEnv(t)
+	r := e.rp(e.clientID, e.secret, e.repScopes...)
+	if _, idt, _ := e.loginAs(r, repWardPID); idt.Subject != e.ward {
+		t.Fatalf("the guardian's login: sub %q", idt.Subject)
+	}
+	// A court withdraws the guardian's parental rights (onedoor citizen
+	// guardian --end): the representation ends. (Coming of age is the same
+	// case; the test's clock cannot move past fosite's own checks.)
+	ctx := context.Background()
+	if err := e.m.Store.EndGuardianship(ctx, e.ward, e.actor, e.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Represent.GuardianshipEnded(ctx, e.ward, e.actor); err != nil {
+		t.Fatal(err)
+	}
+
+	// The ward gets their own eID and signs in to another client in this
+	// browser.
+	wardApp := e.enroll(repWardPID, idp.LevelHigh)
+	wardApp.Now = e.clk.Now
+	plain := e.rp(e.plainID, e.plainSecret, e.plainScopes...)
+	b := newBrowser()
+	u, state, nonce, verifier := authorizeURL(plain)
+	if _, idt := e.exchange(plain, e.login(b, u, wardApp, nil), state, nonce, verifier); idt.Subject != e.ward {
+		t.Fatalf("the ward's own login: sub %q", idt.Subject)
+	}
+	// The representation client, asked silently for the ward's profile.
+	own := e.rp(e.clientID, e.secret, "openid", "profile")
+	u, state, nonce, verifier = authorizeURL(own, oauth2.SetAuthURLParam("prompt", "none"))
+	loc := b.follow(t, u)
+	if loc.Query().Get("code") != "" {
+		tok, _ := e.exchange(own, loc, state, nonce, verifier)
+		t.Errorf("single sign-on released the ward's profile (userinfo given_name %v) to the client on the consent their former guardian gave",
+			userinfo(t, own, tok)["given_name"])
 	}
 }
