@@ -122,3 +122,84 @@ func TestReview_ReappointedGuardianNotDenied(t *testing.T) {
 		}
 	})
 }
+
+// TestReview_OrgImportAgainDeniesAgain: docs/representation.md and `org
+// import` promise that when denying the replaced representative's tokens
+// fails after the import committed, "import the same file again to deny
+// them again". The second import finds the new representative already
+// stored, reports no change, and denies nothing: the former legal
+// representative's tokens for the company (and those of every mandate they
+// granted) stay valid until they expire.
+func TestReview_OrgImportAgainDeniesAgain(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		var down atomic.Bool
+		e.svc.Deny = func(ctx context.Context, keys ...string) error {
+			if down.Load() {
+				return idp.ErrUnavailable
+			}
+			return accesstoken.DenyKeys(ctx, e.idp, e.clock(), keys...)
+		}
+		former, successor := e.adult(), e.adult()
+		o := e.org("0100000001", former, represent.OrgActive)
+		file := func() []*represent.Organisation { // the file, as `org import` parses it each run
+			return []*represent.Organisation{{TaxCode: "0100000001", Name: o.Name, LegalRepresentative: successor.PersonalID, Status: represent.OrgActive}}
+		}
+		down.Store(true)
+		changes, err := e.rep.PutOrganisations(ctx, file())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.OrganisationsChanged(ctx, changes); err == nil {
+			t.Fatal("deny with the deny list down succeeded")
+		}
+		down.Store(false)
+		// The operator imports the same file again, as told.
+		changes, err = e.rep.PutOrganisations(ctx, file())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.OrganisationsChanged(ctx, changes); err != nil {
+			t.Fatal(err)
+		}
+		if key := represent.LegalRepKey(o.ID, former.ID); !e.denied(key) {
+			t.Errorf("after importing again (%d changes reported) the former representative's key %s is not denied", len(changes), key)
+		}
+	})
+}
+
+// TestReview_GuardianEndAgainDeniesAgain: `citizen guardian --end` ends
+// the guardianship, then denying the guardian's tokens fails ("ended, but
+// the guardian's tokens for the ward could not be denied"). Running the
+// command again is refused as "not a guardian" (EndGuardianship finds none
+// in force) before anything is denied: the tokens stay valid.
+func TestReview_GuardianEndAgainDeniesAgain(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		guardian := e.adult()
+		ward := e.citizen("2015-01-01", guardian.PersonalID)
+		var down atomic.Bool
+		e.svc.Deny = func(ctx context.Context, keys ...string) error {
+			if down.Load() {
+				return idp.ErrUnavailable
+			}
+			return accesstoken.DenyKeys(ctx, e.idp, e.clock(), keys...)
+		}
+		// guardianCmd's --end, run twice.
+		end := func() error {
+			if err := e.idp.EndGuardianship(ctx, ward.ID, guardian.ID, e.clock()); err != nil {
+				return err
+			}
+			return e.svc.GuardianshipEnded(ctx, ward.ID, guardian.ID)
+		}
+		down.Store(true)
+		if err := end(); err == nil {
+			t.Fatal("deny with the deny list down succeeded")
+		}
+		down.Store(false)
+		err := end()
+		if key := represent.GuardianKey(ward.ID, guardian.ID); !e.denied(key) {
+			t.Errorf("after running --end again (%v) the guardian's key %s is not denied", err, key)
+		}
+	})
+}
