@@ -121,3 +121,40 @@ func TestReview_GuardianConsentBindsTheAdultWard(t *testing.T) {
 			userinfo(t, own, tok)["given_name"])
 	}
 }
+
+// TestReview_MandateForOneServiceReleasesTheWardsDataToAnyClient: a guardian
+// mandates another citizen for one service (1.000001) for their ward. The
+// holder logs in to a client that has nothing to do with that service,
+// acting for the ward, and shares the ward's profile: the IdP checks the
+// representation with no service at all (Check(..., "", "")), records the
+// ward's consent given by the mandate holder, and releases the ward's
+// registry data. What the mandate bounds ("services": [...]) is left to the
+// recipient to check after it has received the data (SECURITY.md 66).
+func TestReview_MandateForOneServiceReleasesTheWardsDataToAnyClient(t *testing.T) {
+	e := startRepEnv(t)
+	ctx := context.Background()
+	md, err := e.m.Represent.Grant(ctx, represent.GrantRequest{GrantorID: e.actor, Person: repWardPID,
+		Grantee: demoCitizens[1].PersonalID, Services: []string{"1.000001"}, ValidUntil: e.clk.Now().AddDate(0, 1, 0)})
+	if err != nil {
+		t.Fatalf("grant: %v", err)
+	}
+	if _, err := e.m.Represent.Accept(ctx, e.grantor, md.ID); err != nil {
+		t.Fatalf("accept: %v", err)
+	}
+	holder := e.enroll(demoCitizens[1].PersonalID, idp.LevelHigh)
+	holder.Now = e.clk.Now
+	r := e.rp(e.clientID, e.secret, e.repScopes...)
+	b := newBrowser()
+	u, state, nonce, verifier := authorizeURL(r)
+	payload, statusURL := b.loginPage(t, u)
+	if _, err := holder.ApproveAs(ctx, payload, pick(payload), false, nil, repWardPID); err != nil {
+		t.Logf("the app refused to act for the ward on an unrelated client (as it should): %v", err)
+		return
+	}
+	_, next := b.status(t, statusURL)
+	tok, idt := e.exchange(r, b.follow(t, next), state, nonce, verifier)
+	if idt.Subject == e.ward {
+		t.Errorf("a mandate for service 1.000001 released the ward's registry data (given_name %v, birthdate %v) to a client of no stated service",
+			userinfo(t, r, tok)["given_name"], userinfo(t, r, tok)["birthdate"])
+	}
+}
