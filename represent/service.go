@@ -77,16 +77,24 @@ func (s *Service) Representations(ctx context.Context, citizenID string) ([]Repr
 	if err != nil {
 		return nil, fmt.Errorf("representations: %w", err)
 	}
+	// One entry per party for a legal representative or a guardian (the
+	// broadest); a citizen holding several mandates from one party keeps
+	// each, since each covers other services.
 	var out []Representation
-	seen := map[string]int{} // party ID -> index in out
 	add := func(r Representation) {
-		if i, ok := seen[r.Party.ID]; ok {
-			if !out[i].Unbounded() && r.Unbounded() {
-				out[i] = r
+		for i := range out {
+			if out[i].Party.ID != r.Party.ID {
+				continue
 			}
-			return
+			switch {
+			case out[i].Unbounded():
+				return
+			case r.Unbounded():
+				out = slices.DeleteFunc(out, func(o Representation) bool { return o.Party.ID == r.Party.ID })
+				out = append(out, r)
+				return
+			}
 		}
-		seen[r.Party.ID] = len(out)
 		out = append(out, r)
 	}
 	orgs, err := s.Store.OrganisationsRepresentedBy(ctx, me.PersonalID)
@@ -547,6 +555,11 @@ func (s *Service) Accept(ctx context.Context, citizenID, id string) (*Mandate, e
 // the tokens issued under any of them. by is the grantor's or grantee's
 // subject, or OperatorActor; anyone else is told the mandate does not
 // exist.
+//
+// The tokens are denied first: when the deny list is down nothing is
+// revoked and the caller's retry does it all, rather than finding the
+// mandate revoked and its tokens still valid. A revocation that fails
+// after the denial leaves the mandate's tokens refused until it is retried.
 func (s *Service) Revoke(ctx context.Context, by, id string) (*Mandate, error) {
 	m, err := s.Store.GetMandate(ctx, id)
 	if err != nil {
@@ -555,7 +568,10 @@ func (s *Service) Revoke(ctx context.Context, by, id string) (*Mandate, error) {
 	if by != OperatorActor && by != m.GrantorID && by != m.GranteeID {
 		return nil, fmt.Errorf("mandate: %w", ErrNotFound)
 	}
-	ids, err := s.Store.RevokeMandate(ctx, id, by, s.now().UTC())
+	if m.RevokedAt != nil {
+		return nil, fmt.Errorf("mandate revoked already: %w", ErrConflict)
+	}
+	ids, err := s.derived(ctx, m)
 	if err != nil {
 		return nil, err
 	}
@@ -566,7 +582,43 @@ func (s *Service) Revoke(ctx context.Context, by, id string) (*Mandate, error) {
 	if err := s.deny(ctx, keys...); err != nil {
 		return nil, err
 	}
+	revoked, err := s.Store.RevokeMandate(ctx, id, by, s.now().UTC())
+	if err != nil {
+		return nil, err
+	}
+	// A sub-mandate granted in between fell with it too: deny it as well.
+	var late []string
+	for _, r := range revoked {
+		if !slices.Contains(ids, r) {
+			late = append(late, MandateKey(r))
+		}
+	}
+	if err := s.deny(ctx, late...); err != nil {
+		return nil, err
+	}
 	return s.Store.GetMandate(ctx, id)
+}
+
+// derived returns m's ID and those of every unrevoked mandate delegated
+// from it, at any depth: what its revocation takes with it.
+func (s *Service) derived(ctx context.Context, m *Mandate) ([]string, error) {
+	all, err := s.Store.MandatesOf(ctx, m.Party.ID)
+	if err != nil {
+		return nil, err
+	}
+	ids := []string{m.ID}
+	in := map[string]bool{m.ID: true}
+	for grew := true; grew; { // chains are short (MaxDepth); a cycle cannot grow the set forever
+		grew = false
+		for _, c := range all {
+			if !in[c.ID] && in[c.ParentID] {
+				in[c.ID] = true
+				ids = append(ids, c.ID)
+				grew = true
+			}
+		}
+	}
+	return ids, nil
 }
 
 // Mandates lists the mandates the citizen granted or received.
@@ -678,10 +730,50 @@ func (s *Service) OrganisationsChanged(ctx context.Context, changes []OrgChange)
 	return s.deny(ctx, keys...)
 }
 
+// ImportOrganisations stores orgs all or none (Store.PutOrganisations)
+// after denying the tokens of every legal representative the import will
+// replace, or whose organisation it makes inactive. Denying first makes a
+// retry safe: when the deny list is down nothing is written, and running
+// the import again finds the same changes and denies them.
+func (s *Service) ImportOrganisations(ctx context.Context, orgs []*Organisation) ([]OrgChange, error) {
+	var pending []OrgChange
+	for _, o := range orgs {
+		cur, err := s.Store.GetOrganisation(ctx, o.TaxCode)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		status := o.Status
+		if status == "" {
+			status = OrgActive
+		}
+		if cur.Status == OrgActive && (cur.LegalRepresentative != o.LegalRepresentative || status != OrgActive) {
+			pending = append(pending, OrgChange{Org: cur, OldRepresentative: cur.LegalRepresentative, Ended: status != OrgActive})
+		}
+	}
+	if err := s.OrganisationsChanged(ctx, pending); err != nil {
+		return nil, fmt.Errorf("nothing imported: %w", err)
+	}
+	return s.Store.PutOrganisations(ctx, orgs)
+}
+
 // GuardianshipEnded denies the tokens a guardian holds for a ward (and of
 // mandates resting on it) when an operator ends the guardianship early.
 func (s *Service) GuardianshipEnded(ctx context.Context, wardID, guardianID string) error {
 	return s.deny(ctx, GuardianKey(wardID, guardianID))
+}
+
+// EndGuardianship denies the tokens a guardian holds for a ward, then ends
+// the guardianship with end (the citizen registry's). Denying first makes
+// a retry safe: when the deny list is down the guardianship stays, and the
+// operator's retry denies and ends it.
+func (s *Service) EndGuardianship(ctx context.Context, wardID, guardianID string, end func(context.Context) error) error {
+	if err := s.GuardianshipEnded(ctx, wardID, guardianID); err != nil {
+		return err
+	}
+	return end(ctx)
 }
 
 func (s *Service) deny(ctx context.Context, keys ...string) error {

@@ -120,15 +120,12 @@ func (m *Main) importOrganisations(ctx context.Context, orgs []*represent.Organi
 			return err
 		}
 	}
-	changes, err := m.RepStore.PutOrganisations(ctx, orgs)
+	// The replaced representatives' tokens (and those of the mandates they
+	// granted) are denied before anything is written: when that fails,
+	// nothing is imported and importing the file again does both.
+	changes, err := m.Represent.ImportOrganisations(ctx, orgs)
 	if err != nil {
 		return fmt.Errorf("nothing imported: %w", err)
-	}
-	// Committed: the replaced representatives' tokens (and those of the
-	// mandates they granted) are denied now. A failure here is reported,
-	// and running the import again denies them again.
-	if err := m.Represent.OrganisationsChanged(ctx, changes); err != nil {
-		return fmt.Errorf("imported, but the replaced legal representatives' tokens could not all be denied (import the file again): %w", err)
 	}
 	type changeView struct {
 		TaxCode           string `json:"tax_code"`
@@ -196,15 +193,17 @@ func guardianCmd(ctx context.Context, args []string, env func(string) string, st
 		return err
 	}
 	if end {
-		err := m.Store.EndGuardianship(ctx, w.ID, g.ID, m.Now().UTC())
+		// The guardian's tokens for the ward are denied first: when that
+		// fails the guardianship stays, and running the command again
+		// does both.
+		err := m.Represent.EndGuardianship(ctx, w.ID, g.ID, func(ctx context.Context) error {
+			return m.Store.EndGuardianship(ctx, w.ID, g.ID, m.Now().UTC())
+		})
 		if errors.Is(err, idp.ErrNotFound) {
 			return fmt.Errorf("%s is not a guardian of %s: %w", guardian, ward, err)
 		}
 		if err != nil {
 			return err
-		}
-		if err := m.Represent.GuardianshipEnded(ctx, w.ID, g.ID); err != nil {
-			return fmt.Errorf("ended, but the guardian's tokens for the ward could not be denied: %w", err)
 		}
 		return m.printJSON(stdout, map[string]any{"ended": true, "ward": ward, "guardian": guardian})
 	}
