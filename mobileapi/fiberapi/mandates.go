@@ -372,7 +372,7 @@ func (s *Server) grantMandate(c *fiber.Ctx) error {
 		if s.cfg.Ephemeral == nil { // wired in every deployment; without it a signature could be replayed
 			return "", s.fail(c, errUnavailable(errors.New("mandate evidence: no replay cache configured")))
 		}
-		_, err = evidence.Verify(ctx, in.Signature, evidence.Check{Audience: s.cfg.APIURL, JKT: jktOf(c), Device: deviceOf(c),
+		ev, err := evidence.Verify(ctx, in.Signature, evidence.Check{Audience: s.cfg.APIURL, JKT: jktOf(c), Device: deviceOf(c),
 			Terms: terms, Now: s.cfg.Now(), Spent: func(err error) bool { return errors.Is(err, idp.ErrConflict) }}, s.cfg.Ephemeral)
 		if errors.Is(err, evidence.ErrInvalid) {
 			msg := strings.TrimSuffix(err.Error(), ": "+evidence.ErrInvalid.Error())
@@ -388,6 +388,11 @@ func (s *Server) grantMandate(c *fiber.Ctx) error {
 			req.ValidFrom = *terms.ValidFrom
 		}
 		m, err := s.cfg.Represent.Grant(ctx, req)
+		if errors.Is(err, represent.ErrUnavailable) {
+			// Nothing was granted: the signature may be sent again, so the
+			// app's retry after this 503 is not taken for a replay.
+			_ = s.cfg.Ephemeral.Delete(context.WithoutCancel(ctx), ev.ReplayKey())
+		}
 		if err != nil {
 			return "", s.fail(c, repErr(err))
 		}

@@ -123,6 +123,15 @@ type Evidence struct {
 	JKT string
 }
 
+// ReplayKey is the key under which Verify spent the signature's jti: a
+// caller whose grant then fails for an outage deletes it, so the app's
+// retry with the same signature is not taken for a replay. It names the
+// device key too, so one device cannot spend another's jti.
+func (e *Evidence) ReplayKey() string {
+	sum := sha256.Sum256([]byte(e.JKT + "\x00" + e.ID))
+	return "rep:evidence:" + hex.EncodeToString(sum[:])
+}
+
 // Sign signs the claims with the device key (P-256), embedding its public
 // key; the eID app's side. A zero IssuedAt is now, an empty ID random.
 func Sign(key *ecdsa.PrivateKey, c Claims) (string, error) {
@@ -339,10 +348,8 @@ func Verify(ctx context.Context, jws string, c Check, replay Replay) (*Evidence,
 	if d := e.Mandate.Differences(c.Terms); len(d) > 0 {
 		return nil, refuse("the request's terms differ from the signed ones: %s", strings.Join(d, ", "))
 	}
-	// Spent only now: a refused JWS must not burn its jti. The key names
-	// the device key too, so one device cannot spend another's jti.
-	sum := sha256.Sum256([]byte(e.JKT + "\x00" + e.ID))
-	if err := replay.Create(ctx, "rep:evidence:"+hex.EncodeToString(sum[:]), []byte{1}, 2*MaxSkew+time.Minute); err != nil {
+	// Spent only now: a refused JWS must not burn its jti.
+	if err := replay.Create(ctx, e.ReplayKey(), []byte{1}, 2*MaxSkew+time.Minute); err != nil {
 		if c.Spent != nil && c.Spent(err) {
 			return nil, refuse("the signature was already used (jti replayed)")
 		}

@@ -175,11 +175,24 @@ func TestVerify_Replay(t *testing.T) {
 	k, jkt := newKey(t)
 	jws := sign(t, k, claims())
 	r := &memReplay{}
-	if _, err := Verify(context.Background(), jws, check(jkt), r); err != nil {
+	ev, err := Verify(context.Background(), jws, check(jkt), r)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Verify(context.Background(), jws, check(jkt), r); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "replayed") {
 		t.Errorf("replay: %v", err)
+	}
+	// The key it was spent under is the one a caller releases after an
+	// outage, so the same signature verifies again.
+	r.mu.Lock()
+	spent := r.keys[ev.ReplayKey()]
+	delete(r.keys, ev.ReplayKey())
+	r.mu.Unlock()
+	if !spent {
+		t.Fatalf("the jti was not spent under ReplayKey %s", ev.ReplayKey())
+	}
+	if _, err := Verify(context.Background(), jws, check(jkt), r); err != nil {
+		t.Errorf("verify after the key was released: %v", err)
 	}
 	// The store down is not a refusal of the citizen's signature.
 	down := errors.New("redis down")
