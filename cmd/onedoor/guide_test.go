@@ -294,6 +294,10 @@ func TestGuide_OpenIDClientRepresentation(t *testing.T) {
 			t.Errorf("%s: organisation %v", name, claims["organisation"])
 		}
 	}
+	// Back-channel logout names the session: the ID token carries its sid.
+	if sid, _ := mapOf(body["id_token"])["sid"].(string); sid == "" {
+		t.Errorf("the ID token of a representation login has no sid: %v", body["id_token"])
+	}
 }
 
 // startNodeRP runs docs/snippets/node/rp.mjs for a new client of e
