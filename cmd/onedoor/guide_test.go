@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,7 @@ import (
 	"github.com/onedoor/onedoor/docs/snippets/resourceserver"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/eid/eidapp"
+	"github.com/onedoor/onedoor/represent"
 )
 
 // The guides in docs/ are tested here: every snippet they show is a file
@@ -181,6 +183,13 @@ func TestGuide_MissingDatabase(t *testing.T) {
 // whose JSON answer it returns.
 func (e *testEnv) rpLogin(base string) (status int, body map[string]any) {
 	e.t.Helper()
+	return e.rpLoginAs(base, "")
+}
+
+// rpLoginAs is rpLogin with the app approving for the party actAs names
+// (a tax code or a ward's personal id; "" for the citizen themself).
+func (e *testEnv) rpLoginAs(base, actAs string) (status int, body map[string]any) {
+	e.t.Helper()
 	b := newBrowser()
 	start := b.follow(e.t, base+"/login")
 	if !strings.HasPrefix(start.String(), e.issuer+"/authorize?") {
@@ -190,7 +199,20 @@ func (e *testEnv) rpLogin(base string) (status int, body map[string]any) {
 	if q.Get("code_challenge_method") != "S256" || q.Get("state") == "" || q.Get("nonce") == "" {
 		e.t.Errorf("the guide's authorization request lacks PKCE, state or nonce: %s", start)
 	}
-	back := e.login(b, start.String(), e.app, nil)
+	var back *url.URL
+	if actAs == "" {
+		back = e.login(b, start.String(), e.app, nil)
+	} else {
+		payload, statusURL := b.loginPage(e.t, start.String())
+		if _, err := e.app.ApproveAs(context.Background(), payload, pick(payload), false, nil, actAs); err != nil {
+			e.t.Fatalf("approve as %q: %v", actAs, err)
+		}
+		st, next := b.status(e.t, statusURL)
+		if st != "approved" || next == "" {
+			e.t.Fatalf("status after approval = %q, %q", st, next)
+		}
+		back = b.follow(e.t, next)
+	}
 	resp, err := b.Get(back.String())
 	if err != nil {
 		e.t.Fatal(err)
@@ -240,6 +262,49 @@ func TestGuide_GoOIDC(t *testing.T) {
 // The openid-client snippet runs in Node with the exact version the
 // package-lock.json pins. Without node the test is skipped, except in CI.
 func TestGuide_OpenIDClient(t *testing.T) {
+	e := startMain(t)
+	base := startNodeRP(t, e, "openid profile eid", "")
+	status, body := e.rpLogin(base)
+	checkLoggedIn(t, status, body)
+}
+
+// openid-client as a relying party that asks the representation scope
+// reads act and the representation claim: the legal representative logs in
+// for their company.
+func TestGuide_OpenIDClientRepresentation(t *testing.T) {
+	e := startRepEnv(t)
+	base := startNodeRP(t, e.testEnv, "openid representation", "openid representation")
+	status, body := e.rpLoginAs(base, repCompanyTax)
+	if status != http.StatusOK {
+		t.Fatalf("callback: %d %v", status, body)
+	}
+	for _, name := range []string{"id_token", "userinfo"} {
+		claims := mapOf(body[name])
+		sub, _ := claims["sub"].(string)
+		if sub != e.company.ID || !strings.HasPrefix(sub, represent.OrgSubjectPrefix) {
+			t.Errorf("%s: sub %q, want the company's %q", name, sub, e.company.ID)
+		}
+		if act := mapOf(claims["act"]); act["sub"] != e.actor {
+			t.Errorf("%s: act %v, want the citizen %s", name, claims["act"], e.actor)
+		}
+		if rep := mapOf(claims["representation"]); rep["basis"] != "legal_representative" || rep["type"] != "organisation" {
+			t.Errorf("%s: representation %v", name, claims["representation"])
+		}
+		if org := mapOf(claims["organisation"]); org["tax_code"] != repCompanyTax {
+			t.Errorf("%s: organisation %v", name, claims["organisation"])
+		}
+	}
+	// Back-channel logout names the session: the ID token carries its sid.
+	if sid, _ := mapOf(body["id_token"])["sid"].(string); sid == "" {
+		t.Errorf("the ID token of a representation login has no sid: %v", body["id_token"])
+	}
+}
+
+// startNodeRP runs docs/snippets/node/rp.mjs for a new client of e
+// registered with scope, the snippet asking askScope (SCOPE; "" leaves its
+// default), and returns its base URL once it listens.
+func startNodeRP(t *testing.T, e *testEnv, scope, askScope string) string {
+	t.Helper()
 	dir := filepath.Join(docsDir, "snippets", "node")
 	includesVerbatim(t, readDoc(t, "agency-integration.md"), "agency-integration.md", "snippets/node/rp.mjs")
 	node, err := exec.LookPath("node")
@@ -251,25 +316,28 @@ func TestGuide_OpenIDClient(t *testing.T) {
 	}
 	npmCI(t, dir)
 
-	e := startMain(t)
 	port := freePort(t)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	id, secret := e.client(ClientSpec{Name: "Sở Tư pháp (Node)", Scope: "openid profile eid", RedirectURIs: []string{base + "/oidc/callback"}})
+	id, secret := e.client(ClientSpec{Name: "Sở Tư pháp (Node)", Scope: scope, RedirectURIs: []string{base + "/oidc/callback"}})
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "rp.mjs")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "ONEDOOR_ISSUER="+e.issuer, "CLIENT_ID="+id, "CLIENT_SECRET="+secret,
 		"REDIRECT_URI="+base+"/oidc/callback", "PORT="+strconv.Itoa(port))
+	if askScope != "" {
+		cmd.Env = append(cmd.Env, "SCOPE="+askScope)
+	}
 	cmd.Stderr = testWriter{t}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
-	defer func() { cancel(); _ = cmd.Wait() }()
+	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
 	ready := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -288,8 +356,7 @@ func TestGuide_OpenIDClient(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("rp.mjs did not start in 30 s")
 	}
-	status, body := e.rpLogin(base)
-	checkLoggedIn(t, status, body)
+	return base
 }
 
 // npmCI installs the snippet's dependencies exactly as package-lock.json

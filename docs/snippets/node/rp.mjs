@@ -5,7 +5,10 @@
 //   REDIRECT_URI=http://localhost:3000/oidc/callback PORT=3000 node rp.mjs
 //
 // and open http://localhost:3000/login. REDIRECT_URI must be registered
-// exactly (`onedoor client create --redirect-uri ...`).
+// exactly (`onedoor client create --redirect-uri ...`). SCOPE overrides the
+// scopes asked: SCOPE='openid representation' lets the citizen log in for a
+// company or a ward, and the claims returned then carry act and
+// representation.
 import * as http from 'node:http';
 import * as client from 'openid-client';
 
@@ -41,7 +44,7 @@ const server = http.createServer(async (req, res) => {
       setTimeout(() => pending.delete(id), 5 * 60 * 1000).unref();
       const to = client.buildAuthorizationUrl(config, {
         redirect_uri: redirectURI,
-        scope: 'openid profile eid',
+        scope: process.env.SCOPE || 'openid profile eid',
         code_challenge: await client.calculatePKCECodeChallenge(login.verifier),
         code_challenge_method: 'S256',
         state: login.state,
