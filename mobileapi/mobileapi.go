@@ -291,10 +291,13 @@ type Application struct {
 func (a *Application) ForSomeoneElse() bool { return a.Subject.ID != "" && a.Subject.ID != a.CitizenID }
 
 // Scope is whose applications a caller may see: exactly one of a citizen
-// or an agency (those routed to it). A citizen sees the applications they
-// filed, those about them, and those about a party in Represents (within
-// its bounds). Only the applicant changes an application. Another's
-// application is not found.
+// or an agency (those routed to it). A citizen sees the applications about
+// them (those they filed for themself among them) and those about a party
+// in Represents (within its bounds). One they filed for someone else is
+// theirs only while they represent that party for its service: a mandate
+// revoked, a legal representative replaced or a ward come of age ends it,
+// as for every other representative. Only the applicant changes an
+// application. Another's application is not found.
 type Scope struct {
 	CitizenID  string
 	AgencyCode string
@@ -334,13 +337,14 @@ func (r Represented) Covers(serviceCode, category string) bool {
 }
 
 // Visible reports whether the scope sees a: the agency those routed to it
-// once submitted; the citizen those they filed, those about them, and
-// those about a party they represent for that service.
+// once submitted; the citizen those they filed for themself, those about
+// them, and those about a party they represent for that service (the ones
+// they filed for that party among them). The stores' queries say the same.
 func (s Scope) Visible(a *Application) bool {
 	if s.CitizenID == "" {
 		return s.AgencyCode != "" && a.AgencyCode == s.AgencyCode && a.Status != StatusDraft
 	}
-	if a.CitizenID == s.CitizenID || a.Subject.ID == s.CitizenID {
+	if a.Subject.ID == s.CitizenID || (a.CitizenID == s.CitizenID && !a.ForSomeoneElse()) {
 		return true
 	}
 	for _, r := range s.Represents {
@@ -429,14 +433,19 @@ type Transition struct {
 	// Documents are result documents uploaded by the agency (AddDocument)
 	// to publish with this transition.
 	Documents []string
-	// Inbox, when set, is put in the citizen's inbox in the same
-	// transaction (its ID, CitizenID, ApplicationID, Status, Results and
-	// CreatedAt are filled in): the applicant's copy.
+	// Inbox, when set, is put in the inbox of each of Recipients in the
+	// same transaction, each copy with its push; the first copy's ID,
+	// CitizenID, ApplicationID, Status, Results, CreatedAt and
+	// NotificationID are filled in.
 	Inbox *Message
-	// Recipients are the other citizens who get a copy of Inbox (and its
-	// push) in the same transaction: the subject, a ward's guardians, an
-	// organisation's representatives. The applicant and duplicates are
-	// skipped; at most MaxRecipients.
+	// Recipients are every citizen who gets a copy of Inbox, and no one
+	// else: the caller decides, the store adds nobody (not even the
+	// applicant). The applicant belongs here when the application is
+	// their own, or while they still represent its subject for its
+	// service; then the subject when a person, and whoever represents the
+	// subject for the service now. Empty names and duplicates are skipped;
+	// at most MaxRecipients. Inbox with no recipient is ErrInvalid (drop
+	// Inbox when nobody is to be told).
 	Recipients []string
 }
 

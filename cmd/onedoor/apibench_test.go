@@ -202,7 +202,8 @@ func seedCitizenHistory(b *testing.B, e *testEnv, svcID string, n int) {
 		}
 		if _, err := st.Transition(ctx, mobileapi.Transition{Scope: as, ApplicationID: a.ID, Actor: mobileapi.ActorAgency, By: "agency:T-UBND-HN",
 			To: mobileapi.StatusApproved, Documents: []string{doc.ID},
-			Inbox: &mobileapi.Message{AgencyCode: "T-UBND-HN", Title: mobileapi.Text{VI: "Hồ sơ đã được phê duyệt", EN: "Application approved"}}}); err != nil {
+			Inbox:      &mobileapi.Message{AgencyCode: "T-UBND-HN", Title: mobileapi.Text{VI: "Hồ sơ đã được phê duyệt", EN: "Application approved"}},
+			Recipients: []string{a.CitizenID}}); err != nil {
 			b.Fatal(err)
 		}
 	}

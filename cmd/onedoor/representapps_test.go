@@ -226,16 +226,18 @@ func runRepresentationApps(t *testing.T, e *testEnv) {
 			"Content-Type", "application/merge-patch+json")
 		before := rep.must(http.StatusOK, http.MethodGet, "/v1/applications/"+id, nil).json(t)
 
-		// The mandate revoked: the next application and the next submit
-		// are refused, and the draft stays as it was.
+		// The mandate revoked: the next application is refused; the draft
+		// is no longer the former employee's to see, so neither to submit,
+		// edit or delete (not found), and it stays as it was.
 		if _, err := m.Represent.Revoke(ctx, legalRep, mandate.ID); err != nil {
 			t.Fatalf("revoke: %v", err)
 		}
 		emp.must(http.StatusForbidden, http.MethodPost, "/v1/applications", []byte(`{"service_id":"`+bizA+`",`+subject+`}`))
-		emp.must(http.StatusForbidden, http.MethodPost, "/v1/applications/"+id+"/submit", nil)
-		emp.must(http.StatusForbidden, http.MethodPatch, "/v1/applications/"+id, []byte(`{"form":{"note":"sau"}}`),
+		emp.must(http.StatusNotFound, http.MethodGet, "/v1/applications/"+id, nil)
+		emp.must(http.StatusNotFound, http.MethodPost, "/v1/applications/"+id+"/submit", nil)
+		emp.must(http.StatusNotFound, http.MethodPatch, "/v1/applications/"+id, []byte(`{"form":{"note":"sau"}}`),
 			"Content-Type", "application/merge-patch+json")
-		emp.must(http.StatusForbidden, http.MethodDelete, "/v1/applications/"+id, nil)
+		emp.must(http.StatusNotFound, http.MethodDelete, "/v1/applications/"+id, nil)
 		after := rep.must(http.StatusOK, http.MethodGet, "/v1/applications/"+id, nil).json(t)
 		if after["status"] != "draft" || !jsonEqual(after["form"], before["form"]) || after["updated_at"] != before["updated_at"] {
 			t.Errorf("after the refused writes: %v, want %v", after, before)

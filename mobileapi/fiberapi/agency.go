@@ -304,11 +304,16 @@ func (s *Server) transition(c *fiber.Ctx, in transitionRequest, msg string, ifv 
 			return "", s.fail(c, err)
 		}
 		t.Inbox = &mobileapi.Message{AgencyCode: agencyOf(c), Title: decisionTitle(in.To, name), Body: msg}
-		// Filed for someone else: the subject and whoever represents them
-		// in their own right get the same message, as the transaction
-		// writes it.
+		// Exactly whom the message reaches, decided now: the applicant of
+		// their own application; for one filed for someone else, the
+		// subject and whoever represents them for the service now (the
+		// applicant only if still among them). The transaction writes a
+		// copy for each.
 		if t.Recipients, err = s.recipients(ctx, a); err != nil {
 			return "", s.fail(c, err)
+		}
+		if len(t.Recipients) == 0 {
+			t.Inbox = nil // nobody to tell: an organisation with no representative now
 		}
 	}
 	upd, err := s.cfg.Store.Transition(ctx, t)

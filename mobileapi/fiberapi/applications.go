@@ -138,7 +138,7 @@ func (s *Server) createApplication(c *fiber.Ctx) error {
 // stands.
 func (s *Server) replayApplication(c *fiber.Ctx) func(ctx context.Context, ref string) error {
 	return func(ctx context.Context, ref string) error {
-		a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), ref)
+		a, err := s.readable(ctx, c, ref) // filed for a party: theirs while they represent it
 		if err != nil {
 			return err
 		}
@@ -296,7 +296,7 @@ func (s *Server) updateApplication(c *fiber.Ctx) error {
 	defer cancel()
 	id := idParam(c, "id")
 	for attempt := 0; ; attempt++ {
-		a, err := s.forChange(ctx, c, id)
+		a, scope, err := s.forChange(ctx, c, id)
 		if err != nil {
 			return s.fail(c, err)
 		}
@@ -327,7 +327,7 @@ func (s *Server) updateApplication(c *fiber.Ctx) error {
 		if err := s.checkForm(ctx, lang(c), a, merged, false); err != nil {
 			return s.fail(c, err)
 		}
-		upd, err := s.cfg.Store.UpdateForm(ctx, citizenScope(c), id, a.Version, merged)
+		upd, err := s.cfg.Store.UpdateForm(ctx, scope, id, a.Version, merged)
 		if errors.Is(err, mobileapi.ErrPrecondition) && ifv == 0 && attempt < 3 {
 			continue
 		}
@@ -391,14 +391,14 @@ func (s *Server) deleteApplication(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	a, err := s.forChange(ctx, c, idParam(c, "id"))
+	a, scope, err := s.forChange(ctx, c, idParam(c, "id"))
 	if err != nil {
 		return s.fail(c, err)
 	}
 	if err := s.mayChange(ctx, c, a); err != nil {
 		return s.fail(c, err)
 	}
-	keys, err := s.cfg.Store.DeleteDraft(ctx, citizenScope(c), a.ID, ifv)
+	keys, err := s.cfg.Store.DeleteDraft(ctx, scope, a.ID, ifv)
 	if err != nil {
 		return s.fail(c, conflict(err, "Only a draft can be deleted; withdraw a submitted application instead."))
 	}
@@ -422,7 +422,7 @@ func (s *Server) submitApplication(c *fiber.Ctx) error {
 	defer cancel()
 	id := idParam(c, "id")
 	for attempt := 0; ; attempt++ {
-		a, err := s.forChange(ctx, c, id)
+		a, scope, err := s.forChange(ctx, c, id)
 		if err != nil {
 			return s.fail(c, err)
 		}
@@ -438,7 +438,7 @@ func (s *Server) submitApplication(c *fiber.Ctx) error {
 		if err := s.checkForm(ctx, lang(c), a, a.Form, true); err != nil {
 			return s.fail(c, err)
 		}
-		upd, err := s.cfg.Store.Transition(ctx, mobileapi.Transition{Scope: citizenScope(c), ApplicationID: id, IfVersion: a.Version,
+		upd, err := s.cfg.Store.Transition(ctx, mobileapi.Transition{Scope: scope, ApplicationID: id, IfVersion: a.Version,
 			Actor: mobileapi.ActorCitizen, By: "citizen", To: mobileapi.StatusSubmitted})
 		if errors.Is(err, mobileapi.ErrPrecondition) && ifv == 0 && attempt < 3 {
 			continue
@@ -474,14 +474,14 @@ func (s *Server) withdrawApplication(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	a, err := s.forChange(ctx, c, idParam(c, "id"))
+	a, scope, err := s.forChange(ctx, c, idParam(c, "id"))
 	if err != nil {
 		return s.fail(c, err)
 	}
 	if err := s.mayChange(ctx, c, a); err != nil {
 		return s.fail(c, err)
 	}
-	upd, err := s.cfg.Store.Transition(ctx, mobileapi.Transition{Scope: citizenScope(c), ApplicationID: a.ID,
+	upd, err := s.cfg.Store.Transition(ctx, mobileapi.Transition{Scope: scope, ApplicationID: a.ID,
 		IfVersion: ifv, Actor: mobileapi.ActorCitizen, By: "citizen", To: mobileapi.StatusWithdrawn, Message: in.Message})
 	if err != nil {
 		return s.fail(c, conflict(err, "Only a submitted application without a decision can be withdrawn."))
@@ -611,7 +611,7 @@ func (s *Server) uploadAttachment(c *fiber.Ctx) error {
 	return s.idempotent(c, "citizen:"+citizenOf(c), s.replayAttachment(c), func() (string, error) {
 		ctx, cancel := s.ctx(c)
 		defer cancel()
-		a, err := s.forChange(ctx, c, id)
+		a, scope, err := s.forChange(ctx, c, id)
 		if err != nil {
 			return "", s.fail(c, err)
 		}
@@ -642,7 +642,7 @@ func (s *Server) uploadAttachment(c *fiber.Ctx) error {
 				return "", s.fail(c, unprocessable([]fieldError{{Pointer: "/document_code", Message: "Not one of the service's documents."}}))
 			}
 		}
-		upd, err := s.cfg.Store.AddAttachment(ctx, citizenScope(c), a.ID, ifv, &up.file)
+		upd, err := s.cfg.Store.AddAttachment(ctx, scope, a.ID, ifv, &up.file)
 		if err != nil {
 			s.dropBlob(up.file.BlobKey)
 			if quotaReached(err) {
@@ -675,7 +675,7 @@ func (s *Server) replayAttachment(c *fiber.Ctx) func(ctx context.Context, ref st
 		if err != nil {
 			return err
 		}
-		a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), appID)
+		a, err := s.readable(ctx, c, appID)
 		if err != nil {
 			return err
 		}

@@ -154,13 +154,16 @@ func represented(rs []represent.Representation) []mobileapi.Represented {
 	return out
 }
 
-// recipients are the citizens besides the applicant whom an inbox message
-// about a reaches: the subject when a person, and whoever represents the
-// subject for this service now (a ward's guardians, an organisation's
-// legal representative, the holders of mandates covering the service).
+// recipients are every citizen an inbox message about a reaches
+// (Transition.Recipients): the applicant of their own application; for
+// one filed for someone else, the subject when a person and whoever
+// represents the subject for this service now (a ward's guardians, an
+// organisation's legal representative, the holders of mandates covering
+// the service). The applicant is among them only while they still
+// represent the subject: a former employee or guardian is told nothing.
 func (s *Server) recipients(ctx context.Context, a *mobileapi.Application) ([]string, error) {
 	if !a.ForSomeoneElse() {
-		return nil, nil
+		return []string{a.CitizenID}, nil
 	}
 	var out []string
 	if a.Subject.Type == mobileapi.SubjectPerson {
@@ -193,22 +196,31 @@ func (s *Server) forgetHomes(a *mobileapi.Application, others ...string) {
 	}
 }
 
-// forChange reads the application the caller asks to change: one they may
-// see but did not file (their ward's, their company's) is errNotApplicant,
-// one they may not see is not found. Only the refusal costs the
-// representation look-up.
-func (s *Server) forChange(ctx context.Context, c *fiber.Ctx, id string) (*mobileapi.Application, error) {
-	a, err := s.cfg.Store.GetApplication(ctx, citizenScope(c), id)
+// forChange reads the application the caller asks to change, with the
+// scope the store must be given to change it: their own under their plain
+// scope; one they filed for a party they still represent for its service
+// under their representations (mayChange then checks again). One they may
+// see but did not file (their ward's, their company's) is errNotApplicant;
+// one they may not see, or filed for a party they no longer represent, is
+// not found. Only what the plain scope misses costs the look-up.
+func (s *Server) forChange(ctx context.Context, c *fiber.Ctx, id string) (*mobileapi.Application, mobileapi.Scope, error) {
+	scope := citizenScope(c)
+	a, err := s.cfg.Store.GetApplication(ctx, scope, id)
 	if errors.Is(err, idp.ErrNotFound) && !errors.Is(err, idp.ErrUnavailable) && s.cfg.Represent != nil {
-		scope, serr := s.readScope(ctx, c)
+		rscope, serr := s.readScope(ctx, c)
 		if serr != nil {
-			return nil, serr
+			return nil, scope, serr
 		}
-		if _, rerr := s.cfg.Store.GetApplication(ctx, scope, id); rerr == nil {
-			return nil, errNotApplicant
+		ra, rerr := s.cfg.Store.GetApplication(ctx, rscope, id)
+		switch {
+		case rerr != nil:
+			return nil, scope, rerr
+		case ra.CitizenID != scope.CitizenID:
+			return nil, scope, errNotApplicant
 		}
+		return ra, rscope, nil
 	}
-	return a, err
+	return a, scope, err
 }
 
 // readable reads an application the caller may see: their own (or one

@@ -157,6 +157,9 @@ func (e *appsEnv) move(a *mobileapi.Application, actor mobileapi.Actor, to mobil
 	t := mobileapi.Transition{ApplicationID: a.ID, Actor: actor, To: to}
 	if actor == mobileapi.ActorCitizen {
 		t.Scope, t.By = appsCitizen(a.CitizenID), "citizen"
+		if a.ForSomeoneElse() { // the applicant still represents the subject
+			t.Scope.Represents = []mobileapi.Represented{{PartyID: a.Subject.ID}}
+		}
 	} else {
 		t.Scope, t.By = appsAgency(a.AgencyCode), "agency:"+a.AgencyCode
 	}
@@ -340,7 +343,7 @@ func appsLifecycle(e *appsEnv) {
 	ask := &mobileapi.Message{Title: mobileapi.Text{VI: "Cần bổ sung", EN: "Information needed"}, Body: "Thiếu giấy khai sinh."}
 	b, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsAgency(appsAgencyX), ApplicationID: a.ID, IfVersion: 5,
 		Actor: mobileapi.ActorAgency, By: "agency:" + appsAgencyX, To: mobileapi.StatusNeedsInformation,
-		Message: "Thiếu giấy khai sinh.", Inbox: ask})
+		Message: "Thiếu giấy khai sinh.", Inbox: ask, Recipients: []string{a.CitizenID}})
 	e.must(err, "ask for information")
 	want.Status, want.Version, want.UpdatedAt = mobileapi.StatusNeedsInformation, 6, t4
 	want.Timeline = append(want.Timeline, mobileapi.TimelineEntry{At: t4, By: "agency:" + appsAgencyX, From: mobileapi.StatusInReview,
@@ -395,7 +398,7 @@ func appsLifecycle(e *appsEnv) {
 	t8 := e.clock.advance(time.Minute)
 	done := &mobileapi.Message{Title: mobileapi.Text{VI: "Đã duyệt", EN: "Approved"}, Body: "Mời nhận kết quả."}
 	b, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsAgency(appsAgencyX), ApplicationID: a.ID, IfVersion: 9,
-		Actor: mobileapi.ActorAgency, By: "agency:" + appsAgencyX, To: mobileapi.StatusApproved, Documents: []string{doc.ID}, Inbox: done})
+		Actor: mobileapi.ActorAgency, By: "agency:" + appsAgencyX, To: mobileapi.StatusApproved, Documents: []string{doc.ID}, Inbox: done, Recipients: []string{a.CitizenID}})
 	e.must(err, "approve")
 	want.Status, want.Version, want.UpdatedAt, want.DecidedAt = mobileapi.StatusApproved, 10, t8, appsTimePtr(t8)
 	want.Results = []mobileapi.File{*doc}
@@ -768,7 +771,7 @@ func appsTransitionAtomic(e *appsEnv) {
 	a := e.create(appsCitizenA, appsAgencyX)
 	msg := &mobileapi.Message{Title: mobileapi.Text{VI: "Đã nộp", EN: "Submitted"}}
 	_, err := e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsCitizen(appsCitizenA), ApplicationID: a.ID,
-		Actor: mobileapi.ActorCitizen, To: mobileapi.StatusSubmitted, Documents: []string{"doc_unknown"}, Inbox: msg})
+		Actor: mobileapi.ActorCitizen, To: mobileapi.StatusSubmitted, Documents: []string{"doc_unknown"}, Inbox: msg, Recipients: []string{a.CitizenID}})
 	appsWantErr(t, err, idp.ErrInvalid, "submit naming a document")
 	appsSame(t, "after a failed submission", e.get(appsCitizen(appsCitizenA), a.ID), a)
 	if msg.ID != "" {
@@ -789,14 +792,14 @@ func appsTransitionAtomic(e *appsEnv) {
 	good := e.file("result.pdf")
 	e.must(e.s.AddDocument(e.ctx, appsAgencyX, a.ID, good), "add document")
 	_, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsAgency(appsAgencyX), ApplicationID: a.ID,
-		Actor: mobileapi.ActorAgency, To: mobileapi.StatusApproved, Documents: []string{good.ID, "doc_unknown"}, Inbox: msg})
+		Actor: mobileapi.ActorAgency, To: mobileapi.StatusApproved, Documents: []string{good.ID, "doc_unknown"}, Inbox: msg, Recipients: []string{a.CitizenID}})
 	appsWantErr(t, err, idp.ErrInvalid, "approve with an unknown document")
 	appsSame(t, "after a failed approval", e.get(appsCitizen(appsCitizenA), a.ID), a)
 	if ms := e.inbox(appsCitizenA); len(ms) != 0 || msg.ID != "" {
 		t.Errorf("a failed approval left %d messages", len(ms))
 	}
 	b, err := e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsAgency(appsAgencyX), ApplicationID: a.ID,
-		Actor: mobileapi.ActorAgency, To: mobileapi.StatusApproved, Documents: []string{good.ID}, Inbox: msg})
+		Actor: mobileapi.ActorAgency, To: mobileapi.StatusApproved, Documents: []string{good.ID}, Inbox: msg, Recipients: []string{a.CitizenID}})
 	e.must(err, "approve with the good document, still unpublished")
 	if len(b.Results) != 1 || len(e.inbox(appsCitizenA)) != 1 {
 		t.Errorf("approved with %d results and %d messages", len(b.Results), len(e.inbox(appsCitizenA)))
@@ -1363,7 +1366,7 @@ func appsInbox(e *appsEnv) {
 		a := e.reach(appsCitizenA, appsAgencyX, mobileapi.StatusSubmitted)
 		m := &mobileapi.Message{Title: mobileapi.Text{VI: fmt.Sprintf("Tin %d", i), EN: fmt.Sprintf("Message %d", i)}, Body: "Nội dung thử."}
 		_, err := e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsAgency(appsAgencyX), ApplicationID: a.ID,
-			Actor: mobileapi.ActorAgency, To: mobileapi.StatusInReview, Inbox: m})
+			Actor: mobileapi.ActorAgency, To: mobileapi.StatusInReview, Inbox: m, Recipients: []string{a.CitizenID}})
 		e.must(err, "review with a message")
 		sent = append(sent, m)
 	}

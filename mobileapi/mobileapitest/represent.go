@@ -50,11 +50,13 @@ func sortedIDs(as ...*mobileapi.Application) []string {
 	return ids
 }
 
-// appsRepresentation: an application filed for someone else is seen by its
-// applicant, by a person it is about, and by whoever the scope says
-// represents its subject for its service (a mandate bounded by service
-// code or category sees only those); only the applicant changes it; the
-// subject defaults to the applicant; lists and reads agree.
+// appsRepresentation: an application filed for someone else is seen by a
+// person it is about and by whoever the scope says represents its subject
+// for its service (a mandate bounded by service code or category sees only
+// those), its applicant among them: an applicant who no longer represents
+// the subject for its service (a mandate revoked, a ward come of age) no
+// longer sees it. Only the applicant changes it; the subject defaults to
+// the applicant, who always sees their own; lists and reads agree.
 func appsRepresentation(e *appsEnv) {
 	t := e.t
 	org := mobileapi.Subject{Type: mobileapi.SubjectOrganisation, ID: appsOrg, Name: "Công ty Thử (demo)", Ref: "0101234567"}
@@ -69,7 +71,10 @@ func appsRepresentation(e *appsEnv) {
 	forOrgB := e.createFor(appsCitizenA, org, "SVC.B", "transport")
 	e.clock.advance(1)
 	forWard := e.createFor(appsCitizenA, ward, "SVC.C", "civil_status")
-	if got := e.get(appsCitizen(appsEmployee), forOrgA.ID); !reflectSubject(got.Subject, org) || got.ApplicantName != "Người Nộp Thử" || got.ServiceCategory != "business" {
+	employee := mobileapi.Scope{CitizenID: appsEmployee, Represents: []mobileapi.Represented{{PartyID: appsOrg, Services: []string{"SVC.A"}}}}
+	applicant := mobileapi.Scope{CitizenID: appsCitizenA, Represents: []mobileapi.Represented{
+		{PartyID: appsOrg, Services: []string{"SVC.B"}}, {PartyID: appsWard}}}
+	if got := e.get(employee, forOrgA.ID); !reflectSubject(got.Subject, org) || got.ApplicantName != "Người Nộp Thử" || got.ServiceCategory != "business" {
 		t.Errorf("stored subject %+v, applicant name %q, category %q", got.Subject, got.ApplicantName, got.ServiceCategory)
 	}
 
@@ -82,8 +87,12 @@ func appsRepresentation(e *appsEnv) {
 		scope mobileapi.Scope
 		want  []string
 	}{
-		{"the applicant", appsCitizen(appsCitizenA), sortedIDs(own, forOrgB, forWard)},
-		{"the employee", appsCitizen(appsEmployee), sortedIDs(forOrgA)},
+		{"the applicant, representing both parties", applicant, sortedIDs(own, forOrgB, forWard)},
+		{"the applicant, representing nobody now", appsCitizen(appsCitizenA), sortedIDs(own)},
+		{"the applicant, now the company's for another category", mobileapi.Scope{CitizenID: appsCitizenA,
+			Represents: []mobileapi.Represented{{PartyID: appsOrg, Categories: []string{"business"}}}}, sortedIDs(own, forOrgA)},
+		{"the employee under their mandate", employee, sortedIDs(forOrgA)},
+		{"the employee, mandate revoked", appsCitizen(appsEmployee), nil},
 		{"the ward themself", appsCitizen(appsWard), sortedIDs(forWard)},
 		{"the legal representative", legalRep, sortedIDs(forOrgA, forOrgB)},
 		{"a mandate for SVC.B", byCode, sortedIDs(forOrgB)},
@@ -109,7 +118,7 @@ func appsRepresentation(e *appsEnv) {
 	if got := e.visibleIDs(legalRep, appsOrg); !slices.Equal(got, sortedIDs(forOrgA, forOrgB)) {
 		t.Errorf("the legal representative's list of the company's = %v", got)
 	}
-	if got := e.visibleIDs(appsCitizen(appsCitizenA), appsOrg); !slices.Equal(got, sortedIDs(forOrgB)) {
+	if got := e.visibleIDs(applicant, appsOrg); !slices.Equal(got, sortedIDs(forOrgB)) {
 		t.Errorf("the applicant's list of the company's = %v, want only what they filed", got)
 	}
 
@@ -121,10 +130,14 @@ func appsRepresentation(e *appsEnv) {
 	appsWantErr(t, err, mobileapi.ErrNotApplicant, "the ward submits their guardian's application")
 	_, err = e.s.DeleteDraft(e.ctx, appsCitizen(appsStranger), forOrgA.ID, 0)
 	appsWantErr(t, err, idp.ErrNotFound, "a stranger deletes it")
-	if got := e.get(appsCitizen(appsEmployee), forOrgA.ID); got.Version != forOrgA.Version || got.Status != mobileapi.StatusDraft {
+	_, err = e.s.UpdateForm(e.ctx, appsCitizen(appsEmployee), forOrgA.ID, 0, json.RawMessage(`{"x":1}`))
+	appsWantErr(t, err, idp.ErrNotFound, "the employee edits their draft after the revocation")
+	_, err = e.s.DeleteDraft(e.ctx, appsCitizen(appsEmployee), forOrgA.ID, 0)
+	appsWantErr(t, err, idp.ErrNotFound, "the employee deletes their draft after the revocation")
+	if got := e.get(employee, forOrgA.ID); got.Version != forOrgA.Version || got.Status != mobileapi.StatusDraft {
 		t.Errorf("after refused writes: version %d status %s", got.Version, got.Status)
 	}
-	upd, err := e.s.UpdateForm(e.ctx, mobileapi.Scope{CitizenID: appsEmployee}, forOrgA.ID, forOrgA.Version, json.RawMessage(`{"x":2}`))
+	upd, err := e.s.UpdateForm(e.ctx, employee, forOrgA.ID, forOrgA.Version, json.RawMessage(`{"x":2}`))
 	e.must(err, "the applicant edits their draft for the company")
 	if !reflectSubject(upd.Subject, org) {
 		t.Errorf("subject after an edit: %+v", upd.Subject)
@@ -133,33 +146,71 @@ func appsRepresentation(e *appsEnv) {
 
 func reflectSubject(a, b mobileapi.Subject) bool { return a == b }
 
-// appsInboxRecipients: a decision's message reaches the applicant and each
-// other recipient once, in the same transaction; the applicant's copy is
-// the one returned.
+// appsInboxRecipients: a decision's message reaches exactly the citizens
+// the caller names (Transition.Recipients), each once, in the same
+// transaction; the store adds nobody, not even the applicant (one who no
+// longer represents the subject is left out by the caller); the first
+// copy is the one returned. An inbox message with no recipient is refused
+// and changes nothing.
 func appsInboxRecipients(e *appsEnv) {
 	t := e.t
 	ward := mobileapi.Subject{Type: mobileapi.SubjectPerson, ID: appsWard, Name: "Cháu Thử", Ref: "001226000001"}
 	a := e.createFor(appsCitizenA, ward, "SVC.C", "civil_status")
 	a = e.mustMove(a, mobileapi.ActorCitizen, mobileapi.StatusSubmitted)
-	m := &mobileapi.Message{Title: mobileapi.Text{VI: "Đã duyệt", EN: "Approved"}, Body: "Thử."}
+
+	none := &mobileapi.Message{Title: mobileapi.Text{VI: "Đã duyệt", EN: "Approved"}}
 	_, err := e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsAgency(appsAgencyX), ApplicationID: a.ID,
-		Actor: mobileapi.ActorAgency, To: mobileapi.StatusApproved, Inbox: m,
-		Recipients: []string{appsWard, appsCitizenB, appsCitizenA, appsWard, ""}})
+		Actor: mobileapi.ActorAgency, To: mobileapi.StatusInReview, Inbox: none, Recipients: []string{"", ""}})
+	appsWantErr(t, err, idp.ErrInvalid, "an inbox message for nobody")
+	if got := e.get(appsAgency(appsAgencyX), a.ID); got.Status != mobileapi.StatusSubmitted || got.Version != a.Version || none.ID != "" {
+		t.Errorf("after a refused transition: status %s version %d, message %+v", got.Status, got.Version, none)
+	}
+
+	// The applicant no longer represents the ward: the caller leaves them out.
+	m := &mobileapi.Message{Title: mobileapi.Text{VI: "Đang xử lý", EN: "In review"}, Body: "Thử."}
+	_, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsAgency(appsAgencyX), ApplicationID: a.ID,
+		Actor: mobileapi.ActorAgency, To: mobileapi.StatusInReview, Inbox: m,
+		Recipients: []string{appsWard, appsCitizenB, appsWard, ""}})
+	e.must(err, "review with recipients")
+	if m.CitizenID != appsWard || m.ID == "" {
+		t.Errorf("returned message is %s's (id %q), want the first recipient's", m.CitizenID, m.ID)
+	}
+	if ms := e.inbox(appsCitizenA); len(ms) != 0 {
+		t.Errorf("the applicant, not named, got %+v", ms)
+	}
+	for _, who := range []string{appsWard, appsCitizenB} {
+		if ms := e.inbox(who); len(ms) != 1 || ms[0].Status != mobileapi.StatusInReview {
+			t.Errorf("%s's inbox = %+v, want one copy of the review", who, ms)
+		}
+	}
+
+	// Named, the applicant gets their copy like the others.
+	d := &mobileapi.Message{Title: mobileapi.Text{VI: "Đã duyệt", EN: "Approved"}, Body: "Thử."}
+	_, err = e.s.Transition(e.ctx, mobileapi.Transition{Scope: appsAgency(appsAgencyX), ApplicationID: a.ID,
+		Actor: mobileapi.ActorAgency, To: mobileapi.StatusApproved, Inbox: d,
+		Recipients: []string{appsCitizenA, appsWard, appsCitizenB, appsCitizenA, appsWard, ""}})
 	e.must(err, "decide with recipients")
-	if m.CitizenID != appsCitizenA {
-		t.Errorf("returned message is %s's, want the applicant's", m.CitizenID)
+	if d.CitizenID != appsCitizenA {
+		t.Errorf("returned message is %s's, want the first recipient's (the applicant)", d.CitizenID)
 	}
 	for _, who := range []string{appsCitizenA, appsWard, appsCitizenB} {
-		ms := e.inbox(who)
-		if len(ms) != 1 || ms[0].ApplicationID != a.ID || ms[0].Status != mobileapi.StatusApproved || ms[0].Title != m.Title {
-			t.Errorf("%s's inbox = %+v, want one copy of the decision", who, ms)
+		var got []*mobileapi.Message
+		for _, x := range e.inbox(who) {
+			if x.Status == mobileapi.StatusApproved {
+				got = append(got, x)
+			}
+		}
+		if len(got) != 1 || got[0].ApplicationID != a.ID || got[0].Title != d.Title {
+			t.Errorf("%s's inbox = %+v, want one copy of the decision", who, got)
 		}
 	}
 	if ms := e.inbox(appsStranger); len(ms) != 0 {
 		t.Errorf("a stranger's inbox = %+v", ms)
 	}
-	if e.inbox(appsWard)[0].ID == m.ID {
-		t.Errorf("copies share the applicant's message id")
+	for _, x := range e.inbox(appsWard) {
+		if x.ID == d.ID {
+			t.Errorf("copies share the applicant's message id")
+		}
 	}
 }
 

@@ -186,10 +186,14 @@ func (s *Store) ListApplications(ctx context.Context, q mobileapi.ApplicationQue
 }
 
 // citizenWhere is the condition of a citizen's scope (Scope.Visible): each
-// disjunct is served by an index (citizen_id or subject_id first).
+// disjunct is served by an index (citizen_id or subject_id first). What a
+// citizen filed for themself has subject_id = citizen_id (CreateApplication,
+// migration 0005), so subject_id = me covers it; what they filed for
+// someone else shows only through Represents. The citizen_id disjunct
+// keeps Scope.Visible's reading of an empty subject (never stored).
 func citizenWhere(scope mobileapi.Scope, arg func(any) string) string {
 	me := arg(scope.CitizenID)
-	or := []string{"citizen_id = " + me, "subject_id = " + me}
+	or := []string{"subject_id = " + me, "(citizen_id = " + me + " AND subject_id = '')"}
 	var unbounded []string
 	for _, r := range scope.Represents {
 		if len(r.Services) == 0 && len(r.Categories) == 0 {
@@ -441,6 +445,12 @@ func (s *Store) Transition(ctx context.Context, t mobileapi.Transition) (*mobile
 	default:
 		return nil, invalidInput(op, "actor does not match the scope")
 	}
+	var to []string
+	if t.Inbox != nil {
+		if to = recipients(t.Recipients); len(to) == 0 {
+			return nil, invalidInput(op, "inbox: no recipient")
+		}
+	}
 	var msg *mobileapi.Message
 	a, err := s.change(ctx, op, t.Scope, t.ApplicationID, t.IfVersion, func(q sqldb.Querier, a *mobileapi.Application, now time.Time) error {
 		from := a.Status
@@ -484,17 +494,18 @@ func (s *Store) Transition(ctx context.Context, t mobileapi.Transition) (*mobile
 		if t.Inbox != nil {
 			m := *t.Inbox
 			m.ID = newID("msg")
-			m.CitizenID, m.ApplicationID, m.Status = a.CitizenID, a.ID, t.To
+			m.ApplicationID, m.Status = a.ID, t.To
 			if m.AgencyCode == "" {
 				m.AgencyCode = a.AgencyCode
 			}
 			m.Results, m.CreatedAt, m.ReadAt = results, now, nil
-			// The applicant's copy first, then one per other recipient,
-			// each with its own push: all or none commit.
-			for i, to := range recipients(a.CitizenID, t.Recipients) {
+			// One copy per recipient the caller named, each with its own
+			// push: all or none commit.
+			for i, who := range to {
 				c := m
+				c.CitizenID, c.NotificationID = who, ""
 				if i > 0 {
-					c.ID, c.CitizenID, c.NotificationID = newID("msg"), to, ""
+					c.ID = newID("msg")
 				}
 				if err := s.deliver(ctx, q, op, a, t.To, &c); err != nil {
 					return err
@@ -516,11 +527,11 @@ func (s *Store) Transition(ctx context.Context, t mobileapi.Transition) (*mobile
 	return a, nil
 }
 
-// recipients are the applicant, then every other citizen named once, at
-// most MaxRecipients in all.
-func recipients(applicant string, others []string) []string {
-	out := []string{applicant}
-	for _, o := range others {
+// recipients are the citizens named, each once, in order, at most
+// MaxRecipients: exactly whom the caller named (Transition.Recipients).
+func recipients(names []string) []string {
+	var out []string
+	for _, o := range names {
 		if o != "" && !slices.Contains(out, o) && len(out) < mobileapi.MaxRecipients {
 			out = append(out, o)
 		}

@@ -54,7 +54,7 @@ func TestTransition_NotificationCommitsWithTheInboxMessage(t *testing.T) {
 			approve := func(s *sqlstore.Store) (*mobileapi.Message, error) {
 				inbox := &mobileapi.Message{Title: mobileapi.Text{VI: "Đã duyệt", EN: "Approved"}, Body: "Come and collect it."}
 				_, err := s.Transition(ctx, mobileapi.Transition{Scope: mobileapi.Scope{AgencyCode: "AG"}, ApplicationID: a.ID,
-					Actor: mobileapi.ActorAgency, To: mobileapi.StatusApproved, Inbox: inbox})
+					Actor: mobileapi.ActorAgency, To: mobileapi.StatusApproved, Inbox: inbox, Recipients: []string{"cit-1"}})
 				return inbox, err
 			}
 			broken := sqlstore.New(db, d, sqlstore.WithOutbox(failingOutbox{}))
@@ -112,14 +112,15 @@ func TestTransition_EveryRecipientGetsItsPush(t *testing.T) {
 			if err := s.CreateApplication(ctx, a); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.Transition(ctx, mobileapi.Transition{Scope: mobileapi.Scope{CitizenID: "cit-parent"}, ApplicationID: a.ID,
+			parent := mobileapi.Scope{CitizenID: "cit-parent", Represents: []mobileapi.Represented{{PartyID: "cit-child"}}}
+			if _, err := s.Transition(ctx, mobileapi.Transition{Scope: parent, ApplicationID: a.ID,
 				Actor: mobileapi.ActorCitizen, To: mobileapi.StatusSubmitted}); err != nil {
 				t.Fatal(err)
 			}
 			inbox := &mobileapi.Message{Title: mobileapi.Text{VI: "Đã duyệt", EN: "Approved"}}
 			if _, err := s.Transition(ctx, mobileapi.Transition{Scope: mobileapi.Scope{AgencyCode: "AG"}, ApplicationID: a.ID,
 				Actor: mobileapi.ActorAgency, To: mobileapi.StatusApproved, Inbox: inbox,
-				Recipients: []string{"cit-child", "cit-other-parent"}}); err != nil {
+				Recipients: []string{"cit-parent", "cit-child", "cit-other-parent"}}); err != nil {
 				t.Fatal(err)
 			}
 			for _, who := range []string{"cit-parent", "cit-child", "cit-other-parent"} {
