@@ -266,7 +266,8 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 	if act != nil {
 		subject = act.rep.Party.ID
 	}
-	rel, err := s.release.Released(ctx, idp.TokenRelease{ClientID: client.ID, CitizenID: subject, ConsentID: agr.ConsentID, Agreed: agr.Agreed})
+	rel, err := s.release.Released(ctx, idp.TokenRelease{ClientID: client.ID, CitizenID: subject, ConsentID: agr.ConsentID, Agreed: agr.Agreed,
+		OnBehalf: act.onBehalf(), Bounded: act.bounded()})
 	switch {
 	case errors.Is(err, idp.ErrNotFound): // the client was deleted during the login
 		s.authorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The client no longer exists."))
