@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -195,5 +196,53 @@ func TestReview_MandateForOneServiceReleasesTheWardsDataToAnyClient(t *testing.T
 	after, err := e.m.Consent.Remembered(ctx, e.ward, e.clientID, consent.LoginPurpose.Code)
 	if err != nil || after == nil || after.Version != before.Version || after.GivenBy == nil || after.GivenBy.CitizenID != e.actor {
 		t.Errorf("the ward's consent after the holder's login: %+v, %v; want the guardian's, unchanged", after, err)
+	}
+}
+
+// TestReview_GuardianConsentReplacesTheWardsOwn: the ward signed in to a
+// client themselves and shared their profile; their guardian then logs in to
+// the same client acting for them. There is one consent record per citizen,
+// client and purpose, so the guardian's grant re-grants the ward's own
+// record, given by the guardian: the ward's own tokens resting on it release
+// nothing any more (userinfo invalid_token, refresh invalid_grant,
+// introspection of the refresh token inactive), and a silent login of the
+// ward's asks again.
+func TestReview_GuardianConsentReplacesTheWardsOwn(t *testing.T) {
+	e := startRepEnv(t)
+	ctx := context.Background()
+	wardApp := e.enroll(repWardPID, idp.LevelHigh)
+	wardApp.Now = e.clk.Now
+	own := e.rp(e.clientID, e.secret, "openid", "profile", "offline_access")
+	b := newBrowser()
+	u, state, nonce, verifier := authorizeURL(own)
+	tok, idt := e.exchange(own, e.login(b, u, wardApp, nil), state, nonce, verifier)
+	if idt.Subject != e.ward || userinfo(t, own, tok)["given_name"] == nil {
+		t.Fatalf("the ward's own login: sub %q", idt.Subject)
+	}
+	before, err := e.m.Consent.Remembered(ctx, e.ward, e.clientID, consent.LoginPurpose.Code)
+	if err != nil || before == nil || before.GivenBy != nil {
+		t.Fatalf("the ward's own consent: %+v, %v", before, err)
+	}
+
+	if _, idt, _ := e.loginAs(e.rp(e.clientID, e.secret, e.repScopes...), repWardPID); idt.Subject != e.ward {
+		t.Fatalf("the guardian's login: sub %q", idt.Subject)
+	}
+	after, err := e.m.Consent.Remembered(ctx, e.ward, e.clientID, consent.LoginPurpose.Code)
+	if err != nil || after == nil || after.ID != before.ID || after.GivenBy == nil || after.GivenBy.CitizenID != e.actor {
+		t.Fatalf("the record after the guardian's login: %+v, %v; want the ward's record, given by the guardian", after, err)
+	}
+
+	if st, body := userinfoStatus(t, e.issuer, tok.AccessToken); st != http.StatusUnauthorized {
+		t.Errorf("the ward's own access token on the guardian's re-grant: userinfo %d %s, want 401", st, body)
+	}
+	if a := introspect(t, e.issuer, e.clientID, e.secret, tok.RefreshToken); a["active"] != false {
+		t.Errorf("the ward's own refresh token on the guardian's re-grant: introspection %v, want inactive", a)
+	}
+	if _, err := refreshErr(own, tok.RefreshToken); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Errorf("the ward's own refresh on the guardian's re-grant: %v, want invalid_grant", err)
+	}
+	u, _, _, _ = authorizeURL(own, oauth2.SetAuthURLParam("prompt", "none"))
+	if loc := b.follow(t, u); loc.Query().Get("error") != "consent_required" {
+		t.Errorf("the ward's silent login on the guardian's consent: %v, want consent_required", loc)
 	}
 }
