@@ -257,8 +257,9 @@ func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosit
 //
 // With act (a representation login), the subject of every token is the
 // party, whose claims (a ward's registry data, an organisation's) are
-// released, never the acting citizen's own; the browser session stays the
-// citizen's.
+// released, never the acting citizen's own; a mandate (bounded to
+// services) releases no registry data of a person (idp.RepresentationReleases).
+// The browser session stays the citizen's.
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, sess *browserSession, agr *idp.Agreement, requestedAt time.Time, act *acting) {
 	ctx := r.Context()
 	client := clientRecord(ar)
