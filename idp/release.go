@@ -156,6 +156,34 @@ type Approval struct {
 	// OnBehalf is the representative who approved for the citizen (a
 	// guardian for a ward); the consent record says they gave it.
 	OnBehalf *consent.OnBehalf
+	// Bounded: OnBehalf acts under a representation bounded to services
+	// or categories (a mandate). See RepresentationReleases.
+	Bounded bool
+}
+
+// RepresentationReleases is the one rule on what a login made for someone
+// else releases of that person's registry data. A representative bounded to
+// services or categories (a mandate) releases nothing at login: the IdP
+// does not know which public service a relying party's login is for, so it
+// cannot tell whether the mandate covers it (an agency needing a ward's data
+// under a mandate uses the data broker or the application, which are bound
+// to a service). Only an unbounded representative (a guardian, a legal
+// representative) releases the ward's data, under the consent rules. The
+// citizen's own login (onBehalf nil) is not concerned.
+func RepresentationReleases(onBehalf *consent.OnBehalf, bounded bool) bool {
+	return onBehalf == nil || !bounded
+}
+
+// SameGiver reports whether a consent record (its GivenBy) was given by
+// the party a login or token acts as (onBehalf, nil for the citizen): the citizen themselves (both nil) or the same
+// representative on the same basis. A consent given by someone else never
+// stands for the citizen's own login, and a citizen's own never for a
+// representative's.
+func SameGiver(givenBy, onBehalf *consent.OnBehalf) bool {
+	if givenBy == nil || onBehalf == nil {
+		return givenBy == nil && onBehalf == nil
+	}
+	return givenBy.CitizenID == onBehalf.CitizenID && givenBy.MandateID == onBehalf.MandateID
 }
 
 // TokenRelease is what a token carries about its release: the claims agreed
@@ -165,6 +193,11 @@ type TokenRelease struct {
 	CitizenID string
 	ConsentID string
 	Agreed    []string
+	// OnBehalf is the representative the token acts for CitizenID as (its
+	// act); nil for the citizen's own token. Bounded: that representation
+	// is bounded to services or categories (RepresentationReleases).
+	OnBehalf *consent.OnBehalf
+	Bounded  bool
 }
 
 // Release is what a token may release now, and why.
@@ -191,9 +224,11 @@ type ReleasePolicy interface {
 	// request. Claims the client may not receive are dropped without error
 	// (OIDC Core 5.5.1: an unavailable claim, essential or not, is no error).
 	Plan(ctx context.Context, c *Client, req ClaimsRequest) (*ReleasePlan, error)
-	// Silent says what a login may release without asking the citizen: the
-	// remembered consent for the same client and purpose, the asked claims
-	// it covers, and whether every asked claim has the citizen's answer.
+	// Silent says what the citizen's own login (no representation: those
+	// are always asked in the app) may release without asking: the
+	// remembered consent for the same client and purpose, if the citizen
+	// gave it themselves, the asked claims it covers, and whether every
+	// asked claim has the citizen's answer.
 	Silent(ctx context.Context, citizenID string, c *Client, plan *ReleasePlan) (*Agreement, error)
 	// Released is what userinfo or an ID token may release now: the agreed
 	// claims narrowed to what the client may receive and to the consent's
@@ -278,13 +313,18 @@ func (p *ConsentPolicy) Plan(_ context.Context, c *Client, req ClaimsRequest) (*
 }
 
 // Silent implements ReleasePolicy: a remembered consent counts only for the
-// same client and purpose, and only when it answers every asked claim (each
+// same client and purpose, only when the citizen gave it themselves (one a
+// guardian gave for them binds them no longer than the guardianship, and
+// they were never asked), and only when it answers every asked claim (each
 // agreed, or optional and declined before); a claim the citizen was never
 // asked about needs the app.
 func (p *ConsentPolicy) Silent(ctx context.Context, citizenID string, c *Client, plan *ReleasePlan) (*Agreement, error) {
 	rec, err := p.Consent.Remembered(ctx, citizenID, c.ID, plan.Purpose.Code)
 	if err != nil {
 		return nil, consentErr(err)
+	}
+	if rec != nil && !SameGiver(rec.GivenBy, nil) {
+		rec = nil
 	}
 	if rec == nil {
 		return &Agreement{Covered: len(plan.Claims) == 0}, nil
@@ -306,7 +346,12 @@ func (p *ConsentPolicy) Silent(ctx context.Context, citizenID string, c *Client,
 // Released implements ReleasePolicy. The eID app's own tokens release the
 // citizen's data to the citizen and rest on no consent; every other token
 // rests on its consent (a token minted before consent records existed, on
-// the client's remembered consent for its default purpose).
+// the client's remembered consent for its default purpose; never a
+// representative's token). A consent counts only for the party the token
+// acts as: a record given by a guardian does not release on the citizen's
+// own token (the guardian's grant replaced theirs), nor one the citizen gave
+// on a representative's; either is ErrConsentWithdrawn. A representative
+// bounded to services releases nothing (RepresentationReleases).
 func (p *ConsentPolicy) Released(ctx context.Context, t TokenRelease) (*Release, error) {
 	c, err := p.Clients.GetClient(ctx, t.ClientID)
 	if err != nil {
@@ -315,6 +360,12 @@ func (p *ConsentPolicy) Released(ctx context.Context, t TokenRelease) (*Release,
 	out := keep(t.Agreed, c.AllowedClaims())
 	if t.ClientID == EIDAppClientID {
 		return &Release{Claims: out}, nil
+	}
+	if !RepresentationReleases(t.OnBehalf, t.Bounded) || (t.OnBehalf != nil && t.ConsentID == "") {
+		// Nothing of the party's registry data, and no fallback to a
+		// consent remembered for the party: a representative's release
+		// rests only on the consent recorded at their own login.
+		return &Release{}, nil
 	}
 	var rec *consent.Record
 	if t.ConsentID != "" {
@@ -330,9 +381,17 @@ func (p *ConsentPolicy) Released(ctx context.Context, t TokenRelease) (*Release,
 		if rec.ClientID != t.ClientID || rec.CitizenID != t.CitizenID {
 			return nil, ErrConsentWithdrawn
 		}
+		// Re-granted since by someone else (same record, next version):
+		// what the token rested on is gone.
+		if !SameGiver(rec.GivenBy, t.OnBehalf) {
+			return nil, ErrConsentWithdrawn
+		}
 	} else if len(out) > 0 {
 		if rec, err = p.Consent.Remembered(ctx, t.CitizenID, t.ClientID, c.DefaultPurpose().Code); err != nil {
 			return nil, consentErr(err)
+		}
+		if rec != nil && !SameGiver(rec.GivenBy, nil) {
+			rec = nil
 		}
 	}
 	if rec == nil {
@@ -343,8 +402,13 @@ func (p *ConsentPolicy) Released(ctx context.Context, t TokenRelease) (*Release,
 
 // Record implements ReleasePolicy: a consent.Service grant with the approval
 // as evidence. Only claims that were asked and the client may receive are
-// recorded; optional asked claims not shared are recorded as declined.
+// recorded; optional asked claims not shared are recorded as declined. A
+// representative bounded to services records nothing: nothing is released
+// (RepresentationReleases).
 func (p *ConsentPolicy) Record(ctx context.Context, a *Approval) (*Agreement, error) {
+	if !RepresentationReleases(a.OnBehalf, a.Bounded) {
+		return &Agreement{Covered: true}, nil
+	}
 	if len(a.Plan.Claims) == 0 {
 		// A login that asks for no personal data (openid alone) releases
 		// only the subject: there is nothing to consent to.

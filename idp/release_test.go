@@ -225,3 +225,41 @@ func TestClient_Purposes(t *testing.T) {
 		t.Error("a client with a catalog answers to the login purpose")
 	}
 }
+
+func TestRepresentationReleases(t *testing.T) {
+	rep := &consent.OnBehalf{CitizenID: "sub-a", Basis: "guardian"}
+	for _, tt := range []struct {
+		name     string
+		onBehalf *consent.OnBehalf
+		bounded  bool
+		want     bool
+	}{
+		{"own login", nil, false, true},
+		{"unbounded representative", rep, false, true},
+		{"mandate bounded to services", rep, true, false},
+	} {
+		if got := RepresentationReleases(tt.onBehalf, tt.bounded); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestSameGiver(t *testing.T) {
+	g := &consent.OnBehalf{CitizenID: "sub-g", Basis: "guardian"}
+	for _, tt := range []struct {
+		name            string
+		givenBy, acting *consent.OnBehalf
+		want            bool
+	}{
+		{"the citizen, for themselves", nil, nil, true},
+		{"a guardian's consent, the citizen's own login", g, nil, false},
+		{"the citizen's consent, a guardian's token", nil, g, false},
+		{"the same guardian", g, &consent.OnBehalf{CitizenID: "sub-g", Basis: "guardian"}, true},
+		{"another guardian", g, &consent.OnBehalf{CitizenID: "sub-h", Basis: "guardian"}, false},
+		{"the same citizen under a mandate", g, &consent.OnBehalf{CitizenID: "sub-g", Basis: "mandate", MandateID: "mdt_1"}, false},
+	} {
+		if got := SameGiver(tt.givenBy, tt.acting); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/oauth2"
 
+	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/represent"
 )
@@ -130,9 +132,27 @@ func TestReview_GuardianConsentBindsTheAdultWard(t *testing.T) {
 // ward's consent given by the mandate holder, and releases the ward's
 // registry data. What the mandate bounds ("services": [...]) is left to the
 // recipient to check after it has received the data (SECURITY.md 66).
+//
+// The rule (docs/eid-app-protocol.md, Representation): the IdP does not know
+// which service a login is for, so a representation bounded to services
+// releases no registry data of a person at login: the tokens name the ward
+// (sub), the holder (act) and the mandate's services, nothing else, no
+// consent is recorded, and no consent the guardian gave this client earlier
+// is fallen back on, at userinfo or at a refresh.
 func TestReview_MandateForOneServiceReleasesTheWardsDataToAnyClient(t *testing.T) {
 	e := startRepEnv(t)
 	ctx := context.Background()
+	r := e.rp(e.clientID, e.secret, e.repScopes...)
+	// The guardian shared the ward's profile with this client before: a
+	// consent of the ward's, given by the guardian, is remembered.
+	if _, idt, _ := e.loginAs(r, repWardPID); idt.Subject != e.ward {
+		t.Fatalf("the guardian's login: sub %q", idt.Subject)
+	}
+	before, err := e.m.Consent.Remembered(ctx, e.ward, e.clientID, consent.LoginPurpose.Code)
+	if err != nil || before == nil || before.GivenBy == nil || before.GivenBy.CitizenID != e.actor {
+		t.Fatalf("the guardian's consent for the ward: %+v, %v", before, err)
+	}
+
 	md, err := e.m.Represent.Grant(ctx, represent.GrantRequest{GrantorID: e.actor, Person: repWardPID,
 		Grantee: demoCitizens[1].PersonalID, Services: []string{"1.000001"}, ValidUntil: e.clk.Now().AddDate(0, 1, 0)})
 	if err != nil {
@@ -143,7 +163,6 @@ func TestReview_MandateForOneServiceReleasesTheWardsDataToAnyClient(t *testing.T
 	}
 	holder := e.enroll(demoCitizens[1].PersonalID, idp.LevelHigh)
 	holder.Now = e.clk.Now
-	r := e.rp(e.clientID, e.secret, e.repScopes...)
 	b := newBrowser()
 	u, state, nonce, verifier := authorizeURL(r)
 	payload, statusURL := b.loginPage(t, u)
@@ -153,8 +172,77 @@ func TestReview_MandateForOneServiceReleasesTheWardsDataToAnyClient(t *testing.T
 	}
 	_, next := b.status(t, statusURL)
 	tok, idt := e.exchange(r, b.follow(t, next), state, nonce, verifier)
-	if idt.Subject == e.ward {
-		t.Errorf("a mandate for service 1.000001 released the ward's registry data (given_name %v, birthdate %v) to a client of no stated service",
-			userinfo(t, r, tok)["given_name"], userinfo(t, r, tok)["birthdate"])
+	ref := refresh(t, r, tok.RefreshToken)
+	for name, claims := range map[string]map[string]any{"ID token": idTokenClaims(t, idt), "userinfo": userinfo(t, r, tok),
+		"userinfo after refresh": userinfo(t, r, ref), "access token": jsonPart(t, tok.AccessToken, 1)} {
+		if claims["sub"] != e.ward || mapOf(claims["act"])["sub"] != e.grantor {
+			t.Errorf("%s: sub %v act %v, want the ward acted for by the holder", name, claims["sub"], claims["act"])
+		}
+		rep := mapOf(claims["representation"])
+		if svc, _ := rep["services"].([]any); rep["basis"] != "mandate" || rep["mandate_id"] != md.ID || len(svc) != 1 || svc[0] != "1.000001" {
+			t.Errorf("%s: representation %v", name, rep)
+		}
+		for _, c := range idp.KnownClaims {
+			if v, ok := claims[c]; ok {
+				t.Errorf("a mandate for service 1.000001 released the ward's %s (%v) in the %s to a client of no stated service", c, v, name)
+			}
+		}
+	}
+	if at := jsonPart(t, tok.AccessToken, 1); at["cid"] != nil {
+		t.Errorf("the holder's access token rests on a consent: %v", at)
+	}
+	// No consent recorded in the ward's name by the holder: the guardian's
+	// stands as it was.
+	after, err := e.m.Consent.Remembered(ctx, e.ward, e.clientID, consent.LoginPurpose.Code)
+	if err != nil || after == nil || after.Version != before.Version || after.GivenBy == nil || after.GivenBy.CitizenID != e.actor {
+		t.Errorf("the ward's consent after the holder's login: %+v, %v; want the guardian's, unchanged", after, err)
+	}
+}
+
+// TestReview_GuardianConsentReplacesTheWardsOwn: the ward signed in to a
+// client themselves and shared their profile; their guardian then logs in to
+// the same client acting for them. There is one consent record per citizen,
+// client and purpose, so the guardian's grant re-grants the ward's own
+// record, given by the guardian: the ward's own tokens resting on it release
+// nothing any more (userinfo invalid_token, refresh invalid_grant,
+// introspection of the refresh token inactive), and a silent login of the
+// ward's asks again.
+func TestReview_GuardianConsentReplacesTheWardsOwn(t *testing.T) {
+	e := startRepEnv(t)
+	ctx := context.Background()
+	wardApp := e.enroll(repWardPID, idp.LevelHigh)
+	wardApp.Now = e.clk.Now
+	own := e.rp(e.clientID, e.secret, "openid", "profile", "offline_access")
+	b := newBrowser()
+	u, state, nonce, verifier := authorizeURL(own)
+	tok, idt := e.exchange(own, e.login(b, u, wardApp, nil), state, nonce, verifier)
+	if idt.Subject != e.ward || userinfo(t, own, tok)["given_name"] == nil {
+		t.Fatalf("the ward's own login: sub %q", idt.Subject)
+	}
+	before, err := e.m.Consent.Remembered(ctx, e.ward, e.clientID, consent.LoginPurpose.Code)
+	if err != nil || before == nil || before.GivenBy != nil {
+		t.Fatalf("the ward's own consent: %+v, %v", before, err)
+	}
+
+	if _, idt, _ := e.loginAs(e.rp(e.clientID, e.secret, e.repScopes...), repWardPID); idt.Subject != e.ward {
+		t.Fatalf("the guardian's login: sub %q", idt.Subject)
+	}
+	after, err := e.m.Consent.Remembered(ctx, e.ward, e.clientID, consent.LoginPurpose.Code)
+	if err != nil || after == nil || after.ID != before.ID || after.GivenBy == nil || after.GivenBy.CitizenID != e.actor {
+		t.Fatalf("the record after the guardian's login: %+v, %v; want the ward's record, given by the guardian", after, err)
+	}
+
+	if st, body := userinfoStatus(t, e.issuer, tok.AccessToken); st != http.StatusUnauthorized {
+		t.Errorf("the ward's own access token on the guardian's re-grant: userinfo %d %s, want 401", st, body)
+	}
+	if a := introspect(t, e.issuer, e.clientID, e.secret, tok.RefreshToken); a["active"] != false {
+		t.Errorf("the ward's own refresh token on the guardian's re-grant: introspection %v, want inactive", a)
+	}
+	if _, err := refreshErr(own, tok.RefreshToken); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Errorf("the ward's own refresh on the guardian's re-grant: %v, want invalid_grant", err)
+	}
+	u, _, _, _ = authorizeURL(own, oauth2.SetAuthURLParam("prompt", "none"))
+	if loc := b.follow(t, u); loc.Query().Get("error") != "consent_required" {
+		t.Errorf("the ward's silent login on the guardian's consent: %v, want consent_required", loc)
 	}
 }

@@ -48,6 +48,8 @@ func RunReleasePolicyTests(t *testing.T, newEnv func(t *testing.T) (idp.Store, *
 		{"SilentNeedsConsentOfClientAndPurpose", testSilent},
 		{"ReleasedFollowsConsentAndRegistrationNow", testReleasedNow},
 		{"RecordKeepsEvidenceWithinAllowance", testRecord},
+		{"ConsentCountsOnlyForWhoGaveIt", testGivenBy},
+		{"BoundedRepresentativeReleasesNothing", testBoundedRepresentative},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s, cs := newEnv(t)
@@ -304,6 +306,110 @@ func testRecord(t *testing.T, s idp.Store, cs *consent.Service, p idp.ReleasePol
 	if len(rs) != 1 || rs[0].Kind != consent.ReceiptGranted || rs[0].JWS == "" {
 		t.Errorf("receipts: %+v, want one signed grant receipt", rs)
 	}
+}
+
+// testGivenBy: a consent a guardian gave for their ward (the record is the
+// ward's, GivenBy the guardian) is never reused for the ward's own login,
+// silently or by a token's fallback; the ward's own token whose record the
+// guardian then re-granted releases nothing; the ward's own approval
+// replaces it, and the guardian's token then releases nothing either.
+func testGivenBy(t *testing.T, s idp.Store, _ *consent.Service, p idp.ReleasePolicy) {
+	ctx := t.Context()
+	c := policyClient(t, s, "site", []string{"openid", "profile"}, nil)
+	asked := plan(c, consent.LoginPurpose, idp.ClaimRequest{Name: "name", Optional: true}, idp.ClaimRequest{Name: "birthdate", Optional: true})
+	guardian := &consent.OnBehalf{CitizenID: "sub-guardian", Basis: "guardian"}
+
+	// The ward's own consent, and a token resting on it.
+	own := approve(t, p, "sub-ward", c, asked, "name", "birthdate")
+	wardToken := idp.TokenRelease{ClientID: "site", CitizenID: "sub-ward", ConsentID: own, Agreed: []string{"name", "birthdate"}}
+	got, err := p.Released(ctx, wardToken)
+	mustNil(t, err, "the ward's own token")
+	equal(t, got.Claims, []string{"name", "birthdate"}, "the ward's own token")
+
+	// The guardian logs in for the ward and shares the name: the same
+	// record, re-granted, given by the guardian.
+	a, err := p.Record(ctx, &idp.Approval{CitizenID: "sub-ward", Client: c, Plan: asked, Shared: []string{"name"}, Evidence: "aGVh.cGF5.c2ln", OnBehalf: guardian})
+	mustNil(t, err, "the guardian's approval")
+	guardianToken := idp.TokenRelease{ClientID: "site", CitizenID: "sub-ward", ConsentID: a.ConsentID, Agreed: []string{"name"}, OnBehalf: guardian}
+	got, err = p.Released(ctx, guardianToken)
+	mustNil(t, err, "the guardian's token")
+	equal(t, got.Claims, []string{"name"}, "the guardian's token")
+
+	// Nothing of it stands for the ward's own login.
+	if sa, err := p.Silent(ctx, "sub-ward", c, asked); err != nil || sa.Covered || sa.ConsentID != "" || len(sa.Agreed) != 0 {
+		t.Errorf("silent on the guardian's consent: %+v, %v; want nothing, not covered", sa, err)
+	}
+	// One record per citizen, client and purpose: the guardian's grant is
+	// the ward's record, re-granted.
+	if a.ConsentID != own {
+		t.Fatalf("the guardian's grant is record %s, the ward's own %s; want one record", a.ConsentID, own)
+	}
+	if got, err := p.Released(ctx, wardToken); !errors.Is(err, idp.ErrConsentWithdrawn) || got != nil {
+		t.Errorf("the ward's own token on the record the guardian re-granted: %v, %v; want ErrConsentWithdrawn", got, err)
+	}
+	if got, err := p.Released(ctx, idp.TokenRelease{ClientID: "site", CitizenID: "sub-ward", Agreed: []string{"name"}}); err != nil || len(got.Claims) != 0 {
+		t.Errorf("the ward's token without a consent, on the guardian's: %v, %v; want nothing", got, err)
+	}
+	// Another representative's token (another guardian, a mandate holder)
+	// on the same record, or a representative's token without a consent
+	// (no fallback to what is remembered for the ward): nothing.
+	other := &consent.OnBehalf{CitizenID: "sub-other", Basis: "guardian"}
+	if got, err := p.Released(ctx, idp.TokenRelease{ClientID: "site", CitizenID: "sub-ward", ConsentID: a.ConsentID, Agreed: []string{"name"}, OnBehalf: other}); !errors.Is(err, idp.ErrConsentWithdrawn) || got != nil {
+		t.Errorf("another representative's token: %v, %v; want ErrConsentWithdrawn", got, err)
+	}
+	if got, err := p.Released(ctx, idp.TokenRelease{ClientID: "site", CitizenID: "sub-ward", Agreed: []string{"name"}, OnBehalf: guardian}); err != nil || len(got.Claims) != 0 {
+		t.Errorf("a representative's token without a consent: %v, %v; want nothing", got, err)
+	}
+
+	// The ward approves in the app themselves: their own consent again,
+	// reused silently; the guardian's token no longer releases.
+	mine := approve(t, p, "sub-ward", c, asked, "name")
+	sa, err := p.Silent(ctx, "sub-ward", c, asked)
+	mustNil(t, err, "silent on the ward's own consent")
+	if !sa.Covered || sa.ConsentID != mine {
+		t.Errorf("the ward's own approval: %+v; want covered by %s", sa, mine)
+	}
+	if got, err := p.Released(ctx, guardianToken); !errors.Is(err, idp.ErrConsentWithdrawn) || got != nil {
+		t.Errorf("the guardian's token on the ward's own re-grant (%s): %v, %v; want ErrConsentWithdrawn", mine, got, err)
+	}
+}
+
+// testBoundedRepresentative: a mandate holder (a representation bounded to
+// services) acting for a person records no consent and releases nothing of
+// the person, whatever the token says it agreed; an unbounded one (a
+// guardian) does.
+func testBoundedRepresentative(t *testing.T, s idp.Store, cs *consent.Service, p idp.ReleasePolicy) {
+	ctx := t.Context()
+	c := policyClient(t, s, "site", []string{"openid", "profile"}, nil)
+	asked := plan(c, consent.LoginPurpose, idp.ClaimRequest{Name: "name", Optional: true}, idp.ClaimRequest{Name: "birthdate", Optional: true})
+	holder := &consent.OnBehalf{CitizenID: "sub-holder", Basis: "mandate", MandateID: "mdt_1"}
+
+	a, err := p.Record(ctx, &idp.Approval{CitizenID: "sub-ward", Client: c, Plan: asked, Shared: []string{"name", "birthdate"},
+		Evidence: "aGVh.cGF5.c2ln", OnBehalf: holder, Bounded: true})
+	mustNil(t, err, "the mandate holder's approval")
+	if a.ConsentID != "" || len(a.Agreed) != 0 || !a.Covered {
+		t.Errorf("the mandate holder's approval: %+v; want no consent, nothing agreed", a)
+	}
+	if r, err := cs.Remembered(ctx, "sub-ward", "site", consent.LoginPurpose.Code); err != nil || r != nil {
+		t.Errorf("a consent was recorded for the ward: %+v, %v", r, err)
+	}
+	// The ward's own consent exists: still nothing on the holder's token.
+	own := approve(t, p, "sub-ward", c, asked, "name", "birthdate")
+	for _, tr := range []idp.TokenRelease{
+		{ClientID: "site", CitizenID: "sub-ward", Agreed: []string{"name", "birthdate"}, OnBehalf: holder, Bounded: true},
+		{ClientID: "site", CitizenID: "sub-ward", ConsentID: own, Agreed: []string{"name", "birthdate"}, OnBehalf: holder, Bounded: true},
+	} {
+		if got, err := p.Released(ctx, tr); err != nil || len(got.Claims) != 0 || got.ConsentID != "" {
+			t.Errorf("the mandate holder's token %+v: %v, %v; want nothing", tr, got, err)
+		}
+	}
+	// A guardian (unbounded) records and releases under the consent rules.
+	guardian := &consent.OnBehalf{CitizenID: "sub-guardian", Basis: "guardian"}
+	a, err = p.Record(ctx, &idp.Approval{CitizenID: "sub-ward", Client: c, Plan: asked, Shared: []string{"name"}, Evidence: "aGVh.cGF5.c2ln", OnBehalf: guardian})
+	mustNil(t, err, "the guardian's approval")
+	got, err := p.Released(ctx, idp.TokenRelease{ClientID: "site", CitizenID: "sub-ward", ConsentID: a.ConsentID, Agreed: []string{"name", "birthdate"}, OnBehalf: guardian})
+	mustNil(t, err, "the guardian's token")
+	equal(t, got.Claims, []string{"name"}, "the guardian's token")
 }
 
 // RunMoveGrantsTests checks idp.MoveGrants: the grants rows written before

@@ -257,8 +257,9 @@ func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosit
 //
 // With act (a representation login), the subject of every token is the
 // party, whose claims (a ward's registry data, an organisation's) are
-// released, never the acting citizen's own; the browser session stays the
-// citizen's.
+// released, never the acting citizen's own; a mandate (bounded to
+// services) releases no registry data of a person (idp.RepresentationReleases).
+// The browser session stays the citizen's.
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, sess *browserSession, agr *idp.Agreement, requestedAt time.Time, act *acting) {
 	ctx := r.Context()
 	client := clientRecord(ar)
@@ -266,7 +267,8 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 	if act != nil {
 		subject = act.rep.Party.ID
 	}
-	rel, err := s.release.Released(ctx, idp.TokenRelease{ClientID: client.ID, CitizenID: subject, ConsentID: agr.ConsentID, Agreed: agr.Agreed})
+	rel, err := s.release.Released(ctx, idp.TokenRelease{ClientID: client.ID, CitizenID: subject, ConsentID: agr.ConsentID, Agreed: agr.Agreed,
+		OnBehalf: act.onBehalf(), Bounded: act.bounded()})
 	switch {
 	case errors.Is(err, idp.ErrNotFound): // the client was deleted during the login
 		s.authorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The client no longer exists."))

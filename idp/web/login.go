@@ -181,7 +181,9 @@ func (s *Server) loginContinue(w http.ResponseWriter, r *http.Request) {
 	// A guardian shares their ward's data: the consent is the ward's (the
 	// subject of the data), its evidence the guardian's approval, which
 	// names the ward in act_as. An organisation has no registry data: no
-	// consent.
+	// consent. Nor does a representative bounded to services (a mandate):
+	// the policy records nothing and releases nothing of the person
+	// (idp.RepresentationReleases).
 	plan := &idp.ReleasePlan{Purpose: consent.Purpose{Code: lr.PurposeCode, Text: lr.Purpose}, Recipient: lr.ClientName, Claims: lr.Claims}
 	owner := dec.CitizenID
 	agr := &idp.Agreement{Covered: true}
@@ -190,7 +192,7 @@ func (s *Server) loginContinue(w http.ResponseWriter, r *http.Request) {
 	}
 	if act == nil || act.rep.Party.Type == represent.TypePerson {
 		agr, err = s.release.Record(ctx, &idp.Approval{CitizenID: owner, Client: clientRecord(ar), Plan: plan,
-			Shared: dec.Claims, Evidence: dec.Approval, OnBehalf: act.onBehalf()})
+			Shared: dec.Claims, Evidence: dec.Approval, OnBehalf: act.onBehalf(), Bounded: act.bounded()})
 		if err != nil {
 			s.unavailable(w, "consent store", err)
 			return

@@ -60,6 +60,27 @@ func tokenOnBehalf(act *accesstoken.Actor, rep *accesstoken.Representation) *con
 	return &consent.OnBehalf{CitizenID: act.Subject, Basis: rep.Basis, MandateID: rep.MandateID}
 }
 
+// bounded reports whether the login acts under a representation bounded to
+// services or categories (a mandate): it releases no registry data of the
+// party (idp.RepresentationReleases).
+func (a *acting) bounded() bool {
+	return a != nil && a.rep != nil && !a.rep.Unbounded()
+}
+
+// tokenRepresentative is a token's act and representation as the release
+// policy reads them: who acts, and whether the representation is bounded.
+// An act without its representation claim counts as bounded: nothing of
+// the party is released on a token that does not say why it may be.
+func tokenRepresentative(act *accesstoken.Actor, rep *accesstoken.Representation) (*consent.OnBehalf, bool) {
+	if act == nil {
+		return nil, false
+	}
+	if rep == nil {
+		return &consent.OnBehalf{CitizenID: act.Subject}, true
+	}
+	return tokenOnBehalf(act, rep), len(rep.Services) > 0 || len(rep.Categories) > 0
+}
+
 // wantsRepresentation reports whether an authorization request asks the
 // representation scope.
 func wantsRepresentation(scopes []string) bool {

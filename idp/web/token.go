@@ -366,7 +366,9 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 	// What the token recorded as agreed, narrowed to what the client may
 	// receive now and to the consent's current items: an operator narrowing
 	// a client, or the citizen withdrawing, takes effect at once.
-	rel, err := s.release.Released(ctx, idp.TokenRelease{ClientID: c.ClientID, CitizenID: c.Subject, ConsentID: c.ConsentID, Agreed: c.Released})
+	onBehalf, bounded := tokenRepresentative(c.Act, c.Representation)
+	rel, err := s.release.Released(ctx, idp.TokenRelease{ClientID: c.ClientID, CitizenID: c.Subject, ConsentID: c.ConsentID, Agreed: c.Released,
+		OnBehalf: onBehalf, Bounded: bounded})
 	if errors.Is(err, idp.ErrNotFound) || errors.Is(err, idp.ErrConsentWithdrawn) { // the client was deleted, the consent withdrawn
 		s.invalidToken(w, scheme, "invalid_token", "The access token is not valid.")
 		return
@@ -556,12 +558,19 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	// A family whose consent was withdrawn is refused at its next refresh:
 	// it is inactive now.
 	if os, ok := g.GetSession().(*oidc.Session); ok && os.ConsentID != "" {
-		if _, err := s.consent.Active(ctx, os.ConsentID); err != nil {
+		rec, err := s.consent.Active(ctx, os.ConsentID)
+		if err != nil {
 			if errors.Is(err, consent.ErrWithdrawn) || errors.Is(err, consent.ErrNotFound) {
 				writeJSON(w, http.StatusOK, inactive)
 				return
 			}
 			s.unavailable(w, "consent store", consentOutage(err))
+			return
+		}
+		// Re-granted since by someone else (a guardian over the ward's
+		// own, or the ward over a guardian's): the next refresh fails.
+		if onBehalf, _ := tokenRepresentative(os.Act, os.Representation); !idp.SameGiver(rec.GivenBy, onBehalf) {
+			writeJSON(w, http.StatusOK, inactive)
 			return
 		}
 	}
@@ -726,7 +735,9 @@ func (s *Server) settleSession(ctx context.Context, ar fosite.AccessRequester) (
 // longer lets the client receive, and binds a session minted before
 // consent records to the consent it now rests on.
 func (s *Server) narrow(ctx context.Context, clientID string, os *oidc.Session) (*idp.Release, error) {
-	rel, err := s.release.Released(ctx, idp.TokenRelease{ClientID: clientID, CitizenID: os.Subject, ConsentID: os.ConsentID, Agreed: os.Released})
+	onBehalf, bounded := tokenRepresentative(os.Act, os.Representation)
+	rel, err := s.release.Released(ctx, idp.TokenRelease{ClientID: clientID, CitizenID: os.Subject, ConsentID: os.ConsentID, Agreed: os.Released,
+		OnBehalf: onBehalf, Bounded: bounded})
 	if err != nil {
 		return nil, err
 	}
