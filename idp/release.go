@@ -175,8 +175,9 @@ func RepresentationReleases(onBehalf *consent.OnBehalf, bounded bool) bool {
 }
 
 // SameGiver reports whether a consent record (its GivenBy) was given by
-// the party a login or token acts as (onBehalf, nil for the citizen): the citizen themselves (both nil) or the same
-// representative on the same basis. A consent given by someone else never
+// the party a login or token acts as (onBehalf, nil for the citizen): the
+// citizen themselves (both nil), or the same representative under the same
+// mandate (none for a guardian). A consent given by someone else never
 // stands for the citizen's own login, and a citizen's own never for a
 // representative's.
 func SameGiver(givenBy, onBehalf *consent.OnBehalf) bool {
