@@ -62,16 +62,9 @@ func (m *Main) viewMandate(ctx context.Context, md *represent.Mandate) (mandateV
 		by = "grantee"
 	}
 	return mandateView{ID: md.ID, State: md.State(m.Now()), Grantor: grantor, Grantee: grantee, PartyType: string(md.Party.Type),
-		Party: md.Party.Ref(), PartyName: md.Party.Name, Services: nonNilList(md.Services), Categories: nonNilList(md.Categories),
+		Party: md.Party.Ref(), PartyName: md.Party.Name, Services: nonNil(md.Services), Categories: nonNil(md.Categories),
 		ValidFrom: md.ValidFrom, ValidUntil: md.ValidUntil, MayDelegate: md.MayDelegate, ParentID: md.ParentID,
 		CreatedAt: md.CreatedAt, AcceptedAt: md.AcceptedAt, RevokedAt: md.RevokedAt, RevokedBy: by}, nil
-}
-
-func nonNilList(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }
 
 // mandateCmd runs `onedoor mandate list|show|revoke`: an operator's view of
