@@ -113,6 +113,49 @@ ensure_redis() {
 	wait_for 30 "Redis" redis-cli -h 127.0.0.1 -p 6379 ping
 }
 
+# ensure_redis_cluster: a 3-master Redis Cluster (no replicas, nothing kept
+# on disk but each node's cluster config) on 127.0.0.1:7001-7003, for the
+# cluster tests. Starts the nodes that are down, creates the cluster when no
+# slot is assigned yet and waits until every node reports cluster_state:ok.
+# Needs Redis 7 (sharded Pub/Sub); ensure_redis installs it.
+REDIS_CLUSTER_PORTS=(7001 7002 7003)
+ensure_redis_cluster() {
+	local dir=${TMPDIR:-/tmp}/onedoor-redis-cluster port addrs=()
+	if _redis_cluster_ok; then
+		echo "Redis Cluster is up"
+		return 0
+	fi
+	mkdir -p "$dir"
+	for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+		addrs+=("127.0.0.1:$port")
+		if ! redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; then
+			echo "starting Redis Cluster node $port"
+			redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --cluster-enabled yes \
+				--cluster-config-file "$dir/nodes-$port.conf" --save "" --appendonly no --dir "$dir" \
+				--logfile "$dir/$port.log" --pidfile "$dir/$port.pid"
+		fi
+	done
+	for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+		wait_for 30 "Redis Cluster node $port" redis-cli -h 127.0.0.1 -p "$port" ping
+	done
+	if redis-cli -h 127.0.0.1 -p "${REDIS_CLUSTER_PORTS[0]}" cluster info | grep -q '^cluster_slots_assigned:0'; then
+		echo "creating the Redis Cluster"
+		redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >/dev/null ||
+			die "redis-cli --cluster create failed"
+	fi
+	wait_for 30 "Redis Cluster" _redis_cluster_ok
+}
+
+# _redis_cluster_ok: every node answers, sees all its peers and all slots.
+_redis_cluster_ok() {
+	local port info
+	for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+		info=$(redis-cli -h 127.0.0.1 -p "$port" cluster info 2>/dev/null | tr -d '\r') || return 1
+		grep -q '^cluster_state:ok$' <<<"$info" || return 1
+		grep -q "^cluster_known_nodes:${#REDIS_CLUSTER_PORTS[@]}$" <<<"$info" || return 1
+	done
+}
+
 # ensure_chromium: Debian's chromium for the browser tests (no browser
 # download is possible here).
 ensure_chromium() {
