@@ -4,5 +4,19 @@ package redis
 func Topics(h *Hub) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.topics)
+	n := 0
+	for _, c := range h.conns {
+		c.mu.Lock()
+		n += len(c.topics)
+		c.mu.Unlock()
+	}
+	return n
+}
+
+// Conns returns how many Pub/Sub connections h holds: one per cluster
+// master it has used.
+func Conns(h *Hub) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.conns)
 }

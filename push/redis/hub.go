@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,17 +46,12 @@ var ErrClosed = errors.New("push/redis: hub closed")
 // errLost fails subscriptions pending when the connection was lost.
 var errLost = errors.New("push/redis: pub/sub connection lost")
 
-// Hub is push.Hub over Redis Pub/Sub.
-type Hub struct {
-	rdb    redis.UniversalClient
-	prefix string
-	health time.Duration
-	log    *slog.Logger
-	// sharded uses Redis 7's sharded Pub/Sub (SPUBLISH, SSUBSCRIBE): on a
-	// cluster a message then travels only within its channel's shard
-	// instead of to every node.
-	sharded bool
-	local   push.LocalHub
+// conn is one Pub/Sub connection, to the one Redis or to one cluster node,
+// and the local streams of the channels subscribed on it.
+type conn struct {
+	rdb redis.UniversalClient // the one Redis, or a cluster node's client
+	settings
+	local push.LocalHub
 
 	mu     sync.Mutex
 	ps     *redis.PubSub     // the connection's current incarnation
@@ -68,8 +64,6 @@ type Hub struct {
 	// connected, so its confirmation is read at once.
 	wake chan struct{}
 }
-
-var _ push.Hub = (*Hub)(nil)
 
 // topic is a citizen's channel on this replica.
 type topic struct {
@@ -89,57 +83,229 @@ type command struct {
 	err       error
 }
 
+// Hub is push.Hub over Redis Pub/Sub.
+type Hub struct {
+	rdb     redis.UniversalClient
+	cluster *redis.ClusterClient // nil on one Redis
+	settings
+
+	mu     sync.Mutex
+	conns  map[string]*conn // by node address; one, under "", on one Redis
+	closed bool
+}
+
+var _ push.Hub = (*Hub)(nil)
+
+type settings struct {
+	prefix string
+	health time.Duration
+	log    *slog.Logger
+	// sharded uses Redis 7's sharded Pub/Sub (SPUBLISH, SSUBSCRIBE): on a
+	// cluster a message then travels only within its channel's shard
+	// instead of to every node.
+	sharded bool
+}
+
 // Option configures a Hub.
-type Option func(*Hub)
+type Option func(*settings)
 
 // WithPrefix sets the prefix of the hub's channel names, as --redis-prefix
 // does for keys, so deployments sharing a Redis do not hear each other.
 // The default is "onedoor:".
-func WithPrefix(p string) Option { return func(h *Hub) { h.prefix = p } }
+func WithPrefix(p string) Option { return func(s *settings) { s.prefix = p } }
 
 // WithHealthCheck sets how long the connection may stay silent before the
 // hub pings it; a ping unanswered for as long again counts as a lost
 // connection (a peer that vanished without closing it). The default is 5s.
-func WithHealthCheck(d time.Duration) Option { return func(h *Hub) { h.health = d } }
+func WithHealthCheck(d time.Duration) Option { return func(s *settings) { s.health = d } }
 
 // WithSharded makes the hub use sharded Pub/Sub (SPUBLISH, SSUBSCRIBE,
-// Redis 7 or later), for a Redis that runs as a cluster. Every replica
-// must agree: a sharded subscriber does not hear a plain PUBLISH.
-func WithSharded() Option { return func(h *Hub) { h.sharded = true } }
+// Redis 7 or later). Every replica must agree: a sharded subscriber does
+// not hear a plain PUBLISH. A hub over a cluster client always uses it.
+func WithSharded() Option { return func(s *settings) { s.sharded = true } }
 
 // WithLogger sets where lost connections and malformed events are logged.
 // The default is slog.Default().
-func WithLogger(l *slog.Logger) Option { return func(h *Hub) { h.log = l } }
+func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.log = l } }
 
-// NewHub connects a Pub/Sub connection of rdb and starts receiving on it.
-// The client stays the caller's: Close does not close it.
+// NewHub connects rdb's Pub/Sub and starts receiving on it. The client
+// stays the caller's: Close does not close it.
+//
+// On a *redis.ClusterClient the hub uses sharded Pub/Sub and keeps one
+// connection per master, made when a channel of its slots is first
+// subscribed to: an SSUBSCRIBE must go to the master of its channel's slot.
+// NewHub connects to every master it knows, so a dead node fails start-up.
 func NewHub(ctx context.Context, rdb redis.UniversalClient, opts ...Option) (*Hub, error) {
-	h := &Hub{rdb: rdb, prefix: "onedoor:", health: 5 * time.Second, log: slog.Default(),
-		topics: map[string]*topic{}, done: make(chan struct{}), exited: make(chan struct{}),
-		wake: make(chan struct{}, 1)}
+	h := &Hub{rdb: rdb, settings: settings{prefix: "onedoor:", health: 5 * time.Second, log: slog.Default()},
+		conns: map[string]*conn{}}
 	for _, o := range opts {
-		o(h)
+		o(&h.settings)
 	}
 	if h.health <= 0 {
 		return nil, fmt.Errorf("push/redis: health check interval %v must be positive", h.health)
 	}
-	h.ps = h.newPubSub(ctx)
-	// A PING dials the connection now, so a dead Redis fails start-up.
-	if err := h.ps.Ping(ctx); err != nil {
-		_ = h.ps.Close()
+	var err error
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		h.cluster, h.sharded = cc, true
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+			c, err := h.nodeConn(ctx, node)
+			if err == nil {
+				err = c.ping(ctx)
+			}
+			if err != nil {
+				return fmt.Errorf("node %s: %w", node.Options().Addr, err)
+			}
+			return nil
+		})
+	} else {
+		c := newConn(ctx, rdb, h.settings)
+		h.conns[""] = c
+		// A PING dials the connection now, so a dead Redis fails start-up.
+		err = c.ping(ctx)
+	}
+	if err != nil {
+		_ = h.Close()
 		return nil, fmt.Errorf("push/redis: connect pub/sub: %w", err)
 	}
+	return h, nil
+}
+
+// connFor returns the connection on which to subscribe to channel name.
+func (h *Hub) connFor(ctx context.Context, name string) (*conn, error) {
+	if h.cluster == nil {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.closed {
+			return nil, ErrClosed
+		}
+		return h.conns[""], nil
+	}
+	// From go-redis's copy of the slot map, refreshed when a command meets
+	// a MOVED; an SSUBSCRIBE sent to a master that no longer owns the slot
+	// is answered with MOVED, which fails the subscription.
+	node, err := h.cluster.MasterForKey(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("push/redis: subscribe: find the channel's node: %w", err)
+	}
+	return h.nodeConn(ctx, node)
+}
+
+// nodeConn returns the connection to a cluster node, made on first use.
+func (h *Hub) nodeConn(ctx context.Context, node *redis.Client) (*conn, error) {
+	addr := node.Options().Addr
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	c := h.conns[addr]
+	if c != nil && c.rdb == node {
+		return c, nil
+	}
+	if c != nil {
+		// go-redis replaced its client of the node (it left the cluster
+		// and came back): the old one is closed, so is what dials through it.
+		_ = c.Close()
+	}
+	c = newConn(ctx, node, h.settings)
+	h.conns[addr] = c
+	return c, nil
+}
+
+// Publish tells every replica's streams of the citizen about e. It fails
+// when Redis does; the app then catches up from the database when it next
+// connects. On a cluster go-redis sends it to the channel's master and
+// follows MOVED and ASK redirections.
+func (h *Hub) Publish(ctx context.Context, citizenID string, e push.Event) error {
+	b, err := encode(e)
+	if err != nil {
+		return fmt.Errorf("push/redis: encode live event: %w", err)
+	}
+	publish := h.rdb.Publish
+	if h.sharded {
+		publish = h.rdb.SPublish
+	}
+	if err := publish(ctx, channel(h.prefix, citizenID), b).Err(); err != nil {
+		return fmt.Errorf("push/redis: publish live event: %w", err)
+	}
+	return nil
+}
+
+// Subscribe implements push.Hub. It returns once Redis has confirmed the
+// replica's subscription to the citizen's channel, so every event published
+// after it returns reaches the channel (unless the channel is closed).
+func (h *Hub) Subscribe(ctx context.Context, citizenID string) (<-chan push.Event, func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("push/redis: subscribe: %w", err)
+	}
+	name := channel(h.prefix, citizenID)
+	c, err := h.connFor(ctx, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	ch, end, err := c.Subscribe(ctx, name, citizenID)
+	if err != nil && h.cluster != nil && moved(err) {
+		// The slot has moved (resharding, failover): refresh the slot map
+		// in the background, so the client's retry goes to the new master.
+		h.cluster.ReloadState(ctx)
+	}
+	return ch, end, err
+}
+
+// moved reports whether err carries a MOVED or ASK reply.
+func moved(err error) bool {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	msg := re.Error()
+	return strings.HasPrefix(msg, "MOVED ") || strings.HasPrefix(msg, "ASK ")
+}
+
+// Close ends every local stream and the Pub/Sub connections. Publish still
+// works: the client is the caller's.
+func (h *Hub) Close() error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	conns := h.conns
+	h.conns = nil
+	h.mu.Unlock()
+	var errs []error
+	for _, c := range conns {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// newConn opens a Pub/Sub connection of rdb, which dials when first used,
+// and starts receiving on it.
+func newConn(ctx context.Context, rdb redis.UniversalClient, s settings) *conn {
+	h := &conn{rdb: rdb, settings: s, topics: map[string]*topic{}, done: make(chan struct{}),
+		exited: make(chan struct{}), wake: make(chan struct{}, 1)}
+	h.ps = h.newPubSub(ctx)
 	// The loop lives until Close, not until ctx ends; it keeps ctx's values.
 	go h.run(context.WithoutCancel(ctx))
-	return h, nil
+	return h
+}
+
+// ping dials the connection if need be and checks that Redis answers.
+func (h *conn) ping(ctx context.Context) error {
+	h.mu.Lock()
+	ps := h.ps
+	h.mu.Unlock()
+	return ps.Ping(ctx)
 }
 
 // channel returns the citizen's channel name. Citizen IDs are opaque and of
 // any length, so the name carries a hash: bounded, and not the ID itself
 // (PUBSUB CHANNELS lists names to anyone allowed to run it).
-func (h *Hub) channel(citizenID string) string {
+func channel(prefix, citizenID string) string {
 	sum := sha256.Sum256([]byte(citizenID))
-	return h.prefix + "push:live:" + base64.RawURLEncoding.EncodeToString(sum[:16])
+	return prefix + "push:live:" + base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
 // wire is an Event on the wire: push.Event keeps Seq out of its JSON, but a
@@ -161,32 +327,9 @@ func decode(b []byte) (push.Event, error) {
 	return e, nil
 }
 
-// Publish tells every replica's streams of the citizen about e. It fails
-// when Redis does; the app then catches up from the database when it next
-// connects.
-func (h *Hub) Publish(ctx context.Context, citizenID string, e push.Event) error {
-	b, err := encode(e)
-	if err != nil {
-		return fmt.Errorf("push/redis: encode live event: %w", err)
-	}
-	publish := h.rdb.Publish
-	if h.sharded {
-		publish = h.rdb.SPublish
-	}
-	if err := publish(ctx, h.channel(citizenID), b).Err(); err != nil {
-		return fmt.Errorf("push/redis: publish live event: %w", err)
-	}
-	return nil
-}
-
-// Subscribe implements push.Hub. It returns once Redis has confirmed the
-// replica's subscription to the citizen's channel, so every event published
-// after it returns reaches the channel (unless the channel is closed).
-func (h *Hub) Subscribe(ctx context.Context, citizenID string) (<-chan push.Event, func(), error) {
-	if err := ctx.Err(); err != nil {
-		return nil, nil, fmt.Errorf("push/redis: subscribe: %w", err)
-	}
-	name := h.channel(citizenID)
+// subscribe adds a local stream of the citizen's channel name, subscribing
+// the connection to it first if need be.
+func (h *conn) Subscribe(ctx context.Context, name, citizenID string) (<-chan push.Event, func(), error) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -245,7 +388,7 @@ func (h *Hub) Subscribe(ctx context.Context, citizenID string) (<-chan push.Even
 	return ch, unsubscribe, nil
 }
 
-func (h *Hub) newPubSub(ctx context.Context) *redis.PubSub {
+func (h *conn) newPubSub(ctx context.Context) *redis.PubSub {
 	if h.sharded {
 		return h.rdb.SSubscribe(ctx)
 	}
@@ -253,14 +396,14 @@ func (h *Hub) newPubSub(ctx context.Context) *redis.PubSub {
 }
 
 // subscribe and unsubscribeChannel write on h.ps; h.mu is held.
-func (h *Hub) subscribe(ctx context.Context, name string) error {
+func (h *conn) subscribe(ctx context.Context, name string) error {
 	if h.sharded {
 		return h.ps.SSubscribe(ctx, name)
 	}
 	return h.ps.Subscribe(ctx, name)
 }
 
-func (h *Hub) unsubscribeChannel(ctx context.Context, name string) error {
+func (h *conn) unsubscribeChannel(ctx context.Context, name string) error {
 	if h.sharded {
 		return h.ps.SUnsubscribe(ctx, name)
 	}
@@ -269,7 +412,7 @@ func (h *Hub) unsubscribeChannel(ctx context.Context, name string) error {
 
 // unsubscribe ends stream s, and the replica's subscription with the last.
 // It does not wait for Redis to confirm.
-func (h *Hub) unsubscribe(name string, t *topic, s <-chan push.Event) {
+func (h *conn) unsubscribe(name string, t *topic, s <-chan push.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	end, ok := t.subs[s]
@@ -290,11 +433,11 @@ func (h *Hub) unsubscribe(name string, t *topic, s <-chan push.Event) {
 
 // reset ends every local stream and replaces the Pub/Sub connection, whose
 // events may have been lost. h.mu is held.
-func (h *Hub) reset(cause error) {
+func (h *conn) reset(cause error) {
 	if h.closed {
 		return
 	}
-	n := h.drop(errLost)
+	n := h.drop(fmt.Errorf("%w: %w", errLost, cause))
 	old := h.ps
 	h.ps = h.newPubSub(context.Background()) // dials when first used
 	h.gen++
@@ -310,7 +453,7 @@ func (h *Hub) reset(cause error) {
 // drop ends every local stream, fails every pending subscription with err
 // and forgets every topic. It returns how many streams it ended. h.mu is
 // held.
-func (h *Hub) drop(err error) int {
+func (h *conn) drop(err error) int {
 	n := 0
 	for _, t := range h.topics {
 		for _, end := range t.subs {
@@ -331,7 +474,7 @@ func (h *Hub) drop(err error) int {
 
 // run receives from the Pub/Sub connection until Close: no goroutine per
 // event or per citizen, and delivery to a LocalHub never blocks.
-func (h *Hub) run(ctx context.Context) {
+func (h *conn) run(ctx context.Context) {
 	defer close(h.exited)
 	var (
 		lastGen uint64
@@ -398,7 +541,7 @@ func timeout(err error) bool {
 
 // lost resets the hub after the connection of generation gen failed, unless
 // it was already replaced or closed. It reports whether it reset.
-func (h *Hub) lost(gen uint64, err error) bool {
+func (h *conn) lost(gen uint64, err error) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed || h.gen != gen {
@@ -408,7 +551,7 @@ func (h *Hub) lost(gen uint64, err error) bool {
 	return true
 }
 
-func (h *Hub) deliver(gen uint64, m *redis.Message) {
+func (h *conn) deliver(gen uint64, m *redis.Message) {
 	e, err := decode([]byte(m.Payload))
 	if err != nil {
 		// Not the payload: it is not ours to log.
@@ -426,7 +569,7 @@ func (h *Hub) deliver(gen uint64, m *redis.Message) {
 }
 
 // answer matches Redis's reply to the oldest pending command on its channel.
-func (h *Hub) answer(gen uint64, s *redis.Subscription) {
+func (h *conn) answer(gen uint64, s *redis.Subscription) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed || h.gen != gen {
@@ -461,9 +604,8 @@ func kind(subscribe bool) string {
 	return "unsubscribe"
 }
 
-// Close ends every local stream and the Pub/Sub connection. Publish still
-// works: the client is the caller's.
-func (h *Hub) Close() error {
+// Close ends every local stream and the Pub/Sub connection.
+func (h *conn) Close() error {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
