@@ -39,8 +39,11 @@ type Config struct {
 	PostgresDSN string
 	RedisURL    string
 	RedisPrefix string
+	// RedisCluster reads RedisURL as a Redis Cluster's seed nodes
+	// (go-redis ParseClusterURL) and implies RedisShardedPubSub.
+	RedisCluster bool
 	// RedisShardedPubSub makes wake-ups and live streams use sharded
-	// Pub/Sub (SPUBLISH/SSUBSCRIBE, Redis 7), for a Redis cluster.
+	// Pub/Sub (SPUBLISH/SSUBSCRIBE, Redis 7), as a cluster needs.
 	RedisShardedPubSub bool
 	MasterKeyFile      string
 	Demo               bool
@@ -201,9 +204,10 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "listen address of the mobile API")
 	fs.StringVar(&c.APIURL, "api-url", c.APIURL, "public URL of the mobile API, the audience of its tokens (default http://localhost:PORT of --api-addr)")
 	fs.StringVar(&c.Issuer, "issuer", c.Issuer, "public URL of the identity provider, the OIDC issuer (default http://localhost:PORT of a loopback --idp-addr; required otherwise)")
-	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL (redis://host:port/db); when set, sessions, codes and counters go to Redis")
+	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL (redis://host:port/db); when set, sessions, codes and counters go to Redis. With --redis-cluster: redis://host:port?addr=host2:port2&addr=host3:port3, any reachable nodes of the cluster")
+	fs.BoolVar(&c.RedisCluster, "redis-cluster", c.RedisCluster, "Redis runs as a Redis Cluster (multi-shard, Redis 7+): --redis-url names its seed nodes; implies --redis-sharded-pubsub")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", c.RedisPrefix, "prefix of every Redis key, to share one Redis between deployments")
-	fs.BoolVar(&c.RedisShardedPubSub, "redis-sharded-pubsub", c.RedisShardedPubSub, "use sharded Pub/Sub (SPUBLISH/SSUBSCRIBE, Redis 7+) for login wake-ups and live streams; every replica must agree. Tested on one Redis node: OneDoor has no Redis cluster client yet, so a multi-shard cluster is not supported")
+	fs.BoolVar(&c.RedisShardedPubSub, "redis-sharded-pubsub", c.RedisShardedPubSub, "use sharded Pub/Sub (SPUBLISH/SSUBSCRIBE, Redis 7+) for login wake-ups and live streams; every replica must agree. Always on with --redis-cluster, where each message then stays within its channel's shard; on one Redis node it only needs Redis 7")
 	fs.IntVar(&c.LoginRateLimit, "login-rate-limit", c.LoginRateLimit, "new login requests allowed per client address (IPv6: per /64) per minute; sized for carrier-grade NAT")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "comma-separated CIDRs of the proxies whose X-Forwarded-For and Forwarded headers name the client; without it the peer address counts")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed clearly fake demo data and serve a demo agency site")
@@ -423,6 +427,15 @@ func (c *Config) Validate(serve bool) error {
 	if c.RedisShardedPubSub && c.RedisURL == "" {
 		add("--redis-sharded-pubsub needs --redis-url")
 	}
+	if c.RedisCluster {
+		if c.RedisURL == "" {
+			add("--redis-cluster needs --redis-url")
+		} else if u, err := url.Parse(c.RedisURL); err == nil && u.Scheme == "unix" {
+			add("--redis-cluster needs a redis:// or rediss:// --redis-url, not unix://")
+		} else if u != nil && strings.Trim(u.Path, "/") != "" && strings.Trim(u.Path, "/") != "0" {
+			add("--redis-url of a cluster may not name a database: a cluster has only database 0")
+		}
+	}
 	if c.RedisURL != "" && c.RedisPrefix == "" {
 		add("--redis-prefix must not be empty")
 	}
@@ -502,12 +515,26 @@ func (c *Config) masterKeyPath() string {
 	return filepath.Join(c.DataDir, "master.key")
 }
 
+// redisLoopback reports whether every node u names, a cluster's addr
+// parameters included, is on this machine.
+func redisLoopback(u *url.URL) bool {
+	if !idp.Loopback(u.Hostname()) {
+		return false
+	}
+	for _, a := range u.Query()["addr"] {
+		if h, _, err := net.SplitHostPort(a); err != nil || !idp.Loopback(h) {
+			return false
+		}
+	}
+	return true
+}
+
 // Warnings names what is allowed but risky: connections to the shared stores
 // in plain text outside this machine. Redis holds login decisions, codes and
 // sessions, so whoever can write on that path can log in as anyone.
 func (c *Config) Warnings() []string {
 	var out []string
-	if u, err := url.Parse(c.RedisURL); err == nil && u.Scheme == "redis" && !idp.Loopback(u.Hostname()) {
+	if u, err := url.Parse(c.RedisURL); err == nil && u.Scheme == "redis" && !redisLoopback(u) {
 		out = append(out, "--redis-url is plain redis:// to another host: use rediss:// (TLS) unless the network path is private and trusted")
 	}
 	if u, err := url.Parse(c.PostgresDSN); err == nil && u.Host != "" && !idp.Loopback(u.Hostname()) {

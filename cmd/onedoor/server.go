@@ -316,7 +316,11 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Eph = m.Store
 	if c.RedisURL != "" {
-		rdb, err := redis.Dial(ctx, c.RedisURL)
+		dial := redis.Dial
+		if c.RedisCluster {
+			dial = redis.DialCluster
+		}
+		rdb, err := dial(ctx, c.RedisURL)
 		if err != nil {
 			return fmt.Errorf("redis: %w", err)
 		}

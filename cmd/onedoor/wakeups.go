@@ -14,7 +14,7 @@ import (
 // hubOptions are the options of a Redis hub on the channels under prefix.
 func (m *Main) hubOptions(prefix string) []pushredis.Option {
 	opts := []pushredis.Option{pushredis.WithPrefix(prefix), pushredis.WithLogger(m.Logger)}
-	if m.Config.RedisShardedPubSub {
+	if m.Config.RedisShardedPubSub || m.Config.RedisCluster {
 		opts = append(opts, pushredis.WithSharded())
 	}
 	return opts

@@ -1,11 +1,16 @@
 // Package redis implements idp.Ephemeral in Redis for scale mode, with
 // native TTLs instead of garbage collection.
+//
+// It runs on one Redis or on a Redis Cluster (DialCluster): every command
+// touches one key, and the one script (Incr) only the key it is given, so
+// no command or script spans hash slots.
 package redis
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"strings"
 	"time"
 
@@ -56,6 +61,73 @@ func Dial(ctx context.Context, url string) (redis.UniversalClient, error) {
 	}
 	return c, nil
 }
+
+// DialCluster connects to the Redis Cluster at url, in go-redis's
+// ParseClusterURL form: redis://[user:pass@]host:port?addr=host2:port2&...
+// (or rediss://), the first node in the authority and any others as addr.
+// One reachable node is enough: the client learns the others and the slot
+// map from CLUSTER SLOTS, and follows MOVED and ASK redirections. The
+// timeouts are Dial's. It checks that every master answers and that the
+// cluster serves all its slots.
+func DialCluster(ctx context.Context, url string) (redis.UniversalClient, error) {
+	opt, err := redis.ParseClusterURL(url)
+	if err != nil {
+		// The URL may hold a password; don't echo it.
+		return nil, fmt.Errorf("dial redis cluster: bad url (want redis://host:port?addr=host2:port2&addr=...): %w", idp.ErrInvalid)
+	}
+	if path := strings.TrimPrefix(pathOf(url), "/"); path != "" && path != "0" {
+		return nil, fmt.Errorf("dial redis cluster: a cluster has only database 0, not %q: %w", path, idp.ErrInvalid)
+	}
+	setDefault(&opt.DialTimeout, 2*time.Second)
+	setDefault(&opt.ReadTimeout, time.Second)
+	setDefault(&opt.WriteTimeout, time.Second)
+	setDefault(&opt.PoolTimeout, 2*time.Second)
+	if opt.PoolSize == 0 {
+		opt.PoolSize = 20 // per node
+	}
+	if opt.DialerRetries == 0 {
+		opt.DialerRetries = 2
+	}
+	c := redis.NewClusterClient(opt)
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := pingCluster(ctx, c); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("dial redis cluster %s: %w", strings.Join(opt.Addrs, ","), err)
+	}
+	return c, nil
+}
+
+// pathOf returns url's path, "" when it does not parse (ParseClusterURL
+// has already said whether it does).
+func pathOf(url string) string {
+	u, err := neturl.Parse(url)
+	if err != nil {
+		return ""
+	}
+	return u.Path
+}
+
+// pingCluster asks every master for CLUSTER INFO: each must answer and
+// report cluster_state:ok, or some slots have no master serving them and
+// the requests for their keys would fail.
+func pingCluster(ctx context.Context, c *redis.ClusterClient) error {
+	err := c.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+		info, err := node.ClusterInfo(ctx).Result()
+		if err != nil {
+			return fmt.Errorf("node %s: %w", node.Options().Addr, err)
+		}
+		if !strings.Contains(info, "cluster_state:ok") {
+			return fmt.Errorf("node %s: %w", node.Options().Addr, errClusterDown)
+		}
+		return nil
+	})
+	return redisErr("ping cluster", err)
+}
+
+// errClusterDown is a cluster_state other than ok: an outage, as redisErr
+// reads any error that is not an error reply.
+var errClusterDown = errors.New("cluster state is not ok")
 
 func setDefault(d *time.Duration, v time.Duration) {
 	if *d == 0 {
@@ -169,8 +241,12 @@ func (e *Ephemeral) Incr(ctx context.Context, key string, ttl time.Duration) (in
 	return n, redisErr("incr ephemeral", err)
 }
 
-// Ping reports whether Redis answers.
+// Ping reports whether Redis answers; on a cluster, whether every master
+// does and serves its slots.
 func (e *Ephemeral) Ping(ctx context.Context) error {
+	if c, ok := e.c.(*redis.ClusterClient); ok {
+		return pingCluster(ctx, c)
+	}
 	return redisErr("ping", e.c.Ping(ctx).Err())
 }
 

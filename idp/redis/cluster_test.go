@@ -1,0 +1,352 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/idptest"
+	"github.com/onedoor/onedoor/idp/redis"
+)
+
+// clusterURL is the Redis Cluster of ONEDOOR_TEST_REDIS_CLUSTER_URL
+// (.ci/lib.sh ensure_redis_cluster: three masters on 127.0.0.1:7001-7003).
+func clusterURL(t *testing.T) string {
+	t.Helper()
+	url := os.Getenv("ONEDOOR_TEST_REDIS_CLUSTER_URL")
+	if url == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("ONEDOOR_TEST_REDIS_CLUSTER_URL is not set; CI must run the Redis Cluster suite")
+		}
+		t.Skip("ONEDOOR_TEST_REDIS_CLUSTER_URL is not set")
+	}
+	return url
+}
+
+func dialCluster(t *testing.T) *goredis.ClusterClient {
+	t.Helper()
+	c, err := redis.DialCluster(t.Context(), clusterURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.(*goredis.ClusterClient)
+}
+
+// keysByMaster counts the keys under p on each master.
+func keysByMaster(t *testing.T, c *goredis.ClusterClient, p string) map[string]int {
+	t.Helper()
+	var mu sync.Mutex
+	n := map[string]int{}
+	err := c.ForEachMaster(context.Background(), func(ctx context.Context, node *goredis.Client) error {
+		keys, err := node.Keys(ctx, p+"*").Result()
+		mu.Lock()
+		n[node.Options().Addr] = len(keys)
+		mu.Unlock()
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestEphemeral_RedisCluster(t *testing.T) {
+	c := dialCluster(t)
+	idptest.RunEphemeralTests(t, func(t *testing.T) idp.Ephemeral {
+		p := prefix()
+		t.Cleanup(func() {
+			// SCAN sees one node's keys: clean every master.
+			err := c.ForEachMaster(context.Background(), func(ctx context.Context, node *goredis.Client) error {
+				keys, err := node.Keys(ctx, p+"*").Result()
+				for _, k := range keys {
+					node.Del(ctx, k)
+				}
+				return err
+			})
+			if err != nil {
+				t.Errorf("clean up keys %s*: %v", p, err)
+			}
+		})
+		return redis.New(c, p)
+	})
+}
+
+// TestCluster_KeysOnEveryShard: the store's keys spread over every master,
+// so the suite above ran on all shards, not on one by chance, and a
+// counter's script ran wherever its key lives.
+func TestCluster_KeysOnEveryShard(t *testing.T) {
+	c := dialCluster(t)
+	p := prefix()
+	e := redis.New(c, p)
+	ctx := t.Context()
+	for i := range 60 {
+		if err := e.Set(ctx, fmt.Sprint("k", i), []byte("v"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if _, err := e.Incr(ctx, fmt.Sprint("n", i), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Cleanup(func() {
+		_ = c.ForEachMaster(context.Background(), func(ctx context.Context, node *goredis.Client) error {
+			keys, _ := node.Keys(ctx, p+"*").Result()
+			for _, k := range keys {
+				node.Del(ctx, k)
+			}
+			return nil
+		})
+	})
+	per := keysByMaster(t, c, p)
+	if len(per) < 3 {
+		t.Fatalf("the cluster has %d masters, want at least 3", len(per))
+	}
+	total := 0
+	for addr, n := range per {
+		if n == 0 {
+			t.Errorf("master %s holds none of the 120 keys", addr)
+		}
+		total += n
+	}
+	if total != 120 {
+		t.Errorf("masters hold %d keys, want 120", total)
+	}
+	for i := range 60 {
+		if n, err := e.Incr(ctx, fmt.Sprint("n", i), time.Minute); err != nil || n != 3 {
+			t.Fatalf("Incr n%d: got %d, %v, want 3", i, n, err)
+		}
+	}
+	if err := e.Ping(ctx); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+}
+
+func TestDialCluster_BadURL(t *testing.T) {
+	for _, url := range []string{
+		"http://user:secret@host:7001",
+		"redis://user:secret@host:7001?addr=nocolon",
+		"redis://host:7001?bogus=1",
+		"redis://host:7001/3",
+	} {
+		_, err := redis.DialCluster(t.Context(), url)
+		if !errors.Is(err, idp.ErrInvalid) {
+			t.Errorf("DialCluster(%q): got %v, want %v", url, err, idp.ErrInvalid)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("DialCluster(%q): the error shows the password: %v", url, err)
+		}
+	}
+}
+
+func TestDialCluster_Unreachable(t *testing.T) {
+	_, err := redis.DialCluster(t.Context(), "redis://127.0.0.1:1?addr=127.0.0.1:2")
+	if !errors.Is(err, idp.ErrUnavailable) {
+		t.Errorf("DialCluster: got %v, want %v", err, idp.ErrUnavailable)
+	}
+}
+
+// TestDialCluster_NotACluster: a cluster URL naming a Redis that is not a
+// cluster fails at start-up, not on the first request.
+func TestDialCluster_NotACluster(t *testing.T) {
+	url := os.Getenv("ONEDOOR_TEST_REDIS_URL")
+	if url == "" {
+		t.Skip("ONEDOOR_TEST_REDIS_URL is not set")
+	}
+	opt, err := goredis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := redis.DialCluster(t.Context(), "redis://"+opt.Addr)
+	if err == nil {
+		c.Close()
+		t.Fatal("DialCluster on a Redis that is not a cluster: got no error")
+	}
+	// A misconfiguration, not an outage that waiting would cure.
+	if errors.Is(err, idp.ErrUnavailable) || !strings.Contains(err.Error(), "cluster support disabled") {
+		t.Errorf("DialCluster on a Redis that is not a cluster: got %v, want Redis's refusal", err)
+	}
+}
+
+// privateCluster starts a two-master cluster of its own (the shared one
+// must not go down under other tests) and returns its URL and the servers.
+func privateCluster(t *testing.T) (string, []*exec.Cmd) {
+	t.Helper()
+	clusterURL(t) // the cluster suite is wanted, so redis-server is there
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server: %v", err)
+	}
+	dir := t.TempDir()
+	var (
+		ports []int
+		cmds  []*exec.Cmd
+		nodes []*goredis.Client
+	)
+	for i := range 2 {
+		port := freeClusterPort(t)
+		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, fmt.Sprint("nodes-", i, ".conf")),
+			"--cluster-node-timeout", "1000", "--save", "", "--appendonly", "no", "--dir", dir)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		ports, cmds = append(ports, port), append(cmds, cmd)
+		n := goredis.NewClient(&goredis.Options{Addr: fmt.Sprint("127.0.0.1:", port)})
+		t.Cleanup(func() { n.Close() })
+		nodes = append(nodes, n)
+	}
+	ctx := t.Context()
+	waitUntil(t, "nodes answer", func() bool {
+		return nodes[0].Ping(ctx).Err() == nil && nodes[1].Ping(ctx).Err() == nil
+	})
+	if err := nodes[0].ClusterAddSlotsRange(ctx, 0, 8191).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[1].ClusterAddSlotsRange(ctx, 8192, 16383).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[0].ClusterMeet(ctx, "127.0.0.1", strconv.Itoa(ports[1])).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "cluster_state:ok", func() bool {
+		for _, n := range nodes {
+			info, err := n.ClusterInfo(ctx).Result()
+			if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_known_nodes:2") {
+				return false
+			}
+		}
+		return true
+	})
+	return fmt.Sprintf("redis://127.0.0.1:%d?addr=127.0.0.1:%d", ports[0], ports[1]), cmds
+}
+
+// freeClusterPort returns a port free now whose cluster bus port (+10000)
+// is free too, below Linux's ephemeral range.
+func freeClusterPort(t *testing.T) int {
+	t.Helper()
+	for range 100 {
+		p := 20000 + mrand.IntN(10000)
+		l1, err := net.Listen("tcp", fmt.Sprint("127.0.0.1:", p))
+		if err != nil {
+			continue
+		}
+		l2, err := net.Listen("tcp", fmt.Sprint("127.0.0.1:", p+10000))
+		l1.Close()
+		if err != nil {
+			continue
+		}
+		l2.Close()
+		return p
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+func waitUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 30s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestCluster_NodeDown: with a master down, readiness fails naming it and
+// requests fail as an outage (ErrUnavailable, which transports answer with
+// 503), on the dead node's keys at once and on every key once the cluster
+// has marked it failed; nothing panics, and all recovers once it is back,
+// without a new client.
+func TestCluster_NodeDown(t *testing.T) {
+	url, cmds := privateCluster(t)
+	c, err := redis.DialCluster(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	cc := c.(*goredis.ClusterClient)
+	e := redis.New(c, "down:")
+	ctx := t.Context()
+	// One key on each master.
+	var keys [2]string
+	for i := 0; keys[0] == "" || keys[1] == ""; i++ {
+		k := fmt.Sprint("k", i)
+		slot, err := cc.ClusterKeySlot(ctx, "down:"+k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[slot/8192] = k
+	}
+	for _, k := range keys {
+		if err := e.Set(ctx, k, []byte("v"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Ping(ctx); err != nil {
+		t.Fatalf("Ping with every node up: %v", err)
+	}
+
+	// Stop (SIGSTOP) the second master: it keeps its port but answers
+	// nothing, like a hung or partitioned node, and keeps its data for the
+	// recovery below.
+	if err := cmds[1].Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	t.Cleanup(func() {
+		if stopped {
+			_ = cmds[1].Process.Signal(syscall.SIGCONT)
+		}
+	})
+	err = e.Ping(ctx)
+	if !errors.Is(err, idp.ErrUnavailable) {
+		t.Errorf("Ping with a master down: got %v, want %v", err, idp.ErrUnavailable)
+	}
+	t.Logf("Ping with a master down: %v", err)
+	start := time.Now()
+	if _, err := e.Get(ctx, keys[1]); !errors.Is(err, idp.ErrUnavailable) {
+		t.Errorf("Get of a key on the stopped master: got %v, want %v", err, idp.ErrUnavailable)
+	}
+	t.Logf("Get of a key on the stopped master failed after %v", time.Since(start).Round(time.Millisecond))
+	if _, err := e.Incr(ctx, "n"+keys[1], time.Minute); err != nil && !errors.Is(err, idp.ErrUnavailable) {
+		t.Errorf("Incr with a master down: got %v, want nil or %v", err, idp.ErrUnavailable)
+	}
+	// Once the live master has marked the other failed (node timeout 1s),
+	// it refuses every key (CLUSTERDOWN): an outage too, never a not-found.
+	waitUntil(t, "the live master refuses its keys", func() bool {
+		_, err := e.Get(ctx, keys[0])
+		if err != nil && !errors.Is(err, idp.ErrUnavailable) {
+			t.Fatalf("Get on the live master: got %v, want %v or the value", err, idp.ErrUnavailable)
+		}
+		return err != nil
+	})
+
+	if err := cmds[1].Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	stopped = false
+	waitUntil(t, "recovery", func() bool { return e.Ping(ctx) == nil })
+	for _, k := range keys {
+		if v, err := e.Get(ctx, k); err != nil || string(v) != "v" {
+			t.Errorf("Get %s after recovery: got %q, %v", k, v, err)
+		}
+	}
+}
