@@ -20,3 +20,6 @@ func Conns(h *Hub) int {
 	defer h.mu.Unlock()
 	return len(h.conns)
 }
+
+// Channel is the name of the citizen's channel under prefix.
+func Channel(prefix, citizenID string) string { return channel(prefix, citizenID) }
