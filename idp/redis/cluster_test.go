@@ -184,8 +184,9 @@ func TestDialCluster_NotACluster(t *testing.T) {
 }
 
 // privateCluster starts a two-master cluster of its own (the shared one
-// must not go down under other tests) and returns its URL and the servers.
-func privateCluster(t *testing.T) (string, []*exec.Cmd) {
+// must not go down under other tests) and returns its URL, the servers and
+// a client of each node; the first serves slots 0-8191.
+func privateCluster(t *testing.T) (string, []*exec.Cmd, []*goredis.Client) {
 	t.Helper()
 	clusterURL(t) // the cluster suite is wanted, so redis-server is there
 	bin, err := exec.LookPath("redis-server")
@@ -234,7 +235,7 @@ func privateCluster(t *testing.T) (string, []*exec.Cmd) {
 		}
 		return true
 	})
-	return fmt.Sprintf("redis://127.0.0.1:%d?addr=127.0.0.1:%d", ports[0], ports[1]), cmds
+	return fmt.Sprintf("redis://127.0.0.1:%d?addr=127.0.0.1:%d", ports[0], ports[1]), cmds, nodes
 }
 
 // freeClusterPort returns a port free now whose cluster bus port (+10000)
@@ -276,7 +277,7 @@ func waitUntil(t *testing.T, what string, ok func() bool) {
 // has marked it failed; nothing panics, and all recovers once it is back,
 // without a new client.
 func TestCluster_NodeDown(t *testing.T) {
-	url, cmds := privateCluster(t)
+	url, cmds, _ := privateCluster(t)
 	c, err := redis.DialCluster(t.Context(), url)
 	if err != nil {
 		t.Fatal(err)
@@ -348,5 +349,94 @@ func TestCluster_NodeDown(t *testing.T) {
 		if v, err := e.Get(ctx, k); err != nil || string(v) != "v" {
 			t.Errorf("Get %s after recovery: got %q, %v", k, v, err)
 		}
+	}
+}
+
+// TestCluster_Resharding: a slot moves from one master to the other while
+// the store is in use. During the migration the old master answers ASK for
+// keys it no longer holds, afterwards MOVED; go-redis follows both, so
+// every value stays readable and writable and nothing is lost.
+func TestCluster_Resharding(t *testing.T) {
+	url, _, nodes := privateCluster(t)
+	c, err := redis.DialCluster(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx := t.Context()
+	// A hash tag in the prefix puts every key in one slot; find one the
+	// first master serves.
+	var prefix string
+	var slot int64
+	for i := 0; ; i++ {
+		prefix = fmt.Sprintf("mv:{%d}:", i)
+		if slot, err = c.(*goredis.ClusterClient).ClusterKeySlot(ctx, prefix+"k").Result(); err != nil {
+			t.Fatal(err)
+		}
+		if slot < 8192 {
+			break
+		}
+	}
+	e := redis.New(c, prefix)
+	for i := range 10 {
+		if err := e.Set(ctx, fmt.Sprint("k", i), []byte("v"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.Incr(ctx, "n", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	id := func(n *goredis.Client) string {
+		v, err := n.Do(ctx, "cluster", "myid").Text()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	from, to := nodes[0], nodes[1]
+	fromID, toID := id(from), id(to)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(to.Do(ctx, "cluster", "setslot", slot, "importing", fromID).Err())
+	must(from.Do(ctx, "cluster", "setslot", slot, "migrating", toID).Err())
+	// Move half the keys: the others are still on the old master, the
+	// moved ones and new ones are reached through ASK.
+	host, port, _ := net.SplitHostPort(to.Options().Addr)
+	for i := range 5 {
+		must(from.Do(ctx, "migrate", host, port, prefix+fmt.Sprint("k", i), 0, 5000).Err())
+	}
+	for i := range 10 {
+		if v, err := e.Get(ctx, fmt.Sprint("k", i)); err != nil || string(v) != "v" {
+			t.Errorf("Get k%d during the migration: got %q, %v, want v", i, v, err)
+		}
+	}
+	if err := e.Create(ctx, "new", []byte("w"), time.Minute); err != nil {
+		t.Errorf("Create during the migration: %v", err)
+	}
+	for i := 5; i < 10; i++ {
+		must(from.Do(ctx, "migrate", host, port, prefix+fmt.Sprint("k", i), 0, 5000).Err())
+	}
+	must(from.Do(ctx, "migrate", host, port, prefix+"n", 0, 5000).Err())
+	for _, n := range nodes {
+		must(n.Do(ctx, "cluster", "setslot", slot, "node", toID).Err())
+	}
+	// The client's slot map still names the old master: MOVED.
+	for i := range 10 {
+		if v, err := e.Take(ctx, fmt.Sprint("k", i)); err != nil || string(v) != "v" {
+			t.Errorf("Take k%d after the move: got %q, %v, want v", i, v, err)
+		}
+	}
+	if v, err := e.Get(ctx, "new"); err != nil || string(v) != "w" {
+		t.Errorf("Get of the key created during the migration: got %q, %v, want w", v, err)
+	}
+	if n, err := e.Incr(ctx, "n", time.Minute); err != nil || n != 2 {
+		t.Errorf("Incr after the move: got %d, %v, want 2", n, err)
+	}
+	if keys, err := to.Keys(ctx, prefix+"*").Result(); err != nil || len(keys) != 2 {
+		t.Errorf("keys on the new master: got %v, %v, want the counter and the new key", keys, err)
 	}
 }
