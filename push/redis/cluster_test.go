@@ -118,7 +118,7 @@ func TestHub_Cluster_WakesAcrossShards(t *testing.T) {
 		}
 		total += len(where[addr])
 		node := goredis.NewClient(&goredis.Options{Addr: addr})
-		defer node.Close()
+		t.Cleanup(func() { node.Close() })
 		for _, ch := range where[addr] {
 			subs, err := node.PubSubShardNumSub(t.Context(), ch).Result()
 			if err != nil {
