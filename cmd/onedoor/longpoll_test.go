@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -198,11 +199,23 @@ func runLongPoll(t *testing.T, e *testEnv) {
 
 // TestLongPoll_TwoReplicas: the login is decided on replica A (where the
 // app posts) while the browser's long poll waits on replica B; the Redis
-// wake-up reaches B well within the wait. Plain and sharded Pub/Sub.
+// wake-up reaches B well within the wait. Plain and sharded Pub/Sub on one
+// Redis node, and a three-master Redis Cluster (--redis-cluster), where
+// every Redis key and channel of the flow lives on its slot's master.
 func TestLongPoll_TwoReplicas(t *testing.T) {
-	for _, sharded := range []bool{false, true} {
-		t.Run("sharded="+strconv.FormatBool(sharded), func(t *testing.T) {
+	for _, mode := range []string{"plain", "sharded", "cluster"} {
+		t.Run(mode, func(t *testing.T) {
 			dsn, redisURL := scaleBackends(t)
+			sharded, cluster := mode == "sharded", mode == "cluster"
+			if cluster {
+				redisURL = os.Getenv("ONEDOOR_TEST_REDIS_CLUSTER_URL")
+				if redisURL == "" {
+					if os.Getenv("CI") == "true" {
+						t.Fatal("ONEDOOR_TEST_REDIS_CLUSTER_URL is not set; CI must run the Redis Cluster suite")
+					}
+					t.Skip("ONEDOOR_TEST_REDIS_CLUSTER_URL is not set")
+				}
+			}
 			key := sharedMasterKey(t)
 			issuerPort := freePort(t)
 			prefix := "test-" + randomHex(4) + ":"
@@ -210,7 +223,7 @@ func TestLongPoll_TwoReplicas(t *testing.T) {
 				return func(c *Config) {
 					c.PostgresDSN, c.RedisURL, c.MasterKeyFile, c.RedisPrefix = dsn, redisURL, key, prefix
 					c.IDPAddr, c.Issuer = addr, "http://127.0.0.1:"+strconv.Itoa(issuerPort)
-					c.RedisShardedPubSub = sharded
+					c.RedisShardedPubSub, c.RedisCluster = sharded, cluster
 				}
 			}
 			a := newTestMain(t, shared("127.0.0.1:"+strconv.Itoa(issuerPort)))
