@@ -9,6 +9,14 @@
 // connection is lost, the hub closes every local stream, which tells each
 // app to reconnect and catch up from the database.
 //
+// On a Redis Cluster (a *redis.ClusterClient) the hub uses sharded Pub/Sub
+// and holds one such connection per master, each subscribed to the
+// channels of that master's slots: Redis accepts an SSUBSCRIBE only from a
+// connection to the master of the channel's slot. A connection is lost,
+// and its streams closed, also when its node gives a slot away (Redis then
+// unsubscribes the slot's channels) or answers MOVED; the other masters'
+// connections and streams go on.
+//
 // What is relied on from go-redis (v9), each checked by a test or read in
 // its pubsub.go: PubSub.ReceiveTimeout returns an error when the connection
 // it reads breaks, a timeout error that leaves the connection usable when
