@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -50,7 +51,7 @@ func TestServe_RedisClusterOnPlainRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, _, stderr := cli(t, nil, "serve", "--data-dir", t.TempDir(), "--idp-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0",
+	code, _, stderr := cli(t, nil, "serve", "--data-dir", t.TempDir(), "--idp-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--api-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)),
 		"--redis-cluster", "--redis-url", "redis://"+opt.Addr)
 	if code == 0 || !strings.Contains(stderr, "cluster support disabled") {
 		t.Fatalf("serve --redis-cluster on a plain Redis: exit %d, stderr %q, want a start-up error naming the cause", code, stderr)
