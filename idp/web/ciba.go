@@ -156,6 +156,10 @@ type cibaRecord struct {
 	Ping bool `json:"ping,omitempty"`
 }
 
+// CIBAPingSID is the delivery-queue SID of the ping of a request: the
+// auth_req_id's hash, which is what the queue is searched by.
+func CIBAPingSID(authReqID string) string { return idp.CIBAPingKey(hashHex(authReqID)) }
+
 func cibaKey(authReqID string) string     { return "web:ciba:" + hashHex(authReqID) }
 func cibaPollKey(authReqID string) string { return "web:ciba:poll:" + hashHex(authReqID) }
 func cibaDoneKey(authReqID string) string { return "web:ciba:done:" + hashHex(authReqID) }
@@ -201,7 +205,14 @@ func (s *Server) bcAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, sc := range req.Scopes {
-		if sc == ScopeOffline || sc == idp.ScopeAgency || sc == ScopeRepresentation {
+		if sc == ScopeOffline && !slices.Contains(client.GrantTypes, "refresh_token") {
+			// As the code flow, offline_access yields a refresh token only
+			// to a client registered for the refresh_token grant; CIBA says
+			// so rather than ignore it.
+			s.bcError(w, fosite.ErrInvalidScope.WithHint("offline_access needs a client registered for the refresh_token grant."))
+			return
+		}
+		if sc == idp.ScopeAgency || sc == ScopeRepresentation {
 			// Representation is chosen in the app during a browser login;
 			// a clerk's backchannel request cannot carry the choice.
 			s.bcError(w, fosite.ErrInvalidScope.WithHintf("The scope %q is not granted by CIBA.", sc))
@@ -252,7 +263,7 @@ func (s *Server) bcAuthorize(w http.ResponseWriter, r *http.Request) {
 		// replica still pings.
 		rec.Ping = true
 		if err := s.cfg.Pings.EnqueueDelivery(ctx, &idp.Delivery{
-			Kind: idp.DeliveryCIBAPing, ClientID: client.ID, SID: idp.CIBAPingKey(hashHex(id)),
+			Kind: idp.DeliveryCIBAPing, ClientID: client.ID, SID: CIBAPingSID(id),
 			Payload: id, Secret: req.NotificationToken, ExpiresAt: &expires, State: idp.DeliveryHeld, NextAttemptAt: expires,
 		}); err != nil {
 			s.bcError(w, err)
@@ -522,7 +533,7 @@ func (s *Server) cibaDecided(ctx context.Context, loginID string) {
 	if json.Unmarshal(b, &rec) != nil || !rec.Ping || s.cfg.Pings == nil {
 		return
 	}
-	err = s.cfg.Pings.ReleaseDelivery(ctx, rec.ClientID, idp.CIBAPingKey(hashHex(string(idb))), s.cfg.Now())
+	err = s.cfg.Pings.ReleaseDelivery(ctx, rec.ClientID, CIBAPingSID(string(idb)), s.cfg.Now())
 	if err != nil {
 		s.log.Warn("ciba ping not queued", "client_id", rec.ClientID, "err", err.Error())
 		return
