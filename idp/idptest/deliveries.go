@@ -8,7 +8,7 @@ import (
 	"github.com/onedoor/onedoor/idp"
 )
 
-// RunDeliveryMigrationTests: a back-channel logout queued before 0017 (in
+// RunDeliveryMigrationTests checks that a back-channel logout queued before 0017 (in
 // idp_logout_deliveries) is, after it, a backchannel_logout delivery of the
 // one queue, claimed and recorded as before; and a final delivery keeps no
 // secret.
