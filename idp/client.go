@@ -90,8 +90,9 @@ func (c *Client) Validate() error {
 		}
 	}
 	code := slices.Contains(c.GrantTypes, "authorization_code")
-	if slices.Contains(c.GrantTypes, "refresh_token") && !code {
-		add("refresh_token requires authorization_code")
+	if slices.Contains(c.GrantTypes, "refresh_token") && !code && !slices.Contains(c.GrantTypes, GrantTypeCIBA) {
+		// A refresh token comes from a code or a CIBA approval.
+		add("refresh_token requires authorization_code or %s", GrantTypeCIBA)
 	}
 	if code && len(c.RedirectURIs) == 0 {
 		add("authorization_code requires at least one redirect URI")

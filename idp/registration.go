@@ -120,6 +120,11 @@ func ReviewChanges(prev, next *Client) []string {
 	if prev.AuthMethod != next.AuthMethod {
 		out = append(out, "token_endpoint_auth_method")
 	}
+	// The IdP posts to a notification endpoint: a new one is reviewed as a
+	// new redirect URI is.
+	if next.BackchannelClientNotificationEndpoint != "" && next.BackchannelClientNotificationEndpoint != prev.BackchannelClientNotificationEndpoint {
+		out = append(out, "backchannel_client_notification_endpoint "+next.BackchannelClientNotificationEndpoint)
+	}
 	if prev.Profile != "" && next.Profile != prev.Profile {
 		// Leaving a security profile loosens every rule it held.
 		out = append(out, "onedoor_profile")
@@ -161,8 +166,13 @@ func (c *Client) Narrow(scopes, claims []string) error {
 // approve --digest` must repeat it, so that an agency's PUT between the
 // operator's look and the approval is never approved unseen.
 func ReviewDigest(c *Client) string {
-	b, _ := json.Marshal([]any{c.ID, c.Name, c.RedirectURIs, c.PostLogoutRedirectURIs, c.GrantTypes, c.Scopes, c.Claims,
-		c.AuthMethod, c.JWKS, c.JWKSURI, c.PARRequired, c.IDTokenAlg, c.Agency, c.Purposes, c.Profile}) // plain values: cannot fail
+	v := []any{c.ID, c.Name, c.RedirectURIs, c.PostLogoutRedirectURIs, c.GrantTypes, c.Scopes, c.Claims,
+		c.AuthMethod, c.JWKS, c.JWKSURI, c.PARRequired, c.IDTokenAlg, c.Agency, c.Purposes, c.Profile}
+	if c.BackchannelTokenDeliveryMode != "" || c.BackchannelClientNotificationEndpoint != "" {
+		// Only for CIBA clients: every other client's digest is as before.
+		v = append(v, c.BackchannelTokenDeliveryMode, c.BackchannelClientNotificationEndpoint)
+	}
+	b, _ := json.Marshal(v) // plain values: cannot fail
 	sum := sha256.Sum256(b)
 	return base64.RawURLEncoding.EncodeToString(sum[:12])
 }

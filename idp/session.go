@@ -56,60 +56,6 @@ type SessionStore interface {
 	EndSessions(ctx context.Context, f SessionFilter, at time.Time) ([]*Session, error)
 }
 
-// Back-channel logout delivery states.
-const (
-	LogoutPending   = "pending"
-	LogoutDelivered = "delivered"
-	LogoutDead      = "dead" // every attempt failed
-)
-
-// LogoutDelivery is one back-channel logout (OIDC Back-Channel Logout 1.0)
-// owed to a client for a session.
-type LogoutDelivery struct {
-	ID            string
-	ClientID      string
-	SID           string
-	Subject       string
-	State         string
-	Attempts      int // attempts made so far
-	NextAttemptAt time.Time
-	LastStatus    int
-	LastError     string
-	CreatedAt     time.Time
-	// Filled in by ClaimLogouts from the client's current registration.
-	URI        string // empty when the client was deleted or unregistered it
-	IDTokenAlg string
-	// LeaseID identifies the claim; RecordLogout needs it.
-	LeaseID string
-}
-
-// LogoutAttempt is the outcome of one delivery attempt.
-type LogoutAttempt struct {
-	State      string     // LogoutPending (retry at Next), LogoutDelivered or LogoutDead
-	Next       *time.Time // when State is LogoutPending
-	StatusCode int
-	Error      string // no token, no URL
-	At         time.Time
-}
-
-// LogoutStore is the durable queue of back-channel logouts.
-type LogoutStore interface {
-	// ClaimLogouts claims up to n due pending deliveries for lease: no
-	// other claimer sees them until the lease passes or the attempt is
-	// recorded.
-	ClaimLogouts(ctx context.Context, n int, lease time.Duration) ([]*LogoutDelivery, error)
-	// RecordLogout records an attempt on a claimed delivery and releases
-	// the claim. ErrConflict when the lease was lost (it expired and
-	// another worker claimed the delivery).
-	RecordLogout(ctx context.Context, id, leaseID string, a LogoutAttempt) error
-	// ListLogouts returns the deliveries of a session, for operators and
-	// tests.
-	ListLogouts(ctx context.Context, sid string) ([]*LogoutDelivery, error)
-	// PendingLogouts counts the deliveries not yet final (due, leased or
-	// waiting for a retry): the queue's depth, for monitoring.
-	PendingLogouts(ctx context.Context) (int, error)
-}
-
 // SubjectRefreshRevoker revokes every refresh-token family of a citizen.
 type SubjectRefreshRevoker interface {
 	// RevokeSubjectRefreshTokens deactivates the subject's families and

@@ -462,3 +462,127 @@ func TestEIDAPI_ContractCIBA(t *testing.T) {
 	}
 	d.must(http.StatusConflict, http.MethodPost, path, d.auth(), d.approval(view, eid.DecisionApprove, []string{"name"}, ciba))
 }
+
+// TestCIBA_PingSurvivesRestart: the citizen approves, the client's
+// notification endpoint is down, the server restarts; the new server on the
+// same database sends the ping, with the client's bearer token, and the
+// client redeems the approval there.
+func TestCIBA_PingSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	sameDir := func(c *Config) { c.DataDir = dir }
+	e := startMain(t, sameDir)
+	alice := demoCitizens[0].PersonalID
+	var down sync.Mutex
+	failing := true
+	recv := newPingReceiver(t, "restart-token")
+	inner := recv.Config.Handler
+	recv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		down.Lock()
+		f := failing
+		down.Unlock()
+		if f {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	})
+	ping := e.cibaClient(idp.CIBAModePing, recv.URL+"/ciba")
+	id := ping.mustStart(alice, "Khởi động lại", "client_notification_token", "restart-token")
+	if _, err := approveCIBA(t, e.app, pendingByBinding(t, e.app, "Khởi động lại"), false); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	eventually(t, "a first, failed ping", func() bool {
+		ds, err := e.m.Store.ListDeliveries(ctx, web.CIBAPingSID(id))
+		return err == nil && len(ds) == 1 && ds[0].Attempts > 0
+	})
+	_ = e.m.Close()
+	down.Lock()
+	failing = false
+	down.Unlock()
+
+	m2 := newTestMain(t, sameDir)
+	e2 := &testEnv{t: t, m: m2, issuer: m2.Issuer}
+	eventually(t, "the ping from the restarted server", func() bool { return recv.pinged(id) })
+	ds, err := m2.Store.ListDeliveries(ctx, web.CIBAPingSID(id))
+	if err != nil || len(ds) != 1 || ds[0].State != idp.DeliveryDelivered || ds[0].Secret != "" {
+		t.Errorf("delivery after the ping: %+v %v", ds, err)
+	}
+	again := &cibaClient{e: e2, id: ping.id, secret: ping.secret}
+	time.Sleep(5200 * time.Millisecond) // the poll interval since bc-authorize
+	if st, out := again.redeem(id); st != http.StatusOK || out["access_token"] == nil {
+		t.Errorf("redeem after the restart: %d %v", st, out)
+	}
+}
+
+func (c *cibaClient) refresh(rt string) (int, map[string]any) {
+	return c.post("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+}
+
+// TestCIBA_RefreshToken: a CIBA client registered for the refresh_token
+// grant that asks offline_access gets a refresh token, which refreshes; it
+// belongs to a family bound to the approving device, so revoking that
+// device revokes it (and not another device's), and locking the account
+// revokes the rest.
+func TestCIBA_RefreshToken(t *testing.T) {
+	e := startMain(t, func(c *Config) { c.Limits = web.Limits{PromptsPerCitizen: 8} })
+	ctx := context.Background()
+	alice := demoCitizens[0].PersonalID
+	id, secret := e.client(ClientSpec{Scope: "openid profile offline_access", GrantTypes: []string{idp.GrantTypeCIBA, "refresh_token"},
+		RedirectURIs: []string{}, BackchannelTokenDeliveryMode: idp.CIBAModePoll})
+	c := &cibaClient{e: e, id: id, secret: secret}
+	noRefresh := e.cibaClient(idp.CIBAModePoll, "")
+	st, out := noRefresh.start(alice, "Quầy 7", "scope", "openid offline_access")
+	wantErr(t, "offline_access without the refresh_token grant", st, out, "invalid_scope")
+
+	second := e.enroll(alice, idp.LevelHigh)
+	idA := c.mustStart(alice, "Làm mới A", "scope", "openid profile offline_access")
+	idB := c.mustStart(alice, "Làm mới B", "scope", "openid profile offline_access")
+	idC := c.mustStart(alice, "Không làm mới")
+	if _, err := approveCIBA(t, e.app, pendingByBinding(t, e.app, "Làm mới A"), false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := approveCIBA(t, second, pendingByBinding(t, second, "Làm mới B"), false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := approveCIBA(t, e.app, pendingByBinding(t, e.app, "Không làm mới"), false); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5200 * time.Millisecond)
+	tokens := map[string]string{}
+	for name, rid := range map[string]string{"A": idA, "B": idB} {
+		st, out := c.redeem(rid)
+		rt, _ := out["refresh_token"].(string)
+		if st != http.StatusOK || rt == "" || out["id_token"] == nil {
+			t.Fatalf("CIBA token response %s: %d %v, want a refresh token", name, st, out)
+		}
+		tokens[name] = rt
+	}
+	if st, out := c.redeem(idC); st != http.StatusOK || out["refresh_token"] != nil {
+		t.Errorf("without offline_access: %d %v, want no refresh token", st, out)
+	}
+	// Refresh works and rotates.
+	st, out = c.refresh(tokens["A"])
+	if st != http.StatusOK || out["access_token"] == nil || out["refresh_token"] == nil || out["refresh_token"] == tokens["A"] {
+		t.Fatalf("refresh: %d %v", st, out)
+	}
+	tokens["A"] = out["refresh_token"].(string)
+	// Revoking the device that approved B revokes B's refresh token only.
+	if err := e.app.RevokeDevice(ctx, second.Enrollment().DeviceID); err != nil {
+		t.Fatal(err)
+	}
+	st, out = c.refresh(tokens["B"])
+	wantErr(t, "refresh after its device was revoked", st, out, "invalid_grant")
+	st, out = c.refresh(tokens["A"])
+	if st != http.StatusOK || out["refresh_token"] == nil {
+		t.Fatalf("refresh of another device's family: %d %v", st, out)
+	}
+	tokens["A"] = out["refresh_token"].(string)
+	// citizen lock: nothing refreshes any more.
+	if _, err := e.m.LockCitizen(ctx, e.citizenID(t, alice)); err != nil {
+		t.Fatal(err)
+	}
+	st, out = c.refresh(tokens["A"])
+	wantErr(t, "refresh after citizen lock", st, out, "invalid_grant")
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/push"
 )
 
@@ -91,7 +92,7 @@ func (im *idpMetrics) PasskeyCloneSuspected() { im.passkeyClones.Inc() }
 func (im *idpMetrics) PromptSuppressed()      { im.suppressedPush.Inc() }
 
 // registerIDPMetrics registers the IdP's counters and gauges: the login
-// status requests held open (?wait=) and the back-channel logout queue.
+// status requests held open (?wait=) and the delivery queue, by kind.
 func (m *Main) registerIDPMetrics(reg *prometheus.Registry) {
 	im := m.idpMetrics
 	if im == nil {
@@ -108,18 +109,25 @@ func (m *Main) registerIDPMetrics(reg *prometheus.Registry) {
 		}
 		return float64(m.Web.Waiting())
 	}))
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "onedoor_backchannel_logout_queue_depth",
-		Help: "Back-channel logout deliveries not yet final (due, being sent, or waiting for a retry), across every replica.",
-	}, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		n, err := m.Store.PendingLogouts(ctx)
-		if err != nil {
-			return -1 // an unreadable queue is an alert of its own
-		}
-		return float64(n)
-	}))
+	// One durable queue, one gauge per kind of delivery.
+	for _, g := range []struct{ name, help, kind string }{
+		{"onedoor_backchannel_logout_queue_depth",
+			"Back-channel logout deliveries not yet final (due, being sent, or waiting for a retry), across every replica.",
+			idp.DeliveryBackchannelLogout},
+		{"onedoor_ciba_ping_queue_depth",
+			"CIBA ping callbacks not yet final (waiting for the citizen, due, being sent, or waiting for a retry), across every replica.",
+			idp.DeliveryCIBAPing},
+	} {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: g.name, Help: g.help}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			n, err := m.Store.PendingDeliveries(ctx, g.kind)
+			if err != nil {
+				return -1 // an unreadable queue is an alert of its own
+			}
+			return float64(n)
+		}))
+	}
 }
 
 // knownReasons are the documented error codes of FCM HTTP v1 and APNs,

@@ -98,8 +98,8 @@ type Main struct {
 	Catalog *search.Cache
 	// Webhooks delivers agency events to their endpoints.
 	Webhooks *webhook.Worker
-	// Sessions ends single sign-on sessions; Logouts delivers their
-	// back-channel logouts (sessions.go).
+	// Sessions ends single sign-on sessions; Logouts delivers the IdP's
+	// durable queue: their back-channel logouts and CIBA pings (sessions.go).
 	Sessions *sso.Service
 	Logouts  *sso.Worker
 	// PushStore holds installations, preferences and the outbox; the
@@ -427,7 +427,11 @@ func (m *Main) Run(ctx context.Context) error {
 	m.DPoP = dpop.New(dpop.Config{NonceKey: keyset.DeriveKey(m.master, purposeDPoP), Now: m.Now}, m.Eph)
 	m.idpMetrics = newIDPMetrics()
 	m.Web = web.New(web.Config{
-		Observer:     m.idpMetrics,
+		Observer: m.idpMetrics,
+		// CIBA pings ride on the durable delivery queue the back-channel
+		// logouts use; this replica's worker is woken when one is due.
+		Pings:        m.Store,
+		OnPingQueued: m.Logouts.Notify,
 		DPoP:         m.DPoP,
 		DPoPNonce:    c.DPoPNonce,
 		Passkeys:     passkeys,

@@ -10,19 +10,20 @@ import (
 )
 
 // newSessions builds the session service over the served ephemeral store
-// and the back-channel logout worker. Every replica runs a worker; they
-// share the durable queue, each claiming rows under a lease.
+// and the worker of the IdP's durable delivery queue (back-channel logouts
+// and CIBA pings). Every replica runs a worker; they share the queue, each
+// claiming rows under a lease.
 func (m *Main) newSessions() {
 	m.Sessions = sso.New(m.Store, m.Eph, m.Now)
 	m.Logouts = &sso.Worker{Store: m.Store, Keys: m.Keys, Issuer: m.Issuer, Now: m.Now, Logger: m.Logger}
 	m.Sessions.SetNotify(m.Logouts.Notify)
 }
 
-// runLogouts delivers back-channel logouts until ctx ends.
+// runLogouts delivers back-channel logouts and CIBA pings until ctx ends.
 func (m *Main) runLogouts(ctx context.Context) {
 	defer m.wg.Done()
 	if err := m.Logouts.Run(ctx); err != nil {
-		m.Logger.Error("back-channel logout worker stopped", "err", err)
+		m.Logger.Error("delivery worker stopped", "err", err)
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 type SessionBackend interface {
 	idp.Store
 	idp.SessionStore
-	idp.LogoutStore
+	idp.DeliveryStore
 	idp.SubjectRefreshRevoker
 }
 
@@ -35,6 +35,8 @@ func RunSessionTests(t *testing.T, newPair func(t *testing.T) (a, b SessionBacke
 		{"ClaimLeaseRecord", testLogoutClaimLease},
 		{"TwoReplicasNeverClaimOneRow", testLogoutTwoReplicas},
 		{"ClientBackchannelFields", testClientBackchannel},
+		{"CIBAPingHeldReleasedClaimed", testCIBAPingQueue},
+		{"CIBAPingExpires", testCIBAPingExpires},
 		{"RevokeSubjectRefreshTokens", testRevokeSubjectRefresh},
 	}
 	for _, tt := range tests {
@@ -121,9 +123,9 @@ func testSessionsEndQueues(t *testing.T, s, _ SessionBackend) {
 		t.Fatalf("ended = %+v", ended)
 	}
 	equal(t, ended[0].Clients, []string{"rp-bcl", "rp-deleted", "rp-plain"}, "clients of the ended session")
-	ds, err := s.ListLogouts(ctx, "s1")
+	ds, err := s.ListDeliveries(ctx, "s1")
 	mustNil(t, err, "list logouts")
-	if len(ds) != 1 || ds[0].ClientID != "rp-bcl" || ds[0].Subject != "cit-a" || ds[0].State != idp.LogoutPending ||
+	if len(ds) != 1 || ds[0].ClientID != "rp-bcl" || ds[0].Subject != "cit-a" || ds[0].State != idp.DeliveryPending ||
 		ds[0].URI != "https://rp-bcl.example/bcl" || ds[0].IDTokenAlg != "ES256" {
 		t.Fatalf("logouts = %+v, want one pending for rp-bcl", ds)
 	}
@@ -133,7 +135,7 @@ func testSessionsEndQueues(t *testing.T, s, _ SessionBackend) {
 	if len(again) != 0 {
 		t.Errorf("second end ended %v", sids(again))
 	}
-	ds, _ = s.ListLogouts(ctx, "s1")
+	ds, _ = s.ListDeliveries(ctx, "s1")
 	if len(ds) != 1 {
 		t.Errorf("after a second end: %d deliveries, want 1", len(ds))
 	}
@@ -202,7 +204,7 @@ func testSessionsConcurrentEnd(t *testing.T, a, b SessionBackend) {
 	if total != 1 {
 		t.Errorf("8 concurrent ends ended %d sessions, want 1", total)
 	}
-	ds, err := a.ListLogouts(ctx, "s1")
+	ds, err := a.ListDeliveries(ctx, "s1")
 	mustNil(t, err, "list")
 	if len(ds) != 1 {
 		t.Errorf("%d deliveries, want 1", len(ds))
@@ -223,52 +225,52 @@ func testLogoutClaimLease(t *testing.T, s, _ SessionBackend) {
 	ctx := t.Context()
 	bclClient(t, s, "rp-bcl", "http://127.0.0.1:9/bcl")
 	endedWithLogout(t, s, "s1", "rp-bcl")
-	ds, err := s.ClaimLogouts(ctx, 10, time.Minute)
+	ds, err := s.ClaimDeliveries(ctx, 10, time.Minute)
 	mustNil(t, err, "claim")
 	if len(ds) != 1 || ds[0].LeaseID == "" || ds[0].Attempts != 0 {
 		t.Fatalf("claimed %+v, want one with a lease", ds)
 	}
 	// Claimed: hidden from the next claim.
-	again, err := s.ClaimLogouts(ctx, 10, time.Minute)
+	again, err := s.ClaimDeliveries(ctx, 10, time.Minute)
 	mustNil(t, err, "claim again")
 	if len(again) != 0 {
 		t.Fatalf("claimed a leased delivery again")
 	}
-	mustBe(t, s.RecordLogout(ctx, ds[0].ID, "not-the-lease", idp.LogoutAttempt{State: idp.LogoutDelivered, At: time.Now()}), idp.ErrConflict, "record without the lease")
+	mustBe(t, s.RecordDelivery(ctx, ds[0].ID, "not-the-lease", idp.DeliveryAttempt{State: idp.DeliveryDelivered, At: time.Now()}), idp.ErrConflict, "record without the lease")
 	next := time.Now().Add(-time.Second) // due at once
-	mustNil(t, s.RecordLogout(ctx, ds[0].ID, ds[0].LeaseID, idp.LogoutAttempt{State: idp.LogoutPending, Next: &next, StatusCode: 500,
+	mustNil(t, s.RecordDelivery(ctx, ds[0].ID, ds[0].LeaseID, idp.DeliveryAttempt{State: idp.DeliveryPending, Next: &next, StatusCode: 500,
 		Error: "status 500", At: time.Now()}), "record a failure")
-	mustBe(t, s.RecordLogout(ctx, ds[0].ID, ds[0].LeaseID, idp.LogoutAttempt{State: idp.LogoutDelivered, At: time.Now()}), idp.ErrConflict, "record twice under one lease")
-	ds2, err := s.ClaimLogouts(ctx, 10, time.Minute)
+	mustBe(t, s.RecordDelivery(ctx, ds[0].ID, ds[0].LeaseID, idp.DeliveryAttempt{State: idp.DeliveryDelivered, At: time.Now()}), idp.ErrConflict, "record twice under one lease")
+	ds2, err := s.ClaimDeliveries(ctx, 10, time.Minute)
 	mustNil(t, err, "claim the retry")
 	if len(ds2) != 1 || ds2[0].Attempts != 1 || ds2[0].LastStatus != 500 || ds2[0].LeaseID == ds[0].LeaseID {
 		t.Fatalf("retry claimed %+v", ds2)
 	}
-	mustNil(t, s.RecordLogout(ctx, ds2[0].ID, ds2[0].LeaseID, idp.LogoutAttempt{State: idp.LogoutDelivered, StatusCode: 204, At: time.Now()}), "record success")
-	list, err := s.ListLogouts(ctx, "s1")
+	mustNil(t, s.RecordDelivery(ctx, ds2[0].ID, ds2[0].LeaseID, idp.DeliveryAttempt{State: idp.DeliveryDelivered, StatusCode: 204, At: time.Now()}), "record success")
+	list, err := s.ListDeliveries(ctx, "s1")
 	mustNil(t, err, "list")
-	if list[0].State != idp.LogoutDelivered || list[0].Attempts != 2 {
+	if list[0].State != idp.DeliveryDelivered || list[0].Attempts != 2 {
 		t.Errorf("after success: %+v", list[0])
 	}
-	none, err := s.ClaimLogouts(ctx, 10, time.Minute)
+	none, err := s.ClaimDeliveries(ctx, 10, time.Minute)
 	mustNil(t, err, "claim after success")
 	if len(none) != 0 {
 		t.Errorf("a delivered logout was claimed again")
 	}
 	// A lapsed lease makes the delivery claimable again.
 	endedWithLogout(t, s, "s2", "rp-bcl")
-	short, err := s.ClaimLogouts(ctx, 10, time.Millisecond)
+	short, err := s.ClaimDeliveries(ctx, 10, time.Millisecond)
 	mustNil(t, err, "claim s2")
 	if len(short) != 1 {
 		t.Fatalf("claimed %d, want s2's", len(short))
 	}
 	time.Sleep(20 * time.Millisecond)
-	lapsed, err := s.ClaimLogouts(ctx, 10, time.Minute)
+	lapsed, err := s.ClaimDeliveries(ctx, 10, time.Minute)
 	mustNil(t, err, "claim after the lease lapsed")
 	if len(lapsed) != 1 {
 		t.Fatalf("after the lease lapsed: claimed %d, want 1", len(lapsed))
 	}
-	mustBe(t, s.RecordLogout(ctx, short[0].ID, short[0].LeaseID, idp.LogoutAttempt{State: idp.LogoutDelivered, At: time.Now()}), idp.ErrConflict, "record under a lapsed lease")
+	mustBe(t, s.RecordDelivery(ctx, short[0].ID, short[0].LeaseID, idp.DeliveryAttempt{State: idp.DeliveryDelivered, At: time.Now()}), idp.ErrConflict, "record under a lapsed lease")
 }
 
 func testLogoutTwoReplicas(t *testing.T, a, b SessionBackend) {
@@ -288,7 +290,7 @@ func testLogoutTwoReplicas(t *testing.T, a, b SessionBackend) {
 		}
 		wg.Go(func() {
 			for range 10 {
-				ds, err := s.ClaimLogouts(ctx, 3, time.Minute)
+				ds, err := s.ClaimDeliveries(ctx, 3, time.Minute)
 				if err != nil {
 					t.Errorf("claim: %v", err)
 					return
@@ -372,4 +374,143 @@ func testRevokeSubjectRefresh(t *testing.T, s, _ SessionBackend) {
 	ids, err = s.RevokeSubjectRefreshTokens(ctx, "cit-a")
 	mustNil(t, err, "revoke again")
 	equal(t, ids, []string{"req-0", "req-1"}, "grants named by a second revocation")
+}
+
+func pingClient(t *testing.T, s SessionBackend, id, endpoint string) {
+	t.Helper()
+	mustNil(t, s.CreateClient(t.Context(), &idp.Client{ID: id, Name: id, GrantTypes: []string{idp.GrantTypeCIBA}, Scopes: []string{"openid"},
+		AuthMethod: idp.AuthSecretBasic, SecretHash: []byte{1}, IDTokenAlg: "ES256",
+		BackchannelTokenDeliveryMode: idp.CIBAModePing, BackchannelClientNotificationEndpoint: endpoint}), "create ping client "+id)
+}
+
+func newPing(client, authReqID string, expires time.Time) *idp.Delivery {
+	return &idp.Delivery{Kind: idp.DeliveryCIBAPing, ClientID: client, SID: idp.CIBAPingKey("h-" + authReqID), Payload: authReqID,
+		Secret: "notify-" + authReqID, ExpiresAt: &expires, State: idp.DeliveryHeld, NextAttemptAt: expires}
+}
+
+// testCIBAPingQueue: a CIBA ping rides on the same queue as back-channel
+// logouts: held (not claimable) until released, once per request, claimed
+// with its secret and the client's current notification endpoint, listed
+// without its secret.
+func testCIBAPingQueue(t *testing.T, s, b SessionBackend) {
+	ctx := t.Context()
+	pingClient(t, s, "counter", "https://counter.example/ciba")
+	bclClient(t, s, "rp-bcl", "https://rp.example/bcl")
+	expires := time.Now().Add(time.Minute)
+	p := newPing("counter", "req-1", expires)
+	mustNil(t, s.EnqueueDelivery(ctx, p), "enqueue held ping")
+	if p.ID == "" {
+		t.Error("enqueue filled in no id")
+	}
+	mustBe(t, b.EnqueueDelivery(ctx, newPing("counter", "req-1", expires)), idp.ErrConflict, "the same request's ping twice")
+	bad := newPing("counter", "req-2", expires)
+	bad.Kind = "webhook"
+	mustBe(t, s.EnqueueDelivery(ctx, bad), idp.ErrInvalid, "unknown kind")
+	bad = newPing("counter", "req-3", expires)
+	bad.State = idp.DeliveryDelivered
+	mustBe(t, s.EnqueueDelivery(ctx, bad), idp.ErrInvalid, "a delivered new delivery")
+
+	ds, err := s.ClaimDeliveries(ctx, 10, time.Minute)
+	mustNil(t, err, "claim")
+	if len(ds) != 0 {
+		t.Fatalf("claimed %d held deliveries, want none", len(ds))
+	}
+	for kind, want := range map[string]int{idp.DeliveryCIBAPing: 1, idp.DeliveryBackchannelLogout: 0} {
+		n, err := s.PendingDeliveries(ctx, kind)
+		mustNil(t, err, "pending "+kind)
+		if n != want {
+			t.Errorf("pending %s: %d, want %d", kind, n, want)
+		}
+	}
+	// A logout queued beside it is claimed alone.
+	endedWithLogout(t, s, "s1", "rp-bcl")
+	ds, err = s.ClaimDeliveries(ctx, 10, time.Minute)
+	mustNil(t, err, "claim the logout")
+	if len(ds) != 1 || ds[0].Kind != idp.DeliveryBackchannelLogout || ds[0].Secret != "" || ds[0].ExpiresAt != nil {
+		t.Fatalf("claimed %+v, want the logout alone", ds)
+	}
+
+	mustBe(t, s.ReleaseDelivery(ctx, "another", p.SID, time.Now()), idp.ErrNotFound, "release another client's ping")
+	mustNil(t, s.ReleaseDelivery(ctx, "counter", p.SID, time.Now()), "release")
+	mustBe(t, b.ReleaseDelivery(ctx, "counter", p.SID, time.Now()), idp.ErrNotFound, "release twice")
+	ds, err = b.ClaimDeliveries(ctx, 10, time.Minute)
+	mustNil(t, err, "claim the ping")
+	if len(ds) != 1 {
+		t.Fatalf("claimed %d, want the ping", len(ds))
+	}
+	d := ds[0]
+	if d.Kind != idp.DeliveryCIBAPing || d.ClientID != "counter" || d.Payload != "req-1" || d.Secret != "notify-req-1" ||
+		d.URI != "https://counter.example/ciba" || d.ExpiresAt == nil || d.ExpiresAt.UnixMilli() != expires.UnixMilli() {
+		t.Errorf("claimed ping %+v", d)
+	}
+	list, err := s.ListDeliveries(ctx, p.SID)
+	mustNil(t, err, "list")
+	if len(list) != 1 || list[0].Secret != "" || list[0].Payload != "req-1" || list[0].State != idp.DeliveryPending {
+		t.Errorf("listed %+v, want the pending ping without its secret", list)
+	}
+	// A retry keeps the secret; the next claim has it again.
+	next := time.Now().Add(-time.Millisecond)
+	mustNil(t, b.RecordDelivery(ctx, d.ID, d.LeaseID, idp.DeliveryAttempt{State: idp.DeliveryPending, Next: &next, StatusCode: 503, At: time.Now()}), "record retry")
+	ds, err = s.ClaimDeliveries(ctx, 10, time.Minute)
+	mustNil(t, err, "claim the retry")
+	if len(ds) != 1 || ds[0].Secret != "notify-req-1" || ds[0].Attempts != 1 {
+		t.Fatalf("claimed retry %+v", ds)
+	}
+	mustNil(t, s.RecordDelivery(ctx, ds[0].ID, ds[0].LeaseID, idp.DeliveryAttempt{State: idp.DeliveryDelivered, StatusCode: 204, At: time.Now()}), "record delivered")
+	n, err := s.PendingDeliveries(ctx, idp.DeliveryCIBAPing)
+	mustNil(t, err, "pending pings")
+	if n != 0 {
+		t.Errorf("pending pings after delivery: %d", n)
+	}
+
+	// A client no longer in ping mode has no endpoint for its ping.
+	p2 := newPing("counter", "req-4", expires)
+	mustNil(t, s.EnqueueDelivery(ctx, p2), "enqueue")
+	if u, ok := s.(interface {
+		UpdateClient(context.Context, string, func(*idp.Client) error) error
+	}); ok {
+		mustNil(t, u.UpdateClient(ctx, "counter", func(c *idp.Client) error {
+			c.BackchannelTokenDeliveryMode, c.BackchannelClientNotificationEndpoint = idp.CIBAModePoll, ""
+			return nil
+		}), "switch to poll")
+		mustNil(t, s.ReleaseDelivery(ctx, "counter", p2.SID, time.Now()), "release")
+		ds, err = s.ClaimDeliveries(ctx, 10, time.Minute)
+		mustNil(t, err, "claim")
+		if len(ds) != 1 || ds[0].URI != "" {
+			t.Errorf("claimed %+v, want the ping without an endpoint", ds)
+		}
+	}
+}
+
+// testCIBAPingExpires: a ping past its request's expiry is not released,
+// and garbage collection gives it up with its secret.
+func testCIBAPingExpires(t *testing.T, s, _ SessionBackend) {
+	ctx := t.Context()
+	pingClient(t, s, "counter", "https://counter.example/ciba")
+	for _, id := range []string{"held", "released"} {
+		mustNil(t, s.EnqueueDelivery(ctx, newPing("counter", id, time.Now().Add(300*time.Millisecond))), "enqueue "+id)
+	}
+	mustNil(t, s.ReleaseDelivery(ctx, "counter", idp.CIBAPingKey("h-released"), time.Now()), "release (no worker claims it)")
+	time.Sleep(400 * time.Millisecond)
+	mustBe(t, s.ReleaseDelivery(ctx, "counter", idp.CIBAPingKey("h-held"), time.Now()), idp.ErrNotFound, "release after expiry")
+	gc, ok := s.(interface {
+		GarbageCollect(context.Context, time.Time) (int64, error)
+	})
+	if !ok {
+		return
+	}
+	_, err := gc.GarbageCollect(ctx, time.Now())
+	mustNil(t, err, "garbage collect")
+	n, err := s.PendingDeliveries(ctx, idp.DeliveryCIBAPing)
+	mustNil(t, err, "pending")
+	if n != 0 {
+		t.Errorf("%d expired pings still pending after garbage collection", n)
+	}
+	for _, id := range []string{"held", "released"} {
+		list, err := s.ListDeliveries(ctx, idp.CIBAPingKey("h-"+id))
+		mustNil(t, err, "list")
+		if len(list) != 1 || list[0].State != idp.DeliveryDead {
+			t.Errorf("%s ping after expiry: %+v, want dead", id, list)
+		}
+	}
 }

@@ -34,16 +34,26 @@ var (
 
 // cibaGrantHandler serves grant_type=urn:openid:params:grant-type:ciba: an
 // access token and an ID token for the citizen who approved the request in
-// the eID app, minted as the code flow mints them. No refresh token: a
-// counter's or call centre's login is for the call (bc-authorize refuses
-// offline_access).
+// the eID app, minted as the code flow mints them; and a refresh token under
+// the code flow's rule: the client is registered for the refresh_token grant
+// and was granted offline_access. The refresh token starts a family like a
+// code's, bound to the approving device and the consent, so revoking either
+// (or locking the account) revokes it.
 type cibaGrantHandler struct {
 	resolver CIBAResolver
 	lifespan time.Duration
 	idTokens openid.OpenIDConnectTokenStrategy
 	idLife   time.Duration
 	*oauth2.HandleHelper
-	now func() time.Time
+	refreshes   oauth2.RefreshTokenStrategy
+	refreshSave oauth2.RefreshTokenStorage
+	refreshLife time.Duration
+	now         func() time.Time
+}
+
+// issuesRefresh is fosite's canIssueRefreshToken for the code flow.
+func issuesRefresh(r fosite.Requester) bool {
+	return r.GetGrantedScopes().Has("offline_access") && r.GetClient().GetGrantTypes().Has("refresh_token")
 }
 
 var _ fosite.TokenEndpointHandler = (*cibaGrantHandler)(nil)
@@ -75,7 +85,11 @@ func (h *cibaGrantHandler) HandleTokenEndpointRequest(ctx context.Context, r fos
 	if err := h.resolver.RedeemCIBA(ctx, r, id); err != nil {
 		return err
 	}
-	r.GetSession().SetExpiresAt(fosite.AccessToken, h.now().UTC().Add(h.lifespan))
+	now := h.now().UTC()
+	r.GetSession().SetExpiresAt(fosite.AccessToken, now.Add(h.lifespan))
+	if issuesRefresh(r) && h.refreshLife > 0 {
+		r.GetSession().SetExpiresAt(fosite.RefreshToken, now.Add(h.refreshLife).Round(time.Second))
+	}
 	return nil
 }
 
@@ -83,7 +97,19 @@ func (h *cibaGrantHandler) PopulateTokenEndpointResponse(ctx context.Context, r 
 	if !h.CanHandleTokenEndpointRequest(ctx, r) {
 		return fosite.ErrUnknownRequest
 	}
-	return issueWithIDToken(ctx, h.HandleHelper, h.idTokens, h.lifespan, h.idLife, r, resp)
+	accessSig, err := issueWithIDToken(ctx, h.HandleHelper, h.idTokens, h.lifespan, h.idLife, r, resp)
+	if err != nil || !issuesRefresh(r) || h.refreshes == nil {
+		return err
+	}
+	refresh, refreshSig, err := h.refreshes.GenerateRefreshToken(ctx, r)
+	if err != nil {
+		return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+	}
+	if err := h.refreshSave.CreateRefreshTokenSession(ctx, refreshSig, accessSig, r.Sanitize([]string{})); err != nil {
+		return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+	}
+	resp.SetExtra("refresh_token", refresh)
+	return nil
 }
 
 // SetCIBAResolver lets the web layer, built after the provider, serve the

@@ -130,7 +130,8 @@ func (h *deviceGrantHandler) PopulateTokenEndpointResponse(ctx context.Context, 
 	if !h.CanHandleTokenEndpointRequest(ctx, r) {
 		return fosite.ErrUnknownRequest
 	}
-	return issueWithIDToken(ctx, h.HandleHelper, h.idTokens, h.lifespan, h.idLife, r, resp)
+	_, err := issueWithIDToken(ctx, h.HandleHelper, h.idTokens, h.lifespan, h.idLife, r, resp)
+	return err
 }
 
 // issueWithIDToken answers a grant whose citizen was authenticated outside
@@ -138,13 +139,16 @@ func (h *deviceGrantHandler) PopulateTokenEndpointResponse(ctx context.Context, 
 // token and, with openid, an ID token generated from the grant alone. None
 // of the authorization-request parameters fosite's strategy would read from
 // the form (nonce, prompt, max_age, id_token_hint) belong to such a grant.
+// It returns the access token's signature, which a refresh token issued
+// beside it names.
 func issueWithIDToken(ctx context.Context, hh *oauth2.HandleHelper, idTokens openid.OpenIDConnectTokenStrategy,
-	lifespan, idLife time.Duration, r fosite.AccessRequester, resp fosite.AccessResponder) error {
-	if _, err := hh.IssueAccessToken(ctx, lifespan, r, resp); err != nil {
-		return err
+	lifespan, idLife time.Duration, r fosite.AccessRequester, resp fosite.AccessResponder) (string, error) {
+	sig, err := hh.IssueAccessToken(ctx, lifespan, r, resp)
+	if err != nil {
+		return "", err
 	}
 	if !r.GetGrantedScopes().Has("openid") {
-		return nil
+		return sig, nil
 	}
 	idr := &fosite.Request{
 		ID:             r.GetID(),
@@ -157,8 +161,8 @@ func issueWithIDToken(ctx context.Context, hh *oauth2.HandleHelper, idTokens ope
 	}
 	idt, err := idTokens.GenerateIDToken(ctx, idLife, idr)
 	if err != nil {
-		return err
+		return "", err
 	}
 	resp.SetExtra("id_token", idt)
-	return nil
+	return sig, nil
 }

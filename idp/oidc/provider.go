@@ -215,6 +215,9 @@ func New(cfg Config, store Store, eph idp.Ephemeral, keys accesstoken.Keys) *Pro
 		idTokens:     strat,
 		idLife:       cfg.IDTokenLifespan,
 		HandleHelper: &oauth2.HandleHelper{AccessTokenStrategy: strat, AccessTokenStorage: storage, Config: conf},
+		refreshes:    strat,
+		refreshSave:  storage,
+		refreshLife:  fc.GetRefreshTokenLifespan(context.Background()),
 		now:          cfg.Now,
 	}
 	fc.TokenEndpointHandlers.Append(ciba)

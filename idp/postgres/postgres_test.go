@@ -226,3 +226,11 @@ func TestMigrateClientRegistration(t *testing.T) {
 		return db, postgres.New(db)
 	})
 }
+
+func TestMigrateDeliveries(t *testing.T) {
+	dsn(t)
+	idptest.RunDeliveryMigrationTests(t, func(t *testing.T) (*sql.DB, idptest.StepMigrator) {
+		db := openDB(t, schemaDSN(t))
+		return db, postgres.New(db)
+	})
+}

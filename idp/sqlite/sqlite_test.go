@@ -187,3 +187,9 @@ func TestMigrateClientRegistration(t *testing.T) {
 		return openAt(t, filepath.Join(t.TempDir(), "idp.db"), false)
 	})
 }
+
+func TestMigrateDeliveries(t *testing.T) {
+	idptest.RunDeliveryMigrationTests(t, func(t *testing.T) (*sql.DB, idptest.StepMigrator) {
+		return openAt(t, filepath.Join(t.TempDir(), "idp.db"), false)
+	})
+}

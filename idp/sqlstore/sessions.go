@@ -14,7 +14,7 @@ import (
 
 var (
 	_ idp.SessionStore          = (*Store)(nil)
-	_ idp.LogoutStore           = (*Store)(nil)
+	_ idp.DeliveryStore         = (*Store)(nil)
 	_ idp.SubjectRefreshRevoker = (*Store)(nil)
 )
 
@@ -162,7 +162,7 @@ func (s *Store) EndSessions(ctx context.Context, f idp.SessionFilter, at time.Ti
 			return err
 		}
 		for _, ss := range out {
-			if _, err := q.ExecContext(ctx, `INSERT INTO idp_logout_deliveries (id, client_id, sid, subject, state, next_attempt_at, created_at, updated_at)
+			if _, err := q.ExecContext(ctx, `INSERT INTO idp_deliveries (id, client_id, sid, subject, state, next_attempt_at, created_at, updated_at)
 				SELECT CAST($1 AS TEXT) || c.id, c.id, $2, $3, 'pending', $4, $4, $4 FROM idp_sso_session_clients sc
 				JOIN idp_clients c ON c.id = sc.client_id
 				WHERE sc.sid = $2 AND c.backchannel_logout_uri <> ''
@@ -186,46 +186,103 @@ func newLogoutID() string {
 	return fmt.Sprintf("bcl_%x", b)
 }
 
-const logoutColumns = `d.id, d.client_id, d.sid, d.subject, d.state, d.attempts, d.next_attempt_at, d.last_status, d.last_error, d.created_at,
-	COALESCE((SELECT c.backchannel_logout_uri FROM idp_clients c WHERE c.id = d.client_id), ''),
+// deliveryColumns: the URI is the client's current registration, by kind
+// (a ping's only while the client is in ping mode).
+const deliveryColumns = `d.id, d.kind, d.client_id, d.sid, d.subject, d.payload, d.secret, d.expires_at, d.state, d.attempts,
+	d.next_attempt_at, d.last_status, d.last_error, d.created_at,
+	COALESCE((SELECT CASE WHEN d.kind = 'ciba_ping' THEN
+		CASE WHEN c.backchannel_token_delivery_mode = 'ping' THEN c.backchannel_client_notification_endpoint ELSE '' END
+		ELSE c.backchannel_logout_uri END FROM idp_clients c WHERE c.id = d.client_id), ''),
 	COALESCE((SELECT c.id_token_alg FROM idp_clients c WHERE c.id = d.client_id), ''), d.lease_id`
 
-func queryLogouts(ctx context.Context, q querier, op, query string, args ...any) ([]*idp.LogoutDelivery, error) {
+func queryDeliveries(ctx context.Context, q querier, op, query string, args ...any) ([]*idp.Delivery, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, dbErr(op, err)
 	}
 	defer rows.Close()
-	var out []*idp.LogoutDelivery
+	var out []*idp.Delivery
 	for rows.Next() {
 		var (
-			d             idp.LogoutDelivery
-			next, created int64
+			d                      idp.Delivery
+			expires, next, created int64
 		)
-		if err := rows.Scan(&d.ID, &d.ClientID, &d.SID, &d.Subject, &d.State, &d.Attempts, &next, &d.LastStatus, &d.LastError,
-			&created, &d.URI, &d.IDTokenAlg, &d.LeaseID); err != nil {
+		if err := rows.Scan(&d.ID, &d.Kind, &d.ClientID, &d.SID, &d.Subject, &d.Payload, &d.Secret, &expires, &d.State, &d.Attempts,
+			&next, &d.LastStatus, &d.LastError, &created, &d.URI, &d.IDTokenAlg, &d.LeaseID); err != nil {
 			return nil, dbErr(op, err)
 		}
 		d.NextAttemptAt, d.CreatedAt = fromMS(next), fromMS(created)
+		if expires > 0 {
+			t := fromMS(expires)
+			d.ExpiresAt = &t
+		}
 		out = append(out, &d)
 	}
 	return out, dbErr(op, rows.Err())
 }
 
-// ClaimLogouts claims up to n due pending deliveries, oldest due first. On
-// PostgreSQL the candidates are locked and rows other claimers hold are
+// EnqueueDelivery queues a delivery, held or pending.
+func (s *Store) EnqueueDelivery(ctx context.Context, d *idp.Delivery) error {
+	const op = "enqueue delivery"
+	if d.Kind != idp.DeliveryCIBAPing && d.Kind != idp.DeliveryBackchannelLogout {
+		return fmt.Errorf("%s: unknown kind %q: %w", op, d.Kind, idp.ErrInvalid)
+	}
+	if d.State != idp.DeliveryHeld && d.State != idp.DeliveryPending {
+		return fmt.Errorf("%s: a new delivery is held or pending: %w", op, idp.ErrInvalid)
+	}
+	if d.ClientID == "" || d.SID == "" {
+		return fmt.Errorf("%s: client and sid are required: %w", op, idp.ErrInvalid)
+	}
+	expires := int64(0)
+	if d.ExpiresAt != nil {
+		expires = ms(*d.ExpiresAt)
+	}
+	d.ID = newLogoutID()
+	now := ms(s.now())
+	done, err := s.writeTurn(ctx)
+	if err != nil {
+		return dbErr(op, err)
+	}
+	defer done()
+	_, err = s.db.ExecContext(ctx, `INSERT INTO idp_deliveries (id, kind, client_id, sid, subject, payload, secret, expires_at, state,
+		next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)`,
+		d.ID, d.Kind, d.ClientID, d.SID, d.Subject, d.Payload, d.Secret, expires, d.State, ms(d.NextAttemptAt), now)
+	return dbErr(op, err)
+}
+
+// ReleaseDelivery makes a held delivery due.
+func (s *Store) ReleaseDelivery(ctx context.Context, clientID, sid string, at time.Time) error {
+	const op = "release delivery"
+	done, err := s.writeTurn(ctx)
+	if err != nil {
+		return dbErr(op, err)
+	}
+	defer done()
+	res, err := s.db.ExecContext(ctx, `UPDATE idp_deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1
+		WHERE client_id = $2 AND sid = $3 AND state = 'held' AND (expires_at = 0 OR expires_at > $1)`, ms(at), clientID, sid)
+	if err != nil {
+		return dbErr(op, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return fmt.Errorf("%s: no held delivery: %w", op, idp.ErrNotFound)
+	}
+	return nil
+}
+
+// ClaimDeliveries claims up to n due pending deliveries, oldest due first.
+// On PostgreSQL the candidates are locked and rows other claimers hold are
 // skipped, so replicas split the work; SQLite's write transaction excludes
 // other claimers.
-func (s *Store) ClaimLogouts(ctx context.Context, n int, lease time.Duration) ([]*idp.LogoutDelivery, error) {
-	const op = "claim logouts"
+func (s *Store) ClaimDeliveries(ctx context.Context, n int, lease time.Duration) ([]*idp.Delivery, error) {
+	const op = "claim deliveries"
 	if n < 1 || lease < time.Millisecond {
 		return nil, fmt.Errorf("%s: n and lease must be positive: %w", op, idp.ErrInvalid)
 	}
-	var out []*idp.LogoutDelivery
+	var out []*idp.Delivery
 	err := s.inTx(ctx, op, func(q querier) error {
 		now := ms(s.now())
 		var err error
-		out, err = queryLogouts(ctx, q, op, `SELECT `+logoutColumns+` FROM idp_logout_deliveries d
+		out, err = queryDeliveries(ctx, q, op, `SELECT `+deliveryColumns+` FROM idp_deliveries d
 			WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND d.lease_until <= $1
 			ORDER BY d.next_attempt_at, d.id LIMIT $2`+s.skipLocked(), now, n)
 		if err != nil {
@@ -233,7 +290,7 @@ func (s *Store) ClaimLogouts(ctx context.Context, n int, lease time.Duration) ([
 		}
 		for _, d := range out {
 			d.LeaseID = newLogoutID()
-			if _, err := q.ExecContext(ctx, `UPDATE idp_logout_deliveries SET lease_until = $1, lease_id = $2 WHERE id = $3`,
+			if _, err := q.ExecContext(ctx, `UPDATE idp_deliveries SET lease_until = $1, lease_id = $2 WHERE id = $3`,
 				now+lease.Milliseconds(), d.LeaseID, d.ID); err != nil {
 				return dbErr(op, err)
 			}
@@ -246,15 +303,16 @@ func (s *Store) ClaimLogouts(ctx context.Context, n int, lease time.Duration) ([
 	return out, nil
 }
 
-// RecordLogout records an attempt made under the lease and releases it.
-func (s *Store) RecordLogout(ctx context.Context, id, leaseID string, a idp.LogoutAttempt) error {
-	const op = "record logout"
+// RecordDelivery records an attempt made under the lease and releases it; a
+// final state blanks the secret.
+func (s *Store) RecordDelivery(ctx context.Context, id, leaseID string, a idp.DeliveryAttempt) error {
+	const op = "record delivery"
 	switch a.State {
-	case idp.LogoutPending:
+	case idp.DeliveryPending:
 		if a.Next == nil {
 			return fmt.Errorf("%s: a pending delivery needs its next attempt time: %w", op, idp.ErrInvalid)
 		}
-	case idp.LogoutDelivered, idp.LogoutDead:
+	case idp.DeliveryDelivered, idp.DeliveryDead:
 	default:
 		return fmt.Errorf("%s: unknown state: %w", op, idp.ErrInvalid)
 	}
@@ -271,8 +329,9 @@ func (s *Store) RecordLogout(ctx context.Context, id, leaseID string, a idp.Logo
 		return dbErr(op, err)
 	}
 	defer done()
-	res, err := s.db.ExecContext(ctx, `UPDATE idp_logout_deliveries SET state = $1, attempts = attempts + 1, next_attempt_at = $2,
-		lease_until = 0, lease_id = '', last_status = $3, last_error = $4, updated_at = $5
+	res, err := s.db.ExecContext(ctx, `UPDATE idp_deliveries SET state = $1, attempts = attempts + 1, next_attempt_at = $2,
+		lease_until = 0, lease_id = '', last_status = $3, last_error = $4, updated_at = $5,
+		secret = CASE WHEN $1 = 'pending' THEN secret ELSE '' END
 		WHERE id = $6 AND lease_id = $7 AND state = 'pending'`,
 		a.State, next, a.StatusCode, strings.ToValidUTF8(errText, ""), ms(a.At), id, leaseID)
 	if err != nil {
@@ -284,21 +343,20 @@ func (s *Store) RecordLogout(ctx context.Context, id, leaseID string, a idp.Logo
 	return nil
 }
 
-// ListLogouts returns a session's deliveries.
-func (s *Store) ListLogouts(ctx context.Context, sid string) ([]*idp.LogoutDelivery, error) {
-	out, err := queryLogouts(ctx, s.db, "list logouts", `SELECT `+logoutColumns+` FROM idp_logout_deliveries d WHERE d.sid = $1 ORDER BY d.client_id`, sid)
+// ListDeliveries returns the deliveries for a SID, without secrets.
+func (s *Store) ListDeliveries(ctx context.Context, sid string) ([]*idp.Delivery, error) {
+	out, err := queryDeliveries(ctx, s.db, "list deliveries", `SELECT `+deliveryColumns+` FROM idp_deliveries d WHERE d.sid = $1 ORDER BY d.client_id`, sid)
 	for _, d := range out {
-		d.LeaseID = ""
+		d.LeaseID, d.Secret = "", ""
 	}
 	return out, err
 }
 
-// PendingLogouts counts the pending deliveries (the partial index on
-// pending rows serves it).
-func (s *Store) PendingLogouts(ctx context.Context) (int, error) {
+// PendingDeliveries counts a kind's deliveries not yet final.
+func (s *Store) PendingDeliveries(ctx context.Context, kind string) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM idp_logout_deliveries WHERE state = 'pending'`).Scan(&n)
-	return n, dbErr("count pending logouts", err)
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM idp_deliveries WHERE state IN ('held', 'pending') AND kind = $1`, kind).Scan(&n)
+	return n, dbErr("count pending deliveries", err)
 }
 
 // RevokeSubjectRefreshTokens deactivates the subject's families and returns
@@ -343,7 +401,14 @@ func (s *Store) deleteEndedSessions(ctx context.Context, now time.Time) error {
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM idp_sso_sessions WHERE expires_at < $1`, ms(now)); err != nil {
 		return dbErr(op, err)
 	}
-	_, err := s.db.ExecContext(ctx, `DELETE FROM idp_logout_deliveries WHERE state <> 'pending' AND updated_at < $1`,
+	// A delivery past its expiry is given up with its secret, whether its
+	// worker saw it or (a held ping never answered) not; a leased one is
+	// left to its worker.
+	if _, err := s.db.ExecContext(ctx, `UPDATE idp_deliveries SET state = 'dead', secret = '', last_error = 'expired', updated_at = $1
+		WHERE state IN ('held', 'pending') AND expires_at > 0 AND expires_at <= $1 AND lease_until <= $1`, ms(now)); err != nil {
+		return dbErr(op, err)
+	}
+	_, err := s.db.ExecContext(ctx, `DELETE FROM idp_deliveries WHERE state NOT IN ('held', 'pending') AND updated_at < $1`,
 		ms(now.Add(-30*24*time.Hour)))
 	return dbErr(op, err)
 }

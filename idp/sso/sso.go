@@ -2,8 +2,9 @@
 // the durable session index (idp.SessionStore) and the ephemeral entries the
 // browsers' cookies find are ended together, and every client a session
 // logged in to that registered a back-channel logout URI receives an OIDC
-// Back-Channel Logout 1.0 logout token, delivered by Worker from a durable
-// queue with retries.
+// Back-Channel Logout 1.0 logout token, delivered by Worker from the IdP's
+// one durable delivery queue (idp.DeliveryStore) with retries. The same
+// worker sends the queue's CIBA pings.
 package sso
 
 import (

@@ -1,11 +1,13 @@
 package sso
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -47,10 +49,13 @@ type Keys interface {
 	SigningKey(ctx context.Context, alg string) (*keyset.Key, error)
 }
 
-// Worker delivers queued back-channel logouts until its context ends.
-// Replicas share the queue: each claims its own rows under a lease.
+// Worker delivers the IdP's durable queue (idp.DeliveryStore) until its
+// context ends: back-channel logout tokens and CIBA pings. Replicas share
+// the queue: each claims its own rows under a lease. A failed attempt is
+// retried after exponential backoff with full jitter, or the receiver's
+// Retry-After when longer, until MaxAttempts or the delivery's expiry.
 type Worker struct {
-	Store  idp.LogoutStore
+	Store  idp.DeliveryStore
 	Keys   Keys
 	Issuer string
 	// HTTPClient sends the logout tokens; nil means a client with
@@ -123,7 +128,7 @@ func (w *Worker) Notify() {
 // Run delivers until ctx ends, then waits for the attempts in flight.
 func (w *Worker) Run(ctx context.Context) error {
 	if w.Store == nil || w.Keys == nil || w.Issuer == "" {
-		return errors.New("back-channel logout worker needs a store, keys and the issuer")
+		return errors.New("delivery worker needs a store, keys and the issuer")
 	}
 	w.init()
 	lease := max(time.Minute, 3*w.RequestTimeout)
@@ -131,13 +136,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer poll.Stop()
 	failing := false
 	for {
-		ds, err := w.Store.ClaimLogouts(ctx, w.Concurrency, lease)
+		ds, err := w.Store.ClaimDeliveries(ctx, w.Concurrency, lease)
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
-			w.Logger.Warn("back-channel logout claim", "err", err.Error())
+			w.Logger.Warn("delivery claim", "err", err.Error())
 			failing = true
 		case err == nil && failing:
-			w.Logger.Info("back-channel logout claim recovered")
+			w.Logger.Info("delivery claim recovered")
 			failing = false
 		}
 		var wg sync.WaitGroup
@@ -160,69 +165,125 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // Deliver makes one attempt at a claimed delivery and records it.
-func (w *Worker) Deliver(ctx context.Context, d *idp.LogoutDelivery) {
+func (w *Worker) Deliver(ctx context.Context, d *idp.Delivery) {
 	w.init()
-	log := w.Logger.With("delivery", d.ID, "client_id", d.ClientID)
+	log := w.Logger.With("delivery", d.ID, "kind", d.Kind, "client_id", d.ClientID)
 	n := d.Attempts + 1
-	a := idp.LogoutAttempt{At: w.Now().UTC()}
-	if d.URI == "" || idp.ValidBackchannelLogoutURI(d.URI) != nil {
-		// Deleted client, or one that no longer registers a URI: nothing
-		// will ever accept this logout.
-		a.State, a.Error = idp.LogoutDead, "the client has no valid back-channel logout URI"
+	now := w.Now()
+	a := idp.DeliveryAttempt{At: now.UTC()}
+	if d.ExpiresAt != nil && !now.Before(*d.ExpiresAt) {
+		// A ping after its request expired would only send the client
+		// to an expired_token.
+		// No attempt now: the last one's outcome stays on record.
+		a.State, a.StatusCode, a.Error = idp.DeliveryDead, d.LastStatus, "expired before it was delivered"
+		if d.LastError != "" {
+			a.Error += "; last " + d.LastError
+		}
 		w.record(ctx, log, d, a)
 		return
 	}
-	tok, err := LogoutToken(ctx, w.Keys, w.Issuer, d, w.Now(), w.TokenLifetime)
-	if err != nil {
-		// Ours, not the client's: no attempt counted; the lease lapses.
-		log.Error("back-channel logout token", "err", err.Error())
+	if d.URI == "" || idp.ValidBackchannelLogoutURI(d.URI) != nil {
+		// Deleted client, or one that no longer registers a URI (or, for
+		// a ping, is no longer in ping mode): nothing will ever accept it.
+		a.State, a.Error = idp.DeliveryDead, "the client has no valid URI for this delivery"
+		w.record(ctx, log, d, a)
 		return
 	}
 	rctx, cancel := context.WithTimeout(ctx, w.RequestTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, d.URI, strings.NewReader(url.Values{"logout_token": {tok}}.Encode()))
-	if err != nil {
-		a.State, a.Error = idp.LogoutDead, "the back-channel logout URI is not valid"
+	req, err := w.request(rctx, d)
+	if errors.Is(err, errUnknownKind) {
+		a.State, a.Error = idp.DeliveryDead, "unknown delivery kind"
 		w.record(ctx, log, d, a)
 		return
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Cache-Control", "no-store")
+	if err != nil {
+		// Ours, not the client's: no attempt counted; the lease lapses.
+		log.Error("delivery request", "err", err.Error())
+		return
+	}
 	res, err := w.client.Do(req) // #nosec G704 -- the operator-registered URI, redirects refused
+	var retryAfter time.Duration
 	if err == nil {
 		_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 		res.Body.Close()
 		a.StatusCode = res.StatusCode
+		retryAfter = backoff.RetryAfter(res.Header.Get("Retry-After"), w.Now(), BackoffCap)
 	} else {
 		a.Error = describe(err)
 	}
+	if a.Error == "" && err == nil {
+		a.Error = "status " + strconv.Itoa(a.StatusCode)
+	}
+	next := w.Now().Add(max(w.Backoff(n), retryAfter)).UTC()
 	switch {
-	case err == nil && (res.StatusCode == http.StatusOK || res.StatusCode == http.StatusNoContent):
-		a.State = idp.LogoutDelivered
+	case err == nil && delivered(d.Kind, res.StatusCode):
+		a.State, a.Error = idp.DeliveryDelivered, ""
 	case n >= w.MaxAttempts:
-		a.State = idp.LogoutDead
-		if a.Error == "" {
-			a.Error = "status " + strconv.Itoa(a.StatusCode)
-		}
-		log.Warn("back-channel logout undeliverable", "attempts", n, "status", a.StatusCode, "error", a.Error)
+		a.State = idp.DeliveryDead
+		log.Warn("delivery undeliverable", "attempts", n, "status", a.StatusCode, "error", a.Error)
+	case d.ExpiresAt != nil && !next.Before(*d.ExpiresAt):
+		a.State, a.Error = idp.DeliveryDead, "expired before it was delivered; last "+a.Error
+		log.Warn("delivery undeliverable before it expired", "attempts", n, "status", a.StatusCode)
 	default:
-		if a.Error == "" {
-			a.Error = "status " + strconv.Itoa(a.StatusCode)
-		}
-		next := w.Now().Add(w.Backoff(n)).UTC()
-		a.State, a.Next = idp.LogoutPending, &next
+		a.State, a.Next = idp.DeliveryPending, &next
 	}
 	w.record(ctx, log, d, a)
 }
 
-func (w *Worker) record(ctx context.Context, log *slog.Logger, d *idp.LogoutDelivery, a idp.LogoutAttempt) {
+var errUnknownKind = errors.New("unknown delivery kind")
+
+// request builds the HTTP request of a delivery of its kind.
+func (w *Worker) request(ctx context.Context, d *idp.Delivery) (*http.Request, error) {
+	switch d.Kind {
+	case idp.DeliveryBackchannelLogout, "":
+		tok, err := LogoutToken(ctx, w.Keys, w.Issuer, d, w.Now(), w.TokenLifetime)
+		if err != nil {
+			return nil, err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URI, strings.NewReader(url.Values{"logout_token": {tok}}.Encode()))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Cache-Control", "no-store")
+		return req, nil
+	case idp.DeliveryCIBAPing:
+		// CIBA Core 1.0 section 10.2: the auth_req_id, with the bearer
+		// token the client sent in its request.
+		body, err := json.Marshal(map[string]string{"auth_req_id": d.Payload})
+		if err != nil {
+			return nil, err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URI, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+d.Secret)
+		return req, nil
+	}
+	return nil, errUnknownKind
+}
+
+// delivered says whether a status acknowledges a delivery: 200 or 204 for a
+// logout (Back-Channel Logout 1.0 section 2.8), any 2xx for a ping (CIBA
+// Core 1.0 section 10.2 expects 204).
+func delivered(kind string, status int) bool {
+	if kind == idp.DeliveryCIBAPing {
+		return status >= 200 && status < 300
+	}
+	return status == http.StatusOK || status == http.StatusNoContent
+}
+
+func (w *Worker) record(ctx context.Context, log *slog.Logger, d *idp.Delivery, a idp.DeliveryAttempt) {
 	ctx, cancel := context.WithTimeout(ctx, w.RequestTimeout)
 	defer cancel()
-	if err := w.Store.RecordLogout(ctx, d.ID, d.LeaseID, a); err != nil {
-		log.Warn("back-channel logout record", "err", err.Error())
+	if err := w.Store.RecordDelivery(ctx, d.ID, d.LeaseID, a); err != nil {
+		log.Warn("delivery record", "err", err.Error())
 		return
 	}
-	log.Info("back-channel logout attempt", "state", a.State, "status", a.StatusCode)
+	log.Info("delivery attempt", "state", a.State, "status", a.StatusCode)
 }
 
 // describe says why no response came, without the URL (url.Error repeats
@@ -246,7 +307,7 @@ func describe(err error) string {
 // registered for its ID tokens (OIDC Back-Channel Logout 1.0 section 2.4):
 // iss, aud, iat, exp, jti, sub, sid and the back-channel logout event; never
 // a nonce.
-func LogoutToken(ctx context.Context, keys Keys, issuer string, d *idp.LogoutDelivery, now time.Time, lifetime time.Duration) (string, error) {
+func LogoutToken(ctx context.Context, keys Keys, issuer string, d *idp.Delivery, now time.Time, lifetime time.Duration) (string, error) {
 	alg := d.IDTokenAlg
 	if alg != "RS256" {
 		alg = "ES256"

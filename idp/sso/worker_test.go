@@ -250,11 +250,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func state(t *testing.T, s *sqlstore.Store, sid string) *idp.LogoutDelivery {
+func state(t *testing.T, s *sqlstore.Store, sid string) *idp.Delivery {
 	t.Helper()
-	ds, err := s.ListLogouts(t.Context(), sid)
+	ds, err := s.ListDeliveries(t.Context(), sid)
 	if err != nil || len(ds) != 1 {
-		t.Fatalf("ListLogouts(%s) = %v, %v; want one", sid, ds, err)
+		t.Fatalf("ListDeliveries(%s) = %v, %v; want one", sid, ds, err)
 	}
 	return ds[0]
 }
@@ -273,7 +273,7 @@ func TestWorker_DeliversVerifiableLogoutToken(t *testing.T) {
 			runWorker(t, w)
 			sid := "sid-" + alg
 			endSession(t, svc, sid, rp.clientID)
-			waitFor(t, "delivery", func() bool { return state(t, s, sid).State == idp.LogoutDelivered })
+			waitFor(t, "delivery", func() bool { return state(t, s, sid).State == idp.DeliveryDelivered })
 			rp.mu.Lock()
 			if len(rp.bad) > 0 || len(rp.sids) != 1 || rp.sids[0] != sid {
 				t.Errorf("%s: RP saw sids %v, problems %v; want exactly %s", alg, rp.sids, rp.bad, sid)
@@ -297,7 +297,7 @@ func TestWorker_RetriesAfter500ThenDelivers(t *testing.T) {
 		w := &sso.Worker{Store: s, Keys: km, Issuer: issuer, PollInterval: 20 * time.Millisecond, Backoff: noBackoff}
 		runWorker(t, w)
 		endSession(t, sso.New(s, s, nil), "s1", "rp")
-		waitFor(t, "delivery", func() bool { return state(t, s, "s1").State == idp.LogoutDelivered })
+		waitFor(t, "delivery", func() bool { return state(t, s, "s1").State == idp.DeliveryDelivered })
 		if d := state(t, s, "s1"); d.Attempts != 2 || rp.attempts() != 2 {
 			t.Errorf("attempts recorded %d, RP saw %d; want 2 and 2", d.Attempts, rp.attempts())
 		}
@@ -312,13 +312,13 @@ func TestWorker_DeadAfterMaxAttempts(t *testing.T) {
 		createClient(t, s, "rp", rp.srv.URL+"/bcl", "ES256")
 		endSession(t, sso.New(s, s, nil), "s1", "rp")
 		// The queue's depth counts it until it is final.
-		if n, err := s.PendingLogouts(t.Context()); err != nil || n != 1 {
+		if n, err := s.PendingDeliveries(t.Context(), idp.DeliveryBackchannelLogout); err != nil || n != 1 {
 			t.Fatalf("pending logouts before the worker runs: %d, %v; want 1", n, err)
 		}
 		w := &sso.Worker{Store: s, Keys: km, Issuer: issuer, PollInterval: 20 * time.Millisecond, Backoff: noBackoff, MaxAttempts: 3}
 		runWorker(t, w)
-		waitFor(t, "dead", func() bool { return state(t, s, "s1").State == idp.LogoutDead })
-		if n, err := s.PendingLogouts(t.Context()); err != nil || n != 0 {
+		waitFor(t, "dead", func() bool { return state(t, s, "s1").State == idp.DeliveryDead })
+		if n, err := s.PendingDeliveries(t.Context(), idp.DeliveryBackchannelLogout); err != nil || n != 0 {
 			t.Errorf("pending logouts once dead: %d, %v; want 0", n, err)
 		}
 		time.Sleep(100 * time.Millisecond) // nothing more is sent
@@ -347,7 +347,7 @@ func TestWorker_RefusesRedirects(t *testing.T) {
 		w := &sso.Worker{Store: s, Keys: km, Issuer: issuer, PollInterval: 20 * time.Millisecond, Backoff: noBackoff, MaxAttempts: 2}
 		runWorker(t, w)
 		endSession(t, sso.New(s, s, nil), "s1", "rp")
-		waitFor(t, "dead", func() bool { return state(t, s, "s1").State == idp.LogoutDead })
+		waitFor(t, "dead", func() bool { return state(t, s, "s1").State == idp.DeliveryDead })
 		hit.Lock()
 		defer hit.Unlock()
 		if reached {
@@ -369,7 +369,7 @@ func TestWorker_DeletedClientIsDead(t *testing.T) {
 		}
 		w := &sso.Worker{Store: s, Keys: km, Issuer: issuer, PollInterval: 20 * time.Millisecond}
 		runWorker(t, w)
-		waitFor(t, "dead", func() bool { return state(t, s, "s1").State == idp.LogoutDead })
+		waitFor(t, "dead", func() bool { return state(t, s, "s1").State == idp.DeliveryDead })
 	})
 }
 
@@ -391,7 +391,7 @@ func TestWorker_TwoReplicasDeliverOnce(t *testing.T) {
 		}
 		waitFor(t, "all deliveries", func() bool {
 			for i := range n {
-				if state(t, a, fmt.Sprintf("s%02d", i)).State != idp.LogoutDelivered {
+				if state(t, a, fmt.Sprintf("s%02d", i)).State != idp.DeliveryDelivered {
 					return false
 				}
 			}
@@ -442,7 +442,7 @@ func TestService_EndDeletesEphemeralAndQueuesOnce(t *testing.T) {
 			if _, err := s.Get(ctx, "web:session:"+sid); err == nil {
 				t.Errorf("%s's ephemeral entry survived", sid)
 			}
-			if d := state(t, s, sid); d.State != idp.LogoutPending {
+			if d := state(t, s, sid); d.State != idp.DeliveryPending {
 				t.Errorf("%s: delivery %s", sid, d.State)
 			}
 		}
@@ -458,7 +458,7 @@ func TestWorker_CrashedClaimIsRetriedAfterLease(t *testing.T) {
 		createClient(t, a, "rp", rp.srv.URL+"/bcl", "ES256")
 		endSession(t, sso.New(a, a, nil), "s1", "rp")
 		// The crashed worker's claim: never recorded.
-		if ds, err := a.ClaimLogouts(t.Context(), 10, 300*time.Millisecond); err != nil || len(ds) != 1 {
+		if ds, err := a.ClaimDeliveries(t.Context(), 10, 300*time.Millisecond); err != nil || len(ds) != 1 {
 			t.Fatalf("claim: %v %v", ds, err)
 		}
 		runWorker(t, &sso.Worker{Store: b, Keys: keys(t, b), Issuer: issuer, PollInterval: 20 * time.Millisecond})
@@ -466,7 +466,7 @@ func TestWorker_CrashedClaimIsRetriedAfterLease(t *testing.T) {
 		if rp.attempts() != 0 {
 			t.Fatal("a leased delivery was sent before its lease lapsed")
 		}
-		waitFor(t, "delivery after the lease", func() bool { return state(t, a, "s1").State == idp.LogoutDelivered })
+		waitFor(t, "delivery after the lease", func() bool { return state(t, a, "s1").State == idp.DeliveryDelivered })
 		if rp.attempts() != 1 {
 			t.Errorf("RP saw %d attempts, want 1", rp.attempts())
 		}

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -152,11 +151,14 @@ type cibaRecord struct {
 	Scopes    []string      `json:"scopes"`
 	ExpiresAt time.Time     `json:"expires_at"`
 	Interval  time.Duration `json:"interval"`
-	// Ping mode: where and with what bearer token the client is told.
-	Notify      string `json:"notify,omitempty"`
-	NotifyToken string `json:"notify_token,omitempty"`
-	AuthReqID   string `json:"auth_req_id,omitempty"` // ping mode only: the ping names it
+	// Ping mode: a ping is held in the durable delivery queue, with the
+	// client_notification_token (kept there only, until it is sent).
+	Ping bool `json:"ping,omitempty"`
 }
+
+// CIBAPingSID is the delivery-queue SID of the ping of a request: the
+// auth_req_id's hash, which is what the queue is searched by.
+func CIBAPingSID(authReqID string) string { return idp.CIBAPingKey(hashHex(authReqID)) }
 
 func cibaKey(authReqID string) string     { return "web:ciba:" + hashHex(authReqID) }
 func cibaPollKey(authReqID string) string { return "web:ciba:poll:" + hashHex(authReqID) }
@@ -203,7 +205,14 @@ func (s *Server) bcAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, sc := range req.Scopes {
-		if sc == ScopeOffline || sc == idp.ScopeAgency || sc == ScopeRepresentation {
+		if sc == ScopeOffline && !slices.Contains(client.GrantTypes, "refresh_token") {
+			// As the code flow, offline_access yields a refresh token only
+			// to a client registered for the refresh_token grant; CIBA says
+			// so rather than ignore it.
+			s.bcError(w, fosite.ErrInvalidScope.WithHint("offline_access needs a client registered for the refresh_token grant."))
+			return
+		}
+		if sc == idp.ScopeAgency || sc == ScopeRepresentation {
 			// Representation is chosen in the app during a browser login;
 			// a clerk's backchannel request cannot carry the choice.
 			s.bcError(w, fosite.ErrInvalidScope.WithHintf("The scope %q is not granted by CIBA.", sc))
@@ -214,9 +223,15 @@ func (s *Server) bcAuthorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if client.BackchannelTokenDeliveryMode == idp.CIBAModePing && req.NotificationToken == "" {
-		s.bcError(w, fosite.ErrInvalidRequest.WithHint("client_notification_token is required in ping mode."))
-		return
+	if client.BackchannelTokenDeliveryMode == idp.CIBAModePing {
+		if req.NotificationToken == "" {
+			s.bcError(w, fosite.ErrInvalidRequest.WithHint("client_notification_token is required in ping mode."))
+			return
+		}
+		if s.cfg.Pings == nil {
+			s.bcError(w, fosite.ErrUnauthorizedClient.WithHint("Ping mode is not available on this server; register the client for poll mode."))
+			return
+		}
 	}
 	target, err := s.cibaTarget(ctx, c, req)
 	if err != nil {
@@ -244,11 +259,27 @@ func (s *Server) bcAuthorize(w http.ResponseWriter, r *http.Request) {
 	id := randomToken()
 	rec := cibaRecord{ClientID: client.ID, LoginID: lr.ID, Scopes: req.Scopes, ExpiresAt: expires, Interval: cibaInterval}
 	if client.BackchannelTokenDeliveryMode == idp.CIBAModePing {
-		rec.Notify, rec.NotifyToken, rec.AuthReqID = client.BackchannelClientNotificationEndpoint, req.NotificationToken, id
+		// Held until the citizen answers, durably: a restart or another
+		// replica still pings.
+		rec.Ping = true
+		if err := s.cfg.Pings.EnqueueDelivery(ctx, &idp.Delivery{
+			Kind: idp.DeliveryCIBAPing, ClientID: client.ID, SID: CIBAPingSID(id),
+			Payload: id, Secret: req.NotificationToken, ExpiresAt: &expires, State: idp.DeliveryHeld, NextAttemptAt: expires,
+		}); err != nil {
+			s.bcError(w, err)
+			return
+		}
 	}
 	if err := s.saveCIBA(ctx, id, &rec, true); err != nil {
 		s.bcError(w, err)
 		return
+	}
+	if rec.Ping {
+		// The app lists a request from NewLogin on: an answer given before
+		// the record above was saved found no ping to release.
+		if st, _, err := s.eid.Status(ctx, lr.ID); err == nil && st != eid.StatusPending {
+			s.cibaDecided(ctx, lr.ID)
+		}
 	}
 	// A poll before the first interval is too fast as well.
 	_ = s.eph.Create(ctx, cibaPollKey(id), []byte{1}, rec.Interval)
@@ -484,50 +515,30 @@ func (s *Server) cibaSession(ctx context.Context, ar fosite.AccessRequester, rec
 	return nil
 }
 
-// cibaDecided pings a ping-mode client that the request behind the login
-// request id was decided (CIBA Core 1.0 section 10.2), in the background.
-// Best effort: a few tries within the request's lifetime, no redirects;
-// the client can always poll (a restart loses the pending pings).
+// cibaDecided makes the ping of a ping-mode client's request due once the
+// citizen answered it (CIBA Core 1.0 section 10.2): the durable delivery
+// queue sends it, retried with backoff until it is acknowledged or the
+// request expires. The caller has recorded the decision; a failure here
+// leaves the ping held (the client can still poll) and is logged.
 func (s *Server) cibaDecided(ctx context.Context, loginID string) {
 	idb, err := s.eph.Get(ctx, cibaLoginKey(loginID))
 	if err != nil {
-		return
+		return // not a CIBA request
 	}
 	b, err := s.eph.Get(ctx, cibaKey(string(idb)))
 	if err != nil {
 		return
 	}
 	var rec cibaRecord
-	if json.Unmarshal(b, &rec) != nil || rec.Notify == "" || idp.ValidBackchannelLogoutURI(rec.Notify) != nil {
+	if json.Unmarshal(b, &rec) != nil || !rec.Ping || s.cfg.Pings == nil {
 		return
 	}
-	body, _ := json.Marshal(map[string]string{"auth_req_id": rec.AuthReqID})
-	go func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		defer cancel()
-		hc := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-		for attempt := range 4 {
-			if attempt > 0 {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(time.Duration(attempt*attempt) * 2 * time.Second):
-				}
-			}
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, rec.Notify, bytes.NewReader(body))
-			if err != nil {
-				return
-			}
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Authorization", "Bearer "+rec.NotifyToken)
-			resp, err := hc.Do(req) // #nosec G704 -- the client's registered notification endpoint
-			if err == nil {
-				_ = resp.Body.Close()
-				if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-					return
-				}
-			}
-		}
-		s.log.Warn("ciba ping not delivered", "client_id", rec.ClientID)
-	}()
+	err = s.cfg.Pings.ReleaseDelivery(ctx, rec.ClientID, CIBAPingSID(string(idb)), s.cfg.Now())
+	if err != nil {
+		s.log.Warn("ciba ping not queued", "client_id", rec.ClientID, "err", err.Error())
+		return
+	}
+	if s.cfg.OnPingQueued != nil {
+		s.cfg.OnPingQueued()
+	}
 }

@@ -90,7 +90,8 @@ func bindDPoP(ar fosite.AccessRequester, proof *dpop.Proof) error {
 		// fosite copies a code's granted scopes only when it mints the
 		// tokens; /authorize grants exactly the requested scopes, which
 		// fosite has copied already.
-		refresh := gt.ExactOne("refresh_token") || (gt.ExactOne("authorization_code") && ar.GetRequestedScopes().Has(ScopeOffline))
+		refresh := gt.ExactOne("refresh_token") || (gt.ExactOne("authorization_code") && ar.GetRequestedScopes().Has(ScopeOffline)) ||
+			(gt.ExactOne(idp.GrantTypeCIBA) && ar.GetGrantedScopes().Has(ScopeOffline))
 		if refresh && ar.GetClient().IsPublic() {
 			return errInvalidDPoPProof.WithHint("A public client's refresh tokens are bound to its key: send a DPoP proof.")
 		}

@@ -80,6 +80,14 @@ type ClientMetadata struct {
 	Purposes                []consent.Purpose `json:"onedoor_purposes"`
 	Claims                  []string          `json:"onedoor_claims"`
 	Profile                 string            `json:"onedoor_profile,omitempty"`
+	// OpenID CIBA Core 1.0 section 4 (registration): poll or ping; the
+	// notification endpoint in ping mode. Signed authentication requests
+	// and user codes are not supported: their members are accepted only
+	// absent or empty (false).
+	BackchannelTokenDeliveryMode          string `json:"backchannel_token_delivery_mode,omitempty"`
+	BackchannelClientNotificationEndpoint string `json:"backchannel_client_notification_endpoint,omitempty"`
+	BackchannelAuthRequestSigningAlg      string `json:"backchannel_authentication_request_signing_alg,omitempty"`
+	BackchannelUserCodeParameter          bool   `json:"backchannel_user_code_parameter,omitempty"`
 	// ClientID is only read on a PUT, where it must name the client.
 	ClientID string `json:"-"`
 }
@@ -129,6 +137,10 @@ func ParseClientMetadata(body []byte) (*ClientMetadata, []string, error) {
 		"jwks_uri": &m.JWKSURI, "scope": &m.Scope, "post_logout_redirect_uris": &m.PostLogoutRedirectURIs,
 		"id_token_signed_response_alg": &m.IDTokenAlg, "require_pushed_authorization_requests": &m.RequirePAR,
 		memberPurposes: &m.Purposes, memberClaims: &m.Claims, memberProfile: &m.Profile, "client_id": &m.ClientID,
+		"backchannel_token_delivery_mode":                &m.BackchannelTokenDeliveryMode,
+		"backchannel_client_notification_endpoint":       &m.BackchannelClientNotificationEndpoint,
+		"backchannel_authentication_request_signing_alg": &m.BackchannelAuthRequestSigningAlg,
+		"backchannel_user_code_parameter":                &m.BackchannelUserCodeParameter,
 	}
 	var ignored []string
 	for name, raw := range members {
@@ -178,6 +190,10 @@ func (m *ClientMetadata) client(secretKey []byte, agency string, prev *idp.Clien
 		GrantTypes: m.GrantTypes, Scopes: strings.Fields(m.Scope), Claims: m.Claims, AuthMethod: m.TokenEndpointAuthMethod,
 		JWKSURI: m.JWKSURI, PARRequired: m.RequirePAR, IDTokenAlg: m.IDTokenAlg, Agency: agency, Purposes: m.Purposes,
 		Profile: m.Profile, CreatedAt: now,
+		BackchannelTokenDeliveryMode: m.BackchannelTokenDeliveryMode, BackchannelClientNotificationEndpoint: m.BackchannelClientNotificationEndpoint,
+	}
+	if err := m.checkCIBA(); err != nil {
+		return nil, "", err
 	}
 	if len(c.Claims) == 0 {
 		c.Claims = nil
@@ -232,6 +248,41 @@ func (m *ClientMetadata) client(secretKey []byte, agency string, prev *idp.Clien
 	return c, secret, nil
 }
 
+// checkCIBA refuses the CIBA metadata OneDoor does not support, each with
+// its own description (the rest is idp.Client.Validate's: a mode needs the
+// grant and the grant a mode, ping needs an endpoint, the endpoint's URL
+// rules).
+func (m *ClientMetadata) checkCIBA() error {
+	ciba := slices.Contains(m.GrantTypes, idp.GrantTypeCIBA)
+	switch m.BackchannelTokenDeliveryMode {
+	case "", idp.CIBAModePoll, idp.CIBAModePing:
+	case "push":
+		return invalidMetadata("backchannel_token_delivery_mode push is not supported: use poll or ping")
+	default:
+		return invalidMetadata("backchannel_token_delivery_mode %q is unknown: use poll or ping", truncate(m.BackchannelTokenDeliveryMode, 32))
+	}
+	switch {
+	case m.BackchannelAuthRequestSigningAlg != "":
+		return invalidMetadata("signed backchannel authentication requests are not supported: omit backchannel_authentication_request_signing_alg")
+	case m.BackchannelUserCodeParameter:
+		return invalidMetadata("backchannel_user_code_parameter is not supported: omit it or send false")
+	case ciba && m.BackchannelTokenDeliveryMode == "":
+		return invalidMetadata("the %s grant needs backchannel_token_delivery_mode: poll or ping", idp.GrantTypeCIBA)
+	case !ciba && (m.BackchannelTokenDeliveryMode != "" || m.BackchannelClientNotificationEndpoint != ""):
+		return invalidMetadata("backchannel_token_delivery_mode and backchannel_client_notification_endpoint need the %s grant", idp.GrantTypeCIBA)
+	case m.BackchannelTokenDeliveryMode == idp.CIBAModePing && m.BackchannelClientNotificationEndpoint == "":
+		return invalidMetadata("the ping delivery mode needs backchannel_client_notification_endpoint")
+	case m.BackchannelTokenDeliveryMode == idp.CIBAModePoll && m.BackchannelClientNotificationEndpoint != "":
+		return invalidMetadata("backchannel_client_notification_endpoint is only for the ping delivery mode")
+	}
+	if e := m.BackchannelClientNotificationEndpoint; e != "" {
+		if err := idp.ValidBackchannelLogoutURI(e); err != nil {
+			return invalidMetadata("backchannel_client_notification_endpoint %s", err.Error())
+		}
+	}
+	return nil
+}
+
 // registrationResponse is the client information response (RFC 7591
 // section 3.2.1, RFC 7592 section 3).
 type registrationResponse struct {
@@ -259,7 +310,8 @@ func (s *Server) registrationResponse(c *idp.Client) registrationResponse {
 		ResponseTypes: []string{}, TokenEndpointAuthMethod: c.AuthMethod, JWKSURI: c.JWKSURI,
 		Scope: strings.Join(c.Scopes, " "), PostLogoutRedirectURIs: nonNilList(c.PostLogoutRedirectURIs),
 		IDTokenAlg: c.IDTokenAlg, RequirePAR: c.PARRequired, Purposes: c.Purposes, Claims: nonNilList(c.Claims),
-		Profile: c.Profile,
+		Profile: c.Profile, BackchannelTokenDeliveryMode: c.BackchannelTokenDeliveryMode,
+		BackchannelClientNotificationEndpoint: c.BackchannelClientNotificationEndpoint,
 	}
 	if md.Purposes == nil {
 		md.Purposes = []consent.Purpose{}

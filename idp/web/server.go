@@ -39,6 +39,12 @@ type Store interface {
 	Ping(ctx context.Context) error
 }
 
+// PingQueue is what CIBA needs of the durable delivery queue.
+type PingQueue interface {
+	EnqueueDelivery(ctx context.Context, d *idp.Delivery) error
+	ReleaseDelivery(ctx context.Context, clientID, sid string, at time.Time) error
+}
+
 // Keys publishes and resolves signing keys.
 type Keys interface {
 	JWKS(ctx context.Context) ([]byte, error)
@@ -107,6 +113,11 @@ type Config struct {
 	// Registration enables agency self-registration (RFC 7591/7592) at
 	// /register; nil serves no such endpoint.
 	Registration *Registration
+	// Pings is the durable delivery queue CIBA ping callbacks ride on
+	// (idp.DeliveryStore; the delivery worker sends them) and OnPingQueued
+	// wakes this replica's worker. Nil Pings refuses ping-mode requests.
+	Pings        PingQueue
+	OnPingQueued func()
 	// Observer counts what operators watch (DPoP refusals, suspected
 	// passkey clones, suppressed prompts); nil counts nothing.
 	Observer Observer
