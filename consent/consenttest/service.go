@@ -228,14 +228,14 @@ func svcDecideAndFetch(t *testing.T, s *consent.Service, _ *jwsSigner) {
 	other := consent.Request{CitizenID: "cit_1", Actor: consent.Actor{Agency: "BHXH", ClientID: "bhxh-app"}, Channel: consent.ChannelBroker,
 		Purpose: "bao-hiem", Items: []string{"name"}}
 	b := &consent.LegalBasis{Agency: "BHXH", Purpose: "bao-hiem", Items: []string{"name", "birthdate"}, Basis: consent.BasisPublicTask, Law: "Luật BHXH 2024"}
-	if err := s.Store.PutLegalBasis(ctx, b); err != nil {
+	if err := s.Store.PutLegalBasis(ctx, b, TestChange); err != nil {
 		t.Fatal(err)
 	}
 	_, e, err = s.Fetch(ctx, reg, other)
 	if err != nil || e.Basis != consent.BasisPublicTask || e.Law != "Luật BHXH 2024" || e.ConsentID != "" {
 		t.Fatalf("fetch under a legal basis: entry %+v, %v", e, err)
 	}
-	if err := s.Store.RevokeLegalBasis(ctx, b.ID, time.Now()); err != nil {
+	if err := s.Store.RevokeLegalBasis(ctx, b.ID, TestChange); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := s.Fetch(ctx, reg, other); !errors.As(err, &refused) {
