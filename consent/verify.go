@@ -59,12 +59,12 @@ func (p *Problem) Error() string {
 
 // Report is what Verify checked, and the first problem when there is one.
 type Report struct {
-	Citizens    int64  `json:"citizens"`
-	Entries     int64  `json:"entries"`
-	Leaves      int64  `json:"leaves"`
+	Citizens int64 `json:"citizens"`
+	Entries  int64 `json:"entries"`
+	Leaves   int64 `json:"leaves"`
 	// BasisEvents and LegalBases count the legal bases' trail and rows.
-	BasisEvents int64 `json:"basis_events"`
-	LegalBases  int64 `json:"legal_bases"`
+	BasisEvents int64  `json:"basis_events"`
+	LegalBases  int64  `json:"legal_bases"`
 	Checkpoints int64  `json:"checkpoints"`
 	TreeSize    int64  `json:"tree_size"`
 	Root        string `json:"root,omitempty"` // base64, of the last checkpoint

@@ -189,7 +189,7 @@ func runConsentAPI(t *testing.T, e *testEnv) {
 	// Allowed under a legal basis an operator registered, for that agency
 	// and purpose only; an unknown citizen is then a plain 404.
 	if err := e.m.ConsentStore.PutLegalBasis(ctx, &consent.LegalBasis{ID: consent.NewID("lb"), Agency: "T-UBND-HCM", Purpose: "tax-audit",
-		Items: []string{"name", "address"}, Basis: consent.BasisLegalObligation, Law: "Luật Quản lý thuế 2019, Điều 30 (thử)", CreatedAt: time.Now()}); err != nil {
+		Items: []string{"name", "address"}, Basis: consent.BasisLegalObligation, Law: "Luật Quản lý thuế 2019, Điều 30 (thử)"}, consent.BasisChange{Operator: "op", Reason: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	lb := hcm.must(http.StatusOK, http.MethodPost, "/agency/v1/data-requests", dataRequest(pid, "tax-audit", "name", "address")).json(t)
