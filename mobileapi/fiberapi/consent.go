@@ -13,8 +13,8 @@ import (
 
 	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
-	"github.com/onedoor/onedoor/mobileapi"
 	"github.com/onedoor/onedoor/idp/problem"
+	"github.com/onedoor/onedoor/mobileapi"
 )
 
 // consentErr maps the consent area's sentinels onto the ones problems are
