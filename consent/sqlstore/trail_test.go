@@ -2,8 +2,10 @@ package sqlstore_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -157,4 +159,83 @@ func TestTrail_EntryFormTwoTamper(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestTrail_ChangesNeedOperatorAndReason: no basis changes without who
+// and why, and a failed change leaves neither the basis nor the trail
+// changed.
+func TestTrail_ChangesNeedOperatorAndReason(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			ctx := t.Context()
+			s := open(t, be.open)
+			b := &consent.LegalBasis{Agency: "BYT", Purpose: "p", Items: []string{"name"}, Basis: consent.BasisPublicTask, Law: "L"}
+			for _, c := range []consent.BasisChange{{}, {Operator: "op"}, {Reason: "why"}, {Operator: " ", Reason: "why"}, {Operator: "op", Reason: " "},
+				{Operator: "op", Reason: "x\x00"}, {Operator: strings.Repeat("o", 300), Reason: "why"}} {
+				if err := s.PutLegalBasis(ctx, b, c); !errors.Is(err, consent.ErrInvalid) {
+					t.Errorf("PutLegalBasis by %+v: %v", c, err)
+				}
+			}
+			if err := s.PutLegalBasis(ctx, b, consenttest.TestChange); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.AmendLegalBasis(ctx, b.ID, []string{"name"}, "L2", consent.BasisChange{Operator: "op"}); !errors.Is(err, consent.ErrInvalid) {
+				t.Errorf("amend without a reason: %v", err)
+			}
+			if _, err := s.AmendLegalBasis(ctx, b.ID, nil, "L2", consenttest.TestChange); !errors.Is(err, consent.ErrInvalid) {
+				t.Errorf("amend to no items: %v", err)
+			}
+			if _, err := s.AmendLegalBasis(ctx, "lb_unknown", []string{"name"}, "L2", consenttest.TestChange); !errors.Is(err, consent.ErrNotFound) {
+				t.Errorf("amend unknown: %v", err)
+			}
+			if err := s.RevokeLegalBasis(ctx, b.ID, consent.BasisChange{Reason: "why"}); !errors.Is(err, consent.ErrInvalid) {
+				t.Errorf("revoke without an operator: %v", err)
+			}
+			// A second grant for the agency and purpose fails whole: no
+			// trail event for it.
+			if err := s.PutLegalBasis(ctx, &consent.LegalBasis{Agency: "BYT", Purpose: "p", Items: []string{"name"}, Basis: consent.BasisPublicTask, Law: "L"},
+				consenttest.TestChange); !errors.Is(err, consent.ErrConflict) {
+				t.Errorf("second live basis: %v", err)
+			}
+			trail, err := s.BasisTrail(ctx, 0, 10)
+			if err != nil || len(trail) != 1 || trail[0].Operator != "op.test" || trail[0].Reason != "conformance suite" {
+				t.Fatalf("trail: %+v, %v", trail, err)
+			}
+			bs, err := s.LegalBases(ctx, "BYT", "p")
+			if err != nil || len(bs) != 1 || bs[0].Version != 1 || bs[0].Law != "L" {
+				t.Fatalf("basis: %+v, %v", bs, err)
+			}
+		})
+	}
+}
+
+// TestTrail_TwoPools: basis changes from two replicas at once form one
+// valid trail.
+func TestTrail_TwoPools(t *testing.T) {
+	a, b := twoPools(t)
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := range 20 {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			errs <- s.PutLegalBasis(ctx, &consent.LegalBasis{Agency: "BYT", Purpose: fmt.Sprint("p", i), Items: []string{"name"},
+				Basis: consent.BasisPublicTask, Law: "L"}, consenttest.TestChange)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, verifier := consenttest.Keys(t, "a")
+	r, err := consent.Verify(ctx, a, verifier)
+	if err != nil || !r.Intact() || r.BasisEvents != 20 || r.LegalBases != 20 {
+		t.Fatalf("verify: %+v, %v", r, err)
+	}
 }
