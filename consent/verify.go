@@ -37,6 +37,8 @@ func (p *Problem) Error() string {
 		b.WriteString(": legal-basis trail")
 	case p.CitizenID != "":
 		fmt.Fprintf(&b, ": citizen %s", p.CitizenID)
+	case p.BasisID != "":
+		b.WriteString(":")
 	}
 	if p.Seq != 0 {
 		fmt.Fprintf(&b, " seq %d", p.Seq)
