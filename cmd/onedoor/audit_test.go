@@ -481,5 +481,7 @@ func runBasisTrail(t *testing.T, env map[string]string) {
 	// committed it.
 	exec(`DELETE FROM consent_basis_trail WHERE seq = 3`)
 	exec(`UPDATE consent_chain_heads SET seq = 2, hash = (SELECT hash FROM consent_basis_trail WHERE seq = 2) WHERE citizen_id = $1`, consent.BasisTrailChain)
-	broken("entries were removed")
+	if p := broken("entries were removed"); p.CitizenID != consent.BasisTrailChain || p.Seq != 3 {
+		t.Errorf("removed trail event: %+v", p)
+	}
 }
