@@ -64,7 +64,7 @@ type AuditStore interface {
 	// CitizenLeaves pages one citizen's leaves with Seq > after, by Seq.
 	CitizenLeaves(ctx context.Context, citizenID string, after int64, limit int) ([]Leaf, error)
 	// Citizens pages the citizens that have entries, a chain head or
-	// leaves, in byte order after after.
+	// leaves, in byte order after after (never BasisTrailChain).
 	Citizens(ctx context.Context, after string, limit int) ([]string, error)
 	// Chain pages a citizen's entries with Seq > after, by Seq, as stored
 	// (nothing checked).
@@ -72,4 +72,9 @@ type AuditStore interface {
 	// ChainHead returns the citizen's stored chain head; ErrNotFound when
 	// none.
 	ChainHead(ctx context.Context, citizenID string) (*Head, error)
+	// BasisTrail pages the legal bases' trail with Seq > after, by Seq, as
+	// stored (nothing checked). Its head is ChainHead(BasisTrailChain).
+	BasisTrail(ctx context.Context, after int64, limit int) ([]*BasisEvent, error)
+	// AllLegalBases lists every legal basis, live or revoked, by id.
+	AllLegalBases(ctx context.Context) ([]*LegalBasis, error)
 }

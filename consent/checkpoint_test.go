@@ -87,3 +87,19 @@ func TestCheckpointKeys_Deterministic(t *testing.T) {
 		t.Fatalf("checkpoint text round trip: %d %x %v", size, root, err)
 	}
 }
+
+func TestProblem_ErrorNamesTheTrailAndBasis(t *testing.T) {
+	for _, tc := range []struct {
+		p    Problem
+		want string
+	}{
+		{Problem{CitizenID: BasisTrailChain, Seq: 2, EntryID: "lbe_1", BasisID: "lb_1", What: "x"},
+			"audit log broken: legal-basis trail seq 2 entry lbe_1 basis lb_1: x"},
+		{Problem{BasisID: "lb_1", What: "edited"}, "audit log broken: basis lb_1: edited"},
+		{Problem{CitizenID: "cit", Seq: 1, What: "y"}, "audit log broken: citizen cit seq 1: y"},
+	} {
+		if got := tc.p.Error(); got != tc.want {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
+	}
+}

@@ -128,8 +128,9 @@ func (r *Record) Covers(items []string) bool {
 }
 
 // LegalBasis lets an agency receive items about any citizen for a purpose
-// without asking, because a law says so. Only an operator registers one
-// (`onedoor agency grant-basis`).
+// without asking, because a law says so. Only an operator registers,
+// amends or revokes one (`onedoor agency grant-basis`, `amend-basis`,
+// `revoke-basis`), and each change appends a BasisEvent to the trail.
 type LegalBasis struct {
 	ID        string // "lb_…"
 	Agency    string
@@ -137,7 +138,9 @@ type LegalBasis struct {
 	Items     []string
 	Basis     Basis // BasisLegalObligation or BasisPublicTask
 	Law       string
+	Version   int64 // 1 when granted, +1 on each amendment
 	CreatedAt time.Time
+	UpdatedAt time.Time
 	RevokedAt *time.Time
 }
 
@@ -222,14 +225,21 @@ type RecordStore interface {
 	// another's; an empty citizenID matches any).
 	GetReceipt(ctx context.Context, citizenID, id string) (*Receipt, error)
 
-	// PutLegalBasis registers a basis; ErrConflict when the agency already
-	// has a live basis for the purpose (revoke it first).
-	PutLegalBasis(ctx context.Context, b *LegalBasis) error
+	// PutLegalBasis registers a basis at version 1 and appends its
+	// "granted" event to the trail, in one transaction; ErrConflict when the
+	// agency already has a live basis for the purpose (amend or revoke it).
+	// c.Operator and c.Reason are required.
+	PutLegalBasis(ctx context.Context, b *LegalBasis, c BasisChange) error
+	// AmendLegalBasis replaces a live basis's items and law, increments its
+	// Version and appends the "amended" event, in one transaction, and
+	// returns the basis as stored; ErrNotFound when unknown or revoked.
+	AmendLegalBasis(ctx context.Context, id string, items []string, law string, c BasisChange) (*LegalBasis, error)
 	// LegalBases lists an agency's live bases for a purpose ("" = every
 	// purpose).
 	LegalBases(ctx context.Context, agency, purpose string) ([]*LegalBasis, error)
-	// RevokeLegalBasis ends a basis; ErrNotFound when unknown or revoked.
-	RevokeLegalBasis(ctx context.Context, id string, at time.Time) error
+	// RevokeLegalBasis ends a basis and appends the "revoked" event, in one
+	// transaction; ErrNotFound when unknown or revoked.
+	RevokeLegalBasis(ctx context.Context, id string, c BasisChange) error
 }
 
 // Store is everything the durable backend provides for consent.

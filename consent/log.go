@@ -50,6 +50,19 @@ type OnBehalf struct {
 	MandateID string `json:"mandate,omitempty"`
 }
 
+// Names are how the recipient was named when an entry was made: the
+// citizen's log shows these, so a client or agency renamed later does not
+// rewrite what the citizen was told.
+type Names struct {
+	Client   string `json:"client,omitempty"`
+	AgencyVI string `json:"agency_vi,omitempty"`
+	AgencyEN string `json:"agency_en,omitempty"`
+}
+
+// EntryVersion is the hash form of new entries. Version 1 (entries stored
+// before) has no names and no basis version; version 2 covers them.
+const EntryVersion = 2
+
 // Entry is one release of a citizen's personal data. Each citizen's entries
 // form a hash chain: Hash covers every field below it except the flag, and
 // Prev is the previous entry's Hash (zero for the first), so editing,
@@ -70,8 +83,18 @@ type Entry struct {
 	Reason    string // why a request was refused (which item lacked which basis)
 	// OnBehalf is set when a representative acted for the citizen.
 	OnBehalf *OnBehalf
-	Prev     []byte
-	Hash     []byte
+	// Names is the recipient as named at the time (version 2); nil when
+	// the actor had no agency or client, or for version 1 entries.
+	Names *Names
+	// BasisID and BasisVersion name the legal basis relied on, at the
+	// version it had then (version 2, with a legal Basis).
+	BasisID      string
+	BasisVersion int64
+	// V is the entry's hash form: 1 for entries stored before names and
+	// basis versions, EntryVersion for those sealed since.
+	V    int
+	Prev []byte
+	Hash []byte
 
 	// The citizen's "this wasn't me": outside the hash, the only thing
 	// about an entry that may change.
@@ -100,6 +123,11 @@ type hashed struct {
 	// OnBehalf is left out when empty, so the hashes of entries stored
 	// before representation existed still verify.
 	OnBehalf *OnBehalf `json:"on_behalf,omitempty"`
+	// Version 2. Left out when empty, so that version 1 entries hash as
+	// they did; V itself is hashed, so relabelling an entry breaks it.
+	Names        *Names `json:"names,omitempty"`
+	BasisID      string `json:"basis_id,omitempty"`
+	BasisVersion int64  `json:"basis_version,omitempty"`
 }
 
 // ComputeHash returns the hash the entry should have: SHA-256 over its
@@ -115,9 +143,14 @@ func (e *Entry) ComputeHash() []byte {
 	if len(prev) == 0 {
 		prev = nil
 	}
-	b, err := json.Marshal(hashed{V: 1, ID: e.ID, CitizenID: e.CitizenID, Seq: e.Seq, At: e.At.UnixMilli(),
+	v := e.V
+	if v == 0 {
+		v = 1
+	}
+	b, err := json.Marshal(hashed{V: v, ID: e.ID, CitizenID: e.CitizenID, Seq: e.Seq, At: e.At.UnixMilli(),
 		Actor: e.Actor, Channel: e.Channel, Items: items, Purpose: e.Purpose, ConsentID: e.ConsentID,
-		Basis: e.Basis, Law: e.Law, Outcome: e.Outcome, Reason: e.Reason, Prev: prev, OnBehalf: e.OnBehalf})
+		Basis: e.Basis, Law: e.Law, Outcome: e.Outcome, Reason: e.Reason, Prev: prev, OnBehalf: e.OnBehalf,
+		Names: e.Names, BasisID: e.BasisID, BasisVersion: e.BasisVersion})
 	if err != nil {
 		panic(fmt.Sprintf("consent: hashing an entry: %v", err)) // only strings and numbers: cannot fail
 	}
@@ -128,6 +161,7 @@ func (e *Entry) ComputeHash() []byte {
 // Seal links e after prev (nil for a citizen's first entry): it sets Seq,
 // Prev and Hash. Stores call it under the citizen's chain lock.
 func (e *Entry) Seal(prev *Head) {
+	e.V = EntryVersion
 	e.Seq, e.Prev = 1, nil
 	if prev != nil {
 		e.Seq, e.Prev = prev.Seq+1, prev.Hash

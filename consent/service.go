@@ -58,6 +58,10 @@ type Service struct {
 	Once func(ctx context.Context, key string, ttl time.Duration) (bool, error)
 	// Logger reports refusals that could not be logged; nil discards.
 	Logger *slog.Logger
+	// ActorNames returns the recipient's names now (its client's display
+	// name, its agency's names), stored in each entry so that a rename
+	// later does not change what the citizen's log says. Nil stores none.
+	ActorNames func(ctx context.Context, a Actor) (*Names, error)
 
 	refusalsOnce sync.Once
 	refusals     chan struct{} // bounds the refusals being logged
@@ -252,6 +256,9 @@ type Decision struct {
 	Basis     Basis
 	ConsentID string
 	Law       string
+	// BasisID and BasisVersion name the legal basis relied on.
+	BasisID      string
+	BasisVersion int64
 	// Missing names, for a refusal, each item without a basis and why.
 	Missing map[string]string
 }
@@ -315,7 +322,7 @@ func (s *Service) Decide(ctx context.Context, req Request) (*Decision, error) {
 		}
 		for _, b := range bases {
 			if b.RevokedAt == nil && b.Purpose == req.Purpose && covers(b.Items, req.Items) {
-				return &Decision{Basis: b.Basis, Law: b.Law}, nil
+				return &Decision{Basis: b.Basis, Law: b.Law, BasisID: b.ID, BasisVersion: b.Version}, nil
 			}
 		}
 	}
@@ -365,9 +372,18 @@ func (s *Service) Log(ctx context.Context, req Request, d *Decision, outcome Out
 	e := &Entry{ID: NewID("log"), CitizenID: req.CitizenID, At: s.now().UTC(), Actor: req.Actor, Channel: req.Channel,
 		Items: slices.Clone(req.Items), Purpose: req.Purpose, Outcome: outcome, OnBehalf: req.OnBehalf}
 	if d != nil {
-		e.Basis, e.ConsentID, e.Law = d.Basis, d.ConsentID, d.Law
+		e.Basis, e.ConsentID, e.Law, e.BasisID, e.BasisVersion = d.Basis, d.ConsentID, d.Law, d.BasisID, d.BasisVersion
 		if !d.Allowed() {
 			e.Reason = (&RefusedError{Missing: d.Missing}).Error()
+		}
+	}
+	if s.ActorNames != nil && (req.Actor.Agency != "" || req.Actor.ClientID != "") {
+		n, err := s.ActorNames(ctx, req.Actor)
+		if err != nil {
+			return nil, fmt.Errorf("consent log: name the recipient: %w", err)
+		}
+		if n != nil && *n != (Names{}) {
+			e.Names = n
 		}
 	}
 	if err := s.Store.Append(ctx, e); err != nil {

@@ -170,7 +170,7 @@ func TestDecide(t *testing.T) {
 	ctx := t.Context()
 	r := f.grant(t, "sub-1", "rp", "p1", "name", "address")
 	if err := f.svc.Store.PutLegalBasis(ctx, &consent.LegalBasis{ID: consent.NewID("lb"), Agency: "BHXH", Purpose: "insurance",
-		Items: []string{"name", "birthdate"}, Basis: consent.BasisLegalObligation, Law: "Luật Bảo hiểm xã hội 2024, Điều 18", CreatedAt: f.now}); err != nil {
+		Items: []string{"name", "birthdate"}, Basis: consent.BasisLegalObligation, Law: "Luật Bảo hiểm xã hội 2024, Điều 18"}, consent.BasisChange{Operator: "op", Reason: "test", At: f.now}); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {

@@ -22,21 +22,32 @@ type Problem struct {
 	// Leaf is the tree leaf involved, if any.
 	Leaf *int64 `json:"leaf,omitempty"`
 	// Checkpoint is the size of the checkpoint involved, if any.
-	Checkpoint int64  `json:"checkpoint_size,omitempty"`
-	What       string `json:"what"`
+	Checkpoint int64 `json:"checkpoint_size,omitempty"`
+	// BasisID is the legal basis involved, if any (CitizenID is then
+	// BasisTrailChain for a trail event).
+	BasisID string `json:"basis_id,omitempty"`
+	What    string `json:"what"`
 }
 
 func (p *Problem) Error() string {
 	var b bytes.Buffer
 	b.WriteString("audit log broken")
-	if p.CitizenID != "" {
+	switch {
+	case p.CitizenID == BasisTrailChain:
+		b.WriteString(": legal-basis trail")
+	case p.CitizenID != "":
 		fmt.Fprintf(&b, ": citizen %s", p.CitizenID)
+	case p.BasisID != "":
+		b.WriteString(":")
 	}
 	if p.Seq != 0 {
 		fmt.Fprintf(&b, " seq %d", p.Seq)
 	}
 	if p.EntryID != "" {
 		fmt.Fprintf(&b, " entry %s", p.EntryID)
+	}
+	if p.BasisID != "" {
+		fmt.Fprintf(&b, " basis %s", p.BasisID)
 	}
 	if p.Leaf != nil {
 		fmt.Fprintf(&b, " leaf %d", *p.Leaf)
@@ -50,9 +61,12 @@ func (p *Problem) Error() string {
 
 // Report is what Verify checked, and the first problem when there is one.
 type Report struct {
-	Citizens    int64  `json:"citizens"`
-	Entries     int64  `json:"entries"`
-	Leaves      int64  `json:"leaves"`
+	Citizens int64 `json:"citizens"`
+	Entries  int64 `json:"entries"`
+	Leaves   int64 `json:"leaves"`
+	// BasisEvents and LegalBases count the legal bases' trail and rows.
+	BasisEvents int64  `json:"basis_events"`
+	LegalBases  int64  `json:"legal_bases"`
 	Checkpoints int64  `json:"checkpoints"`
 	TreeSize    int64  `json:"tree_size"`
 	Root        string `json:"root,omitempty"` // base64, of the last checkpoint
@@ -81,6 +95,10 @@ const verifyPage = 1000
 // checks only what those name.
 func Verify(ctx context.Context, s AuditStore, v note.Verifier) (*Report, error) {
 	r := &Report{}
+	if p, err := verifyTrail(ctx, s, r); err != nil || p != nil {
+		r.Broken = p
+		return r, err
+	}
 	after := ""
 	for {
 		citizens, err := s.Citizens(ctx, after, verifyPage)
@@ -104,14 +122,156 @@ func Verify(ctx context.Context, s AuditStore, v note.Verifier) (*Report, error)
 	return r, err
 }
 
+// verifyTrail checks the legal bases' trail: its hash chain and committed
+// leaves like a citizen's chain, that each event starts from the state the
+// previous one left (adoptions only first), and that every stored basis is
+// what its last event says, so a basis inserted or edited by hand is
+// found.
+func verifyTrail(ctx context.Context, s AuditStore, r *Report) (*Problem, error) {
+	read := func(after int64) ([]link, error) {
+		page, err := s.BasisTrail(ctx, after, verifyPage)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]link, len(page))
+		for i, e := range page {
+			out[i] = link{owner: BasisTrailChain, seq: e.Seq, id: e.ID, prev: e.Prev, hash: e.Hash, want: e.ComputeHash()}
+		}
+		return out, nil
+	}
+	if p, err := verifyLinks(ctx, s, BasisTrailChain, read, func() { r.BasisEvents++ }); err != nil || p != nil {
+		return p, err
+	}
+	type last struct {
+		ev    *BasisEvent
+		state *BasisState
+	}
+	bases := map[string]*last{}
+	broken := func(e *BasisEvent, what string) *Problem {
+		return &Problem{CitizenID: BasisTrailChain, Seq: e.Seq, EntryID: e.ID, BasisID: e.BasisID, What: what}
+	}
+	var after int64
+	others := false
+	for {
+		page, err := s.BasisTrail(ctx, after, verifyPage)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range page {
+			cur := bases[e.BasisID]
+			switch e.Action {
+			case BasisAdopted, BasisGranted:
+				if e.Action == BasisAdopted && others {
+					return broken(e, "a basis was adopted after the trail began: it was added by hand"), nil
+				}
+				if cur != nil {
+					return broken(e, "the basis was granted twice"), nil
+				}
+				if e.Before != nil || e.After == nil || (e.Action == BasisGranted && e.After.Version != 1) {
+					return broken(e, "a grant must start from nothing at version 1"), nil
+				}
+			case BasisAmended, BasisRevoked:
+				if cur == nil || cur.ev.Action == BasisRevoked {
+					return broken(e, "it changes a basis that was never granted or is revoked"), nil
+				}
+				if !e.Before.Equal(cur.state) {
+					return broken(e, "what it says the basis was differs from the previous event"), nil
+				}
+				if e.Action == BasisAmended && (e.After == nil || e.After.Version != e.Before.Version+1 || e.After.Basis != e.Before.Basis) {
+					return broken(e, "an amendment must keep the basis and add one to its version"), nil
+				}
+				if e.Action == BasisRevoked && e.After != nil {
+					return broken(e, "a revocation leaves nothing after it"), nil
+				}
+				if e.Agency != cur.ev.Agency || e.Purpose != cur.ev.Purpose {
+					return broken(e, "it names another agency or purpose than the grant"), nil
+				}
+			default:
+				return broken(e, fmt.Sprintf("unknown action %q", e.Action)), nil
+			}
+			if e.Action != BasisAdopted {
+				others = true
+			}
+			st := e.After
+			if e.Action == BasisRevoked {
+				st = e.Before
+			}
+			bases[e.BasisID] = &last{ev: e, state: st}
+		}
+		if len(page) < verifyPage {
+			break
+		}
+		after = page[len(page)-1].Seq
+	}
+	rows, err := s.AllLegalBases(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, b := range rows {
+		r.LegalBases++
+		seen[b.ID] = true
+		l := bases[b.ID]
+		p := &Problem{BasisID: b.ID}
+		switch {
+		case l == nil:
+			p.What = "the legal basis has no trail: it was inserted by hand"
+		case (b.RevokedAt != nil) != (l.ev.Action == BasisRevoked):
+			p.What = "the basis's revocation differs from its trail: it was revoked or restored by hand"
+		case b.Agency != l.ev.Agency || b.Purpose != l.ev.Purpose || !StateOf(b).Equal(l.state):
+			p.What = fmt.Sprintf("the basis differs from its last trail event (%d): it was edited by hand", l.ev.Seq)
+		default:
+			continue
+		}
+		return p, nil
+	}
+	for id, l := range bases {
+		if !seen[id] {
+			return &Problem{BasisID: id, CitizenID: BasisTrailChain, Seq: l.ev.Seq, EntryID: l.ev.ID, What: "the trail names a legal basis that is no longer stored: it was deleted by hand"}, nil
+		}
+	}
+	return nil, nil
+}
+
+// link is one element of a hash chain, as verifyChain checks it: a
+// citizen's entry or a legal-basis trail event.
+type link struct {
+	owner string // the chain it says it belongs to
+	seq   int64
+	id    string
+	prev  []byte
+	hash  []byte
+	want  []byte // the hash recomputed from its contents
+}
+
+func entryLinks(ctx context.Context, s AuditStore, citizen string) func(after int64) ([]link, error) {
+	return func(after int64) ([]link, error) {
+		page, err := s.Chain(ctx, citizen, after, verifyPage)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]link, len(page))
+		for i, e := range page {
+			out[i] = link{owner: e.CitizenID, seq: e.Seq, id: e.ID, prev: e.Prev, hash: e.Hash, want: e.ComputeHash()}
+		}
+		return out, nil
+	}
+}
+
 // verifyChain walks one citizen's chain with its leaves beside it.
 func verifyChain(ctx context.Context, s AuditStore, citizen string, r *Report) (*Problem, error) {
+	return verifyLinks(ctx, s, citizen, entryLinks(ctx, s, citizen), func() { r.Entries++ })
+}
+
+// verifyLinks walks one chain (read pages it by seq) with its committed
+// leaves beside it.
+func verifyLinks(ctx context.Context, s AuditStore, citizen string, read func(after int64) ([]link, error), count func()) (*Problem, error) {
 	head, err := s.ChainHead(ctx, citizen)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
 	var (
-		prev       *Entry
+		prev       *link
 		leaves     []Leaf
 		leafAfter  int64
 		leavesDone bool
@@ -133,54 +293,55 @@ func verifyChain(ctx context.Context, s AuditStore, citizen string, r *Report) (
 		}
 		return &leaves[0], nil
 	}
-	broken := func(e *Entry, what string) *Problem {
-		return &Problem{CitizenID: citizen, Seq: e.Seq, EntryID: e.ID, What: what}
+	broken := func(e *link, what string) *Problem {
+		return &Problem{CitizenID: citizen, Seq: e.seq, EntryID: e.id, What: what}
 	}
 	var (
 		headSeen bool
 		rereads  int
 	)
 	for {
-		page, err := s.Chain(ctx, citizen, lastSeq(prev), verifyPage)
+		page, err := read(lastSeq(prev))
 		if err != nil {
 			return nil, err
 		}
-		for _, e := range page {
-			r.Entries++
+		for i := range page {
+			e := &page[i]
+			count()
 			want := lastSeq(prev) + 1
 			switch {
-			case e.CitizenID != citizen:
+			case e.owner != citizen:
 				return broken(e, "the entry belongs to another citizen's chain"), nil
-			case e.Seq != want:
+			case e.seq != want:
 				return broken(e, fmt.Sprintf("entry %d of the chain is missing", want)), nil
-			case !bytes.Equal(e.ComputeHash(), e.Hash):
+			case !bytes.Equal(e.want, e.hash):
 				return broken(e, "its stored hash does not match its contents: the entry was changed"), nil
-			case prev == nil && len(e.Prev) != 0:
+			case prev == nil && len(e.prev) != 0:
 				return broken(e, "the first entry links to a previous one"), nil
-			case prev != nil && !bytes.Equal(e.Prev, prev.Hash):
-				return broken(e, fmt.Sprintf("it does not link to entry %d: entry %d was changed, or this one was rewritten", prev.Seq, prev.Seq)), nil
+			case prev != nil && !bytes.Equal(e.prev, prev.hash):
+				return broken(e, fmt.Sprintf("it does not link to entry %d: entry %d was changed, or this one was rewritten", prev.seq, prev.seq)), nil
 			}
 			for {
 				l, err := nextLeaf()
 				if err != nil {
 					return nil, err
 				}
-				if l == nil || l.Seq > e.Seq {
+				if l == nil || l.Seq > e.seq {
 					break
 				}
-				if l.Seq < e.Seq {
+				if l.Seq < e.seq {
 					return &Problem{CitizenID: citizen, Seq: l.Seq, Leaf: &l.Index, What: "a checkpoint committed an entry the chain no longer has"}, nil
 				}
-				if !bytes.Equal(l.Hash, e.Hash) {
+				if !bytes.Equal(l.Hash, e.hash) {
 					idx := l.Index
-					return &Problem{CitizenID: citizen, Seq: e.Seq, EntryID: e.ID, Leaf: &idx,
+					return &Problem{CitizenID: citizen, Seq: e.seq, EntryID: e.id, Leaf: &idx,
 						What: "the entry differs from what a checkpoint committed: the chain was rewritten"}, nil
 				}
 				leaves = leaves[1:]
 			}
-			if head != nil && e.Seq == head.Seq {
+			if head != nil && e.seq == head.Seq {
 				headSeen = true
-				if !bytes.Equal(e.Hash, head.Hash) {
+				if !bytes.Equal(e.hash, head.Hash) {
 					return broken(e, "the chain head names another hash for this entry"), nil
 				}
 			}
@@ -216,11 +377,11 @@ func verifyChain(ctx context.Context, s AuditStore, citizen string, r *Report) (
 	return nil, nil
 }
 
-func lastSeq(e *Entry) int64 {
+func lastSeq(e *link) int64 {
 	if e == nil {
 		return 0
 	}
-	return e.Seq
+	return e.seq
 }
 
 // verifyTree recomputes the tree from the leaves, up to the last

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,11 +35,11 @@ func viewAgency(a *mobileapi.Agency) agencyView {
 // communes) that own and handle services and to which clients are bound.
 func agencyCmd(ctx context.Context, args []string, env func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError("agency: want create, list, token, grant-basis, revoke-basis or bases")
+		return usageError("agency: want create, list, token, grant-basis, amend-basis, revoke-basis or bases")
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
-	case "grant-basis", "revoke-basis", "bases":
+	case "grant-basis", "amend-basis", "revoke-basis", "bases":
 		return basisCmd(ctx, sub, args, env, stdout)
 	case "token":
 		return agencyTokenCmd(ctx, args, env, stdout)
@@ -101,13 +102,56 @@ type basisView struct {
 	Items     []string   `json:"items"`
 	Basis     string     `json:"basis"`
 	Law       string     `json:"law"`
+	Version   int64      `json:"version"`
 	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 }
 
 func viewBasis(b *consent.LegalBasis) basisView {
 	return basisView{ID: b.ID, Agency: b.Agency, Purpose: b.Purpose, Items: nonNil(b.Items), Basis: string(b.Basis), Law: b.Law,
-		CreatedAt: b.CreatedAt, RevokedAt: b.RevokedAt}
+		Version: b.Version, CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt, RevokedAt: b.RevokedAt}
+}
+
+// basisEventView is one event of the legal bases' trail as `agency bases
+// --history` prints it.
+type basisEventView struct {
+	Seq      int64               `json:"seq"`
+	ID       string              `json:"id"`
+	At       time.Time           `json:"at"`
+	Operator string              `json:"operator"`
+	Action   string              `json:"action"`
+	BasisID  string              `json:"basis_id"`
+	Agency   string              `json:"agency"`
+	Purpose  string              `json:"purpose"`
+	Before   *consent.BasisState `json:"before"`
+	After    *consent.BasisState `json:"after"`
+	Reason   string              `json:"reason"`
+	Hash     string              `json:"hash"`
+}
+
+// checkBasisItems reports the problems of a list of items for a basis.
+func checkBasisItems(items []string) []string {
+	var probs []string
+	seen := map[string]bool{}
+	for _, it := range items {
+		if !slices.Contains(idp.KnownClaims, it) {
+			probs = append(probs, fmt.Sprintf("--items: %q is not a registry item (%s)", it, strings.Join(idp.KnownClaims, ", ")))
+		}
+		if seen[it] {
+			probs = append(probs, fmt.Sprintf("--items: %q is named twice", it))
+		}
+		seen[it] = true
+	}
+	return probs
+}
+
+// basisChange reads who changes a basis and why; both are required.
+func basisChange(sub, operator, reason string, now time.Time) (consent.BasisChange, error) {
+	if strings.TrimSpace(operator) == "" || strings.TrimSpace(reason) == "" {
+		return consent.BasisChange{}, usageError("agency %s: --operator (or ONEDOOR_OPERATOR) and --reason are required: every change of a legal basis is recorded with who made it and why", sub)
+	}
+	return consent.BasisChange{Operator: strings.TrimSpace(operator), Reason: strings.TrimSpace(reason), At: now}, nil
 }
 
 // purposeCodeRE is the form of a purpose code, as clients register them.
@@ -118,8 +162,9 @@ var purposeCodeRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // because a law says so.
 func basisCmd(ctx context.Context, sub string, args []string, env func(string) string, stdout io.Writer) error {
 	var (
-		agency, purpose, basis, law string
-		items                       []string
+		agency, purpose, basis, law, operator, reason string
+		items                                         []string
+		history                                       bool
 	)
 	m, fs, err := adminMain(ctx, "agency "+sub, args, env, func(fs *flag.FlagSet) {
 		switch sub {
@@ -129,9 +174,17 @@ func basisCmd(ctx context.Context, sub string, args []string, env func(string) s
 			fs.Var(&commaList{v: &items}, "items", "comma-separated data items the law covers ("+strings.Join(idp.KnownClaims, ", ")+")")
 			fs.StringVar(&basis, "basis", "", "legal_obligation or public_task")
 			fs.StringVar(&law, "law", "", "the law, article and clause that allow it")
+		case "amend-basis":
+			fs.Var(&commaList{v: &items}, "items", "the new comma-separated data items (default: unchanged)")
+			fs.StringVar(&law, "law", "", "the new law, article and clause (default: unchanged)")
 		case "bases":
 			fs.StringVar(&agency, "agency", "", "only this agency's bases")
 			fs.StringVar(&purpose, "purpose", "", "only bases for this purpose")
+			fs.BoolVar(&history, "history", false, "print the trail of every grant, amendment and revocation instead, oldest first")
+		}
+		if sub != "bases" {
+			fs.StringVar(&operator, "operator", "", "who makes the change (required; recorded in the legal-basis trail)")
+			fs.StringVar(&reason, "reason", "", "why (required; recorded in the legal-basis trail)")
 		}
 	})
 	if err != nil {
@@ -147,22 +200,17 @@ func basisCmd(ctx context.Context, sub string, args []string, env func(string) s
 		if agency == "" || purpose == "" || len(items) == 0 || basis == "" || strings.TrimSpace(law) == "" {
 			return usageError("agency grant-basis: --agency, --purpose, --items, --basis and --law are required")
 		}
+		by, err := basisChange(sub, operator, reason, m.Now())
+		if err != nil {
+			return err
+		}
 		if !purposeCodeRE.MatchString(purpose) {
 			probs = append(probs, fmt.Sprintf("--purpose must be 1 to 64 letters, digits, '.', '_' or '-' (got %q)", purpose))
 		}
 		if b := consent.Basis(basis); !b.Legal() {
 			probs = append(probs, fmt.Sprintf("--basis must be legal_obligation or public_task (got %q)", basis))
 		}
-		seen := map[string]bool{}
-		for _, it := range items {
-			if !slices.Contains(idp.KnownClaims, it) {
-				probs = append(probs, fmt.Sprintf("--items: %q is not a registry item (%s)", it, strings.Join(idp.KnownClaims, ", ")))
-			}
-			if seen[it] {
-				probs = append(probs, fmt.Sprintf("--items: %q is named twice", it))
-			}
-			seen[it] = true
-		}
+		probs = append(probs, checkBasisItems(items)...)
 		if idp.ValidAgencyCode(agency) {
 			if err := m.checkAgency(ctx, agency); err != nil {
 				probs = append(probs, err.Error())
@@ -174,22 +222,63 @@ func basisCmd(ctx context.Context, sub string, args []string, env func(string) s
 			return fmt.Errorf("agency grant-basis:\n  - %s", strings.Join(probs, "\n  - "))
 		}
 		b := &consent.LegalBasis{Agency: agency, Purpose: purpose, Items: items, Basis: consent.Basis(basis), Law: strings.TrimSpace(law)}
-		if err := m.ConsentStore.PutLegalBasis(ctx, b); err != nil {
+		if err := m.ConsentStore.PutLegalBasis(ctx, b, by); err != nil {
 			switch {
 			case errors.Is(err, consent.ErrConflict):
-				return fmt.Errorf("agency grant-basis: %s already has a legal basis for %q (revoke it first: onedoor agency bases --agency %s)", agency, purpose, agency)
+				return fmt.Errorf("agency grant-basis: %s already has a legal basis for %q (amend or revoke it: onedoor agency bases --agency %s)", agency, purpose, agency)
 			case errors.Is(err, consent.ErrInvalid):
 				return fmt.Errorf("agency grant-basis: %w", err)
 			}
 			return fmt.Errorf("agency grant-basis: %w", err)
 		}
 		return m.printJSON(stdout, viewBasis(b))
+	case "amend-basis":
+		if fs.NArg() != 1 {
+			return usageError("agency amend-basis: want the basis id (see onedoor agency bases)")
+		}
+		if len(items) == 0 && strings.TrimSpace(law) == "" {
+			return usageError("agency amend-basis: give --items, --law or both")
+		}
+		by, err := basisChange(sub, operator, reason, m.Now())
+		if err != nil {
+			return err
+		}
+		if probs := checkBasisItems(items); len(probs) > 0 {
+			return fmt.Errorf("agency amend-basis:\n  - %s", strings.Join(probs, "\n  - "))
+		}
+		id := fs.Arg(0)
+		bs, err := m.ConsentStore.LegalBases(ctx, "", "")
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(bs, func(b *consent.LegalBasis) bool { return b.ID == id })
+		if i < 0 {
+			return fmt.Errorf("agency amend-basis: no live legal basis has the id %q", id)
+		}
+		if len(items) == 0 {
+			items = bs[i].Items
+		}
+		if strings.TrimSpace(law) == "" {
+			law = bs[i].Law
+		}
+		b, err := m.ConsentStore.AmendLegalBasis(ctx, id, items, strings.TrimSpace(law), by)
+		switch {
+		case errors.Is(err, consent.ErrNotFound):
+			return fmt.Errorf("agency amend-basis: no live legal basis has the id %q", id)
+		case err != nil:
+			return fmt.Errorf("agency amend-basis: %w", err)
+		}
+		return m.printJSON(stdout, viewBasis(b))
 	case "revoke-basis":
 		if fs.NArg() != 1 {
 			return usageError("agency revoke-basis: want the basis id (see onedoor agency bases)")
 		}
+		by, err := basisChange(sub, operator, reason, m.Now())
+		if err != nil {
+			return err
+		}
 		id := fs.Arg(0)
-		if err := m.ConsentStore.RevokeLegalBasis(ctx, id, m.Now()); err != nil {
+		if err := m.ConsentStore.RevokeLegalBasis(ctx, id, by); err != nil {
 			if errors.Is(err, consent.ErrNotFound) || errors.Is(err, consent.ErrInvalid) {
 				return fmt.Errorf("agency revoke-basis: no live legal basis has the id %q", id)
 			}
@@ -200,6 +289,9 @@ func basisCmd(ctx context.Context, sub string, args []string, env func(string) s
 	// bases
 	if fs.NArg() != 0 {
 		return usageError("agency bases: unexpected argument %q", fs.Arg(0))
+	}
+	if history {
+		return basisHistory(ctx, m, agency, purpose, stdout)
 	}
 	bs, err := m.ConsentStore.LegalBases(ctx, agency, purpose)
 	if errors.Is(err, consent.ErrInvalid) {
@@ -213,4 +305,30 @@ func basisCmd(ctx context.Context, sub string, args []string, env func(string) s
 		out = append(out, viewBasis(b))
 	}
 	return m.printJSON(stdout, map[string]any{"bases": out})
+}
+
+// basisHistory prints the legal bases' trail, oldest first, optionally
+// only one agency's or purpose's events.
+func basisHistory(ctx context.Context, m *Main, agency, purpose string, stdout io.Writer) error {
+	out := []basisEventView{}
+	var after int64
+	for {
+		page, err := m.ConsentStore.BasisTrail(ctx, after, 1000)
+		if err != nil {
+			return err
+		}
+		for _, e := range page {
+			if (agency != "" && e.Agency != agency) || (purpose != "" && e.Purpose != purpose) {
+				continue
+			}
+			out = append(out, basisEventView{Seq: e.Seq, ID: e.ID, At: e.At, Operator: e.Operator, Action: string(e.Action), BasisID: e.BasisID,
+				Agency: e.Agency, Purpose: e.Purpose, Before: e.Before, After: e.After, Reason: e.Reason,
+				Hash: base64.RawURLEncoding.EncodeToString(e.Hash)})
+		}
+		if len(page) < 1000 {
+			break
+		}
+		after = page[len(page)-1].Seq
+	}
+	return m.printJSON(stdout, map[string]any{"events": out})
 }

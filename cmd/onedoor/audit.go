@@ -14,30 +14,36 @@ import (
 
 // entryView is an access-log entry as the admin commands print it.
 type entryView struct {
-	ID        string     `json:"id"`
-	Citizen   string     `json:"citizen"`
-	Seq       int64      `json:"seq"`
-	At        time.Time  `json:"at"`
-	Agency    string     `json:"agency,omitempty"`
-	ClientID  string     `json:"client_id,omitempty"`
-	Operator  string     `json:"operator,omitempty"`
-	Channel   string     `json:"channel"`
-	Items     []string   `json:"items"`
-	Purpose   string     `json:"purpose,omitempty"`
-	ConsentID string     `json:"consent_id,omitempty"`
-	Basis     string     `json:"basis,omitempty"`
-	Law       string     `json:"law,omitempty"`
-	Outcome   string     `json:"outcome"`
-	Reason    string     `json:"reason,omitempty"`
-	Hash      string     `json:"hash"`
-	FlaggedAt *time.Time `json:"flagged_at,omitempty"`
-	FlagNote  string     `json:"flag_note,omitempty"`
+	ID        string    `json:"id"`
+	Citizen   string    `json:"citizen"`
+	Seq       int64     `json:"seq"`
+	At        time.Time `json:"at"`
+	Agency    string    `json:"agency,omitempty"`
+	ClientID  string    `json:"client_id,omitempty"`
+	Operator  string    `json:"operator,omitempty"`
+	Channel   string    `json:"channel"`
+	Items     []string  `json:"items"`
+	Purpose   string    `json:"purpose,omitempty"`
+	ConsentID string    `json:"consent_id,omitempty"`
+	Basis     string    `json:"basis,omitempty"`
+	Law       string    `json:"law,omitempty"`
+	Outcome   string    `json:"outcome"`
+	Reason    string    `json:"reason,omitempty"`
+	// BasisID and BasisVersion: the legal basis relied on, at its version
+	// then; Names: the recipient's names at the release.
+	BasisID      string         `json:"basis_id,omitempty"`
+	BasisVersion int64          `json:"basis_version,omitempty"`
+	Names        *consent.Names `json:"names,omitempty"`
+	Hash         string         `json:"hash"`
+	FlaggedAt    *time.Time     `json:"flagged_at,omitempty"`
+	FlagNote     string         `json:"flag_note,omitempty"`
 }
 
 func viewEntry(e *consent.Entry) entryView {
 	return entryView{ID: e.ID, Citizen: e.CitizenID, Seq: e.Seq, At: e.At, Agency: e.Actor.Agency, ClientID: e.Actor.ClientID,
 		Operator: e.Actor.Operator, Channel: string(e.Channel), Items: nonNil(e.Items), Purpose: e.Purpose, ConsentID: e.ConsentID,
 		Basis: string(e.Basis), Law: e.Law, Outcome: string(e.Outcome), Reason: e.Reason,
+		BasisID: e.BasisID, BasisVersion: e.BasisVersion, Names: e.Names,
 		Hash: base64.RawURLEncoding.EncodeToString(e.Hash), FlaggedAt: e.FlaggedAt, FlagNote: e.FlagNote}
 }
 

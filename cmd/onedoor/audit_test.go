@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,8 @@ import (
 // Legal bases: only for an existing agency, known items and a legal basis
 // with its law; one live basis per agency and purpose; revoked by id.
 func TestCLI_AgencyBasis(t *testing.T) {
-	env := map[string]string{"ONEDOOR_DATA_DIR": migratedDir(t)}
+	// Who changes a basis and why, for every change below.
+	env := map[string]string{"ONEDOOR_DATA_DIR": migratedDir(t), "ONEDOOR_OPERATOR": "op.nguyen", "ONEDOOR_REASON": "Decree 13/2023 review"}
 	if code, out, errOut := cli(t, env, "agency", "create", "--code", "BYT", "--name", "Bộ Y tế (demo)"); code != 0 {
 		t.Fatalf("agency create: %d %s %s", code, out, errOut)
 	}
@@ -345,5 +347,141 @@ func TestCLI_AuditHelp(t *testing.T) {
 	}
 	if _, out, _ := cli(t, nil, "agency", "grant-basis", "--help"); !strings.Contains(out, "-law") || !strings.Contains(out, "birthdate") {
 		t.Errorf("grant-basis --help does not list its flags:\n%s", out)
+	}
+}
+
+func TestCLI_BasisTrail_SQLite(t *testing.T) {
+	runBasisTrail(t, map[string]string{"ONEDOOR_DATA_DIR": t.TempDir()})
+}
+
+func TestCLI_BasisTrail_Postgres(t *testing.T) {
+	runBasisTrail(t, map[string]string{"ONEDOOR_POSTGRES_DSN": dbtest.SchemaDSN(t), "ONEDOOR_MASTER_KEY_FILE": sharedMasterKey(t)})
+}
+
+// runBasisTrail grants, amends and revokes a legal basis, reads the trail
+// back with `agency bases --history`, and edits the trail and the basis by
+// hand, as an operator with SQL access could: `audit verify` names each.
+func runBasisTrail(t *testing.T, env map[string]string) {
+	if code, _, errOut := cli(t, env, "migrate"); code != 0 {
+		t.Fatalf("migrate: %s", errOut)
+	}
+	if code, _, errOut := cli(t, env, "agency", "create", "--code", "BYT", "--name", "Bộ Y tế (demo)"); code != 0 {
+		t.Fatalf("agency create: %s", errOut)
+	}
+	grant := []string{"agency", "grant-basis", "--agency", "BYT", "--purpose", "kham-benh", "--items", "name",
+		"--basis", "legal_obligation", "--law", "Luật KCB 2023, Điều 10"}
+	// Nobody changes a basis anonymously or without a reason.
+	for _, extra := range [][]string{nil, {"--operator", "op.a"}, {"--reason", "why"}, {"--operator", " ", "--reason", "why"}} {
+		if code, _, errOut := cli(t, env, append(slices.Clone(grant), extra...)...); code != 2 || !strings.Contains(errOut, "--operator (or ONEDOOR_OPERATOR) and --reason are required") {
+			t.Errorf("grant-basis with %q: exit %d %s", extra, code, errOut)
+		}
+	}
+	code, out, errOut := cli(t, env, append(grant, "--operator", "op.a", "--reason", "Decision 123/QD-BYT")...)
+	if code != 0 {
+		t.Fatalf("grant-basis: %d %s", code, errOut)
+	}
+	var b basisView
+	decode(t, out, &b)
+	if b.Version != 1 {
+		t.Fatalf("granted %+v", b)
+	}
+	env["ONEDOOR_OPERATOR"] = "op.b"
+	if code, _, errOut := cli(t, env, "agency", "amend-basis", b.ID, "--items", "name,birthdate"); code != 2 || !strings.Contains(errOut, "--reason are required") {
+		t.Errorf("amend-basis without a reason: %d %s", code, errOut)
+	}
+	code, out, errOut = cli(t, env, "agency", "amend-basis", b.ID, "--items", "name,birthdate", "--reason", "Circular 5/2026 adds the birth date")
+	if code != 0 {
+		t.Fatalf("amend-basis: %d %s", code, errOut)
+	}
+	var amended basisView
+	decode(t, out, &amended)
+	if amended.Version != 2 || strings.Join(amended.Items, ",") != "name,birthdate" || amended.Law != b.Law {
+		t.Fatalf("amended %+v", amended)
+	}
+	if code, _, errOut := cli(t, env, "agency", "revoke-basis", b.ID, "--reason", "law repealed"); code != 0 {
+		t.Fatalf("revoke-basis: %d %s", code, errOut)
+	}
+	if code, _, errOut := cli(t, env, "agency", "amend-basis", b.ID, "--law", "x", "--reason", "r"); code != 1 || !strings.Contains(errOut, "no live legal basis") {
+		t.Errorf("amend a revoked basis: %d %s", code, errOut)
+	}
+	code, out, _ = cli(t, env, "agency", "bases", "--history")
+	var events []basisEventView
+	decodeList(t, out, "events", &events)
+	if code != 0 || len(events) != 3 {
+		t.Fatalf("bases --history: %d %s", code, out)
+	}
+	want := []struct{ action, operator, reason string }{
+		{"granted", "op.a", "Decision 123/QD-BYT"}, {"amended", "op.b", "Circular 5/2026 adds the birth date"}, {"revoked", "op.b", "law repealed"}}
+	for i, w := range want {
+		e := events[i]
+		if e.Action != w.action || e.Operator != w.operator || e.Reason != w.reason || e.BasisID != b.ID || e.Seq != int64(i+1) || e.At.IsZero() {
+			t.Errorf("event %d: %+v, want %+v", i, e, w)
+		}
+	}
+	if events[0].Before != nil || events[0].After == nil || events[1].Before.Version != 1 || strings.Join(events[1].Before.Items, ",") != "name" ||
+		events[1].After.Version != 2 || strings.Join(events[1].After.Items, ",") != "name,birthdate" || events[2].After != nil || events[2].Before.Version != 2 {
+		t.Errorf("before/after: %+v", events)
+	}
+	if code, _, errOut := cli(t, env, "audit", "checkpoint"); code != 0 {
+		t.Fatalf("audit checkpoint: %s", errOut)
+	}
+	code, out, errOut = cli(t, env, "audit", "verify")
+	var r consent.Report
+	decode(t, out, &r)
+	if code != 0 || !r.Intact() || r.BasisEvents != 3 || r.LegalBases != 1 || r.TreeSize != 1 {
+		t.Fatalf("verify an untouched trail: %d %+v %s", code, r, errOut)
+	}
+
+	m, _, err := adminMain(context.Background(), "test", nil, func(k string) string { return env[k] }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := m.DB.ExecContext(context.Background(), q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	broken := func(what string) *consent.Problem {
+		t.Helper()
+		code, out, errOut := cli(t, env, "audit", "verify")
+		var r consent.Report
+		decode(t, out, &r)
+		if code != 1 || r.Broken == nil || !strings.Contains(r.Broken.What, what) || !strings.Contains(errOut, "audit log broken") {
+			t.Fatalf("audit verify: exit %d %+v %s, want broken saying %q", code, r.Broken, errOut, what)
+		}
+		return r.Broken
+	}
+	// The operator rewrites who granted it.
+	exec(`UPDATE consent_basis_trail SET operator = 'someone.else' WHERE seq = 1`)
+	if p := broken("its stored hash does not match"); p.EntryID != events[0].ID || p.Seq != 1 || p.CitizenID != consent.BasisTrailChain {
+		t.Errorf("edited trail row: %+v", p)
+	}
+	exec(`UPDATE consent_basis_trail SET operator = 'op.a' WHERE seq = 1`)
+	// The operator brings the revoked basis back to life, wider.
+	exec(`UPDATE consent_legal_bases SET revoked_at = NULL WHERE id = $1`, b.ID)
+	if p := broken("revoked or restored by hand"); p.BasisID != b.ID {
+		t.Errorf("restored basis: %+v", p)
+	}
+	exec(`UPDATE consent_legal_bases SET revoked_at = 1 WHERE id = $1`, b.ID)
+	exec(`UPDATE consent_legal_bases SET items = '["name","birthdate","address"]' WHERE id = $1`, b.ID)
+	if p := broken("edited by hand"); p.BasisID != b.ID {
+		t.Errorf("widened basis: %+v", p)
+	}
+	exec(`UPDATE consent_legal_bases SET items = '["name","birthdate"]' WHERE id = $1`, b.ID)
+	// A basis inserted without the command.
+	exec(`INSERT INTO consent_legal_bases (id, agency, purpose, items, basis, law, created_at, revoked_at, version, updated_at)
+		VALUES ('lb_forged', 'BYT', 'tax', '["name"]', 'public_task', 'none', 1, NULL, 1, 1)`)
+	if p := broken("no trail"); p.BasisID != "lb_forged" {
+		t.Errorf("forged basis: %+v", p)
+	}
+	exec(`DELETE FROM consent_legal_bases WHERE id = 'lb_forged'`)
+	// The last event removed, with the head moved back: the checkpoint
+	// committed it.
+	exec(`DELETE FROM consent_basis_trail WHERE seq = 3`)
+	exec(`UPDATE consent_chain_heads SET seq = 2, hash = (SELECT hash FROM consent_basis_trail WHERE seq = 2) WHERE citizen_id = $1`, consent.BasisTrailChain)
+	if p := broken("entries were removed"); p.CitizenID != consent.BasisTrailChain || p.Seq != 3 {
+		t.Errorf("removed trail event: %+v", p)
 	}
 }

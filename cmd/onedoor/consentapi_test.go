@@ -189,7 +189,7 @@ func runConsentAPI(t *testing.T, e *testEnv) {
 	// Allowed under a legal basis an operator registered, for that agency
 	// and purpose only; an unknown citizen is then a plain 404.
 	if err := e.m.ConsentStore.PutLegalBasis(ctx, &consent.LegalBasis{ID: consent.NewID("lb"), Agency: "T-UBND-HCM", Purpose: "tax-audit",
-		Items: []string{"name", "address"}, Basis: consent.BasisLegalObligation, Law: "Luật Quản lý thuế 2019, Điều 30 (thử)", CreatedAt: time.Now()}); err != nil {
+		Items: []string{"name", "address"}, Basis: consent.BasisLegalObligation, Law: "Luật Quản lý thuế 2019, Điều 30 (thử)"}, consent.BasisChange{Operator: "op", Reason: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	lb := hcm.must(http.StatusOK, http.MethodPost, "/agency/v1/data-requests", dataRequest(pid, "tax-audit", "name", "address")).json(t)
@@ -198,6 +198,22 @@ func runConsentAPI(t *testing.T, e *testEnv) {
 	}
 	refusedItems(t, hcm.do(http.MethodPost, "/agency/v1/data-requests", dataRequest(pid, "tax-audit", "phone_number")))
 	refusedItems(t, hanoi.do(http.MethodPost, "/agency/v1/data-requests", dataRequest(pid, "tax-audit", "name")))
+	// A basis revoked takes effect at the next request: refused, naming
+	// the item. (Granted again for what follows.)
+	lbs, err := e.m.ConsentStore.LegalBases(ctx, "T-UBND-HCM", "tax-audit")
+	if err != nil || len(lbs) != 1 {
+		t.Fatalf("bases: %v %v", lbs, err)
+	}
+	if err := e.m.ConsentStore.RevokeLegalBasis(ctx, lbs[0].ID, consent.BasisChange{Operator: "op", Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := refusedItems(t, hcm.do(http.MethodPost, "/agency/v1/data-requests", dataRequest(them, "tax-audit", "address"))); !strings.Contains(m["address"], "no legal basis") {
+		t.Errorf("after the basis was revoked: %v", m)
+	}
+	if err := e.m.ConsentStore.PutLegalBasis(ctx, &consent.LegalBasis{Agency: "T-UBND-HCM", Purpose: "tax-audit", Items: []string{"name", "address"},
+		Basis: consent.BasisLegalObligation, Law: "Luật Quản lý thuế 2019, Điều 30 (thử)"}, consent.BasisChange{Operator: "op", Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
 	hcm.must(http.StatusNotFound, http.MethodPost, "/agency/v1/data-requests", dataRequest("999999999999", "tax-audit", "name"))
 
 	// Bad requests are problems naming the member.
@@ -337,6 +353,15 @@ func runConsentAPI(t *testing.T, e *testEnv) {
 	}
 	if d := en[len(en)-1]["description"].(string); !strings.Contains(d, "Ha Noi People's Committee (test)") || !strings.Contains(d, "full name") {
 		t.Errorf("first entry described as %q", d)
+	}
+	// The agency renames its client: what the log said stays as it was.
+	if err := e.m.Store.UpdateClient(ctx, hanoiID, func(c *idp.Client) error { c.Name = "Renamed broker"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for i, ent := range logEntries(t, cit, "en") {
+		if ent["description"] != en[i]["description"] || strings.Contains(ent["description"].(string), "Renamed broker") {
+			t.Errorf("entry %d after the client was renamed: %q, was %q", i, ent["description"], en[i]["description"])
+		}
 	}
 	for _, ent := range logEntries(t, other, "en") {
 		if ent["actor"].(map[string]any)["agency"] == "T-UBND-HN" && ent["outcome"] == "released" {

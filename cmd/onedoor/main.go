@@ -7,7 +7,7 @@
 //	onedoor org import|list|show
 //	onedoor mandate list|show|revoke
 //	onedoor keys list|rotate
-//	onedoor agency create|list|token|grant-basis|revoke-basis|bases
+//	onedoor agency create|list|token|grant-basis|amend-basis|revoke-basis|bases
 //	onedoor audit verify|checkpoint|flags
 //	onedoor push broadcast|broadcasts
 //
@@ -114,8 +114,10 @@ const usage = `usage:
   onedoor agency create --code CODE --name NAME [--name-en NAME] [--parent CODE] [--province CODE]
   onedoor agency list
   onedoor agency token --agency CODE [--ttl 24h] [--max-uses 1] | token list | token revoke --id ID
-  onedoor agency grant-basis --agency CODE --purpose CODE --items a,b --basis legal_obligation|public_task --law "..."
-  onedoor agency bases [--agency CODE] [--purpose CODE] | revoke-basis ID
+  onedoor agency grant-basis --agency CODE --purpose CODE --items a,b --basis legal_obligation|public_task --law "..." --operator NAME --reason "..."
+  onedoor agency amend-basis ID [--items a,b] [--law "..."] --operator NAME --reason "..."
+  onedoor agency revoke-basis ID --operator NAME --reason "..."   (--operator also reads ONEDOOR_OPERATOR)
+  onedoor agency bases [--agency CODE] [--purpose CODE] [--history]
   onedoor audit verify | checkpoint | flags [--citizen SUB]
   onedoor blobs sweep [--blob-dir D] [--grace 1h] [--dry-run] [--force]
   onedoor push broadcast --title T [--title-en T] [--body B] [--province CODE] [--ttl 168h] | broadcasts

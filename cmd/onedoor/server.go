@@ -284,9 +284,37 @@ func (m *Main) OpenStorage(ctx context.Context) error {
 		Deny: func(ctx context.Context, consentID string) error {
 			return accesstoken.DenyConsent(ctx, m.Store, consentID, m.Now())
 		},
-		Now: m.Now,
+		Now:        m.Now,
+		ActorNames: m.actorNames,
 	}
 	return nil
+}
+
+// actorNames is how a recipient is named at the moment of a release: the
+// access-log entry keeps these, so renaming a client or an agency later
+// does not change what the citizen was shown. A client or agency deleted
+// since is left unnamed (the log shows its id).
+func (m *Main) actorNames(ctx context.Context, a consent.Actor) (*consent.Names, error) {
+	n := &consent.Names{}
+	if a.ClientID != "" && a.ClientID != idp.EIDAppClientID {
+		c, err := m.Store.GetClient(ctx, a.ClientID)
+		switch {
+		case err == nil:
+			n.Client = c.Name
+		case !errors.Is(err, idp.ErrNotFound) || errors.Is(err, idp.ErrUnavailable):
+			return nil, err
+		}
+	}
+	if a.Agency != "" {
+		ag, err := m.Agencies.GetAgency(ctx, a.Agency)
+		switch {
+		case err == nil:
+			n.AgencyVI, n.AgencyEN = ag.Name.VI, ag.Name.EN
+		case !errors.Is(err, idp.ErrNotFound) || errors.Is(err, idp.ErrUnavailable):
+			return nil, err
+		}
+	}
+	return n, nil
 }
 
 // AuditKeys are the signer and verifier of the access log's checkpoints,

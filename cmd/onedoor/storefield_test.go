@@ -45,10 +45,11 @@ func TestCLI_EveryCommandNamesItsStore(t *testing.T) {
 		{args: []string{"keys", "rotate", "--force"}},
 		{args: []string{"agency", "create", "--code", "BYT", "--name", "Bộ Y tế"}},
 		{args: []string{"agency", "list"}},
-		{args: []string{"agency", "grant-basis", "--agency", "BYT", "--purpose", "kham-benh", "--items", "name", "--basis", "public_task", "--law", "Luật Khám bệnh"},
+		{args: []string{"agency", "grant-basis", "--agency", "BYT", "--purpose", "kham-benh", "--items", "name", "--basis", "public_task", "--law", "Luật Khám bệnh",
+			"--operator", "op", "--reason", "test"},
 			after: func(out map[string]json.RawMessage) { _ = json.Unmarshal(out["id"], &basisID) }},
 		{args: []string{"agency", "bases"}},
-		{args: []string{"agency", "revoke-basis", "BASIS"}},
+		{args: []string{"agency", "revoke-basis", "BASIS", "--operator", "op", "--reason", "test"}},
 		{args: []string{"agency", "token", "--agency", "BYT"},
 			after: func(out map[string]json.RawMessage) {
 				var tok struct {

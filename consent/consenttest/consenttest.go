@@ -377,20 +377,20 @@ func recLegalBases(e *env) {
 	t := e.t
 	b := &consent.LegalBasis{Agency: "BOYTE", Purpose: "kham-benh", Items: []string{"name", "birthdate"},
 		Basis: consent.BasisLegalObligation, Law: "Luật Khám bệnh, chữa bệnh 2023, Điều 10"}
-	if err := e.s.PutLegalBasis(e.ctx, b); err != nil {
+	if err := e.s.PutLegalBasis(e.ctx, b, TestChange); err != nil {
 		t.Fatal(err)
 	}
 	if b.ID == "" || b.CreatedAt.IsZero() {
 		t.Fatalf("PutLegalBasis did not set id and time: %+v", b)
 	}
 	dup := &consent.LegalBasis{Agency: "BOYTE", Purpose: "kham-benh", Items: []string{"name"}, Basis: consent.BasisPublicTask, Law: "x"}
-	wantErr(t, "second live basis for the agency and purpose", e.s.PutLegalBasis(e.ctx, dup), consent.ErrConflict)
+	wantErr(t, "second live basis for the agency and purpose", e.s.PutLegalBasis(e.ctx, dup, TestChange), consent.ErrConflict)
 	other := &consent.LegalBasis{Agency: "BOYTE", Purpose: "tiem-chung", Items: []string{"name"}, Basis: consent.BasisPublicTask, Law: "Luật Phòng bệnh"}
-	if err := e.s.PutLegalBasis(e.ctx, other); err != nil {
+	if err := e.s.PutLegalBasis(e.ctx, other, TestChange); err != nil {
 		t.Fatal(err)
 	}
 	third := &consent.LegalBasis{Agency: "BOTAICHINH", Purpose: "kham-benh", Items: []string{"name"}, Basis: consent.BasisPublicTask, Law: "Luật Thuế"}
-	if err := e.s.PutLegalBasis(e.ctx, third); err != nil {
+	if err := e.s.PutLegalBasis(e.ctx, third, TestChange); err != nil {
 		t.Fatal(err)
 	}
 	got, err := e.s.LegalBases(e.ctx, "BOYTE", "kham-benh")
@@ -403,15 +403,15 @@ func recLegalBases(e *env) {
 	if got, err := e.s.LegalBases(e.ctx, "", ""); err != nil || len(got) != 3 {
 		t.Fatalf("LegalBases(every agency): %d, %v", len(got), err)
 	}
-	if err := e.s.RevokeLegalBasis(e.ctx, b.ID, time.Now()); err != nil {
+	if err := e.s.RevokeLegalBasis(e.ctx, b.ID, TestChange); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "revoke twice", e.s.RevokeLegalBasis(e.ctx, b.ID, time.Now()), consent.ErrNotFound)
-	wantErr(t, "revoke unknown", e.s.RevokeLegalBasis(e.ctx, "lb_unknown", time.Now()), consent.ErrNotFound)
+	wantErr(t, "revoke twice", e.s.RevokeLegalBasis(e.ctx, b.ID, TestChange), consent.ErrNotFound)
+	wantErr(t, "revoke unknown", e.s.RevokeLegalBasis(e.ctx, "lb_unknown", TestChange), consent.ErrNotFound)
 	if got, err := e.s.LegalBases(e.ctx, "BOYTE", "kham-benh"); err != nil || len(got) != 0 {
 		t.Fatalf("after revoke: %d, %v", len(got), err)
 	}
-	if err := e.s.PutLegalBasis(e.ctx, dup); err != nil {
+	if err := e.s.PutLegalBasis(e.ctx, dup, TestChange); err != nil {
 		t.Fatalf("a new basis after revoking the old: %v", err)
 	}
 	for _, bad := range []*consent.LegalBasis{
@@ -421,7 +421,7 @@ func recLegalBases(e *env) {
 		{Agency: "", Purpose: "p4", Items: []string{"name"}, Basis: consent.BasisPublicTask, Law: "x"},
 		{Agency: "BOYTE", Purpose: "p5", Items: []string{""}, Basis: consent.BasisPublicTask, Law: "x"},
 	} {
-		wantErr(t, fmt.Sprintf("PutLegalBasis(%+v)", bad), e.s.PutLegalBasis(e.ctx, bad), consent.ErrInvalid)
+		wantErr(t, fmt.Sprintf("PutLegalBasis(%+v)", bad), e.s.PutLegalBasis(e.ctx, bad, TestChange), consent.ErrInvalid)
 	}
 }
 
@@ -774,7 +774,7 @@ func badInput(e *env) {
 		wantErr(t, fmt.Sprintf("FlagEntry(%q)", id), err, consent.ErrInvalid)
 		_, err = e.s.FlagEntry(e.ctx, id, okEntry.ID, "", time.Now())
 		wantErr(t, fmt.Sprintf("FlagEntry citizen %q", id), err, consent.ErrInvalid)
-		wantErr(t, fmt.Sprintf("RevokeLegalBasis(%q)", id), e.s.RevokeLegalBasis(e.ctx, id, time.Now()), consent.ErrInvalid)
+		wantErr(t, fmt.Sprintf("RevokeLegalBasis(%q)", id), e.s.RevokeLegalBasis(e.ctx, id, TestChange), consent.ErrInvalid)
 		_, _, err = e.s.ListRecords(e.ctx, consent.RecordQuery{CitizenID: id})
 		wantErr(t, fmt.Sprintf("ListRecords(%q)", id), err, consent.ErrInvalid)
 		if id != "" {
@@ -824,7 +824,7 @@ func badInput(e *env) {
 		{Agency: "A", Purpose: "p", Items: []string{"name"}, Basis: consent.BasisPublicTask, Law: "\xff"},
 		{Agency: "A", Purpose: "p", Items: []string{"name"}, Basis: consent.BasisPublicTask, Law: "x\x00"},
 	} {
-		wantErr(t, fmt.Sprintf("PutLegalBasis(%q)", b.Agency+"/"+b.Purpose+"/"+b.Law), e.s.PutLegalBasis(e.ctx, b), consent.ErrInvalid)
+		wantErr(t, fmt.Sprintf("PutLegalBasis(%q)", b.Agency+"/"+b.Purpose+"/"+b.Law), e.s.PutLegalBasis(e.ctx, b, TestChange), consent.ErrInvalid)
 	}
 	if got, err := e.s.LegalBases(e.ctx, "", ""); err != nil || len(got) != 0 {
 		t.Fatalf("legal bases after bad input: %d, %v", len(got), err)
@@ -869,3 +869,7 @@ func onBehalf(e *env) {
 	bad.OnBehalf = &consent.OnBehalf{Basis: "guardian"}
 	wantErr(t, "representative without a citizen", e.s.Append(e.ctx, bad), consent.ErrInvalid)
 }
+
+// TestChange is the operator and reason the suites change legal bases
+// with.
+var TestChange = consent.BasisChange{Operator: "op.test", Reason: "conformance suite"}

@@ -1,6 +1,7 @@
 package consenttest
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -25,6 +26,7 @@ func RunService(t *testing.T, newStore func(t *testing.T) consent.Store) {
 		{"GrantReceiptAndRegrant", svcGrant},
 		{"WithdrawDeniesTokensFirst", svcWithdraw},
 		{"DecideAndFetch", svcDecideAndFetch},
+		{"BasisVersionAndNamesInEntries", svcBasisVersionAndNames},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sg := &jwsSigner{}
@@ -228,14 +230,14 @@ func svcDecideAndFetch(t *testing.T, s *consent.Service, _ *jwsSigner) {
 	other := consent.Request{CitizenID: "cit_1", Actor: consent.Actor{Agency: "BHXH", ClientID: "bhxh-app"}, Channel: consent.ChannelBroker,
 		Purpose: "bao-hiem", Items: []string{"name"}}
 	b := &consent.LegalBasis{Agency: "BHXH", Purpose: "bao-hiem", Items: []string{"name", "birthdate"}, Basis: consent.BasisPublicTask, Law: "Luật BHXH 2024"}
-	if err := s.Store.PutLegalBasis(ctx, b); err != nil {
+	if err := s.Store.PutLegalBasis(ctx, b, TestChange); err != nil {
 		t.Fatal(err)
 	}
 	_, e, err = s.Fetch(ctx, reg, other)
 	if err != nil || e.Basis != consent.BasisPublicTask || e.Law != "Luật BHXH 2024" || e.ConsentID != "" {
 		t.Fatalf("fetch under a legal basis: entry %+v, %v", e, err)
 	}
-	if err := s.Store.RevokeLegalBasis(ctx, b.ID, time.Now()); err != nil {
+	if err := s.Store.RevokeLegalBasis(ctx, b.ID, TestChange); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := s.Fetch(ctx, reg, other); !errors.As(err, &refused) {
@@ -276,4 +278,52 @@ func svcDecideAndFetch(t *testing.T, s *consent.Service, _ *jwsSigner) {
 	if err != nil || d.Allowed() {
 		t.Fatalf("decide on a withdrawn consent: %+v, %v", d, err)
 	}
+}
+
+// svcBasisVersionAndNames: a release under a legal basis names the basis
+// and the version it had; each entry keeps the recipient's names of the
+// moment (a client renamed later leaves old entries as they were); a
+// revoked basis refuses the next request at once, naming the item.
+func svcBasisVersionAndNames(t *testing.T, s *consent.Service, _ *jwsSigner) {
+	ctx := t.Context()
+	reg := &registry{}
+	clientName := "Cổng BHXH"
+	s.ActorNames = func(_ context.Context, a consent.Actor) (*consent.Names, error) {
+		return &consent.Names{Client: clientName, AgencyVI: "Bảo hiểm xã hội " + a.Agency, AgencyEN: "Social Security " + a.Agency}, nil
+	}
+	req := consent.Request{CitizenID: "cit_1", Actor: consent.Actor{Agency: "BHXH", ClientID: "bhxh-app"}, Channel: consent.ChannelBroker,
+		Purpose: "bao-hiem", Items: []string{"name"}}
+	b := &consent.LegalBasis{Agency: "BHXH", Purpose: "bao-hiem", Items: []string{"name"}, Basis: consent.BasisLegalObligation, Law: "Luật BHXH 2024"}
+	if err := s.Store.PutLegalBasis(ctx, b, TestChange); err != nil {
+		t.Fatal(err)
+	}
+	_, first, err := s.Fetch(ctx, reg, req)
+	if err != nil || first.BasisID != b.ID || first.BasisVersion != 1 || first.V != consent.EntryVersion ||
+		first.Names == nil || first.Names.Client != "Cổng BHXH" || first.Names.AgencyEN != "Social Security BHXH" {
+		t.Fatalf("release under a basis: %+v, %v", first, err)
+	}
+	amended, err := s.Store.AmendLegalBasis(ctx, b.ID, []string{"name", "birthdate"}, "Luật BHXH 2024, Điều 18", TestChange)
+	if err != nil || amended.Version != 2 {
+		t.Fatalf("amend: %+v, %v", amended, err)
+	}
+	clientName = "Cổng BHXH (tên mới)"
+	req.Items = []string{"name", "birthdate"}
+	_, second, err := s.Fetch(ctx, reg, req)
+	if err != nil || second.BasisVersion != 2 || second.Law != "Luật BHXH 2024, Điều 18" || second.Names.Client != "Cổng BHXH (tên mới)" {
+		t.Fatalf("release under the amended basis: %+v, %v", second, err)
+	}
+	stored, err := s.Store.GetEntry(ctx, "cit_1", first.ID)
+	if err != nil || stored.Names == nil || stored.Names.Client != "Cổng BHXH" || stored.BasisVersion != 1 || stored.V != consent.EntryVersion ||
+		!bytes.Equal(stored.ComputeHash(), stored.Hash) {
+		t.Fatalf("the first entry after the client was renamed: %+v, %v", stored, err)
+	}
+	if err := s.Store.RevokeLegalBasis(ctx, b.ID, TestChange); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = s.Fetch(ctx, reg, req)
+	var refused *consent.RefusedError
+	if !errors.As(err, &refused) || !strings.Contains(refused.Missing["birthdate"], "no legal basis") || !strings.Contains(err.Error(), "birthdate") {
+		t.Fatalf("fetch after the basis was revoked: %v", err)
+	}
+	s.Drain()
 }

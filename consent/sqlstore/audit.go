@@ -58,10 +58,8 @@ func (s *Store) CommitHeads(ctx context.Context, limit int, build consent.BuildF
 			return dbErr(op, err)
 		}
 		leaves := make([][]any, 0, len(c.Leaves))
-		marks := make([][]any, 0, len(c.Leaves))
 		for _, l := range c.Leaves {
 			leaves = append(leaves, []any{l.Index, l.CitizenID, l.Seq, l.Hash})
-			marks = append(marks, []any{l.CitizenID, l.Seq})
 		}
 		hashes := make([][]any, 0, len(c.Hashes))
 		for _, h := range c.Hashes {
@@ -72,7 +70,6 @@ func (s *Store) CommitHeads(ctx context.Context, limit int, build consent.BuildF
 			rows           [][]any
 		}{
 			{`INSERT INTO consent_tree_leaves (idx, citizen_id, seq, hash) VALUES `, ``, leaves},
-			{`INSERT INTO consent_tree_citizens (citizen_id, seq) VALUES `, ` ON CONFLICT (citizen_id) DO UPDATE SET seq = excluded.seq`, marks},
 			{`INSERT INTO consent_tree_hashes (idx, hash) VALUES `, ``, hashes},
 		} {
 			if err := insertRows(ctx, q, op, ins.prefix, ins.suffix, ins.rows); errors.Is(err, consent.ErrConflict) {
@@ -82,6 +79,9 @@ func (s *Store) CommitHeads(ctx context.Context, limit int, build consent.BuildF
 			} else if err != nil {
 				return err
 			}
+		}
+		if err := markCommitted(ctx, q, op, c.Leaves); err != nil {
+			return err
 		}
 		cp := c.Checkpoint
 		if cp.CreatedAt.IsZero() {
@@ -150,11 +150,13 @@ func checkCommit(op string, c *consent.Commit, size int64, heads []consent.Head)
 	return checkText(op, "checkpoint note", c.Checkpoint.Note, maxEvidence)
 }
 
+// pendingHeads reads the heads that moved since a checkpoint last
+// committed them. Its WHERE is the partial index's predicate
+// (consent_chain_heads_pending), so both engines read only those heads:
+// the cost follows what moved, not the number of citizens.
 func pendingHeads(ctx context.Context, q sqldb.Querier, op string, limit int) ([]consent.Head, error) {
-	rows, err := q.QueryContext(ctx, `SELECT h.citizen_id, h.seq, h.hash FROM consent_chain_heads h
-		LEFT JOIN consent_tree_citizens c ON c.citizen_id = h.citizen_id
-		WHERE h.seq > 0 AND (c.seq IS NULL OR c.seq <> h.seq)
-		ORDER BY h.citizen_id LIMIT $1`, limit)
+	rows, err := q.QueryContext(ctx, `SELECT citizen_id, seq, hash FROM consent_chain_heads
+		WHERE seq <> committed_seq ORDER BY citizen_id LIMIT $1`, limit)
 	if err != nil {
 		return nil, dbErr(op, err)
 	}
@@ -168,6 +170,33 @@ func pendingHeads(ctx context.Context, q sqldb.Querier, op string, limit int) ([
 		out = append(out, h)
 	}
 	return out, dbErr(op, rows.Err())
+}
+
+// markCommitted records the seq each leaf committed beside its head. A
+// head that moved after it was read (an append on PostgreSQL, which does
+// not wait for the checkpoint) keeps seq <> committed_seq, and the next
+// checkpoint commits it again.
+func markCommitted(ctx context.Context, q sqldb.Querier, op string, leaves []consent.Leaf) error {
+	const chunk = 200
+	for len(leaves) > 0 {
+		n := min(chunk, len(leaves))
+		var (
+			cases strings.Builder
+			ids   []string
+			args  []any
+		)
+		for _, l := range leaves[:n] {
+			args = append(args, l.CitizenID, l.Seq)
+			fmt.Fprintf(&cases, " WHEN $%d THEN CAST($%d AS BIGINT)", len(args)-1, len(args))
+			ids = append(ids, "$"+strconv.Itoa(len(args)-1))
+		}
+		if _, err := q.ExecContext(ctx, `UPDATE consent_chain_heads SET committed_seq = CASE citizen_id`+cases.String()+ // #nosec G202 -- placeholders only
+			` ELSE committed_seq END WHERE citizen_id IN (`+strings.Join(ids, ", ")+`)`, args...); err != nil {
+			return dbErr(op, err)
+		}
+		leaves = leaves[n:]
+	}
+	return nil
 }
 
 // readHashes reads stored tree hashes in the order asked; a missing one
@@ -312,7 +341,8 @@ func (s *Store) CitizenLeaves(ctx context.Context, citizenID string, after int64
 		WHERE citizen_id = $1 AND seq > $2 ORDER BY seq, idx LIMIT $3`, citizenID, after, clampLimit(limit))
 }
 
-// Citizens pages the citizens with entries, a head or leaves.
+// Citizens pages the citizens with entries, a head or leaves (the
+// legal-basis trail's head is not a citizen's).
 func (s *Store) Citizens(ctx context.Context, after string, limit int) ([]string, error) {
 	const op = "list audited citizens"
 	if err := checkText(op, "after", after, maxID); err != nil {
@@ -321,10 +351,10 @@ func (s *Store) Citizens(ctx context.Context, after string, limit int) ([]string
 	// Each part reads its index from after and stops at limit, so a page
 	// costs the same at the end of a large log as at its start.
 	rows, err := s.db.QueryContext(ctx, `SELECT citizen_id FROM (
-			SELECT citizen_id FROM (SELECT DISTINCT citizen_id FROM consent_log WHERE citizen_id > $1 ORDER BY citizen_id LIMIT $2) l
-			UNION SELECT citizen_id FROM (SELECT citizen_id FROM consent_chain_heads WHERE citizen_id > $1 ORDER BY citizen_id LIMIT $2) h
-			UNION SELECT citizen_id FROM (SELECT DISTINCT citizen_id FROM consent_tree_leaves WHERE citizen_id > $1 ORDER BY citizen_id LIMIT $2) t
-		) c ORDER BY citizen_id LIMIT $2`, after, clampLimit(limit))
+			SELECT citizen_id FROM (SELECT DISTINCT citizen_id FROM consent_log WHERE citizen_id > $1 AND citizen_id <> $3 ORDER BY citizen_id LIMIT $2) l
+			UNION SELECT citizen_id FROM (SELECT citizen_id FROM consent_chain_heads WHERE citizen_id > $1 AND citizen_id <> $3 ORDER BY citizen_id LIMIT $2) h
+			UNION SELECT citizen_id FROM (SELECT DISTINCT citizen_id FROM consent_tree_leaves WHERE citizen_id > $1 AND citizen_id <> $3 ORDER BY citizen_id LIMIT $2) t
+		) c ORDER BY citizen_id LIMIT $2`, after, clampLimit(limit), consent.BasisTrailChain)
 	if err != nil {
 		return nil, dbErr(op, err)
 	}

@@ -2,11 +2,13 @@ package sqlstore_test
 
 import (
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/onedoor/onedoor/consent"
+	"github.com/onedoor/onedoor/consent/consenttest"
 )
 
 // BenchmarkAppend measures log appends (each its own transaction, with
@@ -52,5 +54,64 @@ func BenchmarkAppend(b *testing.B) {
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "inserts/s")
 		})
+	}
+}
+
+// BenchmarkCheckpointFewChanges measures one checkpoint when a large
+// number of citizens have committed chain heads and only a few moved
+// since: what the checkpointer's tick costs on a big, quiet platform. The
+// cost should follow the heads that moved, not the citizens.
+func BenchmarkCheckpointFewChanges(b *testing.B) {
+	const changed = 100
+	for _, be := range backends {
+		for _, citizens := range []int{10_000, 100_000} {
+			b.Run(fmt.Sprintf("%s/citizens=%d/changed=%d", be.name, citizens, changed), func(b *testing.B) {
+				db, d := be.open(b)
+				s := migrated(b, db, d)
+				ctx := b.Context()
+				// Seed the heads by hand (appending 100k entries one by
+				// one would take minutes), then commit them all once.
+				hash := make([]byte, 32)
+				for from := 0; from < citizens; from += 500 {
+					var (
+						q    strings.Builder
+						args []any
+					)
+					q.WriteString(`INSERT INTO consent_chain_heads (citizen_id, seq, hash) VALUES `)
+					for i := from; i < min(from+500, citizens); i++ {
+						if i > from {
+							q.WriteString(", ")
+						}
+						args = append(args, fmt.Sprintf("cit_%07d", i), hash)
+						fmt.Fprintf(&q, "($%d, 1, $%d)", len(args)-1, len(args))
+					}
+					if _, err := db.ExecContext(ctx, q.String(), args...); err != nil {
+						b.Fatal(err)
+					}
+				}
+				signer, verifier := consenttest.Keys(b, "bench")
+				cp := &consent.Checkpointer{Store: s, Signer: signer, Verifier: verifier, Batch: citizens}
+				if c, err := cp.Commit(ctx); err != nil || c == nil || c.Size != int64(citizens) {
+					b.Fatalf("seed checkpoint: %+v, %v", c, err)
+				}
+				cp.Batch = 0
+				next := 0
+				b.ResetTimer()
+				for b.Loop() {
+					b.StopTimer()
+					for range changed {
+						if _, err := db.ExecContext(ctx, `UPDATE consent_chain_heads SET seq = seq + 1 WHERE citizen_id = $1`,
+							fmt.Sprintf("cit_%07d", next%citizens)); err != nil {
+							b.Fatal(err)
+						}
+						next += citizens/changed + 1
+					}
+					b.StartTimer()
+					if c, err := cp.Commit(ctx); err != nil || c == nil {
+						b.Fatalf("checkpoint: %+v, %v", c, err)
+					}
+				}
+			})
+		}
 	}
 }

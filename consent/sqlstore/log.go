@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -13,7 +14,7 @@ import (
 )
 
 const entryColumns = `id, citizen_id, seq, at, agency, client_id, operator, channel, items, purpose, consent_id, basis, law,
-	outcome, reason, prev, hash, flagged_at, flag_note, on_behalf`
+	outcome, reason, prev, hash, flagged_at, flag_note, on_behalf, v, names, basis_id, basis_version`
 
 func scanEntry(op string, sc sqldb.Scanner) (*consent.Entry, error) {
 	return scanEntryAs(op, sc, false)
@@ -30,10 +31,11 @@ func scanEntryAs(op string, sc sqldb.Scanner, asStored bool) (*consent.Entry, er
 		channel, basis, outcome string
 		items                   string
 		flagged                 sql.NullInt64
-		onBehalf                string
+		onBehalf, names         string
 	)
 	if err := sc.Scan(&e.ID, &e.CitizenID, &e.Seq, &at, &e.Actor.Agency, &e.Actor.ClientID, &e.Actor.Operator, &channel,
-		&items, &e.Purpose, &e.ConsentID, &basis, &e.Law, &outcome, &e.Reason, &e.Prev, &e.Hash, &flagged, &e.FlagNote, &onBehalf); err != nil {
+		&items, &e.Purpose, &e.ConsentID, &basis, &e.Law, &outcome, &e.Reason, &e.Prev, &e.Hash, &flagged, &e.FlagNote, &onBehalf,
+		&e.V, &names, &e.BasisID, &e.BasisVersion); err != nil {
 		return nil, dbErr(op, err)
 	}
 	var err error
@@ -49,6 +51,15 @@ func scanEntryAs(op string, sc sqldb.Scanner, asStored bool) (*consent.Entry, er
 			return nil, err
 		}
 		e.Items = []string{"undecodable items column: " + items}
+	}
+	if names != "" {
+		e.Names = &consent.Names{}
+		if err := json.Unmarshal([]byte(names), e.Names); err != nil {
+			if !asStored {
+				return nil, fmt.Errorf("%s: names column: %w", op, consent.ErrInvalid)
+			}
+			e.Names = &consent.Names{Client: "undecodable names column: " + names}
+		}
 	}
 	if len(e.Prev) == 0 {
 		e.Prev = nil
@@ -94,6 +105,19 @@ func checkEntry(op string, e *consent.Entry) error {
 	if err := checkOnBehalf(op, "on behalf", e.OnBehalf); err != nil {
 		return err
 	}
+	if e.CitizenID == consent.BasisTrailChain {
+		return invalid(op, "the citizen id is reserved")
+	}
+	if e.Names != nil {
+		for _, f := range []struct{ name, v string }{{"client name", e.Names.Client}, {"agency name", e.Names.AgencyVI}, {"agency name", e.Names.AgencyEN}} {
+			if err := checkText(op, f.name, f.v, maxText); err != nil {
+				return err
+			}
+		}
+	}
+	if err := checkText(op, "basis id", e.BasisID, maxID); err != nil {
+		return err
+	}
 	return checkItems(op, "items", e.Items, false)
 }
 
@@ -122,9 +146,9 @@ func (s *Store) Append(ctx context.Context, e *consent.Entry) error {
 		args := []any{sealed.ID, sealed.CitizenID, sealed.Seq, sqldb.MS(sealed.At), sealed.Actor.Agency, sealed.Actor.ClientID,
 			sealed.Actor.Operator, string(sealed.Channel), encodeList(sealed.Items), sealed.Purpose, sealed.ConsentID,
 			string(sealed.Basis), sealed.Law, string(sealed.Outcome), sealed.Reason, nullBytes(sealed.Prev), sealed.Hash,
-			encodeOnBehalf(sealed.OnBehalf)}
+			encodeOnBehalf(sealed.OnBehalf), sealed.V, encodeNames(sealed.Names), sealed.BasisID, sealed.BasisVersion}
 		const insert = `INSERT INTO consent_log (` + entryColumns + `)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, NULL, '', $18)`
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, NULL, '', $18, $19, $20, $21, $22)`
 		if s.d == sqldb.PostgreSQL {
 			// One round trip for the entry and the head: appends are on
 			// the path of every release.
@@ -144,6 +168,17 @@ func (s *Store) Append(ctx context.Context, e *consent.Entry) error {
 	}
 	*e = sealed
 	return nil
+}
+
+func encodeNames(n *consent.Names) string {
+	if n == nil {
+		return ""
+	}
+	b, err := json.Marshal(n)
+	if err != nil {
+		panic(fmt.Sprintf("consent: encoding names: %v", err)) // strings only: cannot fail
+	}
+	return string(b)
 }
 
 // lockHead returns the citizen's chain head, locked until the transaction

@@ -81,7 +81,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err := m.Migrate(ctx, migs, 0); err != nil {
 		return dbErr("migrate consent store", err)
 	}
-	return nil
+	return s.adoptBases(ctx)
 }
 
 // CheckSchema reports whether the database holds exactly this binary's

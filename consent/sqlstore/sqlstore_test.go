@@ -125,8 +125,8 @@ func TestStore_OutageIsUnavailable(t *testing.T) {
 			calls := map[string]error{
 				"PutRecord":   s.PutRecord(ctx, rec, sign),
 				"Append":      s.Append(ctx, &consent.Entry{ID: "log_1", CitizenID: "c", At: now, Channel: consent.ChannelBroker, Outcome: consent.OutcomeReleased}),
-				"PutBasis":    s.PutLegalBasis(ctx, &consent.LegalBasis{Agency: "A", Purpose: "p", Items: []string{"name"}, Basis: consent.BasisPublicTask, Law: "L"}),
-				"RevokeBasis": s.RevokeLegalBasis(ctx, "lb_1", now),
+				"PutBasis":    s.PutLegalBasis(ctx, &consent.LegalBasis{Agency: "A", Purpose: "p", Items: []string{"name"}, Basis: consent.BasisPublicTask, Law: "L"}, consenttest.TestChange),
+				"RevokeBasis": s.RevokeLegalBasis(ctx, "lb_1", consenttest.TestChange),
 			}
 			_, calls["GetRecord"] = s.GetRecord(ctx, "c", "cns_1")
 			_, calls["LiveRecord"] = s.LiveRecord(ctx, "c", "k", "p")
@@ -135,6 +135,9 @@ func TestStore_OutageIsUnavailable(t *testing.T) {
 			_, calls["Receipts"] = s.Receipts(ctx, "c", "cns_1")
 			_, calls["GetReceipt"] = s.GetReceipt(ctx, "c", "rcpt_1")
 			_, calls["LegalBases"] = s.LegalBases(ctx, "A", "")
+			_, calls["AmendLegalBasis"] = s.AmendLegalBasis(ctx, "lb_1", []string{"name"}, "L", consenttest.TestChange)
+			_, calls["AllLegalBases"] = s.AllLegalBases(ctx)
+			_, calls["BasisTrail"] = s.BasisTrail(ctx, 0, 10)
 			_, _, calls["ListEntries"] = s.ListEntries(ctx, consent.EntryQuery{CitizenID: "c"})
 			_, calls["GetEntry"] = s.GetEntry(ctx, "c", "log_1")
 			_, calls["FlagEntry"] = s.FlagEntry(ctx, "c", "log_1", "", now)

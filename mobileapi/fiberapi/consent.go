@@ -14,6 +14,7 @@ import (
 	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/problem"
+	"github.com/onedoor/onedoor/mobileapi"
 )
 
 // consentErr maps the consent area's sentinels onto the ones problems are
@@ -299,20 +300,35 @@ func (n *names) clientName(ctx context.Context, id string) (string, error) {
 }
 
 // who names the actor in the citizen's language: the agency and, when it
-// has one, its client.
-func (n *names) who(ctx context.Context, a consent.Actor) (string, error) {
+// has one, its client. An entry that recorded the names at the time of
+// the release (consent.Names) is shown with those, so renaming a client or
+// agency later does not rewrite the citizen's history; older entries
+// recorded none and show the names of today.
+func (n *names) who(ctx context.Context, a consent.Actor, at *consent.Names) (string, error) {
 	var parts []string
 	if a.Agency != "" {
-		v, err := n.agencyName(ctx, a.Agency)
-		if err != nil {
-			return "", err
+		v := ""
+		if at != nil {
+			v = (mobileapi.Text{VI: at.AgencyVI, EN: at.AgencyEN}).In(n.lang)
+		}
+		if v == "" {
+			var err error
+			if v, err = n.agencyName(ctx, a.Agency); err != nil {
+				return "", err
+			}
 		}
 		parts = append(parts, v)
 	}
 	if a.ClientID != "" && a.ClientID != idp.EIDAppClientID {
-		v, err := n.clientName(ctx, a.ClientID)
-		if err != nil {
-			return "", err
+		v := ""
+		if at != nil {
+			v = at.Client
+		}
+		if v == "" {
+			var err error
+			if v, err = n.clientName(ctx, a.ClientID); err != nil {
+				return "", err
+			}
 		}
 		if len(parts) > 0 {
 			v = "(" + v + ")"
@@ -329,7 +345,7 @@ func (n *names) who(ctx context.Context, a consent.Actor) (string, error) {
 }
 
 func (n *names) entry(ctx context.Context, e *consent.Entry) (entryView, error) {
-	who, err := n.who(ctx, e.Actor)
+	who, err := n.who(ctx, e.Actor, e.Names)
 	if err != nil {
 		return entryView{}, err
 	}
