@@ -415,11 +415,14 @@ type guardianshipInfo struct {
 }
 
 type deviceInfo struct {
-	ID        string     `json:"device_id"`
-	Name      string     `json:"name"`
-	Level     idp.Level  `json:"level"`
-	CreatedAt time.Time  `json:"created_at"`
-	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	ID         string     `json:"device_id"`
+	Name       string     `json:"name"`
+	Platform   string     `json:"platform,omitempty"`
+	Model      string     `json:"model,omitempty"`
+	Level      idp.Level  `json:"level"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
 }
 
 // logOperatorLookup puts an operator's look-up of a citizen's record into
@@ -566,7 +569,8 @@ func citizenCmd(ctx context.Context, args []string, env func(string) string, std
 			return err
 		}
 		for _, d := range ds {
-			v.Devices = append(v.Devices, deviceInfo{ID: d.ID, Name: d.Name, Level: d.Level, CreatedAt: d.CreatedAt, RevokedAt: d.RevokedAt})
+			v.Devices = append(v.Devices, deviceInfo{ID: d.ID, Name: d.Name, Platform: d.Platform, Model: d.Model, Level: d.Level,
+				CreatedAt: d.CreatedAt, LastUsedAt: d.LastUsedAt, RevokedAt: d.RevokedAt})
 		}
 		if v.Guardianships, err = m.guardianshipInfo(ctx, c); err != nil {
 			return err
