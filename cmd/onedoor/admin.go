@@ -35,6 +35,9 @@ func adminMain(ctx context.Context, name string, args []string, env func(string)
 	m.existingOnly = name != "migrate"
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	m.Config.storageFlags(fs)
+	if sessionCommands[name] {
+		m.Config.redisFlags(fs)
+	}
 	if extra != nil {
 		extra(fs)
 	}
@@ -50,8 +53,18 @@ func adminMain(ctx context.Context, name string, args []string, env func(string)
 		}
 		return nil, nil, err
 	}
+	if sessionCommands[name] {
+		if err := m.useRedis(ctx); err != nil {
+			_ = m.Close()
+			return nil, nil, err
+		}
+	}
 	return m, fs, nil
 }
+
+// sessionCommands end single sign-on sessions, so they take the server's
+// Redis flags: the sessions' entries live there.
+var sessionCommands = map[string]bool{"citizen lock": true}
 
 // permute moves positional arguments after the flags so `show ID --data-dir
 // D` works as well as `show --data-dir D ID`.
