@@ -215,7 +215,9 @@ func TestEIDAPI_Contract(t *testing.T) {
 	// platform that is no lower-case token, or a model with control
 	// characters, is refused like any malformed enrollment.
 	for _, bad := range []map[string]any{{"platform": "Android!"}, {"platform": strings.Repeat("a", 17)}, {"model": "Pixel\u202e9"}, {"model": strings.Repeat("m", 65)}} {
-		body := map[string]any{"personal_id": pid, "activation_code": "WRONG-CODE0", "public_key": jwk}
+		// Another personal id, so these count against its enrollment limit,
+		// not the one this test enrolls under.
+		body := map[string]any{"personal_id": "099999999999", "activation_code": "WRONG-CODE0", "public_key": jwk}
 		for k, v := range bad {
 			body[k] = v
 		}
