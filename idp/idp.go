@@ -246,8 +246,16 @@ type Device struct {
 	Name      string
 	PublicKey string // ES256 public key as a JWK (JSON)
 	Level     Level  // the level proven at enrollment
+	// Platform and Model are what the app declared about itself at
+	// enrollment (eid.ValidPlatform, eid.MaxDeviceModel), shown so the
+	// citizen can tell devices apart; never trusted for anything else.
+	Platform  string
+	Model     string
 	CreatedAt time.Time
 	RevokedAt *time.Time
+	// LastUsedAt is when the device last approved a login or signed a
+	// grant, kept to DeviceStore.TouchDevice's resolution; nil before.
+	LastUsedAt *time.Time
 }
 
 // Key states along a rotation.

@@ -20,6 +20,9 @@ type Session struct {
 	DeviceID  string
 	Level     Level
 	Key       string // the ephemeral store key
+	// Ephemeral names the store holding Key: "" for the durable database's
+	// own ephemeral table, "redis:<prefix>" for Redis (sso.Service).
+	Ephemeral string
 	AuthTime  time.Time
 	ExpiresAt time.Time
 	EndedAt   *time.Time

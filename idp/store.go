@@ -101,6 +101,11 @@ type DeviceStore interface {
 	// RevokeDevice sets RevokedAt; ErrNotFound when absent. Revoking twice keeps
 	// the first time.
 	RevokeDevice(ctx context.Context, id string, at time.Time) error
+	// TouchDevice sets LastUsedAt to at when the device is not revoked and
+	// was last used before at minus every (or never), and reports whether
+	// it wrote: concurrent approvals write once per interval. ErrNotFound
+	// when absent.
+	TouchDevice(ctx context.Context, id string, at time.Time, every time.Duration) (bool, error)
 }
 
 // KeyStore keeps the token signing keys, private parts encrypted at rest.

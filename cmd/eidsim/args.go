@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -21,6 +22,8 @@ type options struct {
 	personalID     string
 	activationCode string
 	deviceName     string
+	platform       string
+	model          string
 	deny           bool
 	match          string   // the number picked; "" for an app link
 	as             string   // the party acted for (tax code or personal id); "" themselves
@@ -64,7 +67,7 @@ func usagef(format string, args ...any) error {
 }
 
 const usageHead = `usage:
-  eidsim enroll  --home DIR --idp URL --personal-id N --activation-code C [--device-name NAME]
+  eidsim enroll  --home DIR --idp URL --personal-id N --activation-code C [--device-name NAME] [--platform P] [--model M]
   eidsim approve --home DIR [--match NN] [--deny] [--as TAX_CODE|PERSONAL_ID] [--share claim,claim | --decline claim,claim] [--json] PAYLOAD|ID
   eidsim pending --home DIR
   eidsim login   --home DIR
@@ -107,6 +110,8 @@ func flagSet(cmd string, o *options) (*flag.FlagSet, error) {
 		fs.StringVar(&o.personalID, "personal-id", "", "12-digit personal identification `number`")
 		fs.StringVar(&o.activationCode, "activation-code", "", "activation `code` from the authority's desk")
 		fs.StringVar(&o.deviceName, "device-name", "eidsim", "device `name` shown to the citizen")
+		fs.StringVar(&o.platform, "platform", runtime.GOOS, "`platform` the app declares (android, ios, web, ...), shown to the citizen beside the name")
+		fs.StringVar(&o.model, "model", "eidsim", "device `model` the app declares, shown to the citizen")
 	case "approve":
 		fs.StringVar(&o.match, "match", "", "the two-digit `NN` the browser's login page shows, picked among the app's three choices (required to approve a QR payload)")
 		fs.BoolVar(&o.deny, "deny", false, "deny the login instead of approving it")

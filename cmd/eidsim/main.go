@@ -2,7 +2,7 @@
 // device, answers QR-code logins and obtains the app's own tokens with its
 // device key (the JWT-bearer grant, docs/eid-app-protocol.md).
 //
-//	eidsim enroll  --home DIR --idp URL --personal-id N --activation-code C [--device-name NAME]
+//	eidsim enroll  --home DIR --idp URL --personal-id N --activation-code C [--device-name NAME] [--platform P] [--model M]
 //	eidsim approve --home DIR [--match NN] [--deny] [--as TAX_CODE|PERSONAL_ID] [--share claim,claim | --decline claim,claim] [--json] PAYLOAD|ID
 //	eidsim pending --home DIR
 //	eidsim login   --home DIR
@@ -110,6 +110,7 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	}
 	switch o.cmd {
 	case "enroll":
+		app.Platform, app.Model = o.platform, o.model
 		e, err := app.Enroll(ctx, o.idp, o.personalID, o.activationCode, o.deviceName)
 		if err != nil {
 			return err

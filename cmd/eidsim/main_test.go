@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -33,9 +34,9 @@ func TestParseArgs(t *testing.T) {
 		want *options // nil: a usage error
 	}{
 		{"enroll", []string{"enroll", "--home", "h", "--idp", "https://id.test", "--personal-id", "001099012345", "--activation-code", "ABCDE-FGHJK"},
-			&options{cmd: "enroll", home: "h", idp: "https://id.test", personalID: "001099012345", activationCode: "ABCDE-FGHJK", deviceName: "eidsim"}},
-		{"enroll with = and a name", []string{"enroll", "-home=h", "--idp=u", "--personal-id=1", "--activation-code=c", "--device-name", "Pixel 9"},
-			&options{cmd: "enroll", home: "h", idp: "u", personalID: "1", activationCode: "c", deviceName: "Pixel 9"}},
+			&options{cmd: "enroll", home: "h", idp: "https://id.test", personalID: "001099012345", activationCode: "ABCDE-FGHJK", deviceName: "eidsim", platform: runtime.GOOS, model: "eidsim"}},
+		{"enroll with = and a name", []string{"enroll", "-home=h", "--idp=u", "--personal-id=1", "--activation-code=c", "--device-name", "Pixel 9", "--platform=android", "--model", "Pixel 9 Pro"},
+			&options{cmd: "enroll", home: "h", idp: "u", personalID: "1", activationCode: "c", deviceName: "Pixel 9", platform: "android", model: "Pixel 9 Pro"}},
 		{"enroll missing flags", []string{"enroll", "--home", "h", "--idp", "u"}, nil},
 		{"enroll positional", []string{"enroll", "--home", "h", "--idp", "u", "--personal-id", "1", "--activation-code", "c", "extra"}, nil},
 		{"approve flags first", []string{"approve", "--home", "h", "--deny", payload},

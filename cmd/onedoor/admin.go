@@ -35,6 +35,9 @@ func adminMain(ctx context.Context, name string, args []string, env func(string)
 	m.existingOnly = name != "migrate"
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	m.Config.storageFlags(fs)
+	if sessionCommands[name] {
+		m.Config.redisFlags(fs)
+	}
 	if extra != nil {
 		extra(fs)
 	}
@@ -50,8 +53,18 @@ func adminMain(ctx context.Context, name string, args []string, env func(string)
 		}
 		return nil, nil, err
 	}
+	if sessionCommands[name] {
+		if err := m.useRedis(ctx); err != nil {
+			_ = m.Close()
+			return nil, nil, err
+		}
+	}
 	return m, fs, nil
 }
+
+// sessionCommands end single sign-on sessions, so they take the server's
+// Redis flags: the sessions' entries live there.
+var sessionCommands = map[string]bool{"citizen lock": true}
 
 // permute moves positional arguments after the flags so `show ID --data-dir
 // D` works as well as `show --data-dir D ID`.
@@ -415,11 +428,14 @@ type guardianshipInfo struct {
 }
 
 type deviceInfo struct {
-	ID        string     `json:"device_id"`
-	Name      string     `json:"name"`
-	Level     idp.Level  `json:"level"`
-	CreatedAt time.Time  `json:"created_at"`
-	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	ID         string     `json:"device_id"`
+	Name       string     `json:"name"`
+	Platform   string     `json:"platform,omitempty"`
+	Model      string     `json:"model,omitempty"`
+	Level      idp.Level  `json:"level"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
 }
 
 // logOperatorLookup puts an operator's look-up of a citizen's record into
@@ -566,7 +582,8 @@ func citizenCmd(ctx context.Context, args []string, env func(string) string, std
 			return err
 		}
 		for _, d := range ds {
-			v.Devices = append(v.Devices, deviceInfo{ID: d.ID, Name: d.Name, Level: d.Level, CreatedAt: d.CreatedAt, RevokedAt: d.RevokedAt})
+			v.Devices = append(v.Devices, deviceInfo{ID: d.ID, Name: d.Name, Platform: d.Platform, Model: d.Model, Level: d.Level,
+				CreatedAt: d.CreatedAt, LastUsedAt: d.LastUsedAt, RevokedAt: d.RevokedAt})
 		}
 		if v.Guardianships, err = m.guardianshipInfo(ctx, c); err != nil {
 			return err

@@ -250,7 +250,8 @@ func TestCitizenLock_SQLite(t *testing.T) {
 
 func TestCitizenLock_PostgresRedis(t *testing.T) {
 	e := startMain(t, scaleOption(t))
-	runCitizenLock(t, e, "--postgres-dsn", e.m.Config.PostgresDSN, "--master-key-file", e.m.Config.MasterKeyFile)
+	runCitizenLock(t, e, "--postgres-dsn", e.m.Config.PostgresDSN, "--master-key-file", e.m.Config.MasterKeyFile,
+		"--redis-url", e.m.Config.RedisURL, "--redis-prefix", e.m.Config.RedisPrefix)
 }
 
 func runCitizenLock(t *testing.T, e *testEnv, storage ...string) {
@@ -272,6 +273,7 @@ func runCitizenLock(t *testing.T, e *testEnv, storage ...string) {
 	bOther := newBrowser()
 	tokOther, _ := e.codeFlow(r, bOther, appB)
 
+	keys := liveEntries(t, e, idt1.Subject)
 	args := append([]string{"citizen", "lock"}, storage...)
 	args = append(args, "--personal-id", pid)
 	code, out, errs := cli(t, nil, args...)
@@ -297,6 +299,12 @@ func runCitizenLock(t *testing.T, e *testEnv, storage ...string) {
 	for _, b := range []*browser{b1, b2} {
 		if !b.showsLoginPage(t, u) {
 			t.Error("a browser is still signed in after the lock")
+		}
+	}
+	mustEntriesGone(t, e, keys, "after citizen lock")
+	for _, b := range []*browser{b1, b2} {
+		if got := silentSSO(t, b, r); got != "login_required" {
+			t.Errorf("silent SSO after the lock: %q, want login_required", got)
 		}
 	}
 	rcv.waitSID(t, sidOf(t, idt1))
@@ -423,6 +431,7 @@ func runAccountDevicesSessionsLock(t *testing.T, e *testEnv) {
 		}
 	})
 	t.Run("LockSignsOut", func(t *testing.T) {
+		keys := liveEntries(t, e, idt.Subject)
 		resp, body := b.post(t, e.issuer+"/account/lock?lang=en", url.Values{"csrf": {v.csrf}}, origin)
 		if resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="confirm"`) {
 			t.Fatalf("lock without confirmation: %d", resp.StatusCode)
@@ -439,6 +448,10 @@ func runAccountDevicesSessionsLock(t *testing.T, e *testEnv) {
 			t.Error("refresh after lock succeeded")
 		}
 		rcv.waitSID(t, sid)
+		mustEntriesGone(t, e, keys, "after the account page's lock")
+		if got := silentSSO(t, b, r); got != "login_required" {
+			t.Errorf("silent SSO after the lock: %q, want login_required", got)
+		}
 		if again := b.account(t, e.issuer+"/account"); again.signedIn {
 			t.Error("still signed in to the account page after the lock")
 		}

@@ -197,6 +197,15 @@ func (c *Config) storageFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 }
 
+// redisFlags registers where the ephemeral store is: serve's, and an admin
+// command's that ends sessions (citizen lock), which must reach the same
+// store.
+func (c *Config) redisFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL (redis://host:port/db); when set, sessions, codes and counters go to Redis. With --redis-cluster: redis://host:port?addr=host2:port2&addr=host3:port3, any reachable nodes of the cluster")
+	fs.BoolVar(&c.RedisCluster, "redis-cluster", c.RedisCluster, "Redis runs as a Redis Cluster (multi-shard, Redis 7+): --redis-url names its seed nodes; implies --redis-sharded-pubsub")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", c.RedisPrefix, "prefix of every Redis key, to share one Redis between deployments")
+}
+
 // serveFlags registers the server's flags.
 func (c *Config) serveFlags(fs *flag.FlagSet) {
 	c.storageFlags(fs)
@@ -204,9 +213,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "listen address of the mobile API")
 	fs.StringVar(&c.APIURL, "api-url", c.APIURL, "public URL of the mobile API, the audience of its tokens (default http://localhost:PORT of --api-addr)")
 	fs.StringVar(&c.Issuer, "issuer", c.Issuer, "public URL of the identity provider, the OIDC issuer (default http://localhost:PORT of a loopback --idp-addr; required otherwise)")
-	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL (redis://host:port/db); when set, sessions, codes and counters go to Redis. With --redis-cluster: redis://host:port?addr=host2:port2&addr=host3:port3, any reachable nodes of the cluster")
-	fs.BoolVar(&c.RedisCluster, "redis-cluster", c.RedisCluster, "Redis runs as a Redis Cluster (multi-shard, Redis 7+): --redis-url names its seed nodes; implies --redis-sharded-pubsub")
-	fs.StringVar(&c.RedisPrefix, "redis-prefix", c.RedisPrefix, "prefix of every Redis key, to share one Redis between deployments")
+	c.redisFlags(fs)
 	fs.BoolVar(&c.RedisShardedPubSub, "redis-sharded-pubsub", c.RedisShardedPubSub, "use sharded Pub/Sub (SPUBLISH/SSUBSCRIBE, Redis 7+) for login wake-ups and live streams; every replica must agree. Always on with --redis-cluster, where each message then stays within its channel's shard; on one Redis node it only needs Redis 7")
 	fs.IntVar(&c.LoginRateLimit, "login-rate-limit", c.LoginRateLimit, "new login requests allowed per client address (IPv6: per /64) per minute; sized for carrier-grade NAT")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "comma-separated CIDRs of the proxies whose X-Forwarded-For and Forwarded headers name the client; without it the peer address counts")
@@ -334,6 +341,23 @@ func (c *Config) Validate(serve bool) error {
 	default:
 		add("--log-level must be debug, info, warn or error (got %q)", c.LogLevel)
 	}
+	if c.RedisURL != "" {
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			add("--redis-url must be a redis://, rediss:// or unix:// URL")
+		}
+		if c.RedisPrefix == "" {
+			add("--redis-prefix must not be empty")
+		}
+	}
+	if c.RedisCluster {
+		if c.RedisURL == "" {
+			add("--redis-cluster needs --redis-url")
+		} else if u, err := url.Parse(c.RedisURL); err == nil && u.Scheme == "unix" {
+			add("--redis-cluster needs a redis:// or rediss:// --redis-url, not unix://")
+		} else if u != nil && strings.Trim(u.Path, "/") != "" && strings.Trim(u.Path, "/") != "0" {
+			add("--redis-url of a cluster may not name a database: a cluster has only database 0")
+		}
+	}
 	if !serve {
 		return joinProblems(probs)
 	}
@@ -389,11 +413,6 @@ func (c *Config) Validate(serve bool) error {
 	if _, err := clientaddr.ParsePrefixes(c.TrustedProxies); err != nil {
 		add("--trusted-proxies: %v", err)
 	}
-	if c.RedisURL != "" {
-		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
-			add("--redis-url must be a redis://, rediss:// or unix:// URL")
-		}
-	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -426,18 +445,6 @@ func (c *Config) Validate(serve bool) error {
 	}
 	if c.RedisShardedPubSub && c.RedisURL == "" {
 		add("--redis-sharded-pubsub needs --redis-url")
-	}
-	if c.RedisCluster {
-		if c.RedisURL == "" {
-			add("--redis-cluster needs --redis-url")
-		} else if u, err := url.Parse(c.RedisURL); err == nil && u.Scheme == "unix" {
-			add("--redis-cluster needs a redis:// or rediss:// --redis-url, not unix://")
-		} else if u != nil && strings.Trim(u.Path, "/") != "" && strings.Trim(u.Path, "/") != "0" {
-			add("--redis-url of a cluster may not name a database: a cluster has only database 0")
-		}
-	}
-	if c.RedisURL != "" && c.RedisPrefix == "" {
-		add("--redis-prefix must not be empty")
 	}
 	if c.RefreshGrace < 0 || c.RefreshGrace > 5*time.Minute {
 		add("--refresh-grace must be between 0 and 5m (got %s)", c.RefreshGrace)

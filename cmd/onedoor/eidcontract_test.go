@@ -167,7 +167,8 @@ func enrollRaw(t *testing.T, e *testEnv, v validator.Validator, pid string, leve
 	}
 	jwk := jose.JSONWebKey{Key: &d.key.PublicKey}
 	r := d.must(http.StatusCreated, http.MethodPost, "/eid/v1/enrollments", "",
-		map[string]any{"personal_id": pid, "activation_code": code, "public_key": jwk, "device_name": "contract phone"})
+		map[string]any{"personal_id": pid, "activation_code": code, "public_key": jwk, "device_name": "contract phone",
+			"platform": "android", "model": "Contract 9"})
 	d.id = r.body["device_id"].(string)
 	if r.body["level"] != string(level) {
 		t.Errorf("enrolled at %v, want %s", r.body["level"], level)
@@ -210,6 +211,20 @@ func TestEIDAPI_Contract(t *testing.T) {
 		map[string]any{"personal_id": pid, "activation_code": "X", "public_key": jwk, "os": "android"}); r.err() != "invalid_request" {
 		t.Errorf("unknown member: %v", r.body)
 	}
+	// What the app declares about itself is checked before the code: a
+	// platform that is no lower-case token, or a model with control
+	// characters, is refused like any malformed enrollment.
+	for _, bad := range []map[string]any{{"platform": "Android!"}, {"platform": strings.Repeat("a", 17)}, {"model": "Pixel\u202e9"}, {"model": strings.Repeat("m", 65)}} {
+		// Another personal id, so these count against its enrollment limit,
+		// not the one this test enrolls under.
+		body := map[string]any{"personal_id": "099999999999", "activation_code": "WRONG-CODE0", "public_key": jwk}
+		for k, v := range bad {
+			body[k] = v
+		}
+		if r := d.must(http.StatusBadRequest, http.MethodPost, "/eid/v1/enrollments", "", body); r.err() != "enrollment_failed" {
+			t.Errorf("enrollment with %v: %v", bad, r.body)
+		}
+	}
 	if r := d.must(http.StatusMethodNotAllowed, http.MethodGet, "/eid/v1/enrollments", "", nil); r.err() != "invalid_request" || r.header.Get("Allow") != "POST" {
 		t.Errorf("GET enrollments: %v, Allow %q", r.body, r.header.Get("Allow"))
 	}
@@ -217,7 +232,8 @@ func TestEIDAPI_Contract(t *testing.T) {
 
 	// Devices.
 	r := d.must(http.StatusOK, http.MethodGet, "/eid/v1/devices", d.auth(), nil)
-	if devs, _ := r.body["devices"].([]any); len(devs) != 1 || devs[0].(map[string]any)["current"] != true {
+	if devs, _ := r.body["devices"].([]any); len(devs) != 1 || devs[0].(map[string]any)["current"] != true ||
+		devs[0].(map[string]any)["platform"] != "android" || devs[0].(map[string]any)["model"] != "Contract 9" || devs[0].(map[string]any)["last_used_at"] != nil {
 		t.Errorf("devices: %v", r.body)
 	}
 

@@ -273,7 +273,10 @@ func (m *Main) OpenStorage(ctx context.Context) error {
 	}
 	m.EID = eid.New(m.Store, m.Store, eid.Config{Issuer: iss, CodeKey: keyset.DeriveKey(m.master, purposeActivation), Now: m.Now})
 	m.Agencies = m.APIStore
+	// Admin commands end sessions in the database's ephemeral table unless
+	// they open Redis as the server does (citizen lock: useRedis).
 	m.Sessions = sso.New(m.Store, m.Store, m.Now)
+	m.Sessions.SetEphemeral("database")
 	// Receipts are signed with the platform key the JWKS publishes; a
 	// withdrawal denies the consent's access tokens on every replica
 	// (each verifier rereads the deny list within a second).
@@ -317,6 +320,35 @@ func (m *Main) actorNames(ctx context.Context, a consent.Actor) (*consent.Names,
 	return n, nil
 }
 
+// openEphemeral opens the ephemeral store: Redis when configured (and
+// reachable: Dial pings it), otherwise the durable database's own table.
+func (m *Main) openEphemeral(ctx context.Context) error {
+	m.Eph = m.Store
+	if m.Config.RedisURL != "" {
+		dial := redis.Dial
+		if m.Config.RedisCluster {
+			dial = redis.DialCluster
+		}
+		rdb, err := dial(ctx, m.Config.RedisURL)
+		if err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+		m.redis = rdb
+		m.Eph = redis.New(rdb, m.Config.RedisPrefix)
+	}
+	return nil
+}
+
+// ephemeralName names the ephemeral store in the session index
+// (sso.Service.SetEphemeral), so that a process reaching another store
+// refuses to end sessions it cannot.
+func (m *Main) ephemeralName() string {
+	if m.redis != nil {
+		return "redis:" + m.Config.RedisPrefix
+	}
+	return "database"
+}
+
 // AuditKeys are the signer and verifier of the access log's checkpoints,
 // derived from the master key.
 func (m *Main) AuditKeys() (note.Signer, note.Verifier, error) {
@@ -342,18 +374,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.OpenStorage(ctx); err != nil {
 		return err
 	}
-	m.Eph = m.Store
-	if c.RedisURL != "" {
-		dial := redis.Dial
-		if c.RedisCluster {
-			dial = redis.DialCluster
-		}
-		rdb, err := dial(ctx, c.RedisURL)
-		if err != nil {
-			return fmt.Errorf("redis: %w", err)
-		}
-		m.redis = rdb
-		m.Eph = redis.New(rdb, c.RedisPrefix)
+	if err := m.openEphemeral(ctx); err != nil {
+		return err
 	}
 	// One logged refusal per agency, citizen and purpose per window, across
 	// replicas.

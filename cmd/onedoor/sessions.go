@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/onedoor/onedoor/idp"
@@ -15,6 +16,7 @@ import (
 // claiming rows under a lease.
 func (m *Main) newSessions() {
 	m.Sessions = sso.New(m.Store, m.Eph, m.Now)
+	m.Sessions.SetEphemeral(m.ephemeralName())
 	m.Logouts = &sso.Worker{Store: m.Store, Keys: m.Keys, Issuer: m.Issuer, Now: m.Now, Logger: m.Logger}
 	m.Sessions.SetNotify(m.Logouts.Notify)
 }
@@ -52,6 +54,21 @@ func (m *Main) passkeyRemoved(ctx context.Context, passkeyID string) error {
 	return m.endDeviceSessions(ctx, auth)
 }
 
+// useRedis points an admin command's session service at the server's
+// ephemeral store when --redis-url (or ONEDOOR_REDIS_URL) is set: Redis must
+// answer, or the command fails before it changes anything.
+func (m *Main) useRedis(ctx context.Context) error {
+	if m.Config.RedisURL == "" {
+		return nil
+	}
+	if err := m.openEphemeral(ctx); err != nil {
+		return fmt.Errorf("%w (citizen lock ends the sessions held there; nothing was changed)", err)
+	}
+	m.Sessions = sso.New(m.Store, m.Eph, m.Now)
+	m.Sessions.SetEphemeral(m.ephemeralName())
+	return nil
+}
+
 // LockResult is what `citizen lock` did.
 type LockResult struct {
 	Subject         string   `json:"sub"`
@@ -68,6 +85,16 @@ type LockResult struct {
 // its access tokens. Each step is idempotent: after a failure, run it again.
 func (m *Main) LockCitizen(ctx context.Context, citizenID string) (*LockResult, error) {
 	res := &LockResult{Subject: citizenID, RevokedDevices: []string{}}
+	// Sessions held where this process cannot reach (the server's Redis,
+	// from a command run without --redis-url) would stay signed in to
+	// OneDoor: refuse before anything changes.
+	if err := m.Sessions.Reachable(ctx, citizenID); err != nil {
+		if errors.Is(err, sso.ErrUnreachable) {
+			return nil, fmt.Errorf("lock: %w; run the command with the server's --redis-url and --redis-prefix (or %s and %s); nothing was changed",
+				err, EnvName("redis-url"), EnvName("redis-prefix"))
+		}
+		return nil, fmt.Errorf("lock: %w", err)
+	}
 	devs, err := m.EID.Devices(ctx, citizenID)
 	if err != nil {
 		return nil, fmt.Errorf("lock: %w", err)

@@ -26,6 +26,13 @@ const (
 	// MaxDeviceName is the longest device name, in characters.
 	MaxDeviceName     = 64
 	defaultDeviceName = "eID app"
+	// MaxDeviceModel is the longest model an app may declare, in characters.
+	MaxDeviceModel = 64
+	// MaxPlatform is the longest platform token, in bytes.
+	MaxPlatform = 16
+	// LastUsedEvery is the resolution of a device's last use: an approval
+	// or grant within it of the recorded one writes nothing.
+	LastUsedEvery = time.Minute
 )
 
 // Activate issues a one-time activation code after identity proofing at the
@@ -92,6 +99,11 @@ type EnrollRequest struct {
 	ActivationCode string          `json:"activation_code"`
 	PublicKey      json.RawMessage `json:"public_key"` // EC P-256 public JWK
 	DeviceName     string          `json:"device_name"`
+	// Platform and Model are what the app declares about itself (such as
+	// "android" and "Pixel 9"), shown to the citizen beside the name and
+	// never trusted for anything else. Both optional.
+	Platform string `json:"platform,omitempty"`
+	Model    string `json:"model,omitempty"`
 }
 
 // noCitizen is the citizen id an enrollment for an unknown personal id works
@@ -114,6 +126,13 @@ func (s *Service) Enroll(ctx context.Context, r EnrollRequest) (*idp.Device, err
 	name, err := deviceName(r.DeviceName)
 	if err != nil {
 		return nil, fmt.Errorf("device name: %v: %w", err, ErrEnrollmentFailed)
+	}
+	if !ValidPlatform(r.Platform) {
+		return nil, fmt.Errorf("platform: at most %d lower-case letters and digits, starting with a letter: %w", MaxPlatform, ErrEnrollmentFailed)
+	}
+	model, err := displayText(r.Model, MaxDeviceModel)
+	if err != nil {
+		return nil, fmt.Errorf("model: %v: %w", err, ErrEnrollmentFailed)
 	}
 	code := normalizeCode(r.ActivationCode)
 	if !idp.ValidPersonalID(r.PersonalID) {
@@ -162,7 +181,7 @@ func (s *Service) Enroll(ctx context.Context, r EnrollRequest) (*idp.Device, err
 	if err != nil {
 		return nil, err
 	}
-	d := &idp.Device{ID: id, CitizenID: c.ID, Name: name, PublicKey: key, Level: level, CreatedAt: now}
+	d := &idp.Device{ID: id, CitizenID: c.ID, Name: name, Platform: r.Platform, Model: model, PublicKey: key, Level: level, CreatedAt: now}
 	// The code is spent already: a failure here needs a new code from the desk,
 	// but a code can never enroll two devices.
 	if err := s.store.CreateDevice(ctx, d); err != nil {
@@ -172,12 +191,19 @@ func (s *Service) Enroll(ctx context.Context, r EnrollRequest) (*idp.Device, err
 }
 
 func deviceName(n string) (string, error) {
-	n = strings.TrimSpace(n)
-	if n == "" {
+	n, err := displayText(n, MaxDeviceName)
+	if n == "" && err == nil {
 		return defaultDeviceName, nil
 	}
-	if !utf8.ValidString(n) || utf8.RuneCountInString(n) > MaxDeviceName {
-		return "", fmt.Errorf("at most %d characters of UTF-8", MaxDeviceName)
+	return n, err
+}
+
+// displayText checks text an app declares for display: trimmed, at most
+// limit characters of UTF-8, no control or format characters.
+func displayText(n string, limit int) (string, error) {
+	n = strings.TrimSpace(n)
+	if !utf8.ValidString(n) || utf8.RuneCountInString(n) > limit {
+		return "", fmt.Errorf("at most %d characters of UTF-8", limit)
 	}
 	for _, r := range n {
 		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) { // Cf: bidi overrides and other invisible format marks
@@ -185,6 +211,37 @@ func deviceName(n string) (string, error) {
 		}
 	}
 	return n, nil
+}
+
+// ValidPlatform reports whether p may be stored as a device's platform:
+// empty (not declared) or a token of lower-case ASCII letters and digits
+// starting with a letter, at most MaxPlatform bytes ("android", "ios",
+// "web", "linux").
+func ValidPlatform(p string) bool {
+	if len(p) > MaxPlatform {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if !('a' <= c && c <= 'z' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// used records that dev approved or signed something now, at most once per
+// LastUsedEvery: a device read within it writes nothing. Best effort: what
+// the device did stands even when the store cannot record it, and its next
+// use records it.
+func (s *Service) used(ctx context.Context, dev *idp.Device) {
+	now := s.now()
+	if dev.LastUsedAt != nil && now.Sub(*dev.LastUsedAt) < LastUsedEvery {
+		return
+	}
+	if ok, err := s.store.TouchDevice(ctx, dev.ID, now, LastUsedEvery); err == nil && ok {
+		dev.LastUsedAt = &now
+	}
 }
 
 // AuthenticateDevice verifies a device token (typ eid-device+jwt, ES256,

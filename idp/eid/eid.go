@@ -39,6 +39,7 @@ type Store interface {
 	GetDevice(ctx context.Context, id string) (*idp.Device, error)
 	ListDevices(ctx context.Context, citizenID string) ([]*idp.Device, error)
 	RevokeDevice(ctx context.Context, id string, at time.Time) error
+	TouchDevice(ctx context.Context, id string, at time.Time, every time.Duration) (bool, error)
 	// What a device approved or holds, revoked with it.
 	RevokeDeviceRefreshTokens(ctx context.Context, deviceID string) error
 	idp.RevocationStore

@@ -57,6 +57,7 @@ func (s *Service) AuthenticateGrant(ctx context.Context, assertion, audience str
 		}
 		return nil, "", fmt.Errorf("grant assertion replay check: %w", err)
 	}
+	s.used(ctx, dev)
 	return dev, jkt, nil
 }
 

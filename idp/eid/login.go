@@ -503,7 +503,7 @@ func (s *Service) DecideAs(ctx context.Context, id string, dev *idp.Device, appr
 		if !ciba && (mode == ModeCrossDevice || c.MatchNumber != "") {
 			if subtle.ConstantTimeCompare([]byte(c.MatchNumber), []byte(r.MatchNumber)) != 1 {
 				d.Reason = ReasonWrongMatch
-				return s.record(ctx, r, d)
+				return s.recordUse(ctx, r, d, dev)
 			}
 		}
 		d.Approved = true
@@ -520,7 +520,16 @@ func (s *Service) DecideAs(ctx context.Context, id string, dev *idp.Device, appr
 	default:
 		return nil, fmt.Errorf("approval decision must be %q or %q: %w", DecisionApprove, DecisionDeny, idp.ErrInvalid)
 	}
-	return s.record(ctx, r, d)
+	return s.recordUse(ctx, r, d, dev)
+}
+
+// recordUse records d and, once it is stored, the device's use.
+func (s *Service) recordUse(ctx context.Context, r *LoginRequest, d *Decision, dev *idp.Device) (*Decision, error) {
+	d, err := s.record(ctx, r, d)
+	if err == nil {
+		s.used(ctx, dev)
+	}
+	return d, err
 }
 
 // checkActAs resolves an approval's act_as for the device's citizen.

@@ -78,6 +78,15 @@ func testSessionsCreateList(t *testing.T, s, _ SessionBackend) {
 	equal(t, got[1].Clients, []string{"rp-1", "rp-2"}, "clients of s1")
 	equal(t, got[1].AuthTime, now.Add(-time.Minute), "auth time")
 	equal(t, got[1].Key, "web:session:s1", "key")
+	equal(t, got[1].Ephemeral, "", "ephemeral store of a session that names none")
+	inRedis := newSession("s4", "cit-c", "dev-4", now)
+	inRedis.Ephemeral = "redis:onedoor:"
+	mustNil(t, s.CreateSession(ctx, inRedis), "create a session held in Redis")
+	got, err = s.ListSessions(ctx, "cit-c", now)
+	mustNil(t, err, "list")
+	if len(got) != 1 || got[0].Ephemeral != "redis:onedoor:" {
+		t.Errorf("ListSessions(cit-c) = %+v, want s4 held in redis:onedoor:", got)
+	}
 	// Expired sessions are not listed.
 	got, err = s.ListSessions(ctx, "cit-a", now.Add(9*time.Hour))
 	mustNil(t, err, "list later")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,8 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) idp.Store) {
 		{"UpdateActivationKeepsFailedAttempt", testUpdateActivationError},
 		{"UpdateActivationConcurrent", testUpdateActivationConcurrent},
 		{"Devices", testDevices},
+		{"DevicePlatformLastUsed", testDevicePlatformLastUsed},
+		{"TouchDeviceConcurrentWritesOnce", testTouchDeviceConcurrent},
 		{"Keys", testKeys},
 		{"UpdateKeyConcurrent", testUpdateKeyConcurrent},
 		{"ClientPurposes", testClientPurposes},
@@ -445,6 +448,81 @@ func testDevices(t *testing.T, s idp.Store) {
 	got, err = s.GetDevice(ctx, d2.ID)
 	mustNil(t, err, "get other device")
 	equal(t, got, d2, "other device untouched")
+}
+
+// What an app declares at enrollment round-trips; TouchDevice records a
+// use at most once per interval, never on a revoked device.
+func testDevicePlatformLastUsed(t *testing.T, s idp.Store) {
+	ctx := t.Context()
+	d := &idp.Device{ID: "dev-p", CitizenID: "sub-a", Name: "Điện thoại của Lan", Platform: "android", Model: "Pixel 9 Pro",
+		PublicKey: `{"kty":"EC"}`, Level: idp.LevelHigh, CreatedAt: base}
+	old := &idp.Device{ID: "dev-old", CitizenID: "sub-a", Name: "eID app", PublicKey: `{}`, Level: idp.LevelSubstantial, CreatedAt: base}
+	mustNil(t, s.CreateDevice(ctx, d), "create device")
+	mustNil(t, s.CreateDevice(ctx, old), "create device without platform")
+	got, err := s.GetDevice(ctx, d.ID)
+	mustNil(t, err, "get device")
+	equal(t, got, d, "device with platform and model, never used")
+
+	_, err = s.TouchDevice(ctx, "missing", base, time.Minute)
+	mustBe(t, err, idp.ErrNotFound, "touch missing device")
+	wrote, err := s.TouchDevice(ctx, d.ID, at(time.Hour), time.Minute)
+	mustNil(t, err, "first touch")
+	if !wrote {
+		t.Error("first touch: wrote nothing")
+	}
+	wrote, err = s.TouchDevice(ctx, d.ID, at(time.Hour+59*time.Second), time.Minute)
+	mustNil(t, err, "touch within the interval")
+	if wrote {
+		t.Error("touch within the interval wrote")
+	}
+	got, err = s.GetDevice(ctx, d.ID)
+	mustNil(t, err, "get touched device")
+	d.LastUsedAt = ptr(at(time.Hour))
+	equal(t, got, d, "device after touches within one interval")
+	wrote, err = s.TouchDevice(ctx, d.ID, at(time.Hour+time.Minute), time.Minute)
+	mustNil(t, err, "touch after the interval")
+	if !wrote {
+		t.Error("touch after the interval wrote nothing")
+	}
+	list, err := s.ListDevices(ctx, "sub-a")
+	mustNil(t, err, "list devices")
+	d.LastUsedAt = ptr(at(time.Hour + time.Minute))
+	equal(t, list, []*idp.Device{old, d}, "listed devices carry platform and last use")
+
+	// A revoked device records no use: nothing it does counts any more.
+	mustNil(t, s.RevokeDevice(ctx, old.ID, at(2*time.Hour)), "revoke")
+	wrote, err = s.TouchDevice(ctx, old.ID, at(3*time.Hour), time.Minute)
+	mustNil(t, err, "touch revoked device")
+	if wrote {
+		t.Error("touch of a revoked device wrote")
+	}
+	got, err = s.GetDevice(ctx, old.ID)
+	mustNil(t, err, "get revoked device")
+	if got.LastUsedAt != nil {
+		t.Errorf("revoked device: got LastUsedAt %v, want nil", got.LastUsedAt)
+	}
+}
+
+// Concurrent approvals from one device (two replicas) write its last use
+// once per interval.
+func testTouchDeviceConcurrent(t *testing.T, s idp.Store) {
+	ctx := t.Context()
+	d := &idp.Device{ID: "dev-c", CitizenID: "sub-a", Name: "eID app", PublicKey: `{}`, Level: idp.LevelHigh, CreatedAt: base}
+	mustNil(t, s.CreateDevice(ctx, d), "create device")
+	var wrote atomic.Int32
+	errs := runConcurrently(10, func(int) error {
+		ok, err := s.TouchDevice(ctx, d.ID, at(time.Hour), time.Minute)
+		if ok {
+			wrote.Add(1)
+		}
+		return err
+	})
+	for _, err := range errs {
+		mustNil(t, err, "concurrent touch")
+	}
+	if n := wrote.Load(); n != 1 {
+		t.Errorf("10 concurrent touches wrote %d times, want 1", n)
+	}
 }
 
 func testKeys(t *testing.T, s idp.Store) {

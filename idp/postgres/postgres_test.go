@@ -112,6 +112,14 @@ func TestMigrateClientAgency(t *testing.T) {
 	})
 }
 
+func TestMigrateDevicePlatform(t *testing.T) {
+	dsn(t)
+	idptest.RunDeviceMigrationTests(t, func(t *testing.T) (*sql.DB, idptest.StepMigrator) {
+		db := openDB(t, schemaDSN(t))
+		return db, postgres.New(db)
+	})
+}
+
 func TestMigrateRefusesNewerSchema(t *testing.T) {
 	dsn(t)
 	idptest.RunSchemaNewerTests(t, func(t *testing.T) (*sql.DB, idptest.StepMigrator) {

@@ -103,6 +103,12 @@ func TestMigrateClientAgency(t *testing.T) {
 	})
 }
 
+func TestMigrateDevicePlatform(t *testing.T) {
+	idptest.RunDeviceMigrationTests(t, func(t *testing.T) (*sql.DB, idptest.StepMigrator) {
+		return openAt(t, filepath.Join(t.TempDir(), "idp.db"), false)
+	})
+}
+
 func TestMigrateRefusesNewerSchema(t *testing.T) {
 	idptest.RunSchemaNewerTests(t, func(t *testing.T) (*sql.DB, idptest.StepMigrator) {
 		return openAt(t, filepath.Join(t.TempDir(), "idp.db"), false)

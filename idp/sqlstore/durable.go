@@ -292,13 +292,13 @@ func scanActivation(r scanner) (*idp.Activation, error) {
 	return &a, nil
 }
 
-const deviceColumns = `id, citizen_id, name, public_key, level, created_at, revoked_at`
+const deviceColumns = `id, citizen_id, name, public_key, level, created_at, revoked_at, platform, model, last_used_at`
 
 // CreateDevice inserts d; ErrConflict when the ID exists.
 func (s *Store) CreateDevice(ctx context.Context, d *idp.Device) error {
 	s.createdAt(&d.CreatedAt)
-	_, err := s.db.ExecContext(ctx, `INSERT INTO idp_devices (`+deviceColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		d.ID, d.CitizenID, d.Name, d.PublicKey, string(d.Level), ms(d.CreatedAt), nullMS(d.RevokedAt))
+	_, err := s.db.ExecContext(ctx, `INSERT INTO idp_devices (`+deviceColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		d.ID, d.CitizenID, d.Name, d.PublicKey, string(d.Level), ms(d.CreatedAt), nullMS(d.RevokedAt), d.Platform, d.Model, nullMS(d.LastUsedAt))
 	return dbErr("create device", err)
 }
 
@@ -337,19 +337,43 @@ func (s *Store) RevokeDevice(ctx context.Context, id string, at time.Time) error
 	return notFoundIfNone("revoke device", res, err)
 }
 
+// TouchDevice sets last_used_at when the device is live and its last use
+// is older than every: one conditional UPDATE, so of concurrent approvals
+// only the first in an interval writes. ErrNotFound when absent.
+func (s *Store) TouchDevice(ctx context.Context, id string, at time.Time, every time.Duration) (bool, error) {
+	const op = "touch device"
+	res, err := s.db.ExecContext(ctx, `UPDATE idp_devices SET last_used_at = $2
+		WHERE id = $1 AND revoked_at IS NULL AND (last_used_at IS NULL OR last_used_at <= $3)`, id, ms(at), ms(at.Add(-every)))
+	if err != nil {
+		return false, dbErr(op, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return false, dbErr(op, err)
+	} else if n > 0 {
+		return true, nil
+	}
+	var one int
+	if err := s.db.QueryRowContext(ctx, `SELECT 1 FROM idp_devices WHERE id = $1`, id).Scan(&one); err != nil {
+		return false, dbErr(op, err)
+	}
+	return false, nil
+}
+
 func scanDevice(r scanner) (*idp.Device, error) {
 	var (
 		d       idp.Device
 		level   string
 		created int64
 		revoked sql.NullInt64
+		used    sql.NullInt64
 	)
-	if err := r.Scan(&d.ID, &d.CitizenID, &d.Name, &d.PublicKey, &level, &created, &revoked); err != nil {
+	if err := r.Scan(&d.ID, &d.CitizenID, &d.Name, &d.PublicKey, &level, &created, &revoked, &d.Platform, &d.Model, &used); err != nil {
 		return nil, err
 	}
 	d.Level = idp.Level(level)
 	d.CreatedAt = fromMS(created)
 	d.RevokedAt = fromNullMS(revoked)
+	d.LastUsedAt = fromNullMS(used)
 	return &d, nil
 }
 

@@ -21,9 +21,9 @@ var (
 // CreateSession records a new single sign-on session.
 func (s *Store) CreateSession(ctx context.Context, ss *idp.Session) error {
 	return s.inTx(ctx, "create session", func(q querier) error {
-		_, err := q.ExecContext(ctx, `INSERT INTO idp_sso_sessions (sid, citizen_id, device_id, level, session_key, auth_time, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			ss.SID, ss.CitizenID, ss.DeviceID, string(ss.Level), ss.Key, ms(ss.AuthTime), ms(ss.ExpiresAt))
+		_, err := q.ExecContext(ctx, `INSERT INTO idp_sso_sessions (sid, citizen_id, device_id, level, session_key, auth_time, expires_at, ephemeral)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			ss.SID, ss.CitizenID, ss.DeviceID, string(ss.Level), ss.Key, ms(ss.AuthTime), ms(ss.ExpiresAt), ss.Ephemeral)
 		if err != nil {
 			return dbErr("create session", err)
 		}
@@ -59,7 +59,7 @@ func (s *Store) TouchSession(ctx context.Context, sid, clientID string, at time.
 	})
 }
 
-const sessionColumns = `sid, citizen_id, device_id, level, session_key, auth_time, expires_at, ended_at`
+const sessionColumns = `sid, citizen_id, device_id, level, session_key, auth_time, expires_at, ended_at, ephemeral`
 
 func scanSession(r scanner) (*idp.Session, error) {
 	var (
@@ -68,7 +68,7 @@ func scanSession(r scanner) (*idp.Session, error) {
 		auth, expires int64
 		ended         sql.NullInt64
 	)
-	if err := r.Scan(&ss.SID, &ss.CitizenID, &ss.DeviceID, &level, &ss.Key, &auth, &expires, &ended); err != nil {
+	if err := r.Scan(&ss.SID, &ss.CitizenID, &ss.DeviceID, &level, &ss.Key, &auth, &expires, &ended, &ss.Ephemeral); err != nil {
 		return nil, err
 	}
 	ss.Level, ss.AuthTime, ss.ExpiresAt, ss.EndedAt = idp.Level(level), fromMS(auth), fromMS(expires), fromNullMS(ended)

@@ -24,10 +24,16 @@ type Store interface {
 	idp.RevocationStore
 }
 
+// ErrUnreachable means a session's ephemeral entry lives in another store
+// than this Service's (an operator command run without the server's Redis):
+// ending only its index would leave the entry behind.
+var ErrUnreachable = errors.New("session held in an ephemeral store this process does not reach")
+
 // Service starts, lists and ends sessions.
 type Service struct {
 	store  Store
 	eph    idp.Ephemeral
+	where  string // names eph in the index (idp.Session.Ephemeral)
 	now    func() time.Time
 	notify func()
 }
@@ -40,6 +46,41 @@ func New(store Store, eph idp.Ephemeral, now func() time.Time) *Service {
 	return &Service{store: store, eph: eph, now: now, notify: func() {}}
 }
 
+// SetEphemeral names the ephemeral store ("database" for the durable
+// database's own table, "redis:<prefix>" for Redis): sessions started here
+// record it, and End refuses, with ErrUnreachable, sessions recorded in
+// another one. Sessions recorded without a name (started before names were
+// kept) are ended in this Service's store.
+func (s *Service) SetEphemeral(name string) { s.where = name }
+
+// Reachable returns an error wrapping ErrUnreachable when one of the
+// citizen's live sessions is held in an ephemeral store other than this
+// Service's, so a caller can refuse before it changes anything.
+func (s *Service) Reachable(ctx context.Context, citizenID string) error {
+	live, err := s.store.ListSessions(ctx, citizenID, s.now())
+	if err != nil {
+		return fmt.Errorf("list sessions: %w", err)
+	}
+	return s.reachable(live)
+}
+
+func (s *Service) reachable(ss []*idp.Session) error {
+	n, where := 0, ""
+	for _, x := range ss {
+		if x.Ephemeral != "" && x.Ephemeral != s.where {
+			n, where = n+1, x.Ephemeral
+		}
+	}
+	if n > 0 {
+		here := s.where
+		if here == "" {
+			here = "none named"
+		}
+		return fmt.Errorf("%d live session(s) are held in %q, this process's store is %q: %w", n, where, here, ErrUnreachable)
+	}
+	return nil
+}
+
 // SetNotify installs what wakes the delivery worker after logouts were
 // queued (Worker.Notify in this process; other replicas poll).
 func (s *Service) SetNotify(f func()) { s.notify = f }
@@ -47,6 +88,7 @@ func (s *Service) SetNotify(f func()) { s.notify = f }
 // Start records a new session. The caller stores the ephemeral entry after
 // it, so that no live session is missing from the index.
 func (s *Service) Start(ctx context.Context, ss *idp.Session) error {
+	ss.Ephemeral = s.where
 	return s.store.CreateSession(ctx, ss)
 }
 
@@ -77,6 +119,17 @@ func (s *Service) End(ctx context.Context, f idp.SessionFilter) ([]*idp.Session,
 		if err != nil {
 			return nil, fmt.Errorf("end sessions: %w", err)
 		}
+		var sel []*idp.Session
+		for _, ss := range live {
+			if (f.SID == "" || f.SID == ss.SID) && (f.DeviceID == "" || f.DeviceID == ss.DeviceID) {
+				sel = append(sel, ss)
+			}
+		}
+		// Nothing is ended unless every entry can be: the index would
+		// otherwise no longer list sessions whose entries still sign in.
+		if err := s.reachable(sel); err != nil {
+			return nil, fmt.Errorf("end sessions: %w", err)
+		}
 		for _, ss := range live {
 			if (f.SID == "" || f.SID == ss.SID) && (f.DeviceID == "" || f.DeviceID == ss.DeviceID) {
 				if err := s.eph.Delete(ctx, ss.Key); err != nil {
@@ -89,8 +142,11 @@ func (s *Service) End(ctx context.Context, f idp.SessionFilter) ([]*idp.Session,
 	if err != nil {
 		return nil, fmt.Errorf("end sessions: %w", err)
 	}
-	var errs []error
+	errs := []error{s.reachable(ended)}
 	for _, ss := range ended {
+		if ss.Ephemeral != "" && ss.Ephemeral != s.where {
+			continue
+		}
 		if err := s.eph.Delete(ctx, ss.Key); err != nil {
 			errs = append(errs, err)
 		}

@@ -55,6 +55,8 @@ type enrollBody struct {
 	ActivationCode string          `json:"activation_code"`
 	PublicKey      json.RawMessage `json:"public_key"`
 	DeviceName     string          `json:"device_name"`
+	Platform       string          `json:"platform"`
+	Model          string          `json:"model"`
 }
 
 // enroll binds a new eID app installation to a citizen with the one-time
@@ -75,6 +77,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 	}
 	d, err := s.eid.Enroll(r.Context(), eid.EnrollRequest{
 		PersonalID: b.PersonalID, ActivationCode: b.ActivationCode, PublicKey: b.PublicKey, DeviceName: b.DeviceName,
+		Platform: b.Platform, Model: b.Model,
 	})
 	switch {
 	case errors.Is(err, idp.ErrUnavailable):
@@ -262,12 +265,15 @@ type decisionResponse struct {
 }
 
 type deviceView struct {
-	ID        string     `json:"device_id"`
-	Name      string     `json:"name"`
-	Level     idp.Level  `json:"level"`
-	CreatedAt time.Time  `json:"created_at"`
-	RevokedAt *time.Time `json:"revoked_at,omitempty"`
-	Current   bool       `json:"current"`
+	ID         string     `json:"device_id"`
+	Name       string     `json:"name"`
+	Platform   string     `json:"platform,omitempty"`
+	Model      string     `json:"model,omitempty"`
+	Level      idp.Level  `json:"level"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	Current    bool       `json:"current"`
 }
 
 // appDevices lists the citizen's devices to the app.
@@ -283,7 +289,8 @@ func (s *Server) appDevices(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]deviceView, 0, len(ds))
 	for _, d := range ds {
-		out = append(out, deviceView{ID: d.ID, Name: d.Name, Level: d.Level, CreatedAt: d.CreatedAt, RevokedAt: d.RevokedAt, Current: d.ID == dev.ID})
+		out = append(out, deviceView{ID: d.ID, Name: d.Name, Platform: d.Platform, Model: d.Model, Level: d.Level,
+			CreatedAt: d.CreatedAt, LastUsedAt: d.LastUsedAt, RevokedAt: d.RevokedAt, Current: d.ID == dev.ID})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
 }

@@ -100,9 +100,31 @@ type accountDevice struct {
 	Level     string
 	Enrolled  string
 	EnrolledV string
-	LastUsed  string // the latest sign-in it approved among live sessions
-	Current   bool   // it approved this browser's session
+	// Describe is the platform and model the app declared ("Android ·
+	// Pixel 9"); empty when it declared neither.
+	Describe string
+	// LastUsed (RFC 3339) and LastUsedV (Vietnam time) are its latest
+	// recorded use or, if later, the latest live session it approved.
+	LastUsed  string
+	LastUsedV string
+	Current   bool // it approved this browser's session
 	Action    string
+}
+
+// describeDevice is the platform (by its label when known) and model an
+// app declared, for the citizen to tell their devices apart.
+func describeDevice(t map[string]string, d *idp.Device) string {
+	p := d.Platform
+	if l := t["platform."+p]; l != "" {
+		p = l
+	}
+	switch {
+	case p != "" && d.Model != "":
+		return p + " · " + d.Model
+	case p != "":
+		return p
+	}
+	return d.Model
 }
 
 type accountSession struct {
@@ -157,8 +179,13 @@ func (s *Server) security(ctx context.Context, r *http.Request, sess *browserSes
 		if dv.Level == "" {
 			dv.Level = string(d.Level)
 		}
-		if lu, ok := lastUsed[d.ID]; ok {
-			dv.LastUsed = lu.In(vietnam).Format("02/01/2006 15:04")
+		dv.Describe = describeDevice(t, d)
+		lu := lastUsed[d.ID]
+		if d.LastUsedAt != nil && d.LastUsedAt.After(lu) {
+			lu = *d.LastUsedAt
+		}
+		if !lu.IsZero() {
+			dv.LastUsed, dv.LastUsedV = lu.UTC().Format(time.RFC3339), lu.In(vietnam).Format("02/01/2006 15:04")
 		}
 		v.Devices = append(v.Devices, dv)
 	}
@@ -439,7 +466,13 @@ func init() {
 			"account.devices_intro":               "Các ứng dụng định danh điện tử đã kích hoạt. Thu hồi một thiết bị bị mất: nó không thể đăng nhập nữa và mọi phiên, mã truy cập nó đã chấp thuận đều chấm dứt.",
 			"account.device_enrolled":             "Kích hoạt lúc",
 			"account.device_level":                "Mức đảm bảo",
-			"account.device_last_used":            "Đăng nhập gần nhất",
+			"account.device_last_used":            "Dùng gần nhất",
+			"account.device_never_used":           "chưa dùng",
+			"account.device_platform":             "Nền tảng, kiểu máy",
+			"account.device_platform_unknown":     "không rõ",
+			"platform.android":                    "Android",
+			"platform.ios":                        "iOS",
+			"platform.web":                        "Web",
 			"account.device_current":              "đã đăng nhập trình duyệt này",
 			"account.device_revoke":               "Thu hồi thiết bị",
 			"account.device_revoke_for":           "Thu hồi thiết bị",
@@ -483,7 +516,13 @@ func init() {
 			"account.devices_intro":               "Your enrolled eID apps. Revoke a lost device: it can no longer sign in, and every session and access token it approved ends.",
 			"account.device_enrolled":             "Enrolled",
 			"account.device_level":                "Assurance level",
-			"account.device_last_used":            "Last sign-in",
+			"account.device_last_used":            "Last used",
+			"account.device_never_used":           "never",
+			"account.device_platform":             "Platform, model",
+			"account.device_platform_unknown":     "unknown",
+			"platform.android":                    "Android",
+			"platform.ios":                        "iOS",
+			"platform.web":                        "Web",
 			"account.device_current":              "signed this browser in",
 			"account.device_revoke":               "Revoke device",
 			"account.device_revoke_for":           "Revoke device",

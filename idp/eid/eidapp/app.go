@@ -36,6 +36,10 @@ type App struct {
 	Home string
 	HTTP *http.Client     // default: a client with a 30 s timeout
 	Now  func() time.Time // default time.Now
+	// Platform and Model are what Enroll declares about this installation
+	// (such as "android" and "Pixel 9"); both optional.
+	Platform string
+	Model    string
 
 	dev *device
 }

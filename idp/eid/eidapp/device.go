@@ -50,7 +50,8 @@ func (a *App) Enroll(ctx context.Context, idpURL, personalID, activationCode, de
 	if err != nil {
 		return nil, fmt.Errorf("encode device key: %w", err)
 	}
-	req := eid.EnrollRequest{PersonalID: personalID, ActivationCode: activationCode, PublicKey: jwk, DeviceName: deviceName}
+	req := eid.EnrollRequest{PersonalID: personalID, ActivationCode: activationCode, PublicKey: jwk, DeviceName: deviceName,
+		Platform: a.Platform, Model: a.Model}
 	var resp struct {
 		DeviceID string `json:"device_id"`
 		Level    string `json:"level"`

@@ -12,12 +12,15 @@ const devicesPath = "/eid/v1/devices"
 
 // DeviceInfo is one of the citizen's enrolled devices as the IdP lists it.
 type DeviceInfo struct {
-	ID        string     `json:"device_id"`
-	Name      string     `json:"name"`
-	Level     string     `json:"level"`
-	CreatedAt time.Time  `json:"created_at"`
-	RevokedAt *time.Time `json:"revoked_at,omitempty"`
-	Current   bool       `json:"current"`
+	ID         string     `json:"device_id"`
+	Name       string     `json:"name"`
+	Platform   string     `json:"platform,omitempty"`
+	Model      string     `json:"model,omitempty"`
+	Level      string     `json:"level"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	Current    bool       `json:"current"`
 }
 
 // Devices lists the citizen's devices, this one marked Current.
