@@ -22,7 +22,9 @@ func (s *Store) EnqueueJobs(ctx context.Context, jobs ...*queue.Job) error {
 
 // EnqueueJobsTx stores jobs, due now, inside the caller's transaction q:
 // the state change that causes a job and the job commit together or not at
-// all. Each job gets an ID (unless it has one), its state and times.
+// all. Each job gets an ID (unless it has one), its state and times; it is
+// due at its CreatedAt when the producer set one (the time of the event
+// that caused it), else now.
 func (s *Store) EnqueueJobsTx(ctx context.Context, q sqldb.Querier, jobs ...*queue.Job) error {
 	const op = "enqueue jobs"
 	for _, j := range jobs {
@@ -44,12 +46,16 @@ func (s *Store) EnqueueJobsTx(ctx context.Context, q sqldb.Querier, jobs ...*que
 				j.ID = newID("job_")
 			}
 			j.State, j.Claims, j.Attempts, j.Claim = queue.StatePending, 0, nil, ""
-			j.NextAttemptAt, j.CreatedAt, j.UpdatedAt = now, now, now
+			if j.CreatedAt.IsZero() {
+				j.CreatedAt = now
+			}
+			j.CreatedAt = j.CreatedAt.UTC().Truncate(time.Millisecond)
+			j.NextAttemptAt, j.UpdatedAt = j.CreatedAt, now
 			if i > 0 {
 				b.WriteString(", ")
 			}
 			b.WriteString("(" + s.placeholders(len(args)+1, jobArgs) + ", 'pending', 0, '[]', '', 0)")
-			args = append(args, j.ID, string(j.Kind), j.Group, j.Ref, string(j.Payload), sqldb.MS(now), sqldb.MS(now), sqldb.MS(now))
+			args = append(args, j.ID, string(j.Kind), j.Group, j.Ref, string(j.Payload), sqldb.MS(j.NextAttemptAt), sqldb.MS(j.CreatedAt), sqldb.MS(now))
 		}
 		if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
 			return sqldb.Err(op, err)
