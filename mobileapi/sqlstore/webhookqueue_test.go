@@ -89,7 +89,9 @@ func (e *queueEnv) webhook(t *testing.T, agency, url string) *mobileapi.Webhook 
 // signature has its own (mobileapi/webhook).
 type testSigner struct{}
 
-func (testSigner) Sign(context.Context, []byte, map[string]any) (string, error) { return "test..sig", nil }
+func (testSigner) Sign(context.Context, []byte, map[string]any) (string, error) {
+	return "test..sig", nil
+}
 
 // runWorker runs w until the test ends or stop is called; stop waits for
 // Run to return.

@@ -315,4 +315,6 @@ var FullJitter = backoff.FullJitter
 
 // RetryAfter parses a Retry-After value (delay in seconds or an HTTP date)
 // into a delay from now, at most BackoffCap; 0 when absent or malformed.
-func RetryAfter(v string, now time.Time) time.Duration { return queue.ParseRetryAfter(v, now, BackoffCap) }
+func RetryAfter(v string, now time.Time) time.Duration {
+	return queue.ParseRetryAfter(v, now, BackoffCap)
+}

@@ -330,4 +330,3 @@ func (s *Store) JobDepth(ctx context.Context, kind queue.Kind) (int, error) {
 	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM push_jobs WHERE kind = $1 AND state = 'pending'`, string(kind)).Scan(&n)
 	return n, sqldb.Err("count pending jobs", err)
 }
-
