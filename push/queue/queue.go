@@ -66,14 +66,16 @@ type Job struct {
 	Payload []byte // the kind's own JSON
 	State   State
 	// Claims counts how often the job was claimed, counted by the claim
-	// itself: a job that crashes its worker every time still ends (see
-	// Policy.Poisoned).
+	// itself, so a worker can tell a job that keeps killing it (claimed
+	// far more often than attempts were recorded).
 	Claims        int
 	Attempts      []Attempt // recorded attempts, oldest first
 	NextAttemptAt time.Time // zero once final
-	Claim         string    // the claim a Claim returned it under
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	Claim         string    // the claim ClaimJobs returned it under
+	// CreatedAt is set by the store, or by the producer to the time of
+	// the event that caused the job (it is then due from that time).
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Attempt is one try at a job.
@@ -144,11 +146,6 @@ func (p Policy) Retry(n int, created, now time.Time, retryAfter time.Duration) (
 	}
 	return now.Add(max(p.Backoff(n), min(max(retryAfter, 0), p.Cap))), false
 }
-
-// Poisoned reports whether a job was claimed so often without an outcome
-// recorded (each claim is counted in its own transaction) that its worker
-// must be dying on it: it is dead rather than tried again.
-func (p Policy) Poisoned(claims int) bool { return claims > p.MaxAttempts+3 }
 
 // FullJitter is the shared retry schedule (internal/backoff).
 var FullJitter = backoff.FullJitter
