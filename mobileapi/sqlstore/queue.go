@@ -102,8 +102,7 @@ func (s *Store) Ack(ctx context.Context, agencyCode, leaseID string) error {
 // enqueueEvent puts e in its agency's queue and creates one pending
 // delivery, due now, for each of the agency's webhooks subscribed to it.
 // The webhooks are share-locked on PostgreSQL so that a concurrent
-// DeleteWebhook waits and then deletes the new deliveries too, instead of
-// this insert failing on the foreign key.
+// DeleteWebhook waits and then deletes the new deliveries too.
 func (s *Store) enqueueEvent(ctx context.Context, q sqldb.Querier, op string, e *mobileapi.Event) error {
 	_, err := q.ExecContext(ctx, `INSERT INTO api_agency_events
 		(id, type, agency_code, application_id, service_id, service_code, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
@@ -177,8 +176,8 @@ type subscriber struct{ id, url string }
 // subscribed returns the agency's webhooks that receive events of type t:
 // those naming it, and, for an application event, those naming none. The
 // webhooks are share-locked on PostgreSQL so that a concurrent
-// DeleteWebhook waits and then deletes the new deliveries too, instead of
-// the caller's insert failing on the foreign key.
+// DeleteWebhook waits and then deletes the new deliveries too: no job
+// outlives its webhook (push_jobs has no foreign key into api_ tables).
 func (s *Store) subscribed(ctx context.Context, q sqldb.Querier, op, agencyCode string, t mobileapi.EventType) ([]subscriber, error) {
 	rows, err := q.QueryContext(ctx, `SELECT id, url, events FROM api_webhooks WHERE agency_code = $1 ORDER BY created_at, id`+s.forShare(), agencyCode)
 	if err != nil {
