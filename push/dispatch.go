@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/onedoor/onedoor/internal/backoff"
+	"github.com/onedoor/onedoor/push/queue"
 )
 
 // Defaults of the Dispatcher's settings.
@@ -310,12 +311,19 @@ func (d *Dispatcher) process(ctx context.Context, j *Job) Outcome {
 		})
 	}
 	wg.Wait()
+	var next time.Time
+	dead := false
+	if retry {
+		// The queue's one retry policy (push/queue), as webhooks use it.
+		next, dead = queue.Policy{MaxAttempts: d.MaxAttempts, RetryFor: d.RetryFor, Backoff: d.Backoff, Cap: BackoffCap}.
+			Retry(m.Attempts, m.CreatedAt, now, retryAfter)
+	}
 	switch {
-	case retry && (m.Attempts >= d.MaxAttempts || now.Sub(m.CreatedAt) >= d.RetryFor):
+	case retry && dead:
 		out.State = StateDead
 	case retry:
 		out.State = StateFailed
-		out.NextAttemptAt = now.Add(max(d.Backoff(m.Attempts), min(retryAfter, BackoffCap)))
+		out.NextAttemptAt = next
 	case len(out.Delivered) > 0:
 		out.State = StateAccepted
 	case len(permanent) > 0:

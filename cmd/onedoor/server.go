@@ -220,8 +220,9 @@ func (m *Main) OpenStorage(ctx context.Context) error {
 	if err := schema(m.PushStore.Migrate, m.PushStore.CheckSchema); err != nil {
 		return err
 	}
-	// A transition's inbox message and its push commit together.
-	m.APIStore = apisql.New(m.DB, dialect, apisql.WithNow(m.Now), apisql.WithOutbox(m.PushStore))
+	// A transition's inbox message and its push commit together, and so do
+	// an event and its webhook deliveries (push's job queue).
+	m.APIStore = apisql.New(m.DB, dialect, apisql.WithNow(m.Now), apisql.WithOutbox(m.PushStore), apisql.WithJobs(m.PushStore))
 	if err := schema(m.APIStore.Migrate, m.APIStore.CheckSchema); err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/onedoor/onedoor/internal/sqldb"
 	"github.com/onedoor/onedoor/mobileapi"
 	"github.com/onedoor/onedoor/mobileapi/sqlstore"
+	pushsql "github.com/onedoor/onedoor/push/sqlstore"
 )
 
 // TestConsentWithdrawn_DeliveriesCommitWithTheWithdrawal checks the
@@ -30,7 +31,11 @@ func TestConsentWithdrawn_DeliveriesCommitWithTheWithdrawal(t *testing.T) {
 			if err := idpsqlstore.New(db, d).Migrate(ctx); err != nil {
 				t.Fatal(err)
 			}
-			api := sqlstore.New(db, d)
+			jobs := pushsql.New(db, d)
+			if err := jobs.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			api := sqlstore.New(db, d, sqlstore.WithJobs(jobs))
 			if err := api.Migrate(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -166,7 +171,7 @@ func deliveries(t *testing.T, api *sqlstore.Store, w *mobileapi.Webhook) []*mobi
 func countDeliveries(t *testing.T, db *sql.DB) int {
 	t.Helper()
 	var n int
-	if err := db.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM api_webhook_deliveries`).Scan(&n); err != nil {
+	if err := db.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM push_jobs WHERE kind = 'webhook'`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n

@@ -8,6 +8,7 @@ import (
 	"github.com/onedoor/onedoor/internal/dbtest"
 	"github.com/onedoor/onedoor/internal/sqldb"
 	"github.com/onedoor/onedoor/mobileapi"
+	pushsql "github.com/onedoor/onedoor/push/sqlstore"
 )
 
 // Migration 0005 keeps the applications filed before representation: each
@@ -50,6 +51,9 @@ func TestMigration5Backfill(t *testing.T) {
 				if _, err := db.ExecContext(ctx, q); err != nil {
 					t.Fatal(err)
 				}
+			}
+			if err := pushsql.New(db, b.d).Migrate(ctx); err != nil {
+				t.Fatal(err)
 			}
 			s := New(db, b.d, WithNow(func() time.Time { return time.UnixMilli(10) }))
 			if err := s.Migrate(ctx); err != nil {

@@ -37,7 +37,7 @@ func TestTransition_NotificationCommitsWithTheInboxMessage(t *testing.T) {
 			if err := ps.Migrate(ctx); err != nil {
 				t.Fatal(err)
 			}
-			s := sqlstore.New(db, d, sqlstore.WithOutbox(ps))
+			s := sqlstore.New(db, d, sqlstore.WithOutbox(ps), sqlstore.WithJobs(ps))
 			if err := s.Migrate(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -102,7 +102,7 @@ func TestTransition_EveryRecipientGetsItsPush(t *testing.T) {
 			if err := ps.Migrate(ctx); err != nil {
 				t.Fatal(err)
 			}
-			s := sqlstore.New(db, d, sqlstore.WithOutbox(ps))
+			s := sqlstore.New(db, d, sqlstore.WithOutbox(ps), sqlstore.WithJobs(ps))
 			if err := s.Migrate(ctx); err != nil {
 				t.Fatal(err)
 			}

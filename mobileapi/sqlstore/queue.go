@@ -10,6 +10,7 @@ import (
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/internal/sqldb"
 	"github.com/onedoor/onedoor/mobileapi"
+	"github.com/onedoor/onedoor/push/queue"
 )
 
 // Lease leases up to n (at most MaxLimit) of the agency's events, oldest first, each under a
@@ -101,8 +102,7 @@ func (s *Store) Ack(ctx context.Context, agencyCode, leaseID string) error {
 // enqueueEvent puts e in its agency's queue and creates one pending
 // delivery, due now, for each of the agency's webhooks subscribed to it.
 // The webhooks are share-locked on PostgreSQL so that a concurrent
-// DeleteWebhook waits and then deletes the new deliveries too, instead of
-// this insert failing on the foreign key.
+// DeleteWebhook waits and then deletes the new deliveries too.
 func (s *Store) enqueueEvent(ctx context.Context, q sqldb.Querier, op string, e *mobileapi.Event) error {
 	_, err := q.ExecContext(ctx, `INSERT INTO api_agency_events
 		(id, type, agency_code, application_id, service_id, service_code, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
@@ -114,17 +114,27 @@ func (s *Store) enqueueEvent(ctx context.Context, q sqldb.Querier, op string, e 
 	if err != nil {
 		return err
 	}
-	for _, h := range hooks {
-		_, err := q.ExecContext(ctx, `INSERT INTO api_webhook_deliveries (id, webhook_id, agency_code, event_id, event_type,
-			application_id, service_id, service_code, occurred_at, state, attempts, next_attempt_at, claimed_until, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '[]', $11, 0, $11)`,
-			newID("dlv"), h, e.AgencyCode, e.ID, string(e.Type), e.ApplicationID, e.ServiceID, e.ServiceCode,
-			sqldb.MS(e.OccurredAt), string(mobileapi.DeliveryPending), sqldb.MS(e.OccurredAt))
-		if err != nil {
-			return sqldb.Err(op, err)
-		}
+	return s.enqueueDeliveries(ctx, q, op, hooks, e)
+}
+
+// enqueueDeliveries puts one delivery of e for each hook on the job queue,
+// inside q.
+func (s *Store) enqueueDeliveries(ctx context.Context, q sqldb.Querier, op string, hooks []subscriber, e *mobileapi.Event) error {
+	if len(hooks) == 0 {
+		return nil
 	}
-	return nil
+	if s.jobs == nil {
+		return errNoQueue(op)
+	}
+	jobs := make([]*queue.Job, 0, len(hooks))
+	for _, h := range hooks {
+		j, err := newDeliveryJob(h, e)
+		if err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		jobs = append(jobs, j)
+	}
+	return s.jobs.EnqueueJobsTx(ctx, q, jobs...)
 }
 
 func scanEvent(r sqldb.Scanner) (*mobileapi.Event, error) {
@@ -160,24 +170,27 @@ func (s *Store) forShare() string {
 	return ""
 }
 
+// subscriber is a webhook an event goes to.
+type subscriber struct{ id, url string }
+
 // subscribed returns the agency's webhooks that receive events of type t:
 // those naming it, and, for an application event, those naming none. The
 // webhooks are share-locked on PostgreSQL so that a concurrent
-// DeleteWebhook waits and then deletes the new deliveries too, instead of
-// the caller's insert failing on the foreign key.
-func (s *Store) subscribed(ctx context.Context, q sqldb.Querier, op, agencyCode string, t mobileapi.EventType) ([]string, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id, events FROM api_webhooks WHERE agency_code = $1 ORDER BY created_at, id`+s.forShare(), agencyCode)
+// DeleteWebhook waits and then deletes the new deliveries too: no job
+// outlives its webhook (push_jobs has no foreign key into api_ tables).
+func (s *Store) subscribed(ctx context.Context, q sqldb.Querier, op, agencyCode string, t mobileapi.EventType) ([]subscriber, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, url, events FROM api_webhooks WHERE agency_code = $1 ORDER BY created_at, id`+s.forShare(), agencyCode)
 	if err != nil {
 		return nil, sqldb.Err(op, err)
 	}
 	defer rows.Close()
-	var hooks []string
+	var hooks []subscriber
 	for rows.Next() {
 		var (
-			id, events string
-			types      []mobileapi.EventType
+			id, url, events string
+			types           []mobileapi.EventType
 		)
-		if err := rows.Scan(&id, &events); err != nil {
+		if err := rows.Scan(&id, &url, &events); err != nil {
 			return nil, sqldb.Err(op, err)
 		}
 		if err := json.Unmarshal([]byte(events), &types); err != nil {
@@ -187,7 +200,7 @@ func (s *Store) subscribed(ctx context.Context, q sqldb.Querier, op, agencyCode 
 			types = mobileapi.ApplicationEvents
 		}
 		if slices.Contains(types, t) {
-			hooks = append(hooks, id)
+			hooks = append(hooks, subscriber{id: id, url: url})
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -217,20 +230,9 @@ func (s *Store) EnqueueConsentWithdrawn(ctx context.Context, q sqldb.Querier, ag
 	if err != nil || len(hooks) == 0 {
 		return 0, err
 	}
-	body, err := json.Marshal(c)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
-	}
-	eventID := newID("evt")
-	for _, h := range hooks {
-		_, err := q.ExecContext(ctx, `INSERT INTO api_webhook_deliveries (id, webhook_id, agency_code, event_id, event_type,
-			application_id, service_id, service_code, occurred_at, state, attempts, next_attempt_at, claimed_until, created_at, consent)
-			VALUES ($1, $2, $3, $4, $5, '', '', '', $6, $7, '[]', $6, 0, $6, $8)`,
-			newID("dlv"), h, agencyCode, eventID, string(mobileapi.EventConsentWithdrawn), sqldb.MS(at),
-			string(mobileapi.DeliveryPending), string(body))
-		if err != nil {
-			return 0, sqldb.Err(op, err)
-		}
+	e := &mobileapi.Event{ID: newID("evt"), Type: mobileapi.EventConsentWithdrawn, AgencyCode: agencyCode, OccurredAt: at, Consent: &c}
+	if err := s.enqueueDeliveries(ctx, q, op, hooks, e); err != nil {
+		return 0, err
 	}
 	return len(hooks), nil
 }

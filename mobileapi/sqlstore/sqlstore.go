@@ -16,6 +16,7 @@ import (
 	"github.com/onedoor/onedoor/internal/sqldb"
 	"github.com/onedoor/onedoor/mobileapi"
 	"github.com/onedoor/onedoor/push"
+	"github.com/onedoor/onedoor/push/queue"
 )
 
 //go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
@@ -27,6 +28,7 @@ type Store struct {
 	d      sqldb.Dialect
 	now    func() time.Time
 	outbox Outbox
+	jobs   Jobs
 }
 
 // Outbox enqueues notifications inside the caller's transaction
@@ -34,6 +36,22 @@ type Store struct {
 type Outbox interface {
 	EnqueueTx(ctx context.Context, q sqldb.Querier, msgs ...*push.Message) error
 }
+
+// Jobs is the durable job queue (push/sqlstore) webhook deliveries ride
+// on: enqueued inside the caller's transaction, listed and deleted with
+// their webhook, claimed and recorded by the webhook worker.
+type Jobs interface {
+	EnqueueJobsTx(ctx context.Context, q sqldb.Querier, jobs ...*queue.Job) error
+	ListJobsTx(ctx context.Context, q sqldb.Querier, kind queue.Kind, ref string, after *queue.Cursor, limit int) ([]*queue.Job, error)
+	DeleteJobsTx(ctx context.Context, q sqldb.Querier, kind queue.Kind, ref string) (int, error)
+	ClaimJobs(ctx context.Context, kind queue.Kind, n int, lease time.Duration, perGroup int) ([]*queue.Job, error)
+	RecordJob(ctx context.Context, o queue.Outcome) error
+}
+
+// WithJobs puts webhook deliveries on the job queue j. A store without one
+// refuses to create deliveries (an agency with webhooks gets an error, not
+// silence).
+func WithJobs(j Jobs) Option { return func(s *Store) { s.jobs = j } }
 
 // WithOutbox makes every inbox message a transition writes enqueue its
 // notification in the same transaction.

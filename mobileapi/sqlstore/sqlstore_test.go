@@ -8,10 +8,12 @@ import (
 	"github.com/onedoor/onedoor/internal/dbtest"
 	"github.com/onedoor/onedoor/internal/sqldb"
 	"github.com/onedoor/onedoor/mobileapi/sqlstore"
+	pushsql "github.com/onedoor/onedoor/push/sqlstore"
 )
 
 // backends opens a migrated store on each engine. The identity provider's
-// schema is migrated too: the API shares its database.
+// and push's schemas are migrated too: the API shares its database, and
+// its webhook deliveries ride on push's job queue.
 var backends = []struct {
 	name string
 	open func(t testing.TB) (*sql.DB, sqldb.Dialect)
@@ -26,7 +28,11 @@ func open(t testing.TB, opener func(t testing.TB) (*sql.DB, sqldb.Dialect), opts
 	if err := idpsqlstore.New(db, d).Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	s := sqlstore.New(db, d, opts...)
+	jobs := pushsql.New(db, d, pushsql.WithNow(sqlstore.New(db, d, opts...).Clock()))
+	if err := jobs.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	s := sqlstore.New(db, d, append(opts, sqlstore.WithJobs(jobs))...)
 	if err := s.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}

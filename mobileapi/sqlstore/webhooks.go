@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -10,9 +9,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/internal/sqldb"
 	"github.com/onedoor/onedoor/mobileapi"
+	"github.com/onedoor/onedoor/push/queue"
 )
 
 // CreateWebhook stores w for its agency; ID and CreatedAt are set here.
@@ -122,50 +121,58 @@ func (s *Store) ListWebhooks(ctx context.Context, agencyCode string, p mobileapi
 // finds the delivery gone when it records its attempt (ErrNotFound).
 func (s *Store) DeleteWebhook(ctx context.Context, agencyCode, id string) error {
 	const op = "delete webhook"
+	if s.jobs == nil {
+		return errNoQueue(op)
+	}
 	return s.inTx(ctx, op, func(q sqldb.Querier) error {
 		var found string
 		if err := q.QueryRowContext(ctx, `SELECT id FROM api_webhooks WHERE id = $1 AND agency_code = $2`+s.d.ForUpdate(),
 			id, agencyCode).Scan(&found); err != nil {
 			return sqldb.Err(op, err)
 		}
-		if _, err := q.ExecContext(ctx, `DELETE FROM api_webhook_deliveries WHERE webhook_id = $1`, id); err != nil {
-			return sqldb.Err(op, err)
+		if _, err := s.jobs.DeleteJobsTx(ctx, q, queue.KindWebhook, id); err != nil {
+			return err
 		}
 		_, err := q.ExecContext(ctx, `DELETE FROM api_webhooks WHERE id = $1`, id)
 		return sqldb.Err(op, err)
 	})
 }
 
-const deliveryColumns = `d.id, d.webhook_id, d.agency_code, (SELECT w.url FROM api_webhooks w WHERE w.id = d.webhook_id),
-	d.event_id, d.event_type, d.application_id, d.service_id, d.service_code, d.occurred_at,
-	d.state, d.attempts, d.next_attempt_at, d.created_at, d.consent`
-
 // ListDeliveries returns the deliveries of the agency's webhook, newest
 // first, with their attempts; ErrNotFound for another agency's webhook.
 func (s *Store) ListDeliveries(ctx context.Context, agencyCode, webhookID string, p mobileapi.Page) ([]*mobileapi.Delivery, string, error) {
 	const op = "list deliveries"
+	if s.jobs == nil {
+		return nil, "", errNoQueue(op)
+	}
 	limit := pageLimit(p.Limit)
-	query := `SELECT ` + deliveryColumns + ` FROM api_webhook_deliveries d WHERE d.webhook_id = $1`
-	args := []any{webhookID}
+	var after *queue.Cursor
 	if p.Cursor != "" {
 		at, id, err := decodeCursor(p.Cursor)
 		if err != nil {
 			return nil, "", invalidInput(op, "cursor is malformed")
 		}
-		query += ` AND (d.created_at < $2 OR (d.created_at = $2 AND d.id < $3))`
-		args = append(args, at, id)
+		after = &queue.Cursor{CreatedAt: sqldb.FromMS(at), ID: id}
 	}
-	args = append(args, limit+1)
 	var out []*mobileapi.Delivery
 	err := s.snapshot(ctx, op, func(q sqldb.Querier) error {
-		var found string
-		if err := q.QueryRowContext(ctx, `SELECT id FROM api_webhooks WHERE id = $1 AND agency_code = $2`,
-			webhookID, agencyCode).Scan(&found); err != nil {
+		var url string
+		if err := q.QueryRowContext(ctx, `SELECT url FROM api_webhooks WHERE id = $1 AND agency_code = $2`,
+			webhookID, agencyCode).Scan(&url); err != nil {
 			return sqldb.Err(op, err)
 		}
-		var err error
-		out, err = queryDeliveries(ctx, q, op, query+` ORDER BY d.created_at DESC, d.id DESC LIMIT $`+strconv.Itoa(len(args)), args...)
-		return err
+		jobs, err := s.jobs.ListJobsTx(ctx, q, queue.KindWebhook, webhookID, after, limit+1)
+		if err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			d, err := deliveryOf(j)
+			if err != nil {
+				return fmt.Errorf("%s: %w", op, err)
+			}
+			out = append(out, d)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, "", err
@@ -178,8 +185,11 @@ func (s *Store) ListDeliveries(ctx context.Context, agencyCode, webhookID string
 	return out, next, nil
 }
 
-// ClaimDeliveries claims up to n (at most MaxLimit) due pending deliveries,
-// the longest due first, hiding them from other claimers until d passes.
+// ClaimDeliveries claims up to n (at most MaxLimit) due pending deliveries
+// from the job queue, the longest due first, hiding them from other
+// claimers until d passes; no agency has more than ClaimsPerAgency in
+// flight across every worker and replica, so one agency's slow or hanging
+// endpoints cannot hold the slots other agencies' events wait for.
 func (s *Store) ClaimDeliveries(ctx context.Context, n int, d time.Duration) ([]*mobileapi.Delivery, error) {
 	const op = "claim deliveries"
 	switch {
@@ -187,69 +197,22 @@ func (s *Store) ClaimDeliveries(ctx context.Context, n int, d time.Duration) ([]
 		return nil, invalidInput(op, "max must be positive")
 	case d < time.Millisecond:
 		return nil, invalidInput(op, "duration must be at least a millisecond")
+	case s.jobs == nil:
+		return nil, errNoQueue(op)
 	}
-	n = min(n, mobileapi.MaxLimit)
-	var out []*mobileapi.Delivery
-	err := s.inTx(ctx, op, func(q sqldb.Querier) error {
-		now := sqldb.MS(s.clock())
-		var err error
-		// Each agency gets at most ClaimsPerAgency deliveries in flight across
-		// every worker and replica, so one agency's slow or hanging
-		// endpoints cannot hold the slots other agencies' events wait for.
-		busy := map[string]int{}
-		rows, err := q.QueryContext(ctx, `SELECT agency_code, COUNT(*) FROM api_webhook_deliveries
-			WHERE state = 'pending' AND claimed_until > $1 GROUP BY agency_code`, now)
-		if err != nil {
-			return sqldb.Err(op, err)
-		}
-		for rows.Next() {
-			var a string
-			var c int
-			if err := rows.Scan(&a, &c); err != nil {
-				rows.Close()
-				return sqldb.Err(op, err)
-			}
-			busy[a] = c
-		}
-		if err := rows.Close(); err != nil {
-			return sqldb.Err(op, err)
-		}
-		// state is a literal so that SQLite uses the partial index.
-		candidates, err := queryDeliveries(ctx, q, op, `SELECT `+deliveryColumns+` FROM api_webhook_deliveries d
-			WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND d.claimed_until <= $1
-			ORDER BY d.next_attempt_at, d.id LIMIT $2`+s.skipLocked(), now, 4*n)
-		if err != nil {
-			return err
-		}
-		for _, dl := range candidates {
-			if len(out) == n {
-				break
-			}
-			if busy[dl.AgencyCode] < mobileapi.ClaimsPerAgency {
-				busy[dl.AgencyCode]++
-				out = append(out, dl)
-			}
-		}
-		until := now + d.Milliseconds()
-		for _, dl := range out {
-			if _, err := q.ExecContext(ctx, `UPDATE api_webhook_deliveries SET claimed_until = $1 WHERE id = $2`, until, dl.ID); err != nil {
-				return sqldb.Err(op, err)
-			}
-		}
-		return nil
-	})
+	jobs, err := s.jobs.ClaimJobs(ctx, queue.KindWebhook, min(n, mobileapi.MaxLimit), d, mobileapi.ClaimsPerAgency)
 	if err != nil {
 		return nil, err
 	}
+	out := make([]*mobileapi.Delivery, 0, len(jobs))
+	for _, j := range jobs {
+		dl, err := deliveryOf(j)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		out = append(out, dl)
+	}
 	return out, nil
-}
-
-// storedAttempt is an Attempt in api_webhook_deliveries.attempts.
-type storedAttempt struct {
-	At         int64  `json:"at"`
-	StatusCode int    `json:"status_code,omitempty"`
-	Error      string `json:"error,omitempty"`
-	DurationMS int64  `json:"duration_ms"`
 }
 
 // RecordAttempt appends a to a pending delivery and moves it on: pending
@@ -258,80 +221,88 @@ type storedAttempt struct {
 // was deleted ErrNotFound.
 func (s *Store) RecordAttempt(ctx context.Context, deliveryID string, a mobileapi.Attempt, state mobileapi.DeliveryState, next *time.Time) error {
 	const op = "record delivery attempt"
+	o := queue.Outcome{ID: deliveryID, Attempt: queue.Attempt(a)}
 	switch state {
 	case mobileapi.DeliveryPending:
 		if next == nil {
 			return invalidInput(op, "next_attempt_at is required while pending")
 		}
+		o.State, o.NextAttemptAt = queue.StatePending, *next
 	case mobileapi.DeliverySucceeded, mobileapi.DeliveryFailed:
 		if next != nil {
 			return invalidInput(op, "next_attempt_at is only for a pending delivery")
 		}
+		o.State = queue.StateDone
+		if state == mobileapi.DeliveryFailed {
+			o.State = queue.StateDead
+		}
 	default:
 		return invalidInput(op, "state: unknown value")
 	}
-	return s.inTx(ctx, op, func(q sqldb.Querier) error {
-		var cur, attempts string
-		if err := q.QueryRowContext(ctx, `SELECT state, attempts FROM api_webhook_deliveries WHERE id = $1`+s.d.ForUpdate(),
-			deliveryID).Scan(&cur, &attempts); err != nil {
-			return sqldb.Err(op, err)
-		}
-		if cur != string(mobileapi.DeliveryPending) {
-			return fmt.Errorf("%s: the delivery is %s: %w", op, cur, idp.ErrConflict)
-		}
-		var list []storedAttempt
-		if err := json.Unmarshal([]byte(attempts), &list); err != nil {
-			return fmt.Errorf("%s: delivery %s: attempts: %w", op, deliveryID, err)
-		}
-		list = append(list, storedAttempt{At: sqldb.MS(a.At), StatusCode: a.StatusCode, Error: a.Error, DurationMS: a.Duration.Milliseconds()})
-		b, err := json.Marshal(list)
-		if err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
-		_, err = q.ExecContext(ctx, `UPDATE api_webhook_deliveries SET state = $1, attempts = $2, next_attempt_at = $3, claimed_until = 0
-			WHERE id = $4`, string(state), string(b), sqldb.NullMS(next), deliveryID)
-		return sqldb.Err(op, err)
-	})
+	if s.jobs == nil {
+		return errNoQueue(op)
+	}
+	return s.jobs.RecordJob(ctx, o)
 }
 
-func queryDeliveries(ctx context.Context, q sqldb.Querier, op, query string, args ...any) ([]*mobileapi.Delivery, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
+// deliveryJob is a delivery's payload in the job queue (push_jobs, kind
+// webhook; mobileapi migration 0006 wrote the same form). The job's id is
+// the delivery's, its group the agency, its ref the webhook. The URL is
+// copied, so a claim reads no mobile API table; webhooks are never edited,
+// and deleting one deletes its jobs.
+type deliveryJob struct {
+	WebhookID string     `json:"webhook_id"`
+	URL       string     `json:"url"`
+	Event     eventOfJob `json:"event"`
+}
+
+type eventOfJob struct {
+	ID            string                  `json:"id"`
+	Type          mobileapi.EventType     `json:"type"`
+	ApplicationID string                  `json:"application_id"`
+	ServiceID     string                  `json:"service_id"`
+	ServiceCode   string                  `json:"service_code"`
+	OccurredAt    int64                   `json:"occurred_at"` // unix ms
+	Consent       *mobileapi.ConsentEvent `json:"consent"`
+}
+
+// newDeliveryJob returns the job that delivers e to the webhook.
+func newDeliveryJob(hook subscriber, e *mobileapi.Event) (*queue.Job, error) {
+	b, err := json.Marshal(deliveryJob{WebhookID: hook.id, URL: hook.url, Event: eventOfJob{ID: e.ID, Type: e.Type,
+		ApplicationID: e.ApplicationID, ServiceID: e.ServiceID, ServiceCode: e.ServiceCode, OccurredAt: sqldb.MS(e.OccurredAt),
+		Consent: e.Consent}})
 	if err != nil {
-		return nil, sqldb.Err(op, err)
+		return nil, err
 	}
-	defer rows.Close()
-	var out []*mobileapi.Delivery
-	for rows.Next() {
-		var (
-			d                mobileapi.Delivery
-			hookURL          sql.NullString
-			typ, state, list string
-			cns              string
-			occurred, create int64
-			next             sql.NullInt64
-			attempts         []storedAttempt
-		)
-		if err := rows.Scan(&d.ID, &d.WebhookID, &d.AgencyCode, &hookURL, &d.Event.ID, &typ, &d.Event.ApplicationID,
-			&d.Event.ServiceID, &d.Event.ServiceCode, &occurred, &state, &list, &next, &create, &cns); err != nil {
-			return nil, sqldb.Err(op, err)
-		}
-		if err := json.Unmarshal([]byte(list), &attempts); err != nil {
-			return nil, fmt.Errorf("%s: delivery %s: attempts: %w", op, d.ID, err)
-		}
-		for _, a := range attempts {
-			d.Attempts = append(d.Attempts, mobileapi.Attempt{At: sqldb.FromMS(a.At), StatusCode: a.StatusCode,
-				Error: a.Error, Duration: time.Duration(a.DurationMS) * time.Millisecond})
-		}
-		if cns != "" {
-			d.Event.Consent = new(mobileapi.ConsentEvent)
-			if err := json.Unmarshal([]byte(cns), d.Event.Consent); err != nil {
-				return nil, fmt.Errorf("%s: delivery %s: consent: %w", op, d.ID, err)
-			}
-		}
-		d.URL = hookURL.String
-		d.Event.Type, d.Event.AgencyCode, d.Event.OccurredAt = mobileapi.EventType(typ), d.AgencyCode, sqldb.FromMS(occurred)
-		d.State, d.NextAttemptAt, d.CreatedAt = mobileapi.DeliveryState(state), sqldb.FromNullMS(next), sqldb.FromMS(create)
-		out = append(out, &d)
+	return &queue.Job{ID: newID("dlv"), Kind: queue.KindWebhook, Group: e.AgencyCode, Ref: hook.id, Payload: b,
+		CreatedAt: e.OccurredAt}, nil
+}
+
+// deliveryOf reads a webhook job as the delivery the agency sees.
+func deliveryOf(j *queue.Job) (*mobileapi.Delivery, error) {
+	var p deliveryJob
+	if err := json.Unmarshal(j.Payload, &p); err != nil {
+		return nil, fmt.Errorf("delivery %s: payload: %w", j.ID, err)
 	}
-	return out, sqldb.Err(op, rows.Err())
+	d := &mobileapi.Delivery{ID: j.ID, WebhookID: p.WebhookID, AgencyCode: j.Group, URL: p.URL, CreatedAt: j.CreatedAt,
+		Event: mobileapi.Event{ID: p.Event.ID, Type: p.Event.Type, AgencyCode: j.Group, ApplicationID: p.Event.ApplicationID,
+			ServiceID: p.Event.ServiceID, ServiceCode: p.Event.ServiceCode, OccurredAt: sqldb.FromMS(p.Event.OccurredAt), Consent: p.Event.Consent}}
+	for _, a := range j.Attempts {
+		d.Attempts = append(d.Attempts, mobileapi.Attempt(a))
+	}
+	switch j.State {
+	case queue.StatePending:
+		d.State = mobileapi.DeliveryPending
+		next := j.NextAttemptAt
+		d.NextAttemptAt = &next
+	case queue.StateDone:
+		d.State = mobileapi.DeliverySucceeded
+	default:
+		d.State = mobileapi.DeliveryFailed
+	}
+	return d, nil
+}
+
+func errNoQueue(op string) error {
+	return fmt.Errorf("%s: the store has no job queue (WithJobs)", op)
 }

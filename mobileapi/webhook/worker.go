@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/onedoor/onedoor/internal/backoff"
 	"github.com/onedoor/onedoor/mobileapi"
+	"github.com/onedoor/onedoor/push/queue"
 )
 
 // Store is what the worker needs of mobileapi.WebhookStore.
@@ -236,14 +236,18 @@ func (w *Worker) deliver(ctx context.Context, d *mobileapi.Delivery) {
 	}
 	a.Duration = time.Since(t0)
 
-	switch {
-	case err == nil && res.StatusCode >= 200 && res.StatusCode < 300:
+	if err == nil && res.StatusCode >= 200 && res.StatusCode < 300 {
 		w.record(ctx, log, d, a, mobileapi.DeliverySucceeded, nil)
-	case n >= w.MaxAttempts:
+		return
+	}
+	// The queue's one retry policy: backoff with full jitter, or the
+	// endpoint's Retry-After when longer; dead after MaxAttempts.
+	policy := queue.Policy{MaxAttempts: w.MaxAttempts, Backoff: w.Backoff, Cap: BackoffCap}
+	if next, dead := policy.Retry(n, d.CreatedAt, w.Now(), retryAfter); dead {
 		log.Info("webhook delivery failed", "attempts", n, "status", a.StatusCode, "error", a.Error)
 		w.record(ctx, log, d, a, mobileapi.DeliveryFailed, nil)
-	default:
-		next := w.Now().Add(max(w.Backoff(n), retryAfter)).UTC()
+	} else {
+		next = next.UTC()
 		w.record(ctx, log, d, a, mobileapi.DeliveryPending, &next)
 	}
 }
@@ -312,21 +316,5 @@ var FullJitter = backoff.FullJitter
 // RetryAfter parses a Retry-After value (delay in seconds or an HTTP date)
 // into a delay from now, at most BackoffCap; 0 when absent or malformed.
 func RetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0
-		}
-		if secs > int64(BackoffCap/time.Second) {
-			return BackoffCap
-		}
-		d = time.Duration(secs) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, 0), BackoffCap)
+	return queue.ParseRetryAfter(v, now, BackoffCap)
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/onedoor/onedoor/internal/sqldb"
 	"github.com/onedoor/onedoor/push"
 	"github.com/onedoor/onedoor/push/pushtest"
+	"github.com/onedoor/onedoor/push/queue"
+	"github.com/onedoor/onedoor/push/queue/queuetest"
 	"github.com/onedoor/onedoor/push/sqlstore"
 )
 
@@ -184,6 +186,16 @@ func TestMigrationPerCitizenAddress(t *testing.T) {
 			if err != nil || len(jobs) != 2 {
 				t.Fatalf("claimed %d, %v; want both messages once the preferences changed", len(jobs), err)
 			}
+		})
+	}
+}
+
+func TestQueue(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			queuetest.Run(t, func(t *testing.T, now func() time.Time) queue.Store {
+				return open(t, b.open, sqlstore.WithNow(now))
+			})
 		})
 	}
 }
