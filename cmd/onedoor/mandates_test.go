@@ -446,11 +446,15 @@ func runMandateAPI(t *testing.T, e *mandateEnv) {
 	})
 }
 
-func TestMandateAPI_SQLite(t *testing.T) { runMandateAPI(t, startMandateEnv(t)) }
+func TestMandateAPI_SQLite(t *testing.T) {
+	t.Parallel()
+	runMandateAPI(t, startMandateEnv(t))
+}
 
 // The reference CLI: eidsim's mandate commands on the homes the tests'
 // apps enrolled, against the running API.
 func TestMandateAPI_Eidsim(t *testing.T) {
+	t.Parallel()
 	e := startMandateEnv(t)
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -503,4 +507,7 @@ func TestMandateAPI_Eidsim(t *testing.T) {
 	}
 }
 
-func TestMandateAPI_PostgresRedis(t *testing.T) { runMandateAPI(t, startMandateEnv(t, scaleOption(t))) }
+func TestMandateAPI_PostgresRedis(t *testing.T) {
+	t.Parallel()
+	runMandateAPI(t, startMandateEnv(t, scaleOption(t)))
+}

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,16 +26,27 @@ import (
 // contract validates responses against the mobile API's OpenAPI document.
 func contract(t testing.TB) validator.Validator {
 	t.Helper()
-	doc, err := libopenapi.NewDocument(mobileapi.OpenAPI)
+	v, err := mobileContract()
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, errs := validator.NewValidator(doc)
-	if len(errs) > 0 {
-		t.Fatalf("validator: %v", errs)
-	}
 	return v
 }
+
+// mobileContract is built once per test binary: NewValidator compiles every
+// schema of the document, seconds under the race detector, and the
+// validator is safe for concurrent use.
+var mobileContract = sync.OnceValues(func() (validator.Validator, error) {
+	doc, err := libopenapi.NewDocument(mobileapi.OpenAPI)
+	if err != nil {
+		return nil, err
+	}
+	v, errs := validator.NewValidator(doc)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("validator: %w", errors.Join(errs...))
+	}
+	return v, nil
+})
 
 // The mobile API on its own listener: the eID app's tokens minted for the
 // API's audience alone, and no other token, reach the citizen routes; every

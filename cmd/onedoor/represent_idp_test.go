@@ -179,9 +179,13 @@ func (e *repEnv) refused(r *rp, actAs string, finish bool) *gooidc.IDToken {
 
 func mapOf(v any) map[string]any { m, _ := v.(map[string]any); return m }
 
-func TestRepresentation_Login_SQLite(t *testing.T) { testRepresentationLogin(t, startRepEnv(t)) }
+func TestRepresentation_Login_SQLite(t *testing.T) {
+	t.Parallel()
+	testRepresentationLogin(t, startRepEnv(t))
+}
 
 func TestRepresentation_Login_PostgresRedis(t *testing.T) {
+	t.Parallel()
 	testRepresentationLogin(t, startRepEnv(t, scaleOption(t)))
 }
 
@@ -427,6 +431,7 @@ func mustPurpose(t *testing.T, e *repEnv) string {
 // docs/eid-api.openapi.json, and so does the refusal of an act_as for a
 // party the citizen does not represent.
 func TestRepresentation_Contract(t *testing.T) {
+	t.Parallel()
 	v := eidContract(t)
 	e := startRepEnv(t)
 	d := enrollRaw(t, e.testEnv, v, demoCitizens[0].PersonalID, idp.LevelHigh)

@@ -27,9 +27,13 @@ import (
 // runMandateAPI's "bad terms are listed, each" and "sub-delegation"; the
 // representative replaced, CIBA and the refusing agency by
 // testRepresentationLogin.
-func TestRepresentation_Issue_SQLite(t *testing.T) { runRepresentationIssue(t, startRepEnv(t)) }
+func TestRepresentation_Issue_SQLite(t *testing.T) {
+	t.Parallel()
+	runRepresentationIssue(t, startRepEnv(t))
+}
 
 func TestRepresentation_Issue_PostgresRedis(t *testing.T) {
+	t.Parallel()
 	runRepresentationIssue(t, startRepEnv(t, scaleOption(t)))
 }
 

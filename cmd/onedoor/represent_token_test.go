@@ -16,6 +16,7 @@ import (
 // the device's key, so an organisation's subject is never taken for a
 // citizen's. Whom the app acts for is chosen per application (subject).
 func TestMobileAPI_RefusesRepresentedTokens(t *testing.T) {
+	t.Parallel()
 	e := startMain(t)
 	cit := e.citizenAPI(t, e.app)
 	cit.must(http.StatusOK, http.MethodGet, "/v1/me", nil)

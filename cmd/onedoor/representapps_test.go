@@ -83,9 +83,13 @@ func listIDs(t *testing.T, c *apiClient, path string) []string {
 // mandate; who sees what, who may change it, whom the decision reaches,
 // and what a revoked mandate or a service refusing representation stops.
 // Every response is checked against the contract.
-func TestRepresentation_Applications_SQLite(t *testing.T) { runRepresentationApps(t, startMain(t)) }
+func TestRepresentation_Applications_SQLite(t *testing.T) {
+	t.Parallel()
+	runRepresentationApps(t, startMain(t))
+}
 
 func TestRepresentation_Applications_PostgresRedis(t *testing.T) {
+	t.Parallel()
 	runRepresentationApps(t, startMain(t, scaleOption(t)))
 }
 

@@ -25,6 +25,7 @@ import (
 // delivers to the applicant). A representation ended must end access to the
 // party's data derived from it (SECURITY.md 65, 66).
 func TestReview_RevokedMandateHolderLosesTheApplications(t *testing.T) {
+	t.Parallel()
 	e := startMain(t)
 	ctx := context.Background()
 	m := e.m
@@ -87,6 +88,7 @@ func TestReview_RevokedMandateHolderLosesTheApplications(t *testing.T) {
 // consent their former guardian gave, without the ward ever being asked. A representation ended must not keep releasing data on its
 // consent (SECURITY.md 65, 66; docs/representation.md: it ends "at once").
 func TestReview_GuardianConsentBindsTheAdultWard(t *testing.T) {
+	t.Parallel()
 	e := startRepEnv(t)
 	r := e.rp(e.clientID, e.secret, e.repScopes...)
 	if _, idt, _ := e.loginAs(r, repWardPID); idt.Subject != e.ward {
@@ -140,6 +142,7 @@ func TestReview_GuardianConsentBindsTheAdultWard(t *testing.T) {
 // consent is recorded, and no consent the guardian gave this client earlier
 // is fallen back on, at userinfo or at a refresh.
 func TestReview_MandateForOneServiceReleasesTheWardsDataToAnyClient(t *testing.T) {
+	t.Parallel()
 	e := startRepEnv(t)
 	ctx := context.Background()
 	r := e.rp(e.clientID, e.secret, e.repScopes...)
@@ -208,6 +211,7 @@ func TestReview_MandateForOneServiceReleasesTheWardsDataToAnyClient(t *testing.T
 // introspection of the refresh token inactive), and a silent login of the
 // ward's asks again.
 func TestReview_GuardianConsentReplacesTheWardsOwn(t *testing.T) {
+	t.Parallel()
 	e := startRepEnv(t)
 	ctx := context.Background()
 	wardApp := e.enroll(repWardPID, idp.LevelHigh)
