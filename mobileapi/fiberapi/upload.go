@@ -145,7 +145,7 @@ func (s *Server) uploadBody(c *fiber.Ctx) *body {
 	if b, ok := c.Locals(localBody).(*body); ok {
 		return b
 	}
-	var r io.Reader = c.Request().BodyStream()
+	r := c.Request().BodyStream()
 	if r == nil {
 		r = bytes.NewReader(c.Request().Body())
 	}
