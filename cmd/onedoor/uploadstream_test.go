@@ -142,8 +142,13 @@ func TestUploads_Streamed(t *testing.T) {
 		_ = req.Write(conn) // fails after 2 MiB: the body is short
 		conn.Close()
 		// The key is held while the cut upload runs (409) and released
-		// when it fails: then the retry is the first to create.
-		b, ct := multipartFile(t, "cs.pdf", []byte("%PDF-1.4\n%%EOF\n"))
+		// when it fails: then the retry, the same request in full, is the
+		// first to create.
+		b, err := io.ReadAll(newUploadBody(5 << 20))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct := "multipart/form-data; boundary=" + uploadBoundary
 		deadline := time.Now().Add(30 * time.Second)
 		var r apiResp
 		for {
