@@ -203,6 +203,8 @@ func (s *Server) agencyUploadDocument(c *fiber.Ctx) error {
 		if err != nil {
 			return "", s.fail(c, err)
 		}
+		ctx, cancel = s.ctx(c) // the file took its time to arrive
+		defer cancel()
 		up.file.DocumentCode = ""
 		if err := s.cfg.Store.AddDocument(ctx, agencyOf(c), a.ID, &up.file); err != nil {
 			s.dropBlob(up.file.BlobKey)

@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime/multipart"
 	"net/http"
 	"net/url"
 	"path"
@@ -510,69 +508,6 @@ type upload struct {
 	documentCode string
 }
 
-// receiveFile reads the multipart field "file", checks its type and size
-// and stores it under key(id). Nothing is kept on failure.
-func (s *Server) receiveFile(c *fiber.Ctx, prefix string, key func(id string) string) (*upload, error) {
-	ct, _, _ := strings.Cut(c.Get(fiber.HeaderContentType), ";")
-	if !strings.EqualFold(strings.TrimSpace(ct), fiber.MIMEMultipartForm) {
-		return nil, unsupportedMedia(fiber.MIMEMultipartForm)
-	}
-	mf, err := c.MultipartForm()
-	if err != nil {
-		return nil, invalidBody("", "Malformed multipart body.")
-	}
-	files := mf.File["file"]
-	if len(files) != 1 {
-		return nil, unprocessable([]fieldError{{Pointer: "/file", Message: "Exactly one file is required in field file."}})
-	}
-	fh := files[0]
-	if fh.Size > s.cfg.MaxUpload {
-		return nil, tooLarge(fmt.Sprintf("A file is at most %d bytes.", s.cfg.MaxUpload))
-	}
-	if fh.Size == 0 {
-		return nil, unprocessable([]fieldError{{Pointer: "/file", Message: "The file is empty."}})
-	}
-	up := &upload{}
-	if v := mf.Value["document_code"]; len(v) == 1 {
-		up.documentCode = strings.Clone(v[0])
-	}
-	r, err := fh.Open()
-	if err != nil {
-		return nil, fmt.Errorf("open upload: %w", err)
-	}
-	defer r.Close()
-	typ, body, err := sniff(r)
-	if err != nil {
-		return nil, err
-	}
-	if !slices.Contains(allowedTypes, typ) {
-		return nil, &badRequest{status: http.StatusUnsupportedMediaType, typ: typeMediaType, title: tMediaType,
-			detail: "Files must be PDF, JPEG or PNG."}
-	}
-	id := mobileapi.NewID(prefix)
-	ctx, cancel := s.ctx(c)
-	defer cancel()
-	info, err := s.cfg.Blobs.Put(ctx, key(id), body, s.cfg.MaxUpload)
-	if err != nil {
-		return nil, err
-	}
-	up.file = mobileapi.File{ID: id, Name: cleanName(fh.Filename, typ), ContentType: typ, Size: info.Size, SHA256: info.SHA256,
-		DocumentCode: up.documentCode, BlobKey: key(id)}
-	return up, nil
-}
-
-// sniff detects the content type from the first bytes.
-func sniff(r multipart.File) (string, io.Reader, error) {
-	head := make([]byte, 512)
-	n, err := io.ReadFull(r, head)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return "", nil, fmt.Errorf("read upload: %w", err)
-	}
-	head = head[:n]
-	typ, _, _ := strings.Cut(http.DetectContentType(head), ";")
-	return typ, io.MultiReader(bytes.NewReader(head), r), nil
-}
-
 // cleanName keeps a file name safe to show and to put in a header: its
 // base name, printable, at most 200 bytes.
 func cleanName(name, typ string) string {
@@ -631,6 +566,9 @@ func (s *Server) uploadAttachment(c *fiber.Ctx) error {
 		if err != nil {
 			return "", s.fail(c, err)
 		}
+		// The file took its time to arrive: the store gets a deadline of its own.
+		ctx, cancel = s.ctx(c)
+		defer cancel()
 		if up.documentCode != "" {
 			svc, err := s.cfg.Store.GetServiceVersion(ctx, a.ServiceID, a.ServiceVersion)
 			if err != nil {

@@ -5,7 +5,6 @@
 package fiberapi
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -184,12 +183,12 @@ func New(cfg Config) *Server {
 		outages: newOutageLog(cfg.Logger, cfg.OutageLogEvery), streams: newStreams()}
 	s.app = fiber.New(fiber.Config{
 		AppName: "onedoor-mobileapi",
-		// Multipart uploads are the largest bodies; JSON bodies are held to
-		// maxJSONBody by their handlers. A file somewhat over MaxUpload gets
-		// a 413 problem from the handler; a body past this limit is cut off
-		// by fasthttp before any handler runs.
-		BodyLimit:             int(cfg.MaxUpload) + 1<<20,
-		ReadTimeout:           30 * time.Second,
+		// Bodies are streamed (upload.go): fasthttp reads at most 8 KiB of
+		// one before a handler runs, and boundBody holds each route to its
+		// limit. This limit is the largest (an upload's).
+		StreamRequestBody:     true,
+		BodyLimit:             int(s.uploadBodyLimit()),
+		ReadTimeout:           uploadReadTimeout,
 		WriteTimeout:          60 * time.Second,
 		IdleTimeout:           90 * time.Second,
 		DisableStartupMessage: true,
@@ -197,27 +196,22 @@ func New(cfg Config) *Server {
 		// Multipart bodies are parsed by the upload handlers, after the
 		// token is checked, not by fiber before any handler runs.
 		DisablePreParseMultipartForm: true,
-		// Give large request buffers back after each request instead of
-		// pooling them: a burst of big uploads must not pin its memory.
+		// Give large buffers back after each request instead of pooling
+		// them: a burst must not pin its memory.
 		ReduceMemoryUsage: true,
 	})
-	// Bodies are read before any handler runs, and fasthttp allocates
-	// them at their announced length: only an upload route, with a bearer
-	// token, may send more than a JSON body's worth, and other requests get
-	// less time to send it.
+	// Only an upload route, with credentials, may send more than a JSON
+	// body's worth; other requests get less time to send theirs.
 	s.app.Server().HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-		p, _, _ := bytes.Cut(h.RequestURI(), []byte("?"))
-		upload := h.IsPost() && len(h.Peek(fiber.HeaderAuthorization)) > 0 &&
-			(bytes.HasSuffix(p, []byte("/attachments")) || bytes.HasSuffix(p, []byte("/documents")))
-		if upload {
+		if isUpload(h) {
 			return fasthttp.RequestConfig{}
 		}
-		return fasthttp.RequestConfig{MaxRequestBodySize: maxJSONBody + 4<<10, ReadTimeout: 10 * time.Second}
+		return fasthttp.RequestConfig{MaxRequestBodySize: jsonBodyLimit, ReadTimeout: 10 * time.Second}
 	}
 	// The live stream is written as events happen: neither compressed
 	// (compress buffers) nor hashed for an ETag (etag reads the whole body).
 	stream := func(c *fiber.Ctx) bool { return c.Path() == "/v1/events" }
-	s.app.Use(recover.New(), requestid.New(), s.accessLog, compress.New(compress.Config{Next: stream}), etag.New(etag.Config{Next: stream}))
+	s.app.Use(recover.New(), requestid.New(), s.accessLog, s.boundBody, compress.New(compress.Config{Next: stream}), etag.New(etag.Config{Next: stream}))
 	s.app.Get("/healthz", func(c *fiber.Ctx) error { return c.SendStatus(http.StatusNoContent) })
 	s.app.Get("/readyz", s.readyz)
 	s.app.Get("/v1/openapi.json", func(c *fiber.Ctx) error {

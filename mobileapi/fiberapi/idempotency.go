@@ -23,7 +23,18 @@ const idempotencyTTL = 24 * time.Hour
 // pendingLease bounds how long a request in progress holds its key: a
 // process killed mid-request must not block the client's retries for a
 // day.
-func (s *Server) pendingLease() time.Duration { return 2*s.cfg.RequestTimeout + 5*time.Second }
+// An upload's includes the time its body may take to arrive.
+func (s *Server) pendingLease(upload bool) time.Duration {
+	d := 2*s.cfg.RequestTimeout + 5*time.Second
+	if upload {
+		d += uploadReadTimeout
+	}
+	return d
+}
+
+// pendingUpload prefixes the fingerprint of an upload's record while it
+// runs: its body's digest is known only once it has been read.
+const pendingUpload = "upload:"
 
 // idemRecord is what the ephemeral store keeps for an Idempotency-Key: the
 // request's hash, and once the creation succeeded its status and a
@@ -71,15 +82,29 @@ func (s *Server) idempotent(c *fiber.Ctx, principal string, replay func(ctx cont
 	fp := sha256.New()
 	// If-Match is part of the request: the same decision on another
 	// version of the application is another request, not a retry.
-	fp.Write([]byte(c.Method() + " " + c.Path() + "\n" + c.Get(fiber.HeaderContentType) + "\n" + c.Get(fiber.HeaderIfMatch) + "\n"))
-	fp.Write(c.Body())
-	fingerprint := hex.EncodeToString(fp.Sum(nil))
+	head := []byte(c.Method() + " " + c.Path() + "\n" + c.Get(fiber.HeaderContentType) + "\n" + c.Get(fiber.HeaderIfMatch) + "\n")
+	fp.Write(head)
+	// An upload's body is hashed as it streams past (the same digest as
+	// of the whole body), so it is known once create has read it all.
+	// While it runs its record has the digest of the request line and
+	// headers alone: a retry of it waits (409), another request is refused
+	// (422).
+	stream := isUpload(&c.Request().Header)
+	var fingerprint string
+	if stream {
+		sum := sha256.Sum256(head)
+		fingerprint = pendingUpload + hex.EncodeToString(sum[:])
+		s.uploadBody(c).sum = fp
+	} else {
+		fp.Write(c.Body())
+		fingerprint = hex.EncodeToString(fp.Sum(nil))
+	}
 	ephKey := idempotencyKey(principal, key)
 
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	pending, _ := json.Marshal(idemRecord{Pending: true, Fingerprint: fingerprint})
-	err := s.cfg.Ephemeral.Create(ctx, ephKey, pending, s.pendingLease())
+	err := s.cfg.Ephemeral.Create(ctx, ephKey, pending, s.pendingLease(stream))
 	if errors.Is(err, idp.ErrConflict) {
 		raw, gerr := s.cfg.Ephemeral.Get(ctx, ephKey)
 		if gerr != nil {
@@ -88,6 +113,16 @@ func (s *Server) idempotent(c *fiber.Ctx, principal string, replay func(ctx cont
 		var prev idemRecord
 		if json.Unmarshal(raw, &prev) != nil {
 			return s.fail(c, errors.New("corrupt idempotency record"))
+		}
+		if stream && !prev.Pending {
+			// Read the retry's body to compare it with the first's.
+			if err := s.uploadBody(c).drain(); err != nil {
+				return s.fail(c, uploadError(err, s.cfg.MaxUpload))
+			}
+			fingerprint = hex.EncodeToString(fp.Sum(nil))
+			cancel()
+			ctx, cancel = s.ctx(c) // reading it took time
+			defer cancel()
 		}
 		switch {
 		case prev.Fingerprint != fingerprint:
@@ -122,19 +157,32 @@ func (s *Server) idempotent(c *fiber.Ctx, principal string, replay func(ctx cont
 	if err != nil {
 		return s.fail(c, errUnavailable(err))
 	}
-	// A background context: the record must be settled even if the
-	// request's deadline passed while creating.
-	bg, cancel2 := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RequestTimeout)
-	defer cancel2()
+	// A background context, made when needed: the record must be settled
+	// even if the request's deadline passed while creating (an upload may
+	// take longer than a request timeout to arrive).
+	settle := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RequestTimeout)
+	}
 	settled := false
 	defer func() {
 		if !settled { // a panic in create: free the key for a retry
+			bg, cancel := settle()
+			defer cancel()
 			_ = s.cfg.Ephemeral.Delete(bg, ephKey)
 		}
 	}()
 	ref, herr := create()
 	status := c.Response().StatusCode()
 	settled = true
+	if stream && herr == nil && ref != "" {
+		// create read the body to its end; anything left is read now.
+		if err := s.uploadBody(c).drain(); err != nil {
+			ref = ""
+		}
+		fingerprint = hex.EncodeToString(fp.Sum(nil))
+	}
+	bg, cancel2 := settle()
+	defer cancel2()
 	if herr != nil || status < 200 || status > 299 || ref == "" {
 		if derr := s.cfg.Ephemeral.Delete(bg, ephKey); derr != nil {
 			s.cfg.Logger.Warn("idempotency key release", "err", derr)
