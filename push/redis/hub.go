@@ -74,6 +74,9 @@ var _ push.Hub = (*Hub)(nil)
 // topic is a citizen's channel on this replica.
 type topic struct {
 	citizenID string
+	// broadcast marks the channel of broadcasts, which every stream of
+	// the replica hears.
+	broadcast bool
 	// subs maps each local stream, known by its channel, to the
 	// push.LocalHub function that ends it.
 	subs map[<-chan push.Event]func()
@@ -142,14 +145,23 @@ func (h *Hub) channel(citizenID string) string {
 	return h.prefix + "push:live:" + base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
-// wire is an Event on the wire: push.Event keeps Seq out of its JSON, but a
-// stream needs it as the SSE event ID.
+// broadcastChannel is the one channel of broadcasts: every replica with a
+// live stream subscribes to it once, so a broadcast is one message per
+// replica, whatever its audience.
+func (h *Hub) broadcastChannel() string { return h.prefix + "push:live:broadcast" }
+
+// wire is an Event on the wire: push.Event keeps its positions and audience
+// out of its JSON (the citizen sees neither), but a stream needs them.
 type wire struct {
-	Seq int64 `json:"seq"`
+	Seq          int64  `json:"seq,omitempty"`
+	BroadcastSeq int64  `json:"broadcast_seq,omitempty"`
+	Province     string `json:"province,omitempty"`
 	push.Event
 }
 
-func encode(e push.Event) ([]byte, error) { return json.Marshal(wire{Seq: e.Seq, Event: e}) }
+func encode(e push.Event) ([]byte, error) {
+	return json.Marshal(wire{Seq: e.Seq, BroadcastSeq: e.BroadcastSeq, Province: e.Province, Event: e})
+}
 
 func decode(b []byte) (push.Event, error) {
 	var w wire
@@ -157,7 +169,7 @@ func decode(b []byte) (push.Event, error) {
 		return push.Event{}, err
 	}
 	e := w.Event
-	e.Seq = w.Seq
+	e.Seq, e.BroadcastSeq, e.Province = w.Seq, w.BroadcastSeq, w.Province
 	return e, nil
 }
 
@@ -179,45 +191,74 @@ func (h *Hub) Publish(ctx context.Context, citizenID string, e push.Event) error
 	return nil
 }
 
+// PublishBroadcast tells every replica's streams of a broadcast: one
+// message on the broadcast channel, each replica filtering its streams by
+// their citizens.
+func (h *Hub) PublishBroadcast(ctx context.Context, e push.Event) error {
+	b, err := encode(e)
+	if err != nil {
+		return fmt.Errorf("push/redis: encode broadcast event: %w", err)
+	}
+	publish := h.rdb.Publish
+	if h.sharded {
+		publish = h.rdb.SPublish
+	}
+	if err := publish(ctx, h.broadcastChannel(), b).Err(); err != nil {
+		return fmt.Errorf("push/redis: publish broadcast event: %w", err)
+	}
+	return nil
+}
+
 // Subscribe implements push.Hub. It returns once Redis has confirmed the
-// replica's subscription to the citizen's channel, so every event published
-// after it returns reaches the channel (unless the channel is closed).
+// replica's subscriptions to the citizen's channel and to the broadcast
+// channel, so every event published after it returns reaches the channel
+// (unless the channel is closed).
 func (h *Hub) Subscribe(ctx context.Context, citizenID string) (<-chan push.Event, func(), error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, fmt.Errorf("push/redis: subscribe: %w", err)
 	}
-	name := h.channel(citizenID)
+	names := [2]string{h.channel(citizenID), h.broadcastChannel()}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
 		return nil, nil, ErrClosed
 	}
-	t := h.topics[name]
-	if t == nil {
-		t = &topic{citizenID: citizenID, subs: map[<-chan push.Event]func(){}}
-		h.topics[name] = t
-	}
-	var wait *command
-	if len(t.subs) == 0 {
-		// The first local stream: subscribe this replica. The write is made
-		// under h.mu so commands on a channel go out in the order of
-		// t.pending. The caller's cancellation is dropped: go-redis treats a
-		// canceled write as a broken connection.
-		wait = &command{subscribe: true, done: make(chan struct{})}
-		if err := h.subscribe(context.WithoutCancel(ctx), name); err != nil {
-			h.reset(err)
-			h.mu.Unlock()
-			return nil, nil, fmt.Errorf("push/redis: subscribe: %w", err)
+	var (
+		topics [2]*topic
+		waits  []*command
+	)
+	for i, name := range names {
+		t := h.topics[name]
+		if t == nil {
+			t = &topic{broadcast: i == 1, subs: map[<-chan push.Event]func(){}}
+			if !t.broadcast {
+				t.citizenID = citizenID
+			}
+			h.topics[name] = t
 		}
-		t.pending = append(t.pending, wait)
-		select {
-		case h.wake <- struct{}{}:
-		default:
+		topics[i] = t
+		if len(t.subs) == 0 {
+			// The first local stream: subscribe this replica. The write is
+			// made under h.mu so commands on a channel go out in the order
+			// of t.pending. The caller's cancellation is dropped: go-redis
+			// treats a canceled write as a broken connection.
+			c := &command{subscribe: true, done: make(chan struct{})}
+			if err := h.subscribe(context.WithoutCancel(ctx), name); err != nil {
+				h.reset(err)
+				h.mu.Unlock()
+				return nil, nil, fmt.Errorf("push/redis: subscribe: %w", err)
+			}
+			t.pending = append(t.pending, c)
+			waits = append(waits, c)
+			select {
+			case h.wake <- struct{}{}:
+			default:
+			}
+		} else if n := len(t.pending); n > 0 {
+			// Streams exist, so the newest command is their SUBSCRIBE; it
+			// may be unanswered yet.
+			waits = append(waits, t.pending[n-1])
 		}
-	} else if n := len(t.pending); n > 0 {
-		// Streams exist, so the newest command is their SUBSCRIBE; it may
-		// be unanswered yet.
-		wait = t.pending[n-1]
 	}
 	// Registered before h.mu is released: a message can only follow the
 	// confirmation, which the receive loop handles under h.mu.
@@ -226,11 +267,19 @@ func (h *Hub) Subscribe(ctx context.Context, citizenID string) (<-chan push.Even
 		h.mu.Unlock()
 		return nil, nil, fmt.Errorf("push/redis: subscribe locally: %w", err)
 	}
-	t.subs[ch] = end
+	for _, t := range topics {
+		t.subs[ch] = end
+	}
 	h.mu.Unlock()
 
-	unsubscribe := sync.OnceFunc(func() { h.unsubscribe(name, t, ch) })
-	if wait != nil {
+	unsubscribe := sync.OnceFunc(func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for i, t := range topics {
+			h.unsubscribe(names[i], t, ch)
+		}
+	})
+	for _, wait := range waits {
 		select {
 		case <-wait.done:
 			err = wait.err
@@ -268,10 +317,11 @@ func (h *Hub) unsubscribeChannel(ctx context.Context, name string) error {
 }
 
 // unsubscribe ends stream s, and the replica's subscription with the last.
-// It does not wait for Redis to confirm.
+// It does not wait for Redis to confirm. h.mu is held.
 func (h *Hub) unsubscribe(name string, t *topic, s <-chan push.Event) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	if h.closed || h.topics[name] != t {
+		return // a lost connection or Close forgot the topic
+	}
 	end, ok := t.subs[s]
 	if !ok {
 		return // already ended by a lost connection or Close
@@ -314,8 +364,10 @@ func (h *Hub) drop(err error) int {
 	n := 0
 	for _, t := range h.topics {
 		for _, end := range t.subs {
-			end()
-			n++
+			end() // once per stream: LocalHub's end ignores a second call
+			if !t.broadcast {
+				n++
+			}
 		}
 		clear(t.subs) // so their unsubscribe functions find nothing to do
 		for _, c := range t.pending {
@@ -420,7 +472,12 @@ func (h *Hub) deliver(gen uint64, m *redis.Message) {
 	if h.closed || h.gen != gen {
 		return
 	}
-	if t := h.topics[m.Channel]; t != nil && len(t.subs) > 0 {
+	t := h.topics[m.Channel]
+	switch {
+	case t == nil || len(t.subs) == 0:
+	case t.broadcast:
+		_ = h.local.PublishBroadcast(context.Background(), e)
+	default:
 		_ = h.local.Publish(context.Background(), t.citizenID, e)
 	}
 }
