@@ -38,7 +38,10 @@ var ErrBadCursor = errors.New("push: not a live stream id of this citizen")
 // cursorPrefix versions the sealed form.
 const cursorPrefix = "c1."
 
-// MaxCursorLen bounds what OpenCursor reads.
+// maxPosition bounds a position: far beyond any sequence, and within int64.
+const maxPosition = 1 << 62
+
+// MaxCursorLen bounds what Open reads.
 const MaxCursorLen = 200
 
 // CursorSealer seals cursors with XChaCha20-Poly1305 under a key every
@@ -58,7 +61,7 @@ func NewCursorSealer(key []byte) (*CursorSealer, error) {
 // Seal returns c as an opaque id for the citizen.
 func (s *CursorSealer) Seal(citizenID string, c Cursor) string {
 	aead, _ := chacha20poly1305.NewX(s.key) // the size was checked
-	pt := binary.AppendUvarint(binary.AppendUvarint(nil, uint64(max(c.Msg, 0))), uint64(max(c.Brd, 0)))
+	pt := binary.AppendUvarint(binary.AppendUvarint(nil, uint64(min(max(c.Msg, 0), maxPosition))), uint64(min(max(c.Brd, 0), maxPosition)))
 	out := make([]byte, aead.NonceSize(), aead.NonceSize()+len(pt)+aead.Overhead())
 	_, _ = rand.Read(out) // crypto/rand.Read never fails (Go 1.24+)
 	out = aead.Seal(out, out, pt, []byte(citizenID))
@@ -74,7 +77,10 @@ func (s *CursorSealer) Open(citizenID, id string) (c Cursor, legacy bool, err er
 	if len(id) > MaxCursorLen {
 		return Cursor{}, false, ErrBadCursor
 	}
-	if n, err := strconv.ParseInt(id, 10, 64); err == nil && n >= 0 && id[0] != '+' {
+	if n, err := strconv.ParseInt(id, 10, 64); err == nil && id[0] != '+' {
+		if n < 0 || n > maxPosition {
+			return Cursor{}, false, ErrBadCursor
+		}
 		return Cursor{Msg: n}, true, nil
 	}
 	b64, ok := strings.CutPrefix(id, cursorPrefix)
@@ -91,11 +97,11 @@ func (s *CursorSealer) Open(citizenID, id string) (c Cursor, legacy bool, err er
 		return Cursor{}, false, ErrBadCursor
 	}
 	msg, n := binary.Uvarint(pt)
-	if n <= 0 || msg > 1<<62 {
+	if n <= 0 || msg > maxPosition {
 		return Cursor{}, false, ErrBadCursor
 	}
 	brd, m := binary.Uvarint(pt[n:])
-	if m <= 0 || n+m != len(pt) || brd > 1<<62 {
+	if m <= 0 || n+m != len(pt) || brd > maxPosition {
 		return Cursor{}, false, ErrBadCursor
 	}
 	return Cursor{Msg: int64(msg), Brd: int64(brd)}, false, nil
