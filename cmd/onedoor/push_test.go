@@ -354,7 +354,6 @@ func runPush(t *testing.T, pe *pushEnv) {
 		legacy.close()
 	})
 
-
 	t.Run("provider asks to retry later", func(t *testing.T) {
 		if app3 == "" {
 			t.Skip("needs the live stream's application")
@@ -796,8 +795,8 @@ type eventStream struct {
 	// firstID is the id the stream starts with (sent with no event).
 	firstID string
 	cancel  context.CancelFunc
-	events chan sseEvent
-	done   chan struct{}
+	events  chan sseEvent
+	done    chan struct{}
 }
 
 // openEvents opens the citizen's live stream, resuming after lastID when
