@@ -54,8 +54,9 @@ type Hub struct {
 	// sharded uses Redis 7's sharded Pub/Sub (SPUBLISH, SSUBSCRIBE): on a
 	// cluster a message then travels only within its channel's shard
 	// instead of to every node.
-	sharded bool
-	local   push.LocalHub
+	sharded      bool
+	noBroadcasts bool
+	local        push.LocalHub
 
 	mu     sync.Mutex
 	ps     *redis.PubSub     // the connection's current incarnation
@@ -109,6 +110,10 @@ func WithHealthCheck(d time.Duration) Option { return func(h *Hub) { h.health = 
 // Redis 7 or later), for a Redis that runs as a cluster. Every replica
 // must agree: a sharded subscriber does not hear a plain PUBLISH.
 func WithSharded() Option { return func(h *Hub) { h.sharded = true } }
+
+// WithoutBroadcasts keeps the hub off the broadcast channel, for a hub
+// that carries no live streams (the IdP's login wake-ups).
+func WithoutBroadcasts() Option { return func(h *Hub) { h.noBroadcasts = true } }
 
 // WithLogger sets where lost connections and malformed events are logged.
 // The default is slog.Default().
@@ -217,14 +222,17 @@ func (h *Hub) Subscribe(ctx context.Context, citizenID string) (<-chan push.Even
 	if err := ctx.Err(); err != nil {
 		return nil, nil, fmt.Errorf("push/redis: subscribe: %w", err)
 	}
-	names := [2]string{h.channel(citizenID), h.broadcastChannel()}
+	names := []string{h.channel(citizenID), h.broadcastChannel()}
+	if h.noBroadcasts {
+		names = names[:1]
+	}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
 		return nil, nil, ErrClosed
 	}
 	var (
-		topics [2]*topic
+		topics = make([]*topic, len(names))
 		waits  []*command
 	)
 	for i, name := range names {

@@ -691,3 +691,18 @@ func TestHub_BroadcastReachesEveryStream(t *testing.T) {
 		})
 	}
 }
+
+// A hub without broadcasts (login wake-ups) holds only its topics'
+// channels.
+func TestHub_WithoutBroadcasts(t *testing.T) {
+	prefix := uniquePrefix()
+	c := newClient(t, "", "")
+	h := newHub(t, c, prefix, redis.WithoutBroadcasts())
+	ch, _ := subscribe(t, h, "login-1")
+	all, err := c.PubSubChannels(t.Context(), prefix+"*").Result()
+	if err != nil || len(all) != 1 {
+		t.Fatalf("channels %q (%v), want the topic's alone", all, err)
+	}
+	publish(t, h, "login-1", 1)
+	wantSeq(t, ch, 1)
+}
