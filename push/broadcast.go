@@ -24,7 +24,11 @@ type Broadcast struct {
 	// order.
 	CursorCitizen, CursorInstallation string
 	Sent, Failed, Skipped             int
-	CreatedAt, UpdatedAt              time.Time
+	// LiveSeq is the broadcast's position on the live streams, given by
+	// its first claim in commit order (0 before): a stream that missed it
+	// replays the broadcasts after the last it saw.
+	LiveSeq              int64
+	CreatedAt, UpdatedAt time.Time
 }
 
 // BroadcastState is where a broadcast stands.
@@ -61,7 +65,8 @@ type BroadcastStore interface {
 	GetBroadcast(ctx context.Context, id string) (*Broadcast, error)
 	ListBroadcasts(ctx context.Context, limit int) ([]*Broadcast, error)
 	// ClaimBroadcast takes the oldest unfinished broadcast no dispatcher
-	// holds, for lease; nil when there is none.
+	// holds, for lease; nil when there is none. The first claim gives the
+	// broadcast its LiveSeq, one above every other, in commit order.
 	ClaimBroadcast(ctx context.Context, lease time.Duration) (b *Broadcast, claim string, err error)
 	// BroadcastTargets returns up to n installations after the cursor, in
 	// (citizen, installation) order, with their citizens' preferences.
@@ -71,4 +76,11 @@ type BroadcastStore interface {
 	// its unregistered installations, in one transaction; it releases the
 	// claim.
 	AdvanceBroadcast(ctx context.Context, p BroadcastProgress) error
+	// BroadcastsAfter returns up to limit broadcasts with a LiveSeq above
+	// after that have not expired, in LiveSeq order (a live stream's
+	// catch-up).
+	BroadcastsAfter(ctx context.Context, after int64, limit int) ([]*Broadcast, error)
+	// LastBroadcastSeq returns the highest LiveSeq: where a new live
+	// stream starts.
+	LastBroadcastSeq(ctx context.Context) (int64, error)
 }

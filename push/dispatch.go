@@ -239,10 +239,19 @@ func (d *Dispatcher) publish(ctx context.Context, jobs []*Job) {
 		if !firstClaim(m) || prefs.Channel(m.Kind, m.ServiceCode) == ChannelOff {
 			continue
 		}
+		if isBroadcastCopy(m) {
+			continue // the broadcast's own event told the streams
+		}
 		if err := d.Live.Publish(ctx, m.CitizenID, EventOf(m)); err != nil {
 			d.Logger.Warn("push: live event not published", "message", m.ID, "err", err)
 		}
 	}
+}
+
+// isBroadcastCopy reports whether m is a broadcast held back for a citizen
+// in quiet hours (its collapse key is the broadcast's id).
+func isBroadcastCopy(m *Message) bool {
+	return m.Kind == KindNotice && m.ApplicationID == "" && strings.HasPrefix(m.CollapseKey, "brd_")
 }
 
 // process sends one message to every installation that has not taken it,
@@ -456,6 +465,15 @@ func (d *Dispatcher) RunBroadcastStep(ctx context.Context) (bool, error) {
 	if !b.ExpiresAt.IsZero() && !now.Before(b.ExpiresAt) {
 		p.State = BroadcastExpired
 		return true, d.Broadcasts.AdvanceBroadcast(context.WithoutCancel(ctx), p)
+	}
+	if d.Live != nil && b.CursorCitizen == "" && b.CursorInstallation == "" && b.LiveSeq > 0 {
+		// The first step tells the live streams, once per replica: each
+		// keeps it when its citizen is in the audience. A step that fails
+		// before it advances tells them again; streams drop the repeat by
+		// message id.
+		if err := d.Live.PublishBroadcast(ctx, BroadcastEventOf(b)); err != nil {
+			d.Logger.Warn("push: broadcast not published to the live streams; they replay it when they reconnect", "broadcast", b.ID, "err", err)
+		}
 	}
 	ins, prefs, err := d.Broadcasts.BroadcastTargets(ctx, b.CursorCitizen, b.CursorInstallation, BroadcastPage)
 	if err != nil {

@@ -58,8 +58,16 @@ func (r *recorder) tokens() []string {
 }
 
 type liveLog struct {
-	mu     sync.Mutex
-	events []push.Event
+	mu         sync.Mutex
+	events     []push.Event
+	broadcasts []push.Event
+}
+
+func (l *liveLog) PublishBroadcast(_ context.Context, e push.Event) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.broadcasts = append(l.broadcasts, e)
+	return nil
 }
 
 func (l *liveLog) Publish(_ context.Context, _ string, e push.Event) error {
@@ -376,6 +384,15 @@ func TestDispatch_Broadcast(t *testing.T) {
 	if n := len(f.fcm.sent); n != even-2 {
 		t.Fatalf("sent %d pushes, want %d", n, even-2)
 	}
+	// The live streams heard of it once, whatever the audience's size,
+	// with its position and audience and no text.
+	if len(f.live.broadcasts) != 1 || f.live.broadcasts[0].MessageID != b.ID || f.live.broadcasts[0].Province != "HN" ||
+		f.live.broadcasts[0].BroadcastSeq != got.LiveSeq || got.LiveSeq == 0 || f.live.broadcasts[0].Kind != push.KindNotice {
+		t.Fatalf("live broadcast events %+v, want one for %s at %d", f.live.broadcasts, b.ID, got.LiveSeq)
+	}
+	if len(f.live.events) != 0 {
+		t.Fatalf("per-citizen live events for a broadcast: %+v", f.live.events)
+	}
 	// The citizen in quiet hours gets an ordinary message, held back
 	// until they end.
 	ms, err := f.store.MessagesAfter(t.Context(), "c0004", 0, 10)
@@ -390,6 +407,9 @@ func TestDispatch_Broadcast(t *testing.T) {
 	f.run(t)
 	if last := f.fcm.sent[len(f.fcm.sent)-1]; last.Token != "t0004" {
 		t.Fatalf("after quiet hours the last push went to %s", last.Token)
+	}
+	if len(f.live.events) != 0 || len(f.live.broadcasts) != 1 {
+		t.Fatalf("the held-back copy reached the live streams again: %+v", f.live.events)
 	}
 }
 

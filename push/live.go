@@ -9,7 +9,15 @@ import (
 // Event is what a citizen's live stream carries about a message: what it
 // is and what to fetch, never its text.
 type Event struct {
-	Seq            int64     `json:"-"`
+	// Seq is a message's position in the outbox (push_messages.seq), 0
+	// for a broadcast. It is global, so it never reaches the citizen: the
+	// stream's ids are sealed cursors (see Cursor).
+	Seq int64 `json:"-"`
+	// BroadcastSeq is a broadcast's position among broadcasts, 0 for a
+	// message. A broadcast's event goes to every replica once and each
+	// stream keeps it when its citizen is in Province ("" for everyone).
+	BroadcastSeq   int64     `json:"-"`
+	Province       string    `json:"-"`
 	MessageID      string    `json:"message_id"`
 	Kind           Kind      `json:"kind"`
 	ServiceCode    string    `json:"service_code,omitempty"`
@@ -24,9 +32,20 @@ func EventOf(m *Message) Event {
 		ApplicationID: m.ApplicationID, InboxMessageID: m.InboxMessageID, CreatedAt: m.CreatedAt}
 }
 
+// BroadcastEventOf returns the live event of a broadcast: like a
+// message's, it names what to fetch (GET /v1/notifications/{id}), never
+// its text.
+func BroadcastEventOf(b *Broadcast) Event {
+	return Event{BroadcastSeq: b.LiveSeq, Province: b.Province, MessageID: b.ID, Kind: KindNotice, CreatedAt: b.CreatedAt}
+}
+
 // Publisher tells a citizen's live streams, on every replica, of an event.
 type Publisher interface {
 	Publish(ctx context.Context, citizenID string, e Event) error
+	// PublishBroadcast tells every live stream, on every replica, of a
+	// broadcast's event: one message per broadcast, not one per citizen.
+	// Each stream decides whether its citizen is in the audience.
+	PublishBroadcast(ctx context.Context, e Event) error
 }
 
 // Hub is a Publisher whose streams subscribe per citizen.
@@ -64,17 +83,35 @@ func (h *LocalHub) Publish(_ context.Context, citizenID string, e Event) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for s := range h.subs[citizenID] {
-		if s.closed {
-			continue
-		}
-		select {
-		case s.ch <- e:
-		default: // too slow: end the stream; it reconnects and catches up
-			s.closed = true
-			close(s.ch)
+		s.send(e)
+	}
+	return nil
+}
+
+// PublishBroadcast delivers e to every subscriber in this process.
+func (h *LocalHub) PublishBroadcast(_ context.Context, e Event) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, subs := range h.subs {
+		for s := range subs {
+			s.send(e)
 		}
 	}
 	return nil
+}
+
+// send hands e to s or, when s is too far behind, ends it so that it
+// reconnects and catches up. h.mu is held.
+func (s *localSub) send(e Event) {
+	if s.closed {
+		return
+	}
+	select {
+	case s.ch <- e:
+	default:
+		s.closed = true
+		close(s.ch)
+	}
 }
 
 // Subscribe implements Hub.

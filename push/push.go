@@ -245,6 +245,9 @@ type OutboxStore interface {
 	// MessagesAfter returns up to limit of the citizen's messages with Seq
 	// greater than after, in Seq order (a live stream's catch-up).
 	MessagesAfter(ctx context.Context, citizenID string, after int64, limit int) ([]*Message, error)
+	// LastSeq returns the Seq of the citizen's newest message, 0 when
+	// there is none: where a new live stream starts.
+	LastSeq(ctx context.Context, citizenID string) (int64, error)
 }
 
 // Store is everything push keeps.

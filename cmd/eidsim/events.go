@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/onedoor/onedoor/idp/eid/eidapp"
 )
@@ -51,7 +52,7 @@ type streamer struct {
 	idle time.Duration
 
 	retry   time.Duration // the reconnection time
-	last    int64         // the last event id, persisted in the home
+	last    string        // the last event id (opaque), persisted in the home
 	printed int
 	seen    recent
 }
@@ -59,7 +60,7 @@ type streamer struct {
 // eventLine is what is printed of a notification: the event as the API
 // sent it, its position, and the notification it names.
 type eventLine struct {
-	Seq            int64  `json:"seq"`
+	EventID        string `json:"event_id"`
 	MessageID      string `json:"message_id"`
 	Kind           string `json:"kind"`
 	ServiceCode    string `json:"service_code,omitempty"`
@@ -210,8 +211,8 @@ func (s *streamer) connect(ctx context.Context) (attempt, error) {
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Cache-Control", "no-cache")
-	if s.last > 0 {
-		req.Header.Set("Last-Event-ID", strconv.FormatInt(s.last, 10))
+	if s.last != "" {
+		req.Header.Set("Last-Event-ID", s.last)
 	}
 	resp, err := s.app.DoAPI(cctx, s.api, req)
 	if err != nil {
@@ -270,18 +271,18 @@ func (s *streamer) connect(ctx context.Context) (attempt, error) {
 }
 
 // notify prints a notification event with the notification it names,
-// once per message, and saves its position.
+// once per message, and saves its id. The API's ids are opaque: the
+// newest is where the stream resumes.
 func (s *streamer) notify(ctx context.Context, ev sseEvent) error {
-	seq, err := strconv.ParseInt(ev.ID, 10, 64)
-	if err != nil || seq <= 0 {
+	if ev.ID == "" || len(ev.ID) > maxEventID || strings.ContainsFunc(ev.ID, unicode.IsControl) {
 		fmt.Fprintf(s.log, "events: a notification without a valid id (%q); skipped\n", clean(ev.ID))
 		return nil
 	}
 	var line eventLine
 	if err := json.Unmarshal([]byte(ev.Data), &line); err != nil || line.MessageID == "" {
-		fmt.Fprintf(s.log, "events: notification %d is not an event; skipped\n", seq)
+		fmt.Fprintf(s.log, "events: notification %q is not an event; skipped\n", clean(ev.ID))
 	} else if !s.seen.has(line.MessageID) {
-		line.Seq = seq
+		line.EventID = ev.ID
 		s.describe(ctx, &line)
 		if ctx.Err() != nil {
 			return nil // interrupted or idle: neither shown nor saved, so it comes again
@@ -294,14 +295,18 @@ func (s *streamer) notify(ctx context.Context, ev sseEvent) error {
 	}
 	// Saved after printing: a crash in between shows an event twice, never
 	// loses one.
-	if seq > s.last {
-		if err := s.app.SetLastEventID(seq); err != nil {
+	if ev.ID != s.last {
+		if err := s.app.SetLastEventID(ev.ID); err != nil {
 			return err
 		}
-		s.last = seq
+		s.last = ev.ID
 	}
 	return nil
 }
+
+// maxEventID bounds an id kept and sent back (the API's are under 100
+// characters).
+const maxEventID = 512
 
 // describe fetches what the notification is about, as the app does after
 // unlock.

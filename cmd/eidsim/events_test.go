@@ -181,7 +181,7 @@ func lines(t *testing.T, out string) []map[string]any {
 	return ls
 }
 
-func lastEventID(t *testing.T, home string) int64 {
+func lastEventID(t *testing.T, home string) string {
 	t.Helper()
 	app, err := eidapp.Open(home)
 	if err != nil {
@@ -243,11 +243,11 @@ func TestRun_Events(t *testing.T) {
 		t.Fatalf("printed %d lines, want 4:\n%s", len(got), out)
 	}
 	for i, want := range []struct {
-		seq float64
-		id  string
-	}{{1, "ntf_1"}, {2, "ntf_2"}, {3, "ntf_gone"}, {4, "ntf_4"}} {
-		if got[i]["seq"] != want.seq || got[i]["message_id"] != want.id {
-			t.Errorf("line %d: %v; want seq %v, message %s", i, got[i], want.seq, want.id)
+		eventID string
+		id      string
+	}{{"1", "ntf_1"}, {"2", "ntf_2"}, {"3", "ntf_gone"}, {"4", "ntf_4"}} {
+		if got[i]["event_id"] != want.eventID || got[i]["message_id"] != want.id {
+			t.Errorf("line %d: %v; want event_id %v, message %s", i, got[i], want.eventID, want.id)
 		}
 	}
 	if first := got[0]; first["kind"] != "result" || first["service_code"] != "HT-KS" || first["application_id"] != "app_1" ||
@@ -257,7 +257,7 @@ func TestRun_Events(t *testing.T) {
 	if n, _ := got[0]["notification"].(map[string]any); n["id"] != "ntf_1" || n["state"] != "accepted" {
 		t.Errorf("the first notification: %v", got[0]["notification"])
 	}
-	if !strings.HasPrefix(out, `{"seq":1,"message_id":"ntf_1","kind":"result",`) || !strings.Contains(out, `"notification":{"id":"ntf_1","kind":"result","state":"accepted"}}`+"\n") {
+	if !strings.HasPrefix(out, `{"event_id":"1","message_id":"ntf_1","kind":"result",`) || !strings.Contains(out, `"notification":{"id":"ntf_1","kind":"result","state":"accepted"}}`+"\n") {
 		t.Errorf("lines are not as the API sent them, in one line each:\n%s", out)
 	}
 	if e, _ := got[2]["notification_error"].(string); got[2]["notification"] != nil || !strings.Contains(e, "404 Not Found: No such notification.") {
@@ -277,8 +277,8 @@ func TestRun_Events(t *testing.T) {
 		t.Fatalf("registrations %v", devices)
 	}
 	pushToken := devices[0]["token"]
-	if lastEventID(t, home) != 4 {
-		t.Errorf("saved last event id %d, want 4", lastEventID(t, home))
+	if lastEventID(t, home) != "4" {
+		t.Errorf("saved last event id %q, want 4", lastEventID(t, home))
 	}
 	if fi, err := os.Stat(filepath.Join(home, eidapp.PushFile)); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("%s: %v, %v; want mode 0600", eidapp.PushFile, fi, err)
@@ -297,7 +297,7 @@ func TestRun_Events(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, errs)
 		}
-		if got := lines(t, out); len(got) != 1 || got[0]["seq"] != float64(5) {
+		if got := lines(t, out); len(got) != 1 || got[0]["event_id"] != "5" {
 			t.Errorf("printed %s; want event 5 alone", out)
 		}
 		conns, devices, grants := f.seen()
@@ -307,8 +307,8 @@ func TestRun_Events(t *testing.T) {
 		if grants != 2 || len(devices) != 2 || devices[1]["token"] != pushToken {
 			t.Errorf("%d grants, registrations %v; want the cached token and the same push token", grants, devices)
 		}
-		if lastEventID(t, home) != 5 {
-			t.Errorf("saved last event id %d, want 5", lastEventID(t, home))
+		if lastEventID(t, home) != "5" {
+			t.Errorf("saved last event id %q, want 5", lastEventID(t, home))
 		}
 	})
 }
@@ -333,8 +333,8 @@ func TestRun_EventsInterrupted(t *testing.T) {
 	if got := lines(t, out.String()); len(got) != 1 || got[0]["message_id"] != "ntf_7" {
 		t.Errorf("printed %q", out.String())
 	}
-	if lastEventID(t, home) != 7 {
-		t.Errorf("saved last event id %d, want 7", lastEventID(t, home))
+	if lastEventID(t, home) != "7" {
+		t.Errorf("saved last event id %q, want 7", lastEventID(t, home))
 	}
 	if _, devices, _ := f.seen(); len(devices) != 0 || !strings.Contains(errOut.String(), "offers no fcm pushes (platforms: apns); not registered") {
 		t.Errorf("registrations %v without fcm; stderr %s", devices, errOut.String())
@@ -472,7 +472,11 @@ func TestRun_EventsAgainstTheAPI(t *testing.T) {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
 	got := lines(t, r.out)
-	if len(got) != 2 || got[0]["seq"] != float64(a.Seq) || got[0]["message_id"] != a.ID || got[0]["service_code"] != "HT-KS" ||
+	// The API's ids are sealed: they show no outbox position.
+	if id, _ := got[0]["event_id"].(string); !strings.HasPrefix(id, "c1.") {
+		t.Errorf("event id %q, want a sealed one", id)
+	}
+	if len(got) != 2 || got[0]["message_id"] != a.ID || got[0]["service_code"] != "HT-KS" ||
 		got[0]["inbox_message_id"] != "msg_1" || got[1]["message_id"] != b.ID || got[1]["kind"] != "status_change" {
 		t.Fatalf("printed:\n%s", r.out)
 	}
@@ -498,14 +502,15 @@ func TestRun_EventsAgainstTheAPI(t *testing.T) {
 	if code2 != 0 {
 		t.Fatalf("exit %d: %s", code2, errs2)
 	}
-	if got := lines(t, out2); len(got) != 1 || got[0]["seq"] != float64(c.Seq) || got[0]["message_id"] != c.ID {
-		t.Errorf("the second run printed:\n%s", out2)
+	got2 := lines(t, out2)
+	if len(got2) != 1 || got2[0]["message_id"] != c.ID {
+		t.Fatalf("the second run printed:\n%s", out2)
 	}
 	if again, _ := store.ListInstallations(ctx, "c-1"); len(again) != 1 || again[0].ID != ins[0].ID {
 		t.Errorf("installations after the second run: %+v", again)
 	}
-	if lastEventID(t, home) != c.Seq {
-		t.Errorf("saved last event id %d, want %d", lastEventID(t, home), c.Seq)
+	if lastEventID(t, home) != got2[0]["event_id"] {
+		t.Errorf("saved last event id %q, want %v", lastEventID(t, home), got2[0]["event_id"])
 	}
 }
 

@@ -227,8 +227,46 @@ func (m *Main) startPush(ctx context.Context) (*fiberapi.PushConfig, error) {
 	}()
 	m.wg.Add(1)
 	go m.sweepPush(ctx)
+	cursors, err := push.NewCursorSealer(keyset.DeriveKey(m.master, purposeLiveCursor))
+	if err != nil {
+		return nil, err
+	}
+	var limiter push.StreamLimiter // nil: per process
+	if m.redis != nil {
+		// The per-citizen stream limit holds across replicas.
+		l, err := pushredis.NewLimiter(m.redis, pushredis.WithLimiterPrefix(c.RedisPrefix), pushredis.WithLimiterLogger(m.Logger))
+		if err != nil {
+			return nil, fmt.Errorf("push stream limiter on redis: %w", err)
+		}
+		limiter = l
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			<-ctx.Done()
+			_ = l.Close()
+		}()
+	}
 	return &fiberapi.PushConfig{Store: m.PushStore, Broadcasts: m.PushStore, Hub: m.Hub, VAPIDPublicKey: wp.PublicKey(), Platforms: platforms,
-		AllowLoopbackHTTP: c.PushAllowPrivate, WebPushHosts: c.WebPushHosts, Heartbeat: c.PushHeartbeat}, nil
+		AllowLoopbackHTTP: c.PushAllowPrivate, WebPushHosts: c.WebPushHosts, Heartbeat: c.PushHeartbeat,
+		Streams: limiter, Cursors: cursors, ProvinceOf: m.provinceOf}, nil
+}
+
+// purposeLiveCursor derives the key that seals live stream ids, the same
+// on every replica.
+const purposeLiveCursor = "onedoor live cursor v1"
+
+// provinceOf returns the province of the citizen's registry address, for
+// the live stream's broadcasts ("" for none, or a citizen not found).
+func (m *Main) provinceOf(ctx context.Context, citizenID string) (string, error) {
+	c, err := m.Store.GetCitizen(ctx, citizenID)
+	if errors.Is(err, idp.ErrNotFound) && !errors.Is(err, idp.ErrUnavailable) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	p, _ := province.FromAddress(c.Address)
+	return p, nil
 }
 
 // sweepPush deletes final messages past the retention, hourly.

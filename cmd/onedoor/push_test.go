@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/mobileapi/province"
 	"github.com/onedoor/onedoor/push"
 	"github.com/onedoor/onedoor/push/apns/apnstest"
 	"github.com/onedoor/onedoor/push/fcm/fcmtest"
@@ -61,6 +62,7 @@ func (f *pushFakes) option(t *testing.T) envOption {
 		c.WebPushHTTPClient = f.wp.Client()
 		c.PushAllowPrivate = true
 		c.PushBackoff, c.PushPoll = 10*time.Millisecond, 100*time.Millisecond
+		c.PushHeartbeat = 300 * time.Millisecond // a closed stream frees its slot soon
 	}
 }
 
@@ -327,6 +329,29 @@ func runPush(t *testing.T, pe *pushEnv) {
 			t.Errorf("after reconnecting with Last-Event-ID %s: %+v, want %s", ev.id, again, missed)
 		}
 		s.close()
+
+		// The ids are sealed: opaque, and the citizen's alone.
+		if !strings.HasPrefix(ev.id, "c1.") || !strings.HasPrefix(s.firstID, "c1.") {
+			t.Errorf("ids %q and %q, want sealed ones", ev.id, s.firstID)
+		}
+		for _, tc := range []struct{ name, id string }{
+			{"another citizen's id", openEvents(t, other, "").firstID},
+			{"a garbled id", ev.id[:len(ev.id)-3] + "AAA"},
+			{"a forged id", "c1." + strings.Repeat("A", 75)},
+		} {
+			r := cit.do(http.MethodGet, "/v1/events", nil, "Last-Event-ID", tc.id)
+			if r.status != http.StatusBadRequest || !strings.HasPrefix(r.header.Get("Content-Type"), "application/problem+json") ||
+				!strings.Contains(string(r.body), "Last-Event-ID") {
+				t.Errorf("%s: %d %s, want a 400 problem naming Last-Event-ID", tc.name, r.status, r.body)
+			}
+		}
+		// An id from before the ids were sealed (an outbox position) is
+		// still taken, and answered with a sealed one.
+		legacy := openEvents(t, cit, "999999999")
+		if !strings.HasPrefix(legacy.firstID, "c1.") {
+			t.Errorf("a legacy id was answered with %q", legacy.firstID)
+		}
+		legacy.close()
 	})
 
 	t.Run("provider asks to retry later", func(t *testing.T) {
@@ -435,6 +460,66 @@ func runPush(t *testing.T, pe *pushEnv) {
 		}
 	})
 
+	t.Run("broadcasts on the live stream", func(t *testing.T) {
+		ctx := context.Background()
+		c, err := e.m.Store.GetCitizenByPersonalID(ctx, demoCitizens[0].PersonalID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mine, ok := province.FromAddress(c.Address)
+		if !ok {
+			t.Fatalf("the demo citizen's address %q names no province", c.Address)
+		}
+		elsewhere := "01"
+		if mine == elsewhere {
+			elsewhere = "79"
+		}
+		cit.must(http.StatusOK, http.MethodPut, "/v1/notification-preferences", []byte(`{}`))
+		s := openEvents(t, cit, "")
+		broadcast(t, e.m, elsewhere)
+		toMine := broadcast(t, e.m, mine)
+		ev := s.next(t)
+		if ev.data["message_id"] != toMine || ev.data["kind"] != "notice" || len(ev.data) != 3 {
+			t.Errorf("event %+v, want the province's broadcast %s, with no text", ev, toMine)
+		}
+		s.close()
+
+		// Missed while away: replayed once on reconnecting, after the
+		// messages missed.
+		missed := broadcast(t, e.m, "")
+		waitLive(t, e.m, missed)
+		s = openEvents(t, cit, ev.id)
+		again := s.next(t)
+		if again.data["message_id"] != missed {
+			t.Errorf("after reconnecting: %+v, want the missed broadcast %s", again, missed)
+		}
+		s.close()
+		s = openEvents(t, cit, again.id)
+		next := broadcast(t, e.m, "")
+		if ev := s.next(t); ev.data["message_id"] != next {
+			t.Errorf("after reconnecting past it: %+v, want only the new broadcast %s", ev, next)
+		}
+		s.close()
+		// A new stream starts from now.
+		s = openEvents(t, cit, "")
+		latest := broadcast(t, e.m, "")
+		if ev := s.next(t); ev.data["message_id"] != latest {
+			t.Errorf("a new stream: %+v, want only the new broadcast %s", ev, latest)
+		}
+		s.close()
+		// Notices turned off: no broadcast on the stream either.
+		cit.must(http.StatusOK, http.MethodPut, "/v1/notification-preferences", []byte(`{"kinds":{"notice":"off"}}`))
+		s = openEvents(t, cit, "")
+		broadcast(t, e.m, "")
+		app := newApp(t)
+		decide(t, app, "needs_information", "Vui lòng bổ sung.")
+		if ev := s.next(t); ev.data["kind"] != "status_change" {
+			t.Errorf("with notices off: %+v, want the status change only", ev)
+		}
+		s.close()
+		cit.must(http.StatusOK, http.MethodPut, "/v1/notification-preferences", []byte(`{}`))
+	})
+
 	if pe.replica != nil {
 		t.Run("a stream held by another replica", func(t *testing.T) {
 			if _, local := e.m.Hub.(*push.LocalHub); local {
@@ -453,6 +538,64 @@ func runPush(t *testing.T, pe *pushEnv) {
 			ea, eb := sa.next(t), sb.next(t)
 			if ea.data["message_id"] == nil || ea.data["message_id"] != eb.data["message_id"] {
 				t.Errorf("streams on two replicas: %+v and %+v", ea, eb)
+			}
+			// A broadcast reaches the streams on either replica, whichever
+			// dispatcher sends it.
+			id := broadcast(t, e.m, "")
+			ba, bb := sa.next(t), sb.next(t)
+			if ba.data["message_id"] != id || bb.data["message_id"] != id {
+				t.Errorf("a broadcast on two replicas: %+v and %+v, want %s", ba, bb, id)
+			}
+			// The ids of one replica resume on the other (one key).
+			sb.close()
+			missed := broadcast(t, e.m, "")
+			waitLive(t, e.m, missed)
+			sb = openEvents(t, &onB, ba.id)
+			if ev := sb.next(t); ev.data["message_id"] != missed {
+				t.Errorf("resuming on the other replica: %+v, want %s", ev, missed)
+			}
+			// The per-citizen limit holds across replicas: 5 in all. The
+			// other citizen's streams of earlier steps were closed by the
+			// client; each replica notices at its next heartbeat.
+			otherB := *other
+			otherB.base = "http://" + b.APIAddr
+			var held []*eventStream
+			deadline := time.Now().Add(pushWait)
+			for i := 0; len(held) < 5; i++ {
+				api := other
+				if i%2 == 1 {
+					api = &otherB
+				}
+				if s, ok := tryEvents(t, api); ok {
+					held = append(held, s)
+				} else if time.Now().After(deadline) {
+					t.Fatalf("only %d streams opened", len(held))
+				} else {
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+			for i, api := range []*apiClient{other, &otherB} {
+				r := api.do(http.MethodGet, "/v1/events", nil)
+				if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" ||
+					!strings.HasPrefix(r.header.Get("Content-Type"), "application/problem+json") {
+					t.Fatalf("a 6th stream on replica %d: %d %s, want 429 with Retry-After", i+1, r.status, r.body)
+				}
+			}
+			// A stream that ends frees its slot for every replica.
+			held[0].close()
+			for {
+				s, ok := tryEvents(t, &otherB)
+				if ok {
+					s.close()
+					break
+				}
+				if time.Now().After(deadline.Add(pushWait)) {
+					t.Fatal("a closed stream's slot was not freed")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			for _, s := range held[1:] {
+				s.close()
 			}
 		})
 	}
@@ -649,9 +792,11 @@ type sseEvent struct {
 
 // eventStream is an open GET /v1/events, read line by line.
 type eventStream struct {
-	cancel context.CancelFunc
-	events chan sseEvent
-	done   chan struct{}
+	// firstID is the id the stream starts with (sent with no event).
+	firstID string
+	cancel  context.CancelFunc
+	events  chan sseEvent
+	done    chan struct{}
 }
 
 // openEvents opens the citizen's live stream, resuming after lastID when
@@ -687,6 +832,11 @@ func openEvents(t *testing.T, a *apiClient, lastID string) *eventStream {
 		}
 	}
 	s := &eventStream{cancel: cancel, events: make(chan sseEvent, 64), done: make(chan struct{})}
+	for _, l := range first {
+		if v, ok := strings.CutPrefix(l, "id: "); ok {
+			s.firstID = v
+		}
+	}
 	go func() {
 		defer close(s.done)
 		defer resp.Body.Close()
@@ -760,4 +910,63 @@ func (s *eventStream) next(t *testing.T) sseEvent {
 func (s *eventStream) close() {
 	s.cancel()
 	<-s.done
+}
+
+// broadcast queues a notice to every citizen (province "") or a
+// province's, as `onedoor push broadcast` does, and returns its id.
+func broadcast(t *testing.T, m *Main, code string) string {
+	t.Helper()
+	b := &push.Broadcast{Province: code, Title: push.Text{VI: "Thông báo thử", EN: "Test notice"}, Body: "Nội dung thử."}
+	if err := m.PushStore.CreateBroadcast(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	return b.ID
+}
+
+// waitLive waits until a dispatcher has taken the broadcast (it has its
+// live position).
+func waitLive(t *testing.T, m *Main, id string) {
+	t.Helper()
+	deadline := time.Now().Add(pushWait)
+	for {
+		b, err := m.PushStore.GetBroadcast(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.LiveSeq > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("broadcast %s was never sent", id)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// tryEvents opens a stream and reports whether the API let it open.
+func tryEvents(t *testing.T, a *apiClient) (*eventStream, bool) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+"/v1/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	authorize(t, req, a.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		cancel()
+		return nil, false
+	}
+	s := &eventStream{cancel: cancel, events: make(chan sseEvent), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+	}()
+	return s, true
 }

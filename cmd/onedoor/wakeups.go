@@ -26,7 +26,7 @@ func (m *Main) startWakeups(ctx context.Context) (idp.Wakeups, error) {
 	if m.redis == nil {
 		return &idp.LocalWakeups{}, nil
 	}
-	h, err := pushredis.NewHub(ctx, m.redis, m.hubOptions(m.Config.RedisPrefix+"wake:")...)
+	h, err := pushredis.NewHub(ctx, m.redis, append(m.hubOptions(m.Config.RedisPrefix+"wake:"), pushredis.WithoutBroadcasts())...)
 	if err != nil {
 		return nil, fmt.Errorf("login wake-ups on redis: %w", err)
 	}

@@ -3,13 +3,13 @@ package fiberapi
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -44,9 +44,19 @@ type PushConfig struct {
 	// WebPushHosts are the push services a subscription may point at
 	// (default push.DefaultWebPushHosts).
 	WebPushHosts []string
-	// MaxStreams bounds one citizen's live streams on this replica
-	// (default 5).
+	// MaxStreams bounds one citizen's live streams (default
+	// push.DefaultMaxStreams), counted by Streams.
 	MaxStreams int
+	// Streams counts the live streams: set it to one shared by every
+	// replica (push/redis.Limiter) at scale; nil counts in this process.
+	Streams push.StreamLimiter
+	// Cursors seals the live stream's ids; every replica must share its
+	// key. Nil: a key of this process only (ids do not survive a restart).
+	Cursors *push.CursorSealer
+	// ProvinceOf returns the province of the citizen's registry address
+	// ("" when none), so a stream shows a province's broadcasts to its
+	// citizens only. Nil: no province's broadcast is shown live.
+	ProvinceOf func(ctx context.Context, citizenID string) (string, error)
 	// Heartbeat is how often an idle stream gets a comment line and its
 	// token is checked again (default 15 s).
 	Heartbeat time.Duration
@@ -502,32 +512,23 @@ func (s *Server) agencyNotifications(c *fiber.Ctx) error {
 	return c.JSON(newList(views, next))
 }
 
-// streams counts each citizen's live streams on this replica.
+// streams holds what the live streams of this replica share: the default
+// limiter (per process, when no shared one is configured), the default
+// cursor sealer, and the end of every stream at Shutdown.
 type streams struct {
-	mu   sync.Mutex
-	n    map[string]int
-	done chan struct{} // closed at Shutdown: every stream ends
-	once sync.Once
+	local  push.LocalLimiter
+	sealer *push.CursorSealer
+	done   chan struct{} // closed at Shutdown: every stream ends
+	once   sync.Once
 }
 
-func newStreams() *streams { return &streams{n: map[string]int{}, done: make(chan struct{})} }
-
-func (st *streams) acquire(citizen string, limit int) bool {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.n[citizen] >= limit {
-		return false
-	}
-	st.n[citizen]++
-	return true
-}
-
-func (st *streams) release(citizen string) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.n[citizen]--; st.n[citizen] <= 0 {
-		delete(st.n, citizen)
-	}
+func newStreams() *streams {
+	// Without a configured key the ids hold only in this process: after a
+	// restart an old id is refused (400) and the app starts afresh.
+	key := make([]byte, 32)
+	_, _ = rand.Read(key) // crypto/rand.Read never fails (Go 1.24+)
+	sealer, _ := push.NewCursorSealer(key)
+	return &streams{sealer: sealer, done: make(chan struct{})}
 }
 
 func (st *streams) close() { st.once.Do(func() { close(st.done) }) }
@@ -543,36 +544,88 @@ const (
 	revocationCheck = 2 * time.Second
 )
 
+// liveStream is one open stream: whom it is for and where it stands.
+type liveStream struct {
+	citizen  string
+	province string // "" when unknown: province broadcasts are not shown
+	prefs    *push.Preferences
+	cursor   push.Cursor
+}
+
+// wants reports whether the stream shows e: a message's audience was
+// decided by the dispatcher; a broadcast's is decided here, by the
+// citizen's province and preferences, as RunBroadcastStep decides for
+// pushes.
+func (ls *liveStream) wants(e push.Event) bool {
+	if e.BroadcastSeq == 0 {
+		return true
+	}
+	if ls.prefs.Channel(push.KindNotice, "") == push.ChannelOff {
+		return false
+	}
+	return e.Province == "" || (ls.province != "" && e.Province == ls.province)
+}
+
 // events is the live stream (server-sent events) for the app in the
-// foreground. It subscribes before reading what the client missed (after
-// Last-Event-ID) from the store, so nothing committed in between is lost;
-// an event may come twice, and the app drops it by message_id. The token
-// is checked again every revocationCheck: a revoked device's stream ends.
+// foreground. Its ids are sealed cursors (push.CursorSealer): opaque, bound
+// to the citizen, saying nothing of the platform's volume. It subscribes
+// before reading what the client missed (after Last-Event-ID) from the
+// store, so nothing committed in between is lost; an event may come twice,
+// and the app drops it by message_id. A first connection gets an id too
+// (with no event), so reconnecting after a quiet spell loses nothing. The
+// token is checked again every revocationCheck: a revoked device's stream
+// ends.
 func (s *Server) events(c *fiber.Ctx) error {
 	pc := s.cfg.Push
-	citizen := citizenOf(c)
-	var last int64
+	sealer := pc.Cursors
+	if sealer == nil {
+		sealer = s.streams.sealer
+	}
+	ls := &liveStream{citizen: citizenOf(c)}
+	var (
+		resume, legacy bool
+		err            error
+	)
 	if v := c.Get("Last-Event-ID"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return s.fail(c, invalidParam("Last-Event-ID", "The id of the last event received."))
+		ls.cursor, legacy, err = sealer.Open(ls.citizen, v)
+		if err != nil {
+			return s.fail(c, invalidParam("Last-Event-ID", "Not an id this stream sent you. Reconnect without it to start from now; the inbox has what came before."))
 		}
-		last = n
+		resume = true
 	}
 	limit := pc.MaxStreams
 	if limit <= 0 {
-		limit = 5
+		limit = push.DefaultMaxStreams
 	}
-	if !s.streams.acquire(citizen, limit) {
-		c.Set(fiber.HeaderRetryAfter, "30")
-		return s.sendProblem(c, apiProblem{Problem: problem.Problem{Type: typeRateLimited, Title: tRateLimited.In(lang(c)),
-			Status: http.StatusTooManyRequests, Detail: fmt.Sprintf("At most %d live streams per citizen.", limit)}})
+	var limiter push.StreamLimiter = &s.streams.local
+	if pc.Streams != nil {
+		limiter = pc.Streams
 	}
 	ctx, cancelSub := context.WithCancel(context.Background())
-	ch, unsubscribe, err := pc.Hub.Subscribe(ctx, citizen)
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	release, ok, err := limiter.Acquire(rctx, ls.citizen, limit)
 	if err != nil {
 		cancelSub()
-		s.streams.release(citizen)
+		return s.fail(c, errUnavailable(err))
+	}
+	if !ok {
+		cancelSub()
+		c.Set(fiber.HeaderRetryAfter, "30")
+		return s.sendProblem(c, apiProblem{Problem: problem.Problem{Type: typeRateLimited, Title: tRateLimited.In(lang(c)),
+			Status: http.StatusTooManyRequests, Detail: fmt.Sprintf("At most %d live streams per citizen; close one.", limit)}})
+	}
+	ch, unsubscribe, err := pc.Hub.Subscribe(ctx, ls.citizen)
+	if err != nil {
+		cancelSub()
+		release()
+		return s.fail(c, errUnavailable(err))
+	}
+	// After subscribing: whatever commits from now on reaches the stream.
+	if err := s.startStream(rctx, ls, resume, legacy); err != nil {
+		unsubscribe()
+		cancelSub()
+		release()
 		return s.fail(c, errUnavailable(err))
 	}
 	token := bearer(c)
@@ -585,28 +638,31 @@ func (s *Server) events(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Set("X-Accel-Buffering", "no") // proxies must not buffer the stream
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-		defer s.streams.release(citizen)
+		defer release()
 		defer cancelSub()
 		defer unsubscribe()
 		sent := map[string]bool{}
 		write := func(e push.Event) bool {
-			if sent[e.MessageID] {
+			if sent[e.MessageID] || !ls.wants(e) {
 				return true
 			}
 			if len(sent) >= 4096 { // a long stream: duplicates only come early, from the catch-up
 				clear(sent)
 			}
 			sent[e.MessageID] = true
+			ls.cursor = ls.cursor.After(e)
 			b, _ := json.Marshal(e)
 			_ = conn.SetWriteDeadline(time.Now().Add(heartbeat + 10*time.Second))
-			_, err := fmt.Fprintf(w, "id: %d\nevent: notification\ndata: %s\n\n", e.Seq, b)
+			_, err := fmt.Fprintf(w, "id: %s\nevent: notification\ndata: %s\n\n", sealer.Seal(ls.citizen, ls.cursor), b)
 			return err == nil && w.Flush() == nil
 		}
 		_ = conn.SetWriteDeadline(time.Now().Add(heartbeat + 10*time.Second))
-		if _, err := fmt.Fprintf(w, "retry: 3000\n\n"); err != nil || w.Flush() != nil {
+		// An id without data sets the client's Last-Event-ID and fires no
+		// event (the SSE spec's "dispatch the event").
+		if _, err := fmt.Fprintf(w, "retry: 3000\nid: %s\n\n", sealer.Seal(ls.citizen, ls.cursor)); err != nil || w.Flush() != nil {
 			return
 		}
-		if !s.catchUp(ctx, citizen, last, write) {
+		if resume && !s.catchUp(ctx, ls, write) {
 			return
 		}
 		tick := time.NewTicker(heartbeat)
@@ -648,27 +704,50 @@ func (s *Server) events(c *fiber.Ctx) error {
 	return nil
 }
 
-// catchUp writes the citizen's stored events after last, skipping those
-// the citizen turned off.
-func (s *Server) catchUp(ctx context.Context, citizen string, last int64, write func(push.Event) bool) bool {
-	if last == 0 {
-		return true // a first connection starts from now
+// startStream reads what the stream filters broadcasts by and, for a new
+// stream (or a legacy id, which has no broadcast position), where it
+// starts: after the citizen's newest message and the newest broadcast.
+func (s *Server) startStream(ctx context.Context, ls *liveStream, resume, legacy bool) error {
+	pc := s.cfg.Push
+	var err error
+	if ls.prefs, err = pc.Store.GetPreferences(ctx, ls.citizen); err != nil {
+		return err
 	}
+	if pc.ProvinceOf != nil {
+		if ls.province, err = pc.ProvinceOf(ctx, ls.citizen); err != nil {
+			return err
+		}
+	}
+	if !resume {
+		if ls.cursor.Msg, err = pc.Store.LastSeq(ctx, ls.citizen); err != nil {
+			return err
+		}
+	}
+	if (!resume || legacy) && pc.Broadcasts != nil {
+		if ls.cursor.Brd, err = pc.Broadcasts.LastBroadcastSeq(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// catchUp writes the citizen's stored events after the stream's cursor:
+// messages (skipping those the citizen turned off), then broadcasts to
+// the citizen. A broadcast is one row, not a row per citizen: the
+// audience is decided here, as for a live one.
+func (s *Server) catchUp(ctx context.Context, ls *liveStream, write func(push.Event) bool) bool {
 	pc := s.cfg.Push
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
-	p, err := pc.Store.GetPreferences(rctx, citizen)
-	if err != nil {
-		return false
-	}
+	last := ls.cursor.Msg
 	for n := 0; n < catchUpMax; n += catchUpPage {
-		ms, err := pc.Store.MessagesAfter(rctx, citizen, last, catchUpPage)
+		ms, err := pc.Store.MessagesAfter(rctx, ls.citizen, last, catchUpPage)
 		if err != nil {
 			return false
 		}
 		for _, m := range ms {
 			last = m.Seq
-			if p.Channel(m.Kind, m.ServiceCode) == push.ChannelOff {
+			if ls.prefs.Channel(m.Kind, m.ServiceCode) == push.ChannelOff {
 				continue
 			}
 			if !write(push.EventOf(m)) {
@@ -676,6 +755,25 @@ func (s *Server) catchUp(ctx context.Context, citizen string, last int64, write 
 			}
 		}
 		if len(ms) < catchUpPage {
+			break
+		}
+	}
+	if pc.Broadcasts == nil {
+		return true
+	}
+	lastB := ls.cursor.Brd
+	for n := 0; n < catchUpMax; n += catchUpPage {
+		bs, err := pc.Broadcasts.BroadcastsAfter(rctx, lastB, catchUpPage)
+		if err != nil {
+			return false
+		}
+		for _, b := range bs {
+			lastB = b.LiveSeq
+			if !write(push.BroadcastEventOf(b)) {
+				return false
+			}
+		}
+		if len(bs) < catchUpPage {
 			break
 		}
 	}

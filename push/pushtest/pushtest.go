@@ -71,6 +71,59 @@ func Run(t *testing.T, open Opener) {
 		c := NewClock(time.Date(2026, 7, 1, 3, 0, 0, 0, time.UTC))
 		testBroadcast(t, open(t, c.Now), c)
 	})
+	t.Run("BroadcastLivePositions", func(t *testing.T) {
+		c := NewClock(time.Date(2026, 7, 1, 3, 0, 0, 0, time.UTC))
+		testBroadcastLive(t, open(t, c.Now), c)
+	})
+}
+
+// testBroadcastLive checks the positions a live stream replays broadcasts
+// by: given at the first claim, in claim order, kept by later claims, and
+// expired broadcasts left out.
+func testBroadcastLive(t *testing.T, s Store, c *Clock) {
+	ctx := t.Context()
+	if n, err := s.LastBroadcastSeq(ctx); err != nil || n != 0 {
+		t.Fatalf("no broadcast yet: %d, %v", n, err)
+	}
+	a := &push.Broadcast{Title: push.Text{VI: "A"}, Province: "01"}
+	b := &push.Broadcast{Title: push.Text{VI: "B"}, ExpiresAt: c.Now().Add(time.Hour)}
+	for _, x := range []*push.Broadcast{a, b} {
+		if err := s.CreateBroadcast(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+		c.Advance(time.Millisecond)
+	}
+	if got, _ := s.BroadcastsAfter(ctx, 0, 10); len(got) != 0 {
+		t.Errorf("unclaimed broadcasts are not on the stream yet: %+v", got)
+	}
+	ga, claimA, err := s.ClaimBroadcast(ctx, time.Minute)
+	if err != nil || ga == nil || ga.ID != a.ID || ga.LiveSeq <= 0 {
+		t.Fatalf("first claim: %+v, %v", ga, err)
+	}
+	gb, _, err := s.ClaimBroadcast(ctx, time.Minute)
+	if err != nil || gb == nil || gb.ID != b.ID || gb.LiveSeq <= ga.LiveSeq {
+		t.Fatalf("second claim: %+v, %v; want a position above %d", gb, err, ga.LiveSeq)
+	}
+	if err := s.AdvanceBroadcast(ctx, push.BroadcastProgress{ID: a.ID, Claim: claimA, State: push.BroadcastSending}); err != nil {
+		t.Fatal(err)
+	}
+	if again, _, err := s.ClaimBroadcast(ctx, time.Minute); err != nil || again == nil || again.LiveSeq != ga.LiveSeq {
+		t.Errorf("a later claim moved the position: %+v, %v; want %d", again, err, ga.LiveSeq)
+	}
+	if n, err := s.LastBroadcastSeq(ctx); err != nil || n != gb.LiveSeq {
+		t.Errorf("last position %d, %v; want %d", n, err, gb.LiveSeq)
+	}
+	got, err := s.BroadcastsAfter(ctx, 0, 10)
+	if err != nil || len(got) != 2 || got[0].ID != a.ID || got[1].ID != b.ID || got[0].Province != "01" {
+		t.Fatalf("after 0: %+v, %v", got, err)
+	}
+	if got, _ := s.BroadcastsAfter(ctx, ga.LiveSeq, 10); len(got) != 1 || got[0].ID != b.ID {
+		t.Errorf("after %d: %+v, want only %s", ga.LiveSeq, got, b.ID)
+	}
+	c.Advance(2 * time.Hour) // b expired
+	if got, _ := s.BroadcastsAfter(ctx, 0, 10); len(got) != 1 || got[0].ID != a.ID {
+		t.Errorf("after b expired: %+v, want only %s", got, a.ID)
+	}
 }
 
 func testBroadcast(t *testing.T, s Store, c *Clock) {
@@ -577,6 +630,12 @@ func testAfter(t *testing.T, s Store, _ *Clock) {
 	}
 	if len(got) != 2 || got[0].ID != ms[2].ID || got[1].ID != ms[3].ID {
 		t.Fatalf("after %d: %+v", ms[1].Seq, got)
+	}
+	if n, err := s.LastSeq(t.Context(), "c1"); err != nil || n != ms[4].Seq {
+		t.Errorf("last position of c1: %d, %v; want %d", n, err, ms[4].Seq)
+	}
+	if n, err := s.LastSeq(t.Context(), "nobody"); err != nil || n != 0 {
+		t.Errorf("last position of a citizen without messages: %d, %v; want 0", n, err)
 	}
 }
 

@@ -2,8 +2,10 @@ package redis_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	mrand "math/rand/v2"
 	"net"
 	"os"
@@ -27,6 +29,12 @@ import (
 // cluster at different nodes.
 func clusterClient(tb testing.TB, seed int) *goredis.ClusterClient {
 	tb.Helper()
+	return namedClusterClient(tb, seed, "")
+}
+
+// namedClusterClient is clusterClient whose connections carry name.
+func namedClusterClient(tb testing.TB, seed int, name string) *goredis.ClusterClient {
+	tb.Helper()
 	url := os.Getenv("ONEDOOR_TEST_REDIS_CLUSTER_URL")
 	if url == "" {
 		if os.Getenv("CI") == "true" {
@@ -41,13 +49,14 @@ func clusterClient(tb testing.TB, seed int) *goredis.ClusterClient {
 	seed %= len(opt.Addrs)
 	opt.Addrs = append(opt.Addrs[seed:], opt.Addrs[:seed]...)
 	opt.DialTimeout = time.Second
+	opt.ClientName = name
 	c := goredis.NewClusterClient(opt)
 	tb.Cleanup(func() { c.Close() })
 	return c
 }
 
-// shardChannels lists, per master, the shard channels under prefix that
-// somebody is subscribed to there.
+// shardChannels lists, per master, the citizens' shard channels under
+// prefix that somebody is subscribed to there (not the broadcast channel).
 func shardChannels(t *testing.T, c *goredis.ClusterClient, prefix string) map[string][]string {
 	t.Helper()
 	var mu sync.Mutex
@@ -55,7 +64,7 @@ func shardChannels(t *testing.T, c *goredis.ClusterClient, prefix string) map[st
 	err := c.ForEachMaster(context.Background(), func(ctx context.Context, node *goredis.Client) error {
 		chs, err := node.PubSubShardChannels(ctx, prefix+"*").Result()
 		mu.Lock()
-		out[node.Options().Addr] = chs
+		out[node.Options().Addr] = withoutBroadcast(chs, prefix)
 		mu.Unlock()
 		return err
 	})
@@ -318,4 +327,105 @@ func TestHub_Cluster_SlotMoves(t *testing.T) {
 	}
 	publish(t, h2, citizen, 2)
 	wantSeq(t, ch, 2)
+}
+
+// TestHub_Cluster_Broadcast: on a cluster the broadcast channel lives on
+// one master and a citizen's channel often on another, so a stream is held
+// by two of the replica's connections. A broadcast reaches every stream of
+// both replicas once, also those whose citizen's channel is elsewhere; and
+// losing the connection to the broadcast channel's master ends every
+// stream of that replica, for the apps to reconnect and catch up, while
+// the other replica's go on.
+func TestHub_Cluster_Broadcast(t *testing.T) {
+	name := "pushtest-" + rand.Text()
+	c1, c2 := namedClusterClient(t, 0, name), clusterClient(t, 1)
+	prefix := uniquePrefix()
+	var losses lossLog
+	h1 := newHub(t, c1, prefix, redis.WithLogger(slog.New(slog.NewTextHandler(&losses, nil))))
+	h2 := newHub(t, c2, prefix)
+	ctx := t.Context()
+
+	bname := redis.BroadcastChannel(h1)
+	owner, err := c1.MasterForKey(ctx, bname)
+	must(t, err)
+	baddr := owner.Options().Addr
+	// A citizen whose channel is on the broadcast channel's master, and
+	// one whose channel is on another.
+	var near, far string
+	for i := 0; near == "" || far == ""; i++ {
+		id := fmt.Sprint("citizen-", i)
+		n, err := c1.MasterForKey(ctx, redis.Channel(prefix, id))
+		must(t, err)
+		if n.Options().Addr == baddr {
+			if near == "" {
+				near = id
+			}
+		} else if far == "" {
+			far = id
+		}
+	}
+	nearCh, _ := subscribe(t, h1, near)
+	farCh, unsubFar := subscribe(t, h1, far)
+	otherCh, _ := subscribe(t, h2, far)
+
+	node := goredis.NewClient(&goredis.Options{Addr: baddr})
+	t.Cleanup(func() { node.Close() })
+	subs, err := node.PubSubShardNumSub(ctx, bname).Result()
+	must(t, err)
+	if subs[bname] != 2 {
+		t.Errorf("broadcast channel on %s: %d subscribers with 3 streams on 2 replicas, want 2", baddr, subs[bname])
+	}
+
+	broadcast := func(seq int64) push.Event {
+		t.Helper()
+		e := push.Event{BroadcastSeq: seq, Province: "01", MessageID: fmt.Sprint("brd_", seq), Kind: push.KindNotice,
+			CreatedAt: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+		if err := h2.PublishBroadcast(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	want := broadcast(1)
+	for _, ch := range []<-chan push.Event{nearCh, farCh, otherCh} {
+		if got := recv(t, ch); got != want {
+			t.Errorf("got %+v, want %+v", got, want)
+		}
+	}
+	// Once: the next event on each stream is the citizen's own.
+	publish(t, h2, far, 2)
+	wantSeq(t, farCh, 2)
+	wantSeq(t, otherCh, 2)
+	publish(t, h1, near, 3)
+	wantSeq(t, nearCh, 3)
+
+	// Lose h1's connection to the broadcast channel's master: the stream
+	// whose citizen's channel is on another master ends too.
+	id := pubSubClientID(t, node, name)
+	must(t, node.Do(ctx, "CLIENT", "KILL", "ID", id).Err())
+	waitClosed(t, nearCh)
+	waitClosed(t, farCh)
+	want = broadcast(4)
+	if got := recv(t, otherCh); got != want {
+		t.Errorf("the other replica's stream: got %+v, want %+v", got, want)
+	}
+
+	// The app reconnects: its stream hears broadcasts and its citizen
+	// again, and the ended stream left nothing behind on the far master.
+	unsubFar()
+	farCh, _ = subscribe(t, h1, far)
+	want = broadcast(5)
+	if got := recv(t, farCh); got != want {
+		t.Errorf("after reconnecting: got %+v, want %+v", got, want)
+	}
+	if got := recv(t, otherCh); got != want {
+		t.Errorf("the other replica's stream: got %+v, want %+v", got, want)
+	}
+	publish(t, h2, far, 6)
+	wantSeq(t, farCh, 6)
+	if n := redis.Topics(h1); n != 1 {
+		t.Errorf("h1 holds %d citizens' channels, want 1 (the reconnected stream's)", n)
+	}
+	if n := losses.n.Load(); n != 1 {
+		t.Errorf("%d losses reported, want 1", n)
+	}
 }

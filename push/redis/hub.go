@@ -9,6 +9,12 @@
 // connection is lost, the hub closes every local stream, which tells each
 // app to reconnect and catch up from the database.
 //
+// Broadcasts travel on one more channel, which every replica with a live
+// stream subscribes to once: a broadcast is one message per replica,
+// whatever its audience, and each stream filters it by its citizen. A
+// stream is so held by two channels, its citizen's and the broadcast
+// channel, and is closed when either's connection is lost.
+//
 // On a Redis Cluster (a *redis.ClusterClient) the hub uses sharded Pub/Sub
 // and holds one such connection per master, each subscribed to the
 // channels of that master's slots: Redis accepts an SSUBSCRIBE only from a
@@ -59,7 +65,10 @@ var errLost = errors.New("push/redis: pub/sub connection lost")
 type conn struct {
 	rdb redis.UniversalClient // the one Redis, or a cluster node's client
 	settings
-	local push.LocalHub
+	// local is the hub's, shared by its connections: a stream hangs off
+	// it once, and the connections of its citizen's channel and of the
+	// broadcast channel (on a cluster perhaps two) deliver to it.
+	local *push.LocalHub
 
 	mu     sync.Mutex
 	ps     *redis.PubSub     // the connection's current incarnation
@@ -73,9 +82,12 @@ type conn struct {
 	wake chan struct{}
 }
 
-// topic is a citizen's channel on this replica.
+// topic is a citizen's channel on this replica, or the broadcast channel.
 type topic struct {
 	citizenID string
+	// broadcast marks the channel of broadcasts, which every stream of
+	// the replica hears.
+	broadcast bool
 	// subs maps each local stream, known by its channel, to the
 	// push.LocalHub function that ends it.
 	subs map[<-chan push.Event]func()
@@ -96,6 +108,11 @@ type Hub struct {
 	rdb     redis.UniversalClient
 	cluster *redis.ClusterClient // nil on one Redis
 	settings
+	// local holds the replica's streams for every connection. Locks are
+	// taken in the order Hub.mu, a conn's mu, local's; never two conns' at
+	// once, so a stream spanning two connections is added and removed on
+	// each in turn.
+	local push.LocalHub
 
 	mu     sync.Mutex
 	conns  map[string]*conn // by node address; one, under "", on one Redis
@@ -112,6 +129,8 @@ type settings struct {
 	// cluster a message then travels only within its channel's shard
 	// instead of to every node.
 	sharded bool
+	// noBroadcasts keeps the hub off the broadcast channel.
+	noBroadcasts bool
 }
 
 // Option configures a Hub.
@@ -131,6 +150,10 @@ func WithHealthCheck(d time.Duration) Option { return func(s *settings) { s.heal
 // Redis 7 or later). Every replica must agree: a sharded subscriber does
 // not hear a plain PUBLISH. A hub over a cluster client always uses it.
 func WithSharded() Option { return func(s *settings) { s.sharded = true } }
+
+// WithoutBroadcasts keeps the hub off the broadcast channel, for a hub
+// that carries no live streams (the IdP's login wake-ups).
+func WithoutBroadcasts() Option { return func(s *settings) { s.noBroadcasts = true } }
 
 // WithLogger sets where lost connections and malformed events are logged.
 // The default is slog.Default().
@@ -166,7 +189,7 @@ func NewHub(ctx context.Context, rdb redis.UniversalClient, opts ...Option) (*Hu
 			return nil
 		})
 	} else {
-		c := newConn(ctx, rdb, h.settings)
+		c := newConn(ctx, rdb, h.settings, &h.local)
 		h.conns[""] = c
 		// A PING dials the connection now, so a dead Redis fails start-up.
 		err = c.ping(ctx)
@@ -215,7 +238,7 @@ func (h *Hub) nodeConn(ctx context.Context, node *redis.Client) (*conn, error) {
 		// and came back): the old one is closed, so is what dials through it.
 		_ = c.Close()
 	}
-	c = newConn(ctx, node, h.settings)
+	c = newConn(ctx, node, h.settings, &h.local)
 	h.conns[addr] = c
 	return c, nil
 }
@@ -239,25 +262,104 @@ func (h *Hub) Publish(ctx context.Context, citizenID string, e push.Event) error
 	return nil
 }
 
+// PublishBroadcast tells every replica's streams of a broadcast: one
+// message on the broadcast channel, each replica filtering its streams by
+// their citizens. On a cluster the channel is sharded like a citizen's.
+func (h *Hub) PublishBroadcast(ctx context.Context, e push.Event) error {
+	b, err := encode(e)
+	if err != nil {
+		return fmt.Errorf("push/redis: encode broadcast event: %w", err)
+	}
+	publish := h.rdb.Publish
+	if h.sharded {
+		publish = h.rdb.SPublish
+	}
+	if err := publish(ctx, broadcastChannel(h.prefix), b).Err(); err != nil {
+		return fmt.Errorf("push/redis: publish broadcast event: %w", err)
+	}
+	return nil
+}
+
 // Subscribe implements push.Hub. It returns once Redis has confirmed the
-// replica's subscription to the citizen's channel, so every event published
-// after it returns reaches the channel (unless the channel is closed).
+// replica's subscriptions to the citizen's channel and to the broadcast
+// channel, so every event published after it returns reaches the channel
+// (unless the channel is closed).
+//
+// On a cluster the two channels may live on different masters, so the
+// stream is registered with each one's connection in turn, never holding
+// two connections' locks at once; losing either connection ends it.
 func (h *Hub) Subscribe(ctx context.Context, citizenID string) (<-chan push.Event, func(), error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, fmt.Errorf("push/redis: subscribe: %w", err)
 	}
-	name := channel(h.prefix, citizenID)
-	c, err := h.connFor(ctx, name)
-	if err != nil {
-		return nil, nil, err
+	names := []string{channel(h.prefix, citizenID), broadcastChannel(h.prefix)}
+	if h.noBroadcasts {
+		names = names[:1]
 	}
-	ch, end, err := c.Subscribe(ctx, name, citizenID)
-	if err != nil && h.cluster != nil && moved(err) {
-		// The slot has moved (resharding, failover): refresh the slot map
-		// in the background, so the client's retry goes to the new master.
+	conns := make([]*conn, len(names))
+	for i, name := range names {
+		c, err := h.connFor(ctx, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		conns[i] = c
+	}
+	// The stream exists before any connection knows it, so whatever a
+	// connection delivers once it has confirmed its channel reaches it.
+	ch, end, err := h.local.Subscribe(ctx, citizenID)
+	if err != nil { // LocalHub does not fail; keep it honest if it starts to
+		return nil, nil, fmt.Errorf("push/redis: subscribe locally: %w", err)
+	}
+	type held struct {
+		c    *conn
+		name string
+		t    *topic
+	}
+	var (
+		hold  []held
+		waits []*command
+	)
+	unsubscribe := sync.OnceFunc(func() {
+		for _, x := range hold {
+			x.c.unsubscribe(x.name, x.t, ch)
+		}
+		end() // if no connection held it any more
+	})
+	for i, name := range names {
+		t, wait, err := conns[i].add(ctx, name, citizenID, i == 1, ch, end)
+		if err != nil {
+			unsubscribe()
+			h.reload(ctx, err)
+			return nil, nil, err
+		}
+		hold = append(hold, held{conns[i], name, t})
+		if wait != nil {
+			waits = append(waits, wait)
+		}
+	}
+	for _, wait := range waits {
+		select {
+		case <-wait.done:
+			err = wait.err
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err != nil {
+			unsubscribe()
+			h.reload(ctx, err)
+			return nil, nil, fmt.Errorf("push/redis: subscribe: %w", err)
+		}
+	}
+	return ch, unsubscribe, nil
+}
+
+// reload refreshes a cluster's slot map in the background when a
+// subscription failed because its slot has moved (resharding, failover),
+// so the client's retry goes to the new master.
+func (h *Hub) reload(ctx context.Context, err error) {
+	if h.cluster != nil && moved(err) {
 		h.cluster.ReloadState(ctx)
 	}
-	return ch, end, err
 }
 
 // moved reports whether err carries a MOVED or ASK reply.
@@ -291,8 +393,8 @@ func (h *Hub) Close() error {
 
 // newConn opens a Pub/Sub connection of rdb, which dials when first used,
 // and starts receiving on it.
-func newConn(ctx context.Context, rdb redis.UniversalClient, s settings) *conn {
-	h := &conn{rdb: rdb, settings: s, topics: map[string]*topic{}, done: make(chan struct{}),
+func newConn(ctx context.Context, rdb redis.UniversalClient, s settings, local *push.LocalHub) *conn {
+	h := &conn{rdb: rdb, settings: s, local: local, topics: map[string]*topic{}, done: make(chan struct{}),
 		exited: make(chan struct{}), wake: make(chan struct{}, 1)}
 	h.ps = h.newPubSub(ctx)
 	// The loop lives until Close, not until ctx ends; it keeps ctx's values.
@@ -316,14 +418,23 @@ func channel(prefix, citizenID string) string {
 	return prefix + "push:live:" + base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
-// wire is an Event on the wire: push.Event keeps Seq out of its JSON, but a
-// stream needs it as the SSE event ID.
+// broadcastChannel is the one channel of broadcasts: every replica with a
+// live stream subscribes to it once, so a broadcast is one message per
+// replica, whatever its audience.
+func broadcastChannel(prefix string) string { return prefix + "push:live:broadcast" }
+
+// wire is an Event on the wire: push.Event keeps its positions and audience
+// out of its JSON (the citizen sees neither), but a stream needs them.
 type wire struct {
-	Seq int64 `json:"seq"`
+	Seq          int64  `json:"seq,omitempty"`
+	BroadcastSeq int64  `json:"broadcast_seq,omitempty"`
+	Province     string `json:"province,omitempty"`
 	push.Event
 }
 
-func encode(e push.Event) ([]byte, error) { return json.Marshal(wire{Seq: e.Seq, Event: e}) }
+func encode(e push.Event) ([]byte, error) {
+	return json.Marshal(wire{Seq: e.Seq, BroadcastSeq: e.BroadcastSeq, Province: e.Province, Event: e})
+}
 
 func decode(b []byte) (push.Event, error) {
 	var w wire
@@ -331,21 +442,26 @@ func decode(b []byte) (push.Event, error) {
 		return push.Event{}, err
 	}
 	e := w.Event
-	e.Seq = w.Seq
+	e.Seq, e.BroadcastSeq, e.Province = w.Seq, w.BroadcastSeq, w.Province
 	return e, nil
 }
 
-// subscribe adds a local stream of the citizen's channel name, subscribing
-// the connection to it first if need be.
-func (h *conn) Subscribe(ctx context.Context, name, citizenID string) (<-chan push.Event, func(), error) {
+// add registers stream ch, which end ends, with channel name (the
+// citizen's, or the broadcast channel), subscribing the connection to it
+// first if need be. It returns the channel's topic and the SUBSCRIBE to
+// wait for, if any is unanswered.
+func (h *conn) add(ctx context.Context, name, citizenID string, broadcast bool, ch <-chan push.Event, end func()) (*topic, *command, error) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.closed {
-		h.mu.Unlock()
 		return nil, nil, ErrClosed
 	}
 	t := h.topics[name]
 	if t == nil {
-		t = &topic{citizenID: citizenID, subs: map[<-chan push.Event]func(){}}
+		t = &topic{broadcast: broadcast, subs: map[<-chan push.Event]func(){}}
+		if !broadcast {
+			t.citizenID = citizenID
+		}
 		h.topics[name] = t
 	}
 	var wait *command
@@ -357,7 +473,6 @@ func (h *conn) Subscribe(ctx context.Context, name, citizenID string) (<-chan pu
 		wait = &command{subscribe: true, done: make(chan struct{})}
 		if err := h.subscribe(context.WithoutCancel(ctx), name); err != nil {
 			h.reset(err)
-			h.mu.Unlock()
 			return nil, nil, fmt.Errorf("push/redis: subscribe: %w", err)
 		}
 		t.pending = append(t.pending, wait)
@@ -372,28 +487,8 @@ func (h *conn) Subscribe(ctx context.Context, name, citizenID string) (<-chan pu
 	}
 	// Registered before h.mu is released: a message can only follow the
 	// confirmation, which the receive loop handles under h.mu.
-	ch, end, err := h.local.Subscribe(ctx, citizenID)
-	if err != nil { // LocalHub does not fail; keep it honest if it starts to
-		h.mu.Unlock()
-		return nil, nil, fmt.Errorf("push/redis: subscribe locally: %w", err)
-	}
 	t.subs[ch] = end
-	h.mu.Unlock()
-
-	unsubscribe := sync.OnceFunc(func() { h.unsubscribe(name, t, ch) })
-	if wait != nil {
-		select {
-		case <-wait.done:
-			err = wait.err
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
-		if err != nil {
-			unsubscribe()
-			return nil, nil, fmt.Errorf("push/redis: subscribe: %w", err)
-		}
-	}
-	return ch, unsubscribe, nil
+	return t, wait, nil
 }
 
 func (h *conn) newPubSub(ctx context.Context) *redis.PubSub {
@@ -423,6 +518,9 @@ func (h *conn) unsubscribeChannel(ctx context.Context, name string) error {
 func (h *conn) unsubscribe(name string, t *topic, s <-chan push.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.closed || h.topics[name] != t {
+		return // a lost connection or Close forgot the topic
+	}
 	end, ok := t.subs[s]
 	if !ok {
 		return // already ended by a lost connection or Close
@@ -459,14 +557,16 @@ func (h *conn) reset(cause error) {
 }
 
 // drop ends every local stream, fails every pending subscription with err
-// and forgets every topic. It returns how many streams it ended. h.mu is
-// held.
+// and forgets every topic. It returns how many streams it ended, counted
+// by their citizens' channels. h.mu is held.
 func (h *conn) drop(err error) int {
 	n := 0
 	for _, t := range h.topics {
 		for _, end := range t.subs {
-			end()
-			n++
+			end() // once per stream: LocalHub's end ignores a second call
+			if !t.broadcast {
+				n++
+			}
 		}
 		clear(t.subs) // so their unsubscribe functions find nothing to do
 		for _, c := range t.pending {
@@ -571,7 +671,14 @@ func (h *conn) deliver(gen uint64, m *redis.Message) {
 	if h.closed || h.gen != gen {
 		return
 	}
-	if t := h.topics[m.Channel]; t != nil && len(t.subs) > 0 {
+	t := h.topics[m.Channel]
+	switch {
+	case t == nil || len(t.subs) == 0:
+	case t.broadcast:
+		// To every stream of the hub, also those whose citizen's channel
+		// is on another connection: they are all held here too.
+		_ = h.local.PublishBroadcast(context.Background(), e)
+	default:
 		_ = h.local.Publish(context.Background(), t.citizenID, e)
 	}
 }

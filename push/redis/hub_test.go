@@ -10,6 +10,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -147,13 +148,19 @@ func hold(t *testing.T, h *redis.Hub) {
 	subscribe(t, h, "barrier")
 }
 
+// channels lists the citizens' channels subscribed under prefix (not the
+// broadcast channel, which every replica with a stream holds).
 func channels(t *testing.T, c *goredis.Client, prefix string) []string {
 	t.Helper()
 	chs, err := c.PubSubChannels(context.Background(), prefix+"*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return chs
+	return withoutBroadcast(chs, prefix)
+}
+
+func withoutBroadcast(chs []string, prefix string) []string {
+	return slices.DeleteFunc(chs, func(c string) bool { return c == prefix+"push:live:broadcast" })
 }
 
 func numSub(t *testing.T, c *goredis.Client, channel string) int64 {
@@ -617,6 +624,7 @@ func TestHub_Sharded(t *testing.T) {
 	wantSeq(t, ch1, 1)
 	wantSeq(t, ch2, 1)
 	chs, err := c.PubSubShardChannels(t.Context(), prefix+"*").Result()
+	chs = withoutBroadcast(chs, prefix)
 	if err != nil || len(chs) != 1 {
 		t.Fatalf("shard channels %q (%v), want one", chs, err)
 	}
@@ -629,4 +637,72 @@ func TestHub_Sharded(t *testing.T) {
 	publish(t, h1, "alice", 2)
 	wantSeq(t, ch1, 2)
 	wantSeq(t, ch2, 2)
+}
+
+// A broadcast is one message per replica, whatever the number of streams,
+// and reaches every stream of every replica once, with its position and
+// audience (which the streams filter by).
+func TestHub_BroadcastReachesEveryStream(t *testing.T) {
+	for _, sharded := range []bool{false, true} {
+		t.Run(fmt.Sprint("sharded=", sharded), func(t *testing.T) {
+			var opts []redis.Option
+			if sharded {
+				opts = append(opts, redis.WithSharded())
+			}
+			prefix := uniquePrefix()
+			c := newClient(t, "", "")
+			h1, h2 := newHub(t, c, prefix, opts...), newHub(t, newClient(t, "", ""), prefix, opts...)
+			alice, unsubAlice := subscribe(t, h1, "alice")
+			bob, unsubBob := subscribe(t, h1, "bob")
+			carol, unsubCarol := subscribe(t, h2, "carol")
+			name := redis.BroadcastChannel(h1)
+			if !sharded {
+				if n := numSub(t, c, name); n != 2 {
+					t.Errorf("NUMSUB of the broadcast channel with 3 streams on 2 replicas: %d, want 2", n)
+				}
+			}
+			want := push.Event{BroadcastSeq: 7, Province: "01", MessageID: "brd_1", Kind: push.KindNotice,
+				CreatedAt: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+			if err := h2.PublishBroadcast(t.Context(), want); err != nil {
+				t.Fatal(err)
+			}
+			for _, ch := range []<-chan push.Event{alice, bob, carol} {
+				if got := recv(t, ch); got != want {
+					t.Errorf("got %+v, want %+v", got, want)
+				}
+			}
+			// Once: the next event on each stream is the citizen's own.
+			publish(t, h2, "alice", 8)
+			wantSeq(t, alice, 8)
+			unsubAlice()
+			unsubBob()
+			unsubCarol()
+			for _, ch := range []<-chan push.Event{alice, bob, carol} {
+				waitClosed(t, ch)
+			}
+			if !sharded {
+				hold(t, h1)
+				hold(t, h2)
+				// The barriers hold it again: one per replica still.
+				if n := numSub(t, c, name); n != 2 {
+					t.Errorf("NUMSUB of the broadcast channel: %d, want 2", n)
+				}
+			}
+		})
+	}
+}
+
+// A hub without broadcasts (login wake-ups) holds only its topics'
+// channels.
+func TestHub_WithoutBroadcasts(t *testing.T) {
+	prefix := uniquePrefix()
+	c := newClient(t, "", "")
+	h := newHub(t, c, prefix, redis.WithoutBroadcasts())
+	ch, _ := subscribe(t, h, "login-1")
+	all, err := c.PubSubChannels(t.Context(), prefix+"*").Result()
+	if err != nil || len(all) != 1 {
+		t.Fatalf("channels %q (%v), want the topic's alone", all, err)
+	}
+	publish(t, h, "login-1", 1)
+	wantSeq(t, ch, 1)
 }

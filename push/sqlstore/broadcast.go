@@ -13,7 +13,7 @@ import (
 var _ push.BroadcastStore = (*Store)(nil)
 
 const broadcastColumns = `id, agency_code, province, title_vi, title_en, body, expires_at, state, cursor_citizen,
-	cursor_installation, sent, failed, skipped, created_at, updated_at`
+	cursor_installation, sent, failed, skipped, live_seq, created_at, updated_at`
 
 func scanBroadcast(r sqldb.Scanner) (*push.Broadcast, error) {
 	var (
@@ -22,7 +22,7 @@ func scanBroadcast(r sqldb.Scanner) (*push.Broadcast, error) {
 		expires, created, upd int64
 	)
 	if err := r.Scan(&b.ID, &b.AgencyCode, &b.Province, &b.Title.VI, &b.Title.EN, &b.Body, &expires, &state, &b.CursorCitizen,
-		&b.CursorInstallation, &b.Sent, &b.Failed, &b.Skipped, &created, &upd); err != nil {
+		&b.CursorInstallation, &b.Sent, &b.Failed, &b.Skipped, &b.LiveSeq, &created, &upd); err != nil {
 		return nil, err
 	}
 	b.State, b.CreatedAt, b.UpdatedAt = push.BroadcastState(state), sqldb.FromMS(created), sqldb.FromMS(upd)
@@ -94,7 +94,12 @@ func (s *Store) ClaimBroadcast(ctx context.Context, lease time.Duration) (*push.
 			inner += ` FOR UPDATE SKIP LOCKED`
 		}
 		var err error
-		b, err = scanBroadcast(q.QueryRowContext(ctx, `UPDATE push_broadcasts SET state = 'sending', claim_id = $2, claimed_until = $3, updated_at = $1
+		// live_seq: one above the highest committed. A concurrent first
+		// claim that read the same highest fails on the unique index (on
+		// PostgreSQL it waits for the other to commit) and is retried by
+		// the dispatcher's next step.
+		b, err = scanBroadcast(q.QueryRowContext(ctx, `UPDATE push_broadcasts SET state = 'sending', claim_id = $2, claimed_until = $3, updated_at = $1,
+			live_seq = CASE WHEN live_seq = 0 THEN (SELECT COALESCE(MAX(live_seq), 0) + 1 FROM push_broadcasts) ELSE live_seq END
 			WHERE id IN (`+inner+`) RETURNING `+broadcastColumns, sqldb.MS(now), claim, sqldb.MS(now.Add(lease))))
 		if errors.Is(err, sql.ErrNoRows) {
 			b = nil
@@ -173,4 +178,32 @@ func (s *Store) AdvanceBroadcast(ctx context.Context, p push.BroadcastProgress) 
 		}
 		return nil
 	})
+}
+
+// BroadcastsAfter implements push.BroadcastStore.
+func (s *Store) BroadcastsAfter(ctx context.Context, after int64, limit int) ([]*push.Broadcast, error) {
+	const op = "list broadcasts after"
+	rows, err := s.db.QueryContext(ctx, `SELECT `+broadcastColumns+` FROM push_broadcasts
+		WHERE live_seq > $1 AND state <> 'expired' AND (expires_at = 0 OR expires_at > $2) ORDER BY live_seq LIMIT $3`,
+		max(after, 0), sqldb.MS(s.clock()), min(max(limit, 1), 1000))
+	if err != nil {
+		return nil, sqldb.Err(op, err)
+	}
+	defer rows.Close()
+	var out []*push.Broadcast
+	for rows.Next() {
+		b, err := scanBroadcast(rows)
+		if err != nil {
+			return nil, sqldb.Err(op, err)
+		}
+		out = append(out, b)
+	}
+	return out, sqldb.Err(op, rows.Err())
+}
+
+// LastBroadcastSeq implements push.BroadcastStore.
+func (s *Store) LastBroadcastSeq(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(live_seq), 0) FROM push_broadcasts`).Scan(&n)
+	return n, sqldb.Err("last broadcast position", err)
 }

@@ -370,6 +370,13 @@ func (s *Store) MessagesAfter(ctx context.Context, citizenID string, after int64
 		citizenID, after, limit)
 }
 
+// LastSeq implements push.OutboxStore.
+func (s *Store) LastSeq(ctx context.Context, citizenID string) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM push_messages WHERE citizen_id = $1`, citizenID).Scan(&n)
+	return n, sqldb.Err("last message position", err)
+}
+
 // Sweep deletes final messages last changed before before, so the outbox
 // keeps receipts and the live stream's catch-up for a retention period,
 // not forever. It returns how many it deleted.

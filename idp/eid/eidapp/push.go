@@ -17,8 +17,27 @@ const PushFile = "push.json"
 
 // pushState is PushFile.
 type pushState struct {
-	Token       string `json:"token"`
-	LastEventID int64  `json:"last_event_id,omitempty"`
+	Token       string  `json:"token"`
+	LastEventID eventID `json:"last_event_id,omitempty"`
+}
+
+// eventID is the live stream's opaque id. Homes written before the API
+// sealed its ids hold a number; it is read as its decimal form, which the
+// API still accepts once.
+type eventID string
+
+func (e *eventID) UnmarshalJSON(b []byte) error {
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err == nil {
+		*e = eventID(n.String())
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("last_event_id: %w", err)
+	}
+	*e = eventID(s)
+	return nil
 }
 
 // PushToken returns the installation's push registration token, made at
@@ -43,27 +62,24 @@ func (a *App) PushToken() (string, error) {
 	return st.Token, nil
 }
 
-// LastEventID returns the position of the last live event the app
-// received, 0 before the first.
-func (a *App) LastEventID() (int64, error) {
+// LastEventID returns the id of the last live event the app received, ""
+// before the first.
+func (a *App) LastEventID() (string, error) {
 	st, err := a.pushState()
 	if err != nil {
-		return 0, err
+		return "", err
 	}
-	return st.LastEventID, nil
+	return string(st.LastEventID), nil
 }
 
-// SetLastEventID records seq as the position of the last live event
-// received, so that the next stream resumes after it.
-func (a *App) SetLastEventID(seq int64) error {
-	if seq < 0 {
-		return fmt.Errorf("last event id %d: negative", seq)
-	}
+// SetLastEventID records id as the last live event received, so that the
+// next stream resumes after it.
+func (a *App) SetLastEventID(id string) error {
 	st, err := a.pushState()
 	if err != nil {
 		return err
 	}
-	st.LastEventID = seq
+	st.LastEventID = eventID(id)
 	return a.savePushState(st)
 }
 
