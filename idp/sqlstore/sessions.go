@@ -187,11 +187,13 @@ func newLogoutID() string {
 }
 
 // deliveryColumns: the URI is the client's current registration, by kind
-// (a ping's only while the client is in ping mode).
+// (a ping's only while the client is in ping mode and active: a registered
+// client's new endpoint is unreviewed while it is pending, and must not
+// receive the bearer token).
 const deliveryColumns = `d.id, d.kind, d.client_id, d.sid, d.subject, d.payload, d.secret, d.expires_at, d.state, d.attempts,
 	d.next_attempt_at, d.last_status, d.last_error, d.created_at,
 	COALESCE((SELECT CASE WHEN d.kind = 'ciba_ping' THEN
-		CASE WHEN c.backchannel_token_delivery_mode = 'ping' THEN c.backchannel_client_notification_endpoint ELSE '' END
+		CASE WHEN c.backchannel_token_delivery_mode = 'ping' AND c.status = 'active' THEN c.backchannel_client_notification_endpoint ELSE '' END
 		ELSE c.backchannel_logout_uri END FROM idp_clients c WHERE c.id = d.client_id), ''),
 	COALESCE((SELECT c.id_token_alg FROM idp_clients c WHERE c.id = d.client_id), ''), d.lease_id`
 
