@@ -37,6 +37,7 @@ func RunSessionTests(t *testing.T, newPair func(t *testing.T) (a, b SessionBacke
 		{"ClientBackchannelFields", testClientBackchannel},
 		{"CIBAPingHeldReleasedClaimed", testCIBAPingQueue},
 		{"CIBAPingExpires", testCIBAPingExpires},
+		{"CIBAPingNotToClientUnderReview", testCIBAPingUnderReview},
 		{"RevokeSubjectRefreshTokens", testRevokeSubjectRefresh},
 	}
 	for _, tt := range tests {
@@ -488,6 +489,35 @@ func testCIBAPingQueue(t *testing.T, s, b SessionBackend) {
 		if len(ds) != 1 || ds[0].URI != "" {
 			t.Errorf("claimed %+v, want the ping without an endpoint", ds)
 		}
+	}
+}
+
+// testCIBAPingUnderReview: a registered client back under review (an RFC
+// 7592 update named a new notification endpoint) has no endpoint for its
+// pings until an operator approves it: the unreviewed endpoint never
+// receives the client_notification_token.
+func testCIBAPingUnderReview(t *testing.T, s, _ SessionBackend) {
+	ctx := t.Context()
+	pingClient(t, s, "counter", "https://counter.example/ciba")
+	u, ok := s.(interface {
+		UpdateClient(context.Context, string, func(*idp.Client) error) error
+	})
+	if !ok {
+		t.Fatal("the backend cannot update clients")
+	}
+	p := newPing("counter", "req-1", time.Now().Add(time.Minute))
+	mustNil(t, s.EnqueueDelivery(ctx, p), "enqueue")
+	mustNil(t, u.UpdateClient(ctx, "counter", func(c *idp.Client) error {
+		c.Registration.TokenHash = []byte{1}
+		c.BackchannelClientNotificationEndpoint = "https://elsewhere.example/ciba"
+		c.Registration.Status = idp.ClientPending
+		return nil
+	}), "update to a new endpoint, pending review")
+	mustNil(t, s.ReleaseDelivery(ctx, "counter", p.SID, time.Now()), "release")
+	ds, err := s.ClaimDeliveries(ctx, 10, time.Minute)
+	mustNil(t, err, "claim")
+	if len(ds) != 1 || ds[0].URI != "" {
+		t.Errorf("claimed %+v, want the ping without an endpoint while the client is under review", ds)
 	}
 }
 
