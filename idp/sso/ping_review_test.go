@@ -1,6 +1,10 @@
 package sso_test
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,5 +60,41 @@ func TestWorker_PingNotSentToUnreviewedEndpoint(t *testing.T) {
 		if got, _, _ := attacker.seen(); len(got) > 0 {
 			t.Errorf("the unreviewed endpoint received %d ping(s) with the client's bearer token", len(got))
 		}
+	})
+}
+
+// A ping-mode client whose notification endpoint hangs (slow, or an
+// attacker's tarpit) must not hold back the back-channel logouts of other
+// clients queued on the same worker: a logout is a security event (the
+// citizen signed out, a device was revoked), a ping only a convenience
+// the client can replace by polling.
+func TestWorker_SlowPingEndpointDoesNotHoldBackLogouts(t *testing.T) {
+	backends(t, func(t *testing.T, s, _ *sqlstore.Store) {
+		km := keys(t, s)
+		release := make(chan struct{})
+		var inFlight atomic.Int32
+		tarpit := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			inFlight.Add(1)
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		t.Cleanup(tarpit.Close)
+		pingClient(t, s, "slow-counter", tarpit.URL+"/ciba")
+		for i := range sso.DefaultConcurrency {
+			queuePing(t, s, "slow-counter", "req-"+strconv.Itoa(i), time.Now().Add(time.Minute))
+		}
+		rp := newRP(t, km, "rp")
+		createClient(t, s, "rp", rp.srv.URL+"/bcl", "ES256")
+		svc := sso.New(s, s, nil)
+		w := &sso.Worker{Store: s, Keys: km, Issuer: issuer, PollInterval: 20 * time.Millisecond, RequestTimeout: time.Minute}
+		svc.SetNotify(w.Notify)
+		runWorker(t, w)
+		t.Cleanup(func() { close(release) }) // runs before the worker's cleanup waits
+		waitFor(t, "the pings in flight", func() bool { return inFlight.Load() == int32(sso.DefaultConcurrency) })
+		endSession(t, svc, "s1", "rp")
+		waitFor(t, "the logout while the pings hang", func() bool { return state(t, s, "s1").State == idp.DeliveryDelivered })
 	})
 }
