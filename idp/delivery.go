@@ -92,10 +92,10 @@ type DeliveryStore interface {
 	// ErrNotFound when there is none held (never queued, released before,
 	// or expired).
 	ReleaseDelivery(ctx context.Context, clientID, sid string, at time.Time) error
-	// ClaimDeliveries claims up to n due pending deliveries of any kind for
-	// lease: no other claimer sees them until the lease passes or the
-	// attempt is recorded.
-	ClaimDeliveries(ctx context.Context, n int, lease time.Duration) ([]*Delivery, error)
+	// ClaimDeliveries claims up to n due pending deliveries of a kind ("":
+	// any kind) for lease: no other claimer sees them until the lease
+	// passes or the attempt is recorded.
+	ClaimDeliveries(ctx context.Context, kind string, n int, lease time.Duration) ([]*Delivery, error)
 	// RecordDelivery records an attempt on a claimed delivery and releases
 	// the claim; a final state forgets the Secret. ErrConflict when the
 	// lease was lost (it expired and another worker claimed the delivery).

@@ -27,7 +27,7 @@ func RunDeliveryMigrationTests(t *testing.T, newStore func(t *testing.T) (*sql.D
 		if !ok {
 			t.Skip("the store has no delivery queue")
 		}
-		ds, err := q.ClaimDeliveries(ctx, 10, time.Minute)
+		ds, err := q.ClaimDeliveries(ctx, "", 10, time.Minute)
 		mustNil(t, err, "claim")
 		if len(ds) != 1 || ds[0].Kind != idp.DeliveryBackchannelLogout || ds[0].SID != "sid-old" || ds[0].Subject != "cit-old" ||
 			ds[0].Attempts != 2 || ds[0].URI != "https://rp-old.example/bcl" || ds[0].ExpiresAt != nil {
@@ -42,7 +42,7 @@ func RunDeliveryMigrationTests(t *testing.T, newStore func(t *testing.T) (*sql.D
 		p := newPing("counter", "req-1", time.Now().Add(time.Minute))
 		mustNil(t, q.EnqueueDelivery(ctx, p), "enqueue")
 		mustNil(t, q.ReleaseDelivery(ctx, "counter", p.SID, time.Now()), "release")
-		ds, err = q.ClaimDeliveries(ctx, 10, time.Minute)
+		ds, err = q.ClaimDeliveries(ctx, "", 10, time.Minute)
 		mustNil(t, err, "claim ping")
 		if len(ds) != 1 {
 			t.Fatalf("claimed %d, want the ping", len(ds))

@@ -37,6 +37,7 @@ func RunSessionTests(t *testing.T, newPair func(t *testing.T) (a, b SessionBacke
 		{"ClientBackchannelFields", testClientBackchannel},
 		{"CIBAPingHeldReleasedClaimed", testCIBAPingQueue},
 		{"CIBAPingExpires", testCIBAPingExpires},
+		{"CIBAPingNotToClientUnderReview", testCIBAPingUnderReview},
 		{"RevokeSubjectRefreshTokens", testRevokeSubjectRefresh},
 	}
 	for _, tt := range tests {
@@ -234,13 +235,13 @@ func testLogoutClaimLease(t *testing.T, s, _ SessionBackend) {
 	ctx := t.Context()
 	bclClient(t, s, "rp-bcl", "http://127.0.0.1:9/bcl")
 	endedWithLogout(t, s, "s1", "rp-bcl")
-	ds, err := s.ClaimDeliveries(ctx, 10, time.Minute)
+	ds, err := s.ClaimDeliveries(ctx, "", 10, time.Minute)
 	mustNil(t, err, "claim")
 	if len(ds) != 1 || ds[0].LeaseID == "" || ds[0].Attempts != 0 {
 		t.Fatalf("claimed %+v, want one with a lease", ds)
 	}
 	// Claimed: hidden from the next claim.
-	again, err := s.ClaimDeliveries(ctx, 10, time.Minute)
+	again, err := s.ClaimDeliveries(ctx, "", 10, time.Minute)
 	mustNil(t, err, "claim again")
 	if len(again) != 0 {
 		t.Fatalf("claimed a leased delivery again")
@@ -250,7 +251,7 @@ func testLogoutClaimLease(t *testing.T, s, _ SessionBackend) {
 	mustNil(t, s.RecordDelivery(ctx, ds[0].ID, ds[0].LeaseID, idp.DeliveryAttempt{State: idp.DeliveryPending, Next: &next, StatusCode: 500,
 		Error: "status 500", At: time.Now()}), "record a failure")
 	mustBe(t, s.RecordDelivery(ctx, ds[0].ID, ds[0].LeaseID, idp.DeliveryAttempt{State: idp.DeliveryDelivered, At: time.Now()}), idp.ErrConflict, "record twice under one lease")
-	ds2, err := s.ClaimDeliveries(ctx, 10, time.Minute)
+	ds2, err := s.ClaimDeliveries(ctx, "", 10, time.Minute)
 	mustNil(t, err, "claim the retry")
 	if len(ds2) != 1 || ds2[0].Attempts != 1 || ds2[0].LastStatus != 500 || ds2[0].LeaseID == ds[0].LeaseID {
 		t.Fatalf("retry claimed %+v", ds2)
@@ -261,20 +262,20 @@ func testLogoutClaimLease(t *testing.T, s, _ SessionBackend) {
 	if list[0].State != idp.DeliveryDelivered || list[0].Attempts != 2 {
 		t.Errorf("after success: %+v", list[0])
 	}
-	none, err := s.ClaimDeliveries(ctx, 10, time.Minute)
+	none, err := s.ClaimDeliveries(ctx, "", 10, time.Minute)
 	mustNil(t, err, "claim after success")
 	if len(none) != 0 {
 		t.Errorf("a delivered logout was claimed again")
 	}
 	// A lapsed lease makes the delivery claimable again.
 	endedWithLogout(t, s, "s2", "rp-bcl")
-	short, err := s.ClaimDeliveries(ctx, 10, time.Millisecond)
+	short, err := s.ClaimDeliveries(ctx, "", 10, time.Millisecond)
 	mustNil(t, err, "claim s2")
 	if len(short) != 1 {
 		t.Fatalf("claimed %d, want s2's", len(short))
 	}
 	time.Sleep(20 * time.Millisecond)
-	lapsed, err := s.ClaimDeliveries(ctx, 10, time.Minute)
+	lapsed, err := s.ClaimDeliveries(ctx, "", 10, time.Minute)
 	mustNil(t, err, "claim after the lease lapsed")
 	if len(lapsed) != 1 {
 		t.Fatalf("after the lease lapsed: claimed %d, want 1", len(lapsed))
@@ -299,7 +300,7 @@ func testLogoutTwoReplicas(t *testing.T, a, b SessionBackend) {
 		}
 		wg.Go(func() {
 			for range 10 {
-				ds, err := s.ClaimDeliveries(ctx, 3, time.Minute)
+				ds, err := s.ClaimDeliveries(ctx, "", 3, time.Minute)
 				if err != nil {
 					t.Errorf("claim: %v", err)
 					return
@@ -419,7 +420,7 @@ func testCIBAPingQueue(t *testing.T, s, b SessionBackend) {
 	bad.State = idp.DeliveryDelivered
 	mustBe(t, s.EnqueueDelivery(ctx, bad), idp.ErrInvalid, "a delivered new delivery")
 
-	ds, err := s.ClaimDeliveries(ctx, 10, time.Minute)
+	ds, err := s.ClaimDeliveries(ctx, "", 10, time.Minute)
 	mustNil(t, err, "claim")
 	if len(ds) != 0 {
 		t.Fatalf("claimed %d held deliveries, want none", len(ds))
@@ -433,7 +434,7 @@ func testCIBAPingQueue(t *testing.T, s, b SessionBackend) {
 	}
 	// A logout queued beside it is claimed alone.
 	endedWithLogout(t, s, "s1", "rp-bcl")
-	ds, err = s.ClaimDeliveries(ctx, 10, time.Minute)
+	ds, err = s.ClaimDeliveries(ctx, "", 10, time.Minute)
 	mustNil(t, err, "claim the logout")
 	if len(ds) != 1 || ds[0].Kind != idp.DeliveryBackchannelLogout || ds[0].Secret != "" || ds[0].ExpiresAt != nil {
 		t.Fatalf("claimed %+v, want the logout alone", ds)
@@ -442,7 +443,7 @@ func testCIBAPingQueue(t *testing.T, s, b SessionBackend) {
 	mustBe(t, s.ReleaseDelivery(ctx, "another", p.SID, time.Now()), idp.ErrNotFound, "release another client's ping")
 	mustNil(t, s.ReleaseDelivery(ctx, "counter", p.SID, time.Now()), "release")
 	mustBe(t, b.ReleaseDelivery(ctx, "counter", p.SID, time.Now()), idp.ErrNotFound, "release twice")
-	ds, err = b.ClaimDeliveries(ctx, 10, time.Minute)
+	ds, err = b.ClaimDeliveries(ctx, "", 10, time.Minute)
 	mustNil(t, err, "claim the ping")
 	if len(ds) != 1 {
 		t.Fatalf("claimed %d, want the ping", len(ds))
@@ -460,7 +461,7 @@ func testCIBAPingQueue(t *testing.T, s, b SessionBackend) {
 	// A retry keeps the secret; the next claim has it again.
 	next := time.Now().Add(-time.Millisecond)
 	mustNil(t, b.RecordDelivery(ctx, d.ID, d.LeaseID, idp.DeliveryAttempt{State: idp.DeliveryPending, Next: &next, StatusCode: 503, At: time.Now()}), "record retry")
-	ds, err = s.ClaimDeliveries(ctx, 10, time.Minute)
+	ds, err = s.ClaimDeliveries(ctx, "", 10, time.Minute)
 	mustNil(t, err, "claim the retry")
 	if len(ds) != 1 || ds[0].Secret != "notify-req-1" || ds[0].Attempts != 1 {
 		t.Fatalf("claimed retry %+v", ds)
@@ -483,11 +484,40 @@ func testCIBAPingQueue(t *testing.T, s, b SessionBackend) {
 			return nil
 		}), "switch to poll")
 		mustNil(t, s.ReleaseDelivery(ctx, "counter", p2.SID, time.Now()), "release")
-		ds, err = s.ClaimDeliveries(ctx, 10, time.Minute)
+		ds, err = s.ClaimDeliveries(ctx, "", 10, time.Minute)
 		mustNil(t, err, "claim")
 		if len(ds) != 1 || ds[0].URI != "" {
 			t.Errorf("claimed %+v, want the ping without an endpoint", ds)
 		}
+	}
+}
+
+// testCIBAPingUnderReview: a registered client back under review (an RFC
+// 7592 update named a new notification endpoint) has no endpoint for its
+// pings until an operator approves it: the unreviewed endpoint never
+// receives the client_notification_token.
+func testCIBAPingUnderReview(t *testing.T, s, _ SessionBackend) {
+	ctx := t.Context()
+	pingClient(t, s, "counter", "https://counter.example/ciba")
+	u, ok := s.(interface {
+		UpdateClient(context.Context, string, func(*idp.Client) error) error
+	})
+	if !ok {
+		t.Fatal("the backend cannot update clients")
+	}
+	p := newPing("counter", "req-1", time.Now().Add(time.Minute))
+	mustNil(t, s.EnqueueDelivery(ctx, p), "enqueue")
+	mustNil(t, u.UpdateClient(ctx, "counter", func(c *idp.Client) error {
+		c.Registration.TokenHash = []byte{1}
+		c.BackchannelClientNotificationEndpoint = "https://elsewhere.example/ciba"
+		c.Registration.Status = idp.ClientPending
+		return nil
+	}), "update to a new endpoint, pending review")
+	mustNil(t, s.ReleaseDelivery(ctx, "counter", p.SID, time.Now()), "release")
+	ds, err := s.ClaimDeliveries(ctx, "", 10, time.Minute)
+	mustNil(t, err, "claim")
+	if len(ds) != 1 || ds[0].URI != "" {
+		t.Errorf("claimed %+v, want the ping without an endpoint while the client is under review", ds)
 	}
 }
 

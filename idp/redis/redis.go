@@ -59,7 +59,29 @@ func Dial(ctx context.Context, url string) (redis.UniversalClient, error) {
 		c.Close()
 		return nil, fmt.Errorf("dial redis %s: %w: %w", opt.Addr, idp.ErrUnavailable, err)
 	}
+	if multiShard(ctx, c) {
+		// Its PING answers, but every key of another shard's slots would
+		// get MOVED (an outage, read as such) for as long as it runs.
+		c.Close()
+		return nil, fmt.Errorf("dial redis %s: a node of a Redis Cluster whose slots other masters share: dial the cluster (DialCluster): %w", opt.Addr, idp.ErrInvalid)
+	}
 	return c, nil
+}
+
+// multiShard reports whether c is a node of a Redis Cluster with more than
+// one master serving slots. A Redis that hides CLUSTER INFO (or is not a
+// cluster) is taken as one shard.
+func multiShard(ctx context.Context, c *redis.Client) bool {
+	info, err := c.ClusterInfo(ctx).Result()
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "cluster_size:"); ok {
+			return v != "0" && v != "1"
+		}
+	}
+	return false
 }
 
 // DialCluster connects to the Redis Cluster at url, in go-redis's

@@ -187,11 +187,13 @@ func newLogoutID() string {
 }
 
 // deliveryColumns: the URI is the client's current registration, by kind
-// (a ping's only while the client is in ping mode).
+// (a ping's only while the client is in ping mode and active: a registered
+// client's new endpoint is unreviewed while it is pending, and must not
+// receive the bearer token).
 const deliveryColumns = `d.id, d.kind, d.client_id, d.sid, d.subject, d.payload, d.secret, d.expires_at, d.state, d.attempts,
 	d.next_attempt_at, d.last_status, d.last_error, d.created_at,
 	COALESCE((SELECT CASE WHEN d.kind = 'ciba_ping' THEN
-		CASE WHEN c.backchannel_token_delivery_mode = 'ping' THEN c.backchannel_client_notification_endpoint ELSE '' END
+		CASE WHEN c.backchannel_token_delivery_mode = 'ping' AND c.status = 'active' THEN c.backchannel_client_notification_endpoint ELSE '' END
 		ELSE c.backchannel_logout_uri END FROM idp_clients c WHERE c.id = d.client_id), ''),
 	COALESCE((SELECT c.id_token_alg FROM idp_clients c WHERE c.id = d.client_id), ''), d.lease_id`
 
@@ -269,11 +271,12 @@ func (s *Store) ReleaseDelivery(ctx context.Context, clientID, sid string, at ti
 	return nil
 }
 
-// ClaimDeliveries claims up to n due pending deliveries, oldest due first.
+// ClaimDeliveries claims up to n due pending deliveries of a kind ("": any),
+// oldest due first.
 // On PostgreSQL the candidates are locked and rows other claimers hold are
 // skipped, so replicas split the work; SQLite's write transaction excludes
 // other claimers.
-func (s *Store) ClaimDeliveries(ctx context.Context, n int, lease time.Duration) ([]*idp.Delivery, error) {
+func (s *Store) ClaimDeliveries(ctx context.Context, kind string, n int, lease time.Duration) ([]*idp.Delivery, error) {
 	const op = "claim deliveries"
 	if n < 1 || lease < time.Millisecond {
 		return nil, fmt.Errorf("%s: n and lease must be positive: %w", op, idp.ErrInvalid)
@@ -283,8 +286,8 @@ func (s *Store) ClaimDeliveries(ctx context.Context, n int, lease time.Duration)
 		now := ms(s.now())
 		var err error
 		out, err = queryDeliveries(ctx, q, op, `SELECT `+deliveryColumns+` FROM idp_deliveries d
-			WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND d.lease_until <= $1
-			ORDER BY d.next_attempt_at, d.id LIMIT $2`+s.skipLocked(), now, n)
+			WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND d.lease_until <= $1 AND ($3 = '' OR d.kind = $3)
+			ORDER BY d.next_attempt_at, d.id LIMIT $2`+s.skipLocked(), now, n, kind)
 		if err != nil {
 			return err
 		}

@@ -71,14 +71,18 @@ type Worker struct {
 	Now            func() time.Time
 	Logger         *slog.Logger
 
-	once   sync.Once
-	wake   chan struct{}
+	once sync.Once
+	// wake has one channel per kind's claim loop (kinds).
+	wake   map[string]chan struct{}
 	client *http.Client
 }
 
 func (w *Worker) init() {
 	w.once.Do(func() {
-		w.wake = make(chan struct{}, 1)
+		w.wake = make(map[string]chan struct{}, len(kinds))
+		for _, k := range kinds {
+			w.wake[k] = make(chan struct{}, 1)
+		}
 		if w.MaxAttempts <= 0 {
 			w.MaxAttempts = DefaultMaxAttempts
 		}
@@ -119,11 +123,19 @@ func (w *Worker) init() {
 // Notify wakes the worker to claim at once; it never blocks.
 func (w *Worker) Notify() {
 	w.init()
-	select {
-	case w.wake <- struct{}{}:
-	default:
+	for _, c := range w.wake {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
 	}
 }
+
+// kinds are the delivery kinds, each claimed by its own loop with its own
+// Concurrency slots: a ping endpoint an agency registered that hangs (slow,
+// or a tarpit) must not hold back back-channel logouts, which are security
+// events (a citizen signed out, a device was revoked).
+var kinds = []string{idp.DeliveryBackchannelLogout, idp.DeliveryCIBAPing}
 
 // Run delivers until ctx ends, then waits for the attempts in flight.
 func (w *Worker) Run(ctx context.Context) error {
@@ -131,18 +143,29 @@ func (w *Worker) Run(ctx context.Context) error {
 		return errors.New("delivery worker needs a store, keys and the issuer")
 	}
 	w.init()
+	var wg sync.WaitGroup
+	for _, k := range kinds {
+		wg.Go(func() { w.run(ctx, k) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// run claims and delivers one kind until ctx ends, then waits for its
+// attempts in flight.
+func (w *Worker) run(ctx context.Context, kind string) {
 	lease := max(time.Minute, 3*w.RequestTimeout)
 	poll := time.NewTicker(w.PollInterval)
 	defer poll.Stop()
 	failing := false
 	for {
-		ds, err := w.Store.ClaimDeliveries(ctx, w.Concurrency, lease)
+		ds, err := w.Store.ClaimDeliveries(ctx, kind, w.Concurrency, lease)
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
-			w.Logger.Warn("delivery claim", "err", err.Error())
+			w.Logger.Warn("delivery claim", "kind", kind, "err", err.Error())
 			failing = true
 		case err == nil && failing:
-			w.Logger.Info("delivery claim recovered")
+			w.Logger.Info("delivery claim recovered", "kind", kind)
 			failing = false
 		}
 		var wg sync.WaitGroup
@@ -157,8 +180,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-w.wake:
+			return
+		case <-w.wake[kind]:
 		case <-poll.C:
 		}
 	}

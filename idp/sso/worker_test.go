@@ -458,7 +458,7 @@ func TestWorker_CrashedClaimIsRetriedAfterLease(t *testing.T) {
 		createClient(t, a, "rp", rp.srv.URL+"/bcl", "ES256")
 		endSession(t, sso.New(a, a, nil), "s1", "rp")
 		// The crashed worker's claim: never recorded.
-		if ds, err := a.ClaimDeliveries(t.Context(), 10, 300*time.Millisecond); err != nil || len(ds) != 1 {
+		if ds, err := a.ClaimDeliveries(t.Context(), "", 10, 300*time.Millisecond); err != nil || len(ds) != 1 {
 			t.Fatalf("claim: %v %v", ds, err)
 		}
 		runWorker(t, &sso.Worker{Store: b, Keys: keys(t, b), Issuer: issuer, PollInterval: 20 * time.Millisecond})
