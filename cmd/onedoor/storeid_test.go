@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,26 +14,47 @@ import (
 // Replicas on one Redis agree on its store id, and when Redis loses the
 // marker (a restart without persistence) serve writes it back with the same
 // id, so `citizen lock` recognises the server's Redis again.
+// On a Redis Cluster as well (one key, on its slot's master).
 func TestServe_RedisStoreIDKeptAcrossDataLoss(t *testing.T) {
-	every := func(c *Config) { c.RedisStoreIDEvery = 20 * time.Millisecond }
-	m := newTestMain(t, scaleOption(t), every)
-	prefix := func(c *Config) { c.RedisPrefix = m.Config.RedisPrefix }
-	second := newTestMain(t, scaleOption(t), every, prefix)
+	for _, mode := range []string{"plain", "cluster"} {
+		t.Run(mode, func(t *testing.T) { testStoreIDKept(t, mode == "cluster") })
+	}
+}
+
+func testStoreIDKept(t *testing.T, cluster bool) {
+	dsn, redisURL := scaleBackends(t)
+	if cluster {
+		redisURL = os.Getenv("ONEDOOR_TEST_REDIS_CLUSTER_URL")
+		if redisURL == "" {
+			if os.Getenv("CI") == "true" {
+				t.Fatal("ONEDOOR_TEST_REDIS_CLUSTER_URL is not set; CI must run the Redis Cluster suite")
+			}
+			t.Skip("ONEDOOR_TEST_REDIS_CLUSTER_URL is not set")
+		}
+	}
+	key := sharedMasterKey(t)
+	prefix := "test-" + randomHex(4) + ":"
+	opt := func(c *Config) {
+		c.PostgresDSN, c.RedisURL, c.MasterKeyFile, c.RedisPrefix, c.RedisCluster = dsn, redisURL, key, prefix, cluster
+		c.RedisStoreIDEvery = 20 * time.Millisecond
+	}
+	m := newTestMain(t, opt)
+	second := newTestMain(t, opt)
 	ctx := context.Background()
-	key := m.Config.RedisPrefix + storeIDKey
-	id, err := m.redis.Get(ctx, key).Result()
+	marker := prefix + storeIDKey
+	id, err := m.redis.Get(ctx, marker).Result()
 	if err != nil {
 		t.Fatalf("no store id in Redis after serve started: %v", err)
 	}
 	if id == "" || m.ephemeralName() != "redis:"+id || second.ephemeralName() != "redis:"+id {
 		t.Fatalf("marker %q, replicas name the store %q and %q; want both redis:%s", id, m.ephemeralName(), second.ephemeralName(), id)
 	}
-	if err := m.redis.Del(ctx, key).Err(); err != nil {
+	if err := m.redis.Del(ctx, marker).Err(); err != nil {
 		t.Fatal(err)
 	}
 	var got string
 	for range 500 {
-		if got, err = m.redis.Get(ctx, key).Result(); !errors.Is(err, goredis.Nil) {
+		if got, err = m.redis.Get(ctx, marker).Result(); !errors.Is(err, goredis.Nil) {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -40,8 +62,18 @@ func TestServe_RedisStoreIDKeptAcrossDataLoss(t *testing.T) {
 	if err != nil || got != id {
 		t.Fatalf("after the marker was lost: %q (%v), want it back as %q", got, err, id)
 	}
-	if ttl, err := m.redis.TTL(ctx, key).Result(); err != nil || ttl != -1 {
+	if ttl, err := m.redis.TTL(ctx, marker).Result(); err != nil || ttl != -1 {
 		t.Errorf("the marker's TTL is %v (%v), want none", ttl, err)
+	}
+	// An admin command with the same flags reads the same id.
+	admin := NewMain()
+	admin.Config = m.Config
+	t.Cleanup(func() { _ = admin.Close() })
+	if err := admin.openEphemeral(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.readStoreID(ctx); err != nil || admin.ephemeralName() != "redis:"+id {
+		t.Errorf("citizen lock's Redis name: %q (%v), want redis:%s", admin.ephemeralName(), err, id)
 	}
 }
 
