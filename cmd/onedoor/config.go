@@ -107,6 +107,9 @@ type Config struct {
 	// BlobSweepEvery is how often `serve` sweeps orphaned blobs (no flag:
 	// tests shorten it); 0 means every 15 minutes.
 	BlobSweepEvery time.Duration
+	// RedisStoreIDEvery is how often `serve` writes back the Redis store
+	// id if Redis lost it (no flag: tests shorten it); 0 means every minute.
+	RedisStoreIDEvery time.Duration
 	// IOSAppIDs, AndroidApp and AndroidCertSHA256 are the eID apps that
 	// claim the https app link (ISSUER/app/login); AppStoreURL and
 	// PlayStoreURL are their store pages, shown when the app is missing.

@@ -119,6 +119,8 @@ type Main struct {
 
 	master []byte
 	redis  goredis.UniversalClient
+	// storeID names the Redis store in the session index (storeid.go).
+	storeID string
 	// wakeHub carries login wake-ups across replicas (with Redis).
 	wakeHub *pushredis.Hub
 	// loginPushes is the dispatcher that login prompts wake, once push
@@ -342,10 +344,11 @@ func (m *Main) openEphemeral(ctx context.Context) error {
 
 // ephemeralName names the ephemeral store in the session index
 // (sso.Service.SetEphemeral), so that a process reaching another store
-// refuses to end sessions it cannot.
+// refuses to end sessions it cannot. Redis is named by the store id it
+// holds (claimStoreID, readStoreID), not by its URL or prefix.
 func (m *Main) ephemeralName() string {
 	if m.redis != nil {
-		return "redis:" + m.Config.RedisPrefix
+		return "redis:" + m.storeID
 	}
 	return "database"
 }
@@ -377,6 +380,11 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	if err := m.openEphemeral(ctx); err != nil {
 		return err
+	}
+	if m.redis != nil {
+		if err := m.claimStoreID(ctx); err != nil {
+			return err
+		}
 	}
 	// One logged refusal per agency, citizen and purpose per window, across
 	// replicas.
@@ -575,6 +583,10 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.wg.Add(1)
 	go m.collectGarbage(ctx)
+	if m.redis != nil {
+		m.wg.Add(1)
+		go m.keepStoreID(ctx)
+	}
 	m.wg.Add(1)
 	go m.runLogouts(ctx)
 	m.wg.Add(1)

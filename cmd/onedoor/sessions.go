@@ -64,6 +64,9 @@ func (m *Main) useRedis(ctx context.Context) error {
 	if err := m.openEphemeral(ctx); err != nil {
 		return fmt.Errorf("%w (citizen lock ends the sessions held there; nothing was changed)", err)
 	}
+	if err := m.readStoreID(ctx); err != nil {
+		return fmt.Errorf("lock: %w; nothing was changed", err)
+	}
 	m.Sessions = sso.New(m.Store, m.Eph, m.Now)
 	m.Sessions.SetEphemeral(m.ephemeralName())
 	return nil
