@@ -346,7 +346,9 @@ func runPush(t *testing.T, pe *pushEnv) {
 			}
 		}
 		// An id from before the ids were sealed (an outbox position) is
-		// still taken, and answered with a sealed one.
+		// still taken, starts the stream from now (a chosen position would
+		// let a citizen bisect the platform's volume), and is answered
+		// with a sealed one.
 		legacy := openEvents(t, cit, "999999999")
 		if !strings.HasPrefix(legacy.firstID, "c1.") {
 			t.Errorf("a legacy id was answered with %q", legacy.firstID)

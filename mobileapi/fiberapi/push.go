@@ -591,7 +591,11 @@ func (s *Server) events(c *fiber.Ctx) error {
 		if err != nil {
 			return s.fail(c, invalidParam("Last-Event-ID", "Not an id this stream sent you. Reconnect without it to start from now; the inbox has what came before."))
 		}
-		resume = true
+		// A legacy id (a platform-wide outbox position, from before ids
+		// were sealed) starts the stream from now: replaying after a
+		// position the caller chose would let a citizen bisect positions
+		// and learn how many messages the whole platform sent.
+		resume = !legacy
 	}
 	limit := pc.MaxStreams
 	if limit <= 0 {

@@ -2,6 +2,7 @@ package fiberapi
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,6 +14,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"github.com/onedoor/onedoor/mobileapi/blob/fsblob"
 )
@@ -247,5 +251,70 @@ func TestReceiveMultipart_StoreFails(t *testing.T) {
 	_, err := receiveMultipart(context.Background(), strings.NewReader(part(fileHdr("a.pdf"), "%PDF-1.4\n")+endB), "B", 1024, blobs, testKey)
 	if err == nil || statusOf(err) != 0 {
 		t.Errorf("a store failure: %v (status %d), want the store's error", err, statusOf(err))
+	}
+}
+
+// TestIsUpload: a request is taken for an upload only when fiber routes
+// it to an upload route; a fragment or query naming one must not lift a
+// JSON route's body limit (c.Body() would read the stream unbounded).
+func TestIsUpload(t *testing.T) {
+	for _, tc := range []struct {
+		uri  string
+		want bool
+	}{
+		{"/v1/applications/app_1/attachments", true},
+		{"/v1/applications/app_1/attachments?x=1", true},
+		{"/v1/applications/app_1/Attachments/", true},
+		{"/agency/v1/applications/app_1/documents", true},
+		{"/v1/applications#/attachments", false},
+		{"/v1/applications?/attachments", false},
+		{"/v1/applications/app_1/submit#x/documents", false},
+		{"/v1/devices", false},
+	} {
+		var h fasthttp.RequestHeader
+		h.SetMethod(http.MethodPost)
+		h.SetRequestURI(tc.uri)
+		h.Set(fiber.HeaderAuthorization, "DPoP x")
+		if got := isUpload(&h); got != tc.want {
+			t.Errorf("isUpload(%q) = %v, want %v", tc.uri, got, tc.want)
+		}
+	}
+	var h fasthttp.RequestHeader
+	h.SetMethod(http.MethodPost)
+	h.SetRequestURI("/v1/applications/app_1/attachments")
+	if isUpload(&h) {
+		t.Error("a request without credentials is taken for an upload")
+	}
+}
+
+// TestInflate: a JSON body sent gzip-encoded is inflated within the body
+// limit; a gzip bomb is a 413, not a gigabyte in memory.
+func TestInflate(t *testing.T) {
+	gz := func(b []byte) []byte {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write(b)
+		zw.Close()
+		return buf.Bytes()
+	}
+	body := []byte(`{"service_id":"svc_1"}`)
+	got, err := inflate("gzip", gz(body), 1<<10)
+	if err != nil || !bytes.Equal(got, body) {
+		t.Errorf("gzip JSON: %q, %v", got, err)
+	}
+	bomb := gz(bytes.Repeat([]byte(" "), 8<<20))
+	if _, err := inflate("gzip", bomb, 1<<20); statusOf(err) != http.StatusRequestEntityTooLarge {
+		t.Errorf("a gzip bomb (%d bytes on the wire): %v, want 413", len(bomb), err)
+	}
+	if _, err := inflate("gzip", []byte("not gzip"), 1<<10); statusOf(err) != http.StatusBadRequest {
+		t.Errorf("a body that is not gzip: %v, want 400", err)
+	}
+	for _, enc := range []string{"br", "deflate", "gzip, gzip", "zstd"} {
+		if _, err := inflate(enc, gz(body), 1<<10); statusOf(err) != http.StatusUnsupportedMediaType {
+			t.Errorf("Content-Encoding %q: %v, want 415", enc, err)
+		}
+	}
+	if got, err := inflate("identity", body, 1<<10); err != nil || !bytes.Equal(got, body) {
+		t.Errorf("identity: %q, %v", got, err)
 	}
 }

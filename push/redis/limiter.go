@@ -69,12 +69,15 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `)
 
-// renew: KEYS[1] the citizen's set; ARGV lease (ms), member. A lease that
-// lapsed (the replica stalled beyond it) is taken again.
+// renew: KEYS[1] the citizen's set; ARGV lease (ms), member. Only a lease
+// still held is extended (XX): one released while the renewal was on its
+// way stays released, instead of coming back as a slot nobody holds, and
+// one that lapsed (the replica stalled beyond it) is not taken back over
+// the limit.
 var renew = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
+redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 `)
