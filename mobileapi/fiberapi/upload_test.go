@@ -293,8 +293,12 @@ func TestInflate(t *testing.T) {
 	gz := func(b []byte) []byte {
 		var buf bytes.Buffer
 		zw := gzip.NewWriter(&buf)
-		zw.Write(b)
-		zw.Close()
+		if _, err := zw.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
 		return buf.Bytes()
 	}
 	body := []byte(`{"service_id":"svc_1"}`)
