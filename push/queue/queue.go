@@ -33,6 +33,11 @@ type Kind string
 // The kinds of job.
 const (
 	KindWebhook Kind = "webhook" // an agency event to one webhook endpoint (mobileapi/webhook)
+	// KindPush is a push message to a citizen's installations (push's
+	// Dispatcher): the job's id is the message's (push_messages keeps the
+	// text, the live stream's seq and the sender's receipt) and its ref is
+	// the citizen.
+	KindPush Kind = "push"
 )
 
 // State is where a job stands.
@@ -89,10 +94,33 @@ type Attempt struct {
 // Outcome is what became of a claimed job's attempt.
 type Outcome struct {
 	ID, Claim string
-	Attempt   Attempt
-	State     State
+	// Attempt is appended to the job's attempts; one whose At is zero
+	// appends none (push messages keep their receipt in push_messages).
+	Attempt Attempt
+	State   State
 	// NextAttemptAt is when a pending job is due again.
 	NextAttemptAt time.Time
+	// Hold marks a pending outcome that was no attempt: the worker held
+	// the job back until NextAttemptAt (a push message in the citizen's
+	// quiet hours). The claim is given back (Claims does not count it)
+	// and the job is marked held, so that its owner's change makes it due
+	// at once (ReleaseHeld in the SQL adapter).
+	Hold bool
+}
+
+// Validate checks an outcome's shape.
+func (o Outcome) Validate() error {
+	switch {
+	case !o.State.Valid():
+		return errors.New("state: unknown value")
+	case o.State == StatePending && o.NextAttemptAt.IsZero():
+		return errors.New("next_attempt_at is required while pending")
+	case o.State != StatePending && !o.NextAttemptAt.IsZero():
+		return errors.New("next_attempt_at is only for a pending job")
+	case o.Hold && o.State != StatePending:
+		return errors.New("only a pending job is held")
+	}
+	return nil
 }
 
 // Cursor is a position in a ref's jobs, newest first.
@@ -115,6 +143,10 @@ type Store interface {
 	// transaction. A job no longer held by the claim is ErrLost; one that
 	// is gone (cancelled) is idp.ErrNotFound.
 	RecordJob(ctx context.Context, o Outcome) error
+	// RecordJobs records a batch of outcomes in one transaction (one
+	// statement per few hundred): those whose claim no longer holds the
+	// job change nothing and their ids are returned as lost.
+	RecordJobs(ctx context.Context, outs []Outcome) (lost []string, err error)
 	// GetJob returns a job.
 	GetJob(ctx context.Context, id string) (*Job, error)
 }

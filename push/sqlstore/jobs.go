@@ -113,60 +113,59 @@ func (s *Store) ClaimJobs(ctx context.Context, kind queue.Kind, n int, lease tim
 	if n < 1 || lease < time.Millisecond {
 		return nil, invalidInput(op, "n and lease must be positive")
 	}
-	n = min(n, 1000)
 	var out []*queue.Job
 	err := s.inTx(ctx, op, func(q sqldb.Querier) error {
-		now := sqldb.MS(s.clock())
-		lock := ""
-		if s.d == sqldb.PostgreSQL {
-			lock = ` FOR UPDATE SKIP LOCKED`
-		}
-		var ids []any
-		if perGroup <= 0 {
-			rows, err := q.QueryContext(ctx, `SELECT id FROM push_jobs WHERE kind = $1 AND state = 'pending' AND next_attempt_at <= $2
-				AND claimed_until <= $2 ORDER BY next_attempt_at, seq LIMIT $3`+lock, string(kind), now, n)
-			if err != nil {
-				return sqldb.Err(op, err)
-			}
-			for rows.Next() {
-				var id string
-				if err := rows.Scan(&id); err != nil {
-					rows.Close()
-					return sqldb.Err(op, err)
-				}
-				ids = append(ids, id)
-			}
-			if err := rows.Close(); err != nil {
-				return sqldb.Err(op, err)
-			}
-		} else {
-			var err error
-			if ids, err = s.fairCandidates(ctx, q, op, kind, now, n, perGroup, lock); err != nil {
-				return err
-			}
-		}
-		if len(ids) == 0 {
-			return nil
-		}
-		claim := newID("clm_")
-		args := append([]any{now + lease.Milliseconds(), claim, now}, ids...)
-		rows, err := q.QueryContext(ctx, `UPDATE push_jobs SET claims = claims + 1, claimed_until = `+s.arg(1)+`, claim_id = `+s.arg(2)+`,
-			updated_at = `+s.arg(3)+` WHERE id IN (`+s.placeholders(4, len(ids))+`) RETURNING `+jobColumns, args...)
-		if err != nil {
-			return sqldb.Err(op, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			j, err := scanJob(rows)
-			if err != nil {
-				return sqldb.Err(op, err)
-			}
-			out = append(out, j)
-		}
-		return sqldb.Err(op, rows.Err())
+		var err error
+		out, err = s.claimJobsTx(ctx, q, op, kind, min(n, 1000), lease, perGroup)
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// claimJobsTx claims up to n inside q (see ClaimJobs), the longest due
+// first.
+func (s *Store) claimJobsTx(ctx context.Context, q sqldb.Querier, op string, kind queue.Kind, n int, lease time.Duration, perGroup int) ([]*queue.Job, error) {
+	now := sqldb.MS(s.clock())
+	lock := ""
+	if s.d == sqldb.PostgreSQL {
+		lock = ` FOR UPDATE SKIP LOCKED`
+	}
+	claim := newID("clm_")
+	set := `UPDATE push_jobs SET claims = claims + 1, held = 0, claimed_until = ` + s.arg(1) + `, claim_id = ` + s.arg(2) + `,
+		updated_at = ` + s.arg(3) + ` WHERE `
+	args := []any{now + lease.Milliseconds(), claim, now}
+	var query string
+	if perGroup <= 0 {
+		// One statement: the candidates are a subquery.
+		query = set + `seq IN (SELECT seq FROM push_jobs WHERE kind = ` + s.arg(4) + ` AND state = 'pending' AND next_attempt_at <= ` + s.arg(5) + `
+			AND claimed_until <= ` + s.arg(6) + ` ORDER BY next_attempt_at, seq LIMIT ` + s.arg(7) + lock + `) RETURNING ` + jobColumns
+		args = append(args, string(kind), now, now, n)
+	} else {
+		ids, err := s.fairCandidates(ctx, q, op, kind, now, n, perGroup, lock)
+		if err != nil || len(ids) == 0 {
+			return nil, err
+		}
+		query = set + `id IN (` + s.placeholders(4, len(ids)) + `) RETURNING ` + jobColumns
+		args = append(args, ids...)
+	}
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, sqldb.Err(op, err)
+	}
+	defer rows.Close()
+	var out []*queue.Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, sqldb.Err(op, err)
+		}
+		out = append(out, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, sqldb.Err(op, err)
 	}
 	// RETURNING's order is not promised: longest due first.
 	slices.SortStableFunc(out, func(a, b *queue.Job) int { return a.NextAttemptAt.Compare(b.NextAttemptAt) })
@@ -221,42 +220,125 @@ func (s *Store) fairCandidates(ctx context.Context, q sqldb.Querier, op string, 
 // RecordAttempt); a final job is then ErrLost all the same.
 func (s *Store) RecordJob(ctx context.Context, o queue.Outcome) error {
 	const op = "record job outcome"
-	switch {
-	case !o.State.Valid():
-		return invalidInput(op, "state: unknown value")
-	case o.State == queue.StatePending && o.NextAttemptAt.IsZero():
-		return invalidInput(op, "next_attempt_at is required while pending")
-	case o.State != queue.StatePending && !o.NextAttemptAt.IsZero():
-		return invalidInput(op, "next_attempt_at is only for a pending job")
+	if err := o.Validate(); err != nil {
+		return invalidInput(op, err.Error())
 	}
 	return s.inTx(ctx, op, func(q sqldb.Querier) error {
-		var state, claim, attempts string
-		if err := q.QueryRowContext(ctx, `SELECT state, claim_id, attempts FROM push_jobs WHERE id = $1`+s.d.ForUpdate(), o.ID).
-			Scan(&state, &claim, &attempts); err != nil {
+		recorded, err := s.recordJobsTx(ctx, q, op, []queue.Outcome{o})
+		if err != nil || recorded[o.ID] {
+			return err
+		}
+		var state string
+		if err := q.QueryRowContext(ctx, `SELECT state FROM push_jobs WHERE id = $1`, o.ID).Scan(&state); err != nil {
 			return sqldb.Err(op, err)
 		}
-		if state != string(queue.StatePending) || (o.Claim != "" && claim != o.Claim) {
-			return fmt.Errorf("%s: job %s is %s: %w: %w", op, o.ID, state, queue.ErrLost, idp.ErrConflict)
-		}
-		var list []storedAttempt
-		if err := json.Unmarshal([]byte(attempts), &list); err != nil {
-			return fmt.Errorf("%s: job %s: attempts: %w", op, o.ID, err)
-		}
-		a := o.Attempt
-		list = append(list, storedAttempt{At: sqldb.MS(a.At), StatusCode: a.StatusCode, Error: truncate(a.Error, 500), DurationMS: a.Duration.Milliseconds()})
-		b, err := json.Marshal(list)
-		if err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
-		var next *int64
-		if !o.NextAttemptAt.IsZero() {
-			ms := sqldb.MS(o.NextAttemptAt)
-			next = &ms
-		}
-		_, err = q.ExecContext(ctx, `UPDATE push_jobs SET state = $1, attempts = $2, next_attempt_at = $3, claim_id = '', claimed_until = 0,
-			updated_at = $4 WHERE id = $5`, string(o.State), string(b), next, sqldb.MS(s.clock()), o.ID)
-		return sqldb.Err(op, err)
+		return fmt.Errorf("%s: job %s is %s: %w: %w", op, o.ID, state, queue.ErrLost, idp.ErrConflict)
 	})
+}
+
+// RecordJobs implements queue.Store.
+func (s *Store) RecordJobs(ctx context.Context, outs []queue.Outcome) ([]string, error) {
+	const op = "record job outcomes"
+	for _, o := range outs {
+		if err := o.Validate(); err != nil {
+			return nil, invalidInput(op, err.Error())
+		}
+	}
+	var lost []string
+	err := s.inTx(ctx, op, func(q sqldb.Querier) error {
+		recorded, err := s.recordJobsTx(ctx, q, op, outs)
+		for _, o := range outs {
+			if !recorded[o.ID] {
+				lost = append(lost, o.ID)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return lost, nil
+}
+
+// recordJobsTx records valid outcomes inside q, one UPDATE per recordChunk
+// joined to a VALUES list, each only where its claim still holds the job
+// (an empty claim: any pending job). It returns the ids recorded.
+func (s *Store) recordJobsTx(ctx context.Context, q sqldb.Querier, op string, outs []queue.Outcome) (map[string]bool, error) {
+	recorded := make(map[string]bool, len(outs))
+	if len(outs) == 0 {
+		return recorded, nil
+	}
+	now := sqldb.MS(s.clock())
+	// The attempt is appended in SQL: on PostgreSQL as jsonb (which
+	// reorders its keys; readers do not care), on SQLite with json_insert.
+	appendAttempt := `(j.attempts::jsonb || v.column6::jsonb)::text`
+	if s.d == sqldb.SQLite {
+		appendAttempt = `json_insert(j.attempts, '$[#]', json(v.column6))`
+	}
+	for chunk := range slices.Chunk(outs, recordChunk) {
+		args := make([]any, 1, 1+len(chunk)*6)
+		args[0] = now
+		var values strings.Builder
+		for i, o := range chunk {
+			attempt := ""
+			if a := o.Attempt; !a.At.IsZero() {
+				b, err := json.Marshal(storedAttempt{At: sqldb.MS(a.At), StatusCode: a.StatusCode, Error: truncate(a.Error, 500),
+					DurationMS: a.Duration.Milliseconds()})
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", op, err)
+				}
+				attempt = string(b)
+			}
+			var next *int64
+			if !o.NextAttemptAt.IsZero() {
+				ms := sqldb.MS(o.NextAttemptAt)
+				next = &ms
+			}
+			hold := 0
+			if o.Hold {
+				hold = 1
+			}
+			if i > 0 {
+				values.WriteString(", ")
+			}
+			n := len(args)
+			// Casts type the parameters alike on both engines.
+			fmt.Fprintf(&values, "(%s, %s, %s, CAST(%s AS INTEGER), CAST(%s AS BIGINT), %s)",
+				s.arg(n+1), s.arg(n+2), s.arg(n+3), s.arg(n+4), s.arg(n+5), s.arg(n+6))
+			args = append(args, o.ID, o.Claim, string(o.State), hold, next, attempt)
+		}
+		// VALUES columns are column1… on both engines.
+		rows, err := q.QueryContext(ctx, `UPDATE push_jobs AS j SET updated_at = `+s.arg(1)+`, state = v.column3,
+			claims = j.claims - v.column4, held = v.column4, next_attempt_at = v.column5,
+			attempts = CASE WHEN v.column6 = '' THEN j.attempts ELSE `+appendAttempt+` END, claim_id = '', claimed_until = 0
+			FROM (VALUES `+values.String()+`) AS v
+			WHERE j.id = v.column1 AND j.state = 'pending' AND (v.column2 = '' OR j.claim_id = v.column2) RETURNING id`, args...)
+		if err != nil {
+			return nil, sqldb.Err(op, err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, sqldb.Err(op, err)
+			}
+			recorded[id] = true
+		}
+		if err := rows.Close(); err != nil {
+			return nil, sqldb.Err(op, err)
+		}
+	}
+	return recorded, nil
+}
+
+// ReleaseHeldTx makes the ref's held jobs of kind (Outcome.Hold) due now,
+// inside q: the owner changed what held them back (a citizen's new
+// preferences), so the worker decides again.
+func (s *Store) ReleaseHeldTx(ctx context.Context, q sqldb.Querier, kind queue.Kind, ref string) error {
+	now := sqldb.MS(s.clock())
+	_, err := q.ExecContext(ctx, `UPDATE push_jobs SET next_attempt_at = $1, updated_at = $1
+		WHERE kind = $2 AND ref = $3 AND state = 'pending' AND held = 1 AND next_attempt_at > $1`, now, string(kind), ref)
+	return sqldb.Err("release held jobs", err)
 }
 
 // GetJob implements queue.Store.

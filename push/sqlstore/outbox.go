@@ -10,6 +10,7 @@ import (
 
 	"github.com/onedoor/onedoor/internal/sqldb"
 	"github.com/onedoor/onedoor/push"
+	"github.com/onedoor/onedoor/push/queue"
 )
 
 // Enqueue implements push.OutboxStore in a transaction of its own.
@@ -20,8 +21,10 @@ func (s *Store) Enqueue(ctx context.Context, msgs ...*push.Message) error {
 // EnqueueTx stores msgs, due now, inside the caller's transaction q: the
 // state change that causes a message and the message commit together or
 // not at all. Each message gets an ID (unless it has one), its Seq and
-// CreatedAt. Up to enqueueChunk messages go in one INSERT: a statement per
-// message cost a round trip on PostgreSQL and a parse on SQLite each.
+// CreatedAt, and its job on the queue (push_jobs, kind push, the same id)
+// in the same transaction. Up to enqueueChunk messages go in one INSERT: a
+// statement per message cost a round trip on PostgreSQL and a parse on
+// SQLite each.
 func (s *Store) EnqueueTx(ctx context.Context, q sqldb.Querier, msgs ...*push.Message) error {
 	const op = "enqueue messages"
 	for _, m := range msgs {
@@ -33,13 +36,14 @@ func (s *Store) EnqueueTx(ctx context.Context, q sqldb.Querier, msgs ...*push.Me
 		}
 	}
 	now := s.clock()
+	jobs := make([]*queue.Job, 0, len(msgs))
 	for chunk := range slices.Chunk(msgs, enqueueChunk) {
 		byID := make(map[string]*push.Message, len(chunk))
 		args := make([]any, 0, len(chunk)*enqueueArgs)
 		var b strings.Builder
 		b.WriteString(`INSERT INTO push_messages (id, citizen_id, kind, service_code, agency_code, application_id,
-			inbox_message_id, title_vi, title_en, body, priority, collapse_key, expires_at, next_attempt_at, created_at,
-			updated_at, state, attempts, claim_id, claimed_until, delivered, last_error) VALUES `)
+			inbox_message_id, title_vi, title_en, body, priority, collapse_key, expires_at, created_at,
+			updated_at, state, attempts, delivered, last_error) VALUES `)
 		for i, m := range chunk {
 			if m.ID == "" {
 				m.ID = push.NewMessageID()
@@ -53,25 +57,29 @@ func (s *Store) EnqueueTx(ctx context.Context, q sqldb.Querier, msgs ...*push.Me
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString("(" + s.placeholders(len(args)+1, enqueueArgs) + ", 'queued', 0, '', 0, '[]', '')")
+			b.WriteString("(" + s.placeholders(len(args)+1, enqueueArgs) + ", 'queued', 0, '[]', '')")
 			args = append(args, m.ID, m.CitizenID, string(m.Kind), m.ServiceCode, m.AgencyCode, m.ApplicationID,
 				m.InboxMessageID, m.Title.VI, m.Title.EN, m.Body, int(m.Priority), m.CollapseKey, expires,
-				sqldb.MS(now), sqldb.MS(now), sqldb.MS(now))
+				sqldb.MS(now), sqldb.MS(now))
 			byID[m.ID] = m
+			jobs = append(jobs, &queue.Job{ID: m.ID, Kind: queue.KindPush, Ref: m.CitizenID, Payload: emptyPayload, CreatedAt: now})
 		}
 		b.WriteString(` RETURNING id, seq`)
 		if err := s.scanSeqs(ctx, q, b.String(), args, byID); err != nil {
 			return sqldb.Err(op, err)
 		}
 	}
-	return nil
+	return s.EnqueueJobsTx(ctx, q, jobs...)
 }
+
+// emptyPayload is a push job's: the job's id is its message's.
+var emptyPayload = []byte("{}")
 
 // enqueueChunk messages of enqueueArgs parameters each stay far below
 // SQLite's 32,766 and PostgreSQL's 65,535 parameters per statement.
 const (
 	enqueueChunk = 500
-	enqueueArgs  = 16
+	enqueueArgs  = 15
 )
 
 // scanSeqs runs an INSERT … RETURNING id, seq and sets each message's Seq
@@ -105,40 +113,54 @@ func (s *Store) scanSeqs(ctx context.Context, q sqldb.Querier, query string, arg
 	return nil
 }
 
+// messageColumns are push_messages' own; a message read with its job
+// (messageSelect) has the job's due time after them.
 const messageColumns = `seq, id, citizen_id, kind, service_code, agency_code, application_id, inbox_message_id,
-	title_vi, title_en, body, priority, collapse_key, expires_at, state, attempts, next_attempt_at, delivered,
+	title_vi, title_en, body, priority, collapse_key, expires_at, state, attempts, delivered,
 	last_error, created_at, updated_at`
 
-func scanMessage(r sqldb.Scanner) (*push.Message, error) {
+// messageSelect reads messages (m) with their job's due time (NULL once
+// the job is final or swept).
+var messageSelect = `SELECT m.` + strings.ReplaceAll(messageColumns, ", ", ", m.") +
+	`, j.next_attempt_at FROM push_messages AS m LEFT JOIN push_jobs AS j ON j.id = m.id`
+
+func scanMessage(r sqldb.Scanner, withNext bool) (*push.Message, error) {
 	var (
-		m                           push.Message
-		kind, state, delivered      string
-		priority                    int
-		expires, next, created, upd int64
+		m                      push.Message
+		kind, state, delivered string
+		priority               int
+		expires, created, upd  int64
+		next                   *int64
 	)
-	if err := r.Scan(&m.Seq, &m.ID, &m.CitizenID, &kind, &m.ServiceCode, &m.AgencyCode, &m.ApplicationID, &m.InboxMessageID,
-		&m.Title.VI, &m.Title.EN, &m.Body, &priority, &m.CollapseKey, &expires, &state, &m.Attempts, &next, &delivered,
-		&m.LastError, &created, &upd); err != nil {
+	dest := []any{&m.Seq, &m.ID, &m.CitizenID, &kind, &m.ServiceCode, &m.AgencyCode, &m.ApplicationID, &m.InboxMessageID,
+		&m.Title.VI, &m.Title.EN, &m.Body, &priority, &m.CollapseKey, &expires, &state, &m.Attempts, &delivered,
+		&m.LastError, &created, &upd}
+	if withNext {
+		dest = append(dest, &next)
+	}
+	if err := r.Scan(dest...); err != nil {
 		return nil, err
 	}
 	m.Kind, m.State, m.Priority = push.Kind(kind), push.State(state), push.Priority(priority)
 	if expires != 0 {
 		m.ExpiresAt = sqldb.FromMS(expires)
 	}
-	m.NextAttemptAt, m.CreatedAt, m.UpdatedAt = sqldb.FromMS(next), sqldb.FromMS(created), sqldb.FromMS(upd)
+	if next != nil {
+		m.NextAttemptAt = sqldb.FromMS(*next)
+	}
+	m.CreatedAt, m.UpdatedAt = sqldb.FromMS(created), sqldb.FromMS(upd)
 	if err := json.Unmarshal([]byte(delivered), &m.Delivered); err != nil {
 		return nil, fmt.Errorf("message %s: delivered: %w", m.ID, err)
 	}
 	return &m, nil
 }
 
-// due is the claimable condition: not final, due, and not claimed (or its
-// claim lapsed: a dispatcher died).
-const due = `state IN ('queued', 'sent', 'failed') AND next_attempt_at <= $1 AND claimed_until <= $1`
-
-// Claim implements push.OutboxStore: one statement claims the batch (on
-// PostgreSQL skipping rows another claimer holds), then the citizens'
-// installations and preferences are read in two queries.
+// Claim implements push.OutboxStore on the job queue: the queue's claim
+// takes the due push jobs (on PostgreSQL skipping rows another claimer
+// holds), one statement marks their messages sent and counts the attempt
+// on the receipt, then the citizens' installations and preferences are
+// read in two queries, all in one transaction. A job whose message is
+// gone is made dead at once, so it cannot come back on every claim.
 func (s *Store) Claim(ctx context.Context, n int, lease time.Duration) ([]*push.Job, error) {
 	const op = "claim messages"
 	if n < 1 || lease < time.Millisecond {
@@ -146,33 +168,50 @@ func (s *Store) Claim(ctx context.Context, n int, lease time.Duration) ([]*push.
 	}
 	var jobs []*push.Job
 	err := s.inTx(ctx, op, func(q sqldb.Querier) error {
-		now := s.clock()
-		claim := newID("clm_")
-		inner := `SELECT seq FROM push_messages WHERE ` + due + ` ORDER BY next_attempt_at, seq LIMIT $2`
-		if s.d == sqldb.PostgreSQL {
-			inner += ` FOR UPDATE SKIP LOCKED`
+		claimed, err := s.claimJobsTx(ctx, q, op, queue.KindPush, n, lease, 0)
+		if err != nil || len(claimed) == 0 {
+			return err
 		}
-		rows, err := q.QueryContext(ctx, `UPDATE push_messages SET state = 'sent', attempts = attempts + 1, claim_id = $3,
-			claimed_until = $4, updated_at = $1 WHERE seq IN (`+inner+`) RETURNING `+messageColumns,
-			sqldb.MS(now), n, claim, sqldb.MS(now.Add(lease)))
+		byID := make(map[string]*push.Job, len(claimed))
+		ids := make([]any, 0, len(claimed))
+		for _, cj := range claimed {
+			byID[cj.ID] = &push.Job{Claim: cj.Claim}
+			ids = append(ids, cj.ID)
+		}
+		now := sqldb.MS(s.clock())
+		rows, err := q.QueryContext(ctx, `UPDATE push_messages SET state = 'sent', attempts = attempts + 1, updated_at = `+s.arg(1)+`
+			WHERE id IN (`+s.placeholders(2, len(ids))+`) RETURNING `+messageColumns, append([]any{now}, ids...)...)
 		if err != nil {
 			return sqldb.Err(op, err)
 		}
 		defer rows.Close()
-		byCitizen := map[string][]*push.Job{}
 		for rows.Next() {
-			m, err := scanMessage(rows)
+			m, err := scanMessage(rows, false)
 			if err != nil {
 				return sqldb.Err(op, err)
 			}
-			j := &push.Job{Claim: claim, Message: m}
-			jobs = append(jobs, j)
-			byCitizen[m.CitizenID] = append(byCitizen[m.CitizenID], j)
+			byID[m.ID].Message = m
 		}
 		if err := rows.Err(); err != nil {
 			return sqldb.Err(op, err)
 		}
 		rows.Close()
+		byCitizen := map[string][]*push.Job{}
+		var gone []queue.Outcome
+		for _, cj := range claimed {
+			j := byID[cj.ID]
+			if j.Message == nil {
+				gone = append(gone, queue.Outcome{ID: cj.ID, Claim: cj.Claim, State: queue.StateDead,
+					Attempt: queue.Attempt{At: sqldb.FromMS(now), Error: "push: the job's message is gone"}})
+				continue
+			}
+			j.Message.NextAttemptAt = cj.NextAttemptAt
+			jobs = append(jobs, j)
+			byCitizen[j.Message.CitizenID] = append(byCitizen[j.Message.CitizenID], j)
+		}
+		if _, err := s.recordJobsTx(ctx, q, op, gone); err != nil {
+			return err
+		}
 		if len(jobs) == 0 {
 			return nil
 		}
@@ -221,26 +260,88 @@ func (s *Store) Claim(ctx context.Context, n int, lease time.Duration) ([]*push.
 	return jobs, nil
 }
 
-// Record implements push.OutboxStore. An outcome whose claim lapsed and was
-// taken by another dispatcher changes nothing: that one records its own.
-// A deferral decided on preferences the citizen replaced since the claim
-// (a message's updated_at is its claim's time) is due at once, to be decided
-// again on the new ones.
-// A final message loses its full text. The outcomes are written by one
-// UPDATE per recordChunk joined to a VALUES list: a statement per outcome
-// made recording a batch cost more than claiming and sending it.
+// jobOutcome is the queue's side of a push outcome: accepted and skipped
+// are done, dead is dead, the rest are pending again (a deferral held back
+// without an attempt).
+func jobOutcome(o push.Outcome, now time.Time) queue.Outcome {
+	q := queue.Outcome{ID: o.MessageID, Claim: o.Claim}
+	switch o.State {
+	case push.StateAccepted, push.StateSkipped:
+		q.State = queue.StateDone
+	case push.StateDead:
+		q.State = queue.StateDead
+	default:
+		q.State, q.NextAttemptAt, q.Hold = queue.StatePending, o.NextAttemptAt, o.Deferred
+		if q.NextAttemptAt.IsZero() {
+			q.NextAttemptAt = now
+		}
+	}
+	return q
+}
+
+// Record implements push.OutboxStore: the queue records the jobs (only
+// where their claim still holds them: a lapsed claim's late outcome
+// changes nothing, the dispatcher holding it now records its own), then
+// one statement per recordChunk, joined to a VALUES list, writes the
+// receipts of the messages recorded, in one transaction. A deferral decided
+// on preferences the citizen replaced since the claim (the job's
+// updated_at is its claim's time) is due at once, to be decided again on
+// the new ones. A final message loses its full text.
 func (s *Store) Record(ctx context.Context, outs []push.Outcome) error {
 	const op = "record message outcomes"
 	if len(outs) == 0 {
 		return nil
 	}
 	return s.inTx(ctx, op, func(q sqldb.Querier) error {
-		now := sqldb.MS(s.clock())
+		now := s.clock()
+		jouts := make([]queue.Outcome, len(outs))
+		var deferred []any
+		at := map[string]int{}
+		for i, o := range outs {
+			jouts[i] = jobOutcome(o, now)
+			if err := jouts[i].Validate(); err != nil {
+				return invalidInput(op, err.Error())
+			}
+			at[o.MessageID] = i
+			if o.Deferred {
+				deferred = append(deferred, o.MessageID)
+			}
+		}
+		if len(deferred) > 0 {
+			rows, err := q.QueryContext(ctx, `SELECT j.id FROM push_jobs AS j JOIN push_preferences AS p ON p.citizen_id = j.ref
+				WHERE j.id IN (`+s.placeholders(1, len(deferred))+`) AND p.updated_at > j.updated_at`, deferred...)
+			if err != nil {
+				return sqldb.Err(op, err)
+			}
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return sqldb.Err(op, err)
+				}
+				jouts[at[id]].NextAttemptAt = now
+			}
+			if err := rows.Close(); err != nil {
+				return sqldb.Err(op, err)
+			}
+		}
+		recorded, err := s.recordJobsTx(ctx, q, op, jouts)
+		if err != nil {
+			return err
+		}
 		var dead []any
-		for chunk := range slices.Chunk(outs, recordChunk) {
-			// now twice: SQLite's anonymous parameters bind by position.
-			args := make([]any, 2, 2+len(chunk)*recordArgs)
-			args[0], args[1] = now, now
+		held := make([]push.Outcome, 0, len(recorded))
+		for _, o := range outs {
+			if recorded[o.MessageID] {
+				held = append(held, o)
+			}
+			for _, id := range o.Unregistered {
+				dead = append(dead, id)
+			}
+		}
+		for chunk := range slices.Chunk(held, recordChunk) {
+			args := make([]any, 1, 1+len(chunk)*recordArgs)
+			args[0] = sqldb.MS(now)
 			var values strings.Builder
 			for i, o := range chunk {
 				delivered := o.Delivered
@@ -250,10 +351,6 @@ func (s *Store) Record(ctx context.Context, outs []push.Outcome) error {
 				b, err := json.Marshal(delivered)
 				if err != nil {
 					return fmt.Errorf("%s: %w", op, err)
-				}
-				next := now
-				if !o.NextAttemptAt.IsZero() {
-					next = sqldb.MS(o.NextAttemptAt)
 				}
 				giveBack, final := 0, 0
 				if o.Deferred {
@@ -267,24 +364,18 @@ func (s *Store) Record(ctx context.Context, outs []push.Outcome) error {
 				}
 				// Casts type the parameters alike on both engines.
 				n := len(args)
-				fmt.Fprintf(&values, "(%s, %s, %s, CAST(%s AS INTEGER), CAST(%s AS BIGINT), %s, %s, CAST(%s AS INTEGER))",
-					s.arg(n+1), s.arg(n+2), s.arg(n+3), s.arg(n+4), s.arg(n+5), s.arg(n+6), s.arg(n+7), s.arg(n+8))
-				args = append(args, o.MessageID, o.Claim, string(o.State), giveBack, next, string(b), truncate(o.LastError, 500), final)
-				for _, id := range o.Unregistered {
-					dead = append(dead, id)
-				}
+				fmt.Fprintf(&values, "(%s, %s, CAST(%s AS INTEGER), %s, %s, CAST(%s AS INTEGER))",
+					s.arg(n+1), s.arg(n+2), s.arg(n+3), s.arg(n+4), s.arg(n+5), s.arg(n+6))
+				args = append(args, o.MessageID, string(o.State), giveBack, string(b), truncate(o.LastError, 500), final)
 			}
 			// VALUES columns are column1… on both engines.
-			_, err := q.ExecContext(ctx, `UPDATE push_messages AS m SET state = v.column3, attempts = m.attempts - v.column4,
-				quiet_deferred = v.column4,
-				next_attempt_at = CASE WHEN v.column4 = 1 AND EXISTS (SELECT 1 FROM push_preferences AS p
-					WHERE p.citizen_id = m.citizen_id AND p.updated_at > m.updated_at) THEN `+s.arg(1)+` ELSE v.column5 END, claim_id = '', claimed_until = 0, delivered = v.column6, last_error = v.column7,
-				updated_at = `+s.arg(2)+`,
-				title_vi = CASE WHEN v.column8 = 1 THEN '' ELSE m.title_vi END,
-				title_en = CASE WHEN v.column8 = 1 THEN '' ELSE m.title_en END,
-				body = CASE WHEN v.column8 = 1 THEN '' ELSE m.body END
+			_, err := q.ExecContext(ctx, `UPDATE push_messages AS m SET updated_at = `+s.arg(1)+`, state = v.column2,
+				attempts = m.attempts - v.column3, delivered = v.column4, last_error = v.column5,
+				title_vi = CASE WHEN v.column6 = 1 THEN '' ELSE m.title_vi END,
+				title_en = CASE WHEN v.column6 = 1 THEN '' ELSE m.title_en END,
+				body = CASE WHEN v.column6 = 1 THEN '' ELSE m.body END
 				FROM (VALUES `+values.String()+`) AS v
-				WHERE m.id = v.column1 AND m.claim_id = v.column2`, args...)
+				WHERE m.id = v.column1`, args...)
 			if err != nil {
 				return sqldb.Err(op, err)
 			}
@@ -302,7 +393,7 @@ func (s *Store) Record(ctx context.Context, outs []push.Outcome) error {
 // SQLite's 32,766 and PostgreSQL's 65,535 parameters per statement.
 const (
 	recordChunk = 500
-	recordArgs  = 8
+	recordArgs  = 6
 )
 
 func truncate(s string, n int) string {
@@ -315,7 +406,7 @@ func truncate(s string, n int) string {
 // GetMessage implements push.OutboxStore.
 func (s *Store) GetMessage(ctx context.Context, citizenID, id string) (*push.Message, error) {
 	const op = "get message"
-	m, err := scanMessage(s.db.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM push_messages WHERE id = $1 AND citizen_id = $2`, id, citizenID))
+	m, err := scanMessage(s.db.QueryRowContext(ctx, messageSelect+` WHERE m.id = $1 AND m.citizen_id = $2`, id, citizenID), true)
 	if err != nil {
 		return nil, sqldb.Err(op, err)
 	}
@@ -328,7 +419,7 @@ func (s *Store) GetSentMessage(ctx context.Context, agencyCode, id string) (*pus
 	if agencyCode == "" {
 		return nil, invalidInput(op, "agency_code is required")
 	}
-	m, err := scanMessage(s.db.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM push_messages WHERE id = $1 AND agency_code = $2`, id, agencyCode))
+	m, err := scanMessage(s.db.QueryRowContext(ctx, messageSelect+` WHERE m.id = $1 AND m.agency_code = $2`, id, agencyCode), true)
 	if err != nil {
 		return nil, sqldb.Err(op, err)
 	}
@@ -341,7 +432,7 @@ func (s *Store) ListSentMessages(ctx context.Context, agencyCode, applicationID 
 	if agencyCode == "" || applicationID == "" {
 		return nil, invalidInput(op, "agency_code and application_id are required")
 	}
-	return s.queryMessages(ctx, op, `SELECT `+messageColumns+` FROM push_messages WHERE agency_code = $1 AND application_id = $2 ORDER BY seq LIMIT 1000`,
+	return s.queryMessages(ctx, op, messageSelect+` WHERE m.agency_code = $1 AND m.application_id = $2 ORDER BY m.seq LIMIT 1000`,
 		agencyCode, applicationID)
 }
 
@@ -353,7 +444,7 @@ func (s *Store) queryMessages(ctx context.Context, op, query string, args ...any
 	defer rows.Close()
 	var out []*push.Message
 	for rows.Next() {
-		m, err := scanMessage(rows)
+		m, err := scanMessage(rows, true)
 		if err != nil {
 			return nil, sqldb.Err(op, err)
 		}
@@ -366,7 +457,7 @@ func (s *Store) queryMessages(ctx context.Context, op, query string, args ...any
 func (s *Store) MessagesAfter(ctx context.Context, citizenID string, after int64, limit int) ([]*push.Message, error) {
 	const op = "list messages"
 	limit = min(max(limit, 1), 1000)
-	return s.queryMessages(ctx, op, `SELECT `+messageColumns+` FROM push_messages WHERE citizen_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+	return s.queryMessages(ctx, op, messageSelect+` WHERE m.citizen_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3`,
 		citizenID, after, limit)
 }
 
@@ -390,12 +481,9 @@ func (s *Store) Sweep(ctx context.Context, before time.Time) (int, error) {
 	return int(n), sqldb.Err(op, err)
 }
 
-// Depth returns how many messages are not final, for metrics.
-func (s *Store) Depth(ctx context.Context) (int, error) {
-	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM push_messages WHERE state IN ('queued', 'sent', 'failed')`).Scan(&n)
-	return n, sqldb.Err("count queued messages", err)
-}
+// Depth returns how many messages are not final (their jobs pending), for
+// metrics.
+func (s *Store) Depth(ctx context.Context) (int, error) { return s.JobDepth(ctx, queue.KindPush) }
 
 // preferencesOf reads the stored preferences of the citizens (those who
 // set none are absent), for a claimed batch or a broadcast page.

@@ -24,6 +24,7 @@ import (
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/internal/sqldb"
 	"github.com/onedoor/onedoor/push"
+	"github.com/onedoor/onedoor/push/queue"
 )
 
 //go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
@@ -292,10 +293,7 @@ func (s *Store) PutPreferences(ctx context.Context, p *push.Preferences) error {
 			p.CitizenID, string(b), sqldb.MS(now)); err != nil {
 			return sqldb.Err(op, err)
 		}
-		_, err := q.ExecContext(ctx, `UPDATE push_messages SET next_attempt_at = $2, updated_at = $2
-			WHERE citizen_id = $1 AND state = 'queued' AND quiet_deferred = 1 AND next_attempt_at > $2`,
-			p.CitizenID, sqldb.MS(now))
-		return sqldb.Err(op, err)
+		return s.ReleaseHeldTx(ctx, q, queue.KindPush, p.CitizenID)
 	})
 	if err == nil {
 		p.UpdatedAt = now
