@@ -499,6 +499,9 @@ type Delivery struct {
 	Attempts      []Attempt
 	NextAttemptAt *time.Time
 	CreatedAt     time.Time
+	// Claim is the claim ClaimDeliveries returned the delivery under
+	// ("" when listed).
+	Claim string
 }
 
 // AgencyStore holds the agencies.
@@ -599,6 +602,11 @@ type WebhookStore interface {
 	// RecordAttempt appends an attempt and sets the next state: pending
 	// with next set, succeeded or failed (next nil).
 	RecordAttempt(ctx context.Context, deliveryID string, a Attempt, state DeliveryState, next *time.Time) error
+	// RecordClaimedAttempt is RecordAttempt under the claim the delivery
+	// was claimed under: once that claim lapsed (and the delivery was
+	// claimed again or finished) it changes nothing and is ErrConflict,
+	// so a slow worker's late outcome cannot overwrite the next one's.
+	RecordClaimedAttempt(ctx context.Context, deliveryID, claim string, a Attempt, state DeliveryState, next *time.Time) error
 }
 
 // InboxStore holds the citizens' inbox messages.

@@ -76,7 +76,7 @@ type Dispatcher struct {
 	Logger   *slog.Logger
 
 	once     sync.Once
-	wake     chan struct{}
+	worker   *queue.Worker[*Job, Outcome]
 	failures failureLog
 }
 
@@ -90,7 +90,6 @@ type SendResult struct {
 
 func (d *Dispatcher) init() {
 	d.once.Do(func() {
-		d.wake = make(chan struct{}, 1)
 		if d.Batch <= 0 {
 			d.Batch = DefaultBatch
 		}
@@ -121,6 +120,12 @@ func (d *Dispatcher) init() {
 		if d.Logger == nil {
 			d.Logger = slog.Default()
 		}
+		// The queue's one worker loop: the outbox is its Source (a claim
+		// of push jobs with their messages, installations and
+		// preferences; a record of jobs and receipts in one transaction).
+		d.worker = &queue.Worker[*Job, Outcome]{Source: d.Store, Handle: d.handle, Recorded: d.recorded,
+			Idle: d.RunBroadcastStep, Batch: d.Batch, Lease: d.Lease, PollInterval: d.PollInterval,
+			Grace: d.SendTimeout, Name: "push", Logger: d.Logger}
 	})
 }
 
@@ -128,68 +133,33 @@ func (d *Dispatcher) init() {
 // enqueued a message; it never blocks.
 func (d *Dispatcher) Notify() {
 	d.init()
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
+	d.worker.Notify()
 }
 
-// Run dispatches until ctx ends and returns nil. A batch in flight when ctx
-// ends is finished with a fresh deadline of SendTimeout and recorded, so a
-// graceful stop sends nothing twice; a crash leaves its claims to lapse and
-// the messages are sent again (at least once: the app drops duplicates by
-// message id).
+// Run dispatches until ctx ends and returns nil; between batches, when no
+// message is due, it sends the next page of a broadcast. A batch in flight
+// when ctx ends is finished with a fresh deadline of SendTimeout and
+// recorded, so a graceful stop sends nothing twice; a crash leaves its
+// claims to lapse and the messages are sent again (at least once: the app
+// drops duplicates by message id).
 func (d *Dispatcher) Run(ctx context.Context) error {
 	if d.Store == nil {
 		return errors.New("push dispatcher needs a store")
 	}
 	d.init()
-	for {
-		n, err := d.RunOnce(ctx)
-		if err != nil && ctx.Err() == nil {
-			d.Logger.Warn("push: dispatch", "err", err)
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		if n == d.Batch && err == nil {
-			continue // more may be due
-		}
-		if more, err := d.RunBroadcastStep(ctx); err != nil && ctx.Err() == nil {
-			d.Logger.Warn("push: broadcast", "err", err)
-		} else if more {
-			continue // messages first, then the next page
-		}
-		t := time.NewTimer(d.PollInterval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-d.wake:
-		case <-t.C:
-		}
-		t.Stop()
-	}
+	return d.worker.Run(ctx)
 }
 
 // RunOnce claims one batch, sends it and records the outcomes; it returns
 // how many messages it claimed.
 func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 	d.init()
-	jobs, err := d.Store.Claim(ctx, d.Batch, d.Lease)
-	if err != nil {
-		return 0, fmt.Errorf("claim: %w", err)
-	}
-	if len(jobs) == 0 {
-		return 0, nil
-	}
-	// The batch outlives ctx by at most SendTimeout: what was sent gets
-	// recorded.
-	sendCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(d.SendTimeout, cancel) })
-	defer stop()
-	d.publish(sendCtx, jobs)
+	return d.worker.RunOnce(ctx)
+}
+
+// handle sends a claimed batch (the worker's Handler).
+func (d *Dispatcher) handle(ctx context.Context, jobs []*Job) []Outcome {
+	d.publish(ctx, jobs)
 	outs := make([]Outcome, len(jobs))
 	sem := make(chan struct{}, d.Concurrency)
 	var wg sync.WaitGroup
@@ -197,14 +167,16 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			outs[i] = d.process(sendCtx, j)
+			outs[i] = d.process(ctx, j)
 		})
 	}
 	wg.Wait()
 	d.guardPruning(jobs, outs)
-	if err := d.Store.Record(context.WithoutCancel(ctx), outs); err != nil {
-		return len(jobs), fmt.Errorf("record %d outcomes: %w", len(outs), err)
-	}
+	return outs
+}
+
+// recorded logs the dead and counts the final, once stored.
+func (d *Dispatcher) recorded(outs []Outcome) {
 	for _, o := range outs {
 		if o.State == StateDead {
 			d.Logger.Warn("push: a message is dead", "message", o.MessageID, "last_error", o.LastError)
@@ -213,7 +185,6 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 			d.Finished(o.State)
 		}
 	}
-	return len(jobs), nil
 }
 
 // firstClaim reports whether m is claimed for the first time: it has been

@@ -269,24 +269,39 @@ func (m *Main) provinceOf(ctx context.Context, citizenID string) (string, error)
 	return p, nil
 }
 
-// sweepPush deletes final messages past the retention, hourly.
+// sweepPush deletes final messages and final jobs of the queue (push
+// messages' and webhook deliveries') past the retention, hourly.
 func (m *Main) sweepPush(ctx context.Context) {
 	defer m.wg.Done()
-	keep := m.Config.PushRetention
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		if n, err := m.PushStore.Sweep(ctx, m.Now().Add(-keep)); err != nil && ctx.Err() == nil {
-			m.Logger.Warn("push: sweep", "err", err)
-		} else if n > 0 {
-			m.Logger.Info("push: swept final messages", "count", n)
-		}
+		m.sweepPushOnce(ctx, m.Now())
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// sweepPushOnce is one sweep at now; it returns how many messages and jobs
+// it deleted.
+func (m *Main) sweepPushOnce(ctx context.Context, now time.Time) (messages, jobs int) {
+	before := now.Add(-m.Config.PushRetention)
+	messages, err := m.PushStore.Sweep(ctx, before)
+	if err != nil && ctx.Err() == nil {
+		m.Logger.Warn("push: sweep", "err", err)
+	} else if messages > 0 {
+		m.Logger.Info("push: swept final messages", "count", messages)
+	}
+	jobs, err = m.PushStore.SweepJobs(ctx, before)
+	if err != nil && ctx.Err() == nil {
+		m.Logger.Warn("push: sweep jobs", "err", err)
+	} else if jobs > 0 {
+		m.Logger.Info("push: swept final jobs", "count", jobs)
+	}
+	return messages, jobs
 }
 
 // inProvince tells which citizens' registry addresses are in a province,

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onedoor/onedoor/idp"
 	idpsqlstore "github.com/onedoor/onedoor/idp/sqlstore"
 	"github.com/onedoor/onedoor/internal/sqldb"
 	"github.com/onedoor/onedoor/mobileapi"
@@ -153,7 +154,7 @@ func (e *queueEnv) deliveries(t *testing.T, w *mobileapi.Webhook) []*mobileapi.D
 // claims reach the database, outcomes never do.
 type dyingStore struct{ webhook.Store }
 
-func (dyingStore) RecordAttempt(context.Context, string, mobileapi.Attempt, mobileapi.DeliveryState, *time.Time) error {
+func (dyingStore) RecordClaimedAttempt(context.Context, string, string, mobileapi.Attempt, mobileapi.DeliveryState, *time.Time) error {
 	return errors.New("the process died before recording")
 }
 
@@ -352,6 +353,42 @@ func TestWebhookQueue_WebhookAndPushCommitTogether(t *testing.T) {
 			}
 			if n, p := len(e.deliveries(t, hook)), pushes(); n != 1 || p != 1 {
 				t.Fatalf("after the decision: %d deliveries and %d pushes, want one of each", n, p)
+			}
+		})
+	}
+}
+
+// A worker whose claim lapsed (it was slow, another worker claimed the
+// delivery) records nothing: its late outcome cannot overwrite the one
+// that now holds the delivery.
+func TestWebhookQueue_LapsedClaimRecordsNothing(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			e := openQueueEnv(t, b.open)
+			w := e.webhook(t, "AG-1", "https://agency.example.test/hook")
+			e.consentEvent(t, "AG-1", "cns_1")
+			ctx := t.Context()
+			first, err := e.api.ClaimDeliveries(ctx, 10, time.Minute)
+			if err != nil || len(first) != 1 || first[0].Claim == "" {
+				t.Fatalf("claim: %+v, %v", first, err)
+			}
+			e.c.advance(2 * time.Minute)
+			second, err := e.api.ClaimDeliveries(ctx, 10, time.Minute)
+			if err != nil || len(second) != 1 || second[0].Claim == first[0].Claim {
+				t.Fatalf("claim after the lease: %+v, %v", second, err)
+			}
+			late := e.api.RecordClaimedAttempt(ctx, first[0].ID, first[0].Claim, mobileapi.Attempt{At: e.c.now(), StatusCode: 410},
+				mobileapi.DeliveryFailed, nil)
+			if !errors.Is(late, idp.ErrConflict) {
+				t.Fatalf("the lapsed claim's outcome: %v, want ErrConflict", late)
+			}
+			if err := e.api.RecordClaimedAttempt(ctx, second[0].ID, second[0].Claim, mobileapi.Attempt{At: e.c.now(), StatusCode: 204},
+				mobileapi.DeliverySucceeded, nil); err != nil {
+				t.Fatal(err)
+			}
+			ds := e.deliveries(t, w)
+			if len(ds) != 1 || ds[0].State != mobileapi.DeliverySucceeded || len(ds[0].Attempts) != 1 || ds[0].Attempts[0].StatusCode != 204 {
+				t.Errorf("delivery = %+v, want succeeded with the live claim's attempt alone", ds)
 			}
 		})
 	}

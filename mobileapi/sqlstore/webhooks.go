@@ -220,8 +220,17 @@ func (s *Store) ClaimDeliveries(ctx context.Context, n int, d time.Duration) ([]
 // A delivery that is no longer pending is ErrConflict; one whose webhook
 // was deleted ErrNotFound.
 func (s *Store) RecordAttempt(ctx context.Context, deliveryID string, a mobileapi.Attempt, state mobileapi.DeliveryState, next *time.Time) error {
+	return s.RecordClaimedAttempt(ctx, deliveryID, "", a, state, next)
+}
+
+// RecordClaimedAttempt is RecordAttempt under claim ("": any pending
+// delivery): a claim that no longer holds the delivery is ErrConflict
+// (queue.ErrLost) and changes nothing.
+func (s *Store) RecordClaimedAttempt(ctx context.Context, deliveryID, claim string, a mobileapi.Attempt, state mobileapi.DeliveryState,
+	next *time.Time,
+) error {
 	const op = "record delivery attempt"
-	o := queue.Outcome{ID: deliveryID, Attempt: queue.Attempt(a)}
+	o := queue.Outcome{ID: deliveryID, Claim: claim, Attempt: queue.Attempt(a)}
 	switch state {
 	case mobileapi.DeliveryPending:
 		if next == nil {
@@ -284,7 +293,7 @@ func deliveryOf(j *queue.Job) (*mobileapi.Delivery, error) {
 	if err := json.Unmarshal(j.Payload, &p); err != nil {
 		return nil, fmt.Errorf("delivery %s: payload: %w", j.ID, err)
 	}
-	d := &mobileapi.Delivery{ID: j.ID, WebhookID: p.WebhookID, AgencyCode: j.Group, URL: p.URL, CreatedAt: j.CreatedAt,
+	d := &mobileapi.Delivery{ID: j.ID, WebhookID: p.WebhookID, AgencyCode: j.Group, URL: p.URL, CreatedAt: j.CreatedAt, Claim: j.Claim,
 		Event: mobileapi.Event{ID: p.Event.ID, Type: p.Event.Type, AgencyCode: j.Group, ApplicationID: p.Event.ApplicationID,
 			ServiceID: p.Event.ServiceID, ServiceCode: p.Event.ServiceCode, OccurredAt: sqldb.FromMS(p.Event.OccurredAt), Consent: p.Event.Consent}}
 	for _, a := range j.Attempts {

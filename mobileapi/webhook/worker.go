@@ -27,8 +27,10 @@ type Store interface {
 	// ClaimDeliveries takes up to limit pending deliveries that are due
 	// (with their attempts so far) and hides them from other claimers for d.
 	ClaimDeliveries(ctx context.Context, limit int, d time.Duration) ([]*mobileapi.Delivery, error)
-	// RecordAttempt appends an attempt and sets the next state.
-	RecordAttempt(ctx context.Context, deliveryID string, a mobileapi.Attempt, state mobileapi.DeliveryState, next *time.Time) error
+	// RecordClaimedAttempt appends an attempt and sets the next state,
+	// under the claim the delivery was claimed under: a lapsed claim's
+	// late outcome changes nothing.
+	RecordClaimedAttempt(ctx context.Context, deliveryID, claim string, a mobileapi.Attempt, state mobileapi.DeliveryState, next *time.Time) error
 }
 
 // Defaults of the Worker's settings.
@@ -255,9 +257,10 @@ func (w *Worker) deliver(ctx context.Context, d *mobileapi.Delivery) {
 func (w *Worker) record(ctx context.Context, log *slog.Logger, d *mobileapi.Delivery, a mobileapi.Attempt, state mobileapi.DeliveryState, next *time.Time) {
 	ctx, cancel := context.WithTimeout(ctx, w.RequestTimeout)
 	defer cancel()
-	if err := w.Store.RecordAttempt(ctx, d.ID, a, state, next); err != nil {
-		// The claim lapses and the event is delivered again: receivers
-		// de-duplicate by event id.
+	if err := w.Store.RecordClaimedAttempt(ctx, d.ID, d.Claim, a, state, next); err != nil {
+		// The claim lapses and the event is delivered again (or, when it
+		// lapsed already, another worker has it and records its own):
+		// receivers de-duplicate by event id.
 		log.Warn("webhook record attempt", "err", err.Error())
 	}
 }

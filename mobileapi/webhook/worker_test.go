@@ -93,7 +93,7 @@ func (s *memStore) ClaimDeliveries(ctx context.Context, limit int, d time.Durati
 	return out, nil
 }
 
-func (s *memStore) RecordAttempt(_ context.Context, id string, a mobileapi.Attempt, state mobileapi.DeliveryState, next *time.Time) error {
+func (s *memStore) RecordClaimedAttempt(_ context.Context, id, _ string, a mobileapi.Attempt, state mobileapi.DeliveryState, next *time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d, ok := s.ds[id]

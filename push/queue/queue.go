@@ -1,19 +1,32 @@
-// Package queue is OneDoor's durable job queue: the one machinery every
-// long-running delivery rides on (webhook deliveries today; OIDC
-// back-channel logouts and CIBA pings next), beside the push outbox, whose
-// messages keep their own table (push_messages is also the receipts and
-// the live stream's log) but share this package's retry Policy.
+// Package queue is OneDoor's durable job queue: the one machinery push
+// messages (kind push: push's Dispatcher) and the mobile API's webhook
+// deliveries (kind webhook) ride on, in one table (push_jobs) on the
+// embedded SQLite and on PostgreSQL alike.
 //
 // A job is enqueued in the transaction of the state change that causes it
-// (push/sqlstore's EnqueueJobsTx), so both commit or neither. A worker
-// claims due jobs of its kind under a lease (a worker that dies releases
-// them when the lease passes: at least once), makes an attempt and records
-// its outcome under its claim (an outcome recorded after the claim lapsed
-// and was taken again is ignored). A failed attempt is retried after
+// (push/sqlstore's EnqueueJobsTx; a push message's EnqueueTx writes the
+// message and its job), so both commit or neither. A worker claims due
+// jobs of its kind under a lease (a worker that dies releases them when
+// the lease passes: at least once), makes an attempt and records its
+// outcome under its claim (an outcome recorded after the claim lapsed and
+// was taken again changes nothing). A failed attempt is retried after
 // exponential backoff with full jitter, or later when the receiver asked
 // (Retry-After); after MaxAttempts attempts the job is dead and stays, with
 // its attempts, for whoever reads its log. Receivers de-duplicate by the
-// job's id (or an id in its payload).
+// job's id (or an id in its payload: a push message's id, a webhook
+// event's). Worker is the worker loop (claim a batch, handle it, record
+// the outcomes in one transaction); a kind's Source adds what its handler
+// needs to the claim (push: the message, installations and preferences)
+// and to the record (push: the message's receipt, which stays in
+// push_messages with the live stream's seq). push's Dispatcher runs on it;
+// the webhook worker still runs its own loop of per-delivery slots (a slow
+// endpoint holds one slot, not a batch), claiming and recording under its
+// claim through the same queue code.
+//
+// The identity provider's own deliveries (back-channel logouts, CIBA
+// pings: idp_deliveries) keep their queue in idp: idp is the base every
+// other area imports and cannot import push. They share this design, not
+// this code.
 package queue
 
 import (
