@@ -222,7 +222,11 @@ type PreferenceStore interface {
 	PutPreferences(ctx context.Context, p *Preferences) error
 }
 
-// OutboxStore is the durable queue of messages.
+// OutboxStore holds messages: each is the product's record (the live
+// stream's Seq, the text, the sender's receipt) and a job of the durable
+// job queue (push/queue, kind push), which schedules, claims, retries and
+// dead-letters it as it does webhook deliveries. It is the queue Source
+// the Dispatcher's worker loop runs on.
 type OutboxStore interface {
 	// Enqueue stores messages in their own transaction (producers that
 	// change state enqueue in theirs, through the SQL adapter).

@@ -150,3 +150,34 @@ type queuetestClock struct{ ns atomic.Int64 }
 
 func (c *queuetestClock) now() time.Time  { return time.Unix(0, c.ns.Load()).UTC() }
 func (c *queuetestClock) set(t time.Time) { c.ns.Store(t.UnixNano()) }
+
+// TestClaim_JobWithoutMessageIsDead: a push job whose message row is gone
+// is made dead by the claim that finds it, with why, instead of coming
+// back at every claim.
+func TestClaim_JobWithoutMessageIsDead(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			db, d := b.open(t)
+			s := sqlstore.New(db, d)
+			if err := s.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			gone, kept := statusChange("cit_1"), statusChange("cit_2")
+			if err := s.Enqueue(ctx, gone, kept); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.ExecContext(ctx, `DELETE FROM push_messages WHERE id = $1`, gone.ID); err != nil {
+				t.Fatal(err)
+			}
+			jobs, err := s.Claim(ctx, 10, time.Minute)
+			if err != nil || len(jobs) != 1 || jobs[0].Message.ID != kept.ID {
+				t.Fatalf("claimed %+v, %v; want only %s", jobs, err, kept.ID)
+			}
+			j, err := s.GetJob(ctx, gone.ID)
+			if err != nil || j.State != queue.StateDead || len(j.Attempts) != 1 || !strings.Contains(j.Attempts[0].Error, "message is gone") {
+				t.Errorf("the orphan job = %+v, %v; want dead with why", j, err)
+			}
+		})
+	}
+}
