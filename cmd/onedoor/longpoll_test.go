@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/web"
+	"github.com/onedoor/onedoor/internal/redistest"
 )
 
 type statusAnswer struct {
@@ -208,13 +208,7 @@ func TestLongPoll_TwoReplicas(t *testing.T) {
 			dsn, redisURL := scaleBackends(t)
 			sharded, cluster := mode == "sharded", mode == "cluster"
 			if cluster {
-				redisURL = os.Getenv("ONEDOOR_TEST_REDIS_CLUSTER_URL")
-				if redisURL == "" {
-					if os.Getenv("CI") == "true" {
-						t.Fatal("ONEDOOR_TEST_REDIS_CLUSTER_URL is not set; CI must run the Redis Cluster suite")
-					}
-					t.Skip("ONEDOOR_TEST_REDIS_CLUSTER_URL is not set")
-				}
+				redisURL = redistest.ClusterURL(t)
 			}
 			key := sharedMasterKey(t)
 			issuerPort := freePort(t)

@@ -98,10 +98,11 @@ type Main struct {
 	Catalog *search.Cache
 	// Webhooks delivers agency events to their endpoints.
 	Webhooks *webhook.Worker
-	// Sessions ends single sign-on sessions; Logouts delivers the IdP's
-	// durable queue: their back-channel logouts and CIBA pings (sessions.go).
-	Sessions *sso.Service
-	Logouts  *sso.Worker
+	// Sessions ends single sign-on sessions; Deliveries works the IdP's
+	// durable delivery queue (idp_deliveries): back-channel logouts of
+	// ended sessions and CIBA pings (sessions.go).
+	Sessions   *sso.Service
+	Deliveries *sso.Worker
 	// PushStore holds installations, preferences and the outbox; the
 	// Dispatcher sends it through Providers and tells Hub's live streams.
 	PushStore  *pushsql.Store
@@ -487,10 +488,10 @@ func (m *Main) Run(ctx context.Context) error {
 	m.idpMetrics = newIDPMetrics()
 	m.Web = web.New(web.Config{
 		Observer: m.idpMetrics,
-		// CIBA pings ride on the durable delivery queue the back-channel
-		// logouts use; this replica's worker is woken when one is due.
+		// CIBA pings ride on the durable delivery queue beside the
+		// back-channel logouts; this replica's worker is woken when one is due.
 		Pings:        m.Store,
-		OnPingQueued: m.Logouts.Notify,
+		OnPingQueued: m.Deliveries.Notify,
 		DPoP:         m.DPoP,
 		DPoPNonce:    c.DPoPNonce,
 		Passkeys:     passkeys,
@@ -588,7 +589,7 @@ func (m *Main) Run(ctx context.Context) error {
 		go m.keepStoreID(ctx)
 	}
 	m.wg.Add(1)
-	go m.runLogouts(ctx)
+	go m.runDeliveries(ctx)
 	m.wg.Add(1)
 	go m.checkpointAudit(ctx)
 	m.wg.Add(1)

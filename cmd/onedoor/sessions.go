@@ -17,14 +17,15 @@ import (
 func (m *Main) newSessions() {
 	m.Sessions = sso.New(m.Store, m.Eph, m.Now)
 	m.Sessions.SetEphemeral(m.ephemeralName())
-	m.Logouts = &sso.Worker{Store: m.Store, Keys: m.Keys, Issuer: m.Issuer, Now: m.Now, Logger: m.Logger}
-	m.Sessions.SetNotify(m.Logouts.Notify)
+	m.Deliveries = &sso.Worker{Store: m.Store, Keys: m.Keys, Issuer: m.Issuer, Now: m.Now, Logger: m.Logger}
+	m.Sessions.SetNotify(m.Deliveries.Notify)
 }
 
-// runLogouts delivers back-channel logouts and CIBA pings until ctx ends.
-func (m *Main) runLogouts(ctx context.Context) {
+// runDeliveries works the IdP's delivery queue (idp_deliveries:
+// back-channel logouts and CIBA pings) until ctx ends.
+func (m *Main) runDeliveries(ctx context.Context) {
 	defer m.wg.Done()
-	if err := m.Logouts.Run(ctx); err != nil {
+	if err := m.Deliveries.Run(ctx); err != nil {
 		m.Logger.Error("delivery worker stopped", "err", err)
 	}
 }

@@ -3,12 +3,13 @@ package main
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/onedoor/onedoor/internal/redistest"
 )
 
 // Replicas on one Redis agree on its store id, and when Redis loses the
@@ -24,13 +25,7 @@ func TestServe_RedisStoreIDKeptAcrossDataLoss(t *testing.T) {
 func testStoreIDKept(t *testing.T, cluster bool) {
 	dsn, redisURL := scaleBackends(t)
 	if cluster {
-		redisURL = os.Getenv("ONEDOOR_TEST_REDIS_CLUSTER_URL")
-		if redisURL == "" {
-			if os.Getenv("CI") == "true" {
-				t.Fatal("ONEDOOR_TEST_REDIS_CLUSTER_URL is not set; CI must run the Redis Cluster suite")
-			}
-			t.Skip("ONEDOOR_TEST_REDIS_CLUSTER_URL is not set")
-		}
+		redisURL = redistest.ClusterURL(t)
 	}
 	key := sharedMasterKey(t)
 	prefix := "test-" + randomHex(4) + ":"

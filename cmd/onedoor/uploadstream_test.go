@@ -193,6 +193,20 @@ func TestUploads_Streamed(t *testing.T) {
 		}
 	})
 
+	t.Run("a long document_code is a 413 problem", func(t *testing.T) {
+		// Under the file's allowance, but a form field is a few KiB.
+		b := "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.pdf\"\r\n\r\n%PDF-1.4\n\r\n" +
+			"--B\r\nContent-Disposition: form-data; name=\"document_code\"\r\n\r\n" + strings.Repeat("c", 1<<20) + "\r\n--B--\r\n"
+		before := attachments()
+		r := f.cit.do(http.MethodPost, path, []byte(b), "Content-Type", "multipart/form-data; boundary=B")
+		if r.status != http.StatusRequestEntityTooLarge || !strings.HasPrefix(r.header.Get("Content-Type"), "application/problem+json") {
+			t.Fatalf("a 1 MiB document_code: %d %s", r.status, r.body)
+		}
+		if n := attachments(); n != before {
+			t.Errorf("%d attachments after the refusal, want %d", n, before)
+		}
+	})
+
 	t.Run("JSON bodies are still bounded", func(t *testing.T) {
 		big := `{"service_id":"` + strings.Repeat("x", 2<<20) + `"}`
 		for name, length := range map[string]int64{"announced": int64(len(big)), "chunked": -1} {

@@ -28,7 +28,7 @@ func scanBasis(op string, sc sqldb.Scanner) (*consent.LegalBasis, error) {
 		return nil, dbErr(op, err)
 	}
 	var err error
-	if b.Items, err = decodeList(op, items); err != nil {
+	if b.Items, err = sqldb.DecodeList(op, items); err != nil {
 		return nil, err
 	}
 	b.Basis, b.CreatedAt, b.UpdatedAt, b.RevokedAt = consent.Basis(basis), sqldb.FromMS(created), sqldb.FromMS(updated), sqldb.FromNullMS(revoked)
@@ -98,7 +98,7 @@ func (s *Store) PutLegalBasis(ctx context.Context, b *consent.LegalBasis, c cons
 			return err
 		}
 		if _, err := q.ExecContext(ctx, `INSERT INTO consent_legal_bases (`+basisColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 1, $7)`,
-			st.ID, st.Agency, st.Purpose, encodeList(st.Items), string(st.Basis), st.Law, sqldb.MS(at)); err != nil {
+			st.ID, st.Agency, st.Purpose, sqldb.EncodeList(st.Items), string(st.Basis), st.Law, sqldb.MS(at)); err != nil {
 			return dbErr(op, err)
 		}
 		return s.appendBasisEvent(ctx, q, op, head, &consent.BasisEvent{At: at, Operator: strings.TrimSpace(c.Operator), Action: consent.BasisGranted,
@@ -144,7 +144,7 @@ func (s *Store) AmendLegalBasis(ctx context.Context, id string, items []string, 
 		next := *cur
 		next.Items, next.Law, next.Version, next.UpdatedAt = slices.Clone(items), law, cur.Version+1, at
 		if _, err := q.ExecContext(ctx, `UPDATE consent_legal_bases SET items = $1, law = $2, version = $3, updated_at = $4 WHERE id = $5`,
-			encodeList(next.Items), next.Law, next.Version, sqldb.MS(at), id); err != nil {
+			sqldb.EncodeList(next.Items), next.Law, next.Version, sqldb.MS(at), id); err != nil {
 			return dbErr(op, err)
 		}
 		out = &next

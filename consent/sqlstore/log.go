@@ -46,7 +46,7 @@ func scanEntryAs(op string, sc sqldb.Scanner, asStored bool) (*consent.Entry, er
 		// Tampered: keep what it says so the entry fails its hash.
 		e.OnBehalf = &consent.OnBehalf{CitizenID: "undecodable on_behalf column: " + onBehalf}
 	}
-	if e.Items, err = decodeList(op, items); err != nil {
+	if e.Items, err = sqldb.DecodeList(op, items); err != nil {
 		if !asStored {
 			return nil, err
 		}
@@ -144,7 +144,7 @@ func (s *Store) Append(ctx context.Context, e *consent.Entry) error {
 			sealed.Seal(&head)
 		}
 		args := []any{sealed.ID, sealed.CitizenID, sealed.Seq, sqldb.MS(sealed.At), sealed.Actor.Agency, sealed.Actor.ClientID,
-			sealed.Actor.Operator, string(sealed.Channel), encodeList(sealed.Items), sealed.Purpose, sealed.ConsentID,
+			sealed.Actor.Operator, string(sealed.Channel), sqldb.EncodeList(sealed.Items), sealed.Purpose, sealed.ConsentID,
 			string(sealed.Basis), sealed.Law, string(sealed.Outcome), sealed.Reason, nullBytes(sealed.Prev), sealed.Hash,
 			encodeOnBehalf(sealed.OnBehalf), sealed.V, encodeNames(sealed.Names), sealed.BasisID, sealed.BasisVersion}
 		const insert = `INSERT INTO consent_log (` + entryColumns + `)

@@ -33,10 +33,10 @@ func scanRecord(op string, sc sqldb.Scanner) (*consent.Record, error) {
 	if r.GivenBy, err = decodeOnBehalf(op, givenBy); err != nil {
 		return nil, err
 	}
-	if r.Items, err = decodeList(op, items); err != nil {
+	if r.Items, err = sqldb.DecodeList(op, items); err != nil {
 		return nil, err
 	}
-	if r.Declined, err = decodeList(op, declined); err != nil {
+	if r.Declined, err = sqldb.DecodeList(op, declined); err != nil {
 		return nil, err
 	}
 	r.Basis, r.Method = consent.Basis(basis), consent.Method(method)
@@ -142,7 +142,7 @@ func (s *Store) putRecord(ctx context.Context, op string, r *consent.Record, sig
 			_, err = q.ExecContext(ctx, `INSERT INTO consent_records (`+recordColumns+`)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, NULL, $18)`,
 				st.ID, st.CitizenID, st.ClientID, st.Agency, st.Recipient, st.Purpose.Code, st.Purpose.Text,
-				encodeList(st.Items), encodeList(st.Declined), string(st.Basis), st.Notice, string(st.Method), st.Evidence,
+				sqldb.EncodeList(st.Items), sqldb.EncodeList(st.Declined), string(st.Basis), st.Notice, string(st.Method), st.Evidence,
 				st.Version, sqldb.MS(st.GrantedAt), sqldb.MS(st.UpdatedAt), sqldb.MS(st.ExpiresAt), encodeOnBehalf(st.GivenBy))
 			if err != nil {
 				return dbErr(op, err)
@@ -154,7 +154,7 @@ func (s *Store) putRecord(ctx context.Context, op string, r *consent.Record, sig
 			_, err = q.ExecContext(ctx, `UPDATE consent_records SET agency = $1, recipient = $2, purpose_text = $3, items = $4,
 				declined = $5, notice = $6, method = $7, evidence = $8, version = $9, updated_at = $10, expires_at = $11,
 				given_by = $12 WHERE id = $13`,
-				st.Agency, st.Recipient, st.Purpose.Text, encodeList(st.Items), encodeList(st.Declined), st.Notice,
+				st.Agency, st.Recipient, st.Purpose.Text, sqldb.EncodeList(st.Items), sqldb.EncodeList(st.Declined), st.Notice,
 				string(st.Method), st.Evidence, st.Version, sqldb.MS(st.UpdatedAt), sqldb.MS(st.ExpiresAt), encodeOnBehalf(st.GivenBy), st.ID)
 			if err != nil {
 				return dbErr(op, err)

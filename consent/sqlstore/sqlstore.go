@@ -102,44 +102,19 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(q sqldb.Querier) er
 	return dbErr(op, sqldb.InTx(ctx, s.db, s.d, op, fn))
 }
 
-// consentErrs are the sentinels an error already carries when it needs no
-// translation.
-var consentErrs = []error{consent.ErrNotFound, consent.ErrConflict, consent.ErrInvalid, consent.ErrUnavailable, consent.ErrWithdrawn}
+// consentErrs are consent's sentinels, for dbErr.
+var consentErrs = sqldb.Sentinels{NotFound: consent.ErrNotFound, Conflict: consent.ErrConflict,
+	Invalid: consent.ErrInvalid, Unavailable: consent.ErrUnavailable, Pass: []error{consent.ErrWithdrawn}}
 
-// dbErr translates a database error into consent's sentinels. sqldb's
-// helpers speak idp's sentinels, so their errors are recognised by what
-// they wrap (the driver's error), never by idp's. An error that already
-// carries a consent sentinel, or a caller's own (a signer's), passes
-// through unchanged.
+// dbErr translates a database error into consent's sentinels
+// (sqldb.Sentinels.Err). A caller's own error (a signer's) passes through
+// unchanged.
 func dbErr(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	for _, e := range consentErrs {
-		if errors.Is(err, e) {
-			return err
-		}
-	}
 	var own *callerError
 	if errors.As(err, &own) {
 		return own.err
 	}
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("%s: %w", op, consent.ErrNotFound)
-	case sqldb.IsUniqueViolation(err):
-		return fmt.Errorf("%s: %v: %w", op, err, consent.ErrConflict)
-	case sqldb.IsOutage(err):
-		return fmt.Errorf("%s: %w: %w", op, consent.ErrUnavailable, err)
-	case isBadText(err):
-		// Checked inputs never get here; a PostgreSQL encoding refusal
-		// still means bad input, not a broken store.
-		return fmt.Errorf("%s: %v: %w", op, err, consent.ErrInvalid)
-	}
-	if strings.HasPrefix(err.Error(), op+":") {
-		return err
-	}
-	return fmt.Errorf("%s: %w", op, err)
+	return consentErrs.Err(op, err)
 }
 
 // callerError carries an error from a caller's callback (the receipt
@@ -148,17 +123,6 @@ type callerError struct{ err error }
 
 func (e *callerError) Error() string { return e.err.Error() }
 func (e *callerError) Unwrap() error { return e.err }
-
-func isBadText(err error) bool {
-	var pg interface{ SQLState() string }
-	if errors.As(err, &pg) {
-		switch pg.SQLState() {
-		case "22021", "22P05", "22P02": // character not in repertoire, untranslatable, invalid text representation
-			return true
-		}
-	}
-	return false
-}
 
 func invalid(op, msg string) error { return fmt.Errorf("%s: %s: %w", op, msg, consent.ErrInvalid) }
 
@@ -173,11 +137,8 @@ const (
 // checkText refuses what PostgreSQL cannot store in TEXT (invalid UTF-8,
 // NUL), so both engines accept and refuse the same input.
 func checkText(op, field, v string, limit int) error {
-	if !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
-		return invalid(op, field+" must be UTF-8 text without NUL")
-	}
-	if len(v) > limit {
-		return invalid(op, field+" is too long")
+	if p := sqldb.TextProblem(v, limit); p != "" {
+		return invalid(op, field+" "+p)
 	}
 	return nil
 }
@@ -204,22 +165,6 @@ func checkItems(op, field string, items []string, required bool) error {
 		}
 	}
 	return nil
-}
-
-func encodeList(items []string) string {
-	if items == nil {
-		items = []string{}
-	}
-	b, _ := json.Marshal(items) // strings only: cannot fail
-	return string(b)
-}
-
-func decodeList(op, s string) ([]string, error) {
-	var out []string
-	if err := json.Unmarshal([]byte(s), &out); err != nil {
-		return nil, fmt.Errorf("%s: decode list column: %w", op, err)
-	}
-	return out, nil
 }
 
 // encodeOnBehalf stores a representative as JSON, or "" for none.

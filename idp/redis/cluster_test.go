@@ -4,12 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,25 +17,12 @@ import (
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/idptest"
 	"github.com/onedoor/onedoor/idp/redis"
+	"github.com/onedoor/onedoor/internal/redistest"
 )
-
-// clusterURL is the Redis Cluster of ONEDOOR_TEST_REDIS_CLUSTER_URL
-// (.ci/lib.sh ensure_redis_cluster: three masters on 127.0.0.1:7001-7003).
-func clusterURL(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("ONEDOOR_TEST_REDIS_CLUSTER_URL")
-	if url == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("ONEDOOR_TEST_REDIS_CLUSTER_URL is not set; CI must run the Redis Cluster suite")
-		}
-		t.Skip("ONEDOOR_TEST_REDIS_CLUSTER_URL is not set")
-	}
-	return url
-}
 
 func dialCluster(t *testing.T) *goredis.ClusterClient {
 	t.Helper()
-	c, err := redis.DialCluster(t.Context(), clusterURL(t))
+	c, err := redis.DialCluster(t.Context(), redistest.ClusterURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,23 +48,28 @@ func keysByMaster(t *testing.T, c *goredis.ClusterClient, p string) map[string]i
 	return n
 }
 
+// cleanUpKeys deletes the keys under p on every master when the test ends
+// (SCAN sees one node's keys).
+func cleanUpKeys(t *testing.T, c *goredis.ClusterClient, p string) {
+	t.Cleanup(func() {
+		err := c.ForEachMaster(context.Background(), func(ctx context.Context, node *goredis.Client) error {
+			keys, err := node.Keys(ctx, p+"*").Result()
+			for _, k := range keys {
+				node.Del(ctx, k)
+			}
+			return err
+		})
+		if err != nil {
+			t.Errorf("clean up keys %s*: %v", p, err)
+		}
+	})
+}
+
 func TestEphemeral_RedisCluster(t *testing.T) {
 	c := dialCluster(t)
 	idptest.RunEphemeralTests(t, func(t *testing.T) idp.Ephemeral {
 		p := prefix()
-		t.Cleanup(func() {
-			// SCAN sees one node's keys: clean every master.
-			err := c.ForEachMaster(context.Background(), func(ctx context.Context, node *goredis.Client) error {
-				keys, err := node.Keys(ctx, p+"*").Result()
-				for _, k := range keys {
-					node.Del(ctx, k)
-				}
-				return err
-			})
-			if err != nil {
-				t.Errorf("clean up keys %s*: %v", p, err)
-			}
-		})
+		cleanUpKeys(t, c, p)
 		return redis.New(c, p)
 	})
 }
@@ -104,15 +92,7 @@ func TestCluster_KeysOnEveryShard(t *testing.T) {
 			}
 		}
 	}
-	t.Cleanup(func() {
-		_ = c.ForEachMaster(context.Background(), func(ctx context.Context, node *goredis.Client) error {
-			keys, _ := node.Keys(ctx, p+"*").Result()
-			for _, k := range keys {
-				node.Del(ctx, k)
-			}
-			return nil
-		})
-	})
+	cleanUpKeys(t, c, p)
 	per := keysByMaster(t, c, p)
 	if len(per) < 3 {
 		t.Fatalf("the cluster has %d masters, want at least 3", len(per))
@@ -183,92 +163,18 @@ func TestDialCluster_NotACluster(t *testing.T) {
 	}
 }
 
-// privateCluster starts a two-master cluster of its own (the shared one
-// must not go down under other tests) and returns its URL, the servers and
-// a client of each node; the first serves slots 0-8191.
-func privateCluster(t *testing.T) (string, []*exec.Cmd, []*goredis.Client) {
+// privateCluster starts a cluster of the test's own (the shared one must
+// not go down or reshard under other tests), whose nodes mark a silent
+// master failed after a second, and dials it.
+func privateCluster(t *testing.T) (*redistest.Cluster, goredis.UniversalClient) {
 	t.Helper()
-	clusterURL(t) // the cluster suite is wanted, so redis-server is there
-	bin, err := exec.LookPath("redis-server")
+	cl := redistest.StartCluster(t, time.Second)
+	c, err := redis.DialCluster(t.Context(), cl.URL)
 	if err != nil {
-		t.Fatalf("redis-server: %v", err)
-	}
-	dir := t.TempDir()
-	var (
-		ports []int
-		cmds  []*exec.Cmd
-		nodes []*goredis.Client
-	)
-	for i := range 2 {
-		port := freeClusterPort(t)
-		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, fmt.Sprint("nodes-", i, ".conf")),
-			"--cluster-node-timeout", "1000", "--save", "", "--appendonly", "no", "--dir", dir)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		ports, cmds = append(ports, port), append(cmds, cmd)
-		n := goredis.NewClient(&goredis.Options{Addr: fmt.Sprint("127.0.0.1:", port)})
-		t.Cleanup(func() { n.Close() })
-		nodes = append(nodes, n)
-	}
-	ctx := t.Context()
-	waitUntil(t, "nodes answer", func() bool {
-		return nodes[0].Ping(ctx).Err() == nil && nodes[1].Ping(ctx).Err() == nil
-	})
-	if err := nodes[0].ClusterAddSlotsRange(ctx, 0, 8191).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := nodes[1].ClusterAddSlotsRange(ctx, 8192, 16383).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := nodes[0].ClusterMeet(ctx, "127.0.0.1", strconv.Itoa(ports[1])).Err(); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "cluster_state:ok", func() bool {
-		for _, n := range nodes {
-			info, err := n.ClusterInfo(ctx).Result()
-			if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_known_nodes:2") {
-				return false
-			}
-		}
-		return true
-	})
-	return fmt.Sprintf("redis://127.0.0.1:%d?addr=127.0.0.1:%d", ports[0], ports[1]), cmds, nodes
-}
-
-// freeClusterPort returns a port free now whose cluster bus port (+10000)
-// is free too, below Linux's ephemeral range.
-func freeClusterPort(t *testing.T) int {
-	t.Helper()
-	for range 100 {
-		p := 20000 + mrand.IntN(10000)
-		l1, err := net.Listen("tcp", fmt.Sprint("127.0.0.1:", p))
-		if err != nil {
-			continue
-		}
-		l2, err := net.Listen("tcp", fmt.Sprint("127.0.0.1:", p+10000))
-		l1.Close()
-		if err != nil {
-			continue
-		}
-		l2.Close()
-		return p
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
-func waitUntil(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 30s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	t.Cleanup(func() { c.Close() })
+	return cl, c
 }
 
 // TestCluster_NodeDown: with a master down, readiness fails naming it and
@@ -277,12 +183,8 @@ func waitUntil(t *testing.T, what string, ok func() bool) {
 // has marked it failed; nothing panics, and all recovers once it is back,
 // without a new client.
 func TestCluster_NodeDown(t *testing.T) {
-	url, cmds, _ := privateCluster(t)
-	c, err := redis.DialCluster(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	cl, c := privateCluster(t)
+	cmds := cl.Servers
 	cc := c.(*goredis.ClusterClient)
 	e := redis.New(c, "down:")
 	ctx := t.Context()
@@ -317,7 +219,7 @@ func TestCluster_NodeDown(t *testing.T) {
 			_ = cmds[1].Process.Signal(syscall.SIGCONT)
 		}
 	})
-	err = e.Ping(ctx)
+	err := e.Ping(ctx)
 	if !errors.Is(err, idp.ErrUnavailable) {
 		t.Errorf("Ping with a master down: got %v, want %v", err, idp.ErrUnavailable)
 	}
@@ -332,7 +234,7 @@ func TestCluster_NodeDown(t *testing.T) {
 	}
 	// Once the live master has marked the other failed (node timeout 1s),
 	// it refuses every key (CLUSTERDOWN): an outage too, never a not-found.
-	waitUntil(t, "the live master refuses its keys", func() bool {
+	redistest.WaitUntil(t, "the live master refuses its keys", func() bool {
 		_, err := e.Get(ctx, keys[0])
 		if err != nil && !errors.Is(err, idp.ErrUnavailable) {
 			t.Fatalf("Get on the live master: got %v, want %v or the value", err, idp.ErrUnavailable)
@@ -344,7 +246,7 @@ func TestCluster_NodeDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopped = false
-	waitUntil(t, "recovery", func() bool { return e.Ping(ctx) == nil })
+	redistest.WaitUntil(t, "recovery", func() bool { return e.Ping(ctx) == nil })
 	for _, k := range keys {
 		if v, err := e.Get(ctx, k); err != nil || string(v) != "v" {
 			t.Errorf("Get %s after recovery: got %q, %v", k, v, err)
@@ -357,17 +259,16 @@ func TestCluster_NodeDown(t *testing.T) {
 // keys it no longer holds, afterwards MOVED; go-redis follows both, so
 // every value stays readable and writable and nothing is lost.
 func TestCluster_Resharding(t *testing.T) {
-	url, _, nodes := privateCluster(t)
-	c, err := redis.DialCluster(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	cl, c := privateCluster(t)
+	nodes := cl.Nodes
 	ctx := t.Context()
 	// A hash tag in the prefix puts every key in one slot; find one the
 	// first master serves.
-	var prefix string
-	var slot int64
+	var (
+		prefix string
+		slot   int64
+		err    error
+	)
 	for i := 0; ; i++ {
 		prefix = fmt.Sprintf("mv:{%d}:", i)
 		if slot, err = c.(*goredis.ClusterClient).ClusterKeySlot(ctx, prefix+"k").Result(); err != nil {

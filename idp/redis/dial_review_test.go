@@ -8,6 +8,7 @@ import (
 
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/redis"
+	"github.com/onedoor/onedoor/internal/redistest"
 )
 
 // TestDial_MultiShardClusterNode: the plain Dial of one node of a
@@ -16,7 +17,7 @@ import (
 // ready while every key of the other shards' slots got MOVED, read as an
 // outage (503) for good.
 func TestDial_MultiShardClusterNode(t *testing.T) {
-	opt, err := goredis.ParseClusterURL(clusterURL(t))
+	opt, err := goredis.ParseClusterURL(redistest.ClusterURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}

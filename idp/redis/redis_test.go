@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"os"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/idptest"
 	"github.com/onedoor/onedoor/idp/redis"
+	"github.com/onedoor/onedoor/internal/redistest"
 )
 
 func prefix() string { return "idptest:" + rand.Text() + ":" }
@@ -45,14 +45,7 @@ func TestEphemeral_Miniredis(t *testing.T) {
 }
 
 func TestEphemeral_Redis(t *testing.T) {
-	url := os.Getenv("ONEDOOR_TEST_REDIS_URL")
-	if url == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("ONEDOOR_TEST_REDIS_URL is not set; CI must run the Redis suite")
-		}
-		t.Skip("ONEDOOR_TEST_REDIS_URL is not set")
-	}
-	c, err := redis.Dial(t.Context(), url)
+	c, err := redis.Dial(t.Context(), redistest.URL(t))
 	if err != nil {
 		t.Fatal(err)
 	}

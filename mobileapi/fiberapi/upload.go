@@ -34,9 +34,13 @@ const (
 	// jsonBodyLimit bounds the body of every route but the two uploads.
 	jsonBodyLimit = maxJSONBody + 4<<10
 	// uploadOverhead is what an upload body may hold besides the file's
-	// bytes (boundaries, part headers, document_code), and so the most a
-	// part's headers can make the multipart reader hold.
+	// bytes (boundaries, part headers, document_code), before the file and
+	// after it, and so the most a part's headers can make the multipart
+	// reader hold.
 	uploadOverhead = 64 << 10
+	// maxTextPart bounds each form field that is not a file: document_code
+	// is read into memory, and codes are short.
+	maxTextPart = 4 << 10
 	// uploadReadTimeout is the time a client has to send a request, its
 	// body included (the server's ReadTimeout): an upload is read while its
 	// handler runs, so the handler allows for it.
@@ -255,7 +259,8 @@ type received struct {
 
 // receiveMultipart reads a multipart/form-data body holding exactly one
 // file in field "file" (and optionally one "document_code") and stores the
-// file under key as it arrives. The content type is sniffed from the first
+// file under key as it arrives. Each other field is at most maxTextPart
+// bytes, and all but the file at most uploadOverhead. The content type is sniffed from the first
 // bytes and must be one of allowedTypes; the file must hold 1 to maxFile
 // bytes. Every refusal is a *badRequest (a 4xx problem), and leaves nothing
 // stored; other errors are the blob store's.
@@ -313,14 +318,22 @@ func receiveMultipart(ctx context.Context, r io.Reader, boundary string, maxFile
 				return fail(err)
 			}
 			stored = true
+			// What the file left of its allowance is not for other parts:
+			// the body stays within uploadOverhead besides the file.
+			lim.left -= maxFile - f.n
 			got = &received{name: p.FileName(), contentType: typ, info: info}
-		case p.FormName() == "document_code" && p.FileName() == "":
-			v, err := io.ReadAll(p)
+		case p.FileName() == "":
+			v, err := io.ReadAll(io.LimitReader(p, maxTextPart+1))
 			if err != nil {
 				return fail(&clientError{err})
 			}
-			codes = append(codes, string(v))
-		default: // other fields are ignored, as a form's would be
+			if len(v) > maxTextPart {
+				return fail(tooLarge(fmt.Sprintf("A form field other than file is at most %d bytes.", maxTextPart)))
+			}
+			if p.FormName() == "document_code" {
+				codes = append(codes, string(v))
+			} // other fields are ignored, as a form's would be
+		default: // and so are files in other fields
 			if _, err := io.Copy(io.Discard, p); err != nil {
 				return fail(&clientError{err})
 			}

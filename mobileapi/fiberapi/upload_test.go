@@ -116,6 +116,10 @@ func TestReceiveMultipart(t *testing.T) {
 		{"empty body", strings.NewReader(""), http.StatusUnprocessableEntity, ""},
 		{"huge part header", strings.NewReader("--B\r\nX-Pad: " + strings.Repeat("a", 200<<10) + "\r\n" + fileHdr("a.pdf") + "\r\n\r\n" + pdf + "\r\n" + endB), http.StatusRequestEntityTooLarge, ""},
 		{"many fields", strings.NewReader(strings.Repeat(part(`Content-Disposition: form-data; name="x"`, "y"), 5000) + part(fileHdr("a.pdf"), pdf) + endB), http.StatusRequestEntityTooLarge, ""},
+		{"document code at its limit", strings.NewReader(part(fileHdr("a.pdf"), pdf) + part(`Content-Disposition: form-data; name="document_code"`, strings.Repeat("c", maxTextPart)) + endB), 0, strings.Repeat("c", maxTextPart)},
+		{"document code one byte too long", strings.NewReader(part(fileHdr("a.pdf"), pdf) + part(`Content-Disposition: form-data; name="document_code"`, strings.Repeat("c", maxTextPart+1)) + endB), http.StatusRequestEntityTooLarge, ""},
+		{"document code too long before the file", strings.NewReader(part(`Content-Disposition: form-data; name="document_code"`, strings.Repeat("c", maxTextPart+1)) + part(fileHdr("a.pdf"), pdf) + endB), http.StatusRequestEntityTooLarge, ""},
+		{"an ignored field too long", strings.NewReader(part(`Content-Disposition: form-data; name="x"`, strings.Repeat("y", maxTextPart+1)) + part(fileHdr("a.pdf"), pdf) + endB), http.StatusRequestEntityTooLarge, ""},
 		{"a huge field after the file", io.MultiReader(strings.NewReader(part(fileHdr("a.pdf"), pdf)+"--B\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n"), &repeat{b: 'y', n: 100 << 20}), http.StatusRequestEntityTooLarge, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -145,6 +149,50 @@ func TestReceiveMultipart(t *testing.T) {
 			}
 			if files := storedFiles(t, dir); len(files) != 1 {
 				t.Errorf("stored %v, want the one blob", files)
+			}
+		})
+	}
+}
+
+// TestReceiveMultipart_FieldsBesideALargeAllowance: a small file under a
+// large allowance leaves most of it unread, and that is not for the other
+// fields. A document_code after the file used to be read whole into
+// memory, up to the allowance; now each field is held to maxTextPart and
+// all of them to uploadOverhead, wherever they are.
+func TestReceiveMultipart_FieldsBesideALargeAllowance(t *testing.T) {
+	const maxFile = 8 << 20
+	pdf := part(fileHdr("a.pdf"), "%PDF-1.4\n"+strings.Repeat("x", 1000))
+	code := func(v string) string { return part(`Content-Disposition: form-data; name="document_code"`, v) }
+	field := part(`Content-Disposition: form-data; name="x"`, strings.Repeat("y", maxTextPart))
+	for _, tc := range []struct {
+		name   string
+		body   io.Reader
+		status int
+	}{
+		{"a short code after the file", strings.NewReader(pdf + code("birth_certificate") + endB), 0},
+		{"fields up to the overhead after the file", strings.NewReader(pdf + strings.Repeat(field, uploadOverhead/len(field)-1) + endB), 0},
+		{"a code of 1 MiB after the file", strings.NewReader(pdf + code(strings.Repeat("c", 1<<20)) + endB), http.StatusRequestEntityTooLarge},
+		{"a code of 100 MiB after the file", io.MultiReader(strings.NewReader(pdf+"--B\r\nContent-Disposition: form-data; name=\"document_code\"\r\n\r\n"), &repeat{b: 'c', n: 100 << 20}), http.StatusRequestEntityTooLarge},
+		{"fields past the overhead after the file", strings.NewReader(pdf + strings.Repeat(field, uploadOverhead/len(field)+1) + endB), http.StatusRequestEntityTooLarge},
+		{"fields past the overhead around the file", strings.NewReader(strings.Repeat(field, uploadOverhead/len(field)/2+1) + pdf + strings.Repeat(field, uploadOverhead/len(field)/2+1) + endB), http.StatusRequestEntityTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			blobs, dir := newBlobs(t)
+			got, err := receiveMultipart(context.Background(), tc.body, "B", maxFile, blobs, testKey)
+			if tc.status == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.info.Size != 1009 {
+					t.Errorf("stored %d bytes, want 1009", got.info.Size)
+				}
+				return
+			}
+			if statusOf(err) != tc.status {
+				t.Fatalf("got %v (status %d), want %d", err, statusOf(err), tc.status)
+			}
+			if files := storedFiles(t, dir); len(files) != 0 {
+				t.Errorf("a refused upload left %v", files)
 			}
 		})
 	}

@@ -6,19 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/onedoor/onedoor/internal/redistest"
 	"github.com/onedoor/onedoor/push"
 	"github.com/onedoor/onedoor/push/redis"
 )
@@ -35,14 +29,7 @@ func clusterClient(tb testing.TB, seed int) *goredis.ClusterClient {
 // namedClusterClient is clusterClient whose connections carry name.
 func namedClusterClient(tb testing.TB, seed int, name string) *goredis.ClusterClient {
 	tb.Helper()
-	url := os.Getenv("ONEDOOR_TEST_REDIS_CLUSTER_URL")
-	if url == "" {
-		if os.Getenv("CI") == "true" {
-			tb.Fatal("ONEDOOR_TEST_REDIS_CLUSTER_URL is not set; CI must run the Redis Cluster suite")
-		}
-		tb.Skip("ONEDOOR_TEST_REDIS_CLUSTER_URL is not set")
-	}
-	opt, err := goredis.ParseClusterURL(url)
+	opt, err := goredis.ParseClusterURL(redistest.ClusterURL(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -192,78 +179,10 @@ func TestHub_Cluster_WakesAcrossShards(t *testing.T) {
 	}
 }
 
-// privateCluster starts a two-master cluster of its own, as the shared one
-// must keep its slots where they are, and returns a client of each node;
-// the first serves slots 0-8191.
-func privateCluster(t *testing.T) []*goredis.Client {
-	t.Helper()
-	clusterClient(t, 0) // the cluster suite is wanted, so redis-server is there
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("redis-server: %v", err)
-	}
-	dir := t.TempDir()
-	var nodes []*goredis.Client
-	for i := range 2 {
-		port := 0
-		for range 100 {
-			p := 20000 + mrand.IntN(10000)
-			l1, err1 := net.Listen("tcp", fmt.Sprint("127.0.0.1:", p))
-			l2, err2 := net.Listen("tcp", fmt.Sprint("127.0.0.1:", p+10000))
-			for _, l := range []net.Listener{l1, l2} {
-				if l != nil {
-					l.Close()
-				}
-			}
-			if err1 == nil && err2 == nil {
-				port = p
-				break
-			}
-		}
-		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, fmt.Sprint("nodes-", i, ".conf")),
-			"--save", "", "--appendonly", "no", "--dir", dir)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		n := goredis.NewClient(&goredis.Options{Addr: fmt.Sprint("127.0.0.1:", port)})
-		t.Cleanup(func() { n.Close() })
-		nodes = append(nodes, n)
-	}
-	ctx := t.Context()
-	until(t, "nodes answer", func() bool { return nodes[0].Ping(ctx).Err() == nil && nodes[1].Ping(ctx).Err() == nil })
-	must(t, nodes[0].ClusterAddSlotsRange(ctx, 0, 8191).Err())
-	must(t, nodes[1].ClusterAddSlotsRange(ctx, 8192, 16383).Err())
-	_, port, _ := net.SplitHostPort(nodes[1].Options().Addr)
-	must(t, nodes[0].ClusterMeet(ctx, "127.0.0.1", port).Err())
-	until(t, "cluster_state:ok", func() bool {
-		for _, n := range nodes {
-			info, err := n.ClusterInfo(ctx).Result()
-			if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_known_nodes:2") {
-				return false
-			}
-		}
-		return true
-	})
-	return nodes
-}
-
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
-	}
-}
-
-func until(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(guard)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, guard)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -274,7 +193,8 @@ func until(t *testing.T, what string, ok func() bool) {
 // refused with MOVED while the replica's slot map is stale, then lands on
 // the new master and is woken there.
 func TestHub_Cluster_SlotMoves(t *testing.T) {
-	nodes := privateCluster(t)
+	// A cluster of its own: the shared one must keep its slots where they are.
+	nodes := redistest.StartCluster(t, 0).Nodes
 	ctx := t.Context()
 	newCluster := func() *goredis.ClusterClient {
 		c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: []string{nodes[0].Options().Addr}, DialTimeout: time.Second})
@@ -312,7 +232,7 @@ func TestHub_Cluster_SlotMoves(t *testing.T) {
 	waitClosed(t, ch)
 
 	var err error
-	until(t, "a subscription on the new master", func() bool {
+	redistest.WaitUntil(t, "a subscription on the new master", func() bool {
 		ch, _, err = h1.Subscribe(ctx, citizen)
 		if err != nil && !errors.Is(err, redis.ErrClosed) {
 			t.Logf("Subscribe while the slot map is stale: %v", err)

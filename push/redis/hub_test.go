@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -19,20 +18,14 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/onedoor/onedoor/internal/redistest"
 	"github.com/onedoor/onedoor/push"
 	"github.com/onedoor/onedoor/push/redis"
 )
 
 func redisURL(tb testing.TB) string {
 	tb.Helper()
-	url := os.Getenv("ONEDOOR_TEST_REDIS_URL")
-	if url == "" {
-		if os.Getenv("CI") == "true" {
-			tb.Fatal("ONEDOOR_TEST_REDIS_URL is not set; CI must run the Redis suite")
-		}
-		tb.Skip("ONEDOOR_TEST_REDIS_URL is not set")
-	}
-	return url
+	return redistest.URL(tb)
 }
 
 // newClient opens a client named name, through addr when given. Pub/Sub

@@ -3,25 +3,19 @@ package redis
 import (
 	"context"
 	"crypto/rand"
-	"os"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/onedoor/onedoor/internal/redistest"
 )
 
 // A renewal that reaches Redis after its stream ended must not bring the
 // slot back: a slot nobody holds would refuse the citizen's next stream
 // for a whole lease.
 func TestRenew_ExtendsOnlyHeldLeases(t *testing.T) {
-	url := os.Getenv("ONEDOOR_TEST_REDIS_URL")
-	if url == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("ONEDOOR_TEST_REDIS_URL is not set")
-		}
-		t.Skip("ONEDOOR_TEST_REDIS_URL is not set")
-	}
-	opt, err := goredis.ParseURL(url)
+	opt, err := goredis.ParseURL(redistest.URL(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,8 +63,13 @@ func (s *Store) GetBroadcast(ctx context.Context, id string) (*push.Broadcast, e
 
 // ListBroadcasts implements push.BroadcastStore: newest first.
 func (s *Store) ListBroadcasts(ctx context.Context, limit int) ([]*push.Broadcast, error) {
-	const op = "list broadcasts"
-	rows, err := s.db.QueryContext(ctx, `SELECT `+broadcastColumns+` FROM push_broadcasts ORDER BY created_at DESC, id LIMIT $1`, min(max(limit, 1), 1000))
+	return s.queryBroadcasts(ctx, "list broadcasts", `SELECT `+broadcastColumns+` FROM push_broadcasts ORDER BY created_at DESC, id LIMIT $1`,
+		min(max(limit, 1), 1000))
+}
+
+// queryBroadcasts runs a query selecting broadcastColumns and scans every row.
+func (s *Store) queryBroadcasts(ctx context.Context, op, query string, args ...any) ([]*push.Broadcast, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, sqldb.Err(op, err)
 	}
@@ -182,23 +187,9 @@ func (s *Store) AdvanceBroadcast(ctx context.Context, p push.BroadcastProgress) 
 
 // BroadcastsAfter implements push.BroadcastStore.
 func (s *Store) BroadcastsAfter(ctx context.Context, after int64, limit int) ([]*push.Broadcast, error) {
-	const op = "list broadcasts after"
-	rows, err := s.db.QueryContext(ctx, `SELECT `+broadcastColumns+` FROM push_broadcasts
+	return s.queryBroadcasts(ctx, "list broadcasts after", `SELECT `+broadcastColumns+` FROM push_broadcasts
 		WHERE live_seq > $1 AND state <> 'expired' AND (expires_at = 0 OR expires_at > $2) ORDER BY live_seq LIMIT $3`,
 		max(after, 0), sqldb.MS(s.clock()), min(max(limit, 1), 1000))
-	if err != nil {
-		return nil, sqldb.Err(op, err)
-	}
-	defer rows.Close()
-	var out []*push.Broadcast
-	for rows.Next() {
-		b, err := scanBroadcast(rows)
-		if err != nil {
-			return nil, sqldb.Err(op, err)
-		}
-		out = append(out, b)
-	}
-	return out, sqldb.Err(op, rows.Err())
 }
 
 // LastBroadcastSeq implements push.BroadcastStore.

@@ -111,7 +111,7 @@ func (s *Store) CreateMandate(ctx context.Context, m *represent.Mandate) error {
 		_, err := q.ExecContext(ctx, `INSERT INTO rep_mandates (`+mandateColumns+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
 			m.ID, m.GrantorID, m.GranteeID, string(m.Party.Type), m.Party.ID, m.Party.Ref(), m.Party.Name,
-			encodeList(m.Services), encodeList(m.Categories), sqldb.MS(m.ValidFrom), sqldb.MS(m.ValidUntil),
+			sqldb.EncodeList(m.Services), sqldb.EncodeList(m.Categories), sqldb.MS(m.ValidFrom), sqldb.MS(m.ValidUntil),
 			boolInt(m.MayDelegate), nullString(m.ParentID), m.Evidence, m.EvidenceDevice, sqldb.MS(m.CreatedAt),
 			sqldb.NullMS(m.AcceptedAt), sqldb.NullMS(m.RevokedAt), m.RevokedBy)
 		return dbErr(op, err)

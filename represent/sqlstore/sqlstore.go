@@ -9,12 +9,8 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/onedoor/onedoor/internal/sqldb"
 	"github.com/onedoor/onedoor/represent"
@@ -80,47 +76,13 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(q sqldb.Querier) er
 	return dbErr(op, sqldb.InTx(ctx, s.db, s.d, op, fn))
 }
 
-var repErrs = []error{represent.ErrNotFound, represent.ErrConflict, represent.ErrInvalid, represent.ErrUnavailable}
+// repErrs are represent's sentinels, for dbErr.
+var repErrs = sqldb.Sentinels{NotFound: represent.ErrNotFound, Conflict: represent.ErrConflict,
+	Invalid: represent.ErrInvalid, Unavailable: represent.ErrUnavailable}
 
-// dbErr translates a database error into represent's sentinels. sqldb's
-// helpers speak idp's sentinels, so their errors are recognised by the
-// driver error they wrap, never by idp's. One already carrying a
-// represent sentinel passes through.
-func dbErr(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	for _, e := range repErrs {
-		if errors.Is(err, e) {
-			return err
-		}
-	}
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("%s: %w", op, represent.ErrNotFound)
-	case sqldb.IsUniqueViolation(err):
-		return fmt.Errorf("%s: %v: %w", op, err, represent.ErrConflict)
-	case sqldb.IsOutage(err):
-		return fmt.Errorf("%s: %w: %w", op, represent.ErrUnavailable, err)
-	case isBadText(err):
-		return fmt.Errorf("%s: %v: %w", op, err, represent.ErrInvalid)
-	}
-	if strings.HasPrefix(err.Error(), op+":") {
-		return err
-	}
-	return fmt.Errorf("%s: %w", op, err)
-}
-
-func isBadText(err error) bool {
-	var pg interface{ SQLState() string }
-	if errors.As(err, &pg) {
-		switch pg.SQLState() {
-		case "22021", "22P05", "22P02":
-			return true
-		}
-	}
-	return false
-}
+// dbErr translates a database error into represent's sentinels
+// (sqldb.Sentinels.Err).
+func dbErr(op string, err error) error { return repErrs.Err(op, err) }
 
 func invalid(op, msg string) error { return fmt.Errorf("%s: %s: %w", op, msg, represent.ErrInvalid) }
 
@@ -134,11 +96,8 @@ const (
 // checkText refuses what PostgreSQL cannot store in TEXT (invalid UTF-8,
 // NUL), so both engines accept and refuse the same input.
 func checkText(op, field, v string, limit int) error {
-	if !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
-		return invalid(op, field+" must be UTF-8 text without NUL")
-	}
-	if len(v) > limit {
-		return invalid(op, field+" is too long")
+	if p := sqldb.TextProblem(v, limit); p != "" {
+		return invalid(op, field+" "+p)
 	}
 	return nil
 }
@@ -150,21 +109,11 @@ func checkID(op, field, v string) error {
 	return checkText(op, field, v, maxID)
 }
 
-func encodeList(items []string) string {
-	if items == nil {
-		items = []string{}
-	}
-	b, _ := json.Marshal(items) // strings only: cannot fail
-	return string(b)
-}
-
+// decodeList reads a list stored by sqldb.EncodeList; none is nil.
 func decodeList(op, s string) ([]string, error) {
-	var out []string
-	if err := json.Unmarshal([]byte(s), &out); err != nil {
-		return nil, fmt.Errorf("%s: decode list column: %w", op, err)
-	}
+	out, err := sqldb.DecodeList(op, s)
 	if len(out) == 0 {
-		return nil, nil
+		return nil, err
 	}
 	return out, nil
 }
