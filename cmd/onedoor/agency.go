@@ -146,12 +146,14 @@ func checkBasisItems(items []string) []string {
 	return probs
 }
 
-// basisChange reads who changes a basis and why; both are required.
-func basisChange(sub, operator, reason string, now time.Time) (consent.BasisChange, error) {
+// basisChange reads who changes a basis and why; both are required. The
+// time is left to the store, which reads its clock (m.Now) under the
+// change's locks.
+func basisChange(sub, operator, reason string) (consent.BasisChange, error) {
 	if strings.TrimSpace(operator) == "" || strings.TrimSpace(reason) == "" {
 		return consent.BasisChange{}, usageError("agency %s: --operator (or ONEDOOR_OPERATOR) and --reason are required: every change of a legal basis is recorded with who made it and why", sub)
 	}
-	return consent.BasisChange{Operator: strings.TrimSpace(operator), Reason: strings.TrimSpace(reason), At: now}, nil
+	return consent.BasisChange{Operator: strings.TrimSpace(operator), Reason: strings.TrimSpace(reason)}, nil
 }
 
 // purposeCodeRE is the form of a purpose code, as clients register them.
@@ -200,7 +202,7 @@ func basisCmd(ctx context.Context, sub string, args []string, env func(string) s
 		if agency == "" || purpose == "" || len(items) == 0 || basis == "" || strings.TrimSpace(law) == "" {
 			return usageError("agency grant-basis: --agency, --purpose, --items, --basis and --law are required")
 		}
-		by, err := basisChange(sub, operator, reason, m.Now())
+		by, err := basisChange(sub, operator, reason)
 		if err != nil {
 			return err
 		}
@@ -239,7 +241,7 @@ func basisCmd(ctx context.Context, sub string, args []string, env func(string) s
 		if len(items) == 0 && strings.TrimSpace(law) == "" {
 			return usageError("agency amend-basis: give --items, --law or both")
 		}
-		by, err := basisChange(sub, operator, reason, m.Now())
+		by, err := basisChange(sub, operator, reason)
 		if err != nil {
 			return err
 		}
@@ -273,7 +275,7 @@ func basisCmd(ctx context.Context, sub string, args []string, env func(string) s
 		if fs.NArg() != 1 {
 			return usageError("agency revoke-basis: want the basis id (see onedoor agency bases)")
 		}
-		by, err := basisChange(sub, operator, reason, m.Now())
+		by, err := basisChange(sub, operator, reason)
 		if err != nil {
 			return err
 		}
