@@ -89,7 +89,9 @@ func TestVerify_ForgedBasisReference(t *testing.T) {
 		}
 		later := lastEventAt(t, e).Add(time.Millisecond)
 		forged("version 1 after its amendment", "outside version 1", entry(func(en *consent.Entry) { en.At = later }))
-		v2 := func(en *consent.Entry) { en.BasisVersion, en.Law, en.Items, en.At = 2, "L2", []string{"name", "birthdate"}, later }
+		v2 := func(en *consent.Entry) {
+			en.BasisVersion, en.Law, en.Items, en.At = 2, "L2", []string{"name", "birthdate"}, later
+		}
 		if err := e.s.Append(ctx, entry(v2)); err != nil {
 			t.Fatal(err)
 		}

@@ -220,8 +220,8 @@ func (s *Store) stillAllowed(ctx context.Context, q sqldb.Querier, op string, e 
 		}
 		var (
 			agency, purpose, items, basis string
-			version                            int64
-			revoked                            sql.NullInt64
+			version                       int64
+			revoked                       sql.NullInt64
 		)
 		err := q.QueryRowContext(ctx, `SELECT agency, purpose, items, basis, version, revoked_at FROM consent_legal_bases WHERE id = $1`+s.forShare(),
 			e.BasisID).Scan(&agency, &purpose, &items, &basis, &version, &revoked)
