@@ -113,8 +113,10 @@ func runAuditVerify(t *testing.T, env map[string]string) {
 	var victim []*consent.Entry
 	for i := range 4 {
 		e := &consent.Entry{ID: consent.NewID("log"), CitizenID: "sub-victim", At: time.Now(), Actor: consent.Actor{Agency: "BYT", ClientID: "his"},
-			Channel: consent.ChannelBroker, Items: []string{"name", "birthdate"}, Purpose: "kham-benh", Basis: consent.BasisLegalObligation,
-			Law: "Luật KCB 2023", Outcome: consent.OutcomeReleased}
+			// Under a consent: a release claiming a legal basis must name
+			// one the trail granted (verified elsewhere).
+			Channel: consent.ChannelBroker, Items: []string{"name", "birthdate"}, Purpose: "kham-benh", Basis: consent.BasisConsent,
+			ConsentID: "cns_his", Outcome: consent.OutcomeReleased}
 		if err := m.ConsentStore.Append(ctx, e); err != nil {
 			t.Fatal(err)
 		}
@@ -464,7 +466,13 @@ func runBasisTrail(t *testing.T, env map[string]string) {
 	if p := broken("revoked or restored by hand"); p.BasisID != b.ID {
 		t.Errorf("restored basis: %+v", p)
 	}
+	// Restored with its time: the basis's times are checked against the
+	// trail too.
 	exec(`UPDATE consent_legal_bases SET revoked_at = 1 WHERE id = $1`, b.ID)
+	if p := broken("its revocation time"); p.BasisID != b.ID {
+		t.Errorf("revocation time edited: %+v", p)
+	}
+	exec(`UPDATE consent_legal_bases SET revoked_at = (SELECT at FROM consent_basis_trail WHERE basis_id = $1 AND action = 'revoked') WHERE id = $1`, b.ID)
 	exec(`UPDATE consent_legal_bases SET items = '["name","birthdate","address"]' WHERE id = $1`, b.ID)
 	if p := broken("edited by hand"); p.BasisID != b.ID {
 		t.Errorf("widened basis: %+v", p)
