@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/user"
 	"regexp"
 	"slices"
 	"strings"
@@ -148,12 +150,29 @@ func checkBasisItems(items []string) []string {
 
 // basisChange reads who changes a basis and why; both are required. The
 // time is left to the store, which reads its clock (m.Now) under the
-// change's locks.
+// change's locks. The operator is recorded with the OS account and host
+// that ran the command (operatorOnHost).
 func basisChange(sub, operator, reason string) (consent.BasisChange, error) {
 	if strings.TrimSpace(operator) == "" || strings.TrimSpace(reason) == "" {
 		return consent.BasisChange{}, usageError("agency %s: --operator (or ONEDOOR_OPERATOR) and --reason are required: every change of a legal basis is recorded with who made it and why", sub)
 	}
-	return consent.BasisChange{Operator: strings.TrimSpace(operator), Reason: strings.TrimSpace(reason)}, nil
+	return consent.BasisChange{Operator: operatorOnHost(strings.TrimSpace(operator)), Reason: strings.TrimSpace(reason)}, nil
+}
+
+// operatorOnHost is the operator as the trail records them: the name
+// typed (--operator), which nothing checks, beside the OS account and
+// host that ran the command, which the operator does not type. Whoever
+// controls the host can still lie about both; the trail's hash then keeps
+// the lie as it was told.
+func operatorOnHost(typed string) string {
+	account, host := "unknown", "unknown"
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		account = u.Username
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		host = h
+	}
+	return fmt.Sprintf("%s (os %s@%s)", typed, account, host)
 }
 
 // purposeCodeRE is the form of a purpose code, as clients register them.

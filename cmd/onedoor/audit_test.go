@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -412,11 +413,15 @@ func runBasisTrail(t *testing.T, env map[string]string) {
 	if code != 0 || len(events) != 3 {
 		t.Fatalf("bases --history: %d %s", code, out)
 	}
+	// Who typed the command, and the OS account and host that ran it.
+	if host, _ := os.Hostname(); host == "" || !strings.HasPrefix(events[0].Operator, "op.a (os ") || !strings.HasSuffix(events[0].Operator, "@"+host+")") {
+		t.Errorf("operator recorded: %q", events[0].Operator)
+	}
 	want := []struct{ action, operator, reason string }{
 		{"granted", "op.a", "Decision 123/QD-BYT"}, {"amended", "op.b", "Circular 5/2026 adds the birth date"}, {"revoked", "op.b", "law repealed"}}
 	for i, w := range want {
 		e := events[i]
-		if e.Action != w.action || e.Operator != w.operator || e.Reason != w.reason || e.BasisID != b.ID || e.Seq != int64(i+1) || e.At.IsZero() {
+		if e.Action != w.action || e.Operator != operatorOnHost(w.operator) || e.Reason != w.reason || e.BasisID != b.ID || e.Seq != int64(i+1) || e.At.IsZero() {
 			t.Errorf("event %d: %+v, want %+v", i, e, w)
 		}
 	}
@@ -460,7 +465,7 @@ func runBasisTrail(t *testing.T, env map[string]string) {
 	if p := broken("its stored hash does not match"); p.EntryID != events[0].ID || p.Seq != 1 || p.CitizenID != consent.BasisTrailChain {
 		t.Errorf("edited trail row: %+v", p)
 	}
-	exec(`UPDATE consent_basis_trail SET operator = 'op.a' WHERE seq = 1`)
+	exec(`UPDATE consent_basis_trail SET operator = $1 WHERE seq = 1`, events[0].Operator)
 	// The operator brings the revoked basis back to life, wider.
 	exec(`UPDATE consent_legal_bases SET revoked_at = NULL WHERE id = $1`, b.ID)
 	if p := broken("revoked or restored by hand"); p.BasisID != b.ID {
