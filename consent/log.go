@@ -193,6 +193,16 @@ type LogStore interface {
 	// replica) form one valid chain. e.ID, CitizenID and At are the
 	// caller's.
 	Append(ctx context.Context, e *Entry) error
+	// AppendRelease appends a release as Append does, after checking in
+	// the same transaction that what the release was decided on still
+	// holds: the legal basis e names (BasisID) is live at BasisVersion and
+	// covers e.Items, or the consent (ConsentID, for BasisConsent) is
+	// active and covers them. It holds that basis or consent (a shared row
+	// lock) until the entry is stored, so a revocation, amendment or
+	// withdrawal comes wholly before the release or after it. When it no
+	// longer holds it returns *RefusedError naming each item and why, and
+	// appends nothing.
+	AppendRelease(ctx context.Context, e *Entry) error
 	// ListEntries pages entries newest first.
 	ListEntries(ctx context.Context, q EntryQuery) ([]*Entry, string, error)
 	// GetEntry returns one entry of the citizen's; ErrNotFound for another's.

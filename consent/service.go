@@ -369,6 +369,18 @@ func covers(have, want []string) bool {
 // Log appends the entry for a release that is about to happen. The caller
 // releases nothing when it fails: no release without its entry.
 func (s *Service) Log(ctx context.Context, req Request, d *Decision, outcome Outcome) (*Entry, error) {
+	e, err := s.entry(ctx, req, d, outcome)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Store.Append(ctx, e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// entry builds the log entry of a decided request.
+func (s *Service) entry(ctx context.Context, req Request, d *Decision, outcome Outcome) (*Entry, error) {
 	e := &Entry{ID: NewID("log"), CitizenID: req.CitizenID, At: s.now().UTC(), Actor: req.Actor, Channel: req.Channel,
 		Items: slices.Clone(req.Items), Purpose: req.Purpose, Outcome: outcome, OnBehalf: req.OnBehalf}
 	if d != nil {
@@ -386,16 +398,15 @@ func (s *Service) Log(ctx context.Context, req Request, d *Decision, outcome Out
 			e.Names = n
 		}
 	}
-	if err := s.Store.Append(ctx, e); err != nil {
-		return nil, err
-	}
 	return e, nil
 }
 
 // Fetch is the data broker: it decides the request, reads the allowed
 // items from the register, appends the log entry and only then returns the
 // data. A refusal is returned as *RefusedError at once and logged in the
-// background (logRefusal).
+// background (logRefusal). The entry is appended with AppendRelease: a
+// basis revoked or amended, or a consent withdrawn, while the register
+// was being read refuses the request then, and what was read is dropped.
 func (s *Service) Fetch(ctx context.Context, reg Registry, req Request) (map[string]Value, *Entry, error) {
 	d, err := s.Decide(ctx, req)
 	if err != nil {
@@ -409,8 +420,15 @@ func (s *Service) Fetch(ctx context.Context, reg Registry, req Request) (map[str
 	if err != nil {
 		return nil, nil, err
 	}
-	e, err := s.Log(ctx, req, d, OutcomeReleased)
+	e, err := s.entry(ctx, req, d, OutcomeReleased)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.Store.AppendRelease(ctx, e); err != nil {
+		var refused *RefusedError
+		if errors.As(err, &refused) {
+			s.logRefusal(ctx, req, &Decision{Missing: refused.Missing})
+		}
 		return nil, nil, err
 	}
 	return vals, e, nil

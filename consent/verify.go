@@ -95,7 +95,8 @@ const verifyPage = 1000
 // checks only what those name.
 func Verify(ctx context.Context, s AuditStore, v note.Verifier) (*Report, error) {
 	r := &Report{}
-	if p, err := verifyTrail(ctx, s, r); err != nil || p != nil {
+	idx := basisIndex{}
+	if p, err := verifyTrail(ctx, s, r, idx); err != nil || p != nil {
 		r.Broken = p
 		return r, err
 	}
@@ -107,7 +108,7 @@ func Verify(ctx context.Context, s AuditStore, v note.Verifier) (*Report, error)
 		}
 		for _, c := range citizens {
 			r.Citizens++
-			if p, err := verifyChain(ctx, s, c, r); err != nil || p != nil {
+			if p, err := verifyChain(ctx, s, c, r, idx); err != nil || p != nil {
 				r.Broken = p
 				return r, err
 			}
@@ -125,9 +126,10 @@ func Verify(ctx context.Context, s AuditStore, v note.Verifier) (*Report, error)
 // verifyTrail checks the legal bases' trail: its hash chain and committed
 // leaves like a citizen's chain, that each event starts from the state the
 // previous one left (adoptions only first), and that every stored basis is
-// what its last event says, so a basis inserted or edited by hand is
-// found.
-func verifyTrail(ctx context.Context, s AuditStore, r *Report) (*Problem, error) {
+// what its last event says, with the times of its events, so a basis
+// inserted or edited by hand is found. It fills idx with each basis's
+// versions, against which the releases are checked.
+func verifyTrail(ctx context.Context, s AuditStore, r *Report, idx basisIndex) (*Problem, error) {
 	read := func(after int64) ([]link, error) {
 		page, err := s.BasisTrail(ctx, after, verifyPage)
 		if err != nil {
@@ -197,6 +199,7 @@ func verifyTrail(ctx context.Context, s AuditStore, r *Report) (*Problem, error)
 				st = e.Before
 			}
 			bases[e.BasisID] = &last{ev: e, state: st}
+			idx.add(e)
 		}
 		if len(page) < verifyPage {
 			break
@@ -220,6 +223,8 @@ func verifyTrail(ctx context.Context, s AuditStore, r *Report) (*Problem, error)
 			p.What = "the basis's revocation differs from its trail: it was revoked or restored by hand"
 		case b.Agency != l.ev.Agency || b.Purpose != l.ev.Purpose || !StateOf(b).Equal(l.state):
 			p.What = fmt.Sprintf("the basis differs from its last trail event (%d): it was edited by hand", l.ev.Seq)
+		case idx[b.ID].timesProblem(b) != "":
+			p.What = idx[b.ID].timesProblem(b)
 		default:
 			continue
 		}
@@ -242,9 +247,12 @@ type link struct {
 	prev  []byte
 	hash  []byte
 	want  []byte // the hash recomputed from its contents
+	// bad says how the entry's claim of a legal basis differs from the
+	// trail (basisIndex.entryProblem), for the basis basisID.
+	bad, basisID string
 }
 
-func entryLinks(ctx context.Context, s AuditStore, citizen string) func(after int64) ([]link, error) {
+func entryLinks(ctx context.Context, s AuditStore, citizen string, idx basisIndex) func(after int64) ([]link, error) {
 	return func(after int64) ([]link, error) {
 		page, err := s.Chain(ctx, citizen, after, verifyPage)
 		if err != nil {
@@ -252,15 +260,17 @@ func entryLinks(ctx context.Context, s AuditStore, citizen string) func(after in
 		}
 		out := make([]link, len(page))
 		for i, e := range page {
-			out[i] = link{owner: e.CitizenID, seq: e.Seq, id: e.ID, prev: e.Prev, hash: e.Hash, want: e.ComputeHash()}
+			out[i] = link{owner: e.CitizenID, seq: e.Seq, id: e.ID, prev: e.Prev, hash: e.Hash, want: e.ComputeHash(),
+				bad: idx.entryProblem(e), basisID: e.BasisID}
 		}
 		return out, nil
 	}
 }
 
-// verifyChain walks one citizen's chain with its leaves beside it.
-func verifyChain(ctx context.Context, s AuditStore, citizen string, r *Report) (*Problem, error) {
-	return verifyLinks(ctx, s, citizen, entryLinks(ctx, s, citizen), func() { r.Entries++ })
+// verifyChain walks one citizen's chain with its leaves beside it, and
+// checks each release's legal basis against the trail (idx).
+func verifyChain(ctx context.Context, s AuditStore, citizen string, r *Report, idx basisIndex) (*Problem, error) {
+	return verifyLinks(ctx, s, citizen, entryLinks(ctx, s, citizen, idx), func() { r.Entries++ })
 }
 
 // verifyLinks walks one chain (read pages it by seq) with its committed
@@ -320,6 +330,10 @@ func verifyLinks(ctx context.Context, s AuditStore, citizen string, read func(af
 				return broken(e, "the first entry links to a previous one"), nil
 			case prev != nil && !bytes.Equal(e.prev, prev.hash):
 				return broken(e, fmt.Sprintf("it does not link to entry %d: entry %d was changed, or this one was rewritten", prev.seq, prev.seq)), nil
+			case e.bad != "":
+				p := broken(e, e.bad)
+				p.BasisID = e.basisID
+				return p, nil
 			}
 			for {
 				l, err := nextLeaf()

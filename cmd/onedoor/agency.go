@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/user"
 	"regexp"
 	"slices"
 	"strings"
@@ -146,12 +148,31 @@ func checkBasisItems(items []string) []string {
 	return probs
 }
 
-// basisChange reads who changes a basis and why; both are required.
-func basisChange(sub, operator, reason string, now time.Time) (consent.BasisChange, error) {
+// basisChange reads who changes a basis and why; both are required. The
+// time is left to the store, which reads its clock (m.Now) under the
+// change's locks. The operator is recorded with the OS account and host
+// that ran the command (operatorOnHost).
+func basisChange(sub, operator, reason string) (consent.BasisChange, error) {
 	if strings.TrimSpace(operator) == "" || strings.TrimSpace(reason) == "" {
 		return consent.BasisChange{}, usageError("agency %s: --operator (or ONEDOOR_OPERATOR) and --reason are required: every change of a legal basis is recorded with who made it and why", sub)
 	}
-	return consent.BasisChange{Operator: strings.TrimSpace(operator), Reason: strings.TrimSpace(reason), At: now}, nil
+	return consent.BasisChange{Operator: operatorOnHost(strings.TrimSpace(operator)), Reason: strings.TrimSpace(reason)}, nil
+}
+
+// operatorOnHost is the operator as the trail records them: the name
+// typed (--operator), which nothing checks, beside the OS account and
+// host that ran the command, which the operator does not type. Whoever
+// controls the host can still lie about both; the trail's hash then keeps
+// the lie as it was told.
+func operatorOnHost(typed string) string {
+	account, host := "unknown", "unknown"
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		account = u.Username
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		host = h
+	}
+	return fmt.Sprintf("%s (os %s@%s)", typed, account, host)
 }
 
 // purposeCodeRE is the form of a purpose code, as clients register them.
@@ -200,7 +221,7 @@ func basisCmd(ctx context.Context, sub string, args []string, env func(string) s
 		if agency == "" || purpose == "" || len(items) == 0 || basis == "" || strings.TrimSpace(law) == "" {
 			return usageError("agency grant-basis: --agency, --purpose, --items, --basis and --law are required")
 		}
-		by, err := basisChange(sub, operator, reason, m.Now())
+		by, err := basisChange(sub, operator, reason)
 		if err != nil {
 			return err
 		}
@@ -239,7 +260,7 @@ func basisCmd(ctx context.Context, sub string, args []string, env func(string) s
 		if len(items) == 0 && strings.TrimSpace(law) == "" {
 			return usageError("agency amend-basis: give --items, --law or both")
 		}
-		by, err := basisChange(sub, operator, reason, m.Now())
+		by, err := basisChange(sub, operator, reason)
 		if err != nil {
 			return err
 		}
@@ -273,7 +294,7 @@ func basisCmd(ctx context.Context, sub string, args []string, env func(string) s
 		if fs.NArg() != 1 {
 			return usageError("agency revoke-basis: want the basis id (see onedoor agency bases)")
 		}
-		by, err := basisChange(sub, operator, reason, m.Now())
+		by, err := basisChange(sub, operator, reason)
 		if err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -113,8 +114,10 @@ func runAuditVerify(t *testing.T, env map[string]string) {
 	var victim []*consent.Entry
 	for i := range 4 {
 		e := &consent.Entry{ID: consent.NewID("log"), CitizenID: "sub-victim", At: time.Now(), Actor: consent.Actor{Agency: "BYT", ClientID: "his"},
-			Channel: consent.ChannelBroker, Items: []string{"name", "birthdate"}, Purpose: "kham-benh", Basis: consent.BasisLegalObligation,
-			Law: "Luật KCB 2023", Outcome: consent.OutcomeReleased}
+			// Under a consent: a release claiming a legal basis must name
+			// one the trail granted (verified elsewhere).
+			Channel: consent.ChannelBroker, Items: []string{"name", "birthdate"}, Purpose: "kham-benh", Basis: consent.BasisConsent,
+			ConsentID: "cns_his", Outcome: consent.OutcomeReleased}
 		if err := m.ConsentStore.Append(ctx, e); err != nil {
 			t.Fatal(err)
 		}
@@ -410,11 +413,15 @@ func runBasisTrail(t *testing.T, env map[string]string) {
 	if code != 0 || len(events) != 3 {
 		t.Fatalf("bases --history: %d %s", code, out)
 	}
+	// Who typed the command, and the OS account and host that ran it.
+	if host, _ := os.Hostname(); host == "" || !strings.HasPrefix(events[0].Operator, "op.a (os ") || !strings.HasSuffix(events[0].Operator, "@"+host+")") {
+		t.Errorf("operator recorded: %q", events[0].Operator)
+	}
 	want := []struct{ action, operator, reason string }{
 		{"granted", "op.a", "Decision 123/QD-BYT"}, {"amended", "op.b", "Circular 5/2026 adds the birth date"}, {"revoked", "op.b", "law repealed"}}
 	for i, w := range want {
 		e := events[i]
-		if e.Action != w.action || e.Operator != w.operator || e.Reason != w.reason || e.BasisID != b.ID || e.Seq != int64(i+1) || e.At.IsZero() {
+		if e.Action != w.action || e.Operator != operatorOnHost(w.operator) || e.Reason != w.reason || e.BasisID != b.ID || e.Seq != int64(i+1) || e.At.IsZero() {
 			t.Errorf("event %d: %+v, want %+v", i, e, w)
 		}
 	}
@@ -458,13 +465,19 @@ func runBasisTrail(t *testing.T, env map[string]string) {
 	if p := broken("its stored hash does not match"); p.EntryID != events[0].ID || p.Seq != 1 || p.CitizenID != consent.BasisTrailChain {
 		t.Errorf("edited trail row: %+v", p)
 	}
-	exec(`UPDATE consent_basis_trail SET operator = 'op.a' WHERE seq = 1`)
+	exec(`UPDATE consent_basis_trail SET operator = $1 WHERE seq = 1`, events[0].Operator)
 	// The operator brings the revoked basis back to life, wider.
 	exec(`UPDATE consent_legal_bases SET revoked_at = NULL WHERE id = $1`, b.ID)
 	if p := broken("revoked or restored by hand"); p.BasisID != b.ID {
 		t.Errorf("restored basis: %+v", p)
 	}
+	// Restored with its time: the basis's times are checked against the
+	// trail too.
 	exec(`UPDATE consent_legal_bases SET revoked_at = 1 WHERE id = $1`, b.ID)
+	if p := broken("its revocation time"); p.BasisID != b.ID {
+		t.Errorf("revocation time edited: %+v", p)
+	}
+	exec(`UPDATE consent_legal_bases SET revoked_at = (SELECT at FROM consent_basis_trail WHERE basis_id = $1 AND action = 'revoked') WHERE id = $1`, b.ID)
 	exec(`UPDATE consent_legal_bases SET items = '["name","birthdate","address"]' WHERE id = $1`, b.ID)
 	if p := broken("edited by hand"); p.BasisID != b.ID {
 		t.Errorf("widened basis: %+v", p)

@@ -27,6 +27,9 @@ func RunService(t *testing.T, newStore func(t *testing.T) consent.Store) {
 		{"WithdrawDeniesTokensFirst", svcWithdraw},
 		{"DecideAndFetch", svcDecideAndFetch},
 		{"BasisVersionAndNamesInEntries", svcBasisVersionAndNames},
+		{"BasisRevokedWhileReading", svcRevokedWhileReading},
+		{"BasisAmendedWhileReading", svcAmendedWhileReading},
+		{"ConsentWithdrawnWhileReading", svcWithdrawnWhileReading},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sg := &jwsSigner{}
@@ -326,4 +329,153 @@ func svcBasisVersionAndNames(t *testing.T, s *consent.Service, _ *jwsSigner) {
 		t.Fatalf("fetch after the basis was revoked: %v", err)
 	}
 	s.Drain()
+}
+
+// hookedRegistry is the stand-in register that runs during changes
+// while it reads: a revocation, amendment or withdrawal lands between the
+// decision and the release's entry, deterministically.
+type hookedRegistry struct {
+	registry
+	during func()
+}
+
+func (r *hookedRegistry) Read(ctx context.Context, citizenID string, items []string) (map[string]consent.Value, error) {
+	if r.during != nil {
+		r.during()
+	}
+	return r.registry.Read(ctx, citizenID, items)
+}
+
+// releasedEntries returns the citizen's released entries and checks that
+// every attempt left one entry.
+func releasedEntries(t *testing.T, s *consent.Service, citizen string) (released, refused []*consent.Entry) {
+	t.Helper()
+	s.Drain()
+	ents, _, err := s.Store.ListEntries(t.Context(), consent.EntryQuery{CitizenID: citizen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Outcome == consent.OutcomeReleased {
+			released = append(released, e)
+		} else {
+			refused = append(refused, e)
+		}
+	}
+	return released, refused
+}
+
+// svcRevokedWhileReading: a basis revoked while the register is read
+// releases nothing: the request is refused naming each item and the
+// basis, the refusal is logged, and no entry claims the revoked basis.
+func svcRevokedWhileReading(t *testing.T, s *consent.Service, _ *jwsSigner) {
+	ctx := t.Context()
+	b := &consent.LegalBasis{Agency: "BHXH", Purpose: "bao-hiem", Items: []string{"name", "birthdate"}, Basis: consent.BasisPublicTask, Law: "Luật BHXH 2024"}
+	if err := s.Store.PutLegalBasis(ctx, b, TestChange); err != nil {
+		t.Fatal(err)
+	}
+	reg := &hookedRegistry{}
+	reg.during = func() {
+		reg.during = nil
+		if err := s.Store.RevokeLegalBasis(ctx, b.ID, TestChange); err != nil {
+			t.Error(err)
+		}
+	}
+	req := consent.Request{CitizenID: "cit_1", Actor: consent.Actor{Agency: "BHXH", ClientID: "bhxh-app"}, Channel: consent.ChannelBroker,
+		Purpose: "bao-hiem", Items: []string{"name", "birthdate"}}
+	vals, e, err := s.Fetch(ctx, reg, req)
+	var refused *consent.RefusedError
+	if !errors.As(err, &refused) || vals != nil || e != nil || reg.reads != 1 {
+		t.Fatalf("fetch while the basis was revoked: %v, %v, %v (reads %d)", vals, e, err, reg.reads)
+	}
+	for _, it := range req.Items {
+		if !strings.Contains(refused.Missing[it], b.ID) || !strings.Contains(refused.Missing[it], "revoked") {
+			t.Errorf("%s: %q", it, refused.Missing[it])
+		}
+	}
+	released, refusals := releasedEntries(t, s, "cit_1")
+	if len(released) != 0 || len(refusals) != 1 || !strings.Contains(refusals[0].Reason, "revoked") || refusals[0].BasisID != "" {
+		t.Fatalf("log: released %+v, refused %+v", released, refusals)
+	}
+	// Nothing stale is left behind: the next request is refused at once,
+	// before the register is read.
+	if _, _, err := s.Fetch(ctx, reg, req); !errors.As(err, &refused) || reg.reads != 1 {
+		t.Fatalf("next fetch: %v (reads %d)", err, reg.reads)
+	}
+	s.Drain()
+}
+
+// svcAmendedWhileReading: a basis amended to drop an item while the
+// register is read refuses the request: the dropped item is named as no
+// longer covered, the rest as to be asked again; a request after the
+// amendment is released under the new version.
+func svcAmendedWhileReading(t *testing.T, s *consent.Service, _ *jwsSigner) {
+	ctx := t.Context()
+	b := &consent.LegalBasis{Agency: "BHXH", Purpose: "bao-hiem", Items: []string{"name", "birthdate"}, Basis: consent.BasisPublicTask, Law: "Luật BHXH 2024"}
+	if err := s.Store.PutLegalBasis(ctx, b, TestChange); err != nil {
+		t.Fatal(err)
+	}
+	reg := &hookedRegistry{}
+	reg.during = func() {
+		reg.during = nil
+		if _, err := s.Store.AmendLegalBasis(ctx, b.ID, []string{"name"}, "Luật BHXH 2024, sửa đổi", TestChange); err != nil {
+			t.Error(err)
+		}
+	}
+	req := consent.Request{CitizenID: "cit_1", Actor: consent.Actor{Agency: "BHXH", ClientID: "bhxh-app"}, Channel: consent.ChannelBroker,
+		Purpose: "bao-hiem", Items: []string{"name", "birthdate"}}
+	_, _, err := s.Fetch(ctx, reg, req)
+	var refused *consent.RefusedError
+	if !errors.As(err, &refused) || !strings.Contains(refused.Missing["birthdate"], "no longer covers it") ||
+		!strings.Contains(refused.Missing["birthdate"], b.ID) || !strings.Contains(refused.Missing["name"], "ask again") {
+		t.Fatalf("fetch while the basis was amended: %v", err)
+	}
+	if released, _ := releasedEntries(t, s, "cit_1"); len(released) != 0 {
+		t.Fatalf("released: %+v", released)
+	}
+	req.Items = []string{"name"}
+	_, e, err := s.Fetch(ctx, reg, req)
+	if err != nil || e.BasisVersion != 2 || e.Law != "Luật BHXH 2024, sửa đổi" {
+		t.Fatalf("fetch under the amended basis: %+v, %v", e, err)
+	}
+}
+
+// svcWithdrawnWhileReading: a consent withdrawn while the register is
+// read releases nothing, and a consent narrowed by a re-grant releases
+// nothing it no longer covers.
+func svcWithdrawnWhileReading(t *testing.T, s *consent.Service, _ *jwsSigner) {
+	ctx := t.Context()
+	r, _, err := s.Grant(ctx, grantReq("cit_1", "his", "kham-benh", "name", "birthdate"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := consent.Request{CitizenID: "cit_1", Actor: consent.Actor{Agency: "BYT", ClientID: "his"}, Channel: consent.ChannelBroker,
+		Purpose: "kham-benh", Items: []string{"name", "birthdate"}}
+	reg := &hookedRegistry{}
+	reg.during = func() {
+		reg.during = nil
+		if _, _, err := s.Grant(ctx, grantReq("cit_1", "his", "kham-benh", "name")); err != nil {
+			t.Error(err)
+		}
+	}
+	_, _, err = s.Fetch(ctx, reg, req)
+	var refused *consent.RefusedError
+	if !errors.As(err, &refused) || !strings.Contains(refused.Missing["birthdate"], "no longer covers it") ||
+		!strings.Contains(refused.Missing["birthdate"], r.ID) || !strings.Contains(refused.Missing["name"], "ask again") {
+		t.Fatalf("fetch while the consent was narrowed: %v", err)
+	}
+	req.Items = []string{"name"}
+	reg.during = func() {
+		reg.during = nil
+		if _, _, err := s.Withdraw(ctx, "cit_1", r.ID); err != nil {
+			t.Error(err)
+		}
+	}
+	_, _, err = s.Fetch(ctx, reg, req)
+	if !errors.As(err, &refused) || !strings.Contains(refused.Missing["name"], "withdrew consent "+r.ID) {
+		t.Fatalf("fetch while the consent was withdrawn: %v", err)
+	}
+	if released, refusals := releasedEntries(t, s, "cit_1"); len(released) != 0 || len(refusals) == 0 {
+		t.Fatalf("log: released %+v, refused %+v", released, refusals)
+	}
 }

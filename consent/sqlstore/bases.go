@@ -35,7 +35,9 @@ func scanBasis(op string, sc sqldb.Scanner) (*consent.LegalBasis, error) {
 	return &b, nil
 }
 
-// checkChange checks who changes a basis and why, and returns when.
+// checkChange checks who changes a basis and why, and returns when: the
+// caller's time, or zero for the store's clock read under the change's
+// locks (changeTime).
 func (s *Store) checkChange(op string, c consent.BasisChange) (time.Time, error) {
 	if err := checkID(op, "operator", strings.TrimSpace(c.Operator)); err != nil {
 		return time.Time{}, err
@@ -46,11 +48,21 @@ func (s *Store) checkChange(op string, c consent.BasisChange) (time.Time, error)
 	if err := checkText(op, "reason", c.Reason, maxText); err != nil {
 		return time.Time{}, err
 	}
-	at := c.At
-	if at.IsZero() {
-		at = s.clock()
+	if c.At.IsZero() {
+		return time.Time{}, nil
 	}
-	return at.UTC().Truncate(time.Millisecond), nil
+	return c.At.UTC().Truncate(time.Millisecond), nil
+}
+
+// changeTime is when a change happens: read once the trail's head and the
+// basis are locked, so the trail's times follow its order, and a release
+// that held the basis (AppendRelease) and so committed first has a time no
+// later than the change's, on one clock.
+func (s *Store) changeTime(at time.Time) time.Time {
+	if at.IsZero() {
+		return s.clock()
+	}
+	return at
 }
 
 func checkBasisTerms(op string, items []string, law string) error {
@@ -87,9 +99,7 @@ func (s *Store) PutLegalBasis(ctx context.Context, b *consent.LegalBasis, c cons
 	if !b.Basis.Legal() {
 		return invalid(op, "basis must be legal_obligation or public_task")
 	}
-	st := *b
-	st.Items = slices.Clone(b.Items)
-	st.Version, st.CreatedAt, st.UpdatedAt, st.RevokedAt = 1, at, at, nil
+	var st consent.LegalBasis
 	err = s.inTx(ctx, op, func(q sqldb.Querier) error {
 		// The trail's head first: every change of a basis takes it, so
 		// changes are serialised and the trail is one chain.
@@ -97,6 +107,10 @@ func (s *Store) PutLegalBasis(ctx context.Context, b *consent.LegalBasis, c cons
 		if err != nil {
 			return err
 		}
+		at := s.changeTime(at)
+		st = *b
+		st.Items = slices.Clone(b.Items)
+		st.Version, st.CreatedAt, st.UpdatedAt, st.RevokedAt = 1, at, at, nil
 		if _, err := q.ExecContext(ctx, `INSERT INTO consent_legal_bases (`+basisColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 1, $7)`,
 			st.ID, st.Agency, st.Purpose, sqldb.EncodeList(st.Items), string(st.Basis), st.Law, sqldb.MS(at)); err != nil {
 			return dbErr(op, err)
@@ -141,6 +155,7 @@ func (s *Store) AmendLegalBasis(ctx context.Context, id string, items []string, 
 		if err != nil {
 			return err
 		}
+		at := s.changeTime(at)
 		next := *cur
 		next.Items, next.Law, next.Version, next.UpdatedAt = slices.Clone(items), law, cur.Version+1, at
 		if _, err := q.ExecContext(ctx, `UPDATE consent_legal_bases SET items = $1, law = $2, version = $3, updated_at = $4 WHERE id = $5`,
@@ -176,6 +191,7 @@ func (s *Store) RevokeLegalBasis(ctx context.Context, id string, c consent.Basis
 		if err != nil {
 			return err
 		}
+		at := s.changeTime(at)
 		if _, err := q.ExecContext(ctx, `UPDATE consent_legal_bases SET revoked_at = $1 WHERE id = $2`, sqldb.MS(at), id); err != nil {
 			return dbErr(op, err)
 		}

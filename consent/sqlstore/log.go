@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -126,14 +127,36 @@ func checkEntry(op string, e *consent.Entry) error {
 // BEGIN IMMEDIATE already serialises writers), so appends for one citizen
 // from any number of connections, pools or replicas form one chain.
 func (s *Store) Append(ctx context.Context, e *consent.Entry) error {
-	const op = "append log entry"
+	return s.appendEntry(ctx, "append log entry", e, false)
+}
+
+// AppendRelease appends a release after checking, in its transaction,
+// that the legal basis or consent it names still allows it (see
+// consent.LogStore). The basis or record is read with a shared lock
+// (PostgreSQL; SQLite's BEGIN IMMEDIATE serialises writers) before the
+// chain head, so a revocation, amendment or withdrawal, which locks the
+// row for update, waits for the release or the release sees it; locks are
+// taken in one order (basis or record, then head), so no deadlock.
+func (s *Store) AppendRelease(ctx context.Context, e *consent.Entry) error {
+	return s.appendEntry(ctx, "append release", e, true)
+}
+
+func (s *Store) appendEntry(ctx context.Context, op string, e *consent.Entry, release bool) error {
 	if err := checkEntry(op, e); err != nil {
 		return err
+	}
+	if release && e.Outcome != consent.OutcomeReleased {
+		return invalid(op, "outcome must be released")
 	}
 	sealed := *e
 	sealed.At = e.At.UTC()
 	sealed.FlaggedAt, sealed.FlagNote = nil, ""
 	err := s.inTx(ctx, op, func(q sqldb.Querier) error {
+		if release {
+			if err := s.stillAllowed(ctx, q, op, &sealed); err != nil {
+				return err
+			}
+		}
 		head, err := s.lockHead(ctx, q, op, sealed.CitizenID)
 		if err != nil {
 			return err
@@ -167,6 +190,112 @@ func (s *Store) Append(ctx context.Context, e *consent.Entry) error {
 		return err
 	}
 	*e = sealed
+	return nil
+}
+
+// forShare is the shared row lock a release holds on the basis or record
+// it relies on.
+func (s *Store) forShare() string {
+	if s.d == sqldb.PostgreSQL {
+		return " FOR SHARE"
+	}
+	return ""
+}
+
+// stillAllowed checks, in the release's transaction, that the legal basis
+// or consent the entry names still allows every item: a *RefusedError
+// (carried out of the transaction as the caller's) when it does not.
+func (s *Store) stillAllowed(ctx context.Context, q sqldb.Querier, op string, e *consent.Entry) error {
+	refuse := func(why func(item string) string) error {
+		m := map[string]string{}
+		for _, it := range e.Items {
+			m[it] = why(it)
+		}
+		return &callerError{err: &consent.RefusedError{Missing: m}}
+	}
+	switch {
+	case e.Basis.Legal():
+		if e.BasisID == "" {
+			return invalid(op, "a release under a legal basis must name it")
+		}
+		var (
+			agency, purpose, items, basis string
+			version                       int64
+			revoked                       sql.NullInt64
+		)
+		err := q.QueryRowContext(ctx, `SELECT agency, purpose, items, basis, version, revoked_at FROM consent_legal_bases WHERE id = $1`+s.forShare(),
+			e.BasisID).Scan(&agency, &purpose, &items, &basis, &version, &revoked)
+		if errors.Is(err, sql.ErrNoRows) {
+			return refuse(func(string) string { return fmt.Sprintf("legal basis %s does not exist", e.BasisID) })
+		}
+		if err != nil {
+			return dbErr(op, err)
+		}
+		have, err := decodeList(op, items)
+		if err != nil {
+			return err
+		}
+		switch {
+		case revoked.Valid:
+			return refuse(func(string) string {
+				return fmt.Sprintf("legal basis %s (version %d) was revoked while the data was being read", e.BasisID, e.BasisVersion)
+			})
+		case agency != e.Actor.Agency || purpose != e.Purpose || consent.Basis(basis) != e.Basis:
+			return refuse(func(string) string {
+				return fmt.Sprintf("legal basis %s is not this agency's for this purpose", e.BasisID)
+			})
+		case version != e.BasisVersion:
+			return refuse(func(it string) string {
+				if !slices.Contains(have, it) {
+					return fmt.Sprintf("legal basis %s was amended (version %d to %d) while the data was being read, and no longer covers it",
+						e.BasisID, e.BasisVersion, version)
+				}
+				return fmt.Sprintf("legal basis %s was amended (version %d to %d) while the data was being read; ask again",
+					e.BasisID, e.BasisVersion, version)
+			})
+		}
+		return nil
+	case e.Basis == consent.BasisConsent && e.ConsentID != "":
+		var (
+			citizen, items string
+			expires        int64
+			withdrawn      sql.NullInt64
+		)
+		err := q.QueryRowContext(ctx, `SELECT citizen_id, items, expires_at, withdrawn_at FROM consent_records WHERE id = $1`+s.forShare(),
+			e.ConsentID).Scan(&citizen, &items, &expires, &withdrawn)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && citizen != e.CitizenID) {
+			return refuse(func(string) string { return fmt.Sprintf("consent %s does not exist", e.ConsentID) })
+		}
+		if err != nil {
+			return dbErr(op, err)
+		}
+		have, err := decodeList(op, items)
+		if err != nil {
+			return err
+		}
+		switch {
+		case withdrawn.Valid:
+			return refuse(func(string) string {
+				return fmt.Sprintf("the citizen withdrew consent %s while the data was being read", e.ConsentID)
+			})
+		case expires <= sqldb.MS(e.At):
+			return refuse(func(string) string { return fmt.Sprintf("consent %s has expired", e.ConsentID) })
+		}
+		var lost []string
+		for _, it := range e.Items {
+			if !slices.Contains(have, it) {
+				lost = append(lost, it)
+			}
+		}
+		if len(lost) > 0 {
+			return refuse(func(it string) string {
+				if slices.Contains(lost, it) {
+					return fmt.Sprintf("consent %s was changed while the data was being read and no longer covers it", e.ConsentID)
+				}
+				return fmt.Sprintf("consent %s was changed while the data was being read; ask again", e.ConsentID)
+			})
+		}
+	}
 	return nil
 }
 

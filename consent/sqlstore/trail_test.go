@@ -130,8 +130,19 @@ func TestTrail_UpgradeKeepsOldEntriesAndAdoptsBases(t *testing.T) {
 // them) does not pass either.
 func TestTrail_EntryFormTwoTamper(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *tamperEnv) {
+		// A basis at version 3, which the entry names: verify checks the
+		// claim against the trail too.
+		if err := e.s.PutLegalBasis(t.Context(), &consent.LegalBasis{ID: "lb_1", Agency: "BYT", Items: []string{"name"}, Purpose: "p",
+			Basis: consent.BasisPublicTask, Law: "L"}, consenttest.TestChange); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if _, err := e.s.AmendLegalBasis(t.Context(), "lb_1", []string{"name"}, "L", consenttest.TestChange); err != nil {
+				t.Fatal(err)
+			}
+		}
 		en := &consent.Entry{ID: consent.NewID("log"), CitizenID: "cit_named", At: time.Now(), Actor: consent.Actor{Agency: "BYT", ClientID: "his"},
-			Channel: consent.ChannelBroker, Items: []string{"name"}, Basis: consent.BasisPublicTask, Law: "L", BasisID: "lb_1", BasisVersion: 3,
+			Channel: consent.ChannelBroker, Items: []string{"name"}, Purpose: "p", Basis: consent.BasisPublicTask, Law: "L", BasisID: "lb_1", BasisVersion: 3,
 			Outcome: consent.OutcomeReleased, Names: &consent.Names{Client: "Bệnh viện A", AgencyVI: "Bộ Y tế"}}
 		if err := e.s.Append(t.Context(), en); err != nil {
 			t.Fatal(err)
