@@ -13,9 +13,13 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -134,25 +138,47 @@ func latencyAt(b *testing.B, u, token string, rate float64, d time.Duration) (p5
 }
 
 // holdForLoadScript keeps the benchmark's servers up for an external load
-// generator when ONEDOOR_BENCH_HOLD is a duration: it writes the URLs and
-// the token to ONEDOOR_BENCH_HOLD_FILE (default /tmp/onedoor-apibench.json)
-// and waits, so the figures can be taken by a tool in another process
-// (vegeta, wrk) as well as by the in-process generator.
-func holdForLoadScript(b *testing.B, targets map[string]string) {
+// generator when ONEDOOR_BENCH_HOLD is a duration: it writes the URLs, the
+// token and what signs its DPoP proofs (the benchmark device's throwaway
+// key and the htu base) to ONEDOOR_BENCH_HOLD_FILE (default
+// /tmp/onedoor-apibench.json) and waits until the duration is over or the
+// tool removes the file, so the figures can be taken by a generator in
+// another process on another core (deploy/load/api.sh). It reports whether
+// it held: the in-process measurement is then skipped.
+func holdForLoadScript(b *testing.B, targets map[string]string) bool {
 	d, err := time.ParseDuration(os.Getenv("ONEDOOR_BENCH_HOLD"))
 	if err != nil || d <= 0 {
-		return
+		return false
 	}
 	f := os.Getenv("ONEDOOR_BENCH_HOLD_FILE")
 	if f == "" {
 		f = filepath.Join(os.TempDir(), "onedoor-apibench.json")
 	}
+	if v, ok := appTokens.Load(targets["token"]); ok {
+		p := v.(appProof)
+		der, err := x509.MarshalPKCS8PrivateKey(p.key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		targets["dpop_key"] = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+		targets["htu_base"] = p.apiURL
+	}
 	raw, _ := json.Marshal(targets)
-	if err := os.WriteFile(f, raw, 0o600); err != nil { // #nosec G703 -- the benchmark operator names the file
+	tmp := f + ".tmp"
+	if err := os.WriteFile(tmp, raw, 0o600); err != nil { // #nosec G703 -- the benchmark operator names the file
 		b.Fatal(err)
 	}
-	b.Logf("serving %s for %s", f, d)
-	time.Sleep(d)
+	if err := os.Rename(tmp, f); err != nil { // whole, so a waiting tool never reads half of it
+		b.Fatal(err)
+	}
+	b.Logf("serving %s for %s (or until it is removed)", f, d)
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(f); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+	}
+	_ = os.Remove(f)
+	return true
 }
 
 // serveStatic serves the fiber baseline on a loopback port.
@@ -239,7 +265,11 @@ func BenchmarkMobileAPI_Home(b *testing.B) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	static := serveStatic(b, body)
-	holdForLoadScript(b, map[string]string{"home": home, "static": static, "token": tok})
+	if holdForLoadScript(b, map[string]string{"home": home, "static": static, "token": tok}) {
+		for b.Loop() {
+		}
+		return
+	}
 	conc := 32
 	for b.Loop() {
 		base := maxRate(b, static, "", conc, 2*time.Second)
@@ -283,6 +313,11 @@ func BenchmarkMobileAPI_Search(b *testing.B) {
 	u := "http://" + e.m.APIAddr + "/v1/services?q=" + url.QueryEscape("dang ky giay phep lai xe")
 	if _, err := benchGet(benchClient(1), u, tok); err != nil { // builds the index
 		b.Fatal(err)
+	}
+	if holdForLoadScript(b, map[string]string{"search": u, "token": tok}) {
+		for b.Loop() {
+		}
+		return
 	}
 	for b.Loop() {
 		got := maxRate(b, u, tok, 32, 2*time.Second)

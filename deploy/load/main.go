@@ -84,6 +84,17 @@ type options struct {
 func main() {
 	var o options
 	var genKey, bareAddr string
+	var ao apiOptions
+	flag.StringVar(&ao.file, "api", "", "mobile API mode: the hold file a held BenchmarkMobileAPI_* wrote (see api.go)")
+	flag.StringVar(&ao.targets, "api-targets", "", "mobile API mode: comma-separated targets of the hold file (default static,home,search: those present)")
+	flag.IntVar(&ao.conns, "api-conns", 32, "mobile API mode: closed-loop callers for the maximum rate")
+	flag.IntVar(&ao.workers, "api-workers", 128, "mobile API mode: open-loop senders (and connections)")
+	flag.DurationVar(&ao.satDur, "api-max-d", 5*time.Second, "mobile API mode: timed closed-loop phase")
+	flag.DurationVar(&ao.openDur, "api-d", 10*time.Second, "mobile API mode: timed open-loop phase")
+	flag.DurationVar(&ao.warmup, "api-warmup", time.Second, "mobile API mode: untimed warm-up before each phase")
+	flag.Float64Var(&ao.fraction, "api-fraction", 0.5, "mobile API mode: open-loop rate as a fraction of the maximum")
+	flag.StringVar(&ao.rateFrom, "api-rate-from", "", "mobile API mode: take every target's open-loop rate from this target's maximum (default: each its own)")
+	flag.IntVar(&ao.runs, "api-runs", 3, "mobile API mode: runs (the table gives their median)")
 	flag.StringVar(&o.issuer, "issuer", "http://localhost:18080", "issuer URL of the OneDoor under test (loopback only)")
 	flag.StringVar(&o.clientID, "client-id", "", "client id")
 	flag.StringVar(&o.secret, "secret", "", "client secret (client_secret_basic)")
@@ -106,6 +117,21 @@ func main() {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		if err := serveBare(ctx, bareAddr, o.clientID, o.secret); err != nil {
+			fmt.Fprintln(os.Stderr, "load:", err)
+			os.Exit(1)
+		}
+		return
+	}
+
+	if ao.file != "" {
+		ao.maxRequests = o.maxRequests
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if ao.runs < 1 || ao.conns < 1 || ao.workers < 1 || ao.fraction <= 0 || ao.satDur <= 0 || ao.openDur <= 0 || ao.warmup <= 0 {
+			fmt.Fprintln(os.Stderr, "load: -api-runs, -api-conns, -api-workers, -api-fraction and the durations must be positive")
+			os.Exit(2)
+		}
+		if err := runAPI(ctx, ao, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "load:", err)
 			os.Exit(1)
 		}

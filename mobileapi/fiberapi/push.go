@@ -531,7 +531,12 @@ func newStreams() *streams {
 	return &streams{sealer: sealer, done: make(chan struct{})}
 }
 
-func (st *streams) close() { st.once.Do(func() { close(st.done) }) }
+func (st *streams) close() {
+	if st == nil { // Static has none
+		return
+	}
+	st.once.Do(func() { close(st.done) })
+}
 
 // catchUpPage is how many stored events one read of a reconnecting
 // stream's catch-up returns; catchUpMax bounds the catch-up (older events

@@ -1,0 +1,32 @@
+package fiberapi
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+)
+
+// TestStaticServesAndShutsDown: the benchmarks' baseline answers the same
+// bytes and shuts down cleanly (it has no live streams nor outage log).
+func TestStaticServesAndShutsDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Static([]byte(`{"ok":true}`))
+	go func() { _ = s.Serve(ln) }()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/static")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != `{"ok":true}` {
+		t.Fatalf("GET /static = %d %q", resp.StatusCode, body)
+	}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
