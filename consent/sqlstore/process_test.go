@@ -83,6 +83,7 @@ func TestStore_TwoProcesses(t *testing.T) {
 	children := make([]*child, len(procs))
 	for i, name := range procs {
 		c := &child{lines: make(chan string, 1024)}
+		// #nosec G702 -- this test binary itself, with fixed arguments
 		c.cmd = exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperAppendProcess$", "-test.count=1")
 		c.cmd.Env = append(os.Environ(), childEnv+"="+name, childDSNEnv+"="+dsn)
 		c.cmd.Stderr = &c.stderr
