@@ -245,6 +245,13 @@ func BenchmarkClientCredentials(b *testing.B) {
 func BenchmarkCodeExchange(b *testing.B) {
 	sign := es256SignRate(b)
 	for _, be := range benchBackends(b) {
+		// The spread variant logs in many citizens from one address in a
+		// minute: lift the per-address login and enrollment limits.
+		config := be.config
+		be.config = func(b *testing.B, c *Config) {
+			config(b, c)
+			c.LoginRateLimit, c.Limits.EnrollPerAddr, c.Limits.LoginTotal = 1<<30, 1<<30, 1<<30
+		}
 		b.Run(be.name, func(b *testing.B) {
 			e := startBench(b, be)
 			id, secret := e.client(b, ClientSpec{Scope: "openid profile", RedirectURIs: []string{benchRedirectURI},
@@ -285,8 +292,106 @@ func BenchmarkCodeExchange(b *testing.B) {
 					b.Fatalf("the exchanges were not logged: %+v %v", es, err)
 				}
 			})
+			// The same logged exchange with the codes spread over many
+			// citizens, as on a real platform: the appends no longer queue
+			// on one chain head. Each citizen logs in once (through the
+			// app) before the timer; the codes go round the citizens.
+			mcid, mcsecret := e.client(b, ClientSpec{Scope: "openid profile", RedirectURIs: []string{benchRedirectURI},
+				GrantTypes: []string{"authorization_code"}})
+			minters := e.manyMinters(b, mcid, `{"id_token":{"name":null,"birthdate":null}}`, benchManyCitizens)
+			b.Run(fmt.Sprintf("id_token_claims_logged_citizens=%d", benchManyCitizens), func(b *testing.B) {
+				b.StopTimer()
+				codes := mintRound(b, minters, b.N)
+				b.StartTimer()
+				e.run(b, sign, func(i int) (*http.Request, error) {
+					form := url.Values{"grant_type": {"authorization_code"}, "code": {codes[i]},
+						"redirect_uri": {benchRedirectURI}, "code_verifier": {minters[i%len(minters)].verifier}}.Encode()
+					return e.tokenRequest(form, mcid, mcsecret), nil
+				})
+				b.StopTimer()
+				// The first and the last citizen that had a code both
+				// have the exchange in their log.
+				for _, j := range []int{0, min(b.N, len(minters)) - 1} {
+					c, err := e.m.Store.GetCitizenByPersonalID(context.Background(), benchCitizenID(j))
+					if err != nil {
+						b.Fatal(err)
+					}
+					es, _, err := e.m.ConsentStore.ListEntries(context.Background(), consent.EntryQuery{CitizenID: c.ID, Page: consent.Page{Limit: 1}})
+					if err != nil || len(es) == 0 || es[0].Channel != consent.ChannelIDToken {
+						b.Fatalf("citizen %d's exchanges were not logged: %+v %v", j, es, err)
+					}
+				}
+			})
 		})
 	}
+}
+
+// mintRound returns n fresh codes, code i from minters[i%len(minters)],
+// minted by a few concurrent SSO requests.
+func mintRound(b testing.TB, minters []*codeMinter, n int) []string {
+	b.Helper()
+	codes := make([]string, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var once sync.Once
+	var firstErr error
+	for range 8 {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				m := minters[i%len(minters)]
+				c, err := m.codeFrom(m.authURL())
+				if err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+				codes[i] = c
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		b.Fatalf("mint codes: %v", firstErr)
+	}
+	return codes
+}
+
+// benchManyCitizens is how many citizens the spread code exchange logs
+// in: enough that 32 callers rarely hold codes of one citizen at once.
+const benchManyCitizens = 1000
+
+// benchCitizenID is the personal id of the j-th synthetic citizen of the
+// spread benchmarks (the demo citizens' ids start with 0).
+func benchCitizenID(j int) string { return fmt.Sprintf("9%011d", j) }
+
+// manyMinters imports n synthetic citizens and logs each in once through
+// its own eID app, a few at a time, returning one minter per citizen.
+func (e *benchEnv) manyMinters(b testing.TB, clientID, claims string, n int) []*codeMinter {
+	b.Helper()
+	recs := make([]citizenRecord, n)
+	for j := range recs {
+		recs[j] = citizenRecord{PersonalID: benchCitizenID(j), FamilyName: "Bench", GivenName: fmt.Sprintf("Citizen %d", j),
+			Birthdate: "1990-01-01", Gender: "other", Address: "1 Phố Mẫu (địa chỉ giả)", PhoneNumber: fmt.Sprintf("+849%08d", j)}
+	}
+	if err := e.m.ImportCitizens(context.Background(), recs); err != nil && !errors.Is(err, idp.ErrConflict) {
+		b.Fatalf("import: %v", err)
+	}
+	start := time.Now()
+	minters := make([]*codeMinter, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for j := int(next.Add(1) - 1); j < n && !b.Failed(); j = int(next.Add(1) - 1) {
+				minters[j] = e.codeMinterFor(b, clientID, claims, benchCitizenID(j))
+			}
+		})
+	}
+	wg.Wait()
+	if b.Failed() {
+		b.FailNow()
+	}
+	b.Logf("%d citizens logged in in %v", n, time.Since(start).Round(time.Second))
+	return minters
 }
 
 // BenchmarkAuthorizeSSO is the authorize step of a login with a single
@@ -590,11 +695,17 @@ func (e *benchEnv) codeMinter(b testing.TB, clientID string) *codeMinter {
 // codeMinterClaims is codeMinter with a claims parameter on every login.
 func (e *benchEnv) codeMinterClaims(b testing.TB, clientID, claims string) *codeMinter {
 	b.Helper()
-	ctx := context.Background()
-	if err := e.m.ImportCitizens(ctx, demoCitizens[:1]); err != nil && !errors.Is(err, idp.ErrConflict) {
+	if err := e.m.ImportCitizens(context.Background(), demoCitizens[:1]); err != nil && !errors.Is(err, idp.ErrConflict) {
 		b.Fatalf("import: %v", err)
 	}
-	pid := demoCitizens[0].PersonalID
+	return e.codeMinterFor(b, clientID, claims, demoCitizens[0].PersonalID)
+}
+
+// codeMinterFor enrolls the registered citizen pid's eID app and logs a
+// browser in once (claims on every login when set).
+func (e *benchEnv) codeMinterFor(b testing.TB, clientID, claims, pid string) *codeMinter {
+	b.Helper()
+	ctx := context.Background()
 	code, _, err := e.m.EID.Activate(ctx, pid, idp.LevelHigh)
 	if err != nil {
 		b.Fatalf("activate: %v", err)
