@@ -151,12 +151,12 @@ func checkCommit(op string, c *consent.Commit, size int64, heads []consent.Head)
 }
 
 // pendingHeads reads the heads that moved since a checkpoint last
-// committed them. Its WHERE is the partial index's predicate
+// committed them (migration 0005). Its WHERE is the partial index's predicate
 // (consent_chain_heads_pending), so both engines read only those heads:
 // the cost follows what moved, not the number of citizens.
 func pendingHeads(ctx context.Context, q sqldb.Querier, op string, limit int) ([]consent.Head, error) {
 	rows, err := q.QueryContext(ctx, `SELECT citizen_id, seq, hash FROM consent_chain_heads
-		WHERE seq <> committed_seq ORDER BY citizen_id LIMIT $1`, limit)
+		WHERE pending ORDER BY citizen_id LIMIT $1`, limit)
 	if err != nil {
 		return nil, dbErr(op, err)
 	}
@@ -172,10 +172,10 @@ func pendingHeads(ctx context.Context, q sqldb.Querier, op string, limit int) ([
 	return out, dbErr(op, rows.Err())
 }
 
-// markCommitted records the seq each leaf committed beside its head. A
-// head that moved after it was read (an append on PostgreSQL, which does
-// not wait for the checkpoint) keeps seq <> committed_seq, and the next
-// checkpoint commits it again.
+// markCommitted records the seq each leaf committed beside its head and
+// clears its pending flag. A head that moved after it was read (an append
+// on PostgreSQL, which does not wait for the checkpoint) stays pending,
+// and the next checkpoint commits it again.
 func markCommitted(ctx context.Context, q sqldb.Querier, op string, leaves []consent.Leaf) error {
 	const chunk = 200
 	for len(leaves) > 0 {
@@ -192,6 +192,17 @@ func markCommitted(ctx context.Context, q sqldb.Querier, op string, leaves []con
 		}
 		if _, err := q.ExecContext(ctx, `UPDATE consent_chain_heads SET committed_seq = CASE citizen_id`+cases.String()+ // #nosec G202 -- placeholders only
 			` ELSE committed_seq END WHERE citizen_id IN (`+strings.Join(ids, ", ")+`)`, args...); err != nil {
+			return dbErr(op, err)
+		}
+		// A head that moved after it was read is still pending: the next
+		// checkpoint commits it again.
+		citizens, ph := make([]any, 0, n), make([]string, 0, n)
+		for _, l := range leaves[:n] {
+			citizens = append(citizens, l.CitizenID)
+			ph = append(ph, "$"+strconv.Itoa(len(citizens)))
+		}
+		if _, err := q.ExecContext(ctx, `UPDATE consent_chain_heads SET pending = FALSE
+			WHERE citizen_id IN (`+strings.Join(ph, ", ")+`) AND pending AND seq = committed_seq`, citizens...); err != nil { // #nosec G202 -- placeholders only
 			return dbErr(op, err)
 		}
 		leaves = leaves[n:]

@@ -176,13 +176,13 @@ func (s *Store) appendEntry(ctx context.Context, op string, e *consent.Entry, re
 			// One round trip for the entry and the head: appends are on
 			// the path of every release.
 			_, err = q.ExecContext(ctx, `WITH entry AS (`+insert+` RETURNING seq)
-				UPDATE consent_chain_heads SET seq = (SELECT seq FROM entry), hash = $17 WHERE citizen_id = $2`, args...)
+				UPDATE consent_chain_heads SET seq = (SELECT seq FROM entry), hash = $17, pending = TRUE WHERE citizen_id = $2`, args...)
 			return dbErr(op, err)
 		}
 		if _, err := q.ExecContext(ctx, insert, args...); err != nil {
 			return dbErr(op, err)
 		}
-		_, err = q.ExecContext(ctx, `UPDATE consent_chain_heads SET seq = $1, hash = $2 WHERE citizen_id = $3`,
+		_, err = q.ExecContext(ctx, `UPDATE consent_chain_heads SET seq = $1, hash = $2, pending = TRUE WHERE citizen_id = $3`,
 			sealed.Seq, sealed.Hash, sealed.CitizenID)
 		return dbErr(op, err)
 	})
@@ -231,7 +231,7 @@ func (s *Store) stillAllowed(ctx context.Context, q sqldb.Querier, op string, e 
 		if err != nil {
 			return dbErr(op, err)
 		}
-		have, err := decodeList(op, items)
+		have, err := sqldb.DecodeList(op, items)
 		if err != nil {
 			return err
 		}
@@ -269,7 +269,7 @@ func (s *Store) stillAllowed(ctx context.Context, q sqldb.Querier, op string, e 
 		if err != nil {
 			return dbErr(op, err)
 		}
-		have, err := decodeList(op, items)
+		have, err := sqldb.DecodeList(op, items)
 		if err != nil {
 			return err
 		}
