@@ -61,6 +61,15 @@ func ParseWitnessKey(vkey string) (*Witness, error) {
 	return &Witness{Name: name, KeyHash: uint32(h), Key: ed25519.PublicKey(key[1:])}, nil
 }
 
+// NewWitness is the witness name with Ed25519 key, at url.
+func NewWitness(name string, key ed25519.PublicKey, url string) (*Witness, error) {
+	if !validKeyName(name) || len(key) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("consent: a witness needs a name without spaces or '+' and an Ed25519 key: %w", ErrInvalid)
+	}
+	w := &Witness{Name: name, Key: key, KeyHash: witnessKeyHash(name, append([]byte{algCosignatureV1}, key...))}
+	return ParseWitness(w.String() + "@" + url)
+}
+
 // ParseWitness parses "vkey@URL": a witness's verifier key and where it
 // listens (https, or http on loopback for tests).
 func ParseWitness(spec string) (*Witness, error) {
