@@ -34,6 +34,25 @@ type Cosigner struct {
 
 	mu      sync.Mutex
 	backoff map[string]*retryState
+	kick    chan struct{}
+}
+
+func (c *Cosigner) kicks() chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.kick == nil {
+		c.kick = make(chan struct{}, 1)
+	}
+	return c.kick
+}
+
+// Nudge makes Run cosign now, after a new checkpoint, rather than at its
+// next tick.
+func (c *Cosigner) Nudge() {
+	select {
+	case c.kicks() <- struct{}{}:
+	default:
+	}
 }
 
 type retryState struct {
@@ -203,15 +222,20 @@ func printable(b []byte) string {
 	return strings.TrimSpace(s)
 }
 
-// Run cosigns every interval until ctx ends, reporting failures to onErr.
+// Run cosigns every interval (the retries of witnesses in backoff) and on
+// each Nudge until ctx ends, reporting failures to onErr.
 func (c *Cosigner) Run(ctx context.Context, interval time.Duration, onErr func(error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	kick := c.kicks()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-kick:
 		case <-t.C:
+		}
+		{
 			if err := c.Cosign(ctx); err != nil && ctx.Err() == nil && onErr != nil {
 				onErr(err)
 			}

@@ -164,7 +164,7 @@ func ParseCosignature(body []byte, w *Witness, size int64, root []byte) (*Cosign
 			return nil, errors.New("the witness's response has a malformed signature line")
 		}
 		sig, err := base64.StdEncoding.DecodeString(b64)
-		if err != nil || len(sig) < 5 {
+		if err != nil || len(sig) < 5 || base64.StdEncoding.EncodeToString(sig) != b64 {
 			return nil, errors.New("the witness's response has a malformed signature")
 		}
 		if name != w.Name || binary.BigEndian.Uint32(sig) != w.KeyHash {
@@ -217,7 +217,8 @@ func ParseAddCheckpoint(body []byte) (oldSize int64, proof tlog.TreeProof, signe
 	}
 	for _, l := range lines[1:] {
 		h, err := tlog.ParseHash(l)
-		if err != nil {
+		// Canonical base64 only: one hash, one spelling.
+		if err != nil || base64.StdEncoding.EncodeToString(h[:]) != l {
 			return 0, nil, nil, errors.New("malformed proof hash")
 		}
 		proof = append(proof, h)
