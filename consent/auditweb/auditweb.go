@@ -157,7 +157,9 @@ func fail(w http.ResponseWriter, err error) {
 	writeJSONType(w, p.Status, p, "application/problem+json")
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) { writeJSONType(w, status, v, "application/json") }
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeJSONType(w, status, v, "application/json")
+}
 
 func writeJSONType(w http.ResponseWriter, status int, v any, ct string) {
 	w.Header().Set("Content-Type", ct)
