@@ -235,10 +235,8 @@ func (c *Cosigner) Run(ctx context.Context, interval time.Duration, onErr func(e
 		case <-kick:
 		case <-t.C:
 		}
-		{
-			if err := c.Cosign(ctx); err != nil && ctx.Err() == nil && onErr != nil {
-				onErr(err)
-			}
+		if err := c.Cosign(ctx); err != nil && ctx.Err() == nil && onErr != nil {
+			onErr(err)
 		}
 	}
 }
