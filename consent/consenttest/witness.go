@@ -146,5 +146,5 @@ func (w *Witness) serve(rw http.ResponseWriter, r *http.Request) {
 	w.size, w.root = c.N, c.Hash
 	// The response is the cosignature lines: what follows the blank line.
 	i := strings.LastIndex(string(cosigned), "\n\n")
-	_, _ = io.WriteString(rw, string(cosigned[i+2:]))
+	_, _ = rw.Write(cosigned[i+2:])
 }

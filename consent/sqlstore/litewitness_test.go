@@ -47,7 +47,7 @@ func litewitness(t *testing.T, vkey string) *consent.Witness {
 	dir := t.TempDir()
 	run := func(env []string, name string, args ...string) string {
 		t.Helper()
-		cmd := exec.CommandContext(t.Context(), name, args...) // #nosec G204 -- test tools
+		cmd := exec.CommandContext(t.Context(), name, args...) // #nosec G204 G702 -- test tools
 		cmd.Env = append(os.Environ(), env...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -58,14 +58,14 @@ func litewitness(t *testing.T, vkey string) *consent.Witness {
 	key := filepath.Join(dir, "witness")
 	run(nil, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", key)
 	sock := filepath.Join(dir, "agent.sock")
-	agent := exec.Command("ssh-agent", "-D", "-a", sock) // #nosec G204 -- test tool
+	agent := exec.Command("ssh-agent", "-D", "-a", sock) // #nosec G204 G702 -- test tool
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = agent.Process.Kill(); _ = agent.Wait() })
 	waitFor(t, func() bool { _, err := os.Stat(sock); return err == nil })
 	run([]string{"SSH_AUTH_SOCK=" + sock}, "ssh-add", key)
-	pubText, err := os.ReadFile(key + ".pub")
+	pubText, err := os.ReadFile(key + ".pub") // #nosec G304 -- the test's temp dir
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func litewitness(t *testing.T, vkey string) *consent.Witness {
 	addr := ln.Addr().String()
 	_ = ln.Close()
 	var logs bytes.Buffer
-	lw := exec.Command(filepath.Join(bin, "litewitness"), "-db", db, "-name", "witness.test/litewitness", // #nosec G204 -- test tool
+	lw := exec.Command(filepath.Join(bin, "litewitness"), "-db", db, "-name", "witness.test/litewitness", // #nosec G204 G702 -- test tool
 		"-key", ssh.FingerprintSHA256(pub), "-ssh-agent", sock, "-listen", addr)
 	lw.Stdout, lw.Stderr = &logs, &logs
 	if err := lw.Start(); err != nil {
