@@ -74,7 +74,12 @@ type Report struct {
 	// size and time: how much of the log is signed, and since when.
 	LastCheckpointSize int64      `json:"last_checkpoint_size"`
 	LastCheckpointAt   *time.Time `json:"last_checkpoint_at,omitempty"`
-	Broken             *Problem   `json:"broken,omitempty"`
+	// Witnessed is each configured witness's latest valid cosignature,
+	// and WitnessedSize the largest size a quorum of them cosigned (set by
+	// VerifyWitnesses).
+	Witnessed     []Witnessed `json:"witnessed,omitempty"`
+	WitnessedSize int64       `json:"witnessed_size"`
+	Broken        *Problem    `json:"broken,omitempty"`
 }
 
 // Intact reports whether nothing was found broken.

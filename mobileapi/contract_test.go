@@ -49,6 +49,7 @@ var routes = []route{
 	{method: http.MethodGet, path: "/v1/consents/{id}/receipts/{receipt_id}"},
 	{method: http.MethodGet, path: "/v1/access-log", list: true},
 	{method: http.MethodGet, path: "/v1/access-log/export"},
+	{method: http.MethodGet, path: "/v1/access-log/proof"},
 	{method: http.MethodPost, path: "/v1/access-log/{id}/flag"},
 	{method: http.MethodPut, path: "/agency/v1/services/{code}", ifMatch: true},
 	{method: http.MethodGet, path: "/agency/v1/applications", list: true},

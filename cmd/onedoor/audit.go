@@ -59,10 +59,16 @@ func auditCmd(ctx context.Context, args []string, env func(string) string, stdou
 	default:
 		return usageError("audit: unknown subcommand %q", sub)
 	}
-	var citizen string
+	var (
+		citizen string
+		wcfg    Config // the witnesses' flags of verify
+	)
 	m, fs, err := adminMain(ctx, "audit "+sub, args, env, func(fs *flag.FlagSet) {
 		if sub == "flags" {
 			fs.StringVar(&citizen, "citizen", "", "only this citizen's flagged entries (the IdP's subject)")
+		}
+		if sub == "verify" {
+			wcfg.auditWitnessFlags(fs)
 		}
 	})
 	if err != nil {
@@ -74,6 +80,13 @@ func auditCmd(ctx context.Context, args []string, env func(string) string, stdou
 	}
 	switch sub {
 	case "verify":
+		ws, err := wcfg.Witnesses()
+		if err != nil {
+			return usageError("audit verify: %v", err)
+		}
+		if q := wcfg.AuditWitnessQuorum; q < 0 || q > len(ws) {
+			return usageError("audit verify: --audit-witness-quorum must be between 0 and %d", len(ws))
+		}
 		_, verifier, err := m.AuditKeys()
 		if err != nil {
 			return err
@@ -81,6 +94,13 @@ func auditCmd(ctx context.Context, args []string, env func(string) string, stdou
 		r, err := consent.Verify(ctx, m.ConsentStore, verifier)
 		if err != nil {
 			return fmt.Errorf("audit verify: %w", err)
+		}
+		if r.Intact() {
+			// The witnesses' cosignatures: what the operator cannot
+			// forge. A rewrite below a witnessed size breaks one.
+			if err := consent.VerifyWitnesses(ctx, m.ConsentStore, ws, wcfg.WitnessQuorum(), r); err != nil {
+				return fmt.Errorf("audit verify: %w", err)
+			}
 		}
 		if err := m.printJSON(stdout, r); err != nil {
 			return err

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/accesstoken"
 	"github.com/onedoor/onedoor/idp/clientaddr"
@@ -104,6 +105,12 @@ type Config struct {
 	// AuditCheckpointInterval is how often the access log's chain heads
 	// are committed to a signed checkpoint.
 	AuditCheckpointInterval time.Duration
+	// AuditWitnesses are the witnesses (c2sp.org/tlog-witness) that
+	// cosign the checkpoints, each "vkey@url"; AuditWitnessQuorum is how
+	// many must cosign a size for `onedoor audit verify` to count it as
+	// witnessed (0: all of them).
+	AuditWitnesses     []string
+	AuditWitnessQuorum int
 	// BlobSweepEvery is how often `serve` sweeps orphaned blobs (no flag:
 	// tests shorten it); 0 means every 15 minutes.
 	BlobSweepEvery time.Duration
@@ -234,6 +241,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.BlobDir, "blob-dir", c.BlobDir, "directory of uploaded attachments and result documents (default DATA-DIR/blobs); replicas must share it")
 	fs.IntVar(&c.APICitizenRateLimit, "api-citizen-rate-limit", c.APICitizenRateLimit, "mobile API requests allowed per citizen per minute")
 	fs.IntVar(&c.APIAgencyRateLimit, "api-agency-rate-limit", c.APIAgencyRateLimit, "mobile API requests allowed per agency client per minute")
+	c.auditWitnessFlags(fs)
 	fs.DurationVar(&c.AuditCheckpointInterval, "audit-checkpoint-interval", c.AuditCheckpointInterval, "how often the access log's chain heads are committed to a signed checkpoint (what `onedoor audit verify` holds an operator's rewrite against)")
 	fs.IntVar(&c.APIAuthFailureLimit, "api-auth-failure-limit", c.APIAuthFailureLimit, "mobile API requests without a valid token allowed per client address (IPv6: per /64) per minute; past it they get 429 before any token check")
 	fs.IntVar(&c.APIDataRequestRateLimit, "api-data-request-rate-limit", c.APIDataRequestRateLimit, "data requests (POST /agency/v1/data-requests) allowed per agency, all its clients together, per minute")
@@ -322,6 +330,47 @@ func (h *helpRequest) print(w io.Writer) {
 	h.fs.PrintDefaults()
 }
 
+// auditWitnessFlags are the witnesses' flags, of serve and audit verify.
+func (c *Config) auditWitnessFlags(fs *flag.FlagSet) {
+	fs.Var(&commaList{v: &c.AuditWitnesses}, "audit-witness", "a witness that cosigns the access log's checkpoints (c2sp.org/tlog-witness), as NAME+KEYHASH+KEY@URL (its cosignature/v1 verifier key and its https prefix); repeatable or comma-separated")
+	fs.IntVar(&c.AuditWitnessQuorum, "audit-witness-quorum", c.AuditWitnessQuorum, "how many --audit-witness must cosign a checkpoint for `onedoor audit verify` to report it witnessed (0: all)")
+}
+
+// Witnesses parses --audit-witness.
+func (c *Config) Witnesses() ([]*consent.Witness, error) {
+	var (
+		out  []*consent.Witness
+		errs []error
+		seen = map[string]bool{}
+	)
+	for _, spec := range c.AuditWitnesses {
+		w, err := consent.ParseWitness(spec)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--audit-witness %q: %v", spec, err))
+			continue
+		}
+		if u, err := url.Parse(w.URL); err != nil || u.Host == "" || (u.Scheme == "http" && !loopbackHost(u.Hostname())) {
+			errs = append(errs, fmt.Errorf("--audit-witness %s: the URL must be https (http only on loopback)", w.Name))
+			continue
+		}
+		if seen[w.Name] {
+			errs = append(errs, fmt.Errorf("--audit-witness %s: named twice", w.Name))
+			continue
+		}
+		seen[w.Name] = true
+		out = append(out, w)
+	}
+	return out, errors.Join(errs...)
+}
+
+// WitnessQuorum is --audit-witness-quorum with 0 meaning every witness.
+func (c *Config) WitnessQuorum() int {
+	if c.AuditWitnessQuorum == 0 {
+		return len(c.AuditWitnesses)
+	}
+	return c.AuditWitnessQuorum
+}
+
 // EnvName is the environment variable of a flag.
 func EnvName(flagName string) string {
 	return "ONEDOOR_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
@@ -360,6 +409,14 @@ func (c *Config) Validate(serve bool) error {
 		} else if u != nil && strings.Trim(u.Path, "/") != "" && strings.Trim(u.Path, "/") != "0" {
 			add("--redis-url of a cluster may not name a database: a cluster has only database 0")
 		}
+	}
+	if _, err := c.Witnesses(); err != nil {
+		for _, e := range strings.Split(err.Error(), "\n") {
+			add("%s", e)
+		}
+	}
+	if c.AuditWitnessQuorum < 0 || c.AuditWitnessQuorum > len(c.AuditWitnesses) {
+		add("--audit-witness-quorum must be between 0 and the number of --audit-witness (%d), got %d", len(c.AuditWitnesses), c.AuditWitnessQuorum)
 	}
 	if !serve {
 		return joinProblems(probs)

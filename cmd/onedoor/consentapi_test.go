@@ -11,6 +11,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
@@ -388,6 +390,14 @@ func runConsentAPI(t *testing.T, e *testEnv) {
 	if len(entries) != len(en) || entries[len(entries)-1].(map[string]any)["seq"] != float64(1) || entries[len(entries)-1].(map[string]any)["prev"] != nil {
 		t.Errorf("export: %d entries, want %d from seq 1", len(entries), len(en))
 	}
+
+	// The inclusion proof of the citizen's head in the latest checkpoint:
+	// the app checks it against the signed root and its own export.
+	if _, err := e.m.Checkpointer.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pr := cit.must(http.StatusOK, http.MethodGet, "/v1/access-log/proof", nil).json(t)
+	checkInclusion(t, e.m, pr, entries[0].(map[string]any))
 }
 
 func parseTime(t *testing.T, v any) time.Time {
@@ -479,5 +489,43 @@ func TestDataRequest_WithdrawnOnAnotherReplica(t *testing.T) {
 	refusedItems(t, onTwo.do(http.MethodPost, "/agency/v1/data-requests", body))
 	if d := time.Since(at); d > time.Second {
 		t.Errorf("replica 2 refused %v after the withdrawal", d)
+	}
+}
+
+// checkInclusion checks GET /v1/access-log/proof as the citizen's app
+// would: the checkpoint's signature, the leaf naming the export's newest
+// entry, and the proof against the signed root.
+func checkInclusion(t *testing.T, m *Main, pr, newest map[string]any) {
+	t.Helper()
+	_, verifier, err := m.AuditKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, root, err := consent.OpenCheckpoint([]byte(pr["checkpoint"].(string)), verifier)
+	if err != nil || float64(size) != pr["tree_size"] {
+		t.Fatalf("checkpoint %q: %v", pr["checkpoint"], err)
+	}
+	b64 := func(v any) []byte {
+		b, err := base64.StdEncoding.DecodeString(v.(string))
+		if err != nil {
+			t.Fatalf("%v: %v", v, err)
+		}
+		return b
+	}
+	leaf := b64(pr["leaf_data"])
+	var ld struct {
+		Seq  int64  `json:"seq"`
+		Hash []byte `json:"hash"`
+	}
+	if err := json.Unmarshal(leaf, &ld); err != nil || float64(ld.Seq) != newest["seq"] || base64.StdEncoding.EncodeToString(ld.Hash) != newest["hash"] ||
+		pr["hash"] != newest["hash"] {
+		t.Fatalf("leaf %s, newest entry %v", leaf, newest)
+	}
+	var proof tlog.RecordProof
+	for _, h := range pr["proof"].([]any) {
+		proof = append(proof, tlog.Hash(b64(h)))
+	}
+	if err := tlog.CheckRecord(proof, size, root, int64(pr["leaf_index"].(float64)), tlog.RecordHash(leaf)); err != nil {
+		t.Fatalf("inclusion proof: %v", err)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/onedoor/onedoor/consent"
+	"github.com/onedoor/onedoor/consent/auditweb"
 	consentsql "github.com/onedoor/onedoor/consent/sqlstore"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/accesstoken"
@@ -71,6 +72,9 @@ type Main struct {
 	// Checkpointer commits the access log's chain heads to signed
 	// checkpoints (every --audit-checkpoint-interval while serving).
 	Checkpointer *consent.Checkpointer
+	// Cosigner sends each checkpoint to the --audit-witness witnesses and
+	// stores their cosignatures.
+	Cosigner *consent.Cosigner
 	// RepStore keeps the business registry and the mandates, on the same
 	// database; Represent derives whom a citizen may act for from it and
 	// the citizen registry's guardianships, and denies the tokens of a
@@ -255,6 +259,11 @@ func (m *Main) OpenStorage(ctx context.Context) error {
 		return err
 	}
 	m.Checkpointer = &consent.Checkpointer{Store: m.ConsentStore, Signer: auditSigner, Verifier: auditVerifier, Now: m.Now}
+	witnesses, err := c.Witnesses()
+	if err != nil {
+		return err
+	}
+	m.Cosigner = &consent.Cosigner{Store: m.ConsentStore, Witnesses: witnesses, Now: m.Now}
 	sealer, err := keyset.NewSealer(keyset.DeriveKey(m.master, purposeKeys))
 	if err != nil {
 		return err
@@ -527,7 +536,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.ready.Store(true)
 
 	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	m.serve(ln, m.Web.Handler())
+	m.serve(ln, m.idpHandler(m.Web.Handler()))
 	if apiLn != nil {
 		if m.Blobs, err = fsblob.New(c.blobDir()); err != nil {
 			return err
@@ -557,7 +566,7 @@ func (m *Main) Run(ctx context.Context) error {
 			Store: m.APIStore, Blobs: m.Blobs, Catalog: m.Catalog, Ephemeral: m.Eph, SharedLimits: c.RedisURL != "",
 			// Every release of personal data through the API goes through
 			// the consent service, reading the citizen store in place.
-			Consent: m.Consent, Registry: idp.Registry{Citizens: m.Store}, Represent: m.Represent,
+			Consent: m.Consent, Registry: idp.Registry{Citizens: m.Store}, Represent: m.Represent, Audit: m.ConsentStore,
 			CitizenRateLimit: c.APICitizenRateLimit, AgencyRateLimit: c.APIAgencyRateLimit, DataRequestRateLimit: c.APIDataRequestRateLimit,
 			AuthFailureLimit: c.APIAuthFailureLimit, AuthFailureAddrs: c.APIAuthFailureAddrs, TrustedProxies: proxies, OutageLogEvery: c.APIOutageLogEvery,
 			// DPoP proofs are checked by the IdP's verifier: one replay
@@ -592,6 +601,10 @@ func (m *Main) Run(ctx context.Context) error {
 	go m.runDeliveries(ctx)
 	m.wg.Add(1)
 	go m.checkpointAudit(ctx)
+	if len(m.Cosigner.Witnesses) > 0 {
+		m.wg.Add(1)
+		go m.cosignAudit(ctx)
+	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -651,9 +664,33 @@ func (m *Main) checkpointAudit(ctx context.Context) {
 	defer m.wg.Done()
 	m.Checkpointer.Run(ctx, m.Config.AuditCheckpointInterval, func(cp *consent.Checkpoint, heads int) {
 		m.Logger.Info("audit checkpoint", "size", cp.Size, "heads", heads)
+		m.Cosigner.Nudge()
 	}, func(err error) {
 		m.Logger.Warn("audit checkpoint", "err", err)
 	})
+}
+
+// cosignAudit sends each new checkpoint to the witnesses, and retries
+// those that failed (each in its own backoff).
+func (m *Main) cosignAudit(ctx context.Context) {
+	defer m.wg.Done()
+	m.Cosigner.Run(ctx, min(m.Config.AuditCheckpointInterval, 10*time.Second), func(err error) {
+		m.Logger.Warn("audit cosignature", "err", err)
+	})
+}
+
+// idpHandler is the IdP's handler with the access log's public routes
+// (/audit/v1/…) beside it.
+func (m *Main) idpHandler(web http.Handler) http.Handler {
+	vkey, err := m.AuditVerifierKey()
+	if err != nil {
+		vkey = "" // the key was derived at startup: cannot fail here
+	}
+	mux := http.NewServeMux()
+	(&auditweb.Handler{Store: m.ConsentStore, LogKey: vkey, Witnesses: m.Cosigner.Witnesses, Quorum: m.Config.WitnessQuorum(),
+		Timeout: m.Config.RequestTimeout}).Mount(mux)
+	mux.Handle("/", web)
+	return mux
 }
 
 // Close drops readiness, lets in-flight requests finish within the grace

@@ -36,6 +36,17 @@ func Keys(t testing.TB, name string) (note.Signer, note.Verifier) {
 	return s, v
 }
 
+// VerifierKey is the encoded public key of Keys(t, name).
+func VerifierKey(t testing.TB, name string) string {
+	t.Helper()
+	seed := sha256.Sum256([]byte("consenttest checkpoint seed " + name))
+	v, err := consent.CheckpointVerifierKey(seed[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 // RunAudit runs the conformance suite of checkpoints and verification on
 // an untampered store: checkpoints commit exactly the heads that moved,
 // Verify accepts what the store wrote, and checkpointers racing appends

@@ -157,3 +157,11 @@ func TestStore_OutageIsUnavailable(t *testing.T) {
 		})
 	}
 }
+
+func TestStore_Witness(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			consenttest.RunWitness(t, func(t *testing.T) consenttest.WitnessStores { return open(t, b.open) })
+		})
+	}
+}

@@ -84,6 +84,9 @@ type Config struct {
 	// not pre-filled.
 	Consent  *consent.Service
 	Registry consent.Registry
+	// Audit, when set, serves the citizen's inclusion proof in the access
+	// log's latest checkpoint (GET /v1/access-log/proof).
+	Audit consent.WitnessStore
 	// Ephemeral keeps Idempotency-Key responses (and, when SharedLimits
 	// is set, rate-limit counters shared by every replica).
 	Ephemeral    idp.Ephemeral
@@ -244,6 +247,9 @@ func New(cfg Config) *Server {
 		v1.Get("/consents/:id/receipts/:receipt_id", s.getReceipt)
 		v1.Get("/access-log", s.listAccessLog)
 		v1.Get("/access-log/export", s.exportAccessLog)
+		if cfg.Audit != nil {
+			v1.Get("/access-log/proof", s.accessLogProof)
+		}
 		v1.Post("/access-log/:id/flag", s.flagEntry)
 	}
 
