@@ -25,6 +25,7 @@ import (
 	"github.com/onedoor/onedoor/push"
 	"github.com/onedoor/onedoor/push/apns"
 	"github.com/onedoor/onedoor/push/fcm"
+	"github.com/onedoor/onedoor/push/queue"
 	pushredis "github.com/onedoor/onedoor/push/redis"
 	"github.com/onedoor/onedoor/push/webpush"
 )
@@ -90,7 +91,7 @@ func (c *PushConfig) pushFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.PushAllowPrivate, "push-allow-private", c.PushAllowPrivate, "let Web Push reach loopback and private endpoints (demo and tests only: endpoints come from citizens)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "listen address of Prometheus /metrics (push queue depth, sends, provider errors and latency); empty: off. Bind it to an internal address")
 	fs.DurationVar(&c.PushLease, "push-lease", c.PushLease, "how long a claimed batch of notifications is hidden from other replicas; a crashed replica's batch is sent again once it passes (default: a minute beyond a full batch's send timeout; shorter than a batch takes to send causes duplicates)")
-	fs.DurationVar(&c.PushRetention, "push-retention", c.PushRetention, "how long delivered and dead notifications are kept for receipts and the live stream's catch-up")
+	fs.DurationVar(&c.PushRetention, "push-retention", c.PushRetention, "how long delivered and dead notifications (and their push jobs) are kept for receipts and the live stream's catch-up; webhook delivery logs are not swept")
 }
 
 // purposeVAPID derives the default Web Push key.
@@ -269,8 +270,9 @@ func (m *Main) provinceOf(ctx context.Context, citizenID string) (string, error)
 	return p, nil
 }
 
-// sweepPush deletes final messages and final jobs of the queue (push
-// messages' and webhook deliveries') past the retention, hourly.
+// sweepPush deletes final messages and their final jobs past the
+// retention, hourly (webhook deliveries' jobs are not push's to sweep: an
+// agency's delivery log stays).
 func (m *Main) sweepPush(ctx context.Context) {
 	defer m.wg.Done()
 	t := time.NewTicker(time.Hour)
@@ -295,7 +297,7 @@ func (m *Main) sweepPushOnce(ctx context.Context, now time.Time) (messages, jobs
 	} else if messages > 0 {
 		m.Logger.Info("push: swept final messages", "count", messages)
 	}
-	jobs, err = m.PushStore.SweepJobs(ctx, before)
+	jobs, err = m.PushStore.SweepJobs(ctx, queue.KindPush, before)
 	if err != nil && ctx.Err() == nil {
 		m.Logger.Warn("push: sweep jobs", "err", err)
 	} else if jobs > 0 {

@@ -394,16 +394,17 @@ func (s *Store) DeleteJobsTx(ctx context.Context, q sqldb.Querier, kind queue.Ki
 	return int(n), sqldb.Err(op, err)
 }
 
-// SweepJobs deletes final jobs last changed before before; it returns how
-// many it deleted.
-func (s *Store) SweepJobs(ctx context.Context, before time.Time) (int, error) {
+// SweepJobs deletes final jobs of kind last changed before before,
+// sweepBatch rows per statement; it returns how many it deleted. Each kind
+// has its own retention: push's sweep takes only push jobs, a webhook's
+// delivery log stays for its agency.
+func (s *Store) SweepJobs(ctx context.Context, kind queue.Kind, before time.Time) (int, error) {
 	const op = "sweep jobs"
-	res, err := s.db.ExecContext(ctx, `DELETE FROM push_jobs WHERE state IN ('done', 'dead') AND updated_at < $1`, sqldb.MS(before))
-	if err != nil {
-		return 0, sqldb.Err(op, err)
+	if kind == "" {
+		return 0, invalidInput(op, "kind is required")
 	}
-	n, err := res.RowsAffected()
-	return int(n), sqldb.Err(op, err)
+	return s.deleteBatches(ctx, op, `DELETE FROM push_jobs WHERE seq IN (SELECT seq FROM push_jobs
+		WHERE kind = $1 AND state IN ('done', 'dead') AND updated_at < $2 LIMIT $3)`, string(kind), sqldb.MS(before))
 }
 
 // JobDepth returns how many jobs of kind are pending, for metrics.

@@ -470,15 +470,63 @@ func (s *Store) LastSeq(ctx context.Context, citizenID string) (int64, error) {
 
 // Sweep deletes final messages last changed before before, so the outbox
 // keeps receipts and the live stream's catch-up for a retention period,
-// not forever. It returns how many it deleted.
+// not forever, sweepBatch rows per statement (the first sweep after an
+// upgrade is no one huge transaction on a database shared with the
+// identity provider). It first repairs the queue (RepairJobs). It returns
+// how many messages it deleted.
 func (s *Store) Sweep(ctx context.Context, before time.Time) (int, error) {
 	const op = "sweep messages"
-	res, err := s.db.ExecContext(ctx, `DELETE FROM push_messages WHERE state IN ('accepted', 'dead', 'skipped') AND updated_at < $1`, sqldb.MS(before))
+	if _, err := s.RepairJobs(ctx); err != nil {
+		return 0, err
+	}
+	return s.deleteBatches(ctx, op, `DELETE FROM push_messages WHERE seq IN (SELECT seq FROM push_messages
+		WHERE state IN ('accepted', 'dead', 'skipped') AND updated_at < $1 LIMIT $2)`, sqldb.MS(before))
+}
+
+// RepairJobs makes a pending job, due now, for every message not final
+// that has none (a message an old replica committed while migration 0006
+// ran), so none waits forever; it returns how many it made. The messages
+// not final are few and indexed (push_messages_open): it is cheap.
+func (s *Store) RepairJobs(ctx context.Context) (int, error) {
+	const op = "repair message jobs"
+	now := sqldb.MS(s.clock())
+	res, err := s.db.ExecContext(ctx, `INSERT INTO push_jobs (id, kind, grp, ref, payload, state, claims, attempts, next_attempt_at,
+			claim_id, claimed_until, created_at, updated_at)
+		SELECT m.id, 'push', '', m.citizen_id, '{}', 'pending', 0, '[]', $1, '', 0, m.created_at, $1
+		FROM push_messages AS m WHERE m.state IN ('queued', 'sent', 'failed')
+			AND NOT EXISTS (SELECT 1 FROM push_jobs AS j WHERE j.id = m.id)
+		ORDER BY m.seq
+		ON CONFLICT (id) DO NOTHING`, now)
 	if err != nil {
 		return 0, sqldb.Err(op, err)
 	}
 	n, err := res.RowsAffected()
 	return int(n), sqldb.Err(op, err)
+}
+
+// sweepBatch rows go per DELETE of a sweep.
+const sweepBatch = 1000
+
+// deleteBatches runs query (a DELETE whose last parameter is the batch
+// size) until a batch deletes fewer than sweepBatch rows, each statement
+// its own transaction; it returns how many rows it deleted.
+func (s *Store) deleteBatches(ctx context.Context, op, query string, args ...any) (int, error) {
+	args = append(args, sweepBatch)
+	total := 0
+	for {
+		res, err := s.db.ExecContext(ctx, query, args...)
+		if err != nil {
+			return total, sqldb.Err(op, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, sqldb.Err(op, err)
+		}
+		total += int(n)
+		if n < sweepBatch {
+			return total, nil
+		}
+	}
 }
 
 // Depth returns how many messages are not final (their jobs pending), for

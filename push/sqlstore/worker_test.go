@@ -102,7 +102,11 @@ func TestSweepJobs(t *testing.T) {
 			c := &queuetestClock{}
 			start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 			c.set(start)
-			s := open(t, b.open, sqlstore.WithNow(c.now))
+			db, d := b.open(t)
+			s := sqlstore.New(db, d, sqlstore.WithNow(c.now))
+			if err := s.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
 			old, pending, recent := &queue.Job{Kind: "test", Payload: []byte(`{}`)}, &queue.Job{Kind: "test", Payload: []byte(`{}`)},
 				&queue.Job{Kind: "test", Payload: []byte(`{}`)}
 			if err := s.EnqueueJobs(ctx, old, pending); err != nil {
@@ -132,9 +136,19 @@ func TestSweepJobs(t *testing.T) {
 			if err := s.RecordJob(ctx, queue.Outcome{ID: js[0].ID, Claim: js[0].Claim, State: queue.StateDead}); err != nil {
 				t.Fatal(err)
 			}
-			n, err := s.SweepJobs(ctx, start.Add(time.Hour))
+			other := &queue.Job{Kind: "other", Payload: []byte(`{}`)}
+			if err := s.EnqueueJobs(ctx, other); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.ExecContext(ctx, `UPDATE push_jobs SET state = 'dead', next_attempt_at = NULL, updated_at = 0 WHERE id = $1`, other.ID); err != nil {
+				t.Fatal(err)
+			}
+			n, err := s.SweepJobs(ctx, "test", start.Add(time.Hour))
 			if err != nil || n != 1 {
 				t.Fatalf("SweepJobs = %d, %v; want the old final job", n, err)
+			}
+			if _, err := s.GetJob(ctx, other.ID); err != nil {
+				t.Errorf("another kind's dead job was swept: %v", err)
 			}
 			for id, kept := range map[string]bool{old.ID: false, pending.ID: true, recent.ID: true} {
 				if _, err := s.GetJob(ctx, id); (err == nil) != kept {
@@ -177,6 +191,48 @@ func TestClaim_JobWithoutMessageIsDead(t *testing.T) {
 			j, err := s.GetJob(ctx, gone.ID)
 			if err != nil || j.State != queue.StateDead || len(j.Attempts) != 1 || !strings.Contains(j.Attempts[0].Error, "message is gone") {
 				t.Errorf("the orphan job = %+v, %v; want dead with why", j, err)
+			}
+		})
+	}
+}
+
+// TestSweep_RepairsMessageWithoutJob: a message not final whose job is
+// missing (one an old replica committed while migration 0006 ran) gets a
+// pending job at the next sweep and is delivered; final messages get none.
+func TestSweep_RepairsMessageWithoutJob(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			db, d := b.open(t)
+			s := sqlstore.New(db, d)
+			if err := s.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			lost, final := statusChange("cit_1"), statusChange("cit_2")
+			if err := s.Enqueue(ctx, lost, final); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.ExecContext(ctx, `UPDATE push_messages SET state = 'accepted' WHERE id = $1`, final.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.ExecContext(ctx, `DELETE FROM push_jobs WHERE id IN ($1, $2)`, lost.ID, final.ID); err != nil {
+				t.Fatal(err)
+			}
+			if jobs, err := s.Claim(ctx, 10, time.Minute); err != nil || len(jobs) != 0 {
+				t.Fatalf("claimed %+v, %v before the repair", jobs, err)
+			}
+			if _, err := s.Sweep(ctx, time.Unix(0, 0)); err != nil {
+				t.Fatal(err)
+			}
+			jobs, err := s.Claim(ctx, 10, time.Minute)
+			if err != nil || len(jobs) != 1 || jobs[0].Message.ID != lost.ID {
+				t.Fatalf("claimed %+v, %v; want only %s", jobs, err, lost.ID)
+			}
+			if _, err := s.GetJob(ctx, final.ID); err == nil {
+				t.Error("a final message got a job")
+			}
+			if n, err := s.RepairJobs(ctx); err != nil || n != 0 {
+				t.Errorf("a second repair made %d jobs, %v", n, err)
 			}
 		})
 	}
