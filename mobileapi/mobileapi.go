@@ -500,7 +500,7 @@ type Delivery struct {
 	NextAttemptAt *time.Time
 	CreatedAt     time.Time
 	// Claim is the claim ClaimDeliveries returned the delivery under
-	// ("" when listed).
+	// ("" when listed: ListDeliveries clears it).
 	Claim string
 }
 

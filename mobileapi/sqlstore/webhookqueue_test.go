@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/onedoor/onedoor/mobileapi/sqlstore"
 	"github.com/onedoor/onedoor/mobileapi/webhook"
 	"github.com/onedoor/onedoor/push"
+	"github.com/onedoor/onedoor/push/queue"
 	pushsql "github.com/onedoor/onedoor/push/sqlstore"
 )
 
@@ -389,6 +391,43 @@ func TestWebhookQueue_LapsedClaimRecordsNothing(t *testing.T) {
 			ds := e.deliveries(t, w)
 			if len(ds) != 1 || ds[0].State != mobileapi.DeliverySucceeded || len(ds[0].Attempts) != 1 || ds[0].Attempts[0].StatusCode != 204 {
 				t.Errorf("delivery = %+v, want succeeded with the live claim's attempt alone", ds)
+			}
+		})
+	}
+}
+
+// One delivery whose stored payload does not decode is made dead with why
+// by the claim that finds it; the others in the batch are still claimed.
+// A listed delivery shows no worker's claim.
+func TestWebhookQueue_UndecodablePayloadIsDead(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			e := openQueueEnv(t, b.open)
+			ctx := t.Context()
+			hook := e.webhook(t, "BOYTE", "https://example.invalid/hook")
+			e.consentEvent(t, "BOYTE", "cns_a")
+			e.consentEvent(t, "BOYTE", "cns_b")
+			ds := e.deliveries(t, hook)
+			if len(ds) != 2 {
+				t.Fatalf("%d deliveries, want 2", len(ds))
+			}
+			bad, good := ds[0].ID, ds[1].ID
+			if _, err := e.db.ExecContext(ctx, `UPDATE push_jobs SET payload = '{not json' WHERE id = $1`, bad); err != nil {
+				t.Fatal(err)
+			}
+			claimed, err := e.api.ClaimDeliveries(ctx, 10, time.Minute)
+			if err != nil || len(claimed) != 1 || claimed[0].ID != good || claimed[0].Claim == "" {
+				t.Fatalf("claimed %+v, %v; want only %s under a claim", claimed, err, good)
+			}
+			j, err := e.jobs.GetJob(ctx, bad)
+			if err != nil || j.State != queue.StateDead || len(j.Attempts) != 1 || !strings.Contains(j.Attempts[0].Error, "payload cannot be read") {
+				t.Errorf("the undecodable delivery = %+v, %v; want dead with why", j, err)
+			}
+			if _, err := e.db.ExecContext(ctx, `DELETE FROM push_jobs WHERE id = $1`, bad); err != nil {
+				t.Fatal(err)
+			}
+			if ds := e.deliveries(t, hook); len(ds) != 1 || ds[0].Claim != "" {
+				t.Errorf("listed %+v; want the claimed delivery without its claim", ds)
 			}
 		})
 	}

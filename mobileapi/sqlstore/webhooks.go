@@ -170,6 +170,7 @@ func (s *Store) ListDeliveries(ctx context.Context, agencyCode, webhookID string
 			if err != nil {
 				return fmt.Errorf("%s: %w", op, err)
 			}
+			d.Claim = "" // a worker's, not the agency's
 			out = append(out, d)
 		}
 		return nil
@@ -208,7 +209,12 @@ func (s *Store) ClaimDeliveries(ctx context.Context, n int, d time.Duration) ([]
 	for _, j := range jobs {
 		dl, err := deliveryOf(j)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
+			// Dead at once, with why, under this claim: one bad payload
+			// must not fail the batch at every claim.
+			if rerr := s.jobs.RecordJob(ctx, queue.Undecodable(j, err, s.now())); rerr != nil {
+				return nil, fmt.Errorf("%s: %w", op, rerr)
+			}
+			continue
 		}
 		out = append(out, dl)
 	}

@@ -148,9 +148,12 @@ func (s *Store) BroadcastTargets(ctx context.Context, afterCitizen, afterInstall
 		return nil, nil, sqldb.Err(op, err)
 	}
 	rows.Close()
-	prefs, err := s.preferencesOf(ctx, s.db, op, citizens)
+	prefs, bad, err := s.preferencesOf(ctx, s.db, op, citizens)
 	if err != nil {
 		return nil, nil, err
+	}
+	for _, err := range bad {
+		return nil, nil, sqldb.Err(op, err)
 	}
 	return out, prefs, nil
 }

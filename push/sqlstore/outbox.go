@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -150,10 +151,15 @@ func scanMessage(r sqldb.Scanner, withNext bool) (*push.Message, error) {
 	}
 	m.CreatedAt, m.UpdatedAt = sqldb.FromMS(created), sqldb.FromMS(upd)
 	if err := json.Unmarshal([]byte(delivered), &m.Delivered); err != nil {
-		return nil, fmt.Errorf("message %s: delivered: %w", m.ID, err)
+		// The message comes back with the error, so that a claim can
+		// tell which one to give up.
+		return &m, fmt.Errorf("message %s: delivered: %w: %w", m.ID, errUndecodable, err)
 	}
 	return &m, nil
 }
+
+// errUndecodable marks a stored row that does not decode.
+var errUndecodable = errors.New("undecodable")
 
 // Claim implements push.OutboxStore on the job queue: the queue's claim
 // takes the due push jobs (on PostgreSQL skipping rows another claimer
@@ -185,8 +191,26 @@ func (s *Store) Claim(ctx context.Context, n int, lease time.Duration) ([]*push.
 			return sqldb.Err(op, err)
 		}
 		defer rows.Close()
+		// A job that cannot be handled (its message gone, its message or
+		// its citizen's preferences undecodable) is made dead at once,
+		// with why, so it neither comes back at every claim nor fails the
+		// claim for everyone.
+		var dead []queue.Outcome
+		deadMsgs := map[string]string{}
+		giveUp := func(cj *queue.Job, why string, msg bool) {
+			dead = append(dead, queue.Outcome{ID: cj.ID, Claim: cj.Claim, State: queue.StateDead,
+				Attempt: queue.Attempt{At: sqldb.FromMS(now), Error: why}})
+			if msg {
+				deadMsgs[cj.ID] = why
+			}
+		}
+		undecodable := map[string]bool{}
 		for rows.Next() {
 			m, err := scanMessage(rows, false)
+			if m != nil && errors.Is(err, errUndecodable) {
+				undecodable[m.ID] = true
+				continue
+			}
 			if err != nil {
 				return sqldb.Err(op, err)
 			}
@@ -197,57 +221,43 @@ func (s *Store) Claim(ctx context.Context, n int, lease time.Duration) ([]*push.
 		}
 		rows.Close()
 		byCitizen := map[string][]*push.Job{}
-		var gone []queue.Outcome
+		claimOf := make(map[string]*queue.Job, len(claimed))
 		for _, cj := range claimed {
+			claimOf[cj.ID] = cj
 			j := byID[cj.ID]
-			if j.Message == nil {
-				gone = append(gone, queue.Outcome{ID: cj.ID, Claim: cj.Claim, State: queue.StateDead,
-					Attempt: queue.Attempt{At: sqldb.FromMS(now), Error: "push: the job's message is gone"}})
+			switch {
+			case undecodable[cj.ID]:
+				giveUp(cj, "push: the message's stored record does not decode", true)
+				continue
+			case j.Message == nil:
+				giveUp(cj, "push: the job's message is gone", false)
 				continue
 			}
 			j.Message.NextAttemptAt = cj.NextAttemptAt
 			jobs = append(jobs, j)
 			byCitizen[j.Message.CitizenID] = append(byCitizen[j.Message.CitizenID], j)
 		}
-		if _, err := s.recordJobsTx(ctx, q, op, gone); err != nil {
+		if len(jobs) > 0 {
+			if err := s.claimExtras(ctx, q, op, byCitizen); err != nil {
+				return err
+			}
+			// A citizen whose preferences do not decode gets nothing:
+			// defaults might send what they turned off.
+			kept := jobs[:0]
+			for _, j := range jobs {
+				if j.Preferences == badPrefs {
+					giveUp(claimOf[j.Message.ID], "push: the citizen's stored preferences do not decode", true)
+					continue
+				}
+				kept = append(kept, j)
+			}
+			clear(jobs[len(kept):])
+			jobs = kept
+		}
+		if _, err := s.recordJobsTx(ctx, q, op, dead); err != nil {
 			return err
 		}
-		if len(jobs) == 0 {
-			return nil
-		}
-		citizens := make([]any, 0, len(byCitizen))
-		for c := range byCitizen {
-			citizens = append(citizens, c)
-		}
-		in := s.placeholders(1, len(citizens))
-		rows, err = q.QueryContext(ctx, `SELECT `+installationColumns+` FROM push_installations WHERE citizen_id IN (`+in+`) ORDER BY created_at, id`, citizens...)
-		if err != nil {
-			return sqldb.Err(op, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			ins, err := scanInstallation(rows)
-			if err != nil {
-				return sqldb.Err(op, err)
-			}
-			for _, j := range byCitizen[ins.CitizenID] {
-				j.Installations = append(j.Installations, ins)
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return sqldb.Err(op, err)
-		}
-		rows.Close()
-		prefs, err := s.preferencesOf(ctx, q, op, citizens)
-		if err != nil {
-			return err
-		}
-		for c, p := range prefs {
-			for _, j := range byCitizen[c] {
-				j.Preferences = p
-			}
-		}
-		return nil
+		return s.killMessagesTx(ctx, q, op, now, deadMsgs)
 	})
 	if err != nil {
 		return nil, err
@@ -258,6 +268,64 @@ func (s *Store) Claim(ctx context.Context, n int, lease time.Duration) ([]*push.
 		}
 	}
 	return jobs, nil
+}
+
+// badPrefs marks a claimed job whose citizen's preferences do not decode.
+var badPrefs = &push.Preferences{}
+
+// claimExtras reads the claimed jobs' installations and preferences inside
+// q; a citizen whose stored preferences do not decode gets badPrefs.
+func (s *Store) claimExtras(ctx context.Context, q sqldb.Querier, op string, byCitizen map[string][]*push.Job) error {
+	citizens := make([]any, 0, len(byCitizen))
+	for c := range byCitizen {
+		citizens = append(citizens, c)
+	}
+	in := s.placeholders(1, len(citizens))
+	rows, err := q.QueryContext(ctx, `SELECT `+installationColumns+` FROM push_installations WHERE citizen_id IN (`+in+`) ORDER BY created_at, id`, citizens...) //nolint:gosec // placeholders only
+	if err != nil {
+		return sqldb.Err(op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		ins, err := scanInstallation(rows)
+		if err != nil {
+			return sqldb.Err(op, err)
+		}
+		for _, j := range byCitizen[ins.CitizenID] {
+			j.Installations = append(j.Installations, ins)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return sqldb.Err(op, err)
+	}
+	rows.Close()
+	prefs, bad, err := s.preferencesOf(ctx, q, op, citizens)
+	if err != nil {
+		return err
+	}
+	for c, p := range prefs {
+		for _, j := range byCitizen[c] {
+			j.Preferences = p
+		}
+	}
+	for c := range bad {
+		for _, j := range byCitizen[c] {
+			j.Preferences = badPrefs
+		}
+	}
+	return nil
+}
+
+// killMessagesTx makes the messages (id: why) dead inside q, their full
+// text dropped as a final message's is.
+func (s *Store) killMessagesTx(ctx context.Context, q sqldb.Querier, op string, now int64, why map[string]string) error {
+	for id, reason := range why {
+		if _, err := q.ExecContext(ctx, `UPDATE push_messages SET state = 'dead', last_error = $1, updated_at = $2,
+			title_vi = '', title_en = '', body = '' WHERE id = $3`, truncate(reason, 500), now, id); err != nil {
+			return sqldb.Err(op, err)
+		}
+	}
+	return nil
 }
 
 // jobOutcome is the queue's side of a push outcome: accepted and skipped
@@ -534,15 +602,17 @@ func (s *Store) deleteBatches(ctx context.Context, op, query string, args ...any
 func (s *Store) Depth(ctx context.Context) (int, error) { return s.JobDepth(ctx, queue.KindPush) }
 
 // preferencesOf reads the stored preferences of the citizens (those who
-// set none are absent), for a claimed batch or a broadcast page.
-func (s *Store) preferencesOf(ctx context.Context, q sqldb.Querier, op string, citizens []any) (map[string]*push.Preferences, error) {
+// set none are absent), for a claimed batch or a broadcast page; those
+// whose stored preferences do not decode are in bad, with why.
+func (s *Store) preferencesOf(ctx context.Context, q sqldb.Querier, op string, citizens []any) (map[string]*push.Preferences, map[string]error, error) {
 	out := map[string]*push.Preferences{}
+	bad := map[string]error{}
 	if len(citizens) == 0 {
-		return out, nil
+		return out, bad, nil
 	}
 	rows, err := q.QueryContext(ctx, `SELECT citizen_id, doc, updated_at FROM push_preferences WHERE citizen_id IN (`+s.placeholders(1, len(citizens))+`)`, citizens...) //nolint:gosec // placeholders only
 	if err != nil {
-		return nil, sqldb.Err(op, err)
+		return nil, nil, sqldb.Err(op, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -551,13 +621,14 @@ func (s *Store) preferencesOf(ctx context.Context, q sqldb.Querier, op string, c
 			updated      int64
 		)
 		if err := rows.Scan(&citizen, &doc, &updated); err != nil {
-			return nil, sqldb.Err(op, err)
+			return nil, nil, sqldb.Err(op, err)
 		}
 		p, err := decodePrefs(citizen, doc, updated)
 		if err != nil {
-			return nil, err
+			bad[citizen] = err
+			continue
 		}
 		out[citizen] = p
 	}
-	return out, sqldb.Err(op, rows.Err())
+	return out, bad, sqldb.Err(op, rows.Err())
 }

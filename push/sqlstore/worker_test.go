@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onedoor/onedoor/push"
 	"github.com/onedoor/onedoor/push/queue"
 	"github.com/onedoor/onedoor/push/sqlstore"
 )
@@ -233,6 +234,52 @@ func TestSweep_RepairsMessageWithoutJob(t *testing.T) {
 			}
 			if n, err := s.RepairJobs(ctx); err != nil || n != 0 {
 				t.Errorf("a second repair made %d jobs, %v", n, err)
+			}
+		})
+	}
+}
+
+// TestClaim_UndecodableRowIsDead: a message whose stored receipt does not
+// decode, and a citizen whose stored preferences do not, make their jobs
+// (and messages) dead, with why; the claim goes on for everyone else.
+func TestClaim_UndecodableRowIsDead(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			db, d := b.open(t)
+			s := sqlstore.New(db, d)
+			if err := s.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			badMsg, badPrefs, kept := statusChange("cit_1"), statusChange("cit_2"), statusChange("cit_3")
+			if err := s.Enqueue(ctx, badMsg, badPrefs, kept); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.PutPreferences(ctx, push.DefaultPreferences("cit_2")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.ExecContext(ctx, `UPDATE push_messages SET delivered = '{not json' WHERE id = $1`, badMsg.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.ExecContext(ctx, `UPDATE push_preferences SET doc = '{not json' WHERE citizen_id = 'cit_2'`); err != nil {
+				t.Fatal(err)
+			}
+			jobs, err := s.Claim(ctx, 10, time.Minute)
+			if err != nil || len(jobs) != 1 || jobs[0].Message.ID != kept.ID {
+				t.Fatalf("claimed %+v, %v; want only %s", jobs, err, kept.ID)
+			}
+			for id, why := range map[string]string{badMsg.ID: "message's stored record", badPrefs.ID: "stored preferences"} {
+				j, err := s.GetJob(ctx, id)
+				if err != nil || j.State != queue.StateDead || len(j.Attempts) != 1 || !strings.Contains(j.Attempts[0].Error, why) {
+					t.Errorf("job %s = %+v, %v; want dead with why", id, j, err)
+				}
+			}
+			m, err := s.GetMessage(ctx, "cit_2", badPrefs.ID)
+			if err != nil || m.State != push.StateDead || !strings.Contains(m.LastError, "preferences") {
+				t.Errorf("message with undecodable preferences = %+v, %v; want dead", m, err)
+			}
+			if jobs, err := s.Claim(ctx, 10, time.Minute); err != nil || len(jobs) != 0 {
+				t.Errorf("second claim = %+v, %v; want nothing", jobs, err)
 			}
 		})
 	}
