@@ -175,9 +175,14 @@ func (d *Dispatcher) handle(ctx context.Context, jobs []*Job) []Outcome {
 	return outs
 }
 
-// recorded logs the dead and counts the final, once stored.
+// recorded logs the dead and counts the final, once stored; a lost
+// outcome (its claim had lapsed: the worker holding it now records its
+// own) is neither.
 func (d *Dispatcher) recorded(outs []Outcome) {
 	for _, o := range outs {
+		if o.Lost {
+			continue
+		}
 		if o.State == StateDead {
 			d.Logger.Warn("push: a message is dead", "message", o.MessageID, "last_error", o.LastError)
 		}

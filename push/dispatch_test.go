@@ -529,3 +529,34 @@ func (g *gate) Send(ctx context.Context, t push.Target, n *push.Notification) er
 	g.inFlight.Add(-1)
 	return g.inner.Send(ctx, t, n)
 }
+
+// TestDispatch_LostOutcomeIsNotCounted: an outcome whose claim lapsed while
+// sending (another dispatcher took the message) is recorded by nobody, so
+// it is neither counted as final nor logged.
+func TestDispatch_LostOutcomeIsNotCounted(t *testing.T) {
+	f := newFixture(t)
+	f.install(t, "c1", "slow")
+	var finished atomic.Int32
+	f.d.Finished = func(push.State) { finished.Add(1) }
+	var taken []*push.Job
+	f.fcm.answer = func(push.Target) error {
+		f.clock.Advance(time.Hour) // the lease lapses mid-send
+		var err error
+		taken, err = f.store.Claim(context.Background(), 10, time.Minute)
+		if err != nil {
+			t.Error(err)
+		}
+		return nil
+	}
+	m := f.enqueue(t, result("c1"))
+	f.run(t)
+	if len(taken) != 1 {
+		t.Fatalf("the other dispatcher took %d messages, want 1", len(taken))
+	}
+	if n := finished.Load(); n != 0 {
+		t.Errorf("a lost outcome was counted %d times", n)
+	}
+	if got := f.state(t, m); got.State != push.StateSent {
+		t.Errorf("state %s: a lost outcome was recorded", got.State)
+	}
+}

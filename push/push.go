@@ -178,6 +178,10 @@ type Outcome struct {
 	// marked held back, so that new preferences make it due again.
 	Deferred  bool
 	LastError string
+	// Lost is set by the store's Record on an outcome whose claim no
+	// longer held its message (it lapsed and another worker took it):
+	// nothing of it was recorded, so it is neither logged nor counted.
+	Lost bool
 }
 
 // InstallationStore holds installations.
@@ -236,7 +240,8 @@ type OutboxStore interface {
 	// when it passes).
 	Claim(ctx context.Context, n int, lease time.Duration) ([]*Job, error)
 	// Record stores the outcomes of claimed messages and removes the
-	// installations reported unregistered, in one transaction.
+	// installations reported unregistered, in one transaction. It marks
+	// Lost (in outs) those whose claim no longer held their message.
 	Record(ctx context.Context, outs []Outcome) error
 	// GetMessage returns a message of the citizen's; another's is
 	// idp.ErrNotFound.

@@ -458,15 +458,23 @@ func testStaleClaim(t *testing.T, s Store, c *Clock) {
 	first := claim(t, s, 1)[0]
 	c.Advance(2 * time.Minute)
 	second := claim(t, s, 1)[0]
-	if err := s.Record(t.Context(), []push.Outcome{{MessageID: m.ID, Claim: first.Claim, State: push.StateDead}}); err != nil {
+	late := []push.Outcome{{MessageID: m.ID, Claim: first.Claim, State: push.StateDead}}
+	if err := s.Record(t.Context(), late); err != nil {
 		t.Fatal(err)
+	}
+	if !late[0].Lost {
+		t.Error("a lapsed claim's outcome is not marked lost")
 	}
 	got, _ := s.GetMessage(t.Context(), "c1", m.ID)
 	if got.State != push.StateSent {
 		t.Fatalf("a lapsed claim's outcome was recorded: state %s", got.State)
 	}
-	if err := s.Record(t.Context(), []push.Outcome{{MessageID: m.ID, Claim: second.Claim, State: push.StateAccepted}}); err != nil {
+	current := []push.Outcome{{MessageID: m.ID, Claim: second.Claim, State: push.StateAccepted}}
+	if err := s.Record(t.Context(), current); err != nil {
 		t.Fatal(err)
+	}
+	if current[0].Lost {
+		t.Error("the current claim's outcome is marked lost")
 	}
 	if got, _ := s.GetMessage(t.Context(), "c1", m.ID); got.State != push.StateAccepted {
 		t.Fatalf("state %s", got.State)

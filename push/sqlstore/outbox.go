@@ -399,8 +399,9 @@ func (s *Store) Record(ctx context.Context, outs []push.Outcome) error {
 		}
 		var dead []any
 		held := make([]push.Outcome, 0, len(recorded))
-		for _, o := range outs {
-			if recorded[o.MessageID] {
+		for i, o := range outs {
+			outs[i].Lost = !recorded[o.MessageID]
+			if !outs[i].Lost {
 				held = append(held, o)
 			}
 			for _, id := range o.Unregistered {
