@@ -100,8 +100,15 @@ func (x basisIndex) entryProblem(e *Entry) string {
 		return ""
 	}
 	if e.BasisID == "" {
-		if e.Channel == ChannelBroker && e.Basis.Legal() {
-			return "the broker released it under a legal basis but the entry names none"
+		// Every release under a legal basis is decided on a registered
+		// one (Service.Decide) and names it, except an operator's look-up
+		// of the register (cmd/onedoor logOperatorLookup: public task,
+		// the register's own law).
+		if e.Basis.Legal() && e.Channel != ChannelOperator {
+			if e.Channel == ChannelBroker {
+				return "the broker released it under a legal basis but the entry names none"
+			}
+			return fmt.Sprintf("it was released on channel %s under a legal basis but the entry names none", e.Channel)
 		}
 		return ""
 	}
