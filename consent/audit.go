@@ -77,4 +77,7 @@ type AuditStore interface {
 	BasisTrail(ctx context.Context, after int64, limit int) ([]*BasisEvent, error)
 	// AllLegalBases lists every legal basis, live or revoked, by id.
 	AllLegalBases(ctx context.Context) ([]*LegalBasis, error)
+	// GetRecord returns a consent record (RecordStore.GetRecord): verify
+	// checks each release under consent against the record it names.
+	GetRecord(ctx context.Context, citizenID, id string) (*Record, error)
 }

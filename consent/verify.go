@@ -252,12 +252,14 @@ type link struct {
 	prev  []byte
 	hash  []byte
 	want  []byte // the hash recomputed from its contents
+	v     int    // the entry's hash form (EntryVersion); 0 for trail events
 	// bad says how the entry's claim of a legal basis differs from the
 	// trail (basisIndex.entryProblem), for the basis basisID.
 	bad, basisID string
 }
 
 func entryLinks(ctx context.Context, s AuditStore, citizen string, idx basisIndex) func(after int64) ([]link, error) {
+	recs := &consentRecords{s: s, got: map[string]*Record{}}
 	return func(after int64) ([]link, error) {
 		page, err := s.Chain(ctx, citizen, after, verifyPage)
 		if err != nil {
@@ -265,11 +267,68 @@ func entryLinks(ctx context.Context, s AuditStore, citizen string, idx basisInde
 		}
 		out := make([]link, len(page))
 		for i, e := range page {
-			out[i] = link{owner: e.CitizenID, seq: e.Seq, id: e.ID, prev: e.Prev, hash: e.Hash, want: e.ComputeHash(),
-				bad: idx.entryProblem(e), basisID: e.BasisID}
+			v := e.V
+			if v == 0 {
+				v = 1
+			}
+			bad := idx.entryProblem(e)
+			if bad == "" {
+				if bad, err = recs.problem(ctx, e); err != nil {
+					return nil, err
+				}
+			}
+			out[i] = link{owner: e.CitizenID, seq: e.Seq, id: e.ID, prev: e.Prev, hash: e.Hash, want: e.ComputeHash(), v: v,
+				bad: bad, basisID: e.BasisID}
 		}
 		return out, nil
 	}
+}
+
+// consentRecords reads the consent records one citizen's releases name,
+// once per record (a record is one citizen's, so the cache lives for one
+// chain).
+type consentRecords struct {
+	s   AuditStore
+	got map[string]*Record // nil: no such record of the citizen's
+}
+
+// problem says how a release under consent differs from the record it
+// names ("" when it agrees, or for any other entry): the record must
+// exist for the entry's citizen, client and purpose (and agency, for the
+// broker, whose decision requires it: an ID token or userinfo release is
+// logged with the client's current agency, which may have changed since
+// the grant), have been granted by the entry's time and not withdrawn
+// before it, within BasisClockSkew. Items are not compared: the record
+// keeps only its latest grant's. Records are never deleted, so this holds
+// for entries of every hash form.
+func (c *consentRecords) problem(ctx context.Context, e *Entry) (string, error) {
+	if e.Outcome != OutcomeReleased || e.Basis != BasisConsent {
+		return "", nil
+	}
+	if e.ConsentID == "" {
+		return "it was released under consent but names no consent", nil
+	}
+	rec, ok := c.got[e.ConsentID]
+	if !ok {
+		r, err := c.s.GetRecord(ctx, e.CitizenID, e.ConsentID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return "", err
+		}
+		rec = r
+		c.got[e.ConsentID] = r
+	}
+	switch {
+	case rec == nil:
+		return fmt.Sprintf("it claims consent %s, which the citizen never gave", e.ConsentID), nil
+	case rec.ClientID != e.Actor.ClientID || rec.Purpose.Code != e.Purpose || (e.Channel == ChannelBroker && rec.Agency != e.Actor.Agency):
+		return fmt.Sprintf("consent %s was given to client %s of agency %q for purpose %s, not to this entry's", rec.ID, rec.ClientID,
+			rec.Agency, rec.Purpose.Code), nil
+	case e.At.Before(rec.GrantedAt.Add(-BasisClockSkew)):
+		return fmt.Sprintf("it was released at %s, before consent %s was granted (%s)", stamp(e.At), rec.ID, stamp(rec.GrantedAt)), nil
+	case rec.WithdrawnAt != nil && e.At.After(rec.WithdrawnAt.Add(BasisClockSkew)):
+		return fmt.Sprintf("it was released at %s, after consent %s was withdrawn (%s)", stamp(e.At), rec.ID, stamp(*rec.WithdrawnAt)), nil
+	}
+	return "", nil
 }
 
 // verifyChain walks one citizen's chain with its leaves beside it, and
@@ -335,6 +394,11 @@ func verifyLinks(ctx context.Context, s AuditStore, citizen string, read func(af
 				return broken(e, "the first entry links to a previous one"), nil
 			case prev != nil && !bytes.Equal(e.prev, prev.hash):
 				return broken(e, fmt.Sprintf("it does not link to entry %d: entry %d was changed, or this one was rewritten", prev.seq, prev.seq)), nil
+			case prev != nil && e.v < prev.v:
+				// New entries are always sealed in the newest form: one in
+				// an older form after a newer one was written by hand, in
+				// the form that covers less (no basis id or version).
+				return broken(e, fmt.Sprintf("its hash form (version %d) is older than the entry before it (version %d): it was forged", e.v, prev.v)), nil
 			case e.bad != "":
 				p := broken(e, e.bad)
 				p.BasisID = e.basisID

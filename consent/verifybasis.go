@@ -7,6 +7,15 @@ import (
 	"time"
 )
 
+// BasisClockSkew is how far verify lets a release's time (At, read on
+// the replica that served it) stray outside the version of the legal basis
+// it names (whose event times were read on the host that changed the
+// basis, often another replica or the CLI's). Clocks kept by NTP agree far
+// better than this; a release forged a minute or more outside its basis
+// is still reported. The same tolerance applies to a consent's grant and
+// withdrawal times.
+const BasisClockSkew = 5 * time.Second
+
 // basisVersion is one version of a legal basis as the trail made it, and
 // how long it stood: from the event that made it until the next amendment
 // or the revocation (nil while it stands).
@@ -81,7 +90,9 @@ func stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z
 // must fall while that version stood (from the event that made it up to
 // and including the millisecond of the next change: a release holds the
 // basis until it is stored, so one stored in the same millisecond as the
-// change came first); and every item released must be in that version. A
+// change came first), widened by BasisClockSkew at both ends since the two
+// times come from different hosts' clocks; and every item released must
+// be in that version. A
 // forged reference in an entry whose hash chain is consistent is found
 // here.
 func (x basisIndex) entryProblem(e *Entry) string {
@@ -89,8 +100,15 @@ func (x basisIndex) entryProblem(e *Entry) string {
 		return ""
 	}
 	if e.BasisID == "" {
-		if e.Channel == ChannelBroker && e.Basis.Legal() {
-			return "the broker released it under a legal basis but the entry names none"
+		// Every release under a legal basis is decided on a registered
+		// one (Service.Decide) and names it, except an operator's look-up
+		// of the register (cmd/onedoor logOperatorLookup: public task,
+		// the register's own law).
+		if e.Basis.Legal() && e.Channel != ChannelOperator {
+			if e.Channel == ChannelBroker {
+				return "the broker released it under a legal basis but the entry names none"
+			}
+			return fmt.Sprintf("it was released on channel %s under a legal basis but the entry names none", e.Channel)
 		}
 		return ""
 	}
@@ -111,7 +129,7 @@ func (x basisIndex) entryProblem(e *Entry) string {
 		return fmt.Sprintf("legal basis %s is agency %s's for purpose %s, not this entry's", e.BasisID, h.agency, h.purpose)
 	case e.Basis != v.state.Basis || e.Law != v.state.Law:
 		return fmt.Sprintf("its basis or law differ from version %d of legal basis %s (trail event %d)", e.BasisVersion, e.BasisID, v.seq)
-	case e.At.UnixMilli() < v.from.UnixMilli() || (v.until != nil && e.At.UnixMilli() > v.until.UnixMilli()):
+	case e.At.UnixMilli() < v.from.Add(-BasisClockSkew).UnixMilli() || (v.until != nil && e.At.UnixMilli() > v.until.Add(BasisClockSkew).UnixMilli()):
 		until := "now"
 		if v.until != nil {
 			until = stamp(*v.until)

@@ -114,10 +114,11 @@ func runAuditVerify(t *testing.T, env map[string]string) {
 	var victim []*consent.Entry
 	for i := range 4 {
 		e := &consent.Entry{ID: consent.NewID("log"), CitizenID: "sub-victim", At: time.Now(), Actor: consent.Actor{Agency: "BYT", ClientID: "his"},
-			// Under a consent: a release claiming a legal basis must name
-			// one the trail granted (verified elsewhere).
-			Channel: consent.ChannelBroker, Items: []string{"name", "birthdate"}, Purpose: "kham-benh", Basis: consent.BasisConsent,
-			ConsentID: "cns_his", Outcome: consent.OutcomeReleased}
+			// At the citizen's request: a release claiming a legal basis
+			// or a consent must name one the trail granted or a record the
+			// citizen gave (verified elsewhere).
+			Channel: consent.ChannelBroker, Items: []string{"name", "birthdate"}, Purpose: "kham-benh", Basis: consent.BasisCitizenRequest,
+			Outcome: consent.OutcomeReleased}
 		if err := m.ConsentStore.Append(ctx, e); err != nil {
 			t.Fatal(err)
 		}

@@ -47,7 +47,7 @@ func runAuditVerifyWitnessed(t *testing.T, env map[string]string) {
 	appendAs := func(citizen, purpose string, n int) {
 		for range n {
 			if err := m.ConsentStore.Append(ctx, &consent.Entry{ID: consent.NewID("log"), CitizenID: citizen, At: time.Now(), Actor: consent.Actor{Agency: "BYT", ClientID: "his"},
-				Channel: consent.ChannelBroker, Items: []string{"name"}, Purpose: purpose, Basis: consent.BasisLegalObligation, Law: "L", Outcome: consent.OutcomeReleased}); err != nil {
+				Channel: consent.ChannelBroker, Items: []string{"name"}, Purpose: purpose, Basis: consent.BasisCitizenRequest, Outcome: consent.OutcomeReleased}); err != nil {
 				t.Fatal(err)
 			}
 		}

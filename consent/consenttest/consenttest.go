@@ -119,7 +119,7 @@ func entry(citizen, note string) *consent.Entry {
 		ID: consent.NewID("log"), CitizenID: citizen, At: time.Now().UTC(),
 		Actor:   consent.Actor{Agency: "BOYTE", ClientID: "client-" + note},
 		Channel: consent.ChannelBroker, Items: []string{"name", "birthdate"}, Purpose: "kham-benh",
-		Basis: consent.BasisConsent, ConsentID: "cns_x", Outcome: consent.OutcomeReleased,
+		Basis: consent.BasisCitizenRequest, Outcome: consent.OutcomeReleased,
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -79,6 +80,9 @@ func (s *Store) CommitHeads(ctx context.Context, limit int, build consent.BuildF
 			} else if err != nil {
 				return err
 			}
+		}
+		if err := s.lockTrailHead(ctx, q, op, c.Leaves); err != nil {
+			return err
 		}
 		if err := markCommitted(ctx, q, op, c.Leaves); err != nil {
 			return err
@@ -170,6 +174,33 @@ func pendingHeads(ctx context.Context, q sqldb.Querier, op string, limit int) ([
 		out = append(out, h)
 	}
 	return out, dbErr(op, rows.Err())
+}
+
+// lockTrailHead takes, on PostgreSQL, the legal-basis trail's head row
+// before markCommitted updates the heads, when the trail is among them.
+// The lock order on heads and bases is:
+//
+//	trail head -> basis row        (put, amend, revoke: bases.go)
+//	basis row (share) -> citizen head    (AppendRelease)
+//	trail head -> citizen heads     (checkpoint, here)
+//
+// markCommitted's UPDATE locks the heads in whatever order it finds them,
+// possibly a citizen's before the trail's: a checkpoint holding a citizen
+// head and waiting for the trail head, an amendment holding the trail head
+// and waiting for the basis, and a release holding the basis and waiting
+// for that citizen's head would be a cycle. Taking the trail head first
+// puts the checkpoint behind any change of a basis; an append takes a
+// citizen head last and then waits for nothing, so there is no cycle.
+// SQLite serialises writers (BEGIN IMMEDIATE) and needs no lock.
+func (s *Store) lockTrailHead(ctx context.Context, q sqldb.Querier, op string, leaves []consent.Leaf) error {
+	if s.d != sqldb.PostgreSQL || !slices.ContainsFunc(leaves, func(l consent.Leaf) bool { return l.CitizenID == consent.BasisTrailChain }) {
+		return nil
+	}
+	rows, err := q.QueryContext(ctx, `SELECT citizen_id FROM consent_chain_heads WHERE citizen_id = $1 FOR UPDATE`, consent.BasisTrailChain)
+	if err != nil {
+		return dbErr(op, err)
+	}
+	return dbErr(op, errors.Join(rows.Close(), rows.Err()))
 }
 
 // markCommitted records the seq each leaf committed beside its head and

@@ -66,7 +66,7 @@ func TestVerify_ForgedBasisReference(t *testing.T) {
 		forged("another agency", "not this entry's", entry(func(en *consent.Entry) { en.Actor.Agency = "THUE" }))
 		forged("another law", "basis or law differ from version 1", entry(func(en *consent.Entry) { en.Law = "Luật khác" }))
 		grantedAt := lastEventAt(t, e)
-		forged("before the grant", "outside version 1", entry(func(en *consent.Entry) { en.At = grantedAt.Add(-time.Millisecond) }))
+		forged("before the grant", "outside version 1", entry(func(en *consent.Entry) { en.At = grantedAt.Add(-time.Minute) }))
 		forged("no basis named", "names none", entry(func(en *consent.Entry) { en.BasisID, en.BasisVersion = "", 0 }))
 
 		// The service's path refuses forged references, naming the basis.
@@ -87,7 +87,7 @@ func TestVerify_ForgedBasisReference(t *testing.T) {
 		if _, err := e.s.AmendLegalBasis(ctx, b.ID, []string{"name", "birthdate"}, "L2", consenttest.TestChange); err != nil {
 			t.Fatal(err)
 		}
-		later := lastEventAt(t, e).Add(time.Millisecond)
+		later := lastEventAt(t, e).Add(time.Minute) // past the clock skew verify allows
 		forged("version 1 after its amendment", "outside version 1", entry(func(en *consent.Entry) { en.At = later }))
 		v2 := func(en *consent.Entry) {
 			en.BasisVersion, en.Law, en.Items, en.At = 2, "L2", []string{"name", "birthdate"}, later
@@ -104,7 +104,44 @@ func TestVerify_ForgedBasisReference(t *testing.T) {
 			t.Fatal(err)
 		}
 		revokedAt := lastEventAt(t, e)
-		forged("after the revocation", "outside version 2", entry(func(en *consent.Entry) { v2(en); en.At = revokedAt.Add(time.Millisecond) }))
+		forged("after the revocation", "outside version 2", entry(func(en *consent.Entry) { v2(en); en.At = revokedAt.Add(time.Minute) }))
+	})
+}
+
+// TestVerify_BasisClockSkew: a release's time comes from the replica that
+// served it, a basis change's from the host that made it; releases 300 ms
+// before the grant and 300 ms after the revocation (clocks that disagree)
+// verify, while one a minute outside is still named.
+func TestVerify_BasisClockSkew(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *tamperEnv) {
+		ctx := t.Context()
+		b := &consent.LegalBasis{Agency: "BHXH", Purpose: "bao-hiem", Items: []string{"name"}, Basis: consent.BasisPublicTask, Law: "L1"}
+		if err := e.s.PutLegalBasis(ctx, b, consenttest.TestChange); err != nil {
+			t.Fatal(err)
+		}
+		grantedAt := lastEventAt(t, e)
+		if err := e.s.RevokeLegalBasis(ctx, b.ID, consenttest.TestChange); err != nil {
+			t.Fatal(err)
+		}
+		revokedAt := lastEventAt(t, e)
+		release := func(at time.Time) *consent.Entry {
+			en := &consent.Entry{ID: consent.NewID("log"), CitizenID: "cit_skew", At: at, Actor: consent.Actor{Agency: "BHXH", ClientID: "bhxh-app"},
+				Channel: consent.ChannelBroker, Items: []string{"name"}, Purpose: "bao-hiem", Basis: consent.BasisPublicTask, Law: "L1",
+				BasisID: b.ID, BasisVersion: 1, Outcome: consent.OutcomeReleased}
+			if err := e.s.Append(ctx, en); err != nil {
+				t.Fatal(err)
+			}
+			return en
+		}
+		release(grantedAt.Add(-300 * time.Millisecond))
+		release(revokedAt.Add(300 * time.Millisecond))
+		if r := e.verify(); !r.Intact() {
+			t.Fatalf("releases 300 ms outside (clock skew): %+v", r.Broken)
+		}
+		late := release(revokedAt.Add(time.Minute))
+		if r := e.verify(); r.Intact() || r.Broken.EntryID != late.ID || !strings.Contains(r.Broken.What, "outside version 1") {
+			t.Errorf("a release a minute after the revocation: %+v", r.Broken)
+		}
 	})
 }
 

@@ -33,7 +33,7 @@ func BenchmarkAppend(b *testing.B) {
 						i := n.Add(1)
 						e := &consent.Entry{ID: consent.NewID("log"), CitizenID: fmt.Sprint("cit_", i%int64(spread)), At: time.Now(),
 							Actor: consent.Actor{Agency: "BYT", ClientID: "his"}, Channel: consent.ChannelBroker, Items: []string{"name", "birthdate"},
-							Purpose: "kham-benh", Basis: consent.BasisConsent, ConsentID: "cns_x", Outcome: consent.OutcomeReleased}
+							Purpose: "kham-benh", Basis: consent.BasisCitizenRequest, Outcome: consent.OutcomeReleased}
 						if err := s.Append(b.Context(), e); err != nil {
 							b.Fatal(err)
 						}

@@ -254,20 +254,41 @@ func (s *Store) stillAllowed(ctx context.Context, q sqldb.Querier, op string, e 
 					e.BasisID, e.BasisVersion, version)
 			})
 		}
+		// The version matches: it must still cover every item (a release
+		// decided on this version but naming more is a forgery).
+		if !covers(have, e.Items) {
+			return refuse(func(it string) string {
+				if !slices.Contains(have, it) {
+					return fmt.Sprintf("legal basis %s (version %d) does not cover it", e.BasisID, e.BasisVersion)
+				}
+				return fmt.Sprintf("legal basis %s (version %d) does not cover every item asked for together", e.BasisID, e.BasisVersion)
+			})
+		}
 		return nil
-	case e.Basis == consent.BasisConsent && e.ConsentID != "":
+	case e.Basis == consent.BasisConsent:
+		if e.ConsentID == "" {
+			return invalid(op, "a release under consent must name the consent")
+		}
 		var (
-			citizen, items string
-			expires        int64
-			withdrawn      sql.NullInt64
+			citizen, client, agency, purpose, items string
+			expires                                 int64
+			withdrawn                               sql.NullInt64
 		)
-		err := q.QueryRowContext(ctx, `SELECT citizen_id, items, expires_at, withdrawn_at FROM consent_records WHERE id = $1`+s.forShare(),
-			e.ConsentID).Scan(&citizen, &items, &expires, &withdrawn)
+		err := q.QueryRowContext(ctx, `SELECT citizen_id, client_id, agency, purpose_code, items, expires_at, withdrawn_at
+			FROM consent_records WHERE id = $1`+s.forShare(),
+			e.ConsentID).Scan(&citizen, &client, &agency, &purpose, &items, &expires, &withdrawn)
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && citizen != e.CitizenID) {
 			return refuse(func(string) string { return fmt.Sprintf("consent %s does not exist", e.ConsentID) })
 		}
 		if err != nil {
 			return dbErr(op, err)
+		}
+		// A consent is given to one client, for one agency and purpose
+		// (Service.Decide): it allows no release to another.
+		if client != e.Actor.ClientID || agency != e.Actor.Agency || purpose != e.Purpose {
+			return refuse(func(string) string {
+				return fmt.Sprintf("consent %s was not given to this client and agency for this purpose", e.ConsentID)
+			})
 		}
 		have, err := sqldb.DecodeList(op, items)
 		if err != nil {
@@ -278,7 +299,9 @@ func (s *Store) stillAllowed(ctx context.Context, q sqldb.Querier, op string, e 
 			return refuse(func(string) string {
 				return fmt.Sprintf("the citizen withdrew consent %s while the data was being read", e.ConsentID)
 			})
-		case expires <= sqldb.MS(e.At):
+		case expires <= sqldb.MS(s.clock()):
+			// The store's clock, not the caller's: a replica whose clock
+			// lags cannot release under an expired consent.
 			return refuse(func(string) string { return fmt.Sprintf("consent %s has expired", e.ConsentID) })
 		}
 		var lost []string
@@ -297,6 +320,16 @@ func (s *Store) stillAllowed(ctx context.Context, q sqldb.Querier, op string, e 
 		}
 	}
 	return nil
+}
+
+// covers reports whether have holds every item of want.
+func covers(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
 }
 
 func encodeNames(n *consent.Names) string {

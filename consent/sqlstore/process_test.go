@@ -402,7 +402,7 @@ func TestHelperAppendProcess(t *testing.T) {
 				jb := jobs[j]
 				e := &consent.Entry{ID: procEntryID(name, jb.citizen, jb.i), CitizenID: jb.citizen, At: time.Now(),
 					Actor: consent.Actor{Agency: "BYT", ClientID: "his-" + name}, Channel: consent.ChannelBroker,
-					Items: []string{"name", "birthdate"}, Purpose: "kham-benh", Basis: consent.BasisConsent, ConsentID: "cns_x",
+					Items: []string{"name", "birthdate"}, Purpose: "kham-benh", Basis: consent.BasisCitizenRequest,
 					Outcome: consent.OutcomeReleased}
 				if err := s.Append(ctx, e); err != nil {
 					errs <- fmt.Errorf("append %s: %w", e.ID, err)

@@ -41,7 +41,7 @@ func newTamperEnv(t *testing.T, opener func(t testing.TB) (*sql.DB, sqldb.Dialec
 	e := &tamperEnv{t: t, db: db, s: s, cp: &consent.Checkpointer{Store: s, Signer: signer, Verifier: verifier}, verifier: verifier}
 	for i := range 4 {
 		en := &consent.Entry{ID: consent.NewID("log"), CitizenID: "cit_victim", At: time.Now(), Actor: consent.Actor{Agency: "BOYTE", ClientID: "c1"},
-			Channel: consent.ChannelBroker, Items: []string{"name"}, Purpose: fmt.Sprint("p", i), Basis: consent.BasisConsent, ConsentID: "cns_1",
+			Channel: consent.ChannelBroker, Items: []string{"name"}, Purpose: fmt.Sprint("p", i), Basis: consent.BasisCitizenRequest,
 			Outcome: consent.OutcomeReleased}
 		if err := s.Append(t.Context(), en); err != nil {
 			t.Fatal(err)

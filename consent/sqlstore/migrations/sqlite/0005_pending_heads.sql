@@ -6,6 +6,8 @@
 -- now sets pending, which a head already pending keeps unchanged, so
 -- appends between two checkpoints stay HOT.
 ALTER TABLE consent_chain_heads ADD COLUMN pending BOOLEAN NOT NULL DEFAULT FALSE;
-UPDATE consent_chain_heads SET pending = (seq <> committed_seq);
+-- Only the heads that are pending are written: a full-table rewrite would
+-- touch (and on PostgreSQL duplicate) every row for nothing.
+UPDATE consent_chain_heads SET pending = TRUE WHERE seq <> committed_seq;
 DROP INDEX consent_chain_heads_pending;
 CREATE INDEX consent_chain_heads_pending ON consent_chain_heads (citizen_id) WHERE pending;
