@@ -566,7 +566,7 @@ func (m *Main) Run(ctx context.Context) error {
 			Store: m.APIStore, Blobs: m.Blobs, Catalog: m.Catalog, Ephemeral: m.Eph, SharedLimits: c.RedisURL != "",
 			// Every release of personal data through the API goes through
 			// the consent service, reading the citizen store in place.
-			Consent: m.Consent, Registry: idp.Registry{Citizens: m.Store}, Represent: m.Represent, Audit: m.ConsentStore,
+			Consent: m.Consent, Registry: idp.Registry{Citizens: m.Store}, Represent: m.Represent, Audit: m.ConsentStore, AuditWitnesses: m.Cosigner.Witnesses, AuditQuorum: m.Config.WitnessQuorum(),
 			CitizenRateLimit: c.APICitizenRateLimit, AgencyRateLimit: c.APIAgencyRateLimit, DataRequestRateLimit: c.APIDataRequestRateLimit,
 			AuthFailureLimit: c.APIAuthFailureLimit, AuthFailureAddrs: c.APIAuthFailureAddrs, TrustedProxies: proxies, OutageLogEvery: c.APIOutageLogEvery,
 			// DPoP proofs are checked by the IdP's verifier: one replay

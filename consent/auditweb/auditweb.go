@@ -56,7 +56,9 @@ func (h *Handler) ctx(r *http.Request) (context.Context, context.CancelFunc) {
 func (h *Handler) checkpoint(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := h.ctx(r)
 	defer cancel()
-	_, n, err := consent.CosignedNote(ctx, h.Store)
+	// With witnesses, the latest checkpoint a quorum cosigned: an app
+	// that checks cosignatures cannot use a newer one yet.
+	_, n, err := (&consent.Published{Store: h.Store, Witnesses: h.Witnesses, Quorum: h.Quorum}).Checkpoint(ctx)
 	if err != nil {
 		fail(w, err)
 		return
@@ -148,7 +150,7 @@ func fail(w http.ResponseWriter, err error) {
 		p = problem{Type: "urn:onedoor:problem:unavailable", Title: "Service temporarily unavailable", Status: http.StatusServiceUnavailable}
 		w.Header().Set("Retry-After", "2")
 	case errors.Is(err, consent.ErrNotFound):
-		p = problem{Type: "urn:onedoor:problem:not-found", Title: "Not found", Status: http.StatusNotFound, Detail: "no checkpoint yet"}
+		p = problem{Type: "urn:onedoor:problem:not-found", Title: "Not found", Status: http.StatusNotFound, Detail: "no published checkpoint yet"}
 	case errors.Is(err, consent.ErrInvalid):
 		// Input errors name parameters and sizes, never data.
 		p = problem{Type: "urn:onedoor:problem:invalid-request", Title: "Invalid request", Status: http.StatusBadRequest, Detail: err.Error()}
