@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -160,6 +161,35 @@ func TestServe_AuditPublished(t *testing.T) {
 		if code, ct, body := get("/audit/v1/consistency?" + q); code != 400 || ct != "application/problem+json" || !strings.Contains(body, "invalid-request") {
 			t.Errorf("%s: %d %s %s", q, code, ct, body)
 		}
+	}
+
+	// The witness goes down: the next checkpoint is not cosigned, so the
+	// checkpoint served and proofs stay at the witnessed size 3.
+	w.FailWith(http.StatusServiceUnavailable)
+	if err := m.ConsentStore.Append(ctx, &consent.Entry{ID: consent.NewID("log"), CitizenID: "sub-0", At: time.Now(),
+		Channel: consent.ChannelUserInfo, Items: []string{"name"}, Outcome: consent.OutcomeReleased}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Checkpointer.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Cosigner.Cosign(ctx); err == nil {
+		t.Fatal("cosigned with the witness down")
+	}
+	if code, _, body := get("/audit/v1/checkpoint"); code != 200 || !strings.HasPrefix(body, consent.CheckpointOrigin+"\n3\n") || !strings.Contains(body, "— witness.example/serve ") {
+		t.Fatalf("checkpoint with the witness down: %d %q", code, body)
+	}
+	pub := &consent.Published{Store: m.ConsentStore, Witnesses: m.Cosigner.Witnesses}
+	in, err := pub.ProveInclusion(ctx, "sub-0", 0)
+	if err != nil || in.TreeSize != 3 || in.Seq != 1 {
+		t.Fatalf("proof with the witness down: %+v %v", in, err)
+	}
+	if _, err := pub.ProveInclusion(ctx, "sub-0", 2); !errors.Is(err, consent.ErrNotFound) {
+		t.Fatalf("proof of the unwitnessed entry: %v", err)
+	}
+	// Without witnesses, the latest checkpoint is published.
+	if in, err := (&consent.Published{Store: m.ConsentStore}).ProveInclusion(ctx, "sub-0", 0); err != nil || in.TreeSize != 4 || in.Seq != 2 {
+		t.Fatalf("proof without witnesses: %+v %v", in, err)
 	}
 	_ = m.Close()
 }
