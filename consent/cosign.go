@@ -20,6 +20,19 @@ import (
 // the size it holds): after a rewrite of history, no retry helps.
 var ErrWitnessRefused = errors.New("the witness refused the checkpoint")
 
+// Kinds of refusal (each also ErrWitnessRefused), to tell an operator
+// what to fix.
+var (
+	// ErrWitnessUnknownLog: the witness answered 403 or 404, it does not
+	// know the log's key or origin: a configuration to fix on either side.
+	ErrWitnessUnknownLog = errors.New("the witness does not know this log (its key or origin): check the witness's configuration")
+	// ErrWitnessFork: the witness answered 422, the consistency proof
+	// from the size it holds failed: the log was rewritten below it.
+	ErrWitnessFork = errors.New("the consistency proof from the size the witness holds failed: a fork of the log")
+	// ErrWitnessBadRequest: the witness answered 400 (a malformed request).
+	ErrWitnessBadRequest = errors.New("the witness rejected the request as malformed")
+)
+
 // Cosigner sends each new checkpoint to the witnesses (c2sp.org/tlog-witness
 // add-checkpoint) and stores their cosignatures. Run it on every replica:
 // a witness that already cosigned a size answers with a conflict, and the
@@ -145,9 +158,17 @@ func (c *Cosigner) succeeded(id string) {
 func (c *Cosigner) cosignOne(ctx context.Context, w *Witness, cp *Checkpoint, old int64) error {
 	for range 3 {
 		if old > cp.Size {
-			// The witness holds a larger tree than the last checkpoint:
-			// a newer checkpoint was made elsewhere, or removed here.
-			return fmt.Errorf("%w: it holds size %d, past the last checkpoint's %d", ErrWitnessRefused, old, cp.Size)
+			// The witness holds a larger tree than the checkpoint this
+			// replica read: another replica's newer checkpoint is progress,
+			// not a refusal, when it is stored.
+			ahead, err := c.Store.CheckpointAt(ctx, old)
+			if err == nil && ahead.Size == old {
+				return nil
+			}
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				return err
+			}
+			return fmt.Errorf("%w: it holds size %d, past the last checkpoint's %d, and no checkpoint of that size is stored", ErrWitnessRefused, old, cp.Size)
 		}
 		var proof tlog.TreeProof
 		if old > 0 && old < cp.Size {
@@ -181,8 +202,12 @@ func (c *Cosigner) cosignOne(ctx context.Context, w *Witness, cp *Checkpoint, ol
 			// was stored), a witness cosigns the same checkpoint again.
 			old = n
 			continue
-		case http.StatusForbidden, http.StatusNotFound, http.StatusUnprocessableEntity, http.StatusBadRequest:
-			return fmt.Errorf("%w: HTTP %d: %s", ErrWitnessRefused, status, printable(body))
+		case http.StatusForbidden, http.StatusNotFound:
+			return fmt.Errorf("%w: %w: HTTP %d: %s", ErrWitnessRefused, ErrWitnessUnknownLog, status, printable(body))
+		case http.StatusUnprocessableEntity:
+			return fmt.Errorf("%w: %w: HTTP %d: %s", ErrWitnessRefused, ErrWitnessFork, status, printable(body))
+		case http.StatusBadRequest:
+			return fmt.Errorf("%w: %w: HTTP %d: %s", ErrWitnessRefused, ErrWitnessBadRequest, status, printable(body))
 		default:
 			return fmt.Errorf("HTTP %d: %s", status, printable(body))
 		}
