@@ -44,6 +44,9 @@ type Cosigner struct {
 	// that follows no redirects.
 	Client *http.Client
 	Now    func() time.Time
+	// OnRecover, when set, is called when a witness that failed cosigns
+	// again, with the number of failures in a row it had.
+	OnRecover func(w *Witness, failures int)
 
 	mu      sync.Mutex
 	backoff map[string]*retryState
@@ -69,9 +72,23 @@ func (c *Cosigner) Nudge() {
 }
 
 type retryState struct {
-	next  time.Time
-	delay time.Duration
+	next     time.Time
+	delay    time.Duration
+	failures int
 }
+
+// Failures is how many times in a row w failed on this replica (0 after
+// a success).
+func (c *Cosigner) Failures(w *Witness) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r := c.backoff[witnessID(w)]; r != nil {
+		return r.failures
+	}
+	return 0
+}
+
+func witnessID(w *Witness) string { return w.Name + "+" + strconv.FormatUint(uint64(w.KeyHash), 16) }
 
 func (c *Cosigner) now() time.Time {
 	if c.Now != nil {
@@ -106,20 +123,26 @@ func (c *Cosigner) Cosign(ctx context.Context) error {
 	for _, cs := range latest {
 		have[cs.Witness+"+"+strconv.FormatUint(uint64(cs.KeyHash), 16)] = cs.Size
 	}
-	var errs []error
-	for _, w := range c.Witnesses {
-		id := w.Name + "+" + strconv.FormatUint(uint64(w.KeyHash), 16)
+	// In parallel: one slow witness (up to the client's timeout) does not
+	// hold back the others' cosignatures.
+	errs := make([]error, len(c.Witnesses))
+	var wg sync.WaitGroup
+	for i, w := range c.Witnesses {
+		id := witnessID(w)
 		old := have[id]
 		if old >= last.Size || !c.due(id) {
 			continue
 		}
-		if err := c.cosignOne(ctx, w, last, old); err != nil {
-			c.failed(id)
-			errs = append(errs, fmt.Errorf("witness %s: %w", w.Name, err))
-			continue
-		}
-		c.succeeded(id)
+		wg.Go(func() {
+			if err := c.cosignOne(ctx, w, last, old); err != nil {
+				c.failed(id)
+				errs[i] = fmt.Errorf("witness %s: %w", w.Name, err)
+				return
+			}
+			c.succeeded(w)
+		})
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
@@ -143,13 +166,18 @@ func (c *Cosigner) failed(id string) {
 	} else {
 		r.delay = min(2*r.delay, 10*time.Minute)
 	}
+	r.failures++
 	r.next = c.now().Add(r.delay)
 }
 
-func (c *Cosigner) succeeded(id string) {
+func (c *Cosigner) succeeded(w *Witness) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.backoff, id)
+	r := c.backoff[witnessID(w)]
+	delete(c.backoff, witnessID(w))
+	c.mu.Unlock()
+	if r != nil && c.OnRecover != nil {
+		c.OnRecover(w, r.failures)
+	}
 }
 
 // cosignOne sends cp to w from old, the size w is believed to hold. A 409

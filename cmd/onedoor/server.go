@@ -263,7 +263,9 @@ func (m *Main) OpenStorage(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.Cosigner = &consent.Cosigner{Store: m.ConsentStore, Witnesses: witnesses, Now: m.Now}
+	m.Cosigner = &consent.Cosigner{Store: m.ConsentStore, Witnesses: witnesses, Now: m.Now, OnRecover: func(w *consent.Witness, failures int) {
+		m.Logger.Info("audit witness recovered", "witness", w.Name, "failures", failures)
+	}}
 	sealer, err := keyset.NewSealer(keyset.DeriveKey(m.master, purposeKeys))
 	if err != nil {
 		return err

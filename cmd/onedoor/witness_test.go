@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -192,4 +193,31 @@ func TestServe_AuditPublished(t *testing.T) {
 		t.Fatalf("proof without witnesses: %+v %v", in, err)
 	}
 	_ = m.Close()
+}
+
+// TestConfig_WitnessesDeduplicated: one witness given twice, by its key or
+// its URL under another name, would count twice towards the quorum.
+func TestConfig_WitnessesDeduplicated(t *testing.T) {
+	spec := func(name string, key ed25519.PublicKey, url string) string {
+		w, err := consent.NewWitness(name, key, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.String() + "@" + w.URL
+	}
+	k1, _, _ := ed25519.GenerateKey(nil)
+	k2, _, _ := ed25519.GenerateKey(nil)
+	ok := []string{spec("w.example/a", k1, "https://a.example"), spec("w.example/b", k2, "https://b.example")}
+	if ws, err := (&Config{AuditWitnesses: ok}).Witnesses(); err != nil || len(ws) != 2 {
+		t.Fatalf("two witnesses: %d, %v", len(ws), err)
+	}
+	for name, dup := range map[string]string{
+		"same name": spec("w.example/a", k2, "https://c.example"),
+		"same key":  spec("w.example/c", k1, "https://c.example"),
+		"same URL":  spec("w.example/c", k2, "https://a.example/"),
+	} {
+		if _, err := (&Config{AuditWitnesses: []string{ok[0], dup}}).Witnesses(); err == nil || !strings.Contains(err.Error(), "twice") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
 }

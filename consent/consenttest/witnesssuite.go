@@ -231,10 +231,18 @@ func witnessBackoff(t *testing.T, newStore func(t *testing.T) WitnessStores) {
 	if err := cs.Cosign(t.Context()); err != nil || w.Requests() != 2 {
 		t.Fatalf("within 2 s: %v, %d requests", err, w.Requests())
 	}
+	if n := cs.Failures(w.Consent); n != 2 {
+		t.Fatalf("%d failures in a row, want 2", n)
+	}
+	recovered := -1
+	cs.OnRecover = func(_ *consent.Witness, failures int) { recovered = failures }
 	w.FailWith(0)
 	clk.add(time.Second)
 	if err := cs.Cosign(t.Context()); err != nil || w.Size() != c.Size {
 		t.Fatalf("recovered: %v, witness at %d", err, w.Size())
+	}
+	if recovered != 2 || cs.Failures(w.Consent) != 0 {
+		t.Fatalf("recovery reported after %d failures, %d now", recovered, cs.Failures(w.Consent))
 	}
 	// A refusal is ErrWitnessRefused.
 	w.FailWith(http.StatusForbidden)
