@@ -399,6 +399,15 @@ func runConsentAPI(t *testing.T, e *testEnv) {
 	}
 	pr := cit.must(http.StatusOK, http.MethodGet, "/v1/access-log/proof", nil).json(t)
 	checkInclusion(t, e.m, pr, entries[0].(map[string]any))
+	// The IdP's public checkpoint goes through its middleware.
+	if resp, err := http.Get(e.issuer + "/audit/v1/checkpoint"); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Request-Id") == "" || resp.Header.Get("X-Frame-Options") != "DENY" {
+			t.Errorf("/audit/v1/checkpoint: %d %v", resp.StatusCode, resp.Header)
+		}
+	}
 	cit.must(http.StatusBadRequest, http.MethodGet, "/v1/access-log/proof?seq=0", nil)
 	cit.must(http.StatusBadRequest, http.MethodGet, "/v1/access-log/proof?seq=x", nil)
 	cit.must(http.StatusNotFound, http.MethodGet, "/v1/access-log/proof?seq="+strconv.Itoa(len(entries)+1), nil)

@@ -688,9 +688,20 @@ func (m *Main) idpHandler(web http.Handler) http.Handler {
 	if err != nil {
 		vkey = "" // the key was derived at startup: cannot fail here
 	}
-	mux := http.NewServeMux()
+	// Under the issuer's base path, with the IdP's middleware (request id,
+	// log, panic recovery, security headers).
+	var (
+		base  string
+		audit = http.NewServeMux()
+		wrap  = func(h http.Handler) http.Handler { return h }
+	)
+	if m.Web != nil {
+		base, wrap = m.Web.BasePath(), m.Web.Wrap
+	}
 	(&auditweb.Handler{Store: m.ConsentStore, LogKey: vkey, Witnesses: m.Cosigner.Witnesses, Quorum: m.Config.WitnessQuorum(),
-		Timeout: m.Config.RequestTimeout}).Mount(mux)
+		Timeout: m.Config.RequestTimeout, Prefix: base}).Mount(audit)
+	mux := http.NewServeMux()
+	mux.Handle(base+"/audit/v1/", wrap(audit))
 	mux.Handle("/", web)
 	return mux
 }

@@ -36,13 +36,16 @@ type Handler struct {
 	Quorum    int
 	// Timeout bounds each request's store calls; 0 means 10 s.
 	Timeout time.Duration
+	// Prefix is the issuer's base path the routes are under ("" at the
+	// root).
+	Prefix string
 }
 
 // Mount adds the routes to m.
 func (h *Handler) Mount(m *http.ServeMux) {
-	m.HandleFunc("GET "+PathCheckpoint, h.checkpoint)
-	m.HandleFunc("GET "+PathConsistency, h.consistency)
-	m.HandleFunc("GET "+PathKeys, h.keys)
+	m.HandleFunc("GET "+h.Prefix+PathCheckpoint, h.checkpoint)
+	m.HandleFunc("GET "+h.Prefix+PathConsistency, h.consistency)
+	m.HandleFunc("GET "+h.Prefix+PathKeys, h.keys)
 }
 
 func (h *Handler) ctx(r *http.Request) (context.Context, context.CancelFunc) {
