@@ -20,6 +20,19 @@ import (
 // the size it holds): after a rewrite of history, no retry helps.
 var ErrWitnessRefused = errors.New("the witness refused the checkpoint")
 
+// Kinds of refusal (each also ErrWitnessRefused), to tell an operator
+// what to fix.
+var (
+	// ErrWitnessUnknownLog: the witness answered 403 or 404, it does not
+	// know the log's key or origin: a configuration to fix on either side.
+	ErrWitnessUnknownLog = errors.New("the witness does not know this log (its key or origin): check the witness's configuration")
+	// ErrWitnessFork: the witness answered 422, the consistency proof
+	// from the size it holds failed: the log was rewritten below it.
+	ErrWitnessFork = errors.New("the consistency proof from the size the witness holds failed: a fork of the log")
+	// ErrWitnessBadRequest: the witness answered 400 (a malformed request).
+	ErrWitnessBadRequest = errors.New("the witness rejected the request as malformed")
+)
+
 // Cosigner sends each new checkpoint to the witnesses (c2sp.org/tlog-witness
 // add-checkpoint) and stores their cosignatures. Run it on every replica:
 // a witness that already cosigned a size answers with a conflict, and the
@@ -31,6 +44,9 @@ type Cosigner struct {
 	// that follows no redirects.
 	Client *http.Client
 	Now    func() time.Time
+	// OnRecover, when set, is called when a witness that failed cosigns
+	// again, with the number of failures in a row it had.
+	OnRecover func(w *Witness, failures int)
 
 	mu      sync.Mutex
 	backoff map[string]*retryState
@@ -56,9 +72,23 @@ func (c *Cosigner) Nudge() {
 }
 
 type retryState struct {
-	next  time.Time
-	delay time.Duration
+	next     time.Time
+	delay    time.Duration
+	failures int
 }
+
+// Failures is how many times in a row w failed on this replica (0 after
+// a success).
+func (c *Cosigner) Failures(w *Witness) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r := c.backoff[witnessID(w)]; r != nil {
+		return r.failures
+	}
+	return 0
+}
+
+func witnessID(w *Witness) string { return w.Name + "+" + strconv.FormatUint(uint64(w.KeyHash), 16) }
 
 func (c *Cosigner) now() time.Time {
 	if c.Now != nil {
@@ -93,20 +123,26 @@ func (c *Cosigner) Cosign(ctx context.Context) error {
 	for _, cs := range latest {
 		have[cs.Witness+"+"+strconv.FormatUint(uint64(cs.KeyHash), 16)] = cs.Size
 	}
-	var errs []error
-	for _, w := range c.Witnesses {
-		id := w.Name + "+" + strconv.FormatUint(uint64(w.KeyHash), 16)
+	// In parallel: one slow witness (up to the client's timeout) does not
+	// hold back the others' cosignatures.
+	errs := make([]error, len(c.Witnesses))
+	var wg sync.WaitGroup
+	for i, w := range c.Witnesses {
+		id := witnessID(w)
 		old := have[id]
 		if old >= last.Size || !c.due(id) {
 			continue
 		}
-		if err := c.cosignOne(ctx, w, last, old); err != nil {
-			c.failed(id)
-			errs = append(errs, fmt.Errorf("witness %s: %w", w.Name, err))
-			continue
-		}
-		c.succeeded(id)
+		wg.Go(func() {
+			if err := c.cosignOne(ctx, w, last, old); err != nil {
+				c.failed(id)
+				errs[i] = fmt.Errorf("witness %s: %w", w.Name, err)
+				return
+			}
+			c.succeeded(w)
+		})
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
@@ -130,13 +166,18 @@ func (c *Cosigner) failed(id string) {
 	} else {
 		r.delay = min(2*r.delay, 10*time.Minute)
 	}
+	r.failures++
 	r.next = c.now().Add(r.delay)
 }
 
-func (c *Cosigner) succeeded(id string) {
+func (c *Cosigner) succeeded(w *Witness) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.backoff, id)
+	r := c.backoff[witnessID(w)]
+	delete(c.backoff, witnessID(w))
+	c.mu.Unlock()
+	if r != nil && c.OnRecover != nil {
+		c.OnRecover(w, r.failures)
+	}
 }
 
 // cosignOne sends cp to w from old, the size w is believed to hold. A 409
@@ -145,9 +186,17 @@ func (c *Cosigner) succeeded(id string) {
 func (c *Cosigner) cosignOne(ctx context.Context, w *Witness, cp *Checkpoint, old int64) error {
 	for range 3 {
 		if old > cp.Size {
-			// The witness holds a larger tree than the last checkpoint:
-			// a newer checkpoint was made elsewhere, or removed here.
-			return fmt.Errorf("%w: it holds size %d, past the last checkpoint's %d", ErrWitnessRefused, old, cp.Size)
+			// The witness holds a larger tree than the checkpoint this
+			// replica read: another replica's newer checkpoint is progress,
+			// not a refusal, when it is stored.
+			ahead, err := c.Store.CheckpointAt(ctx, old)
+			if err == nil && ahead.Size == old {
+				return nil
+			}
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				return err
+			}
+			return fmt.Errorf("%w: it holds size %d, past the last checkpoint's %d, and no checkpoint of that size is stored", ErrWitnessRefused, old, cp.Size)
 		}
 		var proof tlog.TreeProof
 		if old > 0 && old < cp.Size {
@@ -181,8 +230,12 @@ func (c *Cosigner) cosignOne(ctx context.Context, w *Witness, cp *Checkpoint, ol
 			// was stored), a witness cosigns the same checkpoint again.
 			old = n
 			continue
-		case http.StatusForbidden, http.StatusNotFound, http.StatusUnprocessableEntity, http.StatusBadRequest:
-			return fmt.Errorf("%w: HTTP %d: %s", ErrWitnessRefused, status, printable(body))
+		case http.StatusForbidden, http.StatusNotFound:
+			return fmt.Errorf("%w: %w: HTTP %d: %s", ErrWitnessRefused, ErrWitnessUnknownLog, status, printable(body))
+		case http.StatusUnprocessableEntity:
+			return fmt.Errorf("%w: %w: HTTP %d: %s", ErrWitnessRefused, ErrWitnessFork, status, printable(body))
+		case http.StatusBadRequest:
+			return fmt.Errorf("%w: %w: HTTP %d: %s", ErrWitnessRefused, ErrWitnessBadRequest, status, printable(body))
 		default:
 			return fmt.Errorf("HTTP %d: %s", status, printable(body))
 		}

@@ -353,11 +353,13 @@ func (c *Config) Witnesses() ([]*consent.Witness, error) {
 			errs = append(errs, fmt.Errorf("--audit-witness %s: the URL must be https (http only on loopback)", w.Name))
 			continue
 		}
-		if seen[w.Name] {
-			errs = append(errs, fmt.Errorf("--audit-witness %s: named twice", w.Name))
+		// One witness twice (by name, key or URL) would count twice
+		// towards the quorum.
+		if seen[w.Name] || seen["key "+string(w.Key)] || seen["url "+w.URL] {
+			errs = append(errs, fmt.Errorf("--audit-witness %s: the same witness (name, key or URL) is given twice", w.Name))
 			continue
 		}
-		seen[w.Name] = true
+		seen[w.Name], seen["key "+string(w.Key)], seen["url "+w.URL] = true, true, true
 		out = append(out, w)
 	}
 	return out, errors.Join(errs...)

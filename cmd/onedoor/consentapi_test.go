@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -398,6 +399,87 @@ func runConsentAPI(t *testing.T, e *testEnv) {
 	}
 	pr := cit.must(http.StatusOK, http.MethodGet, "/v1/access-log/proof", nil).json(t)
 	checkInclusion(t, e.m, pr, entries[0].(map[string]any))
+	// The IdP's public checkpoint goes through its middleware.
+	if resp, err := http.Get(e.issuer + "/audit/v1/checkpoint"); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Request-Id") == "" || resp.Header.Get("X-Frame-Options") != "DENY" {
+			t.Errorf("/audit/v1/checkpoint: %d %v", resp.StatusCode, resp.Header)
+		}
+	}
+	cit.must(http.StatusBadRequest, http.MethodGet, "/v1/access-log/proof?seq=0", nil)
+	cit.must(http.StatusBadRequest, http.MethodGet, "/v1/access-log/proof?seq=x", nil)
+	cit.must(http.StatusNotFound, http.MethodGet, "/v1/access-log/proof?seq="+strconv.Itoa(len(entries)+1), nil)
+
+	// The app remembers the head it verified. After more releases, the
+	// documented checks pass against the grown tree.
+	kept := appHead{seq: int64(pr["seq"].(float64)), hash: pr["hash"].(string)}
+	hcm.must(http.StatusOK, http.MethodPost, "/agency/v1/data-requests", dataRequest(pid, "tax-audit", "name"))
+	if _, err := e.m.Checkpointer.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := appCheck(t, e.m, cit, kept); err != nil {
+		t.Fatalf("the honest log fails the app's checks: %v", err)
+	}
+
+	// The operator rewrites the citizen's chain: deletes its entries and
+	// head and appends a different, longer chain. The tree only grows, so
+	// the new head's inclusion proof verifies; the remembered head shows
+	// the rewrite.
+	for _, q := range []string{`DELETE FROM consent_log WHERE citizen_id = $1`, `DELETE FROM consent_chain_heads WHERE citizen_id = $1`} {
+		if _, err := e.m.DB.ExecContext(ctx, q, me); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range len(entries) + 2 {
+		hcm.must(http.StatusOK, http.MethodPost, "/agency/v1/data-requests", dataRequest(pid, "tax-audit", "address"))
+	}
+	if _, err := e.m.Checkpointer.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rewritten := cit.must(http.StatusOK, http.MethodGet, "/v1/access-log/export", nil).json(t)["entries"].([]any)
+	checkInclusion(t, e.m, cit.must(http.StatusOK, http.MethodGet, "/v1/access-log/proof", nil).json(t), rewritten[0].(map[string]any))
+	if err := appCheck(t, e.m, cit, kept); err == nil || !strings.Contains(err.Error(), "remembered head") {
+		t.Fatalf("the rewritten chain passes the app's checks: %v", err)
+	}
+}
+
+// appHead is the chain head the citizen's app verified last.
+type appHead struct {
+	seq  int64
+	hash string // base64
+}
+
+// appCheck runs the app's documented checks (docs/audit-transparency.md)
+// with a remembered head: the new head's inclusion, the export's entry at
+// the kept seq, the prev links from the new head down to it, and the kept
+// head's inclusion in the new checkpoint.
+func appCheck(t *testing.T, m *Main, cit *apiClient, kept appHead) error {
+	t.Helper()
+	entries := cit.must(http.StatusOK, http.MethodGet, "/v1/access-log/export", nil).json(t)["entries"].([]any)
+	pr := cit.must(http.StatusOK, http.MethodGet, "/v1/access-log/proof", nil).json(t)
+	if err := inclusionErr(m, pr, entries[0].(map[string]any)); err != nil {
+		return err
+	}
+	// Newest first: each entry's prev is the hash of the entry below it.
+	for i, v := range entries {
+		en := v.(map[string]any)
+		if int64(en["seq"].(float64)) == kept.seq {
+			if en["hash"] != kept.hash {
+				return fmt.Errorf("the export's entry %d no longer carries the remembered head's hash", kept.seq)
+			}
+			old := cit.do(http.MethodGet, "/v1/access-log/proof?seq="+strconv.FormatInt(kept.seq, 10), nil)
+			if old.status != http.StatusOK {
+				return fmt.Errorf("no proof of the remembered head: %d %s", old.status, old.body)
+			}
+			return inclusionErr(m, old.json(t), en)
+		}
+		if i+1 == len(entries) || en["prev"] != entries[i+1].(map[string]any)["hash"] {
+			return fmt.Errorf("the prev links from the new head do not lead to the remembered head (broken at entry %v)", en["seq"])
+		}
+	}
+	return fmt.Errorf("the export has no entry at the remembered head's seq %d", kept.seq)
 }
 
 func parseTime(t *testing.T, v any) time.Time {
@@ -493,23 +575,26 @@ func TestDataRequest_WithdrawnOnAnotherReplica(t *testing.T) {
 }
 
 // checkInclusion checks GET /v1/access-log/proof as the citizen's app
-// would: the checkpoint's signature, the leaf naming the export's newest
-// entry, and the proof against the signed root.
-func checkInclusion(t *testing.T, m *Main, pr, newest map[string]any) {
+// would: the checkpoint's signature, the leaf naming the export's entry
+// (the newest, for the latest head), and the proof against the signed root.
+func checkInclusion(t *testing.T, m *Main, pr, entry map[string]any) {
 	t.Helper()
+	if err := inclusionErr(m, pr, entry); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func inclusionErr(m *Main, pr, entry map[string]any) error {
 	_, verifier, err := m.AuditKeys()
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	size, root, err := consent.OpenCheckpoint([]byte(pr["checkpoint"].(string)), verifier)
 	if err != nil || float64(size) != pr["tree_size"] {
-		t.Fatalf("checkpoint %q: %v", pr["checkpoint"], err)
+		return fmt.Errorf("checkpoint %q: %v", pr["checkpoint"], err)
 	}
 	b64 := func(v any) []byte {
-		b, err := base64.StdEncoding.DecodeString(v.(string))
-		if err != nil {
-			t.Fatalf("%v: %v", v, err)
-		}
+		b, _ := base64.StdEncoding.DecodeString(v.(string))
 		return b
 	}
 	leaf := b64(pr["leaf_data"])
@@ -517,15 +602,16 @@ func checkInclusion(t *testing.T, m *Main, pr, newest map[string]any) {
 		Seq  int64  `json:"seq"`
 		Hash []byte `json:"hash"`
 	}
-	if err := json.Unmarshal(leaf, &ld); err != nil || float64(ld.Seq) != newest["seq"] || base64.StdEncoding.EncodeToString(ld.Hash) != newest["hash"] ||
-		pr["hash"] != newest["hash"] {
-		t.Fatalf("leaf %s, newest entry %v", leaf, newest)
+	if err := json.Unmarshal(leaf, &ld); err != nil || float64(ld.Seq) != entry["seq"] || base64.StdEncoding.EncodeToString(ld.Hash) != entry["hash"] ||
+		pr["hash"] != entry["hash"] {
+		return fmt.Errorf("leaf %s, entry %v", leaf, entry)
 	}
 	var proof tlog.RecordProof
 	for _, h := range pr["proof"].([]any) {
 		proof = append(proof, tlog.Hash(b64(h)))
 	}
 	if err := tlog.CheckRecord(proof, size, root, int64(pr["leaf_index"].(float64)), tlog.RecordHash(leaf)); err != nil {
-		t.Fatalf("inclusion proof: %v", err)
+		return fmt.Errorf("inclusion proof: %w", err)
 	}
+	return nil
 }

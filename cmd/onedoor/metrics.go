@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/push"
 )
@@ -56,7 +57,54 @@ func (m *Main) newMetrics() (*prometheus.Registry, *pushMetrics) {
 		}
 		return float64(n)
 	}))
+	m.registerWitnessMetrics(reg)
 	return reg, pm
+}
+
+// registerWitnessMetrics adds per-witness gauges: the largest size it
+// cosigned and when (from the store, so every replica reports the same),
+// and this replica's failures in a row.
+func (m *Main) registerWitnessMetrics(reg *prometheus.Registry) {
+	if m.Cosigner == nil {
+		return
+	}
+	latest := func(w *consent.Witness) *consent.Cosignature {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		cs, err := m.ConsentStore.LatestCosignatures(ctx)
+		if err != nil {
+			return nil
+		}
+		for _, c := range cs {
+			if c.Witness == w.Name && c.KeyHash == w.KeyHash {
+				return c
+			}
+		}
+		return &consent.Cosignature{}
+	}
+	for _, w := range m.Cosigner.Witnesses {
+		labels := prometheus.Labels{"witness": w.Name}
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "onedoor_audit_witness_cosigned_size", ConstLabels: labels,
+			Help: "The largest audit checkpoint size the witness cosigned (0: none yet; -1: the store is unreadable).",
+		}, func() float64 {
+			if c := latest(w); c != nil {
+				return float64(c.Size)
+			}
+			return -1
+		}), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "onedoor_audit_witness_cosigned_timestamp_seconds", ConstLabels: labels,
+			Help: "The witness's timestamp of its latest cosignature, in Unix seconds (0: none yet or unreadable): alert when it lags the checkpoints.",
+		}, func() float64 {
+			if c := latest(w); c != nil && !c.SignedAt.IsZero() {
+				return float64(c.SignedAt.Unix())
+			}
+			return 0
+		}), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "onedoor_audit_witness_failures", ConstLabels: labels,
+			Help: "Requests to the witness that failed in a row on this replica (0 after a cosignature).",
+		}, func() float64 { return float64(m.Cosigner.Failures(w)) }))
+	}
 }
 
 // idpMetrics count the identity provider's events that operators watch

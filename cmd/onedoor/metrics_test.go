@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"io"
 	"net/http"
@@ -8,13 +9,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/push"
 )
 
 // /metrics is served on its own listener with the push queue's depth and
 // the sends by outcome; the API's listener does not serve it.
 func TestMetrics(t *testing.T) {
-	e := startMain(t, func(c *Config) { c.MetricsAddr = "127.0.0.1:0" })
+	wpub, _, _ := ed25519.GenerateKey(nil)
+	wit, err := consent.NewWitness("witness.example/metrics", wpub, "http://127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startMain(t, func(c *Config) {
+		c.MetricsAddr = "127.0.0.1:0"
+		c.AuditWitnesses = []string{wit.String() + "@" + wit.URL}
+	})
 	if e.m.MetricsAddr == "" {
 		t.Fatal("no metrics address")
 	}
@@ -61,6 +71,9 @@ func TestMetrics(t *testing.T) {
 		"onedoor_login_prompts_suppressed_total 0",
 		"onedoor_login_status_waits 0",
 		"onedoor_backchannel_logout_queue_depth 0",
+		`onedoor_audit_witness_cosigned_size{witness="witness.example/metrics"} 0`,
+		`onedoor_audit_witness_cosigned_timestamp_seconds{witness="witness.example/metrics"} 0`,
+		`onedoor_audit_witness_failures{witness="witness.example/metrics"} `,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -263,7 +263,9 @@ func (m *Main) OpenStorage(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.Cosigner = &consent.Cosigner{Store: m.ConsentStore, Witnesses: witnesses, Now: m.Now}
+	m.Cosigner = &consent.Cosigner{Store: m.ConsentStore, Witnesses: witnesses, Now: m.Now, OnRecover: func(w *consent.Witness, failures int) {
+		m.Logger.Info("audit witness recovered", "witness", w.Name, "failures", failures)
+	}}
 	sealer, err := keyset.NewSealer(keyset.DeriveKey(m.master, purposeKeys))
 	if err != nil {
 		return err
@@ -566,7 +568,7 @@ func (m *Main) Run(ctx context.Context) error {
 			Store: m.APIStore, Blobs: m.Blobs, Catalog: m.Catalog, Ephemeral: m.Eph, SharedLimits: c.RedisURL != "",
 			// Every release of personal data through the API goes through
 			// the consent service, reading the citizen store in place.
-			Consent: m.Consent, Registry: idp.Registry{Citizens: m.Store}, Represent: m.Represent, Audit: m.ConsentStore,
+			Consent: m.Consent, Registry: idp.Registry{Citizens: m.Store}, Represent: m.Represent, Audit: m.ConsentStore, AuditWitnesses: m.Cosigner.Witnesses, AuditQuorum: m.Config.WitnessQuorum(),
 			CitizenRateLimit: c.APICitizenRateLimit, AgencyRateLimit: c.APIAgencyRateLimit, DataRequestRateLimit: c.APIDataRequestRateLimit,
 			AuthFailureLimit: c.APIAuthFailureLimit, AuthFailureAddrs: c.APIAuthFailureAddrs, TrustedProxies: proxies, OutageLogEvery: c.APIOutageLogEvery,
 			// DPoP proofs are checked by the IdP's verifier: one replay
@@ -686,9 +688,20 @@ func (m *Main) idpHandler(web http.Handler) http.Handler {
 	if err != nil {
 		vkey = "" // the key was derived at startup: cannot fail here
 	}
-	mux := http.NewServeMux()
+	// Under the issuer's base path, with the IdP's middleware (request id,
+	// log, panic recovery, security headers).
+	var (
+		base  string
+		audit = http.NewServeMux()
+		wrap  = func(h http.Handler) http.Handler { return h }
+	)
+	if m.Web != nil {
+		base, wrap = m.Web.BasePath(), m.Web.Wrap
+	}
 	(&auditweb.Handler{Store: m.ConsentStore, LogKey: vkey, Witnesses: m.Cosigner.Witnesses, Quorum: m.Config.WitnessQuorum(),
-		Timeout: m.Config.RequestTimeout}).Mount(mux)
+		Timeout: m.Config.RequestTimeout, Prefix: base}).Mount(audit)
+	mux := http.NewServeMux()
+	mux.Handle(base+"/audit/v1/", wrap(audit))
 	mux.Handle("/", web)
 	return mux
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -161,5 +163,61 @@ func TestServe_AuditPublished(t *testing.T) {
 			t.Errorf("%s: %d %s %s", q, code, ct, body)
 		}
 	}
+
+	// The witness goes down: the next checkpoint is not cosigned, so the
+	// checkpoint served and proofs stay at the witnessed size 3.
+	w.FailWith(http.StatusServiceUnavailable)
+	if err := m.ConsentStore.Append(ctx, &consent.Entry{ID: consent.NewID("log"), CitizenID: "sub-0", At: time.Now(),
+		Channel: consent.ChannelUserInfo, Items: []string{"name"}, Outcome: consent.OutcomeReleased}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Checkpointer.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Cosigner.Cosign(ctx); err == nil {
+		t.Fatal("cosigned with the witness down")
+	}
+	if code, _, body := get("/audit/v1/checkpoint"); code != 200 || !strings.HasPrefix(body, consent.CheckpointOrigin+"\n3\n") || !strings.Contains(body, "— witness.example/serve ") {
+		t.Fatalf("checkpoint with the witness down: %d %q", code, body)
+	}
+	pub := &consent.Published{Store: m.ConsentStore, Witnesses: m.Cosigner.Witnesses}
+	in, err := pub.ProveInclusion(ctx, "sub-0", 0)
+	if err != nil || in.TreeSize != 3 || in.Seq != 1 {
+		t.Fatalf("proof with the witness down: %+v %v", in, err)
+	}
+	if _, err := pub.ProveInclusion(ctx, "sub-0", 2); !errors.Is(err, consent.ErrNotFound) {
+		t.Fatalf("proof of the unwitnessed entry: %v", err)
+	}
+	// Without witnesses, the latest checkpoint is published.
+	if in, err := (&consent.Published{Store: m.ConsentStore}).ProveInclusion(ctx, "sub-0", 0); err != nil || in.TreeSize != 4 || in.Seq != 2 {
+		t.Fatalf("proof without witnesses: %+v %v", in, err)
+	}
 	_ = m.Close()
+}
+
+// TestConfig_WitnessesDeduplicated: one witness given twice, by its key or
+// its URL under another name, would count twice towards the quorum.
+func TestConfig_WitnessesDeduplicated(t *testing.T) {
+	spec := func(name string, key ed25519.PublicKey, url string) string {
+		w, err := consent.NewWitness(name, key, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.String() + "@" + w.URL
+	}
+	k1, _, _ := ed25519.GenerateKey(nil)
+	k2, _, _ := ed25519.GenerateKey(nil)
+	ok := []string{spec("w.example/a", k1, "https://a.example"), spec("w.example/b", k2, "https://b.example")}
+	if ws, err := (&Config{AuditWitnesses: ok}).Witnesses(); err != nil || len(ws) != 2 {
+		t.Fatalf("two witnesses: %d, %v", len(ws), err)
+	}
+	for name, dup := range map[string]string{
+		"same name": spec("w.example/a", k2, "https://c.example"),
+		"same key":  spec("w.example/c", k1, "https://c.example"),
+		"same URL":  spec("w.example/c", k2, "https://a.example/"),
+	} {
+		if _, err := (&Config{AuditWitnesses: []string{ok[0], dup}}).Witnesses(); err == nil || !strings.Contains(err.Error(), "twice") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
 }

@@ -36,13 +36,16 @@ type Handler struct {
 	Quorum    int
 	// Timeout bounds each request's store calls; 0 means 10 s.
 	Timeout time.Duration
+	// Prefix is the issuer's base path the routes are under ("" at the
+	// root).
+	Prefix string
 }
 
 // Mount adds the routes to m.
 func (h *Handler) Mount(m *http.ServeMux) {
-	m.HandleFunc("GET "+PathCheckpoint, h.checkpoint)
-	m.HandleFunc("GET "+PathConsistency, h.consistency)
-	m.HandleFunc("GET "+PathKeys, h.keys)
+	m.HandleFunc("GET "+h.Prefix+PathCheckpoint, h.checkpoint)
+	m.HandleFunc("GET "+h.Prefix+PathConsistency, h.consistency)
+	m.HandleFunc("GET "+h.Prefix+PathKeys, h.keys)
 }
 
 func (h *Handler) ctx(r *http.Request) (context.Context, context.CancelFunc) {
@@ -56,7 +59,9 @@ func (h *Handler) ctx(r *http.Request) (context.Context, context.CancelFunc) {
 func (h *Handler) checkpoint(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := h.ctx(r)
 	defer cancel()
-	_, n, err := consent.CosignedNote(ctx, h.Store)
+	// With witnesses, the latest checkpoint a quorum cosigned: an app
+	// that checks cosignatures cannot use a newer one yet.
+	_, n, err := (&consent.Published{Store: h.Store, Witnesses: h.Witnesses, Quorum: h.Quorum}).Checkpoint(ctx)
 	if err != nil {
 		fail(w, err)
 		return
@@ -148,7 +153,7 @@ func fail(w http.ResponseWriter, err error) {
 		p = problem{Type: "urn:onedoor:problem:unavailable", Title: "Service temporarily unavailable", Status: http.StatusServiceUnavailable}
 		w.Header().Set("Retry-After", "2")
 	case errors.Is(err, consent.ErrNotFound):
-		p = problem{Type: "urn:onedoor:problem:not-found", Title: "Not found", Status: http.StatusNotFound, Detail: "no checkpoint yet"}
+		p = problem{Type: "urn:onedoor:problem:not-found", Title: "Not found", Status: http.StatusNotFound, Detail: "no published checkpoint yet"}
 	case errors.Is(err, consent.ErrInvalid):
 		// Input errors name parameters and sizes, never data.
 		p = problem{Type: "urn:onedoor:problem:invalid-request", Title: "Invalid request", Status: http.StatusBadRequest, Detail: err.Error()}

@@ -2,6 +2,7 @@ package consenttest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -29,6 +30,7 @@ func RunWitness(t *testing.T, newStore func(t *testing.T) WitnessStores) {
 		{"CosignsEachCheckpoint", witnessCosigns},
 		{"ConflictRetriesFromWitnessSize", witnessConflict},
 		{"FailureBacksOff", witnessBackoff},
+		{"WitnessAheadByAnotherReplica", witnessAhead},
 		{"RewriteBelowWitnessedSizeFound", witnessRewrite},
 		{"QuorumSize", witnessQuorum},
 	} {
@@ -141,6 +143,67 @@ func witnessConflict(t *testing.T, newStore func(t *testing.T) WitnessStores) {
 	}
 }
 
+// staleStore is a replica that read the last checkpoint before another
+// replica made a newer one.
+type staleStore struct {
+	WitnessStores
+	last *consent.Checkpoint
+	// hide is a size whose checkpoint reads as missing (0: none).
+	hide int64
+}
+
+func (s staleStore) LastCheckpoint(context.Context) (*consent.Checkpoint, error) { return s.last, nil }
+
+func (s staleStore) CheckpointAt(ctx context.Context, size int64) (*consent.Checkpoint, error) {
+	if size == s.hide {
+		return nil, consent.ErrNotFound
+	}
+	return s.WitnessStores.CheckpointAt(ctx, size)
+}
+
+func witnessAhead(t *testing.T, newStore func(t *testing.T) WitnessStores) {
+	s := newStore(t)
+	signer, verifier := Keys(t, "a")
+	cp := &consent.Checkpointer{Store: s, Signer: signer, Verifier: verifier}
+	w := NewWitness(t, "witness.example/a", verifier)
+	appendN(t, s, "cit_a", 1)
+	old := commit(t, cp)
+	appendN(t, s, "cit_b", 1)
+	c := commit(t, cp)
+	resp, err := http.Post(w.Consent.URL+"/add-checkpoint", "text/plain", bytes.NewReader(consent.AddCheckpointBody(0, nil, c.Note)))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("direct add-checkpoint: %v, %v", resp, err)
+	}
+	resp.Body.Close()
+	// The witness answers 409 naming size 2, past the checkpoint this
+	// replica read: the store holds it, so that is progress.
+	stale := &consent.Cosigner{Store: staleStore{s, old, 0}, Witnesses: []*consent.Witness{w.Consent}}
+	if err := stale.Cosign(t.Context()); err != nil {
+		t.Fatalf("a witness ahead by another replica: %v", err)
+	}
+	// A size no stored checkpoint has is a refusal.
+	w.Reset()
+	resp, err = http.Post(w.Consent.URL+"/add-checkpoint", "text/plain", bytes.NewReader(consent.AddCheckpointBody(0, nil, c.Note)))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("direct add-checkpoint: %v, %v", resp, err)
+	}
+	resp.Body.Close()
+	lost := &consent.Cosigner{Store: staleStore{s, old, c.Size}, Witnesses: []*consent.Witness{w.Consent}}
+	if err := lost.Cosign(t.Context()); !errors.Is(err, consent.ErrWitnessRefused) {
+		t.Fatalf("a witness past every stored checkpoint: %v", err)
+	}
+
+	// Refusals say what kind they are.
+	for status, want := range map[int]error{http.StatusForbidden: consent.ErrWitnessUnknownLog, http.StatusNotFound: consent.ErrWitnessUnknownLog,
+		http.StatusUnprocessableEntity: consent.ErrWitnessFork, http.StatusBadRequest: consent.ErrWitnessBadRequest} {
+		w.FailWith(status)
+		err := (&consent.Cosigner{Store: s, Witnesses: []*consent.Witness{w.Consent}}).Cosign(t.Context())
+		if !errors.Is(err, consent.ErrWitnessRefused) || !errors.Is(err, want) {
+			t.Errorf("HTTP %d: %v, want %v", status, err, want)
+		}
+	}
+}
+
 func witnessBackoff(t *testing.T, newStore func(t *testing.T) WitnessStores) {
 	s := newStore(t)
 	signer, verifier := Keys(t, "a")
@@ -168,10 +231,18 @@ func witnessBackoff(t *testing.T, newStore func(t *testing.T) WitnessStores) {
 	if err := cs.Cosign(t.Context()); err != nil || w.Requests() != 2 {
 		t.Fatalf("within 2 s: %v, %d requests", err, w.Requests())
 	}
+	if n := cs.Failures(w.Consent); n != 2 {
+		t.Fatalf("%d failures in a row, want 2", n)
+	}
+	recovered := -1
+	cs.OnRecover = func(_ *consent.Witness, failures int) { recovered = failures }
 	w.FailWith(0)
 	clk.add(time.Second)
 	if err := cs.Cosign(t.Context()); err != nil || w.Size() != c.Size {
 		t.Fatalf("recovered: %v, witness at %d", err, w.Size())
+	}
+	if recovered != 2 || cs.Failures(w.Consent) != 0 {
+		t.Fatalf("recovery reported after %d failures, %d now", recovered, cs.Failures(w.Consent))
 	}
 	// A refusal is ErrWitnessRefused.
 	w.FailWith(http.StatusForbidden)

@@ -383,6 +383,22 @@ func (s *Store) CitizenLeaves(ctx context.Context, citizenID string, after int64
 		WHERE citizen_id = $1 AND seq > $2 ORDER BY seq, idx LIMIT $3`, citizenID, after, clampLimit(limit))
 }
 
+// LatestCitizenLeaf returns the citizen's leaf of the highest seq with an
+// index below below (the head a checkpoint of that size commits), or nil:
+// one row by the (citizen_id, seq) index, not a page of all of them.
+func (s *Store) LatestCitizenLeaf(ctx context.Context, citizenID string, below int64) (*consent.Leaf, error) {
+	const op = "read citizen's latest tree leaf"
+	if err := checkID(op, "citizen", citizenID); err != nil {
+		return nil, err
+	}
+	out, err := s.queryLeaves(ctx, op, `SELECT idx, citizen_id, seq, hash FROM consent_tree_leaves
+		WHERE citizen_id = $1 AND idx < $2 ORDER BY seq DESC, idx DESC LIMIT 1`, citizenID, below)
+	if err != nil || len(out) == 0 {
+		return nil, err
+	}
+	return &out[0], nil
+}
+
 // Citizens pages the citizens with entries, a head or leaves (the
 // legal-basis trail's head is not a citizen's).
 func (s *Store) Citizens(ctx context.Context, after string, limit int) ([]string, error) {

@@ -316,6 +316,14 @@ func (s *Server) Handler() http.Handler {
 	return s.middleware(s.mux)
 }
 
+// Wrap gives next the IdP's middleware (request id, request log, panic
+// recovery, security headers, size limits, request timeout), for routes
+// served beside the IdP's own (the access log's /audit/v1).
+func (s *Server) Wrap(next http.Handler) http.Handler { return s.middleware(next) }
+
+// BasePath is the issuer URL's path ("" when the issuer is at the root).
+func (s *Server) BasePath() string { return s.base }
+
 func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.cfg.Now()

@@ -1,15 +1,18 @@
 package fiberapi
 
 import (
+	"strconv"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/onedoor/onedoor/consent"
 )
 
-// inclusionView is GET /v1/access-log/proof: the citizen's latest
-// committed chain head, its leaf in the latest checkpoint's tree and the
-// proof, and the checkpoint with the witnesses' cosignatures. Byte fields
-// are base64.
+// inclusionView is GET /v1/access-log/proof: one of the citizen's
+// committed chain heads (the latest, or with ?seq=N the one committing
+// entry N or the first after it), its leaf in the published checkpoint's
+// tree and the proof, and the checkpoint with the witnesses'
+// cosignatures. Byte fields are base64.
 type inclusionView struct {
 	Checkpoint string   `json:"checkpoint"`
 	TreeSize   int64    `json:"tree_size"`
@@ -21,9 +24,18 @@ type inclusionView struct {
 }
 
 func (s *Server) accessLogProof(c *fiber.Ctx) error {
+	var seq int64
+	if q := c.Query("seq"); q != "" || c.Context().QueryArgs().Has("seq") {
+		n, err := strconv.ParseInt(q, 10, 64)
+		if err != nil || n < 1 || q != strconv.FormatInt(n, 10) {
+			return s.fail(c, invalidParam("seq", "must be an entry's sequence number (a positive decimal integer)"))
+		}
+		seq = n
+	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	in, err := consent.ProveInclusion(ctx, s.cfg.Audit, citizenOf(c))
+	p := &consent.Published{Store: s.cfg.Audit, Witnesses: s.cfg.AuditWitnesses, Quorum: s.cfg.AuditQuorum}
+	in, err := p.ProveInclusion(ctx, citizenOf(c), seq)
 	if err != nil {
 		return s.fail(c, consentErr(err))
 	}

@@ -85,8 +85,11 @@ type Config struct {
 	Consent  *consent.Service
 	Registry consent.Registry
 	// Audit, when set, serves the citizen's inclusion proof in the access
-	// log's latest checkpoint (GET /v1/access-log/proof).
-	Audit consent.WitnessStore
+	// log's published checkpoint (GET /v1/access-log/proof): with
+	// AuditWitnesses, the latest one AuditQuorum of them cosigned (0: all).
+	Audit          consent.WitnessStore
+	AuditWitnesses []*consent.Witness
+	AuditQuorum    int
 	// Ephemeral keeps Idempotency-Key responses (and, when SharedLimits
 	// is set, rate-limit counters shared by every replica).
 	Ephemeral    idp.Ephemeral
