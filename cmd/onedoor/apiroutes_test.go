@@ -56,6 +56,20 @@ func TestMobileAPI_OtherRoutes(t *testing.T) {
 	r := cit.must(http.StatusOK, http.MethodGet, "/v1/applications/"+ids[0], nil)
 	cit.must(http.StatusNotModified, http.MethodGet, "/v1/applications/"+ids[0], nil, "If-None-Match", r.header.Get("ETag"))
 
+	// Home keeps its ETag beside its cached body: a 304 while it holds, a
+	// new ETag once a write changes it.
+	h := cit.must(http.StatusOK, http.MethodGet, "/v1/home", nil)
+	et := h.header.Get("ETag")
+	if et == "" {
+		t.Fatal("home has no ETag")
+	}
+	cit.must(http.StatusNotModified, http.MethodGet, "/v1/home", nil, "If-None-Match", et)
+	cit.must(http.StatusNotModified, http.MethodGet, "/v1/home", nil, "If-None-Match", `"other", W/`+et)
+	create()
+	if h2 := cit.must(http.StatusOK, http.MethodGet, "/v1/home", nil, "If-None-Match", et); h2.header.Get("ETag") == et || len(h2.body) == 0 {
+		t.Errorf("home after a new draft: ETag %q (was %q), %d bytes", h2.header.Get("ETag"), et, len(h2.body))
+	}
+
 	// Withdraw a submitted application; the agency sees it in its filtered
 	// list and queue.
 	a := ids[1]

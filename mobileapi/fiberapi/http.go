@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"strconv"
@@ -304,6 +305,16 @@ func nullable(s string) *string {
 
 // appETag is an application's entity tag: its version, which every write
 // increases.
+// contentETag is the strong ETag fiber's etag middleware would give body
+// (its length and a CRC-32 with the middleware's polynomial), for
+// responses that keep their ETag beside a cached body: clients' held
+// ETags stay valid whichever of the two computed them.
+func contentETag(body []byte) string {
+	return `"` + strconv.Itoa(len(body)) + "-" + strconv.FormatUint(uint64(crc32.Checksum(body, etagTable)), 10) + `"`
+}
+
+var etagTable = crc32.MakeTable(0xD5828281)
+
 func appETag(a *mobileapi.Application) string { return `"v` + strconv.FormatInt(a.Version, 10) + `"` }
 
 // ifMatch returns the version If-Match names, 0 without the header. An

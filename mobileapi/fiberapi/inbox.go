@@ -56,6 +56,7 @@ type homeCache struct {
 
 type homeEntry struct {
 	body []byte
+	etag string
 	at   time.Time
 }
 
@@ -65,23 +66,27 @@ func newHomeCache(ttl time.Duration, size int) *homeCache {
 	return &homeCache{ttl: ttl, max: size, m: map[string]homeEntry{}}
 }
 
-func (h *homeCache) get(citizen string, now time.Time) []byte {
+func (h *homeCache) get(citizen string, now time.Time) (homeEntry, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	e, ok := h.m[citizen]
 	if !ok || now.Sub(e.at) >= h.ttl || now.Before(e.at) {
-		return nil
+		return homeEntry{}, false
 	}
-	return e.body
+	return e, true
 }
 
-func (h *homeCache) put(citizen string, body []byte, at time.Time) {
+// put keeps body with its ETag, hashed once here rather than by the etag
+// middleware on every hit (a byte-at-a-time CRC over the whole home).
+func (h *homeCache) put(citizen string, body []byte, at time.Time) homeEntry {
+	e := homeEntry{body: body, etag: contentETag(body), at: at}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.m) >= h.max {
 		clear(h.m)
 	}
-	h.m[citizen] = homeEntry{body: body, at: at}
+	h.m[citizen] = e
+	return e
 }
 
 // forget drops a citizen's home after a change to their applications or
@@ -95,10 +100,8 @@ func (h *homeCache) forget(citizen string) {
 // home is the app's first screen in one round trip.
 func (s *Server) home(c *fiber.Ctx) error {
 	now := s.cfg.Now()
-	if body := s.homes.get(citizenOf(c), now); body != nil {
-		c.Set(fiber.HeaderCacheControl, "private, no-cache")
-		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-		return c.Send(body)
+	if e, ok := s.homes.get(citizenOf(c), now); ok {
+		return sendHome(c, e)
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
@@ -162,10 +165,19 @@ func (s *Server) home(c *fiber.Ctx) error {
 	if err != nil {
 		return s.fail(c, err)
 	}
-	s.homes.put(scope.CitizenID, body, now)
+	return sendHome(c, s.homes.put(scope.CitizenID, body, now))
+}
+
+// sendHome answers with a cached home, or 304 when the client holds it.
+// The ETag set here makes the etag middleware pass the response by.
+func sendHome(c *fiber.Ctx, e homeEntry) error {
 	c.Set(fiber.HeaderCacheControl, "private, no-cache")
+	c.Set(fiber.HeaderETag, e.etag)
+	if notModified(c, e.etag) {
+		return c.SendStatus(fiber.StatusNotModified)
+	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	return c.Send(body)
+	return c.Send(e.body)
 }
 
 // representedHome is a section per party the citizen acts for (at most

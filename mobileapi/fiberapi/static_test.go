@@ -30,3 +30,25 @@ func TestStaticServesAndShutsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestContentETagIsTheMiddlewares: a response that keeps its ETag beside a
+// cached body (home) gives the ETag fiber's etag middleware would, so a
+// client's held validator survives whichever computed it.
+func TestContentETagIsTheMiddlewares(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"me":{"full_name":"Nguyễn Văn Thử"},"unread_count":3}`)
+	s := Static(body)
+	go func() { _ = s.Serve(ln) }()
+	defer func() { _ = s.Shutdown(context.Background()) }()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/static")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got, want := resp.Header.Get("ETag"), contentETag(body); got != want || got == "" {
+		t.Errorf("middleware ETag %q, contentETag %q", got, want)
+	}
+}
