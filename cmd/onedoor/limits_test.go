@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -499,5 +501,49 @@ func TestLoginRequests_BoundedAcrossAddresses(t *testing.T) {
 	}
 	if created != 5 || limited != 7 {
 		t.Errorf("12 login requests from 12 /64s: %d created, %d limited; want 5 and 7", created, limited)
+	}
+}
+
+// TestAudit_PublicRoutesUnderBasePathAndLimited: the access log's public
+// routes live under the issuer's path, with the IdP's middleware and a
+// per-address limit (they are unauthenticated and read the database).
+func TestAudit_PublicRoutesUnderBasePathAndLimited(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	startMain(t, func(c *Config) {
+		c.Issuer, c.IDPAddr = "http://"+addr+"/gov/idp", addr
+		c.TrustedProxies = "127.0.0.1/32"
+		c.Limits = web.Limits{AuditPerAddr: 2}
+	})
+	get := func(path, from string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+		req.Header.Set("X-Forwarded-For", from)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	if resp := get("/audit/v1/keys", "198.51.100.7"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/audit/v1/keys outside the issuer's path: %d, want 404", resp.StatusCode)
+	}
+	for i := range 2 {
+		if resp := get("/gov/idp/audit/v1/keys", "198.51.100.1"); resp.StatusCode != http.StatusOK || resp.Header.Get("X-Request-Id") == "" {
+			t.Fatalf("keys %d under the base path: %d %v", i+1, resp.StatusCode, resp.Header)
+		}
+	}
+	resp := get("/gov/idp/audit/v1/checkpoint", "198.51.100.1")
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("third request from one address: %d, Retry-After %q; want 429", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if resp := get("/gov/idp/audit/v1/keys", "198.51.100.2"); resp.StatusCode != http.StatusOK {
+		t.Errorf("another address: %d", resp.StatusCode)
 	}
 }

@@ -75,6 +75,11 @@ type Limits struct {
 	// RegisterPerToken bounds the registrations tried with one initial
 	// access token, known or not, per minute. Default 10.
 	RegisterPerToken int
+	// AuditPerAddr bounds the requests to the access log's public routes
+	// (/audit/v1, served through Wrap) from one address per minute: they
+	// are unauthenticated and read the database. Witnesses and monitors
+	// poll far below it. Default 600.
+	AuditPerAddr int
 }
 
 // DefaultLimits are the limits a zero Limits field takes.
@@ -92,6 +97,7 @@ var DefaultLimits = Limits{
 	PromptsPerCitizen:   5,
 	RegisterPerAddr:     30,
 	RegisterPerToken:    10,
+	AuditPerAddr:        600,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -105,6 +111,7 @@ func (l Limits) withDefaults() Limits {
 		{&l.WaitersPerReplica, &d.WaitersPerReplica}, {&l.WaitersPerAddr, &d.WaitersPerAddr},
 		{&l.PromptsPerCitizen, &d.PromptsPerCitizen},
 		{&l.RegisterPerAddr, &d.RegisterPerAddr}, {&l.RegisterPerToken, &d.RegisterPerToken},
+		{&l.AuditPerAddr, &d.AuditPerAddr},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def
@@ -137,6 +144,7 @@ func (s *Server) limitLoginTotal() limit {
 func (s *Server) limitRegisterAddr() limit {
 	return perMinute("register-addr", s.cfg.Limits.RegisterPerAddr)
 }
+func (s *Server) limitAuditAddr() limit { return perMinute("audit-addr", s.cfg.Limits.AuditPerAddr) }
 func (s *Server) limitRegisterToken() limit {
 	return perMinute("register-token", s.cfg.Limits.RegisterPerToken)
 }

@@ -317,9 +317,17 @@ func (s *Server) Handler() http.Handler {
 }
 
 // Wrap gives next the IdP's middleware (request id, request log, panic
-// recovery, security headers, size limits, request timeout), for routes
+// recovery, security headers, size limits, request timeout) and a rate
+// limit per client address (Limits.AuditPerAddr), for the public routes
 // served beside the IdP's own (the access log's /audit/v1).
-func (s *Server) Wrap(next http.Handler) http.Handler { return s.middleware(next) }
+func (s *Server) Wrap(next http.Handler) http.Handler {
+	return s.middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.allow(r.Context(), w, s.limitAuditAddr(), s.clientKey(r)) {
+			return
+		}
+		next.ServeHTTP(w, r)
+	}))
+}
 
 // BasePath is the issuer URL's path ("" when the issuer is at the root).
 func (s *Server) BasePath() string { return s.base }
