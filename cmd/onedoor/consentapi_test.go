@@ -393,7 +393,9 @@ func runConsentAPI(t *testing.T, e *testEnv) {
 	}
 
 	// The inclusion proof of the citizen's head in the latest checkpoint:
-	// the app checks it against the signed root and its own export.
+	// the app checks it against the signed root and its own export. The
+	// other citizen has a chain of their own in it too.
+	hcm.must(http.StatusOK, http.MethodPost, "/agency/v1/data-requests", dataRequest(them, "benefit-check", "name"))
 	if _, err := e.m.Checkpointer.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -408,6 +410,12 @@ func runConsentAPI(t *testing.T, e *testEnv) {
 			t.Errorf("/audit/v1/checkpoint: %d %v", resp.StatusCode, resp.Header)
 		}
 	}
+	// Another citizen's token proves only their own chain: never this
+	// citizen's leaf, by default or by naming its seq.
+	if r := other.must(http.StatusOK, http.MethodGet, "/v1/access-log/proof", nil); r.json(t)["hash"] == pr["hash"] || r.json(t)["leaf_index"] == pr["leaf_index"] {
+		t.Errorf("another citizen's proof answered this citizen's leaf: %s", r.body)
+	}
+	other.must(http.StatusNotFound, http.MethodGet, "/v1/access-log/proof?seq="+strconv.FormatInt(int64(pr["seq"].(float64)), 10), nil)
 	cit.must(http.StatusBadRequest, http.MethodGet, "/v1/access-log/proof?seq=0", nil)
 	cit.must(http.StatusBadRequest, http.MethodGet, "/v1/access-log/proof?seq=x", nil)
 	cit.must(http.StatusNotFound, http.MethodGet, "/v1/access-log/proof?seq="+strconv.Itoa(len(entries)+1), nil)
