@@ -88,6 +88,7 @@ type Verifier struct {
 	replay Replay
 	parser *jwt.Parser
 	nonces *Nonces
+	keys   *keyCache
 }
 
 // New returns a verifier that spends jtis in replay.
@@ -110,6 +111,7 @@ func New(cfg Config, replay Replay) *Verifier {
 		// Claims are checked here, not by the library: a proof has no exp,
 		// and iat must be neither too old nor too new.
 		parser: jwt.NewParser(jwt.WithValidMethods(Algs), jwt.WithoutClaimsValidation()),
+		keys:   newKeyCache(keyCacheSize),
 	}
 	if len(cfg.NonceKey) > 0 {
 		v.nonces = &Nonces{key: cfg.NonceKey, period: cfg.NoncePeriod, now: cfg.Now}
@@ -220,8 +222,12 @@ func (v *Verifier) parse(proof string) (*Proof, *claims, error) {
 	if proof == "" || len(proof) > MaxProofSize {
 		return nil, nil, refuse("proof empty or longer than %d bytes", MaxProofSize)
 	}
-	var cl claims
-	var jwk *jose.JSONWebKey
+	header, _, _ := strings.Cut(proof, ".")
+	var (
+		cl     claims
+		key    cachedKey
+		cached bool
+	)
 	_, err := v.parser.ParseWithClaims(proof, &cl, func(t *jwt.Token) (any, error) {
 		if typ, _ := t.Header["typ"].(string); !strings.EqualFold(typ, Type) {
 			return nil, errors.New("typ is not dpop+jwt")
@@ -231,6 +237,9 @@ func (v *Verifier) parse(proof string) (*Proof, *claims, error) {
 				return nil, fmt.Errorf("header %s not accepted", h)
 			}
 		}
+		if key, cached = v.keys.get(header); cached {
+			return key.key, nil
+		}
 		k, err := publicJWK(t.Header["jwk"])
 		if err != nil {
 			return nil, err
@@ -238,7 +247,11 @@ func (v *Verifier) parse(proof string) (*Proof, *claims, error) {
 		if err := keyFits(k, t.Method.Alg()); err != nil {
 			return nil, err
 		}
-		jwk = k
+		sum, err := k.Thumbprint(crypto.SHA256)
+		if err != nil {
+			return nil, fmt.Errorf("jwk thumbprint: %w", err)
+		}
+		key = cachedKey{key: k.Key, jkt: b64(sum)}
 		return k.Key, nil
 	})
 	if err != nil {
@@ -252,11 +265,12 @@ func (v *Verifier) parse(proof string) (*Proof, *claims, error) {
 	case cl.IssuedAt == nil:
 		return nil, nil, refuse("iat missing")
 	}
-	sum, err := jwk.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return nil, nil, refuse("jwk thumbprint: %v", err)
+	if !cached {
+		// Only once its signature verified: a header is worth keeping
+		// when its key has signed something.
+		v.keys.put(header, key)
 	}
-	return &Proof{JKT: b64(sum), IssuedAt: cl.IssuedAt.Time}, &cl, nil
+	return &Proof{JKT: key.jkt, IssuedAt: cl.IssuedAt.Time}, &cl, nil
 }
 
 // privateMembers are the JWK members that carry private or symmetric key

@@ -219,6 +219,42 @@ func TestVerify_SignedByAnotherKey(t *testing.T) {
 	wantInvalid(t, err, "jwk that did not sign")
 }
 
+// TestVerify_HeaderKeyRemembered: a client's repeated header (same jwk)
+// is decoded once, and every proof is still verified: one signed by
+// another key under a header already seen is refused, before and after a
+// valid one, and the thumbprint is the key's.
+func TestVerify_HeaderKeyRemembered(t *testing.T) {
+	f := newFixture(t, sqliteEph(t))
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	header := map[string]any{"typ": "dpop+jwt", "jwk": publicJWK(t, f.key)}
+	want, _ := dpop.Thumbprint(&f.key.PublicKey)
+	for i := range 3 {
+		forged := craft(t, jwt.SigningMethodES256, header, f.claims(), other)
+		_, err := f.v.Verify(t.Context(), []string{forged}, tokenCheck)
+		wantInvalid(t, err, "a proof under a known header signed by another key")
+		p, err := f.v.Verify(t.Context(), []string{craft(t, jwt.SigningMethodES256, header, f.claims(), f.key)}, tokenCheck)
+		if err != nil {
+			t.Fatalf("proof %d under the same header: %v", i+1, err)
+		}
+		if p.JKT != want {
+			t.Fatalf("proof %d: jkt %q, want %q", i+1, p.JKT, want)
+		}
+	}
+	// The same key under a header naming another alg is checked afresh.
+	p := craft(t, jwt.SigningMethodPS256, header, f.claims(), mustRSA(t))
+	_, err := f.v.Verify(t.Context(), []string{p}, tokenCheck)
+	wantInvalid(t, err, "an EC jwk under PS256")
+}
+
+func mustRSA(t testing.TB) *rsa.PrivateKey {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 func TestVerify_WrongHTM(t *testing.T) {
 	f := newFixture(t, sqliteEph(t))
 	for _, m := range []string{"GET", "post"} {
@@ -395,4 +431,23 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("jkt %q / %q, want %q", p.JKT, p2.JKT, want)
 		}
 	})
+}
+
+// BenchmarkParse: a client's proofs, each new, under its one header (the
+// mobile API's case: every request of the eID app).
+func BenchmarkParse(b *testing.B) {
+	f := newFixture(b, sqliteEph(b))
+	header := map[string]any{"typ": "dpop+jwt", "jwk": publicJWK(b, f.key)}
+	proofs := make([]string, 256)
+	for i := range proofs {
+		proofs[i] = craft(b, jwt.SigningMethodES256, header, f.claims(), f.key)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, _, err := f.v.Parse(proofs[i%len(proofs)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
 }
