@@ -176,8 +176,9 @@ func (s *Store) claimJobsTx(ctx context.Context, q sqldb.Querier, op string, kin
 // perGroup in flight.
 func (s *Store) fairCandidates(ctx context.Context, q sqldb.Querier, op string, kind queue.Kind, now int64, n, perGroup int, lock string) ([]any, error) {
 	busy := map[string]int{}
+	// claimed_until > 0 repeats push_jobs_busy's predicate for the planners.
 	rows, err := q.QueryContext(ctx, `SELECT grp, COUNT(*) FROM push_jobs WHERE kind = $1 AND state = 'pending' AND claimed_until > $2
-		GROUP BY grp`, string(kind), now)
+		AND claimed_until > 0 GROUP BY grp`, string(kind), now)
 	if err != nil {
 		return nil, sqldb.Err(op, err)
 	}
@@ -355,7 +356,10 @@ func (s *Store) GetJob(ctx context.Context, id string) (*queue.Job, error) {
 // them (an agency's delivery log).
 func (s *Store) ListJobsTx(ctx context.Context, q sqldb.Querier, kind queue.Kind, ref string, after *queue.Cursor, limit int) ([]*queue.Job, error) {
 	const op = "list jobs"
-	query := `SELECT ` + jobColumns + ` FROM push_jobs WHERE kind = $1 AND ref = $2`
+	if kind == queue.KindPush {
+		return nil, invalidInput(op, errPushByRef)
+	}
+	query := `SELECT ` + jobColumns + ` FROM push_jobs WHERE kind = $1 AND ref = $2 AND ` + notPush
 	args := []any{string(kind), ref}
 	if after != nil {
 		query += ` AND (created_at < $3 OR (created_at = $3 AND id < $4))`
@@ -378,15 +382,26 @@ func (s *Store) ListJobsTx(ctx context.Context, q sqldb.Querier, kind queue.Kind
 	return out, sqldb.Err(op, rows.Err())
 }
 
+// notPush repeats push_jobs_ref's predicate (migration 0007) in the
+// queries by ref, so the planners pick that index: push jobs are not in it.
+const notPush = `kind <> 'push'`
+
+// errPushByRef refuses push jobs to the queries by ref: they would scan
+// the queue. A citizen's messages are read from push_messages.
+const errPushByRef = "push jobs are not listed or deleted by ref"
+
 // DeleteJobsTx deletes the ref's jobs of kind inside q, pending ones
 // included, so no worker claims them again (a webhook deleted); a worker
 // holding one finds it gone when it records (idp.ErrNotFound).
 func (s *Store) DeleteJobsTx(ctx context.Context, q sqldb.Querier, kind queue.Kind, ref string) (int, error) {
 	const op = "delete jobs"
-	if ref == "" {
+	switch {
+	case ref == "":
 		return 0, invalidInput(op, "ref is required")
+	case kind == queue.KindPush:
+		return 0, invalidInput(op, errPushByRef)
 	}
-	res, err := q.ExecContext(ctx, `DELETE FROM push_jobs WHERE kind = $1 AND ref = $2`, string(kind), ref)
+	res, err := q.ExecContext(ctx, `DELETE FROM push_jobs WHERE kind = $1 AND ref = $2 AND `+notPush, string(kind), ref)
 	if err != nil {
 		return 0, sqldb.Err(op, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/internal/sqldb"
 	"github.com/onedoor/onedoor/push"
 	"github.com/onedoor/onedoor/push/queue"
@@ -25,7 +26,16 @@ func (s *Store) Enqueue(ctx context.Context, msgs ...*push.Message) error {
 // CreatedAt, and its job on the queue (push_jobs, kind push, the same id)
 // in the same transaction. Up to enqueueChunk messages go in one INSERT: a
 // statement per message cost a round trip on PostgreSQL and a parse on
-// SQLite each.
+// SQLite each. Their jobs are copied from the rows just inserted rather
+// than sent again: on PostgreSQL in the same statement, on SQLite (no
+// INSERT in a WITH) by the chunk's seq range.
+//
+// On SQLite both INSERTs are OR IGNORE: a multi-row statement that may
+// abort (any constraint) copies every page it changes to a statement
+// journal first, so it can undo itself alone, and that journal was a
+// third of the enqueue's work. A row skipped (an id taken) makes the
+// counts differ and EnqueueTx fail with idp.ErrConflict: the caller rolls
+// the transaction back, as it must on any error here.
 func (s *Store) EnqueueTx(ctx context.Context, q sqldb.Querier, msgs ...*push.Message) error {
 	const op = "enqueue messages"
 	for _, m := range msgs {
@@ -37,17 +47,22 @@ func (s *Store) EnqueueTx(ctx context.Context, q sqldb.Querier, msgs ...*push.Me
 		}
 	}
 	now := s.clock()
-	jobs := make([]*queue.Job, 0, len(msgs))
 	for chunk := range slices.Chunk(msgs, enqueueChunk) {
 		byID := make(map[string]*push.Message, len(chunk))
 		args := make([]any, 0, len(chunk)*enqueueArgs)
 		var b strings.Builder
-		b.WriteString(`INSERT INTO push_messages (id, citizen_id, kind, service_code, agency_code, application_id,
+		if s.d == sqldb.PostgreSQL {
+			b.WriteString(`WITH m AS (`)
+		}
+		b.WriteString(s.insert() + `INTO push_messages (id, citizen_id, kind, service_code, agency_code, application_id,
 			inbox_message_id, title_vi, title_en, body, priority, collapse_key, expires_at, created_at,
 			updated_at, state, attempts, delivered, last_error) VALUES `)
 		for i, m := range chunk {
 			if m.ID == "" {
 				m.ID = push.NewMessageID()
+			}
+			if byID[m.ID] != nil {
+				return fmt.Errorf("%s: message %s given twice: %w", op, m.ID, idp.ErrConflict)
 			}
 			m.State, m.Attempts, m.NextAttemptAt, m.Delivered = push.StateQueued, 0, now, nil
 			m.CreatedAt, m.UpdatedAt = now, now
@@ -63,18 +78,63 @@ func (s *Store) EnqueueTx(ctx context.Context, q sqldb.Querier, msgs ...*push.Me
 				m.InboxMessageID, m.Title.VI, m.Title.EN, m.Body, int(m.Priority), m.CollapseKey, expires,
 				sqldb.MS(now), sqldb.MS(now))
 			byID[m.ID] = m
-			jobs = append(jobs, &queue.Job{ID: m.ID, Kind: queue.KindPush, Ref: m.CitizenID, Payload: emptyPayload, CreatedAt: now})
 		}
-		b.WriteString(` RETURNING id, seq`)
+		if s.d == sqldb.PostgreSQL {
+			b.WriteString(` RETURNING id, seq, citizen_id, created_at), j AS (INSERT ` + pushJobsInsert + ` FROM m ORDER BY seq)
+				SELECT id, seq FROM m`)
+		} else {
+			b.WriteString(` RETURNING id, seq`)
+		}
 		if err := s.scanSeqs(ctx, q, b.String(), args, byID); err != nil {
 			return sqldb.Err(op, err)
 		}
+		if s.d == sqldb.SQLite {
+			if err := s.insertPushJobs(ctx, q, chunk); err != nil {
+				return sqldb.Err(op, err)
+			}
+		}
 	}
-	return s.EnqueueJobsTx(ctx, q, jobs...)
+	return nil
 }
 
-// emptyPayload is a push job's: the job's id is its message's.
-var emptyPayload = []byte("{}")
+// pushJobsInsert makes the jobs of the push_messages rows it selects from
+// (id, seq, citizen_id and created_at): pending, due at creation, the
+// payload empty (the job's id is its message's). EnqueueJobsTx writes the
+// same row.
+const pushJobsInsert = `INTO push_jobs (id, kind, grp, ref, payload, next_attempt_at, created_at, updated_at,
+	state, claims, attempts, claim_id, claimed_until)
+	SELECT id, 'push', '', citizen_id, '{}', created_at, created_at, created_at, 'pending', 0, '[]', '', 0`
+
+// insertPushJobs makes the jobs of msgs, just inserted by one statement on
+// SQLite: the one writer took their seqs in a row, so the range from the
+// lowest to the highest holds them and nothing else, which the count
+// checks.
+func (s *Store) insertPushJobs(ctx context.Context, q sqldb.Querier, msgs []*push.Message) error {
+	lo, hi := msgs[0].Seq, msgs[0].Seq
+	for _, m := range msgs[1:] {
+		lo, hi = min(lo, m.Seq), max(hi, m.Seq)
+	}
+	res, err := q.ExecContext(ctx, s.insert()+pushJobsInsert+` FROM push_messages WHERE seq BETWEEN $1 AND $2 ORDER BY seq`, lo, hi)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if int(n) != len(msgs) {
+		return fmt.Errorf("made %d jobs for %d messages, an id taken: %w", n, len(msgs), idp.ErrConflict)
+	}
+	return nil
+}
+
+// insert begins EnqueueTx's INSERTs: OR IGNORE on SQLite (see EnqueueTx).
+func (s *Store) insert() string {
+	if s.d == sqldb.SQLite {
+		return "INSERT OR IGNORE "
+	}
+	return "INSERT "
+}
 
 // enqueueChunk messages of enqueueArgs parameters each stay far below
 // SQLite's 32,766 and PostgreSQL's 65,535 parameters per statement.
@@ -109,7 +169,7 @@ func (s *Store) scanSeqs(ctx context.Context, q sqldb.Querier, query string, arg
 		return err
 	}
 	if n != len(byID) {
-		return fmt.Errorf("inserted %d of %d messages", n, len(byID))
+		return fmt.Errorf("inserted %d of %d messages, an id taken: %w", n, len(byID), idp.ErrConflict)
 	}
 	return nil
 }
