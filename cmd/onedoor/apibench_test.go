@@ -145,17 +145,10 @@ func latencyAt(b *testing.B, u, token string, rate float64, d time.Duration) (p5
 // tool removes the file, so the figures can be taken by a generator in
 // another process on another core (deploy/load/api.sh). It reports whether
 // it held: the in-process measurement is then skipped.
-func holdForLoadScript(b *testing.B, m *Main, targets map[string]string) bool {
+func holdForLoadScript(b *testing.B, targets map[string]string) bool {
 	d, err := time.ParseDuration(os.Getenv("ONEDOOR_BENCH_HOLD"))
 	if err != nil || d <= 0 {
 		return false
-	}
-	// The load is the steady state: on the embedded default, proofs made
-	// in the first Skew after a start are spent in the database (the last
-	// process may have seen them), later ones in memory.
-	if from := m.DPoP.LocalFrom(); time.Now().Before(from) {
-		b.Logf("waiting %s until DPoP jtis are spent in memory", time.Until(from).Round(time.Second))
-		time.Sleep(time.Until(from) + time.Second)
 	}
 	f := os.Getenv("ONEDOOR_BENCH_HOLD_FILE")
 	if f == "" {
@@ -272,7 +265,7 @@ func BenchmarkMobileAPI_Home(b *testing.B) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	static := serveStatic(b, body)
-	if holdForLoadScript(b, e.m, map[string]string{"home": home, "static": static, "token": tok}) {
+	if holdForLoadScript(b, map[string]string{"home": home, "static": static, "token": tok}) {
 		for b.Loop() {
 		}
 		return
@@ -321,7 +314,7 @@ func BenchmarkMobileAPI_Search(b *testing.B) {
 	if _, err := benchGet(benchClient(1), u, tok); err != nil { // builds the index
 		b.Fatal(err)
 	}
-	if holdForLoadScript(b, e.m, map[string]string{"search": u, "token": tok}) {
+	if holdForLoadScript(b, map[string]string{"search": u, "token": tok}) {
 		for b.Loop() {
 		}
 		return

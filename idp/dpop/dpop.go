@@ -262,15 +262,6 @@ func (v *Verifier) Flush(ctx context.Context) (int, error) {
 	return v.local.flush(ctx, v.replay, v.cfg.Now(), v.cfg.MaxAge+v.cfg.Skew)
 }
 
-// LocalFrom is when proofs start to be spent in memory (Config.Local):
-// proofs issued up to then go to the Replay store. Zero without Local.
-func (v *Verifier) LocalFrom() time.Time {
-	if v.local == nil {
-		return time.Time{}
-	}
-	return v.localAfter
-}
-
 // Parse checks a proof's form, header, key and signature and returns it
 // with its jti, without the request checks, the time window or the replay
 // cache. It is exported for fuzzing and for tests.
