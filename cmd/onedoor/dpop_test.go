@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -654,57 +653,4 @@ func TestDPoP_SecondReplica(t *testing.T) {
 		t.Fatalf("replica B with replica A's nonce: %d %v", r.status, r.body)
 	}
 	wantTokenError(t, post(a, p), "invalid_dpop_proof", "proof spent at B replayed at A")
-}
-
-// TestDPoP_EmbeddedSpendsInMemoryAcrossRestart: on the embedded default a
-// proof issued after the server started is spent in its memory (no SQLite
-// row), its replay on /v1/home is refused, and after a restart on the same
-// data directory (and addresses, so the app's token stays good) the next
-// process refuses it too: Close wrote the spent jti to the database.
-func TestDPoP_EmbeddedSpendsInMemoryAcrossRestart(t *testing.T) {
-	dir := t.TempDir()
-	idpAddr, apiAddr := "127.0.0.1:"+strconv.Itoa(freePort(t)), "127.0.0.1:"+strconv.Itoa(freePort(t))
-	same := func(c *Config) { c.DataDir, c.IDPAddr, c.APIAddr = dir, idpAddr, apiAddr }
-	e := startMain(t, same)
-	cit := e.citizenAPI(t, e.app)
-	spent := func(m *Main) int {
-		t.Helper()
-		var n int
-		if err := m.DB.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM idp_ephemeral WHERE key LIKE 'dpop:jti:%'`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	// A proof whose iat is later than the server's start plus the 30 s
-	// skew; the server takes it once its clock is within the skew of it.
-	started := time.Now() // after the verifier was made
-	iat := started.Add(31 * time.Second).Truncate(time.Second)
-	time.Sleep(time.Until(iat.Add(-30 * time.Second)))
-	cit.pop.now = func() time.Time { return iat }
-	p := cit.pop.proof(t, http.MethodGet, cit.apiURL+"/v1/home", cit.token)
-	cit.pop.now = nil
-	before := spent(e.m)
-	cit.must(http.StatusOK, http.MethodGet, "/v1/home", nil, "DPoP", p)
-	if n := spent(e.m); n != before {
-		t.Fatalf("%d spent jtis in SQLite after a proof issued after the start, want %d (spent in memory)", n, before)
-	}
-	replayed := func(m *Main, what string) {
-		t.Helper()
-		r := cit.do(http.MethodGet, "/v1/home", nil, "DPoP", p)
-		if r.status != http.StatusUnauthorized || !strings.Contains(r.header.Get("WWW-Authenticate"), `error="invalid_dpop_proof"`) {
-			t.Fatalf("%s: %d %q %s, want 401 invalid_dpop_proof", what, r.status, r.header.Get("WWW-Authenticate"), r.body)
-		}
-	}
-	replayed(e.m, "replay to the same process")
-
-	if err := e.m.Close(); err != nil {
-		t.Fatalf("close: %v", err)
-	}
-	m2 := newTestMain(t, same)
-	if n := spent(m2); n <= before {
-		t.Fatalf("%d spent jtis in SQLite after Close, want more than %d", n, before)
-	}
-	replayed(m2, "replay to the restarted process")
-	// The token is still good there: only the replay is refused.
-	cit.must(http.StatusOK, http.MethodGet, "/v1/home", nil)
 }

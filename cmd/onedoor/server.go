@@ -494,14 +494,8 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.newSessions()
 	// One DPoP verifier for the IdP and the mobile API: jtis are spent in
-	// the shared ephemeral store, nonces keyed from the master key. The
-	// embedded default (SQLite, no Redis) serves from one process, so the
-	// jtis of proofs issued after it started are spent in its memory: no
-	// other process could be shown them, and a SQLite write per request
-	// was the largest cost of an app request. Older proofs, and at Close
-	// the live in-memory ones, go to the database for the next process.
-	m.DPoP = dpop.New(dpop.Config{NonceKey: keyset.DeriveKey(m.master, purposeDPoP), Now: m.Now,
-		Local: c.PostgresDSN == "" && c.RedisURL == ""}, m.Eph)
+	// the shared ephemeral store, nonces keyed from the master key.
+	m.DPoP = dpop.New(dpop.Config{NonceKey: keyset.DeriveKey(m.master, purposeDPoP), Now: m.Now}, m.Eph)
 	m.idpMetrics = newIDPMetrics()
 	m.Web = web.New(web.Config{
 		Observer: m.idpMetrics,
@@ -746,16 +740,6 @@ func (m *Main) Close() error {
 	m.wg.Wait()
 	if m.Consent != nil {
 		m.Consent.Drain() // refusals still being logged
-	}
-	if m.DPoP != nil && m.Eph != nil {
-		// Nothing verifies proofs any more: the jtis spent in memory go
-		// to the database, for the next process to refuse their replays;
-		// with a grace of their own, whatever the requests used.
-		fctx, fcancel := context.WithTimeout(context.Background(), m.Config.ShutdownGrace)
-		if n, err := m.DPoP.Flush(fctx); err != nil {
-			errs = append(errs, fmt.Errorf("%w (%d written)", err, n))
-		}
-		fcancel()
 	}
 	if m.wakeHub != nil {
 		errs = append(errs, m.wakeHub.Close())

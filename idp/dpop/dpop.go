@@ -4,8 +4,7 @@
 // every one of them applies the same rules: typ dpop+jwt, an asymmetric
 // algorithm, a public jwk that signed the proof, htm and htu of this
 // request, a fresh iat, a jti used once (in the ephemeral store, so on every
-// replica, or in memory when one process serves: Config.Local), ath at
-// resource servers and, when asked, a server nonce.
+// replica), ath at resource servers and, when asked, a server nonce.
 //
 // It imports neither fosite nor fiber: callers pass the request's method,
 // their own public URL (never one built from the Host header) and the DPoP
@@ -80,18 +79,7 @@ type Config struct {
 	// NoncePeriod is the lifetime of a nonce bucket (default 2 min): a nonce
 	// is accepted in its bucket and the next one.
 	NoncePeriod time.Duration
-	// Local spends the jtis of proofs issued after this verifier started
-	// (iat later than its start + Skew) in this process's memory, not in
-	// Replay: only for a deployment that serves from one process, since
-	// no other process sees them. Older proofs may have reached a previous
-	// process and still go to Replay; so do the live in-memory spends at
-	// shutdown (Flush), for the next process to see.
-	Local bool
-	// LocalCap bounds the in-memory set (default DefaultLocalCap); when it
-	// is full of entries younger than MaxAge + 2·Skew, a spend fails with
-	// ErrFull instead.
-	LocalCap int
-	Now      func() time.Time
+	Now         func() time.Time
 }
 
 // Verifier checks proofs. It is safe for concurrent use.
@@ -101,14 +89,7 @@ type Verifier struct {
 	parser *jwt.Parser
 	nonces *Nonces
 	keys   *keyCache
-	// local, when set, holds the jtis of proofs with an iat after
-	// localAfter (start + Skew).
-	local      *spent
-	localAfter time.Time
 }
-
-// localShards spreads the in-memory set over this many locks.
-const localShards = 16
 
 // New returns a verifier that spends jtis in replay.
 func New(cfg Config, replay Replay) *Verifier {
@@ -134,13 +115,6 @@ func New(cfg Config, replay Replay) *Verifier {
 	}
 	if len(cfg.NonceKey) > 0 {
 		v.nonces = &Nonces{key: cfg.NonceKey, period: cfg.NoncePeriod, now: cfg.Now}
-	}
-	if cfg.Local {
-		if cfg.LocalCap <= 0 {
-			cfg.LocalCap = DefaultLocalCap
-		}
-		v.local = newSpent(v.ttl(), cfg.LocalCap, localShards)
-		v.localAfter = cfg.Now().Add(cfg.Skew)
 	}
 	return v
 }
@@ -223,43 +197,14 @@ func (v *Verifier) Verify(ctx context.Context, header []string, c Check) (*Proof
 	// jti unspent, which gains an attacker nothing, and a proof refused for
 	// its nonce may not be sent again anyway (the retry needs a new nonce).
 	sum := sha256.Sum256([]byte(p.JKT + "\x00" + cl.ID))
-	if v.local != nil && p.IssuedAt.After(v.localAfter) {
-		// Issued after this process started, beyond any skew: no earlier
-		// process can have seen it.
-		err = v.local.spend(sum, now)
-	} else {
-		err = v.replay.Create(ctx, replayKey(sum), []byte{1}, v.ttl())
-	}
-	if err != nil {
+	key := "dpop:jti:" + base64.RawURLEncoding.EncodeToString(sum[:])
+	if err := v.replay.Create(ctx, key, []byte{1}, v.cfg.MaxAge+2*v.cfg.Skew); err != nil {
 		if errors.Is(err, idp.ErrConflict) {
 			return nil, refuse("jti replayed")
 		}
 		return nil, fmt.Errorf("dpop replay check: %w", err)
 	}
 	return p, nil
-}
-
-// ttl is how long a spent jti is kept: as long as its proof's iat can be
-// accepted, from either side of the skew.
-func (v *Verifier) ttl() time.Duration { return v.cfg.MaxAge + 2*v.cfg.Skew }
-
-// replayKey is a spent jti's key in the Replay store.
-func replayKey(sum [32]byte) string {
-	return "dpop:jti:" + base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
-// Flush writes the jtis spent in memory (Config.Local) whose proofs could
-// still be accepted to the Replay store, one Create each, so that the
-// process started next refuses their replays. Call it at shutdown, once
-// the servers have stopped and before the store closes; it returns how
-// many it wrote. Without Local it does nothing. A process that dies without
-// flushing loses them: for up to MaxAge + Skew, its last proofs could be
-// replayed to the next process.
-func (v *Verifier) Flush(ctx context.Context) (int, error) {
-	if v.local == nil {
-		return 0, nil
-	}
-	return v.local.flush(ctx, v.replay, v.cfg.Now(), v.cfg.MaxAge+v.cfg.Skew)
 }
 
 // Parse checks a proof's form, header, key and signature and returns it
