@@ -59,10 +59,11 @@ var (
 	ErrMissing = fmt.Errorf("no DPoP proof: %w", ErrInvalidProof)
 )
 
-// Replay is where spent jtis are kept; idp.Ephemeral implements it. Create
-// must return idp.ErrConflict for a key already present.
+// Replay is where spent jtis are kept; idp.Ephemeral implements it.
+// CreateMany stores each key that is absent (or expired) and reports which
+// it stored; a key given twice is stored once.
 type Replay interface {
-	Create(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	CreateMany(ctx context.Context, keys []string, value []byte, ttl time.Duration) (created []bool, err error)
 }
 
 // Config configures a Verifier.
@@ -85,10 +86,10 @@ type Config struct {
 // Verifier checks proofs. It is safe for concurrent use.
 type Verifier struct {
 	cfg    Config
-	replay Replay
 	parser *jwt.Parser
 	nonces *Nonces
 	keys   *keyCache
+	spent  *groupSpend
 }
 
 // New returns a verifier that spends jtis in replay.
@@ -106,12 +107,13 @@ func New(cfg Config, replay Replay) *Verifier {
 		cfg.Now = time.Now
 	}
 	v := &Verifier{
-		cfg:    cfg,
-		replay: replay,
+		cfg: cfg,
 		// Claims are checked here, not by the library: a proof has no exp,
 		// and iat must be neither too old nor too new.
 		parser: jwt.NewParser(jwt.WithValidMethods(Algs), jwt.WithoutClaimsValidation()),
 		keys:   newKeyCache(keyCacheSize),
+		// The jti is kept while its proof could still be accepted.
+		spent: &groupSpend{store: replay, ttl: cfg.MaxAge + 2*cfg.Skew, timeout: 5 * time.Second},
 	}
 	if len(cfg.NonceKey) > 0 {
 		v.nonces = &Nonces{key: cfg.NonceKey, period: cfg.NoncePeriod, now: cfg.Now}
@@ -198,7 +200,7 @@ func (v *Verifier) Verify(ctx context.Context, header []string, c Check) (*Proof
 	// its nonce may not be sent again anyway (the retry needs a new nonce).
 	sum := sha256.Sum256([]byte(p.JKT + "\x00" + cl.ID))
 	key := "dpop:jti:" + base64.RawURLEncoding.EncodeToString(sum[:])
-	if err := v.replay.Create(ctx, key, []byte{1}, v.cfg.MaxAge+2*v.cfg.Skew); err != nil {
+	if err := v.spent.spend(ctx, key); err != nil {
 		if errors.Is(err, idp.ErrConflict) {
 			return nil, refuse("jti replayed")
 		}

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -294,6 +296,92 @@ func TestVerify_ReplayedJTI(t *testing.T) {
 			_, err = f.verifier().Verify(t.Context(), []string{p}, tokenCheck)
 			wantInvalid(t, err, "replay at a second replica")
 		})
+	}
+}
+
+// TestVerify_ConcurrentSpends: proofs verified at once are spent in shared
+// writes (group commit) with the same outcome as one at a time: each of
+// many fresh proofs is accepted once, and of many copies of one proof sent
+// at once to two replicas exactly one is accepted.
+func TestVerify_ConcurrentSpends(t *testing.T) {
+	for name, eph := range map[string]func(testing.TB) idp.Ephemeral{"sqlite": sqliteEph, "redis": redisEph} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, eph(t))
+			replicas := []*dpop.Verifier{f.v, f.verifier()}
+			fresh := make([]string, 64)
+			for i := range fresh {
+				fresh[i] = f.proof(t, dpop.ProofRequest{})
+			}
+			one := f.proof(t, dpop.ProofRequest{})
+			var (
+				wg                       sync.WaitGroup
+				freshOK, oneOK, oneInval atomic.Int32
+				other                    atomic.Value
+			)
+			for i := range 64 {
+				wg.Go(func() {
+					if _, err := replicas[i%2].Verify(t.Context(), []string{fresh[i]}, tokenCheck); err == nil {
+						freshOK.Add(1)
+					} else {
+						other.Store(err)
+					}
+				})
+				wg.Go(func() {
+					_, err := replicas[i%2].Verify(t.Context(), []string{one}, tokenCheck)
+					switch {
+					case err == nil:
+						oneOK.Add(1)
+					case errors.Is(err, dpop.ErrInvalidProof):
+						oneInval.Add(1)
+					default:
+						other.Store(err)
+					}
+				})
+			}
+			wg.Wait()
+			if freshOK.Load() != 64 || oneOK.Load() != 1 || oneInval.Load() != 63 || other.Load() != nil {
+				t.Fatalf("fresh accepted %d of 64; one proof accepted %d times, refused %d; other error %v",
+					freshOK.Load(), oneOK.Load(), oneInval.Load(), other.Load())
+			}
+			for _, p := range fresh[:4] {
+				_, err := f.v.Verify(t.Context(), []string{p}, tokenCheck)
+				wantInvalid(t, err, "a proof spent in a batch, sent again")
+			}
+		})
+	}
+}
+
+// failingReplay is a replay store that is down.
+type failingReplay struct{}
+
+func (failingReplay) CreateMany(context.Context, []string, []byte, time.Duration) ([]bool, error) {
+	return nil, idp.ErrUnavailable
+}
+
+// TestVerify_ReplayStoreDown: when the store cannot be written, every
+// proof in the batch fails as an outage (503), never as accepted and never
+// as the client's fault; a caller that gives up does not fail the others.
+func TestVerify_ReplayStoreDown(t *testing.T) {
+	f := newFixture(t, sqliteEph(t))
+	v := dpop.New(dpop.Config{Now: func() time.Time { return f.now }}, failingReplay{})
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			_, err := v.Verify(t.Context(), []string{f.proof(t, dpop.ProofRequest{})}, tokenCheck)
+			if !errors.Is(err, idp.ErrUnavailable) || errors.Is(err, dpop.ErrInvalidProof) {
+				t.Errorf("store down: got %v, want an outage", err)
+			}
+		})
+	}
+	wg.Wait()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	// Its proof may or may not have been spent; it is never called invalid.
+	if _, err := f.v.Verify(ctx, []string{f.proof(t, dpop.ProofRequest{})}, tokenCheck); errors.Is(err, dpop.ErrInvalidProof) {
+		t.Errorf("cancelled caller: got %v", err)
+	}
+	if _, err := f.v.Verify(t.Context(), []string{f.proof(t, dpop.ProofRequest{})}, tokenCheck); err != nil {
+		t.Errorf("after a cancelled caller: %v", err)
 	}
 }
 

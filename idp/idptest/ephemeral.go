@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +31,8 @@ func RunEphemeralTests(t *testing.T, newEph func(t *testing.T) idp.Ephemeral) {
 		{"SetGet", testSetGet},
 		{"Delete", testDelete},
 		{"Create", testCreate},
+		{"CreateMany", testCreateMany},
+		{"ConcurrentCreateMany", testConcurrentCreateMany},
 		{"Take", testTake},
 		{"Expiry", testExpiry},
 		{"Incr", testIncr},
@@ -101,6 +104,81 @@ func testCreate(t *testing.T, e idp.Ephemeral) {
 	mustNil(t, e.Delete(ctx, "k"), "delete")
 	mustNil(t, e.Create(ctx, "k", []byte("third"), longTTL), "create after delete")
 	mustGet(t, e, "k", []byte("third"))
+}
+
+func testCreateMany(t *testing.T, e idp.Ephemeral) {
+	ctx := t.Context()
+	mustNil(t, e.Set(ctx, "live", []byte("kept"), longTTL), "set")
+	mustNil(t, e.Set(ctx, "old", []byte("expiring"), shortTTL), "set")
+	time.Sleep(shortTTL + slack)
+	keys := []string{"a", "live", "b", "a", "old"}
+	got, err := e.CreateMany(ctx, keys, []byte("new"), longTTL)
+	mustNil(t, err, "create many")
+	if want := []bool{true, false, true, false, true}; !slices.Equal(got, want) {
+		t.Errorf("CreateMany(%q) = %v, want %v", keys, got, want)
+	}
+	mustGet(t, e, "live", []byte("kept"))
+	mustGet(t, e, "a", []byte("new"))
+	mustGet(t, e, "old", []byte("new"))
+	again, err := e.CreateMany(ctx, []string{"b", "c"}, []byte("again"), longTTL)
+	mustNil(t, err, "create many again")
+	if !slices.Equal(again, []bool{false, true}) {
+		t.Errorf("second CreateMany = %v, want [false true]", again)
+	}
+	mustBe(t, e.Create(ctx, "c", []byte("x"), longTTL), idp.ErrConflict, "create a key CreateMany stored")
+	none, err := e.CreateMany(ctx, nil, []byte("x"), longTTL)
+	mustNil(t, err, "create none")
+	if len(none) != 0 {
+		t.Errorf("CreateMany(nil) = %v", none)
+	}
+	// More keys than one statement takes on SQL stores.
+	many := make([]string, 2500)
+	for i := range many {
+		many[i] = fmt.Sprintf("bulk:%d", i)
+	}
+	many[2499] = "a"
+	bulk, err := e.CreateMany(ctx, many, []byte("v"), longTTL)
+	mustNil(t, err, "create 2,500")
+	for i, ok := range bulk {
+		if ok != (i != 2499) {
+			t.Fatalf("bulk created[%d] = %v", i, ok)
+		}
+	}
+	_, err = e.CreateMany(ctx, []string{"k"}, []byte("v"), 0)
+	mustBe(t, err, idp.ErrInvalid, "create many with no ttl")
+}
+
+// testConcurrentCreateMany: of batches racing for the same keys, each key
+// is stored by exactly one.
+func testConcurrentCreateMany(t *testing.T, e idp.Ephemeral) {
+	const workers, keys = 8, 50
+	wins := make([][]bool, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			ks := make([]string, keys)
+			for i := range ks {
+				ks[i] = fmt.Sprintf("race:%d", (i+w*7)%keys)
+			}
+			wins[w], errs[w] = e.CreateMany(t.Context(), ks, []byte("v"), longTTL)
+		})
+	}
+	wg.Wait()
+	count := map[int]int{}
+	for w := range workers {
+		mustNil(t, errs[w], "concurrent create many")
+		for i, ok := range wins[w] {
+			if ok {
+				count[(i+w*7)%keys]++
+			}
+		}
+	}
+	for k := range keys {
+		if count[k] != 1 {
+			t.Errorf("key race:%d stored by %d batches, want 1", k, count[k])
+		}
+	}
 }
 
 func testTake(t *testing.T, e idp.Ephemeral) {

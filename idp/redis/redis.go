@@ -228,6 +228,29 @@ func (e *Ephemeral) Create(ctx context.Context, key string, value []byte, ttl ti
 	return nil
 }
 
+// CreateMany sends one SET NX PX per key in one pipeline (on a cluster,
+// one per node).
+func (e *Ephemeral) CreateMany(ctx context.Context, keys []string, value []byte, ttl time.Duration) ([]bool, error) {
+	if err := checkTTL(ttl); err != nil {
+		return nil, err
+	}
+	cmds := make([]*redis.BoolCmd, len(keys))
+	_, err := e.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.SetNX(ctx, e.prefix+k, value, px(ttl))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, redisErr("create ephemeral", err)
+	}
+	created := make([]bool, len(keys))
+	for i, c := range cmds {
+		created[i] = c.Val()
+	}
+	return created, nil
+}
+
 // Get returns the value under key.
 func (e *Ephemeral) Get(ctx context.Context, key string) ([]byte, error) {
 	v, err := e.c.Get(ctx, e.prefix+key).Bytes()

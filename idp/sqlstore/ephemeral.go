@@ -3,7 +3,9 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/onedoor/onedoor/idp"
@@ -108,6 +110,73 @@ func (s *Store) Create(ctx context.Context, key string, value []byte, ttl time.D
 	}
 	return nil
 }
+
+// CreateMany stores value under each key that is absent or expired, with
+// one conditional upsert per createChunk keys in one transaction: RETURNING
+// names the keys it stored (a live key's row is left as it is). Keys given
+// twice are sent once: PostgreSQL refuses one upsert touching a row twice.
+func (s *Store) CreateMany(ctx context.Context, keys []string, value []byte, ttl time.Duration) ([]bool, error) {
+	const op = "create ephemeral"
+	t, err := ttlMS(ttl)
+	if err != nil {
+		return nil, err
+	}
+	first := make(map[string]int, len(keys))
+	uniq := make([]string, 0, len(keys))
+	for i, k := range keys {
+		if _, ok := first[k]; !ok {
+			first[k] = i
+			uniq = append(uniq, k)
+		}
+	}
+	created := make([]bool, len(keys))
+	err = s.inTx(ctx, op, func(q querier) error {
+		for chunk := range slices.Chunk(uniq, createChunk) {
+			args := make([]any, 0, 3*len(chunk))
+			var b strings.Builder
+			b.WriteString(`INSERT INTO idp_ephemeral (key, value, expires_at) VALUES `)
+			for i, k := range chunk {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				n := len(args)
+				fmt.Fprintf(&b, "($%d, $%d, %s + $%d)", n+1, n+2, sqlNow(s.d), n+3)
+				args = append(args, k, blob(value), t)
+			}
+			b.WriteString(` ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+				WHERE idp_ephemeral.expires_at <= ` + sqlNow(s.d) + ` RETURNING key`)
+			rows, err := q.QueryContext(ctx, b.String(), args...)
+			if err != nil {
+				return dbErr(op, err)
+			}
+			for rows.Next() {
+				var k string
+				if err := rows.Scan(&k); err != nil {
+					rows.Close()
+					return dbErr(op, err)
+				}
+				if i, ok := first[k]; ok {
+					created[i] = true
+				}
+			}
+			if err := rows.Close(); err != nil {
+				return dbErr(op, err)
+			}
+			if err := rows.Err(); err != nil {
+				return dbErr(op, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return created, nil
+}
+
+// createChunk keys of three parameters each stay far below SQLite's 32,766
+// parameters per statement.
+const createChunk = 1000
 
 // Get returns the live value under key.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
