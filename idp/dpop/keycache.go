@@ -1,6 +1,9 @@
 package dpop
 
-import "sync"
+import (
+	"strings"
+	"sync"
+)
 
 // keyCache remembers the key and thumbprint of proof headers already seen
 // with a valid signature. A client sends the same header (typ, alg, jwk)
@@ -47,5 +50,6 @@ func (c *keyCache) put(header string, k cachedKey) {
 	if len(c.m) >= c.max {
 		clear(c.m) // rare: starting again is cheaper than tracking recency
 	}
-	c.m[header] = k
+	// A copy: header is a slice of the proof, which it would keep alive.
+	c.m[strings.Clone(header)] = k
 }

@@ -77,8 +77,9 @@ type Limits struct {
 	RegisterPerToken int
 	// AuditPerAddr bounds the requests to the access log's public routes
 	// (/audit/v1, served through Wrap) from one address per minute: they
-	// are unauthenticated and read the database. Witnesses and monitors
-	// poll far below it. Default 600.
+	// are unauthenticated and read the database. Citizens' apps check them
+	// too, many behind one carrier-grade NAT address, so the bound is for
+	// floods, not for use. Default 6000.
 	AuditPerAddr int
 }
 
@@ -97,7 +98,7 @@ var DefaultLimits = Limits{
 	PromptsPerCitizen:   5,
 	RegisterPerAddr:     30,
 	RegisterPerToken:    10,
-	AuditPerAddr:        600,
+	AuditPerAddr:        6000,
 }
 
 func (l Limits) withDefaults() Limits {
