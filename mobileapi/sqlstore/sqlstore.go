@@ -33,6 +33,8 @@ type Store struct {
 
 // Outbox enqueues notifications inside the caller's transaction
 // (push/sqlstore), so that an inbox message and its push commit together.
+// When EnqueueTx fails the caller must roll the transaction back: on
+// SQLite some of the rows may have been written.
 type Outbox interface {
 	EnqueueTx(ctx context.Context, q sqldb.Querier, msgs ...*push.Message) error
 }
