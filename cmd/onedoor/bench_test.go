@@ -795,32 +795,5 @@ func (cm *codeMinter) codeFrom(u string) (string, error) {
 // mint returns n fresh codes, minted by a few concurrent SSO requests.
 func (cm *codeMinter) mint(b testing.TB, n int) []string {
 	b.Helper()
-	codes := make([]string, n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var once sync.Once
-	var firstErr error
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				c, err := cm.codeFrom(cm.authURL())
-				if err != nil {
-					once.Do(func() { firstErr = err })
-					return
-				}
-				codes[i] = c
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		b.Fatalf("mint codes: %v", firstErr)
-	}
-	return codes
+	return mintRound(b, []*codeMinter{cm}, n)
 }

@@ -358,6 +358,86 @@ func (failingReplay) CreateMany(context.Context, []string, []byte, time.Duration
 	return nil, idp.ErrUnavailable
 }
 
+// panicOnce is a replay store whose first write panics.
+type panicOnce struct{ n atomic.Int32 }
+
+func (p *panicOnce) CreateMany(_ context.Context, keys []string, _ []byte, _ time.Duration) ([]bool, error) {
+	if p.n.Add(1) == 1 {
+		panic("driver bug")
+	}
+	created := make([]bool, len(keys))
+	for i := range created {
+		created[i] = true
+	}
+	return created, nil
+}
+
+// TestVerify_StorePanics: a panic in the store's write fails that batch
+// as an outage and leaves the verifier working for the next proofs.
+func TestVerify_StorePanics(t *testing.T) {
+	f := newFixture(t, sqliteEph(t))
+	v := dpop.New(dpop.Config{Now: func() time.Time { return f.now }}, &panicOnce{})
+	_, err := v.Verify(t.Context(), []string{f.proof(t, dpop.ProofRequest{})}, tokenCheck)
+	if !errors.Is(err, idp.ErrUnavailable) {
+		t.Fatalf("the batch whose write panicked: got %v, want an outage", err)
+	}
+	for i := range 3 {
+		if _, err := v.Verify(t.Context(), []string{f.proof(t, dpop.ProofRequest{})}, tokenCheck); err != nil {
+			t.Fatalf("proof %d after the panic: %v", i+1, err)
+		}
+	}
+}
+
+// blockingReplay holds every write until released.
+type blockingReplay struct{ release chan struct{} }
+
+func (b blockingReplay) CreateMany(ctx context.Context, keys []string, _ []byte, _ time.Duration) ([]bool, error) {
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	created := make([]bool, len(keys))
+	for i := range created {
+		created[i] = true
+	}
+	return created, nil
+}
+
+// TestVerify_StoreStalls: while the store hangs, proofs whose callers gave
+// up are never accepted and the backlog is bounded (beyond it a proof is
+// refused at once as an outage); once the store answers, new proofs pass.
+func TestVerify_StoreStalls(t *testing.T) {
+	f := newFixture(t, sqliteEph(t))
+	store := blockingReplay{release: make(chan struct{})}
+	v := dpop.New(dpop.Config{Now: func() time.Time { return f.now }}, store)
+	proof := f.proof(t, dpop.ProofRequest{})
+	var wg sync.WaitGroup
+	var accepted, outage atomic.Int32
+	for range 20100 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+			defer cancel()
+			// One proof for all: only the spend's bookkeeping is tested.
+			_, err := v.Verify(ctx, []string{proof}, tokenCheck)
+			switch {
+			case err == nil:
+				accepted.Add(1)
+			case errors.Is(err, idp.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded):
+				outage.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if accepted.Load() != 0 || outage.Load() != 20100 {
+		t.Fatalf("store stalled: %d accepted, %d outages of 20100", accepted.Load(), outage.Load())
+	}
+	close(store.release)
+	if _, err := v.Verify(t.Context(), []string{f.proof(t, dpop.ProofRequest{})}, tokenCheck); err != nil {
+		t.Fatalf("after the store answers: %v", err)
+	}
+}
+
 // TestVerify_ReplayStoreDown: when the store cannot be written, every
 // proof in the batch fails as an outage (503), never as accepted and never
 // as the client's fault; a caller that gives up does not fail the others.

@@ -26,18 +26,34 @@ type groupSpend struct {
 }
 
 type spendWait struct {
+	ctx  context.Context
 	key  string
 	err  error
 	done chan struct{}
 }
 
 // maxBatch bounds one write; a larger backlog goes in several.
-const maxBatch = 2000
+// maxPending bounds the proofs waiting while the store is slow or down:
+// beyond it a proof is refused at once as an outage rather than queued.
+const (
+	maxBatch   = 2000
+	maxPending = 20000
+)
+
+// errBacklog is the refusal of a proof that would wait behind maxPending.
+var errBacklog = fmt.Errorf("%d proofs already wait for the store: %w", maxPending, idp.ErrUnavailable)
 
 // spend stores key, or returns idp.ErrConflict if it is already there.
 func (g *groupSpend) spend(ctx context.Context, key string) error {
-	w := &spendWait{key: key, done: make(chan struct{})}
+	w := &spendWait{ctx: ctx, key: key, done: make(chan struct{})}
 	g.mu.Lock()
+	if len(g.pending) >= maxPending {
+		g.dropGivenUp()
+	}
+	if len(g.pending) >= maxPending {
+		g.mu.Unlock()
+		return errBacklog
+	}
 	g.pending = append(g.pending, w)
 	lead := !g.writing
 	g.writing = true
@@ -46,8 +62,8 @@ func (g *groupSpend) spend(ctx context.Context, key string) error {
 		// This request writes the batch it is in; whoever arrived during
 		// that write is written by a goroutine, so no request leads more
 		// than one batch.
-		if g.round(ctx) {
-			go g.drain(context.WithoutCancel(ctx))
+		if g.round() {
+			go g.drain()
 		}
 	}
 	select {
@@ -60,52 +76,87 @@ func (g *groupSpend) spend(ctx context.Context, key string) error {
 	}
 }
 
-func (g *groupSpend) drain(ctx context.Context) {
-	for g.round(ctx) {
+func (g *groupSpend) drain() {
+	for g.round() {
 	}
 }
 
+// dropGivenUp answers the waiters whose callers gave up (g.mu held).
+func (g *groupSpend) dropGivenUp() {
+	kept := g.pending[:0]
+	for _, w := range g.pending {
+		if w.ctx.Err() == nil {
+			kept = append(kept, w)
+			continue
+		}
+		w.err = w.ctx.Err() // never nil: a proof not stored is not accepted
+		close(w.done)
+	}
+	clear(g.pending[len(kept):])
+	g.pending = kept
+}
+
 // round writes up to maxBatch pending keys and reports whether more are
-// pending; when none are, it gives up the writer's role.
-func (g *groupSpend) round(ctx context.Context) bool {
+// pending; when none are, it gives up the writer's role. Waiters that
+// gave up are dropped unwritten: their proofs were never accepted.
+func (g *groupSpend) round() bool {
 	g.mu.Lock()
-	n := min(len(g.pending), maxBatch)
-	batch := g.pending[:n:n]
-	g.pending = g.pending[n:]
+	var batch []*spendWait
+	i := 0
+	for ; i < len(g.pending) && len(batch) < maxBatch; i++ {
+		if w := g.pending[i]; w.ctx.Err() == nil {
+			batch = append(batch, w)
+		} else {
+			w.err = w.ctx.Err() // never nil: a proof not stored is not accepted
+			close(w.done)
+		}
+	}
+	// A copy, so the written waiters are not kept by the backing array.
+	g.pending = append([]*spendWait(nil), g.pending[i:]...)
 	g.mu.Unlock()
-	if n > 0 {
-		g.write(ctx, batch)
+	if len(batch) > 0 {
+		g.write(batch)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if len(g.pending) == 0 {
-		g.pending = nil
 		g.writing = false
 		return false
 	}
 	return true
 }
 
-// write stores one batch and answers its waiters. The write does not end
-// with the leading request: other proofs ride on it.
-func (g *groupSpend) write(ctx context.Context, batch []*spendWait) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.timeout)
+// write stores one batch and answers every waiter of it, whatever the
+// store does: an error or a panic in it is an outage for the batch, never
+// a proof left waiting or a writer's role never given back.
+func (g *groupSpend) write(batch []*spendWait) {
+	var (
+		created []bool
+		err     error
+	)
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("dpop replay check: the store panicked: %v: %w", p, idp.ErrUnavailable)
+		}
+		if err == nil && len(created) != len(batch) {
+			err = fmt.Errorf("dpop replay check: %d answers for %d jtis: %w", len(created), len(batch), idp.ErrUnavailable)
+		}
+		for i, w := range batch {
+			switch {
+			case err != nil:
+				w.err = err
+			case !created[i]:
+				w.err = idp.ErrConflict
+			}
+			close(w.done)
+		}
+	}()
+	// Not any one request's context: the write serves the whole batch.
+	ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
 	defer cancel()
 	keys := make([]string, len(batch))
 	for i, w := range batch {
 		keys[i] = w.key
 	}
-	created, err := g.store.CreateMany(ctx, keys, []byte{1}, g.ttl)
-	if err == nil && len(created) != len(keys) {
-		err = fmt.Errorf("dpop replay check: %d answers for %d jtis", len(created), len(keys))
-	}
-	for i, w := range batch {
-		switch {
-		case err != nil:
-			w.err = err
-		case !created[i]:
-			w.err = idp.ErrConflict
-		}
-		close(w.done)
-	}
+	created, err = g.store.CreateMany(ctx, keys, []byte{1}, g.ttl)
 }

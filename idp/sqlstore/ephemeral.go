@@ -129,6 +129,9 @@ func (s *Store) CreateMany(ctx context.Context, keys []string, value []byte, ttl
 			uniq = append(uniq, k)
 		}
 	}
+	// In one order everywhere: two batches locking shared keys in opposite
+	// orders would deadlock on PostgreSQL.
+	slices.Sort(uniq)
 	created := make([]bool, len(keys))
 	err = s.inTx(ctx, op, func(q querier) error {
 		for chunk := range slices.Chunk(uniq, createChunk) {

@@ -151,21 +151,9 @@ func (s *Store) claimJobsTx(ctx context.Context, q sqldb.Querier, op string, kin
 		query = set + `id IN (` + s.placeholders(4, len(ids)) + `) RETURNING ` + jobColumns
 		args = append(args, ids...)
 	}
-	rows, err := q.QueryContext(ctx, query, args...)
+	out, err := queryJobs(ctx, q, op, query, args...)
 	if err != nil {
-		return nil, sqldb.Err(op, err)
-	}
-	defer rows.Close()
-	var out []*queue.Job
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, sqldb.Err(op, err)
-		}
-		out = append(out, j)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, sqldb.Err(op, err)
+		return nil, err
 	}
 	// RETURNING's order is not promised: longest due first.
 	slices.SortStableFunc(out, func(a, b *queue.Job) int { return a.NextAttemptAt.Compare(b.NextAttemptAt) })
@@ -366,7 +354,12 @@ func (s *Store) ListJobsTx(ctx context.Context, q sqldb.Querier, kind queue.Kind
 		args = append(args, sqldb.MS(after.CreatedAt), after.ID)
 	}
 	args = append(args, limit)
-	rows, err := q.QueryContext(ctx, query+fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT $%d`, len(args)), args...)
+	return queryJobs(ctx, q, op, query+fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT $%d`, len(args)), args...)
+}
+
+// queryJobs runs a query whose rows are jobColumns and scans them.
+func queryJobs(ctx context.Context, q sqldb.Querier, op, query string, args ...any) ([]*queue.Job, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, sqldb.Err(op, err)
 	}
