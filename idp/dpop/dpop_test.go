@@ -619,3 +619,26 @@ func BenchmarkParse(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkVerify_Parallel: fresh proofs verified by concurrent requests
+// against the embedded store, each jti spent (one write per proof, or
+// shared writes when they overlap).
+func BenchmarkVerify_Parallel(b *testing.B) {
+	f := newFixture(b, sqliteEph(b))
+	proofs := make([]string, b.N)
+	for i := range proofs {
+		proofs[i] = f.proof(b, dpop.ProofRequest{})
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := int(next.Add(1) - 1)
+			if _, err := f.v.Verify(context.Background(), []string{proofs[i]}, tokenCheck); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
