@@ -6,7 +6,6 @@ import (
 
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/push"
-	"github.com/onedoor/onedoor/push/sqlstore"
 )
 
 // TestEnqueue_TakenID checks a message whose id is taken (stored before,
@@ -17,11 +16,7 @@ func TestEnqueue_TakenID(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := t.Context()
-			db, d := b.open(t)
-			s := sqlstore.New(db, d)
-			if err := s.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
+			s, db := openDB(t, b.open)
 			first := statusChange("c1")
 			if err := s.Enqueue(ctx, first); err != nil {
 				t.Fatal(err)

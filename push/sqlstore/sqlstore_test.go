@@ -25,12 +25,19 @@ var backends = []struct {
 
 func open(t testing.TB, b func(t testing.TB) (*sql.DB, sqldb.Dialect), opts ...sqlstore.Option) *sqlstore.Store {
 	t.Helper()
+	s, _ := openDB(t, b, opts...)
+	return s
+}
+
+// openDB is open with the database, for tests that reach past the store.
+func openDB(t testing.TB, b func(t testing.TB) (*sql.DB, sqldb.Dialect), opts ...sqlstore.Option) (*sqlstore.Store, *sql.DB) {
+	t.Helper()
 	db, d := b(t)
 	s := sqlstore.New(db, d, opts...)
 	if err := s.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return s, db
 }
 
 func TestStore(t *testing.T) {

@@ -173,11 +173,7 @@ func TestClaim_JobWithoutMessageIsDead(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := t.Context()
-			db, d := b.open(t)
-			s := sqlstore.New(db, d)
-			if err := s.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
+			s, db := openDB(t, b.open)
 			gone, kept := statusChange("cit_1"), statusChange("cit_2")
 			if err := s.Enqueue(ctx, gone, kept); err != nil {
 				t.Fatal(err)
@@ -204,11 +200,7 @@ func TestSweep_RepairsMessageWithoutJob(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := t.Context()
-			db, d := b.open(t)
-			s := sqlstore.New(db, d)
-			if err := s.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
+			s, db := openDB(t, b.open)
 			lost, final := statusChange("cit_1"), statusChange("cit_2")
 			if err := s.Enqueue(ctx, lost, final); err != nil {
 				t.Fatal(err)
@@ -246,11 +238,7 @@ func TestClaim_UndecodableRowIsDead(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := t.Context()
-			db, d := b.open(t)
-			s := sqlstore.New(db, d)
-			if err := s.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
+			s, db := openDB(t, b.open)
 			badMsg, badPrefs, kept := statusChange("cit_1"), statusChange("cit_2"), statusChange("cit_3")
 			if err := s.Enqueue(ctx, badMsg, badPrefs, kept); err != nil {
 				t.Fatal(err)
