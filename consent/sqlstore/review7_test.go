@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/onedoor/onedoor/consent"
+	"github.com/onedoor/onedoor/consent/consenttest"
 )
 
 // TestReview_ConsentRecordRewrittenByHand: consent records have no trail
@@ -58,4 +59,44 @@ func TestReview_FlagErasedByHand(t *testing.T) {
 			t.Errorf("audit verify reports intact after the citizen's flag on %s was erased by hand", id)
 		}
 	})
+}
+
+// TestReview_CheckpointStarvesLaterCitizens: a checkpoint commits the
+// pending heads in citizen-id order up to its batch (pendingHeads: ORDER
+// BY citizen_id LIMIT batch). While more citizens whose ids sort first
+// keep moving than one batch holds (default 5000 a minute a replica), a
+// citizen whose id sorts last is never committed: their entries stay
+// outside every signed checkpoint (an operator may rewrite them unseen)
+// and their app gets no inclusion proof. Batch 1 and two citizens show it.
+func TestReview_CheckpointStarvesLaterCitizens(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			ctx := t.Context()
+			db, d := be.open(t)
+			s := migrated(t, db, d)
+			signer, verifier := consenttest.Keys(t, "a")
+			cp := &consent.Checkpointer{Store: s, Signer: signer, Verifier: verifier, Batch: 1}
+			appendFor := func(citizen string) {
+				t.Helper()
+				if err := s.Append(ctx, &consent.Entry{ID: consent.NewID("log"), CitizenID: citizen, At: time.Now(),
+					Channel: consent.ChannelUserInfo, Outcome: consent.OutcomeReleased}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			appendFor("cit_z_quiet") // one release, then nothing
+			for range 10 {
+				appendFor("cit_a_busy") // a busy citizen (or one batch's worth of them) moves each interval
+				if _, err := cp.Commit(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			leaves, err := s.CitizenLeaves(ctx, "cit_z_quiet", 0, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(leaves) == 0 {
+				t.Errorf("after 10 checkpoints cit_z_quiet's entry is still in none: later citizens starve while earlier ones keep moving")
+			}
+		})
+	}
 }
