@@ -4,11 +4,18 @@ package sqlstore_test
 // an operator with SQL access can do today and fails until it is fixed.
 
 import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/consent/consenttest"
+	"github.com/onedoor/onedoor/consent/sqlstore"
 )
 
 // TestReview_ConsentRecordRewrittenByHand: consent records have no trail
@@ -98,5 +105,78 @@ func TestReview_CheckpointStarvesLaterCitizens(t *testing.T) {
 				t.Errorf("after 10 checkpoints cit_z_quiet's entry is still in none: later citizens starve while earlier ones keep moving")
 			}
 		})
+	}
+}
+
+// countingStore counts the checkpoint look-ups a published checkpoint
+// costs.
+type countingStore struct {
+	*sqlstore.Store
+	checkpointAt int
+}
+
+func (c *countingStore) CheckpointAt(ctx context.Context, size int64) (*consent.Checkpoint, error) {
+	c.checkpointAt++
+	return c.Store.CheckpointAt(ctx, size)
+}
+
+// TestReview_PublishedCheckpointScansHistory: with a witness that never
+// cosigns (misconfigured key or origin: 403 forever) and a quorum that
+// needs it, every unauthenticated GET /audit/v1/checkpoint and every GET
+// /v1/access-log/proof runs Published.Checkpoint's full scan: all
+// cosignatures ever stored, and one CheckpointAt query per checkpoint
+// size (one a minute per replica: ~525,000 after a year), before it
+// answers 404. No server-side cache bounds it. 40 checkpoints here cost
+// 40 queries per request; the work should not grow with history.
+func TestReview_PublishedCheckpointScansHistory(t *testing.T) {
+	ctx := t.Context()
+	db, d := backends[0].open(t)
+	s := &countingStore{Store: migrated(t, db, d)}
+	signer, verifier := consenttest.Keys(t, "a")
+	cp := &consent.Checkpointer{Store: s, Signer: signer, Verifier: verifier}
+	witness := func(name string) (*consent.Witness, ed25519.PrivateKey) {
+		pub, priv, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := consent.NewWitness(name, pub, "https://"+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w, priv
+	}
+	up, upKey := witness("up.example")
+	down, _ := witness("down.example")
+	const checkpoints = 40
+	for i := range checkpoints {
+		if err := s.Append(ctx, &consent.Entry{ID: consent.NewID("log"), CitizenID: fmt.Sprint("cit_", i), At: time.Now(),
+			Channel: consent.ChannelUserInfo, Outcome: consent.OutcomeReleased}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := cp.Commit(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The reachable witness cosigns each checkpoint.
+		at := time.Now().Truncate(time.Second)
+		msg := fmt.Appendf(nil, "cosignature/v1\ntime %d\n%s\n%d\n%s\n", at.Unix(), consent.CheckpointOrigin, c.Size,
+			base64.StdEncoding.EncodeToString(c.Root))
+		sig := binary.BigEndian.AppendUint64(nil, uint64(at.Unix()))
+		sig = append(sig, ed25519.Sign(upKey, msg)...)
+		cs := &consent.Cosignature{Witness: up.Name, KeyHash: up.KeyHash, Size: c.Size, Root: c.Root, SignedAt: at.UTC(), Signature: sig}
+		if !cs.Verify(up) {
+			t.Fatal("test cosignature does not verify")
+		}
+		if err := s.AddCosignature(ctx, cs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.checkpointAt = 0
+	_, _, err := (&consent.Published{Store: s, Witnesses: []*consent.Witness{up, down}, Quorum: 2}).Checkpoint(ctx)
+	if !errors.Is(err, consent.ErrNotFound) {
+		t.Fatalf("published checkpoint: %v, want ErrNotFound (no quorum)", err)
+	}
+	if s.checkpointAt > 2 {
+		t.Errorf("one request for the published checkpoint made %d checkpoint queries (one per checkpoint ever made)", s.checkpointAt)
 	}
 }
