@@ -180,3 +180,50 @@ func TestReview_PublishedCheckpointScansHistory(t *testing.T) {
 		t.Errorf("one request for the published checkpoint made %d checkpoint queries (one per checkpoint ever made)", s.checkpointAt)
 	}
 }
+
+type fakeJWS struct{}
+
+func (fakeJWS) SignJWS(context.Context, string, map[string]any) (string, error) { return "h.p.s", nil }
+
+// TestReview_TokenReleaseNotRecheckedAtAppend: the broker appends with
+// AppendRelease, which rechecks the consent under a row lock, but the
+// IdP's ID token and userinfo releases (idp/web/release.go logRelease)
+// append with Service.Log, which checks nothing. A withdrawal that commits
+// between ConsentPolicy.Released's check and the append is not seen: the
+// claims leave after the citizen's withdrawal, logged as a release under
+// the withdrawn consent. Here the withdrawal lands while the entry is
+// being built (ActorNames, the step just before the append).
+func TestReview_TokenReleaseNotRecheckedAtAppend(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			ctx := t.Context()
+			db, d := be.open(t)
+			s := migrated(t, db, d)
+			svc := &consent.Service{Store: s, Signer: fakeJWS{}, Issuer: "https://id.example"}
+			rec, _, err := svc.Grant(ctx, &consent.Record{CitizenID: "cit_1", ClientID: "his-app", Agency: "BYT",
+				Purpose: consent.Purpose{Code: "kham-benh"}, Items: []string{"name"}, Method: consent.MethodWebForm, Evidence: "form"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			withdrawn := false
+			svc.ActorNames = func(ctx context.Context, _ consent.Actor) (*consent.Names, error) {
+				if !withdrawn {
+					withdrawn = true
+					if _, _, err := svc.Withdraw(ctx, "cit_1", rec.ID); err != nil {
+						return nil, err
+					}
+				}
+				return nil, nil
+			}
+			req := consent.Request{CitizenID: "cit_1", Actor: consent.Actor{Agency: "BYT", ClientID: "his-app"}, Channel: consent.ChannelUserInfo,
+				Purpose: "kham-benh", Items: []string{"name"}, ConsentID: rec.ID}
+			_, err = svc.Log(ctx, req, &consent.Decision{Basis: consent.BasisConsent, ConsentID: rec.ID}, consent.OutcomeReleased)
+			if !withdrawn {
+				t.Fatal("the withdrawal did not run")
+			}
+			if err == nil {
+				t.Errorf("a userinfo release under consent %s was logged (and the claims would leave) after its withdrawal committed", rec.ID)
+			}
+		})
+	}
+}
