@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -225,5 +226,49 @@ func TestReview_TokenReleaseNotRecheckedAtAppend(t *testing.T) {
 				t.Errorf("a userinfo release under consent %s was logged (and the claims would leave) after its withdrawal committed", rec.ID)
 			}
 		})
+	}
+}
+
+type noRegistry struct{}
+
+func (noRegistry) Read(context.Context, string, []string) (map[string]consent.Value, error) {
+	return map[string]consent.Value{}, nil
+}
+
+// TestReview_RefusalFloodByInventedPurposes: refusals are coalesced per
+// citizen, actor and purpose, but the data request's purpose is any
+// well-formed code (fiberapi validPurpose checks only its form, not the
+// client's registered purposes). An agency that varies it appends one
+// refusal per request to the citizen's log, up to its rate limit (3000 a
+// minute by default): the flood Service.logRefusal says it prevents.
+func TestReview_RefusalFloodByInventedPurposes(t *testing.T) {
+	ctx := t.Context()
+	db, d := backends[0].open(t)
+	s := migrated(t, db, d)
+	seen := map[string]bool{}
+	var mu sync.Mutex
+	svc := &consent.Service{Store: s, Signer: fakeJWS{}, Issuer: "https://id.example",
+		Once: func(_ context.Context, key string, _ time.Duration) (bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			first := !seen[key]
+			seen[key] = true
+			return first, nil
+		}}
+	const requests = 50
+	for i := range requests {
+		req := consent.Request{CitizenID: "cit_1", Actor: consent.Actor{Agency: "X", ClientID: "curious"}, Channel: consent.ChannelBroker,
+			Purpose: fmt.Sprint("p", i), Items: []string{"name"}}
+		if _, _, err := svc.Fetch(ctx, noRegistry{}, req); err == nil {
+			t.Fatal("released without a basis")
+		}
+	}
+	svc.Drain()
+	got, _, err := s.ListEntries(ctx, consent.EntryQuery{CitizenID: "cit_1", Page: consent.Page{Limit: consent.MaxLimit}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) > 1 {
+		t.Errorf("%d requests with invented purposes left %d refusals in the citizen's log", requests, len(got))
 	}
 }
