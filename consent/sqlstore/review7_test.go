@@ -4,6 +4,7 @@ package sqlstore_test
 // an operator with SQL access can do today and fails until it is fixed.
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/consent/consenttest"
@@ -271,4 +274,43 @@ func TestReview_RefusalFloodByInventedPurposes(t *testing.T) {
 	if len(got) > 1 {
 		t.Errorf("%d requests with invented purposes left %d refusals in the citizen's log", requests, len(got))
 	}
+}
+
+// TestReview_TreeHashesNotVerified: verify recomputes the tree from the
+// leaves and never compares the stored tree hashes (consent_tree_hashes)
+// with them, and the checkpointer reads only the frontier. A changed
+// interior hash (an operator, or a bad restore) goes unnoticed by `onedoor
+// audit verify`, yet every inclusion proof through it that the citizen's
+// app checks fails: the app reports a rewrite of history that verify
+// calls intact (or the operator selectively denies a citizen their proof).
+func TestReview_TreeHashesNotVerified(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *tamperEnv) {
+		ctx := t.Context()
+		for i := range 5 {
+			if err := e.s.Append(ctx, &consent.Entry{ID: consent.NewID("log"), CitizenID: fmt.Sprint("cit_more", i), At: time.Now(),
+				Channel: consent.ChannelUserInfo, Outcome: consent.OutcomeReleased}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cp, err := e.cp.Commit(ctx)
+		if err != nil || cp == nil || cp.Size != 8 {
+			t.Fatalf("checkpoint: %+v %v (want size 8)", cp, err)
+		}
+		first, err := e.s.Leaves(ctx, 0, 1)
+		if err != nil || len(first) != 1 {
+			t.Fatal(first, err)
+		}
+		e.exec(`UPDATE consent_tree_hashes SET hash = $1 WHERE idx = $2`, bytes.Repeat([]byte{7}, 32), tlog.StoredHashIndex(0, 1)) // leaf 0's sibling
+
+		in, err := consent.ProveInclusion(ctx, e.s, first[0].CitizenID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlog.CheckRecord(in.Proof, in.TreeSize, tlog.Hash(cp.Root), in.LeafIndex, tlog.RecordHash(in.LeafData)); err == nil {
+			t.Fatal("the proof still checks: the changed hash is not on its path")
+		}
+		if r := e.verify(); r.Intact() {
+			t.Errorf("audit verify reports intact, but %s's inclusion proof no longer checks against the signed root", first[0].CitizenID)
+		}
+	})
 }
