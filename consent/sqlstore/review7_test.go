@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -49,8 +50,13 @@ func TestReview_ConsentRecordRewrittenByHand(t *testing.T) {
 		if _, err := e.cp.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if r := e.verify(); r.Intact() {
-			t.Errorf("audit verify reports intact after consent %s was un-withdrawn and widened by hand and released under", rec.ID)
+		r := e.verify()
+		if r.Intact() {
+			t.Fatalf("audit verify reports intact after consent %s was un-withdrawn and widened by hand and released under", rec.ID)
+		}
+		// The report names the record and what was changed.
+		if p := r.Broken; p.ConsentID != rec.ID || !strings.Contains(p.What, "items") || !strings.Contains(p.What, "withdrawal") {
+			t.Errorf("broken: %v, want consent %s's items and withdrawal named", p, rec.ID)
 		}
 	})
 }
@@ -66,8 +72,12 @@ func TestReview_FlagErasedByHand(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.exec(`UPDATE consent_log SET flagged_at = NULL, flag_note = '' WHERE id = $1`, id)
-		if r := e.verify(); r.Intact() {
-			t.Errorf("audit verify reports intact after the citizen's flag on %s was erased by hand", id)
+		r := e.verify()
+		if r.Intact() {
+			t.Fatalf("audit verify reports intact after the citizen's flag on %s was erased by hand", id)
+		}
+		if p := r.Broken; p.EntryID != id || !strings.Contains(p.What, "flag was erased") {
+			t.Errorf("broken: %v, want entry %s's erased flag", p, id)
 		}
 	})
 }
