@@ -99,9 +99,11 @@ func (r *Report) Intact() bool { return r.Broken == nil }
 
 const verifyPage = 1000
 
-// Verify checks the whole access log: every citizen's chain (each Hash
-// recomputed, each Prev the previous Hash, Seq from 1 without gaps, the
-// stored head at an entry of the chain), every committed leaf against the
+// Verify checks the whole access log: the legal bases' and the consent
+// trails and the rows they back (verifyTrail, verifyRecordTrail), every
+// citizen's chain (each Hash recomputed, each Prev the previous Hash, Seq
+// from 1 without gaps, the stored head at an entry of the chain, each
+// flag against its consent trail event), every committed leaf against the
 // entry it names, and every checkpoint (its signature by v, and its root
 // against the tree recomputed from the leaves). It stops at the first
 // problem, in citizen and seq order, then in tree order. The error is for
@@ -109,7 +111,8 @@ const verifyPage = 1000
 //
 // Verify may run while the platform appends: it reads each chain's head
 // before its entries and the last checkpoint before the leaves, and
-// checks only what those name.
+// checks only what those name; a record or flag that seems to have no
+// event rereads the consent trail's newer events first.
 func Verify(ctx context.Context, s AuditStore, v note.Verifier) (*Report, error) {
 	r := &Report{}
 	idx := basisIndex{}
@@ -326,7 +329,8 @@ type consentRecords struct {
 // logged with the client's current agency, which may have changed since
 // the grant), have been granted by the entry's time and not withdrawn
 // before it, within BasisClockSkew. Items are not compared: the record
-// keeps only its latest grant's. Records are never deleted, so this holds
+// keeps only its latest grant's (verifyRecordTrail has checked that the
+// record is what the consent trail last says). Records are never deleted, so this holds
 // for entries of every hash form.
 func (c *consentRecords) problem(ctx context.Context, e *Entry) (string, error) {
 	if e.Outcome != OutcomeReleased || e.Basis != BasisConsent {
