@@ -1,13 +1,19 @@
 package sqlstore_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/consent/consenttest"
 	"github.com/onedoor/onedoor/consent/sqlstore"
+	"github.com/onedoor/onedoor/internal/dbtest"
+	"github.com/onedoor/onedoor/internal/sqldb"
 )
 
 // wantRecordBroken checks that verify reports what, naming consent id
@@ -238,5 +244,152 @@ func TestRecordTrail_Adoption(t *testing.T) {
 				t.Fatalf("a late adoption: %+v %v", r.Broken, err)
 			}
 		})
+	}
+}
+
+// TestRecordTrail_VerifyWhileGranting: verify running while citizens
+// grant, re-grant, withdraw and flag reports nothing: a record or flag
+// newer than the trail it read sends it to the trail's newer events.
+func TestRecordTrail_VerifyWhileGranting(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *tamperEnv) {
+		ctx := t.Context()
+		done := make(chan error, 1)
+		go func() {
+			var err error
+			defer func() { done <- err }()
+			for i := range 30 {
+				r := &consent.Record{CitizenID: fmt.Sprint("cit_busy", i%3), ClientID: "his-app", Agency: "BYT", Purpose: consent.Purpose{Code: "kham-benh"},
+					Items: []string{"name"}, Method: consent.MethodWebForm, Evidence: "form", ExpiresAt: time.Now().Add(time.Hour), ID: consent.NewID("cns")}
+				if err = e.s.PutRecord(ctx, r, testReceipt); err != nil {
+					return
+				}
+				if i%2 == 0 {
+					if _, err = e.s.WithdrawRecord(ctx, r.CitizenID, r.ID, time.Time{}, testReceipt); err != nil {
+						return
+					}
+				}
+				if i < len(e.victim) {
+					if _, err = e.s.FlagEntry(ctx, "cit_victim", e.victim[i].ID, "not me", time.Time{}); err != nil {
+						return
+					}
+				}
+				if i%10 == 0 {
+					if _, err = e.cp.Commit(ctx); err != nil {
+						return
+					}
+				}
+			}
+		}()
+		for running := true; running; {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+				running = false
+			default:
+			}
+			if r := e.verify(); !r.Intact() {
+				t.Fatalf("verify while granting: %v", r.Broken)
+			}
+		}
+	})
+}
+
+// TestConcurrency_ConsentTrail runs, side by side on PostgreSQL,
+// releases under consent (record row shared, then a citizen's head),
+// re-grants and withdrawals (record row, then the consent trail's head),
+// flags (entry row, then the trail's head) and checkpoints (the trail's
+// head, then citizens' heads): none may fail (deadlock detected), and the
+// result verifies.
+func TestConcurrency_ConsentTrail(t *testing.T) {
+	db := dbtest.Postgres(t)
+	s := migrated(t, db, sqldb.PostgreSQL)
+	ctx := t.Context()
+	signer, verifier := consenttest.Keys(t, "a")
+	cp := &consent.Checkpointer{Store: s, Signer: signer, Verifier: verifier}
+	const citizens = 4
+	var flaggable []*consent.Entry
+	for i := range citizens * 8 {
+		en := &consent.Entry{ID: consent.NewID("log"), CitizenID: fmt.Sprint("cit_", i%citizens), At: time.Now(),
+			Channel: consent.ChannelUserInfo, Outcome: consent.OutcomeReleased}
+		if err := s.Append(ctx, en); err != nil {
+			t.Fatal(err)
+		}
+		flaggable = append(flaggable, en)
+	}
+	grant := func(citizen string) (*consent.Record, error) {
+		r := &consent.Record{ID: consent.NewID("cns"), CitizenID: citizen, ClientID: "his-app", Agency: "BYT", Purpose: consent.Purpose{Code: "kham-benh"},
+			Items: []string{"name"}, Method: consent.MethodWebForm, Evidence: "form", ExpiresAt: time.Now().Add(time.Hour)}
+		return r, s.PutRecord(ctx, r, testReceipt)
+	}
+	run, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		n    = map[string]int{}
+	)
+	loop := func(name string, fn func(i int) error) {
+		wg.Go(func() {
+			for i := 0; run.Err() == nil; i++ {
+				err := fn(i)
+				var refused *consent.RefusedError
+				if errors.As(err, &refused) || errors.Is(err, consent.ErrWithdrawn) || errors.Is(err, consent.ErrNotFound) {
+					err = nil // a withdrawal overtook the release: allowed
+				}
+				mu.Lock()
+				n[name]++
+				if err != nil && run.Err() == nil {
+					errs = append(errs, fmt.Errorf("%s: %w", name, err))
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for w := range 3 {
+		loop("release", func(i int) error {
+			citizen := fmt.Sprint("cit_", (w+i)%citizens)
+			r, err := s.LiveRecord(ctx, citizen, "his-app", "kham-benh")
+			if err != nil {
+				return err
+			}
+			return s.AppendRelease(ctx, &consent.Entry{ID: consent.NewID("log"), CitizenID: citizen, At: time.Now(),
+				Actor: consent.Actor{Agency: "BYT", ClientID: "his-app"}, Channel: consent.ChannelBroker, Items: []string{"name"},
+				Purpose: "kham-benh", Basis: consent.BasisConsent, ConsentID: r.ID, Outcome: consent.OutcomeReleased})
+		})
+	}
+	loop("grant-withdraw", func(i int) error {
+		r, err := grant(fmt.Sprint("cit_", i%citizens))
+		if err != nil || i%2 == 1 {
+			return err
+		}
+		_, err = s.WithdrawRecord(ctx, r.CitizenID, r.ID, time.Time{}, testReceipt)
+		return err
+	})
+	loop("flag", func(i int) error {
+		en := flaggable[i%len(flaggable)] // a second flag changes nothing
+		_, err := s.FlagEntry(ctx, en.CitizenID, en.ID, "not me", time.Time{})
+		return err
+	})
+	loop("checkpoint", func(int) error {
+		_, err := cp.Commit(ctx)
+		return err
+	})
+	wg.Wait()
+	for _, err := range errs {
+		t.Error(err)
+	}
+	t.Logf("operations: %v", n)
+	if _, err := cp.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := consent.Verify(ctx, s, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Intact() {
+		t.Fatalf("after the load: %+v", r.Broken)
 	}
 }
