@@ -303,6 +303,11 @@ func entryLinks(ctx context.Context, s AuditStore, citizen string, idx basisInde
 				}
 			}
 			if bad == "" {
+				if bad, err = flags.itemsProblem(ctx, e); err != nil {
+					return nil, err
+				}
+			}
+			if bad == "" {
 				if bad, err = flags.flagProblem(ctx, e); err != nil {
 					return nil, err
 				}

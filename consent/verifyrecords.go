@@ -5,14 +5,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
-// recordLast is a consent record as its last trail event left it.
+// recordLast is a consent record as its last trail event left it, and
+// the items of each of its versions while it stood.
 type recordLast struct {
-	ev    *RecordEvent
-	seen  bool // its stored row was checked
-	state *RecordState
+	ev       *RecordEvent
+	seen     bool // its stored row was checked
+	state    *RecordState
+	versions []*recordVersion
+}
+
+// recordVersion is one version of a consent record: its items, from the
+// event that made it until the next re-grant or the withdrawal (0 while it
+// stands), in Unix milliseconds. An adopted version's earlier history is
+// unknown.
+type recordVersion struct {
+	items       []string
+	from, until int64
+	adopted     bool
 }
 
 // recordIndex is the consent trail read into each record's last state and
@@ -133,8 +146,75 @@ func (x *recordIndex) apply(e *RecordEvent) string {
 			}
 		}
 	}
-	x.records[e.ConsentID] = &recordLast{ev: e, state: st}
+	var versions []*recordVersion
+	if cur != nil {
+		versions = cur.versions
+		if n := len(versions); n > 0 && versions[n-1].until == 0 {
+			versions[n-1].until = e.At.UnixMilli()
+		}
+	}
+	if e.Action != RecordWithdrawn {
+		versions = append(versions, &recordVersion{items: st.Items, from: e.At.UnixMilli(), adopted: e.Action == RecordAdopted})
+	}
+	x.records[e.ConsentID] = &recordLast{ev: e, state: st, versions: versions}
 	return ""
+}
+
+// itemsProblem says which items a release under consent names that no
+// version of the consent standing at its time (within BasisClockSkew)
+// covered ("" when one did): a release of items widened by hand and the
+// record restored afterwards is found. Releases before an adopted
+// version, whose earlier versions the trail does not know, are not
+// checked.
+func (x *recordIndex) itemsProblem(ctx context.Context, e *Entry) (string, error) {
+	if e.Outcome != OutcomeReleased || e.Basis != BasisConsent || e.ConsentID == "" {
+		return "", nil
+	}
+	for retry := 0; ; retry++ {
+		what := x.versionsProblem(e)
+		if what == "" || retry == 1 {
+			return what, nil
+		}
+		// A re-grant newer than the trail read: read on.
+		if p, err := x.extend(ctx); err != nil || p != nil {
+			if p != nil {
+				return "the consent trail is broken: " + p.Error(), nil
+			}
+			return "", err
+		}
+	}
+}
+
+func (x *recordIndex) versionsProblem(e *Entry) string {
+	l := x.records[e.ConsentID]
+	if l == nil || len(l.versions) == 0 {
+		return "" // verifyRecordTrail reports a record without events
+	}
+	at, skew := e.At.UnixMilli(), BasisClockSkew.Milliseconds()
+	if first := l.versions[0]; first.adopted && at < first.from {
+		return ""
+	}
+	var near *recordVersion
+	for _, v := range l.versions {
+		if at < v.from-skew || (v.until != 0 && at > v.until+skew) {
+			continue
+		}
+		if covers(v.items, e.Items) {
+			return ""
+		}
+		near = v
+	}
+	if near == nil {
+		return "" // outside every version: problem reports the time
+	}
+	var extra []string
+	for _, it := range e.Items {
+		if !slices.Contains(near.items, it) {
+			extra = append(extra, it)
+		}
+	}
+	return fmt.Sprintf("it released %s, which consent %s did not cover at %s (it covered %s)", strings.Join(extra, ", "), e.ConsentID,
+		stamp(e.At), strings.Join(near.items, ", "))
 }
 
 // verifyRecordTrail checks the consent trail: its hash chain and committed

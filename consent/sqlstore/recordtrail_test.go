@@ -393,3 +393,43 @@ func TestConcurrency_ConsentTrail(t *testing.T) {
 		t.Fatalf("after the load: %+v", r.Broken)
 	}
 }
+
+// TestRecordTrail_ReleaseOfItemsWidenedByHand: an operator widens a
+// consent's items by hand, has the broker release them, and restores the
+// record: the release names items no version of the consent covered.
+// Items a re-grant added are covered from the re-grant on.
+func TestRecordTrail_ReleaseOfItemsWidenedByHand(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *tamperEnv) {
+		ctx := t.Context()
+		rec := testRecord(t, e.s, time.Now().Add(-time.Minute), "name")
+		release := func(items ...string) *consent.Entry {
+			t.Helper()
+			en := &consent.Entry{ID: consent.NewID("log"), CitizenID: "cit_1", At: time.Now(),
+				Actor: consent.Actor{Agency: "BYT", ClientID: "his-app"}, Channel: consent.ChannelBroker, Items: items,
+				Purpose: "kham-benh", Basis: consent.BasisConsent, ConsentID: rec.ID, Outcome: consent.OutcomeReleased}
+			if err := e.s.AppendRelease(ctx, en); err != nil {
+				t.Fatal(err)
+			}
+			return en
+		}
+		release("name")
+		e.exec(`UPDATE consent_records SET items = '["name","address"]' WHERE id = $1`, rec.ID)
+		forged := release("name", "address")
+		e.exec(`UPDATE consent_records SET items = '["name"]' WHERE id = $1`, rec.ID)
+		r := e.verify()
+		if r.Intact() || r.Broken.EntryID != forged.ID || !strings.Contains(r.Broken.What, "it released address, which consent "+rec.ID+" did not cover") {
+			t.Fatalf("broken: %v", r.Broken)
+		}
+		e.clear("cit_1")
+		// Honest: a re-grant adds address, and a release of it follows.
+		again := *rec
+		again.Items, again.UpdatedAt = []string{"name", "address"}, time.Time{}
+		if err := e.s.PutRecord(ctx, &again, testReceipt); err != nil {
+			t.Fatal(err)
+		}
+		release("name", "address")
+		if r := e.verify(); !r.Intact() {
+			t.Fatalf("a release after the re-grant: %v", r.Broken)
+		}
+	})
+}
