@@ -153,10 +153,6 @@ func (s *Store) adoptRecords(ctx context.Context) error {
 		case err != nil:
 			return dbErr(op, err)
 		}
-		head, err := s.lockRecordTrail(ctx, q, op)
-		if err != nil {
-			return err
-		}
 		rows, err := q.QueryContext(ctx, `SELECT `+recordColumns+` FROM consent_records
 			WHERE id NOT IN (SELECT consent_id FROM consent_record_trail) ORDER BY updated_at, id`)
 		if err != nil {
@@ -198,9 +194,15 @@ func (s *Store) adoptRecords(ctx context.Context) error {
 		if err := rows.Err(); err != nil {
 			return dbErr(op, err)
 		}
-		for _, e := range events {
-			if head, err = s.appendRecordEvent(ctx, q, op, head, e); err != nil {
+		if len(events) > 0 {
+			head, err := s.lockRecordTrail(ctx, q, op)
+			if err != nil {
 				return err
+			}
+			for _, e := range events {
+				if head, err = s.appendRecordEvent(ctx, q, op, head, e); err != nil {
+					return err
+				}
 			}
 		}
 		_, err = q.ExecContext(ctx, `DELETE FROM consent_record_adopt`)
