@@ -64,7 +64,8 @@ type AuditStore interface {
 	// CitizenLeaves pages one citizen's leaves with Seq > after, by Seq.
 	CitizenLeaves(ctx context.Context, citizenID string, after int64, limit int) ([]Leaf, error)
 	// Citizens pages the citizens that have entries, a chain head or
-	// leaves, in byte order after after (never BasisTrailChain).
+	// leaves, in byte order after after (never BasisTrailChain or
+	// RecordTrailChain).
 	Citizens(ctx context.Context, after string, limit int) ([]string, error)
 	// Chain pages a citizen's entries with Seq > after, by Seq, as stored
 	// (nothing checked).
@@ -80,4 +81,12 @@ type AuditStore interface {
 	// GetRecord returns a consent record (RecordStore.GetRecord): verify
 	// checks each release under consent against the record it names.
 	GetRecord(ctx context.Context, citizenID, id string) (*Record, error)
+	// RecordTrail pages the consent trail with Seq > after, by Seq, as
+	// stored (nothing checked). Its head is ChainHead(RecordTrailChain).
+	RecordTrail(ctx context.Context, after int64, limit int) ([]*RecordEvent, error)
+	// Records pages every citizen's consent records by id, after after.
+	Records(ctx context.Context, after string, limit int) ([]*Record, error)
+	// GetEntry returns one access-log entry (LogStore.GetEntry): verify
+	// rereads an entry whose flag the trail names.
+	GetEntry(ctx context.Context, citizenID, id string) (*Entry, error)
 }

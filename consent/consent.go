@@ -205,7 +205,9 @@ type RecordStore interface {
 	// notice, method, evidence, UpdatedAt and ExpiresAt and increments its
 	// Version; r is updated to what was stored (ID, Version, GrantedAt).
 	// sign is called inside the same transaction with the stored record and
-	// returns the receipt to keep with it: a failure stores nothing.
+	// returns the receipt to keep with it: a failure stores nothing. The
+	// grant's event (RecordGranted or RecordRegranted) is appended to the
+	// consent trail in that transaction.
 	PutRecord(ctx context.Context, r *Record, sign func(*Record) (*Receipt, error)) error
 	// LiveRecord returns the record for citizen, client and purpose that is
 	// not withdrawn (it may have expired); ErrNotFound when there is none.
@@ -215,8 +217,9 @@ type RecordStore interface {
 	GetRecord(ctx context.Context, citizenID, id string) (*Record, error)
 	// ListRecords pages a citizen's records, newest grant first.
 	ListRecords(ctx context.Context, q RecordQuery) ([]*Record, string, error)
-	// WithdrawRecord sets WithdrawnAt and keeps the receipt sign returns, in
-	// one transaction. ErrNotFound for another citizen's record; ErrWithdrawn
+	// WithdrawRecord sets WithdrawnAt, keeps the receipt sign returns and
+	// appends the RecordWithdrawn event to the consent trail, in one
+	// transaction. ErrNotFound for another citizen's record; ErrWithdrawn
 	// when it was already withdrawn (the first time is kept).
 	WithdrawRecord(ctx context.Context, citizenID, id string, at time.Time, sign func(*Record) (*Receipt, error)) (*Record, error)
 	// Receipts lists a record's receipts, oldest first.

@@ -96,8 +96,9 @@ type Entry struct {
 	Prev []byte
 	Hash []byte
 
-	// The citizen's "this wasn't me": outside the hash, the only thing
-	// about an entry that may change.
+	// The citizen's "this wasn't me": outside the entry's hash, the only
+	// thing about an entry that may change; setting it appends an event to
+	// the consent trail (RecordTrailChain), which verify checks it against.
 	FlaggedAt *time.Time
 	FlagNote  string
 }
@@ -208,6 +209,7 @@ type LogStore interface {
 	// GetEntry returns one entry of the citizen's; ErrNotFound for another's.
 	GetEntry(ctx context.Context, citizenID, id string) (*Entry, error)
 	// FlagEntry records "this wasn't me" once (a second flag keeps the
-	// first) and returns the entry.
+	// first), with its EntryFlagged event on the consent trail in the same
+	// transaction, and returns the entry.
 	FlagEntry(ctx context.Context, citizenID, id, note string, at time.Time) (*Entry, error)
 }

@@ -26,7 +26,10 @@ type Problem struct {
 	// BasisID is the legal basis involved, if any (CitizenID is then
 	// BasisTrailChain for a trail event).
 	BasisID string `json:"basis_id,omitempty"`
-	What    string `json:"what"`
+	// ConsentID is the consent record involved, if any (CitizenID is then
+	// RecordTrailChain for a consent trail event).
+	ConsentID string `json:"consent_id,omitempty"`
+	What      string `json:"what"`
 }
 
 func (p *Problem) Error() string {
@@ -35,9 +38,11 @@ func (p *Problem) Error() string {
 	switch {
 	case p.CitizenID == BasisTrailChain:
 		b.WriteString(": legal-basis trail")
+	case p.CitizenID == RecordTrailChain:
+		b.WriteString(": consent trail")
 	case p.CitizenID != "":
 		fmt.Fprintf(&b, ": citizen %s", p.CitizenID)
-	case p.BasisID != "":
+	case p.BasisID != "" || p.ConsentID != "":
 		b.WriteString(":")
 	}
 	if p.Seq != 0 {
@@ -48,6 +53,9 @@ func (p *Problem) Error() string {
 	}
 	if p.BasisID != "" {
 		fmt.Fprintf(&b, " basis %s", p.BasisID)
+	}
+	if p.ConsentID != "" {
+		fmt.Fprintf(&b, " consent %s", p.ConsentID)
 	}
 	if p.Leaf != nil {
 		fmt.Fprintf(&b, " leaf %d", *p.Leaf)
@@ -65,11 +73,15 @@ type Report struct {
 	Entries  int64 `json:"entries"`
 	Leaves   int64 `json:"leaves"`
 	// BasisEvents and LegalBases count the legal bases' trail and rows.
-	BasisEvents int64  `json:"basis_events"`
-	LegalBases  int64  `json:"legal_bases"`
-	Checkpoints int64  `json:"checkpoints"`
-	TreeSize    int64  `json:"tree_size"`
-	Root        string `json:"root,omitempty"` // base64, of the last checkpoint
+	BasisEvents int64 `json:"basis_events"`
+	LegalBases  int64 `json:"legal_bases"`
+	// RecordEvents and Records count the consent trail (grants,
+	// withdrawals and flags) and the consent records.
+	RecordEvents int64  `json:"record_events"`
+	Records      int64  `json:"records"`
+	Checkpoints  int64  `json:"checkpoints"`
+	TreeSize     int64  `json:"tree_size"`
+	Root         string `json:"root,omitempty"` // base64, of the last checkpoint
 	// LastCheckpointSize and LastCheckpointAt are the newest checkpoint's
 	// size and time: how much of the log is signed, and since when.
 	LastCheckpointSize int64      `json:"last_checkpoint_size"`
@@ -87,9 +99,11 @@ func (r *Report) Intact() bool { return r.Broken == nil }
 
 const verifyPage = 1000
 
-// Verify checks the whole access log: every citizen's chain (each Hash
-// recomputed, each Prev the previous Hash, Seq from 1 without gaps, the
-// stored head at an entry of the chain), every committed leaf against the
+// Verify checks the whole access log: the legal bases' and the consent
+// trails and the rows they back (verifyTrail, verifyRecordTrail), every
+// citizen's chain (each Hash recomputed, each Prev the previous Hash, Seq
+// from 1 without gaps, the stored head at an entry of the chain, each
+// flag against its consent trail event), every committed leaf against the
 // entry it names, and every checkpoint (its signature by v, and its root
 // against the tree recomputed from the leaves). It stops at the first
 // problem, in citizen and seq order, then in tree order. The error is for
@@ -97,11 +111,17 @@ const verifyPage = 1000
 //
 // Verify may run while the platform appends: it reads each chain's head
 // before its entries and the last checkpoint before the leaves, and
-// checks only what those name.
+// checks only what those name; a record or flag that seems to have no
+// event rereads the consent trail's newer events first.
 func Verify(ctx context.Context, s AuditStore, v note.Verifier) (*Report, error) {
 	r := &Report{}
 	idx := basisIndex{}
 	if p, err := verifyTrail(ctx, s, r, idx); err != nil || p != nil {
+		r.Broken = p
+		return r, err
+	}
+	recs := newRecordIndex(s)
+	if p, err := verifyRecordTrail(ctx, s, r, recs); err != nil || p != nil {
 		r.Broken = p
 		return r, err
 	}
@@ -113,7 +133,7 @@ func Verify(ctx context.Context, s AuditStore, v note.Verifier) (*Report, error)
 		}
 		for _, c := range citizens {
 			r.Citizens++
-			if p, err := verifyChain(ctx, s, c, r, idx); err != nil || p != nil {
+			if p, err := verifyChain(ctx, s, c, r, idx, recs); err != nil || p != nil {
 				r.Broken = p
 				return r, err
 			}
@@ -122,6 +142,10 @@ func Verify(ctx context.Context, s AuditStore, v note.Verifier) (*Report, error)
 			break
 		}
 		after = citizens[len(citizens)-1]
+	}
+	if p, err := recs.unmatchedFlags(ctx); err != nil || p != nil {
+		r.Broken = p
+		return r, err
 	}
 	p, err := verifyTree(ctx, s, v, r)
 	r.Broken = p
@@ -258,7 +282,7 @@ type link struct {
 	bad, basisID string
 }
 
-func entryLinks(ctx context.Context, s AuditStore, citizen string, idx basisIndex) func(after int64) ([]link, error) {
+func entryLinks(ctx context.Context, s AuditStore, citizen string, idx basisIndex, flags *recordIndex) func(after int64) ([]link, error) {
 	recs := &consentRecords{s: s, got: map[string]*Record{}}
 	return func(after int64) ([]link, error) {
 		page, err := s.Chain(ctx, citizen, after, verifyPage)
@@ -271,14 +295,25 @@ func entryLinks(ctx context.Context, s AuditStore, citizen string, idx basisInde
 			if v == 0 {
 				v = 1
 			}
-			bad := idx.entryProblem(e)
+			bad, basisID := idx.entryProblem(e), e.BasisID
 			if bad == "" {
+				basisID = ""
 				if bad, err = recs.problem(ctx, e); err != nil {
 					return nil, err
 				}
 			}
+			if bad == "" {
+				if bad, err = flags.itemsProblem(ctx, e); err != nil {
+					return nil, err
+				}
+			}
+			if bad == "" {
+				if bad, err = flags.flagProblem(ctx, e); err != nil {
+					return nil, err
+				}
+			}
 			out[i] = link{owner: e.CitizenID, seq: e.Seq, id: e.ID, prev: e.Prev, hash: e.Hash, want: e.ComputeHash(), v: v,
-				bad: bad, basisID: e.BasisID}
+				bad: bad, basisID: basisID}
 		}
 		return out, nil
 	}
@@ -299,7 +334,8 @@ type consentRecords struct {
 // logged with the client's current agency, which may have changed since
 // the grant), have been granted by the entry's time and not withdrawn
 // before it, within BasisClockSkew. Items are not compared: the record
-// keeps only its latest grant's. Records are never deleted, so this holds
+// keeps only its latest grant's (verifyRecordTrail has checked that the
+// record is what the consent trail last says). Records are never deleted, so this holds
 // for entries of every hash form.
 func (c *consentRecords) problem(ctx context.Context, e *Entry) (string, error) {
 	if e.Outcome != OutcomeReleased || e.Basis != BasisConsent {
@@ -333,8 +369,8 @@ func (c *consentRecords) problem(ctx context.Context, e *Entry) (string, error) 
 
 // verifyChain walks one citizen's chain with its leaves beside it, and
 // checks each release's legal basis against the trail (idx).
-func verifyChain(ctx context.Context, s AuditStore, citizen string, r *Report, idx basisIndex) (*Problem, error) {
-	return verifyLinks(ctx, s, citizen, entryLinks(ctx, s, citizen, idx), func() { r.Entries++ })
+func verifyChain(ctx context.Context, s AuditStore, citizen string, r *Report, idx basisIndex, flags *recordIndex) (*Problem, error) {
+	return verifyLinks(ctx, s, citizen, entryLinks(ctx, s, citizen, idx, flags), func() { r.Entries++ })
 }
 
 // verifyLinks walks one chain (read pages it by seq) with its committed

@@ -81,7 +81,7 @@ func (s *Store) CommitHeads(ctx context.Context, limit int, build consent.BuildF
 				return err
 			}
 		}
-		if err := s.lockTrailHead(ctx, q, op, c.Leaves); err != nil {
+		if err := s.lockTrailHeads(ctx, q, op, c.Leaves); err != nil {
 			return err
 		}
 		if err := markCommitted(ctx, q, op, c.Leaves); err != nil {
@@ -176,8 +176,10 @@ func pendingHeads(ctx context.Context, q sqldb.Querier, op string, limit int) ([
 	return out, dbErr(op, rows.Err())
 }
 
-// lockTrailHead takes, on PostgreSQL, the legal-basis trail's head row
-// before markCommitted updates the heads, when the trail is among them.
+// lockTrailHeads takes, on PostgreSQL, the legal-basis trail's head row,
+// then the consent trail's, before markCommitted updates the heads, when
+// a trail is among them (the consent trail's lock order is the same:
+// record row -> consent trail head, in grants, withdrawals and flags).
 // The lock order on heads and bases is:
 //
 //	trail head -> basis row        (put, amend, revoke: bases.go)
@@ -192,15 +194,23 @@ func pendingHeads(ctx context.Context, q sqldb.Querier, op string, limit int) ([
 // puts the checkpoint behind any change of a basis; an append takes a
 // citizen head last and then waits for nothing, so there is no cycle.
 // SQLite serialises writers (BEGIN IMMEDIATE) and needs no lock.
-func (s *Store) lockTrailHead(ctx context.Context, q sqldb.Querier, op string, leaves []consent.Leaf) error {
-	if s.d != sqldb.PostgreSQL || !slices.ContainsFunc(leaves, func(l consent.Leaf) bool { return l.CitizenID == consent.BasisTrailChain }) {
+func (s *Store) lockTrailHeads(ctx context.Context, q sqldb.Querier, op string, leaves []consent.Leaf) error {
+	if s.d != sqldb.PostgreSQL {
 		return nil
 	}
-	rows, err := q.QueryContext(ctx, `SELECT citizen_id FROM consent_chain_heads WHERE citizen_id = $1 FOR UPDATE`, consent.BasisTrailChain)
-	if err != nil {
-		return dbErr(op, err)
+	for _, chain := range []string{consent.BasisTrailChain, consent.RecordTrailChain} {
+		if !slices.ContainsFunc(leaves, func(l consent.Leaf) bool { return l.CitizenID == chain }) {
+			continue
+		}
+		rows, err := q.QueryContext(ctx, `SELECT citizen_id FROM consent_chain_heads WHERE citizen_id = $1 FOR UPDATE`, chain)
+		if err != nil {
+			return dbErr(op, err)
+		}
+		if err := errors.Join(rows.Close(), rows.Err()); err != nil {
+			return dbErr(op, err)
+		}
 	}
-	return dbErr(op, errors.Join(rows.Close(), rows.Err()))
+	return nil
 }
 
 // markCommitted records the seq each leaf committed beside its head and
@@ -400,7 +410,7 @@ func (s *Store) LatestCitizenLeaf(ctx context.Context, citizenID string, below i
 }
 
 // Citizens pages the citizens with entries, a head or leaves (the
-// legal-basis trail's head is not a citizen's).
+// legal-basis and consent trails' heads are not citizens').
 func (s *Store) Citizens(ctx context.Context, after string, limit int) ([]string, error) {
 	const op = "list audited citizens"
 	if err := checkText(op, "after", after, maxID); err != nil {
@@ -409,10 +419,10 @@ func (s *Store) Citizens(ctx context.Context, after string, limit int) ([]string
 	// Each part reads its index from after and stops at limit, so a page
 	// costs the same at the end of a large log as at its start.
 	rows, err := s.db.QueryContext(ctx, `SELECT citizen_id FROM (
-			SELECT citizen_id FROM (SELECT DISTINCT citizen_id FROM consent_log WHERE citizen_id > $1 AND citizen_id <> $3 ORDER BY citizen_id LIMIT $2) l
-			UNION SELECT citizen_id FROM (SELECT citizen_id FROM consent_chain_heads WHERE citizen_id > $1 AND citizen_id <> $3 ORDER BY citizen_id LIMIT $2) h
-			UNION SELECT citizen_id FROM (SELECT DISTINCT citizen_id FROM consent_tree_leaves WHERE citizen_id > $1 AND citizen_id <> $3 ORDER BY citizen_id LIMIT $2) t
-		) c ORDER BY citizen_id LIMIT $2`, after, clampLimit(limit), consent.BasisTrailChain)
+			SELECT citizen_id FROM (SELECT DISTINCT citizen_id FROM consent_log WHERE citizen_id > $1 AND citizen_id <> $3 AND citizen_id <> $4 ORDER BY citizen_id LIMIT $2) l
+			UNION SELECT citizen_id FROM (SELECT citizen_id FROM consent_chain_heads WHERE citizen_id > $1 AND citizen_id <> $3 AND citizen_id <> $4 ORDER BY citizen_id LIMIT $2) h
+			UNION SELECT citizen_id FROM (SELECT DISTINCT citizen_id FROM consent_tree_leaves WHERE citizen_id > $1 AND citizen_id <> $3 AND citizen_id <> $4 ORDER BY citizen_id LIMIT $2) t
+		) c ORDER BY citizen_id LIMIT $2`, after, clampLimit(limit), consent.BasisTrailChain, consent.RecordTrailChain)
 	if err != nil {
 		return nil, dbErr(op, err)
 	}

@@ -23,7 +23,7 @@ import (
 // needs the update to meet a citizen's head before the trail's, which
 // depends on PostgreSQL's plan and the rows' places, so this test guards
 // against regressions rather than reproducing the cycle at will: the lock
-// order itself is argued at Store.lockTrailHead.
+// order itself is argued at Store.lockTrailHeads.
 func TestConcurrency_ReleaseAmendCheckpoint(t *testing.T) {
 	db := dbtest.Postgres(t)
 	s := migrated(t, db, sqldb.PostgreSQL)

@@ -106,7 +106,7 @@ func checkEntry(op string, e *consent.Entry) error {
 	if err := checkOnBehalf(op, "on behalf", e.OnBehalf); err != nil {
 		return err
 	}
-	if e.CitizenID == consent.BasisTrailChain {
+	if e.CitizenID == consent.BasisTrailChain || e.CitizenID == consent.RecordTrailChain {
 		return invalid(op, "the citizen id is reserved")
 	}
 	if e.Names != nil {
@@ -453,7 +453,9 @@ func (s *Store) GetEntry(ctx context.Context, citizenID, id string) (*consent.En
 const maxFlagNote = 2000
 
 // FlagEntry records the citizen's "this wasn't me" once: the first flag
-// and its note are kept.
+// and its note are kept. The flag's event goes to the consent trail in
+// the same transaction, so a flag erased or edited later is found by
+// onedoor audit verify.
 func (s *Store) FlagEntry(ctx context.Context, citizenID, id, note string, at time.Time) (*consent.Entry, error) {
 	const op = "flag log entry"
 	if err := checkID(op, "citizen", citizenID); err != nil {
@@ -468,9 +470,26 @@ func (s *Store) FlagEntry(ctx context.Context, citizenID, id, note string, at ti
 	if at.IsZero() {
 		at = s.clock()
 	}
-	if _, err := s.db.ExecContext(ctx, `UPDATE consent_log SET flagged_at = $1, flag_note = $2
-		WHERE id = $3 AND citizen_id = $4 AND flagged_at IS NULL`, sqldb.MS(at), note, id, citizenID); err != nil {
-		return nil, dbErr(op, err)
+	at = at.UTC().Truncate(time.Millisecond)
+	err := s.inTx(ctx, op, func(q sqldb.Querier) error {
+		res, err := q.ExecContext(ctx, `UPDATE consent_log SET flagged_at = $1, flag_note = $2
+			WHERE id = $3 AND citizen_id = $4 AND flagged_at IS NULL`, sqldb.MS(at), note, id, citizenID)
+		if err != nil {
+			return dbErr(op, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return dbErr(op, err) // flagged before, or not the citizen's: nothing to record
+		}
+		head, err := s.lockRecordTrail(ctx, q, op)
+		if err != nil {
+			return err
+		}
+		_, err = s.appendRecordEvent(ctx, q, op, head, &consent.RecordEvent{At: at, Action: consent.EntryFlagged, CitizenID: citizenID,
+			EntryID: id, Note: consent.Sum(note)})
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	e, err := s.GetEntry(ctx, citizenID, id)
 	if err != nil {

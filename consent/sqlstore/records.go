@@ -135,10 +135,11 @@ func (s *Store) putRecord(ctx context.Context, op string, r *consent.Record, sig
 	st.GrantedAt = st.GrantedAt.UTC().Truncate(time.Millisecond)
 	st.ExpiresAt = st.ExpiresAt.UTC().Truncate(time.Millisecond)
 	err := s.inTx(ctx, op, func(q sqldb.Querier) error {
+		action := consent.RecordRegranted
 		cur, err := s.liveRecord(ctx, q, op, st.CitizenID, st.ClientID, st.Purpose.Code, true)
 		switch {
 		case errors.Is(err, consent.ErrNotFound):
-			st.Version = 1
+			st.Version, action = 1, consent.RecordGranted
 			_, err = q.ExecContext(ctx, `INSERT INTO consent_records (`+recordColumns+`)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, NULL, $18)`,
 				st.ID, st.CitizenID, st.ClientID, st.Agency, st.Recipient, st.Purpose.Code, st.Purpose.Text,
@@ -162,7 +163,13 @@ func (s *Store) putRecord(ctx context.Context, op string, r *consent.Record, sig
 		}
 		view := st
 		view.Items, view.Declined = slices.Clone(st.Items), slices.Clone(st.Declined)
-		return s.keepReceipt(ctx, q, op, &view, consent.ReceiptGranted, sign)
+		rc, err := s.keepReceipt(ctx, q, op, &view, consent.ReceiptGranted, sign)
+		if err != nil {
+			return err
+		}
+		// The grant's event, in the grant's transaction: the record as
+		// stored is what the consent trail (and so the checkpoints) says.
+		return s.recordEvent(ctx, q, op, action, st.UpdatedAt, &st, rc)
 	})
 	if err != nil {
 		return nil, err
@@ -171,15 +178,16 @@ func (s *Store) putRecord(ctx context.Context, op string, r *consent.Record, sig
 }
 
 // keepReceipt calls sign with the stored record and inserts the receipt it
-// returns; a signer's failure comes out as is and rolls everything back.
+// returns, and returns it; a signer's failure comes out as is and rolls
+// everything back.
 func (s *Store) keepReceipt(ctx context.Context, q sqldb.Querier, op string, r *consent.Record, kind consent.ReceiptKind,
-	sign func(*consent.Record) (*consent.Receipt, error)) error {
+	sign func(*consent.Record) (*consent.Receipt, error)) (*consent.Receipt, error) {
 	rc, err := sign(r)
 	if err != nil {
-		return &callerError{err: err}
+		return nil, &callerError{err: err}
 	}
 	if rc == nil || rc.JWS == "" {
-		return invalid(op, "the signer returned no receipt")
+		return nil, invalid(op, "the signer returned no receipt")
 	}
 	if rc.ID == "" {
 		rc.ID = consent.NewID("rcpt")
@@ -196,14 +204,17 @@ func (s *Store) keepReceipt(ctx context.Context, q sqldb.Querier, op string, r *
 	}
 	rc.CreatedAt = rc.CreatedAt.UTC().Truncate(time.Millisecond)
 	if err := checkID(op, "receipt id", rc.ID); err != nil {
-		return err
+		return nil, err
 	}
 	if err := checkText(op, "receipt", rc.JWS, maxEvidence); err != nil {
-		return err
+		return nil, err
 	}
 	_, err = q.ExecContext(ctx, `INSERT INTO consent_receipts (id, consent_id, citizen_id, kind, version, jws, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`, rc.ID, rc.ConsentID, rc.CitizenID, string(rc.Kind), rc.Version, rc.JWS, sqldb.MS(rc.CreatedAt))
-	return dbErr(op, err)
+	if err != nil {
+		return nil, dbErr(op, err)
+	}
+	return rc, nil
 }
 
 func (s *Store) liveRecord(ctx context.Context, q sqldb.Querier, op, citizenID, clientID, purpose string, lock bool) (*consent.Record, error) {
@@ -342,7 +353,7 @@ func (s *Store) WithdrawRecord(ctx context.Context, citizenID, id string, at tim
 			kept = rc // keepReceipt completes it in place
 			return rc, err
 		}
-		if err := s.keepReceipt(ctx, q, op, &view, consent.ReceiptWithdrawn, keep); err != nil {
+		if _, err := s.keepReceipt(ctx, q, op, &view, consent.ReceiptWithdrawn, keep); err != nil {
 			return err
 		}
 		if s.withdrawHook != nil {
@@ -352,6 +363,11 @@ func (s *Store) WithdrawRecord(ctx context.Context, citizenID, id string, at tim
 			if err := s.withdrawHook(ctx, q, &hv, &rc); err != nil {
 				return dbErr(op+": withdraw hook", err)
 			}
+		}
+		// The withdrawal's event, last (the consent trail's head is held
+		// only for its insert).
+		if err := s.recordEvent(ctx, q, op, consent.RecordWithdrawn, at, r, kept); err != nil {
+			return err
 		}
 		out = r
 		return nil

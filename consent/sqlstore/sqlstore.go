@@ -81,7 +81,10 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err := m.Migrate(ctx, migs, 0); err != nil {
 		return dbErr("migrate consent store", err)
 	}
-	return s.adoptBases(ctx)
+	if err := s.adoptBases(ctx); err != nil {
+		return err
+	}
+	return s.adoptRecords(ctx)
 }
 
 // CheckSchema reports whether the database holds exactly this binary's

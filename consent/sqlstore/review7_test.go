@@ -1,0 +1,326 @@
+package sqlstore_test
+
+// Review findings (branch review7): each test states what an outsider or
+// an operator with SQL access can do today and fails until it is fixed.
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/onedoor/onedoor/consent"
+	"github.com/onedoor/onedoor/consent/consenttest"
+	"github.com/onedoor/onedoor/consent/sqlstore"
+)
+
+// TestReview_ConsentRecordRewrittenByHand: consent records have no trail
+// and verify never compares them with their signed receipts. An operator
+// who un-withdraws a citizen's consent and widens its items by SQL can
+// then have the broker release the widened items, and `onedoor audit
+// verify` still reports the log intact, although the withdrawal receipt
+// (and the grant receipt naming only "name") are stored beside it.
+func TestReview_ConsentRecordRewrittenByHand(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *tamperEnv) {
+		ctx := t.Context()
+		rec := testRecord(t, e.s, time.Now().Add(-time.Minute), "name")
+		if _, err := e.s.WithdrawRecord(ctx, "cit_1", rec.ID, time.Time{}, testReceipt); err != nil {
+			t.Fatal(err)
+		}
+		// The operator rewrites the citizen's consent history.
+		e.exec(`UPDATE consent_records SET withdrawn_at = NULL, items = $1 WHERE id = $2`, `["name","address"]`, rec.ID)
+
+		// The store now releases under the withdrawn consent, items the
+		// citizen never agreed to included.
+		en := &consent.Entry{ID: consent.NewID("log"), CitizenID: "cit_1", At: time.Now(),
+			Actor: consent.Actor{Agency: "BYT", ClientID: "his-app"}, Channel: consent.ChannelBroker, Items: []string{"name", "address"},
+			Purpose: "kham-benh", Basis: consent.BasisConsent, ConsentID: rec.ID, Outcome: consent.OutcomeReleased}
+		if err := e.s.AppendRelease(ctx, en); err != nil {
+			t.Fatalf("release refused (the rewrite was noticed): %v", err)
+		}
+		if _, err := e.cp.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		r := e.verify()
+		if r.Intact() {
+			t.Fatalf("audit verify reports intact after consent %s was un-withdrawn and widened by hand and released under", rec.ID)
+		}
+		// The report names the record and what was changed.
+		if p := r.Broken; p.ConsentID != rec.ID || !strings.Contains(p.What, "items") || !strings.Contains(p.What, "withdrawal") {
+			t.Errorf("broken: %v, want consent %s's items and withdrawal named", p, rec.ID)
+		}
+	})
+}
+
+// TestReview_FlagErasedByHand: the citizen's "this wasn't me" lives
+// outside every hash and checkpoint: an operator who clears it (the
+// evidence that a release was disputed) is not noticed by verify.
+func TestReview_FlagErasedByHand(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *tamperEnv) {
+		ctx := t.Context()
+		id := e.victim[1].ID
+		if _, err := e.s.FlagEntry(ctx, "cit_victim", id, "not me", time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		e.exec(`UPDATE consent_log SET flagged_at = NULL, flag_note = '' WHERE id = $1`, id)
+		r := e.verify()
+		if r.Intact() {
+			t.Fatalf("audit verify reports intact after the citizen's flag on %s was erased by hand", id)
+		}
+		if p := r.Broken; p.EntryID != id || !strings.Contains(p.What, "flag was erased") {
+			t.Errorf("broken: %v, want entry %s's erased flag", p, id)
+		}
+	})
+}
+
+// TestReview_CheckpointStarvesLaterCitizens: a checkpoint commits the
+// pending heads in citizen-id order up to its batch (pendingHeads: ORDER
+// BY citizen_id LIMIT batch). While more citizens whose ids sort first
+// keep moving than one batch holds (default 5000 a minute a replica), a
+// citizen whose id sorts last is never committed: their entries stay
+// outside every signed checkpoint (an operator may rewrite them unseen)
+// and their app gets no inclusion proof. Batch 1 and two citizens show it.
+func TestReview_CheckpointStarvesLaterCitizens(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			ctx := t.Context()
+			db, d := be.open(t)
+			s := migrated(t, db, d)
+			signer, verifier := consenttest.Keys(t, "a")
+			cp := &consent.Checkpointer{Store: s, Signer: signer, Verifier: verifier, Batch: 1}
+			appendFor := func(citizen string) {
+				t.Helper()
+				if err := s.Append(ctx, &consent.Entry{ID: consent.NewID("log"), CitizenID: citizen, At: time.Now(),
+					Channel: consent.ChannelUserInfo, Outcome: consent.OutcomeReleased}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			appendFor("cit_z_quiet") // one release, then nothing
+			for range 10 {
+				appendFor("cit_a_busy") // a busy citizen (or one batch's worth of them) moves each interval
+				if _, err := cp.Commit(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			leaves, err := s.CitizenLeaves(ctx, "cit_z_quiet", 0, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(leaves) == 0 {
+				t.Errorf("after 10 checkpoints cit_z_quiet's entry is still in none: later citizens starve while earlier ones keep moving")
+			}
+		})
+	}
+}
+
+// countingStore counts the checkpoint look-ups a published checkpoint
+// costs.
+type countingStore struct {
+	*sqlstore.Store
+	checkpointAt int
+}
+
+func (c *countingStore) CheckpointAt(ctx context.Context, size int64) (*consent.Checkpoint, error) {
+	c.checkpointAt++
+	return c.Store.CheckpointAt(ctx, size)
+}
+
+// TestReview_PublishedCheckpointScansHistory: with a witness that never
+// cosigns (misconfigured key or origin: 403 forever) and a quorum that
+// needs it, every unauthenticated GET /audit/v1/checkpoint and every GET
+// /v1/access-log/proof runs Published.Checkpoint's full scan: all
+// cosignatures ever stored, and one CheckpointAt query per checkpoint
+// size (one a minute per replica: ~525,000 after a year), before it
+// answers 404. No server-side cache bounds it. 40 checkpoints here cost
+// 40 queries per request; the work should not grow with history.
+func TestReview_PublishedCheckpointScansHistory(t *testing.T) {
+	ctx := t.Context()
+	db, d := backends[0].open(t)
+	s := &countingStore{Store: migrated(t, db, d)}
+	signer, verifier := consenttest.Keys(t, "a")
+	cp := &consent.Checkpointer{Store: s, Signer: signer, Verifier: verifier}
+	witness := func(name string) (*consent.Witness, ed25519.PrivateKey) {
+		pub, priv, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := consent.NewWitness(name, pub, "https://"+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w, priv
+	}
+	up, upKey := witness("up.example")
+	down, _ := witness("down.example")
+	const checkpoints = 40
+	for i := range checkpoints {
+		if err := s.Append(ctx, &consent.Entry{ID: consent.NewID("log"), CitizenID: fmt.Sprint("cit_", i), At: time.Now(),
+			Channel: consent.ChannelUserInfo, Outcome: consent.OutcomeReleased}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := cp.Commit(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The reachable witness cosigns each checkpoint.
+		at := time.Now().Truncate(time.Second)
+		msg := fmt.Appendf(nil, "cosignature/v1\ntime %d\n%s\n%d\n%s\n", at.Unix(), consent.CheckpointOrigin, c.Size,
+			base64.StdEncoding.EncodeToString(c.Root))
+		sig := binary.BigEndian.AppendUint64(nil, uint64(at.Unix())) // #nosec G115 -- a current time is positive
+		sig = append(sig, ed25519.Sign(upKey, msg)...)
+		cs := &consent.Cosignature{Witness: up.Name, KeyHash: up.KeyHash, Size: c.Size, Root: c.Root, SignedAt: at.UTC(), Signature: sig}
+		if !cs.Verify(up) {
+			t.Fatal("test cosignature does not verify")
+		}
+		if err := s.AddCosignature(ctx, cs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.checkpointAt = 0
+	_, _, err := (&consent.Published{Store: s, Witnesses: []*consent.Witness{up, down}, Quorum: 2}).Checkpoint(ctx)
+	if !errors.Is(err, consent.ErrNotFound) {
+		t.Fatalf("published checkpoint: %v, want ErrNotFound (no quorum)", err)
+	}
+	if s.checkpointAt > 2 {
+		t.Errorf("one request for the published checkpoint made %d checkpoint queries (one per checkpoint ever made)", s.checkpointAt)
+	}
+}
+
+type fakeJWS struct{}
+
+func (fakeJWS) SignJWS(context.Context, string, map[string]any) (string, error) { return "h.p.s", nil }
+
+// TestReview_TokenReleaseNotRecheckedAtAppend: the broker appends with
+// AppendRelease, which rechecks the consent under a row lock, but the
+// IdP's ID token and userinfo releases (idp/web/release.go logRelease)
+// append with Service.Log, which checks nothing. A withdrawal that commits
+// between ConsentPolicy.Released's check and the append is not seen: the
+// claims leave after the citizen's withdrawal, logged as a release under
+// the withdrawn consent. Here the withdrawal lands while the entry is
+// being built (ActorNames, the step just before the append).
+func TestReview_TokenReleaseNotRecheckedAtAppend(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			ctx := t.Context()
+			db, d := be.open(t)
+			s := migrated(t, db, d)
+			svc := &consent.Service{Store: s, Signer: fakeJWS{}, Issuer: "https://id.example"}
+			rec, _, err := svc.Grant(ctx, &consent.Record{CitizenID: "cit_1", ClientID: "his-app", Agency: "BYT",
+				Purpose: consent.Purpose{Code: "kham-benh"}, Items: []string{"name"}, Method: consent.MethodWebForm, Evidence: "form"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			withdrawn := false
+			svc.ActorNames = func(ctx context.Context, _ consent.Actor) (*consent.Names, error) {
+				if !withdrawn {
+					withdrawn = true
+					if _, _, err := svc.Withdraw(ctx, "cit_1", rec.ID); err != nil {
+						return nil, err
+					}
+				}
+				return nil, nil
+			}
+			req := consent.Request{CitizenID: "cit_1", Actor: consent.Actor{Agency: "BYT", ClientID: "his-app"}, Channel: consent.ChannelUserInfo,
+				Purpose: "kham-benh", Items: []string{"name"}, ConsentID: rec.ID}
+			_, err = svc.Log(ctx, req, &consent.Decision{Basis: consent.BasisConsent, ConsentID: rec.ID}, consent.OutcomeReleased)
+			if !withdrawn {
+				t.Fatal("the withdrawal did not run")
+			}
+			if err == nil {
+				t.Errorf("a userinfo release under consent %s was logged (and the claims would leave) after its withdrawal committed", rec.ID)
+			}
+		})
+	}
+}
+
+type noRegistry struct{}
+
+func (noRegistry) Read(context.Context, string, []string) (map[string]consent.Value, error) {
+	return map[string]consent.Value{}, nil
+}
+
+// TestReview_RefusalFloodByInventedPurposes: refusals are coalesced per
+// citizen, actor and purpose, but the data request's purpose is any
+// well-formed code (fiberapi validPurpose checks only its form, not the
+// client's registered purposes). An agency that varies it appends one
+// refusal per request to the citizen's log, up to its rate limit (3000 a
+// minute by default): the flood Service.logRefusal says it prevents.
+func TestReview_RefusalFloodByInventedPurposes(t *testing.T) {
+	ctx := t.Context()
+	db, d := backends[0].open(t)
+	s := migrated(t, db, d)
+	seen := map[string]bool{}
+	var mu sync.Mutex
+	svc := &consent.Service{Store: s, Signer: fakeJWS{}, Issuer: "https://id.example",
+		Once: func(_ context.Context, key string, _ time.Duration) (bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			first := !seen[key]
+			seen[key] = true
+			return first, nil
+		}}
+	const requests = 50
+	for i := range requests {
+		req := consent.Request{CitizenID: "cit_1", Actor: consent.Actor{Agency: "X", ClientID: "curious"}, Channel: consent.ChannelBroker,
+			Purpose: fmt.Sprint("p", i), Items: []string{"name"}}
+		if _, _, err := svc.Fetch(ctx, noRegistry{}, req); err == nil {
+			t.Fatal("released without a basis")
+		}
+	}
+	svc.Drain()
+	got, _, err := s.ListEntries(ctx, consent.EntryQuery{CitizenID: "cit_1", Page: consent.Page{Limit: consent.MaxLimit}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) > 1 {
+		t.Errorf("%d requests with invented purposes left %d refusals in the citizen's log", requests, len(got))
+	}
+}
+
+// TestReview_TreeHashesNotVerified: verify recomputes the tree from the
+// leaves and never compares the stored tree hashes (consent_tree_hashes)
+// with them, and the checkpointer reads only the frontier. A changed
+// interior hash (an operator, or a bad restore) goes unnoticed by `onedoor
+// audit verify`, yet every inclusion proof through it that the citizen's
+// app checks fails: the app reports a rewrite of history that verify
+// calls intact (or the operator selectively denies a citizen their proof).
+func TestReview_TreeHashesNotVerified(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *tamperEnv) {
+		ctx := t.Context()
+		for i := range 5 {
+			if err := e.s.Append(ctx, &consent.Entry{ID: consent.NewID("log"), CitizenID: fmt.Sprint("cit_more", i), At: time.Now(),
+				Channel: consent.ChannelUserInfo, Outcome: consent.OutcomeReleased}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cp, err := e.cp.Commit(ctx)
+		if err != nil || cp == nil || cp.Size != 8 {
+			t.Fatalf("checkpoint: %+v %v (want size 8)", cp, err)
+		}
+		first, err := e.s.Leaves(ctx, 0, 1)
+		if err != nil || len(first) != 1 {
+			t.Fatal(first, err)
+		}
+		e.exec(`UPDATE consent_tree_hashes SET hash = $1 WHERE idx = $2`, bytes.Repeat([]byte{7}, 32), tlog.StoredHashIndex(0, 1)) // leaf 0's sibling
+
+		in, err := consent.ProveInclusion(ctx, e.s, first[0].CitizenID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlog.CheckRecord(in.Proof, in.TreeSize, tlog.Hash(cp.Root), in.LeafIndex, tlog.RecordHash(in.LeafData)); err == nil {
+			t.Fatal("the proof still checks: the changed hash is not on its path")
+		}
+		if r := e.verify(); r.Intact() {
+			t.Errorf("audit verify reports intact, but %s's inclusion proof no longer checks against the signed root", first[0].CitizenID)
+		}
+	})
+}
