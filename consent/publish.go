@@ -3,7 +3,6 @@ package consent
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -19,6 +18,11 @@ type Published struct {
 	Quorum int
 }
 
+// quorumCandidates bounds the sizes Checkpoint checks the cosignatures
+// of: a stored cosignature that does not verify (cosigners check before
+// storing) costs one more, not a walk of the history.
+const quorumCandidates = 3
+
 func (p *Published) quorum() int {
 	if p.Quorum <= 0 || p.Quorum > len(p.Witnesses) {
 		return len(p.Witnesses)
@@ -33,21 +37,18 @@ func (p *Published) Checkpoint(ctx context.Context) (*Checkpoint, string, error)
 	if len(p.Witnesses) == 0 {
 		return CosignedNote(ctx, p.Store)
 	}
-	latest, err := p.Store.LatestCosignatures(ctx)
+	// The store finds the few largest sizes a quorum cosigned in one
+	// query; their signatures are checked here. Reading every cosignature
+	// and each checkpoint in turn would make each unauthenticated request
+	// cost the whole history while a quorum is never reached.
+	keys := make([]WitnessKey, 0, len(p.Witnesses))
+	for _, w := range p.Witnesses {
+		keys = append(keys, WitnessKey{Name: w.Name, KeyHash: w.KeyHash})
+	}
+	sizes, err := p.Store.QuorumSizes(ctx, keys, p.quorum(), quorumCandidates)
 	if err != nil {
 		return nil, "", err
 	}
-	// Witnesses cosign each checkpoint in turn, so the sizes they last
-	// cosigned are the candidates; any of them may still lack a quorum
-	// (one witness ahead of the others), hence the full scan after.
-	var sizes []int64
-	for _, c := range latest {
-		if p.witness(c) != nil && !slices.Contains(sizes, c.Size) {
-			sizes = append(sizes, c.Size)
-		}
-	}
-	slices.Sort(sizes)
-	slices.Reverse(sizes)
 	for _, size := range sizes {
 		cs, err := p.Store.Cosignatures(ctx, size)
 		if err != nil {
@@ -56,20 +57,6 @@ func (p *Published) Checkpoint(ctx context.Context) (*Checkpoint, string, error)
 		if cp, n, ok, err := p.witnessed(ctx, size, cs); err != nil || ok {
 			return cp, n, err
 		}
-	}
-	all, err := p.Store.Cosignatures(ctx, -1)
-	if err != nil {
-		return nil, "", err
-	}
-	for i := len(all); i > 0; {
-		j := i - 1
-		for j > 0 && all[j-1].Size == all[i-1].Size {
-			j--
-		}
-		if cp, n, ok, err := p.witnessed(ctx, all[j].Size, all[j:i]); err != nil || ok {
-			return cp, n, err
-		}
-		i = j
 	}
 	return nil, "", fmt.Errorf("no checkpoint has a quorum of cosignatures yet: %w", ErrNotFound)
 }

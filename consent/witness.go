@@ -258,6 +258,17 @@ type WitnessStore interface {
 	// LatestCosignatures returns each witness key's cosignature of the
 	// largest size.
 	LatestCosignatures(ctx context.Context) ([]*Cosignature, error)
+	// QuorumSizes returns, largest first and at most limit, the sizes of
+	// the stored checkpoints that at least quorum of keys cosigned with
+	// the checkpoint's root (signatures unchecked): one query, however
+	// many checkpoints there are.
+	QuorumSizes(ctx context.Context, keys []WitnessKey, quorum, limit int) ([]int64, error)
+}
+
+// WitnessKey names one witness key (Cosignature.Witness and KeyHash).
+type WitnessKey struct {
+	Name    string
+	KeyHash uint32
 }
 
 // HashReader reads the stored tree of s (for proofs of checkpointed sizes).

@@ -133,55 +133,69 @@ func (c *countingStore) CheckpointAt(ctx context.Context, size int64) (*consent.
 // answers 404. No server-side cache bounds it. 40 checkpoints here cost
 // 40 queries per request; the work should not grow with history.
 func TestReview_PublishedCheckpointScansHistory(t *testing.T) {
-	ctx := t.Context()
-	db, d := backends[0].open(t)
-	s := &countingStore{Store: migrated(t, db, d)}
-	signer, verifier := consenttest.Keys(t, "a")
-	cp := &consent.Checkpointer{Store: s, Signer: signer, Verifier: verifier}
-	witness := func(name string) (*consent.Witness, ed25519.PrivateKey) {
-		pub, priv, err := ed25519.GenerateKey(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := consent.NewWitness(name, pub, "https://"+name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return w, priv
-	}
-	up, upKey := witness("up.example")
-	down, _ := witness("down.example")
-	const checkpoints = 40
-	for i := range checkpoints {
-		if err := s.Append(ctx, &consent.Entry{ID: consent.NewID("log"), CitizenID: fmt.Sprint("cit_", i), At: time.Now(),
-			Channel: consent.ChannelUserInfo, Outcome: consent.OutcomeReleased}); err != nil {
-			t.Fatal(err)
-		}
-		c, err := cp.Commit(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The reachable witness cosigns each checkpoint.
-		at := time.Now().Truncate(time.Second)
-		msg := fmt.Appendf(nil, "cosignature/v1\ntime %d\n%s\n%d\n%s\n", at.Unix(), consent.CheckpointOrigin, c.Size,
-			base64.StdEncoding.EncodeToString(c.Root))
-		sig := binary.BigEndian.AppendUint64(nil, uint64(at.Unix())) // #nosec G115 -- a current time is positive
-		sig = append(sig, ed25519.Sign(upKey, msg)...)
-		cs := &consent.Cosignature{Witness: up.Name, KeyHash: up.KeyHash, Size: c.Size, Root: c.Root, SignedAt: at.UTC(), Signature: sig}
-		if !cs.Verify(up) {
-			t.Fatal("test cosignature does not verify")
-		}
-		if err := s.AddCosignature(ctx, cs); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s.checkpointAt = 0
-	_, _, err := (&consent.Published{Store: s, Witnesses: []*consent.Witness{up, down}, Quorum: 2}).Checkpoint(ctx)
-	if !errors.Is(err, consent.ErrNotFound) {
-		t.Fatalf("published checkpoint: %v, want ErrNotFound (no quorum)", err)
-	}
-	if s.checkpointAt > 2 {
-		t.Errorf("one request for the published checkpoint made %d checkpoint queries (one per checkpoint ever made)", s.checkpointAt)
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			ctx := t.Context()
+			db, d := be.open(t)
+			s := &countingStore{Store: migrated(t, db, d)}
+			signer, verifier := consenttest.Keys(t, "a")
+			cp := &consent.Checkpointer{Store: s, Signer: signer, Verifier: verifier}
+			witness := func(name string) (*consent.Witness, ed25519.PrivateKey) {
+				pub, priv, err := ed25519.GenerateKey(nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w, err := consent.NewWitness(name, pub, "https://"+name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return w, priv
+			}
+			up, upKey := witness("up.example")
+			down, _ := witness("down.example")
+			const checkpoints = 40
+			for i := range checkpoints {
+				if err := s.Append(ctx, &consent.Entry{ID: consent.NewID("log"), CitizenID: fmt.Sprint("cit_", i), At: time.Now(),
+					Channel: consent.ChannelUserInfo, Outcome: consent.OutcomeReleased}); err != nil {
+					t.Fatal(err)
+				}
+				c, err := cp.Commit(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The reachable witness cosigns each checkpoint.
+				at := time.Now().Truncate(time.Second)
+				msg := fmt.Appendf(nil, "cosignature/v1\ntime %d\n%s\n%d\n%s\n", at.Unix(), consent.CheckpointOrigin, c.Size,
+					base64.StdEncoding.EncodeToString(c.Root))
+				sig := binary.BigEndian.AppendUint64(nil, uint64(at.Unix())) // #nosec G115 -- a current time is positive
+				sig = append(sig, ed25519.Sign(upKey, msg)...)
+				cs := &consent.Cosignature{Witness: up.Name, KeyHash: up.KeyHash, Size: c.Size, Root: c.Root, SignedAt: at.UTC(), Signature: sig}
+				if !cs.Verify(up) {
+					t.Fatal("test cosignature does not verify")
+				}
+				if err := s.AddCosignature(ctx, cs); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.checkpointAt = 0
+			_, _, err := (&consent.Published{Store: s, Witnesses: []*consent.Witness{up, down}, Quorum: 2}).Checkpoint(ctx)
+			if !errors.Is(err, consent.ErrNotFound) {
+				t.Fatalf("published checkpoint: %v, want ErrNotFound (no quorum)", err)
+			}
+			if s.checkpointAt > 2 {
+				t.Errorf("one request for the published checkpoint made %d checkpoint queries (one per checkpoint ever made)", s.checkpointAt)
+			}
+			// With a quorum the reachable witness meets, the latest checkpoint it
+			// cosigned is published, in as few queries.
+			s.checkpointAt = 0
+			got, _, err := (&consent.Published{Store: s, Witnesses: []*consent.Witness{up, down}, Quorum: 1}).Checkpoint(ctx)
+			if err != nil || got.Size != checkpoints {
+				t.Fatalf("published checkpoint with quorum 1: %+v, %v, want size %d", got, err, checkpoints)
+			}
+			if s.checkpointAt > 1 {
+				t.Errorf("the published checkpoint took %d checkpoint queries", s.checkpointAt)
+			}
+		})
 	}
 }
 
