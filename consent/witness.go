@@ -243,9 +243,6 @@ func OpenCheckpoint(signed []byte, v note.Verifier) (int64, tlog.Hash, error) {
 // WitnessStore is what cosigning and publishing need beyond AuditStore.
 type WitnessStore interface {
 	AuditStore
-	// TreeHashes reads stored tree hashes (at tlog.StoredHashIndex) in
-	// the order asked; ErrNotFound when one is missing.
-	TreeHashes(ctx context.Context, indexes []int64) ([][]byte, error)
 	// CheckpointAt returns the checkpoint of exactly size; ErrNotFound
 	// when none.
 	CheckpointAt(ctx context.Context, size int64) (*Checkpoint, error)

@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -323,8 +324,12 @@ func TestReview_TreeHashesNotVerified(t *testing.T) {
 		if err := tlog.CheckRecord(in.Proof, in.TreeSize, tlog.Hash(cp.Root), in.LeafIndex, tlog.RecordHash(in.LeafData)); err == nil {
 			t.Fatal("the proof still checks: the changed hash is not on its path")
 		}
-		if r := e.verify(); r.Intact() {
+		r := e.verify()
+		if r.Intact() {
 			t.Errorf("audit verify reports intact, but %s's inclusion proof no longer checks against the signed root", first[0].CitizenID)
+		}
+		if want := fmt.Sprintf("stored tree hash %d ", tlog.StoredHashIndex(0, 1)); !r.Intact() && !strings.Contains(r.Broken.What, want) {
+			t.Errorf("verify names %q, want the changed hash (%q)", r.Broken.What, want)
 		}
 	})
 }
