@@ -53,8 +53,8 @@ type Service struct {
 	Now      func() time.Time
 	// Once reports whether key is new within ttl on every replica (the
 	// ephemeral store's create-if-absent). It keeps refusals from flooding
-	// a citizen's log: one per citizen, actor and purpose per
-	// RefusalWindow. Nil logs every refusal.
+	// a citizen's log: one per citizen and actor per RefusalWindow,
+	// whatever the purpose. Nil logs every refusal.
 	Once func(ctx context.Context, key string, ttl time.Duration) (bool, error)
 	// Logger reports refusals that could not be logged; nil discards.
 	Logger *slog.Logger
@@ -69,7 +69,9 @@ type Service struct {
 }
 
 // RefusalWindow is how long one logged refusal stands for every later
-// refusal of the same actor, citizen and purpose.
+// refusal of the same actor and citizen, for any purpose: a purpose is any
+// well-formed code the agency sends, so coalescing per purpose let an
+// agency that varied it flood the citizen's log.
 const RefusalWindow = time.Hour
 
 // maxRefusalsInFlight bounds the background appends of refusals; beyond it
@@ -367,13 +369,23 @@ func covers(have, want []string) bool {
 }
 
 // Log appends the entry for a release that is about to happen. The caller
-// releases nothing when it fails: no release without its entry.
+// releases nothing when it fails: no release without its entry. A release
+// under a consent fails with *RefusedError when the consent no longer
+// allows it (LogStore.AppendRelease).
 func (s *Service) Log(ctx context.Context, req Request, d *Decision, outcome Outcome) (*Entry, error) {
 	e, err := s.entry(ctx, req, d, outcome)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Store.Append(ctx, e); err != nil {
+	// A release under a consent is appended with AppendRelease, as the
+	// broker's: the consent is rechecked under a row lock in the append's
+	// transaction, so a withdrawal committed since the caller's check
+	// refuses it (*RefusedError) rather than the data leaving after it.
+	appendEntry := s.Store.Append
+	if outcome == OutcomeReleased && e.Basis == BasisConsent && e.ConsentID != "" {
+		appendEntry = s.Store.AppendRelease
+	}
+	if err := appendEntry(ctx, e); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -435,8 +447,8 @@ func (s *Service) Fetch(ctx context.Context, reg Registry, req Request) (map[str
 }
 
 // logRefusal appends a refused request to the citizen's log after the
-// answer has gone, and at most once per RefusalWindow for the same actor,
-// citizen and purpose. Off the request path, a refusal about a registered
+// answer has gone, and at most once per RefusalWindow for the same actor
+// and citizen (the entry names the first purpose refused). Off the request path, a refusal about a registered
 // citizen costs what one about an unknown personal id costs, so the
 // answer's timing does not tell an agency who is registered; and an agency
 // cannot flood a citizen's log with refusals.
@@ -454,7 +466,7 @@ func (s *Service) logRefusal(ctx context.Context, req Request, d *Decision) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		if s.Once != nil {
-			sum := sha256.Sum256([]byte(strings.Join([]string{req.CitizenID, req.Actor.Agency, req.Actor.ClientID, req.Purpose}, "\x00")))
+			sum := sha256.Sum256([]byte(strings.Join([]string{req.CitizenID, req.Actor.Agency, req.Actor.ClientID}, "\x00")))
 			first, err := s.Once(ctx, "consent:refused:"+base64.RawURLEncoding.EncodeToString(sum[:16]), RefusalWindow)
 			if err != nil {
 				s.warn("refusal not logged", "err", err)
