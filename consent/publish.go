@@ -3,6 +3,7 @@ package consent
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -19,8 +20,9 @@ type Published struct {
 }
 
 // quorumCandidates bounds the sizes Checkpoint checks the cosignatures
-// of: a stored cosignature that does not verify (cosigners check before
-// storing) costs one more, not a walk of the history.
+// of, from each source: a stored cosignature that does not verify
+// (cosigners check before storing) costs one more, not a walk of the
+// history.
 const quorumCandidates = 3
 
 func (p *Published) quorum() int {
@@ -37,19 +39,48 @@ func (p *Published) Checkpoint(ctx context.Context) (*Checkpoint, string, error)
 	if len(p.Witnesses) == 0 {
 		return CosignedNote(ctx, p.Store)
 	}
-	// The store finds the few largest sizes a quorum cosigned in one
-	// query; their signatures are checked here. Reading every cosignature
-	// and each checkpoint in turn would make each unauthenticated request
-	// cost the whole history while a quorum is never reached.
+	// Witnesses cosign each checkpoint in turn, so the sizes they last
+	// cosigned are the likely answer (a few indexed reads). When none of
+	// them has a quorum (one witness ahead of the others, or one that never
+	// cosigns), the store finds the largest sizes a quorum cosigned in one
+	// query: reading every cosignature and each checkpoint in turn made
+	// each unauthenticated request cost the whole history.
+	latest, err := p.Store.LatestCosignatures(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	var sizes []int64
+	for _, c := range latest {
+		if p.witness(c) != nil && !slices.Contains(sizes, c.Size) {
+			sizes = append(sizes, c.Size)
+		}
+	}
+	slices.Sort(sizes)
+	slices.Reverse(sizes)
+	for i, size := range sizes {
+		cs, err := p.Store.Cosignatures(ctx, size)
+		if err != nil {
+			return nil, "", err
+		}
+		if cp, n, ok, err := p.witnessed(ctx, size, cs); err != nil || ok {
+			return cp, n, err
+		}
+		if i+1 == quorumCandidates {
+			break
+		}
+	}
 	keys := make([]WitnessKey, 0, len(p.Witnesses))
 	for _, w := range p.Witnesses {
 		keys = append(keys, WitnessKey{Name: w.Name, KeyHash: w.KeyHash})
 	}
-	sizes, err := p.Store.QuorumSizes(ctx, keys, p.quorum(), quorumCandidates)
+	found, err := p.Store.QuorumSizes(ctx, keys, p.quorum(), quorumCandidates)
 	if err != nil {
 		return nil, "", err
 	}
-	for _, size := range sizes {
+	for _, size := range found {
+		if slices.Contains(sizes, size) {
+			continue // checked above
+		}
 		cs, err := p.Store.Cosignatures(ctx, size)
 		if err != nil {
 			return nil, "", err
@@ -74,6 +105,9 @@ func (p *Published) witness(c *Cosignature) *Witness {
 // of valid cosignatures of the stored checkpoint of size, and returns it
 // with their lines.
 func (p *Published) witnessed(ctx context.Context, size int64, cs []*Cosignature) (*Checkpoint, string, bool, error) {
+	if n := len(slices.DeleteFunc(slices.Clone(cs), func(c *Cosignature) bool { return p.witness(c) == nil })); n < p.quorum() {
+		return nil, "", false, nil // too few to check: no checkpoint read
+	}
 	cp, err := p.Store.CheckpointAt(ctx, size)
 	if err != nil {
 		return nil, "", false, err
