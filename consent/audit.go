@@ -57,6 +57,9 @@ type AuditStore interface {
 	CommitHeads(ctx context.Context, limit int, build BuildFunc) (*Checkpoint, error)
 	// LastCheckpoint returns the newest checkpoint; ErrNotFound when none.
 	LastCheckpoint(ctx context.Context) (*Checkpoint, error)
+	// TreeHashes reads stored tree hashes (at tlog.StoredHashIndex) in
+	// the order asked; ErrNotFound when one is missing.
+	TreeHashes(ctx context.Context, indexes []int64) ([][]byte, error)
 	// Checkpoints pages checkpoints with Size > after, smallest first.
 	Checkpoints(ctx context.Context, after int64, limit int) ([]*Checkpoint, error)
 	// Leaves pages the tree's leaves with Index >= from, in index order.

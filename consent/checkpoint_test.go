@@ -31,8 +31,13 @@ func TestFrontier_MatchesTreeHash(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// push names the hashes tlog stores for the leaf, at their indexes.
+		for i, h := range f.push(n, tlog.RecordHash(data), nil) {
+			if h.index != int64(len(stored)+i) || i >= len(hs) || h.hash != hs[i] {
+				t.Fatalf("leaf %d: pushed hash %d at %d, tlog stores %d hashes from %d", n, i, h.index, len(hs), len(stored))
+			}
+		}
 		stored = append(stored, hs...)
-		f.push(tlog.RecordHash(data))
 		want, err := tlog.TreeHash(n+1, reader)
 		if err != nil {
 			t.Fatal(err)

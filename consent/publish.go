@@ -19,6 +19,12 @@ type Published struct {
 	Quorum int
 }
 
+// quorumCandidates bounds the sizes Checkpoint checks the cosignatures
+// of, from each source: a stored cosignature that does not verify
+// (cosigners check before storing) costs one more, not a walk of the
+// history.
+const quorumCandidates = 3
+
 func (p *Published) quorum() int {
 	if p.Quorum <= 0 || p.Quorum > len(p.Witnesses) {
 		return len(p.Witnesses)
@@ -33,13 +39,16 @@ func (p *Published) Checkpoint(ctx context.Context) (*Checkpoint, string, error)
 	if len(p.Witnesses) == 0 {
 		return CosignedNote(ctx, p.Store)
 	}
+	// Witnesses cosign each checkpoint in turn, so the sizes they last
+	// cosigned are the likely answer (a few indexed reads). When none of
+	// them has a quorum (one witness ahead of the others, or one that never
+	// cosigns), the store finds the largest sizes a quorum cosigned in one
+	// query: reading every cosignature and each checkpoint in turn made
+	// each unauthenticated request cost the whole history.
 	latest, err := p.Store.LatestCosignatures(ctx)
 	if err != nil {
 		return nil, "", err
 	}
-	// Witnesses cosign each checkpoint in turn, so the sizes they last
-	// cosigned are the candidates; any of them may still lack a quorum
-	// (one witness ahead of the others), hence the full scan after.
 	var sizes []int64
 	for _, c := range latest {
 		if p.witness(c) != nil && !slices.Contains(sizes, c.Size) {
@@ -48,7 +57,7 @@ func (p *Published) Checkpoint(ctx context.Context) (*Checkpoint, string, error)
 	}
 	slices.Sort(sizes)
 	slices.Reverse(sizes)
-	for _, size := range sizes {
+	for i, size := range sizes {
 		cs, err := p.Store.Cosignatures(ctx, size)
 		if err != nil {
 			return nil, "", err
@@ -56,20 +65,29 @@ func (p *Published) Checkpoint(ctx context.Context) (*Checkpoint, string, error)
 		if cp, n, ok, err := p.witnessed(ctx, size, cs); err != nil || ok {
 			return cp, n, err
 		}
+		if i+1 == quorumCandidates {
+			break
+		}
 	}
-	all, err := p.Store.Cosignatures(ctx, -1)
+	keys := make([]WitnessKey, 0, len(p.Witnesses))
+	for _, w := range p.Witnesses {
+		keys = append(keys, WitnessKey{Name: w.Name, KeyHash: w.KeyHash})
+	}
+	found, err := p.Store.QuorumSizes(ctx, keys, p.quorum(), quorumCandidates)
 	if err != nil {
 		return nil, "", err
 	}
-	for i := len(all); i > 0; {
-		j := i - 1
-		for j > 0 && all[j-1].Size == all[i-1].Size {
-			j--
+	for _, size := range found {
+		if slices.Contains(sizes, size) {
+			continue // checked above
 		}
-		if cp, n, ok, err := p.witnessed(ctx, all[j].Size, all[j:i]); err != nil || ok {
+		cs, err := p.Store.Cosignatures(ctx, size)
+		if err != nil {
+			return nil, "", err
+		}
+		if cp, n, ok, err := p.witnessed(ctx, size, cs); err != nil || ok {
 			return cp, n, err
 		}
-		i = j
 	}
 	return nil, "", fmt.Errorf("no checkpoint has a quorum of cosignatures yet: %w", ErrNotFound)
 }
@@ -87,6 +105,9 @@ func (p *Published) witness(c *Cosignature) *Witness {
 // of valid cosignatures of the stored checkpoint of size, and returns it
 // with their lines.
 func (p *Published) witnessed(ctx context.Context, size int64, cs []*Cosignature) (*Checkpoint, string, bool, error) {
+	if n := len(slices.DeleteFunc(slices.Clone(cs), func(c *Cosignature) bool { return p.witness(c) == nil })); n < p.quorum() {
+		return nil, "", false, nil // too few to check: no checkpoint read
+	}
 	cp, err := p.Store.CheckpointAt(ctx, size)
 	if err != nil {
 		return nil, "", false, err

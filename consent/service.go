@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -54,7 +55,8 @@ type Service struct {
 	// Once reports whether key is new within ttl on every replica (the
 	// ephemeral store's create-if-absent). It keeps refusals from flooding
 	// a citizen's log: one per citizen, actor and purpose per
-	// RefusalWindow. Nil logs every refusal.
+	// RefusalWindow, for at most RefusalPurposes purposes. Nil logs every
+	// refusal.
 	Once func(ctx context.Context, key string, ttl time.Duration) (bool, error)
 	// Logger reports refusals that could not be logged; nil discards.
 	Logger *slog.Logger
@@ -71,6 +73,12 @@ type Service struct {
 // RefusalWindow is how long one logged refusal stands for every later
 // refusal of the same actor, citizen and purpose.
 const RefusalWindow = time.Hour
+
+// RefusalPurposes bounds the purposes whose refusals are logged per actor
+// and citizen in a RefusalWindow: a purpose is any well-formed code the
+// agency sends, so coalescing per purpose alone let an agency that varied
+// it flood the citizen's log. Refusals of further purposes are not logged.
+const RefusalPurposes = 3
 
 // maxRefusalsInFlight bounds the background appends of refusals; beyond it
 // refusals are not logged (they are refusals: nothing was released).
@@ -367,13 +375,23 @@ func covers(have, want []string) bool {
 }
 
 // Log appends the entry for a release that is about to happen. The caller
-// releases nothing when it fails: no release without its entry.
+// releases nothing when it fails: no release without its entry. A release
+// under a consent fails with *RefusedError when the consent no longer
+// allows it (LogStore.AppendRelease).
 func (s *Service) Log(ctx context.Context, req Request, d *Decision, outcome Outcome) (*Entry, error) {
 	e, err := s.entry(ctx, req, d, outcome)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Store.Append(ctx, e); err != nil {
+	// A release under a consent is appended with AppendRelease, as the
+	// broker's: the consent is rechecked under a row lock in the append's
+	// transaction, so a withdrawal committed since the caller's check
+	// refuses it (*RefusedError) rather than the data leaving after it.
+	appendEntry := s.Store.Append
+	if outcome == OutcomeReleased && e.Basis == BasisConsent && e.ConsentID != "" {
+		appendEntry = s.Store.AppendRelease
+	}
+	if err := appendEntry(ctx, e); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -436,7 +454,7 @@ func (s *Service) Fetch(ctx context.Context, reg Registry, req Request) (map[str
 
 // logRefusal appends a refused request to the citizen's log after the
 // answer has gone, and at most once per RefusalWindow for the same actor,
-// citizen and purpose. Off the request path, a refusal about a registered
+// citizen and purpose, for RefusalPurposes purposes at most. Off the request path, a refusal about a registered
 // citizen costs what one about an unknown personal id costs, so the
 // answer's timing does not tell an agency who is registered; and an agency
 // cannot flood a citizen's log with refusals.
@@ -454,8 +472,7 @@ func (s *Service) logRefusal(ctx context.Context, req Request, d *Decision) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		if s.Once != nil {
-			sum := sha256.Sum256([]byte(strings.Join([]string{req.CitizenID, req.Actor.Agency, req.Actor.ClientID, req.Purpose}, "\x00")))
-			first, err := s.Once(ctx, "consent:refused:"+base64.RawURLEncoding.EncodeToString(sum[:16]), RefusalWindow)
+			first, err := s.firstRefusal(ctx, req)
 			if err != nil {
 				s.warn("refusal not logged", "err", err)
 				return
@@ -468,6 +485,27 @@ func (s *Service) logRefusal(ctx context.Context, req Request, d *Decision) {
 			s.warn("refusal not logged", "err", err)
 		}
 	}()
+}
+
+// firstRefusal reports whether a refusal is the first of its actor,
+// citizen and purpose in the window and takes one of the actor and
+// citizen's RefusalPurposes slots for it.
+func (s *Service) firstRefusal(ctx context.Context, req Request) (bool, error) {
+	key := func(parts ...string) string {
+		sum := sha256.Sum256([]byte(strings.Join(append([]string{req.CitizenID, req.Actor.Agency, req.Actor.ClientID}, parts...), "\x00")))
+		return "consent:refused:" + base64.RawURLEncoding.EncodeToString(sum[:16])
+	}
+	first, err := s.Once(ctx, key(req.Purpose), RefusalWindow)
+	if err != nil || !first {
+		return false, err
+	}
+	for i := range RefusalPurposes {
+		// "\x01" keeps a slot's key apart from any purpose's.
+		if first, err := s.Once(ctx, key("\x01slot", strconv.Itoa(i)), RefusalWindow); err != nil || first {
+			return first, err
+		}
+	}
+	return false, nil
 }
 
 // Drain waits for the refusals being logged; a server calls it on the way

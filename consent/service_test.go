@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -306,5 +307,25 @@ func TestFetch_RefusalsAreCoalesced(t *testing.T) {
 	got, _, err := f.svc.Store.ListEntries(ctx, consent.EntryQuery{CitizenID: "sub-1"})
 	if err != nil || len(got) != 2 {
 		t.Fatalf("%d entries (%v), want one per purpose", len(got), err)
+	}
+	// Purposes are the agency's to choose: past RefusalPurposes of them,
+	// the actor's refusals are no longer logged
+	// (TestReview_RefusalFloodByInventedPurposes); another client is
+	// another actor.
+	for i := range 10 {
+		more := req
+		more.Purpose = fmt.Sprint("p", 3+i)
+		if _, _, err := f.svc.Fetch(ctx, registry{}, more); err == nil {
+			t.Fatal("released without a basis")
+		}
+	}
+	third := req
+	third.Actor.ClientID = "nosy"
+	if _, _, err := f.svc.Fetch(ctx, registry{}, third); err == nil {
+		t.Fatal("released without a basis")
+	}
+	f.svc.Drain()
+	if got, _, err := f.svc.Store.ListEntries(ctx, consent.EntryQuery{CitizenID: "sub-1"}); err != nil || len(got) != consent.RefusalPurposes+1 {
+		t.Fatalf("%d entries (%v), want %d", len(got), err, consent.RefusalPurposes+1)
 	}
 }

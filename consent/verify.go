@@ -504,7 +504,8 @@ func lastSeq(e *link) int64 {
 }
 
 // verifyTree recomputes the tree from the leaves, up to the last
-// checkpoint, and checks every checkpoint's signature and root on the way.
+// checkpoint, and checks every checkpoint's signature and root and every
+// stored tree hash on the way.
 // A leaf past the last checkpoint is a problem: no signature covers it,
 // and every later checkpoint would collide with it.
 func verifyTree(ctx context.Context, s AuditStore, v note.Verifier, r *Report) (*Problem, error) {
@@ -519,6 +520,7 @@ func verifyTree(ctx context.Context, s AuditStore, v note.Verifier, r *Report) (
 		n       int64
 		cps     []*Checkpoint
 		cpAfter int64
+		stored  []storedHash // the page's tree hashes, to compare with the stored ones
 	)
 	// checkNext checks the checkpoints of size n (the tree's size now).
 	checkNext := func() (*Problem, error) {
@@ -569,7 +571,7 @@ func verifyTree(ctx context.Context, s AuditStore, v note.Verifier, r *Report) (
 				if l.Index != n {
 					return &Problem{CitizenID: l.CitizenID, Seq: l.Seq, Leaf: &n, What: "the leaf is missing from the tree"}, nil
 				}
-				f.push(tlog.RecordHash(leafData(l.CitizenID, l.Seq, l.Hash)))
+				stored = f.push(n, tlog.RecordHash(leafData(l.CitizenID, l.Seq, l.Hash)), stored)
 				n++
 				r.Leaves++
 				if p, err := checkNext(); err != nil || p != nil {
@@ -580,6 +582,10 @@ func verifyTree(ctx context.Context, s AuditStore, v note.Verifier, r *Report) (
 					return p, err
 				}
 			}
+			if p, err := checkStoredHashes(ctx, s, stored); err != nil || p != nil {
+				return p, err
+			}
+			stored = stored[:0]
 		}
 		extra, err := s.Leaves(ctx, n, 1)
 		if err != nil {
@@ -635,13 +641,71 @@ type frontier struct {
 	sizes  []int64
 }
 
-func (f *frontier) push(h tlog.Hash) {
+// push adds leaf n's hash h and appends to out the hashes the tree
+// stores for it (tlog.StoredHashes): the leaf's, then each complete
+// subtree it closes, level by level.
+func (f *frontier) push(n int64, h tlog.Hash, out []storedHash) []storedHash {
 	f.hashes, f.sizes = append(f.hashes, h), append(f.sizes, 1)
-	for k := len(f.sizes); k >= 2 && f.sizes[k-1] == f.sizes[k-2]; k = len(f.sizes) {
+	out = append(out, storedHash{index: tlog.StoredHashIndex(0, n), leaf: n, hash: h})
+	for level, k := 1, len(f.sizes); k >= 2 && f.sizes[k-1] == f.sizes[k-2]; level, k = level+1, len(f.sizes) {
 		f.hashes[k-2] = tlog.NodeHash(f.hashes[k-2], f.hashes[k-1])
 		f.sizes[k-2] *= 2
 		f.hashes, f.sizes = f.hashes[:k-1], f.sizes[:k-1]
+		out = append(out, storedHash{index: tlog.StoredHashIndex(level, n>>level), level: level, leaf: n, hash: f.hashes[k-2]})
 	}
+	return out
+}
+
+// storedHash is a tree hash as the leaves give it, at its stored index;
+// leaf is the last leaf of its subtree.
+type storedHash struct {
+	index int64
+	level int
+	leaf  int64
+	hash  tlog.Hash
+}
+
+// checkStoredHashes compares the stored tree hashes, which inclusion and
+// consistency proofs are built from, with the ones the leaves give: a
+// changed one would fail the proofs through it that citizens' apps check,
+// while the leaves still hash to every signed root.
+func checkStoredHashes(ctx context.Context, s AuditStore, want []storedHash) (*Problem, error) {
+	const chunk = 500
+	for len(want) > 0 {
+		part := want[:min(chunk, len(want))]
+		want = want[len(part):]
+		idx := make([]int64, len(part))
+		for i, w := range part {
+			idx[i] = w.index
+		}
+		got, err := s.TreeHashes(ctx, idx)
+		if errors.Is(err, ErrNotFound) {
+			// Name the first one missing.
+			for _, w := range part {
+				if _, err := s.TreeHashes(ctx, []int64{w.index}); errors.Is(err, ErrNotFound) {
+					return w.problem("is missing"), nil
+				} else if err != nil {
+					return nil, err
+				}
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		for i, w := range part {
+			if !bytes.Equal(got[i], w.hash[:]) {
+				return w.problem("differs from the hash its leaves give"), nil
+			}
+		}
+	}
+	return nil, nil
+}
+
+func (w storedHash) problem(what string) *Problem {
+	first := w.leaf - (int64(1)<<w.level - 1)
+	leaf := w.leaf
+	return &Problem{Leaf: &leaf, What: fmt.Sprintf("stored tree hash %d (level %d, over leaves %d to %d) %s: inclusion proofs through it fail",
+		w.index, w.level, first, w.leaf, what)}
 }
 
 // root is the tree's root hash (RFC 6962's MTH, as tlog.TreeHash).

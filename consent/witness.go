@@ -243,9 +243,6 @@ func OpenCheckpoint(signed []byte, v note.Verifier) (int64, tlog.Hash, error) {
 // WitnessStore is what cosigning and publishing need beyond AuditStore.
 type WitnessStore interface {
 	AuditStore
-	// TreeHashes reads stored tree hashes (at tlog.StoredHashIndex) in
-	// the order asked; ErrNotFound when one is missing.
-	TreeHashes(ctx context.Context, indexes []int64) ([][]byte, error)
 	// CheckpointAt returns the checkpoint of exactly size; ErrNotFound
 	// when none.
 	CheckpointAt(ctx context.Context, size int64) (*Checkpoint, error)
@@ -258,6 +255,17 @@ type WitnessStore interface {
 	// LatestCosignatures returns each witness key's cosignature of the
 	// largest size.
 	LatestCosignatures(ctx context.Context) ([]*Cosignature, error)
+	// QuorumSizes returns, largest first and at most limit, the sizes of
+	// the stored checkpoints that at least quorum of keys cosigned with
+	// the checkpoint's root (signatures unchecked): one query, however
+	// many checkpoints there are.
+	QuorumSizes(ctx context.Context, keys []WitnessKey, quorum, limit int) ([]int64, error)
+}
+
+// WitnessKey names one witness key (Cosignature.Witness and KeyHash).
+type WitnessKey struct {
+	Name    string
+	KeyHash uint32
 }
 
 // HashReader reads the stored tree of s (for proofs of checkpointed sizes).

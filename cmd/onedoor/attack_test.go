@@ -976,7 +976,7 @@ func TestAttack_Held_DeepAndHugeJSON(t *testing.T) {
 
 // From the attack review of the data broker: an agency with no basis may
 // not flood a citizen's access log with refusals (one per agency, client
-// and purpose per window), and a refusal about a registered citizen is
+// and purpose per window, for consent.RefusalPurposes purposes at most), and a refusal about a registered citizen is
 // logged after its answer, so it costs the same as one about an unknown
 // personal id (the timing is measured by the review, not asserted here).
 func TestAttack_BrokerRefusalsDoNotFloodTheLog_SQLite(t *testing.T) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"html"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/idp/eid"
 )
@@ -340,5 +342,49 @@ func TestRelease_RefreshedIDTokenNarrowed(t *testing.T) {
 			t.Fatalf("a refresh after narrowing still puts the personal id in the ID token: %v", personalIn(c))
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// An ID token's or userinfo's release is rechecked against its consent
+// when it is logged, in the append's transaction (AppendRelease), as the
+// broker's is: a consent that no longer allows it there (withdrawn between
+// the release policy's check and the append, or, as here, no longer the
+// consent of this client's agency) sends nothing, and the client gets an
+// OAuth error, not a 500: invalid_token at userinfo, invalid_grant at the
+// refresh.
+func TestRelease_RecheckedWhenLogged(t *testing.T) {
+	e := startMain(t)
+	spec := ClientSpec{Scope: "openid profile offline_access", Claims: []string{idp.ClaimPersonalID}, GrantTypes: []string{"authorization_code", "refresh_token"}}
+	id, secret := e.client(spec)
+	r := e.rp(id, secret, gooidc.ScopeOpenID, "profile", gooidc.ScopeOfflineAccess)
+	u, state, nonce, verifier := authorizeURL(r, oauth2.SetAuthURLParam("claims", `{"id_token":{"personal_id":{"essential":true}}}`))
+	tok, idt := e.exchange(r, e.login(newBrowser(), u, e.app, nil), state, nonce, verifier)
+	if ui := userinfo(t, r, tok); ui["name"] == nil {
+		t.Fatalf("before: userinfo %v", personalIn(ui))
+	}
+	ctx := context.Background()
+	res, err := e.m.DB.ExecContext(ctx, `UPDATE consent_records SET agency = 'T-ANOTHER' WHERE client_id = $1`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		t.Fatal("the login recorded no consent")
+	}
+	before, _, err := e.m.Consent.Store.ListEntries(ctx, consent.EntryQuery{CitizenID: idt.Subject, Page: consent.Page{Limit: consent.MaxLimit}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("userinfo after the consent no longer allows it: %v, want 401 invalid_token", err)
+	}
+	_, err = refreshErr(r, tok.RefreshToken)
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+		t.Errorf("refresh after the consent no longer allows it: %v, want invalid_grant", err)
+	}
+	after, _, err := e.m.Consent.Store.ListEntries(ctx, consent.EntryQuery{CitizenID: idt.Subject, Page: consent.Page{Limit: consent.MaxLimit}})
+	if err != nil || len(after) != len(before) {
+		t.Errorf("releases logged: %d entries, was %d (%v)", len(after), len(before), err)
 	}
 }

@@ -154,13 +154,24 @@ func checkCommit(op string, c *consent.Commit, size int64, heads []consent.Head)
 	return checkText(op, "checkpoint note", c.Checkpoint.Note, maxEvidence)
 }
 
+// pendingSince is the SET clause that marks a head pending: pending_since
+// (now, the placeholder given) only when it was not pending already, so a
+// head keeps its place in the checkpoint queue while it moves again, and
+// an append to a pending head changes no indexed column (HOT on
+// PostgreSQL). SET expressions read the row as it was before the update.
+func pendingSince(now string) string {
+	return `pending_since = CASE WHEN pending THEN pending_since ELSE ` + now + ` END, pending = TRUE`
+}
+
 // pendingHeads reads the heads that moved since a checkpoint last
-// committed them (migration 0005). Its WHERE is the partial index's predicate
-// (consent_chain_heads_pending), so both engines read only those heads:
-// the cost follows what moved, not the number of citizens.
+// committed them (migrations 0005, 0008), those pending longest first:
+// citizens that keep moving cannot hold a quiet one out of every
+// checkpoint. Its WHERE and ORDER BY are the partial index's predicate and
+// columns (consent_chain_heads_pending), so both engines read only those
+// heads, in order: the cost follows what moved, not the number of citizens.
 func pendingHeads(ctx context.Context, q sqldb.Querier, op string, limit int) ([]consent.Head, error) {
 	rows, err := q.QueryContext(ctx, `SELECT citizen_id, seq, hash FROM consent_chain_heads
-		WHERE pending ORDER BY citizen_id LIMIT $1`, limit)
+		WHERE pending ORDER BY pending_since, citizen_id LIMIT $1`, limit)
 	if err != nil {
 		return nil, dbErr(op, err)
 	}

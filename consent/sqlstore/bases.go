@@ -251,7 +251,8 @@ func (s *Store) appendBasisEvent(ctx context.Context, q sqldb.Querier, op string
 		e.Reason, nullBytes(e.Prev), e.Hash); err != nil {
 		return dbErr(op, err)
 	}
-	_, err := q.ExecContext(ctx, `UPDATE consent_chain_heads SET seq = $1, hash = $2, pending = TRUE WHERE citizen_id = $3`, e.Seq, e.Hash, consent.BasisTrailChain)
+	_, err := q.ExecContext(ctx, `UPDATE consent_chain_heads SET seq = $1, hash = $2, `+pendingSince("$4")+` WHERE citizen_id = $3`,
+		e.Seq, e.Hash, consent.BasisTrailChain, sqldb.MS(s.clock()))
 	return dbErr(op, err)
 }
 

@@ -110,13 +110,13 @@ func BenchmarkCheckpointFewChanges(b *testing.B) {
 						q    strings.Builder
 						args []any
 					)
-					q.WriteString(`INSERT INTO consent_chain_heads (citizen_id, seq, hash) VALUES `)
+					q.WriteString(`INSERT INTO consent_chain_heads (citizen_id, seq, hash, pending) VALUES `)
 					for i := from; i < min(from+500, citizens); i++ {
 						if i > from {
 							q.WriteString(", ")
 						}
 						args = append(args, fmt.Sprintf("cit_%07d", i), hash)
-						fmt.Fprintf(&q, "($%d, 1, $%d)", len(args)-1, len(args))
+						fmt.Fprintf(&q, "($%d, 1, $%d, TRUE)", len(args)-1, len(args))
 					}
 					if _, err := db.ExecContext(ctx, q.String(), args...); err != nil {
 						b.Fatal(err)
@@ -133,8 +133,9 @@ func BenchmarkCheckpointFewChanges(b *testing.B) {
 				for b.Loop() {
 					b.StopTimer()
 					for range changed {
-						if _, err := db.ExecContext(ctx, `UPDATE consent_chain_heads SET seq = seq + 1 WHERE citizen_id = $1`,
-							fmt.Sprintf("cit_%07d", next%citizens)); err != nil {
+						if _, err := db.ExecContext(ctx, `UPDATE consent_chain_heads SET seq = seq + 1,
+							pending_since = CASE WHEN pending THEN pending_since ELSE $2 END, pending = TRUE WHERE citizen_id = $1`,
+							fmt.Sprintf("cit_%07d", next%citizens), time.Now().UnixMilli()); err != nil {
 							b.Fatal(err)
 						}
 						next += citizens/changed + 1

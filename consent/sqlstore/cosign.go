@@ -2,6 +2,9 @@ package sqlstore
 
 import (
 	"context"
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/onedoor/onedoor/consent"
@@ -74,4 +77,40 @@ func (s *Store) LatestCosignatures(ctx context.Context) ([]*consent.Cosignature,
 	return s.queryCosignatures(ctx, "latest cosignatures", `SELECT `+cosignatureColumns+` FROM consent_cosignatures c
 		WHERE size = (SELECT MAX(size) FROM consent_cosignatures m WHERE m.witness = c.witness AND m.key_hash = c.key_hash)
 		ORDER BY witness, key_hash`)
+}
+
+// QuorumSizes returns the largest sizes of stored checkpoints that at
+// least quorum of keys cosigned with the checkpoint's root. The primary
+// key makes each row one key's cosignature of one size.
+func (s *Store) QuorumSizes(ctx context.Context, keys []consent.WitnessKey, quorum, limit int) ([]int64, error) {
+	const op = "find cosigned sizes"
+	if len(keys) == 0 || quorum < 1 || limit < 1 {
+		return nil, invalid(op, "witness keys, a positive quorum and a positive limit are required")
+	}
+	var (
+		match []string
+		args  []any
+	)
+	for _, k := range keys {
+		args = append(args, k.Name, int64(k.KeyHash))
+		match = append(match, fmt.Sprintf("(c.witness = $%d AND c.key_hash = $%d)", len(args)-1, len(args)))
+	}
+	args = append(args, quorum, limit)
+	rows, err := s.db.QueryContext(ctx, `SELECT c.size FROM consent_cosignatures c
+		JOIN consent_checkpoints k ON k.size = c.size AND k.root = c.root
+		WHERE `+strings.Join(match, " OR ")+` GROUP BY c.size HAVING COUNT(*) >= $`+strconv.Itoa(len(args)-1)+`
+		ORDER BY c.size DESC LIMIT $`+strconv.Itoa(len(args)), args...) // #nosec G202 -- placeholders only
+	if err != nil {
+		return nil, dbErr(op, err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var size int64
+		if err := rows.Scan(&size); err != nil {
+			return nil, dbErr(op, err)
+		}
+		out = append(out, size)
+	}
+	return out, dbErr(op, rows.Err())
 }

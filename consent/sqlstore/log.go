@@ -169,21 +169,21 @@ func (s *Store) appendEntry(ctx context.Context, op string, e *consent.Entry, re
 		args := []any{sealed.ID, sealed.CitizenID, sealed.Seq, sqldb.MS(sealed.At), sealed.Actor.Agency, sealed.Actor.ClientID,
 			sealed.Actor.Operator, string(sealed.Channel), sqldb.EncodeList(sealed.Items), sealed.Purpose, sealed.ConsentID,
 			string(sealed.Basis), sealed.Law, string(sealed.Outcome), sealed.Reason, nullBytes(sealed.Prev), sealed.Hash,
-			encodeOnBehalf(sealed.OnBehalf), sealed.V, encodeNames(sealed.Names), sealed.BasisID, sealed.BasisVersion}
+			encodeOnBehalf(sealed.OnBehalf), sealed.V, encodeNames(sealed.Names), sealed.BasisID, sealed.BasisVersion, sqldb.MS(s.clock())}
 		const insert = `INSERT INTO consent_log (` + entryColumns + `)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, NULL, '', $18, $19, $20, $21, $22)`
 		if s.d == sqldb.PostgreSQL {
 			// One round trip for the entry and the head: appends are on
 			// the path of every release.
 			_, err = q.ExecContext(ctx, `WITH entry AS (`+insert+` RETURNING seq)
-				UPDATE consent_chain_heads SET seq = (SELECT seq FROM entry), hash = $17, pending = TRUE WHERE citizen_id = $2`, args...)
+				UPDATE consent_chain_heads SET seq = (SELECT seq FROM entry), hash = $17, `+pendingSince("$23")+` WHERE citizen_id = $2`, args...)
 			return dbErr(op, err)
 		}
-		if _, err := q.ExecContext(ctx, insert, args...); err != nil {
+		if _, err := q.ExecContext(ctx, insert, args[:len(args)-1]...); err != nil {
 			return dbErr(op, err)
 		}
-		_, err = q.ExecContext(ctx, `UPDATE consent_chain_heads SET seq = $1, hash = $2, pending = TRUE WHERE citizen_id = $3`,
-			sealed.Seq, sealed.Hash, sealed.CitizenID)
+		_, err = q.ExecContext(ctx, `UPDATE consent_chain_heads SET seq = $1, hash = $2, `+pendingSince("$4")+` WHERE citizen_id = $3`,
+			sealed.Seq, sealed.Hash, sealed.CitizenID, sqldb.MS(s.clock()))
 		return dbErr(op, err)
 	})
 	if err != nil {

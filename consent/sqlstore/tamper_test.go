@@ -185,7 +185,15 @@ func TestTamper_RewrittenChainAndLeaf(t *testing.T) {
 		if err != nil || len(leaves) != 1 {
 			t.Fatalf("victim's leaf: %v, %v", leaves, err)
 		}
-		e.exec(`UPDATE consent_tree_hashes SET hash = $1 WHERE idx = $2`, bytes.Repeat([]byte{9}, 32), tlog.StoredHashIndex(0, leaves[0].Index))
+		last, err := e.s.LastCheckpoint(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Every stored hash over the leaf, up to the frontier the
+		// checkpointer reads (wherever the leaf sits in the tree).
+		for l, i := 0, leaves[0].Index; (i>>l+1)<<l <= last.Size; l++ {
+			e.exec(`UPDATE consent_tree_hashes SET hash = $1 WHERE idx = $2`, bytes.Repeat([]byte{9}, 32), tlog.StoredHashIndex(l, i>>l))
+		}
 		if err := e.s.Append(t.Context(), &consent.Entry{ID: consent.NewID("log"), CitizenID: "cit_new", At: time.Now(),
 			Channel: consent.ChannelBroker, Outcome: consent.OutcomeReleased}); err != nil {
 			t.Fatal(err)

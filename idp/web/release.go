@@ -80,16 +80,30 @@ func (s *Server) logRelease(ctx context.Context, ch consent.Channel, clientID, c
 	req := consent.Request{CitizenID: citizenID, Actor: consent.Actor{Agency: agency, ClientID: clientID}, Channel: ch,
 		Purpose: rel.Purpose, Items: items, ConsentID: rel.ConsentID, OnBehalf: onBehalf}
 	d := &consent.Decision{Basis: consent.BasisConsent, ConsentID: rel.ConsentID}
+	// Log rechecks the consent in the append's transaction: a withdrawal
+	// that committed since Released looked refuses the release here.
 	if _, err := s.consent.Log(ctx, req, d, consent.OutcomeReleased); err != nil {
+		if refused := (*consent.RefusedError)(nil); errors.As(err, &refused) {
+			return fmt.Errorf("access log: %w: %w", idp.ErrConsentWithdrawn, err)
+		}
 		return fmt.Errorf("access log: %w", consentOutage(err))
 	}
 	return nil
 }
 
 // releaseFailed answers a token request whose release could not be logged:
-// a 503 on an outage (what the exchange consumed is put back first, see
+// invalid_grant when the consent was withdrawn meanwhile, a 503 on an outage (what the exchange consumed is put back first, see
 // middleware), a server_error otherwise, after putting it back too.
 func (s *Server) releaseFailed(w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, err error) {
+	if errors.Is(err, idp.ErrConsentWithdrawn) {
+		// Withdrawn after the grant was checked: the tokens just minted
+		// never leave, and the family stops here, as in rechecked.
+		if rerr := s.provider.RevokeGrant(r.Context(), ar.GetID()); rerr != nil {
+			s.log.Warn("revoke the family of a withdrawn consent", "err", rerr.Error())
+		}
+		s.tokenError(w, r, ar, fosite.ErrInvalidGrant.WithHint("The citizen withdrew the consent this grant rests on, or it has expired."))
+		return
+	}
 	if errors.Is(err, idp.ErrUnavailable) {
 		s.unavailable(w, "consent store", err)
 		return

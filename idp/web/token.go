@@ -388,6 +388,10 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	// No release without its entry in the citizen's access log.
 	if err := s.logRelease(ctx, consent.ChannelUserInfo, c.ClientID, c.Subject, rel, personalClaims(out), tokenOnBehalf(c.Act, c.Representation)); err != nil {
+		if errors.Is(err, idp.ErrConsentWithdrawn) { // withdrawn since Released looked
+			s.invalidToken(w, scheme, "invalid_token", "The access token is not valid.")
+			return
+		}
 		s.unavailable(w, "consent store", err)
 		return
 	}
