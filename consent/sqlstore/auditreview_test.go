@@ -23,13 +23,10 @@ import (
 	"github.com/onedoor/onedoor/consent/sqlstore"
 )
 
-// TestReview_ConsentRecordRewrittenByHand: consent records have no trail
-// and verify never compares them with their signed receipts. An operator
-// who un-withdraws a citizen's consent and widens its items by SQL can
-// then have the broker release the widened items, and `onedoor audit
-// verify` still reports the log intact, although the withdrawal receipt
-// (and the grant receipt naming only "name") are stored beside it.
-func TestReview_ConsentRecordRewrittenByHand(t *testing.T) {
+// TestVerify_ConsentRecordRewrittenByHand: an operator who un-withdraws a
+// citizen's consent and widens its items by SQL is named by `onedoor audit
+// verify`: the record no longer equals its last event in the consent trail.
+func TestVerify_ConsentRecordRewrittenByHand(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *tamperEnv) {
 		ctx := t.Context()
 		rec := testRecord(t, e.s, time.Now().Add(-time.Minute), "name")
@@ -61,10 +58,10 @@ func TestReview_ConsentRecordRewrittenByHand(t *testing.T) {
 	})
 }
 
-// TestReview_FlagErasedByHand: the citizen's "this wasn't me" lives
-// outside every hash and checkpoint: an operator who clears it (the
-// evidence that a release was disputed) is not noticed by verify.
-func TestReview_FlagErasedByHand(t *testing.T) {
+// TestVerify_FlagErasedByHand: a citizen's "this wasn't me", cleared by
+// SQL (the evidence that a release was disputed), is named by verify: its
+// flag event in the consent trail has no flag any more.
+func TestVerify_FlagErasedByHand(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *tamperEnv) {
 		ctx := t.Context()
 		id := e.victim[1].ID
@@ -82,14 +79,11 @@ func TestReview_FlagErasedByHand(t *testing.T) {
 	})
 }
 
-// TestReview_CheckpointStarvesLaterCitizens: a checkpoint commits the
-// pending heads in citizen-id order up to its batch (pendingHeads: ORDER
-// BY citizen_id LIMIT batch). While more citizens whose ids sort first
-// keep moving than one batch holds (default 5000 a minute a replica), a
-// citizen whose id sorts last is never committed: their entries stay
-// outside every signed checkpoint (an operator may rewrite them unseen)
-// and their app gets no inclusion proof. Batch 1 and two citizens show it.
-func TestReview_CheckpointStarvesLaterCitizens(t *testing.T) {
+// TestCheckpoint_OldestPendingFirst: a checkpoint commits the heads that
+// have waited longest first, so citizens whose ids sort first and keep
+// moving cannot keep a later one out of every signed checkpoint (batch 1,
+// two citizens).
+func TestCheckpoint_OldestPendingFirst(t *testing.T) {
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
 			ctx := t.Context()
@@ -134,15 +128,11 @@ func (c *countingStore) CheckpointAt(ctx context.Context, size int64) (*consent.
 	return c.Store.CheckpointAt(ctx, size)
 }
 
-// TestReview_PublishedCheckpointScansHistory: with a witness that never
-// cosigns (misconfigured key or origin: 403 forever) and a quorum that
-// needs it, every unauthenticated GET /audit/v1/checkpoint and every GET
-// /v1/access-log/proof runs Published.Checkpoint's full scan: all
-// cosignatures ever stored, and one CheckpointAt query per checkpoint
-// size (one a minute per replica: ~525,000 after a year), before it
-// answers 404. No server-side cache bounds it. 40 checkpoints here cost
-// 40 queries per request; the work should not grow with history.
-func TestReview_PublishedCheckpointScansHistory(t *testing.T) {
+// TestPublished_BoundedWithoutQuorum: with a witness that never cosigns
+// and a quorum that needs it, a published-checkpoint request (unauthenticated
+// GET /audit/v1/checkpoint, GET /v1/access-log/proof) costs a bounded
+// number of look-ups, not one per checkpoint ever made.
+func TestPublished_BoundedWithoutQuorum(t *testing.T) {
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
 			ctx := t.Context()
@@ -230,15 +220,11 @@ type fakeJWS struct{}
 
 func (fakeJWS) SignJWS(context.Context, string, map[string]any) (string, error) { return "h.p.s", nil }
 
-// TestReview_TokenReleaseNotRecheckedAtAppend: the broker appends with
-// AppendRelease, which rechecks the consent under a row lock, but the
-// IdP's ID token and userinfo releases (idp/web/release.go logRelease)
-// append with Service.Log, which checks nothing. A withdrawal that commits
-// between ConsentPolicy.Released's check and the append is not seen: the
-// claims leave after the citizen's withdrawal, logged as a release under
-// the withdrawn consent. Here the withdrawal lands while the entry is
-// being built (ActorNames, the step just before the append).
-func TestReview_TokenReleaseNotRecheckedAtAppend(t *testing.T) {
+// TestLog_TokenReleaseRecheckedAtAppend: an ID token or userinfo release
+// under a consent is rechecked in the append's transaction, as the
+// broker's is: a withdrawal that commits between the policy's check and
+// the append (here while the entry is being built) refuses the release.
+func TestLog_TokenReleaseRecheckedAtAppend(t *testing.T) {
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
 			ctx := t.Context()
@@ -279,13 +265,10 @@ func (noRegistry) Read(context.Context, string, []string) (map[string]consent.Va
 	return map[string]consent.Value{}, nil
 }
 
-// TestReview_RefusalFloodByInventedPurposes: refusals are coalesced per
-// citizen, actor and purpose, but the data request's purpose is any
-// well-formed code (fiberapi validPurpose checks only its form, not the
-// client's registered purposes). An agency that varies it appends one
-// refusal per request to the citizen's log, up to its rate limit (3000 a
-// minute by default): the flood Service.logRefusal says it prevents.
-func TestReview_RefusalFloodByInventedPurposes(t *testing.T) {
+// TestFetch_RefusalsBoundedAcrossPurposes: an agency that varies the
+// purpose of refused data requests adds at most RefusalPurposes refusals
+// to a citizen's log per window, not one per request.
+func TestFetch_RefusalsBoundedAcrossPurposes(t *testing.T) {
 	ctx := t.Context()
 	db, d := backends[0].open(t)
 	s := migrated(t, db, d)
@@ -317,14 +300,10 @@ func TestReview_RefusalFloodByInventedPurposes(t *testing.T) {
 	}
 }
 
-// TestReview_TreeHashesNotVerified: verify recomputes the tree from the
-// leaves and never compares the stored tree hashes (consent_tree_hashes)
-// with them, and the checkpointer reads only the frontier. A changed
-// interior hash (an operator, or a bad restore) goes unnoticed by `onedoor
-// audit verify`, yet every inclusion proof through it that the citizen's
-// app checks fails: the app reports a rewrite of history that verify
-// calls intact (or the operator selectively denies a citizen their proof).
-func TestReview_TreeHashesNotVerified(t *testing.T) {
+// TestVerify_StoredTreeHashes: a changed stored tree hash (an operator, or
+// a bad restore), which would break citizens' inclusion proofs, is named
+// by `onedoor audit verify`.
+func TestVerify_StoredTreeHashes(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *tamperEnv) {
 		ctx := t.Context()
 		for i := range 5 {
