@@ -80,7 +80,10 @@ type Config struct {
 	// NoncePeriod is the lifetime of a nonce bucket (default 2 min): a nonce
 	// is accepted in its bucket and the next one.
 	NoncePeriod time.Duration
-	Now         func() time.Time
+	// MaxInProcess bounds the jtis an in-process verifier keeps (default
+	// LocalMaxJTIs).
+	MaxInProcess int
+	Now          func() time.Time
 }
 
 // Verifier checks proofs. It is safe for concurrent use.
@@ -90,6 +93,10 @@ type Verifier struct {
 	nonces *Nonces
 	keys   *keyCache
 	spent  *groupSpend
+	// local, when set, keeps spent jtis in this process instead of spent's
+	// store (NewInProcess); horizon saves its promise.
+	local   *localSpend
+	horizon Horizon
 }
 
 // New returns a verifier that spends jtis in replay.
@@ -190,7 +197,7 @@ func (v *Verifier) Verify(ctx context.Context, header []string, c Check) (*Proof
 	}
 	// The nonce is checked when required, and whenever one is sent: a
 	// client that sends a stale one is told to fetch a new one.
-	if c.RequireNonce || cl.Nonce != "" {
+	if c.RequireNonce || cl.Nonce != "" || (v.local != nil && v.local.needsNonce(p.IssuedAt, v.cfg.Skew)) {
 		if v.nonces == nil || !v.nonces.Valid(cl.Nonce) {
 			return nil, ErrUseNonce
 		}
@@ -199,10 +206,17 @@ func (v *Verifier) Verify(ctx context.Context, header []string, c Check) (*Proof
 	// jti unspent, which gains an attacker nothing, and a proof refused for
 	// its nonce may not be sent again anyway (the retry needs a new nonce).
 	sum := sha256.Sum256([]byte(p.JKT + "\x00" + cl.ID))
-	key := "dpop:jti:" + base64.RawURLEncoding.EncodeToString(sum[:])
-	if err := v.spent.spend(ctx, key); err != nil {
-		if errors.Is(err, idp.ErrConflict) {
+	if v.local != nil {
+		err = v.local.spend([16]byte(sum[:16]), p.IssuedAt, now)
+	} else {
+		err = v.spent.spend(ctx, "dpop:jti:"+base64.RawURLEncoding.EncodeToString(sum[:]))
+	}
+	if err != nil {
+		switch {
+		case errors.Is(err, idp.ErrConflict):
 			return nil, refuse("jti replayed")
+		case errors.Is(err, ErrInvalidProof):
+			return nil, err
 		}
 		return nil, fmt.Errorf("dpop replay check: %w", err)
 	}
