@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestServe_EmbeddedDPoPAcrossRestart: the embedded default keeps the DPoP
+// proofs it spent in memory. A request the API accepted, replayed byte for
+// byte after a restart on the same data (the set is gone), is refused with
+// use_dpop_nonce and a DPoP-Nonce, never served; a client that retries
+// with the nonce is served, and so is the eID app. While a server runs, a
+// second one on the same data directory refuses to start.
+func TestServe_EmbeddedDPoPAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	idpPort, apiPort := freePort(t), freePort(t)
+	same := func(c *Config) {
+		c.DataDir = dir
+		c.IDPAddr, c.APIAddr = "127.0.0.1:"+strconv.Itoa(idpPort), "127.0.0.1:"+strconv.Itoa(apiPort)
+	}
+	e := startMain(t, same)
+	cit := e.citizenAPI(t, e.app)
+
+	// The request as the app sent it: its token and proof.
+	htu := e.m.APIURL + "/v1/me"
+	captured, err := http.NewRequest(http.MethodGet, "http://"+e.m.APIAddr+"/v1/me", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	captured.Header.Set("Authorization", "DPoP "+cit.token)
+	captured.Header.Set("DPoP", cit.pop.proof(t, http.MethodGet, htu, cit.token))
+	send := func(what string, want int) *http.Response {
+		t.Helper()
+		resp, err := http.DefaultClient.Do(captured.Clone(context.Background()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("%s: %d %s, want %d", what, resp.StatusCode, body, want)
+		}
+		return resp
+	}
+	send("the app's request", http.StatusOK)
+	send("the same request replayed", http.StatusUnauthorized)
+
+	second := NewMain()
+	second.Config.DataDir = dir
+	second.Config.IDPAddr, second.Config.APIAddr, second.Config.Issuer = "127.0.0.1:0", "127.0.0.1:0", ""
+	err = second.Run(context.Background())
+	_ = second.Close()
+	if err == nil || !strings.Contains(err.Error(), "another onedoor serve is using the data directory") {
+		t.Fatalf("a second server on the same data directory: %v, want a refusal naming it", err)
+	}
+
+	// A crash or a stop: the next process has forgotten the set.
+	if err := e.m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next := startMain(t, same)
+	resp := send("the same request after the restart", http.StatusUnauthorized)
+	if ch := resp.Header.Get("WWW-Authenticate"); !strings.Contains(ch, `error="use_dpop_nonce"`) || resp.Header.Get("DPoP-Nonce") == "" {
+		t.Fatalf("replay after the restart: WWW-Authenticate %q, DPoP-Nonce %q; want use_dpop_nonce with a nonce", ch, resp.Header.Get("DPoP-Nonce"))
+	}
+	// The same token from the same app, with a fresh proof: one retry.
+	cit.base = "http://" + next.m.APIAddr
+	cit.must(http.StatusOK, http.MethodGet, "/v1/me", nil)
+	// The eID app's own client does the same.
+	req, err := http.NewRequest(http.MethodGet, next.m.APIURL+"/v1/home", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.app.DoAPI(t.Context(), next.m.APIURL, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("the eID app after the restart: %d", r.StatusCode)
+	}
+}
