@@ -278,3 +278,16 @@ func (h *flakyHorizon) Save(ctx context.Context, t time.Time) error {
 	}
 	return h.Horizon.Save(ctx, t)
 }
+
+// TestInProcess_ClockJumpsForward: a clock that jumps past the promise
+// between two renewals costs the next request one save, not a 503.
+func TestInProcess_ClockJumpsForward(t *testing.T) {
+	f := newFixture(t, nil)
+	c := &clock{t: f.now}
+	v := inProcess(t, sqliteHorizon(t), c, 0)
+	c.Set(f.now.Add(time.Hour))
+	f.now = c.Now()
+	if _, err := v.Verify(t.Context(), []string{f.proof(t, dpop.ProofRequest{})}, tokenCheck); err != nil {
+		t.Fatalf("a proof after the clock jumped an hour: %v", err)
+	}
+}
