@@ -63,7 +63,7 @@ var (
 // CreateMany stores each key that is absent (or expired) and reports which
 // it stored; a key given twice is stored once.
 type Replay interface {
-	CreateMany(ctx context.Context, keys []string, value []byte, ttl time.Duration) (created []bool, err error)
+	CreateMany(ctx context.Context, keys []string, ttl time.Duration) (created []bool, err error)
 }
 
 // Config configures a Verifier.
