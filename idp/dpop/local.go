@@ -105,6 +105,9 @@ type localSpend struct {
 	// earlier process (its saved promise).
 	since time.Time
 
+	// renewMu orders renewals (renew).
+	renewMu sync.Mutex
+
 	mu        sync.Mutex
 	cur, prev map[[16]byte]struct{}
 	turned    time.Time // hw at the last turn
@@ -179,19 +182,32 @@ func (v *Verifier) Run(ctx context.Context, onErr func(error)) {
 }
 
 // renew saves a promise Lease ahead of the latest time seen, then lets the
-// set accept proofs up to it.
+// set accept proofs up to it. The saved promise never moves back: not below
+// an earlier process's (a clock stepped back across a restart), and not
+// below this process's own (renewals are taken one at a time, so a slower
+// save cannot overwrite a later promise).
 func (v *Verifier) renew(ctx context.Context) error {
 	l := v.local
+	l.renewMu.Lock()
+	defer l.renewMu.Unlock()
 	l.mu.Lock()
-	p := l.advance(v.cfg.Now()).Add(Lease)
+	if l.promise.Sub(l.advance(v.cfg.Now())) >= Lease/2 {
+		l.mu.Unlock()
+		return nil // renewed by the call this one waited for
+	}
+	p := l.hw.Add(Lease)
+	if p.Before(l.since) {
+		p = l.since
+	}
+	if p.Before(l.promise) {
+		p = l.promise
+	}
 	l.mu.Unlock()
 	if err := v.horizon.Save(ctx, p); err != nil {
 		return err
 	}
 	l.mu.Lock()
-	if p.After(l.promise) {
-		l.promise = p
-	}
+	l.promise = p
 	l.mu.Unlock()
 	return nil
 }
