@@ -1,0 +1,103 @@
+package dpop_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/onedoor/onedoor/idp/dpop"
+)
+
+// Review findings: each test shows a captured proof accepted twice.
+
+// TestReview_RestartsWithClockBackForgetPromise: a restart with the clock
+// stepped back saves a promise below the loaded one, so the process after
+// it no longer asks the earlier process's proofs for a nonce; once its
+// clock reaches their iat again they are accepted a second time.
+func TestReview_RestartsWithClockBackForgetPromise(t *testing.T) {
+	f := newFixture(t, nil)
+	c := &clock{t: f.now}
+	h := sqliteHorizon(t)
+	v1 := inProcess(t, h, c, 0)
+	spent := f.proof(t, dpop.ProofRequest{})
+	if _, err := v1.Verify(t.Context(), []string{spent}, tokenCheck); err != nil {
+		t.Fatal(err)
+	}
+	// The host restarts with its clock an hour behind (RTC, VM restore);
+	// the server restarts again (deploy, crash) while it still is.
+	back := f.now.Add(-time.Hour)
+	c.Set(back)
+	_ = inProcess(t, h, c, 0)
+	c.Set(back.Add(time.Second))
+	v3 := inProcess(t, h, c, 0)
+	// An hour on (real time), v3's clock reads the capture time again.
+	for at := back.Add(time.Minute); at.Before(f.now); at = at.Add(time.Minute) {
+		c.Set(at)
+		renew(t, v3, c)
+	}
+	c.Set(f.now)
+	renew(t, v3, c)
+	if _, err := v3.Verify(t.Context(), []string{spent}, tokenCheck); err == nil {
+		t.Fatal("a proof the first process accepted was accepted again after two restarts with the clock stepped back")
+	}
+}
+
+// gatedHorizon blocks the first Save after arm until release.
+type gatedHorizon struct {
+	dpop.Horizon
+	armed   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (h *gatedHorizon) Save(ctx context.Context, t time.Time) error {
+	if h.armed.CompareAndSwap(true, false) {
+		close(h.entered)
+		<-h.release
+		return h.Horizon.Save(context.Background(), t)
+	}
+	return h.Horizon.Save(ctx, t)
+}
+
+// TestReview_ConcurrentRenewsSaveOlderPromise: Run's renewal and a
+// request's renewal (after the clock jumped past the promise, e.g. a VM
+// resumed) save concurrently; the last write wins, not the latest
+// promise, so the saved promise is older than the one the process accepts
+// proofs under. After a crash the next process accepts those proofs again.
+func TestReview_ConcurrentRenewsSaveOlderPromise(t *testing.T) {
+	f := newFixture(t, nil)
+	c := &clock{t: f.now}
+	h := &gatedHorizon{Horizon: sqliteHorizon(t), entered: make(chan struct{}), release: make(chan struct{})}
+	v1 := inProcess(t, h, c, 0)
+	start := f.now
+	c.Set(start.Add(6 * time.Second)) // half the lease spent: Run renews
+	h.armed.Store(true)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { v1.Run(ctx, nil); close(done) }()
+	<-h.entered // Run's Save of start+16s is slow (SQLite busy, fsync)
+
+	c.Set(start.Add(time.Hour)) // the clock jumps
+	f.now = c.Now()
+	spent := f.proof(t, dpop.ProofRequest{})
+	if _, err := v1.Verify(t.Context(), []string{spent}, tokenCheck); err != nil {
+		t.Fatal(err)
+	}
+	close(h.release) // Run's older Save lands last
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	<-done
+
+	// Crash; restart a second later.
+	c.Set(f.now.Add(time.Second))
+	v2 := inProcess(t, h, c, 0)
+	_, err := v2.Verify(t.Context(), []string{spent}, tokenCheck)
+	if err == nil {
+		t.Fatal("a proof accepted under a promise that was overwritten by an older one was accepted again after a restart")
+	}
+	if !errors.Is(err, dpop.ErrUseNonce) {
+		t.Logf("refused: %v", err)
+	}
+}
