@@ -4,9 +4,12 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/oauth2"
 )
 
 // TestServe_EmbeddedDPoPAcrossRestart: the embedded default keeps the DPoP
@@ -82,5 +85,50 @@ func TestServe_EmbeddedDPoPAcrossRestart(t *testing.T) {
 	r.Body.Close()
 	if r.StatusCode != http.StatusOK {
 		t.Fatalf("the eID app after the restart: %d", r.StatusCode)
+	}
+}
+
+// TestReview_NonceWithoutDPoPNonceAfterRestart: right after a restart of
+// the embedded default every DPoP proof needs the new process's nonce, but
+// PAR (always) and the token endpoint under --dpop-nonce=false answer
+// use_dpop_nonce with no DPoP-Nonce to retry with: a DPoP client cannot
+// comply and fails until the earlier promise has passed.
+func TestReview_NonceWithoutDPoPNonceAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	idpPort, apiPort := freePort(t), freePort(t)
+	same := func(c *Config) {
+		c.DataDir = dir
+		c.DPoPNonce = false
+		c.IDPAddr, c.APIAddr = "127.0.0.1:"+strconv.Itoa(idpPort), "127.0.0.1:"+strconv.Itoa(apiPort)
+	}
+	e := startMain(t, same)
+	id, secret := e.client(ClientSpec{Scope: "openid profile"})
+	if err := e.m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next := startMain(t, same)
+	pop := newDPoPClient(t)
+	forms := map[string]string{
+		"/par":   url.Values{"response_type": {"code"}, "client_id": {id}, "redirect_uri": {"http://127.0.0.1:9/callback"}, "scope": {"openid profile"}, "state": {randomString(12)}, "nonce": {randomString(12)}, "code_challenge": {oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())}, "code_challenge_method": {"S256"}}.Encode(),
+		"/token": url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}.Encode(),
+	}
+	for path, form := range forms {
+		req, err := http.NewRequest(http.MethodPost, next.issuer+path, strings.NewReader(form))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(id, secret)
+		req.Header.Set("DPoP", pop.proof(t, http.MethodPost, next.issuer+path, ""))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		t.Logf("%s: %d %s DPoP-Nonce=%q", path, resp.StatusCode, body, resp.Header.Get("DPoP-Nonce"))
+		if strings.Contains(string(body), "use_dpop_nonce") && resp.Header.Get("DPoP-Nonce") == "" {
+			t.Errorf("%s after a restart: use_dpop_nonce with no DPoP-Nonce to retry with", path)
+		}
 	}
 }
