@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -130,5 +131,51 @@ func TestReview_NonceWithoutDPoPNonceAfterRestart(t *testing.T) {
 		if strings.Contains(string(body), "use_dpop_nonce") && resp.Header.Get("DPoP-Nonce") == "" {
 			t.Errorf("%s after a restart: use_dpop_nonce with no DPoP-Nonce to retry with", path)
 		}
+	}
+}
+
+// TestReview_RedisServerIgnoresServeLock: a second server on the same
+// SQLite data directory, but with --redis-url (an operator moving to
+// Redis, blue/green on one host), neither takes nor checks the serve lock:
+// it starts beside the in-process one, and a captured API request accepted
+// by one is accepted again by the other (each has its own replay set).
+func TestReview_RedisServerIgnoresServeLock(t *testing.T) {
+	redisURL := os.Getenv("ONEDOOR_TEST_REDIS_URL")
+	if redisURL == "" {
+		t.Skip("ONEDOOR_TEST_REDIS_URL not set")
+	}
+	dir := t.TempDir()
+	e := startMain(t, func(c *Config) { c.DataDir = dir })
+	cit := e.citizenAPI(t, e.app)
+	htu := e.m.APIURL + "/v1/me"
+	proof := cit.pop.proof(t, http.MethodGet, htu, cit.token)
+	send := func(addr string) int {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/me", nil)
+		req.Header.Set("Authorization", "DPoP "+cit.token)
+		req.Header.Set("DPoP", proof)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		t.Logf("%s: %d %s %s", addr, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), b)
+		return resp.StatusCode
+	}
+	if st := send(e.m.APIAddr); st != http.StatusOK {
+		t.Fatalf("the app's request: %d", st)
+	}
+	second := NewMain()
+	second.Config.DataDir = dir
+	second.Config.RedisURL = redisURL
+	second.Config.RedisPrefix = "test-" + randomHex(4) + ":"
+	second.Config.IDPAddr, second.Config.APIAddr = "127.0.0.1:0", "127.0.0.1:0"
+	second.Config.Issuer, second.Config.APIURL = e.m.Config.Issuer, e.m.Config.APIURL
+	second.Logger = e.m.Logger
+	err := second.Run(context.Background())
+	t.Cleanup(func() { _ = second.Close() })
+	if err == nil {
+		t.Errorf("a Redis-backed server started on the data directory an in-process server holds: the two keep separate replay sets")
+		t.Logf("the captured request replayed at the second server: %d", send(second.APIAddr))
 	}
 }

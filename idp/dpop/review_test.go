@@ -101,3 +101,23 @@ func TestReview_ConcurrentRenewsSaveOlderPromise(t *testing.T) {
 		t.Logf("refused: %v", err)
 	}
 }
+
+// TestReview_ClockBackRefusesHonestProofs: when the clock steps back by
+// more than MaxAge within one process (an NTP step), every honest proof
+// made on the corrected clock is refused as invalid (400/401
+// invalid_dpop_proof, a client error, not a 503 outage) until the clock
+// catches up with the latest time seen: here five minutes.
+func TestReview_ClockBackRefusesHonestProofs(t *testing.T) {
+	f := newFixture(t, nil)
+	c := &clock{t: f.now}
+	v := inProcess(t, sqliteHorizon(t), c, 0)
+	if _, err := v.Verify(t.Context(), []string{f.proof(t, dpop.ProofRequest{})}, tokenCheck); err != nil {
+		t.Fatal(err)
+	}
+	c.Set(f.now.Add(-5 * time.Minute))
+	f.now = c.Now()
+	_, err := v.Verify(t.Context(), []string{f.proof(t, dpop.ProofRequest{})}, tokenCheck)
+	if errors.Is(err, dpop.ErrInvalidProof) {
+		t.Fatalf("an honest fresh proof after the clock stepped back 5 min: %v (refused as the client's fault)", err)
+	}
+}
