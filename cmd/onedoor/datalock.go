@@ -19,10 +19,12 @@ const serveLockFile = "serve.lock"
 func (c *Config) inProcess() bool { return c.PostgresDSN == "" && c.RedisURL == "" }
 
 // lockDataDir takes the data directory's serve lock, so that a second
-// `onedoor serve` on it refuses to start: two processes each keeping their
-// own set of spent DPoP proofs could each accept a captured proof once.
-// Admin commands do not take it; they never verify proofs. The lock is
-// the operating system's (flock), so a crashed server leaves none behind.
+// `onedoor serve` on it refuses to start, whatever its other flags (with
+// --redis-url too): two processes each keeping their own set of spent DPoP
+// proofs could each accept a captured proof once. Admin commands do not
+// take it; they never verify proofs. The lock is the operating system's
+// (flock, so the directory must be on a local file system), and a crashed
+// server leaves none behind.
 func (m *Main) lockDataDir() error {
 	dir := m.Config.DataDir
 	if err := os.MkdirAll(dir, 0o700); err != nil {

@@ -89,12 +89,11 @@ func TestServe_EmbeddedDPoPAcrossRestart(t *testing.T) {
 	}
 }
 
-// TestReview_NonceWithoutDPoPNonceAfterRestart: right after a restart of
-// the embedded default every DPoP proof needs the new process's nonce, but
-// PAR (always) and the token endpoint under --dpop-nonce=false answer
-// use_dpop_nonce with no DPoP-Nonce to retry with: a DPoP client cannot
-// comply and fails until the earlier promise has passed.
-func TestReview_NonceWithoutDPoPNonceAfterRestart(t *testing.T) {
+// TestServe_UseDPoPNonceCarriesANonceAfterRestart: right after a restart of
+// the embedded default every DPoP proof needs the new process's nonce, so
+// PAR and the token endpoint under --dpop-nonce=false answer
+// use_dpop_nonce with a DPoP-Nonce to retry with, like the rest.
+func TestServe_UseDPoPNonceCarriesANonceAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	idpPort, apiPort := freePort(t), freePort(t)
 	same := func(c *Config) {
@@ -134,14 +133,16 @@ func TestReview_NonceWithoutDPoPNonceAfterRestart(t *testing.T) {
 	}
 }
 
-// TestReview_RedisServerIgnoresServeLock: a second server on the same
+// TestServe_RedisServerTakesTheServeLock: a second server on the same
 // SQLite data directory, but with --redis-url (an operator moving to
-// Redis, blue/green on one host), neither takes nor checks the serve lock:
-// it starts beside the in-process one, and a captured API request accepted
-// by one is accepted again by the other (each has its own replay set).
-func TestReview_RedisServerIgnoresServeLock(t *testing.T) {
+// Redis, blue/green on one host), takes the serve lock too: it does not
+// start beside the in-process one, which would keep its own replay set.
+func TestServe_RedisServerTakesTheServeLock(t *testing.T) {
 	redisURL := os.Getenv("ONEDOOR_TEST_REDIS_URL")
 	if redisURL == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("ONEDOOR_TEST_REDIS_URL is not set; CI must run the Redis cases")
+		}
 		t.Skip("ONEDOOR_TEST_REDIS_URL not set")
 	}
 	dir := t.TempDir()

@@ -394,7 +394,7 @@ func (m *Main) ClientSecretKey() []byte { return keyset.DeriveKey(m.master, purp
 // Run opens everything, starts serving and returns; Close stops.
 func (m *Main) Run(ctx context.Context) error {
 	c := &m.Config
-	if c.inProcess() {
+	if c.PostgresDSN == "" {
 		if err := m.lockDataDir(); err != nil {
 			return err
 		}

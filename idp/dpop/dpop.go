@@ -164,7 +164,8 @@ func refuse(format string, a ...any) error {
 
 // Verify checks the DPoP header values of a request (r.Header.Values("DPoP"))
 // against c and spends the proof's jti. No header is ErrMissing; more than
-// one is refused (RFC 9449 section 4.3, check 1).
+// one is refused (RFC 9449 section 4.3, check 1). With ErrUseNonce it also
+// returns the proof, whose key is known but whose jti was not spent.
 func (v *Verifier) Verify(ctx context.Context, header []string, c Check) (*Proof, error) {
 	if len(header) == 0 {
 		return nil, ErrMissing
@@ -199,7 +200,7 @@ func (v *Verifier) Verify(ctx context.Context, header []string, c Check) (*Proof
 	// client that sends a stale one is told to fetch a new one.
 	if c.RequireNonce || cl.Nonce != "" || (v.local != nil && v.local.needsNonce(p.IssuedAt, v.cfg.Skew)) {
 		if v.nonces == nil || !v.nonces.Valid(cl.Nonce) {
-			return nil, ErrUseNonce
+			return p, ErrUseNonce // p names the key that signed; its jti is unspent
 		}
 	}
 	// Spent last, once everything else holds: a refused proof leaves its

@@ -244,7 +244,11 @@ func (l *localSpend) spend(key [16]byte, iat, now time.Time) error {
 		return errLapsed
 	}
 	if iat.Before(hw.Add(-l.maxAge)) {
-		return refuse("iat is outside the accepted window")
+		// The clock allowed it (Verify checked), so the clock is behind the
+		// latest time seen: a server fault, not the client's. Refused all
+		// the same, since its jti may have been forgotten.
+		return fmt.Errorf("the clock is %v behind the latest time this process saw, and the proof is older than that allows; a restart clears it: %w",
+			hw.Sub(now).Round(time.Second), idp.ErrUnavailable)
 	}
 	if hw.Sub(l.turned) >= l.period {
 		l.prev, l.cur, l.turned = l.cur, map[[16]byte]struct{}{}, hw

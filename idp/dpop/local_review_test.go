@@ -10,13 +10,13 @@ import (
 	"github.com/onedoor/onedoor/idp/dpop"
 )
 
-// Review findings: each test shows a captured proof accepted twice.
+// The promise across restarts and clock steps (found in review).
 
-// TestReview_RestartsWithClockBackForgetPromise: a restart with the clock
-// stepped back saves a promise below the loaded one, so the process after
-// it no longer asks the earlier process's proofs for a nonce; once its
-// clock reaches their iat again they are accepted a second time.
-func TestReview_RestartsWithClockBackForgetPromise(t *testing.T) {
+// TestInProcess_PromiseKeptAcrossRestartsWithClockBack: a restart with the
+// clock stepped back does not save a promise below the loaded one, so the
+// process after it still asks the first process's proofs for a nonce when
+// its clock reaches their iat again.
+func TestInProcess_PromiseKeptAcrossRestartsWithClockBack(t *testing.T) {
 	f := newFixture(t, nil)
 	c := &clock{t: f.now}
 	h := sqliteHorizon(t)
@@ -61,12 +61,12 @@ func (h *gatedHorizon) Save(ctx context.Context, t time.Time) error {
 	return h.Horizon.Save(ctx, t)
 }
 
-// TestReview_ConcurrentRenewsSaveOlderPromise: Run's renewal and a
-// request's renewal (after the clock jumped past the promise, e.g. a VM
-// resumed) save concurrently; the last write wins, not the latest
-// promise, so the saved promise is older than the one the process accepts
-// proofs under. After a crash the next process accepts those proofs again.
-func TestReview_ConcurrentRenewsSaveOlderPromise(t *testing.T) {
+// TestInProcess_ConcurrentRenewalsNeverSaveAnOlderPromise: Run's slow
+// renewal and a request's renewal (after the clock jumped past the
+// promise, e.g. a VM resumed) are taken one at a time, so the saved
+// promise is never older than the one proofs were accepted under, and
+// after a crash the next process does not accept those proofs again.
+func TestInProcess_ConcurrentRenewalsNeverSaveAnOlderPromise(t *testing.T) {
 	f := newFixture(t, nil)
 	c := &clock{t: f.now}
 	h := &gatedHorizon{Horizon: sqliteHorizon(t), entered: make(chan struct{}), release: make(chan struct{})}
@@ -78,6 +78,12 @@ func TestReview_ConcurrentRenewsSaveOlderPromise(t *testing.T) {
 	done := make(chan struct{})
 	go func() { v1.Run(ctx, nil); close(done) }()
 	<-h.entered // Run's Save of start+16s is slow (SQLite busy, fsync)
+	go func() {
+		// The request's own renewal waits for it (renewals are taken one
+		// at a time), so the slow save must end for the request to.
+		time.Sleep(100 * time.Millisecond)
+		close(h.release)
+	}()
 
 	c.Set(start.Add(time.Hour)) // the clock jumps
 	f.now = c.Now()
@@ -85,8 +91,6 @@ func TestReview_ConcurrentRenewsSaveOlderPromise(t *testing.T) {
 	if _, err := v1.Verify(t.Context(), []string{spent}, tokenCheck); err != nil {
 		t.Fatal(err)
 	}
-	close(h.release) // Run's older Save lands last
-	time.Sleep(50 * time.Millisecond)
 	cancel()
 	<-done
 
@@ -102,12 +106,11 @@ func TestReview_ConcurrentRenewsSaveOlderPromise(t *testing.T) {
 	}
 }
 
-// TestReview_ClockBackRefusesHonestProofs: when the clock steps back by
-// more than MaxAge within one process (an NTP step), every honest proof
-// made on the corrected clock is refused as invalid (400/401
-// invalid_dpop_proof, a client error, not a 503 outage) until the clock
-// catches up with the latest time seen: here five minutes.
-func TestReview_ClockBackRefusesHonestProofs(t *testing.T) {
+// TestInProcess_ClockBackIsAnOutageNotTheClients: when the clock steps back
+// by more than MaxAge within one process (an NTP step), honest proofs made
+// on the corrected clock are refused as the server's outage (503), not as
+// invalid (the client's fault), until the clock catches up.
+func TestInProcess_ClockBackIsAnOutageNotTheClients(t *testing.T) {
 	f := newFixture(t, nil)
 	c := &clock{t: f.now}
 	v := inProcess(t, sqliteHorizon(t), c, 0)
