@@ -186,11 +186,15 @@ type Ephemeral interface {
 	// Create stores value only when key is absent or expired; otherwise it
 	// returns ErrConflict. It is the primitive for single-use entries.
 	Create(ctx context.Context, key string, value []byte, ttl time.Duration) error
-	// CreateMany is Create for many keys in one round trip: created[i]
-	// reports whether this call stored keys[i]. A key given twice is stored
-	// once, for its first place. It serves writers that batch single-use
-	// entries (DPoP jtis) instead of paying a transaction each.
-	CreateMany(ctx context.Context, keys []string, value []byte, ttl time.Duration) (created []bool, err error)
+	// CreateMany stores a single-use marker under each key that is absent
+	// or expired, in one round trip: created[i] reports whether this call
+	// stored keys[i]. A key given twice is stored once, for its first place.
+	// It serves writers that batch single-use entries (DPoP jtis) instead of
+	// paying a transaction each. A marker has no value to read back. A
+	// store whose client resends a call after a lost reply (a Redis
+	// pipeline after a read timeout) must report the keys the first send
+	// stored as created, so a slow store is never taken for a replay.
+	CreateMany(ctx context.Context, keys []string, ttl time.Duration) (created []bool, err error)
 	// Get returns the value; ErrNotFound when absent or expired.
 	Get(ctx context.Context, key string) ([]byte, error)
 	// Take returns the value and deletes it atomically: of concurrent callers

@@ -63,6 +63,11 @@ func (c *dpopClient) proof(t testing.TB, method, u, accessToken string) string {
 
 // sign is proof for callers without a testing.TB (benchmark workers).
 func (c *dpopClient) sign(method, u, accessToken string) (string, error) {
+	return c.signNonce(method, u, accessToken, c.nonce)
+}
+
+// signNonce is sign with this nonce (none when "") instead of c's.
+func (c *dpopClient) signNonce(method, u, accessToken, nonce string) (string, error) {
 	alg := c.alg
 	if alg == "" {
 		alg = jose.ES256
@@ -76,8 +81,8 @@ func (c *dpopClient) sign(method, u, accessToken string) (string, error) {
 		iat = c.now()
 	}
 	claims := map[string]any{"jti": rand.Text(), "htm": method, "htu": u, "iat": iat.Unix()}
-	if c.nonce != "" {
-		claims["nonce"] = c.nonce
+	if nonce != "" {
+		claims["nonce"] = nonce
 	}
 	if accessToken != "" {
 		sum := sha256.Sum256([]byte(accessToken))

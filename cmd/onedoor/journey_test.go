@@ -59,7 +59,21 @@ func (r apiResp) json(t testing.TB) map[string]any {
 }
 
 // do sends a request; body is JSON unless a Content-Type header is given.
+// Like the eID app, it answers a use_dpop_nonce challenge (the embedded
+// default asks for a nonce right after a restart) by sending the request
+// once more with a proof carrying the nonce.
 func (a *apiClient) do(method, path string, body []byte, hdr ...string) apiResp {
+	a.t.Helper()
+	r, nonce := a.send(method, path, body, "", hdr...)
+	if nonce != "" {
+		r, _ = a.send(method, path, body, nonce, hdr...)
+	}
+	return r
+}
+
+// send is one try of do; nonce is the DPoP-Nonce of a use_dpop_nonce
+// answer, "" for any other.
+func (a *apiClient) send(method, path string, body []byte, nonce string, hdr ...string) (apiResp, string) {
 	a.t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -74,7 +88,14 @@ func (a *apiClient) do(method, path string, body []byte, hdr ...string) apiResp 
 		// A key-bound token goes with a DPoP proof for this request.
 		req.Header.Set("Authorization", "DPoP "+a.token)
 		htu, _, _ := strings.Cut(a.apiURL+path, "?")
-		req.Header.Set("DPoP", a.pop.proof(a.t, method, htu, a.token))
+		if nonce == "" {
+			nonce = a.pop.nonce
+		}
+		p, err := a.pop.signNonce(method, htu, a.token, nonce)
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		req.Header.Set("DPoP", p)
 	case a.token != "":
 		req.Header.Set("Authorization", "Bearer "+a.token)
 	}
@@ -102,7 +123,11 @@ func (a *apiClient) do(method, path string, body []byte, hdr ...string) apiResp 
 	if resp.StatusCode >= 500 && !a.faultOK {
 		a.t.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
 	}
-	return apiResp{status: resp.StatusCode, header: resp.Header, body: raw}
+	r := apiResp{status: resp.StatusCode, header: resp.Header, body: raw}
+	if a.pop != nil && resp.StatusCode == http.StatusUnauthorized && strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="use_dpop_nonce"`) {
+		return r, resp.Header.Get("DPoP-Nonce")
+	}
+	return r, ""
 }
 
 // must is do that fails the test unless the status is want.

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gofrs/flock"
 	goredis "github.com/redis/go-redis/v9"
 
 	"golang.org/x/mod/sumdb/note"
@@ -123,7 +124,9 @@ type Main struct {
 	Agencies AgencyLookup
 
 	master []byte
-	redis  goredis.UniversalClient
+	// dataLock is the embedded default's serve lock (datalock.go).
+	dataLock *flock.Flock
+	redis    goredis.UniversalClient
 	// storeID names the Redis store in the session index (storeid.go).
 	storeID string
 	// wakeHub carries login wake-ups across replicas (with Redis).
@@ -149,6 +152,10 @@ func NewMain() *Main {
 }
 
 // Secret-derivation purposes (HKDF info strings).
+// dpopHorizonKey is where the embedded default keeps its DPoP promise
+// (dpop.Horizon) in the ephemeral store.
+const dpopHorizonKey = "dpop:horizon"
+
 const (
 	purposeFosite     = "fosite-global"
 	purposeClient     = "client-secret"
@@ -387,6 +394,11 @@ func (m *Main) ClientSecretKey() []byte { return keyset.DeriveKey(m.master, purp
 // Run opens everything, starts serving and returns; Close stops.
 func (m *Main) Run(ctx context.Context) error {
 	c := &m.Config
+	if c.PostgresDSN == "" {
+		if err := m.lockDataDir(); err != nil {
+			return err
+		}
+	}
 	if err := m.OpenStorage(ctx); err != nil {
 		return err
 	}
@@ -494,8 +506,16 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.newSessions()
 	// One DPoP verifier for the IdP and the mobile API: jtis are spent in
-	// the shared ephemeral store, nonces keyed from the master key.
-	m.DPoP = dpop.New(dpop.Config{NonceKey: keyset.DeriveKey(m.master, purposeDPoP), Now: m.Now}, m.Eph)
+	// the shared ephemeral store, nonces keyed from the master key; the
+	// embedded default's one process keeps them in memory instead.
+	dpopCfg := dpop.Config{NonceKey: keyset.DeriveKey(m.master, purposeDPoP), Now: m.Now}
+	if c.inProcess() {
+		if m.DPoP, err = dpop.NewInProcess(ctx, dpopCfg, dpop.EphemeralHorizon{Store: m.Eph, Key: dpopHorizonKey}); err != nil {
+			return err
+		}
+	} else {
+		m.DPoP = dpop.New(dpopCfg, m.Eph)
+	}
 	m.idpMetrics = newIDPMetrics()
 	m.Web = web.New(web.Config{
 		Observer: m.idpMetrics,
@@ -595,6 +615,11 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.wg.Add(1)
 	go m.collectGarbage(ctx)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.DPoP.Run(ctx, func(err error) { m.Logger.Warn("dpop", "err", err) })
+	}()
 	if m.redis != nil {
 		m.wg.Add(1)
 		go m.keepStoreID(ctx)
@@ -749,6 +774,9 @@ func (m *Main) Close() error {
 	}
 	if m.DB != nil {
 		errs = append(errs, m.DB.Close())
+	}
+	if m.dataLock != nil {
+		errs = append(errs, m.dataLock.Unlock())
 	}
 	return errors.Join(errs...)
 }

@@ -63,7 +63,7 @@ var (
 // CreateMany stores each key that is absent (or expired) and reports which
 // it stored; a key given twice is stored once.
 type Replay interface {
-	CreateMany(ctx context.Context, keys []string, value []byte, ttl time.Duration) (created []bool, err error)
+	CreateMany(ctx context.Context, keys []string, ttl time.Duration) (created []bool, err error)
 }
 
 // Config configures a Verifier.
@@ -80,7 +80,10 @@ type Config struct {
 	// NoncePeriod is the lifetime of a nonce bucket (default 2 min): a nonce
 	// is accepted in its bucket and the next one.
 	NoncePeriod time.Duration
-	Now         func() time.Time
+	// MaxInProcess bounds the jtis an in-process verifier keeps (default
+	// LocalMaxJTIs).
+	MaxInProcess int
+	Now          func() time.Time
 }
 
 // Verifier checks proofs. It is safe for concurrent use.
@@ -90,6 +93,10 @@ type Verifier struct {
 	nonces *Nonces
 	keys   *keyCache
 	spent  *groupSpend
+	// local, when set, keeps spent jtis in this process instead of spent's
+	// store (NewInProcess); horizon saves its promise.
+	local   *localSpend
+	horizon Horizon
 }
 
 // New returns a verifier that spends jtis in replay.
@@ -157,7 +164,8 @@ func refuse(format string, a ...any) error {
 
 // Verify checks the DPoP header values of a request (r.Header.Values("DPoP"))
 // against c and spends the proof's jti. No header is ErrMissing; more than
-// one is refused (RFC 9449 section 4.3, check 1).
+// one is refused (RFC 9449 section 4.3, check 1). With ErrUseNonce it also
+// returns the proof, whose key is known but whose jti was not spent.
 func (v *Verifier) Verify(ctx context.Context, header []string, c Check) (*Proof, error) {
 	if len(header) == 0 {
 		return nil, ErrMissing
@@ -190,19 +198,31 @@ func (v *Verifier) Verify(ctx context.Context, header []string, c Check) (*Proof
 	}
 	// The nonce is checked when required, and whenever one is sent: a
 	// client that sends a stale one is told to fetch a new one.
-	if c.RequireNonce || cl.Nonce != "" {
+	if c.RequireNonce || cl.Nonce != "" || (v.local != nil && v.local.needsNonce(p.IssuedAt, v.cfg.Skew)) {
 		if v.nonces == nil || !v.nonces.Valid(cl.Nonce) {
-			return nil, ErrUseNonce
+			return p, ErrUseNonce // p names the key that signed; its jti is unspent
 		}
 	}
 	// Spent last, once everything else holds: a refused proof leaves its
 	// jti unspent, which gains an attacker nothing, and a proof refused for
 	// its nonce may not be sent again anyway (the retry needs a new nonce).
 	sum := sha256.Sum256([]byte(p.JKT + "\x00" + cl.ID))
-	key := "dpop:jti:" + base64.RawURLEncoding.EncodeToString(sum[:])
-	if err := v.spent.spend(ctx, key); err != nil {
-		if errors.Is(err, idp.ErrConflict) {
+	if v.local != nil {
+		err = v.local.spend([16]byte(sum[:16]), p.IssuedAt, now)
+		if errors.Is(err, errLapsed) && v.renew(ctx) == nil {
+			// The clock jumped past the promise between two renewals:
+			// this request saves the next one itself.
+			err = v.local.spend([16]byte(sum[:16]), p.IssuedAt, now)
+		}
+	} else {
+		err = v.spent.spend(ctx, "dpop:jti:"+base64.RawURLEncoding.EncodeToString(sum[:]))
+	}
+	if err != nil {
+		switch {
+		case errors.Is(err, idp.ErrConflict):
 			return nil, refuse("jti replayed")
+		case errors.Is(err, ErrInvalidProof):
+			return nil, err
 		}
 		return nil, fmt.Errorf("dpop replay check: %w", err)
 	}

@@ -354,14 +354,14 @@ func TestVerify_ConcurrentSpends(t *testing.T) {
 // failingReplay is a replay store that is down.
 type failingReplay struct{}
 
-func (failingReplay) CreateMany(context.Context, []string, []byte, time.Duration) ([]bool, error) {
+func (failingReplay) CreateMany(context.Context, []string, time.Duration) ([]bool, error) {
 	return nil, idp.ErrUnavailable
 }
 
 // panicOnce is a replay store whose first write panics.
 type panicOnce struct{ n atomic.Int32 }
 
-func (p *panicOnce) CreateMany(_ context.Context, keys []string, _ []byte, _ time.Duration) ([]bool, error) {
+func (p *panicOnce) CreateMany(_ context.Context, keys []string, _ time.Duration) ([]bool, error) {
 	if p.n.Add(1) == 1 {
 		panic("driver bug")
 	}
@@ -391,7 +391,7 @@ func TestVerify_StorePanics(t *testing.T) {
 // blockingReplay holds every write until released.
 type blockingReplay struct{ release chan struct{} }
 
-func (b blockingReplay) CreateMany(ctx context.Context, keys []string, _ []byte, _ time.Duration) ([]bool, error) {
+func (b blockingReplay) CreateMany(ctx context.Context, keys []string, _ time.Duration) ([]bool, error) {
 	select {
 	case <-b.release:
 	case <-ctx.Done():

@@ -161,5 +161,5 @@ func (g *groupSpend) write(batch []*spendWait) {
 	for i, w := range batch {
 		keys[i] = w.key
 	}
-	created, err = g.store.CreateMany(ctx, keys, []byte{1}, g.ttl)
+	created, err = g.store.CreateMany(ctx, keys, g.ttl)
 }

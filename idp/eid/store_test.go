@@ -173,11 +173,11 @@ func (e *faultEph) Create(ctx context.Context, key string, v []byte, ttl time.Du
 	return e.Store.Create(ctx, key, v, ttl)
 }
 
-func (e *faultEph) CreateMany(ctx context.Context, keys []string, v []byte, ttl time.Duration) ([]bool, error) {
+func (e *faultEph) CreateMany(ctx context.Context, keys []string, ttl time.Duration) ([]bool, error) {
 	if err := e.failed(); err != nil {
 		return nil, err
 	}
-	return e.Store.CreateMany(ctx, keys, v, ttl)
+	return e.Store.CreateMany(ctx, keys, ttl)
 }
 
 func (e *faultEph) Get(ctx context.Context, key string) ([]byte, error) {

@@ -112,21 +112,21 @@ func testCreateMany(t *testing.T, e idp.Ephemeral) {
 	mustNil(t, e.Set(ctx, "old", []byte("expiring"), shortTTL), "set")
 	time.Sleep(shortTTL + slack)
 	keys := []string{"a", "live", "b", "a", "old"}
-	got, err := e.CreateMany(ctx, keys, []byte("new"), longTTL)
+	got, err := e.CreateMany(ctx, keys, longTTL)
 	mustNil(t, err, "create many")
 	if want := []bool{true, false, true, false, true}; !slices.Equal(got, want) {
 		t.Errorf("CreateMany(%q) = %v, want %v", keys, got, want)
 	}
 	mustGet(t, e, "live", []byte("kept"))
-	mustGet(t, e, "a", []byte("new"))
-	mustGet(t, e, "old", []byte("new"))
-	again, err := e.CreateMany(ctx, []string{"b", "c"}, []byte("again"), longTTL)
+	mustBe(t, e.Create(ctx, "a", []byte("x"), longTTL), idp.ErrConflict, "create a key CreateMany stored")
+	mustBe(t, e.Create(ctx, "old", []byte("x"), longTTL), idp.ErrConflict, "create an expired key CreateMany stored again")
+	again, err := e.CreateMany(ctx, []string{"b", "c"}, longTTL)
 	mustNil(t, err, "create many again")
 	if !slices.Equal(again, []bool{false, true}) {
 		t.Errorf("second CreateMany = %v, want [false true]", again)
 	}
 	mustBe(t, e.Create(ctx, "c", []byte("x"), longTTL), idp.ErrConflict, "create a key CreateMany stored")
-	none, err := e.CreateMany(ctx, nil, []byte("x"), longTTL)
+	none, err := e.CreateMany(ctx, nil, longTTL)
 	mustNil(t, err, "create none")
 	if len(none) != 0 {
 		t.Errorf("CreateMany(nil) = %v", none)
@@ -137,14 +137,14 @@ func testCreateMany(t *testing.T, e idp.Ephemeral) {
 		many[i] = fmt.Sprintf("bulk:%d", i)
 	}
 	many[2499] = "a"
-	bulk, err := e.CreateMany(ctx, many, []byte("v"), longTTL)
+	bulk, err := e.CreateMany(ctx, many, longTTL)
 	mustNil(t, err, "create 2,500")
 	for i, ok := range bulk {
 		if ok != (i != 2499) {
 			t.Fatalf("bulk created[%d] = %v", i, ok)
 		}
 	}
-	_, err = e.CreateMany(ctx, []string{"k"}, []byte("v"), 0)
+	_, err = e.CreateMany(ctx, []string{"k"}, 0)
 	mustBe(t, err, idp.ErrInvalid, "create many with no ttl")
 }
 
@@ -161,7 +161,7 @@ func testConcurrentCreateMany(t *testing.T, e idp.Ephemeral) {
 			for i := range ks {
 				ks[i] = fmt.Sprintf("race:%d", (i+w*7)%keys)
 			}
-			wins[w], errs[w] = e.CreateMany(t.Context(), ks, []byte("v"), longTTL)
+			wins[w], errs[w] = e.CreateMany(t.Context(), ks, longTTL)
 		})
 	}
 	wg.Wait()

@@ -8,6 +8,7 @@ package redis
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	neturl "net/url"
@@ -228,25 +229,52 @@ func (e *Ephemeral) Create(ctx context.Context, key string, value []byte, ttl ti
 	return nil
 }
 
-// CreateMany sends one SET NX PX per key in one pipeline (on a cluster,
-// one per node).
-func (e *Ephemeral) CreateMany(ctx context.Context, keys []string, value []byte, ttl time.Duration) ([]bool, error) {
+// CreateMany sends one SET NX PX GET per key in one pipeline (on a cluster,
+// one per node). Each call stores a random token of its own as the
+// marker: go-redis resends a pipeline whose reply timed out, and the
+// resend then finds the keys the first send stored holding this call's
+// token, which counts as stored by it, not as a replay (SECURITY.md 56,
+// 70). Keys given twice are sent once.
+func (e *Ephemeral) CreateMany(ctx context.Context, keys []string, ttl time.Duration) ([]bool, error) {
 	if err := checkTTL(ttl); err != nil {
 		return nil, err
 	}
-	cmds := make([]*redis.BoolCmd, len(keys))
+	return e.createMany(ctx, keys, ttl, rand.Text())
+}
+
+// createMany is CreateMany with the call's token.
+func (e *Ephemeral) createMany(ctx context.Context, keys []string, ttl time.Duration, token string) ([]bool, error) {
+	first := make(map[string]int, len(keys))
+	cmds := make([]*redis.StatusCmd, len(keys))
 	_, err := e.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {
-			cmds[i] = p.SetNX(ctx, e.prefix+k, value, px(ttl))
+			if _, ok := first[k]; ok {
+				continue
+			}
+			first[k] = i
+			cmds[i] = p.SetArgs(ctx, e.prefix+k, token, redis.SetArgs{Mode: "NX", TTL: px(ttl), Get: true})
 		}
 		return nil
 	})
-	if err != nil {
+	// A key that was absent answers nil, which the pipeline reports as its
+	// first error: only other errors are failures.
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, redisErr("create ephemeral", err)
 	}
 	created := make([]bool, len(keys))
 	for i, c := range cmds {
-		created[i] = c.Val()
+		if c == nil {
+			continue
+		}
+		old, err := c.Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			created[i] = true
+		case err != nil:
+			return nil, redisErr("create ephemeral", err)
+		default:
+			created[i] = old == token
+		}
 	}
 	return created, nil
 }

@@ -111,11 +111,14 @@ func (s *Store) Create(ctx context.Context, key string, value []byte, ttl time.D
 	return nil
 }
 
-// CreateMany stores value under each key that is absent or expired, with
+// marker is the value CreateMany stores.
+var marker = []byte{1}
+
+// CreateMany stores a marker under each key that is absent or expired, with
 // one conditional upsert per createChunk keys in one transaction: RETURNING
 // names the keys it stored (a live key's row is left as it is). Keys given
 // twice are sent once: PostgreSQL refuses one upsert touching a row twice.
-func (s *Store) CreateMany(ctx context.Context, keys []string, value []byte, ttl time.Duration) ([]bool, error) {
+func (s *Store) CreateMany(ctx context.Context, keys []string, ttl time.Duration) ([]bool, error) {
 	const op = "create ephemeral"
 	t, err := ttlMS(ttl)
 	if err != nil {
@@ -144,7 +147,7 @@ func (s *Store) CreateMany(ctx context.Context, keys []string, value []byte, ttl
 				}
 				n := len(args)
 				fmt.Fprintf(&b, "($%d, $%d, %s + $%d)", n+1, n+2, sqlNow(s.d), n+3)
-				args = append(args, k, blob(value), t)
+				args = append(args, k, blob(marker), t)
 			}
 			b.WriteString(` ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
 				WHERE idp_ephemeral.expires_at <= ` + sqlNow(s.d) + ` RETURNING key`)

@@ -40,9 +40,10 @@ var errUseDPoPNonce = &fosite.RFC6749Error{
 var jktRE = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 
 // tokenProof verifies the DPoP header of a request to the IdP endpoint at
-// path (absent: nil, nil). Refusals are fosite errors ready to write; a
-// store failure is returned as it is.
-func (s *Server) tokenProof(r *http.Request, path string, nonce bool) (*dpop.Proof, error) {
+// path (absent: nil, nil). Refusals are fosite errors ready to write (with
+// a DPoP-Nonce header set on w for use_dpop_nonce); a store failure is
+// returned as it is.
+func (s *Server) tokenProof(w http.ResponseWriter, r *http.Request, path string, nonce bool) (*dpop.Proof, error) {
 	hdr := r.Header.Values("DPoP")
 	if len(hdr) == 0 {
 		return nil, nil
@@ -52,6 +53,12 @@ func (s *Server) tokenProof(r *http.Request, path string, nonce bool) (*dpop.Pro
 	switch {
 	case errors.Is(err, dpop.ErrUseNonce):
 		s.observe().DPoPRefused(endpoint, "nonce")
+		// Whatever --dpop-nonce says: the verifier may ask for a nonce on
+		// its own (the embedded default, right after a restart), and the
+		// client can only retry with the one sent here.
+		if n := s.dpop.Nonce(); n != "" {
+			w.Header().Set("DPoP-Nonce", n)
+		}
 		return nil, errUseDPoPNonce
 	case errors.Is(err, dpop.ErrInvalidProof):
 		s.observe().DPoPRefused(endpoint, "invalid")

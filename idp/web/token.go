@@ -83,7 +83,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The DPoP proof is checked before anything of the grant is touched.
-	proof, err := s.tokenProof(r, PathToken, s.cfg.DPoPNonce)
+	proof, err := s.tokenProof(w, r, PathToken, s.cfg.DPoPNonce)
 	if err == nil && proof == nil && r.PostForm.Get("grant_type") == idp.GrantTypeJWTBearer {
 		// The eID app's tokens are always DPoP-bound to its device key and
 		// the mobile API takes them only with proofs: a grant without one
@@ -284,7 +284,7 @@ func (s *Server) par(w http.ResponseWriter, r *http.Request) {
 	// A DPoP proof at PAR binds the code to its key, as dpop_jkt does
 	// (RFC 9449 section 10.1). No nonce is asked here: the proof only names
 	// a key, which the token request proves again.
-	proof, err := s.tokenProof(r, PathPAR, false)
+	proof, err := s.tokenProof(w, r, PathPAR, false)
 	if err == nil {
 		err = checkDPoPJKT(r.PostForm, proof)
 	}

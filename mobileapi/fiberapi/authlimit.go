@@ -167,10 +167,17 @@ func (s *Server) authFailed(c *fiber.Ctx, key, code, detail string) error {
 // section 7.1), and a fresh nonce when one is asked for.
 func (s *Server) authFailedDPoP(c *fiber.Ctx, key, code, detail string) error {
 	c.Locals(localDPoPChallenge, dpop.Challenge(code, ""))
-	if code == "use_dpop_nonce" && s.cfg.DPoP != nil {
-		if n := s.cfg.DPoP.Nonce(); n != "" {
-			c.Set("DPoP-Nonce", n)
+	if code == "use_dpop_nonce" {
+		// Not a failure: the token held and the proof is signed by its key
+		// (checkDPoP), and the client is asked to retry with the nonce
+		// (every client of the embedded default is, right after a restart),
+		// so it does not count against the address.
+		if s.cfg.DPoP != nil {
+			if n := s.cfg.DPoP.Nonce(); n != "" {
+				c.Set("DPoP-Nonce", n)
+			}
 		}
+		return s.unauthorized(c, code, detail)
 	}
 	return s.authFailed(c, key, code, detail)
 }

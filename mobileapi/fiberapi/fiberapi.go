@@ -446,6 +446,9 @@ func (s *Server) checkDPoP(c *fiber.Ctx, addr string, kind accesstoken.Kind, sch
 	defer cancel()
 	p, perr := s.cfg.DPoP.Verify(ctx, hdr, dpop.Check{Method: c.Method(), URL: s.cfg.APIURL + strings.Clone(c.Path()), AccessToken: token})
 	switch {
+	case errors.Is(perr, dpop.ErrUseNonce) && (p == nil || p.JKT != claims.Confirmation.JKT):
+		// Not by the token's key: a failure like any other, counted.
+		return false, s.authFailedDPoP(c, addr, "invalid_dpop_proof", "The DPoP proof is not signed by the key the access token is bound to.")
 	case errors.Is(perr, dpop.ErrUseNonce):
 		return false, s.authFailedDPoP(c, addr, "use_dpop_nonce", "Resource server requires nonce in DPoP proof.")
 	case errors.Is(perr, dpop.ErrInvalidProof):

@@ -161,24 +161,51 @@ func (a *App) DoAPI(ctx context.Context, api string, req *http.Request) (*http.R
 }
 
 // sendWith sends req with the device-bound token and a DPoP proof by the
-// device key for this request and token (RFC 9449 section 7).
+// device key for this request and token (RFC 9449 section 7). When the
+// server asks for a nonce of its own in the proof (use_dpop_nonce with a
+// DPoP-Nonce header, as OneDoor's embedded default does right after a
+// restart), the request is sent once more with a proof carrying it; that
+// needs req.GetBody for a request with a body.
 func (a *App) sendWith(ctx context.Context, req *http.Request, token string) (*http.Response, error) {
 	d, err := a.device()
 	if err != nil {
 		return nil, err
 	}
-	proof, err := a.dpopProof(d, req.Method, req.URL.String(), token, "")
-	if err != nil {
-		return nil, err
+	nonce := ""
+	for try := 0; ; try++ {
+		proof, err := a.dpopProof(d, req.Method, req.URL.String(), token, nonce)
+		if err != nil {
+			return nil, err
+		}
+		r := req.Clone(ctx) // the body is shared, not copied
+		if try > 0 && req.GetBody != nil {
+			if r.Body, err = req.GetBody(); err != nil {
+				return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), err)
+			}
+		}
+		r.Header.Set("Authorization", "DPoP "+token)
+		r.Header.Set("DPoP", proof)
+		resp, err := a.client().Do(r) //nolint:gosec // DoAPI checked it is beneath the API URL
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), err)
+		}
+		n := resp.Header.Get("DPoP-Nonce")
+		if try > 0 || n == "" || resp.StatusCode != http.StatusUnauthorized || !asksForNonce(resp) || (req.Body != nil && req.GetBody == nil) {
+			return resp, nil
+		}
+		resp.Body.Close()
+		nonce = n
 	}
-	r := req.Clone(ctx) // the body is shared, not copied
-	r.Header.Set("Authorization", "DPoP "+token)
-	r.Header.Set("DPoP", proof)
-	resp, err := a.client().Do(r) //nolint:gosec // DoAPI checked it is beneath the API URL
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), err)
+}
+
+// asksForNonce reports whether a 401 is the DPoP challenge use_dpop_nonce.
+func asksForNonce(resp *http.Response) bool {
+	for _, h := range resp.Header.Values("WWW-Authenticate") {
+		if strings.Contains(h, `error="use_dpop_nonce"`) {
+			return true
+		}
 	}
-	return resp, nil
+	return false
 }
 
 // resourceURL checks a resource server's URL (absolute http(s), no query or
