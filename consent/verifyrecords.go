@@ -338,6 +338,17 @@ func (x *recordIndex) flagProblem(ctx context.Context, e *Entry) (string, error)
 		}
 		ev = x.flags[e.ID]
 	}
+	if ev != nil && e.FlaggedAt == nil {
+		// Perhaps the entry was read before its flag committed and the
+		// trail after: read it again (a flag is never taken back).
+		again, err := x.s.GetEntry(ctx, e.CitizenID, e.ID)
+		switch {
+		case err == nil:
+			e = again
+		case !errors.Is(err, ErrNotFound):
+			return "", err
+		}
+	}
 	switch {
 	case ev == nil && e.FlaggedAt == nil:
 		return "", nil

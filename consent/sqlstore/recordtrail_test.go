@@ -206,10 +206,14 @@ func TestRecordTrail_Adoption(t *testing.T) {
 			}
 			insert("cns_live", nil)
 			insert("cns_gone", int64(1700000002000))
+			// The entry as today's code appends it: 0008's column (which
+			// the append sets) exists only for the append.
+			exec(`ALTER TABLE consent_chain_heads ADD COLUMN pending_since BIGINT NOT NULL DEFAULT 0`)
 			if err := s.Append(ctx, &consent.Entry{ID: "log_old", CitizenID: "cit_old", At: time.Now(), Channel: consent.ChannelUserInfo,
 				Outcome: consent.OutcomeReleased}); err != nil {
 				t.Fatal(err)
 			}
+			exec(`ALTER TABLE consent_chain_heads DROP COLUMN pending_since`)
 			exec(`UPDATE consent_log SET flagged_at = 1700000003000, flag_note = 'not me' WHERE id = 'log_old'`)
 			if err := s.Migrate(ctx); err != nil {
 				t.Fatal(err)

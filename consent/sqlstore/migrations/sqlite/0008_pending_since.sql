@@ -4,7 +4,7 @@
 -- every checkpoint. pending_since (Unix ms) is set when a head becomes
 -- pending and kept while it stays pending, so appends to a head already
 -- pending still change no indexed column (their updates stay HOT on
--- PostgreSQL). (0007 is left to another change of this area.)
+-- PostgreSQL).
 ALTER TABLE consent_chain_heads ADD COLUMN pending_since BIGINT NOT NULL DEFAULT 0;
 DROP INDEX consent_chain_heads_pending;
 CREATE INDEX consent_chain_heads_pending ON consent_chain_heads (pending_since, citizen_id) WHERE pending;
