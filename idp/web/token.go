@@ -282,8 +282,9 @@ func (s *Server) par(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// A DPoP proof at PAR binds the code to its key, as dpop_jkt does
-	// (RFC 9449 section 10.1). No nonce is asked here: the proof only names
-	// a key, which the token request proves again.
+	// (RFC 9449 section 10.1). No nonce is asked here (but the embedded
+	// default's verifier asks for one right after a restart): the proof
+	// only names a key, which the token request proves again.
 	proof, err := s.tokenProof(w, r, PathPAR, false)
 	if err == nil {
 		err = checkDPoPJKT(r.PostForm, proof)
