@@ -1,10 +1,8 @@
 package sqlstore_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -56,31 +54,11 @@ func TestConcurrency_ReleaseAmendCheckpoint(t *testing.T) {
 		return bs[0], nil
 	}
 	// The load runs for a while; what is asserted is only that nothing failed.
-	run, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
-	defer cancel()
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-		n    = map[string]int{}
-	)
-	loop := func(name string, fn func(i int) error) {
-		wg.Go(func() {
-			for i := 0; run.Err() == nil; i++ {
-				err := fn(i)
-				var refused *consent.RefusedError
-				if errors.As(err, &refused) {
-					err = nil // an amendment overtook the release: allowed
-				}
-				mu.Lock()
-				n[name]++
-				if err != nil && run.Err() == nil {
-					errs = append(errs, fmt.Errorf("%s: %w", name, err))
-				}
-				mu.Unlock()
-			}
-		})
-	}
+	load := newMixedLoad(t, 1500*time.Millisecond, func(err error) bool {
+		var refused *consent.RefusedError
+		return errors.As(err, &refused) // an amendment overtook the release
+	})
+	loop := load.loop
 	for w := range 4 {
 		loop("release", func(i int) error {
 			cur, err := current()
@@ -98,19 +76,5 @@ func TestConcurrency_ReleaseAmendCheckpoint(t *testing.T) {
 		_, err := cp.Commit(ctx)
 		return err
 	})
-	wg.Wait()
-	for _, err := range errs {
-		t.Error(err)
-	}
-	t.Logf("operations: %v", n)
-	if _, err := cp.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	r, err := consent.Verify(ctx, s, verifier)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !r.Intact() {
-		t.Fatalf("after the load: %+v", r.Broken)
-	}
+	load.verify(t, cp, s)
 }

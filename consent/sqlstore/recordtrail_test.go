@@ -1,11 +1,9 @@
 package sqlstore_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -328,31 +326,12 @@ func TestConcurrency_ConsentTrail(t *testing.T) {
 			Items: []string{"name"}, Method: consent.MethodWebForm, Evidence: "form", ExpiresAt: time.Now().Add(time.Hour)}
 		return r, s.PutRecord(ctx, r, testReceipt)
 	}
-	run, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
-	defer cancel()
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-		n    = map[string]int{}
-	)
-	loop := func(name string, fn func(i int) error) {
-		wg.Go(func() {
-			for i := 0; run.Err() == nil; i++ {
-				err := fn(i)
-				var refused *consent.RefusedError
-				if errors.As(err, &refused) || errors.Is(err, consent.ErrWithdrawn) || errors.Is(err, consent.ErrNotFound) {
-					err = nil // a withdrawal overtook the release: allowed
-				}
-				mu.Lock()
-				n[name]++
-				if err != nil && run.Err() == nil {
-					errs = append(errs, fmt.Errorf("%s: %w", name, err))
-				}
-				mu.Unlock()
-			}
-		})
-	}
+	load := newMixedLoad(t, 1500*time.Millisecond, func(err error) bool {
+		var refused *consent.RefusedError
+		// a withdrawal overtook the release
+		return errors.As(err, &refused) || errors.Is(err, consent.ErrWithdrawn) || errors.Is(err, consent.ErrNotFound)
+	})
+	loop := load.loop
 	for w := range 3 {
 		loop("release", func(i int) error {
 			citizen := fmt.Sprint("cit_", (w+i)%citizens)
@@ -382,21 +361,7 @@ func TestConcurrency_ConsentTrail(t *testing.T) {
 		_, err := cp.Commit(ctx)
 		return err
 	})
-	wg.Wait()
-	for _, err := range errs {
-		t.Error(err)
-	}
-	t.Logf("operations: %v", n)
-	if _, err := cp.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	r, err := consent.Verify(ctx, s, verifier)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !r.Intact() {
-		t.Fatalf("after the load: %+v", r.Broken)
-	}
+	load.verify(t, cp, s)
 }
 
 // TestRecordTrail_ReleaseOfItemsWidenedByHand: an operator widens a

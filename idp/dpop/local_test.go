@@ -32,6 +32,14 @@ func inProcess(t *testing.T, h dpop.Horizon, c *clock, most int) *dpop.Verifier 
 	return v
 }
 
+// accept verifies proof with v, failing the test if it is refused.
+func accept(t *testing.T, v *dpop.Verifier, proof string) {
+	t.Helper()
+	if _, err := v.Verify(t.Context(), []string{proof}, tokenCheck); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func sqliteHorizon(t *testing.T) dpop.EphemeralHorizon {
 	return dpop.EphemeralHorizon{Store: sqliteEph(t), Key: "dpop:horizon"}
 }
@@ -44,9 +52,7 @@ func TestInProcess_ReplayRefused(t *testing.T) {
 	c := &clock{t: f.now}
 	v := inProcess(t, sqliteHorizon(t), c, 0)
 	p := f.proof(t, dpop.ProofRequest{})
-	if _, err := v.Verify(t.Context(), []string{p}, tokenCheck); err != nil {
-		t.Fatal(err)
-	}
+	accept(t, v, p)
 	_, err := v.Verify(t.Context(), []string{p}, tokenCheck)
 	wantInvalid(t, err, "replayed proof")
 
@@ -88,9 +94,7 @@ func TestInProcess_KeptForItsWholeWindow(t *testing.T) {
 	ahead := f.proof(t, dpop.ProofRequest{Now: start.Add(29 * time.Second)})
 	now := f.proof(t, dpop.ProofRequest{})
 	for _, p := range []string{ahead, now} {
-		if _, err := v.Verify(t.Context(), []string{p}, tokenCheck); err != nil {
-			t.Fatal(err)
-		}
+		accept(t, v, p)
 	}
 	// Walk the clock to the end of the ahead proof's window, spending
 	// proofs on the way, with the lease renewed as Run would.
@@ -137,9 +141,7 @@ func TestInProcess_RestartAsksForNonce(t *testing.T) {
 	h := sqliteHorizon(t)
 	v1 := inProcess(t, h, c, 0)
 	spent := f.proof(t, dpop.ProofRequest{})
-	if _, err := v1.Verify(t.Context(), []string{spent}, tokenCheck); err != nil {
-		t.Fatal(err)
-	}
+	accept(t, v1, spent)
 	oldNonce := v1.Nonce()
 
 	c.Set(f.now.Add(2 * time.Second))
@@ -184,9 +186,7 @@ func TestInProcess_RestartWithClockBack(t *testing.T) {
 	h := sqliteHorizon(t)
 	v1 := inProcess(t, h, c, 0)
 	spent := f.proof(t, dpop.ProofRequest{})
-	if _, err := v1.Verify(t.Context(), []string{spent}, tokenCheck); err != nil {
-		t.Fatal(err)
-	}
+	accept(t, v1, spent)
 	c.Set(f.now.Add(-25 * time.Second))
 	v2 := inProcess(t, h, c, 0)
 	if _, err := v2.Verify(t.Context(), []string{spent}, tokenCheck); !errors.Is(err, dpop.ErrUseNonce) {
@@ -203,9 +203,7 @@ func TestInProcess_ClockStepsBack(t *testing.T) {
 	v := inProcess(t, sqliteHorizon(t), c, 0)
 	start := f.now
 	spent := f.proof(t, dpop.ProofRequest{})
-	if _, err := v.Verify(t.Context(), []string{spent}, tokenCheck); err != nil {
-		t.Fatal(err)
-	}
+	accept(t, v, spent)
 	// Three minutes on, the set has turned twice: the jti is gone.
 	for range 3 {
 		c.Set(c.Now().Add(time.Minute))
