@@ -36,8 +36,8 @@ func (s *Store) appendRecordEvent(ctx context.Context, q sqldb.Querier, op strin
 		nullBytes(e.Note), nullBytes(e.Prev), e.Hash); err != nil {
 		return head, dbErr(op, err)
 	}
-	_, err := q.ExecContext(ctx, `UPDATE consent_chain_heads SET seq = $1, hash = $2, pending = TRUE WHERE citizen_id = $3`,
-		e.Seq, e.Hash, consent.RecordTrailChain)
+	_, err := q.ExecContext(ctx, `UPDATE consent_chain_heads SET seq = $1, hash = $2, `+pendingSince("$4")+` WHERE citizen_id = $3`,
+		e.Seq, e.Hash, consent.RecordTrailChain, sqldb.MS(s.clock()))
 	return consent.Head{CitizenID: consent.RecordTrailChain, Seq: e.Seq, Hash: e.Hash}, dbErr(op, err)
 }
 

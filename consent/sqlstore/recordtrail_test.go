@@ -432,3 +432,25 @@ func BenchmarkGrant(b *testing.B) {
 		})
 	}
 }
+
+// TestRecordTrail_HeadPendingSince: a grant marks the consent trail's head
+// pending with the time it became so, as appends mark citizens' heads, so
+// checkpoints take it in its turn (oldest first).
+func TestRecordTrail_HeadPendingSince(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *tamperEnv) {
+		if _, err := e.cp.Commit(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		before := time.Now().Add(-time.Second).UnixMilli()
+		testRecord(t, e.s, time.Now(), "name")
+		var pending bool
+		var since int64
+		if err := e.db.QueryRowContext(t.Context(), `SELECT pending, pending_since FROM consent_chain_heads WHERE citizen_id = $1`,
+			consent.RecordTrailChain).Scan(&pending, &since); err != nil {
+			t.Fatal(err)
+		}
+		if !pending || since < before {
+			t.Fatalf("the consent trail's head after a grant: pending %v since %d, want pending since about now (>= %d)", pending, since, before)
+		}
+	})
+}
