@@ -1,8 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -111,4 +115,52 @@ func TestMobileAPI_OtherRoutes(t *testing.T) {
 	anon := &apiClient{t: t, base: cit.base, v: cit.v}
 	anon.must(http.StatusOK, http.MethodGet, "/v1/docs", nil)
 	anon.must(http.StatusUnauthorized, http.MethodGet, "/v1/home", nil)
+}
+
+// A search answer is built from summaries encoded once per index: it must
+// equal the service as GET /v1/services/{id} shows it, change when the
+// service does (no summary of an older index served), page with a cursor,
+// and answer If-None-Match with 304.
+func TestMobileAPI_SearchAnswer(t *testing.T) {
+	e := startMain(t)
+	seedAgencies(t, e.m)
+	ministry := e.agencyAPI(t, "T-BTP")
+	cit := e.citizenAPI(t, e.app)
+	for _, code := range []string{"T-S1", "T-S2", "T-S3"} {
+		ministry.must(http.StatusCreated, http.MethodPut, "/agency/v1/services/"+code, []byte(birthService))
+	}
+	search := "/v1/services?q=" + url.QueryEscape("dang ky khai sinh") + "&limit=2"
+	r := cit.must(http.StatusOK, http.MethodGet, search, nil)
+	var page struct {
+		Items      []map[string]any `json:"items"`
+		NextCursor *string          `json:"next_cursor"`
+	}
+	if err := json.Unmarshal(r.body, &page); err != nil || len(page.Items) != 2 || page.NextCursor == nil {
+		t.Fatalf("first page: %v %s", err, r.body)
+	}
+	full := cit.must(http.StatusOK, http.MethodGet, "/v1/services/"+page.Items[0]["id"].(string), nil).json(t)
+	for k, v := range page.Items[0] {
+		if !reflect.DeepEqual(full[k], v) {
+			t.Errorf("summary %s = %v, the service has %v", k, v, full[k])
+		}
+	}
+	last := cit.must(http.StatusOK, http.MethodGet, search+"&cursor="+*page.NextCursor, nil).json(t)
+	if items := last["items"].([]any); len(items) != 1 || last["next_cursor"] != nil {
+		t.Errorf("last page: %v", last)
+	}
+
+	et := r.header.Get("ETag")
+	if et == "" {
+		t.Fatal("search has no ETag")
+	}
+	cit.must(http.StatusNotModified, http.MethodGet, search, nil, "If-None-Match", et)
+	// The agency renames the first hit: the next search shows the new name
+	// (this replica's own write is searchable at once) under a new ETag.
+	code := page.Items[0]["code"].(string)
+	renamed := strings.Replace(birthService, `"en": "Birth registration (test)"`, `"en": "Birth registration, renamed (test)"`, 1)
+	ministry.must(http.StatusOK, http.MethodPut, "/agency/v1/services/"+code, []byte(renamed))
+	r2 := cit.must(http.StatusOK, http.MethodGet, search, nil, "If-None-Match", et)
+	if r2.header.Get("ETag") == et || !strings.Contains(string(r2.body), "renamed") {
+		t.Errorf("after the rename: ETag %q (was %q), body %s", r2.header.Get("ETag"), et, r2.body)
+	}
 }

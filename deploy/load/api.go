@@ -82,7 +82,10 @@ func runAPI(ctx context.Context, o apiOptions, w io.Writer) error {
 	if err := json.Unmarshal(raw, &hold); err != nil {
 		return fmt.Errorf("%s: %w", o.file, err)
 	}
-	names := []string{"static", "home", "search"}
+	// static_search is the search answer's bytes from memory: run at the
+	// search's rate (-api-rate-from search) it shows the floor the machine
+	// sets on any answer's latency at that rate.
+	names := []string{"static", "home", "search", "static_search"}
 	if o.targets != "" {
 		names = strings.Split(o.targets, ",")
 	}
@@ -112,7 +115,7 @@ func runAPI(ctx context.Context, o apiOptions, w io.Writer) error {
 			return err
 		}
 		t := apiTarget{name: n, url: u}
-		if n != "static" && hold["token"] != "" {
+		if !strings.HasPrefix(n, "static") && hold["token"] != "" {
 			if key == nil {
 				return errors.New("the hold file has a token but no dpop_key")
 			}

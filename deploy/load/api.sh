@@ -7,7 +7,8 @@
 # 5,000 services), and `load -api` (deploy/load/api.go) drives them from
 # `taskset -c 1` with GOMAXPROCS=1: the maximum rate with closed-loop
 # callers, then open loop at half of it, latency from each request's due
-# time. It prints every run and the median table.
+# time. Search also sends its answer from memory at its rate (static_search),
+# the floor the machine sets. It prints every run and the median table.
 #
 #   bash deploy/load/api.sh
 #
@@ -65,8 +66,12 @@ for bench in $BENCHES; do
 		echo "api.sh: the benchmark did not hold within 2 minutes" >&2
 		exit 1
 	}
-	# shellcheck disable=SC2086 # LOAD_ARGS are separate flags
-	taskset -c "$LOAD_CPU" env GOMAXPROCS=1 "$work/load" -api "$hold" -api-runs "$RUNS" $LOAD_ARGS | tee -a "$work/results.txt"
+	# Search's hold also serves its answer from memory (static_search), sent
+	# at the search's rate: the latency floor of this machine at that rate.
+	rate_from=""
+	[ "$bench" = Search ] && rate_from="-api-rate-from search"
+	# shellcheck disable=SC2086 # LOAD_ARGS and rate_from are separate flags
+	taskset -c "$LOAD_CPU" env GOMAXPROCS=1 "$work/load" -api "$hold" -api-runs "$RUNS" $rate_from $LOAD_ARGS | tee -a "$work/results.txt"
 	rm -f "$hold" # releases the benchmark
 	wait "$server_pid" || {
 		cat "$work/server-$bench.log" >&2
@@ -97,4 +102,6 @@ END {
 		printf "static p99 at half its maximum: %.2f ms (reference)\n", p99["static"]
 	if ("search" in p99)
 		printf "search p99 at half its maximum: %.2f ms (goal <= 5 ms): %s\n", p99["search"], p99["search"] <= 5 && errs["search"] == 0 ? "met" : "NOT met"
+	if ("static_search" in p99)
+		printf "the search answer from memory, same rate: p99 %.2f ms (reference: the floor at that rate)\n", p99["static_search"]
 }' "$work/results.txt"

@@ -143,10 +143,11 @@ type Server struct {
 	homes   *homeCache
 	// addrs resolves client addresses; authFails counts their failed
 	// authentications.
-	addrs     *clientaddr.Resolver
-	authFails *authFailures
-	outages   *outageLog
-	streams   *streams
+	addrs       *clientaddr.Resolver
+	authFails   *authFailures
+	outages     *outageLog
+	streams     *streams
+	serviceJSON summaryCache
 }
 
 // Limits on what a client may send.

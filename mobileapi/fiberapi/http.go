@@ -303,8 +303,6 @@ func nullable(s string) *string {
 	return &s
 }
 
-// appETag is an application's entity tag: its version, which every write
-// increases.
 // contentETag is the strong ETag fiber's etag middleware would give body
 // (its length and a CRC-32 with the middleware's polynomial), for
 // responses that keep their ETag beside a cached body: clients' held
@@ -315,6 +313,8 @@ func contentETag(body []byte) string {
 
 var etagTable = crc32.MakeTable(0xD5828281)
 
+// appETag is an application's entity tag: its version, which every write
+// increases.
 func appETag(a *mobileapi.Application) string { return `"v` + strconv.FormatInt(a.Version, 10) + `"` }
 
 // ifMatch returns the version If-Match names, 0 without the header. An
