@@ -154,6 +154,11 @@ func TestMobileAPI_SearchAnswer(t *testing.T) {
 		t.Fatal("search has no ETag")
 	}
 	cit.must(http.StatusNotModified, http.MethodGet, search, nil, "If-None-Match", et)
+	cit.must(http.StatusNotModified, http.MethodGet, search, nil, "If-None-Match", `"other", W/`+et)
+	cit.must(http.StatusNotModified, http.MethodGet, search, nil, "If-None-Match", "*")
+	if r := cit.must(http.StatusOK, http.MethodGet, search, nil, "If-None-Match", `"other"`); len(r.body) == 0 || r.header.Get("ETag") != et {
+		t.Errorf("another ETag: %s", r.header.Get("ETag"))
+	}
 	// The agency renames the first hit: the next search shows the new name
 	// (this replica's own write is searchable at once) under a new ETag.
 	code := page.Items[0]["code"].(string)

@@ -131,6 +131,10 @@ func runAPI(ctx context.Context, o apiOptions, w io.Writer) error {
 	if len(targets) == 0 {
 		return fmt.Errorf("%s names none of %v", o.file, names)
 	}
+	if o.rateFrom != "" && !slices.ContainsFunc(targets, func(t apiTarget) bool { return t.name == o.rateFrom }) {
+		// Otherwise every target would silently run at its own rate.
+		return fmt.Errorf("-api-rate-from %s names no target that runs", o.rateFrom)
+	}
 	all := make(map[string][]apiRun)
 	for run := 1; run <= o.runs; run++ {
 		maxes, satBad := map[string]float64{}, map[string]int{}
@@ -150,7 +154,7 @@ func runAPI(ctx context.Context, o apiOptions, w io.Writer) error {
 			if err := openLoop(ctx, o, t, &r); err != nil {
 				return err
 			}
-			fmt.Fprintf(w, "run %d %-7s max %8.0f req/s | open loop %7.0f req/s (achieved %7.0f): p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  max %6.2f ms  errors %d  generator lag p99 %.2f ms\n",
+			fmt.Fprintf(w, "run %d %-13s max %8.0f req/s | open loop %7.0f req/s (achieved %7.0f): p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  max %6.2f ms  errors %d  generator lag p99 %.2f ms\n",
 				run, t.name, r.Max, r.Rate, r.Achieved, ms(r.P50), ms(r.P99), ms(r.P999), ms(r.PMax), r.Errors+r.SatErrors, ms(r.LagP99))
 			if r.FirstErr != "" {
 				fmt.Fprintf(w, "  first error: %s\n", r.FirstErr)
@@ -159,7 +163,7 @@ func runAPI(ctx context.Context, o apiOptions, w io.Writer) error {
 		}
 	}
 	fmt.Fprintf(w, "\nmedian of %d runs (open loop at %.2f of the maximum, %s per phase, latency from each request's due time):\n", o.runs, o.fraction, o.openDur)
-	fmt.Fprintf(w, "%-7s %10s %10s %9s %9s %9s %9s %7s %8s\n", "target", "max req/s", "rate", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "errors", "lag p99")
+	fmt.Fprintf(w, "%-13s %10s %10s %9s %9s %9s %9s %7s %8s\n", "target", "max req/s", "rate", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "errors", "lag p99")
 	for _, t := range targets {
 		rs := all[t.name]
 		med := func(f func(apiRun) float64) float64 {
@@ -174,7 +178,7 @@ func runAPI(ctx context.Context, o apiOptions, w io.Writer) error {
 		for _, r := range rs {
 			errs += r.Errors + r.SatErrors
 		}
-		fmt.Fprintf(w, "%-7s %10.0f %10.0f %9.2f %9.2f %9.2f %9.2f %7d %8.2f\n", t.name,
+		fmt.Fprintf(w, "%-13s %10.0f %10.0f %9.2f %9.2f %9.2f %9.2f %7d %8.2f\n", t.name,
 			med(func(r apiRun) float64 { return r.Max }), med(func(r apiRun) float64 { return r.Rate }),
 			med(func(r apiRun) float64 { return ms(r.P50) }), med(func(r apiRun) float64 { return ms(r.P99) }),
 			med(func(r apiRun) float64 { return ms(r.P999) }), med(func(r apiRun) float64 { return ms(r.PMax) }),

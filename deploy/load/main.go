@@ -86,7 +86,7 @@ func main() {
 	var genKey, bareAddr string
 	var ao apiOptions
 	flag.StringVar(&ao.file, "api", "", "mobile API mode: the hold file a held BenchmarkMobileAPI_* wrote (see api.go)")
-	flag.StringVar(&ao.targets, "api-targets", "", "mobile API mode: comma-separated targets of the hold file (default static,home,search: those present)")
+	flag.StringVar(&ao.targets, "api-targets", "", "mobile API mode: comma-separated targets of the hold file (default static,home,search,static_search: those present)")
 	flag.IntVar(&ao.conns, "api-conns", 32, "mobile API mode: closed-loop callers for the maximum rate")
 	flag.IntVar(&ao.workers, "api-workers", 128, "mobile API mode: open-loop senders (and connections)")
 	flag.DurationVar(&ao.satDur, "api-max-d", 5*time.Second, "mobile API mode: timed closed-loop phase")

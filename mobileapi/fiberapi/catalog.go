@@ -84,7 +84,7 @@ func (s *Server) searchServices(c *fiber.Ctx) error {
 		resp.AppendBodyString(strconv.Quote(next)) // base64url: nothing to escape
 	}
 	resp.AppendBodyString("}")
-	etag := searchETag(resp.Body())
+	etag := searchETag(idx.Version(), resp.Body())
 	c.Set(fiber.HeaderCacheControl, "private, no-cache")
 	c.Set(fiber.HeaderETag, etag)
 	if notModified(c, etag) {
@@ -104,29 +104,37 @@ type summaryCache struct {
 }
 
 // encodedSummaries are the summaries of one index's services, keyed by
-// the index's *mobileapi.Service (immutable while the index lives).
+// the index's *mobileapi.Service (immutable while the index lives). They
+// are kept up to summaryBudget bytes: agencies write the text, and JSON
+// escaping can make it six times larger, so beyond the budget a summary
+// is encoded per request instead of held.
 type encodedSummaries struct {
-	idx *search.Index
-	m   sync.Map
+	idx   *search.Index
+	m     sync.Map
+	bytes atomic.Int64
 }
 
-// of returns the summaries of idx, starting afresh when the index changed
-// (the old ones go with the old index).
+// summaryBudget bounds the encoded summaries one index keeps: the demo
+// catalog's take about 200 KB, 5,000 typical services about 2.5 MB.
+const summaryBudget = 16 << 20
+
+// of returns the summaries of idx. A newer index (by catalog version)
+// replaces the set held; a request still holding an older index gets a
+// set of its own for this answer and leaves the newer one in place.
 func (sc *summaryCache) of(idx *search.Index) *encodedSummaries {
-	e := sc.cur.Load()
-	if e != nil && e.idx == idx {
-		return e
+	for {
+		e := sc.cur.Load()
+		if e != nil && e.idx == idx {
+			return e
+		}
+		n := &encodedSummaries{idx: idx}
+		if e != nil && idx.Version() < e.idx.Version() {
+			return n
+		}
+		if sc.cur.CompareAndSwap(e, n) {
+			return n
+		}
 	}
-	n := &encodedSummaries{idx: idx}
-	// A request still holding an older index must not replace a newer
-	// one's summaries; it uses its own set for this answer.
-	if sc.cur.CompareAndSwap(e, n) {
-		return n
-	}
-	if cur := sc.cur.Load(); cur != nil && cur.idx == idx {
-		return cur
-	}
-	return n
 }
 
 func (e *encodedSummaries) summary(s *mobileapi.Service) ([]byte, error) {
@@ -137,16 +145,23 @@ func (e *encodedSummaries) summary(s *mobileapi.Service) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.m.Store(s, b)
+	if e.bytes.Add(int64(len(b))) <= summaryBudget {
+		e.m.Store(s, b)
+	} else {
+		e.bytes.Add(-int64(len(b)))
+	}
 	return b, nil
 }
 
-// searchETag is a strong ETag of a search answer: its length and a
-// CRC-32C, which the CPU computes in hardware (fiber's etag middleware
-// uses a polynomial that Go hashes a byte at a time, the largest cost of a
-// search answer after the proof).
-func searchETag(body []byte) string {
-	return `"` + strconv.Itoa(len(body)) + "-c" + strconv.FormatUint(uint64(crc32.Checksum(body, castagnoli)), 10) + `"`
+// searchETag is a strong ETag of a search answer: the catalog version it
+// was answered from, its length and a CRC-32C, which the CPU computes in
+// hardware (fiber's etag middleware uses a polynomial that Go hashes a
+// byte at a time, the largest cost of a search answer after the proof).
+// With the version, an agency that tunes its text to keep a page's CRC
+// cannot keep clients on the page they held before its change.
+func searchETag(version int64, body []byte) string {
+	return `"v` + strconv.FormatInt(version, 10) + "-" + strconv.Itoa(len(body)) + "-c" +
+		strconv.FormatUint(uint64(crc32.Checksum(body, castagnoli)), 10) + `"`
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

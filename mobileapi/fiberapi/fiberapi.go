@@ -541,7 +541,14 @@ func Static(body []byte) *Server {
 	s := &Server{cfg: Config{Logger: slog.Default()}}
 	s.app = fiber.New(fiber.Config{DisableStartupMessage: true})
 	s.app.Use(recover.New(), requestid.New(), compress.New(), etag.New())
+	// Its ETag is computed once, as home's and search's are: the floor pays
+	// no per-request hash the routes it bounds do not pay.
+	tag := contentETag(body)
 	s.app.Get("/static", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderETag, tag)
+		if notModified(c, tag) {
+			return c.SendStatus(fiber.StatusNotModified)
+		}
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
 		return c.Send(body)
 	})

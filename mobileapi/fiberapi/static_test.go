@@ -6,6 +6,9 @@ import (
 	"net"
 	"net/http"
 	"testing"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/etag"
 )
 
 // TestStaticServesAndShutsDown: the benchmarks' baseline answers the same
@@ -26,6 +29,16 @@ func TestStaticServesAndShutsDown(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || string(body) != `{"ok":true}` {
 		t.Fatalf("GET /static = %d %q", resp.StatusCode, body)
 	}
+	if got, want := resp.Header.Get("ETag"), contentETag(body); got != want {
+		t.Errorf("static ETag %q, want %q", got, want)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+"/static", nil)
+	req.Header.Set("If-None-Match", resp.Header.Get("ETag"))
+	if r2, err := http.DefaultClient.Do(req); err != nil || r2.StatusCode != http.StatusNotModified {
+		t.Errorf("static with If-None-Match: %v %v", r2, err)
+	} else {
+		r2.Body.Close()
+	}
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -40,9 +53,11 @@ func TestContentETagIsTheMiddlewares(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := []byte(`{"me":{"full_name":"Nguyễn Văn Thử"},"unread_count":3}`)
-	s := Static(body)
-	go func() { _ = s.Serve(ln) }()
-	defer func() { _ = s.Shutdown(context.Background()) }()
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Use(etag.New())
+	app.Get("/static", func(c *fiber.Ctx) error { return c.Send(body) })
+	go func() { _ = app.Listener(ln) }()
+	defer func() { _ = app.Shutdown() }()
 	resp, err := http.Get("http://" + ln.Addr().String() + "/static")
 	if err != nil {
 		t.Fatal(err)
