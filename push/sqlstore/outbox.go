@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/onedoor/onedoor/idp"
 	"github.com/onedoor/onedoor/internal/sqldb"
@@ -525,9 +526,16 @@ const (
 	recordArgs  = 6
 )
 
+// truncate cuts s to at most n bytes at a character boundary, and makes
+// it valid UTF-8: errors quote providers' answers, and PostgreSQL refuses
+// text with a broken character, which would fail the whole record.
 func truncate(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n]
 }
