@@ -139,6 +139,11 @@ type Check struct {
 	AccessToken string
 	// RequireNonce asks for a valid server nonce.
 	RequireNonce bool
+	// Defer leaves the jti unspent: Verify checks everything else and the
+	// caller spends the proof with Spend once the request has earned it
+	// (the token endpoint, after the client authenticated), so strangers
+	// cannot fill the replay store with proofs of their own keys.
+	Defer bool
 }
 
 // Proof is a verified proof.
@@ -147,6 +152,10 @@ type Proof struct {
 	// the cnf.jkt of the tokens bound to it.
 	JKT      string
 	IssuedAt time.Time
+
+	// deferred: verified under Check.Defer, its jti (key) not spent yet.
+	deferred bool
+	key      [sha256.Size]byte
 }
 
 // claims are a proof's claims.
@@ -163,9 +172,10 @@ func refuse(format string, a ...any) error {
 }
 
 // Verify checks the DPoP header values of a request (r.Header.Values("DPoP"))
-// against c and spends the proof's jti. No header is ErrMissing; more than
-// one is refused (RFC 9449 section 4.3, check 1). With ErrUseNonce it also
-// returns the proof, whose key is known but whose jti was not spent.
+// against c and spends the proof's jti (unless c.Defer: see Spend). No
+// header is ErrMissing; more than one is refused (RFC 9449 section 4.3,
+// check 1). With ErrUseNonce it also returns the proof, whose key is known
+// but whose jti was not spent.
 func (v *Verifier) Verify(ctx context.Context, header []string, c Check) (*Proof, error) {
 	if len(header) == 0 {
 		return nil, ErrMissing
@@ -206,27 +216,57 @@ func (v *Verifier) Verify(ctx context.Context, header []string, c Check) (*Proof
 	// Spent last, once everything else holds: a refused proof leaves its
 	// jti unspent, which gains an attacker nothing, and a proof refused for
 	// its nonce may not be sent again anyway (the retry needs a new nonce).
-	sum := sha256.Sum256([]byte(p.JKT + "\x00" + cl.ID))
+	key := sha256.Sum256([]byte(p.JKT + "\x00" + cl.ID))
+	if c.Defer {
+		p.deferred, p.key = true, key
+		return p, nil
+	}
+	if err := v.spend(ctx, key, p.IssuedAt, now); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Spend spends the jti of a proof Verify accepted under Check.Defer, with
+// Verify's errors: a replay (this proof spent before, by Spend or by
+// another request) wraps ErrInvalidProof, a store failure is an outage. A
+// proof that has aged out of the accepted window since Verify is refused
+// too, since its jti might no longer be remembered. A proof Verify spent
+// itself (no Defer), and a nil one, are not spent again: Spend returns nil.
+func (v *Verifier) Spend(ctx context.Context, p *Proof) error {
+	if p == nil || !p.deferred {
+		return nil
+	}
+	now := v.cfg.Now()
+	if p.IssuedAt.Before(now.Add(-v.cfg.MaxAge)) {
+		return refuse("iat left the accepted window before the jti was spent")
+	}
+	return v.spend(ctx, p.key, p.IssuedAt, now)
+}
+
+// spend records a proof's key (the SHA-256 of its thumbprint and jti),
+// refusing a replay.
+func (v *Verifier) spend(ctx context.Context, key [sha256.Size]byte, iat, now time.Time) error {
+	var err error
 	if v.local != nil {
-		err = v.local.spend([16]byte(sum[:16]), p.IssuedAt, now)
+		err = v.local.spend([16]byte(key[:16]), iat, now)
 		if errors.Is(err, errLapsed) && v.renew(ctx) == nil {
 			// The clock jumped past the promise between two renewals:
 			// this request saves the next one itself.
-			err = v.local.spend([16]byte(sum[:16]), p.IssuedAt, now)
+			err = v.local.spend([16]byte(key[:16]), iat, now)
 		}
 	} else {
-		err = v.spent.spend(ctx, "dpop:jti:"+base64.RawURLEncoding.EncodeToString(sum[:]))
+		err = v.spent.spend(ctx, "dpop:jti:"+base64.RawURLEncoding.EncodeToString(key[:]))
 	}
-	if err != nil {
-		switch {
-		case errors.Is(err, idp.ErrConflict):
-			return nil, refuse("jti replayed")
-		case errors.Is(err, ErrInvalidProof):
-			return nil, err
-		}
-		return nil, fmt.Errorf("dpop replay check: %w", err)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, idp.ErrConflict):
+		return refuse("jti replayed")
+	case errors.Is(err, ErrInvalidProof):
+		return err
 	}
-	return p, nil
+	return fmt.Errorf("dpop replay check: %w", err)
 }
 
 // Parse checks a proof's form, header, key and signature and returns it

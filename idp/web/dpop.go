@@ -42,17 +42,16 @@ var jktRE = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 // tokenProof verifies the DPoP header of a request to the IdP endpoint at
 // path (absent: nil, nil). Refusals are fosite errors ready to write (with
 // a DPoP-Nonce header set on w for use_dpop_nonce); a store failure is
-// returned as it is.
-func (s *Server) tokenProof(w http.ResponseWriter, r *http.Request, path string, nonce bool) (*dpop.Proof, error) {
+// returned as it is. With later, the jti is left for spendProof, once the
+// client has authenticated: everything else about the proof is checked now.
+func (s *Server) tokenProof(w http.ResponseWriter, r *http.Request, path string, nonce, later bool) (*dpop.Proof, error) {
 	hdr := r.Header.Values("DPoP")
 	if len(hdr) == 0 {
 		return nil, nil
 	}
-	p, err := s.dpop.Verify(r.Context(), hdr, dpop.Check{Method: r.Method, URL: s.cfg.Issuer + path, RequireNonce: nonce})
-	endpoint := strings.TrimPrefix(path, "/")
-	switch {
-	case errors.Is(err, dpop.ErrUseNonce):
-		s.observe().DPoPRefused(endpoint, "nonce")
+	p, err := s.dpop.Verify(r.Context(), hdr, dpop.Check{Method: r.Method, URL: s.cfg.Issuer + path, RequireNonce: nonce, Defer: later})
+	if errors.Is(err, dpop.ErrUseNonce) {
+		s.observe().DPoPRefused(strings.TrimPrefix(path, "/"), "nonce")
 		// Whatever --dpop-nonce says: the verifier may ask for a nonce on
 		// its own (the embedded default, right after a restart), and the
 		// client can only retry with the one sent here.
@@ -60,13 +59,31 @@ func (s *Server) tokenProof(w http.ResponseWriter, r *http.Request, path string,
 			w.Header().Set("DPoP-Nonce", n)
 		}
 		return nil, errUseDPoPNonce
-	case errors.Is(err, dpop.ErrInvalidProof):
-		s.observe().DPoPRefused(endpoint, "invalid")
-		return nil, errInvalidDPoPProof.WithHint("The DPoP proof is not valid.").WithDebug(err.Error())
-	case err != nil:
-		return nil, err
+	}
+	if err != nil {
+		return nil, s.proofError(path, err)
 	}
 	return p, nil
+}
+
+// spendProof spends the jti of a proof tokenProof verified with later (a
+// no-op for any other proof, or none), with tokenProof's errors: a replay
+// is invalid_dpop_proof.
+func (s *Server) spendProof(r *http.Request, path string, p *dpop.Proof) error {
+	if err := s.dpop.Spend(r.Context(), p); err != nil {
+		return s.proofError(path, err)
+	}
+	return nil
+}
+
+// proofError turns a refused proof into invalid_dpop_proof; anything else
+// (a store failure) is returned as it is.
+func (s *Server) proofError(path string, err error) error {
+	if errors.Is(err, dpop.ErrInvalidProof) {
+		s.observe().DPoPRefused(strings.TrimPrefix(path, "/"), "invalid")
+		return errInvalidDPoPProof.WithHint("The DPoP proof is not valid.").WithDebug(err.Error())
+	}
+	return err
 }
 
 // setDPoPNonce hands out a fresh nonce with every token endpoint answer, so

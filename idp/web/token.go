@@ -83,7 +83,15 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The DPoP proof is checked before anything of the grant is touched.
-	proof, err := s.tokenProof(w, r, PathToken, s.cfg.DPoPNonce)
+	// Its jti is spent at once only for a request without a client
+	// credential, which the per-address limit above has already counted: the
+	// eID app's assertion (spent in NewAccessRequest) then stays unspent
+	// when its proof is replayed or the replay store is down, and the app
+	// may retry it. A request with a credential, which no limit counts
+	// before the client authenticates, spends its jti only after that and
+	// the per-client limit: a wrong secret must not let strangers fill the
+	// replay store with proofs of their own keys.
+	proof, err := s.tokenProof(w, r, PathToken, s.cfg.DPoPNonce, !publicClient(r))
 	if err == nil && proof == nil && r.PostForm.Get("grant_type") == idp.GrantTypeJWTBearer {
 		// The eID app's tokens are always DPoP-bound to its device key and
 		// the mobile API takes them only with proofs: a grant without one
@@ -102,6 +110,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	// Counted once the client is authenticated, so strangers naming it
 	// with a wrong secret do not spend its allowance.
 	if !ar.GetClient().IsPublic() && !s.allow(ctx, w, s.limitTokenClient(), ar.GetClient().GetID()) {
+		return
+	}
+	// Before any token is minted or the grant changes: a replayed proof
+	// leaves both as they were.
+	if err := s.spendProof(r, PathToken, proof); err != nil {
+		s.tokenError(w, r, ar, err)
 		return
 	}
 	// RFC 8707: the resources asked for here pick the access token's
@@ -285,7 +299,7 @@ func (s *Server) par(w http.ResponseWriter, r *http.Request) {
 	// (RFC 9449 section 10.1). No nonce is asked here (but the embedded
 	// default's verifier asks for one right after a restart): the proof
 	// only names a key, which the token request proves again.
-	proof, err := s.tokenProof(w, r, PathPAR, false)
+	proof, err := s.tokenProof(w, r, PathPAR, false, true)
 	if err == nil {
 		err = checkDPoPJKT(r.PostForm, proof)
 	}
@@ -299,6 +313,11 @@ func (s *Server) par(w http.ResponseWriter, r *http.Request) {
 	// Counted once the client is authenticated, so nobody can spend another
 	// client's allowance by naming it.
 	if !s.allow(ctx, w, s.limitPARClient(), ar.GetClient().GetID()) {
+		return
+	}
+	// Its jti too: only a request the client's allowance admits spends one.
+	if err := s.spendProof(r, PathPAR, proof); err != nil {
+		s.parError(w, r, ar, err)
 		return
 	}
 	resp, err := s.provider.NewPushedAuthorizeResponse(ctx, ar, oidc.NewSession())
