@@ -22,6 +22,8 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/onedoor/onedoor/idp"
+
+	"github.com/onedoor/onedoor/idp/dpop"
 )
 
 // The client side of DPoP, written against go-jose alone (not idp/dpop),
@@ -234,6 +236,23 @@ func runDPoPCodeFlow(t *testing.T, e *testEnv) {
 		st, h, body := userinfoWith(t, e.issuer, "DPoP", at, newDPoPClient(t))
 		if st != http.StatusUnauthorized || body["error"] != "invalid_dpop_proof" || !strings.Contains(h.Get("WWW-Authenticate"), `error="invalid_dpop_proof"`) {
 			t.Errorf("another key: %d %v %q", st, body, h.Get("WWW-Authenticate"))
+		}
+	})
+	t.Run("userinfo proof by another key leaves its jti", func(t *testing.T) {
+		proof := newDPoPClient(t).proof(t, http.MethodGet, e.issuer+"/userinfo", at)
+		req, _ := http.NewRequest(http.MethodGet, e.issuer+"/userinfo", nil)
+		req.Header.Set("Authorization", "DPoP "+at)
+		req.Header.Set("DPoP", proof)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("another key: %d", resp.StatusCode)
+		}
+		if _, err := e.m.DPoP.Verify(context.Background(), []string{proof}, dpop.Check{Method: http.MethodGet, URL: e.issuer + "/userinfo", AccessToken: at}); err != nil {
+			t.Errorf("the refused proof's jti was spent: %v", err)
 		}
 	})
 	t.Run("userinfo with DPoP scheme but no proof", func(t *testing.T) {

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/onedoor/onedoor/idp/dpop"
 )
 
 // proofToken posts form to the token endpoint with Basic id:secret and the
@@ -152,5 +156,36 @@ func TestDPoP_PARJTISpentAfterClientAuth(t *testing.T) {
 	}
 	if st, out := par(secret, p); st != http.StatusBadRequest || out["error"] != "invalid_dpop_proof" {
 		t.Fatalf("PAR with a replayed proof: %d %v", st, out)
+	}
+}
+
+// At the mobile API and at userinfo a proof by another key than the
+// token's is refused before its jti is spent: the holder of a token (even a
+// stolen one, useless without its key) cannot fill the replay store with
+// proofs of keys it made up.
+func TestDPoP_OtherKeysProofLeavesItsJTI(t *testing.T) {
+	e := startMain(t)
+	cit := e.citizenAPI(t, e.app)
+	other := newDPoPClient(t)
+	u := e.m.APIURL + "/v1/me"
+	proof := other.proof(t, http.MethodGet, u, cit.token)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+e.m.APIAddr+"/v1/me", nil)
+	req.Header.Set("Authorization", "DPoP "+cit.token)
+	req.Header.Set("DPoP", proof)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "invalid_dpop_proof") {
+		t.Fatalf("a proof by another key: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	// Unspent: the verifier still takes it once, then never again.
+	check := dpop.Check{Method: http.MethodGet, URL: u, AccessToken: cit.token}
+	if _, err := e.m.DPoP.Verify(context.Background(), []string{proof}, check); err != nil {
+		t.Errorf("the refused proof's jti was spent: %v", err)
+	}
+	if _, err := e.m.DPoP.Verify(context.Background(), []string{proof}, check); !errors.Is(err, dpop.ErrInvalidProof) {
+		t.Errorf("a replay: %v", err)
 	}
 }

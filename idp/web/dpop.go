@@ -179,7 +179,12 @@ func (s *Server) userinfoProof(w http.ResponseWriter, r *http.Request, scheme, t
 		s.invalidToken(w, "DPoP", "invalid_token", "The access token is not bound to a key: present it as a Bearer token.")
 		return false
 	}
-	p, err := s.dpop.Verify(r.Context(), r.Header.Values("DPoP"), dpop.Check{Method: r.Method, URL: s.cfg.Issuer + PathUserinfo, AccessToken: tok})
+	p, err := s.dpop.Verify(r.Context(), r.Header.Values("DPoP"), dpop.Check{Method: r.Method, URL: s.cfg.Issuer + PathUserinfo, AccessToken: tok, Defer: true})
+	// A proof by another key is refused before its jti is spent: a token's
+	// holder cannot fill the replay store with proofs of keys it made up.
+	if err == nil && p.JKT == c.Confirmation.JKT {
+		err = s.dpop.Spend(r.Context(), p)
+	}
 	switch {
 	case errors.Is(err, dpop.ErrUseNonce):
 		// Not required here; only a stale nonce the client chose to send.

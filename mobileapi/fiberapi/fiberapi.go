@@ -41,6 +41,8 @@ type Verifier interface {
 // ProofVerifier checks DPoP proofs; *dpop.Verifier implements it.
 type ProofVerifier interface {
 	Verify(ctx context.Context, header []string, c dpop.Check) (*dpop.Proof, error)
+	// Spend spends the jti of a proof verified with Check.Defer.
+	Spend(ctx context.Context, p *dpop.Proof) error
 	// Nonce is a fresh server nonce ("" when nonces are off).
 	Nonce() string
 }
@@ -445,7 +447,12 @@ func (s *Server) checkDPoP(c *fiber.Ctx, addr string, kind accesstoken.Kind, sch
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	p, perr := s.cfg.DPoP.Verify(ctx, hdr, dpop.Check{Method: c.Method(), URL: s.cfg.APIURL + strings.Clone(c.Path()), AccessToken: token})
+	p, perr := s.cfg.DPoP.Verify(ctx, hdr, dpop.Check{Method: c.Method(), URL: s.cfg.APIURL + strings.Clone(c.Path()), AccessToken: token, Defer: true})
+	// A proof by another key is refused before its jti is spent: a token's
+	// holder cannot fill the replay store with proofs of keys it made up.
+	if perr == nil && p.JKT == claims.Confirmation.JKT {
+		perr = s.cfg.DPoP.Spend(ctx, p)
+	}
 	switch {
 	case errors.Is(perr, dpop.ErrUseNonce) && (p == nil || p.JKT != claims.Confirmation.JKT):
 		// Not by the token's key: a failure like any other, counted.
