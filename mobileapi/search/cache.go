@@ -32,8 +32,10 @@ const (
 
 // Cache keeps an Index of a catalog current on one replica: it rebuilds
 // the index when the catalog version changes, looking at most every 500 ms.
-// It is safe for concurrent use; concurrent callers share one look and one
-// rebuild.
+// The look runs in the background while there is an index to answer from,
+// so a search never waits on the store for it; only the first build and a
+// look after Invalidate are waited for. It is safe for concurrent use;
+// concurrent callers share one look and one rebuild.
 type Cache struct {
 	src   Source
 	now   func() time.Time
@@ -42,6 +44,11 @@ type Cache struct {
 	mu      sync.Mutex
 	index   *Index    // nil until the first build
 	checked time.Time // last look at the version, successful or not
+	// invalidated counts Invalidate calls; seen is what it was when the
+	// last look that succeeded began. Callers wait while seen is behind.
+	invalidated, seen uint64
+	// bg is the last look started in the background (for tests).
+	bg <-chan singleflight.Result
 }
 
 // NewCache returns a cache over src; it reads nothing until the first
@@ -50,12 +57,12 @@ func NewCache(src Source) *Cache {
 	return &Cache{src: src, now: time.Now}
 }
 
-// Invalidate makes the next Index look at the catalog version at once:
-// this replica's own catalog writes are searchable immediately, others'
-// within the polling interval.
+// Invalidate makes the next Index look at the catalog version at once and
+// wait for it: this replica's own catalog writes are searchable
+// immediately, others' within the polling interval.
 func (c *Cache) Invalidate() {
 	c.mu.Lock()
-	c.checked = time.Time{}
+	c.invalidated++
 	c.mu.Unlock()
 }
 
@@ -64,30 +71,63 @@ func (c *Cache) Invalidate() {
 // search); without one the store's error is.
 func (c *Cache) Index(ctx context.Context) (*Index, error) {
 	c.mu.Lock()
-	ix, fresh := c.index, c.index != nil && c.now().Sub(c.checked) < checkEvery
+	ix, want := c.index, c.invalidated
+	stale, forced := c.now().Sub(c.checked) >= checkEvery, c.seen < want
 	c.mu.Unlock()
-	if fresh {
+	if ix != nil && !forced {
+		if stale {
+			ch := c.look(ctx)
+			c.mu.Lock()
+			c.bg = ch
+			c.mu.Unlock()
+		}
 		return ix, nil
 	}
-	ch := c.group.DoChan("refresh", func() (any, error) {
+	// A look that began before the Invalidate this caller saw may still be
+	// running; it is joined, then one more is taken.
+	for range 2 {
+		select {
+		case r := <-c.look(ctx):
+			if r.Err != nil {
+				return nil, r.Err
+			}
+			ix = r.Val.(*Index)
+			c.mu.Lock()
+			done := c.seen >= want
+			c.mu.Unlock()
+			if done {
+				return ix, nil
+			}
+		case <-ctx.Done():
+			// The look goes on for the other callers; this one serves the
+			// index it has, if any.
+			if ix != nil {
+				return ix, nil
+			}
+			return nil, ctx.Err()
+		}
+	}
+	return ix, nil
+}
+
+// look starts a refresh shared by every caller until it ends. It runs
+// detached from the caller that started it, so that its cancellation does
+// not fail the others.
+func (c *Cache) look(ctx context.Context) <-chan singleflight.Result {
+	return c.group.DoChan("refresh", func() (any, error) {
+		c.mu.Lock()
+		gen := c.invalidated
+		c.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
 		defer cancel()
-		return c.refresh(ctx)
+		ix, err := c.refresh(ctx)
+		if err == nil {
+			c.mu.Lock()
+			c.seen = max(c.seen, gen)
+			c.mu.Unlock()
+		}
+		return ix, err
 	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		return r.Val.(*Index), nil
-	case <-ctx.Done():
-		// The refresh goes on for the other callers; this one serves the
-		// index it has, if any.
-		if ix != nil {
-			return ix, nil
-		}
-		return nil, ctx.Err()
-	}
 }
 
 // refresh looks at the catalog version and rebuilds the index if it moved.

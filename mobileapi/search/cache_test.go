@@ -82,6 +82,23 @@ func newTestCache(src Source) (*Cache, *clock) {
 	return c, clk
 }
 
+// settle waits for the look Index last started in the background.
+func settle(t *testing.T, c *Cache) {
+	t.Helper()
+	c.mu.Lock()
+	ch := c.bg
+	c.bg = nil
+	c.mu.Unlock()
+	if ch == nil {
+		t.Fatal("no look was started in the background")
+	}
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the background look did not end")
+	}
+}
+
 func mustIndex(t *testing.T, c *Cache) *Index {
 	t.Helper()
 	ix, err := c.Index(context.Background())
@@ -105,8 +122,13 @@ func TestCacheRebuildsOnlyWhenTheVersionChanges(t *testing.T) {
 	if got := mustIndex(t, c); got != ix || src.versions.Load() != 1 {
 		t.Fatalf("within the interval: same index %v, %d version reads", got == ix, src.versions.Load())
 	}
-	// After it, the version is read; unchanged, nothing is rebuilt.
+	// After it, the version is read in the background while the search
+	// answers from the index it has; unchanged, nothing is rebuilt.
 	clk.add(time.Millisecond)
+	if got := mustIndex(t, c); got != ix {
+		t.Fatal("a new index before the look")
+	}
+	settle(t, c)
 	if got := mustIndex(t, c); got != ix || src.versions.Load() != 2 || src.lists.Load() != 1 {
 		t.Fatalf("same version: same index %v, %d version reads, %d lists", got == ix, src.versions.Load(), src.lists.Load())
 	}
@@ -116,6 +138,10 @@ func TestCacheRebuildsOnlyWhenTheVersionChanges(t *testing.T) {
 		t.Fatal("rebuilt before the interval passed")
 	}
 	clk.add(checkEvery)
+	if got := mustIndex(t, c); got != ix {
+		t.Fatal("the search waited for the rebuild")
+	}
+	settle(t, c)
 	ix2 := mustIndex(t, c)
 	if ix2 == ix || ix2.Len() != len(catalog()) || ix2.Version() != 8 || src.lists.Load() != 2 {
 		t.Fatalf("after the change: %d services, version %d, %d lists", ix2.Len(), ix2.Version(), src.lists.Load())
@@ -141,6 +167,8 @@ func TestCacheServesTheOldIndexWhenTheStoreFails(t *testing.T) {
 
 	src.set(catalog(), 2, down)
 	clk.add(checkEvery)
+	_ = mustIndex(t, c)
+	settle(t, c)
 	if got := mustIndex(t, c); got != ix {
 		t.Fatal("the old index was not served while the store fails")
 	}
@@ -156,6 +184,8 @@ func TestCacheServesTheOldIndexWhenTheStoreFails(t *testing.T) {
 	src.listErr = down
 	src.mu.Unlock()
 	clk.add(checkEvery)
+	_ = mustIndex(t, c)
+	settle(t, c)
 	if got := mustIndex(t, c); got != ix || src.lists.Load() != 2 {
 		t.Fatalf("failing list: old index %v, %d lists", got == ix, src.lists.Load())
 	}
@@ -164,6 +194,8 @@ func TestCacheServesTheOldIndexWhenTheStoreFails(t *testing.T) {
 	src.listErr = nil
 	src.mu.Unlock()
 	clk.add(checkEvery)
+	_ = mustIndex(t, c)
+	settle(t, c)
 	if got := mustIndex(t, c); got == ix || got.Version() != 2 {
 		t.Fatalf("recovered store: version %d", got.Version())
 	}
@@ -272,5 +304,84 @@ func TestCacheInvalidate(t *testing.T) {
 	c.Invalidate()
 	if _, err := c.Index(t.Context()); err != nil || src.versions.Load() != before+1 {
 		t.Errorf("after Invalidate the version was read %d more times, want 1 (%v)", src.versions.Load()-before, err)
+	}
+}
+
+// With an index, a search never waits on the store's look, however slow;
+// after Invalidate it does, and sees the write that invalidated.
+func TestCacheLooksInTheBackground(t *testing.T) {
+	src := &catalogSource{}
+	src.set(catalog()[:2], 1, nil)
+	c, clk := newTestCache(src)
+	ix := mustIndex(t, c)
+
+	src.set(catalog(), 2, nil)
+	src.mu.Lock()
+	gate := make(chan struct{})
+	src.gate = gate
+	src.mu.Unlock()
+	clk.add(checkEvery)
+	done := make(chan *Index, 1)
+	go func() {
+		got, _ := c.Index(context.Background())
+		done <- got
+	}()
+	select {
+	case got := <-done:
+		if got != ix {
+			t.Error("not the index there was")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a search waited for the store's look")
+	}
+	close(gate)
+	settle(t, c)
+	if got := mustIndex(t, c); got.Version() != 2 {
+		t.Errorf("after the look: version %d", got.Version())
+	}
+
+	// This replica's own write: the next search waits and sees it.
+	src.set(catalog()[:1], 3, nil)
+	c.Invalidate()
+	if got := mustIndex(t, c); got.Version() != 3 || got.Len() != 1 {
+		t.Errorf("after Invalidate: version %d, %d services", got.Version(), got.Len())
+	}
+}
+
+// A look that began before this replica's write does not satisfy the
+// search after it: the caller joins it, then takes one more.
+func TestCacheInvalidateDuringALook(t *testing.T) {
+	src := &catalogSource{}
+	src.set(catalog(), 1, nil)
+	c, clk := newTestCache(src)
+	_ = mustIndex(t, c)
+
+	src.set(catalog(), 2, nil)
+	src.mu.Lock()
+	gate := make(chan struct{})
+	src.gate = gate
+	src.mu.Unlock()
+	clk.add(checkEvery)
+	_ = mustIndex(t, c) // the look reads version 2, then waits at the gate
+	for src.lists.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	src.set(catalog()[:1], 3, nil) // this replica's write
+	c.Invalidate()
+	done := make(chan *Index, 1)
+	go func() {
+		got, err := c.Index(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		done <- got
+	}()
+	time.Sleep(20 * time.Millisecond)
+	src.mu.Lock()
+	src.gate = nil
+	src.mu.Unlock()
+	close(gate)
+	if got := <-done; got == nil || got.Version() != 3 || got.Len() != 1 {
+		t.Errorf("after the write: %v", got)
 	}
 }
