@@ -21,6 +21,7 @@ import (
 
 	"github.com/onedoor/onedoor/consent"
 	"github.com/onedoor/onedoor/idp"
+	"github.com/onedoor/onedoor/idp/dpop"
 	"github.com/onedoor/onedoor/idp/eid"
 	"github.com/onedoor/onedoor/idp/eid/eidapp"
 	"github.com/onedoor/onedoor/idp/web"
@@ -360,6 +361,17 @@ func TestCIBA_ApprovedTwice(t *testing.T) {
 	time.Sleep(5200 * time.Millisecond)
 	key := newDPoPClient(t)
 	form := url.Values{"grant_type": {idp.GrantTypeCIBA}, "auth_req_id": {id}}
+	// A replayed proof is refused before the approval is taken: the next
+	// poll, with a fresh proof, still gets the tokens.
+	key.nonce = tokenNonce(t, e.issuer)
+	replayed := key.proof(t, http.MethodPost, e.issuer+"/token", "")
+	if _, err := e.m.DPoP.Verify(ctx, []string{replayed}, dpop.Check{Method: http.MethodPost, URL: e.issuer + "/token"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := proofToken(t, e.issuer, c.id, c.secret, form, replayed); r.status != http.StatusBadRequest || r.str("error") != "invalid_dpop_proof" {
+		t.Fatalf("a replayed proof: %d %v", r.status, r.body)
+	}
+	time.Sleep(5200 * time.Millisecond) // the poll interval
 	r := dpopToken(t, e.issuer, c.id, c.secret, form, key)
 	if r.status != http.StatusOK || r.str("token_type") != "DPoP" || cnfOf(t, r.str("access_token")) != key.jkt(t) {
 		t.Fatalf("DPoP-bound CIBA tokens: %d %v", r.status, r.body)

@@ -144,6 +144,13 @@ type Check struct {
 	// (the token endpoint, after the client authenticated), so strangers
 	// cannot fill the replay store with proofs of their own keys.
 	Defer bool
+	// Unvouched marks a proof spent before anything of the request was
+	// vouched for (a token request without a client credential, counted
+	// only per address). In process, such proofs may fill at most half of
+	// the remembered jtis: past that they are refused as an outage, and
+	// the other half stays for requests with a token or an authenticated
+	// client, so a flood of strangers' proofs cannot refuse every citizen.
+	Unvouched bool
 }
 
 // Proof is a verified proof.
@@ -221,7 +228,7 @@ func (v *Verifier) Verify(ctx context.Context, header []string, c Check) (*Proof
 		p.deferred, p.key = true, key
 		return p, nil
 	}
-	if err := v.spend(ctx, key, p.IssuedAt, now); err != nil {
+	if err := v.spend(ctx, key, p.IssuedAt, now, c.Unvouched); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -241,19 +248,19 @@ func (v *Verifier) Spend(ctx context.Context, p *Proof) error {
 	if p.IssuedAt.Before(now.Add(-v.cfg.MaxAge)) {
 		return refuse("iat left the accepted window before the jti was spent")
 	}
-	return v.spend(ctx, p.key, p.IssuedAt, now)
+	return v.spend(ctx, p.key, p.IssuedAt, now, false)
 }
 
 // spend records a proof's key (the SHA-256 of its thumbprint and jti),
 // refusing a replay.
-func (v *Verifier) spend(ctx context.Context, key [sha256.Size]byte, iat, now time.Time) error {
+func (v *Verifier) spend(ctx context.Context, key [sha256.Size]byte, iat, now time.Time, unvouched bool) error {
 	var err error
 	if v.local != nil {
-		err = v.local.spend([16]byte(key[:16]), iat, now)
+		err = v.local.spend([16]byte(key[:16]), iat, now, unvouched)
 		if errors.Is(err, errLapsed) && v.renew(ctx) == nil {
 			// The clock jumped past the promise between two renewals:
 			// this request saves the next one itself.
-			err = v.local.spend([16]byte(key[:16]), iat, now)
+			err = v.local.spend([16]byte(key[:16]), iat, now, unvouched)
 		}
 	} else {
 		err = v.spent.spend(ctx, "dpop:jti:"+base64.RawURLEncoding.EncodeToString(key[:]))
@@ -265,6 +272,10 @@ func (v *Verifier) spend(ctx context.Context, key [sha256.Size]byte, iat, now ti
 		return refuse("jti replayed")
 	case errors.Is(err, ErrInvalidProof):
 		return err
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		// The store did not answer in time: an outage (503), not a server
+		// fault and not the client's.
+		return fmt.Errorf("dpop replay check: %w: %w", err, idp.ErrUnavailable)
 	}
 	return fmt.Errorf("dpop replay check: %w", err)
 }

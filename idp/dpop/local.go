@@ -235,8 +235,9 @@ func (l *localSpend) needsNonce(iat time.Time, skew time.Duration) bool {
 
 // spend records key, issued at iat: idp.ErrConflict when it is already
 // there, a refusal when iat is older than the latest time seen allows, an
-// outage when the set is full or the promise has lapsed.
-func (l *localSpend) spend(key [16]byte, iat, now time.Time) error {
+// outage when the set is full (half full for an unvouched proof: see
+// Check.Unvouched) or the promise has lapsed.
+func (l *localSpend) spend(key [16]byte, iat, now time.Time, unvouched bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	hw := l.advance(now)
@@ -259,7 +260,7 @@ func (l *localSpend) spend(key [16]byte, iat, now time.Time) error {
 	if _, ok := l.prev[key]; ok {
 		return idp.ErrConflict
 	}
-	if len(l.cur)+len(l.prev) >= l.max {
+	if n := len(l.cur) + len(l.prev); n >= l.max || unvouched && n >= l.max/2 {
 		return errLocalFull
 	}
 	l.cur[key] = struct{}{}

@@ -429,6 +429,12 @@ func (s *Server) RedeemCIBA(ctx context.Context, ar fosite.AccessRequester, auth
 	case eid.StatusExpired:
 		return oidc.ErrExpiredToken
 	}
+	// The request's DPoP proof is spent before the decision is taken: a
+	// replayed proof, or a replay store that is down, leaves the approval
+	// for the client's next poll.
+	if err := s.spendPending(ctx); err != nil {
+		return err
+	}
 	lr, dec, err := s.eid.TakeDecision(ctx, rec.LoginID)
 	if errors.Is(err, idp.ErrNotFound) {
 		return invalid // another redemption took it

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"regexp"
@@ -49,7 +50,9 @@ func (s *Server) tokenProof(w http.ResponseWriter, r *http.Request, path string,
 	if len(hdr) == 0 {
 		return nil, nil
 	}
-	p, err := s.dpop.Verify(r.Context(), hdr, dpop.Check{Method: r.Method, URL: s.cfg.Issuer + path, RequireNonce: nonce, Defer: later})
+	// Spent now, the proof is vouched for by nothing but its address's
+	// limit: it may take only part of the in-process replay set.
+	p, err := s.dpop.Verify(r.Context(), hdr, dpop.Check{Method: r.Method, URL: s.cfg.Issuer + path, RequireNonce: nonce, Defer: later, Unvouched: !later})
 	if errors.Is(err, dpop.ErrUseNonce) {
 		s.observe().DPoPRefused(strings.TrimPrefix(path, "/"), "nonce")
 		// Whatever --dpop-nonce says: the verifier may ask for a nonce on
@@ -64,6 +67,37 @@ func (s *Server) tokenProof(w http.ResponseWriter, r *http.Request, path string,
 		return nil, s.proofError(path, err)
 	}
 	return p, nil
+}
+
+// pendingProof is a token request's DPoP proof whose jti is spent once,
+// after the client authenticated and before the grant has any effect: at
+// the latest by the token endpoint before it mints, earlier by a grant
+// whose redemption takes something (CIBA takes the citizen's decision).
+type pendingProof struct {
+	p     *dpop.Proof
+	path  string
+	spent bool
+}
+
+type pendingProofKey struct{}
+
+// withPendingProof carries p to the grant handlers of the request.
+func withPendingProof(ctx context.Context, p *dpop.Proof, path string) context.Context {
+	return context.WithValue(ctx, pendingProofKey{}, &pendingProof{p: p, path: path})
+}
+
+// spendPending spends the request's pending proof, if any and not yet
+// spent, with spendProof's errors.
+func (s *Server) spendPending(ctx context.Context) error {
+	pp, _ := ctx.Value(pendingProofKey{}).(*pendingProof)
+	if pp == nil || pp.spent {
+		return nil
+	}
+	pp.spent = true
+	if err := s.dpop.Spend(ctx, pp.p); err != nil {
+		return s.proofError(pp.path, err)
+	}
+	return nil
 }
 
 // spendProof spends the jti of a proof tokenProof verified with later (a

@@ -102,6 +102,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, r, fosite.NewAccessRequest(oidc.NewSession()), err)
 		return
 	}
+	// A grant whose redemption takes something before tokens are minted
+	// (CIBA takes the citizen's decision) spends the proof first, from ctx.
+	ctx = withPendingProof(ctx, proof, PathToken)
 	ar, err := s.provider.NewAccessRequest(ctx, r, oidc.NewSession())
 	if err != nil {
 		s.tokenError(w, r, ar, err)
@@ -114,7 +117,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	// Before any token is minted or the grant changes: a replayed proof
 	// leaves both as they were.
-	if err := s.spendProof(r, PathToken, proof); err != nil {
+	if err := s.spendPending(ctx); err != nil {
 		s.tokenError(w, r, ar, err)
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -32,10 +33,11 @@ const (
 
 // Cache keeps an Index of a catalog current on one replica: it rebuilds
 // the index when the catalog version changes, looking at most every 500 ms.
-// The look runs in the background while there is an index to answer from,
-// so a search never waits on the store for it; only the first build and a
-// look after Invalidate are waited for. It is safe for concurrent use;
-// concurrent callers share one look and one rebuild.
+// The look runs in the background while the index at hand is less than
+// maxStale old, so a search does not wait on the store for it; the first
+// build, a look after Invalidate and a look at an older index are waited
+// for. It is safe for concurrent use; concurrent callers share one look
+// and one rebuild.
 type Cache struct {
 	src   Source
 	now   func() time.Time
@@ -45,11 +47,17 @@ type Cache struct {
 	index   *Index    // nil until the first build
 	checked time.Time // last look at the version, successful or not
 	// invalidated counts Invalidate calls; seen is what it was when the
-	// last look that succeeded began. Callers wait while seen is behind.
+	// last look that read the store began. Callers wait while seen is
+	// behind.
 	invalidated, seen uint64
-	// bg is the last look started in the background (for tests).
-	bg <-chan singleflight.Result
+	looking           bool                       // a background look runs
+	bg                <-chan singleflight.Result // the last one (for tests)
+	waiting           atomic.Int32               // callers waiting on a look (for tests)
 }
+
+// maxStale bounds how old an index a search is answered from while the
+// look runs in the background: after an idle spell the first search waits.
+const maxStale = 10 * time.Second
 
 // NewCache returns a cache over src; it reads nothing until the first
 // Index call.
@@ -59,7 +67,7 @@ func NewCache(src Source) *Cache {
 
 // Invalidate makes the next Index look at the catalog version at once and
 // wait for it: this replica's own catalog writes are searchable
-// immediately, others' within the polling interval.
+// immediately, others' within the polling interval while searches come.
 func (c *Cache) Invalidate() {
 	c.mu.Lock()
 	c.invalidated++
@@ -72,17 +80,18 @@ func (c *Cache) Invalidate() {
 func (c *Cache) Index(ctx context.Context) (*Index, error) {
 	c.mu.Lock()
 	ix, want := c.index, c.invalidated
-	stale, forced := c.now().Sub(c.checked) >= checkEvery, c.seen < want
-	c.mu.Unlock()
-	if ix != nil && !forced {
-		if stale {
-			ch := c.look(ctx)
-			c.mu.Lock()
-			c.bg = ch
-			c.mu.Unlock()
+	age := c.now().Sub(c.checked)
+	if ix != nil && c.seen >= want && age < maxStale {
+		if age >= checkEvery && !c.looking {
+			c.looking = true
+			c.bg = c.look(ctx)
 		}
+		c.mu.Unlock()
 		return ix, nil
 	}
+	c.mu.Unlock()
+	c.waiting.Add(1)
+	defer c.waiting.Add(-1)
 	// A look that began before the Invalidate this caller saw may still be
 	// running; it is joined, then one more is taken.
 	for range 2 {
@@ -107,12 +116,13 @@ func (c *Cache) Index(ctx context.Context) (*Index, error) {
 			return nil, ctx.Err()
 		}
 	}
+	// The store could not be read: the index there is, as when it fails.
 	return ix, nil
 }
 
-// look starts a refresh shared by every caller until it ends. It runs
-// detached from the caller that started it, so that its cancellation does
-// not fail the others.
+// look starts a refresh shared by every caller until it ends (or joins
+// the one running). It runs detached from the caller that started it, so
+// that its cancellation does not fail the others.
 func (c *Cache) look(ctx context.Context) <-chan singleflight.Result {
 	return c.group.DoChan("refresh", func() (any, error) {
 		c.mu.Lock()
@@ -120,18 +130,23 @@ func (c *Cache) look(ctx context.Context) <-chan singleflight.Result {
 		c.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
 		defer cancel()
-		ix, err := c.refresh(ctx)
-		if err == nil {
-			c.mu.Lock()
+		ix, read, err := c.refresh(ctx)
+		c.mu.Lock()
+		if read {
 			c.seen = max(c.seen, gen)
-			c.mu.Unlock()
 		}
+		// Whichever look ends, a background look may start again (one
+		// asked for while a waited-for look ran joined it).
+		c.looking = false
+		c.mu.Unlock()
 		return ix, err
 	})
 }
 
 // refresh looks at the catalog version and rebuilds the index if it moved.
-func (c *Cache) refresh(ctx context.Context) (*Index, error) {
+// read reports whether the store answered: when it failed, the old index
+// is returned, and a look this replica's own write asked for is still due.
+func (c *Cache) refresh(ctx context.Context) (ix *Index, read bool, err error) {
 	c.mu.Lock()
 	old := c.index
 	c.mu.Unlock()
@@ -142,7 +157,7 @@ func (c *Cache) refresh(ctx context.Context) (*Index, error) {
 	version, err := c.src.CatalogVersion(ctx)
 	if err == nil && old != nil && version == old.version {
 		c.keep(old)
-		return old, nil
+		return old, true, nil
 	}
 	var services []*mobileapi.Service
 	if err == nil {
@@ -150,12 +165,12 @@ func (c *Cache) refresh(ctx context.Context) (*Index, error) {
 	}
 	if err != nil {
 		if old == nil {
-			return nil, fmt.Errorf("loading the catalog for search: %w", err)
+			return nil, false, fmt.Errorf("loading the catalog for search: %w", err)
 		}
 		// Look again only after the interval, so a failing store is not
 		// asked on every search.
 		c.keep(old)
-		return old, nil
+		return old, false, nil
 	}
 	// The index answers with summaries; forms are read from the store
 	// when needed, so an agency's large schemas are not held on every
@@ -163,10 +178,10 @@ func (c *Cache) refresh(ctx context.Context) (*Index, error) {
 	for _, s := range services {
 		s.Schema = nil
 	}
-	ix := New(services)
+	ix = New(services)
 	ix.version = version
 	c.keep(ix)
-	return ix, nil
+	return ix, true, nil
 }
 
 // keep makes ix the current index, looked at now.

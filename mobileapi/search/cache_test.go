@@ -376,12 +376,67 @@ func TestCacheInvalidateDuringALook(t *testing.T) {
 		}
 		done <- got
 	}()
-	time.Sleep(20 * time.Millisecond)
+	for c.waiting.Load() == 0 { // joined the look at the gate
+		time.Sleep(time.Millisecond)
+	}
 	src.mu.Lock()
 	src.gate = nil
 	src.mu.Unlock()
 	close(gate)
 	if got := <-done; got == nil || got.Version() != 3 || got.Len() != 1 {
 		t.Errorf("after the write: %v", got)
+	}
+}
+
+// A store that fails the look after this replica's write does not count
+// as having seen it: the search answers from the old index, and the next
+// one, once the store is back, looks again and finds the write.
+func TestCacheInvalidateWhileTheStoreFails(t *testing.T) {
+	src := &catalogSource{}
+	src.set(catalog(), 1, nil)
+	c, _ := newTestCache(src)
+	ix := mustIndex(t, c)
+
+	src.set(catalog()[:1], 2, fmt.Errorf("catalog: %w", idp.ErrUnavailable))
+	c.Invalidate()
+	if got := mustIndex(t, c); got != ix {
+		t.Fatal("not the old index while the store fails")
+	}
+	src.set(catalog()[:1], 2, nil)
+	if got := mustIndex(t, c); got.Version() != 2 || got.Len() != 1 {
+		t.Errorf("once the store is back: version %d, %d services", got.Version(), got.Len())
+	}
+}
+
+// After an idle spell longer than maxStale, the first search waits for the
+// look instead of answering from an index that old.
+func TestCacheWaitsPastMaxStale(t *testing.T) {
+	src := &catalogSource{}
+	src.set(catalog()[:1], 1, nil)
+	c, clk := newTestCache(src)
+	_ = mustIndex(t, c)
+
+	src.set(catalog(), 2, nil)
+	src.mu.Lock()
+	gate := make(chan struct{})
+	src.gate = gate
+	src.mu.Unlock()
+	clk.add(maxStale)
+	done := make(chan *Index, 1)
+	go func() {
+		got, _ := c.Index(context.Background())
+		done <- got
+	}()
+	for c.waiting.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case <-done:
+		t.Fatal("answered from an index older than maxStale")
+	default:
+	}
+	close(gate)
+	if got := <-done; got.Version() != 2 {
+		t.Errorf("version %d, want 2", got.Version())
 	}
 }
