@@ -377,20 +377,7 @@ func TestDPoP_TokenEndpointNonce(t *testing.T) {
 	id, secret := e.client(ClientSpec{GrantTypes: []string{"client_credentials"}, Scope: "registry.read"})
 	c := newDPoPClient(t)
 	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"registry.read"}}
-	post := func(proof string) tokenReply {
-		req, _ := http.NewRequest(http.MethodPost, e.issuer+"/token", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(id, secret)
-		req.Header.Set("DPoP", proof)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		r := tokenReply{status: resp.StatusCode, header: resp.Header}
-		_ = json.NewDecoder(resp.Body).Decode(&r.body)
-		return r
-	}
+	post := func(proof string) tokenReply { return proofToken(t, e.issuer, id, secret, form, proof) }
 	r := post(c.proof(t, http.MethodPost, e.issuer+"/token", ""))
 	wantTokenError(t, r, "use_dpop_nonce", "proof without a nonce")
 	if r.header.Get("DPoP-Nonce") == "" {

@@ -46,6 +46,24 @@ func (s *catalogSource) ListServices(ctx context.Context) ([]*mobileapi.Service,
 	return s.services, nil
 }
 
+// hold makes ListServices wait until the returned gate is closed.
+func (s *catalogSource) hold() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gate = make(chan struct{})
+	return s.gate
+}
+
+// indexLater asks c for its index on another goroutine.
+func indexLater(c *Cache) <-chan *Index {
+	done := make(chan *Index, 1)
+	go func() {
+		got, _ := c.Index(context.Background())
+		done <- got
+	}()
+	return done
+}
+
 func (s *catalogSource) CatalogVersion(context.Context) (int64, error) {
 	s.versions.Add(1)
 	s.mu.Lock()
@@ -316,16 +334,9 @@ func TestCacheLooksInTheBackground(t *testing.T) {
 	ix := mustIndex(t, c)
 
 	src.set(catalog(), 2, nil)
-	src.mu.Lock()
-	gate := make(chan struct{})
-	src.gate = gate
-	src.mu.Unlock()
+	gate := src.hold()
 	clk.add(checkEvery)
-	done := make(chan *Index, 1)
-	go func() {
-		got, _ := c.Index(context.Background())
-		done <- got
-	}()
+	done := indexLater(c)
 	select {
 	case got := <-done:
 		if got != ix {
@@ -357,10 +368,7 @@ func TestCacheInvalidateDuringALook(t *testing.T) {
 	_ = mustIndex(t, c)
 
 	src.set(catalog(), 2, nil)
-	src.mu.Lock()
-	gate := make(chan struct{})
-	src.gate = gate
-	src.mu.Unlock()
+	gate := src.hold()
 	clk.add(checkEvery)
 	_ = mustIndex(t, c) // the look reads version 2, then waits at the gate
 	for src.lists.Load() < 2 {
@@ -417,16 +425,9 @@ func TestCacheWaitsPastMaxStale(t *testing.T) {
 	_ = mustIndex(t, c)
 
 	src.set(catalog(), 2, nil)
-	src.mu.Lock()
-	gate := make(chan struct{})
-	src.gate = gate
-	src.mu.Unlock()
+	gate := src.hold()
 	clk.add(maxStale)
-	done := make(chan *Index, 1)
-	go func() {
-		got, _ := c.Index(context.Background())
-		done <- got
-	}()
+	done := indexLater(c)
 	for c.waiting.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
