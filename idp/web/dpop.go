@@ -43,8 +43,9 @@ var jktRE = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 // tokenProof verifies the DPoP header of a request to the IdP endpoint at
 // path (absent: nil, nil). Refusals are fosite errors ready to write (with
 // a DPoP-Nonce header set on w for use_dpop_nonce); a store failure is
-// returned as it is. With later, the jti is left for spendProof, once the
-// client has authenticated: everything else about the proof is checked now.
+// returned as it is. With later, the jti is left for spendPending or
+// spendProof, once the client has authenticated: everything else about the
+// proof is checked now.
 func (s *Server) tokenProof(w http.ResponseWriter, r *http.Request, path string, nonce, later bool) (*dpop.Proof, error) {
 	hdr := r.Header.Values("DPoP")
 	if len(hdr) == 0 {
