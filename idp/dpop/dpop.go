@@ -146,10 +146,11 @@ type Check struct {
 	Defer bool
 	// Unvouched marks a proof spent before anything of the request was
 	// vouched for (a token request without a client credential, counted
-	// only per address). In process, such proofs may fill at most half of
+	// only per address). In process, such proofs may be at most half of
 	// the remembered jtis: past that they are refused as an outage, and
 	// the other half stays for requests with a token or an authenticated
-	// client, so a flood of strangers' proofs cannot refuse every citizen.
+	// client, so a flood of strangers' proofs cannot refuse every citizen's
+	// calls (only new logins, until the flood's proofs expire).
 	Unvouched bool
 }
 
@@ -272,9 +273,9 @@ func (v *Verifier) spend(ctx context.Context, key [sha256.Size]byte, iat, now ti
 		return refuse("jti replayed")
 	case errors.Is(err, ErrInvalidProof):
 		return err
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+	case errors.Is(err, context.DeadlineExceeded):
 		// The store did not answer in time: an outage (503), not a server
-		// fault and not the client's.
+		// fault and not the client's. (Canceled is the client gone.)
 		return fmt.Errorf("dpop replay check: %w: %w", err, idp.ErrUnavailable)
 	}
 	return fmt.Errorf("dpop replay check: %w", err)

@@ -90,6 +90,10 @@ const LocalMaxJTIs = 2 << 20
 var (
 	errLocalFull = fmt.Errorf("the DPoP proofs remembered are at the most this process keeps: %w", idp.ErrUnavailable)
 	errLapsed    = fmt.Errorf("the DPoP horizon could not be saved in time: %w", idp.ErrUnavailable)
+	// errUnvouchedFull: half the set holds proofs of token requests without
+	// a client credential (a flood of them, most likely); such requests are
+	// refused while the others go on.
+	errUnvouchedFull = fmt.Errorf("the DPoP proofs of token requests without a client credential are at the most this process keeps: %w", idp.ErrUnavailable)
 )
 
 // localSpend is the set of spent jtis. Entries live in two generations:
@@ -110,9 +114,12 @@ type localSpend struct {
 
 	mu        sync.Mutex
 	cur, prev map[[16]byte]struct{}
-	turned    time.Time // hw at the last turn
-	hw        time.Time // the latest time seen
-	promise   time.Time // saved: nothing issued after promise+Skew is accepted
+	// curUnvouched, prevUnvouched count the entries of each generation
+	// spent unvouched (Check.Unvouched), which may be at most half of max.
+	curUnvouched, prevUnvouched int
+	turned                      time.Time // hw at the last turn
+	hw                          time.Time // the latest time seen
+	promise                     time.Time // saved: nothing issued after promise+Skew is accepted
 }
 
 // NewInProcess returns a verifier that keeps spent jtis in this process's
@@ -235,8 +242,8 @@ func (l *localSpend) needsNonce(iat time.Time, skew time.Duration) bool {
 
 // spend records key, issued at iat: idp.ErrConflict when it is already
 // there, a refusal when iat is older than the latest time seen allows, an
-// outage when the set is full (half full for an unvouched proof: see
-// Check.Unvouched) or the promise has lapsed.
+// outage when the set is full, when unvouched proofs (Check.Unvouched)
+// already fill half of it and this is one, or when the promise has lapsed.
 func (l *localSpend) spend(key [16]byte, iat, now time.Time, unvouched bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -253,6 +260,7 @@ func (l *localSpend) spend(key [16]byte, iat, now time.Time, unvouched bool) err
 	}
 	if hw.Sub(l.turned) >= l.period {
 		l.prev, l.cur, l.turned = l.cur, map[[16]byte]struct{}{}, hw
+		l.prevUnvouched, l.curUnvouched = l.curUnvouched, 0
 	}
 	if _, ok := l.cur[key]; ok {
 		return idp.ErrConflict
@@ -260,8 +268,14 @@ func (l *localSpend) spend(key [16]byte, iat, now time.Time, unvouched bool) err
 	if _, ok := l.prev[key]; ok {
 		return idp.ErrConflict
 	}
-	if n := len(l.cur) + len(l.prev); n >= l.max || unvouched && n >= l.max/2 {
+	if len(l.cur)+len(l.prev) >= l.max {
 		return errLocalFull
+	}
+	if unvouched {
+		if l.curUnvouched+l.prevUnvouched >= l.max/2 {
+			return errUnvouchedFull
+		}
+		l.curUnvouched++
 	}
 	l.cur[key] = struct{}{}
 	return nil

@@ -269,28 +269,30 @@ func TestInProcess_Full(t *testing.T) {
 }
 
 // TestInProcess_UnvouchedTakeHalf: proofs spent before anything of their
-// request was vouched for fill at most half of the set; past that they
-// are refused as an outage while the other proofs are still taken.
+// request was vouched for are at most half of the set, whatever the other
+// proofs take; past that they are refused as an outage while the other
+// proofs are still taken.
 func TestInProcess_UnvouchedTakeHalf(t *testing.T) {
 	f := newFixture(t, nil)
 	c := &clock{t: f.now}
-	v := inProcess(t, sqliteHorizon(t), c, 4)
+	v := inProcess(t, sqliteHorizon(t), c, 8)
 	unvouched := tokenCheck
 	unvouched.Unvouched = true
-	for i := range 2 {
-		if _, err := v.Verify(t.Context(), []string{f.proof(t, dpop.ProofRequest{})}, unvouched); err != nil {
-			t.Fatalf("unvouched proof %d: %v", i, err)
+	spend := func(what string, n int, check dpop.Check) {
+		t.Helper()
+		for i := range n {
+			if _, err := v.Verify(t.Context(), []string{f.proof(t, dpop.ProofRequest{})}, check); err != nil {
+				t.Fatalf("%s proof %d: %v", what, i, err)
+			}
 		}
 	}
+	spend("vouched", 2, tokenCheck)
+	spend("unvouched", 4, unvouched)
 	_, err := v.Verify(t.Context(), []string{f.proof(t, dpop.ProofRequest{})}, unvouched)
 	if !errors.Is(err, idp.ErrUnavailable) || errors.Is(err, dpop.ErrInvalidProof) {
-		t.Fatalf("half full, unvouched: got %v, want an outage", err)
+		t.Fatalf("half the set unvouched: got %v, want an outage", err)
 	}
-	for i := range 2 {
-		if _, err := v.Verify(t.Context(), []string{f.proof(t, dpop.ProofRequest{})}, tokenCheck); err != nil {
-			t.Fatalf("vouched proof %d past the half: %v", i, err)
-		}
-	}
+	spend("vouched past the unvouched half", 2, tokenCheck)
 }
 
 type flakyHorizon struct {

@@ -50,6 +50,7 @@ type Cache struct {
 	// last look that read the store began. Callers wait while seen is
 	// behind.
 	invalidated, seen uint64
+	failed            time.Time                  // the last look that could not read the store
 	looking           bool                       // a background look runs
 	bg                <-chan singleflight.Result // the last one (for tests)
 	waiting           atomic.Int32               // callers waiting on a look (for tests)
@@ -80,8 +81,13 @@ func (c *Cache) Invalidate() {
 func (c *Cache) Index(ctx context.Context) (*Index, error) {
 	c.mu.Lock()
 	ix, want := c.index, c.invalidated
-	age := c.now().Sub(c.checked)
-	if ix != nil && c.seen >= want && age < maxStale {
+	now := c.now()
+	age := now.Sub(c.checked)
+	// Within the interval after a look that could not read the store,
+	// nobody waits for another: a failing store must not stall every
+	// search, even one that would wait for this replica's write.
+	failing := now.Sub(c.failed) < checkEvery
+	if ix != nil && (c.seen >= want || failing) && age < maxStale {
 		if age >= checkEvery && !c.looking {
 			c.looking = true
 			c.bg = c.look(ctx)
@@ -134,6 +140,8 @@ func (c *Cache) look(ctx context.Context) <-chan singleflight.Result {
 		c.mu.Lock()
 		if read {
 			c.seen = max(c.seen, gen)
+		} else if err == nil {
+			c.failed = c.now() // the old index was kept
 		}
 		// Whichever look ends, a background look may start again (one
 		// asked for while a waited-for look ran joined it).

@@ -397,12 +397,13 @@ func TestCacheInvalidateDuringALook(t *testing.T) {
 }
 
 // A store that fails the look after this replica's write does not count
-// as having seen it: the search answers from the old index, and the next
-// one, once the store is back, looks again and finds the write.
+// as having seen it: the search answers from the old index, searches within
+// the interval do not wait on the store again, and the first after it,
+// once the store is back, looks again and finds the write.
 func TestCacheInvalidateWhileTheStoreFails(t *testing.T) {
 	src := &catalogSource{}
 	src.set(catalog(), 1, nil)
-	c, _ := newTestCache(src)
+	c, clk := newTestCache(src)
 	ix := mustIndex(t, c)
 
 	src.set(catalog()[:1], 2, fmt.Errorf("catalog: %w", idp.ErrUnavailable))
@@ -410,7 +411,18 @@ func TestCacheInvalidateWhileTheStoreFails(t *testing.T) {
 	if got := mustIndex(t, c); got != ix {
 		t.Fatal("not the old index while the store fails")
 	}
+	// Within the interval no search waits on the failing store again.
+	reads := src.versions.Load()
+	for range 10 {
+		if got := mustIndex(t, c); got != ix {
+			t.Fatal("not the old index while the store fails")
+		}
+	}
+	if n := src.versions.Load() - reads; n != 0 {
+		t.Errorf("10 searches within the interval read the failing store %d times", n)
+	}
 	src.set(catalog()[:1], 2, nil)
+	clk.add(checkEvery)
 	if got := mustIndex(t, c); got.Version() != 2 || got.Len() != 1 {
 		t.Errorf("once the store is back: version %d, %d services", got.Version(), got.Len())
 	}
