@@ -484,7 +484,21 @@ func verifyLinks(ctx context.Context, s AuditStore, citizen string, read func(af
 		return &Problem{CitizenID: citizen, Seq: head.Seq, What: fmt.Sprintf("the chain head names entry %d but the chain ends at %d: entries were removed", head.Seq, lastSeq(prev))}, nil
 	}
 	if prev != nil && head == nil {
-		return broken(prev, "the chain has no head"), nil
+		// The head was read before the chain: the first entry and its head,
+		// committed together, may have come in between. Read it again
+		// before calling it missing; the head now names an entry at or
+		// after the last one read.
+		if head, err = s.ChainHead(ctx, citizen); err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		switch {
+		case head == nil:
+			return broken(prev, "the chain has no head"), nil
+		case head.Seq < prev.seq:
+			return broken(prev, fmt.Sprintf("the chain head names entry %d but the chain goes on to %d", head.Seq, prev.seq)), nil
+		case head.Seq == prev.seq && !bytes.Equal(head.Hash, prev.hash):
+			return broken(prev, "the chain head names another hash for this entry"), nil
+		}
 	}
 	l, err := nextLeaf()
 	if err != nil {

@@ -1,9 +1,11 @@
 package sqlstore_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -451,6 +453,37 @@ func TestRecordTrail_HeadPendingSince(t *testing.T) {
 		}
 		if !pending || since < before {
 			t.Fatalf("the consent trail's head after a grant: pending %v since %d, want pending since about now (>= %d)", pending, since, before)
+		}
+	})
+}
+
+// headAfterChain answers ChainHead as it stood before the chain's first
+// entry was appended: the first read of each head finds none, as verify
+// reading the head before an append it then reads in the chain.
+type headAfterChain struct {
+	consent.AuditStore
+	asked sync.Map
+}
+
+func (h *headAfterChain) ChainHead(ctx context.Context, citizenID string) (*consent.Head, error) {
+	if _, again := h.asked.LoadOrStore(citizenID, true); !again {
+		return nil, consent.ErrNotFound
+	}
+	return h.AuditStore.ChainHead(ctx, citizenID)
+}
+
+// A chain whose first entry came after its head was read is intact (the
+// head is read again); a chain with no head at all is still broken.
+func TestVerify_HeadReadBeforeTheFirstEntry(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *tamperEnv) {
+		r := &consent.Record{CitizenID: "cit_new", ClientID: "his-app", Agency: "BYT", Purpose: consent.Purpose{Code: "kham-benh"},
+			Items: []string{"name"}, Method: consent.MethodWebForm, Evidence: "form", ExpiresAt: time.Now().Add(time.Hour), ID: consent.NewID("cns")}
+		if err := e.s.PutRecord(t.Context(), r, testReceipt); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := consent.Verify(t.Context(), &headAfterChain{AuditStore: e.s}, e.verifier)
+		if err != nil || !rep.Intact() {
+			t.Fatalf("heads read before their chains: %v %v", err, rep.Broken)
 		}
 	})
 }
