@@ -408,20 +408,7 @@ func TestDPoP_PAR(t *testing.T) {
 		for k, v := range extra {
 			form[k] = v
 		}
-		req, _ := http.NewRequest(http.MethodPost, e.issuer+"/par", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(id, secret)
-		if proof != "" {
-			req.Header.Set("DPoP", proof)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&out)
-		return resp.StatusCode, out
+		return pushAuthRequest(t, e.issuer, id, secret, form, proof)
 	}
 	if st, out := par(url.Values{"dpop_jkt": {newDPoPClient(t).jkt(t)}}, c.proof(t, http.MethodPost, e.issuer+"/par", "")); st != http.StatusBadRequest || out["error"] != "invalid_dpop_proof" {
 		t.Errorf("dpop_jkt of another key than the proof: %d %v", st, out)

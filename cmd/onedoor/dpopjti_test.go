@@ -131,21 +131,7 @@ func TestDPoP_PARJTISpentAfterClientAuth(t *testing.T) {
 	id, secret := e.client(ClientSpec{Scope: "openid profile"})
 	c := newDPoPClient(t)
 	par := func(secret, proof string) (int, map[string]any) {
-		form := url.Values{"response_type": {"code"}, "client_id": {id}, "redirect_uri": {"http://127.0.0.1:9/callback"},
-			"scope": {"openid profile"}, "state": {randomString(12)}, "nonce": {randomString(12)},
-			"code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}, "code_challenge_method": {"S256"}}
-		req, _ := http.NewRequest(http.MethodPost, e.issuer+"/par", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(id, secret)
-		req.Header.Set("DPoP", proof)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&out)
-		return resp.StatusCode, out
+		return pushAuthRequest(t, e.issuer, id, secret, authRequestForm(id, "http://127.0.0.1:9/callback"), proof)
 	}
 	p := c.proof(t, http.MethodPost, e.issuer+"/par", "")
 	if st, out := par(secret+"x", p); st != http.StatusUnauthorized || out["error"] != "invalid_client" {

@@ -36,12 +36,17 @@ func authorizeOutcome(t *testing.T, b *browser, u string) (status int, location 
 	return resp.StatusCode, resp.Header.Get("Location"), strings.Contains(string(body), `id="eid-qr"`)
 }
 
-func pushAuthRequest(t *testing.T, issuer, clientID, secret string, form url.Values) (int, map[string]any) {
+// pushAuthRequest posts form to /par, with Basic clientID:secret when
+// secret is set and with a DPoP proof when one is given.
+func pushAuthRequest(t *testing.T, issuer, clientID, secret string, form url.Values, dpopProof ...string) (int, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, issuer+"/par", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if secret != "" {
 		req.SetBasicAuth(clientID, secret)
+	}
+	if len(dpopProof) > 0 && dpopProof[0] != "" {
+		req.Header.Set("DPoP", dpopProof[0])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
