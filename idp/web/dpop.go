@@ -95,17 +95,14 @@ func (s *Server) spendPending(ctx context.Context) error {
 		return nil
 	}
 	pp.spent = true
-	if err := s.dpop.Spend(ctx, pp.p); err != nil {
-		return s.proofError(pp.path, err)
-	}
-	return nil
+	return s.spendProof(ctx, pp.path, pp.p)
 }
 
 // spendProof spends the jti of a proof tokenProof verified with later (a
 // no-op for any other proof, or none), with tokenProof's errors: a replay
 // is invalid_dpop_proof.
-func (s *Server) spendProof(r *http.Request, path string, p *dpop.Proof) error {
-	if err := s.dpop.Spend(r.Context(), p); err != nil {
+func (s *Server) spendProof(ctx context.Context, path string, p *dpop.Proof) error {
+	if err := s.dpop.Spend(ctx, p); err != nil {
 		return s.proofError(path, err)
 	}
 	return nil

@@ -319,7 +319,7 @@ func (s *Server) par(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Its jti too: only a request the client's allowance admits spends one.
-	if err := s.spendProof(r, PathPAR, proof); err != nil {
+	if err := s.spendProof(ctx, PathPAR, proof); err != nil {
 		s.parError(w, r, ar, err)
 		return
 	}
